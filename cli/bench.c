@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: MIT
+//
+// dtx bench: the benchmarks, one subcommand each. Every benchmark prints
+// numbers (and one JSON object with --json); none asserts a target.
+
+#include "cli_int.h"
+
+static const cli_cmd benches[] = {
+	{ NULL, NULL, NULL },
+};
+
+int
+cli_cmd_bench(int argc, char **argv)
+{
+	return cli_dispatch("dtx bench", benches,
+	    sizeof(benches) / sizeof(benches[0]) - 1, argc, argv);
+}

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: MIT
+//
+// Helpers every subcommand uses: dispatch, flag parsing with one-line
+// errors, latency quantiles, and the JSON writer behind --json.
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_int.h"
+
+int
+cli_dispatch(
+    const char *what, const cli_cmd *cmds, size_t n, int argc, char **argv)
+{
+	if (argc >= 1) {
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(argv[0], cmds[i].name) == 0)
+				return cmds[i].fn(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "%s: %s%s%s; known: ", what,
+	    argc >= 1 ? "unknown command '" : "missing command",
+	    argc >= 1 ? argv[0] : "", argc >= 1 ? "'" : "");
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "%s%s", i ? ", " : "", cmds[i].name);
+	fputc('\n', stderr);
+	return CLI_EXIT_USAGE;
+}
+
+int
+cli_parse_flags(const char *what, const dtx_cfg_opt *table, size_t n, void *cfg,
+    int argc, char **argv, char **pos, int max_pos, int *npos)
+{
+	char err[512];
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			printf("usage: %s [FLAGS]\n", what);
+			dtx_cfg_usage(stdout, table, n);
+			return -1;
+		}
+	}
+	if (dtx_cfg_load(table, n, cfg, NULL, argc, argv, pos, max_pos, npos,
+	        err, sizeof(err)) != DTX_OK) {
+		fprintf(stderr, "%s: %s (see: %s --help)\n", what, err, what);
+		return CLI_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void
+cli_sort_u64(uint64_t *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_u64);
+}
+
+uint64_t
+cli_quantile(const uint64_t *sorted, size_t n, double q)
+{
+	if (n == 0)
+		return 0;
+	// Nearest-rank: the smallest sample with at least q of them <= it.
+	size_t rank = (size_t)ceil(q * (double)n);
+	if (rank < 1)
+		rank = 1;
+	if (rank > n)
+		rank = n;
+	return sorted[rank - 1];
+}
+
+void
+cli_json_escape(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;
+	     p++) {
+		switch (*p) {
+		case '"':
+			fputs("\\\"", out);
+			break;
+		case '\\':
+			fputs("\\\\", out);
+			break;
+		case '\n':
+			fputs("\\n", out);
+			break;
+		case '\t':
+			fputs("\\t", out);
+			break;
+		default:
+			if (*p < 0x20)
+				fprintf(out, "\\u%04x", *p);
+			else
+				fputc(*p, out);
+		}
+	}
+	fputc('"', out);
+}
+
+static void
+sep(cli_json *j, const char *key)
+{
+	if (j->need_comma[j->depth])
+		fputc(',', j->out);
+	j->need_comma[j->depth] = true;
+	if (key != NULL) {
+		cli_json_escape(j->out, key);
+		fputc(':', j->out);
+	}
+}
+
+void
+cli_json_begin(cli_json *j, FILE *out)
+{
+	memset(j, 0, sizeof(*j));
+	j->out = out;
+	fputc('{', out);
+}
+
+void
+cli_json_end(cli_json *j)
+{
+	fputs("}\n", j->out);
+	fflush(j->out);
+}
+
+void
+cli_json_key(cli_json *j, const char *key)
+{
+	sep(j, key);
+}
+
+void
+cli_json_str(cli_json *j, const char *key, const char *val)
+{
+	sep(j, key);
+	if (val == NULL)
+		fputs("null", j->out);
+	else
+		cli_json_escape(j->out, val);
+}
+
+void
+cli_json_int(cli_json *j, const char *key, int64_t val)
+{
+	sep(j, key);
+	fprintf(j->out, "%lld", (long long)val);
+}
+
+void
+cli_json_num(cli_json *j, const char *key, double val)
+{
+	sep(j, key);
+	if (isfinite(val))
+		fprintf(j->out, "%.6g", val);
+	else
+		fputs("null", j->out);
+}
+
+void
+cli_json_bool(cli_json *j, const char *key, bool val)
+{
+	sep(j, key);
+	fputs(val ? "true" : "false", j->out);
+}
+
+static void
+open_nested(cli_json *j, const char *key, char c)
+{
+	sep(j, key);
+	fputc(c, j->out);
+	if (j->depth < 15)
+		j->depth++;
+	j->need_comma[j->depth] = false;
+}
+
+static void
+close_nested(cli_json *j, char c)
+{
+	fputc(c, j->out);
+	if (j->depth > 0)
+		j->depth--;
+}
+
+void
+cli_json_obj_begin(cli_json *j, const char *key)
+{
+	open_nested(j, key, '{');
+}
+
+void
+cli_json_obj_end(cli_json *j)
+{
+	close_nested(j, '}');
+}
+
+void
+cli_json_arr_begin(cli_json *j, const char *key)
+{
+	open_nested(j, key, '[');
+}
+
+void
+cli_json_arr_end(cli_json *j)
+{
+	close_nested(j, ']');
+}

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: MIT
+//
+// common: the few things every dtx component shares: error codes, one-line
+// logging, allocation hooks that tests can make fail, CRC32C, clocks for
+// measuring intervals, a seeded PRNG, crash points for fault tests, and the
+// config table that fills a daemon's settings from defaults, environment and
+// flags.
+
+#ifndef DTX_COMMON_H
+#define DTX_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+// ---------------------------------------------------------------- errors
+
+// Every function that can fail returns a dtx_err; DTX_OK is zero. Results
+// are written through out-parameters only on success.
+typedef enum dtx_err {
+	DTX_OK = 0,
+	DTX_ENOMEM, // allocation failed
+	DTX_EINVAL, // bad argument or bad user input
+	DTX_EIO, // a read, write or fsync failed
+	DTX_ECORRUPT, // on-disk data is damaged before the tail
+	DTX_ECONFLICT, // key locked by another transaction / write conflict
+	DTX_ETIMEDOUT, // no answer in time (outcome unknown)
+	DTX_EPROTO, // malformed, unknown or oversized message
+	DTX_ECLOSED, // object closed or shutting down
+	DTX_ENOENT, // no such key, record, file or transaction
+	DTX_EEXIST, // already exists
+	DTX_EFAILED, // store is in the failed state after an I/O error
+	DTX_EUNREACH, // peer cannot be reached (connection refused/lost)
+	DTX_EBUSY, // resource busy, try again later
+	DTX_ECLOCK, // remote clock too far ahead of ours
+	DTX_ERANGE, // value out of range (e.g. balance below minimum)
+	DTX_EAGAIN, // transient condition, the caller should retry
+	DTX_EPERM, // not permitted (e.g. needs root)
+	DTX_ENOSPC, // no space left on device
+	DTX_ECANCELED, // operation canceled
+	DTX_EREFUSED, // peer definitely refused (an error reply)
+	DTX_ERR_COUNT
+} dtx_err;
+
+// Returns a static, human-readable description of err. Never NULL.
+const char *dtx_strerror(dtx_err err);
+
+// Returns the short symbolic name of err ("DTX_EIO"). Never NULL.
+const char *dtx_errname(dtx_err err);
+
+// Translates an errno value into a dtx_err (EIO, ENOSPC -> DTX_EIO/ENOSPC,
+// ENOENT -> DTX_ENOENT, ...). Call it once, where the syscall returns.
+dtx_err dtx_from_errno(int e);
+
+// Aborts the process with a message: for proven invariants only, never for
+// anything a peer, a disk or the allocator can cause.
+#define DTX_ASSERT(x)                                                          \
+	do {                                                                   \
+		if (!(x))                                                      \
+			dtx_panic(__FILE__, __LINE__, #x);                     \
+	} while (0)
+
+_Noreturn void dtx_panic(const char *file, int line, const char *what);
+
+// ---------------------------------------------------------------- logging
+
+typedef enum dtx_log_level {
+	DTX_LOG_DEBUG = 0,
+	DTX_LOG_INFO = 1,
+	DTX_LOG_WARN = 2,
+	DTX_LOG_ERROR = 3,
+	DTX_LOG_OFF = 4
+} dtx_log_level;
+
+// Sets the process's log name (e.g. "coord-1") and the lowest level that is
+// printed. Call once from main() before starting threads. name is copied
+// (truncated to 31 bytes).
+void dtx_log_init(const char *name, dtx_log_level min);
+
+// Parses "debug", "info", "warn", "error" or "off"; DTX_EINVAL otherwise.
+dtx_err dtx_log_level_parse(const char *s, dtx_log_level *out);
+
+// True when a message of this level would be printed.
+bool dtx_log_enabled(dtx_log_level level);
+
+// Writes one line to stderr: "<utc time> <LEVEL> <name> <MSGID> <text>".
+// Thread-safe; the line is written with a single write(2).
+void dtx_log_write(dtx_log_level level, const char *msgid, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+// The level is checked before the arguments are formatted.
+#define DTX_LOG(level, msgid, ...)                                             \
+	do {                                                                   \
+		if (dtx_log_enabled(level))                                    \
+			dtx_log_write((level), (msgid), __VA_ARGS__);          \
+	} while (0)
+
+// ---------------------------------------------------------------- memory
+
+// Library code allocates through these so that tests can make the n-th
+// allocation fail. All are thread-safe. dtx_free(NULL) does nothing.
+void *dtx_alloc(size_t n);
+void *dtx_calloc(size_t count, size_t size);
+void *dtx_realloc(void *p, size_t n);
+void dtx_free(void *p);
+// Returns an owned copy (free with dtx_free), or NULL when out of memory.
+char *dtx_strdup(const char *s);
+void *dtx_memdup(const void *p, size_t n);
+
+// Test hook: after n more successful allocations, every allocation fails
+// until the hook is disarmed with n < 0. n == 0 fails the very next one.
+void dtx_alloc_fail_after(long n);
+// Test hook: true once an allocation has been failed by the hook since the
+// last dtx_alloc_fail_after() call.
+bool dtx_alloc_failed(void);
+
+// ---------------------------------------------------------------- CRC32C
+
+// CRC32C (Castagnoli) of buf, continuing from crc (start with 0). Uses the
+// SSE4.2 instruction when the CPU has it.
+uint32_t dtx_crc32c(uint32_t crc, const void *buf, size_t len);
+
+// ---------------------------------------------------------------- time
+
+// Monotonic time in nanoseconds, for measuring intervals and timeouts.
+uint64_t dtx_mono_ns(void);
+// System wall-clock time in nanoseconds since the epoch (not skewed: the
+// clock/ module's source is what protocol timestamps read).
+uint64_t dtx_wall_ns(void);
+// Sleeps for ms milliseconds (restarting on EINTR).
+void dtx_sleep_ms(uint64_t ms);
+
+// ---------------------------------------------------------------- PRNG
+
+// splitmix64: a small, fast, seedable generator. *state is the whole state.
+uint64_t dtx_rand_next(uint64_t *state);
+// Uniform integer in [0, n); n > 0.
+uint64_t dtx_rand_below(uint64_t *state, uint64_t n);
+
+// ---------------------------------------------------------------- crash points
+
+// Fault tests name a crash point in the environment variable DTX_CRASH_AT
+// ("name" or "name:N" for the N-th time the point is reached, default 1).
+// When this process reaches that point it logs the name and kills itself
+// with SIGKILL, exactly as kill -9 would. Costs one comparison otherwise.
+void dtx_crashpoint(const char *name);
+
+// ---------------------------------------------------------------- config
+
+typedef enum dtx_cfg_type {
+	DTX_CFG_INT, // int64_t, checked against [min, max]
+	DTX_CFG_STR, // char *, owned by the config struct
+	DTX_CFG_BOOL, // bool; "--name" alone means true
+	DTX_CFG_DOUBLE, // double, checked against [min, max]
+} dtx_cfg_type;
+
+// One row of a config table: the flag is "--name", the environment
+// variable is <prefix><NAME> with '-' turned into '_' and upper-cased.
+typedef struct dtx_cfg_opt {
+	const char *name;
+	dtx_cfg_type type;
+	size_t offset; // offsetof() the field in the config struct
+	int64_t min, max; // for INT and DOUBLE
+	const char *def; // default as text, NULL for none (STR stays NULL)
+	const char *help;
+} dtx_cfg_opt;
+
+// Fills cfg from the table's defaults, then the environment (when
+// env_prefix is non-NULL, e.g. "DTX_"), then argv[0..argc). Arguments that
+// are not flags are returned in positional[] (borrowed from argv) when
+// positional is non-NULL, up to max_pos of them; *npos gets the count.
+// On error returns DTX_EINVAL and writes one line saying what is wrong and
+// what would be right into err (size errlen); cfg must still be passed to
+// dtx_cfg_fini. Not thread-safe (call from main).
+dtx_err dtx_cfg_load(const dtx_cfg_opt *table, size_t n, void *cfg,
+    const char *env_prefix, int argc, char **argv, char **positional,
+    int max_pos, int *npos, char *err, size_t errlen);
+
+// Frees the strings dtx_cfg_load stored in cfg. cfg may be partly filled.
+void dtx_cfg_fini(const dtx_cfg_opt *table, size_t n, void *cfg);
+
+// Prints one line per option: "  --name VALUE  help (default: def)".
+void dtx_cfg_usage(FILE *out, const dtx_cfg_opt *table, size_t n);
+
+#endif // DTX_COMMON_H

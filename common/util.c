@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+//
+// Small process-wide utilities: interval clocks, the seeded PRNG and the
+// crash points that fault tests arm through DTX_CRASH_AT.
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+
+uint64_t
+dtx_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
+dtx_wall_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void
+dtx_sleep_ms(uint64_t ms)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ms / 1000),
+		.tv_nsec = (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+uint64_t
+dtx_rand_next(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+uint64_t
+dtx_rand_below(uint64_t *state, uint64_t n)
+{
+	// Rejection sampling keeps the result exactly uniform.
+	uint64_t lim = UINT64_MAX - UINT64_MAX % n;
+	uint64_t r;
+	do
+		r = dtx_rand_next(state);
+	while (r >= lim);
+	return r % n;
+}
+
+// The armed crash point, parsed once from DTX_CRASH_AT.
+static pthread_once_t crash_once = PTHREAD_ONCE_INIT;
+static char crash_name[128];
+static long crash_nth = 1;
+static _Atomic long crash_hits;
+
+static void
+crash_init(void)
+{
+	const char *s = getenv("DTX_CRASH_AT");
+	if (s == NULL || *s == '\0')
+		return;
+	snprintf(crash_name, sizeof(crash_name), "%s", s);
+	char *colon = strchr(crash_name, ':');
+	if (colon != NULL) {
+		*colon = '\0';
+		crash_nth = strtol(colon + 1, NULL, 10);
+		if (crash_nth < 1)
+			crash_nth = 1;
+	}
+}
+
+void
+dtx_crashpoint(const char *name)
+{
+	pthread_once(&crash_once, crash_init);
+	if (crash_name[0] == '\0' || strcmp(name, crash_name) != 0)
+		return;
+	if (atomic_fetch_add(&crash_hits, 1) + 1 != crash_nth)
+		return;
+	DTX_LOG(DTX_LOG_WARN, "CRASHPOINT", "crash point %s reached: SIGKILL",
+	    name);
+	kill(getpid(), SIGKILL);
+	_exit(137);
+}

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MIT
+//
+// CRC32C against published check values, the PRNG's determinism and range,
+// error names, and the allocation failure hook.
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "common.h"
+
+static void
+test_crc32c_vectors(void **state)
+{
+	(void)state;
+	// RFC 3720 B.4 and the common "123456789" check value.
+	assert_int_equal(dtx_crc32c(0, "123456789", 9), 0xE3069283u);
+	unsigned char zeros[32] = { 0 };
+	assert_int_equal(dtx_crc32c(0, zeros, 32), 0x8A9136AAu);
+	unsigned char ones[32];
+	memset(ones, 0xff, sizeof(ones));
+	assert_int_equal(dtx_crc32c(0, ones, 32), 0x62A8AB43u);
+	unsigned char inc[32];
+	for (int i = 0; i < 32; i++)
+		inc[i] = (unsigned char)i;
+	assert_int_equal(dtx_crc32c(0, inc, 32), 0x46DD794Eu);
+}
+
+static void
+test_crc32c_incremental(void **state)
+{
+	(void)state;
+	unsigned char buf[1000];
+	uint64_t s = 7;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)dtx_rand_next(&s);
+	uint32_t whole = dtx_crc32c(0, buf, sizeof(buf));
+	for (size_t cut = 0; cut <= sizeof(buf); cut += 37) {
+		uint32_t c = dtx_crc32c(0, buf, cut);
+		c = dtx_crc32c(c, buf + cut, sizeof(buf) - cut);
+		assert_int_equal(c, whole);
+	}
+	buf[500] ^= 1;
+	assert_int_not_equal(dtx_crc32c(0, buf, sizeof(buf)), whole);
+}
+
+static void
+test_rand(void **state)
+{
+	(void)state;
+	uint64_t a = 42, b = 42;
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(dtx_rand_next(&a), dtx_rand_next(&b));
+	int seen[7] = { 0 };
+	for (int i = 0; i < 7000; i++) {
+		uint64_t r = dtx_rand_below(&a, 7);
+		assert_true(r < 7);
+		seen[r]++;
+	}
+	for (int i = 0; i < 7; i++)
+		assert_true(seen[i] > 800 && seen[i] < 1200);
+}
+
+static void
+test_errors(void **state)
+{
+	(void)state;
+	for (int e = 0; e < DTX_ERR_COUNT; e++) {
+		assert_non_null(dtx_strerror((dtx_err)e));
+		assert_true(strncmp(dtx_errname((dtx_err)e), "DTX_", 4) == 0);
+	}
+	assert_string_equal(dtx_strerror(DTX_ERR_COUNT), "unknown error");
+	assert_int_equal(dtx_from_errno(ENOSPC), DTX_ENOSPC);
+	assert_int_equal(dtx_from_errno(ENOENT), DTX_ENOENT);
+	assert_int_equal(dtx_from_errno(EIO), DTX_EIO);
+	dtx_log_level lv;
+	assert_int_equal(dtx_log_level_parse("WARN", &lv), DTX_OK);
+	assert_int_equal(lv, DTX_LOG_WARN);
+	assert_int_equal(dtx_log_level_parse("loud", &lv), DTX_EINVAL);
+}
+
+static void
+test_alloc_hook(void **state)
+{
+	(void)state;
+	dtx_alloc_fail_after(2);
+	void *a = dtx_alloc(8), *b = dtx_alloc(8), *c = dtx_alloc(8);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_null(c);
+	assert_true(dtx_alloc_failed());
+	dtx_alloc_fail_after(-1);
+	c = dtx_strdup("abc");
+	assert_string_equal(c, "abc");
+	assert_false(dtx_alloc_failed());
+	dtx_free(a);
+	dtx_free(b);
+	dtx_free(c);
+	dtx_free(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crc32c_vectors),
+		cmocka_unit_test(test_crc32c_incremental),
+		cmocka_unit_test(test_rand),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_alloc_hook),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
