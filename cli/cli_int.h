@@ -71,6 +71,10 @@ void cli_json_arr_end(cli_json *j);
 void cli_json_escape(FILE *out, const char *s);
 
 // Subcommands, one file each.
-int cli_cmd_bench(int argc, char **argv);
+int cli_cmd_bench(int argc, char **argv); // bench.c
+int cli_bench_rpc(int argc, char **argv); // bench_rpc.c
+int cli_bench_storage(int argc, char **argv); // bench_storage.c
+int cli_cmd_results(int argc, char **argv); // results.c
+int cli_cmd_check(int argc, char **argv); // check.c
 
 #endif // CLI_INT_H
