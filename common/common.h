@@ -183,4 +183,70 @@ void dtx_cfg_fini(const dtx_cfg_opt *table, size_t n, void *cfg);
 // Prints one line per option: "  --name VALUE  help (default: def)".
 void dtx_cfg_usage(FILE *out, const dtx_cfg_opt *table, size_t n);
 
+// ---------------------------------------------------------------- topology
+
+// A cluster's topology: which node ids exist, their roles and addresses.
+// It is read from a small text file, one node a line:
+//
+//     # role         id  url
+//     coordinator    0   tcp://127.0.0.1:7100
+//     participant    1   tcp://127.0.0.1:7101
+//     participant    2   tcp://127.0.0.1:7102
+//     saga           3   tcp://127.0.0.1:7103
+//     client         4
+//
+// Blank lines and '#' comments are ignored. Ids are 0 .. DTX_TOPO_MAX-1 and
+// unique (they index vector clocks); a client line (no url) reserves the
+// id the CLI uses as its own. Keys belong to participants by
+// dtx_topo_route(): CRC32C(key) modulo the number of participants, taken
+// in the order their lines appear, so every process routes a key alike.
+#define DTX_TOPO_MAX 32
+#define DTX_URL_MAX 256
+
+typedef enum dtx_role {
+	DTX_ROLE_COORDINATOR,
+	DTX_ROLE_PARTICIPANT,
+	DTX_ROLE_SAGA,
+	DTX_ROLE_CLIENT,
+} dtx_role;
+
+typedef struct dtx_node {
+	uint32_t id;
+	dtx_role role;
+	char url[DTX_URL_MAX]; // empty for clients
+} dtx_node;
+
+typedef struct dtx_topo {
+	uint32_t n; // nodes[0 .. n)
+	dtx_node nodes[DTX_TOPO_MAX];
+	uint32_t nparts; // participants, in file order
+	uint32_t parts[DTX_TOPO_MAX]; // their ids
+	uint32_t max_id; // largest id + 1 (the vector clock size)
+} dtx_topo;
+
+// Parses topology text into *out. On error returns DTX_EINVAL with
+// "line N: what is wrong" in err. Borrows text.
+dtx_err dtx_topo_parse(
+    const char *text, dtx_topo *out, char *err, size_t errlen);
+
+// Reads and parses a topology file (DTX_ENOENT if missing, DTX_EINVAL with
+// the reason in err when malformed).
+dtx_err dtx_topo_load(
+    const char *path, dtx_topo *out, char *err, size_t errlen);
+
+// Writes topo in the text form above to path atomically (tmp + rename).
+dtx_err dtx_topo_save(const dtx_topo *topo, const char *path);
+
+// The node with this id, or NULL. Borrowed from topo.
+const dtx_node *dtx_topo_find(const dtx_topo *topo, uint32_t id);
+
+// The first node with this role, or NULL.
+const dtx_node *dtx_topo_first(const dtx_topo *topo, dtx_role role);
+
+// The id of the participant that owns key. topo must have a participant.
+uint32_t dtx_topo_route(const dtx_topo *topo, const void *key, size_t len);
+
+// "coordinator", "participant", "saga", "client".
+const char *dtx_role_name(dtx_role role);
+
 #endif // DTX_COMMON_H
