@@ -146,4 +146,528 @@ dtx_err cli_cluster_stop_all(cli_cluster *c, uint64_t grace_ms);
 // Path of node id's log file (borrowed until the next call).
 const char *cli_cluster_log(cli_cluster *c, uint32_t id);
 
+// History, checkers, results and reports.
+//
+// A run is recorded as a Jepsen-style history: a list of operations
+// {index, time_ns, process, type, f, value, error}. Client processes are
+// numbered from 0; the nemesis is the process CLI_PROC_NEMESIS, printed
+// "nemesis". A client that sees an uncertain outcome records `info` and
+// continues under a new process id. Values are JSON text (RFC 8259):
+//
+//   transfer  {"from":3,"to":7,"amount":5,"mode":"2pc","txid":123,"gid":"g1"}
+//             (txid/gid may appear only in the completion's value; the
+//             checkers look at the completion first, then the invocation)
+//   read      invoke: null; ok: {"ts":<hlc uint64>,"balances":{"0":100,...}}
+//   final-read  the same shape as read, issued after heal, restart and
+//             recovery; the saga checker takes the last ok final-read as the
+//             final state
+//   nemesis   f is kill, restart, pause, resume, partition, heal, clock-bump,
+//             clock-reset, clock-strobe, netem or a single-shot fault
+//             (wal-truncate, wal-bitflip, lose-unsynced); the value is a JSON
+//             description: {"targets":[1,2],"shape":"halves",...}
+//
+// Nemesis ops are `info` (or `invoke` then `info`): the first op of an f
+// opens it and the next op with the same f completes it.
+
+#include <stdarg.h>
+
+#define CLI_PROC_NEMESIS ((int64_t)-1)
+
+typedef enum cli_op_type {
+	CLI_OP_INVOKE = 0,
+	CLI_OP_OK = 1,
+	CLI_OP_FAIL = 2,
+	CLI_OP_INFO = 3,
+} cli_op_type;
+
+// "invoke", "ok", "fail", "info".
+const char *cli_op_type_name(cli_op_type t);
+// Parses the names above; DTX_EINVAL otherwise.
+dtx_err cli_op_type_parse(const char *s, cli_op_type *out);
+
+// One operation. Strings are owned by the history; value is JSON text or
+// NULL (JSON null), error is free text or NULL.
+typedef struct cli_op {
+	int64_t index; // position in the history, from 0
+	int64_t time_ns; // monotonic nanoseconds since the history began
+	int64_t process;
+	cli_op_type type;
+	char *f;
+	char *value;
+	char *error;
+} cli_op;
+
+typedef struct cli_history cli_history;
+
+// Returns a new, empty history whose clock starts now, or NULL when out of
+// memory (free with cli_history_free).
+cli_history *cli_history_new(void);
+void cli_history_free(cli_history *h);
+
+// Appends an op stamped with the next index and the monotonic time since
+// the history began. f must be non-empty; value_json must be valid JSON or
+// NULL; error may be NULL. All strings are copied (borrowed). Thread-safe:
+// many client threads may add concurrently; indices and times increase
+// together. DTX_EINVAL for a bad argument, DTX_ENOMEM.
+dtx_err cli_history_add(cli_history *h, int64_t process, cli_op_type type,
+    const char *f, const char *value_json, const char *error);
+
+// As cli_history_add with an explicit time (reloading a stored history and
+// synthetic histories in tests). Thread-safe.
+dtx_err cli_history_append(cli_history *h, int64_t time_ns, int64_t process,
+    cli_op_type type, const char *f, const char *value_json,
+    const char *error);
+
+// Number of ops. Thread-safe.
+size_t cli_history_len(const cli_history *h);
+// Op i (< len), borrowed: stays valid until cli_history_free, even while
+// other threads append. Thread-safe.
+const cli_op *cli_history_get(const cli_history *h, size_t i);
+
+// Pairs invocations with completions by process (Jepsen's rule: a
+// process's next op after an invoke is its completion). Returns an owned
+// array of len entries (free with dtx_free): for an invocation the index of
+// its completion or -1 when it never completed, for a completion the index
+// of its invocation or -1 when it completes nothing. Call when no thread is
+// appending. DTX_ENOMEM.
+dtx_err cli_history_pairs(const cli_history *h, int64_t **out);
+
+// Writes "nemesis" or the decimal process id into buf (size >= 24).
+const char *cli_process_name(int64_t process, char *buf, size_t len);
+
+// ---------------------------------------------------------------- JSON
+
+// A strict JSON reader (RFC 8259): no comments, no trailing commas, no
+// leading zeros, valid escapes and UTF-8 only, no duplicate object keys,
+// nesting at most CLI_JV_MAX_DEPTH deep, nothing after the value.
+#define CLI_JV_MAX_DEPTH 64
+
+typedef enum cli_jv_type {
+	CLI_JV_NULL,
+	CLI_JV_BOOL,
+	CLI_JV_NUM,
+	CLI_JV_STR,
+	CLI_JV_ARR,
+	CLI_JV_OBJ,
+} cli_jv_type;
+
+// A parsed value. Numbers keep their exact integer value when they are
+// integers that fit in 64 bits (is_int; neg says the sign; mag is the
+// magnitude) and always a double approximation. Arrays and objects keep
+// their members as a list (first, next; key set for object members).
+typedef struct cli_jv cli_jv;
+struct cli_jv {
+	cli_jv_type type;
+	bool b;
+	bool is_int;
+	bool neg;
+	uint64_t mag;
+	double d;
+	char *s; // CLI_JV_STR: UTF-8, NUL-terminated (len excludes NUL)
+	size_t len; // string length, or member count of an array/object
+	char *key; // set on object members
+	cli_jv *first; // first member
+	cli_jv *next; // next sibling
+};
+
+typedef struct cli_jdoc cli_jdoc;
+
+// Parses text[0..len). On success *out is an owned document (free with
+// cli_jdoc_free). On bad input returns DTX_EINVAL and writes "offset N:
+// what is wrong" into err (size errlen); DTX_ENOMEM.
+dtx_err cli_json_parse(
+    const char *text, size_t len, cli_jdoc **out, char *err, size_t errlen);
+void cli_jdoc_free(cli_jdoc *d);
+// The document's root value, borrowed from d.
+const cli_jv *cli_jdoc_root(const cli_jdoc *d);
+// Member key of object v, or NULL when v is not an object or has none.
+const cli_jv *cli_jv_get(const cli_jv *v, const char *key);
+// The value as int64 / uint64: DTX_EINVAL when not an integer,
+// DTX_ERANGE when it does not fit.
+dtx_err cli_jv_int(const cli_jv *v, int64_t *out);
+dtx_err cli_jv_u64(const cli_jv *v, uint64_t *out);
+// True when text[0..len) is valid JSON.
+bool cli_json_valid(const char *text, size_t len);
+
+// ---------------------------------------------------------------- checkers
+
+typedef enum cli_valid {
+	CLI_VALID_TRUE = 0,
+	CLI_VALID_FALSE = 1,
+	CLI_VALID_UNKNOWN = 2,
+} cli_valid;
+
+// "true", "false", "unknown".
+const char *cli_valid_name(cli_valid v);
+// Jepsen's merge: false if any is false, else unknown if any is unknown.
+cli_valid cli_valid_merge(cli_valid a, cli_valid b);
+
+// One anomaly a checker found (stored in the results' anomalies table).
+typedef struct cli_anomaly {
+	const char *checker; // static: "bank", "atomicity", "saga"
+	const char *kind; // static: "wrong-total", "split-decision", ...
+	int64_t op_index; // -1 when not tied to an op
+	int64_t time_ns; // -1 when not tied to an op
+	bool has_txid;
+	uint64_t txid;
+	char *gid; // owned, NULL when none
+	char *detail; // owned JSON object text
+} cli_anomaly;
+
+// What every checker returns: a verdict, a one-line summary, the full
+// result as a JSON object, and anomalies (every one for atomicity and
+// saga, the first/worst/last example per kind for bank). Release with
+// cli_check_fini.
+typedef struct cli_check {
+	const char *name; // static
+	cli_valid valid;
+	char *summary; // owned
+	char *json; // owned JSON object text
+	cli_anomaly *anoms; // owned
+	size_t nanoms;
+	size_t anoms_cap;
+} cli_check;
+
+void cli_check_fini(cli_check *c);
+
+// Bank checker configuration. Accounts are the integer ids accounts[0..n);
+// balances keys are their decimal text. In saga mode wrong totals in `read`
+// ops are transient (reported, not violations); in every mode wrong totals
+// in `final-read` ops are violations.
+typedef struct cli_bank_cfg {
+	const int64_t *accounts; // borrowed
+	size_t naccounts;
+	int64_t total;
+	bool saga;
+} cli_bank_cfg;
+
+typedef enum cli_bank_kind {
+	CLI_BANK_WRONG_TOTAL = 0,
+	CLI_BANK_NEGATIVE = 1,
+	CLI_BANK_UNEXPECTED_KEY = 2,
+	CLI_BANK_MISSING_BALANCE = 3,
+	CLI_BANK_TRANSIENT_TOTAL = 4, // saga mode only: not a violation
+	CLI_BANK_MALFORMED = 5, // an ok read whose value has no balances
+	CLI_BANK_NKINDS = 6,
+} cli_bank_kind;
+
+// "wrong-total", "negative-balance", "unexpected-key", "missing-balance",
+// "transient-total", "malformed-read".
+const char *cli_bank_kind_name(cli_bank_kind k);
+
+typedef struct cli_bank_example {
+	int64_t op_index; // -1 when the kind never occurred
+	int64_t time_ns;
+	int64_t process;
+	int64_t total; // sum of the balances the read saw
+	int64_t badness; // |total - expected|, sum of negatives, key count
+} cli_bank_example;
+
+typedef struct cli_bank_stat {
+	size_t count;
+	cli_bank_example first, worst, last;
+} cli_bank_stat;
+
+// A balance that is null or not an integer counts as missing. A read with
+// an unexpected key or a missing balance is not also checked
+// for its total (the sum is meaningless then), as in Jepsen's bank test;
+// negative balances are checked on every read.
+typedef struct cli_bank_result {
+	cli_check c;
+	size_t reads; // ok reads and final-reads
+	size_t bad_reads; // reads with at least one violation
+	cli_bank_stat kinds[CLI_BANK_NKINDS];
+	int64_t lowest_total, highest_total; // over wrong and transient totals
+} cli_bank_result;
+
+// Checks every ok read/final-read of h. Valid when no violation, unknown
+// when there is no ok read. Call when no thread is appending. DTX_ENOMEM,
+// DTX_EINVAL (bad cfg); *out is filled only on success (cli_check_fini
+// releases out->c).
+dtx_err cli_check_bank(
+    const cli_history *h, const cli_bank_cfg *cfg, cli_bank_result *out);
+
+// A participant's view of one transaction, gathered after the run.
+typedef enum cli_txn_outcome {
+	CLI_TXN_COMMITTED = 0,
+	CLI_TXN_ABORTED = 1,
+	CLI_TXN_IN_DOUBT = 2,
+	CLI_TXN_UNKNOWN = 3, // participant could not be asked
+} cli_txn_outcome;
+
+// "committed", "aborted", "in-doubt", "unknown".
+const char *cli_txn_outcome_name(cli_txn_outcome o);
+dtx_err cli_txn_outcome_parse(const char *s, cli_txn_outcome *out);
+
+typedef struct cli_txn_obs {
+	uint64_t txid;
+	int32_t node;
+	cli_txn_outcome outcome;
+} cli_txn_obs;
+
+// Split decision (committed at one participant, aborted at another) and
+// history cross-checks (an ok transfer aborted at a participant, a failed
+// transfer committed at one) are violations. Transactions still in doubt
+// are reported as blocked and do not change the verdict. No observations:
+// unknown.
+typedef struct cli_atom_result {
+	cli_check c;
+	size_t txns; // distinct txids observed
+	size_t split; // split decisions
+	size_t ok_not_committed; // ok transfers aborted at some participant
+	size_t fail_committed; // failed transfers committed somewhere
+	size_t in_doubt; // txids in doubt at some participant
+	size_t unobserved; // ok/fail transfers with a txid nobody reported
+} cli_atom_result;
+
+dtx_err cli_check_atomicity(const cli_history *h, const cli_txn_obs *obs,
+    size_t nobs, cli_atom_result *out);
+
+typedef enum cli_saga_state {
+	CLI_SAGA_COMMITTED = 0,
+	CLI_SAGA_ABORTED = 1, // fully compensated
+	CLI_SAGA_COMPENSATING = 2,
+	CLI_SAGA_RUNNING = 3,
+} cli_saga_state;
+
+// "committed", "aborted", "compensating", "running".
+const char *cli_saga_state_name(cli_saga_state s);
+dtx_err cli_saga_state_parse(const char *s, cli_saga_state *out);
+
+#define CLI_GID_MAX 64 // including the NUL
+
+typedef struct cli_saga_obs {
+	char gid[CLI_GID_MAX];
+	cli_saga_state state;
+	int32_t failed_step; // -1 when no step failed
+} cli_saga_obs;
+
+// At quiescence every saga must be committed or aborted; the last ok
+// final-read must show the configured total; a transfer the client saw ok
+// must belong to a committed saga and a failed one to an aborted saga.
+// Wrong totals in `read` ops during the run are counted as transient.
+// Unknown when there are neither saga states nor a final read.
+typedef struct cli_saga_result {
+	cli_check c;
+	size_t sagas, committed, aborted, stuck;
+	size_t transient; // reads during the run with a wrong total
+	size_t final_reads; // ok final-reads
+	bool final_ok; // last ok final-read shows the total
+	int64_t final_total;
+	size_t ok_not_committed, fail_committed;
+} cli_saga_result;
+
+dtx_err cli_check_saga(const cli_history *h, const cli_bank_cfg *cfg,
+    const cli_saga_obs *sagas, size_t nsagas, cli_saga_result *out);
+
+// Latency and throughput (Jepsen's stats and perf checkers) over client
+// ops: counts by f and type; completions per second per type; latency
+// quantiles per f from invoke->completion pairs; ops still open at the
+// end. Valid unless a client f never completed ok (then unknown).
+typedef struct cli_stats_f {
+	char *f; // owned
+	size_t counts[4]; // by cli_op_type
+	size_t nlat; // completed pairs
+	uint64_t p50, p90, p99, max; // latency ns over completed pairs
+} cli_stats_f;
+
+typedef struct cli_stats_result {
+	cli_check c;
+	cli_stats_f *fs; // sorted by f
+	size_t nfs;
+	size_t total_ops, client_ops, nemesis_ops, open; // open: no completion
+	size_t nsec; // length of rate[]: one bucket per second of the run
+	size_t (*rate)[3]; // completions per second: [ok, fail, info]
+	int64_t duration_ns;
+} cli_stats_result;
+
+// out is filled only on success; release with cli_stats_fini.
+dtx_err cli_check_stats(const cli_history *h, cli_stats_result *out);
+void cli_stats_fini(cli_stats_result *r);
+
+// What a run checks. mode is "2pc", "3pc" or "saga" (borrowed).
+typedef struct cli_run_cfg {
+	const char *mode;
+	cli_bank_cfg bank;
+} cli_run_cfg;
+
+// Every checker's result and the combined verdict. Release with
+// cli_verdict_fini.
+typedef struct cli_verdict {
+	cli_valid valid;
+	cli_bank_result bank;
+	cli_stats_result stats;
+	bool has_atom; // 2pc/3pc
+	cli_atom_result atom;
+	bool has_saga; // saga
+	cli_saga_result saga;
+} cli_verdict;
+
+// Runs bank + stats, atomicity (2pc/3pc) or saga (saga mode) and merges
+// their verdicts. DTX_EINVAL for an unknown mode, DTX_ENOMEM.
+dtx_err cli_check_run(const cli_history *h, const cli_run_cfg *cfg,
+    const cli_txn_obs *obs, size_t nobs, const cli_saga_obs *sagas,
+    size_t nsagas, cli_verdict *out);
+void cli_verdict_fini(cli_verdict *v);
+// Number of cli_check results in v and the i-th (bank, stats, then
+// atomicity or saga).
+size_t cli_verdict_count(const cli_verdict *v);
+const cli_check *cli_verdict_check(const cli_verdict *v, size_t i);
+// Prints the verdict and each checker's summary and examples.
+void cli_verdict_print(FILE *out, const cli_verdict *v);
+// Writes {"valid":...,"checkers":{name:{...}}} under key.
+void cli_verdict_json(cli_json *j, const char *key, const cli_verdict *v);
+
+// Parses the checker settings from a run's params JSON: "accounts" is a
+// count n (ids 0..n-1) or an array of integer ids, "total" an integer.
+// *accounts is owned (free with dtx_free). DTX_EINVAL with a message.
+dtx_err cli_bank_cfg_from_params(const char *params, int64_t **accounts,
+    size_t *naccounts, int64_t *total, char *err, size_t errlen);
+
+// ---------------------------------------------------------------- faults
+
+// A fault window: when a fault started and ended (end_ns == -1 while it
+// was never healed) on which targets. Strings owned.
+typedef struct cli_fault {
+	int64_t start_ns, end_ns;
+	char *kind; // "kill", "pause", "partition", ...
+	char *targets; // free text, e.g. "1,2"
+	char *detail; // JSON text of the starting op's value, or NULL
+} cli_fault;
+
+// Derives fault windows from the nemesis ops of h: kill..restart,
+// pause..resume, partition..heal, netem..heal, clock-bump or
+// clock-strobe..clock-reset; any other nemesis f is an instant window. A
+// closing op ends every open window of its kinds. Returns an owned array
+// (free with cli_faults_free). DTX_ENOMEM.
+dtx_err cli_faults_from_history(
+    const cli_history *h, cli_fault **out, size_t *n);
+void cli_faults_free(cli_fault *f, size_t n);
+
+// ---------------------------------------------------------------- results
+
+// The results file: one sqlite3 database (schema in results.c) shared by
+// every dtx process: runs, ops, faults, anomalies, metrics, checker
+// summaries and atomicity/saga observations; WAL mode, busy timeout, a
+// schema version in PRAGMA user_version and the application id 'dtx1'.
+#define CLI_RESULTS_DEFAULT "results/dtx.sqlite"
+
+typedef struct cli_results cli_results;
+
+// Opens path, creating the directory and the schema when create is true
+// and the file is new. A file that is not SQLite, corrupt, or not a dtx
+// results database gives DTX_ECORRUPT / DTX_EINVAL and one line in err;
+// a missing file without create gives DTX_ENOENT. *out is owned (close
+// with cli_results_close). A handle is used by one thread at a time.
+dtx_err cli_results_open(const char *path, bool create, cli_results **out,
+    char *err, size_t errlen);
+void cli_results_close(cli_results *db);
+// The last error message on db (borrowed, never NULL).
+const char *cli_results_errmsg(const cli_results *db);
+
+typedef struct cli_run_info {
+	const char *mode; // "2pc", "3pc", "saga"
+	const char *nemesis; // e.g. "kill,partition" or "none"
+	uint64_t seed;
+	const char *params; // JSON object text (accounts, total, ...)
+} cli_run_info;
+
+// Inserts the run with finished NULL (a crash leaves it unfinished).
+dtx_err cli_results_run_begin(
+    cli_results *db, const cli_run_info *info, int64_t *run_id);
+// Inserts h's ops in transactions of a few thousand rows. Call when no
+// thread is appending.
+dtx_err cli_results_add_ops(
+    cli_results *db, int64_t run_id, const cli_history *h);
+dtx_err cli_results_add_faults(
+    cli_results *db, int64_t run_id, const cli_fault *f, size_t n);
+dtx_err cli_results_add_txn_obs(
+    cli_results *db, int64_t run_id, const cli_txn_obs *o, size_t n);
+dtx_err cli_results_add_saga_obs(
+    cli_results *db, int64_t run_id, const cli_saga_obs *s, size_t n);
+dtx_err cli_results_add_metric(
+    cli_results *db, int64_t run_id, const char *name, double value);
+// Stores the verdict (valid, summary, checker results, anomalies, stats
+// metrics) and sets finished, in one transaction. Replaces any earlier
+// checker results of the run.
+dtx_err cli_results_run_finish(
+    cli_results *db, int64_t run_id, const cli_verdict *v);
+
+// A stored run, as loaded back. Strings owned; free with
+// cli_run_record_fini.
+typedef struct cli_run_record {
+	int64_t id;
+	char *started, *finished; // UTC "YYYY-MM-DDTHH:MM:SSZ"; finished NULL
+	char *mode, *nemesis, *params, *summary;
+	uint64_t seed;
+	cli_valid valid; // UNKNOWN also when unfinished
+	int64_t nops;
+} cli_run_record;
+
+void cli_run_record_fini(cli_run_record *r);
+// DTX_ENOENT when there is no run id.
+dtx_err cli_results_load_run(cli_results *db, int64_t id, cli_run_record *out);
+// Returns an owned history rebuilt from the stored ops (free with
+// cli_history_free).
+dtx_err cli_results_load_history(
+    cli_results *db, int64_t id, cli_history **out);
+dtx_err cli_results_load_faults(
+    cli_results *db, int64_t id, cli_fault **out, size_t *n);
+// Owned arrays (free with dtx_free).
+dtx_err cli_results_load_obs(cli_results *db, int64_t id, cli_txn_obs **txns,
+    size_t *ntxns, cli_saga_obs **sagas, size_t *nsagas);
+
+// Writes "<dir of results file>/run-<id>" into buf.
+dtx_err cli_results_report_dir(
+    const char *results_path, int64_t id, char *buf, size_t len);
+
+// ---------------------------------------------------------------- reports
+
+// Writes the run report into dir (created if needed): latency.png and
+// rate.png through gnuplot (with .gp scripts and .dat files; fault windows
+// shaded), timeline.html and index.html. When gnuplot is missing it says so
+// once on stderr and skips the PNGs. v may be NULL (no verdict yet).
+// DTX_EIO when a file cannot be written, DTX_ENOMEM.
+dtx_err cli_report_write(const char *dir, int64_t run_id, const cli_history *h,
+    const cli_fault *faults, size_t nfaults, const cli_verdict *v);
+
+// ---------------------------------------------------------------- internal
+
+// A growing text buffer for summaries and JSON (json.c). Out of memory
+// sets oom and later calls do nothing; cli_sb_take then returns NULL.
+typedef struct cli_sb {
+	char *buf;
+	size_t len, cap;
+	bool oom;
+} cli_sb;
+
+void cli_sb_printf(cli_sb *sb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void cli_sb_vprintf(cli_sb *sb, const char *fmt, va_list ap);
+// Appends s as a JSON string literal.
+void cli_sb_json_str(cli_sb *sb, const char *s);
+// Returns the text, owned (free with dtx_free), and empties sb; NULL when
+// out of memory.
+char *cli_sb_take(cli_sb *sb);
+void cli_sb_fini(cli_sb *sb);
+
+// Checker plumbing (check.c): starts a result, adds an anomaly (detail is
+// JSON text, taken on success and on failure), and sets the summary and
+// JSON from builders (taken).
+void cli__check_init(cli_check *c, const char *name);
+dtx_err cli__check_anomaly(cli_check *c, const char *kind, const cli_op *op,
+    bool has_txid, uint64_t txid, const char *gid, char *detail);
+dtx_err cli__check_set(cli_check *c, cli_valid valid, cli_sb *summary,
+    cli_sb *json);
+// The txid / gid of a transfer from its completion's value, else its
+// invocation's (either may be NULL). false when neither has one.
+bool cli__op_txid(const cli_op *inv, const cli_op *comp, uint64_t *txid);
+bool cli__op_gid(
+    const cli_op *inv, const cli_op *comp, char *gid, size_t len);
+// Parses a run id argument (a positive decimal integer); DTX_EINVAL.
+dtx_err cli__parse_run_id(const char *s, int64_t *out);
+// Creates directory path and its parents (path is modified in place and
+// restored). Returns a translated errno.
+dtx_err cli__mkdirs(char *path);
+
 #endif // CLI_INT_H

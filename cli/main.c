@@ -13,6 +13,8 @@ static int cmd_help(int argc, char **argv);
 
 static const cli_cmd commands[] = {
 	{ "bench", cli_cmd_bench, "measure throughput and latency" },
+	{ "results", cli_cmd_results, "list and show recorded runs" },
+	{ "check", cli_cmd_check, "re-check a recorded run" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "list the commands" },
 };

@@ -146,6 +146,11 @@ uint64_t dtx_rand_below(uint64_t *state, uint64_t n);
 // with SIGKILL, exactly as kill -9 would. Costs one comparison otherwise.
 void dtx_crashpoint(const char *name);
 
+// Arms crash point name (copied; at most 127 bytes) for its nth hit from
+// now, replacing whatever DTX_CRASH_AT armed; NULL disarms. Thread-safe
+// with respect to dtx_crashpoint.
+void dtx_crashpoint_arm(const char *name, long nth);
+
 // ---------------------------------------------------------------- config
 
 typedef enum dtx_cfg_type {

@@ -62,9 +62,11 @@ dtx_rand_below(uint64_t *state, uint64_t n)
 
 // The armed crash point, parsed once from DTX_CRASH_AT.
 static pthread_once_t crash_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t crash_mtx = PTHREAD_MUTEX_INITIALIZER;
 static char crash_name[128];
 static long crash_nth = 1;
-static _Atomic long crash_hits;
+static long crash_hits;
+static atomic_bool crash_armed;
 
 static void
 crash_init(void)
@@ -80,15 +82,31 @@ crash_init(void)
 		if (crash_nth < 1)
 			crash_nth = 1;
 	}
+	atomic_store(&crash_armed, true);
+}
+
+void
+dtx_crashpoint_arm(const char *name, long nth)
+{
+	pthread_once(&crash_once, crash_init);
+	pthread_mutex_lock(&crash_mtx);
+	snprintf(crash_name, sizeof(crash_name), "%s", name ? name : "");
+	crash_nth = nth < 1 ? 1 : nth;
+	crash_hits = 0;
+	atomic_store(&crash_armed, name != NULL && *name != '\0');
+	pthread_mutex_unlock(&crash_mtx);
 }
 
 void
 dtx_crashpoint(const char *name)
 {
 	pthread_once(&crash_once, crash_init);
-	if (crash_name[0] == '\0' || strcmp(name, crash_name) != 0)
+	if (!atomic_load_explicit(&crash_armed, memory_order_relaxed))
 		return;
-	if (atomic_fetch_add(&crash_hits, 1) + 1 != crash_nth)
+	pthread_mutex_lock(&crash_mtx);
+	bool hit = strcmp(name, crash_name) == 0 && ++crash_hits == crash_nth;
+	pthread_mutex_unlock(&crash_mtx);
+	if (!hit)
 		return;
 	DTX_LOG(DTX_LOG_WARN, "CRASHPOINT", "crash point %s reached: SIGKILL",
 	    name);

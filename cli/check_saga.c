@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: MIT
+//
+// The saga checker: once the system is quiet every saga must have finished,
+// committed or fully compensated, and money must be conserved. Reads during
+// the run may see a transfer half done; those wrong totals are expected for
+// sagas and are counted as transient, not as violations.
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_int.h"
+
+static const char *const state_names[] = { "committed", "aborted",
+	"compensating", "running" };
+
+const char *
+cli_saga_state_name(cli_saga_state s)
+{
+	if ((unsigned)s > CLI_SAGA_RUNNING)
+		return "?";
+	return state_names[s];
+}
+
+dtx_err
+cli_saga_state_parse(const char *s, cli_saga_state *out)
+{
+	for (int i = 0; i <= CLI_SAGA_RUNNING; i++) {
+		if (s != NULL && strcmp(s, state_names[i]) == 0) {
+			*out = (cli_saga_state)i;
+			return DTX_OK;
+		}
+	}
+	return DTX_EINVAL;
+}
+
+static int
+cmp_saga(const void *a, const void *b)
+{
+	return strcmp(
+	    ((const cli_saga_obs *)a)->gid, ((const cli_saga_obs *)b)->gid);
+}
+
+// The total of a read that shows naccounts integer balances; false for any
+// other read (the bank checker reports those).
+static bool
+read_total(const cli_op *op, size_t naccounts, int64_t *total)
+{
+	cli_jdoc *doc = NULL;
+	if (op->value == NULL ||
+	    cli_json_parse(op->value, strlen(op->value), &doc, NULL, 0) !=
+	        DTX_OK)
+		return false;
+	const cli_jv *bal = cli_jv_get(cli_jdoc_root(doc), "balances");
+	bool ok =
+	    bal != NULL && bal->type == CLI_JV_OBJ && bal->len == naccounts;
+	int64_t t = 0;
+	for (const cli_jv *m = ok ? bal->first : NULL; m && ok; m = m->next) {
+		int64_t v;
+		if (cli_jv_int(m, &v) != DTX_OK ||
+		    __builtin_add_overflow(t, v, &t))
+			ok = false;
+	}
+	cli_jdoc_free(doc);
+	if (ok)
+		*total = t;
+	return ok;
+}
+
+dtx_err
+cli_check_saga(const cli_history *h, const cli_bank_cfg *cfg,
+    const cli_saga_obs *sagas, size_t nsagas, cli_saga_result *out)
+{
+	if (h == NULL || cfg == NULL || out == NULL ||
+	    (nsagas > 0 && sagas == NULL))
+		return DTX_EINVAL;
+	cli_saga_result r;
+	memset(&r, 0, sizeof(r));
+	cli__check_init(&r.c, "saga");
+	dtx_err rv = DTX_ENOMEM;
+	int64_t *pairs = NULL;
+	const cli_op *final = NULL;
+	cli_saga_obs *sorted =
+	    dtx_alloc((nsagas ? nsagas : 1) * sizeof(*sorted));
+	if (sorted == NULL)
+		goto fail;
+	if (nsagas)
+		memcpy(sorted, sagas, nsagas * sizeof(*sagas));
+	qsort(sorted, nsagas, sizeof(*sorted), cmp_saga);
+	r.sagas = nsagas;
+
+	for (size_t i = 0; i < nsagas; i++) {
+		const cli_saga_obs *s = &sorted[i];
+		if (s->state == CLI_SAGA_COMMITTED) {
+			r.committed++;
+			continue;
+		}
+		if (s->state == CLI_SAGA_ABORTED) {
+			r.aborted++;
+			continue;
+		}
+		r.stuck++;
+		cli_sb d = { 0 };
+		cli_sb_printf(&d, "{\"state\":\"%s\",\"failed_step\":%d}",
+		    cli_saga_state_name(s->state), (int)s->failed_step);
+		rv = cli__check_anomaly(&r.c, "saga-unfinished", NULL, false, 0,
+		    s->gid, cli_sb_take(&d));
+		if (rv != DTX_OK)
+			goto fail;
+	}
+
+	if ((rv = cli_history_pairs(h, &pairs)) != DTX_OK)
+		goto fail;
+	size_t n = cli_history_len(h);
+	for (size_t i = 0; i < n; i++) {
+		const cli_op *op = cli_history_get(h, i);
+		if (op->process == CLI_PROC_NEMESIS)
+			continue;
+		int64_t t;
+		if (op->type == CLI_OP_OK && strcmp(op->f, "read") == 0) {
+			if (read_total(op, cfg->naccounts, &t) &&
+			    t != cfg->total)
+				r.transient++;
+			continue;
+		}
+		if (op->type == CLI_OP_OK && strcmp(op->f, "final-read") == 0) {
+			r.final_reads++;
+			final = op;
+			continue;
+		}
+		if (op->type != CLI_OP_INVOKE || strcmp(op->f, "transfer") != 0)
+			continue;
+		const cli_op *comp =
+		    pairs[i] >= 0 ? cli_history_get(h, (size_t)pairs[i]) : NULL;
+		// info or no completion: the saga may or may not have run.
+		if (comp == NULL ||
+		    (comp->type != CLI_OP_OK && comp->type != CLI_OP_FAIL))
+			continue;
+		cli_saga_obs key;
+		memset(&key, 0, sizeof(key));
+		if (!cli__op_gid(op, comp, key.gid, sizeof(key.gid)))
+			continue;
+		const cli_saga_obs *s =
+		    bsearch(&key, sorted, nsagas, sizeof(*sorted), cmp_saga);
+		if (s == NULL)
+			continue;
+		const char *kind = NULL;
+		if (comp->type == CLI_OP_OK && s->state == CLI_SAGA_ABORTED) {
+			r.ok_not_committed++;
+			kind = "ok-not-committed";
+		} else if (comp->type == CLI_OP_FAIL &&
+		    s->state == CLI_SAGA_COMMITTED) {
+			r.fail_committed++;
+			kind = "fail-committed";
+		}
+		if (kind == NULL)
+			continue;
+		cli_sb d = { 0 };
+		cli_sb_printf(&d, "{\"client\":\"%s\",\"state\":\"%s\"}",
+		    cli_op_type_name(comp->type),
+		    cli_saga_state_name(s->state));
+		rv = cli__check_anomaly(
+		    &r.c, kind, op, false, 0, s->gid, cli_sb_take(&d));
+		if (rv != DTX_OK)
+			goto fail;
+	}
+
+	bool final_bad = false;
+	if (final != NULL) {
+		int64_t t = 0;
+		r.final_ok =
+		    read_total(final, cfg->naccounts, &t) && t == cfg->total;
+		r.final_total = t;
+		if (!r.final_ok) {
+			final_bad = true;
+			cli_sb d = { 0 };
+			cli_sb_printf(&d,
+			    "{\"total\":%lld,\"expected\":%lld,\"value\":%s}",
+			    (long long)t, (long long)cfg->total, final->value);
+			rv = cli__check_anomaly(&r.c, "final-total", final,
+			    false, 0, NULL, cli_sb_take(&d));
+			if (rv != DTX_OK)
+				goto fail;
+		}
+	}
+
+	size_t bad = r.stuck + r.ok_not_committed + r.fail_committed +
+	    (final_bad ? 1 : 0);
+	cli_valid valid = bad > 0 ? CLI_VALID_FALSE
+	    : final == NULL       ? CLI_VALID_UNKNOWN
+	                          : CLI_VALID_TRUE;
+	cli_sb s = { 0 }, j = { 0 };
+	cli_sb_printf(&s,
+	    "%zu sagas: %zu committed, %zu compensated, %zu unfinished; ",
+	    r.sagas, r.committed, r.aborted, r.stuck);
+	if (final == NULL)
+		cli_sb_printf(&s, "no final read, conservation unchecked");
+	else if (r.final_ok)
+		cli_sb_printf(
+		    &s, "final total %lld conserved", (long long)r.final_total);
+	else
+		cli_sb_printf(&s, "final total %lld, expected %lld",
+		    (long long)r.final_total, (long long)cfg->total);
+	if (r.ok_not_committed + r.fail_committed > 0)
+		cli_sb_printf(&s,
+		    "; %zu ok but compensated, %zu failed but "
+		    "committed",
+		    r.ok_not_committed, r.fail_committed);
+	cli_sb_printf(&s,
+	    "; %zu reads saw a wrong total during the run "
+	    "(transient, expected for sagas)",
+	    r.transient);
+	cli_sb_printf(&j,
+	    "{\"valid\":\"%s\",\"sagas\":%zu,\"committed\":%zu,"
+	    "\"aborted\":%zu,\"unfinished\":%zu,\"transient_wrong_totals\":%zu,"
+	    "\"final_reads\":%zu,\"final_total\":%lld,\"final_ok\":%s,"
+	    "\"ok_not_committed\":%zu,\"fail_committed\":%zu}",
+	    cli_valid_name(valid), r.sagas, r.committed, r.aborted, r.stuck,
+	    r.transient, r.final_reads, (long long)r.final_total,
+	    r.final_ok ? "true" : "false", r.ok_not_committed,
+	    r.fail_committed);
+	rv = cli__check_set(&r.c, valid, &s, &j);
+	if (rv != DTX_OK)
+		goto fail;
+	dtx_free(pairs);
+	dtx_free(sorted);
+	*out = r;
+	return DTX_OK;
+fail:
+	dtx_free(pairs);
+	dtx_free(sorted);
+	cli_check_fini(&r.c);
+	return rv;
+}

@@ -1,0 +1,393 @@
+// SPDX-License-Identifier: MIT
+//
+// The hybrid logical clock of Kulkarni et al. 2014, with a rejection of
+// remote timestamps too far ahead of physical time and a durable upper
+// bound that keeps timestamps increasing across restarts.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clock.h"
+
+#define BOUND_MAGIC "DTXHLCB1"
+#define BOUND_SIZE 20
+
+struct clk_hlc {
+	pthread_mutex_t mu;
+	clk_source *src; // borrowed
+	uint64_t max_offset_ms; // 0: no check
+	char *bound_path; // NULL: no persisted bound
+	char *tmp_path; // bound_path + ".tmp"
+	char *dir_path; // directory holding bound_path
+	uint64_t l; // the clock's state (l, c)
+	uint32_t c;
+	clk_ts last; // last timestamp issued
+	clk_hlc_counters stats; // stats.bound: l of the persisted bound
+};
+
+static void
+put_le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t
+get_le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void
+put_le32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t
+get_le32(const unsigned char *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+// Reads the bound file into *bound. A missing file is bound 0.
+static dtx_err
+bound_read(const char *path, uint64_t *bound)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT) {
+			*bound = 0;
+			return DTX_OK;
+		}
+		dtx_err err = dtx_from_errno(errno);
+		DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_OPEN", "%s: %s", path,
+		    strerror(errno));
+		return err;
+	}
+	// One byte more than the format so that a longer file is noticed.
+	unsigned char buf[BOUND_SIZE + 1];
+	size_t got = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + got, sizeof(buf) - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			dtx_err err = dtx_from_errno(errno);
+			DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_READ", "%s: %s", path,
+			    strerror(errno));
+			close(fd);
+			return err;
+		}
+		if (r == 0 || (got += (size_t)r) == sizeof(buf))
+			break;
+	}
+	close(fd);
+	if (got != BOUND_SIZE) {
+		DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_CORRUPT",
+		    "%s: HLC bound file is %s, expected %d bytes", path,
+		    got > BOUND_SIZE ? "too long" : "too short", BOUND_SIZE);
+		return DTX_ECORRUPT;
+	}
+	if (memcmp(buf, BOUND_MAGIC, 8) != 0) {
+		DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_CORRUPT",
+		    "%s: not an HLC bound file (bad magic)", path);
+		return DTX_ECORRUPT;
+	}
+	if (dtx_crc32c(0, buf, 16) != get_le32(buf + 16)) {
+		DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_CORRUPT",
+		    "%s: HLC bound file fails its CRC check", path);
+		return DTX_ECORRUPT;
+	}
+	uint64_t b = get_le64(buf + 8);
+	if (b > CLK_L_MAX) {
+		DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_CORRUPT",
+		    "%s: HLC bound %llu is above the 48-bit limit", path,
+		    (unsigned long long)b);
+		return DTX_ECORRUPT;
+	}
+	*bound = b;
+	return DTX_OK;
+}
+
+static dtx_err
+write_all(int fd, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return dtx_from_errno(errno);
+		p += w;
+		n -= (size_t)w;
+	}
+	return DTX_OK;
+}
+
+// Durably replaces the bound file with bound: tmp file, fsync, rename,
+// fsync of the directory. Called with mu held.
+static dtx_err
+bound_write(clk_hlc *h, uint64_t bound)
+{
+	unsigned char buf[BOUND_SIZE];
+	memcpy(buf, BOUND_MAGIC, 8);
+	put_le64(buf + 8, bound);
+	put_le32(buf + 16, dtx_crc32c(0, buf, 16));
+
+	const char *what = "open";
+	dtx_err err;
+	int fd =
+	    open(h->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		goto fail_errno;
+	what = "write";
+	if ((err = write_all(fd, buf, sizeof(buf))) != DTX_OK) {
+		close(fd);
+		goto fail;
+	}
+	what = "fsync";
+	if (fsync(fd) != 0) {
+		err = dtx_from_errno(errno);
+		close(fd);
+		goto fail;
+	}
+	what = "close";
+	if (close(fd) != 0)
+		goto fail_errno;
+	dtx_crashpoint("clk.bound.before_rename");
+	what = "rename";
+	if (rename(h->tmp_path, h->bound_path) != 0)
+		goto fail_errno;
+	what = "fsync dir";
+	int dfd = open(h->dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		goto fail_errno;
+	if (fsync(dfd) != 0) {
+		err = dtx_from_errno(errno);
+		close(dfd);
+		goto fail;
+	}
+	close(dfd);
+	h->stats.bound = bound;
+	h->stats.bound_writes++;
+	return DTX_OK;
+
+fail_errno:
+	err = dtx_from_errno(errno);
+fail:
+	h->stats.bound_errors++;
+	DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_WRITE", "%s: %s failed: %s",
+	    h->bound_path, what, dtx_strerror(err));
+	return err;
+}
+
+// Makes sure l is covered by the persisted bound before it is issued.
+// Called with mu held.
+static dtx_err
+bound_cover(clk_hlc *h, uint64_t l)
+{
+	if (h->bound_path == NULL || l <= h->stats.bound)
+		return DTX_OK;
+	uint64_t b = l + CLK_HLC_BOUND_WINDOW_MS;
+	if (b > CLK_L_MAX)
+		b = CLK_L_MAX;
+	return bound_write(h, b);
+}
+
+// Applies a candidate (l, c) computed by a rule: handles overflow of c,
+// the 48-bit limit and the bound, then commits it. Called with mu held.
+static dtx_err
+commit(clk_hlc *h, uint64_t l, uint64_t c, uint64_t pt, clk_ts *out)
+{
+	if (c > CLK_LOGICAL_MAX) {
+		// Out of logical values in this millisecond: move l on by one
+		// instead. Still above everything issued or received.
+		l++;
+		c = 0;
+		h->stats.overflows++;
+	}
+	if (l > CLK_L_MAX)
+		return DTX_ERANGE;
+	dtx_err err = bound_cover(h, l);
+	if (err != DTX_OK)
+		return err;
+	h->l = l;
+	h->c = (uint32_t)c;
+	if (l > pt && l - pt > h->stats.max_drift_ms)
+		h->stats.max_drift_ms = l - pt;
+	h->last = clk_ts_make(l, (uint32_t)c);
+	*out = h->last;
+	return DTX_OK;
+}
+
+dtx_err
+clk_hlc_open(clk_hlc **out, clk_source *src, uint64_t max_offset_ms,
+    const char *bound_path)
+{
+	dtx_err err = DTX_ENOMEM;
+	clk_hlc *h = dtx_calloc(1, sizeof(*h));
+	if (h == NULL)
+		return DTX_ENOMEM;
+	if (pthread_mutex_init(&h->mu, NULL) != 0) {
+		dtx_free(h);
+		return DTX_ENOMEM;
+	}
+	h->src = src;
+	h->max_offset_ms = max_offset_ms;
+	if (bound_path != NULL) {
+		size_t len = strlen(bound_path);
+		if (len == 0) {
+			err = DTX_EINVAL;
+			goto fail;
+		}
+		h->bound_path = dtx_strdup(bound_path);
+		h->tmp_path = dtx_alloc(len + 5);
+		h->dir_path = dtx_strdup(bound_path);
+		if (h->bound_path == NULL || h->tmp_path == NULL ||
+		    h->dir_path == NULL)
+			goto fail;
+		memcpy(h->tmp_path, bound_path, len);
+		memcpy(h->tmp_path + len, ".tmp", 5);
+		char *slash = strrchr(h->dir_path, '/');
+		if (slash == NULL)
+			strcpy(h->dir_path, ".");
+		else if (slash == h->dir_path)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		uint64_t bound = 0;
+		if ((err = bound_read(bound_path, &bound)) != DTX_OK)
+			goto fail;
+		h->stats.bound = bound;
+		if (bound > 0) {
+			// Every earlier timestamp had l <= bound: start
+			// above all of them. The first one issued will be at
+			// least (bound + 1, 1), and it moves the bound on.
+			if (bound >= CLK_L_MAX) {
+				err = DTX_ERANGE;
+				goto fail;
+			}
+			h->l = bound + 1;
+			h->c = 0;
+		}
+	}
+	*out = h;
+	return DTX_OK;
+
+fail:
+	clk_hlc_close(h);
+	return err;
+}
+
+void
+clk_hlc_close(clk_hlc *h)
+{
+	if (h == NULL)
+		return;
+	pthread_mutex_destroy(&h->mu);
+	dtx_free(h->bound_path);
+	dtx_free(h->tmp_path);
+	dtx_free(h->dir_path);
+	dtx_free(h);
+}
+
+dtx_err
+clk_hlc_now(clk_hlc *h, clk_ts *out)
+{
+	pthread_mutex_lock(&h->mu);
+	uint64_t pt = clk_source_now_ms(h->src);
+	uint64_t l, c;
+	if (pt > h->l) {
+		l = pt;
+		c = 0;
+	} else {
+		l = h->l;
+		c = (uint64_t)h->c + 1;
+	}
+	dtx_err err = commit(h, l, c, pt, out);
+	pthread_mutex_unlock(&h->mu);
+	return err;
+}
+
+dtx_err
+clk_hlc_update(clk_hlc *h, clk_ts remote, clk_ts *out)
+{
+	uint64_t lm = clk_ts_l(remote);
+	uint64_t cm = clk_ts_c(remote);
+	pthread_mutex_lock(&h->mu);
+	uint64_t pt = clk_source_now_ms(h->src);
+	if (h->max_offset_ms != 0 && lm > pt && lm - pt > h->max_offset_ms) {
+		h->stats.rejected++;
+		pthread_mutex_unlock(&h->mu);
+		DTX_LOG(DTX_LOG_WARN, "CLK_REJECT",
+		    "remote HLC l=%llu is %llu ms ahead of physical time "
+		    "(limit %llu ms)",
+		    (unsigned long long)lm, (unsigned long long)(lm - pt),
+		    (unsigned long long)h->max_offset_ms);
+		return DTX_ECLOCK;
+	}
+	uint64_t l = h->l;
+	if (lm > l)
+		l = lm;
+	if (pt > l)
+		l = pt;
+	uint64_t c;
+	if (l == h->l && l == lm)
+		c = (h->c > cm ? h->c : cm) + 1;
+	else if (l == h->l)
+		c = (uint64_t)h->c + 1;
+	else if (l == lm)
+		c = cm + 1;
+	else
+		c = 0;
+	dtx_err err = commit(h, l, c, pt, out);
+	pthread_mutex_unlock(&h->mu);
+	return err;
+}
+
+clk_ts
+clk_hlc_peek(clk_hlc *h)
+{
+	pthread_mutex_lock(&h->mu);
+	uint64_t pt = clk_source_now_ms(h->src);
+	clk_ts ts = pt > h->l ? clk_ts_make(pt, 0) : clk_ts_make(h->l, h->c);
+	pthread_mutex_unlock(&h->mu);
+	return ts;
+}
+
+clk_ts
+clk_hlc_last(clk_hlc *h)
+{
+	pthread_mutex_lock(&h->mu);
+	clk_ts ts = h->last;
+	pthread_mutex_unlock(&h->mu);
+	return ts;
+}
+
+clk_source *
+clk_hlc_source(clk_hlc *h)
+{
+	return h->src;
+}
+
+void
+clk_hlc_stats(clk_hlc *h, clk_hlc_counters *out)
+{
+	pthread_mutex_lock(&h->mu);
+	*out = h->stats;
+	pthread_mutex_unlock(&h->mu);
+}

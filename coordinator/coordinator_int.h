@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: MIT
+//
+// Shared between the coordinator's own files: the transaction table, the
+// per-participant batching channels, the decision log records and the
+// re-drive machinery.
+
+#ifndef DTX_COORDINATOR_INT_H
+#define DTX_COORDINATOR_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "common.h"
+#include "coordinator.h"
+#include "proto.h"
+#include "storage.h"
+
+#define COORD_MAX_PARTS PROTO_MAX_PEERS
+#define COORD_MAX_SENDERS 8
+#define COORD_HASH_BUCKETS 65536u
+
+// ---------------------------------------------------------------- table
+
+// Where a transaction stands in the coordinator's memory.
+typedef enum coord_state {
+	COORD_VOTING = 0, // collecting votes; no record
+	COORD_DECIDING = 1, // COMMIT record being forced: outcome not yet told
+	COORD_PRECOMMITTED = 2, // 3PC: PRECOMMIT record durable
+	COORD_COMMITTED = 3, // COMMIT durable, not every participant acked
+	COORD_ENDED = 4, // every participant acked; END written
+} coord_state;
+
+// One transaction the coordinator remembers. Entries in VOTING, DECIDING,
+// PRECOMMITTED and COMMITTED are on the pending list (the last three are
+// what a checkpoint keeps); ENDED ones stay for STATUS until the ended
+// ring pushes them out. Guarded by coord.mu.
+typedef struct coord_tx {
+	uint64_t txid;
+	coord_state state;
+	bool doomed; // a STATUS query answered ABORTED while voting
+	bool recovered; // came from the log at open
+	bool resolve; // 3PC PRECOMMIT without a decision found at open
+	proto_mode mode;
+	clk_ts cts;
+	uint32_t nparts;
+	uint32_t parts[COORD_MAX_PARTS];
+	uint32_t acked; // bit i: parts[i] acknowledged the COMMIT
+	uint32_t inflight; // COMMITs queued or on the wire
+	uint32_t attempts; // re-drive rounds so far
+	uint64_t next_try_ns; // dtx_mono_ns() of the next re-drive round
+	bool redrive; // some COMMIT failed: the upkeep thread resends
+	struct coord_tx *hnext; // hash chain
+	struct coord_tx *pnext, *pprev; // pending list
+} coord_tx;
+
+// ---------------------------------------------------------------- channels
+
+typedef struct coord_item coord_item;
+
+// Completion of an asynchronous item, called on a sender thread with no
+// lock held. It owns it (free with coord__item_free).
+typedef void (*coord_done_fn)(coord *c, coord_item *it);
+
+// Completion of synchronous items: the caller waits until pending is 0.
+typedef struct coord_waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint32_t pending;
+} coord_waiter;
+
+// One message to one participant. req's body may borrow memory that must
+// outlive the item's completion. rep is owned once done (free with
+// proto_msg_free); err is the call's result (DTX_OK: rep is the element's
+// reply, which may itself be an ERROR).
+struct coord_item {
+	proto_msg req;
+	proto_msg rep;
+	dtx_err err;
+	uint32_t peer;
+	uint32_t timeout_ms;
+	coord_waiter *w; // synchronous completion, or NULL
+	coord_done_fn done; // asynchronous completion, or NULL
+	uint64_t txid; // for done
+	uint32_t idx; // for done: index of peer in the txn's parts
+	coord_item *next;
+};
+
+typedef struct coord_chan {
+	coord *c;
+	uint32_t peer;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	coord_item *head, *tail;
+	bool stop;
+	uint32_t nth;
+	pthread_t th[COORD_MAX_SENDERS];
+} coord_chan;
+
+// ---------------------------------------------------------------- the
+// coordinator
+
+struct coord {
+	proto_daemon *d;
+	coord_cfg cfg;
+	uint32_t self;
+	stor_wal *wal;
+
+	pthread_mutex_t mu; // the table, the pending list, the ended ring
+	coord_tx **buckets;
+	coord_tx pending; // list head (sentinel)
+	uint64_t *ended; // ring of ended txids, cfg.ended_keep slots
+	size_t ended_head, ended_n;
+	size_t npending_commits; // COMMITTED + PRECOMMITTED + DECIDING
+	uint64_t ckpt_lsn;
+
+	coord_chan chans[DTX_TOPO_MAX]; // by participant node id
+	bool chan_open[DTX_TOPO_MAX];
+
+	pthread_mutex_t up_mu; // upkeep thread wake-up
+	pthread_cond_t up_cv;
+	bool up_stop;
+	bool up_started;
+	pthread_t up_th;
+	atomic_bool stopped;
+	atomic_bool failed; // the log failed: no more decisions
+
+	// Counters (HEALTH).
+	atomic_uint_fast64_t n_txns, n_committed, n_aborted, n_unknown;
+	atomic_uint_fast64_t n_batches, n_batch_items, n_redriven;
+	atomic_uint_fast64_t n_status, n_recovered, n_checkpoints;
+};
+
+// table.c
+dtx_err coord__table_init(coord *c);
+void coord__table_fini(coord *c);
+// Lookups and changes; the caller holds c->mu.
+coord_tx *coord__tx_find(coord *c, uint64_t txid);
+dtx_err coord__tx_insert(coord *c, uint64_t txid, coord_tx **out);
+void coord__tx_remove(coord *c, coord_tx *t);
+// Marks t ENDED, takes it off the pending list and remembers it in the
+// ended ring (pushing the oldest out). Caller holds c->mu.
+void coord__tx_end(coord *c, coord_tx *t);
+// Moves t to state s (not ENDED: use coord__tx_end), keeping the count of
+// pending decisions. Caller holds c->mu.
+void coord__tx_state(coord *c, coord_tx *t, coord_state s);
+
+// batch.c
+dtx_err coord__chans_open(coord *c);
+void coord__chans_stop(coord *c);
+void coord__chans_fini(coord *c);
+// Queues it on peer's channel. DTX_ECLOSED when stopping (it not taken);
+// on success the channel owns it until completion.
+dtx_err coord__send(coord *c, coord_item *it);
+// Allocates a zeroed item (DTX_ENOMEM: NULL).
+coord_item *coord__item_new(void);
+// Frees the item and its reply.
+void coord__item_free(coord_item *it);
+void coord__waiter_init(coord_waiter *w);
+void coord__waiter_fini(coord_waiter *w);
+// Waits until every item of w completed.
+void coord__waiter_wait(coord_waiter *w);
+
+// log.c: decision log records. All appends happen with c->mu held, so a
+// checkpoint taken under c->mu covers exactly the records below its LSN;
+// forced appends wait for durability after the lock is dropped.
+dtx_err coord__log_open(coord *c);
+void coord__log_close(coord *c);
+// Appends a COMMIT (or PRECOMMIT when pre) record for t; caller holds
+// c->mu; *lsn gets its LSN to pass to stor_wal_sync without the lock.
+dtx_err coord__log_decision(coord *c, const coord_tx *t, bool pre, uint64_t *lsn);
+// Appends an ABORT or END record (unforced); caller holds c->mu.
+dtx_err coord__log_abort(coord *c, uint64_t txid);
+dtx_err coord__log_end(coord *c, uint64_t txid);
+// Writes a checkpoint of the pending decisions if the log grew since the
+// last one. Takes c->mu briefly.
+dtx_err coord__log_checkpoint(coord *c);
+
+// txn.c
+dtx_err coord__txn(coord *c, const proto_msg *req, proto_msg *rep);
+dtx_err coord__status(coord *c, const proto_msg *req, proto_msg *rep);
+// Queues COMMIT (or DO_COMMIT when do_commit) to parts[idx] of t as an
+// asynchronous item tracked by the ack logic. Caller must not hold c->mu.
+dtx_err coord__send_commit(coord *c, uint64_t txid, clk_ts cts,
+    uint32_t peer, uint32_t idx, bool do_commit);
+// Queues ABORT to peer (fire and forget; a lost ABORT is recovered by the
+// participant asking STATUS: presumed abort).
+void coord__send_abort(coord *c, uint64_t txid, uint32_t peer);
+// Sends the COMMIT phase of a durable commit: the first participant,
+// then the crash point coord.after_some_commits, then the others.
+void coord__commit_phase(coord *c, uint64_t txid, clk_ts cts,
+    const uint32_t *parts, uint32_t nparts, const bool *do_commit);
+
+// threepc.c: the 3PC phases after all CAN_COMMIT votes were YES. Fills
+// rep's outcome. t is the VOTING entry (looked up again under c->mu).
+dtx_err coord__3pc_finish(coord *c, uint64_t txid, clk_ts cts,
+    const uint32_t *parts, uint32_t nparts, proto_txn_reply *rep);
+
+// recover.c: the upkeep thread (re-drive, 3PC resolution, checkpoints).
+dtx_err coord__upkeep_start(coord *c);
+void coord__upkeep_stop(coord *c);
+// Wakes the upkeep thread (a re-drive became due).
+void coord__upkeep_kick(coord *c);
+// Backoff for re-drive round n: capped exponential with jitter, in ns.
+uint64_t coord__backoff_ns(coord *c, uint32_t n, uint64_t *rng);
+
+#endif // DTX_COORDINATOR_INT_H

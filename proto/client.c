@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: MIT
+//
+// The RPC client: a REQ socket dialed in the background, shared by any
+// number of calling threads, each call on its own nng context. It keeps
+// the outcome of a failed call honest: "not delivered" (DTX_EUNREACH) only
+// when the request never left, "unknown" (DTX_ETIMEDOUT) once it might
+// have.
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "proto_int.h"
+
+#include <nng/protocol/reqrep0/req.h>
+
+// One context and aio, reused across calls. While a call runs, its slot
+// sits on the client's in-flight list so that a lost connection can abort
+// it at once instead of letting nng resend it on the next connection.
+typedef struct slot {
+	nng_ctx ctx;
+	nng_aio *aio;
+	struct slot *next, *prev;
+} slot;
+
+struct proto_client {
+	proto_client_cfg cfg;
+	proto_limits lim;
+	char *url;
+	nng_socket sock;
+	bool sock_open;
+	_Atomic uint64_t next_id;
+	_Atomic int pipes; // live connections
+	pthread_mutex_t mu;
+	slot *idle; // singly linked through next
+	slot *busy; // doubly linked
+	uint64_t rng; // guarded by mu
+};
+
+static void
+on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	proto_client *c = arg;
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		atomic_fetch_add(&c->pipes, 1);
+		return;
+	}
+	if (ev != NNG_PIPE_EV_REM_POST)
+		return;
+	int n = atomic_load(&c->pipes);
+	while (n > 0 && !atomic_compare_exchange_weak(&c->pipes, &n, n - 1))
+		;
+	// nng would move the requests of this connection to the next one;
+	// abort them instead: their outcome is unknown and the caller
+	// decides whether resending is safe.
+	pthread_mutex_lock(&c->mu);
+	for (slot *s = c->busy; s != NULL; s = s->next)
+		nng_aio_abort(s->aio, NNG_ECONNRESET);
+	pthread_mutex_unlock(&c->mu);
+}
+
+dtx_err
+proto_client_open(const proto_client_cfg *cfg, proto_client **out)
+{
+	if (cfg == NULL || cfg->url == NULL || out == NULL ||
+	    cfg->vc_nodes > CLK_VC_MAX)
+		return DTX_EINVAL;
+	proto_client *c = dtx_calloc(1, sizeof(*c));
+	if (c == NULL)
+		return DTX_ENOMEM;
+	c->cfg = *cfg;
+	c->cfg.url = NULL;
+	if (c->cfg.timeout_ms == 0)
+		c->cfg.timeout_ms = 5000;
+	if (c->cfg.connect_wait_ms == 0)
+		c->cfg.connect_wait_ms = 200;
+	proto_limits in = { cfg->max_msg, cfg->vc_nodes };
+	proto__limits(&in, &c->lim);
+	c->rng = cfg->seed != 0 ? cfg->seed : dtx_mono_ns() ^ (uintptr_t)c;
+	atomic_store(&c->next_id, 1);
+	pthread_mutex_init(&c->mu, NULL);
+	dtx_err err;
+	int rv;
+	if ((c->url = dtx_strdup(cfg->url)) == NULL) {
+		err = DTX_ENOMEM;
+		goto fail;
+	}
+	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		err = proto_from_nng(rv);
+		goto fail;
+	}
+	c->sock_open = true;
+	if ((err = proto__sock_limits(c->sock, c->lim.max_msg)) != DTX_OK)
+		goto fail;
+	// No timed resend (contexts copy this when they are opened), and
+	// quick reconnects after a peer restarts.
+	if ((rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
+	         NNG_DURATION_INFINITE)) != 0 ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 10)) != 0 ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500)) != 0 ||
+	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe, c)) !=
+	        0 ||
+	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe, c)) !=
+	        0) {
+		err = proto_from_nng(rv);
+		goto fail;
+	}
+	if ((rv = nng_dial(c->sock, cfg->url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		err = proto_from_nng(rv);
+		goto fail;
+	}
+	*out = c;
+	return DTX_OK;
+fail:
+	proto_client_close(c);
+	return err;
+}
+
+const char *
+proto_client_url(const proto_client *c)
+{
+	return c->url;
+}
+
+bool
+proto_client_connected(const proto_client *c)
+{
+	proto_client *m = (proto_client *)(uintptr_t)c;
+	return atomic_load(&m->pipes) > 0;
+}
+
+static dtx_err
+slot_get(proto_client *c, slot **out)
+{
+	pthread_mutex_lock(&c->mu);
+	slot *s = c->idle;
+	if (s != NULL)
+		c->idle = s->next;
+	pthread_mutex_unlock(&c->mu);
+	if (s == NULL) {
+		if ((s = dtx_calloc(1, sizeof(*s))) == NULL)
+			return DTX_ENOMEM;
+		int rv;
+		if ((rv = nng_ctx_open(&s->ctx, c->sock)) != 0) {
+			dtx_free(s);
+			return proto_from_nng(rv);
+		}
+		if ((rv = nng_aio_alloc(&s->aio, NULL, NULL)) != 0) {
+			nng_ctx_close(s->ctx);
+			dtx_free(s);
+			return proto_from_nng(rv);
+		}
+	}
+	pthread_mutex_lock(&c->mu);
+	s->prev = NULL;
+	s->next = c->busy;
+	if (c->busy != NULL)
+		c->busy->prev = s;
+	c->busy = s;
+	pthread_mutex_unlock(&c->mu);
+	*out = s;
+	return DTX_OK;
+}
+
+static void
+slot_put(proto_client *c, slot *s)
+{
+	pthread_mutex_lock(&c->mu);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		c->busy = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	s->prev = NULL;
+	s->next = c->idle;
+	c->idle = s;
+	pthread_mutex_unlock(&c->mu);
+}
+
+// Sets the header fields the client owns, for req and each batch element.
+static void
+stamp_req(proto_client *c, proto_msg *req)
+{
+	req->hdr.version = PROTO_VERSION;
+	req->hdr.from = c->cfg.node_id;
+	req->hdr.id = atomic_fetch_add(&c->next_id, 1);
+	if (req->hdr.type == PROTO_BATCH && req->u.batch.msgs != NULL) {
+		for (uint32_t i = 0; i < req->u.batch.n; i++) {
+			proto_hdr *h = &req->u.batch.msgs[i].hdr;
+			h->version = PROTO_VERSION;
+			h->from = c->cfg.node_id;
+			if (h->id == 0)
+				h->id = atomic_fetch_add(&c->next_id, 1);
+			if (c->cfg.stamp != NULL)
+				c->cfg.stamp(c->cfg.arg, h);
+		}
+	}
+	if (c->cfg.stamp != NULL)
+		c->cfg.stamp(c->cfg.arg, &req->hdr);
+}
+
+// One attempt: msg is consumed. On DTX_OK or DTX_EREFUSED *rep is set.
+static dtx_err
+attempt(proto_client *c, nng_msg *msg, uint64_t id, uint32_t timeout_ms,
+    proto_msg *rep, char *why, size_t why_len)
+{
+	slot *s = NULL;
+	dtx_err err = slot_get(c, &s);
+	if (err != DTX_OK) {
+		nng_msg_free(msg);
+		return err;
+	}
+	uint64_t t0 = dtx_mono_ns();
+	uint32_t send_ms = timeout_ms;
+	if (atomic_load(&c->pipes) == 0 && c->cfg.connect_wait_ms < send_ms)
+		send_ms = c->cfg.connect_wait_ms;
+	nng_aio_set_msg(s->aio, msg);
+	nng_aio_set_timeout(s->aio, (nng_duration)send_ms);
+	nng_ctx_send(s->ctx, s->aio);
+	nng_aio_wait(s->aio);
+	int rv = nng_aio_result(s->aio);
+	if (rv != 0) {
+		// The request was never handed to a connection.
+		nng_msg_free(nng_aio_get_msg(s->aio));
+		nng_aio_set_msg(s->aio, NULL);
+		slot_put(c, s);
+		return rv == NNG_ECLOSED ? DTX_ECLOSED
+		    : rv == NNG_ENOMEM   ? DTX_ENOMEM
+		                         : DTX_EUNREACH;
+	}
+	uint64_t spent = (dtx_mono_ns() - t0) / 1000000;
+	uint32_t rest = spent >= timeout_ms ? 1 : timeout_ms - (uint32_t)spent;
+	nng_aio_set_timeout(s->aio, (nng_duration)rest);
+	nng_ctx_recv(s->ctx, s->aio);
+	nng_aio_wait(s->aio);
+	rv = nng_aio_result(s->aio);
+	nng_msg *reply = rv == 0 ? nng_aio_get_msg(s->aio) : NULL;
+	nng_aio_set_msg(s->aio, NULL);
+	slot_put(c, s);
+	if (rv != 0)
+		return rv == NNG_ECLOSED ? DTX_ECLOSED : DTX_ETIMEDOUT;
+	proto_msg m;
+	err = proto_decode_nng(reply, &c->lim, &m, why, why_len);
+	nng_msg_free(reply);
+	if (err != DTX_OK) {
+		if (err == DTX_EPROTO)
+			DTX_LOG(DTX_LOG_WARN, "PROTO_BADREPLY", "from %s: %s",
+			    c->url, why != NULL ? why : "malformed");
+		return err;
+	}
+	// A decode failure on the server is answered with id 0.
+	if (m.hdr.id != id && !(m.hdr.id == 0 && m.hdr.type == PROTO_ERROR)) {
+		proto_msg_free(&m);
+		if (why != NULL && why_len > 0)
+			why[0] = '\0';
+		return DTX_EPROTO;
+	}
+	if (c->cfg.observe != NULL) {
+		c->cfg.observe(c->cfg.arg, &m.hdr);
+		if (m.hdr.type == PROTO_BATCH)
+			for (uint32_t i = 0; i < m.u.batch.n; i++)
+				c->cfg.observe(
+				    c->cfg.arg, &m.u.batch.msgs[i].hdr);
+	}
+	*rep = m;
+	return m.hdr.type == PROTO_ERROR ? DTX_EREFUSED : DTX_OK;
+}
+
+static uint32_t
+backoff_ms(proto_client *c, const proto_retry *r, uint32_t retry_no)
+{
+	uint64_t base = r->base_ms ? r->base_ms : 10;
+	uint64_t cap = r->cap_ms ? r->cap_ms : 1000;
+	uint64_t d = base;
+	for (uint32_t i = 1; i < retry_no && d < cap; i++)
+		d *= 2;
+	if (d > cap)
+		d = cap;
+	pthread_mutex_lock(&c->mu);
+	uint64_t j = dtx_rand_below(&c->rng, d / 2 + 1);
+	pthread_mutex_unlock(&c->mu);
+	return (uint32_t)(d - j);
+}
+
+dtx_err
+proto_client_call(proto_client *c, proto_msg *req, proto_msg *rep,
+    const proto_call_opts *opts)
+{
+	if (c == NULL || req == NULL || rep == NULL)
+		return DTX_EINVAL;
+	static const proto_call_opts none = { 0 };
+	if (opts == NULL)
+		opts = &none;
+	const proto_retry *retry =
+	    opts->retry != NULL ? opts->retry : &c->cfg.retry;
+	uint32_t tries = retry->attempts > 1 ? retry->attempts : 1;
+	uint32_t timeout_ms =
+	    opts->timeout_ms != 0 ? opts->timeout_ms : c->cfg.timeout_ms;
+
+	stamp_req(c, req);
+	nng_msg *msg;
+	int rv = nng_msg_alloc(&msg, 0);
+	if (rv != 0)
+		return proto_from_nng(rv);
+	if ((rv = nng_msg_reserve(msg, 256)) != 0) {
+		nng_msg_free(msg);
+		return proto_from_nng(rv);
+	}
+	dtx_err err = proto_encode(req, msg);
+	if (err != DTX_OK) {
+		nng_msg_free(msg);
+		return err;
+	}
+	for (uint32_t n = 1;; n++) {
+		nng_msg *copy = NULL;
+		if (n < tries && (rv = nng_msg_dup(&copy, msg)) != 0) {
+			nng_msg_free(msg);
+			return proto_from_nng(rv);
+		}
+		err = attempt(c, msg, req->hdr.id, timeout_ms, rep, opts->why,
+		    opts->why_len);
+		msg = copy;
+		bool again = err == DTX_EUNREACH ||
+		    (err == DTX_ETIMEDOUT && opts->idempotent);
+		if (!again || n >= tries)
+			break;
+		dtx_sleep_ms(backoff_ms(c, retry, n));
+	}
+	if (msg != NULL)
+		nng_msg_free(msg);
+	return err;
+}
+
+void
+proto_client_close(proto_client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->sock_open)
+		nng_close(c->sock);
+	for (slot *s = c->idle; s != NULL;) {
+		slot *next = s->next;
+		nng_aio_free(s->aio);
+		dtx_free(s);
+		s = next;
+	}
+	pthread_mutex_destroy(&c->mu);
+	dtx_free(c->url);
+	dtx_free(c);
+}

@@ -1,0 +1,594 @@
+// SPDX-License-Identifier: MIT
+//
+// The daemon runtime: what every dtx daemon does the same way (flags,
+// topology, clocks on every message, the server, PING/HEALTH/FAULT, peer
+// clients with injectable partitions and delays, signals), so that each
+// daemon's own files hold only its protocol.
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "proto.h"
+
+struct proto_daemon {
+	proto_daemon_cfg cfg;
+	const dtx_cfg_opt *extra;
+	size_t nextra;
+	void *extra_cfg;
+	dtx_role role;
+	dtx_topo topo;
+	clk_source *src;
+	clk_node *clock;
+	proto_server *server;
+	proto_daemon_hooks hooks;
+	sigset_t sigs;
+	uint64_t started_ns;
+
+	pthread_mutex_t mtx; // guards clients[], cut[], delay_ms[]
+	proto_client *clients[DTX_TOPO_MAX];
+	bool cut[DTX_TOPO_MAX];
+	uint32_t delay_ms[DTX_TOPO_MAX];
+
+	atomic_bool stopping;
+	_Atomic uint64_t clock_rejected;
+	_Atomic uint64_t faults;
+	_Atomic uint64_t calls_cut;
+};
+
+#define CFG(f) offsetof(proto_daemon_cfg, f)
+
+static const dtx_cfg_opt common_opts[] = {
+	{ "node-id", DTX_CFG_INT, CFG(node_id), 0, DTX_TOPO_MAX - 1, NULL,
+	    "this node's id in the topology (required)" },
+	{ "topology", DTX_CFG_STR, CFG(topology), 0, 0, NULL,
+	    "topology file (required)" },
+	{ "data", DTX_CFG_STR, CFG(data), 0, 0, NULL,
+	    "data directory (required; created if missing)" },
+	{ "listen", DTX_CFG_STR, CFG(listen), 0, 0, NULL,
+	    "listen URL (default: this node's URL in the topology)" },
+	{ "workers", DTX_CFG_INT, CFG(workers), 1, 1024, "64",
+	    "server worker threads" },
+	{ "log-level", DTX_CFG_STR, CFG(log_level), 0, 0, "info",
+	    "debug, info, warn or error" },
+	{ "max-offset-ms", DTX_CFG_INT, CFG(max_offset_ms), 1, 3600000, "500",
+	    "refuse messages whose clock is this far ahead" },
+	{ "timeout-ms", DTX_CFG_INT, CFG(timeout_ms), 1, 600000, "1000",
+	    "default timeout of calls to peers" },
+};
+#define NCOMMON (sizeof(common_opts) / sizeof(common_opts[0]))
+
+static const dtx_cfg_opt *
+find_flag(const dtx_cfg_opt *t, size_t n, const char *arg)
+{
+	const char *name = arg + 2;
+	const char *eq = strchr(name, '=');
+	size_t len = eq ? (size_t)(eq - name) : strlen(name);
+	for (size_t i = 0; i < n; i++)
+		if (strlen(t[i].name) == len &&
+		    strncmp(t[i].name, name, len) == 0)
+			return &t[i];
+	return NULL;
+}
+
+static void
+usage(const char *prog, const dtx_cfg_opt *extra, size_t nextra)
+{
+	printf(
+	    "usage: %s --node-id N --topology FILE --data DIR [FLAGS]\n", prog);
+	dtx_cfg_usage(stdout, common_opts, NCOMMON);
+	dtx_cfg_usage(stdout, extra, nextra);
+}
+
+// Splits argv between the common table and the daemon's own, then loads
+// each (defaults, DTX_* environment, flags).
+static dtx_err
+parse_flags(proto_daemon *d, const char *prog, int argc, char **argv)
+{
+	char **mine = NULL, **theirs = NULL, err[512];
+	int nm = 0, nt = 0;
+	dtx_err rv = DTX_ENOMEM;
+
+	mine = dtx_calloc((size_t)argc + 1, sizeof(char *));
+	theirs = dtx_calloc((size_t)argc + 1, sizeof(char *));
+	if (mine == NULL || theirs == NULL)
+		goto done;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(prog, d->extra, d->nextra);
+			exit(0);
+		}
+		const dtx_cfg_opt *o = NULL;
+		char ***dst = NULL;
+		int *dn = NULL;
+		if (strncmp(a, "--", 2) == 0) {
+			if ((o = find_flag(common_opts, NCOMMON, a)) != NULL) {
+				dst = &mine;
+				dn = &nm;
+			} else if ((o = find_flag(d->extra, d->nextra, a)) !=
+			    NULL) {
+				dst = &theirs;
+				dn = &nt;
+			}
+		}
+		if (o == NULL) {
+			fprintf(stderr,
+			    "%s: unknown flag or argument '%s' (see %s "
+			    "--help)\n",
+			    prog, a, prog);
+			rv = DTX_EINVAL;
+			goto done;
+		}
+		(*dst)[(*dn)++] = argv[i];
+		if (strchr(a, '=') == NULL && o->type != DTX_CFG_BOOL &&
+		    i + 1 < argc)
+			(*dst)[(*dn)++] = argv[++i];
+	}
+	rv = dtx_cfg_load(common_opts, NCOMMON, &d->cfg, "DTX_", nm, mine, NULL,
+	    0, NULL, err, sizeof(err));
+	if (rv == DTX_OK && d->nextra > 0)
+		rv = dtx_cfg_load(d->extra, d->nextra, d->extra_cfg, "DTX_", nt,
+		    theirs, NULL, 0, NULL, err, sizeof(err));
+	if (rv == DTX_EINVAL)
+		fprintf(stderr, "%s: %s (see %s --help)\n", prog, err, prog);
+	if (rv == DTX_OK && (d->cfg.topology == NULL || d->cfg.data == NULL)) {
+		fprintf(stderr,
+		    "%s: --topology and --data are required (see %s "
+		    "--help)\n",
+		    prog, prog);
+		rv = DTX_EINVAL;
+	}
+done:
+	dtx_free(mine);
+	dtx_free(theirs);
+	return rv;
+}
+
+static dtx_err
+mkdir_p(const char *path)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return DTX_EINVAL;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+			return dtx_from_errno(errno);
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+		return dtx_from_errno(errno);
+	return DTX_OK;
+}
+
+dtx_err
+proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
+    const dtx_cfg_opt *extra, size_t nextra, void *extra_cfg,
+    proto_daemon **out)
+{
+	proto_daemon *d;
+	dtx_err rv;
+	char err[512], path[4096 + 16];
+
+	// Signals first, so every thread started later inherits the mask.
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+	sigaction(SIGPIPE, &ign, NULL);
+	d = dtx_calloc(1, sizeof(*d));
+	if (d == NULL)
+		return DTX_ENOMEM;
+	sigemptyset(&d->sigs);
+	sigaddset(&d->sigs, SIGTERM);
+	sigaddset(&d->sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &d->sigs, NULL);
+	pthread_mutex_init(&d->mtx, NULL);
+	d->role = role;
+	d->extra = extra;
+	d->nextra = nextra;
+	d->extra_cfg = extra_cfg;
+	d->started_ns = dtx_mono_ns();
+
+	if ((rv = parse_flags(d, prog, argc - 1, argv + 1)) != DTX_OK)
+		goto fail;
+	dtx_log_level lv;
+	if (dtx_log_level_parse(d->cfg.log_level, &lv) != DTX_OK) {
+		fprintf(stderr,
+		    "%s: --log-level '%s' is not debug, info, warn or error\n",
+		    prog, d->cfg.log_level);
+		rv = DTX_EINVAL;
+		goto fail;
+	}
+	char name[32];
+	snprintf(name, sizeof(name), "%s-%lld",
+	    role == DTX_ROLE_COORDINATOR       ? "coord"
+	        : role == DTX_ROLE_PARTICIPANT ? "part"
+	                                       : dtx_role_name(role),
+	    (long long)d->cfg.node_id);
+	dtx_log_init(name, lv);
+
+	rv = dtx_topo_load(d->cfg.topology, &d->topo, err, sizeof(err));
+	if (rv != DTX_OK) {
+		fprintf(stderr, "%s: topology: %s\n", prog, err);
+		goto fail;
+	}
+	const dtx_node *self =
+	    dtx_topo_find(&d->topo, (uint32_t)d->cfg.node_id);
+	if (self == NULL || self->role != role) {
+		fprintf(stderr, "%s: node %lld is %s%s in %s, not a %s\n", prog,
+		    (long long)d->cfg.node_id, self ? "a " : "not",
+		    self ? dtx_role_name(self->role) : "", d->cfg.topology,
+		    dtx_role_name(role));
+		rv = DTX_EINVAL;
+		goto fail;
+	}
+	if (d->cfg.listen == NULL &&
+	    (d->cfg.listen = dtx_strdup(self->url)) == NULL) {
+		rv = DTX_ENOMEM;
+		goto fail;
+	}
+	if ((rv = mkdir_p(d->cfg.data)) != DTX_OK) {
+		fprintf(stderr, "%s: cannot create %s: %s\n", prog, d->cfg.data,
+		    dtx_strerror(rv));
+		goto fail;
+	}
+	if ((rv = clk_source_new_env(&d->src)) != DTX_OK) {
+		fprintf(
+		    stderr, "%s: clock source: %s\n", prog, dtx_strerror(rv));
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/clock.bound", d->cfg.data);
+	rv = clk_node_open(&d->clock, d->src, (uint32_t)d->cfg.node_id,
+	    d->topo.max_id, (uint64_t)d->cfg.max_offset_ms, path);
+	if (rv != DTX_OK) {
+		fprintf(stderr, "%s: clock bound %s: %s\n", prog, path,
+		    dtx_strerror(rv));
+		goto fail;
+	}
+	*out = d;
+	return DTX_OK;
+fail:
+	proto_daemon_close(d);
+	return rv;
+}
+
+static void
+stamp(void *arg, proto_hdr *hdr)
+{
+	proto_daemon *d = arg;
+	clk_node_send(d->clock, &hdr->hlc, &hdr->vc);
+}
+
+// Merges an incoming header into our clocks; DTX_ECLOCK (counted, clocks
+// untouched) when the sender's clock is too far ahead.
+static dtx_err
+observe_hdr(proto_daemon *d, const proto_hdr *hdr)
+{
+	dtx_err rv = clk_node_recv(d->clock, hdr->hlc, &hdr->vc, NULL);
+	if (rv == DTX_ECLOCK) {
+		atomic_fetch_add(&d->clock_rejected, 1);
+		DTX_LOG(DTX_LOG_WARN, "CLOCK_REJECT",
+		    "%s from node %u: its clock %llu ms is more than %lld ms "
+		    "ahead of ours",
+		    proto_type_name(hdr->type), hdr->from,
+		    (unsigned long long)clk_ts_l(hdr->hlc),
+		    (long long)d->cfg.max_offset_ms);
+	}
+	return rv;
+}
+
+static void
+observe_reply(void *arg, const proto_hdr *hdr)
+{
+	(void)observe_hdr(arg, hdr);
+}
+
+dtx_err
+proto_health_counter(proto_health_reply *rep, const char *name, int64_t value)
+{
+	if (rep->n_counters >= PROTO_MAX_COUNTERS)
+		return DTX_EINVAL;
+	proto_counter *c =
+	    dtx_realloc(rep->counters, (rep->n_counters + 1) * sizeof(*c));
+	if (c == NULL)
+		return DTX_ENOMEM;
+	rep->counters = c;
+	c[rep->n_counters].name = NULL;
+	c[rep->n_counters].value = value;
+	dtx_err rv = proto_str_set(&c[rep->n_counters].name, name);
+	if (rv != DTX_OK)
+		return rv;
+	rep->n_counters++;
+	return DTX_OK;
+}
+
+static dtx_err
+serve_health(proto_daemon *d, proto_msg *rep)
+{
+	proto_health_reply *h = &rep->u.health_reply;
+	proto_server_stats ss;
+	clk_hlc_counters hc;
+	int64_t off;
+	double rate;
+	dtx_err rv;
+
+	rep->hdr.type = PROTO_HEALTH_REPLY;
+	h->node = (uint32_t)d->cfg.node_id;
+	if ((rv = proto_str_set(&h->role, dtx_role_name(d->role))) != DTX_OK ||
+	    (rv = proto_str_set(&h->state, "ok")) != DTX_OK)
+		return rv;
+	if (d->hooks.health != NULL &&
+	    (rv = d->hooks.health(d->hooks.arg, h)) != DTX_OK)
+		return rv;
+	proto_server_stats_get(d->server, &ss);
+	clk_hlc_stats(clk_node_hlc(d->clock), &hc);
+	clk_source_get(d->src, &off, &rate);
+	struct {
+		const char *name;
+		int64_t v;
+	} ctr[] = {
+		{ "uptime_ms",
+		    (int64_t)((dtx_mono_ns() - d->started_ns) / 1000000) },
+		{ "requests", (int64_t)ss.requests },
+		{ "decode_errors", (int64_t)ss.decode_errors },
+		{ "handler_errors", (int64_t)ss.handler_errors },
+		{ "clock_rejected", (int64_t)atomic_load(&d->clock_rejected) },
+		{ "clock_offset_ms", off },
+		{ "clock_rate_permille", (int64_t)(rate * 1000.0 + 0.5) },
+		{ "hlc_max_drift_ms", (int64_t)hc.max_drift_ms },
+		{ "faults", (int64_t)atomic_load(&d->faults) },
+		{ "calls_cut", (int64_t)atomic_load(&d->calls_cut) },
+	};
+	for (size_t i = 0; i < sizeof(ctr) / sizeof(ctr[0]); i++)
+		if ((rv = proto_health_counter(h, ctr[i].name, ctr[i].v)) !=
+		    DTX_OK)
+			return rv;
+	return DTX_OK;
+}
+
+static dtx_err
+serve_fault(proto_daemon *d, const proto_fault *f, proto_msg *rep)
+{
+	dtx_err rv = DTX_OK;
+
+	atomic_fetch_add(&d->faults, 1);
+	if (strcmp(f->kind, "clock") == 0) {
+		int64_t off = f->n_args > 0 ? f->args[0] : 0;
+		int64_t permille = f->n_args > 1 ? f->args[1] : 1000;
+		rv = clk_source_set(d->src, off, (double)permille / 1000.0);
+		if (rv == DTX_OK)
+			DTX_LOG(DTX_LOG_WARN, "FAULT_CLOCK",
+			    "clock offset %lld ms, rate %lld/1000",
+			    (long long)off, (long long)permille);
+	} else if (strcmp(f->kind, "partition") == 0) {
+		bool cut[DTX_TOPO_MAX] = { false };
+		for (uint32_t i = 0; i < f->n_args; i++) {
+			if (f->args[i] < 0 || f->args[i] >= DTX_TOPO_MAX)
+				return DTX_EINVAL;
+			cut[f->args[i]] = true;
+		}
+		pthread_mutex_lock(&d->mtx);
+		memcpy(d->cut, cut, sizeof(cut));
+		pthread_mutex_unlock(&d->mtx);
+		DTX_LOG(DTX_LOG_WARN, "FAULT_PARTITION",
+		    "%s (%u nodes cut off)",
+		    f->n_args ? "partitioned" : "healed", f->n_args);
+	} else if (strcmp(f->kind, "delay") == 0) {
+		if (f->n_args != 2 || f->args[0] < 0 ||
+		    f->args[0] >= DTX_TOPO_MAX || f->args[1] < 0 ||
+		    f->args[1] > 600000)
+			return DTX_EINVAL;
+		pthread_mutex_lock(&d->mtx);
+		d->delay_ms[f->args[0]] = (uint32_t)f->args[1];
+		pthread_mutex_unlock(&d->mtx);
+		DTX_LOG(DTX_LOG_WARN, "FAULT_DELAY",
+		    "calls to node %lld delayed by %lld ms",
+		    (long long)f->args[0], (long long)f->args[1]);
+	} else if (strcmp(f->kind, "crash_at") == 0) {
+		if (f->arg == NULL)
+			return DTX_EINVAL;
+		dtx_crashpoint_arm(f->arg, f->n_args > 0 ? f->args[0] : 1);
+		DTX_LOG(DTX_LOG_WARN, "FAULT_CRASH_AT", "armed crash point %s",
+		    f->arg);
+	} else if (d->hooks.fault != NULL) {
+		rv = d->hooks.fault(d->hooks.arg, f);
+	} else {
+		rv = DTX_ENOENT;
+	}
+	if (rv != DTX_OK)
+		return rv;
+	rep->hdr.type = PROTO_ACK;
+	return DTX_OK;
+}
+
+// The server's handler: clocks, then the runtime's own messages, then the
+// daemon's handler.
+static dtx_err
+handle(void *arg, const proto_msg *req, proto_msg *rep)
+{
+	proto_daemon *d = arg;
+	dtx_err rv;
+
+	if (req->hdr.type == PROTO_BATCH) {
+		for (uint32_t i = 0; i < req->u.batch.n; i++)
+			if ((rv = observe_hdr(d, &req->u.batch.msgs[i].hdr)) !=
+			    DTX_OK)
+				return rv;
+	}
+	if ((rv = observe_hdr(d, &req->hdr)) != DTX_OK)
+		return rv;
+	switch (req->hdr.type) {
+	case PROTO_PING:
+		rep->hdr.type = PROTO_PONG;
+		return DTX_OK;
+	case PROTO_HEALTH:
+		return serve_health(d, rep);
+	case PROTO_FAULT:
+		return serve_fault(d, &req->u.fault, rep);
+	default:
+		return d->hooks.handler(d->hooks.arg, req, rep);
+	}
+}
+
+dtx_err
+proto_daemon_serve(proto_daemon *d, const proto_daemon_hooks *hooks)
+{
+	if (hooks == NULL || hooks->handler == NULL)
+		return DTX_EINVAL;
+	d->hooks = *hooks;
+	proto_server_cfg sc = {
+		.url = d->cfg.listen,
+		.workers = (uint32_t)d->cfg.workers,
+		.vc_nodes = d->topo.max_id,
+		.node_id = (uint32_t)d->cfg.node_id,
+		.whole_batches = hooks->whole_batches,
+		.handler = handle,
+		.stamp = stamp,
+		.arg = d,
+	};
+	dtx_err rv = proto_server_open(&sc, &d->server);
+	if (rv != DTX_OK) {
+		DTX_LOG(DTX_LOG_ERROR, "LISTEN", "cannot listen on %s: %s",
+		    d->cfg.listen, dtx_strerror(rv));
+		return rv;
+	}
+	DTX_LOG(DTX_LOG_INFO, "LISTEN", "%s %lld serving on %s",
+	    dtx_role_name(d->role), (long long)d->cfg.node_id,
+	    proto_server_url(d->server));
+	return DTX_OK;
+}
+
+void
+proto_daemon_wait(proto_daemon *d)
+{
+	struct timespec tick = { .tv_sec = 0, .tv_nsec = 100 * 1000000L };
+	while (!atomic_load(&d->stopping)) {
+		int sig = sigtimedwait(&d->sigs, NULL, &tick);
+		if (sig == SIGTERM || sig == SIGINT) {
+			DTX_LOG(
+			    DTX_LOG_INFO, "STOP", "signal %d: stopping", sig);
+			break;
+		}
+	}
+	atomic_store(&d->stopping, true);
+}
+
+void
+proto_daemon_stop(proto_daemon *d)
+{
+	atomic_store(&d->stopping, true);
+}
+
+bool
+proto_daemon_stopping(proto_daemon *d)
+{
+	return atomic_load(&d->stopping);
+}
+
+void
+proto_daemon_close(proto_daemon *d)
+{
+	if (d == NULL)
+		return;
+	atomic_store(&d->stopping, true);
+	proto_server_close(d->server);
+	for (int i = 0; i < DTX_TOPO_MAX; i++)
+		proto_client_close(d->clients[i]);
+	clk_node_close(d->clock);
+	clk_source_free(d->src);
+	if (d->nextra > 0 && d->extra_cfg != NULL)
+		dtx_cfg_fini(d->extra, d->nextra, d->extra_cfg);
+	dtx_cfg_fini(common_opts, NCOMMON, &d->cfg);
+	pthread_mutex_destroy(&d->mtx);
+	dtx_free(d);
+}
+
+const proto_daemon_cfg *
+proto_daemon_config(const proto_daemon *d)
+{
+	return &d->cfg;
+}
+
+const dtx_topo *
+proto_daemon_topo(const proto_daemon *d)
+{
+	return &d->topo;
+}
+
+clk_node *
+proto_daemon_clock(proto_daemon *d)
+{
+	return d->clock;
+}
+
+uint32_t
+proto_daemon_id(const proto_daemon *d)
+{
+	return (uint32_t)d->cfg.node_id;
+}
+
+// Sleeps ms, waking early when the daemon stops.
+static void
+nap(proto_daemon *d, uint64_t ms)
+{
+	uint64_t end = dtx_mono_ns() + ms * 1000000u;
+	while (!atomic_load(&d->stopping)) {
+		uint64_t now = dtx_mono_ns();
+		if (now >= end)
+			break;
+		uint64_t left = (end - now) / 1000000u;
+		dtx_sleep_ms(left < 20 ? (left ? left : 1) : 20);
+	}
+}
+
+dtx_err
+proto_daemon_call(proto_daemon *d, uint32_t peer, proto_msg *req,
+    proto_msg *rep, const proto_call_opts *opts)
+{
+	const dtx_node *nd =
+	    peer < DTX_TOPO_MAX ? dtx_topo_find(&d->topo, peer) : NULL;
+	proto_client *c;
+	dtx_err rv = DTX_OK;
+
+	if (nd == NULL || nd->role == DTX_ROLE_CLIENT)
+		return DTX_EINVAL;
+	pthread_mutex_lock(&d->mtx);
+	bool cut = d->cut[peer];
+	uint32_t delay = d->delay_ms[peer];
+	c = d->clients[peer];
+	if (c == NULL) {
+		proto_client_cfg cc = {
+			.url = nd->url,
+			.vc_nodes = d->topo.max_id,
+			.node_id = (uint32_t)d->cfg.node_id,
+			.timeout_ms = (uint32_t)d->cfg.timeout_ms,
+			.stamp = stamp,
+			.observe = observe_reply,
+			.arg = d,
+		};
+		rv = proto_client_open(&cc, &d->clients[peer]);
+		c = d->clients[peer];
+	}
+	pthread_mutex_unlock(&d->mtx);
+	if (rv != DTX_OK)
+		return rv;
+	if (cut) {
+		// A partition drops the request: the caller learns nothing
+		// until its timeout, exactly as with lost packets.
+		atomic_fetch_add(&d->calls_cut, 1);
+		uint32_t t = opts && opts->timeout_ms
+		    ? opts->timeout_ms
+		    : (uint32_t)d->cfg.timeout_ms;
+		nap(d, t);
+		return DTX_ETIMEDOUT;
+	}
+	if (delay > 0)
+		nap(d, delay);
+	return proto_client_call(c, req, rep, opts);
+}

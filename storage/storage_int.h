@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: MIT
+//
+// Shared between storage/'s own files: the WAL's internal open with a
+// durability callback, little-endian helpers, and the MVCC store's
+// in-memory structures (key table, versions, transactions, outcomes,
+// barriers) used by kv.c, txn.c and kvlog.c.
+
+#ifndef STORAGE_INT_H
+#define STORAGE_INT_H
+
+#include <pthread.h>
+#include <string.h>
+
+#include "storage.h"
+
+// ---------------------------------------------------------------- WAL
+
+// Called by the flusher thread after a batch up to lsn is durable and
+// before any waiter of that batch wakes. Must not append to the WAL.
+typedef void (*stor__durable_fn)(void *arg, uint64_t lsn);
+
+dtx_err stor__wal_open(const char *dir, const stor_wal_opts *opts,
+    stor_wal_ckpt_fn on_ckpt, stor_wal_rec_fn on_rec, void *arg,
+    stor__durable_fn on_durable, void *durable_arg, stor_wal **out);
+
+// ---------------------------------------------------------------- bytes
+
+static inline void
+stor__put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void
+stor__put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void
+stor__put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint16_t
+stor__get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t
+stor__get32(const uint8_t *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline uint64_t
+stor__get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+// A growable byte buffer for encoding records and checkpoints.
+typedef struct stor__buf {
+	uint8_t *p;
+	size_t len, cap;
+	bool oom; // an append failed; the content is incomplete
+} stor__buf;
+
+void stor__buf_put(stor__buf *b, const void *p, size_t n);
+void stor__buf_u8(stor__buf *b, uint8_t v);
+void stor__buf_u32(stor__buf *b, uint32_t v);
+void stor__buf_u64(stor__buf *b, uint64_t v);
+void stor__buf_fini(stor__buf *b);
+
+// A bounds-checked reader: every get fails (sets bad) past the end.
+typedef struct stor__rd {
+	const uint8_t *p;
+	size_t len, off;
+	bool bad;
+} stor__rd;
+
+uint8_t stor__rd_u8(stor__rd *r);
+uint32_t stor__rd_u32(stor__rd *r);
+uint64_t stor__rd_u64(stor__rd *r);
+// Returns a pointer to the next n bytes (borrowed) or NULL (sets bad).
+const uint8_t *stor__rd_bytes(stor__rd *r, size_t n);
+
+// ---------------------------------------------------------------- MVCC
+
+// One committed version. Newest first in a key's chain. A deletion is a
+// version with tomb set.
+typedef struct stor__ver {
+	struct stor__ver *next;
+	clk_ts ts;
+	uint32_t len;
+	uint8_t tomb;
+	uint8_t val[];
+} stor__ver;
+
+struct stor__tx;
+
+// One key: allocated once with the key bytes inline.
+typedef struct stor__ent {
+	stor__ver *head;
+	struct stor__tx *intent; // transaction holding an intent, or NULL
+	uint32_t hash;
+	uint32_t klen;
+	uint8_t key[];
+} stor__ent;
+
+// Open-addressing table of keys (linear probing, backward-shift delete).
+typedef struct stor__tab {
+	stor__ent **slot;
+	size_t mask; // capacity - 1 (capacity a power of two)
+	size_t n;
+} stor__tab;
+
+// One buffered write of a transaction.
+// One key a transaction touched: read (base only) or written (ver holds
+// the new value; its ts is set when it becomes a version).
+typedef struct stor__w {
+	uint8_t *key; // owned copy
+	uint32_t klen;
+	bool write;
+	clk_ts base; // ts of the key's newest version when first touched
+	stor__ent *ent; // the key's entry once intents are installed
+	stor__ver *ver; // the new version (owned until applied)
+} stor__w;
+
+typedef struct stor__bar {
+	uint8_t *gid;
+	uint32_t glen;
+	uint8_t op;
+	int64_t branch;
+	uint64_t wall_ms; // when committed
+	bool pending; // its local commit is not durable yet
+} stor__bar;
+
+typedef enum stor__txkind {
+	STOR__TX_DIST = 1, // a prepared distributed transaction
+	STOR__TX_LOCAL = 2, // a local commit waiting to become durable
+} stor__txkind;
+
+// A transaction holding intents: prepared (in doubt), precommitted, or
+// committing (its COMMIT record is queued and it becomes versions once
+// durable).
+typedef struct stor__tx {
+	uint64_t txid; // 0 for local
+	stor__txkind kind;
+	stor_tx_state state; // PREPARED, PRECOMMITTED
+	bool committing; // commit record queued
+	uint64_t commit_lsn; // LSN that must be durable before applying
+	clk_ts commit_ts;
+	uint64_t lsn; // PREPARED record LSN
+	stor_prep_meta meta;
+	stor__w *w;
+	size_t nw;
+	stor__bar *bars; // local commits: barriers to insert
+	size_t nbars;
+	struct stor__tx *next_all; // list of all holding transactions
+	struct stor__tx **prev_all;
+	struct stor__tx *next_q; // commit queue, in LSN order
+} stor__tx;
+
+// Remembered outcome.
+typedef struct stor__out {
+	uint64_t txid;
+	clk_ts commit_ts;
+	uint64_t wall_ms;
+	uint8_t state; // COMMITTED or ABORTED
+} stor__out;
+
+// u64 -> u64 open-addressing map (key 0 is reserved as empty).
+typedef struct stor__map {
+	uint64_t *k;
+	uint64_t *v;
+	size_t mask;
+	size_t n;
+} stor__map;
+
+dtx_err stor__map_put(stor__map *m, uint64_t k, uint64_t v);
+bool stor__map_get(const stor__map *m, uint64_t k, uint64_t *v);
+bool stor__map_del(stor__map *m, uint64_t k);
+void stor__map_fini(stor__map *m);
+
+struct stor_kv {
+	pthread_mutex_t mu;
+	stor_wal *wal;
+	stor_kv_opts opts;
+	bool replaying;
+	stor__tab tab;
+	uint64_t nversions;
+	uint64_t nintents;
+	clk_ts gc_horizon;
+	// transactions holding intents; txid -> stor__tx * for distributed
+	stor__tx *txs;
+	stor__map txmap;
+	// committing transactions in LSN order, applied once durable
+	stor__tx *cq_head, **cq_tail;
+	// remembered outcomes: a FIFO ring, txid -> ring position
+	stor__out *outs;
+	size_t out_cap, out_head, out_n;
+	uint64_t out_seq; // position of outs[out_head] in the FIFO
+	stor__map outmap; // txid -> FIFO sequence number
+	// barriers
+	stor__bar *bars;
+	size_t nbars, bar_cap;
+	stor__map barmap; // barrier hash -> index + 1
+	// snapshot pins: pin id -> ts
+	stor__map pins;
+	uint64_t next_pin;
+	uint64_t ckpt_wal_bytes; // WAL bytes written when last checkpointed
+};
+
+// kv.c: the key table and versions.
+uint32_t stor__hash(const void *key, size_t klen);
+stor__ent *stor__tab_find(const stor__tab *t, const void *key, size_t klen);
+// Finds or inserts key; NULL when out of memory.
+stor__ent *stor__tab_get(stor__tab *t, const void *key, size_t klen);
+void stor__tab_fini(stor__tab *t);
+// Newest version with ts <= at (NULL when none).
+const stor__ver *stor__visible(const stor__ent *e, clk_ts at);
+// Inserts a version in ts order (an equal ts replaces). Takes v.
+void stor__ver_insert(stor_kv *kv, stor__ent *e, stor__ver *v);
+stor__ver *stor__ver_new(const void *val, size_t len, bool tomb, clk_ts ts);
+// Looks up key at ts with kv->mu held: *out gets the visible version (NULL
+// for none or a deletion); DTX_EAGAIN with *blk for an intent at or below
+// ts; DTX_ERANGE below the GC horizon.
+dtx_err stor__read(stor_kv *kv, const void *key, size_t klen, clk_ts ts,
+    const stor__ver **out, stor_blocker *blk);
+dtx_err stor__tab_reserve(stor__tab *t, size_t n);
+// Oldest snapshot any open transaction or pin can read.
+clk_ts stor__min_pinned(stor_kv *kv);
+
+// txn.c / kvlog.c
+void stor__tx_free(stor__tx *tx);
+void stor__tx_link(stor_kv *kv, stor__tx *tx);
+void stor__tx_unlink(stor_kv *kv, stor__tx *tx);
+// Turns tx's intents into versions at its commit ts, records the outcome
+// for a distributed one, unlinks and frees tx. kv->mu held.
+void stor__tx_apply(stor_kv *kv, stor__tx *tx);
+// Drops tx's intents, unlinks and frees it. kv->mu held.
+void stor__tx_drop(stor_kv *kv, stor__tx *tx);
+// Installs tx's intents on their entries. kv->mu held.
+dtx_err stor__tx_install(stor_kv *kv, stor__tx *tx);
+void stor__cq_push(stor_kv *kv, stor__tx *tx);
+uint64_t stor__wall_ms(void);
+void stor__outcome_put(
+    stor_kv *kv, uint64_t txid, stor_tx_state st, clk_ts ts, uint64_t wall);
+const stor__out *stor__outcome_get(stor_kv *kv, uint64_t txid);
+ptrdiff_t stor__bar_find(
+    stor_kv *kv, const uint8_t *gid, size_t glen, int64_t branch, uint8_t op);
+dtx_err stor__bar_add(stor_kv *kv, const stor__bar *b);
+void stor__bar_remove_at(stor_kv *kv, size_t i);
+
+// WAL record types of the store (kvlog.c encodes and replays them).
+enum {
+	STOR__REC_LOCAL = 1, // a local commit: writes and barriers
+	STOR__REC_PREPARE = 2, // PREPARED: txid, meta, writes
+	STOR__REC_PRECOMMIT = 3, // txid, commit ts
+	STOR__REC_COMMIT = 4, // txid, commit ts
+	STOR__REC_ABORT = 5, // txid
+	STOR__REC_BARGC = 6, // barrier deletion: gid or age cut-off
+};
+
+void stor__enc_writes(stor__buf *b, const stor__w *w, size_t nw);
+void stor__enc_meta(stor__buf *b, const stor_prep_meta *m);
+dtx_err stor__dec_meta(stor__rd *r, stor_prep_meta *m);
+// Decodes nw writes into a newly allocated array (owned copies).
+dtx_err stor__dec_writes(stor__rd *r, stor__w **w, size_t *nw);
+dtx_err stor__replay(
+    void *arg, uint64_t lsn, uint8_t type, const void *p, size_t len);
+dtx_err stor__load_ckpt(void *arg, uint64_t lsn, const void *p, size_t len);
+void stor__on_durable(void *arg, uint64_t lsn);
+void stor__bar_gc_apply(
+    stor_kv *kv, const uint8_t *gid, size_t glen, uint64_t cutoff, size_t *n);
+
+#endif // STORAGE_INT_H

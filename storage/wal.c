@@ -1,0 +1,983 @@
+// SPDX-License-Identifier: MIT
+//
+// The write-ahead log: record framing, recovery with tail truncation,
+// segment rotation, group commit through one flusher thread, and atomic
+// checkpoint files. The on-disk format is documented in storage.h.
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage_int.h"
+
+#define SEG_HDR 32
+#define REC_HDR 16
+#define REC_OVERHEAD 20
+#define SEG_MAGIC "DTXWAL01"
+#define CKPT_MAGIC "DTXCKPT1"
+#define CKPT_NAME "checkpoint"
+#define CKPT_TMP "checkpoint.tmp"
+#define READ_CHUNK (4u << 20)
+
+struct stor_wal {
+	char *dir;
+	int dirfd;
+	stor_wal_opts opts;
+	stor__durable_fn on_durable;
+	void *durable_arg;
+
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv; // the flusher waits for records
+	pthread_cond_t done_cv; // appenders wait for durability
+	pthread_mutex_t ckpt_mu; // serializes checkpoints
+	pthread_t flusher;
+	bool started;
+	bool closing;
+	bool crashing;
+
+	// The batch being filled (guarded by mu) and the spare the flusher
+	// writes from.
+	uint8_t *buf;
+	size_t len, cap;
+	uint8_t *spare;
+	size_t spare_cap;
+	uint64_t next_lsn;
+	uint64_t durable_lsn;
+	dtx_err fail; // DTX_OK, or the error that failed a batch
+
+	// The current segment (owned by the flusher once it runs).
+	int seg_fd;
+	uint64_t seg_first;
+	uint64_t seg_size;
+	uint64_t seg_synced;
+
+	// First LSNs of the segments on disk, ascending (guarded by mu).
+	uint64_t *segs;
+	size_t nsegs, segcap;
+	uint64_t ckpt_lsn;
+
+	stor_wal_stats st;
+};
+
+// ---------------------------------------------------------------- helpers
+
+static int
+default_write(void *arg, int fd, const void *buf, size_t len)
+{
+	(void)arg;
+	const uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+default_sync(void *arg, int fd)
+{
+	(void)arg;
+	return fdatasync(fd) == 0 ? 0 : errno;
+}
+
+static dtx_err
+do_write(stor_wal *w, int fd, const void *buf, size_t len)
+{
+	int e = w->opts.write_fn
+	    ? w->opts.write_fn(w->opts.hook_arg, fd, buf, len)
+	    : default_write(NULL, fd, buf, len);
+	return e == 0 ? DTX_OK : dtx_from_errno(e);
+}
+
+// Syncs fd unless the WAL runs with STOR_SYNC_NONE; directories are synced
+// with fsync through the same hook.
+static dtx_err
+do_sync(stor_wal *w, int fd)
+{
+	if (w->opts.sync == STOR_SYNC_NONE)
+		return DTX_OK;
+	int e = w->opts.sync_fn ? w->opts.sync_fn(w->opts.hook_arg, fd)
+	                        : default_sync(NULL, fd);
+	return e == 0 ? DTX_OK : dtx_from_errno(e);
+}
+
+static void
+seg_name(char *out, size_t n, uint64_t first)
+{
+	snprintf(out, n, "wal-%016" PRIx64 ".log", first);
+}
+
+static dtx_err
+segs_add(stor_wal *w, uint64_t first)
+{
+	if (w->nsegs == w->segcap) {
+		size_t nc = w->segcap ? w->segcap * 2 : 8;
+		uint64_t *p = dtx_realloc(w->segs, nc * sizeof(*p));
+		if (p == NULL)
+			return DTX_ENOMEM;
+		w->segs = p;
+		w->segcap = nc;
+	}
+	w->segs[w->nsegs++] = first;
+	return DTX_OK;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void
+rec_header(uint8_t *p, uint8_t type, uint64_t lsn, size_t len)
+{
+	stor__put32(p, (uint32_t)len);
+	p[4] = type;
+	p[5] = p[6] = p[7] = 0;
+	stor__put64(p + 8, lsn);
+}
+
+// Creates segment first (header written and synced, directory synced) and
+// makes it the current one.
+static dtx_err
+seg_create(stor_wal *w, uint64_t first)
+{
+	char name[64];
+	seg_name(name, sizeof(name), first);
+	int fd = openat(
+	    w->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return dtx_from_errno(errno);
+	uint8_t h[SEG_HDR] = { 0 };
+	memcpy(h, SEG_MAGIC, 8);
+	stor__put64(h + 8, first);
+	stor__put32(h + 24, dtx_crc32c(0, h, 24));
+	dtx_err err = do_write(w, fd, h, sizeof(h));
+	if (err == DTX_OK)
+		err = do_sync(w, fd);
+	if (err == DTX_OK)
+		err = do_sync(w, w->dirfd);
+	if (err != DTX_OK) {
+		close(fd);
+		return err;
+	}
+	pthread_mutex_lock(&w->mu);
+	err = segs_add(w, first);
+	pthread_mutex_unlock(&w->mu);
+	if (err != DTX_OK) {
+		close(fd);
+		return err;
+	}
+	if (w->seg_fd >= 0)
+		close(w->seg_fd);
+	w->seg_fd = fd;
+	w->seg_first = first;
+	w->seg_size = SEG_HDR;
+	w->seg_synced = SEG_HDR;
+	w->st.segments++;
+	return DTX_OK;
+}
+
+// ---------------------------------------------------------------- recovery
+
+typedef struct scan {
+	stor_wal *w;
+	stor_wal_rec_fn on_rec;
+	void *arg;
+	uint64_t expect; // next LSN expected
+	uint8_t *buf; // read buffer
+	size_t bcap;
+} scan;
+
+static dtx_err
+read_at(int fd, void *p, size_t n, uint64_t off)
+{
+	uint8_t *q = p;
+	while (n > 0) {
+		ssize_t r = pread(fd, q, n, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return dtx_from_errno(errno);
+		}
+		if (r == 0)
+			return DTX_EIO;
+		q += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return DTX_OK;
+}
+
+// Checks whether a valid record with an LSN above lsn starts anywhere in
+// fd's bytes [from, size): if one does, the bad record before it is not
+// the tail but damage in the middle of the log.
+static dtx_err
+later_valid(int fd, uint64_t from, uint64_t size, uint64_t lsn, bool *found)
+{
+	*found = false;
+	if (from >= size || size - from < REC_OVERHEAD)
+		return DTX_OK;
+	size_t n = (size_t)(size - from);
+	uint8_t *p = dtx_alloc(n);
+	if (p == NULL)
+		return DTX_ENOMEM;
+	dtx_err err = read_at(fd, p, n, from);
+	if (err != DTX_OK)
+		goto fail;
+	for (size_t i = 0; i + REC_OVERHEAD <= n; i++) {
+		uint64_t l = stor__get64(p + i + 8);
+		uint32_t len = stor__get32(p + i);
+		if (l <= lsn || l - lsn > n / REC_OVERHEAD + 1 || p[i + 4] == 0)
+			continue;
+		if (len > n - i - REC_OVERHEAD)
+			continue;
+		uint32_t crc = dtx_crc32c(0, p + i, REC_HDR + len);
+		if (crc == stor__get32(p + i + REC_HDR + len)) {
+			*found = true;
+			break;
+		}
+	}
+fail:
+	dtx_free(p);
+	return err;
+}
+
+// Replays one segment. *torn_at gets the offset where a bad tail starts
+// (UINT64_MAX when the segment is whole).
+static dtx_err
+scan_segment(scan *s, int fd, uint64_t size, bool last, uint64_t *torn_at)
+{
+	stor_wal *w = s->w;
+	*torn_at = UINT64_MAX;
+	uint64_t off = SEG_HDR; // file offset of buf[0]
+	size_t have = 0, pos = 0;
+	for (;;) {
+		uint64_t at = off + pos;
+		if (at == size)
+			return DTX_OK;
+		// Make sure the header and then the whole record are in buf.
+		size_t need = REC_OVERHEAD;
+		bool bad = false;
+		for (int pass = 0; pass < 2 && !bad; pass++) {
+			if (size - at < need) {
+				bad = true;
+				break;
+			}
+			if (have - pos < need) {
+				if (need > s->bcap) {
+					uint8_t *nb = dtx_realloc(s->buf, need);
+					if (nb == NULL)
+						return DTX_ENOMEM;
+					s->buf = nb;
+					s->bcap = need;
+				}
+				memmove(s->buf, s->buf + pos, have - pos);
+				have -= pos;
+				off += pos;
+				pos = 0;
+				size_t want = s->bcap - have;
+				if (want > size - (off + have))
+					want = (size_t)(size - (off + have));
+				dtx_err err = read_at(
+				    fd, s->buf + have, want, off + have);
+				if (err != DTX_OK)
+					return err;
+				have += want;
+			}
+			if (pass == 0) {
+				uint32_t len = stor__get32(s->buf + pos);
+				if (len > STOR_WAL_MAX_RECORD)
+					bad = true;
+				need = REC_OVERHEAD + (size_t)len;
+			}
+		}
+		const uint8_t *r = s->buf + pos;
+		uint32_t len = bad ? 0 : stor__get32(r);
+		if (!bad) {
+			uint32_t crc = dtx_crc32c(0, r, REC_HDR + len);
+			bad = crc != stor__get32(r + REC_HDR + len) ||
+			    r[4] == 0 || r[5] || r[6] || r[7];
+		}
+		if (bad) {
+			if (!last)
+				goto corrupt;
+			bool found;
+			dtx_err err = later_valid(fd, at + 1, size,
+			    s->expect > 0 ? s->expect - 1 : 0, &found);
+			if (err != DTX_OK)
+				return err;
+			if (found)
+				goto corrupt;
+			*torn_at = at;
+			return DTX_OK;
+		}
+		uint64_t lsn = stor__get64(r + 8);
+		if (lsn != s->expect) {
+			DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT",
+			    "%s: record at offset %" PRIu64 " has LSN %" PRIu64
+			    ", expected %" PRIu64,
+			    w->dir, at, lsn, s->expect);
+			return DTX_ECORRUPT;
+		}
+		if (lsn > w->ckpt_lsn && s->on_rec != NULL) {
+			dtx_err err =
+			    s->on_rec(s->arg, lsn, r[4], r + REC_HDR, len);
+			if (err != DTX_OK)
+				return err;
+			w->st.replayed++;
+		}
+		s->expect++;
+		pos += REC_OVERHEAD + len;
+	}
+corrupt:
+	DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT",
+	    "%s: damaged record before the tail (segment %016" PRIx64
+	    ", offset %" PRIu64 ", LSN %" PRIu64 ")",
+	    w->dir, w->seg_first, off + pos, s->expect);
+	return DTX_ECORRUPT;
+}
+
+static dtx_err
+load_checkpoint(stor_wal *w, stor_wal_ckpt_fn on_ckpt, void *arg)
+{
+	int fd = openat(w->dirfd, CKPT_NAME, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? DTX_OK : dtx_from_errno(errno);
+	dtx_err err = DTX_OK;
+	uint8_t *blob = NULL;
+	struct stat sb;
+	if (fstat(fd, &sb) != 0) {
+		err = dtx_from_errno(errno);
+		goto fail;
+	}
+	uint8_t h[32];
+	if ((uint64_t)sb.st_size < sizeof(h) ||
+	    read_at(fd, h, sizeof(h), 0) != DTX_OK ||
+	    memcmp(h, CKPT_MAGIC, 8) != 0 || stor__get32(h + 28) != 0 ||
+	    stor__get64(h + 16) != (uint64_t)sb.st_size - sizeof(h)) {
+		err = DTX_ECORRUPT;
+		goto fail;
+	}
+	size_t n = (size_t)stor__get64(h + 16);
+	blob = dtx_alloc(n);
+	if (blob == NULL) {
+		err = DTX_ENOMEM;
+		goto fail;
+	}
+	err = read_at(fd, blob, n, sizeof(h));
+	if (err != DTX_OK)
+		goto fail;
+	uint32_t crc = dtx_crc32c(dtx_crc32c(0, h, 24), blob, n);
+	if (crc != stor__get32(h + 24)) {
+		err = DTX_ECORRUPT;
+		goto fail;
+	}
+	w->ckpt_lsn = stor__get64(h + 8);
+	w->st.checkpoint_lsn = w->ckpt_lsn;
+	if (on_ckpt != NULL)
+		err = on_ckpt(arg, w->ckpt_lsn, blob, n);
+fail:
+	if (err == DTX_ECORRUPT)
+		DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT", "%s: bad checkpoint file",
+		    w->dir);
+	dtx_free(blob);
+	close(fd);
+	return err;
+}
+
+static dtx_err
+list_segments(stor_wal *w)
+{
+	int fd = dup(w->dirfd);
+	if (fd < 0)
+		return dtx_from_errno(errno);
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return dtx_from_errno(errno);
+	}
+	rewinddir(d);
+	dtx_err err = DTX_OK;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		const char *nm = de->d_name;
+		if (strlen(nm) != 24 || strncmp(nm, "wal-", 4) != 0 ||
+		    strcmp(nm + 20, ".log") != 0)
+			continue;
+		uint64_t v = 0;
+		bool ok = true;
+		for (int i = 4; i < 20; i++) {
+			char c = nm[i];
+			int x = c >= '0' && c <= '9' ? c - '0'
+			    : c >= 'a' && c <= 'f'   ? c - 'a' + 10
+			                             : -1;
+			if (x < 0) {
+				ok = false;
+				break;
+			}
+			v = (v << 4) | (uint64_t)x;
+		}
+		if (!ok || v == 0)
+			continue;
+		err = segs_add(w, v);
+		if (err != DTX_OK)
+			break;
+	}
+	closedir(d);
+	if (err == DTX_OK && w->nsegs > 1)
+		qsort(w->segs, w->nsegs, sizeof(uint64_t), cmp_u64);
+	return err;
+}
+
+// Removes segs[i] from the list.
+static void
+segs_remove(stor_wal *w, size_t i)
+{
+	memmove(w->segs + i, w->segs + i + 1,
+	    (w->nsegs - i - 1) * sizeof(uint64_t));
+	w->nsegs--;
+}
+
+static dtx_err
+recover(stor_wal *w, stor_wal_rec_fn on_rec, void *arg)
+{
+	dtx_err err = list_segments(w);
+	if (err != DTX_OK)
+		return err;
+	w->st.segments = w->nsegs;
+	uint64_t start_lsn = w->ckpt_lsn + 1;
+	size_t i0 = 0;
+	bool have_start = false;
+	for (size_t i = 0; i < w->nsegs; i++) {
+		if (w->segs[i] <= start_lsn) {
+			i0 = i;
+			have_start = true;
+		}
+	}
+	if (w->nsegs > 0 && !have_start) {
+		DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT",
+		    "%s: no segment holds LSN %" PRIu64
+		    " (first segment starts at %" PRIu64 ")",
+		    w->dir, start_lsn, w->segs[0]);
+		return DTX_ECORRUPT;
+	}
+	scan s = { .w = w, .on_rec = on_rec, .arg = arg };
+	s.bcap = READ_CHUNK;
+	s.buf = dtx_alloc(s.bcap);
+	if (s.buf == NULL)
+		return DTX_ENOMEM;
+	s.expect = have_start ? w->segs[i0] : start_lsn;
+	int fd = -1;
+	for (size_t i = i0; i < w->nsegs; i++) {
+		bool last = i + 1 == w->nsegs;
+		char name[64];
+		seg_name(name, sizeof(name), w->segs[i]);
+		if (w->segs[i] != s.expect) {
+			DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT",
+			    "%s: segment %s starts at LSN %" PRIu64
+			    ", expected %" PRIu64,
+			    w->dir, name, w->segs[i], s.expect);
+			err = DTX_ECORRUPT;
+			goto fail;
+		}
+		fd = openat(w->dirfd, name, O_RDWR | O_CLOEXEC);
+		struct stat sb;
+		if (fd < 0 || fstat(fd, &sb) != 0) {
+			err = dtx_from_errno(errno);
+			goto fail;
+		}
+		uint64_t size = (uint64_t)sb.st_size;
+		uint8_t h[SEG_HDR];
+		bool hdr_ok = size >= SEG_HDR &&
+		    read_at(fd, h, SEG_HDR, 0) == DTX_OK &&
+		    memcmp(h, SEG_MAGIC, 8) == 0 &&
+		    stor__get32(h + 24) == dtx_crc32c(0, h, 24) &&
+		    stor__get32(h + 28) == 0 &&
+		    stor__get64(h + 8) == w->segs[i];
+		if (!hdr_ok) {
+			if (last && size <= SEG_HDR) {
+				// A segment whose creation was cut short: it
+				// holds no record.
+				DTX_LOG(DTX_LOG_WARN, "WALTAIL",
+				    "%s: removing unfinished segment %s",
+				    w->dir, name);
+				close(fd);
+				fd = -1;
+				if (unlinkat(w->dirfd, name, 0) != 0) {
+					err = dtx_from_errno(errno);
+					goto fail;
+				}
+				segs_remove(w, i);
+				w->st.segments--;
+				break;
+			}
+			DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT",
+			    "%s: segment %s has a damaged header", w->dir,
+			    name);
+			err = DTX_ECORRUPT;
+			goto fail;
+		}
+		w->seg_first = w->segs[i];
+		uint64_t torn;
+		err = scan_segment(&s, fd, size, last, &torn);
+		if (err != DTX_OK)
+			goto fail;
+		if (torn != UINT64_MAX) {
+			DTX_LOG(DTX_LOG_WARN, "WALTAIL",
+			    "%s: cutting torn or damaged tail of %s at offset "
+			    "%" PRIu64 " (%" PRIu64 " bytes, LSN %" PRIu64 ")",
+			    w->dir, name, torn, size - torn, s.expect);
+			if (ftruncate(fd, (off_t)torn) != 0) {
+				err = dtx_from_errno(errno);
+				goto fail;
+			}
+			w->st.tail_truncated += size - torn;
+			size = torn;
+		}
+		if (last) {
+			w->seg_fd = fd;
+			w->seg_size = size;
+			fd = -1;
+		} else {
+			close(fd);
+			fd = -1;
+		}
+	}
+	w->next_lsn = s.expect;
+	if (w->seg_fd >= 0 && w->next_lsn <= w->ckpt_lsn) {
+		// The log ends below the checkpoint (its tail was lost); the
+		// checkpoint holds that state, so continue in a new segment.
+		DTX_LOG(DTX_LOG_WARN, "WALTAIL",
+		    "%s: log ends at LSN %" PRIu64 " below checkpoint %" PRIu64
+		    "; starting a new segment",
+		    w->dir, w->next_lsn - 1, w->ckpt_lsn);
+		close(w->seg_fd);
+		w->seg_fd = -1;
+	}
+	if (w->next_lsn <= w->ckpt_lsn)
+		w->next_lsn = w->ckpt_lsn + 1;
+	if (w->seg_fd >= 0) {
+		if (lseek(w->seg_fd, (off_t)w->seg_size, SEEK_SET) < 0) {
+			err = dtx_from_errno(errno);
+			goto fail;
+		}
+		// Records a killed process left unsynced in the page cache
+		// were replayed: make them durable before building on them.
+		err = do_sync(w, w->seg_fd);
+		if (err != DTX_OK)
+			goto fail;
+		w->seg_synced = w->seg_size;
+	} else {
+		err = seg_create(w, w->next_lsn);
+		if (err != DTX_OK)
+			goto fail;
+	}
+	w->durable_lsn = w->next_lsn - 1;
+fail:
+	if (fd >= 0)
+		close(fd);
+	dtx_free(s.buf);
+	return err;
+}
+
+// ---------------------------------------------------------------- flusher
+
+static void *
+flusher_main(void *arg)
+{
+	stor_wal *w = arg;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->len == 0 && !w->closing && !w->crashing)
+			pthread_cond_wait(&w->work_cv, &w->mu);
+		if (w->crashing || (w->len == 0 && w->closing))
+			break;
+		if (w->fail != DTX_OK) {
+			w->len = 0;
+			continue;
+		}
+		uint8_t *b = w->buf;
+		size_t bcap = w->cap, n = w->len;
+		uint64_t last = w->next_lsn - 1;
+		w->buf = w->spare;
+		w->cap = w->spare_cap;
+		w->spare = NULL;
+		w->spare_cap = 0;
+		w->len = 0;
+		pthread_mutex_unlock(&w->mu);
+
+		dtx_err err = do_write(w, w->seg_fd, b, n), rot = DTX_OK;
+		if (err == DTX_OK) {
+			w->seg_size += n;
+			err = do_sync(w, w->seg_fd);
+		}
+		if (err == DTX_OK) {
+			w->seg_synced = w->seg_size;
+			if (w->on_durable != NULL)
+				w->on_durable(w->durable_arg, last);
+			if (w->seg_size >= w->opts.segment_bytes)
+				rot = seg_create(w, last + 1);
+		}
+		if (err != DTX_OK || rot != DTX_OK) {
+			DTX_LOG(DTX_LOG_ERROR, "WALFAIL",
+			    "%s: %s up to LSN %" PRIu64
+			    " failed (%s); the log takes no more writes",
+			    w->dir, err != DTX_OK ? "batch" : "rotation after",
+			    last, dtx_strerror(err != DTX_OK ? err : rot));
+		}
+
+		pthread_mutex_lock(&w->mu);
+		w->spare = b;
+		w->spare_cap = bcap;
+		w->st.batches++;
+		w->st.bytes += n;
+		if (w->opts.sync == STOR_SYNC_FULL)
+			w->st.syncs++;
+		// A failed rotation after a good sync keeps this batch
+		// durable but fails everything after it.
+		if (err == DTX_OK)
+			w->durable_lsn = last;
+		if (err != DTX_OK || rot != DTX_OK) {
+			if (w->fail == DTX_OK)
+				w->fail = err != DTX_OK ? err : rot;
+			w->len = 0;
+		}
+		pthread_cond_broadcast(&w->done_cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+// ---------------------------------------------------------------- public
+
+void
+stor_wal_opts_init(stor_wal_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->sync = STOR_SYNC_FULL;
+	o->segment_bytes = 64u << 20;
+}
+
+dtx_err
+stor__wal_open(const char *dir, const stor_wal_opts *opts,
+    stor_wal_ckpt_fn on_ckpt, stor_wal_rec_fn on_rec, void *arg,
+    stor__durable_fn on_durable, void *durable_arg, stor_wal **out)
+{
+	if (dir == NULL || out == NULL || dir[0] == '\0')
+		return DTX_EINVAL;
+	stor_wal *w = dtx_calloc(1, sizeof(*w));
+	if (w == NULL)
+		return DTX_ENOMEM;
+	dtx_err err = DTX_OK;
+	w->dirfd = -1;
+	w->seg_fd = -1;
+	if (opts != NULL)
+		w->opts = *opts;
+	else
+		stor_wal_opts_init(&w->opts);
+	if (w->opts.segment_bytes < 4096)
+		w->opts.segment_bytes = 4096;
+	w->on_durable = on_durable;
+	w->durable_arg = durable_arg;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_mutex_init(&w->ckpt_mu, NULL);
+	pthread_cond_init(&w->work_cv, NULL);
+	pthread_cond_init(&w->done_cv, NULL);
+	w->dir = dtx_strdup(dir);
+	if (w->dir == NULL) {
+		err = DTX_ENOMEM;
+		goto fail;
+	}
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		err = dtx_from_errno(errno);
+		DTX_LOG(DTX_LOG_ERROR, "WALOPEN", "%s: cannot create: %s", dir,
+		    dtx_strerror(err));
+		goto fail;
+	}
+	w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (w->dirfd < 0) {
+		err = dtx_from_errno(errno);
+		DTX_LOG(DTX_LOG_ERROR, "WALOPEN", "%s: cannot open: %s", dir,
+		    dtx_strerror(err));
+		goto fail;
+	}
+	(void)unlinkat(w->dirfd, CKPT_TMP, 0);
+	err = load_checkpoint(w, on_ckpt, arg);
+	if (err != DTX_OK)
+		goto fail;
+	err = recover(w, on_rec, arg);
+	if (err != DTX_OK)
+		goto fail;
+	if (pthread_create(&w->flusher, NULL, flusher_main, w) != 0) {
+		err = DTX_ENOMEM;
+		goto fail;
+	}
+	w->started = true;
+	*out = w;
+	return DTX_OK;
+fail:
+	stor_wal_close(w);
+	return err;
+}
+
+dtx_err
+stor_wal_open(const char *dir, const stor_wal_opts *opts,
+    stor_wal_ckpt_fn on_ckpt, stor_wal_rec_fn on_rec, void *arg, stor_wal **out)
+{
+	return stor__wal_open(dir, opts, on_ckpt, on_rec, arg, NULL, NULL, out);
+}
+
+static void
+wal_free(stor_wal *w)
+{
+	if (w->seg_fd >= 0)
+		close(w->seg_fd);
+	if (w->dirfd >= 0)
+		close(w->dirfd);
+	pthread_mutex_destroy(&w->mu);
+	pthread_mutex_destroy(&w->ckpt_mu);
+	pthread_cond_destroy(&w->work_cv);
+	pthread_cond_destroy(&w->done_cv);
+	dtx_free(w->buf);
+	dtx_free(w->spare);
+	dtx_free(w->segs);
+	dtx_free(w->dir);
+	dtx_free(w);
+}
+
+void
+stor_wal_close(stor_wal *w)
+{
+	if (w == NULL)
+		return;
+	if (w->started) {
+		pthread_mutex_lock(&w->mu);
+		w->closing = true;
+		pthread_cond_broadcast(&w->work_cv);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->flusher, NULL);
+	}
+	wal_free(w);
+}
+
+void
+stor_wal_crash(stor_wal *w)
+{
+	if (w == NULL)
+		return;
+	if (w->started) {
+		pthread_mutex_lock(&w->mu);
+		w->crashing = true;
+		w->len = 0;
+		pthread_cond_broadcast(&w->work_cv);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->flusher, NULL);
+	}
+	if (w->seg_fd >= 0 && w->seg_size > w->seg_synced)
+		(void)ftruncate(w->seg_fd, (off_t)w->seg_synced);
+	wal_free(w);
+}
+
+// Grows the batch buffer to hold need more bytes. mu held.
+static dtx_err
+reserve(stor_wal *w, size_t need)
+{
+	if (w->cap - w->len >= need)
+		return DTX_OK;
+	size_t nc = w->cap ? w->cap : 64u << 10;
+	while (nc - w->len < need)
+		nc *= 2;
+	uint8_t *p = dtx_realloc(w->buf, nc);
+	if (p == NULL)
+		return DTX_ENOMEM;
+	w->buf = p;
+	w->cap = nc;
+	return DTX_OK;
+}
+
+static dtx_err
+wait_durable(stor_wal *w, uint64_t lsn)
+{
+	while (w->durable_lsn < lsn && w->fail == DTX_OK && !w->crashing)
+		pthread_cond_wait(&w->done_cv, &w->mu);
+	if (w->durable_lsn >= lsn)
+		return DTX_OK;
+	return w->crashing ? DTX_ECLOSED : w->fail;
+}
+
+dtx_err
+stor_wal_append(stor_wal *w, uint8_t type, const void *payload, size_t len,
+    bool force, uint64_t *lsn)
+{
+	if (w == NULL || type == 0 || len > STOR_WAL_MAX_RECORD ||
+	    (payload == NULL && len > 0))
+		return DTX_EINVAL;
+	pthread_mutex_lock(&w->mu);
+	dtx_err err = DTX_OK;
+	if (w->fail != DTX_OK) {
+		err = DTX_EFAILED;
+		goto out;
+	}
+	if (w->closing || w->crashing) {
+		err = DTX_ECLOSED;
+		goto out;
+	}
+	err = reserve(w, REC_OVERHEAD + len);
+	if (err != DTX_OK)
+		goto out;
+	uint64_t l = w->next_lsn++;
+	uint8_t *p = w->buf + w->len;
+	rec_header(p, type, l, len);
+	if (len > 0)
+		memcpy(p + REC_HDR, payload, len);
+	stor__put32(p + REC_HDR + len, dtx_crc32c(0, p, REC_HDR + len));
+	w->len += REC_OVERHEAD + len;
+	w->st.appends++;
+	pthread_cond_signal(&w->work_cv);
+	if (force)
+		err = wait_durable(w, l);
+	if (err == DTX_OK && lsn != NULL)
+		*lsn = l;
+out:
+	pthread_mutex_unlock(&w->mu);
+	return err;
+}
+
+dtx_err
+stor_wal_sync(stor_wal *w, uint64_t lsn)
+{
+	if (w == NULL)
+		return DTX_EINVAL;
+	pthread_mutex_lock(&w->mu);
+	dtx_err err = lsn >= w->next_lsn ? DTX_EINVAL : wait_durable(w, lsn);
+	pthread_mutex_unlock(&w->mu);
+	return err;
+}
+
+dtx_err
+stor_wal_status(const stor_wal *w)
+{
+	stor_wal *m = (stor_wal *)w;
+	pthread_mutex_lock(&m->mu);
+	dtx_err err = m->fail == DTX_OK ? DTX_OK : DTX_EFAILED;
+	pthread_mutex_unlock(&m->mu);
+	return err;
+}
+
+uint64_t
+stor_wal_last_lsn(stor_wal *w)
+{
+	pthread_mutex_lock(&w->mu);
+	uint64_t l = w->next_lsn - 1;
+	pthread_mutex_unlock(&w->mu);
+	return l;
+}
+
+uint64_t
+stor_wal_durable_lsn(stor_wal *w)
+{
+	pthread_mutex_lock(&w->mu);
+	uint64_t l = w->durable_lsn;
+	pthread_mutex_unlock(&w->mu);
+	return l;
+}
+
+void
+stor_wal_stats_get(stor_wal *w, stor_wal_stats *out)
+{
+	pthread_mutex_lock(&w->mu);
+	*out = w->st;
+	out->segments = w->nsegs;
+	out->checkpoint_lsn = w->ckpt_lsn;
+	pthread_mutex_unlock(&w->mu);
+}
+
+static dtx_err
+write_checkpoint(stor_wal *w, uint64_t lsn, const void *blob, size_t len)
+{
+	uint8_t h[32] = { 0 };
+	memcpy(h, CKPT_MAGIC, 8);
+	stor__put64(h + 8, lsn);
+	stor__put64(h + 16, len);
+	stor__put32(h + 24, dtx_crc32c(dtx_crc32c(0, h, 24), blob, len));
+	int fd = openat(
+	    w->dirfd, CKPT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return dtx_from_errno(errno);
+	dtx_err err = do_write(w, fd, h, sizeof(h));
+	if (err == DTX_OK && len > 0)
+		err = do_write(w, fd, blob, len);
+	if (err == DTX_OK)
+		err = do_sync(w, fd);
+	close(fd);
+	if (err == DTX_OK &&
+	    renameat(w->dirfd, CKPT_TMP, w->dirfd, CKPT_NAME) != 0)
+		err = dtx_from_errno(errno);
+	if (err != DTX_OK) {
+		(void)unlinkat(w->dirfd, CKPT_TMP, 0);
+		return err;
+	}
+	return do_sync(w, w->dirfd);
+}
+
+dtx_err
+stor_wal_checkpoint(
+    stor_wal *w, uint64_t lsn, uint64_t keep_lsn, const void *blob, size_t len)
+{
+	if (w == NULL || (blob == NULL && len > 0))
+		return DTX_EINVAL;
+	pthread_mutex_lock(&w->ckpt_mu);
+	dtx_err err = stor_wal_status(w);
+	if (err == DTX_OK && lsn > stor_wal_last_lsn(w))
+		err = DTX_EINVAL;
+	if (err == DTX_OK && lsn > 0)
+		err = stor_wal_sync(w, lsn);
+	if (err == DTX_OK)
+		err = write_checkpoint(w, lsn, blob, len);
+	if (err != DTX_OK) {
+		DTX_LOG(DTX_LOG_ERROR, "CKPTFAIL",
+		    "%s: checkpoint at LSN %" PRIu64 " failed: %s", w->dir, lsn,
+		    dtx_strerror(err));
+		goto out;
+	}
+	uint64_t limit = lsn + 1;
+	if (keep_lsn > 0 && keep_lsn < limit)
+		limit = keep_lsn;
+	// Segment i holds LSNs [segs[i], segs[i+1]): it can go when all of
+	// them lie below the limit. The current segment always stays.
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		w->ckpt_lsn = lsn;
+		uint64_t victim = 0;
+		if (w->nsegs >= 2 && w->segs[1] <= limit) {
+			victim = w->segs[0];
+			segs_remove(w, 0);
+		}
+		pthread_mutex_unlock(&w->mu);
+		if (victim == 0)
+			break;
+		char name[64];
+		seg_name(name, sizeof(name), victim);
+		if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT) {
+			DTX_LOG(DTX_LOG_WARN, "WALTRUNC",
+			    "%s: cannot remove %s: %s", w->dir, name,
+			    strerror(errno));
+		}
+	}
+out:
+	pthread_mutex_unlock(&w->ckpt_mu);
+	return err;
+}

@@ -1,0 +1,1176 @@
+// SPDX-License-Identifier: MIT
+//
+// The proto codec: every message type survives a round trip with all its
+// fields; truncations, bit flips and allocation failures never crash or
+// leak; hand-made invalid maps are each rejected with DTX_EPROTO and a
+// reason naming the problem.
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <msgpack.h>
+
+#include "proto.h"
+
+// ---------------------------------------------------------------- samples
+
+static void
+ok(dtx_err err)
+{
+	assert_int_equal(err, DTX_OK);
+}
+
+static void
+key(proto_bytes *b, const char *s)
+{
+	ok(proto_bytes_set(b, s, strlen(s)));
+}
+
+static void
+op_add(proto_op *op, const char *k, int64_t delta, int64_t min)
+{
+	op->kind = PROTO_OP_ADD;
+	key(&op->key, k);
+	op->delta = delta;
+	op->min = min;
+}
+
+static proto_op *
+sample_ops(uint32_t n)
+{
+	proto_op *ops = dtx_calloc(n, sizeof(*ops));
+	assert_non_null(ops);
+	for (uint32_t i = 0; i < n; i++) {
+		char k[32];
+		snprintf(k, sizeof(k), "acct-%u", i);
+		switch (i % 3) {
+		case 0:
+			op_add(&ops[i], k, -(int64_t)i - 5, INT64_MIN + i);
+			break;
+		case 1:
+			ops[i].kind = PROTO_OP_PUT;
+			key(&ops[i].key, k);
+			ok(proto_bytes_set(&ops[i].value, "\x00\xff\x10", 3));
+			break;
+		default:
+			ops[i].kind = PROTO_OP_GET;
+			key(&ops[i].key, k);
+			break;
+		}
+	}
+	return ops;
+}
+
+// Fills every field of a message of type t with non-default values.
+static void
+sample(proto_type t, proto_msg *m)
+{
+	proto_msg_init(m, t);
+	m->hdr.id = 0x123456789aULL + (uint64_t)t;
+	m->hdr.from = 7;
+	m->hdr.hlc = clk_ts_make(1700000000123ULL, 42);
+	m->hdr.vc.n = CLK_VC_MAX;
+	m->hdr.vc.c[0] = 5;
+	m->hdr.vc.c[7] = 1ULL << 40;
+	m->hdr.vc.c[CLK_VC_MAX - 1] = 3;
+	switch (t) {
+	case PROTO_ERROR:
+		m->u.error.code = DTX_ECONFLICT;
+		ok(proto_str_set(&m->u.error.reason, "key locked"));
+		break;
+	case PROTO_BATCH:
+		m->u.batch.n = 3;
+		m->u.batch.msgs = dtx_calloc(3, sizeof(proto_msg));
+		assert_non_null(m->u.batch.msgs);
+		sample(PROTO_PREPARE, &m->u.batch.msgs[0]);
+		sample(PROTO_PING, &m->u.batch.msgs[1]);
+		sample(PROTO_SAGA_SUBMIT, &m->u.batch.msgs[2]);
+		break;
+	case PROTO_PING:
+	case PROTO_PONG:
+	case PROTO_HEALTH:
+		break;
+	case PROTO_HEALTH_REPLY: {
+		proto_health_reply *h = &m->u.health_reply;
+		ok(proto_str_set(&h->role, "participant"));
+		h->node = 3;
+		ok(proto_str_set(&h->state, "blocked"));
+		h->in_doubt = 2;
+		h->n_blocked = 2;
+		h->blocked = dtx_calloc(2, sizeof(uint64_t));
+		assert_non_null(h->blocked);
+		h->blocked[0] = 99;
+		h->blocked[1] = UINT64_MAX;
+		h->n_counters = 2;
+		h->counters = dtx_calloc(2, sizeof(proto_counter));
+		assert_non_null(h->counters);
+		ok(proto_str_set(&h->counters[0].name, "commits"));
+		h->counters[0].value = 1000;
+		ok(proto_str_set(&h->counters[1].name, "skew_ms"));
+		h->counters[1].value = -17;
+		break;
+	}
+	case PROTO_FAULT:
+		ok(proto_str_set(&m->u.fault.kind, "clock"));
+		m->u.fault.n_args = 2;
+		m->u.fault.args[0] = -250;
+		m->u.fault.args[1] = 1;
+		ok(proto_str_set(&m->u.fault.arg, "strobe"));
+		break;
+	case PROTO_TXN:
+		m->u.txn.mode = PROTO_MODE_3PC;
+		m->u.txn.n_ops = 4;
+		m->u.txn.ops = sample_ops(4);
+		break;
+	case PROTO_TXN_REPLY: {
+		proto_txn_reply *r = &m->u.txn_reply;
+		r->outcome = PROTO_UNKNOWN;
+		ok(proto_str_set(&r->reason, "coordinator timed out"));
+		r->txid = 77;
+		r->commit_ts = clk_ts_make(1700000000999ULL, 3);
+		r->n_results = 3;
+		r->results = dtx_calloc(3, sizeof(int64_t));
+		assert_non_null(r->results);
+		r->results[0] = -1;
+		r->results[1] = INT64_MAX;
+		r->results[2] = INT64_MIN;
+		break;
+	}
+	case PROTO_PREPARE:
+	case PROTO_CAN_COMMIT: {
+		proto_prepare *p = &m->u.prepare;
+		p->txid = 1ULL << 50;
+		p->mode =
+		    t == PROTO_CAN_COMMIT ? PROTO_MODE_3PC : PROTO_MODE_2PC;
+		p->coord = 1;
+		p->n_peers = 3;
+		p->peers = dtx_calloc(3, sizeof(uint32_t));
+		assert_non_null(p->peers);
+		p->peers[0] = 2;
+		p->peers[1] = 3;
+		p->peers[2] = 31;
+		p->n_ops = 2;
+		p->ops = sample_ops(2);
+		break;
+	}
+	case PROTO_VOTE:
+		m->u.vote.txid = 5;
+		m->u.vote.yes = true;
+		ok(proto_str_set(&m->u.vote.reason, ""));
+		m->u.vote.prepare_ts = clk_ts_make(1700000000500ULL, 9);
+		break;
+	case PROTO_COMMIT:
+	case PROTO_PRE_COMMIT:
+		m->u.txid.txid = 6;
+		m->u.txid.commit_ts = clk_ts_make(1700000000501ULL, 1);
+		break;
+	case PROTO_ABORT:
+	case PROTO_DO_COMMIT:
+	case PROTO_ACK:
+	case PROTO_STATUS:
+		m->u.txid.txid = 8 + (uint64_t)t;
+		break;
+	case PROTO_STATUS_REPLY:
+		m->u.status_reply.txid = 9;
+		m->u.status_reply.state = PROTO_TS_NEVER_VOTED;
+		m->u.status_reply.commit_ts = clk_ts_make(1, 2);
+		break;
+	case PROTO_READ:
+		m->u.read.ts = clk_ts_make(1700000000777ULL, 0);
+		m->u.read.n_keys = 2;
+		m->u.read.keys = dtx_calloc(2, sizeof(proto_bytes));
+		assert_non_null(m->u.read.keys);
+		key(&m->u.read.keys[0], "a");
+		key(&m->u.read.keys[1], "bb");
+		break;
+	case PROTO_READ_REPLY: {
+		proto_read_reply *r = &m->u.read_reply;
+		r->ts = clk_ts_make(1700000000778ULL, 4);
+		r->status = PROTO_READ_RETRY;
+		r->blocked_txid = 1234;
+		r->n_entries = 3;
+		r->entries = dtx_calloc(3, sizeof(proto_entry));
+		assert_non_null(r->entries);
+		key(&r->entries[0].key, "a");
+		r->entries[0].found = true;
+		r->entries[0].ival = -900;
+		key(&r->entries[1].key, "bb");
+		r->entries[1].found = true;
+		r->entries[1].is_bytes = true;
+		ok(proto_bytes_set(&r->entries[1].bval, "xyz", 3));
+		key(&r->entries[2].key, "ccc");
+		break;
+	}
+	case PROTO_SAGA_SUBMIT: {
+		proto_saga_submit *s = &m->u.saga_submit;
+		ok(proto_str_set(&s->gid, "transfer-42"));
+		s->n_steps = 2;
+		s->steps = dtx_calloc(2, sizeof(proto_saga_step));
+		assert_non_null(s->steps);
+		s->steps[0].participant = 2;
+		op_add(&s->steps[0].action, "alice", -10, 0);
+		op_add(&s->steps[0].compensate, "alice", 10, INT64_MIN);
+		s->steps[1].participant = 3;
+		op_add(&s->steps[1].action, "bob", 10, INT64_MIN);
+		op_add(&s->steps[1].compensate, "bob", -10, INT64_MIN);
+		break;
+	}
+	case PROTO_SAGA_REPLY:
+		ok(proto_str_set(&m->u.saga_reply.gid, "transfer-42"));
+		m->u.saga_reply.outcome = PROTO_ABORTED;
+		m->u.saga_reply.failed_step = 1;
+		ok(proto_str_set(&m->u.saga_reply.reason, "balance below 0"));
+		break;
+	case PROTO_STEP:
+		ok(proto_str_set(&m->u.step.gid, "g"));
+		m->u.step.branch = 4;
+		m->u.step.phase = PROTO_PHASE_COMPENSATE;
+		m->u.step.n_ops = 1;
+		m->u.step.ops = sample_ops(1);
+		break;
+	case PROTO_STEP_REPLY:
+		ok(proto_str_set(&m->u.step_reply.gid, "g"));
+		m->u.step_reply.branch = 4;
+		m->u.step_reply.phase = PROTO_PHASE_COMPENSATE;
+		m->u.step_reply.result = PROTO_STEP_REFUSED;
+		m->u.step_reply.duplicate = true;
+		ok(proto_str_set(&m->u.step_reply.reason, "hanging"));
+		break;
+	case PROTO_SAGA_STATUS:
+	case PROTO_SAGA_FORGET:
+		ok(proto_str_set(&m->u.gid.gid, "some-gid"));
+		break;
+	case PROTO_SAGA_STATUS_REPLY: {
+		proto_saga_status_reply *r = &m->u.saga_status_reply;
+		ok(proto_str_set(&r->gid, "some-gid"));
+		r->state = PROTO_SAGA_COMPENSATING;
+		r->n_steps = 3;
+		r->step_states = dtx_calloc(3, 1);
+		assert_non_null(r->step_states);
+		r->step_states[0] = PROTO_SS_COMPENSATED;
+		r->step_states[1] = PROTO_SS_FAILED;
+		r->step_states[2] = PROTO_SS_PENDING;
+		r->age_ms = 12345;
+		ok(proto_str_set(&r->last_error, "participant 3 unreachable"));
+		break;
+	}
+	default:
+		fail_msg("no sample for type %d", (int)t);
+	}
+}
+
+// ---------------------------------------------------------------- equality
+
+static void
+bytes_eq(const proto_bytes *a, const proto_bytes *b)
+{
+	assert_int_equal(a->n, b->n);
+	if (a->n > 0)
+		assert_memory_equal(a->p, b->p, a->n);
+}
+
+static void
+str_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL) {
+		assert_ptr_equal(a, b);
+		return;
+	}
+	assert_string_equal(a, b);
+}
+
+static void
+op_eq(const proto_op *a, const proto_op *b)
+{
+	assert_int_equal(a->kind, b->kind);
+	bytes_eq(&a->key, &b->key);
+	assert_true(a->delta == b->delta);
+	assert_true(a->min == b->min);
+	bytes_eq(&a->value, &b->value);
+}
+
+static void
+ops_eq(const proto_op *a, uint32_t na, const proto_op *b, uint32_t nb)
+{
+	assert_int_equal(na, nb);
+	for (uint32_t i = 0; i < na; i++)
+		op_eq(&a[i], &b[i]);
+}
+
+static void msg_eq(const proto_msg *a, const proto_msg *b);
+
+static void
+body_eq(const proto_msg *a, const proto_msg *b)
+{
+	switch (a->hdr.type) {
+	case PROTO_ERROR:
+		assert_int_equal(a->u.error.code, b->u.error.code);
+		str_eq(a->u.error.reason, b->u.error.reason);
+		break;
+	case PROTO_BATCH:
+		assert_int_equal(a->u.batch.n, b->u.batch.n);
+		for (uint32_t i = 0; i < a->u.batch.n; i++)
+			msg_eq(&a->u.batch.msgs[i], &b->u.batch.msgs[i]);
+		break;
+	case PROTO_HEALTH_REPLY: {
+		const proto_health_reply *x = &a->u.health_reply;
+		const proto_health_reply *y = &b->u.health_reply;
+		str_eq(x->role, y->role);
+		assert_int_equal(x->node, y->node);
+		str_eq(x->state, y->state);
+		assert_true(x->in_doubt == y->in_doubt);
+		assert_int_equal(x->n_blocked, y->n_blocked);
+		for (uint32_t i = 0; i < x->n_blocked; i++)
+			assert_true(x->blocked[i] == y->blocked[i]);
+		assert_int_equal(x->n_counters, y->n_counters);
+		for (uint32_t i = 0; i < x->n_counters; i++) {
+			str_eq(x->counters[i].name, y->counters[i].name);
+			assert_true(
+			    x->counters[i].value == y->counters[i].value);
+		}
+		break;
+	}
+	case PROTO_FAULT:
+		str_eq(a->u.fault.kind, b->u.fault.kind);
+		assert_int_equal(a->u.fault.n_args, b->u.fault.n_args);
+		for (uint32_t i = 0; i < a->u.fault.n_args; i++)
+			assert_true(a->u.fault.args[i] == b->u.fault.args[i]);
+		str_eq(a->u.fault.arg, b->u.fault.arg);
+		break;
+	case PROTO_TXN:
+		assert_int_equal(a->u.txn.mode, b->u.txn.mode);
+		ops_eq(
+		    a->u.txn.ops, a->u.txn.n_ops, b->u.txn.ops, b->u.txn.n_ops);
+		break;
+	case PROTO_TXN_REPLY: {
+		const proto_txn_reply *x = &a->u.txn_reply;
+		const proto_txn_reply *y = &b->u.txn_reply;
+		assert_int_equal(x->outcome, y->outcome);
+		str_eq(x->reason, y->reason);
+		assert_true(x->txid == y->txid);
+		assert_true(x->commit_ts == y->commit_ts);
+		assert_int_equal(x->n_results, y->n_results);
+		for (uint32_t i = 0; i < x->n_results; i++)
+			assert_true(x->results[i] == y->results[i]);
+		break;
+	}
+	case PROTO_PREPARE:
+	case PROTO_CAN_COMMIT: {
+		const proto_prepare *x = &a->u.prepare;
+		const proto_prepare *y = &b->u.prepare;
+		assert_true(x->txid == y->txid);
+		assert_int_equal(x->mode, y->mode);
+		assert_int_equal(x->coord, y->coord);
+		assert_int_equal(x->n_peers, y->n_peers);
+		for (uint32_t i = 0; i < x->n_peers; i++)
+			assert_int_equal(x->peers[i], y->peers[i]);
+		ops_eq(x->ops, x->n_ops, y->ops, y->n_ops);
+		break;
+	}
+	case PROTO_VOTE:
+		assert_true(a->u.vote.txid == b->u.vote.txid);
+		assert_int_equal(a->u.vote.yes, b->u.vote.yes);
+		str_eq(a->u.vote.reason, b->u.vote.reason);
+		assert_true(a->u.vote.prepare_ts == b->u.vote.prepare_ts);
+		break;
+	case PROTO_COMMIT:
+	case PROTO_PRE_COMMIT:
+	case PROTO_ABORT:
+	case PROTO_DO_COMMIT:
+	case PROTO_ACK:
+	case PROTO_STATUS:
+		assert_true(a->u.txid.txid == b->u.txid.txid);
+		assert_true(a->u.txid.commit_ts == b->u.txid.commit_ts);
+		break;
+	case PROTO_STATUS_REPLY:
+		assert_true(a->u.status_reply.txid == b->u.status_reply.txid);
+		assert_int_equal(
+		    a->u.status_reply.state, b->u.status_reply.state);
+		assert_true(
+		    a->u.status_reply.commit_ts == b->u.status_reply.commit_ts);
+		break;
+	case PROTO_READ:
+		assert_true(a->u.read.ts == b->u.read.ts);
+		assert_int_equal(a->u.read.n_keys, b->u.read.n_keys);
+		for (uint32_t i = 0; i < a->u.read.n_keys; i++)
+			bytes_eq(&a->u.read.keys[i], &b->u.read.keys[i]);
+		break;
+	case PROTO_READ_REPLY: {
+		const proto_read_reply *x = &a->u.read_reply;
+		const proto_read_reply *y = &b->u.read_reply;
+		assert_true(x->ts == y->ts);
+		assert_int_equal(x->status, y->status);
+		assert_true(x->blocked_txid == y->blocked_txid);
+		assert_int_equal(x->n_entries, y->n_entries);
+		for (uint32_t i = 0; i < x->n_entries; i++) {
+			const proto_entry *e = &x->entries[i];
+			const proto_entry *f = &y->entries[i];
+			bytes_eq(&e->key, &f->key);
+			assert_int_equal(e->found, f->found);
+			assert_int_equal(e->is_bytes, f->is_bytes);
+			assert_true(e->ival == f->ival);
+			bytes_eq(&e->bval, &f->bval);
+		}
+		break;
+	}
+	case PROTO_SAGA_SUBMIT: {
+		const proto_saga_submit *x = &a->u.saga_submit;
+		const proto_saga_submit *y = &b->u.saga_submit;
+		str_eq(x->gid, y->gid);
+		assert_int_equal(x->n_steps, y->n_steps);
+		for (uint32_t i = 0; i < x->n_steps; i++) {
+			assert_int_equal(
+			    x->steps[i].participant, y->steps[i].participant);
+			op_eq(&x->steps[i].action, &y->steps[i].action);
+			op_eq(&x->steps[i].compensate, &y->steps[i].compensate);
+		}
+		break;
+	}
+	case PROTO_SAGA_REPLY:
+		str_eq(a->u.saga_reply.gid, b->u.saga_reply.gid);
+		assert_int_equal(
+		    a->u.saga_reply.outcome, b->u.saga_reply.outcome);
+		assert_int_equal(
+		    a->u.saga_reply.failed_step, b->u.saga_reply.failed_step);
+		str_eq(a->u.saga_reply.reason, b->u.saga_reply.reason);
+		break;
+	case PROTO_STEP:
+		str_eq(a->u.step.gid, b->u.step.gid);
+		assert_int_equal(a->u.step.branch, b->u.step.branch);
+		assert_int_equal(a->u.step.phase, b->u.step.phase);
+		ops_eq(a->u.step.ops, a->u.step.n_ops, b->u.step.ops,
+		    b->u.step.n_ops);
+		break;
+	case PROTO_STEP_REPLY: {
+		const proto_step_reply *x = &a->u.step_reply;
+		const proto_step_reply *y = &b->u.step_reply;
+		str_eq(x->gid, y->gid);
+		assert_int_equal(x->branch, y->branch);
+		assert_int_equal(x->phase, y->phase);
+		assert_int_equal(x->result, y->result);
+		assert_int_equal(x->duplicate, y->duplicate);
+		str_eq(x->reason, y->reason);
+		break;
+	}
+	case PROTO_SAGA_STATUS:
+	case PROTO_SAGA_FORGET:
+		str_eq(a->u.gid.gid, b->u.gid.gid);
+		break;
+	case PROTO_SAGA_STATUS_REPLY: {
+		const proto_saga_status_reply *x = &a->u.saga_status_reply;
+		const proto_saga_status_reply *y = &b->u.saga_status_reply;
+		str_eq(x->gid, y->gid);
+		assert_int_equal(x->state, y->state);
+		assert_int_equal(x->n_steps, y->n_steps);
+		if (x->n_steps > 0)
+			assert_memory_equal(
+			    x->step_states, y->step_states, x->n_steps);
+		assert_true(x->age_ms == y->age_ms);
+		str_eq(x->last_error, y->last_error);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void
+msg_eq(const proto_msg *a, const proto_msg *b)
+{
+	assert_int_equal(a->hdr.version, b->hdr.version);
+	assert_int_equal(a->hdr.type, b->hdr.type);
+	assert_true(a->hdr.id == b->hdr.id);
+	assert_int_equal(a->hdr.from, b->hdr.from);
+	assert_true(a->hdr.hlc == b->hdr.hlc);
+	assert_int_equal(a->hdr.vc.n, b->hdr.vc.n);
+	for (uint32_t i = 0; i < CLK_VC_MAX; i++)
+		assert_true(a->hdr.vc.c[i] == b->hdr.vc.c[i]);
+	body_eq(a, b);
+}
+
+// ---------------------------------------------------------------- tests
+
+static void
+test_round_trip_every_type(void **state)
+{
+	(void)state;
+	for (int t = PROTO_NONE + 1; t < PROTO_TYPE_COUNT; t++) {
+		proto_msg m, d;
+		sample((proto_type)t, &m);
+		uint8_t *buf;
+		size_t len;
+		ok(proto_encode_buf(&m, &buf, &len));
+		char why[256];
+		dtx_err err =
+		    proto_decode(buf, len, NULL, &d, why, sizeof(why));
+		if (err != DTX_OK)
+			fail_msg("%s: %s", proto_type_name((proto_type)t), why);
+		msg_eq(&m, &d);
+
+		// The nng path produces the same bytes.
+		nng_msg *nm;
+		assert_int_equal(nng_msg_alloc(&nm, 0), 0);
+		ok(proto_encode(&d, nm));
+		assert_int_equal(nng_msg_len(nm), len);
+		assert_memory_equal(nng_msg_body(nm), buf, len);
+		proto_msg e;
+		ok(proto_decode_nng(nm, NULL, &e, NULL, 0));
+		msg_eq(&m, &e);
+		nng_msg_free(nm);
+
+		proto_msg_free(&e);
+		proto_msg_free(&d);
+		proto_msg_free(&m);
+		dtx_free(buf);
+	}
+}
+
+static void
+test_type_names(void **state)
+{
+	(void)state;
+	assert_string_equal(proto_type_name(PROTO_PREPARE), "prepare");
+	assert_string_equal(proto_type_name(PROTO_ERROR), "error");
+	assert_string_equal(proto_type_name(PROTO_TYPE_COUNT), "?");
+	for (int t = PROTO_NONE + 1; t < PROTO_TYPE_COUNT; t++)
+		for (int u = t + 1; u < PROTO_TYPE_COUNT; u++)
+			assert_string_not_equal(proto_type_name((proto_type)t),
+			    proto_type_name((proto_type)u));
+}
+
+// Every proper prefix is an error; every single-bit flip is an error or a
+// message that can itself be encoded again.
+static void
+test_truncate_and_flip(void **state)
+{
+	(void)state;
+	size_t decoded_ok = 0, rejected = 0;
+	for (int t = PROTO_NONE + 1; t < PROTO_TYPE_COUNT; t++) {
+		proto_msg m, d;
+		sample((proto_type)t, &m);
+		uint8_t *buf;
+		size_t len;
+		ok(proto_encode_buf(&m, &buf, &len));
+		proto_msg_free(&m);
+		for (size_t cut = 0; cut < len; cut++) {
+			// A fresh exact-size copy so ASan sees any overread.
+			uint8_t *p = malloc(cut ? cut : 1);
+			memcpy(p, buf, cut);
+			dtx_err err = proto_decode(p, cut, NULL, &d, NULL, 0);
+			assert_int_equal(err, DTX_EPROTO);
+			free(p);
+		}
+		uint8_t *p = malloc(len);
+		for (size_t bit = 0; bit < len * 8; bit++) {
+			memcpy(p, buf, len);
+			p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			dtx_err err = proto_decode(p, len, NULL, &d, NULL, 0);
+			if (err == DTX_OK) {
+				decoded_ok++;
+				uint8_t *again;
+				size_t alen;
+				ok(proto_encode_buf(&d, &again, &alen));
+				dtx_free(again);
+				proto_msg_free(&d);
+			} else {
+				assert_int_equal(err, DTX_EPROTO);
+				rejected++;
+			}
+		}
+		free(p);
+		dtx_free(buf);
+	}
+	// Both outcomes occur: flips inside values keep messages valid,
+	// flips in structure break them.
+	assert_true(decoded_ok > 0);
+	assert_true(rejected > 0);
+}
+
+static void
+test_decode_out_of_memory(void **state)
+{
+	(void)state;
+	for (int t = PROTO_NONE + 1; t < PROTO_TYPE_COUNT; t++) {
+		proto_msg m, d;
+		sample((proto_type)t, &m);
+		uint8_t *buf;
+		size_t len;
+		ok(proto_encode_buf(&m, &buf, &len));
+		long n;
+		for (n = 0;; n++) {
+			dtx_alloc_fail_after(n);
+			dtx_err err = proto_decode(buf, len, NULL, &d, NULL, 0);
+			bool failed = dtx_alloc_failed();
+			dtx_alloc_fail_after(-1);
+			if (!failed) {
+				ok(err);
+				msg_eq(&m, &d);
+				proto_msg_free(&d);
+				break;
+			}
+			assert_int_equal(err, DTX_ENOMEM);
+		}
+		// Types with a body that owns memory need allocations.
+		if (t == PROTO_BATCH)
+			assert_true(n > 10);
+		proto_msg_free(&m);
+		dtx_free(buf);
+	}
+}
+
+static void
+test_encode_out_of_memory(void **state)
+{
+	(void)state;
+	proto_msg m;
+	sample(PROTO_BATCH, &m);
+	for (long n = 0;; n++) {
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		dtx_alloc_fail_after(n);
+		dtx_err err = proto_encode_buf(&m, &buf, &len);
+		bool failed = dtx_alloc_failed();
+		dtx_alloc_fail_after(-1);
+		if (!failed) {
+			ok(err);
+			dtx_free(buf);
+			break;
+		}
+		assert_int_equal(err, DTX_ENOMEM);
+	}
+	proto_msg_free(&m);
+}
+
+// ---------------------------------------------------------------- invalid
+
+// A hand-made message: the caller packs the map.
+typedef struct raw {
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+} raw;
+
+static void
+raw_init(raw *r)
+{
+	msgpack_sbuffer_init(&r->sb);
+	msgpack_packer_init(&r->pk, &r->sb, msgpack_sbuffer_write);
+}
+
+static void
+pk_str(raw *r, const char *s)
+{
+	msgpack_pack_str_with_body(&r->pk, s, strlen(s));
+}
+
+static void
+pk_kv_u(raw *r, const char *k, uint64_t v)
+{
+	pk_str(r, k);
+	msgpack_pack_uint64(&r->pk, v);
+}
+
+// Packs the header keys except the one named skip (NULL: none).
+static void
+pk_header(raw *r, uint64_t version, const char *type, const char *skip)
+{
+	if (skip == NULL || strcmp(skip, "v") != 0)
+		pk_kv_u(r, "v", version);
+	if (skip == NULL || strcmp(skip, "t") != 0) {
+		pk_str(r, "t");
+		pk_str(r, type);
+	}
+	if (skip == NULL || strcmp(skip, "id") != 0)
+		pk_kv_u(r, "id", 1);
+	if (skip == NULL || strcmp(skip, "from") != 0)
+		pk_kv_u(r, "from", 2);
+	if (skip == NULL || strcmp(skip, "hlc") != 0) {
+		pk_str(r, "hlc");
+		msgpack_pack_array(&r->pk, 2);
+		msgpack_pack_uint64(&r->pk, 100);
+		msgpack_pack_uint64(&r->pk, 1);
+	}
+	if (skip == NULL || strcmp(skip, "vc") != 0) {
+		pk_str(r, "vc");
+		msgpack_pack_map(&r->pk, 1);
+		msgpack_pack_uint32(&r->pk, 2);
+		msgpack_pack_uint64(&r->pk, 9);
+	}
+}
+
+// Decodes r and expects DTX_EPROTO with a reason containing want.
+static void
+expect_reject(raw *r, const proto_limits *lim, const char *want)
+{
+	proto_msg m;
+	char why[256];
+	dtx_err err =
+	    proto_decode(r->sb.data, r->sb.size, lim, &m, why, sizeof(why));
+	if (err != DTX_EPROTO)
+		fail_msg("expected DTX_EPROTO for '%s', got %s", want,
+		    dtx_errname(err));
+	if (strstr(why, want) == NULL)
+		fail_msg("reason '%s' does not name '%s'", why, want);
+	msgpack_sbuffer_destroy(&r->sb);
+}
+
+static void
+expect_accept(raw *r)
+{
+	proto_msg m;
+	char why[256];
+	dtx_err err =
+	    proto_decode(r->sb.data, r->sb.size, NULL, &m, why, sizeof(why));
+	if (err != DTX_OK)
+		fail_msg("valid message rejected: %s", why);
+	proto_msg_free(&m);
+	msgpack_sbuffer_destroy(&r->sb);
+}
+
+static void
+test_invalid_header(void **state)
+{
+	(void)state;
+	raw r;
+
+	// The control: a valid hand-made ACK is accepted.
+	raw_init(&r);
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "ack", NULL);
+	pk_kv_u(&r, "tx", 5);
+	expect_accept(&r);
+
+	raw_init(&r); // wrong version
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 2, "ack", NULL);
+	pk_kv_u(&r, "tx", 5);
+	expect_reject(&r, NULL, "version 2");
+
+	raw_init(&r); // unknown type
+	msgpack_pack_map(&r.pk, 6);
+	pk_header(&r, 1, "bogus", NULL);
+	expect_reject(&r, NULL, "unknown type 'bogus'");
+
+	raw_init(&r); // missing header field
+	msgpack_pack_map(&r.pk, 6);
+	pk_header(&r, 1, "ack", "hlc");
+	pk_kv_u(&r, "tx", 5);
+	expect_reject(&r, NULL, "missing key 'hlc'");
+
+	raw_init(&r); // missing body field
+	msgpack_pack_map(&r.pk, 6);
+	pk_header(&r, 1, "ack", NULL);
+	expect_reject(&r, NULL, "missing key 'tx'");
+
+	raw_init(&r); // wrong type
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "ack", NULL);
+	pk_str(&r, "tx");
+	pk_str(&r, "five");
+	expect_reject(&r, NULL, "'tx': expected int, got str");
+
+	raw_init(&r); // negative where unsigned
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "ack", NULL);
+	pk_str(&r, "tx");
+	msgpack_pack_int64(&r.pk, -3);
+	expect_reject(&r, NULL, "'tx': value -3 is negative");
+
+	raw_init(&r); // nil is never valid
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "ack", NULL);
+	pk_str(&r, "tx");
+	msgpack_pack_nil(&r.pk);
+	expect_reject(&r, NULL, "got nil");
+
+	raw_init(&r); // out of range enum
+	msgpack_pack_map(&r.pk, 9);
+	pk_header(&r, 1, "status_reply", NULL);
+	pk_kv_u(&r, "tx", 5);
+	pk_kv_u(&r, "st", 6);
+	pk_str(&r, "cts");
+	msgpack_pack_array(&r.pk, 2);
+	msgpack_pack_uint64(&r.pk, 1);
+	msgpack_pack_uint64(&r.pk, 1);
+	expect_reject(&r, NULL, "'st': value 6 out of range");
+
+	raw_init(&r); // from over uint32
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "ack", "from");
+	pk_kv_u(&r, "from", 1ULL << 32);
+	pk_kv_u(&r, "tx", 5);
+	expect_reject(&r, NULL, "'from': value 4294967296 out of range");
+
+	raw_init(&r); // unknown key
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "ping", NULL);
+	pk_kv_u(&r, "zz", 1);
+	expect_reject(&r, NULL, "unknown key 'zz'");
+
+	raw_init(&r); // a key of another type is unknown here
+	msgpack_pack_map(&r.pk, 8);
+	pk_header(&r, 1, "abort", NULL);
+	pk_kv_u(&r, "tx", 5);
+	pk_str(&r, "cts");
+	msgpack_pack_array(&r.pk, 2);
+	msgpack_pack_uint64(&r.pk, 1);
+	msgpack_pack_uint64(&r.pk, 1);
+	expect_reject(&r, NULL, "unknown key 'cts'");
+
+	raw_init(&r); // duplicate key
+	msgpack_pack_map(&r.pk, 8);
+	pk_header(&r, 1, "ack", NULL);
+	pk_kv_u(&r, "tx", 5);
+	pk_kv_u(&r, "id", 6);
+	expect_reject(&r, NULL, "duplicate key 'id'");
+
+	raw_init(&r); // trailing bytes
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "ack", NULL);
+	pk_kv_u(&r, "tx", 5);
+	msgpack_pack_uint8(&r.pk, 0);
+	msgpack_pack_uint8(&r.pk, 0);
+	expect_reject(&r, NULL, "2 trailing bytes");
+
+	raw_init(&r); // oversized for the configured limit
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "ack", NULL);
+	pk_kv_u(&r, "tx", 5);
+	proto_limits small = { .max_msg = 16 };
+	expect_reject(&r, &small, "over the limit of 16");
+
+	raw_init(&r); // not a map at all
+	msgpack_pack_array(&r.pk, 1);
+	msgpack_pack_uint8(&r.pk, 1);
+	expect_reject(&r, NULL, "expected map, got array");
+
+	raw_init(&r); // a map key that is not a str
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "ack", NULL);
+	msgpack_pack_uint8(&r.pk, 1);
+	msgpack_pack_uint8(&r.pk, 1);
+	expect_reject(&r, NULL, "map key is int");
+
+	raw_init(&r); // vc with a node id beyond the cluster
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "ack", "vc");
+	pk_str(&r, "vc");
+	msgpack_pack_map(&r.pk, 1);
+	msgpack_pack_uint32(&r.pk, 5);
+	msgpack_pack_uint64(&r.pk, 1);
+	pk_kv_u(&r, "tx", 5);
+	proto_limits four = { .vc_nodes = 4 };
+	expect_reject(&r, &four, "'vc': node id not below 4");
+
+	raw_init(&r); // hlc is not a pair
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "ack", "hlc");
+	pk_str(&r, "hlc");
+	msgpack_pack_array(&r.pk, 3);
+	for (int i = 0; i < 3; i++)
+		msgpack_pack_uint8(&r.pk, 1);
+	pk_kv_u(&r, "tx", 5);
+	expect_reject(&r, NULL, "must be [l, c], got 3");
+
+	raw_init(&r); // too many keys in one map
+	msgpack_pack_map(&r.pk, PROTO_MAX_FIELDS + 1);
+	pk_header(&r, 1, "ping", NULL);
+	for (int i = 0; i < PROTO_MAX_FIELDS + 1 - 6; i++) {
+		char k[8];
+		snprintf(k, sizeof(k), "k%d", i);
+		pk_kv_u(&r, k, 1);
+	}
+	expect_reject(&r, NULL, "more than the limit");
+
+	raw_init(&r); // nesting deeper than the limit
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "ping", NULL);
+	pk_str(&r, "deep");
+	for (int i = 0; i < PROTO_MAX_DEPTH + 2; i++)
+		msgpack_pack_array(&r.pk, 1);
+	msgpack_pack_uint8(&r.pk, 1);
+	expect_reject(&r, NULL, "nested deeper");
+}
+
+// A TXN whose ops array claims n_ops elements; fn writes the first
+// n_written of them.
+static void
+pk_txn_n(
+    raw *r, uint32_t n_ops, uint32_t n_written, void (*fn)(raw *, uint32_t))
+{
+	raw_init(r);
+	msgpack_pack_map(&r->pk, 8);
+	pk_header(r, 1, "txn", NULL);
+	pk_kv_u(r, "m", 0);
+	pk_str(r, "ops");
+	msgpack_pack_array(&r->pk, n_ops);
+	for (uint32_t i = 0; i < n_written; i++)
+		fn(r, i);
+}
+
+static void
+pk_txn(raw *r, uint32_t n_ops, void (*fn)(raw *, uint32_t))
+{
+	pk_txn_n(r, n_ops, n_ops, fn);
+}
+
+static void
+good_op(raw *r, uint32_t i)
+{
+	(void)i;
+	msgpack_pack_map(&r->pk, 4);
+	pk_kv_u(r, "o", PROTO_OP_ADD);
+	pk_str(r, "k");
+	msgpack_pack_bin_with_body(&r->pk, "k", 1);
+	pk_str(r, "d");
+	msgpack_pack_int64(&r->pk, -1);
+	pk_str(r, "m");
+	msgpack_pack_int64(&r->pk, 0);
+}
+
+static void
+long_key_op(raw *r, uint32_t i)
+{
+	(void)i;
+	char k[PROTO_MAX_KEY + 1];
+	memset(k, 'x', sizeof(k));
+	msgpack_pack_map(&r->pk, 2);
+	pk_kv_u(r, "o", PROTO_OP_GET);
+	pk_str(r, "k");
+	msgpack_pack_bin_with_body(&r->pk, k, sizeof(k));
+}
+
+static void
+get_with_delta_op(raw *r, uint32_t i)
+{
+	(void)i;
+	msgpack_pack_map(&r->pk, 3);
+	pk_kv_u(r, "o", PROTO_OP_GET);
+	pk_str(r, "k");
+	msgpack_pack_bin_with_body(&r->pk, "k", 1);
+	pk_str(r, "d");
+	msgpack_pack_int64(&r->pk, 1);
+}
+
+static void
+add_without_min_op(raw *r, uint32_t i)
+{
+	(void)i;
+	msgpack_pack_map(&r->pk, 3);
+	pk_kv_u(r, "o", PROTO_OP_ADD);
+	pk_str(r, "k");
+	msgpack_pack_bin_with_body(&r->pk, "k", 1);
+	pk_str(r, "d");
+	msgpack_pack_int64(&r->pk, 1);
+}
+
+static void
+str_key_op(raw *r, uint32_t i)
+{
+	(void)i;
+	msgpack_pack_map(&r->pk, 2);
+	pk_kv_u(r, "o", PROTO_OP_GET);
+	pk_str(r, "k");
+	pk_str(r, "k");
+}
+
+static void
+test_invalid_body(void **state)
+{
+	(void)state;
+	raw r;
+	pk_txn(&r, 2, good_op);
+	expect_accept(&r);
+	pk_txn(&r, PROTO_MAX_OPS, good_op);
+	expect_accept(&r);
+	pk_txn(&r, PROTO_MAX_OPS + 1, good_op);
+	expect_reject(&r, NULL, "'ops': 65 elements, allowed 1..64");
+	pk_txn(&r, 0, good_op);
+	expect_reject(&r, NULL, "'ops': 0 elements");
+	pk_txn(&r, 1, long_key_op);
+	expect_reject(&r, NULL, "'k': bin of 257 bytes");
+	pk_txn(&r, 1, get_with_delta_op);
+	expect_reject(&r, NULL, "op: unknown key 'd'");
+	pk_txn(&r, 1, add_without_min_op);
+	expect_reject(&r, NULL, "op: missing key 'm'");
+	pk_txn(&r, 1, str_key_op);
+	expect_reject(&r, NULL, "'k': expected bin, got str");
+
+	// A count larger than the bytes that follow.
+	pk_txn_n(&r, 60000, 10, good_op);
+	expect_reject(&r, NULL, "truncated");
+
+	// A batch inside a batch.
+	raw_init(&r);
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "batch", NULL);
+	pk_str(&r, "msgs");
+	msgpack_pack_array(&r.pk, 1);
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "batch", NULL);
+	pk_str(&r, "msgs");
+	msgpack_pack_array(&r.pk, 0);
+	expect_reject(&r, NULL, "batch inside a batch");
+
+	// A string with a NUL inside.
+	raw_init(&r);
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "saga_forget", NULL);
+	pk_str(&r, "gid");
+	msgpack_pack_str_with_body(&r.pk, "a\0b", 3);
+	expect_reject(&r, NULL, "NUL");
+
+	// An empty gid.
+	raw_init(&r);
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "saga_forget", NULL);
+	pk_str(&r, "gid");
+	pk_str(&r, "");
+	expect_reject(&r, NULL, "'gid': str of 0 bytes");
+
+	// An error code that is not an error.
+	raw_init(&r);
+	msgpack_pack_map(&r.pk, 7);
+	pk_header(&r, 1, "error", NULL);
+	pk_kv_u(&r, "code", 0);
+	expect_reject(&r, NULL, "0 is not an error");
+
+	// A found entry without a value.
+	raw_init(&r);
+	msgpack_pack_map(&r.pk, 10);
+	pk_header(&r, 1, "read_reply", NULL);
+	pk_str(&r, "ts");
+	msgpack_pack_array(&r.pk, 2);
+	msgpack_pack_uint64(&r.pk, 1);
+	msgpack_pack_uint64(&r.pk, 1);
+	pk_kv_u(&r, "st", 0);
+	pk_kv_u(&r, "btx", 0);
+	pk_str(&r, "ents");
+	msgpack_pack_array(&r.pk, 1);
+	msgpack_pack_map(&r.pk, 2);
+	pk_str(&r, "k");
+	msgpack_pack_bin_with_body(&r.pk, "k", 1);
+	pk_str(&r, "f");
+	msgpack_pack_true(&r.pk);
+	expect_reject(&r, NULL, "found but neither");
+}
+
+// The encoder refuses what the decoder would reject.
+static void
+test_encoder_checks(void **state)
+{
+	(void)state;
+	uint8_t *buf;
+	size_t len;
+	proto_msg m;
+
+	sample(PROTO_TXN, &m);
+	m.u.txn.ops[0].kind = (proto_op_kind)7;
+	assert_int_equal(proto_encode_buf(&m, &buf, &len), DTX_EINVAL);
+	m.u.txn.ops[0].kind = PROTO_OP_GET;
+	m.u.txn.ops[0].key.n = PROTO_MAX_KEY + 1;
+	assert_int_equal(proto_encode_buf(&m, &buf, &len), DTX_EINVAL);
+	m.u.txn.ops[0].key.n = 1;
+	uint32_t n = m.u.txn.n_ops;
+	m.u.txn.n_ops = 0;
+	assert_int_equal(proto_encode_buf(&m, &buf, &len), DTX_EINVAL);
+	m.u.txn.n_ops = n;
+	ok(proto_encode_buf(&m, &buf, &len));
+	dtx_free(buf);
+	proto_msg_free(&m);
+
+	sample(PROTO_ERROR, &m);
+	m.u.error.code = DTX_OK;
+	assert_int_equal(proto_encode_buf(&m, &buf, &len), DTX_EINVAL);
+	proto_msg_free(&m);
+
+	sample(PROTO_BATCH, &m);
+	proto_msg inner;
+	sample(PROTO_BATCH, &inner);
+	proto_msg_free(&m.u.batch.msgs[1]);
+	m.u.batch.msgs[1] = inner;
+	assert_int_equal(proto_encode_buf(&m, &buf, &len), DTX_EINVAL);
+	proto_msg_free(&m);
+
+	// The nng path leaves the message as it was after a failure.
+	sample(PROTO_SAGA_FORGET, &m);
+	char gid[PROTO_MAX_STR + 2];
+	memset(gid, 'g', sizeof(gid) - 1);
+	gid[sizeof(gid) - 1] = '\0';
+	dtx_free(m.u.gid.gid);
+	m.u.gid.gid = dtx_strdup(gid);
+	nng_msg *nm;
+	assert_int_equal(nng_msg_alloc(&nm, 0), 0);
+	assert_int_equal(nng_msg_append(nm, "ab", 2), 0);
+	assert_int_equal(proto_encode(&m, nm), DTX_EINVAL);
+	assert_int_equal(nng_msg_len(nm), 2);
+	nng_msg_free(nm);
+	proto_msg_free(&m);
+}
+
+// Seeded random byte strings and random mutations of valid messages.
+static void
+test_random_garbage(void **state)
+{
+	(void)state;
+	uint64_t seed = 20240611;
+	uint8_t buf[512];
+	proto_msg d;
+	for (int i = 0; i < 20000; i++) {
+		size_t len = 1 + dtx_rand_below(&seed, sizeof(buf));
+		for (size_t j = 0; j < len; j++)
+			buf[j] = (uint8_t)dtx_rand_next(&seed);
+		// Make most of them start like a message map.
+		if (i % 2 == 0)
+			buf[0] = (uint8_t)(0x80 | (6 + i % 4));
+		dtx_err err = proto_decode(buf, len, NULL, &d, NULL, 0);
+		assert_true(err == DTX_EPROTO || err == DTX_OK);
+		if (err == DTX_OK)
+			proto_msg_free(&d);
+	}
+	for (int t = PROTO_NONE + 1; t < PROTO_TYPE_COUNT; t++) {
+		proto_msg m;
+		sample((proto_type)t, &m);
+		uint8_t *enc;
+		size_t len;
+		ok(proto_encode_buf(&m, &enc, &len));
+		proto_msg_free(&m);
+		uint8_t *p = malloc(len);
+		for (int k = 0; k < 500; k++) {
+			memcpy(p, enc, len);
+			for (int f = 0; f < 4; f++)
+				p[dtx_rand_below(&seed, len)] =
+				    (uint8_t)dtx_rand_next(&seed);
+			dtx_err err = proto_decode(p, len, NULL, &d, NULL, 0);
+			assert_true(err == DTX_EPROTO || err == DTX_OK);
+			if (err == DTX_OK)
+				proto_msg_free(&d);
+		}
+		free(p);
+		dtx_free(enc);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip_every_type),
+		cmocka_unit_test(test_type_names),
+		cmocka_unit_test(test_truncate_and_flip),
+		cmocka_unit_test(test_decode_out_of_memory),
+		cmocka_unit_test(test_encode_out_of_memory),
+		cmocka_unit_test(test_invalid_header),
+		cmocka_unit_test(test_invalid_body),
+		cmocka_unit_test(test_encoder_checks),
+		cmocka_unit_test(test_random_garbage),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

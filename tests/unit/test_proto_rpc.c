@@ -1,0 +1,613 @@
+// SPDX-License-Identifier: MIT
+//
+// The RPC helpers over real sockets: echo over tcp and ipc, ERROR replies to
+// garbage and to failing handlers, oversized messages, the definite versus
+// indefinite failures (unreachable, timed out), retries only where safe,
+// many concurrent callers, and batches answered in order.
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "proto.h"
+
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+// ---------------------------------------------------------------- handler
+
+// Answers PING with PONG, ACK/ABORT with an ACK of the same txid, FAULT
+// with an ERROR, STATUS with a handler error, and counts its calls.
+typedef struct echo {
+	atomic_int calls;
+	atomic_int stamps;
+	atomic_int observed;
+} echo;
+
+static dtx_err
+echo_handler(void *arg, const proto_msg *req, proto_msg *rep)
+{
+	echo *e = arg;
+	atomic_fetch_add(&e->calls, 1);
+	switch (req->hdr.type) {
+	case PROTO_PING:
+		rep->hdr.type = PROTO_PONG;
+		return DTX_OK;
+	case PROTO_ACK:
+	case PROTO_ABORT:
+		rep->hdr.type = PROTO_ACK;
+		rep->u.txid.txid = req->u.txid.txid;
+		return DTX_OK;
+	case PROTO_FAULT:
+		return proto_msg_set_error(
+		    rep, DTX_EPERM, "fault '%s' refused", req->u.fault.kind);
+	case PROTO_STATUS:
+		return DTX_ENOENT;
+	case PROTO_READ: // echo the number of keys back
+		rep->hdr.type = PROTO_ACK;
+		rep->u.txid.txid = req->u.read.n_keys;
+		return DTX_OK;
+	case PROTO_BATCH: // only with whole_batches
+		rep->hdr.type = PROTO_BATCH;
+		rep->u.batch.msgs =
+		    dtx_calloc(req->u.batch.n, sizeof(proto_msg));
+		if (rep->u.batch.msgs == NULL)
+			return DTX_ENOMEM;
+		rep->u.batch.n = req->u.batch.n;
+		for (uint32_t i = 0; i < req->u.batch.n; i++) {
+			proto_msg *r = &rep->u.batch.msgs[i];
+			proto_msg_init(r, PROTO_ACK);
+			r->hdr.id = req->u.batch.msgs[i].hdr.id;
+			r->u.txid.txid =
+			    req->u.batch.msgs[i].u.txid.txid + 1000;
+		}
+		return DTX_OK;
+	default:
+		return DTX_EINVAL;
+	}
+}
+
+static void
+echo_stamp(void *arg, proto_hdr *hdr)
+{
+	echo *e = arg;
+	atomic_fetch_add(&e->stamps, 1);
+	hdr->hlc = clk_ts_make(1000, 1);
+	hdr->vc.n = 4;
+	hdr->vc.c[1] = 77;
+}
+
+static void
+echo_observe(void *arg, const proto_hdr *hdr)
+{
+	echo *e = arg;
+	(void)hdr;
+	atomic_fetch_add(&e->observed, 1);
+}
+
+static proto_server *
+start_server(const char *url, echo *e, size_t max_msg, bool whole)
+{
+	proto_server_cfg cfg = {
+		.url = url,
+		.workers = 4,
+		.max_msg = max_msg,
+		.node_id = 9,
+		.whole_batches = whole,
+		.handler = echo_handler,
+		.stamp = echo_stamp,
+		.observe = echo_observe,
+		.arg = e,
+	};
+	proto_server *s = NULL;
+	assert_int_equal(proto_server_open(&cfg, &s), DTX_OK);
+	return s;
+}
+
+static proto_client *
+start_client(const char *url, uint32_t timeout_ms)
+{
+	proto_client_cfg cfg = {
+		.url = url,
+		.node_id = 3,
+		.timeout_ms = timeout_ms,
+		.connect_wait_ms = 1000,
+		.seed = 1,
+	};
+	proto_client *c = NULL;
+	assert_int_equal(proto_client_open(&cfg, &c), DTX_OK);
+	return c;
+}
+
+static void
+ping_ok(proto_client *c)
+{
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_PING);
+	assert_int_equal(proto_client_call(c, &req, &rep, NULL), DTX_OK);
+	assert_int_equal(rep.hdr.type, PROTO_PONG);
+	assert_true(rep.hdr.id == req.hdr.id);
+	assert_int_equal(rep.hdr.from, 9);
+	proto_msg_free(&rep);
+}
+
+// ---------------------------------------------------------------- tests
+
+static void
+echo_over(const char *url)
+{
+	echo e = { 0 };
+	proto_server *s = start_server(url, &e, 0, false);
+	const char *bound = proto_server_url(s);
+	assert_non_null(bound);
+	if (strncmp(url, "tcp", 3) == 0)
+		assert_null(strstr(bound, ":0\0"));
+	proto_client *c = start_client(bound, 2000);
+	for (int i = 0; i < 20; i++)
+		ping_ok(c);
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_ACK);
+	req.u.txid.txid = 4242;
+	assert_int_equal(proto_client_call(c, &req, &rep, NULL), DTX_OK);
+	assert_int_equal(rep.hdr.type, PROTO_ACK);
+	assert_true(rep.u.txid.txid == 4242);
+	// The server stamped its clocks and echoed the request id.
+	assert_true(rep.hdr.hlc == clk_ts_make(1000, 1));
+	assert_true(rep.hdr.vc.c[1] == 77);
+	assert_true(rep.hdr.id == req.hdr.id);
+	assert_int_equal(req.hdr.from, 3);
+	proto_msg_free(&rep);
+	assert_int_equal(atomic_load(&e.calls), 21);
+	assert_int_equal(atomic_load(&e.observed), 21);
+	proto_server_stats st;
+	proto_server_stats_get(s, &st);
+	assert_true(st.requests == 21);
+	assert_true(st.decode_errors == 0);
+	proto_client_close(c);
+	proto_server_close(s);
+}
+
+static void
+test_echo_tcp(void **state)
+{
+	(void)state;
+	echo_over("tcp://127.0.0.1:0");
+}
+
+static void
+test_echo_ipc(void **state)
+{
+	(void)state;
+	char url[128];
+	snprintf(url, sizeof(url), "ipc:///tmp/dtx-test-proto-%d.sock",
+	    (int)getpid());
+	echo_over(url);
+	unlink(url + strlen("ipc://"));
+}
+
+static void
+test_refused(void **state)
+{
+	(void)state;
+	echo e = { 0 };
+	proto_server *s = start_server("tcp://127.0.0.1:0", &e, 0, false);
+	proto_client *c = start_client(proto_server_url(s), 2000);
+	proto_msg req, rep;
+
+	// The handler answers with an ERROR of its own.
+	proto_msg_init(&req, PROTO_FAULT);
+	req.u.fault.kind = "crash_at";
+	assert_int_equal(proto_client_call(c, &req, &rep, NULL), DTX_EREFUSED);
+	assert_int_equal(rep.hdr.type, PROTO_ERROR);
+	assert_int_equal(rep.u.error.code, DTX_EPERM);
+	assert_string_equal(rep.u.error.reason, "fault 'crash_at' refused");
+	proto_msg_free(&rep);
+
+	// The handler fails: the server turns the code into an ERROR.
+	proto_msg_init(&req, PROTO_STATUS);
+	req.u.txid.txid = 1;
+	assert_int_equal(proto_client_call(c, &req, &rep, NULL), DTX_EREFUSED);
+	assert_int_equal(rep.u.error.code, DTX_ENOENT);
+	assert_non_null(strstr(rep.u.error.reason, "status"));
+	proto_msg_free(&rep);
+	proto_server_stats st;
+	proto_server_stats_get(s, &st);
+	assert_true(st.handler_errors == 1);
+
+	// A request the client cannot encode never leaves.
+	proto_msg_init(&req, PROTO_SAGA_FORGET);
+	assert_int_equal(proto_client_call(c, &req, &rep, NULL), DTX_EINVAL);
+
+	proto_client_close(c);
+	proto_server_close(s);
+}
+
+// A raw REQ socket sends bytes that are not msgpack: the server answers
+// with ERROR EPROTO, counts it, and keeps serving.
+static void
+test_garbage_answered(void **state)
+{
+	(void)state;
+	echo e = { 0 };
+	proto_server *s = start_server("tcp://127.0.0.1:0", &e, 0, false);
+	nng_socket raw;
+	assert_int_equal(nng_req0_open(&raw), 0);
+	assert_int_equal(nng_socket_set_ms(raw, NNG_OPT_RECVTIMEO, 5000), 0);
+	assert_int_equal(nng_dial(raw, proto_server_url(s), NULL, 0), 0);
+	const char *junk[] = { "hello, not msgpack", "\xc1", "\x81\xa1v\x01" };
+	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+		assert_int_equal(
+		    nng_send(raw, (void *)junk[i], strlen(junk[i]), 0), 0);
+		nng_msg *m;
+		assert_int_equal(nng_recvmsg(raw, &m, 0), 0);
+		proto_msg rep;
+		char why[256];
+		assert_int_equal(
+		    proto_decode_nng(m, NULL, &rep, why, sizeof(why)), DTX_OK);
+		nng_msg_free(m);
+		assert_int_equal(rep.hdr.type, PROTO_ERROR);
+		assert_int_equal(rep.u.error.code, DTX_EPROTO);
+		assert_non_null(rep.u.error.reason);
+		assert_true(strlen(rep.u.error.reason) > 0);
+		proto_msg_free(&rep);
+	}
+	nng_close(raw);
+	proto_server_stats st;
+	proto_server_stats_get(s, &st);
+	assert_true(st.decode_errors == 3);
+	assert_int_equal(atomic_load(&e.calls), 0);
+
+	proto_client *c = start_client(proto_server_url(s), 2000);
+	ping_ok(c);
+	proto_client_close(c);
+	proto_server_close(s);
+}
+
+// A message over the server's receive limit costs the connection, not the
+// server; the client sees an indefinite failure and recovers.
+static void
+test_oversized(void **state)
+{
+	(void)state;
+	echo e = { 0 };
+	proto_server *s = start_server("tcp://127.0.0.1:0", &e, 4096, false);
+	proto_client *c = start_client(proto_server_url(s), 3000);
+	ping_ok(c);
+
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_READ);
+	uint32_t n = 2000;
+	req.u.read.keys = dtx_calloc(n, sizeof(proto_bytes));
+	assert_non_null(req.u.read.keys);
+	req.u.read.n_keys = n;
+	for (uint32_t i = 0; i < n; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "key-%u", i);
+		assert_int_equal(
+		    proto_bytes_set(&req.u.read.keys[i], k, strlen(k)), DTX_OK);
+	}
+	uint64_t t0 = dtx_mono_ns();
+	dtx_err err = proto_client_call(c, &req, &rep, NULL);
+	assert_true(err == DTX_ETIMEDOUT || err == DTX_EUNREACH);
+	// The lost connection ends the call early, not at the timeout.
+	assert_true(dtx_mono_ns() - t0 < 2500ull * 1000000);
+	proto_msg_free(&req);
+	assert_int_equal(atomic_load(&e.calls), 1);
+
+	// A small request goes through once the client has reconnected.
+	proto_msg_init(&req, PROTO_PING);
+	proto_retry retry = { .attempts = 50, .base_ms = 10, .cap_ms = 50 };
+	proto_call_opts opts = { .retry = &retry, .idempotent = true };
+	assert_int_equal(proto_client_call(c, &req, &rep, &opts), DTX_OK);
+	assert_int_equal(rep.hdr.type, PROTO_PONG);
+	proto_msg_free(&rep);
+	proto_client_close(c);
+	proto_server_close(s);
+}
+
+// A port nobody listens on: not delivered, and said quickly.
+static void
+test_unreachable(void **state)
+{
+	(void)state;
+	// Find a free port by binding and closing a listener.
+	echo e = { 0 };
+	proto_server *s = start_server("tcp://127.0.0.1:0", &e, 0, false);
+	char url[128];
+	snprintf(url, sizeof(url), "%s", proto_server_url(s));
+	proto_server_close(s);
+
+	proto_client_cfg cfg = { .url = url, .timeout_ms = 5000 };
+	proto_client *c = NULL;
+	assert_int_equal(proto_client_open(&cfg, &c), DTX_OK);
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_PING);
+	uint64_t t0 = dtx_mono_ns();
+	assert_int_equal(proto_client_call(c, &req, &rep, NULL), DTX_EUNREACH);
+	uint64_t ms = (dtx_mono_ns() - t0) / 1000000;
+	assert_true(ms < 1000);
+	assert_false(proto_client_connected(c));
+	proto_client_close(c);
+
+	// Bad URLs are refused at open.
+	cfg.url = "nosuch://x";
+	assert_int_equal(proto_client_open(&cfg, &c), DTX_EINVAL);
+	proto_server_cfg scfg = {
+		.url = "tcp://256.1.1.1:1", .handler = echo_handler, .arg = &e
+	};
+	assert_int_not_equal(proto_server_open(&scfg, &s), DTX_OK);
+}
+
+// A peer that takes requests but never answers.
+typedef struct mute {
+	nng_socket sock;
+	atomic_int received;
+	pthread_t th;
+} mute;
+
+static void *
+mute_main(void *arg)
+{
+	mute *m = arg;
+	for (;;) {
+		nng_msg *msg;
+		int rv = nng_recvmsg(m->sock, &msg, 0);
+		if (rv == NNG_ECLOSED)
+			break;
+		if (rv == 0) {
+			atomic_fetch_add(&m->received, 1);
+			nng_msg_free(msg);
+		}
+	}
+	return NULL;
+}
+
+static void
+mute_start(mute *m, char *url, size_t len)
+{
+	atomic_store(&m->received, 0);
+	assert_int_equal(nng_rep0_open(&m->sock), 0);
+	nng_listener l;
+	assert_int_equal(nng_listen(m->sock, "tcp://127.0.0.1:0", &l, 0), 0);
+	int port;
+	assert_int_equal(
+	    nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+	snprintf(url, len, "tcp://127.0.0.1:%d", port);
+	assert_int_equal(pthread_create(&m->th, NULL, mute_main, m), 0);
+}
+
+static void
+mute_stop(mute *m)
+{
+	nng_close(m->sock);
+	pthread_join(m->th, NULL);
+}
+
+static void
+test_timeout_and_retry_policy(void **state)
+{
+	(void)state;
+	mute m;
+	char url[128];
+	mute_start(&m, url, sizeof(url));
+	proto_client *c = start_client(url, 5000);
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_ABORT);
+	req.u.txid.txid = 1;
+	proto_retry retry = { .attempts = 3, .base_ms = 5, .cap_ms = 10 };
+
+	// Not idempotent: one try, the outcome is unknown.
+	proto_call_opts opts = { .timeout_ms = 150, .retry = &retry };
+	uint64_t t0 = dtx_mono_ns();
+	assert_int_equal(
+	    proto_client_call(c, &req, &rep, &opts), DTX_ETIMEDOUT);
+	uint64_t ms = (dtx_mono_ns() - t0) / 1000000;
+	assert_true(ms >= 140 && ms < 2000);
+	assert_int_equal(atomic_load(&m.received), 1);
+
+	// Idempotent: all three tries reach the peer.
+	opts.idempotent = true;
+	assert_int_equal(
+	    proto_client_call(c, &req, &rep, &opts), DTX_ETIMEDOUT);
+	assert_int_equal(atomic_load(&m.received), 4);
+
+	// No timed resends by nng underneath: nothing more arrives.
+	dtx_sleep_ms(300);
+	assert_int_equal(atomic_load(&m.received), 4);
+	proto_client_close(c);
+	mute_stop(&m);
+}
+
+// Unreachable calls are retried even when not idempotent, since the
+// request never left: a server that comes up late is reached.
+typedef struct late {
+	char url[128];
+	echo e;
+	proto_server *s;
+} late;
+
+static void *
+late_main(void *arg)
+{
+	late *l = arg;
+	dtx_sleep_ms(150);
+	proto_server_cfg cfg = {
+		.url = l->url, .handler = echo_handler, .arg = &l->e
+	};
+	if (proto_server_open(&cfg, &l->s) != DTX_OK)
+		l->s = NULL;
+	return NULL;
+}
+
+static void
+test_retry_unreachable(void **state)
+{
+	(void)state;
+	late l;
+	memset(&l, 0, sizeof(l));
+	snprintf(l.url, sizeof(l.url), "ipc:///tmp/dtx-test-late-%d.sock",
+	    (int)getpid());
+	unlink(l.url + strlen("ipc://"));
+	proto_client_cfg cfg = { .url = l.url,
+		.timeout_ms = 2000,
+		.connect_wait_ms = 20,
+		.retry = { .attempts = 100, .base_ms = 10, .cap_ms = 40 } };
+	proto_client *c = NULL;
+	assert_int_equal(proto_client_open(&cfg, &c), DTX_OK);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, late_main, &l), 0);
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_ABORT);
+	req.u.txid.txid = 5;
+	assert_int_equal(proto_client_call(c, &req, &rep, NULL), DTX_OK);
+	assert_true(rep.u.txid.txid == 5);
+	proto_msg_free(&rep);
+	pthread_join(th, NULL);
+	assert_non_null(l.s);
+	assert_int_equal(atomic_load(&l.e.calls), 1);
+	proto_client_close(c);
+	proto_server_close(l.s);
+	unlink(l.url + strlen("ipc://"));
+}
+
+typedef struct caller {
+	proto_client *c;
+	int id;
+	int bad;
+} caller;
+
+static void *
+caller_main(void *arg)
+{
+	caller *k = arg;
+	for (int i = 0; i < 300; i++) {
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_ACK);
+		req.u.txid.txid = (uint64_t)k->id * 100000 + (uint64_t)i;
+		if (proto_client_call(k->c, &req, &rep, NULL) != DTX_OK) {
+			k->bad++;
+			continue;
+		}
+		if (rep.hdr.type != PROTO_ACK ||
+		    rep.u.txid.txid != req.u.txid.txid ||
+		    rep.hdr.id != req.hdr.id)
+			k->bad++;
+		proto_msg_free(&rep);
+	}
+	return NULL;
+}
+
+static void
+test_concurrent_callers(void **state)
+{
+	(void)state;
+	echo e = { 0 };
+	proto_server *s = start_server("tcp://127.0.0.1:0", &e, 0, false);
+	proto_client *c = start_client(proto_server_url(s), 10000);
+	enum { N = 12 };
+	caller k[N];
+	pthread_t th[N];
+	for (int i = 0; i < N; i++) {
+		k[i] = (caller) { .c = c, .id = i + 1 };
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, caller_main, &k[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(k[i].bad, 0);
+	}
+	assert_int_equal(atomic_load(&e.calls), N * 300);
+	proto_client_close(c);
+	proto_server_close(s);
+}
+
+static void
+batch_round(bool whole)
+{
+	echo e = { 0 };
+	proto_server *s = start_server("tcp://127.0.0.1:0", &e, 0, whole);
+	proto_client *c = start_client(proto_server_url(s), 5000);
+	enum { N = 200 };
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_BATCH);
+	req.u.batch.msgs = dtx_calloc(N, sizeof(proto_msg));
+	assert_non_null(req.u.batch.msgs);
+	req.u.batch.n = N;
+	for (uint32_t i = 0; i < N; i++) {
+		proto_msg_init(&req.u.batch.msgs[i], PROTO_ABORT);
+		req.u.batch.msgs[i].u.txid.txid = i;
+	}
+	// One element the handler refuses: its slot holds an ERROR.
+	if (!whole)
+		proto_msg_init(&req.u.batch.msgs[7], PROTO_STATUS);
+	assert_int_equal(proto_client_call(c, &req, &rep, NULL), DTX_OK);
+	assert_int_equal(rep.hdr.type, PROTO_BATCH);
+	assert_int_equal(rep.u.batch.n, N);
+	for (uint32_t i = 0; i < N; i++) {
+		const proto_msg *r = &rep.u.batch.msgs[i];
+		assert_true(r->hdr.id == req.u.batch.msgs[i].hdr.id);
+		if (!whole && i == 7) {
+			assert_int_equal(r->hdr.type, PROTO_ERROR);
+			assert_int_equal(r->u.error.code, DTX_ENOENT);
+			continue;
+		}
+		assert_int_equal(r->hdr.type, PROTO_ACK);
+		assert_true(r->u.txid.txid == (whole ? i + 1000 : i));
+	}
+	// Element ids are distinct.
+	assert_true(req.u.batch.msgs[0].hdr.id != req.u.batch.msgs[1].hdr.id);
+	assert_int_equal(atomic_load(&e.calls), whole ? 1 : N);
+	// Each element and the envelope were stamped and observed.
+	assert_int_equal(atomic_load(&e.observed), whole ? 1 : N + 1);
+	assert_int_equal(atomic_load(&e.stamps), whole ? 1 : N + 1);
+	proto_msg_free(&rep);
+	proto_msg_free(&req);
+	proto_client_close(c);
+	proto_server_close(s);
+}
+
+static void
+test_batch_in_order(void **state)
+{
+	(void)state;
+	batch_round(false);
+	batch_round(true);
+}
+
+static void
+test_close_null(void **state)
+{
+	(void)state;
+	proto_client_close(NULL);
+	proto_server_close(NULL);
+	proto_msg_free(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_echo_tcp),
+		cmocka_unit_test(test_echo_ipc),
+		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_garbage_answered),
+		cmocka_unit_test(test_oversized),
+		cmocka_unit_test(test_unreachable),
+		cmocka_unit_test(test_timeout_and_retry_policy),
+		cmocka_unit_test(test_retry_unreachable),
+		cmocka_unit_test(test_concurrent_callers),
+		cmocka_unit_test(test_batch_in_order),
+		cmocka_unit_test(test_close_null),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
