@@ -393,8 +393,8 @@ cli_cmd_check(int argc, char **argv)
 	cli_verdict v = { 0 };
 	bool have_v = false;
 
-	rc = cli_parse_flags("dtx check ID", check_opts, NCHECK_OPTS, &cfg,
-	    argc, argv, pos, 1, &npos);
+	rc = cli_parse_flags("dtx check", check_opts, NCHECK_OPTS, &cfg, argc,
+	    argv, pos, 1, &npos);
 	if (rc != 0) {
 		dtx_cfg_fini(check_opts, NCHECK_OPTS, &cfg);
 		return rc < 0 ? CLI_EXIT_OK : rc;

@@ -215,8 +215,7 @@ dtx_err cli_history_add(cli_history *h, int64_t process, cli_op_type type,
 // As cli_history_add with an explicit time (reloading a stored history and
 // synthetic histories in tests). Thread-safe.
 dtx_err cli_history_append(cli_history *h, int64_t time_ns, int64_t process,
-    cli_op_type type, const char *f, const char *value_json,
-    const char *error);
+    cli_op_type type, const char *f, const char *value_json, const char *error);
 
 // Number of ops. Thread-safe.
 size_t cli_history_len(const cli_history *h);
@@ -559,8 +558,8 @@ typedef struct cli_results cli_results;
 // results database gives DTX_ECORRUPT / DTX_EINVAL and one line in err;
 // a missing file without create gives DTX_ENOENT. *out is owned (close
 // with cli_results_close). A handle is used by one thread at a time.
-dtx_err cli_results_open(const char *path, bool create, cli_results **out,
-    char *err, size_t errlen);
+dtx_err cli_results_open(
+    const char *path, bool create, cli_results **out, char *err, size_t errlen);
 void cli_results_close(cli_results *db);
 // The last error message on db (borrowed, never NULL).
 const char *cli_results_errmsg(const cli_results *db);
@@ -657,13 +656,12 @@ void cli_sb_fini(cli_sb *sb);
 void cli__check_init(cli_check *c, const char *name);
 dtx_err cli__check_anomaly(cli_check *c, const char *kind, const cli_op *op,
     bool has_txid, uint64_t txid, const char *gid, char *detail);
-dtx_err cli__check_set(cli_check *c, cli_valid valid, cli_sb *summary,
-    cli_sb *json);
+dtx_err cli__check_set(
+    cli_check *c, cli_valid valid, cli_sb *summary, cli_sb *json);
 // The txid / gid of a transfer from its completion's value, else its
 // invocation's (either may be NULL). false when neither has one.
 bool cli__op_txid(const cli_op *inv, const cli_op *comp, uint64_t *txid);
-bool cli__op_gid(
-    const cli_op *inv, const cli_op *comp, char *gid, size_t len);
+bool cli__op_gid(const cli_op *inv, const cli_op *comp, char *gid, size_t len);
 // Parses a run id argument (a positive decimal integer); DTX_EINVAL.
 dtx_err cli__parse_run_id(const char *s, int64_t *out);
 // Creates directory path and its parents (path is modified in place and

@@ -214,7 +214,12 @@ write_latency(const report *r, size_t *points)
 	fprintf(f, "set ylabel 'latency (ms)'\nset logscale y\n");
 	cli_sb keys = { 0 };
 	gp_faults(f, r, &keys);
-	fprintf(f, "plot NaN notitle");
+	// gnuplot refuses a plot without any point; with no completed op
+	// the axes are drawn with a fixed range and an out-of-range curve.
+	if (count[1] + count[2] + count[3] == 0)
+		fprintf(f, "set yrange [0.1:1000]\nplot 1e30 notitle");
+	else
+		fprintf(f, "plot NaN notitle");
 	for (int t = CLI_OP_OK; t <= CLI_OP_INFO; t++) {
 		if (count[t] == 0)
 			continue;

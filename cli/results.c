@@ -1326,7 +1326,7 @@ results_show(int argc, char **argv)
 	char *pos[1];
 	int npos = 0;
 	int64_t id;
-	int rc = cli_parse_flags("dtx results show ID", results_opts,
+	int rc = cli_parse_flags("dtx results show", results_opts,
 	    NRESULTS_OPTS, &cfg, argc, argv, pos, 1, &npos);
 	if (rc != 0)
 		goto out;
