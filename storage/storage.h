@@ -28,7 +28,8 @@
 // LSNs number records 1, 2, 3, ... without gaps across segments. All
 // integers are little-endian.
 //
-// Segment header (32 bytes):
+// Segment header (32 bytes; a preallocated segment continues with zeros
+// after its last record):
 //   0   8  magic "DTXWAL01"
 //   8   8  first LSN of the segment (equals the number in the file name)
 //   16  8  reserved, zero
@@ -90,9 +91,15 @@ typedef struct stor_wal_opts {
 	stor_write_fn write_fn; // NULL: write(2)
 	stor_sync_fn sync_fn; // NULL: fdatasync(2)
 	void *hook_arg; // passed to write_fn and sync_fn
+	// Zero-fill the current segment ahead of the writes (1 MiB at a
+	// time) so that most appends overwrite allocated blocks and their
+	// fdatasync need not log a file-size change (default true). Recovery
+	// treats an all-zero rest of a segment as its end.
+	bool preallocate;
 } stor_wal_opts;
 
-// Fills o with the defaults (full sync, 64 MiB segments, real syscalls).
+// Fills o with the defaults (full sync, 64 MiB segments zero-filled ahead
+// of the writes, real syscalls).
 void stor_wal_opts_init(stor_wal_opts *o);
 
 // Called once during open with the checkpoint's LSN and blob (borrowed,

@@ -23,6 +23,7 @@
 #define CKPT_NAME "checkpoint"
 #define CKPT_TMP "checkpoint.tmp"
 #define READ_CHUNK (4u << 20)
+#define PREALLOC_STEP (1u << 20)
 
 struct stor_wal {
 	char *dir;
@@ -55,6 +56,7 @@ struct stor_wal {
 	uint64_t seg_first;
 	uint64_t seg_size;
 	uint64_t seg_synced;
+	uint64_t seg_zeroed; // the file is zero-filled up to here
 
 	// First LSNs of the segments on disk, ascending (guarded by mu).
 	uint64_t *segs;
@@ -186,6 +188,7 @@ seg_create(stor_wal *w, uint64_t first)
 	w->seg_first = first;
 	w->seg_size = SEG_HDR;
 	w->seg_synced = SEG_HDR;
+	w->seg_zeroed = SEG_HDR;
 	w->st.segments++;
 	return DTX_OK;
 }
@@ -255,13 +258,42 @@ fail:
 	return err;
 }
 
-// Replays one segment. *torn_at gets the offset where a bad tail starts
-// (UINT64_MAX when the segment is whole).
+// True when fd's bytes [from, size) are all zero: the unused, preallocated
+// rest of a segment.
 static dtx_err
-scan_segment(scan *s, int fd, uint64_t size, bool last, uint64_t *torn_at)
+zero_rest(int fd, uint64_t from, uint64_t size, bool *zero)
+{
+	uint8_t buf[16384];
+	size_t cap = sizeof(buf);
+	*zero = true;
+	while (from < size && *zero) {
+		size_t n = cap;
+		if (n > size - from)
+			n = (size_t)(size - from);
+		dtx_err err = read_at(fd, buf, n, from);
+		if (err != DTX_OK)
+			return err;
+		for (size_t i = 0; i < n; i++) {
+			if (buf[i] != 0) {
+				*zero = false;
+				break;
+			}
+		}
+		from += n;
+	}
+	return DTX_OK;
+}
+
+// Replays one segment. *torn_at gets the offset where a bad tail starts
+// (UINT64_MAX when the segment is whole); *end the offset after the last
+// record.
+static dtx_err
+scan_segment(
+    scan *s, int fd, uint64_t size, bool last, uint64_t *torn_at, uint64_t *end)
 {
 	stor_wal *w = s->w;
 	*torn_at = UINT64_MAX;
+	*end = size;
 	uint64_t off = SEG_HDR; // file offset of buf[0]
 	size_t have = 0, pos = 0;
 	for (;;) {
@@ -310,6 +342,17 @@ scan_segment(scan *s, int fd, uint64_t size, bool last, uint64_t *torn_at)
 			uint32_t crc = dtx_crc32c(0, r, REC_HDR + len);
 			bad = crc != stor__get32(r + REC_HDR + len) ||
 			    r[4] == 0 || r[5] || r[6] || r[7];
+		}
+		if (bad) {
+			// An all-zero rest is the preallocated end, not damage.
+			bool zero;
+			dtx_err err = zero_rest(fd, at, size, &zero);
+			if (err != DTX_OK)
+				return err;
+			if (zero) {
+				*end = at;
+				return DTX_OK;
+			}
 		}
 		if (bad) {
 			if (!last)
@@ -531,8 +574,8 @@ recover(stor_wal *w, stor_wal_rec_fn on_rec, void *arg)
 			goto fail;
 		}
 		w->seg_first = w->segs[i];
-		uint64_t torn;
-		err = scan_segment(&s, fd, size, last, &torn);
+		uint64_t torn, end;
+		err = scan_segment(&s, fd, size, last, &torn, &end);
 		if (err != DTX_OK)
 			goto fail;
 		if (torn != UINT64_MAX) {
@@ -546,10 +589,12 @@ recover(stor_wal *w, stor_wal_rec_fn on_rec, void *arg)
 			}
 			w->st.tail_truncated += size - torn;
 			size = torn;
+			end = torn;
 		}
 		if (last) {
 			w->seg_fd = fd;
-			w->seg_size = size;
+			w->seg_size = end;
+			w->seg_zeroed = size;
 			fd = -1;
 		} else {
 			close(fd);
@@ -595,6 +640,36 @@ fail:
 
 // ---------------------------------------------------------------- flusher
 
+// Keeps the current segment zero-filled at least 1 MiB past what the next
+// n bytes need, so that most batches overwrite allocated blocks and their
+// fdatasync need not log a new file size.
+static dtx_err
+prealloc(stor_wal *w, size_t n)
+{
+	if (!w->opts.preallocate || w->seg_size + n <= w->seg_zeroed)
+		return DTX_OK;
+	static const uint8_t zeros[65536];
+	// Rotation follows once segment_bytes is passed: no need to go on.
+	uint64_t want = w->seg_size + n + PREALLOC_STEP;
+	if (want > w->opts.segment_bytes)
+		want = w->opts.segment_bytes;
+	if (want < w->seg_size + n)
+		return DTX_OK;
+	while (w->seg_zeroed < want) {
+		size_t k = sizeof(zeros);
+		if (k > want - w->seg_zeroed)
+			k = (size_t)(want - w->seg_zeroed);
+		ssize_t r = pwrite(w->seg_fd, zeros, k, (off_t)w->seg_zeroed);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return dtx_from_errno(errno);
+		}
+		w->seg_zeroed += (uint64_t)r;
+	}
+	return DTX_OK;
+}
+
 static void *
 flusher_main(void *arg)
 {
@@ -619,7 +694,9 @@ flusher_main(void *arg)
 		w->len = 0;
 		pthread_mutex_unlock(&w->mu);
 
-		dtx_err err = do_write(w, w->seg_fd, b, n), rot = DTX_OK;
+		dtx_err err = prealloc(w, n), rot = DTX_OK;
+		if (err == DTX_OK)
+			err = do_write(w, w->seg_fd, b, n);
 		if (err == DTX_OK) {
 			w->seg_size += n;
 			err = do_sync(w, w->seg_fd);
@@ -669,6 +746,7 @@ stor_wal_opts_init(stor_wal_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->sync = STOR_SYNC_FULL;
 	o->segment_bytes = 64u << 20;
+	o->preallocate = true;
 }
 
 dtx_err

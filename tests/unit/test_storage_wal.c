@@ -239,11 +239,23 @@ test_rotation_checkpoint(void **state)
 // Writes a small WAL and returns its only segment's path and bytes.
 enum { SMALL_N = 8 };
 
+// The torn and flipped copies are of the records only: no zero-filled
+// rest.
+static stor_wal_opts
+no_prealloc(void)
+{
+	stor_wal_opts o;
+	stor_wal_opts_init(&o);
+	o.preallocate = false;
+	return o;
+}
+
 static unsigned char *
 small_wal(const char *dir, char *seg, size_t segn, size_t *len)
 {
 	stor_wal *w;
-	assert_int_equal(stor_wal_open(dir, NULL, NULL, NULL, NULL, &w), 0);
+	stor_wal_opts o = no_prealloc();
+	assert_int_equal(stor_wal_open(dir, &o, NULL, NULL, NULL, &w), 0);
 	append_n(w, 1, SMALL_N, true);
 	stor_wal_close(w);
 	snprintf(seg, segn, "%s/wal-%016x.log", dir, 1);
@@ -280,7 +292,8 @@ test_truncate_every_byte(void **state)
 		st_write_file(seg, orig, cut);
 		got g = { 0 };
 		stor_wal *w;
-		dtx_err err = stor_wal_open(dir, NULL, NULL, on_rec, &g, &w);
+		stor_wal_opts o = no_prealloc();
+		dtx_err err = stor_wal_open(dir, &o, NULL, on_rec, &g, &w);
 		assert_int_equal(err, DTX_OK);
 		assert_false(g.bad);
 		uint64_t want = 0;
@@ -313,7 +326,8 @@ test_flip_every_bit(void **state)
 		st_write_file(seg, buf, len);
 		got g = { 0 };
 		stor_wal *w;
-		dtx_err err = stor_wal_open(dir, NULL, NULL, on_rec, &g, &w);
+		stor_wal_opts o = no_prealloc();
+		dtx_err err = stor_wal_open(dir, &o, NULL, on_rec, &g, &w);
 		size_t at = bit / 8;
 		if (at < ends[SMALL_N - 2]) {
 			// Damage before the last record is never skipped.
@@ -330,6 +344,34 @@ test_flip_every_bit(void **state)
 		}
 	}
 	print_message("bit flips: %d corrupt, %d tail\n", corrupt, prefix);
+	// With a zero-filled rest: zeros are the end of the log, and a
+	// flipped bit among them is a damaged tail, cut off.
+	st_rmrf(dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	stor_wal *w;
+	assert_int_equal(stor_wal_open(dir, NULL, NULL, NULL, NULL, &w), 0);
+	append_n(w, 1, SMALL_N, true);
+	stor_wal_close(w);
+	size_t plen = 0;
+	unsigned char *pre = st_read_file(seg, &plen);
+	assert_true(plen > len + 4096);
+	assert_memory_equal(pre, orig, len);
+	for (int round = 0; round < 2; round++) {
+		got g = { 0 };
+		assert_int_equal(
+		    stor_wal_open(dir, NULL, NULL, on_rec, &g, &w), DTX_OK);
+		assert_false(g.bad);
+		assert_int_equal(g.n, SMALL_N + round);
+		append_n(w, SMALL_N + 1 + round, 1, true);
+		stor_wal_close(w);
+		if (round == 0) {
+			unsigned char *cur = st_read_file(seg, &plen);
+			cur[plen - 100] ^= 0x10;
+			st_write_file(seg, cur, plen);
+			free(cur);
+		}
+	}
+	free(pre);
 	free(buf);
 	free(orig);
 	st_rmrf(dir);
