@@ -6,8 +6,10 @@
 // when the request never left, "unknown" (DTX_ETIMEDOUT) once it might
 // have.
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "proto_int.h"
@@ -34,8 +36,11 @@ struct proto_client {
 	pthread_mutex_t mu;
 	slot *idle; // singly linked through next
 	slot *busy; // doubly linked
+	struct acall *abusy; // asynchronous calls in progress, doubly linked
 	uint64_t rng; // guarded by mu
 };
+
+static void abort_async(proto_client *c);
 
 static void
 on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -57,6 +62,7 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 	pthread_mutex_lock(&c->mu);
 	for (slot *s = c->busy; s != NULL; s = s->next)
 		nng_aio_abort(s->aio, NNG_ECONNRESET);
+	abort_async(c);
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -201,6 +207,70 @@ stamp_req(proto_client *c, proto_msg *req)
 		c->cfg.stamp(c->cfg.arg, &req->hdr);
 }
 
+// How long a send may wait for a connection: the whole timeout when there
+// is one, at most connect_wait_ms when there is none.
+static uint32_t
+send_ms(proto_client *c, uint32_t timeout_ms)
+{
+	if (atomic_load(&c->pipes) == 0 && c->cfg.connect_wait_ms < timeout_ms)
+		return c->cfg.connect_wait_ms;
+	return timeout_ms;
+}
+
+static uint32_t
+rest_ms(uint64_t t0, uint32_t timeout_ms)
+{
+	uint64_t spent = (dtx_mono_ns() - t0) / 1000000;
+	return spent >= timeout_ms ? 1 : timeout_ms - (uint32_t)spent;
+}
+
+static dtx_err
+send_error(int rv)
+{
+	return rv == NNG_ECLOSED ? DTX_ECLOSED
+	    : rv == NNG_ENOMEM   ? DTX_ENOMEM
+	                         : DTX_EUNREACH;
+}
+
+// Decodes a reply (consumed) to the request with this id. On DTX_OK or
+// DTX_EREFUSED *rep holds it.
+static dtx_err
+take_reply(proto_client *c, nng_msg *reply, uint64_t id, proto_msg *rep,
+    char *why, size_t why_len)
+{
+	char reason[256];
+	proto_msg m;
+	dtx_err err =
+	    proto_decode_nng(reply, &c->lim, &m, reason, sizeof(reason));
+	nng_msg_free(reply);
+	if (err == DTX_OK && m.hdr.id != id &&
+	    !(m.hdr.id == 0 && m.hdr.type == PROTO_ERROR)) {
+		// A decode failure on the server is answered with id 0;
+		// any other id answers another request.
+		snprintf(reason, sizeof(reason),
+		    "reply id %" PRIu64 " to request %" PRIu64, m.hdr.id, id);
+		proto_msg_free(&m);
+		err = DTX_EPROTO;
+	}
+	if (err != DTX_OK) {
+		if (err == DTX_EPROTO)
+			DTX_LOG(DTX_LOG_WARN, "PROTO_BADREPLY", "from %s: %s",
+			    c->url, reason);
+		if (why != NULL && why_len > 0)
+			snprintf(why, why_len, "%s", reason);
+		return err;
+	}
+	if (c->cfg.observe != NULL) {
+		c->cfg.observe(c->cfg.arg, &m.hdr);
+		if (m.hdr.type == PROTO_BATCH)
+			for (uint32_t i = 0; i < m.u.batch.n; i++)
+				c->cfg.observe(
+				    c->cfg.arg, &m.u.batch.msgs[i].hdr);
+	}
+	*rep = m;
+	return m.hdr.type == PROTO_ERROR ? DTX_EREFUSED : DTX_OK;
+}
+
 // One attempt: msg is consumed. On DTX_OK or DTX_EREFUSED *rep is set.
 static dtx_err
 attempt(proto_client *c, nng_msg *msg, uint64_t id, uint32_t timeout_ms,
@@ -213,11 +283,8 @@ attempt(proto_client *c, nng_msg *msg, uint64_t id, uint32_t timeout_ms,
 		return err;
 	}
 	uint64_t t0 = dtx_mono_ns();
-	uint32_t send_ms = timeout_ms;
-	if (atomic_load(&c->pipes) == 0 && c->cfg.connect_wait_ms < send_ms)
-		send_ms = c->cfg.connect_wait_ms;
 	nng_aio_set_msg(s->aio, msg);
-	nng_aio_set_timeout(s->aio, (nng_duration)send_ms);
+	nng_aio_set_timeout(s->aio, (nng_duration)send_ms(c, timeout_ms));
 	nng_ctx_send(s->ctx, s->aio);
 	nng_aio_wait(s->aio);
 	int rv = nng_aio_result(s->aio);
@@ -226,46 +293,18 @@ attempt(proto_client *c, nng_msg *msg, uint64_t id, uint32_t timeout_ms,
 		nng_msg_free(nng_aio_get_msg(s->aio));
 		nng_aio_set_msg(s->aio, NULL);
 		slot_put(c, s);
-		return rv == NNG_ECLOSED ? DTX_ECLOSED
-		    : rv == NNG_ENOMEM   ? DTX_ENOMEM
-		                         : DTX_EUNREACH;
+		return send_error(rv);
 	}
-	uint64_t spent = (dtx_mono_ns() - t0) / 1000000;
-	uint32_t rest = spent >= timeout_ms ? 1 : timeout_ms - (uint32_t)spent;
-	nng_aio_set_timeout(s->aio, (nng_duration)rest);
+	nng_aio_set_timeout(s->aio, (nng_duration)rest_ms(t0, timeout_ms));
 	nng_ctx_recv(s->ctx, s->aio);
 	nng_aio_wait(s->aio);
 	rv = nng_aio_result(s->aio);
 	nng_msg *reply = rv == 0 ? nng_aio_get_msg(s->aio) : NULL;
 	nng_aio_set_msg(s->aio, NULL);
 	slot_put(c, s);
-	if (rv != 0)
+	if (rv != 0 || reply == NULL)
 		return rv == NNG_ECLOSED ? DTX_ECLOSED : DTX_ETIMEDOUT;
-	proto_msg m;
-	err = proto_decode_nng(reply, &c->lim, &m, why, why_len);
-	nng_msg_free(reply);
-	if (err != DTX_OK) {
-		if (err == DTX_EPROTO)
-			DTX_LOG(DTX_LOG_WARN, "PROTO_BADREPLY", "from %s: %s",
-			    c->url, why != NULL ? why : "malformed");
-		return err;
-	}
-	// A decode failure on the server is answered with id 0.
-	if (m.hdr.id != id && !(m.hdr.id == 0 && m.hdr.type == PROTO_ERROR)) {
-		proto_msg_free(&m);
-		if (why != NULL && why_len > 0)
-			why[0] = '\0';
-		return DTX_EPROTO;
-	}
-	if (c->cfg.observe != NULL) {
-		c->cfg.observe(c->cfg.arg, &m.hdr);
-		if (m.hdr.type == PROTO_BATCH)
-			for (uint32_t i = 0; i < m.u.batch.n; i++)
-				c->cfg.observe(
-				    c->cfg.arg, &m.u.batch.msgs[i].hdr);
-	}
-	*rep = m;
-	return m.hdr.type == PROTO_ERROR ? DTX_EREFUSED : DTX_OK;
+	return take_reply(c, reply, id, rep, why, why_len);
 }
 
 static uint32_t
@@ -284,21 +323,10 @@ backoff_ms(proto_client *c, const proto_retry *r, uint32_t retry_no)
 	return (uint32_t)(d - j);
 }
 
-dtx_err
-proto_client_call(proto_client *c, proto_msg *req, proto_msg *rep,
-    const proto_call_opts *opts)
+// Stamps and encodes req into a new message (returned owned).
+static dtx_err
+encode_req(proto_client *c, proto_msg *req, nng_msg **out)
 {
-	if (c == NULL || req == NULL || rep == NULL)
-		return DTX_EINVAL;
-	static const proto_call_opts none = { 0 };
-	if (opts == NULL)
-		opts = &none;
-	const proto_retry *retry =
-	    opts->retry != NULL ? opts->retry : &c->cfg.retry;
-	uint32_t tries = retry->attempts > 1 ? retry->attempts : 1;
-	uint32_t timeout_ms =
-	    opts->timeout_ms != 0 ? opts->timeout_ms : c->cfg.timeout_ms;
-
 	stamp_req(c, req);
 	nng_msg *msg;
 	int rv = nng_msg_alloc(&msg, 0);
@@ -313,8 +341,38 @@ proto_client_call(proto_client *c, proto_msg *req, proto_msg *rep,
 		nng_msg_free(msg);
 		return err;
 	}
+	*out = msg;
+	return DTX_OK;
+}
+
+static const proto_call_opts no_opts = { 0 };
+
+static bool
+retryable(dtx_err err, bool idempotent)
+{
+	return err == DTX_EUNREACH || (err == DTX_ETIMEDOUT && idempotent);
+}
+
+dtx_err
+proto_client_call(proto_client *c, proto_msg *req, proto_msg *rep,
+    const proto_call_opts *opts)
+{
+	if (c == NULL || req == NULL || rep == NULL)
+		return DTX_EINVAL;
+	if (opts == NULL)
+		opts = &no_opts;
+	const proto_retry *retry =
+	    opts->retry != NULL ? opts->retry : &c->cfg.retry;
+	uint32_t tries = retry->attempts > 1 ? retry->attempts : 1;
+	uint32_t timeout_ms =
+	    opts->timeout_ms != 0 ? opts->timeout_ms : c->cfg.timeout_ms;
+	nng_msg *msg;
+	dtx_err err = encode_req(c, req, &msg);
+	if (err != DTX_OK)
+		return err;
 	for (uint32_t n = 1;; n++) {
 		nng_msg *copy = NULL;
+		int rv;
 		if (n < tries && (rv = nng_msg_dup(&copy, msg)) != 0) {
 			nng_msg_free(msg);
 			return proto_from_nng(rv);
@@ -322,9 +380,7 @@ proto_client_call(proto_client *c, proto_msg *req, proto_msg *rep,
 		err = attempt(c, msg, req->hdr.id, timeout_ms, rep, opts->why,
 		    opts->why_len);
 		msg = copy;
-		bool again = err == DTX_EUNREACH ||
-		    (err == DTX_ETIMEDOUT && opts->idempotent);
-		if (!again || n >= tries)
+		if (!retryable(err, opts->idempotent) || n >= tries)
 			break;
 		dtx_sleep_ms(backoff_ms(c, retry, n));
 	}
@@ -333,13 +389,208 @@ proto_client_call(proto_client *c, proto_msg *req, proto_msg *rep,
 	return err;
 }
 
+// ---------------------------------------------------------------- async
+
+// An asynchronous call: its own context and an aio whose callback drives
+// send -> receive (-> sleep -> send again on a retry).
+typedef enum acall_state { A_SEND, A_RECV, A_SLEEP } acall_state;
+
+typedef struct acall {
+	proto_client *c;
+	nng_ctx ctx;
+	nng_aio *aio;
+	// Backoff sleeps use their own aio: nng 1.5 lets a sleep's "expired
+	// is success" mark leak into the next timed operation on the same
+	// aio, which would turn a receive timeout into an empty success.
+	nng_aio *sleep_aio;
+	nng_msg *req; // the encoded request; each attempt sends a copy
+	uint64_t id;
+	uint64_t t0;
+	uint32_t timeout_ms, tries, n;
+	bool idempotent;
+	proto_retry retry;
+	_Atomic int state; // acall_state
+	proto_done_fn done;
+	void *arg;
+	struct acall *next, *prev;
+} acall;
+
+static void
+abort_async(proto_client *c)
+{
+	// Called with c->mu held. A sleeping call is left alone.
+	for (acall *a = c->abusy; a != NULL; a = a->next)
+		if (a->state != A_SLEEP)
+			nng_aio_abort(a->aio, NNG_ECONNRESET);
+}
+
+// Ends the call: unlinks it, releases everything, then reports.
+static void
+acall_finish(acall *a, dtx_err err, proto_msg *rep)
+{
+	proto_client *c = a->c;
+	pthread_mutex_lock(&c->mu);
+	if (a->prev != NULL)
+		a->prev->next = a->next;
+	else
+		c->abusy = a->next;
+	if (a->next != NULL)
+		a->next->prev = a->prev;
+	pthread_mutex_unlock(&c->mu);
+	proto_done_fn done = a->done;
+	void *arg = a->arg;
+	nng_msg_free(a->req);
+	nng_ctx_close(a->ctx);
+	// The aio is inside its own callback: nng frees it once that
+	// returns.
+	nng_aio_reap(a->aio);
+	nng_aio_reap(a->sleep_aio);
+	dtx_free(a);
+	done(arg, err, rep);
+}
+
+static void
+acall_send(acall *a)
+{
+	nng_msg *msg;
+	if (nng_msg_dup(&msg, a->req) != 0) {
+		acall_finish(a, DTX_ENOMEM, NULL);
+		return;
+	}
+	a->state = A_SEND;
+	a->t0 = dtx_mono_ns();
+	nng_aio_set_msg(a->aio, msg);
+	nng_aio_set_timeout(a->aio, (nng_duration)send_ms(a->c, a->timeout_ms));
+	nng_ctx_send(a->ctx, a->aio);
+}
+
+static void
+acall_failed(acall *a, dtx_err err)
+{
+	if (!retryable(err, a->idempotent) || a->n >= a->tries ||
+	    err == DTX_ECLOSED) {
+		acall_finish(a, err, NULL);
+		return;
+	}
+	a->n++;
+	a->state = A_SLEEP;
+	nng_sleep_aio(
+	    (nng_duration)backoff_ms(a->c, &a->retry, a->n - 1), a->sleep_aio);
+}
+
+static void
+acall_cb(void *arg)
+{
+	acall *a = arg;
+	int rv = nng_aio_result(a->aio);
+	switch (a->state) {
+	case A_SEND:
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(a->aio));
+			nng_aio_set_msg(a->aio, NULL);
+			acall_failed(a, send_error(rv));
+			return;
+		}
+		a->state = A_RECV;
+		nng_aio_set_timeout(
+		    a->aio, (nng_duration)rest_ms(a->t0, a->timeout_ms));
+		nng_ctx_recv(a->ctx, a->aio);
+		return;
+	case A_RECV: {
+		if (rv != 0) {
+			acall_failed(
+			    a, rv == NNG_ECLOSED ? DTX_ECLOSED : DTX_ETIMEDOUT);
+			return;
+		}
+		nng_msg *reply = nng_aio_get_msg(a->aio);
+		nng_aio_set_msg(a->aio, NULL);
+		if (reply == NULL) {
+			acall_failed(a, DTX_ETIMEDOUT);
+			return;
+		}
+		proto_msg rep;
+		dtx_err err = take_reply(a->c, reply, a->id, &rep, NULL, 0);
+		bool have = err == DTX_OK || err == DTX_EREFUSED;
+		acall_finish(a, err, have ? &rep : NULL);
+		return;
+	}
+	case A_SLEEP:
+		return;
+	}
+}
+
+static void
+acall_wake(void *arg)
+{
+	acall *a = arg;
+	if (nng_aio_result(a->sleep_aio) == NNG_ECLOSED) {
+		acall_finish(a, DTX_ECLOSED, NULL);
+		return;
+	}
+	acall_send(a);
+}
+
+dtx_err
+proto_client_call_async(proto_client *c, proto_msg *req,
+    const proto_call_opts *opts, proto_done_fn done, void *arg)
+{
+	if (c == NULL || req == NULL || done == NULL)
+		return DTX_EINVAL;
+	if (opts == NULL)
+		opts = &no_opts;
+	acall *a = dtx_calloc(1, sizeof(*a));
+	if (a == NULL)
+		return DTX_ENOMEM;
+	a->c = c;
+	a->retry = opts->retry != NULL ? *opts->retry : c->cfg.retry;
+	a->tries = a->retry.attempts > 1 ? a->retry.attempts : 1;
+	a->n = 1;
+	a->timeout_ms =
+	    opts->timeout_ms != 0 ? opts->timeout_ms : c->cfg.timeout_ms;
+	a->idempotent = opts->idempotent;
+	a->done = done;
+	a->arg = arg;
+	dtx_err err = encode_req(c, req, &a->req);
+	if (err != DTX_OK) {
+		dtx_free(a);
+		return err;
+	}
+	a->id = req->hdr.id;
+	int rv;
+	if ((rv = nng_ctx_open(&a->ctx, c->sock)) != 0) {
+		nng_msg_free(a->req);
+		dtx_free(a);
+		return proto_from_nng(rv);
+	}
+	if ((rv = nng_aio_alloc(&a->aio, acall_cb, a)) != 0 ||
+	    (rv = nng_aio_alloc(&a->sleep_aio, acall_wake, a)) != 0) {
+		if (a->aio != NULL)
+			nng_aio_free(a->aio);
+		nng_ctx_close(a->ctx);
+		nng_msg_free(a->req);
+		dtx_free(a);
+		return proto_from_nng(rv);
+	}
+	pthread_mutex_lock(&c->mu);
+	a->next = c->abusy;
+	if (c->abusy != NULL)
+		c->abusy->prev = a;
+	c->abusy = a;
+	pthread_mutex_unlock(&c->mu);
+	acall_send(a);
+	return DTX_OK;
+}
+
 void
 proto_client_close(proto_client *c)
 {
 	if (c == NULL)
 		return;
-	if (c->sock_open)
+	if (c->sock_open) {
+		nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
+		nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
 		nng_close(c->sock);
+	}
 	for (slot *s = c->idle; s != NULL;) {
 		slot *next = s->next;
 		nng_aio_free(s->aio);

@@ -43,6 +43,20 @@
 // order above, then the body keys in the order listed; the decoder accepts
 // any order.
 //
+// Example, byte by byte: ACK{tx 9} with id 7 from node 2, hlc [l
+// 1700000000000, c 3], vc {2: 5} is 45 bytes:
+//   87                      map of 7 entries (6 header keys + "tx")
+//   a1 76 01                "v": 1
+//   a1 74 a3 61 63 6b       "t": "ack"
+//   a2 69 64 07             "id": 7
+//   a4 66 72 6f 6d 02       "from": 2
+//   a3 68 6c 63 92          "hlc": array of 2:
+//      cf 00 00 01 8b cf e5 68 00   l (uint64)
+//      03                           c
+//   a2 76 63 81 02 05       "vc": map of 1: node 2 -> 5
+//   a2 74 78 09             "tx": 9
+// Integers use msgpack's shortest encoding when sent; any width is read.
+//
 // Strict decoding: proto_decode returns DTX_EPROTO, with a reason naming
 // the problem, for: a body over the size limit, bytes after the map, a
 // truncated value, a wrong version, an unknown type name, a missing,
@@ -559,6 +573,11 @@ typedef void (*proto_observe_fn)(void *arg, const proto_hdr *hdr);
 typedef dtx_err (*proto_handler_fn)(
     void *arg, const proto_msg *req, proto_msg *rep);
 
+// A request that cannot be decoded is answered by the server itself with
+// an ERROR (code DTX_EPROTO or DTX_ENOMEM, reason from proto_decode, id 0
+// since the request's id is unknown) and counted in decode_errors; the
+// handler never sees it. Every reply gets version, id, from and the stamp
+// hook's clocks from the server (for a BATCH reply, each element too).
 typedef struct proto_server_cfg {
 	const char *url; // "tcp://127.0.0.1:0", "ipc:///tmp/x.sock" (copied)
 	uint32_t workers; // K worker contexts+threads; 0 means 8
@@ -663,6 +682,24 @@ dtx_err proto_client_open(const proto_client_cfg *cfg, proto_client **out);
 // *rep is untouched on the other errors.
 dtx_err proto_client_call(proto_client *c, proto_msg *req, proto_msg *rep,
     const proto_call_opts *opts);
+
+// Completion of an asynchronous call. err is one of the codes of
+// proto_client_call. rep is non-NULL exactly when err is DTX_OK or
+// DTX_EREFUSED: the callback owns its contents (copy the struct and free it
+// later with proto_msg_free, or free it now); the pointer itself is valid
+// only during the call. Runs on an nng thread: it must not block.
+typedef void (*proto_done_fn)(void *arg, dtx_err err, proto_msg *rep);
+
+// Starts the call proto_client_call would make (same header stamping,
+// timeouts and retry policy; opts->why is not used, a malformed reply is
+// logged) and returns at once. On DTX_OK done(arg, ...) is called exactly
+// once, normally later from an nng thread (from the calling thread before
+// this returns only when copying the request fails: DTX_ENOMEM). On an error
+// return (DTX_EINVAL, DTX_ENOMEM) done is never called. req is borrowed only
+// during this call. Thread-safe. Every started call must have completed before
+// proto_client_close.
+dtx_err proto_client_call_async(proto_client *c, proto_msg *req,
+    const proto_call_opts *opts, proto_done_fn done, void *arg);
 
 // The URL the client dials. Borrowed; valid until close.
 const char *proto_client_url(const proto_client *c);

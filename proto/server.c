@@ -46,6 +46,18 @@ finish_hdr(proto_server *s, proto_msg *rep, uint64_t id)
 		s->cfg.stamp(s->cfg.arg, &rep->hdr);
 }
 
+// Calls the observe hook for a request and each element of a BATCH.
+static void
+observe(proto_server *s, const proto_msg *req)
+{
+	if (s->cfg.observe == NULL)
+		return;
+	s->cfg.observe(s->cfg.arg, &req->hdr);
+	if (req->hdr.type == PROTO_BATCH)
+		for (uint32_t i = 0; i < req->u.batch.n; i++)
+			s->cfg.observe(s->cfg.arg, &req->u.batch.msgs[i].hdr);
+}
+
 // Runs the handler for one request and leaves a reply (possibly an ERROR)
 // in *rep. Returns DTX_ENOMEM only when not even an ERROR could be built.
 static dtx_err
@@ -53,8 +65,6 @@ handle_one(proto_server *s, const proto_msg *req, proto_msg *rep)
 {
 	proto_msg_init(rep, PROTO_NONE);
 	rep->hdr.id = req->hdr.id;
-	if (s->cfg.observe != NULL)
-		s->cfg.observe(s->cfg.arg, &req->hdr);
 	dtx_err err = s->cfg.handler(s->cfg.arg, req, rep);
 	if (err == DTX_OK && rep->hdr.type == PROTO_NONE)
 		err = DTX_EINVAL;
@@ -65,6 +75,11 @@ handle_one(proto_server *s, const proto_msg *req, proto_msg *rep)
 		if (err != DTX_OK)
 			return err;
 	}
+	// A whole-batch handler's elements get their header fields here.
+	if (rep->hdr.type == PROTO_BATCH && rep->u.batch.msgs != NULL)
+		for (uint32_t i = 0; i < rep->u.batch.n; i++)
+			finish_hdr(s, &rep->u.batch.msgs[i],
+			    rep->u.batch.msgs[i].hdr.id);
 	finish_hdr(s, rep, req->hdr.id);
 	return DTX_OK;
 }
@@ -85,8 +100,6 @@ handle_batch(proto_server *s, const proto_msg *req, proto_msg *rep)
 			return err;
 		}
 	}
-	if (s->cfg.observe != NULL)
-		s->cfg.observe(s->cfg.arg, &req->hdr);
 	finish_hdr(s, rep, req->hdr.id);
 	return DTX_OK;
 }
@@ -122,6 +135,7 @@ serve(proto_server *s, nng_msg *msg)
 		}
 		return error_reply(s, msg, err, why);
 	}
+	observe(s, &req);
 	if (req.hdr.type == PROTO_BATCH && !s->cfg.whole_batches)
 		err = handle_batch(s, &req, &rep);
 	else

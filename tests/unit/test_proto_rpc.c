@@ -568,8 +568,10 @@ batch_round(bool whole)
 	assert_true(req.u.batch.msgs[0].hdr.id != req.u.batch.msgs[1].hdr.id);
 	assert_int_equal(atomic_load(&e.calls), whole ? 1 : N);
 	// Each element and the envelope were stamped and observed.
-	assert_int_equal(atomic_load(&e.observed), whole ? 1 : N + 1);
-	assert_int_equal(atomic_load(&e.stamps), whole ? 1 : N + 1);
+	assert_int_equal(atomic_load(&e.observed), N + 1);
+	assert_int_equal(atomic_load(&e.stamps), N + 1);
+	assert_true(rep.u.batch.msgs[N - 1].hdr.hlc == clk_ts_make(1000, 1));
+	assert_int_equal(rep.u.batch.msgs[N - 1].hdr.from, 9);
 	proto_msg_free(&rep);
 	proto_msg_free(&req);
 	proto_client_close(c);
@@ -582,6 +584,123 @@ test_batch_in_order(void **state)
 	(void)state;
 	batch_round(false);
 	batch_round(true);
+}
+
+// Results of asynchronous calls, collected under a lock.
+typedef struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+	dtx_err err[256];
+	uint64_t tx[256];
+} waiter;
+
+typedef struct wslot {
+	waiter *w;
+	int i;
+} wslot;
+
+static void
+on_done(void *arg, dtx_err err, proto_msg *rep)
+{
+	wslot *s = arg;
+	waiter *w = s->w;
+	uint64_t tx = UINT64_MAX;
+	if (rep != NULL) {
+		if (rep->hdr.type == PROTO_ACK)
+			tx = rep->u.txid.txid;
+		proto_msg_free(rep);
+	}
+	pthread_mutex_lock(&w->mu);
+	w->err[s->i] = err;
+	w->tx[s->i] = tx;
+	w->done++;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void
+wait_for(waiter *w, int n)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->done < n)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void
+test_async_calls(void **state)
+{
+	(void)state;
+	static waiter w = { .mu = PTHREAD_MUTEX_INITIALIZER,
+		.cv = PTHREAD_COND_INITIALIZER };
+	static wslot slots[256];
+	echo e = { 0 };
+	proto_server *s = start_server("tcp://127.0.0.1:0", &e, 0, false);
+	proto_client *c = start_client(proto_server_url(s), 5000);
+	enum { N = 200 };
+	for (int i = 0; i < N; i++) {
+		slots[i] = (wslot) { &w, i };
+		proto_msg req;
+		proto_msg_init(&req, PROTO_ACK);
+		req.u.txid.txid = 5000 + (uint64_t)i;
+		assert_int_equal(
+		    proto_client_call_async(c, &req, NULL, on_done, &slots[i]),
+		    DTX_OK);
+	}
+	wait_for(&w, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(w.err[i], DTX_OK);
+		assert_true(w.tx[i] == 5000 + (uint64_t)i);
+	}
+	// A refusal carries the ERROR reply.
+	w.done = 0;
+	proto_msg req;
+	proto_msg_init(&req, PROTO_STATUS);
+	assert_int_equal(
+	    proto_client_call_async(c, &req, NULL, on_done, &slots[0]), DTX_OK);
+	wait_for(&w, 1);
+	assert_int_equal(w.err[0], DTX_EREFUSED);
+	// Bad requests fail at once and never call back.
+	proto_msg_init(&req, PROTO_SAGA_FORGET);
+	assert_int_equal(
+	    proto_client_call_async(c, &req, NULL, on_done, &slots[0]),
+	    DTX_EINVAL);
+	proto_client_close(c);
+	proto_server_close(s);
+
+	// Timeouts, with retries only for idempotent calls.
+	mute m;
+	char url[128];
+	mute_start(&m, url, sizeof(url));
+	c = start_client(url, 5000);
+	proto_retry retry = { .attempts = 3, .base_ms = 5, .cap_ms = 10 };
+	proto_call_opts opts = { .timeout_ms = 100, .retry = &retry };
+	w.done = 0;
+	proto_msg_init(&req, PROTO_ABORT);
+	assert_int_equal(
+	    proto_client_call_async(c, &req, &opts, on_done, &slots[0]),
+	    DTX_OK);
+	opts.idempotent = true;
+	assert_int_equal(
+	    proto_client_call_async(c, &req, &opts, on_done, &slots[1]),
+	    DTX_OK);
+	wait_for(&w, 2);
+	assert_int_equal(w.err[0], DTX_ETIMEDOUT);
+	assert_int_equal(w.err[1], DTX_ETIMEDOUT);
+	assert_int_equal(atomic_load(&m.received), 4);
+	proto_client_close(c);
+	mute_stop(&m);
+
+	// Nobody listening: not delivered.
+	proto_client_cfg cfg = { .url = url, .connect_wait_ms = 50 };
+	assert_int_equal(proto_client_open(&cfg, &c), DTX_OK);
+	w.done = 0;
+	assert_int_equal(
+	    proto_client_call_async(c, &req, NULL, on_done, &slots[0]), DTX_OK);
+	wait_for(&w, 1);
+	assert_int_equal(w.err[0], DTX_EUNREACH);
+	proto_client_close(c);
 }
 
 static void
@@ -607,6 +726,7 @@ main(void)
 		cmocka_unit_test(test_retry_unreachable),
 		cmocka_unit_test(test_concurrent_callers),
 		cmocka_unit_test(test_batch_in_order),
+		cmocka_unit_test(test_async_calls),
 		cmocka_unit_test(test_close_null),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

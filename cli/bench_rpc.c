@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: MIT
+//
+// dtx bench rpc: the ceiling of the RPC layer. An echo server on the proto
+// helpers answers PING with PONG over real sockets; C caller threads send
+// PINGs back to back for S seconds; every round trip encodes and decodes a
+// full message on both sides. Prints round trips per second and latency.
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_int.h"
+#include "proto.h"
+
+// Latency samples kept per caller; beyond this a reservoir keeps a uniform
+// sample so that long runs use bounded memory.
+#define MAX_SAMPLES (1u << 20)
+
+typedef struct rpc_cfg {
+	int64_t clients;
+	int64_t seconds;
+	int64_t conns;
+	int64_t workers;
+	char *transport;
+	bool json;
+} rpc_cfg;
+
+static const dtx_cfg_opt rpc_opts[] = {
+	{ "clients", DTX_CFG_INT, offsetof(rpc_cfg, clients), 1, 1024, "8",
+	    "concurrent callers (threads)" },
+	{ "seconds", DTX_CFG_INT, offsetof(rpc_cfg, seconds), 1, 3600, "5",
+	    "how long to measure" },
+	{ "conns", DTX_CFG_INT, offsetof(rpc_cfg, conns), 0, 1024, "0",
+	    "connections the callers share (0: one per caller)" },
+	{ "workers", DTX_CFG_INT, offsetof(rpc_cfg, workers), 0, 1024, "0",
+	    "server worker contexts (0: one per caller)" },
+	{ "transport", DTX_CFG_STR, offsetof(rpc_cfg, transport), 0, 0, "tcp",
+	    "tcp or ipc" },
+	{ "json", DTX_CFG_BOOL, offsetof(rpc_cfg, json), 0, 0, "false",
+	    "print one JSON object" },
+};
+#define NRPC_OPTS (sizeof(rpc_opts) / sizeof(rpc_opts[0]))
+
+typedef struct rpc_caller {
+	proto_client *client;
+	pthread_t th;
+	uint64_t seed;
+	uint64_t calls, errors, seen;
+	uint64_t *lat_ns;
+	size_t n_lat, cap_lat;
+	bool lat_oom;
+	dtx_err first_err;
+} rpc_caller;
+
+typedef struct rpc_run {
+	atomic_int ready;
+	atomic_bool go;
+	_Atomic uint64_t deadline_ns;
+	int n;
+} rpc_run;
+
+typedef struct rpc_arg {
+	rpc_run *run;
+	rpc_caller *caller;
+} rpc_arg;
+
+static dtx_err
+pong(void *arg, const proto_msg *req, proto_msg *rep)
+{
+	(void)arg;
+	if (req->hdr.type != PROTO_PING)
+		return DTX_EINVAL;
+	rep->hdr.type = PROTO_PONG;
+	return DTX_OK;
+}
+
+static void
+record(rpc_caller *k, uint64_t ns)
+{
+	k->seen++;
+	if (k->n_lat == k->cap_lat && k->cap_lat < MAX_SAMPLES) {
+		size_t cap = k->cap_lat ? k->cap_lat * 2 : 4096;
+		uint64_t *p = realloc(k->lat_ns, cap * sizeof(uint64_t));
+		if (p == NULL) {
+			k->lat_oom = true;
+			return;
+		}
+		k->lat_ns = p;
+		k->cap_lat = cap;
+	}
+	if (k->n_lat < k->cap_lat) {
+		k->lat_ns[k->n_lat++] = ns;
+		return;
+	}
+	uint64_t j = dtx_rand_below(&k->seed, k->seen);
+	if (j < k->n_lat)
+		k->lat_ns[j] = ns;
+}
+
+static void *
+caller_main(void *arg)
+{
+	rpc_arg *a = arg;
+	rpc_caller *k = a->caller;
+	rpc_run *run = a->run;
+	atomic_fetch_add(&run->ready, 1);
+	while (!atomic_load(&run->go))
+		sched_yield();
+	proto_call_opts opts = { .timeout_ms = 5000 };
+	while (dtx_mono_ns() < atomic_load(&run->deadline_ns)) {
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_PING);
+		uint64_t t0 = dtx_mono_ns();
+		dtx_err err = proto_client_call(k->client, &req, &rep, &opts);
+		uint64_t t1 = dtx_mono_ns();
+		if (err == DTX_OK && rep.hdr.type == PROTO_PONG) {
+			k->calls++;
+			record(k, t1 - t0);
+		} else {
+			k->errors++;
+			if (k->first_err == DTX_OK)
+				k->first_err = err == DTX_OK ? DTX_EPROTO : err;
+		}
+		if (err == DTX_OK || err == DTX_EREFUSED)
+			proto_msg_free(&rep);
+	}
+	return NULL;
+}
+
+static void
+report(const rpc_cfg *cfg, int conns, int workers, double secs, uint64_t calls,
+    uint64_t errors, const uint64_t *lat, size_t n)
+{
+	double rps = secs > 0 ? (double)calls / secs : 0;
+	double p50 = (double)cli_quantile(lat, n, 0.50) / 1000.0;
+	double p90 = (double)cli_quantile(lat, n, 0.90) / 1000.0;
+	double p99 = (double)cli_quantile(lat, n, 0.99) / 1000.0;
+	double max = n ? (double)lat[n - 1] / 1000.0 : 0;
+	if (cfg->json) {
+		cli_json j;
+		cli_json_begin(&j, stdout);
+		cli_json_str(&j, "bench", "rpc");
+		cli_json_str(&j, "transport", cfg->transport);
+		cli_json_int(&j, "clients", cfg->clients);
+		cli_json_int(&j, "conns", conns);
+		cli_json_int(&j, "workers", workers);
+		cli_json_num(&j, "seconds", secs);
+		cli_json_int(&j, "calls", (int64_t)calls);
+		cli_json_int(&j, "errors", (int64_t)errors);
+		cli_json_num(&j, "rpc_per_s", rps);
+		cli_json_num(&j, "p50_us", p50);
+		cli_json_num(&j, "p90_us", p90);
+		cli_json_num(&j, "p99_us", p99);
+		cli_json_num(&j, "max_us", max);
+		cli_json_end(&j);
+		return;
+	}
+	printf("rpc over %s: %" PRId64 " clients on %d connection(s), %d "
+	       "server workers, %.2f s\n",
+	    cfg->transport, cfg->clients, conns, workers, secs);
+	printf("  %" PRIu64 " round trips, %" PRIu64 " errors, %.0f rpc/s\n",
+	    calls, errors, rps);
+	printf("  latency us: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", p50,
+	    p90, p99, max);
+}
+
+// Runs the measurement once the flags are valid; returns an exit code.
+static int
+run_bench(const rpc_cfg *cfg)
+{
+	int n = (int)cfg->clients;
+	int conns = cfg->conns == 0 || cfg->conns > n ? n : (int)cfg->conns;
+	int workers = cfg->workers == 0 ? n : (int)cfg->workers;
+	bool tcp = strcmp(cfg->transport, "tcp") == 0;
+	char url[128];
+	if (tcp)
+		snprintf(url, sizeof(url), "tcp://127.0.0.1:0");
+	else
+		snprintf(url, sizeof(url), "ipc:///tmp/dtx-bench-rpc-%d.sock",
+		    (int)getpid());
+	int rc = CLI_EXIT_FAILURE;
+	proto_server *srv = NULL;
+	proto_client **clients = NULL;
+	rpc_caller *callers = NULL;
+	rpc_arg *args = NULL;
+	uint64_t *all = NULL;
+	int started = 0;
+	rpc_run run = { .n = n };
+
+	proto_server_cfg scfg = { .url = url,
+		.workers = (uint32_t)workers,
+		.node_id = 0,
+		.handler = pong };
+	dtx_err err = proto_server_open(&scfg, &srv);
+	if (err != DTX_OK) {
+		fprintf(stderr,
+		    "dtx bench rpc: cannot start the server on %s: "
+		    "%s\n",
+		    url, dtx_strerror(err));
+		goto out;
+	}
+	clients = calloc((size_t)conns, sizeof(*clients));
+	callers = calloc((size_t)n, sizeof(*callers));
+	args = calloc((size_t)n, sizeof(*args));
+	if (clients == NULL || callers == NULL || args == NULL)
+		goto oom;
+	for (int i = 0; i < conns; i++) {
+		proto_client_cfg ccfg = { .url = proto_server_url(srv),
+			.node_id = 1,
+			.timeout_ms = 5000,
+			.connect_wait_ms = 2000 };
+		err = proto_client_open(&ccfg, &clients[i]);
+		if (err != DTX_OK) {
+			fprintf(stderr, "dtx bench rpc: cannot dial %s: %s\n",
+			    proto_server_url(srv), dtx_strerror(err));
+			goto out;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		callers[i].client = clients[i % conns];
+		callers[i].seed = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+		args[i] = (rpc_arg) { &run, &callers[i] };
+	}
+	// Warm up every connection so that dialing is not measured.
+	for (int i = 0; i < conns; i++) {
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_PING);
+		err = proto_client_call(clients[i], &req, &rep, NULL);
+		if (err != DTX_OK) {
+			fprintf(stderr,
+			    "dtx bench rpc: warm-up call failed: %s\n",
+			    dtx_strerror(err));
+			if (err == DTX_EREFUSED)
+				proto_msg_free(&rep);
+			goto out;
+		}
+		proto_msg_free(&rep);
+	}
+	run.deadline_ns = UINT64_MAX;
+	for (; started < n; started++) {
+		if (pthread_create(&callers[started].th, NULL, caller_main,
+		        &args[started]) != 0) {
+			fprintf(stderr,
+			    "dtx bench rpc: cannot start thread %d\n", started);
+			run.deadline_ns = 0;
+			atomic_store(&run.go, true);
+			goto out;
+		}
+	}
+	while (atomic_load(&run.ready) < n)
+		sched_yield();
+	uint64_t t0 = dtx_mono_ns();
+	run.deadline_ns = t0 + (uint64_t)cfg->seconds * 1000000000ull;
+	atomic_store(&run.go, true);
+	for (int i = 0; i < started; i++)
+		pthread_join(callers[i].th, NULL);
+	started = 0;
+	double secs = (double)(dtx_mono_ns() - t0) / 1e9;
+
+	uint64_t calls = 0, errors = 0;
+	size_t total = 0;
+	dtx_err first = DTX_OK;
+	for (int i = 0; i < n; i++) {
+		if (callers[i].lat_oom)
+			goto oom;
+		calls += callers[i].calls;
+		errors += callers[i].errors;
+		total += callers[i].n_lat;
+		if (first == DTX_OK)
+			first = callers[i].first_err;
+	}
+	all = malloc((total ? total : 1) * sizeof(uint64_t));
+	if (all == NULL)
+		goto oom;
+	size_t at = 0;
+	for (int i = 0; i < n; i++) {
+		memcpy(all + at, callers[i].lat_ns,
+		    callers[i].n_lat * sizeof(uint64_t));
+		at += callers[i].n_lat;
+	}
+	cli_sort_u64(all, total);
+	report(cfg, conns, workers, secs, calls, errors, all, total);
+	if (errors > 0)
+		fprintf(stderr,
+		    "dtx bench rpc: %" PRIu64 " calls failed (first: "
+		    "%s)\n",
+		    errors, dtx_strerror(first));
+	rc = calls > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+	goto out;
+oom:
+	fprintf(stderr, "dtx bench rpc: out of memory\n");
+out:
+	if (started > 0) {
+		run.deadline_ns = 0;
+		atomic_store(&run.go, true);
+		for (int i = 0; i < started; i++)
+			pthread_join(callers[i].th, NULL);
+	}
+	if (clients != NULL)
+		for (int i = 0; i < conns; i++)
+			proto_client_close(clients[i]);
+	proto_server_close(srv);
+	if (!tcp)
+		unlink(url + strlen("ipc://"));
+	if (callers != NULL)
+		for (int i = 0; i < n; i++)
+			free(callers[i].lat_ns);
+	free(all);
+	free(args);
+	free(callers);
+	free(clients);
+	return rc;
+}
+
+int
+cli_bench_rpc(int argc, char **argv)
+{
+	rpc_cfg cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	char *pos[1];
+	int npos = 0;
+	int rc = cli_parse_flags("dtx bench rpc", rpc_opts, NRPC_OPTS, &cfg,
+	    argc, argv, pos, 1, &npos);
+	if (rc != 0) {
+		dtx_cfg_fini(rpc_opts, NRPC_OPTS, &cfg);
+		return rc < 0 ? CLI_EXIT_OK : rc;
+	}
+	if (npos > 0) {
+		fprintf(stderr,
+		    "dtx bench rpc: unexpected argument '%s' (see: dtx bench "
+		    "rpc --help)\n",
+		    pos[0]);
+		rc = CLI_EXIT_USAGE;
+	} else if (cfg.transport == NULL ||
+	    (strcmp(cfg.transport, "tcp") != 0 &&
+	        strcmp(cfg.transport, "ipc") != 0)) {
+		fprintf(stderr,
+		    "dtx bench rpc: --transport must be tcp or ipc, not '%s'\n",
+		    cfg.transport ? cfg.transport : "");
+		rc = CLI_EXIT_USAGE;
+	} else {
+		rc = run_bench(&cfg);
+	}
+	dtx_cfg_fini(rpc_opts, NRPC_OPTS, &cfg);
+	return rc;
+}
