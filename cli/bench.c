@@ -6,6 +6,9 @@
 #include "cli_int.h"
 
 static const cli_cmd benches[] = {
+	{ "rpc", cli_bench_rpc, "round trips/s and latency of the RPC layer" },
+	{ "storage", cli_bench_storage,
+	    "WAL/MVCC vs SQLite: appends/s, replay, memory" },
 	{ NULL, NULL, NULL },
 };
 
