@@ -1,0 +1,607 @@
+// SPDX-License-Identifier: MIT
+//
+// dtx bench saga: transfer sagas per second on a local cluster (the
+// participants and dtx-saga) with fsync on. Each saga debits an account on
+// one participant (kept >= 0) and credits one on another; a debit refused
+// for insufficient funds makes the saga compensate, so the run also
+// reports how often that happened, and it checks at the end that the
+// total is conserved.
+
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_int.h"
+#include "proto.h"
+
+typedef struct bs_cfg {
+	int64_t participants;
+	int64_t clients;
+	int64_t seconds;
+	int64_t accounts;
+	int64_t balance;
+	int64_t max_amount;
+	char *dir;
+	bool json;
+} bs_cfg;
+
+static const dtx_cfg_opt bs_opts[] = {
+	{ "participants", DTX_CFG_INT, offsetof(bs_cfg, participants), 2, 16,
+	    "3", "participant daemons" },
+	{ "clients", DTX_CFG_INT, offsetof(bs_cfg, clients), 1, 1024, "64",
+	    "concurrent client threads (one connection each)" },
+	{ "seconds", DTX_CFG_INT, offsetof(bs_cfg, seconds), 1, 3600, "10",
+	    "how long to run sagas" },
+	{ "accounts", DTX_CFG_INT, offsetof(bs_cfg, accounts), 4, 1000000,
+	    "1000", "bank accounts" },
+	{ "balance", DTX_CFG_INT, offsetof(bs_cfg, balance), 0,
+	    INT64_C(1000000000000), "100",
+	    "initial balance of each account (small: some debits fail and "
+	    "compensate)" },
+	{ "max-amount", DTX_CFG_INT, offsetof(bs_cfg, max_amount), 1,
+	    INT64_C(1000000000), "10", "transfer amounts are 1..this" },
+	{ "dir", DTX_CFG_STR, offsetof(bs_cfg, dir), 0, 0, ".",
+	    "where to create the cluster (a real disk, not tmpfs)" },
+	{ "json", DTX_CFG_BOOL, offsetof(bs_cfg, json), 0, 0, "false",
+	    "print one JSON object" },
+};
+#define NBS_OPTS (sizeof(bs_opts) / sizeof(bs_opts[0]))
+
+typedef struct bs_run {
+	const bs_cfg *cfg;
+	const dtx_topo *topo;
+	uint32_t client_id;
+	uint64_t nonce; // makes gids unique across runs
+	int64_t **owned; // owned[k]: accounts of the k-th participant
+	size_t *nowned;
+	uint32_t nparts;
+	atomic_int ready;
+	atomic_bool go;
+	_Atomic uint64_t deadline_ns;
+} bs_run;
+
+typedef struct bs_worker {
+	bs_run *run;
+	int id;
+	pthread_t th;
+	proto_client *cl;
+	uint64_t seed;
+	uint64_t committed, aborted, unknown, errors;
+	uint64_t *lat; // finished sagas' latencies, ns
+	size_t nlat, cap;
+	bool oom;
+	dtx_err first_err;
+} bs_worker;
+
+static void
+key_of(char *buf, size_t len, int64_t acct)
+{
+	snprintf(buf, len, "acct:%" PRId64, acct);
+}
+
+static dtx_err
+open_client(const char *url, uint32_t id, proto_client **out)
+{
+	proto_client_cfg cc;
+	memset(&cc, 0, sizeof(cc));
+	cc.url = url;
+	cc.node_id = id;
+	cc.timeout_ms = 30000;
+	cc.connect_wait_ms = 2000;
+	return proto_client_open(&cc, out);
+}
+
+static dtx_err
+call(proto_client *cl, proto_msg *req, proto_msg *rep, uint32_t timeout_ms)
+{
+	proto_call_opts o;
+	memset(&o, 0, sizeof(o));
+	o.timeout_ms = timeout_ms;
+	memset(rep, 0, sizeof(*rep));
+	dtx_err rv = proto_client_call(cl, req, rep, &o);
+	if (rv == DTX_EREFUSED)
+		proto_msg_free(rep);
+	return rv;
+}
+
+// Creates the accounts on their owners with STEP actions of PUT ops (the
+// coordinator is not part of a saga cluster).
+static dtx_err
+init_accounts(bs_run *r, proto_client **parts)
+{
+	char keys[PROTO_MAX_OPS][32];
+	uint8_t vals[8];
+	proto_op ops[PROTO_MAX_OPS];
+	for (int i = 0; i < 8; i++)
+		vals[i] = (uint8_t)((uint64_t)r->cfg->balance >> (8 * i));
+	for (uint32_t k = 0; k < r->nparts; k++) {
+		for (size_t a = 0, b = 0; a < r->nowned[k]; b++) {
+			uint32_t n = 0;
+			memset(ops, 0, sizeof(ops));
+			for (; n < PROTO_MAX_OPS && a < r->nowned[k];
+			     n++, a++) {
+				key_of(
+				    keys[n], sizeof(keys[n]), r->owned[k][a]);
+				ops[n].kind = PROTO_OP_PUT;
+				ops[n].key.p = (uint8_t *)keys[n];
+				ops[n].key.n = (uint32_t)strlen(keys[n]);
+				ops[n].value.p = vals;
+				ops[n].value.n = 8;
+			}
+			char gid[64];
+			snprintf(gid, sizeof(gid), "init-%" PRIx64 "-%u-%zu",
+			    r->nonce, k, b);
+			proto_msg req, rep;
+			proto_msg_init(&req, PROTO_STEP);
+			req.u.step.gid = gid;
+			req.u.step.phase = PROTO_PHASE_ACTION;
+			req.u.step.n_ops = n;
+			req.u.step.ops = ops;
+			dtx_err rv = call(parts[k], &req, &rep, 20000);
+			if (rv != DTX_OK)
+				return rv;
+			bool ok = rep.hdr.type == PROTO_STEP_REPLY &&
+			    rep.u.step_reply.result == PROTO_STEP_OK;
+			proto_msg_free(&rep);
+			if (!ok)
+				return DTX_EIO;
+		}
+	}
+	return DTX_OK;
+}
+
+// Sums the accounts over every participant at one snapshot timestamp: the
+// latest of their clocks, so that every finished write is in it.
+static dtx_err
+read_total(bs_run *r, proto_client **parts, int64_t *total)
+{
+	clk_ts ts = 0;
+	int64_t sum = 0;
+	for (uint32_t k = 0; k < r->nparts; k++) {
+		proto_msg req, rep;
+		proto_bytes none = { (uint8_t *)"-", 1 };
+		proto_msg_init(&req, PROTO_READ);
+		req.u.read.n_keys = 1;
+		req.u.read.keys = &none;
+		dtx_err rv = call(parts[k], &req, &rep, 20000);
+		if (rv != DTX_OK)
+			return rv;
+		if (rep.hdr.type == PROTO_READ_REPLY &&
+		    rep.u.read_reply.ts > ts)
+			ts = rep.u.read_reply.ts;
+		proto_msg_free(&rep);
+	}
+	for (uint32_t k = 0; k < r->nparts; k++) {
+		proto_msg req, rep;
+		bool ok = false;
+		for (int tries = 0; tries < 500 && !ok; tries++) {
+			proto_msg_init(&req, PROTO_READ);
+			req.u.read.ts = ts;
+			dtx_err rv = call(parts[k], &req, &rep, 20000);
+			if (rv != DTX_OK)
+				return rv;
+			ok = rep.hdr.type == PROTO_READ_REPLY &&
+			    rep.u.read_reply.status == PROTO_READ_OK;
+			if (!ok) {
+				proto_msg_free(&rep);
+				dtx_sleep_ms(10);
+			}
+		}
+		if (!ok)
+			return DTX_EAGAIN;
+		for (uint32_t i = 0; i < rep.u.read_reply.n_entries; i++) {
+			const proto_entry *e = &rep.u.read_reply.entries[i];
+			if (e->found && !e->is_bytes && e->key.n > 5 &&
+			    memcmp(e->key.p, "acct:", 5) == 0)
+				sum += e->ival;
+		}
+		proto_msg_free(&rep);
+	}
+	*total = sum;
+	return DTX_OK;
+}
+
+static void
+record(bs_worker *w, uint64_t ns)
+{
+	if (w->nlat == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 4096;
+		uint64_t *p = dtx_realloc(w->lat, cap * sizeof(uint64_t));
+		if (p == NULL) {
+			w->oom = true;
+			return;
+		}
+		w->lat = p;
+		w->cap = cap;
+	}
+	w->lat[w->nlat++] = ns;
+}
+
+static void
+op_add(proto_op *op, char *key, int64_t delta, int64_t min)
+{
+	memset(op, 0, sizeof(*op));
+	op->kind = PROTO_OP_ADD;
+	op->key.p = (uint8_t *)key;
+	op->key.n = (uint32_t)strlen(key);
+	op->delta = delta;
+	op->min = min;
+}
+
+static void *
+worker_main(void *arg)
+{
+	bs_worker *w = arg;
+	bs_run *r = w->run;
+	char kf[32], kt[32], gid[64];
+	proto_saga_step st[2];
+	uint64_t seq = 0;
+	atomic_fetch_add(&r->ready, 1);
+	while (!atomic_load(&r->go))
+		sched_yield();
+	while (dtx_mono_ns() < atomic_load(&r->deadline_ns)) {
+		uint32_t p = (uint32_t)dtx_rand_below(&w->seed, r->nparts);
+		uint32_t q = (uint32_t)dtx_rand_below(&w->seed, r->nparts - 1);
+		if (q >= p)
+			q++;
+		int64_t from =
+		    r->owned[p][dtx_rand_below(&w->seed, r->nowned[p])];
+		int64_t to =
+		    r->owned[q][dtx_rand_below(&w->seed, r->nowned[q])];
+		key_of(kf, sizeof(kf), from);
+		key_of(kt, sizeof(kt), to);
+		int64_t amount = 1 +
+		    (int64_t)dtx_rand_below(
+		        &w->seed, (uint64_t)r->cfg->max_amount);
+		memset(st, 0, sizeof(st));
+		st[0].participant = r->topo->parts[p];
+		op_add(&st[0].action, kf, -amount, 0);
+		op_add(&st[0].compensate, kf, amount, INT64_MIN);
+		st[1].participant = r->topo->parts[q];
+		op_add(&st[1].action, kt, amount, INT64_MIN);
+		op_add(&st[1].compensate, kt, -amount, INT64_MIN);
+		snprintf(gid, sizeof(gid), "b%" PRIx64 "-%d-%" PRIu64, r->nonce,
+		    w->id, seq++);
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_SAGA_SUBMIT);
+		req.u.saga_submit.gid = gid;
+		req.u.saga_submit.n_steps = 2;
+		req.u.saga_submit.steps = st;
+		uint64_t t0 = dtx_mono_ns();
+		dtx_err rv = call(w->cl, &req, &rep, 30000);
+		uint64_t t1 = dtx_mono_ns();
+		if (rv != DTX_OK || rep.hdr.type != PROTO_SAGA_REPLY) {
+			w->errors++;
+			if (w->first_err == DTX_OK)
+				w->first_err = rv == DTX_OK ? DTX_EPROTO : rv;
+			if (rv == DTX_OK)
+				proto_msg_free(&rep);
+			continue;
+		}
+		if (rep.u.saga_reply.outcome == PROTO_COMMITTED) {
+			w->committed++;
+			record(w, t1 - t0);
+		} else if (rep.u.saga_reply.outcome == PROTO_ABORTED) {
+			w->aborted++;
+			record(w, t1 - t0);
+		} else {
+			w->unknown++;
+		}
+		proto_msg_free(&rep);
+	}
+	return NULL;
+}
+
+static int
+rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(p);
+	return 0;
+}
+
+// A HEALTH counter, or -1.
+static int64_t
+counter(proto_client *cl, const char *name)
+{
+	proto_msg req, rep;
+	int64_t v = -1;
+	proto_msg_init(&req, PROTO_HEALTH);
+	if (call(cl, &req, &rep, 5000) != DTX_OK)
+		return -1;
+	if (rep.hdr.type == PROTO_HEALTH_REPLY)
+		for (uint32_t i = 0; i < rep.u.health_reply.n_counters; i++)
+			if (strcmp(rep.u.health_reply.counters[i].name, name) ==
+			    0)
+				v = rep.u.health_reply.counters[i].value;
+	proto_msg_free(&rep);
+	return v;
+}
+
+// Starts the participants and the orchestrator (no coordinator).
+static dtx_err
+start_nodes(cli_cluster *cl, const dtx_topo *topo)
+{
+	for (uint32_t i = 0; i < topo->n; i++) {
+		const dtx_node *nd = &topo->nodes[i];
+		if (nd->role != DTX_ROLE_PARTICIPANT &&
+		    nd->role != DTX_ROLE_SAGA)
+			continue;
+		dtx_err rv = cli_cluster_start(cl, nd->id, NULL);
+		if (rv != DTX_OK)
+			return rv;
+	}
+	for (uint32_t i = 0; i < topo->n; i++) {
+		const dtx_node *nd = &topo->nodes[i];
+		if (nd->role != DTX_ROLE_PARTICIPANT &&
+		    nd->role != DTX_ROLE_SAGA)
+			continue;
+		dtx_err rv = cli_cluster_wait_ready(cl, nd->id, 30000);
+		if (rv != DTX_OK)
+			return rv;
+	}
+	return DTX_OK;
+}
+
+static int
+run_bench(const bs_cfg *cfg)
+{
+	int rc = CLI_EXIT_FAILURE;
+	char dir[PATH_MAX], err[256];
+	cli_cluster *cl = NULL;
+	proto_client *sagac = NULL, *parts[DTX_TOPO_MAX] = { NULL };
+	bs_worker *w = NULL;
+	uint64_t *all = NULL;
+	int n = (int)cfg->clients, started = 0;
+	bs_run run;
+	memset(&run, 0, sizeof(run));
+	run.cfg = cfg;
+	run.nonce = dtx_wall_ns();
+
+	snprintf(dir, sizeof(dir), "%s/.dtx-bench-saga-XXXXXX", cfg->dir);
+	if (mkdtemp(dir) == NULL) {
+		fprintf(stderr,
+		    "dtx bench saga: cannot create a directory in "
+		    "%s\n",
+		    cfg->dir);
+		return CLI_EXIT_FAILURE;
+	}
+	cli_cluster_opts co;
+	memset(&co, 0, sizeof(co));
+	co.dir = dir;
+	co.participants = (uint32_t)cfg->participants;
+	co.saga = true;
+	co.log_level = "warn";
+	dtx_err rv = cli_cluster_create(&co, &cl, err, sizeof(err));
+	if (rv != DTX_OK) {
+		fprintf(stderr, "dtx bench saga: %s\n", err);
+		goto out;
+	}
+	run.topo = cli_cluster_topo(cl);
+	const dtx_node *cn = dtx_topo_first(run.topo, DTX_ROLE_CLIENT);
+	run.client_id = cn != NULL ? cn->id : 0;
+	if ((rv = start_nodes(cl, run.topo)) != DTX_OK) {
+		fprintf(stderr,
+		    "dtx bench saga: cannot start the cluster: %s (logs in "
+		    "%s/logs)\n",
+		    dtx_strerror(rv), dir);
+		goto out;
+	}
+	const char *surl = dtx_topo_first(run.topo, DTX_ROLE_SAGA)->url;
+	if ((rv = open_client(surl, run.client_id, &sagac)) != DTX_OK)
+		goto fail;
+	run.nparts = run.topo->nparts;
+	run.owned = dtx_calloc(run.nparts, sizeof(int64_t *));
+	run.nowned = dtx_calloc(run.nparts, sizeof(size_t));
+	if (run.owned == NULL || run.nowned == NULL)
+		goto oom;
+	for (uint32_t k = 0; k < run.nparts; k++) {
+		const dtx_node *nd =
+		    dtx_topo_find(run.topo, run.topo->parts[k]);
+		if ((rv = open_client(nd->url, run.client_id, &parts[k])) !=
+		    DTX_OK)
+			goto fail;
+		run.owned[k] =
+		    dtx_calloc((size_t)cfg->accounts, sizeof(int64_t));
+		if (run.owned[k] == NULL)
+			goto oom;
+	}
+	for (int64_t a = 0; a < cfg->accounts; a++) {
+		char k[32];
+		key_of(k, sizeof(k), a);
+		uint32_t id = dtx_topo_route(run.topo, k, strlen(k));
+		for (uint32_t j = 0; j < run.nparts; j++)
+			if (run.topo->parts[j] == id)
+				run.owned[j][run.nowned[j]++] = a;
+	}
+	for (uint32_t k = 0; k < run.nparts; k++)
+		if (run.nowned[k] == 0) {
+			fprintf(stderr,
+			    "dtx bench saga: participant %u owns no account: "
+			    "use more --accounts\n",
+			    run.topo->parts[k]);
+			rc = CLI_EXIT_USAGE;
+			goto out;
+		}
+	if ((rv = init_accounts(&run, parts)) != DTX_OK) {
+		fprintf(stderr,
+		    "dtx bench saga: cannot create the accounts: "
+		    "%s\n",
+		    dtx_strerror(rv));
+		goto out;
+	}
+	int64_t calls0 = counter(sagac, "step_calls");
+
+	w = dtx_calloc((size_t)n, sizeof(bs_worker));
+	if (w == NULL)
+		goto oom;
+	for (int i = 0; i < n; i++) {
+		w[i].run = &run;
+		w[i].id = i;
+		w[i].seed = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+		if ((rv = open_client(surl, run.client_id, &w[i].cl)) != DTX_OK)
+			goto fail;
+	}
+	run.deadline_ns = UINT64_MAX;
+	for (; started < n; started++)
+		if (pthread_create(
+		        &w[started].th, NULL, worker_main, &w[started]) != 0) {
+			fprintf(
+			    stderr, "dtx bench saga: cannot start thread\n");
+			goto out;
+		}
+	while (atomic_load(&run.ready) < n)
+		sched_yield();
+	uint64_t t0 = dtx_mono_ns();
+	atomic_store(
+	    &run.deadline_ns, t0 + (uint64_t)cfg->seconds * 1000000000u);
+	atomic_store(&run.go, true);
+	for (int i = 0; i < started; i++)
+		pthread_join(w[i].th, NULL);
+	started = 0;
+	double secs = (double)(dtx_mono_ns() - t0) / 1e9;
+
+	uint64_t committed = 0, aborted = 0, unknown = 0, errors = 0;
+	size_t total = 0;
+	dtx_err first = DTX_OK;
+	for (int i = 0; i < n; i++) {
+		if (w[i].oom)
+			goto oom;
+		committed += w[i].committed;
+		aborted += w[i].aborted;
+		unknown += w[i].unknown;
+		errors += w[i].errors;
+		total += w[i].nlat;
+		if (first == DTX_OK)
+			first = w[i].first_err;
+	}
+	all = dtx_alloc((total ? total : 1) * sizeof(uint64_t));
+	if (all == NULL)
+		goto oom;
+	size_t at = 0;
+	for (int i = 0; i < n; i++) {
+		memcpy(all + at, w[i].lat, w[i].nlat * sizeof(uint64_t));
+		at += w[i].nlat;
+	}
+	cli_sort_u64(all, total);
+	int64_t calls = counter(sagac, "step_calls") - calls0;
+
+	// Every saga answered has ended; unknown ones may still run: wait
+	// for the orchestrator to drain before checking conservation.
+	for (int i = 0; i < 300 && counter(sagac, "in_flight") > 0; i++)
+		dtx_sleep_ms(100);
+	int64_t want = cfg->accounts * cfg->balance, have = 0;
+	rv = read_total(&run, parts, &have);
+	bool conserved = rv == DTX_OK && have == want;
+
+	uint64_t finished = committed + aborted;
+	double sps = secs > 0 ? (double)finished / secs : 0;
+	double cps = secs > 0 ? (double)committed / secs : 0;
+	double p50 = (double)cli_quantile(all, total, 0.50) / 1e6;
+	double p99 = (double)cli_quantile(all, total, 0.99) / 1e6;
+	double comp_rate = finished ? (double)aborted / (double)finished : 0;
+	if (cfg->json) {
+		cli_json j;
+		cli_json_begin(&j, stdout);
+		cli_json_str(&j, "bench", "saga");
+		cli_json_int(&j, "participants", cfg->participants);
+		cli_json_int(&j, "clients", cfg->clients);
+		cli_json_int(&j, "accounts", cfg->accounts);
+		cli_json_num(&j, "seconds", secs);
+		cli_json_bool(&j, "fsync", true);
+		cli_json_int(&j, "committed", (int64_t)committed);
+		cli_json_int(&j, "compensated", (int64_t)aborted);
+		cli_json_int(&j, "unknown", (int64_t)unknown);
+		cli_json_int(&j, "errors", (int64_t)errors);
+		cli_json_num(&j, "saga_per_s", sps);
+		cli_json_num(&j, "committed_per_s", cps);
+		cli_json_num(&j, "p50_ms", p50);
+		cli_json_num(&j, "p99_ms", p99);
+		cli_json_num(&j, "compensated_rate", comp_rate);
+		cli_json_num(&j, "step_calls_per_saga",
+		    finished ? (double)calls / (double)finished : 0);
+		cli_json_bool(&j, "conserved", conserved);
+		cli_json_end(&j);
+	} else {
+		printf("dtx bench saga: %" PRId64 " participants, %d clients, "
+		       "%" PRId64 " accounts, fsync on, %.1f s\n",
+		    cfg->participants, n, cfg->accounts, secs);
+		printf("  %" PRIu64 " committed, %" PRIu64
+		       " compensated (%.2f%%), %" PRIu64 " unknown, %" PRIu64
+		       " errors\n",
+		    committed, aborted, comp_rate * 100, unknown, errors);
+		printf("  %.0f sagas/s (%.0f committed/s); latency ms p50 %.2f "
+		       "p99 %.2f\n",
+		    sps, cps, p50, p99);
+		printf("  total %s (%" PRId64 " of %" PRId64 ")\n",
+		    conserved ? "conserved" : "NOT CONSERVED", have, want);
+	}
+	if (errors > 0)
+		fprintf(stderr,
+		    "dtx bench saga: %" PRIu64 " calls failed (first: %s)\n",
+		    errors, dtx_strerror(first));
+	rc = finished > 0 && conserved ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+	goto out;
+fail:
+	fprintf(stderr, "dtx bench saga: %s\n", dtx_strerror(rv));
+	goto out;
+oom:
+	fprintf(stderr, "dtx bench saga: out of memory\n");
+out:
+	if (w != NULL) {
+		atomic_store(&run.deadline_ns, 0);
+		atomic_store(&run.go, true);
+		for (int i = 0; i < started; i++)
+			pthread_join(w[i].th, NULL);
+		for (int i = 0; i < n; i++) {
+			proto_client_close(w[i].cl);
+			dtx_free(w[i].lat);
+		}
+	}
+	dtx_free(w);
+	dtx_free(all);
+	proto_client_close(sagac);
+	for (uint32_t k = 0; k < DTX_TOPO_MAX; k++)
+		proto_client_close(parts[k]);
+	if (run.owned != NULL)
+		for (uint32_t k = 0; k < run.nparts; k++)
+			dtx_free(run.owned[k]);
+	dtx_free(run.owned);
+	dtx_free(run.nowned);
+	if (cl != NULL) {
+		cli_cluster_stop_all(cl, 5000);
+		cli_cluster_free(cl);
+	}
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return rc;
+}
+
+int
+cli_bench_saga(int argc, char **argv)
+{
+	bs_cfg cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	char *pos[1];
+	int npos = 0;
+	int rc = cli_parse_flags("dtx bench saga", bs_opts, NBS_OPTS, &cfg,
+	    argc, argv, pos, 1, &npos);
+	if (rc == 0 && npos > 0) {
+		fprintf(
+		    stderr, "dtx bench saga: unexpected argument %s\n", pos[0]);
+		rc = CLI_EXIT_USAGE;
+	}
+	if (rc == 0)
+		rc = run_bench(&cfg);
+	else if (rc < 0)
+		rc = CLI_EXIT_OK;
+	dtx_cfg_fini(bs_opts, NBS_OPTS, &cfg);
+	return rc;
+}

@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: MIT
+//
+// Running one saga (DESIGN rule 12): each action in order, its start
+// logged and durable before it is sent; on a definite failure, or when an
+// action's retry budget runs out, every started step is compensated in
+// reverse order, compensations being retried until they succeed. STEP is
+// idempotent at the participant (the barrier, rule 13), so every call is
+// retried freely with capped exponential backoff and jitter. The driver
+// keeps all its progress in the saga's record, so a saga handed from a
+// worker to a resumer, or reloaded after a crash, continues where the log
+// says it stopped.
+
+#include <stdio.h>
+#include <string.h>
+
+#include "saga_int.h"
+
+bool
+saga__stopping(saga *s)
+{
+	return atomic_load(&s->stop) || proto_daemon_stopping(s->d);
+}
+
+// Sleeps ms, waking early when the daemon stops.
+static void
+nap(saga *s, uint64_t ms)
+{
+	uint64_t end = dtx_mono_ns() + ms * 1000000u;
+	while (!saga__stopping(s)) {
+		uint64_t now = dtx_mono_ns();
+		if (now >= end)
+			return;
+		uint64_t left = (end - now) / 1000000u;
+		dtx_sleep_ms(left > 20 ? 20 : (left ? left : 1));
+	}
+}
+
+static void
+set_error(saga *s, saga__rec *r, const char *err)
+{
+	pthread_mutex_lock(&s->mu);
+	snprintf(r->last_error, sizeof(r->last_error), "%s", err);
+	pthread_mutex_unlock(&s->mu);
+}
+
+// ERROR codes after which a retry can succeed: the participant was busy,
+// a key was locked, its disk or clock misbehaved, or it is restarting.
+static bool
+transient(dtx_err code)
+{
+	switch (code) {
+	case DTX_EAGAIN:
+	case DTX_ECONFLICT:
+	case DTX_EBUSY:
+	case DTX_EIO:
+	case DTX_ENOSPC:
+	case DTX_EFAILED:
+	case DTX_ECLOCK:
+	case DTX_ECLOSED:
+	case DTX_ETIMEDOUT:
+	case DTX_EUNREACH:
+	case DTX_ENOMEM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+typedef enum call_rc {
+	CALL_DONE, // *res holds a definite answer
+	CALL_GAVE_UP, // deadline passed or stopping; why says the last error
+} call_rc;
+
+// Sends step i's action or compensation until a definite answer or until
+// deadline_ns. Transient errors are retried with capped exponential
+// backoff and jitter; each is kept as the saga's last error.
+static call_rc
+call_step(saga *s, saga__rec *r, uint32_t i, proto_phase ph,
+    uint64_t deadline_ns, proto_step_result *res, char *why, size_t wlen)
+{
+	const saga_cfg *cfg = s->cfg;
+	const proto_saga_step *st = &r->steps[i];
+	uint64_t seed = dtx_mono_ns() ^ ((uint64_t)(uintptr_t)r << 7) ^ i;
+	proto_retry once = { .attempts = 1 };
+	proto_call_opts o = {
+		.timeout_ms = (uint32_t)cfg->step_timeout_ms,
+		.idempotent = true,
+		.retry = &once,
+	};
+	char err[sizeof(r->last_error)];
+
+	for (uint32_t attempt = 0;; attempt++) {
+		if (saga__stopping(s)) {
+			snprintf(why, wlen, "orchestrator stopping");
+			return CALL_GAVE_UP;
+		}
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_STEP);
+		proto_msg_init(&rep, PROTO_NONE);
+		req.u.step = (proto_step) {
+			.gid = r->gid,
+			.branch = i,
+			.phase = ph,
+			.n_ops = 1,
+			.ops = (proto_op *)(ph == PROTO_PHASE_ACTION
+			        ? &st->action
+			        : &st->compensate),
+		};
+		saga__count(s,
+		    attempt == 0 ? SAGA_CTR_STEP_CALLS : SAGA_CTR_STEP_RETRIES);
+		dtx_err rv =
+		    proto_daemon_call(s->d, st->participant, &req, &rep, &o);
+		if (rv == DTX_OK) {
+			const proto_step_reply *sr = &rep.u.step_reply;
+			if (rep.hdr.type == PROTO_STEP_REPLY &&
+			    sr->branch == i && sr->phase == ph &&
+			    sr->gid != NULL && strcmp(sr->gid, r->gid) == 0) {
+				*res = sr->result;
+				snprintf(why, wlen, "%s",
+				    sr->reason != NULL ? sr->reason : "");
+				proto_msg_free(&rep);
+				return CALL_DONE;
+			}
+			snprintf(err, sizeof(err),
+			    "step %u on node %u: unexpected %s reply", i,
+			    st->participant, proto_type_name(rep.hdr.type));
+		} else if (rv == DTX_EREFUSED) {
+			dtx_err code = rep.u.error.code;
+			snprintf(err, sizeof(err),
+			    "step %u on node %u: %s (%s)", i, st->participant,
+			    dtx_errname(code),
+			    rep.u.error.reason ? rep.u.error.reason : "");
+			if (!transient(code) && ph == PROTO_PHASE_ACTION) {
+				// A definite refusal: the action did not run
+				// and will not.
+				*res = PROTO_STEP_FAILED;
+				snprintf(why, wlen, "%s", err);
+				proto_msg_free(&rep);
+				return CALL_DONE;
+			}
+		} else {
+			snprintf(err, sizeof(err), "step %u on node %u: %s", i,
+			    st->participant, dtx_strerror(rv));
+		}
+		proto_msg_free(&rep);
+		set_error(s, r, err);
+		uint64_t now = dtx_mono_ns();
+		if (now >= deadline_ns) {
+			snprintf(why, wlen, "%s", err);
+			return CALL_GAVE_UP;
+		}
+		uint64_t d = (uint64_t)cfg->backoff_base_ms
+		    << (attempt < 20 ? attempt : 20);
+		if (d > (uint64_t)cfg->backoff_max_ms)
+			d = (uint64_t)cfg->backoff_max_ms;
+		d = d / 2 + dtx_rand_below(&seed, d / 2 + 1);
+		uint64_t left = (deadline_ns - now) / 1000000u;
+		nap(s, d < left ? d : left + 1);
+	}
+}
+
+static dtx_err
+log_step(saga *s, saga__rec *r, uint32_t i, proto_phase ph, bool fin,
+    proto_step_result res, const char *why, bool force)
+{
+	saga__buf b = { 0 };
+	saga__enc_step(&b, r->gid, i, ph, fin, res, why);
+	dtx_err rv = saga__log(s, SAGA__REC_STEP, &b, force);
+	saga__buf_fini(&b);
+	return rv;
+}
+
+static dtx_err
+log_comp(saga *s, saga__rec *r, int32_t failed, const char *why)
+{
+	saga__buf b = { 0 };
+	saga__enc_comp(&b, r->gid, failed, why);
+	dtx_err rv = saga__log(s, SAGA__REC_COMP, &b, false);
+	saga__buf_fini(&b);
+	return rv;
+}
+
+static dtx_err
+log_end(saga *s, saga__rec *r, proto_saga_state st)
+{
+	saga__buf b = { 0 };
+	saga__enc_end(
+	    &b, r->gid, st, r->failed_step, r->submit_wall_ms, r->reason);
+	dtx_err rv = saga__log(s, SAGA__REC_END, &b, true);
+	saga__buf_fini(&b);
+	if (rv == DTX_OK) {
+		saga__count(s,
+		    st == PROTO_SAGA_COMMITTED ? SAGA_CTR_COMMITTED
+		                               : SAGA_CTR_ABORTED);
+		DTX_LOG(DTX_LOG_DEBUG, "SAGA_END", "saga %s %s", r->gid,
+		    st == PROTO_SAGA_COMMITTED ? "committed" : "aborted");
+	}
+	return rv;
+}
+
+// The saga log failed: the saga cannot move on (its state must be logged
+// first). It stays unfinished; the caller answers unknown.
+static bool
+log_failed(saga *s, saga__rec *r, dtx_err rv)
+{
+	char err[96];
+	snprintf(err, sizeof(err), "saga log: %s", dtx_strerror(rv));
+	set_error(s, r, err);
+	nap(s, 100);
+	return false;
+}
+
+// Forward: runs every action not yet done, in order. Returns true when the
+// saga committed or turned to compensation (r->state says which).
+static bool
+forward(saga *s, saga__rec *r, uint64_t deadline_ns)
+{
+	char why[PROTO_MAX_STR + 1], text[PROTO_MAX_STR + 1];
+	dtx_err rv;
+
+	for (;;) {
+		uint32_t i = 0;
+		while (i < r->n_steps && r->st[i] == PROTO_SS_DONE)
+			i++;
+		if (i == r->n_steps) {
+			if ((rv = log_end(s, r, PROTO_SAGA_COMMITTED)) !=
+			    DTX_OK)
+				return log_failed(s, r, rv);
+			return true;
+		}
+		if (r->st[i] == PROTO_SS_PENDING) {
+			// Rule 12: the step's start is durable before it
+			// runs, so recovery knows which steps to compensate.
+			rv = log_step(s, r, i, PROTO_PHASE_ACTION, false,
+			    PROTO_STEP_OK, NULL, true);
+			if (rv != DTX_OK)
+				return log_failed(s, r, rv);
+			dtx_crashpoint("saga.after_step_start_log");
+		}
+		uint64_t now = dtx_mono_ns();
+		if (r->action_since_ns == 0)
+			r->action_since_ns = now;
+		uint64_t budget_end = r->action_since_ns +
+		    (uint64_t)s->cfg->action_budget_ms * 1000000u;
+		proto_step_result res = PROTO_STEP_OK;
+		call_rc rc = call_step(s, r, i, PROTO_PHASE_ACTION,
+		    budget_end < deadline_ns ? budget_end : deadline_ns, &res,
+		    why, sizeof(why));
+		if (rc == CALL_GAVE_UP) {
+			if (saga__stopping(s) || dtx_mono_ns() < budget_end)
+				return false; // our turn ended, not the budget
+			saga__count(s, SAGA_CTR_GAVE_UP);
+			snprintf(text, sizeof(text),
+			    "step %u: retries exhausted: %s", i, why);
+			DTX_LOG(DTX_LOG_WARN, "SAGA_GIVE_UP", "saga %s %s",
+			    r->gid, text);
+			if ((rv = log_comp(s, r, (int32_t)i, text)) != DTX_OK)
+				return log_failed(s, r, rv);
+			return true;
+		}
+		// The participant applied (or refused) it; a crash here
+		// leaves the step started but without an outcome.
+		dtx_crashpoint("saga.after_step_applied");
+		rv = log_step(s, r, i, PROTO_PHASE_ACTION, true, res,
+		    res == PROTO_STEP_OK ? NULL : why, false);
+		if (rv != DTX_OK)
+			return log_failed(s, r, rv);
+		if (res != PROTO_STEP_OK) {
+			saga__count(s, SAGA_CTR_STEP_FAILED);
+			snprintf(text, sizeof(text), "step %u %s: %s", i,
+			    res == PROTO_STEP_REFUSED ? "refused" : "failed",
+			    why);
+			if ((rv = log_comp(s, r, (int32_t)i, text)) != DTX_OK)
+				return log_failed(s, r, rv);
+			return true;
+		}
+	}
+}
+
+// Backward: compensates every started step, last first, each until it
+// succeeds. Returns true once the saga is aborted (fully compensated).
+static bool
+backward(saga *s, saga__rec *r, uint64_t deadline_ns)
+{
+	char why[PROTO_MAX_STR + 1];
+	dtx_err rv;
+
+	int64_t hi = -1;
+	for (uint32_t i = 0; i < r->n_steps; i++)
+		if (r->st[i] != PROTO_SS_PENDING)
+			hi = i;
+	for (int64_t k = hi; k >= 0; k--) {
+		uint32_t i = (uint32_t)k;
+		if (r->st[i] == PROTO_SS_COMPENSATED)
+			continue;
+		if (r->st[i] != PROTO_SS_COMPENSATING) {
+			rv = log_step(s, r, i, PROTO_PHASE_COMPENSATE, false,
+			    PROTO_STEP_OK, NULL, true);
+			if (rv != DTX_OK)
+				return log_failed(s, r, rv);
+		}
+		for (;;) {
+			proto_step_result res = PROTO_STEP_OK;
+			if (call_step(s, r, i, PROTO_PHASE_COMPENSATE,
+			        deadline_ns, &res, why,
+			        sizeof(why)) == CALL_GAVE_UP)
+				return false;
+			if (res == PROTO_STEP_OK)
+				break;
+			// A compensation must not fail; keep trying and show
+			// it (SAGA_STATUS, HEALTH) until someone fixes it.
+			char err[sizeof(r->last_error)];
+			snprintf(err, sizeof(err),
+			    "compensation of step %u %s: %s", i,
+			    res == PROTO_STEP_REFUSED ? "refused" : "failed",
+			    why);
+			set_error(s, r, err);
+			DTX_LOG(DTX_LOG_WARN, "SAGA_COMP_FAILED", "saga %s: %s",
+			    r->gid, err);
+			if (dtx_mono_ns() >= deadline_ns)
+				return false;
+			nap(s, (uint64_t)s->cfg->backoff_max_ms);
+		}
+		dtx_crashpoint("saga.during_compensation");
+		rv = log_step(s, r, i, PROTO_PHASE_COMPENSATE, true,
+		    PROTO_STEP_OK, NULL, false);
+		if (rv != DTX_OK)
+			return log_failed(s, r, rv);
+		saga__count(s, SAGA_CTR_COMPENSATIONS);
+	}
+	if ((rv = log_end(s, r, PROTO_SAGA_ABORTED)) != DTX_OK)
+		return log_failed(s, r, rv);
+	return true;
+}
+
+bool
+saga__drive(saga *s, saga__rec *r, uint64_t deadline_ns)
+{
+	if (r->state == PROTO_SAGA_RUNNING && !forward(s, r, deadline_ns))
+		return false;
+	if (r->state == PROTO_SAGA_COMPENSATING)
+		return backward(s, r, deadline_ns);
+	return r->state == PROTO_SAGA_COMMITTED ||
+	    r->state == PROTO_SAGA_ABORTED;
+}

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+//
+// The orchestrator's lifecycle: its config table, opening the saga log
+// (which reloads every unfinished saga), the hooks it plugs into the
+// daemon runtime, and starting and stopping its background threads.
+
+#include <string.h>
+#include <time.h>
+
+#include "saga_int.h"
+
+const dtx_cfg_opt saga_cfg_table[] = {
+	{ "action-budget-ms", DTX_CFG_INT, offsetof(saga_cfg, action_budget_ms),
+	    1, 3600000, "2000",
+	    "retry an action this long before compensating" },
+	{ "step-timeout-ms", DTX_CFG_INT, offsetof(saga_cfg, step_timeout_ms),
+	    1, 600000, "1000", "timeout of each STEP call to a participant" },
+	{ "backoff-base-ms", DTX_CFG_INT, offsetof(saga_cfg, backoff_base_ms),
+	    1, 60000, "5", "first pause between retries of a step" },
+	{ "backoff-max-ms", DTX_CFG_INT, offsetof(saga_cfg, backoff_max_ms), 1,
+	    600000, "500", "largest pause between retries of a step" },
+	{ "reply-wait-ms", DTX_CFG_INT, offsetof(saga_cfg, reply_wait_ms), 1,
+	    3600000, "10000",
+	    "answer unknown after this long (the saga goes on)" },
+	{ "stuck-ms", DTX_CFG_INT, offsetof(saga_cfg, stuck_ms), 0, 3600000,
+	    "5000", "report a saga compensating this long as stuck" },
+	{ "forget-delay-ms", DTX_CFG_INT, offsetof(saga_cfg, forget_delay_ms),
+	    0, 86400000, "10000",
+	    "tell participants to drop a finished saga's barriers after this "
+	    "long" },
+	{ "retain-ms", DTX_CFG_INT, offsetof(saga_cfg, retain_ms), 0,
+	    INT64_C(86400000) * 30, "600000",
+	    "remember a finished saga's outcome this long" },
+	{ "retain-max", DTX_CFG_INT, offsetof(saga_cfg, retain_max), 0,
+	    100000000, "1000000", "remember at most this many outcomes" },
+	{ "checkpoint-bytes", DTX_CFG_INT, offsetof(saga_cfg, checkpoint_bytes),
+	    4096, INT64_C(1) << 40, "67108864",
+	    "checkpoint the saga log once it grew this much" },
+	{ "resumers", DTX_CFG_INT, offsetof(saga_cfg, resumers), 1, 256, "8",
+	    "threads resuming recovered and handed-off sagas" },
+	{ "sync", DTX_CFG_STR, offsetof(saga_cfg, sync), 0, 0, "full",
+	    "saga log durability: full (fdatasync) or none (benchmarks only)" },
+};
+
+const size_t saga_cfg_count =
+    sizeof(saga_cfg_table) / sizeof(saga_cfg_table[0]);
+
+const char *const saga__ctr_names[SAGA_CTR_COUNT] = {
+	[SAGA_CTR_SUBMITTED] = "submitted",
+	[SAGA_CTR_RESUBMITTED] = "resubmitted",
+	[SAGA_CTR_COMMITTED] = "committed",
+	[SAGA_CTR_ABORTED] = "aborted",
+	[SAGA_CTR_REPLIED_UNKNOWN] = "replied_unknown",
+	[SAGA_CTR_STEP_CALLS] = "step_calls",
+	[SAGA_CTR_STEP_RETRIES] = "step_retries",
+	[SAGA_CTR_STEP_FAILED] = "steps_failed",
+	[SAGA_CTR_GAVE_UP] = "steps_gave_up",
+	[SAGA_CTR_COMPENSATIONS] = "compensations",
+	[SAGA_CTR_RECOVERED] = "recovered",
+	[SAGA_CTR_HANDED_OFF] = "handed_off",
+	[SAGA_CTR_FORGETS_SENT] = "forgets_sent",
+	[SAGA_CTR_FORGET_ERRORS] = "forget_errors",
+	[SAGA_CTR_CHECKPOINTS] = "checkpoints",
+	[SAGA_CTR_EVICTED] = "evicted",
+};
+
+dtx_err
+saga_open(proto_daemon *d, const saga_cfg *cfg, saga **out)
+{
+	if (d == NULL || cfg == NULL || out == NULL)
+		return DTX_EINVAL;
+	stor_sync sync;
+	if (cfg->sync != NULL && strcmp(cfg->sync, "full") == 0)
+		sync = STOR_SYNC_FULL;
+	else if (cfg->sync != NULL && strcmp(cfg->sync, "none") == 0)
+		sync = STOR_SYNC_NONE;
+	else {
+		DTX_LOG(DTX_LOG_ERROR, "CONFIG",
+		    "--sync must be full or none, not %s",
+		    cfg->sync ? cfg->sync : "(null)");
+		return DTX_EINVAL;
+	}
+	saga *s = dtx_calloc(1, sizeof(*s));
+	if (s == NULL)
+		return DTX_ENOMEM;
+	s->d = d;
+	s->cfg = cfg;
+	s->self = proto_daemon_id(d);
+	s->sync = sync;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->done_cv, &ca);
+	pthread_cond_init(&s->q_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (sync == STOR_SYNC_NONE)
+		DTX_LOG(DTX_LOG_WARN, "NO_SYNC",
+		    "the saga log is not fsynced: a crash may lose sagas");
+	dtx_err rv = saga__log_open(s);
+	if (rv != DTX_OK) {
+		saga_close(s);
+		return rv;
+	}
+	*out = s;
+	return DTX_OK;
+}
+
+void
+saga_hooks(saga *s, proto_daemon_hooks *out)
+{
+	*out = (proto_daemon_hooks) {
+		.role = DTX_ROLE_SAGA,
+		.handler = saga__handle,
+		.health = saga__health,
+		.arg = s,
+	};
+}
+
+dtx_err
+saga_start(saga *s)
+{
+	return saga__threads_start(s);
+}
+
+void
+saga_stop(saga *s)
+{
+	if (s != NULL)
+		saga__threads_stop(s);
+}
+
+void
+saga_close(saga *s)
+{
+	if (s == NULL)
+		return;
+	saga__threads_stop(s);
+	stor_wal_close(s->wal);
+	for (size_t b = 0; b < s->nbuckets; b++) {
+		saga__rec *r = s->buckets[b];
+		while (r != NULL) {
+			saga__rec *next = r->hnext;
+			saga__rec_free(r);
+			r = next;
+		}
+	}
+	dtx_free(s->buckets);
+	for (size_t i = 0; i < s->fq_len; i++)
+		dtx_free(s->fq[(s->fq_head + i) % s->fq_cap].gid);
+	dtx_free(s->fq);
+	dtx_free(s->resumers);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->done_cv);
+	pthread_cond_destroy(&s->q_cv);
+	dtx_free(s);
+}

@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: MIT
+//
+// Shared between saga/'s own files: the orchestrator's state (the saga
+// table, the saga log, the queues of the background threads, counters),
+// the saga log's record formats, and the functions each file offers the
+// others.
+
+#ifndef SAGA_INT_H
+#define SAGA_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "common.h"
+#include "proto.h"
+#include "saga.h"
+#include "storage.h"
+
+// ---------------------------------------------------------------- saga log
+//
+// The saga log is a stor_wal in <data>/log. Record payloads, integers
+// little-endian, gid = u16 length then its bytes, reason = u16 length then
+// its bytes (0: none):
+//
+//   SAGA__REC_BEGIN (1)  gid, u64 submit wall ms, u32 n, n bytes: the
+//                        SAGA_SUBMIT message as proto_encode writes it.
+//                        Step 0 counts as started once BEGIN is durable.
+//   SAGA__REC_STEP  (2)  gid, u32 step, u8 phase (proto_phase), u8 what
+//                        (0 started, 1 finished), u8 result
+//                        (proto_step_result, for finished), reason
+//   SAGA__REC_COMP  (3)  gid, i32 failed step (-1: none), reason: the saga
+//                        turns to compensation
+//   SAGA__REC_END   (4)  gid, u8 state (proto_saga_state: COMMITTED or
+//                        ABORTED), i32 failed step, u64 submit wall ms,
+//                        reason
+//
+// Forcing: BEGIN, every STEP start and END are forced (made durable before
+// the step is sent or the client is answered); STEP outcomes and COMP are
+// appended without forcing and become durable with the next forced record,
+// which the WAL writes after them. A checkpoint's blob is a sequence of
+// records in the same formats, each as u8 type, u32 length, payload: for
+// an unfinished saga its BEGIN, one STEP record per step state and COMP
+// when compensating; for a finished saga its END only.
+
+enum {
+	SAGA__REC_BEGIN = 1,
+	SAGA__REC_STEP = 2,
+	SAGA__REC_COMP = 3,
+	SAGA__REC_END = 4,
+};
+
+// ---------------------------------------------------------------- counters
+
+typedef enum saga_ctr {
+	SAGA_CTR_SUBMITTED, // new sagas accepted
+	SAGA_CTR_RESUBMITTED, // SAGA_SUBMIT of a gid already known
+	SAGA_CTR_COMMITTED,
+	SAGA_CTR_ABORTED, // compensated completely
+	SAGA_CTR_REPLIED_UNKNOWN, // SAGA_REPLY with outcome unknown
+	SAGA_CTR_STEP_CALLS, // STEP requests sent
+	SAGA_CTR_STEP_RETRIES, // STEP requests repeated after an error
+	SAGA_CTR_STEP_FAILED, // actions that failed definitely
+	SAGA_CTR_GAVE_UP, // actions whose retry budget ran out
+	SAGA_CTR_COMPENSATIONS, // compensations applied (incl. null ones)
+	SAGA_CTR_RECOVERED, // unfinished sagas loaded from the log
+	SAGA_CTR_HANDED_OFF, // sagas handed to the resumers
+	SAGA_CTR_FORGETS_SENT, // SAGA_FORGET messages acknowledged
+	SAGA_CTR_FORGET_ERRORS,
+	SAGA_CTR_CHECKPOINTS,
+	SAGA_CTR_EVICTED, // finished sagas forgotten by the table
+	SAGA_CTR_COUNT
+} saga_ctr;
+
+extern const char *const saga__ctr_names[SAGA_CTR_COUNT];
+
+// ---------------------------------------------------------------- state
+
+// One saga. The immutable part (gid, steps) is set at creation; the rest
+// changes only through saga__apply under saga->mu, by the one thread that
+// owns the saga (runs it) or by replay.
+typedef struct saga__rec saga__rec;
+struct saga__rec {
+	char *gid; // owned
+	uint32_t n_steps;
+	proto_saga_step *steps; // owned (keys, values): from the BEGIN record
+	uint8_t *st; // n_steps proto_step_state values
+	proto_saga_state state;
+	int32_t failed_step; // -1 when none
+	char *reason; // owned, failure reason (NULL: none)
+	char last_error[200]; // last error met while retrying ("" none)
+	uint64_t submit_wall_ms; // wall clock at submission (survives restart)
+	uint64_t comp_since_ns; // monotonic: compensation began (0: never)
+	uint64_t end_ns; // monotonic: finished (0: not yet)
+	uint64_t action_since_ns; // first attempt of the current action
+	bool owned; // a thread is running it
+	bool queued; // waiting in the resume queue
+	bool recovered; // loaded unfinished from the log
+	uint32_t waiters; // resubmissions waiting for its outcome
+	saga__rec *hnext; // hash chain
+	saga__rec *fnext; // finished list (oldest first), or resume queue
+};
+
+// A SAGA_FORGET due to be sent to the participants of a finished saga.
+typedef struct saga__forget {
+	char *gid; // owned
+	uint32_t parts; // bit i: participant node id i
+	uint32_t attempts;
+	uint64_t due_ns;
+} saga__forget;
+
+struct saga {
+	proto_daemon *d; // borrowed
+	const saga_cfg *cfg; // borrowed
+	uint32_t self;
+	stor_wal *wal; // owned
+	stor_sync sync;
+
+	// Guards the table, every saga__rec's mutable fields, the queues
+	// and the log appends (so a checkpoint sees exactly the state of
+	// the records up to the last LSN). Never held across a network
+	// call or an fsync.
+	pthread_mutex_t mu;
+	pthread_cond_t done_cv; // a saga finished (CLOCK_MONOTONIC)
+	pthread_cond_t q_cv; // resume queue or stop (CLOCK_MONOTONIC)
+	saga__rec **buckets;
+	size_t nbuckets, count;
+	saga__rec *fin_head, *fin_tail; // finished sagas, oldest first
+	size_t nfinished;
+	saga__rec *q_head, *q_tail; // sagas for the resumers
+	size_t unfinished; // running or compensating
+	size_t recovering; // recovered sagas not finished yet
+	saga__forget *fq; // ring of pending forgets
+	size_t fq_head, fq_len, fq_cap;
+	uint64_t ckpt_bytes; // WAL bytes at the last checkpoint
+	_Atomic bool stop;
+	bool replaying; // inside saga_open's replay
+
+	pthread_t *resumers;
+	size_t nresumers;
+	pthread_t bg;
+	bool bg_started;
+
+	_Atomic uint64_t ctr[SAGA_CTR_COUNT];
+};
+
+static inline void
+saga__count(saga *s, saga_ctr c)
+{
+	atomic_fetch_add(&s->ctr[c], 1);
+}
+
+// ---------------------------------------------------------------- log.c
+
+// A growing byte buffer for record payloads. Out of memory sets oom.
+typedef struct saga__buf {
+	uint8_t *p;
+	size_t len, cap;
+	bool oom;
+} saga__buf;
+
+void saga__buf_put(saga__buf *b, const void *p, size_t n);
+void saga__buf_u8(saga__buf *b, uint8_t v);
+void saga__buf_u16(saga__buf *b, uint16_t v);
+void saga__buf_u32(saga__buf *b, uint32_t v);
+void saga__buf_u64(saga__buf *b, uint64_t v);
+void saga__buf_str(saga__buf *b, const char *s); // u16 length + bytes
+void saga__buf_fini(saga__buf *b);
+
+// Builds record payloads (into b, which the caller finalises).
+void saga__enc_step(saga__buf *b, const char *gid, uint32_t step,
+    proto_phase ph, bool finished, proto_step_result res, const char *why);
+void saga__enc_comp(
+    saga__buf *b, const char *gid, int32_t failed, const char *why);
+void saga__enc_end(saga__buf *b, const char *gid, proto_saga_state st,
+    int32_t failed, uint64_t submit_wall_ms, const char *why);
+// Encodes the BEGIN payload of a SAGA_SUBMIT (borrowed). DTX_EINVAL when
+// the message cannot be encoded, DTX_ENOMEM.
+dtx_err saga__enc_begin(
+    saga__buf *b, const proto_saga_submit *sub, uint64_t submit_wall_ms);
+
+// Applies one record to the in-memory state (replay and live appends
+// alike). saga->mu held. *rec (may be NULL) gets the saga it touched.
+// DTX_ECORRUPT for a payload that does not parse, DTX_ENOMEM.
+dtx_err saga__apply(
+    saga *s, uint8_t type, const void *payload, size_t len, saga__rec **rec);
+
+// Appends a record (payload borrowed) and applies it, under saga->mu
+// (taken here). With force, returns once it is durable. Errors of
+// stor_wal_append / stor_wal_sync, saga__apply.
+dtx_err saga__log(saga *s, uint8_t type, const saga__buf *b, bool force);
+
+// Opens <data>/log and replays it into the table.
+dtx_err saga__log_open(saga *s);
+
+// Writes a checkpoint of the table when the log grew by
+// cfg->checkpoint_bytes since the last one (always when force).
+dtx_err saga__log_checkpoint(saga *s, bool force);
+
+// ---------------------------------------------------------------- table.c
+
+// Finds gid's saga. saga->mu held. NULL when unknown.
+saga__rec *saga__find(saga *s, const char *gid);
+// Inserts r (gid not present). saga->mu held. DTX_ENOMEM.
+dtx_err saga__insert(saga *s, saga__rec *r);
+// Frees r and everything it owns (not linked anywhere any more).
+void saga__rec_free(saga__rec *r);
+// Marks r finished: moves it to the finished list, wakes waiters and
+// queues its SAGA_FORGET (not during replay). saga->mu held.
+void saga__finished(saga *s, saga__rec *r);
+// Forgets finished sagas beyond cfg->retain_max or older than
+// cfg->retain_ms. saga->mu held.
+void saga__evict(saga *s);
+// Queues r for the resumers (r not owned). saga->mu held.
+void saga__enqueue(saga *s, saga__rec *r);
+
+// ---------------------------------------------------------------- run.c
+
+// Runs r (owned by the caller: r->owned is true) in its direction until it
+// is finished, or until deadline_ns (monotonic) passes at a retry point,
+// or the daemon stops. Returns true when r is finished. Never holds
+// saga->mu across a call.
+bool saga__drive(saga *s, saga__rec *r, uint64_t deadline_ns);
+
+// True once the daemon or the orchestrator is stopping.
+bool saga__stopping(saga *s);
+
+// ---------------------------------------------------------------- recover.c
+
+// The resumer threads (unfinished sagas from the log and hand-offs) and
+// the background thread (SAGA_FORGET batches, checkpoints, eviction).
+dtx_err saga__threads_start(saga *s);
+void saga__threads_stop(saga *s);
+
+// ---------------------------------------------------------------- serve.c
+
+dtx_err saga__handle(void *arg, const proto_msg *req, proto_msg *rep);
+dtx_err saga__health(void *arg, proto_health_reply *rep);
+
+#endif // SAGA_INT_H

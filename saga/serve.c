@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MIT
+//
+// What the orchestrator serves: SAGA_SUBMIT (log the saga, run it on this
+// worker thread, answer committed, aborted or unknown; a gid already known
+// gets that saga's outcome instead, so resubmission is idempotent),
+// SAGA_STATUS, and its part of HEALTH (sagas in flight, sagas stuck in
+// compensation with their age and last error, counters).
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "saga_int.h"
+
+static bool
+finished(const saga__rec *r)
+{
+	return r->state == PROTO_SAGA_COMMITTED ||
+	    r->state == PROTO_SAGA_ABORTED;
+}
+
+static const char *
+state_name(proto_saga_state st)
+{
+	switch (st) {
+	case PROTO_SAGA_RUNNING:
+		return "running";
+	case PROTO_SAGA_COMPENSATING:
+		return "compensating";
+	case PROTO_SAGA_COMMITTED:
+		return "committed";
+	case PROTO_SAGA_ABORTED:
+		return "aborted";
+	default:
+		return "unknown";
+	}
+}
+
+// Builds the SAGA_REPLY for r's current state. saga->mu held.
+static dtx_err
+reply_of(saga *s, saga__rec *r, proto_msg *rep)
+{
+	proto_saga_reply *sr = &rep->u.saga_reply;
+	char why[PROTO_MAX_STR + 1];
+	dtx_err rv;
+
+	rep->hdr.type = PROTO_SAGA_REPLY;
+	sr->failed_step = r->failed_step;
+	if (r->state == PROTO_SAGA_COMMITTED) {
+		sr->outcome = PROTO_COMMITTED;
+		why[0] = '\0';
+	} else if (r->state == PROTO_SAGA_ABORTED) {
+		sr->outcome = PROTO_ABORTED;
+		snprintf(why, sizeof(why), "compensated: %s",
+		    r->reason != NULL ? r->reason : "");
+	} else {
+		sr->outcome = PROTO_UNKNOWN;
+		saga__count(s, SAGA_CTR_REPLIED_UNKNOWN);
+		snprintf(why, sizeof(why), "saga is %s%s%s",
+		    state_name(r->state), r->last_error[0] ? ": " : "",
+		    r->last_error);
+	}
+	if ((rv = proto_str_set(&sr->gid, r->gid)) != DTX_OK)
+		return rv;
+	if (why[0] != '\0' && (rv = proto_str_set(&sr->reason, why)) != DTX_OK)
+		return rv;
+	return DTX_OK;
+}
+
+static void
+deadline_ts(struct timespec *ts, uint64_t deadline_ns)
+{
+	uint64_t now = dtx_mono_ns();
+	uint64_t d = deadline_ns > now ? deadline_ns - now : 0;
+	if (d > 100000000u)
+		d = 100000000u; // wake at least every 100 ms to see a stop
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	uint64_t ns = (uint64_t)ts->tv_nsec + d;
+	ts->tv_sec += (time_t)(ns / 1000000000u);
+	ts->tv_nsec = (long)(ns % 1000000000u);
+}
+
+// A gid already known: waits (bounded) for its outcome. saga->mu held.
+static dtx_err
+resubmitted(saga *s, saga__rec *r, proto_msg *rep)
+{
+	uint64_t end =
+	    dtx_mono_ns() + (uint64_t)s->cfg->reply_wait_ms * 1000000u;
+	saga__count(s, SAGA_CTR_RESUBMITTED);
+	r->waiters++;
+	while (!finished(r) && dtx_mono_ns() < end && !saga__stopping(s)) {
+		struct timespec ts;
+		deadline_ts(&ts, end);
+		pthread_cond_timedwait(&s->done_cv, &s->mu, &ts);
+	}
+	r->waiters--;
+	return reply_of(s, r, rep);
+}
+
+// Checks what the participants could not: that every step names a
+// participant of the topology and uses ops a step can carry.
+static dtx_err
+check_submit(saga *s, const proto_saga_submit *sub, proto_msg *rep)
+{
+	const dtx_topo *topo = proto_daemon_topo(s->d);
+	for (uint32_t i = 0; i < sub->n_steps; i++) {
+		const proto_saga_step *st = &sub->steps[i];
+		const dtx_node *nd = dtx_topo_find(topo, st->participant);
+		if (nd == NULL || nd->role != DTX_ROLE_PARTICIPANT)
+			return proto_msg_set_error(rep, DTX_EINVAL,
+			    "step %u: node %u is not a participant", i,
+			    st->participant);
+		if (st->action.kind == PROTO_OP_GET ||
+		    st->compensate.kind == PROTO_OP_GET)
+			return proto_msg_set_error(rep, DTX_EINVAL,
+			    "step %u: a step's action and compensation must "
+			    "be add or put",
+			    i);
+	}
+	return DTX_OK;
+}
+
+static dtx_err
+submit(saga *s, const proto_msg *req, proto_msg *rep)
+{
+	const proto_saga_submit *sub = &req->u.saga_submit;
+	saga__buf b = { 0 };
+	saga__rec *r = NULL;
+	uint64_t lsn = 0;
+	dtx_err rv;
+
+	if (saga__stopping(s))
+		return DTX_ECLOSED;
+	if ((rv = check_submit(s, sub, rep)) != DTX_OK ||
+	    rep->hdr.type == PROTO_ERROR)
+		return rv;
+	uint64_t start = dtx_mono_ns();
+	rv = saga__enc_begin(&b, sub, dtx_wall_ns() / 1000000u);
+	if (rv != DTX_OK)
+		goto done;
+	pthread_mutex_lock(&s->mu);
+	if ((r = saga__find(s, sub->gid)) != NULL) {
+		rv = resubmitted(s, r, rep);
+		pthread_mutex_unlock(&s->mu);
+		goto done;
+	}
+	rv = stor_wal_append(s->wal, SAGA__REC_BEGIN, b.p, b.len, false, &lsn);
+	if (rv == DTX_OK)
+		rv = saga__apply(s, SAGA__REC_BEGIN, b.p, b.len, &r);
+	if (rv == DTX_OK)
+		r->owned = true;
+	pthread_mutex_unlock(&s->mu);
+	if (rv != DTX_OK)
+		goto done;
+	saga__count(s, SAGA_CTR_SUBMITTED);
+	// The saga is durable before its first step runs (rule 12).
+	if ((rv = stor_wal_sync(s->wal, lsn)) != DTX_OK) {
+		DTX_LOG(DTX_LOG_ERROR, "SAGA_LOG", "saga %s: begin: %s",
+		    sub->gid, dtx_strerror(rv));
+		pthread_mutex_lock(&s->mu);
+		r->owned = false;
+		snprintf(r->last_error, sizeof(r->last_error), "saga log: %s",
+		    dtx_strerror(rv));
+		rv = reply_of(s, r, rep);
+		pthread_mutex_unlock(&s->mu);
+		goto done;
+	}
+	dtx_crashpoint("saga.after_begin_log");
+	bool done = saga__drive(
+	    s, r, start + (uint64_t)s->cfg->reply_wait_ms * 1000000u);
+	pthread_mutex_lock(&s->mu);
+	if (!done && !saga__stopping(s)) {
+		// It goes on in the background; the client may ask again.
+		saga__count(s, SAGA_CTR_HANDED_OFF);
+		saga__enqueue(s, r);
+	} else {
+		r->owned = false;
+	}
+	rv = reply_of(s, r, rep);
+	pthread_mutex_unlock(&s->mu);
+done:
+	saga__buf_fini(&b);
+	return rv;
+}
+
+static dtx_err
+status(saga *s, const proto_msg *req, proto_msg *rep)
+{
+	proto_saga_status_reply *sr = &rep->u.saga_status_reply;
+	dtx_err rv;
+
+	rep->hdr.type = PROTO_SAGA_STATUS_REPLY;
+	if ((rv = proto_str_set(&sr->gid, req->u.gid.gid)) != DTX_OK)
+		return rv;
+	pthread_mutex_lock(&s->mu);
+	saga__rec *r = saga__find(s, req->u.gid.gid);
+	if (r == NULL) {
+		sr->state = PROTO_SAGA_UNKNOWN;
+		goto unlock;
+	}
+	sr->state = r->state;
+	if (r->n_steps > 0) {
+		sr->step_states = dtx_alloc(r->n_steps);
+		if (sr->step_states == NULL) {
+			rv = DTX_ENOMEM;
+			goto unlock;
+		}
+		memcpy(sr->step_states, r->st, r->n_steps);
+		sr->n_steps = r->n_steps;
+	}
+	uint64_t now = dtx_wall_ns() / 1000000u;
+	sr->age_ms = now > r->submit_wall_ms ? now - r->submit_wall_ms : 0;
+	if (r->last_error[0] != '\0')
+		rv = proto_str_set(&sr->last_error, r->last_error);
+unlock:
+	pthread_mutex_unlock(&s->mu);
+	return rv;
+}
+
+dtx_err
+saga__handle(void *arg, const proto_msg *req, proto_msg *rep)
+{
+	saga *s = arg;
+
+	switch (req->hdr.type) {
+	case PROTO_SAGA_SUBMIT:
+		return submit(s, req, rep);
+	case PROTO_SAGA_STATUS:
+		return status(s, req, rep);
+	default:
+		return proto_msg_set_error(rep, DTX_EINVAL,
+		    "a saga orchestrator does not serve %s messages",
+		    proto_type_name(req->hdr.type));
+	}
+}
+
+dtx_err
+saga__health(void *arg, proto_health_reply *rep)
+{
+	saga *s = arg;
+	char state[PROTO_MAX_STR + 1];
+	dtx_err rv;
+	size_t comp = 0, stuck = 0;
+	uint64_t oldest = 0;
+	const saga__rec *worst = NULL;
+
+	pthread_mutex_lock(&s->mu);
+	uint64_t now = dtx_mono_ns();
+	for (size_t b = 0; b < s->nbuckets && s->unfinished > 0; b++)
+		for (saga__rec *r = s->buckets[b]; r != NULL; r = r->hnext) {
+			if (r->state != PROTO_SAGA_COMPENSATING)
+				continue;
+			comp++;
+			uint64_t age = (now - r->comp_since_ns) / 1000000u;
+			if (age >= (uint64_t)s->cfg->stuck_ms)
+				stuck++;
+			if (worst == NULL || age > oldest) {
+				oldest = age;
+				worst = r;
+			}
+		}
+	if (stor_wal_status(s->wal) != DTX_OK)
+		snprintf(state, sizeof(state), "failed");
+	else if (stuck > 0)
+		snprintf(state, sizeof(state),
+		    "stuck: saga %s compensating for %llu ms: %s", worst->gid,
+		    (unsigned long long)oldest,
+		    worst->last_error[0] ? worst->last_error : "no error yet");
+	else if (s->recovering > 0)
+		snprintf(state, sizeof(state), "recovering");
+	else
+		snprintf(state, sizeof(state), "ok");
+	int64_t inflight = (int64_t)s->unfinished;
+	int64_t remembered = (int64_t)s->count;
+	int64_t forgets = (int64_t)s->fq_len;
+	pthread_mutex_unlock(&s->mu);
+
+	if ((rv = proto_str_set(&rep->state, state)) != DTX_OK)
+		return rv;
+	rep->in_doubt = comp;
+	struct {
+		const char *name;
+		int64_t v;
+	} g[] = {
+		{ "in_flight", inflight },
+		{ "compensating", (int64_t)comp },
+		{ "stuck", (int64_t)stuck },
+		{ "oldest_compensating_ms", (int64_t)oldest },
+		{ "remembered", remembered },
+		{ "forgets_pending", forgets },
+	};
+	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
+		if ((rv = proto_health_counter(rep, g[i].name, g[i].v)) !=
+		    DTX_OK)
+			return rv;
+	for (int i = 0; i < SAGA_CTR_COUNT; i++)
+		if ((rv = proto_health_counter(rep, saga__ctr_names[i],
+		         (int64_t)atomic_load(&s->ctr[i]))) != DTX_OK)
+			return rv;
+	return DTX_OK;
+}

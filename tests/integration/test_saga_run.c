@@ -1,0 +1,427 @@
+// SPDX-License-Identifier: MIT
+//
+// Sagas end to end on real daemons (two participants and dtx-saga): the
+// happy path, a failing second step compensating the first, idempotent
+// resubmission, many sagas at once with the total conserved, a snapshot
+// read seeing a debit before its credit (sagas give up isolation), a
+// participant unreachable past the retry budget (compensation), a saga
+// stuck in compensation visible in SAGA_STATUS and HEALTH, and a
+// participant killed in the middle of a step.
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "test_saga_util.h"
+
+#define NACCT 8
+#define INIT 100
+
+static tsaga T;
+static int acct_on[3][NACCT]; // accounts owned by participant 1 and 2
+static int nacct_on[3];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	if (ts_create(&T, 2) != 0)
+		return -1;
+	for (uint32_t i = 1; i <= 2; i++)
+		if (ts_start(&T, i, NULL) != 0)
+			return -1;
+	// Short timings so the failure cases run in seconds.
+	char *env[] = { "DTX_STUCK_MS=1000", "DTX_REPLY_WAIT_MS=4000",
+		"DTX_ACTION_BUDGET_MS=1500", "DTX_STEP_TIMEOUT_MS=300",
+		"DTX_BACKOFF_MAX_MS=200", NULL };
+	if (ts_start(&T, T.saga_id, env) != 0)
+		return -1;
+	for (int a = 0; a < NACCT; a++) {
+		uint32_t p = ts_owner(&T, a);
+		acct_on[p][nacct_on[p]++] = a;
+	}
+	if (nacct_on[1] < 2 || nacct_on[2] < 2)
+		return -1; // the routing put too few accounts on one shard
+	return ts_init_accounts(&T, NACCT, INIT);
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	ts_destroy(&T);
+	return 0;
+}
+
+static int64_t
+total(int64_t *bal)
+{
+	int64_t b[NACCT];
+	int64_t t = ts_read(&T, NACCT, bal != NULL ? bal : b, NULL);
+	assert_true(t != INT64_MIN);
+	return t;
+}
+
+static void
+gid_of(char *buf, size_t n, const char *what)
+{
+	snprintf(buf, n, "%s-%llu", what, (unsigned long long)++T.gidseq);
+}
+
+static void
+test_happy_path(void **state)
+{
+	(void)state;
+	int64_t before[NACCT], after[NACCT];
+	char gid[64], why[300];
+	int32_t failed = 7;
+	int a = acct_on[1][0], b = acct_on[2][0];
+	total(before);
+	gid_of(gid, sizeof(gid), "happy");
+	assert_int_equal(
+	    ts_transfer(&T, gid, a, b, 30, &failed, why, sizeof(why)),
+	    PROTO_COMMITTED);
+	assert_int_equal(failed, -1);
+	assert_int_equal(total(after), NACCT * INIT);
+	assert_int_equal(after[a], before[a] - 30);
+	assert_int_equal(after[b], before[b] + 30);
+	uint8_t st[4];
+	uint32_t n = 0;
+	assert_int_equal(
+	    ts_status(&T, gid, st, &n, NULL, NULL, 0), PROTO_SAGA_COMMITTED);
+	assert_int_equal(n, 2);
+	assert_int_equal(st[0], PROTO_SS_DONE);
+	assert_int_equal(st[1], PROTO_SS_DONE);
+	// Resubmitting the same gid answers the same outcome and moves no
+	// money a second time.
+	assert_int_equal(
+	    ts_transfer(&T, gid, a, b, 30, &failed, why, sizeof(why)),
+	    PROTO_COMMITTED);
+	total(after);
+	assert_int_equal(after[a], before[a] - 30);
+	assert_int_equal(
+	    ts_status(&T, "never-submitted", NULL, NULL, NULL, NULL, 0),
+	    PROTO_SAGA_UNKNOWN);
+}
+
+static void
+test_second_step_fails(void **state)
+{
+	(void)state;
+	int64_t before[NACCT], after[NACCT];
+	char gid[64], why[300], k0[32], k1[32];
+	int32_t failed = -1;
+	int a = acct_on[1][1], b = acct_on[2][1];
+	total(before);
+	// Step 0 credits a; step 1 debits b by more than it holds.
+	proto_saga_step st[2];
+	ts_add_step(&T, &st[0], k0, a, 40, INT64_MIN);
+	ts_add_step(&T, &st[1], k1, b, -(before[b] + 1), 0);
+	gid_of(gid, sizeof(gid), "fail2");
+	assert_int_equal(ts_submit(&T, gid, st, 2, &failed, why, sizeof(why)),
+	    PROTO_ABORTED);
+	assert_int_equal(failed, 1);
+	assert_non_null(strstr(why, "insufficient funds"));
+	assert_int_equal(total(after), NACCT * INIT);
+	assert_int_equal(after[a], before[a]); // step 0 compensated
+	assert_int_equal(after[b], before[b]);
+	uint8_t ss[4];
+	uint32_t n = 0;
+	assert_int_equal(
+	    ts_status(&T, gid, ss, &n, NULL, NULL, 0), PROTO_SAGA_ABORTED);
+	assert_int_equal(ss[0], PROTO_SS_COMPENSATED);
+	assert_int_equal(ss[1], PROTO_SS_COMPENSATED); // null compensation
+	// A plain transfer with too little money fails at step 0.
+	gid_of(gid, sizeof(gid), "fail1");
+	assert_int_equal(
+	    ts_transfer(&T, gid, a, b, 100000, &failed, why, sizeof(why)),
+	    PROTO_ABORTED);
+	assert_int_equal(failed, 0);
+	total(after);
+	assert_memory_equal(after, before, sizeof(before));
+}
+
+typedef struct worker_arg {
+	int id;
+	int n;
+	int committed, aborted, other;
+} worker_arg;
+
+static void *
+worker(void *p)
+{
+	worker_arg *w = p;
+	uint64_t seed = 1234 + (uint64_t)w->id;
+	for (int i = 0; i < w->n; i++) {
+		char gid[64];
+		snprintf(gid, sizeof(gid), "many-%d-%d", w->id, i);
+		int from = (int)dtx_rand_below(&seed, NACCT);
+		int to = (int)dtx_rand_below(&seed, NACCT - 1);
+		if (to >= from)
+			to++;
+		int64_t amt = 1 + (int64_t)dtx_rand_below(&seed, 60);
+		int out = ts_transfer(&T, gid, from, to, amt, NULL, NULL, 0);
+		if (out == PROTO_COMMITTED)
+			w->committed++;
+		else if (out == PROTO_ABORTED)
+			w->aborted++;
+		else
+			w->other++;
+	}
+	return NULL;
+}
+
+static void
+test_many_concurrent(void **state)
+{
+	(void)state;
+	enum { NW = 16 };
+	pthread_t th[NW];
+	worker_arg w[NW];
+	for (int i = 0; i < NW; i++) {
+		w[i] = (worker_arg) { .id = i, .n = 40 };
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, worker, &w[i]), 0);
+	}
+	int c = 0, a = 0, o = 0;
+	for (int i = 0; i < NW; i++) {
+		pthread_join(th[i], NULL);
+		c += w[i].committed;
+		a += w[i].aborted;
+		o += w[i].other;
+	}
+	fprintf(stderr, "# %d committed, %d aborted, %d other\n", c, a, o);
+	assert_int_equal(o, 0);
+	assert_true(c > 0);
+	int64_t bal[NACCT];
+	assert_int_equal(total(bal), NACCT * INIT);
+	for (int i = 0; i < NACCT; i++)
+		assert_true(bal[i] >= 0);
+}
+
+typedef struct bg_submit {
+	int from, to;
+	int64_t amount;
+	char gid[64];
+	int out;
+} bg_submit;
+
+static void *
+bg_transfer(void *p)
+{
+	bg_submit *b = p;
+	b->out =
+	    ts_transfer(&T, b->gid, b->from, b->to, b->amount, NULL, NULL, 0);
+	return NULL;
+}
+
+static void
+test_snapshot_sees_debit_before_credit(void **state)
+{
+	(void)state;
+	// Calls from the orchestrator to participant 2 (the credit) wait
+	// 1.5 s: a snapshot read in between sees the debit only.
+	int64_t delay[2] = { 2, 1500 };
+	assert_int_equal(ts_fault(&T, T.saga_id, "delay", delay, 2, NULL), 0);
+	bg_submit b = {
+		.from = acct_on[1][0], .to = acct_on[2][0], .amount = 9
+	};
+	gid_of(b.gid, sizeof(b.gid), "iso");
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bg_transfer, &b), 0);
+	dtx_sleep_ms(600);
+	int64_t mid[NACCT];
+	clk_ts at = 0;
+	int64_t t_mid = ts_read(&T, NACCT, mid, &at);
+	pthread_join(th, NULL);
+	int64_t zero[2] = { 2, 0 };
+	assert_int_equal(ts_fault(&T, T.saga_id, "delay", zero, 2, NULL), 0);
+	assert_int_equal(b.out, PROTO_COMMITTED);
+	// One consistent snapshot (one timestamp on both shards) shows the
+	// money in flight: the total is short by the amount.
+	assert_int_equal(t_mid, NACCT * INIT - 9);
+	// The same snapshot read again later still shows it (it is a
+	// snapshot, not a torn read), and now the total is whole.
+	int64_t again[NACCT];
+	assert_int_equal(ts_read(&T, NACCT, again, &at), NACCT * INIT - 9);
+	assert_int_equal(total(NULL), NACCT * INIT);
+}
+
+static void
+test_unreachable_participant_compensates(void **state)
+{
+	(void)state;
+	int64_t before[NACCT], after[NACCT];
+	char why[300];
+	total(before);
+	int64_t cut[1] = { 2 };
+	assert_int_equal(ts_fault(&T, T.saga_id, "partition", cut, 1, NULL), 0);
+	bg_submit b = {
+		.from = acct_on[1][1], .to = acct_on[2][1], .amount = 5
+	};
+	gid_of(b.gid, sizeof(b.gid), "unreach");
+	uint64_t t0 = dtx_mono_ns();
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bg_transfer, &b), 0);
+	// The credit's retry budget (1.5 s) runs out: the saga turns to
+	// compensation. Its first compensation (the credit's, a null one)
+	// needs participant 2 too, so heal the partition then.
+	int st = -1;
+	why[0] = '\0';
+	for (int i = 0; i < 100 && st != PROTO_SAGA_COMPENSATING; i++) {
+		dtx_sleep_ms(50);
+		st = ts_status(&T, b.gid, NULL, NULL, NULL, why, sizeof(why));
+	}
+	uint64_t ms = (dtx_mono_ns() - t0) / 1000000u;
+	assert_int_equal(
+	    ts_fault(&T, T.saga_id, "partition", NULL, 0, NULL), 0);
+	pthread_join(th, NULL);
+	fprintf(stderr, "# compensating after %llu ms (%s)\n",
+	    (unsigned long long)ms, why);
+	assert_int_equal(st, PROTO_SAGA_COMPENSATING);
+	assert_true(ms >= 1500); // the budget was spent first
+	assert_int_equal(b.out, PROTO_ABORTED);
+	int32_t failed = -1;
+	assert_int_equal(
+	    ts_transfer(&T, b.gid, b.from, b.to, 5, &failed, why, sizeof(why)),
+	    PROTO_ABORTED);
+	assert_int_equal(failed, 1);
+	assert_non_null(strstr(why, "retries exhausted"));
+	assert_int_equal(total(after), NACCT * INIT);
+	assert_memory_equal(after, before, sizeof(before));
+	int64_t gave_up = 0;
+	assert_int_equal(
+	    ts_health(&T, T.saga_id, NULL, 0, "steps_gave_up", &gave_up), 0);
+	assert_true(gave_up >= 1);
+}
+
+typedef struct bg_saga {
+	proto_saga_step *st;
+	uint32_t n;
+	const char *gid;
+	int out;
+	int32_t failed;
+	char why[300];
+} bg_saga;
+
+static void *
+bg_submit_saga(void *p)
+{
+	bg_saga *b = p;
+	b->out = ts_submit(
+	    &T, b->gid, b->st, b->n, &b->failed, b->why, sizeof(b->why));
+	return NULL;
+}
+
+static void
+test_stuck_compensation_visible(void **state)
+{
+	(void)state;
+	int64_t before[NACCT], after[NACCT];
+	char gid[64], k0[32], k1[32], err[256], hs[300];
+	total(before);
+	int a = acct_on[1][1], b = acct_on[2][1];
+	// Step 0 debits a on participant 1; step 1 fails on participant 2
+	// after 800 ms (delayed calls); by then participant 1 is cut off,
+	// so the compensation of step 0 cannot get through.
+	proto_saga_step st[2];
+	ts_add_step(&T, &st[0], k0, a, -3, 0);
+	ts_add_step(&T, &st[1], k1, b, -(before[b] + 1), 0);
+	int64_t delay[2] = { 2, 800 };
+	assert_int_equal(ts_fault(&T, T.saga_id, "delay", delay, 2, NULL), 0);
+	gid_of(gid, sizeof(gid), "stuck");
+	bg_saga bs = { .st = st, .n = 2, .gid = gid, .out = -1 };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bg_submit_saga, &bs), 0);
+	dtx_sleep_ms(300);
+	int64_t cut[1] = { 1 };
+	assert_int_equal(ts_fault(&T, T.saga_id, "partition", cut, 1, NULL), 0);
+	// SAGA_STATUS shows it compensating, with its age and last error.
+	int st_now = -1;
+	uint64_t age = 0;
+	err[0] = '\0';
+	for (int i = 0; i < 100; i++) {
+		st_now = ts_status(&T, gid, NULL, NULL, &age, err, sizeof(err));
+		if (st_now == PROTO_SAGA_COMPENSATING && strstr(err, "node 1"))
+			break;
+		dtx_sleep_ms(50);
+	}
+	fprintf(stderr, "# status %d age %llu ms: %s\n", st_now,
+	    (unsigned long long)age, err);
+	assert_int_equal(st_now, PROTO_SAGA_COMPENSATING);
+	assert_non_null(strstr(err, "node 1"));
+	// HEALTH calls it stuck once it compensated for over 1 s.
+	hs[0] = '\0';
+	for (int i = 0; i < 100 && strncmp(hs, "stuck", 5) != 0; i++) {
+		assert_int_equal(
+		    ts_health(&T, T.saga_id, hs, sizeof(hs), NULL, NULL), 0);
+		dtx_sleep_ms(50);
+	}
+	fprintf(stderr, "# health: %s\n", hs);
+	assert_non_null(strstr(hs, gid));
+	// The client was told "unknown" after its wait (4 s).
+	pthread_join(th, NULL);
+	assert_int_equal(bs.out, PROTO_UNKNOWN);
+	// Heal: the compensation goes through and the saga is aborted.
+	assert_int_equal(
+	    ts_fault(&T, T.saga_id, "partition", NULL, 0, NULL), 0);
+	int64_t zero[2] = { 2, 0 };
+	assert_int_equal(ts_fault(&T, T.saga_id, "delay", zero, 2, NULL), 0);
+	assert_int_equal(ts_wait_final(&T, gid, 15000), PROTO_SAGA_ABORTED);
+	assert_int_equal(total(after), NACCT * INIT);
+	assert_memory_equal(after, before, sizeof(before));
+	assert_int_equal(
+	    ts_health(&T, T.saga_id, hs, sizeof(hs), NULL, NULL), 0);
+	assert_string_equal(hs, "ok");
+}
+
+static void
+test_participant_killed_mid_step(void **state)
+{
+	(void)state;
+	int64_t before[NACCT], after[NACCT];
+	total(before);
+	// Participant 2 dies right after committing the credit, before it
+	// answers; it is restarted while the orchestrator retries.
+	assert_int_equal(ts_fault(&T, 2, "crash_at", (int64_t[]) { 1 }, 1,
+	                     "part.saga_step_after_commit"),
+	    0);
+	bg_submit b = {
+		.from = acct_on[1][0], .to = acct_on[2][0], .amount = 4
+	};
+	gid_of(b.gid, sizeof(b.gid), "pkill");
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bg_transfer, &b), 0);
+	int status = 0;
+	assert_int_equal(cli_cluster_wait_exit(T.c, 2, 10000, &status), DTX_OK);
+	ts_drop_client(&T, 2);
+	assert_int_equal(ts_start(&T, 2, NULL), 0);
+	pthread_join(th, NULL);
+	// The retried credit met its barrier: applied once, committed.
+	assert_int_equal(b.out, PROTO_COMMITTED);
+	assert_int_equal(total(after), NACCT * INIT);
+	assert_int_equal(after[b.from], before[b.from] - 4);
+	assert_int_equal(after[b.to], before[b.to] + 4);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_happy_path),
+		cmocka_unit_test(test_second_step_fails),
+		cmocka_unit_test(test_many_concurrent),
+		cmocka_unit_test(test_snapshot_sees_debit_before_credit),
+		cmocka_unit_test(test_unreachable_participant_compensates),
+		cmocka_unit_test(test_stuck_compensation_visible),
+		cmocka_unit_test(test_participant_killed_mid_step),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: MIT
+//
+// The participant's side of sagas (rule 13), on a real dtx-participant
+// driven by STEP messages sent straight to it: duplicate actions and
+// compensations are no-ops that answer the first result, a compensation
+// whose action never ran is a null compensation, an action arriving after
+// its compensation is refused, a failed action's compensation changes
+// nothing, SAGA_FORGET drops the barriers, and bad steps are refused
+// without hurting the daemon.
+
+#include <stdbool.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "test_saga_util.h"
+
+#define NACCT 4
+
+static tsaga T;
+
+static int
+setup(void **state)
+{
+	(void)state;
+	if (ts_create(&T, 1) != 0 || ts_start(&T, 1, NULL) != 0)
+		return -1;
+	return ts_init_accounts(&T, NACCT, 100);
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	ts_destroy(&T);
+	return 0;
+}
+
+static int64_t
+balance(int acct)
+{
+	int64_t bal[NACCT];
+	assert_true(ts_read(&T, NACCT, bal, NULL) != INT64_MIN);
+	return bal[acct];
+}
+
+static int
+step(const char *gid, uint32_t br, proto_phase ph, int acct, int64_t delta,
+    int64_t min, bool *dup)
+{
+	char k[32];
+	proto_op op;
+	ts_key(k, sizeof(k), acct);
+	ts_op_add(&op, k, delta, min);
+	return ts_step(&T, 1, gid, br, ph, &op, 1, dup);
+}
+
+static void
+test_duplicate_action_and_compensation(void **state)
+{
+	(void)state;
+	bool dup = true;
+	assert_int_equal(step("g-dup", 0, PROTO_PHASE_ACTION, 0, -10, 0, &dup),
+	    PROTO_STEP_OK);
+	assert_false(dup);
+	assert_int_equal(balance(0), 90);
+	// Delivered again (a retry after a lost reply): no second debit.
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(
+		    step("g-dup", 0, PROTO_PHASE_ACTION, 0, -10, 0, &dup),
+		    PROTO_STEP_OK);
+		assert_true(dup);
+	}
+	assert_int_equal(balance(0), 90);
+	// Its compensation, delivered three times, credits once.
+	assert_int_equal(
+	    step("g-dup", 0, PROTO_PHASE_COMPENSATE, 0, 10, INT64_MIN, &dup),
+	    PROTO_STEP_OK);
+	assert_false(dup);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(step("g-dup", 0, PROTO_PHASE_COMPENSATE, 0, 10,
+		                     INT64_MIN, &dup),
+		    PROTO_STEP_OK);
+		assert_true(dup);
+	}
+	assert_int_equal(balance(0), 100);
+	// A late copy of the action answers its first result and changes
+	// nothing.
+	assert_int_equal(step("g-dup", 0, PROTO_PHASE_ACTION, 0, -10, 0, &dup),
+	    PROTO_STEP_OK);
+	assert_true(dup);
+	assert_int_equal(balance(0), 100);
+}
+
+static void
+test_null_compensation_and_hanging_action(void **state)
+{
+	(void)state;
+	bool dup = true;
+	// The compensation overtakes its action (the action's message was
+	// delayed): nothing to undo, but it is recorded.
+	assert_int_equal(
+	    step("g-null", 3, PROTO_PHASE_COMPENSATE, 1, 25, INT64_MIN, &dup),
+	    PROTO_STEP_OK);
+	assert_false(dup);
+	assert_int_equal(balance(1), 100);
+	// The delayed action arrives: refused, no debit (no hanging).
+	assert_int_equal(step("g-null", 3, PROTO_PHASE_ACTION, 1, -25, 0, &dup),
+	    PROTO_STEP_REFUSED);
+	assert_false(dup);
+	assert_int_equal(balance(1), 100);
+	assert_int_equal(step("g-null", 3, PROTO_PHASE_ACTION, 1, -25, 0, &dup),
+	    PROTO_STEP_REFUSED);
+	assert_int_equal(balance(1), 100);
+	// A second copy of the null compensation is a duplicate.
+	assert_int_equal(
+	    step("g-null", 3, PROTO_PHASE_COMPENSATE, 1, 25, INT64_MIN, &dup),
+	    PROTO_STEP_OK);
+	assert_true(dup);
+	assert_int_equal(balance(1), 100);
+}
+
+static void
+test_failed_action(void **state)
+{
+	(void)state;
+	bool dup = true;
+	// Insufficient funds: FAILED, nothing changes.
+	assert_int_equal(
+	    step("g-fail", 0, PROTO_PHASE_ACTION, 2, -1000, 0, &dup),
+	    PROTO_STEP_FAILED);
+	assert_false(dup);
+	assert_int_equal(balance(2), 100);
+	// A duplicate answers FAILED again, even though the balance would
+	// now allow a smaller debit: the first result stands.
+	assert_int_equal(
+	    step("g-fail", 0, PROTO_PHASE_ACTION, 2, -1000, 0, &dup),
+	    PROTO_STEP_FAILED);
+	assert_true(dup);
+	// Its compensation must change nothing (the action changed nothing).
+	assert_int_equal(
+	    step("g-fail", 0, PROTO_PHASE_COMPENSATE, 2, 1000, INT64_MIN, &dup),
+	    PROTO_STEP_OK);
+	assert_false(dup);
+	assert_int_equal(balance(2), 100);
+	// A missing account fails the same way.
+	char k[32] = "no-such-account";
+	proto_op op;
+	ts_op_add(&op, k, 5, INT64_MIN);
+	assert_int_equal(
+	    ts_step(&T, 1, "g-missing", 0, PROTO_PHASE_ACTION, &op, 1, &dup),
+	    PROTO_STEP_FAILED);
+}
+
+static void
+test_forget_drops_barriers(void **state)
+{
+	(void)state;
+	bool dup = false;
+	assert_int_equal(
+	    step("g-forget", 0, PROTO_PHASE_ACTION, 3, -1, 0, &dup),
+	    PROTO_STEP_OK);
+	assert_int_equal(balance(3), 99);
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_SAGA_FORGET);
+	proto_msg_init(&rep, PROTO_NONE);
+	req.u.gid.gid = "g-forget";
+	assert_int_equal(ts_call(&T, 1, &req, &rep), DTX_OK);
+	assert_int_equal(rep.hdr.type, PROTO_ACK);
+	proto_msg_free(&rep);
+	// With its barrier gone the same branch runs as new: this is why
+	// the orchestrator forgets a saga only well after it ended.
+	assert_int_equal(
+	    step("g-forget", 0, PROTO_PHASE_ACTION, 3, -1, 0, &dup),
+	    PROTO_STEP_OK);
+	assert_false(dup);
+	assert_int_equal(balance(3), 98);
+	// Restore the account for the other cases.
+	assert_int_equal(
+	    step("g-forget-undo", 0, PROTO_PHASE_ACTION, 3, 2, INT64_MIN, &dup),
+	    PROTO_STEP_OK);
+	assert_int_equal(balance(3), 100);
+}
+
+static void
+test_bad_steps_refused(void **state)
+{
+	(void)state;
+	char k[32] = "acct-0";
+	proto_op op = { .kind = PROTO_OP_GET, .key = { (uint8_t *)k, 6 } };
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_STEP);
+	proto_msg_init(&rep, PROTO_NONE);
+	req.u.step = (proto_step) { .gid = "g-bad",
+		.branch = 0,
+		.phase = PROTO_PHASE_ACTION,
+		.n_ops = 1,
+		.ops = &op };
+	assert_int_equal(ts_call(&T, 1, &req, &rep), DTX_EREFUSED);
+	assert_int_equal(rep.u.error.code, DTX_EINVAL);
+	proto_msg_free(&rep);
+	// Still serving, balances intact.
+	assert_int_equal(balance(0), 100);
+	char state_s[64];
+	assert_int_equal(
+	    ts_health(&T, 1, state_s, sizeof(state_s), NULL, NULL), 0);
+}
+
+static void
+test_barriers_survive_restart(void **state)
+{
+	(void)state;
+	bool dup = false;
+	assert_int_equal(
+	    step("g-restart", 1, PROTO_PHASE_ACTION, 0, -7, 0, &dup),
+	    PROTO_STEP_OK);
+	assert_int_equal(step("g-restart2", 1, PROTO_PHASE_COMPENSATE, 0, 7,
+	                     INT64_MIN, &dup),
+	    PROTO_STEP_OK);
+	assert_int_equal(cli_cluster_signal(T.c, 1, SIGKILL), DTX_OK);
+	ts_drop_client(&T, 1);
+	assert_int_equal(ts_start(&T, 1, NULL), 0);
+	// The barriers came back from the participant's WAL.
+	assert_int_equal(
+	    step("g-restart", 1, PROTO_PHASE_ACTION, 0, -7, 0, &dup),
+	    PROTO_STEP_OK);
+	assert_true(dup);
+	assert_int_equal(
+	    step("g-restart2", 1, PROTO_PHASE_ACTION, 0, -7, 0, &dup),
+	    PROTO_STEP_REFUSED);
+	assert_int_equal(balance(0), 93);
+	assert_int_equal(
+	    step("g-restart", 1, PROTO_PHASE_COMPENSATE, 0, 7, INT64_MIN, &dup),
+	    PROTO_STEP_OK);
+	assert_int_equal(balance(0), 100);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_duplicate_action_and_compensation),
+		cmocka_unit_test(test_null_compensation_and_hanging_action),
+		cmocka_unit_test(test_failed_action),
+		cmocka_unit_test(test_forget_drops_barriers),
+		cmocka_unit_test(test_bad_steps_refused),
+		cmocka_unit_test(test_barriers_survive_restart),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
