@@ -205,11 +205,15 @@ dtx_err clk_source_advance(clk_source *src, int64_t delta_ms);
 // events in one millisecond, which bounded-skew tests show never happens.
 //
 // Persisted bound (optional): the file at bound_path holds an l that no
-// issued timestamp exceeds. Before issuing a timestamp whose l passes it,
-// the clock durably writes a new bound l + CLK_HLC_BOUND_WINDOW_MS; after a
-// restart it issues only timestamps above the stored bound, so a node
-// never repeats or goes below a timestamp it issued before, even with its
-// physical clock set back. File format, 20 bytes, integers little-endian:
+// issued timestamp exceeds. A writer thread durably moves it on to
+// l + CLK_HLC_BOUND_WINDOW_MS once l comes within half a window of it, and
+// a timestamp whose l would pass it waits until it is persisted. After a
+// restart the clock issues only timestamps above the stored bound, so a
+// node never repeats or goes below a timestamp it issued before, even with
+// its physical clock set back. Opening a real clock source waits until
+// physical time passes a bound at most two windows ahead (an ordinary
+// restart), so a restarted node does not start ahead of its peers. File format,
+// 20 bytes, integers little-endian:
 //
 //     offset 0   8 bytes  magic "DTXHLCB1"
 //     offset 8   8 bytes  bound l (uint64, <= CLK_L_MAX)
@@ -224,9 +228,10 @@ typedef struct clk_hlc clk_hlc;
 // Opens a clock over src (borrowed; must outlive the clock). A remote
 // timestamp whose l is more than max_offset_ms ahead of physical time is
 // rejected (0 disables the check). bound_path may be NULL (no persisted
-// bound; "" is DTX_EINVAL) and is copied. The bound is written under the
-// clock's mutex, so about once per CLK_HLC_BOUND_WINDOW_MS of l the event
-// that moves it waits for two fsyncs, and so do events racing it. A missing
+// bound; "" is DTX_EINVAL) and is copied. The bound is written by the
+// clock's own thread; an event waits for it only when its l would pass
+// the persisted bound (a clock running a whole half window of l in less
+// time than two fsyncs take). A missing
 // bound file starts a fresh clock; a file of the wrong size, magic or CRC, or a
 // bound above CLK_L_MAX, is DTX_ECORRUPT (logged with the path); other read
 // errors are translated from errno. On success *out is owned (close with

@@ -29,6 +29,15 @@ struct clk_hlc {
 	uint32_t c;
 	clk_ts last; // last timestamp issued
 	clk_hlc_counters stats; // stats.bound: l of the persisted bound
+
+	// The bound writer thread: it persists bounds while events go on,
+	// so an event waits only if its l would pass the persisted bound.
+	pthread_cond_t cv; // bound, want or werr changed
+	pthread_t writer;
+	bool writer_started;
+	bool stop;
+	uint64_t want; // bound the writer should persist next
+	dtx_err werr; // the writer's last failure (DTX_OK: none)
 };
 
 static void
@@ -139,7 +148,7 @@ write_all(int fd, const unsigned char *p, size_t n)
 }
 
 // Durably replaces the bound file with bound: tmp file, fsync, rename,
-// fsync of the directory. Called with mu held.
+// fsync of the directory. Called by the writer thread without mu.
 static dtx_err
 bound_write(clk_hlc *h, uint64_t bound)
 {
@@ -182,30 +191,79 @@ bound_write(clk_hlc *h, uint64_t bound)
 		goto fail;
 	}
 	close(dfd);
-	h->stats.bound = bound;
-	h->stats.bound_writes++;
 	return DTX_OK;
 
 fail_errno:
 	err = dtx_from_errno(errno);
 fail:
-	h->stats.bound_errors++;
 	DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_WRITE", "%s: %s failed: %s",
 	    h->bound_path, what, dtx_strerror(err));
 	return err;
 }
 
+static void *
+writer_main(void *arg)
+{
+	clk_hlc *h = arg;
+	pthread_mutex_lock(&h->mu);
+	while (!h->stop) {
+		if (h->want <= h->stats.bound) {
+			pthread_cond_wait(&h->cv, &h->mu);
+			continue;
+		}
+		uint64_t b = h->want;
+		pthread_mutex_unlock(&h->mu);
+		dtx_err err = bound_write(h, b);
+		pthread_mutex_lock(&h->mu);
+		if (err == DTX_OK) {
+			if (b > h->stats.bound)
+				h->stats.bound = b;
+			h->stats.bound_writes++;
+		} else {
+			// Waiters get the error; the next event asks again.
+			h->stats.bound_errors++;
+			h->werr = err;
+			h->want = h->stats.bound;
+		}
+		pthread_cond_broadcast(&h->cv);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
 // Makes sure l is covered by the persisted bound before it is issued.
-// Called with mu held.
+// Once l is within half a window of the bound, the writer thread is asked
+// to move it on, so that events rarely wait for its fsyncs. Called with mu
+// held; may wait on cv.
 static dtx_err
 bound_cover(clk_hlc *h, uint64_t l)
 {
-	if (h->bound_path == NULL || l <= h->stats.bound)
+	if (h->bound_path == NULL)
 		return DTX_OK;
-	uint64_t b = l + CLK_HLC_BOUND_WINDOW_MS;
-	if (b > CLK_L_MAX)
-		b = CLK_L_MAX;
-	return bound_write(h, b);
+	uint64_t target = l + CLK_HLC_BOUND_WINDOW_MS;
+	if (target > CLK_L_MAX)
+		target = CLK_L_MAX;
+	if (l + CLK_HLC_BOUND_WINDOW_MS / 2 > h->stats.bound &&
+	    h->want < target && l <= h->stats.bound) {
+		h->want = target;
+		pthread_cond_broadcast(&h->cv);
+	}
+	if (l <= h->stats.bound)
+		return DTX_OK;
+	// The wait releases mu, so other events may move the clock on
+	// meanwhile: DTX_EAGAIN tells the caller to compute its candidate
+	// (l, c) again from the clock's new state.
+	while (l > h->stats.bound) {
+		if (h->want < target) {
+			h->want = target;
+			h->werr = DTX_OK;
+			pthread_cond_broadcast(&h->cv);
+		}
+		pthread_cond_wait(&h->cv, &h->mu);
+		if (l > h->stats.bound && h->werr != DTX_OK)
+			return h->werr;
+	}
+	return DTX_EAGAIN;
 }
 
 // Applies a candidate (l, c) computed by a rule: handles overflow of c,
@@ -246,6 +304,11 @@ clk_hlc_open(clk_hlc **out, clk_source *src, uint64_t max_offset_ms,
 		dtx_free(h);
 		return DTX_ENOMEM;
 	}
+	if (pthread_cond_init(&h->cv, NULL) != 0) {
+		pthread_mutex_destroy(&h->mu);
+		dtx_free(h);
+		return DTX_ENOMEM;
+	}
 	h->src = src;
 	h->max_offset_ms = max_offset_ms;
 	if (bound_path != NULL) {
@@ -281,9 +344,23 @@ clk_hlc_open(clk_hlc **out, clk_source *src, uint64_t max_offset_ms,
 				err = DTX_ERANGE;
 				goto fail;
 			}
+			// After an ordinary restart the bound is at most a
+			// window or two ahead of physical time: wait it out
+			// rather than start ahead of every peer (which would
+			// refuse our messages past their max_offset). A clock
+			// set back further is not waited for.
+			uint64_t pt = clk_source_now_ms(src);
+			if (!clk_source_is_manual(src) && bound >= pt &&
+			    bound - pt <= 2 * CLK_HLC_BOUND_WINDOW_MS)
+				dtx_sleep_ms(bound - pt + 1);
 			h->l = bound + 1;
 			h->c = 0;
 		}
+		if (pthread_create(&h->writer, NULL, writer_main, h) != 0) {
+			err = DTX_ENOMEM;
+			goto fail;
+		}
+		h->writer_started = true;
 	}
 	*out = h;
 	return DTX_OK;
@@ -298,6 +375,14 @@ clk_hlc_close(clk_hlc *h)
 {
 	if (h == NULL)
 		return;
+	if (h->writer_started) {
+		pthread_mutex_lock(&h->mu);
+		h->stop = true;
+		pthread_cond_broadcast(&h->cv);
+		pthread_mutex_unlock(&h->mu);
+		pthread_join(h->writer, NULL);
+	}
+	pthread_cond_destroy(&h->cv);
 	pthread_mutex_destroy(&h->mu);
 	dtx_free(h->bound_path);
 	dtx_free(h->tmp_path);
@@ -308,17 +393,20 @@ clk_hlc_close(clk_hlc *h)
 dtx_err
 clk_hlc_now(clk_hlc *h, clk_ts *out)
 {
+	dtx_err err;
 	pthread_mutex_lock(&h->mu);
-	uint64_t pt = clk_source_now_ms(h->src);
-	uint64_t l, c;
-	if (pt > h->l) {
-		l = pt;
-		c = 0;
-	} else {
-		l = h->l;
-		c = (uint64_t)h->c + 1;
-	}
-	dtx_err err = commit(h, l, c, pt, out);
+	do {
+		uint64_t pt = clk_source_now_ms(h->src);
+		uint64_t l, c;
+		if (pt > h->l) {
+			l = pt;
+			c = 0;
+		} else {
+			l = h->l;
+			c = (uint64_t)h->c + 1;
+		}
+		err = commit(h, l, c, pt, out);
+	} while (err == DTX_EAGAIN);
 	pthread_mutex_unlock(&h->mu);
 	return err;
 }
@@ -328,7 +416,9 @@ clk_hlc_update(clk_hlc *h, clk_ts remote, clk_ts *out)
 {
 	uint64_t lm = clk_ts_l(remote);
 	uint64_t cm = clk_ts_c(remote);
+	dtx_err err;
 	pthread_mutex_lock(&h->mu);
+again:;
 	uint64_t pt = clk_source_now_ms(h->src);
 	if (h->max_offset_ms != 0 && lm > pt && lm - pt > h->max_offset_ms) {
 		h->stats.rejected++;
@@ -354,7 +444,9 @@ clk_hlc_update(clk_hlc *h, clk_ts remote, clk_ts *out)
 		c = cm + 1;
 	else
 		c = 0;
-	dtx_err err = commit(h, l, c, pt, out);
+	err = commit(h, l, c, pt, out);
+	if (err == DTX_EAGAIN)
+		goto again;
 	pthread_mutex_unlock(&h->mu);
 	return err;
 }
