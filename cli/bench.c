@@ -9,6 +9,9 @@ static const cli_cmd benches[] = {
 	{ "rpc", cli_bench_rpc, "round trips/s and latency of the RPC layer" },
 	{ "storage", cli_bench_storage,
 	    "WAL/MVCC vs SQLite: appends/s, replay, memory" },
+	{ "2pc", cli_bench_2pc,
+	    "distributed transfers/s on a local cluster vs the RPC ceiling" },
+	{ "saga", cli_bench_saga, "transfer sagas/s on a local cluster" },
 	{ NULL, NULL, NULL },
 };
 

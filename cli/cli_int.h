@@ -74,6 +74,8 @@ void cli_json_escape(FILE *out, const char *s);
 int cli_cmd_bench(int argc, char **argv); // bench.c
 int cli_bench_rpc(int argc, char **argv); // bench_rpc.c
 int cli_bench_storage(int argc, char **argv); // bench_storage.c
+int cli_bench_2pc(int argc, char **argv); // bench_2pc.c
+int cli_bench_saga(int argc, char **argv); // bench_saga.c
 int cli_cmd_results(int argc, char **argv); // results.c
 int cli_cmd_check(int argc, char **argv); // check.c
 
@@ -95,6 +97,10 @@ typedef struct cli_cluster_opts {
 	bool saga; // also run dtx-saga
 	const char *host; // listen address, default "127.0.0.1"
 	const char *log_level; // passed to the daemons, default "info"
+	// Each daemon in its own network namespace (netns.c), reached over
+	// a bridge at CLI_NETNS_NET.1; needs root (DTX_EPERM otherwise).
+	// host is then ignored.
+	bool netns;
 } cli_cluster_opts;
 
 // Creates the directory layout and a topology with free TCP ports
@@ -667,5 +673,358 @@ dtx_err cli__parse_run_id(const char *s, int64_t *out);
 // Creates directory path and its parents (path is modified in place and
 // restored). Returns a translated errno.
 dtx_err cli__mkdirs(char *path);
+
+// Clusters, clients, nemeses and the bank workload.
+//
+// cluster.c (above) runs the daemons; netns.c gives each its own network
+// namespace; client.c talks to a running cluster; nemesis.c plans and
+// applies faults; progress.c draws the live status line; bank.c runs the
+// bank workload; cmd_cluster.c and cmd_txn.c are the small commands.
+
+#include <pthread.h>
+
+#include "proto.h"
+
+#define CLI_CLUSTER_DIR_DEFAULT ".dtx/cluster"
+
+// More cluster control (cluster.c).
+
+// True when the cluster's daemons run in network namespaces; the prefix
+// of its namespaces, veths and bridge (borrowed, "" without netns).
+bool cli_cluster_is_netns(const cli_cluster *c);
+const char *cli_cluster_netns_prefix(const cli_cluster *c);
+
+// Stops whatever runs for cluster directory dir even when its topology or
+// state file is gone: every process whose command line names dir and a
+// dtx daemon, and (as root) the namespaces, veths, bridge and firewall
+// rule named after dir. Never fails; says on stderr what it removed when
+// verbose.
+void cli_cluster_stop_dir(const char *dir, bool verbose);
+
+// Network namespaces (netns.c). Every daemon node id gets namespace
+// "<prefix>-<id>" holding veth "<prefix>c<id>" with address
+// CLI_NETNS_NET.<10+id>/24, whose peer "<prefix>h<id>" is a port of
+// bridge "<prefix>br" in the root namespace; the bridge holds
+// CLI_NETNS_NET.1 so the CLI reaches every daemon. The prefix is "dx"
+// and six hex digits of CRC32C of the cluster directory's absolute path,
+// so a later stop finds what an earlier start made.
+#define CLI_NETNS_NET "10.77.0"
+#define CLI_NETNS_PORT 7000
+#define CLI_NETNS_PREFIX_MAX 16
+
+// A grudge (Jepsen's): drop[a] has bit b set when node a refuses traffic
+// with node b. Applied in both directions for every pair.
+typedef struct cli_grudge {
+	uint32_t drop[DTX_TOPO_MAX];
+} cli_grudge;
+
+// Writes the prefix for cluster directory dir (need not exist) into buf
+// (size >= CLI_NETNS_PREFIX_MAX).
+void cli_netns_prefix(const char *dir, char *buf, size_t len);
+// DTX_EPERM when not root, DTX_ENOENT when "ip netns" or iptables cannot
+// be run; err says which.
+dtx_err cli_netns_check(char *err, size_t errlen);
+// Creates the bridge, the forward rule, and one namespace per daemon node
+// of topo. DTX_EBUSY when CLI_NETNS_NET.0/24 is already in use.
+dtx_err cli_netns_setup(
+    const char *prefix, const dtx_topo *topo, char *err, size_t errlen);
+// Kills every process inside the prefix's namespaces and removes the
+// namespaces, veths, bridge and forward rule. Idempotent; returns the
+// number of objects removed.
+int cli_netns_teardown(const char *prefix);
+// Applies g with iptables DROP rules (INPUT from and OUTPUT to each
+// refused peer) inside the namespaces; heal flushes them all.
+dtx_err cli_netns_partition(
+    const char *prefix, const dtx_topo *topo, const cli_grudge *g);
+dtx_err cli_netns_heal(const char *prefix, const dtx_topo *topo);
+// Runs argv (argv[0] looked up in PATH, then /usr/sbin and /sbin) and
+// returns its exit status (-1 when it could not run). Its stdout goes
+// into out (may be NULL) and stderr is discarded when quiet.
+int cli_run(const char *const argv[], char *out, size_t outlen, bool quiet);
+
+// Talking to a cluster (client.c). A cli_conn holds one proto client per
+// daemon of a topology; every function is thread-safe.
+typedef struct cli_conn cli_conn;
+
+// Accounts are keys "acct:<n>" whose values are int64 balances (written
+// by PUT as 8 bytes little-endian).
+#define CLI_ACCT_PREFIX "acct:"
+#define CLI_ACCOUNTS_MAX PROTO_MAX_OPS
+
+// Opens clients to every daemon of topo (copied). *out is owned (close
+// with cli_conn_close). DTX_ENOMEM, DTX_EINVAL.
+dtx_err cli_conn_open(const dtx_topo *topo, cli_conn **out);
+void cli_conn_close(cli_conn *c);
+const dtx_topo *cli_conn_topo(const cli_conn *c);
+// One call to node id (timeout_ms 0: 5 s). Contract of proto_client_call.
+dtx_err cli_conn_call(cli_conn *c, uint32_t id, proto_msg *req,
+    proto_msg *rep, uint32_t timeout_ms, bool idempotent);
+
+// What a transfer came to. err is DTX_OK when the coordinator or the
+// orchestrator answered (outcome says what), else the call's error:
+// DTX_EUNREACH and DTX_EREFUSED mean it certainly did not happen, the
+// others that the outcome is unknown.
+typedef struct cli_xfer {
+	dtx_err err;
+	proto_outcome outcome;
+	uint64_t txid;
+	clk_ts cts;
+	int32_t failed_step;
+	char reason[PROTO_MAX_STR + 1];
+} cli_xfer;
+
+// Moves amount from account `from` to `to` in one TXN (mode 2PC or 3PC)
+// of two ADD ops that keep both balances >= 0. Always fills *out.
+void cli_transfer(cli_conn *c, proto_mode mode, int64_t from, int64_t to,
+    int64_t amount, uint32_t timeout_ms, cli_xfer *out);
+// The same as a saga (gid borrowed): debit `from`, then credit `to`, each
+// with its compensation, submitted to the saga orchestrator.
+void cli_saga_transfer(cli_conn *c, const char *gid, int64_t from,
+    int64_t to, int64_t amount, uint32_t timeout_ms, cli_xfer *out);
+
+// A consistent snapshot of every account: every participant read at one
+// HLC timestamp. ids ascending; owned (release with cli_snapshot_fini).
+typedef struct cli_snapshot {
+	clk_ts ts;
+	size_t n;
+	int64_t *ids;
+	int64_t *bal;
+	int64_t total;
+	size_t other_keys; // keys that are not accounts
+} cli_snapshot;
+
+// Reads every participant at `at` (0: the timestamp the first
+// participant answers with), retrying RETRY answers until timeout_ms has
+// passed (DTX_ETIMEDOUT). Errors of the calls otherwise.
+dtx_err cli_snapshot_read(
+    cli_conn *c, clk_ts at, uint32_t timeout_ms, cli_snapshot *out);
+void cli_snapshot_fini(cli_snapshot *s);
+// Appends {"ts":T,"balances":{"<id>":<balance>,...}} to sb.
+void cli_snapshot_json(const cli_snapshot *s, cli_sb *sb);
+
+// Creates accounts 0..n-1 with balance each in one 2PC TXN of PUTs, but
+// only when a snapshot shows no account at all (idempotent). *created
+// says whether it did. DTX_EEXIST when some but not all of the accounts
+// exist, errors of the calls otherwise.
+dtx_err cli_bank_init(cli_conn *c, uint32_t n, int64_t balance,
+    bool *created, char *err, size_t errlen);
+
+// HEALTH of node id: *rep owned on success (proto_msg_free).
+dtx_err cli_health(
+    cli_conn *c, uint32_t id, uint32_t timeout_ms, proto_msg *rep);
+// Sends FAULT kind (args[0..nargs), optional string s) to node id.
+dtx_err cli_send_fault(cli_conn *c, uint32_t id, const char *kind,
+    const int64_t *args, uint32_t nargs, const char *s);
+// STATUS of txid at participant id.
+dtx_err cli_txn_status(
+    cli_conn *c, uint32_t id, uint64_t txid, proto_txn_state *out);
+// SAGA_STATUS of gid at the orchestrator; failed_step -1 when none.
+dtx_err cli_saga_status(cli_conn *c, const char *gid, proto_saga_state *st,
+    int32_t *failed_step);
+// Node id of the saga orchestrator, or UINT32_MAX when there is none.
+uint32_t cli_conn_saga_id(const cli_conn *c);
+// "committed", "aborted", "unknown".
+const char *cli_outcome_name(proto_outcome o);
+
+// Nemeses (nemesis.c). A schedule is a pure function of the seed and the
+// settings (cli_nemesis_plan); a cli_nemesis applies it to a running
+// cluster, recording each action in the history as an `info` op of
+// process CLI_PROC_NEMESIS.
+typedef enum cli_nem_kind {
+	CLI_NEM_KILL = 1u << 0,
+	CLI_NEM_PAUSE = 1u << 1,
+	CLI_NEM_PARTITION = 1u << 2,
+	CLI_NEM_CLOCK = 1u << 3,
+} cli_nem_kind;
+#define CLI_NEM_NKINDS 4
+
+typedef enum cli_nem_target {
+	CLI_TARGET_ANY = 0,
+	CLI_TARGET_COORDINATOR,
+	CLI_TARGET_PARTICIPANTS,
+	CLI_TARGET_SAGA,
+} cli_nem_target;
+
+typedef enum cli_part_shape {
+	CLI_SHAPE_HALVES = 0, // two halves, the smaller first (bisect)
+	CLI_SHAPE_ONE = 1, // one node isolated
+	CLI_SHAPE_BRIDGE = 2, // halves sharing one node that sees both
+	CLI_SHAPE_RING = 3, // each node sees its own majority
+	CLI_SHAPE_COUNT
+} cli_part_shape;
+
+typedef enum cli_nem_action {
+	CLI_NA_KILL = 0,
+	CLI_NA_RESTART,
+	CLI_NA_PAUSE,
+	CLI_NA_RESUME,
+	CLI_NA_PARTITION,
+	CLI_NA_HEAL,
+	CLI_NA_CLOCK_BUMP,
+	CLI_NA_CLOCK_STROBE,
+	CLI_NA_CLOCK_RESET,
+	CLI_NA_COUNT
+} cli_nem_action;
+
+// One planned action at at_ms after the workload started.
+typedef struct cli_nem_event {
+	uint64_t at_ms;
+	cli_nem_action action;
+	uint32_t ntargets;
+	uint32_t targets[DTX_TOPO_MAX];
+	cli_part_shape shape; // PARTITION
+	cli_grudge grudge; // PARTITION
+	int64_t offset_ms[DTX_TOPO_MAX]; // CLOCK_BUMP: per target index
+	int64_t strobe_delta_ms; // CLOCK_STROBE: flip between 0 and this
+	uint32_t strobe_period_ms; // time at each of the two offsets
+	uint32_t strobe_ms; // how long to strobe
+} cli_nem_event;
+
+typedef struct cli_nem_cfg {
+	unsigned kinds; // cli_nem_kind bits
+	unsigned shapes; // 1 << cli_part_shape bits; 0 means all
+	cli_nem_target target;
+	uint64_t seed;
+	uint64_t interval_ms; // mean time between and during faults
+	uint64_t duration_ms; // no fault starts after this
+	int64_t max_offset_ms; // the daemons' HLC max offset
+	const dtx_topo *topo; // borrowed
+} cli_nem_cfg;
+
+// Parses "kill,pause,partition,clock" (or "none", "") into kind bits;
+// shapes "halves,one,bridge,ring"; a target name. DTX_EINVAL with the
+// bad word in err.
+dtx_err cli_nem_kinds_parse(
+    const char *s, unsigned *out, char *err, size_t errlen);
+dtx_err cli_nem_shapes_parse(
+    const char *s, unsigned *out, char *err, size_t errlen);
+dtx_err cli_nem_target_parse(const char *s, cli_nem_target *out);
+const char *cli_nem_action_name(cli_nem_action a); // "kill", "clock-bump"
+const char *cli_part_shape_name(cli_part_shape s); // "halves", ...
+const char *cli_nem_target_name(cli_nem_target t);
+// The fault kind an action starts or ends ("kill", "pause", "partition",
+// "clock").
+const char *cli_nem_action_kind(cli_nem_action a);
+// True for actions that start a fault.
+bool cli_nem_action_starts(cli_nem_action a);
+
+// The daemon ids of topo a target selects, in topology order. Any: all
+// daemons. DTX_ENOENT when the selection is empty (no saga node).
+dtx_err cli_nem_targets(const dtx_topo *topo, cli_nem_target t,
+    uint32_t ids[DTX_TOPO_MAX], uint32_t *n);
+
+// The grudge of a partition shape over nodes[0..n) (in that order: the
+// caller shuffles), as Jepsen's nemesis builds it: halves = complete
+// grudge of bisect; one = nodes[0] alone; bridge = halves where the first
+// node of the second half keeps talking to everyone; ring = node i sees
+// the majority nodes[i .. i+n/2] (cyclic). Pure.
+void cli_partition_grudge(cli_part_shape shape, const uint32_t *nodes,
+    uint32_t n, cli_grudge *out);
+
+// Plans the whole schedule. One fault at a time: kinds are taken in a
+// seeded shuffle of the enabled ones (reshuffled every round), each held
+// for interval * [0.5, 1.5) and followed by a pause of the same range;
+// every fault that starts is ended before duration_ms. *out owned (free
+// with dtx_free); *n may be 0. DTX_EINVAL, DTX_ENOMEM.
+dtx_err cli_nemesis_plan(
+    const cli_nem_cfg *cfg, cli_nem_event **out, size_t *n);
+// Appends the JSON value of an event ({"targets":[...],...}) to sb.
+void cli_nem_event_json(const cli_nem_event *e, cli_sb *sb);
+
+typedef struct cli_nemesis cli_nemesis;
+
+// Starts a thread that applies ev[0..n) (copied) at their times to the
+// cluster through cl (used only by this thread until cli_nemesis_stop)
+// and conn, recording each in h. Partitions use iptables when the
+// cluster runs in namespaces, the daemons' FAULT "partition" otherwise.
+dtx_err cli_nemesis_start(cli_cluster *cl, cli_conn *conn, cli_history *h,
+    const cli_nem_event *ev, size_t n, cli_nemesis **out);
+// Stops the thread and heals everything: resumes paused daemons,
+// restarts dead ones, heals partitions, resets clocks (recording the
+// ends of open faults), then frees nothing: counts stay readable until
+// cli_nemesis_free. Safe to call twice.
+void cli_nemesis_stop(cli_nemesis *nm);
+void cli_nemesis_free(cli_nemesis *nm);
+// Faults started so far, by cli_nem_kind bit index (kill, pause,
+// partition, clock), and how many actions failed. Thread-safe.
+void cli_nemesis_counts(const cli_nemesis *nm, size_t started[CLI_NEM_NKINDS],
+    size_t *errors);
+// The fault in force now ("partition one [2]" or "none"). Thread-safe.
+void cli_nemesis_current(cli_nemesis *nm, char *buf, size_t len);
+
+// Progress (progress.c): a thread that draws one updating line on a
+// terminal (every 250 ms) or prints a plain line every 5 s otherwise.
+typedef struct cli_progress_sample {
+	uint64_t ok, fail, info; // completed client ops so far
+	char fault[96]; // the fault in force
+} cli_progress_sample;
+
+typedef void (*cli_progress_fn)(void *arg, cli_progress_sample *s);
+
+typedef struct cli_progress cli_progress;
+
+// Starts drawing to out (borrowed) for a run of total_ms. sample is
+// called from the progress thread. DTX_ENOMEM.
+dtx_err cli_progress_start(FILE *out, uint64_t total_ms, cli_progress_fn fn,
+    void *arg, cli_progress **res);
+// Stops the thread, ends the line. NULL does nothing.
+void cli_progress_stop(cli_progress *p);
+
+// Subcommands.
+int cli_cmd_cluster(int argc, char **argv); // cmd_cluster.c
+int cli_cmd_transfer(int argc, char **argv); // cmd_txn.c
+int cli_cmd_balances(int argc, char **argv); // cmd_txn.c
+int cli_cmd_bank(int argc, char **argv); // bank.c
+
+// dtx health (cmd_health.c) and container nemeses (compose.c).
+int cli_cmd_health(int argc, char **argv);
+
+// The docker-compose topology (compose/): node ids map to services by role
+// ("coordinator", "participant<k>" for the k-th participant in topology
+// order, "saga"); containers are found by their compose labels, so both
+// docker-compose 1.x and `docker compose` v2 projects work. Each call runs
+// the docker command (a few hundred ms); errors: DTX_ENOENT (no container
+// for the service, or no docker command), DTX_EUNREACH (no Docker daemon
+// answers), DTX_EIO (docker refused), DTX_EINVAL (id is no service).
+#define CLI_COMPOSE_PROJECT_DEFAULT "dtx"
+#define CLI_COMPOSE_NAME_MAX 64
+
+typedef struct cli_compose cli_compose;
+
+typedef struct cli_compose_state {
+	char service[CLI_COMPOSE_NAME_MAX];
+	char container[16]; // short id
+	char state[16]; // "running", "paused", "exited", ...
+	char health[16]; // "healthy", "starting", "unhealthy", "none"
+	char ip[16]; // on the project network; "" when not running
+} cli_compose_state;
+
+// Opens the project (NULL: $COMPOSE_PROJECT_NAME, else "dtx") for the
+// nodes of topo (copied) after checking that a Docker daemon answers. *out
+// is owned (free with cli_compose_free); err gets a one-line reason.
+dtx_err cli_compose_open(const char *project, const dtx_topo *topo,
+    cli_compose **out, char *err, size_t errlen);
+void cli_compose_free(cli_compose *c);
+const char *cli_compose_project(const cli_compose *c); // borrowed
+// The service of node id, or NULL (clients, unknown ids). Borrowed.
+const char *cli_compose_service(const cli_compose *c, uint32_t id);
+// The full id of service's container into buf.
+dtx_err cli_compose_container(
+    const cli_compose *c, const char *service, char *buf, size_t len);
+// docker kill -s KILL / start / pause / unpause the container of node id.
+dtx_err cli_compose_kill(cli_compose *c, uint32_t id);
+dtx_err cli_compose_start(cli_compose *c, uint32_t id);
+dtx_err cli_compose_pause(cli_compose *c, uint32_t id);
+dtx_err cli_compose_unpause(cli_compose *c, uint32_t id);
+// State, health and address of the container of node id.
+dtx_err cli_compose_status(cli_compose *c, uint32_t id, cli_compose_state *out);
+// Applies g (both directions of every pair) with iptables DROP rules
+// inside the running containers; containers that are not running are
+// skipped. Returns the first error after trying every container.
+dtx_err cli_compose_partition(cli_compose *c, const cli_grudge *g);
+// Flushes the partition rules in every running container.
+dtx_err cli_compose_heal(cli_compose *c);
+// Waits until every service's container runs and is healthy.
+dtx_err cli_compose_wait_healthy(cli_compose *c, uint64_t timeout_ms);
 
 #endif // CLI_INT_H

@@ -2,9 +2,12 @@
 //
 // Local clusters: lay out a cluster directory, start the daemons as
 // detached processes, wait until they listen, signal them (kill, pause,
-// resume), and stop them again, from this process or a later one.
+// resume), and stop them again, from this process or a later one. With
+// netns, each daemon runs in its own network namespace (netns.c) and the
+// file DIR/netns names the namespaces' prefix.
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,6 +32,8 @@ struct cli_cluster {
 	int pid[DTX_TOPO_MAX];
 	bool child[DTX_TOPO_MAX]; // started by this process (we reap it)
 	char logbuf[PATH_MAX + 32];
+	bool netns;
+	char prefix[CLI_NETNS_PREFIX_MAX];
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -139,7 +144,10 @@ pid_is_ours(const cli_cluster *c, int pid)
 		if (cmd[i] == '\0')
 			cmd[i] = ' ';
 	cmd[n] = '\0';
-	return strstr(cmd, c->dir) != NULL && strstr(cmd, "dtx-") != NULL;
+	// Only a daemon has "--topology DIR/topology" on its command line.
+	char needle[PATH_MAX + 32];
+	snprintf(needle, sizeof(needle), "--topology %s/topology", c->dir);
+	return strstr(cmd, needle) != NULL && strstr(cmd, "dtx-") != NULL;
 }
 
 static void
@@ -188,6 +196,8 @@ cli_cluster_create(
 		seterr(err, errlen, "participants must be 1 to 16, not %u", np);
 		return DTX_EINVAL;
 	}
+	if (opts->netns && (rv = cli_netns_check(err, errlen)) != DTX_OK)
+		return rv;
 	if ((rv = mkdir_p(opts->dir)) != DTX_OK) {
 		seterr(err, errlen, "cannot create %s: %s", opts->dir,
 		    dtx_strerror(rv));
@@ -197,7 +207,11 @@ cli_cluster_create(
 		seterr(err, errlen, "%s: %s", opts->dir, dtx_strerror(rv));
 		return rv;
 	}
-	if ((rv = free_ports(host, ports, n)) != DTX_OK) {
+	if (opts->netns) {
+		// Every daemon has its own address: one fixed port will do.
+		for (uint32_t i = 0; i < n; i++)
+			ports[i] = CLI_NETNS_PORT;
+	} else if ((rv = free_ports(host, ports, n)) != DTX_OK) {
 		seterr(err, errlen, "cannot find free ports on %s: %s", host,
 		    dtx_strerror(rv));
 		goto fail;
@@ -208,8 +222,12 @@ cli_cluster_create(
 		nd->role = i == 0 ? DTX_ROLE_COORDINATOR
 		    : i <= np     ? DTX_ROLE_PARTICIPANT
 		                  : DTX_ROLE_SAGA;
-		snprintf(
-		    nd->url, sizeof(nd->url), "tcp://%s:%d", host, ports[i]);
+		if (opts->netns)
+			snprintf(nd->url, sizeof(nd->url),
+			    "tcp://" CLI_NETNS_NET ".%u:%d", 10 + i, ports[i]);
+		else
+			snprintf(nd->url, sizeof(nd->url), "tcp://%s:%d", host,
+			    ports[i]);
 		if (nd->role == DTX_ROLE_PARTICIPANT)
 			c->topo.parts[c->topo.nparts++] = i;
 	}
@@ -236,6 +254,27 @@ cli_cluster_create(
 		goto fail;
 	}
 	(void)opts->log_level;
+	path_of(c, path, sizeof(path), "netns", 0);
+	if (opts->netns) {
+		// Leftovers of an earlier run of this directory go first.
+		cli_netns_prefix(c->dir, c->prefix, sizeof(c->prefix));
+		cli_netns_teardown(c->prefix);
+		FILE *f = fopen(path, "w");
+		if (f == NULL || fprintf(f, "%s\n", c->prefix) < 0 ||
+		    fclose(f) != 0) {
+			rv = dtx_from_errno(errno);
+			seterr(err, errlen, "cannot write %s", path);
+			goto fail;
+		}
+		if ((rv = cli_netns_setup(c->prefix, &c->topo, err, errlen)) !=
+		    DTX_OK) {
+			cli_netns_teardown(c->prefix);
+			goto fail;
+		}
+		c->netns = true;
+	} else {
+		unlink(path);
+	}
 	*out = c;
 	return DTX_OK;
 fail:
@@ -262,8 +301,31 @@ cli_cluster_open(const char *dir, cli_cluster **out, char *err, size_t errlen)
 		return rv;
 	}
 	load_state(c);
+	path_of(c, path, sizeof(path), "netns", 0);
+	FILE *f = fopen(path, "r");
+	if (f != NULL) {
+		char pre[CLI_NETNS_PREFIX_MAX + 8];
+		if (fscanf(f, "%23s", pre) == 1 &&
+		    strlen(pre) < sizeof(c->prefix)) {
+			snprintf(c->prefix, sizeof(c->prefix), "%s", pre);
+			c->netns = true;
+		}
+		fclose(f);
+	}
 	*out = c;
 	return DTX_OK;
+}
+
+bool
+cli_cluster_is_netns(const cli_cluster *c)
+{
+	return c->netns;
+}
+
+const char *
+cli_cluster_netns_prefix(const cli_cluster *c)
+{
+	return c->prefix;
 }
 
 void
@@ -404,8 +466,13 @@ cli_cluster_start(cli_cluster *c, uint32_t id, char *const env[])
 			envp[k++] = environ[i];
 	}
 	envp[k] = NULL;
-	char *argv[] = { bin, "--node-id", idtxt, "--topology", topo, "--data",
-		data, NULL };
+	char nsname[CLI_NETNS_PREFIX_MAX + 16],
+	    ipbin[] = "ip", netnsw[] = "netns", execw[] = "exec";
+	snprintf(nsname, sizeof(nsname), "%s-%u", c->prefix, id);
+	char *argv[] = { ipbin, netnsw, execw, nsname, bin, "--node-id", idtxt,
+		"--topology", topo, "--data", data, NULL };
+	char **av = c->netns ? argv : argv + 4;
+	char ippath[3][32] = { "/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip" };
 	int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (logfd < 0) {
 		dtx_err rv = dtx_from_errno(errno);
@@ -426,7 +493,11 @@ cli_cluster_start(cli_cluster *c, uint32_t id, char *const env[])
 			dup2(nullfd, 0);
 		dup2(logfd, 1);
 		dup2(logfd, 2);
-		execve(bin, argv, envp);
+		if (c->netns)
+			for (int i = 0; i < 3; i++)
+				execve(ippath[i], av, envp);
+		else
+			execve(bin, av, envp);
 		_exit(127);
 	}
 	close(logfd);
@@ -554,6 +625,37 @@ cli_cluster_wait_exit(
 	return save_state(c);
 }
 
+// SIGKILLs every process whose command line names a dtx daemon and dir
+// (a daemon whose state entry was lost); returns how many.
+static int
+kill_strays(const char *dir, bool verbose)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+	cli_cluster probe;
+	if (d == NULL)
+		return 0;
+	snprintf(probe.dir, sizeof(probe.dir), "%s", dir);
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end != '\0' || pid <= 1 || pid == (long)getpid())
+			continue;
+		if (!pid_is_ours(&probe, (int)pid))
+			continue;
+		kill((pid_t)pid, SIGCONT);
+		if (kill((pid_t)pid, SIGKILL) == 0) {
+			n++;
+			if (verbose)
+				fprintf(
+				    stderr, "killed stray daemon %ld\n", pid);
+		}
+	}
+	closedir(d);
+	return n;
+}
+
 dtx_err
 cli_cluster_stop_all(cli_cluster *c, uint64_t grace_ms)
 {
@@ -578,5 +680,32 @@ cli_cluster_stop_all(cli_cluster *c, uint64_t grace_ms)
 	char path[PATH_MAX + 16];
 	snprintf(path, sizeof(path), "%s/cluster.state", c->dir);
 	unlink(path);
+	kill_strays(c->dir, false);
+	if (c->netns)
+		cli_netns_teardown(c->prefix);
 	return DTX_OK;
+}
+
+void
+cli_cluster_stop_dir(const char *dir, bool verbose)
+{
+	char abs[PATH_MAX], prefix[CLI_NETNS_PREFIX_MAX];
+	if (realpath(dir, abs) == NULL)
+		snprintf(abs, sizeof(abs), "%s", dir);
+	int n = kill_strays(abs, verbose);
+	if (verbose && n > 0)
+		fprintf(stderr, "dtx cluster stop: killed %d daemon(s) of %s\n",
+		    n, abs);
+	cli_netns_prefix(dir, prefix, sizeof(prefix));
+	if (geteuid() == 0) {
+		int r = cli_netns_teardown(prefix);
+		if (verbose && r > 0)
+			fprintf(stderr,
+			    "dtx cluster stop: removed %d network object(s) "
+			    "named %s*\n",
+			    r, prefix);
+	}
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/cluster.state", abs);
+	unlink(path);
 }

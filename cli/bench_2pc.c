@@ -1,0 +1,704 @@
+// SPDX-License-Identifier: MIT
+//
+// dtx bench 2pc: distributed bank transfers per second on a local cluster
+// with fsync on, against the RPC ceiling measured in the same run. Every
+// transfer moves money between accounts on two different participants, so
+// each is a real two-participant 2PC (or 3PC) transaction: PREPAREs
+// forced at both participants, the COMMIT record forced at the
+// coordinator, COMMITs forced at both participants.
+
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "cli_int.h"
+#include "proto.h"
+
+typedef struct b2_cfg {
+	char *mode;
+	int64_t participants;
+	int64_t clients;
+	int64_t seconds;
+	int64_t accounts;
+	int64_t rpc_seconds;
+	char *dir;
+	bool json;
+} b2_cfg;
+
+static const dtx_cfg_opt b2_opts[] = {
+	{ "mode", DTX_CFG_STR, offsetof(b2_cfg, mode), 0, 0, "2pc",
+	    "2pc or 3pc" },
+	{ "participants", DTX_CFG_INT, offsetof(b2_cfg, participants), 2, 16,
+	    "3", "participant daemons" },
+	{ "clients", DTX_CFG_INT, offsetof(b2_cfg, clients), 1, 1024, "64",
+	    "concurrent client threads (one connection each)" },
+	{ "seconds", DTX_CFG_INT, offsetof(b2_cfg, seconds), 1, 3600, "10",
+	    "how long to run transfers" },
+	{ "accounts", DTX_CFG_INT, offsetof(b2_cfg, accounts), 4, 1000000,
+	    "1000", "bank accounts" },
+	{ "rpc-seconds", DTX_CFG_INT, offsetof(b2_cfg, rpc_seconds), 1, 3600,
+	    "3", "how long to measure the RPC ceiling" },
+	{ "dir", DTX_CFG_STR, offsetof(b2_cfg, dir), 0, 0, ".",
+	    "where to create the cluster (a real disk, not tmpfs)" },
+	{ "json", DTX_CFG_BOOL, offsetof(b2_cfg, json), 0, 0, "false",
+	    "print one JSON object" },
+};
+#define NB2_OPTS (sizeof(b2_opts) / sizeof(b2_opts[0]))
+
+#define INIT_BALANCE INT64_C(1000000000)
+
+typedef struct b2_run {
+	const b2_cfg *cfg;
+	const dtx_topo *topo;
+	proto_mode mode;
+	uint32_t client_id;
+	int64_t **owned; // owned[k]: accounts of the k-th participant
+	size_t *nowned;
+	uint32_t nparts;
+	atomic_int ready;
+	atomic_bool go;
+	_Atomic uint64_t deadline_ns;
+} b2_run;
+
+typedef struct b2_worker {
+	b2_run *run;
+	pthread_t th;
+	proto_client *cl;
+	uint64_t seed;
+	uint64_t committed, aborted, unknown, errors;
+	uint64_t *lat; // committed transfers' latencies, ns
+	size_t nlat, cap;
+	bool oom;
+	dtx_err first_err;
+	char why[128]; // the first abort reason seen
+} b2_worker;
+
+static void
+key_of(char *buf, size_t len, int64_t acct)
+{
+	snprintf(buf, len, "acct:%" PRId64, acct);
+}
+
+static dtx_err
+open_client(const char *url, uint32_t id, proto_client **out)
+{
+	proto_client_cfg cc;
+	memset(&cc, 0, sizeof(cc));
+	cc.url = url;
+	cc.node_id = id;
+	cc.timeout_ms = 10000;
+	cc.connect_wait_ms = 2000;
+	return proto_client_open(&cc, out);
+}
+
+static dtx_err
+call(proto_client *cl, proto_msg *req, proto_msg *rep, uint32_t timeout_ms)
+{
+	proto_call_opts o;
+	memset(&o, 0, sizeof(o));
+	o.timeout_ms = timeout_ms;
+	memset(rep, 0, sizeof(*rep));
+	dtx_err rv = proto_client_call(cl, req, rep, &o);
+	if (rv == DTX_EREFUSED)
+		proto_msg_free(rep);
+	return rv;
+}
+
+// Counts the "acct:" keys a participant holds (READ of all keys now,
+// retried while blocked).
+static dtx_err
+count_accounts(proto_client *cl, size_t *n)
+{
+	for (int tries = 0; tries < 200; tries++) {
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_READ);
+		dtx_err rv = call(cl, &req, &rep, 10000);
+		if (rv != DTX_OK)
+			return rv;
+		bool ok = rep.hdr.type == PROTO_READ_REPLY &&
+		    rep.u.read_reply.status == PROTO_READ_OK;
+		size_t k = 0;
+		for (uint32_t i = 0; ok && i < rep.u.read_reply.n_entries;
+		     i++) {
+			const proto_entry *e = &rep.u.read_reply.entries[i];
+			if (e->found && e->key.n > 5 &&
+			    memcmp(e->key.p, "acct:", 5) == 0)
+				k++;
+		}
+		proto_msg_free(&rep);
+		if (ok) {
+			*n = k;
+			return DTX_OK;
+		}
+		dtx_sleep_ms(20);
+	}
+	return DTX_EAGAIN;
+}
+
+// Creates the accounts with PUT transactions unless some exist (so that
+// running it twice is harmless).
+static dtx_err
+init_accounts(b2_run *r, proto_client *coord, proto_client **parts)
+{
+	size_t have = 0;
+	for (uint32_t k = 0; k < r->nparts; k++) {
+		size_t n;
+		dtx_err rv = count_accounts(parts[k], &n);
+		if (rv != DTX_OK)
+			return rv;
+		have += n;
+	}
+	if (have > 0)
+		return DTX_OK;
+	char keys[PROTO_MAX_OPS][32];
+	uint8_t vals[PROTO_MAX_OPS][8];
+	proto_op ops[PROTO_MAX_OPS];
+	for (int64_t a = 0; a < r->cfg->accounts;) {
+		uint32_t k = 0;
+		memset(ops, 0, sizeof(ops));
+		for (; k < PROTO_MAX_OPS && a < r->cfg->accounts; k++, a++) {
+			key_of(keys[k], sizeof(keys[k]), a);
+			for (int i = 0; i < 8; i++)
+				vals[k][i] = (uint8_t)((uint64_t)INIT_BALANCE >>
+				    (8 * i));
+			ops[k].kind = PROTO_OP_PUT;
+			ops[k].key.p = (uint8_t *)keys[k];
+			ops[k].key.n = (uint32_t)strlen(keys[k]);
+			ops[k].value.p = vals[k];
+			ops[k].value.n = 8;
+		}
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_TXN);
+		req.u.txn.mode = PROTO_MODE_2PC;
+		req.u.txn.n_ops = k;
+		req.u.txn.ops = ops;
+		dtx_err rv = call(coord, &req, &rep, 20000);
+		if (rv != DTX_OK)
+			return rv;
+		bool ok = rep.hdr.type == PROTO_TXN_REPLY &&
+		    rep.u.txn_reply.outcome == PROTO_COMMITTED;
+		proto_msg_free(&rep);
+		if (!ok)
+			return DTX_EIO;
+	}
+	return DTX_OK;
+}
+
+static void
+record(b2_worker *w, uint64_t ns)
+{
+	if (w->nlat == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 4096;
+		uint64_t *p = dtx_realloc(w->lat, cap * sizeof(uint64_t));
+		if (p == NULL) {
+			w->oom = true;
+			return;
+		}
+		w->lat = p;
+		w->cap = cap;
+	}
+	w->lat[w->nlat++] = ns;
+}
+
+static void *
+worker_main(void *arg)
+{
+	b2_worker *w = arg;
+	b2_run *r = w->run;
+	char kf[32], kt[32];
+	proto_op ops[2];
+	atomic_fetch_add(&r->ready, 1);
+	while (!atomic_load(&r->go))
+		sched_yield();
+	while (dtx_mono_ns() < atomic_load(&r->deadline_ns)) {
+		uint32_t p = (uint32_t)dtx_rand_below(&w->seed, r->nparts);
+		uint32_t q = (uint32_t)dtx_rand_below(&w->seed, r->nparts - 1);
+		if (q >= p)
+			q++;
+		int64_t from =
+		    r->owned[p][dtx_rand_below(&w->seed, r->nowned[p])];
+		int64_t to =
+		    r->owned[q][dtx_rand_below(&w->seed, r->nowned[q])];
+		key_of(kf, sizeof(kf), from);
+		key_of(kt, sizeof(kt), to);
+		int64_t amount = 1 + (int64_t)dtx_rand_below(&w->seed, 10);
+		memset(ops, 0, sizeof(ops));
+		ops[0].kind = PROTO_OP_ADD;
+		ops[0].key.p = (uint8_t *)kf;
+		ops[0].key.n = (uint32_t)strlen(kf);
+		ops[0].delta = -amount;
+		ops[1].kind = PROTO_OP_ADD;
+		ops[1].key.p = (uint8_t *)kt;
+		ops[1].key.n = (uint32_t)strlen(kt);
+		ops[1].delta = amount;
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_TXN);
+		req.u.txn.mode = r->mode;
+		req.u.txn.n_ops = 2;
+		req.u.txn.ops = ops;
+		uint64_t t0 = dtx_mono_ns();
+		dtx_err rv = call(w->cl, &req, &rep, 10000);
+		uint64_t t1 = dtx_mono_ns();
+		if (rv != DTX_OK || rep.hdr.type != PROTO_TXN_REPLY) {
+			w->errors++;
+			if (w->first_err == DTX_OK)
+				w->first_err = rv == DTX_OK ? DTX_EPROTO : rv;
+			if (rv == DTX_OK)
+				proto_msg_free(&rep);
+			continue;
+		}
+		if (rep.u.txn_reply.outcome == PROTO_COMMITTED) {
+			w->committed++;
+			record(w, t1 - t0);
+		} else if (rep.u.txn_reply.outcome == PROTO_ABORTED) {
+			if (w->aborted++ == 0 && rep.u.txn_reply.reason != NULL)
+				snprintf(w->why, sizeof(w->why), "%s",
+				    rep.u.txn_reply.reason);
+		} else {
+			w->unknown++;
+		}
+		proto_msg_free(&rep);
+	}
+	return NULL;
+}
+
+// ---------------------------------------------------------------- RPC
+// ceiling
+
+typedef struct ping_worker {
+	pthread_t th;
+	proto_client *cl;
+	atomic_bool *go;
+	atomic_int *ready;
+	_Atomic uint64_t *deadline;
+	uint64_t calls;
+} ping_worker;
+
+static dtx_err
+pong(void *arg, const proto_msg *req, proto_msg *rep)
+{
+	(void)arg;
+	(void)req;
+	rep->hdr.type = PROTO_PONG;
+	return DTX_OK;
+}
+
+static void *
+ping_main(void *arg)
+{
+	ping_worker *p = arg;
+	atomic_fetch_add(p->ready, 1);
+	while (!atomic_load(p->go))
+		sched_yield();
+	while (dtx_mono_ns() < atomic_load(p->deadline)) {
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_PING);
+		if (call(p->cl, &req, &rep, 5000) == DTX_OK) {
+			p->calls++;
+			proto_msg_free(&rep);
+		}
+	}
+	return NULL;
+}
+
+// PING round trips per second with n callers (one connection each)
+// against an in-process proto_server echo with n workers: what
+// `dtx bench rpc --clients n` measures.
+static dtx_err
+rpc_ceiling(int n, int64_t seconds, double *rps)
+{
+	proto_server *srv = NULL;
+	proto_server_cfg scfg;
+	memset(&scfg, 0, sizeof(scfg));
+	scfg.url = "tcp://127.0.0.1:0";
+	scfg.workers = (uint32_t)n;
+	scfg.handler = pong;
+	dtx_err rv = proto_server_open(&scfg, &srv);
+	if (rv != DTX_OK)
+		return rv;
+	ping_worker *w = dtx_calloc((size_t)n, sizeof(ping_worker));
+	atomic_bool go = false;
+	atomic_int ready = 0;
+	_Atomic uint64_t deadline = UINT64_MAX;
+	int started = 0;
+	if (w == NULL) {
+		rv = DTX_ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		w[i].go = &go;
+		w[i].ready = &ready;
+		w[i].deadline = &deadline;
+		if ((rv = open_client(proto_server_url(srv), 1, &w[i].cl)) !=
+		    DTX_OK)
+			goto out;
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_PING);
+		if ((rv = call(w[i].cl, &req, &rep, 5000)) != DTX_OK)
+			goto out;
+		proto_msg_free(&rep);
+	}
+	for (; started < n; started++)
+		if (pthread_create(
+		        &w[started].th, NULL, ping_main, &w[started]) != 0) {
+			rv = DTX_ENOMEM;
+			deadline = 0;
+			break;
+		}
+	while (rv == DTX_OK && atomic_load(&ready) < n)
+		sched_yield();
+	uint64_t t0 = dtx_mono_ns();
+	atomic_store(&deadline, t0 + (uint64_t)seconds * 1000000000u);
+	atomic_store(&go, true);
+	for (int i = 0; i < started; i++)
+		pthread_join(w[i].th, NULL);
+	started = 0;
+	double secs = (double)(dtx_mono_ns() - t0) / 1e9;
+	uint64_t calls = 0;
+	for (int i = 0; i < n; i++)
+		calls += w[i].calls;
+	if (rv == DTX_OK)
+		*rps = secs > 0 ? (double)calls / secs : 0;
+out:
+	if (w != NULL) {
+		atomic_store(&deadline, 0);
+		atomic_store(&go, true);
+		for (int i = 0; i < started; i++)
+			pthread_join(w[i].th, NULL);
+		for (int i = 0; i < n; i++)
+			proto_client_close(w[i].cl);
+	}
+	dtx_free(w);
+	proto_server_close(srv);
+	return rv;
+}
+
+// ---------------------------------------------------------------- run
+
+static int
+rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(p);
+	return 0;
+}
+
+// A HEALTH counter of node id, or -1.
+static int64_t
+counter(proto_client *cl, const char *name)
+{
+	proto_msg req, rep;
+	int64_t v = -1;
+	proto_msg_init(&req, PROTO_HEALTH);
+	if (call(cl, &req, &rep, 5000) != DTX_OK)
+		return -1;
+	if (rep.hdr.type == PROTO_HEALTH_REPLY)
+		for (uint32_t i = 0; i < rep.u.health_reply.n_counters; i++)
+			if (strcmp(rep.u.health_reply.counters[i].name, name) ==
+			    0)
+				v = rep.u.health_reply.counters[i].value;
+	proto_msg_free(&rep);
+	return v;
+}
+
+static int
+run_bench(const b2_cfg *cfg)
+{
+	int rc = CLI_EXIT_FAILURE;
+	char dir[PATH_MAX], err[256];
+	cli_cluster *cl = NULL;
+	proto_client *coord = NULL, *parts[DTX_TOPO_MAX] = { NULL };
+	b2_worker *w = NULL;
+	uint64_t *all = NULL;
+	int n = (int)cfg->clients, started = 0;
+	b2_run run;
+	memset(&run, 0, sizeof(run));
+	run.cfg = cfg;
+
+	if (strcmp(cfg->mode, "2pc") == 0) {
+		run.mode = PROTO_MODE_2PC;
+	} else if (strcmp(cfg->mode, "3pc") == 0) {
+		run.mode = PROTO_MODE_3PC;
+	} else {
+		fprintf(stderr,
+		    "dtx bench 2pc: --mode must be 2pc or 3pc, not "
+		    "%s\n",
+		    cfg->mode);
+		return CLI_EXIT_USAGE;
+	}
+	// fsync timings on tmpfs say nothing about a disk.
+	struct statfs sfs;
+	if (statfs(cfg->dir, &sfs) != 0) {
+		fprintf(stderr, "dtx bench 2pc: cannot stat %s\n", cfg->dir);
+		return CLI_EXIT_FAILURE;
+	}
+	if (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC) {
+		fprintf(stderr,
+		    "dtx bench 2pc: %s is in memory (tmpfs): pick a real "
+		    "disk with --dir\n",
+		    cfg->dir);
+		return CLI_EXIT_USAGE;
+	}
+	snprintf(dir, sizeof(dir), "%s/.dtx-bench-XXXXXX", cfg->dir);
+	if (mkdtemp(dir) == NULL) {
+		fprintf(stderr,
+		    "dtx bench 2pc: cannot create a directory in "
+		    "%s\n",
+		    cfg->dir);
+		return CLI_EXIT_FAILURE;
+	}
+	cli_cluster_opts co;
+	memset(&co, 0, sizeof(co));
+	co.dir = dir;
+	co.participants = (uint32_t)cfg->participants;
+	co.log_level = "warn";
+	dtx_err rv = cli_cluster_create(&co, &cl, err, sizeof(err));
+	if (rv != DTX_OK) {
+		fprintf(stderr, "dtx bench 2pc: %s\n", err);
+		goto out;
+	}
+	run.topo = cli_cluster_topo(cl);
+	const dtx_node *cn = dtx_topo_first(run.topo, DTX_ROLE_CLIENT);
+	run.client_id = cn != NULL ? cn->id : 0;
+	if ((rv = cli_cluster_start_all(cl, 30000)) != DTX_OK) {
+		fprintf(stderr,
+		    "dtx bench 2pc: cannot start the cluster: %s "
+		    "(logs in %s/logs)\n",
+		    dtx_strerror(rv), dir);
+		goto out;
+	}
+	const char *curl = dtx_topo_first(run.topo, DTX_ROLE_COORDINATOR)->url;
+	if ((rv = open_client(curl, run.client_id, &coord)) != DTX_OK)
+		goto fail;
+	run.nparts = run.topo->nparts;
+	run.owned = dtx_calloc(run.nparts, sizeof(int64_t *));
+	run.nowned = dtx_calloc(run.nparts, sizeof(size_t));
+	if (run.owned == NULL || run.nowned == NULL)
+		goto oom;
+	for (uint32_t k = 0; k < run.nparts; k++) {
+		const dtx_node *nd =
+		    dtx_topo_find(run.topo, run.topo->parts[k]);
+		if ((rv = open_client(nd->url, run.client_id, &parts[k])) !=
+		    DTX_OK)
+			goto fail;
+		run.owned[k] =
+		    dtx_calloc((size_t)cfg->accounts, sizeof(int64_t));
+		if (run.owned[k] == NULL)
+			goto oom;
+	}
+	for (int64_t a = 0; a < cfg->accounts; a++) {
+		char k[32];
+		key_of(k, sizeof(k), a);
+		uint32_t id = dtx_topo_route(run.topo, k, strlen(k));
+		for (uint32_t j = 0; j < run.nparts; j++)
+			if (run.topo->parts[j] == id)
+				run.owned[j][run.nowned[j]++] = a;
+	}
+	for (uint32_t k = 0; k < run.nparts; k++)
+		if (run.nowned[k] == 0) {
+			fprintf(stderr,
+			    "dtx bench 2pc: participant %u owns no "
+			    "account: use more --accounts\n",
+			    run.topo->parts[k]);
+			rc = CLI_EXIT_USAGE;
+			goto out;
+		}
+	if ((rv = init_accounts(&run, coord, parts)) != DTX_OK) {
+		fprintf(stderr,
+		    "dtx bench 2pc: cannot create the accounts: "
+		    "%s\n",
+		    dtx_strerror(rv));
+		goto out;
+	}
+	int64_t batches0 = counter(coord, "batches_sent");
+	int64_t items0 = counter(coord, "batch_items");
+	int64_t syncs0 = counter(coord, "log_syncs");
+
+	w = dtx_calloc((size_t)n, sizeof(b2_worker));
+	if (w == NULL)
+		goto oom;
+	for (int i = 0; i < n; i++) {
+		w[i].run = &run;
+		w[i].seed = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+		if ((rv = open_client(curl, run.client_id, &w[i].cl)) != DTX_OK)
+			goto fail;
+	}
+	run.deadline_ns = UINT64_MAX;
+	for (; started < n; started++)
+		if (pthread_create(
+		        &w[started].th, NULL, worker_main, &w[started]) != 0) {
+			fprintf(stderr, "dtx bench 2pc: cannot start thread\n");
+			goto out;
+		}
+	while (atomic_load(&run.ready) < n)
+		sched_yield();
+	uint64_t t0 = dtx_mono_ns();
+	atomic_store(
+	    &run.deadline_ns, t0 + (uint64_t)cfg->seconds * 1000000000u);
+	atomic_store(&run.go, true);
+	for (int i = 0; i < started; i++)
+		pthread_join(w[i].th, NULL);
+	started = 0;
+	double secs = (double)(dtx_mono_ns() - t0) / 1e9;
+
+	uint64_t committed = 0, aborted = 0, unknown = 0, errors = 0;
+	size_t total = 0;
+	dtx_err first = DTX_OK;
+	for (int i = 0; i < n; i++) {
+		if (w[i].oom)
+			goto oom;
+		committed += w[i].committed;
+		aborted += w[i].aborted;
+		unknown += w[i].unknown;
+		errors += w[i].errors;
+		total += w[i].nlat;
+		if (first == DTX_OK)
+			first = w[i].first_err;
+	}
+	all = dtx_alloc((total ? total : 1) * sizeof(uint64_t));
+	if (all == NULL)
+		goto oom;
+	size_t at = 0;
+	for (int i = 0; i < n; i++) {
+		memcpy(all + at, w[i].lat, w[i].nlat * sizeof(uint64_t));
+		at += w[i].nlat;
+	}
+	cli_sort_u64(all, total);
+	int64_t batches = counter(coord, "batches_sent") - batches0;
+	int64_t items = counter(coord, "batch_items") - items0;
+	int64_t syncs = counter(coord, "log_syncs") - syncs0;
+
+	// The cluster is idle now: measure the RPC ceiling on this box.
+	double rps = 0;
+	if ((rv = rpc_ceiling(n, cfg->rpc_seconds, &rps)) != DTX_OK) {
+		fprintf(stderr, "dtx bench 2pc: RPC ceiling: %s\n",
+		    dtx_strerror(rv));
+		goto out;
+	}
+
+	uint64_t attempts = committed + aborted + unknown + errors;
+	double tps = secs > 0 ? (double)committed / secs : 0;
+	double p50 = (double)cli_quantile(all, total, 0.50) / 1e6;
+	double p99 = (double)cli_quantile(all, total, 0.99) / 1e6;
+	double abort_rate = attempts ? (double)aborted / (double)attempts : 0;
+	double eff = rps > 0 ? tps / (rps / 5.0) : 0;
+	double avg_batch = batches > 0 ? (double)items / (double)batches : 0;
+	double per_sync = syncs > 0 ? (double)committed / (double)syncs : 0;
+	if (cfg->json) {
+		cli_json j;
+		cli_json_begin(&j, stdout);
+		cli_json_str(&j, "bench", "2pc");
+		cli_json_str(&j, "mode", cfg->mode);
+		cli_json_int(&j, "participants", cfg->participants);
+		cli_json_int(&j, "clients", cfg->clients);
+		cli_json_int(&j, "accounts", cfg->accounts);
+		cli_json_num(&j, "seconds", secs);
+		cli_json_bool(&j, "fsync", true);
+		cli_json_int(&j, "committed", (int64_t)committed);
+		cli_json_int(&j, "aborted", (int64_t)aborted);
+		cli_json_int(&j, "unknown", (int64_t)unknown);
+		cli_json_int(&j, "errors", (int64_t)errors);
+		cli_json_num(&j, "txn_per_s", tps);
+		cli_json_num(&j, "p50_ms", p50);
+		cli_json_num(&j, "p99_ms", p99);
+		cli_json_num(&j, "abort_rate", abort_rate);
+		cli_json_num(&j, "rpc_per_s", rps);
+		cli_json_str(&j, "rpc_ceiling",
+		    "PING round trips against an in-process proto_server echo");
+		cli_json_num(&j, "efficiency", eff);
+		cli_json_num(&j, "avg_batch", avg_batch);
+		cli_json_num(&j, "commits_per_coord_fsync", per_sync);
+		cli_json_end(&j);
+	} else {
+		printf("dtx bench 2pc: %s, %" PRId64 " participants, %d "
+		       "clients, %" PRId64 " accounts, fsync on, %.1f s\n",
+		    cfg->mode, cfg->participants, n, cfg->accounts, secs);
+		printf("  %" PRIu64 " committed, %" PRIu64 " aborted (%.2f%%), "
+		       "%" PRIu64 " unknown, %" PRIu64 " errors\n",
+		    committed, aborted, abort_rate * 100, unknown, errors);
+		printf("  %.0f committed transfers/s; latency ms p50 %.2f "
+		       "p99 %.2f\n",
+		    tps, p50, p99);
+		printf("  RPC ceiling %.0f round trips/s (PING echo, %d "
+		       "clients): efficiency %.2f (txn/s over rpc/s / 5)\n",
+		    rps, n, eff);
+		printf("  coordinator: %.1f messages per batch, %.1f commits "
+		       "per decision-log fsync\n",
+		    avg_batch, per_sync);
+	}
+	for (int i = 0; i < n && aborted > 0 && !cfg->json; i++)
+		if (w[i].why[0] != '\0') {
+			printf("  an abort reason: %s\n", w[i].why);
+			break;
+		}
+	if (errors > 0)
+		fprintf(stderr,
+		    "dtx bench 2pc: %" PRIu64 " calls failed (first: %s)\n",
+		    errors, dtx_strerror(first));
+	rc = committed > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+	goto out;
+fail:
+	fprintf(stderr, "dtx bench 2pc: %s\n", dtx_strerror(rv));
+	goto out;
+oom:
+	fprintf(stderr, "dtx bench 2pc: out of memory\n");
+out:
+	if (w != NULL) {
+		atomic_store(&run.deadline_ns, 0);
+		atomic_store(&run.go, true);
+		for (int i = 0; i < started; i++)
+			pthread_join(w[i].th, NULL);
+		for (int i = 0; i < n; i++) {
+			proto_client_close(w[i].cl);
+			dtx_free(w[i].lat);
+		}
+	}
+	dtx_free(w);
+	dtx_free(all);
+	proto_client_close(coord);
+	for (uint32_t k = 0; k < DTX_TOPO_MAX; k++)
+		proto_client_close(parts[k]);
+	if (run.owned != NULL)
+		for (uint32_t k = 0; k < run.nparts; k++)
+			dtx_free(run.owned[k]);
+	dtx_free(run.owned);
+	dtx_free(run.nowned);
+	if (cl != NULL) {
+		cli_cluster_stop_all(cl, 5000);
+		cli_cluster_free(cl);
+	}
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return rc;
+}
+
+int
+cli_bench_2pc(int argc, char **argv)
+{
+	b2_cfg cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	char *pos[1];
+	int npos = 0;
+	int rc = cli_parse_flags("dtx bench 2pc", b2_opts, NB2_OPTS, &cfg, argc,
+	    argv, pos, 1, &npos);
+	if (rc == 0 && npos > 0) {
+		fprintf(
+		    stderr, "dtx bench 2pc: unexpected argument %s\n", pos[0]);
+		rc = CLI_EXIT_USAGE;
+	}
+	if (rc == 0)
+		rc = run_bench(&cfg);
+	else if (rc < 0)
+		rc = CLI_EXIT_OK;
+	dtx_cfg_fini(b2_opts, NB2_OPTS, &cfg);
+	return rc;
+}

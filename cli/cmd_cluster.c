@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: MIT
+//
+// dtx cluster start|stop|status: a local cluster of daemons as processes
+// (optionally each in its own network namespace) that outlives the
+// command, so transfers, balances and bank runs can be pointed at it.
+
+#include <inttypes.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_int.h"
+
+typedef struct cl_cfg {
+	int64_t participants;
+	char *dir;
+	bool netns;
+	bool saga;
+	bool json;
+	char *log_level;
+} cl_cfg;
+
+#define OFF(f) offsetof(cl_cfg, f)
+static const dtx_cfg_opt start_opts[] = {
+	{ "participants", DTX_CFG_INT, OFF(participants), 1, 16, "3",
+	    "number of participants" },
+	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, CLI_CLUSTER_DIR_DEFAULT,
+	    "cluster directory" },
+	{ "netns", DTX_CFG_BOOL, OFF(netns), 0, 0, "false",
+	    "each daemon in its own network namespace (root)" },
+	{ "saga", DTX_CFG_BOOL, OFF(saga), 0, 0, "false",
+	    "also run the saga orchestrator" },
+	{ "json", DTX_CFG_BOOL, OFF(json), 0, 0, "false", "JSON output" },
+	{ "log-level", DTX_CFG_STR, OFF(log_level), 0, 0, "info",
+	    "daemons' log level" },
+};
+static const dtx_cfg_opt dir_opts[] = {
+	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, CLI_CLUSTER_DIR_DEFAULT,
+	    "cluster directory" },
+	{ "json", DTX_CFG_BOOL, OFF(json), 0, 0, "false", "JSON output" },
+};
+#define N(t) (sizeof(t) / sizeof(t[0]))
+
+// Prints each node: role, id, url, pid, and what HEALTH says.
+static void
+show(cli_cluster *cl, bool json)
+{
+	const dtx_topo *topo = cli_cluster_topo(cl);
+	cli_conn *conn = NULL;
+	cli_json j;
+	cli_conn_open(topo, &conn);
+	if (json) {
+		cli_json_begin(&j, stdout);
+		cli_json_str(&j, "dir", cli_cluster_dir(cl));
+		cli_json_bool(&j, "netns", cli_cluster_is_netns(cl));
+		cli_json_arr_begin(&j, "nodes");
+	} else {
+		printf("cluster %s%s\n", cli_cluster_dir(cl),
+		    cli_cluster_is_netns(cl) ? " (network namespaces)" : "");
+		printf("%-4s %-12s %-26s %-8s %-10s %s\n", "id", "role", "url",
+		    "pid", "health", "in-doubt");
+	}
+	for (uint32_t i = 0; i < topo->n; i++) {
+		const dtx_node *nd = &topo->nodes[i];
+		if (nd->role == DTX_ROLE_CLIENT)
+			continue;
+		int pid = cli_cluster_pid(cl, nd->id);
+		proto_msg rep;
+		bool h = conn != NULL && pid > 0 &&
+		    cli_health(conn, nd->id, 1000, &rep) == DTX_OK;
+		const char *state = h ? rep.u.health_reply.state
+		    : pid > 0         ? "no answer"
+		                      : "down";
+		int64_t indoubt = h ? (int64_t)rep.u.health_reply.in_doubt : -1;
+		if (json) {
+			cli_json_obj_begin(&j, NULL);
+			cli_json_int(&j, "id", nd->id);
+			cli_json_str(&j, "role", dtx_role_name(nd->role));
+			cli_json_str(&j, "url", nd->url);
+			cli_json_int(&j, "pid", pid);
+			cli_json_str(&j, "health", state);
+			if (indoubt >= 0)
+				cli_json_int(&j, "in_doubt", indoubt);
+			if (h)
+				cli_json_int(&j, "blocked",
+				    rep.u.health_reply.n_blocked);
+			cli_json_obj_end(&j);
+		} else {
+			char idt[24] = "-";
+			if (indoubt >= 0)
+				snprintf(idt, sizeof(idt), "%" PRId64, indoubt);
+			printf("%-4u %-12s %-26s %-8d %-10s %s\n", nd->id,
+			    dtx_role_name(nd->role), nd->url, pid, state, idt);
+		}
+		if (h)
+			proto_msg_free(&rep);
+	}
+	if (json) {
+		cli_json_arr_end(&j);
+		cli_json_end(&j);
+	}
+	cli_conn_close(conn);
+}
+
+// Waits until every daemon answers HEALTH.
+static dtx_err
+wait_healthy(cli_cluster *cl, uint64_t timeout_ms)
+{
+	cli_conn *conn;
+	const dtx_topo *topo = cli_cluster_topo(cl);
+	dtx_err rv = cli_conn_open(topo, &conn);
+	if (rv != DTX_OK)
+		return rv;
+	uint64_t deadline = dtx_mono_ns() + timeout_ms * 1000000u;
+	for (uint32_t i = 0; i < topo->n; i++) {
+		const dtx_node *nd = &topo->nodes[i];
+		if (nd->role == DTX_ROLE_CLIENT)
+			continue;
+		for (;;) {
+			proto_msg rep;
+			rv = cli_health(conn, nd->id, 1000, &rep);
+			if (rv == DTX_OK) {
+				proto_msg_free(&rep);
+				break;
+			}
+			if (dtx_mono_ns() > deadline)
+				goto done;
+			dtx_sleep_ms(50);
+		}
+	}
+done:
+	cli_conn_close(conn);
+	return rv;
+}
+
+static int
+cmd_start(int argc, char **argv)
+{
+	cl_cfg cfg = { 0 };
+	cli_cluster *cl = NULL;
+	char err[512];
+	int rc = cli_parse_flags("dtx cluster start", start_opts, N(start_opts),
+	    &cfg, argc, argv, NULL, 0, NULL);
+	if (rc != 0)
+		goto out;
+	// A cluster already running in this directory is left alone.
+	if (cli_cluster_open(cfg.dir, &cl, NULL, 0) == DTX_OK) {
+		bool up = false;
+		const dtx_topo *t = cli_cluster_topo(cl);
+		for (uint32_t i = 0; i < t->n; i++)
+			up |= cli_cluster_pid(cl, t->nodes[i].id) > 0;
+		if (up) {
+			fprintf(stderr,
+			    "dtx cluster start: a cluster is already running "
+			    "in %s (dtx cluster stop --dir %s)\n",
+			    cfg.dir, cfg.dir);
+			rc = CLI_EXIT_FAILURE;
+			goto out;
+		}
+		cli_cluster_free(cl);
+		cl = NULL;
+	}
+	cli_cluster_stop_dir(cfg.dir, false);
+	cli_cluster_opts o = { .dir = cfg.dir,
+		.participants = (uint32_t)cfg.participants,
+		.saga = cfg.saga,
+		.log_level = cfg.log_level,
+		.netns = cfg.netns };
+	dtx_err rv = cli_cluster_create(&o, &cl, err, sizeof(err));
+	if (rv != DTX_OK) {
+		fprintf(stderr, "dtx cluster start: %s\n", err);
+		rc = rv == DTX_EPERM ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+		goto out;
+	}
+	if ((rv = cli_cluster_start_all(cl, 20000)) != DTX_OK ||
+	    (rv = wait_healthy(cl, 20000)) != DTX_OK) {
+		fprintf(stderr,
+		    "dtx cluster start: not all daemons came up (%s); logs "
+		    "in %s/logs\n",
+		    dtx_strerror(rv), cli_cluster_dir(cl));
+		cli_cluster_stop_all(cl, 2000);
+		rc = CLI_EXIT_FAILURE;
+		goto out;
+	}
+	show(cl, cfg.json);
+	rc = CLI_EXIT_OK;
+out:
+	cli_cluster_free(cl);
+	dtx_cfg_fini(start_opts, N(start_opts), &cfg);
+	return rc < 0 ? CLI_EXIT_OK : rc;
+}
+
+static int
+cmd_stop(int argc, char **argv)
+{
+	cl_cfg cfg = { 0 };
+	cli_cluster *cl = NULL;
+	int rc = cli_parse_flags("dtx cluster stop", dir_opts, N(dir_opts),
+	    &cfg, argc, argv, NULL, 0, NULL);
+	if (rc != 0)
+		goto out;
+	if (cli_cluster_open(cfg.dir, &cl, NULL, 0) == DTX_OK)
+		cli_cluster_stop_all(cl, 5000);
+	// Whatever the state file forgot: stray daemons, namespaces.
+	cli_cluster_stop_dir(cfg.dir, true);
+	if (!cfg.json)
+		printf("stopped %s\n", cfg.dir);
+	rc = CLI_EXIT_OK;
+out:
+	cli_cluster_free(cl);
+	dtx_cfg_fini(dir_opts, N(dir_opts), &cfg);
+	return rc < 0 ? CLI_EXIT_OK : rc;
+}
+
+static int
+cmd_status(int argc, char **argv)
+{
+	cl_cfg cfg = { 0 };
+	cli_cluster *cl = NULL;
+	char err[512];
+	int rc = cli_parse_flags("dtx cluster status", dir_opts, N(dir_opts),
+	    &cfg, argc, argv, NULL, 0, NULL);
+	if (rc != 0)
+		goto out;
+	if (cli_cluster_open(cfg.dir, &cl, err, sizeof(err)) != DTX_OK) {
+		fprintf(stderr, "dtx cluster status: %s\n", err);
+		rc = CLI_EXIT_FAILURE;
+		goto out;
+	}
+	show(cl, cfg.json);
+	rc = CLI_EXIT_OK;
+out:
+	cli_cluster_free(cl);
+	dtx_cfg_fini(dir_opts, N(dir_opts), &cfg);
+	return rc < 0 ? CLI_EXIT_OK : rc;
+}
+
+int
+cli_cmd_cluster(int argc, char **argv)
+{
+	static const cli_cmd cmds[] = {
+		{ "start", cmd_start, "start a local cluster" },
+		{ "stop", cmd_stop, "stop it and remove its namespaces" },
+		{ "status", cmd_status, "show each node and its health" },
+	};
+	return cli_dispatch("dtx cluster", cmds, N(cmds), argc, argv);
+}

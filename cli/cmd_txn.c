@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: MIT
+//
+// dtx transfer and dtx balances: one bank transfer (2PC, 3PC or a saga)
+// and one consistent snapshot of every account, against a running
+// cluster.
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_int.h"
+
+typedef struct txn_cfg {
+	char *mode;
+	char *dir;
+	char *at;
+	bool json;
+	int64_t timeout_ms;
+} txn_cfg;
+
+#define OFF(f) offsetof(txn_cfg, f)
+static const dtx_cfg_opt transfer_opts[] = {
+	{ "mode", DTX_CFG_STR, OFF(mode), 0, 0, "2pc", "2pc, 3pc or saga" },
+	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, CLI_CLUSTER_DIR_DEFAULT,
+	    "cluster directory" },
+	{ "json", DTX_CFG_BOOL, OFF(json), 0, 0, "false", "JSON output" },
+	{ "timeout-ms", DTX_CFG_INT, OFF(timeout_ms), 100, 600000, "10000",
+	    "call timeout" },
+};
+static const dtx_cfg_opt balances_opts[] = {
+	{ "at", DTX_CFG_STR, OFF(at), 0, 0, NULL,
+	    "HLC timestamp to read at (uint64, or L.C); default: now" },
+	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, CLI_CLUSTER_DIR_DEFAULT,
+	    "cluster directory" },
+	{ "json", DTX_CFG_BOOL, OFF(json), 0, 0, "false", "JSON output" },
+	{ "timeout-ms", DTX_CFG_INT, OFF(timeout_ms), 100, 600000, "10000",
+	    "how long to retry blocked reads" },
+};
+#define N(t) (sizeof(t) / sizeof(t[0]))
+
+static bool
+parse_i64(const char *s, int64_t min, int64_t *out)
+{
+	char *end;
+	long long v = strtoll(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || v < min)
+		return false;
+	*out = v;
+	return true;
+}
+
+static dtx_err
+open_conn(const char *what, const char *dir, cli_conn **conn)
+{
+	cli_cluster *cl;
+	char err[512];
+	if (cli_cluster_open(dir, &cl, err, sizeof(err)) != DTX_OK) {
+		fprintf(stderr, "%s: %s\n", what, err);
+		return DTX_ENOENT;
+	}
+	dtx_err rv = cli_conn_open(cli_cluster_topo(cl), conn);
+	cli_cluster_free(cl);
+	return rv;
+}
+
+int
+cli_cmd_transfer(int argc, char **argv)
+{
+	txn_cfg cfg = { 0 };
+	char *pos[4];
+	int npos = 0, rc;
+	int64_t from, to, amount;
+	cli_conn *conn = NULL;
+	rc = cli_parse_flags("dtx transfer", transfer_opts, N(transfer_opts),
+	    &cfg, argc, argv, pos, 4, &npos);
+	if (rc != 0)
+		goto out;
+	rc = CLI_EXIT_USAGE;
+	if (npos != 3 || !parse_i64(pos[0], 0, &from) ||
+	    !parse_i64(pos[1], 0, &to) || !parse_i64(pos[2], 1, &amount) ||
+	    from == to) {
+		fprintf(stderr,
+		    "dtx transfer: want FROM TO AMOUNT (two "
+		    "distinct account numbers and an amount >= 1)\n");
+		goto out;
+	}
+	bool saga = strcmp(cfg.mode, "saga") == 0;
+	if (!saga && strcmp(cfg.mode, "2pc") && strcmp(cfg.mode, "3pc")) {
+		fprintf(stderr,
+		    "dtx transfer: --mode must be 2pc, 3pc or "
+		    "saga\n");
+		goto out;
+	}
+	rc = CLI_EXIT_FAILURE;
+	if (open_conn("dtx transfer", cfg.dir, &conn) != DTX_OK)
+		goto out;
+	cli_xfer x;
+	char gid[CLI_GID_MAX];
+	snprintf(
+	    gid, sizeof(gid), "cli-%d-%" PRIu64, (int)getpid(), dtx_wall_ns());
+	if (saga)
+		cli_saga_transfer(
+		    conn, gid, from, to, amount, (uint32_t)cfg.timeout_ms, &x);
+	else
+		cli_transfer(conn,
+		    strcmp(cfg.mode, "3pc") == 0 ? PROTO_MODE_3PC
+		                                 : PROTO_MODE_2PC,
+		    from, to, amount, (uint32_t)cfg.timeout_ms, &x);
+	// Exit 0 committed, 1 certainly not done, 2 unknown.
+	const char *outcome;
+	if (x.err == DTX_OK) {
+		outcome = cli_outcome_name(x.outcome);
+		rc = x.outcome == PROTO_COMMITTED ? 0
+		    : x.outcome == PROTO_ABORTED  ? 1
+		                                  : 2;
+	} else if (x.err == DTX_EUNREACH || x.err == DTX_EREFUSED) {
+		outcome = "aborted";
+		rc = 1;
+	} else {
+		outcome = "unknown";
+		rc = 2;
+	}
+	if (cfg.json) {
+		cli_json j;
+		cli_json_begin(&j, stdout);
+		cli_json_str(&j, "outcome", outcome);
+		cli_json_str(&j, "mode", cfg.mode);
+		if (x.reason[0] != '\0')
+			cli_json_str(&j, "reason", x.reason);
+		if (x.err != DTX_OK)
+			cli_json_str(&j, "error", dtx_errname(x.err));
+		if (saga)
+			cli_json_str(&j, "gid", gid);
+		else
+			cli_json_int(&j, "txid", (int64_t)x.txid);
+		if (x.cts != 0) {
+			char lc[48];
+			snprintf(lc, sizeof(lc), "%" PRIu64 ".%u",
+			    clk_ts_l(x.cts), clk_ts_c(x.cts));
+			cli_json_int(&j, "commit_ts", (int64_t)x.cts);
+			cli_json_str(&j, "commit_hlc", lc);
+		}
+		cli_json_end(&j);
+	} else {
+		printf("%s", outcome);
+		if (x.err != DTX_OK)
+			printf(" (%s)", dtx_errname(x.err));
+		if (x.reason[0] != '\0')
+			printf(": %s", x.reason);
+		if (saga)
+			printf("\ngid %s", gid);
+		else
+			printf("\ntxid %" PRIu64, x.txid);
+		if (x.cts != 0)
+			printf("\ncommit ts %" PRIu64 " (%" PRIu64 ".%u)",
+			    x.cts, clk_ts_l(x.cts), clk_ts_c(x.cts));
+		printf("\n");
+	}
+out:
+	cli_conn_close(conn);
+	dtx_cfg_fini(transfer_opts, N(transfer_opts), &cfg);
+	return rc < 0 ? CLI_EXIT_OK : rc;
+}
+
+// "123456" (a packed clk_ts) or "L.C".
+static bool
+parse_hlc(const char *s, clk_ts *out)
+{
+	char *end;
+	unsigned long long l = strtoull(s, &end, 10);
+	if (end == s)
+		return false;
+	if (*end == '\0') {
+		*out = l;
+		return true;
+	}
+	if (*end != '.')
+		return false;
+	const char *cs = end + 1;
+	unsigned long long c = strtoull(cs, &end, 10);
+	if (end == cs || *end != '\0' || c > CLK_LOGICAL_MAX || l > CLK_L_MAX)
+		return false;
+	*out = clk_ts_make(l, (uint32_t)c);
+	return true;
+}
+
+int
+cli_cmd_balances(int argc, char **argv)
+{
+	txn_cfg cfg = { 0 };
+	cli_conn *conn = NULL;
+	clk_ts at = 0;
+	int rc = cli_parse_flags("dtx balances", balances_opts,
+	    N(balances_opts), &cfg, argc, argv, NULL, 0, NULL);
+	if (rc != 0)
+		goto out;
+	if (cfg.at != NULL && !parse_hlc(cfg.at, &at)) {
+		fprintf(stderr,
+		    "dtx balances: --at wants an HLC timestamp "
+		    "(a uint64, or L.C)\n");
+		rc = CLI_EXIT_USAGE;
+		goto out;
+	}
+	rc = CLI_EXIT_FAILURE;
+	if (open_conn("dtx balances", cfg.dir, &conn) != DTX_OK)
+		goto out;
+	cli_snapshot s;
+	dtx_err rv = cli_snapshot_read(conn, at, (uint32_t)cfg.timeout_ms, &s);
+	if (rv != DTX_OK) {
+		fprintf(stderr, "dtx balances: %s\n", dtx_strerror(rv));
+		goto out;
+	}
+	if (cfg.json) {
+		cli_json j;
+		cli_json_begin(&j, stdout);
+		cli_json_int(&j, "ts", (int64_t)s.ts);
+		cli_json_int(&j, "ts_l", (int64_t)clk_ts_l(s.ts));
+		cli_json_int(&j, "ts_c", clk_ts_c(s.ts));
+		cli_json_obj_begin(&j, "balances");
+		for (size_t i = 0; i < s.n; i++) {
+			char k[24];
+			snprintf(k, sizeof(k), "%" PRId64, s.ids[i]);
+			cli_json_int(&j, k, s.bal[i]);
+		}
+		cli_json_obj_end(&j);
+		cli_json_int(&j, "accounts", (int64_t)s.n);
+		cli_json_int(&j, "total", s.total);
+		cli_json_end(&j);
+	} else {
+		printf("snapshot at %" PRIu64 " (%" PRIu64 ".%u)\n", s.ts,
+		    clk_ts_l(s.ts), clk_ts_c(s.ts));
+		for (size_t i = 0; i < s.n; i++)
+			printf("  acct:%-6" PRId64 " %" PRId64 "\n", s.ids[i],
+			    s.bal[i]);
+		printf("total %" PRId64 " over %zu accounts\n", s.total, s.n);
+	}
+	cli_snapshot_fini(&s);
+	rc = CLI_EXIT_OK;
+out:
+	cli_conn_close(conn);
+	dtx_cfg_fini(balances_opts, N(balances_opts), &cfg);
+	return rc < 0 ? CLI_EXIT_OK : rc;
+}

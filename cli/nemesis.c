@@ -1,0 +1,844 @@
+// SPDX-License-Identifier: MIT
+//
+// Nemeses, after Jepsen's: a schedule of faults that is a pure function of
+// a seed (so a failing run can be replayed), and a thread that applies it
+// to a running cluster: kill/restart, pause/resume, partitions (iptables
+// inside network namespaces, or the daemons' in-process FAULT "partition"),
+// clock bumps and strobes through FAULT "clock"; every action is recorded
+// in the history as an `info` op of the nemesis process.
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "cli_int.h"
+
+static const char *const action_names[CLI_NA_COUNT] = {
+	[CLI_NA_KILL] = "kill",
+	[CLI_NA_RESTART] = "restart",
+	[CLI_NA_PAUSE] = "pause",
+	[CLI_NA_RESUME] = "resume",
+	[CLI_NA_PARTITION] = "partition",
+	[CLI_NA_HEAL] = "heal",
+	[CLI_NA_CLOCK_BUMP] = "clock-bump",
+	[CLI_NA_CLOCK_STROBE] = "clock-strobe",
+	[CLI_NA_CLOCK_RESET] = "clock-reset",
+};
+
+static const char *const shape_names[CLI_SHAPE_COUNT] = {
+	"halves",
+	"one",
+	"bridge",
+	"ring",
+};
+
+static const char *const kind_names[CLI_NEM_NKINDS] = {
+	"kill",
+	"pause",
+	"partition",
+	"clock",
+};
+
+static const char *const target_names[] = {
+	"any",
+	"coordinator",
+	"participants",
+	"saga",
+};
+
+const char *
+cli_nem_action_name(cli_nem_action a)
+{
+	return (unsigned)a < CLI_NA_COUNT ? action_names[a] : "?";
+}
+
+const char *
+cli_part_shape_name(cli_part_shape s)
+{
+	return (unsigned)s < CLI_SHAPE_COUNT ? shape_names[s] : "?";
+}
+
+const char *
+cli_nem_target_name(cli_nem_target t)
+{
+	return (unsigned)t <= CLI_TARGET_SAGA ? target_names[t] : "?";
+}
+
+static int
+action_kind(cli_nem_action a)
+{
+	switch (a) {
+	case CLI_NA_KILL:
+	case CLI_NA_RESTART:
+		return 0;
+	case CLI_NA_PAUSE:
+	case CLI_NA_RESUME:
+		return 1;
+	case CLI_NA_PARTITION:
+	case CLI_NA_HEAL:
+		return 2;
+	default:
+		return 3;
+	}
+}
+
+const char *
+cli_nem_action_kind(cli_nem_action a)
+{
+	return kind_names[action_kind(a)];
+}
+
+bool
+cli_nem_action_starts(cli_nem_action a)
+{
+	return a == CLI_NA_KILL || a == CLI_NA_PAUSE || a == CLI_NA_PARTITION ||
+	    a == CLI_NA_CLOCK_BUMP || a == CLI_NA_CLOCK_STROBE;
+}
+
+// Parses a comma-separated list of names[0..n) into bits; "none" and ""
+// give 0.
+static dtx_err
+parse_list(const char *s, const char *const *names, size_t n, unsigned *out,
+    char *err, size_t errlen)
+{
+	unsigned bits = 0;
+	const char *p = s ? s : "";
+	if (strcmp(p, "none") == 0) {
+		*out = 0;
+		return DTX_OK;
+	}
+	while (*p != '\0') {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		size_t i;
+		for (i = 0; i < n; i++)
+			if (strlen(names[i]) == len &&
+			    strncmp(p, names[i], len) == 0)
+				break;
+		if (i == n) {
+			snprintf(
+			    err, errlen, "unknown name '%.*s'", (int)len, p);
+			return DTX_EINVAL;
+		}
+		bits |= 1u << i;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	*out = bits;
+	return DTX_OK;
+}
+
+dtx_err
+cli_nem_kinds_parse(const char *s, unsigned *out, char *err, size_t errlen)
+{
+	return parse_list(s, kind_names, CLI_NEM_NKINDS, out, err, errlen);
+}
+
+dtx_err
+cli_nem_shapes_parse(const char *s, unsigned *out, char *err, size_t errlen)
+{
+	return parse_list(s, shape_names, CLI_SHAPE_COUNT, out, err, errlen);
+}
+
+dtx_err
+cli_nem_target_parse(const char *s, cli_nem_target *out)
+{
+	for (unsigned i = 0; i <= CLI_TARGET_SAGA; i++)
+		if (strcmp(s, target_names[i]) == 0) {
+			*out = (cli_nem_target)i;
+			return DTX_OK;
+		}
+	return DTX_EINVAL;
+}
+
+dtx_err
+cli_nem_targets(const dtx_topo *topo, cli_nem_target t,
+    uint32_t ids[DTX_TOPO_MAX], uint32_t *n)
+{
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < topo->n; i++) {
+		dtx_role r = topo->nodes[i].role;
+		bool take = r != DTX_ROLE_CLIENT &&
+		    (t == CLI_TARGET_ANY ||
+		        (t == CLI_TARGET_COORDINATOR &&
+		            r == DTX_ROLE_COORDINATOR) ||
+		        (t == CLI_TARGET_PARTICIPANTS &&
+		            r == DTX_ROLE_PARTICIPANT) ||
+		        (t == CLI_TARGET_SAGA && r == DTX_ROLE_SAGA));
+		if (take && topo->nodes[i].id < DTX_TOPO_MAX)
+			ids[k++] = topo->nodes[i].id;
+	}
+	*n = k;
+	return k > 0 ? DTX_OK : DTX_ENOENT;
+}
+
+// Jepsen's complete grudge: nobody talks across components. comp[i] is the
+// component of nodes[i].
+static void
+complete_grudge(
+    const uint32_t *nodes, const int *comp, uint32_t n, cli_grudge *g)
+{
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t j = 0; j < n; j++)
+			if (comp[i] != comp[j])
+				g->drop[nodes[i]] |= 1u << nodes[j];
+}
+
+void
+cli_partition_grudge(
+    cli_part_shape shape, const uint32_t *nodes, uint32_t n, cli_grudge *out)
+{
+	int comp[DTX_TOPO_MAX] = { 0 };
+	uint32_t all = 0, split = n / 2;
+	memset(out, 0, sizeof(*out));
+	if (n > DTX_TOPO_MAX)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		all |= 1u << nodes[i];
+	switch (shape) {
+	case CLI_SHAPE_HALVES:
+		for (uint32_t i = 0; i < n; i++)
+			comp[i] = i < split ? 0 : 1;
+		complete_grudge(nodes, comp, n, out);
+		break;
+	case CLI_SHAPE_ONE:
+		for (uint32_t i = 0; i < n; i++)
+			comp[i] = i == 0 ? 0 : 1;
+		complete_grudge(nodes, comp, n, out);
+		break;
+	case CLI_SHAPE_BRIDGE:
+		for (uint32_t i = 0; i < n; i++)
+			comp[i] = i < split ? 0 : 1;
+		complete_grudge(nodes, comp, n, out);
+		if (split < n) {
+			uint32_t b = nodes[split];
+			out->drop[b] = 0;
+			for (uint32_t i = 0; i < n; i++)
+				out->drop[nodes[i]] &= ~(1u << b);
+		}
+		break;
+	case CLI_SHAPE_RING: {
+		uint32_t m = n / 2 + 1;
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t sees = 0;
+			for (uint32_t k = 0; k < m; k++)
+				sees |= 1u << nodes[(i + k) % n];
+			out->drop[nodes[i]] = all & ~sees;
+		}
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+// Uniform in [lo, hi).
+static uint64_t
+rnd_range(uint64_t *rng, uint64_t lo, uint64_t hi)
+{
+	return hi > lo ? lo + dtx_rand_below(rng, hi - lo) : lo;
+}
+
+static void
+shuffle(uint64_t *rng, uint32_t *v, uint32_t n)
+{
+	for (uint32_t i = n; i > 1; i--) {
+		uint32_t j = (uint32_t)dtx_rand_below(rng, i);
+		uint32_t t = v[i - 1];
+		v[i - 1] = v[j];
+		v[j] = t;
+	}
+}
+
+typedef struct plan {
+	cli_nem_event *ev;
+	size_t n, cap;
+} plan;
+
+static cli_nem_event *
+push(plan *p, uint64_t at, cli_nem_action a)
+{
+	if (p->n == p->cap) {
+		size_t nc = p->cap ? p->cap * 2 : 32;
+		cli_nem_event *ne = dtx_realloc(p->ev, nc * sizeof(*ne));
+		if (ne == NULL)
+			return NULL;
+		p->ev = ne;
+		p->cap = nc;
+	}
+	cli_nem_event *e = &p->ev[p->n++];
+	memset(e, 0, sizeof(*e));
+	e->at_ms = at;
+	e->action = a;
+	return e;
+}
+
+// Plans one fault of kind k from t for hold ms: its start and end event.
+static dtx_err
+plan_fault(plan *p, const cli_nem_cfg *cfg, uint64_t *rng, int k, uint64_t t,
+    uint64_t hold, const uint32_t *tg, uint32_t ntg, const uint32_t *all,
+    uint32_t nall)
+{
+	cli_nem_event *s, *e;
+	int64_t mo = cfg->max_offset_ms > 0 ? cfg->max_offset_ms : 500;
+	if (k == 0 || k == 1) {
+		uint32_t id = tg[dtx_rand_below(rng, ntg)];
+		s = push(p, t, k == 0 ? CLI_NA_KILL : CLI_NA_PAUSE);
+		if (s == NULL)
+			return DTX_ENOMEM;
+		s->ntargets = 1;
+		s->targets[0] = id;
+		e = push(p, t + hold, k == 0 ? CLI_NA_RESTART : CLI_NA_RESUME);
+		if (e == NULL)
+			return DTX_ENOMEM;
+		e->ntargets = 1;
+		e->targets[0] = id;
+		return DTX_OK;
+	}
+	if (k == 2) {
+		cli_part_shape shapes[CLI_SHAPE_COUNT];
+		uint32_t ns = 0, order[DTX_TOPO_MAX];
+		unsigned mask = cfg->shapes ? cfg->shapes : 0xfu;
+		for (unsigned i = 0; i < CLI_SHAPE_COUNT; i++)
+			if (mask & (1u << i))
+				shapes[ns++] = (cli_part_shape)i;
+		if (ns == 0)
+			return DTX_EINVAL;
+		cli_part_shape sh = shapes[dtx_rand_below(rng, ns)];
+		memcpy(order, all, nall * sizeof(uint32_t));
+		shuffle(rng, order, nall);
+		// The targeted role goes first: the node isolated alone, in
+		// the smaller half, or first on the ring.
+		uint32_t want = tg[dtx_rand_below(rng, ntg)];
+		for (uint32_t i = 0; i < nall; i++)
+			if (order[i] == want) {
+				order[i] = order[0];
+				order[0] = want;
+			}
+		s = push(p, t, CLI_NA_PARTITION);
+		if (s == NULL)
+			return DTX_ENOMEM;
+		s->shape = sh;
+		s->ntargets = nall;
+		memcpy(s->targets, order, nall * sizeof(uint32_t));
+		cli_partition_grudge(sh, order, nall, &s->grudge);
+		e = push(p, t + hold, CLI_NA_HEAL);
+		if (e == NULL)
+			return DTX_ENOMEM;
+		e->ntargets = nall;
+		memcpy(e->targets, all, nall * sizeof(uint32_t));
+		return DTX_OK;
+	}
+	// Clock: a random non-empty subset of the targets.
+	uint32_t pick[DTX_TOPO_MAX], np = 0;
+	for (uint32_t i = 0; i < ntg; i++)
+		if (dtx_rand_below(rng, 2) == 0)
+			pick[np++] = tg[i];
+	if (np == 0)
+		pick[np++] = tg[dtx_rand_below(rng, ntg)];
+	bool strobe = dtx_rand_below(rng, 2) == 0;
+	s = push(p, t, strobe ? CLI_NA_CLOCK_STROBE : CLI_NA_CLOCK_BUMP);
+	if (s == NULL)
+		return DTX_ENOMEM;
+	s->ntargets = np;
+	memcpy(s->targets, pick, np * sizeof(uint32_t));
+	if (strobe) {
+		int64_t d = (int64_t)rnd_range(
+		    rng, (uint64_t)mo / 2 + 1, 2 * (uint64_t)mo + 1);
+		s->strobe_delta_ms = dtx_rand_below(rng, 2) ? d : -d;
+		s->strobe_period_ms = (uint32_t)rnd_range(rng, 10, 200);
+		s->strobe_ms = (uint32_t)(hold < 3000 ? hold : 3000);
+	} else {
+		for (uint32_t i = 0; i < np; i++) {
+			int64_t d =
+			    (int64_t)rnd_range(rng, 1, 2 * (uint64_t)mo + 1);
+			s->offset_ms[i] = dtx_rand_below(rng, 2) ? d : -d;
+		}
+	}
+	e = push(p, t + hold, CLI_NA_CLOCK_RESET);
+	if (e == NULL)
+		return DTX_ENOMEM;
+	e->ntargets = np;
+	memcpy(e->targets, pick, np * sizeof(uint32_t));
+	return DTX_OK;
+}
+
+dtx_err
+cli_nemesis_plan(const cli_nem_cfg *cfg, cli_nem_event **out, size_t *n)
+{
+	plan p = { 0 };
+	uint32_t tg[DTX_TOPO_MAX], ntg, all[DTX_TOPO_MAX], nall;
+	int kinds[CLI_NEM_NKINDS], nk = 0;
+	uint64_t rng = cfg->seed ^ UINT64_C(0x6e656d6573697321);
+	uint64_t iv = cfg->interval_ms;
+	dtx_err rv = DTX_OK;
+
+	if (cfg->topo == NULL || iv < 100)
+		return DTX_EINVAL;
+	for (int k = 0; k < CLI_NEM_NKINDS; k++)
+		if (cfg->kinds & (1u << k))
+			kinds[nk++] = k;
+	*out = NULL;
+	*n = 0;
+	if (nk == 0)
+		return DTX_OK;
+	if (cli_nem_targets(cfg->topo, cfg->target, tg, &ntg) != DTX_OK ||
+	    cli_nem_targets(cfg->topo, CLI_TARGET_ANY, all, &nall) != DTX_OK)
+		return DTX_EINVAL;
+
+	uint32_t perm[CLI_NEM_NKINDS];
+	int pi = nk;
+	uint64_t t = rnd_range(&rng, iv / 2, iv + iv / 2);
+	for (;;) {
+		uint64_t hold = rnd_range(&rng, iv / 2, iv + iv / 2);
+		uint64_t gap = rnd_range(&rng, iv / 2, iv + iv / 2);
+		// Every fault ends half a second before the workload does.
+		if (t + 500 >= cfg->duration_ms)
+			break;
+		if (t + hold + 500 > cfg->duration_ms)
+			hold = cfg->duration_ms - 500 - t;
+		if (hold < 200)
+			break;
+		if (pi == nk) {
+			for (int i = 0; i < nk; i++)
+				perm[i] = (uint32_t)kinds[i];
+			shuffle(&rng, perm, (uint32_t)nk);
+			pi = 0;
+		}
+		int k = (int)perm[pi++];
+		rv = plan_fault(&p, cfg, &rng, k, t, hold, tg, ntg, all, nall);
+		if (rv != DTX_OK) {
+			dtx_free(p.ev);
+			return rv;
+		}
+		t += hold + gap;
+	}
+	*out = p.ev;
+	*n = p.n;
+	return DTX_OK;
+}
+
+static void
+event_json(const cli_nem_event *e, cli_sb *sb, bool simulated)
+{
+	cli_sb_printf(sb, "{\"targets\":[");
+	for (uint32_t i = 0; i < e->ntargets; i++)
+		cli_sb_printf(sb, "%s%u", i ? "," : "", e->targets[i]);
+	cli_sb_printf(sb, "]");
+	switch (e->action) {
+	case CLI_NA_PARTITION:
+		cli_sb_printf(sb, ",\"shape\":\"%s\",\"grudge\":{",
+		    cli_part_shape_name(e->shape));
+		for (uint32_t a = 0, first = 1; a < DTX_TOPO_MAX; a++) {
+			if (e->grudge.drop[a] == 0)
+				continue;
+			cli_sb_printf(sb, "%s\"%u\":[", first ? "" : ",", a);
+			first = 0;
+			for (uint32_t b = 0, f2 = 1; b < DTX_TOPO_MAX; b++)
+				if (e->grudge.drop[a] & (1u << b)) {
+					cli_sb_printf(
+					    sb, "%s%u", f2 ? "" : ",", b);
+					f2 = 0;
+				}
+			cli_sb_printf(sb, "]");
+		}
+		cli_sb_printf(sb, "}");
+		if (simulated)
+			cli_sb_printf(sb, ",\"simulated\":true");
+		break;
+	case CLI_NA_CLOCK_BUMP:
+		cli_sb_printf(sb, ",\"offsets_ms\":{");
+		for (uint32_t i = 0; i < e->ntargets; i++)
+			cli_sb_printf(sb, "%s\"%u\":%" PRId64, i ? "," : "",
+			    e->targets[i], e->offset_ms[i]);
+		cli_sb_printf(sb, "}");
+		break;
+	case CLI_NA_CLOCK_STROBE:
+		cli_sb_printf(sb,
+		    ",\"delta_ms\":%" PRId64 ",\"period_ms\":%u,"
+		    "\"duration_ms\":%u",
+		    e->strobe_delta_ms, e->strobe_period_ms, e->strobe_ms);
+		break;
+	default:
+		break;
+	}
+	cli_sb_printf(sb, "}");
+}
+
+void
+cli_nem_event_json(const cli_nem_event *e, cli_sb *sb)
+{
+	event_json(e, sb, false);
+}
+
+// ---------------------------------------------------------------- runtime
+
+struct cli_nemesis {
+	cli_cluster *cl;
+	cli_conn *conn;
+	cli_history *h;
+	cli_nem_event *ev;
+	size_t n;
+	pthread_t th;
+	bool running;
+	bool healed;
+	atomic_bool stop;
+	uint64_t t0;
+	pthread_mutex_t mtx; // guards current, started, errors
+	char current[96];
+	size_t started[CLI_NEM_NKINDS];
+	size_t errors;
+	// What is in force (only the nemesis thread, then stop, touch it).
+	bool killed[DTX_TOPO_MAX];
+	bool paused[DTX_TOPO_MAX];
+	bool clocked[DTX_TOPO_MAX];
+	bool partitioned;
+};
+
+static void
+set_current(cli_nemesis *nm, const char *s)
+{
+	pthread_mutex_lock(&nm->mtx);
+	snprintf(nm->current, sizeof(nm->current), "%s", s);
+	pthread_mutex_unlock(&nm->mtx);
+}
+
+static void
+record(cli_nemesis *nm, const cli_nem_event *e, const char *error)
+{
+	cli_sb sb = { 0 };
+	event_json(e, &sb,
+	    e->action == CLI_NA_PARTITION && !cli_cluster_is_netns(nm->cl));
+	char *v = cli_sb_take(&sb);
+	cli_history_add(nm->h, CLI_PROC_NEMESIS, CLI_OP_INFO,
+	    cli_nem_action_name(e->action), v, error);
+	dtx_free(v);
+	pthread_mutex_lock(&nm->mtx);
+	if (cli_nem_action_starts(e->action))
+		nm->started[action_kind(e->action)]++;
+	if (error != NULL)
+		nm->errors++;
+	pthread_mutex_unlock(&nm->mtx);
+	if (cli_nem_action_starts(e->action)) {
+		char cur[96];
+		int len = snprintf(
+		    cur, sizeof(cur), "%s", cli_nem_action_name(e->action));
+		if (e->action == CLI_NA_PARTITION)
+			len += snprintf(cur + len, sizeof(cur) - (size_t)len,
+			    " %s", cli_part_shape_name(e->shape));
+		for (uint32_t i = 0; i < e->ntargets && len < 80; i++)
+			len += snprintf(cur + len, sizeof(cur) - (size_t)len,
+			    "%s%u", i ? "," : " [", e->targets[i]);
+		snprintf(cur + len, sizeof(cur) - (size_t)len, "]");
+		set_current(nm, cur);
+	} else {
+		set_current(nm, "none");
+	}
+}
+
+// The set a daemon must refuse in-process: the grudge in both directions.
+static uint32_t
+both_ways(const cli_grudge *g, uint32_t a)
+{
+	uint32_t cut = g->drop[a];
+	for (uint32_t b = 0; b < DTX_TOPO_MAX; b++)
+		if (g->drop[b] & (1u << a))
+			cut |= 1u << b;
+	return cut & ~(1u << a);
+}
+
+static dtx_err
+partition_inproc(cli_nemesis *nm, const cli_grudge *g)
+{
+	const dtx_topo *topo = cli_cluster_topo(nm->cl);
+	dtx_err rv = DTX_OK;
+	for (uint32_t i = 0; i < topo->n; i++) {
+		const dtx_node *nd = &topo->nodes[i];
+		if (nd->role == DTX_ROLE_CLIENT)
+			continue;
+		int64_t args[PROTO_MAX_FAULT_ARGS];
+		uint32_t na = 0;
+		uint32_t cut = g ? both_ways(g, nd->id) : 0;
+		for (uint32_t b = 0; b < DTX_TOPO_MAX; b++)
+			if (cut & (1u << b)) {
+				if (na == PROTO_MAX_FAULT_ARGS)
+					return DTX_ERANGE;
+				args[na++] = b;
+			}
+		dtx_err r = cli_send_fault(
+		    nm->conn, nd->id, "partition", args, na, NULL);
+		if (r != DTX_OK)
+			rv = r;
+	}
+	return rv;
+}
+
+static dtx_err
+set_clock(cli_nemesis *nm, uint32_t id, int64_t off)
+{
+	int64_t args[2] = { off, 1000 };
+	return cli_send_fault(nm->conn, id, "clock", args, 2, NULL);
+}
+
+static bool
+nap_until(cli_nemesis *nm, uint64_t at_ns)
+{
+	while (!atomic_load(&nm->stop)) {
+		uint64_t now = dtx_mono_ns();
+		if (now >= at_ns)
+			return true;
+		uint64_t left = (at_ns - now) / 1000000u;
+		dtx_sleep_ms(left > 50 ? 50 : left + 1);
+	}
+	return false;
+}
+
+static dtx_err
+restart(cli_nemesis *nm, uint32_t id)
+{
+	dtx_err rv = cli_cluster_start(nm->cl, id, NULL);
+	if (rv == DTX_EEXIST)
+		return DTX_OK;
+	if (rv == DTX_OK)
+		rv = cli_cluster_wait_ready(nm->cl, id, 15000);
+	return rv;
+}
+
+static void
+apply(cli_nemesis *nm, const cli_nem_event *e)
+{
+	dtx_err rv = DTX_OK, r;
+	const dtx_topo *topo = cli_cluster_topo(nm->cl);
+	char err[128];
+	switch (e->action) {
+	case CLI_NA_KILL:
+		for (uint32_t i = 0; i < e->ntargets; i++) {
+			if ((r = cli_cluster_signal(
+			         nm->cl, e->targets[i], SIGKILL)) != DTX_OK)
+				rv = r;
+			nm->killed[e->targets[i]] = true;
+		}
+		break;
+	case CLI_NA_RESTART:
+		for (uint32_t i = 0; i < e->ntargets; i++) {
+			if ((r = restart(nm, e->targets[i])) != DTX_OK)
+				rv = r;
+			nm->killed[e->targets[i]] = false;
+		}
+		break;
+	case CLI_NA_PAUSE:
+	case CLI_NA_RESUME:
+		for (uint32_t i = 0; i < e->ntargets; i++) {
+			int sig = e->action == CLI_NA_PAUSE ? SIGSTOP : SIGCONT;
+			if ((r = cli_cluster_signal(
+			         nm->cl, e->targets[i], sig)) != DTX_OK)
+				rv = r;
+			nm->paused[e->targets[i]] = e->action == CLI_NA_PAUSE;
+		}
+		break;
+	case CLI_NA_PARTITION:
+		nm->partitioned = true;
+		rv = cli_cluster_is_netns(nm->cl)
+		    ? cli_netns_partition(
+		          cli_cluster_netns_prefix(nm->cl), topo, &e->grudge)
+		    : partition_inproc(nm, &e->grudge);
+		break;
+	case CLI_NA_HEAL:
+		rv = cli_cluster_is_netns(nm->cl)
+		    ? cli_netns_heal(cli_cluster_netns_prefix(nm->cl), topo)
+		    : partition_inproc(nm, NULL);
+		nm->partitioned = false;
+		break;
+	case CLI_NA_CLOCK_BUMP:
+		for (uint32_t i = 0; i < e->ntargets; i++) {
+			if ((r = set_clock(
+			         nm, e->targets[i], e->offset_ms[i])) != DTX_OK)
+				rv = r;
+			nm->clocked[e->targets[i]] = true;
+		}
+		break;
+	case CLI_NA_CLOCK_STROBE:
+		// Recorded first: the strobe runs for a while.
+		for (uint32_t i = 0; i < e->ntargets; i++)
+			nm->clocked[e->targets[i]] = true;
+		record(nm, e, NULL);
+		uint64_t end =
+		    dtx_mono_ns() + (uint64_t)e->strobe_ms * 1000000u;
+		bool high = true;
+		while (!atomic_load(&nm->stop) && dtx_mono_ns() < end) {
+			for (uint32_t i = 0; i < e->ntargets; i++)
+				set_clock(nm, e->targets[i],
+				    high ? e->strobe_delta_ms : 0);
+			high = !high;
+			dtx_sleep_ms(e->strobe_period_ms);
+		}
+		return;
+	case CLI_NA_CLOCK_RESET:
+		for (uint32_t i = 0; i < e->ntargets; i++) {
+			if ((r = set_clock(nm, e->targets[i], 0)) != DTX_OK)
+				rv = r;
+			nm->clocked[e->targets[i]] = false;
+		}
+		break;
+	default:
+		rv = DTX_EINVAL;
+	}
+	snprintf(err, sizeof(err), "%s", dtx_errname(rv));
+	record(nm, e, rv == DTX_OK ? NULL : err);
+}
+
+static void *
+run(void *arg)
+{
+	cli_nemesis *nm = arg;
+	for (size_t i = 0; i < nm->n; i++) {
+		if (!nap_until(nm, nm->t0 + nm->ev[i].at_ms * 1000000u))
+			break;
+		apply(nm, &nm->ev[i]);
+	}
+	return NULL;
+}
+
+dtx_err
+cli_nemesis_start(cli_cluster *cl, cli_conn *conn, cli_history *h,
+    const cli_nem_event *ev, size_t n, cli_nemesis **out)
+{
+	cli_nemesis *nm = dtx_calloc(1, sizeof(*nm));
+	if (nm == NULL)
+		return DTX_ENOMEM;
+	nm->cl = cl;
+	nm->conn = conn;
+	nm->h = h;
+	nm->n = n;
+	snprintf(nm->current, sizeof(nm->current), "none");
+	pthread_mutex_init(&nm->mtx, NULL);
+	atomic_init(&nm->stop, false);
+	if (n > 0) {
+		nm->ev = dtx_memdup(ev, n * sizeof(*ev));
+		if (nm->ev == NULL) {
+			cli_nemesis_free(nm);
+			return DTX_ENOMEM;
+		}
+	}
+	nm->t0 = dtx_mono_ns();
+	if (pthread_create(&nm->th, NULL, run, nm) != 0) {
+		cli_nemesis_free(nm);
+		return DTX_ENOMEM;
+	}
+	nm->running = true;
+	*out = nm;
+	return DTX_OK;
+}
+
+static void
+heal_record(cli_nemesis *nm, cli_nem_action a, const uint32_t *ids, uint32_t n,
+    dtx_err rv)
+{
+	cli_nem_event e;
+	char err[64];
+	memset(&e, 0, sizeof(e));
+	e.action = a;
+	e.ntargets = n;
+	memcpy(e.targets, ids, n * sizeof(uint32_t));
+	snprintf(err, sizeof(err), "%s", dtx_errname(rv));
+	record(nm, &e, rv == DTX_OK ? NULL : err);
+}
+
+void
+cli_nemesis_stop(cli_nemesis *nm)
+{
+	if (nm == NULL || nm->healed)
+		return;
+	atomic_store(&nm->stop, true);
+	if (nm->running)
+		pthread_join(nm->th, NULL);
+	nm->running = false;
+	nm->healed = true;
+
+	const dtx_topo *topo = cli_cluster_topo(nm->cl);
+	uint32_t ids[DTX_TOPO_MAX], k = 0;
+	dtx_err rv = DTX_OK, r;
+	// Resume, then restart: a paused daemon must not hold a port.
+	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
+		if (nm->paused[i]) {
+			if ((r = cli_cluster_signal(nm->cl, i, SIGCONT)) !=
+			    DTX_OK)
+				rv = r;
+			nm->paused[i] = false;
+			ids[k++] = i;
+		}
+	if (k > 0)
+		heal_record(nm, CLI_NA_RESUME, ids, k, rv);
+	k = 0;
+	rv = DTX_OK;
+	for (uint32_t i = 0; i < topo->n; i++) {
+		const dtx_node *nd = &topo->nodes[i];
+		if (nd->role == DTX_ROLE_CLIENT ||
+		    (cli_cluster_pid(nm->cl, nd->id) > 0 &&
+		        !nm->killed[nd->id]))
+			continue;
+		if ((r = restart(nm, nd->id)) != DTX_OK)
+			rv = r;
+		nm->killed[nd->id] = false;
+		ids[k++] = nd->id;
+	}
+	if (k > 0)
+		heal_record(nm, CLI_NA_RESTART, ids, k, rv);
+	if (nm->partitioned) {
+		k = 0;
+		cli_nem_targets(topo, CLI_TARGET_ANY, ids, &k);
+		rv = cli_cluster_is_netns(nm->cl)
+		    ? cli_netns_heal(cli_cluster_netns_prefix(nm->cl), topo)
+		    : partition_inproc(nm, NULL);
+		nm->partitioned = false;
+		heal_record(nm, CLI_NA_HEAL, ids, k, rv);
+	}
+	k = 0;
+	rv = DTX_OK;
+	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
+		if (nm->clocked[i]) {
+			if ((r = set_clock(nm, i, 0)) != DTX_OK)
+				rv = r;
+			nm->clocked[i] = false;
+			ids[k++] = i;
+		}
+	if (k > 0)
+		heal_record(nm, CLI_NA_CLOCK_RESET, ids, k, rv);
+	set_current(nm, "none");
+}
+
+void
+cli_nemesis_free(cli_nemesis *nm)
+{
+	if (nm == NULL)
+		return;
+	if (nm->running) {
+		atomic_store(&nm->stop, true);
+		pthread_join(nm->th, NULL);
+	}
+	pthread_mutex_destroy(&nm->mtx);
+	dtx_free(nm->ev);
+	dtx_free(nm);
+}
+
+void
+cli_nemesis_counts(
+    const cli_nemesis *nm, size_t started[CLI_NEM_NKINDS], size_t *errors)
+{
+	cli_nemesis *m = (cli_nemesis *)nm;
+	pthread_mutex_lock(&m->mtx);
+	memcpy(started, m->started, sizeof(m->started));
+	if (errors != NULL)
+		*errors = m->errors;
+	pthread_mutex_unlock(&m->mtx);
+}
+
+void
+cli_nemesis_current(cli_nemesis *nm, char *buf, size_t len)
+{
+	pthread_mutex_lock(&nm->mtx);
+	snprintf(buf, len, "%s", nm->current);
+	pthread_mutex_unlock(&nm->mtx);
+}

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: MIT
+//
+// The nemesis schedule is a pure function of its seed and settings: the
+// same seed gives the same schedule, different seeds differ; partition
+// shapes give Jepsen's grudges; targets select nodes by role; every fault
+// that starts also ends before the workload does.
+
+#include <stdbool.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "cli_int.h"
+
+// Coordinator 0, participants 1..np, saga np+1 (when saga), client last.
+static void
+make_topo(dtx_topo *t, uint32_t np, bool saga)
+{
+	memset(t, 0, sizeof(*t));
+	uint32_t n = np + 1 + (saga ? 1 : 0);
+	for (uint32_t i = 0; i < n; i++) {
+		t->nodes[i].id = i;
+		t->nodes[i].role = i == 0 ? DTX_ROLE_COORDINATOR
+		    : i <= np             ? DTX_ROLE_PARTICIPANT
+		                          : DTX_ROLE_SAGA;
+		snprintf(t->nodes[i].url, sizeof(t->nodes[i].url),
+		    "tcp://127.0.0.1:%u", 7000 + i);
+		if (t->nodes[i].role == DTX_ROLE_PARTICIPANT)
+			t->parts[t->nparts++] = i;
+	}
+	t->nodes[n].id = n;
+	t->nodes[n].role = DTX_ROLE_CLIENT;
+	t->n = n + 1;
+	t->max_id = n + 1;
+}
+
+static void
+plan(const dtx_topo *t, uint64_t seed, unsigned kinds, cli_nem_target tg,
+    cli_nem_event **ev, size_t *n)
+{
+	cli_nem_cfg c = { .kinds = kinds,
+		.target = tg,
+		.seed = seed,
+		.interval_ms = 2000,
+		.duration_ms = 60000,
+		.max_offset_ms = 500,
+		.topo = t };
+	assert_int_equal(cli_nemesis_plan(&c, ev, n), DTX_OK);
+}
+
+static const unsigned all_kinds =
+    CLI_NEM_KILL | CLI_NEM_PAUSE | CLI_NEM_PARTITION | CLI_NEM_CLOCK;
+
+static void
+test_same_seed_same_schedule(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, true);
+	cli_nem_event *a, *b, *c;
+	size_t na, nb, nc;
+	plan(&t, 42, all_kinds, CLI_TARGET_ANY, &a, &na);
+	plan(&t, 42, all_kinds, CLI_TARGET_ANY, &b, &nb);
+	plan(&t, 43, all_kinds, CLI_TARGET_ANY, &c, &nc);
+	assert_true(na > 8);
+	assert_int_equal(na, nb);
+	assert_memory_equal(a, b, na * sizeof(*a));
+	assert_true(na != nc || memcmp(a, c, na * sizeof(*a)) != 0);
+	// The recorded form is the same too.
+	cli_sb s1 = { 0 }, s2 = { 0 };
+	for (size_t i = 0; i < na; i++) {
+		cli_nem_event_json(&a[i], &s1);
+		cli_nem_event_json(&b[i], &s2);
+	}
+	char *j1 = cli_sb_take(&s1), *j2 = cli_sb_take(&s2);
+	assert_string_equal(j1, j2);
+	dtx_free(j1);
+	dtx_free(j2);
+	dtx_free(a);
+	dtx_free(b);
+	dtx_free(c);
+}
+
+// Every start is followed by its end on the same targets before the next
+// fault starts, all within the duration; each kind appears.
+static void
+test_schedule_shape(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, false);
+	for (uint64_t seed = 1; seed <= 20; seed++) {
+		cli_nem_event *ev;
+		size_t n;
+		bool seen[CLI_NEM_NKINDS] = { false };
+		plan(&t, seed, all_kinds, CLI_TARGET_ANY, &ev, &n);
+		assert_true(n % 2 == 0);
+		for (size_t i = 0; i < n; i += 2) {
+			cli_nem_event *s = &ev[i], *e = &ev[i + 1];
+			assert_true(cli_nem_action_starts(s->action));
+			assert_false(cli_nem_action_starts(e->action));
+			assert_string_equal(cli_nem_action_kind(s->action),
+			    cli_nem_action_kind(e->action));
+			assert_true(s->at_ms < e->at_ms);
+			assert_true(e->at_ms < 60000);
+			if (i + 2 < n)
+				assert_true(e->at_ms <= ev[i + 2].at_ms);
+			if (s->action == CLI_NA_KILL ||
+			    s->action == CLI_NA_PAUSE)
+				assert_int_equal(s->targets[0], e->targets[0]);
+			for (int k = 0; k < CLI_NEM_NKINDS; k++) {
+				static const char *names[] = { "kill", "pause",
+					"partition", "clock" };
+				if (strcmp(cli_nem_action_kind(s->action),
+				        names[k]) == 0)
+					seen[k] = true;
+			}
+		}
+		for (int k = 0; k < CLI_NEM_NKINDS; k++)
+			assert_true(seen[k]);
+		dtx_free(ev);
+	}
+}
+
+static uint32_t
+bit(uint32_t id)
+{
+	return 1u << id;
+}
+
+static void
+test_partition_shapes(void **state)
+{
+	(void)state;
+	cli_grudge g;
+	uint32_t nodes[5] = { 4, 2, 0, 1, 3 };
+
+	// Halves: bisect puts floor(n/2) first.
+	cli_partition_grudge(CLI_SHAPE_HALVES, nodes, 5, &g);
+	uint32_t a = bit(4) | bit(2), b = bit(0) | bit(1) | bit(3);
+	assert_int_equal(g.drop[4], b);
+	assert_int_equal(g.drop[2], b);
+	assert_int_equal(g.drop[0], a);
+	assert_int_equal(g.drop[1], a);
+	assert_int_equal(g.drop[3], a);
+
+	// One: nodes[0] alone.
+	cli_partition_grudge(CLI_SHAPE_ONE, nodes, 5, &g);
+	assert_int_equal(g.drop[4], bit(0) | bit(1) | bit(2) | bit(3));
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(g.drop[i], bit(4));
+
+	// Bridge: halves {4,2} {0,1,3}; 0 talks to everyone.
+	cli_partition_grudge(CLI_SHAPE_BRIDGE, nodes, 5, &g);
+	assert_int_equal(g.drop[0], 0);
+	assert_int_equal(g.drop[4], bit(1) | bit(3));
+	assert_int_equal(g.drop[2], bit(1) | bit(3));
+	assert_int_equal(g.drop[1], a);
+	assert_int_equal(g.drop[3], a);
+
+	// Ring: each node sees a majority (3 of 5) starting at itself, and
+	// no two nodes see the same majority.
+	cli_partition_grudge(CLI_SHAPE_RING, nodes, 5, &g);
+	uint32_t all = bit(0) | bit(1) | bit(2) | bit(3) | bit(4);
+	for (int i = 0; i < 5; i++) {
+		uint32_t sees = all & ~g.drop[nodes[i]];
+		assert_int_equal(__builtin_popcount(sees), 3);
+		assert_true(sees & bit(nodes[i]));
+		assert_true(sees & bit(nodes[(i + 1) % 5]));
+		assert_true(sees & bit(nodes[(i + 2) % 5]));
+		for (int j = 0; j < i; j++)
+			assert_int_not_equal(sees, all & ~g.drop[nodes[j]]);
+	}
+
+	// Four nodes: halves 2|2, ring majorities of 3.
+	uint32_t four[4] = { 0, 1, 2, 3 };
+	cli_partition_grudge(CLI_SHAPE_HALVES, four, 4, &g);
+	assert_int_equal(g.drop[0], bit(2) | bit(3));
+	assert_int_equal(g.drop[3], bit(0) | bit(1));
+	cli_partition_grudge(CLI_SHAPE_RING, four, 4, &g);
+	assert_int_equal(g.drop[0], bit(3));
+	assert_int_equal(g.drop[3], bit(2));
+	// One node: no partition at all.
+	cli_partition_grudge(CLI_SHAPE_HALVES, four, 1, &g);
+	assert_int_equal(g.drop[0], 0);
+}
+
+static void
+test_targets_by_role(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	uint32_t ids[DTX_TOPO_MAX], n;
+	make_topo(&t, 3, true);
+	assert_int_equal(cli_nem_targets(&t, CLI_TARGET_ANY, ids, &n), DTX_OK);
+	assert_int_equal(n, 5);
+	assert_int_equal(
+	    cli_nem_targets(&t, CLI_TARGET_COORDINATOR, ids, &n), DTX_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], 0);
+	assert_int_equal(
+	    cli_nem_targets(&t, CLI_TARGET_PARTICIPANTS, ids, &n), DTX_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[2], 3);
+	assert_int_equal(cli_nem_targets(&t, CLI_TARGET_SAGA, ids, &n), DTX_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], 4);
+	make_topo(&t, 2, false);
+	assert_int_equal(
+	    cli_nem_targets(&t, CLI_TARGET_SAGA, ids, &n), DTX_ENOENT);
+
+	// Kills and pauses of a participants-only schedule hit only
+	// participants; a partition isolates a participant first; clock
+	// faults change only participants' clocks.
+	make_topo(&t, 3, true);
+	cli_nem_event *ev;
+	size_t ne;
+	plan(&t, 7, all_kinds, CLI_TARGET_PARTICIPANTS, &ev, &ne);
+	for (size_t i = 0; i < ne; i++) {
+		if (ev[i].action == CLI_NA_PARTITION) {
+			assert_true(ev[i].targets[0] >= 1);
+			assert_true(ev[i].targets[0] <= 3);
+			continue;
+		}
+		if (ev[i].action == CLI_NA_HEAL)
+			continue;
+		for (uint32_t k = 0; k < ev[i].ntargets; k++) {
+			assert_true(ev[i].targets[k] >= 1);
+			assert_true(ev[i].targets[k] <= 3);
+		}
+	}
+	dtx_free(ev);
+	plan(&t, 7, CLI_NEM_KILL, CLI_TARGET_COORDINATOR, &ev, &ne);
+	assert_true(ne > 0);
+	for (size_t i = 0; i < ne; i++)
+		assert_int_equal(ev[i].targets[0], 0);
+	dtx_free(ev);
+}
+
+static void
+test_clock_offsets_bounded(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, false);
+	cli_nem_event *ev;
+	size_t n;
+	plan(&t, 9, CLI_NEM_CLOCK, CLI_TARGET_ANY, &ev, &n);
+	assert_true(n > 0);
+	for (size_t i = 0; i < n; i++) {
+		if (ev[i].action == CLI_NA_CLOCK_BUMP)
+			for (uint32_t k = 0; k < ev[i].ntargets; k++) {
+				assert_true(ev[i].offset_ms[k] != 0);
+				assert_true(ev[i].offset_ms[k] <= 1000);
+				assert_true(ev[i].offset_ms[k] >= -1000);
+			}
+		if (ev[i].action == CLI_NA_CLOCK_STROBE) {
+			assert_true(ev[i].strobe_delta_ms != 0);
+			assert_true(ev[i].strobe_period_ms >= 10);
+			assert_true(ev[i].strobe_ms <= 3000);
+		}
+	}
+	dtx_free(ev);
+}
+
+static void
+test_parse(void **state)
+{
+	(void)state;
+	unsigned k;
+	char err[128];
+	cli_nem_target t;
+	assert_int_equal(
+	    cli_nem_kinds_parse("kill,clock", &k, err, sizeof(err)), DTX_OK);
+	assert_int_equal(k, CLI_NEM_KILL | CLI_NEM_CLOCK);
+	assert_int_equal(
+	    cli_nem_kinds_parse("none", &k, err, sizeof(err)), DTX_OK);
+	assert_int_equal(k, 0);
+	assert_int_equal(
+	    cli_nem_kinds_parse("kill,nuke", &k, err, sizeof(err)), DTX_EINVAL);
+	assert_non_null(strstr(err, "nuke"));
+	assert_int_equal(
+	    cli_nem_shapes_parse("one,ring", &k, err, sizeof(err)), DTX_OK);
+	assert_int_equal(k, (1u << CLI_SHAPE_ONE) | (1u << CLI_SHAPE_RING));
+	assert_int_equal(cli_nem_target_parse("participants", &t), DTX_OK);
+	assert_int_equal(t, CLI_TARGET_PARTICIPANTS);
+	assert_int_equal(cli_nem_target_parse("all", &t), DTX_EINVAL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_same_seed_same_schedule),
+		cmocka_unit_test(test_schedule_shape),
+		cmocka_unit_test(test_partition_shapes),
+		cmocka_unit_test(test_targets_by_role),
+		cmocka_unit_test(test_clock_offsets_bounded),
+		cmocka_unit_test(test_parse),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
