@@ -25,7 +25,9 @@ struct proto_daemon {
 	dtx_topo topo;
 	clk_source *src;
 	clk_node *clock;
-	proto_server *server;
+	// Set once proto_daemon_serve's server is open; its workers may
+	// serve a HEALTH before that, so readers load it atomically.
+	proto_server *_Atomic server;
 	proto_daemon_hooks hooks;
 	sigset_t sigs;
 	uint64_t started_ns;
@@ -326,7 +328,10 @@ serve_health(proto_daemon *d, proto_msg *rep)
 	if (d->hooks.health != NULL &&
 	    (rv = d->hooks.health(d->hooks.arg, h)) != DTX_OK)
 		return rv;
-	proto_server_stats_get(d->server, &ss);
+	proto_server *srv = atomic_load(&d->server);
+	memset(&ss, 0, sizeof(ss));
+	if (srv != NULL)
+		proto_server_stats_get(srv, &ss);
 	clk_hlc_stats(clk_node_hlc(d->clock), &hc);
 	clk_source_get(d->src, &off, &rate);
 	struct {
@@ -452,15 +457,17 @@ proto_daemon_serve(proto_daemon *d, const proto_daemon_hooks *hooks)
 		.stamp = stamp,
 		.arg = d,
 	};
-	dtx_err rv = proto_server_open(&sc, &d->server);
+	proto_server *srv = NULL;
+	dtx_err rv = proto_server_open(&sc, &srv);
 	if (rv != DTX_OK) {
 		DTX_LOG(DTX_LOG_ERROR, "LISTEN", "cannot listen on %s: %s",
 		    d->cfg.listen, dtx_strerror(rv));
 		return rv;
 	}
+	atomic_store(&d->server, srv);
 	DTX_LOG(DTX_LOG_INFO, "LISTEN", "%s %lld serving on %s",
 	    dtx_role_name(d->role), (long long)d->cfg.node_id,
-	    proto_server_url(d->server));
+	    proto_server_url(srv));
 	return DTX_OK;
 }
 
@@ -497,7 +504,7 @@ proto_daemon_close(proto_daemon *d)
 	if (d == NULL)
 		return;
 	atomic_store(&d->stopping, true);
-	proto_server_close(d->server);
+	proto_server_close(atomic_load(&d->server));
 	for (int i = 0; i < DTX_TOPO_MAX; i++)
 		proto_client_close(d->clients[i]);
 	clk_node_close(d->clock);

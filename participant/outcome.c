@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: MIT
+//
+// Outcomes and state queries: COMMIT and DO_COMMIT (force-logged before
+// the ACK, applied at the commit ts: rule 7), ABORT, PRE_COMMIT (3PC,
+// forced), and STATUS, which for a txid this participant never saw
+// records the abort first and answers NEVER_VOTED (rule 8).
+
+#include <inttypes.h>
+
+#include "participant_int.h"
+
+// A commit at cts is an event at cts: move the HLC past it so that a
+// read at "now" that follows the ACK sees the commit. A cts too far ahead
+// of physical time is left to the message clocks (and logged by them).
+static void
+observe_cts(part *p, clk_ts cts)
+{
+	if (cts != 0 && cts > clk_node_now(p->clock))
+		(void)clk_node_recv(p->clock, cts, NULL, NULL);
+}
+
+static void
+ack(proto_msg *rep, uint64_t txid)
+{
+	rep->hdr.type = PROTO_ACK;
+	rep->u.txid.txid = txid;
+	rep->u.txid.commit_ts = 0;
+}
+
+dtx_err
+part__commit_start(
+    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
+{
+	uint64_t txid = req->u.txid.txid;
+	bool do_commit = req->hdr.type == PROTO_DO_COMMIT;
+	clk_ts cts = do_commit ? 0 : req->u.txid.commit_ts;
+	stor_tx_state st;
+	clk_ts known_cts = 0;
+
+	if (txid == 0 || (!do_commit && cts == 0))
+		return DTX_EINVAL;
+	dtx_err rv = stor_kv_tx_state(p->kv, txid, &st, &known_cts);
+	if (rv == DTX_ENOENT) {
+		// The coordinator commits only after every YES, so a txid
+		// we do not know was committed and its outcome collected.
+		DTX_LOG(DTX_LOG_WARN, "COMMIT_UNKNOWN",
+		    "%s tx=%" PRIu64 ": no record here (already collected)",
+		    proto_type_name(req->hdr.type), txid);
+		ack(rep, txid);
+		return DTX_OK;
+	}
+	if (rv != DTX_OK)
+		return rv;
+	switch (st) {
+	case STOR_TX_ABORTED:
+		DTX_LOG(DTX_LOG_ERROR, "COMMIT_ABORTED",
+		    "%s tx=%" PRIu64 " but it was aborted here",
+		    proto_type_name(req->hdr.type), txid);
+		return proto_msg_set_error(rep, DTX_ECONFLICT,
+		    "tx %" PRIu64 " was aborted here", txid);
+	case STOR_TX_PREPARED:
+		if (do_commit)
+			return proto_msg_set_error(rep, DTX_EINVAL,
+			    "tx %" PRIu64 " is not precommitted", txid);
+		break;
+	case STOR_TX_PRECOMMITTED:
+		if (do_commit)
+			cts = known_cts;
+		break;
+	default:
+		if (do_commit)
+			cts = known_cts;
+		break;
+	}
+	bool fresh = st == STOR_TX_PREPARED || st == STOR_TX_PRECOMMITTED;
+	observe_cts(p, cts);
+	if (fresh)
+		dtx_crashpoint("part.before_commit_log");
+	uint64_t lsn = 0;
+	rv = stor_kv_commit_async(p->kv, txid, cts, &lsn);
+	if (rv == DTX_ENOENT) {
+		ack(rep, txid); // collected between the two looks
+		return DTX_OK;
+	}
+	if (rv == DTX_ECONFLICT)
+		return proto_msg_set_error(rep, DTX_ECONFLICT,
+		    "tx %" PRIu64 " was aborted here", txid);
+	if (rv == DTX_EINVAL)
+		return proto_msg_set_error(rep, DTX_EINVAL,
+		    "commit ts of tx %" PRIu64 " is below its prepare ts",
+		    txid);
+	if (rv != DTX_OK)
+		return rv;
+	ack(rep, txid);
+	*pend = (part__pending) { .kind = PART__PEND_COMMIT,
+		.lsn = lsn,
+		.txid = txid,
+		.ts = cts,
+		.fresh = fresh };
+	return DTX_OK;
+}
+
+dtx_err
+part__commit_finish(
+    part *p, const part__pending *pend, dtx_err sync_err, proto_msg *rep)
+{
+	if (sync_err != DTX_OK) {
+		DTX_LOG(DTX_LOG_ERROR, "COMMIT_SYNC",
+		    "tx=%" PRIu64 " COMMIT record not durable: %s", pend->txid,
+		    dtx_strerror(sync_err));
+		return proto_msg_set_error(rep, sync_err,
+		    "commit of tx %" PRIu64 " is not durable: %s", pend->txid,
+		    dtx_strerror(sync_err));
+	}
+	if (pend->fresh) {
+		// Durable, ACK not yet sent.
+		dtx_crashpoint("part.after_commit_log");
+		part__count(p, PART_CTR_COMMITTED);
+		part__outcome_signal(p);
+		DTX_LOG(DTX_LOG_DEBUG, "COMMITTED",
+		    "tx=%" PRIu64 " cts=%" PRIu64 ".%u", pend->txid,
+		    clk_ts_l(pend->ts), clk_ts_c(pend->ts));
+	}
+	ack(rep, pend->txid);
+	return DTX_OK;
+}
+
+dtx_err
+part__abort(part *p, const proto_msg *req, proto_msg *rep)
+{
+	uint64_t txid = req->u.txid.txid;
+	stor_tx_state st;
+	if (txid == 0)
+		return DTX_EINVAL;
+	bool in_doubt = stor_kv_tx_state(p->kv, txid, &st, NULL) == DTX_OK &&
+	    (st == STOR_TX_PREPARED || st == STOR_TX_PRECOMMITTED);
+	dtx_err rv = stor_kv_abort(p->kv, txid);
+	if (rv == DTX_ECONFLICT) {
+		DTX_LOG(DTX_LOG_ERROR, "ABORT_COMMITTED",
+		    "ABORT tx=%" PRIu64 " but it was committed here", txid);
+		return proto_msg_set_error(rep, DTX_ECONFLICT,
+		    "tx %" PRIu64 " was committed here", txid);
+	}
+	if (rv != DTX_OK)
+		return rv;
+	if (in_doubt) {
+		part__count(p, PART_CTR_ABORTED);
+		part__outcome_signal(p);
+	}
+	ack(rep, txid);
+	return DTX_OK;
+}
+
+dtx_err
+part__precommit(part *p, const proto_msg *req, proto_msg *rep)
+{
+	uint64_t txid = req->u.txid.txid;
+	clk_ts cts = req->u.txid.commit_ts;
+	stor_tx_state st;
+	if (txid == 0 || cts == 0)
+		return DTX_EINVAL;
+	dtx_err rv = stor_kv_tx_state(p->kv, txid, &st, NULL);
+	if (rv == DTX_ENOENT) {
+		DTX_LOG(DTX_LOG_WARN, "PRECOMMIT_UNKNOWN",
+		    "PRE_COMMIT tx=%" PRIu64 ": no record here", txid);
+		ack(rep, txid);
+		return DTX_OK;
+	}
+	if (rv != DTX_OK)
+		return rv;
+	if (st == STOR_TX_ABORTED)
+		return proto_msg_set_error(rep, DTX_ECONFLICT,
+		    "tx %" PRIu64 " was aborted here", txid);
+	if (st == STOR_TX_COMMITTED) {
+		ack(rep, txid);
+		return DTX_OK;
+	}
+	observe_cts(p, cts);
+	rv = stor_kv_precommit(p->kv, txid, cts);
+	if (rv == DTX_EINVAL)
+		return proto_msg_set_error(rep, DTX_EINVAL,
+		    "pre-commit ts of tx %" PRIu64 " is below its prepare ts",
+		    txid);
+	if (rv != DTX_OK && rv != DTX_ENOENT)
+		return rv;
+	if (rv == DTX_OK && st == STOR_TX_PREPARED) {
+		// Durable, ACK not yet sent.
+		dtx_crashpoint("part.after_precommit_log");
+		part__count(p, PART_CTR_PRECOMMITTED);
+	}
+	ack(rep, txid);
+	return DTX_OK;
+}
+
+static proto_txn_state
+wire_state(stor_tx_state st)
+{
+	switch (st) {
+	case STOR_TX_PREPARED:
+		return PROTO_TS_PREPARED;
+	case STOR_TX_PRECOMMITTED:
+		return PROTO_TS_PRECOMMITTED;
+	case STOR_TX_COMMITTED:
+		return PROTO_TS_COMMITTED;
+	case STOR_TX_ABORTED:
+		return PROTO_TS_ABORTED;
+	default:
+		return PROTO_TS_UNKNOWN;
+	}
+}
+
+dtx_err
+part__status(part *p, const proto_msg *req, proto_msg *rep)
+{
+	uint64_t txid = req->u.txid.txid;
+	stor_tx_state st;
+	clk_ts cts = 0;
+	proto_txn_state ws;
+
+	if (txid == 0)
+		return DTX_EINVAL;
+	dtx_err rv = stor_kv_tx_state(p->kv, txid, &st, &cts);
+	bool never = false;
+	if (rv == DTX_ENOENT) {
+		// Never voted: abort first, durably, so that a PREPARE
+		// arriving later is refused and whoever learns NEVER_VOTED
+		// may abort safely (cooperative termination, rule 8). The
+		// write lock keeps a PREPARE from installing its intents
+		// between the look and the abort.
+		pthread_rwlock_wrlock(&p->ts_lock);
+		rv = stor_kv_tx_state(p->kv, txid, &st, &cts);
+		if (rv == DTX_ENOENT) {
+			never = true;
+			rv = stor_kv_abort(p->kv, txid);
+		}
+		pthread_rwlock_unlock(&p->ts_lock);
+		if (never && rv == DTX_OK)
+			rv = stor_kv_sync(
+			    p->kv, stor_wal_last_lsn(stor_kv_wal(p->kv)));
+	}
+	if (rv != DTX_OK)
+		return rv;
+	if (never) {
+		part__count(p, PART_CTR_STATUS_NEVER_VOTED);
+		DTX_LOG(DTX_LOG_INFO, "NEVER_VOTED",
+		    "STATUS tx=%" PRIu64 " from node %u: never voted, aborted",
+		    txid, req->hdr.from);
+		ws = PROTO_TS_NEVER_VOTED;
+		cts = 0;
+	} else {
+		ws = wire_state(st);
+		if (ws != PROTO_TS_COMMITTED && ws != PROTO_TS_PRECOMMITTED)
+			cts = 0;
+	}
+	rep->hdr.type = PROTO_STATUS_REPLY;
+	rep->u.status_reply.txid = txid;
+	rep->u.status_reply.state = ws;
+	rep->u.status_reply.commit_ts = cts;
+	return DTX_OK;
+}

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: MIT
+//
+// Shared between participant/'s own files: the participant's state (the
+// store, the daemon runtime, counters, the in-doubt resolver's table) and
+// the per-message functions the dispatcher in serve.c calls.
+
+#ifndef PARTICIPANT_INT_H
+#define PARTICIPANT_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "common.h"
+#include "participant.h"
+#include "proto.h"
+#include "storage.h"
+
+// Counters reported by HEALTH, in the order of part__ctr_names.
+typedef enum part_ctr {
+	PART_CTR_PREPARED, // YES votes made durable
+	PART_CTR_VOTES_NO,
+	PART_CTR_CONFLICTS, // NO votes because a key was locked
+	PART_CTR_COMMITTED,
+	PART_CTR_ABORTED,
+	PART_CTR_PRECOMMITTED,
+	PART_CTR_STATUS_NEVER_VOTED, // STATUS of a txid we never saw
+	PART_CTR_READS,
+	PART_CTR_READ_RETRIES, // reads answered RETRY
+	PART_CTR_READ_WAITS, // reads that waited for an intent
+	PART_CTR_RESOLVED_BY_COORDINATOR,
+	PART_CTR_RESOLVED_BY_PEERS,
+	PART_CTR_RESOLVED_BY_TERMINATION, // 3PC termination protocol
+	PART_CTR_RESOLVE_ATTEMPTS,
+	PART_CTR_SYNC_FAULTS, // fsyncs failed on purpose (FAULT wal_sync)
+	PART_CTR_COUNT
+} part_ctr;
+
+extern const char *const part__ctr_names[PART_CTR_COUNT];
+
+// One in-doubt transaction the resolver tracks.
+typedef struct part__doubt {
+	uint64_t txid;
+	uint64_t seen_ns; // first seen in doubt (monotonic)
+	uint64_t next_ns; // next attempt not before this
+	uint64_t backoff_ms;
+	uint64_t fail_since_ns; // first failed attempt, 0 while none
+	uint64_t logged_ns; // last INDOUBT log line
+	uint32_t attempts;
+	bool recovered; // reloaded from the WAL at start
+	bool blocked; // unresolved for longer than cfg->blocked_ms
+	stor_tx_state state; // as last seen
+} part__doubt;
+
+struct part {
+	proto_daemon *d; // borrowed
+	const part_cfg *cfg; // borrowed
+	clk_node *clock; // borrowed from d
+	uint32_t self;
+	stor_kv *kv; // owned; saga_step.c may run stor_txn on it
+
+	// Prepares take it shared around "take the prepare timestamp,
+	// install the intents"; a snapshot read takes it exclusively while it
+	// advances the HLC past T. Once a read holds T, every prepare with a
+	// timestamp <= T has its intents installed, so the read sees them
+	// (rule 10). A local commit that stamps versions with the HLC must
+	// take it shared the same way.
+	pthread_rwlock_t ts_lock;
+
+	// Broadcast whenever an outcome is applied, so waiting reads retry.
+	pthread_mutex_t out_mu;
+	pthread_cond_t out_cv;
+
+	// FAULT "wal_sync": number of coming fsyncs to fail.
+	_Atomic int64_t sync_fail;
+
+	_Atomic uint64_t ctr[PART_CTR_COUNT];
+
+	// The resolver (resolve.c).
+	pthread_mutex_t res_mu;
+	pthread_cond_t res_cv; // CLOCK_MONOTONIC
+	pthread_t res_th;
+	bool res_started;
+	bool res_stop;
+	bool res_first_pass; // the first pass over reloaded txns is done
+	part__doubt *doubts;
+	size_t ndoubts;
+	uint64_t *recovered; // txids in doubt when the store was opened
+	size_t nrecovered;
+};
+
+static inline void
+part__count(part *p, part_ctr c)
+{
+	atomic_fetch_add(&p->ctr[c], 1);
+}
+
+// Wakes reads waiting for an outcome.
+void part__outcome_signal(part *p);
+
+// Waits for an outcome broadcast or until deadline_ns (monotonic).
+void part__outcome_wait(part *p, uint64_t deadline_ns);
+
+// Formats key (borrowed) for messages: printable bytes as they are, the
+// others as \xNN, truncated with "..." to fit out (size n).
+void part__key_fmt(const void *key, size_t klen, char *out, size_t n);
+
+// Two-stage handling so that a BATCH shares one fsync: the _start step
+// does the in-memory part and leaves in *pend the LSN that must be
+// durable before the reply; the _finish step builds the reply once
+// stor_kv_sync returned sync_err. A _start that can answer at once fills
+// rep and leaves pend->kind PART__PEND_NONE.
+typedef enum part__pend_kind {
+	PART__PEND_NONE = 0,
+	PART__PEND_VOTE,
+	PART__PEND_COMMIT,
+} part__pend_kind;
+
+typedef struct part__pending {
+	part__pend_kind kind;
+	uint64_t lsn;
+	uint64_t txid;
+	clk_ts ts; // prepare ts (vote) or commit ts
+	bool fresh; // this message made the record (crash points apply)
+} part__pending;
+
+// prepare.c: PREPARE and CAN_COMMIT (rule 6).
+dtx_err part__prepare_start(
+    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend);
+dtx_err part__prepare_finish(
+    part *p, const part__pending *pend, dtx_err sync_err, proto_msg *rep);
+
+// outcome.c: COMMIT and DO_COMMIT (rule 7) in two stages, the rest at once.
+dtx_err part__commit_start(
+    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend);
+dtx_err part__commit_finish(
+    part *p, const part__pending *pend, dtx_err sync_err, proto_msg *rep);
+dtx_err part__abort(part *p, const proto_msg *req, proto_msg *rep);
+dtx_err part__precommit(part *p, const proto_msg *req, proto_msg *rep);
+dtx_err part__status(part *p, const proto_msg *req, proto_msg *rep);
+
+// read.c: READ (rule 10).
+dtx_err part__read(part *p, const proto_msg *req, proto_msg *rep);
+
+// health.c: the HEALTH and FAULT hooks and the WAL's fsync hook.
+dtx_err part__health(void *arg, proto_health_reply *rep);
+dtx_err part__fault(void *arg, const proto_fault *f);
+int part__sync_hook(void *arg, int fd);
+
+// resolve.c: the in-doubt resolver thread (rules 8, 9, 11).
+dtx_err part__resolver_start(part *p);
+void part__resolver_stop(part *p);
+// Copies the blocked txids (at most max) into out; returns how many are
+// blocked in all. *recovering is set while reloaded transactions are
+// still being resolved for the first time.
+size_t part__resolver_blocked(
+    part *p, uint64_t *out, size_t max, bool *recovering);
+
+// serve.c: the request handler given to the daemon runtime.
+dtx_err part__handle(void *arg, const proto_msg *req, proto_msg *rep);
+
+// saga_step.c: saga STEP and SAGA_FORGET (rules 12-13).
+dtx_err part_saga_step(part *p, const proto_msg *req, proto_msg *rep);
+dtx_err part_saga_forget(part *p, const proto_msg *req, proto_msg *rep);
+
+#endif // PARTICIPANT_INT_H

@@ -1,0 +1,479 @@
+// SPDX-License-Identifier: MIT
+//
+// The in-doubt resolver: a thread that finds every transaction this
+// participant voted YES for and has no outcome of, both those reloaded
+// from the WAL at start and those left PREPARED too long while running,
+// and learns its outcome. It asks the coordinator first (presumed abort:
+// no record means aborted); when the coordinator cannot be reached it asks
+// the peers (cooperative termination, rule 8): a peer that knows the
+// outcome tells it, a peer that never voted aborts and says so. When every
+// peer is in doubt too it never guesses (rule 9): it stays blocked, says so
+// in HEALTH and in the log, and retries with capped exponential backoff.
+//
+// 3PC transactions whose coordinator is unreachable run the termination
+// protocol instead (rule 11): the reachable participant with the lowest
+// node id acts as recovery coordinator; any COMMITTED -> commit; any
+// ABORTED or never voted -> abort; any PRECOMMITTED -> PRE_COMMIT all
+// reachable, then DO_COMMIT; all merely PREPARED -> ABORT all reachable.
+//
+// That protocol is correct only under crash-stop failures with bounded
+// message delays. Under a network partition it is WRONG: the coordinator
+// may have pre-committed the participants on one side and gone on to
+// commit them, while the other side, all PREPARED and unable to reach
+// anyone who saw the PRE_COMMIT, elects its own recovery coordinator and
+// aborts. Both sides then decide, differently, and atomicity is lost. No
+// timeout fixes this: an unreachable node and a slow one look alike.
+
+#include <inttypes.h>
+#include <string.h>
+#include <time.h>
+
+#include "participant_int.h"
+
+#define BACKOFF_BASE_MS 200u
+#define TICK_MS 100u
+#define MAINTAIN_EVERY_NS (1000u * 1000000ull)
+#define GC_EVERY_NS (10000u * 1000000ull)
+
+typedef enum res_out {
+	RES_DECIDED, // an outcome was applied here
+	RES_UNDECIDED, // nobody reachable knows: in doubt (counts as blocked)
+	RES_WAIT, // someone reachable is deciding: look again soon
+} res_out;
+
+// Sends STATUS{txid} to node; on DTX_OK *st and *cts hold the answer.
+static dtx_err
+ask_status(
+    part *p, uint32_t node, uint64_t txid, proto_txn_state *st, clk_ts *cts)
+{
+	proto_msg req, rep;
+	proto_call_opts o = { .timeout_ms =
+		                  (uint32_t)p->cfg->resolve_timeout_ms,
+		.idempotent = true };
+	proto_msg_init(&req, PROTO_STATUS);
+	req.u.txid.txid = txid;
+	dtx_err rv = proto_daemon_call(p->d, node, &req, &rep, &o);
+	if (rv == DTX_OK) {
+		if (rep.hdr.type == PROTO_STATUS_REPLY &&
+		    rep.u.status_reply.txid == txid) {
+			*st = rep.u.status_reply.state;
+			*cts = rep.u.status_reply.commit_ts;
+		} else {
+			rv = DTX_EPROTO;
+		}
+		proto_msg_free(&rep);
+	} else if (rv == DTX_EREFUSED) {
+		DTX_LOG(DTX_LOG_DEBUG, "RESOLVE_REFUSED",
+		    "STATUS tx=%" PRIu64 " to node %u: %s", txid, node,
+		    rep.u.error.reason ? rep.u.error.reason : "error");
+		proto_msg_free(&rep);
+	}
+	return rv;
+}
+
+// Sends a decision (COMMIT, ABORT, PRE_COMMIT, DO_COMMIT) to node.
+static dtx_err
+tell(part *p, uint32_t node, proto_type type, uint64_t txid, clk_ts cts)
+{
+	proto_msg req, rep;
+	proto_call_opts o = { .timeout_ms =
+		                  (uint32_t)p->cfg->resolve_timeout_ms,
+		.idempotent = true };
+	proto_msg_init(&req, type);
+	req.u.txid.txid = txid;
+	if (type == PROTO_COMMIT || type == PROTO_PRE_COMMIT)
+		req.u.txid.commit_ts = cts;
+	dtx_err rv = proto_daemon_call(p->d, node, &req, &rep, &o);
+	if (rv == DTX_OK || rv == DTX_EREFUSED) {
+		if (rv == DTX_OK && rep.hdr.type != PROTO_ACK)
+			rv = DTX_EPROTO;
+		proto_msg_free(&rep);
+	}
+	DTX_LOG(rv == DTX_OK ? DTX_LOG_INFO : DTX_LOG_WARN, "TERMINATE_SEND",
+	    "%s tx=%" PRIu64 " to node %u: %s", proto_type_name(type), txid,
+	    node, rv == DTX_OK ? "acknowledged" : dtx_strerror(rv));
+	return rv;
+}
+
+// Applies an outcome learned from who. False when the store refused it.
+static bool
+decide(part *p, uint64_t txid, bool commit, clk_ts cts, part_ctr by,
+    const char *who)
+{
+	if (commit && cts > clk_node_now(p->clock))
+		(void)clk_node_recv(p->clock, cts, NULL, NULL);
+	dtx_err rv = commit ? stor_kv_commit(p->kv, txid, cts)
+	                    : stor_kv_abort(p->kv, txid);
+	if (rv != DTX_OK) {
+		DTX_LOG(DTX_LOG_ERROR, "RESOLVE_APPLY",
+		    "tx=%" PRIu64 ": cannot %s as %s says: %s", txid,
+		    commit ? "commit" : "abort", who, dtx_strerror(rv));
+		return false;
+	}
+	part__count(p, by);
+	part__count(p, commit ? PART_CTR_COMMITTED : PART_CTR_ABORTED);
+	part__outcome_signal(p);
+	if (commit)
+		DTX_LOG(DTX_LOG_INFO, "RESOLVED",
+		    "tx=%" PRIu64 " committed at %" PRIu64 ".%u (%s)", txid,
+		    clk_ts_l(cts), clk_ts_c(cts), who);
+	else
+		DTX_LOG(DTX_LOG_INFO, "RESOLVED", "tx=%" PRIu64 " aborted (%s)",
+		    txid, who);
+	return true;
+}
+
+static res_out
+decided(bool ok)
+{
+	return ok ? RES_DECIDED : RES_UNDECIDED;
+}
+
+// The 3PC termination protocol, run when the coordinator is unreachable.
+static res_out
+terminate_3pc(part *p, const stor_indoubt *x)
+{
+	uint32_t reach[STOR_PEERS_MAX];
+	size_t nreach = 0;
+	uint32_t leader = p->self;
+	clk_ts pre_cts = x->state == STOR_TX_PRECOMMITTED ? x->commit_ts : 0;
+	char who[64];
+
+	for (uint32_t i = 0; i < x->meta.npeers; i++) {
+		uint32_t peer = x->meta.peers[i];
+		proto_txn_state st;
+		clk_ts cts = 0;
+		if (ask_status(p, peer, x->txid, &st, &cts) != DTX_OK)
+			continue;
+		snprintf(who, sizeof(who), "peer %u says %s", peer,
+		    st == PROTO_TS_NEVER_VOTED ? "never voted" : "so");
+		if (st == PROTO_TS_COMMITTED && cts != 0)
+			return decided(decide(p, x->txid, true, cts,
+			    PART_CTR_RESOLVED_BY_PEERS, who));
+		if (st == PROTO_TS_ABORTED || st == PROTO_TS_NEVER_VOTED)
+			return decided(decide(p, x->txid, false, 0,
+			    PART_CTR_RESOLVED_BY_PEERS, who));
+		if (st == PROTO_TS_PRECOMMITTED && cts > pre_cts)
+			pre_cts = cts;
+		reach[nreach++] = peer;
+		if (peer < leader)
+			leader = peer;
+	}
+	if (leader != p->self) {
+		DTX_LOG(DTX_LOG_DEBUG, "TERMINATE_DEFER",
+		    "tx=%" PRIu64 ": node %u leads the termination", x->txid,
+		    leader);
+		return RES_WAIT;
+	}
+	if (pre_cts != 0) {
+		// Someone pre-committed: the coordinator may have committed.
+		if (x->state == STOR_TX_PREPARED &&
+		    stor_kv_precommit(p->kv, x->txid, pre_cts) != DTX_OK)
+			return RES_UNDECIDED;
+		for (size_t i = 0; i < nreach; i++)
+			(void)tell(
+			    p, reach[i], PROTO_PRE_COMMIT, x->txid, pre_cts);
+		if (!decide(p, x->txid, true, pre_cts,
+		        PART_CTR_RESOLVED_BY_TERMINATION,
+		        "3pc termination: a participant pre-committed"))
+			return RES_UNDECIDED;
+		for (size_t i = 0; i < nreach; i++)
+			(void)tell(p, reach[i], PROTO_DO_COMMIT, x->txid, 0);
+		return RES_DECIDED;
+	}
+	// Everyone reachable is only PREPARED: nobody can have committed
+	// (under crash-stop; see the top of this file).
+	if (!decide(p, x->txid, false, 0, PART_CTR_RESOLVED_BY_TERMINATION,
+	        "3pc termination: all reachable participants uncertain"))
+		return RES_UNDECIDED;
+	for (size_t i = 0; i < nreach; i++)
+		(void)tell(p, reach[i], PROTO_ABORT, x->txid, 0);
+	return RES_DECIDED;
+}
+
+static res_out
+resolve_one(part *p, const stor_indoubt *x)
+{
+	proto_txn_state st;
+	clk_ts cts = 0;
+	char who[64];
+
+	part__count(p, PART_CTR_RESOLVE_ATTEMPTS);
+	dtx_err rv = ask_status(p, x->meta.coordinator, x->txid, &st, &cts);
+	if (rv == DTX_OK) {
+		snprintf(
+		    who, sizeof(who), "coordinator %u", x->meta.coordinator);
+		switch (st) {
+		case PROTO_TS_COMMITTED:
+			if (cts == 0)
+				break;
+			return decided(decide(p, x->txid, true, cts,
+			    PART_CTR_RESOLVED_BY_COORDINATOR, who));
+		case PROTO_TS_ABORTED:
+		case PROTO_TS_UNKNOWN:
+		case PROTO_TS_NEVER_VOTED:
+			// Presumed abort: no record means aborted.
+			return decided(decide(p, x->txid, false, 0,
+			    PART_CTR_RESOLVED_BY_COORDINATOR, who));
+		default:
+			// Still collecting votes or sending decisions.
+			return RES_WAIT;
+		}
+	}
+	DTX_LOG(DTX_LOG_DEBUG, "RESOLVE_COORD",
+	    "tx=%" PRIu64 ": coordinator %u: %s", x->txid, x->meta.coordinator,
+	    rv == DTX_OK ? "committed without a ts" : dtx_strerror(rv));
+	if (x->meta.mode == STOR_MODE_3PC)
+		return terminate_3pc(p, x);
+	for (uint32_t i = 0; i < x->meta.npeers; i++) {
+		uint32_t peer = x->meta.peers[i];
+		if (ask_status(p, peer, x->txid, &st, &cts) != DTX_OK)
+			continue;
+		snprintf(who, sizeof(who), "peer %u says %s", peer,
+		    st == PROTO_TS_NEVER_VOTED ? "never voted" : "so");
+		if (st == PROTO_TS_COMMITTED && cts != 0)
+			return decided(decide(p, x->txid, true, cts,
+			    PART_CTR_RESOLVED_BY_PEERS, who));
+		if (st == PROTO_TS_ABORTED || st == PROTO_TS_NEVER_VOTED)
+			return decided(decide(p, x->txid, false, 0,
+			    PART_CTR_RESOLVED_BY_PEERS, who));
+	}
+	return RES_UNDECIDED;
+}
+
+static bool
+was_recovered(const part *p, uint64_t txid)
+{
+	for (size_t i = 0; i < p->nrecovered; i++)
+		if (p->recovered[i] == txid)
+			return true;
+	return false;
+}
+
+static part__doubt *
+find_doubt(part *p, uint64_t txid)
+{
+	for (size_t i = 0; i < p->ndoubts; i++)
+		if (p->doubts[i].txid == txid)
+			return &p->doubts[i];
+	return NULL;
+}
+
+// Replaces the table with one entry per in-doubt transaction of list,
+// keeping what was known of each. res_mu held.
+static dtx_err
+sync_table(part *p, const stor_indoubt *list, size_t n, uint64_t now)
+{
+	part__doubt *nd = NULL;
+	if (n > 0 && (nd = dtx_calloc(n, sizeof(*nd))) == NULL)
+		return DTX_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const part__doubt *old = find_doubt(p, list[i].txid);
+		if (old != NULL) {
+			nd[i] = *old;
+		} else {
+			nd[i] = (part__doubt) { .txid = list[i].txid,
+				.seen_ns = now,
+				.next_ns = now,
+				.backoff_ms = BACKOFF_BASE_MS,
+				.recovered = was_recovered(p, list[i].txid) };
+		}
+		nd[i].state = list[i].state;
+	}
+	dtx_free(p->doubts);
+	p->doubts = nd;
+	p->ndoubts = n;
+	return DTX_OK;
+}
+
+// Records the result of one attempt. res_mu held.
+static void
+note_result(part *p, uint64_t txid, res_out r, uint64_t now)
+{
+	part__doubt *e = find_doubt(p, txid);
+	if (e == NULL)
+		return;
+	e->attempts++;
+	if (r == RES_DECIDED) {
+		e->blocked = false;
+		e->fail_since_ns = 0;
+		e->next_ns = UINT64_MAX; // gone from the list next pass
+		return;
+	}
+	if (r == RES_WAIT) {
+		e->backoff_ms = BACKOFF_BASE_MS;
+		e->next_ns = now + BACKOFF_BASE_MS * 1000000ull;
+		return;
+	}
+	if (e->fail_since_ns == 0)
+		e->fail_since_ns = now;
+	e->next_ns = now + e->backoff_ms * 1000000ull;
+	uint64_t cap = (uint64_t)p->cfg->resolve_backoff_max_ms;
+	e->backoff_ms = e->backoff_ms * 2 < cap ? e->backoff_ms * 2 : cap;
+}
+
+// Marks and logs transactions unresolved for longer than blocked_ms.
+// res_mu held.
+static void
+mark_blocked(part *p, uint64_t now)
+{
+	uint64_t lim = (uint64_t)p->cfg->blocked_ms * 1000000ull;
+	uint64_t every = (uint64_t)p->cfg->indoubt_log_ms * 1000000ull;
+	for (size_t i = 0; i < p->ndoubts; i++) {
+		part__doubt *e = &p->doubts[i];
+		bool was = e->blocked;
+		e->blocked = e->fail_since_ns != 0 &&
+		    e->next_ns != UINT64_MAX && now - e->fail_since_ns >= lim;
+		if (!e->blocked || (was && now - e->logged_ns < every))
+			continue;
+		e->logged_ns = now;
+		DTX_LOG(DTX_LOG_WARN, "INDOUBT",
+		    "tx=%" PRIu64 " state=%s age=%.1fs coordinator "
+		    "unreachable, peers in doubt (attempts %u)",
+		    e->txid, stor_tx_state_name(e->state),
+		    (double)(now - e->seen_ns) / 1e9, e->attempts);
+	}
+}
+
+// One pass: refresh the table, try every transaction that is due.
+static void
+res_pass(part *p)
+{
+	stor_indoubt *list = NULL;
+	size_t n = 0;
+	if (stor_kv_indoubt(p->kv, &list, &n) != DTX_OK)
+		return;
+	uint64_t now = dtx_mono_ns();
+	uint64_t timeout = (uint64_t)p->cfg->indoubt_timeout_ms * 1000000ull;
+	bool *due = n > 0 ? dtx_calloc(n, sizeof(bool)) : NULL;
+	pthread_mutex_lock(&p->res_mu);
+	if ((n > 0 && due == NULL) || sync_table(p, list, n, now) != DTX_OK) {
+		pthread_mutex_unlock(&p->res_mu);
+		dtx_free(due);
+		dtx_free(list);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const part__doubt *e = &p->doubts[i];
+		due[i] = (e->recovered || now - e->seen_ns >= timeout) &&
+		    now >= e->next_ns;
+	}
+	pthread_mutex_unlock(&p->res_mu);
+
+	for (size_t i = 0; i < n; i++) {
+		if (!due[i] || stor_kv_status(p->kv) != DTX_OK ||
+		    proto_daemon_stopping(p->d))
+			continue;
+		pthread_mutex_lock(&p->res_mu);
+		bool stop = p->res_stop;
+		pthread_mutex_unlock(&p->res_mu);
+		if (stop)
+			break;
+		res_out r = resolve_one(p, &list[i]);
+		pthread_mutex_lock(&p->res_mu);
+		note_result(p, list[i].txid, r, dtx_mono_ns());
+		pthread_mutex_unlock(&p->res_mu);
+	}
+	pthread_mutex_lock(&p->res_mu);
+	mark_blocked(p, dtx_mono_ns());
+	p->res_first_pass = true;
+	pthread_mutex_unlock(&p->res_mu);
+	dtx_free(due);
+	dtx_free(list);
+}
+
+// Housekeeping: outcome GC and checkpoints, then version GC.
+static void
+maintain(part *p, uint64_t *last_maint, uint64_t *last_gc)
+{
+	uint64_t now = dtx_mono_ns();
+	if (stor_kv_status(p->kv) != DTX_OK)
+		return;
+	if (now - *last_maint >= MAINTAIN_EVERY_NS) {
+		*last_maint = now;
+		dtx_err rv = stor_kv_maintain(p->kv);
+		if (rv != DTX_OK)
+			DTX_LOG(DTX_LOG_WARN, "MAINTAIN", "store upkeep: %s",
+			    dtx_strerror(rv));
+	}
+	if (now - *last_gc >= GC_EVERY_NS) {
+		*last_gc = now;
+		uint64_t l = clk_ts_l(clk_node_now(p->clock));
+		uint64_t keep = (uint64_t)p->cfg->gc_retain_ms;
+		if (l > keep)
+			(void)stor_kv_gc(p->kv, clk_ts_make(l - keep, 0), NULL);
+	}
+}
+
+static void *
+res_main(void *arg)
+{
+	part *p = arg;
+	uint64_t last_maint = dtx_mono_ns(), last_gc = last_maint;
+	for (;;) {
+		res_pass(p);
+		maintain(p, &last_maint, &last_gc);
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&p->res_mu);
+		if (!p->res_stop)
+			pthread_cond_timedwait(&p->res_cv, &p->res_mu, &ts);
+		bool stop = p->res_stop;
+		pthread_mutex_unlock(&p->res_mu);
+		if (stop)
+			break;
+	}
+	return NULL;
+}
+
+dtx_err
+part__resolver_start(part *p)
+{
+	if (p->res_started)
+		return DTX_OK;
+	if (pthread_create(&p->res_th, NULL, res_main, p) != 0)
+		return DTX_ENOMEM;
+	p->res_started = true;
+	return DTX_OK;
+}
+
+void
+part__resolver_stop(part *p)
+{
+	if (!p->res_started)
+		return;
+	pthread_mutex_lock(&p->res_mu);
+	p->res_stop = true;
+	pthread_cond_broadcast(&p->res_cv);
+	pthread_mutex_unlock(&p->res_mu);
+	pthread_join(p->res_th, NULL);
+	p->res_started = false;
+}
+
+size_t
+part__resolver_blocked(part *p, uint64_t *out, size_t max, bool *recovering)
+{
+	size_t nb = 0;
+	bool rec = false;
+	pthread_mutex_lock(&p->res_mu);
+	for (size_t i = 0; i < p->ndoubts; i++) {
+		const part__doubt *e = &p->doubts[i];
+		if (e->blocked) {
+			if (nb < max)
+				out[nb] = e->txid;
+			nb++;
+		} else if (e->recovered && e->next_ns != UINT64_MAX) {
+			rec = true;
+		}
+	}
+	if (!p->res_first_pass && p->nrecovered > 0)
+		rec = true;
+	pthread_mutex_unlock(&p->res_mu);
+	*recovering = rec;
+	return nb;
+}

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+//
+// Request dispatch. A BATCH from the coordinator is served whole so that
+// its PREPAREs and COMMITs share one fsync: every element's in-memory part
+// runs first, then one stor_kv_sync up to the highest LSN, then every
+// reply is built (rule 4 on the participant's side). A single message goes
+// the same way with a batch of one.
+
+#include "participant_int.h"
+
+// Runs the first stage of one request. Errors are returned for the caller
+// to turn into an ERROR reply.
+static dtx_err
+start_one(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
+{
+	switch (req->hdr.type) {
+	case PROTO_PREPARE:
+	case PROTO_CAN_COMMIT:
+		return part__prepare_start(p, req, rep, pend);
+	case PROTO_COMMIT:
+	case PROTO_DO_COMMIT:
+		return part__commit_start(p, req, rep, pend);
+	case PROTO_ABORT:
+		return part__abort(p, req, rep);
+	case PROTO_PRE_COMMIT:
+		return part__precommit(p, req, rep);
+	case PROTO_STATUS:
+		return part__status(p, req, rep);
+	case PROTO_READ:
+		return part__read(p, req, rep);
+	case PROTO_STEP:
+		return part_saga_step(p, req, rep);
+	case PROTO_SAGA_FORGET:
+		return part_saga_forget(p, req, rep);
+	case PROTO_PING:
+		rep->hdr.type = PROTO_PONG;
+		return DTX_OK;
+	default:
+		return proto_msg_set_error(rep, DTX_EINVAL,
+		    "a participant does not serve %s%s",
+		    proto_type_name(req->hdr.type),
+		    req->hdr.type == PROTO_HEALTH ||
+		            req->hdr.type == PROTO_FAULT
+		        ? " inside a batch"
+		        : " messages");
+	}
+}
+
+static dtx_err
+finish_one(part *p, const part__pending *pend, dtx_err sync_err, proto_msg *rep)
+{
+	switch (pend->kind) {
+	case PART__PEND_VOTE:
+		return part__prepare_finish(p, pend, sync_err, rep);
+	case PART__PEND_COMMIT:
+		return part__commit_finish(p, pend, sync_err, rep);
+	default:
+		return DTX_OK;
+	}
+}
+
+// Turns a failed stage into an ERROR reply; DTX_ENOMEM when even that
+// cannot be built.
+static dtx_err
+as_error(const proto_msg *req, proto_msg *rep, dtx_err err)
+{
+	if (err == DTX_OK)
+		return DTX_OK;
+	return proto_msg_set_error(rep, err, "%s failed: %s",
+	    proto_type_name(req->hdr.type), dtx_strerror(err));
+}
+
+static dtx_err
+serve_batch(part *p, const proto_msg *req, proto_msg *rep)
+{
+	const proto_batch *b = &req->u.batch;
+	part__pending *pend = dtx_calloc(b->n, sizeof(*pend));
+	dtx_err rv = DTX_ENOMEM;
+
+	rep->hdr.type = PROTO_BATCH;
+	rep->u.batch.msgs = dtx_calloc(b->n, sizeof(proto_msg));
+	if (pend == NULL || rep->u.batch.msgs == NULL)
+		goto done;
+	rep->u.batch.n = b->n;
+	uint64_t max_lsn = 0;
+	for (uint32_t i = 0; i < b->n; i++) {
+		proto_msg *r = &rep->u.batch.msgs[i];
+		proto_msg_init(r, PROTO_NONE);
+		r->hdr.id = b->msgs[i].hdr.id;
+		rv = as_error(
+		    &b->msgs[i], r, start_one(p, &b->msgs[i], r, &pend[i]));
+		if (rv != DTX_OK)
+			goto done;
+		if (pend[i].kind != PART__PEND_NONE && pend[i].lsn > max_lsn)
+			max_lsn = pend[i].lsn;
+	}
+	// One fsync for the whole batch; if it fails, every element that
+	// waited for it fails (rule 18).
+	dtx_err sync_err = stor_kv_sync(p->kv, max_lsn);
+	for (uint32_t i = 0; i < b->n; i++) {
+		proto_msg *r = &rep->u.batch.msgs[i];
+		rv = as_error(
+		    &b->msgs[i], r, finish_one(p, &pend[i], sync_err, r));
+		if (rv != DTX_OK)
+			goto done;
+		r->hdr.version = PROTO_VERSION;
+		r->hdr.from = p->self;
+		// The server stamps only the outer reply; each element
+		// carries its own send event.
+		clk_node_send(p->clock, &r->hdr.hlc, &r->hdr.vc);
+	}
+	rv = DTX_OK;
+done:
+	dtx_free(pend);
+	return rv;
+}
+
+dtx_err
+part__handle(void *arg, const proto_msg *req, proto_msg *rep)
+{
+	part *p = arg;
+	part__pending pend = { 0 };
+
+	if (req->hdr.type == PROTO_BATCH)
+		return serve_batch(p, req, rep);
+	dtx_err rv = as_error(req, rep, start_one(p, req, rep, &pend));
+	if (rv != DTX_OK || pend.kind == PART__PEND_NONE)
+		return rv;
+	dtx_err sync_err = stor_kv_sync(p->kv, pend.lsn);
+	return as_error(req, rep, finish_one(p, &pend, sync_err, rep));
+}

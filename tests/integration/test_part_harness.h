@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: MIT
+//
+// Helpers shared by the dtx-participant integration tests: a cluster of
+// real dtx-participant processes in a temp dir, a client per node, and
+// builders for the messages a coordinator would send.
+
+#ifndef TEST_PART_HARNESS_H
+#define TEST_PART_HARNESS_H
+
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_int.h"
+#include "proto.h"
+
+// Every helper is static; a test file need not use them all.
+#define H_FN static __attribute__((unused))
+
+typedef struct harness {
+	char dir[64];
+	cli_cluster *c;
+	proto_client *cl[DTX_TOPO_MAX];
+	uint32_t client_id;
+} harness;
+
+H_FN int
+h_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+// Points cli_cluster at the daemons of this build tree.
+H_FN void
+h_env(void)
+{
+	const char *root = getenv("DTX_BUILD_ROOT");
+	if (root != NULL && getenv("DTX_BIN_DIR") == NULL) {
+		char bin[4096];
+		snprintf(bin, sizeof(bin), "%s/participant", root);
+		setenv("DTX_BIN_DIR", bin, 1);
+	}
+	// Quick in-doubt resolution so the tests stay short.
+	setenv("DTX_INDOUBT_TIMEOUT_MS", "300", 0);
+	setenv("DTX_BLOCKED_MS", "1000", 0);
+	setenv("DTX_RESOLVE_TIMEOUT_MS", "300", 0);
+	setenv("DTX_RESOLVE_BACKOFF_MAX_MS", "400", 0);
+	setenv("DTX_INDOUBT_LOG_MS", "1000", 0);
+	setenv("DTX_LOG_LEVEL", "debug", 0);
+}
+
+H_FN harness *
+h_new(uint32_t nparts)
+{
+	harness *h = calloc(1, sizeof(*h));
+	char err[256];
+	if (h == NULL)
+		return NULL;
+	h_env();
+	snprintf(h->dir, sizeof(h->dir), "/tmp/dtx-part-XXXXXX");
+	if (mkdtemp(h->dir) == NULL) {
+		free(h);
+		return NULL;
+	}
+	cli_cluster_opts o = { .dir = h->dir, .participants = nparts };
+	if (cli_cluster_create(&o, &h->c, err, sizeof(err)) != DTX_OK) {
+		fprintf(stderr, "cluster: %s\n", err);
+		rmdir(h->dir);
+		free(h);
+		return NULL;
+	}
+	const dtx_topo *t = cli_cluster_topo(h->c);
+	for (uint32_t i = 0; i < t->n; i++)
+		if (t->nodes[i].role == DTX_ROLE_CLIENT)
+			h->client_id = t->nodes[i].id;
+	return h;
+}
+
+H_FN void
+h_free(harness *h)
+{
+	if (h == NULL)
+		return;
+	for (int i = 0; i < DTX_TOPO_MAX; i++)
+		proto_client_close(h->cl[i]);
+	cli_cluster_stop_all(h->c, 2000);
+	if (getenv("DTX_KEEP_TEST_DIR") == NULL)
+		nftw(h->dir, h_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	cli_cluster_free(h->c);
+	free(h);
+}
+
+H_FN const char *
+h_url(harness *h, uint32_t id)
+{
+	return dtx_topo_find(cli_cluster_topo(h->c), id)->url;
+}
+
+// Lines of node id's log that contain what.
+H_FN int
+h_log_count(harness *h, uint32_t id, const char *what)
+{
+	char line[4096];
+	int n = 0;
+	FILE *f = fopen(cli_cluster_log(h->c, id), "r");
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, what) != NULL;
+	fclose(f);
+	return n;
+}
+
+// Starts node id with extra environment (NULL-terminated, may be NULL)
+// and waits until it accepts connections and has logged that it serves
+// (the runtime finishes setting up its server only then).
+H_FN dtx_err
+h_start(harness *h, uint32_t id, char *const env[])
+{
+	int before = h_log_count(h, id, "serving on");
+	dtx_err rv = cli_cluster_start(h->c, id, env);
+	if (rv == DTX_OK)
+		rv = cli_cluster_wait_ready(h->c, id, 20000);
+	uint64_t end = dtx_mono_ns() + 20000000000ull;
+	while (rv == DTX_OK && h_log_count(h, id, "serving on") == before) {
+		if (dtx_mono_ns() > end)
+			rv = DTX_ETIMEDOUT;
+		dtx_sleep_ms(10);
+	}
+	return rv;
+}
+
+H_FN proto_client *
+h_client(harness *h, uint32_t id)
+{
+	if (h->cl[id] == NULL) {
+		proto_client_cfg cc = { .url = h_url(h, id),
+			.vc_nodes = cli_cluster_topo(h->c)->max_id,
+			.node_id = h->client_id,
+			.timeout_ms = 5000,
+			.connect_wait_ms = 2000,
+			.seed = 42 };
+		if (proto_client_open(&cc, &h->cl[id]) != DTX_OK)
+			return NULL;
+	}
+	return h->cl[id];
+}
+
+// One call to node id; timeout_ms 0: the default (5 s).
+H_FN dtx_err
+h_call_t(harness *h, uint32_t id, proto_msg *req, proto_msg *rep,
+    uint32_t timeout_ms)
+{
+	proto_retry r = { .attempts = 5, .base_ms = 50, .cap_ms = 500 };
+	proto_call_opts o = { .timeout_ms = timeout_ms, .retry = &r };
+	proto_client *c = h_client(h, id);
+	if (c == NULL)
+		return DTX_ENOMEM;
+	return proto_client_call(c, req, rep, &o);
+}
+
+H_FN dtx_err
+h_call(harness *h, uint32_t id, proto_msg *req, proto_msg *rep)
+{
+	return h_call_t(h, id, req, rep, 0);
+}
+
+H_FN proto_op
+op_add(const char *key, int64_t delta, int64_t min)
+{
+	proto_op o = { .kind = PROTO_OP_ADD,
+		.key = { (uint8_t *)(uintptr_t)key, (uint32_t)strlen(key) },
+		.delta = delta,
+		.min = min };
+	return o;
+}
+
+// A PUT of an int64 (8 bytes, little-endian). buf must outlive the op.
+H_FN proto_op
+op_put(const char *key, int64_t v, uint8_t buf[8])
+{
+	for (int i = 0; i < 8; i++)
+		buf[i] = (uint8_t)((uint64_t)v >> (8 * i));
+	proto_op o = { .kind = PROTO_OP_PUT,
+		.key = { (uint8_t *)(uintptr_t)key, (uint32_t)strlen(key) },
+		.value = { buf, 8 } };
+	return o;
+}
+
+// Sends PREPARE (CAN_COMMIT when mode is 3PC) and returns the reply
+// (owned: free with proto_msg_free).
+H_FN dtx_err
+h_prepare(harness *h, uint32_t id, uint64_t txid, proto_mode mode,
+    const uint32_t *peers, uint32_t npeers, proto_op *ops, uint32_t nops,
+    proto_msg *rep)
+{
+	proto_msg req;
+	proto_msg_init(
+	    &req, mode == PROTO_MODE_3PC ? PROTO_CAN_COMMIT : PROTO_PREPARE);
+	req.u.prepare = (proto_prepare) { .txid = txid,
+		.mode = mode,
+		.coord = 0,
+		.n_peers = npeers,
+		.peers = (uint32_t *)(uintptr_t)peers,
+		.n_ops = nops,
+		.ops = ops };
+	return h_call(h, id, &req, rep);
+}
+
+// PREPARE that must get a YES: returns the prepare ts, 0 on failure.
+H_FN clk_ts
+h_prepare_yes(harness *h, uint32_t id, uint64_t txid, proto_mode mode,
+    const uint32_t *peers, uint32_t npeers, proto_op *ops, uint32_t nops)
+{
+	proto_msg rep;
+	if (h_prepare(h, id, txid, mode, peers, npeers, ops, nops, &rep) !=
+	    DTX_OK)
+		return 0;
+	clk_ts ts = 0;
+	if (rep.hdr.type == PROTO_VOTE && rep.u.vote.yes &&
+	    rep.u.vote.txid == txid)
+		ts = rep.u.vote.prepare_ts;
+	else
+		fprintf(stderr, "expected YES for tx %llu: %s %s\n",
+		    (unsigned long long)txid, proto_type_name(rep.hdr.type),
+		    rep.hdr.type == PROTO_VOTE && rep.u.vote.reason
+		        ? rep.u.vote.reason
+		        : "");
+	proto_msg_free(&rep);
+	return ts;
+}
+
+// Sends a txid message (COMMIT, ABORT, PRE_COMMIT, DO_COMMIT, STATUS);
+// returns the reply type (PROTO_NONE when the call failed). *out (may be
+// NULL) gets the reply, owned.
+H_FN proto_type
+h_txid(harness *h, uint32_t id, proto_type type, uint64_t txid, clk_ts cts,
+    proto_msg *out)
+{
+	proto_msg req, rep;
+	proto_msg_init(&req, type);
+	req.u.txid.txid = txid;
+	req.u.txid.commit_ts = cts;
+	dtx_err rv = h_call(h, id, &req, &rep);
+	if (rv != DTX_OK && rv != DTX_EREFUSED)
+		return PROTO_NONE;
+	proto_type t = rep.hdr.type;
+	if (out != NULL)
+		*out = rep;
+	else
+		proto_msg_free(&rep);
+	return t;
+}
+
+// STATUS of txid at node id (PROTO_TS_UNKNOWN + 100 on failure); *cts
+// (may be NULL) gets the commit ts.
+H_FN int
+h_status(harness *h, uint32_t id, uint64_t txid, clk_ts *cts)
+{
+	proto_msg rep;
+	proto_msg_init(&rep, PROTO_NONE);
+	if (h_txid(h, id, PROTO_STATUS, txid, 0, &rep) != PROTO_STATUS_REPLY) {
+		proto_msg_free(&rep);
+		return 100;
+	}
+	int st = (int)rep.u.status_reply.state;
+	if (cts != NULL)
+		*cts = rep.u.status_reply.commit_ts;
+	proto_msg_free(&rep);
+	return st;
+}
+
+// Waits up to ms for STATUS of txid at id to become want.
+H_FN bool
+h_await_status(harness *h, uint32_t id, uint64_t txid, int want, uint64_t ms)
+{
+	uint64_t end = dtx_mono_ns() + ms * 1000000ull;
+	do {
+		if (h_status(h, id, txid, NULL) == want)
+			return true;
+		dtx_sleep_ms(50);
+	} while (dtx_mono_ns() < end);
+	return false;
+}
+
+// Snapshot read of one key at T (0: now). Returns the reply, owned.
+H_FN dtx_err
+h_read(harness *h, uint32_t id, clk_ts T, const char *key, proto_msg *rep)
+{
+	proto_bytes k = { (uint8_t *)(uintptr_t)key,
+		key ? (uint32_t)strlen(key) : 0 };
+	proto_msg req;
+	proto_msg_init(&req, PROTO_READ);
+	req.u.read = (proto_read) {
+		.ts = T, .n_keys = key ? 1 : 0, .keys = key ? &k : NULL
+	};
+	return h_call(h, id, &req, rep);
+}
+
+// Reads key's int64 at T; false when not found or blocked.
+H_FN bool
+h_get(harness *h, uint32_t id, clk_ts T, const char *key, int64_t *v)
+{
+	proto_msg rep;
+	dtx_err rv = h_read(h, id, T, key, &rep);
+	if (rv == DTX_EREFUSED) {
+		fprintf(stderr, "read refused: %s\n",
+		    rep.u.error.reason ? rep.u.error.reason : "");
+		proto_msg_free(&rep);
+	}
+	if (rv != DTX_OK)
+		return false;
+	bool ok = rep.hdr.type == PROTO_READ_REPLY &&
+	    rep.u.read_reply.status == PROTO_READ_OK &&
+	    rep.u.read_reply.n_entries == 1 &&
+	    rep.u.read_reply.entries[0].found &&
+	    !rep.u.read_reply.entries[0].is_bytes;
+	if (ok)
+		*v = rep.u.read_reply.entries[0].ival;
+	proto_msg_free(&rep);
+	return ok;
+}
+
+// Sets key to v on node id with a committed one-op transaction.
+H_FN bool
+h_put(harness *h, uint32_t id, uint64_t txid, const char *key, int64_t v)
+{
+	uint8_t buf[8];
+	proto_op op = op_put(key, v, buf);
+	clk_ts pts =
+	    h_prepare_yes(h, id, txid, PROTO_MODE_2PC, NULL, 0, &op, 1);
+	return pts != 0 &&
+	    h_txid(h, id, PROTO_COMMIT, txid, pts, NULL) == PROTO_ACK;
+}
+
+// HEALTH of node id (reply owned).
+H_FN dtx_err
+h_health(harness *h, uint32_t id, proto_msg *rep)
+{
+	proto_msg req;
+	proto_msg_init(&req, PROTO_HEALTH);
+	return h_call(h, id, &req, rep);
+}
+
+H_FN int64_t
+h_counter(const proto_msg *rep, const char *name)
+{
+	const proto_health_reply *hr = &rep->u.health_reply;
+	for (uint32_t i = 0; i < hr->n_counters; i++)
+		if (strcmp(hr->counters[i].name, name) == 0)
+			return hr->counters[i].value;
+	return -1;
+}
+
+// Waits up to ms for HEALTH state st at node id.
+H_FN bool
+h_await_state(harness *h, uint32_t id, const char *st, uint64_t ms)
+{
+	uint64_t end = dtx_mono_ns() + ms * 1000000ull;
+	do {
+		proto_msg rep;
+		if (h_health(h, id, &rep) == DTX_OK) {
+			bool ok = rep.hdr.type == PROTO_HEALTH_REPLY &&
+			    strcmp(rep.u.health_reply.state, st) == 0;
+			proto_msg_free(&rep);
+			if (ok)
+				return true;
+		}
+		dtx_sleep_ms(50);
+	} while (dtx_mono_ns() < end);
+	return false;
+}
+
+// A timestamp ms milliseconds after ts.
+H_FN clk_ts
+ts_plus_ms(clk_ts ts, uint64_t ms)
+{
+	return clk_ts_make(clk_ts_l(ts) + ms, 0);
+}
+
+#endif // TEST_PART_HARNESS_H

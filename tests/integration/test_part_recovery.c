@@ -1,0 +1,500 @@
+// SPDX-License-Identifier: MIT
+//
+// dtx-participant under crashes and with its coordinator gone: every crash
+// point of the prepare and commit paths followed by a restart (rule 8:
+// locks reloaded before serving), presumed abort and commit learned from a
+// fake coordinator, cooperative termination through a peer, a participant
+// that stays blocked rather than guess (rule 9), and the 3PC termination
+// protocol (rule 11).
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "test_part_harness.h"
+
+#define COORD 0u
+#define P1 1u
+#define P2 2u
+
+static int
+setup1(void **state)
+{
+	harness *h = h_new(1);
+	*state = h;
+	return h == NULL ? -1 : 0;
+}
+
+static int
+setup2(void **state)
+{
+	harness *h = h_new(2);
+	if (h == NULL)
+		return -1;
+	if (h_start(h, P1, NULL) != DTX_OK || h_start(h, P2, NULL) != DTX_OK) {
+		h_free(h);
+		return -1;
+	}
+	*state = h;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	h_free(*state);
+	return 0;
+}
+
+// Starts P1 with DTX_CRASH_AT=point, puts acct:1 = 100 (before arming
+// matters only for the prepare points, so the put runs on a clean start).
+static void
+start_with_crash(harness *h, const char *point)
+{
+	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
+	assert_true(h_put(h, P1, 1, "acct:1", 100));
+	assert_int_equal(cli_cluster_signal(h->c, P1, SIGKILL), DTX_OK);
+	char env[160];
+	snprintf(env, sizeof(env), "DTX_CRASH_AT=%s", point);
+	char *envp[] = { env, NULL };
+	assert_int_equal(h_start(h, P1, envp), DTX_OK);
+}
+
+// Sends req expecting no answer, sees the process die, restarts it.
+static void
+die_and_restart(harness *h, proto_msg *req)
+{
+	proto_msg rep;
+	proto_retry r = { .attempts = 1 };
+	proto_call_opts o = { .timeout_ms = 3000, .retry = &r };
+	dtx_err rv = proto_client_call(h_client(h, P1), req, &rep, &o);
+	if (rv == DTX_OK || rv == DTX_EREFUSED) {
+		proto_msg_free(&rep);
+		fail_msg("the crash point answered");
+	}
+	int st = 0;
+	assert_int_equal(cli_cluster_wait_exit(h->c, P1, 10000, &st), DTX_OK);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
+}
+
+static void
+send_prepare(harness *h, uint64_t txid, proto_mode mode, proto_op *op)
+{
+	proto_msg req;
+	proto_msg_init(
+	    &req, mode == PROTO_MODE_3PC ? PROTO_CAN_COMMIT : PROTO_PREPARE);
+	req.u.prepare = (proto_prepare) {
+		.txid = txid, .mode = mode, .n_ops = 1, .ops = op
+	};
+	die_and_restart(h, &req);
+}
+
+static void
+vote_is_no(
+    harness *h, uint32_t id, uint64_t txid, proto_op *op, const char *why)
+{
+	proto_msg rep;
+	assert_int_equal(
+	    h_prepare(h, id, txid, PROTO_MODE_2PC, NULL, 0, op, 1, &rep),
+	    DTX_OK);
+	assert_int_equal(rep.hdr.type, PROTO_VOTE);
+	assert_false(rep.u.vote.yes);
+	if (strstr(rep.u.vote.reason, why) == NULL)
+		fail_msg("reason '%s' lacks '%s'", rep.u.vote.reason, why);
+	proto_msg_free(&rep);
+}
+
+static void
+test_crash_before_prepare_log(void **state)
+{
+	harness *h = *state;
+	start_with_crash(h, "part.before_prepare_log");
+	proto_op op = op_add("acct:1", -10, 0);
+	send_prepare(h, 5, PROTO_MODE_2PC, &op);
+	// Never logged: never voted, and the key is free.
+	int st = h_status(h, P1, 5, NULL);
+	assert_true(st == PROTO_TS_NEVER_VOTED || st == PROTO_TS_ABORTED);
+	clk_ts pts = h_prepare_yes(h, P1, 6, PROTO_MODE_2PC, NULL, 0, &op, 1);
+	assert_true(pts != 0);
+	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 6, pts, NULL), PROTO_ACK);
+	int64_t v = 0;
+	assert_true(h_get(h, P1, 0, "acct:1", &v));
+	assert_int_equal(v, 90);
+}
+
+static void
+test_crash_after_prepare_log(void **state)
+{
+	harness *h = *state;
+	start_with_crash(h, "part.after_prepare_log");
+	proto_op op = op_add("acct:1", -10, 0);
+	send_prepare(h, 5, PROTO_MODE_2PC, &op);
+	// Durable before the vote: reloaded with its lock (rule 8).
+	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
+	vote_is_no(h, P1, 6, &op, "conflict: acct:1 locked by tx 5");
+	// A duplicate PREPARE gets the same YES; COMMIT applies it.
+	clk_ts pts = h_prepare_yes(h, P1, 5, PROTO_MODE_2PC, NULL, 0, &op, 1);
+	assert_true(pts != 0);
+	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 5, pts, NULL), PROTO_ACK);
+	int64_t v = 0;
+	assert_true(h_get(h, P1, 0, "acct:1", &v));
+	assert_int_equal(v, 90);
+}
+
+// Prepares tx 5 (acct:1 -= 10), then sends COMMIT into the crash point.
+static clk_ts
+commit_into_crash(harness *h, const char *point)
+{
+	start_with_crash(h, point);
+	proto_op op = op_add("acct:1", -10, 0);
+	clk_ts pts = h_prepare_yes(h, P1, 5, PROTO_MODE_2PC, NULL, 0, &op, 1);
+	assert_true(pts != 0);
+	clk_ts cts = ts_plus_ms(pts, 3);
+	proto_msg req;
+	proto_msg_init(&req, PROTO_COMMIT);
+	req.u.txid = (proto_txid) { 5, cts };
+	die_and_restart(h, &req);
+	return cts;
+}
+
+static void
+resend_commit_and_check(harness *h, clk_ts cts)
+{
+	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 5, cts, NULL), PROTO_ACK);
+	clk_ts got = 0;
+	assert_int_equal(h_status(h, P1, 5, &got), PROTO_TS_COMMITTED);
+	assert_true(got == cts);
+	int64_t v = 0;
+	assert_true(h_get(h, P1, 0, "acct:1", &v));
+	assert_int_equal(v, 90);
+	assert_false(h_get(h, P1, cts - 1, "acct:1", &v) && v == 90);
+}
+
+static void
+test_crash_before_commit_log(void **state)
+{
+	harness *h = *state;
+	clk_ts cts = commit_into_crash(h, "part.before_commit_log");
+	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
+	proto_op op = op_add("acct:1", 1, 0);
+	vote_is_no(h, P1, 6, &op, "locked by tx 5");
+	resend_commit_and_check(h, cts);
+}
+
+static void
+test_crash_after_commit_log(void **state)
+{
+	harness *h = *state;
+	clk_ts cts = commit_into_crash(h, "part.after_commit_log");
+	clk_ts got = 0;
+	assert_int_equal(h_status(h, P1, 5, &got), PROTO_TS_COMMITTED);
+	assert_true(got == cts);
+	resend_commit_and_check(h, cts);
+}
+
+static void
+test_crash_after_precommit_log(void **state)
+{
+	harness *h = *state;
+	start_with_crash(h, "part.after_precommit_log");
+	proto_op op = op_add("acct:1", -10, 0);
+	clk_ts pts = h_prepare_yes(h, P1, 5, PROTO_MODE_3PC, NULL, 0, &op, 1);
+	assert_true(pts != 0);
+	clk_ts cts = ts_plus_ms(pts, 3);
+	proto_msg req;
+	proto_msg_init(&req, PROTO_PRE_COMMIT);
+	req.u.txid = (proto_txid) { 5, cts };
+	die_and_restart(h, &req);
+	// Reloaded pre-committed at cts (the termination protocol, alone
+	// and with the coordinator gone, may already have committed it).
+	clk_ts got = 0;
+	int st = h_status(h, P1, 5, &got);
+	assert_true(st == PROTO_TS_PRECOMMITTED || st == PROTO_TS_COMMITTED);
+	assert_true(got == cts);
+	assert_int_equal(h_txid(h, P1, PROTO_DO_COMMIT, 5, 0, NULL), PROTO_ACK);
+	assert_int_equal(h_status(h, P1, 5, &got), PROTO_TS_COMMITTED);
+	assert_true(got == cts);
+	int64_t v = 0;
+	assert_true(h_get(h, P1, 0, "acct:1", &v));
+	assert_int_equal(v, 90);
+}
+
+// ---------------------------------------------------------------- a fake
+// coordinator
+
+typedef struct fake_coord {
+	_Atomic int state; // proto_txn_state to answer
+	_Atomic clk_ts cts;
+	_Atomic int calls;
+	proto_server *srv;
+} fake_coord;
+
+static dtx_err
+fake_handler(void *arg, const proto_msg *req, proto_msg *rep)
+{
+	fake_coord *f = arg;
+	if (req->hdr.type != PROTO_STATUS)
+		return DTX_EINVAL;
+	atomic_fetch_add(&f->calls, 1);
+	rep->hdr.type = PROTO_STATUS_REPLY;
+	rep->u.status_reply.txid = req->u.txid.txid;
+	rep->u.status_reply.state = (proto_txn_state)atomic_load(&f->state);
+	rep->u.status_reply.commit_ts =
+	    rep->u.status_reply.state == PROTO_TS_COMMITTED
+	    ? atomic_load(&f->cts)
+	    : 0;
+	return DTX_OK;
+}
+
+static void
+fake_open(harness *h, fake_coord *f, proto_txn_state st)
+{
+	atomic_store(&f->state, (int)st);
+	atomic_store(&f->calls, 0);
+	proto_server_cfg sc = { .url = h_url(h, COORD),
+		.workers = 2,
+		.vc_nodes = cli_cluster_topo(h->c)->max_id,
+		.node_id = COORD,
+		.handler = fake_handler,
+		.arg = f };
+	assert_int_equal(proto_server_open(&sc, &f->srv), DTX_OK);
+}
+
+static void
+test_presumed_abort_from_coordinator(void **state)
+{
+	harness *h = *state;
+	fake_coord f = { 0 };
+	fake_open(h, &f, PROTO_TS_ABORTED);
+	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
+	assert_true(h_put(h, P1, 1, "acct:1", 100));
+	proto_op op = op_add("acct:1", -10, 0);
+	assert_true(h_prepare_yes(h, P1, 5, PROTO_MODE_2PC, NULL, 0, &op, 1));
+	// No outcome for a while: the participant asks and aborts.
+	assert_true(h_await_status(h, P1, 5, PROTO_TS_ABORTED, 10000));
+	assert_true(atomic_load(&f.calls) >= 1);
+	int64_t v = 0;
+	assert_true(h_get(h, P1, 0, "acct:1", &v));
+	assert_int_equal(v, 100);
+	assert_true(h_prepare_yes(h, P1, 6, PROTO_MODE_2PC, NULL, 0, &op, 1));
+	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 6, 0, NULL), PROTO_ACK);
+	proto_msg hr;
+	assert_int_equal(h_health(h, P1, &hr), DTX_OK);
+	assert_int_equal(h_counter(&hr, "resolved_by_coordinator"), 1);
+	proto_msg_free(&hr);
+	proto_server_close(f.srv);
+}
+
+static void
+test_commit_learned_from_coordinator(void **state)
+{
+	harness *h = *state;
+	fake_coord f = { 0 };
+	// Answers "still deciding" until the test picks the commit ts.
+	fake_open(h, &f, PROTO_TS_PREPARED);
+	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
+	assert_true(h_put(h, P1, 1, "acct:1", 100));
+	proto_op op = op_add("acct:1", -10, 0);
+	clk_ts pts = h_prepare_yes(h, P1, 5, PROTO_MODE_2PC, NULL, 0, &op, 1);
+	assert_true(pts != 0);
+	clk_ts cts = ts_plus_ms(pts, 7);
+	atomic_store(&f.cts, cts);
+	atomic_store(&f.state, PROTO_TS_COMMITTED);
+	assert_true(h_await_status(h, P1, 5, PROTO_TS_COMMITTED, 10000));
+	clk_ts got = 0;
+	assert_int_equal(h_status(h, P1, 5, &got), PROTO_TS_COMMITTED);
+	assert_true(got == cts);
+	int64_t v = 0;
+	assert_true(h_get(h, P1, cts, "acct:1", &v));
+	assert_int_equal(v, 90);
+	assert_true(h_get(h, P1, cts - 1, "acct:1", &v));
+	assert_int_equal(v, 100);
+	proto_server_close(f.srv);
+}
+
+static void
+test_no_coordinator_no_peers_stays_prepared(void **state)
+{
+	harness *h = *state;
+	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
+	assert_true(h_put(h, P1, 1, "acct:1", 100));
+	proto_op op = op_add("acct:1", -10, 0);
+	assert_true(h_prepare_yes(h, P1, 5, PROTO_MODE_2PC, NULL, 0, &op, 1));
+	assert_true(h_await_state(h, P1, "blocked", 10000));
+	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
+	// A restart reloads it, locked, and it stays blocked.
+	assert_int_equal(cli_cluster_signal(h->c, P1, SIGKILL), DTX_OK);
+	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
+	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
+	vote_is_no(h, P1, 6, &op, "locked by tx 5");
+	assert_true(h_await_state(h, P1, "blocked", 10000));
+	proto_msg hr;
+	assert_int_equal(h_health(h, P1, &hr), DTX_OK);
+	assert_int_equal(hr.u.health_reply.in_doubt, 1);
+	assert_int_equal(hr.u.health_reply.n_blocked, 1);
+	assert_int_equal(hr.u.health_reply.blocked[0], 5);
+	proto_msg_free(&hr);
+}
+
+// ---------------------------------------------------------------- peers
+
+static const uint32_t both[] = { P1, P2 };
+
+static void
+prepare_both(harness *h, uint64_t txid, proto_mode mode, clk_ts *pmax)
+{
+	assert_true(h_put(h, P1, txid + 1000, "acct:a", 10));
+	assert_true(h_put(h, P2, txid + 2000, "acct:b", 10));
+	proto_op a = op_add("acct:a", -1, 0);
+	proto_op b = op_add("acct:b", 1, 0);
+	clk_ts p1 = h_prepare_yes(h, P1, txid, mode, both, 2, &a, 1);
+	clk_ts p2 = h_prepare_yes(h, P2, txid, mode, both, 2, &b, 1);
+	assert_true(p1 != 0 && p2 != 0);
+	*pmax = p1 > p2 ? p1 : p2;
+}
+
+static void
+test_cooperative_commit_from_peer(void **state)
+{
+	harness *h = *state;
+	clk_ts pts;
+	prepare_both(h, 5, PROTO_MODE_2PC, &pts);
+	clk_ts cts = ts_plus_ms(pts, 4);
+	// The coordinator reached only P1, then died.
+	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 5, cts, NULL), PROTO_ACK);
+	assert_true(h_await_status(h, P2, 5, PROTO_TS_COMMITTED, 10000));
+	clk_ts got = 0;
+	assert_int_equal(h_status(h, P2, 5, &got), PROTO_TS_COMMITTED);
+	assert_true(got == cts);
+	int64_t v = 0;
+	assert_true(h_get(h, P2, 0, "acct:b", &v));
+	assert_int_equal(v, 11);
+	proto_msg hr;
+	assert_int_equal(h_health(h, P2, &hr), DTX_OK);
+	assert_int_equal(h_counter(&hr, "resolved_by_peers"), 1);
+	proto_msg_free(&hr);
+}
+
+static void
+test_cooperative_abort_never_voted(void **state)
+{
+	harness *h = *state;
+	assert_true(h_put(h, P1, 1001, "acct:a", 10));
+	proto_op a = op_add("acct:a", -1, 0);
+	// Only P1 got the PREPARE; P2 never voted.
+	assert_true(h_prepare_yes(h, P1, 5, PROTO_MODE_2PC, both, 2, &a, 1));
+	assert_true(h_await_status(h, P1, 5, PROTO_TS_ABORTED, 10000));
+	// P2 recorded the abort before saying so: it refuses the PREPARE.
+	assert_int_equal(h_status(h, P2, 5, NULL), PROTO_TS_ABORTED);
+	assert_true(h_put(h, P2, 1002, "acct:b", 10));
+	proto_op b = op_add("acct:b", 1, 0);
+	vote_is_no(h, P2, 5, &b, "already decided");
+	int64_t v = 0;
+	assert_true(h_get(h, P1, 0, "acct:a", &v));
+	assert_int_equal(v, 10);
+}
+
+static void
+test_all_in_doubt_stays_blocked(void **state)
+{
+	harness *h = *state;
+	clk_ts pts;
+	prepare_both(h, 5, PROTO_MODE_2PC, &pts);
+	assert_true(h_await_state(h, P2, "blocked", 10000));
+	proto_msg hr;
+	assert_int_equal(h_health(h, P2, &hr), DTX_OK);
+	assert_string_equal(hr.u.health_reply.state, "blocked");
+	assert_int_equal(hr.u.health_reply.n_blocked, 1);
+	assert_int_equal(hr.u.health_reply.blocked[0], 5);
+	assert_true(h_counter(&hr, "resolve_attempts") >= 2);
+	proto_msg_free(&hr);
+	// Never guessed: still prepared everywhere, keys still locked.
+	dtx_sleep_ms(500);
+	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
+	assert_int_equal(h_status(h, P2, 5, NULL), PROTO_TS_PREPARED);
+	proto_op b = op_add("acct:b", 1, 0);
+	vote_is_no(h, P2, 6, &b, "conflict: acct:b locked by tx 5");
+	// Once one learns the outcome, the other follows.
+	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 5, 0, NULL), PROTO_ACK);
+	assert_true(h_await_status(h, P2, 5, PROTO_TS_ABORTED, 10000));
+	assert_true(h_await_state(h, P2, "ok", 5000));
+}
+
+static void
+test_3pc_termination(void **state)
+{
+	harness *h = *state;
+	clk_ts pts;
+	// Some participant pre-committed: the survivors commit.
+	prepare_both(h, 5, PROTO_MODE_3PC, &pts);
+	clk_ts cts = ts_plus_ms(pts, 4);
+	assert_int_equal(
+	    h_txid(h, P2, PROTO_PRE_COMMIT, 5, cts, NULL), PROTO_ACK);
+	assert_true(h_await_status(h, P1, 5, PROTO_TS_COMMITTED, 10000));
+	assert_true(h_await_status(h, P2, 5, PROTO_TS_COMMITTED, 10000));
+	clk_ts got = 0;
+	assert_int_equal(h_status(h, P1, 5, &got), PROTO_TS_COMMITTED);
+	assert_true(got == cts);
+	assert_int_equal(h_status(h, P2, 5, &got), PROTO_TS_COMMITTED);
+	assert_true(got == cts);
+	proto_msg hr;
+	assert_int_equal(h_health(h, P1, &hr), DTX_OK);
+	assert_int_equal(h_counter(&hr, "resolved_by_termination"), 1);
+	proto_msg_free(&hr);
+
+	// Everyone only prepared: the survivors abort.
+	proto_op a = op_add("acct:a", -1, 0);
+	proto_op b = op_add("acct:b", 1, 0);
+	assert_true(h_prepare_yes(h, P1, 8, PROTO_MODE_3PC, both, 2, &a, 1));
+	assert_true(h_prepare_yes(h, P2, 8, PROTO_MODE_3PC, both, 2, &b, 1));
+	assert_true(h_await_status(h, P1, 8, PROTO_TS_ABORTED, 10000));
+	assert_true(h_await_status(h, P2, 8, PROTO_TS_ABORTED, 10000));
+	int64_t v = 0;
+	assert_true(h_get(h, P1, 0, "acct:a", &v));
+	assert_int_equal(v, 9);
+	assert_true(h_get(h, P2, 0, "acct:b", &v));
+	assert_int_equal(v, 11);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+		    test_crash_before_prepare_log, setup1, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_crash_after_prepare_log, setup1, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_crash_before_commit_log, setup1, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_crash_after_commit_log, setup1, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_crash_after_precommit_log, setup1, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_presumed_abort_from_coordinator, setup1, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_commit_learned_from_coordinator, setup1, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_no_coordinator_no_peers_stays_prepared, setup1,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_cooperative_commit_from_peer, setup2, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_cooperative_abort_never_voted, setup2, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_all_in_doubt_stays_blocked, setup2, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_3pc_termination, setup2, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
