@@ -31,6 +31,8 @@ typedef struct b2_cfg {
 	int64_t rpc_seconds;
 	char *dir;
 	bool json;
+	bool keep;
+	char *log_level;
 } b2_cfg;
 
 static const dtx_cfg_opt b2_opts[] = {
@@ -50,6 +52,10 @@ static const dtx_cfg_opt b2_opts[] = {
 	    "where to create the cluster (a real disk, not tmpfs)" },
 	{ "json", DTX_CFG_BOOL, offsetof(b2_cfg, json), 0, 0, "false",
 	    "print one JSON object" },
+	{ "keep", DTX_CFG_BOOL, offsetof(b2_cfg, keep), 0, 0, "false",
+	    "leave the stopped cluster's directory (logs, data) in place" },
+	{ "log-level", DTX_CFG_STR, offsetof(b2_cfg, log_level), 0, 0, "warn",
+	    "the daemons' log level" },
 };
 #define NB2_OPTS (sizeof(b2_opts) / sizeof(b2_opts[0]))
 
@@ -461,7 +467,7 @@ run_bench(const b2_cfg *cfg)
 	memset(&co, 0, sizeof(co));
 	co.dir = dir;
 	co.participants = (uint32_t)cfg->participants;
-	co.log_level = "warn";
+	co.log_level = cfg->log_level;
 	dtx_err rv = cli_cluster_create(&co, &cl, err, sizeof(err));
 	if (rv != DTX_OK) {
 		fprintf(stderr, "dtx bench 2pc: %s\n", err);
@@ -529,7 +535,12 @@ run_bench(const b2_cfg *cfg)
 		goto oom;
 	for (int i = 0; i < n; i++) {
 		w[i].run = &run;
-		w[i].seed = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+		// splitmix64 states that differ by multiples of its increment
+		// give the same sequence shifted: start each worker at an
+		// output of the generator instead, so the streams are
+		// unrelated.
+		uint64_t s0 = (uint64_t)i + 1;
+		w[i].seed = dtx_rand_next(&s0);
 		if ((rv = open_client(curl, run.client_id, &w[i].cl)) != DTX_OK)
 			goto fail;
 	}
@@ -677,7 +688,10 @@ out:
 		cli_cluster_stop_all(cl, 5000);
 		cli_cluster_free(cl);
 	}
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (cfg->keep)
+		fprintf(stderr, "dtx bench 2pc: cluster kept in %s\n", dir);
+	else
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return rc;
 }
 

@@ -82,8 +82,8 @@ send_batch(coord_chan *ch, coord_item **items, uint32_t n)
 	memset(&rep, 0, sizeof(rep));
 
 	if (n == 1) {
-		dtx_err err =
-		    proto_daemon_call(c->d, ch->peer, &items[0]->req, &rep, &opts);
+		dtx_err err = proto_daemon_call(
+		    c->d, ch->peer, &items[0]->req, &rep, &opts);
 		if (err == DTX_OK || err == DTX_EREFUSED) {
 			items[0]->rep = rep;
 			err = DTX_OK;
@@ -125,8 +125,8 @@ send_batch(coord_chan *ch, coord_item **items, uint32_t n)
 	if (err != DTX_OK) {
 		proto_msg_free(&rep);
 		for (uint32_t i = 0; i < n; i++)
-			complete(c, items[i], err == DTX_EREFUSED ? DTX_EPROTO
-			                                          : err);
+			complete(c, items[i],
+			    err == DTX_EREFUSED ? DTX_EPROTO : err);
 		return;
 	}
 	for (uint32_t i = 0; i < n; i++) {
@@ -211,8 +211,8 @@ coord__chans_open(coord *c)
 		pthread_cond_init(&ch->cv, NULL);
 		c->chan_open[id] = true;
 		for (int64_t k = 0; k < c->cfg.senders; k++) {
-			if (pthread_create(&ch->th[ch->nth], NULL, sender_main,
-			        ch) != 0) {
+			if (pthread_create(
+			        &ch->th[ch->nth], NULL, sender_main, ch) != 0) {
 				DTX_LOG(DTX_LOG_ERROR, "CHAN_THREAD",
 				    "cannot start a sender for participant %u",
 				    id);

@@ -48,6 +48,7 @@ typedef struct coord_tx {
 	uint32_t nparts;
 	uint32_t parts[COORD_MAX_PARTS];
 	uint32_t acked; // bit i: parts[i] acknowledged the COMMIT
+	uint32_t pre_acked; // 3PC: bit i: parts[i] acknowledged PRE_COMMIT
 	uint32_t inflight; // COMMITs queued or on the wire
 	uint32_t attempts; // re-drive rounds so far
 	uint64_t next_try_ns; // dtx_mono_ns() of the next re-drive round
@@ -85,6 +86,8 @@ struct coord_item {
 	coord_done_fn done; // asynchronous completion, or NULL
 	uint64_t txid; // for done
 	uint32_t idx; // for done: index of peer in the txn's parts
+	bool chain; // first COMMIT of a commit phase: send the rest after
+	void *arg; // for done
 	coord_item *next;
 };
 
@@ -126,6 +129,7 @@ struct coord {
 	pthread_t up_th;
 	atomic_bool stopped;
 	atomic_bool failed; // the log failed: no more decisions
+	atomic_int_fast64_t fail_syncs; // FAULT wal_sync: fsyncs left to fail
 
 	// Counters (HEALTH).
 	atomic_uint_fast64_t n_txns, n_committed, n_aborted, n_unknown;
@@ -170,7 +174,8 @@ dtx_err coord__log_open(coord *c);
 void coord__log_close(coord *c);
 // Appends a COMMIT (or PRECOMMIT when pre) record for t; caller holds
 // c->mu; *lsn gets its LSN to pass to stor_wal_sync without the lock.
-dtx_err coord__log_decision(coord *c, const coord_tx *t, bool pre, uint64_t *lsn);
+dtx_err coord__log_decision(
+    coord *c, const coord_tx *t, bool pre, uint64_t *lsn);
 // Appends an ABORT or END record (unforced); caller holds c->mu.
 dtx_err coord__log_abort(coord *c, uint64_t txid);
 dtx_err coord__log_end(coord *c, uint64_t txid);
@@ -181,22 +186,32 @@ dtx_err coord__log_checkpoint(coord *c);
 // txn.c
 dtx_err coord__txn(coord *c, const proto_msg *req, proto_msg *rep);
 dtx_err coord__status(coord *c, const proto_msg *req, proto_msg *rep);
-// Queues COMMIT (or DO_COMMIT when do_commit) to parts[idx] of t as an
-// asynchronous item tracked by the ack logic. Caller must not hold c->mu.
-dtx_err coord__send_commit(coord *c, uint64_t txid, clk_ts cts,
-    uint32_t peer, uint32_t idx, bool do_commit);
+// Queues a COMMIT (DO_COMMIT for a 3PC participant that acknowledged
+// PRE_COMMIT) to parts[idx] of txid as an asynchronous item tracked by the
+// ack logic; chain: this is the first of a commit phase, the others are
+// sent once it completes. Caller must not hold c->mu.
+void coord__send_commit(coord *c, uint64_t txid, clk_ts cts, uint32_t peer,
+    uint32_t idx, proto_type type, bool chain);
 // Queues ABORT to peer (fire and forget; a lost ABORT is recovered by the
 // participant asking STATUS: presumed abort).
 void coord__send_abort(coord *c, uint64_t txid, uint32_t peer);
-// Sends the COMMIT phase of a durable commit: the first participant,
-// then the crash point coord.after_some_commits, then the others.
-void coord__commit_phase(coord *c, uint64_t txid, clk_ts cts,
-    const uint32_t *parts, uint32_t nparts, const bool *do_commit);
+// Starts the COMMIT phase of a durable commit: the first participant,
+// then (once it answered) the crash point coord.after_some_commits, then
+// the others. Caller must not hold c->mu.
+void coord__commit_phase(coord *c, uint64_t txid);
+// Aborts txid: forgets it, logs ABORT (unforced), sends ABORT to every
+// participant not marked in skip (may be NULL) and fills rep. Caller must
+// not hold c->mu.
+void coord__abort(coord *c, uint64_t txid, const uint32_t *parts,
+    uint32_t nparts, const bool *skip, const char *reason,
+    proto_txn_reply *rep);
 
 // threepc.c: the 3PC phases after all CAN_COMMIT votes were YES. Fills
 // rep's outcome. t is the VOTING entry (looked up again under c->mu).
 dtx_err coord__3pc_finish(coord *c, uint64_t txid, clk_ts cts,
     const uint32_t *parts, uint32_t nparts, proto_txn_reply *rep);
+// The type of the final message to parts[idx] of t (caller holds c->mu).
+proto_type coord__3pc_commit_type(const coord_tx *t, uint32_t idx);
 
 // recover.c: the upkeep thread (re-drive, 3PC resolution, checkpoints).
 dtx_err coord__upkeep_start(coord *c);

@@ -56,8 +56,7 @@ coord__table_fini(coord *c)
 coord_tx *
 coord__tx_find(coord *c, uint64_t txid)
 {
-	for (coord_tx *t = c->buckets[bucket_of(txid)]; t != NULL;
-	     t = t->hnext)
+	for (coord_tx *t = c->buckets[bucket_of(txid)]; t != NULL; t = t->hnext)
 		if (t->txid == txid)
 			return t;
 	return NULL;

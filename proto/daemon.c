@@ -585,6 +585,13 @@ proto_daemon_call(proto_daemon *d, uint32_t peer, proto_msg *req,
 	pthread_mutex_unlock(&d->mtx);
 	if (rv != DTX_OK)
 		return rv;
+	if (delay > 0) {
+		nap(d, delay);
+		// A partition that began during the delay drops the call too.
+		pthread_mutex_lock(&d->mtx);
+		cut = d->cut[peer];
+		pthread_mutex_unlock(&d->mtx);
+	}
 	if (cut) {
 		// A partition drops the request: the caller learns nothing
 		// until its timeout, exactly as with lost packets.
@@ -595,7 +602,5 @@ proto_daemon_call(proto_daemon *d, uint32_t peer, proto_msg *req,
 		nap(d, t);
 		return DTX_ETIMEDOUT;
 	}
-	if (delay > 0)
-		nap(d, delay);
 	return proto_client_call(c, req, rep, opts);
 }

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+//
+// The coordinator's lifecycle and its face to the daemon runtime: the
+// config table, open (log replay, channels, upkeep thread), the request
+// handler that dispatches TXN and STATUS, the HEALTH hook, stop and close.
+
+#include <stddef.h>
+#include <string.h>
+
+#include "coordinator_int.h"
+
+const dtx_cfg_opt coord_cfg_table[] = {
+	{ "vote-timeout-ms", DTX_CFG_INT, offsetof(coord_cfg, vote_timeout_ms),
+	    10, 600000, "1000",
+	    "wait this long for PREPARE / CAN_COMMIT votes" },
+	{ "ack-timeout-ms", DTX_CFG_INT, offsetof(coord_cfg, ack_timeout_ms),
+	    10, 600000, "1000",
+	    "wait this long for a COMMIT or PRE_COMMIT acknowledgement" },
+	{ "senders", DTX_CFG_INT, offsetof(coord_cfg, senders), 1,
+	    COORD_MAX_SENDERS, "3",
+	    "sender threads (batches in flight) per participant" },
+	{ "max-batch", DTX_CFG_INT, offsetof(coord_cfg, max_batch), 1,
+	    PROTO_MAX_BATCH, "256", "messages per BATCH at most" },
+	{ "checkpoint-ms", DTX_CFG_INT, offsetof(coord_cfg, checkpoint_ms), 100,
+	    3600000, "5000", "checkpoint period of the decision log" },
+	{ "ended-keep", DTX_CFG_INT, offsetof(coord_cfg, ended_keep), 1,
+	    10000000, "65536",
+	    "ended transactions remembered in memory for STATUS" },
+	{ "redrive-cap-ms", DTX_CFG_INT, offsetof(coord_cfg, redrive_cap_ms),
+	    10, 600000, "2000", "cap of the COMMIT re-drive backoff" },
+};
+const size_t coord_cfg_count =
+    sizeof(coord_cfg_table) / sizeof(coord_cfg_table[0]);
+
+static dtx_err
+handler(void *arg, const proto_msg *req, proto_msg *rep)
+{
+	coord *c = arg;
+	switch (req->hdr.type) {
+	case PROTO_TXN:
+		return coord__txn(c, req, rep);
+	case PROTO_STATUS:
+		return coord__status(c, req, rep);
+	default:
+		return proto_msg_set_error(rep, DTX_EPROTO,
+		           "a coordinator does not serve %s",
+		           proto_type_name(req->hdr.type)) == DTX_OK
+		    ? DTX_OK
+		    : DTX_ENOMEM;
+	}
+}
+
+// FAULT kinds of the coordinator: "wal_sync" [n] makes the decision log's
+// next n fsyncs fail (default 1), as a failing disk would.
+static dtx_err
+fault(void *arg, const proto_fault *f)
+{
+	coord *c = arg;
+	if (strcmp(f->kind, "wal_sync") != 0)
+		return DTX_ENOENT;
+	int64_t n = f->n_args > 0 ? f->args[0] : 1;
+	if (n < 0 || n > 1000000)
+		return DTX_EINVAL;
+	atomic_store(&c->fail_syncs, n);
+	DTX_LOG(DTX_LOG_WARN, "FAULT_WAL_SYNC",
+	    "the next %lld fsyncs of the decision log will fail", (long long)n);
+	return DTX_OK;
+}
+
+static dtx_err
+health(void *arg, proto_health_reply *h)
+{
+	coord *c = arg;
+	bool recovering = false;
+	pthread_mutex_lock(&c->mu);
+	uint64_t in_doubt = c->npending_commits;
+	for (coord_tx *t = c->pending.pnext; t != &c->pending; t = t->pnext)
+		if (t->recovered && t->state != COORD_VOTING) {
+			recovering = true;
+			break;
+		}
+	pthread_mutex_unlock(&c->mu);
+	const char *st = atomic_load(&c->failed) ? "failed"
+	    : recovering                         ? "recovering"
+	                                         : "ok";
+	dtx_err rv = proto_str_set(&h->state, st);
+	if (rv != DTX_OK)
+		return rv;
+	h->in_doubt = in_doubt;
+	uint64_t batches = atomic_load(&c->n_batches);
+	uint64_t items = atomic_load(&c->n_batch_items);
+	stor_wal_stats ws;
+	stor_wal_stats_get(c->wal, &ws);
+	struct {
+		const char *name;
+		int64_t v;
+	} ctr[] = {
+		{ "txns", (int64_t)atomic_load(&c->n_txns) },
+		{ "committed", (int64_t)atomic_load(&c->n_committed) },
+		{ "aborted", (int64_t)atomic_load(&c->n_aborted) },
+		{ "unknown", (int64_t)atomic_load(&c->n_unknown) },
+		{ "batches_sent", (int64_t)batches },
+		{ "batch_items", (int64_t)items },
+		{ "avg_batch_x100",
+		    batches ? (int64_t)(items * 100 / batches) : 0 },
+		{ "redriven", (int64_t)atomic_load(&c->n_redriven) },
+		{ "recovered", (int64_t)atomic_load(&c->n_recovered) },
+		{ "status_queries", (int64_t)atomic_load(&c->n_status) },
+		{ "checkpoints", (int64_t)atomic_load(&c->n_checkpoints) },
+		{ "log_appends", (int64_t)ws.appends },
+		{ "log_syncs", (int64_t)ws.syncs },
+	};
+	for (size_t i = 0; i < sizeof(ctr) / sizeof(ctr[0]); i++)
+		if ((rv = proto_health_counter(h, ctr[i].name, ctr[i].v)) !=
+		    DTX_OK)
+			return rv;
+	return DTX_OK;
+}
+
+dtx_err
+coord_open(proto_daemon *d, const coord_cfg *cfg, coord **out)
+{
+	coord *c = dtx_calloc(1, sizeof(*c));
+	if (c == NULL)
+		return DTX_ENOMEM;
+	c->d = d;
+	c->cfg = *cfg;
+	c->self = proto_daemon_id(d);
+	pthread_mutex_init(&c->mu, NULL);
+	dtx_err rv = coord__table_init(c);
+	if (rv != DTX_OK)
+		goto fail;
+	if ((rv = coord__log_open(c)) != DTX_OK)
+		goto fail;
+	if ((rv = coord__chans_open(c)) != DTX_OK)
+		goto fail;
+	if ((rv = coord__upkeep_start(c)) != DTX_OK)
+		goto fail;
+	*out = c;
+	return DTX_OK;
+fail:
+	coord_stop(c);
+	coord_close(c);
+	return rv;
+}
+
+void
+coord_hooks(coord *c, proto_daemon_hooks *hooks)
+{
+	memset(hooks, 0, sizeof(*hooks));
+	hooks->role = DTX_ROLE_COORDINATOR;
+	hooks->handler = handler;
+	hooks->whole_batches = false;
+	hooks->health = health;
+	hooks->fault = fault;
+	hooks->arg = c;
+}
+
+void
+coord_stop(coord *c)
+{
+	if (c == NULL || atomic_exchange(&c->stopped, true))
+		return;
+	coord__upkeep_stop(c);
+	coord__chans_stop(c);
+}
+
+void
+coord_close(coord *c)
+{
+	if (c == NULL)
+		return;
+	coord_stop(c);
+	coord__chans_fini(c);
+	if (c->wal != NULL)
+		coord__log_close(c);
+	coord__table_fini(c);
+	pthread_mutex_destroy(&c->mu);
+	dtx_free(c);
+}

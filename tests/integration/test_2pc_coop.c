@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+//
+// Cooperative termination end to end (DESIGN rules 8 and 9). The
+// coordinator dies after sending COMMIT to participant 1 only and stays
+// down: participant 2, in doubt, learns COMMITTED from its peer. The
+// coordinator dies right after forcing COMMIT, before telling anyone:
+// both participants are in doubt, neither may guess, so each reports
+// "blocked" with the txid until the coordinator comes back and the
+// transaction resolves to committed.
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "test_2pc_util.h"
+
+#define NACCT 8
+#define BAL 1000
+
+static int
+setup(void **state)
+{
+	static tu_fx fx;
+	static char *const coord_env[] = { "DTX_LOG_LEVEL=debug", NULL };
+	static char *const *const env[] = { coord_env, NULL, NULL };
+	if (tu_setup(&fx, 2, env) != DTX_OK ||
+	    tu_init_accounts(&fx, NACCT, BAL) != DTX_OK) {
+		tu_dump_logs(&fx);
+		tu_teardown(&fx);
+		return -1;
+	}
+	*state = &fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	return tu_teardown(*state);
+}
+
+// Arms point at the coordinator, runs a transfer, waits for the crash and
+// returns the transfer's txid.
+static uint64_t
+crash_coord(tu_fx *fx, const char *point, int n)
+{
+	int64_t a = tu_acct_on(fx, 1, n), b = tu_acct_on(fx, 2, n);
+	uint64_t before = tu_last_txid(fx);
+	assert_int_equal(tu_arm(fx, 0, point), DTX_OK);
+	proto_msg rep;
+	if (tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, 5, &rep, 3000) ==
+	    DTX_OK)
+		proto_msg_free(&rep);
+	assert_int_equal(cli_cluster_wait_exit(fx->cl, 0, 20000, NULL), DTX_OK);
+	uint64_t txid = tu_last_txid(fx);
+	assert_true(txid != 0 && txid != before);
+	return txid;
+}
+
+static void
+test_peer_knows_outcome(void **state)
+{
+	tu_fx *fx = *state;
+	int64_t total0, total1;
+	size_t cnt;
+	assert_int_equal(tu_total(fx, &total0, &cnt), DTX_OK);
+	uint64_t txid = crash_coord(fx, "coord.after_some_commits", 0);
+	// Participant 1 heard COMMIT before the crash.
+	proto_txn_state st;
+	assert_int_equal(tu_status(fx, 1, txid, &st), DTX_OK);
+	assert_int_equal(st, PROTO_TS_COMMITTED);
+	// Without the coordinator, participant 2 asks its peer.
+	if (!tu_wait_resolved(fx, false, 60000)) {
+		tu_dump_logs(fx);
+		fail_msg("participant 2 still in doubt");
+	}
+	uint32_t ids[] = { 1, 2 };
+	assert_int_equal(tu_outcome(fx, txid, ids, 2), 1);
+	assert_int_equal(tu_total(fx, &total1, &cnt), DTX_OK);
+	assert_int_equal(total1, total0);
+	// The restarted coordinator finishes its bookkeeping (END).
+	assert_int_equal(tu_restart(fx, 0), DTX_OK);
+	assert_true(tu_wait_resolved(fx, true, 30000));
+	assert_int_equal(tu_status(fx, 0, txid, &st), DTX_OK);
+	assert_int_equal(st, PROTO_TS_COMMITTED);
+}
+
+static void
+test_blocked_until_coordinator_returns(void **state)
+{
+	tu_fx *fx = *state;
+	int64_t total0, total1;
+	size_t cnt;
+	assert_int_equal(tu_total(fx, &total0, &cnt), DTX_OK);
+	uint64_t txid = crash_coord(fx, "coord.after_commit_log", 1);
+
+	// Both participants end up blocked on txid.
+	uint64_t end = dtx_mono_ns() + 60000000000u;
+	bool both = false;
+	while (!both && dtx_mono_ns() < end) {
+		both = true;
+		for (uint32_t id = 1; id <= 2; id++) {
+			char st[32];
+			bool blk = false;
+			if (tu_health(fx, id, st, sizeof(st), NULL, txid,
+			        &blk) != DTX_OK ||
+			    strcmp(st, "blocked") != 0 || !blk)
+				both = false;
+		}
+		if (!both)
+			dtx_sleep_ms(50);
+	}
+	if (!both)
+		tu_dump_logs(fx);
+	assert_true(both);
+	// They stay blocked and never guess while the coordinator is away.
+	for (int i = 0; i < 10; i++) {
+		for (uint32_t id = 1; id <= 2; id++) {
+			proto_txn_state st;
+			uint64_t in_doubt = 0;
+			assert_int_equal(tu_status(fx, id, txid, &st), DTX_OK);
+			assert_int_equal(st, PROTO_TS_PREPARED);
+			assert_int_equal(
+			    tu_health(fx, id, NULL, 0, &in_doubt, 0, NULL),
+			    DTX_OK);
+			assert_true(in_doubt >= 1);
+		}
+		dtx_sleep_ms(200);
+	}
+	// The coordinator comes back with its logged COMMIT.
+	assert_int_equal(tu_restart(fx, 0), DTX_OK);
+	if (!tu_wait_resolved(fx, true, 60000)) {
+		tu_dump_logs(fx);
+		fail_msg("still in doubt after the coordinator returned");
+	}
+	uint32_t ids[] = { 1, 2 };
+	assert_int_equal(tu_outcome(fx, txid, ids, 2), 1);
+	// The resolver drops its blocked entry on its next round.
+	for (uint32_t id = 1; id <= 2; id++) {
+		char st[32] = "blocked";
+		end = dtx_mono_ns() + 10000000000u;
+		while (strcmp(st, "blocked") == 0 && dtx_mono_ns() < end) {
+			assert_int_equal(
+			    tu_health(fx, id, st, sizeof(st), NULL, 0, NULL),
+			    DTX_OK);
+			if (strcmp(st, "blocked") == 0)
+				dtx_sleep_ms(50);
+		}
+		assert_string_not_equal(st, "blocked");
+	}
+	assert_int_equal(tu_total(fx, &total1, &cnt), DTX_OK);
+	assert_int_equal(total1, total0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_peer_knows_outcome),
+		cmocka_unit_test(test_blocked_until_coordinator_returns),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MIT
+//
+// 2PC under kill -9 at every crash point, with real daemons: the victim
+// (coordinator or participant 1) dies at the point during a transfer, is
+// restarted, and once every node reports nothing in doubt the transfer's
+// outcome must be the same at every participant (and the one the point
+// implies) and the bank total must be unchanged. Also presumed abort: a
+// coordinator killed before it decided answers ABORTED after a restart.
+
+#include <pthread.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "test_2pc_util.h"
+
+#define NACCT 16
+#define BAL 1000
+
+static int
+setup(void **state)
+{
+	static tu_fx fx;
+	static char *const coord_env[] = { "DTX_LOG_LEVEL=debug", NULL };
+	static char *const *const env[] = { coord_env, NULL, NULL };
+	if (tu_setup(&fx, 2, env) != DTX_OK ||
+	    tu_init_accounts(&fx, NACCT, BAL) != DTX_OK) {
+		tu_dump_logs(&fx);
+		tu_teardown(&fx);
+		return -1;
+	}
+	*state = &fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	return tu_teardown(*state);
+}
+
+static int64_t
+acct_balance(tu_fx *fx, int64_t acct)
+{
+	proto_msg rep;
+	char k[32];
+	int64_t v = -1;
+	tu_key(k, sizeof(k), acct);
+	if (tu_read_all(fx, tu_owner(fx, acct), 0, &rep, 20000) != DTX_OK)
+		return -1;
+	for (uint32_t i = 0; i < rep.u.read_reply.n_entries; i++) {
+		const proto_entry *e = &rep.u.read_reply.entries[i];
+		if (e->key.n == strlen(k) && memcmp(e->key.p, k, e->key.n) == 0)
+			(void)tu_entry_i64(e, &v);
+	}
+	proto_msg_free(&rep);
+	return v;
+}
+
+// Runs one transfer with crash point `point` armed at node victim and
+// checks the outcome: 1 committed everywhere, 0 aborted everywhere.
+static void
+crash_case(tu_fx *fx, uint32_t victim, const char *point, int expect, int n)
+{
+	int64_t a = tu_acct_on(fx, 1, n), b = tu_acct_on(fx, 2, n);
+	int64_t total0, total1;
+	size_t cnt;
+	assert_int_equal(tu_total(fx, &total0, &cnt), DTX_OK);
+	int64_t ba = acct_balance(fx, a), bb = acct_balance(fx, b);
+	uint64_t before = tu_last_txid(fx);
+
+	assert_int_equal(tu_arm(fx, victim, point), DTX_OK);
+	proto_msg rep;
+	dtx_err rv =
+	    tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, 10, &rep, 3000);
+	if (rv == DTX_OK) {
+		// The client may hear the outcome (participant crashes); it
+		// must then be the one expected.
+		assert_int_equal(rep.u.txn_reply.outcome,
+		    expect ? PROTO_COMMITTED : PROTO_ABORTED);
+		proto_msg_free(&rep);
+	}
+	int status = 0;
+	assert_int_equal(
+	    cli_cluster_wait_exit(fx->cl, victim, 20000, &status), DTX_OK);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	uint64_t txid = tu_last_txid(fx);
+	assert_true(txid != 0 && txid != before);
+
+	assert_int_equal(tu_restart(fx, victim), DTX_OK);
+	if (!tu_wait_resolved(fx, true, 60000)) {
+		tu_dump_logs(fx);
+		fail_msg("%s: still in doubt after 60 s", point);
+	}
+	uint32_t ids[] = { 1, 2 };
+	int got = tu_outcome(fx, txid, ids, 2);
+	if (got != expect)
+		tu_dump_logs(fx);
+	assert_int_equal(got, expect);
+	proto_txn_state st;
+	assert_int_equal(tu_status(fx, 0, txid, &st), DTX_OK);
+	assert_int_equal(st, expect ? PROTO_TS_COMMITTED : PROTO_TS_ABORTED);
+	assert_int_equal(tu_total(fx, &total1, &cnt), DTX_OK);
+	assert_int_equal(total1, total0);
+	assert_int_equal(acct_balance(fx, a), ba - (expect ? 10 : 0));
+	assert_int_equal(acct_balance(fx, b), bb + (expect ? 10 : 0));
+}
+
+static void
+test_coord_before_commit_log(void **state)
+{
+	crash_case(*state, 0, "coord.before_commit_log", 0, 0);
+}
+
+static void
+test_coord_after_commit_log(void **state)
+{
+	crash_case(*state, 0, "coord.after_commit_log", 1, 1);
+}
+
+static void
+test_coord_after_some_commits(void **state)
+{
+	crash_case(*state, 0, "coord.after_some_commits", 1, 2);
+}
+
+static void
+test_part_after_prepare_log(void **state)
+{
+	crash_case(*state, 1, "part.after_prepare_log", 0, 3);
+}
+
+static void
+test_part_before_commit_log(void **state)
+{
+	crash_case(*state, 1, "part.before_commit_log", 1, 4);
+}
+
+static void
+test_part_after_commit_log(void **state)
+{
+	crash_case(*state, 1, "part.after_commit_log", 1, 5);
+}
+
+typedef struct bg {
+	tu_fx *fx;
+	int64_t a, b;
+	proto_client *cl;
+} bg;
+
+static void *
+bg_transfer(void *arg)
+{
+	bg *g = arg;
+	proto_msg rep;
+	if (tu_transfer(g->fx, g->cl, PROTO_MODE_2PC, g->a, g->b, 10, &rep,
+	        8000) == DTX_OK)
+		proto_msg_free(&rep);
+	return NULL;
+}
+
+// The coordinator dies while participant 1 is prepared and participant 2
+// has not even been asked: no decision was logged, so after the restart
+// STATUS answers ABORTED and participant 1 aborts (presumed abort).
+static void
+test_presumed_abort(void **state)
+{
+	tu_fx *fx = *state;
+	int64_t a = tu_acct_on(fx, 1, 6), b = tu_acct_on(fx, 2, 6);
+	int64_t total0, total1;
+	size_t cnt;
+	assert_int_equal(tu_total(fx, &total0, &cnt), DTX_OK);
+	int64_t ba = acct_balance(fx, a);
+	int64_t delay[] = { 2, 5000 };
+	assert_int_equal(tu_fault(fx, 0, "delay", NULL, delay, 2), DTX_OK);
+	proto_client_cfg cc;
+	memset(&cc, 0, sizeof(cc));
+	cc.url = dtx_topo_find(fx->topo, 0)->url;
+	cc.node_id = fx->client_id;
+	bg g = { .fx = fx, .a = a, .b = b };
+	assert_int_equal(proto_client_open(&cc, &g.cl), DTX_OK);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bg_transfer, &g), 0);
+
+	// Wait until participant 1 holds the prepared intent on a.
+	uint64_t txid = 0;
+	uint64_t end = dtx_mono_ns() + 4000000000u;
+	char k[32];
+	tu_key(k, sizeof(k), a);
+	while (txid == 0 && dtx_mono_ns() < end) {
+		proto_msg req, rep;
+		proto_bytes key = { (uint8_t *)k, (uint32_t)strlen(k) };
+		proto_msg_init(&req, PROTO_READ);
+		req.u.read.n_keys = 1;
+		req.u.read.keys = &key;
+		if (tu_call(fx, 1, &req, &rep, 3000) == DTX_OK) {
+			if (rep.hdr.type == PROTO_READ_REPLY &&
+			    rep.u.read_reply.status == PROTO_READ_RETRY)
+				txid = rep.u.read_reply.blocked_txid;
+			proto_msg_free(&rep);
+		}
+		if (txid == 0)
+			dtx_sleep_ms(10);
+	}
+	assert_true(txid != 0);
+	assert_int_equal(cli_cluster_signal(fx->cl, 0, SIGKILL), DTX_OK);
+	pthread_join(th, NULL);
+	proto_client_close(g.cl);
+	proto_txn_state st;
+	assert_int_equal(tu_status(fx, 1, txid, &st), DTX_OK);
+	assert_int_equal(st, PROTO_TS_PREPARED);
+
+	assert_int_equal(tu_restart(fx, 0), DTX_OK);
+	assert_true(tu_wait_resolved(fx, true, 60000));
+	uint32_t ids[] = { 1, 2 };
+	assert_int_equal(tu_outcome(fx, txid, ids, 2), 0);
+	assert_int_equal(tu_status(fx, 1, txid, &st), DTX_OK);
+	assert_int_equal(st, PROTO_TS_ABORTED);
+	assert_int_equal(tu_total(fx, &total1, &cnt), DTX_OK);
+	assert_int_equal(total1, total0);
+	assert_int_equal(acct_balance(fx, a), ba);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_coord_before_commit_log),
+		cmocka_unit_test(test_coord_after_commit_log),
+		cmocka_unit_test(test_coord_after_some_commits),
+		cmocka_unit_test(test_part_after_prepare_log),
+		cmocka_unit_test(test_part_before_commit_log),
+		cmocka_unit_test(test_part_after_commit_log),
+		cmocka_unit_test(test_presumed_abort),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

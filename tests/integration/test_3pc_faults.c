@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: MIT
+//
+// 3PC end to end with three participants. Crash-stop: the coordinator
+// dies after logging PRECOMMIT (nobody pre-committed: the participants'
+// termination protocol aborts everywhere) or after pre-committing
+// participant 1 only (the protocol pre-commits the others and commits
+// everywhere); both without the coordinator, consistently.
+//
+// Partition: this test demonstrates the textbook flaw of 3PC. It is
+// correct only under crash-stop failures with bounded delays; under a
+// network partition a cut-off participant looks exactly like a crashed
+// one. The coordinator pre-commits participant 1, the partition
+// {coordinator, 1} | {2, 3} falls before 2 and 3 hear PRE_COMMIT, the
+// coordinator presumes 2 and 3 crashed and commits, while 2 and 3, all
+// uncertain, run the termination protocol and abort. The test asserts
+// that this split decision HAPPENS and that the atomicity checker
+// reports it.
+
+#include <pthread.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "test_2pc_util.h"
+
+#define NACCT 24
+#define BAL 1000
+
+static char *const coord_env[] = { "DTX_LOG_LEVEL=debug", NULL };
+// Participant 1 must not ask the coordinator for the outcome while the
+// coordinator waits for the delayed votes of 2 and 3 (it would answer
+// ABORTED and the transaction would abort, a correct but different run).
+static char *const slow_p1_env[] = { "DTX_INDOUBT_TIMEOUT_MS=60000", NULL };
+
+static int
+setup_plain(void **state)
+{
+	static tu_fx fx;
+	static char *const *const env[] = { coord_env, NULL, NULL, NULL };
+	if (tu_setup(&fx, 3, env) != DTX_OK ||
+	    tu_init_accounts(&fx, NACCT, BAL) != DTX_OK) {
+		tu_dump_logs(&fx);
+		tu_teardown(&fx);
+		return -1;
+	}
+	*state = &fx;
+	return 0;
+}
+
+static int
+setup_slow_p1(void **state)
+{
+	static tu_fx fx;
+	static char *const *const env[] = { coord_env, slow_p1_env, NULL,
+		NULL };
+	if (tu_setup(&fx, 3, env) != DTX_OK ||
+	    tu_init_accounts(&fx, NACCT, BAL) != DTX_OK) {
+		tu_dump_logs(&fx);
+		tu_teardown(&fx);
+		return -1;
+	}
+	*state = &fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	return tu_teardown(*state);
+}
+
+// A 3PC transfer touching all three participants: 2 from an account on
+// participant 1 to one each on 2 and 3.
+static dtx_err
+transfer3(
+    tu_fx *fx, proto_client *cl, int n, proto_msg *rep, uint32_t timeout_ms)
+{
+	char k[3][32];
+	proto_op ops[3];
+	memset(ops, 0, sizeof(ops));
+	for (uint32_t i = 0; i < 3; i++) {
+		tu_key(k[i], sizeof(k[i]), tu_acct_on(fx, i + 1, n));
+		ops[i].kind = PROTO_OP_ADD;
+		ops[i].key.p = (uint8_t *)k[i];
+		ops[i].key.n = (uint32_t)strlen(k[i]);
+		ops[i].delta = i == 0 ? -2 : 1;
+		ops[i].min = 0;
+	}
+	return tu_txn(fx, cl, PROTO_MODE_3PC, ops, 3, rep, timeout_ms);
+}
+
+static void
+crash_3pc(tu_fx *fx, const char *point, int expect, int n)
+{
+	int64_t total0, total1;
+	size_t cnt;
+	assert_int_equal(tu_total(fx, &total0, &cnt), DTX_OK);
+	uint64_t before = tu_last_txid(fx);
+	assert_int_equal(tu_arm(fx, 0, point), DTX_OK);
+	proto_msg rep;
+	if (transfer3(fx, NULL, n, &rep, 3000) == DTX_OK)
+		proto_msg_free(&rep);
+	assert_int_equal(cli_cluster_wait_exit(fx->cl, 0, 20000, NULL), DTX_OK);
+	uint64_t txid = tu_last_txid(fx);
+	assert_true(txid != 0 && txid != before);
+	// The participants terminate without the coordinator.
+	if (!tu_wait_resolved(fx, false, 60000)) {
+		tu_dump_logs(fx);
+		fail_msg("%s: participants still in doubt", point);
+	}
+	uint32_t ids[] = { 1, 2, 3 };
+	int got = tu_outcome(fx, txid, ids, 3);
+	if (got != expect)
+		tu_dump_logs(fx);
+	assert_int_equal(got, expect);
+	assert_int_equal(tu_total(fx, &total1, &cnt), DTX_OK);
+	assert_int_equal(total1, total0);
+	// The coordinator comes back, settles its PRECOMMIT record the
+	// same way, and STATUS agrees.
+	assert_int_equal(tu_restart(fx, 0), DTX_OK);
+	if (!tu_wait_resolved(fx, true, 30000)) {
+		tu_dump_logs(fx);
+		fail_msg("%s: coordinator did not settle", point);
+	}
+	proto_txn_state st;
+	assert_int_equal(tu_status(fx, 0, txid, &st), DTX_OK);
+	assert_int_equal(st, expect ? PROTO_TS_COMMITTED : PROTO_TS_ABORTED);
+	assert_int_equal(tu_outcome(fx, txid, ids, 3), expect);
+}
+
+static void
+test_crash_after_precommit_log(void **state)
+{
+	crash_3pc(*state, "coord.after_precommit_log", 0, 0);
+}
+
+static void
+test_crash_after_some_precommits(void **state)
+{
+	crash_3pc(*state, "coord.after_some_precommits", 1, 1);
+}
+
+typedef struct bg {
+	tu_fx *fx;
+	proto_client *cl;
+	dtx_err rv;
+	proto_msg rep;
+} bg;
+
+static void *
+bg_transfer(void *arg)
+{
+	bg *g = arg;
+	g->rv = transfer3(g->fx, g->cl, 2, &g->rep, 60000);
+	return NULL;
+}
+
+static void
+partition(tu_fx *fx, uint32_t id, int64_t a, int64_t b)
+{
+	int64_t args[] = { a, b };
+	assert_int_equal(tu_fault(fx, id, "partition", NULL, args, 2), DTX_OK);
+}
+
+static void
+test_partition_split_decision(void **state)
+{
+	tu_fx *fx = *state;
+	// The accounts' creation must be fully acknowledged first, or a
+	// delayed COMMIT of it would make the transfer conflict.
+	assert_true(tu_wait_resolved(fx, true, 30000));
+	// Messages from the coordinator to 2 and 3 wait 8 s: their votes
+	// come late, and so will their PRE_COMMITs.
+	for (int64_t id = 2; id <= 3; id++) {
+		int64_t delay[] = { id, 8000 };
+		assert_int_equal(
+		    tu_fault(fx, 0, "delay", NULL, delay, 2), DTX_OK);
+	}
+	proto_client_cfg cc;
+	memset(&cc, 0, sizeof(cc));
+	cc.url = dtx_topo_find(fx->topo, 0)->url;
+	cc.node_id = fx->client_id;
+	bg g = { .fx = fx };
+	assert_int_equal(proto_client_open(&cc, &g.cl), DTX_OK);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bg_transfer, &g), 0);
+
+	// Wait until participant 1 is pre-committed, then cut the network
+	// into {0, 1} and {2, 3}, in both directions, while the PRE_COMMITs
+	// to 2 and 3 are still held back.
+	uint64_t txid = 0;
+	uint64_t end = dtx_mono_ns() + 30000000000u;
+	while (txid == 0 && dtx_mono_ns() < end) {
+		uint64_t cand = tu_last_txid(fx);
+		proto_txn_state st;
+		if (cand != 0 && tu_status(fx, 1, cand, &st) == DTX_OK &&
+		    st == PROTO_TS_PRECOMMITTED)
+			txid = cand;
+		else
+			dtx_sleep_ms(5);
+	}
+	assert_true(txid != 0);
+	partition(fx, 0, 2, 3);
+	partition(fx, 1, 2, 3);
+	partition(fx, 2, 0, 1);
+	partition(fx, 3, 0, 1);
+
+	// The coordinator presumes 2 and 3 crashed and commits.
+	pthread_join(th, NULL);
+	proto_client_close(g.cl);
+	assert_int_equal(g.rv, DTX_OK);
+	assert_int_equal(g.rep.u.txn_reply.outcome, PROTO_COMMITTED);
+	assert_int_equal(g.rep.u.txn_reply.txid, txid);
+	proto_msg_free(&g.rep);
+
+	// 2 and 3, uncertain and cut off from everyone who saw PRE_COMMIT,
+	// abort by the termination protocol.
+	proto_txn_state s1 = PROTO_TS_UNKNOWN, s2 = PROTO_TS_UNKNOWN,
+	                s3 = PROTO_TS_UNKNOWN;
+	end = dtx_mono_ns() + 60000000000u;
+	while (dtx_mono_ns() < end) {
+		(void)tu_status(fx, 1, txid, &s1);
+		(void)tu_status(fx, 2, txid, &s2);
+		(void)tu_status(fx, 3, txid, &s3);
+		if (s1 == PROTO_TS_COMMITTED && s2 == PROTO_TS_ABORTED &&
+		    s3 == PROTO_TS_ABORTED)
+			break;
+		dtx_sleep_ms(50);
+	}
+	if (s2 != PROTO_TS_ABORTED || s3 != PROTO_TS_ABORTED)
+		tu_dump_logs(fx);
+	assert_int_equal(s1, PROTO_TS_COMMITTED);
+	assert_int_equal(s2, PROTO_TS_ABORTED);
+	assert_int_equal(s3, PROTO_TS_ABORTED);
+	proto_txn_state sc;
+	assert_int_equal(tu_status(fx, 0, txid, &sc), DTX_OK);
+	assert_int_equal(sc, PROTO_TS_COMMITTED);
+
+	// Our own check and the CLI's atomicity checker both see it.
+	uint32_t ids[] = { 1, 2, 3 };
+	assert_int_equal(tu_outcome(fx, txid, ids, 3), -1);
+	cli_txn_obs obs[3] = {
+		{ txid, 1, CLI_TXN_COMMITTED },
+		{ txid, 2, CLI_TXN_ABORTED },
+		{ txid, 3, CLI_TXN_ABORTED },
+	};
+	cli_history *h = cli_history_new();
+	assert_non_null(h);
+	cli_atom_result ar;
+	assert_int_equal(cli_check_atomicity(h, obs, 3, &ar), DTX_OK);
+	assert_int_equal(ar.split, 1);
+	assert_int_equal(ar.c.valid, CLI_VALID_FALSE);
+	print_message("atomicity: %s\n", ar.c.summary);
+	cli_check_fini(&ar.c);
+	cli_history_free(h);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+		    test_crash_after_precommit_log, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_crash_after_some_precommits, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_partition_split_decision, setup_slow_p1, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
