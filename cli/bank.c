@@ -29,6 +29,7 @@ typedef struct bank_cfg {
 	double interval;
 	char *targets;
 	char *shapes;
+	int64_t onset_ms;
 	int64_t seed;
 	char *results;
 	bool netns;
@@ -54,13 +55,24 @@ static const dtx_cfg_opt bank_opts[] = {
 	{ "duration", DTX_CFG_DOUBLE, OFF(duration), 1, 86400, "60",
 	    "seconds of workload" },
 	{ "nemesis", DTX_CFG_STR, OFF(nemesis), 0, 0, "none",
-	    "faults: kill,pause,partition,clock (or none)" },
-	{ "nemesis-interval", DTX_CFG_DOUBLE, OFF(interval), 0, 3600, "5",
-	    "mean seconds a fault lasts and between faults" },
+	    "faults: kill,pause,partition,clock,disk (or none); disk kills a "
+	    "participant and tears its WAL's tail as a crash mid-write does" },
+	{ "nemesis-interval", DTX_CFG_DOUBLE, OFF(interval), 0, 3600, "0",
+	    "mean seconds a fault lasts and between faults; 0: 5, except in "
+	    "3pc mode with partitions, where faults are held 4-6 s (past the "
+	    "participants' 2 s in-doubt timeout and their two 0.5 s resolver "
+	    "calls, and the coordinator's 1 s PRE_COMMIT ack timeout) with "
+	    "0.75-2.25 s between" },
 	{ "nemesis-targets", DTX_CFG_STR, OFF(targets), 0, 0, "any",
 	    "coordinator, participants, saga or any" },
-	{ "partition-shapes", DTX_CFG_STR, OFF(shapes), 0, 0,
-	    "halves,one,bridge,ring", "partition shapes to draw from" },
+	{ "partition-shapes", DTX_CFG_STR, OFF(shapes), 0, 0, "auto",
+	    "partition shapes to draw from: halves,one,bridge,ring, or auto: "
+	    "in 3pc mode one,halves (each cuts some participant off from the "
+	    "coordinator), otherwise all four" },
+	{ "partition-onset-ms", DTX_CFG_INT, OFF(onset_ms), 0, 60000, "400",
+	    "with --netns a partition first cuts one direction (seeded) for "
+	    "a quarter of this to this many ms, as a failing link does; 0: "
+	    "both directions at once" },
 	{ "seed", DTX_CFG_INT, OFF(seed), 0, INT64_MAX, "0",
 	    "seed of the fault schedule and the workload (0: from the clock)" },
 	{ "results", DTX_CFG_STR, OFF(results), 0, 0, CLI_RESULTS_DEFAULT,
@@ -102,6 +114,10 @@ typedef struct bank {
 	int64_t total;
 	uint64_t seed;
 	int64_t run_id;
+	// The fault schedule's settings as resolved from the flags.
+	const char *shapes; // partition shapes
+	uint64_t interval_ms, hold_min_ms, gap_ms;
+	bool sched_3pc; // the 3pc partition defaults are in force
 	cli_nemesis *nm;
 	atomic_bool stop;
 	atomic_uint_fast64_t ok, fail, info, ok_xfer;
@@ -502,6 +518,72 @@ print_anomalies(cli_json *j, const cli_verdict *v, size_t *count)
 	cli_json_arr_end(j);
 }
 
+// Resolves the schedule's defaults into b from the flags: partition shapes
+// "auto" and nemesis interval 0 mean the 3pc partition defaults when the
+// mode is 3pc and partitions are enabled, else all shapes and 5 s. 3PC's
+// flaw shows only when a partition cuts a participant that voted YES off
+// from the coordinator before PRE_COMMIT reaches it, the coordinator
+// (taking silence for a crash) commits, and the cut lasts until the
+// participant's termination protocol, finding nobody who pre-committed,
+// aborts: so the shapes default to ones that cut participants off from
+// the coordinator, and partitions are held past the daemons' default
+// timeouts (1 s PRE_COMMIT ack, 2 s in-doubt, 0.5 s per resolver call)
+// with short gaps, so that many partitions start while transactions are
+// in flight. Explicit flags override each. Returns the shapes text.
+static const char *
+schedule_defaults(bank *b, unsigned kinds)
+{
+	const bank_cfg *cfg = &b->cfg;
+	bool three = cfg->mode != NULL && strcmp(cfg->mode, "3pc") == 0 &&
+	    (kinds & CLI_NEM_PARTITION);
+	bool auto_shapes = strcmp(cfg->shapes, "auto") == 0;
+	b->shapes = auto_shapes
+	    ? (three ? "one,halves" : "halves,one,bridge,ring")
+	    : cfg->shapes;
+	b->sched_3pc = three && (auto_shapes || cfg->interval == 0);
+	if (cfg->interval != 0) {
+		b->interval_ms = (uint64_t)(cfg->interval * 1000);
+	} else if (three) {
+		b->interval_ms = 2000;
+		b->hold_min_ms = 4000;
+		b->gap_ms = 1500;
+	} else {
+		b->interval_ms = 5000;
+	}
+	return b->shapes;
+}
+
+// How long faults are held and how long the gaps are (ms), as
+// cli_nemesis_plan draws them.
+static void
+schedule_ranges(
+    const bank *b, uint64_t *lo, uint64_t *hi, uint64_t *glo, uint64_t *ghi)
+{
+	uint64_t iv = b->interval_ms, gv = b->gap_ms ? b->gap_ms : iv;
+	*lo = iv / 2 > b->hold_min_ms ? iv / 2 : b->hold_min_ms;
+	*hi = *lo + iv;
+	*glo = gv / 2;
+	*ghi = gv + gv / 2;
+}
+
+static void
+print_schedule(const bank *b, unsigned kinds)
+{
+	uint64_t lo, hi, glo, ghi;
+	schedule_ranges(b, &lo, &hi, &glo, &ghi);
+	printf("dtx bank: nemesis schedule:");
+	if (kinds & CLI_NEM_PARTITION)
+		printf(" partition shapes %s (one-way onset up to %" PRId64
+		       " ms),",
+		    b->shapes, b->cfg.onset_ms);
+	printf(" faults held %.2f-%.2f s, %.2f-%.2f s apart%s\n",
+	    (double)lo / 1e3, (double)hi / 1e3, (double)glo / 1e3,
+	    (double)ghi / 1e3,
+	    b->sched_3pc ? " (3pc partition defaults; --partition-shapes and "
+	                   "--nemesis-interval override them)"
+	                 : "");
+}
+
 static const cli_stats_f *
 stats_f(const cli_verdict *v, const char *f)
 {
@@ -513,11 +595,11 @@ stats_f(const cli_verdict *v, const char *f)
 
 static void
 report(bank *b, const cli_verdict *v, const size_t started[CLI_NEM_NKINDS],
-    size_t nem_errors, bool simulated, const char *report_dir,
-    uint64_t in_doubt_left)
+    unsigned nem_kinds, size_t nem_errors, bool simulated,
+    const char *report_dir, uint64_t in_doubt_left)
 {
 	static const char *const kinds[] = { "kill", "pause", "partition",
-		"clock" };
+		"clock", "disk" };
 	const cli_stats_f *tf = stats_f(v, "transfer");
 	double secs = (double)(b->t_end - b->t0) / 1e9;
 	uint64_t okx = atomic_load(&b->ok_xfer);
@@ -546,6 +628,23 @@ report(bank *b, const cli_verdict *v, const size_t started[CLI_NEM_NKINDS],
 			cli_json_num(&j, "p90", (double)tf->p90 / 1e6);
 			cli_json_num(&j, "p99", (double)tf->p99 / 1e6);
 			cli_json_num(&j, "max", (double)tf->max / 1e6);
+			cli_json_obj_end(&j);
+		}
+		if (nem_kinds != 0) {
+			uint64_t lo, hi, glo, ghi;
+			schedule_ranges(b, &lo, &hi, &glo, &ghi);
+			cli_json_obj_begin(&j, "nemesis_schedule");
+			if (nem_kinds & CLI_NEM_PARTITION) {
+				cli_json_str(&j, "partition_shapes", b->shapes);
+				cli_json_int(&j, "partition_onset_max_ms",
+				    b->cfg.onset_ms);
+			}
+			cli_json_int(&j, "hold_min_ms", (int64_t)lo);
+			cli_json_int(&j, "hold_max_ms", (int64_t)hi);
+			cli_json_int(&j, "gap_min_ms", (int64_t)glo);
+			cli_json_int(&j, "gap_max_ms", (int64_t)ghi);
+			cli_json_str(&j, "defaults",
+			    b->sched_3pc ? "3pc partition" : "plain");
 			cli_json_obj_end(&j);
 		}
 		cli_json_obj_begin(&j, "faults");
@@ -636,13 +735,13 @@ cli_cmd_bank(int argc, char **argv)
 		rc = usage_err("--mode must be 2pc, 3pc or saga");
 	else if (cli_nem_kinds_parse(cfg->nemesis, &kinds, err, sizeof(err)) !=
 	        DTX_OK ||
-	    cli_nem_shapes_parse(cfg->shapes, &shapes, err, sizeof(err)) !=
-	        DTX_OK)
+	    cli_nem_shapes_parse(schedule_defaults(&b, kinds), &shapes, err,
+	        sizeof(err)) != DTX_OK)
 		rc = usage_err(err);
 	else if (cli_nem_target_parse(cfg->targets, &target) != DTX_OK)
 		rc = usage_err("--nemesis-targets must be coordinator, "
 		               "participants, saga or any");
-	else if (kinds != 0 && cfg->interval < 0.1)
+	else if (cfg->interval != 0 && cfg->interval < 0.1)
 		rc = usage_err("--nemesis-interval must be at least 0.1 s");
 	else
 		rc = 0;
@@ -736,11 +835,14 @@ cli_cmd_bank(int argc, char **argv)
 		cli_sb_printf(&params, "%s%" PRId64, i ? "," : "", b.accts[i]);
 	cli_sb_printf(&params,
 	    "],\"total\":%" PRId64 ",\"clients\":%" PRId64 ",\"rate\":%g,"
-	    "\"duration\":%g,\"nemesis_interval\":%g,\"targets\":\"%s\","
+	    "\"duration\":%g,\"nemesis_interval\":%g,\"nemesis_hold_min\":%g,"
+	    "\"nemesis_gap\":%g,\"partition_onset_ms\":%" PRId64
+	    ",\"targets\":\"%s\","
 	    "\"shapes\":\"%s\",\"netns\":%s,\"participants\":%u}",
-	    b.total, cfg->clients, cfg->rate, cfg->duration, cfg->interval,
-	    cfg->targets, cfg->shapes,
-	    cli_cluster_is_netns(cl) ? "true" : "false",
+	    b.total, cfg->clients, cfg->rate, cfg->duration,
+	    (double)b.interval_ms / 1e3, (double)b.hold_min_ms / 1e3,
+	    (double)(b.gap_ms ? b.gap_ms : b.interval_ms) / 1e3, cfg->onset_ms,
+	    cfg->targets, b.shapes, cli_cluster_is_netns(cl) ? "true" : "false",
 	    cli_cluster_topo(cl)->nparts);
 	char *ptxt = cli_sb_take(&params);
 	cli_run_info ri = { .mode = cfg->mode,
@@ -762,7 +864,10 @@ cli_cmd_bank(int argc, char **argv)
 		.shapes = shapes,
 		.target = target,
 		.seed = b.seed,
-		.interval_ms = (uint64_t)(cfg->interval * 1000),
+		.interval_ms = b.interval_ms,
+		.hold_min_ms = b.hold_min_ms,
+		.gap_ms = b.gap_ms,
+		.onset_max_ms = (uint32_t)cfg->onset_ms,
 		.duration_ms = (uint64_t)(cfg->duration * 1000),
 		.max_offset_ms = cfg->max_offset_ms,
 		.topo = cli_cluster_topo(cl) };
@@ -784,6 +889,8 @@ cli_cmd_bank(int argc, char **argv)
 		    kinds & CLI_NEM_PARTITION && !cli_cluster_is_netns(cl)
 		        ? " (partitions simulated in-process)"
 		        : "");
+	if (!cfg->json && kinds != 0)
+		print_schedule(&b, kinds);
 	atomic_init(&b.stop, false);
 	atomic_init(&b.next_proc, cfg->clients);
 	ws = dtx_calloc((size_t)cfg->clients, sizeof(*ws));
@@ -873,7 +980,7 @@ cli_cmd_bank(int argc, char **argv)
 	    DTX_OK)
 		fprintf(stderr, "dtx bank: the report in %s is incomplete\n",
 		    report_dir);
-	report(&b, &v, startedk, nem_errors, !cli_cluster_is_netns(cl),
+	report(&b, &v, startedk, kinds, nem_errors, !cli_cluster_is_netns(cl),
 	    report_dir, in_doubt);
 	rc = v.valid == CLI_VALID_TRUE   ? CLI_EXIT_OK
 	    : v.valid == CLI_VALID_FALSE ? CLI_EXIT_INVALID

@@ -168,9 +168,9 @@ const char *cli_cluster_log(cli_cluster *c, uint32_t id);
 //             recovery; the saga checker takes the last ok final-read as the
 //             final state
 //   nemesis   f is kill, restart, pause, resume, partition, heal, clock-bump,
-//             clock-reset, clock-strobe, netem or a single-shot fault
-//             (wal-truncate, wal-bitflip, lose-unsynced); the value is a JSON
-//             description: {"targets":[1,2],"shape":"halves",...}
+//             clock-reset, clock-strobe, or disk (a kill whose WAL tail is
+//             torn before the restart); the value is a JSON description:
+//             {"targets":[1,2],"shape":"halves",...}
 //
 // Nemesis ops are `info` (or `invoke` then `info`): the first op of an f
 // opens it and the next op with the same f completes it.
@@ -622,7 +622,8 @@ dtx_err cli_results_load_faults(
 dtx_err cli_results_load_obs(cli_results *db, int64_t id, cli_txn_obs **txns,
     size_t *ntxns, cli_saga_obs **sagas, size_t *nsagas);
 
-// Writes "<dir of results file>/run-<id>" into buf.
+// Writes "<dir of results file>/<results file name>-run-<id>" into buf,
+// so that results files sharing a directory keep their reports apart.
 dtx_err cli_results_report_dir(
     const char *results_path, int64_t id, char *buf, size_t len);
 
@@ -689,6 +690,10 @@ dtx_err cli__mkdirs(char *path);
 
 // More cluster control (cluster.c).
 
+// Path of node id's data directory, DIR/data/<id> (borrowed until the
+// next call).
+const char *cli_cluster_data(cli_cluster *c, uint32_t id);
+
 // True when the cluster's daemons run in network namespaces; the prefix
 // of its namespaces, veths and bridge (borrowed, "" without netns).
 bool cli_cluster_is_netns(const cli_cluster *c);
@@ -734,7 +739,11 @@ dtx_err cli_netns_setup(
 int cli_netns_teardown(const char *prefix);
 // Applies g with iptables DROP rules (INPUT from and OUTPUT to each
 // refused peer) inside the namespaces; heal flushes them all.
+// cli_netns_cut_sends drops only what node a sends to each node b of
+// g->drop[a] (OUTPUT rules): a one-way cut.
 dtx_err cli_netns_partition(
+    const char *prefix, const dtx_topo *topo, const cli_grudge *g);
+dtx_err cli_netns_cut_sends(
     const char *prefix, const dtx_topo *topo, const cli_grudge *g);
 dtx_err cli_netns_heal(const char *prefix, const dtx_topo *topo);
 // Runs argv (argv[0] looked up in PATH, then /usr/sbin and /sbin) and
@@ -757,8 +766,8 @@ dtx_err cli_conn_open(const dtx_topo *topo, cli_conn **out);
 void cli_conn_close(cli_conn *c);
 const dtx_topo *cli_conn_topo(const cli_conn *c);
 // One call to node id (timeout_ms 0: 5 s). Contract of proto_client_call.
-dtx_err cli_conn_call(cli_conn *c, uint32_t id, proto_msg *req,
-    proto_msg *rep, uint32_t timeout_ms, bool idempotent);
+dtx_err cli_conn_call(cli_conn *c, uint32_t id, proto_msg *req, proto_msg *rep,
+    uint32_t timeout_ms, bool idempotent);
 
 // What a transfer came to. err is DTX_OK when the coordinator or the
 // orchestrator answered (outcome says what), else the call's error:
@@ -779,8 +788,8 @@ void cli_transfer(cli_conn *c, proto_mode mode, int64_t from, int64_t to,
     int64_t amount, uint32_t timeout_ms, cli_xfer *out);
 // The same as a saga (gid borrowed): debit `from`, then credit `to`, each
 // with its compensation, submitted to the saga orchestrator.
-void cli_saga_transfer(cli_conn *c, const char *gid, int64_t from,
-    int64_t to, int64_t amount, uint32_t timeout_ms, cli_xfer *out);
+void cli_saga_transfer(cli_conn *c, const char *gid, int64_t from, int64_t to,
+    int64_t amount, uint32_t timeout_ms, cli_xfer *out);
 
 // A consistent snapshot of every account: every participant read at one
 // HLC timestamp. ids ascending; owned (release with cli_snapshot_fini).
@@ -806,8 +815,8 @@ void cli_snapshot_json(const cli_snapshot *s, cli_sb *sb);
 // only when a snapshot shows no account at all (idempotent). *created
 // says whether it did. DTX_EEXIST when some but not all of the accounts
 // exist, errors of the calls otherwise.
-dtx_err cli_bank_init(cli_conn *c, uint32_t n, int64_t balance,
-    bool *created, char *err, size_t errlen);
+dtx_err cli_bank_init(cli_conn *c, uint32_t n, int64_t balance, bool *created,
+    char *err, size_t errlen);
 
 // HEALTH of node id: *rep owned on success (proto_msg_free).
 dtx_err cli_health(
@@ -819,8 +828,8 @@ dtx_err cli_send_fault(cli_conn *c, uint32_t id, const char *kind,
 dtx_err cli_txn_status(
     cli_conn *c, uint32_t id, uint64_t txid, proto_txn_state *out);
 // SAGA_STATUS of gid at the orchestrator; failed_step -1 when none.
-dtx_err cli_saga_status(cli_conn *c, const char *gid, proto_saga_state *st,
-    int32_t *failed_step);
+dtx_err cli_saga_status(
+    cli_conn *c, const char *gid, proto_saga_state *st, int32_t *failed_step);
 // Node id of the saga orchestrator, or UINT32_MAX when there is none.
 uint32_t cli_conn_saga_id(const cli_conn *c);
 // "committed", "aborted", "unknown".
@@ -835,8 +844,9 @@ typedef enum cli_nem_kind {
 	CLI_NEM_PAUSE = 1u << 1,
 	CLI_NEM_PARTITION = 1u << 2,
 	CLI_NEM_CLOCK = 1u << 3,
+	CLI_NEM_DISK = 1u << 4,
 } cli_nem_kind;
-#define CLI_NEM_NKINDS 4
+#define CLI_NEM_NKINDS 5
 
 typedef enum cli_nem_target {
 	CLI_TARGET_ANY = 0,
@@ -863,8 +873,21 @@ typedef enum cli_nem_action {
 	CLI_NA_CLOCK_BUMP,
 	CLI_NA_CLOCK_STROBE,
 	CLI_NA_CLOCK_RESET,
+	// Disk: SIGKILL the target, then tear its WAL's tail as a crash in
+	// the middle of writing the next batch would; RESTART ends it.
+	CLI_NA_DISK,
 	CLI_NA_COUNT
 } cli_nem_action;
+
+// How a disk fault leaves the record it tears (it is written after the
+// last complete record of the newest WAL segment, so it was never
+// acknowledged and no acknowledged record is touched): followed by
+// whatever the segment holds there (its zero-filled preallocation), or
+// with the file cut off inside it.
+typedef enum cli_disk_form {
+	CLI_DISK_TORN = 0,
+	CLI_DISK_TRUNCATED = 1,
+} cli_disk_form;
 
 // One planned action at at_ms after the workload started.
 typedef struct cli_nem_event {
@@ -874,10 +897,19 @@ typedef struct cli_nem_event {
 	uint32_t targets[DTX_TOPO_MAX];
 	cli_part_shape shape; // PARTITION
 	cli_grudge grudge; // PARTITION
+	// PARTITION: for onset_ms the cut holds one way only, dropping what
+	// a node sends to a node after it in targets[] (onset_later) or
+	// before it; then both ways. 0: both ways at once.
+	uint32_t onset_ms;
+	bool onset_later;
 	int64_t offset_ms[DTX_TOPO_MAX]; // CLOCK_BUMP: per target index
 	int64_t strobe_delta_ms; // CLOCK_STROBE: flip between 0 and this
 	uint32_t strobe_period_ms; // time at each of the two offsets
 	uint32_t strobe_ms; // how long to strobe
+	cli_disk_form disk_form; // DISK
+	uint32_t disk_len; // DISK: payload length of the torn record
+	uint32_t disk_keep; // DISK: bytes of it written, < 20 + len + 4
+	uint64_t disk_seed; // DISK: seed of the torn record's bytes
 } cli_nem_event;
 
 typedef struct cli_nem_cfg {
@@ -886,12 +918,22 @@ typedef struct cli_nem_cfg {
 	cli_nem_target target;
 	uint64_t seed;
 	uint64_t interval_ms; // mean time between and during faults
+	// A fault is held for [max(interval / 2, hold_min_ms), that +
+	// interval); 0 keeps interval * [0.5, 1.5).
+	uint64_t hold_min_ms;
+	// Mean quiet time before and between faults, drawn from
+	// [gap / 2, gap * 1.5); 0 means interval.
+	uint64_t gap_ms;
+	// Partitions come on one way first for [onset_max / 4, onset_max)
+	// ms, in a seeded direction, as a failing link or a rule set that
+	// goes in on one side first does; 0: both ways at once.
+	uint32_t onset_max_ms;
 	uint64_t duration_ms; // no fault starts after this
 	int64_t max_offset_ms; // the daemons' HLC max offset
 	const dtx_topo *topo; // borrowed
 } cli_nem_cfg;
 
-// Parses "kill,pause,partition,clock" (or "none", "") into kind bits;
+// Parses "kill,pause,partition,clock,disk" (or "none", "") into kind bits;
 // shapes "halves,one,bridge,ring"; a target name. DTX_EINVAL with the
 // bad word in err.
 dtx_err cli_nem_kinds_parse(
@@ -903,7 +945,7 @@ const char *cli_nem_action_name(cli_nem_action a); // "kill", "clock-bump"
 const char *cli_part_shape_name(cli_part_shape s); // "halves", ...
 const char *cli_nem_target_name(cli_nem_target t);
 // The fault kind an action starts or ends ("kill", "pause", "partition",
-// "clock").
+// "clock", "disk"; a disk fault's RESTART is the kill kind's).
 const char *cli_nem_action_kind(cli_nem_action a);
 // True for actions that start a fault.
 bool cli_nem_action_starts(cli_nem_action a);
@@ -918,18 +960,32 @@ dtx_err cli_nem_targets(const dtx_topo *topo, cli_nem_target t,
 // grudge of bisect; one = nodes[0] alone; bridge = halves where the first
 // node of the second half keeps talking to everyone; ring = node i sees
 // the majority nodes[i .. i+n/2] (cyclic). Pure.
-void cli_partition_grudge(cli_part_shape shape, const uint32_t *nodes,
-    uint32_t n, cli_grudge *out);
+void cli_partition_grudge(
+    cli_part_shape shape, const uint32_t *nodes, uint32_t n, cli_grudge *out);
 
 // Plans the whole schedule. One fault at a time: kinds are taken in a
 // seeded shuffle of the enabled ones (reshuffled every round), each held
-// for interval * [0.5, 1.5) and followed by a pause of the same range;
-// every fault that starts is ended before duration_ms. *out owned (free
+// and followed by a quiet time as cli_nem_cfg says; every fault that
+// starts is ended before duration_ms. A disk fault strikes a participant
+// of the targets (any target when they include none). *out owned (free
 // with dtx_free); *n may be 0. DTX_EINVAL, DTX_ENOMEM.
 dtx_err cli_nemesis_plan(
     const cli_nem_cfg *cfg, cli_nem_event **out, size_t *n);
 // Appends the JSON value of an event ({"targets":[...],...}) to sb.
 void cli_nem_event_json(const cli_nem_event *e, cli_sb *sb);
+
+// The disk fault on a node that is not running (e a CLI_NA_DISK event):
+// finds the newest WAL segment (wal-<hex>.log) in data or one folder
+// below it, walks its records while they are complete and their CRCs
+// hold, and writes there the first e->disk_keep bytes of the record that
+// would have come next (seeded bytes, the right LSN and CRC), cutting
+// the file off after them for CLI_DISK_TRUNCATED. No byte of a complete
+// record changes, so no acknowledged write is lost. extra (size len) gets
+// the details as JSON members ("segment", "offset", "lsn",
+// "segment_bytes"). DTX_ENOENT when there is no segment, DTX_ECORRUPT
+// when its header is not a WAL's, file errors, DTX_ENOMEM.
+dtx_err cli_nem_tear_wal(
+    const char *data, const cli_nem_event *e, char *extra, size_t len);
 
 typedef struct cli_nemesis cli_nemesis;
 
@@ -937,6 +993,9 @@ typedef struct cli_nemesis cli_nemesis;
 // cluster through cl (used only by this thread until cli_nemesis_stop)
 // and conn, recording each in h. Partitions use iptables when the
 // cluster runs in namespaces, the daemons' FAULT "partition" otherwise.
+// A disk fault's op value says what was torn: {"targets":[2],"form":
+// "torn","segment":"wal-….log","offset":N,"record_bytes":R,
+// "written_bytes":W,"lsn":L} (L: the LSN the torn record would have had).
 dtx_err cli_nemesis_start(cli_cluster *cl, cli_conn *conn, cli_history *h,
     const cli_nem_event *ev, size_t n, cli_nemesis **out);
 // Stops the thread and heals everything: resumes paused daemons,
@@ -946,9 +1005,9 @@ dtx_err cli_nemesis_start(cli_cluster *cl, cli_conn *conn, cli_history *h,
 void cli_nemesis_stop(cli_nemesis *nm);
 void cli_nemesis_free(cli_nemesis *nm);
 // Faults started so far, by cli_nem_kind bit index (kill, pause,
-// partition, clock), and how many actions failed. Thread-safe.
-void cli_nemesis_counts(const cli_nemesis *nm, size_t started[CLI_NEM_NKINDS],
-    size_t *errors);
+// partition, clock, disk), and how many actions failed. Thread-safe.
+void cli_nemesis_counts(
+    const cli_nemesis *nm, size_t started[CLI_NEM_NKINDS], size_t *errors);
 // The fault in force now ("partition one [2]" or "none"). Thread-safe.
 void cli_nemesis_current(cli_nemesis *nm, char *buf, size_t len);
 

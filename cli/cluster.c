@@ -4,7 +4,8 @@
 // detached processes, wait until they listen, signal them (kill, pause,
 // resume), and stop them again, from this process or a later one. With
 // netns, each daemon runs in its own network namespace (netns.c) and the
-// file DIR/netns names the namespaces' prefix.
+// file DIR/netns names the namespaces' prefix; DIR/log-level holds the
+// daemons' --log-level, so a later process restarts them with it too.
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -32,6 +33,8 @@ struct cli_cluster {
 	int pid[DTX_TOPO_MAX];
 	bool child[DTX_TOPO_MAX]; // started by this process (we reap it)
 	char logbuf[PATH_MAX + 32];
+	char databuf[PATH_MAX + 32];
+	char log_level[16]; // "" leaves the daemons' default
 	bool netns;
 	char prefix[CLI_NETNS_PREFIX_MAX];
 };
@@ -253,7 +256,28 @@ cli_cluster_create(
 		    dtx_strerror(rv));
 		goto fail;
 	}
-	(void)opts->log_level;
+	path_of(c, path, sizeof(path), "log-level", 0);
+	if (opts->log_level != NULL) {
+		dtx_log_level lv;
+		if (dtx_log_level_parse(opts->log_level, &lv) != DTX_OK) {
+			seterr(err, errlen,
+			    "log level '%s' is not debug, info, warn or error",
+			    opts->log_level);
+			rv = DTX_EINVAL;
+			goto fail;
+		}
+		snprintf(
+		    c->log_level, sizeof(c->log_level), "%s", opts->log_level);
+		FILE *f = fopen(path, "w");
+		if (f == NULL || fprintf(f, "%s\n", c->log_level) < 0 ||
+		    fclose(f) != 0) {
+			rv = dtx_from_errno(errno);
+			seterr(err, errlen, "cannot write %s", path);
+			goto fail;
+		}
+	} else {
+		unlink(path);
+	}
 	path_of(c, path, sizeof(path), "netns", 0);
 	if (opts->netns) {
 		// Leftovers of an earlier run of this directory go first.
@@ -301,8 +325,18 @@ cli_cluster_open(const char *dir, cli_cluster **out, char *err, size_t errlen)
 		return rv;
 	}
 	load_state(c);
-	path_of(c, path, sizeof(path), "netns", 0);
+	path_of(c, path, sizeof(path), "log-level", 0);
 	FILE *f = fopen(path, "r");
+	if (f != NULL) {
+		char lv[sizeof(c->log_level)];
+		dtx_log_level l;
+		if (fscanf(f, "%15s", lv) == 1 &&
+		    dtx_log_level_parse(lv, &l) == DTX_OK)
+			snprintf(c->log_level, sizeof(c->log_level), "%s", lv);
+		fclose(f);
+	}
+	path_of(c, path, sizeof(path), "netns", 0);
+	f = fopen(path, "r");
 	if (f != NULL) {
 		char pre[CLI_NETNS_PREFIX_MAX + 8];
 		if (fscanf(f, "%23s", pre) == 1 &&
@@ -351,6 +385,13 @@ cli_cluster_log(cli_cluster *c, uint32_t id)
 {
 	path_of(c, c->logbuf, sizeof(c->logbuf), "logs/%u.log", id);
 	return c->logbuf;
+}
+
+const char *
+cli_cluster_data(cli_cluster *c, uint32_t id)
+{
+	path_of(c, c->databuf, sizeof(c->databuf), "data/%u", id);
+	return c->databuf;
 }
 
 // Finds the daemon binary for a role (see cli_int.h for the search order).
@@ -470,7 +511,11 @@ cli_cluster_start(cli_cluster *c, uint32_t id, char *const env[])
 	    ipbin[] = "ip", netnsw[] = "netns", execw[] = "exec";
 	snprintf(nsname, sizeof(nsname), "%s-%u", c->prefix, id);
 	char *argv[] = { ipbin, netnsw, execw, nsname, bin, "--node-id", idtxt,
-		"--topology", topo, "--data", data, NULL };
+		"--topology", topo, "--data", data, NULL, NULL, NULL };
+	if (c->log_level[0] != '\0') {
+		argv[11] = "--log-level";
+		argv[12] = c->log_level;
+	}
 	char **av = c->netns ? argv : argv + 4;
 	char ippath[3][32] = { "/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip" };
 	int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

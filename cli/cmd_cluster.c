@@ -168,7 +168,8 @@ cmd_start(int argc, char **argv)
 	dtx_err rv = cli_cluster_create(&o, &cl, err, sizeof(err));
 	if (rv != DTX_OK) {
 		fprintf(stderr, "dtx cluster start: %s\n", err);
-		rc = rv == DTX_EPERM ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+		rc = rv == DTX_EPERM || rv == DTX_EINVAL ? CLI_EXIT_USAGE
+		                                         : CLI_EXIT_FAILURE;
 		goto out;
 	}
 	if ((rv = cli_cluster_start_all(cl, 20000)) != DTX_OK ||

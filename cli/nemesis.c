@@ -4,13 +4,19 @@
 // a seed (so a failing run can be replayed), and a thread that applies it
 // to a running cluster: kill/restart, pause/resume, partitions (iptables
 // inside network namespaces, or the daemons' in-process FAULT "partition"),
-// clock bumps and strobes through FAULT "clock"; every action is recorded
-// in the history as an `info` op of the nemesis process.
+// clock bumps and strobes through FAULT "clock", and disk faults (a kill
+// that tears the WAL's tail as a crash mid-write does); every action is
+// recorded in the history as an `info` op of the nemesis process.
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli_int.h"
 
@@ -24,6 +30,7 @@ static const char *const action_names[CLI_NA_COUNT] = {
 	[CLI_NA_CLOCK_BUMP] = "clock-bump",
 	[CLI_NA_CLOCK_STROBE] = "clock-strobe",
 	[CLI_NA_CLOCK_RESET] = "clock-reset",
+	[CLI_NA_DISK] = "disk",
 };
 
 static const char *const shape_names[CLI_SHAPE_COUNT] = {
@@ -38,6 +45,12 @@ static const char *const kind_names[CLI_NEM_NKINDS] = {
 	"pause",
 	"partition",
 	"clock",
+	"disk",
+};
+
+static const char *const disk_form_names[] = {
+	"torn",
+	"truncated",
 };
 
 static const char *const target_names[] = {
@@ -78,6 +91,8 @@ action_kind(cli_nem_action a)
 	case CLI_NA_PARTITION:
 	case CLI_NA_HEAL:
 		return 2;
+	case CLI_NA_DISK:
+		return 4;
 	default:
 		return 3;
 	}
@@ -93,7 +108,8 @@ bool
 cli_nem_action_starts(cli_nem_action a)
 {
 	return a == CLI_NA_KILL || a == CLI_NA_PAUSE || a == CLI_NA_PARTITION ||
-	    a == CLI_NA_CLOCK_BUMP || a == CLI_NA_CLOCK_STROBE;
+	    a == CLI_NA_CLOCK_BUMP || a == CLI_NA_CLOCK_STROBE ||
+	    a == CLI_NA_DISK;
 }
 
 // Parses a comma-separated list of names[0..n) into bits; "none" and ""
@@ -283,6 +299,38 @@ plan_fault(plan *p, const cli_nem_cfg *cfg, uint64_t *rng, int k, uint64_t t,
 {
 	cli_nem_event *s, *e;
 	int64_t mo = cfg->max_offset_ms > 0 ? cfg->max_offset_ms : 500;
+	if (k == 4) {
+		// The stores are the participants': strike one of those among
+		// the targets, or any target when they include none.
+		uint32_t cand[DTX_TOPO_MAX], nc = 0;
+		for (uint32_t i = 0; i < ntg; i++) {
+			const dtx_node *nd = dtx_topo_find(cfg->topo, tg[i]);
+			if (nd != NULL && nd->role == DTX_ROLE_PARTICIPANT)
+				cand[nc++] = tg[i];
+		}
+		if (nc == 0) {
+			memcpy(cand, tg, ntg * sizeof(uint32_t));
+			nc = ntg;
+		}
+		uint32_t id = cand[dtx_rand_below(rng, nc)];
+		s = push(p, t, CLI_NA_DISK);
+		if (s == NULL)
+			return DTX_ENOMEM;
+		s->ntargets = 1;
+		s->targets[0] = id;
+		s->disk_form = (cli_disk_form)dtx_rand_below(rng, 2);
+		s->disk_len = (uint32_t)rnd_range(rng, 8, 256);
+		// At least one byte is written and at least one is missing.
+		s->disk_keep =
+		    (uint32_t)rnd_range(rng, 1, 20 + (uint64_t)s->disk_len + 4);
+		s->disk_seed = dtx_rand_next(rng);
+		e = push(p, t + hold, CLI_NA_RESTART);
+		if (e == NULL)
+			return DTX_ENOMEM;
+		e->ntargets = 1;
+		e->targets[0] = id;
+		return DTX_OK;
+	}
 	if (k == 0 || k == 1) {
 		uint32_t id = tg[dtx_rand_below(rng, ntg)];
 		s = push(p, t, k == 0 ? CLI_NA_KILL : CLI_NA_PAUSE);
@@ -324,6 +372,11 @@ plan_fault(plan *p, const cli_nem_cfg *cfg, uint64_t *rng, int k, uint64_t t,
 		s->ntargets = nall;
 		memcpy(s->targets, order, nall * sizeof(uint32_t));
 		cli_partition_grudge(sh, order, nall, &s->grudge);
+		if (cfg->onset_max_ms > 0) {
+			s->onset_ms = (uint32_t)rnd_range(
+			    rng, cfg->onset_max_ms / 4, cfg->onset_max_ms);
+			s->onset_later = dtx_rand_below(rng, 2) == 0;
+		}
 		e = push(p, t + hold, CLI_NA_HEAL);
 		if (e == NULL)
 			return DTX_ENOMEM;
@@ -390,10 +443,13 @@ cli_nemesis_plan(const cli_nem_cfg *cfg, cli_nem_event **out, size_t *n)
 
 	uint32_t perm[CLI_NEM_NKINDS];
 	int pi = nk;
-	uint64_t t = rnd_range(&rng, iv / 2, iv + iv / 2);
+	uint64_t gv = cfg->gap_ms ? cfg->gap_ms : iv;
+	uint64_t hold_lo =
+	    iv / 2 > cfg->hold_min_ms ? iv / 2 : cfg->hold_min_ms;
+	uint64_t t = rnd_range(&rng, gv / 2, gv + gv / 2);
 	for (;;) {
-		uint64_t hold = rnd_range(&rng, iv / 2, iv + iv / 2);
-		uint64_t gap = rnd_range(&rng, iv / 2, iv + iv / 2);
+		uint64_t hold = rnd_range(&rng, hold_lo, hold_lo + iv);
+		uint64_t gap = rnd_range(&rng, gv / 2, gv + gv / 2);
 		// Every fault ends half a second before the workload does.
 		if (t + 500 >= cfg->duration_ms)
 			break;
@@ -420,8 +476,11 @@ cli_nemesis_plan(const cli_nem_cfg *cfg, cli_nem_event **out, size_t *n)
 	return DTX_OK;
 }
 
+// The value of an event's op; extra (may be NULL) is appended inside the
+// object: what applying it found out.
 static void
-event_json(const cli_nem_event *e, cli_sb *sb, bool simulated)
+event_json(
+    const cli_nem_event *e, cli_sb *sb, bool simulated, const char *extra)
 {
 	cli_sb_printf(sb, "{\"targets\":[");
 	for (uint32_t i = 0; i < e->ntargets; i++)
@@ -445,6 +504,12 @@ event_json(const cli_nem_event *e, cli_sb *sb, bool simulated)
 			cli_sb_printf(sb, "]");
 		}
 		cli_sb_printf(sb, "}");
+		if (e->onset_ms > 0 && !simulated)
+			cli_sb_printf(sb, ",\"onset_ms\":%u,\"onset\":\"%s\"",
+			    e->onset_ms,
+			    e->onset_later
+			        ? "sends to later targets cut first"
+			        : "sends to earlier targets cut first");
 		if (simulated)
 			cli_sb_printf(sb, ",\"simulated\":true");
 		break;
@@ -461,16 +526,25 @@ event_json(const cli_nem_event *e, cli_sb *sb, bool simulated)
 		    "\"duration_ms\":%u",
 		    e->strobe_delta_ms, e->strobe_period_ms, e->strobe_ms);
 		break;
+	case CLI_NA_DISK:
+		cli_sb_printf(sb,
+		    ",\"form\":\"%s\",\"record_bytes\":%u,"
+		    "\"written_bytes\":%u",
+		    disk_form_names[e->disk_form == CLI_DISK_TRUNCATED],
+		    20 + e->disk_len + 4, e->disk_keep);
+		break;
 	default:
 		break;
 	}
+	if (extra != NULL && extra[0] != '\0')
+		cli_sb_printf(sb, ",%s", extra);
 	cli_sb_printf(sb, "}");
 }
 
 void
 cli_nem_event_json(const cli_nem_event *e, cli_sb *sb)
 {
-	event_json(e, sb, false);
+	event_json(e, sb, false, NULL);
 }
 
 // ---------------------------------------------------------------- runtime
@@ -506,11 +580,13 @@ set_current(cli_nemesis *nm, const char *s)
 }
 
 static void
-record(cli_nemesis *nm, const cli_nem_event *e, const char *error)
+record(cli_nemesis *nm, const cli_nem_event *e, const char *error,
+    const char *extra)
 {
 	cli_sb sb = { 0 };
 	event_json(e, &sb,
-	    e->action == CLI_NA_PARTITION && !cli_cluster_is_netns(nm->cl));
+	    e->action == CLI_NA_PARTITION && !cli_cluster_is_netns(nm->cl),
+	    extra);
 	char *v = cli_sb_take(&sb);
 	cli_history_add(nm->h, CLI_PROC_NEMESIS, CLI_OP_INFO,
 	    cli_nem_action_name(e->action), v, error);
@@ -595,6 +671,216 @@ nap_until(cli_nemesis *nm, uint64_t at_ns)
 	return false;
 }
 
+// ---------------------------------------------------------------- disk
+
+// The WAL layout of storage.h: a 32-byte segment header whose bytes 8..15
+// hold the segment's first LSN, then records of a 16-byte header (len,
+// type, reserved, LSN), len payload bytes and a CRC32C of header and
+// payload.
+#define WAL_SEG_HDR 32u
+#define WAL_REC_HDR 16u
+#define WAL_REC_MAX (16u * 1024u * 1024u)
+
+static uint32_t
+get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+static uint64_t
+get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
+
+// True for "wal-<16 hex digits>.log".
+static bool
+is_segment(const char *name)
+{
+	if (strlen(name) != 24 || strncmp(name, "wal-", 4) != 0 ||
+	    strcmp(name + 20, ".log") != 0)
+		return false;
+	for (int i = 4; i < 20; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') ||
+		        (name[i] >= 'a' && name[i] <= 'f')))
+			return false;
+	return true;
+}
+
+// Finds the newest segment in dir or one folder below it (a
+// participant's store/, the coordinator's log/). Names sort by first LSN.
+static void
+newest_segment(const char *dir, int depth, char *best, size_t len,
+    char *best_name, size_t nlen)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char path[PATH_MAX];
+		if (e->d_name[0] == '.')
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >=
+		    (int)sizeof(path))
+			continue;
+		if (is_segment(e->d_name)) {
+			if (best_name[0] == '\0' ||
+			    strcmp(e->d_name, best_name) > 0) {
+				snprintf(best, len, "%s", path);
+				snprintf(best_name, nlen, "%s", e->d_name);
+			}
+		} else if (depth > 0 && e->d_type == DT_DIR) {
+			newest_segment(
+			    path, depth - 1, best, len, best_name, nlen);
+		}
+	}
+	closedir(d);
+}
+
+static dtx_err
+read_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t r = pread(
+		    fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return dtx_from_errno(errno);
+		if (r == 0)
+			return DTX_EIO;
+		got += (size_t)r;
+	}
+	return DTX_OK;
+}
+
+// Walks the segment's records while they are complete and their CRCs
+// hold: *end gets the offset after the last good one, *next_lsn the LSN
+// the next record would have.
+static dtx_err
+last_good_record(int fd, uint64_t size, uint64_t *end, uint64_t *next_lsn)
+{
+	uint8_t hdr[WAL_SEG_HDR];
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	dtx_err rv = read_full(fd, hdr, sizeof(hdr), 0);
+	if (rv != DTX_OK)
+		return rv;
+	if (memcmp(hdr, "DTXWAL01", 8) != 0)
+		return DTX_ECORRUPT;
+	uint64_t off = WAL_SEG_HDR, lsn = get64(hdr + 8);
+	for (;;) {
+		uint8_t rh[WAL_REC_HDR];
+		if (size - off < WAL_REC_HDR + 4 ||
+		    read_full(fd, rh, sizeof(rh), off) != DTX_OK)
+			break;
+		uint32_t len = get32(rh);
+		if (rh[4] == 0 || len > WAL_REC_MAX ||
+		    size - off < (uint64_t)WAL_REC_HDR + len + 4 ||
+		    get64(rh + 8) != lsn)
+			break;
+		size_t need = WAL_REC_HDR + (size_t)len + 4;
+		if (need > cap) {
+			uint8_t *nb = dtx_realloc(buf, need);
+			if (nb == NULL) {
+				dtx_free(buf);
+				return DTX_ENOMEM;
+			}
+			buf = nb;
+			cap = need;
+		}
+		if (read_full(fd, buf, need, off) != DTX_OK ||
+		    dtx_crc32c(0, buf, WAL_REC_HDR + len) !=
+		        get32(buf + WAL_REC_HDR + len))
+			break;
+		off += need;
+		lsn++;
+	}
+	dtx_free(buf);
+	*end = off;
+	*next_lsn = lsn;
+	return DTX_OK;
+}
+
+// The disk fault proper, on a daemon that is dead: writes the first
+// disk_keep bytes of the record that would have come next after the last
+// good record of the newest WAL segment under data (as a crash in the
+// middle of writing a batch leaves it), and with CLI_DISK_TRUNCATED cuts
+// the file off there. Only bytes past every complete record change, so
+// nothing that was acknowledged is lost: recovery must cut the torn
+// record off and keep everything else. extra gets the details as JSON
+// members.
+dtx_err
+cli_nem_tear_wal(
+    const char *data, const cli_nem_event *e, char *extra, size_t len)
+{
+	char path[PATH_MAX] = "", name[64] = "";
+	newest_segment(data, 1, path, sizeof(path), name, sizeof(name));
+	if (path[0] == '\0') {
+		snprintf(extra, len, "\"segment\":null");
+		return DTX_ENOENT;
+	}
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return dtx_from_errno(errno);
+	dtx_err rv = DTX_OK;
+	uint64_t end = 0, lsn = 0;
+	off_t size = lseek(fd, 0, SEEK_END);
+	size_t rec_len = WAL_REC_HDR + (size_t)e->disk_len + 4;
+	uint8_t *rec = dtx_alloc(rec_len);
+	if (size < 0)
+		rv = dtx_from_errno(errno);
+	else if (rec == NULL)
+		rv = DTX_ENOMEM;
+	else
+		rv = last_good_record(fd, (uint64_t)size, &end, &lsn);
+	if (rv == DTX_OK) {
+		uint64_t rng = e->disk_seed;
+		memset(rec, 0, WAL_REC_HDR);
+		put32(rec, e->disk_len);
+		rec[4] = (uint8_t)(1 + dtx_rand_below(&rng, 255));
+		put64(rec + 8, lsn);
+		for (size_t i = WAL_REC_HDR; i < WAL_REC_HDR + e->disk_len; i++)
+			rec[i] = (uint8_t)dtx_rand_next(&rng);
+		put32(rec + WAL_REC_HDR + e->disk_len,
+		    dtx_crc32c(0, rec, WAL_REC_HDR + e->disk_len));
+		size_t keep =
+		    e->disk_keep < rec_len ? e->disk_keep : rec_len - 1;
+		ssize_t w = pwrite(fd, rec, keep, (off_t)end);
+		if (w != (ssize_t)keep)
+			rv = w < 0 ? dtx_from_errno(errno) : DTX_EIO;
+		else if (e->disk_form == CLI_DISK_TRUNCATED &&
+		    ftruncate(fd, (off_t)(end + keep)) != 0)
+			rv = dtx_from_errno(errno);
+		else if (fsync(fd) != 0)
+			rv = dtx_from_errno(errno);
+		snprintf(extra, len,
+		    "\"segment\":\"%s\",\"offset\":%" PRIu64 ",\"lsn\":%" PRIu64
+		    ",\"segment_bytes\":%lld",
+		    name, end, lsn, (long long)size);
+	}
+	dtx_free(rec);
+	close(fd);
+	return rv;
+}
+
 static dtx_err
 restart(cli_nemesis *nm, uint32_t id)
 {
@@ -606,13 +892,55 @@ restart(cli_nemesis *nm, uint32_t id)
 	return rv;
 }
 
+// A partition that comes on one way first: the sends from each node to
+// the nodes after it (or before it) in the event's order are cut and the
+// op recorded; onset_ms later the cut is completed both ways. A failure
+// of the completion counts as a failed action.
+static void
+onset(cli_nemesis *nm, const cli_nem_event *e)
+{
+	const dtx_topo *topo = cli_cluster_topo(nm->cl);
+	const char *prefix = cli_cluster_netns_prefix(nm->cl);
+	uint32_t pos[DTX_TOPO_MAX] = { 0 };
+	cli_grudge one;
+	char err[64];
+	for (uint32_t i = 0; i < e->ntargets; i++)
+		pos[e->targets[i]] = i;
+	memset(&one, 0, sizeof(one));
+	for (uint32_t a = 0; a < DTX_TOPO_MAX; a++)
+		for (uint32_t b = 0; b < DTX_TOPO_MAX; b++)
+			if ((e->grudge.drop[a] & (1u << b)) &&
+			    (e->onset_later ? pos[a] < pos[b]
+			                    : pos[a] > pos[b]))
+				one.drop[a] |= 1u << b;
+	dtx_err rv = cli_netns_cut_sends(prefix, topo, &one);
+	snprintf(err, sizeof(err), "%s", dtx_errname(rv));
+	record(nm, e, rv == DTX_OK ? NULL : err, NULL);
+	uint64_t end = dtx_mono_ns() + (uint64_t)e->onset_ms * 1000000u;
+	while (!atomic_load(&nm->stop) && dtx_mono_ns() < end)
+		dtx_sleep_ms(10);
+	if (cli_netns_partition(prefix, topo, &e->grudge) != DTX_OK) {
+		pthread_mutex_lock(&nm->mtx);
+		nm->errors++;
+		pthread_mutex_unlock(&nm->mtx);
+	}
+}
+
 static void
 apply(cli_nemesis *nm, const cli_nem_event *e)
 {
 	dtx_err rv = DTX_OK, r;
 	const dtx_topo *topo = cli_cluster_topo(nm->cl);
-	char err[128];
+	char err[160], extra[PATH_MAX + 128] = "";
 	switch (e->action) {
+	case CLI_NA_DISK:
+		rv = cli_cluster_signal(nm->cl, e->targets[0], SIGKILL);
+		nm->killed[e->targets[0]] = true;
+		if (rv == DTX_OK)
+			rv = cli_nem_tear_wal(
+			    cli_cluster_data(nm->cl, e->targets[0]), e, extra,
+			    sizeof(extra));
+		break;
 	case CLI_NA_KILL:
 		for (uint32_t i = 0; i < e->ntargets; i++) {
 			if ((r = cli_cluster_signal(
@@ -640,6 +968,10 @@ apply(cli_nemesis *nm, const cli_nem_event *e)
 		break;
 	case CLI_NA_PARTITION:
 		nm->partitioned = true;
+		if (e->onset_ms > 0 && cli_cluster_is_netns(nm->cl)) {
+			onset(nm, e);
+			return;
+		}
 		rv = cli_cluster_is_netns(nm->cl)
 		    ? cli_netns_partition(
 		          cli_cluster_netns_prefix(nm->cl), topo, &e->grudge)
@@ -663,7 +995,7 @@ apply(cli_nemesis *nm, const cli_nem_event *e)
 		// Recorded first: the strobe runs for a while.
 		for (uint32_t i = 0; i < e->ntargets; i++)
 			nm->clocked[e->targets[i]] = true;
-		record(nm, e, NULL);
+		record(nm, e, NULL, NULL);
 		uint64_t end =
 		    dtx_mono_ns() + (uint64_t)e->strobe_ms * 1000000u;
 		bool high = true;
@@ -686,7 +1018,7 @@ apply(cli_nemesis *nm, const cli_nem_event *e)
 		rv = DTX_EINVAL;
 	}
 	snprintf(err, sizeof(err), "%s", dtx_errname(rv));
-	record(nm, e, rv == DTX_OK ? NULL : err);
+	record(nm, e, rv == DTX_OK ? NULL : err, extra);
 }
 
 static void *
@@ -743,7 +1075,7 @@ heal_record(cli_nemesis *nm, cli_nem_action a, const uint32_t *ids, uint32_t n,
 	e.ntargets = n;
 	memcpy(e.targets, ids, n * sizeof(uint32_t));
 	snprintf(err, sizeof(err), "%s", dtx_errname(rv));
-	record(nm, &e, rv == DTX_OK ? NULL : err);
+	record(nm, &e, rv == DTX_OK ? NULL : err, NULL);
 }
 
 void

@@ -324,6 +324,31 @@ cli_netns_partition(
 }
 
 dtx_err
+cli_netns_cut_sends(
+    const char *prefix, const dtx_topo *topo, const cli_grudge *g)
+{
+	dtx_err rv = DTX_OK;
+	for (uint32_t a = 0; a < DTX_TOPO_MAX; a++) {
+		if (g->drop[a] == 0 || dtx_topo_find(topo, a) == NULL)
+			continue;
+		char ns[32];
+		ns_name(prefix, a, ns, sizeof(ns));
+		for (uint32_t b = 0; b < DTX_TOPO_MAX; b++) {
+			if (!(g->drop[a] & (1u << b)))
+				continue;
+			char addr[32];
+			node_addr(b, addr, sizeof(addr));
+			const char *outr[] = { "ip", "netns", "exec", ns,
+				"iptables", "-A", "OUTPUT", "-d", addr, "-j",
+				"DROP", NULL };
+			if (cli_run(outr, NULL, 0, true) != 0)
+				rv = DTX_EIO;
+		}
+	}
+	return rv;
+}
+
+dtx_err
 cli_netns_heal(const char *prefix, const dtx_topo *topo)
 {
 	dtx_err rv = DTX_OK;

@@ -1029,10 +1029,12 @@ cli_results_report_dir(
 	const char *slash = strrchr(results_path, '/');
 	int n;
 	if (slash == NULL)
-		n = snprintf(buf, len, "run-%lld", (long long)id);
+		n = snprintf(
+		    buf, len, "%s-run-%lld", results_path, (long long)id);
 	else
-		n = snprintf(buf, len, "%.*s/run-%lld",
-		    (int)(slash - results_path), results_path, (long long)id);
+		n = snprintf(buf, len, "%.*s/%s-run-%lld",
+		    (int)(slash - results_path), results_path, slash + 1,
+		    (long long)id);
 	return n < 0 || (size_t)n >= len ? DTX_ERANGE : DTX_OK;
 }
 

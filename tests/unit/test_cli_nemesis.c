@@ -3,10 +3,18 @@
 // The nemesis schedule is a pure function of its seed and settings: the
 // same seed gives the same schedule, different seeds differ; partition
 // shapes give Jepsen's grudges; targets select nodes by role; every fault
-// that starts also ends before the workload does.
+// that starts also ends before the workload does; holds and gaps follow
+// their settings; disk faults strike participants and tear only bytes
+// past the WAL's last complete record.
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -53,8 +61,8 @@ plan(const dtx_topo *t, uint64_t seed, unsigned kinds, cli_nem_target tg,
 	assert_int_equal(cli_nemesis_plan(&c, ev, n), DTX_OK);
 }
 
-static const unsigned all_kinds =
-    CLI_NEM_KILL | CLI_NEM_PAUSE | CLI_NEM_PARTITION | CLI_NEM_CLOCK;
+static const unsigned all_kinds = CLI_NEM_KILL | CLI_NEM_PAUSE |
+    CLI_NEM_PARTITION | CLI_NEM_CLOCK | CLI_NEM_DISK;
 
 static void
 test_same_seed_same_schedule(void **state)
@@ -104,18 +112,24 @@ test_schedule_shape(void **state)
 			cli_nem_event *s = &ev[i], *e = &ev[i + 1];
 			assert_true(cli_nem_action_starts(s->action));
 			assert_false(cli_nem_action_starts(e->action));
-			assert_string_equal(cli_nem_action_kind(s->action),
-			    cli_nem_action_kind(e->action));
+			// A disk fault's node comes back with a restart.
+			if (s->action == CLI_NA_DISK)
+				assert_int_equal(e->action, CLI_NA_RESTART);
+			else
+				assert_string_equal(
+				    cli_nem_action_kind(s->action),
+				    cli_nem_action_kind(e->action));
 			assert_true(s->at_ms < e->at_ms);
 			assert_true(e->at_ms < 60000);
 			if (i + 2 < n)
 				assert_true(e->at_ms <= ev[i + 2].at_ms);
 			if (s->action == CLI_NA_KILL ||
-			    s->action == CLI_NA_PAUSE)
+			    s->action == CLI_NA_PAUSE ||
+			    s->action == CLI_NA_DISK)
 				assert_int_equal(s->targets[0], e->targets[0]);
 			for (int k = 0; k < CLI_NEM_NKINDS; k++) {
 				static const char *names[] = { "kill", "pause",
-					"partition", "clock" };
+					"partition", "clock", "disk" };
 				if (strcmp(cli_nem_action_kind(s->action),
 				        names[k]) == 0)
 					seen[k] = true;
@@ -291,6 +305,225 @@ test_parse(void **state)
 	assert_int_equal(cli_nem_target_parse("participants", &t), DTX_OK);
 	assert_int_equal(t, CLI_TARGET_PARTICIPANTS);
 	assert_int_equal(cli_nem_target_parse("all", &t), DTX_EINVAL);
+	assert_int_equal(
+	    cli_nem_kinds_parse("kill,disk", &k, err, sizeof(err)), DTX_OK);
+	assert_int_equal(k, CLI_NEM_KILL | CLI_NEM_DISK);
+	assert_string_equal(cli_nem_action_name(CLI_NA_DISK), "disk");
+	assert_string_equal(cli_nem_action_kind(CLI_NA_DISK), "disk");
+}
+
+// Holds and gaps follow hold_min_ms and gap_ms (the 3pc partition
+// defaults of dtx bank); with neither set the old interval rule holds.
+static void
+test_hold_and_gap(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, false);
+	for (uint64_t seed = 1; seed <= 20; seed++) {
+		cli_nem_cfg c = { .kinds = CLI_NEM_PARTITION,
+			.seed = seed,
+			.interval_ms = 2000,
+			.hold_min_ms = 4000,
+			.gap_ms = 1500,
+			.duration_ms = 30000,
+			.topo = &t };
+		cli_nem_event *ev;
+		size_t n;
+		assert_int_equal(cli_nemesis_plan(&c, &ev, &n), DTX_OK);
+		assert_true(n >= 6); // at least three partitions in 30 s
+		assert_true(ev[0].at_ms >= 750 && ev[0].at_ms < 2250);
+		for (size_t i = 0; i < n; i += 2) {
+			uint64_t hold = ev[i + 1].at_ms - ev[i].at_ms;
+			// The last may be cut short by the end of the run.
+			if (ev[i + 1].at_ms + 500 < 30000)
+				assert_true(hold >= 4000 && hold < 6000);
+			assert_true(ev[i + 1].at_ms + 500 <= 30000);
+			if (i + 2 < n) {
+				uint64_t gap =
+				    ev[i + 2].at_ms - ev[i + 1].at_ms;
+				assert_true(gap >= 750 && gap < 2250);
+			}
+		}
+		dtx_free(ev);
+		c.hold_min_ms = 0;
+		c.gap_ms = 0;
+		c.interval_ms = 5000;
+		assert_int_equal(cli_nemesis_plan(&c, &ev, &n), DTX_OK);
+		for (size_t i = 0; i < n; i += 2) {
+			uint64_t hold = ev[i + 1].at_ms - ev[i].at_ms;
+			if (ev[i + 1].at_ms + 500 < 30000)
+				assert_true(hold >= 2500 && hold < 7500);
+		}
+		dtx_free(ev);
+	}
+}
+
+// Disk faults strike participants of the targets (the targets
+// themselves when they include none) and tear at least one byte and
+// less than the whole record.
+static void
+test_disk_plan(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, true);
+	cli_nem_event *ev;
+	size_t n;
+	plan(&t, 5, CLI_NEM_DISK, CLI_TARGET_ANY, &ev, &n);
+	assert_true(n > 0);
+	for (size_t i = 0; i < n; i += 2) {
+		assert_int_equal(ev[i].action, CLI_NA_DISK);
+		assert_int_equal(ev[i + 1].action, CLI_NA_RESTART);
+		assert_int_equal(ev[i].ntargets, 1);
+		assert_true(ev[i].targets[0] >= 1 && ev[i].targets[0] <= 3);
+		assert_int_equal(ev[i + 1].targets[0], ev[i].targets[0]);
+		assert_true(ev[i].disk_keep >= 1);
+		assert_true(ev[i].disk_keep < 20 + ev[i].disk_len + 4);
+		cli_sb sb = { 0 };
+		cli_nem_event_json(&ev[i], &sb);
+		char *j = cli_sb_take(&sb);
+		assert_true(cli_json_valid(j, strlen(j)));
+		assert_non_null(strstr(j, "\"form\":"));
+		dtx_free(j);
+	}
+	dtx_free(ev);
+	plan(&t, 5, CLI_NEM_DISK, CLI_TARGET_COORDINATOR, &ev, &n);
+	assert_true(n > 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ev[i].targets[0], 0);
+	dtx_free(ev);
+}
+
+static void
+le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+le64(uint8_t *p, uint64_t v)
+{
+	le32(p, (uint32_t)v);
+	le32(p + 4, (uint32_t)(v >> 32));
+}
+
+// Writes a segment (storage.h's layout) of nrec records starting at LSN
+// first, followed by pad zero bytes; returns its length without them.
+static size_t
+write_segment(const char *path, uint64_t first, int nrec, size_t pad)
+{
+	static uint8_t buf[8192];
+	size_t off = 32;
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, "DTXWAL01", 8);
+	le64(buf + 8, first);
+	le32(buf + 24, dtx_crc32c(0, buf, 24));
+	for (int r = 0; r < nrec; r++) {
+		uint32_t len = 10 + (uint32_t)r * 7;
+		le32(buf + off, len);
+		buf[off + 4] = 1;
+		le64(buf + off + 8, first + (uint64_t)r);
+		for (uint32_t i = 0; i < len; i++)
+			buf[off + 16 + i] = (uint8_t)(r + i);
+		le32(buf + off + 16 + len, dtx_crc32c(0, buf + off, 16 + len));
+		off += 20 + len;
+	}
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, off + pad, f), off + pad);
+	assert_int_equal(fclose(f), 0);
+	return off;
+}
+
+static size_t
+file_size(const char *path)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	return (size_t)st.st_size;
+}
+
+// The tear lands after the last complete record of the newest segment,
+// leaves every complete record's bytes alone, and is never a complete
+// record itself.
+static void
+test_disk_tear(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dtx-nemtest-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char store[PATH_MAX], old[PATH_MAX + 32], seg[PATH_MAX + 32];
+	snprintf(store, sizeof(store), "%s/store", dir);
+	assert_int_equal(mkdir(store, 0755), 0);
+	snprintf(old, sizeof(old), "%s/wal-0000000000000001.log", store);
+	snprintf(seg, sizeof(seg), "%s/wal-0000000000000006.log", store);
+	cli_nem_event e;
+	char extra[512];
+	memset(&e, 0, sizeof(e));
+	e.action = CLI_NA_DISK;
+	e.disk_len = 40;
+	e.disk_seed = 77;
+
+	for (int form = 0; form < 2; form++) {
+		for (uint32_t keep = 1; keep < 20 + 40 + 4; keep += 9) {
+			write_segment(old, 1, 5, 0);
+			size_t end = write_segment(seg, 6, 4, 1024);
+			size_t old_size = file_size(old);
+			uint8_t before[8192], after[8192];
+			FILE *f = fopen(seg, "rb");
+			assert_int_equal(fread(before, 1, end, f), end);
+			fclose(f);
+			e.disk_form = (cli_disk_form)form;
+			e.disk_keep = keep;
+			assert_int_equal(
+			    cli_nem_tear_wal(dir, &e, extra, sizeof(extra)),
+			    DTX_OK);
+			char want[128];
+			snprintf(want, sizeof(want),
+			    "\"offset\":%zu,\"lsn\":10", end);
+			assert_non_null(strstr(extra, want));
+			assert_non_null(
+			    strstr(extra, "wal-0000000000000006.log"));
+			assert_int_equal(file_size(old), old_size);
+			size_t sz = file_size(seg);
+			if (form == CLI_DISK_TRUNCATED)
+				assert_int_equal(sz, end + keep);
+			else
+				assert_int_equal(sz, end + 1024);
+			f = fopen(seg, "rb");
+			assert_int_equal(fread(after, 1, sz, f), sz);
+			fclose(f);
+			assert_memory_equal(before, after, end);
+			// The torn record's header, as far as it got, says
+			// LSN 10 and 40 bytes.
+			if (keep >= 4)
+				assert_int_equal(after[end], 40);
+			if (keep >= 16)
+				assert_int_equal(after[end + 8], 10);
+			// The bytes after the tear are still zero.
+			for (size_t i = end + keep; i < sz; i++)
+				assert_int_equal(after[i], 0);
+		}
+	}
+	// A second tear on a torn segment lands at the same place.
+	write_segment(seg, 6, 4, 1024);
+	e.disk_form = CLI_DISK_TORN;
+	e.disk_keep = 30;
+	assert_int_equal(
+	    cli_nem_tear_wal(dir, &e, extra, sizeof(extra)), DTX_OK);
+	e.disk_keep = 10;
+	assert_int_equal(
+	    cli_nem_tear_wal(dir, &e, extra, sizeof(extra)), DTX_OK);
+	assert_non_null(strstr(extra, "\"lsn\":10"));
+	// No segment at all.
+	unlink(old);
+	unlink(seg);
+	assert_int_equal(
+	    cli_nem_tear_wal(dir, &e, extra, sizeof(extra)), DTX_ENOENT);
+	rmdir(store);
+	rmdir(dir);
 }
 
 int
@@ -303,6 +536,9 @@ main(void)
 		cmocka_unit_test(test_targets_by_role),
 		cmocka_unit_test(test_clock_offsets_bounded),
 		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_hold_and_gap),
+		cmocka_unit_test(test_disk_plan),
+		cmocka_unit_test(test_disk_tear),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

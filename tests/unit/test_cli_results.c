@@ -289,8 +289,8 @@ test_commands_round_trip(void **state)
 	assert_non_null(strstr(out, "UNFINISHED"));
 	free(out);
 	char idx[600];
-	snprintf(idx, sizeof(idx), "%s/nested/dir/run-%s/index.html", tmpdir,
-	    ids[2]);
+	snprintf(idx, sizeof(idx), "%s/nested/dir/dtx.sqlite-run-%s/index.html",
+	    tmpdir, ids[2]);
 	assert_int_equal(access(idx, R_OK), 0);
 
 	// A stored run without observations is unknown (exit 2).
@@ -593,11 +593,11 @@ test_report_files(void **state)
 	assert_int_equal(
 	    cli_results_report_dir(dbpath, 5, dir, sizeof(dir)), DTX_OK);
 	char want[600];
-	snprintf(want, sizeof(want), "%s/nested/dir/run-5", tmpdir);
+	snprintf(want, sizeof(want), "%s/nested/dir/dtx.sqlite-run-5", tmpdir);
 	assert_string_equal(dir, want);
 	assert_int_equal(
 	    cli_results_report_dir("x.sqlite", 5, dir, 64), DTX_OK);
-	assert_string_equal(dir, "run-5");
+	assert_string_equal(dir, "x.sqlite-run-5");
 	assert_int_equal(cli_results_report_dir(dbpath, 5, dir, 8), DTX_ERANGE);
 
 	snprintf(dir, sizeof(dir), "%s/report", tmpdir);
