@@ -257,6 +257,11 @@ dtx_err clk_hlc_now(clk_hlc *h, clk_ts *out);
 // Other errors as clk_hlc_now. *out is written only on success.
 dtx_err clk_hlc_update(clk_hlc *h, clk_ts remote, clk_ts *out);
 
+// clk_hlc_update without the max_offset check: for a timestamp the caller
+// trusts and must cover (see clk_node_witness). Errors: DTX_ERANGE past
+// the 48-bit limit, and the bound writer's errors.
+dtx_err clk_hlc_witness(clk_hlc *h, clk_ts ts, clk_ts *out);
+
 // The clock's current value without an event: the last timestamp issued
 // or received, or (pt, 0) when physical time has passed it.
 clk_ts clk_hlc_peek(clk_hlc *h);
@@ -309,6 +314,14 @@ dtx_err clk_node_send(clk_node *n, clk_ts *ts, clk_vc *vc);
 // entries. *out (may be NULL) gets the new HLC timestamp.
 dtx_err clk_node_recv(
     clk_node *n, clk_ts remote_ts, const clk_vc *remote_vc, clk_ts *out);
+
+// Witness event: moves the HLC past ts as a receive does, but without
+// the max_offset check, for a timestamp this node must cover whatever its
+// physical clock says: the commit timestamp of data it has just applied.
+// (Were it refused, a later local timestamp could fall below a version the
+// node already holds and order a newer write before an older one.) Ticks
+// our vector clock entry. Errors as clk_hlc_witness.
+dtx_err clk_node_witness(clk_node *n, clk_ts ts);
 
 // Local event: ticks the vector clock and takes an HLC timestamp.
 dtx_err clk_node_local(clk_node *n, clk_ts *ts);

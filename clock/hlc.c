@@ -411,8 +411,9 @@ clk_hlc_now(clk_hlc *h, clk_ts *out)
 	return err;
 }
 
-dtx_err
-clk_hlc_update(clk_hlc *h, clk_ts remote, clk_ts *out)
+// The receive rule; check_offset false for a witnessed timestamp.
+static dtx_err
+receive(clk_hlc *h, clk_ts remote, bool check_offset, clk_ts *out)
 {
 	uint64_t lm = clk_ts_l(remote);
 	uint64_t cm = clk_ts_c(remote);
@@ -420,7 +421,8 @@ clk_hlc_update(clk_hlc *h, clk_ts remote, clk_ts *out)
 	pthread_mutex_lock(&h->mu);
 again:;
 	uint64_t pt = clk_source_now_ms(h->src);
-	if (h->max_offset_ms != 0 && lm > pt && lm - pt > h->max_offset_ms) {
+	if (check_offset && h->max_offset_ms != 0 && lm > pt &&
+	    lm - pt > h->max_offset_ms) {
 		h->stats.rejected++;
 		pthread_mutex_unlock(&h->mu);
 		DTX_LOG(DTX_LOG_WARN, "CLK_REJECT",
@@ -449,6 +451,18 @@ again:;
 		goto again;
 	pthread_mutex_unlock(&h->mu);
 	return err;
+}
+
+dtx_err
+clk_hlc_update(clk_hlc *h, clk_ts remote, clk_ts *out)
+{
+	return receive(h, remote, true, out);
+}
+
+dtx_err
+clk_hlc_witness(clk_hlc *h, clk_ts ts, clk_ts *out)
+{
+	return receive(h, ts, false, out);
 }
 
 clk_ts

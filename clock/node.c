@@ -96,6 +96,18 @@ clk_node_recv(
 	return err;
 }
 
+dtx_err
+clk_node_witness(clk_node *n, clk_ts ts)
+{
+	clk_ts t;
+	pthread_mutex_lock(&n->mu);
+	dtx_err err = clk_hlc_witness(n->hlc, ts, &t);
+	if (err == DTX_OK)
+		n->vc.c[n->self]++;
+	pthread_mutex_unlock(&n->mu);
+	return err;
+}
+
 clk_ts
 clk_node_now(clk_node *n)
 {

@@ -9,14 +9,16 @@
 
 #include "participant_int.h"
 
-// A commit at cts is an event at cts: move the HLC past it so that a
-// read at "now" that follows the ACK sees the commit. A cts too far ahead
-// of physical time is left to the message clocks (and logged by them).
+// A commit at cts is an event at cts: move the HLC past it, whatever this
+// node's physical clock says (a witness has no max-offset check), before
+// the intents are released. Then every later prepare or local commit here
+// takes a timestamp above this version, so versions of a key stay in
+// commit order, and a read at "now" after the ACK sees the commit.
 static void
 observe_cts(part *p, clk_ts cts)
 {
 	if (cts != 0 && cts > clk_node_now(p->clock))
-		(void)clk_node_recv(p->clock, cts, NULL, NULL);
+		(void)clk_node_witness(p->clock, cts);
 }
 
 static void

@@ -101,7 +101,7 @@ decide(part *p, uint64_t txid, bool commit, clk_ts cts, part_ctr by,
     const char *who)
 {
 	if (commit && cts > clk_node_now(p->clock))
-		(void)clk_node_recv(p->clock, cts, NULL, NULL);
+		(void)clk_node_witness(p->clock, cts);
 	dtx_err rv = commit ? stor_kv_commit(p->kv, txid, cts)
 	                    : stor_kv_abort(p->kv, txid);
 	if (rv != DTX_OK) {
