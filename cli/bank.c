@@ -34,6 +34,8 @@ typedef struct bank_cfg {
 	char *results;
 	bool netns;
 	char *connect;
+	char *target;
+	char *compose_project;
 	char *dir;
 	int64_t participants;
 	bool json;
@@ -81,6 +83,13 @@ static const dtx_cfg_opt bank_opts[] = {
 	    "run each daemon in its own network namespace (root)" },
 	{ "connect", DTX_CFG_STR, OFF(connect), 0, 0, NULL,
 	    "use the running cluster in DIR instead of starting one" },
+	{ "target", DTX_CFG_STR, OFF(target), 0, 0, "local",
+	    "local (processes) or compose (the containers of a compose "
+	    "project; needs --connect DIR with the host-side topology, e.g. "
+	    ".dtx/compose written by compose/up)" },
+	{ "compose-project", DTX_CFG_STR, OFF(compose_project), 0, 0, NULL,
+	    "compose project of --target compose (default: "
+	    "$COMPOSE_PROJECT_NAME, else dtx)" },
 	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, ".dtx/bank",
 	    "directory of the cluster this run starts" },
 	{ "participants", DTX_CFG_INT, OFF(participants), 1, 16, "3",
@@ -722,6 +731,7 @@ cli_cmd_bank(int argc, char **argv)
 	size_t nfaults = 0;
 	cli_verdict v;
 	bool have_v = false, own = cfg->connect == NULL;
+	cli_compose *cc = NULL;
 	unsigned kinds = 0, shapes = 0;
 	cli_nem_target target;
 	char err[512], report_dir[PATH_MAX];
@@ -743,6 +753,14 @@ cli_cmd_bank(int argc, char **argv)
 		               "participants, saga or any");
 	else if (cfg->interval != 0 && cfg->interval < 0.1)
 		rc = usage_err("--nemesis-interval must be at least 0.1 s");
+	else if (strcmp(cfg->target, "local") != 0 &&
+	    strcmp(cfg->target, "compose") != 0)
+		rc = usage_err("--target must be local or compose");
+	else if (strcmp(cfg->target, "compose") == 0 &&
+	    (cfg->connect == NULL || cfg->netns || (kinds & CLI_NEM_DISK)))
+		rc = usage_err("--target compose needs --connect DIR (the "
+		               "host-side topology of the project) and takes "
+		               "neither --netns nor the disk nemesis");
 	else
 		rc = 0;
 	if (rc != 0)
@@ -781,6 +799,12 @@ cli_cmd_bank(int argc, char **argv)
 	} else if (cli_cluster_open(cfg->connect, &cl, err, sizeof(err)) !=
 	    DTX_OK) {
 		fprintf(stderr, "dtx bank: %s\n", err);
+		goto out;
+	}
+	if (strcmp(cfg->target, "compose") == 0 &&
+	    cli_compose_open(cfg->compose_project, cli_cluster_topo(cl), &cc,
+	        err, sizeof(err)) != DTX_OK) {
+		fprintf(stderr, "dtx bank: --target compose: %s\n", err);
 		goto out;
 	}
 	if (cli_conn_open(cli_cluster_topo(cl), &b.conn) != DTX_OK) {
@@ -886,7 +910,8 @@ cli_cmd_bank(int argc, char **argv)
 		       " clients, %.0f s, nemesis %s, seed %" PRIu64 "%s\n",
 		    b.run_id, cfg->mode, cfg->clients, cfg->duration,
 		    kinds ? cfg->nemesis : "none", b.seed,
-		    kinds & CLI_NEM_PARTITION && !cli_cluster_is_netns(cl)
+		    kinds & CLI_NEM_PARTITION && !cli_cluster_is_netns(cl) &&
+		            cc == NULL
 		        ? " (partitions simulated in-process)"
 		        : "");
 	if (!cfg->json && kinds != 0)
@@ -897,7 +922,8 @@ cli_cmd_bank(int argc, char **argv)
 	if (ws == NULL)
 		goto out;
 	b.t0 = dtx_mono_ns();
-	if (cli_nemesis_start(cl, b.conn, b.h, plan, nplan, &b.nm) != DTX_OK)
+	if (cli_nemesis_start(cl, cc, own, b.conn, b.h, plan, nplan, &b.nm) !=
+	    DTX_OK)
 		goto out;
 	cli_progress *prog = NULL;
 	cli_progress_start(
@@ -980,8 +1006,8 @@ cli_cmd_bank(int argc, char **argv)
 	    DTX_OK)
 		fprintf(stderr, "dtx bank: the report in %s is incomplete\n",
 		    report_dir);
-	report(&b, &v, startedk, kinds, nem_errors, !cli_cluster_is_netns(cl),
-	    report_dir, in_doubt);
+	report(&b, &v, startedk, kinds, nem_errors,
+	    !cli_cluster_is_netns(cl) && cc == NULL, report_dir, in_doubt);
 	rc = v.valid == CLI_VALID_TRUE   ? CLI_EXIT_OK
 	    : v.valid == CLI_VALID_FALSE ? CLI_EXIT_INVALID
 	                                 : CLI_EXIT_UNKNOWN;
@@ -1004,6 +1030,7 @@ out:
 	cli_history_free(b.h);
 	cli_results_close(db);
 	cli_conn_close(b.conn);
+	cli_compose_free(cc);
 	cli_cluster_free(cl);
 	pthread_mutex_destroy(&b.mtx);
 	dtx_cfg_fini(bank_opts, NOPTS, &b.cfg);

@@ -996,8 +996,16 @@ typedef struct cli_nemesis cli_nemesis;
 // A disk fault's op value says what was torn: {"targets":[2],"form":
 // "torn","segment":"wal-….log","offset":N,"record_bytes":R,
 // "written_bytes":W,"lsn":L} (L: the LSN the torn record would have had).
-dtx_err cli_nemesis_start(cli_cluster *cl, cli_conn *conn, cli_history *h,
-    const cli_nem_event *ev, size_t n, cli_nemesis **out);
+//
+// With cc non-NULL the nodes are the containers of a compose project:
+// kill/start, pause/unpause and partitions act on the containers (see
+// compose.c) and disk faults are refused (DTX_EPERM, a failed action).
+// own says the cluster was started for this run: then every daemon found
+// dead at the end is restarted; otherwise only those the nemesis killed.
+typedef struct cli_compose cli_compose; // compose.c, below
+dtx_err cli_nemesis_start(cli_cluster *cl, cli_compose *cc, bool own,
+    cli_conn *conn, cli_history *h, const cli_nem_event *ev, size_t n,
+    cli_nemesis **out);
 // Stops the thread and heals everything: resumes paused daemons,
 // restarts dead ones, heals partitions, resets clocks (recording the
 // ends of open faults), then frees nothing: counts stay readable until

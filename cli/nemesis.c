@@ -551,6 +551,8 @@ cli_nem_event_json(const cli_nem_event *e, cli_sb *sb)
 
 struct cli_nemesis {
 	cli_cluster *cl;
+	cli_compose *cc; // non-NULL: the nodes are containers
+	bool own; // the cluster was started for this run
 	cli_conn *conn;
 	cli_history *h;
 	cli_nem_event *ev;
@@ -585,7 +587,8 @@ record(cli_nemesis *nm, const cli_nem_event *e, const char *error,
 {
 	cli_sb sb = { 0 };
 	event_json(e, &sb,
-	    e->action == CLI_NA_PARTITION && !cli_cluster_is_netns(nm->cl),
+	    e->action == CLI_NA_PARTITION && !cli_cluster_is_netns(nm->cl) &&
+	        nm->cc == NULL,
 	    extra);
 	char *v = cli_sb_take(&sb);
 	cli_history_add(nm->h, CLI_PROC_NEMESIS, CLI_OP_INFO,
@@ -884,6 +887,8 @@ cli_nem_tear_wal(
 static dtx_err
 restart(cli_nemesis *nm, uint32_t id)
 {
+	if (nm->cc != NULL)
+		return cli_compose_start(nm->cc, id);
 	dtx_err rv = cli_cluster_start(nm->cl, id, NULL);
 	if (rv == DTX_EEXIST)
 		return DTX_OK;
@@ -926,12 +931,71 @@ onset(cli_nemesis *nm, const cli_nem_event *e)
 	}
 }
 
+// The container form of the process and network faults (clock faults go
+// through the daemons' FAULT message either way). True when it handled
+// e; *rv is the result.
+static bool
+apply_compose(cli_nemesis *nm, const cli_nem_event *e, dtx_err *rv)
+{
+	dtx_err r;
+	*rv = DTX_OK;
+	switch (e->action) {
+	case CLI_NA_DISK:
+		// The containers' volumes are not ours to tear.
+		*rv = DTX_EPERM;
+		return true;
+	case CLI_NA_KILL:
+	case CLI_NA_RESTART:
+	case CLI_NA_PAUSE:
+	case CLI_NA_RESUME:
+		for (uint32_t i = 0; i < e->ntargets; i++) {
+			uint32_t id = e->targets[i];
+			switch (e->action) {
+			case CLI_NA_KILL:
+				r = cli_compose_kill(nm->cc, id);
+				nm->killed[id] = true;
+				break;
+			case CLI_NA_RESTART:
+				r = cli_compose_start(nm->cc, id);
+				nm->killed[id] = false;
+				break;
+			case CLI_NA_PAUSE:
+				r = cli_compose_pause(nm->cc, id);
+				nm->paused[id] = true;
+				break;
+			default:
+				r = cli_compose_unpause(nm->cc, id);
+				nm->paused[id] = false;
+				break;
+			}
+			if (r != DTX_OK)
+				*rv = r;
+		}
+		return true;
+	case CLI_NA_PARTITION:
+		nm->partitioned = true;
+		*rv = cli_compose_partition(nm->cc, &e->grudge);
+		return true;
+	case CLI_NA_HEAL:
+		*rv = cli_compose_heal(nm->cc);
+		nm->partitioned = false;
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void
 apply(cli_nemesis *nm, const cli_nem_event *e)
 {
 	dtx_err rv = DTX_OK, r;
 	const dtx_topo *topo = cli_cluster_topo(nm->cl);
 	char err[160], extra[PATH_MAX + 128] = "";
+	if (nm->cc != NULL && apply_compose(nm, e, &rv)) {
+		snprintf(err, sizeof(err), "%s", dtx_errname(rv));
+		record(nm, e, rv == DTX_OK ? NULL : err, NULL);
+		return;
+	}
 	switch (e->action) {
 	case CLI_NA_DISK:
 		rv = cli_cluster_signal(nm->cl, e->targets[0], SIGKILL);
@@ -1034,13 +1098,15 @@ run(void *arg)
 }
 
 dtx_err
-cli_nemesis_start(cli_cluster *cl, cli_conn *conn, cli_history *h,
-    const cli_nem_event *ev, size_t n, cli_nemesis **out)
+cli_nemesis_start(cli_cluster *cl, cli_compose *cc, bool own, cli_conn *conn,
+    cli_history *h, const cli_nem_event *ev, size_t n, cli_nemesis **out)
 {
 	cli_nemesis *nm = dtx_calloc(1, sizeof(*nm));
 	if (nm == NULL)
 		return DTX_ENOMEM;
 	nm->cl = cl;
+	nm->cc = cc;
+	nm->own = own;
 	nm->conn = conn;
 	nm->h = h;
 	nm->n = n;
@@ -1095,8 +1161,10 @@ cli_nemesis_stop(cli_nemesis *nm)
 	// Resume, then restart: a paused daemon must not hold a port.
 	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
 		if (nm->paused[i]) {
-			if ((r = cli_cluster_signal(nm->cl, i, SIGCONT)) !=
-			    DTX_OK)
+			r = nm->cc != NULL
+			    ? cli_compose_unpause(nm->cc, i)
+			    : cli_cluster_signal(nm->cl, i, SIGCONT);
+			if (r != DTX_OK)
 				rv = r;
 			nm->paused[i] = false;
 			ids[k++] = i;
@@ -1107,9 +1175,13 @@ cli_nemesis_stop(cli_nemesis *nm)
 	rv = DTX_OK;
 	for (uint32_t i = 0; i < topo->n; i++) {
 		const dtx_node *nd = &topo->nodes[i];
+		// Restart what the nemesis killed, and, in a cluster started
+		// for this run, any daemon that died; a cluster we only
+		// connected to has processes we do not manage.
+		bool dead = nm->cc == NULL && nm->own &&
+		    cli_cluster_pid(nm->cl, nd->id) == 0;
 		if (nd->role == DTX_ROLE_CLIENT ||
-		    (cli_cluster_pid(nm->cl, nd->id) > 0 &&
-		        !nm->killed[nd->id]))
+		    !(nm->killed[nd->id] || dead))
 			continue;
 		if ((r = restart(nm, nd->id)) != DTX_OK)
 			rv = r;
@@ -1121,7 +1193,8 @@ cli_nemesis_stop(cli_nemesis *nm)
 	if (nm->partitioned) {
 		k = 0;
 		cli_nem_targets(topo, CLI_TARGET_ANY, ids, &k);
-		rv = cli_cluster_is_netns(nm->cl)
+		rv = nm->cc != NULL ? cli_compose_heal(nm->cc)
+		    : cli_cluster_is_netns(nm->cl)
 		    ? cli_netns_heal(cli_cluster_netns_prefix(nm->cl), topo)
 		    : partition_inproc(nm, NULL);
 		nm->partitioned = false;
