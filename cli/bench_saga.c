@@ -439,6 +439,10 @@ run_bench(const bs_cfg *cfg)
 		goto out;
 	}
 	int64_t calls0 = counter(sagac, "step_calls");
+	int64_t logsync0 = counter(sagac, "log_syncs");
+	int64_t partsync0 = 0;
+	for (uint32_t k = 0; k < run.nparts; k++)
+		partsync0 += counter(parts[k], "wal_syncs");
 
 	w = dtx_calloc((size_t)n, sizeof(bs_worker));
 	if (w == NULL)
@@ -493,6 +497,12 @@ run_bench(const bs_cfg *cfg)
 	}
 	cli_sort_u64(all, total);
 	int64_t calls = counter(sagac, "step_calls") - calls0;
+	// fsyncs per saga show how well group commit batches: the saga log
+	// forces 3 records per saga and each step's commit one.
+	int64_t logsyncs = counter(sagac, "log_syncs") - logsync0;
+	int64_t partsyncs = -partsync0;
+	for (uint32_t k = 0; k < run.nparts; k++)
+		partsyncs += counter(parts[k], "wal_syncs");
 
 	// Every saga answered has ended; unknown ones may still run: wait
 	// for the orchestrator to drain before checking conservation.
@@ -528,6 +538,10 @@ run_bench(const bs_cfg *cfg)
 		cli_json_num(&j, "compensated_rate", comp_rate);
 		cli_json_num(&j, "step_calls_per_saga",
 		    finished ? (double)calls / (double)finished : 0);
+		cli_json_num(&j, "saga_log_fsyncs_per_saga",
+		    finished ? (double)logsyncs / (double)finished : 0);
+		cli_json_num(&j, "participant_fsyncs_per_saga",
+		    finished ? (double)partsyncs / (double)finished : 0);
 		cli_json_bool(&j, "conserved", conserved);
 		cli_json_end(&j);
 	} else {
@@ -541,6 +555,9 @@ run_bench(const bs_cfg *cfg)
 		printf("  %.0f sagas/s (%.0f committed/s); latency ms p50 %.2f "
 		       "p99 %.2f\n",
 		    sps, cps, p50, p99);
+		printf("  fsyncs per saga: saga log %.2f, participants %.2f\n",
+		    finished ? (double)logsyncs / (double)finished : 0,
+		    finished ? (double)partsyncs / (double)finished : 0);
 		printf("  total %s (%" PRId64 " of %" PRId64 ")\n",
 		    conserved ? "conserved" : "NOT CONSERVED", have, want);
 	}

@@ -25,6 +25,15 @@ failed_branch(uint32_t branch)
 	return -1 - (int64_t)branch;
 }
 
+// Barriers are dropped by SAGA_FORGET shortly after their saga ends. A
+// forget can be lost (the orchestrator gives up after a few attempts or
+// crashes before sending it), so the STEP path also collects, at most once
+// a minute, barriers older than a week: far beyond the orchestrator's
+// forget delay (seconds; a day at most) and the time a stuck saga is
+// reported in HEALTH before anyone would let it run on.
+#define BARRIER_MAX_AGE_MS (7u * 24u * 3600u * 1000u)
+#define BARRIER_GC_EVERY_MS (60u * 1000u)
+
 typedef struct step_out {
 	proto_step_result res;
 	bool dup;
@@ -73,19 +82,27 @@ apply_op(stor_txn *t, const proto_op *op, bool *failed, char *why, size_t n)
 }
 
 // Commits t at a fresh HLC timestamp. The timestamp is taken and the
-// writes installed under ts_lock (shared), so a snapshot read that has
-// advanced the clock past T sees every local commit at or below T.
+// writes installed as intents under ts_lock (shared), so a snapshot read
+// that has advanced the clock past T meets every local commit at or below
+// T (as a version, or as an intent it waits for). The fsync runs after
+// the lock is released: reads that take it exclusively never wait for a
+// disk, and one fsync covers the commits of many concurrent steps.
 static dtx_err
 commit(part *p, stor_txn *t)
 {
 	clk_ts ts;
+	uint64_t lsn = 0;
 	pthread_rwlock_rdlock(&p->ts_lock);
 	dtx_err rv = clk_node_local(p->clock, &ts);
 	if (rv == DTX_OK)
-		rv = stor_txn_commit(t, ts);
+		rv = stor_txn_commit_async(t, ts, &lsn);
 	else
 		stor_txn_abort(t);
 	pthread_rwlock_unlock(&p->ts_lock);
+	// The step is answered only once its commit (business change and
+	// barrier together) is durable (rule 13).
+	if (rv == DTX_OK)
+		rv = stor_kv_sync(p->kv, lsn);
 	if (rv == DTX_OK) {
 		part__outcome_signal(p);
 		// Durable but not yet answered: the orchestrator must retry
@@ -201,6 +218,14 @@ part_saga_step(part *p, const proto_msg *req, proto_msg *rep)
 			return proto_msg_set_error(rep, DTX_EINVAL,
 			    "step %s/%u: a step's ops must be add or put",
 			    st->gid, st->branch);
+	size_t aged = 0;
+	if (stor_kv_barrier_gc_every(p->kv, BARRIER_MAX_AGE_MS,
+	        BARRIER_GC_EVERY_MS, &aged) == DTX_OK &&
+	    aged > 0)
+		DTX_LOG(DTX_LOG_INFO, "SAGA_BARRIER_GC",
+		    "%zu barriers older than %u ms dropped (their forget was "
+		    "lost)",
+		    aged, BARRIER_MAX_AGE_MS);
 	rv = run_step(p, st, false, &o);
 	if (rv == DTX_ECANCELED) {
 		// The action failed on business grounds: record that it

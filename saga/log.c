@@ -3,7 +3,9 @@
 // The saga log: encoding and parsing of its records (formats in
 // saga_int.h), applying a record to the in-memory table (the one code path
 // for replay and for live appends, so that what recovery rebuilds is
-// exactly what the running orchestrator had), and checkpoints of the table.
+// exactly what the running orchestrator had; a live BEGIN copies its steps
+// from the request the record encodes rather than decoding them again),
+// and checkpoints of the table.
 
 #include <stdio.h>
 #include <string.h>
@@ -240,6 +242,25 @@ rec_new(const char *gid, const uint8_t *enc, size_t n, saga__rec **out)
 	return DTX_OK;
 }
 
+// Makes r (new, with its steps) a running saga in the table: what a BEGIN
+// record means. Frees r on failure.
+static dtx_err
+begin_insert(saga *s, saga__rec *r, uint64_t wall, saga__rec **out)
+{
+	r->state = PROTO_SAGA_RUNNING;
+	r->submit_wall_ms = wall;
+	if (r->n_steps > 0)
+		r->st[0] = PROTO_SS_RUNNING; // BEGIN starts step 0
+	dtx_err rv = saga__insert(s, r);
+	if (rv != DTX_OK) {
+		saga__rec_free(r);
+		return rv;
+	}
+	s->unfinished++;
+	*out = r;
+	return DTX_OK;
+}
+
 static dtx_err
 apply_begin(saga *s, rd *in, saga__rec **out)
 {
@@ -258,17 +279,55 @@ apply_begin(saga *s, rd *in, saga__rec **out)
 	dtx_err rv = rec_new(gid, enc, n, &r);
 	if (rv != DTX_OK)
 		return rv;
-	r->state = PROTO_SAGA_RUNNING;
-	r->submit_wall_ms = wall;
-	if (r->n_steps > 0)
-		r->st[0] = PROTO_SS_RUNNING; // BEGIN starts step 0
-	if ((rv = saga__insert(s, r)) != DTX_OK) {
+	return begin_insert(s, r, wall, out);
+}
+
+// Copies op's key and value (owned, so that proto_msg_free releases them).
+static dtx_err
+op_copy(proto_op *dst, const proto_op *src)
+{
+	*dst = *src;
+	dst->key = (proto_bytes) { 0 };
+	dst->value = (proto_bytes) { 0 };
+	dtx_err rv = DTX_OK;
+	if (src->key.n > 0)
+		rv = proto_bytes_set(&dst->key, src->key.p, src->key.n);
+	if (rv == DTX_OK && src->value.n > 0)
+		rv = proto_bytes_set(&dst->value, src->value.p, src->value.n);
+	return rv;
+}
+
+dtx_err
+saga__apply_begin_live(
+    saga *s, const proto_saga_submit *sub, uint64_t wall, saga__rec **out)
+{
+	saga__rec *r = saga__find(s, sub->gid);
+	if (r != NULL) {
+		*out = r;
+		return DTX_OK;
+	}
+	dtx_err rv = rec_new(sub->gid, NULL, 0, &r);
+	if (rv != DTX_OK)
+		return rv;
+	r->steps = dtx_calloc(sub->n_steps, sizeof(*r->steps));
+	r->st = dtx_calloc(sub->n_steps, 1);
+	if (r->steps == NULL || r->st == NULL) {
+		saga__rec_free(r);
+		return DTX_ENOMEM;
+	}
+	r->n_steps = sub->n_steps;
+	for (uint32_t i = 0; i < sub->n_steps && rv == DTX_OK; i++) {
+		r->steps[i].participant = sub->steps[i].participant;
+		rv = op_copy(&r->steps[i].action, &sub->steps[i].action);
+		if (rv == DTX_OK)
+			rv = op_copy(
+			    &r->steps[i].compensate, &sub->steps[i].compensate);
+	}
+	if (rv != DTX_OK) {
 		saga__rec_free(r);
 		return rv;
 	}
-	s->unfinished++;
-	*out = r;
-	return DTX_OK;
+	return begin_insert(s, r, wall, out);
 }
 
 static dtx_err
@@ -398,23 +457,38 @@ saga__apply(
 }
 
 dtx_err
-saga__log(saga *s, uint8_t type, const saga__buf *b, bool force)
+saga__log_n(saga *s, const saga__logrec *recs, size_t n, bool force)
 {
 	uint64_t lsn = 0;
+	dtx_err rv = DTX_OK;
+	size_t i = 0;
 
-	if (b->oom)
-		return DTX_ENOMEM;
+	for (i = 0; i < n; i++)
+		if (recs[i].b->oom)
+			return DTX_ENOMEM;
 	pthread_mutex_lock(&s->mu);
-	dtx_err rv = stor_wal_append(s->wal, type, b->p, b->len, false, &lsn);
-	if (rv == DTX_OK)
-		rv = saga__apply(s, type, b->p, b->len, NULL);
+	for (i = 0; i < n && rv == DTX_OK; i++) {
+		const saga__buf *b = recs[i].b;
+		rv = stor_wal_append(
+		    s->wal, recs[i].type, b->p, b->len, false, &lsn);
+		if (rv == DTX_OK)
+			rv = saga__apply(s, recs[i].type, b->p, b->len, NULL);
+	}
 	pthread_mutex_unlock(&s->mu);
+	// The WAL writes in LSN order: the last record durable means all are.
 	if (rv == DTX_OK && force)
 		rv = stor_wal_sync(s->wal, lsn);
 	if (rv != DTX_OK)
 		DTX_LOG(DTX_LOG_ERROR, "SAGA_LOG", "saga log record %u: %s",
-		    type, dtx_strerror(rv));
+		    recs[i > 0 ? i - 1 : 0].type, dtx_strerror(rv));
 	return rv;
+}
+
+dtx_err
+saga__log(saga *s, uint8_t type, const saga__buf *b, bool force)
+{
+	saga__logrec rec = { .type = type, .b = b };
+	return saga__log_n(s, &rec, 1, force);
 }
 
 // ---------------------------------------------------------------- open

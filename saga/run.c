@@ -180,13 +180,19 @@ log_comp(saga *s, saga__rec *r, int32_t failed, const char *why)
 	return rv;
 }
 
+// Logs END (forced), after the records in pre (may be NULL: none).
 static dtx_err
-log_end(saga *s, saga__rec *r, proto_saga_state st)
+log_end(saga *s, saga__rec *r, proto_saga_state st, const saga__buf *pre)
 {
 	saga__buf b = { 0 };
 	saga__enc_end(
 	    &b, r->gid, st, r->failed_step, r->submit_wall_ms, r->reason);
-	dtx_err rv = saga__log(s, SAGA__REC_END, &b, true);
+	saga__logrec recs[2] = {
+		{ .type = SAGA__REC_STEP, .b = pre },
+		{ .type = SAGA__REC_END, .b = &b },
+	};
+	dtx_err rv = pre != NULL ? saga__log_n(s, recs, 2, true)
+	                         : saga__log_n(s, recs + 1, 1, true);
 	saga__buf_fini(&b);
 	if (rv == DTX_OK) {
 		saga__count(s,
@@ -195,6 +201,31 @@ log_end(saga *s, saga__rec *r, proto_saga_state st)
 		DTX_LOG(DTX_LOG_DEBUG, "SAGA_END", "saga %s %s", r->gid,
 		    st == PROTO_SAGA_COMMITTED ? "committed" : "aborted");
 	}
+	return rv;
+}
+
+// Logs action i's success together with, in one forced append, the start
+// of step i + 1 or, after the last step, END (committed).
+static dtx_err
+log_done_then(saga *s, saga__rec *r, uint32_t i)
+{
+	saga__buf done = { 0 }, next = { 0 };
+	saga__enc_step(
+	    &done, r->gid, i, PROTO_PHASE_ACTION, true, PROTO_STEP_OK, NULL);
+	dtx_err rv;
+	if (i + 1 == r->n_steps) {
+		rv = log_end(s, r, PROTO_SAGA_COMMITTED, &done);
+	} else {
+		saga__enc_step(&next, r->gid, i + 1, PROTO_PHASE_ACTION, false,
+		    PROTO_STEP_OK, NULL);
+		saga__logrec recs[2] = {
+			{ .type = SAGA__REC_STEP, .b = &done },
+			{ .type = SAGA__REC_STEP, .b = &next },
+		};
+		rv = saga__log_n(s, recs, 2, true);
+	}
+	saga__buf_fini(&done);
+	saga__buf_fini(&next);
 	return rv;
 }
 
@@ -223,7 +254,7 @@ forward(saga *s, saga__rec *r, uint64_t deadline_ns)
 		while (i < r->n_steps && r->st[i] == PROTO_SS_DONE)
 			i++;
 		if (i == r->n_steps) {
-			if ((rv = log_end(s, r, PROTO_SAGA_COMMITTED)) !=
+			if ((rv = log_end(s, r, PROTO_SAGA_COMMITTED, NULL)) !=
 			    DTX_OK)
 				return log_failed(s, r, rv);
 			return true;
@@ -261,6 +292,18 @@ forward(saga *s, saga__rec *r, uint64_t deadline_ns)
 		// The participant applied (or refused) it; a crash here
 		// leaves the step started but without an outcome.
 		dtx_crashpoint("saga.after_step_applied");
+		if (res == PROTO_STEP_OK &&
+		    (i + 1 == r->n_steps || r->st[i + 1] == PROTO_SS_PENDING)) {
+			// The outcome goes with what must be durable next
+			// anyway: the next step's start (rule 12), or END.
+			rv = log_done_then(s, r, i);
+			if (rv != DTX_OK)
+				return log_failed(s, r, rv);
+			if (i + 1 == r->n_steps)
+				return true;
+			dtx_crashpoint("saga.after_step_start_log");
+			continue;
+		}
 		rv = log_step(s, r, i, PROTO_PHASE_ACTION, true, res,
 		    res == PROTO_STEP_OK ? NULL : why, false);
 		if (rv != DTX_OK)
@@ -328,7 +371,7 @@ backward(saga *s, saga__rec *r, uint64_t deadline_ns)
 			return log_failed(s, r, rv);
 		saga__count(s, SAGA_CTR_COMPENSATIONS);
 	}
-	if ((rv = log_end(s, r, PROTO_SAGA_ABORTED)) != DTX_OK)
+	if ((rv = log_end(s, r, PROTO_SAGA_ABORTED, NULL)) != DTX_OK)
 		return log_failed(s, r, rv);
 	return true;
 }

@@ -40,10 +40,12 @@
 // Forcing: BEGIN, every STEP start and END are forced (made durable before
 // the step is sent or the client is answered); STEP outcomes and COMP are
 // appended without forcing and become durable with the next forced record,
-// which the WAL writes after them. A checkpoint's blob is a sequence of
-// records in the same formats, each as u8 type, u32 length, payload: for
-// an unfinished saga its BEGIN, one STEP record per step state and COMP
-// when compensating; for a finished saga its END only.
+// which the WAL writes after them. An action's outcome is appended
+// together with the next step's start (or with END after the last step),
+// so each of those pairs costs one wait for the disk. A checkpoint's blob is a
+// sequence of records in the same formats, each as u8 type, u32 length,
+// payload: for an unfinished saga its BEGIN, one STEP record per step state and
+// COMP when compensating; for a finished saga its END only.
 
 enum {
 	SAGA__REC_BEGIN = 1,
@@ -187,10 +189,28 @@ dtx_err saga__enc_begin(
 dtx_err saga__apply(
     saga *s, uint8_t type, const void *payload, size_t len, saga__rec **rec);
 
+// Applies the BEGIN record just appended for sub (borrowed; the request
+// the record encodes) as saga__apply would, copying the steps from sub
+// instead of decoding them from the record again. saga->mu held.
+// DTX_ENOMEM.
+dtx_err saga__apply_begin_live(saga *s, const proto_saga_submit *sub,
+    uint64_t submit_wall_ms, saga__rec **rec);
+
 // Appends a record (payload borrowed) and applies it, under saga->mu
 // (taken here). With force, returns once it is durable. Errors of
 // stor_wal_append / stor_wal_sync, saga__apply.
 dtx_err saga__log(saga *s, uint8_t type, const saga__buf *b, bool force);
+
+// One record for saga__log_n: its type and payload (borrowed).
+typedef struct saga__logrec {
+	uint8_t type;
+	const saga__buf *b;
+} saga__logrec;
+
+// saga__log for n records appended and applied in order under one hold of
+// saga->mu; with force, one wait makes them all durable (a step's outcome
+// and the next step's start, or the last outcome and END, share it).
+dtx_err saga__log_n(saga *s, const saga__logrec *recs, size_t n, bool force);
 
 // Opens <data>/log and replays it into the table.
 dtx_err saga__log_open(saga *s);

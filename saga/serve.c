@@ -135,7 +135,8 @@ submit(saga *s, const proto_msg *req, proto_msg *rep)
 	    rep->hdr.type == PROTO_ERROR)
 		return rv;
 	uint64_t start = dtx_mono_ns();
-	rv = saga__enc_begin(&b, sub, dtx_wall_ns() / 1000000u);
+	uint64_t wall = dtx_wall_ns() / 1000000u;
+	rv = saga__enc_begin(&b, sub, wall);
 	if (rv != DTX_OK)
 		goto done;
 	pthread_mutex_lock(&s->mu);
@@ -146,7 +147,7 @@ submit(saga *s, const proto_msg *req, proto_msg *rep)
 	}
 	rv = stor_wal_append(s->wal, SAGA__REC_BEGIN, b.p, b.len, false, &lsn);
 	if (rv == DTX_OK)
-		rv = saga__apply(s, SAGA__REC_BEGIN, b.p, b.len, &r);
+		rv = saga__apply_begin_live(s, sub, wall, &r);
 	if (rv == DTX_OK)
 		r->owned = true;
 	pthread_mutex_unlock(&s->mu);
@@ -274,6 +275,8 @@ saga__health(void *arg, proto_health_reply *rep)
 	int64_t remembered = (int64_t)s->count;
 	int64_t forgets = (int64_t)s->fq_len;
 	pthread_mutex_unlock(&s->mu);
+	stor_wal_stats ws;
+	stor_wal_stats_get(s->wal, &ws);
 
 	if ((rv = proto_str_set(&rep->state, state)) != DTX_OK)
 		return rv;
@@ -288,6 +291,8 @@ saga__health(void *arg, proto_health_reply *rep)
 		{ "oldest_compensating_ms", (int64_t)oldest },
 		{ "remembered", remembered },
 		{ "forgets_pending", forgets },
+		{ "log_appends", (int64_t)ws.appends },
+		{ "log_syncs", (int64_t)ws.syncs },
 	};
 	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
 		if ((rv = proto_health_counter(rep, g[i].name, g[i].v)) !=

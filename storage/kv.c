@@ -581,6 +581,7 @@ kv_free(stor_kv *kv)
 	stor__map_fini(&kv->outmap);
 	stor__map_fini(&kv->pins);
 	stor__map_fini(&kv->barmap);
+	stor__map_fini(&kv->gidmap);
 	dtx_free(kv->outs);
 	for (size_t i = 0; i < kv->nbars; i++)
 		dtx_free(kv->bars[i].gid);

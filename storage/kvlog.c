@@ -312,6 +312,17 @@ stor__bar_gc_apply(
     stor_kv *kv, const uint8_t *gid, size_t glen, uint64_t cutoff, size_t *n)
 {
 	size_t cnt = 0;
+	if (glen > 0) {
+		// A saga's barriers are chained by gid: no scan of the table.
+		ptrdiff_t at;
+		while ((at = stor__bar_first_of(kv, gid, glen, true)) >= 0) {
+			stor__bar_remove_at(kv, (size_t)at);
+			cnt++;
+		}
+		if (n != NULL)
+			*n = cnt;
+		return;
+	}
 	for (size_t i = 0; i < kv->nbars;) {
 		const stor__bar *b = &kv->bars[i];
 		bool hit = !b->pending &&
@@ -735,4 +746,26 @@ stor_kv_barrier_gc(
 	if (err == DTX_OK && removed != NULL)
 		*removed = n;
 	return err;
+}
+
+dtx_err
+stor_kv_barrier_gc_every(
+    stor_kv *kv, uint64_t older_than_ms, uint64_t every_ms, size_t *removed)
+{
+	if (kv == NULL)
+		return DTX_EINVAL;
+	uint64_t now = stor__wall_ms();
+	pthread_mutex_lock(&kv->mu);
+	// A wall clock that stepped back also counts as due.
+	bool due =
+	    now - kv->bar_gc_wall_ms >= every_ms || now < kv->bar_gc_wall_ms;
+	if (due)
+		kv->bar_gc_wall_ms = now;
+	pthread_mutex_unlock(&kv->mu);
+	if (!due) {
+		if (removed != NULL)
+			*removed = 0;
+		return DTX_OK;
+	}
+	return stor_kv_barrier_gc(kv, NULL, older_than_ms, removed);
 }

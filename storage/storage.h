@@ -80,8 +80,9 @@ typedef enum stor_sync {
 
 // I/O hooks for fault tests. Each returns 0 or an errno value. write_fn
 // must write all len bytes or fail. NULL means the real syscall
-// (write(2) in a loop, fdatasync(2)). They are called from the flusher
-// thread only.
+// (write(2) in a loop, fdatasync(2)). They are called by the thread that
+// writes a batch (the flusher, or a thread waiting for durability that
+// leads the batch itself), never by two threads at once.
 typedef int (*stor_write_fn)(void *arg, int fd, const void *buf, size_t len);
 typedef int (*stor_sync_fn)(void *arg, int fd);
 
@@ -132,11 +133,13 @@ void stor_wal_close(stor_wal *w);
 // Appends one record (type 1..255, len <= STOR_WAL_MAX_RECORD; payload is
 // borrowed and copied). With force the call returns only once the record
 // is durable; without it the record goes into the next batch and the call
-// returns at once. *lsn (may be NULL) gets the record's LSN. Errors:
-// DTX_EINVAL, DTX_ENOMEM, DTX_EIO (this record's batch failed to write or
-// sync), DTX_EFAILED (the WAL failed earlier and takes no more writes),
-// DTX_ECLOSED. Thread-safe; many threads' forced appends share one
-// fdatasync.
+// returns at once (the flusher writes it within about a millisecond unless
+// a forced append or a stor_wal_sync takes it along first). *lsn (may be
+// NULL) gets the record's LSN. Errors: DTX_EINVAL, DTX_ENOMEM, DTX_EIO
+// (this record's batch failed to write or sync), DTX_EFAILED (the WAL
+// failed earlier and takes no more writes), DTX_ECLOSED. Thread-safe; many
+// threads' forced appends share one fdatasync, and a thread that finds no
+// batch being written writes and syncs its batch itself.
 dtx_err stor_wal_append(stor_wal *w, uint8_t type, const void *payload,
     size_t len, bool force, uint64_t *lsn);
 
@@ -351,6 +354,21 @@ dtx_err stor_txn_barrier_put(
 // writes commits without logging.
 dtx_err stor_txn_commit(stor_txn *t, clk_ts commit_ts);
 
+// stor_txn_commit without the wait: validates, installs t's writes as
+// intents stamped commit_ts (a read at or above commit_ts answers
+// DTX_EAGAIN with blocker txid 0 until the commit is durable), inserts its
+// barriers as pending and queues the record; returns at once. The
+// versions become visible, and the barriers settle, once the record is
+// durable: call stor_kv_sync(kv, *lsn) before acknowledging the commit.
+// When the WAL fails first, stor_kv_sync says so and the intents stay
+// until the store is reopened (whether the commit happened is then read
+// from the log). *lsn (may be NULL) gets the record's LSN, 0 for a
+// transaction without writes or barriers (nothing to wait for). Always
+// ends t. Errors as stor_txn_commit, except those of the wait. Lets a
+// caller hold a lock around "take the timestamp, install the intents"
+// without holding it across the fsync.
+dtx_err stor_txn_commit_async(stor_txn *t, clk_ts commit_ts, uint64_t *lsn);
+
 // Prepares t's writes as distributed transaction txid (> 0) with meta
 // (borrowed): checks that no written or read key changed or holds another
 // intent (DTX_ECONFLICT, at once), installs the intents and force-logs one
@@ -428,6 +446,14 @@ dtx_err stor_kv_gc(stor_kv *kv, clk_ts horizon, size_t *removed);
 // forced). *removed may be NULL.
 dtx_err stor_kv_barrier_gc(
     stor_kv *kv, const char *gid, uint64_t older_than_ms, size_t *removed);
+
+// stor_kv_barrier_gc by age (gid NULL), at most once per every_ms of wall
+// time: a call sooner than that after the last one that collected
+// returns DTX_OK at once with *removed (may be NULL) 0, so a request path
+// may call it each time. Collects the barriers of sagas whose forget
+// message was lost. Thread-safe.
+dtx_err stor_kv_barrier_gc_every(
+    stor_kv *kv, uint64_t older_than_ms, uint64_t every_ms, size_t *removed);
 
 // Forgets outcomes recorded more than older_than_ms of wall time ago
 // (in-doubt transactions are never forgotten). The table is also bounded

@@ -15,8 +15,12 @@
 
 // ---------------------------------------------------------------- WAL
 
-// Called by the flusher thread after a batch up to lsn is durable and
-// before any waiter of that batch wakes. Must not append to the WAL.
+// Called by the thread that wrote a batch (the flusher, or a thread that
+// led the batch while waiting for durability) after the batch up to lsn
+// is durable and before any waiter of that batch wakes. Must not append
+// to the WAL. Since any thread forcing an append or syncing may run it,
+// no thread may do either while holding a lock the callback takes (for
+// the MVCC store: kv->mu).
 typedef void (*stor__durable_fn)(void *arg, uint64_t lsn);
 
 dtx_err stor__wal_open(const char *dir, const stor_wal_opts *opts,
@@ -145,6 +149,10 @@ typedef struct stor__bar {
 	int64_t branch;
 	uint64_t wall_ms; // when committed
 	bool pending; // its local commit is not durable yet
+	// In the store's table: index + 1 of the next barrier whose gid has
+	// the same hash (0: last), so that a saga's barriers are found
+	// without scanning the table.
+	size_t gnext;
 } stor__bar;
 
 typedef enum stor__txkind {
@@ -217,10 +225,13 @@ struct stor_kv {
 	stor__bar *bars;
 	size_t nbars, bar_cap;
 	stor__map barmap; // barrier hash -> index + 1
+	size_t bar_dups; // barriers whose hash barmap holds for another
+	stor__map gidmap; // gid hash -> index + 1 of its first barrier
 	// snapshot pins: pin id -> ts
 	stor__map pins;
 	uint64_t next_pin;
 	uint64_t ckpt_wal_bytes; // WAL bytes written when last checkpointed
+	uint64_t bar_gc_wall_ms; // last stor_kv_barrier_gc_every collection
 };
 
 // kv.c: the key table and versions.
@@ -261,6 +272,10 @@ void stor__outcome_put(
 const stor__out *stor__outcome_get(stor_kv *kv, uint64_t txid);
 ptrdiff_t stor__bar_find(
     stor_kv *kv, const uint8_t *gid, size_t glen, int64_t branch, uint8_t op);
+// The first barrier of gid in its chain (an index into kv->bars), skipping
+// pending ones when settled; -1 when there is none.
+ptrdiff_t stor__bar_first_of(
+    stor_kv *kv, const uint8_t *gid, size_t glen, bool settled);
 dtx_err stor__bar_add(stor_kv *kv, const stor__bar *b);
 void stor__bar_remove_at(stor_kv *kv, size_t i);
 

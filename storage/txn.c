@@ -353,6 +353,13 @@ bar_is(const stor__bar *b, const uint8_t *gid, size_t glen, int64_t branch,
 	    memcmp(b->gid, gid, glen) == 0;
 }
 
+static uint64_t
+gid_key(const uint8_t *gid, size_t glen)
+{
+	uint64_t h = ((uint64_t)stor__hash(gid, glen) << 32) | (uint32_t)glen;
+	return h == 0 ? 1 : h;
+}
+
 ptrdiff_t
 stor__bar_find(
     stor_kv *kv, const uint8_t *gid, size_t glen, int64_t branch, uint8_t op)
@@ -362,10 +369,26 @@ stor__bar_find(
 		return -1;
 	if (bar_is(&kv->bars[v - 1], gid, glen, branch, op))
 		return (ptrdiff_t)(v - 1);
-	// Two barriers share a hash: the second is found by a plain scan.
-	for (size_t i = 0; i < kv->nbars; i++)
+	// Two barriers share a hash (rare, counted in bar_dups): the one the
+	// map does not point to is found by a plain scan.
+	for (size_t i = 0; kv->bar_dups > 0 && i < kv->nbars; i++)
 		if (bar_is(&kv->bars[i], gid, glen, branch, op))
 			return (ptrdiff_t)i;
+	return -1;
+}
+
+ptrdiff_t
+stor__bar_first_of(stor_kv *kv, const uint8_t *gid, size_t glen, bool settled)
+{
+	uint64_t v;
+	if (!stor__map_get(&kv->gidmap, gid_key(gid, glen), &v))
+		return -1;
+	for (size_t i = (size_t)v; i != 0; i = kv->bars[i - 1].gnext) {
+		const stor__bar *b = &kv->bars[i - 1];
+		if (b->glen == glen && memcmp(b->gid, gid, glen) == 0 &&
+		    !(settled && b->pending))
+			return (ptrdiff_t)(i - 1);
+	}
 	return -1;
 }
 
@@ -386,15 +409,51 @@ stor__bar_add(stor_kv *kv, const stor__bar *b)
 	if (gid == NULL)
 		return DTX_ENOMEM;
 	uint64_t k = bar_key(b->gid, b->glen, b->branch, b->op);
-	if (!stor__map_get(&kv->barmap, k, NULL) &&
-	    stor__map_put(&kv->barmap, k, kv->nbars + 1) != DTX_OK) {
+	uint64_t gk = gid_key(b->gid, b->glen), head = 0;
+	bool dup = stor__map_get(&kv->barmap, k, NULL);
+	(void)stor__map_get(&kv->gidmap, gk, &head);
+	if (stor__map_put(&kv->gidmap, gk, kv->nbars + 1) != DTX_OK) {
 		dtx_free(gid);
 		return DTX_ENOMEM;
 	}
+	if (!dup && stor__map_put(&kv->barmap, k, kv->nbars + 1) != DTX_OK) {
+		// Undo the chain head: the barrier is not added.
+		if (head != 0)
+			(void)stor__map_put(&kv->gidmap, gk, head);
+		else
+			stor__map_del(&kv->gidmap, gk);
+		dtx_free(gid);
+		return DTX_ENOMEM;
+	}
+	kv->bar_dups += dup;
 	kv->bars[kv->nbars] = *b;
 	kv->bars[kv->nbars].gid = gid;
+	kv->bars[kv->nbars].gnext = (size_t)head;
 	kv->nbars++;
 	return DTX_OK;
+}
+
+// Replaces the link to barrier index + 1 from in its gid's chain (the
+// chain head or the barrier before it) with to.
+static void
+gid_relink(stor_kv *kv, const stor__bar *b, size_t from, size_t to)
+{
+	uint64_t gk = gid_key(b->gid, b->glen), head;
+	if (!stor__map_get(&kv->gidmap, gk, &head))
+		return;
+	if (head == from) {
+		if (to != 0)
+			(void)stor__map_put(&kv->gidmap, gk, to);
+		else
+			stor__map_del(&kv->gidmap, gk);
+		return;
+	}
+	for (size_t i = (size_t)head; i != 0; i = kv->bars[i - 1].gnext) {
+		if (kv->bars[i - 1].gnext == from) {
+			kv->bars[i - 1].gnext = to;
+			return;
+		}
+	}
 }
 
 void
@@ -402,26 +461,32 @@ stor__bar_remove_at(stor_kv *kv, size_t i)
 {
 	stor__bar *b = &kv->bars[i];
 	uint64_t k = bar_key(b->gid, b->glen, b->branch, b->op), v;
-	if (stor__map_get(&kv->barmap, k, &v) && v == i + 1)
+	bool indexed = stor__map_get(&kv->barmap, k, &v) && v == i + 1;
+	if (indexed)
 		stor__map_del(&kv->barmap, k);
+	else
+		kv->bar_dups--;
+	// Unlink it from its gid's chain (a put that replaces a key's value
+	// never fails).
+	gid_relink(kv, b, i + 1, b->gnext);
 	dtx_free(b->gid);
 	size_t last = kv->nbars - 1;
 	if (i != last) {
 		stor__bar *l = &kv->bars[last];
 		uint64_t lk = bar_key(l->gid, l->glen, l->branch, l->op);
+		gid_relink(kv, l, last + 1, i + 1);
 		kv->bars[i] = *l;
 		if (stor__map_get(&kv->barmap, lk, &v) && v == last + 1)
 			(void)stor__map_put(&kv->barmap, lk, i + 1);
 	}
 	kv->nbars--;
-	// A barrier whose hash slot now points nowhere is still found by
-	// the scan in stor__bar_find only if the map has its key: re-index
-	// the one that shared the removed barrier's hash, if any.
-	for (size_t j = 0; j < kv->nbars; j++) {
+	// A barrier that shared the removed one's hash is found only if the
+	// map has its key again: re-index it.
+	for (size_t j = 0; indexed && kv->bar_dups > 0 && j < kv->nbars; j++) {
 		const stor__bar *c = &kv->bars[j];
-		if (bar_key(c->gid, c->glen, c->branch, c->op) == k &&
-		    !stor__map_get(&kv->barmap, k, NULL)) {
+		if (bar_key(c->gid, c->glen, c->branch, c->op) == k) {
 			(void)stor__map_put(&kv->barmap, k, j + 1);
+			kv->bar_dups--;
 			break;
 		}
 	}
@@ -841,7 +906,7 @@ enc_bars(stor__buf *b, const stor__bar *bars, size_t n)
 }
 
 dtx_err
-stor_txn_commit(stor_txn *t, clk_ts commit_ts)
+stor_txn_commit_async(stor_txn *t, clk_ts commit_ts, uint64_t *lsn_out)
 {
 	if (t == NULL)
 		return DTX_EINVAL;
@@ -907,8 +972,19 @@ unlock:
 	stor__tx_free(tx);
 	stor__buf_fini(&rec);
 	txn_free(t);
-	if (err == DTX_OK && lsn != 0)
-		err = stor_wal_sync(kv->wal, lsn);
+	if (err == DTX_OK && lsn_out != NULL)
+		*lsn_out = lsn;
+	return err;
+}
+
+dtx_err
+stor_txn_commit(stor_txn *t, clk_ts commit_ts)
+{
+	stor_kv *kv = t != NULL ? t->kv : NULL;
+	uint64_t lsn = 0;
+	dtx_err err = stor_txn_commit_async(t, commit_ts, &lsn);
+	if (err == DTX_OK)
+		err = stor_kv_sync(kv, lsn);
 	return err;
 }
 

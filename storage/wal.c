@@ -1,8 +1,20 @@
 // SPDX-License-Identifier: MIT
 //
 // The write-ahead log: record framing, recovery with tail truncation,
-// segment rotation, group commit through one flusher thread, and atomic
-// checkpoint files. The on-disk format is documented in storage.h.
+// segment rotation, group commit, and atomic checkpoint files. The
+// on-disk format is documented in storage.h.
+//
+// Group commit: a thread that needs a record durable and finds nobody
+// writing takes every pending record as one batch and writes and syncs it
+// itself (it leads the batch), so a lone forced append pays no hand-off
+// to another thread. Records appended while a batch is being synced wait
+// for the next batch, which the flusher thread writes as soon as the
+// current one is done, and keeps writing batches back to back while
+// anyone waits. Waiters sleep on the condition variable of the batch that
+// covers their record, so finishing a batch wakes only the threads it
+// made durable. Records nobody waits for (appended without force) are
+// written by the flusher after a short grace period in which a forced
+// append or a sync may take them along.
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storage_int.h"
@@ -24,6 +37,10 @@
 #define CKPT_TMP "checkpoint.tmp"
 #define READ_CHUNK (4u << 20)
 #define PREALLOC_STEP (1u << 20)
+// How long pending records that nobody waits for stay in the batch buffer
+// before the flusher writes them: long enough for a caller that appends
+// and then syncs to lead the batch itself.
+#define FLUSH_GRACE_NS 1000000u
 
 struct stor_wal {
 	char *dir;
@@ -34,15 +51,26 @@ struct stor_wal {
 
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv; // the flusher waits for records
-	pthread_cond_t done_cv; // appenders wait for durability
+	// Threads waiting for batch number g sleep on batch_cv[g & 1]: the
+	// batch being written, or the one after it. nwait counts them (an
+	// upper bound: a finished batch zeroes its count).
+	pthread_cond_t batch_cv[2];
+	uint32_t nwait[2];
 	pthread_mutex_t ckpt_mu; // serializes checkpoints
 	pthread_t flusher;
 	bool started;
 	bool closing;
 	bool crashing;
+	bool flusher_idle; // the flusher sleeps until signalled
+	// A batch is being written and synced (by a leader or the flusher);
+	// its number is gen and its last LSN inflight_last. The segment
+	// fields below belong to that thread while it is set.
+	bool flushing;
+	uint64_t gen;
+	uint64_t inflight_last;
 
-	// The batch being filled (guarded by mu) and the spare the flusher
-	// writes from.
+	// The batch being filled (guarded by mu) and the spare the next
+	// batch is written from.
 	uint8_t *buf;
 	size_t len, cap;
 	uint8_t *spare;
@@ -51,7 +79,7 @@ struct stor_wal {
 	uint64_t durable_lsn;
 	dtx_err fail; // DTX_OK, or the error that failed a batch
 
-	// The current segment (owned by the flusher once it runs).
+	// The current segment (owned by the thread writing a batch).
 	int seg_fd;
 	uint64_t seg_first;
 	uint64_t seg_size;
@@ -670,69 +698,130 @@ prealloc(stor_wal *w, size_t n)
 	return DTX_OK;
 }
 
+// Writes and syncs every pending record as one batch. Called with mu held,
+// a non-empty batch buffer, no batch in flight and the WAL not failed;
+// drops mu during the I/O and returns with it held. by_flusher tells
+// whether the flusher thread (rather than a leading caller) runs it.
+static void
+flush_batch(stor_wal *w, bool by_flusher)
+{
+	DTX_ASSERT(w->len > 0 && !w->flushing);
+	uint8_t *b = w->buf;
+	size_t bcap = w->cap, n = w->len;
+	uint64_t last = w->next_lsn - 1;
+	uint64_t g = ++w->gen;
+	w->flushing = true;
+	w->inflight_last = last;
+	w->buf = w->spare;
+	w->cap = w->spare_cap;
+	w->spare = NULL;
+	w->spare_cap = 0;
+	w->len = 0;
+	pthread_mutex_unlock(&w->mu);
+
+	dtx_err err = prealloc(w, n), rot = DTX_OK;
+	if (err == DTX_OK)
+		err = do_write(w, w->seg_fd, b, n);
+	if (err == DTX_OK) {
+		w->seg_size += n;
+		err = do_sync(w, w->seg_fd);
+	}
+	if (err == DTX_OK) {
+		w->seg_synced = w->seg_size;
+		if (w->on_durable != NULL)
+			w->on_durable(w->durable_arg, last);
+		if (w->seg_size >= w->opts.segment_bytes)
+			rot = seg_create(w, last + 1);
+	}
+	if (err != DTX_OK || rot != DTX_OK) {
+		DTX_LOG(DTX_LOG_ERROR, "WALFAIL",
+		    "%s: %s up to LSN %" PRIu64
+		    " failed (%s); the log takes no more writes",
+		    w->dir, err != DTX_OK ? "batch" : "rotation after", last,
+		    dtx_strerror(err != DTX_OK ? err : rot));
+	}
+
+	pthread_mutex_lock(&w->mu);
+	w->spare = b;
+	w->spare_cap = bcap;
+	w->st.batches++;
+	w->st.bytes += n;
+	if (w->opts.sync == STOR_SYNC_FULL)
+		w->st.syncs++;
+	// A failed rotation after a good sync keeps this batch durable but
+	// fails everything after it.
+	if (err == DTX_OK)
+		w->durable_lsn = last;
+	w->flushing = false;
+	if (err != DTX_OK || rot != DTX_OK) {
+		if (w->fail == DTX_OK)
+			w->fail = err != DTX_OK ? err : rot;
+		w->len = 0;
+		// Everyone waiting learns of the failure.
+		w->nwait[0] = w->nwait[1] = 0;
+		pthread_cond_broadcast(&w->batch_cv[0]);
+		pthread_cond_broadcast(&w->batch_cv[1]);
+		return;
+	}
+	w->nwait[g & 1] = 0;
+	pthread_cond_broadcast(&w->batch_cv[g & 1]);
+	if (w->len == 0) {
+		if (w->closing && w->flusher_idle)
+			pthread_cond_signal(&w->work_cv);
+		return;
+	}
+	// Records were appended meanwhile. While threads wait for them the
+	// flusher writes batch after batch without sleeping in between (a
+	// leading caller returns to its work and wakes the flusher); records
+	// nobody waits for get the flusher's grace period.
+	if (!by_flusher && (w->flusher_idle || w->nwait[(g + 1) & 1] > 0))
+		pthread_cond_signal(&w->work_cv);
+}
+
+// Waits on work_cv for at most ns. mu held.
+static void
+work_wait(stor_wal *w, uint64_t ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ns += (uint64_t)ts.tv_nsec;
+	ts.tv_sec += (time_t)(ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	pthread_cond_timedwait(&w->work_cv, &w->mu, &ts);
+}
+
+// The flusher writes the records that nobody waits for (appended without
+// force), once they have been pending for FLUSH_GRACE_NS without a
+// forced append or a sync taking them along, and everything left when
+// the WAL closes.
 static void *
 flusher_main(void *arg)
 {
 	stor_wal *w = arg;
+	bool armed = false;
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (w->len == 0 && !w->closing && !w->crashing)
-			pthread_cond_wait(&w->work_cv, &w->mu);
-		if (w->crashing || (w->len == 0 && w->closing))
+		if (w->crashing)
 			break;
-		if (w->fail != DTX_OK) {
+		if (w->fail != DTX_OK)
 			w->len = 0;
+		if (w->flushing || (w->len == 0 && !w->closing)) {
+			armed = false;
+			w->flusher_idle = true;
+			pthread_cond_wait(&w->work_cv, &w->mu);
+			w->flusher_idle = false;
 			continue;
 		}
-		uint8_t *b = w->buf;
-		size_t bcap = w->cap, n = w->len;
-		uint64_t last = w->next_lsn - 1;
-		w->buf = w->spare;
-		w->cap = w->spare_cap;
-		w->spare = NULL;
-		w->spare_cap = 0;
-		w->len = 0;
-		pthread_mutex_unlock(&w->mu);
-
-		dtx_err err = prealloc(w, n), rot = DTX_OK;
-		if (err == DTX_OK)
-			err = do_write(w, w->seg_fd, b, n);
-		if (err == DTX_OK) {
-			w->seg_size += n;
-			err = do_sync(w, w->seg_fd);
+		if (w->len == 0)
+			break; // closing and everything written
+		bool waited_for = w->nwait[(w->gen + 1) & 1] > 0;
+		if (!armed && !w->closing && !waited_for) {
+			armed = true;
+			work_wait(w, FLUSH_GRACE_NS);
+			continue;
 		}
-		if (err == DTX_OK) {
-			w->seg_synced = w->seg_size;
-			if (w->on_durable != NULL)
-				w->on_durable(w->durable_arg, last);
-			if (w->seg_size >= w->opts.segment_bytes)
-				rot = seg_create(w, last + 1);
-		}
-		if (err != DTX_OK || rot != DTX_OK) {
-			DTX_LOG(DTX_LOG_ERROR, "WALFAIL",
-			    "%s: %s up to LSN %" PRIu64
-			    " failed (%s); the log takes no more writes",
-			    w->dir, err != DTX_OK ? "batch" : "rotation after",
-			    last, dtx_strerror(err != DTX_OK ? err : rot));
-		}
-
-		pthread_mutex_lock(&w->mu);
-		w->spare = b;
-		w->spare_cap = bcap;
-		w->st.batches++;
-		w->st.bytes += n;
-		if (w->opts.sync == STOR_SYNC_FULL)
-			w->st.syncs++;
-		// A failed rotation after a good sync keeps this batch
-		// durable but fails everything after it.
-		if (err == DTX_OK)
-			w->durable_lsn = last;
-		if (err != DTX_OK || rot != DTX_OK) {
-			if (w->fail == DTX_OK)
-				w->fail = err != DTX_OK ? err : rot;
-			w->len = 0;
-		}
-		pthread_cond_broadcast(&w->done_cv);
+		armed = false;
+		flush_batch(w, true);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
@@ -772,8 +861,13 @@ stor__wal_open(const char *dir, const stor_wal_opts *opts,
 	w->durable_arg = durable_arg;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_mutex_init(&w->ckpt_mu, NULL);
-	pthread_cond_init(&w->work_cv, NULL);
-	pthread_cond_init(&w->done_cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->work_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&w->batch_cv[0], NULL);
+	pthread_cond_init(&w->batch_cv[1], NULL);
 	w->dir = dtx_strdup(dir);
 	if (w->dir == NULL) {
 		err = DTX_ENOMEM;
@@ -828,7 +922,8 @@ wal_free(stor_wal *w)
 	pthread_mutex_destroy(&w->mu);
 	pthread_mutex_destroy(&w->ckpt_mu);
 	pthread_cond_destroy(&w->work_cv);
-	pthread_cond_destroy(&w->done_cv);
+	pthread_cond_destroy(&w->batch_cv[0]);
+	pthread_cond_destroy(&w->batch_cv[1]);
 	dtx_free(w->buf);
 	dtx_free(w->spare);
 	dtx_free(w->segs);
@@ -861,6 +956,12 @@ stor_wal_crash(stor_wal *w)
 		w->crashing = true;
 		w->len = 0;
 		pthread_cond_broadcast(&w->work_cv);
+		pthread_cond_broadcast(&w->batch_cv[0]);
+		pthread_cond_broadcast(&w->batch_cv[1]);
+		// A batch being written finishes first (its leader still uses
+		// the segment); what it wrote but did not sync is cut below.
+		while (w->flushing)
+			pthread_cond_wait(&w->batch_cv[w->gen & 1], &w->mu);
 		pthread_mutex_unlock(&w->mu);
 		pthread_join(w->flusher, NULL);
 	}
@@ -886,11 +987,22 @@ reserve(stor_wal *w, size_t need)
 	return DTX_OK;
 }
 
+// Returns once lsn is durable: leads a batch itself when nobody is
+// writing one, else sleeps until the batch that covers lsn is done. mu
+// held (dropped while leading or sleeping).
 static dtx_err
 wait_durable(stor_wal *w, uint64_t lsn)
 {
-	while (w->durable_lsn < lsn && w->fail == DTX_OK && !w->crashing)
-		pthread_cond_wait(&w->done_cv, &w->mu);
+	while (w->durable_lsn < lsn && w->fail == DTX_OK && !w->crashing) {
+		if (!w->flushing) {
+			// lsn is pending in the batch buffer.
+			flush_batch(w, false);
+			continue;
+		}
+		uint64_t g = lsn <= w->inflight_last ? w->gen : w->gen + 1;
+		w->nwait[g & 1]++;
+		pthread_cond_wait(&w->batch_cv[g & 1], &w->mu);
+	}
 	if (w->durable_lsn >= lsn)
 		return DTX_OK;
 	return w->crashing ? DTX_ECLOSED : w->fail;
@@ -922,9 +1034,13 @@ stor_wal_append(stor_wal *w, uint8_t type, const void *payload, size_t len,
 	if (len > 0)
 		memcpy(p + REC_HDR, payload, len);
 	stor__put32(p + REC_HDR + len, dtx_crc32c(0, p, REC_HDR + len));
+	bool was_empty = w->len == 0;
 	w->len += REC_OVERHEAD + len;
 	w->st.appends++;
-	pthread_cond_signal(&w->work_cv);
+	// A forced append writes its batch itself; otherwise the flusher
+	// learns that records are pending (it keeps watching while they are).
+	if (!force && was_empty && w->flusher_idle && !w->flushing)
+		pthread_cond_signal(&w->work_cv);
 	if (force)
 		err = wait_durable(w, l);
 	if (err == DTX_OK && lsn != NULL)
