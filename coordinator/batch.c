@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 //
 // Per-participant batching channels (DESIGN rule 4): every message the
-// coordinator sends a participant is queued on that participant's channel,
-// and each of a few sender threads takes whatever is queued (without
-// waiting for more) and sends it as one BATCH, so many transactions'
-// PREPAREs and COMMITs share one round trip and one participant fsync
-// while several batches are in flight at once.
+// coordinator sends a participant is queued on that participant's channel.
+// While fewer than cfg.senders batches are on the wire, the thread that
+// queues a message takes whatever is queued (without waiting for more)
+// and sends it as one BATCH itself, asynchronously; otherwise the message
+// waits, and the reply of the batch on the wire sends everything that
+// queued up meanwhile as the next BATCH. So many transactions' PREPAREs
+// and COMMITs share one round trip and one participant fsync, and no
+// message is handed to another thread just to be sent.
 
 #include <string.h>
 
@@ -68,112 +71,156 @@ complete(coord *c, coord_item *it, dtx_err err)
 	}
 }
 
-// Sends items[0..n) to the channel's participant and completes each.
-static void
-send_batch(coord_chan *ch, coord_item **items, uint32_t n)
+// One batch on the wire: the items it carries and the messages the
+// request borrows from them, kept until the reply (or the failure) is in.
+typedef struct flight {
+	coord_chan *ch;
+	uint32_t n;
+	proto_msg req; // a BATCH of msgs, or the single item's own request
+	coord_item **items; // n entries, after the struct
+	proto_msg *msgs; // n entries (unused for n == 1)
+} flight;
+
+static void flight_done(void *arg, dtx_err err, proto_msg *rep);
+
+// Takes up to max_batch queued items into a new flight. Caller holds
+// ch->mu and has counted the flight in ch->inflight. NULL when the queue
+// is empty or memory ran out (the items stay queued: the next send or
+// completion tries again).
+static flight *
+take_flight(coord_chan *ch)
 {
-	coord *c = ch->c;
-	proto_msg req, rep;
-	uint32_t timeout = 0;
-	for (uint32_t i = 0; i < n; i++)
-		if (items[i]->timeout_ms > timeout)
-			timeout = items[i]->timeout_ms;
-	proto_call_opts opts = { .timeout_ms = timeout };
-	memset(&rep, 0, sizeof(rep));
-
-	if (n == 1) {
-		dtx_err err = proto_daemon_call(
-		    c->d, ch->peer, &items[0]->req, &rep, &opts);
-		if (err == DTX_OK || err == DTX_EREFUSED) {
-			items[0]->rep = rep;
-			err = DTX_OK;
-		}
-		atomic_fetch_add(&c->n_batches, 1);
-		atomic_fetch_add(&c->n_batch_items, 1);
-		complete(c, items[0], err);
-		return;
-	}
-
-	proto_msg *msgs = dtx_calloc(n, sizeof(proto_msg));
-	if (msgs == NULL) {
-		for (uint32_t i = 0; i < n; i++)
-			complete(c, items[i], DTX_ENOMEM);
-		return;
-	}
-	// Shallow copies: the elements borrow the items' bodies.
-	for (uint32_t i = 0; i < n; i++)
-		msgs[i] = items[i]->req;
-	proto_msg_init(&req, PROTO_BATCH);
-	req.u.batch.n = n;
-	req.u.batch.msgs = msgs;
-	dtx_err err = proto_daemon_call(c->d, ch->peer, &req, &rep, &opts);
-	dtx_free(msgs);
-	atomic_fetch_add(&c->n_batches, 1);
-	atomic_fetch_add(&c->n_batch_items, n);
-	if (err == DTX_OK &&
-	    (rep.hdr.type != PROTO_BATCH || rep.u.batch.n != n)) {
-		DTX_LOG(DTX_LOG_WARN, "BATCH_REPLY",
-		    "participant %u answered a batch of %u with %s of %u",
-		    ch->peer, n, proto_type_name(rep.hdr.type),
-		    rep.hdr.type == PROTO_BATCH ? rep.u.batch.n : 1);
-		err = DTX_EPROTO;
-	}
-	if (err == DTX_EREFUSED)
-		DTX_LOG(DTX_LOG_WARN, "BATCH_REFUSED",
-		    "participant %u refused a batch: %s", ch->peer,
-		    rep.u.error.reason ? rep.u.error.reason : "(no reason)");
-	if (err != DTX_OK) {
-		proto_msg_free(&rep);
-		for (uint32_t i = 0; i < n; i++)
-			complete(c, items[i],
-			    err == DTX_EREFUSED ? DTX_EPROTO : err);
-		return;
-	}
+	uint32_t max = (uint32_t)ch->c->cfg.max_batch;
+	uint32_t n = 0;
+	for (coord_item *it = ch->head; it != NULL && n < max; it = it->next)
+		n++;
+	if (n == 0)
+		return NULL;
+	flight *f = dtx_alloc(sizeof(*f) + n * sizeof(coord_item *) +
+	    (n > 1 ? n * sizeof(proto_msg) : 0));
+	if (f == NULL)
+		return NULL;
+	f->ch = ch;
+	f->n = n;
+	f->items = (coord_item **)(f + 1);
+	f->msgs = n > 1 ? (proto_msg *)(f->items + n) : NULL;
 	for (uint32_t i = 0; i < n; i++) {
-		items[i]->rep = rep.u.batch.msgs[i];
-		memset(&rep.u.batch.msgs[i], 0, sizeof(proto_msg));
+		coord_item *it = ch->head;
+		ch->head = it->next;
+		it->next = NULL;
+		f->items[i] = it;
 	}
-	proto_msg_free(&rep);
-	for (uint32_t i = 0; i < n; i++)
-		complete(c, items[i], DTX_OK);
+	if (ch->head == NULL)
+		ch->tail = NULL;
+	return f;
 }
 
-static void *
-sender_main(void *arg)
+// Starts f's call. The reply arrives in flight_done on an nng thread;
+// the request's bodies stay borrowed from the items until then.
+static void
+launch(flight *f)
 {
-	coord_chan *ch = arg;
-	uint32_t max = (uint32_t)ch->c->cfg.max_batch;
-	coord_item **items = dtx_calloc(max, sizeof(coord_item *));
-	for (;;) {
-		pthread_mutex_lock(&ch->mu);
-		while (!ch->stop && ch->head == NULL)
-			pthread_cond_wait(&ch->cv, &ch->mu);
-		if (ch->stop) {
-			pthread_mutex_unlock(&ch->mu);
+	coord_chan *ch = f->ch;
+	uint32_t timeout = 0;
+	for (uint32_t i = 0; i < f->n; i++)
+		if (f->items[i]->timeout_ms > timeout)
+			timeout = f->items[i]->timeout_ms;
+	proto_call_opts opts = { .timeout_ms = timeout };
+	if (f->n == 1) {
+		f->req = f->items[0]->req;
+	} else {
+		// Shallow copies: the elements borrow the items' bodies.
+		for (uint32_t i = 0; i < f->n; i++)
+			f->msgs[i] = f->items[i]->req;
+		proto_msg_init(&f->req, PROTO_BATCH);
+		f->req.u.batch.n = f->n;
+		f->req.u.batch.msgs = f->msgs;
+	}
+	atomic_fetch_add(&ch->c->n_batches, 1);
+	atomic_fetch_add(&ch->c->n_batch_items, f->n);
+	dtx_err err = proto_daemon_call_async(
+	    ch->c->d, ch->peer, &f->req, &opts, flight_done, f);
+	if (err != DTX_OK)
+		flight_done(f, err, NULL);
+}
+
+// Sends what is queued while fewer than cfg.senders batches are on the
+// wire. The thread that finds the channel idle sends the batch itself:
+// no hand-off to another thread.
+static void
+pump(coord_chan *ch)
+{
+	pthread_mutex_lock(&ch->mu);
+	while (!ch->stop && ch->head != NULL &&
+	    ch->inflight < (uint32_t)ch->c->cfg.senders) {
+		ch->inflight++;
+		flight *f = take_flight(ch);
+		if (f == NULL) {
+			ch->inflight--;
 			break;
 		}
-		uint32_t n = 0;
-		uint32_t cap = items == NULL ? 1 : max;
-		coord_item *single = NULL;
-		while (ch->head != NULL && n < cap) {
-			coord_item *it = ch->head;
-			ch->head = it->next;
-			it->next = NULL;
-			if (items != NULL)
-				items[n] = it;
-			else
-				single = it;
-			n++;
-		}
-		if (ch->head == NULL)
-			ch->tail = NULL;
-		else
-			pthread_cond_signal(&ch->cv);
 		pthread_mutex_unlock(&ch->mu);
-		send_batch(ch, items != NULL ? items : &single, n);
+		launch(f);
+		pthread_mutex_lock(&ch->mu);
 	}
-	dtx_free(items);
-	return NULL;
+	pthread_mutex_unlock(&ch->mu);
+}
+
+// The reply of a flight (or its failure): completes every item, then
+// lets the channel send what queued up meanwhile.
+static void
+flight_done(void *arg, dtx_err err, proto_msg *rep)
+{
+	flight *f = arg;
+	coord_chan *ch = f->ch;
+	coord *c = ch->c;
+	uint32_t n = f->n;
+	proto_msg none;
+	memset(&none, 0, sizeof(none));
+	if (rep == NULL)
+		rep = &none;
+	if (n == 1) {
+		if (err == DTX_OK || err == DTX_EREFUSED) {
+			f->items[0]->rep = *rep;
+			err = DTX_OK;
+		}
+	} else {
+		if (err == DTX_OK &&
+		    (rep->hdr.type != PROTO_BATCH || rep->u.batch.n != n)) {
+			DTX_LOG(DTX_LOG_WARN, "BATCH_REPLY",
+			    "participant %u answered a batch of %u with %s of "
+			    "%u",
+			    ch->peer, n, proto_type_name(rep->hdr.type),
+			    rep->hdr.type == PROTO_BATCH ? rep->u.batch.n : 1);
+			err = DTX_EPROTO;
+		}
+		if (err == DTX_EREFUSED) {
+			DTX_LOG(DTX_LOG_WARN, "BATCH_REFUSED",
+			    "participant %u refused a batch: %s", ch->peer,
+			    rep->u.error.reason ? rep->u.error.reason
+			                        : "(no reason)");
+			err = DTX_EPROTO;
+		}
+		if (err == DTX_OK)
+			for (uint32_t i = 0; i < n; i++) {
+				f->items[i]->rep = rep->u.batch.msgs[i];
+				memset(&rep->u.batch.msgs[i], 0,
+				    sizeof(proto_msg));
+			}
+		proto_msg_free(rep);
+	}
+	// An item may be freed by its completion: none is touched after.
+	for (uint32_t i = 0; i < n; i++)
+		complete(c, f->items[i], err);
+	dtx_free(f);
+	pthread_mutex_lock(&ch->mu);
+	ch->inflight--;
+	bool more = ch->head != NULL && !ch->stop;
+	if (ch->stop && ch->inflight == 0)
+		pthread_cond_broadcast(&ch->cv);
+	pthread_mutex_unlock(&ch->mu);
+	if (more)
+		pump(ch);
 }
 
 dtx_err
@@ -193,8 +240,10 @@ coord__send(coord *c, coord_item *it)
 	else
 		ch->head = it;
 	ch->tail = it;
-	pthread_cond_signal(&ch->cv);
+	bool idle = ch->inflight < (uint32_t)c->cfg.senders;
 	pthread_mutex_unlock(&ch->mu);
+	if (idle)
+		pump(ch);
 	return DTX_OK;
 }
 
@@ -210,16 +259,6 @@ coord__chans_open(coord *c)
 		pthread_mutex_init(&ch->mu, NULL);
 		pthread_cond_init(&ch->cv, NULL);
 		c->chan_open[id] = true;
-		for (int64_t k = 0; k < c->cfg.senders; k++) {
-			if (pthread_create(
-			        &ch->th[ch->nth], NULL, sender_main, ch) != 0) {
-				DTX_LOG(DTX_LOG_ERROR, "CHAN_THREAD",
-				    "cannot start a sender for participant %u",
-				    id);
-				return DTX_ENOMEM;
-			}
-			ch->nth++;
-		}
 	}
 	return DTX_OK;
 }
@@ -233,19 +272,20 @@ coord__chans_stop(coord *c)
 		coord_chan *ch = &c->chans[id];
 		pthread_mutex_lock(&ch->mu);
 		ch->stop = true;
-		pthread_cond_broadcast(&ch->cv);
-		pthread_mutex_unlock(&ch->mu);
-		for (uint32_t k = 0; k < ch->nth; k++)
-			pthread_join(ch->th[k], NULL);
-		ch->nth = 0;
 		// Whatever is still queued fails: nothing more goes out.
 		coord_item *it = ch->head;
 		ch->head = ch->tail = NULL;
+		pthread_mutex_unlock(&ch->mu);
 		while (it != NULL) {
 			coord_item *n = it->next;
 			complete(c, it, DTX_ECLOSED);
 			it = n;
 		}
+		// Batches on the wire end within their timeout.
+		pthread_mutex_lock(&ch->mu);
+		while (ch->inflight > 0)
+			pthread_cond_wait(&ch->cv, &ch->mu);
+		pthread_mutex_unlock(&ch->mu);
 	}
 }
 

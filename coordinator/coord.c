@@ -17,8 +17,9 @@ const dtx_cfg_opt coord_cfg_table[] = {
 	    10, 600000, "1000",
 	    "wait this long for a COMMIT or PRE_COMMIT acknowledgement" },
 	{ "senders", DTX_CFG_INT, offsetof(coord_cfg, senders), 1,
-	    COORD_MAX_SENDERS, "3",
-	    "sender threads (batches in flight) per participant" },
+	    COORD_MAX_SENDERS, "1",
+	    "batches in flight per participant; one makes the largest "
+	    "batches, the least CPU per transaction" },
 	{ "max-batch", DTX_CFG_INT, offsetof(coord_cfg, max_batch), 1,
 	    PROTO_MAX_BATCH, "256", "messages per BATCH at most" },
 	{ "checkpoint-ms", DTX_CFG_INT, offsetof(coord_cfg, checkpoint_ms), 100,

@@ -19,7 +19,7 @@
 typedef struct coord_cfg {
 	int64_t vote_timeout_ms; // wait for PREPARE / CAN_COMMIT votes
 	int64_t ack_timeout_ms; // wait for COMMIT / PRE_COMMIT acks
-	int64_t senders; // sender threads per participant channel
+	int64_t senders; // batches in flight per participant channel
 	int64_t max_batch; // messages per BATCH at most
 	int64_t checkpoint_ms; // checkpoint period of the decision log
 	int64_t ended_keep; // ended transactions remembered for STATUS

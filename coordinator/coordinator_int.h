@@ -61,8 +61,10 @@ typedef struct coord_tx {
 
 typedef struct coord_item coord_item;
 
-// Completion of an asynchronous item, called on a sender thread with no
-// lock held. It owns it (free with coord__item_free).
+// Completion of an asynchronous item, called with no lock held on the
+// nng thread that received the reply (or on the sending thread when the
+// send failed at once); it must not block for long. It owns it (free with
+// coord__item_free).
 typedef void (*coord_done_fn)(coord *c, coord_item *it);
 
 // Completion of synchronous items: the caller waits until pending is 0.
@@ -95,11 +97,10 @@ typedef struct coord_chan {
 	coord *c;
 	uint32_t peer;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	coord_item *head, *tail;
+	pthread_cond_t cv; // stop: the last batch on the wire came back
+	coord_item *head, *tail; // queued, not yet sent
+	uint32_t inflight; // batches on the wire, at most cfg.senders
 	bool stop;
-	uint32_t nth;
-	pthread_t th[COORD_MAX_SENDERS];
 } coord_chan;
 
 // ---------------------------------------------------------------- the

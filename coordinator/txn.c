@@ -211,11 +211,24 @@ coord__commit_phase(coord *c, uint64_t txid)
 		pthread_mutex_unlock(&c->mu);
 		return;
 	}
-	uint32_t peer = t->parts[0];
 	clk_ts cts = t->cts;
-	proto_type type = coord__3pc_commit_type(t, 0);
+	uint32_t nparts = t->nparts, parts[COORD_MAX_PARTS];
+	proto_type types[COORD_MAX_PARTS];
+	memcpy(parts, t->parts, nparts * sizeof(uint32_t));
+	for (uint32_t i = 0; i < nparts; i++)
+		types[i] = coord__3pc_commit_type(t, i);
 	pthread_mutex_unlock(&c->mu);
-	coord__send_commit(c, txid, cts, peer, 0, type, true);
+	// The crash point coord.after_some_commits needs a moment when the
+	// first participant has the COMMIT and the others do not: only then
+	// the others wait for the first one's answer. Otherwise every COMMIT
+	// is queued at once, so the participants' locks are held one round
+	// trip less and the COMMITs share batches.
+	if (proto_daemon_crash_armed(c->d)) {
+		coord__send_commit(c, txid, cts, parts[0], 0, types[0], true);
+		return;
+	}
+	for (uint32_t i = 0; i < nparts; i++)
+		coord__send_commit(c, txid, cts, parts[i], i, types[i], false);
 }
 
 // Phase one: sends PREPARE / CAN_COMMIT to every participant and collects

@@ -31,7 +31,7 @@ vote_no(
 	if (record && stor_kv_tx_state(p->kv, txid, &st, NULL) == DTX_ENOENT)
 		(void)stor_kv_abort(p->kv, txid);
 	part__count(p, PART_CTR_VOTES_NO);
-	DTX_LOG(DTX_LOG_INFO, "VOTE_NO", "tx=%" PRIu64 " %s", txid, why);
+	DTX_LOG(DTX_LOG_DEBUG, "VOTE_NO", "tx=%" PRIu64 " %s", txid, why);
 	rep->hdr.type = PROTO_VOTE;
 	rep->u.vote.txid = txid;
 	rep->u.vote.yes = false;

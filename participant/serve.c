@@ -70,6 +70,14 @@ as_error(const proto_msg *req, proto_msg *rep, dtx_err err)
 	    proto_type_name(req->hdr.type), dtx_strerror(err));
 }
 
+// COMMIT, DO_COMMIT and ABORT: they release locks.
+static bool
+is_outcome(const proto_msg *m)
+{
+	return m->hdr.type == PROTO_COMMIT || m->hdr.type == PROTO_DO_COMMIT ||
+	    m->hdr.type == PROTO_ABORT;
+}
+
 static dtx_err
 serve_batch(part *p, const proto_msg *req, proto_msg *rep)
 {
@@ -83,16 +91,26 @@ serve_batch(part *p, const proto_msg *req, proto_msg *rep)
 		goto done;
 	rep->u.batch.n = b->n;
 	uint64_t max_lsn = 0;
-	for (uint32_t i = 0; i < b->n; i++) {
-		proto_msg *r = &rep->u.batch.msgs[i];
-		proto_msg_init(r, PROTO_NONE);
-		r->hdr.id = b->msgs[i].hdr.id;
-		rv = as_error(
-		    &b->msgs[i], r, start_one(p, &b->msgs[i], r, &pend[i]));
-		if (rv != DTX_OK)
-			goto done;
-		if (pend[i].kind != PART__PEND_NONE && pend[i].lsn > max_lsn)
-			max_lsn = pend[i].lsn;
+	// Outcomes first, then everything else: a PREPARE in the same batch
+	// as the COMMIT or ABORT of the transaction holding its key then
+	// finds the key free instead of voting NO. The coordinator sends an
+	// outcome only after the votes of its transaction, so no element's
+	// answer depends on an element of the same batch behind it.
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t i = 0; i < b->n; i++) {
+			if (is_outcome(&b->msgs[i]) != (pass == 0))
+				continue;
+			proto_msg *r = &rep->u.batch.msgs[i];
+			proto_msg_init(r, PROTO_NONE);
+			r->hdr.id = b->msgs[i].hdr.id;
+			rv = as_error(&b->msgs[i], r,
+			    start_one(p, &b->msgs[i], r, &pend[i]));
+			if (rv != DTX_OK)
+				goto done;
+			if (pend[i].kind != PART__PEND_NONE &&
+			    pend[i].lsn > max_lsn)
+				max_lsn = pend[i].lsn;
+		}
 	}
 	// One fsync for the whole batch; if it fails, every element that
 	// waited for it fails (rule 18).

@@ -38,6 +38,9 @@ struct proto_daemon {
 	uint32_t delay_ms[DTX_TOPO_MAX];
 
 	atomic_bool stopping;
+	// A crash point was armed (DTX_CRASH_AT at start or a "crash_at"
+	// FAULT since): sticky, read by proto_daemon_crash_armed.
+	atomic_bool crash_armed;
 	_Atomic uint64_t clock_rejected;
 	_Atomic uint64_t faults;
 	_Atomic uint64_t calls_cut;
@@ -196,6 +199,8 @@ proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
 	d->nextra = nextra;
 	d->extra_cfg = extra_cfg;
 	d->started_ns = dtx_mono_ns();
+	const char *crash = getenv("DTX_CRASH_AT");
+	atomic_store(&d->crash_armed, crash != NULL && *crash != '\0');
 
 	if ((rv = parse_flags(d, prog, argc - 1, argv + 1)) != DTX_OK)
 		goto fail;
@@ -399,6 +404,7 @@ serve_fault(proto_daemon *d, const proto_fault *f, proto_msg *rep)
 		if (f->arg == NULL)
 			return DTX_EINVAL;
 		dtx_crashpoint_arm(f->arg, f->n_args > 0 ? f->args[0] : 1);
+		atomic_store(&d->crash_armed, true);
 		DTX_LOG(DTX_LOG_WARN, "FAULT_CRASH_AT", "armed crash point %s",
 		    f->arg);
 	} else if (d->hooks.fault != NULL) {
@@ -498,6 +504,12 @@ proto_daemon_stopping(proto_daemon *d)
 	return atomic_load(&d->stopping);
 }
 
+bool
+proto_daemon_crash_armed(proto_daemon *d)
+{
+	return atomic_load(&d->crash_armed);
+}
+
 void
 proto_daemon_close(proto_daemon *d)
 {
@@ -554,9 +566,11 @@ nap(proto_daemon *d, uint64_t ms)
 	}
 }
 
-dtx_err
-proto_daemon_call(proto_daemon *d, uint32_t peer, proto_msg *req,
-    proto_msg *rep, const proto_call_opts *opts)
+// The shared client of peer (created on first use) and the faults that
+// apply to calls to it now.
+static dtx_err
+peer_client(proto_daemon *d, uint32_t peer, proto_client **out, bool *cut,
+    uint32_t *delay)
 {
 	const dtx_node *nd =
 	    peer < DTX_TOPO_MAX ? dtx_topo_find(&d->topo, peer) : NULL;
@@ -566,8 +580,8 @@ proto_daemon_call(proto_daemon *d, uint32_t peer, proto_msg *req,
 	if (nd == NULL || nd->role == DTX_ROLE_CLIENT)
 		return DTX_EINVAL;
 	pthread_mutex_lock(&d->mtx);
-	bool cut = d->cut[peer];
-	uint32_t delay = d->delay_ms[peer];
+	*cut = d->cut[peer];
+	*delay = d->delay_ms[peer];
 	c = d->clients[peer];
 	if (c == NULL) {
 		proto_client_cfg cc = {
@@ -583,6 +597,26 @@ proto_daemon_call(proto_daemon *d, uint32_t peer, proto_msg *req,
 		c = d->clients[peer];
 	}
 	pthread_mutex_unlock(&d->mtx);
+	if (rv == DTX_OK)
+		*out = c;
+	return rv;
+}
+
+static uint32_t
+call_timeout_ms(proto_daemon *d, const proto_call_opts *opts)
+{
+	return opts && opts->timeout_ms ? opts->timeout_ms
+	                                : (uint32_t)d->cfg.timeout_ms;
+}
+
+dtx_err
+proto_daemon_call(proto_daemon *d, uint32_t peer, proto_msg *req,
+    proto_msg *rep, const proto_call_opts *opts)
+{
+	proto_client *c = NULL;
+	bool cut;
+	uint32_t delay;
+	dtx_err rv = peer_client(d, peer, &c, &cut, &delay);
 	if (rv != DTX_OK)
 		return rv;
 	if (delay > 0) {
@@ -596,11 +630,111 @@ proto_daemon_call(proto_daemon *d, uint32_t peer, proto_msg *req,
 		// A partition drops the request: the caller learns nothing
 		// until its timeout, exactly as with lost packets.
 		atomic_fetch_add(&d->calls_cut, 1);
-		uint32_t t = opts && opts->timeout_ms
-		    ? opts->timeout_ms
-		    : (uint32_t)d->cfg.timeout_ms;
-		nap(d, t);
+		nap(d, call_timeout_ms(d, opts));
 		return DTX_ETIMEDOUT;
 	}
 	return proto_client_call(c, req, rep, opts);
+}
+
+// An asynchronous call held back by a fault: a delay first, then either
+// the call or (when cut off) the caller's timeout, then ETIMEDOUT.
+typedef enum dcall_state { DC_DELAY, DC_CUT } dcall_state;
+
+typedef struct dcall {
+	proto_daemon *d;
+	proto_client *c;
+	uint32_t peer;
+	dcall_state state;
+	proto_msg *req; // borrowed until done is called
+	proto_call_opts opts;
+	bool have_opts;
+	proto_done_fn done;
+	void *arg;
+	nng_aio *aio;
+} dcall;
+
+// Ends a held-back call: frees it (its aio once the callback returns),
+// then reports err unless the call was handed on.
+static void
+dcall_end(dcall *dc, bool report, dtx_err err)
+{
+	proto_done_fn done = dc->done;
+	void *arg = dc->arg;
+	nng_aio_reap(dc->aio);
+	dtx_free(dc);
+	if (report)
+		done(arg, err, NULL);
+}
+
+static void
+dcall_cut(dcall *dc)
+{
+	// A partition drops the request: the caller learns nothing until
+	// its timeout, exactly as with lost packets.
+	atomic_fetch_add(&dc->d->calls_cut, 1);
+	dc->state = DC_CUT;
+	nng_sleep_aio((nng_duration)call_timeout_ms(
+	                  dc->d, dc->have_opts ? &dc->opts : NULL),
+	    dc->aio);
+}
+
+static void
+dcall_cb(void *arg)
+{
+	dcall *dc = arg;
+	if (dc->state == DC_CUT) {
+		dcall_end(dc, true, DTX_ETIMEDOUT);
+		return;
+	}
+	// A partition that began during the delay drops the call too.
+	pthread_mutex_lock(&dc->d->mtx);
+	bool cut = dc->d->cut[dc->peer];
+	pthread_mutex_unlock(&dc->d->mtx);
+	if (cut) {
+		dcall_cut(dc);
+		return;
+	}
+	dtx_err rv = proto_client_call_async(dc->c, dc->req,
+	    dc->have_opts ? &dc->opts : NULL, dc->done, dc->arg);
+	dcall_end(dc, rv != DTX_OK, rv);
+}
+
+dtx_err
+proto_daemon_call_async(proto_daemon *d, uint32_t peer, proto_msg *req,
+    const proto_call_opts *opts, proto_done_fn done, void *arg)
+{
+	if (req == NULL || done == NULL)
+		return DTX_EINVAL;
+	proto_client *c = NULL;
+	bool cut;
+	uint32_t delay;
+	dtx_err rv = peer_client(d, peer, &c, &cut, &delay);
+	if (rv != DTX_OK)
+		return rv;
+	if (!cut && delay == 0)
+		return proto_client_call_async(c, req, opts, done, arg);
+	dcall *dc = dtx_calloc(1, sizeof(*dc));
+	if (dc == NULL)
+		return DTX_ENOMEM;
+	*dc = (dcall) { .d = d,
+		.c = c,
+		.peer = peer,
+		.req = req,
+		.have_opts = opts != NULL,
+		.done = done,
+		.arg = arg };
+	if (opts != NULL)
+		dc->opts = *opts;
+	int r = nng_aio_alloc(&dc->aio, dcall_cb, dc);
+	if (r != 0) {
+		dtx_free(dc);
+		return proto_from_nng(r);
+	}
+	if (cut) {
+		dcall_cut(dc);
+	} else {
+		dc->state = DC_DELAY;
+		nng_sleep_aio((nng_duration)delay, dc->aio);
+	}
+	return DTX_OK;
 }

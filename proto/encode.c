@@ -518,29 +518,12 @@ enc_msg(msgpack_packer *pk, const proto_msg *m, bool nested)
 	return enc_body(pk, m);
 }
 
-static int
-write_nng(void *data, const char *buf, size_t len)
-{
-	return nng_msg_append((nng_msg *)data, buf, len) == 0 ? 0 : -1;
-}
-
-dtx_err
-proto_encode(const proto_msg *m, nng_msg *out)
-{
-	if (m == NULL || out == NULL)
-		return DTX_EINVAL;
-	size_t old = nng_msg_len(out);
-	msgpack_packer pk;
-	msgpack_packer_init(&pk, out, write_nng);
-	dtx_err err = enc_msg(&pk, m, false);
-	if (err != DTX_OK)
-		nng_msg_chop(out, nng_msg_len(out) - old);
-	return err;
-}
-
+// A growing byte buffer. With own set, p starts as the caller's storage
+// (of cap bytes) and moves to the heap only when it outgrows it.
 typedef struct buf {
 	uint8_t *p;
 	size_t len, cap;
+	bool own;
 } buf;
 
 static int
@@ -551,9 +534,15 @@ write_buf(void *data, const char *src, size_t len)
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < b->len + len)
 			cap *= 2;
-		uint8_t *p = dtx_realloc(b->p, cap);
-		if (p == NULL)
+		uint8_t *p;
+		if (b->own) {
+			if ((p = dtx_alloc(cap)) == NULL)
+				return -1;
+			memcpy(p, b->p, b->len);
+			b->own = false;
+		} else if ((p = dtx_realloc(b->p, cap)) == NULL) {
 			return -1;
+		}
 		b->p = p;
 		b->cap = cap;
 	}
@@ -562,12 +551,34 @@ write_buf(void *data, const char *src, size_t len)
 	return 0;
 }
 
+// The message is packed into a buffer first and appended to the nng
+// message in one piece: msgpack writes a few bytes at a time, and nng 1.5
+// grows a message body to exactly the size each append needs, zeroing
+// and copying the whole body every time (a BATCH of a few dozen elements
+// spent most of the coordinator's instructions there).
+dtx_err
+proto_encode(const proto_msg *m, nng_msg *out)
+{
+	if (m == NULL || out == NULL)
+		return DTX_EINVAL;
+	uint8_t stack[4096];
+	buf b = { stack, 0, sizeof(stack), true };
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &b, write_buf);
+	dtx_err err = enc_msg(&pk, m, false);
+	if (err == DTX_OK && nng_msg_append(out, b.p, b.len) != 0)
+		err = DTX_ENOMEM;
+	if (!b.own)
+		dtx_free(b.p);
+	return err;
+}
+
 dtx_err
 proto_encode_buf(const proto_msg *m, uint8_t **out, size_t *len)
 {
 	if (m == NULL || out == NULL || len == NULL)
 		return DTX_EINVAL;
-	buf b = { NULL, 0, 0 };
+	buf b = { NULL, 0, 0, false };
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, &b, write_buf);
 	dtx_err err = enc_msg(&pk, m, false);

@@ -798,6 +798,12 @@ void proto_daemon_stop(proto_daemon *d);
 // True once a stop was asked for. Thread-safe.
 bool proto_daemon_stopping(proto_daemon *d);
 
+// True once a crash point was armed in this process (DTX_CRASH_AT at
+// start, or a "crash_at" FAULT since; it stays true). A daemon may then
+// keep an order of events that a crash point's test relies on but that
+// costs time otherwise. Thread-safe.
+bool proto_daemon_crash_armed(proto_daemon *d);
+
 // Stops the server (handlers in progress finish), closes the peer clients
 // and the clocks, frees d and extra_cfg's strings. NULL does nothing. The
 // daemon closes its own state after this.
@@ -815,6 +821,15 @@ uint32_t proto_daemon_id(const proto_daemon *d);
 // idempotent). DTX_EINVAL for an unknown peer. Thread-safe.
 dtx_err proto_daemon_call(proto_daemon *d, uint32_t peer, proto_msg *req,
     proto_msg *rep, const proto_call_opts *opts);
+
+// The asynchronous twin of proto_daemon_call: the contract of
+// proto_client_call_async, with the partition and delay faults applied
+// (a delayed call waits on an nng timer, not on a thread). req and what
+// it points to are borrowed until done is called (a delayed call encodes
+// it only after its delay). DTX_EINVAL for an unknown peer. Every started
+// call must have completed before proto_daemon_close. Thread-safe.
+dtx_err proto_daemon_call_async(proto_daemon *d, uint32_t peer, proto_msg *req,
+    const proto_call_opts *opts, proto_done_fn done, void *arg);
 
 // Appends a counter to a HEALTH reply being built (name copied).
 // DTX_ENOMEM, DTX_EINVAL when the reply already holds PROTO_MAX_COUNTERS.
