@@ -7,7 +7,6 @@
 // reports how often that happened, and it checks at the end that the
 // total is conserved.
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -67,48 +66,13 @@ typedef struct bs_run {
 } bs_run;
 
 typedef struct bs_worker {
+	cli_bench_tally t; // first: see cli_bench_tally_merge
 	bs_run *run;
 	int id;
 	pthread_t th;
 	proto_client *cl;
 	uint64_t seed;
-	uint64_t committed, aborted, unknown, errors;
-	uint64_t *lat; // finished sagas' latencies, ns
-	size_t nlat, cap;
-	bool oom;
-	dtx_err first_err;
 } bs_worker;
-
-static void
-key_of(char *buf, size_t len, int64_t acct)
-{
-	snprintf(buf, len, "acct:%" PRId64, acct);
-}
-
-static dtx_err
-open_client(const char *url, uint32_t id, proto_client **out)
-{
-	proto_client_cfg cc;
-	memset(&cc, 0, sizeof(cc));
-	cc.url = url;
-	cc.node_id = id;
-	cc.timeout_ms = 30000;
-	cc.connect_wait_ms = 2000;
-	return proto_client_open(&cc, out);
-}
-
-static dtx_err
-call(proto_client *cl, proto_msg *req, proto_msg *rep, uint32_t timeout_ms)
-{
-	proto_call_opts o;
-	memset(&o, 0, sizeof(o));
-	o.timeout_ms = timeout_ms;
-	memset(rep, 0, sizeof(*rep));
-	dtx_err rv = proto_client_call(cl, req, rep, &o);
-	if (rv == DTX_EREFUSED)
-		proto_msg_free(rep);
-	return rv;
-}
 
 // Creates the accounts on their owners with STEP actions of PUT ops (the
 // coordinator is not part of a saga cluster).
@@ -126,7 +90,7 @@ init_accounts(bs_run *r, proto_client **parts)
 			memset(ops, 0, sizeof(ops));
 			for (; n < PROTO_MAX_OPS && a < r->nowned[k];
 			     n++, a++) {
-				key_of(
+				cli_bench_key(
 				    keys[n], sizeof(keys[n]), r->owned[k][a]);
 				ops[n].kind = PROTO_OP_PUT;
 				ops[n].key.p = (uint8_t *)keys[n];
@@ -143,7 +107,8 @@ init_accounts(bs_run *r, proto_client **parts)
 			req.u.step.phase = PROTO_PHASE_ACTION;
 			req.u.step.n_ops = n;
 			req.u.step.ops = ops;
-			dtx_err rv = call(parts[k], &req, &rep, 20000);
+			dtx_err rv =
+			    cli_bench_call(parts[k], &req, &rep, 20000);
 			if (rv != DTX_OK)
 				return rv;
 			bool ok = rep.hdr.type == PROTO_STEP_REPLY &&
@@ -169,7 +134,7 @@ read_total(bs_run *r, proto_client **parts, int64_t *total)
 		proto_msg_init(&req, PROTO_READ);
 		req.u.read.n_keys = 1;
 		req.u.read.keys = &none;
-		dtx_err rv = call(parts[k], &req, &rep, 20000);
+		dtx_err rv = cli_bench_call(parts[k], &req, &rep, 20000);
 		if (rv != DTX_OK)
 			return rv;
 		if (rep.hdr.type == PROTO_READ_REPLY &&
@@ -183,7 +148,8 @@ read_total(bs_run *r, proto_client **parts, int64_t *total)
 		for (int tries = 0; tries < 500 && !ok; tries++) {
 			proto_msg_init(&req, PROTO_READ);
 			req.u.read.ts = ts;
-			dtx_err rv = call(parts[k], &req, &rep, 20000);
+			dtx_err rv =
+			    cli_bench_call(parts[k], &req, &rep, 20000);
 			if (rv != DTX_OK)
 				return rv;
 			ok = rep.hdr.type == PROTO_READ_REPLY &&
@@ -205,22 +171,6 @@ read_total(bs_run *r, proto_client **parts, int64_t *total)
 	}
 	*total = sum;
 	return DTX_OK;
-}
-
-static void
-record(bs_worker *w, uint64_t ns)
-{
-	if (w->nlat == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 4096;
-		uint64_t *p = dtx_realloc(w->lat, cap * sizeof(uint64_t));
-		if (p == NULL) {
-			w->oom = true;
-			return;
-		}
-		w->lat = p;
-		w->cap = cap;
-	}
-	w->lat[w->nlat++] = ns;
 }
 
 static void
@@ -246,16 +196,12 @@ worker_main(void *arg)
 	while (!atomic_load(&r->go))
 		sched_yield();
 	while (dtx_mono_ns() < atomic_load(&r->deadline_ns)) {
-		uint32_t p = (uint32_t)dtx_rand_below(&w->seed, r->nparts);
-		uint32_t q = (uint32_t)dtx_rand_below(&w->seed, r->nparts - 1);
-		if (q >= p)
-			q++;
-		int64_t from =
-		    r->owned[p][dtx_rand_below(&w->seed, r->nowned[p])];
-		int64_t to =
-		    r->owned[q][dtx_rand_below(&w->seed, r->nowned[q])];
-		key_of(kf, sizeof(kf), from);
-		key_of(kt, sizeof(kt), to);
+		uint32_t p, q;
+		int64_t from, to;
+		cli_bench_pick(&w->seed, r->owned, r->nowned, r->nparts, &p, &q,
+		    &from, &to);
+		cli_bench_key(kf, sizeof(kf), from);
+		cli_bench_key(kt, sizeof(kt), to);
 		int64_t amount = 1 +
 		    (int64_t)dtx_rand_below(
 		        &w->seed, (uint64_t)r->cfg->max_amount);
@@ -274,56 +220,28 @@ worker_main(void *arg)
 		req.u.saga_submit.n_steps = 2;
 		req.u.saga_submit.steps = st;
 		uint64_t t0 = dtx_mono_ns();
-		dtx_err rv = call(w->cl, &req, &rep, 30000);
+		dtx_err rv = cli_bench_call(w->cl, &req, &rep, 30000);
 		uint64_t t1 = dtx_mono_ns();
 		if (rv != DTX_OK || rep.hdr.type != PROTO_SAGA_REPLY) {
-			w->errors++;
-			if (w->first_err == DTX_OK)
-				w->first_err = rv == DTX_OK ? DTX_EPROTO : rv;
+			w->t.errors++;
+			if (w->t.first_err == DTX_OK)
+				w->t.first_err = rv == DTX_OK ? DTX_EPROTO : rv;
 			if (rv == DTX_OK)
 				proto_msg_free(&rep);
 			continue;
 		}
 		if (rep.u.saga_reply.outcome == PROTO_COMMITTED) {
-			w->committed++;
-			record(w, t1 - t0);
+			w->t.committed++;
+			cli_bench_tally_lat(&w->t, t1 - t0);
 		} else if (rep.u.saga_reply.outcome == PROTO_ABORTED) {
-			w->aborted++;
-			record(w, t1 - t0);
+			w->t.aborted++;
+			cli_bench_tally_lat(&w->t, t1 - t0);
 		} else {
-			w->unknown++;
+			w->t.unknown++;
 		}
 		proto_msg_free(&rep);
 	}
 	return NULL;
-}
-
-static int
-rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(p);
-	return 0;
-}
-
-// A HEALTH counter, or -1.
-static int64_t
-counter(proto_client *cl, const char *name)
-{
-	proto_msg req, rep;
-	int64_t v = -1;
-	proto_msg_init(&req, PROTO_HEALTH);
-	if (call(cl, &req, &rep, 5000) != DTX_OK)
-		return -1;
-	if (rep.hdr.type == PROTO_HEALTH_REPLY)
-		for (uint32_t i = 0; i < rep.u.health_reply.n_counters; i++)
-			if (strcmp(rep.u.health_reply.counters[i].name, name) ==
-			    0)
-				v = rep.u.health_reply.counters[i].value;
-	proto_msg_free(&rep);
-	return v;
 }
 
 // Starts the participants and the orchestrator (no coordinator).
@@ -396,41 +314,19 @@ run_bench(const bs_cfg *cfg)
 		goto out;
 	}
 	const char *surl = dtx_topo_first(run.topo, DTX_ROLE_SAGA)->url;
-	if ((rv = open_client(surl, run.client_id, &sagac)) != DTX_OK)
+	if ((rv = cli_bench_open_client(surl, run.client_id, &sagac)) != DTX_OK)
 		goto fail;
 	run.nparts = run.topo->nparts;
-	run.owned = dtx_calloc(run.nparts, sizeof(int64_t *));
-	run.nowned = dtx_calloc(run.nparts, sizeof(size_t));
-	if (run.owned == NULL || run.nowned == NULL)
+	rv = cli_bench_split("dtx bench saga", run.topo, run.client_id,
+	    cfg->accounts, parts, &run.owned, &run.nowned);
+	if (rv == DTX_ERANGE) {
+		rc = CLI_EXIT_USAGE;
+		goto out;
+	}
+	if (rv == DTX_ENOMEM)
 		goto oom;
-	for (uint32_t k = 0; k < run.nparts; k++) {
-		const dtx_node *nd =
-		    dtx_topo_find(run.topo, run.topo->parts[k]);
-		if ((rv = open_client(nd->url, run.client_id, &parts[k])) !=
-		    DTX_OK)
-			goto fail;
-		run.owned[k] =
-		    dtx_calloc((size_t)cfg->accounts, sizeof(int64_t));
-		if (run.owned[k] == NULL)
-			goto oom;
-	}
-	for (int64_t a = 0; a < cfg->accounts; a++) {
-		char k[32];
-		key_of(k, sizeof(k), a);
-		uint32_t id = dtx_topo_route(run.topo, k, strlen(k));
-		for (uint32_t j = 0; j < run.nparts; j++)
-			if (run.topo->parts[j] == id)
-				run.owned[j][run.nowned[j]++] = a;
-	}
-	for (uint32_t k = 0; k < run.nparts; k++)
-		if (run.nowned[k] == 0) {
-			fprintf(stderr,
-			    "dtx bench saga: participant %u owns no account: "
-			    "use more --accounts\n",
-			    run.topo->parts[k]);
-			rc = CLI_EXIT_USAGE;
-			goto out;
-		}
+	if (rv != DTX_OK)
+		goto fail;
 	if ((rv = init_accounts(&run, parts)) != DTX_OK) {
 		fprintf(stderr,
 		    "dtx bench saga: cannot create the accounts: "
@@ -438,11 +334,11 @@ run_bench(const bs_cfg *cfg)
 		    dtx_strerror(rv));
 		goto out;
 	}
-	int64_t calls0 = counter(sagac, "step_calls");
-	int64_t logsync0 = counter(sagac, "log_syncs");
+	int64_t calls0 = cli_bench_counter(sagac, "step_calls");
+	int64_t logsync0 = cli_bench_counter(sagac, "log_syncs");
 	int64_t partsync0 = 0;
 	for (uint32_t k = 0; k < run.nparts; k++)
-		partsync0 += counter(parts[k], "wal_syncs");
+		partsync0 += cli_bench_counter(parts[k], "wal_syncs");
 
 	w = dtx_calloc((size_t)n, sizeof(bs_worker));
 	if (w == NULL)
@@ -451,7 +347,8 @@ run_bench(const bs_cfg *cfg)
 		w[i].run = &run;
 		w[i].id = i;
 		w[i].seed = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
-		if ((rv = open_client(surl, run.client_id, &w[i].cl)) != DTX_OK)
+		if ((rv = cli_bench_open_client(
+		         surl, run.client_id, &w[i].cl)) != DTX_OK)
 			goto fail;
 	}
 	run.deadline_ns = UINT64_MAX;
@@ -473,40 +370,25 @@ run_bench(const bs_cfg *cfg)
 	started = 0;
 	double secs = (double)(dtx_mono_ns() - t0) / 1e9;
 
-	uint64_t committed = 0, aborted = 0, unknown = 0, errors = 0;
-	size_t total = 0;
-	dtx_err first = DTX_OK;
-	for (int i = 0; i < n; i++) {
-		if (w[i].oom)
-			goto oom;
-		committed += w[i].committed;
-		aborted += w[i].aborted;
-		unknown += w[i].unknown;
-		errors += w[i].errors;
-		total += w[i].nlat;
-		if (first == DTX_OK)
-			first = w[i].first_err;
-	}
-	all = dtx_alloc((total ? total : 1) * sizeof(uint64_t));
-	if (all == NULL)
+	cli_bench_tally sum;
+	if (cli_bench_tally_merge(w, sizeof(*w), n, &sum, &all) != DTX_OK)
 		goto oom;
-	size_t at = 0;
-	for (int i = 0; i < n; i++) {
-		memcpy(all + at, w[i].lat, w[i].nlat * sizeof(uint64_t));
-		at += w[i].nlat;
-	}
-	cli_sort_u64(all, total);
-	int64_t calls = counter(sagac, "step_calls") - calls0;
+	uint64_t committed = sum.committed, aborted = sum.aborted;
+	uint64_t unknown = sum.unknown, errors = sum.errors;
+	size_t total = sum.nlat;
+	dtx_err first = sum.first_err;
+	int64_t calls = cli_bench_counter(sagac, "step_calls") - calls0;
 	// fsyncs per saga show how well group commit batches: the saga log
 	// forces 3 records per saga and each step's commit one.
-	int64_t logsyncs = counter(sagac, "log_syncs") - logsync0;
+	int64_t logsyncs = cli_bench_counter(sagac, "log_syncs") - logsync0;
 	int64_t partsyncs = -partsync0;
 	for (uint32_t k = 0; k < run.nparts; k++)
-		partsyncs += counter(parts[k], "wal_syncs");
+		partsyncs += cli_bench_counter(parts[k], "wal_syncs");
 
 	// Every saga answered has ended; unknown ones may still run: wait
 	// for the orchestrator to drain before checking conservation.
-	for (int i = 0; i < 300 && counter(sagac, "in_flight") > 0; i++)
+	for (int i = 0; i < 300 && cli_bench_counter(sagac, "in_flight") > 0;
+	     i++)
 		dtx_sleep_ms(100);
 	int64_t want = cfg->accounts * cfg->balance, have = 0;
 	rv = read_total(&run, parts, &have);
@@ -522,15 +404,8 @@ run_bench(const bs_cfg *cfg)
 		cli_json j;
 		cli_json_begin(&j, stdout);
 		cli_json_str(&j, "bench", "saga");
-		cli_json_int(&j, "participants", cfg->participants);
-		cli_json_int(&j, "clients", cfg->clients);
-		cli_json_int(&j, "accounts", cfg->accounts);
-		cli_json_num(&j, "seconds", secs);
-		cli_json_bool(&j, "fsync", true);
-		cli_json_int(&j, "committed", (int64_t)committed);
-		cli_json_int(&j, "compensated", (int64_t)aborted);
-		cli_json_int(&j, "unknown", (int64_t)unknown);
-		cli_json_int(&j, "errors", (int64_t)errors);
+		cli_bench_json_counts(&j, cfg->participants, cfg->clients,
+		    cfg->accounts, secs, &sum, "compensated");
 		cli_json_num(&j, "saga_per_s", sps);
 		cli_json_num(&j, "committed_per_s", cps);
 		cli_json_num(&j, "p50_ms", p50);
@@ -580,24 +455,14 @@ out:
 			pthread_join(w[i].th, NULL);
 		for (int i = 0; i < n; i++) {
 			proto_client_close(w[i].cl);
-			dtx_free(w[i].lat);
+			dtx_free(w[i].t.lat);
 		}
 	}
 	dtx_free(w);
 	dtx_free(all);
 	proto_client_close(sagac);
-	for (uint32_t k = 0; k < DTX_TOPO_MAX; k++)
-		proto_client_close(parts[k]);
-	if (run.owned != NULL)
-		for (uint32_t k = 0; k < run.nparts; k++)
-			dtx_free(run.owned[k]);
-	dtx_free(run.owned);
-	dtx_free(run.nowned);
-	if (cl != NULL) {
-		cli_cluster_stop_all(cl, 5000);
-		cli_cluster_free(cl);
-	}
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	cli_bench_cluster_free(cl, parts, run.owned, run.nowned, run.nparts);
+	cli_bench_rmtree(dir);
 	return rc;
 }
 

@@ -834,6 +834,76 @@ dtx_err cli_saga_status(
 uint32_t cli_conn_saga_id(const cli_conn *c);
 // "committed", "aborted", "unknown".
 const char *cli_outcome_name(proto_outcome o);
+// The value of counter name in rep, a HEALTH reply (borrowed); -1 when
+// rep is not one or has no such counter.
+int64_t cli_health_counter(const proto_msg *rep, const char *name);
+// The int64 value of a found READ entry: an integer, or 8 bytes
+// little-endian (a balance written by PUT). False otherwise.
+bool cli_entry_i64(const proto_entry *e, int64_t *out);
+
+// Bench clusters (bench_cluster.c): the parts the cluster benchmarks
+// (bench_saga.c, bench_2pc.c) share. None keeps state; all are
+// thread-safe where the proto client they borrow is.
+
+// Writes the key "acct:<acct>" of account acct into buf.
+void cli_bench_key(char *buf, size_t len, int64_t acct);
+// Opens a client to url as node id (30 s calls, 2 s connect wait).
+// *out returns owned (proto_client_close) on success.
+dtx_err cli_bench_open_client(const char *url, uint32_t id, proto_client **out);
+// One call with a timeout; *rep owned on success (proto_msg_free), and
+// freed here on DTX_EREFUSED. Borrows cl and req.
+dtx_err cli_bench_call(
+    proto_client *cl, proto_msg *req, proto_msg *rep, uint32_t timeout_ms);
+// The HEALTH counter name of the node behind cl, or -1. Borrows cl.
+int64_t cli_bench_counter(proto_client *cl, const char *name);
+// What one bench worker counted: outcomes, its first error and the
+// latencies of what finished (ns). Start from { 0 }; lat is owned
+// (dtx_free).
+typedef struct cli_bench_tally {
+	uint64_t committed, aborted, unknown, errors;
+	uint64_t *lat;
+	size_t nlat, cap;
+	bool oom; // a latency could not be recorded
+	dtx_err first_err;
+} cli_bench_tally;
+// Records latency ns in t; out of memory sets t->oom.
+void cli_bench_tally_lat(cli_bench_tally *t, uint64_t ns);
+// Sums the tallies of n workers into *sum (its lat NULL, nlat the total)
+// and returns all their latencies sorted in *all (owned: dtx_free). Each
+// worker is a struct of stride bytes whose first member is its tally,
+// the first at workers (borrowed). DTX_ENOMEM, also when a tally has oom.
+dtx_err cli_bench_tally_merge(const void *workers, size_t stride, int n,
+    cli_bench_tally *sum, uint64_t **all);
+// Opens a client to every participant of topo into parts[k] (k in topo's
+// participant order) and splits accounts 0..accounts-1 among them by
+// routing their keys: (*owned)[k] lists the (*nowned)[k] accounts of the
+// k-th. *owned and *nowned return owned (cli_bench_owned_free), written
+// as soon as allocated so that the caller frees them on any return; the
+// clients in parts are the caller's to close. DTX_ERANGE (after a line
+// on stderr prefixed by who) when a participant owns no account,
+// DTX_ENOMEM, or an open error.
+dtx_err cli_bench_split(const char *who, const dtx_topo *topo,
+    uint32_t client_id, int64_t accounts, proto_client **parts,
+    int64_t ***owned, size_t **nowned);
+// Picks a transfer between two participants with the PRNG at seed: the
+// indexes *p != *q into owned (nparts >= 2, as from cli_bench_split)
+// and an account *from of the p-th and *to of the q-th.
+void cli_bench_pick(uint64_t *seed, int64_t *const *owned, const size_t *nowned,
+    uint32_t nparts, uint32_t *p, uint32_t *q, int64_t *from, int64_t *to);
+// Frees what cli_bench_split returned (nparts: topo's participants).
+void cli_bench_owned_free(int64_t **owned, size_t *nowned, uint32_t nparts);
+// Writes the fields every cluster bench reports, participants through
+// errors, with the aborted count under aborted_key.
+void cli_bench_json_counts(cli_json *j, int64_t participants, int64_t clients,
+    int64_t accounts, double secs, const cli_bench_tally *sum,
+    const char *aborted_key);
+// Closes the clients in parts[0 .. DTX_TOPO_MAX) (NULL ones skipped),
+// frees owned and nowned (as cli_bench_owned_free) and stops and frees
+// cl (may be NULL).
+void cli_bench_cluster_free(cli_cluster *cl, proto_client **parts,
+    int64_t **owned, size_t *nowned, uint32_t nparts);
+// Removes the directory tree dir, best effort.
+void cli_bench_rmtree(const char *dir);
 
 // Nemeses (nemesis.c). A schedule is a pure function of the seed and the
 // settings (cli_nemesis_plan); a cli_nemesis applies it to a running

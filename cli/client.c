@@ -129,6 +129,34 @@ set_reason(cli_xfer *out, const char *why)
 	snprintf(out->reason, sizeof(out->reason), "%s", why ? why : "");
 }
 
+// Sends a transfer's req to node id. True when *rep is a reply of type
+// want (owned by the caller: proto_msg_free); else out holds the error
+// and its reason and nothing is left to free.
+static bool
+xfer_call(cli_conn *c, uint32_t id, proto_msg *req, proto_msg *rep,
+    uint32_t timeout_ms, proto_type want, cli_xfer *out)
+{
+	out->err = cli_conn_call(c, id, req, rep, timeout_ms, false);
+	if (out->err == DTX_EREFUSED) {
+		set_reason(out,
+		    rep->u.error.reason ? rep->u.error.reason
+		                        : dtx_errname(rep->u.error.code));
+		proto_msg_free(rep);
+		return false;
+	}
+	if (out->err != DTX_OK) {
+		set_reason(out, dtx_strerror(out->err));
+		return false;
+	}
+	if (rep->hdr.type != want) {
+		out->err = DTX_EPROTO;
+		set_reason(out, "unexpected reply type");
+		proto_msg_free(rep);
+		return false;
+	}
+	return true;
+}
+
 void
 cli_transfer(cli_conn *c, proto_mode mode, int64_t from, int64_t to,
     int64_t amount, uint32_t timeout_ms, cli_xfer *out)
@@ -154,27 +182,12 @@ cli_transfer(cli_conn *c, proto_mode mode, int64_t from, int64_t to,
 	req.u.txn.mode = mode;
 	req.u.txn.n_ops = 2;
 	req.u.txn.ops = ops;
-	out->err = cli_conn_call(c, co->id, &req, &rep, timeout_ms, false);
-	if (out->err == DTX_EREFUSED) {
-		set_reason(out,
-		    rep.u.error.reason ? rep.u.error.reason
-		                       : dtx_errname(rep.u.error.code));
-		proto_msg_free(&rep);
+	if (!xfer_call(c, co->id, &req, &rep, timeout_ms, PROTO_TXN_REPLY, out))
 		return;
-	}
-	if (out->err != DTX_OK) {
-		set_reason(out, dtx_strerror(out->err));
-		return;
-	}
-	if (rep.hdr.type != PROTO_TXN_REPLY) {
-		out->err = DTX_EPROTO;
-		set_reason(out, "unexpected reply type");
-	} else {
-		out->outcome = rep.u.txn_reply.outcome;
-		out->txid = rep.u.txn_reply.txid;
-		out->cts = rep.u.txn_reply.commit_ts;
-		set_reason(out, rep.u.txn_reply.reason);
-	}
+	out->outcome = rep.u.txn_reply.outcome;
+	out->txid = rep.u.txn_reply.txid;
+	out->cts = rep.u.txn_reply.commit_ts;
+	set_reason(out, rep.u.txn_reply.reason);
 	proto_msg_free(&rep);
 }
 
@@ -208,26 +221,12 @@ cli_saga_transfer(cli_conn *c, const char *gid, int64_t from, int64_t to,
 	req.u.saga_submit.gid = (char *)gid;
 	req.u.saga_submit.n_steps = 2;
 	req.u.saga_submit.steps = steps;
-	out->err = cli_conn_call(c, c->saga, &req, &rep, timeout_ms, false);
-	if (out->err == DTX_EREFUSED) {
-		set_reason(out,
-		    rep.u.error.reason ? rep.u.error.reason
-		                       : dtx_errname(rep.u.error.code));
-		proto_msg_free(&rep);
+	if (!xfer_call(
+	        c, c->saga, &req, &rep, timeout_ms, PROTO_SAGA_REPLY, out))
 		return;
-	}
-	if (out->err != DTX_OK) {
-		set_reason(out, dtx_strerror(out->err));
-		return;
-	}
-	if (rep.hdr.type != PROTO_SAGA_REPLY) {
-		out->err = DTX_EPROTO;
-		set_reason(out, "unexpected reply type");
-	} else {
-		out->outcome = rep.u.saga_reply.outcome;
-		out->failed_step = rep.u.saga_reply.failed_step;
-		set_reason(out, rep.u.saga_reply.reason);
-	}
+	out->outcome = rep.u.saga_reply.outcome;
+	out->failed_step = rep.u.saga_reply.failed_step;
+	set_reason(out, rep.u.saga_reply.reason);
 	proto_msg_free(&rep);
 }
 
@@ -250,8 +249,20 @@ parse_acct(const proto_bytes *k, int64_t *out)
 	return true;
 }
 
-static bool
-entry_value(const proto_entry *e, int64_t *out)
+int64_t
+cli_health_counter(const proto_msg *rep, const char *name)
+{
+	if (rep->hdr.type != PROTO_HEALTH_REPLY)
+		return -1;
+	const proto_health_reply *hr = &rep->u.health_reply;
+	for (uint32_t i = 0; i < hr->n_counters; i++)
+		if (strcmp(hr->counters[i].name, name) == 0)
+			return hr->counters[i].value;
+	return -1;
+}
+
+bool
+cli_entry_i64(const proto_entry *e, int64_t *out)
 {
 	if (!e->found)
 		return false;
@@ -261,10 +272,7 @@ entry_value(const proto_entry *e, int64_t *out)
 	}
 	if (e->bval.n != 8)
 		return false;
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | e->bval.p[i];
-	*out = (int64_t)v;
+	*out = (int64_t)dtx_get_le64(e->bval.p);
 	return true;
 }
 
@@ -330,7 +338,7 @@ cli_snapshot_read(
 			if (!e->found)
 				continue;
 			if (!parse_acct(&e->key, &aid) ||
-			    !entry_value(e, &bal)) {
+			    !cli_entry_i64(e, &bal)) {
 				other++;
 				continue;
 			}

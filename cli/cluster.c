@@ -14,7 +14,6 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -38,39 +37,6 @@ struct cli_cluster {
 	bool netns;
 	char prefix[CLI_NETNS_PREFIX_MAX];
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static dtx_err
-mkdir_p(const char *path)
-{
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return DTX_EINVAL;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-			return dtx_from_errno(errno);
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-		return dtx_from_errno(errno);
-	return DTX_OK;
-}
 
 static void
 path_of(
@@ -196,18 +162,19 @@ cli_cluster_create(
 	dtx_err rv;
 
 	if (np < 1 || np > 16) {
-		seterr(err, errlen, "participants must be 1 to 16, not %u", np);
+		dtx_errf(
+		    err, errlen, "participants must be 1 to 16, not %u", np);
 		return DTX_EINVAL;
 	}
 	if (opts->netns && (rv = cli_netns_check(err, errlen)) != DTX_OK)
 		return rv;
-	if ((rv = mkdir_p(opts->dir)) != DTX_OK) {
-		seterr(err, errlen, "cannot create %s: %s", opts->dir,
+	if ((rv = dtx_mkdir_p(opts->dir)) != DTX_OK) {
+		dtx_errf(err, errlen, "cannot create %s: %s", opts->dir,
 		    dtx_strerror(rv));
 		return rv;
 	}
 	if ((rv = alloc_cluster(opts->dir, &c)) != DTX_OK) {
-		seterr(err, errlen, "%s: %s", opts->dir, dtx_strerror(rv));
+		dtx_errf(err, errlen, "%s: %s", opts->dir, dtx_strerror(rv));
 		return rv;
 	}
 	if (opts->netns) {
@@ -215,7 +182,7 @@ cli_cluster_create(
 		for (uint32_t i = 0; i < n; i++)
 			ports[i] = CLI_NETNS_PORT;
 	} else if ((rv = free_ports(host, ports, n)) != DTX_OK) {
-		seterr(err, errlen, "cannot find free ports on %s: %s", host,
+		dtx_errf(err, errlen, "cannot find free ports on %s: %s", host,
 		    dtx_strerror(rv));
 		goto fail;
 	}
@@ -242,17 +209,17 @@ cli_cluster_create(
 	char path[PATH_MAX + 32];
 	for (uint32_t i = 0; i < n; i++) {
 		path_of(c, path, sizeof(path), "data/%u", i);
-		if ((rv = mkdir_p(path)) != DTX_OK)
+		if ((rv = dtx_mkdir_p(path)) != DTX_OK)
 			break;
 	}
 	path_of(c, path, sizeof(path), "logs", 0);
 	if (rv == DTX_OK)
-		rv = mkdir_p(path);
+		rv = dtx_mkdir_p(path);
 	path_of(c, path, sizeof(path), "topology", 0);
 	if (rv == DTX_OK)
 		rv = dtx_topo_save(&c->topo, path);
 	if (rv != DTX_OK) {
-		seterr(err, errlen, "cannot lay out %s: %s", c->dir,
+		dtx_errf(err, errlen, "cannot lay out %s: %s", c->dir,
 		    dtx_strerror(rv));
 		goto fail;
 	}
@@ -260,7 +227,7 @@ cli_cluster_create(
 	if (opts->log_level != NULL) {
 		dtx_log_level lv;
 		if (dtx_log_level_parse(opts->log_level, &lv) != DTX_OK) {
-			seterr(err, errlen,
+			dtx_errf(err, errlen,
 			    "log level '%s' is not debug, info, warn or error",
 			    opts->log_level);
 			rv = DTX_EINVAL;
@@ -272,7 +239,7 @@ cli_cluster_create(
 		if (f == NULL || fprintf(f, "%s\n", c->log_level) < 0 ||
 		    fclose(f) != 0) {
 			rv = dtx_from_errno(errno);
-			seterr(err, errlen, "cannot write %s", path);
+			dtx_errf(err, errlen, "cannot write %s", path);
 			goto fail;
 		}
 	} else {
@@ -287,7 +254,7 @@ cli_cluster_create(
 		if (f == NULL || fprintf(f, "%s\n", c->prefix) < 0 ||
 		    fclose(f) != 0) {
 			rv = dtx_from_errno(errno);
-			seterr(err, errlen, "cannot write %s", path);
+			dtx_errf(err, errlen, "cannot write %s", path);
 			goto fail;
 		}
 		if ((rv = cli_netns_setup(c->prefix, &c->topo, err, errlen)) !=
@@ -313,13 +280,13 @@ cli_cluster_open(const char *dir, cli_cluster **out, char *err, size_t errlen)
 	char path[PATH_MAX + 32], terr[256];
 	dtx_err rv = alloc_cluster(dir, &c);
 	if (rv != DTX_OK) {
-		seterr(err, errlen, "%s: %s", dir, dtx_strerror(rv));
+		dtx_errf(err, errlen, "%s: %s", dir, dtx_strerror(rv));
 		return rv;
 	}
 	path_of(c, path, sizeof(path), "topology", 0);
 	rv = dtx_topo_load(path, &c->topo, terr, sizeof(terr));
 	if (rv != DTX_OK) {
-		seterr(err, errlen, "%s is not a cluster directory (%s)", dir,
+		dtx_errf(err, errlen, "%s is not a cluster directory (%s)", dir,
 		    terr);
 		dtx_free(c);
 		return rv;

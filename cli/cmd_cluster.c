@@ -132,6 +132,17 @@ done:
 	return rv;
 }
 
+// The end of every subcommand: frees cl (may be NULL) and cfg. A
+// negative rc (help was shown) is success.
+static int
+finish(
+    cli_cluster *cl, const dtx_cfg_opt *opts, size_t nopts, cl_cfg *cfg, int rc)
+{
+	cli_cluster_free(cl);
+	dtx_cfg_fini(opts, nopts, cfg);
+	return rc < 0 ? CLI_EXIT_OK : rc;
+}
+
 static int
 cmd_start(int argc, char **argv)
 {
@@ -185,9 +196,7 @@ cmd_start(int argc, char **argv)
 	show(cl, cfg.json);
 	rc = CLI_EXIT_OK;
 out:
-	cli_cluster_free(cl);
-	dtx_cfg_fini(start_opts, N(start_opts), &cfg);
-	return rc < 0 ? CLI_EXIT_OK : rc;
+	return finish(cl, start_opts, N(start_opts), &cfg, rc);
 }
 
 static int
@@ -207,9 +216,7 @@ cmd_stop(int argc, char **argv)
 		printf("stopped %s\n", cfg.dir);
 	rc = CLI_EXIT_OK;
 out:
-	cli_cluster_free(cl);
-	dtx_cfg_fini(dir_opts, N(dir_opts), &cfg);
-	return rc < 0 ? CLI_EXIT_OK : rc;
+	return finish(cl, dir_opts, N(dir_opts), &cfg, rc);
 }
 
 static int
@@ -230,9 +237,7 @@ cmd_status(int argc, char **argv)
 	show(cl, cfg.json);
 	rc = CLI_EXIT_OK;
 out:
-	cli_cluster_free(cl);
-	dtx_cfg_fini(dir_opts, N(dir_opts), &cfg);
-	return rc < 0 ? CLI_EXIT_OK : rc;
+	return finish(cl, dir_opts, N(dir_opts), &cfg, rc);
 }
 
 int

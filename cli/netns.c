@@ -294,9 +294,12 @@ cli_netns_teardown(const char *prefix)
 	return removed;
 }
 
-dtx_err
-cli_netns_partition(
-    const char *prefix, const dtx_topo *topo, const cli_grudge *g)
+// Adds DROP rules for g inside the namespaces of topo's nodes: for each
+// pair a -> b, a's OUTPUT to b, and with inputs also a's INPUT from b.
+// DTX_EIO when a rule could not be added (after trying every pair).
+static dtx_err
+drop_rules(
+    const char *prefix, const dtx_topo *topo, const cli_grudge *g, bool inputs)
 {
 	dtx_err rv = DTX_OK;
 	for (uint32_t a = 0; a < DTX_TOPO_MAX; a++) {
@@ -315,7 +318,7 @@ cli_netns_partition(
 			const char *outr[] = { "ip", "netns", "exec", ns,
 				"iptables", "-A", "OUTPUT", "-d", addr, "-j",
 				"DROP", NULL };
-			if (cli_run(in, NULL, 0, true) != 0 ||
+			if ((inputs && cli_run(in, NULL, 0, true) != 0) ||
 			    cli_run(outr, NULL, 0, true) != 0)
 				rv = DTX_EIO;
 		}
@@ -324,28 +327,17 @@ cli_netns_partition(
 }
 
 dtx_err
+cli_netns_partition(
+    const char *prefix, const dtx_topo *topo, const cli_grudge *g)
+{
+	return drop_rules(prefix, topo, g, true);
+}
+
+dtx_err
 cli_netns_cut_sends(
     const char *prefix, const dtx_topo *topo, const cli_grudge *g)
 {
-	dtx_err rv = DTX_OK;
-	for (uint32_t a = 0; a < DTX_TOPO_MAX; a++) {
-		if (g->drop[a] == 0 || dtx_topo_find(topo, a) == NULL)
-			continue;
-		char ns[32];
-		ns_name(prefix, a, ns, sizeof(ns));
-		for (uint32_t b = 0; b < DTX_TOPO_MAX; b++) {
-			if (!(g->drop[a] & (1u << b)))
-				continue;
-			char addr[32];
-			node_addr(b, addr, sizeof(addr));
-			const char *outr[] = { "ip", "netns", "exec", ns,
-				"iptables", "-A", "OUTPUT", "-d", addr, "-j",
-				"DROP", NULL };
-			if (cli_run(outr, NULL, 0, true) != 0)
-				rv = DTX_EIO;
-		}
-	}
-	return rv;
+	return drop_rules(prefix, topo, g, false);
 }
 
 dtx_err

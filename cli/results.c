@@ -876,6 +876,26 @@ cli_results_load_history(cli_results *db, int64_t id, cli_history **out)
 	return DTX_OK;
 }
 
+// Makes room for element n of the growing array whose pointer is at
+// arrp (a T ** passed as void *, T of size bytes) with *cap slots: the
+// first growth makes first slots, later ones double. DTX_ENOMEM leaves
+// the array as it was.
+static dtx_err
+grow(void *arrp, size_t n, size_t *cap, size_t first, size_t size)
+{
+	void *p;
+	if (n < *cap)
+		return DTX_OK;
+	size_t nc = *cap ? *cap * 2 : first;
+	memcpy(&p, arrp, sizeof(p));
+	p = dtx_realloc(p, nc * size);
+	if (p == NULL)
+		return DTX_ENOMEM;
+	memcpy(arrp, &p, sizeof(p));
+	*cap = nc;
+	return DTX_OK;
+}
+
 dtx_err
 cli_results_load_faults(cli_results *db, int64_t id, cli_fault **out, size_t *n)
 {
@@ -892,15 +912,9 @@ cli_results_load_faults(cli_results *db, int64_t id, cli_fault **out, size_t *n)
 	int rc = SQLITE_DONE;
 	bool oom = false;
 	while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			cli_fault *nf = dtx_realloc(f, nc * sizeof(*nf));
-			if (nf == NULL) {
-				oom = true;
-				break;
-			}
-			f = nf;
-			cap = nc;
+		if (grow(&f, cnt, &cap, 16, sizeof(*f)) != DTX_OK) {
+			oom = true;
+			break;
 		}
 		cli_fault *w = &f[cnt++];
 		memset(w, 0, sizeof(*w));
@@ -945,16 +959,8 @@ cli_results_load_obs(cli_results *db, int64_t id, cli_txn_obs **txns,
 		return e;
 	sqlite3_bind_int64(st, 1, id);
 	while (e == DTX_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (nt == cap) {
-			size_t nc = cap ? cap * 2 : 64;
-			cli_txn_obs *n2 = dtx_realloc(t, nc * sizeof(*n2));
-			if (n2 == NULL) {
-				e = DTX_ENOMEM;
-				break;
-			}
-			t = n2;
-			cap = nc;
-		}
+		if ((e = grow(&t, nt, &cap, 64, sizeof(*t))) != DTX_OK)
+			break;
 		cli_txn_obs *o = &t[nt++];
 		o->txid = (uint64_t)sqlite3_column_int64(st, 0);
 		o->node = (int32_t)sqlite3_column_int64(st, 1);
@@ -976,16 +982,8 @@ cli_results_load_obs(cli_results *db, int64_t id, cli_txn_obs **txns,
 	if (st != NULL)
 		sqlite3_bind_int64(st, 1, id);
 	while (e == DTX_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (ns == cap) {
-			size_t nc = cap ? cap * 2 : 64;
-			cli_saga_obs *n2 = dtx_realloc(s, nc * sizeof(*n2));
-			if (n2 == NULL) {
-				e = DTX_ENOMEM;
-				break;
-			}
-			s = n2;
-			cap = nc;
-		}
+		if ((e = grow(&s, ns, &cap, 64, sizeof(*s))) != DTX_OK)
+			break;
 		cli_saga_obs *o = &s[ns++];
 		memset(o, 0, sizeof(*o));
 		const char *gid = (const char *)sqlite3_column_text(st, 0);

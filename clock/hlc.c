@@ -40,38 +40,6 @@ struct clk_hlc {
 	dtx_err werr; // the writer's last failure (DTX_OK: none)
 };
 
-static void
-put_le64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t
-get_le64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static void
-put_le32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t
-get_le32(const unsigned char *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 // Reads the bound file into *bound. A missing file is bound 0.
 static dtx_err
 bound_read(const char *path, uint64_t *bound)
@@ -116,12 +84,12 @@ bound_read(const char *path, uint64_t *bound)
 		    "%s: not an HLC bound file (bad magic)", path);
 		return DTX_ECORRUPT;
 	}
-	if (dtx_crc32c(0, buf, 16) != get_le32(buf + 16)) {
+	if (dtx_crc32c(0, buf, 16) != dtx_get_le32(buf + 16)) {
 		DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_CORRUPT",
 		    "%s: HLC bound file fails its CRC check", path);
 		return DTX_ECORRUPT;
 	}
-	uint64_t b = get_le64(buf + 8);
+	uint64_t b = dtx_get_le64(buf + 8);
 	if (b > CLK_L_MAX) {
 		DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_CORRUPT",
 		    "%s: HLC bound %llu is above the 48-bit limit", path,
@@ -154,8 +122,8 @@ bound_write(clk_hlc *h, uint64_t bound)
 {
 	unsigned char buf[BOUND_SIZE];
 	memcpy(buf, BOUND_MAGIC, 8);
-	put_le64(buf + 8, bound);
-	put_le32(buf + 16, dtx_crc32c(0, buf, 16));
+	dtx_put_le64(buf + 8, bound);
+	dtx_put_le32(buf + 16, dtx_crc32c(0, buf, 16));
 
 	const char *what = "open";
 	dtx_err err;

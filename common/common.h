@@ -53,6 +53,11 @@ const char *dtx_errname(dtx_err err);
 // ENOENT -> DTX_ENOENT, ...). Call it once, where the syscall returns.
 dtx_err dtx_from_errno(int e);
 
+// Formats an error message into err (errlen bytes, truncated); does
+// nothing when err is NULL or errlen 0, so callers may pass no buffer.
+void dtx_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 // Aborts the process with a message: for proven invariants only, never for
 // anything a peer, a disk or the allocator can cause.
 #define DTX_ASSERT(x)                                                          \
@@ -130,6 +135,13 @@ uint64_t dtx_mono_ns(void);
 uint64_t dtx_wall_ns(void);
 // Sleeps for ms milliseconds (restarting on EINTR).
 void dtx_sleep_ms(uint64_t ms);
+
+// ---------------------------------------------------------------- files
+
+// Creates directory path and its missing parents (mode 0755); an existing
+// one is fine. DTX_EINVAL when path is longer than PATH_MAX, else the
+// translated errno of the mkdir that failed.
+dtx_err dtx_mkdir_p(const char *path);
 
 // ---------------------------------------------------------------- PRNG
 
@@ -253,5 +265,90 @@ uint32_t dtx_topo_route(const dtx_topo *topo, const void *key, size_t len);
 
 // "coordinator", "participant", "saga", "client".
 const char *dtx_role_name(dtx_role role);
+
+// ---------------------------------------------------------------- bytes
+
+// Little-endian integers at p (p has room for their size). Every on-disk
+// format of dtx is little-endian and goes through these.
+static inline void
+dtx_put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void
+dtx_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void
+dtx_put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint16_t
+dtx_get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t
+dtx_get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline uint64_t
+dtx_get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+// A growable byte buffer for encoding records (bytes.c). Start from
+// { 0 }; an append that cannot allocate sets oom and every later append
+// does nothing, so an encoder checks oom once at the end. Not thread-safe.
+typedef struct dtx_buf {
+	uint8_t *p; // owned (dtx_buf_fini)
+	size_t len, cap;
+	bool oom; // an append failed; the content is incomplete
+} dtx_buf;
+
+// Appends n bytes of p (borrowed).
+void dtx_buf_put(dtx_buf *b, const void *p, size_t n);
+// Append little-endian integers.
+void dtx_buf_u8(dtx_buf *b, uint8_t v);
+void dtx_buf_u16(dtx_buf *b, uint16_t v);
+void dtx_buf_u32(dtx_buf *b, uint32_t v);
+void dtx_buf_u64(dtx_buf *b, uint64_t v);
+// Frees the bytes and resets b to { 0 }.
+void dtx_buf_fini(dtx_buf *b);
+
+// A bounds-checked reader over borrowed bytes (bytes.c): a read past the
+// end sets bad and returns 0 (NULL for dtx_rd_bytes), and so does every
+// read after it.
+typedef struct dtx_rd {
+	const uint8_t *p;
+	size_t len, off;
+	bool bad;
+} dtx_rd;
+
+// The next n bytes (borrowed from r->p), or NULL.
+const uint8_t *dtx_rd_bytes(dtx_rd *r, size_t n);
+// Read little-endian integers.
+uint8_t dtx_rd_u8(dtx_rd *r);
+uint16_t dtx_rd_u16(dtx_rd *r);
+uint32_t dtx_rd_u32(dtx_rd *r);
+uint64_t dtx_rd_u64(dtx_rd *r);
 
 #endif // DTX_COMMON_H

@@ -6,26 +6,11 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "common.h"
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static bool
 parse_bool(const char *s, bool *out)
@@ -58,12 +43,13 @@ set_opt(const dtx_cfg_opt *o, void *cfg, const char *text, const char *src,
 		errno = 0;
 		long long v = strtoll(text, &end, 10);
 		if (errno != 0 || end == text || *end != '\0') {
-			errf(err, errlen, "%s --%s: '%s' is not a whole number",
-			    src, o->name, text);
+			dtx_errf(err, errlen,
+			    "%s --%s: '%s' is not a whole number", src, o->name,
+			    text);
 			return DTX_EINVAL;
 		}
 		if (v < o->min || v > o->max) {
-			errf(err, errlen,
+			dtx_errf(err, errlen,
 			    "%s --%s: %lld is out of range (%lld to %lld)", src,
 			    o->name, v, (long long)o->min, (long long)o->max);
 			return DTX_EINVAL;
@@ -75,12 +61,12 @@ set_opt(const dtx_cfg_opt *o, void *cfg, const char *text, const char *src,
 		errno = 0;
 		double v = strtod(text, &end);
 		if (errno != 0 || end == text || *end != '\0' || v != v) {
-			errf(err, errlen, "%s --%s: '%s' is not a number", src,
-			    o->name, text);
+			dtx_errf(err, errlen, "%s --%s: '%s' is not a number",
+			    src, o->name, text);
 			return DTX_EINVAL;
 		}
 		if (v < (double)o->min || v > (double)o->max) {
-			errf(err, errlen,
+			dtx_errf(err, errlen,
 			    "%s --%s: %g is out of range (%lld to %lld)", src,
 			    o->name, v, (long long)o->min, (long long)o->max);
 			return DTX_EINVAL;
@@ -91,7 +77,7 @@ set_opt(const dtx_cfg_opt *o, void *cfg, const char *text, const char *src,
 	case DTX_CFG_BOOL: {
 		bool b;
 		if (!parse_bool(text, &b)) {
-			errf(err, errlen,
+			dtx_errf(err, errlen,
 			    "%s --%s: '%s' is not true/false/yes/no/1/0", src,
 			    o->name, text);
 			return DTX_EINVAL;
@@ -179,13 +165,13 @@ dtx_cfg_load(const dtx_cfg_opt *table, size_t n, void *cfg,
 			if (a[0] == '-' && a[1] != '\0' &&
 			    !(a[1] >= '0' && a[1] <= '9') &&
 			    strcmp(a, "--") != 0) {
-				errf(err, errlen,
+				dtx_errf(err, errlen,
 				    "unknown flag '%s' (flags start with --)",
 				    a);
 				return DTX_EINVAL;
 			}
 			if (positional == NULL || np >= max_pos) {
-				errf(
+				dtx_errf(
 				    err, errlen, "unexpected argument '%s'", a);
 				return DTX_EINVAL;
 			}
@@ -199,8 +185,9 @@ dtx_cfg_load(const dtx_cfg_opt *table, size_t n, void *cfg,
 		if (o == NULL) {
 			char kb[512];
 			known_flags(table, n, kb, sizeof(kb));
-			errf(err, errlen, "unknown flag '--%.*s' (known: %s)",
-			    (int)len, name, n ? kb : "none");
+			dtx_errf(err, errlen,
+			    "unknown flag '--%.*s' (known: %s)", (int)len, name,
+			    n ? kb : "none");
 			return DTX_EINVAL;
 		}
 		const char *val = eq ? eq + 1 : NULL;
@@ -208,7 +195,7 @@ dtx_cfg_load(const dtx_cfg_opt *table, size_t n, void *cfg,
 			val = "true";
 		if (val == NULL) {
 			if (i + 1 >= argc) {
-				errf(err, errlen, "flag --%s needs a value",
+				dtx_errf(err, errlen, "flag --%s needs a value",
 				    o->name);
 				return DTX_EINVAL;
 			}

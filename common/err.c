@@ -4,6 +4,7 @@
 // values are turned into them.
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -101,4 +102,15 @@ dtx_panic(const char *file, int line, const char *what)
 	fprintf(
 	    stderr, "dtx: assertion failed at %s:%d: %s\n", file, line, what);
 	abort();
+}
+
+void
+dtx_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: MIT
 //
 // Small process-wide utilities: interval clocks, the seeded PRNG and the
-// crash points that fault tests arm through DTX_CRASH_AT.
+// crash points that fault tests arm through DTX_CRASH_AT, and making
+// directory paths.
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,4 +115,23 @@ dtx_crashpoint(const char *name)
 	    name);
 	kill(getpid(), SIGKILL);
 	_exit(137);
+}
+
+dtx_err
+dtx_mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return DTX_EINVAL;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+			return dtx_from_errno(errno);
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+		return dtx_from_errno(errno);
+	return DTX_OK;
 }

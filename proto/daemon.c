@@ -11,7 +11,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "proto.h"
@@ -155,25 +154,6 @@ done:
 	return rv;
 }
 
-static dtx_err
-mkdir_p(const char *path)
-{
-	char tmp[4096];
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return DTX_EINVAL;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-			return dtx_from_errno(errno);
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-		return dtx_from_errno(errno);
-	return DTX_OK;
-}
-
 dtx_err
 proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
     const dtx_cfg_opt *extra, size_t nextra, void *extra_cfg,
@@ -240,7 +220,7 @@ proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
 		rv = DTX_ENOMEM;
 		goto fail;
 	}
-	if ((rv = mkdir_p(d->cfg.data)) != DTX_OK) {
+	if ((rv = dtx_mkdir_p(d->cfg.data)) != DTX_OK) {
 		fprintf(stderr, "%s: cannot create %s: %s\n", prog, d->cfg.data,
 		    dtx_strerror(rv));
 		goto fail;

@@ -12,113 +12,52 @@
 
 #include "saga_int.h"
 
-// ---------------------------------------------------------------- buffers
+// ---------------------------------------------------------------- encoders
 
 void
-saga__buf_put(saga__buf *b, const void *p, size_t n)
-{
-	if (b->oom || n == 0)
-		return;
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 128;
-		while (cap < b->len + n)
-			cap *= 2;
-		uint8_t *np = dtx_realloc(b->p, cap);
-		if (np == NULL) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-}
-
-void
-saga__buf_u8(saga__buf *b, uint8_t v)
-{
-	saga__buf_put(b, &v, 1);
-}
-
-void
-saga__buf_u16(saga__buf *b, uint16_t v)
-{
-	uint8_t x[2] = { (uint8_t)v, (uint8_t)(v >> 8) };
-	saga__buf_put(b, x, 2);
-}
-
-void
-saga__buf_u32(saga__buf *b, uint32_t v)
-{
-	uint8_t x[4];
-	for (int i = 0; i < 4; i++)
-		x[i] = (uint8_t)(v >> (8 * i));
-	saga__buf_put(b, x, 4);
-}
-
-void
-saga__buf_u64(saga__buf *b, uint64_t v)
-{
-	uint8_t x[8];
-	for (int i = 0; i < 8; i++)
-		x[i] = (uint8_t)(v >> (8 * i));
-	saga__buf_put(b, x, 8);
-}
-
-void
-saga__buf_str(saga__buf *b, const char *s)
+saga__buf_str(dtx_buf *b, const char *s)
 {
 	size_t n = s != NULL ? strlen(s) : 0;
 	if (n > PROTO_MAX_STR)
 		n = PROTO_MAX_STR;
-	saga__buf_u16(b, (uint16_t)n);
-	saga__buf_put(b, s, n);
+	dtx_buf_u16(b, (uint16_t)n);
+	dtx_buf_put(b, s, n);
 }
 
 void
-saga__buf_fini(saga__buf *b)
-{
-	dtx_free(b->p);
-	*b = (saga__buf) { 0 };
-}
-
-// ---------------------------------------------------------------- encoders
-
-void
-saga__enc_step(saga__buf *b, const char *gid, uint32_t step, proto_phase ph,
+saga__enc_step(dtx_buf *b, const char *gid, uint32_t step, proto_phase ph,
     bool finished, proto_step_result res, const char *why)
 {
 	saga__buf_str(b, gid);
-	saga__buf_u32(b, step);
-	saga__buf_u8(b, (uint8_t)ph);
-	saga__buf_u8(b, finished ? 1 : 0);
-	saga__buf_u8(b, (uint8_t)res);
+	dtx_buf_u32(b, step);
+	dtx_buf_u8(b, (uint8_t)ph);
+	dtx_buf_u8(b, finished ? 1 : 0);
+	dtx_buf_u8(b, (uint8_t)res);
 	saga__buf_str(b, why);
 }
 
 void
-saga__enc_comp(saga__buf *b, const char *gid, int32_t failed, const char *why)
+saga__enc_comp(dtx_buf *b, const char *gid, int32_t failed, const char *why)
 {
 	saga__buf_str(b, gid);
-	saga__buf_u32(b, (uint32_t)failed);
+	dtx_buf_u32(b, (uint32_t)failed);
 	saga__buf_str(b, why);
 }
 
 void
-saga__enc_end(saga__buf *b, const char *gid, proto_saga_state st,
-    int32_t failed, uint64_t submit_wall_ms, const char *why)
+saga__enc_end(dtx_buf *b, const char *gid, proto_saga_state st, int32_t failed,
+    uint64_t submit_wall_ms, const char *why)
 {
 	saga__buf_str(b, gid);
-	saga__buf_u8(b, (uint8_t)st);
-	saga__buf_u32(b, (uint32_t)failed);
-	saga__buf_u64(b, submit_wall_ms);
+	dtx_buf_u8(b, (uint8_t)st);
+	dtx_buf_u32(b, (uint32_t)failed);
+	dtx_buf_u64(b, submit_wall_ms);
 	saga__buf_str(b, why);
 }
 
 dtx_err
 saga__enc_begin(
-    saga__buf *b, const proto_saga_submit *sub, uint64_t submit_wall_ms)
+    dtx_buf *b, const proto_saga_submit *sub, uint64_t submit_wall_ms)
 {
 	proto_msg m;
 	uint8_t *enc = NULL;
@@ -131,50 +70,22 @@ saga__enc_begin(
 	if (rv != DTX_OK)
 		return rv;
 	saga__buf_str(b, sub->gid);
-	saga__buf_u64(b, submit_wall_ms);
-	saga__buf_u32(b, (uint32_t)n);
-	saga__buf_put(b, enc, n);
+	dtx_buf_u64(b, submit_wall_ms);
+	dtx_buf_u32(b, (uint32_t)n);
+	dtx_buf_put(b, enc, n);
 	dtx_free(enc);
 	return b->oom ? DTX_ENOMEM : DTX_OK;
 }
 
 // ---------------------------------------------------------------- parsing
 
-typedef struct rd {
-	const uint8_t *p;
-	size_t len, off;
-	bool bad;
-} rd;
-
-static const uint8_t *
-rd_take(rd *r, size_t n)
-{
-	if (r->bad || r->len - r->off < n) {
-		r->bad = true;
-		return NULL;
-	}
-	const uint8_t *p = r->p + r->off;
-	r->off += n;
-	return p;
-}
-
-static uint64_t
-rd_uint(rd *r, size_t n)
-{
-	const uint8_t *p = rd_take(r, n);
-	uint64_t v = 0;
-	for (size_t i = 0; p != NULL && i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 // Reads a u16-prefixed string into buf (size PROTO_MAX_STR + 1). A NUL
 // inside is damage.
 static void
-rd_str(rd *r, char *buf)
+rd_str(dtx_rd *r, char *buf)
 {
-	size_t n = (size_t)rd_uint(r, 2);
-	const uint8_t *p = rd_take(r, n);
+	size_t n = (size_t)dtx_rd_u16(r);
+	const uint8_t *p = dtx_rd_bytes(r, n);
 	buf[0] = '\0';
 	if (p == NULL)
 		return;
@@ -262,13 +173,13 @@ begin_insert(saga *s, saga__rec *r, uint64_t wall, saga__rec **out)
 }
 
 static dtx_err
-apply_begin(saga *s, rd *in, saga__rec **out)
+apply_begin(saga *s, dtx_rd *in, saga__rec **out)
 {
 	char gid[PROTO_MAX_STR + 1];
 	rd_str(in, gid);
-	uint64_t wall = rd_uint(in, 8);
-	size_t n = (size_t)rd_uint(in, 4);
-	const uint8_t *enc = rd_take(in, n);
+	uint64_t wall = dtx_rd_u64(in);
+	size_t n = (size_t)dtx_rd_u32(in);
+	const uint8_t *enc = dtx_rd_bytes(in, n);
 	if (in->bad || gid[0] == '\0')
 		return DTX_ECORRUPT;
 	saga__rec *r = saga__find(s, gid);
@@ -331,14 +242,14 @@ saga__apply_begin_live(
 }
 
 static dtx_err
-apply_step(saga *s, rd *in, saga__rec **out)
+apply_step(saga *s, dtx_rd *in, saga__rec **out)
 {
 	char gid[PROTO_MAX_STR + 1], why[PROTO_MAX_STR + 1];
 	rd_str(in, gid);
-	uint32_t i = (uint32_t)rd_uint(in, 4);
-	uint8_t ph = (uint8_t)rd_uint(in, 1);
-	uint8_t fin = (uint8_t)rd_uint(in, 1);
-	uint8_t res = (uint8_t)rd_uint(in, 1);
+	uint32_t i = (uint32_t)dtx_rd_u32(in);
+	uint8_t ph = (uint8_t)dtx_rd_u8(in);
+	uint8_t fin = (uint8_t)dtx_rd_u8(in);
+	uint8_t res = (uint8_t)dtx_rd_u8(in);
 	rd_str(in, why);
 	if (in->bad || ph > PROTO_PHASE_COMPENSATE || fin > 1 ||
 	    res > PROTO_STEP_FAILED)
@@ -361,11 +272,11 @@ apply_step(saga *s, rd *in, saga__rec **out)
 }
 
 static dtx_err
-apply_comp(saga *s, rd *in, saga__rec **out)
+apply_comp(saga *s, dtx_rd *in, saga__rec **out)
 {
 	char gid[PROTO_MAX_STR + 1], why[PROTO_MAX_STR + 1];
 	rd_str(in, gid);
-	int32_t failed = (int32_t)(uint32_t)rd_uint(in, 4);
+	int32_t failed = (int32_t)(uint32_t)dtx_rd_u32(in);
 	rd_str(in, why);
 	if (in->bad)
 		return DTX_ECORRUPT;
@@ -385,13 +296,13 @@ apply_comp(saga *s, rd *in, saga__rec **out)
 }
 
 static dtx_err
-apply_end(saga *s, rd *in, saga__rec **out)
+apply_end(saga *s, dtx_rd *in, saga__rec **out)
 {
 	char gid[PROTO_MAX_STR + 1], why[PROTO_MAX_STR + 1];
 	rd_str(in, gid);
-	uint8_t st = (uint8_t)rd_uint(in, 1);
-	int32_t failed = (int32_t)(uint32_t)rd_uint(in, 4);
-	uint64_t wall = rd_uint(in, 8);
+	uint8_t st = (uint8_t)dtx_rd_u8(in);
+	int32_t failed = (int32_t)(uint32_t)dtx_rd_u32(in);
+	uint64_t wall = dtx_rd_u64(in);
 	rd_str(in, why);
 	if (in->bad || gid[0] == '\0' ||
 	    (st != PROTO_SAGA_COMMITTED && st != PROTO_SAGA_ABORTED))
@@ -429,7 +340,7 @@ dtx_err
 saga__apply(
     saga *s, uint8_t type, const void *payload, size_t len, saga__rec **rec)
 {
-	rd in = { .p = payload, .len = len };
+	dtx_rd in = { .p = payload, .len = len };
 	saga__rec *r = NULL;
 	dtx_err rv;
 
@@ -468,7 +379,7 @@ saga__log_n(saga *s, const saga__logrec *recs, size_t n, bool force)
 			return DTX_ENOMEM;
 	pthread_mutex_lock(&s->mu);
 	for (i = 0; i < n && rv == DTX_OK; i++) {
-		const saga__buf *b = recs[i].b;
+		const dtx_buf *b = recs[i].b;
 		rv = stor_wal_append(
 		    s->wal, recs[i].type, b->p, b->len, false, &lsn);
 		if (rv == DTX_OK)
@@ -485,7 +396,7 @@ saga__log_n(saga *s, const saga__logrec *recs, size_t n, bool force)
 }
 
 dtx_err
-saga__log(saga *s, uint8_t type, const saga__buf *b, bool force)
+saga__log(saga *s, uint8_t type, const dtx_buf *b, bool force)
 {
 	saga__logrec rec = { .type = type, .b = b };
 	return saga__log_n(s, &rec, 1, force);
@@ -509,12 +420,12 @@ static dtx_err
 on_ckpt(void *arg, uint64_t lsn, const void *blob, size_t len)
 {
 	saga *s = arg;
-	rd in = { .p = blob, .len = len };
+	dtx_rd in = { .p = blob, .len = len };
 	(void)lsn;
 	while (in.off < in.len) {
-		uint8_t type = (uint8_t)rd_uint(&in, 1);
-		size_t n = (size_t)rd_uint(&in, 4);
-		const uint8_t *p = rd_take(&in, n);
+		uint8_t type = (uint8_t)dtx_rd_u8(&in);
+		size_t n = (size_t)dtx_rd_u32(&in);
+		const uint8_t *p = dtx_rd_bytes(&in, n);
 		if (in.bad)
 			return DTX_ECORRUPT;
 		dtx_err rv = saga__apply(s, type, p, n, NULL);
@@ -566,24 +477,24 @@ saga__log_open(saga *s)
 // ---------------------------------------------------------------- checkpoint
 
 static void
-blob_rec(saga__buf *blob, uint8_t type, const saga__buf *p)
+blob_rec(dtx_buf *blob, uint8_t type, const dtx_buf *p)
 {
-	saga__buf_u8(blob, type);
-	saga__buf_u32(blob, (uint32_t)p->len);
-	saga__buf_put(blob, p->p, p->len);
+	dtx_buf_u8(blob, type);
+	dtx_buf_u32(blob, (uint32_t)p->len);
+	dtx_buf_put(blob, p->p, p->len);
 }
 
 // Writes r as checkpoint records. saga->mu held.
 static void
-blob_saga(saga__buf *blob, const saga__rec *r)
+blob_saga(dtx_buf *blob, const saga__rec *r)
 {
-	saga__buf p = { 0 };
+	dtx_buf p = { 0 };
 	if (r->state == PROTO_SAGA_COMMITTED ||
 	    r->state == PROTO_SAGA_ABORTED) {
 		saga__enc_end(&p, r->gid, r->state, r->failed_step,
 		    r->submit_wall_ms, r->reason);
 		blob_rec(blob, SAGA__REC_END, &p);
-		saga__buf_fini(&p);
+		dtx_buf_fini(&p);
 		return;
 	}
 	proto_saga_submit sub = {
@@ -591,7 +502,7 @@ blob_saga(saga__buf *blob, const saga__rec *r)
 	};
 	if (saga__enc_begin(&p, &sub, r->submit_wall_ms) != DTX_OK) {
 		blob->oom = true;
-		saga__buf_fini(&p);
+		dtx_buf_fini(&p);
 		return;
 	}
 	blob_rec(blob, SAGA__REC_BEGIN, &p);
@@ -621,14 +532,14 @@ blob_saga(saga__buf *blob, const saga__rec *r)
 	}
 	if (p.oom)
 		blob->oom = true;
-	saga__buf_fini(&p);
+	dtx_buf_fini(&p);
 }
 
 dtx_err
 saga__log_checkpoint(saga *s, bool force)
 {
 	stor_wal_stats ws;
-	saga__buf blob = { 0 };
+	dtx_buf blob = { 0 };
 
 	stor_wal_stats_get(s->wal, &ws);
 	if (!force &&
@@ -653,6 +564,6 @@ saga__log_checkpoint(saga *s, bool force)
 		DTX_LOG(DTX_LOG_WARN, "SAGA_CHECKPOINT",
 		    "checkpoint failed: %s", dtx_strerror(rv));
 	}
-	saga__buf_fini(&blob);
+	dtx_buf_fini(&blob);
 	return rv;
 }

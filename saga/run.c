@@ -163,28 +163,28 @@ static dtx_err
 log_step(saga *s, saga__rec *r, uint32_t i, proto_phase ph, bool fin,
     proto_step_result res, const char *why, bool force)
 {
-	saga__buf b = { 0 };
+	dtx_buf b = { 0 };
 	saga__enc_step(&b, r->gid, i, ph, fin, res, why);
 	dtx_err rv = saga__log(s, SAGA__REC_STEP, &b, force);
-	saga__buf_fini(&b);
+	dtx_buf_fini(&b);
 	return rv;
 }
 
 static dtx_err
 log_comp(saga *s, saga__rec *r, int32_t failed, const char *why)
 {
-	saga__buf b = { 0 };
+	dtx_buf b = { 0 };
 	saga__enc_comp(&b, r->gid, failed, why);
 	dtx_err rv = saga__log(s, SAGA__REC_COMP, &b, false);
-	saga__buf_fini(&b);
+	dtx_buf_fini(&b);
 	return rv;
 }
 
 // Logs END (forced), after the records in pre (may be NULL: none).
 static dtx_err
-log_end(saga *s, saga__rec *r, proto_saga_state st, const saga__buf *pre)
+log_end(saga *s, saga__rec *r, proto_saga_state st, const dtx_buf *pre)
 {
-	saga__buf b = { 0 };
+	dtx_buf b = { 0 };
 	saga__enc_end(
 	    &b, r->gid, st, r->failed_step, r->submit_wall_ms, r->reason);
 	saga__logrec recs[2] = {
@@ -193,7 +193,7 @@ log_end(saga *s, saga__rec *r, proto_saga_state st, const saga__buf *pre)
 	};
 	dtx_err rv = pre != NULL ? saga__log_n(s, recs, 2, true)
 	                         : saga__log_n(s, recs + 1, 1, true);
-	saga__buf_fini(&b);
+	dtx_buf_fini(&b);
 	if (rv == DTX_OK) {
 		saga__count(s,
 		    st == PROTO_SAGA_COMMITTED ? SAGA_CTR_COMMITTED
@@ -209,7 +209,7 @@ log_end(saga *s, saga__rec *r, proto_saga_state st, const saga__buf *pre)
 static dtx_err
 log_done_then(saga *s, saga__rec *r, uint32_t i)
 {
-	saga__buf done = { 0 }, next = { 0 };
+	dtx_buf done = { 0 }, next = { 0 };
 	saga__enc_step(
 	    &done, r->gid, i, PROTO_PHASE_ACTION, true, PROTO_STEP_OK, NULL);
 	dtx_err rv;
@@ -224,8 +224,8 @@ log_done_then(saga *s, saga__rec *r, uint32_t i)
 		};
 		rv = saga__log_n(s, recs, 2, true);
 	}
-	saga__buf_fini(&done);
-	saga__buf_fini(&next);
+	dtx_buf_fini(&done);
+	dtx_buf_fini(&next);
 	return rv;
 }
 

@@ -156,32 +156,21 @@ saga__count(saga *s, saga_ctr c)
 
 // ---------------------------------------------------------------- log.c
 
-// A growing byte buffer for record payloads. Out of memory sets oom.
-typedef struct saga__buf {
-	uint8_t *p;
-	size_t len, cap;
-	bool oom;
-} saga__buf;
-
-void saga__buf_put(saga__buf *b, const void *p, size_t n);
-void saga__buf_u8(saga__buf *b, uint8_t v);
-void saga__buf_u16(saga__buf *b, uint16_t v);
-void saga__buf_u32(saga__buf *b, uint32_t v);
-void saga__buf_u64(saga__buf *b, uint64_t v);
-void saga__buf_str(saga__buf *b, const char *s); // u16 length + bytes
-void saga__buf_fini(saga__buf *b);
+// Record payloads are built in a dtx_buf (common.h). Appends s (NULL:
+// empty), cut to PROTO_MAX_STR bytes, as a u16 length and its bytes.
+void saga__buf_str(dtx_buf *b, const char *s);
 
 // Builds record payloads (into b, which the caller finalises).
-void saga__enc_step(saga__buf *b, const char *gid, uint32_t step,
-    proto_phase ph, bool finished, proto_step_result res, const char *why);
+void saga__enc_step(dtx_buf *b, const char *gid, uint32_t step, proto_phase ph,
+    bool finished, proto_step_result res, const char *why);
 void saga__enc_comp(
-    saga__buf *b, const char *gid, int32_t failed, const char *why);
-void saga__enc_end(saga__buf *b, const char *gid, proto_saga_state st,
+    dtx_buf *b, const char *gid, int32_t failed, const char *why);
+void saga__enc_end(dtx_buf *b, const char *gid, proto_saga_state st,
     int32_t failed, uint64_t submit_wall_ms, const char *why);
 // Encodes the BEGIN payload of a SAGA_SUBMIT (borrowed). DTX_EINVAL when
 // the message cannot be encoded, DTX_ENOMEM.
 dtx_err saga__enc_begin(
-    saga__buf *b, const proto_saga_submit *sub, uint64_t submit_wall_ms);
+    dtx_buf *b, const proto_saga_submit *sub, uint64_t submit_wall_ms);
 
 // Applies one record to the in-memory state (replay and live appends
 // alike). saga->mu held. *rec (may be NULL) gets the saga it touched.
@@ -199,12 +188,12 @@ dtx_err saga__apply_begin_live(saga *s, const proto_saga_submit *sub,
 // Appends a record (payload borrowed) and applies it, under saga->mu
 // (taken here). With force, returns once it is durable. Errors of
 // stor_wal_append / stor_wal_sync, saga__apply.
-dtx_err saga__log(saga *s, uint8_t type, const saga__buf *b, bool force);
+dtx_err saga__log(saga *s, uint8_t type, const dtx_buf *b, bool force);
 
 // One record for saga__log_n: its type and payload (borrowed).
 typedef struct saga__logrec {
 	uint8_t type;
-	const saga__buf *b;
+	const dtx_buf *b;
 } saga__logrec;
 
 // saga__log for n records appended and applied in order under one hold of

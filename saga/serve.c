@@ -124,7 +124,7 @@ static dtx_err
 submit(saga *s, const proto_msg *req, proto_msg *rep)
 {
 	const proto_saga_submit *sub = &req->u.saga_submit;
-	saga__buf b = { 0 };
+	dtx_buf b = { 0 };
 	saga__rec *r = NULL;
 	uint64_t lsn = 0;
 	dtx_err rv;
@@ -180,7 +180,7 @@ submit(saga *s, const proto_msg *req, proto_msg *rep)
 	rv = reply_of(s, r, rep);
 	pthread_mutex_unlock(&s->mu);
 done:
-	saga__buf_fini(&b);
+	dtx_buf_fini(&b);
 	return rv;
 }
 

@@ -415,7 +415,7 @@ stor_kv_get_i64(stor_kv *kv, const void *key, size_t klen, clk_ts ts,
 	if (err == DTX_OK && v->len != 8)
 		err = DTX_EINVAL;
 	if (err == DTX_OK) {
-		*out = (int64_t)stor__get64(v->val);
+		*out = (int64_t)dtx_get_le64(v->val);
 		if (vts != NULL)
 			*vts = v->ts;
 	}

@@ -24,131 +24,46 @@
 
 #define KVC_MAGIC "KVC1"
 
-// ---------------------------------------------------------------- buffers
-
-void
-stor__buf_put(stor__buf *b, const void *p, size_t n)
-{
-	if (b->oom || n == 0)
-		return;
-	if (b->cap - b->len < n) {
-		size_t nc = b->cap ? b->cap : 256;
-		while (nc - b->len < n)
-			nc *= 2;
-		uint8_t *q = dtx_realloc(b->p, nc);
-		if (q == NULL) {
-			b->oom = true;
-			return;
-		}
-		b->p = q;
-		b->cap = nc;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-}
-
-void
-stor__buf_u8(stor__buf *b, uint8_t v)
-{
-	stor__buf_put(b, &v, 1);
-}
-
-void
-stor__buf_u32(stor__buf *b, uint32_t v)
-{
-	uint8_t x[4];
-	stor__put32(x, v);
-	stor__buf_put(b, x, 4);
-}
-
-void
-stor__buf_u64(stor__buf *b, uint64_t v)
-{
-	uint8_t x[8];
-	stor__put64(x, v);
-	stor__buf_put(b, x, 8);
-}
-
-void
-stor__buf_fini(stor__buf *b)
-{
-	dtx_free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
-const uint8_t *
-stor__rd_bytes(stor__rd *r, size_t n)
-{
-	if (r->bad || r->len - r->off < n) {
-		r->bad = true;
-		return NULL;
-	}
-	const uint8_t *p = r->p + r->off;
-	r->off += n;
-	return p;
-}
-
-uint8_t
-stor__rd_u8(stor__rd *r)
-{
-	const uint8_t *p = stor__rd_bytes(r, 1);
-	return p ? p[0] : 0;
-}
-
-uint32_t
-stor__rd_u32(stor__rd *r)
-{
-	const uint8_t *p = stor__rd_bytes(r, 4);
-	return p ? stor__get32(p) : 0;
-}
-
-uint64_t
-stor__rd_u64(stor__rd *r)
-{
-	const uint8_t *p = stor__rd_bytes(r, 8);
-	return p ? stor__get64(p) : 0;
-}
-
 // ---------------------------------------------------------------- records
 
 void
-stor__enc_writes(stor__buf *b, const stor__w *w, size_t nw)
+stor__enc_writes(dtx_buf *b, const stor__w *w, size_t nw)
 {
-	stor__buf_u32(b, (uint32_t)nw);
+	dtx_buf_u32(b, (uint32_t)nw);
 	for (size_t i = 0; i < nw; i++) {
-		stor__buf_u32(b, w[i].klen);
-		stor__buf_put(b, w[i].key, w[i].klen);
-		stor__buf_u8(b, w[i].ver->tomb);
-		stor__buf_u32(b, w[i].ver->len);
-		stor__buf_put(b, w[i].ver->val, w[i].ver->len);
+		dtx_buf_u32(b, w[i].klen);
+		dtx_buf_put(b, w[i].key, w[i].klen);
+		dtx_buf_u8(b, w[i].ver->tomb);
+		dtx_buf_u32(b, w[i].ver->len);
+		dtx_buf_put(b, w[i].ver->val, w[i].ver->len);
 	}
 }
 
 void
-stor__enc_meta(stor__buf *b, const stor_prep_meta *m)
+stor__enc_meta(dtx_buf *b, const stor_prep_meta *m)
 {
-	stor__buf_u32(b, m->coordinator);
-	stor__buf_u32(b, m->mode);
-	stor__buf_u64(b, m->prepare_ts);
-	stor__buf_u32(b, m->npeers);
+	dtx_buf_u32(b, m->coordinator);
+	dtx_buf_u32(b, m->mode);
+	dtx_buf_u64(b, m->prepare_ts);
+	dtx_buf_u32(b, m->npeers);
 	for (uint32_t i = 0; i < m->npeers; i++)
-		stor__buf_u32(b, m->peers[i]);
+		dtx_buf_u32(b, m->peers[i]);
 }
 
 dtx_err
-stor__dec_meta(stor__rd *r, stor_prep_meta *m)
+stor__dec_meta(dtx_rd *r, stor_prep_meta *m)
 {
 	memset(m, 0, sizeof(*m));
-	m->coordinator = stor__rd_u32(r);
-	m->mode = stor__rd_u32(r);
-	m->prepare_ts = stor__rd_u64(r);
-	m->npeers = stor__rd_u32(r);
+	m->coordinator = dtx_rd_u32(r);
+	m->mode = dtx_rd_u32(r);
+	m->prepare_ts = dtx_rd_u64(r);
+	m->npeers = dtx_rd_u32(r);
 	if (r->bad || m->npeers > STOR_PEERS_MAX ||
 	    (m->mode != STOR_MODE_2PC && m->mode != STOR_MODE_3PC) ||
 	    m->prepare_ts == 0)
 		return DTX_ECORRUPT;
 	for (uint32_t i = 0; i < m->npeers; i++)
-		m->peers[i] = stor__rd_u32(r);
+		m->peers[i] = dtx_rd_u32(r);
 	return r->bad ? DTX_ECORRUPT : DTX_OK;
 }
 
@@ -163,9 +78,9 @@ writes_free(stor__w *w, size_t n)
 }
 
 dtx_err
-stor__dec_writes(stor__rd *r, stor__w **out, size_t *nout)
+stor__dec_writes(dtx_rd *r, stor__w **out, size_t *nout)
 {
-	uint32_t n = stor__rd_u32(r);
+	uint32_t n = dtx_rd_u32(r);
 	// Each write takes at least 9 bytes: a count beyond that is damage.
 	if (r->bad || n > (r->len - r->off) / 9)
 		return DTX_ECORRUPT;
@@ -175,13 +90,13 @@ stor__dec_writes(stor__rd *r, stor__w **out, size_t *nout)
 	dtx_err err = DTX_OK;
 	size_t i = 0;
 	for (; i < n; i++) {
-		uint32_t klen = stor__rd_u32(r);
+		uint32_t klen = dtx_rd_u32(r);
 		const uint8_t *k =
-		    klen <= STOR_KEY_MAX ? stor__rd_bytes(r, klen) : NULL;
-		uint8_t tomb = stor__rd_u8(r);
-		uint32_t vlen = stor__rd_u32(r);
+		    klen <= STOR_KEY_MAX ? dtx_rd_bytes(r, klen) : NULL;
+		uint8_t tomb = dtx_rd_u8(r);
+		uint32_t vlen = dtx_rd_u32(r);
 		const uint8_t *v =
-		    vlen <= STOR_VAL_MAX ? stor__rd_bytes(r, vlen) : NULL;
+		    vlen <= STOR_VAL_MAX ? dtx_rd_bytes(r, vlen) : NULL;
 		if (r->bad || k == NULL || v == NULL || tomb > 1 ||
 		    (tomb && vlen > 0)) {
 			err = DTX_ECORRUPT;
@@ -227,16 +142,16 @@ apply_writes(stor_kv *kv, stor__w *w, size_t n, clk_ts ts)
 }
 
 static dtx_err
-dec_bar(stor__rd *r, stor__bar *b)
+dec_bar(dtx_rd *r, stor__bar *b)
 {
 	memset(b, 0, sizeof(*b));
-	b->glen = stor__rd_u32(r);
+	b->glen = dtx_rd_u32(r);
 	if (r->bad || b->glen == 0 || b->glen > STOR_GID_MAX)
 		return DTX_ECORRUPT;
-	b->gid = (uint8_t *)stor__rd_bytes(r, b->glen);
-	b->branch = (int64_t)stor__rd_u64(r);
-	b->op = stor__rd_u8(r);
-	b->wall_ms = stor__rd_u64(r);
+	b->gid = (uint8_t *)dtx_rd_bytes(r, b->glen);
+	b->branch = (int64_t)dtx_rd_u64(r);
+	b->op = dtx_rd_u8(r);
+	b->wall_ms = dtx_rd_u64(r);
 	if (r->bad ||
 	    (b->op != STOR_BARRIER_ACTION && b->op != STOR_BARRIER_COMPENSATE))
 		return DTX_ECORRUPT;
@@ -244,9 +159,9 @@ dec_bar(stor__rd *r, stor__bar *b)
 }
 
 static dtx_err
-replay_local(stor_kv *kv, stor__rd *r)
+replay_local(stor_kv *kv, dtx_rd *r)
 {
-	clk_ts ts = stor__rd_u64(r);
+	clk_ts ts = dtx_rd_u64(r);
 	if (r->bad || ts == 0)
 		return DTX_ECORRUPT;
 	stor__w *w = NULL;
@@ -258,7 +173,7 @@ replay_local(stor_kv *kv, stor__rd *r)
 	writes_free(w, nw);
 	if (err != DTX_OK)
 		return err;
-	uint32_t nb = stor__rd_u32(r);
+	uint32_t nb = dtx_rd_u32(r);
 	if (r->bad)
 		return DTX_ECORRUPT;
 	for (uint32_t i = 0; i < nb && err == DTX_OK; i++) {
@@ -272,7 +187,7 @@ replay_local(stor_kv *kv, stor__rd *r)
 
 // Reloads one prepared transaction with its intents.
 static dtx_err
-load_prepared(stor_kv *kv, stor__rd *r, uint64_t txid, stor_tx_state st,
+load_prepared(stor_kv *kv, dtx_rd *r, uint64_t txid, stor_tx_state st,
     clk_ts commit_ts, uint64_t lsn)
 {
 	if (txid == 0 || stor__map_get(&kv->txmap, txid, NULL))
@@ -344,14 +259,14 @@ dtx_err
 stor__replay(void *arg, uint64_t lsn, uint8_t type, const void *p, size_t len)
 {
 	stor_kv *kv = arg;
-	stor__rd r = { .p = p, .len = len };
+	dtx_rd r = { .p = p, .len = len };
 	dtx_err err = DTX_OK;
 	switch (type) {
 	case STOR__REC_LOCAL:
 		err = replay_local(kv, &r);
 		break;
 	case STOR__REC_PREPARE: {
-		uint64_t txid = stor__rd_u64(&r);
+		uint64_t txid = dtx_rd_u64(&r);
 		err = r.bad
 		    ? DTX_ECORRUPT
 		    : load_prepared(kv, &r, txid, STOR_TX_PREPARED, 0, lsn);
@@ -360,8 +275,8 @@ stor__replay(void *arg, uint64_t lsn, uint8_t type, const void *p, size_t len)
 	case STOR__REC_PRECOMMIT:
 	case STOR__REC_COMMIT:
 	case STOR__REC_ABORT: {
-		uint64_t txid = stor__rd_u64(&r);
-		clk_ts ts = stor__rd_u64(&r);
+		uint64_t txid = dtx_rd_u64(&r);
+		clk_ts ts = dtx_rd_u64(&r);
 		if (r.bad || txid == 0) {
 			err = DTX_ECORRUPT;
 			break;
@@ -387,10 +302,10 @@ stor__replay(void *arg, uint64_t lsn, uint8_t type, const void *p, size_t len)
 		break;
 	}
 	case STOR__REC_BARGC: {
-		uint32_t glen = stor__rd_u32(&r);
+		uint32_t glen = dtx_rd_u32(&r);
 		const uint8_t *gid =
-		    glen <= STOR_GID_MAX ? stor__rd_bytes(&r, glen) : NULL;
-		uint64_t cutoff = stor__rd_u64(&r);
+		    glen <= STOR_GID_MAX ? dtx_rd_bytes(&r, glen) : NULL;
+		uint64_t cutoff = dtx_rd_u64(&r);
 		if (r.bad || gid == NULL)
 			err = DTX_ECORRUPT;
 		else
@@ -440,18 +355,18 @@ stor__on_durable(void *arg, uint64_t lsn)
 //   u64 nbar, nbar x (u32 glen, gid, u64 branch, u8 op, u64 wall ms)
 
 static void
-enc_ckpt(stor_kv *kv, stor__buf *b, uint64_t *keep)
+enc_ckpt(stor_kv *kv, dtx_buf *b, uint64_t *keep)
 {
-	stor__buf_put(b, KVC_MAGIC, 4);
-	stor__buf_u32(b, 1);
-	stor__buf_u64(b, kv->gc_horizon);
+	dtx_buf_put(b, KVC_MAGIC, 4);
+	dtx_buf_u32(b, 1);
+	dtx_buf_u64(b, kv->gc_horizon);
 	// Keys without versions (only an intent) are not part of the
 	// committed state.
 	const stor__tab *t = &kv->tab;
 	uint64_t nkeys = 0;
 	for (size_t i = 0; t->slot != NULL && i <= t->mask; i++)
 		nkeys += t->slot[i] != NULL && t->slot[i]->head != NULL;
-	stor__buf_u64(b, nkeys);
+	dtx_buf_u64(b, nkeys);
 	for (size_t i = 0; t->slot != NULL && i <= t->mask; i++) {
 		const stor__ent *e = t->slot[i];
 		if (e == NULL || e->head == NULL)
@@ -459,14 +374,14 @@ enc_ckpt(stor_kv *kv, stor__buf *b, uint64_t *keep)
 		uint32_t nv = 0;
 		for (const stor__ver *v = e->head; v != NULL; v = v->next)
 			nv++;
-		stor__buf_u32(b, e->klen);
-		stor__buf_put(b, e->key, e->klen);
-		stor__buf_u32(b, nv);
+		dtx_buf_u32(b, e->klen);
+		dtx_buf_put(b, e->key, e->klen);
+		dtx_buf_u32(b, nv);
 		for (const stor__ver *v = e->head; v != NULL; v = v->next) {
-			stor__buf_u64(b, v->ts);
-			stor__buf_u8(b, v->tomb);
-			stor__buf_u32(b, v->len);
-			stor__buf_put(b, v->val, v->len);
+			dtx_buf_u64(b, v->ts);
+			dtx_buf_u8(b, v->tomb);
+			dtx_buf_u32(b, v->len);
+			dtx_buf_put(b, v->val, v->len);
 		}
 	}
 	uint64_t nextra = 0;
@@ -477,82 +392,82 @@ enc_ckpt(stor_kv *kv, stor__buf *b, uint64_t *keep)
 		else
 			ntx++;
 	}
-	stor__buf_u64(b, nextra);
+	dtx_buf_u64(b, nextra);
 	for (const stor__tx *tx = kv->txs; tx != NULL; tx = tx->next_all) {
 		if (!tx->committing)
 			continue;
 		for (size_t i = 0; i < tx->nw; i++) {
 			const stor__w *w = &tx->w[i];
-			stor__buf_u32(b, w->klen);
-			stor__buf_put(b, w->key, w->klen);
-			stor__buf_u64(b, tx->commit_ts);
-			stor__buf_u8(b, w->ver->tomb);
-			stor__buf_u32(b, w->ver->len);
-			stor__buf_put(b, w->ver->val, w->ver->len);
+			dtx_buf_u32(b, w->klen);
+			dtx_buf_put(b, w->key, w->klen);
+			dtx_buf_u64(b, tx->commit_ts);
+			dtx_buf_u8(b, w->ver->tomb);
+			dtx_buf_u32(b, w->ver->len);
+			dtx_buf_put(b, w->ver->val, w->ver->len);
 		}
 	}
 	*keep = 0;
-	stor__buf_u32(b, ntx);
+	dtx_buf_u32(b, ntx);
 	for (const stor__tx *tx = kv->txs; tx != NULL; tx = tx->next_all) {
 		if (tx->committing)
 			continue;
 		if (*keep == 0 || tx->lsn < *keep)
 			*keep = tx->lsn;
-		stor__buf_u64(b, tx->txid);
-		stor__buf_u8(b, (uint8_t)tx->state);
-		stor__buf_u64(b, tx->lsn);
-		stor__buf_u64(b, tx->commit_ts);
+		dtx_buf_u64(b, tx->txid);
+		dtx_buf_u8(b, (uint8_t)tx->state);
+		dtx_buf_u64(b, tx->lsn);
+		dtx_buf_u64(b, tx->commit_ts);
 		stor__enc_meta(b, &tx->meta);
 		stor__enc_writes(b, tx->w, tx->nw);
 	}
 	uint64_t ncommitting = 0;
 	for (const stor__tx *tx = kv->txs; tx != NULL; tx = tx->next_all)
 		ncommitting += tx->committing && tx->kind == STOR__TX_DIST;
-	stor__buf_u64(b, kv->out_n + ncommitting);
+	dtx_buf_u64(b, kv->out_n + ncommitting);
 	for (size_t i = 0; i < kv->out_n; i++) {
 		const stor__out *o =
 		    &kv->outs[(kv->out_head + i) % kv->out_cap];
-		stor__buf_u64(b, o->txid);
-		stor__buf_u8(b, o->state);
-		stor__buf_u64(b, o->commit_ts);
-		stor__buf_u64(b, o->wall_ms);
+		dtx_buf_u64(b, o->txid);
+		dtx_buf_u8(b, o->state);
+		dtx_buf_u64(b, o->commit_ts);
+		dtx_buf_u64(b, o->wall_ms);
 	}
 	uint64_t now = stor__wall_ms();
 	for (const stor__tx *tx = kv->txs; tx != NULL; tx = tx->next_all) {
 		if (!tx->committing || tx->kind != STOR__TX_DIST)
 			continue;
-		stor__buf_u64(b, tx->txid);
-		stor__buf_u8(b, STOR_TX_COMMITTED);
-		stor__buf_u64(b, tx->commit_ts);
-		stor__buf_u64(b, now);
+		dtx_buf_u64(b, tx->txid);
+		dtx_buf_u8(b, STOR_TX_COMMITTED);
+		dtx_buf_u64(b, tx->commit_ts);
+		dtx_buf_u64(b, now);
 	}
 	// Pending barriers belong to queued commits the checkpoint counts as
 	// done, so every barrier goes in.
-	stor__buf_u64(b, kv->nbars);
+	dtx_buf_u64(b, kv->nbars);
 	for (size_t i = 0; i < kv->nbars; i++) {
 		const stor__bar *r = &kv->bars[i];
-		stor__buf_u32(b, r->glen);
-		stor__buf_put(b, r->gid, r->glen);
-		stor__buf_u64(b, (uint64_t)r->branch);
-		stor__buf_u8(b, r->op);
-		stor__buf_u64(b, r->wall_ms);
+		dtx_buf_u32(b, r->glen);
+		dtx_buf_put(b, r->gid, r->glen);
+		dtx_buf_u64(b, (uint64_t)r->branch);
+		dtx_buf_u8(b, r->op);
+		dtx_buf_u64(b, r->wall_ms);
 	}
 }
 
 static dtx_err
-load_versions(stor_kv *kv, stor__rd *r)
+load_versions(stor_kv *kv, dtx_rd *r)
 {
-	uint64_t n = stor__rd_u64(r);
+	uint64_t n = dtx_rd_u64(r);
 	if (r->bad || n > (r->len - r->off) / 8)
 		return DTX_ECORRUPT;
 	dtx_err err = stor__tab_reserve(&kv->tab, (size_t)n);
 	if (err != DTX_OK)
 		return err;
 	for (uint64_t i = 0; i < n; i++) {
-		uint32_t klen = stor__rd_u32(r);
+		uint32_t klen = dtx_rd_u32(r);
 		const uint8_t *k =
-		    klen <= STOR_KEY_MAX ? stor__rd_bytes(r, klen) : NULL;
-		uint32_t nv = stor__rd_u32(r);
+		    klen <= STOR_KEY_MAX ? dtx_rd_bytes(r, klen) : NULL;
+		uint32_t nv = dtx_rd_u32(r);
 		if (r->bad || k == NULL || nv == 0 ||
 		    stor__tab_find(&kv->tab, k, klen) != NULL)
 			return DTX_ECORRUPT;
@@ -562,11 +477,11 @@ load_versions(stor_kv *kv, stor__rd *r)
 		stor__ver **tail = &e->head;
 		clk_ts prev = CLK_TS_MAX;
 		for (uint32_t j = 0; j < nv; j++) {
-			clk_ts ts = stor__rd_u64(r);
-			uint8_t tomb = stor__rd_u8(r);
-			uint32_t len = stor__rd_u32(r);
+			clk_ts ts = dtx_rd_u64(r);
+			uint8_t tomb = dtx_rd_u8(r);
+			uint32_t len = dtx_rd_u32(r);
 			const uint8_t *v =
-			    len <= STOR_VAL_MAX ? stor__rd_bytes(r, len) : NULL;
+			    len <= STOR_VAL_MAX ? dtx_rd_bytes(r, len) : NULL;
 			if (r->bad || v == NULL || tomb > 1 || ts == 0 ||
 			    ts >= prev)
 				return DTX_ECORRUPT;
@@ -583,20 +498,20 @@ load_versions(stor_kv *kv, stor__rd *r)
 }
 
 static dtx_err
-load_extra(stor_kv *kv, stor__rd *r)
+load_extra(stor_kv *kv, dtx_rd *r)
 {
-	uint64_t n = stor__rd_u64(r);
+	uint64_t n = dtx_rd_u64(r);
 	if (r->bad || n > (r->len - r->off) / 8)
 		return DTX_ECORRUPT;
 	for (uint64_t i = 0; i < n; i++) {
-		uint32_t klen = stor__rd_u32(r);
+		uint32_t klen = dtx_rd_u32(r);
 		const uint8_t *k =
-		    klen <= STOR_KEY_MAX ? stor__rd_bytes(r, klen) : NULL;
-		clk_ts ts = stor__rd_u64(r);
-		uint8_t tomb = stor__rd_u8(r);
-		uint32_t len = stor__rd_u32(r);
+		    klen <= STOR_KEY_MAX ? dtx_rd_bytes(r, klen) : NULL;
+		clk_ts ts = dtx_rd_u64(r);
+		uint8_t tomb = dtx_rd_u8(r);
+		uint32_t len = dtx_rd_u32(r);
 		const uint8_t *v =
-		    len <= STOR_VAL_MAX ? stor__rd_bytes(r, len) : NULL;
+		    len <= STOR_VAL_MAX ? dtx_rd_bytes(r, len) : NULL;
 		if (r->bad || k == NULL || v == NULL || tomb > 1 || ts == 0)
 			return DTX_ECORRUPT;
 		stor__ent *e = stor__tab_get(&kv->tab, k, klen);
@@ -614,10 +529,10 @@ dtx_err
 stor__load_ckpt(void *arg, uint64_t lsn, const void *p, size_t len)
 {
 	stor_kv *kv = arg;
-	stor__rd r = { .p = p, .len = len };
-	const uint8_t *magic = stor__rd_bytes(&r, 4);
-	uint32_t ver = stor__rd_u32(&r);
-	kv->gc_horizon = stor__rd_u64(&r);
+	dtx_rd r = { .p = p, .len = len };
+	const uint8_t *magic = dtx_rd_bytes(&r, 4);
+	uint32_t ver = dtx_rd_u32(&r);
+	kv->gc_horizon = dtx_rd_u64(&r);
 	dtx_err err = DTX_OK;
 	if (r.bad || memcmp(magic, KVC_MAGIC, 4) != 0 || ver != 1)
 		err = DTX_ECORRUPT;
@@ -625,14 +540,14 @@ stor__load_ckpt(void *arg, uint64_t lsn, const void *p, size_t len)
 		err = load_versions(kv, &r);
 	if (err == DTX_OK)
 		err = load_extra(kv, &r);
-	uint32_t ntx = err == DTX_OK ? stor__rd_u32(&r) : 0;
+	uint32_t ntx = err == DTX_OK ? dtx_rd_u32(&r) : 0;
 	if (r.bad)
 		err = DTX_ECORRUPT;
 	for (uint32_t i = 0; i < ntx && err == DTX_OK; i++) {
-		uint64_t txid = stor__rd_u64(&r);
-		uint8_t st = stor__rd_u8(&r);
-		uint64_t tlsn = stor__rd_u64(&r);
-		clk_ts cts = stor__rd_u64(&r);
+		uint64_t txid = dtx_rd_u64(&r);
+		uint8_t st = dtx_rd_u8(&r);
+		uint64_t tlsn = dtx_rd_u64(&r);
+		clk_ts cts = dtx_rd_u64(&r);
 		if (r.bad ||
 		    (st != STOR_TX_PREPARED && st != STOR_TX_PRECOMMITTED) ||
 		    tlsn == 0 || tlsn > lsn)
@@ -641,14 +556,14 @@ stor__load_ckpt(void *arg, uint64_t lsn, const void *p, size_t len)
 			err = load_prepared(
 			    kv, &r, txid, (stor_tx_state)st, cts, tlsn);
 	}
-	uint64_t nout = err == DTX_OK ? stor__rd_u64(&r) : 0;
+	uint64_t nout = err == DTX_OK ? dtx_rd_u64(&r) : 0;
 	if (r.bad || nout > len / 25)
 		err = DTX_ECORRUPT;
 	for (uint64_t i = 0; i < nout && err == DTX_OK; i++) {
-		uint64_t txid = stor__rd_u64(&r);
-		uint8_t st = stor__rd_u8(&r);
-		clk_ts cts = stor__rd_u64(&r);
-		uint64_t wall = stor__rd_u64(&r);
+		uint64_t txid = dtx_rd_u64(&r);
+		uint8_t st = dtx_rd_u8(&r);
+		clk_ts cts = dtx_rd_u64(&r);
+		uint64_t wall = dtx_rd_u64(&r);
 		if (r.bad || txid == 0 ||
 		    (st != STOR_TX_COMMITTED && st != STOR_TX_ABORTED))
 			err = DTX_ECORRUPT;
@@ -656,7 +571,7 @@ stor__load_ckpt(void *arg, uint64_t lsn, const void *p, size_t len)
 			stor__outcome_put(
 			    kv, txid, (stor_tx_state)st, cts, wall);
 	}
-	uint64_t nbar = err == DTX_OK ? stor__rd_u64(&r) : 0;
+	uint64_t nbar = err == DTX_OK ? dtx_rd_u64(&r) : 0;
 	if (r.bad || nbar > len / 22)
 		err = DTX_ECORRUPT;
 	for (uint64_t i = 0; i < nbar && err == DTX_OK; i++) {
@@ -678,7 +593,7 @@ stor_kv_checkpoint(stor_kv *kv)
 {
 	if (kv == NULL)
 		return DTX_EINVAL;
-	stor__buf b = { 0 };
+	dtx_buf b = { 0 };
 	uint64_t keep = 0;
 	pthread_mutex_lock(&kv->mu);
 	// Every record of the store is appended under kv->mu, so the state
@@ -689,7 +604,7 @@ stor_kv_checkpoint(stor_kv *kv)
 	dtx_err err = b.oom ? DTX_ENOMEM : DTX_OK;
 	if (err == DTX_OK)
 		err = stor_wal_checkpoint(kv->wal, lsn, keep, b.p, b.len);
-	stor__buf_fini(&b);
+	dtx_buf_fini(&b);
 	if (err == DTX_OK) {
 		stor_wal_stats ws;
 		stor_wal_stats_get(kv->wal, &ws);
@@ -726,13 +641,13 @@ stor_kv_barrier_gc(
 	uint64_t now = stor__wall_ms();
 	uint64_t cutoff = now > older_than_ms ? now - older_than_ms : 0;
 	uint8_t hdr[4];
-	stor__put32(hdr, (uint32_t)glen);
-	stor__buf rec = { 0 };
-	stor__buf_put(&rec, hdr, 4);
-	stor__buf_put(&rec, gid, glen);
-	stor__buf_u64(&rec, cutoff);
+	dtx_put_le32(hdr, (uint32_t)glen);
+	dtx_buf rec = { 0 };
+	dtx_buf_put(&rec, hdr, 4);
+	dtx_buf_put(&rec, gid, glen);
+	dtx_buf_u64(&rec, cutoff);
 	if (rec.oom) {
-		stor__buf_fini(&rec);
+		dtx_buf_fini(&rec);
 		return DTX_ENOMEM;
 	}
 	pthread_mutex_lock(&kv->mu);
@@ -742,7 +657,7 @@ stor_kv_barrier_gc(
 	if (err == DTX_OK)
 		stor__bar_gc_apply(kv, (const uint8_t *)gid, glen, cutoff, &n);
 	pthread_mutex_unlock(&kv->mu);
-	stor__buf_fini(&rec);
+	dtx_buf_fini(&rec);
 	if (err == DTX_OK && removed != NULL)
 		*removed = n;
 	return err;

@@ -27,79 +27,6 @@ dtx_err stor__wal_open(const char *dir, const stor_wal_opts *opts,
     stor_wal_ckpt_fn on_ckpt, stor_wal_rec_fn on_rec, void *arg,
     stor__durable_fn on_durable, void *durable_arg, stor_wal **out);
 
-// ---------------------------------------------------------------- bytes
-
-static inline void
-stor__put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void
-stor__put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline void
-stor__put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint16_t
-stor__get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static inline uint32_t
-stor__get32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static inline uint64_t
-stor__get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-// A growable byte buffer for encoding records and checkpoints.
-typedef struct stor__buf {
-	uint8_t *p;
-	size_t len, cap;
-	bool oom; // an append failed; the content is incomplete
-} stor__buf;
-
-void stor__buf_put(stor__buf *b, const void *p, size_t n);
-void stor__buf_u8(stor__buf *b, uint8_t v);
-void stor__buf_u32(stor__buf *b, uint32_t v);
-void stor__buf_u64(stor__buf *b, uint64_t v);
-void stor__buf_fini(stor__buf *b);
-
-// A bounds-checked reader: every get fails (sets bad) past the end.
-typedef struct stor__rd {
-	const uint8_t *p;
-	size_t len, off;
-	bool bad;
-} stor__rd;
-
-uint8_t stor__rd_u8(stor__rd *r);
-uint32_t stor__rd_u32(stor__rd *r);
-uint64_t stor__rd_u64(stor__rd *r);
-// Returns a pointer to the next n bytes (borrowed) or NULL (sets bad).
-const uint8_t *stor__rd_bytes(stor__rd *r, size_t n);
-
 // ---------------------------------------------------------------- MVCC
 
 // One committed version. Newest first in a key's chain. A deletion is a
@@ -289,11 +216,11 @@ enum {
 	STOR__REC_BARGC = 6, // barrier deletion: gid or age cut-off
 };
 
-void stor__enc_writes(stor__buf *b, const stor__w *w, size_t nw);
-void stor__enc_meta(stor__buf *b, const stor_prep_meta *m);
-dtx_err stor__dec_meta(stor__rd *r, stor_prep_meta *m);
+void stor__enc_writes(dtx_buf *b, const stor__w *w, size_t nw);
+void stor__enc_meta(dtx_buf *b, const stor_prep_meta *m);
+dtx_err stor__dec_meta(dtx_rd *r, stor_prep_meta *m);
 // Decodes nw writes into a newly allocated array (owned copies).
-dtx_err stor__dec_writes(stor__rd *r, stor__w **w, size_t *nw);
+dtx_err stor__dec_writes(dtx_rd *r, stor__w **w, size_t *nw);
 dtx_err stor__replay(
     void *arg, uint64_t lsn, uint8_t type, const void *p, size_t len);
 dtx_err stor__load_ckpt(void *arg, uint64_t lsn, const void *p, size_t len);

@@ -663,7 +663,7 @@ stor_txn_get_i64(
 	if (err == DTX_OK && n != 8)
 		err = DTX_EINVAL;
 	if (err == DTX_OK)
-		*out = (int64_t)stor__get64(v);
+		*out = (int64_t)dtx_get_le64(v);
 	dtx_free(v);
 	return err;
 }
@@ -707,7 +707,7 @@ dtx_err
 stor_txn_put_i64(stor_txn *t, const void *key, size_t klen, int64_t v)
 {
 	uint8_t b[8];
-	stor__put64(b, (uint64_t)v);
+	dtx_put_le64(b, (uint64_t)v);
 	return txn_write(t, key, klen, b, 8, false);
 }
 
@@ -893,16 +893,44 @@ bars_insert(stor_kv *kv, stor__tx *tx, uint64_t wall)
 }
 
 static void
-enc_bars(stor__buf *b, const stor__bar *bars, size_t n)
+enc_bars(dtx_buf *b, const stor__bar *bars, size_t n)
 {
-	stor__buf_u32(b, (uint32_t)n);
+	dtx_buf_u32(b, (uint32_t)n);
 	for (size_t i = 0; i < n; i++) {
-		stor__buf_u32(b, bars[i].glen);
-		stor__buf_put(b, bars[i].gid, bars[i].glen);
-		stor__buf_u64(b, (uint64_t)bars[i].branch);
-		stor__buf_u8(b, bars[i].op);
-		stor__buf_u64(b, bars[i].wall_ms);
+		dtx_buf_u32(b, bars[i].glen);
+		dtx_buf_put(b, bars[i].gid, bars[i].glen);
+		dtx_buf_u64(b, (uint64_t)bars[i].branch);
+		dtx_buf_u8(b, bars[i].op);
+		dtx_buf_u64(b, bars[i].wall_ms);
 	}
+}
+
+// Whether an encoded record can be appended: DTX_ENOMEM when its
+// encoding ran out of memory, DTX_EINVAL when it is too large for the WAL.
+static dtx_err
+rec_check(const dtx_buf *rec)
+{
+	if (rec->oom)
+		return DTX_ENOMEM;
+	if (rec->len > STOR_WAL_MAX_RECORD)
+		return DTX_EINVAL;
+	return DTX_OK;
+}
+
+// The end of an async commit or prepare, with kv->mu held: unlocks it,
+// frees the transaction tx not handed over (may be NULL), rec and t, and
+// on success writes lsn to *out (may be NULL). Returns err.
+static dtx_err
+async_end(stor_kv *kv, stor__tx *tx, dtx_buf *rec, stor_txn *t, dtx_err err,
+    uint64_t lsn, uint64_t *out)
+{
+	pthread_mutex_unlock(&kv->mu);
+	stor__tx_free(tx);
+	dtx_buf_fini(rec);
+	txn_free(t);
+	if (err == DTX_OK && out != NULL)
+		*out = lsn;
+	return err;
 }
 
 dtx_err
@@ -918,7 +946,7 @@ stor_txn_commit_async(stor_txn *t, clk_ts commit_ts, uint64_t *lsn_out)
 	size_t nwrites = 0;
 	for (size_t i = 0; i < t->nw; i++)
 		nwrites += t->w[i].write;
-	stor__buf rec = { 0 };
+	dtx_buf rec = { 0 };
 	stor__tx *tx = NULL;
 	uint64_t lsn = 0;
 	pthread_mutex_lock(&kv->mu);
@@ -936,17 +964,11 @@ stor_txn_commit_async(stor_txn *t, clk_ts commit_ts, uint64_t *lsn_out)
 	uint64_t wall = stor__wall_ms();
 	for (size_t i = 0; i < tx->nbars; i++)
 		tx->bars[i].wall_ms = wall;
-	stor__buf_u64(&rec, commit_ts);
+	dtx_buf_u64(&rec, commit_ts);
 	stor__enc_writes(&rec, tx->w, tx->nw);
 	enc_bars(&rec, tx->bars, tx->nbars);
-	if (rec.oom) {
-		err = DTX_ENOMEM;
+	if ((err = rec_check(&rec)) != DTX_OK)
 		goto unlock;
-	}
-	if (rec.len > STOR_WAL_MAX_RECORD) {
-		err = DTX_EINVAL;
-		goto unlock;
-	}
 	err = stor__tx_install(kv, tx);
 	if (err != DTX_OK)
 		goto unlock;
@@ -968,13 +990,7 @@ stor_txn_commit_async(stor_txn *t, clk_ts commit_ts, uint64_t *lsn_out)
 	stor__cq_push(kv, tx);
 	tx = NULL;
 unlock:
-	pthread_mutex_unlock(&kv->mu);
-	stor__tx_free(tx);
-	stor__buf_fini(&rec);
-	txn_free(t);
-	if (err == DTX_OK && lsn_out != NULL)
-		*lsn_out = lsn;
-	return err;
+	return async_end(kv, tx, &rec, t, err, lsn, lsn_out);
 }
 
 dtx_err
@@ -1010,7 +1026,7 @@ stor_txn_prepare_async(
 		txn_free(t);
 		return DTX_EINVAL;
 	}
-	stor__buf rec = { 0 };
+	dtx_buf rec = { 0 };
 	stor__tx *tx = NULL;
 	uint64_t l = 0;
 	pthread_mutex_lock(&kv->mu);
@@ -1031,17 +1047,11 @@ stor_txn_prepare_async(
 	tx->txid = txid;
 	tx->state = STOR_TX_PREPARED;
 	tx->meta = *meta;
-	stor__buf_u64(&rec, txid);
+	dtx_buf_u64(&rec, txid);
 	stor__enc_meta(&rec, meta);
 	stor__enc_writes(&rec, tx->w, tx->nw);
-	if (rec.oom) {
-		err = DTX_ENOMEM;
+	if ((err = rec_check(&rec)) != DTX_OK)
 		goto unlock;
-	}
-	if (rec.len > STOR_WAL_MAX_RECORD) {
-		err = DTX_EINVAL;
-		goto unlock;
-	}
 	err = stor__map_put(&kv->txmap, txid, (uint64_t)(uintptr_t)tx);
 	if (err != DTX_OK)
 		goto unlock;
@@ -1060,13 +1070,7 @@ stor_txn_prepare_async(
 	stor__tx_link(kv, tx);
 	tx = NULL;
 unlock:
-	pthread_mutex_unlock(&kv->mu);
-	stor__tx_free(tx);
-	stor__buf_fini(&rec);
-	txn_free(t);
-	if (err == DTX_OK && lsn != NULL)
-		*lsn = l;
-	return err;
+	return async_end(kv, tx, &rec, t, err, l, lsn);
 }
 
 dtx_err
@@ -1095,8 +1099,8 @@ static dtx_err
 log_txid_ts(stor_kv *kv, uint8_t type, uint64_t txid, clk_ts ts, uint64_t *lsn)
 {
 	uint8_t b[16];
-	stor__put64(b, txid);
-	stor__put64(b + 8, ts);
+	dtx_put_le64(b, txid);
+	dtx_put_le64(b + 8, ts);
 	return stor_wal_append(kv->wal, type, b, sizeof(b), false, lsn);
 }
 

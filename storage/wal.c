@@ -173,10 +173,10 @@ cmp_u64(const void *a, const void *b)
 static void
 rec_header(uint8_t *p, uint8_t type, uint64_t lsn, size_t len)
 {
-	stor__put32(p, (uint32_t)len);
+	dtx_put_le32(p, (uint32_t)len);
 	p[4] = type;
 	p[5] = p[6] = p[7] = 0;
-	stor__put64(p + 8, lsn);
+	dtx_put_le64(p + 8, lsn);
 }
 
 // Creates segment first (header written and synced, directory synced) and
@@ -192,8 +192,8 @@ seg_create(stor_wal *w, uint64_t first)
 		return dtx_from_errno(errno);
 	uint8_t h[SEG_HDR] = { 0 };
 	memcpy(h, SEG_MAGIC, 8);
-	stor__put64(h + 8, first);
-	stor__put32(h + 24, dtx_crc32c(0, h, 24));
+	dtx_put_le64(h + 8, first);
+	dtx_put_le32(h + 24, dtx_crc32c(0, h, 24));
 	dtx_err err = do_write(w, fd, h, sizeof(h));
 	if (err == DTX_OK)
 		err = do_sync(w, fd);
@@ -269,14 +269,14 @@ later_valid(int fd, uint64_t from, uint64_t size, uint64_t lsn, bool *found)
 	if (err != DTX_OK)
 		goto fail;
 	for (size_t i = 0; i + REC_OVERHEAD <= n; i++) {
-		uint64_t l = stor__get64(p + i + 8);
-		uint32_t len = stor__get32(p + i);
+		uint64_t l = dtx_get_le64(p + i + 8);
+		uint32_t len = dtx_get_le32(p + i);
 		if (l <= lsn || l - lsn > n / REC_OVERHEAD + 1 || p[i + 4] == 0)
 			continue;
 		if (len > n - i - REC_OVERHEAD)
 			continue;
 		uint32_t crc = dtx_crc32c(0, p + i, REC_HDR + len);
-		if (crc == stor__get32(p + i + REC_HDR + len)) {
+		if (crc == dtx_get_le32(p + i + REC_HDR + len)) {
 			*found = true;
 			break;
 		}
@@ -358,17 +358,17 @@ scan_segment(
 				have += want;
 			}
 			if (pass == 0) {
-				uint32_t len = stor__get32(s->buf + pos);
+				uint32_t len = dtx_get_le32(s->buf + pos);
 				if (len > STOR_WAL_MAX_RECORD)
 					bad = true;
 				need = REC_OVERHEAD + (size_t)len;
 			}
 		}
 		const uint8_t *r = s->buf + pos;
-		uint32_t len = bad ? 0 : stor__get32(r);
+		uint32_t len = bad ? 0 : dtx_get_le32(r);
 		if (!bad) {
 			uint32_t crc = dtx_crc32c(0, r, REC_HDR + len);
-			bad = crc != stor__get32(r + REC_HDR + len) ||
+			bad = crc != dtx_get_le32(r + REC_HDR + len) ||
 			    r[4] == 0 || r[5] || r[6] || r[7];
 		}
 		if (bad) {
@@ -395,7 +395,7 @@ scan_segment(
 			*torn_at = at;
 			return DTX_OK;
 		}
-		uint64_t lsn = stor__get64(r + 8);
+		uint64_t lsn = dtx_get_le64(r + 8);
 		if (lsn != s->expect) {
 			DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT",
 			    "%s: record at offset %" PRIu64 " has LSN %" PRIu64
@@ -437,12 +437,12 @@ load_checkpoint(stor_wal *w, stor_wal_ckpt_fn on_ckpt, void *arg)
 	uint8_t h[32];
 	if ((uint64_t)sb.st_size < sizeof(h) ||
 	    read_at(fd, h, sizeof(h), 0) != DTX_OK ||
-	    memcmp(h, CKPT_MAGIC, 8) != 0 || stor__get32(h + 28) != 0 ||
-	    stor__get64(h + 16) != (uint64_t)sb.st_size - sizeof(h)) {
+	    memcmp(h, CKPT_MAGIC, 8) != 0 || dtx_get_le32(h + 28) != 0 ||
+	    dtx_get_le64(h + 16) != (uint64_t)sb.st_size - sizeof(h)) {
 		err = DTX_ECORRUPT;
 		goto fail;
 	}
-	size_t n = (size_t)stor__get64(h + 16);
+	size_t n = (size_t)dtx_get_le64(h + 16);
 	blob = dtx_alloc(n);
 	if (blob == NULL) {
 		err = DTX_ENOMEM;
@@ -452,11 +452,11 @@ load_checkpoint(stor_wal *w, stor_wal_ckpt_fn on_ckpt, void *arg)
 	if (err != DTX_OK)
 		goto fail;
 	uint32_t crc = dtx_crc32c(dtx_crc32c(0, h, 24), blob, n);
-	if (crc != stor__get32(h + 24)) {
+	if (crc != dtx_get_le32(h + 24)) {
 		err = DTX_ECORRUPT;
 		goto fail;
 	}
-	w->ckpt_lsn = stor__get64(h + 8);
+	w->ckpt_lsn = dtx_get_le64(h + 8);
 	w->st.checkpoint_lsn = w->ckpt_lsn;
 	if (on_ckpt != NULL)
 		err = on_ckpt(arg, w->ckpt_lsn, blob, n);
@@ -575,9 +575,9 @@ recover(stor_wal *w, stor_wal_rec_fn on_rec, void *arg)
 		bool hdr_ok = size >= SEG_HDR &&
 		    read_at(fd, h, SEG_HDR, 0) == DTX_OK &&
 		    memcmp(h, SEG_MAGIC, 8) == 0 &&
-		    stor__get32(h + 24) == dtx_crc32c(0, h, 24) &&
-		    stor__get32(h + 28) == 0 &&
-		    stor__get64(h + 8) == w->segs[i];
+		    dtx_get_le32(h + 24) == dtx_crc32c(0, h, 24) &&
+		    dtx_get_le32(h + 28) == 0 &&
+		    dtx_get_le64(h + 8) == w->segs[i];
 		if (!hdr_ok) {
 			if (last && size <= SEG_HDR) {
 				// A segment whose creation was cut short: it
@@ -1033,7 +1033,7 @@ stor_wal_append(stor_wal *w, uint8_t type, const void *payload, size_t len,
 	rec_header(p, type, l, len);
 	if (len > 0)
 		memcpy(p + REC_HDR, payload, len);
-	stor__put32(p + REC_HDR + len, dtx_crc32c(0, p, REC_HDR + len));
+	dtx_put_le32(p + REC_HDR + len, dtx_crc32c(0, p, REC_HDR + len));
 	bool was_empty = w->len == 0;
 	w->len += REC_OVERHEAD + len;
 	w->st.appends++;
@@ -1104,9 +1104,9 @@ write_checkpoint(stor_wal *w, uint64_t lsn, const void *blob, size_t len)
 {
 	uint8_t h[32] = { 0 };
 	memcpy(h, CKPT_MAGIC, 8);
-	stor__put64(h + 8, lsn);
-	stor__put64(h + 16, len);
-	stor__put32(h + 24, dtx_crc32c(dtx_crc32c(0, h, 24), blob, len));
+	dtx_put_le64(h + 8, lsn);
+	dtx_put_le64(h + 16, len);
+	dtx_put_le32(h + 24, dtx_crc32c(dtx_crc32c(0, h, 24), blob, len));
 	int fd = openat(
 	    w->dirfd, CKPT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)

@@ -35,23 +35,7 @@ setup(void **state)
 	static char *const coord_env[] = { "DTX_LOG_LEVEL=debug",
 		"DTX_CHECKPOINT_MS=300", NULL };
 	static char *const *const env[] = { coord_env, NULL, NULL };
-	if (tu_setup(&fx, 2, env) != DTX_OK) {
-		tu_teardown(&fx);
-		return -1;
-	}
-	if (tu_init_accounts(&fx, NACCT, BAL) != DTX_OK) {
-		tu_dump_logs(&fx);
-		tu_teardown(&fx);
-		return -1;
-	}
-	*state = &fx;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	return tu_teardown(*state);
+	return tu_setup_bank(state, &fx, 2, env, NACCT, BAL);
 }
 
 static int64_t
@@ -187,13 +171,8 @@ static void *
 worker_main(void *arg)
 {
 	worker *w = arg;
-	proto_client_cfg cc;
 	proto_client *cl = NULL;
-	memset(&cc, 0, sizeof(cc));
-	cc.url = dtx_topo_find(w->fx->topo, 0)->url;
-	cc.node_id = w->fx->client_id;
-	cc.timeout_ms = 10000;
-	if (proto_client_open(&cc, &cl) != DTX_OK) {
+	if (tu_coord_client(w->fx, 10000, &cl) != DTX_OK) {
 		w->other = w->n;
 		return NULL;
 	}
@@ -489,5 +468,5 @@ main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_log_failure),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, tu_group_teardown);
 }

@@ -24,22 +24,7 @@ static int
 setup(void **state)
 {
 	static tu_fx fx;
-	static char *const coord_env[] = { "DTX_LOG_LEVEL=debug", NULL };
-	static char *const *const env[] = { coord_env, NULL, NULL };
-	if (tu_setup(&fx, 2, env) != DTX_OK ||
-	    tu_init_accounts(&fx, NACCT, BAL) != DTX_OK) {
-		tu_dump_logs(&fx);
-		tu_teardown(&fx);
-		return -1;
-	}
-	*state = &fx;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	return tu_teardown(*state);
+	return tu_setup_bank(state, &fx, 2, tu_env_debug, NACCT, BAL);
 }
 
 // Arms point at the coordinator, runs a transfer, waits for the crash and
@@ -162,5 +147,5 @@ main(void)
 		cmocka_unit_test(test_peer_knows_outcome),
 		cmocka_unit_test(test_blocked_until_coordinator_returns),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, tu_group_teardown);
 }

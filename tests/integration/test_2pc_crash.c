@@ -25,22 +25,7 @@ static int
 setup(void **state)
 {
 	static tu_fx fx;
-	static char *const coord_env[] = { "DTX_LOG_LEVEL=debug", NULL };
-	static char *const *const env[] = { coord_env, NULL, NULL };
-	if (tu_setup(&fx, 2, env) != DTX_OK ||
-	    tu_init_accounts(&fx, NACCT, BAL) != DTX_OK) {
-		tu_dump_logs(&fx);
-		tu_teardown(&fx);
-		return -1;
-	}
-	*state = &fx;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	return tu_teardown(*state);
+	return tu_setup_bank(state, &fx, 2, tu_env_debug, NACCT, BAL);
 }
 
 static int64_t
@@ -177,12 +162,8 @@ test_presumed_abort(void **state)
 	int64_t ba = acct_balance(fx, a);
 	int64_t delay[] = { 2, 5000 };
 	assert_int_equal(tu_fault(fx, 0, "delay", NULL, delay, 2), DTX_OK);
-	proto_client_cfg cc;
-	memset(&cc, 0, sizeof(cc));
-	cc.url = dtx_topo_find(fx->topo, 0)->url;
-	cc.node_id = fx->client_id;
 	bg g = { .fx = fx, .a = a, .b = b };
-	assert_int_equal(proto_client_open(&cc, &g.cl), DTX_OK);
+	assert_int_equal(tu_coord_client(fx, 0, &g.cl), DTX_OK);
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, bg_transfer, &g), 0);
 
@@ -237,5 +218,5 @@ main(void)
 		cmocka_unit_test(test_part_after_commit_log),
 		cmocka_unit_test(test_presumed_abort),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, tu_group_teardown);
 }

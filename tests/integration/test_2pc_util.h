@@ -58,6 +58,26 @@ tu_open_client(tu_fx *fx, uint32_t id)
 	return proto_client_open(&cc, &fx->cli[id]);
 }
 
+// The coordinator's extra environment in most tests: debug logging; and
+// a tu_setup env of it with default participants (up to 3).
+static TU_UNUSED char *const tu_coord_debug[] = { "DTX_LOG_LEVEL=debug", NULL };
+static TU_UNUSED char *const *const tu_env_debug[] = { tu_coord_debug, NULL,
+	NULL, NULL };
+
+// Opens a client of the caller's own to the coordinator (calls time out
+// after timeout_ms; 0 keeps the proto default). *out returns owned
+// (proto_client_close) on success.
+static TU_UNUSED dtx_err
+tu_coord_client(tu_fx *fx, uint32_t timeout_ms, proto_client **out)
+{
+	proto_client_cfg cc;
+	memset(&cc, 0, sizeof(cc));
+	cc.url = dtx_topo_find(fx->topo, 0)->url;
+	cc.node_id = fx->client_id;
+	cc.timeout_ms = timeout_ms;
+	return proto_client_open(&cc, out);
+}
+
 static TU_UNUSED dtx_err tu_await_serving(tu_fx *fx, uint32_t id, int before);
 
 // Creates and starts a cluster of np participants. env (may be NULL)
@@ -196,26 +216,13 @@ tu_call(
 static TU_UNUSED void
 tu_le64(uint8_t *b, int64_t v)
 {
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)((uint64_t)v >> (8 * i));
+	dtx_put_le64(b, (uint64_t)v);
 }
 
 static TU_UNUSED bool
 tu_entry_i64(const proto_entry *e, int64_t *out)
 {
-	if (!e->found)
-		return false;
-	if (!e->is_bytes) {
-		*out = e->ival;
-		return true;
-	}
-	if (e->bval.n != 8)
-		return false;
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | e->bval.p[i];
-	*out = (int64_t)v;
-	return true;
+	return cli_entry_i64(e, out);
 }
 
 // READ of all keys at participant pid at ts (0: now), retrying while
@@ -331,6 +338,32 @@ tu_init_accounts(tu_fx *fx, int64_t n, int64_t bal)
 	return DTX_OK;
 }
 
+// A cmocka setup's body: starts a cluster of np participants with env
+// (as tu_setup), creates nacct accounts of bal each and makes *state the
+// fixture fx (borrowed; a static of the caller). On failure prints the
+// daemons' logs, tears down and returns -1.
+static TU_UNUSED int
+tu_setup_bank(void **state, tu_fx *fx, uint32_t np, char *const *const *env,
+    int64_t nacct, int64_t bal)
+{
+	if (tu_setup(fx, np, env) != DTX_OK ||
+	    tu_init_accounts(fx, nacct, bal) != DTX_OK) {
+		if (fx->cl != NULL)
+			tu_dump_logs(fx);
+		tu_teardown(fx);
+		return -1;
+	}
+	*state = fx;
+	return 0;
+}
+
+// The cmocka teardown of a fixture set up by tu_setup_bank.
+static TU_UNUSED int
+tu_group_teardown(void **state)
+{
+	return tu_teardown(*state);
+}
+
 // A transfer of amount from one account to another as one TXN.
 static TU_UNUSED dtx_err
 tu_transfer(tu_fx *fx, proto_client *cl, proto_mode mode, int64_t from,
@@ -406,15 +439,10 @@ static TU_UNUSED int64_t
 tu_counter(tu_fx *fx, uint32_t id, const char *name)
 {
 	proto_msg req, rep;
-	int64_t v = -1;
 	proto_msg_init(&req, PROTO_HEALTH);
 	if (tu_call(fx, id, &req, &rep, 3000) != DTX_OK)
 		return -1;
-	if (rep.hdr.type == PROTO_HEALTH_REPLY)
-		for (uint32_t i = 0; i < rep.u.health_reply.n_counters; i++)
-			if (strcmp(rep.u.health_reply.counters[i].name, name) ==
-			    0)
-				v = rep.u.health_reply.counters[i].value;
+	int64_t v = cli_health_counter(&rep, name);
 	proto_msg_free(&rep);
 	return v;
 }

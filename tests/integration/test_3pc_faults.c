@@ -30,7 +30,6 @@
 #define NACCT 24
 #define BAL 1000
 
-static char *const coord_env[] = { "DTX_LOG_LEVEL=debug", NULL };
 // Participant 1 must not ask the coordinator for the outcome while the
 // coordinator waits for the delayed votes of 2 and 3 (it would answer
 // ABORTED and the transaction would abort, a correct but different run).
@@ -40,37 +39,16 @@ static int
 setup_plain(void **state)
 {
 	static tu_fx fx;
-	static char *const *const env[] = { coord_env, NULL, NULL, NULL };
-	if (tu_setup(&fx, 3, env) != DTX_OK ||
-	    tu_init_accounts(&fx, NACCT, BAL) != DTX_OK) {
-		tu_dump_logs(&fx);
-		tu_teardown(&fx);
-		return -1;
-	}
-	*state = &fx;
-	return 0;
+	return tu_setup_bank(state, &fx, 3, tu_env_debug, NACCT, BAL);
 }
 
 static int
 setup_slow_p1(void **state)
 {
 	static tu_fx fx;
-	static char *const *const env[] = { coord_env, slow_p1_env, NULL,
+	static char *const *const env[] = { tu_coord_debug, slow_p1_env, NULL,
 		NULL };
-	if (tu_setup(&fx, 3, env) != DTX_OK ||
-	    tu_init_accounts(&fx, NACCT, BAL) != DTX_OK) {
-		tu_dump_logs(&fx);
-		tu_teardown(&fx);
-		return -1;
-	}
-	*state = &fx;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	return tu_teardown(*state);
+	return tu_setup_bank(state, &fx, 3, env, NACCT, BAL);
 }
 
 // A 3PC transfer touching all three participants: 2 from an account on
@@ -180,12 +158,8 @@ test_partition_split_decision(void **state)
 		assert_int_equal(
 		    tu_fault(fx, 0, "delay", NULL, delay, 2), DTX_OK);
 	}
-	proto_client_cfg cc;
-	memset(&cc, 0, sizeof(cc));
-	cc.url = dtx_topo_find(fx->topo, 0)->url;
-	cc.node_id = fx->client_id;
 	bg g = { .fx = fx };
-	assert_int_equal(proto_client_open(&cc, &g.cl), DTX_OK);
+	assert_int_equal(tu_coord_client(fx, 0, &g.cl), DTX_OK);
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, bg_transfer, &g), 0);
 
@@ -263,12 +237,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_crash_after_precommit_log,
+		    setup_plain, tu_group_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_crash_after_precommit_log, setup_plain, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_crash_after_some_precommits, setup_plain, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_partition_split_decision, setup_slow_p1, teardown),
+		    test_crash_after_some_precommits, setup_plain,
+		    tu_group_teardown),
+		cmocka_unit_test_setup_teardown(test_partition_split_decision,
+		    setup_slow_p1, tu_group_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

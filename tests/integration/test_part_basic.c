@@ -27,23 +27,8 @@
 static int
 setup(void **state)
 {
-	harness *h = h_new(1);
-	if (h == NULL)
-		return -1;
 	char *env[] = { "DTX_READ_WAIT_MS=1000", NULL };
-	if (h_start(h, P1, env) != DTX_OK) {
-		h_free(h);
-		return -1;
-	}
-	*state = h;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	h_free(*state);
-	return 0;
+	return h_setup(state, 1, 1, env);
 }
 
 static void
@@ -511,25 +496,25 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-		    test_prepare_commit_abort, setup, teardown),
+		    test_prepare_commit_abort, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_vote_no_reasons, setup, teardown),
+		    test_vote_no_reasons, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_conflict_is_immediate, setup, teardown),
+		    test_conflict_is_immediate, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_duplicates_idempotent, setup, teardown),
+		    test_duplicates_idempotent, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_status_never_voted, setup, teardown),
+		    test_status_never_voted, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_snapshot_read, setup, teardown),
+		    test_snapshot_read, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_read_waits_then_retry, setup, teardown),
+		    test_read_waits_then_retry, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_batch_shares_fsync, setup, teardown),
+		    test_batch_shares_fsync, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_wal_sync_fault, setup, teardown),
+		    test_wal_sync_fault, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_malformed_requests, setup, teardown),
+		    test_malformed_requests, setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

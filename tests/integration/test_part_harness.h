@@ -96,6 +96,20 @@ h_free(harness *h)
 	free(h);
 }
 
+// A cmocka setup's body: a cluster of nparts participants of which
+// 1..nstart are started with env (as h_start); *state the harness.
+// Returns -1 when anything fails (the harness is freed).
+H_FN int h_setup(
+    void **state, uint32_t nparts, uint32_t nstart, char *const env[]);
+
+// The cmocka teardown of a harness made by h_setup.
+H_FN int
+h_teardown(void **state)
+{
+	h_free(*state);
+	return 0;
+}
+
 H_FN const char *
 h_url(harness *h, uint32_t id)
 {
@@ -134,6 +148,21 @@ h_start(harness *h, uint32_t id, char *const env[])
 		dtx_sleep_ms(10);
 	}
 	return rv;
+}
+
+H_FN int
+h_setup(void **state, uint32_t nparts, uint32_t nstart, char *const env[])
+{
+	harness *h = h_new(nparts);
+	if (h == NULL)
+		return -1;
+	for (uint32_t id = 1; id <= nstart; id++)
+		if (h_start(h, id, env) != DTX_OK) {
+			h_free(h);
+			return -1;
+		}
+	*state = h;
+	return 0;
 }
 
 H_FN proto_client *
@@ -351,11 +380,7 @@ h_health(harness *h, uint32_t id, proto_msg *rep)
 H_FN int64_t
 h_counter(const proto_msg *rep, const char *name)
 {
-	const proto_health_reply *hr = &rep->u.health_reply;
-	for (uint32_t i = 0; i < hr->n_counters; i++)
-		if (strcmp(hr->counters[i].name, name) == 0)
-			return hr->counters[i].value;
-	return -1;
+	return cli_health_counter(rep, name);
 }
 
 // Waits up to ms for HEALTH state st at node id.

@@ -29,30 +29,13 @@
 static int
 setup1(void **state)
 {
-	harness *h = h_new(1);
-	*state = h;
-	return h == NULL ? -1 : 0;
+	return h_setup(state, 1, 0, NULL);
 }
 
 static int
 setup2(void **state)
 {
-	harness *h = h_new(2);
-	if (h == NULL)
-		return -1;
-	if (h_start(h, P1, NULL) != DTX_OK || h_start(h, P2, NULL) != DTX_OK) {
-		h_free(h);
-		return -1;
-	}
-	*state = h;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	h_free(*state);
-	return 0;
+	return h_setup(state, 2, 2, NULL);
 }
 
 // Starts P1 with DTX_CRASH_AT=point, puts acct:1 = 100 (before arming
@@ -471,30 +454,30 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-		    test_crash_before_prepare_log, setup1, teardown),
+		    test_crash_before_prepare_log, setup1, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_crash_after_prepare_log, setup1, teardown),
+		    test_crash_after_prepare_log, setup1, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_crash_before_commit_log, setup1, teardown),
+		    test_crash_before_commit_log, setup1, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_crash_after_commit_log, setup1, teardown),
+		    test_crash_after_commit_log, setup1, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_crash_after_precommit_log, setup1, teardown),
+		    test_crash_after_precommit_log, setup1, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_presumed_abort_from_coordinator, setup1, teardown),
+		    test_presumed_abort_from_coordinator, setup1, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_commit_learned_from_coordinator, setup1, teardown),
+		    test_commit_learned_from_coordinator, setup1, h_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_no_coordinator_no_peers_stays_prepared, setup1,
-		    teardown),
+		    h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_cooperative_commit_from_peer, setup2, teardown),
+		    test_cooperative_commit_from_peer, setup2, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_cooperative_abort_never_voted, setup2, teardown),
+		    test_cooperative_abort_never_voted, setup2, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_all_in_doubt_stays_blocked, setup2, teardown),
+		    test_all_in_doubt_stays_blocked, setup2, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_3pc_termination, setup2, teardown),
+		    test_3pc_termination, setup2, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,28 +24,15 @@
 
 // Participants that never resolve on their own within a test: whatever
 // they learn, they learn from the coordinator.
-static char *const coord_env[] = { "DTX_LOG_LEVEL=debug", NULL };
 static char *const quiet_part_env[] = { "DTX_INDOUBT_TIMEOUT_MS=600000", NULL };
-static char *const *const env[] = { coord_env, quiet_part_env, quiet_part_env };
+static char *const *const env[] = { tu_coord_debug, quiet_part_env,
+	quiet_part_env };
 
 static int
 setup(void **state)
 {
 	static tu_fx fx;
-	if (tu_setup(&fx, 2, env) != DTX_OK ||
-	    tu_init_accounts(&fx, NACCT, BAL) != DTX_OK) {
-		tu_dump_logs(&fx);
-		tu_teardown(&fx);
-		return -1;
-	}
-	*state = &fx;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	return tu_teardown(*state);
+	return tu_setup_bank(state, &fx, 2, env, NACCT, BAL);
 }
 
 // STATUS of txid at participants 1 and 2 until ms pass: false as soon as
@@ -169,13 +156,8 @@ static void *
 worker_main(void *arg)
 {
 	worker *w = arg;
-	proto_client_cfg cc;
 	proto_client *cl = NULL;
-	memset(&cc, 0, sizeof(cc));
-	cc.url = dtx_topo_find(w->fx->topo, 0)->url;
-	cc.node_id = w->fx->client_id;
-	cc.timeout_ms = 10000;
-	if (proto_client_open(&cc, &cl) != DTX_OK)
+	if (tu_coord_client(w->fx, 10000, &cl) != DTX_OK)
 		return NULL;
 	// Each worker moves money between its own pair of accounts (a
 	// transfer may still find its predecessor's locks not yet released:
@@ -252,5 +234,5 @@ main(void)
 		cmocka_unit_test(test_restart_resends_commit_then_end),
 		cmocka_unit_test(test_batches_and_group_commit),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, tu_group_teardown);
 }

@@ -22,22 +22,7 @@
 static int
 setup(void **state)
 {
-	harness *h = h_new(1);
-	if (h == NULL)
-		return -1;
-	if (h_start(h, P1, NULL) != DTX_OK) {
-		h_free(h);
-		return -1;
-	}
-	*state = h;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	h_free(*state);
-	return 0;
+	return h_setup(state, 1, 1, NULL);
 }
 
 // Rule 7: the fsync of the COMMIT record fails. The participant must not
@@ -110,9 +95,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-		    test_commit_not_acked_when_not_durable, setup, teardown),
+		    test_commit_not_acked_when_not_durable, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_read_advances_clock_past_t, setup, teardown),
+		    test_read_advances_clock_past_t, setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

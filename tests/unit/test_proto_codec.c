@@ -496,6 +496,15 @@ msg_eq(const proto_msg *a, const proto_msg *b)
 	body_eq(a, b);
 }
 
+// A sample message of type t (as sample) in *m and its encoding in *buf
+// (owned: dtx_free) and *len.
+static void
+sample_encoded(proto_type t, proto_msg *m, uint8_t **buf, size_t *len)
+{
+	sample(t, m);
+	ok(proto_encode_buf(m, buf, len));
+}
+
 // ---------------------------------------------------------------- tests
 
 static void
@@ -504,10 +513,9 @@ test_round_trip_every_type(void **state)
 	(void)state;
 	for (int t = PROTO_NONE + 1; t < PROTO_TYPE_COUNT; t++) {
 		proto_msg m, d;
-		sample((proto_type)t, &m);
 		uint8_t *buf;
 		size_t len;
-		ok(proto_encode_buf(&m, &buf, &len));
+		sample_encoded((proto_type)t, &m, &buf, &len);
 		char why[256];
 		dtx_err err =
 		    proto_decode(buf, len, NULL, &d, why, sizeof(why));
@@ -555,10 +563,9 @@ test_truncate_and_flip(void **state)
 	size_t decoded_ok = 0, rejected = 0;
 	for (int t = PROTO_NONE + 1; t < PROTO_TYPE_COUNT; t++) {
 		proto_msg m, d;
-		sample((proto_type)t, &m);
 		uint8_t *buf;
 		size_t len;
-		ok(proto_encode_buf(&m, &buf, &len));
+		sample_encoded((proto_type)t, &m, &buf, &len);
 		proto_msg_free(&m);
 		for (size_t cut = 0; cut < len; cut++) {
 			// A fresh exact-size copy so ASan sees any overread.
@@ -600,10 +607,9 @@ test_decode_out_of_memory(void **state)
 	(void)state;
 	for (int t = PROTO_NONE + 1; t < PROTO_TYPE_COUNT; t++) {
 		proto_msg m, d;
-		sample((proto_type)t, &m);
 		uint8_t *buf;
 		size_t len;
-		ok(proto_encode_buf(&m, &buf, &len));
+		sample_encoded((proto_type)t, &m, &buf, &len);
 		long n;
 		for (n = 0;; n++) {
 			dtx_alloc_fail_after(n);
@@ -705,6 +711,16 @@ pk_header(raw *r, uint64_t version, const char *type, const char *skip)
 	}
 }
 
+// Starts a message map of nfields fields (the header's included) of
+// the given type name in a fresh r.
+static void
+pk_msg(raw *r, uint32_t nfields, const char *type)
+{
+	raw_init(r);
+	msgpack_pack_map(&r->pk, nfields);
+	pk_header(r, 1, type, NULL);
+}
+
 // Decodes r and expects DTX_EPROTO with a reason containing want.
 static void
 expect_reject(raw *r, const proto_limits *lim, const char *want)
@@ -741,9 +757,7 @@ test_invalid_header(void **state)
 	raw r;
 
 	// The control: a valid hand-made ACK is accepted.
-	raw_init(&r);
-	msgpack_pack_map(&r.pk, 7);
-	pk_header(&r, 1, "ack", NULL);
+	pk_msg(&r, 7, "ack");
 	pk_kv_u(&r, "tx", 5);
 	expect_accept(&r);
 
@@ -905,9 +919,7 @@ static void
 pk_txn_n(
     raw *r, uint32_t n_ops, uint32_t n_written, void (*fn)(raw *, uint32_t))
 {
-	raw_init(r);
-	msgpack_pack_map(&r->pk, 8);
-	pk_header(r, 1, "txn", NULL);
+	pk_msg(r, 8, "txn");
 	pk_kv_u(r, "m", 0);
 	pk_str(r, "ops");
 	msgpack_pack_array(&r->pk, n_ops);
@@ -921,16 +933,24 @@ pk_txn(raw *r, uint32_t n_ops, void (*fn)(raw *, uint32_t))
 	pk_txn_n(r, n_ops, n_ops, fn);
 }
 
+// Starts an op map of nfields fields with kind "o", key "k" (bytes "k")
+// and delta "d".
+static void
+pk_op_kd(raw *r, uint32_t nfields, uint64_t kind, int64_t d)
+{
+	msgpack_pack_map(&r->pk, nfields);
+	pk_kv_u(r, "o", kind);
+	pk_str(r, "k");
+	msgpack_pack_bin_with_body(&r->pk, "k", 1);
+	pk_str(r, "d");
+	msgpack_pack_int64(&r->pk, d);
+}
+
 static void
 good_op(raw *r, uint32_t i)
 {
 	(void)i;
-	msgpack_pack_map(&r->pk, 4);
-	pk_kv_u(r, "o", PROTO_OP_ADD);
-	pk_str(r, "k");
-	msgpack_pack_bin_with_body(&r->pk, "k", 1);
-	pk_str(r, "d");
-	msgpack_pack_int64(&r->pk, -1);
+	pk_op_kd(r, 4, PROTO_OP_ADD, -1);
 	pk_str(r, "m");
 	msgpack_pack_int64(&r->pk, 0);
 }
@@ -951,24 +971,14 @@ static void
 get_with_delta_op(raw *r, uint32_t i)
 {
 	(void)i;
-	msgpack_pack_map(&r->pk, 3);
-	pk_kv_u(r, "o", PROTO_OP_GET);
-	pk_str(r, "k");
-	msgpack_pack_bin_with_body(&r->pk, "k", 1);
-	pk_str(r, "d");
-	msgpack_pack_int64(&r->pk, 1);
+	pk_op_kd(r, 3, PROTO_OP_GET, 1);
 }
 
 static void
 add_without_min_op(raw *r, uint32_t i)
 {
 	(void)i;
-	msgpack_pack_map(&r->pk, 3);
-	pk_kv_u(r, "o", PROTO_OP_ADD);
-	pk_str(r, "k");
-	msgpack_pack_bin_with_body(&r->pk, "k", 1);
-	pk_str(r, "d");
-	msgpack_pack_int64(&r->pk, 1);
+	pk_op_kd(r, 3, PROTO_OP_ADD, 1);
 }
 
 static void
@@ -1008,9 +1018,7 @@ test_invalid_body(void **state)
 	expect_reject(&r, NULL, "truncated");
 
 	// A batch inside a batch.
-	raw_init(&r);
-	msgpack_pack_map(&r.pk, 7);
-	pk_header(&r, 1, "batch", NULL);
+	pk_msg(&r, 7, "batch");
 	pk_str(&r, "msgs");
 	msgpack_pack_array(&r.pk, 1);
 	msgpack_pack_map(&r.pk, 7);
@@ -1020,32 +1028,24 @@ test_invalid_body(void **state)
 	expect_reject(&r, NULL, "batch inside a batch");
 
 	// A string with a NUL inside.
-	raw_init(&r);
-	msgpack_pack_map(&r.pk, 7);
-	pk_header(&r, 1, "saga_forget", NULL);
+	pk_msg(&r, 7, "saga_forget");
 	pk_str(&r, "gid");
 	msgpack_pack_str_with_body(&r.pk, "a\0b", 3);
 	expect_reject(&r, NULL, "NUL");
 
 	// An empty gid.
-	raw_init(&r);
-	msgpack_pack_map(&r.pk, 7);
-	pk_header(&r, 1, "saga_forget", NULL);
+	pk_msg(&r, 7, "saga_forget");
 	pk_str(&r, "gid");
 	pk_str(&r, "");
 	expect_reject(&r, NULL, "'gid': str of 0 bytes");
 
 	// An error code that is not an error.
-	raw_init(&r);
-	msgpack_pack_map(&r.pk, 7);
-	pk_header(&r, 1, "error", NULL);
+	pk_msg(&r, 7, "error");
 	pk_kv_u(&r, "code", 0);
 	expect_reject(&r, NULL, "0 is not an error");
 
 	// A found entry without a value.
-	raw_init(&r);
-	msgpack_pack_map(&r.pk, 10);
-	pk_header(&r, 1, "read_reply", NULL);
+	pk_msg(&r, 10, "read_reply");
 	pk_str(&r, "ts");
 	msgpack_pack_array(&r.pk, 2);
 	msgpack_pack_uint64(&r.pk, 1);
@@ -1137,10 +1137,9 @@ test_random_garbage(void **state)
 	}
 	for (int t = PROTO_NONE + 1; t < PROTO_TYPE_COUNT; t++) {
 		proto_msg m;
-		sample((proto_type)t, &m);
 		uint8_t *enc;
 		size_t len;
-		ok(proto_encode_buf(&m, &enc, &len));
+		sample_encoded((proto_type)t, &m, &enc, &len);
 		proto_msg_free(&m);
 		uint8_t *p = malloc(len);
 		for (int k = 0; k < 500; k++) {

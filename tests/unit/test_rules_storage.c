@@ -23,15 +23,6 @@ T(uint64_t ms)
 	return clk_ts_make(ms, 0);
 }
 
-static void
-put_local(stor_kv *kv, const char *key, int64_t v, clk_ts ts)
-{
-	stor_txn *t;
-	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), DTX_OK);
-	assert_int_equal(stor_txn_put_i64(t, key, strlen(key), v), DTX_OK);
-	assert_int_equal(stor_txn_commit(t, ts), DTX_OK);
-}
-
 static uint64_t
 segments(stor_kv *kv)
 {
@@ -51,7 +42,7 @@ test_checkpoint_keeps_indoubt_segments(void **state)
 	o.wal.segment_bytes = 4096;
 	stor_kv *kv;
 	assert_int_equal(stor_kv_open(dir, &o, &kv), DTX_OK);
-	put_local(kv, "early", 1, T(10));
+	st_put_local(kv, "early", 1, T(10));
 	// The in-doubt PREPARED record sits in an early segment.
 	stor_txn *t;
 	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), DTX_OK);
@@ -65,7 +56,7 @@ test_checkpoint_keeps_indoubt_segments(void **state)
 	char key[32];
 	for (int i = 0; i < 400; i++) {
 		snprintf(key, sizeof(key), "key%d", i % 40);
-		put_local(kv, key, i, T(100 + (uint64_t)i));
+		st_put_local(kv, key, i, T(100 + (uint64_t)i));
 	}
 	uint64_t before = segments(kv);
 	assert_true(before > 4);

@@ -27,15 +27,6 @@ T(uint64_t ms)
 	return clk_ts_make(ms, 0);
 }
 
-static void
-put_local(stor_kv *kv, const char *key, int64_t v, clk_ts ts)
-{
-	stor_txn *t;
-	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), DTX_OK);
-	assert_int_equal(stor_txn_put_i64(t, key, strlen(key), v), DTX_OK);
-	assert_int_equal(stor_txn_commit(t, ts), DTX_OK);
-}
-
 static dtx_err
 get(stor_kv *kv, const char *key, clk_ts at, int64_t *v)
 {
@@ -80,9 +71,9 @@ test_snapshot_visibility(void **state)
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvsnap");
 	stor_kv *kv = open_kv(dir);
-	put_local(kv, "a", 1, T(10));
-	put_local(kv, "a", 2, T(20));
-	put_local(kv, "b", 100, T(15));
+	st_put_local(kv, "a", 1, T(10));
+	st_put_local(kv, "a", 2, T(20));
+	st_put_local(kv, "b", 100, T(15));
 	int64_t v;
 	assert_int_equal(get(kv, "a", T(5), &v), DTX_ENOENT);
 	assert_int_equal(must_get(kv, "a", T(10)), 1);
@@ -163,7 +154,7 @@ test_intents(void **state)
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvint");
 	stor_kv *kv = open_kv(dir);
-	put_local(kv, "k", 10, T(10));
+	st_put_local(kv, "k", 10, T(10));
 	assert_int_equal(prepare(kv, 7, "k", 11, T(50)), DTX_OK);
 	assert_int_equal(prepare(kv, 7, "z", 1, T(50)), DTX_EEXIST);
 	// A read below the prepare ts is not blocked.
@@ -221,7 +212,7 @@ test_first_committer_wins(void **state)
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvfcw");
 	stor_kv *kv = open_kv(dir);
-	put_local(kv, "x", 1, T(100));
+	st_put_local(kv, "x", 1, T(100));
 	stor_txn *t1, *t2;
 	assert_int_equal(stor_txn_begin(kv, T(100), &t1), 0);
 	assert_int_equal(stor_txn_begin(kv, T(100), &t2), 0);
@@ -243,7 +234,7 @@ test_first_committer_wins(void **state)
 	stor_txn *t4;
 	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t4), 0);
 	assert_int_equal(stor_txn_get_i64(t4, "x", 1, &v, NULL), 0);
-	put_local(kv, "x", 50, T(130));
+	st_put_local(kv, "x", 50, T(130));
 	assert_int_equal(stor_txn_put_i64(t4, "x", 1, v + 1), 0);
 	assert_int_equal(stor_txn_commit(t4, T(140)), DTX_ECONFLICT);
 	// Disjoint keys both commit.
@@ -264,10 +255,10 @@ test_gc(void **state)
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvgc");
 	stor_kv *kv = open_kv(dir);
-	put_local(kv, "g", 10, T(10));
-	put_local(kv, "g", 20, T(20));
-	put_local(kv, "g", 30, T(30));
-	put_local(kv, "d", 1, T(10));
+	st_put_local(kv, "g", 10, T(10));
+	st_put_local(kv, "g", 20, T(20));
+	st_put_local(kv, "g", 30, T(30));
+	st_put_local(kv, "d", 1, T(10));
 	stor_txn *t;
 	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), 0);
 	assert_int_equal(stor_txn_del(t, "d", 1), 0);
@@ -317,8 +308,8 @@ test_prepared_survive_restart(void **state)
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvprep");
 	stor_kv *kv = open_kv(dir);
-	put_local(kv, "acct1", 100, T(10));
-	put_local(kv, "acct2", 100, T(10));
+	st_put_local(kv, "acct1", 100, T(10));
+	st_put_local(kv, "acct2", 100, T(10));
 	// Participant style: read the latest balance and prepare the new
 	// one atomically.
 	stor_txn *t;
@@ -407,13 +398,13 @@ test_checkpoint_bounds_replay(void **state)
 	char key[32];
 	for (int i = 0; i < 500; i++) {
 		snprintf(key, sizeof(key), "key%d", i % 50);
-		put_local(kv, key, i, T(100 + (uint64_t)i));
+		st_put_local(kv, key, i, T(100 + (uint64_t)i));
 	}
 	assert_int_equal(prepare(kv, 77, "held", 1, T(700)), 0);
 	assert_int_equal(stor_kv_checkpoint(kv), 0);
 	for (int i = 500; i < 510; i++) {
 		snprintf(key, sizeof(key), "key%d", i % 50);
-		put_local(kv, key, i, T(100 + (uint64_t)i));
+		st_put_local(kv, key, i, T(100 + (uint64_t)i));
 	}
 	stor_kv_close(kv);
 	assert_int_equal(stor_kv_open(dir, &o, &kv), 0);
@@ -701,7 +692,7 @@ test_fsync_failure(void **state)
 	o.wal.hook_arg = &h;
 	stor_kv *kv;
 	assert_int_equal(stor_kv_open(dir, &o, &kv), 0);
-	put_local(kv, "a", 1, T(10));
+	st_put_local(kv, "a", 1, T(10));
 	h.fail = true;
 	stor_txn *t;
 	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), 0);
@@ -751,17 +742,10 @@ test_group_commit_prepares(void **state)
 	st_tmpdir(dir, sizeof(dir), "kvgc64");
 	stor_kv *kv = open_kv(dir);
 	enum { W = 64, N = 20 };
-	pthread_t th[W];
 	par a[W];
-	for (int i = 0; i < W; i++) {
+	for (int i = 0; i < W; i++)
 		a[i] = (par) { .kv = kv, .id = i, .n = N };
-		pthread_create(&th[i], NULL, prep_worker, &a[i]);
-	}
-	for (int i = 0; i < W; i++) {
-		void *r;
-		pthread_join(th[i], &r);
-		assert_null(r);
-	}
+	assert_true(st_run_threads(W, prep_worker, a, sizeof(a[0])));
 	stor_kv_stats s;
 	stor_kv_stats_get(kv, &s);
 	print_message("%d prepares + commits, %llu fsyncs\n", W * N * 2,
@@ -835,7 +819,7 @@ test_oom(void **state)
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvoom");
 	stor_kv *kv = open_kv(dir);
-	put_local(kv, "acct1", 100, T(10));
+	st_put_local(kv, "acct1", 100, T(10));
 	assert_int_equal(prepare(kv, 1, "acct1", 70, T(20)), 0);
 	assert_int_equal(stor_kv_commit(kv, 1, T(30)), 0);
 	assert_int_equal(prepare(kv, 2, "held", 1, T(40)), 0);
@@ -846,7 +830,7 @@ test_oom(void **state)
 	assert_int_equal(stor_txn_put_i64(t, "x", 1, 1), 0);
 	assert_int_equal(stor_txn_commit(t, T(50)), 0);
 	assert_int_equal(stor_kv_checkpoint(kv), 0);
-	put_local(kv, "after", 1, T(60));
+	st_put_local(kv, "after", 1, T(60));
 	assert_int_equal(prepare(kv, 3, "held3", 1, T(70)), 0);
 	stor_kv_close(kv);
 	kv_oom_loop(dir, 0); // open: checkpoint, replay, prepared reload

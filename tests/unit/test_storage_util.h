@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 //
 // Helpers shared by the storage tests: temporary directories, file copies
-// and the deterministic record payloads the WAL tests write and check.
+// the deterministic record payloads the WAL tests write and check, and
+// small drivers (threads, local puts). Include it after <cmocka.h>.
 
 #ifndef TEST_STORAGE_UTIL_H
 #define TEST_STORAGE_UTIL_H
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +101,36 @@ st_payload_ok(uint64_t lsn, uint8_t type, const void *p, size_t len)
 	unsigned char want[64];
 	size_t n = st_payload(lsn, want);
 	return type == st_type(lsn) && len == n && memcmp(p, want, n) == 0;
+}
+
+// Runs fn on n threads, the i-th with argument (char *)args + i * size,
+// and joins them all. True when every thread returned NULL.
+static inline bool
+st_run_threads(int n, void *(*fn)(void *), void *args, size_t size)
+{
+	pthread_t *th = calloc((size_t)n, sizeof(*th));
+	bool ok = th != NULL;
+	for (int i = 0; ok && i < n; i++)
+		pthread_create(
+		    &th[i], NULL, fn, (char *)args + (size_t)i * size);
+	for (int i = 0; ok && i < n; i++) {
+		void *r;
+		pthread_join(th[i], &r);
+		if (r != NULL)
+			ok = false;
+	}
+	free(th);
+	return ok;
+}
+
+// Writes key = v in a local transaction (no prepare) committed at ts.
+static inline void
+st_put_local(stor_kv *kv, const char *key, int64_t v, clk_ts ts)
+{
+	stor_txn *t;
+	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), DTX_OK);
+	assert_int_equal(stor_txn_put_i64(t, key, strlen(key), v), DTX_OK);
+	assert_int_equal(stor_txn_commit(t, ts), DTX_OK);
 }
 
 #endif // TEST_STORAGE_UTIL_H

@@ -143,17 +143,10 @@ test_group_commit(void **state)
 	stor_wal *w;
 	assert_int_equal(stor_wal_open(dir, NULL, NULL, NULL, NULL, &w), 0);
 	enum { T = 16, N = 100 };
-	pthread_t th[T];
 	gc_arg a[T];
-	for (int i = 0; i < T; i++) {
+	for (int i = 0; i < T; i++)
 		a[i] = (gc_arg) { .w = w, .n = N, .id = i };
-		pthread_create(&th[i], NULL, gc_writer, &a[i]);
-	}
-	for (int i = 0; i < T; i++) {
-		void *r;
-		pthread_join(th[i], &r);
-		assert_null(r);
-	}
+	assert_true(st_run_threads(T, gc_writer, a, sizeof(a[0])));
 	stor_wal_stats st;
 	stor_wal_stats_get(w, &st);
 	assert_int_equal(st.appends, T * N);

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+//
+// What the cluster benchmarks (dtx bench saga, dtx bench 2pc) share: their
+// client connections, HEALTH counters, latency arrays and the split of the
+// bank accounts among the participants that own them.
+
+#include <ftw.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "cli_int.h"
+#include "proto.h"
+
+void
+cli_bench_key(char *buf, size_t len, int64_t acct)
+{
+	snprintf(buf, len, "acct:%" PRId64, acct);
+}
+
+dtx_err
+cli_bench_open_client(const char *url, uint32_t id, proto_client **out)
+{
+	proto_client_cfg cc;
+	memset(&cc, 0, sizeof(cc));
+	cc.url = url;
+	cc.node_id = id;
+	cc.timeout_ms = 30000;
+	cc.connect_wait_ms = 2000;
+	return proto_client_open(&cc, out);
+}
+
+dtx_err
+cli_bench_call(
+    proto_client *cl, proto_msg *req, proto_msg *rep, uint32_t timeout_ms)
+{
+	proto_call_opts o;
+	memset(&o, 0, sizeof(o));
+	o.timeout_ms = timeout_ms;
+	memset(rep, 0, sizeof(*rep));
+	dtx_err rv = proto_client_call(cl, req, rep, &o);
+	if (rv == DTX_EREFUSED)
+		proto_msg_free(rep);
+	return rv;
+}
+
+int64_t
+cli_bench_counter(proto_client *cl, const char *name)
+{
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_HEALTH);
+	if (cli_bench_call(cl, &req, &rep, 5000) != DTX_OK)
+		return -1;
+	int64_t v = cli_health_counter(&rep, name);
+	proto_msg_free(&rep);
+	return v;
+}
+
+void
+cli_bench_tally_lat(cli_bench_tally *t, uint64_t ns)
+{
+	if (t->nlat == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 4096;
+		uint64_t *p = dtx_realloc(t->lat, cap * sizeof(uint64_t));
+		if (p == NULL) {
+			t->oom = true;
+			return;
+		}
+		t->lat = p;
+		t->cap = cap;
+	}
+	t->lat[t->nlat++] = ns;
+}
+
+dtx_err
+cli_bench_tally_merge(const void *workers, size_t stride, int n,
+    cli_bench_tally *sum, uint64_t **all)
+{
+	const char *base = workers;
+	memset(sum, 0, sizeof(*sum));
+	for (int i = 0; i < n; i++) {
+		const cli_bench_tally *t =
+		    (const cli_bench_tally *)(base + (size_t)i * stride);
+		if (t->oom)
+			return DTX_ENOMEM;
+		sum->committed += t->committed;
+		sum->aborted += t->aborted;
+		sum->unknown += t->unknown;
+		sum->errors += t->errors;
+		sum->nlat += t->nlat;
+		if (sum->first_err == DTX_OK)
+			sum->first_err = t->first_err;
+	}
+	uint64_t *v = dtx_alloc((sum->nlat ? sum->nlat : 1) * sizeof(uint64_t));
+	if (v == NULL)
+		return DTX_ENOMEM;
+	size_t at = 0;
+	for (int i = 0; i < n; i++) {
+		const cli_bench_tally *t =
+		    (const cli_bench_tally *)(base + (size_t)i * stride);
+		memcpy(v + at, t->lat, t->nlat * sizeof(uint64_t));
+		at += t->nlat;
+	}
+	cli_sort_u64(v, sum->nlat);
+	*all = v;
+	return DTX_OK;
+}
+
+dtx_err
+cli_bench_split(const char *who, const dtx_topo *topo, uint32_t client_id,
+    int64_t accounts, proto_client **parts, int64_t ***owned, size_t **nowned)
+{
+	uint32_t nparts = topo->nparts;
+	dtx_err rv;
+	*owned = dtx_calloc(nparts, sizeof(int64_t *));
+	*nowned = dtx_calloc(nparts, sizeof(size_t));
+	if (*owned == NULL || *nowned == NULL)
+		return DTX_ENOMEM;
+	for (uint32_t k = 0; k < nparts; k++) {
+		const dtx_node *nd = dtx_topo_find(topo, topo->parts[k]);
+		if ((rv = cli_bench_open_client(
+		         nd->url, client_id, &parts[k])) != DTX_OK)
+			return rv;
+		(*owned)[k] = dtx_calloc((size_t)accounts, sizeof(int64_t));
+		if ((*owned)[k] == NULL)
+			return DTX_ENOMEM;
+	}
+	for (int64_t a = 0; a < accounts; a++) {
+		char k[32];
+		cli_bench_key(k, sizeof(k), a);
+		uint32_t id = dtx_topo_route(topo, k, strlen(k));
+		for (uint32_t j = 0; j < nparts; j++)
+			if (topo->parts[j] == id)
+				(*owned)[j][(*nowned)[j]++] = a;
+	}
+	for (uint32_t k = 0; k < nparts; k++)
+		if ((*nowned)[k] == 0) {
+			fprintf(stderr,
+			    "%s: participant %u owns no account: use more "
+			    "--accounts\n",
+			    who, topo->parts[k]);
+			return DTX_ERANGE;
+		}
+	return DTX_OK;
+}
+
+void
+cli_bench_pick(uint64_t *seed, int64_t *const *owned, const size_t *nowned,
+    uint32_t nparts, uint32_t *p, uint32_t *q, int64_t *from, int64_t *to)
+{
+	uint32_t a = (uint32_t)dtx_rand_below(seed, nparts);
+	uint32_t b = (uint32_t)dtx_rand_below(seed, nparts - 1);
+	if (b >= a)
+		b++;
+	*from = owned[a][dtx_rand_below(seed, nowned[a])];
+	*to = owned[b][dtx_rand_below(seed, nowned[b])];
+	*p = a;
+	*q = b;
+}
+
+void
+cli_bench_owned_free(int64_t **owned, size_t *nowned, uint32_t nparts)
+{
+	if (owned != NULL)
+		for (uint32_t k = 0; k < nparts; k++)
+			dtx_free(owned[k]);
+	dtx_free(owned);
+	dtx_free(nowned);
+}
+
+void
+cli_bench_json_counts(cli_json *j, int64_t participants, int64_t clients,
+    int64_t accounts, double secs, const cli_bench_tally *sum,
+    const char *aborted_key)
+{
+	cli_json_int(j, "participants", participants);
+	cli_json_int(j, "clients", clients);
+	cli_json_int(j, "accounts", accounts);
+	cli_json_num(j, "seconds", secs);
+	cli_json_bool(j, "fsync", true);
+	cli_json_int(j, "committed", (int64_t)sum->committed);
+	cli_json_int(j, aborted_key, (int64_t)sum->aborted);
+	cli_json_int(j, "unknown", (int64_t)sum->unknown);
+	cli_json_int(j, "errors", (int64_t)sum->errors);
+}
+
+void
+cli_bench_cluster_free(cli_cluster *cl, proto_client **parts, int64_t **owned,
+    size_t *nowned, uint32_t nparts)
+{
+	for (uint32_t k = 0; k < DTX_TOPO_MAX; k++)
+		proto_client_close(parts[k]);
+	cli_bench_owned_free(owned, nowned, nparts);
+	if (cl != NULL) {
+		cli_cluster_stop_all(cl, 5000);
+		cli_cluster_free(cl);
+	}
+}
+
+static int
+rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(p);
+	return 0;
+}
+
+void
+cli_bench_rmtree(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
