@@ -275,7 +275,10 @@ test_unreachable_participant_compensates(void **state)
 	// needs participant 2 too, so heal the partition then.
 	int st = -1;
 	why[0] = '\0';
-	for (int i = 0; i < 100 && st != PROTO_SAGA_COMPENSATING; i++) {
+	// Up to 15 s: the budget plus an attempt's timeout can take several
+	// seconds on a loaded machine; the saga cannot leave compensation
+	// while the partition holds, so waiting longer hides nothing.
+	for (int i = 0; i < 300 && st != PROTO_SAGA_COMPENSATING; i++) {
 		dtx_sleep_ms(50);
 		st = ts_status(&T, b.gid, NULL, NULL, NULL, why, sizeof(why));
 	}
