@@ -7,7 +7,6 @@
 // forced at both participants, the COMMIT record forced at the
 // coordinator, COMMITs forced at both participants.
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/magic.h>
@@ -77,48 +76,13 @@ typedef struct b2_run {
 } b2_run;
 
 typedef struct b2_worker {
+	cli_bench_tally t; // first: see cli_bench_tally_merge
 	b2_run *run;
 	pthread_t th;
 	proto_client *cl;
 	uint64_t seed;
-	uint64_t committed, aborted, unknown, errors;
-	uint64_t *lat; // committed transfers' latencies, ns
-	size_t nlat, cap;
-	bool oom;
-	dtx_err first_err;
 	char why[128]; // the first abort reason seen
 } b2_worker;
-
-static void
-key_of(char *buf, size_t len, int64_t acct)
-{
-	snprintf(buf, len, "acct:%" PRId64, acct);
-}
-
-static dtx_err
-open_client(const char *url, uint32_t id, proto_client **out)
-{
-	proto_client_cfg cc;
-	memset(&cc, 0, sizeof(cc));
-	cc.url = url;
-	cc.node_id = id;
-	cc.timeout_ms = 10000;
-	cc.connect_wait_ms = 2000;
-	return proto_client_open(&cc, out);
-}
-
-static dtx_err
-call(proto_client *cl, proto_msg *req, proto_msg *rep, uint32_t timeout_ms)
-{
-	proto_call_opts o;
-	memset(&o, 0, sizeof(o));
-	o.timeout_ms = timeout_ms;
-	memset(rep, 0, sizeof(*rep));
-	dtx_err rv = proto_client_call(cl, req, rep, &o);
-	if (rv == DTX_EREFUSED)
-		proto_msg_free(rep);
-	return rv;
-}
 
 // Counts the "acct:" keys a participant holds (READ of all keys now,
 // retried while blocked).
@@ -128,7 +92,7 @@ count_accounts(proto_client *cl, size_t *n)
 	for (int tries = 0; tries < 200; tries++) {
 		proto_msg req, rep;
 		proto_msg_init(&req, PROTO_READ);
-		dtx_err rv = call(cl, &req, &rep, 10000);
+		dtx_err rv = cli_bench_call(cl, &req, &rep, 10000);
 		if (rv != DTX_OK)
 			return rv;
 		bool ok = rep.hdr.type == PROTO_READ_REPLY &&
@@ -173,7 +137,7 @@ init_accounts(b2_run *r, proto_client *coord, proto_client **parts)
 		uint32_t k = 0;
 		memset(ops, 0, sizeof(ops));
 		for (; k < PROTO_MAX_OPS && a < r->cfg->accounts; k++, a++) {
-			key_of(keys[k], sizeof(keys[k]), a);
+			cli_bench_key(keys[k], sizeof(keys[k]), a);
 			for (int i = 0; i < 8; i++)
 				vals[k][i] = (uint8_t)((uint64_t)INIT_BALANCE >>
 				    (8 * i));
@@ -188,7 +152,7 @@ init_accounts(b2_run *r, proto_client *coord, proto_client **parts)
 		req.u.txn.mode = PROTO_MODE_2PC;
 		req.u.txn.n_ops = k;
 		req.u.txn.ops = ops;
-		dtx_err rv = call(coord, &req, &rep, 20000);
+		dtx_err rv = cli_bench_call(coord, &req, &rep, 20000);
 		if (rv != DTX_OK)
 			return rv;
 		bool ok = rep.hdr.type == PROTO_TXN_REPLY &&
@@ -198,22 +162,6 @@ init_accounts(b2_run *r, proto_client *coord, proto_client **parts)
 			return DTX_EIO;
 	}
 	return DTX_OK;
-}
-
-static void
-record(b2_worker *w, uint64_t ns)
-{
-	if (w->nlat == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 4096;
-		uint64_t *p = dtx_realloc(w->lat, cap * sizeof(uint64_t));
-		if (p == NULL) {
-			w->oom = true;
-			return;
-		}
-		w->lat = p;
-		w->cap = cap;
-	}
-	w->lat[w->nlat++] = ns;
 }
 
 static void *
@@ -227,16 +175,12 @@ worker_main(void *arg)
 	while (!atomic_load(&r->go))
 		sched_yield();
 	while (dtx_mono_ns() < atomic_load(&r->deadline_ns)) {
-		uint32_t p = (uint32_t)dtx_rand_below(&w->seed, r->nparts);
-		uint32_t q = (uint32_t)dtx_rand_below(&w->seed, r->nparts - 1);
-		if (q >= p)
-			q++;
-		int64_t from =
-		    r->owned[p][dtx_rand_below(&w->seed, r->nowned[p])];
-		int64_t to =
-		    r->owned[q][dtx_rand_below(&w->seed, r->nowned[q])];
-		key_of(kf, sizeof(kf), from);
-		key_of(kt, sizeof(kt), to);
+		uint32_t p, q;
+		int64_t from, to;
+		cli_bench_pick(&w->seed, r->owned, r->nowned, r->nparts, &p, &q,
+		    &from, &to);
+		cli_bench_key(kf, sizeof(kf), from);
+		cli_bench_key(kt, sizeof(kt), to);
 		int64_t amount = 1 + (int64_t)dtx_rand_below(&w->seed, 10);
 		memset(ops, 0, sizeof(ops));
 		ops[0].kind = PROTO_OP_ADD;
@@ -253,25 +197,26 @@ worker_main(void *arg)
 		req.u.txn.n_ops = 2;
 		req.u.txn.ops = ops;
 		uint64_t t0 = dtx_mono_ns();
-		dtx_err rv = call(w->cl, &req, &rep, 10000);
+		dtx_err rv = cli_bench_call(w->cl, &req, &rep, 10000);
 		uint64_t t1 = dtx_mono_ns();
 		if (rv != DTX_OK || rep.hdr.type != PROTO_TXN_REPLY) {
-			w->errors++;
-			if (w->first_err == DTX_OK)
-				w->first_err = rv == DTX_OK ? DTX_EPROTO : rv;
+			w->t.errors++;
+			if (w->t.first_err == DTX_OK)
+				w->t.first_err = rv == DTX_OK ? DTX_EPROTO : rv;
 			if (rv == DTX_OK)
 				proto_msg_free(&rep);
 			continue;
 		}
 		if (rep.u.txn_reply.outcome == PROTO_COMMITTED) {
-			w->committed++;
-			record(w, t1 - t0);
+			w->t.committed++;
+			cli_bench_tally_lat(&w->t, t1 - t0);
 		} else if (rep.u.txn_reply.outcome == PROTO_ABORTED) {
-			if (w->aborted++ == 0 && rep.u.txn_reply.reason != NULL)
+			if (w->t.aborted++ == 0 &&
+			    rep.u.txn_reply.reason != NULL)
 				snprintf(w->why, sizeof(w->why), "%s",
 				    rep.u.txn_reply.reason);
 		} else {
-			w->unknown++;
+			w->t.unknown++;
 		}
 		proto_msg_free(&rep);
 	}
@@ -309,7 +254,7 @@ ping_main(void *arg)
 	while (dtx_mono_ns() < atomic_load(p->deadline)) {
 		proto_msg req, rep;
 		proto_msg_init(&req, PROTO_PING);
-		if (call(p->cl, &req, &rep, 5000) == DTX_OK) {
+		if (cli_bench_call(p->cl, &req, &rep, 5000) == DTX_OK) {
 			p->calls++;
 			proto_msg_free(&rep);
 		}
@@ -345,12 +290,12 @@ rpc_ceiling(int n, int64_t seconds, double *rps)
 		w[i].go = &go;
 		w[i].ready = &ready;
 		w[i].deadline = &deadline;
-		if ((rv = open_client(proto_server_url(srv), 1, &w[i].cl)) !=
-		    DTX_OK)
+		if ((rv = cli_bench_open_client(
+		         proto_server_url(srv), 1, &w[i].cl)) != DTX_OK)
 			goto out;
 		proto_msg req, rep;
 		proto_msg_init(&req, PROTO_PING);
-		if ((rv = call(w[i].cl, &req, &rep, 5000)) != DTX_OK)
+		if ((rv = cli_bench_call(w[i].cl, &req, &rep, 5000)) != DTX_OK)
 			goto out;
 		proto_msg_free(&rep);
 	}
@@ -390,34 +335,6 @@ out:
 }
 
 // ---------------------------------------------------------------- run
-
-static int
-rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(p);
-	return 0;
-}
-
-// A HEALTH counter of node id, or -1.
-static int64_t
-counter(proto_client *cl, const char *name)
-{
-	proto_msg req, rep;
-	int64_t v = -1;
-	proto_msg_init(&req, PROTO_HEALTH);
-	if (call(cl, &req, &rep, 5000) != DTX_OK)
-		return -1;
-	if (rep.hdr.type == PROTO_HEALTH_REPLY)
-		for (uint32_t i = 0; i < rep.u.health_reply.n_counters; i++)
-			if (strcmp(rep.u.health_reply.counters[i].name, name) ==
-			    0)
-				v = rep.u.health_reply.counters[i].value;
-	proto_msg_free(&rep);
-	return v;
-}
 
 // CPU time (user + system) a process has used so far, in ms; -1 when it
 // cannot be read. Reported per committed transfer, it is what a change
@@ -538,41 +455,19 @@ run_bench(const b2_cfg *cfg)
 		goto out;
 	}
 	const char *curl = dtx_topo_first(run.topo, DTX_ROLE_COORDINATOR)->url;
-	if ((rv = open_client(curl, run.client_id, &coord)) != DTX_OK)
+	if ((rv = cli_bench_open_client(curl, run.client_id, &coord)) != DTX_OK)
 		goto fail;
 	run.nparts = run.topo->nparts;
-	run.owned = dtx_calloc(run.nparts, sizeof(int64_t *));
-	run.nowned = dtx_calloc(run.nparts, sizeof(size_t));
-	if (run.owned == NULL || run.nowned == NULL)
+	rv = cli_bench_split("dtx bench 2pc", run.topo, run.client_id,
+	    cfg->accounts, parts, &run.owned, &run.nowned);
+	if (rv == DTX_ERANGE) {
+		rc = CLI_EXIT_USAGE;
+		goto out;
+	}
+	if (rv == DTX_ENOMEM)
 		goto oom;
-	for (uint32_t k = 0; k < run.nparts; k++) {
-		const dtx_node *nd =
-		    dtx_topo_find(run.topo, run.topo->parts[k]);
-		if ((rv = open_client(nd->url, run.client_id, &parts[k])) !=
-		    DTX_OK)
-			goto fail;
-		run.owned[k] =
-		    dtx_calloc((size_t)cfg->accounts, sizeof(int64_t));
-		if (run.owned[k] == NULL)
-			goto oom;
-	}
-	for (int64_t a = 0; a < cfg->accounts; a++) {
-		char k[32];
-		key_of(k, sizeof(k), a);
-		uint32_t id = dtx_topo_route(run.topo, k, strlen(k));
-		for (uint32_t j = 0; j < run.nparts; j++)
-			if (run.topo->parts[j] == id)
-				run.owned[j][run.nowned[j]++] = a;
-	}
-	for (uint32_t k = 0; k < run.nparts; k++)
-		if (run.nowned[k] == 0) {
-			fprintf(stderr,
-			    "dtx bench 2pc: participant %u owns no "
-			    "account: use more --accounts\n",
-			    run.topo->parts[k]);
-			rc = CLI_EXIT_USAGE;
-			goto out;
-		}
+	if (rv != DTX_OK)
+		goto fail;
 	if ((rv = init_accounts(&run, coord, parts)) != DTX_OK) {
 		fprintf(stderr,
 		    "dtx bench 2pc: cannot create the accounts: "
@@ -580,9 +475,9 @@ run_bench(const b2_cfg *cfg)
 		    dtx_strerror(rv));
 		goto out;
 	}
-	int64_t batches0 = counter(coord, "batches_sent");
-	int64_t items0 = counter(coord, "batch_items");
-	int64_t syncs0 = counter(coord, "log_syncs");
+	int64_t batches0 = cli_bench_counter(coord, "batches_sent");
+	int64_t items0 = cli_bench_counter(coord, "batch_items");
+	int64_t syncs0 = cli_bench_counter(coord, "log_syncs");
 
 	w = dtx_calloc((size_t)n, sizeof(b2_worker));
 	if (w == NULL)
@@ -595,7 +490,8 @@ run_bench(const b2_cfg *cfg)
 		// unrelated.
 		uint64_t s0 = (uint64_t)i + 1;
 		w[i].seed = dtx_rand_next(&s0);
-		if ((rv = open_client(curl, run.client_id, &w[i].cl)) != DTX_OK)
+		if ((rv = cli_bench_open_client(
+		         curl, run.client_id, &w[i].cl)) != DTX_OK)
 			goto fail;
 	}
 	run.deadline_ns = UINT64_MAX;
@@ -620,32 +516,16 @@ run_bench(const b2_cfg *cfg)
 	double coord_ms1, parts_ms1, self_ms1 = self_cpu_ms();
 	cluster_cpu_ms(cl, run.topo, &coord_ms1, &parts_ms1);
 
-	uint64_t committed = 0, aborted = 0, unknown = 0, errors = 0;
-	size_t total = 0;
-	dtx_err first = DTX_OK;
-	for (int i = 0; i < n; i++) {
-		if (w[i].oom)
-			goto oom;
-		committed += w[i].committed;
-		aborted += w[i].aborted;
-		unknown += w[i].unknown;
-		errors += w[i].errors;
-		total += w[i].nlat;
-		if (first == DTX_OK)
-			first = w[i].first_err;
-	}
-	all = dtx_alloc((total ? total : 1) * sizeof(uint64_t));
-	if (all == NULL)
+	cli_bench_tally sum;
+	if (cli_bench_tally_merge(w, sizeof(*w), n, &sum, &all) != DTX_OK)
 		goto oom;
-	size_t at = 0;
-	for (int i = 0; i < n; i++) {
-		memcpy(all + at, w[i].lat, w[i].nlat * sizeof(uint64_t));
-		at += w[i].nlat;
-	}
-	cli_sort_u64(all, total);
-	int64_t batches = counter(coord, "batches_sent") - batches0;
-	int64_t items = counter(coord, "batch_items") - items0;
-	int64_t syncs = counter(coord, "log_syncs") - syncs0;
+	uint64_t committed = sum.committed, aborted = sum.aborted;
+	uint64_t unknown = sum.unknown, errors = sum.errors;
+	size_t total = sum.nlat;
+	dtx_err first = sum.first_err;
+	int64_t batches = cli_bench_counter(coord, "batches_sent") - batches0;
+	int64_t items = cli_bench_counter(coord, "batch_items") - items0;
+	int64_t syncs = cli_bench_counter(coord, "log_syncs") - syncs0;
 
 	// The cluster is idle now: measure the RPC ceiling on this box.
 	double rps = 0;
@@ -675,15 +555,8 @@ run_bench(const b2_cfg *cfg)
 		cli_json_begin(&j, stdout);
 		cli_json_str(&j, "bench", "2pc");
 		cli_json_str(&j, "mode", cfg->mode);
-		cli_json_int(&j, "participants", cfg->participants);
-		cli_json_int(&j, "clients", cfg->clients);
-		cli_json_int(&j, "accounts", cfg->accounts);
-		cli_json_num(&j, "seconds", secs);
-		cli_json_bool(&j, "fsync", true);
-		cli_json_int(&j, "committed", (int64_t)committed);
-		cli_json_int(&j, "aborted", (int64_t)aborted);
-		cli_json_int(&j, "unknown", (int64_t)unknown);
-		cli_json_int(&j, "errors", (int64_t)errors);
+		cli_bench_json_counts(&j, cfg->participants, cfg->clients,
+		    cfg->accounts, secs, &sum, "aborted");
 		cli_json_num(&j, "txn_per_s", tps);
 		cli_json_num(&j, "p50_ms", p50);
 		cli_json_num(&j, "p99_ms", p99);
@@ -743,27 +616,17 @@ out:
 			pthread_join(w[i].th, NULL);
 		for (int i = 0; i < n; i++) {
 			proto_client_close(w[i].cl);
-			dtx_free(w[i].lat);
+			dtx_free(w[i].t.lat);
 		}
 	}
 	dtx_free(w);
 	dtx_free(all);
 	proto_client_close(coord);
-	for (uint32_t k = 0; k < DTX_TOPO_MAX; k++)
-		proto_client_close(parts[k]);
-	if (run.owned != NULL)
-		for (uint32_t k = 0; k < run.nparts; k++)
-			dtx_free(run.owned[k]);
-	dtx_free(run.owned);
-	dtx_free(run.nowned);
-	if (cl != NULL) {
-		cli_cluster_stop_all(cl, 5000);
-		cli_cluster_free(cl);
-	}
+	cli_bench_cluster_free(cl, parts, run.owned, run.nowned, run.nparts);
 	if (cfg->keep)
 		fprintf(stderr, "dtx bench 2pc: cluster kept in %s\n", dir);
 	else
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		cli_bench_rmtree(dir);
 	return rc;
 }
 

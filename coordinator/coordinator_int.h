@@ -200,6 +200,12 @@ void coord__send_abort(coord *c, uint64_t txid, uint32_t peer);
 // then (once it answered) the crash point coord.after_some_commits, then
 // the others. Caller must not hold c->mu.
 void coord__commit_phase(coord *c, uint64_t txid);
+// Finishes a commit whose decision is forced in the log: marks txid
+// COMMITTED (if still tracked), counts it, starts the COMMIT phase and
+// fills r as committed at cts. Always DTX_OK. Borrows r. Caller must not
+// hold c->mu.
+dtx_err coord__committed(
+    coord *c, uint64_t txid, clk_ts cts, proto_txn_reply *r);
 // Aborts txid: forgets it, logs ABORT (unforced), sends ABORT to every
 // participant not marked in skip (may be NULL) and fills rep. Caller must
 // not hold c->mu.

@@ -195,15 +195,5 @@ coord__3pc_finish(coord *c, uint64_t txid, clk_ts cts, const uint32_t *parts,
 		return proto_str_set(&r->reason, "decision log failed");
 	}
 	dtx_crashpoint("coord.after_commit_log");
-	pthread_mutex_lock(&c->mu);
-	t = coord__tx_find(c, txid);
-	if (t != NULL)
-		coord__tx_state(c, t, COORD_COMMITTED);
-	pthread_mutex_unlock(&c->mu);
-	atomic_fetch_add(&c->n_committed, 1);
-	coord__commit_phase(c, txid);
-	r->outcome = PROTO_COMMITTED;
-	r->txid = txid;
-	r->commit_ts = cts;
-	return DTX_OK;
+	return coord__committed(c, txid, cts, r);
 }

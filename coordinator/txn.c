@@ -231,6 +231,22 @@ coord__commit_phase(coord *c, uint64_t txid)
 		coord__send_commit(c, txid, cts, parts[i], i, types[i], false);
 }
 
+dtx_err
+coord__committed(coord *c, uint64_t txid, clk_ts cts, proto_txn_reply *r)
+{
+	pthread_mutex_lock(&c->mu);
+	coord_tx *t = coord__tx_find(c, txid);
+	if (t != NULL)
+		coord__tx_state(c, t, COORD_COMMITTED);
+	pthread_mutex_unlock(&c->mu);
+	atomic_fetch_add(&c->n_committed, 1);
+	coord__commit_phase(c, txid);
+	r->outcome = PROTO_COMMITTED;
+	r->txid = txid;
+	r->commit_ts = cts;
+	return DTX_OK;
+}
+
 // Phase one: sends PREPARE / CAN_COMMIT to every participant and collects
 // the votes. On a commit vote *pts gets the largest prepare timestamp; on
 // abort reason gets why and nack[i] says parts[i] voted NO.
@@ -379,17 +395,7 @@ commit_2pc(
 		    r, "decision log failed: %s", dtx_strerror(rv));
 	}
 	dtx_crashpoint("coord.after_commit_log");
-	pthread_mutex_lock(&c->mu);
-	t = coord__tx_find(c, txid);
-	if (t != NULL)
-		coord__tx_state(c, t, COORD_COMMITTED);
-	pthread_mutex_unlock(&c->mu);
-	atomic_fetch_add(&c->n_committed, 1);
-	coord__commit_phase(c, txid);
-	r->outcome = PROTO_COMMITTED;
-	r->txid = txid;
-	r->commit_ts = cts;
-	return DTX_OK;
+	return coord__committed(c, txid, cts, r);
 }
 
 dtx_err

@@ -129,6 +129,29 @@ decided(bool ok)
 	return ok ? RES_DECIDED : RES_UNDECIDED;
 }
 
+// Applies what peer answered about txid (st, with cts) when that
+// settles it: committed with a ts, aborted or never voted. Then returns
+// true with *out the result of deciding; otherwise false.
+static bool
+peer_decided(part *p, uint64_t txid, uint32_t peer, proto_txn_state st,
+    clk_ts cts, res_out *out)
+{
+	char who[64];
+	snprintf(who, sizeof(who), "peer %u says %s", peer,
+	    st == PROTO_TS_NEVER_VOTED ? "never voted" : "so");
+	if (st == PROTO_TS_COMMITTED && cts != 0) {
+		*out = decided(decide(
+		    p, txid, true, cts, PART_CTR_RESOLVED_BY_PEERS, who));
+		return true;
+	}
+	if (st == PROTO_TS_ABORTED || st == PROTO_TS_NEVER_VOTED) {
+		*out = decided(
+		    decide(p, txid, false, 0, PART_CTR_RESOLVED_BY_PEERS, who));
+		return true;
+	}
+	return false;
+}
+
 // The 3PC termination protocol, run when the coordinator is unreachable.
 static res_out
 terminate_3pc(part *p, const stor_indoubt *x)
@@ -137,22 +160,16 @@ terminate_3pc(part *p, const stor_indoubt *x)
 	size_t nreach = 0;
 	uint32_t leader = p->self;
 	clk_ts pre_cts = x->state == STOR_TX_PRECOMMITTED ? x->commit_ts : 0;
-	char who[64];
 
 	for (uint32_t i = 0; i < x->meta.npeers; i++) {
 		uint32_t peer = x->meta.peers[i];
 		proto_txn_state st;
 		clk_ts cts = 0;
+		res_out out;
 		if (ask_status(p, peer, x->txid, &st, &cts) != DTX_OK)
 			continue;
-		snprintf(who, sizeof(who), "peer %u says %s", peer,
-		    st == PROTO_TS_NEVER_VOTED ? "never voted" : "so");
-		if (st == PROTO_TS_COMMITTED && cts != 0)
-			return decided(decide(p, x->txid, true, cts,
-			    PART_CTR_RESOLVED_BY_PEERS, who));
-		if (st == PROTO_TS_ABORTED || st == PROTO_TS_NEVER_VOTED)
-			return decided(decide(p, x->txid, false, 0,
-			    PART_CTR_RESOLVED_BY_PEERS, who));
+		if (peer_decided(p, x->txid, peer, st, cts, &out))
+			return out;
 		if (st == PROTO_TS_PRECOMMITTED && cts > pre_cts)
 			pre_cts = cts;
 		reach[nreach++] = peer;
@@ -227,16 +244,11 @@ resolve_one(part *p, const stor_indoubt *x)
 		return terminate_3pc(p, x);
 	for (uint32_t i = 0; i < x->meta.npeers; i++) {
 		uint32_t peer = x->meta.peers[i];
+		res_out out;
 		if (ask_status(p, peer, x->txid, &st, &cts) != DTX_OK)
 			continue;
-		snprintf(who, sizeof(who), "peer %u says %s", peer,
-		    st == PROTO_TS_NEVER_VOTED ? "never voted" : "so");
-		if (st == PROTO_TS_COMMITTED && cts != 0)
-			return decided(decide(p, x->txid, true, cts,
-			    PART_CTR_RESOLVED_BY_PEERS, who));
-		if (st == PROTO_TS_ABORTED || st == PROTO_TS_NEVER_VOTED)
-			return decided(decide(p, x->txid, false, 0,
-			    PART_CTR_RESOLVED_BY_PEERS, who));
+		if (peer_decided(p, x->txid, peer, st, cts, &out))
+			return out;
 	}
 	return RES_UNDECIDED;
 }
