@@ -19,15 +19,18 @@
 
 #include "test_part_harness.h"
 
+// One participant whose clock runs 2 s behind (max offset stays 500 ms).
+static int
+setup(void **state)
+{
+	static char *env[] = { "DTX_CLOCK_OFFSET_MS=-2000", NULL };
+	return h_setup(state, 1, 1, env);
+}
+
 static void
 test_commit_ahead_of_skewed_clock(void **state)
 {
-	(void)state;
-	harness *h = h_new(1);
-	assert_non_null(h);
-	// This node's clock runs 2 s behind; max offset stays 500 ms.
-	char *env[] = { "DTX_CLOCK_OFFSET_MS=-2000", NULL };
-	assert_int_equal(h_start(h, 1, env), DTX_OK);
+	harness *h = *state;
 	assert_true(h_put(h, 1, 1, "acct:1", 100));
 
 	proto_op op = op_add("acct:1", 10, 0);
@@ -51,7 +54,6 @@ test_commit_ahead_of_skewed_clock(void **state)
 	assert_int_equal(v, 110);
 	assert_true(h_get(h, 1, 0, "acct:1", &v));
 	assert_int_equal(v, 115);
-	h_free(h);
 }
 
 int
@@ -60,5 +62,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_commit_ahead_of_skewed_clock),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	// Group fixtures: cmocka runs a group teardown even after a failed
+	// test (a test's own teardown it skips), so the daemon always stops.
+	return cmocka_run_group_tests(tests, setup, h_teardown);
 }
