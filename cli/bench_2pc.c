@@ -223,117 +223,6 @@ worker_main(void *arg)
 	return NULL;
 }
 
-// ---------------------------------------------------------------- RPC
-// ceiling
-
-typedef struct ping_worker {
-	pthread_t th;
-	proto_client *cl;
-	atomic_bool *go;
-	atomic_int *ready;
-	_Atomic uint64_t *deadline;
-	uint64_t calls;
-} ping_worker;
-
-static dtx_err
-pong(void *arg, const proto_msg *req, proto_msg *rep)
-{
-	(void)arg;
-	(void)req;
-	rep->hdr.type = PROTO_PONG;
-	return DTX_OK;
-}
-
-static void *
-ping_main(void *arg)
-{
-	ping_worker *p = arg;
-	atomic_fetch_add(p->ready, 1);
-	while (!atomic_load(p->go))
-		sched_yield();
-	while (dtx_mono_ns() < atomic_load(p->deadline)) {
-		proto_msg req, rep;
-		proto_msg_init(&req, PROTO_PING);
-		if (cli_bench_call(p->cl, &req, &rep, 5000) == DTX_OK) {
-			p->calls++;
-			proto_msg_free(&rep);
-		}
-	}
-	return NULL;
-}
-
-// PING round trips per second with n callers (one connection each)
-// against an in-process proto_server echo with n workers: what
-// `dtx bench rpc --clients n` measures.
-static dtx_err
-rpc_ceiling(int n, int64_t seconds, double *rps)
-{
-	proto_server *srv = NULL;
-	proto_server_cfg scfg;
-	memset(&scfg, 0, sizeof(scfg));
-	scfg.url = "tcp://127.0.0.1:0";
-	scfg.workers = (uint32_t)n;
-	scfg.handler = pong;
-	dtx_err rv = proto_server_open(&scfg, &srv);
-	if (rv != DTX_OK)
-		return rv;
-	ping_worker *w = dtx_calloc((size_t)n, sizeof(ping_worker));
-	atomic_bool go = false;
-	atomic_int ready = 0;
-	_Atomic uint64_t deadline = UINT64_MAX;
-	int started = 0;
-	if (w == NULL) {
-		rv = DTX_ENOMEM;
-		goto out;
-	}
-	for (int i = 0; i < n; i++) {
-		w[i].go = &go;
-		w[i].ready = &ready;
-		w[i].deadline = &deadline;
-		if ((rv = cli_bench_open_client(
-		         proto_server_url(srv), 1, &w[i].cl)) != DTX_OK)
-			goto out;
-		proto_msg req, rep;
-		proto_msg_init(&req, PROTO_PING);
-		if ((rv = cli_bench_call(w[i].cl, &req, &rep, 5000)) != DTX_OK)
-			goto out;
-		proto_msg_free(&rep);
-	}
-	for (; started < n; started++)
-		if (pthread_create(
-		        &w[started].th, NULL, ping_main, &w[started]) != 0) {
-			rv = DTX_ENOMEM;
-			deadline = 0;
-			break;
-		}
-	while (rv == DTX_OK && atomic_load(&ready) < n)
-		sched_yield();
-	uint64_t t0 = dtx_mono_ns();
-	atomic_store(&deadline, t0 + (uint64_t)seconds * 1000000000u);
-	atomic_store(&go, true);
-	for (int i = 0; i < started; i++)
-		pthread_join(w[i].th, NULL);
-	started = 0;
-	double secs = (double)(dtx_mono_ns() - t0) / 1e9;
-	uint64_t calls = 0;
-	for (int i = 0; i < n; i++)
-		calls += w[i].calls;
-	if (rv == DTX_OK)
-		*rps = secs > 0 ? (double)calls / secs : 0;
-out:
-	if (w != NULL) {
-		atomic_store(&deadline, 0);
-		atomic_store(&go, true);
-		for (int i = 0; i < started; i++)
-			pthread_join(w[i].th, NULL);
-		for (int i = 0; i < n; i++)
-			proto_client_close(w[i].cl);
-	}
-	dtx_free(w);
-	proto_server_close(srv);
-	return rv;
-}
-
 // ---------------------------------------------------------------- run
 
 // CPU time (user + system) a process has used so far, in ms; -1 when it
@@ -528,8 +417,9 @@ run_bench(const b2_cfg *cfg)
 	int64_t syncs = cli_bench_counter(coord, "log_syncs") - syncs0;
 
 	// The cluster is idle now: measure the RPC ceiling on this box.
-	double rps = 0;
-	if ((rv = rpc_ceiling(n, cfg->rpc_seconds, &rps)) != DTX_OK) {
+	cli_rpc_result rr;
+	if ((rv = cli_rpc_measure(n, 0, 0, cfg->rpc_seconds, true, &rr)) !=
+	    DTX_OK) {
 		fprintf(stderr, "dtx bench 2pc: RPC ceiling: %s\n",
 		    dtx_strerror(rv));
 		goto out;
@@ -540,6 +430,7 @@ run_bench(const b2_cfg *cfg)
 	double p50 = (double)cli_quantile(all, total, 0.50) / 1e6;
 	double p99 = (double)cli_quantile(all, total, 0.99) / 1e6;
 	double abort_rate = attempts ? (double)aborted / (double)attempts : 0;
+	double rps = rr.rpc_per_s;
 	double eff = rps > 0 ? tps / (rps / 5.0) : 0;
 	double loads[1] = { 0 };
 	double load1 = getloadavg(loads, 1) == 1 ? loads[0] : -1;

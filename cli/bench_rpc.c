@@ -132,57 +132,51 @@ caller_main(void *arg)
 }
 
 static void
-report(const rpc_cfg *cfg, int conns, int workers, double secs, uint64_t calls,
-    uint64_t errors, const uint64_t *lat, size_t n)
+report(const rpc_cfg *cfg, const cli_rpc_result *r)
 {
-	double rps = secs > 0 ? (double)calls / secs : 0;
-	double p50 = (double)cli_quantile(lat, n, 0.50) / 1000.0;
-	double p90 = (double)cli_quantile(lat, n, 0.90) / 1000.0;
-	double p99 = (double)cli_quantile(lat, n, 0.99) / 1000.0;
-	double max = n ? (double)lat[n - 1] / 1000.0 : 0;
 	if (cfg->json) {
 		cli_json j;
 		cli_json_begin(&j, stdout);
 		cli_json_str(&j, "bench", "rpc");
 		cli_json_str(&j, "transport", cfg->transport);
 		cli_json_int(&j, "clients", cfg->clients);
-		cli_json_int(&j, "conns", conns);
-		cli_json_int(&j, "workers", workers);
-		cli_json_num(&j, "seconds", secs);
-		cli_json_int(&j, "calls", (int64_t)calls);
-		cli_json_int(&j, "errors", (int64_t)errors);
-		cli_json_num(&j, "rpc_per_s", rps);
-		cli_json_num(&j, "p50_us", p50);
-		cli_json_num(&j, "p90_us", p90);
-		cli_json_num(&j, "p99_us", p99);
-		cli_json_num(&j, "max_us", max);
+		cli_json_int(&j, "conns", r->conns);
+		cli_json_int(&j, "workers", r->workers);
+		cli_json_num(&j, "seconds", r->secs);
+		cli_json_int(&j, "calls", (int64_t)r->calls);
+		cli_json_int(&j, "errors", (int64_t)r->errors);
+		cli_json_num(&j, "rpc_per_s", r->rpc_per_s);
+		cli_json_num(&j, "p50_us", r->p50_us);
+		cli_json_num(&j, "p90_us", r->p90_us);
+		cli_json_num(&j, "p99_us", r->p99_us);
+		cli_json_num(&j, "max_us", r->max_us);
 		cli_json_end(&j);
 		return;
 	}
 	printf("rpc over %s: %" PRId64 " clients on %d connection(s), %d "
 	       "server workers, %.2f s\n",
-	    cfg->transport, cfg->clients, conns, workers, secs);
+	    cfg->transport, cfg->clients, r->conns, r->workers, r->secs);
 	printf("  %" PRIu64 " round trips, %" PRIu64 " errors, %.0f rpc/s\n",
-	    calls, errors, rps);
-	printf("  latency us: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", p50,
-	    p90, p99, max);
+	    r->calls, r->errors, r->rpc_per_s);
+	printf("  latency us: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n",
+	    r->p50_us, r->p90_us, r->p99_us, r->max_us);
 }
 
-// Runs the measurement once the flags are valid; returns an exit code.
-static int
-run_bench(const rpc_cfg *cfg)
+dtx_err
+cli_rpc_measure(int n, int conns, int workers, int64_t seconds, bool tcp,
+    cli_rpc_result *res)
 {
-	int n = (int)cfg->clients;
-	int conns = cfg->conns == 0 || cfg->conns > n ? n : (int)cfg->conns;
-	int workers = cfg->workers == 0 ? n : (int)cfg->workers;
-	bool tcp = strcmp(cfg->transport, "tcp") == 0;
+	if (conns == 0 || conns > n)
+		conns = n;
+	if (workers == 0)
+		workers = n;
 	char url[128];
 	if (tcp)
 		snprintf(url, sizeof(url), "tcp://127.0.0.1:0");
 	else
 		snprintf(url, sizeof(url), "ipc:///tmp/dtx-bench-rpc-%d.sock",
 		    (int)getpid());
-	int rc = CLI_EXIT_FAILURE;
+	dtx_err ret = DTX_ENOMEM;
 	proto_server *srv = NULL;
 	proto_client **clients = NULL;
 	rpc_caller *callers = NULL;
@@ -198,9 +192,9 @@ run_bench(const rpc_cfg *cfg)
 	dtx_err err = proto_server_open(&scfg, &srv);
 	if (err != DTX_OK) {
 		fprintf(stderr,
-		    "dtx bench rpc: cannot start the server on %s: "
-		    "%s\n",
-		    url, dtx_strerror(err));
+		    "rpc ceiling: cannot start the server on %s: %s\n", url,
+		    dtx_strerror(err));
+		ret = err;
 		goto out;
 	}
 	clients = calloc((size_t)conns, sizeof(*clients));
@@ -215,8 +209,9 @@ run_bench(const rpc_cfg *cfg)
 			.connect_wait_ms = 2000 };
 		err = proto_client_open(&ccfg, &clients[i]);
 		if (err != DTX_OK) {
-			fprintf(stderr, "dtx bench rpc: cannot dial %s: %s\n",
+			fprintf(stderr, "rpc ceiling: cannot dial %s: %s\n",
 			    proto_server_url(srv), dtx_strerror(err));
+			ret = err;
 			goto out;
 		}
 	}
@@ -232,10 +227,11 @@ run_bench(const rpc_cfg *cfg)
 		err = proto_client_call(clients[i], &req, &rep, NULL);
 		if (err != DTX_OK) {
 			fprintf(stderr,
-			    "dtx bench rpc: warm-up call failed: %s\n",
+			    "rpc ceiling: warm-up call failed: %s\n",
 			    dtx_strerror(err));
 			if (err == DTX_EREFUSED)
 				proto_msg_free(&rep);
+			ret = err;
 			goto out;
 		}
 		proto_msg_free(&rep);
@@ -244,8 +240,8 @@ run_bench(const rpc_cfg *cfg)
 	for (; started < n; started++) {
 		if (pthread_create(&callers[started].th, NULL, caller_main,
 		        &args[started]) != 0) {
-			fprintf(stderr,
-			    "dtx bench rpc: cannot start thread %d\n", started);
+			fprintf(stderr, "rpc ceiling: cannot start thread %d\n",
+			    started);
 			run.deadline_ns = 0;
 			atomic_store(&run.go, true);
 			goto out;
@@ -254,7 +250,7 @@ run_bench(const rpc_cfg *cfg)
 	while (atomic_load(&run.ready) < n)
 		sched_yield();
 	uint64_t t0 = dtx_mono_ns();
-	run.deadline_ns = t0 + (uint64_t)cfg->seconds * 1000000000ull;
+	run.deadline_ns = t0 + (uint64_t)seconds * 1000000000ull;
 	atomic_store(&run.go, true);
 	for (int i = 0; i < started; i++)
 		pthread_join(callers[i].th, NULL);
@@ -283,16 +279,21 @@ run_bench(const rpc_cfg *cfg)
 		at += callers[i].n_lat;
 	}
 	cli_sort_u64(all, total);
-	report(cfg, conns, workers, secs, calls, errors, all, total);
-	if (errors > 0)
-		fprintf(stderr,
-		    "dtx bench rpc: %" PRIu64 " calls failed (first: "
-		    "%s)\n",
-		    errors, dtx_strerror(first));
-	rc = calls > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+	*res = (cli_rpc_result) { .conns = conns,
+		.workers = workers,
+		.secs = secs,
+		.calls = calls,
+		.errors = errors,
+		.first_err = first,
+		.rpc_per_s = secs > 0 ? (double)calls / secs : 0,
+		.p50_us = (double)cli_quantile(all, total, 0.50) / 1000.0,
+		.p90_us = (double)cli_quantile(all, total, 0.90) / 1000.0,
+		.p99_us = (double)cli_quantile(all, total, 0.99) / 1000.0,
+		.max_us = total ? (double)all[total - 1] / 1000.0 : 0 };
+	ret = DTX_OK;
 	goto out;
 oom:
-	fprintf(stderr, "dtx bench rpc: out of memory\n");
+	ret = DTX_ENOMEM;
 out:
 	if (started > 0) {
 		run.deadline_ns = 0;
@@ -313,7 +314,27 @@ out:
 	free(args);
 	free(callers);
 	free(clients);
-	return rc;
+	return ret;
+}
+
+// Runs the measurement once the flags are valid; returns an exit code.
+static int
+run_bench(const rpc_cfg *cfg)
+{
+	cli_rpc_result r;
+	dtx_err rv = cli_rpc_measure((int)cfg->clients, (int)cfg->conns,
+	    (int)cfg->workers, cfg->seconds, strcmp(cfg->transport, "tcp") == 0,
+	    &r);
+	if (rv != DTX_OK) {
+		fprintf(stderr, "dtx bench rpc: %s\n", dtx_strerror(rv));
+		return CLI_EXIT_FAILURE;
+	}
+	report(cfg, &r);
+	if (r.errors > 0)
+		fprintf(stderr,
+		    "dtx bench rpc: %" PRIu64 " calls failed (first: %s)\n",
+		    r.errors, dtx_strerror(r.first_err));
+	return r.calls > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
 int

@@ -73,6 +73,20 @@ void cli_json_escape(FILE *out, const char *s);
 // Subcommands, one file each.
 int cli_cmd_bench(int argc, char **argv); // bench.c
 int cli_bench_rpc(int argc, char **argv); // bench_rpc.c
+// The RPC ceiling (bench_rpc.c): n caller threads send PINGs back to back
+// for seconds to an in-process echo server with workers worker contexts,
+// over conns connections (0: one per caller; workers 0: one per caller),
+// on loopback tcp or ipc. Errors: DTX_ENOMEM, or why the server or a
+// connection could not be set up (also said on stderr).
+typedef struct cli_rpc_result {
+	int conns, workers;
+	double secs;
+	uint64_t calls, errors;
+	dtx_err first_err; // of the first failed call
+	double rpc_per_s, p50_us, p90_us, p99_us, max_us;
+} cli_rpc_result;
+dtx_err cli_rpc_measure(int n, int conns, int workers, int64_t seconds,
+    bool tcp, cli_rpc_result *res);
 int cli_bench_storage(int argc, char **argv); // bench_storage.c
 int cli_bench_2pc(int argc, char **argv); // bench_2pc.c
 int cli_bench_saga(int argc, char **argv); // bench_saga.c
