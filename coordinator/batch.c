@@ -79,7 +79,14 @@ typedef struct flight {
 	proto_msg req; // a BATCH of msgs, or the single item's own request
 	coord_item **items; // n entries, after the struct
 	proto_msg *msgs; // n entries (unused for n == 1)
+	proto_retry retry; // the call's retry policy (it outlives launch)
 } flight;
+
+// A batch that was never handed to a connection (none is up: the
+// participant is restarting, or the dialer is between attempts) is safe
+// to send again. Each such attempt waits up to the client's connect wait
+// (200 ms) plus a short backoff, so this many fit in the batch's timeout.
+#define RESEND_SLICE_MS 250
 
 static void flight_done(void *arg, dtx_err err, proto_msg *rep);
 
@@ -125,7 +132,12 @@ launch(flight *f)
 	for (uint32_t i = 0; i < f->n; i++)
 		if (f->items[i]->timeout_ms > timeout)
 			timeout = f->items[i]->timeout_ms;
-	proto_call_opts opts = { .timeout_ms = timeout };
+	// Only "not delivered" is retried: a timeout leaves the outcome
+	// unknown and goes back to the transaction.
+	f->retry = (proto_retry) { .attempts = 1 + timeout / RESEND_SLICE_MS,
+		.base_ms = 20,
+		.cap_ms = 50 };
+	proto_call_opts opts = { .timeout_ms = timeout, .retry = &f->retry };
 	if (f->n == 1) {
 		f->req = f->items[0]->req;
 	} else {

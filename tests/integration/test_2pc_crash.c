@@ -24,8 +24,13 @@
 static int
 setup(void **state)
 {
+	// Votes may take up to 3 s: long enough for a participant to
+	// restart within one (test_part_restarting).
+	static char *const coord_env[] = { "DTX_LOG_LEVEL=debug",
+		"DTX_VOTE_TIMEOUT_MS=3000", NULL };
+	static char *const *const env[] = { coord_env, NULL, NULL, NULL };
 	static tu_fx fx;
-	return tu_setup_bank(state, &fx, 2, tu_env_debug, NACCT, BAL);
+	return tu_setup_bank(state, &fx, 2, env, NACCT, BAL);
 }
 
 static int64_t
@@ -65,8 +70,15 @@ crash_case(tu_fx *fx, uint32_t victim, const char *point, int expect, int n)
 	if (rv == DTX_OK) {
 		// The client may hear the outcome (participant crashes); it
 		// must then be the one expected.
-		assert_int_equal(rep.u.txn_reply.outcome,
-		    expect ? PROTO_COMMITTED : PROTO_ABORTED);
+		proto_outcome want = expect ? PROTO_COMMITTED : PROTO_ABORTED;
+		if (rep.u.txn_reply.outcome != want) {
+			tu_dump_logs(fx);
+			fail_msg("%s: outcome %d (reason %s), expected %d",
+			    point, (int)rep.u.txn_reply.outcome,
+			    rep.u.txn_reply.reason ? rep.u.txn_reply.reason
+			                           : "-",
+			    (int)want);
+		}
 		proto_msg_free(&rep);
 	}
 	int status = 0;
@@ -135,6 +147,8 @@ typedef struct bg {
 	tu_fx *fx;
 	int64_t a, b;
 	proto_client *cl;
+	dtx_err rv; // of the transfer
+	int outcome; // the reply's, when rv is DTX_OK
 } bg;
 
 static void *
@@ -142,10 +156,43 @@ bg_transfer(void *arg)
 {
 	bg *g = arg;
 	proto_msg rep;
-	if (tu_transfer(g->fx, g->cl, PROTO_MODE_2PC, g->a, g->b, 10, &rep,
-	        8000) == DTX_OK)
+	g->rv = tu_transfer(
+	    g->fx, g->cl, PROTO_MODE_2PC, g->a, g->b, 10, &rep, 8000);
+	if (g->rv == DTX_OK) {
+		g->outcome = (int)rep.u.txn_reply.outcome;
 		proto_msg_free(&rep);
+	}
 	return NULL;
+}
+
+// A transfer that begins while a participant is down and restarting: the
+// coordinator's PREPARE finds no connection (its dialer waits between
+// attempts), which means "not delivered", so it is sent again within the
+// vote timeout and the transfer commits instead of aborting.
+static void
+test_part_restarting(void **state)
+{
+	tu_fx *fx = *state;
+	int64_t a = tu_acct_on(fx, 1, 7), b = tu_acct_on(fx, 2, 7);
+	int64_t ba = acct_balance(fx, a), bb = acct_balance(fx, b);
+	assert_int_equal(cli_cluster_signal(fx->cl, 2, SIGKILL), DTX_OK);
+	// Past participant 2's persisted HLC bound, so that its restart
+	// does not wait for its clock, and past the coordinator's first
+	// reconnect attempts, so that its dialer backs off.
+	dtx_sleep_ms(1500);
+	bg g = { .fx = fx, .a = a, .b = b };
+	assert_int_equal(tu_coord_client(fx, 0, &g.cl), DTX_OK);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bg_transfer, &g), 0);
+	dtx_sleep_ms(300); // longer than one wait for a connection (200 ms)
+	assert_int_equal(tu_restart(fx, 2), DTX_OK);
+	pthread_join(th, NULL);
+	proto_client_close(g.cl);
+	assert_int_equal(g.rv, DTX_OK);
+	assert_int_equal(g.outcome, PROTO_COMMITTED);
+	assert_true(tu_wait_resolved(fx, true, 60000));
+	assert_int_equal(acct_balance(fx, a), ba - 10);
+	assert_int_equal(acct_balance(fx, b), bb + 10);
 }
 
 // The coordinator dies while participant 1 is prepared and participant 2
@@ -217,6 +264,7 @@ main(void)
 		cmocka_unit_test(test_part_before_commit_log),
 		cmocka_unit_test(test_part_after_commit_log),
 		cmocka_unit_test(test_presumed_abort),
+		cmocka_unit_test(test_part_restarting),
 	};
 	return cmocka_run_group_tests(tests, setup, tu_group_teardown);
 }
