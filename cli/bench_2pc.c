@@ -34,6 +34,7 @@ typedef struct b2_cfg {
 	bool json;
 	bool keep;
 	char *log_level;
+	int64_t client_batch;
 } b2_cfg;
 
 static const dtx_cfg_opt b2_opts[] = {
@@ -42,7 +43,12 @@ static const dtx_cfg_opt b2_opts[] = {
 	{ "participants", DTX_CFG_INT, offsetof(b2_cfg, participants), 2, 16,
 	    "3", "participant daemons" },
 	{ "clients", DTX_CFG_INT, offsetof(b2_cfg, clients), 1, 1024, "64",
-	    "concurrent client threads (one connection each)" },
+	    "concurrent client threads, each waiting for its transfer" },
+	{ "client-batch", DTX_CFG_INT, offsetof(b2_cfg, client_batch), 1,
+	    PROTO_MAX_BATCH, "64",
+	    "the clients share one connection whose messages carry up to "
+	    "this many transfers (proto_batcher); 1: each client its own "
+	    "connection, one message per transfer" },
 	{ "seconds", DTX_CFG_INT, offsetof(b2_cfg, seconds), 1, 3600, "10",
 	    "how long to run transfers" },
 	{ "accounts", DTX_CFG_INT, offsetof(b2_cfg, accounts), 4, 1000000,
@@ -73,6 +79,7 @@ typedef struct b2_run {
 	atomic_int ready;
 	atomic_bool go;
 	_Atomic uint64_t deadline_ns;
+	proto_batcher *batcher; // NULL: each worker calls on its own client
 } b2_run;
 
 typedef struct b2_worker {
@@ -197,7 +204,14 @@ worker_main(void *arg)
 		req.u.txn.n_ops = 2;
 		req.u.txn.ops = ops;
 		uint64_t t0 = dtx_mono_ns();
-		dtx_err rv = cli_bench_call(w->cl, &req, &rep, 10000);
+		dtx_err rv;
+		if (r->batcher != NULL) {
+			rv = proto_batcher_call(r->batcher, &req, &rep, 10000);
+			if (rv == DTX_EREFUSED)
+				proto_msg_free(&rep);
+		} else {
+			rv = cli_bench_call(w->cl, &req, &rep, 10000);
+		}
 		uint64_t t1 = dtx_mono_ns();
 		if (rv != DTX_OK || rep.hdr.type != PROTO_TXN_REPLY) {
 			w->t.errors++;
@@ -379,10 +393,16 @@ run_bench(const b2_cfg *cfg)
 		// unrelated.
 		uint64_t s0 = (uint64_t)i + 1;
 		w[i].seed = dtx_rand_next(&s0);
+		if (cfg->client_batch > 1)
+			continue;
 		if ((rv = cli_bench_open_client(
 		         curl, run.client_id, &w[i].cl)) != DTX_OK)
 			goto fail;
 	}
+	if (cfg->client_batch > 1 &&
+	    (rv = proto_batcher_open(coord, (uint32_t)cfg->client_batch, 1,
+	         &run.batcher)) != DTX_OK)
+		goto fail;
 	run.deadline_ns = UINT64_MAX;
 	for (; started < n; started++)
 		if (pthread_create(
@@ -412,6 +432,10 @@ run_bench(const b2_cfg *cfg)
 	uint64_t unknown = sum.unknown, errors = sum.errors;
 	size_t total = sum.nlat;
 	dtx_err first = sum.first_err;
+	uint64_t cmsgs = 0, ctxns = 0;
+	if (run.batcher != NULL)
+		proto_batcher_stats(run.batcher, &cmsgs, &ctxns);
+	double avg_cbatch = cmsgs > 0 ? (double)ctxns / (double)cmsgs : 1;
 	int64_t batches = cli_bench_counter(coord, "batches_sent") - batches0;
 	int64_t items = cli_bench_counter(coord, "batch_items") - items0;
 	int64_t syncs = cli_bench_counter(coord, "log_syncs") - syncs0;
@@ -456,6 +480,8 @@ run_bench(const b2_cfg *cfg)
 		cli_json_str(&j, "rpc_ceiling",
 		    "PING round trips against an in-process proto_server echo");
 		cli_json_num(&j, "efficiency", eff);
+		cli_json_num(&j, "client_batch", (double)cfg->client_batch);
+		cli_json_num(&j, "avg_client_batch", avg_cbatch);
 		cli_json_num(&j, "avg_batch", avg_batch);
 		cli_json_num(&j, "commits_per_coord_fsync", per_sync);
 		cli_json_num(&j, "cpu_us_per_txn_coordinator", cpu_coord);
@@ -476,9 +502,10 @@ run_bench(const b2_cfg *cfg)
 		printf("  RPC ceiling %.0f round trips/s (PING echo, %d "
 		       "clients): efficiency %.2f (txn/s over rpc/s / 5)\n",
 		    rps, n, eff);
-		printf("  coordinator: %.1f messages per batch, %.1f commits "
-		       "per decision-log fsync\n",
-		    avg_batch, per_sync);
+		printf("  clients: %.1f transfers per message (at most "
+		       "%" PRId64 "); coordinator: %.1f messages per batch, "
+		       "%.1f commits per decision-log fsync\n",
+		    avg_cbatch, cfg->client_batch, avg_batch, per_sync);
 		printf("  CPU us per committed transfer: coordinator %.1f, "
 		       "participants %.1f, bench clients %.1f (load %.2f)\n",
 		    cpu_coord, cpu_parts, cpu_client, load1);
@@ -512,6 +539,7 @@ out:
 	}
 	dtx_free(w);
 	dtx_free(all);
+	proto_batcher_close(run.batcher);
 	proto_client_close(coord);
 	cli_bench_cluster_free(cl, parts, run.owned, run.nowned, run.nparts);
 	if (cfg->keep)

@@ -128,12 +128,16 @@ coord_open(proto_daemon *d, const coord_cfg *cfg, coord **out)
 	c->cfg = *cfg;
 	c->self = proto_daemon_id(d);
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->fq_mu, NULL);
+	pthread_cond_init(&c->fq_cv, NULL);
 	dtx_err rv = coord__table_init(c);
 	if (rv != DTX_OK)
 		goto fail;
 	if ((rv = coord__log_open(c)) != DTX_OK)
 		goto fail;
 	if ((rv = coord__chans_open(c)) != DTX_OK)
+		goto fail;
+	if ((rv = coord__forcer_start(c)) != DTX_OK)
 		goto fail;
 	if ((rv = coord__upkeep_start(c)) != DTX_OK)
 		goto fail;
@@ -163,7 +167,10 @@ coord_stop(coord *c)
 	if (c == NULL || atomic_exchange(&c->stopped, true))
 		return;
 	coord__upkeep_stop(c);
+	// Votes still out fail or come back, then the forcer finishes the
+	// commits they queued: every deferred TXN has its reply.
 	coord__chans_stop(c);
+	coord__forcer_stop(c);
 }
 
 void
@@ -176,6 +183,8 @@ coord_close(coord *c)
 	if (c->wal != NULL)
 		coord__log_close(c);
 	coord__table_fini(c);
+	pthread_cond_destroy(&c->fq_cv);
+	pthread_mutex_destroy(&c->fq_mu);
 	pthread_mutex_destroy(&c->mu);
 	dtx_free(c);
 }

@@ -93,6 +93,9 @@ struct coord_item {
 	coord_item *next;
 };
 
+// An asynchronous 2PC transaction (txn.c).
+typedef struct coord_atxn coord_atxn;
+
 typedef struct coord_chan {
 	coord *c;
 	uint32_t peer;
@@ -130,6 +133,15 @@ struct coord {
 	pthread_t up_th;
 	atomic_bool stopped;
 	atomic_bool failed; // the log failed: no more decisions
+
+	// The forcer thread: forces the COMMIT records of asynchronous
+	// transactions, all that queued up meanwhile with one sync.
+	pthread_mutex_t fq_mu;
+	pthread_cond_t fq_cv;
+	coord_atxn *fq_head, *fq_tail;
+	bool fq_stop;
+	bool fq_started;
+	pthread_t fq_th;
 	atomic_int_fast64_t fail_syncs; // FAULT wal_sync: fsyncs left to fail
 
 	// Counters (HEALTH).
@@ -186,6 +198,10 @@ dtx_err coord__log_checkpoint(coord *c);
 
 // txn.c
 dtx_err coord__txn(coord *c, const proto_msg *req, proto_msg *rep);
+// The forcer thread of asynchronous 2PC transactions (started after the
+// channels, stopped after them, so that it finishes every queued one).
+dtx_err coord__forcer_start(coord *c);
+void coord__forcer_stop(coord *c);
 dtx_err coord__status(coord *c, const proto_msg *req, proto_msg *rep);
 // Queues a COMMIT (DO_COMMIT for a 3PC participant that acknowledged
 // PRE_COMMIT) to parts[idx] of txid as an asynchronous item tracked by the

@@ -247,21 +247,16 @@ coord__committed(coord *c, uint64_t txid, clk_ts cts, proto_txn_reply *r)
 	return DTX_OK;
 }
 
-// Phase one: sends PREPARE / CAN_COMMIT to every participant and collects
-// the votes. On a commit vote *pts gets the largest prepare timestamp; on
-// abort reason gets why and nack[i] says parts[i] voted NO.
-static bool
-collect_votes(coord *c, uint64_t txid, proto_mode mode, const plan *p,
-    clk_ts *pts, char *reason, size_t rlen, bool *nack)
+static void vote_done(coord *c, coord_item *it);
+
+// Phase one: sends PREPARE / CAN_COMMIT for txid to every participant of
+// p, one item each in items[0..p->nparts). With a waiter w the items
+// complete into it; without one each completes through vote_done with
+// arg (an atxn), and a send that fails at once completes there too.
+static void
+send_votes(coord *c, uint64_t txid, proto_mode mode, const plan *p,
+    coord_item *items, coord_waiter *w, void *arg)
 {
-	coord_item *items = dtx_calloc(p->nparts, sizeof(coord_item));
-	if (items == NULL) {
-		snprintf(reason, rlen, "coordinator out of memory");
-		return false;
-	}
-	coord_waiter w;
-	coord__waiter_init(&w);
-	w.pending = p->nparts;
 	for (uint32_t i = 0; i < p->nparts; i++) {
 		coord_item *it = &items[i];
 		proto_msg_init(&it->req,
@@ -276,22 +271,34 @@ collect_votes(coord *c, uint64_t txid, proto_mode mode, const plan *p,
 		pr->ops = &p->ops[p->first[i]];
 		it->peer = p->parts[i];
 		it->timeout_ms = (uint32_t)c->cfg.vote_timeout_ms;
-		it->w = &w;
+		it->w = w;
+		it->done = w == NULL ? vote_done : NULL;
+		it->arg = arg;
 		dtx_err rv = coord__send(c, it);
-		if (rv != DTX_OK) {
-			it->err = rv;
-			pthread_mutex_lock(&w.mu);
-			w.pending--;
-			pthread_mutex_unlock(&w.mu);
+		if (rv == DTX_OK)
+			continue;
+		it->err = rv;
+		if (w == NULL) {
+			vote_done(c, it);
+		} else {
+			pthread_mutex_lock(&w->mu);
+			w->pending--;
+			pthread_mutex_unlock(&w->mu);
 		}
 	}
-	coord__waiter_wait(&w);
-	coord__waiter_fini(&w);
+}
 
+// Reads the votes in items. On a commit vote *pts gets the largest
+// prepare timestamp; on abort reason gets why and nack[i] says parts[i]
+// voted NO.
+static bool
+tally_votes(const coord *c, uint64_t txid, const plan *p,
+    const coord_item *items, clk_ts *pts, char *reason, size_t rlen, bool *nack)
+{
 	bool yes = true, have_no = false;
 	clk_ts maxpts = 0;
 	for (uint32_t i = 0; i < p->nparts; i++) {
-		coord_item *it = &items[i];
+		const coord_item *it = &items[i];
 		const proto_msg *r = &it->rep;
 		nack[i] = false;
 		if (it->err == DTX_OK && r->hdr.type == PROTO_VOTE &&
@@ -332,10 +339,30 @@ collect_votes(coord *c, uint64_t txid, proto_mode mode, const plan *p,
 			    it->peer, proto_type_name(r->hdr.type));
 		}
 	}
+	*pts = maxpts;
+	return yes;
+}
+
+// Phase one on the calling thread: sends the votes and waits for them.
+static bool
+collect_votes(coord *c, uint64_t txid, proto_mode mode, const plan *p,
+    clk_ts *pts, char *reason, size_t rlen, bool *nack)
+{
+	coord_item *items = dtx_calloc(p->nparts, sizeof(coord_item));
+	if (items == NULL) {
+		snprintf(reason, rlen, "coordinator out of memory");
+		return false;
+	}
+	coord_waiter w;
+	coord__waiter_init(&w);
+	w.pending = p->nparts;
+	send_votes(c, txid, mode, p, items, &w, NULL);
+	coord__waiter_wait(&w);
+	coord__waiter_fini(&w);
+	bool yes = tally_votes(c, txid, p, items, pts, reason, rlen, nack);
 	for (uint32_t i = 0; i < p->nparts; i++)
 		proto_msg_free(&items[i].rep);
 	dtx_free(items);
-	*pts = maxpts;
 	return yes;
 }
 
@@ -352,12 +379,12 @@ commit_ts(coord *c, clk_ts pts, clk_ts *out)
 	return DTX_OK;
 }
 
-// Forces the COMMIT record of txid (2PC) and starts the commit phase.
-static dtx_err
-commit_2pc(
-    coord *c, uint64_t txid, clk_ts cts, const plan *p, proto_txn_reply *r)
+// Appends the COMMIT record of txid (2PC), unforced: *lsn gets its LSN.
+// false when the transaction was aborted instead (r says why).
+static bool
+commit_log(coord *c, uint64_t txid, clk_ts cts, const plan *p,
+    proto_txn_reply *r, uint64_t *lsn)
 {
-	uint64_t lsn = 0;
 	pthread_mutex_lock(&c->mu);
 	coord_tx *t = coord__tx_find(c, txid);
 	if (t == NULL || t->doomed) {
@@ -365,11 +392,11 @@ commit_2pc(
 		coord__abort(c, txid, p->parts, p->nparts, NULL,
 		    "a participant asked for the outcome before the decision",
 		    r);
-		return DTX_OK;
+		return false;
 	}
 	dtx_crashpoint("coord.before_commit_log");
 	t->cts = cts;
-	dtx_err rv = coord__log_decision(c, t, false, &lsn);
+	dtx_err rv = coord__log_decision(c, t, false, lsn);
 	if (rv == DTX_OK)
 		coord__tx_state(c, t, COORD_DECIDING);
 	pthread_mutex_unlock(&c->mu);
@@ -378,9 +405,17 @@ commit_2pc(
 		snprintf(why, sizeof(why),
 		    "decision log refused the commit: %s", dtx_strerror(rv));
 		coord__abort(c, txid, p->parts, p->nparts, NULL, why, r);
-		return DTX_OK;
+		return false;
 	}
-	rv = stor_wal_sync(c->wal, lsn);
+	return true;
+}
+
+// Finishes a commit whose record's force returned rv: starts the commit
+// phase, or answers unknown when the force failed.
+static dtx_err
+commit_forced(
+    coord *c, uint64_t txid, clk_ts cts, dtx_err rv, proto_txn_reply *r)
+{
 	if (rv != DTX_OK) {
 		// The record may or may not be on disk: nobody can tell
 		// until the log is read again. STATUS answers unknown.
@@ -398,12 +433,195 @@ commit_2pc(
 	return coord__committed(c, txid, cts, r);
 }
 
+// Forces the COMMIT record of txid (2PC) and starts the commit phase.
+static dtx_err
+commit_2pc(
+    coord *c, uint64_t txid, clk_ts cts, const plan *p, proto_txn_reply *r)
+{
+	uint64_t lsn = 0;
+	if (!commit_log(c, txid, cts, p, r, &lsn))
+		return DTX_OK;
+	return commit_forced(c, txid, cts, stor_wal_sync(c->wal, lsn), r);
+}
+
+// ---------------------------------------------------------------- async
+
+// A 2PC transaction answered without holding a server worker: the last
+// vote's completion (on a channel's nng thread) decides; a commit's
+// record is forced by the forcer thread together with every other
+// commit waiting at that moment, and the reply goes out from there.
+struct coord_atxn {
+	coord *c;
+	proto_defer *tok;
+	uint64_t txid;
+	plan p;
+	clk_ts cts;
+	uint64_t lsn;
+	_Atomic uint32_t pending; // votes out, plus one for the sender
+	proto_msg rep;
+	coord_atxn *next; // the forcer's queue
+	coord_item items[]; // p.nparts
+};
+
+// Sends the reply and frees a.
+static void
+atxn_finish(coord_atxn *a)
+{
+	proto_defer_reply(a->tok, DTX_OK, &a->rep);
+	for (uint32_t i = 0; i < a->p.nparts; i++)
+		proto_msg_free(&a->items[i].rep);
+	dtx_free(a->p.ops);
+	dtx_free(a);
+}
+
+// Forces the COMMIT records of list (linked through next) with one sync,
+// then finishes each: commit phase (or unknown) and reply.
+static void
+force_list(coord *c, coord_atxn *list)
+{
+	uint64_t lsn = 0;
+	for (coord_atxn *a = list; a != NULL; a = a->next)
+		if (a->lsn > lsn)
+			lsn = a->lsn;
+	dtx_err rv = stor_wal_sync(c->wal, lsn);
+	while (list != NULL) {
+		coord_atxn *next = list->next;
+		(void)commit_forced(
+		    c, list->txid, list->cts, rv, &list->rep.u.txn_reply);
+		atxn_finish(list);
+		list = next;
+	}
+}
+
+static void *
+forcer_main(void *arg)
+{
+	coord *c = arg;
+	pthread_mutex_lock(&c->fq_mu);
+	for (;;) {
+		while (c->fq_head == NULL && !c->fq_stop)
+			pthread_cond_wait(&c->fq_cv, &c->fq_mu);
+		coord_atxn *list = c->fq_head;
+		if (list == NULL)
+			break; // stopping, and nothing queued
+		c->fq_head = c->fq_tail = NULL;
+		pthread_mutex_unlock(&c->fq_mu);
+		force_list(c, list);
+		pthread_mutex_lock(&c->fq_mu);
+	}
+	pthread_mutex_unlock(&c->fq_mu);
+	return NULL;
+}
+
+// Queues a for the forcer; once it has stopped, forces a here.
+static void
+force(coord *c, coord_atxn *a)
+{
+	a->next = NULL;
+	pthread_mutex_lock(&c->fq_mu);
+	if (c->fq_stop) {
+		pthread_mutex_unlock(&c->fq_mu);
+		force_list(c, a);
+		return;
+	}
+	if (c->fq_tail != NULL)
+		c->fq_tail->next = a;
+	else
+		c->fq_head = a;
+	c->fq_tail = a;
+	pthread_cond_signal(&c->fq_cv);
+	pthread_mutex_unlock(&c->fq_mu);
+}
+
+dtx_err
+coord__forcer_start(coord *c)
+{
+	if (pthread_create(&c->fq_th, NULL, forcer_main, c) != 0)
+		return DTX_ENOMEM;
+	c->fq_started = true;
+	return DTX_OK;
+}
+
+void
+coord__forcer_stop(coord *c)
+{
+	if (!c->fq_started)
+		return;
+	pthread_mutex_lock(&c->fq_mu);
+	c->fq_stop = true;
+	pthread_cond_signal(&c->fq_cv);
+	pthread_mutex_unlock(&c->fq_mu);
+	pthread_join(c->fq_th, NULL);
+	c->fq_started = false;
+}
+
+static void
+atxn_decide(coord_atxn *a)
+{
+	coord *c = a->c;
+	proto_txn_reply *r = &a->rep.u.txn_reply;
+	char reason[PROTO_MAX_STR];
+	bool nack[COORD_MAX_PARTS];
+	clk_ts pts = 0;
+	dtx_err rv;
+	if (!tally_votes(c, a->txid, &a->p, a->items, &pts, reason,
+	        sizeof(reason), nack)) {
+		coord__abort(
+		    c, a->txid, a->p.parts, a->p.nparts, nack, reason, r);
+	} else if ((rv = commit_ts(c, pts, &a->cts)) != DTX_OK) {
+		snprintf(reason, sizeof(reason), "coordinator clock: %s",
+		    dtx_strerror(rv));
+		coord__abort(
+		    c, a->txid, a->p.parts, a->p.nparts, NULL, reason, r);
+	} else if (commit_log(c, a->txid, a->cts, &a->p, r, &a->lsn)) {
+		force(c, a);
+		return;
+	}
+	atxn_finish(a);
+}
+
+static void
+vote_done(coord *c, coord_item *it)
+{
+	(void)c;
+	coord_atxn *a = it->arg;
+	if (atomic_fetch_sub(&a->pending, 1) == 1)
+		atxn_decide(a);
+}
+
+// Starts txid's votes and returns; the reply follows through tok.
+static void
+txn_async(coord *c, proto_defer *tok, uint64_t txid, const plan *p)
+{
+	coord_atxn *a =
+	    dtx_calloc(1, sizeof(*a) + p->nparts * sizeof(coord_item));
+	if (a == NULL) {
+		pthread_mutex_lock(&c->mu);
+		coord_tx *t = coord__tx_find(c, txid);
+		if (t != NULL)
+			coord__tx_remove(c, t);
+		pthread_mutex_unlock(&c->mu);
+		dtx_free(p->ops);
+		proto_defer_reply(tok, DTX_ENOMEM, NULL);
+		return;
+	}
+	a->c = c;
+	a->tok = tok;
+	a->txid = txid;
+	a->p = *p;
+	proto_msg_init(&a->rep, PROTO_TXN_REPLY);
+	atomic_store(&a->pending, p->nparts + 1);
+	send_votes(c, txid, PROTO_MODE_2PC, &a->p, a->items, NULL, a);
+	if (atomic_fetch_sub(&a->pending, 1) == 1)
+		atxn_decide(a);
+}
+
 dtx_err
 coord__txn(coord *c, const proto_msg *req, proto_msg *rep)
 {
 	const proto_txn *tx = &req->u.txn;
 	proto_txn_reply *r = &rep->u.txn_reply;
-	plan p;
+	plan p = { .ops = NULL };
 	char reason[PROTO_MAX_STR];
 	bool nack[COORD_MAX_PARTS];
 	clk_ts pts = 0, cts = 0;
@@ -417,8 +635,13 @@ coord__txn(coord *c, const proto_msg *req, proto_msg *rep)
 	if (tx->n_ops < 1 || tx->ops == NULL ||
 	    proto_daemon_topo(c->d)->nparts == 0)
 		return DTX_EINVAL;
+	// A 2PC transaction does not hold this worker while it waits: the
+	// request moves to a token (and tx with it).
+	proto_defer *tok = NULL;
+	if (tx->mode == PROTO_MODE_2PC && (tok = proto_server_defer()) != NULL)
+		tx = &proto_defer_req(tok)->u.txn;
 	if ((rv = make_plan(c, tx, &p)) != DTX_OK)
-		return rv;
+		goto fail;
 	if ((rv = clk_node_local(proto_daemon_clock(c->d), &txid)) != DTX_OK)
 		goto fail;
 	pthread_mutex_lock(&c->mu);
@@ -437,6 +660,10 @@ coord__txn(coord *c, const proto_msg *req, proto_msg *rep)
 	DTX_LOG(DTX_LOG_DEBUG, "TXN_START", "txn %llu: %s over %u participants",
 	    (unsigned long long)txid,
 	    tx->mode == PROTO_MODE_3PC ? "3pc" : "2pc", p.nparts);
+	if (tok != NULL) {
+		txn_async(c, tok, txid, &p);
+		return DTX_OK;
+	}
 
 	if (!collect_votes(
 	        c, txid, tx->mode, &p, &pts, reason, sizeof(reason), nack)) {
@@ -454,6 +681,10 @@ coord__txn(coord *c, const proto_msg *req, proto_msg *rep)
 	}
 fail:
 	dtx_free(p.ops);
+	if (tok != NULL) {
+		proto_defer_reply(tok, rv, NULL);
+		return DTX_OK;
+	}
 	return rv;
 }
 

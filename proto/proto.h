@@ -618,8 +618,32 @@ const char *proto_server_url(const proto_server *s);
 void proto_server_stats_get(const proto_server *s, proto_server_stats *out);
 
 // Stops accepting, waits for every worker (a handler in progress finishes
-// first), frees everything. proto_server_close(NULL) does nothing.
+// first) and every deferred reply (below), frees everything.
+// proto_server_close(NULL) does nothing.
 void proto_server_close(proto_server *s);
+
+// Deferred replies. A handler whose answer has to wait (for other
+// daemons' replies, for an fsync) may take the request over instead of
+// blocking its worker: proto_server_defer, called from the handler,
+// returns a token that owns the request (see proto_defer_req) and its
+// reply slot; the handler then returns
+// DTX_OK leaving rep alone, and the worker goes back to receiving. The
+// reply is sent later, from any thread, with proto_defer_reply. NULL when
+// the request cannot be deferred (called outside a handler, for an element
+// of an unpacked BATCH, or out of memory): the handler answers as usual.
+typedef struct proto_defer proto_defer;
+proto_defer *proto_server_defer(void);
+
+// The deferred request (owned by tok: valid until proto_defer_reply). A
+// handler that deferred reads its request through this, not through its
+// req argument, which is emptied by proto_server_defer.
+const proto_msg *proto_defer_req(const proto_defer *tok);
+
+// Sends the reply of tok's request and ends tok (the request is freed).
+// err == DTX_OK sends *rep, which must then be set as a handler's rep
+// would be; otherwise an ERROR of code err is sent. *rep is consumed
+// either way (freed; may be NULL when err != DTX_OK). Never blocks.
+void proto_defer_reply(proto_defer *tok, dtx_err err, proto_msg *rep);
 
 // Retry policy for proto_client_call. A call is retried (up to attempts
 // tries in all) after DTX_EUNREACH, which is always safe, and after
@@ -700,6 +724,32 @@ typedef void (*proto_done_fn)(void *arg, dtx_err err, proto_msg *rep);
 // proto_client_close.
 dtx_err proto_client_call_async(proto_client *c, proto_msg *req,
     const proto_call_opts *opts, proto_done_fn done, void *arg);
+
+// Client-side batching over a proto_client: the requests of any number of
+// calling threads share BATCH messages. While `inflight` batches are on
+// the wire new requests queue; a batch's reply sends what queued up
+// meanwhile (at most max_batch requests) as the next one. The server
+// answers each element on its own, so each caller gets its own reply.
+typedef struct proto_batcher proto_batcher;
+
+// *out returns owned (proto_batcher_close); c is borrowed and must
+// outlive it. Errors: DTX_EINVAL (max_batch 0 or above PROTO_MAX_BATCH,
+// inflight 0), DTX_ENOMEM.
+dtx_err proto_batcher_open(proto_client *c, uint32_t max_batch,
+    uint32_t inflight, proto_batcher **out);
+
+// Waits until every call has its answer, then frees b. NULL does nothing.
+void proto_batcher_close(proto_batcher *b);
+
+// Sends req (borrowed until the call returns; not itself a BATCH) in the
+// next batch and waits for its answer, with the return codes of
+// proto_client_call (no retries). Thread-safe.
+dtx_err proto_batcher_call(
+    proto_batcher *b, proto_msg *req, proto_msg *rep, uint32_t timeout_ms);
+
+// Messages sent and requests they carried so far.
+void proto_batcher_stats(
+    const proto_batcher *b, uint64_t *batches, uint64_t *items);
 
 // The URL the client dials. Borrowed; valid until close.
 const char *proto_client_url(const proto_client *c);

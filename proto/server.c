@@ -33,7 +33,51 @@ struct proto_server {
 	worker *workers;
 	atomic_bool stopping; // set by close: workers leave their loops
 	_Atomic uint64_t requests, replies, decode_errors, handler_errors;
+
+	// Deferred replies: how many are outstanding (close waits for 0)
+	// and the contexts they gave back, for the next worker that hands
+	// its own context to a token.
+	pthread_mutex_t dmu;
+	pthread_cond_t dcv;
+	uint32_t deferred;
+	nng_ctx *spare;
+	uint32_t nspare;
 };
+
+// A request taken over by its handler (proto_server_defer). A whole
+// request's token owns the request and the context it arrived on, which
+// its reply must go out on. An element of an unpacked BATCH gets a token
+// of its own that points at the batch's token; the batch's token owns
+// the BATCH, its context and its reply, which goes out once every element
+// has its answer.
+struct proto_defer {
+	proto_server *s;
+	proto_defer *batch; // an element's batch, or NULL
+	uint32_t idx; // an element's index in the batch
+	nng_ctx ctx;
+	nng_aio *aio;
+	proto_msg req; // a whole request or the BATCH (owned)
+	proto_msg rep; // a batch's reply, filled element by element
+	// A batch's elements still to answer, plus one while the worker
+	// still runs handlers for it.
+	_Atomic uint32_t left;
+	uint64_t id;
+};
+
+// Contexts kept for reuse at most; more are closed.
+#define SPARE_MAX 256
+
+// What the calling worker thread is serving, for proto_server_defer: the
+// request a handler runs for (NULL: none that may be deferred), and for
+// an element of an unpacked BATCH the batch, its reply and the index;
+// the token a handler took, and the batch's token once one element was
+// deferred.
+static _Thread_local proto_server *cur_server;
+static _Thread_local nng_ctx cur_ctx;
+static _Thread_local proto_msg *cur_req;
+static _Thread_local proto_msg *cur_breq, *cur_brep;
+static _Thread_local uint32_t cur_idx;
+static _Thread_local proto_defer *cur_taken, *cur_bt;
 
 // Fills the header of an outgoing reply and stamps its clocks.
 static void
@@ -66,6 +110,8 @@ handle_one(proto_server *s, const proto_msg *req, proto_msg *rep)
 	proto_msg_init(rep, PROTO_NONE);
 	rep->hdr.id = req->hdr.id;
 	dtx_err err = s->cfg.handler(s->cfg.arg, req, rep);
+	if (cur_taken != NULL)
+		return DTX_OK; // the token answers
 	if (err == DTX_OK && rep->hdr.type == PROTO_NONE)
 		err = DTX_EINVAL;
 	if (err != DTX_OK) {
@@ -84,23 +130,48 @@ handle_one(proto_server *s, const proto_msg *req, proto_msg *rep)
 	return DTX_OK;
 }
 
+static void batch_send(proto_defer *bt);
+
+// Runs the handler for every element of a BATCH. When some element was
+// deferred the batch's token owns req and rep once this returns, and
+// DTX_EAGAIN says so.
 static dtx_err
-handle_batch(proto_server *s, const proto_msg *req, proto_msg *rep)
+handle_batch(proto_server *s, proto_msg *req, proto_msg *rep)
 {
-	const proto_batch *b = &req->u.batch;
+	// Read before the loop: deferring an element moves *req away.
+	uint32_t n = req->u.batch.n;
+	proto_msg *msgs = req->u.batch.msgs;
+	uint64_t id = req->hdr.id;
 	proto_msg_init(rep, PROTO_BATCH);
-	rep->u.batch.msgs = dtx_calloc(b->n, sizeof(proto_msg));
+	rep->u.batch.msgs = dtx_calloc(n, sizeof(proto_msg));
 	if (rep->u.batch.msgs == NULL)
 		return DTX_ENOMEM;
-	rep->u.batch.n = b->n;
-	for (uint32_t i = 0; i < b->n; i++) {
-		dtx_err err = handle_one(s, &b->msgs[i], &rep->u.batch.msgs[i]);
-		if (err != DTX_OK) {
-			proto_msg_free(rep);
-			return err;
-		}
+	rep->u.batch.n = n;
+	proto_msg *out = rep->u.batch.msgs; // moves with rep, stays put
+	cur_breq = req;
+	cur_brep = rep;
+	dtx_err err = DTX_OK;
+	for (uint32_t i = 0; i < n && err == DTX_OK; i++) {
+		cur_req = &msgs[i];
+		cur_idx = i;
+		err = handle_one(s, &msgs[i], &out[i]);
+		cur_taken = NULL;
 	}
-	finish_hdr(s, rep, req->hdr.id);
+	cur_req = cur_breq = cur_brep = NULL;
+	proto_defer *bt = cur_bt;
+	cur_bt = NULL;
+	if (bt != NULL) {
+		// Elements that could not even get an ERROR stay empty and
+		// the BATCH cannot be encoded: its client times out.
+		if (atomic_fetch_sub(&bt->left, 1) == 1)
+			batch_send(bt);
+		return DTX_EAGAIN;
+	}
+	if (err != DTX_OK) {
+		proto_msg_free(rep);
+		return err;
+	}
+	finish_hdr(s, rep, id);
 	return DTX_OK;
 }
 
@@ -120,9 +191,179 @@ error_reply(proto_server *s, nng_msg *msg, dtx_err code, const char *why)
 	return err;
 }
 
+// The reply of a deferred request went out (or failed): gives the
+// context back and ends the token.
+static void
+defer_sent(void *arg)
+{
+	proto_defer *tok = arg;
+	proto_server *s = tok->s;
+	int rv = nng_aio_result(tok->aio);
+	if (rv != 0)
+		nng_msg_free(nng_aio_get_msg(tok->aio));
+	else
+		atomic_fetch_add(&s->replies, 1);
+	nng_aio_reap(tok->aio);
+	pthread_mutex_lock(&s->dmu);
+	if (rv != NNG_ECLOSED && s->nspare < SPARE_MAX)
+		s->spare[s->nspare++] = tok->ctx;
+	else
+		nng_ctx_close(tok->ctx);
+	if (--s->deferred == 0)
+		pthread_cond_broadcast(&s->dcv);
+	pthread_mutex_unlock(&s->dmu);
+	dtx_free(tok);
+}
+
+static proto_defer *
+tok_new(proto_server *s, bool own_ctx)
+{
+	proto_defer *tok = dtx_calloc(1, sizeof(*tok));
+	if (tok == NULL)
+		return NULL;
+	tok->s = s;
+	if (own_ctx) {
+		if (nng_aio_alloc(&tok->aio, defer_sent, tok) != 0) {
+			dtx_free(tok);
+			return NULL;
+		}
+		tok->ctx = cur_ctx;
+		pthread_mutex_lock(&s->dmu);
+		s->deferred++;
+		pthread_mutex_unlock(&s->dmu);
+	}
+	return tok;
+}
+
+proto_defer *
+proto_server_defer(void)
+{
+	if (cur_server == NULL || cur_req == NULL || cur_taken != NULL)
+		return NULL;
+	proto_defer *tok;
+	if (cur_breq == NULL) {
+		if ((tok = tok_new(cur_server, true)) == NULL)
+			return NULL;
+		tok->req = *cur_req;
+		tok->id = cur_req->hdr.id;
+		proto_msg_init(cur_req, PROTO_NONE); // the token owns it now
+		cur_taken = tok;
+		return tok;
+	}
+	if (cur_bt == NULL) {
+		// The first deferred element: the batch gets its token,
+		// which takes the BATCH and its reply (whose elements stay
+		// where they are, so cur_req stays valid).
+		proto_defer *bt = tok_new(cur_server, true);
+		if (bt == NULL)
+			return NULL;
+		bt->req = *cur_breq;
+		bt->rep = *cur_brep;
+		bt->id = cur_breq->hdr.id;
+		atomic_store(&bt->left, 1);
+		proto_msg_init(cur_breq, PROTO_NONE);
+		proto_msg_init(cur_brep, PROTO_NONE);
+		cur_bt = bt;
+	}
+	if ((tok = tok_new(cur_server, false)) == NULL)
+		return NULL;
+	tok->batch = cur_bt;
+	tok->idx = cur_idx;
+	atomic_fetch_add(&cur_bt->left, 1);
+	cur_taken = tok;
+	return tok;
+}
+
+const proto_msg *
+proto_defer_req(const proto_defer *tok)
+{
+	if (tok->batch != NULL)
+		return &tok->batch->req.u.batch.msgs[tok->idx];
+	return &tok->req;
+}
+
+// Encodes rep (consumed) and sends it on tok's context; defer_sent ends
+// tok.
+static void
+tok_send(proto_defer *tok, proto_msg *rep)
+{
+	proto_server *s = tok->s;
+	finish_hdr(s, rep, tok->id);
+	proto_msg_free(&tok->req);
+	nng_msg *msg = NULL;
+	dtx_err e =
+	    nng_msg_alloc(&msg, 0) == 0 ? proto_encode(rep, msg) : DTX_ENOMEM;
+	proto_msg_free(rep);
+	if (e != DTX_OK) {
+		// Nothing can be sent: the client times out.
+		DTX_LOG(DTX_LOG_WARN, "PROTO_BADREPLY",
+		    "a deferred reply cannot be encoded: %s", dtx_strerror(e));
+		nng_msg_free(msg);
+		nng_aio_set_msg(tok->aio, NULL);
+		nng_aio_finish(tok->aio, NNG_ENOMEM); // runs defer_sent
+		return;
+	}
+	nng_aio_set_msg(tok->aio, msg);
+	nng_ctx_send(tok->ctx, tok->aio);
+}
+
+static void
+batch_send(proto_defer *bt)
+{
+	tok_send(bt, &bt->rep);
+}
+
+void
+proto_defer_reply(proto_defer *tok, dtx_err err, proto_msg *rep)
+{
+	proto_server *s = tok->s;
+	proto_msg none;
+	if (rep == NULL) {
+		proto_msg_init(&none, PROTO_NONE);
+		rep = &none;
+	}
+	if (err == DTX_OK && rep->hdr.type == PROTO_NONE)
+		err = DTX_EINVAL;
+	if (err != DTX_OK) {
+		atomic_fetch_add(&s->handler_errors, 1);
+		proto_msg_free(rep);
+		proto_msg_init(rep, PROTO_NONE);
+		(void)proto_msg_set_error(rep, err, "%s request failed: %s",
+		    proto_type_name(proto_defer_req(tok)->hdr.type),
+		    dtx_strerror(err));
+	}
+	proto_defer *bt = tok->batch;
+	if (bt == NULL) {
+		tok_send(tok, rep);
+		return;
+	}
+	proto_msg *slot = &bt->rep.u.batch.msgs[tok->idx];
+	*slot = *rep;
+	finish_hdr(s, slot, bt->req.u.batch.msgs[tok->idx].hdr.id);
+	dtx_free(tok);
+	if (atomic_fetch_sub(&bt->left, 1) == 1)
+		batch_send(bt);
+}
+
+// A context for a worker whose own went to a token: a spare one, or new.
+static int
+ctx_replace(proto_server *s, nng_ctx *ctx)
+{
+	pthread_mutex_lock(&s->dmu);
+	if (s->nspare > 0) {
+		*ctx = s->spare[--s->nspare];
+		pthread_mutex_unlock(&s->dmu);
+		return 0;
+	}
+	pthread_mutex_unlock(&s->dmu);
+	return nng_ctx_open(ctx, s->sock);
+}
+
 // Turns the request in msg into the reply, reusing the message buffer.
+// DTX_EAGAIN: the handler deferred it (msg is left alone, ctx, the
+// context it came on, belongs to the token).
 static dtx_err
-serve(proto_server *s, nng_msg *msg)
+serve(proto_server *s, nng_ctx ctx, nng_msg *msg)
 {
 	char why[256];
 	proto_msg req, rep;
@@ -136,10 +377,25 @@ serve(proto_server *s, nng_msg *msg)
 		return error_reply(s, msg, err, why);
 	}
 	observe(s, &req);
-	if (req.hdr.type == PROTO_BATCH && !s->cfg.whole_batches)
+	cur_server = s;
+	cur_ctx = ctx;
+	if (req.hdr.type == PROTO_BATCH && !s->cfg.whole_batches) {
 		err = handle_batch(s, &req, &rep);
-	else
+	} else {
+		cur_req = &req;
 		err = handle_one(s, &req, &rep);
+		cur_req = NULL;
+		if (cur_taken != NULL) {
+			cur_taken = NULL;
+			err = DTX_EAGAIN;
+		}
+	}
+	if (err == DTX_EAGAIN) {
+		// A token owns the request and the reply now.
+		proto_msg_free(&req);
+		proto_msg_free(&rep);
+		return DTX_EAGAIN;
+	}
 	proto_msg_free(&req);
 	if (err != DTX_OK)
 		return err;
@@ -174,7 +430,22 @@ worker_main(void *arg)
 		if (rv != 0)
 			continue;
 		nng_msg *msg = nng_aio_get_msg(w->aio);
-		if (serve(s, msg) != DTX_OK) {
+		dtx_err err = serve(s, w->ctx, msg);
+		if (err == DTX_EAGAIN) {
+			// The context belongs to the token now; nng keeps
+			// the request's routing in the context, not in msg.
+			nng_msg_free(msg);
+			nng_aio_set_msg(w->aio, NULL);
+			if ((rv = ctx_replace(s, &w->ctx)) != 0) {
+				DTX_LOG(DTX_LOG_ERROR, "PROTO_CTX",
+				    "a worker cannot open a context (%s) and "
+				    "stops",
+				    nng_strerror(rv));
+				break;
+			}
+			continue;
+		}
+		if (err != DTX_OK) {
 			// Not even an ERROR fits in memory: let the client
 			// time out rather than stop serving.
 			nng_msg_free(msg);
@@ -232,6 +503,15 @@ proto_server_open(const proto_server_cfg *cfg, proto_server **out)
 	proto_limits in = { cfg->max_msg, cfg->vc_nodes };
 	proto__limits(&in, &s->lim);
 	s->n_workers = cfg->workers == 0 ? 8 : cfg->workers;
+	pthread_mutex_init(&s->dmu, NULL);
+	pthread_cond_init(&s->dcv, NULL);
+	s->spare = dtx_calloc(SPARE_MAX, sizeof(nng_ctx));
+	if (s->spare == NULL) {
+		pthread_cond_destroy(&s->dcv);
+		pthread_mutex_destroy(&s->dmu);
+		dtx_free(s);
+		return DTX_ENOMEM;
+	}
 	dtx_err err;
 	int rv;
 	if ((rv = nng_rep0_open(&s->sock)) != 0) {
@@ -321,6 +601,13 @@ proto_server_close(proto_server *s)
 			}
 		}
 	}
+	// Deferred requests are answered by their handlers' completions
+	// (which end within their own timeouts): wait for the last reply to
+	// be out before the contexts go.
+	pthread_mutex_lock(&s->dmu);
+	while (s->deferred > 0)
+		pthread_cond_wait(&s->dcv, &s->dmu);
+	pthread_mutex_unlock(&s->dmu);
 	if (s->sock_open)
 		nng_close(s->sock);
 	if (s->workers != NULL) {
@@ -329,6 +616,9 @@ proto_server_close(proto_server *s)
 				nng_aio_free(s->workers[i].aio);
 		dtx_free(s->workers);
 	}
+	dtx_free(s->spare);
+	pthread_cond_destroy(&s->dcv);
+	pthread_mutex_destroy(&s->dmu);
 	dtx_free(s->url);
 	dtx_free(s);
 }
