@@ -703,6 +703,263 @@ test_async_calls(void **state)
 	proto_client_close(c);
 }
 
+// ---------------------------------------------------------------- deferred
+
+// A handler that defers: ACK with an odd txid is answered later by the
+// replier thread (newest first, so replies overtake each other), an even
+// one at once; STATUS is deferred and answered with an error; txid 1 is
+// held until a request with txid 2 has been answered inline, which can
+// only happen if the held request gave its worker back.
+typedef struct held {
+	proto_defer *tok;
+	uint64_t txid;
+	dtx_err err;
+} held;
+
+typedef struct dfx {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	held q[4096];
+	size_t n;
+	size_t taken; // requests deferred so far
+	bool two_seen, stop;
+	uint32_t delay_ms; // before each reply
+	pthread_t th;
+} dfx;
+
+static dtx_err
+defer_handler(void *arg, const proto_msg *req, proto_msg *rep)
+{
+	dfx *d = arg;
+	if (req->hdr.type == PROTO_ACK && req->u.txid.txid % 2 == 0) {
+		rep->hdr.type = PROTO_ACK;
+		rep->u.txid.txid = req->u.txid.txid;
+		if (req->u.txid.txid == 2) {
+			pthread_mutex_lock(&d->mu);
+			d->two_seen = true;
+			pthread_cond_broadcast(&d->cv);
+			pthread_mutex_unlock(&d->mu);
+		}
+		return DTX_OK;
+	}
+	if (req->hdr.type != PROTO_ACK && req->hdr.type != PROTO_STATUS)
+		return DTX_EINVAL;
+	proto_defer *tok = proto_server_defer();
+	if (tok == NULL)
+		return DTX_ENOMEM;
+	const proto_msg *r = proto_defer_req(tok); // req is emptied now
+	pthread_mutex_lock(&d->mu);
+	assert_true(d->n < 4096);
+	d->taken++;
+	d->q[d->n++] =
+	    (held) { tok, r->hdr.type == PROTO_ACK ? r->u.txid.txid : 0,
+		    r->hdr.type == PROTO_STATUS ? DTX_ENOENT : DTX_OK };
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	return DTX_OK;
+}
+
+static void *
+replier_main(void *arg)
+{
+	dfx *d = arg;
+	pthread_mutex_lock(&d->mu);
+	for (;;) {
+		// txid 1 waits for txid 2; the rest go newest first.
+		size_t pick = d->n;
+		for (size_t i = d->n; i-- > 0;)
+			if (d->q[i].txid != 1 || d->two_seen) {
+				pick = i;
+				break;
+			}
+		if (pick == d->n) {
+			if (d->stop && d->n == 0)
+				break;
+			pthread_cond_wait(&d->cv, &d->mu);
+			continue;
+		}
+		held h = d->q[pick];
+		d->q[pick] = d->q[--d->n];
+		pthread_mutex_unlock(&d->mu);
+		if (d->delay_ms > 0)
+			dtx_sleep_ms(d->delay_ms);
+		proto_msg rep;
+		proto_msg_init(&rep, PROTO_ACK);
+		rep.u.txid.txid = h.txid;
+		proto_defer_reply(h.tok, h.err, h.err == DTX_OK ? &rep : NULL);
+		pthread_mutex_lock(&d->mu);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return NULL;
+}
+
+static proto_server *
+start_deferring(dfx *d, uint32_t workers, uint32_t delay_ms)
+{
+	memset(d, 0, sizeof(*d));
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->cv, NULL);
+	d->delay_ms = delay_ms;
+	assert_int_equal(pthread_create(&d->th, NULL, replier_main, d), 0);
+	proto_server_cfg cfg = { .url = "tcp://127.0.0.1:0",
+		.workers = workers,
+		.node_id = 9,
+		.handler = defer_handler,
+		.arg = d };
+	proto_server *s = NULL;
+	assert_int_equal(proto_server_open(&cfg, &s), DTX_OK);
+	return s;
+}
+
+static void
+stop_deferring(dfx *d, proto_server *s)
+{
+	pthread_mutex_lock(&d->mu);
+	d->stop = true;
+	d->two_seen = true;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	proto_server_close(s);
+	pthread_join(d->th, NULL);
+	pthread_cond_destroy(&d->cv);
+	pthread_mutex_destroy(&d->mu);
+}
+
+// Waits until the handler deferred a request.
+static void
+wait_taken(dfx *d)
+{
+	for (int i = 0; i < 400; i++) {
+		pthread_mutex_lock(&d->mu);
+		size_t n = d->taken;
+		pthread_mutex_unlock(&d->mu);
+		if (n > 0)
+			return;
+		dtx_sleep_ms(5);
+	}
+	fail_msg("no request was deferred in 2 s");
+}
+
+typedef struct bcaller {
+	proto_client *c;
+	proto_batcher *b; // NULL: call c directly
+	uint64_t txid;
+	int n, bad;
+	dtx_err err;
+} bcaller;
+
+static void *
+bcaller_main(void *arg)
+{
+	bcaller *k = arg;
+	for (int i = 0; i < k->n; i++) {
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_ACK);
+		req.u.txid.txid = k->txid + (uint64_t)i;
+		proto_call_opts o = { .timeout_ms = 5000 };
+		k->err = k->b != NULL
+		    ? proto_batcher_call(k->b, &req, &rep, 5000)
+		    : proto_client_call(k->c, &req, &rep, &o);
+		if (k->err != DTX_OK) {
+			k->bad++;
+			continue;
+		}
+		if (rep.hdr.type != PROTO_ACK ||
+		    rep.u.txid.txid != req.u.txid.txid)
+			k->bad++;
+		proto_msg_free(&rep);
+	}
+	return NULL;
+}
+
+// Deferred answers reach the right callers, whole or as BATCH elements
+// (some deferred, some not, answered out of order), and an error given
+// to proto_defer_reply arrives as an ERROR.
+static void
+test_deferred_replies(void **state)
+{
+	(void)state;
+	dfx d;
+	proto_server *s = start_deferring(&d, 2, 0);
+	proto_client *c = start_client(proto_server_url(s), 5000);
+	proto_batcher *b = NULL;
+	assert_int_equal(proto_batcher_open(c, 16, 1, &b), DTX_OK);
+	enum { N = 12 };
+	bcaller k[N];
+	pthread_t th[N];
+	for (int i = 0; i < N; i++) {
+		k[i] = (bcaller) { .c = c,
+			.b = i % 2 ? b : NULL,
+			.txid = 1000 + (uint64_t)i * 1000,
+			.n = 200 };
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, bcaller_main, &k[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(k[i].bad, 0);
+	}
+	uint64_t msgs = 0, items = 0;
+	proto_batcher_stats(b, &msgs, &items);
+	assert_true(items == (N / 2) * 200);
+	assert_true(msgs < items); // some requests shared a message
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_STATUS);
+	assert_int_equal(proto_batcher_call(b, &req, &rep, 5000), DTX_EREFUSED);
+	assert_int_equal(rep.u.error.code, DTX_ENOENT);
+	proto_msg_free(&rep);
+	assert_int_equal(proto_client_call(c, &req, &rep, NULL), DTX_EREFUSED);
+	assert_int_equal(rep.u.error.code, DTX_ENOENT);
+	proto_msg_free(&rep);
+	proto_batcher_close(b);
+	proto_client_close(c);
+	stop_deferring(&d, s);
+}
+
+// A deferred request gives its worker back: with one worker, a request
+// held until another one is answered does not deadlock.
+static void
+test_deferred_frees_worker(void **state)
+{
+	(void)state;
+	dfx d;
+	proto_server *s = start_deferring(&d, 1, 0);
+	proto_client *c = start_client(proto_server_url(s), 3000);
+	bcaller one = { .c = c, .txid = 1, .n = 1 };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bcaller_main, &one), 0);
+	wait_taken(&d);
+	bcaller two = { .c = c, .txid = 2, .n = 1 };
+	bcaller_main(&two);
+	pthread_join(th, NULL);
+	assert_int_equal(two.err, DTX_OK);
+	assert_int_equal(one.err, DTX_OK);
+	assert_int_equal(one.bad + two.bad, 0);
+	proto_client_close(c);
+	stop_deferring(&d, s);
+}
+
+// Closing the server waits until deferred requests are answered.
+static void
+test_close_waits_for_deferred(void **state)
+{
+	(void)state;
+	dfx d;
+	proto_server *s = start_deferring(&d, 2, 300);
+	proto_client *c = start_client(proto_server_url(s), 3000);
+	bcaller k = { .c = c, .txid = 7, .n = 1 };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bcaller_main, &k), 0);
+	wait_taken(&d);
+	uint64_t t0 = dtx_mono_ns();
+	stop_deferring(&d, s); // the reply goes out after 300 ms
+	assert_true(dtx_mono_ns() - t0 >= 250000000u);
+	pthread_join(th, NULL);
+	assert_int_equal(k.err, DTX_OK);
+	assert_int_equal(k.bad, 0);
+	proto_client_close(c);
+}
+
 static void
 test_close_null(void **state)
 {
@@ -727,6 +984,9 @@ main(void)
 		cmocka_unit_test(test_concurrent_callers),
 		cmocka_unit_test(test_batch_in_order),
 		cmocka_unit_test(test_async_calls),
+		cmocka_unit_test(test_deferred_replies),
+		cmocka_unit_test(test_deferred_frees_worker),
+		cmocka_unit_test(test_close_waits_for_deferred),
 		cmocka_unit_test(test_close_null),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
