@@ -916,6 +916,17 @@ test_deferred_replies(void **state)
 	stop_deferring(&d, s);
 }
 
+// Starts k's call on a thread of its own and waits until the handler
+// deferred it.
+static pthread_t
+call_deferred(dfx *d, bcaller *k)
+{
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bcaller_main, k), 0);
+	wait_taken(d);
+	return th;
+}
+
 // A deferred request gives its worker back: with one worker, a request
 // held until another one is answered does not deadlock.
 static void
@@ -926,9 +937,7 @@ test_deferred_frees_worker(void **state)
 	proto_server *s = start_deferring(&d, 1, 0);
 	proto_client *c = start_client(proto_server_url(s), 3000);
 	bcaller one = { .c = c, .txid = 1, .n = 1 };
-	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, bcaller_main, &one), 0);
-	wait_taken(&d);
+	pthread_t th = call_deferred(&d, &one);
 	bcaller two = { .c = c, .txid = 2, .n = 1 };
 	bcaller_main(&two);
 	pthread_join(th, NULL);
@@ -948,9 +957,7 @@ test_close_waits_for_deferred(void **state)
 	proto_server *s = start_deferring(&d, 2, 300);
 	proto_client *c = start_client(proto_server_url(s), 3000);
 	bcaller k = { .c = c, .txid = 7, .n = 1 };
-	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, bcaller_main, &k), 0);
-	wait_taken(&d);
+	pthread_t th = call_deferred(&d, &k);
 	uint64_t t0 = dtx_mono_ns();
 	stop_deferring(&d, s); // the reply goes out after 300 ms
 	assert_true(dtx_mono_ns() - t0 >= 250000000u);
