@@ -29,6 +29,10 @@ const dtx_cfg_opt coord_cfg_table[] = {
 	    "ended transactions remembered in memory for STATUS" },
 	{ "redrive-cap-ms", DTX_CFG_INT, offsetof(coord_cfg, redrive_cap_ms),
 	    10, 600000, "2000", "cap of the COMMIT re-drive backoff" },
+	{ "threepc-threads", DTX_CFG_INT, offsetof(coord_cfg, threepc_threads),
+	    1, 1024, "64",
+	    "threads that run 3PC transactions (each holds one while it "
+	    "waits), so that a client's BATCH of them runs in parallel" },
 };
 const size_t coord_cfg_count =
     sizeof(coord_cfg_table) / sizeof(coord_cfg_table[0]);
@@ -130,6 +134,8 @@ coord_open(proto_daemon *d, const coord_cfg *cfg, coord **out)
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->fq_mu, NULL);
 	pthread_cond_init(&c->fq_cv, NULL);
+	pthread_mutex_init(&c->rq_mu, NULL);
+	pthread_cond_init(&c->rq_cv, NULL);
 	dtx_err rv = coord__table_init(c);
 	if (rv != DTX_OK)
 		goto fail;
@@ -138,6 +144,8 @@ coord_open(proto_daemon *d, const coord_cfg *cfg, coord **out)
 	if ((rv = coord__chans_open(c)) != DTX_OK)
 		goto fail;
 	if ((rv = coord__forcer_start(c)) != DTX_OK)
+		goto fail;
+	if ((rv = coord__runners_start(c)) != DTX_OK)
 		goto fail;
 	if ((rv = coord__upkeep_start(c)) != DTX_OK)
 		goto fail;
@@ -170,6 +178,7 @@ coord_stop(coord *c)
 	// Votes still out fail or come back, then the forcer finishes the
 	// commits they queued: every deferred TXN has its reply.
 	coord__chans_stop(c);
+	coord__runners_stop(c);
 	coord__forcer_stop(c);
 }
 
@@ -185,6 +194,8 @@ coord_close(coord *c)
 	coord__table_fini(c);
 	pthread_cond_destroy(&c->fq_cv);
 	pthread_mutex_destroy(&c->fq_mu);
+	pthread_cond_destroy(&c->rq_cv);
+	pthread_mutex_destroy(&c->rq_mu);
 	pthread_mutex_destroy(&c->mu);
 	dtx_free(c);
 }

@@ -197,3 +197,97 @@ coord__3pc_finish(coord *c, uint64_t txid, clk_ts cts, const uint32_t *parts,
 	dtx_crashpoint("coord.after_commit_log");
 	return coord__committed(c, txid, cts, r);
 }
+
+// ---------------------------------------------------------------- runners
+
+typedef struct coord_job {
+	proto_defer *tok;
+	struct coord_job *next;
+} coord_job;
+
+// Runs one deferred TXN the blocking way and answers it. coord__txn on
+// this thread (not a server worker) cannot defer again.
+static void
+run_job(coord *c, proto_defer *tok)
+{
+	const proto_msg *req = proto_defer_req(tok);
+	proto_msg rep;
+	proto_msg_init(&rep, PROTO_NONE);
+	rep.hdr.id = req->hdr.id;
+	dtx_err rv = coord__txn(c, req, &rep);
+	proto_defer_reply(tok, rv, &rep);
+}
+
+static void *
+runner_main(void *arg)
+{
+	coord *c = arg;
+	pthread_mutex_lock(&c->rq_mu);
+	for (;;) {
+		while (c->rq_head == NULL && !c->rq_stop)
+			pthread_cond_wait(&c->rq_cv, &c->rq_mu);
+		coord_job *j = c->rq_head;
+		if (j == NULL)
+			break; // stopping, and nothing queued
+		c->rq_head = j->next;
+		if (c->rq_head == NULL)
+			c->rq_tail = NULL;
+		pthread_mutex_unlock(&c->rq_mu);
+		run_job(c, j->tok); // fails fast once c->stopped is set
+		dtx_free(j);
+		pthread_mutex_lock(&c->rq_mu);
+	}
+	pthread_mutex_unlock(&c->rq_mu);
+	return NULL;
+}
+
+void
+coord__run_3pc(coord *c, proto_defer *tok)
+{
+	coord_job *j = dtx_alloc(sizeof(*j));
+	pthread_mutex_lock(&c->rq_mu);
+	if (j == NULL || c->rq_stop || c->rq_n == 0) {
+		pthread_mutex_unlock(&c->rq_mu);
+		dtx_err err = j == NULL ? DTX_ENOMEM : DTX_ECLOSED;
+		dtx_free(j);
+		proto_defer_reply(tok, err, NULL);
+		return;
+	}
+	j->tok = tok;
+	j->next = NULL;
+	if (c->rq_tail != NULL)
+		c->rq_tail->next = j;
+	else
+		c->rq_head = j;
+	c->rq_tail = j;
+	pthread_cond_signal(&c->rq_cv);
+	pthread_mutex_unlock(&c->rq_mu);
+}
+
+dtx_err
+coord__runners_start(coord *c)
+{
+	uint32_t n = (uint32_t)c->cfg.threepc_threads;
+	c->rq_th = dtx_calloc(n, sizeof(pthread_t));
+	if (c->rq_th == NULL)
+		return DTX_ENOMEM;
+	for (; c->rq_n < n; c->rq_n++)
+		if (pthread_create(&c->rq_th[c->rq_n], NULL, runner_main, c) !=
+		    0)
+			return DTX_ENOMEM;
+	return DTX_OK;
+}
+
+void
+coord__runners_stop(coord *c)
+{
+	pthread_mutex_lock(&c->rq_mu);
+	c->rq_stop = true;
+	pthread_cond_broadcast(&c->rq_cv);
+	pthread_mutex_unlock(&c->rq_mu);
+	for (uint32_t i = 0; i < c->rq_n; i++)
+		pthread_join(c->rq_th[i], NULL);
+	c->rq_n = 0;
+	dtx_free(c->rq_th);
+	c->rq_th = NULL;
+}

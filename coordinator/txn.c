@@ -635,11 +635,17 @@ coord__txn(coord *c, const proto_msg *req, proto_msg *rep)
 	if (tx->n_ops < 1 || tx->ops == NULL ||
 	    proto_daemon_topo(c->d)->nparts == 0)
 		return DTX_EINVAL;
-	// A 2PC transaction does not hold this worker while it waits: the
-	// request moves to a token (and tx with it).
-	proto_defer *tok = NULL;
-	if (tx->mode == PROTO_MODE_2PC && (tok = proto_server_defer()) != NULL)
+	// A transaction does not hold this worker while it waits: the
+	// request moves to a token (and tx with it). A 2PC one goes on
+	// asynchronously from here, a 3PC one on a runner thread.
+	proto_defer *tok = proto_server_defer();
+	if (tok != NULL) {
 		tx = &proto_defer_req(tok)->u.txn;
+		if (tx->mode == PROTO_MODE_3PC) {
+			coord__run_3pc(c, tok);
+			return DTX_OK;
+		}
+	}
 	if ((rv = make_plan(c, tx, &p)) != DTX_OK)
 		goto fail;
 	if ((rv = clk_node_local(proto_daemon_clock(c->d), &txid)) != DTX_OK)

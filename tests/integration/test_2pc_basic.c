@@ -164,15 +164,45 @@ typedef struct worker {
 	tu_fx *fx;
 	uint64_t seed;
 	int n;
+	proto_batcher *b; // NULL: a client of the worker's own
+	proto_mode mode;
 	int committed, aborted, other;
 } worker;
+
+// One transfer through w's batcher: the TXN shares BATCH messages with
+// the other workers'.
+static dtx_err
+batched_transfer(
+    worker *w, int64_t from, int64_t to, int64_t amt, proto_msg *rep)
+{
+	char kf[32], kt[32];
+	tu_key(kf, sizeof(kf), from);
+	tu_key(kt, sizeof(kt), to);
+	proto_op ops[2];
+	memset(ops, 0, sizeof(ops));
+	ops[0] = (proto_op) { .kind = PROTO_OP_ADD,
+		.key = { (uint8_t *)kf, (uint32_t)strlen(kf) },
+		.delta = -amt };
+	ops[1] = (proto_op) { .kind = PROTO_OP_ADD,
+		.key = { (uint8_t *)kt, (uint32_t)strlen(kt) },
+		.delta = amt };
+	proto_msg req;
+	proto_msg_init(&req, PROTO_TXN);
+	req.u.txn.mode = w->mode;
+	req.u.txn.n_ops = 2;
+	req.u.txn.ops = ops;
+	dtx_err rv = proto_batcher_call(w->b, &req, rep, 10000);
+	if (rv == DTX_EREFUSED)
+		proto_msg_free(rep);
+	return rv;
+}
 
 static void *
 worker_main(void *arg)
 {
 	worker *w = arg;
 	proto_client *cl = NULL;
-	if (tu_coord_client(w->fx, 10000, &cl) != DTX_OK) {
+	if (w->b == NULL && tu_coord_client(w->fx, 10000, &cl) != DTX_OK) {
 		w->other = w->n;
 		return NULL;
 	}
@@ -183,8 +213,10 @@ worker_main(void *arg)
 			to++;
 		int64_t amt = 1 + (int64_t)dtx_rand_below(&w->seed, 50);
 		proto_msg rep;
-		dtx_err rv = tu_transfer(
-		    w->fx, cl, PROTO_MODE_2PC, from, to, amt, &rep, 10000);
+		dtx_err rv = w->b != NULL
+		    ? batched_transfer(w, from, to, amt, &rep)
+		    : tu_transfer(w->fx, cl, PROTO_MODE_2PC, from, to, amt,
+		          &rep, 10000);
 		if (rv != DTX_OK) {
 			w->other++;
 			continue;
@@ -339,6 +371,54 @@ oversized_dropped(tu_fx *fx)
 	return dropped;
 }
 
+// Clients that share BATCH messages (proto_batcher), 2PC and 3PC mixed:
+// the coordinator answers every element on its own (2PC asynchronously,
+// 3PC on runner threads), and the total is conserved.
+static void
+test_batched_clients(void **state)
+{
+	tu_fx *fx = *state;
+	int64_t before, after;
+	size_t n;
+	assert_int_equal(tu_total(fx, &before, &n), DTX_OK);
+	proto_client *cl = NULL;
+	assert_int_equal(tu_coord_client(fx, 10000, &cl), DTX_OK);
+	proto_batcher *b = NULL;
+	assert_int_equal(proto_batcher_open(cl, 16, 1, &b), DTX_OK);
+	enum { NW = 8 };
+	worker w[NW];
+	pthread_t th[NW];
+	for (int i = 0; i < NW; i++) {
+		w[i] = (worker) { .fx = fx,
+			.seed = 2000 + (uint64_t)i,
+			.n = 25,
+			.b = b,
+			.mode = i % 2 ? PROTO_MODE_3PC : PROTO_MODE_2PC };
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+	}
+	int committed = 0, other = 0;
+	for (int i = 0; i < NW; i++) {
+		pthread_join(th[i], NULL);
+		committed += w[i].committed;
+		other += w[i].other;
+	}
+	uint64_t msgs = 0, items = 0;
+	proto_batcher_stats(b, &msgs, &items);
+	print_message("%d committed, %d other; %llu TXNs in %llu messages\n",
+	    committed, other, (unsigned long long)items,
+	    (unsigned long long)msgs);
+	proto_batcher_close(b);
+	proto_client_close(cl);
+	assert_int_equal(other, 0);
+	assert_true(committed > 0);
+	assert_true(items == NW * 25);
+	assert_true(msgs < items);
+	assert_true(tu_wait_resolved(fx, true, 20000));
+	assert_int_equal(tu_total(fx, &after, &n), DTX_OK);
+	assert_int_equal(after, before);
+}
+
 static void
 test_bad_input(void **state)
 {
@@ -465,6 +545,7 @@ main(void)
 		cmocka_unit_test(test_insufficient_funds),
 		cmocka_unit_test(test_conflict),
 		cmocka_unit_test(test_conservation),
+		cmocka_unit_test(test_batched_clients),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_log_failure),
 	};
