@@ -204,14 +204,8 @@ worker_main(void *arg)
 		req.u.txn.n_ops = 2;
 		req.u.txn.ops = ops;
 		uint64_t t0 = dtx_mono_ns();
-		dtx_err rv;
-		if (r->batcher != NULL) {
-			rv = proto_batcher_call(r->batcher, &req, &rep, 10000);
-			if (rv == DTX_EREFUSED)
-				proto_msg_free(&rep);
-		} else {
-			rv = cli_bench_call(w->cl, &req, &rep, 10000);
-		}
+		dtx_err rv =
+		    cli_bench_call_via(r->batcher, w->cl, &req, &rep, 10000);
 		uint64_t t1 = dtx_mono_ns();
 		if (rv != DTX_OK || rep.hdr.type != PROTO_TXN_REPLY) {
 			w->t.errors++;

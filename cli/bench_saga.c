@@ -28,13 +28,19 @@ typedef struct bs_cfg {
 	int64_t max_amount;
 	char *dir;
 	bool json;
+	int64_t client_batch;
 } bs_cfg;
 
 static const dtx_cfg_opt bs_opts[] = {
 	{ "participants", DTX_CFG_INT, offsetof(bs_cfg, participants), 2, 16,
 	    "3", "participant daemons" },
 	{ "clients", DTX_CFG_INT, offsetof(bs_cfg, clients), 1, 1024, "64",
-	    "concurrent client threads (one connection each)" },
+	    "concurrent client threads, each waiting for its saga" },
+	{ "client-batch", DTX_CFG_INT, offsetof(bs_cfg, client_batch), 1,
+	    PROTO_MAX_BATCH, "64",
+	    "the clients share one connection whose messages carry up to "
+	    "this many submissions (proto_batcher); 1: each client its own "
+	    "connection, one message per saga" },
 	{ "seconds", DTX_CFG_INT, offsetof(bs_cfg, seconds), 1, 3600, "10",
 	    "how long to run sagas" },
 	{ "accounts", DTX_CFG_INT, offsetof(bs_cfg, accounts), 4, 1000000,
@@ -63,6 +69,7 @@ typedef struct bs_run {
 	atomic_int ready;
 	atomic_bool go;
 	_Atomic uint64_t deadline_ns;
+	proto_batcher *batcher; // NULL: each worker calls on its own client
 } bs_run;
 
 typedef struct bs_worker {
@@ -220,7 +227,8 @@ worker_main(void *arg)
 		req.u.saga_submit.n_steps = 2;
 		req.u.saga_submit.steps = st;
 		uint64_t t0 = dtx_mono_ns();
-		dtx_err rv = cli_bench_call(w->cl, &req, &rep, 30000);
+		dtx_err rv = cli_bench_call_via(
+		    w->run->batcher, w->cl, &req, &rep, 30000);
 		uint64_t t1 = dtx_mono_ns();
 		if (rv != DTX_OK || rep.hdr.type != PROTO_SAGA_REPLY) {
 			w->t.errors++;
@@ -347,10 +355,16 @@ run_bench(const bs_cfg *cfg)
 		w[i].run = &run;
 		w[i].id = i;
 		w[i].seed = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+		if (cfg->client_batch > 1)
+			continue;
 		if ((rv = cli_bench_open_client(
 		         surl, run.client_id, &w[i].cl)) != DTX_OK)
 			goto fail;
 	}
+	if (cfg->client_batch > 1 &&
+	    (rv = proto_batcher_open(sagac, (uint32_t)cfg->client_batch, 1,
+	         &run.batcher)) != DTX_OK)
+		goto fail;
 	run.deadline_ns = UINT64_MAX;
 	for (; started < n; started++)
 		if (pthread_create(
@@ -411,6 +425,7 @@ run_bench(const bs_cfg *cfg)
 		cli_json_num(&j, "p50_ms", p50);
 		cli_json_num(&j, "p99_ms", p99);
 		cli_json_num(&j, "compensated_rate", comp_rate);
+		cli_json_num(&j, "client_batch", (double)cfg->client_batch);
 		cli_json_num(&j, "step_calls_per_saga",
 		    finished ? (double)calls / (double)finished : 0);
 		cli_json_num(&j, "saga_log_fsyncs_per_saga",
@@ -460,6 +475,7 @@ out:
 	}
 	dtx_free(w);
 	dtx_free(all);
+	proto_batcher_close(run.batcher);
 	proto_client_close(sagac);
 	cli_bench_cluster_free(cl, parts, run.owned, run.nowned, run.nparts);
 	cli_bench_rmtree(dir);

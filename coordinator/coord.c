@@ -134,8 +134,6 @@ coord_open(proto_daemon *d, const coord_cfg *cfg, coord **out)
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->fq_mu, NULL);
 	pthread_cond_init(&c->fq_cv, NULL);
-	pthread_mutex_init(&c->rq_mu, NULL);
-	pthread_cond_init(&c->rq_cv, NULL);
 	dtx_err rv = coord__table_init(c);
 	if (rv != DTX_OK)
 		goto fail;
@@ -145,7 +143,8 @@ coord_open(proto_daemon *d, const coord_cfg *cfg, coord **out)
 		goto fail;
 	if ((rv = coord__forcer_start(c)) != DTX_OK)
 		goto fail;
-	if ((rv = coord__runners_start(c)) != DTX_OK)
+	if ((rv = proto_pool_open((uint32_t)cfg->threepc_threads, handler, c,
+	         &c->runners)) != DTX_OK)
 		goto fail;
 	if ((rv = coord__upkeep_start(c)) != DTX_OK)
 		goto fail;
@@ -178,7 +177,8 @@ coord_stop(coord *c)
 	// Votes still out fail or come back, then the forcer finishes the
 	// commits they queued: every deferred TXN has its reply.
 	coord__chans_stop(c);
-	coord__runners_stop(c);
+	proto_pool_close(c->runners);
+	c->runners = NULL;
 	coord__forcer_stop(c);
 }
 
@@ -194,8 +194,6 @@ coord_close(coord *c)
 	coord__table_fini(c);
 	pthread_cond_destroy(&c->fq_cv);
 	pthread_mutex_destroy(&c->fq_mu);
-	pthread_cond_destroy(&c->rq_cv);
-	pthread_mutex_destroy(&c->rq_mu);
 	pthread_mutex_destroy(&c->mu);
 	dtx_free(c);
 }

@@ -143,13 +143,10 @@ struct coord {
 	bool fq_started;
 	pthread_t fq_th;
 
-	// The runner threads of deferred 3PC transactions (threepc.c).
-	pthread_mutex_t rq_mu;
-	pthread_cond_t rq_cv;
-	struct coord_job *rq_head, *rq_tail;
-	bool rq_stop;
-	pthread_t *rq_th;
-	uint32_t rq_n; // threads started
+	// Runs deferred 3PC transactions: 3PC holds a thread for the whole
+	// transaction, and an element of a client's BATCH would otherwise
+	// wait for the one before it.
+	proto_pool *runners;
 	atomic_int_fast64_t fail_syncs; // FAULT wal_sync: fsyncs left to fail
 
 	// Counters (HEALTH).
@@ -243,14 +240,6 @@ dtx_err coord__3pc_finish(coord *c, uint64_t txid, clk_ts cts,
     const uint32_t *parts, uint32_t nparts, proto_txn_reply *rep);
 // The type of the final message to parts[idx] of t (caller holds c->mu).
 proto_type coord__3pc_commit_type(const coord_tx *t, uint32_t idx);
-// 3PC holds a thread for the whole transaction; a deferred 3PC TXN (for
-// instance an element of a client's BATCH, which would otherwise run
-// after the one before it) runs on one of cfg.threepc_threads runner
-// threads, which answers tok. coord__runners_stop answers what is queued
-// and joins them.
-dtx_err coord__runners_start(coord *c);
-void coord__runners_stop(coord *c);
-void coord__run_3pc(coord *c, proto_defer *tok);
 
 // recover.c: the upkeep thread (re-drive, 3PC resolution, checkpoints).
 dtx_err coord__upkeep_start(coord *c);

@@ -642,7 +642,7 @@ coord__txn(coord *c, const proto_msg *req, proto_msg *rep)
 	if (tok != NULL) {
 		tx = &proto_defer_req(tok)->u.txn;
 		if (tx->mode == PROTO_MODE_3PC) {
-			coord__run_3pc(c, tok);
+			proto_pool_run(c->runners, tok);
 			return DTX_OK;
 		}
 	}

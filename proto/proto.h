@@ -639,6 +639,26 @@ proto_defer *proto_server_defer(void);
 // req argument, which is emptied by proto_server_defer.
 const proto_msg *proto_defer_req(const proto_defer *tok);
 
+// Runner threads for deferred requests whose handlers block: a handler
+// that defers its request and passes the token to proto_pool_run frees
+// its worker at once (and, for an element of a BATCH, lets the next
+// element start); one of the pool's threads then calls fn (a blocking
+// handler, same contract) for it and answers the token with the result.
+typedef struct proto_pool proto_pool;
+
+// Starts `threads` runner threads. *out returns owned (proto_pool_close).
+// Errors: DTX_EINVAL, DTX_ENOMEM.
+dtx_err proto_pool_open(
+    uint32_t threads, proto_handler_fn fn, void *arg, proto_pool **out);
+
+// Queues tok's request; never blocks. After close has begun tok is
+// answered with DTX_ECLOSED at once.
+void proto_pool_run(proto_pool *p, proto_defer *tok);
+
+// Runs what is queued to its end, joins the threads, frees p. NULL does
+// nothing.
+void proto_pool_close(proto_pool *p);
+
 // Sends the reply of tok's request and ends tok (the request is freed).
 // err == DTX_OK sends *rep, which must then be set as a handler's rep
 // would be; otherwise an ERROR of code err is sent. *rep is consumed

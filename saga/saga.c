@@ -38,6 +38,10 @@ const dtx_cfg_opt saga_cfg_table[] = {
 	    "checkpoint the saga log once it grew this much" },
 	{ "resumers", DTX_CFG_INT, offsetof(saga_cfg, resumers), 1, 256, "8",
 	    "threads resuming recovered and handed-off sagas" },
+	{ "submitters", DTX_CFG_INT, offsetof(saga_cfg, submitters), 1, 1024,
+	    "64",
+	    "threads running submitted sagas (a client's BATCH of submissions "
+	    "runs in parallel)" },
 	{ "sync", DTX_CFG_STR, offsetof(saga_cfg, sync), 0, 0, "full",
 	    "saga log durability: full (fdatasync) or none (benchmarks only)" },
 };
@@ -98,6 +102,9 @@ saga_open(proto_daemon *d, const saga_cfg *cfg, saga **out)
 		DTX_LOG(DTX_LOG_WARN, "NO_SYNC",
 		    "the saga log is not fsynced: a crash may lose sagas");
 	dtx_err rv = saga__log_open(s);
+	if (rv == DTX_OK)
+		rv = proto_pool_open(
+		    (uint32_t)cfg->submitters, saga__handle, s, &s->submitters);
 	if (rv != DTX_OK) {
 		saga_close(s);
 		return rv;
@@ -136,6 +143,8 @@ saga_close(saga *s)
 	if (s == NULL)
 		return;
 	saga__threads_stop(s);
+	// The server is closed: what it deferred has been answered.
+	proto_pool_close(s->submitters);
 	stor_wal_close(s->wal);
 	for (size_t b = 0; b < s->nbuckets; b++) {
 		saga__rec *r = s->buckets[b];

@@ -49,6 +49,8 @@ typedef struct saga_cfg {
 	int64_t checkpoint_bytes;
 	// Threads that run recovered and handed-off sagas.
 	int64_t resumers;
+	// Threads that run submitted sagas (each holds one while it waits).
+	int64_t submitters;
 	// "full" (fdatasync, the default) or "none" (benchmarks only).
 	char *sync;
 } saga_cfg;

@@ -140,6 +140,7 @@ struct saga {
 	_Atomic bool stop;
 	bool replaying; // inside saga_open's replay
 
+	proto_pool *submitters; // runs deferred SAGA_SUBMITs
 	pthread_t *resumers;
 	size_t nresumers;
 	pthread_t bg;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// What the orchestrator serves: SAGA_SUBMIT (log the saga, run it on this
-// worker thread, answer committed, aborted or unknown; a gid already known
+// What the orchestrator serves: SAGA_SUBMIT (log the saga, run it on a
+// submitter thread, answer committed, aborted or unknown; a gid already known
 // gets that saga's outcome instead, so resubmission is idempotent),
 // SAGA_STATUS, and its part of HEALTH (sagas in flight, sagas stuck in
 // compensation with their age and last error, counters).
@@ -223,8 +223,16 @@ saga__handle(void *arg, const proto_msg *req, proto_msg *rep)
 {
 	saga *s = arg;
 
+	proto_defer *tok;
 	switch (req->hdr.type) {
 	case PROTO_SAGA_SUBMIT:
+		// A saga holds a thread while it runs: hand it to a
+		// submitter, so that this worker (and the next element of
+		// a BATCH) goes on. On a submitter no token is given.
+		if ((tok = proto_server_defer()) != NULL) {
+			proto_pool_run(s->submitters, tok);
+			return DTX_OK;
+		}
 		return submit(s, req, rep);
 	case PROTO_SAGA_STATUS:
 		return status(s, req, rep);
