@@ -116,6 +116,7 @@ typedef enum part__pend_kind {
 	PART__PEND_NONE = 0,
 	PART__PEND_VOTE,
 	PART__PEND_COMMIT,
+	PART__PEND_STEP,
 } part__pend_kind;
 
 typedef struct part__pending {
@@ -162,7 +163,9 @@ size_t part__resolver_blocked(
 dtx_err part__handle(void *arg, const proto_msg *req, proto_msg *rep);
 
 // saga_step.c: saga STEP and SAGA_FORGET (rules 12-13).
-dtx_err part_saga_step(part *p, const proto_msg *req, proto_msg *rep);
+dtx_err part_saga_step(
+    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend);
+dtx_err part_saga_step_finish(part *p, dtx_err sync_err, proto_msg *rep);
 dtx_err part_saga_forget(part *p, const proto_msg *req, proto_msg *rep);
 
 #endif // PARTICIPANT_INT_H

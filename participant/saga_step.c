@@ -37,6 +37,7 @@ failed_branch(uint32_t branch)
 typedef struct step_out {
 	proto_step_result res;
 	bool dup;
+	uint64_t lsn; // of the step's commit (0: nothing committed)
 	char why[PROTO_MAX_STR + 1];
 } step_out;
 
@@ -81,35 +82,43 @@ apply_op(stor_txn *t, const proto_op *op, bool *failed, char *why, size_t n)
 	return stor_txn_put_i64(t, op->key.p, op->key.n, sum);
 }
 
-// Commits t at a fresh HLC timestamp. The timestamp is taken and the
-// writes installed as intents under ts_lock (shared), so a snapshot read
-// that has advanced the clock past T meets every local commit at or below
-// T (as a version, or as an intent it waits for). The fsync runs after
-// the lock is released: reads that take it exclusively never wait for a
-// disk, and one fsync covers the commits of many concurrent steps.
+// Commits t at a fresh HLC timestamp; *lsn gets the commit's LSN, which
+// must be durable before the step is answered (part_saga_step_finish).
+// The timestamp is taken and the writes installed as intents under
+// ts_lock (shared), so a snapshot read that has advanced the clock past T
+// meets every local commit at or below T (as a version, or as an intent
+// it waits for). The fsync comes after the lock is released: reads that
+// take it exclusively never wait for a disk, and one fsync covers the
+// commits of every step in a BATCH and of concurrent ones.
 static dtx_err
-commit(part *p, stor_txn *t)
+commit(part *p, stor_txn *t, uint64_t *lsn)
 {
 	clk_ts ts;
-	uint64_t lsn = 0;
 	pthread_rwlock_rdlock(&p->ts_lock);
 	dtx_err rv = clk_node_local(p->clock, &ts);
 	if (rv == DTX_OK)
-		rv = stor_txn_commit_async(t, ts, &lsn);
+		rv = stor_txn_commit_async(t, ts, lsn);
 	else
 		stor_txn_abort(t);
 	pthread_rwlock_unlock(&p->ts_lock);
+	return rv;
+}
+
+dtx_err
+part_saga_step_finish(part *p, dtx_err sync_err, proto_msg *rep)
+{
 	// The step is answered only once its commit (business change and
 	// barrier together) is durable (rule 13).
-	if (rv == DTX_OK)
-		rv = stor_kv_sync(p->kv, lsn);
-	if (rv == DTX_OK) {
-		part__outcome_signal(p);
-		// Durable but not yet answered: the orchestrator must retry
-		// and meet the barrier.
-		dtx_crashpoint("part.saga_step_after_commit");
+	if (sync_err != DTX_OK) {
+		proto_msg_free(rep);
+		proto_msg_init(rep, PROTO_NONE);
+		return sync_err;
 	}
-	return rv;
+	part__outcome_signal(p);
+	// Durable but not yet answered: the orchestrator must retry and
+	// meet the barrier.
+	dtx_crashpoint("part.saga_step_after_commit");
+	return DTX_OK;
 }
 
 // One attempt at a step. With barrier_only the business ops are skipped:
@@ -195,7 +204,7 @@ run_step(part *p, const proto_step *st, bool barrier_only, step_out *o)
 		if (null)
 			snprintf(o->why, sizeof(o->why), "null compensation");
 	}
-	rv = commit(p, t);
+	rv = commit(p, t, &o->lsn);
 	// A barrier that appeared meanwhile, or a key another transaction
 	// changed or locked: the next attempt sees it.
 	if (rv == DTX_ECONFLICT)
@@ -207,7 +216,8 @@ fail:
 }
 
 dtx_err
-part_saga_step(part *p, const proto_msg *req, proto_msg *rep)
+part_saga_step(
+    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 {
 	const proto_step *st = &req->u.step;
 	step_out o = { .res = PROTO_STEP_OK };
@@ -261,6 +271,10 @@ part_saga_step(part *p, const proto_msg *req, proto_msg *rep)
 	if (o.why[0] != '\0' &&
 	    (rv = proto_str_set(&sr->reason, o.why)) != DTX_OK)
 		return rv;
+	if (o.lsn != 0) {
+		pend->kind = PART__PEND_STEP;
+		pend->lsn = o.lsn;
+	}
 	return DTX_OK;
 }
 

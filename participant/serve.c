@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// Request dispatch. A BATCH from the coordinator is served whole so that
-// its PREPAREs and COMMITs share one fsync: every element's in-memory part
+// Request dispatch. A BATCH (from the coordinator, or the saga
+// orchestrator's STEPs) is served whole so that its PREPAREs, COMMITs and
+// STEPs share one fsync: every element's in-memory part
 // runs first, then one stor_kv_sync up to the highest LSN, then every
 // reply is built (rule 4 on the participant's side). A single message goes
 // the same way with a batch of one.
@@ -29,7 +30,7 @@ start_one(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 	case PROTO_READ:
 		return part__read(p, req, rep);
 	case PROTO_STEP:
-		return part_saga_step(p, req, rep);
+		return part_saga_step(p, req, rep, pend);
 	case PROTO_SAGA_FORGET:
 		return part_saga_forget(p, req, rep);
 	case PROTO_PING:
@@ -54,6 +55,8 @@ finish_one(part *p, const part__pending *pend, dtx_err sync_err, proto_msg *rep)
 		return part__prepare_finish(p, pend, sync_err, rep);
 	case PART__PEND_COMMIT:
 		return part__commit_finish(p, pend, sync_err, rep);
+	case PART__PEND_STEP:
+		return part_saga_step_finish(p, sync_err, rep);
 	default:
 		return DTX_OK;
 	}

@@ -26,7 +26,8 @@ typedef struct bcall {
 } bcall;
 
 struct proto_batcher {
-	proto_client *c; // borrowed
+	proto_send_fn send;
+	void *send_arg;
 	uint32_t max_batch;
 	uint32_t max_inflight;
 	pthread_mutex_t mu;
@@ -45,17 +46,35 @@ typedef struct bflight {
 
 static void launch(proto_batcher *b);
 
+static dtx_err
+client_send(void *arg, proto_msg *req, const proto_call_opts *opts,
+    proto_done_fn done, void *done_arg)
+{
+	return proto_client_call_async(arg, req, opts, done, done_arg);
+}
+
 dtx_err
 proto_batcher_open(
     proto_client *c, uint32_t max_batch, uint32_t inflight, proto_batcher **out)
 {
-	if (c == NULL || out == NULL || max_batch == 0 ||
+	if (c == NULL)
+		return DTX_EINVAL;
+	return proto_batcher_open_send(
+	    client_send, c, max_batch, inflight, out);
+}
+
+dtx_err
+proto_batcher_open_send(proto_send_fn send, void *arg, uint32_t max_batch,
+    uint32_t inflight, proto_batcher **out)
+{
+	if (send == NULL || out == NULL || max_batch == 0 ||
 	    max_batch > PROTO_MAX_BATCH || inflight == 0)
 		return DTX_EINVAL;
 	proto_batcher *b = dtx_calloc(1, sizeof(*b));
 	if (b == NULL)
 		return DTX_ENOMEM;
-	b->c = c;
+	b->send = send;
+	b->send_arg = arg;
 	b->max_batch = max_batch;
 	b->max_inflight = inflight;
 	pthread_mutex_init(&b->mu, NULL);
@@ -194,8 +213,7 @@ launch(proto_batcher *b)
 		atomic_fetch_add(&b->items, n);
 		proto_call_opts o = { .timeout_ms = timeout };
 		// The request is encoded before this returns: msgs may go.
-		dtx_err err =
-		    proto_client_call_async(b->c, req, &o, flight_done, f);
+		dtx_err err = b->send(b->send_arg, req, &o, flight_done, f);
 		dtx_free(msgs);
 		if (err != DTX_OK)
 			flight_done(f, err, NULL);

@@ -758,6 +758,15 @@ typedef struct proto_batcher proto_batcher;
 dtx_err proto_batcher_open(proto_client *c, uint32_t max_batch,
     uint32_t inflight, proto_batcher **out);
 
+// How a batcher sends: the contract of proto_client_call_async.
+typedef dtx_err (*proto_send_fn)(void *arg, proto_msg *req,
+    const proto_call_opts *opts, proto_done_fn done, void *done_arg);
+
+// The same over another way of sending (for instance a daemon's peer
+// calls, which apply its partition and delay faults).
+dtx_err proto_batcher_open_send(proto_send_fn send, void *arg,
+    uint32_t max_batch, uint32_t inflight, proto_batcher **out);
+
 // Waits until every call has its answer, then frees b. NULL does nothing.
 void proto_batcher_close(proto_batcher *b);
 

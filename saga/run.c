@@ -108,8 +108,12 @@ call_step(saga *s, saga__rec *r, uint32_t i, proto_phase ph,
 		};
 		saga__count(s,
 		    attempt == 0 ? SAGA_CTR_STEP_CALLS : SAGA_CTR_STEP_RETRIES);
-		dtx_err rv =
-		    proto_daemon_call(s->d, st->participant, &req, &rep, &o);
+		proto_batcher *b = st->participant < DTX_TOPO_MAX
+		    ? s->steps[st->participant]
+		    : NULL;
+		dtx_err rv = b != NULL
+		    ? proto_batcher_call(b, &req, &rep, o.timeout_ms)
+		    : proto_daemon_call(s->d, st->participant, &req, &rep, &o);
 		if (rv == DTX_OK) {
 			const proto_step_reply *sr = &rep.u.step_reply;
 			if (rep.hdr.type == PROTO_STEP_REPLY &&

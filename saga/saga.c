@@ -38,6 +38,10 @@ const dtx_cfg_opt saga_cfg_table[] = {
 	    "checkpoint the saga log once it grew this much" },
 	{ "resumers", DTX_CFG_INT, offsetof(saga_cfg, resumers), 1, 256, "8",
 	    "threads resuming recovered and handed-off sagas" },
+	{ "step-batch", DTX_CFG_INT, offsetof(saga_cfg, step_batch), 1,
+	    PROTO_MAX_BATCH, "64",
+	    "STEPs per message to a participant at most (the STEPs of "
+	    "concurrent sagas share messages and fsyncs)" },
 	{ "submitters", DTX_CFG_INT, offsetof(saga_cfg, submitters), 1, 1024,
 	    "64",
 	    "threads running submitted sagas (a client's BATCH of submissions "
@@ -67,6 +71,31 @@ const char *const saga__ctr_names[SAGA_CTR_COUNT] = {
 	[SAGA_CTR_CHECKPOINTS] = "checkpoints",
 	[SAGA_CTR_EVICTED] = "evicted",
 };
+
+static dtx_err
+peer_send(void *arg, proto_msg *req, const proto_call_opts *opts,
+    proto_done_fn done, void *done_arg)
+{
+	const struct saga__peer *p = arg;
+	return proto_daemon_call_async(
+	    p->s->d, p->id, req, opts, done, done_arg);
+}
+
+// One STEP batcher per participant of the topology.
+static dtx_err
+open_step_batchers(saga *s)
+{
+	const dtx_topo *topo = proto_daemon_topo(s->d);
+	for (uint32_t i = 0; i < topo->nparts; i++) {
+		uint32_t id = topo->parts[i];
+		s->peers[id] = (struct saga__peer) { s, id };
+		dtx_err rv = proto_batcher_open_send(peer_send, &s->peers[id],
+		    (uint32_t)s->cfg->step_batch, 1, &s->steps[id]);
+		if (rv != DTX_OK)
+			return rv;
+	}
+	return DTX_OK;
+}
 
 dtx_err
 saga_open(proto_daemon *d, const saga_cfg *cfg, saga **out)
@@ -105,6 +134,8 @@ saga_open(proto_daemon *d, const saga_cfg *cfg, saga **out)
 	if (rv == DTX_OK)
 		rv = proto_pool_open(
 		    (uint32_t)cfg->submitters, saga__handle, s, &s->submitters);
+	if (rv == DTX_OK)
+		rv = open_step_batchers(s);
 	if (rv != DTX_OK) {
 		saga_close(s);
 		return rv;
@@ -145,6 +176,8 @@ saga_close(saga *s)
 	saga__threads_stop(s);
 	// The server is closed: what it deferred has been answered.
 	proto_pool_close(s->submitters);
+	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
+		proto_batcher_close(s->steps[i]);
 	stor_wal_close(s->wal);
 	for (size_t b = 0; b < s->nbuckets; b++) {
 		saga__rec *r = s->buckets[b];

@@ -51,6 +51,8 @@ typedef struct saga_cfg {
 	int64_t resumers;
 	// Threads that run submitted sagas (each holds one while it waits).
 	int64_t submitters;
+	// STEPs per BATCH to one participant at most.
+	int64_t step_batch;
 	// "full" (fdatasync, the default) or "none" (benchmarks only).
 	char *sync;
 } saga_cfg;

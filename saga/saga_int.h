@@ -141,6 +141,13 @@ struct saga {
 	bool replaying; // inside saga_open's replay
 
 	proto_pool *submitters; // runs deferred SAGA_SUBMITs
+	// STEPs to each participant share BATCH messages (and so one
+	// participant fsync), through the daemon's peer calls.
+	proto_batcher *steps[DTX_TOPO_MAX];
+	struct saga__peer {
+		saga *s;
+		uint32_t id;
+	} peers[DTX_TOPO_MAX];
 	pthread_t *resumers;
 	size_t nresumers;
 	pthread_t bg;
