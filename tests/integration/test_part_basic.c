@@ -331,6 +331,73 @@ test_batch_shares_fsync(void **state)
 	assert_int_equal(v, 31);
 }
 
+// Sends a BATCH of NBATCH STEP actions (each a PUT of its own key) and
+// returns the reply in *rep.
+static void
+step_batch(harness *h, const char *gid, proto_msg *rep)
+{
+	char keys[NBATCH][16];
+	uint8_t bufs[NBATCH][8];
+	proto_op ops[NBATCH];
+	proto_msg msgs[NBATCH];
+	for (int i = 0; i < NBATCH; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "acct:s%d", i);
+		ops[i] = op_put(keys[i], i, bufs[i]);
+		proto_msg_init(&msgs[i], PROTO_STEP);
+		msgs[i].u.step = (proto_step) { .gid = (char *)gid,
+			.branch = (uint32_t)i,
+			.phase = PROTO_PHASE_ACTION,
+			.n_ops = 1,
+			.ops = &ops[i] };
+	}
+	proto_msg req;
+	proto_msg_init(&req, PROTO_BATCH);
+	req.u.batch = (proto_batch) { NBATCH, msgs };
+	assert_int_equal(h_call(h, P1, &req, rep), DTX_OK);
+	assert_int_equal(rep->hdr.type, PROTO_BATCH);
+	assert_int_equal(rep->u.batch.n, NBATCH);
+}
+
+// Saga STEPs in one BATCH share an fsync too, and none is answered
+// before its commit is durable (rule 13): with a failing fsync every
+// STEP of the batch gets an ERROR, not a result.
+static void
+test_step_batch_shares_fsync(void **state)
+{
+	harness *h = *state;
+	proto_msg hr, rep;
+	assert_int_equal(h_health(h, P1, &hr), DTX_OK);
+	int64_t syncs0 = h_counter(&hr, "wal_syncs");
+	proto_msg_free(&hr);
+	step_batch(h, "g1", &rep);
+	for (int i = 0; i < NBATCH; i++) {
+		const proto_msg *m = &rep.u.batch.msgs[i];
+		assert_int_equal(m->hdr.type, PROTO_STEP_REPLY);
+		assert_int_equal(m->u.step_reply.result, PROTO_STEP_OK);
+		assert_int_equal(m->u.step_reply.branch, i);
+	}
+	proto_msg_free(&rep);
+	assert_int_equal(h_health(h, P1, &hr), DTX_OK);
+	int64_t syncs1 = h_counter(&hr, "wal_syncs");
+	proto_msg_free(&hr);
+	assert_true(syncs1 - syncs0 < NBATCH / 4);
+	int64_t v = -1;
+	assert_true(h_get(h, P1, 0, "acct:s31", &v));
+	assert_int_equal(v, 31);
+
+	proto_msg req;
+	proto_msg_init(&req, PROTO_FAULT);
+	req.u.fault.kind = "wal_sync";
+	req.u.fault.n_args = 1;
+	req.u.fault.args[0] = 1;
+	assert_int_equal(h_call(h, P1, &req, &rep), DTX_OK);
+	proto_msg_free(&rep);
+	step_batch(h, "g2", &rep);
+	for (int i = 0; i < NBATCH; i++)
+		assert_int_equal(rep.u.batch.msgs[i].hdr.type, PROTO_ERROR);
+	proto_msg_free(&rep);
+}
+
 static void
 test_wal_sync_fault(void **state)
 {
@@ -511,6 +578,8 @@ main(void)
 		    test_read_waits_then_retry, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_batch_shares_fsync, setup, h_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_step_batch_shares_fsync, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_wal_sync_fault, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
