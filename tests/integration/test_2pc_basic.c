@@ -233,6 +233,23 @@ worker_main(void *arg)
 	return NULL;
 }
 
+// Runs the n workers of w at once and adds up their outcomes.
+static void
+run_workers(worker *w, int n, int *committed, int *aborted, int *other)
+{
+	pthread_t th[16];
+	assert_true(n <= 16);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+	for (int i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		*committed += w[i].committed;
+		*aborted += w[i].aborted;
+		*other += w[i].other;
+	}
+}
+
 static void
 test_conservation(void **state)
 {
@@ -243,20 +260,11 @@ test_conservation(void **state)
 	assert_int_equal(n, NACCT);
 	assert_int_equal(before, NACCT * BAL);
 	worker w[8];
-	pthread_t th[8];
-	for (int i = 0; i < 8; i++) {
+	for (int i = 0; i < 8; i++)
 		w[i] =
 		    (worker) { .fx = fx, .seed = 1000 + (uint64_t)i, .n = 25 };
-		assert_int_equal(
-		    pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
-	}
 	int committed = 0, aborted = 0, other = 0;
-	for (int i = 0; i < 8; i++) {
-		pthread_join(th[i], NULL);
-		committed += w[i].committed;
-		aborted += w[i].aborted;
-		other += w[i].other;
-	}
+	run_workers(w, 8, &committed, &aborted, &other);
 	print_message("200 transfers: %d committed, %d aborted, %d other\n",
 	    committed, aborted, other);
 	assert_int_equal(committed + aborted + other, 200);
@@ -387,22 +395,14 @@ test_batched_clients(void **state)
 	assert_int_equal(proto_batcher_open(cl, 16, 1, &b), DTX_OK);
 	enum { NW = 8 };
 	worker w[NW];
-	pthread_t th[NW];
-	for (int i = 0; i < NW; i++) {
+	for (int i = 0; i < NW; i++)
 		w[i] = (worker) { .fx = fx,
 			.seed = 2000 + (uint64_t)i,
 			.n = 25,
 			.b = b,
 			.mode = i % 2 ? PROTO_MODE_3PC : PROTO_MODE_2PC };
-		assert_int_equal(
-		    pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
-	}
-	int committed = 0, other = 0;
-	for (int i = 0; i < NW; i++) {
-		pthread_join(th[i], NULL);
-		committed += w[i].committed;
-		other += w[i].other;
-	}
+	int committed = 0, aborted = 0, other = 0;
+	run_workers(w, NW, &committed, &aborted, &other);
 	uint64_t msgs = 0, items = 0;
 	proto_batcher_stats(b, &msgs, &items);
 	print_message("%d committed, %d other; %llu TXNs in %llu messages\n",
