@@ -133,7 +133,7 @@ void stor_wal_close(stor_wal *w);
 // Appends one record (type 1..255, len <= STOR_WAL_MAX_RECORD; payload is
 // borrowed and copied). With force the call returns only once the record
 // is durable; without it the record goes into the next batch and the call
-// returns at once (the flusher writes it within about a millisecond unless
+// returns at once (the flusher writes it within about 5 ms unless
 // a forced append or a stor_wal_sync takes it along first). *lsn (may be
 // NULL) gets the record's LSN. Errors: DTX_EINVAL, DTX_ENOMEM, DTX_EIO
 // (this record's batch failed to write or sync), DTX_EFAILED (the WAL

@@ -39,8 +39,10 @@
 #define PREALLOC_STEP (1u << 20)
 // How long pending records that nobody waits for stay in the batch buffer
 // before the flusher writes them: long enough for a caller that appends
-// and then syncs to lead the batch itself.
-#define FLUSH_GRACE_NS 1000000u
+// several records and then syncs to lead the batch itself, even on a
+// loaded machine (a shorter grace lets the flusher take half of such a
+// batch, and the caller then needs a second fsync for the rest).
+#define FLUSH_GRACE_NS 5000000u
 
 struct stor_wal {
 	char *dir;
