@@ -35,6 +35,7 @@ typedef struct b2_cfg {
 	bool keep;
 	char *log_level;
 	int64_t client_batch;
+	int64_t client_inflight;
 } b2_cfg;
 
 static const dtx_cfg_opt b2_opts[] = {
@@ -49,6 +50,10 @@ static const dtx_cfg_opt b2_opts[] = {
 	    "the clients share one connection whose messages carry up to "
 	    "this many transfers (proto_batcher); 1: each client its own "
 	    "connection, one message per transfer" },
+	{ "client-inflight", DTX_CFG_INT, offsetof(b2_cfg, client_inflight), 1,
+	    64, "2",
+	    "with --client-batch above 1: messages on the wire at once "
+	    "(requests queue meanwhile and leave together as the next)" },
 	{ "seconds", DTX_CFG_INT, offsetof(b2_cfg, seconds), 1, 3600, "10",
 	    "how long to run transfers" },
 	{ "accounts", DTX_CFG_INT, offsetof(b2_cfg, accounts), 4, 1000000,
@@ -394,8 +399,8 @@ run_bench(const b2_cfg *cfg)
 			goto fail;
 	}
 	if (cfg->client_batch > 1 &&
-	    (rv = proto_batcher_open(coord, (uint32_t)cfg->client_batch, 1,
-	         &run.batcher)) != DTX_OK)
+	    (rv = proto_batcher_open(coord, (uint32_t)cfg->client_batch,
+	         (uint32_t)cfg->client_inflight, &run.batcher)) != DTX_OK)
 		goto fail;
 	run.deadline_ns = UINT64_MAX;
 	for (; started < n; started++)
@@ -475,6 +480,8 @@ run_bench(const b2_cfg *cfg)
 		    "PING round trips against an in-process proto_server echo");
 		cli_json_num(&j, "efficiency", eff);
 		cli_json_num(&j, "client_batch", (double)cfg->client_batch);
+		cli_json_num(
+		    &j, "client_inflight", (double)cfg->client_inflight);
 		cli_json_num(&j, "avg_client_batch", avg_cbatch);
 		cli_json_num(&j, "avg_batch", avg_batch);
 		cli_json_num(&j, "commits_per_coord_fsync", per_sync);

@@ -29,6 +29,7 @@ typedef struct bs_cfg {
 	char *dir;
 	bool json;
 	int64_t client_batch;
+	int64_t client_inflight;
 } bs_cfg;
 
 static const dtx_cfg_opt bs_opts[] = {
@@ -41,6 +42,10 @@ static const dtx_cfg_opt bs_opts[] = {
 	    "the clients share one connection whose messages carry up to "
 	    "this many submissions (proto_batcher); 1: each client its own "
 	    "connection, one message per saga" },
+	{ "client-inflight", DTX_CFG_INT, offsetof(bs_cfg, client_inflight), 1,
+	    64, "2",
+	    "with --client-batch above 1: messages on the wire at once "
+	    "(requests queue meanwhile and leave together as the next)" },
 	{ "seconds", DTX_CFG_INT, offsetof(bs_cfg, seconds), 1, 3600, "10",
 	    "how long to run sagas" },
 	{ "accounts", DTX_CFG_INT, offsetof(bs_cfg, accounts), 4, 1000000,
@@ -362,8 +367,8 @@ run_bench(const bs_cfg *cfg)
 			goto fail;
 	}
 	if (cfg->client_batch > 1 &&
-	    (rv = proto_batcher_open(sagac, (uint32_t)cfg->client_batch, 1,
-	         &run.batcher)) != DTX_OK)
+	    (rv = proto_batcher_open(sagac, (uint32_t)cfg->client_batch,
+	         (uint32_t)cfg->client_inflight, &run.batcher)) != DTX_OK)
 		goto fail;
 	run.deadline_ns = UINT64_MAX;
 	for (; started < n; started++)
@@ -426,6 +431,8 @@ run_bench(const bs_cfg *cfg)
 		cli_json_num(&j, "p99_ms", p99);
 		cli_json_num(&j, "compensated_rate", comp_rate);
 		cli_json_num(&j, "client_batch", (double)cfg->client_batch);
+		cli_json_num(
+		    &j, "client_inflight", (double)cfg->client_inflight);
 		cli_json_num(&j, "step_calls_per_saga",
 		    finished ? (double)calls / (double)finished : 0);
 		cli_json_num(&j, "saga_log_fsyncs_per_saga",
