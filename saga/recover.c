@@ -135,7 +135,12 @@ send_forgets(saga *s)
 	if (n == 0)
 		return;
 
-	size_t *idx = dtx_alloc(FORGET_BATCH * sizeof(*idx));
+	// A saga's END may still be in flight to the disk (it is not
+	// forced): its barriers go only once it is durable, or a crash
+	// could resume the saga and run a step again without them.
+	size_t *idx = NULL;
+	if (stor_wal_sync(s->wal, stor_wal_last_lsn(s->wal)) == DTX_OK)
+		idx = dtx_alloc(FORGET_BATCH * sizeof(*idx));
 	uint32_t failed[32] = { 0 }; // per participant: a batch failed
 	for (uint32_t p = 0; idx != NULL && p < 32; p++) {
 		size_t k = 0;

@@ -184,7 +184,12 @@ log_comp(saga *s, saga__rec *r, int32_t failed, const char *why)
 	return rv;
 }
 
-// Logs END (forced), after the records in pre (may be NULL: none).
+// Logs END after the records in pre (may be NULL: none), unforced: the
+// client may hear the outcome before END is durable. A crash that loses
+// END (and pre) leaves the last step (or compensation) logged as started,
+// and recovery runs it again: its barrier answers the first result, so the
+// saga ends as the client was told. The barriers stay until END is
+// durable (send_forgets syncs the log first).
 static dtx_err
 log_end(saga *s, saga__rec *r, proto_saga_state st, const dtx_buf *pre)
 {
@@ -195,8 +200,8 @@ log_end(saga *s, saga__rec *r, proto_saga_state st, const dtx_buf *pre)
 		{ .type = SAGA__REC_STEP, .b = pre },
 		{ .type = SAGA__REC_END, .b = &b },
 	};
-	dtx_err rv = pre != NULL ? saga__log_n(s, recs, 2, true)
-	                         : saga__log_n(s, recs + 1, 1, true);
+	dtx_err rv = pre != NULL ? saga__log_n(s, recs, 2, false)
+	                         : saga__log_n(s, recs + 1, 1, false);
 	dtx_buf_fini(&b);
 	if (rv == DTX_OK) {
 		saga__count(s,
