@@ -84,7 +84,11 @@ typedef struct b2_run {
 	atomic_int ready;
 	atomic_bool go;
 	_Atomic uint64_t deadline_ns;
-	proto_batcher *batcher; // NULL: each worker calls on its own client
+	// With a shared batcher the clients need no threads: each keeps one
+	// transfer in flight and sends the next from the previous one's
+	// completion. NULL: each client is a thread with a client of its own.
+	proto_batcher *batcher;
+	atomic_int finished; // asynchronous clients done
 } b2_run;
 
 typedef struct b2_worker {
@@ -94,6 +98,11 @@ typedef struct b2_worker {
 	proto_client *cl;
 	uint64_t seed;
 	char why[128]; // the first abort reason seen
+	// The transfer being built or in flight.
+	char kf[32], kt[32];
+	proto_op ops[2];
+	proto_msg req;
+	uint64_t t0;
 } b2_worker;
 
 // Counts the "acct:" keys a participant holds (READ of all keys now,
@@ -176,64 +185,118 @@ init_accounts(b2_run *r, proto_client *coord, proto_client **parts)
 	return DTX_OK;
 }
 
+// Builds w's next transfer in w->req.
+static void
+next_transfer(b2_worker *w)
+{
+	b2_run *r = w->run;
+	uint32_t p, q;
+	int64_t from, to;
+	cli_bench_pick(
+	    &w->seed, r->owned, r->nowned, r->nparts, &p, &q, &from, &to);
+	cli_bench_key(w->kf, sizeof(w->kf), from);
+	cli_bench_key(w->kt, sizeof(w->kt), to);
+	int64_t amount = 1 + (int64_t)dtx_rand_below(&w->seed, 10);
+	memset(w->ops, 0, sizeof(w->ops));
+	w->ops[0].kind = PROTO_OP_ADD;
+	w->ops[0].key.p = (uint8_t *)w->kf;
+	w->ops[0].key.n = (uint32_t)strlen(w->kf);
+	w->ops[0].delta = -amount;
+	w->ops[1].kind = PROTO_OP_ADD;
+	w->ops[1].key.p = (uint8_t *)w->kt;
+	w->ops[1].key.n = (uint32_t)strlen(w->kt);
+	w->ops[1].delta = amount;
+	proto_msg_init(&w->req, PROTO_TXN);
+	w->req.u.txn.mode = r->mode;
+	w->req.u.txn.n_ops = 2;
+	w->req.u.txn.ops = w->ops;
+}
+
+// Counts the answer (rv, and *rep when rv is DTX_OK: consumed) of the
+// transfer sent at w->t0.
+static void
+count_reply(b2_worker *w, dtx_err rv, proto_msg *rep)
+{
+	uint64_t t1 = dtx_mono_ns();
+	if (rv != DTX_OK || rep->hdr.type != PROTO_TXN_REPLY) {
+		w->t.errors++;
+		if (w->t.first_err == DTX_OK)
+			w->t.first_err = rv == DTX_OK ? DTX_EPROTO : rv;
+		if (rv == DTX_OK)
+			proto_msg_free(rep);
+		return;
+	}
+	if (rep->u.txn_reply.outcome == PROTO_COMMITTED) {
+		w->t.committed++;
+		cli_bench_tally_lat(&w->t, t1 - w->t0);
+	} else if (rep->u.txn_reply.outcome == PROTO_ABORTED) {
+		if (w->t.aborted++ == 0 && rep->u.txn_reply.reason != NULL)
+			snprintf(w->why, sizeof(w->why), "%s",
+			    rep->u.txn_reply.reason);
+	} else {
+		w->t.unknown++;
+	}
+	proto_msg_free(rep);
+}
+
 static void *
 worker_main(void *arg)
 {
 	b2_worker *w = arg;
 	b2_run *r = w->run;
-	char kf[32], kt[32];
-	proto_op ops[2];
 	atomic_fetch_add(&r->ready, 1);
 	while (!atomic_load(&r->go))
 		sched_yield();
 	while (dtx_mono_ns() < atomic_load(&r->deadline_ns)) {
-		uint32_t p, q;
-		int64_t from, to;
-		cli_bench_pick(&w->seed, r->owned, r->nowned, r->nparts, &p, &q,
-		    &from, &to);
-		cli_bench_key(kf, sizeof(kf), from);
-		cli_bench_key(kt, sizeof(kt), to);
-		int64_t amount = 1 + (int64_t)dtx_rand_below(&w->seed, 10);
-		memset(ops, 0, sizeof(ops));
-		ops[0].kind = PROTO_OP_ADD;
-		ops[0].key.p = (uint8_t *)kf;
-		ops[0].key.n = (uint32_t)strlen(kf);
-		ops[0].delta = -amount;
-		ops[1].kind = PROTO_OP_ADD;
-		ops[1].key.p = (uint8_t *)kt;
-		ops[1].key.n = (uint32_t)strlen(kt);
-		ops[1].delta = amount;
-		proto_msg req, rep;
-		proto_msg_init(&req, PROTO_TXN);
-		req.u.txn.mode = r->mode;
-		req.u.txn.n_ops = 2;
-		req.u.txn.ops = ops;
-		uint64_t t0 = dtx_mono_ns();
-		dtx_err rv =
-		    cli_bench_call_via(r->batcher, w->cl, &req, &rep, 10000);
-		uint64_t t1 = dtx_mono_ns();
-		if (rv != DTX_OK || rep.hdr.type != PROTO_TXN_REPLY) {
-			w->t.errors++;
-			if (w->t.first_err == DTX_OK)
-				w->t.first_err = rv == DTX_OK ? DTX_EPROTO : rv;
-			if (rv == DTX_OK)
-				proto_msg_free(&rep);
-			continue;
-		}
-		if (rep.u.txn_reply.outcome == PROTO_COMMITTED) {
-			w->t.committed++;
-			cli_bench_tally_lat(&w->t, t1 - t0);
-		} else if (rep.u.txn_reply.outcome == PROTO_ABORTED) {
-			if (w->t.aborted++ == 0 &&
-			    rep.u.txn_reply.reason != NULL)
-				snprintf(w->why, sizeof(w->why), "%s",
-				    rep.u.txn_reply.reason);
-		} else {
-			w->t.unknown++;
-		}
-		proto_msg_free(&rep);
+		next_transfer(w);
+		proto_msg rep;
+		w->t0 = dtx_mono_ns();
+		dtx_err rv = cli_bench_call(w->cl, &w->req, &rep, 10000);
+		count_reply(w, rv, &rep);
 	}
 	return NULL;
+}
+
+static void async_send(b2_worker *w);
+
+// The answer of an asynchronous client's transfer: count it, send the
+// next. A failed call ends the client (it is counted as an error).
+static void
+async_done(void *arg, dtx_err err, proto_msg *rep)
+{
+	b2_worker *w = arg;
+	proto_msg m;
+	memset(&m, 0, sizeof(m));
+	if (rep != NULL)
+		m = *rep;
+	if (err == DTX_EREFUSED)
+		proto_msg_free(&m);
+	count_reply(w, err, &m);
+	if (err != DTX_OK) {
+		atomic_fetch_add(&w->run->finished, 1);
+		return;
+	}
+	async_send(w);
+}
+
+static void
+async_send(b2_worker *w)
+{
+	b2_run *r = w->run;
+	if (dtx_mono_ns() >= atomic_load(&r->deadline_ns)) {
+		atomic_fetch_add(&r->finished, 1);
+		return;
+	}
+	next_transfer(w);
+	w->t0 = dtx_mono_ns();
+	dtx_err rv =
+	    proto_batcher_call_async(r->batcher, &w->req, 10000, async_done, w);
+	if (rv != DTX_OK) {
+		proto_msg none;
+		memset(&none, 0, sizeof(none));
+		count_reply(w, rv, &none);
+		atomic_fetch_add(&r->finished, 1);
+	}
 }
 
 // ---------------------------------------------------------------- run
@@ -403,13 +466,13 @@ run_bench(const b2_cfg *cfg)
 	         (uint32_t)cfg->client_inflight, &run.batcher)) != DTX_OK)
 		goto fail;
 	run.deadline_ns = UINT64_MAX;
-	for (; started < n; started++)
+	for (; run.batcher == NULL && started < n; started++)
 		if (pthread_create(
 		        &w[started].th, NULL, worker_main, &w[started]) != 0) {
 			fprintf(stderr, "dtx bench 2pc: cannot start thread\n");
 			goto out;
 		}
-	while (atomic_load(&run.ready) < n)
+	while (run.batcher == NULL && atomic_load(&run.ready) < n)
 		sched_yield();
 	double coord_ms0, parts_ms0, self_ms0 = self_cpu_ms();
 	cluster_cpu_ms(cl, run.topo, &coord_ms0, &parts_ms0);
@@ -420,6 +483,14 @@ run_bench(const b2_cfg *cfg)
 	for (int i = 0; i < started; i++)
 		pthread_join(w[i].th, NULL);
 	started = 0;
+	if (run.batcher != NULL) {
+		for (int i = 0; i < n; i++)
+			async_send(&w[i]);
+		// Each client ends with its first answer after the deadline
+		// (at the latest its call's 10 s timeout later).
+		while (atomic_load(&run.finished) < n)
+			dtx_sleep_ms(5);
+	}
 	double secs = (double)(dtx_mono_ns() - t0) / 1e9;
 	double coord_ms1, parts_ms1, self_ms1 = self_cpu_ms();
 	cluster_cpu_ms(cl, run.topo, &coord_ms1, &parts_ms1);

@@ -21,9 +21,22 @@ typedef struct bcall {
 	dtx_err err;
 	uint32_t timeout_ms;
 	bool done;
-	pthread_cond_t cv;
+	pthread_cond_t cv; // a waiting caller's (cb == NULL)
+	proto_done_fn cb; // an asynchronous call's completion, or NULL
+	void *cb_arg;
 	struct bcall *next;
 } bcall;
+
+// Reports an asynchronous call's outcome and frees it. No lock held.
+static void
+finish_async(bcall *k)
+{
+	bool have = k->err == DTX_OK || k->err == DTX_EREFUSED;
+	k->cb(k->cb_arg, k->err, have ? &k->rep : NULL);
+	if (!have)
+		proto_msg_free(&k->rep);
+	dtx_free(k);
+}
 
 struct proto_batcher {
 	proto_send_fn send;
@@ -128,6 +141,7 @@ flight_done(void *arg, dtx_err err, proto_msg *rep)
 		proto_msg_free(rep);
 		rep = NULL;
 	}
+	bcall *async = NULL; // answered outside the lock
 	pthread_mutex_lock(&b->mu);
 	for (uint32_t i = 0; i < f->n; i++) {
 		bcall *k = f->calls[i];
@@ -143,7 +157,12 @@ flight_done(void *arg, dtx_err err, proto_msg *rep)
 			                                        : DTX_OK;
 		}
 		k->done = true;
-		pthread_cond_signal(&k->cv);
+		if (k->cb != NULL) {
+			k->next = async;
+			async = k;
+		} else {
+			pthread_cond_signal(&k->cv);
+		}
 	}
 	if (rep != NULL && f->n > 1)
 		proto_msg_free(rep);
@@ -153,6 +172,11 @@ flight_done(void *arg, dtx_err err, proto_msg *rep)
 		pthread_cond_broadcast(&b->idle_cv);
 	pthread_mutex_unlock(&b->mu);
 	dtx_free(f);
+	while (async != NULL) {
+		bcall *next = async->next;
+		finish_async(async);
+		async = next;
+	}
 	if (more)
 		launch(b);
 }
@@ -181,7 +205,13 @@ launch(proto_batcher *b)
 				b->tail = NULL;
 			k->err = DTX_ENOMEM;
 			k->done = true;
-			pthread_cond_signal(&k->cv);
+			if (k->cb != NULL) {
+				pthread_mutex_unlock(&b->mu);
+				finish_async(k);
+				pthread_mutex_lock(&b->mu);
+			} else {
+				pthread_cond_signal(&k->cv);
+			}
 			continue;
 		}
 		f->b = b;
@@ -222,6 +252,41 @@ launch(proto_batcher *b)
 	pthread_mutex_unlock(&b->mu);
 }
 
+// Queues k and sends it at once when fewer than max_inflight batches are
+// on the wire.
+static void
+enqueue(proto_batcher *b, bcall *k)
+{
+	pthread_mutex_lock(&b->mu);
+	if (b->tail != NULL)
+		b->tail->next = k;
+	else
+		b->head = k;
+	b->tail = k;
+	bool idle = b->inflight < b->max_inflight;
+	pthread_mutex_unlock(&b->mu);
+	if (idle)
+		launch(b);
+}
+
+dtx_err
+proto_batcher_call_async(proto_batcher *b, proto_msg *req, uint32_t timeout_ms,
+    proto_done_fn done, void *arg)
+{
+	if (b == NULL || req == NULL || done == NULL ||
+	    req->hdr.type == PROTO_BATCH)
+		return DTX_EINVAL;
+	bcall *k = dtx_calloc(1, sizeof(*k));
+	if (k == NULL)
+		return DTX_ENOMEM;
+	k->req = req;
+	k->timeout_ms = timeout_ms != 0 ? timeout_ms : 5000;
+	k->cb = done;
+	k->cb_arg = arg;
+	enqueue(b, k);
+	return DTX_OK;
+}
+
 dtx_err
 proto_batcher_call(
     proto_batcher *b, proto_msg *req, proto_msg *rep, uint32_t timeout_ms)
@@ -234,16 +299,7 @@ proto_batcher_call(
 	k.req = req;
 	k.timeout_ms = timeout_ms != 0 ? timeout_ms : 5000;
 	pthread_cond_init(&k.cv, NULL);
-	pthread_mutex_lock(&b->mu);
-	if (b->tail != NULL)
-		b->tail->next = &k;
-	else
-		b->head = &k;
-	b->tail = &k;
-	bool idle = b->inflight < b->max_inflight;
-	pthread_mutex_unlock(&b->mu);
-	if (idle)
-		launch(b);
+	enqueue(b, &k);
 	pthread_mutex_lock(&b->mu);
 	while (!k.done)
 		pthread_cond_wait(&k.cv, &b->mu);

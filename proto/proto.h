@@ -776,6 +776,14 @@ void proto_batcher_close(proto_batcher *b);
 dtx_err proto_batcher_call(
     proto_batcher *b, proto_msg *req, proto_msg *rep, uint32_t timeout_ms);
 
+// The same without waiting: done(arg, err, rep) runs once the answer is
+// in (on an nng thread or, when it fails at once, on the caller's; it
+// must not block), with the contract of proto_client_call_async. req (and
+// what it points to) is borrowed until then. Errors (done never called):
+// DTX_EINVAL, DTX_ENOMEM.
+dtx_err proto_batcher_call_async(proto_batcher *b, proto_msg *req,
+    uint32_t timeout_ms, proto_done_fn done, void *arg);
+
 // Messages sent and requests they carried so far.
 void proto_batcher_stats(
     const proto_batcher *b, uint64_t *batches, uint64_t *items);
