@@ -927,6 +927,54 @@ call_deferred(dfx *d, bcaller *k)
 	return th;
 }
 
+// Asynchronous batcher calls: each completion gets its own answer.
+static struct {
+	atomic_int done, bad;
+	uint64_t want[64];
+	proto_msg req[64];
+} A;
+
+static void
+async_answer(void *arg, dtx_err err, proto_msg *rep)
+{
+	const uint64_t *want = arg;
+	if (err != DTX_OK || rep->hdr.type != PROTO_ACK ||
+	    rep->u.txid.txid != *want)
+		atomic_fetch_add(&A.bad, 1);
+	if (rep != NULL)
+		proto_msg_free(rep);
+	atomic_fetch_add(&A.done, 1);
+}
+
+static void
+test_batcher_async(void **state)
+{
+	(void)state;
+	dfx d;
+	proto_server *s = start_deferring(&d, 2, 0);
+	proto_client *c = start_client(proto_server_url(s), 5000);
+	proto_batcher *b = NULL;
+	assert_int_equal(proto_batcher_open(c, 8, 2, &b), DTX_OK);
+	for (uint64_t i = 0; i < 64; i++) {
+		A.want[i] = 6400 + i;
+		proto_msg_init(&A.req[i], PROTO_ACK);
+		A.req[i].u.txid.txid = A.want[i];
+		assert_int_equal(proto_batcher_call_async(b, &A.req[i], 5000,
+		                     async_answer, &A.want[i]),
+		    DTX_OK);
+	}
+	for (int i = 0; i < 400 && atomic_load(&A.done) < 64; i++)
+		dtx_sleep_ms(5);
+	assert_int_equal(atomic_load(&A.done), 64);
+	assert_int_equal(atomic_load(&A.bad), 0);
+	uint64_t msgs = 0, items = 0;
+	proto_batcher_stats(b, &msgs, &items);
+	assert_true(items == 64 && msgs < 64);
+	proto_batcher_close(b);
+	proto_client_close(c);
+	stop_deferring(&d, s);
+}
+
 // A deferred request gives its worker back: with one worker, a request
 // held until another one is answered does not deadlock.
 static void
@@ -993,6 +1041,7 @@ main(void)
 		cmocka_unit_test(test_async_calls),
 		cmocka_unit_test(test_deferred_replies),
 		cmocka_unit_test(test_deferred_frees_worker),
+		cmocka_unit_test(test_batcher_async),
 		cmocka_unit_test(test_close_waits_for_deferred),
 		cmocka_unit_test(test_close_null),
 	};
