@@ -43,19 +43,6 @@ cli_bench_call(
 	return rv;
 }
 
-dtx_err
-cli_bench_call_via(proto_batcher *b, proto_client *cl, proto_msg *req,
-    proto_msg *rep, uint32_t timeout_ms)
-{
-	if (b == NULL)
-		return cli_bench_call(cl, req, rep, timeout_ms);
-	memset(rep, 0, sizeof(*rep));
-	dtx_err rv = proto_batcher_call(b, req, rep, timeout_ms);
-	if (rv == DTX_EREFUSED)
-		proto_msg_free(rep);
-	return rv;
-}
-
 int64_t
 cli_bench_counter(proto_client *cl, const char *name)
 {

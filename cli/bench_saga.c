@@ -74,7 +74,11 @@ typedef struct bs_run {
 	atomic_int ready;
 	atomic_bool go;
 	_Atomic uint64_t deadline_ns;
-	proto_batcher *batcher; // NULL: each worker calls on its own client
+	// With a shared batcher the clients need no threads: each keeps one
+	// saga in flight and submits the next from the previous one's
+	// completion. NULL: each client is a thread with a client of its own.
+	proto_batcher *batcher;
+	atomic_int finished; // asynchronous clients done
 } bs_run;
 
 typedef struct bs_worker {
@@ -84,6 +88,12 @@ typedef struct bs_worker {
 	pthread_t th;
 	proto_client *cl;
 	uint64_t seed;
+	// The saga being built or in flight.
+	uint64_t seq;
+	char kf[32], kt[32], gid[64];
+	proto_saga_step st[2];
+	proto_msg req;
+	uint64_t t0;
 } bs_worker;
 
 // Creates the accounts on their owners with STEP actions of PUT ops (the
@@ -196,65 +206,118 @@ op_add(proto_op *op, char *key, int64_t delta, int64_t min)
 	op->min = min;
 }
 
+// Builds w's next transfer saga in w->req.
+static void
+next_saga(bs_worker *w)
+{
+	bs_run *r = w->run;
+	uint32_t p, q;
+	int64_t from, to;
+	cli_bench_pick(
+	    &w->seed, r->owned, r->nowned, r->nparts, &p, &q, &from, &to);
+	cli_bench_key(w->kf, sizeof(w->kf), from);
+	cli_bench_key(w->kt, sizeof(w->kt), to);
+	int64_t amount =
+	    1 + (int64_t)dtx_rand_below(&w->seed, (uint64_t)r->cfg->max_amount);
+	memset(w->st, 0, sizeof(w->st));
+	w->st[0].participant = r->topo->parts[p];
+	op_add(&w->st[0].action, w->kf, -amount, 0);
+	op_add(&w->st[0].compensate, w->kf, amount, INT64_MIN);
+	w->st[1].participant = r->topo->parts[q];
+	op_add(&w->st[1].action, w->kt, amount, INT64_MIN);
+	op_add(&w->st[1].compensate, w->kt, -amount, INT64_MIN);
+	snprintf(w->gid, sizeof(w->gid), "b%" PRIx64 "-%d-%" PRIu64, r->nonce,
+	    w->id, w->seq++);
+	proto_msg_init(&w->req, PROTO_SAGA_SUBMIT);
+	w->req.u.saga_submit.gid = w->gid;
+	w->req.u.saga_submit.n_steps = 2;
+	w->req.u.saga_submit.steps = w->st;
+}
+
+// Counts the answer (rv, and *rep when rv is DTX_OK: consumed) of the
+// saga submitted at w->t0.
+static void
+count_reply(bs_worker *w, dtx_err rv, proto_msg *rep)
+{
+	uint64_t t1 = dtx_mono_ns();
+	if (rv != DTX_OK || rep->hdr.type != PROTO_SAGA_REPLY) {
+		w->t.errors++;
+		if (w->t.first_err == DTX_OK)
+			w->t.first_err = rv == DTX_OK ? DTX_EPROTO : rv;
+		if (rv == DTX_OK)
+			proto_msg_free(rep);
+		return;
+	}
+	if (rep->u.saga_reply.outcome == PROTO_COMMITTED) {
+		w->t.committed++;
+		cli_bench_tally_lat(&w->t, t1 - w->t0);
+	} else if (rep->u.saga_reply.outcome == PROTO_ABORTED) {
+		w->t.aborted++;
+		cli_bench_tally_lat(&w->t, t1 - w->t0);
+	} else {
+		w->t.unknown++;
+	}
+	proto_msg_free(rep);
+}
+
 static void *
 worker_main(void *arg)
 {
 	bs_worker *w = arg;
 	bs_run *r = w->run;
-	char kf[32], kt[32], gid[64];
-	proto_saga_step st[2];
-	uint64_t seq = 0;
 	atomic_fetch_add(&r->ready, 1);
 	while (!atomic_load(&r->go))
 		sched_yield();
 	while (dtx_mono_ns() < atomic_load(&r->deadline_ns)) {
-		uint32_t p, q;
-		int64_t from, to;
-		cli_bench_pick(&w->seed, r->owned, r->nowned, r->nparts, &p, &q,
-		    &from, &to);
-		cli_bench_key(kf, sizeof(kf), from);
-		cli_bench_key(kt, sizeof(kt), to);
-		int64_t amount = 1 +
-		    (int64_t)dtx_rand_below(
-		        &w->seed, (uint64_t)r->cfg->max_amount);
-		memset(st, 0, sizeof(st));
-		st[0].participant = r->topo->parts[p];
-		op_add(&st[0].action, kf, -amount, 0);
-		op_add(&st[0].compensate, kf, amount, INT64_MIN);
-		st[1].participant = r->topo->parts[q];
-		op_add(&st[1].action, kt, amount, INT64_MIN);
-		op_add(&st[1].compensate, kt, -amount, INT64_MIN);
-		snprintf(gid, sizeof(gid), "b%" PRIx64 "-%d-%" PRIu64, r->nonce,
-		    w->id, seq++);
-		proto_msg req, rep;
-		proto_msg_init(&req, PROTO_SAGA_SUBMIT);
-		req.u.saga_submit.gid = gid;
-		req.u.saga_submit.n_steps = 2;
-		req.u.saga_submit.steps = st;
-		uint64_t t0 = dtx_mono_ns();
-		dtx_err rv = cli_bench_call_via(
-		    w->run->batcher, w->cl, &req, &rep, 30000);
-		uint64_t t1 = dtx_mono_ns();
-		if (rv != DTX_OK || rep.hdr.type != PROTO_SAGA_REPLY) {
-			w->t.errors++;
-			if (w->t.first_err == DTX_OK)
-				w->t.first_err = rv == DTX_OK ? DTX_EPROTO : rv;
-			if (rv == DTX_OK)
-				proto_msg_free(&rep);
-			continue;
-		}
-		if (rep.u.saga_reply.outcome == PROTO_COMMITTED) {
-			w->t.committed++;
-			cli_bench_tally_lat(&w->t, t1 - t0);
-		} else if (rep.u.saga_reply.outcome == PROTO_ABORTED) {
-			w->t.aborted++;
-			cli_bench_tally_lat(&w->t, t1 - t0);
-		} else {
-			w->t.unknown++;
-		}
-		proto_msg_free(&rep);
+		next_saga(w);
+		proto_msg rep;
+		w->t0 = dtx_mono_ns();
+		dtx_err rv = cli_bench_call(w->cl, &w->req, &rep, 30000);
+		count_reply(w, rv, &rep);
 	}
 	return NULL;
+}
+
+static void async_send(bs_worker *w);
+
+// The answer of an asynchronous client's saga: count it, submit the
+// next. A failed call ends the client (it is counted as an error).
+static void
+async_done(void *arg, dtx_err err, proto_msg *rep)
+{
+	bs_worker *w = arg;
+	proto_msg m;
+	memset(&m, 0, sizeof(m));
+	if (rep != NULL)
+		m = *rep;
+	if (err == DTX_EREFUSED)
+		proto_msg_free(&m);
+	count_reply(w, err, &m);
+	if (err != DTX_OK) {
+		atomic_fetch_add(&w->run->finished, 1);
+		return;
+	}
+	async_send(w);
+}
+
+static void
+async_send(bs_worker *w)
+{
+	bs_run *r = w->run;
+	if (dtx_mono_ns() >= atomic_load(&r->deadline_ns)) {
+		atomic_fetch_add(&r->finished, 1);
+		return;
+	}
+	next_saga(w);
+	w->t0 = dtx_mono_ns();
+	dtx_err rv =
+	    proto_batcher_call_async(r->batcher, &w->req, 30000, async_done, w);
+	if (rv != DTX_OK) {
+		proto_msg none;
+		memset(&none, 0, sizeof(none));
+		count_reply(w, rv, &none);
+		atomic_fetch_add(&r->finished, 1);
+	}
 }
 
 // Starts the participants and the orchestrator (no coordinator).
@@ -371,14 +434,14 @@ run_bench(const bs_cfg *cfg)
 	         (uint32_t)cfg->client_inflight, &run.batcher)) != DTX_OK)
 		goto fail;
 	run.deadline_ns = UINT64_MAX;
-	for (; started < n; started++)
+	for (; run.batcher == NULL && started < n; started++)
 		if (pthread_create(
 		        &w[started].th, NULL, worker_main, &w[started]) != 0) {
 			fprintf(
 			    stderr, "dtx bench saga: cannot start thread\n");
 			goto out;
 		}
-	while (atomic_load(&run.ready) < n)
+	while (run.batcher == NULL && atomic_load(&run.ready) < n)
 		sched_yield();
 	uint64_t t0 = dtx_mono_ns();
 	atomic_store(
@@ -387,6 +450,14 @@ run_bench(const bs_cfg *cfg)
 	for (int i = 0; i < started; i++)
 		pthread_join(w[i].th, NULL);
 	started = 0;
+	if (run.batcher != NULL) {
+		for (int i = 0; i < n; i++)
+			async_send(&w[i]);
+		// Each client ends with its first answer after the deadline
+		// (at the latest its call's 30 s timeout later).
+		while (atomic_load(&run.finished) < n)
+			dtx_sleep_ms(5);
+	}
 	double secs = (double)(dtx_mono_ns() - t0) / 1e9;
 
 	cli_bench_tally sum;

@@ -868,12 +868,6 @@ dtx_err cli_bench_open_client(const char *url, uint32_t id, proto_client **out);
 // freed here on DTX_EREFUSED. Borrows cl and req.
 dtx_err cli_bench_call(
     proto_client *cl, proto_msg *req, proto_msg *rep, uint32_t timeout_ms);
-
-// One call of a bench client: through the shared batcher b when there is
-// one (the clients' requests share BATCH messages), else on cl. As
-// cli_bench_call: DTX_OK leaves *rep owned, anything else leaves nothing.
-dtx_err cli_bench_call_via(proto_batcher *b, proto_client *cl, proto_msg *req,
-    proto_msg *rep, uint32_t timeout_ms);
 // The HEALTH counter name of the node behind cl, or -1. Borrows cl.
 int64_t cli_bench_counter(proto_client *cl, const char *name);
 // What one bench worker counted: outcomes, its first error and the
