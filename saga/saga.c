@@ -42,6 +42,10 @@ const dtx_cfg_opt saga_cfg_table[] = {
 	    PROTO_MAX_BATCH, "64",
 	    "STEPs per message to a participant at most (the STEPs of "
 	    "concurrent sagas share messages and fsyncs)" },
+	{ "step-inflight", DTX_CFG_INT, offsetof(saga_cfg, step_inflight), 1,
+	    16, "1",
+	    "STEP batches on the wire to one participant at once (STEPs "
+	    "queue meanwhile and leave together as the next)" },
 	{ "submitters", DTX_CFG_INT, offsetof(saga_cfg, submitters), 1, 1024,
 	    "64",
 	    "threads running submitted sagas (a client's BATCH of submissions "
@@ -90,7 +94,8 @@ open_step_batchers(saga *s)
 		uint32_t id = topo->parts[i];
 		s->peers[id] = (struct saga__peer) { s, id };
 		dtx_err rv = proto_batcher_open_send(peer_send, &s->peers[id],
-		    (uint32_t)s->cfg->step_batch, 1, &s->steps[id]);
+		    (uint32_t)s->cfg->step_batch,
+		    (uint32_t)s->cfg->step_inflight, &s->steps[id]);
 		if (rv != DTX_OK)
 			return rv;
 	}

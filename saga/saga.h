@@ -53,6 +53,8 @@ typedef struct saga_cfg {
 	int64_t submitters;
 	// STEPs per BATCH to one participant at most.
 	int64_t step_batch;
+	// STEP batches on the wire to one participant at once.
+	int64_t step_inflight;
 	// "full" (fdatasync, the default) or "none" (benchmarks only).
 	char *sync;
 } saga_cfg;
