@@ -242,12 +242,20 @@ static dtx_err
 check_format(cli_results *r, bool create)
 {
 	int64_t app = 0, ver = 0, ntables = 0;
-	dtx_err e = query_int(r, "PRAGMA application_id", &app, "reading");
+	// Both in one read transaction: another process may be creating
+	// the schema (and setting the id) between two separate reads.
+	dtx_err e = exec(r, "BEGIN", "reading");
+	if (e == DTX_OK)
+		e = query_int(r, "PRAGMA application_id", &app, "reading");
 	if (e == DTX_OK)
 		e = query_int(r, "SELECT count(*) FROM sqlite_master", &ntables,
 		    "reading");
-	if (e != DTX_OK)
+	if (e == DTX_OK)
+		e = exec(r, "COMMIT", "reading");
+	if (e != DTX_OK) {
+		rollback(r);
 		return e;
+	}
 	if (app == 0 && ntables == 0) {
 		if (!create) {
 			snprintf(r->err, sizeof(r->err),

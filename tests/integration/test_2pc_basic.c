@@ -493,8 +493,7 @@ test_log_failure(void **state)
 	int64_t total0, total1;
 	size_t cnt;
 	assert_int_equal(tu_total(fx, &total0, &cnt), DTX_OK);
-	int64_t one = 1;
-	assert_int_equal(tu_fault(fx, 0, "wal_sync", NULL, &one, 1), DTX_OK);
+	assert_int_equal(tu_fail_next_sync(fx, 0), DTX_OK);
 	int64_t a = tu_acct_on(fx, 1, 4), b = tu_acct_on(fx, 2, 4);
 	proto_msg rep;
 	assert_int_equal(

@@ -490,6 +490,18 @@ tu_fault(tu_fx *fx, uint32_t id, const char *kind, const char *s,
 	return rv;
 }
 
+// Makes the next fsync of node id's log fail (FAULT wal_sync 1), once the
+// records it appended unforced (END, ABORT) have had time to be written
+// by its WAL's flusher (grace 5 ms): the failing fsync is then the next
+// forced one's, not the flusher's.
+static TU_UNUSED dtx_err
+tu_fail_next_sync(tu_fx *fx, uint32_t id)
+{
+	dtx_sleep_ms(200);
+	int64_t one = 1;
+	return tu_fault(fx, id, "wal_sync", NULL, &one, 1);
+}
+
 // Arms crash point name at node id (for its next hit).
 static TU_UNUSED dtx_err
 tu_arm(tu_fx *fx, uint32_t id, const char *name)

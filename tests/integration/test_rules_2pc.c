@@ -67,8 +67,7 @@ test_failed_force_sends_no_commit(void **state)
 	size_t cnt;
 	assert_true(tu_wait_resolved(fx, true, 20000));
 	assert_int_equal(tu_total(fx, &total0, &cnt), DTX_OK);
-	int64_t one = 1;
-	assert_int_equal(tu_fault(fx, 0, "wal_sync", NULL, &one, 1), DTX_OK);
+	assert_int_equal(tu_fail_next_sync(fx, 0), DTX_OK);
 	int64_t a = tu_acct_on(fx, 1, 0), b = tu_acct_on(fx, 2, 0);
 	proto_msg rep;
 	assert_int_equal(
