@@ -6,6 +6,7 @@
 
 #include <ftw.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <string.h>
 
 #include "cli_int.h"
@@ -41,6 +42,71 @@ cli_bench_call(
 	if (rv == DTX_EREFUSED)
 		proto_msg_free(rep);
 	return rv;
+}
+
+static void
+async_done(void *arg, dtx_err err, proto_msg *rep)
+{
+	cli_bench_async *a = arg;
+	proto_msg m;
+	memset(&m, 0, sizeof(m));
+	if (rep != NULL)
+		m = *rep;
+	if (err == DTX_EREFUSED)
+		proto_msg_free(&m);
+	a->count(a, err, &m);
+	if (err != DTX_OK) {
+		atomic_fetch_add(a->finished, 1);
+		return;
+	}
+	cli_bench_async_send(a);
+}
+
+void
+cli_bench_async_send(cli_bench_async *a)
+{
+	if (dtx_mono_ns() >= atomic_load(a->deadline_ns)) {
+		atomic_fetch_add(a->finished, 1);
+		return;
+	}
+	proto_msg *req = a->next(a);
+	dtx_err rv =
+	    proto_batcher_call_async(a->b, req, a->timeout_ms, async_done, a);
+	if (rv != DTX_OK) {
+		proto_msg none;
+		memset(&none, 0, sizeof(none));
+		a->count(a, rv, &none);
+		atomic_fetch_add(a->finished, 1);
+	}
+}
+
+void
+cli_bench_sync_run(
+    cli_bench_async *a, proto_client *cl, atomic_int *ready, atomic_bool *go)
+{
+	atomic_fetch_add(ready, 1);
+	while (!atomic_load(go))
+		sched_yield();
+	while (dtx_mono_ns() < atomic_load(a->deadline_ns)) {
+		proto_msg *req = a->next(a);
+		proto_msg rep;
+		dtx_err rv = cli_bench_call(cl, req, &rep, a->timeout_ms);
+		a->count(a, rv, &rep);
+	}
+}
+
+bool
+cli_bench_tally_bad(
+    cli_bench_tally *t, dtx_err rv, proto_msg *rep, proto_type want)
+{
+	if (rv == DTX_OK && rep->hdr.type == want)
+		return false;
+	t->errors++;
+	if (t->first_err == DTX_OK)
+		t->first_err = rv == DTX_OK ? DTX_EPROTO : rv;
+	if (rv == DTX_OK)
+		proto_msg_free(rep);
+	return true;
 }
 
 int64_t

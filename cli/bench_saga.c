@@ -94,6 +94,7 @@ typedef struct bs_worker {
 	proto_saga_step st[2];
 	proto_msg req;
 	uint64_t t0;
+	cli_bench_async as; // with a shared batcher: the client's state
 } bs_worker;
 
 // Creates the accounts on their owners with STEP actions of PUT ops (the
@@ -240,14 +241,8 @@ static void
 count_reply(bs_worker *w, dtx_err rv, proto_msg *rep)
 {
 	uint64_t t1 = dtx_mono_ns();
-	if (rv != DTX_OK || rep->hdr.type != PROTO_SAGA_REPLY) {
-		w->t.errors++;
-		if (w->t.first_err == DTX_OK)
-			w->t.first_err = rv == DTX_OK ? DTX_EPROTO : rv;
-		if (rv == DTX_OK)
-			proto_msg_free(rep);
+	if (cli_bench_tally_bad(&w->t, rv, rep, PROTO_SAGA_REPLY))
 		return;
-	}
 	if (rep->u.saga_reply.outcome == PROTO_COMMITTED) {
 		w->t.committed++;
 		cli_bench_tally_lat(&w->t, t1 - w->t0);
@@ -260,64 +255,30 @@ count_reply(bs_worker *w, dtx_err rv, proto_msg *rep)
 	proto_msg_free(rep);
 }
 
+// The client's hooks (cli_bench_async), for a thread or a callback.
+static proto_msg *
+client_next(cli_bench_async *a)
+{
+	bs_worker *w =
+	    (bs_worker *)(void *)((char *)a - offsetof(bs_worker, as));
+	next_saga(w);
+	w->t0 = dtx_mono_ns();
+	return &w->req;
+}
+
+static void
+client_count(cli_bench_async *a, dtx_err rv, proto_msg *rep)
+{
+	count_reply((bs_worker *)(void *)((char *)a - offsetof(bs_worker, as)),
+	    rv, rep);
+}
+
 static void *
 worker_main(void *arg)
 {
 	bs_worker *w = arg;
-	bs_run *r = w->run;
-	atomic_fetch_add(&r->ready, 1);
-	while (!atomic_load(&r->go))
-		sched_yield();
-	while (dtx_mono_ns() < atomic_load(&r->deadline_ns)) {
-		next_saga(w);
-		proto_msg rep;
-		w->t0 = dtx_mono_ns();
-		dtx_err rv = cli_bench_call(w->cl, &w->req, &rep, 30000);
-		count_reply(w, rv, &rep);
-	}
+	cli_bench_sync_run(&w->as, w->cl, &w->run->ready, &w->run->go);
 	return NULL;
-}
-
-static void async_send(bs_worker *w);
-
-// The answer of an asynchronous client's saga: count it, submit the
-// next. A failed call ends the client (it is counted as an error).
-static void
-async_done(void *arg, dtx_err err, proto_msg *rep)
-{
-	bs_worker *w = arg;
-	proto_msg m;
-	memset(&m, 0, sizeof(m));
-	if (rep != NULL)
-		m = *rep;
-	if (err == DTX_EREFUSED)
-		proto_msg_free(&m);
-	count_reply(w, err, &m);
-	if (err != DTX_OK) {
-		atomic_fetch_add(&w->run->finished, 1);
-		return;
-	}
-	async_send(w);
-}
-
-static void
-async_send(bs_worker *w)
-{
-	bs_run *r = w->run;
-	if (dtx_mono_ns() >= atomic_load(&r->deadline_ns)) {
-		atomic_fetch_add(&r->finished, 1);
-		return;
-	}
-	next_saga(w);
-	w->t0 = dtx_mono_ns();
-	dtx_err rv =
-	    proto_batcher_call_async(r->batcher, &w->req, 30000, async_done, w);
-	if (rv != DTX_OK) {
-		proto_msg none;
-		memset(&none, 0, sizeof(none));
-		count_reply(w, rv, &none);
-		atomic_fetch_add(&r->finished, 1);
-	}
 }
 
 // Starts the participants and the orchestrator (no coordinator).
@@ -434,6 +395,13 @@ run_bench(const bs_cfg *cfg)
 	         (uint32_t)cfg->client_inflight, &run.batcher)) != DTX_OK)
 		goto fail;
 	run.deadline_ns = UINT64_MAX;
+	for (int i = 0; i < n; i++)
+		w[i].as = (cli_bench_async) { .b = run.batcher,
+			.deadline_ns = &run.deadline_ns,
+			.finished = &run.finished,
+			.timeout_ms = 30000,
+			.next = client_next,
+			.count = client_count };
 	for (; run.batcher == NULL && started < n; started++)
 		if (pthread_create(
 		        &w[started].th, NULL, worker_main, &w[started]) != 0) {
@@ -452,7 +420,7 @@ run_bench(const bs_cfg *cfg)
 	started = 0;
 	if (run.batcher != NULL) {
 		for (int i = 0; i < n; i++)
-			async_send(&w[i]);
+			cli_bench_async_send(&w[i].as);
 		// Each client ends with its first answer after the deadline
 		// (at the latest its call's 30 s timeout later).
 		while (atomic_load(&run.finished) < n)

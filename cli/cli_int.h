@@ -697,6 +697,7 @@ dtx_err cli__mkdirs(char *path);
 // bank workload; cmd_cluster.c and cmd_txn.c are the small commands.
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "proto.h"
 
@@ -882,6 +883,36 @@ typedef struct cli_bench_tally {
 } cli_bench_tally;
 // Records latency ns in t; out of memory sets t->oom.
 void cli_bench_tally_lat(cli_bench_tally *t, uint64_t ns);
+
+// A benchmark client without a thread: it keeps one request in flight on
+// a shared batcher and sends the next from the previous one's completion
+// until the deadline. A bench embeds one per client and fills it in;
+// next builds the next request (owned by the client until its answer),
+// count takes an answer (rv, and *rep when rv is DTX_OK: consumed).
+typedef struct cli_bench_async cli_bench_async;
+struct cli_bench_async {
+	proto_batcher *b;
+	_Atomic uint64_t *deadline_ns;
+	atomic_int *finished; // incremented once the client stops
+	uint32_t timeout_ms;
+	proto_msg *(*next)(cli_bench_async *a);
+	void (*count)(cli_bench_async *a, dtx_err rv, proto_msg *rep);
+};
+
+// Sends a's next request, or (past the deadline, or when the batcher
+// refuses it) stops a. A failed call stops a too, after counting it.
+void cli_bench_async_send(cli_bench_async *a);
+
+// Runs a's requests one at a time on cl, on the calling thread (a->b is
+// not used): counts itself in *ready, waits for *go, then sends until the
+// deadline.
+void cli_bench_sync_run(
+    cli_bench_async *a, proto_client *cl, atomic_int *ready, atomic_bool *go);
+
+// For a bench's count hook: true (the call counted as an error, *rep
+// freed) when rv is not DTX_OK or the answer is not of type want.
+bool cli_bench_tally_bad(
+    cli_bench_tally *t, dtx_err rv, proto_msg *rep, proto_type want);
 // Sums the tallies of n workers into *sum (its lat NULL, nlat the total)
 // and returns all their latencies sorted in *all (owned: dtx_free). Each
 // worker is a struct of stride bytes whose first member is its tally,
