@@ -102,7 +102,6 @@ typedef struct b2_worker {
 	char kf[32], kt[32];
 	proto_op ops[2];
 	proto_msg req;
-	uint64_t t0;
 	cli_bench_async as; // with a shared batcher: the client's state
 } b2_worker;
 
@@ -187,9 +186,10 @@ init_accounts(b2_run *r, proto_client *coord, proto_client **parts)
 }
 
 // Builds w's next transfer in w->req.
-static void
-next_transfer(b2_worker *w)
+static proto_msg *
+next_transfer(void *owner)
 {
+	b2_worker *w = owner;
 	b2_run *r = w->run;
 	uint32_t p, q;
 	int64_t from, to;
@@ -211,45 +211,23 @@ next_transfer(b2_worker *w)
 	w->req.u.txn.mode = r->mode;
 	w->req.u.txn.n_ops = 2;
 	w->req.u.txn.ops = w->ops;
-}
-
-// Counts the answer (rv, and *rep when rv is DTX_OK: consumed) of the
-// transfer sent at w->t0.
-static void
-count_reply(b2_worker *w, dtx_err rv, proto_msg *rep)
-{
-	uint64_t t1 = dtx_mono_ns();
-	if (cli_bench_tally_bad(&w->t, rv, rep, PROTO_TXN_REPLY))
-		return;
-	if (rep->u.txn_reply.outcome == PROTO_COMMITTED) {
-		w->t.committed++;
-		cli_bench_tally_lat(&w->t, t1 - w->t0);
-	} else if (rep->u.txn_reply.outcome == PROTO_ABORTED) {
-		if (w->t.aborted++ == 0 && rep->u.txn_reply.reason != NULL)
-			snprintf(w->why, sizeof(w->why), "%s",
-			    rep->u.txn_reply.reason);
-	} else {
-		w->t.unknown++;
-	}
-	proto_msg_free(rep);
-}
-
-// The client's hooks (cli_bench_async), for a thread or a callback.
-static proto_msg *
-client_next(cli_bench_async *a)
-{
-	b2_worker *w =
-	    (b2_worker *)(void *)((char *)a - offsetof(b2_worker, as));
-	next_transfer(w);
-	w->t0 = dtx_mono_ns();
 	return &w->req;
 }
 
+// Counts the answer (rv, and *rep when rv is DTX_OK: consumed) of a
+// transfer that took ns.
 static void
-client_count(cli_bench_async *a, dtx_err rv, proto_msg *rep)
+count_reply(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns)
 {
-	count_reply((b2_worker *)(void *)((char *)a - offsetof(b2_worker, as)),
-	    rv, rep);
+	b2_worker *w = owner;
+	if (cli_bench_tally_bad(&w->t, rv, rep, PROTO_TXN_REPLY))
+		return;
+	const proto_txn_reply *tr = &rep->u.txn_reply;
+	if (tr->outcome == PROTO_ABORTED && w->t.aborted == 0 &&
+	    tr->reason != NULL)
+		snprintf(w->why, sizeof(w->why), "%s", tr->reason);
+	cli_bench_tally_outcome(&w->t, tr->outcome, ns, false);
+	proto_msg_free(rep);
 }
 
 static void *
@@ -428,12 +406,13 @@ run_bench(const b2_cfg *cfg)
 		goto fail;
 	run.deadline_ns = UINT64_MAX;
 	for (int i = 0; i < n; i++)
-		w[i].as = (cli_bench_async) { .b = run.batcher,
+		w[i].as = (cli_bench_async) { .owner = &w[i],
+			.b = run.batcher,
 			.deadline_ns = &run.deadline_ns,
 			.finished = &run.finished,
 			.timeout_ms = 10000,
-			.next = client_next,
-			.count = client_count };
+			.next = next_transfer,
+			.count = count_reply };
 	for (; run.batcher == NULL && started < n; started++)
 		if (pthread_create(
 		        &w[started].th, NULL, worker_main, &w[started]) != 0) {

@@ -54,7 +54,7 @@ async_done(void *arg, dtx_err err, proto_msg *rep)
 		m = *rep;
 	if (err == DTX_EREFUSED)
 		proto_msg_free(&m);
-	a->count(a, err, &m);
+	a->count(a->owner, err, &m, dtx_mono_ns() - a->t0);
 	if (err != DTX_OK) {
 		atomic_fetch_add(a->finished, 1);
 		return;
@@ -69,13 +69,14 @@ cli_bench_async_send(cli_bench_async *a)
 		atomic_fetch_add(a->finished, 1);
 		return;
 	}
-	proto_msg *req = a->next(a);
+	proto_msg *req = a->next(a->owner);
+	a->t0 = dtx_mono_ns();
 	dtx_err rv =
 	    proto_batcher_call_async(a->b, req, a->timeout_ms, async_done, a);
 	if (rv != DTX_OK) {
 		proto_msg none;
 		memset(&none, 0, sizeof(none));
-		a->count(a, rv, &none);
+		a->count(a->owner, rv, &none, 0);
 		atomic_fetch_add(a->finished, 1);
 	}
 }
@@ -88,10 +89,11 @@ cli_bench_sync_run(
 	while (!atomic_load(go))
 		sched_yield();
 	while (dtx_mono_ns() < atomic_load(a->deadline_ns)) {
-		proto_msg *req = a->next(a);
+		proto_msg *req = a->next(a->owner);
 		proto_msg rep;
+		a->t0 = dtx_mono_ns();
 		dtx_err rv = cli_bench_call(cl, req, &rep, a->timeout_ms);
-		a->count(a, rv, &rep);
+		a->count(a->owner, rv, &rep, dtx_mono_ns() - a->t0);
 	}
 }
 
@@ -107,6 +109,22 @@ cli_bench_tally_bad(
 	if (rv == DTX_OK)
 		proto_msg_free(rep);
 	return true;
+}
+
+void
+cli_bench_tally_outcome(
+    cli_bench_tally *t, proto_outcome o, uint64_t ns, bool with_aborted)
+{
+	if (o == PROTO_COMMITTED) {
+		t->committed++;
+		cli_bench_tally_lat(t, ns);
+	} else if (o == PROTO_ABORTED) {
+		t->aborted++;
+		if (with_aborted)
+			cli_bench_tally_lat(t, ns);
+	} else {
+		t->unknown++;
+	}
 }
 
 int64_t

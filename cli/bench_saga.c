@@ -93,7 +93,6 @@ typedef struct bs_worker {
 	char kf[32], kt[32], gid[64];
 	proto_saga_step st[2];
 	proto_msg req;
-	uint64_t t0;
 	cli_bench_async as; // with a shared batcher: the client's state
 } bs_worker;
 
@@ -208,9 +207,10 @@ op_add(proto_op *op, char *key, int64_t delta, int64_t min)
 }
 
 // Builds w's next transfer saga in w->req.
-static void
-next_saga(bs_worker *w)
+static proto_msg *
+next_saga(void *owner)
 {
+	bs_worker *w = owner;
 	bs_run *r = w->run;
 	uint32_t p, q;
 	int64_t from, to;
@@ -233,44 +233,20 @@ next_saga(bs_worker *w)
 	w->req.u.saga_submit.gid = w->gid;
 	w->req.u.saga_submit.n_steps = 2;
 	w->req.u.saga_submit.steps = w->st;
-}
-
-// Counts the answer (rv, and *rep when rv is DTX_OK: consumed) of the
-// saga submitted at w->t0.
-static void
-count_reply(bs_worker *w, dtx_err rv, proto_msg *rep)
-{
-	uint64_t t1 = dtx_mono_ns();
-	if (cli_bench_tally_bad(&w->t, rv, rep, PROTO_SAGA_REPLY))
-		return;
-	if (rep->u.saga_reply.outcome == PROTO_COMMITTED) {
-		w->t.committed++;
-		cli_bench_tally_lat(&w->t, t1 - w->t0);
-	} else if (rep->u.saga_reply.outcome == PROTO_ABORTED) {
-		w->t.aborted++;
-		cli_bench_tally_lat(&w->t, t1 - w->t0);
-	} else {
-		w->t.unknown++;
-	}
-	proto_msg_free(rep);
-}
-
-// The client's hooks (cli_bench_async), for a thread or a callback.
-static proto_msg *
-client_next(cli_bench_async *a)
-{
-	bs_worker *w =
-	    (bs_worker *)(void *)((char *)a - offsetof(bs_worker, as));
-	next_saga(w);
-	w->t0 = dtx_mono_ns();
 	return &w->req;
 }
 
+// Counts the answer (rv, and *rep when rv is DTX_OK: consumed) of a
+// saga that took ns.
 static void
-client_count(cli_bench_async *a, dtx_err rv, proto_msg *rep)
+count_reply(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns)
 {
-	count_reply((bs_worker *)(void *)((char *)a - offsetof(bs_worker, as)),
-	    rv, rep);
+	bs_worker *w = owner;
+	if (cli_bench_tally_bad(&w->t, rv, rep, PROTO_SAGA_REPLY))
+		return;
+	// A compensated saga is a finished one: its latency counts too.
+	cli_bench_tally_outcome(&w->t, rep->u.saga_reply.outcome, ns, true);
+	proto_msg_free(rep);
 }
 
 static void *
@@ -396,12 +372,13 @@ run_bench(const bs_cfg *cfg)
 		goto fail;
 	run.deadline_ns = UINT64_MAX;
 	for (int i = 0; i < n; i++)
-		w[i].as = (cli_bench_async) { .b = run.batcher,
+		w[i].as = (cli_bench_async) { .owner = &w[i],
+			.b = run.batcher,
 			.deadline_ns = &run.deadline_ns,
 			.finished = &run.finished,
 			.timeout_ms = 30000,
-			.next = client_next,
-			.count = client_count };
+			.next = next_saga,
+			.count = count_reply };
 	for (; run.batcher == NULL && started < n; started++)
 		if (pthread_create(
 		        &w[started].th, NULL, worker_main, &w[started]) != 0) {

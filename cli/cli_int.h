@@ -884,20 +884,22 @@ typedef struct cli_bench_tally {
 // Records latency ns in t; out of memory sets t->oom.
 void cli_bench_tally_lat(cli_bench_tally *t, uint64_t ns);
 
-// A benchmark client without a thread: it keeps one request in flight on
-// a shared batcher and sends the next from the previous one's completion
-// until the deadline. A bench embeds one per client and fills it in;
-// next builds the next request (owned by the client until its answer),
-// count takes an answer (rv, and *rep when rv is DTX_OK: consumed).
-typedef struct cli_bench_async cli_bench_async;
-struct cli_bench_async {
+// A benchmark client: on a thread of its own (cli_bench_sync_run) or
+// without one, keeping one request in flight on a shared batcher and
+// sending the next from the previous one's completion (cli_bench_async_
+// send), until the deadline. next(owner) builds the next request (kept
+// by the owner until its answer); count(owner, ...) takes an answer (rv,
+// and *rep when rv is DTX_OK: consumed) and how long it took.
+typedef struct cli_bench_async {
+	void *owner;
 	proto_batcher *b;
 	_Atomic uint64_t *deadline_ns;
 	atomic_int *finished; // incremented once the client stops
 	uint32_t timeout_ms;
-	proto_msg *(*next)(cli_bench_async *a);
-	void (*count)(cli_bench_async *a, dtx_err rv, proto_msg *rep);
-};
+	proto_msg *(*next)(void *owner);
+	void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns);
+	uint64_t t0; // when the request in flight was sent
+} cli_bench_async;
 
 // Sends a's next request, or (past the deadline, or when the batcher
 // refuses it) stops a. A failed call stops a too, after counting it.
@@ -913,6 +915,11 @@ void cli_bench_sync_run(
 // freed) when rv is not DTX_OK or the answer is not of type want.
 bool cli_bench_tally_bad(
     cli_bench_tally *t, dtx_err rv, proto_msg *rep, proto_type want);
+
+// Counts an answer's outcome; its latency ns goes into the committed
+// latencies, and into them for an aborted one too when with_aborted.
+void cli_bench_tally_outcome(
+    cli_bench_tally *t, proto_outcome o, uint64_t ns, bool with_aborted);
 // Sums the tallies of n workers into *sum (its lat NULL, nlat the total)
 // and returns all their latencies sorted in *all (owned: dtx_free). Each
 // worker is a struct of stride bytes whose first member is its tally,
