@@ -158,7 +158,7 @@ init_accounts(b2_run *r, proto_client *coord, proto_client **parts)
 		uint32_t k = 0;
 		memset(ops, 0, sizeof(ops));
 		for (; k < PROTO_MAX_OPS && a < r->cfg->accounts; k++, a++) {
-			cli_bench_key(keys[k], sizeof(keys[k]), a);
+			cli_acct_key(keys[k], sizeof(keys[k]), a);
 			for (int i = 0; i < 8; i++)
 				vals[k][i] = (uint8_t)((uint64_t)INIT_BALANCE >>
 				    (8 * i));
@@ -192,21 +192,11 @@ next_transfer(void *owner)
 	b2_worker *w = owner;
 	b2_run *r = w->run;
 	uint32_t p, q;
-	int64_t from, to;
-	cli_bench_pick(
-	    &w->seed, r->owned, r->nowned, r->nparts, &p, &q, &from, &to);
-	cli_bench_key(w->kf, sizeof(w->kf), from);
-	cli_bench_key(w->kt, sizeof(w->kt), to);
+	cli_bench_pick_keys(&w->seed, r->owned, r->nowned, r->nparts, &p, &q,
+	    w->kf, w->kt, sizeof(w->kf));
 	int64_t amount = 1 + (int64_t)dtx_rand_below(&w->seed, 10);
-	memset(w->ops, 0, sizeof(w->ops));
-	w->ops[0].kind = PROTO_OP_ADD;
-	w->ops[0].key.p = (uint8_t *)w->kf;
-	w->ops[0].key.n = (uint32_t)strlen(w->kf);
-	w->ops[0].delta = -amount;
-	w->ops[1].kind = PROTO_OP_ADD;
-	w->ops[1].key.p = (uint8_t *)w->kt;
-	w->ops[1].key.n = (uint32_t)strlen(w->kt);
-	w->ops[1].delta = amount;
+	cli_op_add(&w->ops[0], w->kf, -amount, 0);
+	cli_op_add(&w->ops[1], w->kt, amount, 0);
 	proto_msg_init(&w->req, PROTO_TXN);
 	w->req.u.txn.mode = r->mode;
 	w->req.u.txn.n_ops = 2;

@@ -13,9 +13,9 @@
 #include "proto.h"
 
 void
-cli_bench_key(char *buf, size_t len, int64_t acct)
+cli_acct_key(char *buf, size_t len, int64_t acct)
 {
-	snprintf(buf, len, "acct:%" PRId64, acct);
+	snprintf(buf, len, CLI_ACCT_PREFIX "%" PRId64, acct);
 }
 
 dtx_err
@@ -210,7 +210,7 @@ cli_bench_split(const char *who, const dtx_topo *topo, uint32_t client_id,
 	}
 	for (int64_t a = 0; a < accounts; a++) {
 		char k[32];
-		cli_bench_key(k, sizeof(k), a);
+		cli_acct_key(k, sizeof(k), a);
 		uint32_t id = dtx_topo_route(topo, k, strlen(k));
 		for (uint32_t j = 0; j < nparts; j++)
 			if (topo->parts[j] == id)
@@ -239,6 +239,16 @@ cli_bench_pick(uint64_t *seed, int64_t *const *owned, const size_t *nowned,
 	*to = owned[b][dtx_rand_below(seed, nowned[b])];
 	*p = a;
 	*q = b;
+}
+
+void
+cli_bench_pick_keys(uint64_t *seed, int64_t *const *owned, const size_t *nowned,
+    uint32_t nparts, uint32_t *p, uint32_t *q, char *kf, char *kt, size_t klen)
+{
+	int64_t from, to;
+	cli_bench_pick(seed, owned, nowned, nparts, p, q, &from, &to);
+	cli_acct_key(kf, klen, from);
+	cli_acct_key(kt, klen, to);
 }
 
 void

@@ -112,7 +112,7 @@ init_accounts(bs_run *r, proto_client **parts)
 			memset(ops, 0, sizeof(ops));
 			for (; n < PROTO_MAX_OPS && a < r->nowned[k];
 			     n++, a++) {
-				cli_bench_key(
+				cli_acct_key(
 				    keys[n], sizeof(keys[n]), r->owned[k][a]);
 				ops[n].kind = PROTO_OP_PUT;
 				ops[n].key.p = (uint8_t *)keys[n];
@@ -195,17 +195,6 @@ read_total(bs_run *r, proto_client **parts, int64_t *total)
 	return DTX_OK;
 }
 
-static void
-op_add(proto_op *op, char *key, int64_t delta, int64_t min)
-{
-	memset(op, 0, sizeof(*op));
-	op->kind = PROTO_OP_ADD;
-	op->key.p = (uint8_t *)key;
-	op->key.n = (uint32_t)strlen(key);
-	op->delta = delta;
-	op->min = min;
-}
-
 // Builds w's next transfer saga in w->req.
 static proto_msg *
 next_saga(void *owner)
@@ -213,20 +202,17 @@ next_saga(void *owner)
 	bs_worker *w = owner;
 	bs_run *r = w->run;
 	uint32_t p, q;
-	int64_t from, to;
-	cli_bench_pick(
-	    &w->seed, r->owned, r->nowned, r->nparts, &p, &q, &from, &to);
-	cli_bench_key(w->kf, sizeof(w->kf), from);
-	cli_bench_key(w->kt, sizeof(w->kt), to);
+	cli_bench_pick_keys(&w->seed, r->owned, r->nowned, r->nparts, &p, &q,
+	    w->kf, w->kt, sizeof(w->kf));
 	int64_t amount =
 	    1 + (int64_t)dtx_rand_below(&w->seed, (uint64_t)r->cfg->max_amount);
 	memset(w->st, 0, sizeof(w->st));
 	w->st[0].participant = r->topo->parts[p];
-	op_add(&w->st[0].action, w->kf, -amount, 0);
-	op_add(&w->st[0].compensate, w->kf, amount, INT64_MIN);
+	cli_op_add(&w->st[0].action, w->kf, -amount, 0);
+	cli_op_add(&w->st[0].compensate, w->kf, amount, INT64_MIN);
 	w->st[1].participant = r->topo->parts[q];
-	op_add(&w->st[1].action, w->kt, amount, INT64_MIN);
-	op_add(&w->st[1].compensate, w->kt, -amount, INT64_MIN);
+	cli_op_add(&w->st[1].action, w->kt, amount, INT64_MIN);
+	cli_op_add(&w->st[1].compensate, w->kt, -amount, INT64_MIN);
 	snprintf(w->gid, sizeof(w->gid), "b%" PRIx64 "-%d-%" PRIu64, r->nonce,
 	    w->id, w->seq++);
 	proto_msg_init(&w->req, PROTO_SAGA_SUBMIT);

@@ -861,7 +861,11 @@ bool cli_entry_i64(const proto_entry *e, int64_t *out);
 // thread-safe where the proto client they borrow is.
 
 // Writes the key "acct:<acct>" of account acct into buf.
-void cli_bench_key(char *buf, size_t len, int64_t acct);
+void cli_acct_key(char *buf, size_t len, int64_t acct);
+
+// Fills *op (zeroed first) as an ADD of delta to key (borrowed) that must
+// leave it at least min.
+void cli_op_add(proto_op *op, const char *key, int64_t delta, int64_t min);
 // Opens a client to url as node id (30 s calls, 2 s connect wait).
 // *out returns owned (proto_client_close) on success.
 dtx_err cli_bench_open_client(const char *url, uint32_t id, proto_client **out);
@@ -942,6 +946,11 @@ dtx_err cli_bench_split(const char *who, const dtx_topo *topo,
 // and an account *from of the p-th and *to of the q-th.
 void cli_bench_pick(uint64_t *seed, int64_t *const *owned, const size_t *nowned,
     uint32_t nparts, uint32_t *p, uint32_t *q, int64_t *from, int64_t *to);
+// cli_bench_pick, then the two accounts' keys into kf and kt (klen bytes
+// each).
+void cli_bench_pick_keys(uint64_t *seed, int64_t *const *owned,
+    const size_t *nowned, uint32_t nparts, uint32_t *p, uint32_t *q, char *kf,
+    char *kt, size_t klen);
 // Frees what cli_bench_split returned (nparts: topo's participants).
 void cli_bench_owned_free(int64_t **owned, size_t *nowned, uint32_t nparts);
 // Writes the fields every cluster bench reports, participants through

@@ -107,15 +107,10 @@ cli_outcome_name(proto_outcome o)
 	}
 }
 
-static void
-acct_key(int64_t n, char *buf, size_t len)
+void
+cli_op_add(proto_op *op, const char *key, int64_t delta, int64_t min)
 {
-	snprintf(buf, len, CLI_ACCT_PREFIX "%" PRId64, n);
-}
-
-static void
-op_add(proto_op *op, const char *key, int64_t delta, int64_t min)
-{
+	memset(op, 0, sizeof(*op));
 	op->kind = PROTO_OP_ADD;
 	op->key.p = (uint8_t *)key;
 	op->key.n = (uint32_t)strlen(key);
@@ -167,11 +162,11 @@ cli_transfer(cli_conn *c, proto_mode mode, int64_t from, int64_t to,
 	memset(out, 0, sizeof(*out));
 	out->outcome = PROTO_UNKNOWN;
 	out->failed_step = -1;
-	acct_key(from, kf, sizeof(kf));
-	acct_key(to, kt, sizeof(kt));
+	cli_acct_key(kf, sizeof(kf), from);
+	cli_acct_key(kt, sizeof(kt), to);
 	memset(ops, 0, sizeof(ops));
-	op_add(&ops[0], kf, -amount, 0);
-	op_add(&ops[1], kt, amount, 0);
+	cli_op_add(&ops[0], kf, -amount, 0);
+	cli_op_add(&ops[1], kt, amount, 0);
 	const dtx_node *co = dtx_topo_first(&c->topo, DTX_ROLE_COORDINATOR);
 	if (co == NULL) {
 		out->err = DTX_EINVAL;
@@ -206,17 +201,17 @@ cli_saga_transfer(cli_conn *c, const char *gid, int64_t from, int64_t to,
 		set_reason(out, "no saga orchestrator in the topology");
 		return;
 	}
-	acct_key(from, kf, sizeof(kf));
-	acct_key(to, kt, sizeof(kt));
+	cli_acct_key(kf, sizeof(kf), from);
+	cli_acct_key(kt, sizeof(kt), to);
 	memset(steps, 0, sizeof(steps));
 	// Debit first (it can fail on funds), then credit; compensations
 	// must always succeed, so they carry no minimum.
 	steps[0].participant = dtx_topo_route(&c->topo, kf, strlen(kf));
-	op_add(&steps[0].action, kf, -amount, 0);
-	op_add(&steps[0].compensate, kf, amount, INT64_MIN);
+	cli_op_add(&steps[0].action, kf, -amount, 0);
+	cli_op_add(&steps[0].compensate, kf, amount, INT64_MIN);
 	steps[1].participant = dtx_topo_route(&c->topo, kt, strlen(kt));
-	op_add(&steps[1].action, kt, amount, 0);
-	op_add(&steps[1].compensate, kt, -amount, INT64_MIN);
+	cli_op_add(&steps[1].action, kt, amount, 0);
+	cli_op_add(&steps[1].compensate, kt, -amount, INT64_MIN);
 	proto_msg_init(&req, PROTO_SAGA_SUBMIT);
 	req.u.saga_submit.gid = (char *)gid;
 	req.u.saga_submit.n_steps = 2;
@@ -438,7 +433,7 @@ cli_bank_init(cli_conn *c, uint32_t n, int64_t balance, bool *created,
 		goto done;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		acct_key(i, keys[i], sizeof(keys[i]));
+		cli_acct_key(keys[i], sizeof(keys[i]), i);
 		for (int b = 0; b < 8; b++)
 			vals[i][b] = (uint8_t)((uint64_t)balance >> (8 * b));
 		ops[i].kind = PROTO_OP_PUT;

@@ -227,6 +227,12 @@ void coord__commit_phase(coord *c, uint64_t txid);
 // hold c->mu.
 dtx_err coord__committed(
     coord *c, uint64_t txid, clk_ts cts, proto_txn_reply *r);
+// Finishes a commit (2PC or 3PC) whose COMMIT record's force returned rv:
+// starts the commit phase as coord__committed does, or, when the force
+// failed, marks the coordinator failed and fills r as unknown. Caller must
+// not hold c->mu.
+dtx_err coord__commit_forced(
+    coord *c, uint64_t txid, clk_ts cts, dtx_err rv, proto_txn_reply *r);
 // Aborts txid: forgets it, logs ABORT (unforced), sends ABORT to every
 // participant not marked in skip (may be NULL) and fills rep. Caller must
 // not hold c->mu.

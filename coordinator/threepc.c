@@ -182,18 +182,7 @@ coord__3pc_finish(coord *c, uint64_t txid, clk_ts cts, const uint32_t *parts,
 	pthread_mutex_unlock(&c->mu);
 	if (rv == DTX_OK)
 		rv = stor_wal_sync(c->wal, lsn);
-	if (rv != DTX_OK) {
-		// Participants may already hold PRE_COMMIT and will commit by
-		// the termination protocol; the client cannot be told.
-		atomic_store(&c->failed, true);
-		atomic_fetch_add(&c->n_unknown, 1);
-		DTX_LOG(DTX_LOG_ERROR, "LOG_FAILED",
-		    "txn %llu: forcing the commit failed: %s",
-		    (unsigned long long)txid, dtx_strerror(rv));
-		r->outcome = PROTO_UNKNOWN;
-		r->txid = txid;
-		return proto_str_set(&r->reason, "decision log failed");
-	}
-	dtx_crashpoint("coord.after_commit_log");
-	return coord__committed(c, txid, cts, r);
+	// On failure participants may already hold PRE_COMMIT and will
+	// commit by the termination protocol; the client cannot be told.
+	return coord__commit_forced(c, txid, cts, rv, r);
 }

@@ -410,10 +410,8 @@ commit_log(coord *c, uint64_t txid, clk_ts cts, const plan *p,
 	return true;
 }
 
-// Finishes a commit whose record's force returned rv: starts the commit
-// phase, or answers unknown when the force failed.
-static dtx_err
-commit_forced(
+dtx_err
+coord__commit_forced(
     coord *c, uint64_t txid, clk_ts cts, dtx_err rv, proto_txn_reply *r)
 {
 	if (rv != DTX_OK) {
@@ -441,7 +439,8 @@ commit_2pc(
 	uint64_t lsn = 0;
 	if (!commit_log(c, txid, cts, p, r, &lsn))
 		return DTX_OK;
-	return commit_forced(c, txid, cts, stor_wal_sync(c->wal, lsn), r);
+	return coord__commit_forced(
+	    c, txid, cts, stor_wal_sync(c->wal, lsn), r);
 }
 
 // ---------------------------------------------------------------- async
@@ -486,7 +485,7 @@ force_list(coord *c, coord_atxn *list)
 	dtx_err rv = stor_wal_sync(c->wal, lsn);
 	while (list != NULL) {
 		coord_atxn *next = list->next;
-		(void)commit_forced(
+		(void)coord__commit_forced(
 		    c, list->txid, list->cts, rv, &list->rep.u.txn_reply);
 		atxn_finish(list);
 		list = next;

@@ -176,16 +176,8 @@ batched_transfer(
     worker *w, int64_t from, int64_t to, int64_t amt, proto_msg *rep)
 {
 	char kf[32], kt[32];
-	tu_key(kf, sizeof(kf), from);
-	tu_key(kt, sizeof(kt), to);
 	proto_op ops[2];
-	memset(ops, 0, sizeof(ops));
-	ops[0] = (proto_op) { .kind = PROTO_OP_ADD,
-		.key = { (uint8_t *)kf, (uint32_t)strlen(kf) },
-		.delta = -amt };
-	ops[1] = (proto_op) { .kind = PROTO_OP_ADD,
-		.key = { (uint8_t *)kt, (uint32_t)strlen(kt) },
-		.delta = amt };
+	tu_transfer_ops(from, to, amt, kf, kt, ops);
 	proto_msg req;
 	proto_msg_init(&req, PROTO_TXN);
 	req.u.txn.mode = w->mode;

@@ -364,6 +364,23 @@ tu_group_teardown(void **state)
 	return tu_teardown(*state);
 }
 
+// The two ops of a transfer of amount from one account to another; kf
+// and kt (32 bytes each) hold the keys the ops borrow.
+static TU_UNUSED void
+tu_transfer_ops(int64_t from, int64_t to, int64_t amount, char kf[32],
+    char kt[32], proto_op ops[2])
+{
+	tu_key(kf, 32, from);
+	tu_key(kt, 32, to);
+	memset(ops, 0, 2 * sizeof(proto_op));
+	ops[0] = (proto_op) { .kind = PROTO_OP_ADD,
+		.key = { (uint8_t *)kf, (uint32_t)strlen(kf) },
+		.delta = -amount };
+	ops[1] = (proto_op) { .kind = PROTO_OP_ADD,
+		.key = { (uint8_t *)kt, (uint32_t)strlen(kt) },
+		.delta = amount };
+}
+
 // A transfer of amount from one account to another as one TXN.
 static TU_UNUSED dtx_err
 tu_transfer(tu_fx *fx, proto_client *cl, proto_mode mode, int64_t from,
@@ -371,19 +388,7 @@ tu_transfer(tu_fx *fx, proto_client *cl, proto_mode mode, int64_t from,
 {
 	char kf[32], kt[32];
 	proto_op ops[2];
-	memset(ops, 0, sizeof(ops));
-	tu_key(kf, sizeof(kf), from);
-	tu_key(kt, sizeof(kt), to);
-	ops[0].kind = PROTO_OP_ADD;
-	ops[0].key.p = (uint8_t *)kf;
-	ops[0].key.n = (uint32_t)strlen(kf);
-	ops[0].delta = -amount;
-	ops[0].min = 0;
-	ops[1].kind = PROTO_OP_ADD;
-	ops[1].key.p = (uint8_t *)kt;
-	ops[1].key.n = (uint32_t)strlen(kt);
-	ops[1].delta = amount;
-	ops[1].min = 0;
+	tu_transfer_ops(from, to, amount, kf, kt, ops);
 	return tu_txn(fx, cl, mode, ops, 2, rep, timeout_ms);
 }
 
