@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -230,58 +229,6 @@ worker_main(void *arg)
 
 // ---------------------------------------------------------------- run
 
-// CPU time (user + system) a process has used so far, in ms; -1 when it
-// cannot be read. Reported per committed transfer, it is what a change
-// to the hot path costs or saves, whatever else shares the cores.
-static double
-proc_cpu_ms(int pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	// Field 2 (comm) may hold spaces: parse after its closing paren.
-	const char *p = strrchr(buf, ')');
-	unsigned long long ut, st;
-	if (p == NULL ||
-	    sscanf(p + 2,
-	        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-	        &st) != 2)
-		return -1;
-	return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
-}
-
-// CPU ms used so far by the coordinator (*coord) and by all participants
-// together (*parts).
-static void
-cluster_cpu_ms(
-    cli_cluster *cl, const dtx_topo *topo, double *coord, double *parts)
-{
-	const dtx_node *cn = dtx_topo_first(topo, DTX_ROLE_COORDINATOR);
-	*coord = cn != NULL ? proc_cpu_ms(cli_cluster_pid(cl, cn->id)) : -1;
-	*parts = 0;
-	for (uint32_t k = 0; k < topo->nparts; k++) {
-		double v = proc_cpu_ms(cli_cluster_pid(cl, topo->parts[k]));
-		if (v >= 0)
-			*parts += v;
-	}
-}
-
-// CPU ms the calling process has used so far (all its threads).
-static double
-self_cpu_ms(void)
-{
-	struct rusage ru;
-	if (getrusage(RUSAGE_SELF, &ru) != 0)
-		return -1;
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
-	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
-}
-
 static int
 run_bench(const b2_cfg *cfg)
 {
@@ -411,8 +358,8 @@ run_bench(const b2_cfg *cfg)
 		}
 	while (run.batcher == NULL && atomic_load(&run.ready) < n)
 		sched_yield();
-	double coord_ms0, parts_ms0, self_ms0 = self_cpu_ms();
-	cluster_cpu_ms(cl, run.topo, &coord_ms0, &parts_ms0);
+	cli_bench_cpu cpu0, cpu1;
+	cli_bench_cpu_read(cl, run.topo, DTX_ROLE_COORDINATOR, &cpu0);
 	uint64_t t0 = dtx_mono_ns();
 	atomic_store(
 	    &run.deadline_ns, t0 + (uint64_t)cfg->seconds * 1000000000u);
@@ -429,8 +376,7 @@ run_bench(const b2_cfg *cfg)
 			dtx_sleep_ms(5);
 	}
 	double secs = (double)(dtx_mono_ns() - t0) / 1e9;
-	double coord_ms1, parts_ms1, self_ms1 = self_cpu_ms();
-	cluster_cpu_ms(cl, run.topo, &coord_ms1, &parts_ms1);
+	cli_bench_cpu_read(cl, run.topo, DTX_ROLE_COORDINATOR, &cpu1);
 
 	cli_bench_tally sum;
 	if (cli_bench_tally_merge(w, sizeof(*w), n, &sum, &all) != DTX_OK)
@@ -467,11 +413,6 @@ run_bench(const b2_cfg *cfg)
 	double load1 = getloadavg(loads, 1) == 1 ? loads[0] : -1;
 	double avg_batch = batches > 0 ? (double)items / (double)batches : 0;
 	double per_sync = syncs > 0 ? (double)committed / (double)syncs : 0;
-	// CPU per committed transfer, in microseconds.
-	double per = committed > 0 ? 1000.0 / (double)committed : 0;
-	double cpu_coord = (coord_ms1 - coord_ms0) * per;
-	double cpu_parts = (parts_ms1 - parts_ms0) * per;
-	double cpu_client = (self_ms1 - self_ms0) * per;
 	if (cfg->json) {
 		cli_json j;
 		cli_json_begin(&j, stdout);
@@ -493,9 +434,8 @@ run_bench(const b2_cfg *cfg)
 		cli_json_num(&j, "avg_client_batch", avg_cbatch);
 		cli_json_num(&j, "avg_batch", avg_batch);
 		cli_json_num(&j, "commits_per_coord_fsync", per_sync);
-		cli_json_num(&j, "cpu_us_per_txn_coordinator", cpu_coord);
-		cli_json_num(&j, "cpu_us_per_txn_participants", cpu_parts);
-		cli_json_num(&j, "cpu_us_per_txn_client", cpu_client);
+		cli_bench_cpu_json(&j, "txn", "coordinator", &cpu0, &cpu1,
+		    committed);
 		cli_json_num(&j, "loadavg_1m", load1);
 		cli_json_end(&j);
 	} else {
@@ -515,9 +455,9 @@ run_bench(const b2_cfg *cfg)
 		       "%" PRId64 "); coordinator: %.1f messages per batch, "
 		       "%.1f commits per decision-log fsync\n",
 		    avg_cbatch, cfg->client_batch, avg_batch, per_sync);
-		printf("  CPU us per committed transfer: coordinator %.1f, "
-		       "participants %.1f, bench clients %.1f (load %.2f)\n",
-		    cpu_coord, cpu_parts, cpu_client, load1);
+		cli_bench_cpu_print("committed transfer", "coordinator",
+		    &cpu0, &cpu1, committed);
+		printf("  load average (1 min) %.2f\n", load1);
 	}
 	for (int i = 0; i < n && aborted > 0 && !cfg->json; i++)
 		if (w[i].why[0] != '\0') {

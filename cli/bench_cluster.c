@@ -7,7 +7,10 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "cli_int.h"
 #include "proto.h"
@@ -304,4 +307,85 @@ void
 cli_bench_rmtree(const char *dir)
 {
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+// CPU time (user + system) a process has used so far, in ms; -1 when it
+// cannot be read.
+static double
+proc_cpu_ms(int pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	// Field 2 (comm) may hold spaces: parse after its closing paren.
+	const char *p = strrchr(buf, ')');
+	unsigned long long ut, st;
+	if (p == NULL ||
+	    sscanf(p + 2,
+	        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+	        &st) != 2)
+		return -1;
+	return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
+void
+cli_bench_cpu_read(
+    cli_cluster *cl, const dtx_topo *topo, dtx_role head, cli_bench_cpu *out)
+{
+	const dtx_node *hn = dtx_topo_first(topo, head);
+	out->head = hn != NULL ? proc_cpu_ms(cli_cluster_pid(cl, hn->id)) : -1;
+	out->parts = 0;
+	for (uint32_t k = 0; k < topo->nparts; k++) {
+		double v = proc_cpu_ms(cli_cluster_pid(cl, topo->parts[k]));
+		if (v >= 0)
+			out->parts += v;
+	}
+	struct rusage ru;
+	out->self = getrusage(RUSAGE_SELF, &ru) != 0
+	    ? -1
+	    : (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
+	        (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
+}
+
+// The CPU microseconds from a to b per one of n operations: head, the
+// participants and this process.
+static void
+cpu_per(const cli_bench_cpu *a, const cli_bench_cpu *b, uint64_t n,
+    double us[3])
+{
+	double per = n > 0 ? 1000.0 / (double)n : 0;
+	us[0] = (b->head - a->head) * per;
+	us[1] = (b->parts - a->parts) * per;
+	us[2] = (b->self - a->self) * per;
+}
+
+void
+cli_bench_cpu_print(const char *unit, const char *head_name,
+    const cli_bench_cpu *a, const cli_bench_cpu *b, uint64_t n)
+{
+	double us[3];
+	cpu_per(a, b, n, us);
+	printf("  CPU us per %s: %s %.1f, participants %.1f, bench clients "
+	       "%.1f\n",
+	    unit, head_name, us[0], us[1], us[2]);
+}
+
+void
+cli_bench_cpu_json(cli_json *j, const char *unit, const char *head_name,
+    const cli_bench_cpu *a, const cli_bench_cpu *b, uint64_t n)
+{
+	double us[3];
+	cpu_per(a, b, n, us);
+	char key[64];
+	snprintf(key, sizeof(key), "cpu_us_per_%s_%s", unit, head_name);
+	cli_json_num(j, key, us[0]);
+	snprintf(key, sizeof(key), "cpu_us_per_%s_participants", unit);
+	cli_json_num(j, key, us[1]);
+	snprintf(key, sizeof(key), "cpu_us_per_%s_client", unit);
+	cli_json_num(j, key, us[2]);
 }

@@ -374,6 +374,8 @@ run_bench(const bs_cfg *cfg)
 		}
 	while (run.batcher == NULL && atomic_load(&run.ready) < n)
 		sched_yield();
+	cli_bench_cpu cpu0, cpu1;
+	cli_bench_cpu_read(cl, run.topo, DTX_ROLE_SAGA, &cpu0);
 	uint64_t t0 = dtx_mono_ns();
 	atomic_store(
 	    &run.deadline_ns, t0 + (uint64_t)cfg->seconds * 1000000000u);
@@ -390,6 +392,7 @@ run_bench(const bs_cfg *cfg)
 			dtx_sleep_ms(5);
 	}
 	double secs = (double)(dtx_mono_ns() - t0) / 1e9;
+	cli_bench_cpu_read(cl, run.topo, DTX_ROLE_SAGA, &cpu1);
 
 	cli_bench_tally sum;
 	if (cli_bench_tally_merge(w, sizeof(*w), n, &sum, &all) != DTX_OK)
@@ -441,6 +444,8 @@ run_bench(const bs_cfg *cfg)
 		    finished ? (double)logsyncs / (double)finished : 0);
 		cli_json_num(&j, "participant_fsyncs_per_saga",
 		    finished ? (double)partsyncs / (double)finished : 0);
+		cli_bench_cpu_json(
+		    &j, "saga", "orchestrator", &cpu0, &cpu1, finished);
 		cli_json_bool(&j, "conserved", conserved);
 		cli_json_end(&j);
 	} else {
@@ -457,6 +462,8 @@ run_bench(const bs_cfg *cfg)
 		printf("  fsyncs per saga: saga log %.2f, participants %.2f\n",
 		    finished ? (double)logsyncs / (double)finished : 0,
 		    finished ? (double)partsyncs / (double)finished : 0);
+		cli_bench_cpu_print(
+		    "saga", "orchestrator", &cpu0, &cpu1, finished);
 		printf("  total %s (%" PRId64 " of %" PRId64 ")\n",
 		    conserved ? "conserved" : "NOT CONSERVED", have, want);
 	}

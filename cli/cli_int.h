@@ -965,6 +965,24 @@ void cli_bench_cluster_free(cli_cluster *cl, proto_client **parts,
     int64_t **owned, size_t *nowned, uint32_t nparts);
 // Removes the directory tree dir, best effort.
 void cli_bench_rmtree(const char *dir);
+// CPU time (user + system, ms) used so far by the first node of role
+// head in topo, by its participants together and by this process (all
+// its threads); -1 where it cannot be read. Taken before and after a run
+// and reported per operation, it is what a change to the hot path costs
+// or saves, whatever else shares the cores.
+typedef struct cli_bench_cpu {
+	double head, parts, self;
+} cli_bench_cpu;
+void cli_bench_cpu_read(
+    cli_cluster *cl, const dtx_topo *topo, dtx_role head, cli_bench_cpu *out);
+// Prints "  CPU us per <unit>: <head_name> …, participants …, bench
+// clients …": the CPU microseconds from a to b per one of n operations.
+void cli_bench_cpu_print(const char *unit, const char *head_name,
+    const cli_bench_cpu *a, const cli_bench_cpu *b, uint64_t n);
+// Writes cpu_us_per_<unit>_<head_name>, _participants and _client: the
+// CPU microseconds from a to b per one of n operations.
+void cli_bench_cpu_json(cli_json *j, const char *unit, const char *head_name,
+    const cli_bench_cpu *a, const cli_bench_cpu *b, uint64_t n);
 
 // Nemeses (nemesis.c). A schedule is a pure function of the seed and the
 // settings (cli_nemesis_plan); a cli_nemesis applies it to a running
