@@ -132,8 +132,6 @@ coord_open(proto_daemon *d, const coord_cfg *cfg, coord **out)
 	c->cfg = *cfg;
 	c->self = proto_daemon_id(d);
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_mutex_init(&c->fq_mu, NULL);
-	pthread_cond_init(&c->fq_cv, NULL);
 	dtx_err rv = coord__table_init(c);
 	if (rv != DTX_OK)
 		goto fail;
@@ -141,7 +139,7 @@ coord_open(proto_daemon *d, const coord_cfg *cfg, coord **out)
 		goto fail;
 	if ((rv = coord__chans_open(c)) != DTX_OK)
 		goto fail;
-	if ((rv = coord__forcer_start(c)) != DTX_OK)
+	if ((rv = stor_forcer_open(c->wal, &c->forcer)) != DTX_OK)
 		goto fail;
 	if ((rv = proto_pool_open((uint32_t)cfg->threepc_threads, handler, c,
 	         &c->runners)) != DTX_OK)
@@ -179,7 +177,7 @@ coord_stop(coord *c)
 	coord__chans_stop(c);
 	proto_pool_close(c->runners);
 	c->runners = NULL;
-	coord__forcer_stop(c);
+	stor_forcer_stop(c->forcer);
 }
 
 void
@@ -192,8 +190,7 @@ coord_close(coord *c)
 	if (c->wal != NULL)
 		coord__log_close(c);
 	coord__table_fini(c);
-	pthread_cond_destroy(&c->fq_cv);
-	pthread_mutex_destroy(&c->fq_mu);
+	stor_forcer_close(c->forcer);
 	pthread_mutex_destroy(&c->mu);
 	dtx_free(c);
 }

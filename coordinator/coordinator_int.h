@@ -134,14 +134,10 @@ struct coord {
 	atomic_bool stopped;
 	atomic_bool failed; // the log failed: no more decisions
 
-	// The forcer thread: forces the COMMIT records of asynchronous
-	// transactions, all that queued up meanwhile with one sync.
-	pthread_mutex_t fq_mu;
-	pthread_cond_t fq_cv;
-	coord_atxn *fq_head, *fq_tail;
-	bool fq_stop;
-	bool fq_started;
-	pthread_t fq_th;
+	// Forces the COMMIT records of asynchronous transactions, all that
+	// queued up meanwhile with one sync (started after the channels,
+	// stopped after them, so that it finishes every queued one).
+	stor_forcer *forcer;
 
 	// Runs deferred 3PC transactions: 3PC holds a thread for the whole
 	// transaction, and an element of a client's BATCH would otherwise
@@ -203,10 +199,6 @@ dtx_err coord__log_checkpoint(coord *c);
 
 // txn.c
 dtx_err coord__txn(coord *c, const proto_msg *req, proto_msg *rep);
-// The forcer thread of asynchronous 2PC transactions (started after the
-// channels, stopped after them, so that it finishes every queued one).
-dtx_err coord__forcer_start(coord *c);
-void coord__forcer_stop(coord *c);
 dtx_err coord__status(coord *c, const proto_msg *req, proto_msg *rep);
 // Queues a COMMIT (DO_COMMIT for a 3PC participant that acknowledged
 // PRE_COMMIT) to parts[idx] of txid as an asynchronous item tracked by the

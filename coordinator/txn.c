@@ -455,10 +455,9 @@ struct coord_atxn {
 	uint64_t txid;
 	plan p;
 	clk_ts cts;
-	uint64_t lsn;
+	stor_force force; // the COMMIT record's LSN, for the forcer
 	_Atomic uint32_t pending; // votes out, plus one for the sender
 	proto_msg rep;
-	coord_atxn *next; // the forcer's queue
 	coord_item items[]; // p.nparts
 };
 
@@ -473,85 +472,15 @@ atxn_finish(coord_atxn *a)
 	dtx_free(a);
 }
 
-// Forces the COMMIT records of list (linked through next) with one sync,
-// then finishes each: commit phase (or unknown) and reply.
+// The forcer made a's COMMIT record durable (or failed to): commit phase
+// (or unknown), then the reply.
 static void
-force_list(coord *c, coord_atxn *list)
+atxn_forced(stor_force *f, dtx_err rv)
 {
-	uint64_t lsn = 0;
-	for (coord_atxn *a = list; a != NULL; a = a->next)
-		if (a->lsn > lsn)
-			lsn = a->lsn;
-	dtx_err rv = stor_wal_sync(c->wal, lsn);
-	while (list != NULL) {
-		coord_atxn *next = list->next;
-		(void)coord__commit_forced(
-		    c, list->txid, list->cts, rv, &list->rep.u.txn_reply);
-		atxn_finish(list);
-		list = next;
-	}
-}
-
-static void *
-forcer_main(void *arg)
-{
-	coord *c = arg;
-	pthread_mutex_lock(&c->fq_mu);
-	for (;;) {
-		while (c->fq_head == NULL && !c->fq_stop)
-			pthread_cond_wait(&c->fq_cv, &c->fq_mu);
-		coord_atxn *list = c->fq_head;
-		if (list == NULL)
-			break; // stopping, and nothing queued
-		c->fq_head = c->fq_tail = NULL;
-		pthread_mutex_unlock(&c->fq_mu);
-		force_list(c, list);
-		pthread_mutex_lock(&c->fq_mu);
-	}
-	pthread_mutex_unlock(&c->fq_mu);
-	return NULL;
-}
-
-// Queues a for the forcer; once it has stopped, forces a here.
-static void
-force(coord *c, coord_atxn *a)
-{
-	a->next = NULL;
-	pthread_mutex_lock(&c->fq_mu);
-	if (c->fq_stop) {
-		pthread_mutex_unlock(&c->fq_mu);
-		force_list(c, a);
-		return;
-	}
-	if (c->fq_tail != NULL)
-		c->fq_tail->next = a;
-	else
-		c->fq_head = a;
-	c->fq_tail = a;
-	pthread_cond_signal(&c->fq_cv);
-	pthread_mutex_unlock(&c->fq_mu);
-}
-
-dtx_err
-coord__forcer_start(coord *c)
-{
-	if (pthread_create(&c->fq_th, NULL, forcer_main, c) != 0)
-		return DTX_ENOMEM;
-	c->fq_started = true;
-	return DTX_OK;
-}
-
-void
-coord__forcer_stop(coord *c)
-{
-	if (!c->fq_started)
-		return;
-	pthread_mutex_lock(&c->fq_mu);
-	c->fq_stop = true;
-	pthread_cond_signal(&c->fq_cv);
-	pthread_mutex_unlock(&c->fq_mu);
-	pthread_join(c->fq_th, NULL);
-	c->fq_started = false;
+	coord_atxn *a = (coord_atxn *)((char *)f - offsetof(coord_atxn, force));
+	(void)coord__commit_forced(
+	    a->c, a->txid, a->cts, rv, &a->rep.u.txn_reply);
+	atxn_finish(a);
 }
 
 static void
@@ -572,8 +501,9 @@ atxn_decide(coord_atxn *a)
 		    dtx_strerror(rv));
 		coord__abort(
 		    c, a->txid, a->p.parts, a->p.nparts, NULL, reason, r);
-	} else if (commit_log(c, a->txid, a->cts, &a->p, r, &a->lsn)) {
-		force(c, a);
+	} else if (commit_log(c, a->txid, a->cts, &a->p, r, &a->force.lsn)) {
+		a->force.done = atxn_forced;
+		stor_forcer_force(c->forcer, &a->force);
 		return;
 	}
 	atxn_finish(a);

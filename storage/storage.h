@@ -179,6 +179,36 @@ typedef struct stor_wal_stats {
 // Copies the counters. Thread-safe.
 void stor_wal_stats_get(stor_wal *w, stor_wal_stats *out);
 
+// A forcer: a thread that makes records durable on behalf of callers that
+// must not block (completions on nng threads). A caller appends its
+// records unforced, fills a stor_force with the last one's LSN and a done
+// hook and queues it; the forcer syncs everything queued meanwhile with
+// one stor_wal_sync and then calls each done, on its own thread, with that
+// sync's result.
+typedef struct stor_force stor_force;
+struct stor_force {
+	uint64_t lsn; // make the WAL durable up to here
+	void (*done)(stor_force *f, dtx_err rv); // rv: stor_wal_sync's
+	stor_force *next; // the forcer's
+};
+typedef struct stor_forcer stor_forcer;
+
+// Starts a forcer for wal (borrowed: it must outlive the forcer). *out is
+// owned (stor_forcer_close). DTX_EINVAL, DTX_ENOMEM.
+dtx_err stor_forcer_open(stor_wal *wal, stor_forcer **out);
+
+// Queues f (owned by the caller until its done runs). Never blocks for
+// the disk, except after stor_forcer_stop: then f is forced and its done
+// called on the calling thread. Thread-safe.
+void stor_forcer_force(stor_forcer *fc, stor_force *f);
+
+// Forces what is queued, runs its hooks and joins the thread; later
+// forces run on their callers' threads. NULL or a second call does nothing.
+void stor_forcer_stop(stor_forcer *fc);
+
+// stor_forcer_stop, then frees fc. NULL does nothing.
+void stor_forcer_close(stor_forcer *fc);
+
 // Fault injection: stops the flusher without flushing, cuts the current
 // segment back to the last synced byte (losing every unsynced write, as a
 // power loss would) and frees w. For tests and the fault harness.
