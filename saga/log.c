@@ -368,7 +368,8 @@ saga__apply(
 }
 
 dtx_err
-saga__log_n(saga *s, const saga__logrec *recs, size_t n, bool force)
+saga__log_n(saga *s, const saga__logrec *recs, size_t n, bool force,
+    uint64_t *lsn_out)
 {
 	uint64_t lsn = 0;
 	dtx_err rv = DTX_OK;
@@ -387,7 +388,9 @@ saga__log_n(saga *s, const saga__logrec *recs, size_t n, bool force)
 	}
 	pthread_mutex_unlock(&s->mu);
 	// The WAL writes in LSN order: the last record durable means all are.
-	if (rv == DTX_OK && force)
+	if (rv == DTX_OK && force && lsn_out != NULL)
+		*lsn_out = lsn;
+	else if (rv == DTX_OK && force)
 		rv = stor_wal_sync(s->wal, lsn);
 	if (rv != DTX_OK)
 		DTX_LOG(DTX_LOG_ERROR, "SAGA_LOG", "saga log record %u: %s",
@@ -396,10 +399,11 @@ saga__log_n(saga *s, const saga__logrec *recs, size_t n, bool force)
 }
 
 dtx_err
-saga__log(saga *s, uint8_t type, const dtx_buf *b, bool force)
+saga__log(
+    saga *s, uint8_t type, const dtx_buf *b, bool force, uint64_t *lsn)
 {
 	saga__logrec rec = { .type = type, .b = b };
-	return saga__log_n(s, &rec, 1, force);
+	return saga__log_n(s, &rec, 1, force, lsn);
 }
 
 // ---------------------------------------------------------------- open

@@ -35,8 +35,8 @@ nap(saga *s, uint64_t ms)
 	}
 }
 
-static void
-set_error(saga *s, saga__rec *r, const char *err)
+void
+saga__set_error(saga *s, saga__rec *r, const char *err)
 {
 	pthread_mutex_lock(&s->mu);
 	snprintf(r->last_error, sizeof(r->last_error), "%s", err);
@@ -64,6 +64,63 @@ transient(dtx_err code)
 	default:
 		return false;
 	}
+}
+
+void
+saga__step_req(const saga__rec *r, uint32_t i, proto_phase ph, proto_msg *req)
+{
+	const proto_saga_step *st = &r->steps[i];
+	proto_msg_init(req, PROTO_STEP);
+	req->u.step = (proto_step) {
+		.gid = r->gid,
+		.branch = i,
+		.phase = ph,
+		.n_ops = 1,
+		.ops = (proto_op *)(ph == PROTO_PHASE_ACTION ? &st->action
+		                                             : &st->compensate),
+	};
+}
+
+bool
+saga__step_judge(const saga__rec *r, uint32_t i, proto_phase ph, dtx_err rv,
+    proto_msg *rep, proto_step_result *res, char *why, size_t wlen,
+    char *err, size_t elen)
+{
+	uint32_t node = r->steps[i].participant;
+	bool definite = false;
+	if (rv == DTX_OK) {
+		const proto_step_reply *sr = &rep->u.step_reply;
+		if (rep->hdr.type == PROTO_STEP_REPLY && sr->branch == i &&
+		    sr->phase == ph && sr->gid != NULL &&
+		    strcmp(sr->gid, r->gid) == 0) {
+			*res = sr->result;
+			snprintf(why, wlen, "%s",
+			    sr->reason != NULL ? sr->reason : "");
+			definite = true;
+		} else {
+			snprintf(err, elen,
+			    "step %u on node %u: unexpected %s reply", i, node,
+			    proto_type_name(rep->hdr.type));
+		}
+	} else if (rv == DTX_EREFUSED) {
+		dtx_err code = rep->u.error.code;
+		snprintf(err, elen, "step %u on node %u: %s (%s)", i, node,
+		    dtx_errname(code),
+		    rep->u.error.reason ? rep->u.error.reason : "");
+		if (!transient(code) && ph == PROTO_PHASE_ACTION) {
+			// A definite refusal: the action did not run and
+			// will not.
+			*res = PROTO_STEP_FAILED;
+			snprintf(why, wlen, "%s", err);
+			definite = true;
+		}
+	} else {
+		snprintf(err, elen, "step %u on node %u: %s", i, node,
+		    dtx_strerror(rv));
+	}
+	if (rep != NULL)
+		proto_msg_free(rep);
+	return definite;
 }
 
 typedef enum call_rc {
@@ -95,17 +152,8 @@ call_step(saga *s, saga__rec *r, uint32_t i, proto_phase ph,
 			return CALL_GAVE_UP;
 		}
 		proto_msg req, rep;
-		proto_msg_init(&req, PROTO_STEP);
+		saga__step_req(r, i, ph, &req);
 		proto_msg_init(&rep, PROTO_NONE);
-		req.u.step = (proto_step) {
-			.gid = r->gid,
-			.branch = i,
-			.phase = ph,
-			.n_ops = 1,
-			.ops = (proto_op *)(ph == PROTO_PHASE_ACTION
-			        ? &st->action
-			        : &st->compensate),
-		};
 		saga__count(s,
 		    attempt == 0 ? SAGA_CTR_STEP_CALLS : SAGA_CTR_STEP_RETRIES);
 		proto_batcher *b = st->participant < DTX_TOPO_MAX
@@ -114,40 +162,11 @@ call_step(saga *s, saga__rec *r, uint32_t i, proto_phase ph,
 		dtx_err rv = b != NULL
 		    ? proto_batcher_call(b, &req, &rep, o.timeout_ms)
 		    : proto_daemon_call(s->d, st->participant, &req, &rep, &o);
-		if (rv == DTX_OK) {
-			const proto_step_reply *sr = &rep.u.step_reply;
-			if (rep.hdr.type == PROTO_STEP_REPLY &&
-			    sr->branch == i && sr->phase == ph &&
-			    sr->gid != NULL && strcmp(sr->gid, r->gid) == 0) {
-				*res = sr->result;
-				snprintf(why, wlen, "%s",
-				    sr->reason != NULL ? sr->reason : "");
-				proto_msg_free(&rep);
-				return CALL_DONE;
-			}
-			snprintf(err, sizeof(err),
-			    "step %u on node %u: unexpected %s reply", i,
-			    st->participant, proto_type_name(rep.hdr.type));
-		} else if (rv == DTX_EREFUSED) {
-			dtx_err code = rep.u.error.code;
-			snprintf(err, sizeof(err),
-			    "step %u on node %u: %s (%s)", i, st->participant,
-			    dtx_errname(code),
-			    rep.u.error.reason ? rep.u.error.reason : "");
-			if (!transient(code) && ph == PROTO_PHASE_ACTION) {
-				// A definite refusal: the action did not run
-				// and will not.
-				*res = PROTO_STEP_FAILED;
-				snprintf(why, wlen, "%s", err);
-				proto_msg_free(&rep);
-				return CALL_DONE;
-			}
-		} else {
-			snprintf(err, sizeof(err), "step %u on node %u: %s", i,
-			    st->participant, dtx_strerror(rv));
-		}
-		proto_msg_free(&rep);
-		set_error(s, r, err);
+		if (saga__step_judge(r, i, ph, rv,
+		        rv == DTX_OK || rv == DTX_EREFUSED ? &rep : NULL, res,
+		        why, wlen, err, sizeof(err)))
+			return CALL_DONE;
+		saga__set_error(s, r, err);
 		uint64_t now = dtx_mono_ns();
 		if (now >= deadline_ns) {
 			snprintf(why, wlen, "%s", err);
@@ -163,35 +182,35 @@ call_step(saga *s, saga__rec *r, uint32_t i, proto_phase ph,
 	}
 }
 
-static dtx_err
-log_step(saga *s, saga__rec *r, uint32_t i, proto_phase ph, bool fin,
-    proto_step_result res, const char *why, bool force)
+dtx_err
+saga__log_step(saga *s, saga__rec *r, uint32_t i, proto_phase ph, bool fin,
+    proto_step_result res, const char *why, bool force, uint64_t *lsn)
 {
 	dtx_buf b = { 0 };
 	saga__enc_step(&b, r->gid, i, ph, fin, res, why);
-	dtx_err rv = saga__log(s, SAGA__REC_STEP, &b, force);
+	dtx_err rv = saga__log(s, SAGA__REC_STEP, &b, force, lsn);
 	dtx_buf_fini(&b);
 	return rv;
 }
 
-static dtx_err
-log_comp(saga *s, saga__rec *r, int32_t failed, const char *why)
+dtx_err
+saga__log_comp(saga *s, saga__rec *r, int32_t failed, const char *why)
 {
 	dtx_buf b = { 0 };
 	saga__enc_comp(&b, r->gid, failed, why);
-	dtx_err rv = saga__log(s, SAGA__REC_COMP, &b, false);
+	dtx_err rv = saga__log(s, SAGA__REC_COMP, &b, false, NULL);
 	dtx_buf_fini(&b);
 	return rv;
 }
 
-// Logs END after the records in pre (may be NULL: none), unforced: the
-// client may hear the outcome before END is durable. A crash that loses
-// END (and pre) leaves the last step (or compensation) logged as started,
-// and recovery runs it again: its barrier answers the first result, so the
-// saga ends as the client was told. The barriers stay until END is
-// durable (send_forgets syncs the log first).
-static dtx_err
-log_end(saga *s, saga__rec *r, proto_saga_state st, const dtx_buf *pre)
+// END is appended unforced: the client may hear the outcome before END is
+// durable. A crash that loses END (and pre) leaves the last step (or
+// compensation) logged as started, and recovery runs it again: its
+// barrier answers the first result, so the saga ends as the client was
+// told. The barriers stay until END is durable (send_forgets syncs the
+// log first).
+dtx_err
+saga__log_end(saga *s, saga__rec *r, proto_saga_state st, const dtx_buf *pre)
 {
 	dtx_buf b = { 0 };
 	saga__enc_end(
@@ -200,8 +219,8 @@ log_end(saga *s, saga__rec *r, proto_saga_state st, const dtx_buf *pre)
 		{ .type = SAGA__REC_STEP, .b = pre },
 		{ .type = SAGA__REC_END, .b = &b },
 	};
-	dtx_err rv = pre != NULL ? saga__log_n(s, recs, 2, false)
-	                         : saga__log_n(s, recs + 1, 1, false);
+	dtx_err rv = pre != NULL ? saga__log_n(s, recs, 2, false, NULL)
+	                         : saga__log_n(s, recs + 1, 1, false, NULL);
 	dtx_buf_fini(&b);
 	if (rv == DTX_OK) {
 		saga__count(s,
@@ -213,17 +232,15 @@ log_end(saga *s, saga__rec *r, proto_saga_state st, const dtx_buf *pre)
 	return rv;
 }
 
-// Logs action i's success together with, in one forced append, the start
-// of step i + 1 or, after the last step, END (committed).
-static dtx_err
-log_done_then(saga *s, saga__rec *r, uint32_t i)
+dtx_err
+saga__log_done_then(saga *s, saga__rec *r, uint32_t i, uint64_t *lsn)
 {
 	dtx_buf done = { 0 }, next = { 0 };
 	saga__enc_step(
 	    &done, r->gid, i, PROTO_PHASE_ACTION, true, PROTO_STEP_OK, NULL);
 	dtx_err rv;
 	if (i + 1 == r->n_steps) {
-		rv = log_end(s, r, PROTO_SAGA_COMMITTED, &done);
+		rv = saga__log_end(s, r, PROTO_SAGA_COMMITTED, &done);
 	} else {
 		saga__enc_step(&next, r->gid, i + 1, PROTO_PHASE_ACTION, false,
 		    PROTO_STEP_OK, NULL);
@@ -231,10 +248,47 @@ log_done_then(saga *s, saga__rec *r, uint32_t i)
 			{ .type = SAGA__REC_STEP, .b = &done },
 			{ .type = SAGA__REC_STEP, .b = &next },
 		};
-		rv = saga__log_n(s, recs, 2, true);
+		rv = saga__log_n(s, recs, 2, true, lsn);
 	}
 	dtx_buf_fini(&done);
 	dtx_buf_fini(&next);
+	return rv;
+}
+
+dtx_err
+saga__action_outcome(saga *s, saga__rec *r, uint32_t i, proto_step_result res,
+    const char *why)
+{
+	char text[PROTO_MAX_STR + 1];
+	dtx_err rv = saga__log_step(s, r, i, PROTO_PHASE_ACTION, true, res,
+	    res == PROTO_STEP_OK ? NULL : why, false, NULL);
+	if (rv != DTX_OK || res == PROTO_STEP_OK)
+		return rv;
+	saga__count(s, SAGA_CTR_STEP_FAILED);
+	snprintf(text, sizeof(text), "step %u %s: %s", i,
+	    res == PROTO_STEP_REFUSED ? "refused" : "failed", why);
+	return saga__log_comp(s, r, (int32_t)i, text);
+}
+
+void
+saga__comp_failed(saga *s, saga__rec *r, uint32_t i, proto_step_result res,
+    const char *why)
+{
+	char err[sizeof(r->last_error)];
+	snprintf(err, sizeof(err), "compensation of step %u %s: %s", i,
+	    res == PROTO_STEP_REFUSED ? "refused" : "failed", why);
+	saga__set_error(s, r, err);
+	DTX_LOG(DTX_LOG_WARN, "SAGA_COMP_FAILED", "saga %s: %s", r->gid, err);
+}
+
+dtx_err
+saga__comp_done(saga *s, saga__rec *r, uint32_t i)
+{
+	dtx_crashpoint("saga.during_compensation");
+	dtx_err rv = saga__log_step(s, r, i, PROTO_PHASE_COMPENSATE, true,
+	    PROTO_STEP_OK, NULL, false, NULL);
+	if (rv == DTX_OK)
+		saga__count(s, SAGA_CTR_COMPENSATIONS);
 	return rv;
 }
 
@@ -245,7 +299,7 @@ log_failed(saga *s, saga__rec *r, dtx_err rv)
 {
 	char err[96];
 	snprintf(err, sizeof(err), "saga log: %s", dtx_strerror(rv));
-	set_error(s, r, err);
+	saga__set_error(s, r, err);
 	nap(s, 100);
 	return false;
 }
@@ -263,16 +317,16 @@ forward(saga *s, saga__rec *r, uint64_t deadline_ns)
 		while (i < r->n_steps && r->st[i] == PROTO_SS_DONE)
 			i++;
 		if (i == r->n_steps) {
-			if ((rv = log_end(s, r, PROTO_SAGA_COMMITTED, NULL)) !=
-			    DTX_OK)
+			if ((rv = saga__log_end(
+			         s, r, PROTO_SAGA_COMMITTED, NULL)) != DTX_OK)
 				return log_failed(s, r, rv);
 			return true;
 		}
 		if (r->st[i] == PROTO_SS_PENDING) {
 			// Rule 12: the step's start is durable before it
 			// runs, so recovery knows which steps to compensate.
-			rv = log_step(s, r, i, PROTO_PHASE_ACTION, false,
-			    PROTO_STEP_OK, NULL, true);
+			rv = saga__log_step(s, r, i, PROTO_PHASE_ACTION, false,
+			    PROTO_STEP_OK, NULL, true, NULL);
 			if (rv != DTX_OK)
 				return log_failed(s, r, rv);
 			dtx_crashpoint("saga.after_step_start_log");
@@ -294,7 +348,8 @@ forward(saga *s, saga__rec *r, uint64_t deadline_ns)
 			    "step %u: retries exhausted: %s", i, why);
 			DTX_LOG(DTX_LOG_WARN, "SAGA_GIVE_UP", "saga %s %s",
 			    r->gid, text);
-			if ((rv = log_comp(s, r, (int32_t)i, text)) != DTX_OK)
+			if ((rv = saga__log_comp(s, r, (int32_t)i, text)) !=
+			    DTX_OK)
 				return log_failed(s, r, rv);
 			return true;
 		}
@@ -305,7 +360,7 @@ forward(saga *s, saga__rec *r, uint64_t deadline_ns)
 		    (i + 1 == r->n_steps || r->st[i + 1] == PROTO_SS_PENDING)) {
 			// The outcome goes with what must be durable next
 			// anyway: the next step's start (rule 12), or END.
-			rv = log_done_then(s, r, i);
+			rv = saga__log_done_then(s, r, i, NULL);
 			if (rv != DTX_OK)
 				return log_failed(s, r, rv);
 			if (i + 1 == r->n_steps)
@@ -313,19 +368,10 @@ forward(saga *s, saga__rec *r, uint64_t deadline_ns)
 			dtx_crashpoint("saga.after_step_start_log");
 			continue;
 		}
-		rv = log_step(s, r, i, PROTO_PHASE_ACTION, true, res,
-		    res == PROTO_STEP_OK ? NULL : why, false);
-		if (rv != DTX_OK)
+		if ((rv = saga__action_outcome(s, r, i, res, why)) != DTX_OK)
 			return log_failed(s, r, rv);
-		if (res != PROTO_STEP_OK) {
-			saga__count(s, SAGA_CTR_STEP_FAILED);
-			snprintf(text, sizeof(text), "step %u %s: %s", i,
-			    res == PROTO_STEP_REFUSED ? "refused" : "failed",
-			    why);
-			if ((rv = log_comp(s, r, (int32_t)i, text)) != DTX_OK)
-				return log_failed(s, r, rv);
+		if (res != PROTO_STEP_OK)
 			return true;
-		}
 	}
 }
 
@@ -346,8 +392,8 @@ backward(saga *s, saga__rec *r, uint64_t deadline_ns)
 		if (r->st[i] == PROTO_SS_COMPENSATED)
 			continue;
 		if (r->st[i] != PROTO_SS_COMPENSATING) {
-			rv = log_step(s, r, i, PROTO_PHASE_COMPENSATE, false,
-			    PROTO_STEP_OK, NULL, true);
+			rv = saga__log_step(s, r, i, PROTO_PHASE_COMPENSATE,
+			    false, PROTO_STEP_OK, NULL, true, NULL);
 			if (rv != DTX_OK)
 				return log_failed(s, r, rv);
 		}
@@ -361,26 +407,15 @@ backward(saga *s, saga__rec *r, uint64_t deadline_ns)
 				break;
 			// A compensation must not fail; keep trying and show
 			// it (SAGA_STATUS, HEALTH) until someone fixes it.
-			char err[sizeof(r->last_error)];
-			snprintf(err, sizeof(err),
-			    "compensation of step %u %s: %s", i,
-			    res == PROTO_STEP_REFUSED ? "refused" : "failed",
-			    why);
-			set_error(s, r, err);
-			DTX_LOG(DTX_LOG_WARN, "SAGA_COMP_FAILED", "saga %s: %s",
-			    r->gid, err);
+			saga__comp_failed(s, r, i, res, why);
 			if (dtx_mono_ns() >= deadline_ns)
 				return false;
 			nap(s, (uint64_t)s->cfg->backoff_max_ms);
 		}
-		dtx_crashpoint("saga.during_compensation");
-		rv = log_step(s, r, i, PROTO_PHASE_COMPENSATE, true,
-		    PROTO_STEP_OK, NULL, false);
-		if (rv != DTX_OK)
+		if ((rv = saga__comp_done(s, r, i)) != DTX_OK)
 			return log_failed(s, r, rv);
-		saga__count(s, SAGA_CTR_COMPENSATIONS);
 	}
-	if ((rv = log_end(s, r, PROTO_SAGA_ABORTED, NULL)) != DTX_OK)
+	if ((rv = saga__log_end(s, r, PROTO_SAGA_ABORTED, NULL)) != DTX_OK)
 		return log_failed(s, r, rv);
 	return true;
 }

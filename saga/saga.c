@@ -70,6 +70,7 @@ const char *const saga__ctr_names[SAGA_CTR_COUNT] = {
 	[SAGA_CTR_COMPENSATIONS] = "compensations",
 	[SAGA_CTR_RECOVERED] = "recovered",
 	[SAGA_CTR_HANDED_OFF] = "handed_off",
+	[SAGA_CTR_TO_THREAD] = "to_thread",
 	[SAGA_CTR_FORGETS_SENT] = "forgets_sent",
 	[SAGA_CTR_FORGET_ERRORS] = "forget_errors",
 	[SAGA_CTR_CHECKPOINTS] = "checkpoints",
@@ -140,6 +141,8 @@ saga_open(proto_daemon *d, const saga_cfg *cfg, saga **out)
 		rv = proto_pool_open(
 		    (uint32_t)cfg->submitters, saga__handle, s, &s->submitters);
 	if (rv == DTX_OK)
+		rv = stor_forcer_open(s->wal, &s->forcer);
+	if (rv == DTX_OK)
 		rv = open_step_batchers(s);
 	if (rv != DTX_OK) {
 		saga_close(s);
@@ -179,8 +182,10 @@ saga_close(saga *s)
 	if (s == NULL)
 		return;
 	saga__threads_stop(s);
-	// The server is closed: what it deferred has been answered.
+	// The server is closed: what it deferred has been answered, so no
+	// job is left.
 	proto_pool_close(s->submitters);
+	stor_forcer_close(s->forcer);
 	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
 		proto_batcher_close(s->steps[i]);
 	stor_wal_close(s->wal);

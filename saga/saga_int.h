@@ -69,6 +69,7 @@ typedef enum saga_ctr {
 	SAGA_CTR_COMPENSATIONS, // compensations applied (incl. null ones)
 	SAGA_CTR_RECOVERED, // unfinished sagas loaded from the log
 	SAGA_CTR_HANDED_OFF, // sagas handed to the resumers
+	SAGA_CTR_TO_THREAD, // asynchronous sagas handed to a submitter
 	SAGA_CTR_FORGETS_SENT, // SAGA_FORGET messages acknowledged
 	SAGA_CTR_FORGET_ERRORS,
 	SAGA_CTR_CHECKPOINTS,
@@ -97,7 +98,9 @@ struct saga__rec {
 	uint64_t comp_since_ns; // monotonic: compensation began (0: never)
 	uint64_t end_ns; // monotonic: finished (0: not yet)
 	uint64_t action_since_ns; // first attempt of the current action
-	bool owned; // a thread is running it
+	uint64_t reply_by_ns; // monotonic: the submitter's answer is due
+	bool owned; // a thread or an asynchronous job is running it
+	bool handoff; // its job handed it to a submitter thread
 	bool queued; // waiting in the resume queue
 	bool recovered; // loaded unfinished from the log
 	uint32_t waiters; // resubmissions waiting for its outcome
@@ -140,7 +143,8 @@ struct saga {
 	_Atomic bool stop;
 	bool replaying; // inside saga_open's replay
 
-	proto_pool *submitters; // runs deferred SAGA_SUBMITs
+	proto_pool *submitters; // runs deferred SAGA_SUBMITs that must wait
+	stor_forcer *forcer; // forces the records of asynchronous sagas
 	// STEPs to each participant share BATCH messages (and so one
 	// participant fsync), through the daemon's peer calls.
 	proto_batcher *steps[DTX_TOPO_MAX];
@@ -194,9 +198,12 @@ dtx_err saga__apply_begin_live(saga *s, const proto_saga_submit *sub,
     uint64_t submit_wall_ms, saga__rec **rec);
 
 // Appends a record (payload borrowed) and applies it, under saga->mu
-// (taken here). With force, returns once it is durable. Errors of
+// (taken here). With force, returns once it is durable, or, when lsn is
+// not NULL, returns at once with the record's LSN in *lsn: the caller
+// makes it durable (stor_forcer) before acting on it. Errors of
 // stor_wal_append / stor_wal_sync, saga__apply.
-dtx_err saga__log(saga *s, uint8_t type, const dtx_buf *b, bool force);
+dtx_err saga__log(
+    saga *s, uint8_t type, const dtx_buf *b, bool force, uint64_t *lsn);
 
 // One record for saga__log_n: its type and payload (borrowed).
 typedef struct saga__logrec {
@@ -206,8 +213,10 @@ typedef struct saga__logrec {
 
 // saga__log for n records appended and applied in order under one hold of
 // saga->mu; with force, one wait makes them all durable (a step's outcome
-// and the next step's start, or the last outcome and END, share it).
-dtx_err saga__log_n(saga *s, const saga__logrec *recs, size_t n, bool force);
+// and the next step's start, or the last outcome and END, share it), or
+// *lsn gets the last one's LSN as in saga__log.
+dtx_err saga__log_n(saga *s, const saga__logrec *recs, size_t n, bool force,
+    uint64_t *lsn);
 
 // Opens <data>/log and replays it into the table.
 dtx_err saga__log_open(saga *s);
@@ -244,6 +253,47 @@ bool saga__drive(saga *s, saga__rec *r, uint64_t deadline_ns);
 // True once the daemon or the orchestrator is stopping.
 bool saga__stopping(saga *s);
 
+// Keeps err as r's last error (SAGA_STATUS, HEALTH).
+void saga__set_error(saga *s, saga__rec *r, const char *err);
+
+// Builds step i's STEP request for phase ph into *req (initialised here;
+// it borrows r's gid and ops).
+void saga__step_req(const saga__rec *r, uint32_t i, proto_phase ph, proto_msg *req);
+
+// Judges the answer to step i's STEP call: rv, and *rep (rep NULL unless
+// rv is DTX_OK or DTX_EREFUSED; freed here). True when it is definite:
+// *res and why hold the participant's result and reason (a definite
+// refusal of an action counts as failed). False when the call should be
+// retried: err says why.
+bool saga__step_judge(const saga__rec *r, uint32_t i, proto_phase ph,
+    dtx_err rv, proto_msg *rep, proto_step_result *res, char *why,
+    size_t wlen, char *err, size_t elen);
+
+// The saga's log records, appended and applied (saga__log). A forced one
+// is made durable here when lsn is NULL, or else its LSN is returned in
+// *lsn for the caller to force.
+// Step i's start (fin false) or outcome res (fin true) in phase ph.
+dtx_err saga__log_step(saga *s, saga__rec *r, uint32_t i, proto_phase ph,
+    bool fin, proto_step_result res, const char *why, bool force,
+    uint64_t *lsn);
+// The turn to compensation (unforced).
+dtx_err saga__log_comp(saga *s, saga__rec *r, int32_t failed, const char *why);
+// END in state st after the records in pre (may be NULL: none), unforced.
+dtx_err saga__log_end(
+    saga *s, saga__rec *r, proto_saga_state st, const dtx_buf *pre);
+// Action i's success together with, forced, the start of step i + 1 or,
+// after the last step, END (committed; unforced, *lsn untouched).
+dtx_err saga__log_done_then(saga *s, saga__rec *r, uint32_t i, uint64_t *lsn);
+// Action i's definite outcome res (unforced); when it failed, also the
+// turn to compensation, with the reason why.
+dtx_err saga__action_outcome(saga *s, saga__rec *r, uint32_t i,
+    proto_step_result res, const char *why);
+// Compensation i was answered res (not OK): keeps and logs the error.
+void saga__comp_failed(saga *s, saga__rec *r, uint32_t i, proto_step_result res,
+    const char *why);
+// Compensation i succeeded: logs it (unforced) and counts it.
+dtx_err saga__comp_done(saga *s, saga__rec *r, uint32_t i);
+
 // ---------------------------------------------------------------- recover.c
 
 // The resumer threads (unfinished sagas from the log and hand-offs) and
@@ -254,6 +304,17 @@ void saga__threads_stop(saga *s);
 // ---------------------------------------------------------------- serve.c
 
 dtx_err saga__handle(void *arg, const proto_msg *req, proto_msg *rep);
+// Builds the SAGA_REPLY for r's current state. saga->mu held.
+dtx_err saga__reply_of(saga *s, saga__rec *r, proto_msg *rep);
+
+// ---------------------------------------------------------------- async.c
+
+// Runs r (new, owned by the caller, its BEGIN record appended at
+// begin_lsn but not yet durable) as an asynchronous job that answers tok
+// (the client's SAGA_SUBMIT) when the saga ends, or hands both to a
+// submitter thread when it needs retries. Returns at once.
+void saga__run_async(
+    saga *s, saga__rec *r, proto_defer *tok, uint64_t begin_lsn);
 dtx_err saga__health(void *arg, proto_health_reply *rep);
 
 #endif // SAGA_INT_H

@@ -36,9 +36,8 @@ state_name(proto_saga_state st)
 	}
 }
 
-// Builds the SAGA_REPLY for r's current state. saga->mu held.
-static dtx_err
-reply_of(saga *s, saga__rec *r, proto_msg *rep)
+dtx_err
+saga__reply_of(saga *s, saga__rec *r, proto_msg *rep)
 {
 	proto_saga_reply *sr = &rep->u.saga_reply;
 	char why[PROTO_MAX_STR + 1];
@@ -94,7 +93,7 @@ resubmitted(saga *s, saga__rec *r, proto_msg *rep)
 		pthread_cond_timedwait(&s->done_cv, &s->mu, &ts);
 	}
 	r->waiters--;
-	return reply_of(s, r, rep);
+	return saga__reply_of(s, r, rep);
 }
 
 // Checks what the participants could not: that every step names a
@@ -120,8 +119,52 @@ check_submit(saga *s, const proto_saga_submit *sub, proto_msg *rep)
 	return DTX_OK;
 }
 
+// Appends sub's BEGIN record (payload b) and applies it: *r is the new
+// saga, owned by the caller, and *lsn the record's LSN (not yet durable).
+// saga->mu held.
 static dtx_err
-submit(saga *s, const proto_msg *req, proto_msg *rep)
+append_begin(saga *s, const proto_saga_submit *sub, uint64_t wall,
+    const dtx_buf *b, saga__rec **r, uint64_t *lsn)
+{
+	dtx_err rv = stor_wal_append(
+	    s->wal, SAGA__REC_BEGIN, b->p, b->len, false, lsn);
+	if (rv == DTX_OK)
+		rv = saga__apply_begin_live(s, sub, wall, r);
+	if (rv != DTX_OK)
+		return rv;
+	(*r)->owned = true;
+	(*r)->reply_by_ns =
+	    dtx_mono_ns() + (uint64_t)s->cfg->reply_wait_ms * 1000000u;
+	saga__count(s, SAGA_CTR_SUBMITTED);
+	return DTX_OK;
+}
+
+// Drives r (owned by the caller) until it is finished or its reply is
+// due, then answers with its state; a saga not finished goes on in the
+// background.
+static dtx_err
+drive_reply(saga *s, saga__rec *r, proto_msg *rep)
+{
+	bool done = saga__drive(s, r, r->reply_by_ns);
+	pthread_mutex_lock(&s->mu);
+	if (!done && !saga__stopping(s)) {
+		// It goes on in the background; the client may ask again.
+		saga__count(s, SAGA_CTR_HANDED_OFF);
+		saga__enqueue(s, r);
+	} else {
+		r->owned = false;
+	}
+	dtx_err rv = saga__reply_of(s, r, rep);
+	pthread_mutex_unlock(&s->mu);
+	return rv;
+}
+
+// SAGA_SUBMIT. With tok (the request deferred), a new saga runs as an
+// asynchronous job (async.c) and this returns at once; without, on a
+// submitter thread, it runs here: a new saga, one handed over by its job
+// (r->handoff), or a resubmission waiting for its saga's outcome.
+static dtx_err
+submit(saga *s, const proto_msg *req, proto_msg *rep, proto_defer *tok)
 {
 	const proto_saga_submit *sub = &req->u.saga_submit;
 	dtx_buf b = { 0 };
@@ -134,26 +177,37 @@ submit(saga *s, const proto_msg *req, proto_msg *rep)
 	if ((rv = check_submit(s, sub, rep)) != DTX_OK ||
 	    rep->hdr.type == PROTO_ERROR)
 		return rv;
-	uint64_t start = dtx_mono_ns();
 	uint64_t wall = dtx_wall_ns() / 1000000u;
 	rv = saga__enc_begin(&b, sub, wall);
 	if (rv != DTX_OK)
 		goto done;
 	pthread_mutex_lock(&s->mu);
-	if ((r = saga__find(s, sub->gid)) != NULL) {
+	if ((r = saga__find(s, sub->gid)) != NULL && r->handoff &&
+	    tok == NULL) {
+		r->handoff = false;
+		pthread_mutex_unlock(&s->mu);
+		rv = drive_reply(s, r, rep);
+		goto done;
+	}
+	if (r != NULL && tok != NULL) {
+		// Waiting for its outcome holds a thread.
+		pthread_mutex_unlock(&s->mu);
+		proto_pool_run(s->submitters, tok);
+		goto done;
+	}
+	if (r != NULL) {
 		rv = resubmitted(s, r, rep);
 		pthread_mutex_unlock(&s->mu);
 		goto done;
 	}
-	rv = stor_wal_append(s->wal, SAGA__REC_BEGIN, b.p, b.len, false, &lsn);
-	if (rv == DTX_OK)
-		rv = saga__apply_begin_live(s, sub, wall, &r);
-	if (rv == DTX_OK)
-		r->owned = true;
+	rv = append_begin(s, sub, wall, &b, &r, &lsn);
 	pthread_mutex_unlock(&s->mu);
 	if (rv != DTX_OK)
 		goto done;
-	saga__count(s, SAGA_CTR_SUBMITTED);
+	if (tok != NULL) {
+		saga__run_async(s, r, tok, lsn);
+		goto done;
+	}
 	// The saga is durable before its first step runs (rule 12).
 	if ((rv = stor_wal_sync(s->wal, lsn)) != DTX_OK) {
 		DTX_LOG(DTX_LOG_ERROR, "SAGA_LOG", "saga %s: begin: %s",
@@ -162,23 +216,12 @@ submit(saga *s, const proto_msg *req, proto_msg *rep)
 		r->owned = false;
 		snprintf(r->last_error, sizeof(r->last_error), "saga log: %s",
 		    dtx_strerror(rv));
-		rv = reply_of(s, r, rep);
+		rv = saga__reply_of(s, r, rep);
 		pthread_mutex_unlock(&s->mu);
 		goto done;
 	}
 	dtx_crashpoint("saga.after_begin_log");
-	bool done = saga__drive(
-	    s, r, start + (uint64_t)s->cfg->reply_wait_ms * 1000000u);
-	pthread_mutex_lock(&s->mu);
-	if (!done && !saga__stopping(s)) {
-		// It goes on in the background; the client may ask again.
-		saga__count(s, SAGA_CTR_HANDED_OFF);
-		saga__enqueue(s, r);
-	} else {
-		r->owned = false;
-	}
-	rv = reply_of(s, r, rep);
-	pthread_mutex_unlock(&s->mu);
+	rv = drive_reply(s, r, rep);
 done:
 	dtx_buf_fini(&b);
 	return rv;
@@ -222,18 +265,24 @@ dtx_err
 saga__handle(void *arg, const proto_msg *req, proto_msg *rep)
 {
 	saga *s = arg;
-
 	proto_defer *tok;
+	proto_msg trep;
+	dtx_err rv;
+
+	proto_msg_init(&trep, PROTO_NONE);
 	switch (req->hdr.type) {
 	case PROTO_SAGA_SUBMIT:
-		// A saga holds a thread while it runs: hand it to a
-		// submitter, so that this worker (and the next element of
-		// a BATCH) goes on. On a submitter no token is given.
-		if ((tok = proto_server_defer()) != NULL) {
-			proto_pool_run(s->submitters, tok);
-			return DTX_OK;
-		}
-		return submit(s, req, rep);
+		// A saga runs from completions, so that this worker (and the
+		// next element of a BATCH) goes on. On a submitter no token
+		// is given, and the saga runs there.
+		if ((tok = proto_server_defer()) == NULL)
+			return submit(s, req, rep, NULL);
+		rv = submit(s, proto_defer_req(tok), &trep, tok);
+		if (rv != DTX_OK || trep.hdr.type != PROTO_NONE)
+			proto_defer_reply(tok, rv, &trep);
+		else
+			proto_msg_free(&trep);
+		return DTX_OK;
 	case PROTO_SAGA_STATUS:
 		return status(s, req, rep);
 	default:

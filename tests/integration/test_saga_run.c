@@ -84,6 +84,9 @@ test_happy_path(void **state)
 	int32_t failed = 7;
 	int a = acct_on[1][0], b = acct_on[2][0];
 	total(before);
+	int64_t threaded0 = -1, threaded1 = -1;
+	assert_int_equal(
+	    ts_health(&T, T.saga_id, NULL, 0, "to_thread", &threaded0), 0);
 	gid_of(gid, sizeof(gid), "happy");
 	assert_int_equal(
 	    ts_transfer(&T, gid, a, b, 30, &failed, why, sizeof(why)),
@@ -92,6 +95,11 @@ test_happy_path(void **state)
 	assert_int_equal(total(after), NACCT * INIT);
 	assert_int_equal(after[a], before[a] - 30);
 	assert_int_equal(after[b], before[b] + 30);
+	// A saga on the straight path runs from completions: it never
+	// needs a submitter thread.
+	assert_int_equal(
+	    ts_health(&T, T.saga_id, NULL, 0, "to_thread", &threaded1), 0);
+	assert_int_equal(threaded1, threaded0);
 	uint8_t st[4];
 	uint32_t n = 0;
 	assert_int_equal(
@@ -289,6 +297,9 @@ test_unreachable_participant_compensates(void **state)
 	int64_t before[NACCT], after[NACCT];
 	char why[300];
 	total(before);
+	int64_t threaded0 = -1, threaded1 = -1;
+	assert_int_equal(
+	    ts_health(&T, T.saga_id, NULL, 0, "to_thread", &threaded0), 0);
 	int64_t cut[1] = { 2 };
 	assert_int_equal(ts_fault(&T, T.saga_id, "partition", cut, 1, NULL), 0);
 	bg_submit b = {
@@ -331,6 +342,11 @@ test_unreachable_participant_compensates(void **state)
 	assert_int_equal(
 	    ts_health(&T, T.saga_id, NULL, 0, "steps_gave_up", &gave_up), 0);
 	assert_true(gave_up >= 1);
+	// The unreachable step was retried with pauses on a submitter
+	// thread, where its job handed it.
+	assert_int_equal(
+	    ts_health(&T, T.saga_id, NULL, 0, "to_thread", &threaded1), 0);
+	assert_true(threaded1 > threaded0);
 }
 
 typedef struct bg_saga {

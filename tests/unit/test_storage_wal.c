@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -463,6 +464,105 @@ test_fsync_failure(void **state)
 	st_rmrf(dir);
 }
 
+typedef struct fc_req {
+	stor_force f; // first: done gets it back
+	stor_wal *w;
+	pthread_t caller;
+	_Atomic int calls;
+	bool durable; // the LSN was durable when done ran
+	bool inline_run; // done ran on the thread that queued it
+	dtx_err rv;
+} fc_req;
+
+static void
+fc_done(stor_force *f, dtx_err rv)
+{
+	fc_req *r = (fc_req *)f;
+	r->rv = rv;
+	r->durable = stor_wal_durable_lsn(r->w) >= f->lsn;
+	r->inline_run = pthread_equal(pthread_self(), r->caller);
+	atomic_fetch_add(&r->calls, 1);
+}
+
+static void
+fc_wait(fc_req *r, int n)
+{
+	for (int i = 0; i < 5000; i++) {
+		bool all = true;
+		for (int k = 0; k < n; k++)
+			all = all && atomic_load(&r[k].calls) > 0;
+		if (all)
+			return;
+		dtx_sleep_ms(1);
+	}
+}
+
+// The forcer makes each queued record durable before its done runs, on
+// its own thread, with fewer syncs than records; a failed sync reaches
+// every waiting done; after stop a force runs on the caller's thread.
+static void
+test_forcer(void **state)
+{
+	(void)state;
+	char dir[256];
+	st_tmpdir(dir, sizeof(dir), "walforce");
+	stor_wal_opts o;
+	stor_wal_opts_init(&o);
+	hook h = { .fail_at = 1000000 };
+	o.sync_fn = failing_sync;
+	o.hook_arg = &h;
+	stor_wal *w;
+	assert_int_equal(stor_wal_open(dir, &o, NULL, NULL, NULL, &w), 0);
+	stor_forcer *fc;
+	assert_int_equal(stor_forcer_open(NULL, &fc), DTX_EINVAL);
+	assert_int_equal(stor_forcer_open(w, &fc), 0);
+	enum { N = 200 };
+	static fc_req r[N];
+	unsigned char p[64];
+	for (int i = 0; i < N; i++) {
+		size_t n = st_payload(i, p);
+		r[i] = (fc_req) { .w = w, .caller = pthread_self() };
+		r[i].f.done = fc_done;
+		assert_int_equal(stor_wal_append(
+		                     w, st_type(i), p, n, false, &r[i].f.lsn),
+		    0);
+		stor_forcer_force(fc, &r[i].f);
+	}
+	fc_wait(r, N);
+	stor_wal_stats st;
+	stor_wal_stats_get(w, &st);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(atomic_load(&r[i].calls), 1);
+		assert_int_equal(r[i].rv, DTX_OK);
+		assert_true(r[i].durable);
+		assert_false(r[i].inline_run);
+	}
+	assert_true(st.syncs < N / 2);
+	// A failed sync: the waiting records hear it.
+	h.fail_at = h.syncs + 1;
+	fc_req bad = { .w = w, .caller = pthread_self() };
+	bad.f.done = fc_done;
+	assert_int_equal(stor_wal_append(w, 1, p, 8, false, &bad.f.lsn), 0);
+	stor_forcer_force(fc, &bad.f);
+	fc_wait(&bad, 1);
+	assert_int_equal(atomic_load(&bad.calls), 1);
+	assert_int_equal(bad.rv, DTX_EIO);
+	// Stopped: the force runs here, at once.
+	stor_forcer_stop(fc);
+	stor_forcer_stop(fc);
+	fc_req late = { .w = w, .caller = pthread_self() };
+	late.f.done = fc_done;
+	late.f.lsn = bad.f.lsn;
+	stor_forcer_force(fc, &late.f);
+	assert_int_equal(atomic_load(&late.calls), 1);
+	assert_true(late.inline_run);
+	assert_true(late.rv == DTX_EIO || late.rv == DTX_EFAILED);
+	stor_forcer_close(fc);
+	stor_forcer_close(NULL);
+	stor_wal_close(w);
+	st_rmrf(dir);
+}
+
 static int
 failing_write(void *arg, int fd, const void *buf, size_t len)
 {
@@ -578,6 +678,7 @@ main(void)
 		cmocka_unit_test(test_flip_every_bit),
 		cmocka_unit_test(test_middle_segment_damage),
 		cmocka_unit_test(test_fsync_failure),
+		cmocka_unit_test(test_forcer),
 		cmocka_unit_test(test_write_failure),
 		cmocka_unit_test(test_oom),
 	};
