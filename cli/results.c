@@ -163,6 +163,16 @@ prepare(cli_results *r, const char *sql, sqlite3_stmt **st)
 	return rc == SQLITE_OK ? DTX_OK : db_fail(r, rc, "preparing a query");
 }
 
+// Prepares a query whose only parameter is a run id, and binds it.
+static dtx_err
+prepare_run(cli_results *r, const char *sql, int64_t run_id, sqlite3_stmt **st)
+{
+	dtx_err e = prepare(r, sql, st);
+	if (e == DTX_OK)
+		sqlite3_bind_int64(*st, 1, run_id);
+	return e;
+}
+
 static void
 rollback(cli_results *r)
 {
@@ -477,6 +487,18 @@ typedef struct arr_ctx {
 	const void *arr;
 } arr_ctx;
 
+// Inserts the n elements of arr (may be NULL when n is 0) as rows of run
+// run_id; bind reads them through an arr_ctx.
+static dtx_err
+insert_arr(cli_results *db, int64_t run_id, const char *sql, const void *arr,
+    size_t n, bind_row_fn bind, const char *what)
+{
+	if (db == NULL || (n > 0 && arr == NULL))
+		return DTX_EINVAL;
+	arr_ctx c = { run_id, arr };
+	return insert_rows(db, sql, n, bind, &c, what);
+}
+
 static void
 bind_fault(sqlite3_stmt *st, const void *ctx, size_t i)
 {
@@ -513,8 +535,7 @@ cli_results_add_faults(
 	    "INSERT INTO faults(run_id, idx, start_ns, end_ns, kind, targets,"
 	    " detail) VALUES(?,?+%lld,?,?,?,?,?)",
 	    (long long)base);
-	arr_ctx c = { run_id, f };
-	return insert_rows(db, sql, n, bind_fault, &c, "storing faults");
+	return insert_arr(db, run_id, sql, f, n, bind_fault, "storing faults");
 }
 
 static void
@@ -532,12 +553,9 @@ dtx_err
 cli_results_add_txn_obs(
     cli_results *db, int64_t run_id, const cli_txn_obs *o, size_t n)
 {
-	if (db == NULL || (n > 0 && o == NULL))
-		return DTX_EINVAL;
-	arr_ctx c = { run_id, o };
-	return insert_rows(db,
+	return insert_arr(db, run_id,
 	    "INSERT INTO txn_obs(run_id, txid, node, outcome) VALUES(?,?,?,?)",
-	    n, bind_txn, &c, "storing observations");
+	    o, n, bind_txn, "storing observations");
 }
 
 static void
@@ -556,13 +574,10 @@ dtx_err
 cli_results_add_saga_obs(
     cli_results *db, int64_t run_id, const cli_saga_obs *s, size_t n)
 {
-	if (db == NULL || (n > 0 && s == NULL))
-		return DTX_EINVAL;
-	arr_ctx c = { run_id, s };
-	return insert_rows(db,
+	return insert_arr(db, run_id,
 	    "INSERT INTO saga_obs(run_id, gid, state, failed_step)"
 	    " VALUES(?,?,?,?)",
-	    n, bind_saga, &c, "storing saga states");
+	    s, n, bind_saga, "storing saga states");
 }
 
 static dtx_err
@@ -749,14 +764,21 @@ cli_run_record_fini(cli_run_record *r)
 	memset(r, 0, sizeof(*r));
 }
 
+// A text column as the statement holds it, until the next step.
+static const char *
+col_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
 // A column as an owned string (NULL stays NULL). *oom is set on failure.
 static char *
 col_str(sqlite3_stmt *st, int i, bool *oom)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
+	const char *t = col_text(st, i);
 	if (t == NULL)
 		return NULL;
-	char *s = dtx_strdup((const char *)t);
+	char *s = dtx_strdup(t);
 	if (s == NULL)
 		*oom = true;
 	return s;
@@ -812,10 +834,9 @@ cli_results_load_run(cli_results *db, int64_t id, cli_run_record *out)
 	char sql[512];
 	snprintf(sql, sizeof(sql), "%s WHERE id = ?", run_cols);
 	sqlite3_stmt *st;
-	dtx_err e = prepare(db, sql, &st);
+	dtx_err e = prepare_run(db, sql, id, &st);
 	if (e != DTX_OK)
 		return e;
-	sqlite3_bind_int64(st, 1, id);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		e = row_to_run(db, st, out);
@@ -834,10 +855,10 @@ dtx_err
 cli_results_load_history(cli_results *db, int64_t id, cli_history **out)
 {
 	sqlite3_stmt *st;
-	dtx_err e = prepare(db,
+	dtx_err e = prepare_run(db,
 	    "SELECT idx, time_ns, process, type, f, value, error FROM ops"
 	    " WHERE run_id = ? ORDER BY idx",
-	    &st);
+	    id, &st);
 	if (e != DTX_OK)
 		return e;
 	cli_history *h = cli_history_new();
@@ -845,23 +866,20 @@ cli_results_load_history(cli_results *db, int64_t id, cli_history **out)
 		sqlite3_finalize(st);
 		return DTX_ENOMEM;
 	}
-	sqlite3_bind_int64(st, 1, id);
 	int rc = SQLITE_DONE;
 	int64_t expect = 0;
 	while (e == DTX_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		cli_op_type type;
-		const char *f = (const char *)sqlite3_column_text(st, 4);
+		const char *f = col_text(st, 4);
 		if (sqlite3_column_int64(st, 0) != expect ||
-		    cli_op_type_parse((const char *)sqlite3_column_text(st, 3),
-		        &type) != DTX_OK ||
+		    cli_op_type_parse(col_text(st, 3), &type) != DTX_OK ||
 		    f == NULL) {
 			e = DTX_ECORRUPT;
 			break;
 		}
 		e = cli_history_append(h, sqlite3_column_int64(st, 1),
-		    sqlite3_column_int64(st, 2), type, f,
-		    (const char *)sqlite3_column_text(st, 5),
-		    (const char *)sqlite3_column_text(st, 6));
+		    sqlite3_column_int64(st, 2), type, f, col_text(st, 5),
+		    col_text(st, 6));
 		if (e == DTX_EINVAL)
 			e = DTX_ECORRUPT;
 		expect++;
@@ -908,13 +926,12 @@ dtx_err
 cli_results_load_faults(cli_results *db, int64_t id, cli_fault **out, size_t *n)
 {
 	sqlite3_stmt *st;
-	dtx_err e = prepare(db,
+	dtx_err e = prepare_run(db,
 	    "SELECT start_ns, end_ns, kind, targets, detail FROM faults"
 	    " WHERE run_id = ? ORDER BY idx",
-	    &st);
+	    id, &st);
 	if (e != DTX_OK)
 		return e;
-	sqlite3_bind_int64(st, 1, id);
 	cli_fault *f = NULL;
 	size_t cnt = 0, cap = 0;
 	int rc = SQLITE_DONE;
@@ -959,22 +976,20 @@ cli_results_load_obs(cli_results *db, int64_t id, cli_txn_obs **txns,
 	cli_saga_obs *s = NULL;
 	size_t nt = 0, ns = 0, cap = 0;
 	int rc = SQLITE_DONE;
-	dtx_err e = prepare(db,
+	dtx_err e = prepare_run(db,
 	    "SELECT txid, node, outcome FROM txn_obs WHERE run_id = ?"
 	    " ORDER BY rowid",
-	    &st);
+	    id, &st);
 	if (e != DTX_OK)
 		return e;
-	sqlite3_bind_int64(st, 1, id);
 	while (e == DTX_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((e = grow(&t, nt, &cap, 64, sizeof(*t))) != DTX_OK)
 			break;
 		cli_txn_obs *o = &t[nt++];
 		o->txid = (uint64_t)sqlite3_column_int64(st, 0);
 		o->node = (int32_t)sqlite3_column_int64(st, 1);
-		if (cli_txn_outcome_parse(
-		        (const char *)sqlite3_column_text(st, 2),
-		        &o->outcome) != DTX_OK)
+		if (cli_txn_outcome_parse(col_text(st, 2), &o->outcome) !=
+		    DTX_OK)
 			e = DTX_ECORRUPT;
 	}
 	if (e == DTX_OK && rc != SQLITE_DONE)
@@ -983,21 +998,18 @@ cli_results_load_obs(cli_results *db, int64_t id, cli_txn_obs **txns,
 	st = NULL;
 	cap = 0;
 	if (e == DTX_OK)
-		e = prepare(db,
+		e = prepare_run(db,
 		    "SELECT gid, state, failed_step FROM saga_obs"
 		    " WHERE run_id = ? ORDER BY rowid",
-		    &st);
-	if (st != NULL)
-		sqlite3_bind_int64(st, 1, id);
+		    id, &st);
 	while (e == DTX_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((e = grow(&s, ns, &cap, 64, sizeof(*s))) != DTX_OK)
 			break;
 		cli_saga_obs *o = &s[ns++];
 		memset(o, 0, sizeof(*o));
-		const char *gid = (const char *)sqlite3_column_text(st, 0);
+		const char *gid = col_text(st, 0);
 		if (gid == NULL || strlen(gid) >= CLI_GID_MAX ||
-		    cli_saga_state_parse(
-		        (const char *)sqlite3_column_text(st, 1), &o->state) !=
+		    cli_saga_state_parse(col_text(st, 1), &o->state) !=
 		        DTX_OK) {
 			e = DTX_ECORRUPT;
 			break;
@@ -1091,6 +1103,23 @@ json_valid_field(cli_json *j, const char *key, const cli_run_record *r)
 		cli_json_str(j, key, cli_valid_name(r->valid));
 }
 
+// Writes a run's fields into the open object, its params when with_params.
+static void
+json_run_fields(cli_json *j, const cli_run_record *r, bool with_params)
+{
+	cli_json_int(j, "id", r->id);
+	cli_json_str(j, "started", r->started);
+	cli_json_str(j, "finished", r->finished);
+	cli_json_str(j, "mode", r->mode);
+	cli_json_str(j, "nemesis", r->nemesis);
+	cli_json_num(j, "seed", (double)r->seed);
+	if (with_params)
+		json_raw(j, "params", r->params);
+	json_valid_field(j, "valid", r);
+	cli_json_int(j, "ops", r->nops);
+	cli_json_str(j, "summary", r->summary);
+}
+
 static int
 open_for_cmd(const char *what, const char *path, cli_results **db)
 {
@@ -1145,15 +1174,7 @@ results_list(int argc, char **argv)
 		nruns++;
 		if (cfg.json) {
 			cli_json_obj_begin(&j, NULL);
-			cli_json_int(&j, "id", r.id);
-			cli_json_str(&j, "started", r.started);
-			cli_json_str(&j, "finished", r.finished);
-			cli_json_str(&j, "mode", r.mode);
-			cli_json_str(&j, "nemesis", r.nemesis);
-			cli_json_num(&j, "seed", (double)r.seed);
-			json_valid_field(&j, "valid", &r);
-			cli_json_int(&j, "ops", r.nops);
-			cli_json_str(&j, "summary", r.summary);
+			json_run_fields(&j, &r, false);
 			cli_json_obj_end(&j);
 		} else {
 			printf("%-5lld %-20s %-5s %-16s %-20llu %-10s %8lld  "
@@ -1205,10 +1226,9 @@ show_details(cli_results *db, int64_t id, bool json, cli_json *j)
 		"metrics" };
 	for (int q = 0; q < 4; q++) {
 		sqlite3_stmt *st;
-		dtx_err e = prepare(db, queries[q], &st);
+		dtx_err e = prepare_run(db, queries[q], id, &st);
 		if (e != DTX_OK)
 			return e;
-		sqlite3_bind_int64(st, 1, id);
 		if (json)
 			cli_json_arr_begin(j, titles[q]);
 		else
@@ -1216,56 +1236,46 @@ show_details(cli_results *db, int64_t id, bool json, cli_json *j)
 		int rc;
 		size_t rows = 0;
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			const char *c0 =
-			    (const char *)sqlite3_column_text(st, 0);
+			const char *c0 = col_text(st, 0);
 			rows++;
 			if (q == 0 && json) {
 				cli_json_obj_begin(j, NULL);
 				cli_json_str(j, "checker", c0);
 				cli_json_str(j, "valid",
 				    cli_valid_name(col_valid(st, 1)));
-				cli_json_str(j, "summary",
-				    (const char *)sqlite3_column_text(st, 2));
-				json_raw(j, "result",
-				    (const char *)sqlite3_column_text(st, 3));
+				cli_json_str(j, "summary", col_text(st, 2));
+				json_raw(j, "result", col_text(st, 3));
 				cli_json_obj_end(j);
 			} else if (q == 0) {
 				printf("  %-10s %-7s %s\n", c0,
 				    cli_valid_name(col_valid(st, 1)),
-				    (const char *)sqlite3_column_text(st, 2));
+				    col_text(st, 2));
 			} else if (q == 1 && json) {
 				cli_json_obj_begin(j, NULL);
 				cli_json_str(j, "checker", c0);
-				cli_json_str(j, "kind",
-				    (const char *)sqlite3_column_text(st, 1));
+				cli_json_str(j, "kind", col_text(st, 1));
 				if (sqlite3_column_type(st, 2) != SQLITE_NULL)
 					cli_json_num(j, "txid",
 					    (double)(uint64_t)
 					        sqlite3_column_int64(st, 2));
 				if (sqlite3_column_type(st, 3) != SQLITE_NULL)
-					cli_json_str(j, "gid",
-					    (const char *)sqlite3_column_text(
-					        st, 3));
+					cli_json_str(j, "gid", col_text(st, 3));
 				if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
 					cli_json_int(j, "op",
 					    sqlite3_column_int64(st, 4));
 					cli_json_int(j, "time_ns",
 					    sqlite3_column_int64(st, 5));
 				}
-				json_raw(j, "detail",
-				    (const char *)sqlite3_column_text(st, 6));
+				json_raw(j, "detail", col_text(st, 6));
 				cli_json_obj_end(j);
 			} else if (q == 1) {
-				printf("  %s %s", c0,
-				    (const char *)sqlite3_column_text(st, 1));
+				printf("  %s %s", c0, col_text(st, 1));
 				if (sqlite3_column_type(st, 2) != SQLITE_NULL)
 					printf(" txid %llu",
 					    (unsigned long long)
 					        sqlite3_column_int64(st, 2));
 				if (sqlite3_column_type(st, 3) != SQLITE_NULL)
-					printf(" gid %s",
-					    (const char *)sqlite3_column_text(
-					        st, 3));
+					printf(" gid %s", col_text(st, 3));
 				if (sqlite3_column_type(st, 4) != SQLITE_NULL)
 					printf(" op %lld at %.3f s",
 					    (long long)sqlite3_column_int64(
@@ -1273,25 +1283,20 @@ show_details(cli_results *db, int64_t id, bool json, cli_json *j)
 					    (double)sqlite3_column_int64(
 					        st, 5) /
 					        1e9);
-				printf(": %s\n",
-				    (const char *)sqlite3_column_text(st, 6));
+				printf(": %s\n", col_text(st, 6));
 			} else if (q == 2 && json) {
 				cli_json_obj_begin(j, NULL);
-				cli_json_str(j, "kind",
-				    (const char *)sqlite3_column_text(st, 3));
+				cli_json_str(j, "kind", col_text(st, 3));
 				cli_json_int(
 				    j, "start_ns", sqlite3_column_int64(st, 1));
 				if (sqlite3_column_type(st, 2) != SQLITE_NULL)
 					cli_json_int(j, "end_ns",
 					    sqlite3_column_int64(st, 2));
-				cli_json_str(j, "targets",
-				    (const char *)sqlite3_column_text(st, 4));
-				json_raw(j, "detail",
-				    (const char *)sqlite3_column_text(st, 5));
+				cli_json_str(j, "targets", col_text(st, 4));
+				json_raw(j, "detail", col_text(st, 5));
 				cli_json_obj_end(j);
 			} else if (q == 2) {
-				printf("  %-12s %9.3f s .. ",
-				    (const char *)sqlite3_column_text(st, 3),
+				printf("  %-12s %9.3f s .. ", col_text(st, 3),
 				    (double)sqlite3_column_int64(st, 1) / 1e9);
 				if (sqlite3_column_type(st, 2) == SQLITE_NULL)
 					printf("%-11s", "(not healed)");
@@ -1300,8 +1305,7 @@ show_details(cli_results *db, int64_t id, bool json, cli_json *j)
 					    (double)sqlite3_column_int64(
 					        st, 2) /
 					        1e9);
-				const char *t =
-				    (const char *)sqlite3_column_text(st, 4);
+				const char *t = col_text(st, 4);
 				printf("  %s\n", t ? t : "");
 			} else if (json) {
 				cli_json_obj_begin(j, NULL);
@@ -1363,16 +1367,7 @@ results_show(int argc, char **argv)
 	cli_json j;
 	if (cfg.json) {
 		cli_json_begin(&j, stdout);
-		cli_json_int(&j, "id", r.id);
-		cli_json_str(&j, "started", r.started);
-		cli_json_str(&j, "finished", r.finished);
-		cli_json_str(&j, "mode", r.mode);
-		cli_json_str(&j, "nemesis", r.nemesis);
-		cli_json_num(&j, "seed", (double)r.seed);
-		json_raw(&j, "params", r.params);
-		json_valid_field(&j, "valid", &r);
-		cli_json_int(&j, "ops", r.nops);
-		cli_json_str(&j, "summary", r.summary);
+		json_run_fields(&j, &r, true);
 		cli_json_str(&j, "report", have_dir ? dir : NULL);
 	} else {
 		printf("run %lld: %s\n", (long long)r.id, verdict_word(&r));
