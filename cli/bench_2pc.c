@@ -80,28 +80,16 @@ typedef struct b2_run {
 	int64_t **owned; // owned[k]: accounts of the k-th participant
 	size_t *nowned;
 	uint32_t nparts;
-	atomic_int ready;
-	atomic_bool go;
-	_Atomic uint64_t deadline_ns;
-	// With a shared batcher the clients need no threads: each keeps one
-	// transfer in flight and sends the next from the previous one's
-	// completion. NULL: each client is a thread with a client of its own.
-	proto_batcher *batcher;
-	atomic_int finished; // asynchronous clients done
 } b2_run;
 
 typedef struct b2_worker {
-	cli_bench_tally t; // first: see cli_bench_tally_merge
+	cli_bench_client c; // first: see cli_bench_fleet
 	b2_run *run;
-	pthread_t th;
-	proto_client *cl;
-	uint64_t seed;
 	char why[128]; // the first abort reason seen
 	// The transfer being built or in flight.
 	char kf[32], kt[32];
 	proto_op ops[2];
 	proto_msg req;
-	cli_bench_async as; // with a shared batcher: the client's state
 } b2_worker;
 
 // Counts the "acct:" keys a participant holds (READ of all keys now,
@@ -191,9 +179,9 @@ next_transfer(void *owner)
 	b2_worker *w = owner;
 	b2_run *r = w->run;
 	uint32_t p, q;
-	cli_bench_pick_keys(&w->seed, r->owned, r->nowned, r->nparts, &p, &q,
+	cli_bench_pick_keys(&w->c.seed, r->owned, r->nowned, r->nparts, &p, &q,
 	    w->kf, w->kt, sizeof(w->kf));
-	int64_t amount = 1 + (int64_t)dtx_rand_below(&w->seed, 10);
+	int64_t amount = 1 + (int64_t)dtx_rand_below(&w->c.seed, 10);
 	cli_op_add(&w->ops[0], w->kf, -amount, 0);
 	cli_op_add(&w->ops[1], w->kt, amount, 0);
 	proto_msg_init(&w->req, PROTO_TXN);
@@ -209,22 +197,14 @@ static void
 count_reply(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns)
 {
 	b2_worker *w = owner;
-	if (cli_bench_tally_bad(&w->t, rv, rep, PROTO_TXN_REPLY))
+	if (cli_bench_tally_bad(&w->c.t, rv, rep, PROTO_TXN_REPLY))
 		return;
 	const proto_txn_reply *tr = &rep->u.txn_reply;
-	if (tr->outcome == PROTO_ABORTED && w->t.aborted == 0 &&
+	if (tr->outcome == PROTO_ABORTED && w->c.t.aborted == 0 &&
 	    tr->reason != NULL)
 		snprintf(w->why, sizeof(w->why), "%s", tr->reason);
-	cli_bench_tally_outcome(&w->t, tr->outcome, ns, false);
+	cli_bench_tally_outcome(&w->c.t, tr->outcome, ns, false);
 	proto_msg_free(rep);
-}
-
-static void *
-worker_main(void *arg)
-{
-	b2_worker *w = arg;
-	cli_bench_sync_run(&w->as, w->cl, &w->run->ready, &w->run->go);
-	return NULL;
 }
 
 // ---------------------------------------------------------------- run
@@ -238,9 +218,11 @@ run_bench(const b2_cfg *cfg)
 	proto_client *coord = NULL, *parts[DTX_TOPO_MAX] = { NULL };
 	b2_worker *w = NULL;
 	uint64_t *all = NULL;
-	int n = (int)cfg->clients, started = 0;
+	int n = (int)cfg->clients;
+	cli_bench_fleet fleet;
 	b2_run run;
 	memset(&run, 0, sizeof(run));
+	memset(&fleet, 0, sizeof(fleet));
 	run.cfg = cfg;
 
 	if (strcmp(cfg->mode, "2pc") == 0) {
@@ -325,58 +307,18 @@ run_bench(const b2_cfg *cfg)
 		goto oom;
 	for (int i = 0; i < n; i++) {
 		w[i].run = &run;
-		// splitmix64 states that differ by multiples of its increment
-		// give the same sequence shifted: start each worker at an
-		// output of the generator instead, so the streams are
-		// unrelated.
-		uint64_t s0 = (uint64_t)i + 1;
-		w[i].seed = dtx_rand_next(&s0);
-		if (cfg->client_batch > 1)
-			continue;
-		if ((rv = cli_bench_open_client(
-		         curl, run.client_id, &w[i].cl)) != DTX_OK)
-			goto fail;
 	}
-	if (cfg->client_batch > 1 &&
-	    (rv = proto_batcher_open(coord, (uint32_t)cfg->client_batch,
-	         (uint32_t)cfg->client_inflight, &run.batcher)) != DTX_OK)
+	if ((rv = cli_bench_fleet_open(&fleet, w, sizeof(*w), n, coord, curl,
+	         run.client_id, cfg->client_batch, cfg->client_inflight, 10000,
+	         next_transfer, count_reply)) != DTX_OK)
 		goto fail;
-	run.deadline_ns = UINT64_MAX;
-	for (int i = 0; i < n; i++)
-		w[i].as = (cli_bench_async) { .owner = &w[i],
-			.b = run.batcher,
-			.deadline_ns = &run.deadline_ns,
-			.finished = &run.finished,
-			.timeout_ms = 10000,
-			.next = next_transfer,
-			.count = count_reply };
-	for (; run.batcher == NULL && started < n; started++)
-		if (pthread_create(
-		        &w[started].th, NULL, worker_main, &w[started]) != 0) {
-			fprintf(stderr, "dtx bench 2pc: cannot start thread\n");
-			goto out;
-		}
-	while (run.batcher == NULL && atomic_load(&run.ready) < n)
-		sched_yield();
 	cli_bench_cpu cpu0, cpu1;
-	cli_bench_cpu_read(cl, run.topo, DTX_ROLE_COORDINATOR, &cpu0);
-	uint64_t t0 = dtx_mono_ns();
-	atomic_store(
-	    &run.deadline_ns, t0 + (uint64_t)cfg->seconds * 1000000000u);
-	atomic_store(&run.go, true);
-	for (int i = 0; i < started; i++)
-		pthread_join(w[i].th, NULL);
-	started = 0;
-	if (run.batcher != NULL) {
-		for (int i = 0; i < n; i++)
-			cli_bench_async_send(&w[i].as);
-		// Each client ends with its first answer after the deadline
-		// (at the latest its call's 10 s timeout later).
-		while (atomic_load(&run.finished) < n)
-			dtx_sleep_ms(5);
+	double secs = cli_bench_fleet_run(
+	    &fleet, cfg->seconds, cl, DTX_ROLE_COORDINATOR, &cpu0, &cpu1);
+	if (secs < 0) {
+		fprintf(stderr, "dtx bench 2pc: cannot start thread\n");
+		goto out;
 	}
-	double secs = (double)(dtx_mono_ns() - t0) / 1e9;
-	cli_bench_cpu_read(cl, run.topo, DTX_ROLE_COORDINATOR, &cpu1);
 
 	cli_bench_tally sum;
 	if (cli_bench_tally_merge(w, sizeof(*w), n, &sum, &all) != DTX_OK)
@@ -386,8 +328,8 @@ run_bench(const b2_cfg *cfg)
 	size_t total = sum.nlat;
 	dtx_err first = sum.first_err;
 	uint64_t cmsgs = 0, ctxns = 0;
-	if (run.batcher != NULL)
-		proto_batcher_stats(run.batcher, &cmsgs, &ctxns);
+	if (fleet.batcher != NULL)
+		proto_batcher_stats(fleet.batcher, &cmsgs, &ctxns);
 	double avg_cbatch = cmsgs > 0 ? (double)ctxns / (double)cmsgs : 1;
 	int64_t batches = cli_bench_counter(coord, "batches_sent") - batches0;
 	int64_t items = cli_bench_counter(coord, "batch_items") - items0;
@@ -434,8 +376,8 @@ run_bench(const b2_cfg *cfg)
 		cli_json_num(&j, "avg_client_batch", avg_cbatch);
 		cli_json_num(&j, "avg_batch", avg_batch);
 		cli_json_num(&j, "commits_per_coord_fsync", per_sync);
-		cli_bench_cpu_json(&j, "txn", "coordinator", &cpu0, &cpu1,
-		    committed);
+		cli_bench_cpu_json(
+		    &j, "txn", "coordinator", &cpu0, &cpu1, committed);
 		cli_json_num(&j, "loadavg_1m", load1);
 		cli_json_end(&j);
 	} else {
@@ -455,8 +397,8 @@ run_bench(const b2_cfg *cfg)
 		       "%" PRId64 "); coordinator: %.1f messages per batch, "
 		       "%.1f commits per decision-log fsync\n",
 		    avg_cbatch, cfg->client_batch, avg_batch, per_sync);
-		cli_bench_cpu_print("committed transfer", "coordinator",
-		    &cpu0, &cpu1, committed);
+		cli_bench_cpu_print("committed transfer", "coordinator", &cpu0,
+		    &cpu1, committed);
 		printf("  load average (1 min) %.2f\n", load1);
 	}
 	for (int i = 0; i < n && aborted > 0 && !cfg->json; i++)
@@ -476,19 +418,9 @@ fail:
 oom:
 	fprintf(stderr, "dtx bench 2pc: out of memory\n");
 out:
-	if (w != NULL) {
-		atomic_store(&run.deadline_ns, 0);
-		atomic_store(&run.go, true);
-		for (int i = 0; i < started; i++)
-			pthread_join(w[i].th, NULL);
-		for (int i = 0; i < n; i++) {
-			proto_client_close(w[i].cl);
-			dtx_free(w[i].t.lat);
-		}
-	}
+	cli_bench_fleet_close(&fleet);
 	dtx_free(w);
 	dtx_free(all);
-	proto_batcher_close(run.batcher);
 	proto_client_close(coord);
 	cli_bench_cluster_free(cl, parts, run.owned, run.nowned, run.nparts);
 	if (cfg->keep)

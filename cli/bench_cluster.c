@@ -355,8 +355,8 @@ cli_bench_cpu_read(
 // The CPU microseconds from a to b per one of n operations: head, the
 // participants and this process.
 static void
-cpu_per(const cli_bench_cpu *a, const cli_bench_cpu *b, uint64_t n,
-    double us[3])
+cpu_per(
+    const cli_bench_cpu *a, const cli_bench_cpu *b, uint64_t n, double us[3])
 {
 	double per = n > 0 ? 1000.0 / (double)n : 0;
 	us[0] = (b->head - a->head) * per;
@@ -388,4 +388,110 @@ cli_bench_cpu_json(cli_json *j, const char *unit, const char *head_name,
 	cli_json_num(j, key, us[1]);
 	snprintf(key, sizeof(key), "cpu_us_per_%s_client", unit);
 	cli_json_num(j, key, us[2]);
+}
+
+static void *
+fleet_thread(void *arg)
+{
+	cli_bench_client *c = arg;
+	cli_bench_sync_run(&c->as, c->cl, &c->fleet->ready, &c->fleet->go);
+	return NULL;
+}
+
+static cli_bench_client *
+fleet_client(const cli_bench_fleet *f, int i)
+{
+	return (cli_bench_client *)((char *)f->workers + (size_t)i * f->stride);
+}
+
+dtx_err
+cli_bench_fleet_open(cli_bench_fleet *f, void *workers, size_t stride, int n,
+    proto_client *shared, const char *url, uint32_t client_id, int64_t batch,
+    int64_t inflight, uint32_t timeout_ms, proto_msg *(*next)(void *owner),
+    void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns))
+{
+	memset(f, 0, sizeof(*f));
+	f->workers = workers;
+	f->stride = stride;
+	f->n = n;
+	f->deadline_ns = UINT64_MAX;
+	dtx_err rv = DTX_OK;
+	if (batch > 1)
+		rv = proto_batcher_open(
+		    shared, (uint32_t)batch, (uint32_t)inflight, &f->batcher);
+	for (int i = 0; i < n; i++) {
+		cli_bench_client *c = fleet_client(f, i);
+		// splitmix64 states that differ by multiples of its increment
+		// give the same sequence shifted: start each client at an
+		// output of the generator instead, so the streams are
+		// unrelated.
+		uint64_t s0 = (uint64_t)i + 1;
+		c->seed = dtx_rand_next(&s0);
+		c->fleet = f;
+		c->as = (cli_bench_async) { .owner = c,
+			.b = f->batcher,
+			.deadline_ns = &f->deadline_ns,
+			.finished = &f->finished,
+			.timeout_ms = timeout_ms,
+			.next = next,
+			.count = count };
+		if (rv == DTX_OK && batch <= 1)
+			rv = cli_bench_open_client(url, client_id, &c->cl);
+	}
+	return rv;
+}
+
+double
+cli_bench_fleet_run(cli_bench_fleet *f, int64_t seconds, cli_cluster *cl,
+    dtx_role head, cli_bench_cpu *cpu0, cli_bench_cpu *cpu1)
+{
+	const dtx_topo *topo = cli_cluster_topo(cl);
+	int n = f->n;
+	for (; f->batcher == NULL && f->started < n; f->started++) {
+		cli_bench_client *c = fleet_client(f, f->started);
+		if (pthread_create(&c->th, NULL, fleet_thread, c) != 0)
+			return -1;
+	}
+	while (f->batcher == NULL && atomic_load(&f->ready) < n)
+		sched_yield();
+	cli_bench_cpu_read(cl, topo, head, cpu0);
+	uint64_t t0 = dtx_mono_ns();
+	atomic_store(&f->deadline_ns, t0 + (uint64_t)seconds * 1000000000u);
+	atomic_store(&f->go, true);
+	for (int i = 0; i < f->started; i++)
+		pthread_join(fleet_client(f, i)->th, NULL);
+	f->started = 0;
+	if (f->batcher != NULL) {
+		for (int i = 0; i < n; i++)
+			cli_bench_async_send(&fleet_client(f, i)->as);
+		// Each client ends with its first answer after the deadline
+		// (at the latest its call's timeout later).
+		while (atomic_load(&f->finished) < n)
+			dtx_sleep_ms(5);
+	}
+	double secs = (double)(dtx_mono_ns() - t0) / 1e9;
+	cli_bench_cpu_read(cl, topo, head, cpu1);
+	return secs;
+}
+
+void
+cli_bench_fleet_close(cli_bench_fleet *f)
+{
+	if (f->workers == NULL)
+		return;
+	atomic_store(&f->deadline_ns, 0);
+	atomic_store(&f->go, true);
+	for (int i = 0; i < f->started; i++)
+		pthread_join(fleet_client(f, i)->th, NULL);
+	f->started = 0;
+	for (int i = 0; i < f->n; i++) {
+		cli_bench_client *c = fleet_client(f, i);
+		proto_client_close(c->cl);
+		c->cl = NULL;
+		dtx_free(c->t.lat);
+		c->t.lat = NULL;
+	}
+	proto_batcher_close(f->batcher);
+	f->batcher = NULL;
+	f->workers = NULL;
 }

@@ -71,29 +71,17 @@ typedef struct bs_run {
 	int64_t **owned; // owned[k]: accounts of the k-th participant
 	size_t *nowned;
 	uint32_t nparts;
-	atomic_int ready;
-	atomic_bool go;
-	_Atomic uint64_t deadline_ns;
-	// With a shared batcher the clients need no threads: each keeps one
-	// saga in flight and submits the next from the previous one's
-	// completion. NULL: each client is a thread with a client of its own.
-	proto_batcher *batcher;
-	atomic_int finished; // asynchronous clients done
 } bs_run;
 
 typedef struct bs_worker {
-	cli_bench_tally t; // first: see cli_bench_tally_merge
+	cli_bench_client c; // first: see cli_bench_fleet
 	bs_run *run;
 	int id;
-	pthread_t th;
-	proto_client *cl;
-	uint64_t seed;
 	// The saga being built or in flight.
 	uint64_t seq;
 	char kf[32], kt[32], gid[64];
 	proto_saga_step st[2];
 	proto_msg req;
-	cli_bench_async as; // with a shared batcher: the client's state
 } bs_worker;
 
 // Creates the accounts on their owners with STEP actions of PUT ops (the
@@ -202,10 +190,10 @@ next_saga(void *owner)
 	bs_worker *w = owner;
 	bs_run *r = w->run;
 	uint32_t p, q;
-	cli_bench_pick_keys(&w->seed, r->owned, r->nowned, r->nparts, &p, &q,
+	cli_bench_pick_keys(&w->c.seed, r->owned, r->nowned, r->nparts, &p, &q,
 	    w->kf, w->kt, sizeof(w->kf));
-	int64_t amount =
-	    1 + (int64_t)dtx_rand_below(&w->seed, (uint64_t)r->cfg->max_amount);
+	int64_t amount = 1 +
+	    (int64_t)dtx_rand_below(&w->c.seed, (uint64_t)r->cfg->max_amount);
 	memset(w->st, 0, sizeof(w->st));
 	w->st[0].participant = r->topo->parts[p];
 	cli_op_add(&w->st[0].action, w->kf, -amount, 0);
@@ -228,19 +216,11 @@ static void
 count_reply(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns)
 {
 	bs_worker *w = owner;
-	if (cli_bench_tally_bad(&w->t, rv, rep, PROTO_SAGA_REPLY))
+	if (cli_bench_tally_bad(&w->c.t, rv, rep, PROTO_SAGA_REPLY))
 		return;
 	// A compensated saga is a finished one: its latency counts too.
-	cli_bench_tally_outcome(&w->t, rep->u.saga_reply.outcome, ns, true);
+	cli_bench_tally_outcome(&w->c.t, rep->u.saga_reply.outcome, ns, true);
 	proto_msg_free(rep);
-}
-
-static void *
-worker_main(void *arg)
-{
-	bs_worker *w = arg;
-	cli_bench_sync_run(&w->as, w->cl, &w->run->ready, &w->run->go);
-	return NULL;
 }
 
 // Starts the participants and the orchestrator (no coordinator).
@@ -277,9 +257,11 @@ run_bench(const bs_cfg *cfg)
 	proto_client *sagac = NULL, *parts[DTX_TOPO_MAX] = { NULL };
 	bs_worker *w = NULL;
 	uint64_t *all = NULL;
-	int n = (int)cfg->clients, started = 0;
+	int n = (int)cfg->clients;
+	cli_bench_fleet fleet;
 	bs_run run;
 	memset(&run, 0, sizeof(run));
+	memset(&fleet, 0, sizeof(fleet));
 	run.cfg = cfg;
 	run.nonce = dtx_wall_ns();
 
@@ -345,54 +327,18 @@ run_bench(const bs_cfg *cfg)
 	for (int i = 0; i < n; i++) {
 		w[i].run = &run;
 		w[i].id = i;
-		w[i].seed = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
-		if (cfg->client_batch > 1)
-			continue;
-		if ((rv = cli_bench_open_client(
-		         surl, run.client_id, &w[i].cl)) != DTX_OK)
-			goto fail;
 	}
-	if (cfg->client_batch > 1 &&
-	    (rv = proto_batcher_open(sagac, (uint32_t)cfg->client_batch,
-	         (uint32_t)cfg->client_inflight, &run.batcher)) != DTX_OK)
+	if ((rv = cli_bench_fleet_open(&fleet, w, sizeof(*w), n, sagac, surl,
+	         run.client_id, cfg->client_batch, cfg->client_inflight, 30000,
+	         next_saga, count_reply)) != DTX_OK)
 		goto fail;
-	run.deadline_ns = UINT64_MAX;
-	for (int i = 0; i < n; i++)
-		w[i].as = (cli_bench_async) { .owner = &w[i],
-			.b = run.batcher,
-			.deadline_ns = &run.deadline_ns,
-			.finished = &run.finished,
-			.timeout_ms = 30000,
-			.next = next_saga,
-			.count = count_reply };
-	for (; run.batcher == NULL && started < n; started++)
-		if (pthread_create(
-		        &w[started].th, NULL, worker_main, &w[started]) != 0) {
-			fprintf(
-			    stderr, "dtx bench saga: cannot start thread\n");
-			goto out;
-		}
-	while (run.batcher == NULL && atomic_load(&run.ready) < n)
-		sched_yield();
 	cli_bench_cpu cpu0, cpu1;
-	cli_bench_cpu_read(cl, run.topo, DTX_ROLE_SAGA, &cpu0);
-	uint64_t t0 = dtx_mono_ns();
-	atomic_store(
-	    &run.deadline_ns, t0 + (uint64_t)cfg->seconds * 1000000000u);
-	atomic_store(&run.go, true);
-	for (int i = 0; i < started; i++)
-		pthread_join(w[i].th, NULL);
-	started = 0;
-	if (run.batcher != NULL) {
-		for (int i = 0; i < n; i++)
-			cli_bench_async_send(&w[i].as);
-		// Each client ends with its first answer after the deadline
-		// (at the latest its call's 30 s timeout later).
-		while (atomic_load(&run.finished) < n)
-			dtx_sleep_ms(5);
+	double secs = cli_bench_fleet_run(
+	    &fleet, cfg->seconds, cl, DTX_ROLE_SAGA, &cpu0, &cpu1);
+	if (secs < 0) {
+		fprintf(stderr, "dtx bench saga: cannot start thread\n");
+		goto out;
 	}
-	double secs = (double)(dtx_mono_ns() - t0) / 1e9;
-	cli_bench_cpu_read(cl, run.topo, DTX_ROLE_SAGA, &cpu1);
 
 	cli_bench_tally sum;
 	if (cli_bench_tally_merge(w, sizeof(*w), n, &sum, &all) != DTX_OK)
@@ -479,19 +425,9 @@ fail:
 oom:
 	fprintf(stderr, "dtx bench saga: out of memory\n");
 out:
-	if (w != NULL) {
-		atomic_store(&run.deadline_ns, 0);
-		atomic_store(&run.go, true);
-		for (int i = 0; i < started; i++)
-			pthread_join(w[i].th, NULL);
-		for (int i = 0; i < n; i++) {
-			proto_client_close(w[i].cl);
-			dtx_free(w[i].t.lat);
-		}
-	}
+	cli_bench_fleet_close(&fleet);
 	dtx_free(w);
 	dtx_free(all);
-	proto_batcher_close(run.batcher);
 	proto_client_close(sagac);
 	cli_bench_cluster_free(cl, parts, run.owned, run.nowned, run.nparts);
 	cli_bench_rmtree(dir);

@@ -915,6 +915,69 @@ void cli_bench_async_send(cli_bench_async *a);
 void cli_bench_sync_run(
     cli_bench_async *a, proto_client *cl, atomic_int *ready, atomic_bool *go);
 
+// CPU time (user + system, ms) used so far by the first node of role
+// head in topo, by its participants together and by this process (all
+// its threads); -1 where it cannot be read. Taken before and after a run
+// and reported per operation, it is what a change to the hot path costs
+// or saves, whatever else shares the cores.
+typedef struct cli_bench_cpu {
+	double head, parts, self;
+} cli_bench_cpu;
+void cli_bench_cpu_read(
+    cli_cluster *cl, const dtx_topo *topo, dtx_role head, cli_bench_cpu *out);
+// Prints "  CPU us per <unit>: <head_name> …, participants …, bench
+// clients …": the CPU microseconds from a to b per one of n operations.
+void cli_bench_cpu_print(const char *unit, const char *head_name,
+    const cli_bench_cpu *a, const cli_bench_cpu *b, uint64_t n);
+// Writes cpu_us_per_<unit>_<head_name>, _participants and _client: the
+// CPU microseconds from a to b per one of n operations.
+void cli_bench_cpu_json(cli_json *j, const char *unit, const char *head_name,
+    const cli_bench_cpu *a, const cli_bench_cpu *b, uint64_t n);
+// The clients of a cluster bench. Each is a worker struct of the bench's
+// own whose first member is a cli_bench_client; the fleet runs them for
+// a number of seconds, either as callbacks sharing one connection through
+// a batcher (client batch above 1) or as one thread and one connection
+// each.
+typedef struct cli_bench_fleet cli_bench_fleet;
+typedef struct cli_bench_client {
+	cli_bench_tally t; // first: see cli_bench_tally_merge
+	cli_bench_async as; // as.owner is the worker
+	uint64_t seed; // a PRNG state of its own
+	proto_client *cl; // its own connection, or NULL (shared batcher)
+	pthread_t th;
+	cli_bench_fleet *fleet;
+} cli_bench_client;
+struct cli_bench_fleet {
+	void *workers; // borrowed: n structs of stride bytes
+	size_t stride;
+	int n, started;
+	proto_batcher *batcher; // owned; NULL: a thread per client
+	atomic_int ready, finished;
+	atomic_bool go;
+	_Atomic uint64_t deadline_ns;
+};
+// Sets up f over n zeroed workers: seeds each client, opens a batcher of
+// batch requests per message (inflight messages at once) over shared
+// when batch > 1, or else a connection of each client's own to url as
+// client_id. next and count are the clients' hooks (cli_bench_async);
+// each call gets timeout_ms. Close f with cli_bench_fleet_close even on
+// error. Errors of proto_batcher_open and cli_bench_open_client.
+dtx_err cli_bench_fleet_open(cli_bench_fleet *f, void *workers, size_t stride,
+    int n, proto_client *shared, const char *url, uint32_t client_id,
+    int64_t batch, int64_t inflight, uint32_t timeout_ms,
+    proto_msg *(*next)(void *owner),
+    void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns));
+// Runs the clients for seconds, each until its first answer after that,
+// and returns how long it took (s); -1 when a thread cannot start. The
+// CPU of cl's first node of role head, its participants and this process
+// is read just before (*cpu0) and after (*cpu1).
+double cli_bench_fleet_run(cli_bench_fleet *f, int64_t seconds, cli_cluster *cl,
+    dtx_role head, cli_bench_cpu *cpu0, cli_bench_cpu *cpu1);
+// Stops and joins the client threads, closes their connections and the
+// batcher and frees the latencies (after cli_bench_tally_merge). Safe on
+// a fleet that was never opened (zeroed) or failed to open.
+void cli_bench_fleet_close(cli_bench_fleet *f);
+
 // For a bench's count hook: true (the call counted as an error, *rep
 // freed) when rv is not DTX_OK or the answer is not of type want.
 bool cli_bench_tally_bad(
@@ -965,24 +1028,6 @@ void cli_bench_cluster_free(cli_cluster *cl, proto_client **parts,
     int64_t **owned, size_t *nowned, uint32_t nparts);
 // Removes the directory tree dir, best effort.
 void cli_bench_rmtree(const char *dir);
-// CPU time (user + system, ms) used so far by the first node of role
-// head in topo, by its participants together and by this process (all
-// its threads); -1 where it cannot be read. Taken before and after a run
-// and reported per operation, it is what a change to the hot path costs
-// or saves, whatever else shares the cores.
-typedef struct cli_bench_cpu {
-	double head, parts, self;
-} cli_bench_cpu;
-void cli_bench_cpu_read(
-    cli_cluster *cl, const dtx_topo *topo, dtx_role head, cli_bench_cpu *out);
-// Prints "  CPU us per <unit>: <head_name> …, participants …, bench
-// clients …": the CPU microseconds from a to b per one of n operations.
-void cli_bench_cpu_print(const char *unit, const char *head_name,
-    const cli_bench_cpu *a, const cli_bench_cpu *b, uint64_t n);
-// Writes cpu_us_per_<unit>_<head_name>, _participants and _client: the
-// CPU microseconds from a to b per one of n operations.
-void cli_bench_cpu_json(cli_json *j, const char *unit, const char *head_name,
-    const cli_bench_cpu *a, const cli_bench_cpu *b, uint64_t n);
 
 // Nemeses (nemesis.c). A schedule is a pure function of the seed and the
 // settings (cli_nemesis_plan); a cli_nemesis applies it to a running
