@@ -165,8 +165,8 @@ send_step(job *j)
 		r->action_since_ns = dtx_mono_ns();
 	saga__step_req(r, j->step, j->ph, &j->req);
 	saga__count(s, SAGA_CTR_STEP_CALLS);
-	dtx_err rv = proto_batcher_call_async(b, &j->req,
-	    (uint32_t)s->cfg->step_timeout_ms, step_done, j);
+	dtx_err rv = proto_batcher_call_async(
+	    b, &j->req, (uint32_t)s->cfg->step_timeout_ms, step_done, j);
 	if (rv != DTX_OK) {
 		char err[96];
 		snprintf(err, sizeof(err), "step %u on node %u: %s", j->step,
@@ -196,13 +196,13 @@ start_step(job *j, uint32_t i, proto_phase ph, bool started)
 		send_step(j);
 		return;
 	}
-	dtx_err rv = saga__log_step(j->s, j->r, i, ph, false, PROTO_STEP_OK,
-	    NULL, true, &j->force.lsn);
+	dtx_err rv = saga__log_step(
+	    j->s, j->r, i, ph, false, PROTO_STEP_OK, NULL, true, &j->force.lsn);
 	if (rv != DTX_OK)
 		log_failed(j, rv);
 	else
-		force_then(j, ph == PROTO_PHASE_ACTION ? action_started
-		                                       : send_step);
+		force_then(
+		    j, ph == PROTO_PHASE_ACTION ? action_started : send_step);
 }
 
 // Moves the saga on from its state, as saga__drive would.

@@ -368,8 +368,8 @@ saga__apply(
 }
 
 dtx_err
-saga__log_n(saga *s, const saga__logrec *recs, size_t n, bool force,
-    uint64_t *lsn_out)
+saga__log_n(
+    saga *s, const saga__logrec *recs, size_t n, bool force, uint64_t *lsn_out)
 {
 	uint64_t lsn = 0;
 	dtx_err rv = DTX_OK;
@@ -399,8 +399,7 @@ saga__log_n(saga *s, const saga__logrec *recs, size_t n, bool force,
 }
 
 dtx_err
-saga__log(
-    saga *s, uint8_t type, const dtx_buf *b, bool force, uint64_t *lsn)
+saga__log(saga *s, uint8_t type, const dtx_buf *b, bool force, uint64_t *lsn)
 {
 	saga__logrec rec = { .type = type, .b = b };
 	return saga__log_n(s, &rec, 1, force, lsn);

@@ -83,8 +83,8 @@ saga__step_req(const saga__rec *r, uint32_t i, proto_phase ph, proto_msg *req)
 
 bool
 saga__step_judge(const saga__rec *r, uint32_t i, proto_phase ph, dtx_err rv,
-    proto_msg *rep, proto_step_result *res, char *why, size_t wlen,
-    char *err, size_t elen)
+    proto_msg *rep, proto_step_result *res, char *why, size_t wlen, char *err,
+    size_t elen)
 {
 	uint32_t node = r->steps[i].participant;
 	bool definite = false;
@@ -256,8 +256,8 @@ saga__log_done_then(saga *s, saga__rec *r, uint32_t i, uint64_t *lsn)
 }
 
 dtx_err
-saga__action_outcome(saga *s, saga__rec *r, uint32_t i, proto_step_result res,
-    const char *why)
+saga__action_outcome(
+    saga *s, saga__rec *r, uint32_t i, proto_step_result res, const char *why)
 {
 	char text[PROTO_MAX_STR + 1];
 	dtx_err rv = saga__log_step(s, r, i, PROTO_PHASE_ACTION, true, res,
@@ -271,8 +271,8 @@ saga__action_outcome(saga *s, saga__rec *r, uint32_t i, proto_step_result res,
 }
 
 void
-saga__comp_failed(saga *s, saga__rec *r, uint32_t i, proto_step_result res,
-    const char *why)
+saga__comp_failed(
+    saga *s, saga__rec *r, uint32_t i, proto_step_result res, const char *why)
 {
 	char err[sizeof(r->last_error)];
 	snprintf(err, sizeof(err), "compensation of step %u %s: %s", i,

@@ -215,8 +215,8 @@ typedef struct saga__logrec {
 // saga->mu; with force, one wait makes them all durable (a step's outcome
 // and the next step's start, or the last outcome and END, share it), or
 // *lsn gets the last one's LSN as in saga__log.
-dtx_err saga__log_n(saga *s, const saga__logrec *recs, size_t n, bool force,
-    uint64_t *lsn);
+dtx_err saga__log_n(
+    saga *s, const saga__logrec *recs, size_t n, bool force, uint64_t *lsn);
 
 // Opens <data>/log and replays it into the table.
 dtx_err saga__log_open(saga *s);
@@ -258,7 +258,8 @@ void saga__set_error(saga *s, saga__rec *r, const char *err);
 
 // Builds step i's STEP request for phase ph into *req (initialised here;
 // it borrows r's gid and ops).
-void saga__step_req(const saga__rec *r, uint32_t i, proto_phase ph, proto_msg *req);
+void saga__step_req(
+    const saga__rec *r, uint32_t i, proto_phase ph, proto_msg *req);
 
 // Judges the answer to step i's STEP call: rv, and *rep (rep NULL unless
 // rv is DTX_OK or DTX_EREFUSED; freed here). True when it is definite:
@@ -266,8 +267,8 @@ void saga__step_req(const saga__rec *r, uint32_t i, proto_phase ph, proto_msg *r
 // refusal of an action counts as failed). False when the call should be
 // retried: err says why.
 bool saga__step_judge(const saga__rec *r, uint32_t i, proto_phase ph,
-    dtx_err rv, proto_msg *rep, proto_step_result *res, char *why,
-    size_t wlen, char *err, size_t elen);
+    dtx_err rv, proto_msg *rep, proto_step_result *res, char *why, size_t wlen,
+    char *err, size_t elen);
 
 // The saga's log records, appended and applied (saga__log). A forced one
 // is made durable here when lsn is NULL, or else its LSN is returned in
@@ -286,11 +287,11 @@ dtx_err saga__log_end(
 dtx_err saga__log_done_then(saga *s, saga__rec *r, uint32_t i, uint64_t *lsn);
 // Action i's definite outcome res (unforced); when it failed, also the
 // turn to compensation, with the reason why.
-dtx_err saga__action_outcome(saga *s, saga__rec *r, uint32_t i,
-    proto_step_result res, const char *why);
+dtx_err saga__action_outcome(
+    saga *s, saga__rec *r, uint32_t i, proto_step_result res, const char *why);
 // Compensation i was answered res (not OK): keeps and logs the error.
-void saga__comp_failed(saga *s, saga__rec *r, uint32_t i, proto_step_result res,
-    const char *why);
+void saga__comp_failed(
+    saga *s, saga__rec *r, uint32_t i, proto_step_result res, const char *why);
 // Compensation i succeeded: logs it (unforced) and counts it.
 dtx_err saga__comp_done(saga *s, saga__rec *r, uint32_t i);
 

@@ -126,8 +126,8 @@ static dtx_err
 append_begin(saga *s, const proto_saga_submit *sub, uint64_t wall,
     const dtx_buf *b, saga__rec **r, uint64_t *lsn)
 {
-	dtx_err rv = stor_wal_append(
-	    s->wal, SAGA__REC_BEGIN, b->p, b->len, false, lsn);
+	dtx_err rv =
+	    stor_wal_append(s->wal, SAGA__REC_BEGIN, b->p, b->len, false, lsn);
 	if (rv == DTX_OK)
 		rv = saga__apply_begin_live(s, sub, wall, r);
 	if (rv != DTX_OK)

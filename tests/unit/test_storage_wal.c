@@ -523,8 +523,8 @@ test_forcer(void **state)
 		size_t n = st_payload(i, p);
 		r[i] = (fc_req) { .w = w, .caller = pthread_self() };
 		r[i].f.done = fc_done;
-		assert_int_equal(stor_wal_append(
-		                     w, st_type(i), p, n, false, &r[i].f.lsn),
+		assert_int_equal(
+		    stor_wal_append(w, st_type(i), p, n, false, &r[i].f.lsn),
 		    0);
 		stor_forcer_force(fc, &r[i].f);
 	}
