@@ -49,6 +49,52 @@ assert_ts(clk_ts ts, uint64_t l, uint32_t c)
 	assert_int_equal(clk_ts_c(ts), c);
 }
 
+// A clock over a manual source at T0, with max_offset and an optional
+// bound file.
+static void
+open_manual(
+    clk_source **s, clk_hlc **h, uint64_t max_offset, const char *bound_path)
+{
+	assert_int_equal(clk_source_new_manual(s, T0), DTX_OK);
+	assert_int_equal(clk_hlc_open(h, *s, max_offset, bound_path), DTX_OK);
+}
+
+static void
+close_clock(clk_hlc *h, clk_source *s)
+{
+	clk_hlc_close(h);
+	clk_source_free(s);
+}
+
+static clk_hlc_counters
+counters(clk_hlc *h)
+{
+	clk_hlc_counters st;
+	clk_hlc_stats(h, &st);
+	return st;
+}
+
+// Takes n timestamps, the manual source moving on one ms before every
+// every-th of them (never when every is 0), and checks that each is above
+// the one before, the first above floor, and, when in_bound, that none is
+// above the persisted bound. Returns the last.
+static clk_ts
+events(clk_hlc *h, clk_source *s, uint32_t n, uint32_t every, clk_ts floor,
+    bool in_bound)
+{
+	clk_ts prev = floor;
+	for (uint32_t i = 0; i < n; i++) {
+		if (every != 0 && i % every == 0)
+			assert_int_equal(clk_source_advance(s, 1), DTX_OK);
+		clk_ts ts = now(h);
+		assert_true(ts > prev);
+		prev = ts;
+		if (in_bound)
+			assert_true(clk_ts_l(ts) <= counters(h).bound);
+	}
+	return prev;
+}
+
 static void
 test_ts_layout(void **state)
 {
@@ -66,8 +112,7 @@ test_send_cases(void **state)
 	(void)state;
 	clk_source *s;
 	clk_hlc *h;
-	assert_int_equal(clk_source_new_manual(&s, T0), DTX_OK);
-	assert_int_equal(clk_hlc_open(&h, s, 0, NULL), DTX_OK);
+	open_manual(&s, &h, 0, NULL);
 	assert_int_equal(clk_hlc_last(h), 0);
 	assert_ts(now(h), T0, 0); // pt > l: l = pt, c = 0
 	assert_ts(now(h), T0, 1); // pt == l: c + 1
@@ -97,8 +142,7 @@ test_receive_cases(void **state)
 	(void)state;
 	clk_source *s;
 	clk_hlc *h;
-	assert_int_equal(clk_source_new_manual(&s, T0), DTX_OK);
-	assert_int_equal(clk_hlc_open(&h, s, 0, NULL), DTX_OK);
+	open_manual(&s, &h, 0, NULL);
 	assert_ts(now(h), T0, 0);
 	assert_ts(now(h), T0, 1); // state (T0, 1)
 
@@ -118,13 +162,11 @@ test_receive_cases(void **state)
 	// l == pt > l_m: c + 1.
 	assert_ts(update(h, T0 + 1, 0), T0 + 35, 4);
 
-	clk_hlc_counters st;
-	clk_hlc_stats(h, &st);
+	clk_hlc_counters st = counters(h);
 	assert_int_equal(st.rejected, 0);
 	assert_int_equal(st.overflows, 0);
 	assert_int_equal(st.max_drift_ms, 20);
-	clk_hlc_close(h);
-	clk_source_free(s);
+	close_clock(h, s);
 }
 
 // The physical clock set back by 10 s: timestamps keep increasing and l
@@ -135,23 +177,15 @@ test_clock_set_back(void **state)
 	(void)state;
 	clk_source *s;
 	clk_hlc *h;
-	assert_int_equal(clk_source_new_manual(&s, T0), DTX_OK);
-	assert_int_equal(clk_hlc_open(&h, s, 0, NULL), DTX_OK);
+	open_manual(&s, &h, 0, NULL);
 	clk_ts prev = now(h);
 	assert_int_equal(clk_source_set(s, -10000, 1.0), DTX_OK);
-	for (int i = 0; i < 20000; i++) {
-		if (i % 10 == 0)
-			assert_int_equal(clk_source_advance(s, 1), DTX_OK);
-		clk_ts ts = now(h);
-		assert_true(ts > prev);
-		prev = ts;
-	}
+	prev = events(h, s, 20000, 10, prev, false);
 	// 2000 ms passed, 8000 to go: l has not moved, c counts events.
 	assert_ts(prev, T0, 20000);
 	assert_int_equal(clk_source_advance(s, 8001), DTX_OK);
 	assert_ts(now(h), T0 + 1, 0);
-	clk_hlc_close(h);
-	clk_source_free(s);
+	close_clock(h, s);
 }
 
 static void
@@ -160,8 +194,7 @@ test_max_offset(void **state)
 	(void)state;
 	clk_source *s;
 	clk_hlc *h;
-	assert_int_equal(clk_source_new_manual(&s, T0), DTX_OK);
-	assert_int_equal(clk_hlc_open(&h, s, 500, NULL), DTX_OK);
+	open_manual(&s, &h, 500, NULL);
 	assert_ts(now(h), T0, 0);
 	clk_ts out = 12345;
 	// One ms past the limit: refused, counted, clock and *out unchanged.
@@ -170,8 +203,7 @@ test_max_offset(void **state)
 	assert_int_equal(
 	    clk_hlc_update(h, clk_ts_make(CLK_L_MAX, 0), &out), DTX_ECLOCK);
 	assert_int_equal(out, 12345);
-	clk_hlc_counters st;
-	clk_hlc_stats(h, &st);
+	clk_hlc_counters st = counters(h);
 	assert_int_equal(st.rejected, 2);
 	assert_ts(clk_hlc_last(h), T0, 0);
 	assert_ts(now(h), T0, 1);
@@ -181,15 +213,14 @@ test_max_offset(void **state)
 	// lets a remote further ahead in.
 	assert_int_equal(clk_source_advance(s, 100), DTX_OK);
 	assert_ts(update(h, T0 + 600, 0), T0 + 600, 1);
-	clk_hlc_stats(h, &st);
+	st = counters(h);
 	assert_int_equal(st.rejected, 2);
 	clk_hlc_close(h);
 
 	// 0 disables the check.
 	assert_int_equal(clk_hlc_open(&h, s, 0, NULL), DTX_OK);
 	assert_ts(update(h, T0 + 100000000, 0), T0 + 100000000, 1);
-	clk_hlc_close(h);
-	clk_source_free(s);
+	close_clock(h, s);
 }
 
 // c would pass CLK_LOGICAL_MAX: l advances by one ms and c restarts.
@@ -199,18 +230,11 @@ test_overflow(void **state)
 	(void)state;
 	clk_source *s;
 	clk_hlc *h;
-	assert_int_equal(clk_source_new_manual(&s, T0), DTX_OK);
-	assert_int_equal(clk_hlc_open(&h, s, 0, NULL), DTX_OK);
-	clk_ts prev = now(h);
-	for (uint32_t i = 1; i <= CLK_LOGICAL_MAX; i++) {
-		clk_ts ts = now(h);
-		assert_true(ts > prev);
-		prev = ts;
-	}
+	open_manual(&s, &h, 0, NULL);
+	clk_ts prev = events(h, s, CLK_LOGICAL_MAX, 0, now(h), false);
 	assert_ts(prev, T0, CLK_LOGICAL_MAX);
 	assert_ts(now(h), T0 + 1, 0);
-	clk_hlc_counters st;
-	clk_hlc_stats(h, &st);
+	clk_hlc_counters st = counters(h);
 	assert_int_equal(st.overflows, 1);
 	// pt reaching the advanced l continues normally.
 	assert_int_equal(clk_source_advance(s, 1), DTX_OK);
@@ -219,7 +243,7 @@ test_overflow(void **state)
 	assert_ts(update(h, T0 + 1, CLK_LOGICAL_MAX), T0 + 2, 0);
 	// A remote ahead with c = MAX.
 	assert_ts(update(h, T0 + 9, CLK_LOGICAL_MAX), T0 + 10, 0);
-	clk_hlc_stats(h, &st);
+	st = counters(h);
 	assert_int_equal(st.overflows, 3);
 	clk_hlc_close(h);
 
@@ -231,8 +255,7 @@ test_overflow(void **state)
 	    DTX_ERANGE);
 	assert_int_equal(out, 1);
 	assert_int_equal(clk_hlc_last(h), 0);
-	clk_hlc_close(h);
-	clk_source_free(s);
+	close_clock(h, s);
 }
 
 // ---------------------------------------------------------------- bound
@@ -302,27 +325,16 @@ test_bound_restart(void **state)
 	path_in_dir(path, sizeof(path), "hlc.bound");
 	clk_source *s;
 	clk_hlc *h;
-	assert_int_equal(clk_source_new_manual(&s, T0), DTX_OK);
-	assert_int_equal(clk_hlc_open(&h, s, 0, path), DTX_OK);
-	clk_hlc_counters st;
-	clk_hlc_stats(h, &st);
+	open_manual(&s, &h, 0, path);
+	clk_hlc_counters st = counters(h);
 	assert_int_equal(st.bound, 0);
 	// 5000 events over 2.5 s of physical time: l passes the bound a few
 	// times, and no timestamp is issued above the persisted bound.
-	clk_ts max_old = 0;
-	for (int i = 0; i < 5000; i++) {
-		if (i % 2 == 0)
-			assert_int_equal(clk_source_advance(s, 1), DTX_OK);
-		clk_ts ts = now(h);
-		assert_true(ts > max_old);
-		max_old = ts;
-		clk_hlc_stats(h, &st);
-		assert_true(clk_ts_l(ts) <= st.bound);
-	}
+	clk_ts max_old = events(h, s, 5000, 2, 0, true);
 	// One write per window of l at least (2.5 s of l, 1 s windows), and
 	// the writer moves the bound on early, at half a window, so that
 	// events seldom wait: at most one write per half window.
-	clk_hlc_stats(h, &st);
+	st = counters(h);
 	assert_true(st.bound_writes >= 3 && st.bound_writes <= 6);
 	assert_int_equal(st.bound_errors, 0);
 	clk_hlc_close(h);
@@ -334,15 +346,8 @@ test_bound_restart(void **state)
 	// is above every old one.
 	assert_int_equal(clk_source_set(s, -10000, 1.0), DTX_OK);
 	assert_int_equal(clk_hlc_open(&h, s, 0, path), DTX_OK);
-	clk_ts prev = 0;
-	for (int i = 0; i < 5000; i++) {
-		if (i % 2 == 0)
-			assert_int_equal(clk_source_advance(s, 1), DTX_OK);
-		clk_ts ts = now(h);
-		assert_true(ts > max_old);
-		assert_true(ts > prev);
-		prev = ts;
-	}
+	// Each one above the one before, the first above every old one.
+	clk_ts prev = events(h, s, 5000, 2, max_old, false);
 	clk_hlc_close(h);
 
 	// And again, with a receive as the first event.
@@ -352,8 +357,7 @@ test_bound_restart(void **state)
 	assert_int_equal(
 	    clk_hlc_update(h, clk_ts_make(T0 - 30000, 0), &ts), DTX_OK);
 	assert_true(ts > prev);
-	clk_hlc_close(h);
-	clk_source_free(s);
+	close_clock(h, s);
 }
 
 static void
@@ -373,8 +377,7 @@ test_bound_corrupt(void **state)
 	path_in_dir(path, sizeof(path), "corrupt.bound");
 	clk_source *s;
 	clk_hlc *h;
-	assert_int_equal(clk_source_new_manual(&s, T0), DTX_OK);
-	assert_int_equal(clk_hlc_open(&h, s, 0, path), DTX_OK);
+	open_manual(&s, &h, 0, path);
 	now(h);
 	clk_hlc_close(h);
 	unsigned char good[20];
@@ -438,16 +441,14 @@ test_bound_write_error(void **state)
 	path_in_dir(path, sizeof(path), "missing-dir/hlc.bound");
 	clk_source *s;
 	clk_hlc *h;
-	assert_int_equal(clk_source_new_manual(&s, T0), DTX_OK);
-	assert_int_equal(clk_hlc_open(&h, s, 0, path), DTX_OK);
+	open_manual(&s, &h, 0, path);
 	clk_ts ts = 99;
 	assert_int_equal(clk_hlc_now(h, &ts), DTX_ENOENT);
 	assert_int_equal(
 	    clk_hlc_update(h, clk_ts_make(T0, 5), &ts), DTX_ENOENT);
 	assert_int_equal(ts, 99);
 	assert_int_equal(clk_hlc_last(h), 0);
-	clk_hlc_counters st;
-	clk_hlc_stats(h, &st);
+	clk_hlc_counters st = counters(h);
 	assert_int_equal(st.bound_errors, 2);
 	assert_int_equal(st.bound_writes, 0);
 	// Once the directory exists the clock works again.
@@ -455,8 +456,7 @@ test_bound_write_error(void **state)
 	path_in_dir(dir, sizeof(dir), "missing-dir");
 	assert_int_equal(mkdir(dir, 0755), 0);
 	assert_ts(now(h), T0, 0);
-	clk_hlc_close(h);
-	clk_source_free(s);
+	close_clock(h, s);
 }
 
 static void
@@ -555,8 +555,7 @@ test_concurrent(void **state)
 	for (int k = 1; k < THREADS * PER_THREAD; k++)
 		assert_true(all[k] != all[k - 1]);
 	free(all);
-	clk_hlc_close(h);
-	clk_source_free(s);
+	close_clock(h, s);
 }
 
 // ---------------------------------------------------------------- node
@@ -607,8 +606,7 @@ test_node(void **state)
 	assert_int_equal(clk_hlc_last(clk_node_hlc(b)), before_ts);
 	clk_node_vc(b, &bvc);
 	assert_memory_equal(&bvc, &before_vc, sizeof(bvc));
-	clk_hlc_counters st;
-	clk_hlc_stats(clk_node_hlc(b), &st);
+	clk_hlc_counters st = counters(clk_node_hlc(b));
 	assert_int_equal(st.rejected, 1);
 	// A vector clock larger than the cluster is refused up front.
 	clk_vc big;
