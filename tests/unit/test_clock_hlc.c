@@ -51,12 +51,13 @@ assert_ts(clk_ts ts, uint64_t l, uint32_t c)
 
 // A clock over a manual source at T0, with max_offset and an optional
 // bound file.
-static void
-open_manual(
-    clk_source **s, clk_hlc **h, uint64_t max_offset, const char *bound_path)
+static clk_hlc *
+open_manual(clk_source **s, uint64_t max_offset, const char *bound_path)
 {
+	clk_hlc *h;
 	assert_int_equal(clk_source_new_manual(s, T0), DTX_OK);
-	assert_int_equal(clk_hlc_open(h, *s, max_offset, bound_path), DTX_OK);
+	assert_int_equal(clk_hlc_open(&h, *s, max_offset, bound_path), DTX_OK);
+	return h;
 }
 
 static void
@@ -111,8 +112,7 @@ test_send_cases(void **state)
 {
 	(void)state;
 	clk_source *s;
-	clk_hlc *h;
-	open_manual(&s, &h, 0, NULL);
+	clk_hlc *h = open_manual(&s, 0, NULL);
 	assert_int_equal(clk_hlc_last(h), 0);
 	assert_ts(now(h), T0, 0); // pt > l: l = pt, c = 0
 	assert_ts(now(h), T0, 1); // pt == l: c + 1
@@ -141,8 +141,7 @@ test_receive_cases(void **state)
 {
 	(void)state;
 	clk_source *s;
-	clk_hlc *h;
-	open_manual(&s, &h, 0, NULL);
+	clk_hlc *h = open_manual(&s, 0, NULL);
 	assert_ts(now(h), T0, 0);
 	assert_ts(now(h), T0, 1); // state (T0, 1)
 
@@ -176,8 +175,7 @@ test_clock_set_back(void **state)
 {
 	(void)state;
 	clk_source *s;
-	clk_hlc *h;
-	open_manual(&s, &h, 0, NULL);
+	clk_hlc *h = open_manual(&s, 0, NULL);
 	clk_ts prev = now(h);
 	assert_int_equal(clk_source_set(s, -10000, 1.0), DTX_OK);
 	prev = events(h, s, 20000, 10, prev, false);
@@ -193,8 +191,7 @@ test_max_offset(void **state)
 {
 	(void)state;
 	clk_source *s;
-	clk_hlc *h;
-	open_manual(&s, &h, 500, NULL);
+	clk_hlc *h = open_manual(&s, 500, NULL);
 	assert_ts(now(h), T0, 0);
 	clk_ts out = 12345;
 	// One ms past the limit: refused, counted, clock and *out unchanged.
@@ -229,8 +226,7 @@ test_overflow(void **state)
 {
 	(void)state;
 	clk_source *s;
-	clk_hlc *h;
-	open_manual(&s, &h, 0, NULL);
+	clk_hlc *h = open_manual(&s, 0, NULL);
 	clk_ts prev = events(h, s, CLK_LOGICAL_MAX, 0, now(h), false);
 	assert_ts(prev, T0, CLK_LOGICAL_MAX);
 	assert_ts(now(h), T0 + 1, 0);
@@ -324,8 +320,7 @@ test_bound_restart(void **state)
 	char path[128];
 	path_in_dir(path, sizeof(path), "hlc.bound");
 	clk_source *s;
-	clk_hlc *h;
-	open_manual(&s, &h, 0, path);
+	clk_hlc *h = open_manual(&s, 0, path);
 	clk_hlc_counters st = counters(h);
 	assert_int_equal(st.bound, 0);
 	// 5000 events over 2.5 s of physical time: l passes the bound a few
@@ -376,8 +371,7 @@ test_bound_corrupt(void **state)
 	char path[128];
 	path_in_dir(path, sizeof(path), "corrupt.bound");
 	clk_source *s;
-	clk_hlc *h;
-	open_manual(&s, &h, 0, path);
+	clk_hlc *h = open_manual(&s, 0, path);
 	now(h);
 	clk_hlc_close(h);
 	unsigned char good[20];
@@ -440,8 +434,7 @@ test_bound_write_error(void **state)
 	char path[160];
 	path_in_dir(path, sizeof(path), "missing-dir/hlc.bound");
 	clk_source *s;
-	clk_hlc *h;
-	open_manual(&s, &h, 0, path);
+	clk_hlc *h = open_manual(&s, 0, path);
 	clk_ts ts = 99;
 	assert_int_equal(clk_hlc_now(h, &ts), DTX_ENOENT);
 	assert_int_equal(
