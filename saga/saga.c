@@ -48,8 +48,8 @@ const dtx_cfg_opt saga_cfg_table[] = {
 	    "queue meanwhile and leave together as the next)" },
 	{ "submitters", DTX_CFG_INT, offsetof(saga_cfg, submitters), 1, 1024,
 	    "64",
-	    "threads running submitted sagas (a client's BATCH of submissions "
-	    "runs in parallel)" },
+	    "threads for submitted sagas that must wait (a step retried after "
+	    "a pause, a resubmission waiting for its outcome)" },
 	{ "sync", DTX_CFG_STR, offsetof(saga_cfg, sync), 0, 0, "full",
 	    "saga log durability: full (fdatasync) or none (benchmarks only)" },
 };

@@ -49,7 +49,9 @@ typedef struct saga_cfg {
 	int64_t checkpoint_bytes;
 	// Threads that run recovered and handed-off sagas.
 	int64_t resumers;
-	// Threads that run submitted sagas (each holds one while it waits).
+	// Threads for submitted sagas that must wait: a step retried after
+	// a pause, a resubmission waiting for its saga's outcome (each holds
+	// one while it waits; a saga on the straight path holds none).
 	int64_t submitters;
 	// STEPs per BATCH to one participant at most.
 	int64_t step_batch;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 //
-// What the orchestrator serves: SAGA_SUBMIT (log the saga, run it on a
-// submitter thread, answer committed, aborted or unknown; a gid already known
-// gets that saga's outcome instead, so resubmission is idempotent),
+// What the orchestrator serves: SAGA_SUBMIT (log the saga, run it as an
+// asynchronous job or on a submitter thread, answer committed, aborted or
+// unknown; a gid already known gets that saga's outcome instead, so
+// resubmission is idempotent),
 // SAGA_STATUS, and its part of HEALTH (sagas in flight, sagas stuck in
 // compensation with their age and last error, counters).
 
