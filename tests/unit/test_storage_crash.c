@@ -56,6 +56,28 @@ tag_ok(const unsigned char *p, size_t len, uint64_t *tag)
 	return n == len && memcmp(p, want, n) == 0;
 }
 
+// Tells the parent that the pair (x, y) is acknowledged; exits when the
+// pipe fails.
+static void
+send_ack(child_arg *a, uint64_t x, uint64_t y)
+{
+	uint64_t msg[2] = { x, y };
+	pthread_mutex_lock(a->mu);
+	ssize_t r = write(a->fd, msg, sizeof(msg));
+	pthread_mutex_unlock(a->mu);
+	if (r != (ssize_t)sizeof(msg))
+		_exit(4);
+}
+
+// The WAL options of every crash round: small segments, so that rounds
+// also cross segment boundaries.
+static void
+crash_wal_opts(stor_wal_opts *o)
+{
+	stor_wal_opts_init(o);
+	o->segment_bytes = 16384;
+}
+
 static void *
 child_writer(void *p)
 {
@@ -67,12 +89,7 @@ child_writer(void *p)
 		uint64_t lsn;
 		if (stor_wal_append(a->w, 7, buf, n, true, &lsn) != DTX_OK)
 			_exit(3);
-		uint64_t msg[2] = { lsn, tag };
-		pthread_mutex_lock(a->mu);
-		ssize_t r = write(a->fd, msg, sizeof(msg));
-		pthread_mutex_unlock(a->mu);
-		if (r != (ssize_t)sizeof(msg))
-			_exit(4);
+		send_ack(a, lsn, tag);
 	}
 	return NULL;
 }
@@ -91,12 +108,7 @@ child_kv_writer(void *p)
 			_exit(5);
 		if (stor_txn_commit(t, clk_ts_make(1000 + i, 0)) != DTX_OK)
 			_exit(6);
-		uint64_t msg[2] = { (uint64_t)a->id, i };
-		pthread_mutex_lock(a->mu);
-		ssize_t r = write(a->fd, msg, sizeof(msg));
-		pthread_mutex_unlock(a->mu);
-		if (r != (ssize_t)sizeof(msg))
-			_exit(4);
+		send_ack(a, (uint64_t)a->id, i);
 	}
 	return NULL;
 }
@@ -105,8 +117,7 @@ static void
 run_child(const char *dir, int fd, bool kv)
 {
 	stor_wal_opts o;
-	stor_wal_opts_init(&o);
-	o.segment_bytes = 16384;
+	crash_wal_opts(&o);
 	child_arg a[WRITERS];
 	pthread_t th[WRITERS];
 	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -211,117 +222,128 @@ on_ckpt(void *arg, uint64_t lsn, const void *blob, size_t len)
 	return DTX_OK;
 }
 
+// Checks what the parent finds in dir after round, whose child
+// acknowledged the n pairs in acks.
+typedef void (*crash_check_fn)(
+    const char *dir, int round, const uint64_t *acks, size_t n);
+
+// Runs ROUNDS crash rounds in a fresh directory, each killing its child
+// after a delay drawn from seed, and checks each with check. Returns the
+// number of acknowledgements checked.
+static size_t
+crash_rounds(const char *tag, uint64_t seed, bool kv, crash_check_fn check)
+{
+	char dir[256];
+	st_tmpdir(dir, sizeof(dir), tag);
+	size_t total = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		uint64_t *acks;
+		uint64_t delay = 2000 + dtx_rand_below(&seed, 40000);
+		size_t n = crash_round(dir, kv, delay, &acks);
+		total += n;
+		check(dir, round, acks, n);
+		free(acks);
+	}
+	st_rmrf(dir);
+	return total;
+}
+
+static void
+check_wal_round(const char *dir, int round, const uint64_t *acks, size_t n)
+{
+	seen s = { 0 };
+	stor_wal_opts o;
+	crash_wal_opts(&o);
+	stor_wal *w;
+	assert_int_equal(
+	    stor_wal_open(dir, &o, on_ckpt, on_rec, &s, &w), DTX_OK);
+	assert_false(s.bad);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t lsn = acks[2 * i], tag = acks[2 * i + 1];
+		assert_true(lsn < s.cap);
+		assert_int_equal(s.tag[lsn], tag);
+	}
+	// The store takes writes again; the record survives.
+	unsigned char buf[64];
+	size_t len = tag_payload(1ull << 62, buf);
+	uint64_t l;
+	assert_int_equal(stor_wal_append(w, 7, buf, len, true, &l), 0);
+	assert_int_equal(l, s.last + 1);
+	// Keep the directory small: checkpoint every few rounds.
+	if (round % 10 == 9)
+		assert_int_equal(stor_wal_checkpoint(w, l, 0, "c", 1), 0);
+	stor_wal_close(w);
+	free(s.tag);
+}
+
 static void
 test_crash_wal(void **state)
 {
 	(void)state;
-	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "crash");
-	uint64_t rng = 0x5eed0001;
-	size_t total = 0;
-	for (int round = 0; round < ROUNDS; round++) {
-		uint64_t *acks;
-		uint64_t delay = 2000 + dtx_rand_below(&rng, 40000);
-		size_t n = crash_round(dir, false, delay, &acks);
-		total += n;
-		seen s = { 0 };
-		stor_wal_opts o;
-		stor_wal_opts_init(&o);
-		o.segment_bytes = 16384;
-		stor_wal *w;
-		assert_int_equal(
-		    stor_wal_open(dir, &o, on_ckpt, on_rec, &s, &w), DTX_OK);
-		assert_false(s.bad);
-		for (size_t i = 0; i < n; i++) {
-			uint64_t lsn = acks[2 * i], tag = acks[2 * i + 1];
-			assert_true(lsn < s.cap);
-			assert_int_equal(s.tag[lsn], tag);
-		}
-		// The store takes writes again; the record survives.
-		unsigned char buf[64];
-		size_t len = tag_payload(1ull << 62, buf);
-		uint64_t l;
-		assert_int_equal(stor_wal_append(w, 7, buf, len, true, &l), 0);
-		assert_int_equal(l, s.last + 1);
-		// Keep the directory small: checkpoint every few rounds.
-		if (round % 10 == 9)
-			assert_int_equal(
-			    stor_wal_checkpoint(w, l, 0, "c", 1), 0);
-		stor_wal_close(w);
-		free(s.tag);
-		free(acks);
-	}
+	size_t total =
+	    crash_rounds("crash", 0x5eed0001, false, check_wal_round);
 	print_message("%d crash rounds, %zu acknowledged appends checked\n",
 	    ROUNDS, total);
-	st_rmrf(dir);
+}
+
+static void
+check_kv_round(const char *dir, int round, const uint64_t *acks, size_t n)
+{
+	int64_t want[WRITERS][50];
+	memset(want, 0, sizeof(want));
+	for (size_t i = 0; i < n; i++) {
+		uint64_t id = acks[2 * i], v = acks[2 * i + 1];
+		assert_true(id < WRITERS);
+		if ((int64_t)v > want[id][v % 50])
+			want[id][v % 50] = (int64_t)v;
+	}
+	stor_kv *kv;
+	stor_kv_opts ko;
+	stor_kv_opts_init(&ko);
+	crash_wal_opts(&ko.wal);
+	assert_int_equal(stor_kv_open(dir, &ko, &kv), DTX_OK);
+	for (int id = 0; id < WRITERS; id++) {
+		for (int k = 0; k < 50; k++) {
+			if (want[id][k] == 0)
+				continue;
+			char key[32];
+			int kl = snprintf(key, sizeof(key), "k%d-%d", id, k);
+			int64_t v;
+			clk_ts ts;
+			// The value committed at ts 1000+v: reading at exactly
+			// that timestamp must find it.
+			clk_ts at =
+			    clk_ts_make(1000 + (uint64_t)want[id][k], 0);
+			assert_int_equal(stor_kv_get_i64(kv, key, (size_t)kl,
+			                     at, &v, &ts, NULL),
+			    DTX_OK);
+			assert_int_equal(v, want[id][k]);
+			assert_int_equal(ts, at);
+		}
+	}
+	stor_txn *t;
+	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), 0);
+	assert_int_equal(stor_txn_put_i64(t, "after", 5, round), 0);
+	assert_int_equal(
+	    stor_txn_commit(t, clk_ts_make(1u << 30, (uint32_t)round)), 0);
+	if (round % 10 == 9)
+		assert_int_equal(stor_kv_checkpoint(kv), 0);
+	stor_kv_close(kv);
+	if (round % 10 == 9) {
+		// Start over now and then so replay stays short.
+		st_rmrf(dir);
+		assert_int_equal(mkdir(dir, 0755), 0);
+	}
 }
 
 static void
 test_crash_kv(void **state)
 {
 	(void)state;
-	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "crashkv");
-	uint64_t rng = 0x5eed0002;
-	size_t total = 0;
-	for (int round = 0; round < ROUNDS; round++) {
-		uint64_t *acks;
-		uint64_t delay = 2000 + dtx_rand_below(&rng, 40000);
-		size_t n = crash_round(dir, true, delay, &acks);
-		total += n;
-		int64_t want[WRITERS][50];
-		memset(want, 0, sizeof(want));
-		for (size_t i = 0; i < n; i++) {
-			uint64_t id = acks[2 * i], v = acks[2 * i + 1];
-			assert_true(id < WRITERS);
-			if ((int64_t)v > want[id][v % 50])
-				want[id][v % 50] = (int64_t)v;
-		}
-		stor_kv *kv;
-		stor_kv_opts ko;
-		stor_kv_opts_init(&ko);
-		ko.wal.segment_bytes = 16384;
-		assert_int_equal(stor_kv_open(dir, &ko, &kv), DTX_OK);
-		for (int id = 0; id < WRITERS; id++) {
-			for (int k = 0; k < 50; k++) {
-				if (want[id][k] == 0)
-					continue;
-				char key[32];
-				int kl =
-				    snprintf(key, sizeof(key), "k%d-%d", id, k);
-				int64_t v;
-				clk_ts ts;
-				// The value committed at ts 1000+v: reading at
-				// exactly that timestamp must find it.
-				clk_ts at = clk_ts_make(
-				    1000 + (uint64_t)want[id][k], 0);
-				assert_int_equal(
-				    stor_kv_get_i64(
-				        kv, key, (size_t)kl, at, &v, &ts, NULL),
-				    DTX_OK);
-				assert_int_equal(v, want[id][k]);
-				assert_int_equal(ts, at);
-			}
-		}
-		stor_txn *t;
-		assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), 0);
-		assert_int_equal(stor_txn_put_i64(t, "after", 5, round), 0);
-		assert_int_equal(
-		    stor_txn_commit(t, clk_ts_make(1u << 30, (uint32_t)round)),
-		    0);
-		if (round % 10 == 9)
-			assert_int_equal(stor_kv_checkpoint(kv), 0);
-		stor_kv_close(kv);
-		free(acks);
-		if (round % 10 == 9) {
-			// Start over now and then so replay stays short.
-			st_rmrf(dir);
-			assert_int_equal(mkdir(dir, 0755), 0);
-		}
-	}
+	size_t total =
+	    crash_rounds("crashkv", 0x5eed0002, true, check_kv_round);
 	print_message("%d kv crash rounds, %zu acknowledged commits checked\n",
 	    ROUNDS, total);
-	st_rmrf(dir);
 }
 
 int

@@ -7,8 +7,10 @@
 #ifndef TEST_STORAGE_UTIL_H
 #define TEST_STORAGE_UTIL_H
 
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +123,51 @@ st_run_threads(int n, void *(*fn)(void *), void *args, size_t size)
 	}
 	free(th);
 	return ok;
+}
+
+// Opens the WAL in dir with options o (NULL: defaults), without replay
+// callbacks.
+static inline stor_wal *
+st_wal_open(const char *dir, const stor_wal_opts *o)
+{
+	stor_wal *w;
+	assert_int_equal(stor_wal_open(dir, o, NULL, NULL, NULL, &w), DTX_OK);
+	return w;
+}
+
+// A WAL sync hook that fails one chosen sync call with EIO.
+typedef struct st_sync_hook {
+	int syncs; // sync calls so far
+	int fail_at; // the sync call number that fails (1-based)
+	int after_fail; // sync calls made after the failure
+} st_sync_hook;
+
+static int
+st_failing_sync(void *arg, int fd)
+{
+	st_sync_hook *h = arg;
+	h->syncs++;
+	if (h->syncs > h->fail_at)
+		h->after_fail++;
+	if (h->syncs == h->fail_at)
+		return EIO;
+	return fdatasync(fd) == 0 ? 0 : errno;
+}
+
+// Points the WAL options o at hook h, which fails no call until
+// st_fail_next_sync.
+static inline void
+st_hook_syncs(stor_wal_opts *o, st_sync_hook *h)
+{
+	*h = (st_sync_hook) { .fail_at = INT_MAX };
+	o->sync_fn = st_failing_sync;
+	o->hook_arg = h;
+}
+
+static inline void
+st_fail_next_sync(st_sync_hook *h)
+{
+	h->fail_at = h->syncs + 1;
 }
 
 // Writes key = v in a local transaction (no prepare) committed at ts.

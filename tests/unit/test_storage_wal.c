@@ -141,8 +141,7 @@ test_group_commit(void **state)
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "walgc");
-	stor_wal *w;
-	assert_int_equal(stor_wal_open(dir, NULL, NULL, NULL, NULL, &w), 0);
+	stor_wal *w = st_wal_open(dir, NULL);
 	enum { T = 16, N = 100 };
 	gc_arg a[T];
 	for (int i = 0; i < T; i++)
@@ -249,7 +248,7 @@ small_wal(const char *dir, char *seg, size_t segn, size_t *len)
 {
 	stor_wal *w;
 	stor_wal_opts o = no_prealloc();
-	assert_int_equal(stor_wal_open(dir, &o, NULL, NULL, NULL, &w), 0);
+	w = st_wal_open(dir, &o);
 	append_n(w, 1, SMALL_N, true);
 	stor_wal_close(w);
 	snprintf(seg, segn, "%s/wal-%016x.log", dir, 1);
@@ -342,8 +341,7 @@ test_flip_every_bit(void **state)
 	// flipped bit among them is a damaged tail, cut off.
 	st_rmrf(dir);
 	assert_int_equal(mkdir(dir, 0755), 0);
-	stor_wal *w;
-	assert_int_equal(stor_wal_open(dir, NULL, NULL, NULL, NULL, &w), 0);
+	stor_wal *w = st_wal_open(dir, NULL);
 	append_n(w, 1, SMALL_N, true);
 	stor_wal_close(w);
 	size_t plen = 0;
@@ -380,8 +378,7 @@ test_middle_segment_damage(void **state)
 	stor_wal_opts o;
 	stor_wal_opts_init(&o);
 	o.segment_bytes = 4096;
-	stor_wal *w;
-	assert_int_equal(stor_wal_open(dir, &o, NULL, NULL, NULL, &w), 0);
+	stor_wal *w = st_wal_open(dir, &o);
 	append_n(w, 1, 400, true);
 	stor_wal_close(w);
 	// Cutting the tail off the first (complete, older) segment is
@@ -411,24 +408,6 @@ test_middle_segment_damage(void **state)
 	st_rmrf(dir);
 }
 
-typedef struct hook {
-	int syncs; // sync calls so far
-	int fail_at; // the sync call number that fails (1-based)
-	int after_fail; // sync calls made after the failure
-} hook;
-
-static int
-failing_sync(void *arg, int fd)
-{
-	hook *h = arg;
-	h->syncs++;
-	if (h->syncs > h->fail_at)
-		h->after_fail++;
-	if (h->syncs == h->fail_at)
-		return EIO;
-	return fdatasync(fd) == 0 ? 0 : errno;
-}
-
 static void
 test_fsync_failure(void **state)
 {
@@ -437,13 +416,11 @@ test_fsync_failure(void **state)
 	st_tmpdir(dir, sizeof(dir), "walfsync");
 	stor_wal_opts o;
 	stor_wal_opts_init(&o);
-	hook h = { .fail_at = 1000000 };
-	o.sync_fn = failing_sync;
-	o.hook_arg = &h;
-	stor_wal *w;
-	assert_int_equal(stor_wal_open(dir, &o, NULL, NULL, NULL, &w), 0);
+	st_sync_hook h;
+	st_hook_syncs(&o, &h);
+	stor_wal *w = st_wal_open(dir, &o);
 	append_n(w, 1, 5, true);
-	h.fail_at = h.syncs + 1;
+	st_fail_next_sync(&h);
 	unsigned char p[64];
 	size_t n = st_payload(6, p);
 	assert_int_equal(
@@ -508,11 +485,9 @@ test_forcer(void **state)
 	st_tmpdir(dir, sizeof(dir), "walforce");
 	stor_wal_opts o;
 	stor_wal_opts_init(&o);
-	hook h = { .fail_at = 1000000 };
-	o.sync_fn = failing_sync;
-	o.hook_arg = &h;
-	stor_wal *w;
-	assert_int_equal(stor_wal_open(dir, &o, NULL, NULL, NULL, &w), 0);
+	st_sync_hook h;
+	st_hook_syncs(&o, &h);
+	stor_wal *w = st_wal_open(dir, &o);
 	stor_forcer *fc;
 	assert_int_equal(stor_forcer_open(NULL, &fc), DTX_EINVAL);
 	assert_int_equal(stor_forcer_open(w, &fc), 0);
@@ -539,7 +514,7 @@ test_forcer(void **state)
 	}
 	assert_true(st.syncs < N / 2);
 	// A failed sync: the waiting records hear it.
-	h.fail_at = h.syncs + 1;
+	st_fail_next_sync(&h);
 	fc_req bad = { .w = w, .caller = pthread_self() };
 	bad.f.done = fc_done;
 	assert_int_equal(stor_wal_append(w, 1, p, 8, false, &bad.f.lsn), 0);
@@ -579,13 +554,12 @@ test_write_failure(void **state)
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "walwrite");
-	stor_wal *w;
-	assert_int_equal(stor_wal_open(dir, NULL, NULL, NULL, NULL, &w), 0);
+	stor_wal *w = st_wal_open(dir, NULL);
 	stor_wal_close(w);
 	stor_wal_opts o;
 	stor_wal_opts_init(&o);
 	o.write_fn = failing_write;
-	assert_int_equal(stor_wal_open(dir, &o, NULL, NULL, NULL, &w), 0);
+	w = st_wal_open(dir, &o);
 	assert_int_equal(
 	    stor_wal_append(w, 1, "abc", 3, true, NULL), DTX_ENOSPC);
 	assert_int_equal(
@@ -648,8 +622,7 @@ test_oom(void **state)
 	stor_wal_opts o;
 	stor_wal_opts_init(&o);
 	o.segment_bytes = 4096;
-	stor_wal *w;
-	assert_int_equal(stor_wal_open(dir, &o, NULL, NULL, NULL, &w), 0);
+	stor_wal *w = st_wal_open(dir, &o);
 	append_n(w, 1, 300, false);
 	assert_int_equal(stor_wal_sync(w, 300), 0);
 	assert_int_equal(stor_wal_checkpoint(w, 100, 0, "c", 1), 0);
