@@ -210,8 +210,9 @@ count_reply(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns)
 // ---------------------------------------------------------------- run
 
 static int
-run_bench(const b2_cfg *cfg)
+run_bench(const void *arg)
 {
+	const b2_cfg *cfg = arg;
 	int rc = CLI_EXIT_FAILURE;
 	char dir[PATH_MAX], err[256];
 	cli_cluster *cl = NULL;
@@ -434,20 +435,6 @@ int
 cli_bench_2pc(int argc, char **argv)
 {
 	b2_cfg cfg;
-	memset(&cfg, 0, sizeof(cfg));
-	char *pos[1];
-	int npos = 0;
-	int rc = cli_parse_flags("dtx bench 2pc", b2_opts, NB2_OPTS, &cfg, argc,
-	    argv, pos, 1, &npos);
-	if (rc == 0 && npos > 0) {
-		fprintf(
-		    stderr, "dtx bench 2pc: unexpected argument %s\n", pos[0]);
-		rc = CLI_EXIT_USAGE;
-	}
-	if (rc == 0)
-		rc = run_bench(&cfg);
-	else if (rc < 0)
-		rc = CLI_EXIT_OK;
-	dtx_cfg_fini(b2_opts, NB2_OPTS, &cfg);
-	return rc;
+	return cli_bench_main("dtx bench 2pc", b2_opts, NB2_OPTS, &cfg,
+	    sizeof(cfg), argc, argv, run_bench);
 }

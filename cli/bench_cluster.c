@@ -495,3 +495,24 @@ cli_bench_fleet_close(cli_bench_fleet *f)
 	f->batcher = NULL;
 	f->workers = NULL;
 }
+
+int
+cli_bench_main(const char *what, const dtx_cfg_opt *table, size_t n, void *cfg,
+    size_t size, int argc, char **argv, int (*run)(const void *cfg))
+{
+	memset(cfg, 0, size);
+	char *pos[1];
+	int npos = 0;
+	int rc =
+	    cli_parse_flags(what, table, n, cfg, argc, argv, pos, 1, &npos);
+	if (rc == 0 && npos > 0) {
+		fprintf(stderr, "%s: unexpected argument %s\n", what, pos[0]);
+		rc = CLI_EXIT_USAGE;
+	}
+	if (rc == 0)
+		rc = run(cfg);
+	else if (rc < 0)
+		rc = CLI_EXIT_OK;
+	dtx_cfg_fini(table, n, cfg);
+	return rc;
+}

@@ -249,8 +249,9 @@ start_nodes(cli_cluster *cl, const dtx_topo *topo)
 }
 
 static int
-run_bench(const bs_cfg *cfg)
+run_bench(const void *arg)
 {
+	const bs_cfg *cfg = arg;
 	int rc = CLI_EXIT_FAILURE;
 	char dir[PATH_MAX], err[256];
 	cli_cluster *cl = NULL;
@@ -438,20 +439,6 @@ int
 cli_bench_saga(int argc, char **argv)
 {
 	bs_cfg cfg;
-	memset(&cfg, 0, sizeof(cfg));
-	char *pos[1];
-	int npos = 0;
-	int rc = cli_parse_flags("dtx bench saga", bs_opts, NBS_OPTS, &cfg,
-	    argc, argv, pos, 1, &npos);
-	if (rc == 0 && npos > 0) {
-		fprintf(
-		    stderr, "dtx bench saga: unexpected argument %s\n", pos[0]);
-		rc = CLI_EXIT_USAGE;
-	}
-	if (rc == 0)
-		rc = run_bench(&cfg);
-	else if (rc < 0)
-		rc = CLI_EXIT_OK;
-	dtx_cfg_fini(bs_opts, NBS_OPTS, &cfg);
-	return rc;
+	return cli_bench_main("dtx bench saga", bs_opts, NBS_OPTS, &cfg,
+	    sizeof(cfg), argc, argv, run_bench);
 }

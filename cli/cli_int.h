@@ -1028,6 +1028,11 @@ void cli_bench_cluster_free(cli_cluster *cl, proto_client **parts,
     int64_t **owned, size_t *nowned, uint32_t nparts);
 // Removes the directory tree dir, best effort.
 void cli_bench_rmtree(const char *dir);
+// The body of a cluster bench command: parses argv into cfg (size bytes,
+// zeroed here) by table (n options), refuses positional arguments, runs
+// run(cfg) and frees cfg. Returns a CLI_EXIT_* code.
+int cli_bench_main(const char *what, const dtx_cfg_opt *table, size_t n,
+    void *cfg, size_t size, int argc, char **argv, int (*run)(const void *cfg));
 
 // Nemeses (nemesis.c). A schedule is a pure function of the seed and the
 // settings (cli_nemesis_plan); a cli_nemesis applies it to a running
