@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "cli_int.h"
+#include "test_util.h"
 
 #define MS 1000000LL
 
@@ -34,9 +35,7 @@ static int
 setup(void **state)
 {
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/dtx-results-XXXXXX");
-	if (mkdtemp(tmpdir) == NULL)
-		return -1;
+	st_tmpdir(tmpdir, sizeof(tmpdir), "results");
 	snprintf(dbpath, sizeof(dbpath), "%s/nested/dir/dtx.sqlite", tmpdir);
 	return 0;
 }
@@ -45,9 +44,8 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	st_rmrf(tmpdir);
+	return 0;
 }
 
 // A 2pc run: transfers, reads, a kill window; balances over 2 accounts.
@@ -518,22 +516,6 @@ test_two_writers(void **state)
 	sqlite3_close(o);
 }
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *b = malloc((size_t)n + 1);
-	*len = fread(b, 1, (size_t)n, f);
-	b[*len] = '\0';
-	fclose(f);
-	return b;
-}
-
 static bool
 gnuplot_present(void)
 {
@@ -548,7 +530,7 @@ check_report(const char *dir, const cli_history *h, bool want_png)
 	static const char *const pngs[] = { "latency.png", "rate.png" };
 	for (int i = 0; i < 2; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, pngs[i]);
-		char *b = slurp(path, &len);
+		char *b = (char *)st_read_file(path, &len);
 		if (!want_png) {
 			assert_null(b);
 			continue;
@@ -559,7 +541,7 @@ check_report(const char *dir, const cli_history *h, bool want_png)
 		free(b);
 	}
 	snprintf(path, sizeof(path), "%s/timeline.html", dir);
-	char *t = slurp(path, &len);
+	char *t = (char *)st_read_file(path, &len);
 	assert_non_null(t);
 	// Every op is in the timeline: as a box of its own or as the
 	// completion of one.
@@ -576,7 +558,7 @@ check_report(const char *dir, const cli_history *h, bool want_png)
 	assert_non_null(strstr(t, ">nemesis<"));
 	free(t);
 	snprintf(path, sizeof(path), "%s/index.html", dir);
-	t = slurp(path, &len);
+	t = (char *)st_read_file(path, &len);
 	assert_non_null(t);
 	assert_non_null(strstr(t, "timeline.html"));
 	assert_non_null(strstr(t, "node-1.log"));

@@ -1,84 +1,20 @@
 // SPDX-License-Identifier: MIT
 //
-// Helpers shared by the storage tests: temporary directories, file copies
-// the deterministic record payloads the WAL tests write and check, and
-// small drivers (threads, local puts). Include it after <cmocka.h>.
+// Helpers shared by the storage tests: the deterministic record payloads
+// the WAL tests write and check, WAL opening and sync hooks, and local
+// puts; test_util.h's files and threads besides. Include it after
+// <cmocka.h>.
 
 #ifndef TEST_STORAGE_UTIL_H
 #define TEST_STORAGE_UTIL_H
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "storage.h"
-
-static int
-st_rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)sb;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
-// Removes dir and everything below it.
-static inline void
-st_rmrf(const char *dir)
-{
-	nftw(dir, st_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-// Makes a fresh temporary directory under $TMPDIR (or /tmp) into buf.
-static inline void
-st_tmpdir(char *buf, size_t n, const char *tag)
-{
-	const char *base = getenv("TMPDIR");
-	snprintf(
-	    buf, n, "%s/dtx-%s-XXXXXX", base && *base ? base : "/tmp", tag);
-	if (mkdtemp(buf) == NULL) {
-		perror("mkdtemp");
-		abort();
-	}
-}
-
-// Reads a whole file into a malloc'd buffer.
-static inline unsigned char *
-st_read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	unsigned char *p = malloc(n > 0 ? (size_t)n : 1);
-	if (p != NULL && n > 0 && fread(p, 1, (size_t)n, f) != (size_t)n) {
-		free(p);
-		p = NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return p;
-}
-
-static inline void
-st_write_file(const char *path, const void *p, size_t len)
-{
-	FILE *f = fopen(path, "wb");
-	if (f == NULL || (len > 0 && fwrite(p, 1, len, f) != len)) {
-		perror(path);
-		abort();
-	}
-	fclose(f);
-}
+#include "test_util.h"
 
 // The payload of test record lsn: its length and bytes follow from lsn.
 static inline size_t
@@ -103,26 +39,6 @@ st_payload_ok(uint64_t lsn, uint8_t type, const void *p, size_t len)
 	unsigned char want[64];
 	size_t n = st_payload(lsn, want);
 	return type == st_type(lsn) && len == n && memcmp(p, want, n) == 0;
-}
-
-// Runs fn on n threads, the i-th with argument (char *)args + i * size,
-// and joins them all. True when every thread returned NULL.
-static inline bool
-st_run_threads(int n, void *(*fn)(void *), void *args, size_t size)
-{
-	pthread_t *th = calloc((size_t)n, sizeof(*th));
-	bool ok = th != NULL;
-	for (int i = 0; ok && i < n; i++)
-		pthread_create(
-		    &th[i], NULL, fn, (char *)args + (size_t)i * size);
-	for (int i = 0; ok && i < n; i++) {
-		void *r;
-		pthread_join(th[i], &r);
-		if (r != NULL)
-			ok = false;
-	}
-	free(th);
-	return ok;
 }
 
 // Opens the WAL in dir with options o (NULL: defaults), without replay
