@@ -214,9 +214,7 @@ run_bench(const void *arg)
 {
 	const b2_cfg *cfg = arg;
 	int rc = CLI_EXIT_FAILURE;
-	char dir[PATH_MAX], err[256];
-	cli_cluster *cl = NULL;
-	proto_client *coord = NULL, *parts[DTX_TOPO_MAX] = { NULL };
+	cli_bench_env env;
 	b2_worker *w = NULL;
 	uint64_t *all = NULL;
 	int n = (int)cfg->clients;
@@ -224,6 +222,7 @@ run_bench(const void *arg)
 	b2_run run;
 	memset(&run, 0, sizeof(run));
 	memset(&fleet, 0, sizeof(fleet));
+	memset(&env, 0, sizeof(env));
 	run.cfg = cfg;
 
 	if (strcmp(cfg->mode, "2pc") == 0) {
@@ -237,61 +236,19 @@ run_bench(const void *arg)
 		    cfg->mode);
 		return CLI_EXIT_USAGE;
 	}
-	// fsync timings on tmpfs say nothing about a disk.
-	struct statfs sfs;
-	if (statfs(cfg->dir, &sfs) != 0) {
-		fprintf(stderr, "dtx bench 2pc: cannot stat %s\n", cfg->dir);
-		return CLI_EXIT_FAILURE;
-	}
-	if (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC) {
-		fprintf(stderr,
-		    "dtx bench 2pc: %s is in memory (tmpfs): pick a real "
-		    "disk with --dir\n",
-		    cfg->dir);
-		return CLI_EXIT_USAGE;
-	}
-	snprintf(dir, sizeof(dir), "%s/.dtx-bench-XXXXXX", cfg->dir);
-	if (mkdtemp(dir) == NULL) {
-		fprintf(stderr,
-		    "dtx bench 2pc: cannot create a directory in "
-		    "%s\n",
-		    cfg->dir);
-		return CLI_EXIT_FAILURE;
-	}
-	cli_cluster_opts co;
-	memset(&co, 0, sizeof(co));
-	co.dir = dir;
-	co.participants = (uint32_t)cfg->participants;
-	co.log_level = cfg->log_level;
-	dtx_err rv = cli_cluster_create(&co, &cl, err, sizeof(err));
-	if (rv != DTX_OK) {
-		fprintf(stderr, "dtx bench 2pc: %s\n", err);
+	rc = cli_bench_env_open(&env, "dtx bench 2pc", cfg->dir,
+	    cfg->participants, DTX_ROLE_COORDINATOR, cfg->log_level,
+	    cfg->accounts);
+	if (rc != CLI_EXIT_OK)
 		goto out;
-	}
-	run.topo = cli_cluster_topo(cl);
-	const dtx_node *cn = dtx_topo_first(run.topo, DTX_ROLE_CLIENT);
-	run.client_id = cn != NULL ? cn->id : 0;
-	if ((rv = cli_cluster_start_all(cl, 30000)) != DTX_OK) {
-		fprintf(stderr,
-		    "dtx bench 2pc: cannot start the cluster: %s "
-		    "(logs in %s/logs)\n",
-		    dtx_strerror(rv), dir);
-		goto out;
-	}
-	const char *curl = dtx_topo_first(run.topo, DTX_ROLE_COORDINATOR)->url;
-	if ((rv = cli_bench_open_client(curl, run.client_id, &coord)) != DTX_OK)
-		goto fail;
-	run.nparts = run.topo->nparts;
-	rv = cli_bench_split("dtx bench 2pc", run.topo, run.client_id,
-	    cfg->accounts, parts, &run.owned, &run.nowned);
-	if (rv == DTX_ERANGE) {
-		rc = CLI_EXIT_USAGE;
-		goto out;
-	}
-	if (rv == DTX_ENOMEM)
-		goto oom;
-	if (rv != DTX_OK)
-		goto fail;
+	rc = CLI_EXIT_FAILURE;
+	proto_client *coord = env.head, **parts = env.parts;
+	run.topo = env.topo;
+	run.client_id = env.client_id;
+	run.owned = env.owned;
+	run.nowned = env.nowned;
+	run.nparts = env.nparts;
+	dtx_err rv;
 	if ((rv = init_accounts(&run, coord, parts)) != DTX_OK) {
 		fprintf(stderr,
 		    "dtx bench 2pc: cannot create the accounts: "
@@ -309,13 +266,14 @@ run_bench(const void *arg)
 	for (int i = 0; i < n; i++) {
 		w[i].run = &run;
 	}
-	if ((rv = cli_bench_fleet_open(&fleet, w, sizeof(*w), n, coord, curl,
-	         run.client_id, cfg->client_batch, cfg->client_inflight, 10000,
-	         next_transfer, count_reply)) != DTX_OK)
+	if ((rv = cli_bench_fleet_open(&fleet, w, sizeof(*w), n, coord,
+	         env.head_url, run.client_id, cfg->client_batch,
+	         cfg->client_inflight, 10000, next_transfer, count_reply)) !=
+	    DTX_OK)
 		goto fail;
 	cli_bench_cpu cpu0, cpu1;
 	double secs = cli_bench_fleet_run(
-	    &fleet, cfg->seconds, cl, DTX_ROLE_COORDINATOR, &cpu0, &cpu1);
+	    &fleet, cfg->seconds, env.cl, DTX_ROLE_COORDINATOR, &cpu0, &cpu1);
 	if (secs < 0) {
 		fprintf(stderr, "dtx bench 2pc: cannot start thread\n");
 		goto out;
@@ -422,12 +380,7 @@ out:
 	cli_bench_fleet_close(&fleet);
 	dtx_free(w);
 	dtx_free(all);
-	proto_client_close(coord);
-	cli_bench_cluster_free(cl, parts, run.owned, run.nowned, run.nparts);
-	if (cfg->keep)
-		fprintf(stderr, "dtx bench 2pc: cluster kept in %s\n", dir);
-	else
-		cli_bench_rmtree(dir);
+	cli_bench_env_close(&env, "dtx bench 2pc", cfg->keep);
 	return rc;
 }
 

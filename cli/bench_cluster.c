@@ -6,10 +6,12 @@
 
 #include <ftw.h>
 #include <inttypes.h>
+#include <linux/magic.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "cli_int.h"
@@ -192,7 +194,7 @@ cli_bench_tally_merge(const void *workers, size_t stride, int n,
 	return DTX_OK;
 }
 
-dtx_err
+static dtx_err
 cli_bench_split(const char *who, const dtx_topo *topo, uint32_t client_id,
     int64_t accounts, proto_client **parts, int64_t ***owned, size_t **nowned)
 {
@@ -254,7 +256,7 @@ cli_bench_pick_keys(uint64_t *seed, int64_t *const *owned, const size_t *nowned,
 	cli_acct_key(kt, klen, to);
 }
 
-void
+static void
 cli_bench_owned_free(int64_t **owned, size_t *nowned, uint32_t nparts)
 {
 	if (owned != NULL)
@@ -280,7 +282,7 @@ cli_bench_json_counts(cli_json *j, int64_t participants, int64_t clients,
 	cli_json_int(j, "errors", (int64_t)sum->errors);
 }
 
-void
+static void
 cli_bench_cluster_free(cli_cluster *cl, proto_client **parts, int64_t **owned,
     size_t *nowned, uint32_t nparts)
 {
@@ -515,4 +517,110 @@ cli_bench_main(const char *what, const dtx_cfg_opt *table, size_t n, void *cfg,
 		rc = CLI_EXIT_OK;
 	dtx_cfg_fini(table, n, cfg);
 	return rc;
+}
+
+// Starts the participants and the first node of role head, then waits for
+// them to be ready.
+static dtx_err
+start_head_and_parts(cli_cluster *cl, const dtx_topo *topo, dtx_role head)
+{
+	const dtx_node *hn = dtx_topo_first(topo, head);
+	for (int pass = 0; pass < 2; pass++)
+		for (uint32_t i = 0; i < topo->n; i++) {
+			const dtx_node *nd = &topo->nodes[i];
+			if (nd->role != DTX_ROLE_PARTICIPANT && nd != hn)
+				continue;
+			dtx_err rv = pass == 0
+			    ? cli_cluster_start(cl, nd->id, NULL)
+			    : cli_cluster_wait_ready(cl, nd->id, 30000);
+			if (rv != DTX_OK)
+				return rv;
+		}
+	return DTX_OK;
+}
+
+int
+cli_bench_env_open(cli_bench_env *e, const char *what, const char *dir,
+    int64_t participants, dtx_role head, const char *log_level,
+    int64_t accounts)
+{
+	char err[256];
+	memset(e, 0, sizeof(*e));
+	struct statfs sfs;
+	if (statfs(dir, &sfs) != 0) {
+		fprintf(stderr, "%s: cannot stat %s\n", what, dir);
+		return CLI_EXIT_FAILURE;
+	}
+	if (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC) {
+		fprintf(stderr,
+		    "%s: %s is in memory (tmpfs): pick a real disk with "
+		    "--dir\n",
+		    what, dir);
+		return CLI_EXIT_USAGE;
+	}
+	snprintf(e->dir, sizeof(e->dir), "%s/.dtx-bench-XXXXXX", dir);
+	if (mkdtemp(e->dir) == NULL) {
+		fprintf(
+		    stderr, "%s: cannot create a directory in %s\n", what, dir);
+		e->dir[0] = '\0';
+		return CLI_EXIT_FAILURE;
+	}
+	cli_cluster_opts co;
+	memset(&co, 0, sizeof(co));
+	co.dir = e->dir;
+	co.participants = (uint32_t)participants;
+	co.saga = head == DTX_ROLE_SAGA;
+	co.log_level = log_level;
+	dtx_err rv = cli_cluster_create(&co, &e->cl, err, sizeof(err));
+	if (rv != DTX_OK) {
+		fprintf(stderr, "%s: %s\n", what, err);
+		return CLI_EXIT_FAILURE;
+	}
+	e->topo = cli_cluster_topo(e->cl);
+	e->nparts = e->topo->nparts;
+	const dtx_node *cn = dtx_topo_first(e->topo, DTX_ROLE_CLIENT);
+	e->client_id = cn != NULL ? cn->id : 0;
+	rv = head == DTX_ROLE_SAGA ? start_head_and_parts(e->cl, e->topo, head)
+	                           : cli_cluster_start_all(e->cl, 30000);
+	if (rv != DTX_OK) {
+		fprintf(stderr,
+		    "%s: cannot start the cluster: %s (logs in %s/logs)\n",
+		    what, dtx_strerror(rv), e->dir);
+		return CLI_EXIT_FAILURE;
+	}
+	const dtx_node *hn = dtx_topo_first(e->topo, head);
+	e->head_url = hn != NULL ? hn->url : NULL;
+	if (hn == NULL)
+		rv = DTX_EINVAL;
+	else
+		rv = cli_bench_open_client(hn->url, e->client_id, &e->head);
+	if (rv == DTX_OK)
+		rv = cli_bench_split(what, e->topo, e->client_id, accounts,
+		    e->parts, &e->owned, &e->nowned);
+	if (rv == DTX_ERANGE)
+		return CLI_EXIT_USAGE; // cli_bench_split said why
+	if (rv != DTX_OK) {
+		fprintf(stderr, "%s: %s\n", what, dtx_strerror(rv));
+		return CLI_EXIT_FAILURE;
+	}
+	return CLI_EXIT_OK;
+}
+
+void
+cli_bench_env_close(cli_bench_env *e, const char *what, bool keep)
+{
+	proto_client_close(e->head);
+	e->head = NULL;
+	cli_bench_cluster_free(e->cl, e->parts, e->owned, e->nowned, e->nparts);
+	memset(e->parts, 0, sizeof(e->parts));
+	e->cl = NULL;
+	e->owned = NULL;
+	e->nowned = NULL;
+	if (e->dir[0] == '\0')
+		return;
+	if (keep)
+		fprintf(stderr, "%s: cluster kept in %s\n", what, e->dir);
+	else
+		cli_bench_rmtree(e->dir);
+	e->dir[0] = '\0';
 }

@@ -223,39 +223,12 @@ count_reply(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns)
 	proto_msg_free(rep);
 }
 
-// Starts the participants and the orchestrator (no coordinator).
-static dtx_err
-start_nodes(cli_cluster *cl, const dtx_topo *topo)
-{
-	for (uint32_t i = 0; i < topo->n; i++) {
-		const dtx_node *nd = &topo->nodes[i];
-		if (nd->role != DTX_ROLE_PARTICIPANT &&
-		    nd->role != DTX_ROLE_SAGA)
-			continue;
-		dtx_err rv = cli_cluster_start(cl, nd->id, NULL);
-		if (rv != DTX_OK)
-			return rv;
-	}
-	for (uint32_t i = 0; i < topo->n; i++) {
-		const dtx_node *nd = &topo->nodes[i];
-		if (nd->role != DTX_ROLE_PARTICIPANT &&
-		    nd->role != DTX_ROLE_SAGA)
-			continue;
-		dtx_err rv = cli_cluster_wait_ready(cl, nd->id, 30000);
-		if (rv != DTX_OK)
-			return rv;
-	}
-	return DTX_OK;
-}
-
 static int
 run_bench(const void *arg)
 {
 	const bs_cfg *cfg = arg;
 	int rc = CLI_EXIT_FAILURE;
-	char dir[PATH_MAX], err[256];
-	cli_cluster *cl = NULL;
-	proto_client *sagac = NULL, *parts[DTX_TOPO_MAX] = { NULL };
+	cli_bench_env env;
 	bs_worker *w = NULL;
 	uint64_t *all = NULL;
 	int n = (int)cfg->clients;
@@ -263,52 +236,22 @@ run_bench(const void *arg)
 	bs_run run;
 	memset(&run, 0, sizeof(run));
 	memset(&fleet, 0, sizeof(fleet));
+	memset(&env, 0, sizeof(env));
 	run.cfg = cfg;
 	run.nonce = dtx_wall_ns();
 
-	snprintf(dir, sizeof(dir), "%s/.dtx-bench-saga-XXXXXX", cfg->dir);
-	if (mkdtemp(dir) == NULL) {
-		fprintf(stderr,
-		    "dtx bench saga: cannot create a directory in "
-		    "%s\n",
-		    cfg->dir);
-		return CLI_EXIT_FAILURE;
-	}
-	cli_cluster_opts co;
-	memset(&co, 0, sizeof(co));
-	co.dir = dir;
-	co.participants = (uint32_t)cfg->participants;
-	co.saga = true;
-	co.log_level = "warn";
-	dtx_err rv = cli_cluster_create(&co, &cl, err, sizeof(err));
-	if (rv != DTX_OK) {
-		fprintf(stderr, "dtx bench saga: %s\n", err);
+	rc = cli_bench_env_open(&env, "dtx bench saga", cfg->dir,
+	    cfg->participants, DTX_ROLE_SAGA, "warn", cfg->accounts);
+	if (rc != CLI_EXIT_OK)
 		goto out;
-	}
-	run.topo = cli_cluster_topo(cl);
-	const dtx_node *cn = dtx_topo_first(run.topo, DTX_ROLE_CLIENT);
-	run.client_id = cn != NULL ? cn->id : 0;
-	if ((rv = start_nodes(cl, run.topo)) != DTX_OK) {
-		fprintf(stderr,
-		    "dtx bench saga: cannot start the cluster: %s (logs in "
-		    "%s/logs)\n",
-		    dtx_strerror(rv), dir);
-		goto out;
-	}
-	const char *surl = dtx_topo_first(run.topo, DTX_ROLE_SAGA)->url;
-	if ((rv = cli_bench_open_client(surl, run.client_id, &sagac)) != DTX_OK)
-		goto fail;
-	run.nparts = run.topo->nparts;
-	rv = cli_bench_split("dtx bench saga", run.topo, run.client_id,
-	    cfg->accounts, parts, &run.owned, &run.nowned);
-	if (rv == DTX_ERANGE) {
-		rc = CLI_EXIT_USAGE;
-		goto out;
-	}
-	if (rv == DTX_ENOMEM)
-		goto oom;
-	if (rv != DTX_OK)
-		goto fail;
+	rc = CLI_EXIT_FAILURE;
+	proto_client *sagac = env.head, **parts = env.parts;
+	run.topo = env.topo;
+	run.client_id = env.client_id;
+	run.owned = env.owned;
+	run.nowned = env.nowned;
+	run.nparts = env.nparts;
+	dtx_err rv;
 	if ((rv = init_accounts(&run, parts)) != DTX_OK) {
 		fprintf(stderr,
 		    "dtx bench saga: cannot create the accounts: "
@@ -329,13 +272,14 @@ run_bench(const void *arg)
 		w[i].run = &run;
 		w[i].id = i;
 	}
-	if ((rv = cli_bench_fleet_open(&fleet, w, sizeof(*w), n, sagac, surl,
-	         run.client_id, cfg->client_batch, cfg->client_inflight, 30000,
-	         next_saga, count_reply)) != DTX_OK)
+	if ((rv = cli_bench_fleet_open(&fleet, w, sizeof(*w), n, sagac,
+	         env.head_url, run.client_id, cfg->client_batch,
+	         cfg->client_inflight, 30000, next_saga, count_reply)) !=
+	    DTX_OK)
 		goto fail;
 	cli_bench_cpu cpu0, cpu1;
 	double secs = cli_bench_fleet_run(
-	    &fleet, cfg->seconds, cl, DTX_ROLE_SAGA, &cpu0, &cpu1);
+	    &fleet, cfg->seconds, env.cl, DTX_ROLE_SAGA, &cpu0, &cpu1);
 	if (secs < 0) {
 		fprintf(stderr, "dtx bench saga: cannot start thread\n");
 		goto out;
@@ -429,9 +373,7 @@ out:
 	cli_bench_fleet_close(&fleet);
 	dtx_free(w);
 	dtx_free(all);
-	proto_client_close(sagac);
-	cli_bench_cluster_free(cl, parts, run.owned, run.nowned, run.nparts);
-	cli_bench_rmtree(dir);
+	cli_bench_env_close(&env, "dtx bench saga", false);
 	return rc;
 }
 

@@ -993,20 +993,37 @@ void cli_bench_tally_outcome(
 // the first at workers (borrowed). DTX_ENOMEM, also when a tally has oom.
 dtx_err cli_bench_tally_merge(const void *workers, size_t stride, int n,
     cli_bench_tally *sum, uint64_t **all);
-// Opens a client to every participant of topo into parts[k] (k in topo's
-// participant order) and splits accounts 0..accounts-1 among them by
-// routing their keys: (*owned)[k] lists the (*nowned)[k] accounts of the
-// k-th. *owned and *nowned return owned (cli_bench_owned_free), written
-// as soon as allocated so that the caller frees them on any return; the
-// clients in parts are the caller's to close. DTX_ERANGE (after a line
-// on stderr prefixed by who) when a participant owns no account,
-// DTX_ENOMEM, or an open error.
-dtx_err cli_bench_split(const char *who, const dtx_topo *topo,
-    uint32_t client_id, int64_t accounts, proto_client **parts,
-    int64_t ***owned, size_t **nowned);
+// A cluster bench's cluster, ready to measure: its own directory under
+// the bench's --dir, the nodes started, a client to the node the bench
+// drives (the coordinator or the saga orchestrator) and one to every
+// participant, and the accounts split among the participants by routing
+// their keys.
+typedef struct cli_bench_env {
+	char dir[4096]; // the cluster's directory
+	cli_cluster *cl;
+	const dtx_topo *topo;
+	uint32_t client_id; // the topology's client node
+	const char *head_url; // the first node of role head's URL
+	proto_client *head; // to it
+	proto_client *parts[DTX_TOPO_MAX]; // in topo's participant order
+	int64_t **owned; // owned[k]: the accounts of the k-th participant
+	size_t *nowned;
+	uint32_t nparts;
+} cli_bench_env;
+// Sets *e up: refuses a dir in memory (fsync timings on tmpfs say nothing
+// about a disk), creates a cluster of `participants` participants and a
+// head of role head (DTX_ROLE_COORDINATOR, or DTX_ROLE_SAGA: then only
+// the participants and the orchestrator run) with the daemons' log_level,
+// starts it, opens the clients and splits `accounts` accounts. On failure
+// prints why on stderr, prefixed by what, and returns CLI_EXIT_USAGE (a
+// bad setting) or CLI_EXIT_FAILURE; CLI_EXIT_OK on success. Call
+// cli_bench_env_close either way.
+int cli_bench_env_open(cli_bench_env *e, const char *what, const char *dir,
+    int64_t participants, dtx_role head, const char *log_level,
+    int64_t accounts);
 // Picks a transfer between two participants with the PRNG at seed: the
-// indexes *p != *q into owned (nparts >= 2, as from cli_bench_split)
-// and an account *from of the p-th and *to of the q-th.
+// indexes *p != *q into owned (nparts >= 2, as in cli_bench_env) and an
+// account *from of the p-th and *to of the q-th.
 void cli_bench_pick(uint64_t *seed, int64_t *const *owned, const size_t *nowned,
     uint32_t nparts, uint32_t *p, uint32_t *q, int64_t *from, int64_t *to);
 // cli_bench_pick, then the two accounts' keys into kf and kt (klen bytes
@@ -1014,18 +1031,14 @@ void cli_bench_pick(uint64_t *seed, int64_t *const *owned, const size_t *nowned,
 void cli_bench_pick_keys(uint64_t *seed, int64_t *const *owned,
     const size_t *nowned, uint32_t nparts, uint32_t *p, uint32_t *q, char *kf,
     char *kt, size_t klen);
-// Frees what cli_bench_split returned (nparts: topo's participants).
-void cli_bench_owned_free(int64_t **owned, size_t *nowned, uint32_t nparts);
 // Writes the fields every cluster bench reports, participants through
 // errors, with the aborted count under aborted_key.
 void cli_bench_json_counts(cli_json *j, int64_t participants, int64_t clients,
     int64_t accounts, double secs, const cli_bench_tally *sum,
     const char *aborted_key);
-// Closes the clients in parts[0 .. DTX_TOPO_MAX) (NULL ones skipped),
-// frees owned and nowned (as cli_bench_owned_free) and stops and frees
-// cl (may be NULL).
-void cli_bench_cluster_free(cli_cluster *cl, proto_client **parts,
-    int64_t **owned, size_t *nowned, uint32_t nparts);
+// Closes the clients, stops the cluster and removes its directory (or,
+// with keep, says on stderr where it was kept). Safe on a zeroed e.
+void cli_bench_env_close(cli_bench_env *e, const char *what, bool keep);
 // Removes the directory tree dir, best effort.
 void cli_bench_rmtree(const char *dir);
 // The body of a cluster bench command: parses argv into cfg (size bytes,
