@@ -74,17 +74,12 @@ static const dtx_cfg_opt b2_opts[] = {
 
 typedef struct b2_run {
 	const b2_cfg *cfg;
-	const dtx_topo *topo;
+	const cli_bench_env *env; // the cluster, its clients and accounts
 	proto_mode mode;
-	uint32_t client_id;
-	int64_t **owned; // owned[k]: accounts of the k-th participant
-	size_t *nowned;
-	uint32_t nparts;
 } b2_run;
 
 typedef struct b2_worker {
 	cli_bench_client c; // first: see cli_bench_fleet
-	b2_run *run;
 	char why[128]; // the first abort reason seen
 	// The transfer being built or in flight.
 	char kf[32], kt[32];
@@ -129,7 +124,7 @@ static dtx_err
 init_accounts(b2_run *r, proto_client *coord, proto_client **parts)
 {
 	size_t have = 0;
-	for (uint32_t k = 0; k < r->nparts; k++) {
+	for (uint32_t k = 0; k < r->env->nparts; k++) {
 		size_t n;
 		dtx_err rv = count_accounts(parts[k], &n);
 		if (rv != DTX_OK)
@@ -177,10 +172,10 @@ static proto_msg *
 next_transfer(void *owner)
 {
 	b2_worker *w = owner;
-	b2_run *r = w->run;
+	b2_run *r = w->c.ctx;
 	uint32_t p, q;
-	cli_bench_pick_keys(&w->c.seed, r->owned, r->nowned, r->nparts, &p, &q,
-	    w->kf, w->kt, sizeof(w->kf));
+	cli_bench_pick_keys(&w->c.seed, r->env->owned, r->env->nowned,
+	    r->env->nparts, &p, &q, w->kf, w->kt, sizeof(w->kf));
 	int64_t amount = 1 + (int64_t)dtx_rand_below(&w->c.seed, 10);
 	cli_op_add(&w->ops[0], w->kf, -amount, 0);
 	cli_op_add(&w->ops[1], w->kt, amount, 0);
@@ -215,7 +210,7 @@ run_bench(const void *arg)
 	const b2_cfg *cfg = arg;
 	int rc = CLI_EXIT_FAILURE;
 	cli_bench_env env;
-	b2_worker *w = NULL;
+	b2_worker *w;
 	uint64_t *all = NULL;
 	int n = (int)cfg->clients;
 	cli_bench_fleet fleet;
@@ -243,11 +238,7 @@ run_bench(const void *arg)
 		goto out;
 	rc = CLI_EXIT_FAILURE;
 	proto_client *coord = env.head, **parts = env.parts;
-	run.topo = env.topo;
-	run.client_id = env.client_id;
-	run.owned = env.owned;
-	run.nowned = env.nowned;
-	run.nparts = env.nparts;
+	run.env = &env;
 	dtx_err rv;
 	if ((rv = init_accounts(&run, coord, parts)) != DTX_OK) {
 		fprintf(stderr,
@@ -260,17 +251,12 @@ run_bench(const void *arg)
 	int64_t items0 = cli_bench_counter(coord, "batch_items");
 	int64_t syncs0 = cli_bench_counter(coord, "log_syncs");
 
-	w = dtx_calloc((size_t)n, sizeof(b2_worker));
-	if (w == NULL)
-		goto oom;
-	for (int i = 0; i < n; i++) {
-		w[i].run = &run;
-	}
-	if ((rv = cli_bench_fleet_open(&fleet, w, sizeof(*w), n, coord,
-	         env.head_url, run.client_id, cfg->client_batch,
+	if ((rv = cli_bench_fleet_open(&fleet, sizeof(b2_worker), n, &run,
+	         coord, env.head_url, env.client_id, cfg->client_batch,
 	         cfg->client_inflight, 10000, next_transfer, count_reply)) !=
 	    DTX_OK)
 		goto fail;
+	w = fleet.workers;
 	cli_bench_cpu cpu0, cpu1;
 	double secs = cli_bench_fleet_run(
 	    &fleet, cfg->seconds, env.cl, DTX_ROLE_COORDINATOR, &cpu0, &cpu1);
@@ -378,7 +364,6 @@ oom:
 	fprintf(stderr, "dtx bench 2pc: out of memory\n");
 out:
 	cli_bench_fleet_close(&fleet);
-	dtx_free(w);
 	dtx_free(all);
 	cli_bench_env_close(&env, "dtx bench 2pc", cfg->keep);
 	return rc;

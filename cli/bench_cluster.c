@@ -407,13 +407,14 @@ fleet_client(const cli_bench_fleet *f, int i)
 }
 
 dtx_err
-cli_bench_fleet_open(cli_bench_fleet *f, void *workers, size_t stride, int n,
+cli_bench_fleet_open(cli_bench_fleet *f, size_t stride, int n, void *ctx,
     proto_client *shared, const char *url, uint32_t client_id, int64_t batch,
     int64_t inflight, uint32_t timeout_ms, proto_msg *(*next)(void *owner),
     void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns))
 {
 	memset(f, 0, sizeof(*f));
-	f->workers = workers;
+	if ((f->workers = dtx_calloc((size_t)n, stride)) == NULL)
+		return DTX_ENOMEM;
 	f->stride = stride;
 	f->n = n;
 	f->deadline_ns = UINT64_MAX;
@@ -430,6 +431,8 @@ cli_bench_fleet_open(cli_bench_fleet *f, void *workers, size_t stride, int n,
 		uint64_t s0 = (uint64_t)i + 1;
 		c->seed = dtx_rand_next(&s0);
 		c->fleet = f;
+		c->ctx = ctx;
+		c->id = i;
 		c->as = (cli_bench_async) { .owner = c,
 			.b = f->batcher,
 			.deadline_ns = &f->deadline_ns,
@@ -495,6 +498,7 @@ cli_bench_fleet_close(cli_bench_fleet *f)
 	}
 	proto_batcher_close(f->batcher);
 	f->batcher = NULL;
+	dtx_free(f->workers);
 	f->workers = NULL;
 }
 

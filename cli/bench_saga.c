@@ -65,18 +65,12 @@ static const dtx_cfg_opt bs_opts[] = {
 
 typedef struct bs_run {
 	const bs_cfg *cfg;
-	const dtx_topo *topo;
-	uint32_t client_id;
+	const cli_bench_env *env; // the cluster, its clients and accounts
 	uint64_t nonce; // makes gids unique across runs
-	int64_t **owned; // owned[k]: accounts of the k-th participant
-	size_t *nowned;
-	uint32_t nparts;
 } bs_run;
 
 typedef struct bs_worker {
 	cli_bench_client c; // first: see cli_bench_fleet
-	bs_run *run;
-	int id;
 	// The saga being built or in flight.
 	uint64_t seq;
 	char kf[32], kt[32], gid[64];
@@ -94,14 +88,14 @@ init_accounts(bs_run *r, proto_client **parts)
 	proto_op ops[PROTO_MAX_OPS];
 	for (int i = 0; i < 8; i++)
 		vals[i] = (uint8_t)((uint64_t)r->cfg->balance >> (8 * i));
-	for (uint32_t k = 0; k < r->nparts; k++) {
-		for (size_t a = 0, b = 0; a < r->nowned[k]; b++) {
+	for (uint32_t k = 0; k < r->env->nparts; k++) {
+		for (size_t a = 0, b = 0; a < r->env->nowned[k]; b++) {
 			uint32_t n = 0;
 			memset(ops, 0, sizeof(ops));
-			for (; n < PROTO_MAX_OPS && a < r->nowned[k];
+			for (; n < PROTO_MAX_OPS && a < r->env->nowned[k];
 			     n++, a++) {
-				cli_acct_key(
-				    keys[n], sizeof(keys[n]), r->owned[k][a]);
+				cli_acct_key(keys[n], sizeof(keys[n]),
+				    r->env->owned[k][a]);
 				ops[n].kind = PROTO_OP_PUT;
 				ops[n].key.p = (uint8_t *)keys[n];
 				ops[n].key.n = (uint32_t)strlen(keys[n]);
@@ -138,7 +132,7 @@ read_total(bs_run *r, proto_client **parts, int64_t *total)
 {
 	clk_ts ts = 0;
 	int64_t sum = 0;
-	for (uint32_t k = 0; k < r->nparts; k++) {
+	for (uint32_t k = 0; k < r->env->nparts; k++) {
 		proto_msg req, rep;
 		proto_bytes none = { (uint8_t *)"-", 1 };
 		proto_msg_init(&req, PROTO_READ);
@@ -152,7 +146,7 @@ read_total(bs_run *r, proto_client **parts, int64_t *total)
 			ts = rep.u.read_reply.ts;
 		proto_msg_free(&rep);
 	}
-	for (uint32_t k = 0; k < r->nparts; k++) {
+	for (uint32_t k = 0; k < r->env->nparts; k++) {
 		proto_msg req, rep;
 		bool ok = false;
 		for (int tries = 0; tries < 500 && !ok; tries++) {
@@ -188,21 +182,21 @@ static proto_msg *
 next_saga(void *owner)
 {
 	bs_worker *w = owner;
-	bs_run *r = w->run;
+	bs_run *r = w->c.ctx;
 	uint32_t p, q;
-	cli_bench_pick_keys(&w->c.seed, r->owned, r->nowned, r->nparts, &p, &q,
-	    w->kf, w->kt, sizeof(w->kf));
+	cli_bench_pick_keys(&w->c.seed, r->env->owned, r->env->nowned,
+	    r->env->nparts, &p, &q, w->kf, w->kt, sizeof(w->kf));
 	int64_t amount = 1 +
 	    (int64_t)dtx_rand_below(&w->c.seed, (uint64_t)r->cfg->max_amount);
 	memset(w->st, 0, sizeof(w->st));
-	w->st[0].participant = r->topo->parts[p];
+	w->st[0].participant = r->env->topo->parts[p];
 	cli_op_add(&w->st[0].action, w->kf, -amount, 0);
 	cli_op_add(&w->st[0].compensate, w->kf, amount, INT64_MIN);
-	w->st[1].participant = r->topo->parts[q];
+	w->st[1].participant = r->env->topo->parts[q];
 	cli_op_add(&w->st[1].action, w->kt, amount, INT64_MIN);
 	cli_op_add(&w->st[1].compensate, w->kt, -amount, INT64_MIN);
 	snprintf(w->gid, sizeof(w->gid), "b%" PRIx64 "-%d-%" PRIu64, r->nonce,
-	    w->id, w->seq++);
+	    w->c.id, w->seq++);
 	proto_msg_init(&w->req, PROTO_SAGA_SUBMIT);
 	w->req.u.saga_submit.gid = w->gid;
 	w->req.u.saga_submit.n_steps = 2;
@@ -229,7 +223,7 @@ run_bench(const void *arg)
 	const bs_cfg *cfg = arg;
 	int rc = CLI_EXIT_FAILURE;
 	cli_bench_env env;
-	bs_worker *w = NULL;
+	bs_worker *w;
 	uint64_t *all = NULL;
 	int n = (int)cfg->clients;
 	cli_bench_fleet fleet;
@@ -246,11 +240,7 @@ run_bench(const void *arg)
 		goto out;
 	rc = CLI_EXIT_FAILURE;
 	proto_client *sagac = env.head, **parts = env.parts;
-	run.topo = env.topo;
-	run.client_id = env.client_id;
-	run.owned = env.owned;
-	run.nowned = env.nowned;
-	run.nparts = env.nparts;
+	run.env = &env;
 	dtx_err rv;
 	if ((rv = init_accounts(&run, parts)) != DTX_OK) {
 		fprintf(stderr,
@@ -262,21 +252,15 @@ run_bench(const void *arg)
 	int64_t calls0 = cli_bench_counter(sagac, "step_calls");
 	int64_t logsync0 = cli_bench_counter(sagac, "log_syncs");
 	int64_t partsync0 = 0;
-	for (uint32_t k = 0; k < run.nparts; k++)
+	for (uint32_t k = 0; k < env.nparts; k++)
 		partsync0 += cli_bench_counter(parts[k], "wal_syncs");
 
-	w = dtx_calloc((size_t)n, sizeof(bs_worker));
-	if (w == NULL)
-		goto oom;
-	for (int i = 0; i < n; i++) {
-		w[i].run = &run;
-		w[i].id = i;
-	}
-	if ((rv = cli_bench_fleet_open(&fleet, w, sizeof(*w), n, sagac,
-	         env.head_url, run.client_id, cfg->client_batch,
+	if ((rv = cli_bench_fleet_open(&fleet, sizeof(bs_worker), n, &run,
+	         sagac, env.head_url, env.client_id, cfg->client_batch,
 	         cfg->client_inflight, 30000, next_saga, count_reply)) !=
 	    DTX_OK)
 		goto fail;
+	w = fleet.workers;
 	cli_bench_cpu cpu0, cpu1;
 	double secs = cli_bench_fleet_run(
 	    &fleet, cfg->seconds, env.cl, DTX_ROLE_SAGA, &cpu0, &cpu1);
@@ -297,7 +281,7 @@ run_bench(const void *arg)
 	// forces 3 records per saga and each step's commit one.
 	int64_t logsyncs = cli_bench_counter(sagac, "log_syncs") - logsync0;
 	int64_t partsyncs = -partsync0;
-	for (uint32_t k = 0; k < run.nparts; k++)
+	for (uint32_t k = 0; k < env.nparts; k++)
 		partsyncs += cli_bench_counter(parts[k], "wal_syncs");
 
 	// Every saga answered has ended; unknown ones may still run: wait
@@ -371,7 +355,6 @@ oom:
 	fprintf(stderr, "dtx bench saga: out of memory\n");
 out:
 	cli_bench_fleet_close(&fleet);
-	dtx_free(w);
 	dtx_free(all);
 	cli_bench_env_close(&env, "dtx bench saga", false);
 	return rc;

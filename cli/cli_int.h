@@ -946,9 +946,11 @@ typedef struct cli_bench_client {
 	proto_client *cl; // its own connection, or NULL (shared batcher)
 	pthread_t th;
 	cli_bench_fleet *fleet;
+	void *ctx; // the bench's run, shared by its clients
+	int id; // 0 .. n - 1
 } cli_bench_client;
 struct cli_bench_fleet {
-	void *workers; // borrowed: n structs of stride bytes
+	void *workers; // owned: n structs of stride bytes
 	size_t stride;
 	int n, started;
 	proto_batcher *batcher; // owned; NULL: a thread per client
@@ -956,14 +958,16 @@ struct cli_bench_fleet {
 	atomic_bool go;
 	_Atomic uint64_t deadline_ns;
 };
-// Sets up f over n zeroed workers: seeds each client, opens a batcher of
+// Sets up f with n zeroed workers (f->workers) of stride bytes: numbers
+// and seeds each client, gives it ctx, opens a batcher of
 // batch requests per message (inflight messages at once) over shared
 // when batch > 1, or else a connection of each client's own to url as
 // client_id. next and count are the clients' hooks (cli_bench_async);
 // each call gets timeout_ms. Close f with cli_bench_fleet_close even on
-// error. Errors of proto_batcher_open and cli_bench_open_client.
-dtx_err cli_bench_fleet_open(cli_bench_fleet *f, void *workers, size_t stride,
-    int n, proto_client *shared, const char *url, uint32_t client_id,
+// error. DTX_ENOMEM, errors of proto_batcher_open and
+// cli_bench_open_client.
+dtx_err cli_bench_fleet_open(cli_bench_fleet *f, size_t stride, int n,
+    void *ctx, proto_client *shared, const char *url, uint32_t client_id,
     int64_t batch, int64_t inflight, uint32_t timeout_ms,
     proto_msg *(*next)(void *owner),
     void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns));
@@ -974,8 +978,9 @@ dtx_err cli_bench_fleet_open(cli_bench_fleet *f, void *workers, size_t stride,
 double cli_bench_fleet_run(cli_bench_fleet *f, int64_t seconds, cli_cluster *cl,
     dtx_role head, cli_bench_cpu *cpu0, cli_bench_cpu *cpu1);
 // Stops and joins the client threads, closes their connections and the
-// batcher and frees the latencies (after cli_bench_tally_merge). Safe on
-// a fleet that was never opened (zeroed) or failed to open.
+// batcher and frees the workers with their latencies (after
+// cli_bench_tally_merge). Safe on a fleet that was never opened (zeroed)
+// or failed to open.
 void cli_bench_fleet_close(cli_bench_fleet *f);
 
 // For a bench's count hook: true (the call counted as an error, *rep
