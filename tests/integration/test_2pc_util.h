@@ -507,6 +507,23 @@ tu_fail_next_sync(tu_fx *fx, uint32_t id)
 	return tu_fault(fx, id, "wal_sync", NULL, &one, 1);
 }
 
+// Transfers 3 from a to b in 2PC with the coordinator's next WAL sync
+// failing: its COMMIT record is not known to be durable, so the client
+// hears UNKNOWN. Returns the transaction's id. Include after <cmocka.h>.
+static TU_UNUSED uint64_t
+tu_transfer_unforced(tu_fx *fx, int64_t a, int64_t b)
+{
+	assert_int_equal(tu_fail_next_sync(fx, 0), DTX_OK);
+	proto_msg rep;
+	assert_int_equal(
+	    tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, 3, &rep, 5000), DTX_OK);
+	assert_int_equal(rep.u.txn_reply.outcome, PROTO_UNKNOWN);
+	uint64_t txid = rep.u.txn_reply.txid;
+	assert_true(txid != 0);
+	proto_msg_free(&rep);
+	return txid;
+}
+
 // Arms crash point name at node id (for its next hit).
 static TU_UNUSED dtx_err
 tu_arm(tu_fx *fx, uint32_t id, const char *name)

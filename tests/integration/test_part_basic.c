@@ -385,13 +385,7 @@ test_step_batch_shares_fsync(void **state)
 	assert_true(h_get(h, P1, 0, "acct:s31", &v));
 	assert_int_equal(v, 31);
 
-	proto_msg req;
-	proto_msg_init(&req, PROTO_FAULT);
-	req.u.fault.kind = "wal_sync";
-	req.u.fault.n_args = 1;
-	req.u.fault.args[0] = 1;
-	assert_int_equal(h_call(h, P1, &req, &rep), DTX_OK);
-	proto_msg_free(&rep);
+	h_fault(h, P1, "wal_sync", 1);
 	step_batch(h, "g2", &rep);
 	for (int i = 0; i < NBATCH; i++)
 		assert_int_equal(rep.u.batch.msgs[i].hdr.type, PROTO_ERROR);
@@ -404,14 +398,8 @@ test_wal_sync_fault(void **state)
 	harness *h = *state;
 	assert_true(h_put(h, P1, 199, "acct:g", 7));
 	assert_true(h_put(h, P1, 200, "acct:f", 5));
+	assert_int_equal(h_fault(h, P1, "wal_sync", 1), PROTO_ACK);
 	proto_msg req, rep;
-	proto_msg_init(&req, PROTO_FAULT);
-	req.u.fault.kind = "wal_sync";
-	req.u.fault.n_args = 1;
-	req.u.fault.args[0] = 1;
-	assert_int_equal(h_call(h, P1, &req, &rep), DTX_OK);
-	assert_int_equal(rep.hdr.type, PROTO_ACK);
-	proto_msg_free(&rep);
 
 	proto_op op = op_add("acct:f", 1, 0);
 	assert_int_equal(

@@ -377,6 +377,22 @@ h_health(harness *h, uint32_t id, proto_msg *rep)
 	return h_call(h, id, &req, rep);
 }
 
+// Injects fault kind with one integer argument at node id; the call must
+// get an answer, whose type this returns.
+H_FN proto_type
+h_fault(harness *h, uint32_t id, const char *kind, int64_t arg)
+{
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_FAULT);
+	req.u.fault.kind = (char *)kind;
+	req.u.fault.n_args = 1;
+	req.u.fault.args[0] = arg;
+	assert_int_equal(h_call(h, id, &req, &rep), DTX_OK);
+	proto_type t = rep.hdr.type;
+	proto_msg_free(&rep);
+	return t;
+}
+
 H_FN int64_t
 h_counter(const proto_msg *rep, const char *name)
 {

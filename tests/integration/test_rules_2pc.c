@@ -67,15 +67,8 @@ test_failed_force_sends_no_commit(void **state)
 	size_t cnt;
 	assert_true(tu_wait_resolved(fx, true, 20000));
 	assert_int_equal(tu_total(fx, &total0, &cnt), DTX_OK);
-	assert_int_equal(tu_fail_next_sync(fx, 0), DTX_OK);
-	int64_t a = tu_acct_on(fx, 1, 0), b = tu_acct_on(fx, 2, 0);
-	proto_msg rep;
-	assert_int_equal(
-	    tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, 3, &rep, 5000), DTX_OK);
-	assert_int_equal(rep.u.txn_reply.outcome, PROTO_UNKNOWN);
-	uint64_t txid = rep.u.txn_reply.txid;
-	assert_true(txid != 0);
-	proto_msg_free(&rep);
+	uint64_t txid = tu_transfer_unforced(
+	    fx, tu_acct_on(fx, 1, 0), tu_acct_on(fx, 2, 0));
 	if (!stays_prepared(fx, txid, 2000)) {
 		tu_dump_logs(fx);
 		fail_msg("a participant left PREPARED after a failed force");

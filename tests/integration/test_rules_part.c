@@ -37,14 +37,7 @@ test_commit_not_acked_when_not_durable(void **state)
 	clk_ts pts = h_prepare_yes(h, P1, 11, PROTO_MODE_2PC, NULL, 0, &op, 1);
 	assert_true(pts != 0);
 
-	proto_msg req, rep;
-	proto_msg_init(&req, PROTO_FAULT);
-	req.u.fault.kind = "wal_sync";
-	req.u.fault.n_args = 1;
-	req.u.fault.args[0] = 1;
-	assert_int_equal(h_call(h, P1, &req, &rep), DTX_OK);
-	assert_int_equal(rep.hdr.type, PROTO_ACK);
-	proto_msg_free(&rep);
+	assert_int_equal(h_fault(h, P1, "wal_sync", 1), PROTO_ACK);
 
 	proto_type t =
 	    h_txid(h, P1, PROTO_COMMIT, 11, ts_plus_ms(pts, 1), NULL);

@@ -31,26 +31,10 @@ static tsaga T;
 static int
 setup(void **state)
 {
-	(void)state;
+	*state = &T;
 	if (ts_create(&T, 2) != 0 || ts_start_all(&T) != 0)
 		return -1;
 	return ts_init_accounts(&T, NACCT, INIT);
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	ts_destroy(&T);
-	return 0;
-}
-
-static int64_t
-read_all(int64_t *bal)
-{
-	int64_t t = ts_read(&T, NACCT, bal, NULL);
-	assert_true(t != INT64_MIN);
-	return t;
 }
 
 // Submits once, without retrying: the orchestrator dies on the way.
@@ -85,7 +69,7 @@ run_case(const crash_case *cc, int idx)
 	char gid[64], k0[32], k1[32], why[300];
 	int from = idx % NACCT, to = (idx + 3) % NACCT;
 	int64_t amt = 10 + idx;
-	read_all(before);
+	ts_total(&T, NACCT, before);
 	proto_saga_step st[2];
 	ts_add_step(&T, &st[0], k0, from, -amt, 0);
 	ts_add_step(&T, &st[1], k1, to, cc->failing ? -(before[to] + 1) : amt,
@@ -111,7 +95,7 @@ run_case(const crash_case *cc, int idx)
 	assert_int_equal(out,
 	    cc->want == PROTO_SAGA_COMMITTED ? PROTO_COMMITTED : PROTO_ABORTED);
 	assert_int_equal(failed, cc->failing ? 1 : -1);
-	assert_int_equal(read_all(after), NACCT * INIT);
+	assert_int_equal(ts_total(&T, NACCT, after), NACCT * INIT);
 	if (cc->want == PROTO_SAGA_COMMITTED) {
 		assert_int_equal(after[from], before[from] - amt);
 		assert_int_equal(after[to], before[to] + amt);
@@ -216,7 +200,7 @@ test_kill_under_load(void **state)
 	    stderr, "# %d sagas, %d answered unknown or failed\n", n, unknown);
 	assert_true(n > NW);
 	int64_t bal[NACCT];
-	assert_int_equal(read_all(bal), NACCT * INIT);
+	assert_int_equal(ts_total(&T, NACCT, bal), NACCT * INIT);
 	for (int i = 0; i < NACCT; i++)
 		assert_true(bal[i] >= 0);
 }
@@ -228,5 +212,5 @@ main(void)
 		cmocka_unit_test(test_crash_at_every_boundary),
 		cmocka_unit_test(test_kill_under_load),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, ts_group_teardown);
 }

@@ -31,7 +31,7 @@ static int nacct_on[3];
 static int
 setup(void **state)
 {
-	(void)state;
+	*state = &T;
 	if (ts_create(&T, 2) != 0)
 		return -1;
 	for (uint32_t i = 1; i <= 2; i++)
@@ -52,21 +52,11 @@ setup(void **state)
 	return ts_init_accounts(&T, NACCT, INIT);
 }
 
-static int
-teardown(void **state)
-{
-	(void)state;
-	ts_destroy(&T);
-	return 0;
-}
-
 static int64_t
 total(int64_t *bal)
 {
 	int64_t b[NACCT];
-	int64_t t = ts_read(&T, NACCT, bal != NULL ? bal : b, NULL);
-	assert_true(t != INT64_MIN);
-	return t;
+	return ts_total(&T, NACCT, bal != NULL ? bal : b);
 }
 
 static void
@@ -470,5 +460,5 @@ main(void)
 		cmocka_unit_test(test_stuck_compensation_visible),
 		cmocka_unit_test(test_participant_killed_mid_step),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, ts_group_teardown);
 }

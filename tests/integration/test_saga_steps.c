@@ -27,25 +27,17 @@ static tsaga T;
 static int
 setup(void **state)
 {
-	(void)state;
+	*state = &T;
 	if (ts_create(&T, 1) != 0 || ts_start(&T, 1, NULL) != 0)
 		return -1;
 	return ts_init_accounts(&T, NACCT, 100);
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	ts_destroy(&T);
-	return 0;
 }
 
 static int64_t
 balance(int acct)
 {
 	int64_t bal[NACCT];
-	assert_true(ts_read(&T, NACCT, bal, NULL) != INT64_MIN);
+	ts_total(&T, NACCT, bal);
 	return bal[acct];
 }
 
@@ -251,5 +243,5 @@ main(void)
 		cmocka_unit_test(test_bad_steps_refused),
 		cmocka_unit_test(test_barriers_survive_restart),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, ts_group_teardown);
 }

@@ -296,6 +296,24 @@ ts_read(tsaga *t, int n, int64_t *bal, clk_ts *at)
 
 // Submits saga gid with steps st[0..n). Returns the outcome
 // (proto_outcome) or -1; *failed gets the failed step, why the reason.
+// ts_read for a test: the reads must work. Include after <cmocka.h>.
+static inline int64_t
+ts_total(tsaga *t, int n, int64_t *bal)
+{
+	int64_t total = ts_read(t, n, bal, NULL);
+	assert_true(total != INT64_MIN);
+	return total;
+}
+
+// A cmocka group teardown for a group whose setup put its tsaga in
+// *state.
+static inline int
+ts_group_teardown(void **state)
+{
+	ts_destroy(*state);
+	return 0;
+}
+
 static inline int
 ts_submit(tsaga *t, const char *gid, proto_saga_step *st, uint32_t n,
     int32_t *failed, char *why, size_t wlen)
