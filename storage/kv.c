@@ -345,6 +345,22 @@ stor__ver_insert(stor_kv *kv, stor__ent *e, stor__ver *v)
 
 // ---------------------------------------------------------------- reads
 
+// True when tx's intent lies at or below ts, so that a read at ts must
+// wait for it; *blk (may be NULL) then names it.
+static bool
+intent_blocks(const stor__tx *tx, clk_ts ts, stor_blocker *blk)
+{
+	clk_ts its =
+	    tx->kind == STOR__TX_LOCAL ? tx->commit_ts : tx->meta.prepare_ts;
+	if (its > ts)
+		return false;
+	if (blk != NULL) {
+		blk->txid = tx->txid;
+		blk->prepare_ts = its;
+	}
+	return true;
+}
+
 dtx_err
 stor__read(stor_kv *kv, const void *key, size_t klen, clk_ts ts,
     const stor__ver **out, stor_blocker *blk)
@@ -356,21 +372,23 @@ stor__read(stor_kv *kv, const void *key, size_t klen, clk_ts ts,
 		*out = NULL;
 		return DTX_OK;
 	}
-	const stor__tx *tx = e->intent;
-	if (tx != NULL) {
-		clk_ts its = tx->kind == STOR__TX_LOCAL ? tx->commit_ts
-		                                        : tx->meta.prepare_ts;
-		if (its <= ts) {
-			if (blk != NULL) {
-				blk->txid = tx->txid;
-				blk->prepare_ts = its;
-			}
-			return DTX_EAGAIN;
-		}
-	}
+	if (e->intent != NULL && intent_blocks(e->intent, ts, blk))
+		return DTX_EAGAIN;
 	const stor__ver *v = stor__visible(e, ts);
 	*out = v != NULL && !v->tomb ? v : NULL;
 	return DTX_OK;
+}
+
+// stor__read for the public getters, which report a missing or deleted
+// key as DTX_ENOENT. Called with kv->mu held.
+static dtx_err
+read_live(stor_kv *kv, const void *key, size_t klen, clk_ts ts,
+    const stor__ver **out, stor_blocker *blk)
+{
+	dtx_err err = stor__read(kv, key, klen, ts, out, blk);
+	if (err == DTX_OK && *out == NULL)
+		err = DTX_ENOENT;
+	return err;
 }
 
 dtx_err
@@ -382,9 +400,7 @@ stor_kv_get(stor_kv *kv, const void *key, size_t klen, clk_ts ts, void **val,
 		return DTX_EINVAL;
 	pthread_mutex_lock(&kv->mu);
 	const stor__ver *v;
-	dtx_err err = stor__read(kv, key, klen, ts, &v, blk);
-	if (err == DTX_OK && v == NULL)
-		err = DTX_ENOENT;
+	dtx_err err = read_live(kv, key, klen, ts, &v, blk);
 	if (err == DTX_OK) {
 		void *copy = NULL;
 		if (v->len > 0 && (copy = dtx_memdup(v->val, v->len)) == NULL) {
@@ -409,9 +425,7 @@ stor_kv_get_i64(stor_kv *kv, const void *key, size_t klen, clk_ts ts,
 		return DTX_EINVAL;
 	pthread_mutex_lock(&kv->mu);
 	const stor__ver *v;
-	dtx_err err = stor__read(kv, key, klen, ts, &v, blk);
-	if (err == DTX_OK && v == NULL)
-		err = DTX_ENOENT;
+	dtx_err err = read_live(kv, key, klen, ts, &v, blk);
 	if (err == DTX_OK && v->len != 8)
 		err = DTX_EINVAL;
 	if (err == DTX_OK) {
@@ -438,13 +452,7 @@ stor_kv_scan(
 	// Intents are few next to keys: check them first so the scan is
 	// all-or-nothing.
 	for (const stor__tx *tx = kv->txs; tx != NULL; tx = tx->next_all) {
-		clk_ts its = tx->kind == STOR__TX_LOCAL ? tx->commit_ts
-		                                        : tx->meta.prepare_ts;
-		if (its <= ts) {
-			if (blk != NULL) {
-				blk->txid = tx->txid;
-				blk->prepare_ts = its;
-			}
+		if (intent_blocks(tx, ts, blk)) {
 			err = DTX_EAGAIN;
 			goto out;
 		}
