@@ -44,13 +44,6 @@ oom(rd *r)
 	return DTX_ENOMEM;
 }
 
-#define TRY(x)                                                                 \
-	do {                                                                   \
-		dtx_err e_ = (x);                                              \
-		if (e_ != DTX_OK)                                              \
-			return e_;                                             \
-	} while (0)
-
 static size_t
 left(const rd *r)
 {
@@ -132,7 +125,7 @@ rd_integer(rd *r, const char *k, bool *neg, uint64_t *u, int64_t *s)
 	}
 	if (b >= 0xcc && b <= 0xcf) {
 		r->p++;
-		TRY(be(r, (size_t)1 << (b - 0xcc), &v));
+		PROTO__TRY(be(r, (size_t)1 << (b - 0xcc), &v));
 		*neg = false;
 		*u = v;
 		return DTX_OK;
@@ -140,7 +133,7 @@ rd_integer(rd *r, const char *k, bool *neg, uint64_t *u, int64_t *s)
 	if (b >= 0xd0 && b <= 0xd3) {
 		r->p++;
 		size_t n = (size_t)1 << (b - 0xd0);
-		TRY(be(r, n, &v));
+		PROTO__TRY(be(r, n, &v));
 		int64_t x;
 		if (n == 8) {
 			memcpy(&x, &v, sizeof(x));
@@ -166,7 +159,7 @@ rd_uint(rd *r, const char *k, uint64_t max, uint64_t *out)
 	bool neg;
 	uint64_t u = 0;
 	int64_t s = 0;
-	TRY(rd_integer(r, k, &neg, &u, &s));
+	PROTO__TRY(rd_integer(r, k, &neg, &u, &s));
 	if (neg)
 		return bad(r, "%s: key '%s': value %" PRId64 " is negative",
 		    r->ctx, k, s);
@@ -185,7 +178,7 @@ rd_int(rd *r, const char *k, int64_t min, int64_t max, int64_t *out)
 	bool neg;
 	uint64_t u = 0;
 	int64_t s = 0;
-	TRY(rd_integer(r, k, &neg, &u, &s));
+	PROTO__TRY(rd_integer(r, k, &neg, &u, &s));
 	if (!neg) {
 		if (u > (uint64_t)INT64_MAX)
 			return bad(r,
@@ -229,10 +222,10 @@ rd_raw(rd *r, const char *k, bool want_str, const uint8_t **p, uint32_t *n)
 		len = b & 0x1f;
 	} else if (want_str && b >= 0xd9 && b <= 0xdb) {
 		r->p++;
-		TRY(be(r, (size_t)1 << (b - 0xd9), &len));
+		PROTO__TRY(be(r, (size_t)1 << (b - 0xd9), &len));
 	} else if (!want_str && b >= 0xc4 && b <= 0xc6) {
 		r->p++;
-		TRY(be(r, (size_t)1 << (b - 0xc4), &len));
+		PROTO__TRY(be(r, (size_t)1 << (b - 0xc4), &len));
 	} else {
 		return bad(r, "%s: key '%s': expected %s, got %s", r->ctx, k,
 		    want_str ? "str" : "bin", kind_name(b));
@@ -263,7 +256,7 @@ rd_container(rd *r, const char *k, bool want_map, uint32_t *n)
 	} else if ((want_map && (b == 0xde || b == 0xdf)) ||
 	    (!want_map && (b == 0xdc || b == 0xdd))) {
 		r->p++;
-		TRY(be(r, (b & 1) ? 4 : 2, &c));
+		PROTO__TRY(be(r, (b & 1) ? 4 : 2, &c));
 	} else {
 		return bad(r, "%s: key '%s': expected %s, got %s", r->ctx, k,
 		    want_map ? "map" : "array", kind_name(b));
@@ -292,10 +285,10 @@ rd_skip(rd *r, int depth)
 	if (b <= 0x9f || (b >= 0xdc && b <= 0xdf)) {
 		bool map = b <= 0x8f || b == 0xde || b == 0xdf;
 		uint32_t c;
-		TRY(rd_container(r, "?", map, &c));
+		PROTO__TRY(rd_container(r, "?", map, &c));
 		uint64_t items = (uint64_t)c * (map ? 2 : 1);
 		for (uint64_t i = 0; i < items; i++)
-			TRY(rd_skip(r, depth + 1));
+			PROTO__TRY(rd_skip(r, depth + 1));
 		return DTX_OK;
 	}
 	if (b <= 0xbf) {
@@ -305,10 +298,10 @@ rd_skip(rd *r, int depth)
 		return bad(r, "%s: reserved byte 0xc1", r->ctx);
 	} else if (b >= 0xc4 && b <= 0xc6) {
 		r->p++;
-		TRY(be(r, (size_t)1 << (b - 0xc4), &n));
+		PROTO__TRY(be(r, (size_t)1 << (b - 0xc4), &n));
 	} else if (b >= 0xc7 && b <= 0xc9) { // ext 8/16/32: len, type, data
 		r->p++;
-		TRY(be(r, (size_t)1 << (b - 0xc7), &n));
+		PROTO__TRY(be(r, (size_t)1 << (b - 0xc7), &n));
 		n += 1;
 	} else if (b == 0xca || b == 0xcb) {
 		r->p++;
@@ -321,7 +314,7 @@ rd_skip(rd *r, int depth)
 		n = 1 + ((size_t)1 << (b - 0xd4));
 	} else { // str 8/16/32
 		r->p++;
-		TRY(be(r, (size_t)1 << (b - 0xd9), &n));
+		PROTO__TRY(be(r, (size_t)1 << (b - 0xd9), &n));
 	}
 	if (n > left(r))
 		return truncated(r);
@@ -349,7 +342,7 @@ static dtx_err
 rd_fields(rd *r, const char *k, int depth, flds *fs)
 {
 	uint32_t n;
-	TRY(rd_container(r, k, true, &n));
+	PROTO__TRY(rd_container(r, k, true, &n));
 	if (n > PROTO_MAX_FIELDS)
 		return bad(r, "%s: %u keys, more than the limit of %d", r->ctx,
 		    n, PROTO_MAX_FIELDS);
@@ -362,7 +355,7 @@ rd_fields(rd *r, const char *k, int depth, flds *fs)
 		if (!((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb)))
 			return bad(r, "%s: map key is %s, not str", r->ctx,
 			    kind_name(b));
-		TRY(rd_raw(r, "?", true, &f->k, &f->kn));
+		PROTO__TRY(rd_raw(r, "?", true, &f->k, &f->kn));
 		if (f->kn > PROTO_MAX_KEY)
 			return bad(r, "%s: map key longer than %d bytes",
 			    r->ctx, PROTO_MAX_KEY);
@@ -374,7 +367,7 @@ rd_fields(rd *r, const char *k, int depth, flds *fs)
 		f->v = r->p;
 		f->used = false;
 		fs->n = i + 1;
-		TRY(rd_skip(r, depth + 1));
+		PROTO__TRY(rd_skip(r, depth + 1));
 	}
 	return DTX_OK;
 }
@@ -428,7 +421,7 @@ static dtx_err
 f_uint(rd *r, flds *fs, const char *k, uint64_t max, uint64_t *out)
 {
 	rd s;
-	TRY(need(r, fs, k, &s));
+	PROTO__TRY(need(r, fs, k, &s));
 	return rd_uint(&s, k, max, out);
 }
 
@@ -436,7 +429,7 @@ static dtx_err
 f_u32(rd *r, flds *fs, const char *k, uint32_t max, uint32_t *out)
 {
 	uint64_t v = 0;
-	TRY(f_uint(r, fs, k, max, &v));
+	PROTO__TRY(f_uint(r, fs, k, max, &v));
 	*out = (uint32_t)v;
 	return DTX_OK;
 }
@@ -445,7 +438,7 @@ static dtx_err
 f_int(rd *r, flds *fs, const char *k, int64_t *out)
 {
 	rd s;
-	TRY(need(r, fs, k, &s));
+	PROTO__TRY(need(r, fs, k, &s));
 	return rd_int(&s, k, INT64_MIN, INT64_MAX, out);
 }
 
@@ -453,7 +446,7 @@ static dtx_err
 f_bool(rd *r, flds *fs, const char *k, bool *out)
 {
 	rd s;
-	TRY(need(r, fs, k, &s));
+	PROTO__TRY(need(r, fs, k, &s));
 	return rd_bool(&s, k, out);
 }
 
@@ -461,7 +454,7 @@ static dtx_err
 rd_ts(rd *r, const char *k, clk_ts *out)
 {
 	uint32_t n;
-	TRY(rd_container(r, k, false, &n));
+	PROTO__TRY(rd_container(r, k, false, &n));
 	if (n != 2)
 		return bad(r,
 		    "%s: key '%s': timestamp must be [l, c], got %u "
@@ -470,7 +463,7 @@ rd_ts(rd *r, const char *k, clk_ts *out)
 	msgpack_object el[2];
 	for (int i = 0; i < 2; i++) {
 		uint64_t v;
-		TRY(rd_uint(r, k, UINT64_MAX, &v));
+		PROTO__TRY(rd_uint(r, k, UINT64_MAX, &v));
 		el[i].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
 		el[i].via.u64 = v;
 	}
@@ -488,7 +481,7 @@ static dtx_err
 f_ts(rd *r, flds *fs, const char *k, clk_ts *out)
 {
 	rd s;
-	TRY(need(r, fs, k, &s));
+	PROTO__TRY(need(r, fs, k, &s));
 	return rd_ts(&s, k, out);
 }
 
@@ -496,15 +489,15 @@ static dtx_err
 rd_vc(rd *r, clk_vc *out)
 {
 	uint32_t n;
-	TRY(rd_container(r, "vc", true, &n));
+	PROTO__TRY(rd_container(r, "vc", true, &n));
 	if (n > r->vc_nodes)
 		return bad(r, "%s: key 'vc': %u entries for %u nodes", r->ctx,
 		    n, r->vc_nodes);
 	msgpack_object_kv kv[CLK_VC_MAX];
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t node, c;
-		TRY(rd_uint(r, "vc", UINT64_MAX, &node));
-		TRY(rd_uint(r, "vc", UINT64_MAX, &c));
+		PROTO__TRY(rd_uint(r, "vc", UINT64_MAX, &node));
+		PROTO__TRY(rd_uint(r, "vc", UINT64_MAX, &c));
 		kv[i].key.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
 		kv[i].key.via.u64 = node;
 		kv[i].val.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
@@ -527,7 +520,7 @@ rd_cstr(rd *r, const char *k, uint32_t min, char **out)
 {
 	const uint8_t *p;
 	uint32_t n;
-	TRY(rd_raw(r, k, true, &p, &n));
+	PROTO__TRY(rd_raw(r, k, true, &p, &n));
 	if (n < min || n > PROTO_MAX_STR)
 		return bad(r, "%s: key '%s': str of %u bytes, allowed %u..%d",
 		    r->ctx, k, n, min, PROTO_MAX_STR);
@@ -559,7 +552,7 @@ rd_bytes(rd *r, const char *k, uint32_t min, uint32_t max, proto_bytes *out)
 {
 	const uint8_t *p;
 	uint32_t n;
-	TRY(rd_raw(r, k, false, &p, &n));
+	PROTO__TRY(rd_raw(r, k, false, &p, &n));
 	if (n < min || n > max)
 		return bad(r, "%s: key '%s': bin of %u bytes, allowed %u..%u",
 		    r->ctx, k, n, min, max);
@@ -578,7 +571,7 @@ f_bytes(rd *r, flds *fs, const char *k, uint32_t min, uint32_t max,
     proto_bytes *out)
 {
 	rd s;
-	TRY(need(r, fs, k, &s));
+	PROTO__TRY(need(r, fs, k, &s));
 	return rd_bytes(&s, k, min, max, out);
 }
 
@@ -587,8 +580,8 @@ static dtx_err
 f_array(rd *r, flds *fs, const char *k, uint32_t min, uint32_t max, rd *s,
     uint32_t *n)
 {
-	TRY(need(r, fs, k, s));
-	TRY(rd_container(s, k, false, n));
+	PROTO__TRY(need(r, fs, k, s));
+	PROTO__TRY(rd_container(s, k, false, n));
 	if (*n < min || *n > max)
 		return bad(r, "%s: key '%s': %u elements, allowed %u..%u",
 		    r->ctx, k, *n, min, max);
@@ -603,18 +596,19 @@ rd_op(rd *r, const char *k, int depth, proto_op *op)
 	flds fs;
 	const char *ctx = r->ctx;
 	r->ctx = "op";
-	TRY(rd_fields(r, k, depth, &fs));
+	PROTO__TRY(rd_fields(r, k, depth, &fs));
 	uint64_t kind;
-	TRY(f_uint(r, &fs, "o", PROTO_OP_GET, &kind));
+	PROTO__TRY(f_uint(r, &fs, "o", PROTO_OP_GET, &kind));
 	op->kind = (proto_op_kind)kind;
-	TRY(f_bytes(r, &fs, "k", 1, PROTO_MAX_KEY, &op->key));
+	PROTO__TRY(f_bytes(r, &fs, "k", 1, PROTO_MAX_KEY, &op->key));
 	if (op->kind == PROTO_OP_ADD) {
-		TRY(f_int(r, &fs, "d", &op->delta));
-		TRY(f_int(r, &fs, "m", &op->min));
+		PROTO__TRY(f_int(r, &fs, "d", &op->delta));
+		PROTO__TRY(f_int(r, &fs, "m", &op->min));
 	} else if (op->kind == PROTO_OP_PUT) {
-		TRY(f_bytes(r, &fs, "b", 0, PROTO_MAX_VALUE, &op->value));
+		PROTO__TRY(
+		    f_bytes(r, &fs, "b", 0, PROTO_MAX_VALUE, &op->value));
 	}
-	TRY(done(r, &fs));
+	PROTO__TRY(done(r, &fs));
 	r->ctx = ctx;
 	return DTX_OK;
 }
@@ -624,14 +618,14 @@ f_ops(rd *r, flds *fs, int depth, uint32_t *n_out, proto_op **out)
 {
 	rd s;
 	uint32_t n;
-	TRY(f_array(r, fs, "ops", 1, PROTO_MAX_OPS, &s, &n));
+	PROTO__TRY(f_array(r, fs, "ops", 1, PROTO_MAX_OPS, &s, &n));
 	proto_op *ops = dtx_calloc(n, sizeof(*ops));
 	if (ops == NULL)
 		return oom(r);
 	*out = ops;
 	*n_out = n;
 	for (uint32_t i = 0; i < n; i++)
-		TRY(rd_op(&s, "ops", depth + 2, &ops[i]));
+		PROTO__TRY(rd_op(&s, "ops", depth + 2, &ops[i]));
 	return DTX_OK;
 }
 
@@ -641,14 +635,14 @@ rd_u64_array(rd *r, flds *fs, const char *k, uint32_t max, uint64_t vmax,
 {
 	rd s;
 	uint32_t n;
-	TRY(f_array(r, fs, k, 0, max, &s, &n));
+	PROTO__TRY(f_array(r, fs, k, 0, max, &s, &n));
 	uint64_t *v = dtx_calloc(n, sizeof(*v));
 	if (v == NULL)
 		return oom(r);
 	*out = v;
 	*n_out = n;
 	for (uint32_t i = 0; i < n; i++)
-		TRY(rd_uint(&s, k, vmax, &v[i]));
+		PROTO__TRY(rd_uint(&s, k, vmax, &v[i]));
 	return DTX_OK;
 }
 
@@ -657,16 +651,16 @@ static dtx_err dec_msg(rd *r, int depth, bool nested, proto_msg *m);
 static dtx_err
 dec_health_reply(rd *r, flds *fs, proto_health_reply *h)
 {
-	TRY(f_str(r, fs, "role", true, 0, &h->role));
-	TRY(f_u32(r, fs, "node", UINT32_MAX, &h->node));
-	TRY(f_str(r, fs, "st", true, 0, &h->state));
-	TRY(f_uint(r, fs, "indoubt", UINT64_MAX, &h->in_doubt));
-	TRY(rd_u64_array(r, fs, "blocked", PROTO_MAX_BLOCKED, UINT64_MAX,
+	PROTO__TRY(f_str(r, fs, "role", true, 0, &h->role));
+	PROTO__TRY(f_u32(r, fs, "node", UINT32_MAX, &h->node));
+	PROTO__TRY(f_str(r, fs, "st", true, 0, &h->state));
+	PROTO__TRY(f_uint(r, fs, "indoubt", UINT64_MAX, &h->in_doubt));
+	PROTO__TRY(rd_u64_array(r, fs, "blocked", PROTO_MAX_BLOCKED, UINT64_MAX,
 	    &h->n_blocked, &h->blocked));
 	rd s;
 	uint32_t n;
-	TRY(need(r, fs, "ctr", &s));
-	TRY(rd_container(&s, "ctr", true, &n));
+	PROTO__TRY(need(r, fs, "ctr", &s));
+	PROTO__TRY(rd_container(&s, "ctr", true, &n));
 	if (n > PROTO_MAX_COUNTERS)
 		return bad(r, "%s: key 'ctr': %u counters, more than %d",
 		    r->ctx, n, PROTO_MAX_COUNTERS);
@@ -676,14 +670,14 @@ dec_health_reply(rd *r, flds *fs, proto_health_reply *h)
 	h->n_counters = n;
 	for (uint32_t i = 0; i < n; i++) {
 		proto_counter *c = &h->counters[i];
-		TRY(rd_cstr(&s, "ctr", 1, &c->name));
+		PROTO__TRY(rd_cstr(&s, "ctr", 1, &c->name));
 		for (uint32_t j = 0; j < i; j++)
 			if (strcmp(h->counters[j].name, c->name) == 0)
 				return bad(r,
 				    "%s: key 'ctr': duplicate "
 				    "counter '%s'",
 				    r->ctx, c->name);
-		TRY(rd_int(&s, "ctr", INT64_MIN, INT64_MAX, &c->value));
+		PROTO__TRY(rd_int(&s, "ctr", INT64_MIN, INT64_MAX, &c->value));
 	}
 	return DTX_OK;
 }
@@ -691,13 +685,14 @@ dec_health_reply(rd *r, flds *fs, proto_health_reply *h)
 static dtx_err
 dec_fault(rd *r, flds *fs, proto_fault *f)
 {
-	TRY(f_str(r, fs, "kind", true, 1, &f->kind));
+	PROTO__TRY(f_str(r, fs, "kind", true, 1, &f->kind));
 	rd s;
 	uint32_t n;
-	TRY(f_array(r, fs, "args", 0, PROTO_MAX_FAULT_ARGS, &s, &n));
+	PROTO__TRY(f_array(r, fs, "args", 0, PROTO_MAX_FAULT_ARGS, &s, &n));
 	f->n_args = n;
 	for (uint32_t i = 0; i < n; i++)
-		TRY(rd_int(&s, "args", INT64_MIN, INT64_MAX, &f->args[i]));
+		PROTO__TRY(
+		    rd_int(&s, "args", INT64_MIN, INT64_MAX, &f->args[i]));
 	return f_str(r, fs, "s", false, 0, &f->arg);
 }
 
@@ -705,20 +700,21 @@ static dtx_err
 dec_txn_reply(rd *r, flds *fs, proto_txn_reply *t)
 {
 	uint64_t v = 0;
-	TRY(f_uint(r, fs, "out", PROTO_UNKNOWN, &v));
+	PROTO__TRY(f_uint(r, fs, "out", PROTO_UNKNOWN, &v));
 	t->outcome = (proto_outcome)v;
-	TRY(f_str(r, fs, "why", false, 0, &t->reason));
-	TRY(f_uint(r, fs, "tx", UINT64_MAX, &t->txid));
-	TRY(f_ts(r, fs, "cts", &t->commit_ts));
+	PROTO__TRY(f_str(r, fs, "why", false, 0, &t->reason));
+	PROTO__TRY(f_uint(r, fs, "tx", UINT64_MAX, &t->txid));
+	PROTO__TRY(f_ts(r, fs, "cts", &t->commit_ts));
 	rd s;
 	uint32_t n;
-	TRY(f_array(r, fs, "res", 0, PROTO_MAX_OPS, &s, &n));
+	PROTO__TRY(f_array(r, fs, "res", 0, PROTO_MAX_OPS, &s, &n));
 	t->results = dtx_calloc(n, sizeof(*t->results));
 	if (t->results == NULL)
 		return oom(r);
 	t->n_results = n;
 	for (uint32_t i = 0; i < n; i++)
-		TRY(rd_int(&s, "res", INT64_MIN, INT64_MAX, &t->results[i]));
+		PROTO__TRY(
+		    rd_int(&s, "res", INT64_MIN, INT64_MAX, &t->results[i]));
 	return DTX_OK;
 }
 
@@ -726,19 +722,19 @@ static dtx_err
 dec_prepare(rd *r, flds *fs, int depth, proto_prepare *p)
 {
 	uint64_t v = 0;
-	TRY(f_uint(r, fs, "tx", UINT64_MAX, &p->txid));
-	TRY(f_uint(r, fs, "m", PROTO_MODE_3PC, &v));
+	PROTO__TRY(f_uint(r, fs, "tx", UINT64_MAX, &p->txid));
+	PROTO__TRY(f_uint(r, fs, "m", PROTO_MODE_3PC, &v));
 	p->mode = (proto_mode)v;
-	TRY(f_u32(r, fs, "co", UINT32_MAX, &p->coord));
+	PROTO__TRY(f_u32(r, fs, "co", UINT32_MAX, &p->coord));
 	rd s;
 	uint32_t n;
-	TRY(f_array(r, fs, "peers", 0, PROTO_MAX_PEERS, &s, &n));
+	PROTO__TRY(f_array(r, fs, "peers", 0, PROTO_MAX_PEERS, &s, &n));
 	p->peers = dtx_calloc(n, sizeof(*p->peers));
 	if (p->peers == NULL)
 		return oom(r);
 	p->n_peers = n;
 	for (uint32_t i = 0; i < n; i++) {
-		TRY(rd_uint(&s, "peers", UINT32_MAX, &v));
+		PROTO__TRY(rd_uint(&s, "peers", UINT32_MAX, &v));
 		p->peers[i] = (uint32_t)v;
 	}
 	return f_ops(r, fs, depth, &p->n_ops, &p->ops);
@@ -747,16 +743,16 @@ dec_prepare(rd *r, flds *fs, int depth, proto_prepare *p)
 static dtx_err
 dec_read(rd *r, flds *fs, proto_read *q)
 {
-	TRY(f_ts(r, fs, "ts", &q->ts));
+	PROTO__TRY(f_ts(r, fs, "ts", &q->ts));
 	rd s;
 	uint32_t n;
-	TRY(f_array(r, fs, "keys", 0, PROTO_MAX_KEYS, &s, &n));
+	PROTO__TRY(f_array(r, fs, "keys", 0, PROTO_MAX_KEYS, &s, &n));
 	q->keys = dtx_calloc(n, sizeof(*q->keys));
 	if (q->keys == NULL)
 		return oom(r);
 	q->n_keys = n;
 	for (uint32_t i = 0; i < n; i++)
-		TRY(rd_bytes(&s, "keys", 1, PROTO_MAX_KEY, &q->keys[i]));
+		PROTO__TRY(rd_bytes(&s, "keys", 1, PROTO_MAX_KEY, &q->keys[i]));
 	return DTX_OK;
 }
 
@@ -766,21 +762,23 @@ rd_entry(rd *r, int depth, proto_entry *e)
 	flds fs;
 	const char *ctx = r->ctx;
 	r->ctx = "entry";
-	TRY(rd_fields(r, "ents", depth, &fs));
-	TRY(f_bytes(r, &fs, "k", 1, PROTO_MAX_KEY, &e->key));
-	TRY(f_bool(r, &fs, "f", &e->found));
+	PROTO__TRY(rd_fields(r, "ents", depth, &fs));
+	PROTO__TRY(f_bytes(r, &fs, "k", 1, PROTO_MAX_KEY, &e->key));
+	PROTO__TRY(f_bool(r, &fs, "f", &e->found));
 	if (e->found) {
 		rd s;
 		if (take(r, &fs, "i", &s)) {
-			TRY(rd_int(&s, "i", INT64_MIN, INT64_MAX, &e->ival));
+			PROTO__TRY(
+			    rd_int(&s, "i", INT64_MIN, INT64_MAX, &e->ival));
 		} else if (take(r, &fs, "b", &s)) {
 			e->is_bytes = true;
-			TRY(rd_bytes(&s, "b", 0, PROTO_MAX_VALUE, &e->bval));
+			PROTO__TRY(
+			    rd_bytes(&s, "b", 0, PROTO_MAX_VALUE, &e->bval));
 		} else {
 			return bad(r, "entry: found but neither 'i' nor 'b'");
 		}
 	}
-	TRY(done(r, &fs));
+	PROTO__TRY(done(r, &fs));
 	r->ctx = ctx;
 	return DTX_OK;
 }
@@ -789,29 +787,29 @@ static dtx_err
 dec_read_reply(rd *r, flds *fs, int depth, proto_read_reply *q)
 {
 	uint64_t v = 0;
-	TRY(f_ts(r, fs, "ts", &q->ts));
-	TRY(f_uint(r, fs, "st", PROTO_READ_RETRY, &v));
+	PROTO__TRY(f_ts(r, fs, "ts", &q->ts));
+	PROTO__TRY(f_uint(r, fs, "st", PROTO_READ_RETRY, &v));
 	q->status = (proto_read_status)v;
-	TRY(f_uint(r, fs, "btx", UINT64_MAX, &q->blocked_txid));
+	PROTO__TRY(f_uint(r, fs, "btx", UINT64_MAX, &q->blocked_txid));
 	rd s;
 	uint32_t n;
-	TRY(f_array(r, fs, "ents", 0, PROTO_MAX_KEYS, &s, &n));
+	PROTO__TRY(f_array(r, fs, "ents", 0, PROTO_MAX_KEYS, &s, &n));
 	q->entries = dtx_calloc(n, sizeof(*q->entries));
 	if (q->entries == NULL)
 		return oom(r);
 	q->n_entries = n;
 	for (uint32_t i = 0; i < n; i++)
-		TRY(rd_entry(&s, depth + 2, &q->entries[i]));
+		PROTO__TRY(rd_entry(&s, depth + 2, &q->entries[i]));
 	return DTX_OK;
 }
 
 static dtx_err
 dec_saga_submit(rd *r, flds *fs, int depth, proto_saga_submit *q)
 {
-	TRY(f_str(r, fs, "gid", true, 1, &q->gid));
+	PROTO__TRY(f_str(r, fs, "gid", true, 1, &q->gid));
 	rd s;
 	uint32_t n;
-	TRY(f_array(r, fs, "steps", 1, PROTO_MAX_STEPS, &s, &n));
+	PROTO__TRY(f_array(r, fs, "steps", 1, PROTO_MAX_STEPS, &s, &n));
 	q->steps = dtx_calloc(n, sizeof(*q->steps));
 	if (q->steps == NULL)
 		return oom(r);
@@ -821,14 +819,14 @@ dec_saga_submit(rd *r, flds *fs, int depth, proto_saga_submit *q)
 		flds sf;
 		const char *ctx = s.ctx;
 		s.ctx = "step";
-		TRY(rd_fields(&s, "steps", depth + 2, &sf));
-		TRY(f_u32(&s, &sf, "p", UINT32_MAX, &st->participant));
+		PROTO__TRY(rd_fields(&s, "steps", depth + 2, &sf));
+		PROTO__TRY(f_u32(&s, &sf, "p", UINT32_MAX, &st->participant));
 		rd o;
-		TRY(need(&s, &sf, "a", &o));
-		TRY(rd_op(&o, "a", depth + 3, &st->action));
-		TRY(need(&s, &sf, "c", &o));
-		TRY(rd_op(&o, "c", depth + 3, &st->compensate));
-		TRY(done(&s, &sf));
+		PROTO__TRY(need(&s, &sf, "a", &o));
+		PROTO__TRY(rd_op(&o, "a", depth + 3, &st->action));
+		PROTO__TRY(need(&s, &sf, "c", &o));
+		PROTO__TRY(rd_op(&o, "c", depth + 3, &st->compensate));
+		PROTO__TRY(done(&s, &sf));
 		s.ctx = ctx;
 	}
 	return DTX_OK;
@@ -844,7 +842,7 @@ dec_body(rd *r, flds *fs, int depth, proto_msg *m)
 	case PROTO_HEALTH:
 		return DTX_OK;
 	case PROTO_ERROR:
-		TRY(f_uint(r, fs, "code", DTX_ERR_COUNT - 1, &v));
+		PROTO__TRY(f_uint(r, fs, "code", DTX_ERR_COUNT - 1, &v));
 		if (v == DTX_OK)
 			return bad(r, "error: key 'code': 0 is not an error");
 		m->u.error.code = (dtx_err)v;
@@ -852,14 +850,14 @@ dec_body(rd *r, flds *fs, int depth, proto_msg *m)
 	case PROTO_BATCH: {
 		rd s;
 		uint32_t n;
-		TRY(f_array(r, fs, "msgs", 1, PROTO_MAX_BATCH, &s, &n));
+		PROTO__TRY(f_array(r, fs, "msgs", 1, PROTO_MAX_BATCH, &s, &n));
 		proto_batch *b = &m->u.batch;
 		b->msgs = dtx_calloc(n, sizeof(*b->msgs));
 		if (b->msgs == NULL)
 			return oom(r);
 		b->n = n;
 		for (uint32_t i = 0; i < n; i++)
-			TRY(dec_msg(&s, depth + 2, true, &b->msgs[i]));
+			PROTO__TRY(dec_msg(&s, depth + 2, true, &b->msgs[i]));
 		return DTX_OK;
 	}
 	case PROTO_HEALTH_REPLY:
@@ -867,7 +865,7 @@ dec_body(rd *r, flds *fs, int depth, proto_msg *m)
 	case PROTO_FAULT:
 		return dec_fault(r, fs, &m->u.fault);
 	case PROTO_TXN:
-		TRY(f_uint(r, fs, "m", PROTO_MODE_3PC, &v));
+		PROTO__TRY(f_uint(r, fs, "m", PROTO_MODE_3PC, &v));
 		m->u.txn.mode = (proto_mode)v;
 		return f_ops(r, fs, depth, &m->u.txn.n_ops, &m->u.txn.ops);
 	case PROTO_TXN_REPLY:
@@ -876,13 +874,13 @@ dec_body(rd *r, flds *fs, int depth, proto_msg *m)
 	case PROTO_CAN_COMMIT:
 		return dec_prepare(r, fs, depth, &m->u.prepare);
 	case PROTO_VOTE:
-		TRY(f_uint(r, fs, "tx", UINT64_MAX, &m->u.vote.txid));
-		TRY(f_bool(r, fs, "yes", &m->u.vote.yes));
-		TRY(f_str(r, fs, "why", false, 0, &m->u.vote.reason));
+		PROTO__TRY(f_uint(r, fs, "tx", UINT64_MAX, &m->u.vote.txid));
+		PROTO__TRY(f_bool(r, fs, "yes", &m->u.vote.yes));
+		PROTO__TRY(f_str(r, fs, "why", false, 0, &m->u.vote.reason));
 		return f_ts(r, fs, "pts", &m->u.vote.prepare_ts);
 	case PROTO_COMMIT:
 	case PROTO_PRE_COMMIT:
-		TRY(f_uint(r, fs, "tx", UINT64_MAX, &m->u.txid.txid));
+		PROTO__TRY(f_uint(r, fs, "tx", UINT64_MAX, &m->u.txid.txid));
 		return f_ts(r, fs, "cts", &m->u.txid.commit_ts);
 	case PROTO_ABORT:
 	case PROTO_DO_COMMIT:
@@ -890,8 +888,9 @@ dec_body(rd *r, flds *fs, int depth, proto_msg *m)
 	case PROTO_STATUS:
 		return f_uint(r, fs, "tx", UINT64_MAX, &m->u.txid.txid);
 	case PROTO_STATUS_REPLY:
-		TRY(f_uint(r, fs, "tx", UINT64_MAX, &m->u.status_reply.txid));
-		TRY(f_uint(r, fs, "st", PROTO_TS_NEVER_VOTED, &v));
+		PROTO__TRY(
+		    f_uint(r, fs, "tx", UINT64_MAX, &m->u.status_reply.txid));
+		PROTO__TRY(f_uint(r, fs, "st", PROTO_TS_NEVER_VOTED, &v));
 		m->u.status_reply.state = (proto_txn_state)v;
 		return f_ts(r, fs, "cts", &m->u.status_reply.commit_ts);
 	case PROTO_READ:
@@ -903,32 +902,32 @@ dec_body(rd *r, flds *fs, int depth, proto_msg *m)
 	case PROTO_SAGA_REPLY: {
 		proto_saga_reply *q = &m->u.saga_reply;
 		int64_t fsx;
-		TRY(f_str(r, fs, "gid", true, 1, &q->gid));
-		TRY(f_uint(r, fs, "out", PROTO_UNKNOWN, &v));
+		PROTO__TRY(f_str(r, fs, "gid", true, 1, &q->gid));
+		PROTO__TRY(f_uint(r, fs, "out", PROTO_UNKNOWN, &v));
 		q->outcome = (proto_outcome)v;
 		rd s;
-		TRY(need(r, fs, "fs", &s));
-		TRY(rd_int(&s, "fs", -1, INT32_MAX, &fsx));
+		PROTO__TRY(need(r, fs, "fs", &s));
+		PROTO__TRY(rd_int(&s, "fs", -1, INT32_MAX, &fsx));
 		q->failed_step = (int32_t)fsx;
 		return f_str(r, fs, "why", false, 0, &q->reason);
 	}
 	case PROTO_STEP: {
 		proto_step *q = &m->u.step;
-		TRY(f_str(r, fs, "gid", true, 1, &q->gid));
-		TRY(f_u32(r, fs, "br", UINT32_MAX, &q->branch));
-		TRY(f_uint(r, fs, "ph", PROTO_PHASE_COMPENSATE, &v));
+		PROTO__TRY(f_str(r, fs, "gid", true, 1, &q->gid));
+		PROTO__TRY(f_u32(r, fs, "br", UINT32_MAX, &q->branch));
+		PROTO__TRY(f_uint(r, fs, "ph", PROTO_PHASE_COMPENSATE, &v));
 		q->phase = (proto_phase)v;
 		return f_ops(r, fs, depth, &q->n_ops, &q->ops);
 	}
 	case PROTO_STEP_REPLY: {
 		proto_step_reply *q = &m->u.step_reply;
-		TRY(f_str(r, fs, "gid", true, 1, &q->gid));
-		TRY(f_u32(r, fs, "br", UINT32_MAX, &q->branch));
-		TRY(f_uint(r, fs, "ph", PROTO_PHASE_COMPENSATE, &v));
+		PROTO__TRY(f_str(r, fs, "gid", true, 1, &q->gid));
+		PROTO__TRY(f_u32(r, fs, "br", UINT32_MAX, &q->branch));
+		PROTO__TRY(f_uint(r, fs, "ph", PROTO_PHASE_COMPENSATE, &v));
 		q->phase = (proto_phase)v;
-		TRY(f_uint(r, fs, "res", PROTO_STEP_FAILED, &v));
+		PROTO__TRY(f_uint(r, fs, "res", PROTO_STEP_FAILED, &v));
 		q->result = (proto_step_result)v;
-		TRY(f_bool(r, fs, "dup", &q->duplicate));
+		PROTO__TRY(f_bool(r, fs, "dup", &q->duplicate));
 		return f_str(r, fs, "why", false, 0, &q->reason);
 	}
 	case PROTO_SAGA_STATUS:
@@ -936,21 +935,22 @@ dec_body(rd *r, flds *fs, int depth, proto_msg *m)
 		return f_str(r, fs, "gid", true, 1, &m->u.gid.gid);
 	case PROTO_SAGA_STATUS_REPLY: {
 		proto_saga_status_reply *q = &m->u.saga_status_reply;
-		TRY(f_str(r, fs, "gid", true, 1, &q->gid));
-		TRY(f_uint(r, fs, "st", PROTO_SAGA_ABORTED, &v));
+		PROTO__TRY(f_str(r, fs, "gid", true, 1, &q->gid));
+		PROTO__TRY(f_uint(r, fs, "st", PROTO_SAGA_ABORTED, &v));
 		q->state = (proto_saga_state)v;
 		rd s;
 		uint32_t n;
-		TRY(f_array(r, fs, "steps", 0, PROTO_MAX_STEPS, &s, &n));
+		PROTO__TRY(f_array(r, fs, "steps", 0, PROTO_MAX_STEPS, &s, &n));
 		q->step_states = dtx_calloc(n, 1);
 		if (q->step_states == NULL)
 			return oom(r);
 		q->n_steps = n;
 		for (uint32_t i = 0; i < n; i++) {
-			TRY(rd_uint(&s, "steps", PROTO_SS_COMPENSATED, &v));
+			PROTO__TRY(
+			    rd_uint(&s, "steps", PROTO_SS_COMPENSATED, &v));
 			q->step_states[i] = (uint8_t)v;
 		}
-		TRY(f_uint(r, fs, "age", UINT64_MAX, &q->age_ms));
+		PROTO__TRY(f_uint(r, fs, "age", UINT64_MAX, &q->age_ms));
 		return f_str(r, fs, "err", false, 0, &q->last_error);
 	}
 	default:
@@ -967,8 +967,8 @@ dec_msg(rd *r, int depth, bool nested, proto_msg *m)
 	rd s;
 	uint64_t v = 0;
 	r->ctx = "message";
-	TRY(rd_fields(r, nested ? "msgs" : "message", depth, &fs));
-	TRY(f_uint(r, &fs, "v", UINT32_MAX, &v));
+	PROTO__TRY(rd_fields(r, nested ? "msgs" : "message", depth, &fs));
+	PROTO__TRY(f_uint(r, &fs, "v", UINT32_MAX, &v));
 	if (v != PROTO_VERSION)
 		return bad(r,
 		    "message: unsupported version %" PRIu64
@@ -977,8 +977,8 @@ dec_msg(rd *r, int depth, bool nested, proto_msg *m)
 	m->hdr.version = (uint32_t)v;
 	const uint8_t *tp;
 	uint32_t tn;
-	TRY(need(r, &fs, "t", &s));
-	TRY(rd_raw(&s, "t", true, &tp, &tn));
+	PROTO__TRY(need(r, &fs, "t", &s));
+	PROTO__TRY(rd_raw(&s, "t", true, &tp, &tn));
 	proto_type t = proto__type_lookup((const char *)tp, tn);
 	if (t == PROTO_NONE) {
 		int n = tn > 32 ? 32 : (int)tn;
@@ -992,15 +992,15 @@ dec_msg(rd *r, int depth, bool nested, proto_msg *m)
 	if (nested && t == PROTO_BATCH)
 		return bad(r, "batch: a batch inside a batch");
 	m->hdr.type = t;
-	TRY(f_uint(r, &fs, "id", UINT64_MAX, &m->hdr.id));
-	TRY(f_u32(r, &fs, "from", UINT32_MAX, &m->hdr.from));
-	TRY(f_ts(r, &fs, "hlc", &m->hdr.hlc));
-	TRY(need(r, &fs, "vc", &s));
-	TRY(rd_vc(&s, &m->hdr.vc));
+	PROTO__TRY(f_uint(r, &fs, "id", UINT64_MAX, &m->hdr.id));
+	PROTO__TRY(f_u32(r, &fs, "from", UINT32_MAX, &m->hdr.from));
+	PROTO__TRY(f_ts(r, &fs, "hlc", &m->hdr.hlc));
+	PROTO__TRY(need(r, &fs, "vc", &s));
+	PROTO__TRY(rd_vc(&s, &m->hdr.vc));
 	r->ctx = proto_type_name(t);
 	const uint8_t *after = r->p;
-	TRY(dec_body(r, &fs, depth, m));
-	TRY(done(r, &fs));
+	PROTO__TRY(dec_body(r, &fs, depth, m));
+	PROTO__TRY(done(r, &fs));
 	r->p = after;
 	return DTX_OK;
 }

@@ -16,13 +16,6 @@
 			return DTX_ENOMEM;                                     \
 	} while (0)
 
-#define TRY(x)                                                                 \
-	do {                                                                   \
-		dtx_err e_ = (x);                                              \
-		if (e_ != DTX_OK)                                              \
-			return e_;                                             \
-	} while (0)
-
 static dtx_err
 key(msgpack_packer *pk, const char *k)
 {
@@ -33,7 +26,7 @@ key(msgpack_packer *pk, const char *k)
 static dtx_err
 kv_uint(msgpack_packer *pk, const char *k, uint64_t v)
 {
-	TRY(key(pk, k));
+	PROTO__TRY(key(pk, k));
 	PACK(msgpack_pack_uint64(pk, v));
 	return DTX_OK;
 }
@@ -41,7 +34,7 @@ kv_uint(msgpack_packer *pk, const char *k, uint64_t v)
 static dtx_err
 kv_int(msgpack_packer *pk, const char *k, int64_t v)
 {
-	TRY(key(pk, k));
+	PROTO__TRY(key(pk, k));
 	PACK(msgpack_pack_int64(pk, v));
 	return DTX_OK;
 }
@@ -49,7 +42,7 @@ kv_int(msgpack_packer *pk, const char *k, int64_t v)
 static dtx_err
 kv_bool(msgpack_packer *pk, const char *k, bool v)
 {
-	TRY(key(pk, k));
+	PROTO__TRY(key(pk, k));
 	PACK(v ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
 	return DTX_OK;
 }
@@ -57,7 +50,7 @@ kv_bool(msgpack_packer *pk, const char *k, bool v)
 static dtx_err
 kv_ts(msgpack_packer *pk, const char *k, clk_ts ts)
 {
-	TRY(key(pk, k));
+	PROTO__TRY(key(pk, k));
 	return clk_ts_pack(pk, ts);
 }
 
@@ -74,7 +67,7 @@ check_str(const char *s, size_t min)
 static dtx_err
 kv_str(msgpack_packer *pk, const char *k, const char *s)
 {
-	TRY(key(pk, k));
+	PROTO__TRY(key(pk, k));
 	PACK(msgpack_pack_str_with_body(pk, s, strlen(s)));
 	return DTX_OK;
 }
@@ -98,7 +91,7 @@ check_key(const proto_bytes *k)
 static dtx_err
 enc_op(msgpack_packer *pk, const proto_op *op)
 {
-	TRY(check_key(&op->key));
+	PROTO__TRY(check_key(&op->key));
 	switch (op->kind) {
 	case PROTO_OP_ADD:
 		PACK(msgpack_pack_map(pk, 4));
@@ -114,15 +107,15 @@ enc_op(msgpack_packer *pk, const proto_op *op)
 	default:
 		return DTX_EINVAL;
 	}
-	TRY(kv_uint(pk, "o", (uint64_t)op->kind));
-	TRY(key(pk, "k"));
-	TRY(pack_bin(pk, &op->key));
+	PROTO__TRY(kv_uint(pk, "o", (uint64_t)op->kind));
+	PROTO__TRY(key(pk, "k"));
+	PROTO__TRY(pack_bin(pk, &op->key));
 	if (op->kind == PROTO_OP_ADD) {
-		TRY(kv_int(pk, "d", op->delta));
-		TRY(kv_int(pk, "m", op->min));
+		PROTO__TRY(kv_int(pk, "d", op->delta));
+		PROTO__TRY(kv_int(pk, "m", op->min));
 	} else if (op->kind == PROTO_OP_PUT) {
-		TRY(key(pk, "b"));
-		TRY(pack_bin(pk, &op->value));
+		PROTO__TRY(key(pk, "b"));
+		PROTO__TRY(pack_bin(pk, &op->value));
 	}
 	return DTX_OK;
 }
@@ -132,10 +125,10 @@ kv_ops(msgpack_packer *pk, const char *k, const proto_op *ops, uint32_t n)
 {
 	if (n < 1 || n > PROTO_MAX_OPS || ops == NULL)
 		return DTX_EINVAL;
-	TRY(key(pk, k));
+	PROTO__TRY(key(pk, k));
 	PACK(msgpack_pack_array(pk, n));
 	for (uint32_t i = 0; i < n; i++)
-		TRY(enc_op(pk, &ops[i]));
+		PROTO__TRY(enc_op(pk, &ops[i]));
 	return DTX_OK;
 }
 
@@ -307,54 +300,54 @@ enc_body(msgpack_packer *pk, const proto_msg *m)
 {
 	switch (m->hdr.type) {
 	case PROTO_ERROR:
-		TRY(kv_uint(pk, "code", (uint64_t)m->u.error.code));
+		PROTO__TRY(kv_uint(pk, "code", (uint64_t)m->u.error.code));
 		if (m->u.error.reason != NULL)
-			TRY(kv_str(pk, "why", m->u.error.reason));
+			PROTO__TRY(kv_str(pk, "why", m->u.error.reason));
 		break;
 	case PROTO_BATCH:
-		TRY(key(pk, "msgs"));
+		PROTO__TRY(key(pk, "msgs"));
 		PACK(msgpack_pack_array(pk, m->u.batch.n));
 		for (uint32_t i = 0; i < m->u.batch.n; i++)
-			TRY(enc_msg(pk, &m->u.batch.msgs[i], true));
+			PROTO__TRY(enc_msg(pk, &m->u.batch.msgs[i], true));
 		break;
 	case PROTO_HEALTH_REPLY: {
 		const proto_health_reply *h = &m->u.health_reply;
-		TRY(kv_str(pk, "role", h->role));
-		TRY(kv_uint(pk, "node", h->node));
-		TRY(kv_str(pk, "st", h->state));
-		TRY(kv_uint(pk, "indoubt", h->in_doubt));
-		TRY(key(pk, "blocked"));
+		PROTO__TRY(kv_str(pk, "role", h->role));
+		PROTO__TRY(kv_uint(pk, "node", h->node));
+		PROTO__TRY(kv_str(pk, "st", h->state));
+		PROTO__TRY(kv_uint(pk, "indoubt", h->in_doubt));
+		PROTO__TRY(key(pk, "blocked"));
 		PACK(msgpack_pack_array(pk, h->n_blocked));
 		for (uint32_t i = 0; i < h->n_blocked; i++)
 			PACK(msgpack_pack_uint64(pk, h->blocked[i]));
-		TRY(key(pk, "ctr"));
+		PROTO__TRY(key(pk, "ctr"));
 		PACK(msgpack_pack_map(pk, h->n_counters));
 		for (uint32_t i = 0; i < h->n_counters; i++)
-			TRY(kv_int(
+			PROTO__TRY(kv_int(
 			    pk, h->counters[i].name, h->counters[i].value));
 		break;
 	}
 	case PROTO_FAULT:
-		TRY(kv_str(pk, "kind", m->u.fault.kind));
-		TRY(key(pk, "args"));
+		PROTO__TRY(kv_str(pk, "kind", m->u.fault.kind));
+		PROTO__TRY(key(pk, "args"));
 		PACK(msgpack_pack_array(pk, m->u.fault.n_args));
 		for (uint32_t i = 0; i < m->u.fault.n_args; i++)
 			PACK(msgpack_pack_int64(pk, m->u.fault.args[i]));
 		if (m->u.fault.arg != NULL)
-			TRY(kv_str(pk, "s", m->u.fault.arg));
+			PROTO__TRY(kv_str(pk, "s", m->u.fault.arg));
 		break;
 	case PROTO_TXN:
-		TRY(kv_uint(pk, "m", (uint64_t)m->u.txn.mode));
-		TRY(kv_ops(pk, "ops", m->u.txn.ops, m->u.txn.n_ops));
+		PROTO__TRY(kv_uint(pk, "m", (uint64_t)m->u.txn.mode));
+		PROTO__TRY(kv_ops(pk, "ops", m->u.txn.ops, m->u.txn.n_ops));
 		break;
 	case PROTO_TXN_REPLY: {
 		const proto_txn_reply *r = &m->u.txn_reply;
-		TRY(kv_uint(pk, "out", (uint64_t)r->outcome));
+		PROTO__TRY(kv_uint(pk, "out", (uint64_t)r->outcome));
 		if (r->reason != NULL)
-			TRY(kv_str(pk, "why", r->reason));
-		TRY(kv_uint(pk, "tx", r->txid));
-		TRY(kv_ts(pk, "cts", r->commit_ts));
-		TRY(key(pk, "res"));
+			PROTO__TRY(kv_str(pk, "why", r->reason));
+		PROTO__TRY(kv_uint(pk, "tx", r->txid));
+		PROTO__TRY(kv_ts(pk, "cts", r->commit_ts));
+		PROTO__TRY(key(pk, "res"));
 		PACK(msgpack_pack_array(pk, r->n_results));
 		for (uint32_t i = 0; i < r->n_results; i++)
 			PACK(msgpack_pack_int64(pk, r->results[i]));
@@ -363,132 +356,133 @@ enc_body(msgpack_packer *pk, const proto_msg *m)
 	case PROTO_PREPARE:
 	case PROTO_CAN_COMMIT: {
 		const proto_prepare *p = &m->u.prepare;
-		TRY(kv_uint(pk, "tx", p->txid));
-		TRY(kv_uint(pk, "m", (uint64_t)p->mode));
-		TRY(kv_uint(pk, "co", p->coord));
-		TRY(key(pk, "peers"));
+		PROTO__TRY(kv_uint(pk, "tx", p->txid));
+		PROTO__TRY(kv_uint(pk, "m", (uint64_t)p->mode));
+		PROTO__TRY(kv_uint(pk, "co", p->coord));
+		PROTO__TRY(key(pk, "peers"));
 		PACK(msgpack_pack_array(pk, p->n_peers));
 		for (uint32_t i = 0; i < p->n_peers; i++)
 			PACK(msgpack_pack_uint32(pk, p->peers[i]));
-		TRY(kv_ops(pk, "ops", p->ops, p->n_ops));
+		PROTO__TRY(kv_ops(pk, "ops", p->ops, p->n_ops));
 		break;
 	}
 	case PROTO_VOTE:
-		TRY(kv_uint(pk, "tx", m->u.vote.txid));
-		TRY(kv_bool(pk, "yes", m->u.vote.yes));
+		PROTO__TRY(kv_uint(pk, "tx", m->u.vote.txid));
+		PROTO__TRY(kv_bool(pk, "yes", m->u.vote.yes));
 		if (m->u.vote.reason != NULL)
-			TRY(kv_str(pk, "why", m->u.vote.reason));
-		TRY(kv_ts(pk, "pts", m->u.vote.prepare_ts));
+			PROTO__TRY(kv_str(pk, "why", m->u.vote.reason));
+		PROTO__TRY(kv_ts(pk, "pts", m->u.vote.prepare_ts));
 		break;
 	case PROTO_COMMIT:
 	case PROTO_PRE_COMMIT:
-		TRY(kv_uint(pk, "tx", m->u.txid.txid));
-		TRY(kv_ts(pk, "cts", m->u.txid.commit_ts));
+		PROTO__TRY(kv_uint(pk, "tx", m->u.txid.txid));
+		PROTO__TRY(kv_ts(pk, "cts", m->u.txid.commit_ts));
 		break;
 	case PROTO_ABORT:
 	case PROTO_DO_COMMIT:
 	case PROTO_ACK:
 	case PROTO_STATUS:
-		TRY(kv_uint(pk, "tx", m->u.txid.txid));
+		PROTO__TRY(kv_uint(pk, "tx", m->u.txid.txid));
 		break;
 	case PROTO_STATUS_REPLY:
-		TRY(kv_uint(pk, "tx", m->u.status_reply.txid));
-		TRY(kv_uint(pk, "st", (uint64_t)m->u.status_reply.state));
-		TRY(kv_ts(pk, "cts", m->u.status_reply.commit_ts));
+		PROTO__TRY(kv_uint(pk, "tx", m->u.status_reply.txid));
+		PROTO__TRY(
+		    kv_uint(pk, "st", (uint64_t)m->u.status_reply.state));
+		PROTO__TRY(kv_ts(pk, "cts", m->u.status_reply.commit_ts));
 		break;
 	case PROTO_READ:
-		TRY(kv_ts(pk, "ts", m->u.read.ts));
-		TRY(key(pk, "keys"));
+		PROTO__TRY(kv_ts(pk, "ts", m->u.read.ts));
+		PROTO__TRY(key(pk, "keys"));
 		PACK(msgpack_pack_array(pk, m->u.read.n_keys));
 		for (uint32_t i = 0; i < m->u.read.n_keys; i++) {
-			TRY(check_key(&m->u.read.keys[i]));
-			TRY(pack_bin(pk, &m->u.read.keys[i]));
+			PROTO__TRY(check_key(&m->u.read.keys[i]));
+			PROTO__TRY(pack_bin(pk, &m->u.read.keys[i]));
 		}
 		break;
 	case PROTO_READ_REPLY: {
 		const proto_read_reply *r = &m->u.read_reply;
-		TRY(kv_ts(pk, "ts", r->ts));
-		TRY(kv_uint(pk, "st", (uint64_t)r->status));
-		TRY(kv_uint(pk, "btx", r->blocked_txid));
-		TRY(key(pk, "ents"));
+		PROTO__TRY(kv_ts(pk, "ts", r->ts));
+		PROTO__TRY(kv_uint(pk, "st", (uint64_t)r->status));
+		PROTO__TRY(kv_uint(pk, "btx", r->blocked_txid));
+		PROTO__TRY(key(pk, "ents"));
 		PACK(msgpack_pack_array(pk, r->n_entries));
 		for (uint32_t i = 0; i < r->n_entries; i++) {
 			const proto_entry *e = &r->entries[i];
-			TRY(check_key(&e->key));
+			PROTO__TRY(check_key(&e->key));
 			if (e->found && e->is_bytes &&
 			    e->bval.n > PROTO_MAX_VALUE)
 				return DTX_EINVAL;
 			PACK(msgpack_pack_map(pk, e->found ? 3 : 2));
-			TRY(key(pk, "k"));
-			TRY(pack_bin(pk, &e->key));
-			TRY(kv_bool(pk, "f", e->found));
+			PROTO__TRY(key(pk, "k"));
+			PROTO__TRY(pack_bin(pk, &e->key));
+			PROTO__TRY(kv_bool(pk, "f", e->found));
 			if (e->found && e->is_bytes) {
-				TRY(key(pk, "b"));
-				TRY(pack_bin(pk, &e->bval));
+				PROTO__TRY(key(pk, "b"));
+				PROTO__TRY(pack_bin(pk, &e->bval));
 			} else if (e->found) {
-				TRY(kv_int(pk, "i", e->ival));
+				PROTO__TRY(kv_int(pk, "i", e->ival));
 			}
 		}
 		break;
 	}
 	case PROTO_SAGA_SUBMIT: {
 		const proto_saga_submit *s = &m->u.saga_submit;
-		TRY(kv_str(pk, "gid", s->gid));
-		TRY(key(pk, "steps"));
+		PROTO__TRY(kv_str(pk, "gid", s->gid));
+		PROTO__TRY(key(pk, "steps"));
 		PACK(msgpack_pack_array(pk, s->n_steps));
 		for (uint32_t i = 0; i < s->n_steps; i++) {
 			PACK(msgpack_pack_map(pk, 3));
-			TRY(kv_uint(pk, "p", s->steps[i].participant));
-			TRY(key(pk, "a"));
-			TRY(enc_op(pk, &s->steps[i].action));
-			TRY(key(pk, "c"));
-			TRY(enc_op(pk, &s->steps[i].compensate));
+			PROTO__TRY(kv_uint(pk, "p", s->steps[i].participant));
+			PROTO__TRY(key(pk, "a"));
+			PROTO__TRY(enc_op(pk, &s->steps[i].action));
+			PROTO__TRY(key(pk, "c"));
+			PROTO__TRY(enc_op(pk, &s->steps[i].compensate));
 		}
 		break;
 	}
 	case PROTO_SAGA_REPLY: {
 		const proto_saga_reply *r = &m->u.saga_reply;
-		TRY(kv_str(pk, "gid", r->gid));
-		TRY(kv_uint(pk, "out", (uint64_t)r->outcome));
-		TRY(kv_int(pk, "fs", r->failed_step));
+		PROTO__TRY(kv_str(pk, "gid", r->gid));
+		PROTO__TRY(kv_uint(pk, "out", (uint64_t)r->outcome));
+		PROTO__TRY(kv_int(pk, "fs", r->failed_step));
 		if (r->reason != NULL)
-			TRY(kv_str(pk, "why", r->reason));
+			PROTO__TRY(kv_str(pk, "why", r->reason));
 		break;
 	}
 	case PROTO_STEP: {
 		const proto_step *s = &m->u.step;
-		TRY(kv_str(pk, "gid", s->gid));
-		TRY(kv_uint(pk, "br", s->branch));
-		TRY(kv_uint(pk, "ph", (uint64_t)s->phase));
-		TRY(kv_ops(pk, "ops", s->ops, s->n_ops));
+		PROTO__TRY(kv_str(pk, "gid", s->gid));
+		PROTO__TRY(kv_uint(pk, "br", s->branch));
+		PROTO__TRY(kv_uint(pk, "ph", (uint64_t)s->phase));
+		PROTO__TRY(kv_ops(pk, "ops", s->ops, s->n_ops));
 		break;
 	}
 	case PROTO_STEP_REPLY: {
 		const proto_step_reply *r = &m->u.step_reply;
-		TRY(kv_str(pk, "gid", r->gid));
-		TRY(kv_uint(pk, "br", r->branch));
-		TRY(kv_uint(pk, "ph", (uint64_t)r->phase));
-		TRY(kv_uint(pk, "res", (uint64_t)r->result));
-		TRY(kv_bool(pk, "dup", r->duplicate));
+		PROTO__TRY(kv_str(pk, "gid", r->gid));
+		PROTO__TRY(kv_uint(pk, "br", r->branch));
+		PROTO__TRY(kv_uint(pk, "ph", (uint64_t)r->phase));
+		PROTO__TRY(kv_uint(pk, "res", (uint64_t)r->result));
+		PROTO__TRY(kv_bool(pk, "dup", r->duplicate));
 		if (r->reason != NULL)
-			TRY(kv_str(pk, "why", r->reason));
+			PROTO__TRY(kv_str(pk, "why", r->reason));
 		break;
 	}
 	case PROTO_SAGA_STATUS:
 	case PROTO_SAGA_FORGET:
-		TRY(kv_str(pk, "gid", m->u.gid.gid));
+		PROTO__TRY(kv_str(pk, "gid", m->u.gid.gid));
 		break;
 	case PROTO_SAGA_STATUS_REPLY: {
 		const proto_saga_status_reply *r = &m->u.saga_status_reply;
-		TRY(kv_str(pk, "gid", r->gid));
-		TRY(kv_uint(pk, "st", (uint64_t)r->state));
-		TRY(key(pk, "steps"));
+		PROTO__TRY(kv_str(pk, "gid", r->gid));
+		PROTO__TRY(kv_uint(pk, "st", (uint64_t)r->state));
+		PROTO__TRY(key(pk, "steps"));
 		PACK(msgpack_pack_array(pk, r->n_steps));
 		for (uint32_t i = 0; i < r->n_steps; i++)
 			PACK(msgpack_pack_uint8(pk, r->step_states[i]));
-		TRY(kv_uint(pk, "age", r->age_ms));
+		PROTO__TRY(kv_uint(pk, "age", r->age_ms));
 		if (r->last_error != NULL)
-			TRY(kv_str(pk, "err", r->last_error));
+			PROTO__TRY(kv_str(pk, "err", r->last_error));
 		break;
 	}
 	default:
@@ -508,13 +502,13 @@ enc_msg(msgpack_packer *pk, const proto_msg *m, bool nested)
 	if (nb < 0)
 		return DTX_EINVAL;
 	PACK(msgpack_pack_map(pk, 6 + (size_t)nb));
-	TRY(kv_uint(pk, "v", PROTO_VERSION));
-	TRY(kv_str(pk, "t", proto_type_name(m->hdr.type)));
-	TRY(kv_uint(pk, "id", m->hdr.id));
-	TRY(kv_uint(pk, "from", m->hdr.from));
-	TRY(kv_ts(pk, "hlc", m->hdr.hlc));
-	TRY(key(pk, "vc"));
-	TRY(clk_vc_pack(pk, &m->hdr.vc));
+	PROTO__TRY(kv_uint(pk, "v", PROTO_VERSION));
+	PROTO__TRY(kv_str(pk, "t", proto_type_name(m->hdr.type)));
+	PROTO__TRY(kv_uint(pk, "id", m->hdr.id));
+	PROTO__TRY(kv_uint(pk, "from", m->hdr.from));
+	PROTO__TRY(kv_ts(pk, "hlc", m->hdr.hlc));
+	PROTO__TRY(key(pk, "vc"));
+	PROTO__TRY(clk_vc_pack(pk, &m->hdr.vc));
 	return enc_body(pk, m);
 }
 

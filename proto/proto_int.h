@@ -8,6 +8,14 @@
 
 #include "proto.h"
 
+// Returns from the calling function with x's dtx_err unless it is DTX_OK.
+#define PROTO__TRY(x)                                                          \
+	do {                                                                   \
+		dtx_err e_ = (x);                                              \
+		if (e_ != DTX_OK)                                              \
+			return e_;                                             \
+	} while (0)
+
 // Resolves a wire type name; PROTO_NONE when unknown.
 proto_type proto__type_lookup(const char *name, size_t len);
 
