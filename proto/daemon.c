@@ -546,11 +546,17 @@ nap(proto_daemon *d, uint64_t ms)
 	}
 }
 
-// The shared client of peer (created on first use) and the faults that
-// apply to calls to it now.
+// Where a call to a peer goes: its shared client and the faults that
+// apply to the call now.
+typedef struct peer_route {
+	proto_client *c;
+	bool cut; // a partition drops the call
+	uint32_t delay; // ms to hold the call back first
+} peer_route;
+
+// The route to peer, its client created on first use.
 static dtx_err
-peer_client(proto_daemon *d, uint32_t peer, proto_client **out, bool *cut,
-    uint32_t *delay)
+peer_client(proto_daemon *d, uint32_t peer, peer_route *out)
 {
 	const dtx_node *nd =
 	    peer < DTX_TOPO_MAX ? dtx_topo_find(&d->topo, peer) : NULL;
@@ -560,8 +566,8 @@ peer_client(proto_daemon *d, uint32_t peer, proto_client **out, bool *cut,
 	if (nd == NULL || nd->role == DTX_ROLE_CLIENT)
 		return DTX_EINVAL;
 	pthread_mutex_lock(&d->mtx);
-	*cut = d->cut[peer];
-	*delay = d->delay_ms[peer];
+	bool cut = d->cut[peer];
+	uint32_t delay = d->delay_ms[peer];
 	c = d->clients[peer];
 	if (c == NULL) {
 		proto_client_cfg cc = {
@@ -578,8 +584,18 @@ peer_client(proto_daemon *d, uint32_t peer, proto_client **out, bool *cut,
 	}
 	pthread_mutex_unlock(&d->mtx);
 	if (rv == DTX_OK)
-		*out = c;
+		*out = (peer_route) { .c = c, .cut = cut, .delay = delay };
 	return rv;
+}
+
+// Whether a partition cuts peer off now.
+static bool
+peer_cut(proto_daemon *d, uint32_t peer)
+{
+	pthread_mutex_lock(&d->mtx);
+	bool cut = d->cut[peer];
+	pthread_mutex_unlock(&d->mtx);
+	return cut;
 }
 
 static uint32_t
@@ -593,27 +609,23 @@ dtx_err
 proto_daemon_call(proto_daemon *d, uint32_t peer, proto_msg *req,
     proto_msg *rep, const proto_call_opts *opts)
 {
-	proto_client *c = NULL;
-	bool cut;
-	uint32_t delay;
-	dtx_err rv = peer_client(d, peer, &c, &cut, &delay);
+	peer_route rt;
+	dtx_err rv = peer_client(d, peer, &rt);
 	if (rv != DTX_OK)
 		return rv;
-	if (delay > 0) {
-		nap(d, delay);
+	if (rt.delay > 0) {
+		nap(d, rt.delay);
 		// A partition that began during the delay drops the call too.
-		pthread_mutex_lock(&d->mtx);
-		cut = d->cut[peer];
-		pthread_mutex_unlock(&d->mtx);
+		rt.cut = peer_cut(d, peer);
 	}
-	if (cut) {
+	if (rt.cut) {
 		// A partition drops the request: the caller learns nothing
 		// until its timeout, exactly as with lost packets.
 		atomic_fetch_add(&d->calls_cut, 1);
 		nap(d, call_timeout_ms(d, opts));
 		return DTX_ETIMEDOUT;
 	}
-	return proto_client_call(c, req, rep, opts);
+	return proto_client_call(rt.c, req, rep, opts);
 }
 
 // An asynchronous call held back by a fault: a delay first, then either
@@ -667,10 +679,7 @@ dcall_cb(void *arg)
 		return;
 	}
 	// A partition that began during the delay drops the call too.
-	pthread_mutex_lock(&dc->d->mtx);
-	bool cut = dc->d->cut[dc->peer];
-	pthread_mutex_unlock(&dc->d->mtx);
-	if (cut) {
+	if (peer_cut(dc->d, dc->peer)) {
 		dcall_cut(dc);
 		return;
 	}
@@ -685,19 +694,17 @@ proto_daemon_call_async(proto_daemon *d, uint32_t peer, proto_msg *req,
 {
 	if (req == NULL || done == NULL)
 		return DTX_EINVAL;
-	proto_client *c = NULL;
-	bool cut;
-	uint32_t delay;
-	dtx_err rv = peer_client(d, peer, &c, &cut, &delay);
+	peer_route rt;
+	dtx_err rv = peer_client(d, peer, &rt);
 	if (rv != DTX_OK)
 		return rv;
-	if (!cut && delay == 0)
-		return proto_client_call_async(c, req, opts, done, arg);
+	if (!rt.cut && rt.delay == 0)
+		return proto_client_call_async(rt.c, req, opts, done, arg);
 	dcall *dc = dtx_calloc(1, sizeof(*dc));
 	if (dc == NULL)
 		return DTX_ENOMEM;
 	*dc = (dcall) { .d = d,
-		.c = c,
+		.c = rt.c,
 		.peer = peer,
 		.req = req,
 		.have_opts = opts != NULL,
@@ -710,11 +717,11 @@ proto_daemon_call_async(proto_daemon *d, uint32_t peer, proto_msg *req,
 		dtx_free(dc);
 		return proto_from_nng(r);
 	}
-	if (cut) {
+	if (rt.cut) {
 		dcall_cut(dc);
 	} else {
 		dc->state = DC_DELAY;
-		nng_sleep_aio((nng_duration)delay, dc->aio);
+		nng_sleep_aio((nng_duration)rt.delay, dc->aio);
 	}
 	return DTX_OK;
 }
