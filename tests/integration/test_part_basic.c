@@ -52,10 +52,8 @@ static void
 test_prepare_commit_abort(void **state)
 {
 	harness *h = *state;
-	int64_t v = 0;
 	assert_true(h_put(h, P1, 1, "acct:1", 100));
-	assert_true(h_get(h, P1, 0, "acct:1", &v));
-	assert_int_equal(v, 100);
+	h_expect(h, P1, 0, "acct:1", 100);
 
 	proto_op op = op_add("acct:1", -30, 0);
 	clk_ts pts = h_prepare_yes(h, P1, 2, PROTO_MODE_2PC, NULL, 0, &op, 1);
@@ -66,15 +64,13 @@ test_prepare_commit_abort(void **state)
 	clk_ts got = 0;
 	assert_int_equal(h_status(h, P1, 2, &got), PROTO_TS_COMMITTED);
 	assert_true(got == cts);
-	assert_true(h_get(h, P1, 0, "acct:1", &v));
-	assert_int_equal(v, 70);
+	h_expect(h, P1, 0, "acct:1", 70);
 
 	op = op_add("acct:1", 5, 0);
 	assert_true(h_prepare_yes(h, P1, 3, PROTO_MODE_2PC, NULL, 0, &op, 1));
 	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 3, 0, NULL), PROTO_ACK);
 	assert_int_equal(h_status(h, P1, 3, NULL), PROTO_TS_ABORTED);
-	assert_true(h_get(h, P1, 0, "acct:1", &v));
-	assert_int_equal(v, 70);
+	h_expect(h, P1, 0, "acct:1", 70);
 	// The lock went with the abort.
 	op = op_add("acct:1", 1, 0);
 	assert_true(h_prepare_yes(h, P1, 4, PROTO_MODE_2PC, NULL, 0, &op, 1));
@@ -100,9 +96,7 @@ test_vote_no_reasons(void **state)
 	clk_ts pts = h_prepare_yes(h, P1, 13, PROTO_MODE_2PC, NULL, 0, &op, 1);
 	assert_true(pts != 0);
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 13, pts, NULL), PROTO_ACK);
-	int64_t v = -1;
-	assert_true(h_get(h, P1, 0, "acct:3", &v));
-	assert_int_equal(v, 0);
+	h_expect(h, P1, 0, "acct:3", 0);
 }
 
 static void
@@ -141,17 +135,14 @@ test_duplicates_idempotent(void **state)
 	clk_ts cts = ts_plus_ms(a, 2);
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 31, cts, NULL), PROTO_ACK);
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 31, cts, NULL), PROTO_ACK);
-	int64_t v = 0;
-	assert_true(h_get(h, P1, 0, "acct:5", &v));
-	assert_int_equal(v, 13); // applied once
+	h_expect(h, P1, 0, "acct:5", 13); // applied once
 	vote_no_with(h, 31, &op, 1, "already decided");
 	// A COMMIT for a txid never seen is acknowledged (collected).
 	assert_int_equal(
 	    h_txid(h, P1, PROTO_COMMIT, 777, cts, NULL), PROTO_ACK);
 	// An ABORT of a committed txn is refused, not applied.
 	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 31, 0, NULL), PROTO_ERROR);
-	assert_true(h_get(h, P1, 0, "acct:5", &v));
-	assert_int_equal(v, 13);
+	h_expect(h, P1, 0, "acct:5", 13);
 }
 
 static void
@@ -178,18 +169,15 @@ test_snapshot_read(void **state)
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 50, cts, NULL), PROTO_ACK);
 	int64_t v = 0;
 	assert_false(h_get(h, P1, cts - 1, "acct:8", &v));
-	assert_true(h_get(h, P1, cts, "acct:8", &v));
-	assert_int_equal(v, 500);
+	h_expect(h, P1, cts, "acct:8", 500);
 
 	op = op_put("acct:8", 600, buf);
 	clk_ts p2 = h_prepare_yes(h, P1, 51, PROTO_MODE_2PC, NULL, 0, &op, 1);
 	assert_true(p2 > cts);
 	clk_ts c2 = ts_plus_ms(p2, 5);
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 51, c2, NULL), PROTO_ACK);
-	assert_true(h_get(h, P1, c2 - 1, "acct:8", &v));
-	assert_int_equal(v, 500);
-	assert_true(h_get(h, P1, c2, "acct:8", &v));
-	assert_int_equal(v, 600);
+	h_expect(h, P1, c2 - 1, "acct:8", 500);
+	h_expect(h, P1, c2, "acct:8", 600);
 
 	// keys empty: all keys, as of T.
 	proto_msg rep;
@@ -269,11 +257,9 @@ test_read_waits_then_retry(void **state)
 	assert_int_equal(rep.u.read_reply.blocked_txid, 62);
 	proto_msg_free(&rep);
 	// A read below the intent's prepare ts is not blocked.
-	assert_true(h_get(h, P1, p2 - 1, "acct:9", &v));
-	assert_int_equal(v, 2);
+	h_expect(h, P1, p2 - 1, "acct:9", 2);
 	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 62, 0, NULL), PROTO_ACK);
-	assert_true(h_get(h, P1, 0, "acct:9", &v));
-	assert_int_equal(v, 2);
+	h_expect(h, P1, 0, "acct:9", 2);
 }
 
 #define NBATCH 32
@@ -326,9 +312,7 @@ test_batch_shares_fsync(void **state)
 	for (int i = 0; i < NBATCH; i++)
 		assert_int_equal(rep.u.batch.msgs[i].hdr.type, PROTO_ACK);
 	proto_msg_free(&rep);
-	int64_t v = -1;
-	assert_true(h_get(h, P1, 0, "acct:b31", &v));
-	assert_int_equal(v, 31);
+	h_expect(h, P1, 0, "acct:b31", 31);
 }
 
 // Sends a BATCH of NBATCH STEP actions (each a PUT of its own key) and
@@ -381,9 +365,7 @@ test_step_batch_shares_fsync(void **state)
 	int64_t syncs1 = h_counter(&hr, "wal_syncs");
 	proto_msg_free(&hr);
 	assert_true(syncs1 - syncs0 < NBATCH / 4);
-	int64_t v = -1;
-	assert_true(h_get(h, P1, 0, "acct:s31", &v));
-	assert_int_equal(v, 31);
+	h_expect(h, P1, 0, "acct:s31", 31);
 
 	h_fault(h, P1, "wal_sync", 1);
 	step_batch(h, "g2", &rep);
@@ -422,9 +404,7 @@ test_wal_sync_fault(void **state)
 	// Reads of what is in memory still work (acct:f keeps the intent
 	// of the PREPARE whose record never became durable: the store can
 	// log nothing, not even its abort, until it is restarted).
-	int64_t v = 0;
-	assert_true(h_get(h, P1, 0, "acct:g", &v));
-	assert_int_equal(v, 7);
+	h_expect(h, P1, 0, "acct:g", 7);
 	// Unknown fault kinds are refused.
 	proto_msg_init(&req, PROTO_FAULT);
 	req.u.fault.kind = "no_such_fault";

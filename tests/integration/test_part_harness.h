@@ -368,6 +368,15 @@ h_put(harness *h, uint32_t id, uint64_t txid, const char *key, int64_t v)
 	    h_txid(h, id, PROTO_COMMIT, txid, pts, NULL) == PROTO_ACK;
 }
 
+// Asserts that key reads as want at node id at T (0: now).
+H_FN void
+h_expect(harness *h, uint32_t id, clk_ts T, const char *key, int64_t want)
+{
+	int64_t v = 0;
+	assert_true(h_get(h, id, T, key, &v));
+	assert_int_equal(v, want);
+}
+
 // HEALTH of node id (reply owned).
 H_FN dtx_err
 h_health(harness *h, uint32_t id, proto_msg *rep)

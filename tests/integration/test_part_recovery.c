@@ -110,9 +110,7 @@ test_crash_before_prepare_log(void **state)
 	clk_ts pts = h_prepare_yes(h, P1, 6, PROTO_MODE_2PC, NULL, 0, &op, 1);
 	assert_true(pts != 0);
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 6, pts, NULL), PROTO_ACK);
-	int64_t v = 0;
-	assert_true(h_get(h, P1, 0, "acct:1", &v));
-	assert_int_equal(v, 90);
+	h_expect(h, P1, 0, "acct:1", 90);
 }
 
 static void
@@ -129,22 +127,23 @@ test_crash_after_prepare_log(void **state)
 	clk_ts pts = h_prepare_yes(h, P1, 5, PROTO_MODE_2PC, NULL, 0, &op, 1);
 	assert_true(pts != 0);
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 5, pts, NULL), PROTO_ACK);
-	int64_t v = 0;
-	assert_true(h_get(h, P1, 0, "acct:1", &v));
-	assert_int_equal(v, 90);
+	h_expect(h, P1, 0, "acct:1", 90);
 }
 
-// Prepares tx 5 (acct:1 -= 10), then sends COMMIT into the crash point.
+// Prepares tx 5 (acct:1 -= 10) in mode, then sends the decision type
+// (COMMIT or PRE_COMMIT) at a commit ts into the crash point. Returns
+// that commit ts.
 static clk_ts
-commit_into_crash(harness *h, const char *point)
+decide_into_crash(
+    harness *h, const char *point, proto_mode mode, proto_type type)
 {
 	start_with_crash(h, point);
 	proto_op op = op_add("acct:1", -10, 0);
-	clk_ts pts = h_prepare_yes(h, P1, 5, PROTO_MODE_2PC, NULL, 0, &op, 1);
+	clk_ts pts = h_prepare_yes(h, P1, 5, mode, NULL, 0, &op, 1);
 	assert_true(pts != 0);
 	clk_ts cts = ts_plus_ms(pts, 3);
 	proto_msg req;
-	proto_msg_init(&req, PROTO_COMMIT);
+	proto_msg_init(&req, type);
 	req.u.txid = (proto_txid) { 5, cts };
 	die_and_restart(h, &req);
 	return cts;
@@ -158,8 +157,7 @@ resend_commit_and_check(harness *h, clk_ts cts)
 	assert_int_equal(h_status(h, P1, 5, &got), PROTO_TS_COMMITTED);
 	assert_true(got == cts);
 	int64_t v = 0;
-	assert_true(h_get(h, P1, 0, "acct:1", &v));
-	assert_int_equal(v, 90);
+	h_expect(h, P1, 0, "acct:1", 90);
 	assert_false(h_get(h, P1, cts - 1, "acct:1", &v) && v == 90);
 }
 
@@ -167,7 +165,8 @@ static void
 test_crash_before_commit_log(void **state)
 {
 	harness *h = *state;
-	clk_ts cts = commit_into_crash(h, "part.before_commit_log");
+	clk_ts cts = decide_into_crash(
+	    h, "part.before_commit_log", PROTO_MODE_2PC, PROTO_COMMIT);
 	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
 	proto_op op = op_add("acct:1", 1, 0);
 	vote_is_no(h, P1, 6, &op, "locked by tx 5");
@@ -178,7 +177,8 @@ static void
 test_crash_after_commit_log(void **state)
 {
 	harness *h = *state;
-	clk_ts cts = commit_into_crash(h, "part.after_commit_log");
+	clk_ts cts = decide_into_crash(
+	    h, "part.after_commit_log", PROTO_MODE_2PC, PROTO_COMMIT);
 	clk_ts got = 0;
 	assert_int_equal(h_status(h, P1, 5, &got), PROTO_TS_COMMITTED);
 	assert_true(got == cts);
@@ -189,15 +189,8 @@ static void
 test_crash_after_precommit_log(void **state)
 {
 	harness *h = *state;
-	start_with_crash(h, "part.after_precommit_log");
-	proto_op op = op_add("acct:1", -10, 0);
-	clk_ts pts = h_prepare_yes(h, P1, 5, PROTO_MODE_3PC, NULL, 0, &op, 1);
-	assert_true(pts != 0);
-	clk_ts cts = ts_plus_ms(pts, 3);
-	proto_msg req;
-	proto_msg_init(&req, PROTO_PRE_COMMIT);
-	req.u.txid = (proto_txid) { 5, cts };
-	die_and_restart(h, &req);
+	clk_ts cts = decide_into_crash(
+	    h, "part.after_precommit_log", PROTO_MODE_3PC, PROTO_PRE_COMMIT);
 	// Reloaded pre-committed at cts (the termination protocol, alone
 	// and with the coordinator gone, may already have committed it).
 	clk_ts got = 0;
@@ -207,9 +200,7 @@ test_crash_after_precommit_log(void **state)
 	assert_int_equal(h_txid(h, P1, PROTO_DO_COMMIT, 5, 0, NULL), PROTO_ACK);
 	assert_int_equal(h_status(h, P1, 5, &got), PROTO_TS_COMMITTED);
 	assert_true(got == cts);
-	int64_t v = 0;
-	assert_true(h_get(h, P1, 0, "acct:1", &v));
-	assert_int_equal(v, 90);
+	h_expect(h, P1, 0, "acct:1", 90);
 }
 
 // ---------------------------------------------------------------- a fake
@@ -266,9 +257,7 @@ test_presumed_abort_from_coordinator(void **state)
 	// No outcome for a while: the participant asks and aborts.
 	assert_true(h_await_status(h, P1, 5, PROTO_TS_ABORTED, 10000));
 	assert_true(atomic_load(&f.calls) >= 1);
-	int64_t v = 0;
-	assert_true(h_get(h, P1, 0, "acct:1", &v));
-	assert_int_equal(v, 100);
+	h_expect(h, P1, 0, "acct:1", 100);
 	assert_true(h_prepare_yes(h, P1, 6, PROTO_MODE_2PC, NULL, 0, &op, 1));
 	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 6, 0, NULL), PROTO_ACK);
 	proto_msg hr;
@@ -297,11 +286,8 @@ test_commit_learned_from_coordinator(void **state)
 	clk_ts got = 0;
 	assert_int_equal(h_status(h, P1, 5, &got), PROTO_TS_COMMITTED);
 	assert_true(got == cts);
-	int64_t v = 0;
-	assert_true(h_get(h, P1, cts, "acct:1", &v));
-	assert_int_equal(v, 90);
-	assert_true(h_get(h, P1, cts - 1, "acct:1", &v));
-	assert_int_equal(v, 100);
+	h_expect(h, P1, cts, "acct:1", 90);
+	h_expect(h, P1, cts - 1, "acct:1", 100);
 	proto_server_close(f.srv);
 }
 
@@ -359,9 +345,7 @@ test_cooperative_commit_from_peer(void **state)
 	clk_ts got = 0;
 	assert_int_equal(h_status(h, P2, 5, &got), PROTO_TS_COMMITTED);
 	assert_true(got == cts);
-	int64_t v = 0;
-	assert_true(h_get(h, P2, 0, "acct:b", &v));
-	assert_int_equal(v, 11);
+	h_expect(h, P2, 0, "acct:b", 11);
 	proto_msg hr;
 	assert_int_equal(h_health(h, P2, &hr), DTX_OK);
 	assert_int_equal(h_counter(&hr, "resolved_by_peers"), 1);
@@ -382,9 +366,7 @@ test_cooperative_abort_never_voted(void **state)
 	assert_true(h_put(h, P2, 1002, "acct:b", 10));
 	proto_op b = op_add("acct:b", 1, 0);
 	vote_is_no(h, P2, 5, &b, "already decided");
-	int64_t v = 0;
-	assert_true(h_get(h, P1, 0, "acct:a", &v));
-	assert_int_equal(v, 10);
+	h_expect(h, P1, 0, "acct:a", 10);
 }
 
 static void
@@ -442,11 +424,8 @@ test_3pc_termination(void **state)
 	assert_true(h_prepare_yes(h, P2, 8, PROTO_MODE_3PC, both, 2, &b, 1));
 	assert_true(h_await_status(h, P1, 8, PROTO_TS_ABORTED, 10000));
 	assert_true(h_await_status(h, P2, 8, PROTO_TS_ABORTED, 10000));
-	int64_t v = 0;
-	assert_true(h_get(h, P1, 0, "acct:a", &v));
-	assert_int_equal(v, 9);
-	assert_true(h_get(h, P2, 0, "acct:b", &v));
-	assert_int_equal(v, 11);
+	h_expect(h, P1, 0, "acct:a", 9);
+	h_expect(h, P2, 0, "acct:b", 11);
 }
 
 int

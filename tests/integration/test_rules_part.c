@@ -64,9 +64,7 @@ test_read_advances_clock_past_t(void **state)
 	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 21, 0, NULL), PROTO_ACK);
 
 	clk_ts T = ts_plus_ms(p0, 300);
-	int64_t v = 0;
-	assert_true(h_get(h, P1, T, "acct:r", &v));
-	assert_int_equal(v, 7);
+	h_expect(h, P1, T, "acct:r", 7);
 	// Right after the read: a new prepare lands above T, so it can
 	// never commit at or below a snapshot already served.
 	clk_ts p1 = h_prepare_yes(h, P1, 22, PROTO_MODE_2PC, NULL, 0, &op, 1);
@@ -77,10 +75,8 @@ test_read_advances_clock_past_t(void **state)
 		    (unsigned long long)clk_ts_l(T), clk_ts_c(T));
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 22, p1, NULL), PROTO_ACK);
 	// The snapshot at T still reads the old value.
-	assert_true(h_get(h, P1, T, "acct:r", &v));
-	assert_int_equal(v, 7);
-	assert_true(h_get(h, P1, p1, "acct:r", &v));
-	assert_int_equal(v, 8);
+	h_expect(h, P1, T, "acct:r", 7);
+	h_expect(h, P1, p1, "acct:r", 8);
 }
 
 int
