@@ -270,59 +270,75 @@ small_bounds(size_t *ends)
 	}
 }
 
+// A small WAL to damage: its directory, its only segment, and that
+// segment's bytes and record ends as written.
+typedef struct small {
+	char dir[256], seg[512];
+	unsigned char *orig;
+	size_t len;
+	size_t ends[SMALL_N];
+} small;
+
+static void
+small_init(small *s, const char *tag)
+{
+	st_tmpdir(s->dir, sizeof(s->dir), tag);
+	s->orig = small_wal(s->dir, s->seg, sizeof(s->seg), &s->len);
+	small_bounds(s->ends);
+}
+
+// Replaces the segment with the n bytes at p and opens the WAL again,
+// counting its records into *g.
+static dtx_err
+small_reopen(const small *s, const void *p, size_t n, got *g, stor_wal **w)
+{
+	st_write_file(s->seg, p, n);
+	*g = (got) { 0 };
+	stor_wal_opts o = no_prealloc();
+	return stor_wal_open(s->dir, &o, NULL, on_rec, g, w);
+}
+
 static void
 test_truncate_every_byte(void **state)
 {
 	(void)state;
-	char dir[256], seg[512];
-	st_tmpdir(dir, sizeof(dir), "waltrunc");
-	size_t len = 0;
-	unsigned char *orig = small_wal(dir, seg, sizeof(seg), &len);
-	size_t ends[SMALL_N];
-	small_bounds(ends);
-	assert_int_equal(ends[SMALL_N - 1], len);
-	for (size_t cut = 0; cut <= len; cut++) {
-		st_write_file(seg, orig, cut);
-		got g = { 0 };
+	small s;
+	small_init(&s, "waltrunc");
+	assert_int_equal(s.ends[SMALL_N - 1], s.len);
+	for (size_t cut = 0; cut <= s.len; cut++) {
+		got g;
 		stor_wal *w;
-		stor_wal_opts o = no_prealloc();
-		dtx_err err = stor_wal_open(dir, &o, NULL, on_rec, &g, &w);
+		dtx_err err = small_reopen(&s, s.orig, cut, &g, &w);
 		assert_int_equal(err, DTX_OK);
 		assert_false(g.bad);
 		uint64_t want = 0;
-		while (want < SMALL_N && ends[want] <= cut)
+		while (want < SMALL_N && s.ends[want] <= cut)
 			want++;
 		assert_int_equal(g.n, want);
 		// The store takes writes again right after the prefix.
 		append_n(w, want + 1, 1, true);
 		stor_wal_close(w);
 	}
-	free(orig);
-	st_rmrf(dir);
+	free(s.orig);
+	st_rmrf(s.dir);
 }
 
 static void
 test_flip_every_bit(void **state)
 {
 	(void)state;
-	char dir[256], seg[512];
-	st_tmpdir(dir, sizeof(dir), "walflip");
-	size_t len = 0;
-	unsigned char *orig = small_wal(dir, seg, sizeof(seg), &len);
-	size_t ends[SMALL_N];
-	small_bounds(ends);
-	unsigned char *buf = malloc(len);
+	small s;
+	small_init(&s, "walflip");
+	unsigned char *buf = malloc(s.len);
 	int corrupt = 0, prefix = 0;
-	for (size_t bit = 0; bit < len * 8; bit++) {
-		memcpy(buf, orig, len);
+	for (size_t bit = 0; bit < s.len * 8; bit++) {
+		memcpy(buf, s.orig, s.len);
 		buf[bit / 8] ^= (unsigned char)(1u << (bit % 8));
-		st_write_file(seg, buf, len);
-		got g = { 0 };
+		got g;
 		stor_wal *w;
-		stor_wal_opts o = no_prealloc();
-		dtx_err err = stor_wal_open(dir, &o, NULL, on_rec, &g, &w);
+		dtx_err err = small_reopen(&s, buf, s.len, &g, &w);
 		size_t at = bit / 8;
-		if (at < ends[SMALL_N - 2]) {
+		if (at < s.ends[SMALL_N - 2]) {
 			// Damage before the last record is never skipped.
 			assert_int_equal(err, DTX_ECORRUPT);
 			corrupt++;
@@ -339,34 +355,34 @@ test_flip_every_bit(void **state)
 	print_message("bit flips: %d corrupt, %d tail\n", corrupt, prefix);
 	// With a zero-filled rest: zeros are the end of the log, and a
 	// flipped bit among them is a damaged tail, cut off.
-	st_rmrf(dir);
-	assert_int_equal(mkdir(dir, 0755), 0);
-	stor_wal *w = st_wal_open(dir, NULL);
+	st_rmrf(s.dir);
+	assert_int_equal(mkdir(s.dir, 0755), 0);
+	stor_wal *w = st_wal_open(s.dir, NULL);
 	append_n(w, 1, SMALL_N, true);
 	stor_wal_close(w);
 	size_t plen = 0;
-	unsigned char *pre = st_read_file(seg, &plen);
-	assert_true(plen > len + 4096);
-	assert_memory_equal(pre, orig, len);
+	unsigned char *pre = st_read_file(s.seg, &plen);
+	assert_true(plen > s.len + 4096);
+	assert_memory_equal(pre, s.orig, s.len);
 	for (int round = 0; round < 2; round++) {
 		got g = { 0 };
 		assert_int_equal(
-		    stor_wal_open(dir, NULL, NULL, on_rec, &g, &w), DTX_OK);
+		    stor_wal_open(s.dir, NULL, NULL, on_rec, &g, &w), DTX_OK);
 		assert_false(g.bad);
 		assert_int_equal(g.n, SMALL_N + round);
 		append_n(w, SMALL_N + 1 + round, 1, true);
 		stor_wal_close(w);
 		if (round == 0) {
-			unsigned char *cur = st_read_file(seg, &plen);
+			unsigned char *cur = st_read_file(s.seg, &plen);
 			cur[plen - 100] ^= 0x10;
-			st_write_file(seg, cur, plen);
+			st_write_file(s.seg, cur, plen);
 			free(cur);
 		}
 	}
 	free(pre);
 	free(buf);
-	free(orig);
-	st_rmrf(dir);
+	free(s.orig);
+	st_rmrf(s.dir);
 }
 
 static void
@@ -408,17 +424,24 @@ test_middle_segment_damage(void **state)
 	st_rmrf(dir);
 }
 
+// Opens a WAL in dir whose syncs go through hook h.
+static stor_wal *
+open_hooked(const char *dir, st_sync_hook *h)
+{
+	stor_wal_opts o;
+	stor_wal_opts_init(&o);
+	st_hook_syncs(&o, h);
+	return st_wal_open(dir, &o);
+}
+
 static void
 test_fsync_failure(void **state)
 {
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "walfsync");
-	stor_wal_opts o;
-	stor_wal_opts_init(&o);
 	st_sync_hook h;
-	st_hook_syncs(&o, &h);
-	stor_wal *w = st_wal_open(dir, &o);
+	stor_wal *w = open_hooked(dir, &h);
 	append_n(w, 1, 5, true);
 	st_fail_next_sync(&h);
 	unsigned char p[64];
@@ -483,11 +506,8 @@ test_forcer(void **state)
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "walforce");
-	stor_wal_opts o;
-	stor_wal_opts_init(&o);
 	st_sync_hook h;
-	st_hook_syncs(&o, &h);
-	stor_wal *w = st_wal_open(dir, &o);
+	stor_wal *w = open_hooked(dir, &h);
 	stor_forcer *fc;
 	assert_int_equal(stor_forcer_open(NULL, &fc), DTX_EINVAL);
 	assert_int_equal(stor_forcer_open(w, &fc), 0);
