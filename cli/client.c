@@ -152,6 +152,20 @@ xfer_call(cli_conn *c, uint32_t id, proto_msg *req, proto_msg *rep,
 	return true;
 }
 
+// Starts a transfer's result as not yet known (outcome UNKNOWN, no
+// failed step) and writes the two accounts' keys into kf and kt, klen
+// bytes each.
+static void
+xfer_begin(
+    cli_xfer *out, int64_t from, int64_t to, char *kf, char *kt, size_t klen)
+{
+	memset(out, 0, sizeof(*out));
+	out->outcome = PROTO_UNKNOWN;
+	out->failed_step = -1;
+	cli_acct_key(kf, klen, from);
+	cli_acct_key(kt, klen, to);
+}
+
 void
 cli_transfer(cli_conn *c, proto_mode mode, int64_t from, int64_t to,
     int64_t amount, uint32_t timeout_ms, cli_xfer *out)
@@ -159,11 +173,7 @@ cli_transfer(cli_conn *c, proto_mode mode, int64_t from, int64_t to,
 	char kf[48], kt[48];
 	proto_op ops[2];
 	proto_msg req, rep;
-	memset(out, 0, sizeof(*out));
-	out->outcome = PROTO_UNKNOWN;
-	out->failed_step = -1;
-	cli_acct_key(kf, sizeof(kf), from);
-	cli_acct_key(kt, sizeof(kt), to);
+	xfer_begin(out, from, to, kf, kt, sizeof(kf));
 	memset(ops, 0, sizeof(ops));
 	cli_op_add(&ops[0], kf, -amount, 0);
 	cli_op_add(&ops[1], kt, amount, 0);
@@ -193,16 +203,12 @@ cli_saga_transfer(cli_conn *c, const char *gid, int64_t from, int64_t to,
 	char kf[48], kt[48];
 	proto_saga_step steps[2];
 	proto_msg req, rep;
-	memset(out, 0, sizeof(*out));
-	out->outcome = PROTO_UNKNOWN;
-	out->failed_step = -1;
+	xfer_begin(out, from, to, kf, kt, sizeof(kf));
 	if (c->saga == UINT32_MAX || c->topo.nparts == 0) {
 		out->err = DTX_EINVAL;
 		set_reason(out, "no saga orchestrator in the topology");
 		return;
 	}
-	cli_acct_key(kf, sizeof(kf), from);
-	cli_acct_key(kt, sizeof(kt), to);
 	memset(steps, 0, sizeof(steps));
 	// Debit first (it can fail on funds), then credit; compensations
 	// must always succeed, so they carry no minimum.
