@@ -41,18 +41,8 @@ setup(void **state)
 static int64_t
 balance(tu_fx *fx, int64_t acct)
 {
-	proto_msg rep;
-	char k[32];
-	tu_key(k, sizeof(k), acct);
-	assert_int_equal(
-	    tu_read_all(fx, tu_owner(fx, acct), 0, &rep, 10000), DTX_OK);
-	int64_t v = -1;
-	for (uint32_t i = 0; i < rep.u.read_reply.n_entries; i++) {
-		const proto_entry *e = &rep.u.read_reply.entries[i];
-		if (e->key.n == strlen(k) && memcmp(e->key.p, k, e->key.n) == 0)
-			assert_true(tu_entry_i64(e, &v));
-	}
-	proto_msg_free(&rep);
+	int64_t v;
+	assert_int_equal(tu_balance(fx, acct, 10000, &v), DTX_OK);
 	return v;
 }
 

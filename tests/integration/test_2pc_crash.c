@@ -36,19 +36,8 @@ setup(void **state)
 static int64_t
 acct_balance(tu_fx *fx, int64_t acct)
 {
-	proto_msg rep;
-	char k[32];
-	int64_t v = -1;
-	tu_key(k, sizeof(k), acct);
-	if (tu_read_all(fx, tu_owner(fx, acct), 0, &rep, 20000) != DTX_OK)
-		return -1;
-	for (uint32_t i = 0; i < rep.u.read_reply.n_entries; i++) {
-		const proto_entry *e = &rep.u.read_reply.entries[i];
-		if (e->key.n == strlen(k) && memcmp(e->key.p, k, e->key.n) == 0)
-			(void)tu_entry_i64(e, &v);
-	}
-	proto_msg_free(&rep);
-	return v;
+	int64_t v;
+	return tu_balance(fx, acct, 20000, &v) == DTX_OK ? v : -1;
 }
 
 // Runs one transfer with crash point `point` armed at node victim and

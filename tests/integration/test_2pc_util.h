@@ -248,6 +248,32 @@ tu_read_all(
 	}
 }
 
+// The balance of acct, read now at its owner (retrying while blocked, up
+// to timeout_ms), into *v: -1 when the owner has no such key. DTX_EPROTO
+// when its value is not an int64.
+static TU_UNUSED dtx_err
+tu_balance(tu_fx *fx, int64_t acct, uint64_t timeout_ms, int64_t *v)
+{
+	proto_msg rep;
+	char k[32];
+	tu_key(k, sizeof(k), acct);
+	dtx_err rv = tu_read_all(fx, tu_owner(fx, acct), 0, &rep, timeout_ms);
+	if (rv != DTX_OK)
+		return rv;
+	int64_t got = -1;
+	for (uint32_t i = 0; i < rep.u.read_reply.n_entries; i++) {
+		const proto_entry *e = &rep.u.read_reply.entries[i];
+		if (e->key.n == strlen(k) &&
+		    memcmp(e->key.p, k, e->key.n) == 0 &&
+		    !tu_entry_i64(e, &got))
+			rv = DTX_EPROTO;
+	}
+	proto_msg_free(&rep);
+	if (rv == DTX_OK)
+		*v = got;
+	return rv;
+}
+
 // Sums every "acct:" balance over all participants at one snapshot
 // timestamp; *count gets the number of accounts.
 static TU_UNUSED dtx_err
