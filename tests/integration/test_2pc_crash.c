@@ -46,9 +46,7 @@ static void
 crash_case(tu_fx *fx, uint32_t victim, const char *point, int expect, int n)
 {
 	int64_t a = tu_acct_on(fx, 1, n), b = tu_acct_on(fx, 2, n);
-	int64_t total0, total1;
-	size_t cnt;
-	assert_int_equal(tu_total(fx, &total0, &cnt), DTX_OK);
+	int64_t total0 = tu_sum(fx);
 	int64_t ba = acct_balance(fx, a), bb = acct_balance(fx, b);
 	uint64_t before = tu_last_txid(fx);
 
@@ -90,8 +88,7 @@ crash_case(tu_fx *fx, uint32_t victim, const char *point, int expect, int n)
 	proto_txn_state st;
 	assert_int_equal(tu_status(fx, 0, txid, &st), DTX_OK);
 	assert_int_equal(st, expect ? PROTO_TS_COMMITTED : PROTO_TS_ABORTED);
-	assert_int_equal(tu_total(fx, &total1, &cnt), DTX_OK);
-	assert_int_equal(total1, total0);
+	assert_int_equal(tu_sum(fx), total0);
 	assert_int_equal(acct_balance(fx, a), ba - (expect ? 10 : 0));
 	assert_int_equal(acct_balance(fx, b), bb + (expect ? 10 : 0));
 }
@@ -192,9 +189,7 @@ test_presumed_abort(void **state)
 {
 	tu_fx *fx = *state;
 	int64_t a = tu_acct_on(fx, 1, 6), b = tu_acct_on(fx, 2, 6);
-	int64_t total0, total1;
-	size_t cnt;
-	assert_int_equal(tu_total(fx, &total0, &cnt), DTX_OK);
+	int64_t total0 = tu_sum(fx);
 	int64_t ba = acct_balance(fx, a);
 	int64_t delay[] = { 2, 5000 };
 	assert_int_equal(tu_fault(fx, 0, "delay", NULL, delay, 2), DTX_OK);
@@ -237,8 +232,7 @@ test_presumed_abort(void **state)
 	assert_int_equal(tu_outcome(fx, txid, ids, 2), 0);
 	assert_int_equal(tu_status(fx, 1, txid, &st), DTX_OK);
 	assert_int_equal(st, PROTO_TS_ABORTED);
-	assert_int_equal(tu_total(fx, &total1, &cnt), DTX_OK);
-	assert_int_equal(total1, total0);
+	assert_int_equal(tu_sum(fx), total0);
 	assert_int_equal(acct_balance(fx, a), ba);
 }
 

@@ -306,6 +306,15 @@ tu_total(tu_fx *fx, int64_t *total, size_t *count)
 	return DTX_OK;
 }
 
+// tu_total for a test: the reads must work. Include after <cmocka.h>.
+static TU_UNUSED int64_t
+tu_sum(tu_fx *fx)
+{
+	int64_t total;
+	assert_int_equal(tu_total(fx, &total, NULL), DTX_OK);
+	return total;
+}
+
 // Sends a TXN and returns the call result; *rep owned on DTX_OK.
 static TU_UNUSED dtx_err
 tu_txn(tu_fx *fx, proto_client *cl, proto_mode mode, proto_op *ops, uint32_t n,
