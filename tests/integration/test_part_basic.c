@@ -32,23 +32,6 @@ setup(void **state)
 }
 
 static void
-vote_no_with(
-    harness *h, uint64_t txid, proto_op *ops, uint32_t n, const char *why)
-{
-	proto_msg rep;
-	assert_int_equal(
-	    h_prepare(h, P1, txid, PROTO_MODE_2PC, NULL, 0, ops, n, &rep),
-	    DTX_OK);
-	assert_int_equal(rep.hdr.type, PROTO_VOTE);
-	assert_false(rep.u.vote.yes);
-	assert_int_equal(rep.u.vote.txid, txid);
-	assert_non_null(rep.u.vote.reason);
-	if (strstr(rep.u.vote.reason, why) == NULL)
-		fail_msg("reason '%s' lacks '%s'", rep.u.vote.reason, why);
-	proto_msg_free(&rep);
-}
-
-static void
 test_prepare_commit_abort(void **state)
 {
 	harness *h = *state;
@@ -83,14 +66,14 @@ test_vote_no_reasons(void **state)
 	harness *h = *state;
 	assert_true(h_put(h, P1, 10, "acct:3", 5));
 	proto_op op = op_add("acct:3", -10, 0);
-	vote_no_with(h, 11, &op, 1,
+	h_vote_no(h, P1, 11, &op, 1,
 	    "insufficient funds: acct:3 has 5, needs >= 0 after -10");
 	// NO means aborted and forgotten: the txid cannot prepare later.
 	assert_int_equal(h_status(h, P1, 11, NULL), PROTO_TS_ABORTED);
 	op = op_add("acct:3", 1, 0);
-	vote_no_with(h, 11, &op, 1, "already decided");
+	h_vote_no(h, P1, 11, &op, 1, "already decided");
 	op = op_add("acct:7", 1, 0);
-	vote_no_with(h, 12, &op, 1, "no such key acct:7");
+	h_vote_no(h, P1, 12, &op, 1, "no such key acct:7");
 	// A NO leaves nothing locked.
 	op = op_add("acct:3", -5, 0);
 	clk_ts pts = h_prepare_yes(h, P1, 13, PROTO_MODE_2PC, NULL, 0, &op, 1);
@@ -108,11 +91,11 @@ test_conflict_is_immediate(void **state)
 	clk_ts pts = h_prepare_yes(h, P1, 21, PROTO_MODE_2PC, NULL, 0, &op, 1);
 	assert_true(pts != 0);
 	uint64_t t0 = dtx_mono_ns();
-	vote_no_with(h, 22, &op, 1, "conflict: acct:4 locked by tx 21");
+	h_vote_no(h, P1, 22, &op, 1, "conflict: acct:4 locked by tx 21");
 	assert_true(dtx_mono_ns() - t0 < 1000000000ull);
 	uint8_t buf[8];
 	proto_op put = op_put("acct:4", 9, buf);
-	vote_no_with(h, 23, &put, 1, "conflict: acct:4 locked by tx 21");
+	h_vote_no(h, P1, 23, &put, 1, "conflict: acct:4 locked by tx 21");
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 21, pts, NULL), PROTO_ACK);
 	assert_true(h_prepare_yes(h, P1, 24, PROTO_MODE_2PC, NULL, 0, &op, 1));
 	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 24, 0, NULL), PROTO_ACK);
@@ -136,7 +119,7 @@ test_duplicates_idempotent(void **state)
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 31, cts, NULL), PROTO_ACK);
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 31, cts, NULL), PROTO_ACK);
 	h_expect(h, P1, 0, "acct:5", 13); // applied once
-	vote_no_with(h, 31, &op, 1, "already decided");
+	h_vote_no(h, P1, 31, &op, 1, "already decided");
 	// A COMMIT for a txid never seen is acknowledged (collected).
 	assert_int_equal(
 	    h_txid(h, P1, PROTO_COMMIT, 777, cts, NULL), PROTO_ACK);
@@ -153,7 +136,7 @@ test_status_never_voted(void **state)
 	assert_int_equal(h_status(h, P1, 41, NULL), PROTO_TS_NEVER_VOTED);
 	// ... and it refuses a later PREPARE of that txid.
 	proto_op op = op_add("acct:6", 1, 0);
-	vote_no_with(h, 41, &op, 1, "already decided");
+	h_vote_no(h, P1, 41, &op, 1, "already decided");
 	assert_int_equal(h_status(h, P1, 41, NULL), PROTO_TS_ABORTED);
 }
 

@@ -368,6 +368,25 @@ h_put(harness *h, uint32_t id, uint64_t txid, const char *key, int64_t v)
 	    h_txid(h, id, PROTO_COMMIT, txid, pts, NULL) == PROTO_ACK;
 }
 
+// Asserts that node id votes NO on a 2PC PREPARE of txid with the nops
+// ops, for a reason containing why.
+H_FN void
+h_vote_no(harness *h, uint32_t id, uint64_t txid, proto_op *ops, uint32_t nops,
+    const char *why)
+{
+	proto_msg rep;
+	assert_int_equal(
+	    h_prepare(h, id, txid, PROTO_MODE_2PC, NULL, 0, ops, nops, &rep),
+	    DTX_OK);
+	assert_int_equal(rep.hdr.type, PROTO_VOTE);
+	assert_false(rep.u.vote.yes);
+	assert_int_equal(rep.u.vote.txid, txid);
+	assert_non_null(rep.u.vote.reason);
+	if (strstr(rep.u.vote.reason, why) == NULL)
+		fail_msg("reason '%s' lacks '%s'", rep.u.vote.reason, why);
+	proto_msg_free(&rep);
+}
+
 // Asserts that key reads as want at node id at T (0: now).
 H_FN void
 h_expect(harness *h, uint32_t id, clk_ts T, const char *key, int64_t want)

@@ -83,21 +83,6 @@ send_prepare(harness *h, uint64_t txid, proto_mode mode, proto_op *op)
 }
 
 static void
-vote_is_no(
-    harness *h, uint32_t id, uint64_t txid, proto_op *op, const char *why)
-{
-	proto_msg rep;
-	assert_int_equal(
-	    h_prepare(h, id, txid, PROTO_MODE_2PC, NULL, 0, op, 1, &rep),
-	    DTX_OK);
-	assert_int_equal(rep.hdr.type, PROTO_VOTE);
-	assert_false(rep.u.vote.yes);
-	if (strstr(rep.u.vote.reason, why) == NULL)
-		fail_msg("reason '%s' lacks '%s'", rep.u.vote.reason, why);
-	proto_msg_free(&rep);
-}
-
-static void
 test_crash_before_prepare_log(void **state)
 {
 	harness *h = *state;
@@ -122,7 +107,7 @@ test_crash_after_prepare_log(void **state)
 	send_prepare(h, 5, PROTO_MODE_2PC, &op);
 	// Durable before the vote: reloaded with its lock (rule 8).
 	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
-	vote_is_no(h, P1, 6, &op, "conflict: acct:1 locked by tx 5");
+	h_vote_no(h, P1, 6, &op, 1, "conflict: acct:1 locked by tx 5");
 	// A duplicate PREPARE gets the same YES; COMMIT applies it.
 	clk_ts pts = h_prepare_yes(h, P1, 5, PROTO_MODE_2PC, NULL, 0, &op, 1);
 	assert_true(pts != 0);
@@ -169,7 +154,7 @@ test_crash_before_commit_log(void **state)
 	    h, "part.before_commit_log", PROTO_MODE_2PC, PROTO_COMMIT);
 	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
 	proto_op op = op_add("acct:1", 1, 0);
-	vote_is_no(h, P1, 6, &op, "locked by tx 5");
+	h_vote_no(h, P1, 6, &op, 1, "locked by tx 5");
 	resend_commit_and_check(h, cts);
 }
 
@@ -305,7 +290,7 @@ test_no_coordinator_no_peers_stays_prepared(void **state)
 	assert_int_equal(cli_cluster_signal(h->c, P1, SIGKILL), DTX_OK);
 	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
 	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
-	vote_is_no(h, P1, 6, &op, "locked by tx 5");
+	h_vote_no(h, P1, 6, &op, 1, "locked by tx 5");
 	assert_true(h_await_state(h, P1, "blocked", 10000));
 	proto_msg hr;
 	assert_int_equal(h_health(h, P1, &hr), DTX_OK);
@@ -365,7 +350,7 @@ test_cooperative_abort_never_voted(void **state)
 	assert_int_equal(h_status(h, P2, 5, NULL), PROTO_TS_ABORTED);
 	assert_true(h_put(h, P2, 1002, "acct:b", 10));
 	proto_op b = op_add("acct:b", 1, 0);
-	vote_is_no(h, P2, 5, &b, "already decided");
+	h_vote_no(h, P2, 5, &b, 1, "already decided");
 	h_expect(h, P1, 0, "acct:a", 10);
 }
 
@@ -388,7 +373,7 @@ test_all_in_doubt_stays_blocked(void **state)
 	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
 	assert_int_equal(h_status(h, P2, 5, NULL), PROTO_TS_PREPARED);
 	proto_op b = op_add("acct:b", 1, 0);
-	vote_is_no(h, P2, 6, &b, "conflict: acct:b locked by tx 5");
+	h_vote_no(h, P2, 6, &b, 1, "conflict: acct:b locked by tx 5");
 	// Once one learns the outcome, the other follows.
 	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 5, 0, NULL), PROTO_ACK);
 	assert_true(h_await_status(h, P2, 5, PROTO_TS_ABORTED, 10000));
