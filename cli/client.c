@@ -527,15 +527,10 @@ cli_send_fault(cli_conn *c, uint32_t id, const char *kind, const int64_t *args,
     uint32_t nargs, const char *s)
 {
 	proto_msg req, rep;
-	if (nargs > PROTO_MAX_FAULT_ARGS)
-		return DTX_EINVAL;
-	proto_msg_init(&req, PROTO_FAULT);
-	req.u.fault.kind = (char *)kind;
-	req.u.fault.n_args = nargs;
-	for (uint32_t i = 0; i < nargs; i++)
-		req.u.fault.args[i] = args[i];
-	req.u.fault.arg = (char *)s;
-	dtx_err rv = cli_conn_call(c, id, &req, &rep, 2000, true);
+	dtx_err rv = proto_fault_init(&req, kind, args, nargs, s);
+	if (rv != DTX_OK)
+		return rv;
+	rv = cli_conn_call(c, id, &req, &rep, 2000, true);
 	if (rv == DTX_OK || rv == DTX_EREFUSED)
 		proto_msg_free(&rep);
 	return rv;

@@ -81,6 +81,21 @@ proto_msg_init(proto_msg *m, proto_type type)
 	m->hdr.type = type;
 }
 
+dtx_err
+proto_fault_init(proto_msg *m, const char *kind, const int64_t *args,
+    uint32_t nargs, const char *s)
+{
+	proto_msg_init(m, PROTO_FAULT);
+	if (nargs > PROTO_MAX_FAULT_ARGS)
+		return DTX_EINVAL;
+	m->u.fault.kind = (char *)kind;
+	m->u.fault.n_args = nargs;
+	for (uint32_t i = 0; i < nargs; i++)
+		m->u.fault.args[i] = args[i];
+	m->u.fault.arg = (char *)s;
+	return DTX_OK;
+}
+
 static void
 free_op(proto_op *op)
 {

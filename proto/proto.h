@@ -492,6 +492,13 @@ struct proto_msg {
 // Zeroes m and sets its type and version. Never fails.
 void proto_msg_init(proto_msg *m, proto_type type);
 
+// Makes m a FAULT request for kind with the nargs integers at args and
+// the string argument s (NULL: none). m borrows kind and s: encode or
+// send it, never proto_msg_free it. DTX_EINVAL when nargs is over
+// PROTO_MAX_FAULT_ARGS (m is then an empty FAULT).
+dtx_err proto_fault_init(proto_msg *m, const char *kind, const int64_t *args,
+    uint32_t nargs, const char *s);
+
 // Frees everything m owns (strings, byte strings, arrays, batch elements,
 // recursively) with dtx_free and zeroes m. Does not free m itself.
 // proto_msg_free(NULL) does nothing.

@@ -515,13 +515,10 @@ tu_fault(tu_fx *fx, uint32_t id, const char *kind, const char *s,
     const int64_t *args, uint32_t nargs)
 {
 	proto_msg req, rep;
-	proto_msg_init(&req, PROTO_FAULT);
-	req.u.fault.kind = (char *)kind;
-	req.u.fault.arg = (char *)s;
-	req.u.fault.n_args = nargs;
-	for (uint32_t i = 0; i < nargs; i++)
-		req.u.fault.args[i] = args[i];
-	dtx_err rv = tu_call(fx, id, &req, &rep, 3000);
+	dtx_err rv = proto_fault_init(&req, kind, args, nargs, s);
+	if (rv != DTX_OK)
+		return rv;
+	rv = tu_call(fx, id, &req, &rep, 3000);
 	if (rv == DTX_OK || rv == DTX_EREFUSED) {
 		if (rv == DTX_OK && rep.hdr.type != PROTO_ACK)
 			rv = DTX_EPROTO;

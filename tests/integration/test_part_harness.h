@@ -411,10 +411,7 @@ H_FN proto_type
 h_fault(harness *h, uint32_t id, const char *kind, int64_t arg)
 {
 	proto_msg req, rep;
-	proto_msg_init(&req, PROTO_FAULT);
-	req.u.fault.kind = (char *)kind;
-	req.u.fault.n_args = 1;
-	req.u.fault.args[0] = arg;
+	assert_int_equal(proto_fault_init(&req, kind, &arg, 1, NULL), DTX_OK);
 	assert_int_equal(h_call(h, id, &req, &rep), DTX_OK);
 	proto_type t = rep.hdr.type;
 	proto_msg_free(&rep);

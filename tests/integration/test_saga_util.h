@@ -440,13 +440,9 @@ ts_fault(tsaga *t, uint32_t id, const char *kind, const int64_t *args,
     uint32_t nargs, const char *s)
 {
 	proto_msg req, rep;
-	proto_msg_init(&req, PROTO_FAULT);
 	proto_msg_init(&rep, PROTO_NONE);
-	req.u.fault.kind = (char *)kind;
-	req.u.fault.n_args = nargs;
-	for (uint32_t i = 0; i < nargs; i++)
-		req.u.fault.args[i] = args[i];
-	req.u.fault.arg = (char *)s;
+	if (proto_fault_init(&req, kind, args, nargs, s) != DTX_OK)
+		return -1;
 	dtx_err rv = ts_call(t, id, &req, &rep);
 	int ok = rv == DTX_OK && rep.hdr.type == PROTO_ACK ? 0 : -1;
 	proto_msg_free(&rep);

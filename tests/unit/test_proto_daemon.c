@@ -165,12 +165,7 @@ fault(fixture *f, const char *kind, const int64_t *args, uint32_t n,
     const char *s)
 {
 	proto_msg req, rep;
-	proto_msg_init(&req, PROTO_FAULT);
-	req.u.fault.kind = (char *)kind;
-	req.u.fault.n_args = n;
-	for (uint32_t i = 0; i < n; i++)
-		req.u.fault.args[i] = args[i];
-	req.u.fault.arg = (char *)s;
+	assert_int_equal(proto_fault_init(&req, kind, args, n, s), DTX_OK);
 	dtx_err rv = call(f, &req, &rep);
 	if (rv == DTX_OK)
 		assert_int_equal(rep.hdr.type, PROTO_ACK);
