@@ -447,15 +447,17 @@ cli_bench_fleet_open(cli_bench_fleet *f, size_t stride, int n, void *ctx,
 }
 
 double
-cli_bench_fleet_run(cli_bench_fleet *f, int64_t seconds, cli_cluster *cl,
-    dtx_role head, cli_bench_cpu *cpu0, cli_bench_cpu *cpu1)
+cli_bench_fleet_run(cli_bench_fleet *f, const char *what, int64_t seconds,
+    cli_cluster *cl, dtx_role head, cli_bench_cpu *cpu0, cli_bench_cpu *cpu1)
 {
 	const dtx_topo *topo = cli_cluster_topo(cl);
 	int n = f->n;
 	for (; f->batcher == NULL && f->started < n; f->started++) {
 		cli_bench_client *c = fleet_client(f, f->started);
-		if (pthread_create(&c->th, NULL, fleet_thread, c) != 0)
+		if (pthread_create(&c->th, NULL, fleet_thread, c) != 0) {
+			fprintf(stderr, "%s: cannot start a thread\n", what);
 			return -1;
+		}
 	}
 	while (f->batcher == NULL && atomic_load(&f->ready) < n)
 		sched_yield();

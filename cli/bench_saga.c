@@ -262,12 +262,10 @@ run_bench(const void *arg)
 		goto fail;
 	w = fleet.workers;
 	cli_bench_cpu cpu0, cpu1;
-	double secs = cli_bench_fleet_run(
-	    &fleet, cfg->seconds, env.cl, DTX_ROLE_SAGA, &cpu0, &cpu1);
-	if (secs < 0) {
-		fprintf(stderr, "dtx bench saga: cannot start thread\n");
+	double secs = cli_bench_fleet_run(&fleet, "dtx bench saga",
+	    cfg->seconds, env.cl, DTX_ROLE_SAGA, &cpu0, &cpu1);
+	if (secs < 0)
 		goto out;
-	}
 
 	cli_bench_tally sum;
 	if (cli_bench_tally_merge(w, sizeof(*w), n, &sum, &all) != DTX_OK)

@@ -972,11 +972,13 @@ dtx_err cli_bench_fleet_open(cli_bench_fleet *f, size_t stride, int n,
     proto_msg *(*next)(void *owner),
     void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns));
 // Runs the clients for seconds, each until its first answer after that,
-// and returns how long it took (s); -1 when a thread cannot start. The
+// and returns how long it took (s); -1 when a thread cannot start (said
+// on stderr, prefixed by what). The
 // CPU of cl's first node of role head, its participants and this process
 // is read just before (*cpu0) and after (*cpu1).
-double cli_bench_fleet_run(cli_bench_fleet *f, int64_t seconds, cli_cluster *cl,
-    dtx_role head, cli_bench_cpu *cpu0, cli_bench_cpu *cpu1);
+double cli_bench_fleet_run(cli_bench_fleet *f, const char *what,
+    int64_t seconds, cli_cluster *cl, dtx_role head, cli_bench_cpu *cpu0,
+    cli_bench_cpu *cpu1);
 // Stops and joins the client threads, closes their connections and the
 // batcher and frees the workers with their latencies (after
 // cli_bench_tally_merge). Safe on a fleet that was never opened (zeroed)
