@@ -174,8 +174,8 @@ next_transfer(void *owner)
 	b2_worker *w = owner;
 	b2_run *r = w->c.ctx;
 	uint32_t p, q;
-	cli_bench_pick_keys(&w->c.seed, r->env->owned, r->env->nowned,
-	    r->env->nparts, &p, &q, w->kf, w->kt, sizeof(w->kf));
+	cli_bench_pick_keys(
+	    r->env, &w->c.seed, &p, &q, w->kf, w->kt, sizeof(w->kf));
 	int64_t amount = 1 + (int64_t)dtx_rand_below(&w->c.seed, 10);
 	cli_op_add(&w->ops[0], w->kf, -amount, 0);
 	cli_op_add(&w->ops[1], w->kt, amount, 0);

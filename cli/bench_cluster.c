@@ -233,27 +233,17 @@ cli_bench_split(const char *who, const dtx_topo *topo, uint32_t client_id,
 }
 
 void
-cli_bench_pick(uint64_t *seed, int64_t *const *owned, const size_t *nowned,
-    uint32_t nparts, uint32_t *p, uint32_t *q, int64_t *from, int64_t *to)
+cli_bench_pick_keys(const cli_bench_env *e, uint64_t *seed, uint32_t *p,
+    uint32_t *q, char *kf, char *kt, size_t klen)
 {
-	uint32_t a = (uint32_t)dtx_rand_below(seed, nparts);
-	uint32_t b = (uint32_t)dtx_rand_below(seed, nparts - 1);
+	uint32_t a = (uint32_t)dtx_rand_below(seed, e->nparts);
+	uint32_t b = (uint32_t)dtx_rand_below(seed, e->nparts - 1);
 	if (b >= a)
 		b++;
-	*from = owned[a][dtx_rand_below(seed, nowned[a])];
-	*to = owned[b][dtx_rand_below(seed, nowned[b])];
+	cli_acct_key(kf, klen, e->owned[a][dtx_rand_below(seed, e->nowned[a])]);
+	cli_acct_key(kt, klen, e->owned[b][dtx_rand_below(seed, e->nowned[b])]);
 	*p = a;
 	*q = b;
-}
-
-void
-cli_bench_pick_keys(uint64_t *seed, int64_t *const *owned, const size_t *nowned,
-    uint32_t nparts, uint32_t *p, uint32_t *q, char *kf, char *kt, size_t klen)
-{
-	int64_t from, to;
-	cli_bench_pick(seed, owned, nowned, nparts, p, q, &from, &to);
-	cli_acct_key(kf, klen, from);
-	cli_acct_key(kt, klen, to);
 }
 
 static void

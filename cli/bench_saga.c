@@ -184,8 +184,8 @@ next_saga(void *owner)
 	bs_worker *w = owner;
 	bs_run *r = w->c.ctx;
 	uint32_t p, q;
-	cli_bench_pick_keys(&w->c.seed, r->env->owned, r->env->nowned,
-	    r->env->nparts, &p, &q, w->kf, w->kt, sizeof(w->kf));
+	cli_bench_pick_keys(
+	    r->env, &w->c.seed, &p, &q, w->kf, w->kt, sizeof(w->kf));
 	int64_t amount = 1 +
 	    (int64_t)dtx_rand_below(&w->c.seed, (uint64_t)r->cfg->max_amount);
 	memset(w->st, 0, sizeof(w->st));

@@ -1028,16 +1028,11 @@ typedef struct cli_bench_env {
 int cli_bench_env_open(cli_bench_env *e, const char *what, const char *dir,
     int64_t participants, dtx_role head, const char *log_level,
     int64_t accounts);
-// Picks a transfer between two participants with the PRNG at seed: the
-// indexes *p != *q into owned (nparts >= 2, as in cli_bench_env) and an
-// account *from of the p-th and *to of the q-th.
-void cli_bench_pick(uint64_t *seed, int64_t *const *owned, const size_t *nowned,
-    uint32_t nparts, uint32_t *p, uint32_t *q, int64_t *from, int64_t *to);
-// cli_bench_pick, then the two accounts' keys into kf and kt (klen bytes
-// each).
-void cli_bench_pick_keys(uint64_t *seed, int64_t *const *owned,
-    const size_t *nowned, uint32_t nparts, uint32_t *p, uint32_t *q, char *kf,
-    char *kt, size_t klen);
+// Picks a transfer between two of e's participants with the PRNG at
+// seed: their indexes *p != *q (e->nparts >= 2) and the keys of an
+// account of the p-th into kf and of the q-th into kt (klen bytes each).
+void cli_bench_pick_keys(const cli_bench_env *e, uint64_t *seed, uint32_t *p,
+    uint32_t *q, char *kf, char *kt, size_t klen);
 // Writes the fields every cluster bench reports, participants through
 // errors, with the aborted count under aborted_key.
 void cli_bench_json_counts(cli_json *j, int64_t participants, int64_t clients,

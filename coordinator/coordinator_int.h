@@ -93,9 +93,6 @@ struct coord_item {
 	coord_item *next;
 };
 
-// An asynchronous 2PC transaction (txn.c).
-typedef struct coord_atxn coord_atxn;
-
 typedef struct coord_chan {
 	coord *c;
 	uint32_t peer;

@@ -449,6 +449,7 @@ commit_2pc(
 // vote's completion (on a channel's nng thread) decides; a commit's
 // record is forced by the forcer thread together with every other
 // commit waiting at that moment, and the reply goes out from there.
+typedef struct coord_atxn coord_atxn;
 struct coord_atxn {
 	coord *c;
 	proto_defer *tok;

@@ -6,8 +6,8 @@
 // share one fsync); a STEP's answer, on an nng thread, logs the outcome
 // and starts what comes next; the last record answers the client. The
 // records, their order and their forcing are exactly run.c's (rule 12).
-// Anything off the straight path (a transient error that wants a retry
-// after a pause, a compensation that failed, a saga log error) hands the
+// Anything off the straight path (a transient error that wants retries
+// with backoff, a compensation that failed, a saga log error) hands the
 // saga to a submitter thread, where saga__drive goes on from its state.
 
 #include <stdio.h>
@@ -68,9 +68,7 @@ hand_off(job *j)
 static void
 log_failed(job *j, dtx_err rv)
 {
-	char err[96];
-	snprintf(err, sizeof(err), "saga log: %s", dtx_strerror(rv));
-	saga__set_error(j->s, j->r, err);
+	saga__set_log_error(j->s, j->r, rv);
 	hand_off(j);
 }
 
@@ -108,7 +106,7 @@ step_done(void *arg, dtx_err err, proto_msg *rep)
 	if (!saga__step_judge(r, i, j->ph, err, rep, &res, why, sizeof(why),
 	        text, sizeof(text))) {
 		saga__set_error(s, r, text);
-		hand_off(j); // retried there, after a pause
+		hand_off(j); // retried there, with backoff
 		return;
 	}
 	if (j->ph == PROTO_PHASE_COMPENSATE) {

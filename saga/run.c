@@ -36,6 +36,14 @@ nap(saga *s, uint64_t ms)
 }
 
 void
+saga__set_log_error(saga *s, saga__rec *r, dtx_err rv)
+{
+	char err[96];
+	snprintf(err, sizeof(err), "saga log: %s", dtx_strerror(rv));
+	saga__set_error(s, r, err);
+}
+
+void
 saga__set_error(saga *s, saga__rec *r, const char *err)
 {
 	pthread_mutex_lock(&s->mu);
@@ -297,9 +305,7 @@ saga__comp_done(saga *s, saga__rec *r, uint32_t i)
 static bool
 log_failed(saga *s, saga__rec *r, dtx_err rv)
 {
-	char err[96];
-	snprintf(err, sizeof(err), "saga log: %s", dtx_strerror(rv));
-	saga__set_error(s, r, err);
+	saga__set_log_error(s, r, rv);
 	nap(s, 100);
 	return false;
 }

@@ -255,6 +255,8 @@ bool saga__stopping(saga *s);
 
 // Keeps err as r's last error (SAGA_STATUS, HEALTH).
 void saga__set_error(saga *s, saga__rec *r, const char *err);
+// Keeps "saga log: <rv>" as r's last error: its state could not be logged.
+void saga__set_log_error(saga *s, saga__rec *r, dtx_err rv);
 
 // Builds step i's STEP request for phase ph into *req (initialised here;
 // it borrows r's gid and ops).

@@ -213,10 +213,9 @@ submit(saga *s, const proto_msg *req, proto_msg *rep, proto_defer *tok)
 	if ((rv = stor_wal_sync(s->wal, lsn)) != DTX_OK) {
 		DTX_LOG(DTX_LOG_ERROR, "SAGA_LOG", "saga %s: begin: %s",
 		    sub->gid, dtx_strerror(rv));
+		saga__set_log_error(s, r, rv);
 		pthread_mutex_lock(&s->mu);
 		r->owned = false;
-		snprintf(r->last_error, sizeof(r->last_error), "saga log: %s",
-		    dtx_strerror(rv));
 		rv = saga__reply_of(s, r, rep);
 		pthread_mutex_unlock(&s->mu);
 		goto done;
