@@ -147,15 +147,9 @@ static void
 add_rec(bank *b, const xrec *r)
 {
 	pthread_mutex_lock(&b->mtx);
-	if (b->nrec == b->cap) {
-		size_t nc = b->cap ? b->cap * 2 : 1024;
-		xrec *nr = dtx_realloc(b->recs, nc * sizeof(*nr));
-		if (nr == NULL) {
-			pthread_mutex_unlock(&b->mtx);
-			return;
-		}
-		b->recs = nr;
-		b->cap = nc;
+	if (DTX_GROW(b->recs, b->nrec, b->cap, 1024) != DTX_OK) {
+		pthread_mutex_unlock(&b->mtx);
+		return;
 	}
 	b->recs[b->nrec++] = *r;
 	pthread_mutex_unlock(&b->mtx);

@@ -147,15 +147,9 @@ cli_bench_counter(proto_client *cl, const char *name)
 void
 cli_bench_tally_lat(cli_bench_tally *t, uint64_t ns)
 {
-	if (t->nlat == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 4096;
-		uint64_t *p = dtx_realloc(t->lat, cap * sizeof(uint64_t));
-		if (p == NULL) {
-			t->oom = true;
-			return;
-		}
-		t->lat = p;
-		t->cap = cap;
+	if (DTX_GROW(t->lat, t->nlat, t->cap, 4096) != DTX_OK) {
+		t->oom = true;
+		return;
 	}
 	t->lat[t->nlat++] = ns;
 }

@@ -63,15 +63,9 @@ cli__check_anomaly(cli_check *c, const char *kind, const cli_op *op,
 {
 	if (detail == NULL)
 		return DTX_ENOMEM;
-	if (c->nanoms == c->anoms_cap) {
-		size_t cap = c->anoms_cap ? c->anoms_cap * 2 : 8;
-		cli_anomaly *na = dtx_realloc(c->anoms, cap * sizeof(*na));
-		if (na == NULL) {
-			dtx_free(detail);
-			return DTX_ENOMEM;
-		}
-		c->anoms = na;
-		c->anoms_cap = cap;
+	if (DTX_GROW(c->anoms, c->nanoms, c->anoms_cap, 8) != DTX_OK) {
+		dtx_free(detail);
+		return DTX_ENOMEM;
 	}
 	cli_anomaly a = { .checker = c->name,
 		.kind = kind,

@@ -343,16 +343,9 @@ cli_snapshot_read(
 				other++;
 				continue;
 			}
-			if (n == cap) {
-				size_t nc = cap ? cap * 2 : 64;
-				acct_ent *ne =
-				    dtx_realloc(ents, nc * sizeof(*ents));
-				if (ne == NULL) {
-					rv = DTX_ENOMEM;
-					break;
-				}
-				ents = ne;
-				cap = nc;
+			if (DTX_GROW(ents, n, cap, 64) != DTX_OK) {
+				rv = DTX_ENOMEM;
+				break;
 			}
 			ents[n].id = aid;
 			ents[n].bal = bal;

@@ -221,17 +221,10 @@ cli_history_pairs(const cli_history *h, int64_t **out)
 		size_t pos;
 		open_slot *s = find_slot(slots, nslots, op->process, &pos);
 		if (s == NULL) {
-			if (nslots == cap) {
-				size_t nc = cap ? cap * 2 : 16;
-				open_slot *ns =
-				    dtx_realloc(slots, nc * sizeof(*slots));
-				if (ns == NULL) {
-					dtx_free(slots);
-					dtx_free(pair);
-					return DTX_ENOMEM;
-				}
-				slots = ns;
-				cap = nc;
+			if (DTX_GROW(slots, nslots, cap, 16) != DTX_OK) {
+				dtx_free(slots);
+				dtx_free(pair);
+				return DTX_ENOMEM;
 			}
 			memmove(&slots[pos + 1], &slots[pos],
 			    (nslots - pos) * sizeof(*slots));
@@ -367,14 +360,8 @@ cli_faults_from_history(const cli_history *h, cli_fault **out, size_t *nout)
 					f[k].end_ns = done->time_ns;
 			continue;
 		}
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			cli_fault *nf = dtx_realloc(f, nc * sizeof(*nf));
-			if (nf == NULL)
-				goto nomem;
-			f = nf;
-			cap = nc;
-		}
+		if (DTX_GROW(f, n, cap, 16) != DTX_OK)
+			goto nomem;
 		cli_fault *w = &f[n];
 		memset(w, 0, sizeof(*w));
 		w->start_ns = op->time_ns;

@@ -276,14 +276,8 @@ typedef struct plan {
 static cli_nem_event *
 push(plan *p, uint64_t at, cli_nem_action a)
 {
-	if (p->n == p->cap) {
-		size_t nc = p->cap ? p->cap * 2 : 32;
-		cli_nem_event *ne = dtx_realloc(p->ev, nc * sizeof(*ne));
-		if (ne == NULL)
-			return NULL;
-		p->ev = ne;
-		p->cap = nc;
-	}
+	if (DTX_GROW(p->ev, p->n, p->cap, 32) != DTX_OK)
+		return NULL;
 	cli_nem_event *e = &p->ev[p->n++];
 	memset(e, 0, sizeof(*e));
 	e->at_ms = at;

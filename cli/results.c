@@ -902,26 +902,6 @@ cli_results_load_history(cli_results *db, int64_t id, cli_history **out)
 	return DTX_OK;
 }
 
-// Makes room for element n of the growing array whose pointer is at
-// arrp (a T ** passed as void *, T of size bytes) with *cap slots: the
-// first growth makes first slots, later ones double. DTX_ENOMEM leaves
-// the array as it was.
-static dtx_err
-grow(void *arrp, size_t n, size_t *cap, size_t first, size_t size)
-{
-	void *p;
-	if (n < *cap)
-		return DTX_OK;
-	size_t nc = *cap ? *cap * 2 : first;
-	memcpy(&p, arrp, sizeof(p));
-	p = dtx_realloc(p, nc * size);
-	if (p == NULL)
-		return DTX_ENOMEM;
-	memcpy(arrp, &p, sizeof(p));
-	*cap = nc;
-	return DTX_OK;
-}
-
 dtx_err
 cli_results_load_faults(cli_results *db, int64_t id, cli_fault **out, size_t *n)
 {
@@ -937,7 +917,7 @@ cli_results_load_faults(cli_results *db, int64_t id, cli_fault **out, size_t *n)
 	int rc = SQLITE_DONE;
 	bool oom = false;
 	while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow(&f, cnt, &cap, 16, sizeof(*f)) != DTX_OK) {
+		if (DTX_GROW(f, cnt, cap, 16) != DTX_OK) {
 			oom = true;
 			break;
 		}
@@ -983,7 +963,7 @@ cli_results_load_obs(cli_results *db, int64_t id, cli_txn_obs **txns,
 	if (e != DTX_OK)
 		return e;
 	while (e == DTX_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((e = grow(&t, nt, &cap, 64, sizeof(*t))) != DTX_OK)
+		if ((e = DTX_GROW(t, nt, cap, 64)) != DTX_OK)
 			break;
 		cli_txn_obs *o = &t[nt++];
 		o->txid = (uint64_t)sqlite3_column_int64(st, 0);
@@ -1003,7 +983,7 @@ cli_results_load_obs(cli_results *db, int64_t id, cli_txn_obs **txns,
 		    " WHERE run_id = ? ORDER BY rowid",
 		    id, &st);
 	while (e == DTX_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((e = grow(&s, ns, &cap, 64, sizeof(*s))) != DTX_OK)
+		if ((e = DTX_GROW(s, ns, cap, 64)) != DTX_OK)
 			break;
 		cli_saga_obs *o = &s[ns++];
 		memset(o, 0, sizeof(*o));

@@ -27,14 +27,8 @@ find_f(f_acc **accs, size_t *n, size_t *cap, const char *f)
 	for (size_t i = 0; i < *n; i++)
 		if (strcmp((*accs)[i].s.f, f) == 0)
 			return &(*accs)[i];
-	if (*n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 8;
-		f_acc *na = dtx_realloc(*accs, nc * sizeof(*na));
-		if (na == NULL)
-			return NULL;
-		*accs = na;
-		*cap = nc;
-	}
+	if (DTX_GROW(*accs, *n, *cap, 8) != DTX_OK)
+		return NULL;
 	f_acc *a = &(*accs)[*n];
 	memset(a, 0, sizeof(*a));
 	if ((a->s.f = dtx_strdup(f)) == NULL)
@@ -149,14 +143,8 @@ cli_check_stats(const cli_history *h, cli_stats_result *out)
 			continue;
 		}
 		const cli_op *c = cli_history_get(h, (size_t)pairs[i]);
-		if (a->nlat == a->cap) {
-			size_t nc = a->cap ? a->cap * 2 : 64;
-			uint64_t *nl = dtx_realloc(a->lat, nc * sizeof(*nl));
-			if (nl == NULL)
-				goto fail;
-			a->lat = nl;
-			a->cap = nc;
-		}
+		if (DTX_GROW(a->lat, a->nlat, a->cap, 64) != DTX_OK)
+			goto fail;
 		a->lat[a->nlat++] = c->time_ns > op->time_ns
 		    ? (uint64_t)(c->time_ns - op->time_ns)
 		    : 0;

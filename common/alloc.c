@@ -87,3 +87,23 @@ dtx_memdup(const void *p, size_t n)
 		memcpy(q, p, n);
 	return q;
 }
+
+dtx_err
+dtx_grow(void *arrp, size_t n, size_t *cap, size_t first, size_t size)
+{
+	void *p;
+	if (n < *cap)
+		return DTX_OK;
+	size_t nc = *cap ? *cap * 2 : first;
+	if (nc <= n)
+		nc = n + 1;
+	if (nc > SIZE_MAX / size)
+		return DTX_ENOMEM;
+	memcpy(&p, arrp, sizeof(p));
+	p = dtx_realloc(p, nc * size);
+	if (p == NULL)
+		return DTX_ENOMEM;
+	memcpy(arrp, &p, sizeof(p));
+	*cap = nc;
+	return DTX_OK;
+}

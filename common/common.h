@@ -113,6 +113,15 @@ void dtx_free(void *p);
 char *dtx_strdup(const char *s);
 void *dtx_memdup(const void *p, size_t n);
 
+// Makes room for element n of the growing array whose pointer is at arrp
+// (a T ** passed as void *, T of size bytes) with *cap slots: the first
+// growth makes first slots, later ones double. DTX_ENOMEM leaves the
+// array and *cap as they were. DTX_GROW takes the array and its size_t
+// capacity by name.
+dtx_err dtx_grow(void *arrp, size_t n, size_t *cap, size_t first, size_t size);
+#define DTX_GROW(arr, n, cap, first)                                           \
+	dtx_grow(&(arr), (n), &(cap), (first), sizeof(*(arr)))
+
 // Test hook: after n more successful allocations, every allocation fails
 // until the hook is disarmed with n < 0. n == 0 fails the very next one.
 void dtx_alloc_fail_after(long n);

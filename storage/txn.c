@@ -397,14 +397,8 @@ stor__bar_add(stor_kv *kv, const stor__bar *b)
 {
 	if (stor__bar_find(kv, b->gid, b->glen, b->branch, b->op) >= 0)
 		return DTX_OK;
-	if (kv->nbars == kv->bar_cap) {
-		size_t nc = kv->bar_cap ? kv->bar_cap * 2 : 64;
-		stor__bar *p = dtx_realloc(kv->bars, nc * sizeof(*p));
-		if (p == NULL)
-			return DTX_ENOMEM;
-		kv->bars = p;
-		kv->bar_cap = nc;
-	}
+	if (DTX_GROW(kv->bars, kv->nbars, kv->bar_cap, 64) != DTX_OK)
+		return DTX_ENOMEM;
 	uint8_t *gid = dtx_memdup(b->gid, b->glen);
 	if (gid == NULL)
 		return DTX_ENOMEM;
@@ -577,14 +571,8 @@ w_find(const stor_txn *t, const void *key, size_t klen)
 static ptrdiff_t
 w_add(stor_txn *t, const void *key, size_t klen, clk_ts base)
 {
-	if (t->nw == t->wcap) {
-		size_t nc = t->wcap ? t->wcap * 2 : 8;
-		stor__w *p = dtx_realloc(t->w, nc * sizeof(*p));
-		if (p == NULL)
-			return -1;
-		t->w = p;
-		t->wcap = nc;
-	}
+	if (DTX_GROW(t->w, t->nw, t->wcap, 8) != DTX_OK)
+		return -1;
 	uint8_t *k = dtx_alloc(klen);
 	if (k == NULL)
 		return -1;
@@ -729,14 +717,8 @@ static dtx_err
 bar_push(stor__bar **arr, size_t *n, size_t *cap, const char *gid,
     int64_t branch, stor_barrier_op op)
 {
-	if (*n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 4;
-		stor__bar *p = dtx_realloc(*arr, nc * sizeof(*p));
-		if (p == NULL)
-			return DTX_ENOMEM;
-		*arr = p;
-		*cap = nc;
-	}
+	if (DTX_GROW(*arr, *n, *cap, 4) != DTX_OK)
+		return DTX_ENOMEM;
 	size_t glen = strlen(gid);
 	uint8_t *g = dtx_memdup(gid, glen);
 	if (g == NULL)

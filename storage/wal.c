@@ -153,14 +153,8 @@ seg_name(char *out, size_t n, uint64_t first)
 static dtx_err
 segs_add(stor_wal *w, uint64_t first)
 {
-	if (w->nsegs == w->segcap) {
-		size_t nc = w->segcap ? w->segcap * 2 : 8;
-		uint64_t *p = dtx_realloc(w->segs, nc * sizeof(*p));
-		if (p == NULL)
-			return DTX_ENOMEM;
-		w->segs = p;
-		w->segcap = nc;
-	}
+	if (DTX_GROW(w->segs, w->nsegs, w->segcap, 8) != DTX_OK)
+		return DTX_ENOMEM;
 	w->segs[w->nsegs++] = first;
 	return DTX_OK;
 }

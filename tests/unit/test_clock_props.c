@@ -94,11 +94,7 @@ record(sim *s, int i, clk_ts ts, int32_t from)
 	if (l - pt > s->max_drift)
 		s->max_drift = l - pt;
 
-	if (s->nev == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 4096;
-		s->ev = realloc(s->ev, s->cap * sizeof(event));
-		assert_non_null(s->ev);
-	}
+	assert_int_equal(DTX_GROW(s->ev, s->nev, s->cap, 4096), DTX_OK);
 	event *e = &s->ev[s->nev];
 	e->node = (uint8_t)i;
 	e->ts = ts;
@@ -131,11 +127,7 @@ do_send(sim *s, int i)
 	int j = (int)dtx_rand_below(&s->rng, N - 1);
 	if (j >= i)
 		j++;
-	if (s->nq == s->qcap) {
-		s->qcap = s->qcap ? s->qcap * 2 : 256;
-		s->q = realloc(s->q, s->qcap * sizeof(msg));
-		assert_non_null(s->q);
-	}
+	assert_int_equal(DTX_GROW(s->q, s->nq, s->qcap, 256), DTX_OK);
 	msg *m = &s->q[s->nq++];
 	assert_int_equal(clk_node_send(s->node[i], &m->ts, &m->vc), DTX_OK);
 	s->ref[i][i]++;

@@ -106,6 +106,32 @@ test_alloc_hook(void **state)
 	dtx_free(NULL);
 }
 
+// dtx_grow makes room for element n, doubling from first, and leaves the
+// array as it was when the allocation fails.
+static void
+test_grow(void **state)
+{
+	(void)state;
+	uint32_t *a = NULL;
+	size_t n = 0, cap = 0;
+	for (; n < 100; n++) {
+		assert_int_equal(DTX_GROW(a, n, cap, 4), DTX_OK);
+		assert_true(n < cap);
+		a[n] = (uint32_t)n;
+	}
+	assert_int_equal(cap, 128);
+	dtx_alloc_fail_after(0);
+	size_t full = cap;
+	for (; n < full; n++)
+		assert_int_equal(DTX_GROW(a, n, cap, 4), DTX_OK);
+	assert_int_equal(DTX_GROW(a, n, cap, 4), DTX_ENOMEM);
+	dtx_alloc_fail_after(-1);
+	assert_int_equal(cap, full);
+	for (size_t i = 0; i < 100; i++)
+		assert_int_equal(a[i], i);
+	dtx_free(a);
+}
+
 int
 main(void)
 {
@@ -115,6 +141,7 @@ main(void)
 		cmocka_unit_test(test_rand),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_alloc_hook),
+		cmocka_unit_test(test_grow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
