@@ -208,17 +208,6 @@ out:
 
 // ---------------------------------------------------------------- replay
 
-static dtx_err
-count_rec(void *arg, uint64_t lsn, uint8_t type, const void *p, size_t len)
-{
-	(void)lsn;
-	(void)type;
-	(void)p;
-	(void)len;
-	(*(uint64_t *)arg)++;
-	return DTX_OK;
-}
-
 // Drops the WAL's files from the page cache so replay reads the disk.
 static void
 drop_cache(const char *dir)
@@ -264,12 +253,15 @@ bench_replay(
 	if (err != DTX_OK)
 		return -1;
 	drop_cache(dir);
-	uint64_t n = 0;
+	stor_wal_stats st = { 0 };
 	uint64_t t0 = dtx_mono_ns();
-	err = stor_wal_open(dir, o, NULL, count_rec, &n, &w);
+	err = stor_wal_open(dir, o, NULL, NULL, NULL, &w);
 	uint64_t t1 = dtx_mono_ns();
+	if (err == DTX_OK)
+		stor_wal_stats_get(w, &st);
 	stor_wal_close(w);
 	rmrf(dir);
+	uint64_t n = st.replayed;
 	if (err != DTX_OK || n != nrec)
 		return -1;
 	*replayed = n;

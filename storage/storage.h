@@ -170,7 +170,7 @@ typedef struct stor_wal_stats {
 	uint64_t batches; // batches written
 	uint64_t syncs; // fdatasync calls
 	uint64_t bytes; // bytes written since open
-	uint64_t replayed; // records handed to on_rec during open
+	uint64_t replayed; // records after the checkpoint read during open
 	uint64_t tail_truncated; // bytes cut off the tail during open
 	uint64_t segments; // segment files on disk
 	uint64_t checkpoint_lsn; // LSN of the latest checkpoint (0: none)

@@ -399,9 +399,10 @@ scan_segment(
 			    w->dir, at, lsn, s->expect);
 			return DTX_ECORRUPT;
 		}
-		if (lsn > w->ckpt_lsn && s->on_rec != NULL) {
-			dtx_err err =
-			    s->on_rec(s->arg, lsn, r[4], r + REC_HDR, len);
+		if (lsn > w->ckpt_lsn) {
+			dtx_err err = s->on_rec == NULL
+			    ? DTX_OK
+			    : s->on_rec(s->arg, lsn, r[4], r + REC_HDR, len);
 			if (err != DTX_OK)
 				return err;
 			w->st.replayed++;
