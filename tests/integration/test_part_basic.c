@@ -39,24 +39,21 @@ test_prepare_commit_abort(void **state)
 	h_expect(h, P1, 0, "acct:1", 100);
 
 	proto_op op = op_add("acct:1", -30, 0);
-	clk_ts pts = h_prepare_yes(h, P1, 2, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(pts != 0);
+	clk_ts pts = h_prepare1(h, P1, 2, &op);
 	assert_int_equal(h_status(h, P1, 2, NULL), PROTO_TS_PREPARED);
 	clk_ts cts = ts_plus_ms(pts, 1);
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 2, cts, NULL), PROTO_ACK);
-	clk_ts got = 0;
-	assert_int_equal(h_status(h, P1, 2, &got), PROTO_TS_COMMITTED);
-	assert_true(got == cts);
+	h_expect_committed(h, P1, 2, cts);
 	h_expect(h, P1, 0, "acct:1", 70);
 
 	op = op_add("acct:1", 5, 0);
-	assert_true(h_prepare_yes(h, P1, 3, PROTO_MODE_2PC, NULL, 0, &op, 1));
+	h_prepare1(h, P1, 3, &op);
 	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 3, 0, NULL), PROTO_ACK);
 	assert_int_equal(h_status(h, P1, 3, NULL), PROTO_TS_ABORTED);
 	h_expect(h, P1, 0, "acct:1", 70);
 	// The lock went with the abort.
 	op = op_add("acct:1", 1, 0);
-	assert_true(h_prepare_yes(h, P1, 4, PROTO_MODE_2PC, NULL, 0, &op, 1));
+	h_prepare1(h, P1, 4, &op);
 	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 4, 0, NULL), PROTO_ACK);
 }
 
@@ -76,8 +73,7 @@ test_vote_no_reasons(void **state)
 	h_vote_no(h, P1, 12, &op, 1, "no such key acct:7");
 	// A NO leaves nothing locked.
 	op = op_add("acct:3", -5, 0);
-	clk_ts pts = h_prepare_yes(h, P1, 13, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(pts != 0);
+	clk_ts pts = h_prepare1(h, P1, 13, &op);
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 13, pts, NULL), PROTO_ACK);
 	h_expect(h, P1, 0, "acct:3", 0);
 }
@@ -88,8 +84,7 @@ test_conflict_is_immediate(void **state)
 	harness *h = *state;
 	assert_true(h_put(h, P1, 20, "acct:4", 50));
 	proto_op op = op_add("acct:4", -1, 0);
-	clk_ts pts = h_prepare_yes(h, P1, 21, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(pts != 0);
+	clk_ts pts = h_prepare1(h, P1, 21, &op);
 	uint64_t t0 = dtx_mono_ns();
 	h_vote_no(h, P1, 22, &op, 1, "conflict: acct:4 locked by tx 21");
 	assert_true(dtx_mono_ns() - t0 < 1000000000ull);
@@ -97,12 +92,9 @@ test_conflict_is_immediate(void **state)
 	proto_op put = op_put("acct:4", 9, buf);
 	h_vote_no(h, P1, 23, &put, 1, "conflict: acct:4 locked by tx 21");
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 21, pts, NULL), PROTO_ACK);
-	assert_true(h_prepare_yes(h, P1, 24, PROTO_MODE_2PC, NULL, 0, &op, 1));
+	h_prepare1(h, P1, 24, &op);
 	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 24, 0, NULL), PROTO_ACK);
-	proto_msg hr;
-	assert_int_equal(h_health(h, P1, &hr), DTX_OK);
-	assert_true(h_counter(&hr, "conflicts") >= 2);
-	proto_msg_free(&hr);
+	assert_true(h_health_counter(h, P1, "conflicts") >= 2);
 }
 
 static void
@@ -111,9 +103,8 @@ test_duplicates_idempotent(void **state)
 	harness *h = *state;
 	assert_true(h_put(h, P1, 30, "acct:5", 10));
 	proto_op op = op_add("acct:5", 3, 0);
-	clk_ts a = h_prepare_yes(h, P1, 31, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	clk_ts b = h_prepare_yes(h, P1, 31, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(a != 0);
+	clk_ts a = h_prepare1(h, P1, 31, &op);
+	clk_ts b = h_prepare1(h, P1, 31, &op);
 	assert_true(a == b);
 	clk_ts cts = ts_plus_ms(a, 2);
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 31, cts, NULL), PROTO_ACK);
@@ -146,8 +137,7 @@ test_snapshot_read(void **state)
 	harness *h = *state;
 	uint8_t buf[8];
 	proto_op op = op_put("acct:8", 500, buf);
-	clk_ts pts = h_prepare_yes(h, P1, 50, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(pts != 0);
+	clk_ts pts = h_prepare1(h, P1, 50, &op);
 	clk_ts cts = ts_plus_ms(pts, 20);
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 50, cts, NULL), PROTO_ACK);
 	int64_t v = 0;
@@ -207,8 +197,7 @@ test_read_waits_then_retry(void **state)
 	harness *h = *state;
 	assert_true(h_put(h, P1, 60, "acct:9", 1));
 	proto_op op = op_add("acct:9", 1, 0);
-	clk_ts pts = h_prepare_yes(h, P1, 61, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(pts != 0);
+	clk_ts pts = h_prepare1(h, P1, 61, &op);
 	// An intent at or below T: the read waits; the commit lands within
 	// the bound (1 s here), and the read then sees the new value.
 	commit_later cl = { h, 61, ts_plus_ms(pts, 1), NULL };
@@ -230,8 +219,7 @@ test_read_waits_then_retry(void **state)
 	assert_true(waited >= 150000000ull);
 
 	// No outcome within the bound: RETRY naming the blocking txn.
-	clk_ts p2 = h_prepare_yes(h, P1, 62, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(p2 != 0);
+	clk_ts p2 = h_prepare1(h, P1, 62, &op);
 	proto_msg rep;
 	assert_int_equal(
 	    h_read(h, P1, ts_plus_ms(p2, 1), "acct:9", &rep), DTX_OK);
@@ -247,51 +235,68 @@ test_read_waits_then_retry(void **state)
 
 #define NBATCH 32
 
-static void
-test_batch_shares_fsync(void **state)
-{
-	harness *h = *state;
+// NBATCH one-op messages, message i a PUT of key <prefix><i> = i; the
+// caller gives each message its type and body around ops[i].
+typedef struct put_batch {
 	char keys[NBATCH][16];
 	uint8_t bufs[NBATCH][8];
 	proto_op ops[NBATCH];
 	proto_msg msgs[NBATCH];
+} put_batch;
+
+static void
+put_batch_init(put_batch *b, const char *prefix)
+{
 	for (int i = 0; i < NBATCH; i++) {
-		snprintf(keys[i], sizeof(keys[i]), "acct:b%d", i);
-		ops[i] = op_put(keys[i], i, bufs[i]);
-		proto_msg_init(&msgs[i], PROTO_PREPARE);
-		msgs[i].u.prepare = (proto_prepare) {
-			.txid = 100 + i, .n_ops = 1, .ops = &ops[i]
+		snprintf(b->keys[i], sizeof(b->keys[i]), "%s%d", prefix, i);
+		b->ops[i] = op_put(b->keys[i], i, b->bufs[i]);
+	}
+}
+
+// Sends the messages of b to P1 as one BATCH; *rep gets the reply
+// (owned), which must be a BATCH of NBATCH answers.
+static void
+put_batch_send(harness *h, put_batch *b, proto_msg *rep)
+{
+	proto_msg req;
+	proto_msg_init(&req, PROTO_BATCH);
+	req.u.batch = (proto_batch) { NBATCH, b->msgs };
+	assert_int_equal(h_call(h, P1, &req, rep), DTX_OK);
+	assert_int_equal(rep->hdr.type, PROTO_BATCH);
+	assert_int_equal(rep->u.batch.n, NBATCH);
+}
+
+static void
+test_batch_shares_fsync(void **state)
+{
+	harness *h = *state;
+	put_batch b;
+	put_batch_init(&b, "acct:b");
+	for (int i = 0; i < NBATCH; i++) {
+		proto_msg_init(&b.msgs[i], PROTO_PREPARE);
+		b.msgs[i].u.prepare = (proto_prepare) {
+			.txid = 100 + i, .n_ops = 1, .ops = &b.ops[i]
 		};
 	}
-	proto_msg hr;
-	assert_int_equal(h_health(h, P1, &hr), DTX_OK);
-	int64_t syncs0 = h_counter(&hr, "wal_syncs");
-	proto_msg_free(&hr);
+	int64_t syncs0 = h_health_counter(h, P1, "wal_syncs");
 
-	proto_msg req, rep;
-	proto_msg_init(&req, PROTO_BATCH);
-	req.u.batch = (proto_batch) { NBATCH, msgs };
-	assert_int_equal(h_call(h, P1, &req, &rep), DTX_OK);
-	assert_int_equal(rep.hdr.type, PROTO_BATCH);
-	assert_int_equal(rep.u.batch.n, NBATCH);
+	proto_msg rep;
+	put_batch_send(h, &b, &rep);
 	for (int i = 0; i < NBATCH; i++) {
 		const proto_msg *m = &rep.u.batch.msgs[i];
 		assert_int_equal(m->hdr.type, PROTO_VOTE);
 		assert_true(m->u.vote.yes);
 		assert_int_equal(m->u.vote.txid, 100 + i);
-		msgs[i].hdr.type = PROTO_COMMIT;
-		msgs[i].u.txid = (proto_txid) { 100 + i,
+		b.msgs[i].hdr.type = PROTO_COMMIT;
+		b.msgs[i].u.txid = (proto_txid) { 100 + i,
 			ts_plus_ms(m->u.vote.prepare_ts, 1) };
 	}
 	proto_msg_free(&rep);
-	assert_int_equal(h_health(h, P1, &hr), DTX_OK);
-	int64_t syncs1 = h_counter(&hr, "wal_syncs");
-	proto_msg_free(&hr);
+	int64_t syncs1 = h_health_counter(h, P1, "wal_syncs");
 	// One stor_kv_sync for the batch: far fewer fsyncs than PREPAREs.
 	assert_true(syncs1 - syncs0 < NBATCH / 4);
 
-	assert_int_equal(h_call(h, P1, &req, &rep), DTX_OK);
-	assert_int_equal(rep.hdr.type, PROTO_BATCH);
+	put_batch_send(h, &b, &rep);
 	for (int i = 0; i < NBATCH; i++)
 		assert_int_equal(rep.u.batch.msgs[i].hdr.type, PROTO_ACK);
 	proto_msg_free(&rep);
@@ -303,26 +308,17 @@ test_batch_shares_fsync(void **state)
 static void
 step_batch(harness *h, const char *gid, proto_msg *rep)
 {
-	char keys[NBATCH][16];
-	uint8_t bufs[NBATCH][8];
-	proto_op ops[NBATCH];
-	proto_msg msgs[NBATCH];
+	put_batch b;
+	put_batch_init(&b, "acct:s");
 	for (int i = 0; i < NBATCH; i++) {
-		snprintf(keys[i], sizeof(keys[i]), "acct:s%d", i);
-		ops[i] = op_put(keys[i], i, bufs[i]);
-		proto_msg_init(&msgs[i], PROTO_STEP);
-		msgs[i].u.step = (proto_step) { .gid = (char *)gid,
+		proto_msg_init(&b.msgs[i], PROTO_STEP);
+		b.msgs[i].u.step = (proto_step) { .gid = (char *)gid,
 			.branch = (uint32_t)i,
 			.phase = PROTO_PHASE_ACTION,
 			.n_ops = 1,
-			.ops = &ops[i] };
+			.ops = &b.ops[i] };
 	}
-	proto_msg req;
-	proto_msg_init(&req, PROTO_BATCH);
-	req.u.batch = (proto_batch) { NBATCH, msgs };
-	assert_int_equal(h_call(h, P1, &req, rep), DTX_OK);
-	assert_int_equal(rep->hdr.type, PROTO_BATCH);
-	assert_int_equal(rep->u.batch.n, NBATCH);
+	put_batch_send(h, &b, rep);
 }
 
 // Saga STEPs in one BATCH share an fsync too, and none is answered
@@ -332,10 +328,8 @@ static void
 test_step_batch_shares_fsync(void **state)
 {
 	harness *h = *state;
-	proto_msg hr, rep;
-	assert_int_equal(h_health(h, P1, &hr), DTX_OK);
-	int64_t syncs0 = h_counter(&hr, "wal_syncs");
-	proto_msg_free(&hr);
+	proto_msg rep;
+	int64_t syncs0 = h_health_counter(h, P1, "wal_syncs");
 	step_batch(h, "g1", &rep);
 	for (int i = 0; i < NBATCH; i++) {
 		const proto_msg *m = &rep.u.batch.msgs[i];
@@ -344,9 +338,7 @@ test_step_batch_shares_fsync(void **state)
 		assert_int_equal(m->u.step_reply.branch, i);
 	}
 	proto_msg_free(&rep);
-	assert_int_equal(h_health(h, P1, &hr), DTX_OK);
-	int64_t syncs1 = h_counter(&hr, "wal_syncs");
-	proto_msg_free(&hr);
+	int64_t syncs1 = h_health_counter(h, P1, "wal_syncs");
 	assert_true(syncs1 - syncs0 < NBATCH / 4);
 	h_expect(h, P1, 0, "acct:s31", 31);
 

@@ -265,6 +265,16 @@ h_prepare_yes(harness *h, uint32_t id, uint64_t txid, proto_mode mode,
 	return ts;
 }
 
+// A 2PC PREPARE of one op, with no peers, that must get a YES: returns
+// the prepare ts.
+H_FN clk_ts
+h_prepare1(harness *h, uint32_t id, uint64_t txid, proto_op *op)
+{
+	clk_ts pts = h_prepare_yes(h, id, txid, PROTO_MODE_2PC, NULL, 0, op, 1);
+	assert_true(pts != 0);
+	return pts;
+}
+
 // Sends a txid message (COMMIT, ABORT, PRE_COMMIT, DO_COMMIT, STATUS);
 // returns the reply type (PROTO_NONE when the call failed). *out (may be
 // NULL) gets the reply, owned.
@@ -303,6 +313,18 @@ h_status(harness *h, uint32_t id, uint64_t txid, clk_ts *cts)
 		*cts = rep.u.status_reply.commit_ts;
 	proto_msg_free(&rep);
 	return st;
+}
+
+// Asserts that txid is committed at node id, at commit ts cts.
+H_FN void
+h_expect_committed(harness *h, uint32_t id, uint64_t txid, clk_ts cts)
+{
+	clk_ts got = 0;
+	assert_int_equal(h_status(h, id, txid, &got), PROTO_TS_COMMITTED);
+	if (got != cts)
+		fail_msg("tx %llu at node %u committed at %llx, not %llx",
+		    (unsigned long long)txid, id, (unsigned long long)got,
+		    (unsigned long long)cts);
 }
 
 // Waits up to ms for STATUS of txid at id to become want.
@@ -422,6 +444,17 @@ H_FN int64_t
 h_counter(const proto_msg *rep, const char *name)
 {
 	return cli_health_counter(rep, name);
+}
+
+// The health counter name of node id; the HEALTH call must succeed.
+H_FN int64_t
+h_health_counter(harness *h, uint32_t id, const char *name)
+{
+	proto_msg hr;
+	assert_int_equal(h_health(h, id, &hr), DTX_OK);
+	int64_t v = h_counter(&hr, name);
+	proto_msg_free(&hr);
+	return v;
 }
 
 // Waits up to ms for HEALTH state st at node id.

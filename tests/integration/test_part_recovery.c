@@ -92,8 +92,7 @@ test_crash_before_prepare_log(void **state)
 	// Never logged: never voted, and the key is free.
 	int st = h_status(h, P1, 5, NULL);
 	assert_true(st == PROTO_TS_NEVER_VOTED || st == PROTO_TS_ABORTED);
-	clk_ts pts = h_prepare_yes(h, P1, 6, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(pts != 0);
+	clk_ts pts = h_prepare1(h, P1, 6, &op);
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 6, pts, NULL), PROTO_ACK);
 	h_expect(h, P1, 0, "acct:1", 90);
 }
@@ -109,8 +108,7 @@ test_crash_after_prepare_log(void **state)
 	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
 	h_vote_no(h, P1, 6, &op, 1, "conflict: acct:1 locked by tx 5");
 	// A duplicate PREPARE gets the same YES; COMMIT applies it.
-	clk_ts pts = h_prepare_yes(h, P1, 5, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(pts != 0);
+	clk_ts pts = h_prepare1(h, P1, 5, &op);
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 5, pts, NULL), PROTO_ACK);
 	h_expect(h, P1, 0, "acct:1", 90);
 }
@@ -138,9 +136,7 @@ static void
 resend_commit_and_check(harness *h, clk_ts cts)
 {
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 5, cts, NULL), PROTO_ACK);
-	clk_ts got = 0;
-	assert_int_equal(h_status(h, P1, 5, &got), PROTO_TS_COMMITTED);
-	assert_true(got == cts);
+	h_expect_committed(h, P1, 5, cts);
 	int64_t v = 0;
 	h_expect(h, P1, 0, "acct:1", 90);
 	assert_false(h_get(h, P1, cts - 1, "acct:1", &v) && v == 90);
@@ -164,9 +160,7 @@ test_crash_after_commit_log(void **state)
 	harness *h = *state;
 	clk_ts cts = decide_into_crash(
 	    h, "part.after_commit_log", PROTO_MODE_2PC, PROTO_COMMIT);
-	clk_ts got = 0;
-	assert_int_equal(h_status(h, P1, 5, &got), PROTO_TS_COMMITTED);
-	assert_true(got == cts);
+	h_expect_committed(h, P1, 5, cts);
 	resend_commit_and_check(h, cts);
 }
 
@@ -183,8 +177,7 @@ test_crash_after_precommit_log(void **state)
 	assert_true(st == PROTO_TS_PRECOMMITTED || st == PROTO_TS_COMMITTED);
 	assert_true(got == cts);
 	assert_int_equal(h_txid(h, P1, PROTO_DO_COMMIT, 5, 0, NULL), PROTO_ACK);
-	assert_int_equal(h_status(h, P1, 5, &got), PROTO_TS_COMMITTED);
-	assert_true(got == cts);
+	h_expect_committed(h, P1, 5, cts);
 	h_expect(h, P1, 0, "acct:1", 90);
 }
 
@@ -238,17 +231,14 @@ test_presumed_abort_from_coordinator(void **state)
 	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
 	assert_true(h_put(h, P1, 1, "acct:1", 100));
 	proto_op op = op_add("acct:1", -10, 0);
-	assert_true(h_prepare_yes(h, P1, 5, PROTO_MODE_2PC, NULL, 0, &op, 1));
+	h_prepare1(h, P1, 5, &op);
 	// No outcome for a while: the participant asks and aborts.
 	assert_true(h_await_status(h, P1, 5, PROTO_TS_ABORTED, 10000));
 	assert_true(atomic_load(&f.calls) >= 1);
 	h_expect(h, P1, 0, "acct:1", 100);
-	assert_true(h_prepare_yes(h, P1, 6, PROTO_MODE_2PC, NULL, 0, &op, 1));
+	h_prepare1(h, P1, 6, &op);
 	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 6, 0, NULL), PROTO_ACK);
-	proto_msg hr;
-	assert_int_equal(h_health(h, P1, &hr), DTX_OK);
-	assert_int_equal(h_counter(&hr, "resolved_by_coordinator"), 1);
-	proto_msg_free(&hr);
+	assert_int_equal(h_health_counter(h, P1, "resolved_by_coordinator"), 1);
 	proto_server_close(f.srv);
 }
 
@@ -262,15 +252,12 @@ test_commit_learned_from_coordinator(void **state)
 	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
 	assert_true(h_put(h, P1, 1, "acct:1", 100));
 	proto_op op = op_add("acct:1", -10, 0);
-	clk_ts pts = h_prepare_yes(h, P1, 5, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(pts != 0);
+	clk_ts pts = h_prepare1(h, P1, 5, &op);
 	clk_ts cts = ts_plus_ms(pts, 7);
 	atomic_store(&f.cts, cts);
 	atomic_store(&f.state, PROTO_TS_COMMITTED);
 	assert_true(h_await_status(h, P1, 5, PROTO_TS_COMMITTED, 10000));
-	clk_ts got = 0;
-	assert_int_equal(h_status(h, P1, 5, &got), PROTO_TS_COMMITTED);
-	assert_true(got == cts);
+	h_expect_committed(h, P1, 5, cts);
 	h_expect(h, P1, cts, "acct:1", 90);
 	h_expect(h, P1, cts - 1, "acct:1", 100);
 	proto_server_close(f.srv);
@@ -283,7 +270,7 @@ test_no_coordinator_no_peers_stays_prepared(void **state)
 	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
 	assert_true(h_put(h, P1, 1, "acct:1", 100));
 	proto_op op = op_add("acct:1", -10, 0);
-	assert_true(h_prepare_yes(h, P1, 5, PROTO_MODE_2PC, NULL, 0, &op, 1));
+	h_prepare1(h, P1, 5, &op);
 	assert_true(h_await_state(h, P1, "blocked", 10000));
 	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
 	// A restart reloads it, locked, and it stays blocked.
@@ -327,14 +314,9 @@ test_cooperative_commit_from_peer(void **state)
 	// The coordinator reached only P1, then died.
 	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 5, cts, NULL), PROTO_ACK);
 	assert_true(h_await_status(h, P2, 5, PROTO_TS_COMMITTED, 10000));
-	clk_ts got = 0;
-	assert_int_equal(h_status(h, P2, 5, &got), PROTO_TS_COMMITTED);
-	assert_true(got == cts);
+	h_expect_committed(h, P2, 5, cts);
 	h_expect(h, P2, 0, "acct:b", 11);
-	proto_msg hr;
-	assert_int_equal(h_health(h, P2, &hr), DTX_OK);
-	assert_int_equal(h_counter(&hr, "resolved_by_peers"), 1);
-	proto_msg_free(&hr);
+	assert_int_equal(h_health_counter(h, P2, "resolved_by_peers"), 1);
 }
 
 static void
@@ -392,15 +374,9 @@ test_3pc_termination(void **state)
 	    h_txid(h, P2, PROTO_PRE_COMMIT, 5, cts, NULL), PROTO_ACK);
 	assert_true(h_await_status(h, P1, 5, PROTO_TS_COMMITTED, 10000));
 	assert_true(h_await_status(h, P2, 5, PROTO_TS_COMMITTED, 10000));
-	clk_ts got = 0;
-	assert_int_equal(h_status(h, P1, 5, &got), PROTO_TS_COMMITTED);
-	assert_true(got == cts);
-	assert_int_equal(h_status(h, P2, 5, &got), PROTO_TS_COMMITTED);
-	assert_true(got == cts);
-	proto_msg hr;
-	assert_int_equal(h_health(h, P1, &hr), DTX_OK);
-	assert_int_equal(h_counter(&hr, "resolved_by_termination"), 1);
-	proto_msg_free(&hr);
+	h_expect_committed(h, P1, 5, cts);
+	h_expect_committed(h, P2, 5, cts);
+	assert_int_equal(h_health_counter(h, P1, "resolved_by_termination"), 1);
 
 	// Everyone only prepared: the survivors abort.
 	proto_op a = op_add("acct:a", -1, 0);

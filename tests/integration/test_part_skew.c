@@ -34,16 +34,14 @@ test_commit_ahead_of_skewed_clock(void **state)
 	assert_true(h_put(h, 1, 1, "acct:1", 100));
 
 	proto_op op = op_add("acct:1", 10, 0);
-	clk_ts p1 = h_prepare_yes(h, 1, 2, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(p1 != 0);
+	clk_ts p1 = h_prepare1(h, 1, 2, &op);
 	// Committed 1.5 s above this node's clock, as a coordinator whose
 	// clock is right would choose.
 	clk_ts cts1 = ts_plus_ms(p1, 1500);
 	assert_int_equal(h_txid(h, 1, PROTO_COMMIT, 2, cts1, NULL), PROTO_ACK);
 
 	op = op_add("acct:1", 5, 0);
-	clk_ts p2 = h_prepare_yes(h, 1, 3, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(p2 != 0);
+	clk_ts p2 = h_prepare1(h, 1, 3, &op);
 	assert_true(p2 > cts1);
 	assert_int_equal(h_txid(h, 1, PROTO_COMMIT, 3, p2, NULL), PROTO_ACK);
 

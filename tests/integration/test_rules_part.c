@@ -34,8 +34,7 @@ test_commit_not_acked_when_not_durable(void **state)
 	harness *h = *state;
 	assert_true(h_put(h, P1, 10, "acct:c", 50));
 	proto_op op = op_add("acct:c", -5, 0);
-	clk_ts pts = h_prepare_yes(h, P1, 11, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(pts != 0);
+	clk_ts pts = h_prepare1(h, P1, 11, &op);
 
 	assert_int_equal(h_fault(h, P1, "wal_sync", 1), PROTO_ACK);
 
@@ -59,16 +58,14 @@ test_read_advances_clock_past_t(void **state)
 	// The participant's clock now: the prepare ts of a throw-away
 	// transaction.
 	proto_op op = op_add("acct:r", 1, 0);
-	clk_ts p0 = h_prepare_yes(h, P1, 21, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(p0 != 0);
+	clk_ts p0 = h_prepare1(h, P1, 21, &op);
 	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 21, 0, NULL), PROTO_ACK);
 
 	clk_ts T = ts_plus_ms(p0, 300);
 	h_expect(h, P1, T, "acct:r", 7);
 	// Right after the read: a new prepare lands above T, so it can
 	// never commit at or below a snapshot already served.
-	clk_ts p1 = h_prepare_yes(h, P1, 22, PROTO_MODE_2PC, NULL, 0, &op, 1);
-	assert_true(p1 != 0);
+	clk_ts p1 = h_prepare1(h, P1, 22, &op);
 	if (p1 <= T)
 		fail_msg("prepare ts %llu.%u is not above the read ts %llu.%u",
 		    (unsigned long long)clk_ts_l(p1), clk_ts_c(p1),
