@@ -34,28 +34,31 @@ dtx_buf_u8(dtx_buf *b, uint8_t v)
 	dtx_buf_put(b, &v, 1);
 }
 
+// Appends the low n bytes of v, least significant first.
+static void
+buf_le(dtx_buf *b, uint64_t v, size_t n)
+{
+	uint8_t x[8];
+	dtx_put_le(x, v, n);
+	dtx_buf_put(b, x, n);
+}
+
 void
 dtx_buf_u16(dtx_buf *b, uint16_t v)
 {
-	uint8_t x[2];
-	dtx_put_le16(x, v);
-	dtx_buf_put(b, x, 2);
+	buf_le(b, v, 2);
 }
 
 void
 dtx_buf_u32(dtx_buf *b, uint32_t v)
 {
-	uint8_t x[4];
-	dtx_put_le32(x, v);
-	dtx_buf_put(b, x, 4);
+	buf_le(b, v, 4);
 }
 
 void
 dtx_buf_u64(dtx_buf *b, uint64_t v)
 {
-	uint8_t x[8];
-	dtx_put_le64(x, v);
-	dtx_buf_put(b, x, 8);
+	buf_le(b, v, 8);
 }
 
 void
@@ -84,23 +87,38 @@ dtx_rd_u8(dtx_rd *r)
 	return p ? p[0] : 0;
 }
 
+// The next n-byte little-endian integer, or 0 past the end.
+static uint64_t
+rd_le(dtx_rd *r, size_t n)
+{
+	const uint8_t *p = dtx_rd_bytes(r, n);
+	return p ? dtx_get_le(p, n) : 0;
+}
+
 uint16_t
 dtx_rd_u16(dtx_rd *r)
 {
-	const uint8_t *p = dtx_rd_bytes(r, 2);
-	return p ? dtx_get_le16(p) : 0;
+	return (uint16_t)rd_le(r, 2);
 }
 
 uint32_t
 dtx_rd_u32(dtx_rd *r)
 {
-	const uint8_t *p = dtx_rd_bytes(r, 4);
-	return p ? dtx_get_le32(p) : 0;
+	return (uint32_t)rd_le(r, 4);
 }
 
 uint64_t
 dtx_rd_u64(dtx_rd *r)
 {
-	const uint8_t *p = dtx_rd_bytes(r, 8);
-	return p ? dtx_get_le64(p) : 0;
+	return rd_le(r, 8);
+}
+
+const uint8_t *
+dtx_rd_blob(dtx_rd *r, uint32_t max, uint32_t *len)
+{
+	uint32_t n = dtx_rd_u32(r);
+	if (n > max)
+		r->bad = true;
+	*len = n;
+	return dtx_rd_bytes(r, n);
 }

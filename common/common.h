@@ -279,49 +279,59 @@ const char *dtx_role_name(dtx_role role);
 
 // Little-endian integers at p (p has room for their size). Every on-disk
 // format of dtx is little-endian and goes through these.
+
+// The low n bytes of v (n <= 8) at p, least significant first.
+static inline void
+dtx_put_le(uint8_t *p, uint64_t v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+// The n-byte (n <= 8) little-endian integer at p.
+static inline uint64_t
+dtx_get_le(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+	for (size_t i = n; i > 0; i--)
+		v = (v << 8) | p[i - 1];
+	return v;
+}
+
 static inline void
 dtx_put_le16(uint8_t *p, uint16_t v)
 {
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
+	dtx_put_le(p, v, 2);
 }
 
 static inline void
 dtx_put_le32(uint8_t *p, uint32_t v)
 {
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	dtx_put_le(p, v, 4);
 }
 
 static inline void
 dtx_put_le64(uint8_t *p, uint64_t v)
 {
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	dtx_put_le(p, v, 8);
 }
 
 static inline uint16_t
 dtx_get_le16(const uint8_t *p)
 {
-	return (uint16_t)(p[0] | (p[1] << 8));
+	return (uint16_t)dtx_get_le(p, 2);
 }
 
 static inline uint32_t
 dtx_get_le32(const uint8_t *p)
 {
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
+	return (uint32_t)dtx_get_le(p, 4);
 }
 
 static inline uint64_t
 dtx_get_le64(const uint8_t *p)
 {
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
+	return dtx_get_le(p, 8);
 }
 
 // A growable byte buffer for encoding records (bytes.c). Start from
@@ -359,5 +369,9 @@ uint8_t dtx_rd_u8(dtx_rd *r);
 uint16_t dtx_rd_u16(dtx_rd *r);
 uint32_t dtx_rd_u32(dtx_rd *r);
 uint64_t dtx_rd_u64(dtx_rd *r);
+// A length-prefixed byte string: a uint32 length, then that many bytes
+// (borrowed from r->p). Stores the length in *len and returns the bytes,
+// or NULL (and sets bad) past the end or when the length is over max.
+const uint8_t *dtx_rd_blob(dtx_rd *r, uint32_t max, uint32_t *len);
 
 #endif // DTX_COMMON_H

@@ -36,38 +36,6 @@
 #define REC_PRECOMMIT 4
 #define CKPT_MAGIC "DTXCOCK1"
 
-static void
-put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t
-get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 // Installs a pending decision found in the log. Caller holds c->mu (or is
 // the only thread, at open).
 static dtx_err
@@ -84,7 +52,7 @@ load_decision(coord *c, uint64_t txid, coord_state st, proto_mode mode,
 	t->cts = cts;
 	t->nparts = n;
 	for (uint32_t i = 0; i < n; i++)
-		t->parts[i] = get32(parts + 4 * i);
+		t->parts[i] = dtx_get_le32(parts + 4 * i);
 	t->acked = 0;
 	t->recovered = true;
 	t->redrive = st == COORD_COMMITTED;
@@ -102,7 +70,7 @@ on_ckpt(void *arg, uint64_t lsn, const void *blob, size_t len)
 	(void)lsn;
 	if (len < 12 || memcmp(p, CKPT_MAGIC, 8) != 0)
 		return DTX_ECORRUPT;
-	uint32_t count = get32(p + 8);
+	uint32_t count = dtx_get_le32(p + 8);
 	size_t off = 12;
 	for (uint32_t i = 0; i < count; i++) {
 		if (len - off < 24)
@@ -112,9 +80,9 @@ on_ckpt(void *arg, uint64_t lsn, const void *blob, size_t len)
 		    mode > PROTO_MODE_3PC || n < 1 || n > COORD_MAX_PARTS ||
 		    len - off - 24 < 4u * n)
 			return DTX_ECORRUPT;
-		dtx_err rv =
-		    load_decision(c, get64(p + off + 8), (coord_state)st,
-		        (proto_mode)mode, get64(p + off + 16), n, p + off + 24);
+		dtx_err rv = load_decision(c, dtx_get_le64(p + off + 8),
+		    (coord_state)st, (proto_mode)mode,
+		    dtx_get_le64(p + off + 16), n, p + off + 24);
 		if (rv != DTX_OK)
 			return rv;
 		off += 24 + 4u * n;
@@ -135,12 +103,12 @@ on_rec(void *arg, uint64_t lsn, uint8_t type, const void *payload, size_t len)
 		if (mode > PROTO_MODE_3PC || n < 1 || n > COORD_MAX_PARTS ||
 		    len != 20u + 4u * n)
 			return DTX_ECORRUPT;
-		return load_decision(c, get64(p),
+		return load_decision(c, dtx_get_le64(p),
 		    type == REC_COMMIT ? COORD_COMMITTED : COORD_PRECOMMITTED,
-		    (proto_mode)mode, get64(p + 8), n, p + 20);
+		    (proto_mode)mode, dtx_get_le64(p + 8), n, p + 20);
 	}
 	if ((type == REC_ABORT || type == REC_END) && len == 8) {
-		coord_tx *t = coord__tx_find(c, get64(p));
+		coord_tx *t = coord__tx_find(c, dtx_get_le64(p));
 		if (t == NULL)
 			return DTX_OK;
 		if (type == REC_END)
@@ -214,12 +182,12 @@ coord__log_decision(coord *c, const coord_tx *t, bool pre, uint64_t *lsn)
 {
 	uint8_t buf[20 + 4 * COORD_MAX_PARTS];
 	memset(buf, 0, 20);
-	put64(buf, t->txid);
-	put64(buf + 8, t->cts);
+	dtx_put_le64(buf, t->txid);
+	dtx_put_le64(buf + 8, t->cts);
 	buf[16] = (uint8_t)t->mode;
 	buf[17] = (uint8_t)t->nparts;
 	for (uint32_t i = 0; i < t->nparts; i++)
-		put32(buf + 20 + 4 * i, t->parts[i]);
+		dtx_put_le32(buf + 20 + 4 * i, t->parts[i]);
 	return stor_wal_append(c->wal, pre ? REC_PRECOMMIT : REC_COMMIT, buf,
 	    20 + 4 * t->nparts, false, lsn);
 }
@@ -228,7 +196,7 @@ dtx_err
 coord__log_abort(coord *c, uint64_t txid)
 {
 	uint8_t buf[8];
-	put64(buf, txid);
+	dtx_put_le64(buf, txid);
 	return stor_wal_append(c->wal, REC_ABORT, buf, 8, false, NULL);
 }
 
@@ -236,7 +204,7 @@ dtx_err
 coord__log_end(coord *c, uint64_t txid)
 {
 	uint8_t buf[8];
-	put64(buf, txid);
+	dtx_put_le64(buf, txid);
 	return stor_wal_append(c->wal, REC_END, buf, 8, false, NULL);
 }
 
@@ -270,16 +238,16 @@ coord__log_checkpoint(coord *c)
 		        : COORD_COMMITTED);
 		blob[off + 1] = (uint8_t)t->mode;
 		blob[off + 2] = (uint8_t)t->nparts;
-		put64(blob + off + 8, t->txid);
-		put64(blob + off + 16, t->cts);
+		dtx_put_le64(blob + off + 8, t->txid);
+		dtx_put_le64(blob + off + 16, t->cts);
 		for (uint32_t i = 0; i < t->nparts; i++)
-			put32(blob + off + 24 + 4 * i, t->parts[i]);
+			dtx_put_le32(blob + off + 24 + 4 * i, t->parts[i]);
 		off += 24 + 4u * t->nparts;
 		count++;
 	}
 	pthread_mutex_unlock(&c->mu);
 	memcpy(blob, CKPT_MAGIC, 8);
-	put32(blob + 8, (uint32_t)count);
+	dtx_put_le32(blob + 8, (uint32_t)count);
 	dtx_err rv = stor_wal_checkpoint(c->wal, lsn, 0, blob, off);
 	dtx_free(blob);
 	if (rv == DTX_OK) {

@@ -90,15 +90,12 @@ stor__dec_writes(dtx_rd *r, stor__w **out, size_t *nout)
 	dtx_err err = DTX_OK;
 	size_t i = 0;
 	for (; i < n; i++) {
-		uint32_t klen = dtx_rd_u32(r);
-		const uint8_t *k =
-		    klen <= STOR_KEY_MAX ? dtx_rd_bytes(r, klen) : NULL;
+		uint32_t klen;
+		const uint8_t *k = dtx_rd_blob(r, STOR_KEY_MAX, &klen);
 		uint8_t tomb = dtx_rd_u8(r);
-		uint32_t vlen = dtx_rd_u32(r);
-		const uint8_t *v =
-		    vlen <= STOR_VAL_MAX ? dtx_rd_bytes(r, vlen) : NULL;
-		if (r->bad || k == NULL || v == NULL || tomb > 1 ||
-		    (tomb && vlen > 0)) {
+		uint32_t vlen;
+		const uint8_t *v = dtx_rd_blob(r, STOR_VAL_MAX, &vlen);
+		if (r->bad || tomb > 1 || (tomb && vlen > 0)) {
 			err = DTX_ECORRUPT;
 			break;
 		}
@@ -302,11 +299,10 @@ stor__replay(void *arg, uint64_t lsn, uint8_t type, const void *p, size_t len)
 		break;
 	}
 	case STOR__REC_BARGC: {
-		uint32_t glen = dtx_rd_u32(&r);
-		const uint8_t *gid =
-		    glen <= STOR_GID_MAX ? dtx_rd_bytes(&r, glen) : NULL;
+		uint32_t glen;
+		const uint8_t *gid = dtx_rd_blob(&r, STOR_GID_MAX, &glen);
 		uint64_t cutoff = dtx_rd_u64(&r);
-		if (r.bad || gid == NULL)
+		if (r.bad)
 			err = DTX_ECORRUPT;
 		else
 			stor__bar_gc_apply(kv, gid, glen, cutoff, NULL);
@@ -464,11 +460,10 @@ load_versions(stor_kv *kv, dtx_rd *r)
 	if (err != DTX_OK)
 		return err;
 	for (uint64_t i = 0; i < n; i++) {
-		uint32_t klen = dtx_rd_u32(r);
-		const uint8_t *k =
-		    klen <= STOR_KEY_MAX ? dtx_rd_bytes(r, klen) : NULL;
+		uint32_t klen;
+		const uint8_t *k = dtx_rd_blob(r, STOR_KEY_MAX, &klen);
 		uint32_t nv = dtx_rd_u32(r);
-		if (r->bad || k == NULL || nv == 0 ||
+		if (r->bad || nv == 0 ||
 		    stor__tab_find(&kv->tab, k, klen) != NULL)
 			return DTX_ECORRUPT;
 		stor__ent *e = stor__tab_get(&kv->tab, k, klen);
@@ -479,11 +474,9 @@ load_versions(stor_kv *kv, dtx_rd *r)
 		for (uint32_t j = 0; j < nv; j++) {
 			clk_ts ts = dtx_rd_u64(r);
 			uint8_t tomb = dtx_rd_u8(r);
-			uint32_t len = dtx_rd_u32(r);
-			const uint8_t *v =
-			    len <= STOR_VAL_MAX ? dtx_rd_bytes(r, len) : NULL;
-			if (r->bad || v == NULL || tomb > 1 || ts == 0 ||
-			    ts >= prev)
+			uint32_t len;
+			const uint8_t *v = dtx_rd_blob(r, STOR_VAL_MAX, &len);
+			if (r->bad || tomb > 1 || ts == 0 || ts >= prev)
 				return DTX_ECORRUPT;
 			prev = ts;
 			stor__ver *ver = stor__ver_new(v, len, tomb, ts);
@@ -504,15 +497,13 @@ load_extra(stor_kv *kv, dtx_rd *r)
 	if (r->bad || n > (r->len - r->off) / 8)
 		return DTX_ECORRUPT;
 	for (uint64_t i = 0; i < n; i++) {
-		uint32_t klen = dtx_rd_u32(r);
-		const uint8_t *k =
-		    klen <= STOR_KEY_MAX ? dtx_rd_bytes(r, klen) : NULL;
+		uint32_t klen;
+		const uint8_t *k = dtx_rd_blob(r, STOR_KEY_MAX, &klen);
 		clk_ts ts = dtx_rd_u64(r);
 		uint8_t tomb = dtx_rd_u8(r);
-		uint32_t len = dtx_rd_u32(r);
-		const uint8_t *v =
-		    len <= STOR_VAL_MAX ? dtx_rd_bytes(r, len) : NULL;
-		if (r->bad || k == NULL || v == NULL || tomb > 1 || ts == 0)
+		uint32_t len;
+		const uint8_t *v = dtx_rd_blob(r, STOR_VAL_MAX, &len);
+		if (r->bad || tomb > 1 || ts == 0)
 			return DTX_ECORRUPT;
 		stor__ent *e = stor__tab_get(&kv->tab, k, klen);
 		stor__ver *ver = stor__ver_new(v, len, tomb, ts);
