@@ -94,6 +94,28 @@ cli_conn_call(cli_conn *c, uint32_t id, proto_msg *req, proto_msg *rep,
 	return proto_client_call(c->cl[id], req, rep, &o);
 }
 
+// An idempotent call to node id that wants a reply of type want. On
+// success *rep is that reply (free with proto_msg_free); on failure
+// nothing is left to free: a refusal or a reply of another type
+// (DTX_EPROTO) is freed here.
+static dtx_err
+call_for(cli_conn *c, uint32_t id, proto_msg *req, uint32_t timeout_ms,
+    proto_type want, proto_msg *rep)
+{
+	proto_msg r;
+	dtx_err rv = cli_conn_call(c, id, req, &r, timeout_ms, true);
+	if (rv == DTX_EREFUSED)
+		proto_msg_free(&r);
+	if (rv != DTX_OK)
+		return rv;
+	if (r.hdr.type != want) {
+		proto_msg_free(&r);
+		return DTX_EPROTO;
+	}
+	*rep = r;
+	return DTX_OK;
+}
+
 const char *
 cli_outcome_name(proto_outcome o)
 {
@@ -311,17 +333,10 @@ cli_snapshot_read(
 			    (uint32_t)((deadline - now) / 1000000u) + 1;
 			proto_msg_init(&req, PROTO_READ);
 			req.u.read.ts = ts;
-			rv = cli_conn_call(c, id, &req, &rep, left, true);
-			if (rv != DTX_OK) {
-				if (rv == DTX_EREFUSED)
-					proto_msg_free(&rep);
+			rv =
+			    call_for(c, id, &req, left, PROTO_READ_REPLY, &rep);
+			if (rv != DTX_OK)
 				break;
-			}
-			if (rep.hdr.type != PROTO_READ_REPLY) {
-				proto_msg_free(&rep);
-				rv = DTX_EPROTO;
-				break;
-			}
 			if (rep.u.read_reply.status == PROTO_READ_RETRY) {
 				proto_msg_free(&rep);
 				dtx_sleep_ms(10);
@@ -498,21 +513,9 @@ done:
 dtx_err
 cli_health(cli_conn *c, uint32_t id, uint32_t timeout_ms, proto_msg *rep)
 {
-	proto_msg req, r;
+	proto_msg req;
 	proto_msg_init(&req, PROTO_HEALTH);
-	dtx_err rv = cli_conn_call(c, id, &req, &r, timeout_ms, true);
-	if (rv == DTX_EREFUSED) {
-		proto_msg_free(&r);
-		return rv;
-	}
-	if (rv != DTX_OK)
-		return rv;
-	if (r.hdr.type != PROTO_HEALTH_REPLY) {
-		proto_msg_free(&r);
-		return DTX_EPROTO;
-	}
-	*rep = r;
-	return DTX_OK;
+	return call_for(c, id, &req, timeout_ms, PROTO_HEALTH_REPLY, rep);
 }
 
 dtx_err
@@ -535,15 +538,9 @@ cli_txn_status(cli_conn *c, uint32_t id, uint64_t txid, proto_txn_state *out)
 	proto_msg req, rep;
 	proto_msg_init(&req, PROTO_STATUS);
 	req.u.txid.txid = txid;
-	dtx_err rv = cli_conn_call(c, id, &req, &rep, 2000, true);
-	if (rv == DTX_EREFUSED)
-		proto_msg_free(&rep);
+	dtx_err rv = call_for(c, id, &req, 2000, PROTO_STATUS_REPLY, &rep);
 	if (rv != DTX_OK)
 		return rv;
-	if (rep.hdr.type != PROTO_STATUS_REPLY) {
-		proto_msg_free(&rep);
-		return DTX_EPROTO;
-	}
 	*out = rep.u.status_reply.state;
 	proto_msg_free(&rep);
 	return DTX_OK;
@@ -558,15 +555,10 @@ cli_saga_status(
 		return DTX_EINVAL;
 	proto_msg_init(&req, PROTO_SAGA_STATUS);
 	req.u.gid.gid = (char *)gid;
-	dtx_err rv = cli_conn_call(c, c->saga, &req, &rep, 2000, true);
-	if (rv == DTX_EREFUSED)
-		proto_msg_free(&rep);
+	dtx_err rv =
+	    call_for(c, c->saga, &req, 2000, PROTO_SAGA_STATUS_REPLY, &rep);
 	if (rv != DTX_OK)
 		return rv;
-	if (rep.hdr.type != PROTO_SAGA_STATUS_REPLY) {
-		proto_msg_free(&rep);
-		return DTX_EPROTO;
-	}
 	*st = rep.u.saga_status_reply.state;
 	int32_t fs = -1;
 	for (uint32_t i = 0; i < rep.u.saga_status_reply.n_steps; i++)
