@@ -16,21 +16,17 @@ static const char *const outcome_names[] = { "committed", "aborted", "in-doubt",
 const char *
 cli_txn_outcome_name(cli_txn_outcome o)
 {
-	if ((unsigned)o > CLI_TXN_UNKNOWN)
-		return "?";
-	return outcome_names[o];
+	return (unsigned)o <= CLI_TXN_UNKNOWN ? outcome_names[o] : "?";
 }
 
 dtx_err
 cli_txn_outcome_parse(const char *s, cli_txn_outcome *out)
 {
-	for (int i = 0; i <= CLI_TXN_UNKNOWN; i++) {
-		if (s != NULL && strcmp(s, outcome_names[i]) == 0) {
-			*out = (cli_txn_outcome)i;
-			return DTX_OK;
-		}
-	}
-	return DTX_EINVAL;
+	int i = cli__name_index(outcome_names, CLI_TXN_UNKNOWN + 1, s);
+	if (i < 0)
+		return DTX_EINVAL;
+	*out = (cli_txn_outcome)i;
+	return DTX_OK;
 }
 
 typedef struct group {

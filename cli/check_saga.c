@@ -16,21 +16,17 @@ static const char *const state_names[] = { "committed", "aborted",
 const char *
 cli_saga_state_name(cli_saga_state s)
 {
-	if ((unsigned)s > CLI_SAGA_RUNNING)
-		return "?";
-	return state_names[s];
+	return (unsigned)s <= CLI_SAGA_RUNNING ? state_names[s] : "?";
 }
 
 dtx_err
 cli_saga_state_parse(const char *s, cli_saga_state *out)
 {
-	for (int i = 0; i <= CLI_SAGA_RUNNING; i++) {
-		if (s != NULL && strcmp(s, state_names[i]) == 0) {
-			*out = (cli_saga_state)i;
-			return DTX_OK;
-		}
-	}
-	return DTX_EINVAL;
+	int i = cli__name_index(state_names, CLI_SAGA_RUNNING + 1, s);
+	if (i < 0)
+		return DTX_EINVAL;
+	*out = (cli_saga_state)i;
+	return DTX_OK;
 }
 
 static int

@@ -43,6 +43,10 @@ int cli_dispatch(
 int cli_parse_flags(const char *what, const dtx_cfg_opt *table, size_t n,
     void *cfg, int argc, char **argv, char **pos, int max_pos, int *npos);
 
+// The index of s among names[0..n), for parsing an enum by the names it
+// prints with; -1 when s is none of them or NULL.
+int cli__name_index(const char *const *names, size_t n, const char *s);
+
 // Latency quantile over a sorted array of n samples (q in [0, 1]).
 uint64_t cli_quantile(const uint64_t *sorted, size_t n, double q);
 // Sorts n uint64 samples in place.
@@ -1043,6 +1047,43 @@ void cli_bench_json_counts(cli_json *j, int64_t participants, int64_t clients,
 void cli_bench_env_close(cli_bench_env *e, const char *what, bool keep);
 // Removes the directory tree dir, best effort.
 void cli_bench_rmtree(const char *dir);
+// One run of a cluster bench: its cluster, its clients and, once they have
+// run (cli_bench_run_clients), what they counted.
+typedef struct cli_bench_run {
+	const char *what; // the command, prefixed to its messages
+	dtx_role head; // the role of the node the clients drive
+	cli_bench_env env;
+	cli_bench_fleet fleet; // the workers stay readable until close
+	cli_bench_tally sum; // the workers' tallies summed (lat NULL)
+	uint64_t *all; // every latency (ns), sorted; owned
+	double secs; // how long the clients ran
+	double p50_ms, p99_ms;
+	cli_bench_cpu cpu0, cpu1; // just before and after the clients ran
+} cli_bench_run;
+// Sets up *br for the command what: opens its cluster as
+// cli_bench_env_open does (dir through accounts), then creates the
+// accounts with init(ctx), which may read br->env. On failure prints why
+// on stderr and returns CLI_EXIT_USAGE or CLI_EXIT_FAILURE; CLI_EXIT_OK
+// on success. Call cli_bench_run_close either way. Borrows what and ctx.
+int cli_bench_run_open(cli_bench_run *br, const char *what, const char *dir,
+    int64_t participants, dtx_role head, const char *log_level,
+    int64_t accounts, dtx_err (*init)(void *ctx), void *ctx);
+// Runs n clients for seconds against br's head (a cli_bench_fleet of
+// workers of stride bytes, with ctx, batch, inflight, timeout_ms, next and
+// count as cli_bench_fleet_open takes them), then fills br->secs, the
+// CPU readings, br->sum, br->all and the latency quantiles. On failure
+// prints why on stderr and returns CLI_EXIT_FAILURE; CLI_EXIT_OK on
+// success.
+int cli_bench_run_clients(cli_bench_run *br, size_t stride, int n, void *ctx,
+    int64_t seconds, int64_t batch, int64_t inflight, uint32_t timeout_ms,
+    proto_msg *(*next)(void *owner),
+    void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns));
+// Closes br's clients and its cluster (cli_bench_env_close with keep) and
+// frees its latencies. Safe on a br that failed to open.
+void cli_bench_run_close(cli_bench_run *br, bool keep);
+// Prints "<what>: N calls failed (first: <first>)" on stderr when errors
+// is not 0.
+void cli_bench_say_errors(const char *what, uint64_t errors, dtx_err first);
 // The body of a cluster bench command: parses argv into cfg (size bytes,
 // zeroed here) by table (n options), refuses positional arguments, runs
 // run(cfg) and frees cfg. Returns a CLI_EXIT_* code.

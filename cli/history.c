@@ -26,21 +26,17 @@ static const char *const type_names[] = { "invoke", "ok", "fail", "info" };
 const char *
 cli_op_type_name(cli_op_type t)
 {
-	if ((unsigned)t > CLI_OP_INFO)
-		return "?";
-	return type_names[t];
+	return (unsigned)t <= CLI_OP_INFO ? type_names[t] : "?";
 }
 
 dtx_err
 cli_op_type_parse(const char *s, cli_op_type *out)
 {
-	for (int i = 0; i <= CLI_OP_INFO; i++) {
-		if (s != NULL && strcmp(s, type_names[i]) == 0) {
-			*out = (cli_op_type)i;
-			return DTX_OK;
-		}
-	}
-	return DTX_EINVAL;
+	int i = cli__name_index(type_names, CLI_OP_INFO + 1, s);
+	if (i < 0)
+		return DTX_EINVAL;
+	*out = (cli_op_type)i;
+	return DTX_OK;
 }
 
 const char *

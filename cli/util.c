@@ -48,6 +48,15 @@ cli_parse_flags(const char *what, const dtx_cfg_opt *table, size_t n, void *cfg,
 	return 0;
 }
 
+int
+cli__name_index(const char *const *names, size_t n, const char *s)
+{
+	for (size_t i = 0; s != NULL && i < n; i++)
+		if (strcmp(s, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
 static int
 cmp_u64(const void *a, const void *b)
 {
