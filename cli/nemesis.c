@@ -273,8 +273,11 @@ typedef struct plan {
 	size_t n, cap;
 } plan;
 
+// Appends event a at ms on the n nodes of targets; NULL when out of
+// memory.
 static cli_nem_event *
-push(plan *p, uint64_t at, cli_nem_action a)
+push(
+    plan *p, uint64_t at, cli_nem_action a, const uint32_t *targets, uint32_t n)
 {
 	if (DTX_GROW(p->ev, p->n, p->cap, 32) != DTX_OK)
 		return NULL;
@@ -282,6 +285,8 @@ push(plan *p, uint64_t at, cli_nem_action a)
 	memset(e, 0, sizeof(*e));
 	e->at_ms = at;
 	e->action = a;
+	e->ntargets = n;
+	memcpy(e->targets, targets, n * sizeof(uint32_t));
 	return e;
 }
 
@@ -307,37 +312,26 @@ plan_fault(plan *p, const cli_nem_cfg *cfg, uint64_t *rng, int k, uint64_t t,
 			nc = ntg;
 		}
 		uint32_t id = cand[dtx_rand_below(rng, nc)];
-		s = push(p, t, CLI_NA_DISK);
+		s = push(p, t, CLI_NA_DISK, &id, 1);
 		if (s == NULL)
 			return DTX_ENOMEM;
-		s->ntargets = 1;
-		s->targets[0] = id;
 		s->disk_form = (cli_disk_form)dtx_rand_below(rng, 2);
 		s->disk_len = (uint32_t)rnd_range(rng, 8, 256);
 		// At least one byte is written and at least one is missing.
 		s->disk_keep =
 		    (uint32_t)rnd_range(rng, 1, 20 + (uint64_t)s->disk_len + 4);
 		s->disk_seed = dtx_rand_next(rng);
-		e = push(p, t + hold, CLI_NA_RESTART);
-		if (e == NULL)
-			return DTX_ENOMEM;
-		e->ntargets = 1;
-		e->targets[0] = id;
-		return DTX_OK;
+		e = push(p, t + hold, CLI_NA_RESTART, &id, 1);
+		return e != NULL ? DTX_OK : DTX_ENOMEM;
 	}
 	if (k == 0 || k == 1) {
 		uint32_t id = tg[dtx_rand_below(rng, ntg)];
-		s = push(p, t, k == 0 ? CLI_NA_KILL : CLI_NA_PAUSE);
+		s = push(p, t, k == 0 ? CLI_NA_KILL : CLI_NA_PAUSE, &id, 1);
 		if (s == NULL)
 			return DTX_ENOMEM;
-		s->ntargets = 1;
-		s->targets[0] = id;
-		e = push(p, t + hold, k == 0 ? CLI_NA_RESTART : CLI_NA_RESUME);
-		if (e == NULL)
-			return DTX_ENOMEM;
-		e->ntargets = 1;
-		e->targets[0] = id;
-		return DTX_OK;
+		e = push(p, t + hold, k == 0 ? CLI_NA_RESTART : CLI_NA_RESUME,
+		    &id, 1);
+		return e != NULL ? DTX_OK : DTX_ENOMEM;
 	}
 	if (k == 2) {
 		cli_part_shape shapes[CLI_SHAPE_COUNT];
@@ -359,24 +353,18 @@ plan_fault(plan *p, const cli_nem_cfg *cfg, uint64_t *rng, int k, uint64_t t,
 				order[i] = order[0];
 				order[0] = want;
 			}
-		s = push(p, t, CLI_NA_PARTITION);
+		s = push(p, t, CLI_NA_PARTITION, order, nall);
 		if (s == NULL)
 			return DTX_ENOMEM;
 		s->shape = sh;
-		s->ntargets = nall;
-		memcpy(s->targets, order, nall * sizeof(uint32_t));
 		cli_partition_grudge(sh, order, nall, &s->grudge);
 		if (cfg->onset_max_ms > 0) {
 			s->onset_ms = (uint32_t)rnd_range(
 			    rng, cfg->onset_max_ms / 4, cfg->onset_max_ms);
 			s->onset_later = dtx_rand_below(rng, 2) == 0;
 		}
-		e = push(p, t + hold, CLI_NA_HEAL);
-		if (e == NULL)
-			return DTX_ENOMEM;
-		e->ntargets = nall;
-		memcpy(e->targets, all, nall * sizeof(uint32_t));
-		return DTX_OK;
+		e = push(p, t + hold, CLI_NA_HEAL, all, nall);
+		return e != NULL ? DTX_OK : DTX_ENOMEM;
 	}
 	// Clock: a random non-empty subset of the targets.
 	uint32_t pick[DTX_TOPO_MAX], np = 0;
@@ -386,11 +374,10 @@ plan_fault(plan *p, const cli_nem_cfg *cfg, uint64_t *rng, int k, uint64_t t,
 	if (np == 0)
 		pick[np++] = tg[dtx_rand_below(rng, ntg)];
 	bool strobe = dtx_rand_below(rng, 2) == 0;
-	s = push(p, t, strobe ? CLI_NA_CLOCK_STROBE : CLI_NA_CLOCK_BUMP);
+	s = push(
+	    p, t, strobe ? CLI_NA_CLOCK_STROBE : CLI_NA_CLOCK_BUMP, pick, np);
 	if (s == NULL)
 		return DTX_ENOMEM;
-	s->ntargets = np;
-	memcpy(s->targets, pick, np * sizeof(uint32_t));
 	if (strobe) {
 		int64_t d = (int64_t)rnd_range(
 		    rng, (uint64_t)mo / 2 + 1, 2 * (uint64_t)mo + 1);
@@ -404,12 +391,8 @@ plan_fault(plan *p, const cli_nem_cfg *cfg, uint64_t *rng, int k, uint64_t t,
 			s->offset_ms[i] = dtx_rand_below(rng, 2) ? d : -d;
 		}
 	}
-	e = push(p, t + hold, CLI_NA_CLOCK_RESET);
-	if (e == NULL)
-		return DTX_ENOMEM;
-	e->ntargets = np;
-	memcpy(e->targets, pick, np * sizeof(uint32_t));
-	return DTX_OK;
+	e = push(p, t + hold, CLI_NA_CLOCK_RESET, pick, np);
+	return e != NULL ? DTX_OK : DTX_ENOMEM;
 }
 
 dtx_err
