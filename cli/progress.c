@@ -34,20 +34,15 @@ draw(cli_progress *p, uint64_t now, uint64_t *last_ok, uint64_t *last_t)
 	double rate = dt > 0 ? (double)(s.ok - *last_ok) / dt : 0;
 	*last_ok = s.ok;
 	*last_t = now;
-	if (p->tty)
-		fprintf(p->out,
-		    "\r\033[K%5.1fs/%.0fs  ok %llu  fail %llu  info %llu  "
-		    "%.0f ok/s  fault: %s",
-		    el, (double)p->total_ms / 1e3, (unsigned long long)s.ok,
-		    (unsigned long long)s.fail, (unsigned long long)s.info,
-		    rate, s.fault);
-	else
-		fprintf(p->out,
-		    "progress %.0fs/%.0fs ok=%llu fail=%llu info=%llu "
-		    "rate=%.0f/s fault=%s\n",
-		    el, (double)p->total_ms / 1e3, (unsigned long long)s.ok,
-		    (unsigned long long)s.fail, (unsigned long long)s.info,
-		    rate, s.fault);
+	// A terminal gets one line redrawn in place, a log one line a sample.
+	fprintf(p->out,
+	    p->tty ? "\r\033[K%5.1fs/%.0fs  ok %llu  fail %llu  info %llu  "
+	             "%.0f ok/s  fault: %s"
+	           : "progress %.0fs/%.0fs ok=%llu fail=%llu info=%llu "
+	             "rate=%.0f/s fault=%s\n",
+	    el, (double)p->total_ms / 1e3, (unsigned long long)s.ok,
+	    (unsigned long long)s.fail, (unsigned long long)s.info, rate,
+	    s.fault);
 	fflush(p->out);
 }
 
