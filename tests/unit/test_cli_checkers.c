@@ -73,6 +73,40 @@ count_anoms(const cli_check *c, const char *kind)
 	return n;
 }
 
+// Runs the bank checker on h into *r and asserts that its verdict is
+// valid.
+static void
+check_bank(cli_history *h, cli_valid valid, cli_bank_result *r)
+{
+	assert_int_equal(cli_check_bank(h, &bank, r), DTX_OK);
+	assert_int_equal(r->c.valid, valid);
+}
+
+// Asserts that r found kind k count times, its first example at op
+// first with badness first_bad and its worst at op worst with badness
+// worst_bad.
+static void
+expect_kind(const cli_bank_result *r, cli_bank_kind k, size_t count,
+    int64_t first, int64_t first_bad, int64_t worst, int64_t worst_bad)
+{
+	const cli_bank_stat *s = &r->kinds[k];
+	assert_int_equal(s->count, count);
+	assert_int_equal(s->first.op_index, first);
+	assert_int_equal(s->first.badness, first_bad);
+	assert_int_equal(s->worst.op_index, worst);
+	assert_int_equal(s->worst.badness, worst_bad);
+}
+
+// Runs the atomicity checker on h and the n observations obs into *r
+// and asserts that its verdict is valid.
+static void
+check_atomicity(cli_history *h, const cli_txn_obs *obs, size_t n,
+    cli_valid valid, cli_atom_result *r)
+{
+	assert_int_equal(cli_check_atomicity(h, obs, n, r), DTX_OK);
+	assert_int_equal(r->c.valid, valid);
+}
+
 static void
 test_bank_clean_history_valid(void **state)
 {
@@ -85,8 +119,7 @@ test_bank_clean_history_valid(void **state)
 	add(h, 20, 2, CLI_OP_INVOKE, "read", NULL);
 	add(h, 21, 2, CLI_OP_FAIL, "read", NULL); // failed reads are ignored
 	cli_bank_result r;
-	assert_int_equal(cli_check_bank(h, &bank, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_TRUE);
+	check_bank(h, CLI_VALID_TRUE, &r);
 	assert_int_equal(r.reads, 2);
 	assert_int_equal(r.bad_reads, 0);
 	for (int k = 0; k < CLI_BANK_NKINDS; k++) {
@@ -111,8 +144,7 @@ test_bank_wrong_total(void **state)
 	read_op(h, 30, 1, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
 	int64_t c = read_op(h, 40, 0, "{\"0\":12,\"1\":10,\"2\":10,\"3\":10}");
 	cli_bank_result r;
-	assert_int_equal(cli_check_bank(h, &bank, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_FALSE);
+	check_bank(h, CLI_VALID_FALSE, &r);
 	assert_int_equal(r.reads, 5);
 	assert_int_equal(r.bad_reads, 3);
 	const cli_bank_stat *s = &r.kinds[CLI_BANK_WRONG_TOTAL];
@@ -146,14 +178,8 @@ test_bank_negative_balance(void **state)
 	int64_t a = read_op(h, 0, 0, "{\"0\":-5,\"1\":15,\"2\":20,\"3\":10}");
 	int64_t b = read_op(h, 10, 0, "{\"0\":-5,\"1\":-2,\"2\":37,\"3\":10}");
 	cli_bank_result r;
-	assert_int_equal(cli_check_bank(h, &bank, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_FALSE);
-	const cli_bank_stat *s = &r.kinds[CLI_BANK_NEGATIVE];
-	assert_int_equal(s->count, 2);
-	assert_int_equal(s->first.op_index, a);
-	assert_int_equal(s->first.badness, 5);
-	assert_int_equal(s->worst.op_index, b);
-	assert_int_equal(s->worst.badness, 7);
+	check_bank(h, CLI_VALID_FALSE, &r);
+	expect_kind(&r, CLI_BANK_NEGATIVE, 2, a, 5, b, 7);
 	assert_int_equal(r.kinds[CLI_BANK_WRONG_TOTAL].count, 0);
 	assert_int_equal(count_anoms(&r.c, "negative-balance"), 2);
 	cli_check_fini(&r.c);
@@ -170,14 +196,8 @@ test_bank_unexpected_key(void **state)
 	int64_t b = read_op(
 	    h, 10, 0, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10,\"x\":0,\"01\":3}");
 	cli_bank_result r;
-	assert_int_equal(cli_check_bank(h, &bank, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_FALSE);
-	const cli_bank_stat *s = &r.kinds[CLI_BANK_UNEXPECTED_KEY];
-	assert_int_equal(s->count, 2);
-	assert_int_equal(s->first.op_index, a);
-	assert_int_equal(s->first.badness, 1);
-	assert_int_equal(s->worst.op_index, b);
-	assert_int_equal(s->worst.badness, 2);
+	check_bank(h, CLI_VALID_FALSE, &r);
+	expect_kind(&r, CLI_BANK_UNEXPECTED_KEY, 2, a, 1, b, 2);
 	// The total is not judged when the keys are wrong.
 	assert_int_equal(r.kinds[CLI_BANK_WRONG_TOTAL].count, 0);
 	cli_check_fini(&r.c);
@@ -196,15 +216,9 @@ test_bank_missing_balance(void **state)
 	add(h, 30, 0, CLI_OP_INVOKE, "read", NULL);
 	int64_t c = add(h, 31, 0, CLI_OP_OK, "read", "{\"ts\":1}");
 	cli_bank_result r;
-	assert_int_equal(cli_check_bank(h, &bank, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_FALSE);
-	const cli_bank_stat *s = &r.kinds[CLI_BANK_MISSING_BALANCE];
-	assert_int_equal(s->count, 2);
-	assert_int_equal(s->first.op_index, a);
-	assert_int_equal(s->first.badness, 1);
-	assert_int_equal(s->worst.op_index, b);
-	assert_int_equal(s->worst.badness, 2);
-	assert_int_equal(s->last.op_index, b);
+	check_bank(h, CLI_VALID_FALSE, &r);
+	expect_kind(&r, CLI_BANK_MISSING_BALANCE, 2, a, 1, b, 2);
+	assert_int_equal(r.kinds[CLI_BANK_MISSING_BALANCE].last.op_index, b);
 	assert_int_equal(r.kinds[CLI_BANK_WRONG_TOTAL].count, 0);
 	assert_int_equal(r.kinds[CLI_BANK_MALFORMED].count, 1);
 	assert_int_equal(r.kinds[CLI_BANK_MALFORMED].first.op_index, c);
@@ -220,14 +234,12 @@ test_bank_no_reads_unknown(void **state)
 	(void)state;
 	cli_history *h = cli_history_new();
 	cli_bank_result r;
-	assert_int_equal(cli_check_bank(h, &bank, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_UNKNOWN);
+	check_bank(h, CLI_VALID_UNKNOWN, &r);
 	cli_check_fini(&r.c);
 	transfer(h, 0, 0, 1, CLI_OP_OK);
 	add(h, 5, 1, CLI_OP_INVOKE, "read", NULL);
 	add(h, 6, 1, CLI_OP_INFO, "read", NULL);
-	assert_int_equal(cli_check_bank(h, &bank, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_UNKNOWN);
+	check_bank(h, CLI_VALID_UNKNOWN, &r);
 	assert_int_equal(r.reads, 0);
 	cli_check_fini(&r.c);
 	// A duplicate account id in the configuration is a caller error.
@@ -258,15 +270,13 @@ test_atomicity_uncertain_transfers(void **state)
 		{ 5, 2, CLI_TXN_ABORTED },
 	};
 	cli_atom_result r;
-	assert_int_equal(cli_check_atomicity(h, obs, 8, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_TRUE);
+	check_atomicity(h, obs, 8, CLI_VALID_TRUE, &r);
 	assert_int_equal(r.txns, 5);
 	assert_int_equal(r.split + r.ok_not_committed + r.fail_committed, 0);
 	assert_int_equal(r.c.nanoms, 0);
 	cli_check_fini(&r.c);
 	// Without observations nothing can be said.
-	assert_int_equal(cli_check_atomicity(h, NULL, 0, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_UNKNOWN);
+	check_atomicity(h, NULL, 0, CLI_VALID_UNKNOWN, &r);
 	cli_check_fini(&r.c);
 	cli_history_free(h);
 }
@@ -288,8 +298,7 @@ test_atomicity_split_decision(void **state)
 		{ 9, 2, CLI_TXN_IN_DOUBT },
 	};
 	cli_atom_result r;
-	assert_int_equal(cli_check_atomicity(h, obs, 7, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_FALSE);
+	check_atomicity(h, obs, 7, CLI_VALID_FALSE, &r);
 	assert_int_equal(r.split, 1);
 	assert_int_equal(r.in_doubt, 1);
 	assert_int_equal(r.ok_not_committed, 0);
@@ -305,8 +314,7 @@ test_atomicity_split_decision(void **state)
 	assert_int_equal(r.c.anoms[1].txid, 9);
 	cli_check_fini(&r.c);
 	// In doubt alone does not make a run invalid.
-	assert_int_equal(cli_check_atomicity(h, obs + 3, 4, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_TRUE);
+	check_atomicity(h, obs + 3, 4, CLI_VALID_TRUE, &r);
 	assert_int_equal(r.in_doubt, 1);
 	cli_check_fini(&r.c);
 	cli_history_free(h);
@@ -326,8 +334,7 @@ test_atomicity_history_cross_check(void **state)
 		{ 12, 1, CLI_TXN_COMMITTED },
 	};
 	cli_atom_result r;
-	assert_int_equal(cli_check_atomicity(h, obs, 3, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_FALSE);
+	check_atomicity(h, obs, 3, CLI_VALID_FALSE, &r);
 	assert_int_equal(r.ok_not_committed, 1);
 	assert_int_equal(r.fail_committed, 1);
 	assert_int_equal(r.split, 0);
@@ -374,6 +381,16 @@ saga(const char *gid, cli_saga_state st, int32_t failed)
 	return s;
 }
 
+// Runs the saga checker on h and the n saga states s into *r and
+// asserts that its verdict is valid.
+static void
+check_saga(cli_history *h, const cli_saga_obs *s, size_t n, cli_valid valid,
+    cli_saga_result *r)
+{
+	assert_int_equal(cli_check_saga(h, &bank, s, n, r), DTX_OK);
+	assert_int_equal(r->c.valid, valid);
+}
+
 static void
 test_saga_left_compensating_invalid(void **state)
 {
@@ -387,8 +404,7 @@ test_saga_left_compensating_invalid(void **state)
 	cli_saga_obs s[] = { saga("g1", CLI_SAGA_COMMITTED, -1),
 		saga("g2", CLI_SAGA_COMPENSATING, 1) };
 	cli_saga_result r;
-	assert_int_equal(cli_check_saga(h, &bank, s, 2, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_FALSE);
+	check_saga(h, s, 2, CLI_VALID_FALSE, &r);
 	assert_int_equal(r.stuck, 1);
 	assert_int_equal(r.committed, 1);
 	assert_true(r.final_ok);
@@ -399,14 +415,12 @@ test_saga_left_compensating_invalid(void **state)
 	cli_check_fini(&r.c);
 	// Fully compensated, it is valid.
 	s[1].state = CLI_SAGA_ABORTED;
-	assert_int_equal(cli_check_saga(h, &bank, s, 2, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_TRUE);
+	check_saga(h, s, 2, CLI_VALID_TRUE, &r);
 	cli_check_fini(&r.c);
 	// A client told ok about a compensated saga, or fail about a
 	// committed one, is a violation.
 	s[0].state = CLI_SAGA_ABORTED;
-	assert_int_equal(cli_check_saga(h, &bank, s, 2, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_FALSE);
+	check_saga(h, s, 2, CLI_VALID_FALSE, &r);
 	assert_int_equal(r.ok_not_committed, 1);
 	cli_check_fini(&r.c);
 	cli_history_free(h);
@@ -439,8 +453,7 @@ test_saga_transient_totals_not_violations(void **state)
 	cli_saga_obs s[] = { saga("g1", CLI_SAGA_COMMITTED, -1),
 		saga("g2", CLI_SAGA_ABORTED, 2) };
 	cli_saga_result r;
-	assert_int_equal(cli_check_saga(h, &bank, s, 2, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_TRUE);
+	check_saga(h, s, 2, CLI_VALID_TRUE, &r);
 	assert_int_equal(r.transient, 2);
 	assert_int_equal(r.final_reads, 1);
 	assert_true(r.final_ok);
@@ -485,8 +498,7 @@ test_saga_final_total_wrong(void **state)
 	cli_saga_obs s[] = { saga("g1", CLI_SAGA_COMMITTED, -1),
 		saga("g2", CLI_SAGA_ABORTED, 2) };
 	cli_saga_result r;
-	assert_int_equal(cli_check_saga(h, &bank, s, 2, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_FALSE);
+	check_saga(h, s, 2, CLI_VALID_FALSE, &r);
 	assert_false(r.final_ok);
 	assert_int_equal(r.final_total, 37);
 	assert_int_equal(count_anoms(&r.c, "final-total"), 1);
@@ -502,8 +514,7 @@ test_saga_final_total_wrong(void **state)
 	cli_check_fini(&b.c);
 	// No final read and no saga states: unknown.
 	cli_history *e = cli_history_new();
-	assert_int_equal(cli_check_saga(e, &bank, NULL, 0, &r), DTX_OK);
-	assert_int_equal(r.c.valid, CLI_VALID_UNKNOWN);
+	check_saga(e, NULL, 0, CLI_VALID_UNKNOWN, &r);
 	cli_check_fini(&r.c);
 	cli_history_free(e);
 	cli_history_free(h);
