@@ -61,15 +61,7 @@ static dtx_err
 fault(void *arg, const proto_fault *f)
 {
 	coord *c = arg;
-	if (strcmp(f->kind, "wal_sync") != 0)
-		return DTX_ENOENT;
-	int64_t n = f->n_args > 0 ? f->args[0] : 1;
-	if (n < 0 || n > 1000000)
-		return DTX_EINVAL;
-	atomic_store(&c->fail_syncs, n);
-	DTX_LOG(DTX_LOG_WARN, "FAULT_WAL_SYNC",
-	    "the next %lld fsyncs of the decision log will fail", (long long)n);
-	return DTX_OK;
+	return proto_fault_wal_sync(f, &c->fail_syncs, "decision log");
 }
 
 static dtx_err
@@ -96,10 +88,7 @@ health(void *arg, proto_health_reply *h)
 	uint64_t items = atomic_load(&c->n_batch_items);
 	stor_wal_stats ws;
 	stor_wal_stats_get(c->wal, &ws);
-	struct {
-		const char *name;
-		int64_t v;
-	} ctr[] = {
+	proto_named_value ctr[] = {
 		{ "txns", (int64_t)atomic_load(&c->n_txns) },
 		{ "committed", (int64_t)atomic_load(&c->n_committed) },
 		{ "aborted", (int64_t)atomic_load(&c->n_aborted) },
@@ -115,11 +104,7 @@ health(void *arg, proto_health_reply *h)
 		{ "log_appends", (int64_t)ws.appends },
 		{ "log_syncs", (int64_t)ws.syncs },
 	};
-	for (size_t i = 0; i < sizeof(ctr) / sizeof(ctr[0]); i++)
-		if ((rv = proto_health_counter(h, ctr[i].name, ctr[i].v)) !=
-		    DTX_OK)
-			return rv;
-	return DTX_OK;
+	return proto_health_counters(h, ctr, sizeof(ctr) / sizeof(ctr[0]));
 }
 
 dtx_err

@@ -140,7 +140,7 @@ struct coord {
 	// transaction, and an element of a client's BATCH would otherwise
 	// wait for the one before it.
 	proto_pool *runners;
-	atomic_int_fast64_t fail_syncs; // FAULT wal_sync: fsyncs left to fail
+	_Atomic int64_t fail_syncs; // FAULT wal_sync: fsyncs left to fail
 
 	// Counters (HEALTH).
 	atomic_uint_fast64_t n_txns, n_committed, n_aborted, n_unknown;

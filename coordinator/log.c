@@ -126,10 +126,8 @@ static int
 sync_hook(void *arg, int fd)
 {
 	coord *c = arg;
-	if (atomic_load(&c->fail_syncs) > 0) {
-		atomic_fetch_sub(&c->fail_syncs, 1);
+	if (proto_fault_sync_due(&c->fail_syncs))
 		return EIO;
-	}
 	return fdatasync(fd) == 0 ? 0 : errno;
 }
 

@@ -15,14 +15,11 @@ int
 part__sync_hook(void *arg, int fd)
 {
 	part *p = arg;
-	int64_t n = atomic_load(&p->sync_fail);
-	while (n > 0) {
-		if (atomic_compare_exchange_weak(&p->sync_fail, &n, n - 1)) {
-			part__count(p, PART_CTR_SYNC_FAULTS);
-			DTX_LOG(DTX_LOG_WARN, "FAULT_SYNC",
-			    "failing an fsync of the WAL on purpose");
-			return EIO;
-		}
+	if (proto_fault_sync_due(&p->sync_fail)) {
+		part__count(p, PART_CTR_SYNC_FAULTS);
+		DTX_LOG(DTX_LOG_WARN, "FAULT_SYNC",
+		    "failing an fsync of the WAL on purpose");
+		return EIO;
 	}
 	return fdatasync(fd) == 0 ? 0 : errno;
 }
@@ -31,17 +28,7 @@ dtx_err
 part__fault(void *arg, const proto_fault *f)
 {
 	part *p = arg;
-	if (strcmp(f->kind, "wal_sync") == 0) {
-		// args [n]: fail the next n fsyncs (default 1; 0 disarms).
-		int64_t n = f->n_args > 0 ? f->args[0] : 1;
-		if (n < 0 || n > 1000000)
-			return DTX_EINVAL;
-		atomic_store(&p->sync_fail, n);
-		DTX_LOG(DTX_LOG_WARN, "FAULT_WAL_SYNC",
-		    "the next %lld fsyncs of the WAL will fail", (long long)n);
-		return DTX_OK;
-	}
-	return DTX_ENOENT;
+	return proto_fault_wal_sync(f, &p->sync_fail, "WAL");
 }
 
 dtx_err
@@ -75,29 +62,21 @@ part__health(void *arg, proto_health_reply *rep)
 		blocked = NULL;
 	}
 	rep->blocked = blocked;
-	for (int i = 0; i < PART_CTR_COUNT; i++)
-		if ((rv = proto_health_counter(rep, part__ctr_names[i],
-		         (int64_t)atomic_load(&p->ctr[i]))) != DTX_OK)
-			return rv;
-	struct {
-		const char *name;
-		uint64_t v;
-	} more[] = {
-		{ "blocked", nb },
-		{ "in_doubt", st.indoubt },
-		{ "keys", st.keys },
-		{ "versions", st.versions },
-		{ "intents", st.intents },
-		{ "outcomes", st.outcomes },
-		{ "barriers", st.barriers },
-		{ "wal_appends", st.wal.appends },
-		{ "wal_syncs", st.wal.syncs },
-		{ "wal_batches", st.wal.batches },
-		{ "wal_replayed", st.wal.replayed },
+	if ((rv = proto_health_counter_array(
+	         rep, part__ctr_names, p->ctr, PART_CTR_COUNT)) != DTX_OK)
+		return rv;
+	proto_named_value more[] = {
+		{ "blocked", (int64_t)nb },
+		{ "in_doubt", (int64_t)st.indoubt },
+		{ "keys", (int64_t)st.keys },
+		{ "versions", (int64_t)st.versions },
+		{ "intents", (int64_t)st.intents },
+		{ "outcomes", (int64_t)st.outcomes },
+		{ "barriers", (int64_t)st.barriers },
+		{ "wal_appends", (int64_t)st.wal.appends },
+		{ "wal_syncs", (int64_t)st.wal.syncs },
+		{ "wal_batches", (int64_t)st.wal.batches },
+		{ "wal_replayed", (int64_t)st.wal.replayed },
 	};
-	for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
-		if ((rv = proto_health_counter(
-		         rep, more[i].name, (int64_t)more[i].v)) != DTX_OK)
-			return rv;
-	return DTX_OK;
+	return proto_health_counters(rep, more, sizeof(more) / sizeof(more[0]));
 }

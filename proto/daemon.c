@@ -295,6 +295,56 @@ proto_health_counter(proto_health_reply *rep, const char *name, int64_t value)
 	return DTX_OK;
 }
 
+dtx_err
+proto_health_counters(
+    proto_health_reply *rep, const proto_named_value *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		dtx_err rv = proto_health_counter(rep, c[i].name, c[i].value);
+		if (rv != DTX_OK)
+			return rv;
+	}
+	return DTX_OK;
+}
+
+dtx_err
+proto_health_counter_array(proto_health_reply *rep, const char *const *names,
+    _Atomic uint64_t *ctr, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		dtx_err rv = proto_health_counter(
+		    rep, names[i], (int64_t)atomic_load(&ctr[i]));
+		if (rv != DTX_OK)
+			return rv;
+	}
+	return DTX_OK;
+}
+
+dtx_err
+proto_fault_wal_sync(
+    const proto_fault *f, _Atomic int64_t *left, const char *what)
+{
+	if (strcmp(f->kind, "wal_sync") != 0)
+		return DTX_ENOENT;
+	int64_t n = f->n_args > 0 ? f->args[0] : 1;
+	if (n < 0 || n > 1000000)
+		return DTX_EINVAL;
+	atomic_store(left, n);
+	DTX_LOG(DTX_LOG_WARN, "FAULT_WAL_SYNC",
+	    "the next %lld fsyncs of the %s will fail", (long long)n, what);
+	return DTX_OK;
+}
+
+bool
+proto_fault_sync_due(_Atomic int64_t *left)
+{
+	int64_t n = atomic_load(left);
+	while (n > 0)
+		if (atomic_compare_exchange_weak(left, &n, n - 1))
+			return true;
+	return false;
+}
+
 static dtx_err
 serve_health(proto_daemon *d, proto_msg *rep)
 {
@@ -319,10 +369,7 @@ serve_health(proto_daemon *d, proto_msg *rep)
 		proto_server_stats_get(srv, &ss);
 	clk_hlc_stats(clk_node_hlc(d->clock), &hc);
 	clk_source_get(d->src, &off, &rate);
-	struct {
-		const char *name;
-		int64_t v;
-	} ctr[] = {
+	proto_named_value ctr[] = {
 		{ "uptime_ms",
 		    (int64_t)((dtx_mono_ns() - d->started_ns) / 1000000) },
 		{ "requests", (int64_t)ss.requests },
@@ -335,11 +382,7 @@ serve_health(proto_daemon *d, proto_msg *rep)
 		{ "faults", (int64_t)atomic_load(&d->faults) },
 		{ "calls_cut", (int64_t)atomic_load(&d->calls_cut) },
 	};
-	for (size_t i = 0; i < sizeof(ctr) / sizeof(ctr[0]); i++)
-		if ((rv = proto_health_counter(h, ctr[i].name, ctr[i].v)) !=
-		    DTX_OK)
-			return rv;
-	return DTX_OK;
+	return proto_health_counters(h, ctr, sizeof(ctr) / sizeof(ctr[0]));
 }
 
 static dtx_err

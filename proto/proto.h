@@ -930,4 +930,33 @@ dtx_err proto_daemon_call_async(proto_daemon *d, uint32_t peer, proto_msg *req,
 dtx_err proto_health_counter(
     proto_health_reply *rep, const char *name, int64_t value);
 
+// A counter's name (borrowed) and value, for proto_health_counters.
+typedef struct proto_named_value {
+	const char *name;
+	int64_t value;
+} proto_named_value;
+
+// Appends the n counters of c (names copied) to a HEALTH reply being
+// built, in order, stopping at the first error of proto_health_counter.
+dtx_err proto_health_counters(
+    proto_health_reply *rep, const proto_named_value *c, size_t n);
+
+// Appends one counter per name, names[i] (copied) with the value of
+// ctr[i], as proto_health_counters does. Thread-safe against concurrent
+// increments of ctr.
+dtx_err proto_health_counter_array(proto_health_reply *rep,
+    const char *const *names, _Atomic uint64_t *ctr, size_t n);
+
+// The "wal_sync" FAULT of a daemon with a log on disk: args [n] make the
+// next n fsyncs of that log fail (default 1; 0 disarms), as a failing
+// disk would. Stores n in *left and logs it, calling the log what
+// (borrowed). DTX_ENOENT for any other kind of FAULT, DTX_EINVAL for n
+// outside 0..1000000. Thread-safe.
+dtx_err proto_fault_wal_sync(
+    const proto_fault *f, _Atomic int64_t *left, const char *what);
+
+// For the log's fsync hook: true when a "wal_sync" FAULT still asks for
+// a failed fsync, taking one from *left. Thread-safe.
+bool proto_fault_sync_due(_Atomic int64_t *left);
+
 #endif // DTX_PROTO_H

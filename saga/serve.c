@@ -338,10 +338,7 @@ saga__health(void *arg, proto_health_reply *rep)
 	if ((rv = proto_str_set(&rep->state, state)) != DTX_OK)
 		return rv;
 	rep->in_doubt = comp;
-	struct {
-		const char *name;
-		int64_t v;
-	} g[] = {
+	proto_named_value g[] = {
 		{ "in_flight", inflight },
 		{ "compensating", (int64_t)comp },
 		{ "stuck", (int64_t)stuck },
@@ -351,13 +348,9 @@ saga__health(void *arg, proto_health_reply *rep)
 		{ "log_appends", (int64_t)ws.appends },
 		{ "log_syncs", (int64_t)ws.syncs },
 	};
-	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
-		if ((rv = proto_health_counter(rep, g[i].name, g[i].v)) !=
-		    DTX_OK)
-			return rv;
-	for (int i = 0; i < SAGA_CTR_COUNT; i++)
-		if ((rv = proto_health_counter(rep, saga__ctr_names[i],
-		         (int64_t)atomic_load(&s->ctr[i]))) != DTX_OK)
-			return rv;
-	return DTX_OK;
+	if ((rv = proto_health_counters(rep, g, sizeof(g) / sizeof(g[0]))) !=
+	    DTX_OK)
+		return rv;
+	return proto_health_counter_array(
+	    rep, saga__ctr_names, s->ctr, SAGA_CTR_COUNT);
 }
