@@ -132,112 +132,116 @@ done:
 	return rv;
 }
 
-// The end of every subcommand: frees cl (may be NULL) and cfg. A
-// negative rc (help was shown) is success.
+// The body of a subcommand: runs it with the parsed flags and returns
+// its exit code. A cluster it leaves in *cl is freed after it.
+typedef int (*cl_body)(cl_cfg *cfg, cli_cluster **cl);
+
+// Parses a subcommand's flags, runs its body unless they were bad or
+// help was shown (then the exit is CLI_EXIT_USAGE or CLI_EXIT_OK), and
+// frees what the body left.
 static int
-finish(
-    cli_cluster *cl, const dtx_cfg_opt *opts, size_t nopts, cl_cfg *cfg, int rc)
+run_sub(const char *what, const dtx_cfg_opt *opts, size_t nopts, cl_body body,
+    int argc, char **argv)
 {
+	cl_cfg cfg = { 0 };
+	cli_cluster *cl = NULL;
+	int rc =
+	    cli_parse_flags(what, opts, nopts, &cfg, argc, argv, NULL, 0, NULL);
+	if (rc == 0)
+		rc = body(&cfg, &cl);
 	cli_cluster_free(cl);
-	dtx_cfg_fini(opts, nopts, cfg);
+	dtx_cfg_fini(opts, nopts, &cfg);
 	return rc < 0 ? CLI_EXIT_OK : rc;
+}
+
+static int
+start_body(cl_cfg *cfg, cli_cluster **cl)
+{
+	char err[512];
+	// A cluster already running in this directory is left alone.
+	if (cli_cluster_open(cfg->dir, cl, NULL, 0) == DTX_OK) {
+		bool up = false;
+		const dtx_topo *t = cli_cluster_topo(*cl);
+		for (uint32_t i = 0; i < t->n; i++)
+			up |= cli_cluster_pid(*cl, t->nodes[i].id) > 0;
+		if (up) {
+			fprintf(stderr,
+			    "dtx cluster start: a cluster is already running "
+			    "in %s (dtx cluster stop --dir %s)\n",
+			    cfg->dir, cfg->dir);
+			return CLI_EXIT_FAILURE;
+		}
+		cli_cluster_free(*cl);
+		*cl = NULL;
+	}
+	cli_cluster_stop_dir(cfg->dir, false);
+	cli_cluster_opts o = { .dir = cfg->dir,
+		.participants = (uint32_t)cfg->participants,
+		.saga = cfg->saga,
+		.log_level = cfg->log_level,
+		.netns = cfg->netns };
+	dtx_err rv = cli_cluster_create(&o, cl, err, sizeof(err));
+	if (rv != DTX_OK) {
+		fprintf(stderr, "dtx cluster start: %s\n", err);
+		return rv == DTX_EPERM || rv == DTX_EINVAL ? CLI_EXIT_USAGE
+		                                           : CLI_EXIT_FAILURE;
+	}
+	if ((rv = cli_cluster_start_all(*cl, 20000)) != DTX_OK ||
+	    (rv = wait_healthy(*cl, 20000)) != DTX_OK) {
+		fprintf(stderr,
+		    "dtx cluster start: not all daemons came up (%s); logs "
+		    "in %s/logs\n",
+		    dtx_strerror(rv), cli_cluster_dir(*cl));
+		cli_cluster_stop_all(*cl, 2000);
+		return CLI_EXIT_FAILURE;
+	}
+	show(*cl, cfg->json);
+	return CLI_EXIT_OK;
+}
+
+static int
+stop_body(cl_cfg *cfg, cli_cluster **cl)
+{
+	if (cli_cluster_open(cfg->dir, cl, NULL, 0) == DTX_OK)
+		cli_cluster_stop_all(*cl, 5000);
+	// Whatever the state file forgot: stray daemons, namespaces.
+	cli_cluster_stop_dir(cfg->dir, true);
+	if (!cfg->json)
+		printf("stopped %s\n", cfg->dir);
+	return CLI_EXIT_OK;
+}
+
+static int
+status_body(cl_cfg *cfg, cli_cluster **cl)
+{
+	char err[512];
+	if (cli_cluster_open(cfg->dir, cl, err, sizeof(err)) != DTX_OK) {
+		fprintf(stderr, "dtx cluster status: %s\n", err);
+		return CLI_EXIT_FAILURE;
+	}
+	show(*cl, cfg->json);
+	return CLI_EXIT_OK;
 }
 
 static int
 cmd_start(int argc, char **argv)
 {
-	cl_cfg cfg = { 0 };
-	cli_cluster *cl = NULL;
-	char err[512];
-	int rc = cli_parse_flags("dtx cluster start", start_opts, N(start_opts),
-	    &cfg, argc, argv, NULL, 0, NULL);
-	if (rc != 0)
-		goto out;
-	// A cluster already running in this directory is left alone.
-	if (cli_cluster_open(cfg.dir, &cl, NULL, 0) == DTX_OK) {
-		bool up = false;
-		const dtx_topo *t = cli_cluster_topo(cl);
-		for (uint32_t i = 0; i < t->n; i++)
-			up |= cli_cluster_pid(cl, t->nodes[i].id) > 0;
-		if (up) {
-			fprintf(stderr,
-			    "dtx cluster start: a cluster is already running "
-			    "in %s (dtx cluster stop --dir %s)\n",
-			    cfg.dir, cfg.dir);
-			rc = CLI_EXIT_FAILURE;
-			goto out;
-		}
-		cli_cluster_free(cl);
-		cl = NULL;
-	}
-	cli_cluster_stop_dir(cfg.dir, false);
-	cli_cluster_opts o = { .dir = cfg.dir,
-		.participants = (uint32_t)cfg.participants,
-		.saga = cfg.saga,
-		.log_level = cfg.log_level,
-		.netns = cfg.netns };
-	dtx_err rv = cli_cluster_create(&o, &cl, err, sizeof(err));
-	if (rv != DTX_OK) {
-		fprintf(stderr, "dtx cluster start: %s\n", err);
-		rc = rv == DTX_EPERM || rv == DTX_EINVAL ? CLI_EXIT_USAGE
-		                                         : CLI_EXIT_FAILURE;
-		goto out;
-	}
-	if ((rv = cli_cluster_start_all(cl, 20000)) != DTX_OK ||
-	    (rv = wait_healthy(cl, 20000)) != DTX_OK) {
-		fprintf(stderr,
-		    "dtx cluster start: not all daemons came up (%s); logs "
-		    "in %s/logs\n",
-		    dtx_strerror(rv), cli_cluster_dir(cl));
-		cli_cluster_stop_all(cl, 2000);
-		rc = CLI_EXIT_FAILURE;
-		goto out;
-	}
-	show(cl, cfg.json);
-	rc = CLI_EXIT_OK;
-out:
-	return finish(cl, start_opts, N(start_opts), &cfg, rc);
+	return run_sub("dtx cluster start", start_opts, N(start_opts),
+	    start_body, argc, argv);
 }
 
 static int
 cmd_stop(int argc, char **argv)
 {
-	cl_cfg cfg = { 0 };
-	cli_cluster *cl = NULL;
-	int rc = cli_parse_flags("dtx cluster stop", dir_opts, N(dir_opts),
-	    &cfg, argc, argv, NULL, 0, NULL);
-	if (rc != 0)
-		goto out;
-	if (cli_cluster_open(cfg.dir, &cl, NULL, 0) == DTX_OK)
-		cli_cluster_stop_all(cl, 5000);
-	// Whatever the state file forgot: stray daemons, namespaces.
-	cli_cluster_stop_dir(cfg.dir, true);
-	if (!cfg.json)
-		printf("stopped %s\n", cfg.dir);
-	rc = CLI_EXIT_OK;
-out:
-	return finish(cl, dir_opts, N(dir_opts), &cfg, rc);
+	return run_sub(
+	    "dtx cluster stop", dir_opts, N(dir_opts), stop_body, argc, argv);
 }
 
 static int
 cmd_status(int argc, char **argv)
 {
-	cl_cfg cfg = { 0 };
-	cli_cluster *cl = NULL;
-	char err[512];
-	int rc = cli_parse_flags("dtx cluster status", dir_opts, N(dir_opts),
-	    &cfg, argc, argv, NULL, 0, NULL);
-	if (rc != 0)
-		goto out;
-	if (cli_cluster_open(cfg.dir, &cl, err, sizeof(err)) != DTX_OK) {
-		fprintf(stderr, "dtx cluster status: %s\n", err);
-		rc = CLI_EXIT_FAILURE;
-		goto out;
-	}
-	show(cl, cfg.json);
-	rc = CLI_EXIT_OK;
-out:
-	return finish(cl, dir_opts, N(dir_opts), &cfg, rc);
+	return run_sub("dtx cluster status", dir_opts, N(dir_opts), status_body,
+	    argc, argv);
 }
 
 int
