@@ -121,12 +121,13 @@ count_accounts(proto_client *cl, size_t *n)
 // Creates the accounts with PUT transactions unless some exist (so that
 // running it twice is harmless).
 static dtx_err
-init_accounts(b2_run *r, proto_client *coord, proto_client **parts)
+init_accounts(void *ctx)
 {
+	b2_run *r = ctx;
 	size_t have = 0;
 	for (uint32_t k = 0; k < r->env->nparts; k++) {
 		size_t n;
-		dtx_err rv = count_accounts(parts[k], &n);
+		dtx_err rv = count_accounts(r->env->parts[k], &n);
 		if (rv != DTX_OK)
 			return rv;
 		have += n;
@@ -155,7 +156,7 @@ init_accounts(b2_run *r, proto_client *coord, proto_client **parts)
 		req.u.txn.mode = PROTO_MODE_2PC;
 		req.u.txn.n_ops = k;
 		req.u.txn.ops = ops;
-		dtx_err rv = cli_bench_call(coord, &req, &rep, 20000);
+		dtx_err rv = cli_bench_call(r->env->head, &req, &rep, 20000);
 		if (rv != DTX_OK)
 			return rv;
 		bool ok = rep.hdr.type == PROTO_TXN_REPLY &&
@@ -208,17 +209,12 @@ static int
 run_bench(const void *arg)
 {
 	const b2_cfg *cfg = arg;
-	int rc = CLI_EXIT_FAILURE;
-	cli_bench_env env;
-	b2_worker *w;
-	uint64_t *all = NULL;
 	int n = (int)cfg->clients;
-	cli_bench_fleet fleet;
+	cli_bench_run br;
 	b2_run run;
 	memset(&run, 0, sizeof(run));
-	memset(&fleet, 0, sizeof(fleet));
-	memset(&env, 0, sizeof(env));
 	run.cfg = cfg;
+	run.env = &br.env;
 
 	if (strcmp(cfg->mode, "2pc") == 0) {
 		run.mode = PROTO_MODE_2PC;
@@ -231,48 +227,27 @@ run_bench(const void *arg)
 		    cfg->mode);
 		return CLI_EXIT_USAGE;
 	}
-	rc = cli_bench_env_open(&env, "dtx bench 2pc", cfg->dir,
+	int rc = cli_bench_run_open(&br, "dtx bench 2pc", cfg->dir,
 	    cfg->participants, DTX_ROLE_COORDINATOR, cfg->log_level,
-	    cfg->accounts);
+	    cfg->accounts, init_accounts, &run);
 	if (rc != CLI_EXIT_OK)
 		goto out;
-	rc = CLI_EXIT_FAILURE;
-	proto_client *coord = env.head, **parts = env.parts;
-	run.env = &env;
-	dtx_err rv;
-	if ((rv = init_accounts(&run, coord, parts)) != DTX_OK) {
-		fprintf(stderr,
-		    "dtx bench 2pc: cannot create the accounts: "
-		    "%s\n",
-		    dtx_strerror(rv));
-		goto out;
-	}
+	proto_client *coord = br.env.head;
 	int64_t batches0 = cli_bench_counter(coord, "batches_sent");
 	int64_t items0 = cli_bench_counter(coord, "batch_items");
 	int64_t syncs0 = cli_bench_counter(coord, "log_syncs");
 
-	if ((rv = cli_bench_fleet_open(&fleet, sizeof(b2_worker), n, &run,
-	         coord, env.head_url, env.client_id, cfg->client_batch,
-	         cfg->client_inflight, 10000, next_transfer, count_reply)) !=
-	    DTX_OK)
-		goto fail;
-	w = fleet.workers;
-	cli_bench_cpu cpu0, cpu1;
-	double secs = cli_bench_fleet_run(&fleet, "dtx bench 2pc", cfg->seconds,
-	    env.cl, DTX_ROLE_COORDINATOR, &cpu0, &cpu1);
-	if (secs < 0)
+	rc = cli_bench_run_clients(&br, sizeof(b2_worker), n, &run,
+	    cfg->seconds, cfg->client_batch, cfg->client_inflight, 10000,
+	    next_transfer, count_reply);
+	if (rc != CLI_EXIT_OK)
 		goto out;
-
-	cli_bench_tally sum;
-	if (cli_bench_tally_merge(w, sizeof(*w), n, &sum, &all) != DTX_OK)
-		goto oom;
-	uint64_t committed = sum.committed, aborted = sum.aborted;
-	uint64_t unknown = sum.unknown, errors = sum.errors;
-	size_t total = sum.nlat;
-	dtx_err first = sum.first_err;
+	rc = CLI_EXIT_FAILURE;
+	const b2_worker *w = br.fleet.workers;
+	uint64_t committed = br.sum.committed, aborted = br.sum.aborted;
 	uint64_t cmsgs = 0, ctxns = 0;
-	if (fleet.batcher != NULL)
-		proto_batcher_stats(fleet.batcher, &cmsgs, &ctxns);
+	if (br.fleet.batcher != NULL)
+		proto_batcher_stats(br.fleet.batcher, &cmsgs, &ctxns);
 	double avg_cbatch = cmsgs > 0 ? (double)ctxns / (double)cmsgs : 1;
 	int64_t batches = cli_bench_counter(coord, "batches_sent") - batches0;
 	int64_t items = cli_bench_counter(coord, "batch_items") - items0;
@@ -280,17 +255,16 @@ run_bench(const void *arg)
 
 	// The cluster is idle now: measure the RPC ceiling on this box.
 	cli_rpc_result rr;
-	if ((rv = cli_rpc_measure(n, 0, 0, cfg->rpc_seconds, true, &rr)) !=
-	    DTX_OK) {
+	dtx_err rv = cli_rpc_measure(n, 0, 0, cfg->rpc_seconds, true, &rr);
+	if (rv != DTX_OK) {
 		fprintf(stderr, "dtx bench 2pc: RPC ceiling: %s\n",
 		    dtx_strerror(rv));
 		goto out;
 	}
 
-	uint64_t attempts = committed + aborted + unknown + errors;
-	double tps = secs > 0 ? (double)committed / secs : 0;
-	double p50 = (double)cli_quantile(all, total, 0.50) / 1e6;
-	double p99 = (double)cli_quantile(all, total, 0.99) / 1e6;
+	uint64_t attempts =
+	    committed + aborted + br.sum.unknown + br.sum.errors;
+	double tps = br.secs > 0 ? (double)committed / br.secs : 0;
 	double abort_rate = attempts ? (double)aborted / (double)attempts : 0;
 	double rps = rr.rpc_per_s;
 	double eff = rps > 0 ? tps / (rps / 5.0) : 0;
@@ -304,10 +278,10 @@ run_bench(const void *arg)
 		cli_json_str(&j, "bench", "2pc");
 		cli_json_str(&j, "mode", cfg->mode);
 		cli_bench_json_counts(&j, cfg->participants, cfg->clients,
-		    cfg->accounts, secs, &sum, "aborted");
+		    cfg->accounts, br.secs, &br.sum, "aborted");
 		cli_json_num(&j, "txn_per_s", tps);
-		cli_json_num(&j, "p50_ms", p50);
-		cli_json_num(&j, "p99_ms", p99);
+		cli_json_num(&j, "p50_ms", br.p50_ms);
+		cli_json_num(&j, "p99_ms", br.p99_ms);
 		cli_json_num(&j, "abort_rate", abort_rate);
 		cli_json_num(&j, "rpc_per_s", rps);
 		cli_json_str(&j, "rpc_ceiling",
@@ -320,19 +294,20 @@ run_bench(const void *arg)
 		cli_json_num(&j, "avg_batch", avg_batch);
 		cli_json_num(&j, "commits_per_coord_fsync", per_sync);
 		cli_bench_cpu_json(
-		    &j, "txn", "coordinator", &cpu0, &cpu1, committed);
+		    &j, "txn", "coordinator", &br.cpu0, &br.cpu1, committed);
 		cli_json_num(&j, "loadavg_1m", load1);
 		cli_json_end(&j);
 	} else {
 		printf("dtx bench 2pc: %s, %" PRId64 " participants, %d "
 		       "clients, %" PRId64 " accounts, fsync on, %.1f s\n",
-		    cfg->mode, cfg->participants, n, cfg->accounts, secs);
+		    cfg->mode, cfg->participants, n, cfg->accounts, br.secs);
 		printf("  %" PRIu64 " committed, %" PRIu64 " aborted (%.2f%%), "
 		       "%" PRIu64 " unknown, %" PRIu64 " errors\n",
-		    committed, aborted, abort_rate * 100, unknown, errors);
+		    committed, aborted, abort_rate * 100, br.sum.unknown,
+		    br.sum.errors);
 		printf("  %.0f committed transfers/s; latency ms p50 %.2f "
 		       "p99 %.2f\n",
-		    tps, p50, p99);
+		    tps, br.p50_ms, br.p99_ms);
 		printf("  RPC ceiling %.0f round trips/s (PING echo, %d "
 		       "clients): efficiency %.2f (txn/s over rpc/s / 5)\n",
 		    rps, n, eff);
@@ -340,8 +315,8 @@ run_bench(const void *arg)
 		       "%" PRId64 "); coordinator: %.1f messages per batch, "
 		       "%.1f commits per decision-log fsync\n",
 		    avg_cbatch, cfg->client_batch, avg_batch, per_sync);
-		cli_bench_cpu_print("committed transfer", "coordinator", &cpu0,
-		    &cpu1, committed);
+		cli_bench_cpu_print("committed transfer", "coordinator",
+		    &br.cpu0, &br.cpu1, committed);
 		printf("  load average (1 min) %.2f\n", load1);
 	}
 	for (int i = 0; i < n && aborted > 0 && !cfg->json; i++)
@@ -349,21 +324,10 @@ run_bench(const void *arg)
 			printf("  an abort reason: %s\n", w[i].why);
 			break;
 		}
-	if (errors > 0)
-		fprintf(stderr,
-		    "dtx bench 2pc: %" PRIu64 " calls failed (first: %s)\n",
-		    errors, dtx_strerror(first));
+	cli_bench_say_errors(br.what, br.sum.errors, br.sum.first_err);
 	rc = committed > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
-	goto out;
-fail:
-	fprintf(stderr, "dtx bench 2pc: %s\n", dtx_strerror(rv));
-	goto out;
-oom:
-	fprintf(stderr, "dtx bench 2pc: out of memory\n");
 out:
-	cli_bench_fleet_close(&fleet);
-	dtx_free(all);
-	cli_bench_env_close(&env, "dtx bench 2pc", cfg->keep);
+	cli_bench_run_close(&br, cfg->keep);
 	return rc;
 }
 

@@ -614,3 +614,69 @@ cli_bench_env_close(cli_bench_env *e, const char *what, bool keep)
 		cli_bench_rmtree(e->dir);
 	e->dir[0] = '\0';
 }
+
+int
+cli_bench_run_open(cli_bench_run *br, const char *what, const char *dir,
+    int64_t participants, dtx_role head, const char *log_level,
+    int64_t accounts, dtx_err (*init)(void *ctx), void *ctx)
+{
+	memset(br, 0, sizeof(*br));
+	br->what = what;
+	br->head = head;
+	int rc = cli_bench_env_open(
+	    &br->env, what, dir, participants, head, log_level, accounts);
+	if (rc != CLI_EXIT_OK)
+		return rc;
+	dtx_err rv = init(ctx);
+	if (rv != DTX_OK) {
+		fprintf(stderr, "%s: cannot create the accounts: %s\n", what,
+		    dtx_strerror(rv));
+		return CLI_EXIT_FAILURE;
+	}
+	return CLI_EXIT_OK;
+}
+
+int
+cli_bench_run_clients(cli_bench_run *br, size_t stride, int n, void *ctx,
+    int64_t seconds, int64_t batch, int64_t inflight, uint32_t timeout_ms,
+    proto_msg *(*next)(void *owner),
+    void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns))
+{
+	const cli_bench_env *e = &br->env;
+	dtx_err rv = cli_bench_fleet_open(&br->fleet, stride, n, ctx, e->head,
+	    e->head_url, e->client_id, batch, inflight, timeout_ms, next,
+	    count);
+	if (rv != DTX_OK) {
+		fprintf(stderr, "%s: %s\n", br->what, dtx_strerror(rv));
+		return CLI_EXIT_FAILURE;
+	}
+	br->secs = cli_bench_fleet_run(&br->fleet, br->what, seconds, e->cl,
+	    br->head, &br->cpu0, &br->cpu1);
+	if (br->secs < 0)
+		return CLI_EXIT_FAILURE; // cli_bench_fleet_run said why
+	if (cli_bench_tally_merge(
+	        br->fleet.workers, stride, n, &br->sum, &br->all) != DTX_OK) {
+		fprintf(stderr, "%s: out of memory\n", br->what);
+		return CLI_EXIT_FAILURE;
+	}
+	br->p50_ms = (double)cli_quantile(br->all, br->sum.nlat, 0.50) / 1e6;
+	br->p99_ms = (double)cli_quantile(br->all, br->sum.nlat, 0.99) / 1e6;
+	return CLI_EXIT_OK;
+}
+
+void
+cli_bench_run_close(cli_bench_run *br, bool keep)
+{
+	cli_bench_fleet_close(&br->fleet);
+	dtx_free(br->all);
+	br->all = NULL;
+	cli_bench_env_close(&br->env, br->what, keep);
+}
+
+void
+cli_bench_say_errors(const char *what, uint64_t errors, dtx_err first)
+{
+	if (errors > 0)
+		fprintf(stderr, "%s: %" PRIu64 " calls failed (first: %s)\n",
+		    what, errors, dtx_strerror(first));
+}

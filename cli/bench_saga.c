@@ -81,8 +81,9 @@ typedef struct bs_worker {
 // Creates the accounts on their owners with STEP actions of PUT ops (the
 // coordinator is not part of a saga cluster).
 static dtx_err
-init_accounts(bs_run *r, proto_client **parts)
+init_accounts(void *ctx)
 {
+	bs_run *r = ctx;
 	char keys[PROTO_MAX_OPS][32];
 	uint8_t vals[8];
 	proto_op ops[PROTO_MAX_OPS];
@@ -112,7 +113,7 @@ init_accounts(bs_run *r, proto_client **parts)
 			req.u.step.n_ops = n;
 			req.u.step.ops = ops;
 			dtx_err rv =
-			    cli_bench_call(parts[k], &req, &rep, 20000);
+			    cli_bench_call(r->env->parts[k], &req, &rep, 20000);
 			if (rv != DTX_OK)
 				return rv;
 			bool ok = rep.hdr.type == PROTO_STEP_REPLY &&
@@ -221,65 +222,39 @@ static int
 run_bench(const void *arg)
 {
 	const bs_cfg *cfg = arg;
-	int rc = CLI_EXIT_FAILURE;
-	cli_bench_env env;
-	bs_worker *w;
-	uint64_t *all = NULL;
 	int n = (int)cfg->clients;
-	cli_bench_fleet fleet;
+	cli_bench_run br;
 	bs_run run;
 	memset(&run, 0, sizeof(run));
-	memset(&fleet, 0, sizeof(fleet));
-	memset(&env, 0, sizeof(env));
 	run.cfg = cfg;
+	run.env = &br.env;
 	run.nonce = dtx_wall_ns();
 
-	rc = cli_bench_env_open(&env, "dtx bench saga", cfg->dir,
-	    cfg->participants, DTX_ROLE_SAGA, "warn", cfg->accounts);
+	int rc = cli_bench_run_open(&br, "dtx bench saga", cfg->dir,
+	    cfg->participants, DTX_ROLE_SAGA, "warn", cfg->accounts,
+	    init_accounts, &run);
 	if (rc != CLI_EXIT_OK)
 		goto out;
-	rc = CLI_EXIT_FAILURE;
-	proto_client *sagac = env.head, **parts = env.parts;
-	run.env = &env;
-	dtx_err rv;
-	if ((rv = init_accounts(&run, parts)) != DTX_OK) {
-		fprintf(stderr,
-		    "dtx bench saga: cannot create the accounts: "
-		    "%s\n",
-		    dtx_strerror(rv));
-		goto out;
-	}
+	proto_client *sagac = br.env.head, **parts = br.env.parts;
+	uint32_t nparts = br.env.nparts;
 	int64_t calls0 = cli_bench_counter(sagac, "step_calls");
 	int64_t logsync0 = cli_bench_counter(sagac, "log_syncs");
 	int64_t partsync0 = 0;
-	for (uint32_t k = 0; k < env.nparts; k++)
+	for (uint32_t k = 0; k < nparts; k++)
 		partsync0 += cli_bench_counter(parts[k], "wal_syncs");
 
-	if ((rv = cli_bench_fleet_open(&fleet, sizeof(bs_worker), n, &run,
-	         sagac, env.head_url, env.client_id, cfg->client_batch,
-	         cfg->client_inflight, 30000, next_saga, count_reply)) !=
-	    DTX_OK)
-		goto fail;
-	w = fleet.workers;
-	cli_bench_cpu cpu0, cpu1;
-	double secs = cli_bench_fleet_run(&fleet, "dtx bench saga",
-	    cfg->seconds, env.cl, DTX_ROLE_SAGA, &cpu0, &cpu1);
-	if (secs < 0)
+	rc = cli_bench_run_clients(&br, sizeof(bs_worker), n, &run,
+	    cfg->seconds, cfg->client_batch, cfg->client_inflight, 30000,
+	    next_saga, count_reply);
+	if (rc != CLI_EXIT_OK)
 		goto out;
-
-	cli_bench_tally sum;
-	if (cli_bench_tally_merge(w, sizeof(*w), n, &sum, &all) != DTX_OK)
-		goto oom;
-	uint64_t committed = sum.committed, aborted = sum.aborted;
-	uint64_t unknown = sum.unknown, errors = sum.errors;
-	size_t total = sum.nlat;
-	dtx_err first = sum.first_err;
+	uint64_t committed = br.sum.committed, aborted = br.sum.aborted;
 	int64_t calls = cli_bench_counter(sagac, "step_calls") - calls0;
 	// fsyncs per saga show how well group commit batches: the saga log
 	// forces 3 records per saga and each step's commit one.
 	int64_t logsyncs = cli_bench_counter(sagac, "log_syncs") - logsync0;
 	int64_t partsyncs = -partsync0;
-	for (uint32_t k = 0; k < env.nparts; k++)
+	for (uint32_t k = 0; k < nparts; k++)
 		partsyncs += cli_bench_counter(parts[k], "wal_syncs");
 
 	// Every saga answered has ended; unknown ones may still run: wait
@@ -288,25 +263,23 @@ run_bench(const void *arg)
 	     i++)
 		dtx_sleep_ms(100);
 	int64_t want = cfg->accounts * cfg->balance, have = 0;
-	rv = read_total(&run, parts, &have);
+	dtx_err rv = read_total(&run, parts, &have);
 	bool conserved = rv == DTX_OK && have == want;
 
 	uint64_t finished = committed + aborted;
-	double sps = secs > 0 ? (double)finished / secs : 0;
-	double cps = secs > 0 ? (double)committed / secs : 0;
-	double p50 = (double)cli_quantile(all, total, 0.50) / 1e6;
-	double p99 = (double)cli_quantile(all, total, 0.99) / 1e6;
+	double sps = br.secs > 0 ? (double)finished / br.secs : 0;
+	double cps = br.secs > 0 ? (double)committed / br.secs : 0;
 	double comp_rate = finished ? (double)aborted / (double)finished : 0;
 	if (cfg->json) {
 		cli_json j;
 		cli_json_begin(&j, stdout);
 		cli_json_str(&j, "bench", "saga");
 		cli_bench_json_counts(&j, cfg->participants, cfg->clients,
-		    cfg->accounts, secs, &sum, "compensated");
+		    cfg->accounts, br.secs, &br.sum, "compensated");
 		cli_json_num(&j, "saga_per_s", sps);
 		cli_json_num(&j, "committed_per_s", cps);
-		cli_json_num(&j, "p50_ms", p50);
-		cli_json_num(&j, "p99_ms", p99);
+		cli_json_num(&j, "p50_ms", br.p50_ms);
+		cli_json_num(&j, "p99_ms", br.p99_ms);
 		cli_json_num(&j, "compensated_rate", comp_rate);
 		cli_json_num(&j, "client_batch", (double)cfg->client_batch);
 		cli_json_num(
@@ -318,43 +291,33 @@ run_bench(const void *arg)
 		cli_json_num(&j, "participant_fsyncs_per_saga",
 		    finished ? (double)partsyncs / (double)finished : 0);
 		cli_bench_cpu_json(
-		    &j, "saga", "orchestrator", &cpu0, &cpu1, finished);
+		    &j, "saga", "orchestrator", &br.cpu0, &br.cpu1, finished);
 		cli_json_bool(&j, "conserved", conserved);
 		cli_json_end(&j);
 	} else {
 		printf("dtx bench saga: %" PRId64 " participants, %d clients, "
 		       "%" PRId64 " accounts, fsync on, %.1f s\n",
-		    cfg->participants, n, cfg->accounts, secs);
+		    cfg->participants, n, cfg->accounts, br.secs);
 		printf("  %" PRIu64 " committed, %" PRIu64
 		       " compensated (%.2f%%), %" PRIu64 " unknown, %" PRIu64
 		       " errors\n",
-		    committed, aborted, comp_rate * 100, unknown, errors);
+		    committed, aborted, comp_rate * 100, br.sum.unknown,
+		    br.sum.errors);
 		printf("  %.0f sagas/s (%.0f committed/s); latency ms p50 %.2f "
 		       "p99 %.2f\n",
-		    sps, cps, p50, p99);
+		    sps, cps, br.p50_ms, br.p99_ms);
 		printf("  fsyncs per saga: saga log %.2f, participants %.2f\n",
 		    finished ? (double)logsyncs / (double)finished : 0,
 		    finished ? (double)partsyncs / (double)finished : 0);
 		cli_bench_cpu_print(
-		    "saga", "orchestrator", &cpu0, &cpu1, finished);
+		    "saga", "orchestrator", &br.cpu0, &br.cpu1, finished);
 		printf("  total %s (%" PRId64 " of %" PRId64 ")\n",
 		    conserved ? "conserved" : "NOT CONSERVED", have, want);
 	}
-	if (errors > 0)
-		fprintf(stderr,
-		    "dtx bench saga: %" PRIu64 " calls failed (first: %s)\n",
-		    errors, dtx_strerror(first));
+	cli_bench_say_errors(br.what, br.sum.errors, br.sum.first_err);
 	rc = finished > 0 && conserved ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
-	goto out;
-fail:
-	fprintf(stderr, "dtx bench saga: %s\n", dtx_strerror(rv));
-	goto out;
-oom:
-	fprintf(stderr, "dtx bench saga: out of memory\n");
 out:
-	cli_bench_fleet_close(&fleet);
-	dtx_free(all);
-	cli_bench_env_close(&env, "dtx bench saga", false);
+	cli_bench_run_close(&br, false);
 	return rc;
 }
 
