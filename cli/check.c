@@ -355,9 +355,9 @@ static const dtx_cfg_opt check_opts[] = {
 };
 #define NCHECK_OPTS (sizeof(check_opts) / sizeof(check_opts[0]))
 
-// Parses a run id argument: a positive decimal integer.
-dtx_err
-cli__parse_run_id(const char *s, int64_t *out)
+// Parses a run id: a positive decimal integer.
+static dtx_err
+parse_run_id(const char *s, int64_t *out)
 {
 	char *end;
 	if (s == NULL || *s < '1' || *s > '9')
@@ -367,6 +367,18 @@ cli__parse_run_id(const char *s, int64_t *out)
 		return DTX_EINVAL;
 	*out = v;
 	return DTX_OK;
+}
+
+dtx_err
+cli__run_id_arg(const char *what, const char *flags, char *const *pos, int npos,
+    int64_t *out)
+{
+	if (npos == 1 && parse_run_id(pos[0], out) == DTX_OK)
+		return DTX_OK;
+	fprintf(stderr, "%s: %s (usage: %s ID %s)\n", what,
+	    npos != 1 ? "missing run ID" : "run ID must be a positive integer",
+	    what, flags);
+	return DTX_EINVAL;
 }
 
 int
@@ -393,13 +405,8 @@ cli_cmd_check(int argc, char **argv)
 		dtx_cfg_fini(check_opts, NCHECK_OPTS, &cfg);
 		return rc < 0 ? CLI_EXIT_OK : rc;
 	}
-	if (npos != 1 || cli__parse_run_id(pos[0], &id) != DTX_OK) {
-		fprintf(stderr,
-		    "dtx check: %s (usage: dtx check ID "
-		    "[--results FILE] [--json] [--report])\n",
-		    npos != 1 ? "missing run ID"
-		              : "run ID must be a positive "
-		                "integer");
+	if (cli__run_id_arg("dtx check", "[--results FILE] [--json] [--report]",
+	        pos, npos, &id) != DTX_OK) {
 		dtx_cfg_fini(check_opts, NCHECK_OPTS, &cfg);
 		return CLI_EXIT_USAGE;
 	}

@@ -687,8 +687,12 @@ dtx_err cli__check_set(
 // invocation's (either may be NULL). false when neither has one.
 bool cli__op_txid(const cli_op *inv, const cli_op *comp, uint64_t *txid);
 bool cli__op_gid(const cli_op *inv, const cli_op *comp, char *gid, size_t len);
-// Parses a run id argument (a positive decimal integer); DTX_EINVAL.
-dtx_err cli__parse_run_id(const char *s, int64_t *out);
+// Reads the run id a command takes as its only positional argument (a
+// positive decimal integer) from pos[0..npos). When it is missing or bad,
+// says so on stderr with the usage "<what> ID <flags>" and returns
+// DTX_EINVAL.
+dtx_err cli__run_id_arg(const char *what, const char *flags, char *const *pos,
+    int npos, int64_t *out);
 // Creates directory path and its parents (path is modified in place and
 // restored). Returns a translated errno.
 dtx_err cli__mkdirs(char *path);

@@ -1322,12 +1322,8 @@ results_show(int argc, char **argv)
 	    NRESULTS_OPTS, &cfg, argc, argv, pos, 1, &npos);
 	if (rc != 0)
 		goto out;
-	if (npos != 1 || cli__parse_run_id(pos[0], &id) != DTX_OK) {
-		fprintf(stderr,
-		    "dtx results show: %s (usage: dtx results show ID "
-		    "[--results FILE] [--json])\n",
-		    npos != 1 ? "missing run ID"
-		              : "run ID must be a positive integer");
+	if (cli__run_id_arg("dtx results show", "[--results FILE] [--json]",
+	        pos, npos, &id) != DTX_OK) {
 		rc = CLI_EXIT_USAGE;
 		goto out;
 	}
