@@ -330,10 +330,7 @@ run_bench(const rpc_cfg *cfg)
 		return CLI_EXIT_FAILURE;
 	}
 	report(cfg, &r);
-	if (r.errors > 0)
-		fprintf(stderr,
-		    "dtx bench rpc: %" PRIu64 " calls failed (first: %s)\n",
-		    r.errors, dtx_strerror(r.first_err));
+	cli_bench_say_errors("dtx bench rpc", r.errors, r.first_err);
 	return r.calls > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
