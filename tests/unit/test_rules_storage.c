@@ -40,8 +40,7 @@ test_checkpoint_keeps_indoubt_segments(void **state)
 	stor_kv_opts o;
 	stor_kv_opts_init(&o);
 	o.wal.segment_bytes = 4096;
-	stor_kv *kv;
-	assert_int_equal(stor_kv_open(dir, &o, &kv), DTX_OK);
+	stor_kv *kv = st_kv_open(dir, &o);
 	st_put_local(kv, "early", 1, T(10));
 	// The in-doubt PREPARED record sits in an early segment.
 	stor_txn *t;
@@ -53,11 +52,7 @@ test_checkpoint_keeps_indoubt_segments(void **state)
 		.npeers = 1,
 		.peers = { 1 } };
 	assert_int_equal(stor_txn_prepare(t, 77, &m), DTX_OK);
-	char key[32];
-	for (int i = 0; i < 400; i++) {
-		snprintf(key, sizeof(key), "key%d", i % 40);
-		st_put_local(kv, key, i, T(100 + (uint64_t)i));
-	}
+	st_put_keys(kv, 0, 400, 40);
 	uint64_t before = segments(kv);
 	assert_true(before > 4);
 
@@ -69,7 +64,7 @@ test_checkpoint_keeps_indoubt_segments(void **state)
 	    (unsigned long long)before, (unsigned long long)held);
 	assert_true(held + 1 >= before);
 	stor_kv_close(kv);
-	assert_int_equal(stor_kv_open(dir, &o, &kv), DTX_OK);
+	kv = st_kv_open(dir, &o);
 	assert_true(segments(kv) + 1 >= before);
 	stor_indoubt *list;
 	size_t n;
@@ -86,14 +81,9 @@ test_checkpoint_keeps_indoubt_segments(void **state)
 	    "segments: %llu after the outcome\n", (unsigned long long)after);
 	assert_true(after <= 2);
 	stor_kv_close(kv);
-	assert_int_equal(stor_kv_open(dir, &o, &kv), DTX_OK);
-	int64_t v = 0;
-	assert_int_equal(
-	    stor_kv_get_i64(kv, "held", 4, T(1000), &v, NULL, NULL), DTX_OK);
-	assert_int_equal(v, 1);
-	assert_int_equal(
-	    stor_kv_get_i64(kv, "key9", 4, T(10000), &v, NULL, NULL), DTX_OK);
-	assert_int_equal(v, 369);
+	kv = st_kv_open(dir, &o);
+	assert_int_equal(st_must_get(kv, "held", T(1000)), 1);
+	assert_int_equal(st_must_get(kv, "key9", T(10000)), 369);
 	stor_kv_close(kv);
 	st_rmrf(dir);
 }

@@ -33,22 +33,6 @@ get(stor_kv *kv, const char *key, clk_ts at, int64_t *v)
 	return stor_kv_get_i64(kv, key, strlen(key), at, v, NULL, NULL);
 }
 
-static int64_t
-must_get(stor_kv *kv, const char *key, clk_ts at)
-{
-	int64_t v = 0;
-	assert_int_equal(get(kv, key, at, &v), DTX_OK);
-	return v;
-}
-
-static stor_kv *
-open_kv(const char *dir)
-{
-	stor_kv *kv;
-	assert_int_equal(stor_kv_open(dir, NULL, &kv), DTX_OK);
-	return kv;
-}
-
 static dtx_err
 sum_fn(void *arg, const void *key, size_t klen, const void *val, size_t vlen,
     clk_ts vts)
@@ -70,22 +54,22 @@ test_snapshot_visibility(void **state)
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvsnap");
-	stor_kv *kv = open_kv(dir);
+	stor_kv *kv = st_kv_open(dir, NULL);
 	st_put_local(kv, "a", 1, T(10));
 	st_put_local(kv, "a", 2, T(20));
 	st_put_local(kv, "b", 100, T(15));
 	int64_t v;
 	assert_int_equal(get(kv, "a", T(5), &v), DTX_ENOENT);
-	assert_int_equal(must_get(kv, "a", T(10)), 1);
-	assert_int_equal(must_get(kv, "a", T(19)), 1);
-	assert_int_equal(must_get(kv, "a", T(20)), 2);
+	assert_int_equal(st_must_get(kv, "a", T(10)), 1);
+	assert_int_equal(st_must_get(kv, "a", T(19)), 1);
+	assert_int_equal(st_must_get(kv, "a", T(20)), 2);
 	// Deletion is a version too.
 	stor_txn *t;
 	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), 0);
 	assert_int_equal(stor_txn_del(t, "a", 1), 0);
 	assert_int_equal(stor_txn_commit(t, T(30)), 0);
 	assert_int_equal(get(kv, "a", T(30), &v), DTX_ENOENT);
-	assert_int_equal(must_get(kv, "a", T(29)), 2);
+	assert_int_equal(st_must_get(kv, "a", T(29)), 2);
 	// A whole-store scan is one snapshot.
 	int64_t sum = 0;
 	assert_int_equal(stor_kv_scan(kv, T(16), sum_fn, &sum, NULL), 0);
@@ -118,10 +102,10 @@ test_snapshot_visibility(void **state)
 	dtx_free(val);
 	stor_kv_close(kv);
 	// Everything is still there after a restart (replay).
-	kv = open_kv(dir);
-	assert_int_equal(must_get(kv, "a", T(29)), 2);
+	kv = st_kv_open(dir, NULL);
+	assert_int_equal(st_must_get(kv, "a", T(29)), 2);
 	assert_int_equal(get(kv, "a", T(30), &v), DTX_ENOENT);
-	assert_int_equal(must_get(kv, "b", T(30)), 100);
+	assert_int_equal(st_must_get(kv, "b", T(30)), 100);
 	stor_kv_close(kv);
 	st_rmrf(dir);
 }
@@ -153,12 +137,12 @@ test_intents(void **state)
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvint");
-	stor_kv *kv = open_kv(dir);
+	stor_kv *kv = st_kv_open(dir, NULL);
 	st_put_local(kv, "k", 10, T(10));
 	assert_int_equal(prepare(kv, 7, "k", 11, T(50)), DTX_OK);
 	assert_int_equal(prepare(kv, 7, "z", 1, T(50)), DTX_EEXIST);
 	// A read below the prepare ts is not blocked.
-	assert_int_equal(must_get(kv, "k", T(49)), 10);
+	assert_int_equal(st_must_get(kv, "k", T(49)), 10);
 	// At or above it the intent is reported.
 	int64_t v;
 	stor_blocker blk = { 0 };
@@ -184,8 +168,8 @@ test_intents(void **state)
 	// Commit makes the intent a version at the commit ts.
 	assert_int_equal(stor_kv_commit(kv, 7, T(40)), DTX_EINVAL);
 	assert_int_equal(stor_kv_commit(kv, 7, T(55)), DTX_OK);
-	assert_int_equal(must_get(kv, "k", T(54)), 10);
-	assert_int_equal(must_get(kv, "k", T(55)), 11);
+	assert_int_equal(st_must_get(kv, "k", T(54)), 10);
+	assert_int_equal(st_must_get(kv, "k", T(55)), 11);
 	assert_int_equal(stor_kv_commit(kv, 7, T(55)), DTX_OK);
 	assert_int_equal(stor_kv_abort(kv, 7), DTX_ECONFLICT);
 	assert_int_equal(stor_kv_tx_state(kv, 7, &st, &cts), 0);
@@ -196,7 +180,7 @@ test_intents(void **state)
 	assert_int_equal(stor_kv_abort(kv, 9), DTX_OK);
 	assert_int_equal(stor_kv_abort(kv, 9), DTX_OK);
 	assert_int_equal(stor_kv_commit(kv, 9, T(70)), DTX_ECONFLICT);
-	assert_int_equal(must_get(kv, "k", T(100)), 11);
+	assert_int_equal(st_must_get(kv, "k", T(100)), 11);
 	assert_int_equal(stor_kv_commit(kv, 12345, T(70)), DTX_ENOENT);
 	// A txid aborted before it ever prepared cannot prepare later.
 	assert_int_equal(stor_kv_abort(kv, 10), DTX_OK);
@@ -211,7 +195,7 @@ test_first_committer_wins(void **state)
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvfcw");
-	stor_kv *kv = open_kv(dir);
+	stor_kv *kv = st_kv_open(dir, NULL);
 	st_put_local(kv, "x", 1, T(100));
 	stor_txn *t1, *t2;
 	assert_int_equal(stor_txn_begin(kv, T(100), &t1), 0);
@@ -220,7 +204,7 @@ test_first_committer_wins(void **state)
 	assert_int_equal(stor_txn_put_i64(t2, "x", 1, 3), 0);
 	assert_int_equal(stor_txn_commit(t1, T(110)), DTX_OK);
 	assert_int_equal(stor_txn_commit(t2, T(111)), DTX_ECONFLICT);
-	assert_int_equal(must_get(kv, "x", T(200)), 2);
+	assert_int_equal(st_must_get(kv, "x", T(200)), 2);
 	// A snapshot older than the newest version cannot write the key.
 	stor_txn *t3;
 	assert_int_equal(stor_txn_begin(kv, T(105), &t3), 0);
@@ -254,7 +238,7 @@ test_gc(void **state)
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvgc");
-	stor_kv *kv = open_kv(dir);
+	stor_kv *kv = st_kv_open(dir, NULL);
 	st_put_local(kv, "g", 10, T(10));
 	st_put_local(kv, "g", 20, T(20));
 	st_put_local(kv, "g", 30, T(30));
@@ -271,7 +255,7 @@ test_gc(void **state)
 	assert_int_equal(stor_kv_gc(kv, T(100), &removed), 0);
 	// The pinned snapshot at 15 still sees 10; the open transaction at
 	// 25 still sees 20.
-	assert_int_equal(must_get(kv, "g", T(15)), 10);
+	assert_int_equal(st_must_get(kv, "g", T(15)), 10);
 	int64_t v;
 	assert_int_equal(stor_txn_get_i64(reader, "g", 1, &v, NULL), 0);
 	assert_int_equal(v, 20);
@@ -284,7 +268,7 @@ test_gc(void **state)
 	// Versions 10 and 20 of "g" are gone now.
 	assert_int_equal(removed, 2);
 	assert_int_equal(get(kv, "g", T(15), &v), DTX_ERANGE);
-	assert_int_equal(must_get(kv, "g", T(100)), 30);
+	assert_int_equal(st_must_get(kv, "g", T(100)), 30);
 	assert_int_equal(get(kv, "d", T(100), &v), DTX_ENOENT);
 	stor_kv_stats s;
 	stor_kv_stats_get(kv, &s);
@@ -294,9 +278,9 @@ test_gc(void **state)
 	// The horizon survives a checkpoint and restart.
 	assert_int_equal(stor_kv_checkpoint(kv), 0);
 	stor_kv_close(kv);
-	kv = open_kv(dir);
+	kv = st_kv_open(dir, NULL);
 	assert_int_equal(get(kv, "g", T(15), &v), DTX_ERANGE);
-	assert_int_equal(must_get(kv, "g", T(100)), 30);
+	assert_int_equal(st_must_get(kv, "g", T(100)), 30);
 	stor_kv_close(kv);
 	st_rmrf(dir);
 }
@@ -307,7 +291,7 @@ test_prepared_survive_restart(void **state)
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvprep");
-	stor_kv *kv = open_kv(dir);
+	stor_kv *kv = st_kv_open(dir, NULL);
 	st_put_local(kv, "acct1", 100, T(10));
 	st_put_local(kv, "acct2", 100, T(10));
 	// Participant style: read the latest balance and prepare the new
@@ -329,7 +313,7 @@ test_prepared_survive_restart(void **state)
 	stor_kv_close(kv);
 
 	for (int pass = 0; pass < 2; pass++) {
-		kv = open_kv(dir);
+		kv = st_kv_open(dir, NULL);
 		stor_indoubt *list;
 		size_t n;
 		assert_int_equal(stor_kv_indoubt(kv, &list, &n), 0);
@@ -356,13 +340,13 @@ test_prepared_survive_restart(void **state)
 			assert_int_equal(stor_kv_checkpoint(kv), 0);
 		stor_kv_close(kv);
 	}
-	kv = open_kv(dir);
+	kv = st_kv_open(dir, NULL);
 	assert_int_equal(stor_kv_commit(kv, 1001, T(40)), 0);
 	assert_int_equal(stor_kv_abort(kv, 1002), 0);
 	stor_kv_close(kv);
-	kv = open_kv(dir);
-	assert_int_equal(must_get(kv, "acct1", T(40)), 70);
-	assert_int_equal(must_get(kv, "acct2", T(40)), 100);
+	kv = st_kv_open(dir, NULL);
+	assert_int_equal(st_must_get(kv, "acct1", T(40)), 70);
+	assert_int_equal(st_must_get(kv, "acct2", T(40)), 100);
 	stor_tx_state st;
 	clk_ts cts;
 	assert_int_equal(stor_kv_tx_state(kv, 1001, &st, &cts), 0);
@@ -393,35 +377,27 @@ test_checkpoint_bounds_replay(void **state)
 	stor_kv_opts o;
 	stor_kv_opts_init(&o);
 	o.wal.segment_bytes = 8192;
-	stor_kv *kv;
-	assert_int_equal(stor_kv_open(dir, &o, &kv), 0);
-	char key[32];
-	for (int i = 0; i < 500; i++) {
-		snprintf(key, sizeof(key), "key%d", i % 50);
-		st_put_local(kv, key, i, T(100 + (uint64_t)i));
-	}
+	stor_kv *kv = st_kv_open(dir, &o);
+	st_put_keys(kv, 0, 500, 50);
 	assert_int_equal(prepare(kv, 77, "held", 1, T(700)), 0);
 	assert_int_equal(stor_kv_checkpoint(kv), 0);
-	for (int i = 500; i < 510; i++) {
-		snprintf(key, sizeof(key), "key%d", i % 50);
-		st_put_local(kv, key, i, T(100 + (uint64_t)i));
-	}
+	st_put_keys(kv, 500, 510, 50);
 	stor_kv_close(kv);
-	assert_int_equal(stor_kv_open(dir, &o, &kv), 0);
+	kv = st_kv_open(dir, &o);
 	stor_kv_stats s;
 	stor_kv_stats_get(kv, &s);
 	// Only what came after the checkpoint was replayed.
 	assert_int_equal(s.wal.replayed, 10);
 	assert_int_equal(s.indoubt, 1);
-	assert_int_equal(must_get(kv, "key9", T(10000)), 509);
-	assert_int_equal(must_get(kv, "key9", T(100 + 459)), 459);
+	assert_int_equal(st_must_get(kv, "key9", T(10000)), 509);
+	assert_int_equal(st_must_get(kv, "key9", T(100 + 459)), 459);
 	assert_int_equal(stor_kv_commit(kv, 77, T(800)), 0);
 	assert_int_equal(stor_kv_checkpoint(kv), 0);
 	stor_kv_stats_get(kv, &s);
 	assert_true(s.wal.segments <= 2);
 	stor_kv_close(kv);
-	assert_int_equal(stor_kv_open(dir, &o, &kv), 0);
-	assert_int_equal(must_get(kv, "held", T(800)), 1);
+	kv = st_kv_open(dir, &o);
+	assert_int_equal(st_must_get(kv, "held", T(800)), 1);
 	stor_kv_close(kv);
 	st_rmrf(dir);
 }
@@ -457,10 +433,10 @@ test_barriers(void **state)
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvbar");
-	stor_kv *kv = open_kv(dir);
+	stor_kv *kv = st_kv_open(dir, NULL);
 	assert_int_equal(saga_action(kv, "g1", 10, T(10)), DTX_OK);
 	assert_int_equal(saga_action(kv, "g1", 10, T(11)), DTX_EEXIST);
-	assert_int_equal(must_get(kv, "bal", T(20)), 10);
+	assert_int_equal(st_must_get(kv, "bal", T(20)), 10);
 	// Null compensation for g2 (its action never ran), then the late
 	// action is refused.
 	stor_txn *t;
@@ -473,7 +449,7 @@ test_barriers(void **state)
 	    stor_txn_barrier_put(t, "g2", 1, STOR_BARRIER_COMPENSATE), 0);
 	assert_int_equal(stor_txn_commit(t, T(12)), 0);
 	assert_int_equal(saga_action(kv, "g2", 5, T(13)), DTX_EPERM);
-	assert_int_equal(must_get(kv, "bal", T(20)), 10);
+	assert_int_equal(st_must_get(kv, "bal", T(20)), 10);
 	// Two racing duplicates: both see no barrier, only one commits.
 	stor_txn *a, *b;
 	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &a), 0);
@@ -500,7 +476,7 @@ test_barriers(void **state)
 	stor_txn_abort(t);
 	stor_kv_close(kv);
 	// Barriers survive a restart, and GC by gid and by age is logged.
-	kv = open_kv(dir);
+	kv = st_kv_open(dir, NULL);
 	assert_int_equal(saga_action(kv, "g1", 10, T(30)), DTX_EEXIST);
 	size_t n;
 	assert_int_equal(stor_kv_barrier_gc(kv, "g1", 0, &n), 0);
@@ -509,7 +485,7 @@ test_barriers(void **state)
 	stor_kv_stats_get(kv, &s);
 	assert_int_equal(s.barriers, 2);
 	stor_kv_close(kv);
-	kv = open_kv(dir);
+	kv = st_kv_open(dir, NULL);
 	stor_kv_stats_get(kv, &s);
 	assert_int_equal(s.barriers, 2);
 	assert_int_equal(stor_kv_barrier_gc(kv, NULL, 3600000, &n), 0);
@@ -533,7 +509,7 @@ test_barrier_index(void **state)
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvbarix");
-	stor_kv *kv = open_kv(dir);
+	stor_kv *kv = st_kv_open(dir, NULL);
 	enum { G = 300 };
 	char gid[32];
 	for (int g = 0; g < G; g++) {
@@ -589,7 +565,7 @@ test_barrier_index(void **state)
 		}
 		// The same after a restart (replay of the barrier records).
 		stor_kv_close(kv);
-		kv = open_kv(dir);
+		kv = st_kv_open(dir, NULL);
 	}
 	// By age, at most once per period: the first call collects.
 	size_t n = 0;
@@ -613,7 +589,7 @@ test_commit_async(void **state)
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvasync");
-	stor_kv *kv = open_kv(dir);
+	stor_kv *kv = st_kv_open(dir, NULL);
 	stor_txn *t;
 	uint64_t lsn = 0;
 	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), 0);
@@ -634,7 +610,7 @@ test_commit_async(void **state)
 	// Below its timestamp the key does not exist yet.
 	assert_int_equal(get(kv, "a", T(9), &v), DTX_ENOENT);
 	assert_int_equal(stor_kv_sync(kv, lsn), 0);
-	assert_int_equal(must_get(kv, "a", T(20)), 7);
+	assert_int_equal(st_must_get(kv, "a", T(20)), 7);
 	// A transaction without writes has nothing to wait for.
 	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), 0);
 	lsn = 1;
@@ -651,8 +627,8 @@ test_commit_async(void **state)
 	assert_int_equal(stor_txn_commit_async(b, T(22), NULL), DTX_ECONFLICT);
 	assert_int_equal(stor_kv_sync(kv, lsn), 0);
 	stor_kv_close(kv);
-	kv = open_kv(dir);
-	assert_int_equal(must_get(kv, "a", T(30)), 8);
+	kv = st_kv_open(dir, NULL);
+	assert_int_equal(st_must_get(kv, "a", T(30)), 8);
 	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), 0);
 	bool ex;
 	assert_int_equal(
@@ -673,8 +649,7 @@ test_fsync_failure(void **state)
 	stor_kv_opts o;
 	stor_kv_opts_init(&o);
 	st_hook_syncs(&o.wal, &h);
-	stor_kv *kv;
-	assert_int_equal(stor_kv_open(dir, &o, &kv), 0);
+	stor_kv *kv = st_kv_open(dir, &o);
 	st_put_local(kv, "a", 1, T(10));
 	st_fail_next_sync(&h);
 	stor_txn *t;
@@ -725,7 +700,7 @@ test_group_commit_prepares(void **state)
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvgc64");
-	stor_kv *kv = open_kv(dir);
+	stor_kv *kv = st_kv_open(dir, NULL);
 	enum { W = 64, N = 20 };
 	par a[W];
 	for (int i = 0; i < W; i++)
@@ -737,7 +712,7 @@ test_group_commit_prepares(void **state)
 	    (unsigned long long)s.wal.syncs);
 	assert_true(s.wal.syncs < (uint64_t)W * N / 4);
 	assert_int_equal(s.intents, 0);
-	assert_int_equal(must_get(kv, "w63-19", T(1001)), 19);
+	assert_int_equal(st_must_get(kv, "w63-19", T(1001)), 19);
 	stor_kv_close(kv);
 	st_rmrf(dir);
 }
@@ -788,7 +763,7 @@ kv_oom_loop(const char *dir, int phase)
 		}
 		if (kv != NULL) {
 			// Whatever failed, the store still reads correctly.
-			assert_int_equal(must_get(kv, "acct1", T(4000)), 70);
+			assert_int_equal(st_must_get(kv, "acct1", T(4000)), 70);
 			stor_kv_close(kv);
 		}
 		if (err == DTX_OK && !failed)
@@ -803,7 +778,7 @@ test_oom(void **state)
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvoom");
-	stor_kv *kv = open_kv(dir);
+	stor_kv *kv = st_kv_open(dir, NULL);
 	st_put_local(kv, "acct1", 100, T(10));
 	assert_int_equal(prepare(kv, 1, "acct1", 70, T(20)), 0);
 	assert_int_equal(stor_kv_commit(kv, 1, T(30)), 0);
@@ -832,7 +807,7 @@ test_bad_args(void **state)
 	(void)state;
 	char dir[256];
 	st_tmpdir(dir, sizeof(dir), "kvargs");
-	stor_kv *kv = open_kv(dir);
+	stor_kv *kv = st_kv_open(dir, NULL);
 	stor_txn *t;
 	assert_int_equal(stor_txn_begin(kv, 0, &t), DTX_EINVAL);
 	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), 0);

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -94,6 +95,37 @@ st_put_local(stor_kv *kv, const char *key, int64_t v, clk_ts ts)
 	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), DTX_OK);
 	assert_int_equal(stor_txn_put_i64(t, key, strlen(key), v), DTX_OK);
 	assert_int_equal(stor_txn_commit(t, ts), DTX_OK);
+}
+
+// Opens the store in dir with options o (NULL: defaults).
+static inline stor_kv *
+st_kv_open(const char *dir, const stor_kv_opts *o)
+{
+	stor_kv *kv;
+	assert_int_equal(stor_kv_open(dir, o, &kv), DTX_OK);
+	return kv;
+}
+
+// The int64 value of key at ts, which must be found.
+static inline int64_t
+st_must_get(stor_kv *kv, const char *key, clk_ts ts)
+{
+	int64_t v = 0;
+	assert_int_equal(
+	    stor_kv_get_i64(kv, key, strlen(key), ts, &v, NULL, NULL), DTX_OK);
+	return v;
+}
+
+// Writes key<i % nkeys> = i at ms 100 + i, for i from `from` up to (not
+// including) `to`, each in its own local transaction.
+static inline void
+st_put_keys(stor_kv *kv, int from, int to, int nkeys)
+{
+	char key[32];
+	for (int i = from; i < to; i++) {
+		snprintf(key, sizeof(key), "key%d", i % nkeys);
+		st_put_local(kv, key, i, clk_ts_make(100 + (uint64_t)i, 0));
+	}
 }
 
 #endif // TEST_STORAGE_UTIL_H
