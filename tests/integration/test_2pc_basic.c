@@ -46,6 +46,18 @@ balance(tu_fx *fx, int64_t acct)
 	return v;
 }
 
+// Asserts that txid ended as want says (1 committed, 0 aborted): at the
+// coordinator now, and at both participants once nothing is in doubt.
+static void
+expect_settled(tu_fx *fx, uint64_t txid, int want)
+{
+	tu_expect_status(
+	    fx, 0, txid, want ? PROTO_TS_COMMITTED : PROTO_TS_ABORTED);
+	assert_true(tu_wait_resolved(fx, true, 10000));
+	uint32_t ids[] = { 1, 2 };
+	tu_expect_outcome(fx, txid, ids, 2, want);
+}
+
 static void
 test_commit(void **state)
 {
@@ -62,12 +74,7 @@ test_commit(void **state)
 	assert_true(rep.u.txn_reply.commit_ts != 0);
 	proto_msg_free(&rep);
 	// The coordinator's STATUS and every participant agree.
-	proto_txn_state st;
-	assert_int_equal(tu_status(fx, 0, txid, &st), DTX_OK);
-	assert_int_equal(st, PROTO_TS_COMMITTED);
-	assert_true(tu_wait_resolved(fx, true, 10000));
-	uint32_t ids[] = { 1, 2 };
-	assert_int_equal(tu_outcome(fx, txid, ids, 2), 1);
+	expect_settled(fx, txid, 1);
 	assert_int_equal(balance(fx, a), ba - 7);
 	assert_int_equal(balance(fx, b), bb + 7);
 }
@@ -88,12 +95,7 @@ test_insufficient_funds(void **state)
 	uint64_t txid = rep.u.txn_reply.txid;
 	proto_msg_free(&rep);
 	// Presumed abort: the coordinator keeps no record of it.
-	proto_txn_state st;
-	assert_int_equal(tu_status(fx, 0, txid, &st), DTX_OK);
-	assert_int_equal(st, PROTO_TS_ABORTED);
-	assert_true(tu_wait_resolved(fx, true, 10000));
-	uint32_t ids[] = { 1, 2 };
-	assert_int_equal(tu_outcome(fx, txid, ids, 2), 0);
+	expect_settled(fx, txid, 0);
 	assert_int_equal(balance(fx, a), ba);
 	assert_int_equal(balance(fx, b), bb);
 }
@@ -476,11 +478,9 @@ test_log_failure(void **state)
 	assert_int_equal(
 	    tu_health(fx, 0, st, sizeof(st), NULL, 0, NULL), DTX_OK);
 	assert_string_equal(st, "failed");
-	proto_txn_state ts;
 	// Undecided as far as anyone can tell: "prepared" (wait and ask
 	// again), never a guess.
-	assert_int_equal(tu_status(fx, 0, txid, &ts), DTX_OK);
-	assert_int_equal(ts, PROTO_TS_PREPARED);
+	tu_expect_status(fx, 0, txid, PROTO_TS_PREPARED);
 	// No new decisions on a failed log.
 	proto_msg rep;
 	assert_int_equal(
@@ -491,15 +491,12 @@ test_log_failure(void **state)
 
 	assert_int_equal(cli_cluster_signal(fx->cl, 0, SIGKILL), DTX_OK);
 	assert_int_equal(tu_restart(fx, 0), DTX_OK);
-	if (!tu_wait_resolved(fx, true, 60000)) {
-		tu_dump_logs(fx);
-		fail_msg("still in doubt after the restart");
-	}
+	tu_settle(fx, true, 60000, "still in doubt after the restart");
 	uint32_t ids[] = { 1, 2 };
 	int got = tu_outcome(fx, txid, ids, 2);
 	assert_true(got == 0 || got == 1);
-	assert_int_equal(tu_status(fx, 0, txid, &ts), DTX_OK);
-	assert_int_equal(ts, got ? PROTO_TS_COMMITTED : PROTO_TS_ABORTED);
+	tu_expect_status(
+	    fx, 0, txid, got ? PROTO_TS_COMMITTED : PROTO_TS_ABORTED);
 	assert_int_equal(tu_sum(fx), total0);
 	assert_int_equal(
 	    tu_health(fx, 0, st, sizeof(st), NULL, 0, NULL), DTX_OK);

@@ -52,22 +52,16 @@ test_peer_knows_outcome(void **state)
 	int64_t total0 = tu_sum(fx);
 	uint64_t txid = crash_coord(fx, "coord.after_some_commits", 0);
 	// Participant 1 heard COMMIT before the crash.
-	proto_txn_state st;
-	assert_int_equal(tu_status(fx, 1, txid, &st), DTX_OK);
-	assert_int_equal(st, PROTO_TS_COMMITTED);
+	tu_expect_status(fx, 1, txid, PROTO_TS_COMMITTED);
 	// Without the coordinator, participant 2 asks its peer.
-	if (!tu_wait_resolved(fx, false, 60000)) {
-		tu_dump_logs(fx);
-		fail_msg("participant 2 still in doubt");
-	}
+	tu_settle(fx, false, 60000, "participant 2 still in doubt");
 	uint32_t ids[] = { 1, 2 };
-	assert_int_equal(tu_outcome(fx, txid, ids, 2), 1);
+	tu_expect_outcome(fx, txid, ids, 2, 1);
 	assert_int_equal(tu_sum(fx), total0);
 	// The restarted coordinator finishes its bookkeeping (END).
 	assert_int_equal(tu_restart(fx, 0), DTX_OK);
 	assert_true(tu_wait_resolved(fx, true, 30000));
-	assert_int_equal(tu_status(fx, 0, txid, &st), DTX_OK);
-	assert_int_equal(st, PROTO_TS_COMMITTED);
+	tu_expect_status(fx, 0, txid, PROTO_TS_COMMITTED);
 }
 
 static void
@@ -99,10 +93,8 @@ test_blocked_until_coordinator_returns(void **state)
 	// They stay blocked and never guess while the coordinator is away.
 	for (int i = 0; i < 10; i++) {
 		for (uint32_t id = 1; id <= 2; id++) {
-			proto_txn_state st;
 			uint64_t in_doubt = 0;
-			assert_int_equal(tu_status(fx, id, txid, &st), DTX_OK);
-			assert_int_equal(st, PROTO_TS_PREPARED);
+			tu_expect_status(fx, id, txid, PROTO_TS_PREPARED);
 			assert_int_equal(
 			    tu_health(fx, id, NULL, 0, &in_doubt, 0, NULL),
 			    DTX_OK);
@@ -112,12 +104,10 @@ test_blocked_until_coordinator_returns(void **state)
 	}
 	// The coordinator comes back with its logged COMMIT.
 	assert_int_equal(tu_restart(fx, 0), DTX_OK);
-	if (!tu_wait_resolved(fx, true, 60000)) {
-		tu_dump_logs(fx);
-		fail_msg("still in doubt after the coordinator returned");
-	}
+	tu_settle(
+	    fx, true, 60000, "still in doubt after the coordinator returned");
 	uint32_t ids[] = { 1, 2 };
-	assert_int_equal(tu_outcome(fx, txid, ids, 2), 1);
+	tu_expect_outcome(fx, txid, ids, 2, 1);
 	// The resolver drops its blocked entry on its next round.
 	for (uint32_t id = 1; id <= 2; id++) {
 		char st[32] = "blocked";

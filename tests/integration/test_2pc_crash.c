@@ -76,18 +76,11 @@ crash_case(tu_fx *fx, uint32_t victim, const char *point, int expect, int n)
 	assert_true(txid != 0 && txid != before);
 
 	assert_int_equal(tu_restart(fx, victim), DTX_OK);
-	if (!tu_wait_resolved(fx, true, 60000)) {
-		tu_dump_logs(fx);
-		fail_msg("%s: still in doubt after 60 s", point);
-	}
+	tu_settle(fx, true, 60000, "%s: still in doubt after 60 s", point);
 	uint32_t ids[] = { 1, 2 };
-	int got = tu_outcome(fx, txid, ids, 2);
-	if (got != expect)
-		tu_dump_logs(fx);
-	assert_int_equal(got, expect);
-	proto_txn_state st;
-	assert_int_equal(tu_status(fx, 0, txid, &st), DTX_OK);
-	assert_int_equal(st, expect ? PROTO_TS_COMMITTED : PROTO_TS_ABORTED);
+	tu_expect_outcome(fx, txid, ids, 2, expect);
+	tu_expect_status(
+	    fx, 0, txid, expect ? PROTO_TS_COMMITTED : PROTO_TS_ABORTED);
 	assert_int_equal(tu_sum(fx), total0);
 	assert_int_equal(acct_balance(fx, a), ba - (expect ? 10 : 0));
 	assert_int_equal(acct_balance(fx, b), bb + (expect ? 10 : 0));
@@ -222,16 +215,13 @@ test_presumed_abort(void **state)
 	assert_int_equal(cli_cluster_signal(fx->cl, 0, SIGKILL), DTX_OK);
 	pthread_join(th, NULL);
 	proto_client_close(g.cl);
-	proto_txn_state st;
-	assert_int_equal(tu_status(fx, 1, txid, &st), DTX_OK);
-	assert_int_equal(st, PROTO_TS_PREPARED);
+	tu_expect_status(fx, 1, txid, PROTO_TS_PREPARED);
 
 	assert_int_equal(tu_restart(fx, 0), DTX_OK);
 	assert_true(tu_wait_resolved(fx, true, 60000));
 	uint32_t ids[] = { 1, 2 };
-	assert_int_equal(tu_outcome(fx, txid, ids, 2), 0);
-	assert_int_equal(tu_status(fx, 1, txid, &st), DTX_OK);
-	assert_int_equal(st, PROTO_TS_ABORTED);
+	tu_expect_outcome(fx, txid, ids, 2, 0);
+	tu_expect_status(fx, 1, txid, PROTO_TS_ABORTED);
 	assert_int_equal(tu_sum(fx), total0);
 	assert_int_equal(acct_balance(fx, a), ba);
 }

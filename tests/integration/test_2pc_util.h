@@ -11,6 +11,8 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -674,6 +676,45 @@ tu_outcome(tu_fx *fx, uint64_t txid, const uint32_t *ids, uint32_t n)
 	if (other == (int)n)
 		return 0;
 	return -1;
+}
+
+// Asserts that node id reports txid in state want. Include after
+// <cmocka.h>.
+static TU_UNUSED void
+tu_expect_status(tu_fx *fx, uint32_t id, uint64_t txid, proto_txn_state want)
+{
+	proto_txn_state st;
+	assert_int_equal(tu_status(fx, id, txid, &st), DTX_OK);
+	assert_int_equal(st, want);
+}
+
+// Waits up to timeout_ms for nothing to be in doubt (as tu_wait_resolved);
+// on a timeout prints the daemons' logs and fails with the message fmt.
+// Include after <cmocka.h>.
+static TU_UNUSED __attribute__((format(printf, 4, 5))) void
+tu_settle(tu_fx *fx, bool with_coord, uint64_t timeout_ms, const char *fmt, ...)
+{
+	if (tu_wait_resolved(fx, with_coord, timeout_ms))
+		return;
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	tu_dump_logs(fx);
+	fail_msg("%s", msg);
+}
+
+// Asserts tu_outcome(txid over ids) == want, printing the daemons' logs
+// first when it is not. Include after <cmocka.h>.
+static TU_UNUSED void
+tu_expect_outcome(
+    tu_fx *fx, uint64_t txid, const uint32_t *ids, uint32_t n, int want)
+{
+	int got = tu_outcome(fx, txid, ids, n);
+	if (got != want)
+		tu_dump_logs(fx);
+	assert_int_equal(got, want);
 }
 
 #endif // TEST_2PC_UTIL_H

@@ -84,27 +84,17 @@ crash_3pc(tu_fx *fx, const char *point, int expect, int n)
 	uint64_t txid = tu_last_txid(fx);
 	assert_true(txid != 0 && txid != before);
 	// The participants terminate without the coordinator.
-	if (!tu_wait_resolved(fx, false, 60000)) {
-		tu_dump_logs(fx);
-		fail_msg("%s: participants still in doubt", point);
-	}
+	tu_settle(fx, false, 60000, "%s: participants still in doubt", point);
 	uint32_t ids[] = { 1, 2, 3 };
-	int got = tu_outcome(fx, txid, ids, 3);
-	if (got != expect)
-		tu_dump_logs(fx);
-	assert_int_equal(got, expect);
+	tu_expect_outcome(fx, txid, ids, 3, expect);
 	assert_int_equal(tu_sum(fx), total0);
 	// The coordinator comes back, settles its PRECOMMIT record the
 	// same way, and STATUS agrees.
 	assert_int_equal(tu_restart(fx, 0), DTX_OK);
-	if (!tu_wait_resolved(fx, true, 30000)) {
-		tu_dump_logs(fx);
-		fail_msg("%s: coordinator did not settle", point);
-	}
-	proto_txn_state st;
-	assert_int_equal(tu_status(fx, 0, txid, &st), DTX_OK);
-	assert_int_equal(st, expect ? PROTO_TS_COMMITTED : PROTO_TS_ABORTED);
-	assert_int_equal(tu_outcome(fx, txid, ids, 3), expect);
+	tu_settle(fx, true, 30000, "%s: coordinator did not settle", point);
+	tu_expect_status(
+	    fx, 0, txid, expect ? PROTO_TS_COMMITTED : PROTO_TS_ABORTED);
+	tu_expect_outcome(fx, txid, ids, 3, expect);
 }
 
 static void
@@ -207,13 +197,11 @@ test_partition_split_decision(void **state)
 	assert_int_equal(s1, PROTO_TS_COMMITTED);
 	assert_int_equal(s2, PROTO_TS_ABORTED);
 	assert_int_equal(s3, PROTO_TS_ABORTED);
-	proto_txn_state sc;
-	assert_int_equal(tu_status(fx, 0, txid, &sc), DTX_OK);
-	assert_int_equal(sc, PROTO_TS_COMMITTED);
+	tu_expect_status(fx, 0, txid, PROTO_TS_COMMITTED);
 
 	// Our own check and the CLI's atomicity checker both see it.
 	uint32_t ids[] = { 1, 2, 3 };
-	assert_int_equal(tu_outcome(fx, txid, ids, 3), -1);
+	tu_expect_outcome(fx, txid, ids, 3, -1);
 	cli_txn_obs obs[3] = {
 		{ txid, 1, CLI_TXN_COMMITTED },
 		{ txid, 2, CLI_TXN_ABORTED },

@@ -129,9 +129,7 @@ test_restart_resends_commit_then_end(void **state)
 	assert_int_equal(cli_cluster_wait_exit(fx->cl, 0, 10000, NULL), DTX_OK);
 	assert_int_equal(tu_restart(fx, 0), DTX_OK);
 	assert_int_equal(tu_counter(fx, 0, "recovered"), 0);
-	proto_txn_state st;
-	assert_int_equal(tu_status(fx, 0, txid, &st), DTX_OK);
-	assert_int_equal(st, PROTO_TS_COMMITTED);
+	tu_expect_status(fx, 0, txid, PROTO_TS_COMMITTED);
 }
 
 typedef struct worker {
