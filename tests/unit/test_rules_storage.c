@@ -36,11 +36,10 @@ test_checkpoint_keeps_indoubt_segments(void **state)
 {
 	(void)state;
 	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "rules19");
 	stor_kv_opts o;
 	stor_kv_opts_init(&o);
 	o.wal.segment_bytes = 4096;
-	stor_kv *kv = st_kv_open(dir, &o);
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "rules19", &o);
 	st_put_local(kv, "early", 1, T(10));
 	// The in-doubt PREPARED record sits in an early segment.
 	stor_txn *t;
@@ -84,8 +83,7 @@ test_checkpoint_keeps_indoubt_segments(void **state)
 	kv = st_kv_open(dir, &o);
 	assert_int_equal(st_must_get(kv, "held", T(1000)), 1);
 	assert_int_equal(st_must_get(kv, "key9", T(10000)), 369);
-	stor_kv_close(kv);
-	st_rmrf(dir);
+	st_kv_done(kv, dir);
 }
 
 int

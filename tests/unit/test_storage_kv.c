@@ -53,8 +53,7 @@ test_snapshot_visibility(void **state)
 {
 	(void)state;
 	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "kvsnap");
-	stor_kv *kv = st_kv_open(dir, NULL);
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "kvsnap", NULL);
 	st_put_local(kv, "a", 1, T(10));
 	st_put_local(kv, "a", 2, T(20));
 	st_put_local(kv, "b", 100, T(15));
@@ -106,8 +105,7 @@ test_snapshot_visibility(void **state)
 	assert_int_equal(st_must_get(kv, "a", T(29)), 2);
 	assert_int_equal(get(kv, "a", T(30), &v), DTX_ENOENT);
 	assert_int_equal(st_must_get(kv, "b", T(30)), 100);
-	stor_kv_close(kv);
-	st_rmrf(dir);
+	st_kv_done(kv, dir);
 }
 
 static stor_prep_meta
@@ -136,8 +134,7 @@ test_intents(void **state)
 {
 	(void)state;
 	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "kvint");
-	stor_kv *kv = st_kv_open(dir, NULL);
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "kvint", NULL);
 	st_put_local(kv, "k", 10, T(10));
 	assert_int_equal(prepare(kv, 7, "k", 11, T(50)), DTX_OK);
 	assert_int_equal(prepare(kv, 7, "z", 1, T(50)), DTX_EEXIST);
@@ -185,8 +182,7 @@ test_intents(void **state)
 	// A txid aborted before it ever prepared cannot prepare later.
 	assert_int_equal(stor_kv_abort(kv, 10), DTX_OK);
 	assert_int_equal(prepare(kv, 10, "q", 1, T(80)), DTX_EEXIST);
-	stor_kv_close(kv);
-	st_rmrf(dir);
+	st_kv_done(kv, dir);
 }
 
 static void
@@ -194,8 +190,7 @@ test_first_committer_wins(void **state)
 {
 	(void)state;
 	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "kvfcw");
-	stor_kv *kv = st_kv_open(dir, NULL);
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "kvfcw", NULL);
 	st_put_local(kv, "x", 1, T(100));
 	stor_txn *t1, *t2;
 	assert_int_equal(stor_txn_begin(kv, T(100), &t1), 0);
@@ -228,8 +223,7 @@ test_first_committer_wins(void **state)
 	assert_int_equal(stor_txn_put_i64(t2, "q", 1, 1), 0);
 	assert_int_equal(stor_txn_commit(t1, T(150)), DTX_OK);
 	assert_int_equal(stor_txn_commit(t2, T(151)), DTX_OK);
-	stor_kv_close(kv);
-	st_rmrf(dir);
+	st_kv_done(kv, dir);
 }
 
 static void
@@ -237,8 +231,7 @@ test_gc(void **state)
 {
 	(void)state;
 	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "kvgc");
-	stor_kv *kv = st_kv_open(dir, NULL);
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "kvgc", NULL);
 	st_put_local(kv, "g", 10, T(10));
 	st_put_local(kv, "g", 20, T(20));
 	st_put_local(kv, "g", 30, T(30));
@@ -281,8 +274,7 @@ test_gc(void **state)
 	kv = st_kv_open(dir, NULL);
 	assert_int_equal(get(kv, "g", T(15), &v), DTX_ERANGE);
 	assert_int_equal(st_must_get(kv, "g", T(100)), 30);
-	stor_kv_close(kv);
-	st_rmrf(dir);
+	st_kv_done(kv, dir);
 }
 
 static void
@@ -290,8 +282,7 @@ test_prepared_survive_restart(void **state)
 {
 	(void)state;
 	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "kvprep");
-	stor_kv *kv = st_kv_open(dir, NULL);
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "kvprep", NULL);
 	st_put_local(kv, "acct1", 100, T(10));
 	st_put_local(kv, "acct2", 100, T(10));
 	// Participant style: read the latest balance and prepare the new
@@ -364,8 +355,7 @@ test_prepared_survive_restart(void **state)
 	dtx_sleep_ms(2);
 	stor_kv_outcome_gc(kv, 0);
 	assert_int_equal(stor_kv_tx_state(kv, 1001, &st, &cts), DTX_ENOENT);
-	stor_kv_close(kv);
-	st_rmrf(dir);
+	st_kv_done(kv, dir);
 }
 
 static void
@@ -373,11 +363,10 @@ test_checkpoint_bounds_replay(void **state)
 {
 	(void)state;
 	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "kvckpt");
 	stor_kv_opts o;
 	stor_kv_opts_init(&o);
 	o.wal.segment_bytes = 8192;
-	stor_kv *kv = st_kv_open(dir, &o);
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "kvckpt", &o);
 	st_put_keys(kv, 0, 500, 50);
 	assert_int_equal(prepare(kv, 77, "held", 1, T(700)), 0);
 	assert_int_equal(stor_kv_checkpoint(kv), 0);
@@ -398,8 +387,7 @@ test_checkpoint_bounds_replay(void **state)
 	stor_kv_close(kv);
 	kv = st_kv_open(dir, &o);
 	assert_int_equal(st_must_get(kv, "held", T(800)), 1);
-	stor_kv_close(kv);
-	st_rmrf(dir);
+	st_kv_done(kv, dir);
 }
 
 // A saga action: run once, refuse after its compensation (no hanging).
@@ -432,8 +420,7 @@ test_barriers(void **state)
 {
 	(void)state;
 	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "kvbar");
-	stor_kv *kv = st_kv_open(dir, NULL);
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "kvbar", NULL);
 	assert_int_equal(saga_action(kv, "g1", 10, T(10)), DTX_OK);
 	assert_int_equal(saga_action(kv, "g1", 10, T(11)), DTX_EEXIST);
 	assert_int_equal(st_must_get(kv, "bal", T(20)), 10);
@@ -493,8 +480,7 @@ test_barriers(void **state)
 	dtx_sleep_ms(2);
 	assert_int_equal(stor_kv_barrier_gc(kv, NULL, 0, &n), 0);
 	assert_int_equal(n, 2);
-	stor_kv_close(kv);
-	st_rmrf(dir);
+	st_kv_done(kv, dir);
 }
 
 // Regression: forgetting one saga's barriers used to scan the whole
@@ -508,8 +494,7 @@ test_barrier_index(void **state)
 {
 	(void)state;
 	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "kvbarix");
-	stor_kv *kv = st_kv_open(dir, NULL);
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "kvbarix", NULL);
 	enum { G = 300 };
 	char gid[32];
 	for (int g = 0; g < G; g++) {
@@ -576,8 +561,7 @@ test_barrier_index(void **state)
 	assert_int_equal(n, 0);
 	stor_kv_stats_get(kv, &s);
 	assert_int_equal(s.barriers, 0);
-	stor_kv_close(kv);
-	st_rmrf(dir);
+	st_kv_done(kv, dir);
 }
 
 // stor_txn_commit_async: the commit is an intent (reads at or above its
@@ -588,8 +572,7 @@ test_commit_async(void **state)
 {
 	(void)state;
 	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "kvasync");
-	stor_kv *kv = st_kv_open(dir, NULL);
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "kvasync", NULL);
 	stor_txn *t;
 	uint64_t lsn = 0;
 	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), 0);
@@ -635,8 +618,7 @@ test_commit_async(void **state)
 	    stor_txn_barrier_get(t, "ga", 1, STOR_BARRIER_ACTION, &ex), 0);
 	assert_true(ex);
 	stor_txn_abort(t);
-	stor_kv_close(kv);
-	st_rmrf(dir);
+	st_kv_done(kv, dir);
 }
 
 static void
@@ -644,12 +626,11 @@ test_fsync_failure(void **state)
 {
 	(void)state;
 	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "kvfsync");
 	st_sync_hook h;
 	stor_kv_opts o;
 	stor_kv_opts_init(&o);
 	st_hook_syncs(&o.wal, &h);
-	stor_kv *kv = st_kv_open(dir, &o);
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "kvfsync", &o);
 	st_put_local(kv, "a", 1, T(10));
 	st_fail_next_sync(&h);
 	stor_txn *t;
@@ -664,8 +645,7 @@ test_fsync_failure(void **state)
 	// One sync failed, and none was tried after it.
 	assert_int_equal(h.syncs, h.fail_at);
 	assert_int_equal(h.after_fail, 0);
-	stor_kv_close(kv);
-	st_rmrf(dir);
+	st_kv_done(kv, dir);
 }
 
 typedef struct par {
@@ -699,8 +679,7 @@ test_group_commit_prepares(void **state)
 {
 	(void)state;
 	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "kvgc64");
-	stor_kv *kv = st_kv_open(dir, NULL);
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "kvgc64", NULL);
 	enum { W = 64, N = 20 };
 	par a[W];
 	for (int i = 0; i < W; i++)
@@ -713,8 +692,7 @@ test_group_commit_prepares(void **state)
 	assert_true(s.wal.syncs < (uint64_t)W * N / 4);
 	assert_int_equal(s.intents, 0);
 	assert_int_equal(st_must_get(kv, "w63-19", T(1001)), 19);
-	stor_kv_close(kv);
-	st_rmrf(dir);
+	st_kv_done(kv, dir);
 }
 
 // Runs one phase with the n-th allocation failing, for every n.
@@ -777,8 +755,7 @@ test_oom(void **state)
 {
 	(void)state;
 	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "kvoom");
-	stor_kv *kv = st_kv_open(dir, NULL);
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "kvoom", NULL);
 	st_put_local(kv, "acct1", 100, T(10));
 	assert_int_equal(prepare(kv, 1, "acct1", 70, T(20)), 0);
 	assert_int_equal(stor_kv_commit(kv, 1, T(30)), 0);
@@ -806,8 +783,7 @@ test_bad_args(void **state)
 {
 	(void)state;
 	char dir[256];
-	st_tmpdir(dir, sizeof(dir), "kvargs");
-	stor_kv *kv = st_kv_open(dir, NULL);
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "kvargs", NULL);
 	stor_txn *t;
 	assert_int_equal(stor_txn_begin(kv, 0, &t), DTX_EINVAL);
 	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), 0);

@@ -106,6 +106,23 @@ st_kv_open(const char *dir, const stor_kv_opts *o)
 	return kv;
 }
 
+// Makes a fresh temporary directory (tag in its name) into dir, of n
+// bytes, and opens a store there with options o (NULL: defaults).
+static inline stor_kv *
+st_kv_fresh(char *dir, size_t n, const char *tag, const stor_kv_opts *o)
+{
+	st_tmpdir(dir, n, tag);
+	return st_kv_open(dir, o);
+}
+
+// Closes kv and removes its directory dir.
+static inline void
+st_kv_done(stor_kv *kv, const char *dir)
+{
+	stor_kv_close(kv);
+	st_rmrf(dir);
+}
+
 // The int64 value of key at ts, which must be found.
 static inline int64_t
 st_must_get(stor_kv *kv, const char *key, clk_ts ts)
