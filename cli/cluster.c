@@ -150,6 +150,20 @@ alloc_cluster(const char *dir, cli_cluster **out)
 	return DTX_OK;
 }
 
+// Writes text and a newline as the whole of file path: a setting of the
+// cluster that each later open of its directory reads back.
+static dtx_err
+write_setting(const char *path, const char *text, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "w");
+	if (f == NULL || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0) {
+		dtx_err rv = dtx_from_errno(errno);
+		dtx_errf(err, errlen, "cannot write %s", path);
+		return rv;
+	}
+	return DTX_OK;
+}
+
 dtx_err
 cli_cluster_create(
     const cli_cluster_opts *opts, cli_cluster **out, char *err, size_t errlen)
@@ -235,13 +249,9 @@ cli_cluster_create(
 		}
 		snprintf(
 		    c->log_level, sizeof(c->log_level), "%s", opts->log_level);
-		FILE *f = fopen(path, "w");
-		if (f == NULL || fprintf(f, "%s\n", c->log_level) < 0 ||
-		    fclose(f) != 0) {
-			rv = dtx_from_errno(errno);
-			dtx_errf(err, errlen, "cannot write %s", path);
+		if ((rv = write_setting(path, c->log_level, err, errlen)) !=
+		    DTX_OK)
 			goto fail;
-		}
 	} else {
 		unlink(path);
 	}
@@ -250,13 +260,9 @@ cli_cluster_create(
 		// Leftovers of an earlier run of this directory go first.
 		cli_netns_prefix(c->dir, c->prefix, sizeof(c->prefix));
 		cli_netns_teardown(c->prefix);
-		FILE *f = fopen(path, "w");
-		if (f == NULL || fprintf(f, "%s\n", c->prefix) < 0 ||
-		    fclose(f) != 0) {
-			rv = dtx_from_errno(errno);
-			dtx_errf(err, errlen, "cannot write %s", path);
+		if ((rv = write_setting(path, c->prefix, err, errlen)) !=
+		    DTX_OK)
 			goto fail;
-		}
 		if ((rv = cli_netns_setup(c->prefix, &c->topo, err, errlen)) !=
 		    DTX_OK) {
 			cli_netns_teardown(c->prefix);
