@@ -261,30 +261,15 @@ static const struct {
 };
 #define NWINDOWS (sizeof(windows) / sizeof(windows[0]))
 
+// True when end closes a window that start opens; a NULL start or end
+// stands for any, so is_window(NULL, f) asks whether f ends some window
+// and is_window(f, NULL) whether a window opened by f has an end.
 static bool
-is_end(const char *f)
+is_window(const char *start, const char *end)
 {
 	for (size_t i = 0; i < NWINDOWS; i++)
-		if (strcmp(f, windows[i].end) == 0)
-			return true;
-	return false;
-}
-
-static bool
-ends(const char *end, const char *start)
-{
-	for (size_t i = 0; i < NWINDOWS; i++)
-		if (strcmp(end, windows[i].end) == 0 &&
-		    strcmp(start, windows[i].start) == 0)
-			return true;
-	return false;
-}
-
-static bool
-has_end(const char *start)
-{
-	for (size_t i = 0; i < NWINDOWS; i++)
-		if (strcmp(start, windows[i].start) == 0)
+		if ((start == NULL || strcmp(start, windows[i].start) == 0) &&
+		    (end == NULL || strcmp(end, windows[i].end) == 0))
 			return true;
 	return false;
 }
@@ -350,9 +335,10 @@ cli_faults_from_history(const cli_history *h, cli_fault **out, size_t *nout)
 			continue;
 		const cli_op *done =
 		    pairs[i] >= 0 ? cli_history_get(h, (size_t)pairs[i]) : op;
-		if (is_end(op->f)) {
+		if (is_window(NULL, op->f)) {
 			for (size_t k = 0; k < n; k++)
-				if (f[k].end_ns < 0 && ends(op->f, f[k].kind))
+				if (f[k].end_ns < 0 &&
+				    is_window(f[k].kind, op->f))
 					f[k].end_ns = done->time_ns;
 			continue;
 		}
@@ -361,7 +347,7 @@ cli_faults_from_history(const cli_history *h, cli_fault **out, size_t *nout)
 		cli_fault *w = &f[n];
 		memset(w, 0, sizeof(*w));
 		w->start_ns = op->time_ns;
-		w->end_ns = has_end(op->f) ? -1 : done->time_ns;
+		w->end_ns = is_window(op->f, NULL) ? -1 : done->time_ns;
 		n++;
 		const char *val = done->value ? done->value : op->value;
 		w->kind = dtx_strdup(op->f);
