@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 // ---------------------------------------------------------------- errors
 
@@ -144,6 +145,10 @@ uint64_t dtx_mono_ns(void);
 uint64_t dtx_wall_ns(void);
 // Sleeps for ms milliseconds (restarting on EINTR).
 void dtx_sleep_ms(uint64_t ms);
+// The time ns nanoseconds from now on clock clk (CLOCK_MONOTONIC or
+// CLOCK_REALTIME), as the absolute deadline pthread_cond_timedwait takes
+// for a condition variable that uses clk.
+struct timespec dtx_time_after(clockid_t clk, uint64_t ns);
 
 // ---------------------------------------------------------------- files
 

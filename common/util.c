@@ -42,6 +42,17 @@ dtx_sleep_ms(uint64_t ms)
 		;
 }
 
+struct timespec
+dtx_time_after(clockid_t clk, uint64_t ns)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	ns += (uint64_t)ts.tv_nsec;
+	ts.tv_sec += (time_t)(ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	return ts;
+}
+
 uint64_t
 dtx_rand_next(uint64_t *state)
 {

@@ -198,13 +198,8 @@ upkeep_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&c->up_mu);
 		if (!c->up_stop) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += TICK_MS * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			struct timespec ts =
+			    dtx_time_after(CLOCK_REALTIME, TICK_MS * 1000000u);
 			pthread_cond_timedwait(&c->up_cv, &c->up_mu, &ts);
 		}
 		bool stop = c->up_stop;

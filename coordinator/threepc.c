@@ -108,12 +108,8 @@ precommit_range(coord *c, uint64_t txid, clk_ts cts, const uint32_t *parts,
 			precommit_done(c, it);
 		}
 	}
-	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	uint64_t ns =
-	    (uint64_t)dl.tv_nsec + (uint64_t)c->cfg.ack_timeout_ms * 1000000u;
-	dl.tv_sec += (time_t)(ns / 1000000000u);
-	dl.tv_nsec = (long)(ns % 1000000000u);
+	struct timespec dl = dtx_time_after(
+	    CLOCK_REALTIME, (uint64_t)c->cfg.ack_timeout_ms * 1000000u);
 	pthread_mutex_lock(&r->mu);
 	while (r->pending > 0)
 		if (pthread_cond_timedwait(&r->cv, &r->mu, &dl) != 0)

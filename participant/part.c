@@ -196,11 +196,7 @@ part__outcome_wait(part *p, uint64_t deadline_ns)
 	// (an async commit becoming durable) is not broadcast.
 	uint64_t until =
 	    deadline_ns - now > 5000000u ? now + 5000000u : deadline_ns;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t ns = (uint64_t)ts.tv_nsec + (until - now);
-	ts.tv_sec += (time_t)(ns / 1000000000u);
-	ts.tv_nsec = (long)(ns % 1000000000u);
+	struct timespec ts = dtx_time_after(CLOCK_MONOTONIC, until - now);
 	pthread_mutex_lock(&p->out_mu);
 	pthread_cond_timedwait(&p->out_cv, &p->out_mu, &ts);
 	pthread_mutex_unlock(&p->out_mu);

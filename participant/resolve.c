@@ -41,18 +41,31 @@ typedef enum res_out {
 	RES_WAIT, // someone reachable is deciding: look again soon
 } res_out;
 
+// Sends {txid, commit_ts cts} of type to node, with the resolve timeout
+// (every message the resolver sends may be repeated). The contract of
+// proto_daemon_call: on DTX_OK or DTX_EREFUSED *rep is owned by the
+// caller.
+static dtx_err
+call_txid(part *p, uint32_t node, proto_type type, uint64_t txid, clk_ts cts,
+    proto_msg *rep)
+{
+	proto_msg req;
+	proto_call_opts o = { .timeout_ms =
+		                  (uint32_t)p->cfg->resolve_timeout_ms,
+		.idempotent = true };
+	proto_msg_init(&req, type);
+	req.u.txid.txid = txid;
+	req.u.txid.commit_ts = cts;
+	return proto_daemon_call(p->d, node, &req, rep, &o);
+}
+
 // Sends STATUS{txid} to node; on DTX_OK *st and *cts hold the answer.
 static dtx_err
 ask_status(
     part *p, uint32_t node, uint64_t txid, proto_txn_state *st, clk_ts *cts)
 {
-	proto_msg req, rep;
-	proto_call_opts o = { .timeout_ms =
-		                  (uint32_t)p->cfg->resolve_timeout_ms,
-		.idempotent = true };
-	proto_msg_init(&req, PROTO_STATUS);
-	req.u.txid.txid = txid;
-	dtx_err rv = proto_daemon_call(p->d, node, &req, &rep, &o);
+	proto_msg rep;
+	dtx_err rv = call_txid(p, node, PROTO_STATUS, txid, 0, &rep);
 	if (rv == DTX_OK) {
 		if (rep.hdr.type == PROTO_STATUS_REPLY &&
 		    rep.u.status_reply.txid == txid) {
@@ -75,15 +88,9 @@ ask_status(
 static dtx_err
 tell(part *p, uint32_t node, proto_type type, uint64_t txid, clk_ts cts)
 {
-	proto_msg req, rep;
-	proto_call_opts o = { .timeout_ms =
-		                  (uint32_t)p->cfg->resolve_timeout_ms,
-		.idempotent = true };
-	proto_msg_init(&req, type);
-	req.u.txid.txid = txid;
-	if (type == PROTO_COMMIT || type == PROTO_PRE_COMMIT)
-		req.u.txid.commit_ts = cts;
-	dtx_err rv = proto_daemon_call(p->d, node, &req, &rep, &o);
+	proto_msg rep;
+	dtx_err rv = call_txid(p, node, type, txid,
+	    type == PROTO_COMMIT || type == PROTO_PRE_COMMIT ? cts : 0, &rep);
 	if (rv == DTX_OK || rv == DTX_EREFUSED) {
 		if (rv == DTX_OK && rep.hdr.type != PROTO_ACK)
 			rv = DTX_EPROTO;
@@ -425,13 +432,8 @@ res_main(void *arg)
 	for (;;) {
 		res_pass(p);
 		maintain(p, &last_maint, &last_gc);
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += TICK_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts =
+		    dtx_time_after(CLOCK_MONOTONIC, TICK_MS * 1000000u);
 		pthread_mutex_lock(&p->res_mu);
 		if (!p->res_stop)
 			pthread_cond_timedwait(&p->res_cv, &p->res_mu, &ts);

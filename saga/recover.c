@@ -24,11 +24,7 @@
 static void
 wait_ms(saga *s, pthread_cond_t *cv, uint64_t ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t ns = (uint64_t)ts.tv_nsec + ms * 1000000u;
-	ts.tv_sec += (time_t)(ns / 1000000000u);
-	ts.tv_nsec = (long)(ns % 1000000000u);
+	struct timespec ts = dtx_time_after(CLOCK_MONOTONIC, ms * 1000000u);
 	pthread_cond_timedwait(cv, &s->mu, &ts);
 }
 

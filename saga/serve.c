@@ -74,10 +74,7 @@ deadline_ts(struct timespec *ts, uint64_t deadline_ns)
 	uint64_t d = deadline_ns > now ? deadline_ns - now : 0;
 	if (d > 100000000u)
 		d = 100000000u; // wake at least every 100 ms to see a stop
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	uint64_t ns = (uint64_t)ts->tv_nsec + d;
-	ts->tv_sec += (time_t)(ns / 1000000000u);
-	ts->tv_nsec = (long)(ns % 1000000000u);
+	*ts = dtx_time_after(CLOCK_MONOTONIC, d);
 }
 
 // A gid already known: waits (bounded) for its outcome. saga->mu held.

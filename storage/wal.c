@@ -779,11 +779,7 @@ flush_batch(stor_wal *w, bool by_flusher)
 static void
 work_wait(stor_wal *w, uint64_t ns)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ns += (uint64_t)ts.tv_nsec;
-	ts.tv_sec += (time_t)(ns / 1000000000u);
-	ts.tv_nsec = (long)(ns % 1000000000u);
+	struct timespec ts = dtx_time_after(CLOCK_MONOTONIC, ns);
 	pthread_cond_timedwait(&w->work_cv, &w->mu, &ts);
 }
 
