@@ -113,13 +113,13 @@ cli_check_atomicity(const cli_history *h, const cli_txn_obs *obs, size_t nobs,
 	size_t ngroups = 0;
 	cli_txn_obs *sorted = dtx_alloc((nobs ? nobs : 1) * sizeof(*sorted));
 	if (sorted == NULL)
-		goto fail;
+		goto done;
 	if (nobs)
 		memcpy(sorted, obs, nobs * sizeof(*obs));
 	qsort(sorted, nobs, sizeof(*sorted), cmp_obs);
 	groups = dtx_alloc((nobs ? nobs : 1) * sizeof(*groups));
 	if (groups == NULL)
-		goto fail;
+		goto done;
 	for (size_t i = 0; i < nobs; i++) {
 		if (ngroups == 0 || groups[ngroups - 1].txid != sorted[i].txid)
 			groups[ngroups++] =
@@ -130,7 +130,7 @@ cli_check_atomicity(const cli_history *h, const cli_txn_obs *obs, size_t nobs,
 
 	// What clients saw.
 	if ((rv = cli_history_pairs(h, &pairs)) != DTX_OK)
-		goto fail;
+		goto done;
 	size_t n = cli_history_len(h);
 	for (size_t i = 0; i < n; i++) {
 		const cli_op *inv = cli_history_get(h, i);
@@ -168,7 +168,7 @@ cli_check_atomicity(const cli_history *h, const cli_txn_obs *obs, size_t nobs,
 			    true, txid, NULL, sides_detail(sorted, g, "fail"));
 		}
 		if (rv != DTX_OK)
-			goto fail;
+			goto done;
 	}
 
 	// What participants decided.
@@ -184,14 +184,14 @@ cli_check_atomicity(const cli_history *h, const cli_txn_obs *obs, size_t nobs,
 			rv = cli__check_anomaly(&r.c, "split-decision", op,
 			    true, g->txid, NULL, sides_detail(sorted, g, NULL));
 			if (rv != DTX_OK)
-				goto fail;
+				goto done;
 		}
 		if (d > 0) {
 			r.in_doubt++;
 			rv = cli__check_anomaly(&r.c, "in-doubt", op, true,
 			    g->txid, NULL, sides_detail(sorted, g, NULL));
 			if (rv != DTX_OK)
-				goto fail;
+				goto done;
 		}
 	}
 
@@ -218,17 +218,13 @@ cli_check_atomicity(const cli_history *h, const cli_txn_obs *obs, size_t nobs,
 	    cli_valid_name(valid), nobs, r.txns, r.split, r.ok_not_committed,
 	    r.fail_committed, r.in_doubt, r.unobserved);
 	rv = cli__check_set(&r.c, valid, &s, &j);
-	if (rv != DTX_OK)
-		goto fail;
+done:
 	dtx_free(pairs);
 	dtx_free(groups);
 	dtx_free(sorted);
-	*out = r;
-	return DTX_OK;
-fail:
-	dtx_free(pairs);
-	dtx_free(groups);
-	dtx_free(sorted);
-	cli_check_fini(&r.c);
+	if (rv == DTX_OK)
+		*out = r;
+	else
+		cli_check_fini(&r.c);
 	return rv;
 }

@@ -291,14 +291,14 @@ cli_check_bank(
 	bool *seen = dtx_alloc((na ? na : 1) * sizeof(*seen));
 	dtx_err rv = DTX_ENOMEM;
 	if (sorted == NULL || seen == NULL)
-		goto fail;
+		goto done;
 	if (na)
 		memcpy(sorted, cfg->accounts, na * sizeof(*sorted));
 	qsort(sorted, na, sizeof(*sorted), cmp_i64);
 	rv = DTX_EINVAL;
 	for (size_t i = 1; i < na; i++)
 		if (sorted[i] == sorted[i - 1])
-			goto fail; // duplicate account id
+			goto done; // duplicate account id
 	size_t n = cli_history_len(h);
 	for (size_t i = 0; i < n; i++) {
 		const cli_op *op = cli_history_get(h, i);
@@ -311,15 +311,12 @@ cli_check_bank(
 			r.bad_reads++;
 	}
 	rv = finish(&r, h, cfg);
-	if (rv != DTX_OK)
-		goto fail;
+done:
 	dtx_free(sorted);
 	dtx_free(seen);
-	*out = r;
-	return DTX_OK;
-fail:
-	dtx_free(sorted);
-	dtx_free(seen);
-	cli_check_fini(&r.c);
+	if (rv == DTX_OK)
+		*out = r;
+	else
+		cli_check_fini(&r.c);
 	return rv;
 }

@@ -78,7 +78,7 @@ cli_check_saga(const cli_history *h, const cli_bank_cfg *cfg,
 	cli_saga_obs *sorted =
 	    dtx_alloc((nsagas ? nsagas : 1) * sizeof(*sorted));
 	if (sorted == NULL)
-		goto fail;
+		goto done;
 	if (nsagas)
 		memcpy(sorted, sagas, nsagas * sizeof(*sagas));
 	qsort(sorted, nsagas, sizeof(*sorted), cmp_saga);
@@ -101,11 +101,11 @@ cli_check_saga(const cli_history *h, const cli_bank_cfg *cfg,
 		rv = cli__check_anomaly(&r.c, "saga-unfinished", NULL, false, 0,
 		    s->gid, cli_sb_take(&d));
 		if (rv != DTX_OK)
-			goto fail;
+			goto done;
 	}
 
 	if ((rv = cli_history_pairs(h, &pairs)) != DTX_OK)
-		goto fail;
+		goto done;
 	size_t n = cli_history_len(h);
 	for (size_t i = 0; i < n; i++) {
 		const cli_op *op = cli_history_get(h, i);
@@ -157,7 +157,7 @@ cli_check_saga(const cli_history *h, const cli_bank_cfg *cfg,
 		rv = cli__check_anomaly(
 		    &r.c, kind, op, false, 0, s->gid, cli_sb_take(&d));
 		if (rv != DTX_OK)
-			goto fail;
+			goto done;
 	}
 
 	bool final_bad = false;
@@ -175,7 +175,7 @@ cli_check_saga(const cli_history *h, const cli_bank_cfg *cfg,
 			rv = cli__check_anomaly(&r.c, "final-total", final,
 			    false, 0, NULL, cli_sb_take(&d));
 			if (rv != DTX_OK)
-				goto fail;
+				goto done;
 		}
 	}
 
@@ -215,15 +215,12 @@ cli_check_saga(const cli_history *h, const cli_bank_cfg *cfg,
 	    r.final_ok ? "true" : "false", r.ok_not_committed,
 	    r.fail_committed);
 	rv = cli__check_set(&r.c, valid, &s, &j);
-	if (rv != DTX_OK)
-		goto fail;
+done:
 	dtx_free(pairs);
 	dtx_free(sorted);
-	*out = r;
-	return DTX_OK;
-fail:
-	dtx_free(pairs);
-	dtx_free(sorted);
-	cli_check_fini(&r.c);
+	if (rv == DTX_OK)
+		*out = r;
+	else
+		cli_check_fini(&r.c);
 	return rv;
 }
