@@ -285,26 +285,21 @@ write_rate(const report *r)
 static void
 html_esc(FILE *f, const char *s)
 {
+	// The characters HTML text and attribute values cannot hold as they
+	// are, each with the entity that stands for it.
+	static const char *const ent[256] = {
+		['&'] = "&amp;",
+		['<'] = "&lt;",
+		['>'] = "&gt;",
+		['"'] = "&quot;",
+		['\''] = "&#39;",
+	};
 	for (; s && *s; s++) {
-		switch (*s) {
-		case '&':
-			fputs("&amp;", f);
-			break;
-		case '<':
-			fputs("&lt;", f);
-			break;
-		case '>':
-			fputs("&gt;", f);
-			break;
-		case '"':
-			fputs("&quot;", f);
-			break;
-		case '\'':
-			fputs("&#39;", f);
-			break;
-		default:
+		const char *e = ent[(unsigned char)*s];
+		if (e != NULL)
+			fputs(e, f);
+		else
 			fputc(*s, f);
-		}
 	}
 }
 
