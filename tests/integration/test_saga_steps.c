@@ -52,40 +52,46 @@ step(const char *gid, uint32_t br, proto_phase ph, int acct, int64_t delta,
 	return ts_step(&T, 1, gid, br, ph, &op, 1, dup);
 }
 
+// Sends a STEP of one ADD of delta to acct (floored at 0 for an action,
+// unfloored for a compensation) and asserts its result and whether the
+// participant took it for a duplicate.
+static void
+expect_step(const char *gid, uint32_t br, proto_phase ph, int acct,
+    int64_t delta, int want, bool want_dup)
+{
+	bool dup = !want_dup;
+	int64_t min = ph == PROTO_PHASE_ACTION ? 0 : INT64_MIN;
+	assert_int_equal(step(gid, br, ph, acct, delta, min, &dup), want);
+	if (dup != want_dup)
+		fail_msg("step %s/%u: duplicate is %d, expected %d", gid, br,
+		    (int)dup, (int)want_dup);
+}
+
 static void
 test_duplicate_action_and_compensation(void **state)
 {
 	(void)state;
-	bool dup = true;
-	assert_int_equal(step("g-dup", 0, PROTO_PHASE_ACTION, 0, -10, 0, &dup),
-	    PROTO_STEP_OK);
-	assert_false(dup);
+	expect_step(
+	    "g-dup", 0, PROTO_PHASE_ACTION, 0, -10, PROTO_STEP_OK, false);
 	assert_int_equal(balance(0), 90);
 	// Delivered again (a retry after a lost reply): no second debit.
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(
-		    step("g-dup", 0, PROTO_PHASE_ACTION, 0, -10, 0, &dup),
-		    PROTO_STEP_OK);
-		assert_true(dup);
+		expect_step("g-dup", 0, PROTO_PHASE_ACTION, 0, -10,
+		    PROTO_STEP_OK, true);
 	}
 	assert_int_equal(balance(0), 90);
 	// Its compensation, delivered three times, credits once.
-	assert_int_equal(
-	    step("g-dup", 0, PROTO_PHASE_COMPENSATE, 0, 10, INT64_MIN, &dup),
-	    PROTO_STEP_OK);
-	assert_false(dup);
+	expect_step(
+	    "g-dup", 0, PROTO_PHASE_COMPENSATE, 0, 10, PROTO_STEP_OK, false);
 	for (int i = 0; i < 2; i++) {
-		assert_int_equal(step("g-dup", 0, PROTO_PHASE_COMPENSATE, 0, 10,
-		                     INT64_MIN, &dup),
-		    PROTO_STEP_OK);
-		assert_true(dup);
+		expect_step("g-dup", 0, PROTO_PHASE_COMPENSATE, 0, 10,
+		    PROTO_STEP_OK, true);
 	}
 	assert_int_equal(balance(0), 100);
 	// A late copy of the action answers its first result and changes
 	// nothing.
-	assert_int_equal(step("g-dup", 0, PROTO_PHASE_ACTION, 0, -10, 0, &dup),
-	    PROTO_STEP_OK);
-	assert_true(dup);
+	expect_step(
+	    "g-dup", 0, PROTO_PHASE_ACTION, 0, -10, PROTO_STEP_OK, true);
 	assert_int_equal(balance(0), 100);
 }
 
@@ -93,27 +99,21 @@ static void
 test_null_compensation_and_hanging_action(void **state)
 {
 	(void)state;
-	bool dup = true;
 	// The compensation overtakes its action (the action's message was
 	// delayed): nothing to undo, but it is recorded.
-	assert_int_equal(
-	    step("g-null", 3, PROTO_PHASE_COMPENSATE, 1, 25, INT64_MIN, &dup),
-	    PROTO_STEP_OK);
-	assert_false(dup);
+	expect_step(
+	    "g-null", 3, PROTO_PHASE_COMPENSATE, 1, 25, PROTO_STEP_OK, false);
 	assert_int_equal(balance(1), 100);
 	// The delayed action arrives: refused, no debit (no hanging).
-	assert_int_equal(step("g-null", 3, PROTO_PHASE_ACTION, 1, -25, 0, &dup),
-	    PROTO_STEP_REFUSED);
-	assert_false(dup);
+	expect_step(
+	    "g-null", 3, PROTO_PHASE_ACTION, 1, -25, PROTO_STEP_REFUSED, false);
 	assert_int_equal(balance(1), 100);
-	assert_int_equal(step("g-null", 3, PROTO_PHASE_ACTION, 1, -25, 0, &dup),
+	assert_int_equal(step("g-null", 3, PROTO_PHASE_ACTION, 1, -25, 0, NULL),
 	    PROTO_STEP_REFUSED);
 	assert_int_equal(balance(1), 100);
 	// A second copy of the null compensation is a duplicate.
-	assert_int_equal(
-	    step("g-null", 3, PROTO_PHASE_COMPENSATE, 1, 25, INT64_MIN, &dup),
-	    PROTO_STEP_OK);
-	assert_true(dup);
+	expect_step(
+	    "g-null", 3, PROTO_PHASE_COMPENSATE, 1, 25, PROTO_STEP_OK, true);
 	assert_int_equal(balance(1), 100);
 }
 
@@ -121,31 +121,24 @@ static void
 test_failed_action(void **state)
 {
 	(void)state;
-	bool dup = true;
 	// Insufficient funds: FAILED, nothing changes.
-	assert_int_equal(
-	    step("g-fail", 0, PROTO_PHASE_ACTION, 2, -1000, 0, &dup),
-	    PROTO_STEP_FAILED);
-	assert_false(dup);
+	expect_step("g-fail", 0, PROTO_PHASE_ACTION, 2, -1000,
+	    PROTO_STEP_FAILED, false);
 	assert_int_equal(balance(2), 100);
 	// A duplicate answers FAILED again, even though the balance would
 	// now allow a smaller debit: the first result stands.
-	assert_int_equal(
-	    step("g-fail", 0, PROTO_PHASE_ACTION, 2, -1000, 0, &dup),
-	    PROTO_STEP_FAILED);
-	assert_true(dup);
+	expect_step(
+	    "g-fail", 0, PROTO_PHASE_ACTION, 2, -1000, PROTO_STEP_FAILED, true);
 	// Its compensation must change nothing (the action changed nothing).
-	assert_int_equal(
-	    step("g-fail", 0, PROTO_PHASE_COMPENSATE, 2, 1000, INT64_MIN, &dup),
-	    PROTO_STEP_OK);
-	assert_false(dup);
+	expect_step(
+	    "g-fail", 0, PROTO_PHASE_COMPENSATE, 2, 1000, PROTO_STEP_OK, false);
 	assert_int_equal(balance(2), 100);
 	// A missing account fails the same way.
 	char k[32] = "no-such-account";
 	proto_op op;
 	ts_op_add(&op, k, 5, INT64_MIN);
 	assert_int_equal(
-	    ts_step(&T, 1, "g-missing", 0, PROTO_PHASE_ACTION, &op, 1, &dup),
+	    ts_step(&T, 1, "g-missing", 0, PROTO_PHASE_ACTION, &op, 1, NULL),
 	    PROTO_STEP_FAILED);
 }
 
@@ -153,9 +146,8 @@ static void
 test_forget_drops_barriers(void **state)
 {
 	(void)state;
-	bool dup = false;
 	assert_int_equal(
-	    step("g-forget", 0, PROTO_PHASE_ACTION, 3, -1, 0, &dup),
+	    step("g-forget", 0, PROTO_PHASE_ACTION, 3, -1, 0, NULL),
 	    PROTO_STEP_OK);
 	assert_int_equal(balance(3), 99);
 	proto_msg req, rep;
@@ -167,14 +159,12 @@ test_forget_drops_barriers(void **state)
 	proto_msg_free(&rep);
 	// With its barrier gone the same branch runs as new: this is why
 	// the orchestrator forgets a saga only well after it ended.
-	assert_int_equal(
-	    step("g-forget", 0, PROTO_PHASE_ACTION, 3, -1, 0, &dup),
-	    PROTO_STEP_OK);
-	assert_false(dup);
+	expect_step(
+	    "g-forget", 0, PROTO_PHASE_ACTION, 3, -1, PROTO_STEP_OK, false);
 	assert_int_equal(balance(3), 98);
 	// Restore the account for the other cases.
 	assert_int_equal(
-	    step("g-forget-undo", 0, PROTO_PHASE_ACTION, 3, 2, INT64_MIN, &dup),
+	    step("g-forget-undo", 0, PROTO_PHASE_ACTION, 3, 2, INT64_MIN, NULL),
 	    PROTO_STEP_OK);
 	assert_int_equal(balance(3), 100);
 }
@@ -207,27 +197,24 @@ static void
 test_barriers_survive_restart(void **state)
 {
 	(void)state;
-	bool dup = false;
 	assert_int_equal(
-	    step("g-restart", 1, PROTO_PHASE_ACTION, 0, -7, 0, &dup),
+	    step("g-restart", 1, PROTO_PHASE_ACTION, 0, -7, 0, NULL),
 	    PROTO_STEP_OK);
 	assert_int_equal(step("g-restart2", 1, PROTO_PHASE_COMPENSATE, 0, 7,
-	                     INT64_MIN, &dup),
+	                     INT64_MIN, NULL),
 	    PROTO_STEP_OK);
 	assert_int_equal(cli_cluster_signal(T.c, 1, SIGKILL), DTX_OK);
 	ts_drop_client(&T, 1);
 	assert_int_equal(ts_start(&T, 1, NULL), 0);
 	// The barriers came back from the participant's WAL.
+	expect_step(
+	    "g-restart", 1, PROTO_PHASE_ACTION, 0, -7, PROTO_STEP_OK, true);
 	assert_int_equal(
-	    step("g-restart", 1, PROTO_PHASE_ACTION, 0, -7, 0, &dup),
-	    PROTO_STEP_OK);
-	assert_true(dup);
-	assert_int_equal(
-	    step("g-restart2", 1, PROTO_PHASE_ACTION, 0, -7, 0, &dup),
+	    step("g-restart2", 1, PROTO_PHASE_ACTION, 0, -7, 0, NULL),
 	    PROTO_STEP_REFUSED);
 	assert_int_equal(balance(0), 93);
 	assert_int_equal(
-	    step("g-restart", 1, PROTO_PHASE_COMPENSATE, 0, 7, INT64_MIN, &dup),
+	    step("g-restart", 1, PROTO_PHASE_COMPENSATE, 0, 7, INT64_MIN, NULL),
 	    PROTO_STEP_OK);
 	assert_int_equal(balance(0), 100);
 }
