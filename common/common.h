@@ -123,6 +123,21 @@ dtx_err dtx_grow(void *arrp, size_t n, size_t *cap, size_t first, size_t size);
 #define DTX_GROW(arr, n, cap, first)                                           \
 	dtx_grow(&(arr), (n), &(cap), (first), sizeof(*(arr)))
 
+// Appends item to the tail of a singly linked FIFO queue whose first and
+// last elements are head and tail (both NULL when it is empty) and whose
+// elements link through their member link, which it sets to NULL. A
+// macro so that it serves every element type; it evaluates its arguments
+// more than once. The caller serialises access to the queue.
+#define DTX_QUEUE_PUSH(head, tail, item, link)                                 \
+	do {                                                                   \
+		(item)->link = NULL;                                           \
+		if ((tail) != NULL)                                            \
+			(tail)->link = (item);                                 \
+		else                                                           \
+			(head) = (item);                                       \
+		(tail) = (item);                                               \
+	} while (0)
+
 // Test hook: after n more successful allocations, every allocation fails
 // until the hook is disarmed with n < 0. n == 0 fails the very next one.
 void dtx_alloc_fail_after(long n);

@@ -246,12 +246,7 @@ coord__send(coord *c, coord_item *it)
 		pthread_mutex_unlock(&ch->mu);
 		return DTX_ECLOSED;
 	}
-	it->next = NULL;
-	if (ch->tail != NULL)
-		ch->tail->next = it;
-	else
-		ch->head = it;
-	ch->tail = it;
+	DTX_QUEUE_PUSH(ch->head, ch->tail, it, next);
 	bool idle = ch->inflight < (uint32_t)c->cfg.senders;
 	pthread_mutex_unlock(&ch->mu);
 	if (idle)

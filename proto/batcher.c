@@ -258,11 +258,7 @@ static void
 enqueue(proto_batcher *b, bcall *k)
 {
 	pthread_mutex_lock(&b->mu);
-	if (b->tail != NULL)
-		b->tail->next = k;
-	else
-		b->head = k;
-	b->tail = k;
+	DTX_QUEUE_PUSH(b->head, b->tail, k, next);
 	bool idle = b->inflight < b->max_inflight;
 	pthread_mutex_unlock(&b->mu);
 	if (idle)

@@ -95,12 +95,7 @@ proto_pool_run(proto_pool *p, proto_defer *tok)
 		return;
 	}
 	j->tok = tok;
-	j->next = NULL;
-	if (p->tail != NULL)
-		p->tail->next = j;
-	else
-		p->head = j;
-	p->tail = j;
+	DTX_QUEUE_PUSH(p->head, p->tail, j, next);
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 }

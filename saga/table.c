@@ -143,12 +143,7 @@ void
 saga__finished(saga *s, saga__rec *r)
 {
 	r->end_ns = dtx_mono_ns();
-	r->fnext = NULL;
-	if (s->fin_tail != NULL)
-		s->fin_tail->fnext = r;
-	else
-		s->fin_head = r;
-	s->fin_tail = r;
+	DTX_QUEUE_PUSH(s->fin_head, s->fin_tail, r, fnext);
 	s->nfinished++;
 	if (!s->replaying)
 		queue_forget(s, r);
@@ -182,11 +177,6 @@ saga__enqueue(saga *s, saga__rec *r)
 {
 	r->owned = false;
 	r->queued = true;
-	r->fnext = NULL;
-	if (s->q_tail != NULL)
-		s->q_tail->fnext = r;
-	else
-		s->q_head = r;
-	s->q_tail = r;
+	DTX_QUEUE_PUSH(s->q_head, s->q_tail, r, fnext);
 	pthread_cond_signal(&s->q_cv);
 }

@@ -89,11 +89,7 @@ stor_forcer_force(stor_forcer *fc, stor_force *f)
 		force_list(fc->wal, f);
 		return;
 	}
-	if (fc->tail != NULL)
-		fc->tail->next = f;
-	else
-		fc->head = f;
-	fc->tail = f;
+	DTX_QUEUE_PUSH(fc->head, fc->tail, f, next);
 	pthread_cond_signal(&fc->cv);
 	pthread_mutex_unlock(&fc->mu);
 }
