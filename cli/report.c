@@ -163,12 +163,23 @@ gp_faults(FILE *f, const report *r, cli_sb *keys)
 	}
 }
 
-static void
-gp_preamble(FILE *f, const char *png, const char *title, const report *r)
+// Starts the gnuplot script <base>.gp that draws <base>.png: the
+// terminal, the title, the time axis, the y axis commands in yaxis and
+// the fault windows, whose key entries it leaves in keys for gp_finish to
+// append to the plot command. NULL when the script cannot be created.
+static FILE *
+gp_start(const report *r, const char *base, const char *title,
+    const char *yaxis, cli_sb *keys)
 {
+	char name[64];
+	snprintf(name, sizeof(name), "%s.gp", base);
+	FILE *f = open_in(r, name);
+	if (f == NULL)
+		return NULL;
+	snprintf(name, sizeof(name), "%s.png", base);
 	fprintf(f, "set terminal pngcairo size 1000,500 noenhanced\n");
 	fprintf(f, "set output ");
-	gp_str(f, png);
+	gp_str(f, name);
 	fprintf(f, "\nset title ");
 	gp_str(f, title);
 	fprintf(f,
@@ -176,6 +187,20 @@ gp_preamble(FILE *f, const char *png, const char *title, const report *r)
 	    "set key outside right top\n");
 	fprintf(f, "set xrange [0:%.6f]\n",
 	    r->end_ns > 0 ? (double)r->end_ns / 1e9 : 1.0);
+	fputs(yaxis, f);
+	gp_faults(f, r, keys);
+	return f;
+}
+
+// Ends the plot command with the fault windows' key entries and closes
+// the script.
+static dtx_err
+gp_finish(FILE *f, cli_sb *keys)
+{
+	char *k = cli_sb_take(keys);
+	fprintf(f, "%s\n", k ? k : "");
+	dtx_free(k);
+	return close_file(f);
 }
 
 static dtx_err
@@ -207,13 +232,11 @@ write_latency(const report *r, size_t *points)
 			rv = DTX_EIO;
 	if (rv != DTX_OK)
 		return rv;
-	FILE *f = open_in(r, "latency.gp");
+	cli_sb keys = { 0 };
+	FILE *f = gp_start(r, "latency", "latency (one point per operation)",
+	    "set ylabel 'latency (ms)'\nset logscale y\n", &keys);
 	if (f == NULL)
 		return DTX_EIO;
-	gp_preamble(f, "latency.png", "latency (one point per operation)", r);
-	fprintf(f, "set ylabel 'latency (ms)'\nset logscale y\n");
-	cli_sb keys = { 0 };
-	gp_faults(f, r, &keys);
 	// gnuplot refuses a plot without any point; with no completed op
 	// the axes are drawn with a fixed range and an out-of-range curve.
 	if (count[1] + count[2] + count[3] == 0)
@@ -228,11 +251,8 @@ write_latency(const report *r, size_t *points)
 		    "title '%s'",
 		    names[t], type_color[t], cli_op_type_name((cli_op_type)t));
 	}
-	char *k = cli_sb_take(&keys);
-	fprintf(f, "%s\n", k ? k : "");
-	dtx_free(k);
 	*points = count[1] + count[2] + count[3];
-	return close_file(f);
+	return gp_finish(f, &keys);
 }
 
 static dtx_err
@@ -263,23 +283,18 @@ write_rate(const report *r)
 	dtx_free(rate);
 	if (close_file(d) != DTX_OK)
 		return DTX_EIO;
-	FILE *f = open_in(r, "rate.gp");
+	cli_sb keys = { 0 };
+	FILE *f = gp_start(r, "rate", "throughput (completions per second)",
+	    "set ylabel 'ops/s'\nset yrange [0:*]\n", &keys);
 	if (f == NULL)
 		return DTX_EIO;
-	gp_preamble(f, "rate.png", "throughput (completions per second)", r);
-	fprintf(f, "set ylabel 'ops/s'\nset yrange [0:*]\n");
-	cli_sb keys = { 0 };
-	gp_faults(f, r, &keys);
 	fprintf(f, "plot NaN notitle");
 	for (int t = CLI_OP_OK; t <= CLI_OP_INFO; t++)
 		fprintf(f,
 		    ", 'rate.dat' using 1:%d with linespoints pt 7 ps 0.4 lw 2 "
 		    "lc rgb '%s' title '%s'",
 		    t + 1, type_color[t], cli_op_type_name((cli_op_type)t));
-	char *k = cli_sb_take(&keys);
-	fprintf(f, "%s\n", k ? k : "");
-	dtx_free(k);
-	return close_file(f);
+	return gp_finish(f, &keys);
 }
 
 static void
