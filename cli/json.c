@@ -655,16 +655,12 @@ cli_sb_vprintf(cli_sb *sb, const char *fmt, va_list ap)
 			sb->len += (size_t)n;
 			return;
 		}
-		size_t cap = sb->cap ? sb->cap * 2 : 256;
-		while (cap - sb->len <= (size_t)n)
-			cap *= 2;
-		char *nb = dtx_realloc(sb->buf, cap);
-		if (nb == NULL) {
+		// Room for the text and its NUL, then format again.
+		if (DTX_GROW(sb->buf, sb->len + (size_t)n, sb->cap, 256) !=
+		    DTX_OK) {
 			sb->oom = true;
 			return;
 		}
-		sb->buf = nb;
-		sb->cap = cap;
 	}
 }
 
