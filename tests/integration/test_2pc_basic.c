@@ -38,14 +38,6 @@ setup(void **state)
 	return tu_setup_bank(state, &fx, 2, env, NACCT, BAL);
 }
 
-static int64_t
-balance(tu_fx *fx, int64_t acct)
-{
-	int64_t v;
-	assert_int_equal(tu_balance(fx, acct, 10000, &v), DTX_OK);
-	return v;
-}
-
 // Asserts that txid ended as want says (1 committed, 0 aborted): at the
 // coordinator now, and at both participants once nothing is in doubt.
 static void
@@ -62,11 +54,11 @@ static void
 test_commit(void **state)
 {
 	tu_fx *fx = *state;
-	int64_t a = tu_acct_on(fx, 1, 0), b = tu_acct_on(fx, 2, 0);
-	int64_t ba = balance(fx, a), bb = balance(fx, b);
+	tu_pair p = tu_pair_of(fx, 0, 10000);
 	proto_msg rep;
 	assert_int_equal(
-	    tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, 7, &rep, 5000), DTX_OK);
+	    tu_transfer(fx, NULL, PROTO_MODE_2PC, p.a, p.b, 7, &rep, 5000),
+	    DTX_OK);
 	assert_int_equal(rep.hdr.type, PROTO_TXN_REPLY);
 	assert_int_equal(rep.u.txn_reply.outcome, PROTO_COMMITTED);
 	uint64_t txid = rep.u.txn_reply.txid;
@@ -75,19 +67,17 @@ test_commit(void **state)
 	proto_msg_free(&rep);
 	// The coordinator's STATUS and every participant agree.
 	expect_settled(fx, txid, 1);
-	assert_int_equal(balance(fx, a), ba - 7);
-	assert_int_equal(balance(fx, b), bb + 7);
+	tu_pair_moved(fx, &p, 7, 10000);
 }
 
 static void
 test_insufficient_funds(void **state)
 {
 	tu_fx *fx = *state;
-	int64_t a = tu_acct_on(fx, 1, 1), b = tu_acct_on(fx, 2, 1);
-	int64_t ba = balance(fx, a), bb = balance(fx, b);
+	tu_pair p = tu_pair_of(fx, 1, 10000);
 	proto_msg rep;
-	assert_int_equal(
-	    tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, ba + 1, &rep, 5000),
+	assert_int_equal(tu_transfer(fx, NULL, PROTO_MODE_2PC, p.a, p.b,
+	                     p.ba + 1, &rep, 5000),
 	    DTX_OK);
 	assert_int_equal(rep.u.txn_reply.outcome, PROTO_ABORTED);
 	assert_non_null(rep.u.txn_reply.reason);
@@ -96,8 +86,7 @@ test_insufficient_funds(void **state)
 	proto_msg_free(&rep);
 	// Presumed abort: the coordinator keeps no record of it.
 	expect_settled(fx, txid, 0);
-	assert_int_equal(balance(fx, a), ba);
-	assert_int_equal(balance(fx, b), bb);
+	tu_pair_moved(fx, &p, 0, 10000);
 }
 
 typedef struct racer {

@@ -33,27 +33,19 @@ setup(void **state)
 	return tu_setup_bank(state, &fx, 2, env, NACCT, BAL);
 }
 
-static int64_t
-acct_balance(tu_fx *fx, int64_t acct)
-{
-	int64_t v;
-	return tu_balance(fx, acct, 20000, &v) == DTX_OK ? v : -1;
-}
-
 // Runs one transfer with crash point `point` armed at node victim and
 // checks the outcome: 1 committed everywhere, 0 aborted everywhere.
 static void
 crash_case(tu_fx *fx, uint32_t victim, const char *point, int expect, int n)
 {
-	int64_t a = tu_acct_on(fx, 1, n), b = tu_acct_on(fx, 2, n);
+	tu_pair p = tu_pair_of(fx, n, 20000);
 	int64_t total0 = tu_sum(fx);
-	int64_t ba = acct_balance(fx, a), bb = acct_balance(fx, b);
 	uint64_t before = tu_last_txid(fx);
 
 	assert_int_equal(tu_arm(fx, victim, point), DTX_OK);
 	proto_msg rep;
 	dtx_err rv =
-	    tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, 10, &rep, 3000);
+	    tu_transfer(fx, NULL, PROTO_MODE_2PC, p.a, p.b, 10, &rep, 3000);
 	if (rv == DTX_OK) {
 		// The client may hear the outcome (participant crashes); it
 		// must then be the one expected.
@@ -82,45 +74,23 @@ crash_case(tu_fx *fx, uint32_t victim, const char *point, int expect, int n)
 	tu_expect_status(
 	    fx, 0, txid, expect ? PROTO_TS_COMMITTED : PROTO_TS_ABORTED);
 	assert_int_equal(tu_sum(fx), total0);
-	assert_int_equal(acct_balance(fx, a), ba - (expect ? 10 : 0));
-	assert_int_equal(acct_balance(fx, b), bb + (expect ? 10 : 0));
+	tu_pair_moved(fx, &p, expect ? 10 : 0, 20000);
 }
 
-static void
-test_coord_before_commit_log(void **state)
-{
-	crash_case(*state, 0, "coord.before_commit_log", 0, 0);
-}
+// A test of one crash point: crash_case at node victim, with the outcome
+// expect the point implies (1 committed, 0 aborted), on account pair n.
+#define CRASH_TEST(name, victim, point, expect, n)                             \
+	static void name(void **state)                                         \
+	{                                                                      \
+		crash_case(*state, victim, point, expect, n);                  \
+	}
 
-static void
-test_coord_after_commit_log(void **state)
-{
-	crash_case(*state, 0, "coord.after_commit_log", 1, 1);
-}
-
-static void
-test_coord_after_some_commits(void **state)
-{
-	crash_case(*state, 0, "coord.after_some_commits", 1, 2);
-}
-
-static void
-test_part_after_prepare_log(void **state)
-{
-	crash_case(*state, 1, "part.after_prepare_log", 0, 3);
-}
-
-static void
-test_part_before_commit_log(void **state)
-{
-	crash_case(*state, 1, "part.before_commit_log", 1, 4);
-}
-
-static void
-test_part_after_commit_log(void **state)
-{
-	crash_case(*state, 1, "part.after_commit_log", 1, 5);
-}
+CRASH_TEST(test_coord_before_commit_log, 0, "coord.before_commit_log", 0, 0)
+CRASH_TEST(test_coord_after_commit_log, 0, "coord.after_commit_log", 1, 1)
+CRASH_TEST(test_coord_after_some_commits, 0, "coord.after_some_commits", 1, 2)
+CRASH_TEST(test_part_after_prepare_log, 1, "part.after_prepare_log", 0, 3)
+CRASH_TEST(test_part_before_commit_log, 1, "part.before_commit_log", 1, 4)
+CRASH_TEST(test_part_after_commit_log, 1, "part.after_commit_log", 1, 5)
 
 typedef struct bg {
 	tu_fx *fx;
@@ -152,14 +122,13 @@ static void
 test_part_restarting(void **state)
 {
 	tu_fx *fx = *state;
-	int64_t a = tu_acct_on(fx, 1, 7), b = tu_acct_on(fx, 2, 7);
-	int64_t ba = acct_balance(fx, a), bb = acct_balance(fx, b);
+	tu_pair p = tu_pair_of(fx, 7, 20000);
 	assert_int_equal(cli_cluster_signal(fx->cl, 2, SIGKILL), DTX_OK);
 	// Past participant 2's persisted HLC bound, so that its restart
 	// does not wait for its clock, and past the coordinator's first
 	// reconnect attempts, so that its dialer backs off.
 	dtx_sleep_ms(1500);
-	bg g = { .fx = fx, .a = a, .b = b };
+	bg g = { .fx = fx, .a = p.a, .b = p.b };
 	assert_int_equal(tu_coord_client(fx, 0, &g.cl), DTX_OK);
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, bg_transfer, &g), 0);
@@ -170,8 +139,7 @@ test_part_restarting(void **state)
 	assert_int_equal(g.rv, DTX_OK);
 	assert_int_equal(g.outcome, PROTO_COMMITTED);
 	assert_true(tu_wait_resolved(fx, true, 60000));
-	assert_int_equal(acct_balance(fx, a), ba - 10);
-	assert_int_equal(acct_balance(fx, b), bb + 10);
+	tu_pair_moved(fx, &p, 10, 20000);
 }
 
 // The coordinator dies while participant 1 is prepared and participant 2
@@ -183,7 +151,7 @@ test_presumed_abort(void **state)
 	tu_fx *fx = *state;
 	int64_t a = tu_acct_on(fx, 1, 6), b = tu_acct_on(fx, 2, 6);
 	int64_t total0 = tu_sum(fx);
-	int64_t ba = acct_balance(fx, a);
+	int64_t ba = tu_must_balance(fx, a, 20000);
 	int64_t delay[] = { 2, 5000 };
 	assert_int_equal(tu_fault(fx, 0, "delay", NULL, delay, 2), DTX_OK);
 	bg g = { .fx = fx, .a = a, .b = b };
@@ -223,7 +191,7 @@ test_presumed_abort(void **state)
 	tu_expect_outcome(fx, txid, ids, 2, 0);
 	tu_expect_status(fx, 1, txid, PROTO_TS_ABORTED);
 	assert_int_equal(tu_sum(fx), total0);
-	assert_int_equal(acct_balance(fx, a), ba);
+	assert_int_equal(tu_must_balance(fx, a, 20000), ba);
 }
 
 int

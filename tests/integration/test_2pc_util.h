@@ -717,4 +717,41 @@ tu_expect_outcome(
 	assert_int_equal(got, want);
 }
 
+// A balance that must be readable within timeout_ms. Include after
+// <cmocka.h>.
+static TU_UNUSED int64_t
+tu_must_balance(tu_fx *fx, int64_t acct, uint64_t timeout_ms)
+{
+	int64_t v;
+	assert_int_equal(tu_balance(fx, acct, timeout_ms, &v), DTX_OK);
+	return v;
+}
+
+// The two accounts of a transfer, a the n-th of participant 1 and b the
+// n-th of participant 2, with their balances ba and bb before it.
+typedef struct tu_pair {
+	int64_t a, b;
+	int64_t ba, bb;
+} tu_pair;
+
+// Pair n and its balances now (each read within timeout_ms). Include
+// after <cmocka.h>.
+static TU_UNUSED tu_pair
+tu_pair_of(tu_fx *fx, int n, uint64_t timeout_ms)
+{
+	tu_pair p = { .a = tu_acct_on(fx, 1, n), .b = tu_acct_on(fx, 2, n) };
+	p.ba = tu_must_balance(fx, p.a, timeout_ms);
+	p.bb = tu_must_balance(fx, p.b, timeout_ms);
+	return p;
+}
+
+// Asserts that exactly amount moved from p's a to its b since
+// tu_pair_of (balances read within timeout_ms). Include after <cmocka.h>.
+static TU_UNUSED void
+tu_pair_moved(tu_fx *fx, const tu_pair *p, int64_t amount, uint64_t timeout_ms)
+{
+	assert_int_equal(tu_must_balance(fx, p->a, timeout_ms), p->ba - amount);
+	assert_int_equal(tu_must_balance(fx, p->b, timeout_ms), p->bb + amount);
+}
+
 #endif // TEST_2PC_UTIL_H
