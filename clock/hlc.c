@@ -343,13 +343,8 @@ clk_hlc_close(clk_hlc *h)
 {
 	if (h == NULL)
 		return;
-	if (h->writer_started) {
-		pthread_mutex_lock(&h->mu);
-		h->stop = true;
-		pthread_cond_broadcast(&h->cv);
-		pthread_mutex_unlock(&h->mu);
-		pthread_join(h->writer, NULL);
-	}
+	if (h->writer_started)
+		dtx_threads_stop(&h->mu, &h->cv, &h->stop, &h->writer, 1);
 	pthread_cond_destroy(&h->cv);
 	pthread_mutex_destroy(&h->mu);
 	dtx_free(h->bound_path);

@@ -9,6 +9,7 @@
 #ifndef DTX_COMMON_H
 #define DTX_COMMON_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -164,6 +165,12 @@ void dtx_sleep_ms(uint64_t ms);
 // CLOCK_REALTIME), as the absolute deadline pthread_cond_timedwait takes
 // for a condition variable that uses clk.
 struct timespec dtx_time_after(clockid_t clk, uint64_t ns);
+
+// Stops n threads th[0..n) that wait on cv under mu until *stop: sets
+// *stop under mu, wakes every waiter on cv, then joins each thread. All
+// borrowed; mu and cv stay initialised.
+void dtx_threads_stop(pthread_mutex_t *mu, pthread_cond_t *cv, bool *stop,
+    const pthread_t *th, size_t n);
 
 // ---------------------------------------------------------------- files
 

@@ -53,6 +53,18 @@ dtx_time_after(clockid_t clk, uint64_t ns)
 	return ts;
 }
 
+void
+dtx_threads_stop(pthread_mutex_t *mu, pthread_cond_t *cv, bool *stop,
+    const pthread_t *th, size_t n)
+{
+	pthread_mutex_lock(mu);
+	*stop = true;
+	pthread_cond_broadcast(cv);
+	pthread_mutex_unlock(mu);
+	for (size_t i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+}
+
 uint64_t
 dtx_rand_next(uint64_t *state)
 {

@@ -238,11 +238,7 @@ coord__upkeep_stop(coord *c)
 {
 	if (!c->up_started)
 		return;
-	pthread_mutex_lock(&c->up_mu);
-	c->up_stop = true;
-	pthread_cond_signal(&c->up_cv);
-	pthread_mutex_unlock(&c->up_mu);
-	pthread_join(c->up_th, NULL);
+	dtx_threads_stop(&c->up_mu, &c->up_cv, &c->up_stop, &c->up_th, 1);
 	pthread_cond_destroy(&c->up_cv);
 	pthread_mutex_destroy(&c->up_mu);
 	c->up_started = false;

@@ -461,11 +461,7 @@ part__resolver_stop(part *p)
 {
 	if (!p->res_started)
 		return;
-	pthread_mutex_lock(&p->res_mu);
-	p->res_stop = true;
-	pthread_cond_broadcast(&p->res_cv);
-	pthread_mutex_unlock(&p->res_mu);
-	pthread_join(p->res_th, NULL);
+	dtx_threads_stop(&p->res_mu, &p->res_cv, &p->res_stop, &p->res_th, 1);
 	p->res_started = false;
 }
 

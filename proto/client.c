@@ -16,6 +16,27 @@
 
 #include <nng/protocol/reqrep0/req.h>
 
+// The in-flight lists of slots and of asynchronous calls are doubly
+// linked through next and prev from a head pointer (NULL when empty).
+// Macros because the two element types differ; the caller holds c->mu.
+#define LIST_PUSH(head, x)                                                     \
+	do {                                                                   \
+		(x)->prev = NULL;                                              \
+		(x)->next = (head);                                            \
+		if ((head) != NULL)                                            \
+			(head)->prev = (x);                                    \
+		(head) = (x);                                                  \
+	} while (0)
+#define LIST_UNLINK(head, x)                                                   \
+	do {                                                                   \
+		if ((x)->prev != NULL)                                         \
+			(x)->prev->next = (x)->next;                           \
+		else                                                           \
+			(head) = (x)->next;                                    \
+		if ((x)->next != NULL)                                         \
+			(x)->next->prev = (x)->prev;                           \
+	} while (0)
+
 // One context and aio, reused across calls. While a call runs, its slot
 // sits on the client's in-flight list so that a lost connection can abort
 // it at once instead of letting nng resend it on the next connection.
@@ -159,11 +180,7 @@ slot_get(proto_client *c, slot **out)
 		}
 	}
 	pthread_mutex_lock(&c->mu);
-	s->prev = NULL;
-	s->next = c->busy;
-	if (c->busy != NULL)
-		c->busy->prev = s;
-	c->busy = s;
+	LIST_PUSH(c->busy, s);
 	pthread_mutex_unlock(&c->mu);
 	*out = s;
 	return DTX_OK;
@@ -173,12 +190,7 @@ static void
 slot_put(proto_client *c, slot *s)
 {
 	pthread_mutex_lock(&c->mu);
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else
-		c->busy = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
+	LIST_UNLINK(c->busy, s);
 	s->prev = NULL;
 	s->next = c->idle;
 	c->idle = s;
@@ -430,12 +442,7 @@ acall_finish(acall *a, dtx_err err, proto_msg *rep)
 {
 	proto_client *c = a->c;
 	pthread_mutex_lock(&c->mu);
-	if (a->prev != NULL)
-		a->prev->next = a->next;
-	else
-		c->abusy = a->next;
-	if (a->next != NULL)
-		a->next->prev = a->prev;
+	LIST_UNLINK(c->abusy, a);
 	pthread_mutex_unlock(&c->mu);
 	proto_done_fn done = a->done;
 	void *arg = a->arg;
@@ -572,10 +579,7 @@ proto_client_call_async(proto_client *c, proto_msg *req,
 		return proto_from_nng(rv);
 	}
 	pthread_mutex_lock(&c->mu);
-	a->next = c->abusy;
-	if (c->abusy != NULL)
-		c->abusy->prev = a;
-	c->abusy = a;
+	LIST_PUSH(c->abusy, a);
 	pthread_mutex_unlock(&c->mu);
 	acall_send(a);
 	return DTX_OK;

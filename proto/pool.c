@@ -105,12 +105,7 @@ proto_pool_close(proto_pool *p)
 {
 	if (p == NULL)
 		return;
-	pthread_mutex_lock(&p->mu);
-	p->stop = true;
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
-	for (uint32_t i = 0; i < p->n; i++)
-		pthread_join(p->th[i], NULL);
+	dtx_threads_stop(&p->mu, &p->cv, &p->stop, p->th, p->n);
 	dtx_free(p->th);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);

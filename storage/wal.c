@@ -929,13 +929,9 @@ stor_wal_close(stor_wal *w)
 {
 	if (w == NULL)
 		return;
-	if (w->started) {
-		pthread_mutex_lock(&w->mu);
-		w->closing = true;
-		pthread_cond_broadcast(&w->work_cv);
-		pthread_mutex_unlock(&w->mu);
-		pthread_join(w->flusher, NULL);
-	}
+	if (w->started)
+		dtx_threads_stop(
+		    &w->mu, &w->work_cv, &w->closing, &w->flusher, 1);
 	wal_free(w);
 }
 
