@@ -86,20 +86,39 @@ make_history(bool planted)
 	return h;
 }
 
+// Opens the results database at path (created when create); the open
+// must work.
+static cli_results *
+open_db(const char *path, bool create)
+{
+	cli_results *db;
+	char err[512];
+	dtx_err rv = cli_results_open(path, create, &db, err, sizeof(err));
+	if (rv != DTX_OK)
+		fail_msg("open %s: %s: %s", path, dtx_errname(rv), err);
+	return db;
+}
+
+// Begins a run described by info in db and stores h's operations in it;
+// returns the run's id.
+static int64_t
+begin_run_with_ops(cli_results *db, const cli_run_info *info, cli_history *h)
+{
+	int64_t id;
+	assert_int_equal(cli_results_run_begin(db, info, &id), DTX_OK);
+	assert_int_equal(cli_results_add_ops(db, id, h), DTX_OK);
+	return id;
+}
+
 // Stores a finished (or not) run and returns its id.
 static int64_t
 store_run(const char *path, bool planted, bool finish)
 {
-	cli_results *db;
-	char err[512];
-	assert_int_equal(
-	    cli_results_open(path, true, &db, err, sizeof(err)), DTX_OK);
+	cli_results *db = open_db(path, true);
 	cli_run_info info = { "2pc", "kill", 42,
 		"{\"accounts\":2,\"total\":100,\"clients\":2}" };
-	int64_t id;
-	assert_int_equal(cli_results_run_begin(db, &info, &id), DTX_OK);
 	cli_history *h = make_history(planted);
-	assert_int_equal(cli_results_add_ops(db, id, h), DTX_OK);
+	int64_t id = begin_run_with_ops(db, &info, h);
 	cli_fault *f;
 	size_t nf;
 	assert_int_equal(cli_faults_from_history(h, &f, &nf), DTX_OK);
@@ -162,10 +181,7 @@ test_store_and_reload(void **state)
 {
 	(void)state;
 	int64_t id = store_run(dbpath, false, true);
-	cli_results *db;
-	char err[512];
-	assert_int_equal(
-	    cli_results_open(dbpath, false, &db, err, sizeof(err)), DTX_OK);
+	cli_results *db = open_db(dbpath, false);
 	cli_run_record r;
 	assert_int_equal(cli_results_load_run(db, id, &r), DTX_OK);
 	assert_string_equal(r.mode, "2pc");
@@ -292,16 +308,11 @@ test_commands_round_trip(void **state)
 	assert_int_equal(access(idx, R_OK), 0);
 
 	// A stored run without observations is unknown (exit 2).
-	cli_results *db;
-	char err[512];
-	assert_int_equal(
-	    cli_results_open(dbpath, false, &db, err, sizeof(err)), DTX_OK);
+	cli_results *db = open_db(dbpath, false);
 	cli_run_info info = { "2pc", "none", 1,
 		"{\"accounts\":2,\"total\":100}" };
-	int64_t id;
-	assert_int_equal(cli_results_run_begin(db, &info, &id), DTX_OK);
 	cli_history *h = make_history(false);
-	assert_int_equal(cli_results_add_ops(db, id, h), DTX_OK);
+	int64_t id = begin_run_with_ops(db, &info, h);
 	cli_history_free(h);
 	cli_results_close(db);
 	char ub[24];
