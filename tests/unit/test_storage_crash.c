@@ -320,11 +320,8 @@ check_kv_round(const char *dir, int round, const uint64_t *acks, size_t n)
 			assert_int_equal(ts, at);
 		}
 	}
-	stor_txn *t;
-	assert_int_equal(stor_txn_begin(kv, CLK_TS_MAX, &t), 0);
-	assert_int_equal(stor_txn_put_i64(t, "after", 5, round), 0);
-	assert_int_equal(
-	    stor_txn_commit(t, clk_ts_make(1u << 30, (uint32_t)round)), 0);
+	st_put_local(
+	    kv, "after", round, clk_ts_make(1u << 30, (uint32_t)round));
 	if (round % 10 == 9)
 		assert_int_equal(stor_kv_checkpoint(kv), 0);
 	stor_kv_close(kv);
