@@ -297,6 +297,16 @@ h_txid(harness *h, uint32_t id, proto_type type, uint64_t txid, clk_ts cts,
 	return t;
 }
 
+// Prepares the one op as h_prepare1 does and commits txid at its
+// prepare ts, which must be acknowledged.
+H_FN void
+h_commit1(harness *h, uint32_t id, uint64_t txid, proto_op *op)
+{
+	clk_ts pts = h_prepare1(h, id, txid, op);
+	assert_int_equal(
+	    h_txid(h, id, PROTO_COMMIT, txid, pts, NULL), PROTO_ACK);
+}
+
 // STATUS of txid at node id (PROTO_TS_UNKNOWN + 100 on failure); *cts
 // (may be NULL) gets the commit ts.
 H_FN int

@@ -92,8 +92,7 @@ test_crash_before_prepare_log(void **state)
 	// Never logged: never voted, and the key is free.
 	int st = h_status(h, P1, 5, NULL);
 	assert_true(st == PROTO_TS_NEVER_VOTED || st == PROTO_TS_ABORTED);
-	clk_ts pts = h_prepare1(h, P1, 6, &op);
-	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 6, pts, NULL), PROTO_ACK);
+	h_commit1(h, P1, 6, &op);
 	h_expect(h, P1, 0, "acct:1", 90);
 }
 
@@ -108,8 +107,7 @@ test_crash_after_prepare_log(void **state)
 	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
 	h_vote_no(h, P1, 6, &op, 1, "conflict: acct:1 locked by tx 5");
 	// A duplicate PREPARE gets the same YES; COMMIT applies it.
-	clk_ts pts = h_prepare1(h, P1, 5, &op);
-	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 5, pts, NULL), PROTO_ACK);
+	h_commit1(h, P1, 5, &op);
 	h_expect(h, P1, 0, "acct:1", 90);
 }
 
