@@ -588,6 +588,28 @@ f_array(rd *r, flds *fs, const char *k, uint32_t min, uint32_t max, rd *s,
 	return DTX_OK;
 }
 
+// f_array, then allocates the zeroed array for its elements: *arrp (a
+// T ** passed as void *, T of size bytes) gets it and *count its number
+// of elements, both only on success, so that a message freed after an
+// error never holds a count without its array. The caller decodes the
+// elements from s. F_ARRAY_NEW takes the array and count by name.
+static dtx_err
+f_array_new(rd *r, flds *fs, const char *k, uint32_t min, uint32_t max, rd *s,
+    void *arrp, size_t size, uint32_t *count)
+{
+	uint32_t n;
+	PROTO__TRY(f_array(r, fs, k, min, max, s, &n));
+	void *a = dtx_calloc(n, size);
+	if (a == NULL)
+		return oom(r);
+	memcpy(arrp, &a, sizeof(a));
+	*count = n;
+	return DTX_OK;
+}
+#define F_ARRAY_NEW(r, fs, k, min, max, s, arr, count)                         \
+	f_array_new((r), (fs), (k), (min), (max), (s), &(arr), sizeof(*(arr)), \
+	    &(count))
+
 // ---------------------------------------------------------------- bodies
 
 static dtx_err
@@ -617,15 +639,10 @@ static dtx_err
 f_ops(rd *r, flds *fs, int depth, uint32_t *n_out, proto_op **out)
 {
 	rd s;
-	uint32_t n;
-	PROTO__TRY(f_array(r, fs, "ops", 1, PROTO_MAX_OPS, &s, &n));
-	proto_op *ops = dtx_calloc(n, sizeof(*ops));
-	if (ops == NULL)
-		return oom(r);
-	*out = ops;
-	*n_out = n;
-	for (uint32_t i = 0; i < n; i++)
-		PROTO__TRY(rd_op(&s, "ops", depth + 2, &ops[i]));
+	PROTO__TRY(
+	    F_ARRAY_NEW(r, fs, "ops", 1, PROTO_MAX_OPS, &s, *out, *n_out));
+	for (uint32_t i = 0; i < *n_out; i++)
+		PROTO__TRY(rd_op(&s, "ops", depth + 2, &(*out)[i]));
 	return DTX_OK;
 }
 
@@ -634,15 +651,9 @@ rd_u64_array(rd *r, flds *fs, const char *k, uint32_t max, uint64_t vmax,
     uint32_t *n_out, uint64_t **out)
 {
 	rd s;
-	uint32_t n;
-	PROTO__TRY(f_array(r, fs, k, 0, max, &s, &n));
-	uint64_t *v = dtx_calloc(n, sizeof(*v));
-	if (v == NULL)
-		return oom(r);
-	*out = v;
-	*n_out = n;
-	for (uint32_t i = 0; i < n; i++)
-		PROTO__TRY(rd_uint(&s, k, vmax, &v[i]));
+	PROTO__TRY(F_ARRAY_NEW(r, fs, k, 0, max, &s, *out, *n_out));
+	for (uint32_t i = 0; i < *n_out; i++)
+		PROTO__TRY(rd_uint(&s, k, vmax, &(*out)[i]));
 	return DTX_OK;
 }
 
@@ -706,13 +717,9 @@ dec_txn_reply(rd *r, flds *fs, proto_txn_reply *t)
 	PROTO__TRY(f_uint(r, fs, "tx", UINT64_MAX, &t->txid));
 	PROTO__TRY(f_ts(r, fs, "cts", &t->commit_ts));
 	rd s;
-	uint32_t n;
-	PROTO__TRY(f_array(r, fs, "res", 0, PROTO_MAX_OPS, &s, &n));
-	t->results = dtx_calloc(n, sizeof(*t->results));
-	if (t->results == NULL)
-		return oom(r);
-	t->n_results = n;
-	for (uint32_t i = 0; i < n; i++)
+	PROTO__TRY(F_ARRAY_NEW(
+	    r, fs, "res", 0, PROTO_MAX_OPS, &s, t->results, t->n_results));
+	for (uint32_t i = 0; i < t->n_results; i++)
 		PROTO__TRY(
 		    rd_int(&s, "res", INT64_MIN, INT64_MAX, &t->results[i]));
 	return DTX_OK;
@@ -727,13 +734,9 @@ dec_prepare(rd *r, flds *fs, int depth, proto_prepare *p)
 	p->mode = (proto_mode)v;
 	PROTO__TRY(f_u32(r, fs, "co", UINT32_MAX, &p->coord));
 	rd s;
-	uint32_t n;
-	PROTO__TRY(f_array(r, fs, "peers", 0, PROTO_MAX_PEERS, &s, &n));
-	p->peers = dtx_calloc(n, sizeof(*p->peers));
-	if (p->peers == NULL)
-		return oom(r);
-	p->n_peers = n;
-	for (uint32_t i = 0; i < n; i++) {
+	PROTO__TRY(F_ARRAY_NEW(
+	    r, fs, "peers", 0, PROTO_MAX_PEERS, &s, p->peers, p->n_peers));
+	for (uint32_t i = 0; i < p->n_peers; i++) {
 		PROTO__TRY(rd_uint(&s, "peers", UINT32_MAX, &v));
 		p->peers[i] = (uint32_t)v;
 	}
@@ -745,13 +748,9 @@ dec_read(rd *r, flds *fs, proto_read *q)
 {
 	PROTO__TRY(f_ts(r, fs, "ts", &q->ts));
 	rd s;
-	uint32_t n;
-	PROTO__TRY(f_array(r, fs, "keys", 0, PROTO_MAX_KEYS, &s, &n));
-	q->keys = dtx_calloc(n, sizeof(*q->keys));
-	if (q->keys == NULL)
-		return oom(r);
-	q->n_keys = n;
-	for (uint32_t i = 0; i < n; i++)
+	PROTO__TRY(F_ARRAY_NEW(
+	    r, fs, "keys", 0, PROTO_MAX_KEYS, &s, q->keys, q->n_keys));
+	for (uint32_t i = 0; i < q->n_keys; i++)
 		PROTO__TRY(rd_bytes(&s, "keys", 1, PROTO_MAX_KEY, &q->keys[i]));
 	return DTX_OK;
 }
@@ -792,13 +791,9 @@ dec_read_reply(rd *r, flds *fs, int depth, proto_read_reply *q)
 	q->status = (proto_read_status)v;
 	PROTO__TRY(f_uint(r, fs, "btx", UINT64_MAX, &q->blocked_txid));
 	rd s;
-	uint32_t n;
-	PROTO__TRY(f_array(r, fs, "ents", 0, PROTO_MAX_KEYS, &s, &n));
-	q->entries = dtx_calloc(n, sizeof(*q->entries));
-	if (q->entries == NULL)
-		return oom(r);
-	q->n_entries = n;
-	for (uint32_t i = 0; i < n; i++)
+	PROTO__TRY(F_ARRAY_NEW(
+	    r, fs, "ents", 0, PROTO_MAX_KEYS, &s, q->entries, q->n_entries));
+	for (uint32_t i = 0; i < q->n_entries; i++)
 		PROTO__TRY(rd_entry(&s, depth + 2, &q->entries[i]));
 	return DTX_OK;
 }
@@ -808,13 +803,9 @@ dec_saga_submit(rd *r, flds *fs, int depth, proto_saga_submit *q)
 {
 	PROTO__TRY(f_str(r, fs, "gid", true, 1, &q->gid));
 	rd s;
-	uint32_t n;
-	PROTO__TRY(f_array(r, fs, "steps", 1, PROTO_MAX_STEPS, &s, &n));
-	q->steps = dtx_calloc(n, sizeof(*q->steps));
-	if (q->steps == NULL)
-		return oom(r);
-	q->n_steps = n;
-	for (uint32_t i = 0; i < n; i++) {
+	PROTO__TRY(F_ARRAY_NEW(
+	    r, fs, "steps", 1, PROTO_MAX_STEPS, &s, q->steps, q->n_steps));
+	for (uint32_t i = 0; i < q->n_steps; i++) {
 		proto_saga_step *st = &q->steps[i];
 		flds sf;
 		const char *ctx = s.ctx;
@@ -849,14 +840,10 @@ dec_body(rd *r, flds *fs, int depth, proto_msg *m)
 		return f_str(r, fs, "why", false, 0, &m->u.error.reason);
 	case PROTO_BATCH: {
 		rd s;
-		uint32_t n;
-		PROTO__TRY(f_array(r, fs, "msgs", 1, PROTO_MAX_BATCH, &s, &n));
 		proto_batch *b = &m->u.batch;
-		b->msgs = dtx_calloc(n, sizeof(*b->msgs));
-		if (b->msgs == NULL)
-			return oom(r);
-		b->n = n;
-		for (uint32_t i = 0; i < n; i++)
+		PROTO__TRY(F_ARRAY_NEW(
+		    r, fs, "msgs", 1, PROTO_MAX_BATCH, &s, b->msgs, b->n));
+		for (uint32_t i = 0; i < b->n; i++)
 			PROTO__TRY(dec_msg(&s, depth + 2, true, &b->msgs[i]));
 		return DTX_OK;
 	}
