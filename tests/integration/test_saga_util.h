@@ -305,6 +305,27 @@ ts_total(tsaga *t, int n, int64_t *bal)
 	return total;
 }
 
+// Asserts that the n accounts still hold n * init in all and that none
+// is negative; bal (n entries) gets the balances. Include after
+// <cmocka.h>.
+static inline void
+ts_expect_conserved(tsaga *t, int n, int64_t init, int64_t *bal)
+{
+	assert_int_equal(ts_total(t, n, bal), n * init);
+	for (int i = 0; i < n; i++)
+		assert_true(bal[i] >= 0);
+}
+
+// Two different accounts below n, drawn with the random state *seed.
+static inline void
+ts_pick_pair(uint64_t *seed, int n, int *from, int *to)
+{
+	*from = (int)dtx_rand_below(seed, (uint64_t)n);
+	*to = (int)dtx_rand_below(seed, (uint64_t)n - 1);
+	if (*to >= *from)
+		(*to)++;
+}
+
 // A cmocka group teardown for a group whose setup put its tsaga in
 // *state.
 static inline int
