@@ -450,6 +450,18 @@ test_foreign_and_corrupt_files(void **state)
 #define WRITERS 2
 #define RUNS_EACH 15
 
+// Asserts that the query sql on db answers a row whose first column is
+// the text want.
+static void
+expect_text(sqlite3 *db, const char *sql, const char *want)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), want);
+	sqlite3_finalize(st);
+}
+
 static void
 test_two_writers(void **state)
 {
@@ -512,18 +524,8 @@ test_two_writers(void **state)
 	assert_int_equal(sqlite3_column_int(st, 1), WRITERS * RUNS_EACH * 83);
 	assert_int_equal(sqlite3_column_int(st, 2), WRITERS * RUNS_EACH);
 	sqlite3_finalize(st);
-	assert_int_equal(
-	    sqlite3_prepare_v2(o, "PRAGMA integrity_check", -1, &st, NULL),
-	    SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-	sqlite3_finalize(st);
-	assert_int_equal(
-	    sqlite3_prepare_v2(o, "PRAGMA journal_mode", -1, &st, NULL),
-	    SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
-	sqlite3_finalize(st);
+	expect_text(o, "PRAGMA integrity_check", "ok");
+	expect_text(o, "PRAGMA journal_mode", "wal");
 	sqlite3_close(o);
 }
 
