@@ -4,7 +4,6 @@
 // client connections, HEALTH counters, latency arrays and the split of the
 // bank accounts among the participants that own them.
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <linux/magic.h>
 #include <sched.h>
@@ -277,22 +276,6 @@ cli_bench_cluster_free(cli_cluster *cl, proto_client **parts, int64_t **owned,
 		cli_cluster_stop_all(cl, 5000);
 		cli_cluster_free(cl);
 	}
-}
-
-static int
-rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(p);
-	return 0;
-}
-
-void
-cli_bench_rmtree(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 // CPU time (user + system) a process has used so far, in ms; -1 when it
@@ -611,7 +594,7 @@ cli_bench_env_close(cli_bench_env *e, const char *what, bool keep)
 	if (keep)
 		fprintf(stderr, "%s: cluster kept in %s\n", what, e->dir);
 	else
-		cli_bench_rmtree(e->dir);
+		(void)dtx_rmtree(e->dir);
 	e->dir[0] = '\0';
 }
 

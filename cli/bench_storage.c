@@ -136,9 +136,7 @@ run_writers(writer *ws, int n, void *(*fn)(void *), double seconds)
 static void
 rmrf(const char *dir)
 {
-	char cmd[1200];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
+	if (dtx_rmtree(dir) != DTX_OK)
 		fprintf(stderr, "dtx bench storage: cannot remove %s\n", dir);
 }
 

@@ -1049,8 +1049,6 @@ void cli_bench_json_counts(cli_json *j, int64_t participants, int64_t clients,
 // Closes the clients, stops the cluster and removes its directory (or,
 // with keep, says on stderr where it was kept). Safe on a zeroed e.
 void cli_bench_env_close(cli_bench_env *e, const char *what, bool keep);
-// Removes the directory tree dir, best effort.
-void cli_bench_rmtree(const char *dir);
 // One run of a cluster bench: its cluster, its clients and, once they have
 // run (cli_bench_run_clients), what they counted.
 typedef struct cli_bench_run {

@@ -661,33 +661,6 @@ nap_until(cli_nemesis *nm, uint64_t at_ns)
 #define WAL_REC_HDR 16u
 #define WAL_REC_MAX (16u * 1024u * 1024u)
 
-static uint32_t
-get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
-
-static uint64_t
-get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void
-put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 // True for "wal-<16 hex digits>.log".
 static bool
 is_segment(const char *name)
@@ -765,16 +738,16 @@ last_good_record(int fd, uint64_t size, uint64_t *end, uint64_t *next_lsn)
 		return rv;
 	if (memcmp(hdr, "DTXWAL01", 8) != 0)
 		return DTX_ECORRUPT;
-	uint64_t off = WAL_SEG_HDR, lsn = get64(hdr + 8);
+	uint64_t off = WAL_SEG_HDR, lsn = dtx_get_le64(hdr + 8);
 	for (;;) {
 		uint8_t rh[WAL_REC_HDR];
 		if (size - off < WAL_REC_HDR + 4 ||
 		    read_full(fd, rh, sizeof(rh), off) != DTX_OK)
 			break;
-		uint32_t len = get32(rh);
+		uint32_t len = dtx_get_le32(rh);
 		if (rh[4] == 0 || len > WAL_REC_MAX ||
 		    size - off < (uint64_t)WAL_REC_HDR + len + 4 ||
-		    get64(rh + 8) != lsn)
+		    dtx_get_le64(rh + 8) != lsn)
 			break;
 		size_t need = WAL_REC_HDR + (size_t)len + 4;
 		if (need > cap) {
@@ -788,7 +761,7 @@ last_good_record(int fd, uint64_t size, uint64_t *end, uint64_t *next_lsn)
 		}
 		if (read_full(fd, buf, need, off) != DTX_OK ||
 		    dtx_crc32c(0, buf, WAL_REC_HDR + len) !=
-		        get32(buf + WAL_REC_HDR + len))
+		        dtx_get_le32(buf + WAL_REC_HDR + len))
 			break;
 		off += need;
 		lsn++;
@@ -834,12 +807,12 @@ cli_nem_tear_wal(
 	if (rv == DTX_OK) {
 		uint64_t rng = e->disk_seed;
 		memset(rec, 0, WAL_REC_HDR);
-		put32(rec, e->disk_len);
+		dtx_put_le32(rec, e->disk_len);
 		rec[4] = (uint8_t)(1 + dtx_rand_below(&rng, 255));
-		put64(rec + 8, lsn);
+		dtx_put_le64(rec + 8, lsn);
 		for (size_t i = WAL_REC_HDR; i < WAL_REC_HDR + e->disk_len; i++)
 			rec[i] = (uint8_t)dtx_rand_next(&rng);
-		put32(rec + WAL_REC_HDR + e->disk_len,
+		dtx_put_le32(rec + WAL_REC_HDR + e->disk_len,
 		    dtx_crc32c(0, rec, WAL_REC_HDR + e->disk_len));
 		size_t keep =
 		    e->disk_keep < rec_len ? e->disk_keep : rec_len - 1;

@@ -179,6 +179,12 @@ void dtx_threads_stop(pthread_mutex_t *mu, pthread_cond_t *cv, bool *stop,
 // translated errno of the mkdir that failed.
 dtx_err dtx_mkdir_p(const char *path);
 
+// Removes path and, for a directory, everything below it, without
+// following symbolic links. A missing path is fine. Otherwise DTX_OK, or
+// the translated errno of the first entry that could not be removed (the
+// others are still tried).
+dtx_err dtx_rmtree(const char *path);
+
 // ---------------------------------------------------------------- PRNG
 
 // splitmix64: a small, fast, seedable generator. *state is the whole state.

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 //
 // Small process-wide utilities: interval clocks, the seeded PRNG and the
-// crash points that fault tests arm through DTX_CRASH_AT, and making
-// directory paths.
+// crash points that fault tests arm through DTX_CRASH_AT, and making and
+// removing directory trees.
 
 #include <errno.h>
+#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -157,4 +158,29 @@ dtx_mkdir_p(const char *path)
 	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
 		return dtx_from_errno(errno);
 	return DTX_OK;
+}
+
+// nftw takes no argument for its callback: the first failure of a walk goes
+// here, one walk at a time per thread.
+static _Thread_local int rm_errno;
+
+static int
+rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	if (remove(p) != 0 && errno != ENOENT && rm_errno == 0)
+		rm_errno = errno;
+	return 0;
+}
+
+dtx_err
+dtx_rmtree(const char *path)
+{
+	rm_errno = 0;
+	if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0 &&
+	    errno != ENOENT && rm_errno == 0)
+		rm_errno = errno;
+	return rm_errno == 0 ? DTX_OK : dtx_from_errno(rm_errno);
 }

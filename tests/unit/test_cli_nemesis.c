@@ -401,20 +401,6 @@ test_disk_plan(void **state)
 	expect_coordinator_only(&t, 5, CLI_NEM_DISK);
 }
 
-static void
-le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void
-le64(uint8_t *p, uint64_t v)
-{
-	le32(p, (uint32_t)v);
-	le32(p + 4, (uint32_t)(v >> 32));
-}
-
 // Writes a segment (storage.h's layout) of nrec records starting at LSN
 // first, followed by pad zero bytes; returns its length without them.
 static size_t
@@ -424,16 +410,17 @@ write_segment(const char *path, uint64_t first, int nrec, size_t pad)
 	size_t off = 32;
 	memset(buf, 0, sizeof(buf));
 	memcpy(buf, "DTXWAL01", 8);
-	le64(buf + 8, first);
-	le32(buf + 24, dtx_crc32c(0, buf, 24));
+	dtx_put_le64(buf + 8, first);
+	dtx_put_le32(buf + 24, dtx_crc32c(0, buf, 24));
 	for (int r = 0; r < nrec; r++) {
 		uint32_t len = 10 + (uint32_t)r * 7;
-		le32(buf + off, len);
+		dtx_put_le32(buf + off, len);
 		buf[off + 4] = 1;
-		le64(buf + off + 8, first + (uint64_t)r);
+		dtx_put_le64(buf + off + 8, first + (uint64_t)r);
 		for (uint32_t i = 0; i < len; i++)
 			buf[off + 16 + i] = (uint8_t)(r + i);
-		le32(buf + off + 16 + len, dtx_crc32c(0, buf + off, 16 + len));
+		dtx_put_le32(
+		    buf + off + 16 + len, dtx_crc32c(0, buf + off, 16 + len));
 		off += 20 + len;
 	}
 	FILE *f = fopen(path, "wb");

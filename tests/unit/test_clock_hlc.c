@@ -270,9 +270,7 @@ static int
 teardown_dir(void **state)
 {
 	(void)state;
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return dtx_rmtree(tmpdir) == DTX_OK ? 0 : -1;
 }
 
 static void

@@ -5,7 +5,11 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -132,6 +136,41 @@ test_grow(void **state)
 	dtx_free(a);
 }
 
+// dtx_rmtree removes a whole tree without following a link out of it, and
+// a missing path is not an error.
+static void
+test_rmtree(void **state)
+{
+	(void)state;
+	char base[64], d[128], f[160], keep[96], ln[160];
+	snprintf(base, sizeof(base), "/tmp/dtx-rmtree-XXXXXX");
+	assert_non_null(mkdtemp(base));
+	snprintf(d, sizeof(d), "%s/tree/a/b", base);
+	assert_int_equal(dtx_mkdir_p(d), DTX_OK);
+	snprintf(f, sizeof(f), "%s/file", d);
+	FILE *fp = fopen(f, "w");
+	assert_non_null(fp);
+	fputs("x", fp);
+	fclose(fp);
+	snprintf(keep, sizeof(keep), "%s/keep", base);
+	assert_int_equal(dtx_mkdir_p(keep), DTX_OK);
+	snprintf(f, sizeof(f), "%s/kept", keep);
+	fp = fopen(f, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	snprintf(ln, sizeof(ln), "%s/tree/link", base);
+	assert_int_equal(symlink(keep, ln), 0);
+
+	snprintf(d, sizeof(d), "%s/tree", base);
+	assert_int_equal(dtx_rmtree(d), DTX_OK);
+	struct stat st;
+	assert_int_not_equal(lstat(d, &st), 0);
+	assert_int_equal(stat(f, &st), 0);
+	assert_int_equal(dtx_rmtree(d), DTX_OK);
+	assert_int_equal(dtx_rmtree(base), DTX_OK);
+	assert_int_not_equal(lstat(base, &st), 0);
+}
+
 int
 main(void)
 {
@@ -142,6 +181,7 @@ main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_alloc_hook),
 		cmocka_unit_test(test_grow),
+		cmocka_unit_test(test_rmtree),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

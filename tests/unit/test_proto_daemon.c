@@ -93,11 +93,9 @@ static int
 teardown(void **state)
 {
 	fixture *f = *state;
-	char cmd[128];
 	proto_client_close(f->c);
 	proto_daemon_close(f->d);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(dtx_rmtree(f->dir), DTX_OK);
 	free(f);
 	return 0;
 }

@@ -6,7 +6,6 @@
 #ifndef TEST_UTIL_H
 #define TEST_UTIL_H
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,20 +13,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int
-st_rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)sb;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
+#include "common.h"
 
 // Removes dir and everything below it.
 static inline void
 st_rmrf(const char *dir)
 {
-	nftw(dir, st_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	(void)dtx_rmtree(dir);
 }
 
 // Makes a fresh temporary directory under $TMPDIR (or /tmp) into buf.
