@@ -182,7 +182,7 @@ cli_bench_tally_merge(const void *workers, size_t stride, int n,
 		memcpy(v + at, t->lat, t->nlat * sizeof(uint64_t));
 		at += t->nlat;
 	}
-	cli_sort_u64(v, sum->nlat);
+	dtx_sort_u64(v, sum->nlat);
 	*all = v;
 	return DTX_OK;
 }

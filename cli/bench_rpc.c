@@ -278,7 +278,7 @@ cli_rpc_measure(int n, int conns, int workers, int64_t seconds, bool tcp,
 		    callers[i].n_lat * sizeof(uint64_t));
 		at += callers[i].n_lat;
 	}
-	cli_sort_u64(all, total);
+	dtx_sort_u64(all, total);
 	*res = (cli_rpc_result) { .conns = conns,
 		.workers = workers,
 		.secs = secs,

@@ -47,10 +47,9 @@ int cli_parse_flags(const char *what, const dtx_cfg_opt *table, size_t n,
 // prints with; -1 when s is none of them or NULL.
 int cli__name_index(const char *const *names, size_t n, const char *s);
 
-// Latency quantile over a sorted array of n samples (q in [0, 1]).
+// Latency quantile over a sorted array of n samples (q in [0, 1]; sort
+// with dtx_sort_u64).
 uint64_t cli_quantile(const uint64_t *sorted, size_t n, double q);
-// Sorts n uint64 samples in place.
-void cli_sort_u64(uint64_t *v, size_t n);
 
 // A streaming JSON writer: cli_json_begin(out), then fields, then end.
 // Keys and string values are escaped. Not thread-safe.

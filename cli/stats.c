@@ -154,7 +154,7 @@ cli_check_stats(const cli_history *h, cli_stats_result *out)
 		goto fail;
 	for (size_t i = 0; i < nacc; i++) {
 		f_acc *a = &accs[i];
-		cli_sort_u64(a->lat, a->nlat);
+		dtx_sort_u64(a->lat, a->nlat);
 		a->s.nlat = a->nlat;
 		a->s.p50 = cli_quantile(a->lat, a->nlat, 0.50);
 		a->s.p90 = cli_quantile(a->lat, a->nlat, 0.90);

@@ -57,19 +57,6 @@ cli__name_index(const char *const *names, size_t n, const char *s)
 	return -1;
 }
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-void
-cli_sort_u64(uint64_t *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_u64);
-}
-
 uint64_t
 cli_quantile(const uint64_t *sorted, size_t n, double q)
 {

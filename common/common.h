@@ -161,6 +161,9 @@ uint64_t dtx_mono_ns(void);
 uint64_t dtx_wall_ns(void);
 // Sleeps for ms milliseconds (restarting on EINTR).
 void dtx_sleep_ms(uint64_t ms);
+// Sleeps for ms milliseconds in slices of at most 20 ms, returning early
+// once stop(arg) is true.
+void dtx_nap_ms(uint64_t ms, bool (*stop)(void *arg), void *arg);
 // The time ns nanoseconds from now on clock clk (CLOCK_MONOTONIC or
 // CLOCK_REALTIME), as the absolute deadline pthread_cond_timedwait takes
 // for a condition variable that uses clk.
@@ -184,6 +187,9 @@ dtx_err dtx_mkdir_p(const char *path);
 // the translated errno of the first entry that could not be removed (the
 // others are still tried).
 dtx_err dtx_rmtree(const char *path);
+
+// Sorts v[0..n) in ascending order.
+void dtx_sort_u64(uint64_t *v, size_t n);
 
 // ---------------------------------------------------------------- PRNG
 

@@ -43,6 +43,33 @@ dtx_sleep_ms(uint64_t ms)
 		;
 }
 
+void
+dtx_nap_ms(uint64_t ms, bool (*stop)(void *arg), void *arg)
+{
+	uint64_t end = dtx_mono_ns() + ms * 1000000u;
+	while (!stop(arg)) {
+		uint64_t now = dtx_mono_ns();
+		if (now >= end)
+			return;
+		uint64_t left = (end - now) / 1000000u;
+		dtx_sleep_ms(left > 20 ? 20 : (left ? left : 1));
+	}
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void
+dtx_sort_u64(uint64_t *v, size_t n)
+{
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_u64);
+}
+
 struct timespec
 dtx_time_after(clockid_t clk, uint64_t ns)
 {

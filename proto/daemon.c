@@ -575,18 +575,17 @@ proto_daemon_id(const proto_daemon *d)
 	return (uint32_t)d->cfg.node_id;
 }
 
+static bool
+stopping(void *d)
+{
+	return atomic_load(&((proto_daemon *)d)->stopping);
+}
+
 // Sleeps ms, waking early when the daemon stops.
 static void
 nap(proto_daemon *d, uint64_t ms)
 {
-	uint64_t end = dtx_mono_ns() + ms * 1000000u;
-	while (!atomic_load(&d->stopping)) {
-		uint64_t now = dtx_mono_ns();
-		if (now >= end)
-			break;
-		uint64_t left = (end - now) / 1000000u;
-		dtx_sleep_ms(left < 20 ? (left ? left : 1) : 20);
-	}
+	dtx_nap_ms(ms, stopping, d);
 }
 
 // Where a call to a peer goes: its shared client and the faults that

@@ -21,18 +21,17 @@ saga__stopping(saga *s)
 	return atomic_load(&s->stop) || proto_daemon_stopping(s->d);
 }
 
+static bool
+stopping(void *s)
+{
+	return saga__stopping(s);
+}
+
 // Sleeps ms, waking early when the daemon stops.
 static void
 nap(saga *s, uint64_t ms)
 {
-	uint64_t end = dtx_mono_ns() + ms * 1000000u;
-	while (!saga__stopping(s)) {
-		uint64_t now = dtx_mono_ns();
-		if (now >= end)
-			return;
-		uint64_t left = (end - now) / 1000000u;
-		dtx_sleep_ms(left > 20 ? 20 : (left ? left : 1));
-	}
+	dtx_nap_ms(ms, stopping, s);
 }
 
 void

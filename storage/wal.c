@@ -159,13 +159,6 @@ segs_add(stor_wal *w, uint64_t first)
 	return DTX_OK;
 }
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 static void
 rec_header(uint8_t *p, uint8_t type, uint64_t lsn, size_t len)
 {
@@ -506,7 +499,7 @@ list_segments(stor_wal *w)
 	}
 	closedir(d);
 	if (err == DTX_OK && w->nsegs > 1)
-		qsort(w->segs, w->nsegs, sizeof(uint64_t), cmp_u64);
+		dtx_sort_u64(w->segs, w->nsegs);
 	return err;
 }
 

@@ -363,15 +363,6 @@ test_bad_usage(void **state)
 }
 
 static void
-write_file(const char *path, const void *data, size_t n)
-{
-	FILE *f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(data, 1, n, f), n);
-	fclose(f);
-}
-
-static void
 test_foreign_and_corrupt_files(void **state)
 {
 	(void)state;
@@ -382,12 +373,12 @@ test_foreign_and_corrupt_files(void **state)
 	uint64_t rng = 7;
 	for (size_t i = 0; i < sizeof(junk); i++)
 		junk[i] = (char)dtx_rand_below(&rng, 256);
-	write_file(path, junk, sizeof(junk));
+	st_write_file(path, junk, sizeof(junk));
 	assert_int_equal(
 	    cli_results_open(path, true, &db, err, sizeof(err)), DTX_ECORRUPT);
 	assert_null(db);
 	assert_non_null(strstr(err, "not an SQLite database"));
-	write_file(path, "hello\n", 6);
+	st_write_file(path, "hello\n", 6);
 	assert_int_equal(
 	    cli_results_open(path, false, &db, err, sizeof(err)), DTX_ECORRUPT);
 
@@ -599,7 +590,7 @@ test_report_files(void **state)
 	assert_int_equal(mkdir(dir, 0777), 0);
 	char logp[700];
 	snprintf(logp, sizeof(logp), "%s/node-1.log", dir);
-	write_file(logp, "log\n", 4);
+	st_write_file(logp, "log\n", 4);
 	cli_history *h = make_history(true);
 	cli_fault *f;
 	size_t nf;
@@ -616,7 +607,7 @@ test_report_files(void **state)
 	snprintf(dir, sizeof(dir), "%s/report-nogp", tmpdir);
 	assert_int_equal(mkdir(dir, 0777), 0);
 	snprintf(logp, sizeof(logp), "%s/node-1.log", dir);
-	write_file(logp, "log\n", 4);
+	st_write_file(logp, "log\n", 4);
 	char *old = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
 	setenv("PATH", tmpdir, 1);
 	assert_int_equal(cli_report_write(dir, 5, h, f, nf, NULL), DTX_OK);

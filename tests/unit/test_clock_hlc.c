@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "clock.h"
+#include "test_util.h"
 
 #define T0 1700000000000ull // a physical time in ms
 
@@ -354,15 +355,6 @@ test_bound_restart(void **state)
 }
 
 static void
-write_file(const char *path, const void *data, size_t n)
-{
-	FILE *f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(data, 1, n, f), n);
-	assert_int_equal(fclose(f), 0);
-}
-
-static void
 test_bound_corrupt(void **state)
 {
 	(void)state;
@@ -386,7 +378,7 @@ test_bound_corrupt(void **state)
 			unsigned char bad[20];
 			memcpy(bad, good, sizeof(bad));
 			bad[i] ^= (unsigned char)(1 << bit);
-			write_file(path, bad, sizeof(bad));
+			st_write_file(path, bad, sizeof(bad));
 			h = NULL;
 			assert_int_equal(
 			    clk_hlc_open(&h, s, 0, path), DTX_ECORRUPT);
@@ -395,13 +387,13 @@ test_bound_corrupt(void **state)
 	}
 	// Every truncation, and a longer file.
 	for (size_t n = 0; n < sizeof(good); n++) {
-		write_file(path, good, n);
+		st_write_file(path, good, n);
 		assert_int_equal(clk_hlc_open(&h, s, 0, path), DTX_ECORRUPT);
 	}
 	unsigned char longer[21];
 	memcpy(longer, good, 20);
 	longer[20] = 0;
-	write_file(path, longer, sizeof(longer));
+	st_write_file(path, longer, sizeof(longer));
 	assert_int_equal(clk_hlc_open(&h, s, 0, path), DTX_ECORRUPT);
 	// A bound above the 48-bit range with a valid CRC.
 	unsigned char big[20];
@@ -411,11 +403,11 @@ test_bound_corrupt(void **state)
 	uint32_t crc = dtx_crc32c(0, big, 16);
 	for (int i = 0; i < 4; i++)
 		big[16 + i] = (unsigned char)(crc >> (8 * i));
-	write_file(path, big, sizeof(big));
+	st_write_file(path, big, sizeof(big));
 	assert_int_equal(clk_hlc_open(&h, s, 0, path), DTX_ECORRUPT);
 
 	// The good file opens again.
-	write_file(path, good, sizeof(good));
+	st_write_file(path, good, sizeof(good));
 	assert_int_equal(clk_hlc_open(&h, s, 0, path), DTX_OK);
 	clk_hlc_close(h);
 	// A directory where the file should be is an error, not a crash.

@@ -171,6 +171,35 @@ test_rmtree(void **state)
 	assert_int_not_equal(lstat(base, &st), 0);
 }
 
+static bool
+stop_after_two(void *arg)
+{
+	return ++*(int *)arg > 2;
+}
+
+// dtx_nap_ms sleeps its whole time unless stop says otherwise; it asks stop
+// between slices of at most 20 ms.
+static void
+test_nap_and_sort(void **state)
+{
+	(void)state;
+	int asked = 0;
+	uint64_t t0 = dtx_mono_ns();
+	dtx_nap_ms(10000, stop_after_two, &asked);
+	uint64_t t1 = dtx_mono_ns();
+	assert_int_equal(asked, 3);
+	assert_true(t1 - t0 < 1000000000u);
+	asked = -1000;
+	dtx_nap_ms(30, stop_after_two, &asked);
+	assert_true(dtx_mono_ns() - t1 >= 30000000u);
+	assert_true(asked > -1000);
+
+	uint64_t v[] = { 5, UINT64_MAX, 0, 5, 3 };
+	dtx_sort_u64(v, 5);
+	uint64_t want[] = { 0, 3, 5, 5, UINT64_MAX };
+	assert_memory_equal(v, want, sizeof(v));
+}
+
 int
 main(void)
 {
@@ -182,6 +211,7 @@ main(void)
 		cmocka_unit_test(test_alloc_hook),
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_rmtree),
+		cmocka_unit_test(test_nap_and_sort),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
