@@ -82,15 +82,10 @@ static void
 record(rpc_caller *k, uint64_t ns)
 {
 	k->seen++;
-	if (k->n_lat == k->cap_lat && k->cap_lat < MAX_SAMPLES) {
-		size_t cap = k->cap_lat ? k->cap_lat * 2 : 4096;
-		uint64_t *p = realloc(k->lat_ns, cap * sizeof(uint64_t));
-		if (p == NULL) {
-			k->lat_oom = true;
-			return;
-		}
-		k->lat_ns = p;
-		k->cap_lat = cap;
+	if (k->cap_lat < MAX_SAMPLES &&
+	    DTX_GROW(k->lat_ns, k->n_lat, k->cap_lat, 4096) != DTX_OK) {
+		k->lat_oom = true;
+		return;
 	}
 	if (k->n_lat < k->cap_lat) {
 		k->lat_ns[k->n_lat++] = ns;
