@@ -304,7 +304,7 @@ out:
 		unlink(url + strlen("ipc://"));
 	if (callers != NULL)
 		for (int i = 0; i < n; i++)
-			free(callers[i].lat_ns);
+			dtx_free(callers[i].lat_ns);
 	free(all);
 	free(args);
 	free(callers);

@@ -578,7 +578,7 @@ proto_daemon_id(const proto_daemon *d)
 static bool
 stopping(void *d)
 {
-	return atomic_load(&((proto_daemon *)d)->stopping);
+	return proto_daemon_stopping(d);
 }
 
 // Sleeps ms, waking early when the daemon stops.

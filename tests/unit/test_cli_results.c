@@ -44,7 +44,7 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	st_rmrf(tmpdir);
+	(void)dtx_rmtree(tmpdir);
 	return 0;
 }
 

@@ -244,7 +244,7 @@ crash_rounds(const char *tag, uint64_t seed, bool kv, crash_check_fn check)
 		check(dir, round, acks, n);
 		free(acks);
 	}
-	st_rmrf(dir);
+	(void)dtx_rmtree(dir);
 	return total;
 }
 
@@ -327,7 +327,7 @@ check_kv_round(const char *dir, int round, const uint64_t *acks, size_t n)
 	stor_kv_close(kv);
 	if (round % 10 == 9) {
 		// Start over now and then so replay stays short.
-		st_rmrf(dir);
+		(void)dtx_rmtree(dir);
 		assert_int_equal(mkdir(dir, 0755), 0);
 	}
 }

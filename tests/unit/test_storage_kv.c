@@ -775,7 +775,7 @@ test_oom(void **state)
 	kv_oom_loop(dir, 2); // prepare + abort
 	kv_oom_loop(dir, 3); // checkpoint
 	kv_oom_loop(dir, 0); // open from the new checkpoint
-	st_rmrf(dir);
+	(void)dtx_rmtree(dir);
 }
 
 static void
@@ -809,7 +809,7 @@ test_bad_args(void **state)
 	assert_int_equal(stor_wal_append(w, 4, "\1\2\3", 3, true, NULL), 0);
 	stor_wal_close(w);
 	assert_int_equal(stor_kv_open(dir, NULL, &kv), DTX_ECORRUPT);
-	st_rmrf(dir);
+	(void)dtx_rmtree(dir);
 }
 
 int

@@ -120,7 +120,7 @@ static inline void
 st_kv_done(stor_kv *kv, const char *dir)
 {
 	stor_kv_close(kv);
-	st_rmrf(dir);
+	(void)dtx_rmtree(dir);
 }
 
 // The int64 value of key at ts, which must be found.

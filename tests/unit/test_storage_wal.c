@@ -101,7 +101,7 @@ test_append_replay(void **state)
 	append_n(w, 151, 1, true);
 	stor_wal_close(w);
 	stor_wal_close(NULL);
-	st_rmrf(dir);
+	(void)dtx_rmtree(dir);
 }
 
 typedef struct gc_arg {
@@ -149,7 +149,7 @@ test_group_commit(void **state)
 	stor_wal_stats_get(w, &st);
 	assert_int_equal(st.replayed, T * N);
 	stor_wal_close(w);
-	st_rmrf(dir);
+	(void)dtx_rmtree(dir);
 }
 
 static int
@@ -215,7 +215,7 @@ test_rotation_checkpoint(void **state)
 	assert_int_equal(g.n, 0);
 	assert_int_equal(stor_wal_last_lsn(w), 1010);
 	stor_wal_close(w);
-	st_rmrf(dir);
+	(void)dtx_rmtree(dir);
 }
 
 // Writes a small WAL and returns its only segment's path and bytes.
@@ -309,7 +309,7 @@ test_truncate_every_byte(void **state)
 		stor_wal_close(w);
 	}
 	free(s.orig);
-	st_rmrf(s.dir);
+	(void)dtx_rmtree(s.dir);
 }
 
 static void
@@ -344,7 +344,7 @@ test_flip_every_bit(void **state)
 	print_message("bit flips: %d corrupt, %d tail\n", corrupt, prefix);
 	// With a zero-filled rest: zeros are the end of the log, and a
 	// flipped bit among them is a damaged tail, cut off.
-	st_rmrf(s.dir);
+	(void)dtx_rmtree(s.dir);
 	assert_int_equal(mkdir(s.dir, 0755), 0);
 	stor_wal *w = st_wal_open(s.dir, NULL);
 	append_n(w, 1, SMALL_N, true);
@@ -371,7 +371,7 @@ test_flip_every_bit(void **state)
 	free(pre);
 	free(buf);
 	free(s.orig);
-	st_rmrf(s.dir);
+	(void)dtx_rmtree(s.dir);
 }
 
 static void
@@ -410,7 +410,7 @@ test_middle_segment_damage(void **state)
 	st_write_file(ck, "DTXCKPT1garbage-garbage-garbage-garbage", 39);
 	assert_int_equal(
 	    stor_wal_open(dir, &o, NULL, on_rec, &g, &w), DTX_ECORRUPT);
-	st_rmrf(dir);
+	(void)dtx_rmtree(dir);
 }
 
 // Opens a WAL in dir whose syncs go through hook h.
@@ -450,7 +450,7 @@ test_fsync_failure(void **state)
 	assert_false(g.bad);
 	assert_true(g.n >= 5);
 	stor_wal_close(w);
-	st_rmrf(dir);
+	(void)dtx_rmtree(dir);
 }
 
 typedef struct fc_req {
@@ -544,7 +544,7 @@ test_forcer(void **state)
 	stor_forcer_close(fc);
 	stor_forcer_close(NULL);
 	stor_wal_close(w);
-	st_rmrf(dir);
+	(void)dtx_rmtree(dir);
 }
 
 static int
@@ -574,7 +574,7 @@ test_write_failure(void **state)
 	assert_int_equal(
 	    stor_wal_append(w, 1, "abc", 3, true, NULL), DTX_EFAILED);
 	stor_wal_close(w);
-	st_rmrf(dir);
+	(void)dtx_rmtree(dir);
 }
 
 // Runs op with the n-th allocation failing for n = 0, 1, ... until it
@@ -645,7 +645,7 @@ test_oom(void **state)
 	    "f=$(ls %s/wal-*.log | tail -1); truncate -s -5 $f", dir);
 	assert_int_equal(system(cmd), 0);
 	oom_loop(dir, 0);
-	st_rmrf(dir);
+	(void)dtx_rmtree(dir);
 }
 
 int

@@ -15,13 +15,6 @@
 
 #include "common.h"
 
-// Removes dir and everything below it.
-static inline void
-st_rmrf(const char *dir)
-{
-	(void)dtx_rmtree(dir);
-}
-
 // Makes a fresh temporary directory under $TMPDIR (or /tmp) into buf.
 static inline void
 st_tmpdir(char *buf, size_t n, const char *tag)
