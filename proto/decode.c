@@ -24,8 +24,13 @@ typedef struct rd {
 	uint32_t vc_nodes;
 } rd;
 
-__attribute__((format(printf, 2, 3))) static dtx_err
-bad(rd *r, const char *fmt, ...)
+// Records the reason of the first error in r->why. The error paths return
+// through BAD and OOM below, whose values the compiler sees at every
+// return: from a helper that returned the code itself it could not tell
+// that a failed read never wrote its outputs, and a release build warned
+// of outputs that might be used uninitialised.
+__attribute__((format(printf, 2, 3))) static void
+note(rd *r, const char *fmt, ...)
 {
 	if (r->why != NULL && r->why_len > 0 && r->why[0] == '\0') {
 		va_list ap;
@@ -33,16 +38,12 @@ bad(rd *r, const char *fmt, ...)
 		vsnprintf(r->why, r->why_len, fmt, ap);
 		va_end(ap);
 	}
-	return DTX_EPROTO;
 }
 
-static dtx_err
-oom(rd *r)
-{
-	if (r->why != NULL && r->why_len > 0 && r->why[0] == '\0')
-		snprintf(r->why, r->why_len, "out of memory");
-	return DTX_ENOMEM;
-}
+// Notes the reason and evaluates to DTX_EPROTO / DTX_ENOMEM.
+#define BAD(r, ...) (note((r), __VA_ARGS__), DTX_EPROTO)
+#define OOM(r) (note((r), "out of memory"), DTX_ENOMEM)
+#define TRUNCATED(r) BAD((r), "%s: truncated", (r)->ctx)
 
 static size_t
 left(const rd *r)
@@ -87,7 +88,7 @@ static dtx_err
 be(rd *r, size_t n, uint64_t *out)
 {
 	if (left(r) < n)
-		return bad(r, "%s: truncated", r->ctx);
+		return TRUNCATED(r);
 	uint64_t v = 0;
 	for (size_t i = 0; i < n; i++)
 		v = (v << 8) | r->p[i];
@@ -96,19 +97,13 @@ be(rd *r, size_t n, uint64_t *out)
 	return DTX_OK;
 }
 
-static dtx_err
-truncated(rd *r)
-{
-	return bad(r, "%s: truncated", r->ctx);
-}
-
 // An integer of any msgpack encoding; *neg tells whether it is negative
 // (then *s holds it), otherwise *u does.
 static dtx_err
 rd_integer(rd *r, const char *k, bool *neg, uint64_t *u, int64_t *s)
 {
 	if (left(r) < 1)
-		return truncated(r);
+		return TRUNCATED(r);
 	uint8_t b = *r->p;
 	uint64_t v = 0;
 	if (b <= 0x7f) {
@@ -149,7 +144,7 @@ rd_integer(rd *r, const char *k, bool *neg, uint64_t *u, int64_t *s)
 			*u = (uint64_t)x;
 		return DTX_OK;
 	}
-	return bad(
+	return BAD(
 	    r, "%s: key '%s': expected int, got %s", r->ctx, k, kind_name(b));
 }
 
@@ -161,10 +156,10 @@ rd_uint(rd *r, const char *k, uint64_t max, uint64_t *out)
 	int64_t s = 0;
 	PROTO__TRY(rd_integer(r, k, &neg, &u, &s));
 	if (neg)
-		return bad(r, "%s: key '%s': value %" PRId64 " is negative",
+		return BAD(r, "%s: key '%s': value %" PRId64 " is negative",
 		    r->ctx, k, s);
 	if (u > max)
-		return bad(r,
+		return BAD(r,
 		    "%s: key '%s': value %" PRIu64 " out of range (max %" PRIu64
 		    ")",
 		    r->ctx, k, u, max);
@@ -181,13 +176,13 @@ rd_int(rd *r, const char *k, int64_t min, int64_t max, int64_t *out)
 	PROTO__TRY(rd_integer(r, k, &neg, &u, &s));
 	if (!neg) {
 		if (u > (uint64_t)INT64_MAX)
-			return bad(r,
+			return BAD(r,
 			    "%s: key '%s': value %" PRIu64 " out of range",
 			    r->ctx, k, u);
 		s = (int64_t)u;
 	}
 	if (s < min || s > max)
-		return bad(r,
+		return BAD(r,
 		    "%s: key '%s': value %" PRId64 " out of range [%" PRId64
 		    ", %" PRId64 "]",
 		    r->ctx, k, s, min, max);
@@ -199,10 +194,10 @@ static dtx_err
 rd_bool(rd *r, const char *k, bool *out)
 {
 	if (left(r) < 1)
-		return truncated(r);
+		return TRUNCATED(r);
 	uint8_t b = *r->p;
 	if (b != 0xc2 && b != 0xc3)
-		return bad(r, "%s: key '%s': expected bool, got %s", r->ctx, k,
+		return BAD(r, "%s: key '%s': expected bool, got %s", r->ctx, k,
 		    kind_name(b));
 	r->p++;
 	*out = b == 0xc3;
@@ -214,7 +209,7 @@ static dtx_err
 rd_raw(rd *r, const char *k, bool want_str, const uint8_t **p, uint32_t *n)
 {
 	if (left(r) < 1)
-		return truncated(r);
+		return TRUNCATED(r);
 	uint8_t b = *r->p;
 	uint64_t len = 0;
 	if (want_str && b >= 0xa0 && b <= 0xbf) {
@@ -227,11 +222,11 @@ rd_raw(rd *r, const char *k, bool want_str, const uint8_t **p, uint32_t *n)
 		r->p++;
 		PROTO__TRY(be(r, (size_t)1 << (b - 0xc4), &len));
 	} else {
-		return bad(r, "%s: key '%s': expected %s, got %s", r->ctx, k,
+		return BAD(r, "%s: key '%s': expected %s, got %s", r->ctx, k,
 		    want_str ? "str" : "bin", kind_name(b));
 	}
 	if (len > left(r))
-		return truncated(r);
+		return TRUNCATED(r);
 	*p = r->p;
 	*n = (uint32_t)len;
 	r->p += len;
@@ -244,7 +239,7 @@ static dtx_err
 rd_container(rd *r, const char *k, bool want_map, uint32_t *n)
 {
 	if (left(r) < 1)
-		return truncated(r);
+		return TRUNCATED(r);
 	uint8_t b = *r->p;
 	uint64_t c = 0;
 	if (want_map && b >= 0x80 && b <= 0x8f) {
@@ -258,11 +253,11 @@ rd_container(rd *r, const char *k, bool want_map, uint32_t *n)
 		r->p++;
 		PROTO__TRY(be(r, (b & 1) ? 4 : 2, &c));
 	} else {
-		return bad(r, "%s: key '%s': expected %s, got %s", r->ctx, k,
+		return BAD(r, "%s: key '%s': expected %s, got %s", r->ctx, k,
 		    want_map ? "map" : "array", kind_name(b));
 	}
 	if (c * (want_map ? 2 : 1) > left(r))
-		return truncated(r);
+		return TRUNCATED(r);
 	*n = (uint32_t)c;
 	return DTX_OK;
 }
@@ -272,10 +267,10 @@ static dtx_err
 rd_skip(rd *r, int depth)
 {
 	if (depth > PROTO_MAX_DEPTH)
-		return bad(
+		return BAD(
 		    r, "%s: nested deeper than %d", r->ctx, PROTO_MAX_DEPTH);
 	if (left(r) < 1)
-		return truncated(r);
+		return TRUNCATED(r);
 	uint8_t b = *r->p;
 	uint64_t n = 0;
 	if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
@@ -295,7 +290,7 @@ rd_skip(rd *r, int depth)
 		r->p++;
 		n = b & 0x1f;
 	} else if (b == 0xc1) {
-		return bad(r, "%s: reserved byte 0xc1", r->ctx);
+		return BAD(r, "%s: reserved byte 0xc1", r->ctx);
 	} else if (b >= 0xc4 && b <= 0xc6) {
 		r->p++;
 		PROTO__TRY(be(r, (size_t)1 << (b - 0xc4), &n));
@@ -317,7 +312,7 @@ rd_skip(rd *r, int depth)
 		PROTO__TRY(be(r, (size_t)1 << (b - 0xd9), &n));
 	}
 	if (n > left(r))
-		return truncated(r);
+		return TRUNCATED(r);
 	r->p += n;
 	return DTX_OK;
 }
@@ -344,25 +339,25 @@ rd_fields(rd *r, const char *k, int depth, flds *fs)
 	uint32_t n;
 	PROTO__TRY(rd_container(r, k, true, &n));
 	if (n > PROTO_MAX_FIELDS)
-		return bad(r, "%s: %u keys, more than the limit of %d", r->ctx,
+		return BAD(r, "%s: %u keys, more than the limit of %d", r->ctx,
 		    n, PROTO_MAX_FIELDS);
 	fs->n = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		fld *f = &fs->f[i];
 		if (left(r) < 1)
-			return truncated(r);
+			return TRUNCATED(r);
 		uint8_t b = *r->p;
 		if (!((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb)))
-			return bad(r, "%s: map key is %s, not str", r->ctx,
+			return BAD(r, "%s: map key is %s, not str", r->ctx,
 			    kind_name(b));
 		PROTO__TRY(rd_raw(r, "?", true, &f->k, &f->kn));
 		if (f->kn > PROTO_MAX_KEY)
-			return bad(r, "%s: map key longer than %d bytes",
+			return BAD(r, "%s: map key longer than %d bytes",
 			    r->ctx, PROTO_MAX_KEY);
 		for (uint32_t j = 0; j < i; j++)
 			if (fs->f[j].kn == f->kn &&
 			    memcmp(fs->f[j].k, f->k, f->kn) == 0)
-				return bad(r, "%s: duplicate key '%.*s'",
+				return BAD(r, "%s: duplicate key '%.*s'",
 				    r->ctx, (int)f->kn, (const char *)f->k);
 		f->v = r->p;
 		f->used = false;
@@ -393,7 +388,7 @@ static dtx_err
 need(rd *r, flds *fs, const char *k, rd *s)
 {
 	if (!take(r, fs, k, s))
-		return bad(r, "%s: missing key '%s'", r->ctx, k);
+		return BAD(r, "%s: missing key '%s'", r->ctx, k);
 	return DTX_OK;
 }
 
@@ -411,7 +406,7 @@ done(rd *r, const flds *fs)
 				    ? (char)f->k[j]
 				    : '?';
 			safe[n] = '\0';
-			return bad(r, "%s: unknown key '%s'", r->ctx, safe);
+			return BAD(r, "%s: unknown key '%s'", r->ctx, safe);
 		}
 	}
 	return DTX_OK;
@@ -456,7 +451,7 @@ rd_ts(rd *r, const char *k, clk_ts *out)
 	uint32_t n;
 	PROTO__TRY(rd_container(r, k, false, &n));
 	if (n != 2)
-		return bad(r,
+		return BAD(r,
 		    "%s: key '%s': timestamp must be [l, c], got %u "
 		    "elements",
 		    r->ctx, k, n);
@@ -472,7 +467,7 @@ rd_ts(rd *r, const char *k, clk_ts *out)
 	o.via.array.size = 2;
 	o.via.array.ptr = el;
 	if (clk_ts_unpack(&o, out) != DTX_OK)
-		return bad(
+		return BAD(
 		    r, "%s: key '%s': timestamp out of range", r->ctx, k);
 	return DTX_OK;
 }
@@ -491,7 +486,7 @@ rd_vc(rd *r, clk_vc *out)
 	uint32_t n;
 	PROTO__TRY(rd_container(r, "vc", true, &n));
 	if (n > r->vc_nodes)
-		return bad(r, "%s: key 'vc': %u entries for %u nodes", r->ctx,
+		return BAD(r, "%s: key 'vc': %u entries for %u nodes", r->ctx,
 		    n, r->vc_nodes);
 	msgpack_object_kv kv[CLK_VC_MAX];
 	for (uint32_t i = 0; i < n; i++) {
@@ -508,7 +503,7 @@ rd_vc(rd *r, clk_vc *out)
 	o.via.map.size = n;
 	o.via.map.ptr = kv;
 	if (clk_vc_unpack(&o, r->vc_nodes, out) != DTX_OK)
-		return bad(r,
+		return BAD(r,
 		    "%s: key 'vc': node id not below %u or given twice", r->ctx,
 		    r->vc_nodes);
 	return DTX_OK;
@@ -522,13 +517,13 @@ rd_cstr(rd *r, const char *k, uint32_t min, char **out)
 	uint32_t n;
 	PROTO__TRY(rd_raw(r, k, true, &p, &n));
 	if (n < min || n > PROTO_MAX_STR)
-		return bad(r, "%s: key '%s': str of %u bytes, allowed %u..%d",
+		return BAD(r, "%s: key '%s': str of %u bytes, allowed %u..%d",
 		    r->ctx, k, n, min, PROTO_MAX_STR);
 	if (memchr(p, 0, n) != NULL)
-		return bad(r, "%s: key '%s': str holds a NUL byte", r->ctx, k);
+		return BAD(r, "%s: key '%s': str holds a NUL byte", r->ctx, k);
 	char *c = dtx_alloc((size_t)n + 1);
 	if (c == NULL)
-		return oom(r);
+		return OOM(r);
 	memcpy(c, p, n);
 	c[n] = '\0';
 	*out = c;
@@ -541,7 +536,7 @@ f_str(rd *r, flds *fs, const char *k, bool required, uint32_t min, char **out)
 	rd s;
 	if (!take(r, fs, k, &s)) {
 		if (required)
-			return bad(r, "%s: missing key '%s'", r->ctx, k);
+			return BAD(r, "%s: missing key '%s'", r->ctx, k);
 		return DTX_OK;
 	}
 	return rd_cstr(&s, k, min, out);
@@ -554,11 +549,11 @@ rd_bytes(rd *r, const char *k, uint32_t min, uint32_t max, proto_bytes *out)
 	uint32_t n;
 	PROTO__TRY(rd_raw(r, k, false, &p, &n));
 	if (n < min || n > max)
-		return bad(r, "%s: key '%s': bin of %u bytes, allowed %u..%u",
+		return BAD(r, "%s: key '%s': bin of %u bytes, allowed %u..%u",
 		    r->ctx, k, n, min, max);
 	uint8_t *c = dtx_alloc(n);
 	if (c == NULL)
-		return oom(r);
+		return OOM(r);
 	if (n > 0)
 		memcpy(c, p, n);
 	out->p = c;
@@ -583,7 +578,7 @@ f_array(rd *r, flds *fs, const char *k, uint32_t min, uint32_t max, rd *s,
 	PROTO__TRY(need(r, fs, k, s));
 	PROTO__TRY(rd_container(s, k, false, n));
 	if (*n < min || *n > max)
-		return bad(r, "%s: key '%s': %u elements, allowed %u..%u",
+		return BAD(r, "%s: key '%s': %u elements, allowed %u..%u",
 		    r->ctx, k, *n, min, max);
 	return DTX_OK;
 }
@@ -601,7 +596,7 @@ f_array_new(rd *r, flds *fs, const char *k, uint32_t min, uint32_t max, rd *s,
 	PROTO__TRY(f_array(r, fs, k, min, max, s, &n));
 	void *a = dtx_calloc(n, size);
 	if (a == NULL)
-		return oom(r);
+		return OOM(r);
 	memcpy(arrp, &a, sizeof(a));
 	*count = n;
 	return DTX_OK;
@@ -673,18 +668,18 @@ dec_health_reply(rd *r, flds *fs, proto_health_reply *h)
 	PROTO__TRY(need(r, fs, "ctr", &s));
 	PROTO__TRY(rd_container(&s, "ctr", true, &n));
 	if (n > PROTO_MAX_COUNTERS)
-		return bad(r, "%s: key 'ctr': %u counters, more than %d",
+		return BAD(r, "%s: key 'ctr': %u counters, more than %d",
 		    r->ctx, n, PROTO_MAX_COUNTERS);
 	h->counters = dtx_calloc(n, sizeof(*h->counters));
 	if (h->counters == NULL)
-		return oom(r);
+		return OOM(r);
 	h->n_counters = n;
 	for (uint32_t i = 0; i < n; i++) {
 		proto_counter *c = &h->counters[i];
 		PROTO__TRY(rd_cstr(&s, "ctr", 1, &c->name));
 		for (uint32_t j = 0; j < i; j++)
 			if (strcmp(h->counters[j].name, c->name) == 0)
-				return bad(r,
+				return BAD(r,
 				    "%s: key 'ctr': duplicate "
 				    "counter '%s'",
 				    r->ctx, c->name);
@@ -774,7 +769,7 @@ rd_entry(rd *r, int depth, proto_entry *e)
 			PROTO__TRY(
 			    rd_bytes(&s, "b", 0, PROTO_MAX_VALUE, &e->bval));
 		} else {
-			return bad(r, "entry: found but neither 'i' nor 'b'");
+			return BAD(r, "entry: found but neither 'i' nor 'b'");
 		}
 	}
 	PROTO__TRY(done(r, &fs));
@@ -835,7 +830,7 @@ dec_body(rd *r, flds *fs, int depth, proto_msg *m)
 	case PROTO_ERROR:
 		PROTO__TRY(f_uint(r, fs, "code", DTX_ERR_COUNT - 1, &v));
 		if (v == DTX_OK)
-			return bad(r, "error: key 'code': 0 is not an error");
+			return BAD(r, "error: key 'code': 0 is not an error");
 		m->u.error.code = (dtx_err)v;
 		return f_str(r, fs, "why", false, 0, &m->u.error.reason);
 	case PROTO_BATCH: {
@@ -930,7 +925,7 @@ dec_body(rd *r, flds *fs, int depth, proto_msg *m)
 		PROTO__TRY(f_array(r, fs, "steps", 0, PROTO_MAX_STEPS, &s, &n));
 		q->step_states = dtx_calloc(n, 1);
 		if (q->step_states == NULL)
-			return oom(r);
+			return OOM(r);
 		q->n_steps = n;
 		for (uint32_t i = 0; i < n; i++) {
 			PROTO__TRY(
@@ -941,7 +936,7 @@ dec_body(rd *r, flds *fs, int depth, proto_msg *m)
 		return f_str(r, fs, "err", false, 0, &q->last_error);
 	}
 	default:
-		return bad(r, "unknown type");
+		return BAD(r, "unknown type");
 	}
 }
 
@@ -957,7 +952,7 @@ dec_msg(rd *r, int depth, bool nested, proto_msg *m)
 	PROTO__TRY(rd_fields(r, nested ? "msgs" : "message", depth, &fs));
 	PROTO__TRY(f_uint(r, &fs, "v", UINT32_MAX, &v));
 	if (v != PROTO_VERSION)
-		return bad(r,
+		return BAD(r,
 		    "message: unsupported version %" PRIu64
 		    " (this side speaks %d)",
 		    v, PROTO_VERSION);
@@ -974,10 +969,10 @@ dec_msg(rd *r, int depth, bool nested, proto_msg *m)
 			safe[j] =
 			    (tp[j] >= 0x20 && tp[j] < 0x7f) ? (char)tp[j] : '?';
 		safe[n] = '\0';
-		return bad(r, "message: unknown type '%s'", safe);
+		return BAD(r, "message: unknown type '%s'", safe);
 	}
 	if (nested && t == PROTO_BATCH)
-		return bad(r, "batch: a batch inside a batch");
+		return BAD(r, "batch: a batch inside a batch");
 	m->hdr.type = t;
 	PROTO__TRY(f_uint(r, &fs, "id", UINT64_MAX, &m->hdr.id));
 	PROTO__TRY(f_u32(r, &fs, "from", UINT32_MAX, &m->hdr.from));
@@ -1009,15 +1004,15 @@ proto_decode(const void *buf, size_t len, const proto_limits *lim,
 	if (buf == NULL && len > 0)
 		return DTX_EINVAL;
 	if (len > l.max_msg)
-		return bad(&r, "message of %zu bytes over the limit of %zu",
+		return BAD(&r, "message of %zu bytes over the limit of %zu",
 		    len, l.max_msg);
 	if (len == 0)
-		return bad(&r, "empty message");
+		return BAD(&r, "empty message");
 	proto_msg m;
 	memset(&m, 0, sizeof(m));
 	dtx_err err = dec_msg(&r, 1, false, &m);
 	if (err == DTX_OK && r.p != r.end)
-		err = bad(&r, "%zu trailing bytes after the message",
+		err = BAD(&r, "%zu trailing bytes after the message",
 		    (size_t)(r.end - r.p));
 	if (err != DTX_OK) {
 		proto_msg_free(&m);
