@@ -456,7 +456,7 @@ serve_fault(proto_daemon *d, const proto_fault *f, proto_msg *rep)
 // The server's handler: clocks, then the runtime's own messages, then the
 // daemon's handler.
 static dtx_err
-handle(void *arg, const proto_msg *req, proto_msg *rep)
+handle(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 {
 	proto_daemon *d = arg;
 	dtx_err rv;
@@ -478,7 +478,7 @@ handle(void *arg, const proto_msg *req, proto_msg *rep)
 	case PROTO_FAULT:
 		return serve_fault(d, &req->u.fault, rep);
 	default:
-		return d->hooks.handler(d->hooks.arg, req, rep);
+		return d->hooks.handler(d->hooks.arg, req, rep, call);
 	}
 }
 

@@ -570,15 +570,23 @@ typedef void (*proto_stamp_fn)(void *arg, proto_hdr *hdr);
 // per decoded message (each BATCH element too). Must be thread-safe.
 typedef void (*proto_observe_fn)(void *arg, const proto_hdr *hdr);
 
+// The request a handler is serving, as the server passes it (the way nng
+// passes an aio): the handler may take the request over with
+// proto_server_defer(call). Borrowed, valid only during the handler's
+// call. NULL where the request cannot be deferred (on a proto_pool
+// thread, or when a handler is called directly).
+typedef struct proto_call proto_call;
+
 // Serves one request. req is borrowed for the call. rep arrives zeroed
 // with rep->hdr.id set; the handler sets rep->hdr.type and the body (all
 // memory owned, from dtx_alloc: the server frees it with proto_msg_free
 // after encoding). Returning an error other than DTX_OK makes the server
 // answer with an ERROR of that code (discarding rep). A handler may block
 // (on an fsync, on RPCs to other daemons); it runs on one of the server's
-// worker threads, so up to `workers` handlers run at once.
+// worker threads, so up to `workers` handlers run at once. call (may be
+// NULL) is what the handler may defer the request through.
 typedef dtx_err (*proto_handler_fn)(
-    void *arg, const proto_msg *req, proto_msg *rep);
+    void *arg, const proto_msg *req, proto_msg *rep, proto_call *call);
 
 // A request that cannot be decoded is answered by the server itself with
 // an ERROR (code DTX_EPROTO or DTX_ENOMEM, reason from proto_decode, id 0
@@ -631,15 +639,17 @@ void proto_server_close(proto_server *s);
 
 // Deferred replies. A handler whose answer has to wait (for other
 // daemons' replies, for an fsync) may take the request over instead of
-// blocking its worker: proto_server_defer, called from the handler,
-// returns a token that owns the request (see proto_defer_req) and its
-// reply slot; the handler then returns
-// DTX_OK leaving rep alone, and the worker goes back to receiving. The
-// reply is sent later, from any thread, with proto_defer_reply. NULL when
-// the request cannot be deferred (called outside a handler, for an element
-// of an unpacked BATCH, or out of memory): the handler answers as usual.
+// blocking its worker: proto_server_defer(call), called from the handler
+// with the call it was given, returns a token that owns the request (see
+// proto_defer_req) and its reply slot; the handler then returns DTX_OK
+// leaving rep alone, and the worker goes back to receiving (or to the next
+// element of an unpacked BATCH, whose reply goes out once every element
+// has its answer). The reply is sent later, from any thread, with
+// proto_defer_reply. NULL when the request cannot be deferred (call is
+// NULL, the handler already deferred it, or out of memory): the handler
+// answers as usual.
 typedef struct proto_defer proto_defer;
-proto_defer *proto_server_defer(void);
+proto_defer *proto_server_defer(proto_call *call);
 
 // The deferred request (owned by tok: valid until proto_defer_reply). A
 // handler that deferred reads its request through this, not through its
