@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "proto.h"
+#include "daemon.h"
 
 struct proto_daemon {
 	proto_daemon_cfg cfg;

@@ -12,7 +12,7 @@
 
 #include <msgpack.h>
 
-#include "proto_int.h"
+#include "wire_int.h"
 
 // A cursor over [p, end). why/why_len receive the first error's reason;
 // ctx names the map being decoded ("prepare", "op") for messages.
@@ -1021,13 +1021,4 @@ proto_decode(const void *buf, size_t len, const proto_limits *lim,
 	}
 	*out = m;
 	return DTX_OK;
-}
-
-dtx_err
-proto_decode_nng(const nng_msg *msg, const proto_limits *lim, proto_msg *out,
-    char *why, size_t why_len)
-{
-	nng_msg *mm = (nng_msg *)(uintptr_t)msg;
-	return proto_decode(
-	    nng_msg_body(mm), nng_msg_len(mm), lim, out, why, why_len);
 }

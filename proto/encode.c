@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: MIT
 //
-// The encoder: writes a proto_msg as one msgpack map straight into an nng
-// message body (or a dtx_alloc buffer), checking every limit the decoder
-// will apply so that a sender sees its own mistakes as DTX_EINVAL.
+// The encoder: writes a proto_msg as one msgpack map into a growing buffer
+// (proto_encode in rpc.c appends it to an nng message), checking every
+// limit the decoder will apply so that a sender sees its own mistakes as
+// DTX_EINVAL.
 
 #include <string.h>
 
 #include <msgpack.h>
 
-#include "proto_int.h"
+#include "wire_int.h"
 
 #define PACK(x)                                                                \
 	do {                                                                   \
@@ -545,26 +546,22 @@ write_buf(void *data, const char *src, size_t len)
 	return 0;
 }
 
-// The message is packed into a buffer first and appended to the nng
-// message in one piece: msgpack writes a few bytes at a time, and nng 1.5
-// grows a message body to exactly the size each append needs, zeroing
-// and copying the whole body every time (a BATCH of a few dozen elements
-// spent most of the coordinator's instructions there).
 dtx_err
-proto_encode(const proto_msg *m, nng_msg *out)
+proto__encode_scratch(const proto_msg *m, uint8_t *scratch, size_t cap,
+    uint8_t **out, size_t *len)
 {
-	if (m == NULL || out == NULL)
-		return DTX_EINVAL;
-	uint8_t stack[4096];
-	buf b = { stack, 0, sizeof(stack), true };
+	buf b = { scratch, 0, cap, true };
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, &b, write_buf);
 	dtx_err err = enc_msg(&pk, m, false);
-	if (err == DTX_OK && nng_msg_append(out, b.p, b.len) != 0)
-		err = DTX_ENOMEM;
-	if (!b.own)
-		dtx_free(b.p);
-	return err;
+	if (err != DTX_OK) {
+		if (!b.own)
+			dtx_free(b.p);
+		return err;
+	}
+	*out = b.p;
+	*len = b.len;
+	return DTX_OK;
 }
 
 dtx_err

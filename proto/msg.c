@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proto_int.h"
+#include "wire_int.h"
 
 static const char *const type_names[PROTO_TYPE_COUNT] = {
 	[PROTO_NONE] = "?",
