@@ -82,7 +82,9 @@
 #define PROTO_MAX_FIELDS 16 // keys in any one map
 #define PROTO_MAX_DEPTH 8 // nesting of arrays/maps (a batched saga: 6)
 
-// Message types; the wire name of each is given ("t").
+// Message types; the wire name of each is given ("t"). A new type is a
+// value here, its body struct below, and one row (name and body functions)
+// in the descriptor table of bodies.c.
 typedef enum proto_type {
 	PROTO_NONE = 0, // not a message (a zeroed proto_msg)
 	PROTO_ERROR, // "error"            proto_error
