@@ -123,7 +123,9 @@ void proto_server_close(proto_server *s);
 // has its answer). The reply is sent later, from any thread, with
 // proto_defer_reply. NULL when the request cannot be deferred (call is
 // NULL, the handler already deferred it, or out of memory): the handler
-// answers as usual.
+// answers as usual. call is borrowed; only the handler it was given to may
+// use it, on its own thread, before it returns. The token is owned by the
+// caller until proto_defer_reply (or proto_pool_run) consumes it.
 typedef struct proto_defer proto_defer;
 proto_defer *proto_server_defer(proto_call *call);
 
