@@ -69,9 +69,10 @@ typedef struct rpc_arg {
 } rpc_arg;
 
 static dtx_err
-pong(void *arg, const proto_msg *req, proto_msg *rep)
+pong(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 {
 	(void)arg;
+	(void)call;
 	if (req->hdr.type != PROTO_PING)
 		return DTX_EINVAL;
 	rep->hdr.type = PROTO_PONG;

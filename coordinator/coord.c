@@ -38,12 +38,12 @@ const size_t coord_cfg_count =
     sizeof(coord_cfg_table) / sizeof(coord_cfg_table[0]);
 
 static dtx_err
-handler(void *arg, const proto_msg *req, proto_msg *rep)
+handler(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 {
 	coord *c = arg;
 	switch (req->hdr.type) {
 	case PROTO_TXN:
-		return coord__txn(c, req, rep);
+		return coord__txn(c, req, rep, call);
 	case PROTO_STATUS:
 		return coord__status(c, req, rep);
 	default:

@@ -195,7 +195,8 @@ dtx_err coord__log_end(coord *c, uint64_t txid);
 dtx_err coord__log_checkpoint(coord *c);
 
 // txn.c
-dtx_err coord__txn(coord *c, const proto_msg *req, proto_msg *rep);
+dtx_err coord__txn(
+    coord *c, const proto_msg *req, proto_msg *rep, proto_call *call);
 dtx_err coord__status(coord *c, const proto_msg *req, proto_msg *rep);
 // Queues a COMMIT (DO_COMMIT for a 3PC participant that acknowledged
 // PRE_COMMIT) to parts[idx] of txid as an asynchronous item tracked by the

@@ -21,6 +21,8 @@ main(int argc, char **argv)
 	    argv, coord_cfg_table, coord_cfg_count, &cfg, &d);
 	if (rv != DTX_OK)
 		return rv == DTX_EINVAL ? 64 : 1;
+	if (d == NULL)
+		return EXIT_SUCCESS; // --help
 
 	// Decision log replay, channels, re-drive.
 	if ((rv = coord_open(d, &cfg, &c)) != DTX_OK) {

@@ -547,7 +547,7 @@ txn_async(coord *c, proto_defer *tok, uint64_t txid, const plan *p)
 }
 
 dtx_err
-coord__txn(coord *c, const proto_msg *req, proto_msg *rep)
+coord__txn(coord *c, const proto_msg *req, proto_msg *rep, proto_call *call)
 {
 	const proto_txn *tx = &req->u.txn;
 	proto_txn_reply *r = &rep->u.txn_reply;
@@ -568,7 +568,7 @@ coord__txn(coord *c, const proto_msg *req, proto_msg *rep)
 	// A transaction does not hold this worker while it waits: the
 	// request moves to a token (and tx with it). A 2PC one goes on
 	// asynchronously from here, a 3PC one on a runner thread.
-	proto_defer *tok = proto_server_defer();
+	proto_defer *tok = proto_server_defer(call);
 	if (tok != NULL) {
 		tx = &proto_defer_req(tok)->u.txn;
 		if (tx->mode == PROTO_MODE_3PC) {

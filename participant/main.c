@@ -18,6 +18,8 @@ main(int argc, char **argv)
 	if (proto_daemon_open("dtx-participant", DTX_ROLE_PARTICIPANT, argc,
 	        argv, part_cfg_table, part_cfg_count, &cfg, &d) != DTX_OK)
 		return 64;
+	if (d == NULL)
+		return 0; // --help
 	// The store: in-doubt transactions come back with their locks
 	// before anything is served (rule 8).
 	if (part_open(d, &cfg, &p) != DTX_OK)

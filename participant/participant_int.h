@@ -160,7 +160,8 @@ size_t part__resolver_blocked(
     part *p, uint64_t *out, size_t max, bool *recovering);
 
 // serve.c: the request handler given to the daemon runtime.
-dtx_err part__handle(void *arg, const proto_msg *req, proto_msg *rep);
+dtx_err part__handle(
+    void *arg, const proto_msg *req, proto_msg *rep, proto_call *call);
 
 // saga_step.c: saga STEP and SAGA_FORGET (rules 12-13).
 dtx_err part_saga_step(

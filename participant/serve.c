@@ -137,9 +137,10 @@ done:
 }
 
 dtx_err
-part__handle(void *arg, const proto_msg *req, proto_msg *rep)
+part__handle(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 {
 	part *p = arg;
+	(void)call; // a participant answers every request on its worker
 	part__pending pend = { 0 };
 
 	if (req->hdr.type == PROTO_BATCH)

@@ -9,11 +9,12 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "proto.h"
+#include "daemon.h"
 
 struct proto_daemon {
 	proto_daemon_cfg cfg;
@@ -90,9 +91,11 @@ usage(const char *prog, const dtx_cfg_opt *extra, size_t nextra)
 }
 
 // Splits argv between the common table and the daemon's own, then loads
-// each (defaults, DTX_* environment, flags).
+// each (defaults, DTX_* environment, flags). On --help prints the usage,
+// sets *help and loads nothing.
 static dtx_err
-parse_flags(proto_daemon *d, const char *prog, int argc, char **argv)
+parse_flags(
+    proto_daemon *d, const char *prog, int argc, char **argv, bool *help)
 {
 	char **mine = NULL, **theirs = NULL, err[512];
 	int nm = 0, nt = 0;
@@ -106,7 +109,9 @@ parse_flags(proto_daemon *d, const char *prog, int argc, char **argv)
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(prog, d->extra, d->nextra);
-			exit(0);
+			*help = true;
+			rv = DTX_OK;
+			goto done;
 		}
 		const dtx_cfg_opt *o = NULL;
 		char ***dst = NULL;
@@ -182,8 +187,15 @@ proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
 	const char *crash = getenv("DTX_CRASH_AT");
 	atomic_store(&d->crash_armed, crash != NULL && *crash != '\0');
 
-	if ((rv = parse_flags(d, prog, argc - 1, argv + 1)) != DTX_OK)
+	bool help = false;
+	if ((rv = parse_flags(d, prog, argc - 1, argv + 1, &help)) != DTX_OK)
 		goto fail;
+	if (help) {
+		// Nothing to run: main() ends with success.
+		proto_daemon_close(d);
+		*out = NULL;
+		return DTX_OK;
+	}
 	dtx_log_level lv;
 	if (dtx_log_level_parse(d->cfg.log_level, &lv) != DTX_OK) {
 		fprintf(stderr,
@@ -444,7 +456,7 @@ serve_fault(proto_daemon *d, const proto_fault *f, proto_msg *rep)
 // The server's handler: clocks, then the runtime's own messages, then the
 // daemon's handler.
 static dtx_err
-handle(void *arg, const proto_msg *req, proto_msg *rep)
+handle(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 {
 	proto_daemon *d = arg;
 	dtx_err rv;
@@ -466,7 +478,7 @@ handle(void *arg, const proto_msg *req, proto_msg *rep)
 	case PROTO_FAULT:
 		return serve_fault(d, &req->u.fault, rep);
 	default:
-		return d->hooks.handler(d->hooks.arg, req, rep);
+		return d->hooks.handler(d->hooks.arg, req, rep, call);
 	}
 }
 

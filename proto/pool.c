@@ -47,7 +47,7 @@ pool_main(void *a)
 		proto_msg rep;
 		proto_msg_init(&rep, PROTO_NONE);
 		rep.hdr.id = req->hdr.id;
-		dtx_err rv = p->fn(p->arg, req, &rep);
+		dtx_err rv = p->fn(p->arg, req, &rep, NULL);
 		proto_defer_reply(j->tok, rv, &rep);
 		dtx_free(j);
 		pthread_mutex_lock(&p->mu);

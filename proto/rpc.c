@@ -1,9 +1,41 @@
 // SPDX-License-Identifier: MIT
 //
-// What both RPC ends share: translating nng errors into dtx_err (once, where
-// nng returns them) and the receive-size limit every socket gets.
+// What both RPC ends share: messages into and out of nng message bodies,
+// translating nng errors into dtx_err (once, where nng returns them) and
+// the receive-size limit every socket gets.
 
 #include "proto_int.h"
+
+// The message is packed into a buffer first and appended to the nng
+// message in one piece: msgpack writes a few bytes at a time, and nng 1.5
+// grows a message body to exactly the size each append needs, zeroing
+// and copying the whole body every time (a BATCH of a few dozen elements
+// spent most of the coordinator's instructions there).
+dtx_err
+proto_encode(const proto_msg *m, nng_msg *out)
+{
+	if (m == NULL || out == NULL)
+		return DTX_EINVAL;
+	uint8_t stack[4096], *p;
+	size_t len;
+	dtx_err err = proto__encode_scratch(m, stack, sizeof(stack), &p, &len);
+	if (err != DTX_OK)
+		return err;
+	if (nng_msg_append(out, p, len) != 0)
+		err = DTX_ENOMEM;
+	if (p != stack)
+		dtx_free(p);
+	return err;
+}
+
+dtx_err
+proto_decode_nng(const nng_msg *msg, const proto_limits *lim, proto_msg *out,
+    char *why, size_t why_len)
+{
+	nng_msg *mm = (nng_msg *)(uintptr_t)msg;
+	return proto_decode(
+	    nng_msg_body(mm), nng_msg_len(mm), lim, out, why, why_len);
+}
 
 dtx_err
 proto_from_nng(int rv)

@@ -67,17 +67,21 @@ struct proto_defer {
 // Contexts kept for reuse at most; more are closed.
 #define SPARE_MAX 256
 
-// What the calling worker thread is serving, for proto_server_defer: the
-// request a handler runs for (NULL: none that may be deferred), and for
-// an element of an unpacked BATCH the batch, its reply and the index;
-// the token a handler took, and the batch's token once one element was
-// deferred.
-static _Thread_local proto_server *cur_server;
-static _Thread_local nng_ctx cur_ctx;
-static _Thread_local proto_msg *cur_req;
-static _Thread_local proto_msg *cur_breq, *cur_brep;
-static _Thread_local uint32_t cur_idx;
-static _Thread_local proto_defer *cur_taken, *cur_bt;
+// What a worker is serving, passed to its handler so that the handler can
+// take the request over (proto_server_defer), as nng passes an aio: the
+// request the handler runs for, and for an element of an unpacked BATCH
+// the batch, its reply and the index; the token the handler took, and the
+// batch's token once one element was deferred. Lives on the worker's
+// stack for one received message.
+struct proto_call {
+	proto_server *s;
+	nng_ctx ctx; // the context the message came on
+	proto_msg *req; // the request being handled
+	proto_msg *breq, *brep; // an element's BATCH and its reply, or NULL
+	uint32_t idx; // an element's index in the batch
+	proto_defer *taken; // the token the handler took, or NULL
+	proto_defer *bt; // the batch's token, or NULL
+};
 
 // Fills the header of an outgoing reply and stamps its clocks.
 static void
@@ -105,12 +109,13 @@ observe(proto_server *s, const proto_msg *req)
 // Runs the handler for one request and leaves a reply (possibly an ERROR)
 // in *rep. Returns DTX_ENOMEM only when not even an ERROR could be built.
 static dtx_err
-handle_one(proto_server *s, const proto_msg *req, proto_msg *rep)
+handle_one(
+    proto_server *s, proto_call *call, const proto_msg *req, proto_msg *rep)
 {
 	proto_msg_init(rep, PROTO_NONE);
 	rep->hdr.id = req->hdr.id;
-	dtx_err err = s->cfg.handler(s->cfg.arg, req, rep);
-	if (cur_taken != NULL)
+	dtx_err err = s->cfg.handler(s->cfg.arg, req, rep, call);
+	if (call->taken != NULL)
 		return DTX_OK; // the token answers
 	if (err == DTX_OK && rep->hdr.type == PROTO_NONE)
 		err = DTX_EINVAL;
@@ -136,7 +141,7 @@ static void batch_send(proto_defer *bt);
 // deferred the batch's token owns req and rep once this returns, and
 // DTX_EAGAIN says so.
 static dtx_err
-handle_batch(proto_server *s, proto_msg *req, proto_msg *rep)
+handle_batch(proto_server *s, proto_call *call, proto_msg *req, proto_msg *rep)
 {
 	// Read before the loop: deferring an element moves *req away.
 	uint32_t n = req->u.batch.n;
@@ -148,18 +153,16 @@ handle_batch(proto_server *s, proto_msg *req, proto_msg *rep)
 		return DTX_ENOMEM;
 	rep->u.batch.n = n;
 	proto_msg *out = rep->u.batch.msgs; // moves with rep, stays put
-	cur_breq = req;
-	cur_brep = rep;
+	call->breq = req;
+	call->brep = rep;
 	dtx_err err = DTX_OK;
 	for (uint32_t i = 0; i < n && err == DTX_OK; i++) {
-		cur_req = &msgs[i];
-		cur_idx = i;
-		err = handle_one(s, &msgs[i], &out[i]);
-		cur_taken = NULL;
+		call->req = &msgs[i];
+		call->idx = i;
+		err = handle_one(s, call, &msgs[i], &out[i]);
+		call->taken = NULL;
 	}
-	cur_req = cur_breq = cur_brep = NULL;
-	proto_defer *bt = cur_bt;
-	cur_bt = NULL;
+	proto_defer *bt = call->bt;
 	if (bt != NULL) {
 		// Elements that could not even get an ERROR stay empty and
 		// the BATCH cannot be encoded: its client times out.
@@ -215,8 +218,10 @@ defer_sent(void *arg)
 	dtx_free(tok);
 }
 
+// A new token; with own_ctx it owns the context ctx (the reply goes out
+// on it) and counts as outstanding until its reply was sent.
 static proto_defer *
-tok_new(proto_server *s, bool own_ctx)
+tok_new(proto_server *s, bool own_ctx, nng_ctx ctx)
 {
 	proto_defer *tok = dtx_calloc(1, sizeof(*tok));
 	if (tok == NULL)
@@ -227,7 +232,7 @@ tok_new(proto_server *s, bool own_ctx)
 			dtx_free(tok);
 			return NULL;
 		}
-		tok->ctx = cur_ctx;
+		tok->ctx = ctx;
 		pthread_mutex_lock(&s->dmu);
 		s->deferred++;
 		pthread_mutex_unlock(&s->dmu);
@@ -236,41 +241,41 @@ tok_new(proto_server *s, bool own_ctx)
 }
 
 proto_defer *
-proto_server_defer(void)
+proto_server_defer(proto_call *call)
 {
-	if (cur_server == NULL || cur_req == NULL || cur_taken != NULL)
+	if (call == NULL || call->req == NULL || call->taken != NULL)
 		return NULL;
 	proto_defer *tok;
-	if (cur_breq == NULL) {
-		if ((tok = tok_new(cur_server, true)) == NULL)
+	if (call->breq == NULL) {
+		if ((tok = tok_new(call->s, true, call->ctx)) == NULL)
 			return NULL;
-		tok->req = *cur_req;
-		tok->id = cur_req->hdr.id;
-		proto_msg_init(cur_req, PROTO_NONE); // the token owns it now
-		cur_taken = tok;
+		tok->req = *call->req;
+		tok->id = call->req->hdr.id;
+		proto_msg_init(call->req, PROTO_NONE); // the token owns it now
+		call->taken = tok;
 		return tok;
 	}
-	if (cur_bt == NULL) {
+	if (call->bt == NULL) {
 		// The first deferred element: the batch gets its token,
 		// which takes the BATCH and its reply (whose elements stay
-		// where they are, so cur_req stays valid).
-		proto_defer *bt = tok_new(cur_server, true);
+		// where they are, so call->req stays valid).
+		proto_defer *bt = tok_new(call->s, true, call->ctx);
 		if (bt == NULL)
 			return NULL;
-		bt->req = *cur_breq;
-		bt->rep = *cur_brep;
-		bt->id = cur_breq->hdr.id;
+		bt->req = *call->breq;
+		bt->rep = *call->brep;
+		bt->id = call->breq->hdr.id;
 		atomic_store(&bt->left, 1);
-		proto_msg_init(cur_breq, PROTO_NONE);
-		proto_msg_init(cur_brep, PROTO_NONE);
-		cur_bt = bt;
+		proto_msg_init(call->breq, PROTO_NONE);
+		proto_msg_init(call->brep, PROTO_NONE);
+		call->bt = bt;
 	}
-	if ((tok = tok_new(cur_server, false)) == NULL)
+	if ((tok = tok_new(call->s, false, call->ctx)) == NULL)
 		return NULL;
-	tok->batch = cur_bt;
-	tok->idx = cur_idx;
-	atomic_fetch_add(&cur_bt->left, 1);
-	cur_taken = tok;
+	tok->batch = call->bt;
+	tok->idx = call->idx;
+	atomic_fetch_add(&call->bt->left, 1);
+	call->taken = tok;
 	return tok;
 }
 
@@ -377,18 +382,14 @@ serve(proto_server *s, nng_ctx ctx, nng_msg *msg)
 		return error_reply(s, msg, err, why);
 	}
 	observe(s, &req);
-	cur_server = s;
-	cur_ctx = ctx;
+	proto_call call = { .s = s, .ctx = ctx };
 	if (req.hdr.type == PROTO_BATCH && !s->cfg.whole_batches) {
-		err = handle_batch(s, &req, &rep);
+		err = handle_batch(s, &call, &req, &rep);
 	} else {
-		cur_req = &req;
-		err = handle_one(s, &req, &rep);
-		cur_req = NULL;
-		if (cur_taken != NULL) {
-			cur_taken = NULL;
+		call.req = &req;
+		err = handle_one(s, &call, &req, &rep);
+		if (call.taken != NULL)
 			err = DTX_EAGAIN;
-		}
 	}
 	if (err == DTX_EAGAIN) {
 		// A token owns the request and the reply now.

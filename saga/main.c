@@ -19,6 +19,8 @@ main(int argc, char **argv)
 	if (proto_daemon_open("dtx-saga", DTX_ROLE_SAGA, argc, argv,
 	        saga_cfg_table, saga_cfg_count, &cfg, &d) != DTX_OK)
 		return 64;
+	if (d == NULL)
+		return 0; // --help
 	// The saga log: every unfinished saga is reloaded with the state of
 	// each of its steps.
 	if (saga_open(d, &cfg, &s) != DTX_OK)

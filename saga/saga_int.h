@@ -306,7 +306,8 @@ void saga__threads_stop(saga *s);
 
 // ---------------------------------------------------------------- serve.c
 
-dtx_err saga__handle(void *arg, const proto_msg *req, proto_msg *rep);
+dtx_err saga__handle(
+    void *arg, const proto_msg *req, proto_msg *rep, proto_call *call);
 // Builds the SAGA_REPLY for r's current state. saga->mu held.
 dtx_err saga__reply_of(saga *s, saga__rec *r, proto_msg *rep);
 

@@ -259,7 +259,7 @@ unlock:
 }
 
 dtx_err
-saga__handle(void *arg, const proto_msg *req, proto_msg *rep)
+saga__handle(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 {
 	saga *s = arg;
 	proto_defer *tok;
@@ -272,7 +272,7 @@ saga__handle(void *arg, const proto_msg *req, proto_msg *rep)
 		// A saga runs from completions, so that this worker (and the
 		// next element of a BATCH) goes on. On a submitter no token
 		// is given, and the saga runs there.
-		if ((tok = proto_server_defer()) == NULL)
+		if ((tok = proto_server_defer(call)) == NULL)
 			return submit(s, req, rep, NULL);
 		rv = submit(s, proto_defer_req(tok), &trep, tok);
 		if (rv != DTX_OK || trep.hdr.type != PROTO_NONE)

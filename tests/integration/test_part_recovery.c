@@ -190,8 +190,9 @@ typedef struct fake_coord {
 } fake_coord;
 
 static dtx_err
-fake_handler(void *arg, const proto_msg *req, proto_msg *rep)
+fake_handler(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 {
+	(void)call;
 	fake_coord *f = arg;
 	if (req->hdr.type != PROTO_STATUS)
 		return DTX_EINVAL;

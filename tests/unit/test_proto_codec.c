@@ -70,17 +70,13 @@ sample_ops(uint32_t n)
 }
 
 // Fills every field of a message of type t with non-default values.
+static void sample(proto_type t, proto_msg *m);
+
+// The body of a sample message of type t: ERROR, BATCH, PING, PONG, HEALTH,
+// HEALTH_REPLY, FAULT.
 static void
-sample(proto_type t, proto_msg *m)
+sample_admin(proto_type t, proto_msg *m)
 {
-	proto_msg_init(m, t);
-	m->hdr.id = 0x123456789aULL + (uint64_t)t;
-	m->hdr.from = 7;
-	m->hdr.hlc = clk_ts_make(1700000000123ULL, 42);
-	m->hdr.vc.n = CLK_VC_MAX;
-	m->hdr.vc.c[0] = 5;
-	m->hdr.vc.c[7] = 1ULL << 40;
-	m->hdr.vc.c[CLK_VC_MAX - 1] = 3;
 	switch (t) {
 	case PROTO_ERROR:
 		m->u.error.code = DTX_ECONFLICT;
@@ -125,6 +121,16 @@ sample(proto_type t, proto_msg *m)
 		m->u.fault.args[1] = 1;
 		ok(proto_str_set(&m->u.fault.arg, "strobe"));
 		break;
+	default:
+		fail_msg("no sample for type %d", (int)t);
+	}
+}
+
+// The body of a sample message of type t: TXN .. STATUS_REPLY.
+static void
+sample_txn(proto_type t, proto_msg *m)
+{
+	switch (t) {
 	case PROTO_TXN:
 		m->u.txn.mode = PROTO_MODE_3PC;
 		m->u.txn.n_ops = 4;
@@ -183,6 +189,16 @@ sample(proto_type t, proto_msg *m)
 		m->u.status_reply.state = PROTO_TS_NEVER_VOTED;
 		m->u.status_reply.commit_ts = clk_ts_make(1, 2);
 		break;
+	default:
+		fail_msg("no sample for type %d", (int)t);
+	}
+}
+
+// The body of a sample message of type t: READ .. SAGA_FORGET.
+static void
+sample_data(proto_type t, proto_msg *m)
+{
+	switch (t) {
 	case PROTO_READ:
 		m->u.read.ts = clk_ts_make(1700000000777ULL, 0);
 		m->u.read.n_keys = 2;
@@ -267,6 +283,25 @@ sample(proto_type t, proto_msg *m)
 	}
 }
 
+static void
+sample(proto_type t, proto_msg *m)
+{
+	proto_msg_init(m, t);
+	m->hdr.id = 0x123456789aULL + (uint64_t)t;
+	m->hdr.from = 7;
+	m->hdr.hlc = clk_ts_make(1700000000123ULL, 42);
+	m->hdr.vc.n = CLK_VC_MAX;
+	m->hdr.vc.c[0] = 5;
+	m->hdr.vc.c[7] = 1ULL << 40;
+	m->hdr.vc.c[CLK_VC_MAX - 1] = 3;
+	if (t <= PROTO_FAULT)
+		sample_admin(t, m);
+	else if (t <= PROTO_STATUS_REPLY)
+		sample_txn(t, m);
+	else
+		sample_data(t, m);
+}
+
 // ---------------------------------------------------------------- equality
 
 static void
@@ -315,8 +350,9 @@ ops_eq(const proto_op *a, uint32_t na, const proto_op *b, uint32_t nb)
 
 static void msg_eq(const proto_msg *a, const proto_msg *b);
 
+// body_eq for ERROR .. FAULT.
 static void
-body_eq(const proto_msg *a, const proto_msg *b)
+eq_admin(const proto_msg *a, const proto_msg *b)
 {
 	switch (a->hdr.type) {
 	case PROTO_ERROR:
@@ -350,6 +386,16 @@ body_eq(const proto_msg *a, const proto_msg *b)
 		    b->u.fault.n_args);
 		str_eq(a->u.fault.arg, b->u.fault.arg);
 		break;
+	default:
+		break;
+	}
+}
+
+// body_eq for TXN .. STATUS_REPLY.
+static void
+eq_txn(const proto_msg *a, const proto_msg *b)
+{
+	switch (a->hdr.type) {
 	case PROTO_TXN:
 		assert_int_equal(a->u.txn.mode, b->u.txn.mode);
 		ops_eq(
@@ -398,6 +444,16 @@ body_eq(const proto_msg *a, const proto_msg *b)
 		assert_true(
 		    a->u.status_reply.commit_ts == b->u.status_reply.commit_ts);
 		break;
+	default:
+		break;
+	}
+}
+
+// body_eq for READ .. SAGA_FORGET.
+static void
+eq_data(const proto_msg *a, const proto_msg *b)
+{
+	switch (a->hdr.type) {
 	case PROTO_READ:
 		assert_true(a->u.read.ts == b->u.read.ts);
 		assert_int_equal(a->u.read.n_keys, b->u.read.n_keys);
@@ -481,6 +537,17 @@ body_eq(const proto_msg *a, const proto_msg *b)
 	default:
 		break;
 	}
+}
+
+static void
+body_eq(const proto_msg *a, const proto_msg *b)
+{
+	if (a->hdr.type <= PROTO_FAULT)
+		eq_admin(a, b);
+	else if (a->hdr.type <= PROTO_STATUS_REPLY)
+		eq_txn(a, b);
+	else
+		eq_data(a, b);
 }
 
 static void

@@ -32,8 +32,9 @@ typedef struct fixture {
 
 // The daemon's own handler: answers STATUS with ABORTED.
 static dtx_err
-own_handler(void *arg, const proto_msg *req, proto_msg *rep)
+own_handler(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 {
+	(void)call;
 	fixture *f = arg;
 	if (req->hdr.type != PROTO_STATUS)
 		return DTX_EINVAL;

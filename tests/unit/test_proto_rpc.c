@@ -35,8 +35,9 @@ typedef struct echo {
 } echo;
 
 static dtx_err
-echo_handler(void *arg, const proto_msg *req, proto_msg *rep)
+echo_handler(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 {
+	(void)call;
 	echo *e = arg;
 	atomic_fetch_add(&e->calls, 1);
 	switch (req->hdr.type) {
@@ -728,7 +729,7 @@ typedef struct dfx {
 } dfx;
 
 static dtx_err
-defer_handler(void *arg, const proto_msg *req, proto_msg *rep)
+defer_handler(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 {
 	dfx *d = arg;
 	if (req->hdr.type == PROTO_ACK && req->u.txid.txid % 2 == 0) {
@@ -744,7 +745,7 @@ defer_handler(void *arg, const proto_msg *req, proto_msg *rep)
 	}
 	if (req->hdr.type != PROTO_ACK && req->hdr.type != PROTO_STATUS)
 		return DTX_EINVAL;
-	proto_defer *tok = proto_server_defer();
+	proto_defer *tok = proto_server_defer(call);
 	if (tok == NULL)
 		return DTX_ENOMEM;
 	const proto_msg *r = proto_defer_req(tok); // req is emptied now
