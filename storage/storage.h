@@ -456,6 +456,13 @@ typedef struct stor_indoubt {
 // (free with dtx_free; NULL when *n is 0).
 dtx_err stor_kv_indoubt(stor_kv *kv, stor_indoubt **list, size_t *n);
 
+// The in-doubt transaction txid alone, as stor_kv_indoubt would list it,
+// copied into *out (caller's storage): a look-up in the transaction
+// table, without copying the whole list. DTX_ENOENT when txid is not in
+// doubt (never prepared, decided, or its COMMIT is queued); DTX_EINVAL
+// for txid 0.
+dtx_err stor_kv_indoubt_find(stor_kv *kv, uint64_t txid, stor_indoubt *out);
+
 // ---------------------------------------------------------------- upkeep
 
 // Pins snapshot ts against garbage collection; *pin identifies the pin for

@@ -296,6 +296,20 @@ cmp_indoubt(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+// The stor_indoubt entry of tx, a distributed transaction not yet
+// committing.
+static stor_indoubt
+indoubt_of(const stor__tx *tx)
+{
+	return (stor_indoubt) { .txid = tx->txid,
+		.state = tx->state,
+		.commit_ts =
+		    tx->state == STOR_TX_PRECOMMITTED ? tx->commit_ts : 0,
+		.lsn = tx->lsn,
+		.nwrites = (uint32_t)tx->nw,
+		.meta = tx->meta };
+}
+
 dtx_err
 stor_kv_indoubt(stor_kv *kv, stor_indoubt **list, size_t *n)
 {
@@ -318,14 +332,7 @@ stor_kv_indoubt(stor_kv *kv, stor_indoubt **list, size_t *n)
 	for (const stor__tx *tx = kv->txs; tx != NULL; tx = tx->next_all) {
 		if (tx->kind != STOR__TX_DIST || tx->committing)
 			continue;
-		out[i++] = (stor_indoubt) { .txid = tx->txid,
-			.state = tx->state,
-			.commit_ts = tx->state == STOR_TX_PRECOMMITTED
-			    ? tx->commit_ts
-			    : 0,
-			.lsn = tx->lsn,
-			.nwrites = (uint32_t)tx->nw,
-			.meta = tx->meta };
+		out[i++] = indoubt_of(tx);
 	}
 	pthread_mutex_unlock(&kv->mu);
 	if (cnt > 1)
@@ -333,6 +340,25 @@ stor_kv_indoubt(stor_kv *kv, stor_indoubt **list, size_t *n)
 	*list = out;
 	*n = cnt;
 	return DTX_OK;
+}
+
+dtx_err
+stor_kv_indoubt_find(stor_kv *kv, uint64_t txid, stor_indoubt *out)
+{
+	if (kv == NULL || out == NULL || txid == 0)
+		return DTX_EINVAL;
+	pthread_mutex_lock(&kv->mu);
+	uint64_t v;
+	dtx_err err = DTX_ENOENT;
+	if (stor__map_get(&kv->txmap, txid, &v)) {
+		const stor__tx *tx = (const stor__tx *)(uintptr_t)v;
+		if (!tx->committing) {
+			*out = indoubt_of(tx);
+			err = DTX_OK;
+		}
+	}
+	pthread_mutex_unlock(&kv->mu);
+	return err;
 }
 
 // ---------------------------------------------------------------- barriers
