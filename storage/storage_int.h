@@ -22,7 +22,7 @@
 //      barrier.c   saga barriers (its BARGC record goes to the WAL)
 //   3  kvrec.c     record payload codecs
 //   2  kv.c        u64 maps, key table, versions, reads, pins, version GC
-//   1  wal.c, forcer.c: the log. It knows nothing of the
+//   1  wal.c, walfile.c, forcer.c: the log. It knows nothing of the
 //                  store: it hands records, the checkpoint blob and the
 //                  durable LSN up through the hooks passed to
 //                  stor__wal_open, and takes appends and syncs.

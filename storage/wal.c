@@ -28,12 +28,13 @@
 
 #include "storage_int.h"
 
-#define SEG_HDR 32
-#define REC_HDR 16
-#define REC_OVERHEAD 20
-#define SEG_MAGIC "DTXWAL01"
-#define CKPT_MAGIC "DTXCKPT1"
-#define CKPT_NAME "checkpoint"
+// Short names for the layout storage.h exports.
+#define SEG_HDR STOR_WAL_SEG_HDR
+#define REC_HDR STOR_WAL_REC_HDR
+#define REC_OVERHEAD STOR_WAL_REC_OVERHEAD
+#define SEG_MAGIC STOR_WAL_SEG_MAGIC
+#define CKPT_MAGIC STOR_WAL_CKPT_MAGIC
+#define CKPT_NAME STOR_WAL_CKPT_NAME
 #define CKPT_TMP "checkpoint.tmp"
 #define READ_CHUNK (4u << 20)
 #define PREALLOC_STEP (1u << 20)
@@ -144,12 +145,6 @@ do_sync(stor_wal *w, int fd)
 	return e == 0 ? DTX_OK : dtx_from_errno(e);
 }
 
-static void
-seg_name(char *out, size_t n, uint64_t first)
-{
-	snprintf(out, n, "wal-%016" PRIx64 ".log", first);
-}
-
 static dtx_err
 segs_add(stor_wal *w, uint64_t first)
 {
@@ -159,22 +154,13 @@ segs_add(stor_wal *w, uint64_t first)
 	return DTX_OK;
 }
 
-static void
-rec_header(uint8_t *p, uint8_t type, uint64_t lsn, size_t len)
-{
-	dtx_put_le32(p, (uint32_t)len);
-	p[4] = type;
-	p[5] = p[6] = p[7] = 0;
-	dtx_put_le64(p + 8, lsn);
-}
-
 // Creates segment first (header written and synced, directory synced) and
 // makes it the current one.
 static dtx_err
 seg_create(stor_wal *w, uint64_t first)
 {
 	char name[64];
-	seg_name(name, sizeof(name), first);
+	stor_wal_seg_name(name, sizeof(name), first);
 	int fd = openat(
 	    w->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -474,24 +460,8 @@ list_segments(stor_wal *w)
 	dtx_err err = DTX_OK;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		const char *nm = de->d_name;
-		if (strlen(nm) != 24 || strncmp(nm, "wal-", 4) != 0 ||
-		    strcmp(nm + 20, ".log") != 0)
-			continue;
-		uint64_t v = 0;
-		bool ok = true;
-		for (int i = 4; i < 20; i++) {
-			char c = nm[i];
-			int x = c >= '0' && c <= '9' ? c - '0'
-			    : c >= 'a' && c <= 'f'   ? c - 'a' + 10
-			                             : -1;
-			if (x < 0) {
-				ok = false;
-				break;
-			}
-			v = (v << 4) | (uint64_t)x;
-		}
-		if (!ok || v == 0)
+		uint64_t v;
+		if (!stor_wal_seg_parse(de->d_name, &v))
 			continue;
 		err = segs_add(w, v);
 		if (err != DTX_OK)
@@ -627,7 +597,7 @@ recover(stor_wal *w, stor_wal_rec_fn on_rec, void *arg)
 	for (size_t i = i0; i < w->nsegs; i++) {
 		bool last = i + 1 == w->nsegs;
 		char name[64];
-		seg_name(name, sizeof(name), w->segs[i]);
+		stor_wal_seg_name(name, sizeof(name), w->segs[i]);
 		if (w->segs[i] != s.expect) {
 			DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT",
 			    "%s: segment %s starts at LSN %" PRIu64
@@ -1043,11 +1013,7 @@ stor_wal_append(stor_wal *w, uint8_t type, const void *payload, size_t len,
 	if (err != DTX_OK)
 		goto out;
 	uint64_t l = w->next_lsn++;
-	uint8_t *p = w->buf + w->len;
-	rec_header(p, type, l, len);
-	if (len > 0)
-		memcpy(p + REC_HDR, payload, len);
-	dtx_put_le32(p + REC_HDR + len, dtx_crc32c(0, p, REC_HDR + len));
+	stor_wal_rec_frame(w->buf + w->len, type, l, payload, len);
 	bool was_empty = w->len == 0;
 	w->len += REC_OVERHEAD + len;
 	w->st.appends++;
@@ -1178,7 +1144,7 @@ stor_wal_checkpoint(
 		if (victim == 0)
 			break;
 		char name[64];
-		seg_name(name, sizeof(name), victim);
+		stor_wal_seg_name(name, sizeof(name), victim);
 		if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT) {
 			DTX_LOG(DTX_LOG_WARN, "WALTRUNC",
 			    "%s: cannot remove %s: %s", w->dir, name,
