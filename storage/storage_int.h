@@ -6,7 +6,7 @@
 // file offers the others.
 //
 // Layering. Each file calls only into files of the layers below it (the
-// numbers), never up and never across a layer except where noted:
+// numbers), never up:
 //
 //   8  store.c     open, close, stats: the only file that hands the WAL
 //                  the store's three hooks (replay, checkpoint, durable)
@@ -22,14 +22,18 @@
 //      barrier.c   saga barriers (its BARGC record goes to the WAL)
 //   3  kvrec.c     record payload codecs
 //   2  kv.c        u64 maps, key table, versions, reads, pins, version GC
-//   1  wal.c, walfile.c, forcer.c: the log. It knows nothing of the
-//                  store: it hands records, the checkpoint blob and the
-//                  durable LSN up through the hooks passed to
-//                  stor__wal_open, and takes appends and syncs.
+//   1  forcer.c    durability for callers that must not block, on wal.c
+//      wal.c       the log; it names, frames and parses through walfile.c
+//      walfile.c   segment names, record framing, scan and fault hooks
+//      The log knows nothing of the store: it hands records, the
+//      checkpoint blob and the durable LSN up through the three hooks
+//      passed to stor__wal_open, and takes appends, syncs and
+//      checkpoints.
 //
 // So the log never calls the store, replay (kvlog.c, ckpt.c) rebuilds
 // the tables without calling the operations above it, and the operations
-// (txlocal.c, txdist.c) reach the log only by appending records.
+// (txlocal.c, txdist.c) reach the log only by appending records. Within
+// a layer, the file listed first may call the one below it, not back.
 
 #ifndef STORAGE_INT_H
 #define STORAGE_INT_H
