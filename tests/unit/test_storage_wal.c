@@ -906,6 +906,73 @@ test_oom(void **state)
 	(void)dtx_rmtree(dir);
 }
 
+// The out-of-memory loop over stor_wal_scan, stor_wal_tear_tail and
+// stor_wal_flip_bit: each either succeeds or returns DTX_ENOMEM having
+// changed nothing.
+static void
+test_file_oom(void **state)
+{
+	(void)state;
+	char dir[256];
+	st_tmpdir(dir, sizeof(dir), "walfileoom");
+	stor_wal_opts o;
+	stor_wal_opts_init(&o);
+	o.segment_bytes = 4096;
+	stor_wal *w = st_wal_open(dir, &o);
+	append_n(w, 1, 300, true);
+	stor_wal_close(w);
+	stor_wal_end want;
+	assert_int_equal(stor_wal_scan(dir, NULL, NULL, &want), DTX_OK);
+	for (int op = 0; op < 3; op++) {
+		int n = 0;
+		for (;; n++) {
+			static seen sn;
+			stor_wal_end end = { .offset = 0 };
+			stor_wal_tear how = { .payload_len = 30,
+				.keep = 25,
+				.seed = 5,
+				.truncate = true };
+			sn.n = 0;
+			dtx_alloc_fail_after(n);
+			dtx_err err = op == 0
+			    ? stor_wal_scan(dir, on_scan, &sn, &end)
+			    : op == 1 ? stor_wal_tear_tail(dir, &how, &end)
+			              : stor_wal_flip_bit(dir, 150, 77, NULL);
+			dtx_alloc_fail_after(-1);
+			bool failed = dtx_alloc_failed();
+			if (err == DTX_OK) {
+				if (op == 0)
+					assert_int_equal(sn.n, 300);
+				if (op < 2)
+					assert_int_equal(
+					    end.offset, want.offset);
+				if (!failed)
+					break;
+				continue;
+			}
+			assert_int_equal(err, DTX_ENOMEM);
+			// Nothing changed: the tail and record 150 are as
+			// they were.
+			stor_wal_end now;
+			sn.n = 0;
+			assert_int_equal(
+			    stor_wal_scan(dir, on_scan, &sn, &now), DTX_OK);
+			assert_int_equal(sn.n, 300);
+			assert_int_equal(now.offset, want.offset);
+			assert_int_equal(
+			    now.size, op < 2 ? want.size : want.offset + 25);
+		}
+		print_message("file oom op %d: %d allocation points\n", op, n);
+	}
+	// The flip took: record 150 is no longer good, so the scan stops
+	// in its segment; recovery reports the damage.
+	assert_int_equal(stor_wal_flip_bit(dir, 150, 77, NULL), DTX_ENOENT);
+	got g = { 0 };
+	assert_int_equal(
+	    stor_wal_open(dir, NULL, NULL, on_rec, &g, &w), DTX_ECORRUPT);
+	(void)dtx_rmtree(dir);
+}
+
 int
 main(void)
 {
@@ -924,6 +991,7 @@ main(void)
 		cmocka_unit_test(test_forcer),
 		cmocka_unit_test(test_write_failure),
 		cmocka_unit_test(test_oom),
+		cmocka_unit_test(test_file_oom),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
