@@ -50,24 +50,19 @@ known_txid(
 	if (stor_kv_tx_state(p->kv, txid, &st, NULL) != DTX_OK)
 		return false;
 	if (st == STOR_TX_PREPARED || st == STOR_TX_PRECOMMITTED) {
-		stor_indoubt *list = NULL;
-		size_t n = 0;
-		if ((*rv = stor_kv_indoubt(p->kv, &list, &n)) != DTX_OK)
-			return true;
-		for (size_t i = 0; i < n; i++) {
-			if (list[i].txid != txid)
-				continue;
+		stor_indoubt x;
+		*rv = stor_kv_indoubt_find(p->kv, txid, &x);
+		if (*rv == DTX_OK) {
 			rep->hdr.type = PROTO_VOTE;
 			rep->u.vote.txid = txid;
 			*pend = (part__pending) { .kind = PART__PEND_VOTE,
-				.lsn = list[i].lsn,
+				.lsn = x.lsn,
 				.txid = txid,
-				.ts = list[i].meta.prepare_ts };
-			dtx_free(list);
-			*rv = DTX_OK;
+				.ts = x.meta.prepare_ts };
 			return true;
 		}
-		dtx_free(list);
+		if (*rv != DTX_ENOENT)
+			return true;
 		// Decided between the two looks: committed, since only a
 		// commit makes it leave the in-doubt list without an abort.
 		st = STOR_TX_COMMITTED;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // storage: a write-ahead log with group commit, segment files, CRC32C
-// records and atomic checkpoints (stor_wal_*), and built on it a
+// records and atomic checkpoints (stor_wal_*; its layout, a read-only scan
+// and disk-fault hooks for tools under "WAL files"), and built on it a
 // multi-version key-value store with HLC-stamped versions, prepared
 // transactions held as intents, local first-committer-wins transactions,
 // saga barrier records and remembered outcomes (stor_kv_*, stor_txn_*).
@@ -213,6 +214,108 @@ void stor_forcer_close(stor_forcer *fc);
 // segment back to the last synced byte (losing every unsynced write, as a
 // power loss would) and frees w. For tests and the fault harness.
 void stor_wal_crash(stor_wal *w);
+
+// ---------------------------------------------------------------- WAL files
+//
+// The layout above as names, for code that reads or damages a WAL
+// directory itself (the disk nemesis, tests) instead of redefining it.
+// None of these open a stor_wal or recover anything. stor_wal_scan and
+// stor_wal_rec_frame may run at any time; the two fault hooks change
+// files and are for a WAL that no process has open (a stopped daemon).
+
+#define STOR_WAL_SEG_MAGIC "DTXWAL01" // segment header bytes 0..7
+#define STOR_WAL_SEG_HDR 32u // segment header bytes
+#define STOR_WAL_REC_HDR 16u // record header: len, type, reserved, LSN
+#define STOR_WAL_REC_OVERHEAD 20u // header plus the CRC32C after the payload
+#define STOR_WAL_SEG_NAME_LEN 24u // strlen("wal-0000000000000001.log")
+#define STOR_WAL_CKPT_MAGIC "DTXCKPT1" // checkpoint file bytes 0..7
+#define STOR_WAL_CKPT_NAME "checkpoint"
+
+// Writes the name of the segment whose first LSN is first into out (n
+// bytes; at least STOR_WAL_SEG_NAME_LEN + 1 for the whole name).
+void stor_wal_seg_name(char *out, size_t n, uint64_t first);
+
+// True when name is a segment file name ("wal-" 16 lowercase hex digits
+// ".log", first LSN > 0); *first (may be NULL) gets its first LSN.
+bool stor_wal_seg_parse(const char *name, uint64_t *first);
+
+// Frames one record as the WAL writes it: the header (len, type,
+// reserved zero, lsn), the payload (borrowed, len bytes) and the CRC32C of
+// both, STOR_WAL_REC_OVERHEAD + len bytes in all, into out.
+void stor_wal_rec_frame(
+    uint8_t *out, uint8_t type, uint64_t lsn, const void *payload, size_t len);
+
+// One record as stor_wal_scan finds it on disk.
+typedef struct stor_wal_rec_info {
+	char segment[STOR_WAL_SEG_NAME_LEN + 1]; // its segment's file name
+	uint64_t seg_first; // that segment's first LSN
+	uint64_t offset; // byte offset of the record's first byte in the file
+	uint64_t length; // bytes on disk: STOR_WAL_REC_OVERHEAD + payload_len
+	uint64_t lsn;
+	uint8_t type;
+	uint32_t payload_len;
+} stor_wal_rec_info;
+
+// Called by stor_wal_scan for every good record (info borrowed, valid
+// during the call). A non-OK return stops the scan, which returns it.
+typedef dtx_err (*stor_wal_scan_fn)(void *arg, const stor_wal_rec_info *info);
+
+// Where the log ends: its newest segment, the offset just past that
+// segment's last good record (where the next record would be written),
+// the file's size and the LSN the next record would have.
+typedef struct stor_wal_end {
+	char segment[STOR_WAL_SEG_NAME_LEN + 1]; // "" when there is none
+	uint64_t offset;
+	uint64_t size;
+	uint64_t next_lsn;
+} stor_wal_end;
+
+// Reads the segments in dir in LSN order and calls fn (may be NULL) for
+// every good record: complete, type not 0, reserved bytes zero, CRC32C
+// right and LSN the next one of its segment. Within a segment the walk
+// stops at the first record that is not good (a torn or damaged tail,
+// damage in the middle, or the zero-filled preallocated rest); it does
+// not tell them apart, nor compare LSNs across segments (recovery does).
+// The checkpoint is not read. *end (may be NULL) gets where the newest
+// segment's good records end. Reads only. DTX_ECORRUPT when a segment's
+// header is bad, DTX_EIO and the like from the files, DTX_ENOMEM, fn's
+// error. dir is borrowed.
+dtx_err stor_wal_scan(
+    const char *dir, stor_wal_scan_fn fn, void *arg, stor_wal_end *end);
+
+// How stor_wal_tear_tail damages the tail.
+typedef struct stor_wal_tear {
+	uint32_t payload_len; // of the torn record, <= STOR_WAL_MAX_RECORD
+	// Bytes of the torn record written; at least 1 is kept back (a
+	// larger value is cut to STOR_WAL_REC_OVERHEAD + payload_len - 1).
+	uint32_t keep;
+	uint64_t seed; // draws the type (1..255) and payload bytes (dtx_rand)
+	bool truncate; // cut the file off just after the kept bytes
+} stor_wal_tear;
+
+// Tears the log's tail as a crash in the middle of writing a batch does:
+// writes the first how->keep bytes of the record that would come next
+// (framed as stor_wal_rec_frame does, with the next LSN) at the end of the
+// newest segment's good records (stor_wal_scan's end), cuts the file off
+// after them when how->truncate, and fsyncs. Only bytes past every good
+// record change, so nothing acknowledged is lost: recovery must cut the
+// torn record off and keep everything else. *where (may be NULL) gets the
+// end found before the tear (offset: where the torn record starts; size:
+// the file's size before). DTX_ENOENT when dir holds no segment,
+// DTX_EINVAL for a bad how, errors as stor_wal_scan. For a WAL that no
+// process has open.
+dtx_err stor_wal_tear_tail(
+    const char *dir, const stor_wal_tear *how, stor_wal_end *where);
+
+// Flips bit `bit` (0: the lowest bit of the record's first byte) of the
+// good record with LSN lsn (as stor_wal_scan finds it) and fsyncs: the
+// damage to acknowledged data that recovery must report as DTX_ECORRUPT
+// unless the record is the last one. *info (may be NULL) gets the record
+// as it was found. DTX_ENOENT when no good
+// record has that LSN, DTX_ERANGE when bit >= 8 * its length, errors as
+// stor_wal_scan. For a WAL that no process has open.
+dtx_err stor_wal_flip_bit(
+    const char *dir, uint64_t lsn, uint64_t bit, stor_wal_rec_info *info);
 
 // ================================================================ MVCC store
 //
@@ -455,6 +558,13 @@ typedef struct stor_indoubt {
 // Lists every in-doubt transaction in txid order. *list is returned owned
 // (free with dtx_free; NULL when *n is 0).
 dtx_err stor_kv_indoubt(stor_kv *kv, stor_indoubt **list, size_t *n);
+
+// The in-doubt transaction txid alone, as stor_kv_indoubt would list it,
+// copied into *out (caller's storage): a look-up in the transaction
+// table, without copying the whole list. DTX_ENOENT when txid is not in
+// doubt (never prepared, decided, or its COMMIT is queued); DTX_EINVAL
+// for txid 0.
+dtx_err stor_kv_indoubt_find(stor_kv *kv, uint64_t txid, stor_indoubt *out);
 
 // ---------------------------------------------------------------- upkeep
 

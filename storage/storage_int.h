@@ -1,9 +1,39 @@
 // SPDX-License-Identifier: MIT
 //
 // Shared between storage/'s own files: the WAL's internal open with a
-// durability callback, little-endian helpers, and the MVCC store's
-// in-memory structures (key table, versions, transactions, outcomes,
-// barriers) used by kv.c, txn.c and kvlog.c.
+// durability hook, and the MVCC store's in-memory structures (key table,
+// versions, transactions, outcomes, barriers) with the functions each
+// file offers the others.
+//
+// Layering. Each file calls only into files of the layers below it (the
+// numbers), never up:
+//
+//   8  store.c     open, close, stats: the only file that hands the WAL
+//                  the store's three hooks (replay, checkpoint, durable)
+//   7  txdist.c    PREPARE / PRECOMMIT / COMMIT / ABORT, in-doubt list;
+//                  uses txlocal.c's validation and hand-over
+//      txlocal.c   stor_txn: snapshot reads, buffered writes, local commit
+//   6  ckpt.c      checkpoint blob (the WAL's checkpoint hook); reloads
+//                  prepared transactions through kvlog.c
+//      kvlog.c     replay of the store's records (the WAL's record hook)
+//   5  txtab.c     transactions holding intents, the commit queue and the
+//                  WAL's durability hook that applies it
+//   4  outcome.c   remembered outcomes
+//      barrier.c   saga barriers (its BARGC record goes to the WAL)
+//   3  kvrec.c     record payload codecs
+//   2  kv.c        u64 maps, key table, versions, reads, pins, version GC
+//   1  forcer.c    durability for callers that must not block, on wal.c
+//      wal.c       the log; it names, frames and parses through walfile.c
+//      walfile.c   segment names, record framing, scan and fault hooks
+//      The log knows nothing of the store: it hands records, the
+//      checkpoint blob and the durable LSN up through the three hooks
+//      passed to stor__wal_open, and takes appends, syncs and
+//      checkpoints.
+//
+// So the log never calls the store, replay (kvlog.c, ckpt.c) rebuilds
+// the tables without calling the operations above it, and the operations
+// (txlocal.c, txdist.c) reach the log only by appending records. Within
+// a layer, the file listed first may call the one below it, not back.
 
 #ifndef STORAGE_INT_H
 #define STORAGE_INT_H
@@ -57,7 +87,6 @@ typedef struct stor__tab {
 	size_t n;
 } stor__tab;
 
-// One buffered write of a transaction.
 // One key a transaction touched: read (base only) or written (ver holds
 // the new value; its ts is set when it becomes a version).
 typedef struct stor__w {
@@ -107,6 +136,15 @@ typedef struct stor__tx {
 	struct stor__tx **prev_all;
 	struct stor__tx *next_q; // commit queue, in LSN order
 } stor__tx;
+
+// The timestamp a transaction's intents carry: the commit ts of a local
+// commit being made durable, the prepare ts of a distributed transaction.
+// The key table (kv.c) knows a transaction by this and its txid alone.
+static inline clk_ts
+stor__tx_intent_ts(const stor__tx *tx)
+{
+	return tx->kind == STOR__TX_LOCAL ? tx->commit_ts : tx->meta.prepare_ts;
+}
 
 // Remembered outcome.
 typedef struct stor__out {
@@ -161,7 +199,8 @@ struct stor_kv {
 	uint64_t bar_gc_wall_ms; // last stor_kv_barrier_gc_every collection
 };
 
-// kv.c: the key table and versions.
+// ---------------------------------------------------------------- 2 kv.c
+
 uint32_t stor__hash(const void *key, size_t klen);
 stor__ent *stor__tab_find(const stor__tab *t, const void *key, size_t klen);
 // Finds or inserts key; NULL when out of memory.
@@ -180,33 +219,20 @@ dtx_err stor__read(stor_kv *kv, const void *key, size_t klen, clk_ts ts,
 dtx_err stor__tab_reserve(stor__tab *t, size_t n);
 // Oldest snapshot any open transaction or pin can read.
 clk_ts stor__min_pinned(stor_kv *kv);
-
-// txn.c / kvlog.c
-void stor__tx_free(stor__tx *tx);
-void stor__tx_link(stor_kv *kv, stor__tx *tx);
-void stor__tx_unlink(stor_kv *kv, stor__tx *tx);
-// Turns tx's intents into versions at its commit ts, records the outcome
-// for a distributed one, unlinks and frees tx. kv->mu held.
-void stor__tx_apply(stor_kv *kv, stor__tx *tx);
-// Drops tx's intents, unlinks and frees it. kv->mu held.
-void stor__tx_drop(stor_kv *kv, stor__tx *tx);
-// Installs tx's intents on their entries. kv->mu held.
-dtx_err stor__tx_install(stor_kv *kv, stor__tx *tx);
-void stor__cq_push(stor_kv *kv, stor__tx *tx);
 uint64_t stor__wall_ms(void);
-void stor__outcome_put(
-    stor_kv *kv, uint64_t txid, stor_tx_state st, clk_ts ts, uint64_t wall);
-const stor__out *stor__outcome_get(stor_kv *kv, uint64_t txid);
-ptrdiff_t stor__bar_find(
-    stor_kv *kv, const uint8_t *gid, size_t glen, int64_t branch, uint8_t op);
-// The first barrier of gid in its chain (an index into kv->bars), skipping
-// pending ones when settled; -1 when there is none.
-ptrdiff_t stor__bar_first_of(
-    stor_kv *kv, const uint8_t *gid, size_t glen, bool settled);
-dtx_err stor__bar_add(stor_kv *kv, const stor__bar *b);
-void stor__bar_remove_at(stor_kv *kv, size_t i);
 
-// WAL record types of the store (kvlog.c encodes and replays them).
+// ---------------------------------------------------------------- 3 kvrec.c
+
+// WAL record types of the store. Payloads (little-endian; "writes" is u32
+// n, then n times: u32 klen, key, u8 tomb, u32 vlen, value; "meta" is u32
+// coordinator, u32 mode, u64 prepare ts, u32 npeers, npeers x u32):
+//   LOCAL      u64 commit ts, writes, u32 nbar, nbar x (u32 glen, gid,
+//              u64 branch, u8 op, u64 wall ms)
+//   PREPARE    u64 txid, meta, writes
+//   PRECOMMIT  u64 txid, u64 commit ts
+//   COMMIT     u64 txid, u64 commit ts
+//   ABORT      u64 txid, u64 zero
+//   BARGC      u32 glen, gid (glen 0: by age), u64 cut-off wall ms
 enum {
 	STOR__REC_LOCAL = 1, // a local commit: writes and barriers
 	STOR__REC_PREPARE = 2, // PREPARED: txid, meta, writes
@@ -218,14 +244,107 @@ enum {
 
 void stor__enc_writes(dtx_buf *b, const stor__w *w, size_t nw);
 void stor__enc_meta(dtx_buf *b, const stor_prep_meta *m);
+void stor__enc_bars(dtx_buf *b, const stor__bar *bars, size_t n);
 dtx_err stor__dec_meta(dtx_rd *r, stor_prep_meta *m);
-// Decodes nw writes into a newly allocated array (owned copies).
+// Decodes nw writes into a newly allocated array (owned copies; free with
+// stor__writes_free).
 dtx_err stor__dec_writes(dtx_rd *r, stor__w **w, size_t *nw);
-dtx_err stor__replay(
-    void *arg, uint64_t lsn, uint8_t type, const void *p, size_t len);
-dtx_err stor__load_ckpt(void *arg, uint64_t lsn, const void *p, size_t len);
-void stor__on_durable(void *arg, uint64_t lsn);
+void stor__writes_free(stor__w *w, size_t n);
+// Decodes one barrier; b->gid points into r's buffer (borrowed).
+dtx_err stor__dec_bar(dtx_rd *r, stor__bar *b);
+// Whether an encoded record can be appended: DTX_ENOMEM when its
+// encoding ran out of memory, DTX_EINVAL when it is too large for the WAL.
+dtx_err stor__rec_check(const dtx_buf *rec);
+
+// ---------------------------------------------------------------- 4 outcome.c
+
+void stor__outcome_put(
+    stor_kv *kv, uint64_t txid, stor_tx_state st, clk_ts ts, uint64_t wall);
+const stor__out *stor__outcome_get(stor_kv *kv, uint64_t txid);
+
+// ---------------------------------------------------------------- 4 barrier.c
+
+bool stor__bar_is(const stor__bar *b, const uint8_t *gid, size_t glen,
+    int64_t branch, uint8_t op);
+ptrdiff_t stor__bar_find(
+    stor_kv *kv, const uint8_t *gid, size_t glen, int64_t branch, uint8_t op);
+// The first barrier of gid in its chain (an index into kv->bars), skipping
+// pending ones when settled; -1 when there is none.
+ptrdiff_t stor__bar_first_of(
+    stor_kv *kv, const uint8_t *gid, size_t glen, bool settled);
+// Adds a copy of b (its gid copied) unless it is there already.
+dtx_err stor__bar_add(stor_kv *kv, const stor__bar *b);
+void stor__bar_remove_at(stor_kv *kv, size_t i);
+// The n barriers of a local commit: marks them settled once its record is
+// durable (keep), or removes them when it failed. kv->mu held.
+void stor__bar_settle(stor_kv *kv, const stor__bar *bars, size_t n, bool keep);
+// Removes the settled barriers of gid (glen > 0), else those committed
+// before cutoff wall ms; *n (may be NULL) gets the count. kv->mu held.
 void stor__bar_gc_apply(
     stor_kv *kv, const uint8_t *gid, size_t glen, uint64_t cutoff, size_t *n);
+
+// ---------------------------------------------------------------- 5 txtab.c
+
+void stor__tx_free(stor__tx *tx);
+void stor__tx_link(stor_kv *kv, stor__tx *tx);
+void stor__tx_unlink(stor_kv *kv, stor__tx *tx);
+// The distributed transaction txid in the table, or NULL. kv->mu held.
+stor__tx *stor__tx_get(stor_kv *kv, uint64_t txid);
+// Installs tx's intents on their entries. kv->mu held.
+dtx_err stor__tx_install(stor_kv *kv, stor__tx *tx);
+// Takes tx's intents off their entries. kv->mu held.
+void stor__tx_release(stor_kv *kv, stor__tx *tx);
+// Turns tx's intents into versions at its commit ts, records the outcome
+// for a distributed one, unlinks and frees tx. kv->mu held.
+void stor__tx_apply(stor_kv *kv, stor__tx *tx);
+// Drops tx's intents, unlinks and frees it. kv->mu held.
+void stor__tx_drop(stor_kv *kv, stor__tx *tx);
+// Queues tx (its COMMIT or LOCAL record appended) to be applied once
+// durable. kv->mu held.
+void stor__cq_push(stor_kv *kv, stor__tx *tx);
+// The WAL's durability hook: applies the queued commits up to lsn.
+void stor__on_durable(void *arg, uint64_t lsn);
+
+// ---------------------------------------------------------------- 6 kvlog.c,
+// ckpt.c
+
+// The WAL's record hook: replays one of the store's records.
+dtx_err stor__replay(
+    void *arg, uint64_t lsn, uint8_t type, const void *p, size_t len);
+// Reloads one prepared transaction (meta and writes read from r) with its
+// intents.
+dtx_err stor__load_prepared(stor_kv *kv, dtx_rd *r, uint64_t txid,
+    stor_tx_state st, clk_ts commit_ts, uint64_t lsn);
+// The WAL's checkpoint hook: loads the store's checkpoint blob.
+dtx_err stor__load_ckpt(void *arg, uint64_t lsn, const void *p, size_t len);
+
+// ---------------------------------------------------------------- 7 txlocal.c
+
+// A transaction being built. txlocal.c fills it; txdist.c prepares it.
+struct stor_txn {
+	stor_kv *kv;
+	clk_ts snap;
+	uint64_t pin; // 0: not pinned (snap is CLK_TS_MAX)
+	stor__w *w; // keys touched
+	size_t nw, wcap;
+	stor__map idx; // key hash -> index + 1 into w
+	stor__bar *puts; // barriers to insert
+	size_t nputs, putcap;
+	stor__bar *chk; // barriers read as absent
+	size_t nchk, chkcap;
+};
+
+void stor__txn_free(stor_txn *t);
+// Checks first-committer-wins and intents for every touched key, and that
+// no barrier read as absent or about to be written exists. kv->mu held.
+dtx_err stor__txn_validate(stor_txn *t);
+// Moves t's writes (and, for a local commit, its barriers) into a new tx
+// (NULL when out of memory). Read-only keys stay in t.
+stor__tx *stor__txn_take(stor_txn *t, stor__txkind kind);
+// The end of an async commit or prepare, with kv->mu held: unlocks it,
+// frees the transaction tx not handed over (may be NULL), rec and t, and
+// on success writes lsn to *out (may be NULL). Returns err.
+dtx_err stor__txn_end(stor_kv *kv, stor__tx *tx, dtx_buf *rec, stor_txn *t,
+    dtx_err err, uint64_t lsn, uint64_t *out);
 
 #endif // STORAGE_INT_H

@@ -28,12 +28,13 @@
 
 #include "storage_int.h"
 
-#define SEG_HDR 32
-#define REC_HDR 16
-#define REC_OVERHEAD 20
-#define SEG_MAGIC "DTXWAL01"
-#define CKPT_MAGIC "DTXCKPT1"
-#define CKPT_NAME "checkpoint"
+// Short names for the layout storage.h exports.
+#define SEG_HDR STOR_WAL_SEG_HDR
+#define REC_HDR STOR_WAL_REC_HDR
+#define REC_OVERHEAD STOR_WAL_REC_OVERHEAD
+#define SEG_MAGIC STOR_WAL_SEG_MAGIC
+#define CKPT_MAGIC STOR_WAL_CKPT_MAGIC
+#define CKPT_NAME STOR_WAL_CKPT_NAME
 #define CKPT_TMP "checkpoint.tmp"
 #define READ_CHUNK (4u << 20)
 #define PREALLOC_STEP (1u << 20)
@@ -144,12 +145,6 @@ do_sync(stor_wal *w, int fd)
 	return e == 0 ? DTX_OK : dtx_from_errno(e);
 }
 
-static void
-seg_name(char *out, size_t n, uint64_t first)
-{
-	snprintf(out, n, "wal-%016" PRIx64 ".log", first);
-}
-
 static dtx_err
 segs_add(stor_wal *w, uint64_t first)
 {
@@ -159,22 +154,13 @@ segs_add(stor_wal *w, uint64_t first)
 	return DTX_OK;
 }
 
-static void
-rec_header(uint8_t *p, uint8_t type, uint64_t lsn, size_t len)
-{
-	dtx_put_le32(p, (uint32_t)len);
-	p[4] = type;
-	p[5] = p[6] = p[7] = 0;
-	dtx_put_le64(p + 8, lsn);
-}
-
 // Creates segment first (header written and synced, directory synced) and
 // makes it the current one.
 static dtx_err
 seg_create(stor_wal *w, uint64_t first)
 {
 	char name[64];
-	seg_name(name, sizeof(name), first);
+	stor_wal_seg_name(name, sizeof(name), first);
 	int fd = openat(
 	    w->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -474,24 +460,8 @@ list_segments(stor_wal *w)
 	dtx_err err = DTX_OK;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		const char *nm = de->d_name;
-		if (strlen(nm) != 24 || strncmp(nm, "wal-", 4) != 0 ||
-		    strcmp(nm + 20, ".log") != 0)
-			continue;
-		uint64_t v = 0;
-		bool ok = true;
-		for (int i = 4; i < 20; i++) {
-			char c = nm[i];
-			int x = c >= '0' && c <= '9' ? c - '0'
-			    : c >= 'a' && c <= 'f'   ? c - 'a' + 10
-			                             : -1;
-			if (x < 0) {
-				ok = false;
-				break;
-			}
-			v = (v << 4) | (uint64_t)x;
-		}
-		if (!ok || v == 0)
+		uint64_t v;
+		if (!stor_wal_seg_parse(de->d_name, &v))
 			continue;
 		err = segs_add(w, v);
 		if (err != DTX_OK)
@@ -512,6 +482,99 @@ segs_remove(stor_wal *w, size_t i)
 	w->nsegs--;
 }
 
+// Checks the header of segment segs[i] (open as fd, size bytes). A last
+// segment whose creation was cut short (no more than a header's bytes) is
+// removed and *gone set; any other bad header is DTX_ECORRUPT.
+static dtx_err
+seg_header(
+    stor_wal *w, int fd, size_t i, uint64_t size, const char *name, bool *gone)
+{
+	*gone = false;
+	bool last = i + 1 == w->nsegs;
+	uint8_t h[SEG_HDR];
+	bool hdr_ok = size >= SEG_HDR && read_at(fd, h, SEG_HDR, 0) == DTX_OK &&
+	    memcmp(h, SEG_MAGIC, 8) == 0 &&
+	    dtx_get_le32(h + 24) == dtx_crc32c(0, h, 24) &&
+	    dtx_get_le32(h + 28) == 0 && dtx_get_le64(h + 8) == w->segs[i];
+	if (hdr_ok)
+		return DTX_OK;
+	if (last && size <= SEG_HDR) {
+		// A segment whose creation was cut short: it holds no record.
+		DTX_LOG(DTX_LOG_WARN, "WALTAIL",
+		    "%s: removing unfinished segment %s", w->dir, name);
+		if (unlinkat(w->dirfd, name, 0) != 0)
+			return dtx_from_errno(errno);
+		segs_remove(w, i);
+		w->st.segments--;
+		*gone = true;
+		return DTX_OK;
+	}
+	DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT",
+	    "%s: segment %s has a damaged header", w->dir, name);
+	return DTX_ECORRUPT;
+}
+
+// The index of the segment that holds LSN checkpoint + 1 (the last one
+// starting at or below it) into *i0, with *have set; *have false when
+// there are no segments. DTX_ECORRUPT when every segment starts above it.
+static dtx_err
+start_segment(stor_wal *w, size_t *i0, bool *have)
+{
+	uint64_t start_lsn = w->ckpt_lsn + 1;
+	*i0 = 0;
+	*have = false;
+	for (size_t i = 0; i < w->nsegs; i++) {
+		if (w->segs[i] <= start_lsn) {
+			*i0 = i;
+			*have = true;
+		}
+	}
+	if (w->nsegs > 0 && !*have) {
+		DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT",
+		    "%s: no segment holds LSN %" PRIu64
+		    " (first segment starts at %" PRIu64 ")",
+		    w->dir, start_lsn, w->segs[0]);
+		return DTX_ECORRUPT;
+	}
+	return DTX_OK;
+}
+
+// After the scan: continues the log at next_lsn, in the last segment when
+// it is still open as seg_fd (synced first), else in a new one.
+static dtx_err
+resume(stor_wal *w)
+{
+	if (w->seg_fd >= 0 && w->next_lsn <= w->ckpt_lsn) {
+		// The log ends below the checkpoint (its tail was lost); the
+		// checkpoint holds that state, so continue in a new segment.
+		DTX_LOG(DTX_LOG_WARN, "WALTAIL",
+		    "%s: log ends at LSN %" PRIu64 " below checkpoint %" PRIu64
+		    "; starting a new segment",
+		    w->dir, w->next_lsn - 1, w->ckpt_lsn);
+		close(w->seg_fd);
+		w->seg_fd = -1;
+	}
+	if (w->next_lsn <= w->ckpt_lsn)
+		w->next_lsn = w->ckpt_lsn + 1;
+	dtx_err err = DTX_OK;
+	if (w->seg_fd >= 0) {
+		if (lseek(w->seg_fd, (off_t)w->seg_size, SEEK_SET) < 0)
+			return dtx_from_errno(errno);
+		// Records a killed process left unsynced in the page cache
+		// were replayed: make them durable before building on them.
+		err = do_sync(w, w->seg_fd);
+		if (err != DTX_OK)
+			return err;
+		w->seg_synced = w->seg_size;
+	} else {
+		err = seg_create(w, w->next_lsn);
+		if (err != DTX_OK)
+			return err;
+	}
+	w->durable_lsn = w->next_lsn - 1;
+	return DTX_OK;
+}
+
 static dtx_err
 recover(stor_wal *w, stor_wal_rec_fn on_rec, void *arg)
 {
@@ -519,33 +582,22 @@ recover(stor_wal *w, stor_wal_rec_fn on_rec, void *arg)
 	if (err != DTX_OK)
 		return err;
 	w->st.segments = w->nsegs;
-	uint64_t start_lsn = w->ckpt_lsn + 1;
-	size_t i0 = 0;
-	bool have_start = false;
-	for (size_t i = 0; i < w->nsegs; i++) {
-		if (w->segs[i] <= start_lsn) {
-			i0 = i;
-			have_start = true;
-		}
-	}
-	if (w->nsegs > 0 && !have_start) {
-		DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT",
-		    "%s: no segment holds LSN %" PRIu64
-		    " (first segment starts at %" PRIu64 ")",
-		    w->dir, start_lsn, w->segs[0]);
-		return DTX_ECORRUPT;
-	}
+	size_t i0;
+	bool have_start;
+	err = start_segment(w, &i0, &have_start);
+	if (err != DTX_OK)
+		return err;
 	scan s = { .w = w, .on_rec = on_rec, .arg = arg };
 	s.bcap = READ_CHUNK;
 	s.buf = dtx_alloc(s.bcap);
 	if (s.buf == NULL)
 		return DTX_ENOMEM;
-	s.expect = have_start ? w->segs[i0] : start_lsn;
+	s.expect = have_start ? w->segs[i0] : w->ckpt_lsn + 1;
 	int fd = -1;
 	for (size_t i = i0; i < w->nsegs; i++) {
 		bool last = i + 1 == w->nsegs;
 		char name[64];
-		seg_name(name, sizeof(name), w->segs[i]);
+		stor_wal_seg_name(name, sizeof(name), w->segs[i]);
 		if (w->segs[i] != s.expect) {
 			DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT",
 			    "%s: segment %s starts at LSN %" PRIu64
@@ -561,35 +613,14 @@ recover(stor_wal *w, stor_wal_rec_fn on_rec, void *arg)
 			goto fail;
 		}
 		uint64_t size = (uint64_t)sb.st_size;
-		uint8_t h[SEG_HDR];
-		bool hdr_ok = size >= SEG_HDR &&
-		    read_at(fd, h, SEG_HDR, 0) == DTX_OK &&
-		    memcmp(h, SEG_MAGIC, 8) == 0 &&
-		    dtx_get_le32(h + 24) == dtx_crc32c(0, h, 24) &&
-		    dtx_get_le32(h + 28) == 0 &&
-		    dtx_get_le64(h + 8) == w->segs[i];
-		if (!hdr_ok) {
-			if (last && size <= SEG_HDR) {
-				// A segment whose creation was cut short: it
-				// holds no record.
-				DTX_LOG(DTX_LOG_WARN, "WALTAIL",
-				    "%s: removing unfinished segment %s",
-				    w->dir, name);
-				close(fd);
-				fd = -1;
-				if (unlinkat(w->dirfd, name, 0) != 0) {
-					err = dtx_from_errno(errno);
-					goto fail;
-				}
-				segs_remove(w, i);
-				w->st.segments--;
-				break;
-			}
-			DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT",
-			    "%s: segment %s has a damaged header", w->dir,
-			    name);
-			err = DTX_ECORRUPT;
+		bool gone;
+		err = seg_header(w, fd, i, size, name, &gone);
+		if (err != DTX_OK)
 			goto fail;
+		if (gone) {
+			close(fd);
+			fd = -1;
+			break;
 		}
 		w->seg_first = w->segs[i];
 		uint64_t torn, end;
@@ -613,42 +644,13 @@ recover(stor_wal *w, stor_wal_rec_fn on_rec, void *arg)
 			w->seg_fd = fd;
 			w->seg_size = end;
 			w->seg_zeroed = size;
-			fd = -1;
 		} else {
 			close(fd);
-			fd = -1;
 		}
+		fd = -1;
 	}
 	w->next_lsn = s.expect;
-	if (w->seg_fd >= 0 && w->next_lsn <= w->ckpt_lsn) {
-		// The log ends below the checkpoint (its tail was lost); the
-		// checkpoint holds that state, so continue in a new segment.
-		DTX_LOG(DTX_LOG_WARN, "WALTAIL",
-		    "%s: log ends at LSN %" PRIu64 " below checkpoint %" PRIu64
-		    "; starting a new segment",
-		    w->dir, w->next_lsn - 1, w->ckpt_lsn);
-		close(w->seg_fd);
-		w->seg_fd = -1;
-	}
-	if (w->next_lsn <= w->ckpt_lsn)
-		w->next_lsn = w->ckpt_lsn + 1;
-	if (w->seg_fd >= 0) {
-		if (lseek(w->seg_fd, (off_t)w->seg_size, SEEK_SET) < 0) {
-			err = dtx_from_errno(errno);
-			goto fail;
-		}
-		// Records a killed process left unsynced in the page cache
-		// were replayed: make them durable before building on them.
-		err = do_sync(w, w->seg_fd);
-		if (err != DTX_OK)
-			goto fail;
-		w->seg_synced = w->seg_size;
-	} else {
-		err = seg_create(w, w->next_lsn);
-		if (err != DTX_OK)
-			goto fail;
-	}
-	w->durable_lsn = w->next_lsn - 1;
+	err = resume(w);
 fail:
 	if (fd >= 0)
 		close(fd);
@@ -1011,11 +1013,7 @@ stor_wal_append(stor_wal *w, uint8_t type, const void *payload, size_t len,
 	if (err != DTX_OK)
 		goto out;
 	uint64_t l = w->next_lsn++;
-	uint8_t *p = w->buf + w->len;
-	rec_header(p, type, l, len);
-	if (len > 0)
-		memcpy(p + REC_HDR, payload, len);
-	dtx_put_le32(p + REC_HDR + len, dtx_crc32c(0, p, REC_HDR + len));
+	stor_wal_rec_frame(w->buf + w->len, type, l, payload, len);
 	bool was_empty = w->len == 0;
 	w->len += REC_OVERHEAD + len;
 	w->st.appends++;
@@ -1146,7 +1144,7 @@ stor_wal_checkpoint(
 		if (victim == 0)
 			break;
 		char name[64];
-		seg_name(name, sizeof(name), victim);
+		stor_wal_seg_name(name, sizeof(name), victim);
 		if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT) {
 			DTX_LOG(DTX_LOG_WARN, "WALTRUNC",
 			    "%s: cannot remove %s: %s", w->dir, name,

@@ -3,7 +3,8 @@
 // The MVCC store: snapshot visibility, intents against readers and
 // writers (rule 10), first-committer-wins, GC never removing a version a
 // pinned snapshot needs (rule 20), prepared transactions and outcomes
-// surviving restarts (rules 6-8), checkpoints, saga barriers (rule 13),
+// surviving restarts (rules 6-8), the look-up of one in-doubt
+// transaction, checkpoints, saga barriers (rule 13),
 // an injected fsync failure, 64 concurrent PREPAREs sharing fsyncs, and
 // the out-of-memory loop over open, commit, prepare and checkpoint.
 
@@ -355,6 +356,79 @@ test_prepared_survive_restart(void **state)
 	dtx_sleep_ms(2);
 	stor_kv_outcome_gc(kv, 0);
 	assert_int_equal(stor_kv_tx_state(kv, 1001, &st, &cts), DTX_ENOENT);
+	st_kv_done(kv, dir);
+}
+
+// Field by field (the structures' padding is not theirs to compare).
+static void
+indoubt_same(const stor_indoubt *a, const stor_indoubt *b)
+{
+	assert_int_equal(a->txid, b->txid);
+	assert_int_equal(a->state, b->state);
+	assert_int_equal(a->commit_ts, b->commit_ts);
+	assert_int_equal(a->lsn, b->lsn);
+	assert_int_equal(a->nwrites, b->nwrites);
+	assert_int_equal(a->meta.coordinator, b->meta.coordinator);
+	assert_int_equal(a->meta.mode, b->meta.mode);
+	assert_int_equal(a->meta.prepare_ts, b->meta.prepare_ts);
+	assert_int_equal(a->meta.npeers, b->meta.npeers);
+	assert_memory_equal(a->meta.peers, b->meta.peers,
+	    a->meta.npeers * sizeof(a->meta.peers[0]));
+}
+
+// stor_kv_indoubt_find answers for one txid exactly what stor_kv_indoubt
+// lists for it, before and after a restart, and DTX_ENOENT once it is
+// decided, while its COMMIT is queued, and for a txid never prepared.
+static void
+test_indoubt_find(void **state)
+{
+	(void)state;
+	char dir[256];
+	stor_kv *kv = st_kv_fresh(dir, sizeof(dir), "kvfind", NULL);
+	for (uint64_t id = 1; id <= 40; id++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%u", (unsigned)id);
+		assert_int_equal(
+		    prepare(kv, 5000 + id * 7, key, (int64_t)id, T(100 + id)),
+		    DTX_OK);
+	}
+	assert_int_equal(stor_kv_precommit(kv, 5000 + 3 * 7, T(300)), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		stor_indoubt *list;
+		size_t n;
+		assert_int_equal(stor_kv_indoubt(kv, &list, &n), 0);
+		assert_int_equal(n, 40);
+		for (size_t i = 0; i < n; i++) {
+			stor_indoubt x;
+			assert_int_equal(
+			    stor_kv_indoubt_find(kv, list[i].txid, &x), 0);
+			indoubt_same(&x, &list[i]);
+		}
+		assert_int_equal(list[2].state, STOR_TX_PRECOMMITTED);
+		assert_int_equal(list[2].commit_ts, T(300));
+		dtx_free(list);
+		stor_kv_close(kv);
+		kv = st_kv_open(dir, NULL);
+	}
+	stor_indoubt x = { .txid = 77 };
+	assert_int_equal(stor_kv_indoubt_find(kv, 5001, &x), DTX_ENOENT);
+	assert_int_equal(x.txid, 77); // untouched on an error
+	assert_int_equal(stor_kv_indoubt_find(kv, 0, &x), DTX_EINVAL);
+	assert_int_equal(stor_kv_indoubt_find(NULL, 5007, &x), DTX_EINVAL);
+	assert_int_equal(stor_kv_indoubt_find(kv, 5007, NULL), DTX_EINVAL);
+	// Decided: aborted, or committed (the COMMIT queued, then applied).
+	assert_int_equal(stor_kv_abort(kv, 5007), 0);
+	assert_int_equal(stor_kv_indoubt_find(kv, 5007, &x), DTX_ENOENT);
+	uint64_t lsn;
+	assert_int_equal(stor_kv_commit_async(kv, 5014, T(400), &lsn), 0);
+	assert_int_equal(stor_kv_indoubt_find(kv, 5014, &x), DTX_ENOENT);
+	assert_int_equal(stor_kv_sync(kv, lsn), 0);
+	assert_int_equal(stor_kv_indoubt_find(kv, 5014, &x), DTX_ENOENT);
+	assert_int_equal(stor_kv_indoubt_find(kv, 5021, &x), DTX_OK);
+	assert_int_equal(x.txid, 5021);
+	assert_int_equal(x.state, STOR_TX_PRECOMMITTED);
+	assert_int_equal(x.meta.prepare_ts, T(103));
+	assert_int_equal(x.nwrites, 1);
 	st_kv_done(kv, dir);
 }
 
@@ -822,6 +896,7 @@ main(void)
 		cmocka_unit_test(test_first_committer_wins),
 		cmocka_unit_test(test_gc),
 		cmocka_unit_test(test_prepared_survive_restart),
+		cmocka_unit_test(test_indoubt_find),
 		cmocka_unit_test(test_checkpoint_bounds_replay),
 		cmocka_unit_test(test_barriers),
 		cmocka_unit_test(test_barrier_index),

@@ -2,9 +2,10 @@
 //
 // The WAL: append and replay, group commit sharing fsyncs, segment
 // rotation and checkpoint truncation (rule 19), recovery of a small WAL
-// truncated at every byte and with every bit flipped (rule 17), an
-// injected fsync failure (rule 18), and the out-of-memory loop over open,
-// append, recovery and checkpoint.
+// truncated at every byte and with every bit flipped (rule 17), the
+// exported layout (segment names, framing, stor_wal_scan) and fault hooks
+// (torn tail, flipped bit), an injected fsync failure (rule 18), and the
+// out-of-memory loop over open, append, recovery and checkpoint.
 
 #include <errno.h>
 #include <pthread.h>
@@ -374,6 +375,263 @@ test_flip_every_bit(void **state)
 	(void)dtx_rmtree(s.dir);
 }
 
+// ---------------------------------------------------------------- WAL files
+
+enum { SCAN_N = 300 }; // records of about 32 bytes: three segments
+
+// What stor_wal_scan reported.
+typedef struct seen {
+	uint64_t n;
+	stor_wal_rec_info rec[SCAN_N];
+} seen;
+
+static dtx_err
+on_scan(void *arg, const stor_wal_rec_info *info)
+{
+	seen *s = arg;
+	if (s->n < SCAN_N)
+		s->rec[s->n] = *info;
+	s->n++;
+	return DTX_OK;
+}
+
+static dtx_err
+stop_scan(void *arg, const stor_wal_rec_info *info)
+{
+	(void)info;
+	return ++*(int *)arg == 3 ? DTX_ECANCELED : DTX_OK;
+}
+
+// Segment names, record framing and stor_wal_scan over a WAL of several
+// preallocated segments: every record where it lies, byte for byte.
+static void
+test_scan(void **state)
+{
+	(void)state;
+	char name[STOR_WAL_SEG_NAME_LEN + 1];
+	uint64_t first = 0;
+	stor_wal_seg_name(name, sizeof(name), 0x1234abcdULL);
+	assert_string_equal(name, "wal-000000001234abcd.log");
+	assert_true(stor_wal_seg_parse(name, &first));
+	assert_int_equal(first, 0x1234abcdULL);
+	assert_true(stor_wal_seg_parse("wal-ffffffffffffffff.log", NULL));
+	const char *bad[] = { "wal-0000000000000000.log",
+		"wal-000000000000000A.log", "wal-00000000000000g1.log",
+		"wal-00000000000001.log", "wal-0000000000000001.lo",
+		"xal-0000000000000001.log", "checkpoint", "" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(stor_wal_seg_parse(bad[i], &first));
+	assert_false(stor_wal_seg_parse(NULL, &first));
+
+	char dir[256];
+	st_tmpdir(dir, sizeof(dir), "walscan");
+	stor_wal_end end;
+	seen sn = { 0 };
+	assert_int_equal(stor_wal_scan(dir, on_scan, &sn, &end), DTX_OK);
+	assert_int_equal(sn.n, 0);
+	assert_string_equal(end.segment, "");
+	stor_wal_opts o;
+	stor_wal_opts_init(&o);
+	o.segment_bytes = 4096; // the smallest
+	stor_wal *w = st_wal_open(dir, &o);
+	append_n(w, 1, SCAN_N, true);
+	stor_wal_stats ws;
+	stor_wal_stats_get(w, &ws);
+	stor_wal_close(w);
+	assert_true(ws.segments >= 2);
+	assert_int_equal(stor_wal_scan(dir, on_scan, &sn, &end), DTX_OK);
+	assert_int_equal(sn.n, SCAN_N);
+	uint64_t segs = 0;
+	for (uint64_t i = 0; i < SCAN_N; i++) {
+		const stor_wal_rec_info *r = &sn.rec[i];
+		unsigned char p[64], want[128];
+		size_t len = st_payload(i + 1, p);
+		assert_int_equal(r->lsn, i + 1);
+		assert_int_equal(r->type, st_type(i + 1));
+		assert_int_equal(r->payload_len, len);
+		assert_int_equal(r->length, STOR_WAL_REC_OVERHEAD + len);
+		assert_true(stor_wal_seg_parse(r->segment, &first));
+		assert_int_equal(first, r->seg_first);
+		if (r->offset == STOR_WAL_SEG_HDR) {
+			assert_int_equal(r->seg_first, r->lsn);
+			segs++;
+		} else {
+			assert_int_equal(r->offset,
+			    sn.rec[i - 1].offset + sn.rec[i - 1].length);
+		}
+		// The bytes on disk are the record as stor_wal_rec_frame
+		// frames it.
+		char path[512];
+		size_t flen = 0;
+		snprintf(path, sizeof(path), "%s/%s", dir, r->segment);
+		unsigned char *f = st_read_file(path, &flen);
+		stor_wal_rec_frame(want, r->type, r->lsn, p, len);
+		assert_true(r->offset + r->length <= flen);
+		assert_memory_equal(f + r->offset, want, r->length);
+		free(f);
+	}
+	assert_int_equal(segs, ws.segments);
+	// The end: just past the last record of the newest segment, whose
+	// zero-filled rest makes the file longer.
+	const stor_wal_rec_info *last = &sn.rec[SCAN_N - 1];
+	assert_string_equal(end.segment, last->segment);
+	assert_int_equal(end.offset, last->offset + last->length);
+	assert_int_equal(end.next_lsn, SCAN_N + 1);
+	assert_true(end.size > end.offset);
+	// fn's error stops the scan.
+	int calls = 0;
+	assert_int_equal(
+	    stor_wal_scan(dir, stop_scan, &calls, NULL), DTX_ECANCELED);
+	assert_int_equal(calls, 3);
+	// A damaged segment header is corruption.
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, sn.rec[0].segment);
+	FILE *fp = fopen(path, "r+b");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, 9, SEEK_SET), 0); // in the first LSN
+	int c = fgetc(fp);
+	assert_int_equal(fseek(fp, 9, SEEK_SET), 0);
+	assert_int_equal(fputc(c ^ 1, fp), c ^ 1);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(stor_wal_scan(dir, NULL, NULL, NULL), DTX_ECORRUPT);
+	assert_int_equal(stor_wal_scan(NULL, NULL, NULL, NULL), DTX_EINVAL);
+	(void)dtx_rmtree(dir);
+	assert_int_not_equal(stor_wal_scan(dir, NULL, NULL, NULL), DTX_OK);
+}
+
+// stor_wal_tear_tail: for every way of cutting a torn record, with and
+// without a zero-filled rest, recovery keeps every record and cuts off
+// the torn one, and the log goes on after it.
+static void
+test_tear_tail(void **state)
+{
+	(void)state;
+	char dir[256];
+	st_tmpdir(dir, sizeof(dir), "waltear");
+	stor_wal_tear how = { .payload_len = 40, .seed = 7 };
+	assert_int_equal(stor_wal_tear_tail(dir, &how, NULL), DTX_ENOENT);
+	uint64_t n = 0;
+	const uint32_t keeps[] = { 0, 1, 4, 16, 19, 20, 59, 60, 1000 };
+	for (int pre = 0; pre < 2; pre++) {
+		for (size_t i = 0; i < sizeof(keeps) / sizeof(keeps[0]); i++) {
+			for (int cut = 0; cut < 2; cut++) {
+				stor_wal_opts o = no_prealloc();
+				o.preallocate = pre;
+				got g = { 0 };
+				stor_wal *w;
+				assert_int_equal(stor_wal_open(dir, &o, NULL,
+				                     on_rec, &g, &w),
+				    DTX_OK);
+				assert_false(g.bad);
+				assert_int_equal(g.n, n);
+				append_n(w, n + 1, 3, true);
+				n += 3;
+				stor_wal_close(w);
+				stor_wal_end before, where;
+				assert_int_equal(
+				    stor_wal_scan(dir, NULL, NULL, &before),
+				    DTX_OK);
+				how.keep = keeps[i];
+				how.truncate = cut;
+				how.seed++;
+				assert_int_equal(
+				    stor_wal_tear_tail(dir, &how, &where),
+				    DTX_OK);
+				assert_string_equal(
+				    where.segment, before.segment);
+				assert_int_equal(where.offset, before.offset);
+				assert_int_equal(where.size, before.size);
+				assert_int_equal(where.next_lsn, n + 1);
+				char path[512];
+				size_t flen = 0;
+				snprintf(path, sizeof(path), "%s/%s", dir,
+				    where.segment);
+				unsigned char *f = st_read_file(path, &flen);
+				uint32_t kept = keeps[i] < 60 ? keeps[i] : 59;
+				if (cut)
+					assert_int_equal(
+					    flen, where.offset + kept);
+				else
+					assert_true(
+					    flen >= where.offset + kept);
+				if (kept >= 16) {
+					const unsigned char *r =
+					    f + where.offset;
+					assert_int_equal(dtx_get_le32(r), 40);
+					assert_true(r[4] != 0);
+					assert_int_equal(
+					    dtx_get_le64(r + 8), n + 1);
+				}
+				free(f);
+				// Only bytes past the good records changed.
+				stor_wal_end after;
+				assert_int_equal(
+				    stor_wal_scan(dir, NULL, NULL, &after),
+				    DTX_OK);
+				assert_int_equal(after.offset, before.offset);
+				assert_int_equal(after.next_lsn, n + 1);
+			}
+		}
+	}
+	got g = { 0 };
+	stor_wal *w;
+	assert_int_equal(stor_wal_open(dir, NULL, NULL, on_rec, &g, &w), 0);
+	assert_int_equal(g.n, n);
+	assert_false(g.bad);
+	stor_wal_close(w);
+	how.payload_len = STOR_WAL_MAX_RECORD + 1;
+	assert_int_equal(stor_wal_tear_tail(dir, &how, NULL), DTX_EINVAL);
+	assert_int_equal(stor_wal_tear_tail(dir, NULL, NULL), DTX_EINVAL);
+	(void)dtx_rmtree(dir);
+}
+
+// stor_wal_flip_bit: a flipped bit in an acknowledged record before the
+// last is corruption, in the last one a torn tail.
+static void
+test_flip_bit(void **state)
+{
+	(void)state;
+	small s;
+	small_init(&s, "walflipapi");
+	stor_wal_rec_info info;
+	assert_int_equal(stor_wal_flip_bit(s.dir, 3, 13, &info), DTX_OK);
+	assert_int_equal(info.lsn, 3);
+	assert_int_equal(info.offset, s.ends[1]);
+	assert_int_equal(info.length, s.ends[2] - s.ends[1]);
+	assert_string_equal(info.segment, "wal-0000000000000001.log");
+	size_t flen = 0;
+	unsigned char *f = st_read_file(s.seg, &flen);
+	assert_int_equal(flen, s.len);
+	for (size_t i = 0; i < flen; i++)
+		assert_int_equal(
+		    f[i], s.orig[i] ^ (i == s.ends[1] + 1 ? 1u << 5 : 0u));
+	free(f);
+	// No longer a good record: it cannot be found again.
+	assert_int_equal(stor_wal_flip_bit(s.dir, 3, 13, NULL), DTX_ENOENT);
+	got g = { 0 };
+	stor_wal *w;
+	stor_wal_opts o = no_prealloc();
+	assert_int_equal(
+	    stor_wal_open(s.dir, &o, NULL, on_rec, &g, &w), DTX_ECORRUPT);
+	// The last record damaged: a torn tail, cut off.
+	st_write_file(s.seg, s.orig, s.len);
+	uint64_t len = s.ends[SMALL_N - 1] - s.ends[SMALL_N - 2];
+	assert_int_equal(
+	    stor_wal_flip_bit(s.dir, SMALL_N, 8 * len, NULL), DTX_ERANGE);
+	assert_int_equal(
+	    stor_wal_flip_bit(s.dir, SMALL_N, 8 * len - 1, NULL), DTX_OK);
+	assert_int_equal(
+	    stor_wal_flip_bit(s.dir, SMALL_N + 1, 0, NULL), DTX_ENOENT);
+	assert_int_equal(stor_wal_flip_bit(s.dir, 0, 0, NULL), DTX_EINVAL);
+	g = (got) { 0 };
+	assert_int_equal(stor_wal_open(s.dir, &o, NULL, on_rec, &g, &w), 0);
+	assert_false(g.bad);
+	assert_int_equal(g.n, SMALL_N - 1);
+	stor_wal_close(w);
+	free(s.orig);
+	(void)dtx_rmtree(s.dir);
+}
+
 static void
 test_middle_segment_damage(void **state)
 {
@@ -648,6 +906,73 @@ test_oom(void **state)
 	(void)dtx_rmtree(dir);
 }
 
+// The out-of-memory loop over stor_wal_scan, stor_wal_tear_tail and
+// stor_wal_flip_bit: each either succeeds or returns DTX_ENOMEM having
+// changed nothing.
+static void
+test_file_oom(void **state)
+{
+	(void)state;
+	char dir[256];
+	st_tmpdir(dir, sizeof(dir), "walfileoom");
+	stor_wal_opts o;
+	stor_wal_opts_init(&o);
+	o.segment_bytes = 4096;
+	stor_wal *w = st_wal_open(dir, &o);
+	append_n(w, 1, 300, true);
+	stor_wal_close(w);
+	stor_wal_end want;
+	assert_int_equal(stor_wal_scan(dir, NULL, NULL, &want), DTX_OK);
+	for (int op = 0; op < 3; op++) {
+		int n = 0;
+		for (;; n++) {
+			static seen sn;
+			stor_wal_end end = { .offset = 0 };
+			stor_wal_tear how = { .payload_len = 30,
+				.keep = 25,
+				.seed = 5,
+				.truncate = true };
+			sn.n = 0;
+			dtx_alloc_fail_after(n);
+			dtx_err err = op == 0
+			    ? stor_wal_scan(dir, on_scan, &sn, &end)
+			    : op == 1 ? stor_wal_tear_tail(dir, &how, &end)
+			              : stor_wal_flip_bit(dir, 150, 77, NULL);
+			dtx_alloc_fail_after(-1);
+			bool failed = dtx_alloc_failed();
+			if (err == DTX_OK) {
+				if (op == 0)
+					assert_int_equal(sn.n, 300);
+				if (op < 2)
+					assert_int_equal(
+					    end.offset, want.offset);
+				if (!failed)
+					break;
+				continue;
+			}
+			assert_int_equal(err, DTX_ENOMEM);
+			// Nothing changed: the tail and record 150 are as
+			// they were.
+			stor_wal_end now;
+			sn.n = 0;
+			assert_int_equal(
+			    stor_wal_scan(dir, on_scan, &sn, &now), DTX_OK);
+			assert_int_equal(sn.n, 300);
+			assert_int_equal(now.offset, want.offset);
+			assert_int_equal(
+			    now.size, op < 2 ? want.size : want.offset + 25);
+		}
+		print_message("file oom op %d: %d allocation points\n", op, n);
+	}
+	// The flip took: record 150 is no longer good, so the scan stops
+	// in its segment; recovery reports the damage.
+	assert_int_equal(stor_wal_flip_bit(dir, 150, 77, NULL), DTX_ENOENT);
+	got g = { 0 };
+	assert_int_equal(
+	    stor_wal_open(dir, NULL, NULL, on_rec, &g, &w), DTX_ECORRUPT);
+	(void)dtx_rmtree(dir);
+}
+
 int
 main(void)
 {
@@ -658,11 +983,15 @@ main(void)
 		cmocka_unit_test(test_rotation_checkpoint),
 		cmocka_unit_test(test_truncate_every_byte),
 		cmocka_unit_test(test_flip_every_bit),
+		cmocka_unit_test(test_scan),
+		cmocka_unit_test(test_tear_tail),
+		cmocka_unit_test(test_flip_bit),
 		cmocka_unit_test(test_middle_segment_damage),
 		cmocka_unit_test(test_fsync_failure),
 		cmocka_unit_test(test_forcer),
 		cmocka_unit_test(test_write_failure),
 		cmocka_unit_test(test_oom),
+		cmocka_unit_test(test_file_oom),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
