@@ -242,7 +242,7 @@ void saga__evict(saga *s);
 // Queues r for the resumers (r not owned). saga->mu held.
 void saga__enqueue(saga *s, saga__rec *r);
 
-// ---------------------------------------------------------------- run.c
+// ---------------------------------------------------------------- step.c
 
 // Runs r (owned by the caller: r->owned is true) in its direction until it
 // is finished, or until deadline_ns (monotonic) passes at a retry point,
@@ -310,7 +310,7 @@ dtx_err saga__handle(void *arg, const proto_msg *req, proto_msg *rep);
 // Builds the SAGA_REPLY for r's current state. saga->mu held.
 dtx_err saga__reply_of(saga *s, saga__rec *r, proto_msg *rep);
 
-// ---------------------------------------------------------------- async.c
+// ---------------------------------------------------------------- engine.c
 
 // Runs r (new, owned by the caller, its BEGIN record appended at
 // begin_lsn but not yet durable) as an asynchronous job that answers tok
