@@ -112,13 +112,17 @@ force_then(job *j, void (*then)(job *j))
 	stor_forcer_force(j->s->forcer, &j->force);
 }
 
-// The next pause before a call of j's step is repeated: capped exponential
-// backoff in the number of calls so far, with jitter.
+// The pause before j's step is called again: none after the first call
+// (a lock held a moment ago is often free by now, and a whole BATCH of
+// sagas waits for its slowest), then capped exponential backoff in the
+// number of calls so far, with jitter.
 static uint64_t
 backoff_ms(job *j)
 {
 	const saga_cfg *cfg = j->s->cfg;
-	uint32_t a = j->attempt;
+	if (j->attempt == 0)
+		return 0;
+	uint32_t a = j->attempt - 1;
 	uint64_t d = (uint64_t)cfg->backoff_base_ms << (a < 20 ? a : 20);
 	if (d > (uint64_t)cfg->backoff_max_ms)
 		d = (uint64_t)cfg->backoff_max_ms;
@@ -169,7 +173,10 @@ retry(job *j, const char *err)
 		if (d > left)
 			d = left + 1;
 	}
-	saga__park(j, d, send_step);
+	if (d == 0)
+		send_step(j);
+	else
+		saga__park(j, d, send_step);
 }
 
 // Compensation j->step was answered res (why): done, or, when it failed
