@@ -451,7 +451,7 @@ saga__log_open(saga *s)
 	s->replaying = true;
 	dtx_err rv = stor_wal_open(dir, &o, on_ckpt, on_rec, s, &s->wal);
 	s->replaying = false;
-	// Every saga still unfinished was interrupted: the resumers take it.
+	// Every saga still unfinished was interrupted: saga_start resumes it.
 	for (size_t b = 0; rv == DTX_OK && b < s->nbuckets; b++)
 		for (saga__rec *r = s->buckets[b]; r != NULL; r = r->hnext)
 			if (r->state == PROTO_SAGA_RUNNING ||

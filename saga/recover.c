@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
 //
-// The orchestrator's background threads. Resumers run the sagas nobody's
-// worker is running: those the log left unfinished after a crash (each in
-// the direction its log says) and those a worker handed off because their
-// compensation outlasted the client's wait. Each gets a turn of bounded
-// length and goes back to the end of the queue, so one saga stuck on a
-// dead participant does not hold up the others. The background thread
-// sends SAGA_FORGET to the participants of finished sagas (so that they
-// collect their barriers), checkpoints the log and evicts old outcomes.
+// The orchestrator's threads besides the server's. At start every saga
+// the log left unfinished after a crash is resumed as a job of the engine
+// (engine.c), in the direction its log says. Resumers continue the jobs
+// that wait out a pause (a retry's backoff), answering a client whose
+// reply is due meanwhile; a parked job holds no thread, so one saga stuck
+// on a dead participant does not hold up the others. The background
+// thread sends SAGA_FORGET to the participants of finished sagas (so that
+// they collect their barriers), checkpoints the log and evicts old
+// outcomes.
 
 #include <stdio.h>
 #include <string.h>
@@ -15,7 +16,6 @@
 
 #include "saga_int.h"
 
-#define TURN_MS 1000 // a resumer's turn on one saga
 #define BG_PERIOD_MS 50
 #define FORGET_BATCH 1024 // = PROTO_MAX_BATCH
 #define FORGET_TAKE 8192 // forgets handled per round
@@ -28,38 +28,126 @@ wait_ms(saga *s, pthread_cond_t *cv, uint64_t ms)
 	pthread_cond_timedwait(cv, &s->mu, &ts);
 }
 
+// Puts j on the parked list, or ends it when the orchestrator stops.
+static void
+push(saga *s, saga__job *j)
+{
+	pthread_mutex_lock(&s->mu);
+	if (!atomic_load(&s->stop)) {
+		j->next = s->parked;
+		s->parked = j;
+		pthread_cond_signal(&s->q_cv);
+		j = NULL;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (j != NULL)
+		saga__job_end(j);
+}
+
+void
+saga__park(saga__job *j, uint64_t ms, void (*then)(saga__job *j))
+{
+	j->then = then;
+	j->due_ns = dtx_mono_ns() + ms * 1000000u;
+	if (!j->paused) {
+		j->paused = true;
+		saga__count(j->s, SAGA_CTR_TO_THREAD);
+	}
+	push(j->s, j);
+}
+
+// When a resumer must look at parked j: its pause is over, or its
+// client's reply is due.
+static uint64_t
+wake_at(const saga__job *j)
+{
+	if (j->tok != NULL && j->r->reply_by_ns < j->due_ns)
+		return j->r->reply_by_ns;
+	return j->due_ns;
+}
+
+// Takes the first parked job whose wake time passed off the list; else
+// *next_ns gets the earliest wake time. saga->mu held.
+static saga__job *
+take_due(saga *s, uint64_t now, uint64_t *next_ns)
+{
+	for (saga__job **pp = &s->parked; *pp != NULL; pp = &(*pp)->next) {
+		saga__job *j = *pp;
+		uint64_t t = wake_at(j);
+		if (t <= now) {
+			*pp = j->next;
+			j->next = NULL;
+			return j;
+		}
+		if (t < *next_ns)
+			*next_ns = t;
+	}
+	return NULL;
+}
+
+// A parked job's wake time passed: answers its client if its reply is
+// due, then goes on once its pause is over.
+static void
+wake(saga *s, saga__job *j)
+{
+	uint64_t now = dtx_mono_ns();
+	if (j->tok != NULL && now >= j->r->reply_by_ns)
+		saga__job_answer(j);
+	if (saga__stopping(s))
+		saga__job_end(j); // unknown: it resumes from the log
+	else if (now < j->due_ns)
+		push(s, j);
+	else
+		j->then(j);
+}
+
 static void *
 resumer(void *arg)
 {
 	saga *s = arg;
 
 	pthread_mutex_lock(&s->mu);
-	while (!saga__stopping(s)) {
-		saga__rec *r = s->q_head;
-		if (r == NULL) {
-			wait_ms(s, &s->q_cv, 100);
+	while (!atomic_load(&s->stop)) {
+		uint64_t now = dtx_mono_ns();
+		uint64_t next = now + 100000000u; // look at stop every 100 ms
+		saga__job *j = take_due(s, now, &next);
+		if (j == NULL) {
+			struct timespec ts =
+			    dtx_time_after(CLOCK_MONOTONIC, next - now);
+			pthread_cond_timedwait(&s->q_cv, &s->mu, &ts);
 			continue;
 		}
+		pthread_mutex_unlock(&s->mu);
+		wake(s, j);
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+// Resumes every saga the log left unfinished, each as a job.
+static dtx_err
+resume_recovered(saga *s)
+{
+	dtx_err rv = DTX_OK;
+
+	pthread_mutex_lock(&s->mu);
+	saga__rec *r;
+	while (rv == DTX_OK && (r = s->q_head) != NULL) {
+		saga__job *j = NULL;
+		if ((rv = saga__job_new(s, &j)) != DTX_OK)
+			break;
 		s->q_head = r->fnext;
 		if (s->q_head == NULL)
 			s->q_tail = NULL;
 		r->fnext = NULL;
-		r->queued = false;
 		r->owned = true;
 		pthread_mutex_unlock(&s->mu);
-		DTX_LOG(DTX_LOG_DEBUG, "SAGA_RESUME", "saga %s (%s)", r->gid,
-		    r->state == PROTO_SAGA_RUNNING ? "forward"
-		                                   : "compensating");
-		bool done = saga__drive(
-		    s, r, dtx_mono_ns() + (uint64_t)TURN_MS * 1000000u);
+		saga__resume(j, r);
 		pthread_mutex_lock(&s->mu);
-		if (!done && !saga__stopping(s))
-			saga__enqueue(s, r);
-		else
-			r->owned = false;
 	}
 	pthread_mutex_unlock(&s->mu);
-	return NULL;
+	return rv == DTX_ECLOSED ? DTX_OK : rv;
 }
 
 // Puts f back for another attempt later, or drops it (the participants
@@ -206,7 +294,7 @@ saga__threads_start(saga *s)
 	if (pthread_create(&s->bg, NULL, background, s) != 0)
 		return DTX_ENOMEM;
 	s->bg_started = true;
-	return DTX_OK;
+	return resume_recovered(s);
 }
 
 void
@@ -223,4 +311,20 @@ saga__threads_stop(saga *s)
 	if (s->bg_started)
 		pthread_join(s->bg, NULL);
 	s->bg_started = false;
+	// No resumer is left to continue the parked jobs: they end (each
+	// saga resumes from the log), and the jobs in flight end at their
+	// next completion, which the open server and batchers still deliver.
+	pthread_mutex_lock(&s->mu);
+	saga__job *p = s->parked;
+	s->parked = NULL;
+	pthread_mutex_unlock(&s->mu);
+	while (p != NULL) {
+		saga__job *next = p->next;
+		saga__job_end(p);
+		p = next;
+	}
+	pthread_mutex_lock(&s->mu);
+	while (s->jobs > 0)
+		wait_ms(s, &s->done_cv, 100);
+	pthread_mutex_unlock(&s->mu);
 }

@@ -37,7 +37,7 @@ const dtx_cfg_opt saga_cfg_table[] = {
 	    4096, INT64_C(1) << 40, "67108864",
 	    "checkpoint the saga log once it grew this much" },
 	{ "resumers", DTX_CFG_INT, offsetof(saga_cfg, resumers), 1, 256, "8",
-	    "threads resuming recovered and handed-off sagas" },
+	    "threads continuing sagas after a pause (a retry's backoff)" },
 	{ "step-batch", DTX_CFG_INT, offsetof(saga_cfg, step_batch), 1,
 	    PROTO_MAX_BATCH, "64",
 	    "STEPs per message to a participant at most (the STEPs of "
@@ -48,8 +48,7 @@ const dtx_cfg_opt saga_cfg_table[] = {
 	    "queue meanwhile and leave together as the next)" },
 	{ "submitters", DTX_CFG_INT, offsetof(saga_cfg, submitters), 1, 1024,
 	    "64",
-	    "threads for submitted sagas that must wait (a step retried after "
-	    "a pause, a resubmission waiting for its outcome)" },
+	    "threads for resubmissions waiting for their saga's outcome" },
 	{ "sync", DTX_CFG_STR, offsetof(saga_cfg, sync), 0, 0, "full",
 	    "saga log durability: full (fdatasync) or none (benchmarks only)" },
 };
@@ -182,8 +181,8 @@ saga_close(saga *s)
 	if (s == NULL)
 		return;
 	saga__threads_stop(s);
-	// The server is closed: what it deferred has been answered, so no
-	// job is left.
+	// The server is closed and saga__threads_stop waited for every job:
+	// what the server deferred has been answered.
 	proto_pool_close(s->submitters);
 	stor_forcer_close(s->forcer);
 	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)

@@ -47,11 +47,11 @@ typedef struct saga_cfg {
 	int64_t retain_max;
 	// The saga log is checkpointed once it grew by this many bytes.
 	int64_t checkpoint_bytes;
-	// Threads that run recovered and handed-off sagas.
+	// Threads that continue sagas after a pause (a step's retry after
+	// its backoff); a saga holds none while it waits.
 	int64_t resumers;
-	// Threads for submitted sagas that must wait: a step retried after
-	// a pause, a resubmission waiting for its saga's outcome (each holds
-	// one while it waits; a saga on the straight path holds none).
+	// Threads for resubmissions waiting for their saga's outcome (each
+	// holds one while it waits).
 	int64_t submitters;
 	// STEPs per BATCH to one participant at most.
 	int64_t step_batch;
@@ -75,13 +75,14 @@ dtx_err saga_open(proto_daemon *d, const saga_cfg *cfg, saga **out);
 // Fills the hooks to pass to proto_daemon_serve.
 void saga_hooks(saga *s, proto_daemon_hooks *out);
 
-// Starts the background threads: the resumers (which first resume every
-// saga the log left unfinished), the barrier collector (SAGA_FORGET) and
-// the checkpointer. DTX_ENOMEM.
+// Resumes every saga the log left unfinished and starts the background
+// threads: the resumers (which continue sagas after a pause), the barrier
+// collector (SAGA_FORGET) and the checkpointer. DTX_ENOMEM.
 dtx_err saga_start(saga *s);
 
-// Stops the background threads: a saga being retried gives up its turn
-// (it stays unfinished in the log). Call before proto_daemon_close. NULL
+// Stops the background threads and waits for every running saga to stop
+// at its next step boundary (an unfinished one stays so in the log, and
+// its client is answered unknown). Call before proto_daemon_close. NULL
 // does nothing.
 void saga_stop(saga *s);
 

@@ -2,8 +2,8 @@
 //
 // Shared between saga/'s own files: the orchestrator's state (the saga
 // table, the saga log, the queues of the background threads, counters),
-// the saga log's record formats, and the functions each file offers the
-// others.
+// the saga log's record formats, the engine's jobs, and the functions each
+// file offers the others.
 
 #ifndef SAGA_INT_H
 #define SAGA_INT_H
@@ -68,8 +68,8 @@ typedef enum saga_ctr {
 	SAGA_CTR_GAVE_UP, // actions whose retry budget ran out
 	SAGA_CTR_COMPENSATIONS, // compensations applied (incl. null ones)
 	SAGA_CTR_RECOVERED, // unfinished sagas loaded from the log
-	SAGA_CTR_HANDED_OFF, // sagas handed to the resumers
-	SAGA_CTR_TO_THREAD, // asynchronous sagas handed to a submitter
+	SAGA_CTR_HANDED_OFF, // answered unknown while the saga goes on
+	SAGA_CTR_TO_THREAD, // jobs that left the straight path (a pause)
 	SAGA_CTR_FORGETS_SENT, // SAGA_FORGET messages acknowledged
 	SAGA_CTR_FORGET_ERRORS,
 	SAGA_CTR_CHECKPOINTS,
@@ -82,7 +82,7 @@ extern const char *const saga__ctr_names[SAGA_CTR_COUNT];
 // ---------------------------------------------------------------- state
 
 // One saga. The immutable part (gid, steps) is set at creation; the rest
-// changes only through saga__apply under saga->mu, by the one thread that
+// changes only through saga__apply under saga->mu, by the one job that
 // owns the saga (runs it) or by replay.
 typedef struct saga__rec saga__rec;
 struct saga__rec {
@@ -99,13 +99,31 @@ struct saga__rec {
 	uint64_t end_ns; // monotonic: finished (0: not yet)
 	uint64_t action_since_ns; // first attempt of the current action
 	uint64_t reply_by_ns; // monotonic: the submitter's answer is due
-	bool owned; // a thread or an asynchronous job is running it
-	bool handoff; // its job handed it to a submitter thread
-	bool queued; // waiting in the resume queue
+	bool owned; // a job (engine.c) is running it
 	bool recovered; // loaded unfinished from the log
 	uint32_t waiters; // resubmissions waiting for its outcome
 	saga__rec *hnext; // hash chain
 	saga__rec *fnext; // finished list (oldest first), or resume queue
+};
+
+// A saga being run by the engine (engine.c): it moves on from
+// completions (a forced record, a STEP's answer) and from the resumers
+// (recover.c) after a pause. Exactly one of those holds it at a time.
+typedef struct saga__job saga__job;
+struct saga__job {
+	saga *s;
+	saga__rec *r; // owned by the job (r->owned) until it ends
+	proto_defer *tok; // the client's SAGA_SUBMIT (NULL: none, answered)
+	stor_force force; // the record being forced
+	void (*then)(saga__job *j); // what follows the force or the pause
+	uint32_t step; // the step in flight, in phase ph
+	proto_phase ph;
+	uint32_t attempt; // calls of the step so far (backoff)
+	uint64_t seed; // backoff jitter
+	uint64_t due_ns; // parked: when then runs (monotonic)
+	bool paused; // parked once (SAGA_CTR_TO_THREAD)
+	proto_msg req; // its STEP (borrows r's gid and ops)
+	saga__job *next; // the parked list
 };
 
 // A SAGA_FORGET due to be sent to the participants of a finished saga.
@@ -128,13 +146,15 @@ struct saga {
 	// the records up to the last LSN). Never held across a network
 	// call or an fsync.
 	pthread_mutex_t mu;
-	pthread_cond_t done_cv; // a saga finished (CLOCK_MONOTONIC)
-	pthread_cond_t q_cv; // resume queue or stop (CLOCK_MONOTONIC)
+	pthread_cond_t done_cv; // a saga or a job finished (CLOCK_MONOTONIC)
+	pthread_cond_t q_cv; // parked list or stop (CLOCK_MONOTONIC)
 	saga__rec **buckets;
 	size_t nbuckets, count;
 	saga__rec *fin_head, *fin_tail; // finished sagas, oldest first
 	size_t nfinished;
-	saga__rec *q_head, *q_tail; // sagas for the resumers
+	saga__rec *q_head, *q_tail; // recovered sagas saga_start resumes
+	saga__job *parked; // jobs waiting out a pause, for the resumers
+	size_t jobs; // jobs alive (saga_stop waits for none)
 	size_t unfinished; // running or compensating
 	size_t recovering; // recovered sagas not finished yet
 	saga__forget *fq; // ring of pending forgets
@@ -143,7 +163,7 @@ struct saga {
 	_Atomic bool stop;
 	bool replaying; // inside saga_open's replay
 
-	proto_pool *submitters; // runs deferred SAGA_SUBMITs that must wait
+	proto_pool *submitters; // resubmissions waiting for an outcome
 	stor_forcer *forcer; // forces the records of asynchronous sagas
 	// STEPs to each participant share BATCH messages (and so one
 	// participant fsync), through the daemon's peer calls.
@@ -239,16 +259,10 @@ void saga__finished(saga *s, saga__rec *r);
 // Forgets finished sagas beyond cfg->retain_max or older than
 // cfg->retain_ms. saga->mu held.
 void saga__evict(saga *s);
-// Queues r for the resumers (r not owned). saga->mu held.
+// Queues r (recovered, not owned) for saga_start. saga->mu held.
 void saga__enqueue(saga *s, saga__rec *r);
 
-// ---------------------------------------------------------------- run.c
-
-// Runs r (owned by the caller: r->owned is true) in its direction until it
-// is finished, or until deadline_ns (monotonic) passes at a retry point,
-// or the daemon stops. Returns true when r is finished. Never holds
-// saga->mu across a call.
-bool saga__drive(saga *s, saga__rec *r, uint64_t deadline_ns);
+// ---------------------------------------------------------------- step.c
 
 // True once the daemon or the orchestrator is stopping.
 bool saga__stopping(saga *s);
@@ -299,10 +313,18 @@ dtx_err saga__comp_done(saga *s, saga__rec *r, uint32_t i);
 
 // ---------------------------------------------------------------- recover.c
 
-// The resumer threads (unfinished sagas from the log and hand-offs) and
-// the background thread (SAGA_FORGET batches, checkpoints, eviction).
+// Resumes every saga the log left unfinished, starts the resumer threads
+// (which continue parked jobs) and the background thread (SAGA_FORGET
+// batches, checkpoints, eviction). DTX_ENOMEM.
 dtx_err saga__threads_start(saga *s);
+// Stops the threads, ends every parked job and waits until no job is
+// left (a job in flight ends at its next completion).
 void saga__threads_stop(saga *s);
+
+// Parks j for ms, then a resumer calls then(j); meanwhile a client still
+// waiting is answered (unknown) once its reply is due. Once the
+// orchestrator stops, ends j instead (its saga resumes from the log).
+void saga__park(saga__job *j, uint64_t ms, void (*then)(saga__job *j));
 
 // ---------------------------------------------------------------- serve.c
 
@@ -311,14 +333,32 @@ dtx_err saga__handle(
 // Builds the SAGA_REPLY for r's current state. saga->mu held.
 dtx_err saga__reply_of(saga *s, saga__rec *r, proto_msg *rep);
 
-// ---------------------------------------------------------------- async.c
+// ---------------------------------------------------------------- engine.c
 
-// Runs r (new, owned by the caller, its BEGIN record appended at
-// begin_lsn but not yet durable) as an asynchronous job that answers tok
-// (the client's SAGA_SUBMIT) when the saga ends, or hands both to a
-// submitter thread when it needs retries. Returns at once.
-void saga__run_async(
-    saga *s, saga__rec *r, proto_defer *tok, uint64_t begin_lsn);
+// A job for a saga, counted in s->jobs. saga->mu held. DTX_ECLOSED once
+// the orchestrator stops, DTX_ENOMEM. Returns owned: give it to saga__run
+// or saga__resume, or free it unused with saga__job_drop (saga->mu held).
+dtx_err saga__job_new(saga *s, saga__job **out);
+void saga__job_drop(saga__job *j);
+
+// Runs r (new, r->owned set by the caller, its BEGIN record appended at
+// begin_lsn but not yet durable) with j (taken), answering tok (the
+// client's SAGA_SUBMIT; NULL: none) when the saga ends, or with unknown
+// when its reply is due first. Returns at once.
+void saga__run(
+    saga__job *j, saga__rec *r, proto_defer *tok, uint64_t begin_lsn);
+
+// Resumes r (recovered, r->owned set by the caller) with j (taken), in the
+// direction its log says. Returns at once.
+void saga__resume(saga__job *j, saga__rec *r);
+
+// Ends j: gives its saga back (r->owned false), answers its client with
+// the saga's state (unknown when unfinished) and frees j.
+void saga__job_end(saga__job *j);
+
+// Answers j's client (j->tok) now with unknown; the saga goes on.
+void saga__job_answer(saga__job *j);
+
 dtx_err saga__health(void *arg, proto_health_reply *rep);
 
 #endif // SAGA_INT_H

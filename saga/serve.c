@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// What the orchestrator serves: SAGA_SUBMIT (log the saga, run it as an
-// asynchronous job or on a submitter thread, answer committed, aborted or
-// unknown; a gid already known gets that saga's outcome instead, so
-// resubmission is idempotent),
+// What the orchestrator serves: SAGA_SUBMIT (log the saga, run it as a
+// job of the engine, answer committed, aborted or unknown; a gid already
+// known gets that saga's outcome instead, so resubmission is idempotent),
 // SAGA_STATUS, and its part of HEALTH (sagas in flight, sagas stuck in
 // compensation with their age and last error, counters).
 
@@ -77,14 +76,14 @@ deadline_ts(struct timespec *ts, uint64_t deadline_ns)
 	*ts = dtx_time_after(CLOCK_MONOTONIC, d);
 }
 
-// A gid already known: waits (bounded) for its outcome. saga->mu held.
+// Waits (bounded by the client's wait) for r's outcome, as a waiter (the
+// caller counted itself in r->waiters, so that r stays), then builds the
+// reply with r's state. saga->mu held.
 static dtx_err
-resubmitted(saga *s, saga__rec *r, proto_msg *rep)
+wait_outcome(saga *s, saga__rec *r, proto_msg *rep)
 {
 	uint64_t end =
 	    dtx_mono_ns() + (uint64_t)s->cfg->reply_wait_ms * 1000000u;
-	saga__count(s, SAGA_CTR_RESUBMITTED);
-	r->waiters++;
 	while (!finished(r) && dtx_mono_ns() < end && !saga__stopping(s)) {
 		struct timespec ts;
 		deadline_ts(&ts, end);
@@ -137,36 +136,18 @@ append_begin(saga *s, const proto_saga_submit *sub, uint64_t wall,
 	return DTX_OK;
 }
 
-// Drives r (owned by the caller) until it is finished or its reply is
-// due, then answers with its state; a saga not finished goes on in the
-// background.
-static dtx_err
-drive_reply(saga *s, saga__rec *r, proto_msg *rep)
-{
-	bool done = saga__drive(s, r, r->reply_by_ns);
-	pthread_mutex_lock(&s->mu);
-	if (!done && !saga__stopping(s)) {
-		// It goes on in the background; the client may ask again.
-		saga__count(s, SAGA_CTR_HANDED_OFF);
-		saga__enqueue(s, r);
-	} else {
-		r->owned = false;
-	}
-	dtx_err rv = saga__reply_of(s, r, rep);
-	pthread_mutex_unlock(&s->mu);
-	return rv;
-}
-
-// SAGA_SUBMIT. With tok (the request deferred), a new saga runs as an
-// asynchronous job (async.c) and this returns at once; without, on a
-// submitter thread, it runs here: a new saga, one handed over by its job
-// (r->handoff), or a resubmission waiting for its saga's outcome.
+// SAGA_SUBMIT. With tok (the request deferred) this returns at once: a
+// new saga runs as a job of the engine, which answers tok; a gid already
+// known waits for its outcome on a submitter thread. Without tok (on a
+// submitter, or when the request could not be deferred) this waits: for
+// the known saga's outcome, or for the new saga's job.
 static dtx_err
 submit(saga *s, const proto_msg *req, proto_msg *rep, proto_defer *tok)
 {
 	const proto_saga_submit *sub = &req->u.saga_submit;
 	dtx_buf b = { 0 };
 	saga__rec *r = NULL;
+	saga__job *j = NULL;
 	uint64_t lsn = 0;
 	dtx_err rv;
 
@@ -180,45 +161,35 @@ submit(saga *s, const proto_msg *req, proto_msg *rep, proto_defer *tok)
 	if (rv != DTX_OK)
 		goto done;
 	pthread_mutex_lock(&s->mu);
-	if ((r = saga__find(s, sub->gid)) != NULL && r->handoff &&
-	    tok == NULL) {
-		r->handoff = false;
-		pthread_mutex_unlock(&s->mu);
-		rv = drive_reply(s, r, rep);
-		goto done;
-	}
-	if (r != NULL && tok != NULL) {
+	if ((r = saga__find(s, sub->gid)) != NULL && tok != NULL) {
 		// Waiting for its outcome holds a thread.
 		pthread_mutex_unlock(&s->mu);
 		proto_pool_run(s->submitters, tok);
 		goto done;
 	}
 	if (r != NULL) {
-		rv = resubmitted(s, r, rep);
+		saga__count(s, SAGA_CTR_RESUBMITTED);
+		r->waiters++;
+		rv = wait_outcome(s, r, rep);
 		pthread_mutex_unlock(&s->mu);
 		goto done;
 	}
-	rv = append_begin(s, sub, wall, &b, &r, &lsn);
+	if ((rv = saga__job_new(s, &j)) == DTX_OK &&
+	    (rv = append_begin(s, sub, wall, &b, &r, &lsn)) != DTX_OK)
+		saga__job_drop(j);
+	if (rv == DTX_OK && tok == NULL)
+		r->waiters++;
 	pthread_mutex_unlock(&s->mu);
 	if (rv != DTX_OK)
 		goto done;
-	if (tok != NULL) {
-		saga__run_async(s, r, tok, lsn);
-		goto done;
-	}
-	// The saga is durable before its first step runs (rule 12).
-	if ((rv = stor_wal_sync(s->wal, lsn)) != DTX_OK) {
-		DTX_LOG(DTX_LOG_ERROR, "SAGA_LOG", "saga %s: begin: %s",
-		    sub->gid, dtx_strerror(rv));
-		saga__set_log_error(s, r, rv);
+	saga__run(j, r, tok, lsn);
+	if (tok == NULL) {
 		pthread_mutex_lock(&s->mu);
-		r->owned = false;
-		rv = saga__reply_of(s, r, rep);
+		rv = wait_outcome(s, r, rep);
+		if (!finished(r) && !saga__stopping(s))
+			saga__count(s, SAGA_CTR_HANDED_OFF);
 		pthread_mutex_unlock(&s->mu);
-		goto done;
 	}
-	dtx_crashpoint("saga.after_begin_log");
-	rv = drive_reply(s, r, rep);
 done:
 	dtx_buf_fini(&b);
 	return rv;
@@ -269,9 +240,10 @@ saga__handle(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 	proto_msg_init(&trep, PROTO_NONE);
 	switch (req->hdr.type) {
 	case PROTO_SAGA_SUBMIT:
-		// A saga runs from completions, so that this worker (and the
-		// next element of a BATCH) goes on. On a submitter no token
-		// is given, and the saga runs there.
+		// The one place that takes the request over: a saga runs
+		// from completions, so that this worker (and the next element
+		// of a BATCH) goes on. On a submitter no token is given, and
+		// submit waits there.
 		if ((tok = proto_server_defer(call)) == NULL)
 			return submit(s, req, rep, NULL);
 		rv = submit(s, proto_defer_req(tok), &trep, tok);

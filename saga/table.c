@@ -3,8 +3,8 @@
 // The saga table: a hash table of every saga the orchestrator knows by gid
 // (running, compensating, or finished and remembered so that a resubmitted
 // gid gets its outcome), the list of finished sagas in the order they
-// finished (for eviction), the resume queue and the queue of SAGA_FORGET
-// messages due. Every function here runs with saga->mu held.
+// finished (for eviction), the recovered sagas to resume and the queue of
+// SAGA_FORGET messages due. Every function here runs with saga->mu held.
 
 #include <string.h>
 
@@ -176,7 +176,6 @@ void
 saga__enqueue(saga *s, saga__rec *r)
 {
 	r->owned = false;
-	r->queued = true;
 	DTX_QUEUE_PUSH(s->q_head, s->q_tail, r, fnext);
 	pthread_cond_signal(&s->q_cv);
 }
