@@ -135,19 +135,24 @@ load_state(hx_cluster *c)
 	fclose(f);
 }
 
-static dtx_err
-alloc_cluster(const char *dir, hx_cluster **out)
+// Returns a zeroed cluster for the canonical path of dir, or NULL with
+// *rv set to why (never DTX_OK: a realpath failure that leaves errno 0
+// still fails). Callers test the pointer, so it is set on every path.
+static hx_cluster *
+alloc_cluster(const char *dir, dtx_err *rv)
 {
 	hx_cluster *c = dtx_calloc(1, sizeof(*c));
-	if (c == NULL)
-		return DTX_ENOMEM;
-	if (realpath(dir, c->dir) == NULL) {
-		dtx_err rv = dtx_from_errno(errno);
-		dtx_free(c);
-		return rv;
+	if (c == NULL) {
+		*rv = DTX_ENOMEM;
+		return NULL;
 	}
-	*out = c;
-	return DTX_OK;
+	if (realpath(dir, c->dir) == NULL) {
+		dtx_err e = dtx_from_errno(errno);
+		*rv = e != DTX_OK ? e : DTX_EIO;
+		dtx_free(c);
+		return NULL;
+	}
+	return c;
 }
 
 // Writes text and a newline as the whole of file path: a setting of the
@@ -187,7 +192,7 @@ hx_cluster_create(
 		    dtx_strerror(rv));
 		return rv;
 	}
-	if ((rv = alloc_cluster(opts->dir, &c)) != DTX_OK) {
+	if ((c = alloc_cluster(opts->dir, &rv)) == NULL) {
 		dtx_errf(err, errlen, "%s: %s", opts->dir, dtx_strerror(rv));
 		return rv;
 	}
@@ -282,10 +287,10 @@ fail:
 dtx_err
 hx_cluster_open(const char *dir, hx_cluster **out, char *err, size_t errlen)
 {
-	hx_cluster *c;
 	char path[PATH_MAX + 32], terr[256];
-	dtx_err rv = alloc_cluster(dir, &c);
-	if (rv != DTX_OK) {
+	dtx_err rv;
+	hx_cluster *c = alloc_cluster(dir, &rv);
+	if (c == NULL) {
 		dtx_errf(err, errlen, "%s: %s", dir, dtx_strerror(rv));
 		return rv;
 	}
