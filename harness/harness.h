@@ -1046,6 +1046,132 @@ dtx_err hx_progress_start(FILE *out, uint64_t total_ms, hx_progress_fn fn,
 void hx_progress_stop(hx_progress *p);
 
 // dtx health (cmd_health.c) and container nemeses (compose.c).
+// ---------------------------------------------------------------- bank runs
+
+// A bank run (bankrun.c, bank_workload.c): Jepsen's bank workload against a
+// dtx cluster. Client threads make random transfers (as 2PC/3PC TXNs or as
+// sagas) and whole-bank snapshot reads while a nemesis injects faults; then
+// everything is healed, recovery is awaited, final reads and atomicity
+// observations are gathered, the checkers run, and the run is stored in the
+// results file with its report. A command runs the phases in order:
+//
+//   hx_bankrun_new, setup_cluster, setup_run, workload, heal, settle,
+//   final_reads, check, store, then reads hx_bankrun_out and frees.
+//
+// A phase that fails returns an error and writes a one-line reason into
+// e->msg (empty when there is nothing to add, e.g. out of memory); e->usage
+// says the failure is the caller's (exit 64 rather than 70). Stop at the
+// first failed phase; hx_bankrun_free cleans up after any of them.
+
+// The fault schedule's timing, resolved from the flags by
+// hx_bankrun_schedule: partition shapes "auto" and interval 0 mean the 3pc
+// partition defaults when the mode is 3pc and partitions are enabled, else
+// all shapes and 5 s.
+typedef struct hx_bankrun_sched {
+	const char *shapes; // partition shapes text (static or borrowed)
+	uint64_t interval_ms, hold_min_ms, gap_ms;
+	bool defaults_3pc; // the 3pc partition defaults are in force
+} hx_bankrun_sched;
+
+// Resolves the schedule for mode (may be NULL), the nemesis kinds, the
+// --partition-shapes text (borrowed; "auto" or a list) and the
+// --nemesis-interval seconds (0: default). Pure.
+void hx_bankrun_schedule(const char *mode, unsigned kinds, const char *shapes,
+    double interval_s, hx_bankrun_sched *out);
+
+// How long faults are held and how long the gaps are (ms), as
+// hx_nemesis_plan draws them for s.
+void hx_bankrun_ranges(const hx_bankrun_sched *s, uint64_t *lo, uint64_t *hi,
+    uint64_t *glo, uint64_t *ghi);
+
+// A validated bank run configuration. Strings are borrowed for the run's
+// lifetime.
+typedef struct hx_bankrun_conf {
+	const char *mode; // "2pc", "3pc" or "saga"
+	int64_t accounts, balance, clients;
+	double rate, duration; // ops/s (0: unthrottled), seconds
+	const char *nemesis; // the --nemesis text
+	unsigned kinds; // hx_nem_kind bits
+	unsigned shapes; // partition shape bits
+	hx_nem_target target;
+	const char *targets; // the --nemesis-targets text
+	hx_bankrun_sched sched;
+	int64_t onset_ms;
+	uint64_t seed; // non-zero
+	const char *results; // results file
+	bool netns;
+	const char *connect; // a running cluster's dir, or NULL: start one
+	bool compose; // the cluster is a compose project's containers
+	const char *compose_project; // NULL: the default
+	const char *dir; // the cluster this run starts
+	int64_t participants;
+	int64_t recovery_s, max_offset_ms, timeout_ms;
+} hx_bankrun_conf;
+
+// Why a phase failed.
+typedef struct hx_bankrun_err {
+	char msg[1024]; // "" when there is nothing to say
+	bool usage; // the configuration's fault
+} hx_bankrun_err;
+
+// What a run found, for the command's report. Valid as far as the phases
+// that produced each field have run.
+typedef struct hx_bankrun_out {
+	// setup_cluster
+	bool created; // the accounts were created by this run
+	size_t nacct;
+	int64_t total; // the bank's total, to be kept
+	bool simulated; // partitions are the daemons' in-process FAULT
+	// setup_run
+	int64_t run_id;
+	// workload
+	double secs; // how long the clients ran
+	uint64_t ok_transfers;
+	// settle
+	uint64_t in_doubt; // transactions still in doubt at the deadline
+	// check
+	bool have_verdict;
+	hx_verdict verdict;
+	size_t started[HX_NEM_NKINDS]; // faults started by kind
+	size_t nem_errors;
+	// store
+	char report_dir[4096];
+	bool report_incomplete; // the report could not be written in full
+} hx_bankrun_out;
+
+typedef struct hx_bankrun hx_bankrun;
+
+// Returns a new run for conf (borrowed until hx_bankrun_free) in *out
+// (owned: free with hx_bankrun_free). DTX_ENOMEM.
+dtx_err hx_bankrun_new(const hx_bankrun_conf *conf, hx_bankrun **out);
+// Starts a fresh cluster in conf->dir (or opens conf->connect), opens the
+// clients, and creates the accounts (or adopts the existing ones).
+dtx_err hx_bankrun_setup_cluster(hx_bankrun *r, hx_bankrun_err *e);
+// Records the run in the results file, starts its history and plans the
+// fault schedule.
+dtx_err hx_bankrun_setup_run(hx_bankrun *r, hx_bankrun_err *e);
+// Runs the clients for conf->duration seconds under the nemesis, drawing
+// the progress line on stderr.
+dtx_err hx_bankrun_workload(hx_bankrun *r, hx_bankrun_err *e);
+// Ends every fault and heals the cluster.
+void hx_bankrun_heal(hx_bankrun *r);
+// Waits (up to conf->recovery_s) until no participant is in doubt and, in
+// saga mode, every saga has finished.
+dtx_err hx_bankrun_settle(hx_bankrun *r, hx_bankrun_err *e);
+// Reads the whole bank (final-read) and asks the participants what became
+// of every transaction.
+dtx_err hx_bankrun_final_reads(hx_bankrun *r, hx_bankrun_err *e);
+// Runs the checkers over the history and the observations.
+dtx_err hx_bankrun_check(hx_bankrun *r, hx_bankrun_err *e);
+// Stores the history, faults, observations, metrics and verdict, and
+// writes the report directory (with the nodes' logs).
+dtx_err hx_bankrun_store(hx_bankrun *r, hx_bankrun_err *e);
+// What the run found so far (borrowed from r).
+const hx_bankrun_out *hx_bankrun_result(const hx_bankrun *r);
+// Stops the nemesis and a cluster the run started, frees everything. NULL
+// does nothing.
+void hx_bankrun_free(hx_bankrun *r);
+
 // The docker-compose topology (compose/): node ids map to services by role
 // ("coordinator", "participant<k>" for the k-th participant in topology
 // order, "saga"); containers are found by their compose labels, so both
