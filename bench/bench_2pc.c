@@ -205,6 +205,75 @@ count_reply(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns)
 
 // ---------------------------------------------------------------- run
 
+// What one 2PC bench run measured, beyond br's tallies.
+typedef struct b2_numbers {
+	uint64_t committed, aborted;
+	double tps, abort_rate, rps, eff, load1;
+	double avg_cbatch; // transfers per client message
+	double avg_batch; // coordinator messages per batch
+	double per_sync; // commits per coordinator log fsync
+} b2_numbers;
+
+static void
+print_json(const b2_cfg *cfg, const bench_run *br, const b2_numbers *m)
+{
+	hx_json j;
+	hx_json_begin(&j, stdout);
+	hx_json_str(&j, "bench", "2pc");
+	hx_json_str(&j, "mode", cfg->mode);
+	bench_json_counts(&j, cfg->participants, cfg->clients, cfg->accounts,
+	    br->secs, &br->sum, "aborted");
+	hx_json_num(&j, "txn_per_s", m->tps);
+	hx_json_num(&j, "p50_ms", br->p50_ms);
+	hx_json_num(&j, "p99_ms", br->p99_ms);
+	hx_json_num(&j, "abort_rate", m->abort_rate);
+	hx_json_num(&j, "rpc_per_s", m->rps);
+	hx_json_str(&j, "rpc_ceiling",
+	    "PING round trips against an in-process proto_server echo");
+	hx_json_num(&j, "efficiency", m->eff);
+	hx_json_num(&j, "client_batch", (double)cfg->client_batch);
+	hx_json_num(&j, "client_inflight", (double)cfg->client_inflight);
+	hx_json_num(&j, "avg_client_batch", m->avg_cbatch);
+	hx_json_num(&j, "avg_batch", m->avg_batch);
+	hx_json_num(&j, "commits_per_coord_fsync", m->per_sync);
+	bench_cpu_json(
+	    &j, "txn", "coordinator", &br->cpu0, &br->cpu1, m->committed);
+	hx_json_num(&j, "loadavg_1m", m->load1);
+	hx_json_end(&j);
+}
+
+static void
+print_text(const b2_cfg *cfg, const bench_run *br, const b2_numbers *m)
+{
+	int n = (int)cfg->clients;
+	printf("dtx bench 2pc: %s, %" PRId64 " participants, %d "
+	       "clients, %" PRId64 " accounts, fsync on, %.1f s\n",
+	    cfg->mode, cfg->participants, n, cfg->accounts, br->secs);
+	printf("  %" PRIu64 " committed, %" PRIu64 " aborted (%.2f%%), "
+	       "%" PRIu64 " unknown, %" PRIu64 " errors\n",
+	    m->committed, m->aborted, m->abort_rate * 100, br->sum.unknown,
+	    br->sum.errors);
+	printf("  %.0f committed transfers/s; latency ms p50 %.2f "
+	       "p99 %.2f\n",
+	    m->tps, br->p50_ms, br->p99_ms);
+	printf("  RPC ceiling %.0f round trips/s (PING echo, %d "
+	       "clients): efficiency %.2f (txn/s over rpc/s / 5)\n",
+	    m->rps, n, m->eff);
+	printf("  clients: %.1f transfers per message (at most "
+	       "%" PRId64 "); coordinator: %.1f messages per batch, "
+	       "%.1f commits per decision-log fsync\n",
+	    m->avg_cbatch, cfg->client_batch, m->avg_batch, m->per_sync);
+	bench_cpu_print("committed transfer", "coordinator", &br->cpu0,
+	    &br->cpu1, m->committed);
+	printf("  load average (1 min) %.2f\n", m->load1);
+	const b2_worker *w = br->fleet.workers;
+	for (int i = 0; i < n && m->aborted > 0; i++)
+		if (w[i].why[0] != '\0') {
+			printf("  an abort reason: %s\n", w[i].why);
+			break;
+		}
+}
+
 static int
 run_bench(const void *arg)
 {
@@ -243,12 +312,12 @@ run_bench(const void *arg)
 	if (rc != HX_EXIT_OK)
 		goto out;
 	rc = HX_EXIT_FAILURE;
-	const b2_worker *w = br.fleet.workers;
-	uint64_t committed = br.sum.committed, aborted = br.sum.aborted;
+	b2_numbers m = { .committed = br.sum.committed,
+		.aborted = br.sum.aborted };
 	uint64_t cmsgs = 0, ctxns = 0;
 	if (br.fleet.batcher != NULL)
 		proto_batcher_stats(br.fleet.batcher, &cmsgs, &ctxns);
-	double avg_cbatch = cmsgs > 0 ? (double)ctxns / (double)cmsgs : 1;
+	m.avg_cbatch = cmsgs > 0 ? (double)ctxns / (double)cmsgs : 1;
 	int64_t batches = bench_counter(coord, "batches_sent") - batches0;
 	int64_t items = bench_counter(coord, "batch_items") - items0;
 	int64_t syncs = bench_counter(coord, "log_syncs") - syncs0;
@@ -263,69 +332,21 @@ run_bench(const void *arg)
 	}
 
 	uint64_t attempts =
-	    committed + aborted + br.sum.unknown + br.sum.errors;
-	double tps = br.secs > 0 ? (double)committed / br.secs : 0;
-	double abort_rate = attempts ? (double)aborted / (double)attempts : 0;
-	double rps = rr.rpc_per_s;
-	double eff = rps > 0 ? tps / (rps / 5.0) : 0;
+	    m.committed + m.aborted + br.sum.unknown + br.sum.errors;
+	m.tps = br.secs > 0 ? (double)m.committed / br.secs : 0;
+	m.abort_rate = attempts ? (double)m.aborted / (double)attempts : 0;
+	m.rps = rr.rpc_per_s;
+	m.eff = m.rps > 0 ? m.tps / (m.rps / 5.0) : 0;
 	double loads[1] = { 0 };
-	double load1 = getloadavg(loads, 1) == 1 ? loads[0] : -1;
-	double avg_batch = batches > 0 ? (double)items / (double)batches : 0;
-	double per_sync = syncs > 0 ? (double)committed / (double)syncs : 0;
-	if (cfg->json) {
-		hx_json j;
-		hx_json_begin(&j, stdout);
-		hx_json_str(&j, "bench", "2pc");
-		hx_json_str(&j, "mode", cfg->mode);
-		bench_json_counts(&j, cfg->participants, cfg->clients,
-		    cfg->accounts, br.secs, &br.sum, "aborted");
-		hx_json_num(&j, "txn_per_s", tps);
-		hx_json_num(&j, "p50_ms", br.p50_ms);
-		hx_json_num(&j, "p99_ms", br.p99_ms);
-		hx_json_num(&j, "abort_rate", abort_rate);
-		hx_json_num(&j, "rpc_per_s", rps);
-		hx_json_str(&j, "rpc_ceiling",
-		    "PING round trips against an in-process proto_server echo");
-		hx_json_num(&j, "efficiency", eff);
-		hx_json_num(&j, "client_batch", (double)cfg->client_batch);
-		hx_json_num(
-		    &j, "client_inflight", (double)cfg->client_inflight);
-		hx_json_num(&j, "avg_client_batch", avg_cbatch);
-		hx_json_num(&j, "avg_batch", avg_batch);
-		hx_json_num(&j, "commits_per_coord_fsync", per_sync);
-		bench_cpu_json(
-		    &j, "txn", "coordinator", &br.cpu0, &br.cpu1, committed);
-		hx_json_num(&j, "loadavg_1m", load1);
-		hx_json_end(&j);
-	} else {
-		printf("dtx bench 2pc: %s, %" PRId64 " participants, %d "
-		       "clients, %" PRId64 " accounts, fsync on, %.1f s\n",
-		    cfg->mode, cfg->participants, n, cfg->accounts, br.secs);
-		printf("  %" PRIu64 " committed, %" PRIu64 " aborted (%.2f%%), "
-		       "%" PRIu64 " unknown, %" PRIu64 " errors\n",
-		    committed, aborted, abort_rate * 100, br.sum.unknown,
-		    br.sum.errors);
-		printf("  %.0f committed transfers/s; latency ms p50 %.2f "
-		       "p99 %.2f\n",
-		    tps, br.p50_ms, br.p99_ms);
-		printf("  RPC ceiling %.0f round trips/s (PING echo, %d "
-		       "clients): efficiency %.2f (txn/s over rpc/s / 5)\n",
-		    rps, n, eff);
-		printf("  clients: %.1f transfers per message (at most "
-		       "%" PRId64 "); coordinator: %.1f messages per batch, "
-		       "%.1f commits per decision-log fsync\n",
-		    avg_cbatch, cfg->client_batch, avg_batch, per_sync);
-		bench_cpu_print("committed transfer", "coordinator", &br.cpu0,
-		    &br.cpu1, committed);
-		printf("  load average (1 min) %.2f\n", load1);
-	}
-	for (int i = 0; i < n && aborted > 0 && !cfg->json; i++)
-		if (w[i].why[0] != '\0') {
-			printf("  an abort reason: %s\n", w[i].why);
-			break;
-		}
+	m.load1 = getloadavg(loads, 1) == 1 ? loads[0] : -1;
+	m.avg_batch = batches > 0 ? (double)items / (double)batches : 0;
+	m.per_sync = syncs > 0 ? (double)m.committed / (double)syncs : 0;
+	if (cfg->json)
+		print_json(cfg, &br, &m);
+	else
+		print_text(cfg, &br, &m);
 	bench_say_errors(br.what, br.sum.errors, br.sum.first_err);
-	rc = committed > 0 ? HX_EXIT_OK : HX_EXIT_FAILURE;
+	rc = m.committed > 0 ? HX_EXIT_OK : HX_EXIT_FAILURE;
 out:
 	bench_run_close(&br, cfg->keep);
 	return rc;

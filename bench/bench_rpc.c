@@ -157,6 +157,114 @@ report(const rpc_cfg *cfg, const bench_rpc_result *r)
 	    r->p50_us, r->p90_us, r->p99_us, r->max_us);
 }
 
+// Dials conns connections to srv and warms each up with one PING, so that
+// dialing is not measured. Says what failed on stderr.
+static dtx_err
+dial(proto_server *srv, proto_client **clients, int conns)
+{
+	dtx_err err;
+	for (int i = 0; i < conns; i++) {
+		proto_client_cfg ccfg = { .url = proto_server_url(srv),
+			.node_id = 1,
+			.timeout_ms = 5000,
+			.connect_wait_ms = 2000 };
+		err = proto_client_open(&ccfg, &clients[i]);
+		if (err != DTX_OK) {
+			fprintf(stderr, "rpc ceiling: cannot dial %s: %s\n",
+			    proto_server_url(srv), dtx_strerror(err));
+			return err;
+		}
+	}
+	for (int i = 0; i < conns; i++) {
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_PING);
+		err = proto_client_call(clients[i], &req, &rep, NULL);
+		if (err != DTX_OK) {
+			fprintf(stderr,
+			    "rpc ceiling: warm-up call failed: %s\n",
+			    dtx_strerror(err));
+			if (err == DTX_EREFUSED)
+				proto_msg_free(&rep);
+			return err;
+		}
+		proto_msg_free(&rep);
+	}
+	return DTX_OK;
+}
+
+// Starts n caller threads, lets them call for seconds and joins them;
+// *secs gets how long they ran. On a thread that cannot start (out of
+// resources), returns DTX_ENOMEM with *started the threads to stop and
+// join.
+static dtx_err
+call_for(rpc_run *run, rpc_caller *callers, rpc_arg *args, int n,
+    int64_t seconds, int *started, double *secs)
+{
+	run->deadline_ns = UINT64_MAX;
+	for (; *started < n; (*started)++) {
+		if (pthread_create(&callers[*started].th, NULL, caller_main,
+		        &args[*started]) != 0) {
+			fprintf(stderr, "rpc ceiling: cannot start thread %d\n",
+			    *started);
+			run->deadline_ns = 0;
+			atomic_store(&run->go, true);
+			return DTX_ENOMEM;
+		}
+	}
+	while (atomic_load(&run->ready) < n)
+		sched_yield();
+	uint64_t t0 = dtx_mono_ns();
+	run->deadline_ns = t0 + (uint64_t)seconds * 1000000000ull;
+	atomic_store(&run->go, true);
+	for (int i = 0; i < *started; i++)
+		pthread_join(callers[i].th, NULL);
+	*started = 0;
+	*secs = (double)(dtx_mono_ns() - t0) / 1e9;
+	return DTX_OK;
+}
+
+// Sums the callers' counts and latencies into *res. DTX_ENOMEM.
+static dtx_err
+summarize(const rpc_caller *callers, int n, int conns, int workers, double secs,
+    bench_rpc_result *res)
+{
+	uint64_t calls = 0, errors = 0;
+	size_t total = 0;
+	dtx_err first = DTX_OK;
+	for (int i = 0; i < n; i++) {
+		if (callers[i].lat_oom)
+			return DTX_ENOMEM;
+		calls += callers[i].calls;
+		errors += callers[i].errors;
+		total += callers[i].n_lat;
+		if (first == DTX_OK)
+			first = callers[i].first_err;
+	}
+	uint64_t *all = malloc((total ? total : 1) * sizeof(uint64_t));
+	if (all == NULL)
+		return DTX_ENOMEM;
+	size_t at = 0;
+	for (int i = 0; i < n; i++) {
+		memcpy(all + at, callers[i].lat_ns,
+		    callers[i].n_lat * sizeof(uint64_t));
+		at += callers[i].n_lat;
+	}
+	dtx_sort_u64(all, total);
+	*res = (bench_rpc_result) { .conns = conns,
+		.workers = workers,
+		.secs = secs,
+		.calls = calls,
+		.errors = errors,
+		.first_err = first,
+		.rpc_per_s = secs > 0 ? (double)calls / secs : 0,
+		.p50_us = (double)hx_quantile(all, total, 0.50) / 1000.0,
+		.p90_us = (double)hx_quantile(all, total, 0.90) / 1000.0,
+		.p99_us = (double)hx_quantile(all, total, 0.99) / 1000.0,
+		.max_us = total ? (double)all[total - 1] / 1000.0 : 0 };
+	free(all);
+	return DTX_OK;
+}
+
 dtx_err
 bench_rpc_measure(int n, int conns, int workers, int64_t seconds, bool tcp,
     bench_rpc_result *res)
@@ -176,9 +284,9 @@ bench_rpc_measure(int n, int conns, int workers, int64_t seconds, bool tcp,
 	proto_client **clients = NULL;
 	rpc_caller *callers = NULL;
 	rpc_arg *args = NULL;
-	uint64_t *all = NULL;
 	int started = 0;
 	rpc_run run = { .n = n };
+	double secs = 0;
 
 	proto_server_cfg scfg = { .url = url,
 		.workers = (uint32_t)workers,
@@ -196,99 +304,18 @@ bench_rpc_measure(int n, int conns, int workers, int64_t seconds, bool tcp,
 	callers = calloc((size_t)n, sizeof(*callers));
 	args = calloc((size_t)n, sizeof(*args));
 	if (clients == NULL || callers == NULL || args == NULL)
-		goto oom;
-	for (int i = 0; i < conns; i++) {
-		proto_client_cfg ccfg = { .url = proto_server_url(srv),
-			.node_id = 1,
-			.timeout_ms = 5000,
-			.connect_wait_ms = 2000 };
-		err = proto_client_open(&ccfg, &clients[i]);
-		if (err != DTX_OK) {
-			fprintf(stderr, "rpc ceiling: cannot dial %s: %s\n",
-			    proto_server_url(srv), dtx_strerror(err));
-			ret = err;
-			goto out;
-		}
-	}
+		goto out;
+	if ((ret = dial(srv, clients, conns)) != DTX_OK)
+		goto out;
 	for (int i = 0; i < n; i++) {
 		callers[i].client = clients[i % conns];
 		callers[i].seed = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
 		args[i] = (rpc_arg) { &run, &callers[i] };
 	}
-	// Warm up every connection so that dialing is not measured.
-	for (int i = 0; i < conns; i++) {
-		proto_msg req, rep;
-		proto_msg_init(&req, PROTO_PING);
-		err = proto_client_call(clients[i], &req, &rep, NULL);
-		if (err != DTX_OK) {
-			fprintf(stderr,
-			    "rpc ceiling: warm-up call failed: %s\n",
-			    dtx_strerror(err));
-			if (err == DTX_EREFUSED)
-				proto_msg_free(&rep);
-			ret = err;
-			goto out;
-		}
-		proto_msg_free(&rep);
-	}
-	run.deadline_ns = UINT64_MAX;
-	for (; started < n; started++) {
-		if (pthread_create(&callers[started].th, NULL, caller_main,
-		        &args[started]) != 0) {
-			fprintf(stderr, "rpc ceiling: cannot start thread %d\n",
-			    started);
-			run.deadline_ns = 0;
-			atomic_store(&run.go, true);
-			goto out;
-		}
-	}
-	while (atomic_load(&run.ready) < n)
-		sched_yield();
-	uint64_t t0 = dtx_mono_ns();
-	run.deadline_ns = t0 + (uint64_t)seconds * 1000000000ull;
-	atomic_store(&run.go, true);
-	for (int i = 0; i < started; i++)
-		pthread_join(callers[i].th, NULL);
-	started = 0;
-	double secs = (double)(dtx_mono_ns() - t0) / 1e9;
-
-	uint64_t calls = 0, errors = 0;
-	size_t total = 0;
-	dtx_err first = DTX_OK;
-	for (int i = 0; i < n; i++) {
-		if (callers[i].lat_oom)
-			goto oom;
-		calls += callers[i].calls;
-		errors += callers[i].errors;
-		total += callers[i].n_lat;
-		if (first == DTX_OK)
-			first = callers[i].first_err;
-	}
-	all = malloc((total ? total : 1) * sizeof(uint64_t));
-	if (all == NULL)
-		goto oom;
-	size_t at = 0;
-	for (int i = 0; i < n; i++) {
-		memcpy(all + at, callers[i].lat_ns,
-		    callers[i].n_lat * sizeof(uint64_t));
-		at += callers[i].n_lat;
-	}
-	dtx_sort_u64(all, total);
-	*res = (bench_rpc_result) { .conns = conns,
-		.workers = workers,
-		.secs = secs,
-		.calls = calls,
-		.errors = errors,
-		.first_err = first,
-		.rpc_per_s = secs > 0 ? (double)calls / secs : 0,
-		.p50_us = (double)hx_quantile(all, total, 0.50) / 1000.0,
-		.p90_us = (double)hx_quantile(all, total, 0.90) / 1000.0,
-		.p99_us = (double)hx_quantile(all, total, 0.99) / 1000.0,
-		.max_us = total ? (double)all[total - 1] / 1000.0 : 0 };
-	ret = DTX_OK;
-	goto out;
-oom:
-	ret = DTX_ENOMEM;
+	if ((ret = call_for(
+	         &run, callers, args, n, seconds, &started, &secs)) != DTX_OK)
+		goto out;
+	ret = summarize(callers, n, conns, workers, secs, res);
 out:
 	if (started > 0) {
 		run.deadline_ns = 0;
@@ -305,7 +332,6 @@ out:
 	if (callers != NULL)
 		for (int i = 0; i < n; i++)
 			dtx_free(callers[i].lat_ns);
-	free(all);
 	free(args);
 	free(callers);
 	free(clients);

@@ -97,6 +97,113 @@ sides_detail(const hx_txn_obs *sorted, const group *g, const char *client)
 	return hx_sb_take(&d);
 }
 
+// What clients saw: a transfer that completed ok must not have aborted
+// anywhere, one that failed must not have committed anywhere. Records in
+// each group the first op that names its txid.
+static dtx_err
+check_clients(hx_atom_result *r, const hx_history *h, const int64_t *pairs,
+    const hx_txn_obs *sorted, group *groups, size_t ngroups)
+{
+	dtx_err rv = DTX_OK;
+	size_t n = hx_history_len(h);
+	for (size_t i = 0; i < n; i++) {
+		const hx_op *inv = hx_history_get(h, i);
+		if (inv->type != HX_OP_INVOKE ||
+		    inv->process == HX_PROC_NEMESIS ||
+		    strcmp(inv->f, "transfer") != 0)
+			continue;
+		const hx_op *comp =
+		    pairs[i] >= 0 ? hx_history_get(h, (size_t)pairs[i]) : NULL;
+		uint64_t txid;
+		if (!hx__op_txid(inv, comp, &txid))
+			continue;
+		group *g =
+		    bsearch(&txid, groups, ngroups, sizeof(*groups), cmp_group);
+		if (g != NULL && g->op < 0)
+			g->op = (int64_t)i;
+		// An info completion or none at all: it may or may not have
+		// happened, so any outcome is allowed.
+		if (comp == NULL ||
+		    (comp->type != HX_OP_OK && comp->type != HX_OP_FAIL))
+			continue;
+		if (g == NULL) {
+			r->unobserved++;
+			continue;
+		}
+		bool ok = comp->type == HX_OP_OK;
+		if (ok && count_outcome(sorted, g, HX_TXN_ABORTED) > 0) {
+			r->ok_not_committed++;
+			rv = hx__check_anomaly(&r->c, "ok-not-committed", inv,
+			    true, txid, NULL, sides_detail(sorted, g, "ok"));
+		} else if (!ok &&
+		    count_outcome(sorted, g, HX_TXN_COMMITTED) > 0) {
+			r->fail_committed++;
+			rv = hx__check_anomaly(&r->c, "fail-committed", inv,
+			    true, txid, NULL, sides_detail(sorted, g, "fail"));
+		}
+		if (rv != DTX_OK)
+			return rv;
+	}
+	return DTX_OK;
+}
+
+// What participants decided: no transaction committed at one and aborted
+// at another; none left in doubt.
+static dtx_err
+check_decisions(hx_atom_result *r, const hx_history *h,
+    const hx_txn_obs *sorted, const group *groups, size_t ngroups)
+{
+	dtx_err rv;
+	for (size_t k = 0; k < ngroups; k++) {
+		const group *g = &groups[k];
+		const hx_op *op =
+		    g->op >= 0 ? hx_history_get(h, (size_t)g->op) : NULL;
+		size_t c = count_outcome(sorted, g, HX_TXN_COMMITTED);
+		size_t a = count_outcome(sorted, g, HX_TXN_ABORTED);
+		size_t d = count_outcome(sorted, g, HX_TXN_IN_DOUBT);
+		if (c > 0 && a > 0) {
+			r->split++;
+			rv = hx__check_anomaly(&r->c, "split-decision", op,
+			    true, g->txid, NULL, sides_detail(sorted, g, NULL));
+			if (rv != DTX_OK)
+				return rv;
+		}
+		if (d > 0) {
+			r->in_doubt++;
+			rv = hx__check_anomaly(&r->c, "in-doubt", op, true,
+			    g->txid, NULL, sides_detail(sorted, g, NULL));
+			if (rv != DTX_OK)
+				return rv;
+		}
+	}
+	return DTX_OK;
+}
+
+// Writes the verdict's summary line and JSON into r.
+static dtx_err
+describe(hx_atom_result *r, size_t nobs, hx_valid valid)
+{
+	hx_sb s = { 0 }, j = { 0 };
+	if (nobs == 0)
+		hx_sb_printf(&s,
+		    "no participant observations: nothing to "
+		    "check");
+	else
+		hx_sb_printf(&s,
+		    "%zu transactions observed: %zu split decisions, %zu ok "
+		    "but aborted, %zu failed but committed, %zu blocked in "
+		    "doubt, %zu completed transfers unobserved",
+		    r->txns, r->split, r->ok_not_committed, r->fail_committed,
+		    r->in_doubt, r->unobserved);
+	hx_sb_printf(&j,
+	    "{\"valid\":\"%s\",\"observations\":%zu,\"txns\":%zu,"
+	    "\"split_decisions\":%zu,\"ok_not_committed\":%zu,"
+	    "\"fail_committed\":%zu,\"in_doubt\":%zu,\"unobserved\":%zu}",
+	    hx_valid_name(valid), nobs, r->txns, r->split, r->ok_not_committed,
+	    r->fail_committed, r->in_doubt, r->unobserved);
+	return hx__check_set(&r->c, valid, &s, &j);
+}
+
 dtx_err
 hx_check_atomicity(const hx_history *h, const hx_txn_obs *obs, size_t nobs,
     hx_atom_result *out)
@@ -126,97 +233,16 @@ hx_check_atomicity(const hx_history *h, const hx_txn_obs *obs, size_t nobs,
 		groups[ngroups - 1].n++;
 	}
 	r.txns = ngroups;
-
-	// What clients saw.
-	if ((rv = hx_history_pairs(h, &pairs)) != DTX_OK)
+	if ((rv = hx_history_pairs(h, &pairs)) != DTX_OK ||
+	    (rv = check_clients(&r, h, pairs, sorted, groups, ngroups)) !=
+	        DTX_OK ||
+	    (rv = check_decisions(&r, h, sorted, groups, ngroups)) != DTX_OK)
 		goto done;
-	size_t n = hx_history_len(h);
-	for (size_t i = 0; i < n; i++) {
-		const hx_op *inv = hx_history_get(h, i);
-		if (inv->type != HX_OP_INVOKE ||
-		    inv->process == HX_PROC_NEMESIS ||
-		    strcmp(inv->f, "transfer") != 0)
-			continue;
-		const hx_op *comp =
-		    pairs[i] >= 0 ? hx_history_get(h, (size_t)pairs[i]) : NULL;
-		uint64_t txid;
-		if (!hx__op_txid(inv, comp, &txid))
-			continue;
-		group *g =
-		    bsearch(&txid, groups, ngroups, sizeof(*groups), cmp_group);
-		if (g != NULL && g->op < 0)
-			g->op = (int64_t)i;
-		// An info completion or none at all: it may or may not have
-		// happened, so any outcome is allowed.
-		if (comp == NULL ||
-		    (comp->type != HX_OP_OK && comp->type != HX_OP_FAIL))
-			continue;
-		if (g == NULL) {
-			r.unobserved++;
-			continue;
-		}
-		bool ok = comp->type == HX_OP_OK;
-		if (ok && count_outcome(sorted, g, HX_TXN_ABORTED) > 0) {
-			r.ok_not_committed++;
-			rv = hx__check_anomaly(&r.c, "ok-not-committed", inv,
-			    true, txid, NULL, sides_detail(sorted, g, "ok"));
-		} else if (!ok &&
-		    count_outcome(sorted, g, HX_TXN_COMMITTED) > 0) {
-			r.fail_committed++;
-			rv = hx__check_anomaly(&r.c, "fail-committed", inv,
-			    true, txid, NULL, sides_detail(sorted, g, "fail"));
-		}
-		if (rv != DTX_OK)
-			goto done;
-	}
-
-	// What participants decided.
-	for (size_t k = 0; k < ngroups; k++) {
-		const group *g = &groups[k];
-		const hx_op *op =
-		    g->op >= 0 ? hx_history_get(h, (size_t)g->op) : NULL;
-		size_t c = count_outcome(sorted, g, HX_TXN_COMMITTED);
-		size_t a = count_outcome(sorted, g, HX_TXN_ABORTED);
-		size_t d = count_outcome(sorted, g, HX_TXN_IN_DOUBT);
-		if (c > 0 && a > 0) {
-			r.split++;
-			rv = hx__check_anomaly(&r.c, "split-decision", op, true,
-			    g->txid, NULL, sides_detail(sorted, g, NULL));
-			if (rv != DTX_OK)
-				goto done;
-		}
-		if (d > 0) {
-			r.in_doubt++;
-			rv = hx__check_anomaly(&r.c, "in-doubt", op, true,
-			    g->txid, NULL, sides_detail(sorted, g, NULL));
-			if (rv != DTX_OK)
-				goto done;
-		}
-	}
-
 	size_t bad = r.split + r.ok_not_committed + r.fail_committed;
 	hx_valid valid = bad > 0 ? HX_VALID_FALSE
 	    : nobs == 0          ? HX_VALID_UNKNOWN
 	                         : HX_VALID_TRUE;
-	hx_sb s = { 0 }, j = { 0 };
-	if (nobs == 0)
-		hx_sb_printf(&s,
-		    "no participant observations: nothing to "
-		    "check");
-	else
-		hx_sb_printf(&s,
-		    "%zu transactions observed: %zu split decisions, %zu ok "
-		    "but aborted, %zu failed but committed, %zu blocked in "
-		    "doubt, %zu completed transfers unobserved",
-		    r.txns, r.split, r.ok_not_committed, r.fail_committed,
-		    r.in_doubt, r.unobserved);
-	hx_sb_printf(&j,
-	    "{\"valid\":\"%s\",\"observations\":%zu,\"txns\":%zu,"
-	    "\"split_decisions\":%zu,\"ok_not_committed\":%zu,"
-	    "\"fail_committed\":%zu,\"in_doubt\":%zu,\"unobserved\":%zu}",
-	    hx_valid_name(valid), nobs, r.txns, r.split, r.ok_not_committed,
-	    r.fail_committed, r.in_doubt, r.unobserved);
-	rv = hx__check_set(&r.c, valid, &s, &j);
+	rv = describe(&r, nobs, valid);
 done:
 	dtx_free(pairs);
 	dtx_free(groups);
