@@ -24,8 +24,10 @@
 #include "common.h"
 #include "proto.h"
 
-// Exit codes shared by every subcommand. A bank run exits 0 when the
-// history is valid, 1 when invalid, 2 when unknown.
+// ---------------------------------------------------------------- commands
+
+// What every dtx command shares (util.c). Exit codes: a bank run exits 0
+// when the history is valid, 1 when invalid, 2 when unknown.
 #define HX_EXIT_OK 0
 #define HX_EXIT_INVALID 1
 #define HX_EXIT_UNKNOWN 2
@@ -108,7 +110,7 @@ typedef struct hx_cluster_opts {
 } hx_cluster_opts;
 
 // Creates the directory layout and a topology with free TCP ports
-// (coordinator id 0, participants 1..N, saga N+1, the CLI as client).
+// (coordinator id 0, participants 1..N, saga N+1, the harness as client).
 // Returns owned (free with hx_cluster_free). err gets a one-line reason.
 dtx_err hx_cluster_create(
     const hx_cluster_opts *opts, hx_cluster **out, char *err, size_t errlen);
@@ -678,8 +680,8 @@ void hx_sb_fini(hx_sb *sb);
 //
 // cluster.c (above) runs the daemons; netns.c gives each its own network
 // namespace; client.c talks to a running cluster; nemesis.c plans and
-// applies faults; progress.c draws the live status line; bank.c runs the
-// bank workload; cmd_cluster.c and cmd_txn.c are the small commands.
+// applies faults; progress.c draws the live status line; bank_workload.c
+// and bankrun.c run the bank workload (below).
 
 #define HX_CLUSTER_DIR_DEFAULT ".dtx/cluster"
 
