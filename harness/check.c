@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // Checking a run: the plumbing every checker shares, the combined verdict
-// (Jepsen's merge of valid/invalid/unknown), printing it, and `dtx check ID`,
-// which reloads a stored history with its observations and checks it again.
+// (Jepsen's merge of valid/invalid/unknown), and printing it. `dtx check ID`
+// (cli/cmd_check.c) reloads a stored run and checks it again through these.
 
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,8 @@
 //
 // The results file: every run's parameters, history, faults, checker
 // results, anomalies and metrics in one sqlite3 database that several dtx
-// processes share, and `dtx results list|show` to read it back.
+// processes share, and the reading side (a cursor over runs, a run's
+// details) that `dtx results list|show` (cli/cmd_results.c) prints.
 //
 // Schema (version 1, PRAGMA user_version = 1, PRAGMA application_id =
 // 0x64747831, "dtx1"; journal_mode WAL; every write in a transaction):

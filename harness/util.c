@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// Helpers every subcommand uses: dispatch, flag parsing with one-line
-// errors, latency quantiles, and the JSON writer behind --json.
+// Helpers every dtx command (and benchmark) uses: dispatch, flag parsing
+// with one-line errors, latency quantiles, and the JSON writer behind
+// --json.
 
 #include <math.h>
 #include <stdlib.h>
