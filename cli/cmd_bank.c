@@ -196,6 +196,39 @@ say_run(const hx_bankrun_conf *c, const hx_bankrun_out *o, bool json)
 		bank_print_schedule(c);
 }
 
+// The run, phase by phase: set up, run, heal, settle, final reads, check,
+// store, report. Stops at the first phase that fails.
+static dtx_err
+run_phases(
+    hx_bankrun *r, const hx_bankrun_conf *conf, bool json, hx_bankrun_err *e)
+{
+	const hx_bankrun_out *o = hx_bankrun_result(r);
+	dtx_err rv;
+	if ((rv = hx_bankrun_setup_cluster(r, e)) != DTX_OK)
+		return rv;
+	if (!o->created && !json)
+		printf(
+		    "dtx bank: using the %zu existing accounts (total %" PRId64
+		    ")\n",
+		    o->nacct, o->total);
+	if ((rv = hx_bankrun_setup_run(r, e)) != DTX_OK)
+		return rv;
+	say_run(conf, o, json);
+	if ((rv = hx_bankrun_workload(r, e)) != DTX_OK)
+		return rv;
+	hx_bankrun_heal(r);
+	if ((rv = hx_bankrun_settle(r, e)) != DTX_OK ||
+	    (rv = hx_bankrun_final_reads(r, e)) != DTX_OK ||
+	    (rv = hx_bankrun_check(r, e)) != DTX_OK ||
+	    (rv = hx_bankrun_store(r, e)) != DTX_OK)
+		return rv;
+	if (o->report_incomplete)
+		fprintf(stderr, "dtx bank: the report in %s is incomplete\n",
+		    o->report_dir);
+	bank_report(conf, o, json);
+	return DTX_OK;
+}
+
 int
 cli_cmd_bank(int argc, char **argv)
 {
@@ -205,42 +238,20 @@ cli_cmd_bank(int argc, char **argv)
 	hx_bankrun_err e = { .usage = false };
 	int rc = hx_parse_flags(
 	    "dtx bank", bank_opts, NOPTS, &cfg, argc, argv, NULL, 0, NULL);
-	if (rc != 0)
+	if (rc != 0 || (rc = validate(&cfg, &conf)) != 0)
 		goto out;
-	if ((rc = validate(&cfg, &conf)) != 0)
+	if (hx_bankrun_new(&conf, &r) != DTX_OK) {
+		rc = HX_EXIT_FAILURE;
 		goto out;
-	rc = HX_EXIT_FAILURE;
-	if (hx_bankrun_new(&conf, &r) != DTX_OK)
+	}
+	if (run_phases(r, &conf, cfg.json, &e) != DTX_OK) {
+		rc = phase_failed(&e);
 		goto out;
-	const hx_bankrun_out *o = hx_bankrun_result(r);
-	if (hx_bankrun_setup_cluster(r, &e) != DTX_OK)
-		goto failed;
-	if (!o->created && !cfg.json)
-		printf(
-		    "dtx bank: using the %zu existing accounts (total %" PRId64
-		    ")\n",
-		    o->nacct, o->total);
-	if (hx_bankrun_setup_run(r, &e) != DTX_OK)
-		goto failed;
-	say_run(&conf, o, cfg.json);
-	if (hx_bankrun_workload(r, &e) != DTX_OK)
-		goto failed;
-	hx_bankrun_heal(r);
-	if (hx_bankrun_settle(r, &e) != DTX_OK ||
-	    hx_bankrun_final_reads(r, &e) != DTX_OK ||
-	    hx_bankrun_check(r, &e) != DTX_OK ||
-	    hx_bankrun_store(r, &e) != DTX_OK)
-		goto failed;
-	if (o->report_incomplete)
-		fprintf(stderr, "dtx bank: the report in %s is incomplete\n",
-		    o->report_dir);
-	bank_report(&conf, o, cfg.json);
-	rc = o->verdict.valid == HX_VALID_TRUE   ? HX_EXIT_OK
-	    : o->verdict.valid == HX_VALID_FALSE ? HX_EXIT_INVALID
-	                                         : HX_EXIT_UNKNOWN;
-	goto out;
-failed:
-	rc = phase_failed(&e);
+	}
+	hx_valid v = hx_bankrun_result(r)->verdict.valid;
+	rc = v == HX_VALID_TRUE   ? HX_EXIT_OK
+	    : v == HX_VALID_FALSE ? HX_EXIT_INVALID
+	                          : HX_EXIT_UNKNOWN;
 out:
 	hx_bankrun_free(r);
 	dtx_cfg_fini(bank_opts, NOPTS, &cfg);
