@@ -67,15 +67,20 @@ stats_f(const hx_verdict *v, const char *f)
 	return NULL;
 }
 
+// The transfers' counts and rate, as both forms of the report show them.
+typedef struct xfer_stats {
+	const hx_stats_f *tf; // the transfers' stats, or NULL
+	uint64_t ok;
+	size_t fail, info;
+	double per_s; // ok transfers per second
+} xfer_stats;
+
 static void
-report_json(const hx_bankrun_conf *c, const hx_bankrun_out *o)
+report_json(
+    const hx_bankrun_conf *c, const hx_bankrun_out *o, const xfer_stats *x)
 {
 	const hx_verdict *v = &o->verdict;
-	const hx_stats_f *tf = stats_f(v, "transfer");
-	double secs = o->secs;
-	uint64_t okx = o->ok_transfers;
-	size_t xfail = tf ? tf->counts[HX_OP_FAIL] : 0;
-	size_t xinfo = tf ? tf->counts[HX_OP_INFO] : 0;
+	const hx_stats_f *tf = x->tf;
 	hx_json j;
 	size_t na;
 	hx_json_begin(&j, stdout);
@@ -87,10 +92,10 @@ report_json(const hx_bankrun_conf *c, const hx_bankrun_out *o)
 	hx_json_str(&j, "mode", c->mode);
 	hx_json_int(&j, "seed", (int64_t)c->seed);
 	hx_json_int(&j, "ops", (int64_t)v->stats.client_ops);
-	hx_json_int(&j, "ok_transfers", (int64_t)okx);
-	hx_json_int(&j, "fail_transfers", (int64_t)xfail);
-	hx_json_int(&j, "info_transfers", (int64_t)xinfo);
-	hx_json_num(&j, "throughput", secs > 0 ? (double)okx / secs : 0);
+	hx_json_int(&j, "ok_transfers", (int64_t)x->ok);
+	hx_json_int(&j, "fail_transfers", (int64_t)x->fail);
+	hx_json_int(&j, "info_transfers", (int64_t)x->info);
+	hx_json_num(&j, "throughput", x->per_s);
 	if (tf != NULL) {
 		hx_json_obj_begin(&j, "latency_ms");
 		hx_json_num(&j, "p50", (double)tf->p50 / 1e6);
@@ -130,21 +135,17 @@ report_json(const hx_bankrun_conf *c, const hx_bankrun_out *o)
 }
 
 static void
-report_text(const hx_bankrun_conf *c, const hx_bankrun_out *o)
+report_text(
+    const hx_bankrun_conf *c, const hx_bankrun_out *o, const xfer_stats *x)
 {
 	const hx_verdict *v = &o->verdict;
-	const hx_stats_f *tf = stats_f(v, "transfer");
-	double secs = o->secs;
-	uint64_t okx = o->ok_transfers;
-	size_t xfail = tf ? tf->counts[HX_OP_FAIL] : 0;
-	size_t xinfo = tf ? tf->counts[HX_OP_INFO] : 0;
+	const hx_stats_f *tf = x->tf;
 	printf("dtx bank: run %" PRId64 ", mode %s, seed %" PRIu64
 	       ", %zu accounts, total %" PRId64 "\n",
 	    o->run_id, c->mode, c->seed, o->nacct, o->total);
 	printf("ops: %zu client ops in %.1f s; transfers ok %" PRIu64
 	       ", fail %zu, info %zu; %.1f ok transfers/s\n",
-	    v->stats.client_ops, secs, okx, xfail, xinfo,
-	    secs > 0 ? (double)okx / secs : 0);
+	    v->stats.client_ops, o->secs, x->ok, x->fail, x->info, x->per_s);
 	if (tf != NULL)
 		printf("transfer latency: p50 %.1f ms, p90 %.1f ms, p99 %.1f "
 		       "ms, max %.1f ms\n",
@@ -170,8 +171,13 @@ report_text(const hx_bankrun_conf *c, const hx_bankrun_out *o)
 void
 bank_report(const hx_bankrun_conf *c, const hx_bankrun_out *o, bool json)
 {
+	xfer_stats x = { .tf = stats_f(&o->verdict, "transfer"),
+		.ok = o->ok_transfers };
+	x.fail = x.tf ? x.tf->counts[HX_OP_FAIL] : 0;
+	x.info = x.tf ? x.tf->counts[HX_OP_INFO] : 0;
+	x.per_s = o->secs > 0 ? (double)x.ok / o->secs : 0;
 	if (json)
-		report_json(c, o);
+		report_json(c, o, &x);
 	else
-		report_text(c, o);
+		report_text(c, o, &x);
 }

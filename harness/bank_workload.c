@@ -277,8 +277,8 @@ hx__bank_txn_obs(hx_bankrun *b)
 		char kf[48], kt[48];
 		if (r->txid == 0)
 			continue;
-		snprintf(kf, sizeof(kf), HX_ACCT_PREFIX "%" PRId64, r->from);
-		snprintf(kt, sizeof(kt), HX_ACCT_PREFIX "%" PRId64, r->to);
+		hx_acct_key(kf, sizeof(kf), r->from);
+		hx_acct_key(kt, sizeof(kt), r->to);
 		uint32_t p[2] = { dtx_topo_route(topo, kf, strlen(kf)),
 			dtx_topo_route(topo, kt, strlen(kt)) };
 		for (int k = 0; k < 2; k++) {
