@@ -2,8 +2,8 @@
 //
 // The benchmarks (bench/): one `dtx bench` subcommand per file, and the
 // cluster-bench plumbing they share (bench_cluster.c). The only header
-// other folders include; it may use storage, which nothing else the CLI
-// links does.
+// other folders include; it may use storage, which nothing else the dtx
+// command links does. Names take the prefix bench_.
 
 #ifndef BENCH_H
 #define BENCH_H
