@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli_int.h"
+#include "cli.h"
 
 typedef struct cl_cfg {
 	int64_t participants;
@@ -23,7 +23,7 @@ typedef struct cl_cfg {
 static const dtx_cfg_opt start_opts[] = {
 	{ "participants", DTX_CFG_INT, OFF(participants), 1, 16, "3",
 	    "number of participants" },
-	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, CLI_CLUSTER_DIR_DEFAULT,
+	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, HX_CLUSTER_DIR_DEFAULT,
 	    "cluster directory" },
 	{ "netns", DTX_CFG_BOOL, OFF(netns), 0, 0, "false",
 	    "each daemon in its own network namespace (root)" },
@@ -34,7 +34,7 @@ static const dtx_cfg_opt start_opts[] = {
 	    "daemons' log level" },
 };
 static const dtx_cfg_opt dir_opts[] = {
-	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, CLI_CLUSTER_DIR_DEFAULT,
+	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, HX_CLUSTER_DIR_DEFAULT,
 	    "cluster directory" },
 	{ "json", DTX_CFG_BOOL, OFF(json), 0, 0, "false", "JSON output" },
 };
@@ -42,20 +42,20 @@ static const dtx_cfg_opt dir_opts[] = {
 
 // Prints each node: role, id, url, pid, and what HEALTH says.
 static void
-show(cli_cluster *cl, bool json)
+show(hx_cluster *cl, bool json)
 {
-	const dtx_topo *topo = cli_cluster_topo(cl);
-	cli_conn *conn = NULL;
-	cli_json j;
-	cli_conn_open(topo, &conn);
+	const dtx_topo *topo = hx_cluster_topo(cl);
+	hx_conn *conn = NULL;
+	hx_json j;
+	hx_conn_open(topo, &conn);
 	if (json) {
-		cli_json_begin(&j, stdout);
-		cli_json_str(&j, "dir", cli_cluster_dir(cl));
-		cli_json_bool(&j, "netns", cli_cluster_is_netns(cl));
-		cli_json_arr_begin(&j, "nodes");
+		hx_json_begin(&j, stdout);
+		hx_json_str(&j, "dir", hx_cluster_dir(cl));
+		hx_json_bool(&j, "netns", hx_cluster_is_netns(cl));
+		hx_json_arr_begin(&j, "nodes");
 	} else {
-		printf("cluster %s%s\n", cli_cluster_dir(cl),
-		    cli_cluster_is_netns(cl) ? " (network namespaces)" : "");
+		printf("cluster %s%s\n", hx_cluster_dir(cl),
+		    hx_cluster_is_netns(cl) ? " (network namespaces)" : "");
 		printf("%-4s %-12s %-26s %-8s %-10s %s\n", "id", "role", "url",
 		    "pid", "health", "in-doubt");
 	}
@@ -63,27 +63,27 @@ show(cli_cluster *cl, bool json)
 		const dtx_node *nd = &topo->nodes[i];
 		if (nd->role == DTX_ROLE_CLIENT)
 			continue;
-		int pid = cli_cluster_pid(cl, nd->id);
+		int pid = hx_cluster_pid(cl, nd->id);
 		proto_msg rep;
 		bool h = conn != NULL && pid > 0 &&
-		    cli_health(conn, nd->id, 1000, &rep) == DTX_OK;
+		    hx_health(conn, nd->id, 1000, &rep) == DTX_OK;
 		const char *state = h ? rep.u.health_reply.state
 		    : pid > 0         ? "no answer"
 		                      : "down";
 		int64_t indoubt = h ? (int64_t)rep.u.health_reply.in_doubt : -1;
 		if (json) {
-			cli_json_obj_begin(&j, NULL);
-			cli_json_int(&j, "id", nd->id);
-			cli_json_str(&j, "role", dtx_role_name(nd->role));
-			cli_json_str(&j, "url", nd->url);
-			cli_json_int(&j, "pid", pid);
-			cli_json_str(&j, "health", state);
+			hx_json_obj_begin(&j, NULL);
+			hx_json_int(&j, "id", nd->id);
+			hx_json_str(&j, "role", dtx_role_name(nd->role));
+			hx_json_str(&j, "url", nd->url);
+			hx_json_int(&j, "pid", pid);
+			hx_json_str(&j, "health", state);
 			if (indoubt >= 0)
-				cli_json_int(&j, "in_doubt", indoubt);
+				hx_json_int(&j, "in_doubt", indoubt);
 			if (h)
-				cli_json_int(&j, "blocked",
+				hx_json_int(&j, "blocked",
 				    rep.u.health_reply.n_blocked);
-			cli_json_obj_end(&j);
+			hx_json_obj_end(&j);
 		} else {
 			char idt[24] = "-";
 			if (indoubt >= 0)
@@ -95,19 +95,19 @@ show(cli_cluster *cl, bool json)
 			proto_msg_free(&rep);
 	}
 	if (json) {
-		cli_json_arr_end(&j);
-		cli_json_end(&j);
+		hx_json_arr_end(&j);
+		hx_json_end(&j);
 	}
-	cli_conn_close(conn);
+	hx_conn_close(conn);
 }
 
 // Waits until every daemon answers HEALTH.
 static dtx_err
-wait_healthy(cli_cluster *cl, uint64_t timeout_ms)
+wait_healthy(hx_cluster *cl, uint64_t timeout_ms)
 {
-	cli_conn *conn;
-	const dtx_topo *topo = cli_cluster_topo(cl);
-	dtx_err rv = cli_conn_open(topo, &conn);
+	hx_conn *conn;
+	const dtx_topo *topo = hx_cluster_topo(cl);
+	dtx_err rv = hx_conn_open(topo, &conn);
 	if (rv != DTX_OK)
 		return rv;
 	uint64_t deadline = dtx_mono_ns() + timeout_ms * 1000000u;
@@ -117,7 +117,7 @@ wait_healthy(cli_cluster *cl, uint64_t timeout_ms)
 			continue;
 		for (;;) {
 			proto_msg rep;
-			rv = cli_health(conn, nd->id, 1000, &rep);
+			rv = hx_health(conn, nd->id, 1000, &rep);
 			if (rv == DTX_OK) {
 				proto_msg_free(&rep);
 				break;
@@ -128,99 +128,99 @@ wait_healthy(cli_cluster *cl, uint64_t timeout_ms)
 		}
 	}
 done:
-	cli_conn_close(conn);
+	hx_conn_close(conn);
 	return rv;
 }
 
 // The body of a subcommand: runs it with the parsed flags and returns
 // its exit code. A cluster it leaves in *cl is freed after it.
-typedef int (*cl_body)(cl_cfg *cfg, cli_cluster **cl);
+typedef int (*cl_body)(cl_cfg *cfg, hx_cluster **cl);
 
 // Parses a subcommand's flags, runs its body unless they were bad or
-// help was shown (then the exit is CLI_EXIT_USAGE or CLI_EXIT_OK), and
+// help was shown (then the exit is HX_EXIT_USAGE or HX_EXIT_OK), and
 // frees what the body left.
 static int
 run_sub(const char *what, const dtx_cfg_opt *opts, size_t nopts, cl_body body,
     int argc, char **argv)
 {
 	cl_cfg cfg = { 0 };
-	cli_cluster *cl = NULL;
+	hx_cluster *cl = NULL;
 	int rc =
-	    cli_parse_flags(what, opts, nopts, &cfg, argc, argv, NULL, 0, NULL);
+	    hx_parse_flags(what, opts, nopts, &cfg, argc, argv, NULL, 0, NULL);
 	if (rc == 0)
 		rc = body(&cfg, &cl);
-	cli_cluster_free(cl);
+	hx_cluster_free(cl);
 	dtx_cfg_fini(opts, nopts, &cfg);
-	return rc < 0 ? CLI_EXIT_OK : rc;
+	return rc < 0 ? HX_EXIT_OK : rc;
 }
 
 static int
-start_body(cl_cfg *cfg, cli_cluster **cl)
+start_body(cl_cfg *cfg, hx_cluster **cl)
 {
 	char err[512];
 	// A cluster already running in this directory is left alone.
-	if (cli_cluster_open(cfg->dir, cl, NULL, 0) == DTX_OK) {
+	if (hx_cluster_open(cfg->dir, cl, NULL, 0) == DTX_OK) {
 		bool up = false;
-		const dtx_topo *t = cli_cluster_topo(*cl);
+		const dtx_topo *t = hx_cluster_topo(*cl);
 		for (uint32_t i = 0; i < t->n; i++)
-			up |= cli_cluster_pid(*cl, t->nodes[i].id) > 0;
+			up |= hx_cluster_pid(*cl, t->nodes[i].id) > 0;
 		if (up) {
 			fprintf(stderr,
 			    "dtx cluster start: a cluster is already running "
 			    "in %s (dtx cluster stop --dir %s)\n",
 			    cfg->dir, cfg->dir);
-			return CLI_EXIT_FAILURE;
+			return HX_EXIT_FAILURE;
 		}
-		cli_cluster_free(*cl);
+		hx_cluster_free(*cl);
 		*cl = NULL;
 	}
-	cli_cluster_stop_dir(cfg->dir, false);
-	cli_cluster_opts o = { .dir = cfg->dir,
+	hx_cluster_stop_dir(cfg->dir, false);
+	hx_cluster_opts o = { .dir = cfg->dir,
 		.participants = (uint32_t)cfg->participants,
 		.saga = cfg->saga,
 		.log_level = cfg->log_level,
 		.netns = cfg->netns };
-	dtx_err rv = cli_cluster_create(&o, cl, err, sizeof(err));
+	dtx_err rv = hx_cluster_create(&o, cl, err, sizeof(err));
 	if (rv != DTX_OK) {
 		fprintf(stderr, "dtx cluster start: %s\n", err);
-		return rv == DTX_EPERM || rv == DTX_EINVAL ? CLI_EXIT_USAGE
-		                                           : CLI_EXIT_FAILURE;
+		return rv == DTX_EPERM || rv == DTX_EINVAL ? HX_EXIT_USAGE
+		                                           : HX_EXIT_FAILURE;
 	}
-	if ((rv = cli_cluster_start_all(*cl, 20000)) != DTX_OK ||
+	if ((rv = hx_cluster_start_all(*cl, 20000)) != DTX_OK ||
 	    (rv = wait_healthy(*cl, 20000)) != DTX_OK) {
 		fprintf(stderr,
 		    "dtx cluster start: not all daemons came up (%s); logs "
 		    "in %s/logs\n",
-		    dtx_strerror(rv), cli_cluster_dir(*cl));
-		cli_cluster_stop_all(*cl, 2000);
-		return CLI_EXIT_FAILURE;
+		    dtx_strerror(rv), hx_cluster_dir(*cl));
+		hx_cluster_stop_all(*cl, 2000);
+		return HX_EXIT_FAILURE;
 	}
 	show(*cl, cfg->json);
-	return CLI_EXIT_OK;
+	return HX_EXIT_OK;
 }
 
 static int
-stop_body(cl_cfg *cfg, cli_cluster **cl)
+stop_body(cl_cfg *cfg, hx_cluster **cl)
 {
-	if (cli_cluster_open(cfg->dir, cl, NULL, 0) == DTX_OK)
-		cli_cluster_stop_all(*cl, 5000);
+	if (hx_cluster_open(cfg->dir, cl, NULL, 0) == DTX_OK)
+		hx_cluster_stop_all(*cl, 5000);
 	// Whatever the state file forgot: stray daemons, namespaces.
-	cli_cluster_stop_dir(cfg->dir, true);
+	hx_cluster_stop_dir(cfg->dir, true);
 	if (!cfg->json)
 		printf("stopped %s\n", cfg->dir);
-	return CLI_EXIT_OK;
+	return HX_EXIT_OK;
 }
 
 static int
-status_body(cl_cfg *cfg, cli_cluster **cl)
+status_body(cl_cfg *cfg, hx_cluster **cl)
 {
 	char err[512];
-	if (cli_cluster_open(cfg->dir, cl, err, sizeof(err)) != DTX_OK) {
+	if (hx_cluster_open(cfg->dir, cl, err, sizeof(err)) != DTX_OK) {
 		fprintf(stderr, "dtx cluster status: %s\n", err);
-		return CLI_EXIT_FAILURE;
+		return HX_EXIT_FAILURE;
 	}
 	show(*cl, cfg->json);
-	return CLI_EXIT_OK;
+	return HX_EXIT_OK;
 }
 
 static int
@@ -247,10 +247,10 @@ cmd_status(int argc, char **argv)
 int
 cli_cmd_cluster(int argc, char **argv)
 {
-	static const cli_cmd cmds[] = {
+	static const hx_cmd cmds[] = {
 		{ "start", cmd_start, "start a local cluster" },
 		{ "stop", cmd_stop, "stop it and remove its namespaces" },
 		{ "status", cmd_status, "show each node and its health" },
 	};
-	return cli_dispatch("dtx cluster", cmds, N(cmds), argc, argv);
+	return hx_dispatch("dtx cluster", cmds, N(cmds), argc, argv);
 }

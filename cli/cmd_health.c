@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_int.h"
+#include "cli.h"
 #include "proto.h"
 
 typedef struct health_cfg {
@@ -74,24 +74,24 @@ print_reply(const health_cfg *cfg, const char *url, const proto_health_reply *h,
     bool healthy)
 {
 	if (cfg->json) {
-		cli_json j;
-		cli_json_begin(&j, stdout);
-		cli_json_str(&j, "url", url);
-		cli_json_bool(&j, "healthy", healthy);
-		cli_json_str(&j, "role", h->role ? h->role : "");
-		cli_json_int(&j, "node", h->node);
-		cli_json_str(&j, "state", h->state ? h->state : "");
-		cli_json_int(&j, "in_doubt", (int64_t)h->in_doubt);
-		cli_json_arr_begin(&j, "blocked");
+		hx_json j;
+		hx_json_begin(&j, stdout);
+		hx_json_str(&j, "url", url);
+		hx_json_bool(&j, "healthy", healthy);
+		hx_json_str(&j, "role", h->role ? h->role : "");
+		hx_json_int(&j, "node", h->node);
+		hx_json_str(&j, "state", h->state ? h->state : "");
+		hx_json_int(&j, "in_doubt", (int64_t)h->in_doubt);
+		hx_json_arr_begin(&j, "blocked");
 		for (uint32_t i = 0; i < h->n_blocked; i++)
-			cli_json_int(&j, NULL, (int64_t)h->blocked[i]);
-		cli_json_arr_end(&j);
-		cli_json_obj_begin(&j, "counters");
+			hx_json_int(&j, NULL, (int64_t)h->blocked[i]);
+		hx_json_arr_end(&j);
+		hx_json_obj_begin(&j, "counters");
 		for (uint32_t i = 0; i < h->n_counters; i++)
-			cli_json_int(
+			hx_json_int(
 			    &j, h->counters[i].name, h->counters[i].value);
-		cli_json_obj_end(&j);
-		cli_json_end(&j);
+		hx_json_obj_end(&j);
+		hx_json_end(&j);
 		return;
 	}
 	printf("%s %" PRIu32 " %s in-doubt %" PRIu64, h->role ? h->role : "?",
@@ -114,12 +114,12 @@ static void
 print_failure(const health_cfg *cfg, const char *url, const char *why)
 {
 	if (cfg->json) {
-		cli_json j;
-		cli_json_begin(&j, stdout);
-		cli_json_str(&j, "url", url);
-		cli_json_bool(&j, "healthy", false);
-		cli_json_str(&j, "error", why);
-		cli_json_end(&j);
+		hx_json j;
+		hx_json_begin(&j, stdout);
+		hx_json_str(&j, "url", url);
+		hx_json_bool(&j, "healthy", false);
+		hx_json_str(&j, "error", why);
+		hx_json_end(&j);
 		return;
 	}
 	printf("%s: %s\n", url, why);
@@ -140,7 +140,7 @@ check(const health_cfg *cfg, const char *url)
 	if (err != DTX_OK) {
 		fprintf(stderr, "dtx health: cannot use '%s': %s\n", url,
 		    dtx_strerror(err));
-		return err == DTX_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+		return err == DTX_EINVAL ? HX_EXIT_USAGE : HX_EXIT_FAILURE;
 	}
 	proto_msg req, rep;
 	proto_msg_init(&req, PROTO_HEALTH);
@@ -152,7 +152,7 @@ check(const health_cfg *cfg, const char *url)
 		const proto_health_reply *h = &rep.u.health_reply;
 		bool healthy = state_healthy(h->state);
 		print_reply(cfg, url, h, healthy);
-		rc = healthy ? CLI_EXIT_OK : 1;
+		rc = healthy ? HX_EXIT_OK : 1;
 	} else if (err == DTX_OK || err == DTX_EREFUSED) {
 		char why[PROTO_MAX_STR + 64];
 		if (err == DTX_EREFUSED)
@@ -183,7 +183,7 @@ cli_cmd_health(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	char *pos[2];
 	int npos = 0;
-	int rc = cli_parse_flags("dtx health [URL]", health_opts, NHEALTH_OPTS,
+	int rc = hx_parse_flags("dtx health [URL]", health_opts, NHEALTH_OPTS,
 	    &cfg, argc, argv, pos, 2, &npos);
 	if (rc != 0) {
 		if (rc < 0)
@@ -193,7 +193,7 @@ cli_cmd_health(int argc, char **argv)
 			       "state \"ok\" or\n\"recovering\", 1 otherwise "
 			       "(no answer, \"blocked\", \"failed\").\n");
 		dtx_cfg_fini(health_opts, NHEALTH_OPTS, &cfg);
-		return rc < 0 ? CLI_EXIT_OK : rc;
+		return rc < 0 ? HX_EXIT_OK : rc;
 	}
 	const char *listen = npos > 0 ? pos[0] : getenv("DTX_LISTEN");
 	char url[DTX_URL_MAX];
@@ -202,17 +202,17 @@ cli_cmd_health(int argc, char **argv)
 		    "dtx health: unexpected argument '%s' (see: dtx health "
 		    "--help)\n",
 		    pos[1]);
-		rc = CLI_EXIT_USAGE;
+		rc = HX_EXIT_USAGE;
 	} else if (listen == NULL || listen[0] == '\0') {
 		fprintf(stderr,
 		    "dtx health: give the daemon's URL "
 		    "(tcp://host:port) or set DTX_LISTEN\n");
-		rc = CLI_EXIT_USAGE;
+		rc = HX_EXIT_USAGE;
 	} else if (dial_url(listen, url, sizeof(url)) != DTX_OK) {
 		fprintf(stderr,
 		    "dtx health: '%s' is not a URL like tcp://host:port\n",
 		    listen);
-		rc = CLI_EXIT_USAGE;
+		rc = HX_EXIT_USAGE;
 	} else {
 		rc = check(&cfg, url);
 	}

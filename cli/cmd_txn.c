@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli_int.h"
+#include "cli.h"
 
 typedef struct txn_cfg {
 	char *mode;
@@ -22,7 +22,7 @@ typedef struct txn_cfg {
 #define OFF(f) offsetof(txn_cfg, f)
 static const dtx_cfg_opt transfer_opts[] = {
 	{ "mode", DTX_CFG_STR, OFF(mode), 0, 0, "2pc", "2pc, 3pc or saga" },
-	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, CLI_CLUSTER_DIR_DEFAULT,
+	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, HX_CLUSTER_DIR_DEFAULT,
 	    "cluster directory" },
 	{ "json", DTX_CFG_BOOL, OFF(json), 0, 0, "false", "JSON output" },
 	{ "timeout-ms", DTX_CFG_INT, OFF(timeout_ms), 100, 600000, "10000",
@@ -31,7 +31,7 @@ static const dtx_cfg_opt transfer_opts[] = {
 static const dtx_cfg_opt balances_opts[] = {
 	{ "at", DTX_CFG_STR, OFF(at), 0, 0, NULL,
 	    "HLC timestamp to read at (uint64, or L.C); default: now" },
-	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, CLI_CLUSTER_DIR_DEFAULT,
+	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, HX_CLUSTER_DIR_DEFAULT,
 	    "cluster directory" },
 	{ "json", DTX_CFG_BOOL, OFF(json), 0, 0, "false", "JSON output" },
 	{ "timeout-ms", DTX_CFG_INT, OFF(timeout_ms), 100, 600000, "10000",
@@ -51,16 +51,16 @@ parse_i64(const char *s, int64_t min, int64_t *out)
 }
 
 static dtx_err
-open_conn(const char *what, const char *dir, cli_conn **conn)
+open_conn(const char *what, const char *dir, hx_conn **conn)
 {
-	cli_cluster *cl;
+	hx_cluster *cl;
 	char err[512];
-	if (cli_cluster_open(dir, &cl, err, sizeof(err)) != DTX_OK) {
+	if (hx_cluster_open(dir, &cl, err, sizeof(err)) != DTX_OK) {
 		fprintf(stderr, "%s: %s\n", what, err);
 		return DTX_ENOENT;
 	}
-	dtx_err rv = cli_conn_open(cli_cluster_topo(cl), conn);
-	cli_cluster_free(cl);
+	dtx_err rv = hx_conn_open(hx_cluster_topo(cl), conn);
+	hx_cluster_free(cl);
 	return rv;
 }
 
@@ -71,12 +71,12 @@ cli_cmd_transfer(int argc, char **argv)
 	char *pos[4];
 	int npos = 0, rc;
 	int64_t from, to, amount;
-	cli_conn *conn = NULL;
-	rc = cli_parse_flags("dtx transfer", transfer_opts, N(transfer_opts),
+	hx_conn *conn = NULL;
+	rc = hx_parse_flags("dtx transfer", transfer_opts, N(transfer_opts),
 	    &cfg, argc, argv, pos, 4, &npos);
 	if (rc != 0)
 		goto out;
-	rc = CLI_EXIT_USAGE;
+	rc = HX_EXIT_USAGE;
 	if (npos != 3 || !parse_i64(pos[0], 0, &from) ||
 	    !parse_i64(pos[1], 0, &to) || !parse_i64(pos[2], 1, &amount) ||
 	    from == to) {
@@ -92,25 +92,25 @@ cli_cmd_transfer(int argc, char **argv)
 		    "saga\n");
 		goto out;
 	}
-	rc = CLI_EXIT_FAILURE;
+	rc = HX_EXIT_FAILURE;
 	if (open_conn("dtx transfer", cfg.dir, &conn) != DTX_OK)
 		goto out;
-	cli_xfer x;
-	char gid[CLI_GID_MAX];
+	hx_xfer x;
+	char gid[HX_GID_MAX];
 	snprintf(
 	    gid, sizeof(gid), "cli-%d-%" PRIu64, (int)getpid(), dtx_wall_ns());
 	if (saga)
-		cli_saga_transfer(
+		hx_saga_transfer(
 		    conn, gid, from, to, amount, (uint32_t)cfg.timeout_ms, &x);
 	else
-		cli_transfer(conn,
+		hx_transfer(conn,
 		    strcmp(cfg.mode, "3pc") == 0 ? PROTO_MODE_3PC
 		                                 : PROTO_MODE_2PC,
 		    from, to, amount, (uint32_t)cfg.timeout_ms, &x);
 	// Exit 0 committed, 1 certainly not done, 2 unknown.
 	const char *outcome;
 	if (x.err == DTX_OK) {
-		outcome = cli_outcome_name(x.outcome);
+		outcome = hx_outcome_name(x.outcome);
 		rc = x.outcome == PROTO_COMMITTED ? 0
 		    : x.outcome == PROTO_ABORTED  ? 1
 		                                  : 2;
@@ -122,26 +122,26 @@ cli_cmd_transfer(int argc, char **argv)
 		rc = 2;
 	}
 	if (cfg.json) {
-		cli_json j;
-		cli_json_begin(&j, stdout);
-		cli_json_str(&j, "outcome", outcome);
-		cli_json_str(&j, "mode", cfg.mode);
+		hx_json j;
+		hx_json_begin(&j, stdout);
+		hx_json_str(&j, "outcome", outcome);
+		hx_json_str(&j, "mode", cfg.mode);
 		if (x.reason[0] != '\0')
-			cli_json_str(&j, "reason", x.reason);
+			hx_json_str(&j, "reason", x.reason);
 		if (x.err != DTX_OK)
-			cli_json_str(&j, "error", dtx_errname(x.err));
+			hx_json_str(&j, "error", dtx_errname(x.err));
 		if (saga)
-			cli_json_str(&j, "gid", gid);
+			hx_json_str(&j, "gid", gid);
 		else
-			cli_json_int(&j, "txid", (int64_t)x.txid);
+			hx_json_int(&j, "txid", (int64_t)x.txid);
 		if (x.cts != 0) {
 			char lc[48];
 			snprintf(lc, sizeof(lc), "%" PRIu64 ".%u",
 			    clk_ts_l(x.cts), clk_ts_c(x.cts));
-			cli_json_int(&j, "commit_ts", (int64_t)x.cts);
-			cli_json_str(&j, "commit_hlc", lc);
+			hx_json_int(&j, "commit_ts", (int64_t)x.cts);
+			hx_json_str(&j, "commit_hlc", lc);
 		}
-		cli_json_end(&j);
+		hx_json_end(&j);
 	} else {
 		printf("%s", outcome);
 		if (x.err != DTX_OK)
@@ -158,9 +158,9 @@ cli_cmd_transfer(int argc, char **argv)
 		printf("\n");
 	}
 out:
-	cli_conn_close(conn);
+	hx_conn_close(conn);
 	dtx_cfg_fini(transfer_opts, N(transfer_opts), &cfg);
-	return rc < 0 ? CLI_EXIT_OK : rc;
+	return rc < 0 ? HX_EXIT_OK : rc;
 }
 
 // "123456" (a packed clk_ts) or "L.C".
@@ -189,44 +189,44 @@ int
 cli_cmd_balances(int argc, char **argv)
 {
 	txn_cfg cfg = { 0 };
-	cli_conn *conn = NULL;
+	hx_conn *conn = NULL;
 	clk_ts at = 0;
-	int rc = cli_parse_flags("dtx balances", balances_opts,
-	    N(balances_opts), &cfg, argc, argv, NULL, 0, NULL);
+	int rc = hx_parse_flags("dtx balances", balances_opts, N(balances_opts),
+	    &cfg, argc, argv, NULL, 0, NULL);
 	if (rc != 0)
 		goto out;
 	if (cfg.at != NULL && !parse_hlc(cfg.at, &at)) {
 		fprintf(stderr,
 		    "dtx balances: --at wants an HLC timestamp "
 		    "(a uint64, or L.C)\n");
-		rc = CLI_EXIT_USAGE;
+		rc = HX_EXIT_USAGE;
 		goto out;
 	}
-	rc = CLI_EXIT_FAILURE;
+	rc = HX_EXIT_FAILURE;
 	if (open_conn("dtx balances", cfg.dir, &conn) != DTX_OK)
 		goto out;
-	cli_snapshot s;
-	dtx_err rv = cli_snapshot_read(conn, at, (uint32_t)cfg.timeout_ms, &s);
+	hx_snapshot s;
+	dtx_err rv = hx_snapshot_read(conn, at, (uint32_t)cfg.timeout_ms, &s);
 	if (rv != DTX_OK) {
 		fprintf(stderr, "dtx balances: %s\n", dtx_strerror(rv));
 		goto out;
 	}
 	if (cfg.json) {
-		cli_json j;
-		cli_json_begin(&j, stdout);
-		cli_json_int(&j, "ts", (int64_t)s.ts);
-		cli_json_int(&j, "ts_l", (int64_t)clk_ts_l(s.ts));
-		cli_json_int(&j, "ts_c", clk_ts_c(s.ts));
-		cli_json_obj_begin(&j, "balances");
+		hx_json j;
+		hx_json_begin(&j, stdout);
+		hx_json_int(&j, "ts", (int64_t)s.ts);
+		hx_json_int(&j, "ts_l", (int64_t)clk_ts_l(s.ts));
+		hx_json_int(&j, "ts_c", clk_ts_c(s.ts));
+		hx_json_obj_begin(&j, "balances");
 		for (size_t i = 0; i < s.n; i++) {
 			char k[24];
 			snprintf(k, sizeof(k), "%" PRId64, s.ids[i]);
-			cli_json_int(&j, k, s.bal[i]);
+			hx_json_int(&j, k, s.bal[i]);
 		}
-		cli_json_obj_end(&j);
-		cli_json_int(&j, "accounts", (int64_t)s.n);
-		cli_json_int(&j, "total", s.total);
-		cli_json_end(&j);
+		hx_json_obj_end(&j);
+		hx_json_int(&j, "accounts", (int64_t)s.n);
+		hx_json_int(&j, "total", s.total);
+		hx_json_end(&j);
 	} else {
 		printf("snapshot at %" PRIu64 " (%" PRIu64 ".%u)\n", s.ts,
 		    clk_ts_l(s.ts), clk_ts_c(s.ts));
@@ -235,10 +235,10 @@ cli_cmd_balances(int argc, char **argv)
 			    s.bal[i]);
 		printf("total %" PRId64 " over %zu accounts\n", s.total, s.n);
 	}
-	cli_snapshot_fini(&s);
-	rc = CLI_EXIT_OK;
+	hx_snapshot_fini(&s);
+	rc = HX_EXIT_OK;
 out:
-	cli_conn_close(conn);
+	hx_conn_close(conn);
 	dtx_cfg_fini(balances_opts, N(balances_opts), &cfg);
-	return rc < 0 ? CLI_EXIT_OK : rc;
+	return rc < 0 ? HX_EXIT_OK : rc;
 }

@@ -6,13 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli_int.h"
+#include "bench.h"
+#include "cli.h"
 
 static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
-static const cli_cmd commands[] = {
-	{ "bench", cli_cmd_bench, "measure throughput and latency" },
+static const hx_cmd commands[] = {
+	{ "bench", bench_cmd, "measure throughput and latency" },
 	{ "results", cli_cmd_results, "list and show recorded runs" },
 	{ "check", cli_cmd_check, "re-check a recorded run" },
 	{ "cluster", cli_cmd_cluster,
@@ -34,7 +35,7 @@ cmd_version(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	printf("dtx %s\n", DTX_VERSION);
-	return CLI_EXIT_OK;
+	return HX_EXIT_OK;
 }
 
 static int
@@ -46,7 +47,7 @@ cmd_help(int argc, char **argv)
 	       "flags)\n\ncommands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		printf("  %-10s %s\n", commands[i].name, commands[i].summary);
-	return CLI_EXIT_OK;
+	return HX_EXIT_OK;
 }
 
 int
@@ -55,11 +56,11 @@ main(int argc, char **argv)
 	dtx_log_init("dtx", DTX_LOG_WARN);
 	if (argc < 2) {
 		cmd_help(0, NULL);
-		return CLI_EXIT_USAGE;
+		return HX_EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
 		return cmd_help(0, NULL);
 	if (strcmp(argv[1], "--version") == 0)
 		return cmd_version(0, NULL);
-	return cli_dispatch("dtx", commands, NCOMMANDS, argc - 1, argv + 1);
+	return hx_dispatch("dtx", commands, NCOMMANDS, argc - 1, argv + 1);
 }

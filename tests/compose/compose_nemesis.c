@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 //
 // dtx-compose-nemesis: applies one container fault to a running compose
-// project through cli/compose.c, so that the compose test (and a person
+// project through harness/compose.c, so that the compose test (and a person
 // at a shell) can kill, restart, pause, cut off and heal nodes while a
 // workload runs inside the network.
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_int.h"
+#include "harness.h"
 
 static void
 usage(FILE *out)
@@ -39,7 +39,7 @@ parse_u32(const char *s, uint32_t max, uint32_t *out)
 
 // Isolates the ids in list ("2" or "1,3") from every other daemon node.
 static dtx_err
-isolate(cli_compose *c, const dtx_topo *topo, const char *list)
+isolate(hx_compose *c, const dtx_topo *topo, const char *list)
 {
 	uint32_t side = 0;
 	char buf[256];
@@ -49,11 +49,11 @@ isolate(cli_compose *c, const dtx_topo *topo, const char *list)
 	     w = strtok_r(NULL, ",", &save)) {
 		uint32_t id;
 		if (!parse_u32(w, DTX_TOPO_MAX - 1, &id) ||
-		    cli_compose_service(c, id) == NULL)
+		    hx_compose_service(c, id) == NULL)
 			return DTX_EINVAL;
 		side |= UINT32_C(1) << id;
 	}
-	cli_grudge g;
+	hx_grudge g;
 	memset(&g, 0, sizeof(g));
 	for (uint32_t i = 0; i < topo->n; i++) {
 		uint32_t a = topo->nodes[i].id;
@@ -62,25 +62,25 @@ isolate(cli_compose *c, const dtx_topo *topo, const char *list)
 		for (uint32_t j = 0; j < topo->n; j++) {
 			uint32_t b = topo->nodes[j].id;
 			if (!(side & (UINT32_C(1) << b)) &&
-			    cli_compose_service(c, b) != NULL)
+			    hx_compose_service(c, b) != NULL)
 				g.drop[a] |= UINT32_C(1) << b;
 		}
 	}
-	return cli_compose_partition(c, &g);
+	return hx_compose_partition(c, &g);
 }
 
 static int
-status(cli_compose *c, const dtx_topo *topo)
+status(hx_compose *c, const dtx_topo *topo)
 {
 	int rc = 0;
 	for (uint32_t i = 0; i < topo->n; i++) {
 		uint32_t id = topo->nodes[i].id;
-		cli_compose_state st;
-		if (cli_compose_service(c, id) == NULL)
+		hx_compose_state st;
+		if (hx_compose_service(c, id) == NULL)
 			continue;
-		dtx_err rv = cli_compose_status(c, id, &st);
+		dtx_err rv = hx_compose_status(c, id, &st);
 		if (rv != DTX_OK) {
-			printf("%-14s %2u  %s\n", cli_compose_service(c, id),
+			printf("%-14s %2u  %s\n", hx_compose_service(c, id),
 			    (unsigned)id, dtx_strerror(rv));
 			rc = 1;
 			continue;
@@ -119,8 +119,8 @@ main(int argc, char **argv)
 		    err[0] ? err : "cannot read");
 		return 1;
 	}
-	cli_compose *c = NULL;
-	if (cli_compose_open(project, &topo, &c, err, sizeof(err)) != DTX_OK) {
+	hx_compose *c = NULL;
+	if (hx_compose_open(project, &topo, &c, err, sizeof(err)) != DTX_OK) {
 		fprintf(stderr, "dtx-compose-nemesis: %s\n", err);
 		return 1;
 	}
@@ -132,30 +132,30 @@ main(int argc, char **argv)
 	int rc = 0;
 	if (need_id &&
 	    (arg == NULL || !parse_u32(arg, DTX_TOPO_MAX - 1, &id) ||
-	        cli_compose_service(c, id) == NULL)) {
+	        hx_compose_service(c, id) == NULL)) {
 		fprintf(stderr,
 		    "dtx-compose-nemesis: %s needs the id of a daemon node\n",
 		    action);
 		rc = 64;
 	} else if (strcmp(action, "kill") == 0) {
-		rv = cli_compose_kill(c, id);
+		rv = hx_compose_kill(c, id);
 	} else if (strcmp(action, "start") == 0) {
-		rv = cli_compose_start(c, id);
+		rv = hx_compose_start(c, id);
 	} else if (strcmp(action, "pause") == 0) {
-		rv = cli_compose_pause(c, id);
+		rv = hx_compose_pause(c, id);
 	} else if (strcmp(action, "unpause") == 0) {
-		rv = cli_compose_unpause(c, id);
+		rv = hx_compose_unpause(c, id);
 	} else if (strcmp(action, "partition") == 0 && arg != NULL) {
 		rv = isolate(c, &topo, arg);
 	} else if (strcmp(action, "heal") == 0) {
-		rv = cli_compose_heal(c);
+		rv = hx_compose_heal(c);
 	} else if (strcmp(action, "status") == 0) {
 		rc = status(c, &topo);
 		rv = DTX_OK;
 	} else if (strcmp(action, "wait-healthy") == 0 && arg != NULL) {
 		uint32_t secs;
 		rv = parse_u32(arg, 86400, &secs)
-		    ? cli_compose_wait_healthy(c, (uint64_t)secs * 1000)
+		    ? hx_compose_wait_healthy(c, (uint64_t)secs * 1000)
 		    : DTX_EINVAL;
 	} else {
 		usage(stderr);
@@ -166,6 +166,6 @@ main(int argc, char **argv)
 		    arg ? arg : "", dtx_strerror(rv));
 		rc = 1;
 	}
-	cli_compose_free(c);
+	hx_compose_free(c);
 	return rc;
 }

@@ -478,7 +478,7 @@ test_log_failure(void **state)
 	assert_int_equal(rep.u.error.code, DTX_EFAILED);
 	proto_msg_free(&rep);
 
-	assert_int_equal(cli_cluster_signal(fx->cl, 0, SIGKILL), DTX_OK);
+	assert_int_equal(hx_cluster_signal(fx->cl, 0, SIGKILL), DTX_OK);
 	assert_int_equal(tu_restart(fx, 0), DTX_OK);
 	tu_settle(fx, true, 60000, "still in doubt after the restart");
 	uint32_t ids[] = { 1, 2 };

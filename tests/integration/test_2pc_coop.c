@@ -39,7 +39,7 @@ crash_coord(tu_fx *fx, const char *point, int n)
 	if (tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, 5, &rep, 3000) ==
 	    DTX_OK)
 		proto_msg_free(&rep);
-	assert_int_equal(cli_cluster_wait_exit(fx->cl, 0, 20000, NULL), DTX_OK);
+	assert_int_equal(hx_cluster_wait_exit(fx->cl, 0, 20000, NULL), DTX_OK);
 	uint64_t txid = tu_last_txid(fx);
 	assert_true(txid != 0 && txid != before);
 	return txid;

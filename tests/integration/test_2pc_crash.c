@@ -62,7 +62,7 @@ crash_case(tu_fx *fx, uint32_t victim, const char *point, int expect, int n)
 	}
 	int status = 0;
 	assert_int_equal(
-	    cli_cluster_wait_exit(fx->cl, victim, 20000, &status), DTX_OK);
+	    hx_cluster_wait_exit(fx->cl, victim, 20000, &status), DTX_OK);
 	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	uint64_t txid = tu_last_txid(fx);
 	assert_true(txid != 0 && txid != before);
@@ -123,7 +123,7 @@ test_part_restarting(void **state)
 {
 	tu_fx *fx = *state;
 	tu_pair p = tu_pair_of(fx, 7, 20000);
-	assert_int_equal(cli_cluster_signal(fx->cl, 2, SIGKILL), DTX_OK);
+	assert_int_equal(hx_cluster_signal(fx->cl, 2, SIGKILL), DTX_OK);
 	// Past participant 2's persisted HLC bound, so that its restart
 	// does not wait for its clock, and past the coordinator's first
 	// reconnect attempts, so that its dialer backs off.
@@ -180,7 +180,7 @@ test_presumed_abort(void **state)
 			dtx_sleep_ms(10);
 	}
 	assert_true(txid != 0);
-	assert_int_equal(cli_cluster_signal(fx->cl, 0, SIGKILL), DTX_OK);
+	assert_int_equal(hx_cluster_signal(fx->cl, 0, SIGKILL), DTX_OK);
 	pthread_join(th, NULL);
 	proto_client_close(g.cl);
 	tu_expect_status(fx, 1, txid, PROTO_TS_PREPARED);

@@ -18,14 +18,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli_int.h"
+#include "harness.h"
 #include "proto.h"
 
 #define TU_UNUSED __attribute__((unused))
 
 typedef struct tu_fx {
 	char dir[256];
-	cli_cluster *cl;
+	hx_cluster *cl;
 	const dtx_topo *topo;
 	uint32_t np; // participants 1..np
 	uint32_t client_id;
@@ -93,27 +93,27 @@ tu_setup(tu_fx *fx, uint32_t np, char *const *const *env)
 	snprintf(fx->dir, sizeof(fx->dir), "/tmp/dtx-2pc-XXXXXX");
 	if (mkdtemp(fx->dir) == NULL)
 		return DTX_EIO;
-	cli_cluster_opts o;
+	hx_cluster_opts o;
 	memset(&o, 0, sizeof(o));
 	o.dir = fx->dir;
 	o.participants = np;
-	dtx_err rv = cli_cluster_create(&o, &fx->cl, err, sizeof(err));
+	dtx_err rv = hx_cluster_create(&o, &fx->cl, err, sizeof(err));
 	if (rv != DTX_OK) {
 		fprintf(stderr, "cluster: %s\n", err);
 		return rv;
 	}
-	fx->topo = cli_cluster_topo(fx->cl);
+	fx->topo = hx_cluster_topo(fx->cl);
 	fx->np = np;
 	const dtx_node *cn = dtx_topo_first(fx->topo, DTX_ROLE_CLIENT);
 	fx->client_id = cn != NULL ? cn->id : 0;
 	for (uint32_t id = 0; env != NULL && id <= np; id++)
 		fx->env[id] = env[id];
 	for (uint32_t id = 1; id <= np && rv == DTX_OK; id++)
-		rv = cli_cluster_start(fx->cl, id, fx->env[id]);
+		rv = hx_cluster_start(fx->cl, id, fx->env[id]);
 	if (rv == DTX_OK)
-		rv = cli_cluster_start(fx->cl, 0, fx->env[0]);
+		rv = hx_cluster_start(fx->cl, 0, fx->env[0]);
 	for (uint32_t id = 0; id <= np && rv == DTX_OK; id++)
-		rv = cli_cluster_wait_ready(fx->cl, id, 20000);
+		rv = hx_cluster_wait_ready(fx->cl, id, 20000);
 	for (uint32_t id = 0; id <= np && rv == DTX_OK; id++)
 		rv = tu_open_client(fx, id);
 	for (uint32_t id = 0; id <= np && rv == DTX_OK; id++)
@@ -129,7 +129,7 @@ tu_dump_logs(tu_fx *fx)
 		char cmd[600];
 		snprintf(cmd, sizeof(cmd),
 		    "echo '--- node %u'; tail -n 15 '%s'", id,
-		    cli_cluster_log(fx->cl, id));
+		    hx_cluster_log(fx->cl, id));
 		if (system(cmd) != 0)
 			fprintf(stderr, "cannot show log of node %u\n", id);
 	}
@@ -139,7 +139,7 @@ tu_dump_logs(tu_fx *fx)
 static TU_UNUSED bool
 tu_log_has_sanitizer_report(tu_fx *fx, uint32_t id)
 {
-	FILE *f = fopen(cli_cluster_log(fx->cl, id), "r");
+	FILE *f = fopen(hx_cluster_log(fx->cl, id), "r");
 	char line[1024];
 	bool bad = false;
 	if (f == NULL)
@@ -165,12 +165,12 @@ tu_teardown(tu_fx *fx)
 		fx->cli[i] = NULL;
 	}
 	if (fx->cl != NULL) {
-		cli_cluster_stop_all(fx->cl, 10000);
+		hx_cluster_stop_all(fx->cl, 10000);
 		if (tu_log_has_sanitizer_report(fx, 0)) {
 			tu_dump_logs(fx);
 			rc = -1;
 		}
-		cli_cluster_free(fx->cl);
+		hx_cluster_free(fx->cl);
 		fx->cl = NULL;
 	}
 	if (fx->dir[0] != '\0' && getenv("DTX_KEEP_TEST_DIR") == NULL)
@@ -224,7 +224,7 @@ tu_le64(uint8_t *b, int64_t v)
 static TU_UNUSED bool
 tu_entry_i64(const proto_entry *e, int64_t *out)
 {
-	return cli_entry_i64(e, out);
+	return hx_entry_i64(e, out);
 }
 
 // READ of all keys at participant pid at ts (0: now), retrying while
@@ -484,7 +484,7 @@ tu_counter(tu_fx *fx, uint32_t id, const char *name)
 	proto_msg_init(&req, PROTO_HEALTH);
 	if (tu_call(fx, id, &req, &rep, 3000) != DTX_OK)
 		return -1;
-	int64_t v = cli_health_counter(&rep, name);
+	int64_t v = hx_health_counter(&rep, name);
 	proto_msg_free(&rep);
 	return v;
 }
@@ -585,7 +585,7 @@ tu_arm(tu_fx *fx, uint32_t id, const char *name)
 static TU_UNUSED uint64_t
 tu_last_txid(tu_fx *fx)
 {
-	FILE *f = fopen(cli_cluster_log(fx->cl, 0), "r");
+	FILE *f = fopen(hx_cluster_log(fx->cl, 0), "r");
 	char line[1024];
 	uint64_t txid = 0;
 	if (f == NULL)
@@ -624,7 +624,7 @@ tu_await_pong(tu_fx *fx, uint32_t id)
 static TU_UNUSED int
 tu_serving_count(tu_fx *fx, uint32_t id)
 {
-	FILE *f = fopen(cli_cluster_log(fx->cl, id), "r");
+	FILE *f = fopen(hx_cluster_log(fx->cl, id), "r");
 	char line[1024];
 	int n = 0;
 	if (f == NULL)
@@ -658,9 +658,9 @@ static TU_UNUSED dtx_err
 tu_restart(tu_fx *fx, uint32_t id)
 {
 	int before = tu_serving_count(fx, id);
-	dtx_err rv = cli_cluster_start(fx->cl, id, fx->env[id]);
+	dtx_err rv = hx_cluster_start(fx->cl, id, fx->env[id]);
 	if (rv == DTX_OK)
-		rv = cli_cluster_wait_ready(fx->cl, id, 20000);
+		rv = hx_cluster_wait_ready(fx->cl, id, 20000);
 	if (rv == DTX_OK)
 		rv = tu_await_serving(fx, id, before);
 	return rv;

@@ -80,7 +80,7 @@ crash_3pc(tu_fx *fx, const char *point, int expect, int n)
 	proto_msg rep;
 	if (transfer3(fx, NULL, n, &rep, 3000) == DTX_OK)
 		proto_msg_free(&rep);
-	assert_int_equal(cli_cluster_wait_exit(fx->cl, 0, 20000, NULL), DTX_OK);
+	assert_int_equal(hx_cluster_wait_exit(fx->cl, 0, 20000, NULL), DTX_OK);
 	uint64_t txid = tu_last_txid(fx);
 	assert_true(txid != 0 && txid != before);
 	// The participants terminate without the coordinator.
@@ -202,20 +202,20 @@ test_partition_split_decision(void **state)
 	// Our own check and the CLI's atomicity checker both see it.
 	uint32_t ids[] = { 1, 2, 3 };
 	tu_expect_outcome(fx, txid, ids, 3, -1);
-	cli_txn_obs obs[3] = {
-		{ txid, 1, CLI_TXN_COMMITTED },
-		{ txid, 2, CLI_TXN_ABORTED },
-		{ txid, 3, CLI_TXN_ABORTED },
+	hx_txn_obs obs[3] = {
+		{ txid, 1, HX_TXN_COMMITTED },
+		{ txid, 2, HX_TXN_ABORTED },
+		{ txid, 3, HX_TXN_ABORTED },
 	};
-	cli_history *h = cli_history_new();
+	hx_history *h = hx_history_new();
 	assert_non_null(h);
-	cli_atom_result ar;
-	assert_int_equal(cli_check_atomicity(h, obs, 3, &ar), DTX_OK);
+	hx_atom_result ar;
+	assert_int_equal(hx_check_atomicity(h, obs, 3, &ar), DTX_OK);
 	assert_int_equal(ar.split, 1);
-	assert_int_equal(ar.c.valid, CLI_VALID_FALSE);
+	assert_int_equal(ar.c.valid, HX_VALID_FALSE);
 	print_message("atomicity: %s\n", ar.c.summary);
-	cli_check_fini(&ar.c);
-	cli_history_free(h);
+	hx_check_fini(&ar.c);
+	hx_history_free(h);
 }
 
 int

@@ -201,7 +201,7 @@ test_read_waits_then_retry(void **state)
 	// the bound (1 s here), and the read then sees the new value.
 	commit_later cl = { h, 61, ts_plus_ms(pts, 1), NULL };
 	proto_client_cfg cc = { .url = h_url(h, P1),
-		.vc_nodes = cli_cluster_topo(h->c)->max_id,
+		.vc_nodes = hx_cluster_topo(h->c)->max_id,
 		.node_id = h->client_id,
 		.seed = 7 };
 	assert_int_equal(proto_client_open(&cc, &cl.cl), DTX_OK);
@@ -441,7 +441,7 @@ assert_alive(harness *h)
 	assert_int_equal(h_call(h, P1, &req, &rep), DTX_OK);
 	assert_int_equal(rep.hdr.type, PROTO_PONG);
 	proto_msg_free(&rep);
-	assert_true(cli_cluster_pid(h->c, P1) > 0);
+	assert_true(hx_cluster_pid(h->c, P1) > 0);
 }
 
 static void

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli_int.h"
+#include "harness.h"
 #include "proto.h"
 
 // Every helper is static; a test file need not use them all.
@@ -22,7 +22,7 @@
 
 typedef struct harness {
 	char dir[64];
-	cli_cluster *c;
+	hx_cluster *c;
 	proto_client *cl[DTX_TOPO_MAX];
 	uint32_t client_id;
 } harness;
@@ -36,7 +36,7 @@ h_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 	return remove(path);
 }
 
-// Points cli_cluster at the daemons of this build tree.
+// Points hx_cluster at the daemons of this build tree.
 H_FN void
 h_env(void)
 {
@@ -68,14 +68,14 @@ h_new(uint32_t nparts)
 		free(h);
 		return NULL;
 	}
-	cli_cluster_opts o = { .dir = h->dir, .participants = nparts };
-	if (cli_cluster_create(&o, &h->c, err, sizeof(err)) != DTX_OK) {
+	hx_cluster_opts o = { .dir = h->dir, .participants = nparts };
+	if (hx_cluster_create(&o, &h->c, err, sizeof(err)) != DTX_OK) {
 		fprintf(stderr, "cluster: %s\n", err);
 		rmdir(h->dir);
 		free(h);
 		return NULL;
 	}
-	const dtx_topo *t = cli_cluster_topo(h->c);
+	const dtx_topo *t = hx_cluster_topo(h->c);
 	for (uint32_t i = 0; i < t->n; i++)
 		if (t->nodes[i].role == DTX_ROLE_CLIENT)
 			h->client_id = t->nodes[i].id;
@@ -89,10 +89,10 @@ h_free(harness *h)
 		return;
 	for (int i = 0; i < DTX_TOPO_MAX; i++)
 		proto_client_close(h->cl[i]);
-	cli_cluster_stop_all(h->c, 2000);
+	hx_cluster_stop_all(h->c, 2000);
 	if (getenv("DTX_KEEP_TEST_DIR") == NULL)
 		nftw(h->dir, h_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	cli_cluster_free(h->c);
+	hx_cluster_free(h->c);
 	free(h);
 }
 
@@ -113,7 +113,7 @@ h_teardown(void **state)
 H_FN const char *
 h_url(harness *h, uint32_t id)
 {
-	return dtx_topo_find(cli_cluster_topo(h->c), id)->url;
+	return dtx_topo_find(hx_cluster_topo(h->c), id)->url;
 }
 
 // Lines of node id's log that contain what.
@@ -122,7 +122,7 @@ h_log_count(harness *h, uint32_t id, const char *what)
 {
 	char line[4096];
 	int n = 0;
-	FILE *f = fopen(cli_cluster_log(h->c, id), "r");
+	FILE *f = fopen(hx_cluster_log(h->c, id), "r");
 	if (f == NULL)
 		return 0;
 	while (fgets(line, sizeof(line), f) != NULL)
@@ -138,9 +138,9 @@ H_FN dtx_err
 h_start(harness *h, uint32_t id, char *const env[])
 {
 	int before = h_log_count(h, id, "serving on");
-	dtx_err rv = cli_cluster_start(h->c, id, env);
+	dtx_err rv = hx_cluster_start(h->c, id, env);
 	if (rv == DTX_OK)
-		rv = cli_cluster_wait_ready(h->c, id, 20000);
+		rv = hx_cluster_wait_ready(h->c, id, 20000);
 	uint64_t end = dtx_mono_ns() + 20000000000ull;
 	while (rv == DTX_OK && h_log_count(h, id, "serving on") == before) {
 		if (dtx_mono_ns() > end)
@@ -170,7 +170,7 @@ h_client(harness *h, uint32_t id)
 {
 	if (h->cl[id] == NULL) {
 		proto_client_cfg cc = { .url = h_url(h, id),
-			.vc_nodes = cli_cluster_topo(h->c)->max_id,
+			.vc_nodes = hx_cluster_topo(h->c)->max_id,
 			.node_id = h->client_id,
 			.timeout_ms = 5000,
 			.connect_wait_ms = 2000,
@@ -453,7 +453,7 @@ h_fault(harness *h, uint32_t id, const char *kind, int64_t arg)
 H_FN int64_t
 h_counter(const proto_msg *rep, const char *name)
 {
-	return cli_health_counter(rep, name);
+	return hx_health_counter(rep, name);
 }
 
 // The health counter name of node id; the HEALTH call must succeed.

@@ -45,7 +45,7 @@ start_with_crash(harness *h, const char *point)
 {
 	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
 	assert_true(h_put(h, P1, 1, "acct:1", 100));
-	assert_int_equal(cli_cluster_signal(h->c, P1, SIGKILL), DTX_OK);
+	assert_int_equal(hx_cluster_signal(h->c, P1, SIGKILL), DTX_OK);
 	char env[160];
 	snprintf(env, sizeof(env), "DTX_CRASH_AT=%s", point);
 	char *envp[] = { env, NULL };
@@ -65,7 +65,7 @@ die_and_restart(harness *h, proto_msg *req)
 		fail_msg("the crash point answered");
 	}
 	int st = 0;
-	assert_int_equal(cli_cluster_wait_exit(h->c, P1, 10000, &st), DTX_OK);
+	assert_int_equal(hx_cluster_wait_exit(h->c, P1, 10000, &st), DTX_OK);
 	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
 }
@@ -214,7 +214,7 @@ fake_open(harness *h, fake_coord *f, proto_txn_state st)
 	atomic_store(&f->calls, 0);
 	proto_server_cfg sc = { .url = h_url(h, COORD),
 		.workers = 2,
-		.vc_nodes = cli_cluster_topo(h->c)->max_id,
+		.vc_nodes = hx_cluster_topo(h->c)->max_id,
 		.node_id = COORD,
 		.handler = fake_handler,
 		.arg = f };
@@ -273,7 +273,7 @@ test_no_coordinator_no_peers_stays_prepared(void **state)
 	assert_true(h_await_state(h, P1, "blocked", 10000));
 	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
 	// A restart reloads it, locked, and it stays blocked.
-	assert_int_equal(cli_cluster_signal(h->c, P1, SIGKILL), DTX_OK);
+	assert_int_equal(hx_cluster_signal(h->c, P1, SIGKILL), DTX_OK);
 	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
 	assert_int_equal(h_status(h, P1, 5, NULL), PROTO_TS_PREPARED);
 	h_vote_no(h, P1, 6, &op, 1, "locked by tx 5");

@@ -72,8 +72,8 @@ test_failed_force_sends_no_commit(void **state)
 		fail_msg("a participant left PREPARED after a failed force");
 	}
 
-	// (cli_cluster_signal reaps a SIGKILLed daemon itself.)
-	assert_int_equal(cli_cluster_signal(fx->cl, 0, SIGKILL), DTX_OK);
+	// (hx_cluster_signal reaps a SIGKILLed daemon itself.)
+	assert_int_equal(hx_cluster_signal(fx->cl, 0, SIGKILL), DTX_OK);
 	assert_int_equal(tu_restart(fx, 0), DTX_OK);
 	uint32_t ids[] = { 1, 2 };
 	uint64_t end = dtx_mono_ns() + 30000000000u;
@@ -105,7 +105,7 @@ test_restart_resends_commit_then_end(void **state)
 		proto_msg_free(&rep);
 	int status = 0;
 	assert_int_equal(
-	    cli_cluster_wait_exit(fx->cl, 0, 20000, &status), DTX_OK);
+	    hx_cluster_wait_exit(fx->cl, 0, 20000, &status), DTX_OK);
 	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	uint64_t txid = tu_last_txid(fx);
 	assert_true(txid != 0 && txid != before);
@@ -125,8 +125,8 @@ test_restart_resends_commit_then_end(void **state)
 	// Every participant acknowledged: the coordinator holds nothing in
 	// doubt, and its log says so (END) across a clean restart.
 	assert_true(tu_wait_resolved(fx, true, 15000));
-	assert_int_equal(cli_cluster_signal(fx->cl, 0, SIGTERM), DTX_OK);
-	assert_int_equal(cli_cluster_wait_exit(fx->cl, 0, 10000, NULL), DTX_OK);
+	assert_int_equal(hx_cluster_signal(fx->cl, 0, SIGTERM), DTX_OK);
+	assert_int_equal(hx_cluster_wait_exit(fx->cl, 0, 10000, NULL), DTX_OK);
 	assert_int_equal(tu_restart(fx, 0), DTX_OK);
 	assert_int_equal(tu_counter(fx, 0, "recovered"), 0);
 	tu_expect_status(fx, 0, txid, PROTO_TS_COMMITTED);

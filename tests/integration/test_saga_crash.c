@@ -83,7 +83,7 @@ run_case(const crash_case *cc, int idx)
 	assert_int_not_equal(rv, DTX_OK); // it died before answering
 	int status = 0;
 	assert_int_equal(
-	    cli_cluster_wait_exit(T.c, T.saga_id, 10000, &status), DTX_OK);
+	    hx_cluster_wait_exit(T.c, T.saga_id, 10000, &status), DTX_OK);
 	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	ts_drop_client(&T, T.saga_id);
 	assert_int_equal(ts_start(&T, T.saga_id, NULL), 0);
@@ -171,7 +171,7 @@ test_kill_under_load(void **state)
 		assert_int_equal(pthread_create(&th[i], NULL, load, &w[i]), 0);
 	}
 	dtx_sleep_ms(1500);
-	assert_int_equal(cli_cluster_signal(T.c, T.saga_id, SIGKILL), DTX_OK);
+	assert_int_equal(hx_cluster_signal(T.c, T.saga_id, SIGKILL), DTX_OK);
 	dtx_sleep_ms(300);
 	assert_int_equal(ts_start(&T, T.saga_id, NULL), 0);
 	dtx_sleep_ms(1500);

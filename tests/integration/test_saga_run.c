@@ -433,7 +433,7 @@ test_participant_killed_mid_step(void **state)
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, bg_transfer, &b), 0);
 	int status = 0;
-	assert_int_equal(cli_cluster_wait_exit(T.c, 2, 10000, &status), DTX_OK);
+	assert_int_equal(hx_cluster_wait_exit(T.c, 2, 10000, &status), DTX_OK);
 	ts_drop_client(&T, 2);
 	assert_int_equal(ts_start(&T, 2, NULL), 0);
 	pthread_join(th, NULL);

@@ -203,7 +203,7 @@ test_barriers_survive_restart(void **state)
 	assert_int_equal(step("g-restart2", 1, PROTO_PHASE_COMPENSATE, 0, 7,
 	                     INT64_MIN, NULL),
 	    PROTO_STEP_OK);
-	assert_int_equal(cli_cluster_signal(T.c, 1, SIGKILL), DTX_OK);
+	assert_int_equal(hx_cluster_signal(T.c, 1, SIGKILL), DTX_OK);
 	ts_drop_client(&T, 1);
 	assert_int_equal(ts_start(&T, 1, NULL), 0);
 	// The barriers came back from the participant's WAL.

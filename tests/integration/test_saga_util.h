@@ -16,12 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_int.h"
+#include "harness.h"
 #include "proto.h"
 
 typedef struct tsaga {
 	char dir[256];
-	cli_cluster *c;
+	hx_cluster *c;
 	const dtx_topo *topo;
 	uint32_t nparts;
 	uint32_t saga_id;
@@ -60,17 +60,17 @@ ts_create(tsaga *t, uint32_t nparts)
 	snprintf(t->dir, sizeof(t->dir), "/tmp/dtx-test-saga-XXXXXX");
 	if (mkdtemp(t->dir) == NULL)
 		return -1;
-	cli_cluster_opts o = {
+	hx_cluster_opts o = {
 		.dir = t->dir,
 		.participants = nparts,
 		.saga = true,
 		.log_level = "info",
 	};
-	if (cli_cluster_create(&o, &t->c, err, sizeof(err)) != DTX_OK) {
+	if (hx_cluster_create(&o, &t->c, err, sizeof(err)) != DTX_OK) {
 		fprintf(stderr, "cluster: %s\n", err);
 		return -1;
 	}
-	t->topo = cli_cluster_topo(t->c);
+	t->topo = hx_cluster_topo(t->c);
 	t->nparts = nparts;
 	t->saga_id = nparts + 1;
 	const dtx_node *cn = dtx_topo_first(t->topo, DTX_ROLE_CLIENT);
@@ -81,9 +81,9 @@ ts_create(tsaga *t, uint32_t nparts)
 static inline int
 ts_start(tsaga *t, uint32_t id, char *const env[])
 {
-	if (cli_cluster_start(t->c, id, env) != DTX_OK)
+	if (hx_cluster_start(t->c, id, env) != DTX_OK)
 		return -1;
-	return cli_cluster_wait_ready(t->c, id, 20000) == DTX_OK ? 0 : -1;
+	return hx_cluster_wait_ready(t->c, id, 20000) == DTX_OK ? 0 : -1;
 }
 
 // Starts every participant and the orchestrator.
@@ -112,8 +112,8 @@ ts_destroy(tsaga *t)
 	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
 		ts_drop_client(t, i);
 	if (t->c != NULL) {
-		cli_cluster_stop_all(t->c, 3000);
-		cli_cluster_free(t->c);
+		hx_cluster_stop_all(t->c, 3000);
+		hx_cluster_free(t->c);
 	}
 	if (getenv("DTX_KEEP_TEST_DIR") == NULL && t->dir[0] != '\0') {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);

@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: MIT
+//
+// dtx bank: Jepsen's bank workload against a dtx cluster, as a sequence of
+// harness phases (see hx_bankrun in harness.h): parse and check the flags,
+// set up, run, heal, settle, final reads, check, store, report.
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cmd_bank.h"
+
+typedef struct bank_cfg {
+	char *mode;
+	int64_t accounts;
+	int64_t balance;
+	int64_t clients;
+	double rate;
+	double duration;
+	char *nemesis;
+	double interval;
+	char *targets;
+	char *shapes;
+	int64_t onset_ms;
+	int64_t seed;
+	char *results;
+	bool netns;
+	char *connect;
+	char *target;
+	char *compose_project;
+	char *dir;
+	int64_t participants;
+	bool json;
+	int64_t recovery_s;
+	int64_t max_offset_ms;
+	int64_t timeout_ms;
+} bank_cfg;
+
+#define OFF(f) offsetof(bank_cfg, f)
+static const dtx_cfg_opt bank_opts[] = {
+	{ "mode", DTX_CFG_STR, OFF(mode), 0, 0, NULL, "2pc, 3pc or saga" },
+	{ "accounts", DTX_CFG_INT, OFF(accounts), 2, HX_ACCOUNTS_MAX, "10",
+	    "number of accounts" },
+	{ "balance", DTX_CFG_INT, OFF(balance), 0, 1000000000, "100",
+	    "initial balance of each account" },
+	{ "clients", DTX_CFG_INT, OFF(clients), 1, 256, "8", "client threads" },
+	{ "rate", DTX_CFG_DOUBLE, OFF(rate), 0, 1000000, "0",
+	    "total ops per second (0: as fast as possible)" },
+	{ "duration", DTX_CFG_DOUBLE, OFF(duration), 1, 86400, "60",
+	    "seconds of workload" },
+	{ "nemesis", DTX_CFG_STR, OFF(nemesis), 0, 0, "none",
+	    "faults: kill,pause,partition,clock,disk (or none); disk kills a "
+	    "participant and tears its WAL's tail as a crash mid-write does" },
+	{ "nemesis-interval", DTX_CFG_DOUBLE, OFF(interval), 0, 3600, "0",
+	    "mean seconds a fault lasts and between faults; 0: 5, except in "
+	    "3pc mode with partitions, where faults are held 4-6 s (past the "
+	    "participants' 2 s in-doubt timeout and their two 0.5 s resolver "
+	    "calls, and the coordinator's 1 s PRE_COMMIT ack timeout) with "
+	    "0.75-2.25 s between" },
+	{ "nemesis-targets", DTX_CFG_STR, OFF(targets), 0, 0, "any",
+	    "coordinator, participants, saga or any" },
+	{ "partition-shapes", DTX_CFG_STR, OFF(shapes), 0, 0, "auto",
+	    "partition shapes to draw from: halves,one,bridge,ring, or auto: "
+	    "in 3pc mode one,halves (each cuts some participant off from the "
+	    "coordinator), otherwise all four" },
+	{ "partition-onset-ms", DTX_CFG_INT, OFF(onset_ms), 0, 60000, "400",
+	    "with --netns a partition first cuts one direction (seeded) for "
+	    "a quarter of this to this many ms, as a failing link does; 0: "
+	    "both directions at once" },
+	{ "seed", DTX_CFG_INT, OFF(seed), 0, INT64_MAX, "0",
+	    "seed of the fault schedule and the workload (0: from the clock)" },
+	{ "results", DTX_CFG_STR, OFF(results), 0, 0, HX_RESULTS_DEFAULT,
+	    "sqlite results file" },
+	{ "netns", DTX_CFG_BOOL, OFF(netns), 0, 0, "false",
+	    "run each daemon in its own network namespace (root)" },
+	{ "connect", DTX_CFG_STR, OFF(connect), 0, 0, NULL,
+	    "use the running cluster in DIR instead of starting one" },
+	{ "target", DTX_CFG_STR, OFF(target), 0, 0, "local",
+	    "local (processes) or compose (the containers of a compose "
+	    "project; needs --connect DIR with the host-side topology, e.g. "
+	    ".dtx/compose written by compose/up)" },
+	{ "compose-project", DTX_CFG_STR, OFF(compose_project), 0, 0, NULL,
+	    "compose project of --target compose (default: "
+	    "$COMPOSE_PROJECT_NAME, else dtx)" },
+	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, ".dtx/bank",
+	    "directory of the cluster this run starts" },
+	{ "participants", DTX_CFG_INT, OFF(participants), 1, 16, "3",
+	    "participants of the cluster this run starts" },
+	{ "json", DTX_CFG_BOOL, OFF(json), 0, 0, "false",
+	    "print the verdict as one JSON object" },
+	{ "recovery-timeout", DTX_CFG_INT, OFF(recovery_s), 1, 3600, "30",
+	    "seconds to wait for recovery after healing" },
+	{ "max-offset-ms", DTX_CFG_INT, OFF(max_offset_ms), 1, 60000, "500",
+	    "the daemons' HLC max offset (sizes clock bumps)" },
+	{ "timeout-ms", DTX_CFG_INT, OFF(timeout_ms), 100, 600000, "5000",
+	    "client call timeout" },
+};
+#define NOPTS (sizeof(bank_opts) / sizeof(bank_opts[0]))
+
+static int
+usage_err(const char *msg)
+{
+	fprintf(stderr, "dtx bank: %s (see: dtx bank --help)\n", msg);
+	return HX_EXIT_USAGE;
+}
+
+// Checks the flags and resolves them into *conf without changing cfg.
+// Returns 0, or HX_EXIT_USAGE after saying what is wrong.
+static int
+validate(const bank_cfg *cfg, hx_bankrun_conf *conf)
+{
+	char err[512];
+	unsigned kinds = 0, shapes = 0;
+	hx_nem_target target;
+	hx_bankrun_sched sched;
+	if (cfg->mode == NULL)
+		return usage_err("--mode is required (2pc, 3pc or saga)");
+	if (strcmp(cfg->mode, "2pc") && strcmp(cfg->mode, "3pc") &&
+	    strcmp(cfg->mode, "saga"))
+		return usage_err("--mode must be 2pc, 3pc or saga");
+	if (hx_nem_kinds_parse(cfg->nemesis, &kinds, err, sizeof(err)) !=
+	    DTX_OK)
+		return usage_err(err);
+	hx_bankrun_schedule(
+	    cfg->mode, kinds, cfg->shapes, cfg->interval, &sched);
+	if (hx_nem_shapes_parse(sched.shapes, &shapes, err, sizeof(err)) !=
+	    DTX_OK)
+		return usage_err(err);
+	if (hx_nem_target_parse(cfg->targets, &target) != DTX_OK)
+		return usage_err("--nemesis-targets must be coordinator, "
+		                 "participants, saga or any");
+	if (cfg->interval != 0 && cfg->interval < 0.1)
+		return usage_err("--nemesis-interval must be at least 0.1 s");
+	bool compose = strcmp(cfg->target, "compose") == 0;
+	if (strcmp(cfg->target, "local") != 0 && !compose)
+		return usage_err("--target must be local or compose");
+	if (compose &&
+	    (cfg->connect == NULL || cfg->netns || (kinds & HX_NEM_DISK)))
+		return usage_err("--target compose needs --connect DIR (the "
+		                 "host-side topology of the project) and takes "
+		                 "neither --netns nor the disk nemesis");
+	*conf = (hx_bankrun_conf) {
+		.mode = cfg->mode,
+		.accounts = cfg->accounts,
+		.balance = cfg->balance,
+		.clients = cfg->clients,
+		.rate = cfg->rate,
+		.duration = cfg->duration,
+		.nemesis = cfg->nemesis,
+		.kinds = kinds,
+		.shapes = shapes,
+		.target = target,
+		.targets = cfg->targets,
+		.sched = sched,
+		.onset_ms = cfg->onset_ms,
+		.seed = cfg->seed ? (uint64_t)cfg->seed
+		                  : (dtx_wall_ns() % 1000000000u) + 1,
+		.results = cfg->results,
+		.netns = cfg->netns,
+		.connect = cfg->connect,
+		.compose = compose,
+		.compose_project = cfg->compose_project,
+		.dir = cfg->dir,
+		.participants = cfg->participants,
+		.recovery_s = cfg->recovery_s,
+		.max_offset_ms = cfg->max_offset_ms,
+		.timeout_ms = cfg->timeout_ms,
+	};
+	return 0;
+}
+
+// Says why a phase failed and returns the exit code.
+static int
+phase_failed(const hx_bankrun_err *e)
+{
+	if (e->msg[0] != '\0')
+		fprintf(stderr, "dtx bank: %s\n", e->msg);
+	return e->usage ? HX_EXIT_USAGE : HX_EXIT_FAILURE;
+}
+
+static void
+say_run(const hx_bankrun_conf *c, const hx_bankrun_out *o, bool json)
+{
+	if (json)
+		return;
+	printf("dtx bank: run %" PRId64 ", %s, %" PRId64
+	       " clients, %.0f s, nemesis %s, seed %" PRIu64 "%s\n",
+	    o->run_id, c->mode, c->clients, c->duration,
+	    c->kinds ? c->nemesis : "none", c->seed,
+	    c->kinds & HX_NEM_PARTITION && o->simulated
+	        ? " (partitions simulated in-process)"
+	        : "");
+	if (c->kinds != 0)
+		bank_print_schedule(c);
+}
+
+// The run, phase by phase: set up, run, heal, settle, final reads, check,
+// store, report. Stops at the first phase that fails.
+static dtx_err
+run_phases(
+    hx_bankrun *r, const hx_bankrun_conf *conf, bool json, hx_bankrun_err *e)
+{
+	const hx_bankrun_out *o = hx_bankrun_result(r);
+	dtx_err rv;
+	if ((rv = hx_bankrun_setup_cluster(r, e)) != DTX_OK)
+		return rv;
+	if (!o->created && !json)
+		printf(
+		    "dtx bank: using the %zu existing accounts (total %" PRId64
+		    ")\n",
+		    o->nacct, o->total);
+	if ((rv = hx_bankrun_setup_run(r, e)) != DTX_OK)
+		return rv;
+	say_run(conf, o, json);
+	if ((rv = hx_bankrun_workload(r, e)) != DTX_OK)
+		return rv;
+	hx_bankrun_heal(r);
+	if ((rv = hx_bankrun_settle(r, e)) != DTX_OK ||
+	    (rv = hx_bankrun_final_reads(r, e)) != DTX_OK ||
+	    (rv = hx_bankrun_check(r, e)) != DTX_OK ||
+	    (rv = hx_bankrun_store(r, e)) != DTX_OK)
+		return rv;
+	if (o->report_incomplete)
+		fprintf(stderr, "dtx bank: the report in %s is incomplete\n",
+		    o->report_dir);
+	bank_report(conf, o, json);
+	return DTX_OK;
+}
+
+int
+cli_cmd_bank(int argc, char **argv)
+{
+	bank_cfg cfg = { 0 };
+	hx_bankrun_conf conf;
+	hx_bankrun *r = NULL;
+	hx_bankrun_err e = { .usage = false };
+	int rc = hx_parse_flags(
+	    "dtx bank", bank_opts, NOPTS, &cfg, argc, argv, NULL, 0, NULL);
+	if (rc != 0 || (rc = validate(&cfg, &conf)) != 0)
+		goto out;
+	if (hx_bankrun_new(&conf, &r) != DTX_OK) {
+		rc = HX_EXIT_FAILURE;
+		goto out;
+	}
+	if (run_phases(r, &conf, cfg.json, &e) != DTX_OK) {
+		rc = phase_failed(&e);
+		goto out;
+	}
+	hx_valid v = hx_bankrun_result(r)->verdict.valid;
+	rc = v == HX_VALID_TRUE   ? HX_EXIT_OK
+	    : v == HX_VALID_FALSE ? HX_EXIT_INVALID
+	                          : HX_EXIT_UNKNOWN;
+out:
+	hx_bankrun_free(r);
+	dtx_cfg_fini(bank_opts, NOPTS, &cfg);
+	return rc < 0 ? HX_EXIT_OK : rc;
+}

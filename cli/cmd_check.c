@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+//
+// dtx check: re-checks a recorded run from the results file.
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct check_cfg {
+	char *results;
+	bool json;
+	bool report;
+} check_cfg;
+
+static const dtx_cfg_opt check_opts[] = {
+	{ "results", DTX_CFG_STR, offsetof(check_cfg, results), 0, 0,
+	    HX_RESULTS_DEFAULT, "results database file" },
+	{ "json", DTX_CFG_BOOL, offsetof(check_cfg, json), 0, 0, "false",
+	    "print the verdict as one JSON object" },
+	{ "report", DTX_CFG_BOOL, offsetof(check_cfg, report), 0, 0, "false",
+	    "also rewrite the run's report directory" },
+};
+#define NCHECK_OPTS (sizeof(check_opts) / sizeof(check_opts[0]))
+
+// Parses a run id: a positive decimal integer.
+static dtx_err
+parse_run_id(const char *s, int64_t *out)
+{
+	char *end;
+	if (s == NULL || *s < '1' || *s > '9')
+		return DTX_EINVAL;
+	long long v = strtoll(s, &end, 10);
+	if (*end != '\0' || v <= 0)
+		return DTX_EINVAL;
+	*out = v;
+	return DTX_OK;
+}
+
+dtx_err
+cli_run_id_arg(const char *what, const char *flags, char *const *pos, int npos,
+    int64_t *out)
+{
+	if (npos == 1 && parse_run_id(pos[0], out) == DTX_OK)
+		return DTX_OK;
+	fprintf(stderr, "%s: %s (usage: %s ID %s)\n", what,
+	    npos != 1 ? "missing run ID" : "run ID must be a positive integer",
+	    what, flags);
+	return DTX_EINVAL;
+}
+
+int
+cli_cmd_check(int argc, char **argv)
+{
+	check_cfg cfg = { 0 };
+	char *pos[1];
+	int npos = 0, rc;
+	int64_t id = 0;
+	char err[512];
+	hx_results *db = NULL;
+	hx_run_record run = { 0 };
+	hx_history *h = NULL;
+	hx_txn_obs *txns = NULL;
+	hx_saga_obs *sagas = NULL;
+	size_t ntxns = 0, nsagas = 0;
+	int64_t *accounts = NULL;
+	hx_verdict v = { 0 };
+	bool have_v = false;
+
+	rc = hx_parse_flags("dtx check", check_opts, NCHECK_OPTS, &cfg, argc,
+	    argv, pos, 1, &npos);
+	if (rc != 0) {
+		dtx_cfg_fini(check_opts, NCHECK_OPTS, &cfg);
+		return rc < 0 ? HX_EXIT_OK : rc;
+	}
+	if (cli_run_id_arg("dtx check", "[--results FILE] [--json] [--report]",
+	        pos, npos, &id) != DTX_OK) {
+		dtx_cfg_fini(check_opts, NCHECK_OPTS, &cfg);
+		return HX_EXIT_USAGE;
+	}
+	rc = HX_EXIT_FAILURE;
+	if (hx_results_open(cfg.results, false, &db, err, sizeof(err)) !=
+	    DTX_OK) {
+		fprintf(stderr, "dtx check: %s\n", err);
+		goto out;
+	}
+	dtx_err e = hx_results_load_run(db, id, &run);
+	if (e == DTX_ENOENT) {
+		fprintf(stderr, "dtx check: no run %lld in %s\n", (long long)id,
+		    cfg.results);
+		goto out;
+	}
+	if (e == DTX_OK)
+		e = hx_results_load_history(db, id, &h);
+	if (e == DTX_OK)
+		e = hx_results_load_obs(db, id, &txns, &ntxns, &sagas, &nsagas);
+	if (e != DTX_OK) {
+		fprintf(stderr, "dtx check: run %lld: %s\n", (long long)id,
+		    hx_results_errmsg(db));
+		goto out;
+	}
+	hx_run_cfg rcfg = { .mode = run.mode };
+	if (hx_bank_cfg_from_params(run.params, &accounts, &rcfg.bank.naccounts,
+	        &rcfg.bank.total, err, sizeof(err)) != DTX_OK) {
+		fprintf(
+		    stderr, "dtx check: run %lld: %s\n", (long long)id, err);
+		goto out;
+	}
+	rcfg.bank.accounts = accounts;
+	e = hx_check_run(h, &rcfg, txns, ntxns, sagas, nsagas, &v);
+	if (e != DTX_OK) {
+		fprintf(stderr, "dtx check: run %lld: %s\n", (long long)id,
+		    e == DTX_EINVAL ? "unknown mode (expected 2pc, 3pc or saga)"
+		                    : dtx_strerror(e));
+		goto out;
+	}
+	have_v = true;
+	if (cfg.report) {
+		char dir[4096];
+		hx_fault *faults = NULL;
+		size_t nfaults = 0;
+		e = hx_results_report_dir(cfg.results, id, dir, sizeof(dir));
+		if (e == DTX_OK)
+			e = hx_results_load_faults(db, id, &faults, &nfaults);
+		if (e == DTX_OK)
+			e = hx_report_write(dir, id, h, faults, nfaults, &v);
+		hx_faults_free(faults, nfaults);
+		if (e != DTX_OK) {
+			fprintf(stderr, "dtx check: writing the report: %s\n",
+			    dtx_strerror(e));
+			goto out;
+		}
+	}
+	if (cfg.json) {
+		hx_json j;
+		hx_json_begin(&j, stdout);
+		hx_json_int(&j, "run", id);
+		hx_json_str(&j, "mode", run.mode);
+		hx_json_bool(&j, "finished", run.finished != NULL);
+		hx_json_int(&j, "ops", (int64_t)hx_history_len(h));
+		hx_verdict_json(&j, "verdict", &v);
+		hx_json_end(&j);
+	} else {
+		printf("run %lld (%s, nemesis %s, %zu ops%s)\n", (long long)id,
+		    run.mode, run.nemesis ? run.nemesis : "none",
+		    hx_history_len(h), run.finished ? "" : ", UNFINISHED");
+		hx_verdict_print(stdout, &v);
+	}
+	rc = v.valid == HX_VALID_TRUE   ? HX_EXIT_OK
+	    : v.valid == HX_VALID_FALSE ? HX_EXIT_INVALID
+	                                : HX_EXIT_UNKNOWN;
+out:
+	if (have_v)
+		hx_verdict_fini(&v);
+	dtx_free(accounts);
+	dtx_free(txns);
+	dtx_free(sagas);
+	hx_history_free(h);
+	hx_run_record_fini(&run);
+	hx_results_close(db);
+	dtx_cfg_fini(check_opts, NCHECK_OPTS, &cfg);
+	return rc;
+}

@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: MIT
+//
+// The bank workload's clients and observations: client threads that make
+// random transfers (2PC/3PC TXNs or sagas) and whole-bank snapshot reads,
+// recording each as a history op, and the sweeps that ask the cluster
+// afterwards what became of every transfer.
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "harness_int.h"
+
+typedef struct worker {
+	hx_bankrun *b;
+	int idx;
+	pthread_t th;
+} worker;
+
+static void
+add_rec(hx_bankrun *b, const hx__xrec *r)
+{
+	pthread_mutex_lock(&b->mtx);
+	if (DTX_GROW(b->recs, b->nrec, b->cap, 1024) != DTX_OK) {
+		pthread_mutex_unlock(&b->mtx);
+		return;
+	}
+	b->recs[b->nrec++] = *r;
+	pthread_mutex_unlock(&b->mtx);
+}
+
+static void
+hist(hx_bankrun *b, int64_t proc, hx_op_type t, const char *f, hx_sb *sb,
+    const char *err)
+{
+	char *v = sb ? hx_sb_take(sb) : NULL;
+	hx_history_add(b->h, proc, t, f, v, err);
+	dtx_free(v);
+}
+
+int64_t
+hx__bank_read(hx_bankrun *b, int64_t proc, const char *f)
+{
+	hx_snapshot s;
+	hist(b, proc, HX_OP_INVOKE, f, NULL, NULL);
+	dtx_err rv =
+	    hx_snapshot_read(b->conn, 0, (uint32_t)b->conf->timeout_ms, &s);
+	if (rv != DTX_OK) {
+		// A read changes nothing: it certainly did not happen.
+		hist(b, proc, HX_OP_FAIL, f, NULL, dtx_errname(rv));
+		atomic_fetch_add(&b->fail, 1);
+		return -1;
+	}
+	hx_sb sb = { 0 };
+	hx_snapshot_json(&s, &sb);
+	hist(b, proc, HX_OP_OK, f, &sb, NULL);
+	atomic_fetch_add(&b->ok, 1);
+	int64_t total = s.total;
+	hx_snapshot_fini(&s);
+	return total;
+}
+
+// One transfer; returns the process to continue as.
+static int64_t
+do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx)
+{
+	size_t fi = dtx_rand_below(rng, b->out.nacct);
+	size_t ti = dtx_rand_below(rng, b->out.nacct - 1);
+	if (ti >= fi)
+		ti++;
+	int64_t from = b->accts[fi], to = b->accts[ti];
+	int64_t amount = 1 + (int64_t)dtx_rand_below(rng, 5);
+	hx__xrec r = { .from = from, .to = to };
+	hx_sb sb = { 0 };
+	hx_xfer x;
+
+	if (b->saga)
+		snprintf(r.gid, sizeof(r.gid), "r%" PRId64 "-c%d-%" PRIu64,
+		    b->out.run_id, idx, (*seq)++);
+	hx_sb_printf(&sb,
+	    "{\"from\":%" PRId64 ",\"to\":%" PRId64 ",\"amount\":%" PRId64
+	    ",\"mode\":\"%s\"",
+	    from, to, amount, b->conf->mode);
+	if (b->saga)
+		hx_sb_printf(&sb, ",\"gid\":\"%s\"}", r.gid);
+	else
+		hx_sb_printf(&sb, "}");
+	hist(b, proc, HX_OP_INVOKE, "transfer", &sb, NULL);
+
+	if (b->saga)
+		hx_saga_transfer(b->conn, r.gid, from, to, amount,
+		    (uint32_t)b->conf->timeout_ms, &x);
+	else
+		hx_transfer(b->conn, b->mode, from, to, amount,
+		    (uint32_t)b->conf->timeout_ms, &x);
+
+	hx_op_type t;
+	if (x.err == DTX_OK)
+		t = x.outcome == PROTO_COMMITTED ? HX_OP_OK
+		    : x.outcome == PROTO_ABORTED ? HX_OP_FAIL
+		                                 : HX_OP_INFO;
+	else if (x.err == DTX_EUNREACH || x.err == DTX_EREFUSED)
+		t = HX_OP_FAIL; // never delivered, or refused outright
+	else
+		t = HX_OP_INFO;
+	hx_sb_printf(&sb,
+	    "{\"from\":%" PRId64 ",\"to\":%" PRId64 ",\"amount\":%" PRId64
+	    ",\"mode\":\"%s\"",
+	    from, to, amount, b->conf->mode);
+	if (b->saga)
+		hx_sb_printf(&sb, ",\"gid\":\"%s\"", r.gid);
+	if (x.txid != 0)
+		hx_sb_printf(&sb, ",\"txid\":%" PRIu64, x.txid);
+	if (x.cts != 0)
+		hx_sb_printf(&sb, ",\"cts\":%" PRIu64, x.cts);
+	hx_sb_printf(&sb, "}");
+	char err[PROTO_MAX_STR + 48];
+	if (x.err != DTX_OK)
+		snprintf(
+		    err, sizeof(err), "%s: %s", dtx_errname(x.err), x.reason);
+	else
+		snprintf(err, sizeof(err), "%s%s%s", hx_outcome_name(x.outcome),
+		    x.reason[0] ? ": " : "", x.reason);
+	hist(b, proc, t, "transfer", &sb, t == HX_OP_OK ? NULL : err);
+	r.txid = x.txid;
+	if (r.txid != 0 || b->saga)
+		add_rec(b, &r);
+	if (t == HX_OP_OK) {
+		atomic_fetch_add(&b->ok, 1);
+		atomic_fetch_add(&b->ok_xfer, 1);
+	} else if (t == HX_OP_FAIL) {
+		atomic_fetch_add(&b->fail, 1);
+	} else {
+		atomic_fetch_add(&b->info, 1);
+		// Jepsen: a process whose op is indeterminate never runs
+		// another; the thread continues as a fresh process.
+		return atomic_fetch_add(&b->next_proc, 1);
+	}
+	return proc;
+}
+
+static void *
+client(void *arg)
+{
+	worker *w = arg;
+	hx_bankrun *b = w->b;
+	uint64_t rng =
+	    b->conf->seed * UINT64_C(0x9e3779b97f4a7c15) + (uint64_t)w->idx;
+	uint64_t seq = 0;
+	int64_t proc = w->idx;
+	uint64_t period_ns = b->conf->rate > 0
+	    ? (uint64_t)((double)b->conf->clients / b->conf->rate * 1e9)
+	    : 0;
+	uint64_t next = dtx_mono_ns();
+	while (!atomic_load(&b->stop)) {
+		if (period_ns > 0) {
+			next += period_ns;
+			while (!atomic_load(&b->stop) && dtx_mono_ns() < next)
+				dtx_sleep_ms(1);
+			if (atomic_load(&b->stop))
+				break;
+		}
+		if (dtx_rand_below(&rng, 5) == 0)
+			hx__bank_read(b, proc, "read");
+		else
+			proc = do_transfer(b, proc, &rng, &seq, w->idx);
+	}
+	return NULL;
+}
+
+static void
+sample(void *arg, hx_progress_sample *s)
+{
+	hx_bankrun *b = arg;
+	s->ok = atomic_load(&b->ok);
+	s->fail = atomic_load(&b->fail);
+	s->info = atomic_load(&b->info);
+	if (b->nm != NULL)
+		hx_nemesis_current(b->nm, s->fault, sizeof(s->fault));
+}
+
+dtx_err
+hx__bank_clients(hx_bankrun *b)
+{
+	const hx_bankrun_conf *cfg = b->conf;
+	atomic_init(&b->stop, false);
+	atomic_init(&b->next_proc, cfg->clients);
+	worker *ws = dtx_calloc((size_t)cfg->clients, sizeof(*ws));
+	if (ws == NULL)
+		return DTX_ENOMEM;
+	b->t0 = dtx_mono_ns();
+	dtx_err rv = hx_nemesis_start(b->cl, b->cc, cfg->connect == NULL,
+	    b->conn, b->h, b->plan, b->nplan, &b->nm);
+	if (rv != DTX_OK) {
+		dtx_free(ws);
+		return rv;
+	}
+	hx_progress *prog = NULL;
+	hx_progress_start(
+	    stderr, (uint64_t)(cfg->duration * 1000), sample, b, &prog);
+	int started = 0;
+	for (; started < cfg->clients; started++) {
+		ws[started].b = b;
+		ws[started].idx = started;
+		if (pthread_create(
+		        &ws[started].th, NULL, client, &ws[started]) != 0)
+			break;
+	}
+	uint64_t end = b->t0 + (uint64_t)(cfg->duration * 1e9);
+	while (dtx_mono_ns() < end)
+		dtx_sleep_ms(50);
+	atomic_store(&b->stop, true);
+	for (int i = 0; i < started; i++)
+		pthread_join(ws[i].th, NULL);
+	b->t_end = dtx_mono_ns();
+	hx_progress_stop(prog);
+	dtx_free(ws);
+	return DTX_OK;
+}
+
+uint64_t
+hx__bank_await_recovery(hx_bankrun *b, uint64_t deadline)
+{
+	const dtx_topo *topo = hx_conn_topo(b->conn);
+	uint64_t left = 0;
+	for (;;) {
+		bool all = true;
+		left = 0;
+		for (uint32_t i = 0; i < topo->n; i++) {
+			const dtx_node *nd = &topo->nodes[i];
+			if (nd->role == DTX_ROLE_CLIENT)
+				continue;
+			proto_msg rep;
+			if (hx_health(b->conn, nd->id, 1000, &rep) != DTX_OK) {
+				all = false;
+				continue;
+			}
+			if (nd->role == DTX_ROLE_PARTICIPANT &&
+			    rep.u.health_reply.in_doubt > 0) {
+				all = false;
+				left += rep.u.health_reply.in_doubt;
+			}
+			proto_msg_free(&rep);
+		}
+		if (all || dtx_mono_ns() > deadline)
+			return left;
+		dtx_sleep_ms(200);
+	}
+}
+
+static hx_txn_outcome
+map_state(proto_txn_state st)
+{
+	switch (st) {
+	case PROTO_TS_COMMITTED:
+		return HX_TXN_COMMITTED;
+	case PROTO_TS_PREPARED:
+	case PROTO_TS_PRECOMMITTED:
+		return HX_TXN_IN_DOUBT;
+	default:
+		// Aborted, never voted, or no record: a participant with no
+		// record never prepared the transaction (or voted no and
+		// forgot it), so it never applied it.
+		return HX_TXN_ABORTED;
+	}
+}
+
+dtx_err
+hx__bank_txn_obs(hx_bankrun *b)
+{
+	const dtx_topo *topo = hx_conn_topo(b->conn);
+	hx_txn_obs *o = dtx_calloc(b->nrec * 2 + 1, sizeof(*o));
+	size_t n = 0;
+	if (o == NULL)
+		return DTX_ENOMEM;
+	for (size_t i = 0; i < b->nrec; i++) {
+		const hx__xrec *r = &b->recs[i];
+		char kf[48], kt[48];
+		if (r->txid == 0)
+			continue;
+		hx_acct_key(kf, sizeof(kf), r->from);
+		hx_acct_key(kt, sizeof(kt), r->to);
+		uint32_t p[2] = { dtx_topo_route(topo, kf, strlen(kf)),
+			dtx_topo_route(topo, kt, strlen(kt)) };
+		for (int k = 0; k < 2; k++) {
+			if (k == 1 && p[1] == p[0])
+				break;
+			proto_txn_state st;
+			o[n].txid = r->txid;
+			o[n].node = (int32_t)p[k];
+			o[n].outcome =
+			    hx_txn_status(b->conn, p[k], r->txid, &st) == DTX_OK
+			    ? map_state(st)
+			    : HX_TXN_UNKNOWN;
+			n++;
+		}
+	}
+	b->obs = o;
+	b->nobs = n;
+	return DTX_OK;
+}
+
+static hx_saga_state
+map_saga(proto_saga_state st)
+{
+	switch (st) {
+	case PROTO_SAGA_COMMITTED:
+		return HX_SAGA_COMMITTED;
+	case PROTO_SAGA_RUNNING:
+		return HX_SAGA_RUNNING;
+	case PROTO_SAGA_COMPENSATING:
+		return HX_SAGA_COMPENSATING;
+	default:
+		// Compensated, or never recorded (so no step ever ran).
+		return HX_SAGA_ABORTED;
+	}
+}
+
+dtx_err
+hx__bank_saga_obs(hx_bankrun *b, uint64_t deadline)
+{
+	hx_saga_obs *o = dtx_calloc(b->nrec + 1, sizeof(*o));
+	size_t n = 0;
+	if (o == NULL)
+		return DTX_ENOMEM;
+	for (size_t i = 0; i < b->nrec; i++) {
+		const hx__xrec *r = &b->recs[i];
+		proto_saga_state st = PROTO_SAGA_UNKNOWN;
+		int32_t fs = -1;
+		dtx_err rv;
+		// Sagas still running are given until the deadline to finish.
+		for (;;) {
+			rv = hx_saga_status(b->conn, r->gid, &st, &fs);
+			bool done = rv == DTX_OK && st != PROTO_SAGA_RUNNING &&
+			    st != PROTO_SAGA_COMPENSATING;
+			if (done || dtx_mono_ns() > deadline)
+				break;
+			dtx_sleep_ms(100);
+		}
+		if (rv != DTX_OK)
+			continue;
+		snprintf(o[n].gid, sizeof(o[n].gid), "%s", r->gid);
+		o[n].state = map_saga(st);
+		o[n].failed_step = fs;
+		n++;
+	}
+	b->sobs = o;
+	b->nsobs = n;
+	return DTX_OK;
+}

@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: MIT
+//
+// A bank run's phases: set up the cluster and the run, run the workload,
+// heal, settle, final reads, check, store. Each phase is one call; the
+// command that drives them (dtx bank) only parses flags and prints.
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness_int.h"
+
+#define FAIL_MSG(e, ...) snprintf((e)->msg, sizeof((e)->msg), __VA_ARGS__)
+
+void
+hx_bankrun_schedule(const char *mode, unsigned kinds, const char *shapes,
+    double interval_s, hx_bankrun_sched *out)
+{
+	// 3PC's flaw shows only when a partition cuts a participant that
+	// voted YES off from the coordinator before PRE_COMMIT reaches it,
+	// the coordinator (taking silence for a crash) commits, and the cut
+	// lasts until the participant's termination protocol, finding nobody
+	// who pre-committed, aborts: so the shapes default to ones that cut
+	// participants off from the coordinator, and partitions are held
+	// past the daemons' default timeouts (1 s PRE_COMMIT ack, 2 s
+	// in-doubt, 0.5 s per resolver call) with short gaps, so that many
+	// partitions start while transactions are in flight. Explicit flags
+	// override each.
+	bool three = mode != NULL && strcmp(mode, "3pc") == 0 &&
+	    (kinds & HX_NEM_PARTITION);
+	bool auto_shapes = strcmp(shapes, "auto") == 0;
+	memset(out, 0, sizeof(*out));
+	out->shapes = auto_shapes
+	    ? (three ? "one,halves" : "halves,one,bridge,ring")
+	    : shapes;
+	out->defaults_3pc = three && (auto_shapes || interval_s == 0);
+	if (interval_s != 0) {
+		out->interval_ms = (uint64_t)(interval_s * 1000);
+	} else if (three) {
+		out->interval_ms = 2000;
+		out->hold_min_ms = 4000;
+		out->gap_ms = 1500;
+	} else {
+		out->interval_ms = 5000;
+	}
+}
+
+void
+hx_bankrun_ranges(const hx_bankrun_sched *s, uint64_t *lo, uint64_t *hi,
+    uint64_t *glo, uint64_t *ghi)
+{
+	uint64_t iv = s->interval_ms, gv = s->gap_ms ? s->gap_ms : iv;
+	*lo = iv / 2 > s->hold_min_ms ? iv / 2 : s->hold_min_ms;
+	*hi = *lo + iv;
+	*glo = gv / 2;
+	*ghi = gv + gv / 2;
+}
+
+dtx_err
+hx_bankrun_new(const hx_bankrun_conf *conf, hx_bankrun **out)
+{
+	hx_bankrun *r = dtx_calloc(1, sizeof(*r));
+	if (r == NULL)
+		return DTX_ENOMEM;
+	r->conf = conf;
+	r->saga = strcmp(conf->mode, "saga") == 0;
+	r->mode =
+	    strcmp(conf->mode, "3pc") == 0 ? PROTO_MODE_3PC : PROTO_MODE_2PC;
+	pthread_mutex_init(&r->mtx, NULL);
+	*out = r;
+	return DTX_OK;
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb");
+	if (in == NULL)
+		return;
+	FILE *out = fopen(to, "wb");
+	if (out != NULL) {
+		char buf[65536];
+		size_t r;
+		while ((r = fread(buf, 1, sizeof(buf), in)) > 0)
+			if (fwrite(buf, 1, r, out) != r)
+				break;
+		fclose(out);
+	}
+	fclose(in);
+}
+
+static void
+copy_logs(hx_cluster *cl, const char *dir)
+{
+	char ld[PATH_MAX], to[PATH_MAX + 64];
+	snprintf(ld, sizeof(ld), "%s/logs", dir);
+	if (hx_mkdirs(ld) != DTX_OK)
+		return;
+	const dtx_topo *topo = hx_cluster_topo(cl);
+	for (uint32_t i = 0; i < topo->n; i++) {
+		const dtx_node *nd = &topo->nodes[i];
+		if (nd->role == DTX_ROLE_CLIENT)
+			continue;
+		snprintf(to, sizeof(to), "%s/%s-%u.log", ld,
+		    dtx_role_name(nd->role), nd->id);
+		copy_file(hx_cluster_log(cl, nd->id), to);
+	}
+}
+
+// Removes DIR/data and DIR/logs of a cluster directory this command owns,
+// so each run starts from empty stores.
+static void
+wipe_cluster_dir(const char *dir)
+{
+	char path[PATH_MAX + 16];
+	const char *subs[] = { "data", "logs" };
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, subs[i]);
+		struct stat st;
+		if (stat(path, &st) != 0)
+			continue;
+		const char *rm[] = { "rm", "-rf", "--", path, NULL };
+		hx_run(rm, NULL, 0, true);
+	}
+}
+
+// Starts a fresh cluster of the run's own in conf->dir, or opens the
+// running one in conf->connect.
+static dtx_err
+open_cluster(hx_bankrun *r, hx_bankrun_err *e)
+{
+	const hx_bankrun_conf *cfg = r->conf;
+	char err[512];
+	dtx_err rv;
+	if (cfg->connect != NULL) {
+		rv = hx_cluster_open(cfg->connect, &r->cl, err, sizeof(err));
+		if (rv != DTX_OK)
+			FAIL_MSG(e, "%s", err);
+		return rv;
+	}
+	hx_cluster_opts co = {
+		.dir = cfg->dir,
+		.participants = (uint32_t)cfg->participants,
+		.saga = r->saga,
+		.netns = cfg->netns,
+	};
+	hx_cluster_stop_dir(cfg->dir, false);
+	wipe_cluster_dir(cfg->dir);
+	if ((rv = hx_cluster_create(&co, &r->cl, err, sizeof(err))) != DTX_OK) {
+		FAIL_MSG(e, "%s", err);
+		e->usage = rv == DTX_EPERM;
+		return rv;
+	}
+	if ((rv = hx_cluster_start_all(r->cl, 20000)) != DTX_OK)
+		FAIL_MSG(e, "cluster did not start: %s (logs in %s/logs)",
+		    dtx_strerror(rv), hx_cluster_dir(r->cl));
+	return rv;
+}
+
+// Accounts: created when none exist; else the existing ones are the bank
+// and their snapshot total is what must be kept.
+static dtx_err
+open_accounts(hx_bankrun *r, hx_bankrun_err *e)
+{
+	char err[512];
+	dtx_err rv = hx_bank_init(r->conn, (uint32_t)r->conf->accounts,
+	    r->conf->balance, &r->out.created, err, sizeof(err));
+	if (rv != DTX_OK) {
+		FAIL_MSG(e, "%s", err);
+		return rv;
+	}
+	hx_snapshot snap;
+	memset(&snap, 0, sizeof(snap));
+	if (hx_snapshot_read(r->conn, 0, 10000, &snap) != DTX_OK ||
+	    snap.n < 2) {
+		FAIL_MSG(e, "cannot read the accounts back");
+		if (snap.ids != NULL)
+			hx_snapshot_fini(&snap);
+		return DTX_EIO;
+	}
+	r->out.nacct = snap.n;
+	r->accts = dtx_memdup(snap.ids, snap.n * sizeof(int64_t));
+	r->out.total = snap.total;
+	hx_snapshot_fini(&snap);
+	return r->accts != NULL ? DTX_OK : DTX_ENOMEM;
+}
+
+dtx_err
+hx_bankrun_setup_cluster(hx_bankrun *r, hx_bankrun_err *e)
+{
+	const hx_bankrun_conf *cfg = r->conf;
+	char err[512];
+	dtx_err rv = open_cluster(r, e);
+	if (rv != DTX_OK)
+		return rv;
+	if (cfg->compose &&
+	    (rv = hx_compose_open(cfg->compose_project, hx_cluster_topo(r->cl),
+	         &r->cc, err, sizeof(err))) != DTX_OK) {
+		FAIL_MSG(e, "--target compose: %s", err);
+		return rv;
+	}
+	if ((rv = hx_conn_open(hx_cluster_topo(r->cl), &r->conn)) != DTX_OK) {
+		FAIL_MSG(e, "cannot open clients");
+		return rv;
+	}
+	if (r->saga && hx_conn_saga_id(r->conn) == UINT32_MAX) {
+		FAIL_MSG(e, "the cluster has no saga orchestrator");
+		return DTX_EINVAL;
+	}
+	r->out.simulated = !hx_cluster_is_netns(r->cl) && r->cc == NULL;
+	return open_accounts(r, e);
+}
+
+// The run's parameters as the JSON object the results file keeps.
+static char *
+params_json(const hx_bankrun *r)
+{
+	const hx_bankrun_conf *cfg = r->conf;
+	const hx_bankrun_sched *s = &cfg->sched;
+	hx_sb params = { 0 };
+	hx_sb_printf(&params, "{\"accounts\":[");
+	for (size_t i = 0; i < r->out.nacct; i++)
+		hx_sb_printf(&params, "%s%" PRId64, i ? "," : "", r->accts[i]);
+	hx_sb_printf(&params,
+	    "],\"total\":%" PRId64 ",\"clients\":%" PRId64 ",\"rate\":%g,"
+	    "\"duration\":%g,\"nemesis_interval\":%g,\"nemesis_hold_min\":%g,"
+	    "\"nemesis_gap\":%g,\"partition_onset_ms\":%" PRId64
+	    ",\"targets\":\"%s\","
+	    "\"shapes\":\"%s\",\"netns\":%s,\"participants\":%u}",
+	    r->out.total, cfg->clients, cfg->rate, cfg->duration,
+	    (double)s->interval_ms / 1e3, (double)s->hold_min_ms / 1e3,
+	    (double)(s->gap_ms ? s->gap_ms : s->interval_ms) / 1e3,
+	    cfg->onset_ms, cfg->targets, s->shapes,
+	    hx_cluster_is_netns(r->cl) ? "true" : "false",
+	    hx_cluster_topo(r->cl)->nparts);
+	return hx_sb_take(&params);
+}
+
+dtx_err
+hx_bankrun_setup_run(hx_bankrun *r, hx_bankrun_err *e)
+{
+	const hx_bankrun_conf *cfg = r->conf;
+	char err[512];
+	dtx_err rv =
+	    hx_results_open(cfg->results, true, &r->db, err, sizeof(err));
+	if (rv != DTX_OK) {
+		FAIL_MSG(e, "%s: %s", cfg->results, err);
+		return rv;
+	}
+	char *ptxt = params_json(r);
+	hx_run_info ri = { .mode = cfg->mode,
+		.nemesis = cfg->kinds ? cfg->nemesis : "none",
+		.seed = cfg->seed,
+		.params = ptxt };
+	rv = ptxt ? hx_results_run_begin(r->db, &ri, &r->out.run_id)
+	          : DTX_ENOMEM;
+	dtx_free(ptxt);
+	if (rv != DTX_OK) {
+		FAIL_MSG(
+		    e, "cannot record the run: %s", hx_results_errmsg(r->db));
+		return rv;
+	}
+	if ((r->h = hx_history_new()) == NULL)
+		return DTX_ENOMEM;
+	hx_nem_cfg nc = { .kinds = cfg->kinds,
+		.shapes = cfg->shapes,
+		.target = cfg->target,
+		.seed = cfg->seed,
+		.interval_ms = cfg->sched.interval_ms,
+		.hold_min_ms = cfg->sched.hold_min_ms,
+		.gap_ms = cfg->sched.gap_ms,
+		.onset_max_ms = (uint32_t)cfg->onset_ms,
+		.duration_ms = (uint64_t)(cfg->duration * 1000),
+		.max_offset_ms = cfg->max_offset_ms,
+		.topo = hx_cluster_topo(r->cl) };
+	if (cfg->kinds != 0 &&
+	    (rv = hx_nemesis_plan(&nc, &r->plan, &r->nplan)) != DTX_OK) {
+		FAIL_MSG(e,
+		    "no fault schedule: --nemesis-targets "
+		    "%s selects no node of this cluster",
+		    cfg->targets);
+		e->usage = true;
+		return rv;
+	}
+	return DTX_OK;
+}
+
+dtx_err
+hx_bankrun_workload(hx_bankrun *r, hx_bankrun_err *e)
+{
+	(void)e;
+	dtx_err rv = hx__bank_clients(r);
+	if (rv != DTX_OK)
+		return rv;
+	r->out.secs = (double)(r->t_end - r->t0) / 1e9;
+	r->out.ok_transfers = atomic_load(&r->ok_xfer);
+	return DTX_OK;
+}
+
+void
+hx_bankrun_heal(hx_bankrun *r)
+{
+	hx_nemesis_stop(r->nm);
+}
+
+dtx_err
+hx_bankrun_settle(hx_bankrun *r, hx_bankrun_err *e)
+{
+	(void)e;
+	r->deadline =
+	    dtx_mono_ns() + (uint64_t)r->conf->recovery_s * 1000000000u;
+	r->out.in_doubt = hx__bank_await_recovery(r, r->deadline);
+	// Sagas still running (a restarted orchestrator resumes them) must
+	// finish before the final reads can show the final state.
+	if (r->saga)
+		return hx__bank_saga_obs(r, r->deadline);
+	return DTX_OK;
+}
+
+dtx_err
+hx_bankrun_final_reads(hx_bankrun *r, hx_bankrun_err *e)
+{
+	(void)e;
+	int64_t fproc = atomic_fetch_add(&r->next_proc, 1);
+	for (int got = 0, tries = 0; got < 2 && tries < 50; tries++) {
+		if (hx__bank_read(r, fproc, "final-read") >= 0)
+			got++;
+		else
+			dtx_sleep_ms(200);
+	}
+	if (!r->saga)
+		return hx__bank_txn_obs(r);
+	return DTX_OK;
+}
+
+dtx_err
+hx_bankrun_check(hx_bankrun *r, hx_bankrun_err *e)
+{
+	hx_run_cfg rcfg = { .mode = r->conf->mode,
+		.bank = { .accounts = r->accts,
+		    .naccounts = r->out.nacct,
+		    .total = r->out.total,
+		    .saga = r->saga } };
+	dtx_err rv = hx_check_run(
+	    r->h, &rcfg, r->obs, r->nobs, r->sobs, r->nsobs, &r->out.verdict);
+	if (rv != DTX_OK) {
+		FAIL_MSG(e, "the checkers failed");
+		return rv;
+	}
+	r->out.have_verdict = true;
+	hx_nemesis_counts(r->nm, r->out.started, &r->out.nem_errors);
+	return hx_faults_from_history(r->h, &r->faults, &r->nfaults);
+}
+
+dtx_err
+hx_bankrun_store(hx_bankrun *r, hx_bankrun_err *e)
+{
+	hx_results *db = r->db;
+	int64_t id = r->out.run_id;
+	double secs = r->out.secs;
+	if (hx_results_add_ops(db, id, r->h) != DTX_OK ||
+	    hx_results_add_faults(db, id, r->faults, r->nfaults) != DTX_OK ||
+	    hx_results_add_txn_obs(db, id, r->obs, r->nobs) != DTX_OK ||
+	    hx_results_add_saga_obs(db, id, r->sobs, r->nsobs) != DTX_OK ||
+	    hx_results_add_metric(db, id, "ok_transfers_per_s",
+	        secs > 0 ? (double)r->out.ok_transfers / secs : 0) != DTX_OK ||
+	    hx_results_add_metric(db, id, "in_doubt_after_recovery",
+	        (double)r->out.in_doubt) != DTX_OK ||
+	    hx_results_run_finish(db, id, &r->out.verdict) != DTX_OK) {
+		FAIL_MSG(e, "cannot store the run: %s", hx_results_errmsg(db));
+		return DTX_EIO;
+	}
+	char *dir = r->out.report_dir;
+	if (hx_results_report_dir(r->conf->results, id, dir,
+	        sizeof(r->out.report_dir)) != DTX_OK ||
+	    hx_mkdirs(dir) != DTX_OK) {
+		FAIL_MSG(e, "cannot create the report directory");
+		return DTX_EIO;
+	}
+	copy_logs(r->cl, dir);
+	r->out.report_incomplete = hx_report_write(dir, id, r->h, r->faults,
+	                               r->nfaults, &r->out.verdict) != DTX_OK;
+	return DTX_OK;
+}
+
+const hx_bankrun_out *
+hx_bankrun_result(const hx_bankrun *r)
+{
+	return &r->out;
+}
+
+void
+hx_bankrun_free(hx_bankrun *r)
+{
+	if (r == NULL)
+		return;
+	if (r->nm != NULL) {
+		hx_nemesis_stop(r->nm);
+		hx_nemesis_free(r->nm);
+	}
+	if (r->conf->connect == NULL && r->cl != NULL)
+		hx_cluster_stop_all(r->cl, 3000);
+	if (r->out.have_verdict)
+		hx_verdict_fini(&r->out.verdict);
+	hx_faults_free(r->faults, r->nfaults);
+	dtx_free(r->obs);
+	dtx_free(r->sobs);
+	dtx_free(r->plan);
+	dtx_free(r->recs);
+	dtx_free(r->accts);
+	hx_history_free(r->h);
+	hx_results_close(r->db);
+	hx_conn_close(r->conn);
+	hx_compose_free(r->cc);
+	hx_cluster_free(r->cl);
+	pthread_mutex_destroy(&r->mtx);
+	dtx_free(r);
+}

@@ -1,0 +1,734 @@
+// SPDX-License-Identifier: MIT
+//
+// Local clusters: lay out a cluster directory, start the daemons as
+// detached processes, wait until they listen, signal them (kill, pause,
+// resume), and stop them again, from this process or a later one. With
+// netns, each daemon runs in its own network namespace (netns.c) and the
+// file DIR/netns names the namespaces' prefix; DIR/log-level holds the
+// daemons' --log-level, so a later process restarts them with it too.
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness_int.h"
+
+extern char **environ;
+
+struct hx_cluster {
+	char dir[PATH_MAX];
+	dtx_topo topo;
+	int pid[DTX_TOPO_MAX];
+	bool child[DTX_TOPO_MAX]; // started by this process (we reap it)
+	char logbuf[PATH_MAX + 32];
+	char databuf[PATH_MAX + 32];
+	char log_level[16]; // "" leaves the daemons' default
+	bool netns;
+	char prefix[HX_NETNS_PREFIX_MAX];
+};
+
+static void
+path_of(
+    const hx_cluster *c, char *buf, size_t len, const char *fmt, uint32_t id)
+{
+	char rel[64];
+	snprintf(rel, sizeof(rel), fmt, id);
+	snprintf(buf, len, "%s/%s", c->dir, rel);
+}
+
+// Picks n distinct free TCP ports on host by binding port 0 for each and
+// keeping all sockets open until every port is known.
+static dtx_err
+free_ports(const char *host, int *ports, uint32_t n)
+{
+	int fds[DTX_TOPO_MAX];
+	dtx_err rv = DTX_OK;
+	uint32_t i;
+	for (i = 0; i < n; i++) {
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+		socklen_t sl = sizeof(sa);
+		if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+			rv = DTX_EINVAL;
+			break;
+		}
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		if (fds[i] < 0 ||
+		    bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+		    getsockname(fds[i], (struct sockaddr *)&sa, &sl) != 0) {
+			rv = dtx_from_errno(errno);
+			if (fds[i] >= 0)
+				close(fds[i]);
+			break;
+		}
+		ports[i] = ntohs(sa.sin_port);
+	}
+	while (i-- > 0)
+		close(fds[i]);
+	return rv;
+}
+
+static dtx_err
+save_state(hx_cluster *c)
+{
+	char path[PATH_MAX + 16], tmp[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/cluster.state", c->dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL)
+		return dtx_from_errno(errno);
+	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
+		if (c->pid[i] > 0)
+			fprintf(f, "%u %d\n", i, c->pid[i]);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return dtx_from_errno(errno);
+	return DTX_OK;
+}
+
+// True when pid is alive and is a dtx daemon of this cluster (its command
+// line names this cluster's directory), so a recycled pid is never killed.
+static bool
+pid_is_ours(const hx_cluster *c, int pid)
+{
+	char path[64], cmd[8192];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, cmd, sizeof(cmd) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	for (ssize_t i = 0; i < n; i++)
+		if (cmd[i] == '\0')
+			cmd[i] = ' ';
+	cmd[n] = '\0';
+	// Only a daemon has "--topology DIR/topology" on its command line.
+	char needle[PATH_MAX + 32];
+	snprintf(needle, sizeof(needle), "--topology %s/topology", c->dir);
+	return strstr(cmd, needle) != NULL && strstr(cmd, "dtx-") != NULL;
+}
+
+static void
+load_state(hx_cluster *c)
+{
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/cluster.state", c->dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	unsigned id;
+	int pid;
+	while (fscanf(f, "%u %d", &id, &pid) == 2)
+		if (id < DTX_TOPO_MAX && pid > 0 && pid_is_ours(c, pid))
+			c->pid[id] = pid;
+	fclose(f);
+}
+
+// Returns a zeroed cluster for the canonical path of dir, or NULL with
+// *rv set to why (never DTX_OK: a realpath failure that leaves errno 0
+// still fails). Callers test the pointer, so it is set on every path.
+static hx_cluster *
+alloc_cluster(const char *dir, dtx_err *rv)
+{
+	hx_cluster *c = dtx_calloc(1, sizeof(*c));
+	if (c == NULL) {
+		*rv = DTX_ENOMEM;
+		return NULL;
+	}
+	if (realpath(dir, c->dir) == NULL) {
+		dtx_err e = dtx_from_errno(errno);
+		*rv = e != DTX_OK ? e : DTX_EIO;
+		dtx_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+// Writes text and a newline as the whole of file path: a setting of the
+// cluster that each later open of its directory reads back.
+static dtx_err
+write_setting(const char *path, const char *text, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "w");
+	if (f == NULL || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0) {
+		dtx_err rv = dtx_from_errno(errno);
+		dtx_errf(err, errlen, "cannot write %s", path);
+		return rv;
+	}
+	return DTX_OK;
+}
+
+dtx_err
+hx_cluster_create(
+    const hx_cluster_opts *opts, hx_cluster **out, char *err, size_t errlen)
+{
+	const char *host = opts->host ? opts->host : "127.0.0.1";
+	uint32_t np = opts->participants;
+	uint32_t n = np + 1 + (opts->saga ? 1 : 0);
+	int ports[DTX_TOPO_MAX];
+	hx_cluster *c;
+	dtx_err rv;
+
+	if (np < 1 || np > 16) {
+		dtx_errf(
+		    err, errlen, "participants must be 1 to 16, not %u", np);
+		return DTX_EINVAL;
+	}
+	if (opts->netns && (rv = hx_netns_check(err, errlen)) != DTX_OK)
+		return rv;
+	if ((rv = dtx_mkdir_p(opts->dir)) != DTX_OK) {
+		dtx_errf(err, errlen, "cannot create %s: %s", opts->dir,
+		    dtx_strerror(rv));
+		return rv;
+	}
+	if ((c = alloc_cluster(opts->dir, &rv)) == NULL) {
+		dtx_errf(err, errlen, "%s: %s", opts->dir, dtx_strerror(rv));
+		return rv;
+	}
+	if (opts->netns) {
+		// Every daemon has its own address: one fixed port will do.
+		for (uint32_t i = 0; i < n; i++)
+			ports[i] = HX_NETNS_PORT;
+	} else if ((rv = free_ports(host, ports, n)) != DTX_OK) {
+		dtx_errf(err, errlen, "cannot find free ports on %s: %s", host,
+		    dtx_strerror(rv));
+		goto fail;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		dtx_node *nd = &c->topo.nodes[i];
+		nd->id = i;
+		nd->role = i == 0 ? DTX_ROLE_COORDINATOR
+		    : i <= np     ? DTX_ROLE_PARTICIPANT
+		                  : DTX_ROLE_SAGA;
+		if (opts->netns)
+			snprintf(nd->url, sizeof(nd->url),
+			    "tcp://" HX_NETNS_NET ".%u:%d", 10 + i, ports[i]);
+		else
+			snprintf(nd->url, sizeof(nd->url), "tcp://%s:%d", host,
+			    ports[i]);
+		if (nd->role == DTX_ROLE_PARTICIPANT)
+			c->topo.parts[c->topo.nparts++] = i;
+	}
+	c->topo.nodes[n].id = n;
+	c->topo.nodes[n].role = DTX_ROLE_CLIENT;
+	c->topo.n = n + 1;
+	c->topo.max_id = n + 1;
+
+	char path[PATH_MAX + 32];
+	for (uint32_t i = 0; i < n; i++) {
+		path_of(c, path, sizeof(path), "data/%u", i);
+		if ((rv = dtx_mkdir_p(path)) != DTX_OK)
+			break;
+	}
+	path_of(c, path, sizeof(path), "logs", 0);
+	if (rv == DTX_OK)
+		rv = dtx_mkdir_p(path);
+	path_of(c, path, sizeof(path), "topology", 0);
+	if (rv == DTX_OK)
+		rv = dtx_topo_save(&c->topo, path);
+	if (rv != DTX_OK) {
+		dtx_errf(err, errlen, "cannot lay out %s: %s", c->dir,
+		    dtx_strerror(rv));
+		goto fail;
+	}
+	path_of(c, path, sizeof(path), "log-level", 0);
+	if (opts->log_level != NULL) {
+		dtx_log_level lv;
+		if (dtx_log_level_parse(opts->log_level, &lv) != DTX_OK) {
+			dtx_errf(err, errlen,
+			    "log level '%s' is not debug, info, warn or error",
+			    opts->log_level);
+			rv = DTX_EINVAL;
+			goto fail;
+		}
+		snprintf(
+		    c->log_level, sizeof(c->log_level), "%s", opts->log_level);
+		if ((rv = write_setting(path, c->log_level, err, errlen)) !=
+		    DTX_OK)
+			goto fail;
+	} else {
+		unlink(path);
+	}
+	path_of(c, path, sizeof(path), "netns", 0);
+	if (opts->netns) {
+		// Leftovers of an earlier run of this directory go first.
+		hx_netns_prefix(c->dir, c->prefix, sizeof(c->prefix));
+		hx_netns_teardown(c->prefix);
+		if ((rv = write_setting(path, c->prefix, err, errlen)) !=
+		    DTX_OK)
+			goto fail;
+		if ((rv = hx_netns_setup(c->prefix, &c->topo, err, errlen)) !=
+		    DTX_OK) {
+			hx_netns_teardown(c->prefix);
+			goto fail;
+		}
+		c->netns = true;
+	} else {
+		unlink(path);
+	}
+	*out = c;
+	return DTX_OK;
+fail:
+	dtx_free(c);
+	return rv;
+}
+
+dtx_err
+hx_cluster_open(const char *dir, hx_cluster **out, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 32], terr[256];
+	dtx_err rv;
+	hx_cluster *c = alloc_cluster(dir, &rv);
+	if (c == NULL) {
+		dtx_errf(err, errlen, "%s: %s", dir, dtx_strerror(rv));
+		return rv;
+	}
+	path_of(c, path, sizeof(path), "topology", 0);
+	rv = dtx_topo_load(path, &c->topo, terr, sizeof(terr));
+	if (rv != DTX_OK) {
+		dtx_errf(err, errlen, "%s is not a cluster directory (%s)", dir,
+		    terr);
+		dtx_free(c);
+		return rv;
+	}
+	load_state(c);
+	path_of(c, path, sizeof(path), "log-level", 0);
+	FILE *f = fopen(path, "r");
+	if (f != NULL) {
+		char lv[sizeof(c->log_level)];
+		dtx_log_level l;
+		if (fscanf(f, "%15s", lv) == 1 &&
+		    dtx_log_level_parse(lv, &l) == DTX_OK)
+			snprintf(c->log_level, sizeof(c->log_level), "%s", lv);
+		fclose(f);
+	}
+	path_of(c, path, sizeof(path), "netns", 0);
+	f = fopen(path, "r");
+	if (f != NULL) {
+		char pre[HX_NETNS_PREFIX_MAX + 8];
+		if (fscanf(f, "%23s", pre) == 1 &&
+		    strlen(pre) < sizeof(c->prefix)) {
+			snprintf(c->prefix, sizeof(c->prefix), "%s", pre);
+			c->netns = true;
+		}
+		fclose(f);
+	}
+	*out = c;
+	return DTX_OK;
+}
+
+bool
+hx_cluster_is_netns(const hx_cluster *c)
+{
+	return c->netns;
+}
+
+const char *
+hx_cluster_netns_prefix(const hx_cluster *c)
+{
+	return c->prefix;
+}
+
+void
+hx_cluster_free(hx_cluster *c)
+{
+	dtx_free(c);
+}
+
+const dtx_topo *
+hx_cluster_topo(const hx_cluster *c)
+{
+	return &c->topo;
+}
+
+const char *
+hx_cluster_dir(const hx_cluster *c)
+{
+	return c->dir;
+}
+
+const char *
+hx_cluster_log(hx_cluster *c, uint32_t id)
+{
+	path_of(c, c->logbuf, sizeof(c->logbuf), "logs/%u.log", id);
+	return c->logbuf;
+}
+
+const char *
+hx_cluster_data(hx_cluster *c, uint32_t id)
+{
+	path_of(c, c->databuf, sizeof(c->databuf), "data/%u", id);
+	return c->databuf;
+}
+
+// Finds the daemon binary for a role (see harness.h for the search order).
+static dtx_err
+find_daemon(dtx_role role, char *buf, size_t len)
+{
+	const char *comp = role == DTX_ROLE_COORDINATOR ? "coordinator"
+	    : role == DTX_ROLE_PARTICIPANT              ? "participant"
+	                                                : "saga";
+	char self[PATH_MAX];
+	const char *env = getenv("DTX_BIN_DIR");
+	if (env != NULL) {
+		snprintf(buf, len, "%s/dtx-%s", env, comp);
+		if (access(buf, X_OK) == 0)
+			return DTX_OK;
+	}
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return DTX_ENOENT;
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash == NULL)
+		return DTX_ENOENT;
+	*slash = '\0';
+	snprintf(buf, len, "%s/dtx-%s", self, comp);
+	if (access(buf, X_OK) == 0)
+		return DTX_OK;
+	// In a build tree: <build>/<comp>/dtx-<comp>, the running program
+	// being one to three folders below <build>.
+	for (int up = 0; up < 3; up++) {
+		snprintf(buf, len, "%s/%s/dtx-%s", self, comp, comp);
+		if (access(buf, X_OK) == 0)
+			return DTX_OK;
+		slash = strrchr(self, '/');
+		if (slash == NULL || slash == self)
+			break;
+		*slash = '\0';
+	}
+	return DTX_ENOENT;
+}
+
+// Reaps node id if it was our child and has exited; true if it is alive.
+static bool
+alive(hx_cluster *c, uint32_t id)
+{
+	int pid = c->pid[id];
+	if (pid <= 0)
+		return false;
+	if (c->child[id]) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			c->pid[id] = 0;
+			c->child[id] = false;
+			return false;
+		}
+		return true;
+	}
+	if (kill(pid, 0) != 0 && errno == ESRCH) {
+		c->pid[id] = 0;
+		return false;
+	}
+	return true;
+}
+
+int
+hx_cluster_pid(hx_cluster *c, uint32_t id)
+{
+	return id < DTX_TOPO_MAX && alive(c, id) ? c->pid[id] : 0;
+}
+
+dtx_err
+hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
+{
+	const dtx_node *nd = dtx_topo_find(&c->topo, id);
+	char bin[PATH_MAX], data[PATH_MAX + 32], topo[PATH_MAX + 32];
+	char idtxt[16], logp[PATH_MAX + 32];
+	if (nd == NULL || nd->role == DTX_ROLE_CLIENT)
+		return DTX_EINVAL;
+	if (alive(c, id))
+		return DTX_EEXIST;
+	if (find_daemon(nd->role, bin, sizeof(bin)) != DTX_OK) {
+		DTX_LOG(DTX_LOG_ERROR, "CLUSTER_NOBIN",
+		    "cannot find dtx-%s (set DTX_BIN_DIR)",
+		    dtx_role_name(nd->role));
+		return DTX_ENOENT;
+	}
+	path_of(c, data, sizeof(data), "data/%u", id);
+	path_of(c, topo, sizeof(topo), "topology", 0);
+	path_of(c, logp, sizeof(logp), "logs/%u.log", id);
+	snprintf(idtxt, sizeof(idtxt), "%u", id);
+
+	// Build the environment before fork: the child only execs.
+	size_t nenv = 0, nextra = 0;
+	while (environ[nenv] != NULL)
+		nenv++;
+	while (env != NULL && env[nextra] != NULL)
+		nextra++;
+	char **envp = dtx_calloc(nenv + nextra + 1, sizeof(char *));
+	if (envp == NULL)
+		return DTX_ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < nextra; i++)
+		envp[k++] = env[i];
+	for (size_t i = 0; i < nenv; i++) {
+		// Extra entries override inherited ones of the same name.
+		const char *eq = strchr(environ[i], '=');
+		size_t nl = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+		bool dup = false;
+		for (size_t j = 0; j < nextra && !dup; j++)
+			dup = strncmp(env[j], environ[i], nl) == 0 &&
+			    env[j][nl] == '=';
+		if (!dup)
+			envp[k++] = environ[i];
+	}
+	envp[k] = NULL;
+	char nsname[HX_NETNS_PREFIX_MAX + 16],
+	    ipbin[] = "ip", netnsw[] = "netns", execw[] = "exec";
+	snprintf(nsname, sizeof(nsname), "%s-%u", c->prefix, id);
+	char *argv[] = { ipbin, netnsw, execw, nsname, bin, "--node-id", idtxt,
+		"--topology", topo, "--data", data, NULL, NULL, NULL };
+	if (c->log_level[0] != '\0') {
+		argv[11] = "--log-level";
+		argv[12] = c->log_level;
+	}
+	char **av = c->netns ? argv : argv + 4;
+	char ippath[3][32] = { "/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip" };
+	int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (logfd < 0) {
+		dtx_err rv = dtx_from_errno(errno);
+		dtx_free(envp);
+		return rv;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		dtx_err rv = dtx_from_errno(errno);
+		close(logfd);
+		dtx_free(envp);
+		return rv;
+	}
+	if (pid == 0) {
+		setsid();
+		int nullfd = open("/dev/null", O_RDONLY);
+		if (nullfd >= 0)
+			dup2(nullfd, 0);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		if (c->netns)
+			for (int i = 0; i < 3; i++)
+				execve(ippath[i], av, envp);
+		else
+			execve(bin, av, envp);
+		_exit(127);
+	}
+	close(logfd);
+	dtx_free(envp);
+	c->pid[id] = pid;
+	c->child[id] = true;
+	return save_state(c);
+}
+
+static bool
+can_connect(const char *url)
+{
+	int fd = -1;
+	bool ok = false;
+	if (strncmp(url, "tcp://", 6) == 0) {
+		char host[256];
+		const char *hp = url + 6;
+		const char *colon = strrchr(hp, ':');
+		if (colon == NULL || (size_t)(colon - hp) >= sizeof(host))
+			return false;
+		memcpy(host, hp, (size_t)(colon - hp));
+		host[colon - hp] = '\0';
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+			.sin_port = htons((uint16_t)atoi(colon + 1)) };
+		if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+			return false;
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ok = fd >= 0 &&
+		    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	} else if (strncmp(url, "ipc://", 6) == 0) {
+		struct sockaddr_un su = { .sun_family = AF_UNIX };
+		if (strlen(url + 6) >= sizeof(su.sun_path))
+			return false;
+		strcpy(su.sun_path, url + 6);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ok = fd >= 0 &&
+		    connect(fd, (struct sockaddr *)&su, sizeof(su)) == 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+dtx_err
+hx_cluster_wait_ready(hx_cluster *c, uint32_t id, uint64_t timeout_ms)
+{
+	const dtx_node *nd = dtx_topo_find(&c->topo, id);
+	if (nd == NULL)
+		return DTX_EINVAL;
+	uint64_t deadline = dtx_mono_ns() + timeout_ms * 1000000u;
+	for (;;) {
+		if (!alive(c, id))
+			return DTX_ECLOSED;
+		if (can_connect(nd->url))
+			return DTX_OK;
+		if (dtx_mono_ns() > deadline)
+			return DTX_ETIMEDOUT;
+		dtx_sleep_ms(10);
+	}
+}
+
+dtx_err
+hx_cluster_start_all(hx_cluster *c, uint64_t timeout_ms)
+{
+	dtx_err rv;
+	for (uint32_t i = 0; i < c->topo.n; i++) {
+		const dtx_node *nd = &c->topo.nodes[i];
+		if (nd->role == DTX_ROLE_CLIENT || alive(c, nd->id))
+			continue;
+		if ((rv = hx_cluster_start(c, nd->id, NULL)) != DTX_OK)
+			return rv;
+	}
+	for (uint32_t i = 0; i < c->topo.n; i++) {
+		const dtx_node *nd = &c->topo.nodes[i];
+		if (nd->role == DTX_ROLE_CLIENT)
+			continue;
+		rv = hx_cluster_wait_ready(c, nd->id, timeout_ms);
+		if (rv != DTX_OK)
+			return rv;
+	}
+	return DTX_OK;
+}
+
+dtx_err
+hx_cluster_signal(hx_cluster *c, uint32_t id, int sig)
+{
+	if (id >= DTX_TOPO_MAX || !alive(c, id))
+		return DTX_ENOENT;
+	if (kill(c->pid[id], sig) != 0)
+		return dtx_from_errno(errno);
+	if (sig == SIGKILL) {
+		if (c->child[id])
+			waitpid(c->pid[id], NULL, 0);
+		c->pid[id] = 0;
+		c->child[id] = false;
+		return save_state(c);
+	}
+	return DTX_OK;
+}
+
+dtx_err
+hx_cluster_wait_exit(
+    hx_cluster *c, uint32_t id, uint64_t timeout_ms, int *status)
+{
+	if (id >= DTX_TOPO_MAX || c->pid[id] <= 0)
+		return DTX_ENOENT;
+	uint64_t deadline = dtx_mono_ns() + timeout_ms * 1000000u;
+	for (;;) {
+		int st = 0;
+		if (c->child[id]) {
+			if (waitpid(c->pid[id], &st, WNOHANG) == c->pid[id]) {
+				if (status != NULL)
+					*status = st;
+				break;
+			}
+		} else if (kill(c->pid[id], 0) != 0 && errno == ESRCH) {
+			break;
+		}
+		if (dtx_mono_ns() > deadline)
+			return DTX_ETIMEDOUT;
+		dtx_sleep_ms(5);
+	}
+	c->pid[id] = 0;
+	c->child[id] = false;
+	return save_state(c);
+}
+
+// SIGKILLs every process whose command line names a dtx daemon and dir
+// (a daemon whose state entry was lost); returns how many.
+static int
+kill_strays(const char *dir, bool verbose)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+	hx_cluster probe;
+	if (d == NULL)
+		return 0;
+	snprintf(probe.dir, sizeof(probe.dir), "%s", dir);
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end != '\0' || pid <= 1 || pid == (long)getpid())
+			continue;
+		if (!pid_is_ours(&probe, (int)pid))
+			continue;
+		kill((pid_t)pid, SIGCONT);
+		if (kill((pid_t)pid, SIGKILL) == 0) {
+			n++;
+			if (verbose)
+				fprintf(
+				    stderr, "killed stray daemon %ld\n", pid);
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+dtx_err
+hx_cluster_stop_all(hx_cluster *c, uint64_t grace_ms)
+{
+	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++) {
+		if (!alive(c, i))
+			continue;
+		kill(c->pid[i], SIGCONT);
+		kill(c->pid[i], SIGTERM);
+	}
+	uint64_t deadline = dtx_mono_ns() + grace_ms * 1000000u;
+	for (;;) {
+		bool any = false;
+		for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
+			any |= alive(c, i);
+		if (!any || dtx_mono_ns() > deadline)
+			break;
+		dtx_sleep_ms(10);
+	}
+	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
+		if (alive(c, i))
+			hx_cluster_signal(c, i, SIGKILL);
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/cluster.state", c->dir);
+	unlink(path);
+	kill_strays(c->dir, false);
+	if (c->netns)
+		hx_netns_teardown(c->prefix);
+	return DTX_OK;
+}
+
+void
+hx_cluster_stop_dir(const char *dir, bool verbose)
+{
+	char abs[PATH_MAX], prefix[HX_NETNS_PREFIX_MAX];
+	if (realpath(dir, abs) == NULL)
+		snprintf(abs, sizeof(abs), "%s", dir);
+	int n = kill_strays(abs, verbose);
+	if (verbose && n > 0)
+		fprintf(stderr, "dtx cluster stop: killed %d daemon(s) of %s\n",
+		    n, abs);
+	hx_netns_prefix(dir, prefix, sizeof(prefix));
+	if (geteuid() == 0) {
+		int r = hx_netns_teardown(prefix);
+		if (verbose && r > 0)
+			fprintf(stderr,
+			    "dtx cluster stop: removed %d network object(s) "
+			    "named %s*\n",
+			    r, prefix);
+	}
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/cluster.state", abs);
+	unlink(path);
+}

@@ -1,0 +1,1225 @@
+// SPDX-License-Identifier: MIT
+//
+// The harness: a Jepsen-style library for testing dtx clusters. It starts
+// and stops clusters (local processes, network namespaces, docker compose),
+// drives them with clients and the bank workload, injects faults (nemeses),
+// records the history, checks it (bank, atomicity, saga, stats), stores every
+// run in the results database and writes reports. It also holds the small
+// pieces every `dtx` command shares: exit codes, the subcommand table and
+// flag parsing, and a JSON writer and reader.
+//
+// Public names take the prefix hx_ (macros HX_). This is the only header
+// other folders include; harness_int.h is the harness's own.
+
+#ifndef HARNESS_H
+#define HARNESS_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "clock.h"
+#include "common.h"
+#include "proto.h"
+
+// ---------------------------------------------------------------- commands
+
+// What every dtx command shares (util.c). Exit codes: a bank run exits 0
+// when the history is valid, 1 when invalid, 2 when unknown.
+#define HX_EXIT_OK 0
+#define HX_EXIT_INVALID 1
+#define HX_EXIT_UNKNOWN 2
+#define HX_EXIT_USAGE 64 // bad flags or arguments (sysexits EX_USAGE)
+#define HX_EXIT_FAILURE 70 // could not run (EX_SOFTWARE)
+
+// A subcommand: argv holds what follows its name.
+typedef int (*hx_cmd_fn)(int argc, char **argv);
+
+typedef struct hx_cmd {
+	const char *name;
+	hx_cmd_fn fn;
+	const char *summary;
+} hx_cmd;
+
+// Runs the command named argv[0] from cmds; prints a one-line error naming
+// the known commands when it is missing or unknown (exit HX_EXIT_USAGE).
+// what is the command path for messages ("dtx", "dtx bench").
+int hx_dispatch(
+    const char *what, const hx_cmd *cmds, size_t n, int argc, char **argv);
+
+// Parses flags for a subcommand through the common config table (no
+// environment). On a bad flag prints "dtx <what>: <error>" and a hint to
+// stderr and returns HX_EXIT_USAGE; "--help" prints usage and returns -1
+// (the caller exits 0). Returns 0 on success.
+int hx_parse_flags(const char *what, const dtx_cfg_opt *table, size_t n,
+    void *cfg, int argc, char **argv, char **pos, int max_pos, int *npos);
+
+// Latency quantile over a sorted array of n samples (q in [0, 1]; sort
+// with dtx_sort_u64).
+uint64_t hx_quantile(const uint64_t *sorted, size_t n, double q);
+
+// A streaming JSON writer: hx_json_begin(out), then fields, then end.
+// Keys and string values are escaped. Not thread-safe.
+typedef struct hx_json {
+	FILE *out;
+	int depth;
+	bool need_comma[16];
+} hx_json;
+
+void hx_json_begin(hx_json *j, FILE *out); // writes "{"
+void hx_json_end(hx_json *j); // writes "}\n"
+void hx_json_key(hx_json *j, const char *key);
+void hx_json_str(hx_json *j, const char *key, const char *val);
+void hx_json_int(hx_json *j, const char *key, int64_t val);
+void hx_json_num(hx_json *j, const char *key, double val);
+void hx_json_bool(hx_json *j, const char *key, bool val);
+void hx_json_obj_begin(hx_json *j, const char *key); // key NULL in arrays
+void hx_json_obj_end(hx_json *j);
+void hx_json_arr_begin(hx_json *j, const char *key);
+void hx_json_arr_end(hx_json *j);
+// Writes text as raw JSON when it is valid JSON, as a string otherwise (a
+// damaged stored row must not make the output invalid).
+void hx_json_raw(hx_json *j, const char *key, const char *text);
+// Writes s as a JSON string literal (with quotes) to out.
+void hx_json_escape(FILE *out, const char *s);
+
+// Local clusters (cluster.c): a directory holding the topology file, one
+// data dir and one log file per node, and a state file with the pids of the
+// running daemons, so that "dtx cluster stop" from another process finds
+// them. Daemons are found in $DTX_BIN_DIR, next to the dtx executable, or
+// in the build tree's <component>/ folders beside it.
+//
+//     DIR/topology          the topology (common.h) every daemon reads
+//     DIR/cluster.state     "id pid" lines of the running daemons
+//     DIR/data/<id>/        each daemon's --data
+//     DIR/logs/<id>.log     each daemon's stderr, appended across restarts
+typedef struct hx_cluster hx_cluster;
+
+typedef struct hx_cluster_opts {
+	const char *dir; // created if missing
+	uint32_t participants; // 1 .. 16
+	bool saga; // also run dtx-saga
+	const char *host; // listen address, default "127.0.0.1"
+	const char *log_level; // passed to the daemons, default "info"
+	// Each daemon in its own network namespace (netns.c), reached over
+	// a bridge at HX_NETNS_NET.1; needs root (DTX_EPERM otherwise).
+	// host is then ignored.
+	bool netns;
+} hx_cluster_opts;
+
+// Creates the directory layout and a topology with free TCP ports
+// (coordinator id 0, participants 1..N, saga N+1, the harness as client).
+// Returns owned (free with hx_cluster_free). err gets a one-line reason.
+dtx_err hx_cluster_create(
+    const hx_cluster_opts *opts, hx_cluster **out, char *err, size_t errlen);
+
+// Opens an existing cluster directory (topology + state file).
+dtx_err hx_cluster_open(
+    const char *dir, hx_cluster **out, char *err, size_t errlen);
+
+// Frees the handle; running daemons keep running. NULL does nothing.
+void hx_cluster_free(hx_cluster *c);
+
+// The cluster's topology and directory (borrowed).
+const dtx_topo *hx_cluster_topo(const hx_cluster *c);
+const char *hx_cluster_dir(const hx_cluster *c);
+
+// Starts node id's daemon (detached into its own process group) with
+// extra environment entries "KEY=VALUE" (env may be NULL; the list ends
+// with NULL). Refuses with DTX_EEXIST when it is already running.
+dtx_err hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[]);
+
+// Waits until node id accepts connections on its URL, or its process has
+// exited (DTX_ECLOSED), or timeout_ms passed (DTX_ETIMEDOUT).
+dtx_err hx_cluster_wait_ready(hx_cluster *c, uint32_t id, uint64_t timeout_ms);
+
+// Starts every node that is not running and waits until all are ready.
+dtx_err hx_cluster_start_all(hx_cluster *c, uint64_t timeout_ms);
+
+// Sends sig to node id's daemon (SIGKILL, SIGSTOP, SIGCONT, SIGTERM).
+// After SIGKILL the process is reaped and forgotten.
+dtx_err hx_cluster_signal(hx_cluster *c, uint32_t id, int sig);
+
+// Waits for node id's daemon to exit (e.g. at a crash point) and reaps it.
+// *status gets the waitpid status when status is non-NULL.
+dtx_err hx_cluster_wait_exit(
+    hx_cluster *c, uint32_t id, uint64_t timeout_ms, int *status);
+
+// The pid of node id's daemon, or 0 when it is not running.
+int hx_cluster_pid(hx_cluster *c, uint32_t id);
+
+// Stops every daemon: SIGCONT (in case it is paused), SIGTERM, then
+// SIGKILL after grace_ms; removes the state file.
+dtx_err hx_cluster_stop_all(hx_cluster *c, uint64_t grace_ms);
+
+// Path of node id's log file (borrowed until the next call).
+const char *hx_cluster_log(hx_cluster *c, uint32_t id);
+
+// History, checkers, results and reports.
+//
+// A run is recorded as a Jepsen-style history: a list of operations
+// {index, time_ns, process, type, f, value, error}. Client processes are
+// numbered from 0; the nemesis is the process HX_PROC_NEMESIS, printed
+// "nemesis". A client that sees an uncertain outcome records `info` and
+// continues under a new process id. Values are JSON text (RFC 8259):
+//
+//   transfer  {"from":3,"to":7,"amount":5,"mode":"2pc","txid":123,"gid":"g1"}
+//             (txid/gid may appear only in the completion's value; the
+//             checkers look at the completion first, then the invocation)
+//   read      invoke: null; ok: {"ts":<hlc uint64>,"balances":{"0":100,...}}
+//   final-read  the same shape as read, issued after heal, restart and
+//             recovery; the saga checker takes the last ok final-read as the
+//             final state
+//   nemesis   f is kill, restart, pause, resume, partition, heal, clock-bump,
+//             clock-reset, clock-strobe, or disk (a kill whose WAL tail is
+//             torn before the restart); the value is a JSON description:
+//             {"targets":[1,2],"shape":"halves",...}
+//
+// Nemesis ops are `info` (or `invoke` then `info`): the first op of an f
+// opens it and the next op with the same f completes it.
+
+#define HX_PROC_NEMESIS ((int64_t)-1)
+
+typedef enum hx_op_type {
+	HX_OP_INVOKE = 0,
+	HX_OP_OK = 1,
+	HX_OP_FAIL = 2,
+	HX_OP_INFO = 3,
+} hx_op_type;
+
+// "invoke", "ok", "fail", "info".
+const char *hx_op_type_name(hx_op_type t);
+// Parses the names above; DTX_EINVAL otherwise.
+dtx_err hx_op_type_parse(const char *s, hx_op_type *out);
+
+// One operation. Strings are owned by the history; value is JSON text or
+// NULL (JSON null), error is free text or NULL.
+typedef struct hx_op {
+	int64_t index; // position in the history, from 0
+	int64_t time_ns; // monotonic nanoseconds since the history began
+	int64_t process;
+	hx_op_type type;
+	char *f;
+	char *value;
+	char *error;
+} hx_op;
+
+typedef struct hx_history hx_history;
+
+// Returns a new, empty history whose clock starts now, or NULL when out of
+// memory (free with hx_history_free).
+hx_history *hx_history_new(void);
+void hx_history_free(hx_history *h);
+
+// Appends an op stamped with the next index and the monotonic time since
+// the history began. f must be non-empty; value_json must be valid JSON or
+// NULL; error may be NULL. All strings are copied (borrowed). Thread-safe:
+// many client threads may add concurrently; indices and times increase
+// together. DTX_EINVAL for a bad argument, DTX_ENOMEM.
+dtx_err hx_history_add(hx_history *h, int64_t process, hx_op_type type,
+    const char *f, const char *value_json, const char *error);
+
+// As hx_history_add with an explicit time (reloading a stored history and
+// synthetic histories in tests). Thread-safe.
+dtx_err hx_history_append(hx_history *h, int64_t time_ns, int64_t process,
+    hx_op_type type, const char *f, const char *value_json, const char *error);
+
+// Number of ops. Thread-safe.
+size_t hx_history_len(const hx_history *h);
+// Op i (< len), borrowed: stays valid until hx_history_free, even while
+// other threads append. Thread-safe.
+const hx_op *hx_history_get(const hx_history *h, size_t i);
+
+// Pairs invocations with completions by process (Jepsen's rule: a
+// process's next op after an invoke is its completion). Returns an owned
+// array of len entries (free with dtx_free): for an invocation the index of
+// its completion or -1 when it never completed, for a completion the index
+// of its invocation or -1 when it completes nothing. Call when no thread is
+// appending. DTX_ENOMEM.
+dtx_err hx_history_pairs(const hx_history *h, int64_t **out);
+
+// Writes "nemesis" or the decimal process id into buf (size >= 24).
+const char *hx_process_name(int64_t process, char *buf, size_t len);
+
+// ---------------------------------------------------------------- JSON
+
+// A strict JSON reader (RFC 8259): no comments, no trailing commas, no
+// leading zeros, valid escapes and UTF-8 only, no duplicate object keys,
+// nesting at most HX_JV_MAX_DEPTH deep, nothing after the value.
+#define HX_JV_MAX_DEPTH 64
+
+typedef enum hx_jv_type {
+	HX_JV_NULL,
+	HX_JV_BOOL,
+	HX_JV_NUM,
+	HX_JV_STR,
+	HX_JV_ARR,
+	HX_JV_OBJ,
+} hx_jv_type;
+
+// A parsed value. Numbers keep their exact integer value when they are
+// integers that fit in 64 bits (is_int; neg says the sign; mag is the
+// magnitude) and always a double approximation. Arrays and objects keep
+// their members as a list (first, next; key set for object members).
+typedef struct hx_jv hx_jv;
+struct hx_jv {
+	hx_jv_type type;
+	bool b;
+	bool is_int;
+	bool neg;
+	uint64_t mag;
+	double d;
+	char *s; // HX_JV_STR: UTF-8, NUL-terminated (len excludes NUL)
+	size_t len; // string length, or member count of an array/object
+	char *key; // set on object members
+	hx_jv *first; // first member
+	hx_jv *next; // next sibling
+};
+
+typedef struct hx_jdoc hx_jdoc;
+
+// Parses text[0..len). On success *out is an owned document (free with
+// hx_jdoc_free). On bad input returns DTX_EINVAL and writes "offset N:
+// what is wrong" into err (size errlen); DTX_ENOMEM.
+dtx_err hx_json_parse(
+    const char *text, size_t len, hx_jdoc **out, char *err, size_t errlen);
+void hx_jdoc_free(hx_jdoc *d);
+// The document's root value, borrowed from d.
+const hx_jv *hx_jdoc_root(const hx_jdoc *d);
+// Member key of object v, or NULL when v is not an object or has none.
+const hx_jv *hx_jv_get(const hx_jv *v, const char *key);
+// The value as int64 / uint64: DTX_EINVAL when not an integer,
+// DTX_ERANGE when it does not fit.
+dtx_err hx_jv_int(const hx_jv *v, int64_t *out);
+dtx_err hx_jv_u64(const hx_jv *v, uint64_t *out);
+// True when text[0..len) is valid JSON.
+bool hx_json_valid(const char *text, size_t len);
+
+// ---------------------------------------------------------------- checkers
+
+typedef enum hx_valid {
+	HX_VALID_TRUE = 0,
+	HX_VALID_FALSE = 1,
+	HX_VALID_UNKNOWN = 2,
+} hx_valid;
+
+// "true", "false", "unknown".
+const char *hx_valid_name(hx_valid v);
+// Jepsen's merge: false if any is false, else unknown if any is unknown.
+hx_valid hx_valid_merge(hx_valid a, hx_valid b);
+
+// One anomaly a checker found (stored in the results' anomalies table).
+typedef struct hx_anomaly {
+	const char *checker; // static: "bank", "atomicity", "saga"
+	const char *kind; // static: "wrong-total", "split-decision", ...
+	int64_t op_index; // -1 when not tied to an op
+	int64_t time_ns; // -1 when not tied to an op
+	bool has_txid;
+	uint64_t txid;
+	char *gid; // owned, NULL when none
+	char *detail; // owned JSON object text
+} hx_anomaly;
+
+// What every checker returns: a verdict, a one-line summary, the full
+// result as a JSON object, and anomalies (every one for atomicity and
+// saga, the first/worst/last example per kind for bank). Release with
+// hx_check_fini.
+typedef struct hx_check {
+	const char *name; // static
+	hx_valid valid;
+	char *summary; // owned
+	char *json; // owned JSON object text
+	hx_anomaly *anoms; // owned
+	size_t nanoms;
+	size_t anoms_cap;
+} hx_check;
+
+void hx_check_fini(hx_check *c);
+
+// Bank checker configuration. Accounts are the integer ids accounts[0..n);
+// balances keys are their decimal text. In saga mode wrong totals in `read`
+// ops are transient (reported, not violations); in every mode wrong totals
+// in `final-read` ops are violations.
+typedef struct hx_bank_cfg {
+	const int64_t *accounts; // borrowed
+	size_t naccounts;
+	int64_t total;
+	bool saga;
+} hx_bank_cfg;
+
+typedef enum hx_bank_kind {
+	HX_BANK_WRONG_TOTAL = 0,
+	HX_BANK_NEGATIVE = 1,
+	HX_BANK_UNEXPECTED_KEY = 2,
+	HX_BANK_MISSING_BALANCE = 3,
+	HX_BANK_TRANSIENT_TOTAL = 4, // saga mode only: not a violation
+	HX_BANK_MALFORMED = 5, // an ok read whose value has no balances
+	HX_BANK_NKINDS = 6,
+} hx_bank_kind;
+
+// "wrong-total", "negative-balance", "unexpected-key", "missing-balance",
+// "transient-total", "malformed-read".
+const char *hx_bank_kind_name(hx_bank_kind k);
+
+typedef struct hx_bank_example {
+	int64_t op_index; // -1 when the kind never occurred
+	int64_t time_ns;
+	int64_t process;
+	int64_t total; // sum of the balances the read saw
+	int64_t badness; // |total - expected|, sum of negatives, key count
+} hx_bank_example;
+
+typedef struct hx_bank_stat {
+	size_t count;
+	hx_bank_example first, worst, last;
+} hx_bank_stat;
+
+// A balance that is null or not an integer counts as missing. A read with
+// an unexpected key or a missing balance is not also checked
+// for its total (the sum is meaningless then), as in Jepsen's bank test;
+// negative balances are checked on every read.
+typedef struct hx_bank_result {
+	hx_check c;
+	size_t reads; // ok reads and final-reads
+	size_t bad_reads; // reads with at least one violation
+	hx_bank_stat kinds[HX_BANK_NKINDS];
+	int64_t lowest_total, highest_total; // over wrong and transient totals
+} hx_bank_result;
+
+// Checks every ok read/final-read of h. Valid when no violation, unknown
+// when there is no ok read. Call when no thread is appending. DTX_ENOMEM,
+// DTX_EINVAL (bad cfg); *out is filled only on success (hx_check_fini
+// releases out->c).
+dtx_err hx_check_bank(
+    const hx_history *h, const hx_bank_cfg *cfg, hx_bank_result *out);
+
+// A participant's view of one transaction, gathered after the run.
+typedef enum hx_txn_outcome {
+	HX_TXN_COMMITTED = 0,
+	HX_TXN_ABORTED = 1,
+	HX_TXN_IN_DOUBT = 2,
+	HX_TXN_UNKNOWN = 3, // participant could not be asked
+} hx_txn_outcome;
+
+// "committed", "aborted", "in-doubt", "unknown".
+const char *hx_txn_outcome_name(hx_txn_outcome o);
+dtx_err hx_txn_outcome_parse(const char *s, hx_txn_outcome *out);
+
+typedef struct hx_txn_obs {
+	uint64_t txid;
+	int32_t node;
+	hx_txn_outcome outcome;
+} hx_txn_obs;
+
+// Split decision (committed at one participant, aborted at another) and
+// history cross-checks (an ok transfer aborted at a participant, a failed
+// transfer committed at one) are violations. Transactions still in doubt
+// are reported as blocked and do not change the verdict. No observations:
+// unknown.
+typedef struct hx_atom_result {
+	hx_check c;
+	size_t txns; // distinct txids observed
+	size_t split; // split decisions
+	size_t ok_not_committed; // ok transfers aborted at some participant
+	size_t fail_committed; // failed transfers committed somewhere
+	size_t in_doubt; // txids in doubt at some participant
+	size_t unobserved; // ok/fail transfers with a txid nobody reported
+} hx_atom_result;
+
+dtx_err hx_check_atomicity(const hx_history *h, const hx_txn_obs *obs,
+    size_t nobs, hx_atom_result *out);
+
+typedef enum hx_saga_state {
+	HX_SAGA_COMMITTED = 0,
+	HX_SAGA_ABORTED = 1, // fully compensated
+	HX_SAGA_COMPENSATING = 2,
+	HX_SAGA_RUNNING = 3,
+} hx_saga_state;
+
+// "committed", "aborted", "compensating", "running".
+const char *hx_saga_state_name(hx_saga_state s);
+dtx_err hx_saga_state_parse(const char *s, hx_saga_state *out);
+
+#define HX_GID_MAX 64 // including the NUL
+
+typedef struct hx_saga_obs {
+	char gid[HX_GID_MAX];
+	hx_saga_state state;
+	int32_t failed_step; // -1 when no step failed
+} hx_saga_obs;
+
+// At quiescence every saga must be committed or aborted; the last ok
+// final-read must show the configured total; a transfer the client saw ok
+// must belong to a committed saga and a failed one to an aborted saga.
+// Wrong totals in `read` ops during the run are counted as transient.
+// Unknown when there are neither saga states nor a final read.
+typedef struct hx_saga_result {
+	hx_check c;
+	size_t sagas, committed, aborted, stuck;
+	size_t transient; // reads during the run with a wrong total
+	size_t final_reads; // ok final-reads
+	bool final_ok; // last ok final-read shows the total
+	int64_t final_total;
+	size_t ok_not_committed, fail_committed;
+} hx_saga_result;
+
+dtx_err hx_check_saga(const hx_history *h, const hx_bank_cfg *cfg,
+    const hx_saga_obs *sagas, size_t nsagas, hx_saga_result *out);
+
+// Latency and throughput (Jepsen's stats and perf checkers) over client
+// ops: counts by f and type; completions per second per type; latency
+// quantiles per f from invoke->completion pairs; ops still open at the
+// end. Valid unless a client f never completed ok (then unknown).
+typedef struct hx_stats_f {
+	char *f; // owned
+	size_t counts[4]; // by hx_op_type
+	size_t nlat; // completed pairs
+	uint64_t p50, p90, p99, max; // latency ns over completed pairs
+} hx_stats_f;
+
+typedef struct hx_stats_result {
+	hx_check c;
+	hx_stats_f *fs; // sorted by f
+	size_t nfs;
+	size_t total_ops, client_ops, nemesis_ops, open; // open: no completion
+	size_t nsec; // length of rate[]: one bucket per second of the run
+	size_t (*rate)[3]; // completions per second: [ok, fail, info]
+	int64_t duration_ns;
+} hx_stats_result;
+
+// out is filled only on success; release with hx_stats_fini.
+dtx_err hx_check_stats(const hx_history *h, hx_stats_result *out);
+void hx_stats_fini(hx_stats_result *r);
+
+// What a run checks. mode is "2pc", "3pc" or "saga" (borrowed).
+typedef struct hx_run_cfg {
+	const char *mode;
+	hx_bank_cfg bank;
+} hx_run_cfg;
+
+// Every checker's result and the combined verdict. Release with
+// hx_verdict_fini.
+typedef struct hx_verdict {
+	hx_valid valid;
+	hx_bank_result bank;
+	hx_stats_result stats;
+	bool has_atom; // 2pc/3pc
+	hx_atom_result atom;
+	bool has_saga; // saga
+	hx_saga_result saga;
+} hx_verdict;
+
+// Runs bank + stats, atomicity (2pc/3pc) or saga (saga mode) and merges
+// their verdicts. DTX_EINVAL for an unknown mode, DTX_ENOMEM.
+dtx_err hx_check_run(const hx_history *h, const hx_run_cfg *cfg,
+    const hx_txn_obs *obs, size_t nobs, const hx_saga_obs *sagas, size_t nsagas,
+    hx_verdict *out);
+void hx_verdict_fini(hx_verdict *v);
+// Number of hx_check results in v and the i-th (bank, stats, then
+// atomicity or saga).
+size_t hx_verdict_count(const hx_verdict *v);
+const hx_check *hx_verdict_check(const hx_verdict *v, size_t i);
+// Prints the verdict and each checker's summary and examples.
+void hx_verdict_print(FILE *out, const hx_verdict *v);
+// Writes {"valid":...,"checkers":{name:{...}}} under key.
+void hx_verdict_json(hx_json *j, const char *key, const hx_verdict *v);
+
+// Parses the checker settings from a run's params JSON: "accounts" is a
+// count n (ids 0..n-1) or an array of integer ids, "total" an integer.
+// *accounts is owned (free with dtx_free). DTX_EINVAL with a message.
+dtx_err hx_bank_cfg_from_params(const char *params, int64_t **accounts,
+    size_t *naccounts, int64_t *total, char *err, size_t errlen);
+
+// ---------------------------------------------------------------- faults
+
+// A fault window: when a fault started and ended (end_ns == -1 while it
+// was never healed) on which targets. Strings owned.
+typedef struct hx_fault {
+	int64_t start_ns, end_ns;
+	char *kind; // "kill", "pause", "partition", ...
+	char *targets; // free text, e.g. "1,2"
+	char *detail; // JSON text of the starting op's value, or NULL
+} hx_fault;
+
+// Derives fault windows from the nemesis ops of h: kill..restart,
+// pause..resume, partition..heal, netem..heal, clock-bump or
+// clock-strobe..clock-reset; any other nemesis f is an instant window. A
+// closing op ends every open window of its kinds. Returns an owned array
+// (free with hx_faults_free). DTX_ENOMEM.
+dtx_err hx_faults_from_history(const hx_history *h, hx_fault **out, size_t *n);
+void hx_faults_free(hx_fault *f, size_t n);
+
+// ---------------------------------------------------------------- results
+
+// The results file: one sqlite3 database (schema in results.c) shared by
+// every dtx process: runs, ops, faults, anomalies, metrics, checker
+// summaries and atomicity/saga observations; WAL mode, busy timeout, a
+// schema version in PRAGMA user_version and the application id 'dtx1'.
+#define HX_RESULTS_DEFAULT "results/dtx.sqlite"
+
+typedef struct hx_results hx_results;
+
+// Opens path, creating the directory and the schema when create is true
+// and the file is new. A file that is not SQLite, corrupt, or not a dtx
+// results database gives DTX_ECORRUPT / DTX_EINVAL and one line in err;
+// a missing file without create gives DTX_ENOENT. *out is owned (close
+// with hx_results_close). A handle is used by one thread at a time.
+dtx_err hx_results_open(
+    const char *path, bool create, hx_results **out, char *err, size_t errlen);
+void hx_results_close(hx_results *db);
+// The last error message on db (borrowed, never NULL).
+const char *hx_results_errmsg(const hx_results *db);
+
+typedef struct hx_run_info {
+	const char *mode; // "2pc", "3pc", "saga"
+	const char *nemesis; // e.g. "kill,partition" or "none"
+	uint64_t seed;
+	const char *params; // JSON object text (accounts, total, ...)
+} hx_run_info;
+
+// Inserts the run with finished NULL (a crash leaves it unfinished).
+dtx_err hx_results_run_begin(
+    hx_results *db, const hx_run_info *info, int64_t *run_id);
+// Inserts h's ops in transactions of a few thousand rows. Call when no
+// thread is appending.
+dtx_err hx_results_add_ops(hx_results *db, int64_t run_id, const hx_history *h);
+dtx_err hx_results_add_faults(
+    hx_results *db, int64_t run_id, const hx_fault *f, size_t n);
+dtx_err hx_results_add_txn_obs(
+    hx_results *db, int64_t run_id, const hx_txn_obs *o, size_t n);
+dtx_err hx_results_add_saga_obs(
+    hx_results *db, int64_t run_id, const hx_saga_obs *s, size_t n);
+dtx_err hx_results_add_metric(
+    hx_results *db, int64_t run_id, const char *name, double value);
+// Stores the verdict (valid, summary, checker results, anomalies, stats
+// metrics) and sets finished, in one transaction. Replaces any earlier
+// checker results of the run.
+dtx_err hx_results_run_finish(
+    hx_results *db, int64_t run_id, const hx_verdict *v);
+
+// A stored run, as loaded back. Strings owned; free with
+// hx_run_record_fini.
+typedef struct hx_run_record {
+	int64_t id;
+	char *started, *finished; // UTC "YYYY-MM-DDTHH:MM:SSZ"; finished NULL
+	char *mode, *nemesis, *params, *summary;
+	uint64_t seed;
+	hx_valid valid; // UNKNOWN also when unfinished
+	int64_t nops;
+} hx_run_record;
+
+void hx_run_record_fini(hx_run_record *r);
+// DTX_ENOENT when there is no run id.
+dtx_err hx_results_load_run(hx_results *db, int64_t id, hx_run_record *out);
+// Returns an owned history rebuilt from the stored ops (free with
+// hx_history_free).
+dtx_err hx_results_load_history(hx_results *db, int64_t id, hx_history **out);
+dtx_err hx_results_load_faults(
+    hx_results *db, int64_t id, hx_fault **out, size_t *n);
+// Owned arrays (free with dtx_free).
+dtx_err hx_results_load_obs(hx_results *db, int64_t id, hx_txn_obs **txns,
+    size_t *ntxns, hx_saga_obs **sagas, size_t *nsagas);
+
+// A cursor over every run in id order: open it, call next until *done,
+// close it. next fills *r (owned: free with hx_run_record_fini) when it
+// returns DTX_OK with *done false. Errors: DTX_EIO (hx_results_errmsg says
+// why), DTX_ENOMEM. The cursor borrows db; close(NULL) does nothing.
+typedef struct hx_run_cursor hx_run_cursor;
+dtx_err hx_results_runs_open(hx_results *db, hx_run_cursor **out);
+dtx_err hx_results_runs_next(hx_run_cursor *cur, hx_run_record *r, bool *done);
+void hx_results_runs_close(hx_run_cursor *cur);
+
+// Prints run id's checks, anomalies, faults and metrics to stdout: as four
+// arrays of the open JSON object j when json, as indented text otherwise.
+// Errors as hx_results_load_run.
+dtx_err hx_results_print_details(
+    hx_results *db, int64_t id, bool json, hx_json *j);
+
+// Writes "<dir of results file>/<results file name>-run-<id>" into buf,
+// so that results files sharing a directory keep their reports apart.
+dtx_err hx_results_report_dir(
+    const char *results_path, int64_t id, char *buf, size_t len);
+
+// ---------------------------------------------------------------- reports
+
+// Writes the run report into dir (created if needed): latency.png and
+// rate.png through gnuplot (with .gp scripts and .dat files; fault windows
+// shaded), timeline.html and index.html. When gnuplot is missing it says so
+// once on stderr and skips the PNGs. v may be NULL (no verdict yet).
+// DTX_EIO when a file cannot be written, DTX_ENOMEM.
+dtx_err hx_report_write(const char *dir, int64_t run_id, const hx_history *h,
+    const hx_fault *faults, size_t nfaults, const hx_verdict *v);
+
+// ---------------------------------------------------------------- internal
+
+// Creates directory path and its parents (path is modified in place and
+// restored). Returns a translated errno.
+dtx_err hx_mkdirs(char *path);
+
+// A growing text buffer for summaries and JSON (json.c). Out of memory
+// sets oom and later calls do nothing; hx_sb_take then returns NULL.
+typedef struct hx_sb {
+	char *buf;
+	size_t len, cap;
+	bool oom;
+} hx_sb;
+
+void hx_sb_printf(hx_sb *sb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void hx_sb_vprintf(hx_sb *sb, const char *fmt, va_list ap);
+// Appends s as a JSON string literal.
+void hx_sb_json_str(hx_sb *sb, const char *s);
+// Returns the text, owned (free with dtx_free), and empties sb; NULL when
+// out of memory.
+char *hx_sb_take(hx_sb *sb);
+void hx_sb_fini(hx_sb *sb);
+
+// Clusters, clients, nemeses and the bank workload.
+//
+// cluster.c (above) runs the daemons; netns.c gives each its own network
+// namespace; client.c talks to a running cluster; nemesis.c plans and
+// applies faults; progress.c draws the live status line; bank_workload.c
+// and bankrun.c run the bank workload (below).
+
+#define HX_CLUSTER_DIR_DEFAULT ".dtx/cluster"
+
+// More cluster control (cluster.c).
+
+// Path of node id's data directory, DIR/data/<id> (borrowed until the
+// next call).
+const char *hx_cluster_data(hx_cluster *c, uint32_t id);
+
+// True when the cluster's daemons run in network namespaces; the prefix
+// of its namespaces, veths and bridge (borrowed, "" without netns).
+bool hx_cluster_is_netns(const hx_cluster *c);
+const char *hx_cluster_netns_prefix(const hx_cluster *c);
+
+// Stops whatever runs for cluster directory dir even when its topology or
+// state file is gone: every process whose command line names dir and a
+// dtx daemon, and (as root) the namespaces, veths, bridge and firewall
+// rule named after dir. Never fails; says on stderr what it removed when
+// verbose.
+void hx_cluster_stop_dir(const char *dir, bool verbose);
+
+// Network namespaces (netns.c). Every daemon node id gets namespace
+// "<prefix>-<id>" holding veth "<prefix>c<id>" with address
+// HX_NETNS_NET.<10+id>/24, whose peer "<prefix>h<id>" is a port of
+// bridge "<prefix>br" in the root namespace; the bridge holds
+// HX_NETNS_NET.1 so the CLI reaches every daemon. The prefix is "dx"
+// and six hex digits of CRC32C of the cluster directory's absolute path,
+// so a later stop finds what an earlier start made.
+#define HX_NETNS_NET "10.77.0"
+#define HX_NETNS_PORT 7000
+#define HX_NETNS_PREFIX_MAX 16
+
+// A grudge (Jepsen's): drop[a] has bit b set when node a refuses traffic
+// with node b. Applied in both directions for every pair.
+typedef struct hx_grudge {
+	uint32_t drop[DTX_TOPO_MAX];
+} hx_grudge;
+
+// Writes the prefix for cluster directory dir (need not exist) into buf
+// (size >= HX_NETNS_PREFIX_MAX).
+void hx_netns_prefix(const char *dir, char *buf, size_t len);
+// DTX_EPERM when not root, DTX_ENOENT when "ip netns" or iptables cannot
+// be run; err says which.
+dtx_err hx_netns_check(char *err, size_t errlen);
+// Creates the bridge, the forward rule, and one namespace per daemon node
+// of topo. DTX_EBUSY when HX_NETNS_NET.0/24 is already in use.
+dtx_err hx_netns_setup(
+    const char *prefix, const dtx_topo *topo, char *err, size_t errlen);
+// Kills every process inside the prefix's namespaces and removes the
+// namespaces, veths, bridge and forward rule. Idempotent; returns the
+// number of objects removed.
+int hx_netns_teardown(const char *prefix);
+// Applies g with iptables DROP rules (INPUT from and OUTPUT to each
+// refused peer) inside the namespaces; heal flushes them all.
+// hx_netns_cut_sends drops only what node a sends to each node b of
+// g->drop[a] (OUTPUT rules): a one-way cut.
+dtx_err hx_netns_partition(
+    const char *prefix, const dtx_topo *topo, const hx_grudge *g);
+dtx_err hx_netns_cut_sends(
+    const char *prefix, const dtx_topo *topo, const hx_grudge *g);
+dtx_err hx_netns_heal(const char *prefix, const dtx_topo *topo);
+// Runs argv (argv[0] looked up in PATH, then /usr/sbin and /sbin) and
+// returns its exit status (-1 when it could not run). Its stdout goes
+// into out (may be NULL) and stderr is discarded when quiet.
+int hx_run(const char *const argv[], char *out, size_t outlen, bool quiet);
+
+// Talking to a cluster (client.c). A hx_conn holds one proto client per
+// daemon of a topology; every function is thread-safe.
+typedef struct hx_conn hx_conn;
+
+// Accounts are keys "acct:<n>" whose values are int64 balances (written
+// by PUT as 8 bytes little-endian).
+#define HX_ACCT_PREFIX "acct:"
+#define HX_ACCOUNTS_MAX PROTO_MAX_OPS
+
+// Opens clients to every daemon of topo (copied). *out is owned (close
+// with hx_conn_close). DTX_ENOMEM, DTX_EINVAL.
+dtx_err hx_conn_open(const dtx_topo *topo, hx_conn **out);
+void hx_conn_close(hx_conn *c);
+const dtx_topo *hx_conn_topo(const hx_conn *c);
+// One call to node id (timeout_ms 0: 5 s). Contract of proto_client_call.
+dtx_err hx_conn_call(hx_conn *c, uint32_t id, proto_msg *req, proto_msg *rep,
+    uint32_t timeout_ms, bool idempotent);
+
+// What a transfer came to. err is DTX_OK when the coordinator or the
+// orchestrator answered (outcome says what), else the call's error:
+// DTX_EUNREACH and DTX_EREFUSED mean it certainly did not happen, the
+// others that the outcome is unknown.
+typedef struct hx_xfer {
+	dtx_err err;
+	proto_outcome outcome;
+	uint64_t txid;
+	clk_ts cts;
+	int32_t failed_step;
+	char reason[PROTO_MAX_STR + 1];
+} hx_xfer;
+
+// Moves amount from account `from` to `to` in one TXN (mode 2PC or 3PC)
+// of two ADD ops that keep both balances >= 0. Always fills *out.
+void hx_transfer(hx_conn *c, proto_mode mode, int64_t from, int64_t to,
+    int64_t amount, uint32_t timeout_ms, hx_xfer *out);
+// The same as a saga (gid borrowed): debit `from`, then credit `to`, each
+// with its compensation, submitted to the saga orchestrator.
+void hx_saga_transfer(hx_conn *c, const char *gid, int64_t from, int64_t to,
+    int64_t amount, uint32_t timeout_ms, hx_xfer *out);
+
+// A consistent snapshot of every account: every participant read at one
+// HLC timestamp. ids ascending; owned (release with hx_snapshot_fini).
+typedef struct hx_snapshot {
+	clk_ts ts;
+	size_t n;
+	int64_t *ids;
+	int64_t *bal;
+	int64_t total;
+	size_t other_keys; // keys that are not accounts
+} hx_snapshot;
+
+// Reads every participant at `at` (0: the timestamp the first
+// participant answers with), retrying RETRY answers until timeout_ms has
+// passed (DTX_ETIMEDOUT). Errors of the calls otherwise.
+dtx_err hx_snapshot_read(
+    hx_conn *c, clk_ts at, uint32_t timeout_ms, hx_snapshot *out);
+void hx_snapshot_fini(hx_snapshot *s);
+// Appends {"ts":T,"balances":{"<id>":<balance>,...}} to sb.
+void hx_snapshot_json(const hx_snapshot *s, hx_sb *sb);
+
+// Creates accounts 0..n-1 with balance each in one 2PC TXN of PUTs, but
+// only when a snapshot shows no account at all (idempotent). *created
+// says whether it did. DTX_EEXIST when some but not all of the accounts
+// exist, errors of the calls otherwise.
+dtx_err hx_bank_init(hx_conn *c, uint32_t n, int64_t balance, bool *created,
+    char *err, size_t errlen);
+
+// HEALTH of node id: *rep owned on success (proto_msg_free).
+dtx_err hx_health(hx_conn *c, uint32_t id, uint32_t timeout_ms, proto_msg *rep);
+// Sends FAULT kind (args[0..nargs), optional string s) to node id.
+dtx_err hx_send_fault(hx_conn *c, uint32_t id, const char *kind,
+    const int64_t *args, uint32_t nargs, const char *s);
+// STATUS of txid at participant id.
+dtx_err hx_txn_status(
+    hx_conn *c, uint32_t id, uint64_t txid, proto_txn_state *out);
+// SAGA_STATUS of gid at the orchestrator; failed_step -1 when none.
+dtx_err hx_saga_status(
+    hx_conn *c, const char *gid, proto_saga_state *st, int32_t *failed_step);
+// Node id of the saga orchestrator, or UINT32_MAX when there is none.
+uint32_t hx_conn_saga_id(const hx_conn *c);
+// "committed", "aborted", "unknown".
+const char *hx_outcome_name(proto_outcome o);
+// The value of counter name in rep, a HEALTH reply (borrowed); -1 when
+// rep is not one or has no such counter.
+int64_t hx_health_counter(const proto_msg *rep, const char *name);
+// The int64 value of a found READ entry: an integer, or 8 bytes
+// little-endian (a balance written by PUT). False otherwise.
+bool hx_entry_i64(const proto_entry *e, int64_t *out);
+
+// Bank accounts.
+
+// Writes the key "acct:<acct>" of account acct into buf.
+void hx_acct_key(char *buf, size_t len, int64_t acct);
+
+// Fills *op (zeroed first) as an ADD of delta to key (borrowed) that must
+// leave it at least min.
+void hx_op_add(proto_op *op, const char *key, int64_t delta, int64_t min);
+
+// Nemeses (nemesis.c). A schedule is a pure function of the seed and the
+// settings (hx_nemesis_plan); a hx_nemesis applies it to a running
+// cluster, recording each action in the history as an `info` op of
+// process HX_PROC_NEMESIS.
+typedef enum hx_nem_kind {
+	HX_NEM_KILL = 1u << 0,
+	HX_NEM_PAUSE = 1u << 1,
+	HX_NEM_PARTITION = 1u << 2,
+	HX_NEM_CLOCK = 1u << 3,
+	HX_NEM_DISK = 1u << 4,
+} hx_nem_kind;
+#define HX_NEM_NKINDS 5
+
+typedef enum hx_nem_target {
+	HX_TARGET_ANY = 0,
+	HX_TARGET_COORDINATOR,
+	HX_TARGET_PARTICIPANTS,
+	HX_TARGET_SAGA,
+} hx_nem_target;
+
+typedef enum hx_part_shape {
+	HX_SHAPE_HALVES = 0, // two halves, the smaller first (bisect)
+	HX_SHAPE_ONE = 1, // one node isolated
+	HX_SHAPE_BRIDGE = 2, // halves sharing one node that sees both
+	HX_SHAPE_RING = 3, // each node sees its own majority
+	HX_SHAPE_COUNT
+} hx_part_shape;
+
+typedef enum hx_nem_action {
+	HX_NA_KILL = 0,
+	HX_NA_RESTART,
+	HX_NA_PAUSE,
+	HX_NA_RESUME,
+	HX_NA_PARTITION,
+	HX_NA_HEAL,
+	HX_NA_CLOCK_BUMP,
+	HX_NA_CLOCK_STROBE,
+	HX_NA_CLOCK_RESET,
+	// Disk: SIGKILL the target, then tear its WAL's tail as a crash in
+	// the middle of writing the next batch would; RESTART ends it.
+	HX_NA_DISK,
+	HX_NA_COUNT
+} hx_nem_action;
+
+// How a disk fault leaves the record it tears (it is written after the
+// last complete record of the newest WAL segment, so it was never
+// acknowledged and no acknowledged record is touched): followed by
+// whatever the segment holds there (its zero-filled preallocation), or
+// with the file cut off inside it.
+typedef enum hx_disk_form {
+	HX_DISK_TORN = 0,
+	HX_DISK_TRUNCATED = 1,
+} hx_disk_form;
+
+// One planned action at at_ms after the workload started.
+typedef struct hx_nem_event {
+	uint64_t at_ms;
+	hx_nem_action action;
+	uint32_t ntargets;
+	uint32_t targets[DTX_TOPO_MAX];
+	hx_part_shape shape; // PARTITION
+	hx_grudge grudge; // PARTITION
+	// PARTITION: for onset_ms the cut holds one way only, dropping what
+	// a node sends to a node after it in targets[] (onset_later) or
+	// before it; then both ways. 0: both ways at once.
+	uint32_t onset_ms;
+	bool onset_later;
+	int64_t offset_ms[DTX_TOPO_MAX]; // CLOCK_BUMP: per target index
+	int64_t strobe_delta_ms; // CLOCK_STROBE: flip between 0 and this
+	uint32_t strobe_period_ms; // time at each of the two offsets
+	uint32_t strobe_ms; // how long to strobe
+	hx_disk_form disk_form; // DISK
+	uint32_t disk_len; // DISK: payload length of the torn record
+	uint32_t disk_keep; // DISK: bytes of it written, < 20 + len + 4
+	uint64_t disk_seed; // DISK: seed of the torn record's bytes
+} hx_nem_event;
+
+typedef struct hx_nem_cfg {
+	unsigned kinds; // hx_nem_kind bits
+	unsigned shapes; // 1 << hx_part_shape bits; 0 means all
+	hx_nem_target target;
+	uint64_t seed;
+	uint64_t interval_ms; // mean time between and during faults
+	// A fault is held for [max(interval / 2, hold_min_ms), that +
+	// interval); 0 keeps interval * [0.5, 1.5).
+	uint64_t hold_min_ms;
+	// Mean quiet time before and between faults, drawn from
+	// [gap / 2, gap * 1.5); 0 means interval.
+	uint64_t gap_ms;
+	// Partitions come on one way first for [onset_max / 4, onset_max)
+	// ms, in a seeded direction, as a failing link or a rule set that
+	// goes in on one side first does; 0: both ways at once.
+	uint32_t onset_max_ms;
+	uint64_t duration_ms; // no fault starts after this
+	int64_t max_offset_ms; // the daemons' HLC max offset
+	const dtx_topo *topo; // borrowed
+} hx_nem_cfg;
+
+// Parses "kill,pause,partition,clock,disk" (or "none", "") into kind bits;
+// shapes "halves,one,bridge,ring"; a target name. DTX_EINVAL with the
+// bad word in err.
+dtx_err hx_nem_kinds_parse(
+    const char *s, unsigned *out, char *err, size_t errlen);
+dtx_err hx_nem_shapes_parse(
+    const char *s, unsigned *out, char *err, size_t errlen);
+dtx_err hx_nem_target_parse(const char *s, hx_nem_target *out);
+const char *hx_nem_action_name(hx_nem_action a); // "kill", "clock-bump"
+const char *hx_part_shape_name(hx_part_shape s); // "halves", ...
+const char *hx_nem_target_name(hx_nem_target t);
+// The fault kind an action starts or ends ("kill", "pause", "partition",
+// "clock", "disk"; a disk fault's RESTART is the kill kind's).
+const char *hx_nem_action_kind(hx_nem_action a);
+// True for actions that start a fault.
+bool hx_nem_action_starts(hx_nem_action a);
+
+// The daemon ids of topo a target selects, in topology order. Any: all
+// daemons. DTX_ENOENT when the selection is empty (no saga node).
+dtx_err hx_nem_targets(const dtx_topo *topo, hx_nem_target t,
+    uint32_t ids[DTX_TOPO_MAX], uint32_t *n);
+
+// The grudge of a partition shape over nodes[0..n) (in that order: the
+// caller shuffles), as Jepsen's nemesis builds it: halves = complete
+// grudge of bisect; one = nodes[0] alone; bridge = halves where the first
+// node of the second half keeps talking to everyone; ring = node i sees
+// the majority nodes[i .. i+n/2] (cyclic). Pure.
+void hx_partition_grudge(
+    hx_part_shape shape, const uint32_t *nodes, uint32_t n, hx_grudge *out);
+
+// Plans the whole schedule. One fault at a time: kinds are taken in a
+// seeded shuffle of the enabled ones (reshuffled every round), each held
+// and followed by a quiet time as hx_nem_cfg says; every fault that
+// starts is ended before duration_ms. A disk fault strikes a participant
+// of the targets (any target when they include none). *out owned (free
+// with dtx_free); *n may be 0. DTX_EINVAL, DTX_ENOMEM.
+dtx_err hx_nemesis_plan(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n);
+// Appends the JSON value of an event ({"targets":[...],...}) to sb.
+void hx_nem_event_json(const hx_nem_event *e, hx_sb *sb);
+
+// The disk fault on a node that is not running (e a HX_NA_DISK event):
+// finds the newest WAL segment (wal-<hex>.log) in data or one folder
+// below it, walks its records while they are complete and their CRCs
+// hold, and writes there the first e->disk_keep bytes of the record that
+// would have come next (seeded bytes, the right LSN and CRC), cutting
+// the file off after them for HX_DISK_TRUNCATED. No byte of a complete
+// record changes, so no acknowledged write is lost. extra (size len) gets
+// the details as JSON members ("segment", "offset", "lsn",
+// "segment_bytes"). DTX_ENOENT when there is no segment, DTX_ECORRUPT
+// when its header is not a WAL's, file errors, DTX_ENOMEM.
+dtx_err hx_nem_tear_wal(
+    const char *data, const hx_nem_event *e, char *extra, size_t len);
+
+typedef struct hx_nemesis hx_nemesis;
+
+// Starts a thread that applies ev[0..n) (copied) at their times to the
+// cluster through cl (used only by this thread until hx_nemesis_stop)
+// and conn, recording each in h. Partitions use iptables when the
+// cluster runs in namespaces, the daemons' FAULT "partition" otherwise.
+// A disk fault's op value says what was torn: {"targets":[2],"form":
+// "torn","segment":"wal-….log","offset":N,"record_bytes":R,
+// "written_bytes":W,"lsn":L} (L: the LSN the torn record would have had).
+//
+// With cc non-NULL the nodes are the containers of a compose project:
+// kill/start, pause/unpause and partitions act on the containers (see
+// compose.c) and disk faults are refused (DTX_EPERM, a failed action).
+// own says the cluster was started for this run: then every daemon found
+// dead at the end is restarted; otherwise only those the nemesis killed.
+typedef struct hx_compose hx_compose; // compose.c, below
+dtx_err hx_nemesis_start(hx_cluster *cl, hx_compose *cc, bool own,
+    hx_conn *conn, hx_history *h, const hx_nem_event *ev, size_t n,
+    hx_nemesis **out);
+// Stops the thread and heals everything: resumes paused daemons,
+// restarts dead ones, heals partitions, resets clocks (recording the
+// ends of open faults), then frees nothing: counts stay readable until
+// hx_nemesis_free. Safe to call twice.
+void hx_nemesis_stop(hx_nemesis *nm);
+void hx_nemesis_free(hx_nemesis *nm);
+// Faults started so far, by hx_nem_kind bit index (kill, pause,
+// partition, clock, disk), and how many actions failed. Thread-safe.
+void hx_nemesis_counts(
+    const hx_nemesis *nm, size_t started[HX_NEM_NKINDS], size_t *errors);
+// The fault in force now ("partition one [2]" or "none"). Thread-safe.
+void hx_nemesis_current(hx_nemesis *nm, char *buf, size_t len);
+
+// Progress (progress.c): a thread that draws one updating line on a
+// terminal (every 250 ms) or prints a plain line every 5 s otherwise.
+typedef struct hx_progress_sample {
+	uint64_t ok, fail, info; // completed client ops so far
+	char fault[96]; // the fault in force
+} hx_progress_sample;
+
+typedef void (*hx_progress_fn)(void *arg, hx_progress_sample *s);
+
+typedef struct hx_progress hx_progress;
+
+// Starts drawing to out (borrowed) for a run of total_ms. sample is
+// called from the progress thread. DTX_ENOMEM.
+dtx_err hx_progress_start(FILE *out, uint64_t total_ms, hx_progress_fn fn,
+    void *arg, hx_progress **res);
+// Stops the thread, ends the line. NULL does nothing.
+void hx_progress_stop(hx_progress *p);
+
+// dtx health (cmd_health.c) and container nemeses (compose.c).
+// ---------------------------------------------------------------- bank runs
+
+// A bank run (bankrun.c, bank_workload.c): Jepsen's bank workload against a
+// dtx cluster. Client threads make random transfers (as 2PC/3PC TXNs or as
+// sagas) and whole-bank snapshot reads while a nemesis injects faults; then
+// everything is healed, recovery is awaited, final reads and atomicity
+// observations are gathered, the checkers run, and the run is stored in the
+// results file with its report. A command runs the phases in order:
+//
+//   hx_bankrun_new, setup_cluster, setup_run, workload, heal, settle,
+//   final_reads, check, store, then reads hx_bankrun_out and frees.
+//
+// A phase that fails returns an error and writes a one-line reason into
+// e->msg (empty when there is nothing to add, e.g. out of memory); e->usage
+// says the failure is the caller's (exit 64 rather than 70). Stop at the
+// first failed phase; hx_bankrun_free cleans up after any of them.
+
+// The fault schedule's timing, resolved from the flags by
+// hx_bankrun_schedule: partition shapes "auto" and interval 0 mean the 3pc
+// partition defaults when the mode is 3pc and partitions are enabled, else
+// all shapes and 5 s.
+typedef struct hx_bankrun_sched {
+	const char *shapes; // partition shapes text (static or borrowed)
+	uint64_t interval_ms, hold_min_ms, gap_ms;
+	bool defaults_3pc; // the 3pc partition defaults are in force
+} hx_bankrun_sched;
+
+// Resolves the schedule for mode (may be NULL), the nemesis kinds, the
+// --partition-shapes text (borrowed; "auto" or a list) and the
+// --nemesis-interval seconds (0: default). Pure.
+void hx_bankrun_schedule(const char *mode, unsigned kinds, const char *shapes,
+    double interval_s, hx_bankrun_sched *out);
+
+// How long faults are held and how long the gaps are (ms), as
+// hx_nemesis_plan draws them for s.
+void hx_bankrun_ranges(const hx_bankrun_sched *s, uint64_t *lo, uint64_t *hi,
+    uint64_t *glo, uint64_t *ghi);
+
+// A validated bank run configuration. Strings are borrowed for the run's
+// lifetime.
+typedef struct hx_bankrun_conf {
+	const char *mode; // "2pc", "3pc" or "saga"
+	int64_t accounts, balance, clients;
+	double rate, duration; // ops/s (0: unthrottled), seconds
+	const char *nemesis; // the --nemesis text
+	unsigned kinds; // hx_nem_kind bits
+	unsigned shapes; // partition shape bits
+	hx_nem_target target;
+	const char *targets; // the --nemesis-targets text
+	hx_bankrun_sched sched;
+	int64_t onset_ms;
+	uint64_t seed; // non-zero
+	const char *results; // results file
+	bool netns;
+	const char *connect; // a running cluster's dir, or NULL: start one
+	bool compose; // the cluster is a compose project's containers
+	const char *compose_project; // NULL: the default
+	const char *dir; // the cluster this run starts
+	int64_t participants;
+	int64_t recovery_s, max_offset_ms, timeout_ms;
+} hx_bankrun_conf;
+
+// Why a phase failed.
+typedef struct hx_bankrun_err {
+	char msg[1024]; // "" when there is nothing to say
+	bool usage; // the configuration's fault
+} hx_bankrun_err;
+
+// What a run found, for the command's report. Valid as far as the phases
+// that produced each field have run.
+typedef struct hx_bankrun_out {
+	// setup_cluster
+	bool created; // the accounts were created by this run
+	size_t nacct;
+	int64_t total; // the bank's total, to be kept
+	bool simulated; // partitions are the daemons' in-process FAULT
+	// setup_run
+	int64_t run_id;
+	// workload
+	double secs; // how long the clients ran
+	uint64_t ok_transfers;
+	// settle
+	uint64_t in_doubt; // transactions still in doubt at the deadline
+	// check
+	bool have_verdict;
+	hx_verdict verdict;
+	size_t started[HX_NEM_NKINDS]; // faults started by kind
+	size_t nem_errors;
+	// store
+	char report_dir[4096];
+	bool report_incomplete; // the report could not be written in full
+} hx_bankrun_out;
+
+typedef struct hx_bankrun hx_bankrun;
+
+// Returns a new run for conf (borrowed until hx_bankrun_free) in *out
+// (owned: free with hx_bankrun_free). DTX_ENOMEM.
+dtx_err hx_bankrun_new(const hx_bankrun_conf *conf, hx_bankrun **out);
+// Starts a fresh cluster in conf->dir (or opens conf->connect), opens the
+// clients, and creates the accounts (or adopts the existing ones).
+dtx_err hx_bankrun_setup_cluster(hx_bankrun *r, hx_bankrun_err *e);
+// Records the run in the results file, starts its history and plans the
+// fault schedule.
+dtx_err hx_bankrun_setup_run(hx_bankrun *r, hx_bankrun_err *e);
+// Runs the clients for conf->duration seconds under the nemesis, drawing
+// the progress line on stderr.
+dtx_err hx_bankrun_workload(hx_bankrun *r, hx_bankrun_err *e);
+// Ends every fault and heals the cluster.
+void hx_bankrun_heal(hx_bankrun *r);
+// Waits (up to conf->recovery_s) until no participant is in doubt and, in
+// saga mode, every saga has finished.
+dtx_err hx_bankrun_settle(hx_bankrun *r, hx_bankrun_err *e);
+// Reads the whole bank (final-read) and asks the participants what became
+// of every transaction.
+dtx_err hx_bankrun_final_reads(hx_bankrun *r, hx_bankrun_err *e);
+// Runs the checkers over the history and the observations.
+dtx_err hx_bankrun_check(hx_bankrun *r, hx_bankrun_err *e);
+// Stores the history, faults, observations, metrics and verdict, and
+// writes the report directory (with the nodes' logs).
+dtx_err hx_bankrun_store(hx_bankrun *r, hx_bankrun_err *e);
+// What the run found so far (borrowed from r).
+const hx_bankrun_out *hx_bankrun_result(const hx_bankrun *r);
+// Stops the nemesis and a cluster the run started, frees everything. NULL
+// does nothing.
+void hx_bankrun_free(hx_bankrun *r);
+
+// The docker-compose topology (compose/): node ids map to services by role
+// ("coordinator", "participant<k>" for the k-th participant in topology
+// order, "saga"); containers are found by their compose labels, so both
+// docker-compose 1.x and `docker compose` v2 projects work. Each call runs
+// the docker command (a few hundred ms); errors: DTX_ENOENT (no container
+// for the service, or no docker command), DTX_EUNREACH (no Docker daemon
+// answers), DTX_EIO (docker refused), DTX_EINVAL (id is no service).
+#define HX_COMPOSE_PROJECT_DEFAULT "dtx"
+#define HX_COMPOSE_NAME_MAX 64
+
+typedef struct hx_compose hx_compose;
+
+typedef struct hx_compose_state {
+	char service[HX_COMPOSE_NAME_MAX];
+	char container[16]; // short id
+	char state[16]; // "running", "paused", "exited", ...
+	char health[16]; // "healthy", "starting", "unhealthy", "none"
+	char ip[16]; // on the project network; "" when not running
+} hx_compose_state;
+
+// Opens the project (NULL: $COMPOSE_PROJECT_NAME, else "dtx") for the
+// nodes of topo (copied) after checking that a Docker daemon answers. *out
+// is owned (free with hx_compose_free); err gets a one-line reason.
+dtx_err hx_compose_open(const char *project, const dtx_topo *topo,
+    hx_compose **out, char *err, size_t errlen);
+void hx_compose_free(hx_compose *c);
+const char *hx_compose_project(const hx_compose *c); // borrowed
+// The service of node id, or NULL (clients, unknown ids). Borrowed.
+const char *hx_compose_service(const hx_compose *c, uint32_t id);
+// The full id of service's container into buf.
+dtx_err hx_compose_container(
+    const hx_compose *c, const char *service, char *buf, size_t len);
+// docker kill -s KILL / start / pause / unpause the container of node id.
+dtx_err hx_compose_kill(hx_compose *c, uint32_t id);
+dtx_err hx_compose_start(hx_compose *c, uint32_t id);
+dtx_err hx_compose_pause(hx_compose *c, uint32_t id);
+dtx_err hx_compose_unpause(hx_compose *c, uint32_t id);
+// State, health and address of the container of node id.
+dtx_err hx_compose_status(hx_compose *c, uint32_t id, hx_compose_state *out);
+// Applies g (both directions of every pair) with iptables DROP rules
+// inside the running containers; containers that are not running are
+// skipped. Returns the first error after trying every container.
+dtx_err hx_compose_partition(hx_compose *c, const hx_grudge *g);
+// Flushes the partition rules in every running container.
+dtx_err hx_compose_heal(hx_compose *c);
+// Waits until every service's container runs and is healthy.
+dtx_err hx_compose_wait_healthy(hx_compose *c, uint64_t timeout_ms);
+
+#endif // HARNESS_H

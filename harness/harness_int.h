@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+//
+// Shared between the harness's own files (and its unit tests) only: the
+// checker plumbing and small helpers that are not part of harness.h.
+
+#ifndef HARNESS_INT_H
+#define HARNESS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "harness.h"
+
+// Checker plumbing (check.c): starts a result, adds an anomaly (detail is
+// JSON text, taken on success and on failure), and sets the summary and
+// JSON from builders (taken).
+void hx__check_init(hx_check *c, const char *name);
+dtx_err hx__check_anomaly(hx_check *c, const char *kind, const hx_op *op,
+    bool has_txid, uint64_t txid, const char *gid, char *detail);
+dtx_err hx__check_set(hx_check *c, hx_valid valid, hx_sb *summary, hx_sb *json);
+// The txid / gid of a transfer from its completion's value, else its
+// invocation's (either may be NULL). false when neither has one.
+bool hx__op_txid(const hx_op *inv, const hx_op *comp, uint64_t *txid);
+bool hx__op_gid(const hx_op *inv, const hx_op *comp, char *gid, size_t len);
+// The index of s among names[0..n), for parsing an enum by the names it
+// prints with; -1 when s is none of them or NULL.
+int hx__name_index(const char *const *names, size_t n, const char *s);
+// A bank run's state (bankrun.c runs the phases, bank_workload.c the
+// clients and the observations).
+
+// A transfer whose txid or gid is known, for the STATUS sweep.
+typedef struct hx__xrec {
+	uint64_t txid;
+	int64_t from, to;
+	char gid[HX_GID_MAX];
+} hx__xrec;
+
+struct hx_bankrun {
+	const hx_bankrun_conf *conf; // borrowed
+	hx_bankrun_out out;
+	bool saga;
+	proto_mode mode;
+	hx_cluster *cl;
+	hx_compose *cc;
+	hx_conn *conn;
+	hx_results *db;
+	hx_history *h;
+	int64_t *accts;
+	hx_nem_event *plan;
+	size_t nplan;
+	hx_nemesis *nm;
+	hx_txn_obs *obs;
+	size_t nobs;
+	hx_saga_obs *sobs;
+	size_t nsobs;
+	hx_fault *faults;
+	size_t nfaults;
+	uint64_t deadline; // of recovery (settle)
+	atomic_bool stop;
+	atomic_uint_fast64_t ok, fail, info, ok_xfer;
+	atomic_int_fast64_t next_proc;
+	pthread_mutex_t mtx; // guards recs
+	hx__xrec *recs;
+	size_t nrec, cap;
+	uint64_t t0, t_end;
+};
+
+// Runs conf->clients client threads until conf->duration has passed, with
+// the progress line on stderr. DTX_ENOMEM.
+dtx_err hx__bank_clients(hx_bankrun *r);
+// One snapshot read recorded as op f by process proc; returns the total
+// read, or -1 when the read failed.
+int64_t hx__bank_read(hx_bankrun *r, int64_t proc, const char *f);
+// Waits until every participant answers HEALTH with in_doubt 0 (and, in
+// saga mode, the orchestrator answers at all). Returns the in-doubt count
+// left at the deadline.
+uint64_t hx__bank_await_recovery(hx_bankrun *r, uint64_t deadline);
+// Asks the participants about every transfer with a txid (r->obs).
+dtx_err hx__bank_txn_obs(hx_bankrun *r);
+// Asks the orchestrator about every saga, giving running ones until
+// deadline to finish (r->sobs).
+dtx_err hx__bank_saga_obs(hx_bankrun *r, uint64_t deadline);
+
+#endif // HARNESS_INT_H

@@ -1,0 +1,1196 @@
+// SPDX-License-Identifier: MIT
+//
+// Nemeses, after Jepsen's: a schedule of faults that is a pure function of
+// a seed (so a failing run can be replayed), and a thread that applies it
+// to a running cluster: kill/restart, pause/resume, partitions (iptables
+// inside network namespaces, or the daemons' in-process FAULT "partition"),
+// clock bumps and strobes through FAULT "clock", and disk faults (a kill
+// that tears the WAL's tail as a crash mid-write does); every action is
+// recorded in the history as an `info` op of the nemesis process.
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness_int.h"
+
+static const char *const action_names[HX_NA_COUNT] = {
+	[HX_NA_KILL] = "kill",
+	[HX_NA_RESTART] = "restart",
+	[HX_NA_PAUSE] = "pause",
+	[HX_NA_RESUME] = "resume",
+	[HX_NA_PARTITION] = "partition",
+	[HX_NA_HEAL] = "heal",
+	[HX_NA_CLOCK_BUMP] = "clock-bump",
+	[HX_NA_CLOCK_STROBE] = "clock-strobe",
+	[HX_NA_CLOCK_RESET] = "clock-reset",
+	[HX_NA_DISK] = "disk",
+};
+
+static const char *const shape_names[HX_SHAPE_COUNT] = {
+	"halves",
+	"one",
+	"bridge",
+	"ring",
+};
+
+static const char *const kind_names[HX_NEM_NKINDS] = {
+	"kill",
+	"pause",
+	"partition",
+	"clock",
+	"disk",
+};
+
+static const char *const disk_form_names[] = {
+	"torn",
+	"truncated",
+};
+
+static const char *const target_names[] = {
+	"any",
+	"coordinator",
+	"participants",
+	"saga",
+};
+
+const char *
+hx_nem_action_name(hx_nem_action a)
+{
+	return (unsigned)a < HX_NA_COUNT ? action_names[a] : "?";
+}
+
+const char *
+hx_part_shape_name(hx_part_shape s)
+{
+	return (unsigned)s < HX_SHAPE_COUNT ? shape_names[s] : "?";
+}
+
+const char *
+hx_nem_target_name(hx_nem_target t)
+{
+	return (unsigned)t <= HX_TARGET_SAGA ? target_names[t] : "?";
+}
+
+static int
+action_kind(hx_nem_action a)
+{
+	switch (a) {
+	case HX_NA_KILL:
+	case HX_NA_RESTART:
+		return 0;
+	case HX_NA_PAUSE:
+	case HX_NA_RESUME:
+		return 1;
+	case HX_NA_PARTITION:
+	case HX_NA_HEAL:
+		return 2;
+	case HX_NA_DISK:
+		return 4;
+	default:
+		return 3;
+	}
+}
+
+const char *
+hx_nem_action_kind(hx_nem_action a)
+{
+	return kind_names[action_kind(a)];
+}
+
+bool
+hx_nem_action_starts(hx_nem_action a)
+{
+	return a == HX_NA_KILL || a == HX_NA_PAUSE || a == HX_NA_PARTITION ||
+	    a == HX_NA_CLOCK_BUMP || a == HX_NA_CLOCK_STROBE || a == HX_NA_DISK;
+}
+
+// Parses a comma-separated list of names[0..n) into bits; "none" and ""
+// give 0.
+static dtx_err
+parse_list(const char *s, const char *const *names, size_t n, unsigned *out,
+    char *err, size_t errlen)
+{
+	unsigned bits = 0;
+	const char *p = s ? s : "";
+	if (strcmp(p, "none") == 0) {
+		*out = 0;
+		return DTX_OK;
+	}
+	while (*p != '\0') {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		size_t i;
+		for (i = 0; i < n; i++)
+			if (strlen(names[i]) == len &&
+			    strncmp(p, names[i], len) == 0)
+				break;
+		if (i == n) {
+			snprintf(
+			    err, errlen, "unknown name '%.*s'", (int)len, p);
+			return DTX_EINVAL;
+		}
+		bits |= 1u << i;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	*out = bits;
+	return DTX_OK;
+}
+
+dtx_err
+hx_nem_kinds_parse(const char *s, unsigned *out, char *err, size_t errlen)
+{
+	return parse_list(s, kind_names, HX_NEM_NKINDS, out, err, errlen);
+}
+
+dtx_err
+hx_nem_shapes_parse(const char *s, unsigned *out, char *err, size_t errlen)
+{
+	return parse_list(s, shape_names, HX_SHAPE_COUNT, out, err, errlen);
+}
+
+dtx_err
+hx_nem_target_parse(const char *s, hx_nem_target *out)
+{
+	for (unsigned i = 0; i <= HX_TARGET_SAGA; i++)
+		if (strcmp(s, target_names[i]) == 0) {
+			*out = (hx_nem_target)i;
+			return DTX_OK;
+		}
+	return DTX_EINVAL;
+}
+
+dtx_err
+hx_nem_targets(const dtx_topo *topo, hx_nem_target t,
+    uint32_t ids[DTX_TOPO_MAX], uint32_t *n)
+{
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < topo->n; i++) {
+		dtx_role r = topo->nodes[i].role;
+		bool take = r != DTX_ROLE_CLIENT &&
+		    (t == HX_TARGET_ANY ||
+		        (t == HX_TARGET_COORDINATOR &&
+		            r == DTX_ROLE_COORDINATOR) ||
+		        (t == HX_TARGET_PARTICIPANTS &&
+		            r == DTX_ROLE_PARTICIPANT) ||
+		        (t == HX_TARGET_SAGA && r == DTX_ROLE_SAGA));
+		if (take && topo->nodes[i].id < DTX_TOPO_MAX)
+			ids[k++] = topo->nodes[i].id;
+	}
+	*n = k;
+	return k > 0 ? DTX_OK : DTX_ENOENT;
+}
+
+// Jepsen's complete grudge: nobody talks across components. comp[i] is the
+// component of nodes[i].
+static void
+complete_grudge(
+    const uint32_t *nodes, const int *comp, uint32_t n, hx_grudge *g)
+{
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t j = 0; j < n; j++)
+			if (comp[i] != comp[j])
+				g->drop[nodes[i]] |= 1u << nodes[j];
+}
+
+void
+hx_partition_grudge(
+    hx_part_shape shape, const uint32_t *nodes, uint32_t n, hx_grudge *out)
+{
+	int comp[DTX_TOPO_MAX] = { 0 };
+	uint32_t all = 0, split = n / 2;
+	memset(out, 0, sizeof(*out));
+	if (n > DTX_TOPO_MAX)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		all |= 1u << nodes[i];
+	switch (shape) {
+	case HX_SHAPE_HALVES:
+		for (uint32_t i = 0; i < n; i++)
+			comp[i] = i < split ? 0 : 1;
+		complete_grudge(nodes, comp, n, out);
+		break;
+	case HX_SHAPE_ONE:
+		for (uint32_t i = 0; i < n; i++)
+			comp[i] = i == 0 ? 0 : 1;
+		complete_grudge(nodes, comp, n, out);
+		break;
+	case HX_SHAPE_BRIDGE:
+		for (uint32_t i = 0; i < n; i++)
+			comp[i] = i < split ? 0 : 1;
+		complete_grudge(nodes, comp, n, out);
+		if (split < n) {
+			uint32_t b = nodes[split];
+			out->drop[b] = 0;
+			for (uint32_t i = 0; i < n; i++)
+				out->drop[nodes[i]] &= ~(1u << b);
+		}
+		break;
+	case HX_SHAPE_RING: {
+		uint32_t m = n / 2 + 1;
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t sees = 0;
+			for (uint32_t k = 0; k < m; k++)
+				sees |= 1u << nodes[(i + k) % n];
+			out->drop[nodes[i]] = all & ~sees;
+		}
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+// Uniform in [lo, hi).
+static uint64_t
+rnd_range(uint64_t *rng, uint64_t lo, uint64_t hi)
+{
+	return hi > lo ? lo + dtx_rand_below(rng, hi - lo) : lo;
+}
+
+static void
+shuffle(uint64_t *rng, uint32_t *v, uint32_t n)
+{
+	for (uint32_t i = n; i > 1; i--) {
+		uint32_t j = (uint32_t)dtx_rand_below(rng, i);
+		uint32_t t = v[i - 1];
+		v[i - 1] = v[j];
+		v[j] = t;
+	}
+}
+
+typedef struct plan {
+	hx_nem_event *ev;
+	size_t n, cap;
+} plan;
+
+// Appends event a at ms on the n nodes of targets; NULL when out of
+// memory.
+static hx_nem_event *
+push(plan *p, uint64_t at, hx_nem_action a, const uint32_t *targets, uint32_t n)
+{
+	if (DTX_GROW(p->ev, p->n, p->cap, 32) != DTX_OK)
+		return NULL;
+	hx_nem_event *e = &p->ev[p->n++];
+	memset(e, 0, sizeof(*e));
+	e->at_ms = at;
+	e->action = a;
+	e->ntargets = n;
+	memcpy(e->targets, targets, n * sizeof(uint32_t));
+	return e;
+}
+
+// Plans one fault of kind k from t for hold ms: its start and end event.
+static dtx_err
+plan_fault(plan *p, const hx_nem_cfg *cfg, uint64_t *rng, int k, uint64_t t,
+    uint64_t hold, const uint32_t *tg, uint32_t ntg, const uint32_t *all,
+    uint32_t nall)
+{
+	hx_nem_event *s, *e;
+	int64_t mo = cfg->max_offset_ms > 0 ? cfg->max_offset_ms : 500;
+	if (k == 4) {
+		// The stores are the participants': strike one of those among
+		// the targets, or any target when they include none.
+		uint32_t cand[DTX_TOPO_MAX], nc = 0;
+		for (uint32_t i = 0; i < ntg; i++) {
+			const dtx_node *nd = dtx_topo_find(cfg->topo, tg[i]);
+			if (nd != NULL && nd->role == DTX_ROLE_PARTICIPANT)
+				cand[nc++] = tg[i];
+		}
+		if (nc == 0) {
+			memcpy(cand, tg, ntg * sizeof(uint32_t));
+			nc = ntg;
+		}
+		uint32_t id = cand[dtx_rand_below(rng, nc)];
+		s = push(p, t, HX_NA_DISK, &id, 1);
+		if (s == NULL)
+			return DTX_ENOMEM;
+		s->disk_form = (hx_disk_form)dtx_rand_below(rng, 2);
+		s->disk_len = (uint32_t)rnd_range(rng, 8, 256);
+		// At least one byte is written and at least one is missing.
+		s->disk_keep =
+		    (uint32_t)rnd_range(rng, 1, 20 + (uint64_t)s->disk_len + 4);
+		s->disk_seed = dtx_rand_next(rng);
+		e = push(p, t + hold, HX_NA_RESTART, &id, 1);
+		return e != NULL ? DTX_OK : DTX_ENOMEM;
+	}
+	if (k == 0 || k == 1) {
+		uint32_t id = tg[dtx_rand_below(rng, ntg)];
+		s = push(p, t, k == 0 ? HX_NA_KILL : HX_NA_PAUSE, &id, 1);
+		if (s == NULL)
+			return DTX_ENOMEM;
+		e = push(
+		    p, t + hold, k == 0 ? HX_NA_RESTART : HX_NA_RESUME, &id, 1);
+		return e != NULL ? DTX_OK : DTX_ENOMEM;
+	}
+	if (k == 2) {
+		hx_part_shape shapes[HX_SHAPE_COUNT];
+		uint32_t ns = 0, order[DTX_TOPO_MAX];
+		unsigned mask = cfg->shapes ? cfg->shapes : 0xfu;
+		for (unsigned i = 0; i < HX_SHAPE_COUNT; i++)
+			if (mask & (1u << i))
+				shapes[ns++] = (hx_part_shape)i;
+		if (ns == 0)
+			return DTX_EINVAL;
+		hx_part_shape sh = shapes[dtx_rand_below(rng, ns)];
+		memcpy(order, all, nall * sizeof(uint32_t));
+		shuffle(rng, order, nall);
+		// The targeted role goes first: the node isolated alone, in
+		// the smaller half, or first on the ring.
+		uint32_t want = tg[dtx_rand_below(rng, ntg)];
+		for (uint32_t i = 0; i < nall; i++)
+			if (order[i] == want) {
+				order[i] = order[0];
+				order[0] = want;
+			}
+		s = push(p, t, HX_NA_PARTITION, order, nall);
+		if (s == NULL)
+			return DTX_ENOMEM;
+		s->shape = sh;
+		hx_partition_grudge(sh, order, nall, &s->grudge);
+		if (cfg->onset_max_ms > 0) {
+			s->onset_ms = (uint32_t)rnd_range(
+			    rng, cfg->onset_max_ms / 4, cfg->onset_max_ms);
+			s->onset_later = dtx_rand_below(rng, 2) == 0;
+		}
+		e = push(p, t + hold, HX_NA_HEAL, all, nall);
+		return e != NULL ? DTX_OK : DTX_ENOMEM;
+	}
+	// Clock: a random non-empty subset of the targets.
+	uint32_t pick[DTX_TOPO_MAX], np = 0;
+	for (uint32_t i = 0; i < ntg; i++)
+		if (dtx_rand_below(rng, 2) == 0)
+			pick[np++] = tg[i];
+	if (np == 0)
+		pick[np++] = tg[dtx_rand_below(rng, ntg)];
+	bool strobe = dtx_rand_below(rng, 2) == 0;
+	s = push(
+	    p, t, strobe ? HX_NA_CLOCK_STROBE : HX_NA_CLOCK_BUMP, pick, np);
+	if (s == NULL)
+		return DTX_ENOMEM;
+	if (strobe) {
+		int64_t d = (int64_t)rnd_range(
+		    rng, (uint64_t)mo / 2 + 1, 2 * (uint64_t)mo + 1);
+		s->strobe_delta_ms = dtx_rand_below(rng, 2) ? d : -d;
+		s->strobe_period_ms = (uint32_t)rnd_range(rng, 10, 200);
+		s->strobe_ms = (uint32_t)(hold < 3000 ? hold : 3000);
+	} else {
+		for (uint32_t i = 0; i < np; i++) {
+			int64_t d =
+			    (int64_t)rnd_range(rng, 1, 2 * (uint64_t)mo + 1);
+			s->offset_ms[i] = dtx_rand_below(rng, 2) ? d : -d;
+		}
+	}
+	e = push(p, t + hold, HX_NA_CLOCK_RESET, pick, np);
+	return e != NULL ? DTX_OK : DTX_ENOMEM;
+}
+
+dtx_err
+hx_nemesis_plan(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n)
+{
+	plan p = { 0 };
+	uint32_t tg[DTX_TOPO_MAX], ntg, all[DTX_TOPO_MAX], nall;
+	int kinds[HX_NEM_NKINDS], nk = 0;
+	uint64_t rng = cfg->seed ^ UINT64_C(0x6e656d6573697321);
+	uint64_t iv = cfg->interval_ms;
+	dtx_err rv = DTX_OK;
+
+	if (cfg->topo == NULL || iv < 100)
+		return DTX_EINVAL;
+	for (int k = 0; k < HX_NEM_NKINDS; k++)
+		if (cfg->kinds & (1u << k))
+			kinds[nk++] = k;
+	*out = NULL;
+	*n = 0;
+	if (nk == 0)
+		return DTX_OK;
+	if (hx_nem_targets(cfg->topo, cfg->target, tg, &ntg) != DTX_OK ||
+	    hx_nem_targets(cfg->topo, HX_TARGET_ANY, all, &nall) != DTX_OK)
+		return DTX_EINVAL;
+
+	uint32_t perm[HX_NEM_NKINDS];
+	int pi = nk;
+	uint64_t gv = cfg->gap_ms ? cfg->gap_ms : iv;
+	uint64_t hold_lo =
+	    iv / 2 > cfg->hold_min_ms ? iv / 2 : cfg->hold_min_ms;
+	uint64_t t = rnd_range(&rng, gv / 2, gv + gv / 2);
+	for (;;) {
+		uint64_t hold = rnd_range(&rng, hold_lo, hold_lo + iv);
+		uint64_t gap = rnd_range(&rng, gv / 2, gv + gv / 2);
+		// Every fault ends half a second before the workload does.
+		if (t + 500 >= cfg->duration_ms)
+			break;
+		if (t + hold + 500 > cfg->duration_ms)
+			hold = cfg->duration_ms - 500 - t;
+		if (hold < 200)
+			break;
+		if (pi == nk) {
+			for (int i = 0; i < nk; i++)
+				perm[i] = (uint32_t)kinds[i];
+			shuffle(&rng, perm, (uint32_t)nk);
+			pi = 0;
+		}
+		int k = (int)perm[pi++];
+		rv = plan_fault(&p, cfg, &rng, k, t, hold, tg, ntg, all, nall);
+		if (rv != DTX_OK) {
+			dtx_free(p.ev);
+			return rv;
+		}
+		t += hold + gap;
+	}
+	*out = p.ev;
+	*n = p.n;
+	return DTX_OK;
+}
+
+// The value of an event's op; extra (may be NULL) is appended inside the
+// object: what applying it found out.
+static void
+event_json(const hx_nem_event *e, hx_sb *sb, bool simulated, const char *extra)
+{
+	hx_sb_printf(sb, "{\"targets\":[");
+	for (uint32_t i = 0; i < e->ntargets; i++)
+		hx_sb_printf(sb, "%s%u", i ? "," : "", e->targets[i]);
+	hx_sb_printf(sb, "]");
+	switch (e->action) {
+	case HX_NA_PARTITION:
+		hx_sb_printf(sb, ",\"shape\":\"%s\",\"grudge\":{",
+		    hx_part_shape_name(e->shape));
+		for (uint32_t a = 0, first = 1; a < DTX_TOPO_MAX; a++) {
+			if (e->grudge.drop[a] == 0)
+				continue;
+			hx_sb_printf(sb, "%s\"%u\":[", first ? "" : ",", a);
+			first = 0;
+			for (uint32_t b = 0, f2 = 1; b < DTX_TOPO_MAX; b++)
+				if (e->grudge.drop[a] & (1u << b)) {
+					hx_sb_printf(
+					    sb, "%s%u", f2 ? "" : ",", b);
+					f2 = 0;
+				}
+			hx_sb_printf(sb, "]");
+		}
+		hx_sb_printf(sb, "}");
+		if (e->onset_ms > 0 && !simulated)
+			hx_sb_printf(sb, ",\"onset_ms\":%u,\"onset\":\"%s\"",
+			    e->onset_ms,
+			    e->onset_later
+			        ? "sends to later targets cut first"
+			        : "sends to earlier targets cut first");
+		if (simulated)
+			hx_sb_printf(sb, ",\"simulated\":true");
+		break;
+	case HX_NA_CLOCK_BUMP:
+		hx_sb_printf(sb, ",\"offsets_ms\":{");
+		for (uint32_t i = 0; i < e->ntargets; i++)
+			hx_sb_printf(sb, "%s\"%u\":%" PRId64, i ? "," : "",
+			    e->targets[i], e->offset_ms[i]);
+		hx_sb_printf(sb, "}");
+		break;
+	case HX_NA_CLOCK_STROBE:
+		hx_sb_printf(sb,
+		    ",\"delta_ms\":%" PRId64 ",\"period_ms\":%u,"
+		    "\"duration_ms\":%u",
+		    e->strobe_delta_ms, e->strobe_period_ms, e->strobe_ms);
+		break;
+	case HX_NA_DISK:
+		hx_sb_printf(sb,
+		    ",\"form\":\"%s\",\"record_bytes\":%u,"
+		    "\"written_bytes\":%u",
+		    disk_form_names[e->disk_form == HX_DISK_TRUNCATED],
+		    20 + e->disk_len + 4, e->disk_keep);
+		break;
+	default:
+		break;
+	}
+	if (extra != NULL && extra[0] != '\0')
+		hx_sb_printf(sb, ",%s", extra);
+	hx_sb_printf(sb, "}");
+}
+
+void
+hx_nem_event_json(const hx_nem_event *e, hx_sb *sb)
+{
+	event_json(e, sb, false, NULL);
+}
+
+// ---------------------------------------------------------------- runtime
+
+struct hx_nemesis {
+	hx_cluster *cl;
+	hx_compose *cc; // non-NULL: the nodes are containers
+	bool own; // the cluster was started for this run
+	hx_conn *conn;
+	hx_history *h;
+	hx_nem_event *ev;
+	size_t n;
+	pthread_t th;
+	bool running;
+	bool healed;
+	atomic_bool stop;
+	uint64_t t0;
+	pthread_mutex_t mtx; // guards current, started, errors
+	char current[96];
+	size_t started[HX_NEM_NKINDS];
+	size_t errors;
+	// What is in force (only the nemesis thread, then stop, touch it).
+	bool killed[DTX_TOPO_MAX];
+	bool paused[DTX_TOPO_MAX];
+	bool clocked[DTX_TOPO_MAX];
+	bool partitioned;
+};
+
+static void
+set_current(hx_nemesis *nm, const char *s)
+{
+	pthread_mutex_lock(&nm->mtx);
+	snprintf(nm->current, sizeof(nm->current), "%s", s);
+	pthread_mutex_unlock(&nm->mtx);
+}
+
+static void
+record(
+    hx_nemesis *nm, const hx_nem_event *e, const char *error, const char *extra)
+{
+	hx_sb sb = { 0 };
+	event_json(e, &sb,
+	    e->action == HX_NA_PARTITION && !hx_cluster_is_netns(nm->cl) &&
+	        nm->cc == NULL,
+	    extra);
+	char *v = hx_sb_take(&sb);
+	hx_history_add(nm->h, HX_PROC_NEMESIS, HX_OP_INFO,
+	    hx_nem_action_name(e->action), v, error);
+	dtx_free(v);
+	pthread_mutex_lock(&nm->mtx);
+	if (hx_nem_action_starts(e->action))
+		nm->started[action_kind(e->action)]++;
+	if (error != NULL)
+		nm->errors++;
+	pthread_mutex_unlock(&nm->mtx);
+	if (hx_nem_action_starts(e->action)) {
+		char cur[96];
+		int len = snprintf(
+		    cur, sizeof(cur), "%s", hx_nem_action_name(e->action));
+		if (e->action == HX_NA_PARTITION)
+			len += snprintf(cur + len, sizeof(cur) - (size_t)len,
+			    " %s", hx_part_shape_name(e->shape));
+		for (uint32_t i = 0; i < e->ntargets && len < 80; i++)
+			len += snprintf(cur + len, sizeof(cur) - (size_t)len,
+			    "%s%u", i ? "," : " [", e->targets[i]);
+		snprintf(cur + len, sizeof(cur) - (size_t)len, "]");
+		set_current(nm, cur);
+	} else {
+		set_current(nm, "none");
+	}
+}
+
+// The set a daemon must refuse in-process: the grudge in both directions.
+static uint32_t
+both_ways(const hx_grudge *g, uint32_t a)
+{
+	uint32_t cut = g->drop[a];
+	for (uint32_t b = 0; b < DTX_TOPO_MAX; b++)
+		if (g->drop[b] & (1u << a))
+			cut |= 1u << b;
+	return cut & ~(1u << a);
+}
+
+static dtx_err
+partition_inproc(hx_nemesis *nm, const hx_grudge *g)
+{
+	const dtx_topo *topo = hx_cluster_topo(nm->cl);
+	dtx_err rv = DTX_OK;
+	for (uint32_t i = 0; i < topo->n; i++) {
+		const dtx_node *nd = &topo->nodes[i];
+		if (nd->role == DTX_ROLE_CLIENT)
+			continue;
+		int64_t args[PROTO_MAX_FAULT_ARGS];
+		uint32_t na = 0;
+		uint32_t cut = g ? both_ways(g, nd->id) : 0;
+		for (uint32_t b = 0; b < DTX_TOPO_MAX; b++)
+			if (cut & (1u << b)) {
+				if (na == PROTO_MAX_FAULT_ARGS)
+					return DTX_ERANGE;
+				args[na++] = b;
+			}
+		dtx_err r = hx_send_fault(
+		    nm->conn, nd->id, "partition", args, na, NULL);
+		if (r != DTX_OK)
+			rv = r;
+	}
+	return rv;
+}
+
+static dtx_err
+set_clock(hx_nemesis *nm, uint32_t id, int64_t off)
+{
+	int64_t args[2] = { off, 1000 };
+	return hx_send_fault(nm->conn, id, "clock", args, 2, NULL);
+}
+
+static bool
+nap_until(hx_nemesis *nm, uint64_t at_ns)
+{
+	while (!atomic_load(&nm->stop)) {
+		uint64_t now = dtx_mono_ns();
+		if (now >= at_ns)
+			return true;
+		uint64_t left = (at_ns - now) / 1000000u;
+		dtx_sleep_ms(left > 50 ? 50 : left + 1);
+	}
+	return false;
+}
+
+// ---------------------------------------------------------------- disk
+
+// The WAL layout of storage.h: a 32-byte segment header whose bytes 8..15
+// hold the segment's first LSN, then records of a 16-byte header (len,
+// type, reserved, LSN), len payload bytes and a CRC32C of header and
+// payload.
+#define WAL_SEG_HDR 32u
+#define WAL_REC_HDR 16u
+#define WAL_REC_MAX (16u * 1024u * 1024u)
+
+// True for "wal-<16 hex digits>.log".
+static bool
+is_segment(const char *name)
+{
+	if (strlen(name) != 24 || strncmp(name, "wal-", 4) != 0 ||
+	    strcmp(name + 20, ".log") != 0)
+		return false;
+	for (int i = 4; i < 20; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') ||
+		        (name[i] >= 'a' && name[i] <= 'f')))
+			return false;
+	return true;
+}
+
+// Finds the newest segment in dir or one folder below it (a
+// participant's store/, the coordinator's log/). Names sort by first LSN.
+static void
+newest_segment(const char *dir, int depth, char *best, size_t len,
+    char *best_name, size_t nlen)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char path[PATH_MAX];
+		if (e->d_name[0] == '.')
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >=
+		    (int)sizeof(path))
+			continue;
+		if (is_segment(e->d_name)) {
+			if (best_name[0] == '\0' ||
+			    strcmp(e->d_name, best_name) > 0) {
+				snprintf(best, len, "%s", path);
+				snprintf(best_name, nlen, "%s", e->d_name);
+			}
+		} else if (depth > 0 && e->d_type == DT_DIR) {
+			newest_segment(
+			    path, depth - 1, best, len, best_name, nlen);
+		}
+	}
+	closedir(d);
+}
+
+static dtx_err
+read_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t r = pread(
+		    fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return dtx_from_errno(errno);
+		if (r == 0)
+			return DTX_EIO;
+		got += (size_t)r;
+	}
+	return DTX_OK;
+}
+
+// Walks the segment's records while they are complete and their CRCs
+// hold: *end gets the offset after the last good one, *next_lsn the LSN
+// the next record would have.
+static dtx_err
+last_good_record(int fd, uint64_t size, uint64_t *end, uint64_t *next_lsn)
+{
+	uint8_t hdr[WAL_SEG_HDR];
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	dtx_err rv = read_full(fd, hdr, sizeof(hdr), 0);
+	if (rv != DTX_OK)
+		return rv;
+	if (memcmp(hdr, "DTXWAL01", 8) != 0)
+		return DTX_ECORRUPT;
+	uint64_t off = WAL_SEG_HDR, lsn = dtx_get_le64(hdr + 8);
+	for (;;) {
+		uint8_t rh[WAL_REC_HDR];
+		if (size - off < WAL_REC_HDR + 4 ||
+		    read_full(fd, rh, sizeof(rh), off) != DTX_OK)
+			break;
+		uint32_t len = dtx_get_le32(rh);
+		if (rh[4] == 0 || len > WAL_REC_MAX ||
+		    size - off < (uint64_t)WAL_REC_HDR + len + 4 ||
+		    dtx_get_le64(rh + 8) != lsn)
+			break;
+		size_t need = WAL_REC_HDR + (size_t)len + 4;
+		if (need > cap) {
+			uint8_t *nb = dtx_realloc(buf, need);
+			if (nb == NULL) {
+				dtx_free(buf);
+				return DTX_ENOMEM;
+			}
+			buf = nb;
+			cap = need;
+		}
+		if (read_full(fd, buf, need, off) != DTX_OK ||
+		    dtx_crc32c(0, buf, WAL_REC_HDR + len) !=
+		        dtx_get_le32(buf + WAL_REC_HDR + len))
+			break;
+		off += need;
+		lsn++;
+	}
+	dtx_free(buf);
+	*end = off;
+	*next_lsn = lsn;
+	return DTX_OK;
+}
+
+// The disk fault proper, on a daemon that is dead: writes the first
+// disk_keep bytes of the record that would have come next after the last
+// good record of the newest WAL segment under data (as a crash in the
+// middle of writing a batch leaves it), and with HX_DISK_TRUNCATED cuts
+// the file off there. Only bytes past every complete record change, so
+// nothing that was acknowledged is lost: recovery must cut the torn
+// record off and keep everything else. extra gets the details as JSON
+// members.
+dtx_err
+hx_nem_tear_wal(
+    const char *data, const hx_nem_event *e, char *extra, size_t len)
+{
+	char path[PATH_MAX] = "", name[64] = "";
+	newest_segment(data, 1, path, sizeof(path), name, sizeof(name));
+	if (path[0] == '\0') {
+		snprintf(extra, len, "\"segment\":null");
+		return DTX_ENOENT;
+	}
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return dtx_from_errno(errno);
+	dtx_err rv = DTX_OK;
+	uint64_t end = 0, lsn = 0;
+	off_t size = lseek(fd, 0, SEEK_END);
+	size_t rec_len = WAL_REC_HDR + (size_t)e->disk_len + 4;
+	uint8_t *rec = dtx_alloc(rec_len);
+	if (size < 0)
+		rv = dtx_from_errno(errno);
+	else if (rec == NULL)
+		rv = DTX_ENOMEM;
+	else
+		rv = last_good_record(fd, (uint64_t)size, &end, &lsn);
+	if (rv == DTX_OK) {
+		uint64_t rng = e->disk_seed;
+		memset(rec, 0, WAL_REC_HDR);
+		dtx_put_le32(rec, e->disk_len);
+		rec[4] = (uint8_t)(1 + dtx_rand_below(&rng, 255));
+		dtx_put_le64(rec + 8, lsn);
+		for (size_t i = WAL_REC_HDR; i < WAL_REC_HDR + e->disk_len; i++)
+			rec[i] = (uint8_t)dtx_rand_next(&rng);
+		dtx_put_le32(rec + WAL_REC_HDR + e->disk_len,
+		    dtx_crc32c(0, rec, WAL_REC_HDR + e->disk_len));
+		size_t keep =
+		    e->disk_keep < rec_len ? e->disk_keep : rec_len - 1;
+		ssize_t w = pwrite(fd, rec, keep, (off_t)end);
+		if (w != (ssize_t)keep)
+			rv = w < 0 ? dtx_from_errno(errno) : DTX_EIO;
+		else if (e->disk_form == HX_DISK_TRUNCATED &&
+		    ftruncate(fd, (off_t)(end + keep)) != 0)
+			rv = dtx_from_errno(errno);
+		else if (fsync(fd) != 0)
+			rv = dtx_from_errno(errno);
+		snprintf(extra, len,
+		    "\"segment\":\"%s\",\"offset\":%" PRIu64 ",\"lsn\":%" PRIu64
+		    ",\"segment_bytes\":%lld",
+		    name, end, lsn, (long long)size);
+	}
+	dtx_free(rec);
+	close(fd);
+	return rv;
+}
+
+static dtx_err
+restart(hx_nemesis *nm, uint32_t id)
+{
+	if (nm->cc != NULL)
+		return hx_compose_start(nm->cc, id);
+	dtx_err rv = hx_cluster_start(nm->cl, id, NULL);
+	if (rv == DTX_EEXIST)
+		return DTX_OK;
+	if (rv == DTX_OK)
+		rv = hx_cluster_wait_ready(nm->cl, id, 15000);
+	return rv;
+}
+
+// A partition that comes on one way first: the sends from each node to
+// the nodes after it (or before it) in the event's order are cut and the
+// op recorded; onset_ms later the cut is completed both ways. A failure
+// of the completion counts as a failed action.
+static void
+onset(hx_nemesis *nm, const hx_nem_event *e)
+{
+	const dtx_topo *topo = hx_cluster_topo(nm->cl);
+	const char *prefix = hx_cluster_netns_prefix(nm->cl);
+	uint32_t pos[DTX_TOPO_MAX] = { 0 };
+	hx_grudge one;
+	char err[64];
+	for (uint32_t i = 0; i < e->ntargets; i++)
+		pos[e->targets[i]] = i;
+	memset(&one, 0, sizeof(one));
+	for (uint32_t a = 0; a < DTX_TOPO_MAX; a++)
+		for (uint32_t b = 0; b < DTX_TOPO_MAX; b++)
+			if ((e->grudge.drop[a] & (1u << b)) &&
+			    (e->onset_later ? pos[a] < pos[b]
+			                    : pos[a] > pos[b]))
+				one.drop[a] |= 1u << b;
+	dtx_err rv = hx_netns_cut_sends(prefix, topo, &one);
+	snprintf(err, sizeof(err), "%s", dtx_errname(rv));
+	record(nm, e, rv == DTX_OK ? NULL : err, NULL);
+	uint64_t end = dtx_mono_ns() + (uint64_t)e->onset_ms * 1000000u;
+	while (!atomic_load(&nm->stop) && dtx_mono_ns() < end)
+		dtx_sleep_ms(10);
+	if (hx_netns_partition(prefix, topo, &e->grudge) != DTX_OK) {
+		pthread_mutex_lock(&nm->mtx);
+		nm->errors++;
+		pthread_mutex_unlock(&nm->mtx);
+	}
+}
+
+// The container form of the process and network faults (clock faults go
+// through the daemons' FAULT message either way). True when it handled
+// e; *rv is the result.
+static bool
+apply_compose(hx_nemesis *nm, const hx_nem_event *e, dtx_err *rv)
+{
+	dtx_err r;
+	*rv = DTX_OK;
+	switch (e->action) {
+	case HX_NA_DISK:
+		// The containers' volumes are not ours to tear.
+		*rv = DTX_EPERM;
+		return true;
+	case HX_NA_KILL:
+	case HX_NA_RESTART:
+	case HX_NA_PAUSE:
+	case HX_NA_RESUME:
+		for (uint32_t i = 0; i < e->ntargets; i++) {
+			uint32_t id = e->targets[i];
+			switch (e->action) {
+			case HX_NA_KILL:
+				r = hx_compose_kill(nm->cc, id);
+				nm->killed[id] = true;
+				break;
+			case HX_NA_RESTART:
+				r = hx_compose_start(nm->cc, id);
+				nm->killed[id] = false;
+				break;
+			case HX_NA_PAUSE:
+				r = hx_compose_pause(nm->cc, id);
+				nm->paused[id] = true;
+				break;
+			default:
+				r = hx_compose_unpause(nm->cc, id);
+				nm->paused[id] = false;
+				break;
+			}
+			if (r != DTX_OK)
+				*rv = r;
+		}
+		return true;
+	case HX_NA_PARTITION:
+		nm->partitioned = true;
+		*rv = hx_compose_partition(nm->cc, &e->grudge);
+		return true;
+	case HX_NA_HEAL:
+		*rv = hx_compose_heal(nm->cc);
+		nm->partitioned = false;
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void
+apply(hx_nemesis *nm, const hx_nem_event *e)
+{
+	dtx_err rv = DTX_OK, r;
+	const dtx_topo *topo = hx_cluster_topo(nm->cl);
+	char err[160], extra[PATH_MAX + 128] = "";
+	if (nm->cc != NULL && apply_compose(nm, e, &rv)) {
+		snprintf(err, sizeof(err), "%s", dtx_errname(rv));
+		record(nm, e, rv == DTX_OK ? NULL : err, NULL);
+		return;
+	}
+	switch (e->action) {
+	case HX_NA_DISK:
+		rv = hx_cluster_signal(nm->cl, e->targets[0], SIGKILL);
+		nm->killed[e->targets[0]] = true;
+		if (rv == DTX_OK)
+			rv = hx_nem_tear_wal(
+			    hx_cluster_data(nm->cl, e->targets[0]), e, extra,
+			    sizeof(extra));
+		break;
+	case HX_NA_KILL:
+		for (uint32_t i = 0; i < e->ntargets; i++) {
+			if ((r = hx_cluster_signal(
+			         nm->cl, e->targets[i], SIGKILL)) != DTX_OK)
+				rv = r;
+			nm->killed[e->targets[i]] = true;
+		}
+		break;
+	case HX_NA_RESTART:
+		for (uint32_t i = 0; i < e->ntargets; i++) {
+			if ((r = restart(nm, e->targets[i])) != DTX_OK)
+				rv = r;
+			nm->killed[e->targets[i]] = false;
+		}
+		break;
+	case HX_NA_PAUSE:
+	case HX_NA_RESUME:
+		for (uint32_t i = 0; i < e->ntargets; i++) {
+			int sig = e->action == HX_NA_PAUSE ? SIGSTOP : SIGCONT;
+			if ((r = hx_cluster_signal(
+			         nm->cl, e->targets[i], sig)) != DTX_OK)
+				rv = r;
+			nm->paused[e->targets[i]] = e->action == HX_NA_PAUSE;
+		}
+		break;
+	case HX_NA_PARTITION:
+		nm->partitioned = true;
+		if (e->onset_ms > 0 && hx_cluster_is_netns(nm->cl)) {
+			onset(nm, e);
+			return;
+		}
+		rv = hx_cluster_is_netns(nm->cl)
+		    ? hx_netns_partition(
+		          hx_cluster_netns_prefix(nm->cl), topo, &e->grudge)
+		    : partition_inproc(nm, &e->grudge);
+		break;
+	case HX_NA_HEAL:
+		rv = hx_cluster_is_netns(nm->cl)
+		    ? hx_netns_heal(hx_cluster_netns_prefix(nm->cl), topo)
+		    : partition_inproc(nm, NULL);
+		nm->partitioned = false;
+		break;
+	case HX_NA_CLOCK_BUMP:
+		for (uint32_t i = 0; i < e->ntargets; i++) {
+			if ((r = set_clock(
+			         nm, e->targets[i], e->offset_ms[i])) != DTX_OK)
+				rv = r;
+			nm->clocked[e->targets[i]] = true;
+		}
+		break;
+	case HX_NA_CLOCK_STROBE:
+		// Recorded first: the strobe runs for a while.
+		for (uint32_t i = 0; i < e->ntargets; i++)
+			nm->clocked[e->targets[i]] = true;
+		record(nm, e, NULL, NULL);
+		uint64_t end =
+		    dtx_mono_ns() + (uint64_t)e->strobe_ms * 1000000u;
+		bool high = true;
+		while (!atomic_load(&nm->stop) && dtx_mono_ns() < end) {
+			for (uint32_t i = 0; i < e->ntargets; i++)
+				set_clock(nm, e->targets[i],
+				    high ? e->strobe_delta_ms : 0);
+			high = !high;
+			dtx_sleep_ms(e->strobe_period_ms);
+		}
+		return;
+	case HX_NA_CLOCK_RESET:
+		for (uint32_t i = 0; i < e->ntargets; i++) {
+			if ((r = set_clock(nm, e->targets[i], 0)) != DTX_OK)
+				rv = r;
+			nm->clocked[e->targets[i]] = false;
+		}
+		break;
+	default:
+		rv = DTX_EINVAL;
+	}
+	snprintf(err, sizeof(err), "%s", dtx_errname(rv));
+	record(nm, e, rv == DTX_OK ? NULL : err, extra);
+}
+
+static void *
+run(void *arg)
+{
+	hx_nemesis *nm = arg;
+	for (size_t i = 0; i < nm->n; i++) {
+		if (!nap_until(nm, nm->t0 + nm->ev[i].at_ms * 1000000u))
+			break;
+		apply(nm, &nm->ev[i]);
+	}
+	return NULL;
+}
+
+dtx_err
+hx_nemesis_start(hx_cluster *cl, hx_compose *cc, bool own, hx_conn *conn,
+    hx_history *h, const hx_nem_event *ev, size_t n, hx_nemesis **out)
+{
+	hx_nemesis *nm = dtx_calloc(1, sizeof(*nm));
+	if (nm == NULL)
+		return DTX_ENOMEM;
+	nm->cl = cl;
+	nm->cc = cc;
+	nm->own = own;
+	nm->conn = conn;
+	nm->h = h;
+	nm->n = n;
+	snprintf(nm->current, sizeof(nm->current), "none");
+	pthread_mutex_init(&nm->mtx, NULL);
+	atomic_init(&nm->stop, false);
+	if (n > 0) {
+		nm->ev = dtx_memdup(ev, n * sizeof(*ev));
+		if (nm->ev == NULL) {
+			hx_nemesis_free(nm);
+			return DTX_ENOMEM;
+		}
+	}
+	nm->t0 = dtx_mono_ns();
+	if (pthread_create(&nm->th, NULL, run, nm) != 0) {
+		hx_nemesis_free(nm);
+		return DTX_ENOMEM;
+	}
+	nm->running = true;
+	*out = nm;
+	return DTX_OK;
+}
+
+static void
+heal_record(hx_nemesis *nm, hx_nem_action a, const uint32_t *ids, uint32_t n,
+    dtx_err rv)
+{
+	hx_nem_event e;
+	char err[64];
+	memset(&e, 0, sizeof(e));
+	e.action = a;
+	e.ntargets = n;
+	memcpy(e.targets, ids, n * sizeof(uint32_t));
+	snprintf(err, sizeof(err), "%s", dtx_errname(rv));
+	record(nm, &e, rv == DTX_OK ? NULL : err, NULL);
+}
+
+void
+hx_nemesis_stop(hx_nemesis *nm)
+{
+	if (nm == NULL || nm->healed)
+		return;
+	atomic_store(&nm->stop, true);
+	if (nm->running)
+		pthread_join(nm->th, NULL);
+	nm->running = false;
+	nm->healed = true;
+
+	const dtx_topo *topo = hx_cluster_topo(nm->cl);
+	uint32_t ids[DTX_TOPO_MAX], k = 0;
+	dtx_err rv = DTX_OK, r;
+	// Resume, then restart: a paused daemon must not hold a port.
+	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
+		if (nm->paused[i]) {
+			r = nm->cc != NULL
+			    ? hx_compose_unpause(nm->cc, i)
+			    : hx_cluster_signal(nm->cl, i, SIGCONT);
+			if (r != DTX_OK)
+				rv = r;
+			nm->paused[i] = false;
+			ids[k++] = i;
+		}
+	if (k > 0)
+		heal_record(nm, HX_NA_RESUME, ids, k, rv);
+	k = 0;
+	rv = DTX_OK;
+	for (uint32_t i = 0; i < topo->n; i++) {
+		const dtx_node *nd = &topo->nodes[i];
+		// Restart what the nemesis killed, and, in a cluster started
+		// for this run, any daemon that died; a cluster we only
+		// connected to has processes we do not manage.
+		bool dead = nm->cc == NULL && nm->own &&
+		    hx_cluster_pid(nm->cl, nd->id) == 0;
+		if (nd->role == DTX_ROLE_CLIENT ||
+		    !(nm->killed[nd->id] || dead))
+			continue;
+		if ((r = restart(nm, nd->id)) != DTX_OK)
+			rv = r;
+		nm->killed[nd->id] = false;
+		ids[k++] = nd->id;
+	}
+	if (k > 0)
+		heal_record(nm, HX_NA_RESTART, ids, k, rv);
+	if (nm->partitioned) {
+		k = 0;
+		hx_nem_targets(topo, HX_TARGET_ANY, ids, &k);
+		rv = nm->cc != NULL ? hx_compose_heal(nm->cc)
+		    : hx_cluster_is_netns(nm->cl)
+		    ? hx_netns_heal(hx_cluster_netns_prefix(nm->cl), topo)
+		    : partition_inproc(nm, NULL);
+		nm->partitioned = false;
+		heal_record(nm, HX_NA_HEAL, ids, k, rv);
+	}
+	k = 0;
+	rv = DTX_OK;
+	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
+		if (nm->clocked[i]) {
+			if ((r = set_clock(nm, i, 0)) != DTX_OK)
+				rv = r;
+			nm->clocked[i] = false;
+			ids[k++] = i;
+		}
+	if (k > 0)
+		heal_record(nm, HX_NA_CLOCK_RESET, ids, k, rv);
+	set_current(nm, "none");
+}
+
+void
+hx_nemesis_free(hx_nemesis *nm)
+{
+	if (nm == NULL)
+		return;
+	if (nm->running) {
+		atomic_store(&nm->stop, true);
+		pthread_join(nm->th, NULL);
+	}
+	pthread_mutex_destroy(&nm->mtx);
+	dtx_free(nm->ev);
+	dtx_free(nm);
+}
+
+void
+hx_nemesis_counts(
+    const hx_nemesis *nm, size_t started[HX_NEM_NKINDS], size_t *errors)
+{
+	hx_nemesis *m = (hx_nemesis *)nm;
+	pthread_mutex_lock(&m->mtx);
+	memcpy(started, m->started, sizeof(m->started));
+	if (errors != NULL)
+		*errors = m->errors;
+	pthread_mutex_unlock(&m->mtx);
+}
+
+void
+hx_nemesis_current(hx_nemesis *nm, char *buf, size_t len)
+{
+	pthread_mutex_lock(&nm->mtx);
+	snprintf(buf, len, "%s", nm->current);
+	pthread_mutex_unlock(&nm->mtx);
+}

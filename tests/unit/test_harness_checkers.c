@@ -1,0 +1,685 @@
+// SPDX-License-Identifier: MIT
+//
+// The checkers on synthetic histories with planted anomalies: each kind is
+// found with the right counts and examples, uncertain operations are never
+// taken for failures, sagas' transient totals are not violations, and the
+// statistics are exact on a small known history.
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "harness_int.h"
+
+static const int64_t accounts[] = { 0, 1, 2, 3 };
+static const hx_bank_cfg bank = { accounts, 4, 40, false };
+
+#define MS 1000000LL
+
+// Appends an op at time t ms; fails the test on error.
+static int64_t
+add(hx_history *h, int64_t t_ms, int64_t p, hx_op_type type, const char *f,
+    const char *value)
+{
+	size_t n = hx_history_len(h);
+	dtx_err rv = hx_history_append(h, t_ms * MS, p, type, f, value, NULL);
+	if (rv != DTX_OK)
+		fail_msg(
+		    "append %s: %s", value ? value : "null", dtx_errname(rv));
+	return (int64_t)n;
+}
+
+// A read by process p at t ms returning the four balances.
+static int64_t
+read_op(hx_history *h, int64_t t, int64_t p, const char *balances)
+{
+	char v[256];
+	add(h, t, p, HX_OP_INVOKE, "read", NULL);
+	snprintf(v, sizeof(v), "{\"ts\":%lld,\"balances\":%s}",
+	    (long long)t * 1000, balances);
+	return add(h, t + 1, p, HX_OP_OK, "read", v);
+}
+
+static void
+transfer(hx_history *h, int64_t t, int64_t p, uint64_t txid, hx_op_type outcome)
+{
+	char v[256];
+	snprintf(v, sizeof(v),
+	    "{\"from\":0,\"to\":1,\"amount\":1,\"mode\":\"2pc\"}");
+	add(h, t, p, HX_OP_INVOKE, "transfer", v);
+	snprintf(v, sizeof(v),
+	    "{\"from\":0,\"to\":1,\"amount\":1,\"mode\":\"2pc\","
+	    "\"txid\":%llu,\"gid\":\"g%llu\"}",
+	    (unsigned long long)txid, (unsigned long long)txid);
+	if (outcome != HX_OP_INVOKE)
+		add(h, t + 2, p, outcome, "transfer", v);
+}
+
+static size_t
+count_anoms(const hx_check *c, const char *kind)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->nanoms; i++)
+		if (strcmp(c->anoms[i].kind, kind) == 0)
+			n++;
+	return n;
+}
+
+// Runs the bank checker on h into *r and asserts that its verdict is
+// valid.
+static void
+check_bank(hx_history *h, hx_valid valid, hx_bank_result *r)
+{
+	assert_int_equal(hx_check_bank(h, &bank, r), DTX_OK);
+	assert_int_equal(r->c.valid, valid);
+}
+
+// Asserts that r found kind k count times, its first example at op
+// first with badness first_bad and its worst at op worst with badness
+// worst_bad.
+static void
+expect_kind(const hx_bank_result *r, hx_bank_kind k, size_t count,
+    int64_t first, int64_t first_bad, int64_t worst, int64_t worst_bad)
+{
+	const hx_bank_stat *s = &r->kinds[k];
+	assert_int_equal(s->count, count);
+	assert_int_equal(s->first.op_index, first);
+	assert_int_equal(s->first.badness, first_bad);
+	assert_int_equal(s->worst.op_index, worst);
+	assert_int_equal(s->worst.badness, worst_bad);
+}
+
+// Runs the atomicity checker on h and the n observations obs into *r
+// and asserts that its verdict is valid.
+static void
+check_atomicity(hx_history *h, const hx_txn_obs *obs, size_t n, hx_valid valid,
+    hx_atom_result *r)
+{
+	assert_int_equal(hx_check_atomicity(h, obs, n, r), DTX_OK);
+	assert_int_equal(r->c.valid, valid);
+}
+
+static void
+test_bank_clean_history_valid(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	transfer(h, 0, 0, 1, HX_OP_OK);
+	read_op(h, 5, 1, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
+	transfer(h, 10, 0, 2, HX_OP_FAIL);
+	read_op(h, 15, 1, "{\"3\":10,\"2\":10,\"1\":11,\"0\":9}");
+	add(h, 20, 2, HX_OP_INVOKE, "read", NULL);
+	add(h, 21, 2, HX_OP_FAIL, "read", NULL); // failed reads are ignored
+	hx_bank_result r;
+	check_bank(h, HX_VALID_TRUE, &r);
+	assert_int_equal(r.reads, 2);
+	assert_int_equal(r.bad_reads, 0);
+	for (int k = 0; k < HX_BANK_NKINDS; k++) {
+		assert_int_equal(r.kinds[k].count, 0);
+		assert_int_equal(r.kinds[k].first.op_index, -1);
+	}
+	assert_int_equal(r.c.nanoms, 0);
+	assert_non_null(strstr(r.c.summary, "2 ok reads"));
+	assert_true(hx_json_valid(r.c.json, strlen(r.c.json)));
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+static void
+test_bank_wrong_total(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	read_op(h, 0, 0, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
+	int64_t a = read_op(h, 10, 0, "{\"0\":9,\"1\":10,\"2\":10,\"3\":10}");
+	int64_t b = read_op(h, 20, 1, "{\"0\":5,\"1\":10,\"2\":10,\"3\":10}");
+	read_op(h, 30, 1, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
+	int64_t c = read_op(h, 40, 0, "{\"0\":12,\"1\":10,\"2\":10,\"3\":10}");
+	hx_bank_result r;
+	check_bank(h, HX_VALID_FALSE, &r);
+	assert_int_equal(r.reads, 5);
+	assert_int_equal(r.bad_reads, 3);
+	const hx_bank_stat *s = &r.kinds[HX_BANK_WRONG_TOTAL];
+	assert_int_equal(s->count, 3);
+	assert_int_equal(s->first.op_index, a);
+	assert_int_equal(s->first.total, 39);
+	assert_int_equal(s->first.time_ns, 11 * MS);
+	assert_int_equal(s->worst.op_index, b);
+	assert_int_equal(s->worst.total, 35);
+	assert_int_equal(s->worst.badness, 5);
+	assert_int_equal(s->worst.process, 1);
+	assert_int_equal(s->last.op_index, c);
+	assert_int_equal(s->last.total, 42);
+	assert_int_equal(r.lowest_total, 35);
+	assert_int_equal(r.highest_total, 42);
+	assert_int_equal(r.kinds[HX_BANK_NEGATIVE].count, 0);
+	// first, worst and last are three distinct example anomalies.
+	assert_int_equal(count_anoms(&r.c, "wrong-total"), 3);
+	assert_int_equal(r.c.anoms[1].op_index, b);
+	assert_non_null(strstr(r.c.anoms[1].detail, "\"total\":35"));
+	assert_non_null(strstr(r.c.summary, "wrong-total 3"));
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+static void
+test_bank_negative_balance(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	int64_t a = read_op(h, 0, 0, "{\"0\":-5,\"1\":15,\"2\":20,\"3\":10}");
+	int64_t b = read_op(h, 10, 0, "{\"0\":-5,\"1\":-2,\"2\":37,\"3\":10}");
+	hx_bank_result r;
+	check_bank(h, HX_VALID_FALSE, &r);
+	expect_kind(&r, HX_BANK_NEGATIVE, 2, a, 5, b, 7);
+	assert_int_equal(r.kinds[HX_BANK_WRONG_TOTAL].count, 0);
+	assert_int_equal(count_anoms(&r.c, "negative-balance"), 2);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+static void
+test_bank_unexpected_key(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	int64_t a =
+	    read_op(h, 0, 0, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10,\"9\":1}");
+	int64_t b = read_op(
+	    h, 10, 0, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10,\"x\":0,\"01\":3}");
+	hx_bank_result r;
+	check_bank(h, HX_VALID_FALSE, &r);
+	expect_kind(&r, HX_BANK_UNEXPECTED_KEY, 2, a, 1, b, 2);
+	// The total is not judged when the keys are wrong.
+	assert_int_equal(r.kinds[HX_BANK_WRONG_TOTAL].count, 0);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+static void
+test_bank_missing_balance(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	int64_t a = read_op(h, 0, 0, "{\"0\":10,\"1\":10,\"2\":20}");
+	int64_t b =
+	    read_op(h, 10, 0, "{\"0\":40,\"1\":null,\"2\":\"x\",\"3\":0}");
+	read_op(h, 20, 0, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
+	add(h, 30, 0, HX_OP_INVOKE, "read", NULL);
+	int64_t c = add(h, 31, 0, HX_OP_OK, "read", "{\"ts\":1}");
+	hx_bank_result r;
+	check_bank(h, HX_VALID_FALSE, &r);
+	expect_kind(&r, HX_BANK_MISSING_BALANCE, 2, a, 1, b, 2);
+	assert_int_equal(r.kinds[HX_BANK_MISSING_BALANCE].last.op_index, b);
+	assert_int_equal(r.kinds[HX_BANK_WRONG_TOTAL].count, 0);
+	assert_int_equal(r.kinds[HX_BANK_MALFORMED].count, 1);
+	assert_int_equal(r.kinds[HX_BANK_MALFORMED].first.op_index, c);
+	assert_int_equal(r.reads, 4);
+	assert_int_equal(r.bad_reads, 3);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+static void
+test_bank_no_reads_unknown(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	hx_bank_result r;
+	check_bank(h, HX_VALID_UNKNOWN, &r);
+	hx_check_fini(&r.c);
+	transfer(h, 0, 0, 1, HX_OP_OK);
+	add(h, 5, 1, HX_OP_INVOKE, "read", NULL);
+	add(h, 6, 1, HX_OP_INFO, "read", NULL);
+	check_bank(h, HX_VALID_UNKNOWN, &r);
+	assert_int_equal(r.reads, 0);
+	hx_check_fini(&r.c);
+	// A duplicate account id in the configuration is a caller error.
+	int64_t dup[] = { 1, 1 };
+	hx_bank_cfg bad = { dup, 2, 2, false };
+	assert_int_equal(hx_check_bank(h, &bad, &r), DTX_EINVAL);
+	hx_history_free(h);
+}
+
+static void
+test_atomicity_uncertain_transfers(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	transfer(h, 0, 0, 1, HX_OP_INFO); // uncertain: committed is fine
+	transfer(h, 10, 1, 2, HX_OP_INVOKE); // never completed: aborted fine
+	transfer(h, 20, 2, 3, HX_OP_INFO); // uncertain: aborted is fine
+	transfer(h, 30, 3, 4, HX_OP_OK);
+	transfer(h, 40, 4, 5, HX_OP_FAIL);
+	hx_txn_obs obs[] = {
+		{ 1, 1, HX_TXN_COMMITTED },
+		{ 1, 2, HX_TXN_COMMITTED },
+		{ 2, 1, HX_TXN_ABORTED },
+		{ 2, 2, HX_TXN_ABORTED },
+		{ 3, 1, HX_TXN_ABORTED },
+		{ 4, 1, HX_TXN_COMMITTED },
+		{ 4, 3, HX_TXN_UNKNOWN },
+		{ 5, 2, HX_TXN_ABORTED },
+	};
+	hx_atom_result r;
+	check_atomicity(h, obs, 8, HX_VALID_TRUE, &r);
+	assert_int_equal(r.txns, 5);
+	assert_int_equal(r.split + r.ok_not_committed + r.fail_committed, 0);
+	assert_int_equal(r.c.nanoms, 0);
+	hx_check_fini(&r.c);
+	// Without observations nothing can be said.
+	check_atomicity(h, NULL, 0, HX_VALID_UNKNOWN, &r);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+static void
+test_atomicity_split_decision(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	transfer(h, 0, 0, 7, HX_OP_INFO);
+	transfer(h, 10, 1, 8, HX_OP_OK);
+	hx_txn_obs obs[] = {
+		{ 7, 1, HX_TXN_COMMITTED },
+		{ 7, 3, HX_TXN_ABORTED },
+		{ 7, 2, HX_TXN_COMMITTED },
+		{ 8, 1, HX_TXN_COMMITTED },
+		{ 8, 2, HX_TXN_COMMITTED },
+		{ 9, 1, HX_TXN_IN_DOUBT }, // blocked, not split
+		{ 9, 2, HX_TXN_IN_DOUBT },
+	};
+	hx_atom_result r;
+	check_atomicity(h, obs, 7, HX_VALID_FALSE, &r);
+	assert_int_equal(r.split, 1);
+	assert_int_equal(r.in_doubt, 1);
+	assert_int_equal(r.ok_not_committed, 0);
+	assert_int_equal(count_anoms(&r.c, "split-decision"), 1);
+	const hx_anomaly *a = &r.c.anoms[0];
+	assert_string_equal(a->kind, "split-decision");
+	assert_true(a->has_txid);
+	assert_int_equal(a->txid, 7);
+	assert_int_equal(a->op_index, 0); // the transfer's invocation
+	assert_non_null(strstr(a->detail, "\"committed\":[1,2]"));
+	assert_non_null(strstr(a->detail, "\"aborted\":[3]"));
+	assert_int_equal(count_anoms(&r.c, "in-doubt"), 1);
+	assert_int_equal(r.c.anoms[1].txid, 9);
+	hx_check_fini(&r.c);
+	// In doubt alone does not make a run invalid.
+	check_atomicity(h, obs + 3, 4, HX_VALID_TRUE, &r);
+	assert_int_equal(r.in_doubt, 1);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+static void
+test_atomicity_history_cross_check(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	transfer(h, 0, 0, 11, HX_OP_OK); // aborted at node 2: lost
+	transfer(h, 10, 1, 12, HX_OP_FAIL); // committed at node 1
+	transfer(h, 20, 2, 13, HX_OP_OK); // nobody knows it
+	hx_txn_obs obs[] = {
+		{ 11, 1, HX_TXN_IN_DOUBT },
+		{ 11, 2, HX_TXN_ABORTED },
+		{ 12, 1, HX_TXN_COMMITTED },
+	};
+	hx_atom_result r;
+	check_atomicity(h, obs, 3, HX_VALID_FALSE, &r);
+	assert_int_equal(r.ok_not_committed, 1);
+	assert_int_equal(r.fail_committed, 1);
+	assert_int_equal(r.split, 0);
+	assert_int_equal(r.unobserved, 1);
+	assert_int_equal(count_anoms(&r.c, "ok-not-committed"), 1);
+	assert_int_equal(count_anoms(&r.c, "fail-committed"), 1);
+	for (size_t i = 0; i < r.c.nanoms; i++) {
+		const hx_anomaly *a = &r.c.anoms[i];
+		if (strcmp(a->kind, "ok-not-committed") == 0) {
+			assert_int_equal(a->txid, 11);
+			assert_int_equal(a->op_index, 0);
+			assert_non_null(strstr(a->detail, "\"aborted\":[2]"));
+		} else if (strcmp(a->kind, "fail-committed") == 0) {
+			assert_int_equal(a->txid, 12);
+			assert_int_equal(a->op_index, 2);
+		}
+	}
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+static void
+saga_transfer(
+    hx_history *h, int64_t t, int64_t p, const char *gid, hx_op_type outcome)
+{
+	char v[128];
+	snprintf(v, sizeof(v),
+	    "{\"from\":0,\"to\":1,\"amount\":3,\"mode\":\"saga\","
+	    "\"gid\":\"%s\"}",
+	    gid);
+	add(h, t, p, HX_OP_INVOKE, "transfer", v);
+	if (outcome != HX_OP_INVOKE)
+		add(h, t + 5, p, outcome, "transfer", v);
+}
+
+static hx_saga_obs
+saga(const char *gid, hx_saga_state st, int32_t failed)
+{
+	hx_saga_obs s;
+	memset(&s, 0, sizeof(s));
+	snprintf(s.gid, sizeof(s.gid), "%s", gid);
+	s.state = st;
+	s.failed_step = failed;
+	return s;
+}
+
+// Runs the saga checker on h and the n saga states s into *r and
+// asserts that its verdict is valid.
+static void
+check_saga(hx_history *h, const hx_saga_obs *s, size_t n, hx_valid valid,
+    hx_saga_result *r)
+{
+	assert_int_equal(hx_check_saga(h, &bank, s, n, r), DTX_OK);
+	assert_int_equal(r->c.valid, valid);
+}
+
+static void
+test_saga_left_compensating_invalid(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	saga_transfer(h, 0, 0, "g1", HX_OP_OK);
+	saga_transfer(h, 10, 1, "g2", HX_OP_INFO);
+	add(h, 100, 2, HX_OP_INVOKE, "final-read", NULL);
+	add(h, 101, 2, HX_OP_OK, "final-read",
+	    "{\"ts\":9,\"balances\":{\"0\":7,\"1\":13,\"2\":10,\"3\":10}}");
+	hx_saga_obs s[] = { saga("g1", HX_SAGA_COMMITTED, -1),
+		saga("g2", HX_SAGA_COMPENSATING, 1) };
+	hx_saga_result r;
+	check_saga(h, s, 2, HX_VALID_FALSE, &r);
+	assert_int_equal(r.stuck, 1);
+	assert_int_equal(r.committed, 1);
+	assert_true(r.final_ok);
+	assert_int_equal(count_anoms(&r.c, "saga-unfinished"), 1);
+	assert_string_equal(r.c.anoms[0].gid, "g2");
+	assert_non_null(strstr(r.c.anoms[0].detail, "compensating"));
+	assert_non_null(strstr(r.c.anoms[0].detail, "\"failed_step\":1"));
+	hx_check_fini(&r.c);
+	// Fully compensated, it is valid.
+	s[1].state = HX_SAGA_ABORTED;
+	check_saga(h, s, 2, HX_VALID_TRUE, &r);
+	hx_check_fini(&r.c);
+	// A client told ok about a compensated saga, or fail about a
+	// committed one, is a violation.
+	s[0].state = HX_SAGA_ABORTED;
+	check_saga(h, s, 2, HX_VALID_FALSE, &r);
+	assert_int_equal(r.ok_not_committed, 1);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+// Reads during a saga run see half-done transfers; a final read after
+// quiescence shows the total again.
+static hx_history *
+saga_history(const char *final_balances)
+{
+	hx_history *h = hx_history_new();
+	saga_transfer(h, 0, 0, "g1", HX_OP_OK);
+	read_op(h, 2, 1, "{\"0\":7,\"1\":10,\"2\":10,\"3\":10}");
+	read_op(h, 4, 1, "{\"0\":7,\"1\":13,\"2\":10,\"3\":10}");
+	saga_transfer(h, 10, 0, "g2", HX_OP_FAIL);
+	read_op(h, 11, 1, "{\"0\":4,\"1\":13,\"2\":10,\"3\":10}");
+	read_op(h, 13, 2, "{\"0\":7,\"1\":13,\"2\":10,\"3\":10}");
+	add(h, 100, 3, HX_OP_INVOKE, "final-read", NULL);
+	char v[128];
+	snprintf(v, sizeof(v), "{\"ts\":9,\"balances\":%s}", final_balances);
+	add(h, 101, 3, HX_OP_OK, "final-read", v);
+	return h;
+}
+
+static void
+test_saga_transient_totals_not_violations(void **state)
+{
+	(void)state;
+	hx_history *h = saga_history("{\"0\":7,\"1\":13,\"2\":10,\"3\":10}");
+	hx_saga_obs s[] = { saga("g1", HX_SAGA_COMMITTED, -1),
+		saga("g2", HX_SAGA_ABORTED, 2) };
+	hx_saga_result r;
+	check_saga(h, s, 2, HX_VALID_TRUE, &r);
+	assert_int_equal(r.transient, 2);
+	assert_int_equal(r.final_reads, 1);
+	assert_true(r.final_ok);
+	assert_int_equal(r.final_total, 40);
+	assert_non_null(strstr(r.c.summary, "2 reads saw a wrong total"));
+	assert_non_null(strstr(r.c.summary, "transient"));
+	hx_check_fini(&r.c);
+
+	// The whole run in saga mode: valid, the bank checker reports the
+	// same reads as transient.
+	hx_run_cfg cfg = { "saga", bank };
+	hx_verdict v;
+	assert_int_equal(hx_check_run(h, &cfg, NULL, 0, s, 2, &v), DTX_OK);
+	assert_int_equal(v.valid, HX_VALID_TRUE);
+	assert_true(v.has_saga);
+	assert_false(v.has_atom);
+	assert_int_equal(v.bank.c.valid, HX_VALID_TRUE);
+	assert_int_equal(v.bank.kinds[HX_BANK_TRANSIENT_TOTAL].count, 2);
+	assert_int_equal(v.bank.kinds[HX_BANK_WRONG_TOTAL].count, 0);
+	assert_int_equal(v.saga.transient, 2);
+	hx_verdict_fini(&v);
+
+	// The same reads in 2pc mode are violations.
+	cfg.mode = "2pc";
+	hx_txn_obs obs[] = { { 1, 1, HX_TXN_COMMITTED } };
+	assert_int_equal(hx_check_run(h, &cfg, obs, 1, NULL, 0, &v), DTX_OK);
+	assert_int_equal(v.valid, HX_VALID_FALSE);
+	assert_int_equal(v.bank.kinds[HX_BANK_WRONG_TOTAL].count, 2);
+	assert_int_equal(v.bank.kinds[HX_BANK_TRANSIENT_TOTAL].count, 0);
+	hx_verdict_fini(&v);
+	cfg.mode = "4pc";
+	assert_int_equal(
+	    hx_check_run(h, &cfg, NULL, 0, NULL, 0, &v), DTX_EINVAL);
+	hx_history_free(h);
+}
+
+static void
+test_saga_final_total_wrong(void **state)
+{
+	(void)state;
+	hx_history *h = saga_history("{\"0\":4,\"1\":13,\"2\":10,\"3\":10}");
+	hx_saga_obs s[] = { saga("g1", HX_SAGA_COMMITTED, -1),
+		saga("g2", HX_SAGA_ABORTED, 2) };
+	hx_saga_result r;
+	check_saga(h, s, 2, HX_VALID_FALSE, &r);
+	assert_false(r.final_ok);
+	assert_int_equal(r.final_total, 37);
+	assert_int_equal(count_anoms(&r.c, "final-total"), 1);
+	hx_check_fini(&r.c);
+	// The bank checker also flags a wrong final read in saga mode.
+	hx_bank_cfg sb = bank;
+	sb.saga = true;
+	hx_bank_result b;
+	assert_int_equal(hx_check_bank(h, &sb, &b), DTX_OK);
+	assert_int_equal(b.c.valid, HX_VALID_FALSE);
+	assert_int_equal(b.kinds[HX_BANK_WRONG_TOTAL].count, 1);
+	assert_int_equal(b.kinds[HX_BANK_TRANSIENT_TOTAL].count, 2);
+	hx_check_fini(&b.c);
+	// No final read and no saga states: unknown.
+	hx_history *e = hx_history_new();
+	check_saga(e, NULL, 0, HX_VALID_UNKNOWN, &r);
+	hx_check_fini(&r.c);
+	hx_history_free(e);
+	hx_history_free(h);
+}
+
+static void
+test_stats_exact(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	// Ten transfers with latencies 1..10 ms, each in its own process,
+	// invoked at 0, 200, ..., 1800 ms.
+	for (int i = 0; i < 10; i++) {
+		int64_t t = i * 200;
+		add(h, t, i, HX_OP_INVOKE, "transfer", NULL);
+		add(h, t + i + 1, i,
+		    i < 7       ? HX_OP_OK
+		        : i < 9 ? HX_OP_FAIL
+		                : HX_OP_INFO,
+		    "transfer", NULL);
+	}
+	// Two reads of 100 ms, one read never completed, nemesis ops.
+	add(h, 2000, 20, HX_OP_INVOKE, "read", NULL);
+	add(h, 2100, 20, HX_OP_OK, "read", NULL);
+	add(h, 2200, 21, HX_OP_INVOKE, "read", NULL);
+	add(h, 2300, 21, HX_OP_OK, "read", NULL);
+	add(h, 2400, HX_PROC_NEMESIS, HX_OP_INFO, "kill", NULL);
+	add(h, 2450, HX_PROC_NEMESIS, HX_OP_INFO, "kill", NULL);
+	add(h, 2500, 22, HX_OP_INVOKE, "read", NULL);
+	hx_stats_result r;
+	assert_int_equal(hx_check_stats(h, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.total_ops, 27);
+	assert_int_equal(r.client_ops, 25);
+	assert_int_equal(r.nemesis_ops, 2);
+	assert_int_equal(r.open, 1);
+	assert_int_equal(r.duration_ns, 2500 * MS);
+	assert_int_equal(r.nfs, 2);
+	const hx_stats_f *rd = &r.fs[0], *tr = &r.fs[1];
+	assert_string_equal(rd->f, "read");
+	assert_string_equal(tr->f, "transfer");
+	assert_int_equal(tr->counts[HX_OP_INVOKE], 10);
+	assert_int_equal(tr->counts[HX_OP_OK], 7);
+	assert_int_equal(tr->counts[HX_OP_FAIL], 2);
+	assert_int_equal(tr->counts[HX_OP_INFO], 1);
+	assert_int_equal(tr->nlat, 10);
+	assert_int_equal(tr->p50, 5 * MS);
+	assert_int_equal(tr->p90, 9 * MS);
+	assert_int_equal(tr->p99, 10 * MS);
+	assert_int_equal(tr->max, 10 * MS);
+	assert_int_equal(rd->counts[HX_OP_INVOKE], 3);
+	assert_int_equal(rd->nlat, 2);
+	assert_int_equal(rd->p50, 100 * MS);
+	assert_int_equal(rd->max, 100 * MS);
+	// Completions per second: [ok, fail, info].
+	assert_int_equal(r.nsec, 3);
+	assert_int_equal(r.rate[0][0], 5); // transfers 0..4
+	assert_int_equal(r.rate[0][1], 0);
+	assert_int_equal(r.rate[1][0], 2); // transfers 5, 6
+	assert_int_equal(r.rate[1][1], 2); // transfers 7, 8
+	assert_int_equal(r.rate[1][2], 1); // transfer 9
+	assert_int_equal(r.rate[2][0], 2); // the reads
+	assert_true(hx_json_valid(r.c.json, strlen(r.c.json)));
+	hx_stats_fini(&r);
+	// An f that never completed ok leaves the stats unknown.
+	add(h, 2600, 23, HX_OP_INVOKE, "scan", NULL);
+	add(h, 2700, 23, HX_OP_FAIL, "scan", NULL);
+	assert_int_equal(hx_check_stats(h, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_UNKNOWN);
+	hx_stats_fini(&r);
+	hx_history_free(h);
+}
+
+static void
+test_verdict_merge_and_print(void **state)
+{
+	(void)state;
+	assert_int_equal(
+	    hx_valid_merge(HX_VALID_TRUE, HX_VALID_TRUE), HX_VALID_TRUE);
+	assert_int_equal(
+	    hx_valid_merge(HX_VALID_TRUE, HX_VALID_UNKNOWN), HX_VALID_UNKNOWN);
+	assert_int_equal(
+	    hx_valid_merge(HX_VALID_UNKNOWN, HX_VALID_FALSE), HX_VALID_FALSE);
+	hx_history *h = hx_history_new();
+	transfer(h, 0, 0, 1, HX_OP_OK);
+	read_op(h, 5, 1, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
+	hx_run_cfg cfg = { "3pc", bank };
+	hx_verdict v;
+	// No observations: atomicity unknown, so the run is unknown.
+	assert_int_equal(hx_check_run(h, &cfg, NULL, 0, NULL, 0, &v), DTX_OK);
+	assert_int_equal(v.valid, HX_VALID_UNKNOWN);
+	hx_verdict_fini(&v);
+	hx_txn_obs obs[] = { { 1, 1, HX_TXN_COMMITTED },
+		{ 1, 2, HX_TXN_COMMITTED } };
+	assert_int_equal(hx_check_run(h, &cfg, obs, 2, NULL, 0, &v), DTX_OK);
+	assert_int_equal(v.valid, HX_VALID_TRUE);
+	assert_int_equal(hx_verdict_count(&v), 3);
+	assert_string_equal(hx_verdict_check(&v, 2)->name, "atomicity");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	hx_verdict_print(f, &v);
+	hx_json j;
+	hx_json_begin(&j, f);
+	hx_verdict_json(&j, "verdict", &v);
+	hx_json_end(&j);
+	fclose(f);
+	assert_non_null(strstr(buf, "verdict: valid"));
+	assert_non_null(strstr(buf, "atomicity"));
+	char *js = strchr(buf, '{');
+	assert_true(hx_json_valid(js, strlen(js)));
+	free(buf);
+	hx_verdict_fini(&v);
+	hx_history_free(h);
+}
+
+static void
+test_checkers_out_of_memory(void **state)
+{
+	(void)state;
+	hx_history *h = saga_history("{\"0\":4,\"1\":13,\"2\":10,\"3\":10}");
+	transfer(h, 200, 5, 1, HX_OP_OK);
+	hx_txn_obs obs[] = { { 1, 1, HX_TXN_COMMITTED },
+		{ 1, 2, HX_TXN_ABORTED } };
+	hx_saga_obs s[] = { saga("g1", HX_SAGA_RUNNING, 0) };
+	const char *modes[] = { "2pc", "saga" };
+	for (int m = 0; m < 2; m++) {
+		hx_run_cfg cfg = { modes[m], bank };
+		bool done = false;
+		for (long n = 0; !done && n < 5000; n++) {
+			hx_verdict v;
+			dtx_alloc_fail_after(n);
+			dtx_err rv = hx_check_run(h, &cfg, obs, 2, s, 1, &v);
+			dtx_alloc_fail_after(-1);
+			if (rv == DTX_OK) {
+				assert_int_equal(v.valid, HX_VALID_FALSE);
+				hx_verdict_fini(&v);
+				done = true;
+			} else {
+				assert_int_equal(rv, DTX_ENOMEM);
+			}
+		}
+		assert_true(done);
+	}
+	hx_history_free(h);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bank_clean_history_valid),
+		cmocka_unit_test(test_bank_wrong_total),
+		cmocka_unit_test(test_bank_negative_balance),
+		cmocka_unit_test(test_bank_unexpected_key),
+		cmocka_unit_test(test_bank_missing_balance),
+		cmocka_unit_test(test_bank_no_reads_unknown),
+		cmocka_unit_test(test_atomicity_uncertain_transfers),
+		cmocka_unit_test(test_atomicity_split_decision),
+		cmocka_unit_test(test_atomicity_history_cross_check),
+		cmocka_unit_test(test_saga_left_compensating_invalid),
+		cmocka_unit_test(test_saga_transient_totals_not_violations),
+		cmocka_unit_test(test_saga_final_total_wrong),
+		cmocka_unit_test(test_stats_exact),
+		cmocka_unit_test(test_verdict_merge_and_print),
+		cmocka_unit_test(test_checkers_out_of_memory),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,536 @@
+// SPDX-License-Identifier: MIT
+//
+// The nemesis schedule is a pure function of its seed and settings: the
+// same seed gives the same schedule, different seeds differ; partition
+// shapes give Jepsen's grudges; targets select nodes by role; every fault
+// that starts also ends before the workload does; holds and gaps follow
+// their settings; disk faults strike participants and tear only bytes
+// past the WAL's last complete record.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+// Coordinator 0, participants 1..np, saga np+1 (when saga), client last.
+static void
+make_topo(dtx_topo *t, uint32_t np, bool saga)
+{
+	memset(t, 0, sizeof(*t));
+	uint32_t n = np + 1 + (saga ? 1 : 0);
+	for (uint32_t i = 0; i < n; i++) {
+		t->nodes[i].id = i;
+		t->nodes[i].role = i == 0 ? DTX_ROLE_COORDINATOR
+		    : i <= np             ? DTX_ROLE_PARTICIPANT
+		                          : DTX_ROLE_SAGA;
+		snprintf(t->nodes[i].url, sizeof(t->nodes[i].url),
+		    "tcp://127.0.0.1:%u", 7000 + i);
+		if (t->nodes[i].role == DTX_ROLE_PARTICIPANT)
+			t->parts[t->nparts++] = i;
+	}
+	t->nodes[n].id = n;
+	t->nodes[n].role = DTX_ROLE_CLIENT;
+	t->n = n + 1;
+	t->max_id = n + 1;
+}
+
+static void
+plan(const dtx_topo *t, uint64_t seed, unsigned kinds, hx_nem_target tg,
+    hx_nem_event **ev, size_t *n)
+{
+	hx_nem_cfg c = { .kinds = kinds,
+		.target = tg,
+		.seed = seed,
+		.interval_ms = 2000,
+		.duration_ms = 60000,
+		.max_offset_ms = 500,
+		.topo = t };
+	assert_int_equal(hx_nemesis_plan(&c, ev, n), DTX_OK);
+}
+
+// Plans the kinds against the coordinator with seed: some events, each
+// aimed at node 0.
+static void
+expect_coordinator_only(const dtx_topo *t, uint64_t seed, unsigned kinds)
+{
+	hx_nem_event *ev;
+	size_t n;
+	plan(t, seed, kinds, HX_TARGET_COORDINATOR, &ev, &n);
+	assert_true(n > 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ev[i].targets[0], 0);
+	dtx_free(ev);
+}
+
+static const unsigned all_kinds =
+    HX_NEM_KILL | HX_NEM_PAUSE | HX_NEM_PARTITION | HX_NEM_CLOCK | HX_NEM_DISK;
+
+static void
+test_same_seed_same_schedule(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, true);
+	hx_nem_event *a, *b, *c;
+	size_t na, nb, nc;
+	plan(&t, 42, all_kinds, HX_TARGET_ANY, &a, &na);
+	plan(&t, 42, all_kinds, HX_TARGET_ANY, &b, &nb);
+	plan(&t, 43, all_kinds, HX_TARGET_ANY, &c, &nc);
+	assert_true(na > 8);
+	assert_int_equal(na, nb);
+	assert_memory_equal(a, b, na * sizeof(*a));
+	assert_true(na != nc || memcmp(a, c, na * sizeof(*a)) != 0);
+	// The recorded form is the same too.
+	hx_sb s1 = { 0 }, s2 = { 0 };
+	for (size_t i = 0; i < na; i++) {
+		hx_nem_event_json(&a[i], &s1);
+		hx_nem_event_json(&b[i], &s2);
+	}
+	char *j1 = hx_sb_take(&s1), *j2 = hx_sb_take(&s2);
+	assert_string_equal(j1, j2);
+	dtx_free(j1);
+	dtx_free(j2);
+	dtx_free(a);
+	dtx_free(b);
+	dtx_free(c);
+}
+
+// Every start is followed by its end on the same targets before the next
+// fault starts, all within the duration; each kind appears.
+static void
+test_schedule_shape(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, false);
+	for (uint64_t seed = 1; seed <= 20; seed++) {
+		hx_nem_event *ev;
+		size_t n;
+		bool seen[HX_NEM_NKINDS] = { false };
+		plan(&t, seed, all_kinds, HX_TARGET_ANY, &ev, &n);
+		assert_true(n % 2 == 0);
+		for (size_t i = 0; i < n; i += 2) {
+			hx_nem_event *s = &ev[i], *e = &ev[i + 1];
+			assert_true(hx_nem_action_starts(s->action));
+			assert_false(hx_nem_action_starts(e->action));
+			// A disk fault's node comes back with a restart.
+			if (s->action == HX_NA_DISK)
+				assert_int_equal(e->action, HX_NA_RESTART);
+			else
+				assert_string_equal(
+				    hx_nem_action_kind(s->action),
+				    hx_nem_action_kind(e->action));
+			assert_true(s->at_ms < e->at_ms);
+			assert_true(e->at_ms < 60000);
+			if (i + 2 < n)
+				assert_true(e->at_ms <= ev[i + 2].at_ms);
+			if (s->action == HX_NA_KILL ||
+			    s->action == HX_NA_PAUSE || s->action == HX_NA_DISK)
+				assert_int_equal(s->targets[0], e->targets[0]);
+			for (int k = 0; k < HX_NEM_NKINDS; k++) {
+				static const char *names[] = { "kill", "pause",
+					"partition", "clock", "disk" };
+				if (strcmp(hx_nem_action_kind(s->action),
+				        names[k]) == 0)
+					seen[k] = true;
+			}
+		}
+		for (int k = 0; k < HX_NEM_NKINDS; k++)
+			assert_true(seen[k]);
+		dtx_free(ev);
+	}
+}
+
+static uint32_t
+bit(uint32_t id)
+{
+	return 1u << id;
+}
+
+static void
+test_partition_shapes(void **state)
+{
+	(void)state;
+	hx_grudge g;
+	uint32_t nodes[5] = { 4, 2, 0, 1, 3 };
+
+	// Halves: bisect puts floor(n/2) first.
+	hx_partition_grudge(HX_SHAPE_HALVES, nodes, 5, &g);
+	uint32_t a = bit(4) | bit(2), b = bit(0) | bit(1) | bit(3);
+	assert_int_equal(g.drop[4], b);
+	assert_int_equal(g.drop[2], b);
+	assert_int_equal(g.drop[0], a);
+	assert_int_equal(g.drop[1], a);
+	assert_int_equal(g.drop[3], a);
+
+	// One: nodes[0] alone.
+	hx_partition_grudge(HX_SHAPE_ONE, nodes, 5, &g);
+	assert_int_equal(g.drop[4], bit(0) | bit(1) | bit(2) | bit(3));
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(g.drop[i], bit(4));
+
+	// Bridge: halves {4,2} {0,1,3}; 0 talks to everyone.
+	hx_partition_grudge(HX_SHAPE_BRIDGE, nodes, 5, &g);
+	assert_int_equal(g.drop[0], 0);
+	assert_int_equal(g.drop[4], bit(1) | bit(3));
+	assert_int_equal(g.drop[2], bit(1) | bit(3));
+	assert_int_equal(g.drop[1], a);
+	assert_int_equal(g.drop[3], a);
+
+	// Ring: each node sees a majority (3 of 5) starting at itself, and
+	// no two nodes see the same majority.
+	hx_partition_grudge(HX_SHAPE_RING, nodes, 5, &g);
+	uint32_t all = bit(0) | bit(1) | bit(2) | bit(3) | bit(4);
+	for (int i = 0; i < 5; i++) {
+		uint32_t sees = all & ~g.drop[nodes[i]];
+		assert_int_equal(__builtin_popcount(sees), 3);
+		assert_true(sees & bit(nodes[i]));
+		assert_true(sees & bit(nodes[(i + 1) % 5]));
+		assert_true(sees & bit(nodes[(i + 2) % 5]));
+		for (int j = 0; j < i; j++)
+			assert_int_not_equal(sees, all & ~g.drop[nodes[j]]);
+	}
+
+	// Four nodes: halves 2|2, ring majorities of 3.
+	uint32_t four[4] = { 0, 1, 2, 3 };
+	hx_partition_grudge(HX_SHAPE_HALVES, four, 4, &g);
+	assert_int_equal(g.drop[0], bit(2) | bit(3));
+	assert_int_equal(g.drop[3], bit(0) | bit(1));
+	hx_partition_grudge(HX_SHAPE_RING, four, 4, &g);
+	assert_int_equal(g.drop[0], bit(3));
+	assert_int_equal(g.drop[3], bit(2));
+	// One node: no partition at all.
+	hx_partition_grudge(HX_SHAPE_HALVES, four, 1, &g);
+	assert_int_equal(g.drop[0], 0);
+}
+
+static void
+test_targets_by_role(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	uint32_t ids[DTX_TOPO_MAX], n;
+	make_topo(&t, 3, true);
+	assert_int_equal(hx_nem_targets(&t, HX_TARGET_ANY, ids, &n), DTX_OK);
+	assert_int_equal(n, 5);
+	assert_int_equal(
+	    hx_nem_targets(&t, HX_TARGET_COORDINATOR, ids, &n), DTX_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], 0);
+	assert_int_equal(
+	    hx_nem_targets(&t, HX_TARGET_PARTICIPANTS, ids, &n), DTX_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[2], 3);
+	assert_int_equal(hx_nem_targets(&t, HX_TARGET_SAGA, ids, &n), DTX_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], 4);
+	make_topo(&t, 2, false);
+	assert_int_equal(
+	    hx_nem_targets(&t, HX_TARGET_SAGA, ids, &n), DTX_ENOENT);
+
+	// Kills and pauses of a participants-only schedule hit only
+	// participants; a partition isolates a participant first; clock
+	// faults change only participants' clocks.
+	make_topo(&t, 3, true);
+	hx_nem_event *ev;
+	size_t ne;
+	plan(&t, 7, all_kinds, HX_TARGET_PARTICIPANTS, &ev, &ne);
+	for (size_t i = 0; i < ne; i++) {
+		if (ev[i].action == HX_NA_PARTITION) {
+			assert_true(ev[i].targets[0] >= 1);
+			assert_true(ev[i].targets[0] <= 3);
+			continue;
+		}
+		if (ev[i].action == HX_NA_HEAL)
+			continue;
+		for (uint32_t k = 0; k < ev[i].ntargets; k++) {
+			assert_true(ev[i].targets[k] >= 1);
+			assert_true(ev[i].targets[k] <= 3);
+		}
+	}
+	dtx_free(ev);
+	expect_coordinator_only(&t, 7, HX_NEM_KILL);
+}
+
+static void
+test_clock_offsets_bounded(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, false);
+	hx_nem_event *ev;
+	size_t n;
+	plan(&t, 9, HX_NEM_CLOCK, HX_TARGET_ANY, &ev, &n);
+	assert_true(n > 0);
+	for (size_t i = 0; i < n; i++) {
+		if (ev[i].action == HX_NA_CLOCK_BUMP)
+			for (uint32_t k = 0; k < ev[i].ntargets; k++) {
+				assert_true(ev[i].offset_ms[k] != 0);
+				assert_true(ev[i].offset_ms[k] <= 1000);
+				assert_true(ev[i].offset_ms[k] >= -1000);
+			}
+		if (ev[i].action == HX_NA_CLOCK_STROBE) {
+			assert_true(ev[i].strobe_delta_ms != 0);
+			assert_true(ev[i].strobe_period_ms >= 10);
+			assert_true(ev[i].strobe_ms <= 3000);
+		}
+	}
+	dtx_free(ev);
+}
+
+static void
+test_parse(void **state)
+{
+	(void)state;
+	unsigned k;
+	char err[128];
+	hx_nem_target t;
+	assert_int_equal(
+	    hx_nem_kinds_parse("kill,clock", &k, err, sizeof(err)), DTX_OK);
+	assert_int_equal(k, HX_NEM_KILL | HX_NEM_CLOCK);
+	assert_int_equal(
+	    hx_nem_kinds_parse("none", &k, err, sizeof(err)), DTX_OK);
+	assert_int_equal(k, 0);
+	assert_int_equal(
+	    hx_nem_kinds_parse("kill,nuke", &k, err, sizeof(err)), DTX_EINVAL);
+	assert_non_null(strstr(err, "nuke"));
+	assert_int_equal(
+	    hx_nem_shapes_parse("one,ring", &k, err, sizeof(err)), DTX_OK);
+	assert_int_equal(k, (1u << HX_SHAPE_ONE) | (1u << HX_SHAPE_RING));
+	assert_int_equal(hx_nem_target_parse("participants", &t), DTX_OK);
+	assert_int_equal(t, HX_TARGET_PARTICIPANTS);
+	assert_int_equal(hx_nem_target_parse("all", &t), DTX_EINVAL);
+	assert_int_equal(
+	    hx_nem_kinds_parse("kill,disk", &k, err, sizeof(err)), DTX_OK);
+	assert_int_equal(k, HX_NEM_KILL | HX_NEM_DISK);
+	assert_string_equal(hx_nem_action_name(HX_NA_DISK), "disk");
+	assert_string_equal(hx_nem_action_kind(HX_NA_DISK), "disk");
+}
+
+// Holds and gaps follow hold_min_ms and gap_ms (the 3pc partition
+// defaults of dtx bank); with neither set the old interval rule holds.
+static void
+test_hold_and_gap(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, false);
+	for (uint64_t seed = 1; seed <= 20; seed++) {
+		hx_nem_cfg c = { .kinds = HX_NEM_PARTITION,
+			.seed = seed,
+			.interval_ms = 2000,
+			.hold_min_ms = 4000,
+			.gap_ms = 1500,
+			.duration_ms = 30000,
+			.topo = &t };
+		hx_nem_event *ev;
+		size_t n;
+		assert_int_equal(hx_nemesis_plan(&c, &ev, &n), DTX_OK);
+		assert_true(n >= 6); // at least three partitions in 30 s
+		assert_true(ev[0].at_ms >= 750 && ev[0].at_ms < 2250);
+		for (size_t i = 0; i < n; i += 2) {
+			uint64_t hold = ev[i + 1].at_ms - ev[i].at_ms;
+			// The last may be cut short by the end of the run.
+			if (ev[i + 1].at_ms + 500 < 30000)
+				assert_true(hold >= 4000 && hold < 6000);
+			assert_true(ev[i + 1].at_ms + 500 <= 30000);
+			if (i + 2 < n) {
+				uint64_t gap =
+				    ev[i + 2].at_ms - ev[i + 1].at_ms;
+				assert_true(gap >= 750 && gap < 2250);
+			}
+		}
+		dtx_free(ev);
+		c.hold_min_ms = 0;
+		c.gap_ms = 0;
+		c.interval_ms = 5000;
+		assert_int_equal(hx_nemesis_plan(&c, &ev, &n), DTX_OK);
+		for (size_t i = 0; i < n; i += 2) {
+			uint64_t hold = ev[i + 1].at_ms - ev[i].at_ms;
+			if (ev[i + 1].at_ms + 500 < 30000)
+				assert_true(hold >= 2500 && hold < 7500);
+		}
+		dtx_free(ev);
+	}
+}
+
+// Disk faults strike participants of the targets (the targets
+// themselves when they include none) and tear at least one byte and
+// less than the whole record.
+static void
+test_disk_plan(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, true);
+	hx_nem_event *ev;
+	size_t n;
+	plan(&t, 5, HX_NEM_DISK, HX_TARGET_ANY, &ev, &n);
+	assert_true(n > 0);
+	for (size_t i = 0; i < n; i += 2) {
+		assert_int_equal(ev[i].action, HX_NA_DISK);
+		assert_int_equal(ev[i + 1].action, HX_NA_RESTART);
+		assert_int_equal(ev[i].ntargets, 1);
+		assert_true(ev[i].targets[0] >= 1 && ev[i].targets[0] <= 3);
+		assert_int_equal(ev[i + 1].targets[0], ev[i].targets[0]);
+		assert_true(ev[i].disk_keep >= 1);
+		assert_true(ev[i].disk_keep < 20 + ev[i].disk_len + 4);
+		hx_sb sb = { 0 };
+		hx_nem_event_json(&ev[i], &sb);
+		char *j = hx_sb_take(&sb);
+		assert_true(hx_json_valid(j, strlen(j)));
+		assert_non_null(strstr(j, "\"form\":"));
+		dtx_free(j);
+	}
+	dtx_free(ev);
+	expect_coordinator_only(&t, 5, HX_NEM_DISK);
+}
+
+// Writes a segment (storage.h's layout) of nrec records starting at LSN
+// first, followed by pad zero bytes; returns its length without them.
+static size_t
+write_segment(const char *path, uint64_t first, int nrec, size_t pad)
+{
+	static uint8_t buf[8192];
+	size_t off = 32;
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, "DTXWAL01", 8);
+	dtx_put_le64(buf + 8, first);
+	dtx_put_le32(buf + 24, dtx_crc32c(0, buf, 24));
+	for (int r = 0; r < nrec; r++) {
+		uint32_t len = 10 + (uint32_t)r * 7;
+		dtx_put_le32(buf + off, len);
+		buf[off + 4] = 1;
+		dtx_put_le64(buf + off + 8, first + (uint64_t)r);
+		for (uint32_t i = 0; i < len; i++)
+			buf[off + 16 + i] = (uint8_t)(r + i);
+		dtx_put_le32(
+		    buf + off + 16 + len, dtx_crc32c(0, buf + off, 16 + len));
+		off += 20 + len;
+	}
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, off + pad, f), off + pad);
+	assert_int_equal(fclose(f), 0);
+	return off;
+}
+
+static size_t
+file_size(const char *path)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	return (size_t)st.st_size;
+}
+
+// The tear lands after the last complete record of the newest segment,
+// leaves every complete record's bytes alone, and is never a complete
+// record itself.
+static void
+test_disk_tear(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dtx-nemtest-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char store[PATH_MAX], old[PATH_MAX + 32], seg[PATH_MAX + 32];
+	snprintf(store, sizeof(store), "%s/store", dir);
+	assert_int_equal(mkdir(store, 0755), 0);
+	snprintf(old, sizeof(old), "%s/wal-0000000000000001.log", store);
+	snprintf(seg, sizeof(seg), "%s/wal-0000000000000006.log", store);
+	hx_nem_event e;
+	char extra[512];
+	memset(&e, 0, sizeof(e));
+	e.action = HX_NA_DISK;
+	e.disk_len = 40;
+	e.disk_seed = 77;
+
+	for (int form = 0; form < 2; form++) {
+		for (uint32_t keep = 1; keep < 20 + 40 + 4; keep += 9) {
+			write_segment(old, 1, 5, 0);
+			size_t end = write_segment(seg, 6, 4, 1024);
+			size_t old_size = file_size(old);
+			uint8_t before[8192], after[8192];
+			FILE *f = fopen(seg, "rb");
+			assert_int_equal(fread(before, 1, end, f), end);
+			fclose(f);
+			e.disk_form = (hx_disk_form)form;
+			e.disk_keep = keep;
+			assert_int_equal(
+			    hx_nem_tear_wal(dir, &e, extra, sizeof(extra)),
+			    DTX_OK);
+			char want[128];
+			snprintf(want, sizeof(want),
+			    "\"offset\":%zu,\"lsn\":10", end);
+			assert_non_null(strstr(extra, want));
+			assert_non_null(
+			    strstr(extra, "wal-0000000000000006.log"));
+			assert_int_equal(file_size(old), old_size);
+			size_t sz = file_size(seg);
+			if (form == HX_DISK_TRUNCATED)
+				assert_int_equal(sz, end + keep);
+			else
+				assert_int_equal(sz, end + 1024);
+			f = fopen(seg, "rb");
+			assert_int_equal(fread(after, 1, sz, f), sz);
+			fclose(f);
+			assert_memory_equal(before, after, end);
+			// The torn record's header, as far as it got, says
+			// LSN 10 and 40 bytes.
+			if (keep >= 4)
+				assert_int_equal(after[end], 40);
+			if (keep >= 16)
+				assert_int_equal(after[end + 8], 10);
+			// The bytes after the tear are still zero.
+			for (size_t i = end + keep; i < sz; i++)
+				assert_int_equal(after[i], 0);
+		}
+	}
+	// A second tear on a torn segment lands at the same place.
+	write_segment(seg, 6, 4, 1024);
+	e.disk_form = HX_DISK_TORN;
+	e.disk_keep = 30;
+	assert_int_equal(
+	    hx_nem_tear_wal(dir, &e, extra, sizeof(extra)), DTX_OK);
+	e.disk_keep = 10;
+	assert_int_equal(
+	    hx_nem_tear_wal(dir, &e, extra, sizeof(extra)), DTX_OK);
+	assert_non_null(strstr(extra, "\"lsn\":10"));
+	// No segment at all.
+	unlink(old);
+	unlink(seg);
+	assert_int_equal(
+	    hx_nem_tear_wal(dir, &e, extra, sizeof(extra)), DTX_ENOENT);
+	rmdir(store);
+	rmdir(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_same_seed_same_schedule),
+		cmocka_unit_test(test_schedule_shape),
+		cmocka_unit_test(test_partition_shapes),
+		cmocka_unit_test(test_targets_by_role),
+		cmocka_unit_test(test_clock_offsets_bounded),
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_hold_and_gap),
+		cmocka_unit_test(test_disk_plan),
+		cmocka_unit_test(test_disk_tear),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
