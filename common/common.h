@@ -35,7 +35,7 @@ typedef enum dtx_err {
 	DTX_EFAILED, // store is in the failed state after an I/O error
 	DTX_EUNREACH, // peer cannot be reached (connection refused/lost)
 	DTX_EBUSY, // resource busy, try again later
-	DTX_ECLOCK, // remote clock too far ahead of ours
+	DTX_ECLOCK, // a timestamp too far ahead of our physical clock
 	DTX_ERANGE, // value out of range (e.g. balance below minimum)
 	DTX_EAGAIN, // transient condition, the caller should retry
 	DTX_EPERM, // not permitted (e.g. needs root)
