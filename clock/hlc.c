@@ -170,7 +170,9 @@ bound_write(clk_hlc *h, uint64_t bound)
 fail_errno:
 	err = dtx_from_errno(errno);
 fail:
-	DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_WRITE", "%s: %s failed: %s",
+	// Every event asks for the bound again while it fails (out of file
+	// descriptors, say): one line a second is enough.
+	DTX_LOG_RL(DTX_LOG_ERROR, "CLK_BOUND_WRITE", 0, "%s: %s failed: %s",
 	    h->bound_path, what, dtx_strerror(err));
 	return err;
 }

@@ -240,6 +240,32 @@ test_reject_rate_limited(void **state)
 	clk_source_free(s);
 }
 
+// A bound that cannot be written (out of file descriptors, a missing
+// directory) fails every event that needs it, each one counted, with one
+// CLK_BOUND_WRITE line a second rather than one per event.
+static void
+test_bound_write_error_rate_limited(void **state)
+{
+	(void)state;
+	char path[192];
+	snprintf(path, sizeof(path), "%s/missing/hlc.bound", tmpdir);
+	clk_source *s;
+	clk_hlc *h;
+	clk_ts ts;
+	assert_int_equal(clk_source_new_manual(&s, T0), DTX_OK);
+	assert_int_equal(clk_hlc_open(&h, s, MO, path), DTX_OK);
+	dtx_log_init("clk", DTX_LOG_INFO);
+	capture_begin();
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(clk_hlc_now(h, &ts), DTX_ENOENT);
+	char *text = capture_end();
+	assert_int_equal(counters(h).bound_errors, 50);
+	assert_int_equal(count(text, "CLK_BOUND_WRITE"), 1);
+	free(text);
+	clk_hlc_close(h);
+	clk_source_free(s);
+}
+
 // ------------------------------------------------------------ bound file
 
 // Writes a well-formed bound file holding bound.
@@ -485,6 +511,7 @@ main(void)
 		cmocka_unit_test(test_hlc_max_refused),
 		cmocka_unit_test(test_node_witness),
 		cmocka_unit_test(test_reject_rate_limited),
+		cmocka_unit_test(test_bound_write_error_rate_limited),
 		cmocka_unit_test(test_bound_ok),
 		cmocka_unit_test(test_bound_absurd),
 		cmocka_unit_test(test_bound_corrupt_message),
