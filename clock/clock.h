@@ -318,7 +318,8 @@ clk_ts clk_hlc_last(clk_hlc *h);
 clk_source *clk_hlc_source(clk_hlc *h);
 
 typedef struct clk_hlc_counters {
-	uint64_t rejected; // remote timestamps refused (DTX_ECLOCK)
+	uint64_t rejected; // remote timestamps refused (DTX_ECLOCK, DTX_ERANGE)
+	uint64_t witness_rejected; // of which witnessed (commit) timestamps
 	uint64_t overflows; // times c passed CLK_LOGICAL_MAX and l advanced
 	uint64_t bound_writes; // bound files written
 	uint64_t bound_errors; // bound writes that failed

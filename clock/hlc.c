@@ -429,6 +429,8 @@ remote_check(clk_hlc *h, uint64_t lm, uint64_t pt, const char *what, int kind)
 	if (err == DTX_OK)
 		return DTX_OK;
 	h->stats.rejected++;
+	if (kind == 1)
+		h->stats.witness_rejected++;
 	if (err == DTX_ECLOCK)
 		DTX_LOG_RL(DTX_LOG_WARN, "CLK_REJECT", (uint64_t)kind,
 		    "%s l=%llu is %llu ms ahead of physical time (limit %llu "

@@ -128,6 +128,7 @@ test_witness_max_offset(void **state)
 	assert_int_equal(out, 12345);
 	assert_int_equal(clk_hlc_last(h), last);
 	assert_int_equal(counters(h).rejected, 4);
+	assert_int_equal(counters(h).witness_rejected, 4);
 	assert_true(clk_ts_l(clk_hlc_peek(h)) <= T0 + MO);
 	assert_true(counters(h).max_drift_ms <= MO);
 
@@ -164,6 +165,7 @@ test_hlc_max_refused(void **state)
 	assert_int_equal(out, 7);
 	assert_int_equal(clk_hlc_last(h), 0);
 	assert_int_equal(counters(h).rejected, 6);
+	assert_int_equal(counters(h).witness_rejected, 3);
 	// The clock still works.
 	assert_int_equal(clk_hlc_now(h, &ts), DTX_OK);
 	assert_int_equal(ts, clk_ts_make(T0, 0));
@@ -231,6 +233,7 @@ test_reject_rate_limited(void **state)
 	clk_hlc_update(h, clk_ts_make(T0 + 20000, 0), &out);
 	char *text = capture_end();
 	assert_int_equal(counters(h).rejected, 2001);
+	assert_int_equal(counters(h).witness_rejected, 1000);
 	// One line for headers, one for witnesses, then the header's next.
 	assert_int_equal(count(text, "CLK_REJECT"), 3);
 	assert_int_equal(count(text, "witnessed timestamp"), 1);
