@@ -221,9 +221,45 @@ dtx_err clk_source_advance(clk_source *src, int64_t delta_ms);
 //
 // It is replaced atomically: written to "<bound_path>.tmp", fsynced,
 // renamed over bound_path, then the directory is fsynced.
+//
+// What no message can do (DESIGN rule 23): move the clock more than
+// max_offset past physical time. Every timestamp taken from a message, a
+// header's (clk_hlc_update) or one the node must cover such as a commit
+// or pre-commit timestamp (clk_hlc_witness), is checked against
+// pt + max_offset, and anything in the top CLK_HLC_TOP_MS of the range is
+// refused whatever max_offset says, so that no message can bring the
+// clock to where it runs out of values. The bound read at open is checked
+// too (CLK_HLC_BOUND_AHEAD_MS).
+//
+// After a clock fault: the clock source's offset moves pt, and l follows
+// it up but never down (timestamps issued here must keep increasing: the
+// versions and ids they stamp are ordered by them). So after a bump of
+// +d ms is reset, this node's l stays where it got to, issuing c + 1,
+// until pt catches up: l - pt falls back within max_offset d - max_offset
+// ms after the reset. Its peers are not dragged along: they witness none
+// of its timestamps more than max_offset ahead of their own pt, so their l
+// stays within max_offset of their pt throughout. The persisted bound is
+// at most one window above l, so it adds nothing while the daemon runs; a
+// restart while l is ahead waits for a bound up to two windows ahead,
+// starts ahead (converging as above) for one up to
+// CLK_HLC_BOUND_AHEAD_MS, and refuses to start, naming the file, beyond.
+// The nemesis's bumps are at most 2 x max_offset + 1 ms, so a node
+// converges within max_offset + 1 ms of the reset.
 typedef struct clk_hlc clk_hlc;
 
 #define CLK_HLC_BOUND_WINDOW_MS 1000
+
+// The top of the l range no remote timestamp may reach (one day short of
+// CLK_L_MAX): a clock there would soon have no value left to issue.
+#define CLK_HLC_TOP_MS UINT64_C(86400000)
+
+// How far ahead of physical time a persisted bound may be at open: a
+// remote timestamp witnessed at max_offset, a clock fault of up to twice
+// max_offset (the nemesis's largest), the bound's window and a clock set
+// back by up to a minute all fit in 3 x max_offset + CLK_HLC_BOUND_SLACK_MS.
+#define CLK_HLC_BOUND_SLACK_MS 60000
+#define CLK_HLC_BOUND_AHEAD_MS(max_offset_ms)                                  \
+	(3 * (uint64_t)(max_offset_ms) + CLK_HLC_BOUND_SLACK_MS)
 
 // Opens a clock over src (borrowed; must outlive the clock). A remote
 // timestamp whose l is more than max_offset_ms ahead of physical time is
@@ -233,9 +269,13 @@ typedef struct clk_hlc clk_hlc;
 // the persisted bound (a clock running a whole half window of l in less
 // time than two fsyncs take). A missing
 // bound file starts a fresh clock; a file of the wrong size, magic or CRC, or a
-// bound above CLK_L_MAX, is DTX_ECORRUPT (logged with the path); other read
-// errors are translated from errno. On success *out is owned (close with
-// clk_hlc_close).
+// bound above CLK_L_MAX, is DTX_ECORRUPT (logged with the path and the
+// fix); a bound more than CLK_HLC_BOUND_AHEAD_MS(max_offset_ms) ahead of
+// physical time is DTX_ECLOCK and one in the top CLK_HLC_TOP_MS of the
+// range DTX_ERANGE (both logged as CLK_BOUND_AHEAD, naming the file, how
+// far ahead it is and that removing it starts a fresh clock if this
+// machine's clock is right); other read errors are translated from errno.
+// On success *out is owned (close with clk_hlc_close).
 dtx_err clk_hlc_open(clk_hlc **out, clk_source *src, uint64_t max_offset_ms,
     const char *bound_path);
 
@@ -253,13 +293,18 @@ dtx_err clk_hlc_now(clk_hlc *h, clk_ts *out);
 //        c + 1            if l' == l only,
 //        c_m + 1          if l' == l_m only,
 //        0                otherwise (l' == pt).
-// DTX_ECLOCK when l_m > pt + max_offset_ms: counted, clock unchanged.
-// Other errors as clk_hlc_now. *out is written only on success.
+// DTX_ECLOCK when l_m > pt + max_offset_ms, DTX_ERANGE when l_m is in the
+// top CLK_HLC_TOP_MS of the range: counted in rejected, logged as
+// CLK_REJECT (at most once a second), clock unchanged. Other errors as
+// clk_hlc_now. *out is written only on success.
 dtx_err clk_hlc_update(clk_hlc *h, clk_ts remote, clk_ts *out);
 
-// clk_hlc_update without the max_offset check: for a timestamp the caller
-// trusts and must cover (see clk_node_witness). Errors: DTX_ERANGE past
-// the 48-bit limit, and the bound writer's errors.
+// The receive rule for a timestamp carried in a message's body that the
+// node must cover before it acts on it (a commit or pre-commit timestamp:
+// see clk_node_witness), with the same checks as clk_hlc_update: one
+// within max_offset of physical time is witnessed, one beyond it is
+// DTX_ECLOCK and one in the reserved top DTX_ERANGE, the clock unchanged.
+// The caller must then not act on it. Other errors as clk_hlc_now.
 dtx_err clk_hlc_witness(clk_hlc *h, clk_ts ts, clk_ts *out);
 
 // The clock's current value without an event: the last timestamp issued
@@ -273,7 +318,8 @@ clk_ts clk_hlc_last(clk_hlc *h);
 clk_source *clk_hlc_source(clk_hlc *h);
 
 typedef struct clk_hlc_counters {
-	uint64_t rejected; // remote timestamps refused (DTX_ECLOCK)
+	uint64_t rejected; // remote timestamps refused (DTX_ECLOCK, DTX_ERANGE)
+	uint64_t witness_rejected; // of which witnessed (commit) timestamps
 	uint64_t overflows; // times c passed CLK_LOGICAL_MAX and l advanced
 	uint64_t bound_writes; // bound files written
 	uint64_t bound_errors; // bound writes that failed
@@ -309,18 +355,23 @@ dtx_err clk_node_send(clk_node *n, clk_ts *ts, clk_vc *vc);
 
 // Receive event for a message stamped remote_ts and remote_vc (NULL when
 // the message carried none): updates the HLC, merges remote_vc and ticks
-// our entry. DTX_ECLOCK (remote too far ahead) or any other error leaves
+// our entry. DTX_ECLOCK (remote too far ahead), DTX_ERANGE (in the
+// reserved top of the range) or any other error leaves
 // both clocks untouched; DTX_EINVAL when remote_vc has more than n_nodes
 // entries. *out (may be NULL) gets the new HLC timestamp.
 dtx_err clk_node_recv(
     clk_node *n, clk_ts remote_ts, const clk_vc *remote_vc, clk_ts *out);
 
-// Witness event: moves the HLC past ts as a receive does, but without
-// the max_offset check, for a timestamp this node must cover whatever its
-// physical clock says: the commit timestamp of data it has just applied.
-// (Were it refused, a later local timestamp could fall below a version the
-// node already holds and order a newer write before an older one.) Ticks
-// our vector clock entry. Errors as clk_hlc_witness.
+// Witness event: moves the HLC past ts as a receive does, for a timestamp
+// this node must cover before it applies data stamped with it: a commit
+// or pre-commit timestamp. (Applied but not covered, a later local
+// timestamp could fall below a version the node already holds and order
+// a newer write before an older one.) Checked as clk_hlc_witness: one
+// more than max_offset ahead of physical time is DTX_ECLOCK, one in the
+// reserved top DTX_ERANGE, and then neither clock changes and the caller
+// must not apply the data (a participant keeps the transaction prepared,
+// in doubt, until a commit timestamp it can cover arrives). Ticks our
+// vector clock entry on success.
 dtx_err clk_node_witness(clk_node *n, clk_ts ts);
 
 // Local event: ticks the vector clock and takes an HLC timestamp.

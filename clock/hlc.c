@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 //
 // The hybrid logical clock of Kulkarni et al. 2014, with a rejection of
-// remote timestamps too far ahead of physical time and a durable upper
-// bound that keeps timestamps increasing across restarts.
+// remote timestamps too far ahead of physical time (headers and witnessed
+// commit timestamps alike) and a durable upper bound that keeps timestamps
+// increasing across restarts and is itself checked against the clock.
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,10 @@
 
 #define BOUND_MAGIC "DTXHLCB1"
 #define BOUND_SIZE 20
+// What an operator can do about a bound file that cannot be used.
+#define BOUND_FIX                                                              \
+	"; if this machine's clock is right, remove the file to start a "      \
+	"fresh clock"
 
 struct clk_hlc {
 	pthread_mutex_t mu;
@@ -75,25 +80,26 @@ bound_read(const char *path, uint64_t *bound)
 	close(fd);
 	if (got != BOUND_SIZE) {
 		DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_CORRUPT",
-		    "%s: HLC bound file is %s, expected %d bytes", path,
-		    got > BOUND_SIZE ? "too long" : "too short", BOUND_SIZE);
+		    "%s: HLC bound file is %s, expected %d bytes" BOUND_FIX,
+		    path, got > BOUND_SIZE ? "too long" : "too short",
+		    BOUND_SIZE);
 		return DTX_ECORRUPT;
 	}
 	if (memcmp(buf, BOUND_MAGIC, 8) != 0) {
 		DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_CORRUPT",
-		    "%s: not an HLC bound file (bad magic)", path);
+		    "%s: not an HLC bound file (bad magic)" BOUND_FIX, path);
 		return DTX_ECORRUPT;
 	}
 	if (dtx_crc32c(0, buf, 16) != dtx_get_le32(buf + 16)) {
 		DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_CORRUPT",
-		    "%s: HLC bound file fails its CRC check", path);
+		    "%s: HLC bound file fails its CRC check" BOUND_FIX, path);
 		return DTX_ECORRUPT;
 	}
 	uint64_t b = dtx_get_le64(buf + 8);
 	if (b > CLK_L_MAX) {
 		DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_CORRUPT",
-		    "%s: HLC bound %llu is above the 48-bit limit", path,
-		    (unsigned long long)b);
+		    "%s: HLC bound %llu is above the 48-bit limit" BOUND_FIX,
+		    path, (unsigned long long)b);
 		return DTX_ECORRUPT;
 	}
 	*bound = b;
@@ -164,7 +170,9 @@ bound_write(clk_hlc *h, uint64_t bound)
 fail_errno:
 	err = dtx_from_errno(errno);
 fail:
-	DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_WRITE", "%s: %s failed: %s",
+	// Every event asks for the bound again while it fails (out of file
+	// descriptors, say): one line a second is enough.
+	DTX_LOG_RL(DTX_LOG_ERROR, "CLK_BOUND_WRITE", 0, "%s: %s failed: %s",
 	    h->bound_path, what, dtx_strerror(err));
 	return err;
 }
@@ -260,6 +268,39 @@ commit(clk_hlc *h, uint64_t l, uint64_t c, uint64_t pt, clk_ts *out)
 	return DTX_OK;
 }
 
+// A bound read at open must be one this machine's clock could have
+// produced: at most CLK_HLC_BOUND_AHEAD_MS(max_offset) ahead of physical
+// time now (clock.h says why), and below the reserved top of the range.
+// Anything else is a clock poisoned before (a timestamp from a message
+// that was not checked) or this clock set far back, and is refused with
+// the fix rather than adopted: a node that started there would stay ahead
+// of every peer, who refuse its messages, for as long as it is ahead.
+static dtx_err
+bound_check(const clk_hlc *h, uint64_t bound, uint64_t pt)
+{
+	uint64_t limit = CLK_HLC_BOUND_AHEAD_MS(h->max_offset_ms);
+	if (bound > CLK_L_MAX - CLK_HLC_TOP_MS) {
+		DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_AHEAD",
+		    "clock bound file %s holds l=%llu, in the reserved top of "
+		    "the HLC range" BOUND_FIX,
+		    h->bound_path, (unsigned long long)bound);
+		return DTX_ERANGE;
+	}
+	if (bound <= pt || bound - pt <= limit)
+		return DTX_OK;
+	DTX_LOG(DTX_LOG_ERROR, "CLK_BOUND_AHEAD",
+	    "clock bound file %s holds l=%llu, %llu s ahead of this "
+	    "machine's clock, more than the %llu s it can be after a restart "
+	    "(3 x max offset + %d s); either the clock was set back or the "
+	    "bound was poisoned; if this machine's clock is right, remove %s "
+	    "to start a fresh clock",
+	    h->bound_path, (unsigned long long)bound,
+	    (unsigned long long)((bound - pt) / 1000),
+	    (unsigned long long)(limit / 1000), CLK_HLC_BOUND_SLACK_MS / 1000,
+	    h->bound_path);
+	return DTX_ECLOCK;
+}
+
 dtx_err
 clk_hlc_open(clk_hlc **out, clk_source *src, uint64_t max_offset_ms,
     const char *bound_path)
@@ -308,16 +349,14 @@ clk_hlc_open(clk_hlc **out, clk_source *src, uint64_t max_offset_ms,
 			// Every earlier timestamp had l <= bound: start
 			// above all of them. The first one issued will be at
 			// least (bound + 1, 1), and it moves the bound on.
-			if (bound >= CLK_L_MAX) {
-				err = DTX_ERANGE;
+			uint64_t pt = clk_source_now_ms(src);
+			if ((err = bound_check(h, bound, pt)) != DTX_OK)
 				goto fail;
-			}
 			// After an ordinary restart the bound is at most a
 			// window or two ahead of physical time: wait it out
 			// rather than start ahead of every peer (which would
 			// refuse our messages past their max_offset). A clock
 			// set back further is not waited for.
-			uint64_t pt = clk_source_now_ms(src);
 			if (!clk_source_is_manual(src) && bound >= pt &&
 			    bound - pt <= 2 * CLK_HLC_BOUND_WINDOW_MS)
 				dtx_sleep_ms(bound - pt + 1);
@@ -374,9 +413,42 @@ clk_hlc_now(clk_hlc *h, clk_ts *out)
 	return err;
 }
 
-// The receive rule; check_offset false for a witnessed timestamp.
+// Refuses a remote l that would move the clock too far: more than
+// max_offset ahead of physical time (DTX_ECLOCK), or into the reserved top
+// of the range (DTX_ERANGE). Counts and logs the refusal (rate-limited: a
+// flood of them is one line a second). what names the kind of timestamp;
+// kind is the rate limiter's key. Called with mu held.
 static dtx_err
-receive(clk_hlc *h, clk_ts remote, bool check_offset, clk_ts *out)
+remote_check(clk_hlc *h, uint64_t lm, uint64_t pt, const char *what, int kind)
+{
+	dtx_err err = DTX_OK;
+	if (h->max_offset_ms != 0 && lm > pt && lm - pt > h->max_offset_ms)
+		err = DTX_ECLOCK;
+	else if (lm > CLK_L_MAX - CLK_HLC_TOP_MS)
+		err = DTX_ERANGE;
+	if (err == DTX_OK)
+		return DTX_OK;
+	h->stats.rejected++;
+	if (kind == 1)
+		h->stats.witness_rejected++;
+	if (err == DTX_ECLOCK)
+		DTX_LOG_RL(DTX_LOG_WARN, "CLK_REJECT", (uint64_t)kind,
+		    "%s l=%llu is %llu ms ahead of physical time (limit %llu "
+		    "ms)",
+		    what, (unsigned long long)lm, (unsigned long long)(lm - pt),
+		    (unsigned long long)h->max_offset_ms);
+	else
+		DTX_LOG_RL(DTX_LOG_WARN, "CLK_REJECT", (uint64_t)kind,
+		    "%s l=%llu is in the reserved top %llu ms of the HLC range",
+		    what, (unsigned long long)lm,
+		    (unsigned long long)CLK_HLC_TOP_MS);
+	return err;
+}
+
+// The receive rule, for a header's timestamp (kind 0) or a witnessed one
+// (kind 1): both are checked, and a refused one changes nothing.
+static dtx_err
+receive(clk_hlc *h, clk_ts remote, int kind, clk_ts *out)
 {
 	uint64_t lm = clk_ts_l(remote);
 	uint64_t cm = clk_ts_c(remote);
@@ -384,16 +456,11 @@ receive(clk_hlc *h, clk_ts remote, bool check_offset, clk_ts *out)
 	pthread_mutex_lock(&h->mu);
 again:;
 	uint64_t pt = clk_source_now_ms(h->src);
-	if (check_offset && h->max_offset_ms != 0 && lm > pt &&
-	    lm - pt > h->max_offset_ms) {
-		h->stats.rejected++;
+	err = remote_check(
+	    h, lm, pt, kind == 0 ? "remote HLC" : "witnessed timestamp", kind);
+	if (err != DTX_OK) {
 		pthread_mutex_unlock(&h->mu);
-		DTX_LOG(DTX_LOG_WARN, "CLK_REJECT",
-		    "remote HLC l=%llu is %llu ms ahead of physical time "
-		    "(limit %llu ms)",
-		    (unsigned long long)lm, (unsigned long long)(lm - pt),
-		    (unsigned long long)h->max_offset_ms);
-		return DTX_ECLOCK;
+		return err;
 	}
 	uint64_t l = h->l;
 	if (lm > l)
@@ -419,13 +486,13 @@ again:;
 dtx_err
 clk_hlc_update(clk_hlc *h, clk_ts remote, clk_ts *out)
 {
-	return receive(h, remote, true, out);
+	return receive(h, remote, 0, out);
 }
 
 dtx_err
 clk_hlc_witness(clk_hlc *h, clk_ts ts, clk_ts *out)
 {
-	return receive(h, ts, false, out);
+	return receive(h, ts, 1, out);
 }
 
 clk_ts

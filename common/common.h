@@ -35,7 +35,7 @@ typedef enum dtx_err {
 	DTX_EFAILED, // store is in the failed state after an I/O error
 	DTX_EUNREACH, // peer cannot be reached (connection refused/lost)
 	DTX_EBUSY, // resource busy, try again later
-	DTX_ECLOCK, // remote clock too far ahead of ours
+	DTX_ECLOCK, // a timestamp too far ahead of our physical clock
 	DTX_ERANGE, // value out of range (e.g. balance below minimum)
 	DTX_EAGAIN, // transient condition, the caller should retry
 	DTX_EPERM, // not permitted (e.g. needs root)
@@ -101,6 +101,61 @@ void dtx_log_write(dtx_log_level level, const char *msgid, const char *fmt, ...)
 	do {                                                                   \
 		if (dtx_log_enabled(level))                                    \
 			dtx_log_write((level), (msgid), __VA_ARGS__);          \
+	} while (0)
+
+// A rate limiter for repeated lines: each (reason, key) may pass once per
+// interval; the lines held back in between are counted, and the next line
+// that passes reports the count. The table has DTX_RL_SLOTS slots, so its
+// memory is fixed: a new (reason, key) takes a free slot or the one whose
+// last line is oldest, whose pending count is then reported with the next
+// line of any key (as "others"). A plain struct so that it can be
+// embedded; every function is thread-safe (one mutex).
+#define DTX_RL_SLOTS 64
+#define DTX_RL_INTERVAL_NS UINT64_C(1000000000) // the log's: one second
+
+typedef struct dtx_rl_slot {
+	char reason[32]; // copied, truncated to 31 bytes
+	uint64_t key;
+	uint64_t last_ns; // when its last line passed
+	uint64_t suppressed; // lines held back since then
+	bool used;
+} dtx_rl_slot;
+
+typedef struct dtx_rl {
+	pthread_mutex_t mu;
+	uint64_t interval_ns;
+	uint64_t evicted; // held-back counts of reused slots, not yet reported
+	dtx_rl_slot slot[DTX_RL_SLOTS];
+} dtx_rl;
+
+// Initialises rl (every slot free) with the given interval. DTX_ENOMEM
+// when the mutex cannot be made. Pair with dtx_rl_fini.
+dtx_err dtx_rl_init(dtx_rl *rl, uint64_t interval_ns);
+void dtx_rl_fini(dtx_rl *rl);
+
+// True when a line for (reason, key) at monotonic time now_ns may be
+// written: the first one, or one at least an interval after the last that
+// passed. Then *suppressed gets the number of lines of this (reason, key)
+// held back since, and *others the count of slots reused since the last
+// line passed; both are reset. False (counted) otherwise. reason is
+// borrowed (NULL counts as "").
+bool dtx_rl_pass(dtx_rl *rl, const char *reason, uint64_t key, uint64_t now_ns,
+    uint64_t *suppressed, uint64_t *others);
+
+// As dtx_log_write for a warning that may repeat in a flood (a refused
+// message, a forged or stale request): the process's own limiter lets one
+// line per second through for each (msgid, key) (key: the peer's node id,
+// say) and appends " suppressed=N" to a line when N like it were held back
+// (" suppressed_other=M" for the counts of evicted keys). Lines held back
+// are not formatted. Thread-safe.
+void dtx_log_write_rl(dtx_log_level level, const char *msgid, uint64_t key,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#define DTX_LOG_RL(level, msgid, key, ...)                                     \
+	do {                                                                   \
+		if (dtx_log_enabled(level))                                    \
+			dtx_log_write_rl(                                      \
+			    (level), (msgid), (key), __VA_ARGS__);             \
 	} while (0)
 
 // ---------------------------------------------------------------- memory
@@ -197,6 +252,20 @@ void dtx_sort_u64(uint64_t *v, size_t n);
 uint64_t dtx_rand_next(uint64_t *state);
 // Uniform integer in [0, n); n > 0.
 uint64_t dtx_rand_below(uint64_t *state, uint64_t n);
+
+// ---------------------------------------------------------------- CSPRNG
+
+// Fills buf[0..n) with bytes from the kernel's CSPRNG (getrandom(2); it
+// blocks only until the pool is first initialised after boot), for
+// whatever a peer must not guess: transaction ids, nonces. DTX_EINVAL when
+// buf is NULL and n > 0; otherwise the translated errno of a failed call
+// (DTX_EIO for a kernel without getrandom), with buf then in an
+// unspecified state: never fall back to a weaker source. Thread-safe.
+dtx_err dtx_random_bytes(void *buf, size_t n);
+
+// One uniformly random uint64 from dtx_random_bytes into *out (written
+// only on success). DTX_EINVAL when out is NULL; errors as above.
+dtx_err dtx_random_u64(uint64_t *out);
 
 // ---------------------------------------------------------------- crash points
 

@@ -2,7 +2,8 @@
 //
 // One-line logging to stderr. The name and level are set once by main();
 // each line is formatted into a local buffer and written with one write(2)
-// so lines from different threads never interleave.
+// so lines from different threads never interleave. Warnings that can come
+// in floods go through a rate limiter (dtx_log_write_rl).
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -16,6 +17,9 @@
 
 static _Atomic int log_min = DTX_LOG_INFO;
 static char log_name[32] = "dtx";
+// The limiter of dtx_log_write_rl: process-wide, like the log it guards.
+static dtx_rl log_rl = { .mu = PTHREAD_MUTEX_INITIALIZER,
+	.interval_ns = DTX_RL_INTERVAL_NS };
 
 void
 dtx_log_init(const char *name, dtx_log_level min)
@@ -46,15 +50,17 @@ dtx_log_enabled(dtx_log_level level)
 	    atomic_load_explicit(&log_min, memory_order_relaxed);
 }
 
-void
-dtx_log_write(dtx_log_level level, const char *msgid, const char *fmt, ...)
+// Formats and writes one line; suffix (may be NULL) is appended to the
+// text before the newline.
+static void
+log_vwrite(dtx_log_level level, const char *msgid, const char *suffix,
+    const char *fmt, va_list ap)
 {
 	static const char *lv[] = { "DEBUG", "INFO", "WARN", "ERROR", "OFF" };
 	char line[1024];
 	struct timespec ts;
 	struct tm tm;
 	size_t n;
-	va_list ap;
 	int r;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -65,12 +71,17 @@ dtx_log_write(dtx_log_level level, const char *msgid, const char *fmt, ...)
 	    log_name, msgid);
 	if (r > 0)
 		n += (size_t)r < sizeof(line) - n ? (size_t)r : 0;
-	va_start(ap, fmt);
 	r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-	va_end(ap);
 	if (r > 0)
 		n += (size_t)r < sizeof(line) - n - 1 ? (size_t)r
 		                                      : sizeof(line) - n - 2;
+	if (suffix != NULL) {
+		r = snprintf(line + n, sizeof(line) - n - 1, "%s", suffix);
+		if (r > 0)
+			n += (size_t)r < sizeof(line) - n - 1
+			    ? (size_t)r
+			    : sizeof(line) - n - 2;
+	}
 	// Keep one record on one line whatever the text held.
 	for (size_t i = 0; i < n; i++)
 		if (line[i] == '\n')
@@ -78,4 +89,34 @@ dtx_log_write(dtx_log_level level, const char *msgid, const char *fmt, ...)
 	line[n++] = '\n';
 	ssize_t w = write(STDERR_FILENO, line, n);
 	(void)w;
+}
+
+void
+dtx_log_write(dtx_log_level level, const char *msgid, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vwrite(level, msgid, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+dtx_log_write_rl(
+    dtx_log_level level, const char *msgid, uint64_t key, const char *fmt, ...)
+{
+	uint64_t sup = 0, others = 0;
+	if (!dtx_rl_pass(&log_rl, msgid, key, dtx_mono_ns(), &sup, &others))
+		return;
+	char suffix[96] = "";
+	size_t n = 0;
+	if (sup > 0)
+		n = (size_t)snprintf(suffix, sizeof(suffix), " suppressed=%llu",
+		    (unsigned long long)sup);
+	if (others > 0 && n < sizeof(suffix))
+		snprintf(suffix + n, sizeof(suffix) - n,
+		    " suppressed_other=%llu", (unsigned long long)others);
+	va_list ap;
+	va_start(ap, fmt);
+	log_vwrite(level, msgid, suffix, fmt, ap);
+	va_end(ap);
 }

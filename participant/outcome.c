@@ -9,16 +9,37 @@
 
 #include "participant_int.h"
 
-// A commit at cts is an event at cts: move the HLC past it, whatever this
-// node's physical clock says (a witness has no max-offset check), before
-// the intents are released. Then every later prepare or local commit here
+// A commit at cts is an event at cts: move the HLC past it before the
+// intents are released. Then every later prepare or local commit here
 // takes a timestamp above this version, so versions of a key stay in
-// commit order, and a read at "now" after the ACK sees the commit.
-static void
-observe_cts(part *p, clk_ts cts)
+// commit order, and a read at "now" after the ACK sees the commit. No
+// message may move the clock more than max_offset past physical time
+// (rule 23): a cts beyond that is refused with an error reply and the
+// transaction stays as it was (prepared, in doubt) until a commit ts this
+// node can cover arrives. False when the handler must return *rv.
+static bool
+observe_cts(
+    part *p, const proto_msg *req, clk_ts cts, proto_msg *rep, dtx_err *rv)
 {
-	if (cts != 0 && cts > clk_node_now(p->clock))
-		(void)clk_node_witness(p->clock, cts);
+	if (cts == 0 || cts <= clk_node_now(p->clock))
+		return true;
+	*rv = clk_node_witness(p->clock, cts);
+	if (*rv == DTX_OK)
+		return true;
+	if (*rv != DTX_ECLOCK && *rv != DTX_ERANGE)
+		return false;
+	uint64_t txid = req->u.txid.txid;
+	DTX_LOG_RL(DTX_LOG_WARN, "COMMIT_TS_REFUSED", req->hdr.from,
+	    "%s tx=%" PRIu64 " from node %u: commit ts %" PRIu64
+	    ".%u is too far ahead of this node's clock (%s); tx stays in doubt",
+	    proto_type_name(req->hdr.type), txid, req->hdr.from, clk_ts_l(cts),
+	    clk_ts_c(cts), dtx_strerror(*rv));
+	*rv = proto_msg_set_error(rep, *rv,
+	    "commit ts %" PRIu64 ".%u of tx %" PRIu64
+	    " is too far ahead of this node's clock: refused, the transaction "
+	    "stays in doubt",
+	    clk_ts_l(cts), clk_ts_c(cts), txid);
+	return false;
 }
 
 static void
@@ -45,7 +66,7 @@ part__commit_start(
 	if (rv == DTX_ENOENT) {
 		// The coordinator commits only after every YES, so a txid
 		// we do not know was committed and its outcome collected.
-		DTX_LOG(DTX_LOG_WARN, "COMMIT_UNKNOWN",
+		DTX_LOG_RL(DTX_LOG_WARN, "COMMIT_UNKNOWN", req->hdr.from,
 		    "%s tx=%" PRIu64 ": no record here (already collected)",
 		    proto_type_name(req->hdr.type), txid);
 		ack(rep, txid);
@@ -75,7 +96,8 @@ part__commit_start(
 		break;
 	}
 	bool fresh = st == STOR_TX_PREPARED || st == STOR_TX_PRECOMMITTED;
-	observe_cts(p, cts);
+	if (!observe_cts(p, req, cts, rep, &rv))
+		return rv;
 	if (fresh)
 		dtx_crashpoint("part.before_commit_log");
 	uint64_t lsn = 0;
@@ -163,7 +185,7 @@ part__precommit(part *p, const proto_msg *req, proto_msg *rep)
 		return DTX_EINVAL;
 	dtx_err rv = stor_kv_tx_state(p->kv, txid, &st, NULL);
 	if (rv == DTX_ENOENT) {
-		DTX_LOG(DTX_LOG_WARN, "PRECOMMIT_UNKNOWN",
+		DTX_LOG_RL(DTX_LOG_WARN, "PRECOMMIT_UNKNOWN", req->hdr.from,
 		    "PRE_COMMIT tx=%" PRIu64 ": no record here", txid);
 		ack(rep, txid);
 		return DTX_OK;
@@ -177,7 +199,8 @@ part__precommit(part *p, const proto_msg *req, proto_msg *rep)
 		ack(rep, txid);
 		return DTX_OK;
 	}
-	observe_cts(p, cts);
+	if (!observe_cts(p, req, cts, rep, &rv))
+		return rv;
 	rv = stor_kv_precommit(p->kv, txid, cts);
 	if (rv == DTX_EINVAL)
 		return proto_msg_set_error(rep, DTX_EINVAL,

@@ -107,10 +107,14 @@ static bool
 decide(part *p, uint64_t txid, bool commit, clk_ts cts, part_ctr by,
     const char *who)
 {
+	// The commit ts is covered first, checked as a COMMIT's is: one too
+	// far ahead of this node's clock leaves the transaction in doubt.
+	dtx_err rv = DTX_OK;
 	if (commit && cts > clk_node_now(p->clock))
-		(void)clk_node_witness(p->clock, cts);
-	dtx_err rv = commit ? stor_kv_commit(p->kv, txid, cts)
-	                    : stor_kv_abort(p->kv, txid);
+		rv = clk_node_witness(p->clock, cts);
+	if (rv == DTX_OK)
+		rv = commit ? stor_kv_commit(p->kv, txid, cts)
+		            : stor_kv_abort(p->kv, txid);
 	if (rv != DTX_OK) {
 		DTX_LOG(DTX_LOG_ERROR, "RESOLVE_APPLY",
 		    "tx=%" PRIu64 ": cannot %s as %s says: %s", txid,

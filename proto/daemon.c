@@ -272,7 +272,7 @@ observe_hdr(proto_daemon *d, const proto_hdr *hdr)
 	dtx_err rv = clk_node_recv(d->clock, hdr->hlc, &hdr->vc, NULL);
 	if (rv == DTX_ECLOCK) {
 		atomic_fetch_add(&d->clock_rejected, 1);
-		DTX_LOG(DTX_LOG_WARN, "CLOCK_REJECT",
+		DTX_LOG_RL(DTX_LOG_WARN, "CLOCK_REJECT", hdr->from,
 		    "%s from node %u: its clock %llu ms is more than %lld ms "
 		    "ahead of ours",
 		    proto_type_name(hdr->type), hdr->from,
