@@ -155,7 +155,8 @@ coord_stop(coord *c)
 		return;
 	coord__upkeep_stop(c);
 	// Votes still out fail or come back, then the forcer finishes the
-	// commits they queued: every deferred TXN has its reply.
+	// decisions they queued (a 3PC transaction's later messages fail at
+	// once on the stopped channels): every deferred TXN has its reply.
 	coord__chans_stop(c);
 	stor_forcer_stop(c->forcer);
 }

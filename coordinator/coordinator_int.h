@@ -131,9 +131,10 @@ struct coord {
 	atomic_bool stopped;
 	atomic_bool failed; // the log failed: no more decisions
 
-	// Forces the COMMIT records of asynchronous transactions, all that
-	// queued up meanwhile with one sync (started after the channels,
-	// stopped after them, so that it finishes every queued one).
+	// Forces the decision records of running transactions (COMMIT, and
+	// 3PC's PRECOMMIT), all that queued up meanwhile with one sync
+	// (started after the channels, stopped after them, so that it
+	// finishes every queued one).
 	stor_forcer *forcer;
 
 	_Atomic int64_t fail_syncs; // FAULT wal_sync: fsyncs left to fail
