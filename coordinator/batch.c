@@ -53,22 +53,24 @@ coord__waiter_wait(coord_waiter *w)
 	pthread_mutex_unlock(&w->mu);
 }
 
-// Completes one item: wakes its waiter or runs its callback.
+void
+coord__waiter_done(coord_waiter *w)
+{
+	pthread_mutex_lock(&w->mu);
+	if (--w->pending == 0)
+		pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+// Completes one item: runs its callback, or frees it.
 static void
 complete(coord *c, coord_item *it, dtx_err err)
 {
 	it->err = err;
-	if (it->w != NULL) {
-		coord_waiter *w = it->w;
-		pthread_mutex_lock(&w->mu);
-		if (--w->pending == 0)
-			pthread_cond_broadcast(&w->cv);
-		pthread_mutex_unlock(&w->mu);
-	} else if (it->done != NULL) {
+	if (it->done != NULL)
 		it->done(c, it);
-	} else {
+	else
 		coord__item_free(it);
-	}
 }
 
 // One batch on the wire: the items it carries and the messages the

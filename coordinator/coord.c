@@ -31,8 +31,8 @@ const dtx_cfg_opt coord_cfg_table[] = {
 	    10, 600000, "2000", "cap of the COMMIT re-drive backoff" },
 	{ "threepc-threads", DTX_CFG_INT, offsetof(coord_cfg, threepc_threads),
 	    1, 1024, "64",
-	    "threads that run 3PC transactions (each holds one while it "
-	    "waits), so that a client's BATCH of them runs in parallel" },
+	    "ignored: 3PC transactions no longer hold threads (accepted so "
+	    "that older command lines still start)" },
 };
 const size_t coord_cfg_count =
     sizeof(coord_cfg_table) / sizeof(coord_cfg_table[0]);
@@ -126,9 +126,6 @@ coord_open(proto_daemon *d, const coord_cfg *cfg, coord **out)
 		goto fail;
 	if ((rv = stor_forcer_open(c->wal, &c->forcer)) != DTX_OK)
 		goto fail;
-	if ((rv = proto_pool_open((uint32_t)cfg->threepc_threads, handler, c,
-	         &c->runners)) != DTX_OK)
-		goto fail;
 	if ((rv = coord__upkeep_start(c)) != DTX_OK)
 		goto fail;
 	*out = c;
@@ -158,10 +155,9 @@ coord_stop(coord *c)
 		return;
 	coord__upkeep_stop(c);
 	// Votes still out fail or come back, then the forcer finishes the
-	// commits they queued: every deferred TXN has its reply.
+	// decisions they queued (a 3PC transaction's later messages fail at
+	// once on the stopped channels): every deferred TXN has its reply.
 	coord__chans_stop(c);
-	proto_pool_close(c->runners);
-	c->runners = NULL;
 	stor_forcer_stop(c->forcer);
 }
 

@@ -24,7 +24,7 @@ typedef struct coord_cfg {
 	int64_t checkpoint_ms; // checkpoint period of the decision log
 	int64_t ended_keep; // ended transactions remembered for STATUS
 	int64_t redrive_cap_ms; // cap of the re-drive backoff
-	int64_t threepc_threads; // threads that run 3PC transactions
+	int64_t threepc_threads; // ignored (3PC holds no threads)
 } coord_cfg;
 
 extern const dtx_cfg_opt coord_cfg_table[];

@@ -67,7 +67,8 @@ typedef struct coord_item coord_item;
 // coord__item_free).
 typedef void (*coord_done_fn)(coord *c, coord_item *it);
 
-// Completion of synchronous items: the caller waits until pending is 0.
+// A thread waiting for the engine: coord__waiter_wait returns once
+// pending is 0 (coord__waiter_done counts one down).
 typedef struct coord_waiter {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -84,8 +85,7 @@ struct coord_item {
 	dtx_err err;
 	uint32_t peer;
 	uint32_t timeout_ms;
-	coord_waiter *w; // synchronous completion, or NULL
-	coord_done_fn done; // asynchronous completion, or NULL
+	coord_done_fn done; // completion, or NULL (the item is freed)
 	uint64_t txid; // for done
 	uint32_t idx; // for done: index of peer in the txn's parts
 	bool chain; // first COMMIT of a commit phase: send the rest after
@@ -131,15 +131,12 @@ struct coord {
 	atomic_bool stopped;
 	atomic_bool failed; // the log failed: no more decisions
 
-	// Forces the COMMIT records of asynchronous transactions, all that
-	// queued up meanwhile with one sync (started after the channels,
-	// stopped after them, so that it finishes every queued one).
+	// Forces the decision records of running transactions (COMMIT, and
+	// 3PC's PRECOMMIT), all that queued up meanwhile with one sync
+	// (started after the channels, stopped after them, so that it
+	// finishes every queued one).
 	stor_forcer *forcer;
 
-	// Runs deferred 3PC transactions: 3PC holds a thread for the whole
-	// transaction, and an element of a client's BATCH would otherwise
-	// wait for the one before it.
-	proto_pool *runners;
 	_Atomic int64_t fail_syncs; // FAULT wal_sync: fsyncs left to fail
 
 	// Counters (HEALTH).
@@ -175,8 +172,10 @@ coord_item *coord__item_new(void);
 void coord__item_free(coord_item *it);
 void coord__waiter_init(coord_waiter *w);
 void coord__waiter_fini(coord_waiter *w);
-// Waits until every item of w completed.
+// Waits until w's pending count is 0.
 void coord__waiter_wait(coord_waiter *w);
+// Counts one down and wakes the waiter at 0.
+void coord__waiter_done(coord_waiter *w);
 
 // log.c: decision log records. All appends happen with c->mu held, so a
 // checkpoint taken under c->mu covers exactly the records below its LSN;
@@ -194,10 +193,68 @@ dtx_err coord__log_end(coord *c, uint64_t txid);
 // last one. Takes c->mu briefly.
 dtx_err coord__log_checkpoint(coord *c);
 
-// txn.c
+// ---------------------------------------------------------------- the
+// transaction engine
+
+// A transaction's ops grouped by participant, in increasing id order.
+typedef struct coord_plan {
+	uint32_t nparts;
+	uint32_t parts[COORD_MAX_PARTS];
+	uint32_t first[COORD_MAX_PARTS];
+	uint32_t count[COORD_MAX_PARTS];
+	proto_op *ops; // grouped shallow copies (borrow the request)
+} coord_plan;
+
+// One client transaction (2PC or 3PC) in the engine. Nothing holds a
+// thread while it waits: each phase's messages go out on the channels,
+// and the last completion of a phase (on an nng thread), or the forcer
+// once a decision record is durable, starts the next. The run ends in
+// coord__run_done, which answers the client.
+typedef struct coord_run {
+	coord *c;
+	proto_defer *tok; // the deferred TXN to answer, or NULL:
+	coord_waiter *w; // the thread in coord__txn waiting for it
+	uint64_t txid;
+	proto_mode mode;
+	coord_plan p; // p.ops owned
+	clk_ts cts;
+	stor_force force; // the decision record being forced
+	// Items of the current phase not completed, plus one for the thread
+	// that sends them: whoever takes it to 0 starts the next step.
+	_Atomic uint32_t pending;
+	_Atomic uint32_t pre_acked; // 3PC: bit i: parts[i] acked PRE_COMMIT
+	bool pre_chain; // 3PC: the first PRE_COMMIT round went to parts[0]
+	proto_msg rep; // the TXN_REPLY
+	coord_item items[]; // p.nparts: the votes, then 3PC's PRE_COMMITs
+} coord_run;
+
+// txn.c: TXN and STATUS requests.
 dtx_err coord__txn(
     coord *c, const proto_msg *req, proto_msg *rep, proto_call *call);
 dtx_err coord__status(coord *c, const proto_msg *req, proto_msg *rep);
+// The end of every run: sends r's reply (or wakes the thread waiting for
+// it, which then frees r). Takes r.
+void coord__run_done(coord_run *r);
+// Frees r and what it owns (not its token). NULL does nothing.
+void coord__run_free(coord_run *r);
+
+// engine.c: the phases every transaction shares.
+// Sends r's votes (PREPARE or CAN_COMMIT); the last one in decides: an
+// abort, a 2PC commit (COMMIT forced, then the commit phase) or 3PC's
+// pre-commit phase. Takes r: it ends in coord__run_done.
+void coord__run_start(coord_run *r);
+// Queues r's decision record (appended, *lsn in r->force.lsn) on the
+// forcer; done runs on the forcer's thread once it is durable (or not).
+void coord__run_force(coord_run *r, void (*done)(stor_force *, dtx_err));
+// The run whose force is f.
+coord_run *coord__run_of(stor_force *f);
+// r's COMMIT record was forced with result rv: the commit phase (or
+// unknown), then the reply (DESIGN rule 1). Takes r.
+void coord__run_committed(coord_run *r, dtx_err rv);
+// The forcer's hook for a COMMIT record: coord__run_committed.
+void coord__run_commit_forced(stor_force *f, dtx_err rv);
+
+// commit.c: the decision's messages and the COMMIT acknowledgements.
 // Queues a COMMIT (DO_COMMIT for a 3PC participant that acknowledged
 // PRE_COMMIT) to parts[idx] of txid as an asynchronous item tracked by the
 // ack logic; chain: this is the first of a commit phase, the others are
@@ -211,15 +268,10 @@ void coord__send_abort(coord *c, uint64_t txid, uint32_t peer);
 // then (once it answered) the crash point coord.after_some_commits, then
 // the others. Caller must not hold c->mu.
 void coord__commit_phase(coord *c, uint64_t txid);
-// Finishes a commit whose decision is forced in the log: marks txid
-// COMMITTED (if still tracked), counts it, starts the COMMIT phase and
-// fills r as committed at cts. Always DTX_OK. Borrows r. Caller must not
-// hold c->mu.
-dtx_err coord__committed(
-    coord *c, uint64_t txid, clk_ts cts, proto_txn_reply *r);
 // Finishes a commit (2PC or 3PC) whose COMMIT record's force returned rv:
-// starts the commit phase as coord__committed does, or, when the force
-// failed, marks the coordinator failed and fills r as unknown. Caller must
+// marks txid COMMITTED (if still tracked), counts it, starts the commit
+// phase and fills r as committed at cts; or, when the force failed, marks
+// the coordinator failed and fills r as unknown. Borrows r. Caller must
 // not hold c->mu.
 dtx_err coord__commit_forced(
     coord *c, uint64_t txid, clk_ts cts, dtx_err rv, proto_txn_reply *r);
@@ -229,11 +281,14 @@ dtx_err coord__commit_forced(
 void coord__abort(coord *c, uint64_t txid, const uint32_t *parts,
     uint32_t nparts, const bool *skip, const char *reason,
     proto_txn_reply *rep);
+// Fills r's reply with a formatted reason.
+dtx_err coord__reason(proto_txn_reply *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-// threepc.c: the 3PC phases after all CAN_COMMIT votes were YES. Fills
-// rep's outcome. t is the VOTING entry (looked up again under c->mu).
-dtx_err coord__3pc_finish(coord *c, uint64_t txid, clk_ts cts,
-    const uint32_t *parts, uint32_t nparts, proto_txn_reply *rep);
+// threepc.c: the 3PC phases after every CAN_COMMIT vote was YES, at
+// commit timestamp r->cts: PRECOMMIT forced, PRE_COMMIT round(s), COMMIT
+// forced, then as 2PC. Takes r.
+void coord__3pc_precommit(coord_run *r);
 // The type of the final message to parts[idx] of t (caller holds c->mu).
 proto_type coord__3pc_commit_type(const coord_tx *t, uint32_t idx);
 
