@@ -176,7 +176,8 @@ part__abort(part *p, const proto_msg *req, proto_msg *rep)
 }
 
 dtx_err
-part__precommit(part *p, const proto_msg *req, proto_msg *rep)
+part__precommit_start(
+    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 {
 	uint64_t txid = req->u.txid.txid;
 	clk_ts cts = req->u.txid.commit_ts;
@@ -201,19 +202,35 @@ part__precommit(part *p, const proto_msg *req, proto_msg *rep)
 	}
 	if (!observe_cts(p, req, cts, rep, &rv))
 		return rv;
-	rv = stor_kv_precommit(p->kv, txid, cts);
+	uint64_t lsn = 0;
+	rv = stor_kv_precommit_async(p->kv, txid, cts, &lsn);
 	if (rv == DTX_EINVAL)
 		return proto_msg_set_error(rep, DTX_EINVAL,
 		    "pre-commit ts of tx %" PRIu64 " is below its prepare ts",
 		    txid);
 	if (rv != DTX_OK && rv != DTX_ENOENT)
 		return rv;
-	if (rv == DTX_OK && st == STOR_TX_PREPARED) {
+	// The ACK waits for the batch's one fsync (part__precommit_finish).
+	pend->kind = PART__PEND_PRECOMMIT;
+	pend->lsn = lsn;
+	pend->txid = txid;
+	pend->ts = cts;
+	pend->fresh = rv == DTX_OK && st == STOR_TX_PREPARED;
+	return DTX_OK;
+}
+
+dtx_err
+part__precommit_finish(
+    part *p, const part__pending *pend, dtx_err sync_err, proto_msg *rep)
+{
+	if (sync_err != DTX_OK)
+		return sync_err;
+	if (pend->fresh) {
 		// Durable, ACK not yet sent.
 		dtx_crashpoint("part.after_precommit_log");
 		part__count(p, PART_CTR_PRECOMMITTED);
 	}
-	ack(rep, txid);
+	ack(rep, pend->txid);
 	return DTX_OK;
 }
 

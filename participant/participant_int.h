@@ -117,6 +117,7 @@ typedef enum part__pend_kind {
 	PART__PEND_VOTE,
 	PART__PEND_COMMIT,
 	PART__PEND_STEP,
+	PART__PEND_PRECOMMIT,
 } part__pend_kind;
 
 typedef struct part__pending {
@@ -139,7 +140,10 @@ dtx_err part__commit_start(
 dtx_err part__commit_finish(
     part *p, const part__pending *pend, dtx_err sync_err, proto_msg *rep);
 dtx_err part__abort(part *p, const proto_msg *req, proto_msg *rep);
-dtx_err part__precommit(part *p, const proto_msg *req, proto_msg *rep);
+dtx_err part__precommit_start(
+    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend);
+dtx_err part__precommit_finish(
+    part *p, const part__pending *pend, dtx_err sync_err, proto_msg *rep);
 dtx_err part__status(part *p, const proto_msg *req, proto_msg *rep);
 
 // read.c: READ (rule 10).

@@ -24,7 +24,7 @@ start_one(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 	case PROTO_ABORT:
 		return part__abort(p, req, rep);
 	case PROTO_PRE_COMMIT:
-		return part__precommit(p, req, rep);
+		return part__precommit_start(p, req, rep, pend);
 	case PROTO_STATUS:
 		return part__status(p, req, rep);
 	case PROTO_READ:
@@ -57,6 +57,8 @@ finish_one(part *p, const part__pending *pend, dtx_err sync_err, proto_msg *rep)
 		return part__commit_finish(p, pend, sync_err, rep);
 	case PART__PEND_STEP:
 		return part_saga_step_finish(p, sync_err, rep);
+	case PART__PEND_PRECOMMIT:
+		return part__precommit_finish(p, pend, sync_err, rep);
 	default:
 		return DTX_OK;
 	}

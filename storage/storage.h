@@ -523,6 +523,12 @@ void stor_txn_abort(stor_txn *t);
 // 3PC: moves prepared txid to PRECOMMITTED with commit_ts, force-logged.
 // DTX_ENOENT when txid is not prepared. Idempotent.
 dtx_err stor_kv_precommit(stor_kv *kv, uint64_t txid, clk_ts commit_ts);
+// The same with the record only appended: on success *lsn gets the LSN
+// that must be durable (stor_kv_sync) before the PRECOMMIT is
+// acknowledged, 0 when this call wrote nothing, so that a BATCH of
+// PRE_COMMITs shares one fsync.
+dtx_err stor_kv_precommit_async(
+    stor_kv *kv, uint64_t txid, clk_ts commit_ts, uint64_t *lsn);
 
 // Force-logs COMMIT for prepared (or precommitted) txid at commit_ts (>=
 // its prepare ts), then turns its intents into versions at commit_ts and

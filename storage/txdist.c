@@ -117,7 +117,18 @@ log_txid_ts(stor_kv *kv, uint8_t type, uint64_t txid, clk_ts ts, uint64_t *lsn)
 dtx_err
 stor_kv_precommit(stor_kv *kv, uint64_t txid, clk_ts commit_ts)
 {
-	if (kv == NULL || txid == 0 || commit_ts == 0)
+	uint64_t lsn = 0;
+	dtx_err err = stor_kv_precommit_async(kv, txid, commit_ts, &lsn);
+	if (err == DTX_OK && lsn != 0)
+		err = stor_wal_sync(kv->wal, lsn);
+	return err;
+}
+
+dtx_err
+stor_kv_precommit_async(
+    stor_kv *kv, uint64_t txid, clk_ts commit_ts, uint64_t *lsnp)
+{
+	if (kv == NULL || txid == 0 || commit_ts == 0 || lsnp == NULL)
 		return DTX_EINVAL;
 	uint64_t lsn = 0;
 	pthread_mutex_lock(&kv->mu);
@@ -139,8 +150,8 @@ stor_kv_precommit(stor_kv *kv, uint64_t txid, clk_ts commit_ts)
 		}
 	}
 	pthread_mutex_unlock(&kv->mu);
-	if (err == DTX_OK && lsn != 0)
-		err = stor_wal_sync(kv->wal, lsn);
+	if (err == DTX_OK)
+		*lsnp = lsn;
 	return err;
 }
 
