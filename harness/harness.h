@@ -9,7 +9,10 @@
 // flag parsing, and a JSON writer and reader.
 //
 // Public names take the prefix hx_ (macros HX_). This is the only header
-// other folders include; harness_int.h is the harness's own.
+// other folders include; harness_int.h is the harness's own. Besides
+// proto and clock, the harness uses storage for its WAL file API only
+// (storage.h, "WAL files"): the disk nemesis damages a WAL through it and
+// keeps no copy of the on-disk layout.
 
 #ifndef HARNESS_H
 #define HARNESS_H
@@ -985,15 +988,18 @@ dtx_err hx_nemesis_plan(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n);
 void hx_nem_event_json(const hx_nem_event *e, hx_sb *sb);
 
 // The disk fault on a node that is not running (e a HX_NA_DISK event):
-// finds the newest WAL segment (wal-<hex>.log) in data or one folder
-// below it, walks its records while they are complete and their CRCs
-// hold, and writes there the first e->disk_keep bytes of the record that
-// would have come next (seeded bytes, the right LSN and CRC), cutting
-// the file off after them for HX_DISK_TRUNCATED. No byte of a complete
-// record changes, so no acknowledged write is lost. extra (size len) gets
-// the details as JSON members ("segment", "offset", "lsn",
-// "segment_bytes"). DTX_ENOENT when there is no segment, DTX_ECORRUPT
-// when its header is not a WAL's, file errors, DTX_ENOMEM.
+// finds the folder (data or one folder below it) that holds the newest
+// WAL segment and tears that WAL's tail with stor_wal_tear_tail: the
+// first e->disk_keep bytes of the record that would have come next
+// (e->disk_len payload bytes drawn from e->disk_seed, the right LSN and
+// CRC) after the newest segment's last good record, the file cut off
+// after them for HX_DISK_TRUNCATED. No byte of a complete record
+// changes, so no acknowledged write is lost. On success extra (size len)
+// gets the details as JSON members ("segment", "offset", "lsn": the LSN
+// the torn record would have had, "segment_bytes": the file's size
+// before); with no segment it gets "segment":null. DTX_ENOENT when there
+// is no segment, DTX_ECORRUPT when a segment's header is not a WAL's,
+// file errors, DTX_ENOMEM. data is borrowed.
 dtx_err hx_nem_tear_wal(
     const char *data, const hx_nem_event *e, char *extra, size_t len);
 

@@ -9,16 +9,14 @@
 // recorded in the history as an `info` op of the nemesis process.
 
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "harness_int.h"
+#include "storage.h"
 
 static const char *const action_names[HX_NA_COUNT] = {
 	[HX_NA_KILL] = "kill",
@@ -650,33 +648,16 @@ nap_until(hx_nemesis *nm, uint64_t at_ns)
 
 // ---------------------------------------------------------------- disk
 
-// The WAL layout of storage.h: a 32-byte segment header whose bytes 8..15
-// hold the segment's first LSN, then records of a 16-byte header (len,
-// type, reserved, LSN), len payload bytes and a CRC32C of header and
-// payload.
-#define WAL_SEG_HDR 32u
-#define WAL_REC_HDR 16u
-#define WAL_REC_MAX (16u * 1024u * 1024u)
-
-// True for "wal-<16 hex digits>.log".
-static bool
-is_segment(const char *name)
-{
-	if (strlen(name) != 24 || strncmp(name, "wal-", 4) != 0 ||
-	    strcmp(name + 20, ".log") != 0)
-		return false;
-	for (int i = 4; i < 20; i++)
-		if (!((name[i] >= '0' && name[i] <= '9') ||
-		        (name[i] >= 'a' && name[i] <= 'f')))
-			return false;
-	return true;
-}
+// The WAL's layout, its walk and the tear itself are storage's (storage.h,
+// "WAL files"); the nemesis only finds the WAL directory to strike.
 
 // Finds the newest segment in dir or one folder below it (a
-// participant's store/, the coordinator's log/). Names sort by first LSN.
+// participant's store/, the coordinator's log/) and copies the folder
+// that holds it into best (len bytes); *best_first is its first LSN (0:
+// none found yet). The first folder found wins a tie.
 static void
-newest_segment(const char *dir, int depth, char *best, size_t len,
-    char *best_name, size_t nlen)
+newest_wal_dir(
+    const char *dir, int depth, char *best, size_t len, uint64_t *best_first)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -684,150 +665,51 @@ newest_segment(const char *dir, int depth, char *best, size_t len,
 		return;
 	while ((e = readdir(d)) != NULL) {
 		char path[PATH_MAX];
+		uint64_t first;
 		if (e->d_name[0] == '.')
 			continue;
-		if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >=
-		    (int)sizeof(path))
-			continue;
-		if (is_segment(e->d_name)) {
-			if (best_name[0] == '\0' ||
-			    strcmp(e->d_name, best_name) > 0) {
-				snprintf(best, len, "%s", path);
-				snprintf(best_name, nlen, "%s", e->d_name);
+		if (stor_wal_seg_parse(e->d_name, &first)) {
+			if (first > *best_first) {
+				snprintf(best, len, "%s", dir);
+				*best_first = first;
 			}
-		} else if (depth > 0 && e->d_type == DT_DIR) {
-			newest_segment(
-			    path, depth - 1, best, len, best_name, nlen);
+		} else if (depth > 0 && e->d_type == DT_DIR &&
+		    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) <
+		        (int)sizeof(path)) {
+			newest_wal_dir(path, depth - 1, best, len, best_first);
 		}
 	}
 	closedir(d);
 }
 
-static dtx_err
-read_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t got = 0;
-	while (got < len) {
-		ssize_t r = pread(
-		    fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return dtx_from_errno(errno);
-		if (r == 0)
-			return DTX_EIO;
-		got += (size_t)r;
-	}
-	return DTX_OK;
-}
-
-// Walks the segment's records while they are complete and their CRCs
-// hold: *end gets the offset after the last good one, *next_lsn the LSN
-// the next record would have.
-static dtx_err
-last_good_record(int fd, uint64_t size, uint64_t *end, uint64_t *next_lsn)
-{
-	uint8_t hdr[WAL_SEG_HDR];
-	uint8_t *buf = NULL;
-	size_t cap = 0;
-	dtx_err rv = read_full(fd, hdr, sizeof(hdr), 0);
-	if (rv != DTX_OK)
-		return rv;
-	if (memcmp(hdr, "DTXWAL01", 8) != 0)
-		return DTX_ECORRUPT;
-	uint64_t off = WAL_SEG_HDR, lsn = dtx_get_le64(hdr + 8);
-	for (;;) {
-		uint8_t rh[WAL_REC_HDR];
-		if (size - off < WAL_REC_HDR + 4 ||
-		    read_full(fd, rh, sizeof(rh), off) != DTX_OK)
-			break;
-		uint32_t len = dtx_get_le32(rh);
-		if (rh[4] == 0 || len > WAL_REC_MAX ||
-		    size - off < (uint64_t)WAL_REC_HDR + len + 4 ||
-		    dtx_get_le64(rh + 8) != lsn)
-			break;
-		size_t need = WAL_REC_HDR + (size_t)len + 4;
-		if (need > cap) {
-			uint8_t *nb = dtx_realloc(buf, need);
-			if (nb == NULL) {
-				dtx_free(buf);
-				return DTX_ENOMEM;
-			}
-			buf = nb;
-			cap = need;
-		}
-		if (read_full(fd, buf, need, off) != DTX_OK ||
-		    dtx_crc32c(0, buf, WAL_REC_HDR + len) !=
-		        dtx_get_le32(buf + WAL_REC_HDR + len))
-			break;
-		off += need;
-		lsn++;
-	}
-	dtx_free(buf);
-	*end = off;
-	*next_lsn = lsn;
-	return DTX_OK;
-}
-
-// The disk fault proper, on a daemon that is dead: writes the first
-// disk_keep bytes of the record that would have come next after the last
-// good record of the newest WAL segment under data (as a crash in the
-// middle of writing a batch leaves it), and with HX_DISK_TRUNCATED cuts
-// the file off there. Only bytes past every complete record change, so
-// nothing that was acknowledged is lost: recovery must cut the torn
-// record off and keep everything else. extra gets the details as JSON
-// members.
+// The disk fault proper, on a daemon that is dead: stor_wal_tear_tail on
+// the WAL directory in data (or one folder below it) that holds the newest
+// segment, with the event's record length, kept bytes, seed and form.
+// extra gets where it tore as JSON members.
 dtx_err
 hx_nem_tear_wal(
     const char *data, const hx_nem_event *e, char *extra, size_t len)
 {
-	char path[PATH_MAX] = "", name[64] = "";
-	newest_segment(data, 1, path, sizeof(path), name, sizeof(name));
-	if (path[0] == '\0') {
+	char dir[PATH_MAX] = "";
+	uint64_t first = 0;
+	newest_wal_dir(data, 1, dir, sizeof(dir), &first);
+	if (first == 0) {
 		snprintf(extra, len, "\"segment\":null");
 		return DTX_ENOENT;
 	}
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return dtx_from_errno(errno);
-	dtx_err rv = DTX_OK;
-	uint64_t end = 0, lsn = 0;
-	off_t size = lseek(fd, 0, SEEK_END);
-	size_t rec_len = WAL_REC_HDR + (size_t)e->disk_len + 4;
-	uint8_t *rec = dtx_alloc(rec_len);
-	if (size < 0)
-		rv = dtx_from_errno(errno);
-	else if (rec == NULL)
-		rv = DTX_ENOMEM;
-	else
-		rv = last_good_record(fd, (uint64_t)size, &end, &lsn);
-	if (rv == DTX_OK) {
-		uint64_t rng = e->disk_seed;
-		memset(rec, 0, WAL_REC_HDR);
-		dtx_put_le32(rec, e->disk_len);
-		rec[4] = (uint8_t)(1 + dtx_rand_below(&rng, 255));
-		dtx_put_le64(rec + 8, lsn);
-		for (size_t i = WAL_REC_HDR; i < WAL_REC_HDR + e->disk_len; i++)
-			rec[i] = (uint8_t)dtx_rand_next(&rng);
-		dtx_put_le32(rec + WAL_REC_HDR + e->disk_len,
-		    dtx_crc32c(0, rec, WAL_REC_HDR + e->disk_len));
-		size_t keep =
-		    e->disk_keep < rec_len ? e->disk_keep : rec_len - 1;
-		ssize_t w = pwrite(fd, rec, keep, (off_t)end);
-		if (w != (ssize_t)keep)
-			rv = w < 0 ? dtx_from_errno(errno) : DTX_EIO;
-		else if (e->disk_form == HX_DISK_TRUNCATED &&
-		    ftruncate(fd, (off_t)(end + keep)) != 0)
-			rv = dtx_from_errno(errno);
-		else if (fsync(fd) != 0)
-			rv = dtx_from_errno(errno);
+	stor_wal_tear how = {
+		.payload_len = e->disk_len,
+		.keep = e->disk_keep,
+		.seed = e->disk_seed,
+		.truncate = e->disk_form == HX_DISK_TRUNCATED,
+	};
+	stor_wal_end where;
+	dtx_err rv = stor_wal_tear_tail(dir, &how, &where);
+	if (rv == DTX_OK)
 		snprintf(extra, len,
 		    "\"segment\":\"%s\",\"offset\":%" PRIu64 ",\"lsn\":%" PRIu64
-		    ",\"segment_bytes\":%lld",
-		    name, end, lsn, (long long)size);
-	}
-	dtx_free(rec);
-	close(fd);
+		    ",\"segment_bytes\":%" PRIu64,
+		    where.segment, where.offset, where.next_lsn, where.size);
 	return rv;
 }
 

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "storage.h"
 
 // Coordinator 0, participants 1..np, saga np+1 (when saga), client last.
 static void
@@ -400,33 +401,59 @@ test_disk_plan(void **state)
 	expect_coordinator_only(&t, 5, HX_NEM_DISK);
 }
 
-// Writes a segment (storage.h's layout) of nrec records starting at LSN
-// first, followed by pad zero bytes; returns its length without them.
+// Writes, through the WAL itself, a log of nine records in two segments
+// into dir: wal-0000000000000001.log (LSNs 1..5; the fifth record is big
+// enough to pass the smallest segment size, so the WAL starts a new
+// segment after it) and wal-0000000000000006.log (LSNs 6..9). No
+// preallocation: each file ends with its last record.
+static void
+make_wal(const char *dir)
+{
+	static uint8_t p[4000];
+	stor_wal_opts o;
+	stor_wal *w;
+	stor_wal_opts_init(&o);
+	o.segment_bytes = 4096;
+	o.preallocate = false;
+	assert_int_equal(stor_wal_open(dir, &o, NULL, NULL, NULL, &w), DTX_OK);
+	for (uint64_t lsn = 1; lsn <= 9; lsn++) {
+		uint32_t r = (uint32_t)(lsn < 6 ? lsn - 1 : lsn - 6);
+		uint32_t len = lsn == 5 ? (uint32_t)sizeof(p) : 10 + r * 7;
+		uint64_t got = 0;
+		for (uint32_t i = 0; i < len; i++)
+			p[i] = (uint8_t)(r + i);
+		assert_int_equal(
+		    stor_wal_append(w, 1, p, len, true, &got), DTX_OK);
+		assert_int_equal(got, lsn);
+	}
+	stor_wal_close(w);
+	stor_wal_end end;
+	assert_int_equal(stor_wal_scan(dir, NULL, NULL, &end), DTX_OK);
+	assert_string_equal(end.segment, "wal-0000000000000006.log");
+	assert_int_equal(end.next_lsn, 10);
+}
+
+// Copies segment `first` of dir src to dst, followed by pad zero bytes;
+// returns its length without them.
 static size_t
-write_segment(const char *path, uint64_t first, int nrec, size_t pad)
+put_segment(const char *src, const char *dst, uint64_t first, size_t pad)
 {
 	static uint8_t buf[8192];
-	size_t off = 32;
-	memset(buf, 0, sizeof(buf));
-	memcpy(buf, "DTXWAL01", 8);
-	dtx_put_le64(buf + 8, first);
-	dtx_put_le32(buf + 24, dtx_crc32c(0, buf, 24));
-	for (int r = 0; r < nrec; r++) {
-		uint32_t len = 10 + (uint32_t)r * 7;
-		dtx_put_le32(buf + off, len);
-		buf[off + 4] = 1;
-		dtx_put_le64(buf + off + 8, first + (uint64_t)r);
-		for (uint32_t i = 0; i < len; i++)
-			buf[off + 16 + i] = (uint8_t)(r + i);
-		dtx_put_le32(
-		    buf + off + 16 + len, dtx_crc32c(0, buf + off, 16 + len));
-		off += 20 + len;
-	}
-	FILE *f = fopen(path, "wb");
+	char name[STOR_WAL_SEG_NAME_LEN + 1], path[PATH_MAX + 32];
+	stor_wal_seg_name(name, sizeof(name), first);
+	snprintf(path, sizeof(path), "%s/%s", src, name);
+	FILE *f = fopen(path, "rb");
 	assert_non_null(f);
-	assert_int_equal(fwrite(buf, 1, off + pad, f), off + pad);
+	size_t n = fread(buf, 1, sizeof(buf), f);
 	assert_int_equal(fclose(f), 0);
-	return off;
+	assert_true(n > 0 && n + pad <= sizeof(buf));
+	memset(buf + n, 0, pad);
+	snprintf(path, sizeof(path), "%s/%s", dst, name);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, n + pad, f), n + pad);
+	assert_int_equal(fclose(f), 0);
+	return n;
 }
 
 static size_t
@@ -447,8 +474,14 @@ test_disk_tear(void **state)
 	char dir[] = "/tmp/dtx-nemtest-XXXXXX";
 	assert_non_null(mkdtemp(dir));
 	char store[PATH_MAX], old[PATH_MAX + 32], seg[PATH_MAX + 32];
+	char wal[PATH_MAX];
 	snprintf(store, sizeof(store), "%s/store", dir);
 	assert_int_equal(mkdir(store, 0755), 0);
+	// The WAL is written beside data, not in it: the tears land on
+	// copies of its segments.
+	snprintf(wal, sizeof(wal), "%s-wal", dir);
+	assert_int_equal(mkdir(wal, 0755), 0);
+	make_wal(wal);
 	snprintf(old, sizeof(old), "%s/wal-0000000000000001.log", store);
 	snprintf(seg, sizeof(seg), "%s/wal-0000000000000006.log", store);
 	hx_nem_event e;
@@ -460,8 +493,8 @@ test_disk_tear(void **state)
 
 	for (int form = 0; form < 2; form++) {
 		for (uint32_t keep = 1; keep < 20 + 40 + 4; keep += 9) {
-			write_segment(old, 1, 5, 0);
-			size_t end = write_segment(seg, 6, 4, 1024);
+			put_segment(wal, store, 1, 0);
+			size_t end = put_segment(wal, store, 6, 1024);
 			size_t old_size = file_size(old);
 			uint8_t before[8192], after[8192];
 			FILE *f = fopen(seg, "rb");
@@ -500,7 +533,7 @@ test_disk_tear(void **state)
 		}
 	}
 	// A second tear on a torn segment lands at the same place.
-	write_segment(seg, 6, 4, 1024);
+	put_segment(wal, store, 6, 1024);
 	e.disk_form = HX_DISK_TORN;
 	e.disk_keep = 30;
 	assert_int_equal(
@@ -516,6 +549,13 @@ test_disk_tear(void **state)
 	    hx_nem_tear_wal(dir, &e, extra, sizeof(extra)), DTX_ENOENT);
 	rmdir(store);
 	rmdir(dir);
+	for (uint64_t first = 1; first <= 6; first += 5) {
+		char name[STOR_WAL_SEG_NAME_LEN + 1];
+		stor_wal_seg_name(name, sizeof(name), first);
+		snprintf(seg, sizeof(seg), "%s/%s", wal, name);
+		unlink(seg);
+	}
+	rmdir(wal);
 }
 
 int
