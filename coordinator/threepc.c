@@ -28,7 +28,19 @@ coord__3pc_commit_type(const coord_tx *t, uint32_t idx)
 }
 
 // Every PRE_COMMIT was acknowledged or presumed lost: the COMMIT record
-// (with the acknowledged set) is forced, then the commit phase as 2PC.
+// (with the acknowledged set) is written, then the commit phase as 2PC.
+//
+// The record is forced only when no participant acknowledged. An ACK
+// means that participant's PRECOMMITTED record is durable, and from then
+// on commit is the only outcome any recovery can reach: the termination
+// protocol commits when any participant is PRECOMMITTED, and a restarted
+// coordinator that finds PRECOMMIT without a decision asks the
+// participants and commits for the same reason (recover.c). The forced
+// PRECOMMIT record plus one durable participant vote thus already make
+// the decision durable, and the client is answered one fsync earlier;
+// later forces (or the next checkpoint) make the COMMIT record durable.
+// With no ACK nobody holds the decision but this log, so it is forced
+// before anyone hears it, as 2PC does (rule 1).
 static void
 precommits_done(coord_run *r)
 {
@@ -51,7 +63,7 @@ precommits_done(coord_run *r)
 	pthread_mutex_unlock(&c->mu);
 	// On failure participants may already hold PRE_COMMIT and will
 	// commit by the termination protocol; the client cannot be told.
-	if (rv != DTX_OK) {
+	if (rv != DTX_OK || acked != 0) {
 		coord__run_committed(r, rv);
 		return;
 	}
