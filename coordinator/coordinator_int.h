@@ -228,6 +228,13 @@ typedef struct coord_run {
 	coord_item items[]; // p.nparts: the votes, then 3PC's PRE_COMMITs
 } coord_run;
 
+// engine.c: r's transaction, called with c->mu held. When it is gone or
+// doomed (a participant asked for its outcome before the decision and
+// presumed abort answered), releases c->mu, aborts it at the
+// participants, fills r's reply and returns NULL; otherwise returns it
+// with c->mu still held.
+coord_tx *coord__run_tx_locked(coord_run *r);
+
 // txn.c: TXN and STATUS requests.
 dtx_err coord__txn(
     coord *c, const proto_msg *req, proto_msg *rep, proto_call *call);

@@ -123,6 +123,20 @@ commit_ts(coord *c, clk_ts pts, clk_ts *out)
 	return DTX_OK;
 }
 
+coord_tx *
+coord__run_tx_locked(coord_run *r)
+{
+	coord *c = r->c;
+	coord_tx *t = coord__tx_find(c, r->txid);
+	if (t != NULL && !t->doomed)
+		return t;
+	pthread_mutex_unlock(&c->mu);
+	coord__abort(c, r->txid, r->p.parts, r->p.nparts, NULL,
+	    "a participant asked for the outcome before the decision",
+	    &r->rep.u.txn_reply);
+	return NULL;
+}
+
 // Appends the COMMIT record of r's transaction (2PC), unforced: its LSN
 // goes to r->force.lsn. false when the transaction was aborted instead
 // (the reply says why).
@@ -132,14 +146,9 @@ commit_log(coord_run *r)
 	coord *c = r->c;
 	proto_txn_reply *rep = &r->rep.u.txn_reply;
 	pthread_mutex_lock(&c->mu);
-	coord_tx *t = coord__tx_find(c, r->txid);
-	if (t == NULL || t->doomed) {
-		pthread_mutex_unlock(&c->mu);
-		coord__abort(c, r->txid, r->p.parts, r->p.nparts, NULL,
-		    "a participant asked for the outcome before the decision",
-		    rep);
+	coord_tx *t = coord__run_tx_locked(r);
+	if (t == NULL)
 		return false;
-	}
 	dtx_crashpoint("coord.before_commit_log");
 	t->cts = r->cts;
 	dtx_err rv = coord__log_decision(c, t, false, &r->force.lsn);

@@ -168,12 +168,8 @@ coord__3pc_precommit(coord_run *r)
 	coord *c = r->c;
 	proto_txn_reply *rep = &r->rep.u.txn_reply;
 	pthread_mutex_lock(&c->mu);
-	coord_tx *t = coord__tx_find(c, r->txid);
-	if (t == NULL || t->doomed) {
-		pthread_mutex_unlock(&c->mu);
-		coord__abort(c, r->txid, r->p.parts, r->p.nparts, NULL,
-		    "a participant asked for the outcome before the decision",
-		    rep);
+	coord_tx *t = coord__run_tx_locked(r);
+	if (t == NULL) {
 		coord__run_done(r);
 		return;
 	}

@@ -62,34 +62,19 @@ static void
 capture_begin(void)
 {
 	snprintf(cap_path, sizeof(cap_path), "%s/stderr", tmpdir);
-	int fd = open(cap_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(fd >= 0);
-	saved_fd = dup(STDERR_FILENO);
+	saved_fd = st_stderr_to(cap_path);
 	assert_true(saved_fd >= 0);
-	assert_true(dup2(fd, STDERR_FILENO) >= 0);
-	close(fd);
 }
 
 // Restores stderr and returns what was written (free with free()).
 static char *
 capture_end(void)
 {
-	assert_true(dup2(saved_fd, STDERR_FILENO) >= 0);
-	close(saved_fd);
-	size_t len;
-	char *text = (char *)st_read_file(cap_path, &len);
+	char *text = st_stderr_back(saved_fd, cap_path);
+	saved_fd = -1;
 	assert_non_null(text);
 	unlink(cap_path);
 	return text;
-}
-
-static int
-count(const char *text, const char *what)
-{
-	int n = 0;
-	for (const char *p = text; (p = strstr(p, what)) != NULL; p++)
-		n++;
-	return n;
 }
 
 // ------------------------------------------------------------ witness
@@ -235,9 +220,9 @@ test_reject_rate_limited(void **state)
 	assert_int_equal(counters(h).rejected, 2001);
 	assert_int_equal(counters(h).witness_rejected, 1000);
 	// One line for headers, one for witnesses, then the header's next.
-	assert_int_equal(count(text, "CLK_REJECT"), 3);
-	assert_int_equal(count(text, "witnessed timestamp"), 1);
-	assert_int_equal(count(text, "suppressed=999"), 1);
+	assert_int_equal(st_count(text, "CLK_REJECT"), 3);
+	assert_int_equal(st_count(text, "witnessed timestamp"), 1);
+	assert_int_equal(st_count(text, "suppressed=999"), 1);
 	free(text);
 	clk_hlc_close(h);
 	clk_source_free(s);
@@ -263,7 +248,7 @@ test_bound_write_error_rate_limited(void **state)
 		assert_int_equal(clk_hlc_now(h, &ts), DTX_ENOENT);
 	char *text = capture_end();
 	assert_int_equal(counters(h).bound_errors, 50);
-	assert_int_equal(count(text, "CLK_BOUND_WRITE"), 1);
+	assert_int_equal(st_count(text, "CLK_BOUND_WRITE"), 1);
 	free(text);
 	clk_hlc_close(h);
 	clk_source_free(s);
@@ -352,7 +337,7 @@ test_bound_absurd(void **state)
 		char *text = capture_end();
 		assert_int_equal(err, bad[i].want);
 		assert_null(h);
-		assert_int_equal(count(text, "CLK_BOUND_AHEAD"), 1);
+		assert_int_equal(st_count(text, "CLK_BOUND_AHEAD"), 1);
 		assert_non_null(strstr(text, path));
 		assert_non_null(strstr(text, "remove"));
 		if (bad[i].want == DTX_ECLOCK) {

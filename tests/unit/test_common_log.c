@@ -178,17 +178,10 @@ capture(void (*fn)(void))
 	char dir[128], path[160];
 	st_tmpdir(dir, sizeof(dir), "log");
 	snprintf(path, sizeof(path), "%s/stderr", dir);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(fd >= 0);
-	int saved = dup(STDERR_FILENO);
+	int saved = st_stderr_to(path);
 	assert_true(saved >= 0);
-	assert_true(dup2(fd, STDERR_FILENO) >= 0);
-	close(fd);
 	fn();
-	assert_true(dup2(saved, STDERR_FILENO) >= 0);
-	close(saved);
-	size_t len;
-	char *text = (char *)st_read_file(path, &len);
+	char *text = st_stderr_back(saved, path);
 	assert_non_null(text);
 	assert_int_equal(dtx_rmtree(dir), DTX_OK);
 	return text;
@@ -209,24 +202,15 @@ spray(void)
 	DTX_LOG(DTX_LOG_WARN, "TEST_PLAIN", "not limited");
 }
 
-static int
-count(const char *text, const char *what)
-{
-	int n = 0;
-	for (const char *p = text; (p = strstr(p, what)) != NULL; p++)
-		n++;
-	return n;
-}
-
 static void
 test_log_rl(void **state)
 {
 	(void)state;
 	char *text = capture(spray);
 	// Three limited lines of 501 and both plain ones, one per line.
-	assert_int_equal(count(text, "TEST_SPRAY"), 3);
-	assert_int_equal(count(text, "TEST_PLAIN"), 2);
-	assert_int_equal(count(text, "\n"), 5);
+	assert_int_equal(st_count(text, "TEST_SPRAY"), 3);
+	assert_int_equal(st_count(text, "TEST_PLAIN"), 2);
+	assert_int_equal(st_count(text, "\n"), 5);
 	assert_non_null(strstr(text, "WARN test TEST_SPRAY COMMIT tx=0\n"));
 	assert_non_null(strstr(text, "TEST_SPRAY from another peer\n"));
 	// The line after the second reports the 499 held back.

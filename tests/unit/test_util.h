@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: MIT
 //
 // Helpers shared by the unit tests: temporary directories, whole-file
-// reads and writes, and running a function on several threads.
+// reads and writes, capturing stderr, counting substrings, and running a
+// function on several threads.
 
 #ifndef TEST_UTIL_H
 #define TEST_UTIL_H
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -80,6 +83,50 @@ st_run_threads(int n, void *(*fn)(void *), void *args, size_t size)
 	}
 	free(th);
 	return ok;
+}
+
+// Points stderr (fd 2) at a fresh file path until st_stderr_back; returns
+// the saved descriptor, or -1 (and changes nothing) when path cannot be
+// opened.
+static inline int
+st_stderr_to(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return -1;
+	int saved = dup(STDERR_FILENO);
+	if (saved < 0 || dup2(fd, STDERR_FILENO) < 0) {
+		if (saved >= 0)
+			close(saved);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return saved;
+}
+
+// Restores stderr from saved (st_stderr_to's result) and returns what was
+// written to path (free with free()), or NULL when it cannot be read.
+static inline char *
+st_stderr_back(int saved, const char *path)
+{
+	fflush(stderr);
+	if (saved >= 0) {
+		dup2(saved, STDERR_FILENO);
+		close(saved);
+	}
+	size_t len;
+	return (char *)st_read_file(path, &len);
+}
+
+// How many times what occurs in text (occurrences may overlap).
+static inline int
+st_count(const char *text, const char *what)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, what)) != NULL; p++)
+		n++;
+	return n;
 }
 
 #endif // TEST_UTIL_H
