@@ -60,6 +60,10 @@ ts_create(tsaga *t, uint32_t nparts)
 	snprintf(t->dir, sizeof(t->dir), "/tmp/dtx-test-saga-XXXXXX");
 	if (mkdtemp(t->dir) == NULL)
 		return -1;
+	// Plaintext links on this host (the daemons' --insecure) and the
+	// FAULT requests these tests send (--enable-faults).
+	setenv("DTX_INSECURE", "1", 1);
+	setenv("DTX_ENABLE_FAULTS", "1", 1);
 	cli_cluster_opts o = {
 		.dir = t->dir,
 		.participants = nparts,
