@@ -45,9 +45,17 @@ part__commit_start(
 	if (rv == DTX_ENOENT) {
 		// The coordinator commits only after every YES, so a txid
 		// we do not know was committed and its outcome collected.
-		DTX_LOG(DTX_LOG_WARN, "COMMIT_UNKNOWN",
-		    "%s tx=%" PRIu64 ": no record here (already collected)",
-		    proto_type_name(req->hdr.type), txid);
+		// Logged at most once a second per sender (a flood of them
+		// must not fill the disk).
+		uint64_t held = 0;
+		part__count(p, PART_CTR_COMMIT_UNKNOWN);
+		if (proto_daemon_warn_ok(
+		        p->d, req->hdr.from, "COMMIT_UNKNOWN", &held))
+			DTX_LOG(DTX_LOG_WARN, "COMMIT_UNKNOWN",
+			    "%s tx=%" PRIu64 " from node %u: no record here "
+			    "(already collected; %" PRIu64 " more held back)",
+			    proto_type_name(req->hdr.type), txid, req->hdr.from,
+			    held);
 		ack(rep, txid);
 		return DTX_OK;
 	}
@@ -93,6 +101,7 @@ part__commit_start(
 		    txid);
 	if (rv != DTX_OK)
 		return rv;
+	part__txtab_del(p->txtab, txid);
 	ack(rep, txid);
 	*pend = (part__pending) { .kind = PART__PEND_COMMIT,
 		.lsn = lsn,
@@ -145,6 +154,7 @@ part__abort(part *p, const proto_msg *req, proto_msg *rep)
 	}
 	if (rv != DTX_OK)
 		return rv;
+	part__txtab_del(p->txtab, txid);
 	if (in_doubt) {
 		part__count(p, PART_CTR_ABORTED);
 		part__outcome_signal(p);
@@ -163,8 +173,13 @@ part__precommit(part *p, const proto_msg *req, proto_msg *rep)
 		return DTX_EINVAL;
 	dtx_err rv = stor_kv_tx_state(p->kv, txid, &st, NULL);
 	if (rv == DTX_ENOENT) {
-		DTX_LOG(DTX_LOG_WARN, "PRECOMMIT_UNKNOWN",
-		    "PRE_COMMIT tx=%" PRIu64 ": no record here", txid);
+		uint64_t held = 0;
+		if (proto_daemon_warn_ok(
+		        p->d, req->hdr.from, "PRECOMMIT_UNKNOWN", &held))
+			DTX_LOG(DTX_LOG_WARN, "PRECOMMIT_UNKNOWN",
+			    "PRE_COMMIT tx=%" PRIu64
+			    ": no record here (%" PRIu64 " more held back)",
+			    txid, held);
 		ack(rep, txid);
 		return DTX_OK;
 	}
