@@ -8,7 +8,8 @@
 // PREPARED record names coordinator 0 is refused; FAULT from a harness
 // certificate is refused without --enable-faults; the daemon refuses to
 // start on plaintext without --insecure or on tls+tcp without
-// certificates.
+// certificates; and a coordinator with two participants, all over mutual
+// TLS, commits a client's transfer.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -40,6 +41,7 @@ typedef struct fx {
 	char bin[512];
 	char url[4][128]; // by node id: 0 coordinator, 1 and 2 participants
 	pid_t pid;
+	pid_t more[2]; // coordinator 0 and participant 2, once started
 	proto_tls *coord, *part2, *client, *harness, *evil, *stranger;
 	proto_client *as_coord, *as_part2, *as_client, *as_harness;
 	uint64_t next_txid;
@@ -58,7 +60,7 @@ free_port(void)
 	return ntohs(a.sin_port);
 }
 
-// Starts bin with argv (NULL-terminated), output to DIR/name.log.
+// Starts argv[0] with argv (NULL-terminated), output to DIR/name.log.
 static pid_t
 spawn(fx *f, const char *name, char *const argv[])
 {
@@ -70,7 +72,7 @@ spawn(fx *f, const char *name, char *const argv[])
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		execv(f->bin, argv);
+		execv(argv[0], argv);
 		_exit(127);
 	}
 	return pid;
@@ -214,6 +216,11 @@ teardown(void **state)
 		kill(f->pid, SIGTERM);
 		waitpid(f->pid, NULL, 0);
 	}
+	for (int i = 0; i < 2; i++)
+		if (f->more[i] > 0) {
+			kill(f->more[i], SIGTERM);
+			waitpid(f->more[i], NULL, 0);
+		}
 	proto_tls_close(f->coord);
 	proto_tls_close(f->part2);
 	proto_tls_close(f->client);
@@ -531,6 +538,95 @@ test_fault_needs_flag(void **state)
 	assert_int_equal(balance(f, "acct:b"), 7);
 }
 
+// Starts node id (coordinator 0 or participant 2) with its certificate.
+static pid_t
+start_node(fx *f, const char *bin, uint32_t id, const char *file)
+{
+	char data[128], ca[128], crt[128], key[128], idt[8];
+	snprintf(idt, sizeof(idt), "%u", id);
+	snprintf(data, sizeof(data), "%s/data%u", f->dir, id);
+	snprintf(ca, sizeof(ca), "%s/ca.crt", f->dir);
+	snprintf(crt, sizeof(crt), "%s/%s.crt", f->dir, file);
+	snprintf(key, sizeof(key), "%s/%s.key", f->dir, file);
+	char *argv[] = { (char *)bin, "--node-id", idt, "--topology", f->topo,
+		"--data", data, "--tls-ca", ca, "--tls-cert", crt, "--tls-key",
+		key, "--log-level", "info", NULL };
+	return spawn(f, file, argv);
+}
+
+// The value of key at the participant that owns it.
+static int64_t
+owned_balance(fx *f, const dtx_topo *t, const char *key)
+{
+	uint32_t owner = dtx_topo_route(t, key, strlen(key));
+	proto_client_cfg cc = { .url = f->url[owner],
+		.vc_nodes = 4,
+		.timeout_ms = 3000,
+		.connect_wait_ms = 3000,
+		.tls = f->client,
+		.check_server = true,
+		.server_node = owner };
+	proto_client *c = NULL;
+	ok(proto_client_open(&cc, &c));
+	proto_client *keep = f->as_client;
+	f->as_client = c;
+	int64_t v = balance(f, key);
+	f->as_client = keep;
+	proto_client_close(c);
+	return v;
+}
+
+// A whole cluster over mutual TLS: the coordinator's calls to the
+// participants say hello like any client, and a client's transfer
+// commits on both sides.
+static void
+test_cluster_over_tls(void **state)
+{
+	NEED_FX();
+	char bin[512];
+	const char *root = getenv("DTX_BUILD_ROOT");
+	snprintf(bin, sizeof(bin), "%s/coordinator/dtx-coordinator",
+	    root ? root : "build");
+	f->more[0] = start_node(f, bin, 0, "c0");
+	f->more[1] = start_node(f, f->bin, 2, "p2");
+	dtx_topo t;
+	char err[256];
+	ok(dtx_topo_load(f->topo, &t, err, sizeof(err)));
+	proto_client_cfg cc = { .url = f->url[0],
+		.vc_nodes = 4,
+		.timeout_ms = 5000,
+		.connect_wait_ms = 5000,
+		.tls = f->client,
+		.check_server = true,
+		.server_node = 0 };
+	proto_client *c = NULL;
+	ok(proto_client_open(&cc, &c));
+	uint8_t b1[8], b2[8];
+	proto_op put[2] = { op_put("tls:x", 50, b1), op_put("tls:y", 50, b2) };
+	proto_op move[2] = { op_add("tls:x", -20, 0), op_add("tls:y", 20, 0) };
+	proto_op *ops[2] = { put, move };
+	proto_retry r = { .attempts = 50, .base_ms = 100, .cap_ms = 300 };
+	proto_call_opts o = { .retry = &r };
+	for (int i = 0; i < 2; i++) {
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_TXN);
+		req.u.txn.mode = PROTO_MODE_2PC;
+		req.u.txn.ops = ops[i];
+		req.u.txn.n_ops = 2;
+		ok(proto_client_call(c, &req, &rep, &o));
+		assert_int_equal(rep.hdr.type, PROTO_TXN_REPLY);
+		if (rep.u.txn_reply.outcome != PROTO_COMMITTED)
+			fail_msg("txn %d: %s", i,
+			    rep.u.txn_reply.reason ? rep.u.txn_reply.reason
+			                           : "not committed");
+		proto_msg_free(&rep);
+	}
+	proto_client_close(c);
+	assert_int_equal(owned_balance(f, &t, "tls:x"), 30);
+	assert_int_equal(owned_balance(f, &t, "tls:y"), 70);
+	assert_true(counter(f->as_coord, "hellos") >= 5);
+}
+
 static void
 test_startup_refusals(void **state)
 {
@@ -573,6 +669,7 @@ main(void)
 		cmocka_unit_test(test_forged_decision),
 		cmocka_unit_test(test_fault_needs_flag),
 		cmocka_unit_test(test_startup_refusals),
+		cmocka_unit_test(test_cluster_over_tls),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
