@@ -288,8 +288,8 @@ typedef struct proto_client_cfg {
 	void *arg;
 	// Required for a tls+tcp:// url, refused for any other (borrowed,
 	// must outlive the client): on every new connection the client
-	// says hello before any request goes out on it, and node_id must
-	// be the one its certificate names.
+	// says hello before any request goes out on it, and node_id is
+	// replaced by the node id its certificate names.
 	proto_tls *tls;
 	// With check_server, the hello goes through only when the server
 	// says it is node server_node (so that no other node of the
