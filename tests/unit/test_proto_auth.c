@@ -425,6 +425,121 @@ test_unauthenticated(void **state)
 	proto_tls_close(st);
 }
 
+// Sends m (id and from set by the caller) on sock and decodes the reply.
+static void
+raw_rt(nng_socket sock, proto_msg *m, proto_msg *rep)
+{
+	nng_msg *msg;
+	assert_int_equal(nng_msg_alloc(&msg, 0), 0);
+	ok(proto_encode(m, msg));
+	assert_int_equal(nng_sendmsg(sock, msg, 0), 0);
+	assert_int_equal(nng_recvmsg(sock, &msg, 0), 0);
+	char why[128];
+	ok(proto_decode_nng(msg, NULL, rep, why, sizeof(why)));
+	nng_msg_free(msg);
+}
+
+// The hello by hand on one connection: the connection is bound to the
+// certificate's node, a "from" of another node is refused on it, and a
+// second connection is not bound by the first one's hello.
+static void
+test_hello_binds_pipe(void **state)
+{
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	proto_tls *st = NULL, *ct = NULL;
+	ok(tt_tls(f->dir, "ca", "p1", &st));
+	ok(tt_tls(f->dir, "ca", "c3", &ct));
+	seen s = { 0 };
+	proto_server *srv = tls_server(st, &s);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/ca.crt", f->dir);
+	char *ca = slurp(path);
+	snprintf(path, sizeof(path), "%s/c3.crt", f->dir);
+	char *crt = slurp(path);
+	snprintf(path, sizeof(path), "%s/c3.key", f->dir);
+	char *key = slurp(path);
+	nng_tls_config *tc;
+	assert_int_equal(nng_tls_config_alloc(&tc, NNG_TLS_MODE_CLIENT), 0);
+	assert_int_equal(nng_tls_config_ca_chain(tc, ca, NULL), 0);
+	assert_int_equal(nng_tls_config_own_cert(tc, crt, key, NULL), 0);
+	nng_socket sock[2];
+	for (int i = 0; i < 2; i++) {
+		nng_dialer d;
+		assert_int_equal(nng_req0_open(&sock[i]), 0);
+		assert_int_equal(
+		    nng_dialer_create(&d, sock[i], proto_server_url(srv)), 0);
+		assert_int_equal(
+		    nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tc), 0);
+		assert_int_equal(nng_dialer_start(d, 0), 0);
+		nng_socket_set_ms(sock[i], NNG_OPT_RECVTIMEO, 3000);
+	}
+	proto_msg m, rep;
+	proto_msg_init(&m, PROTO_HELLO);
+	m.hdr.id = 1;
+	m.hdr.from = 3;
+	raw_rt(sock[0], &m, &rep);
+	assert_int_equal(rep.hdr.type, PROTO_CHALLENGE);
+	assert_int_equal(rep.hdr.from, 1);
+	ok(proto_tls_hello(ct, 1, rep.u.auth.nonce.p, &m));
+	proto_msg_free(&rep);
+	m.hdr.id = 2;
+	m.hdr.from = 3;
+	raw_rt(sock[0], &m, &rep);
+	proto_msg_free(&m);
+	assert_int_equal(rep.hdr.type, PROTO_ACK);
+	proto_msg_free(&rep);
+	// Bound: a PING as node 3 is served, one claiming node 4 is not.
+	proto_msg_init(&m, PROTO_PING);
+	m.hdr.id = 3;
+	m.hdr.from = 3;
+	raw_rt(sock[0], &m, &rep);
+	assert_int_equal(rep.hdr.type, PROTO_PONG);
+	proto_msg_free(&rep);
+	m.hdr.id = 4;
+	m.hdr.from = 4;
+	raw_rt(sock[0], &m, &rep);
+	assert_int_equal(rep.hdr.type, PROTO_ERROR);
+	assert_int_equal(rep.u.error.code, DTX_EPERM);
+	assert_non_null(strstr(rep.u.error.reason, "not this connection"));
+	proto_msg_free(&rep);
+	// An AUTH without a fresh HELLO (the nonce was used) is refused.
+	ok(proto_tls_hello(
+	    ct, 1, (const uint8_t *)"0123456789abcdef0123456789abcdef", &m));
+	m.hdr.id = 5;
+	m.hdr.from = 3;
+	raw_rt(sock[0], &m, &rep);
+	proto_msg_free(&m);
+	assert_int_equal(rep.hdr.type, PROTO_ERROR);
+	assert_int_equal(rep.u.error.code, DTX_EPERM);
+	proto_msg_free(&rep);
+	// The other connection said no hello: refused.
+	proto_msg_init(&m, PROTO_PING);
+	m.hdr.id = 6;
+	m.hdr.from = 3;
+	raw_rt(sock[1], &m, &rep);
+	assert_int_equal(rep.hdr.type, PROTO_ERROR);
+	assert_non_null(strstr(rep.u.error.reason, "unauthenticated"));
+	proto_msg_free(&rep);
+	assert_int_equal(atomic_load(&s.n), 1);
+	assert_int_equal(s.peer.node, 3);
+	proto_server_stats ss;
+	proto_server_stats_get(srv, &ss);
+	assert_int_equal(ss.from_mismatch, 1);
+	assert_int_equal(ss.hello_failed, 1);
+	assert_int_equal(ss.hellos, 1);
+	for (int i = 0; i < 2; i++)
+		nng_close(sock[i]);
+	nng_tls_config_free(tc);
+	free(ca);
+	free(crt);
+	free(key);
+	proto_server_close(srv);
+	proto_tls_close(ct);
+	proto_tls_close(st);
+}
+
 // Connections over --max-conns are closed at once and counted.
 static void
 test_max_conns(void **state)
@@ -472,6 +587,7 @@ main(void)
 		cmocka_unit_test(test_hello),
 		cmocka_unit_test(test_tls_rpc),
 		cmocka_unit_test(test_unauthenticated),
+		cmocka_unit_test(test_hello_binds_pipe),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
