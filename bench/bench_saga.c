@@ -78,52 +78,70 @@ typedef struct bs_worker {
 	proto_msg req;
 } bs_worker;
 
-// Creates the accounts on their owners with STEP actions of PUT ops (the
-// coordinator is not part of a saga cluster).
+// Creates the k-th participant's accounts with STEP actions of PUT ops,
+// sent over cl (which speaks as the orchestrator).
 static dtx_err
-init_accounts(void *ctx)
+init_owned(bs_run *r, uint32_t k, proto_client *cl)
 {
-	bs_run *r = ctx;
 	char keys[PROTO_MAX_OPS][32];
 	uint8_t vals[8];
 	proto_op ops[PROTO_MAX_OPS];
 	for (int i = 0; i < 8; i++)
 		vals[i] = (uint8_t)((uint64_t)r->cfg->balance >> (8 * i));
-	for (uint32_t k = 0; k < r->env->nparts; k++) {
-		for (size_t a = 0, b = 0; a < r->env->nowned[k]; b++) {
-			uint32_t n = 0;
-			memset(ops, 0, sizeof(ops));
-			for (; n < PROTO_MAX_OPS && a < r->env->nowned[k];
-			     n++, a++) {
-				hx_acct_key(keys[n], sizeof(keys[n]),
-				    r->env->owned[k][a]);
-				ops[n].kind = PROTO_OP_PUT;
-				ops[n].key.p = (uint8_t *)keys[n];
-				ops[n].key.n = (uint32_t)strlen(keys[n]);
-				ops[n].value.p = vals;
-				ops[n].value.n = 8;
-			}
-			char gid[64];
-			snprintf(gid, sizeof(gid), "init-%" PRIx64 "-%u-%zu",
-			    r->nonce, k, b);
-			proto_msg req, rep;
-			proto_msg_init(&req, PROTO_STEP);
-			req.u.step.gid = gid;
-			req.u.step.phase = PROTO_PHASE_ACTION;
-			req.u.step.n_ops = n;
-			req.u.step.ops = ops;
-			dtx_err rv =
-			    bench_call(r->env->parts[k], &req, &rep, 20000);
-			if (rv != DTX_OK)
-				return rv;
-			bool ok = rep.hdr.type == PROTO_STEP_REPLY &&
-			    rep.u.step_reply.result == PROTO_STEP_OK;
-			proto_msg_free(&rep);
-			if (!ok)
-				return DTX_EIO;
+	for (size_t a = 0, b = 0; a < r->env->nowned[k]; b++) {
+		uint32_t n = 0;
+		memset(ops, 0, sizeof(ops));
+		for (; n < PROTO_MAX_OPS && a < r->env->nowned[k]; n++, a++) {
+			hx_acct_key(
+			    keys[n], sizeof(keys[n]), r->env->owned[k][a]);
+			ops[n].kind = PROTO_OP_PUT;
+			ops[n].key.p = (uint8_t *)keys[n];
+			ops[n].key.n = (uint32_t)strlen(keys[n]);
+			ops[n].value.p = vals;
+			ops[n].value.n = 8;
 		}
+		char gid[64];
+		snprintf(gid, sizeof(gid), "init-%" PRIx64 "-%u-%zu", r->nonce,
+		    k, b);
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_STEP);
+		req.u.step.gid = gid;
+		req.u.step.phase = PROTO_PHASE_ACTION;
+		req.u.step.n_ops = n;
+		req.u.step.ops = ops;
+		dtx_err rv = bench_call(cl, &req, &rep, 20000);
+		if (rv != DTX_OK)
+			return rv;
+		bool ok = rep.hdr.type == PROTO_STEP_REPLY &&
+		    rep.u.step_reply.result == PROTO_STEP_OK;
+		proto_msg_free(&rep);
+		if (!ok)
+			return DTX_EIO;
 	}
 	return DTX_OK;
+}
+
+// Creates the accounts on their owners (the coordinator is not part of a
+// saga cluster). Participants take STEP only from the orchestrator, so
+// these connections speak as its node id.
+static dtx_err
+init_accounts(void *ctx)
+{
+	bs_run *r = ctx;
+	const dtx_node *sn = dtx_topo_first(r->env->topo, DTX_ROLE_SAGA);
+	if (sn == NULL)
+		return DTX_EINVAL;
+	dtx_err rv = DTX_OK;
+	for (uint32_t k = 0; k < r->env->nparts && rv == DTX_OK; k++) {
+		const dtx_node *nd =
+		    dtx_topo_find(r->env->topo, r->env->topo->parts[k]);
+		proto_client *cl = NULL;
+		rv = bench_open_client(nd->url, sn->id, &cl);
+		if (rv == DTX_OK)
+			rv = init_owned(r, k, cl);
+		proto_client_close(cl);
+	}
+	return rv;
 }
 
 // Sums the accounts over every participant at one snapshot timestamp: the

@@ -16,6 +16,7 @@ typedef struct cl_cfg {
 	bool netns;
 	bool saga;
 	bool json;
+	bool enable_faults;
 	char *log_level;
 } cl_cfg;
 
@@ -32,6 +33,9 @@ static const dtx_cfg_opt start_opts[] = {
 	{ "json", DTX_CFG_BOOL, OFF(json), 0, 0, "false", "JSON output" },
 	{ "log-level", DTX_CFG_STR, OFF(log_level), 0, 0, "info",
 	    "daemons' log level" },
+	{ "enable-faults", DTX_CFG_BOOL, OFF(enable_faults), 0, 0, "false",
+	    "let the harness send FAULT requests (off: every FAULT is "
+	    "refused)" },
 };
 static const dtx_cfg_opt dir_opts[] = {
 	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, HX_CLUSTER_DIR_DEFAULT,
@@ -179,7 +183,8 @@ start_body(cl_cfg *cfg, hx_cluster **cl)
 		.participants = (uint32_t)cfg->participants,
 		.saga = cfg->saga,
 		.log_level = cfg->log_level,
-		.netns = cfg->netns };
+		.netns = cfg->netns,
+		.enable_faults = cfg->enable_faults };
 	dtx_err rv = hx_cluster_create(&o, cl, err, sizeof(err));
 	if (rv != DTX_OK) {
 		fprintf(stderr, "dtx cluster start: %s\n", err);

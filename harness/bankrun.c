@@ -147,6 +147,7 @@ open_cluster(hx_bankrun *r, hx_bankrun_err *e)
 		.participants = (uint32_t)cfg->participants,
 		.saga = r->saga,
 		.netns = cfg->netns,
+		.enable_faults = true, // the nemesis sends FAULT
 	};
 	hx_cluster_stop_dir(cfg->dir, false);
 	wipe_cluster_dir(cfg->dir);

@@ -34,6 +34,7 @@ struct hx_cluster {
 	char logbuf[PATH_MAX + 32];
 	char databuf[PATH_MAX + 32];
 	char log_level[16]; // "" leaves the daemons' default
+	bool enable_faults; // the daemons run with --enable-faults
 	bool netns;
 	char prefix[HX_NETNS_PREFIX_MAX];
 };
@@ -242,6 +243,14 @@ hx_cluster_create(
 		    dtx_strerror(rv));
 		goto fail;
 	}
+	path_of(c, path, sizeof(path), "enable-faults", 0);
+	c->enable_faults = opts->enable_faults;
+	if (opts->enable_faults) {
+		if ((rv = write_setting(path, "1", err, errlen)) != DTX_OK)
+			goto fail;
+	} else {
+		unlink(path);
+	}
 	path_of(c, path, sizeof(path), "log-level", 0);
 	if (opts->log_level != NULL) {
 		dtx_log_level lv;
@@ -303,6 +312,8 @@ hx_cluster_open(const char *dir, hx_cluster **out, char *err, size_t errlen)
 		return rv;
 	}
 	load_state(c);
+	path_of(c, path, sizeof(path), "enable-faults", 0);
+	c->enable_faults = access(path, F_OK) == 0;
 	path_of(c, path, sizeof(path), "log-level", 0);
 	FILE *f = fopen(path, "r");
 	if (f != NULL) {
@@ -488,11 +499,17 @@ hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
 	char nsname[HX_NETNS_PREFIX_MAX + 16],
 	    ipbin[] = "ip", netnsw[] = "netns", execw[] = "exec";
 	snprintf(nsname, sizeof(nsname), "%s-%u", c->prefix, id);
+	// The links of a local cluster are plaintext on this host: the
+	// daemons say so (--insecure) in their log and HEALTH.
 	char *argv[] = { ipbin, netnsw, execw, nsname, bin, "--node-id", idtxt,
-		"--topology", topo, "--data", data, NULL, NULL, NULL };
+		"--topology", topo, "--data", data, "--insecure", NULL, NULL,
+		NULL, NULL };
+	size_t na = 12;
+	if (c->enable_faults)
+		argv[na++] = "--enable-faults";
 	if (c->log_level[0] != '\0') {
-		argv[11] = "--log-level";
-		argv[12] = c->log_level;
+		argv[na++] = "--log-level";
+		argv[na++] = c->log_level;
 	}
 	char **av = c->netns ? argv : argv + 4;
 	char ippath[3][32] = { "/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip" };

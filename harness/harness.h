@@ -110,6 +110,9 @@ typedef struct hx_cluster_opts {
 	// a bridge at HX_NETNS_NET.1; needs root (DTX_EPERM otherwise).
 	// host is then ignored.
 	bool netns;
+	// The daemons take FAULT requests (--enable-faults) from the harness
+	// role; a cluster for a nemesis run needs it, any other should not.
+	bool enable_faults;
 } hx_cluster_opts;
 
 // Creates the directory layout and a topology with free TCP ports

@@ -66,6 +66,7 @@ part__commit_start(
 	if (rv == DTX_ENOENT) {
 		// The coordinator commits only after every YES, so a txid
 		// we do not know was committed and its outcome collected.
+		part__count(p, PART_CTR_COMMIT_UNKNOWN);
 		DTX_LOG_RL(DTX_LOG_WARN, "COMMIT_UNKNOWN", req->hdr.from,
 		    "%s tx=%" PRIu64 ": no record here (already collected)",
 		    proto_type_name(req->hdr.type), txid);
@@ -115,6 +116,7 @@ part__commit_start(
 		    txid);
 	if (rv != DTX_OK)
 		return rv;
+	part__txtab_del(p->txtab, txid);
 	ack(rep, txid);
 	*pend = (part__pending) { .kind = PART__PEND_COMMIT,
 		.lsn = lsn,
@@ -167,6 +169,7 @@ part__abort(part *p, const proto_msg *req, proto_msg *rep)
 	}
 	if (rv != DTX_OK)
 		return rv;
+	part__txtab_del(p->txtab, txid);
 	if (in_doubt) {
 		part__count(p, PART_CTR_ABORTED);
 		part__outcome_signal(p);

@@ -56,6 +56,9 @@ const char *const part__ctr_names[PART_CTR_COUNT] = {
 	[PART_CTR_RESOLVED_BY_TERMINATION] = "resolved_by_termination",
 	[PART_CTR_RESOLVE_ATTEMPTS] = "resolve_attempts",
 	[PART_CTR_SYNC_FAULTS] = "sync_faults",
+	[PART_CTR_REFUSED_PREPARE] = "refused_prepare",
+	[PART_CTR_REFUSED_DECISION] = "refused_decision",
+	[PART_CTR_COMMIT_UNKNOWN] = "commit_unknown",
 };
 
 dtx_err
@@ -90,6 +93,10 @@ part_open(proto_daemon *d, const part_cfg *cfg, part **out)
 	pthread_cond_init(&p->out_cv, &ca);
 	pthread_condattr_destroy(&ca);
 
+	if ((rv = part__txtab_new(&p->txtab)) != DTX_OK) {
+		part_close(p);
+		return rv;
+	}
 	stor_kv_opts_init(&ko);
 	ko.wal.sync_fn = part__sync_hook;
 	ko.wal.hook_arg = p;
@@ -114,6 +121,12 @@ part_open(proto_daemon *d, const part_cfg *cfg, part **out)
 	}
 	for (size_t i = 0; i < n; i++) {
 		p->recovered[i] = list[i].txid;
+		part__txmeta m = { .txid = list[i].txid, .meta = list[i].meta };
+		if ((rv = part__txtab_put(p->txtab, &m)) != DTX_OK) {
+			dtx_free(list);
+			part_close(p);
+			return rv;
+		}
 		DTX_LOG(DTX_LOG_INFO, "RELOADED",
 		    "tx=%llu state=%s coordinator=%u peers=%u mode=%upc "
 		    "writes=%u",
@@ -170,6 +183,7 @@ part_close(part *p)
 	stor_kv_close(p->kv);
 	dtx_free(p->doubts);
 	dtx_free(p->recovered);
+	part__txtab_free(p->txtab);
 	pthread_rwlock_destroy(&p->ts_lock);
 	pthread_mutex_destroy(&p->out_mu);
 	pthread_cond_destroy(&p->out_cv);

@@ -35,6 +35,9 @@ typedef enum part_ctr {
 	PART_CTR_RESOLVED_BY_TERMINATION, // 3PC termination protocol
 	PART_CTR_RESOLVE_ATTEMPTS,
 	PART_CTR_SYNC_FAULTS, // fsyncs failed on purpose (FAULT wal_sync)
+	PART_CTR_REFUSED_PREPARE, // guard.c: a PREPARE against the rules
+	PART_CTR_REFUSED_DECISION, // guard.c: a decision from the wrong node
+	PART_CTR_COMMIT_UNKNOWN, // COMMITs of a txid with no record here
 	PART_CTR_COUNT
 } part_ctr;
 
@@ -53,6 +56,27 @@ typedef struct part__doubt {
 	bool blocked; // unresolved for longer than cfg->blocked_ms
 	stor_tx_state state; // as last seen
 } part__doubt;
+
+// guard.c: what the participant keeps of a transaction in doubt here to
+// check who may decide it (a plain value type).
+typedef struct part__txmeta {
+	uint64_t txid; // 0: a free slot
+	uint32_t digest; // of its PREPARE (part__prepare_digest)
+	bool have_digest; // false for one reloaded from the WAL
+	stor_prep_meta meta; // coordinator, mode, peers
+} part__txmeta;
+
+// The largest amount an ADD may move, and the lowest floor a PREPARE may
+// set: far above any balance, far from overflow.
+#define PART_MAX_AMOUNT 1000000000000000LL
+
+// txid -> part__txmeta, thread-safe.
+typedef struct part__txtab part__txtab;
+dtx_err part__txtab_new(part__txtab **out);
+void part__txtab_free(part__txtab *t);
+dtx_err part__txtab_put(part__txtab *t, const part__txmeta *m);
+bool part__txtab_get(part__txtab *t, uint64_t txid, part__txmeta *out);
+void part__txtab_del(part__txtab *t, uint64_t txid);
 
 struct part {
 	proto_daemon *d; // borrowed
@@ -77,6 +101,8 @@ struct part {
 	_Atomic int64_t sync_fail;
 
 	_Atomic uint64_t ctr[PART_CTR_COUNT];
+
+	part__txtab *txtab; // the transactions in doubt here (guard.c)
 
 	// The resolver (resolve.c).
 	pthread_mutex_t res_mu;
@@ -162,6 +188,14 @@ void part__resolver_stop(part *p);
 // still being resolved for the first time.
 size_t part__resolver_blocked(
     part *p, uint64_t *out, size_t max, bool *recovering);
+
+// guard.c: the per-transaction rules. True when req may go on; false
+// when it is refused: *rv is then an error for the caller to return, or
+// DTX_OK with rep filled as an ERROR.
+bool part__guard(part *p, const proto_msg *req, proto_msg *rep, dtx_err *rv);
+
+// A digest of a PREPARE's coordinator, mode and ops.
+uint32_t part__prepare_digest(const proto_msg *req);
 
 // serve.c: the request handler given to the daemon runtime.
 dtx_err part__handle(

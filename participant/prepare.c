@@ -264,6 +264,14 @@ part__prepare_start(
 		stor_txn_abort(t);
 	}
 	pthread_rwlock_unlock(&p->ts_lock);
+	if (rv == DTX_OK) {
+		// Who may decide it, and what a repeated PREPARE must say.
+		part__txmeta tm = { .txid = pr->txid,
+			.digest = part__prepare_digest(req),
+			.have_digest = true,
+			.meta = meta };
+		(void)part__txtab_put(p->txtab, &tm);
+	}
 	switch (rv) {
 	case DTX_OK:
 		rep->hdr.type = PROTO_VOTE;

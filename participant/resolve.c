@@ -115,6 +115,8 @@ decide(part *p, uint64_t txid, bool commit, clk_ts cts, part_ctr by,
 	if (rv == DTX_OK)
 		rv = commit ? stor_kv_commit(p->kv, txid, cts)
 		            : stor_kv_abort(p->kv, txid);
+	if (rv == DTX_OK)
+		part__txtab_del(p->txtab, txid);
 	if (rv != DTX_OK) {
 		DTX_LOG(DTX_LOG_ERROR, "RESOLVE_APPLY",
 		    "tx=%" PRIu64 ": cannot %s as %s says: %s", txid,

@@ -14,6 +14,9 @@
 static dtx_err
 start_one(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 {
+	dtx_err rv;
+	if (!part__guard(p, req, rep, &rv))
+		return rv;
 	switch (req->hdr.type) {
 	case PROTO_PREPARE:
 	case PROTO_CAN_COMMIT:

@@ -1072,6 +1072,71 @@ free_saga_status_reply(proto_msg *m)
 	dtx_free(m->u.saga_status_reply.last_error);
 }
 
+// ---------------------------------------------------------------- auth
+// CHALLENGE and AUTH: the hello that binds a connection to a certificate.
+
+static int
+keys_challenge(const proto_msg *m)
+{
+	return m->u.auth.nonce.n == PROTO_NONCE_LEN ? 1 : -1;
+}
+
+static dtx_err
+enc_challenge(msgpack_packer *pk, const proto_msg *m)
+{
+	PROTO__TRY(proto__key(pk, "n"));
+	return proto__pack_bin(pk, &m->u.auth.nonce);
+}
+
+static dtx_err
+dec_challenge(rd *r, flds *fs, int depth, proto_msg *m)
+{
+	(void)depth;
+	return proto__f_bytes(
+	    r, fs, "n", PROTO_NONCE_LEN, PROTO_NONCE_LEN, &m->u.auth.nonce);
+}
+
+static int
+keys_auth(const proto_msg *m)
+{
+	const proto_auth *a = &m->u.auth;
+	bool ok = a->cert.n >= 1 && a->cert.n <= PROTO_MAX_CERT &&
+	    a->sig.n >= 1 && a->sig.n <= PROTO_MAX_SIG;
+	return ok ? 2 : -1;
+}
+
+static dtx_err
+enc_auth(msgpack_packer *pk, const proto_msg *m)
+{
+	PROTO__TRY(proto__key(pk, "c"));
+	PROTO__TRY(proto__pack_bin(pk, &m->u.auth.cert));
+	PROTO__TRY(proto__key(pk, "s"));
+	return proto__pack_bin(pk, &m->u.auth.sig);
+}
+
+static dtx_err
+dec_auth(rd *r, flds *fs, int depth, proto_msg *m)
+{
+	(void)depth;
+	PROTO__TRY(
+	    proto__f_bytes(r, fs, "c", 1, PROTO_MAX_CERT, &m->u.auth.cert));
+	return proto__f_bytes(r, fs, "s", 1, PROTO_MAX_SIG, &m->u.auth.sig);
+}
+
+static void
+free_auth(proto_msg *m)
+{
+	dtx_free(m->u.auth.nonce.p);
+	dtx_free(m->u.auth.cert.p);
+	dtx_free(m->u.auth.sig.p);
+}
+
+static void
+free_challenge(proto_msg *m)
+{
+	free_auth(m);
+}
+
 // ---------------------------------------------------------------- the table
 
 #define BODY(name, f)                                                          \
@@ -1113,6 +1178,9 @@ static const proto__body bodies[PROTO_TYPE_COUNT] = {
 	[PROTO_SAGA_STATUS_REPLY] =
 	    BODY("saga_status_reply", saga_status_reply),
 	[PROTO_SAGA_FORGET] = BODY("saga_forget", gid),
+	[PROTO_HELLO] = { "hello", keys_none, NULL, NULL, NULL },
+	[PROTO_CHALLENGE] = BODY("challenge", challenge),
+	[PROTO_AUTH] = BODY("auth", auth),
 };
 
 const proto__body *

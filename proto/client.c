@@ -11,10 +11,12 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "proto_int.h"
 
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 
 // The in-flight lists of slots and of asynchronous calls are doubly
 // linked through next and prev from a head pointer (NULL when empty).
@@ -59,9 +61,230 @@ struct proto_client {
 	slot *busy; // doubly linked
 	struct acall *abusy; // asynchronous calls in progress, doubly linked
 	uint64_t rng; // guarded by mu
+
+	// The hello (TLS only; see below). mu guards all but ready.
+	atomic_bool ready; // the connection is bound: requests may go
+	pthread_cond_t rcv; // broadcast when ready turns true
+	bool closing;
+	uint64_t gen; // connections seen so far
+	uint64_t hgen; // gen the running hello is for
+	uint64_t hid; // id of the hello's request in flight
+	int hstate; // hello_state
+	nng_ctx hctx;
+	nng_aio *haio, *hsleep;
+	_Atomic uint64_t hello_logged_ns;
 };
 
 static void abort_async(proto_client *c);
+
+// ---------------------------------------------------------------- hello
+//
+// Over TLS every new connection says hello (HELLO, CHALLENGE, AUTH, ACK:
+// rpc.h) before any request goes out: calls wait until `ready`, as they
+// wait for a connection. The hello runs on its own context and aio, one
+// at a time; a connection that comes or goes meanwhile (gen changes)
+// makes it start over. A client dials one URL, so it has at most one
+// connection and the hello's messages go out on it.
+
+typedef enum hello_state {
+	H_IDLE,
+	H_HELLO_SENT,
+	H_HELLO_WAIT,
+	H_AUTH_SENT,
+	H_AUTH_WAIT,
+	H_BACKOFF,
+} hello_state;
+
+static void hello_start(proto_client *c);
+
+// The hello failed or its connection changed: start over after a pause
+// while there is a connection, else rest until the next one. Called with
+// c->mu held.
+static void
+hello_retry(proto_client *c, const char *why)
+{
+	if (why != NULL && proto__once_a_second(&c->hello_logged_ns))
+		DTX_LOG(DTX_LOG_WARN, "HELLO_FAILED", "to %s: %s", c->url, why);
+	if (c->closing || atomic_load(&c->pipes) == 0) {
+		c->hstate = H_IDLE;
+		return;
+	}
+	c->hstate = H_BACKOFF;
+	nng_sleep_aio(why != NULL ? 100 : 0, c->hsleep);
+}
+
+// Sends m (consumed) on the hello's context.
+static void
+hello_send(proto_client *c, proto_msg *m, hello_state next)
+{
+	nng_msg *msg = NULL;
+	m->hdr.version = PROTO_VERSION;
+	m->hdr.from = c->cfg.node_id;
+	m->hdr.id = c->hid = atomic_fetch_add(&c->next_id, 1);
+	if (c->cfg.stamp != NULL)
+		c->cfg.stamp(c->cfg.arg, &m->hdr);
+	dtx_err err =
+	    nng_msg_alloc(&msg, 0) == 0 ? proto_encode(m, msg) : DTX_ENOMEM;
+	proto_msg_free(m);
+	if (err != DTX_OK) {
+		nng_msg_free(msg);
+		hello_retry(c, "cannot encode the hello");
+		return;
+	}
+	c->hstate = next;
+	nng_aio_set_msg(c->haio, msg);
+	nng_aio_set_timeout(c->haio, (nng_duration)c->cfg.timeout_ms);
+	nng_ctx_send(c->hctx, c->haio);
+}
+
+// Starts a hello for the current connection. Called with c->mu held.
+static void
+hello_start(proto_client *c)
+{
+	proto_msg m;
+	c->hgen = c->gen;
+	proto_msg_init(&m, PROTO_HELLO);
+	hello_send(c, &m, H_HELLO_SENT);
+}
+
+// A reply of the hello arrived (consumed): the next step, or a retry.
+static void
+hello_reply(proto_client *c, nng_msg *reply)
+{
+	char why[256];
+	proto_msg m;
+	dtx_err err = proto_decode_nng(reply, &c->lim, &m, why, sizeof(why));
+	nng_msg_free(reply);
+	if (err != DTX_OK) {
+		hello_retry(c, why);
+		return;
+	}
+	if (m.hdr.id != c->hid || m.hdr.type == PROTO_ERROR) {
+		snprintf(why, sizeof(why), "refused: %s",
+		    m.hdr.type == PROTO_ERROR && m.u.error.reason
+		        ? m.u.error.reason
+		        : "reply to another request");
+		proto_msg_free(&m);
+		hello_retry(c, why);
+		return;
+	}
+	if (c->hstate == H_HELLO_WAIT && m.hdr.type == PROTO_CHALLENGE &&
+	    (!c->cfg.check_server || m.hdr.from == c->cfg.server_node)) {
+		proto_msg auth;
+		err = proto_tls_hello(
+		    c->cfg.tls, m.hdr.from, m.u.auth.nonce.p, &auth);
+		proto_msg_free(&m);
+		if (err != DTX_OK) {
+			hello_retry(c, "cannot sign the hello");
+			return;
+		}
+		hello_send(c, &auth, H_AUTH_SENT);
+		return;
+	}
+	bool acked = c->hstate == H_AUTH_WAIT && m.hdr.type == PROTO_ACK;
+	uint32_t from = m.hdr.from;
+	proto_msg_free(&m);
+	if (!acked) {
+		snprintf(why, sizeof(why),
+		    "unexpected answer from node %u (expected node %u)", from,
+		    c->cfg.server_node);
+		hello_retry(c, why);
+		return;
+	}
+	if (c->hgen != c->gen) {
+		hello_retry(c, NULL); // another connection since: again
+		return;
+	}
+	c->hstate = H_IDLE;
+	atomic_store(&c->ready, true);
+	pthread_cond_broadcast(&c->rcv);
+}
+
+static void
+hello_cb(void *arg)
+{
+	proto_client *c = arg;
+	int rv = nng_aio_result(c->haio);
+	pthread_mutex_lock(&c->mu);
+	if (c->closing) {
+		bool sent =
+		    c->hstate == H_HELLO_SENT || c->hstate == H_AUTH_SENT;
+		bool got =
+		    c->hstate == H_HELLO_WAIT || c->hstate == H_AUTH_WAIT;
+		if ((rv != 0 && sent) || (rv == 0 && got))
+			nng_msg_free(nng_aio_get_msg(c->haio));
+		nng_aio_set_msg(c->haio, NULL);
+		c->hstate = H_IDLE;
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	switch (c->hstate) {
+	case H_HELLO_SENT:
+	case H_AUTH_SENT:
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(c->haio));
+			nng_aio_set_msg(c->haio, NULL);
+			hello_retry(
+			    c, rv == NNG_ETIMEDOUT ? NULL : nng_strerror(rv));
+			break;
+		}
+		c->hstate =
+		    c->hstate == H_HELLO_SENT ? H_HELLO_WAIT : H_AUTH_WAIT;
+		nng_aio_set_timeout(c->haio, (nng_duration)c->cfg.timeout_ms);
+		nng_ctx_recv(c->hctx, c->haio);
+		break;
+	case H_HELLO_WAIT:
+	case H_AUTH_WAIT: {
+		nng_msg *reply = rv == 0 ? nng_aio_get_msg(c->haio) : NULL;
+		nng_aio_set_msg(c->haio, NULL);
+		if (reply == NULL)
+			hello_retry(
+			    c, rv == NNG_ECONNRESET ? NULL : "no answer");
+		else
+			hello_reply(c, reply);
+		break;
+	}
+	default:
+		break;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+// The pause after a failed hello is over.
+static void
+hello_wake(void *arg)
+{
+	proto_client *c = arg;
+	pthread_mutex_lock(&c->mu);
+	if (c->hstate == H_BACKOFF) {
+		if (c->closing || atomic_load(&c->pipes) == 0)
+			c->hstate = H_IDLE;
+		else
+			hello_start(c);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+// Waits until the connection is bound (or there is no TLS), at most ms.
+// False when it is not by then.
+static bool
+wait_ready(proto_client *c, uint32_t ms)
+{
+	if (c->cfg.tls == NULL || atomic_load(&c->ready))
+		return true;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)ms * 1000000ULL;
+	ts.tv_sec += (time_t)(ns / 1000000000ULL);
+	ts.tv_nsec = (long)(ns % 1000000000ULL);
+	pthread_mutex_lock(&c->mu);
+	while (!atomic_load(&c->ready) && !c->closing)
+		if (pthread_cond_timedwait(&c->rcv, &c->mu, &ts) != 0)
+			break;
+	bool ok = atomic_load(&c->ready);
+	pthread_mutex_unlock(&c->mu);
+	return ok;
+}
 
 static void
 on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -70,6 +293,14 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 	proto_client *c = arg;
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		atomic_fetch_add(&c->pipes, 1);
+		if (c->cfg.tls == NULL)
+			return;
+		pthread_mutex_lock(&c->mu);
+		c->gen++;
+		atomic_store(&c->ready, false);
+		if (c->hstate == H_IDLE && !c->closing)
+			hello_start(c);
+		pthread_mutex_unlock(&c->mu);
 		return;
 	}
 	if (ev != NNG_PIPE_EV_REM_POST)
@@ -79,8 +310,15 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 		;
 	// nng would move the requests of this connection to the next one;
 	// abort them instead: their outcome is unknown and the caller
-	// decides whether resending is safe.
+	// decides whether resending is safe. The next connection needs a
+	// hello of its own.
 	pthread_mutex_lock(&c->mu);
+	atomic_store(&c->ready, false);
+	c->gen++;
+	if (c->haio != NULL &&
+	    (c->hstate == H_HELLO_SENT || c->hstate == H_HELLO_WAIT ||
+	        c->hstate == H_AUTH_SENT || c->hstate == H_AUTH_WAIT))
+		nng_aio_abort(c->haio, NNG_ECONNRESET);
 	for (slot *s = c->busy; s != NULL; s = s->next)
 		nng_aio_abort(s->aio, NNG_ECONNRESET);
 	abort_async(c);
@@ -107,8 +345,21 @@ proto_client_open(const proto_client_cfg *cfg, proto_client **out)
 	c->rng = cfg->seed != 0 ? cfg->seed : dtx_mono_ns() ^ (uintptr_t)c;
 	atomic_store(&c->next_id, 1);
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->rcv, &ca);
+	pthread_condattr_destroy(&ca);
 	dtx_err err;
 	int rv;
+	if (proto__url_check(cfg->url, cfg->tls) != DTX_OK) {
+		err = DTX_EINVAL;
+		goto fail;
+	}
+	if (cfg->tls != NULL) {
+		proto_role role;
+		proto_tls_self(cfg->tls, &c->cfg.node_id, &role);
+	}
 	if ((c->url = dtx_strdup(cfg->url)) == NULL) {
 		err = DTX_ENOMEM;
 		goto fail;
@@ -133,7 +384,21 @@ proto_client_open(const proto_client_cfg *cfg, proto_client **out)
 		err = proto_from_nng(rv);
 		goto fail;
 	}
-	if ((rv = nng_dial(c->sock, cfg->url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+	if (cfg->tls != NULL &&
+	    ((rv = nng_ctx_open(&c->hctx, c->sock)) != 0 ||
+	        (rv = nng_aio_alloc(&c->haio, hello_cb, c)) != 0 ||
+	        (rv = nng_aio_alloc(&c->hsleep, hello_wake, c)) != 0)) {
+		err = proto_from_nng(rv);
+		goto fail;
+	}
+	nng_dialer dl;
+	if ((rv = nng_dialer_create(&dl, c->sock, cfg->url)) == 0 &&
+	    cfg->tls != NULL)
+		rv = nng_dialer_set_ptr(
+		    dl, NNG_OPT_TLS_CONFIG, proto__tls_nng(cfg->tls, false));
+	if (rv == 0)
+		rv = nng_dialer_start(dl, NNG_FLAG_NONBLOCK);
+	if (rv != 0) {
 		err = proto_from_nng(rv);
 		goto fail;
 	}
@@ -154,6 +419,8 @@ bool
 proto_client_connected(const proto_client *c)
 {
 	proto_client *m = (proto_client *)(uintptr_t)c;
+	if (m->cfg.tls != NULL)
+		return atomic_load(&m->ready);
 	return atomic_load(&m->pipes) > 0;
 }
 
@@ -224,7 +491,7 @@ stamp_req(proto_client *c, proto_msg *req)
 static uint32_t
 send_ms(proto_client *c, uint32_t timeout_ms)
 {
-	if (atomic_load(&c->pipes) == 0 && c->cfg.connect_wait_ms < timeout_ms)
+	if (!proto_client_connected(c) && c->cfg.connect_wait_ms < timeout_ms)
 		return c->cfg.connect_wait_ms;
 	return timeout_ms;
 }
@@ -279,6 +546,14 @@ take_reply(proto_client *c, nng_msg *reply, uint64_t id, proto_msg *rep,
 				c->cfg.observe(
 				    c->cfg.arg, &m.u.batch.msgs[i].hdr);
 	}
+	if (m.hdr.type == PROTO_ERROR && m.u.error.code == DTX_EPERM &&
+	    m.u.error.reason != NULL &&
+	    strncmp(m.u.error.reason, "unauthenticated", 15) == 0) {
+		// Sent on a new connection before its hello was through:
+		// refused unread, so certainly not delivered.
+		proto_msg_free(&m);
+		return DTX_EUNREACH;
+	}
 	*rep = m;
 	return m.hdr.type == PROTO_ERROR ? DTX_EREFUSED : DTX_OK;
 }
@@ -289,12 +564,16 @@ attempt(proto_client *c, nng_msg *msg, uint64_t id, uint32_t timeout_ms,
     proto_msg *rep, char *why, size_t why_len)
 {
 	slot *s = NULL;
+	uint64_t t0 = dtx_mono_ns();
+	if (!wait_ready(c, send_ms(c, timeout_ms))) {
+		nng_msg_free(msg);
+		return DTX_EUNREACH;
+	}
 	dtx_err err = slot_get(c, &s);
 	if (err != DTX_OK) {
 		nng_msg_free(msg);
 		return err;
 	}
-	uint64_t t0 = dtx_mono_ns();
 	nng_aio_set_msg(s->aio, msg);
 	nng_aio_set_timeout(s->aio, (nng_duration)send_ms(c, timeout_ms));
 	nng_ctx_send(s->ctx, s->aio);
@@ -418,6 +697,7 @@ typedef struct acall {
 	nng_msg *req; // the encoded request; each attempt sends a copy
 	uint64_t id;
 	uint64_t t0;
+	uint64_t wait_until; // while waiting for a hello, 0 otherwise
 	uint32_t timeout_ms, tries, n;
 	bool idempotent;
 	proto_retry retry;
@@ -456,10 +736,39 @@ acall_finish(acall *a, dtx_err err, proto_msg *rep)
 	done(arg, err, rep);
 }
 
+static void acall_failed(acall *a, dtx_err err);
+
+// True when the call may go now; otherwise it waits (polling) for the
+// connection's hello, or has failed with DTX_EUNREACH once it waited as
+// long as a send may wait for a connection.
+static bool
+acall_ready(acall *a)
+{
+	proto_client *c = a->c;
+	if (c->cfg.tls == NULL || atomic_load(&c->ready)) {
+		a->wait_until = 0;
+		return true;
+	}
+	uint64_t now = dtx_mono_ns();
+	if (a->wait_until == 0)
+		a->wait_until =
+		    now + (uint64_t)send_ms(c, a->timeout_ms) * 1000000ULL;
+	if (now < a->wait_until) {
+		a->state = A_SLEEP;
+		nng_sleep_aio(2, a->sleep_aio);
+		return false;
+	}
+	a->wait_until = 0;
+	acall_failed(a, DTX_EUNREACH);
+	return false;
+}
+
 static void
 acall_send(acall *a)
 {
 	nng_msg *msg;
+	if (!acall_ready(a))
+		return;
 	if (nng_msg_dup(&msg, a->req) != 0) {
 		acall_finish(a, DTX_ENOMEM, NULL);
 		return;
@@ -590,10 +899,23 @@ proto_client_close(proto_client *c)
 {
 	if (c == NULL)
 		return;
+	pthread_mutex_lock(&c->mu);
+	c->closing = true;
+	pthread_cond_broadcast(&c->rcv);
+	pthread_mutex_unlock(&c->mu);
 	if (c->sock_open) {
 		nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
 		nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
 		nng_close(c->sock);
+	}
+	// The hello's callbacks see closing and start nothing new.
+	if (c->hsleep != NULL) {
+		nng_aio_stop(c->hsleep);
+		nng_aio_free(c->hsleep);
+	}
+	if (c->haio != NULL) {
+		nng_aio_stop(c->haio);
+		nng_aio_free(c->haio);
 	}
 	for (slot *s = c->idle; s != NULL;) {
 		slot *next = s->next;
@@ -601,6 +923,7 @@ proto_client_close(proto_client *c)
 		dtx_free(s);
 		s = next;
 	}
+	pthread_cond_destroy(&c->rcv);
 	pthread_mutex_destroy(&c->mu);
 	dtx_free(c->url);
 	dtx_free(c);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "proto_int.h"
 
 struct proto_daemon {
 	proto_daemon_cfg cfg;
@@ -44,6 +45,16 @@ struct proto_daemon {
 	_Atomic uint64_t clock_rejected;
 	_Atomic uint64_t faults;
 	_Atomic uint64_t calls_cut;
+
+	proto_tls *tls; // NULL with --insecure
+	_Atomic uint64_t refused[PROTO_REFUSED_COUNT];
+	// proto_daemon_warn_ok's slots (rlmu guards them).
+	pthread_mutex_t rlmu;
+	struct warn_slot {
+		uint32_t peer;
+		const char *what;
+		uint64_t last_ns, held;
+	} warn[64];
 };
 
 #define CFG(f) offsetof(proto_daemon_cfg, f)
@@ -65,6 +76,19 @@ static const dtx_cfg_opt common_opts[] = {
 	    "refuse messages whose clock is this far ahead" },
 	{ "timeout-ms", DTX_CFG_INT, CFG(timeout_ms), 1, 600000, "1000",
 	    "default timeout of calls to peers" },
+	{ "tls-ca", DTX_CFG_STR, CFG(tls_ca), 0, 0, NULL,
+	    "the cluster CA certificate (PEM)" },
+	{ "tls-cert", DTX_CFG_STR, CFG(tls_cert), 0, 0, NULL,
+	    "this node's certificate (PEM; CN=<role>-<id>)" },
+	{ "tls-key", DTX_CFG_STR, CFG(tls_key), 0, 0, NULL,
+	    "this node's private key (PEM)" },
+	{ "insecure", DTX_CFG_BOOL, CFG(insecure), 0, 0, "false",
+	    "plaintext tcp:// and ipc:// links, no authentication (a single "
+	    "trusted host only)" },
+	{ "enable-faults", DTX_CFG_BOOL, CFG(enable_faults), 0, 0, "false",
+	    "serve FAULT requests from harness certificates" },
+	{ "max-conns", DTX_CFG_INT, CFG(max_conns), 1, 1000000, "512",
+	    "connections at once; more are closed" },
 };
 #define NCOMMON (sizeof(common_opts) / sizeof(common_opts[0]))
 
@@ -159,6 +183,84 @@ done:
 	return rv;
 }
 
+static proto_role
+topo_role(dtx_role r)
+{
+	switch (r) {
+	case DTX_ROLE_COORDINATOR:
+		return PROTO_ROLE_COORDINATOR;
+	case DTX_ROLE_PARTICIPANT:
+		return PROTO_ROLE_PARTICIPANT;
+	case DTX_ROLE_SAGA:
+		return PROTO_ROLE_SAGA;
+	default:
+		return PROTO_ROLE_CLIENT;
+	}
+}
+
+// Checks that every url this daemon listens on or dials suits the mode:
+// tls+tcp:// with certificates, anything else only with --insecure.
+static dtx_err
+check_urls(proto_daemon *d, const char *prog)
+{
+	bool tls = d->tls != NULL;
+	for (uint32_t i = 0; i <= d->topo.n; i++) {
+		const char *u =
+		    i < d->topo.n ? d->topo.nodes[i].url : d->cfg.listen;
+		if (u[0] == '\0' || proto__url_tls(u) == tls)
+			continue;
+		fprintf(stderr,
+		    tls ? "%s: %s is not tls+tcp://: with certificates every "
+		          "link is TLS (plaintext needs --insecure and no "
+		          "--tls-* flags)\n"
+		        : "%s: %s needs --tls-ca, --tls-cert and --tls-key\n",
+		    prog, u);
+		return DTX_EINVAL;
+	}
+	return DTX_OK;
+}
+
+// Opens the TLS material, or accepts plaintext only with --insecure.
+static dtx_err
+open_links(proto_daemon *d, const char *prog)
+{
+	const proto_daemon_cfg *c = &d->cfg;
+	char why[300];
+	bool any = c->tls_ca || c->tls_cert || c->tls_key;
+	if (!any && !c->insecure) {
+		fprintf(stderr,
+		    "%s: give --tls-ca, --tls-cert and --tls-key (mutual TLS), "
+		    "or --insecure for plaintext links on a trusted host\n",
+		    prog);
+		return DTX_EINVAL;
+	}
+	if (any && c->insecure) {
+		fprintf(stderr,
+		    "%s: --insecure and --tls-* exclude each other\n", prog);
+		return DTX_EINVAL;
+	}
+	if (any) {
+		dtx_err rv = proto_tls_open(c->tls_ca, c->tls_cert, c->tls_key,
+		    why, sizeof(why), &d->tls);
+		if (rv != DTX_OK) {
+			fprintf(stderr, "%s: TLS: %s\n", prog, why);
+			return rv;
+		}
+		uint32_t node;
+		proto_role role;
+		proto_tls_self(d->tls, &node, &role);
+		if (node != (uint32_t)c->node_id ||
+		    role != topo_role(d->role)) {
+			fprintf(stderr,
+			    "%s: %s names %s %u, but this is %s %lld\n", prog,
+			    c->tls_cert, proto_role_name(role), node,
+			    dtx_role_name(d->role), (long long)c->node_id);
+			return DTX_EINVAL;
+		}
+	}
+	return check_urls(d, prog);
+}
+
 dtx_err
 proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
     const dtx_cfg_opt *extra, size_t nextra, void *extra_cfg,
@@ -179,6 +281,7 @@ proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
 	sigaddset(&d->sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &d->sigs, NULL);
 	pthread_mutex_init(&d->mtx, NULL);
+	pthread_mutex_init(&d->rlmu, NULL);
 	d->role = role;
 	d->extra = extra;
 	d->nextra = nextra;
@@ -232,6 +335,8 @@ proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
 		rv = DTX_ENOMEM;
 		goto fail;
 	}
+	if ((rv = open_links(d, prog)) != DTX_OK)
+		goto fail;
 	if ((rv = dtx_mkdir_p(d->cfg.data)) != DTX_OK) {
 		fprintf(stderr, "%s: cannot create %s: %s\n", prog, d->cfg.data,
 		    dtx_strerror(rv));
@@ -393,8 +498,22 @@ serve_health(proto_daemon *d, proto_msg *rep)
 		{ "hlc_max_drift_ms", (int64_t)hc.max_drift_ms },
 		{ "faults", (int64_t)atomic_load(&d->faults) },
 		{ "calls_cut", (int64_t)atomic_load(&d->calls_cut) },
+		{ "insecure", d->tls == NULL },
+		{ "faults_enabled", d->cfg.enable_faults },
+		{ "conns", (int64_t)ss.conns },
+		{ "conns_refused", (int64_t)ss.conns_refused },
+		{ "hellos", (int64_t)ss.hellos },
+		{ "refused_hello", (int64_t)ss.hello_failed },
+		{ "refused_unauthenticated", (int64_t)ss.unauthenticated },
+		{ "refused_from", (int64_t)ss.from_mismatch },
 	};
-	return proto_health_counters(h, ctr, sizeof(ctr) / sizeof(ctr[0]));
+	rv = proto_health_counters(h, ctr, sizeof(ctr) / sizeof(ctr[0]));
+	for (int r = PROTO_REFUSED_NONE + 1;
+	     r < PROTO_REFUSED_COUNT && rv == DTX_OK; r++)
+		rv = proto_health_counter(h,
+		    proto_refusal_name((proto_refusal)r),
+		    (int64_t)atomic_load(&d->refused[r]));
+	return rv;
 }
 
 static dtx_err
@@ -453,13 +572,106 @@ serve_fault(proto_daemon *d, const proto_fault *f, proto_msg *rep)
 	return DTX_OK;
 }
 
-// The server's handler: clocks, then the runtime's own messages, then the
-// daemon's handler.
+bool
+proto_daemon_warn_ok(
+    proto_daemon *d, uint32_t peer, const char *what, uint64_t *suppressed)
+{
+	size_t n = sizeof(d->warn) / sizeof(d->warn[0]);
+	size_t i = (size_t)(((uintptr_t)what >> 3) * 31 + peer) % n;
+	uint64_t now = dtx_mono_ns();
+	bool ok;
+	pthread_mutex_lock(&d->rlmu);
+	struct warn_slot *w = &d->warn[i];
+	if (w->what != what || w->peer != peer) {
+		// A new key takes the slot over (what it held back is lost).
+		*w = (struct warn_slot) { .peer = peer, .what = what };
+	}
+	ok = w->last_ns == 0 || now - w->last_ns >= 1000000000ULL;
+	if (ok) {
+		*suppressed = w->held;
+		w->held = 0;
+		w->last_ns = now;
+	} else {
+		w->held++;
+	}
+	pthread_mutex_unlock(&d->rlmu);
+	return ok;
+}
+
+// The roles (bits) of a request's sender, or PROTO_REFUSED_IDENTITY when
+// its certificate names a role the topology does not give its node id.
+static proto_refusal
+sender_roles(proto_daemon *d, const proto_peer *p, uint32_t *roles)
+{
+	const dtx_node *nd = dtx_topo_find(&d->topo, p->node);
+	uint32_t ext = proto_authz_external();
+	if (!p->authenticated) {
+		// --insecure: the topology's word for the claimed id; an id
+		// outside it is not constrained (anyone may claim any id
+		// over plaintext anyway).
+		*roles = nd == NULL               ? proto_authz_any()
+		    : nd->role == DTX_ROLE_CLIENT ? ext
+		                                  : 1u << topo_role(nd->role);
+		return PROTO_REFUSED_NONE;
+	}
+	uint32_t mine = 1u << p->role;
+	bool fits = nd == NULL || nd->role == DTX_ROLE_CLIENT
+	    ? (mine & ext) != 0
+	    : p->role == topo_role(nd->role);
+	*roles = fits ? mine : 0;
+	return fits ? PROTO_REFUSED_NONE : PROTO_REFUSED_IDENTITY;
+}
+
+// The authorisation table for req (each element of a BATCH too); a
+// refusal is counted, logged (rate-limited) and returned as an ERROR.
+static dtx_err
+authorise(proto_daemon *d, const proto_msg *req, proto_msg *rep,
+    const proto_peer *peer)
+{
+	proto_peer none = { .node = req->hdr.from };
+	if (peer == NULL)
+		peer = &none;
+	uint32_t roles = 0;
+	proto_refusal why = sender_roles(d, peer, &roles);
+	proto_type bad = req->hdr.type;
+	if (why == PROTO_REFUSED_NONE)
+		why = proto_authz_check(bad, roles, d->cfg.enable_faults);
+	if (why == PROTO_REFUSED_NONE && req->hdr.type == PROTO_BATCH)
+		for (uint32_t i = 0; i < req->u.batch.n; i++) {
+			bad = req->u.batch.msgs[i].hdr.type;
+			why =
+			    proto_authz_check(bad, roles, d->cfg.enable_faults);
+			if (why != PROTO_REFUSED_NONE || bad == PROTO_BATCH)
+				break;
+		}
+	if (why == PROTO_REFUSED_NONE)
+		return DTX_OK;
+	atomic_fetch_add(&d->refused[why], 1);
+	const char *what = proto_refusal_name(why);
+	const char *role =
+	    peer->authenticated ? proto_role_name(peer->role) : "plaintext";
+	uint64_t held = 0;
+	if (proto_daemon_warn_ok(d, peer->node, what, &held))
+		DTX_LOG(DTX_LOG_WARN, "REFUSED",
+		    "%s from node %u (%s): %s (%llu more refused in the last "
+		    "second)",
+		    proto_type_name(bad), peer->node, role, what,
+		    (unsigned long long)held);
+	return proto_msg_set_error(rep, DTX_EPERM, "%s from %s %u: %s",
+	    proto_type_name(bad), role, peer->node, what);
+}
+
+// The server's handler: who may send this, clocks, then the runtime's
+// own messages, then the daemon's handler.
 static dtx_err
 handle(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 {
 	proto_daemon *d = arg;
 	dtx_err rv;
+
+	if ((rv = authorise(d, req, rep, proto_call_peer(call))) != DTX_OK ||
+	    rep->hdr.type == PROTO_ERROR)
+		return rv;
 
 	if (req->hdr.type == PROTO_BATCH) {
 		for (uint32_t i = 0; i < req->u.batch.n; i++)
@@ -497,7 +709,14 @@ proto_daemon_serve(proto_daemon *d, const proto_daemon_hooks *hooks)
 		.handler = handle,
 		.stamp = stamp,
 		.arg = d,
+		.tls = d->tls,
+		.max_conns = (uint32_t)d->cfg.max_conns,
 	};
+	if (d->tls == NULL)
+		DTX_LOG(DTX_LOG_WARN, "INSECURE",
+		    "--insecure: plaintext links, no authentication; anyone "
+		    "who can reach %s may act as any node",
+		    d->cfg.listen);
 	proto_server *srv = NULL;
 	dtx_err rv = proto_server_open(&sc, &srv);
 	if (rv != DTX_OK) {
@@ -556,6 +775,8 @@ proto_daemon_close(proto_daemon *d)
 		proto_client_close(d->clients[i]);
 	clk_node_close(d->clock);
 	clk_source_free(d->src);
+	proto_tls_close(d->tls);
+	pthread_mutex_destroy(&d->rlmu);
 	if (d->nextra > 0 && d->extra_cfg != NULL)
 		dtx_cfg_fini(d->extra, d->nextra, d->extra_cfg);
 	dtx_cfg_fini(common_opts, NCOMMON, &d->cfg);
@@ -632,6 +853,9 @@ peer_client(proto_daemon *d, uint32_t peer, peer_route *out)
 			.stamp = stamp,
 			.observe = observe_reply,
 			.arg = d,
+			.tls = d->tls,
+			.check_server = true,
+			.server_node = peer,
 		};
 		rv = proto_client_open(&cc, &d->clients[peer]);
 		c = d->clients[peer];

@@ -35,7 +35,15 @@
 //     "crash_at"  s NAME, args [nth]: arm crash point NAME (dtx_crashpoint);
 //   other kinds go to the daemon's fault hook;
 // - clients to every peer, created on first use and shared by all threads;
-// - SIGTERM/SIGINT (a clean stop) and SIGPIPE (ignored).
+// - SIGTERM/SIGINT (a clean stop) and SIGPIPE (ignored);
+// - the trust boundary: every link is mutual TLS with the --tls-* files
+//   (the topology's urls are then tls+tcp://), each connection bound to
+//   the node its certificate names (rpc.h); plaintext tcp:// and ipc://
+//   only with --insecure, which the log and HEALTH ("insecure" 1) say.
+//   Every request is checked against the authorisation table below by
+//   the sender's role before the daemon sees it; refusals are answered
+//   with ERROR DTX_EPERM, counted in HEALTH by reason and logged at most
+//   once a second per (peer, reason) with a count of what was left out.
 
 typedef struct proto_daemon proto_daemon;
 
@@ -49,6 +57,12 @@ typedef struct proto_daemon_cfg {
 	char *log_level; // --log-level debug|info|warn|error (info)
 	int64_t max_offset_ms; // --max-offset-ms: HLC max_offset (500)
 	int64_t timeout_ms; // --timeout-ms: default peer call timeout (1000)
+	char *tls_ca; // --tls-ca FILE: the cluster CA (PEM)
+	char *tls_cert; // --tls-cert FILE: this node's certificate (PEM)
+	char *tls_key; // --tls-key FILE: its private key (PEM, unencrypted)
+	bool insecure; // --insecure: plaintext tcp:// and ipc:// links
+	bool enable_faults; // --enable-faults: serve FAULT (harness only)
+	int64_t max_conns; // --max-conns: connections at once (512)
 } proto_daemon_cfg;
 
 // What a daemon plugs into the runtime. All hooks run on server worker
@@ -129,6 +143,51 @@ dtx_err proto_daemon_call(proto_daemon *d, uint32_t peer, proto_msg *req,
 // call must have completed before proto_daemon_close. Thread-safe.
 dtx_err proto_daemon_call_async(proto_daemon *d, uint32_t peer, proto_msg *req,
     const proto_call_opts *opts, proto_done_fn done, void *arg);
+
+// ================================================================
+// authorisation
+//
+// Roles are bits (1u << proto_role) so that a sender may hold several:
+// over TLS exactly its certificate's; over plaintext (--insecure) the
+// topology's role for its claimed node id, proto_authz_external()
+// (client, admin and harness) for a client's id, and every role for an
+// id outside the topology (over plaintext anyone may claim any id). Over TLS a
+// certificate for a node id of the topology must name that node's role (a
+// client line accepts client, admin and harness certificates), and one for an
+// id outside it an external role.
+
+typedef enum proto_refusal {
+	PROTO_REFUSED_NONE = 0,
+	PROTO_REFUSED_ROLE, // the sender's role may not send this type
+	PROTO_REFUSED_FAULTS_OFF, // FAULT without --enable-faults
+	PROTO_REFUSED_IDENTITY, // certificate and topology disagree
+	PROTO_REFUSED_COUNT
+} proto_refusal;
+
+// The roles (bits) that may send type as a request to a daemon.
+uint32_t proto_authz_roles(proto_type type);
+
+// The roles of a sender outside the cluster's own daemons.
+uint32_t proto_authz_external(void);
+
+// Every role.
+uint32_t proto_authz_any(void);
+
+// Whether a sender holding roles may send type, FAULT also needing
+// faults_enabled. PROTO_REFUSED_NONE when it may.
+proto_refusal proto_authz_check(
+    proto_type type, uint32_t roles, bool faults_enabled);
+
+// "refused_role", ... (the HEALTH counter names); "?" out of range.
+const char *proto_refusal_name(proto_refusal r);
+
+// A rate limit for a repeated warning: true at most once a second per
+// (peer, what) (what is a string constant, compared by address), with
+// *suppressed set to how many were held back since the last true. A
+// shared table of slots: two keys that collide share one limit.
+// Thread-safe.
+bool proto_daemon_warn_ok(
+    proto_daemon *d, uint32_t peer, const char *what, uint64_t *suppressed);
 
 // Appends a counter to a HEALTH reply being built (name copied).
 // DTX_ENOMEM, DTX_EINVAL when the reply already holds PROTO_MAX_COUNTERS.

@@ -4,6 +4,9 @@
 // translating nng errors into dtx_err (once, where nng returns them) and
 // the receive-size limit every socket gets.
 
+#include <stdatomic.h>
+#include <string.h>
+
 #include "proto_int.h"
 
 // The message is packed into a buffer first and appended to the nng
@@ -85,5 +88,27 @@ dtx_err
 proto__sock_limits(nng_socket sock, size_t max_msg)
 {
 	return proto_from_nng(nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ,
-	    max_msg == 0 ? PROTO_MAX_MSG_DEFAULT : max_msg));
+	    (max_msg == 0 ? PROTO_MAX_MSG_DEFAULT : max_msg) +
+	        PROTO__NNG_SLACK));
+}
+
+bool
+proto__url_tls(const char *url)
+{
+	return strncmp(url, "tls+tcp://", 10) == 0;
+}
+
+dtx_err
+proto__url_check(const char *url, const proto_tls *tls)
+{
+	return proto__url_tls(url) == (tls != NULL) ? DTX_OK : DTX_EINVAL;
+}
+
+bool
+proto__once_a_second(_Atomic uint64_t *last)
+{
+	uint64_t now = dtx_mono_ns(), prev = atomic_load(last);
+	if (prev != 0 && now - prev < 1000000000ULL)
+		return false;
+	return atomic_compare_exchange_strong(last, &prev, now);
 }

@@ -29,6 +29,90 @@ dtx_err proto_decode_nng(const nng_msg *msg, const proto_limits *lim,
 // DTX_ECLOSED, NNG_ENOMEM -> DTX_ENOMEM, address errors -> DTX_EINVAL...).
 dtx_err proto_from_nng(int rv);
 
+// ================================================================ identity
+//
+// Every TCP link is mutual TLS (nng's tls+tcp transport, mbedTLS): both
+// ends present a certificate signed by the cluster's one CA and verify the
+// other's. nng 1.5.2 tells a connection ("pipe") whether its peer was
+// verified but not who the peer is, so identity is bound by a hello on
+// every new connection, before any other request:
+//   client -> HELLO                     server: a fresh random nonce for
+//   client <- CHALLENGE {nonce}         this connection
+//   client -> AUTH {cert PEM, sig}      sig = the client's key over
+//                                       proto_hello_digest(server id, nonce)
+//   client <- ACK                       server: chain checked against the
+//                                       CA, signature against the cert's
+//                                       key, (node, role) read from its
+//                                       subject and bound to the pipe
+// The binding ends with the connection. A request on an unbound
+// connection is refused (ERROR DTX_EPERM "unauthenticated"), as is one
+// whose "from" is not the bound node id. A certificate's subject names
+// the node: CN=<role>-<id> (CN=participant-3), or CN=<id> with OU=<role>.
+
+typedef enum proto_role {
+	PROTO_ROLE_NONE = 0, // unknown (plaintext, not in the topology)
+	PROTO_ROLE_COORDINATOR,
+	PROTO_ROLE_PARTICIPANT,
+	PROTO_ROLE_SAGA,
+	PROTO_ROLE_CLIENT,
+	PROTO_ROLE_ADMIN,
+	PROTO_ROLE_HARNESS,
+	PROTO_ROLE_COUNT
+} proto_role;
+
+// "coordinator", ...; "?" out of range. Never NULL.
+const char *proto_role_name(proto_role r);
+
+// Parses the role named by s[0..n); DTX_EINVAL for anything else.
+dtx_err proto_role_parse(const char *s, size_t n, proto_role *out);
+
+// The identity a certificate subject's CN and OU (ou may be NULL) name:
+// CN=<role>-<id> (an OU, if any, naming the same role), or CN=<id> and
+// OU=<role>; id is 1..9 decimal digits. DTX_EINVAL otherwise.
+dtx_err proto_subject_identity(
+    const char *cn, const char *ou, uint32_t *node, proto_role *role);
+
+// Who sent a request, as the server knows it. authenticated: bound by a
+// hello over TLS; otherwise (plaintext, --insecure) node is the claimed
+// "from" and role is PROTO_ROLE_NONE (the daemon looks it up).
+typedef struct proto_peer {
+	uint32_t node;
+	proto_role role;
+	bool authenticated;
+} proto_peer;
+
+// A node's TLS material: the cluster CA, its certificate and its key.
+typedef struct proto_tls proto_tls;
+
+// Loads the three PEM files and checks them against each other (the key
+// is the certificate's, the CA signed it, its subject names a node).
+// DTX_EINVAL with the reason in why; DTX_ENOMEM. *out returns owned
+// (proto_tls_close). Thread-safe once open; shared by servers and
+// clients, which borrow it.
+dtx_err proto_tls_open(const char *ca_file, const char *cert_file,
+    const char *key_file, char *why, size_t why_len, proto_tls **out);
+void proto_tls_close(proto_tls *t);
+
+// The node id and role our own certificate names.
+void proto_tls_self(const proto_tls *t, uint32_t *node, proto_role *role);
+
+// What a hello signs: SHA-256 of the server's node id (4 bytes, big
+// endian), the nonce and the context string "dtx-hello-v1" with its NUL.
+void proto_hello_digest(
+    uint32_t server, const uint8_t nonce[PROTO_NONCE_LEN], uint8_t out[32]);
+
+// Builds the AUTH message answering server's nonce (owned: free with
+// proto_msg_free). DTX_EINVAL, DTX_ENOMEM.
+dtx_err proto_tls_hello(proto_tls *t, uint32_t server,
+    const uint8_t nonce[PROTO_NONCE_LEN], proto_msg *out);
+
+// Checks an AUTH body against the CA and the nonce this server (node id
+// server) gave: on DTX_OK *node and *role hold the identity. DTX_EPERM
+// with the reason in why; DTX_ENOMEM.
+dtx_err proto_tls_verify_hello(proto_tls *t, uint32_t server,
+    const uint8_t nonce[PROTO_NONCE_LEN], const proto_auth *a, uint32_t *node,
+    proto_role *role, char *why, size_t why_len);
+
 // ================================================================ RPC
 //
 // Both ends use nng REQ/REP (protocol version 0) with contexts. Every
@@ -52,6 +136,10 @@ typedef void (*proto_observe_fn)(void *arg, const proto_hdr *hdr);
 // call. NULL where the request cannot be deferred (on a proto_pool
 // thread, or when a handler is called directly).
 typedef struct proto_call proto_call;
+
+// The sender of the request call is serving (see proto_peer). Borrowed,
+// valid during the handler's call; NULL when call is NULL.
+const proto_peer *proto_call_peer(const proto_call *call);
 
 // Serves one request. req is borrowed for the call. rep arrives zeroed
 // with rep->hdr.id set; the handler sets rep->hdr.type and the body (all
@@ -84,6 +172,13 @@ typedef struct proto_server_cfg {
 	proto_stamp_fn stamp; // optional
 	proto_observe_fn observe; // optional (called before the handler)
 	void *arg; // passed to handler, stamp, observe
+	// Required for a tls+tcp:// url, refused for any other (borrowed,
+	// must outlive the server): every connection must then say hello
+	// (above) before anything else.
+	proto_tls *tls;
+	// Connections at once; a new one over it is closed at once and
+	// counted in conns_refused. 0: no cap.
+	uint32_t max_conns;
 } proto_server_cfg;
 
 typedef struct proto_server proto_server;
@@ -94,6 +189,12 @@ typedef struct proto_server_stats {
 	uint64_t replies; // replies sent
 	uint64_t decode_errors; // requests answered with ERROR DTX_EPROTO
 	uint64_t handler_errors; // handler returned an error
+	uint64_t conns; // connections open now
+	uint64_t conns_refused; // closed at once: over max_conns
+	uint64_t hellos; // connections bound to an identity
+	uint64_t hello_failed; // HELLO/AUTH refused (bad cert, signature)
+	uint64_t unauthenticated; // requests on an unbound connection
+	uint64_t from_mismatch; // "from" other than the bound node id
 } proto_server_stats;
 
 // Listens on cfg->url and starts the workers. *out returns owned (close
@@ -185,6 +286,16 @@ typedef struct proto_client_cfg {
 	proto_stamp_fn stamp; // optional
 	proto_observe_fn observe; // optional, for replies
 	void *arg;
+	// Required for a tls+tcp:// url, refused for any other (borrowed,
+	// must outlive the client): on every new connection the client
+	// says hello before any request goes out on it, and node_id is
+	// replaced by the node id its certificate names.
+	proto_tls *tls;
+	// With check_server, the hello goes through only when the server
+	// says it is node server_node (so that no other node of the
+	// cluster can pass our hello on as its own).
+	bool check_server;
+	uint32_t server_node;
 } proto_client_cfg;
 
 typedef struct proto_client proto_client;

@@ -4,9 +4,12 @@
 // nng context and aio, so K handlers can block at once (on an fsync, on
 // RPCs to other daemons). Decode failures are answered with an ERROR reply
 // and counted; a BATCH is unpacked into one handler call per element unless
-// the daemon asks for whole batches.
+// the daemon asks for whole batches. Each connection has an entry in a
+// table (the connection cap counts them); over TLS the entry holds the
+// hello's nonce and then the identity the connection is bound to.
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +17,16 @@
 #include "proto_int.h"
 
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
+
+// One connection: its nng pipe id, the nonce of a hello in progress, and
+// once the hello succeeded, who is at the other end.
+typedef struct conn {
+	uint32_t pipe;
+	bool has_nonce;
+	uint8_t nonce[PROTO_NONCE_LEN];
+	proto_peer peer; // authenticated once bound
+} conn;
 
 typedef struct worker {
 	proto_server *s;
@@ -42,6 +55,13 @@ struct proto_server {
 	uint32_t deferred;
 	nng_ctx *spare;
 	uint32_t nspare;
+
+	// The connections (pmu guards conns and nconns).
+	pthread_mutex_t pmu;
+	conn *conns;
+	uint32_t nconns, capconns;
+	_Atomic uint64_t conns_refused, hellos, hello_failed, unauth, from_bad;
+	_Atomic uint64_t cap_logged_ns, auth_logged_ns; // rate limits
 };
 
 // A request taken over by its handler (proto_server_defer). A whole
@@ -81,7 +101,14 @@ struct proto_call {
 	uint32_t idx; // an element's index in the batch
 	proto_defer *taken; // the token the handler took, or NULL
 	proto_defer *bt; // the batch's token, or NULL
+	proto_peer peer; // who sent the message
 };
+
+const proto_peer *
+proto_call_peer(const proto_call *call)
+{
+	return call != NULL ? &call->peer : NULL;
+}
 
 // Fills the header of an outgoing reply and stamps its clocks.
 static void
@@ -364,6 +391,213 @@ ctx_replace(proto_server *s, nng_ctx *ctx)
 	return nng_ctx_open(ctx, s->sock);
 }
 
+// ---------------------------------------------------------------- connections
+
+// The entry of pipe id, or NULL. Called with pmu held.
+static conn *
+conn_find(proto_server *s, uint32_t pipe)
+{
+	for (uint32_t i = 0; i < s->nconns; i++)
+		if (s->conns[i].pipe == pipe)
+			return &s->conns[i];
+	return NULL;
+}
+
+// A new connection gets an entry, or is closed when the cap is reached
+// (before nng adds it to the socket); a closed one loses its entry (and
+// with it the identity it was bound to).
+static void
+on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	proto_server *s = arg;
+	uint32_t id = (uint32_t)nng_pipe_id(p);
+	pthread_mutex_lock(&s->pmu);
+	if (ev == NNG_PIPE_EV_REM_POST) {
+		conn *c = conn_find(s, id);
+		if (c != NULL)
+			*c = s->conns[--s->nconns];
+		pthread_mutex_unlock(&s->pmu);
+		return;
+	}
+	bool full = s->cfg.max_conns != 0 && s->nconns >= s->cfg.max_conns;
+	if (!full && s->nconns == s->capconns) {
+		uint32_t cap = s->capconns ? s->capconns * 2 : 16;
+		conn *nc = dtx_realloc(s->conns, cap * sizeof(*nc));
+		if (nc == NULL) {
+			full = true;
+		} else {
+			s->conns = nc;
+			s->capconns = cap;
+		}
+	}
+	if (!full)
+		s->conns[s->nconns++] = (conn) { .pipe = id };
+	uint32_t n = s->nconns;
+	pthread_mutex_unlock(&s->pmu);
+	if (!full)
+		return;
+	uint64_t k = atomic_fetch_add(&s->conns_refused, 1) + 1;
+	nng_pipe_close(p);
+	if (proto__once_a_second(&s->cap_logged_ns))
+		DTX_LOG(DTX_LOG_WARN, "CONN_CAP",
+		    "a connection over the cap of %u closed (%u open; %llu "
+		    "refused so far)",
+		    s->cfg.max_conns, n, (unsigned long long)k);
+}
+
+// The connection's identity into *out; false when it has none (unbound,
+// or gone).
+static bool
+conn_peer(proto_server *s, uint32_t pipe, proto_peer *out)
+{
+	pthread_mutex_lock(&s->pmu);
+	conn *c = conn_find(s, pipe);
+	bool ok = c != NULL && c->peer.authenticated;
+	if (ok)
+		*out = c->peer;
+	pthread_mutex_unlock(&s->pmu);
+	return ok;
+}
+
+// Builds an ERROR for the request with this id into msg.
+static dtx_err refuse(proto_server *s, nng_msg *msg, uint64_t id, dtx_err code,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static dtx_err
+refuse(proto_server *s, nng_msg *msg, uint64_t id, dtx_err code,
+    const char *fmt, ...)
+{
+	char why[PROTO_MAX_STR + 1];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	proto_msg rep;
+	proto_msg_init(&rep, PROTO_NONE);
+	dtx_err err = proto_msg_set_error(&rep, code, "%s", why);
+	if (err != DTX_OK)
+		return err;
+	finish_hdr(s, &rep, id);
+	nng_msg_clear(msg);
+	err = proto_encode(&rep, msg);
+	proto_msg_free(&rep);
+	return err;
+}
+
+// Encodes rep (consumed) as the answer in msg.
+static dtx_err
+answer(proto_server *s, nng_msg *msg, proto_msg *rep, uint64_t id)
+{
+	finish_hdr(s, rep, id);
+	nng_msg_clear(msg);
+	dtx_err err = proto_encode(rep, msg);
+	proto_msg_free(rep);
+	return err;
+}
+
+// HELLO: a fresh nonce for this connection (any earlier one is void).
+static dtx_err
+serve_hello(proto_server *s, uint32_t pipe, const proto_msg *req, nng_msg *msg)
+{
+	uint8_t nonce[PROTO_NONCE_LEN];
+	if (proto__random(nonce, sizeof(nonce)) != DTX_OK)
+		return refuse(s, msg, req->hdr.id, DTX_EIO, "no randomness");
+	pthread_mutex_lock(&s->pmu);
+	conn *c = conn_find(s, pipe);
+	if (c != NULL) {
+		memcpy(c->nonce, nonce, sizeof(nonce));
+		c->has_nonce = true;
+	}
+	pthread_mutex_unlock(&s->pmu);
+	if (c == NULL)
+		return refuse(
+		    s, msg, req->hdr.id, DTX_ECLOSED, "no connection");
+	proto_msg rep;
+	proto_msg_init(&rep, PROTO_CHALLENGE);
+	dtx_err err = proto_bytes_set(&rep.u.auth.nonce, nonce, sizeof(nonce));
+	if (err != DTX_OK) {
+		proto_msg_free(&rep);
+		return err;
+	}
+	return answer(s, msg, &rep, req->hdr.id);
+}
+
+// AUTH: checks the certificate and the signature over this connection's
+// nonce (used once), then binds the connection to the certificate's node.
+static dtx_err
+serve_auth(proto_server *s, uint32_t pipe, const proto_msg *req, nng_msg *msg)
+{
+	uint8_t nonce[PROTO_NONCE_LEN];
+	char why[200] = "no HELLO before AUTH on this connection";
+	uint32_t node = 0;
+	proto_role role = PROTO_ROLE_NONE;
+	pthread_mutex_lock(&s->pmu);
+	conn *c = conn_find(s, pipe);
+	bool have = c != NULL && c->has_nonce;
+	if (have) {
+		memcpy(nonce, c->nonce, sizeof(nonce));
+		c->has_nonce = false;
+	}
+	pthread_mutex_unlock(&s->pmu);
+	dtx_err err = have
+	    ? proto_tls_verify_hello(s->cfg.tls, s->cfg.node_id, nonce,
+	          &req->u.auth, &node, &role, why, sizeof(why))
+	    : DTX_EPERM;
+	if (err == DTX_OK) {
+		pthread_mutex_lock(&s->pmu);
+		if ((c = conn_find(s, pipe)) != NULL)
+			c->peer = (proto_peer) { .node = node,
+				.role = role,
+				.authenticated = true };
+		pthread_mutex_unlock(&s->pmu);
+		atomic_fetch_add(&s->hellos, 1);
+		DTX_LOG(DTX_LOG_DEBUG, "AUTH_OK", "connection %u is %s %u",
+		    pipe, proto_role_name(role), node);
+		proto_msg rep;
+		proto_msg_init(&rep, PROTO_ACK);
+		return answer(s, msg, &rep, req->hdr.id);
+	}
+	if (err == DTX_ENOMEM)
+		return err;
+	uint64_t k = atomic_fetch_add(&s->hello_failed, 1) + 1;
+	if (proto__once_a_second(&s->auth_logged_ns))
+		DTX_LOG(DTX_LOG_WARN, "AUTH_REFUSED",
+		    "hello from node %u refused: %s (%llu refused so far)",
+		    req->hdr.from, why, (unsigned long long)k);
+	return refuse(s, msg, req->hdr.id, DTX_EPERM, "auth refused: %s", why);
+}
+
+// Who sent req, or a refusal in msg (*refused set): over TLS the
+// connection must be bound and every "from" must be its node id.
+static dtx_err
+admit(proto_server *s, uint32_t pipe, const proto_msg *req, nng_msg *msg,
+    proto_peer *peer, bool *refused)
+{
+	*refused = false;
+	if (s->cfg.tls == NULL) {
+		*peer = (proto_peer) { .node = req->hdr.from };
+		return DTX_OK;
+	}
+	*refused = true;
+	if (!conn_peer(s, pipe, peer)) {
+		atomic_fetch_add(&s->unauth, 1);
+		return refuse(s, msg, req->hdr.id, DTX_EPERM,
+		    "unauthenticated: say HELLO first");
+	}
+	bool same = req->hdr.from == peer->node;
+	if (req->hdr.type == PROTO_BATCH)
+		for (uint32_t i = 0; i < req->u.batch.n && same; i++)
+			same = req->u.batch.msgs[i].hdr.from == peer->node;
+	if (!same) {
+		atomic_fetch_add(&s->from_bad, 1);
+		return refuse(s, msg, req->hdr.id, DTX_EPERM,
+		    "from %u is not this connection's node %u", req->hdr.from,
+		    peer->node);
+	}
+	*refused = false;
+	return DTX_OK;
+}
+
 // Turns the request in msg into the reply, reusing the message buffer.
 // DTX_EAGAIN: the handler deferred it (msg is left alone, ctx, the
 // context it came on, belongs to the token).
@@ -381,8 +615,23 @@ serve(proto_server *s, nng_ctx ctx, nng_msg *msg)
 		}
 		return error_reply(s, msg, err, why);
 	}
-	observe(s, &req);
+	uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
+	if (s->cfg.tls != NULL &&
+	    (req.hdr.type == PROTO_HELLO || req.hdr.type == PROTO_AUTH)) {
+		err = req.hdr.type == PROTO_HELLO
+		    ? serve_hello(s, pipe, &req, msg)
+		    : serve_auth(s, pipe, &req, msg);
+		proto_msg_free(&req);
+		return err;
+	}
 	proto_call call = { .s = s, .ctx = ctx };
+	bool refused;
+	err = admit(s, pipe, &req, msg, &call.peer, &refused);
+	if (refused || err != DTX_OK) {
+		proto_msg_free(&req);
+		return err;
+	}
+	observe(s, &req);
 	if (req.hdr.type == PROTO_BATCH && !s->cfg.whole_batches) {
 		err = handle_batch(s, &call, &req, &rep);
 	} else {
@@ -477,8 +726,8 @@ bound_url(proto_server *s, nng_listener l, const char *url)
 {
 	int port = 0;
 	const char *colon = strrchr(url, ':');
-	if (strncmp(url, "tcp", 3) == 0 && colon != NULL &&
-	    strcmp(colon, ":0") == 0 &&
+	bool tcp = strncmp(url, "tcp://", 6) == 0 || proto__url_tls(url);
+	if (tcp && colon != NULL && strcmp(colon, ":0") == 0 &&
 	    nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0) {
 		size_t n = (size_t)(colon - url) + 16;
 		if ((s->url = dtx_alloc(n)) == NULL)
@@ -494,7 +743,8 @@ dtx_err
 proto_server_open(const proto_server_cfg *cfg, proto_server **out)
 {
 	if (cfg == NULL || cfg->url == NULL || cfg->handler == NULL ||
-	    out == NULL || cfg->vc_nodes > CLK_VC_MAX)
+	    out == NULL || cfg->vc_nodes > CLK_VC_MAX ||
+	    proto__url_check(cfg->url, cfg->tls) != DTX_OK)
 		return DTX_EINVAL;
 	proto_server *s = dtx_calloc(1, sizeof(*s));
 	if (s == NULL)
@@ -506,8 +756,10 @@ proto_server_open(const proto_server_cfg *cfg, proto_server **out)
 	s->n_workers = cfg->workers == 0 ? 8 : cfg->workers;
 	pthread_mutex_init(&s->dmu, NULL);
 	pthread_cond_init(&s->dcv, NULL);
+	pthread_mutex_init(&s->pmu, NULL);
 	s->spare = dtx_calloc(SPARE_MAX, sizeof(nng_ctx));
 	if (s->spare == NULL) {
+		pthread_mutex_destroy(&s->pmu);
 		pthread_cond_destroy(&s->dcv);
 		pthread_mutex_destroy(&s->dmu);
 		dtx_free(s);
@@ -522,6 +774,13 @@ proto_server_open(const proto_server_cfg *cfg, proto_server **out)
 	s->sock_open = true;
 	if ((err = proto__sock_limits(s->sock, s->lim.max_msg)) != DTX_OK)
 		goto fail;
+	if ((rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, on_pipe, s)) !=
+	        0 ||
+	    (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, on_pipe, s)) !=
+	        0) {
+		err = proto_from_nng(rv);
+		goto fail;
+	}
 	s->workers = dtx_calloc(s->n_workers, sizeof(*s->workers));
 	if (s->workers == NULL) {
 		err = DTX_ENOMEM;
@@ -537,7 +796,13 @@ proto_server_open(const proto_server_cfg *cfg, proto_server **out)
 		}
 	}
 	nng_listener l;
-	if ((rv = nng_listen(s->sock, cfg->url, &l, 0)) != 0) {
+	if ((rv = nng_listener_create(&l, s->sock, cfg->url)) == 0 &&
+	    cfg->tls != NULL)
+		rv = nng_listener_set_ptr(
+		    l, NNG_OPT_TLS_CONFIG, proto__tls_nng(cfg->tls, true));
+	if (rv == 0)
+		rv = nng_listener_start(l, 0);
+	if (rv != 0) {
 		err = proto_from_nng(rv);
 		DTX_LOG(DTX_LOG_ERROR, "PROTO_LISTEN",
 		    "cannot listen on %s: %s", cfg->url, nng_strerror(rv));
@@ -574,6 +839,14 @@ proto_server_stats_get(const proto_server *s, proto_server_stats *out)
 	out->replies = atomic_load(&m->replies);
 	out->decode_errors = atomic_load(&m->decode_errors);
 	out->handler_errors = atomic_load(&m->handler_errors);
+	pthread_mutex_lock(&m->pmu);
+	out->conns = m->nconns;
+	pthread_mutex_unlock(&m->pmu);
+	out->conns_refused = atomic_load(&m->conns_refused);
+	out->hellos = atomic_load(&m->hellos);
+	out->hello_failed = atomic_load(&m->hello_failed);
+	out->unauthenticated = atomic_load(&m->unauth);
+	out->from_mismatch = atomic_load(&m->from_bad);
 }
 
 void
@@ -609,8 +882,11 @@ proto_server_close(proto_server *s)
 	while (s->deferred > 0)
 		pthread_cond_wait(&s->dcv, &s->dmu);
 	pthread_mutex_unlock(&s->dmu);
-	if (s->sock_open)
+	if (s->sock_open) {
+		nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, NULL, NULL);
+		nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
 		nng_close(s->sock);
+	}
 	if (s->workers != NULL) {
 		for (uint32_t i = 0; i < s->n_workers; i++)
 			if (s->workers[i].aio != NULL)
@@ -618,6 +894,8 @@ proto_server_close(proto_server *s)
 		dtx_free(s->workers);
 	}
 	dtx_free(s->spare);
+	dtx_free(s->conns);
+	pthread_mutex_destroy(&s->pmu);
 	pthread_cond_destroy(&s->dcv);
 	pthread_mutex_destroy(&s->dmu);
 	dtx_free(s->url);

@@ -115,6 +115,9 @@ typedef enum proto_type {
 	PROTO_SAGA_STATUS, // "saga_status" proto_gid
 	PROTO_SAGA_STATUS_REPLY, // "saga_status_reply" proto_saga_status_reply
 	PROTO_SAGA_FORGET, // "saga_forget" proto_gid (answered with ACK)
+	PROTO_HELLO, // "hello"            (no body): asks for a CHALLENGE
+	PROTO_CHALLENGE, // "challenge"    proto_auth {nonce}
+	PROTO_AUTH, // "auth"              proto_auth {cert, sig} (ACK)
 	PROTO_TYPE_COUNT
 } proto_type;
 
@@ -449,6 +452,20 @@ typedef struct proto_batch {
 	proto_msg *msgs;
 } proto_batch;
 
+// CHALLENGE: "n" bin, PROTO_NONCE_LEN bytes: the nonce a server gives a
+// connection (the reply to HELLO). AUTH: "c" bin, 1..PROTO_MAX_CERT
+// bytes: the sender's certificate in PEM; "s" bin, 1..PROTO_MAX_SIG
+// bytes: its signature over the signed hello (proto_hello_digest in
+// rpc.h). CHALLENGE uses nonce only, AUTH cert and sig only.
+#define PROTO_NONCE_LEN 32
+#define PROTO_MAX_CERT 16384
+#define PROTO_MAX_SIG 1024
+typedef struct proto_auth {
+	proto_bytes nonce;
+	proto_bytes cert;
+	proto_bytes sig;
+} proto_auth;
+
 // ================================================================ messages
 
 // The header every message carries. All fields are decoded, so a daemon
@@ -463,7 +480,7 @@ typedef struct proto_hdr {
 } proto_hdr;
 
 // A message: the header and the body selected by hdr.type. Bodies without
-// fields (PING, PONG, HEALTH) use none of the union.
+// fields (PING, PONG, HEALTH, HELLO) use none of the union.
 struct proto_msg {
 	proto_hdr hdr;
 	union {
@@ -486,6 +503,7 @@ struct proto_msg {
 		proto_step_reply step_reply;
 		proto_gid gid; // SAGA_STATUS, SAGA_FORGET
 		proto_saga_status_reply saga_status_reply;
+		proto_auth auth; // CHALLENGE, AUTH
 	} u;
 };
 

@@ -93,6 +93,10 @@ tu_setup(tu_fx *fx, uint32_t np, char *const *const *env)
 	snprintf(fx->dir, sizeof(fx->dir), "/tmp/dtx-2pc-XXXXXX");
 	if (mkdtemp(fx->dir) == NULL)
 		return DTX_EIO;
+	// Plaintext links on this host (the daemons' --insecure) and the
+	// FAULT requests these tests send (--enable-faults).
+	setenv("DTX_INSECURE", "1", 1);
+	setenv("DTX_ENABLE_FAULTS", "1", 1);
 	hx_cluster_opts o;
 	memset(&o, 0, sizeof(o));
 	o.dir = fx->dir;

@@ -202,7 +202,7 @@ test_read_waits_then_retry(void **state)
 	commit_later cl = { h, 61, ts_plus_ms(pts, 1), NULL };
 	proto_client_cfg cc = { .url = h_url(h, P1),
 		.vc_nodes = hx_cluster_topo(h->c)->max_id,
-		.node_id = h->client_id,
+		.node_id = 0, // the coordinator the PREPARE names
 		.seed = 7 };
 	assert_int_equal(proto_client_open(&cc, &cl.cl), DTX_OK);
 	pthread_t th;

@@ -23,7 +23,13 @@
 typedef struct harness {
 	char dir[64];
 	hx_cluster *c;
+	// The harness speaks as coordinator 0, which its PREPAREs name
+	// (cl), sends FAULTs as the topology's client (fcl) and saga STEPs
+	// as a node outside the topology (scl), which --insecure lets send
+	// anything: the daemons check each role against the topology.
 	proto_client *cl[DTX_TOPO_MAX];
+	proto_client *fcl[DTX_TOPO_MAX];
+	proto_client *scl[DTX_TOPO_MAX];
 	uint32_t client_id;
 } harness;
 
@@ -46,6 +52,10 @@ h_env(void)
 		snprintf(bin, sizeof(bin), "%s/participant", root);
 		setenv("DTX_BIN_DIR", bin, 1);
 	}
+	// Plaintext links on this host (the daemons' --insecure) and the
+	// FAULT requests these tests send (--enable-faults).
+	setenv("DTX_INSECURE", "1", 1);
+	setenv("DTX_ENABLE_FAULTS", "1", 1);
 	// Quick in-doubt resolution so the tests stay short.
 	setenv("DTX_INDOUBT_TIMEOUT_MS", "300", 0);
 	setenv("DTX_BLOCKED_MS", "1000", 0);
@@ -87,8 +97,11 @@ h_free(harness *h)
 {
 	if (h == NULL)
 		return;
-	for (int i = 0; i < DTX_TOPO_MAX; i++)
+	for (int i = 0; i < DTX_TOPO_MAX; i++) {
 		proto_client_close(h->cl[i]);
+		proto_client_close(h->fcl[i]);
+		proto_client_close(h->scl[i]);
+	}
 	hx_cluster_stop_all(h->c, 2000);
 	if (getenv("DTX_KEEP_TEST_DIR") == NULL)
 		nftw(h->dir, h_rm_one, 16, FTW_DEPTH | FTW_PHYS);
@@ -165,20 +178,47 @@ h_setup(void **state, uint32_t nparts, uint32_t nstart, char *const env[])
 	return 0;
 }
 
-H_FN proto_client *
-h_client(harness *h, uint32_t id)
+// Who the harness speaks as for a request of type t (a BATCH's first
+// element decides for it): 0 the coordinator, 1 the client, 2 outside.
+H_FN int
+h_speaker(const proto_msg *req)
 {
-	if (h->cl[id] == NULL) {
+	const proto_msg *m = req;
+	if (m->hdr.type == PROTO_BATCH && m->u.batch.n > 0)
+		m = &m->u.batch.msgs[0];
+	if (m->hdr.type == PROTO_FAULT)
+		return 1;
+	if (m->hdr.type == PROTO_STEP || m->hdr.type == PROTO_SAGA_FORGET)
+		return 2;
+	return 0;
+}
+
+H_FN proto_client *
+h_client_as(harness *h, uint32_t id, int who)
+{
+	proto_client **cl = who == 1 ? &h->fcl[id]
+	    : who == 2               ? &h->scl[id]
+	                             : &h->cl[id];
+	uint32_t max = hx_cluster_topo(h->c)->max_id;
+	if (*cl == NULL) {
 		proto_client_cfg cc = { .url = h_url(h, id),
-			.vc_nodes = hx_cluster_topo(h->c)->max_id,
-			.node_id = h->client_id,
+			.vc_nodes = max,
+			.node_id = who == 1 ? h->client_id
+			    : who == 2      ? max
+			                    : 0,
 			.timeout_ms = 5000,
 			.connect_wait_ms = 2000,
 			.seed = 42 };
-		if (proto_client_open(&cc, &h->cl[id]) != DTX_OK)
+		if (proto_client_open(&cc, cl) != DTX_OK)
 			return NULL;
 	}
-	return h->cl[id];
+	return *cl;
+}
+
+H_FN proto_client *
+h_client(harness *h, uint32_t id)
+{
+	return h_client_as(h, id, 0);
 }
 
 // One call to node id; timeout_ms 0: the default (5 s).
@@ -188,7 +228,7 @@ h_call_t(harness *h, uint32_t id, proto_msg *req, proto_msg *rep,
 {
 	proto_retry r = { .attempts = 5, .base_ms = 50, .cap_ms = 500 };
 	proto_call_opts o = { .timeout_ms = timeout_ms, .retry = &r };
-	proto_client *c = h_client(h, id);
+	proto_client *c = h_client_as(h, id, h_speaker(req));
 	if (c == NULL)
 		return DTX_ENOMEM;
 	return proto_client_call(c, req, rep, &o);

@@ -27,27 +27,37 @@ typedef struct tsaga {
 	uint32_t saga_id;
 	uint32_t client_id;
 	proto_client *cl[DTX_TOPO_MAX]; // one client per daemon
+	// STEP and SAGA_FORGET go to participants as the orchestrator,
+	// whom the daemons' role check expects to send them.
+	proto_client *scl[DTX_TOPO_MAX];
 	uint64_t gidseq;
 } tsaga;
 
 static inline proto_client *
-ts_client(tsaga *t, uint32_t id)
+ts_client_as(tsaga *t, uint32_t id, bool as_saga)
 {
-	if (t->cl[id] == NULL) {
+	proto_client **cl = as_saga ? &t->scl[id] : &t->cl[id];
+	if (*cl == NULL) {
 		const dtx_node *nd = dtx_topo_find(t->topo, id);
 		if (nd == NULL)
 			return NULL;
 		proto_client_cfg cc = {
 			.url = nd->url,
 			.vc_nodes = t->topo->max_id,
-			.node_id = t->client_id,
+			.node_id = as_saga ? t->saga_id : t->client_id,
 			.timeout_ms = 15000,
 			.connect_wait_ms = 2000,
 		};
-		if (proto_client_open(&cc, &t->cl[id]) != DTX_OK)
+		if (proto_client_open(&cc, cl) != DTX_OK)
 			return NULL;
 	}
-	return t->cl[id];
+	return *cl;
+}
+
+static inline proto_client *
+ts_client(tsaga *t, uint32_t id)
+{
+	return ts_client_as(t, id, false);
 }
 
 // Creates a cluster of nparts participants and a saga orchestrator (not
@@ -60,6 +70,10 @@ ts_create(tsaga *t, uint32_t nparts)
 	snprintf(t->dir, sizeof(t->dir), "/tmp/dtx-test-saga-XXXXXX");
 	if (mkdtemp(t->dir) == NULL)
 		return -1;
+	// Plaintext links on this host (the daemons' --insecure) and the
+	// FAULT requests these tests send (--enable-faults).
+	setenv("DTX_INSECURE", "1", 1);
+	setenv("DTX_ENABLE_FAULTS", "1", 1);
 	hx_cluster_opts o = {
 		.dir = t->dir,
 		.participants = nparts,
@@ -103,6 +117,8 @@ ts_drop_client(tsaga *t, uint32_t id)
 {
 	proto_client_close(t->cl[id]);
 	t->cl[id] = NULL;
+	proto_client_close(t->scl[id]);
+	t->scl[id] = NULL;
 }
 
 static inline void
@@ -127,7 +143,11 @@ ts_destroy(tsaga *t)
 static inline dtx_err
 ts_call(tsaga *t, uint32_t id, proto_msg *req, proto_msg *rep)
 {
-	proto_client *c = ts_client(t, id);
+	const proto_msg *m = req;
+	if (m->hdr.type == PROTO_BATCH && m->u.batch.n > 0)
+		m = &m->u.batch.msgs[0];
+	proto_client *c = ts_client_as(t, id,
+	    m->hdr.type == PROTO_STEP || m->hdr.type == PROTO_SAGA_FORGET);
 	if (c == NULL)
 		return DTX_EUNREACH;
 	proto_retry r = { .attempts = 20, .base_ms = 50, .cap_ms = 500 };

@@ -278,6 +278,19 @@ sample_data(proto_type t, proto_msg *m)
 		ok(proto_str_set(&r->last_error, "participant 3 unreachable"));
 		break;
 	}
+	case PROTO_HELLO:
+		break;
+	case PROTO_CHALLENGE: {
+		uint8_t n[PROTO_NONCE_LEN];
+		for (size_t i = 0; i < sizeof(n); i++)
+			n[i] = (uint8_t)(i * 7 + 1);
+		ok(proto_bytes_set(&m->u.auth.nonce, n, sizeof(n)));
+		break;
+	}
+	case PROTO_AUTH:
+		ok(proto_bytes_set(&m->u.auth.cert, "-----BEGIN", 10));
+		ok(proto_bytes_set(&m->u.auth.sig, "\x30\x45\x02", 3));
+		break;
 	default:
 		fail_msg("no sample for type %d", (int)t);
 	}
@@ -521,6 +534,20 @@ eq_data(const proto_msg *a, const proto_msg *b)
 	case PROTO_SAGA_FORGET:
 		str_eq(a->u.gid.gid, b->u.gid.gid);
 		break;
+	case PROTO_CHALLENGE:
+	case PROTO_AUTH: {
+		const proto_auth *x = &a->u.auth, *y = &b->u.auth;
+		assert_int_equal(x->nonce.n, y->nonce.n);
+		assert_int_equal(x->cert.n, y->cert.n);
+		assert_int_equal(x->sig.n, y->sig.n);
+		if (x->nonce.n > 0)
+			assert_memory_equal(x->nonce.p, y->nonce.p, x->nonce.n);
+		if (x->cert.n > 0)
+			assert_memory_equal(x->cert.p, y->cert.p, x->cert.n);
+		if (x->sig.n > 0)
+			assert_memory_equal(x->sig.p, y->sig.p, x->sig.n);
+		break;
+	}
 	case PROTO_SAGA_STATUS_REPLY: {
 		const proto_saga_status_reply *x = &a->u.saga_status_reply;
 		const proto_saga_status_reply *y = &b->u.saga_status_reply;

@@ -69,8 +69,9 @@ setup(void **state)
 	fclose(fp);
 	char *argv[] = { "dtx-test", "--node-id", "1", "--topology", f->topo,
 		"--data", f->data, "--workers", "4", "--timeout-ms", "200",
-		"--max-offset-ms", "1000", "--log-level", "error", NULL };
-	assert_int_equal(proto_daemon_open("dtx-test", DTX_ROLE_PARTICIPANT, 15,
+		"--max-offset-ms", "1000", "--log-level", "error", "--insecure",
+		"--enable-faults", NULL };
+	assert_int_equal(proto_daemon_open("dtx-test", DTX_ROLE_PARTICIPANT, 17,
 	                     argv, NULL, 0, NULL, &f->d),
 	    DTX_OK);
 	proto_daemon_hooks h = {
@@ -151,12 +152,30 @@ test_own_handler(void **state)
 	assert_int_equal(rep.u.status_reply.txid, 99);
 	assert_int_equal(f->handled, 1);
 	proto_msg_free(&rep);
-	// A type the daemon refuses comes back as a definite ERROR.
+	// ABORT from a client is refused by the authorisation table before
+	// the daemon's handler sees it.
 	proto_msg_init(&req, PROTO_ABORT);
 	req.u.txid.txid = 5;
 	assert_int_equal(call(f, &req, &rep), DTX_EREFUSED);
+	assert_int_equal(rep.u.error.code, DTX_EPERM);
+	proto_msg_free(&rep);
+	assert_int_equal(f->handled, 1);
+	// A type the daemon refuses comes back as a definite ERROR (sent as
+	// the coordinator, whom the table lets send it).
+	char url[256];
+	snprintf(url, sizeof(url), "ipc://%s/p1.sock", f->dir);
+	proto_client_cfg cc = {
+		.url = url, .node_id = 0, .timeout_ms = 2000, .vc_nodes = 4
+	};
+	proto_client *coord = NULL;
+	assert_int_equal(proto_client_open(&cc, &coord), DTX_OK);
+	proto_msg_init(&req, PROTO_ABORT);
+	req.u.txid.txid = 5;
+	assert_int_equal(
+	    proto_client_call(coord, &req, &rep, NULL), DTX_EREFUSED);
 	assert_int_equal(rep.u.error.code, DTX_EINVAL);
 	proto_msg_free(&rep);
+	proto_client_close(coord);
 }
 
 static dtx_err

@@ -316,6 +316,77 @@ test_oversized(void **state)
 	proto_server_close(s);
 }
 
+// The encoded size of req as a client numbering its requests below 128
+// sends it (node 3, no clock stamp).
+static size_t
+wire_size(const proto_msg *req)
+{
+	proto_msg m = *req;
+	m.hdr.version = PROTO_VERSION;
+	m.hdr.id = 1;
+	m.hdr.from = 3;
+	nng_msg *msg;
+	assert_int_equal(nng_msg_alloc(&msg, 0), 0);
+	assert_int_equal(proto_encode(&m, msg), DTX_OK);
+	size_t n = nng_msg_len(msg);
+	nng_msg_free(msg);
+	return n;
+}
+
+// A READ of 26 keys whose body is exactly n bytes (keys stay under 256
+// bytes, so each length byte keeps its size).
+static void
+read_of_size(proto_msg *req, uint8_t *buf, size_t n)
+{
+	proto_msg_init(req, PROTO_READ);
+	req->u.read.n_keys = 26;
+	req->u.read.keys = dtx_calloc(26, sizeof(proto_bytes));
+	assert_non_null(req->u.read.keys);
+	for (int i = 0; i < 26; i++)
+		req->u.read.keys[i] = (proto_bytes) { .p = buf, .n = 150 };
+	size_t base = wire_size(req);
+	int64_t last = 150 + (int64_t)n - (int64_t)base;
+	assert_true(last >= 1 && last <= 255);
+	req->u.read.keys[25].n = (uint32_t)last;
+	assert_int_equal(wire_size(req), n);
+}
+
+// The body limit is exact: limit - 1 and limit are served, limit + 1 is
+// answered with an ERROR naming the limit (the connection stays).
+static void
+test_body_limit(void **state)
+{
+	(void)state;
+	echo e = { 0 };
+	const size_t limit = 4096;
+	proto_server *s = start_server("tcp://127.0.0.1:0", &e, limit, false);
+	proto_client *c = start_client(proto_server_url(s), 3000);
+	static uint8_t buf[256];
+	memset(buf, 'k', sizeof(buf));
+	for (size_t n = limit - 1; n <= limit + 1; n++) {
+		proto_msg req, rep;
+		read_of_size(&req, buf, n);
+		dtx_err err = proto_client_call(c, &req, &rep, NULL);
+		dtx_free(req.u.read.keys);
+		if (n <= limit) {
+			assert_int_equal(err, DTX_OK);
+			assert_int_equal(rep.hdr.type, PROTO_ACK);
+			assert_int_equal(rep.u.txid.txid, 26);
+		} else {
+			assert_int_equal(err, DTX_EREFUSED);
+			assert_int_equal(rep.u.error.code, DTX_EPROTO);
+			assert_non_null(strstr(rep.u.error.reason, "4096"));
+		}
+		proto_msg_free(&rep);
+	}
+	assert_int_equal(atomic_load(&e.calls), 2);
+	proto_server_stats st;
+	proto_server_stats_get(s, &st);
+	assert_int_equal(st.decode_errors, 1);
+	proto_client_close(c);
+	proto_server_close(s);
+}
+
 // A port nobody listens on: not delivered, and said quickly.
 static void
 test_unreachable(void **state)
@@ -1034,6 +1105,7 @@ main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_garbage_answered),
 		cmocka_unit_test(test_oversized),
+		cmocka_unit_test(test_body_limit),
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_timeout_and_retry_policy),
 		cmocka_unit_test(test_retry_unreachable),
