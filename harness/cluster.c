@@ -170,6 +170,20 @@ write_setting(const char *path, const char *text, char *err, size_t errlen)
 	return DTX_OK;
 }
 
+// Records in DIR/enable-faults whether the daemons take FAULT requests,
+// so that a cluster reopened by another command starts them the same way.
+static dtx_err
+save_faults(hx_cluster *c, bool on, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 16];
+	path_of(c, path, sizeof(path), "enable-faults", 0);
+	c->enable_faults = on;
+	if (on)
+		return write_setting(path, "1", err, errlen);
+	unlink(path);
+	return DTX_OK;
+}
+
 dtx_err
 hx_cluster_create(
     const hx_cluster_opts *opts, hx_cluster **out, char *err, size_t errlen)
@@ -243,14 +257,8 @@ hx_cluster_create(
 		    dtx_strerror(rv));
 		goto fail;
 	}
-	path_of(c, path, sizeof(path), "enable-faults", 0);
-	c->enable_faults = opts->enable_faults;
-	if (opts->enable_faults) {
-		if ((rv = write_setting(path, "1", err, errlen)) != DTX_OK)
-			goto fail;
-	} else {
-		unlink(path);
-	}
+	if ((rv = save_faults(c, opts->enable_faults, err, errlen)) != DTX_OK)
+		goto fail;
 	path_of(c, path, sizeof(path), "log-level", 0);
 	if (opts->log_level != NULL) {
 		dtx_log_level lv;
