@@ -366,63 +366,39 @@ slurp(const char *path)
 	return buf;
 }
 
-// A request before the hello, sent over a verified TLS connection with
-// nng alone, is refused unread.
-static void
-test_unauthenticated(void **state)
+// A TLS client configuration with the cluster CA and name's certificate
+// and key from f->dir, as nng alone would use them (free with
+// nng_tls_config_free).
+static nng_tls_config *
+raw_tls(const fixture *f, const char *name)
 {
-	fixture *f = *state;
-	if (f == NULL)
-		skip();
-	proto_tls *st = NULL;
-	ok(tt_tls(f->dir, "ca", "p1", &st));
-	seen s = { 0 };
-	proto_server *srv = tls_server(st, &s);
 	char path[256];
 	snprintf(path, sizeof(path), "%s/ca.crt", f->dir);
 	char *ca = slurp(path);
-	snprintf(path, sizeof(path), "%s/c3.crt", f->dir);
+	snprintf(path, sizeof(path), "%s/%s.crt", f->dir, name);
 	char *crt = slurp(path);
-	snprintf(path, sizeof(path), "%s/c3.key", f->dir);
+	snprintf(path, sizeof(path), "%s/%s.key", f->dir, name);
 	char *key = slurp(path);
 	nng_tls_config *tc;
 	assert_int_equal(nng_tls_config_alloc(&tc, NNG_TLS_MODE_CLIENT), 0);
 	assert_int_equal(nng_tls_config_ca_chain(tc, ca, NULL), 0);
 	assert_int_equal(nng_tls_config_own_cert(tc, crt, key, NULL), 0);
-	nng_socket sock;
-	nng_dialer d;
-	assert_int_equal(nng_req0_open(&sock), 0);
-	assert_int_equal(nng_dialer_create(&d, sock, proto_server_url(srv)), 0);
-	assert_int_equal(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tc), 0);
-	assert_int_equal(nng_dialer_start(d, 0), 0);
-	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 3000);
-	proto_msg req, rep;
-	proto_msg_init(&req, PROTO_PING);
-	req.hdr.id = 5;
-	req.hdr.from = 3;
-	nng_msg *m;
-	assert_int_equal(nng_msg_alloc(&m, 0), 0);
-	ok(proto_encode(&req, m));
-	assert_int_equal(nng_sendmsg(sock, m, 0), 0);
-	assert_int_equal(nng_recvmsg(sock, &m, 0), 0);
-	char why[128];
-	ok(proto_decode_nng(m, NULL, &rep, why, sizeof(why)));
-	nng_msg_free(m);
-	assert_int_equal(rep.hdr.type, PROTO_ERROR);
-	assert_int_equal(rep.u.error.code, DTX_EPERM);
-	assert_non_null(strstr(rep.u.error.reason, "unauthenticated"));
-	proto_msg_free(&rep);
-	assert_int_equal(atomic_load(&s.n), 0);
-	proto_server_stats ss;
-	proto_server_stats_get(srv, &ss);
-	assert_int_equal(ss.unauthenticated, 1);
-	nng_close(sock);
-	nng_tls_config_free(tc);
 	free(ca);
 	free(crt);
 	free(key);
-	proto_server_close(srv);
-	proto_tls_close(st);
+	return tc;
+}
+
+// Opens a REQ socket dialing url over tc, replies awaited up to 3 s.
+static void
+raw_dial(nng_socket *sock, const char *url, nng_tls_config *tc)
+{
+	nng_dialer d;
+	assert_int_equal(nng_req0_open(sock), 0);
+	assert_int_equal(nng_dialer_create(&d, *sock, url), 0);
+	assert_int_equal(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tc), 0);
+	assert_int_equal(nng_dialer_start(d, 0), 0);
+	nng_socket_set_ms(*sock, NNG_OPT_RECVTIMEO, 3000);
 }
 
 // Sends m (id and from set by the caller) on sock and decodes the reply.
@@ -439,6 +415,40 @@ raw_rt(nng_socket sock, proto_msg *m, proto_msg *rep)
 	nng_msg_free(msg);
 }
 
+// A request before the hello, sent over a verified TLS connection with
+// nng alone, is refused unread.
+static void
+test_unauthenticated(void **state)
+{
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	proto_tls *st = NULL;
+	ok(tt_tls(f->dir, "ca", "p1", &st));
+	seen s = { 0 };
+	proto_server *srv = tls_server(st, &s);
+	nng_tls_config *tc = raw_tls(f, "c3");
+	nng_socket sock;
+	raw_dial(&sock, proto_server_url(srv), tc);
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_PING);
+	req.hdr.id = 5;
+	req.hdr.from = 3;
+	raw_rt(sock, &req, &rep);
+	assert_int_equal(rep.hdr.type, PROTO_ERROR);
+	assert_int_equal(rep.u.error.code, DTX_EPERM);
+	assert_non_null(strstr(rep.u.error.reason, "unauthenticated"));
+	proto_msg_free(&rep);
+	assert_int_equal(atomic_load(&s.n), 0);
+	proto_server_stats ss;
+	proto_server_stats_get(srv, &ss);
+	assert_int_equal(ss.unauthenticated, 1);
+	nng_close(sock);
+	nng_tls_config_free(tc);
+	proto_server_close(srv);
+	proto_tls_close(st);
+}
+
 // The hello by hand on one connection: the connection is bound to the
 // certificate's node, a "from" of another node is refused on it, and a
 // second connection is not bound by the first one's hello.
@@ -453,28 +463,10 @@ test_hello_binds_pipe(void **state)
 	ok(tt_tls(f->dir, "ca", "c3", &ct));
 	seen s = { 0 };
 	proto_server *srv = tls_server(st, &s);
-	char path[256];
-	snprintf(path, sizeof(path), "%s/ca.crt", f->dir);
-	char *ca = slurp(path);
-	snprintf(path, sizeof(path), "%s/c3.crt", f->dir);
-	char *crt = slurp(path);
-	snprintf(path, sizeof(path), "%s/c3.key", f->dir);
-	char *key = slurp(path);
-	nng_tls_config *tc;
-	assert_int_equal(nng_tls_config_alloc(&tc, NNG_TLS_MODE_CLIENT), 0);
-	assert_int_equal(nng_tls_config_ca_chain(tc, ca, NULL), 0);
-	assert_int_equal(nng_tls_config_own_cert(tc, crt, key, NULL), 0);
+	nng_tls_config *tc = raw_tls(f, "c3");
 	nng_socket sock[2];
-	for (int i = 0; i < 2; i++) {
-		nng_dialer d;
-		assert_int_equal(nng_req0_open(&sock[i]), 0);
-		assert_int_equal(
-		    nng_dialer_create(&d, sock[i], proto_server_url(srv)), 0);
-		assert_int_equal(
-		    nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tc), 0);
-		assert_int_equal(nng_dialer_start(d, 0), 0);
-		nng_socket_set_ms(sock[i], NNG_OPT_RECVTIMEO, 3000);
-	}
+	for (int i = 0; i < 2; i++)
+		raw_dial(&sock[i], proto_server_url(srv), tc);
 	proto_msg m, rep;
 	proto_msg_init(&m, PROTO_HELLO);
 	m.hdr.id = 1;
@@ -532,9 +524,6 @@ test_hello_binds_pipe(void **state)
 	for (int i = 0; i < 2; i++)
 		nng_close(sock[i]);
 	nng_tls_config_free(tc);
-	free(ca);
-	free(crt);
-	free(key);
 	proto_server_close(srv);
 	proto_tls_close(ct);
 	proto_tls_close(st);
