@@ -48,13 +48,8 @@ struct proto_daemon {
 
 	proto_tls *tls; // NULL with --insecure
 	_Atomic uint64_t refused[PROTO_REFUSED_COUNT];
-	// proto_daemon_warn_ok's slots (rlmu guards them).
-	pthread_mutex_t rlmu;
-	struct warn_slot {
-		uint32_t peer;
-		const char *what;
-		uint64_t last_ns, held;
-	} warn[64];
+	// proto_daemon_warn_ok's limiter: one line a second per (peer, what).
+	dtx_rl warn;
 };
 
 #define CFG(f) offsetof(proto_daemon_cfg, f)
@@ -281,7 +276,11 @@ proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
 	sigaddset(&d->sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &d->sigs, NULL);
 	pthread_mutex_init(&d->mtx, NULL);
-	pthread_mutex_init(&d->rlmu, NULL);
+	if (dtx_rl_init(&d->warn, 1000000000ULL) != DTX_OK) {
+		pthread_mutex_destroy(&d->mtx);
+		dtx_free(d);
+		return DTX_ENOMEM;
+	}
 	d->role = role;
 	d->extra = extra;
 	d->nextra = nextra;
@@ -576,25 +575,11 @@ bool
 proto_daemon_warn_ok(
     proto_daemon *d, uint32_t peer, const char *what, uint64_t *suppressed)
 {
-	size_t n = sizeof(d->warn) / sizeof(d->warn[0]);
-	size_t i = (size_t)(((uintptr_t)what >> 3) * 31 + peer) % n;
-	uint64_t now = dtx_mono_ns();
-	bool ok;
-	pthread_mutex_lock(&d->rlmu);
-	struct warn_slot *w = &d->warn[i];
-	if (w->what != what || w->peer != peer) {
-		// A new key takes the slot over (what it held back is lost).
-		*w = (struct warn_slot) { .peer = peer, .what = what };
-	}
-	ok = w->last_ns == 0 || now - w->last_ns >= 1000000000ULL;
-	if (ok) {
-		*suppressed = w->held;
-		w->held = 0;
-		w->last_ns = now;
-	} else {
-		w->held++;
-	}
-	pthread_mutex_unlock(&d->rlmu);
+	uint64_t held = 0, others = 0;
+	bool ok =
+	    dtx_rl_pass(&d->warn, what, peer, dtx_mono_ns(), &held, &others);
+	if (ok)
+		*suppressed = held + others;
 	return ok;
 }
 
@@ -776,7 +761,7 @@ proto_daemon_close(proto_daemon *d)
 	clk_node_close(d->clock);
 	clk_source_free(d->src);
 	proto_tls_close(d->tls);
-	pthread_mutex_destroy(&d->rlmu);
+	dtx_rl_fini(&d->warn);
 	if (d->nextra > 0 && d->extra_cfg != NULL)
 		dtx_cfg_fini(d->extra, d->nextra, d->extra_cfg);
 	dtx_cfg_fini(common_opts, NCOMMON, &d->cfg);

@@ -182,9 +182,9 @@ proto_refusal proto_authz_check(
 const char *proto_refusal_name(proto_refusal r);
 
 // A rate limit for a repeated warning: true at most once a second per
-// (peer, what) (what is a string constant, compared by address), with
-// *suppressed set to how many were held back since the last true. A
-// shared table of slots: two keys that collide share one limit.
+// (peer, what) (what is compared by its text), with *suppressed set to
+// how many were held back since the last true. The daemon's own dtx_rl
+// (common.h), so a flood from one peer cannot hide another's line.
 // Thread-safe.
 bool proto_daemon_warn_ok(
     proto_daemon *d, uint32_t peer, const char *what, uint64_t *suppressed);
