@@ -92,9 +92,22 @@ cli_cmd_transfer(int argc, char **argv)
 		    "saga\n");
 		goto out;
 	}
-	rc = HX_EXIT_FAILURE;
-	if (open_conn("dtx transfer", cfg.dir, &conn) != DTX_OK)
+	dtx_err rv = open_conn("dtx transfer", cfg.dir, &conn);
+	if (rv != DTX_OK) {
+		rc = rv == DTX_ENOENT ? HX_EXIT_UNAVAILABLE : cli_exit_for(rv);
 		goto out;
+	}
+	// Without an orchestrator nothing can be sent, so the outcome is
+	// not unknown: nothing happened.
+	if (saga && hx_conn_saga_id(conn) == UINT32_MAX) {
+		fprintf(stderr,
+		    "dtx transfer: --mode saga needs a saga orchestrator and "
+		    "the cluster in %s has none (start one with dtx cluster "
+		    "start --saga); nothing was sent\n",
+		    cfg.dir);
+		rc = HX_EXIT_UNAVAILABLE;
+		goto out;
+	}
 	hx_xfer x;
 	char gid[HX_GID_MAX];
 	snprintf(
@@ -133,12 +146,12 @@ cli_cmd_transfer(int argc, char **argv)
 		if (saga)
 			hx_json_str(&j, "gid", gid);
 		else
-			hx_json_int(&j, "txid", (int64_t)x.txid);
+			hx_json_u64(&j, "txid", x.txid);
 		if (x.cts != 0) {
 			char lc[48];
 			snprintf(lc, sizeof(lc), "%" PRIu64 ".%u",
 			    clk_ts_l(x.cts), clk_ts_c(x.cts));
-			hx_json_int(&j, "commit_ts", (int64_t)x.cts);
+			hx_json_u64(&j, "commit_ts", x.cts);
 			hx_json_str(&j, "commit_hlc", lc);
 		}
 		hx_json_end(&j);
@@ -202,20 +215,23 @@ cli_cmd_balances(int argc, char **argv)
 		rc = HX_EXIT_USAGE;
 		goto out;
 	}
-	rc = HX_EXIT_FAILURE;
-	if (open_conn("dtx balances", cfg.dir, &conn) != DTX_OK)
+	dtx_err rv = open_conn("dtx balances", cfg.dir, &conn);
+	if (rv != DTX_OK) {
+		rc = rv == DTX_ENOENT ? HX_EXIT_UNAVAILABLE : cli_exit_for(rv);
 		goto out;
+	}
 	hx_snapshot s;
-	dtx_err rv = hx_snapshot_read(conn, at, (uint32_t)cfg.timeout_ms, &s);
+	rv = hx_snapshot_read(conn, at, (uint32_t)cfg.timeout_ms, &s);
 	if (rv != DTX_OK) {
 		fprintf(stderr, "dtx balances: %s\n", dtx_strerror(rv));
+		rc = cli_exit_for(rv);
 		goto out;
 	}
 	if (cfg.json) {
 		hx_json j;
 		hx_json_begin(&j, stdout);
-		hx_json_int(&j, "ts", (int64_t)s.ts);
-		hx_json_int(&j, "ts_l", (int64_t)clk_ts_l(s.ts));
+		hx_json_u64(&j, "ts", s.ts);
+		hx_json_u64(&j, "ts_l", clk_ts_l(s.ts));
 		hx_json_int(&j, "ts_c", clk_ts_c(s.ts));
 		hx_json_obj_begin(&j, "balances");
 		for (size_t i = 0; i < s.n; i++) {
