@@ -1243,6 +1243,8 @@ void hx_json_u64(hx_json *j, const char *key, uint64_t val);
 // A verdict: true, false or "unknown" (Jepsen's :valid? true, false or
 // :unknown). Every --json output writes a verdict this way.
 void hx_json_verdict(hx_json *j, const char *key, hx_valid v);
+// The same as JSON text: "true", "false" or "\"unknown\"" (static).
+const char *hx_valid_json(hx_valid v);
 // Formats a double with the fewest of 15-17 significant digits that read
 // back as the same value ("null" when not finite) into buf (>= 32 bytes).
 void hx_json_fmt_double(char *buf, size_t len, double val);

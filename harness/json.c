@@ -834,13 +834,19 @@ hx_json_bool(hx_json *j, const char *key, bool val)
 	fputs(val ? "true" : "false", j->out);
 }
 
+const char *
+hx_valid_json(hx_valid v)
+{
+	return v == HX_VALID_TRUE ? "true"
+	    : v == HX_VALID_FALSE ? "false"
+	                          : "\"unknown\"";
+}
+
 void
 hx_json_verdict(hx_json *j, const char *key, hx_valid v)
 {
-	if (v == HX_VALID_TRUE || v == HX_VALID_FALSE)
-		hx_json_bool(j, key, v == HX_VALID_TRUE);
-	else
-		hx_json_str(j, key, "unknown");
+	hx_json_key(j, key);
+	fputs(hx_valid_json(v), j->out);
 }
 
 static void
