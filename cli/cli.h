@@ -50,6 +50,11 @@ typedef int (*cli_dispatch_fn)(int argc, char **argv);
 bool cli_wants_help(int argc, char **argv);
 int cli_help_run(int argc, char **argv, cli_dispatch_fn dispatch);
 
+// Opens the cluster in dir (cmd_cluster.c): 0 with *out owned (free with
+// hx_cluster_free), or HX_EXIT_UNAVAILABLE after saying on stderr that
+// there is no cluster there (and how to start one).
+int cli_cluster_open(const char *what, const char *dir, hx_cluster **out);
+
 // The exit code for an error that stopped a command before it could
 // answer: HX_EXIT_UNAVAILABLE for an unreachable node or a timeout,
 // HX_EXIT_CONFLICT for DTX_EEXIST, HX_EXIT_INTERNAL otherwise.

@@ -90,10 +90,8 @@ init_body(const acct_cfg *cfg, int64_t n)
 	hx_conn *conn = NULL;
 	char err[512];
 	int rc;
-	if (hx_cluster_open(cfg->dir, &cl, err, sizeof(err)) != DTX_OK) {
-		fprintf(stderr, "dtx accounts init: %s\n", err);
-		return HX_EXIT_UNAVAILABLE;
-	}
+	if ((rc = cli_cluster_open("dtx accounts init", cfg->dir, &cl)) != 0)
+		return rc;
 	dtx_err rv = hx_conn_open(hx_cluster_topo(cl), &conn);
 	hx_cluster_free(cl);
 	if (rv != DTX_OK) {

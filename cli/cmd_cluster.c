@@ -142,6 +142,23 @@ done:
 	return rv;
 }
 
+int
+cli_cluster_open(const char *what, const char *dir, hx_cluster **out)
+{
+	char err[512];
+	dtx_err rv = hx_cluster_open(dir, out, err, sizeof(err));
+	if (rv == DTX_OK)
+		return 0;
+	if (rv == DTX_ENOENT)
+		fprintf(stderr,
+		    "%s: no cluster in %s (start one with dtx cluster start "
+		    "--dir %s)\n",
+		    what, dir, dir);
+	else
+		fprintf(stderr, "%s: %s\n", what, err);
+	return HX_EXIT_UNAVAILABLE;
+}
+
 // The body of a subcommand: runs it with the parsed flags and returns
 // its exit code. A cluster it leaves in *cl is freed after it.
 typedef int (*cl_body)(cl_cfg *cfg, hx_cluster **cl);
@@ -250,11 +267,9 @@ stop_body(cl_cfg *cfg, hx_cluster **cl)
 static int
 status_body(cl_cfg *cfg, hx_cluster **cl)
 {
-	char err[512];
-	if (hx_cluster_open(cfg->dir, cl, err, sizeof(err)) != DTX_OK) {
-		fprintf(stderr, "dtx cluster status: %s\n", err);
-		return HX_EXIT_UNAVAILABLE;
-	}
+	int rc = cli_cluster_open("dtx cluster status", cfg->dir, cl);
+	if (rc != 0)
+		return rc;
 	// 1 when a node is down, does not answer, is not ok or is blocked,
 	// as `dtx health` exits for one node.
 	return show(*cl, cfg->json) ? HX_EXIT_OK : HX_EXIT_INVALID;

@@ -54,11 +54,8 @@ static dtx_err
 open_conn(const char *what, const char *dir, hx_conn **conn)
 {
 	hx_cluster *cl;
-	char err[512];
-	if (hx_cluster_open(dir, &cl, err, sizeof(err)) != DTX_OK) {
-		fprintf(stderr, "%s: %s\n", what, err);
+	if (cli_cluster_open(what, dir, &cl) != 0)
 		return DTX_ENOENT;
-	}
 	dtx_err rv = hx_conn_open(hx_cluster_topo(cl), conn);
 	hx_cluster_free(cl);
 	return rv;

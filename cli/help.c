@@ -77,7 +77,7 @@ typedef struct cli_help {
 		{ HX_EXIT_OK, NULL, "valid" },                                 \
 		    { HX_EXIT_INVALID, NULL, "invalid" },                      \
 		    { HX_EXIT_UNKNOWN, NULL, "unknown" }, USAGE_ROW,           \
-		    NOCLUSTER_ROW, FAILED_ROW                                  \
+		    FAILED_ROW                                                 \
 	}
 #define BENCH_EXITS                                                            \
 	{                                                                      \
