@@ -140,6 +140,76 @@ test_status_and_stop(void **state)
 	EXPECT(fx, HX_EXIT_INVALID, "down", "cluster", "status", "--dir", d);
 }
 
+// A node blocked on an in-doubt transaction answers HEALTH but is not
+// healthy: the coordinator dies right after forcing COMMIT, both
+// participants stay blocked, and `cluster status` exits 1 naming them
+// blocked until the coordinator returns.
+static void
+test_blocked_status(void **state)
+{
+	tu_fx *fx = *state;
+	const char *d = fx->dir;
+	assert_int_equal(tu_init_accounts(fx, 8, 1000), DTX_OK);
+	int64_t a = tu_acct_on(fx, 1, 0), b = tu_acct_on(fx, 2, 0);
+	assert_int_equal(tu_arm(fx, 0, "coord.after_commit_log"), DTX_OK);
+	proto_msg rep;
+	if (tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, 5, &rep, 3000) ==
+	    DTX_OK)
+		proto_msg_free(&rep);
+	assert_int_equal(hx_cluster_wait_exit(fx->cl, 0, 20000, NULL), DTX_OK);
+	uint64_t end = dtx_mono_ns() + 60000000000u;
+	bool both = false;
+	while (!both && dtx_mono_ns() < end) {
+		both = true;
+		for (uint32_t id = 1; id <= 2; id++) {
+			char st[32] = "";
+			if (tu_health(fx, id, st, sizeof(st), NULL, 0, NULL) !=
+			        DTX_OK ||
+			    strcmp(st, "blocked") != 0)
+				both = false;
+		}
+		if (!both)
+			dtx_sleep_ms(50);
+	}
+	assert_true(both);
+	char *out;
+	assert_int_equal(
+	    DTX(fx, &out, "cluster", "status", "--dir", d, "--json"),
+	    HX_EXIT_INVALID);
+	hx_jdoc *doc;
+	assert_int_equal(
+	    hx_json_parse(out, strlen(out), &doc, NULL, 0), DTX_OK);
+	int seen = 0;
+	for (const hx_jv *n = hx_jv_get(hx_jdoc_root(doc), "nodes")->first; n;
+	     n = n->next) {
+		int64_t id, blocked;
+		assert_int_equal(hx_jv_int(hx_jv_get(n, "id"), &id), DTX_OK);
+		if (id != 1 && id != 2)
+			continue;
+		seen++;
+		assert_string_equal(hx_jv_get(n, "health")->s, "blocked");
+		assert_false(hx_jv_get(n, "ok")->b);
+		assert_int_equal(
+		    hx_jv_int(hx_jv_get(n, "blocked"), &blocked), DTX_OK);
+		assert_true(blocked >= 1);
+	}
+	assert_int_equal(seen, 2);
+	hx_jdoc_free(doc);
+	free(out);
+	// The coordinator returns with its logged COMMIT; once the
+	// participants have resolved, the cluster is healthy again.
+	assert_int_equal(tu_restart(fx, 0), DTX_OK);
+	int rc = -1;
+	end = dtx_mono_ns() + 60000000000u;
+	while (rc != HX_EXIT_OK && dtx_mono_ns() < end) {
+		rc = DTX(fx, &out, "cluster", "status", "--dir", d);
+		free(out);
+		if (rc != HX_EXIT_OK)
+			dtx_sleep_ms(250);
+	}
+	assert_int_equal(rc, HX_EXIT_OK);
+}
+
 static int
 setup(void **state)
 {
@@ -173,6 +243,8 @@ main(void)
 		    test_accounts_and_transfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_status_and_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_blocked_status, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
