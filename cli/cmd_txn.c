@@ -117,19 +117,22 @@ cli_cmd_transfer(int argc, char **argv)
 		    strcmp(cfg.mode, "3pc") == 0 ? PROTO_MODE_3PC
 		                                 : PROTO_MODE_2PC,
 		    from, to, amount, (uint32_t)cfg.timeout_ms, &x);
-	// Exit 0 committed, 1 certainly not done, 2 unknown.
+	// Exit 0 committed, 1 certainly not done, 2 unknown; 69 certainly
+	// not done because the coordinator (or orchestrator) could not be
+	// reached, so that a script knows to wait for the cluster.
 	const char *outcome;
 	if (x.err == DTX_OK) {
 		outcome = hx_outcome_name(x.outcome);
-		rc = x.outcome == PROTO_COMMITTED ? 0
-		    : x.outcome == PROTO_ABORTED  ? 1
-		                                  : 2;
+		rc = x.outcome == PROTO_COMMITTED ? HX_EXIT_OK
+		    : x.outcome == PROTO_ABORTED  ? HX_EXIT_INVALID
+		                                  : HX_EXIT_UNKNOWN;
 	} else if (x.err == DTX_EUNREACH || x.err == DTX_EREFUSED) {
 		outcome = "aborted";
-		rc = 1;
+		rc = x.err == DTX_EUNREACH ? HX_EXIT_UNAVAILABLE
+		                           : HX_EXIT_INVALID;
 	} else {
 		outcome = "unknown";
-		rc = 2;
+		rc = HX_EXIT_UNKNOWN;
 	}
 	if (cfg.json) {
 		hx_json j;

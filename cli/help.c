@@ -142,8 +142,9 @@ static const cli_help helps[] = {
 	        { HX_EXIT_UNKNOWN, NULL, "unknown (may have committed)" },
 	        USAGE_ROW,
 	        { HX_EXIT_UNAVAILABLE, NULL,
-	            "no cluster in DIR, or --mode saga without a saga "
-	            "orchestrator; nothing was sent" },
+	            "aborted because the coordinator (or the saga "
+	            "orchestrator) cannot be reached or does not exist "
+	            "(no cluster in DIR, --mode saga without one)" },
 	        FAILED_ROW },
 	    false },
 	{ "dtx balances", "", "a consistent snapshot of all accounts",

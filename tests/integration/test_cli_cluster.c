@@ -196,6 +196,9 @@ test_blocked_status(void **state)
 	assert_int_equal(seen, 2);
 	hx_jdoc_free(doc);
 	free(out);
+	// With the coordinator down a transfer is not done, and says why.
+	EXPECT(fx, HX_EXIT_UNAVAILABLE, "aborted", "transfer", "3", "4", "1",
+	    "--dir", d, "--timeout-ms", "2000");
 	// The coordinator returns with its logged COMMIT; once the
 	// participants have resolved, the cluster is healthy again.
 	assert_int_equal(tu_restart(fx, 0), DTX_OK);
