@@ -145,7 +145,7 @@ cli_cmd_transfer(int argc, char **argv)
 			hx_json_str(&j, "error", dtx_errname(x.err));
 		if (saga)
 			hx_json_str(&j, "gid", gid);
-		else
+		else if (x.txid != 0) // 0: no transaction was begun
 			hx_json_u64(&j, "txid", x.txid);
 		if (x.cts != 0) {
 			char lc[48];
@@ -163,7 +163,7 @@ cli_cmd_transfer(int argc, char **argv)
 			printf(": %s", x.reason);
 		if (saga)
 			printf("\ngid %s", gid);
-		else
+		else if (x.txid != 0)
 			printf("\ntxid %" PRIu64, x.txid);
 		if (x.cts != 0)
 			printf("\ncommit ts %" PRIu64 " (%" PRIu64 ".%u)",
