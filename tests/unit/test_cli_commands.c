@@ -152,6 +152,13 @@ test_help_every_level(void **state)
 	assert_int_equal(RUN(&out, "cluster", "status", "--help"), 0);
 	assert_non_null(strstr(out, "  1   no          a node is down"));
 	free(out);
+	// A group called directly (as the unit tests and bench do) answers
+	// --help itself.
+	char help[] = "--help";
+	char *hargv[] = { help, NULL };
+	fflush(stdout);
+	assert_int_equal(cli_cmd_cluster(1, hargv), HX_EXIT_OK);
+	assert_int_equal(cli_cmd_results(1, hargv), HX_EXIT_OK);
 	// No subcommand, or an unknown one, is still a usage error.
 	assert_int_equal(RUN(&out, "cluster"), HX_EXIT_USAGE);
 	free(out);
