@@ -41,12 +41,35 @@ extern const size_t cli_nexit_codes;
 const char *cli_exit_name(int code);
 void cli_print_exit_codes(FILE *out);
 
+// Runs a dtx command: argv holds what follows "dtx".
+typedef int (*cli_dispatch_fn)(int argc, char **argv);
+
+// One help page (help.c's table). args is NULL for a group of
+// subcommands. exits lists the codes the command uses with what each
+// means for it (name NULL: the table's), ending at a row whose when is
+// NULL.
+typedef struct cli_help {
+	const char *path; // "dtx cluster start"
+	const char *args; // positional arguments, "" for none
+	const char *summary;
+	const char *about;
+	const char *arguments; // one "  NAME  what" line each, or NULL
+	cli_exit_code exits[8];
+	bool no_flags; // the command takes no flags (no flag table to print)
+} cli_help;
+
+// The i-th page, NULL past the last (borrowed, static).
+const cli_help *cli_help_at(size_t i);
+
+// Writes dtx(1) in roff to stdout from the same pages and flag tables as
+// --help (man.c); dispatch runs a command with --help for its flags.
+int cli_help_man(cli_dispatch_fn dispatch);
+
 // Help at every level (help.c). cli_wants_help says whether argv (what
 // follows "dtx") asks for it; cli_help_run prints the page of the command
 // its leading words name: a group's subcommands, or a command's usage
 // line, arguments, flags (by running it through dispatch with --help)
 // and exit codes. Returns the exit code (HX_EXIT_OK).
-typedef int (*cli_dispatch_fn)(int argc, char **argv);
 bool cli_wants_help(int argc, char **argv);
 int cli_help_run(int argc, char **argv, cli_dispatch_fn dispatch);
 

@@ -46,7 +46,7 @@ cmd_version(int argc, char **argv)
 	return HX_EXIT_OK;
 }
 
-// dtx help [exit-codes | COMMAND...].
+// dtx help [exit-codes | --man | COMMAND...].
 static int
 cmd_help(int argc, char **argv)
 {
@@ -54,6 +54,8 @@ cmd_help(int argc, char **argv)
 		cli_print_exit_codes(stdout);
 		return HX_EXIT_OK;
 	}
+	if (argc == 1 && strcmp(argv[0], "--man") == 0)
+		return cli_help_man(dispatch);
 	for (int i = 0; i < argc; i++) {
 		if (argv[i][0] == '-' || i >= 6) {
 			fprintf(stderr,

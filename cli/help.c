@@ -39,19 +39,6 @@ const cli_exit_code cli_exit_codes[] = {
 const size_t cli_nexit_codes =
     sizeof(cli_exit_codes) / sizeof(cli_exit_codes[0]);
 
-// One help page. args is NULL for a group of subcommands. exits lists the
-// codes the command uses with what each means for it, ending at a row
-// whose when is NULL.
-typedef struct cli_help {
-	const char *path;
-	const char *args;
-	const char *summary;
-	const char *about;
-	const char *arguments;
-	cli_exit_code exits[8];
-	bool no_flags; // the command takes no flags (no flag table to print)
-} cli_help;
-
 #define USAGE_ROW                                                              \
 	{                                                                      \
 		HX_EXIT_USAGE, NULL, "bad flag or argument"                    \
@@ -215,12 +202,13 @@ static const cli_help helps[] = {
 	    BENCH_EXITS, false },
 	{ "dtx version", "", "print the version", "Prints the version.", NULL,
 	    { { HX_EXIT_OK, NULL, "printed" } }, true },
-	{ "dtx help", "[exit-codes | COMMAND...]",
+	{ "dtx help", "[exit-codes | --man | COMMAND...]",
 	    "list the commands, or explain the exit codes",
 	    "Without arguments lists the commands; `dtx help exit-codes` "
 	    "prints the exit code table; `dtx help COMMAND...` is `dtx "
 	    "COMMAND... --help`.",
 	    "  exit-codes  every exit code dtx uses and what it means\n"
+	    "  --man       this manual as a roff man page, dtx(1)\n"
 	    "  COMMAND     a command, e.g. cluster start\n",
 	    { { HX_EXIT_OK, NULL, "shown" }, USAGE_ROW }, true },
 };
@@ -248,6 +236,12 @@ wrap(FILE *out, size_t col, size_t indent, const char *text)
 			p++;
 	}
 	fputc('\n', out);
+}
+
+const cli_help *
+cli_help_at(size_t i)
+{
+	return i < NHELPS ? &helps[i] : NULL;
 }
 
 static const cli_help *

@@ -195,6 +195,42 @@ test_exit_codes_documented(void **state)
 	free(out);
 }
 
+// dtx(1) comes from the same pages and flag tables as --help: every
+// command, its flags and every exit code are in it.
+static void
+test_man_page(void **state)
+{
+	(void)state;
+	char *out;
+	assert_int_equal(RUN(&out, "help", "--man"), 0);
+	assert_int_equal(strncmp(out, ".TH DTX 1 ", 10), 0);
+	size_t leaves = 0;
+	for (size_t i = 0; cli_help_at(i) != NULL; i++) {
+		const cli_help *h = cli_help_at(i);
+		if (h->args == NULL)
+			continue;
+		leaves++;
+		char want[200];
+		snprintf(want, sizeof(want), ".SS \"%s", h->path);
+		if (strstr(out, want) == NULL)
+			print_error("no section %s\n", want);
+		assert_non_null(strstr(out, want));
+	}
+	assert_true(leaves >= 18);
+	assert_non_null(
+	    strstr(out, ".SS \"dtx transfer FROM TO AMOUNT [FLAGS]\""));
+	assert_non_null(strstr(out, "  --mode TEXT\n"));
+	assert_non_null(strstr(out, "  --keep N\n"));
+	assert_non_null(strstr(out, ".SH EXIT STATUS"));
+	for (size_t i = 0; i < cli_nexit_codes; i++) {
+		char want[64];
+		snprintf(want, sizeof(want), ".B %d\n(%s)",
+		    cli_exit_codes[i].code, cli_exit_codes[i].name);
+		assert_non_null(strstr(out, want));
+	}
+	free(out);
+}
+
 // The writer prints integers exactly and doubles so that they read back
 // unchanged; 176577581 was written as 1.76578e+08.
 static void
@@ -538,6 +574,7 @@ main(void)
 		    test_help_every_level, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_exit_codes_documented, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_man_page, setup, teardown),
 		cmocka_unit_test(test_json_exact),
 		cmocka_unit_test_setup_teardown(
 		    test_seed_round_trip, setup, teardown),
