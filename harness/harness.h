@@ -64,8 +64,11 @@ int hx_parse_flags(const char *what, const dtx_cfg_opt *table, size_t n,
 // with dtx_sort_u64).
 uint64_t hx_quantile(const uint64_t *sorted, size_t n, double q);
 
-// A streaming JSON writer: hx_json_begin(out), then fields, then end.
-// Keys and string values are escaped. Not thread-safe.
+// A streaming JSON writer (json.c): hx_json_begin(out), then fields, then
+// end. Keys and string values are escaped; integers are written exactly
+// (hx_json_int, hx_json_u64: never pass an integer through hx_json_num),
+// doubles with the digits that read back as the same value. Not
+// thread-safe.
 typedef struct hx_json {
 	FILE *out;
 	int depth;
