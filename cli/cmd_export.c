@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 //
 // dtx results export ID --format json|edn: a stored run's history for
-// other tools. JSON is one object, {"run":{...},"history":[op...]}. EDN is
+// other tools. JSON is one object, {"run":{...},"history":[op...]}, each
+// op {"index","time","process","type","f","value","error"} with process
+// -1 for the nemesis and value the op's JSON value (or null). EDN is
 // Jepsen's history.edn: one map per line, {:index 0, :time 12, :process 0,
 // :type :invoke, :f :transfer, :value {...}}, with :process :nemesis for
 // the nemesis and keywords for :type, :f and map keys (account numbers
