@@ -11,6 +11,7 @@
 // Jepsen's checkers read it as their own.
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,10 +100,14 @@ edn_num(FILE *out, const hx_jv *v)
 		    big ? "N" : "");
 		return;
 	}
+	if (isinf(v->d)) { // a JSON number too large for a double
+		fputs(v->d < 0 ? "##-Inf" : "##Inf", out);
+		return;
+	}
 	char buf[40];
 	hx_json_fmt_double(buf, sizeof(buf), v->d);
 	// A float needs a '.' or an exponent, or EDN reads an integer.
-	fprintf(out, "%s%s", buf, strpbrk(buf, ".eEn") ? "" : ".0");
+	fprintf(out, "%s%s", buf, strpbrk(buf, ".eE") ? "" : ".0");
 }
 
 static void

@@ -301,7 +301,8 @@ small_history(void)
 	                     "kill", "{\"targets\":[2]}", NULL),
 	    DTX_OK);
 	assert_int_equal(hx_history_append(h, 50, 1, HX_OP_FAIL, "read",
-	                     "{\"lat\":1.5,\"ok\":false,\"x\":null,\"my "
+	                     "{\"lat\":1.5,\"big\":1e999,\"w\":2e0,\"ok\":"
+	                     "false,\"x\":null,\"my "
 	                     "key\":\"a\\\"b\"}",
 	                     "timeout \"x\"\n"),
 	    DTX_OK);
@@ -519,7 +520,8 @@ test_export(void **state)
 		":value {:targets [2]}}\n",
 		"{:index 4, :time 50, :process 1, :type :fail, :f :read, "
 		":value "
-		"{:lat 1.5, :ok false, :x nil, \"my key\" \"a\\\"b\"}, :error "
+		"{:lat 1.5, :big ##Inf, :w 2.0, :ok false, :x nil, \"my key\" "
+		"\"a\\\"b\"}, :error "
 		"\"timeout \\\"x\\\"\\n\"}\n",
 	};
 	char *p = out;
