@@ -144,7 +144,15 @@ static const cli_help helps[] = {
 	{ "dtx bank", "", "run the bank workload under faults and check it",
 	    "Jepsen's bank workload: random transfers and snapshot reads "
 	    "under a nemesis, then the checkers.",
-	    NULL, VERDICT_EXITS, false },
+	    NULL,
+	    { { HX_EXIT_OK, NULL, "valid" },
+	        { HX_EXIT_INVALID, NULL, "invalid" },
+	        { HX_EXIT_UNKNOWN, NULL, "unknown" }, USAGE_ROW,
+	        { HX_EXIT_UNAVAILABLE, NULL,
+	            "no cluster in the --connect DIR, or it cannot be "
+	            "reached" },
+	        FAILED_ROW },
+	    false },
 	{ "dtx check", "ID", "re-check a recorded run",
 	    "Runs the checkers again on run ID's stored history.",
 	    "  ID     run id (see dtx results list)\n", VERDICT_EXITS, false },

@@ -159,6 +159,13 @@ test_help_every_level(void **state)
 	fflush(stdout);
 	assert_int_equal(cli_cmd_cluster(1, hargv), HX_EXIT_OK);
 	assert_int_equal(cli_cmd_results(1, hargv), HX_EXIT_OK);
+	// A bank run against a cluster that is not there did nothing: 69.
+	char none[400];
+	snprintf(none, sizeof(none), "%s/no-cluster", tmpdir);
+	assert_int_equal(RUN(&out, "bank", "--mode", "2pc", "--connect", none,
+	                     "--duration", "1", "--results", dbpath),
+	    HX_EXIT_UNAVAILABLE);
+	free(out);
 	// No subcommand, or an unknown one, is still a usage error.
 	assert_int_equal(RUN(&out, "cluster"), HX_EXIT_USAGE);
 	free(out);
