@@ -171,13 +171,16 @@ validate(const bank_cfg *cfg, hx_bankrun_conf *conf)
 	return 0;
 }
 
-// Says why a phase failed and returns the exit code.
+// Says why a phase failed and returns the exit code: a cluster named by
+// --connect that is not there or cannot be reached is unavailable (69).
 static int
-phase_failed(const hx_bankrun_err *e)
+phase_failed(const hx_bankrun_err *e, bool connect_failed)
 {
 	if (e->msg[0] != '\0')
 		fprintf(stderr, "dtx bank: %s\n", e->msg);
-	return e->usage ? HX_EXIT_USAGE : HX_EXIT_FAILURE;
+	return e->usage      ? HX_EXIT_USAGE
+	    : connect_failed ? HX_EXIT_UNAVAILABLE
+	                     : HX_EXIT_FAILURE;
 }
 
 static void
@@ -199,13 +202,15 @@ say_run(const hx_bankrun_conf *c, const hx_bankrun_out *o, bool json)
 // The run, phase by phase: set up, run, heal, settle, final reads, check,
 // store, report. Stops at the first phase that fails.
 static dtx_err
-run_phases(
-    hx_bankrun *r, const hx_bankrun_conf *conf, bool json, hx_bankrun_err *e)
+run_phases(hx_bankrun *r, const hx_bankrun_conf *conf, bool json,
+    hx_bankrun_err *e, bool *connect_failed)
 {
 	const hx_bankrun_out *o = hx_bankrun_result(r);
 	dtx_err rv;
-	if ((rv = hx_bankrun_setup_cluster(r, e)) != DTX_OK)
+	if ((rv = hx_bankrun_setup_cluster(r, e)) != DTX_OK) {
+		*connect_failed = conf->connect != NULL && rv != DTX_ENOMEM;
 		return rv;
+	}
 	if (!o->created && !json)
 		printf(
 		    "dtx bank: using the %zu existing accounts (total %" PRId64
@@ -244,8 +249,9 @@ cli_cmd_bank(int argc, char **argv)
 		rc = HX_EXIT_FAILURE;
 		goto out;
 	}
-	if (run_phases(r, &conf, cfg.json, &e) != DTX_OK) {
-		rc = phase_failed(&e);
+	bool connect_failed = false;
+	if (run_phases(r, &conf, cfg.json, &e, &connect_failed) != DTX_OK) {
+		rc = phase_failed(&e, connect_failed);
 		goto out;
 	}
 	hx_valid v = hx_bankrun_result(r)->verdict.valid;

@@ -24,7 +24,7 @@ print_anomalies(hx_json *j, const hx_verdict *v, size_t *count)
 			hx_json_str(j, "checker", a->checker);
 			hx_json_str(j, "kind", a->kind);
 			if (a->has_txid)
-				hx_json_int(j, "txid", (int64_t)a->txid);
+				hx_json_u64(j, "txid", a->txid);
 			if (a->gid != NULL)
 				hx_json_str(j, "gid", a->gid);
 			hx_json_int(j, "op_index", a->op_index);
@@ -84,13 +84,10 @@ report_json(
 	hx_json j;
 	size_t na;
 	hx_json_begin(&j, stdout);
-	if (v->valid == HX_VALID_UNKNOWN)
-		hx_json_str(&j, "valid", "unknown");
-	else
-		hx_json_bool(&j, "valid", v->valid == HX_VALID_TRUE);
+	hx_json_verdict(&j, "valid", v->valid);
 	hx_json_int(&j, "run_id", o->run_id);
 	hx_json_str(&j, "mode", c->mode);
-	hx_json_int(&j, "seed", (int64_t)c->seed);
+	hx_json_u64(&j, "seed", c->seed);
 	hx_json_int(&j, "ops", (int64_t)v->stats.client_ops);
 	hx_json_int(&j, "ok_transfers", (int64_t)x->ok);
 	hx_json_int(&j, "fail_transfers", (int64_t)x->fail);

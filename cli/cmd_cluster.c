@@ -44,10 +44,13 @@ static const dtx_cfg_opt dir_opts[] = {
 };
 #define N(t) (sizeof(t) / sizeof(t[0]))
 
-// Prints each node: role, id, url, pid, and what HEALTH says.
-static void
+// Prints each node: role, id, url, pid, and what HEALTH says. Returns
+// true when every node answers with state "ok" (or "recovering", as `dtx
+// health` counts it) and no blocked transaction.
+static bool
 show(hx_cluster *cl, bool json)
 {
+	bool all_ok = true;
 	const dtx_topo *topo = hx_cluster_topo(cl);
 	hx_conn *conn = NULL;
 	hx_json j;
@@ -75,6 +78,10 @@ show(hx_cluster *cl, bool json)
 		    : pid > 0         ? "no answer"
 		                      : "down";
 		int64_t indoubt = h ? (int64_t)rep.u.health_reply.in_doubt : -1;
+		bool ok = h && rep.u.health_reply.n_blocked == 0 &&
+		    (strcmp(state, "ok") == 0 ||
+		        strcmp(state, "recovering") == 0);
+		all_ok &= ok;
 		if (json) {
 			hx_json_obj_begin(&j, NULL);
 			hx_json_int(&j, "id", nd->id);
@@ -82,6 +89,7 @@ show(hx_cluster *cl, bool json)
 			hx_json_str(&j, "url", nd->url);
 			hx_json_int(&j, "pid", pid);
 			hx_json_str(&j, "health", state);
+			hx_json_bool(&j, "ok", ok);
 			if (indoubt >= 0)
 				hx_json_int(&j, "in_doubt", indoubt);
 			if (h)
@@ -100,9 +108,11 @@ show(hx_cluster *cl, bool json)
 	}
 	if (json) {
 		hx_json_arr_end(&j);
+		hx_json_bool(&j, "ok", all_ok);
 		hx_json_end(&j);
 	}
 	hx_conn_close(conn);
+	return all_ok;
 }
 
 // Waits until every daemon answers HEALTH.
@@ -134,6 +144,23 @@ wait_healthy(hx_cluster *cl, uint64_t timeout_ms)
 done:
 	hx_conn_close(conn);
 	return rv;
+}
+
+int
+cli_cluster_open(const char *what, const char *dir, hx_cluster **out)
+{
+	char err[512];
+	dtx_err rv = hx_cluster_open(dir, out, err, sizeof(err));
+	if (rv == DTX_OK)
+		return 0;
+	if (rv == DTX_ENOENT)
+		fprintf(stderr,
+		    "%s: no cluster in %s (start one with dtx cluster start "
+		    "--dir %s)\n",
+		    what, dir, dir);
+	else
+		fprintf(stderr, "%s: %s\n", what, err);
+	return HX_EXIT_UNAVAILABLE;
 }
 
 // The body of a subcommand: runs it with the parsed flags and returns
@@ -173,7 +200,7 @@ start_body(cl_cfg *cfg, hx_cluster **cl)
 			    "dtx cluster start: a cluster is already running "
 			    "in %s (dtx cluster stop --dir %s)\n",
 			    cfg->dir, cfg->dir);
-			return HX_EXIT_FAILURE;
+			return HX_EXIT_CONFLICT;
 		}
 		hx_cluster_free(*cl);
 		*cl = NULL;
@@ -204,28 +231,53 @@ start_body(cl_cfg *cfg, hx_cluster **cl)
 	return HX_EXIT_OK;
 }
 
+// True when some daemon of the cluster in cl's state file runs.
+static bool
+any_running(hx_cluster *cl)
+{
+	const dtx_topo *t = hx_cluster_topo(cl);
+	for (uint32_t i = 0; i < t->n; i++)
+		if (hx_cluster_pid(cl, t->nodes[i].id) > 0)
+			return true;
+	return false;
+}
+
 static int
 stop_body(cl_cfg *cfg, hx_cluster **cl)
 {
-	if (hx_cluster_open(cfg->dir, cl, NULL, 0) == DTX_OK)
+	bool running = false;
+	if (hx_cluster_open(cfg->dir, cl, NULL, 0) == DTX_OK) {
+		running = any_running(*cl);
 		hx_cluster_stop_all(*cl, 5000);
+	}
 	// Whatever the state file forgot: stray daemons, namespaces.
 	hx_cluster_stop_dir(cfg->dir, true);
-	if (!cfg->json)
+	if (cfg->json) {
+		hx_json j;
+		hx_json_begin(&j, stdout);
+		hx_json_str(&j, "dir", cfg->dir);
+		hx_json_bool(&j, "stopped", running);
+		hx_json_end(&j);
+	} else if (running) {
 		printf("stopped %s\n", cfg->dir);
-	return HX_EXIT_OK;
+	} else {
+		printf(
+		    "nothing to stop: no cluster is running in %s\n", cfg->dir);
+	}
+	// Stopping nothing is not an error to retry, but a script that
+	// expected a cluster should hear that there was none.
+	return running ? HX_EXIT_OK : HX_EXIT_INVALID;
 }
 
 static int
 status_body(cl_cfg *cfg, hx_cluster **cl)
 {
-	char err[512];
-	if (hx_cluster_open(cfg->dir, cl, err, sizeof(err)) != DTX_OK) {
-		fprintf(stderr, "dtx cluster status: %s\n", err);
-		return HX_EXIT_FAILURE;
-	}
-	show(*cl, cfg->json);
-	return HX_EXIT_OK;
+	int rc = cli_cluster_open("dtx cluster status", cfg->dir, cl);
+	if (rc != 0)
+		return rc;
+	// 1 when a node is down, does not answer, is not ok or is blocked,
+	// as `dtx health` exits for one node.
+	return show(*cl, cfg->json) ? HX_EXIT_OK : HX_EXIT_INVALID;
 }
 
 static int

@@ -81,10 +81,10 @@ print_reply(const health_cfg *cfg, const char *url, const proto_health_reply *h,
 		hx_json_str(&j, "role", h->role ? h->role : "");
 		hx_json_int(&j, "node", h->node);
 		hx_json_str(&j, "state", h->state ? h->state : "");
-		hx_json_int(&j, "in_doubt", (int64_t)h->in_doubt);
+		hx_json_u64(&j, "in_doubt", h->in_doubt);
 		hx_json_arr_begin(&j, "blocked");
 		for (uint32_t i = 0; i < h->n_blocked; i++)
-			hx_json_int(&j, NULL, (int64_t)h->blocked[i]);
+			hx_json_u64(&j, NULL, h->blocked[i]);
 		hx_json_arr_end(&j);
 		hx_json_obj_begin(&j, "counters");
 		for (uint32_t i = 0; i < h->n_counters; i++)
@@ -183,15 +183,10 @@ cli_cmd_health(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	char *pos[2];
 	int npos = 0;
-	int rc = hx_parse_flags("dtx health [URL]", health_opts, NHEALTH_OPTS,
-	    &cfg, argc, argv, pos, 2, &npos);
+	int rc = hx_parse_flags("dtx health", health_opts, NHEALTH_OPTS, &cfg,
+	    argc, argv, pos, 2, &npos);
 	if (rc != 0) {
-		if (rc < 0)
-			printf("\nSends HEALTH to the daemon at URL (default: "
-			       "$DTX_LISTEN with a wildcard host\nread as "
-			       "127.0.0.1) and exits 0 when it answers with "
-			       "state \"ok\" or\n\"recovering\", 1 otherwise "
-			       "(no answer, \"blocked\", \"failed\").\n");
+		// Its usage, arguments and exit codes are in cli/help.c.
 		dtx_cfg_fini(health_opts, NHEALTH_OPTS, &cfg);
 		return rc < 0 ? HX_EXIT_OK : rc;
 	}

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// dtx results list|show: reads runs back from the results file.
+// dtx results list|show|prune|export: reads runs back from the results
+// file, and removes old ones (export is in cmd_export.c).
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,15 +32,6 @@ verdict_word(const hx_run_record *r)
 	                                 : "unknown";
 }
 
-static void
-json_valid_field(hx_json *j, const char *key, const hx_run_record *r)
-{
-	if (r->finished == NULL)
-		hx_json_str(j, key, "unfinished");
-	else
-		hx_json_str(j, key, hx_valid_name(r->valid));
-}
-
 // Writes a run's fields into the open object, its params when with_params.
 static void
 json_run_fields(hx_json *j, const hx_run_record *r, bool with_params)
@@ -49,10 +41,11 @@ json_run_fields(hx_json *j, const hx_run_record *r, bool with_params)
 	hx_json_str(j, "finished", r->finished);
 	hx_json_str(j, "mode", r->mode);
 	hx_json_str(j, "nemesis", r->nemesis);
-	hx_json_num(j, "seed", (double)r->seed);
+	hx_json_u64(j, "seed", r->seed);
 	if (with_params)
 		hx_json_raw(j, "params", r->params);
-	json_valid_field(j, "valid", r);
+	// An unfinished run has no verdict: "unknown", with finished null.
+	hx_json_verdict(j, "valid", r->finished ? r->valid : HX_VALID_UNKNOWN);
 	hx_json_int(j, "ops", r->nops);
 	hx_json_str(j, "summary", r->summary);
 }
@@ -207,9 +200,103 @@ out:
 	return rc < 0 ? HX_EXIT_OK : rc;
 }
 
+typedef struct prune_cfg {
+	char *results;
+	int64_t keep;
+	char *before;
+	bool json;
+} prune_cfg;
+
+static const dtx_cfg_opt prune_opts[] = {
+	{ "results", DTX_CFG_STR, offsetof(prune_cfg, results), 0, 0,
+	    HX_RESULTS_DEFAULT, "results database file" },
+	{ "keep", DTX_CFG_INT, offsetof(prune_cfg, keep), 0, INT64_MAX, "0",
+	    "keep the N newest runs, delete the rest" },
+	{ "before", DTX_CFG_STR, offsetof(prune_cfg, before), 0, 0, NULL,
+	    "delete the runs started before DATE (UTC YYYY-MM-DD or "
+	    "YYYY-MM-DDTHH:MM:SSZ)" },
+	{ "json", DTX_CFG_BOOL, offsetof(prune_cfg, json), 0, 0, "false",
+	    "print one JSON object" },
+};
+#define NPRUNE (sizeof(prune_opts) / sizeof(prune_opts[0]))
+
+static void
+print_pruned(const prune_cfg *cfg, const hx_prune_result *p)
+{
+	if (cfg->json) {
+		hx_json j;
+		hx_json_begin(&j, stdout);
+		hx_json_str(&j, "results", cfg->results);
+		hx_json_arr_begin(&j, "removed");
+		for (size_t i = 0; i < p->nids; i++)
+			hx_json_int(&j, NULL, p->ids[i]);
+		hx_json_arr_end(&j);
+		hx_json_int(&j, "rows", p->rows);
+		hx_json_int(&j, "report_dirs", (int64_t)p->dirs);
+		hx_json_int(&j, "bytes_before", p->bytes_before);
+		hx_json_int(&j, "bytes_after", p->bytes_after);
+		hx_json_end(&j);
+		return;
+	}
+	if (p->nids == 0) {
+		printf("nothing to remove from %s\n", cfg->results);
+		return;
+	}
+	printf("removed %zu run(s):", p->nids);
+	for (size_t i = 0; i < p->nids; i++)
+		printf(" %lld", (long long)p->ids[i]);
+	printf("\n%lld rows, %zu report directories; %s: %.1f MB -> %.1f "
+	       "MB\n",
+	    (long long)p->rows, p->dirs, cfg->results,
+	    (double)p->bytes_before / 1e6, (double)p->bytes_after / 1e6);
+}
+
+static int
+results_prune(int argc, char **argv)
+{
+	prune_cfg cfg = { 0 };
+	hx_prune_result p = { 0 };
+	char err[600];
+	int rc = hx_parse_flags("dtx results prune", prune_opts, NPRUNE, &cfg,
+	    argc, argv, NULL, 0, NULL);
+	if (rc != 0)
+		goto out;
+	if (cfg.keep == 0 && cfg.before == NULL) {
+		fprintf(stderr,
+		    "dtx results prune: give --keep N (N >= 1) or --before "
+		    "DATE (see: dtx results prune --help)\n");
+		rc = HX_EXIT_USAGE;
+		goto out;
+	}
+	if (cfg.before != NULL && !hx_utc_date_ok(cfg.before)) {
+		fprintf(stderr,
+		    "dtx results prune: --before wants a UTC date YYYY-MM-DD "
+		    "or time YYYY-MM-DDTHH:MM:SSZ, not '%s'\n",
+		    cfg.before);
+		rc = HX_EXIT_USAGE;
+		goto out;
+	}
+	dtx_err e = hx_results_prune(
+	    cfg.results, cfg.keep, cfg.before, &p, err, sizeof(err));
+	if (e != DTX_OK) {
+		fprintf(stderr, "dtx results prune: %s\n", err);
+		rc = HX_EXIT_INTERNAL;
+		goto out;
+	}
+	print_pruned(&cfg, &p);
+	rc = HX_EXIT_OK;
+out:
+	hx_prune_result_fini(&p);
+	dtx_cfg_fini(prune_opts, NPRUNE, &cfg);
+	return rc < 0 ? HX_EXIT_OK : rc;
+}
+
 static const hx_cmd results_cmds[] = {
 	{ "list", results_list, "list recorded runs" },
 	{ "show", results_show, "show one run" },
+	{ "prune", results_prune, "delete old runs" },
+	{ "export", cli_results_export,
+	    "write a run's history as JSON or EDN" },
 };
 
 int

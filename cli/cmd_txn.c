@@ -54,11 +54,8 @@ static dtx_err
 open_conn(const char *what, const char *dir, hx_conn **conn)
 {
 	hx_cluster *cl;
-	char err[512];
-	if (hx_cluster_open(dir, &cl, err, sizeof(err)) != DTX_OK) {
-		fprintf(stderr, "%s: %s\n", what, err);
+	if (cli_cluster_open(what, dir, &cl) != 0)
 		return DTX_ENOENT;
-	}
 	dtx_err rv = hx_conn_open(hx_cluster_topo(cl), conn);
 	hx_cluster_free(cl);
 	return rv;
@@ -92,9 +89,22 @@ cli_cmd_transfer(int argc, char **argv)
 		    "saga\n");
 		goto out;
 	}
-	rc = HX_EXIT_FAILURE;
-	if (open_conn("dtx transfer", cfg.dir, &conn) != DTX_OK)
+	dtx_err rv = open_conn("dtx transfer", cfg.dir, &conn);
+	if (rv != DTX_OK) {
+		rc = rv == DTX_ENOENT ? HX_EXIT_UNAVAILABLE : cli_exit_for(rv);
 		goto out;
+	}
+	// Without an orchestrator nothing can be sent, so the outcome is
+	// not unknown: nothing happened.
+	if (saga && hx_conn_saga_id(conn) == UINT32_MAX) {
+		fprintf(stderr,
+		    "dtx transfer: --mode saga needs a saga orchestrator and "
+		    "the cluster in %s has none (start one with dtx cluster "
+		    "start --saga); nothing was sent\n",
+		    cfg.dir);
+		rc = HX_EXIT_UNAVAILABLE;
+		goto out;
+	}
 	hx_xfer x;
 	char gid[HX_GID_MAX];
 	snprintf(
@@ -107,19 +117,22 @@ cli_cmd_transfer(int argc, char **argv)
 		    strcmp(cfg.mode, "3pc") == 0 ? PROTO_MODE_3PC
 		                                 : PROTO_MODE_2PC,
 		    from, to, amount, (uint32_t)cfg.timeout_ms, &x);
-	// Exit 0 committed, 1 certainly not done, 2 unknown.
+	// Exit 0 committed, 1 certainly not done, 2 unknown; 69 certainly
+	// not done because the coordinator (or orchestrator) could not be
+	// reached, so that a script knows to wait for the cluster.
 	const char *outcome;
 	if (x.err == DTX_OK) {
 		outcome = hx_outcome_name(x.outcome);
-		rc = x.outcome == PROTO_COMMITTED ? 0
-		    : x.outcome == PROTO_ABORTED  ? 1
-		                                  : 2;
+		rc = x.outcome == PROTO_COMMITTED ? HX_EXIT_OK
+		    : x.outcome == PROTO_ABORTED  ? HX_EXIT_INVALID
+		                                  : HX_EXIT_UNKNOWN;
 	} else if (x.err == DTX_EUNREACH || x.err == DTX_EREFUSED) {
 		outcome = "aborted";
-		rc = 1;
+		rc = x.err == DTX_EUNREACH ? HX_EXIT_UNAVAILABLE
+		                           : HX_EXIT_INVALID;
 	} else {
 		outcome = "unknown";
-		rc = 2;
+		rc = HX_EXIT_UNKNOWN;
 	}
 	if (cfg.json) {
 		hx_json j;
@@ -132,13 +145,13 @@ cli_cmd_transfer(int argc, char **argv)
 			hx_json_str(&j, "error", dtx_errname(x.err));
 		if (saga)
 			hx_json_str(&j, "gid", gid);
-		else
-			hx_json_int(&j, "txid", (int64_t)x.txid);
+		else if (x.txid != 0) // 0: no transaction was begun
+			hx_json_u64(&j, "txid", x.txid);
 		if (x.cts != 0) {
 			char lc[48];
 			snprintf(lc, sizeof(lc), "%" PRIu64 ".%u",
 			    clk_ts_l(x.cts), clk_ts_c(x.cts));
-			hx_json_int(&j, "commit_ts", (int64_t)x.cts);
+			hx_json_u64(&j, "commit_ts", x.cts);
 			hx_json_str(&j, "commit_hlc", lc);
 		}
 		hx_json_end(&j);
@@ -150,7 +163,7 @@ cli_cmd_transfer(int argc, char **argv)
 			printf(": %s", x.reason);
 		if (saga)
 			printf("\ngid %s", gid);
-		else
+		else if (x.txid != 0)
 			printf("\ntxid %" PRIu64, x.txid);
 		if (x.cts != 0)
 			printf("\ncommit ts %" PRIu64 " (%" PRIu64 ".%u)",
@@ -202,20 +215,23 @@ cli_cmd_balances(int argc, char **argv)
 		rc = HX_EXIT_USAGE;
 		goto out;
 	}
-	rc = HX_EXIT_FAILURE;
-	if (open_conn("dtx balances", cfg.dir, &conn) != DTX_OK)
+	dtx_err rv = open_conn("dtx balances", cfg.dir, &conn);
+	if (rv != DTX_OK) {
+		rc = rv == DTX_ENOENT ? HX_EXIT_UNAVAILABLE : cli_exit_for(rv);
 		goto out;
+	}
 	hx_snapshot s;
-	dtx_err rv = hx_snapshot_read(conn, at, (uint32_t)cfg.timeout_ms, &s);
+	rv = hx_snapshot_read(conn, at, (uint32_t)cfg.timeout_ms, &s);
 	if (rv != DTX_OK) {
 		fprintf(stderr, "dtx balances: %s\n", dtx_strerror(rv));
+		rc = cli_exit_for(rv);
 		goto out;
 	}
 	if (cfg.json) {
 		hx_json j;
 		hx_json_begin(&j, stdout);
-		hx_json_int(&j, "ts", (int64_t)s.ts);
-		hx_json_int(&j, "ts_l", (int64_t)clk_ts_l(s.ts));
+		hx_json_u64(&j, "ts", s.ts);
+		hx_json_u64(&j, "ts_l", clk_ts_l(s.ts));
 		hx_json_int(&j, "ts_c", clk_ts_c(s.ts));
 		hx_json_obj_begin(&j, "balances");
 		for (size_t i = 0; i < s.n; i++) {

@@ -324,7 +324,7 @@ void
 hx_verdict_json(hx_json *j, const char *key, const hx_verdict *v)
 {
 	hx_json_obj_begin(j, key);
-	hx_json_str(j, "valid", hx_valid_name(v->valid));
+	hx_json_verdict(j, "valid", v->valid);
 	hx_json_obj_begin(j, "checkers");
 	for (size_t i = 0; i < hx_verdict_count(v); i++) {
 		const hx_check *c = hx_verdict_check(v, i);

@@ -196,10 +196,10 @@ describe(hx_atom_result *r, size_t nobs, hx_valid valid)
 		    r->txns, r->split, r->ok_not_committed, r->fail_committed,
 		    r->in_doubt, r->unobserved);
 	hx_sb_printf(&j,
-	    "{\"valid\":\"%s\",\"observations\":%zu,\"txns\":%zu,"
+	    "{\"valid\":%s,\"observations\":%zu,\"txns\":%zu,"
 	    "\"split_decisions\":%zu,\"ok_not_committed\":%zu,"
 	    "\"fail_committed\":%zu,\"in_doubt\":%zu,\"unobserved\":%zu}",
-	    hx_valid_name(valid), nobs, r->txns, r->split, r->ok_not_committed,
+	    hx_valid_json(valid), nobs, r->txns, r->split, r->ok_not_committed,
 	    r->fail_committed, r->in_doubt, r->unobserved);
 	return hx__check_set(&r->c, valid, &s, &j);
 }

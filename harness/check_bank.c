@@ -239,9 +239,9 @@ finish(hx_bank_result *r, const hx_history *h, const hx_bank_cfg *cfg)
 		                                 : "");
 	}
 	hx_sb_printf(&j,
-	    "{\"valid\":\"%s\",\"reads\":%zu,\"bad_reads\":%zu,"
+	    "{\"valid\":%s,\"reads\":%zu,\"bad_reads\":%zu,"
 	    "\"expected_total\":%lld,\"errors\":{",
-	    hx_valid_name(valid), r->reads, r->bad_reads,
+	    hx_valid_json(valid), r->reads, r->bad_reads,
 	    (long long)cfg->total);
 	bool comma = false;
 	for (int k = 0; k < HX_BANK_NKINDS; k++) {

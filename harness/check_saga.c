@@ -207,11 +207,11 @@ describe(hx_saga_result *r, const hx_bank_cfg *cfg, const hx_op *final,
 	    "(transient, expected for sagas)",
 	    r->transient);
 	hx_sb_printf(&j,
-	    "{\"valid\":\"%s\",\"sagas\":%zu,\"committed\":%zu,"
+	    "{\"valid\":%s,\"sagas\":%zu,\"committed\":%zu,"
 	    "\"aborted\":%zu,\"unfinished\":%zu,\"transient_wrong_totals\":%zu,"
 	    "\"final_reads\":%zu,\"final_total\":%lld,\"final_ok\":%s,"
 	    "\"ok_not_committed\":%zu,\"fail_committed\":%zu}",
-	    hx_valid_name(valid), r->sagas, r->committed, r->aborted, r->stuck,
+	    hx_valid_json(valid), r->sagas, r->committed, r->aborted, r->stuck,
 	    r->transient, r->final_reads, (long long)r->final_total,
 	    r->final_ok ? "true" : "false", r->ok_not_committed,
 	    r->fail_committed);

@@ -47,15 +47,16 @@ typedef struct hx_cmd {
 } hx_cmd;
 
 // Runs the command named argv[0] from cmds; prints a one-line error naming
-// the known commands when it is missing or unknown (exit HX_EXIT_USAGE).
+// the known commands when it is missing or unknown (exit HX_EXIT_USAGE),
+// and the list of commands for "--help" or "-h" (exit HX_EXIT_OK).
 // what is the command path for messages ("dtx", "dtx bench").
 int hx_dispatch(
     const char *what, const hx_cmd *cmds, size_t n, int argc, char **argv);
 
 // Parses flags for a subcommand through the common config table (no
 // environment). On a bad flag prints "dtx <what>: <error>" and a hint to
-// stderr and returns HX_EXIT_USAGE; "--help" prints usage and returns -1
-// (the caller exits 0). Returns 0 on success.
+// stderr and returns HX_EXIT_USAGE; "--help" prints the flags and returns
+// -1 (the caller exits 0). Returns 0 on success.
 int hx_parse_flags(const char *what, const dtx_cfg_opt *table, size_t n,
     void *cfg, int argc, char **argv, char **pos, int max_pos, int *npos);
 
@@ -63,8 +64,11 @@ int hx_parse_flags(const char *what, const dtx_cfg_opt *table, size_t n,
 // with dtx_sort_u64).
 uint64_t hx_quantile(const uint64_t *sorted, size_t n, double q);
 
-// A streaming JSON writer: hx_json_begin(out), then fields, then end.
-// Keys and string values are escaped. Not thread-safe.
+// A streaming JSON writer (json.c): hx_json_begin(out), then fields, then
+// end. Keys and string values are escaped; integers are written exactly
+// (hx_json_int, hx_json_u64: never pass an integer through hx_json_num),
+// doubles with the digits that read back as the same value. Not
+// thread-safe.
 typedef struct hx_json {
 	FILE *out;
 	int depth;
@@ -1230,5 +1234,48 @@ dtx_err hx_compose_partition(hx_compose *c, const hx_grudge *g);
 dtx_err hx_compose_heal(hx_compose *c);
 // Waits until every service's container runs and is healthy.
 dtx_err hx_compose_wait_healthy(hx_compose *c, uint64_t timeout_ms);
+
+// ---------------------------------------------------------------- CLI
+// conventions: exit codes, exact JSON, results housekeeping.
+
+// Exit codes beyond the five above; cli/help.c holds the one table that
+// says what each means (`dtx help exit-codes`, every --help, the README).
+#define HX_EXIT_CONFLICT 65 // existing data contradicts the request
+#define HX_EXIT_UNAVAILABLE 69 // the cluster or a node it needs is not up
+#define HX_EXIT_INTERNAL HX_EXIT_FAILURE // could not run (70)
+
+// Writes val exactly (never through a double).
+void hx_json_u64(hx_json *j, const char *key, uint64_t val);
+// A verdict: true, false or "unknown" (Jepsen's :valid? true, false or
+// :unknown). Every --json output writes a verdict this way.
+void hx_json_verdict(hx_json *j, const char *key, hx_valid v);
+// The same as JSON text: "true", "false" or "\"unknown\"" (static).
+const char *hx_valid_json(hx_valid v);
+// Formats a double with the fewest of 15-17 significant digits that read
+// back as the same value ("null" when not finite) into buf (>= 32 bytes).
+void hx_json_fmt_double(char *buf, size_t len, double val);
+
+// Removes runs from the results file at path: with keep > 0 every run but
+// the keep newest (by id); with before (a UTC date "YYYY-MM-DD" or time
+// "YYYY-MM-DDTHH:MM:SSZ") every run started before it; both may be given
+// (a run goes when either says so). Deletes each run's rows in every
+// table that has a run_id column, in one transaction, then each run's
+// report directory, then VACUUMs. The result is owned (free with
+// hx_prune_result_fini). DTX_EINVAL (bad before; err says why),
+// DTX_ENOENT (no such file), errors of hx_results_open, DTX_EIO.
+typedef struct hx_prune_result {
+	int64_t *ids; // removed run ids, ascending
+	size_t nids;
+	int64_t rows; // rows deleted, over every table
+	size_t dirs; // report directories removed
+	int64_t bytes_before, bytes_after; // size of the file
+} hx_prune_result;
+
+// True when s is "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SSZ" (digits where
+// the letters are; the range of each field is not checked).
+bool hx_utc_date_ok(const char *s);
+dtx_err hx_results_prune(const char *path, int64_t keep, const char *before,
+    hx_prune_result *out, char *err, size_t errlen);
+void hx_prune_result_fini(hx_prune_result *r);
 
 #endif // HARNESS_H

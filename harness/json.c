@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: MIT
 //
-// A small strict JSON reader (RFC 8259) for the values the history and the
-// results file hold. Every node and string of a document lives in one arena
-// so that freeing a document is one walk over its blocks; bad input gives
-// an error with the byte offset, never a crash.
+// JSON for the harness and the dtx command: a small strict reader (RFC
+// 8259) for the values the history and the results file hold, a text
+// builder, and the streaming writer behind every --json. Every node and
+// string of a parsed document lives in one arena so that freeing a
+// document is one walk over its blocks; bad input gives an error with the
+// byte offset, never a crash. The writer prints integers exactly (int64
+// and uint64, never through a double), doubles with as many digits as
+// they need to read back unchanged, and a verdict as true, false or
+// "unknown".
 
 #include <math.h>
 #include <stdarg.h>
@@ -711,4 +716,190 @@ hx_sb_fini(hx_sb *sb)
 	sb->buf = NULL;
 	sb->len = sb->cap = 0;
 	sb->oom = false;
+}
+
+// ---------------------------------------------------------------- writer
+
+void
+hx_json_escape(FILE *out, const char *s)
+{
+	// The short escapes; other control characters get \uXXXX.
+	static const char *const esc[256] = {
+		['"'] = "\\\"",
+		['\\'] = "\\\\",
+		['\n'] = "\\n",
+		['\t'] = "\\t",
+	};
+	fputc('"', out);
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;
+	     p++) {
+		if (esc[*p] != NULL)
+			fputs(esc[*p], out);
+		else if (*p < 0x20)
+			fprintf(out, "\\u%04x", *p);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+static void
+sep(hx_json *j, const char *key)
+{
+	if (j->need_comma[j->depth])
+		fputc(',', j->out);
+	j->need_comma[j->depth] = true;
+	if (key != NULL) {
+		hx_json_escape(j->out, key);
+		fputc(':', j->out);
+	}
+}
+
+void
+hx_json_begin(hx_json *j, FILE *out)
+{
+	memset(j, 0, sizeof(*j));
+	j->out = out;
+	fputc('{', out);
+}
+
+void
+hx_json_end(hx_json *j)
+{
+	fputs("}\n", j->out);
+	fflush(j->out);
+}
+
+void
+hx_json_key(hx_json *j, const char *key)
+{
+	sep(j, key);
+}
+
+void
+hx_json_str(hx_json *j, const char *key, const char *val)
+{
+	sep(j, key);
+	if (val == NULL)
+		fputs("null", j->out);
+	else
+		hx_json_escape(j->out, val);
+}
+
+void
+hx_json_int(hx_json *j, const char *key, int64_t val)
+{
+	sep(j, key);
+	fprintf(j->out, "%lld", (long long)val);
+}
+
+void
+hx_json_u64(hx_json *j, const char *key, uint64_t val)
+{
+	sep(j, key);
+	fprintf(j->out, "%llu", (unsigned long long)val);
+}
+
+void
+hx_json_fmt_double(char *buf, size_t len, double val)
+{
+	if (!isfinite(val)) {
+		snprintf(buf, len, "null");
+		return;
+	}
+	// The shortest of 15, 16 or 17 significant digits that reads back
+	// as the same double: 0.1 stays "0.1", 176577581 stays "176577581"
+	// and nothing is rounded away (a seed written with %.6g once lost
+	// its last digits and its run could not be reproduced).
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(buf, len, "%.*g", prec, val);
+		if (strtod(buf, NULL) == val)
+			break;
+	}
+}
+
+void
+hx_json_num(hx_json *j, const char *key, double val)
+{
+	char buf[40];
+	sep(j, key);
+	hx_json_fmt_double(buf, sizeof(buf), val);
+	fputs(buf, j->out);
+}
+
+void
+hx_json_bool(hx_json *j, const char *key, bool val)
+{
+	sep(j, key);
+	fputs(val ? "true" : "false", j->out);
+}
+
+const char *
+hx_valid_json(hx_valid v)
+{
+	return v == HX_VALID_TRUE ? "true"
+	    : v == HX_VALID_FALSE ? "false"
+	                          : "\"unknown\"";
+}
+
+void
+hx_json_verdict(hx_json *j, const char *key, hx_valid v)
+{
+	hx_json_key(j, key);
+	fputs(hx_valid_json(v), j->out);
+}
+
+static void
+open_nested(hx_json *j, const char *key, char c)
+{
+	sep(j, key);
+	fputc(c, j->out);
+	if (j->depth < 15)
+		j->depth++;
+	j->need_comma[j->depth] = false;
+}
+
+static void
+close_nested(hx_json *j, char c)
+{
+	fputc(c, j->out);
+	if (j->depth > 0)
+		j->depth--;
+}
+
+void
+hx_json_obj_begin(hx_json *j, const char *key)
+{
+	open_nested(j, key, '{');
+}
+
+void
+hx_json_obj_end(hx_json *j)
+{
+	close_nested(j, '}');
+}
+
+void
+hx_json_arr_begin(hx_json *j, const char *key)
+{
+	open_nested(j, key, '[');
+}
+
+void
+hx_json_arr_end(hx_json *j)
+{
+	close_nested(j, ']');
+}
+
+// Writes text that should be JSON raw when it is, as a string otherwise
+// (a damaged row must not make the output invalid).
+void
+hx_json_raw(hx_json *j, const char *key, const char *text)
+{
+	if (text != NULL && hx_json_valid(text, strlen(text))) {
+		hx_json_key(j, key);
+		fputs(text, j->out);
+	} else {
+		hx_json_str(j, key, text);
+	}
 }

@@ -1119,8 +1119,7 @@ hx_results_print_details(hx_results *db, int64_t id, bool json, hx_json *j)
 			if (q == 0 && json) {
 				hx_json_obj_begin(j, NULL);
 				hx_json_str(j, "checker", c0);
-				hx_json_str(j, "valid",
-				    hx_valid_name(col_valid(st, 1)));
+				hx_json_verdict(j, "valid", col_valid(st, 1));
 				hx_json_str(j, "summary", col_text(st, 2));
 				hx_json_raw(j, "result", col_text(st, 3));
 				hx_json_obj_end(j);
@@ -1133,9 +1132,9 @@ hx_results_print_details(hx_results *db, int64_t id, bool json, hx_json *j)
 				hx_json_str(j, "checker", c0);
 				hx_json_str(j, "kind", col_text(st, 1));
 				if (sqlite3_column_type(st, 2) != SQLITE_NULL)
-					hx_json_num(j, "txid",
-					    (double)(uint64_t)
-					        sqlite3_column_int64(st, 2));
+					hx_json_u64(j, "txid",
+					    (uint64_t)sqlite3_column_int64(
+					        st, 2));
 				if (sqlite3_column_type(st, 3) != SQLITE_NULL)
 					hx_json_str(j, "gid", col_text(st, 3));
 				if (sqlite3_column_type(st, 4) != SQLITE_NULL) {

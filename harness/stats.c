@@ -92,7 +92,7 @@ describe(hx_stats_result *r)
 		hx_sb_printf(&j, "%s[%zu,%zu,%zu]", i ? "," : "", r->rate[i][0],
 		    r->rate[i][1], r->rate[i][2]);
 	hx_valid valid = missing_ok ? HX_VALID_UNKNOWN : HX_VALID_TRUE;
-	hx_sb_printf(&j, "],\"valid\":\"%s\"}", hx_valid_name(valid));
+	hx_sb_printf(&j, "],\"valid\":%s}", hx_valid_json(valid));
 	if (missing_ok)
 		hx_sb_printf(&s, "; some f never completed ok");
 	return hx__check_set(&r->c, valid, &s, &j);
