@@ -59,6 +59,20 @@ hx__bank_read(hx_bankrun *b, int64_t proc, const char *f)
 	return total;
 }
 
+// The setup read: the first op of the history, by process conf->clients
+// (the clients are 0..clients-1 and later processes come after it). It is
+// checked like every other read, against the bank the harness wrote.
+dtx_err
+hx__bank_setup_read(hx_bankrun *b)
+{
+	for (int tries = 0; tries < 50; tries++) {
+		if (hx__bank_read(b, b->conf->clients, "read") >= 0)
+			return DTX_OK;
+		dtx_sleep_ms(200);
+	}
+	return DTX_EIO;
+}
+
 // One transfer; returns the process to continue as.
 static int64_t
 do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx)
@@ -183,7 +197,7 @@ hx__bank_clients(hx_bankrun *b)
 {
 	const hx_bankrun_conf *cfg = b->conf;
 	atomic_init(&b->stop, false);
-	atomic_init(&b->next_proc, cfg->clients);
+	atomic_init(&b->next_proc, cfg->clients + 1);
 	worker *ws = dtx_calloc((size_t)cfg->clients, sizeof(*ws));
 	if (ws == NULL)
 		return DTX_ENOMEM;

@@ -343,8 +343,11 @@ void hx_check_fini(hx_check *c);
 
 // Bank checker configuration. Accounts are the integer ids accounts[0..n);
 // balances keys are their decimal text. In saga mode wrong totals in `read`
-// ops are transient (reported, not violations); in every mode wrong totals
-// in `final-read` ops are violations.
+// ops are transient (reported, not violations), except in reads that
+// completed before the first transfer was invoked (the setup read: no saga
+// was in flight); in every mode wrong totals in `final-read` ops are
+// violations. A bank run takes accounts and total from what its setup
+// wrote (accounts 0..n-1, each with --balance), never from a read.
 typedef struct hx_bank_cfg {
 	const int64_t *accounts; // borrowed
 	size_t naccounts;

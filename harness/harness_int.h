@@ -71,6 +71,9 @@ dtx_err hx__bank_clients(hx_bankrun *r);
 // One snapshot read recorded as op f by process proc; returns the total
 // read, or -1 when the read failed.
 int64_t hx__bank_read(hx_bankrun *r, int64_t proc, const char *f);
+// The first read after setup, recorded in the history (retried while it
+// fails); DTX_EIO when no read succeeds.
+dtx_err hx__bank_setup_read(hx_bankrun *r);
 // Waits until every participant answers HEALTH with in_doubt 0 (and, in
 // saga mode, the orchestrator answers at all). Returns the in-doubt count
 // left at the deadline.

@@ -489,6 +489,38 @@ test_saga_transient_totals_not_violations(void **state)
 	hx_history_free(h);
 }
 
+// The setup read (before any transfer is invoked) is held to the bank the
+// harness wrote: in saga mode too a wrong total there is a violation, not
+// a transient view, while the same total later in the run is transient.
+static void
+test_bank_setup_read_never_transient(void **state)
+{
+	(void)state;
+	static const hx_bank_cfg sagabank = { accounts, 4, 40, true };
+	hx_history *h = hx_history_new();
+	read_op(h, 0, 4, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
+	saga_transfer(h, 2, 0, "g1", HX_OP_OK);
+	read_op(h, 3, 1, "{\"0\":7,\"1\":10,\"2\":10,\"3\":10}");
+	hx_bank_result r;
+	assert_int_equal(hx_check_bank(h, &sagabank, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.kinds[HX_BANK_TRANSIENT_TOTAL].count, 1);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+
+	h = hx_history_new();
+	read_op(h, 0, 4, "{\"0\":7,\"1\":10,\"2\":10,\"3\":10}");
+	saga_transfer(h, 2, 0, "g1", HX_OP_OK);
+	read_op(h, 3, 1, "{\"0\":7,\"1\":10,\"2\":10,\"3\":10}");
+	assert_int_equal(hx_check_bank(h, &sagabank, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.kinds[HX_BANK_WRONG_TOTAL].count, 1);
+	assert_int_equal(r.kinds[HX_BANK_WRONG_TOTAL].first.op_index, 1);
+	assert_int_equal(r.kinds[HX_BANK_TRANSIENT_TOTAL].count, 1);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
 static void
 test_saga_final_total_wrong(void **state)
 {
@@ -677,6 +709,7 @@ main(void)
 		cmocka_unit_test(test_saga_left_compensating_invalid),
 		cmocka_unit_test(test_saga_transient_totals_not_violations),
 		cmocka_unit_test(test_saga_final_total_wrong),
+		cmocka_unit_test(test_bank_setup_read_never_transient),
 		cmocka_unit_test(test_stats_exact),
 		cmocka_unit_test(test_verdict_merge_and_print),
 		cmocka_unit_test(test_checkers_out_of_memory),
