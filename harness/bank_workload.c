@@ -90,12 +90,20 @@ do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx)
 	if (b->saga)
 		snprintf(r.gid, sizeof(r.gid), "r%" PRId64 "-c%d-%" PRIu64,
 		    b->out.run_id, idx, (*seq)++);
+	// The client chooses the txid (64 random bits; the coordinator
+	// refuses one it still holds), so a transfer that times out can be
+	// resolved after the run. 0 (no randomness) lets the coordinator
+	// choose, as before.
+	else if (dtx_random_u64(&r.txid) != DTX_OK)
+		r.txid = 0;
 	hx_sb_printf(&sb,
 	    "{\"from\":%" PRId64 ",\"to\":%" PRId64 ",\"amount\":%" PRId64
 	    ",\"mode\":\"%s\"",
 	    from, to, amount, b->conf->mode);
 	if (b->saga)
 		hx_sb_printf(&sb, ",\"gid\":\"%s\"}", r.gid);
+	else if (r.txid != 0)
+		hx_sb_printf(&sb, ",\"txid\":%" PRIu64 "}", r.txid);
 	else
 		hx_sb_printf(&sb, "}");
 	hist(b, proc, HX_OP_INVOKE, "transfer", &sb, NULL);
@@ -104,7 +112,7 @@ do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx)
 		hx_saga_transfer(b->conn, r.gid, from, to, amount,
 		    (uint32_t)b->conf->timeout_ms, &x);
 	else
-		hx_transfer(b->conn, b->mode, from, to, amount,
+		hx_transfer_as(b->conn, b->mode, r.txid, from, to, amount,
 		    (uint32_t)b->conf->timeout_ms, &x);
 
 	hx_op_type t;
@@ -262,7 +270,7 @@ hx__bank_await_recovery(hx_bankrun *b, uint64_t deadline)
 }
 
 static hx_txn_outcome
-map_state(proto_txn_state st)
+map_state(proto_txn_state st, bool coordinator)
 {
 	switch (st) {
 	case PROTO_TS_COMMITTED:
@@ -273,19 +281,51 @@ map_state(proto_txn_state st)
 	default:
 		// Aborted, never voted, or no record: a participant with no
 		// record never prepared the transaction (or voted no and
-		// forgot it), so it never applied it.
-		return HX_TXN_ABORTED;
+		// forgot it), so it never applied it. The coordinator's
+		// ABORTED is presumed abort: it holds no record, which it
+		// also says of a commit that ended and was forgotten.
+		return coordinator ? HX_TXN_PRESUMED_ABORTED : HX_TXN_ABORTED;
 	}
 }
 
+// STATUS of txid at node id into *o; *cts gets the commit timestamp the
+// node reported (0: none).
+static void
+observe(hx_bankrun *b, uint32_t id, bool coordinator, uint64_t txid,
+    hx_txn_obs *o, clk_ts *cts)
+{
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_STATUS);
+	req.u.txid.txid = txid;
+	o->txid = txid;
+	o->node = (int32_t)id;
+	o->outcome = HX_TXN_UNKNOWN;
+	*cts = 0;
+	if (hx_conn_call(b->conn, id, &req, &rep, 2000, true) != DTX_OK)
+		return;
+	if (rep.hdr.type == PROTO_STATUS_REPLY) {
+		o->outcome = map_state(rep.u.status_reply.state, coordinator);
+		*cts = rep.u.status_reply.commit_ts;
+	}
+	proto_msg_free(&rep);
+}
+
+// Every transfer with a txid, timed-out ones included (their txid is the
+// client's own), is asked about at both participants and at the
+// coordinator.
 dtx_err
 hx__bank_txn_obs(hx_bankrun *b)
 {
 	const dtx_topo *topo = hx_conn_topo(b->conn);
-	hx_txn_obs *o = dtx_calloc(b->nrec * 2 + 1, sizeof(*o));
-	size_t n = 0;
-	if (o == NULL)
+	const dtx_node *co = dtx_topo_first(topo, DTX_ROLE_COORDINATOR);
+	hx_txn_obs *o = dtx_calloc(b->nrec * 3 + 1, sizeof(*o));
+	hx_txn_cts *ct = dtx_calloc(b->nrec * 3 + 1, sizeof(*ct));
+	size_t n = 0, nct = 0;
+	if (o == NULL || ct == NULL) {
+		dtx_free(o);
+		dtx_free(ct);
 		return DTX_ENOMEM;
+	}
 	for (size_t i = 0; i < b->nrec; i++) {
 		const hx__xrec *r = &b->recs[i];
 		char kf[48], kt[48];
@@ -295,21 +335,20 @@ hx__bank_txn_obs(hx_bankrun *b)
 		hx_acct_key(kt, sizeof(kt), r->to);
 		uint32_t p[2] = { dtx_topo_route(topo, kf, strlen(kf)),
 			dtx_topo_route(topo, kt, strlen(kt)) };
-		for (int k = 0; k < 2; k++) {
-			if (k == 1 && p[1] == p[0])
-				break;
-			proto_txn_state st;
-			o[n].txid = r->txid;
-			o[n].node = (int32_t)p[k];
-			o[n].outcome =
-			    hx_txn_status(b->conn, p[k], r->txid, &st) == DTX_OK
-			    ? map_state(st)
-			    : HX_TXN_UNKNOWN;
-			n++;
+		for (int k = 0; k < 3; k++) {
+			if ((k == 1 && p[1] == p[0]) || (k == 2 && co == NULL))
+				continue;
+			clk_ts cts;
+			observe(b, k < 2 ? p[k] : co->id, k == 2, r->txid,
+			    &o[n++], &cts);
+			if (cts != 0)
+				ct[nct++] = (hx_txn_cts) { r->txid, cts };
 		}
 	}
 	b->obs = o;
 	b->nobs = n;
+	b->cts = ct;
+	b->ncts = nct;
 	return DTX_OK;
 }
 

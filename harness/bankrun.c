@@ -410,6 +410,7 @@ hx_bankrun_free(hx_bankrun *r)
 		hx_verdict_fini(&r->out.verdict);
 	hx_faults_free(r->faults, r->nfaults);
 	dtx_free(r->obs);
+	dtx_free(r->cts);
 	dtx_free(r->sobs);
 	dtx_free(r->plan);
 	dtx_free(r->recs);

@@ -402,14 +402,19 @@ dtx_err hx_check_bank(
     const hx_history *h, const hx_bank_cfg *cfg, hx_bank_result *out);
 
 // A participant's view of one transaction, gathered after the run.
+// The coordinator is asked too (STATUS): its COMMITTED is a decision;
+// its ABORTED is only the absence of a record (presumed abort: aborted,
+// never seen, or committed, ended and forgotten), so it is recorded as
+// HX_TXN_PRESUMED_ABORTED and never contradicts a commit.
 typedef enum hx_txn_outcome {
 	HX_TXN_COMMITTED = 0,
 	HX_TXN_ABORTED = 1,
 	HX_TXN_IN_DOUBT = 2,
 	HX_TXN_UNKNOWN = 3, // participant could not be asked
+	HX_TXN_PRESUMED_ABORTED = 4, // the coordinator holds no record
 } hx_txn_outcome;
 
-// "committed", "aborted", "in-doubt", "unknown".
+// "committed", "aborted", "in-doubt", "unknown", "presumed-aborted".
 const char *hx_txn_outcome_name(hx_txn_outcome o);
 dtx_err hx_txn_outcome_parse(const char *s, hx_txn_outcome *out);
 
@@ -418,6 +423,14 @@ typedef struct hx_txn_obs {
 	int32_t node;
 	hx_txn_outcome outcome;
 } hx_txn_obs;
+
+// A commit timestamp a node reported for txid in its STATUS answer
+// (committed or pre-committed), for the replay checker. Not kept in the
+// results file.
+typedef struct hx_txn_cts {
+	uint64_t txid;
+	clk_ts cts;
+} hx_txn_cts;
 
 // Split decision (committed at one participant, aborted at another) and
 // history cross-checks (an ok transfer aborted at a participant, a failed
@@ -432,6 +445,11 @@ typedef struct hx_atom_result {
 	size_t fail_committed; // failed transfers committed somewhere
 	size_t in_doubt; // txids in doubt at some participant
 	size_t unobserved; // ok/fail transfers with a txid nobody reported
+	// Indeterminate (info or never completed) transfers, resolved from
+	// the observations: committed somewhere; aborted everywhere asked;
+	// in doubt or unanswered somewhere; not observed at all; no txid.
+	size_t info, info_committed, info_aborted, info_unresolved;
+	size_t info_unobserved, info_no_txid;
 } hx_atom_result;
 
 dtx_err hx_check_atomicity(const hx_history *h, const hx_txn_obs *obs,
@@ -789,6 +807,11 @@ typedef struct hx_xfer {
 // of two ADD ops that keep both balances >= 0. Always fills *out.
 void hx_transfer(hx_conn *c, proto_mode mode, int64_t from, int64_t to,
     int64_t amount, uint32_t timeout_ms, hx_xfer *out);
+// The same with the transaction id chosen by the caller (non-zero; sent
+// in the TXN, so out->txid is known even when the call times out); 0
+// lets the coordinator choose, as hx_transfer does.
+void hx_transfer_as(hx_conn *c, proto_mode mode, uint64_t txid, int64_t from,
+    int64_t to, int64_t amount, uint32_t timeout_ms, hx_xfer *out);
 // The same as a saga (gid borrowed): debit `from`, then credit `to`, each
 // with its compensation, submitted to the saga orchestrator.
 void hx_saga_transfer(hx_conn *c, const char *gid, int64_t from, int64_t to,

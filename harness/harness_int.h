@@ -53,6 +53,8 @@ struct hx_bankrun {
 	size_t nobs;
 	hx_saga_obs *sobs;
 	size_t nsobs;
+	hx_txn_cts *cts; // commit timestamps the STATUS answers gave
+	size_t ncts;
 	hx_fault *faults;
 	size_t nfaults;
 	uint64_t deadline; // of recovery (settle)

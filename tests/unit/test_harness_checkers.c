@@ -280,6 +280,78 @@ test_atomicity_uncertain_transfers(void **state)
 	hx_history_free(h);
 }
 
+// A transfer whose client timed out still has the txid the client chose
+// (in its invocation): its outcome is resolved from the participants and
+// the coordinator, and a split decision on it is a violation. The
+// coordinator's presumed abort (no record) never contradicts a commit;
+// its commit against a participant's abort is a split decision.
+static void
+test_atomicity_info_resolved(void **state)
+{
+	(void)state;
+	const char *inv = "{\"from\":0,\"to\":1,\"amount\":1,"
+	                  "\"mode\":\"2pc\",\"txid\":%d}";
+	hx_history *h = hx_history_new();
+	char v[128];
+	for (int t = 1; t <= 4; t++) {
+		snprintf(v, sizeof(v), inv, t);
+		add(h, t * 10, t, HX_OP_INVOKE, "transfer", v);
+		if (t != 4) // 4 never completes
+			add(h, t * 10 + 5, t, HX_OP_INFO, "transfer",
+			    "{\"from\":0,\"to\":1,\"amount\":1,"
+			    "\"mode\":\"2pc\"}");
+	}
+	hx_txn_obs good[] = {
+		{ 1, 1, HX_TXN_COMMITTED },
+		{ 1, 2, HX_TXN_COMMITTED },
+		{ 1, 0, HX_TXN_PRESUMED_ABORTED }, // ended and forgotten
+		{ 2, 1, HX_TXN_ABORTED },
+		{ 2, 2, HX_TXN_ABORTED },
+		{ 2, 0, HX_TXN_PRESUMED_ABORTED },
+		{ 3, 1, HX_TXN_IN_DOUBT },
+		{ 3, 0, HX_TXN_COMMITTED },
+	};
+	hx_atom_result r;
+	check_atomicity(h, good, 8, HX_VALID_TRUE, &r);
+	assert_int_equal(r.info, 4);
+	assert_int_equal(r.info_committed, 2);
+	assert_int_equal(r.info_aborted, 1);
+	assert_int_equal(r.info_unresolved, 0);
+	assert_int_equal(r.info_unobserved, 1);
+	assert_non_null(strstr(r.c.summary, "2 resolved committed"));
+	assert_true(hx_json_valid(r.c.json, strlen(r.c.json)));
+	hx_check_fini(&r.c);
+
+	// Participants split on a timed-out transfer: a violation.
+	hx_txn_obs split[] = {
+		{ 1, 1, HX_TXN_COMMITTED },
+		{ 1, 2, HX_TXN_ABORTED },
+	};
+	check_atomicity(h, split, 2, HX_VALID_FALSE, &r);
+	assert_int_equal(r.split, 1);
+	assert_int_equal(count_anoms(&r.c, "split-decision"), 1);
+	assert_true(r.c.anoms[0].has_txid);
+	assert_int_equal(r.c.anoms[0].txid, 1);
+	assert_int_equal(r.c.anoms[0].op_index, 0);
+	hx_check_fini(&r.c);
+
+	// The coordinator decided commit, a participant aborted.
+	hx_txn_obs coord[] = {
+		{ 2, 0, HX_TXN_COMMITTED },
+		{ 2, 1, HX_TXN_ABORTED },
+		{ 2, 2, HX_TXN_COMMITTED },
+	};
+	check_atomicity(h, coord, 3, HX_VALID_FALSE, &r);
+	assert_int_equal(r.split, 1);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+
+	hx_txn_outcome o;
+	assert_int_equal(hx_txn_outcome_parse("presumed-aborted", &o), DTX_OK);
+	assert_int_equal(o, HX_TXN_PRESUMED_ABORTED);
+	assert_string_equal(hx_txn_outcome_name(o), "presumed-aborted");
+}
+
 static void
 test_atomicity_split_decision(void **state)
 {
@@ -704,6 +776,7 @@ main(void)
 		cmocka_unit_test(test_bank_missing_balance),
 		cmocka_unit_test(test_bank_no_reads_unknown),
 		cmocka_unit_test(test_atomicity_uncertain_transfers),
+		cmocka_unit_test(test_atomicity_info_resolved),
 		cmocka_unit_test(test_atomicity_split_decision),
 		cmocka_unit_test(test_atomicity_history_cross_check),
 		cmocka_unit_test(test_saga_left_compensating_invalid),
