@@ -37,13 +37,23 @@ hist(hx_bankrun *b, int64_t proc, hx_op_type t, const char *f, hx_sb *sb,
 	dtx_free(v);
 }
 
-int64_t
-hx__bank_read(hx_bankrun *b, int64_t proc, const char *f)
+// A snapshot read recorded as op f by process proc, at or after floor
+// (the commit timestamp of the client's own last ok transfer; 0: none).
+// Read-your-writes: the cluster picks the timestamp (the first
+// participant's now); when that is below floor, which happens when the
+// participant's clock is behind the coordinator's, the read is taken
+// again at floor. It costs a second round trip on those reads only.
+static int64_t
+read_at(hx_bankrun *b, int64_t proc, const char *f, clk_ts floor)
 {
 	hx_snapshot s;
+	uint32_t tmo = (uint32_t)b->conf->timeout_ms;
 	hist(b, proc, HX_OP_INVOKE, f, NULL, NULL);
-	dtx_err rv =
-	    hx_snapshot_read(b->conn, 0, (uint32_t)b->conf->timeout_ms, &s);
+	dtx_err rv = hx_snapshot_read(b->conn, 0, tmo, &s);
+	if (rv == DTX_OK && s.ts < floor) {
+		hx_snapshot_fini(&s);
+		rv = hx_snapshot_read(b->conn, floor, tmo, &s);
+	}
 	if (rv != DTX_OK) {
 		// A read changes nothing: it certainly did not happen.
 		hist(b, proc, HX_OP_FAIL, f, NULL, dtx_errname(rv));
@@ -57,6 +67,12 @@ hx__bank_read(hx_bankrun *b, int64_t proc, const char *f)
 	int64_t total = s.total;
 	hx_snapshot_fini(&s);
 	return total;
+}
+
+int64_t
+hx__bank_read(hx_bankrun *b, int64_t proc, const char *f)
+{
+	return read_at(b, proc, f, 0);
 }
 
 // The setup read: the first op of the history, by process conf->clients
@@ -75,7 +91,8 @@ hx__bank_setup_read(hx_bankrun *b)
 
 // One transfer; returns the process to continue as.
 static int64_t
-do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx)
+do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx,
+    clk_ts *last)
 {
 	size_t fi = dtx_rand_below(rng, b->out.nacct);
 	size_t ti = dtx_rand_below(rng, b->out.nacct - 1);
@@ -147,6 +164,8 @@ do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx)
 	if (r.txid != 0 || b->saga)
 		add_rec(b, &r);
 	if (t == HX_OP_OK) {
+		if (x.cts > *last)
+			*last = x.cts;
 		atomic_fetch_add(&b->ok, 1);
 		atomic_fetch_add(&b->ok_xfer, 1);
 	} else if (t == HX_OP_FAIL) {
@@ -169,6 +188,7 @@ client(void *arg)
 	    b->conf->seed * UINT64_C(0x9e3779b97f4a7c15) + (uint64_t)w->idx;
 	uint64_t seq = 0;
 	int64_t proc = w->idx;
+	clk_ts last = 0; // commit ts of this client's last ok transfer
 	uint64_t period_ns = b->conf->rate > 0
 	    ? (uint64_t)((double)b->conf->clients / b->conf->rate * 1e9)
 	    : 0;
@@ -182,9 +202,9 @@ client(void *arg)
 				break;
 		}
 		if (dtx_rand_below(&rng, 5) == 0)
-			hx__bank_read(b, proc, "read");
+			read_at(b, proc, "read", last);
 		else
-			proc = do_transfer(b, proc, &rng, &seq, w->idx);
+			proc = do_transfer(b, proc, &rng, &seq, w->idx, &last);
 	}
 	return NULL;
 }
@@ -237,6 +257,40 @@ hx__bank_clients(hx_bankrun *b)
 	hx_progress_stop(prog);
 	dtx_free(ws);
 	return DTX_OK;
+}
+
+dtx_err
+hx__bank_logs(hx_bankrun *b, hx_node_log **out, size_t *n)
+{
+	const dtx_topo *topo = hx_cluster_topo(b->cl);
+	hx_node_log *l = dtx_calloc(topo->n + 1, sizeof(*l));
+	size_t k = 0;
+	if (l == NULL)
+		return DTX_ENOMEM;
+	for (uint32_t i = 0; i < topo->n; i++) {
+		const dtx_node *nd = &topo->nodes[i];
+		if (nd->role == DTX_ROLE_CLIENT)
+			continue;
+		l[k].node = nd->id;
+		l[k].path = dtx_strdup(hx_cluster_log(b->cl, nd->id));
+		if (l[k++].path == NULL) {
+			hx__bank_logs_free(l, k);
+			return DTX_ENOMEM;
+		}
+	}
+	*out = l;
+	*n = k;
+	return DTX_OK;
+}
+
+void
+hx__bank_logs_free(hx_node_log *logs, size_t n)
+{
+	if (logs == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		dtx_free((char *)logs[i].path);
+	dtx_free(logs);
 }
 
 uint64_t

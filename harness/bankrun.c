@@ -347,8 +347,14 @@ hx_bankrun_check(hx_bankrun *r, hx_bankrun_err *e)
 		    .naccounts = r->out.nacct,
 		    .total = r->out.total,
 		    .saga = r->saga } };
-	dtx_err rv = hx_check_run(
-	    r->h, &rcfg, r->obs, r->nobs, r->sobs, r->nsobs, &r->out.verdict);
+	hx_run_extra x = { .replay = true, .cts = r->cts, .ncts = r->ncts };
+	hx_node_log *logs = NULL;
+	dtx_err rv = r->cc == NULL ? hx__bank_logs(r, &logs, &x.nlogs) : DTX_OK;
+	x.logs = logs;
+	if (rv == DTX_OK)
+		rv = hx_check_run_ex(r->h, &rcfg, &x, r->obs, r->nobs, r->sobs,
+		    r->nsobs, &r->out.verdict);
+	hx__bank_logs_free(logs, x.nlogs);
 	if (rv != DTX_OK) {
 		FAIL_MSG(e, "the checkers failed");
 		return rv;

@@ -517,6 +517,75 @@ typedef struct hx_stats_result {
 dtx_err hx_check_stats(const hx_history *h, hx_stats_result *out);
 void hx_stats_fini(hx_stats_result *r);
 
+// ------------------------------------------ replay, session and log checkers
+
+// The replay checker: every ok read or final-read at HLC timestamp T must
+// equal the initial balances plus every committed transfer with commit
+// timestamp <= T. Ok transfers carry their commit timestamp ("cts" in the
+// completion); indeterminate ones are resolved from the observations and
+// take their timestamp from the nodes' STATUS answers (hx_txn_cts). A read
+// that differs is explained when some choice among the transfers that are
+// still uncertain (unresolved, or committed at an unknown timestamp, and
+// invoked before the read completed) accounts for the difference exactly;
+// it is a violation when none does, unknown when there are too many
+// uncertain transfers to try. In saga mode the replay is skipped and the
+// result says so: a saga's debit and credit commit as separate local
+// transactions whose timestamps the client never learns, so no commit
+// timestamp exists to replay against (the bank and saga checkers judge
+// its transient and final totals).
+typedef struct hx_replay_result {
+	hx_check c;
+	bool skipped; // saga mode
+	size_t reads; // ok reads and final-reads replayed
+	size_t matched, explained, wrong, unknown;
+	size_t committed, uncertain; // transfers: applied, uncertain
+} hx_replay_result;
+
+// The session checker. dtx bank promises read-your-writes for 2PC/3PC
+// clients: a client reads at or after the commit timestamp of its own
+// last ok transfer. Every ok read of a process must have ts >= the cts of
+// every ok transfer that process completed before it; a read below is a
+// "stale-read" violation. Sagas promise nothing (no commit timestamp
+// reaches the client): their result says so.
+typedef struct hx_session_result {
+	hx_check c;
+	size_t reads; // ok reads that followed an own ok transfer
+	size_t stale;
+	int64_t max_behind_ms; // largest HLC physical gap (cts - read ts)
+} hx_session_result;
+
+// A node's log file, for the log checker (path borrowed).
+typedef struct hx_node_log {
+	uint32_t node;
+	const char *path;
+} hx_node_log;
+
+typedef struct hx_logs_result {
+	hx_check c;
+	size_t files, unreadable, lines, flagged;
+} hx_logs_result;
+
+// Every line of logs[0..n) at level ERROR or with an anomaly message id
+// (COMMIT_ABORTED, ABORT_COMMITTED) is a "log-anomaly" naming node, file,
+// line and text; any makes the check invalid. Unknown when no file could
+// be read. out is filled only on success (hx_check_fini releases out->c).
+dtx_err hx_check_logs(const hx_node_log *logs, size_t n, hx_logs_result *out);
+
+// What else a run gives its checkers (all optional, borrowed).
+typedef struct hx_run_extra {
+	bool replay; // run the replay and session checkers
+	const hx_txn_cts *cts; // commit timestamps from STATUS answers
+	size_t ncts;
+	const hx_node_log *logs; // run the log checker when nlogs > 0
+	size_t nlogs;
+} hx_run_extra;
+
+dtx_err hx_check_replay(const hx_history *h, const hx_bank_cfg *cfg,
+    const hx_txn_obs *obs, size_t nobs, const hx_txn_cts *cts, size_t ncts,
+    hx_replay_result *out);
+dtx_err hx_check_session(
+    const hx_history *h, bool saga, hx_session_result *out);
+
 // What a run checks. mode is "2pc", "3pc" or "saga" (borrowed).
 typedef struct hx_run_cfg {
 	const char *mode;
@@ -533,6 +602,11 @@ typedef struct hx_verdict {
 	hx_atom_result atom;
 	bool has_saga; // saga
 	hx_saga_result saga;
+	bool has_replay; // hx_run_extra.replay: replay and session
+	hx_replay_result replay;
+	hx_session_result session;
+	bool has_logs; // hx_run_extra.nlogs > 0
+	hx_logs_result logs;
 } hx_verdict;
 
 // Runs bank + stats, atomicity (2pc/3pc) or saga (saga mode) and merges
@@ -540,9 +614,14 @@ typedef struct hx_verdict {
 dtx_err hx_check_run(const hx_history *h, const hx_run_cfg *cfg,
     const hx_txn_obs *obs, size_t nobs, const hx_saga_obs *sagas, size_t nsagas,
     hx_verdict *out);
+// As hx_check_run, with the checkers extra asks for (extra may be NULL:
+// then exactly hx_check_run). dtx bank and dtx check run this.
+dtx_err hx_check_run_ex(const hx_history *h, const hx_run_cfg *cfg,
+    const hx_run_extra *extra, const hx_txn_obs *obs, size_t nobs,
+    const hx_saga_obs *sagas, size_t nsagas, hx_verdict *out);
 void hx_verdict_fini(hx_verdict *v);
 // Number of hx_check results in v and the i-th (bank, stats, then
-// atomicity or saga).
+// atomicity or saga, then replay and session, then logs).
 size_t hx_verdict_count(const hx_verdict *v);
 const hx_check *hx_verdict_check(const hx_verdict *v, size_t i);
 // Prints the verdict and each checker's summary and examples.

@@ -6,8 +6,10 @@
 // statistics are exact on a small known history.
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -623,6 +625,263 @@ test_saga_final_total_wrong(void **state)
 	hx_history_free(h);
 }
 
+// A 2pc transfer by process p at t ms: invocation with txid, completion
+// of type outcome with the commit timestamp cts (0: none); amount 1 from
+// account `from` to account `to`.
+static void
+xfer_ts(hx_history *h, int64_t t, int64_t p, uint64_t txid, int from, int to,
+    hx_op_type outcome, uint64_t cts)
+{
+	char v[256];
+	snprintf(v, sizeof(v),
+	    "{\"from\":%d,\"to\":%d,\"amount\":1,\"mode\":\"2pc\","
+	    "\"txid\":%llu}",
+	    from, to, (unsigned long long)txid);
+	add(h, t, p, HX_OP_INVOKE, "transfer", v);
+	if (outcome == HX_OP_INVOKE)
+		return;
+	if (cts != 0)
+		snprintf(v, sizeof(v),
+		    "{\"from\":%d,\"to\":%d,\"amount\":1,\"mode\":\"2pc\","
+		    "\"txid\":%llu,\"cts\":%llu}",
+		    from, to, (unsigned long long)txid,
+		    (unsigned long long)cts);
+	add(h, t + 1, p, outcome, "transfer", v);
+}
+
+// A read at HLC timestamp ts by process p at t ms.
+static int64_t
+read_ts(hx_history *h, int64_t t, int64_t p, uint64_t ts, const char *bal)
+{
+	char v[256];
+	add(h, t, p, HX_OP_INVOKE, "read", NULL);
+	snprintf(v, sizeof(v), "{\"ts\":%llu,\"balances\":%s}",
+	    (unsigned long long)ts, bal);
+	return add(h, t + 1, p, HX_OP_OK, "read", v);
+}
+
+// Replay: each read equals the initial balances (10 each) plus exactly
+// the commits at or below its timestamp. A read that keeps the total but
+// misses a commit below its timestamp (or shows one above it) is wrong,
+// though the bank checker sees nothing.
+static void
+test_replay(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	read_ts(h, 0, 5, 50, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
+	xfer_ts(h, 2, 0, 11, 0, 1, HX_OP_OK, 100);
+	xfer_ts(h, 4, 1, 12, 2, 3, HX_OP_OK, 200);
+	xfer_ts(h, 6, 2, 13, 1, 2, HX_OP_FAIL, 0);
+	read_ts(h, 8, 3, 150, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
+	read_ts(h, 10, 3, 250, "{\"0\":9,\"1\":11,\"2\":9,\"3\":11}");
+	hx_replay_result r;
+	assert_int_equal(
+	    hx_check_replay(h, &bank, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.reads, 3);
+	assert_int_equal(r.matched, 3);
+	assert_int_equal(r.committed, 2);
+	hx_check_fini(&r.c);
+
+	// Same total, wrong accounts: the commit at 100 is missing at 150
+	// while the one at 200 shows already.
+	int64_t bad =
+	    read_ts(h, 12, 3, 150, "{\"0\":10,\"1\":10,\"2\":9,\"3\":11}");
+	hx_bank_result br;
+	check_bank(h, HX_VALID_TRUE, &br);
+	hx_check_fini(&br.c);
+	assert_int_equal(
+	    hx_check_replay(h, &bank, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.wrong, 1);
+	assert_int_equal(count_anoms(&r.c, "replay-mismatch"), 1);
+	assert_int_equal(r.c.anoms[0].op_index, bad);
+	assert_non_null(strstr(r.c.anoms[0].detail, "\"expected\":9"));
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+
+	// Saga mode: skipped, and the result says so.
+	static const hx_bank_cfg sagabank = { accounts, 4, 40, true };
+	h = hx_history_new();
+	read_ts(h, 0, 5, 50, "{\"0\":7,\"1\":10,\"2\":10,\"3\":10}");
+	assert_int_equal(
+	    hx_check_replay(h, &sagabank, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_true(r.skipped);
+	assert_non_null(strstr(r.c.summary, "skipped for sagas"));
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+// Timed-out transfers: resolved committed from the observations (with
+// the commit timestamp a STATUS answer gave) they are replayed; still
+// uncertain, a read that one of them explains is fine, one that none
+// explains is wrong, and resolved aborted they explain nothing.
+static void
+test_replay_indeterminate(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	xfer_ts(h, 0, 0, 21, 0, 1, HX_OP_INFO, 0);
+	xfer_ts(h, 2, 1, 22, 2, 3, HX_OP_INFO, 0);
+	read_ts(h, 4, 3, 500, "{\"0\":9,\"1\":11,\"2\":9,\"3\":11}");
+	hx_txn_obs obs[] = {
+		{ 21, 1, HX_TXN_COMMITTED },
+		{ 21, 0, HX_TXN_COMMITTED },
+		{ 22, 2, HX_TXN_IN_DOUBT },
+	};
+	hx_txn_cts cts[] = { { 21, 300 } };
+	hx_replay_result r;
+	assert_int_equal(hx_check_replay(h, &bank, obs, 3, cts, 1, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.committed, 1);
+	assert_int_equal(r.uncertain, 1);
+	assert_int_equal(r.explained, 1);
+	hx_check_fini(&r.c);
+
+	// 22 resolved aborted: the read shows a transfer that never was.
+	obs[2].outcome = HX_TXN_ABORTED;
+	assert_int_equal(hx_check_replay(h, &bank, obs, 3, cts, 1, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.wrong, 1);
+	hx_check_fini(&r.c);
+
+	// 21 committed at 600, after the read: the read must not show it.
+	cts[0].cts = 600;
+	obs[2].outcome = HX_TXN_IN_DOUBT;
+	assert_int_equal(hx_check_replay(h, &bank, obs, 3, cts, 1, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+// Read-your-writes: a process's read after its own ok transfer must be
+// at or after that transfer's commit timestamp; other processes' reads
+// are not held to it.
+static void
+test_session_read_your_writes(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	xfer_ts(h, 0, 0, 31, 0, 1, HX_OP_OK, 1000);
+	read_ts(h, 2, 1, 900, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
+	read_ts(h, 4, 0, 1000, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
+	hx_session_result r;
+	assert_int_equal(hx_check_session(h, false, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.reads, 1);
+	assert_int_equal(r.stale, 0);
+	hx_check_fini(&r.c);
+
+	xfer_ts(h, 6, 0, 32, 0, 1, HX_OP_OK, (uint64_t)9 << 16);
+	int64_t stale = read_ts(
+	    h, 8, 0, (uint64_t)5 << 16, "{\"0\":8,\"1\":12,\"2\":10,\"3\":10}");
+	assert_int_equal(hx_check_session(h, false, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.stale, 1);
+	assert_int_equal(count_anoms(&r.c, "stale-read"), 1);
+	assert_int_equal(r.c.anoms[0].op_index, stale);
+	assert_int_equal(r.max_behind_ms, 4);
+	assert_non_null(strstr(r.c.anoms[0].detail, "\"behind_ms\":4"));
+	hx_check_fini(&r.c);
+
+	// Sagas promise nothing.
+	assert_int_equal(hx_check_session(h, true, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_non_null(strstr(r.c.summary, "no session guarantee"));
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+// Writes text into a temporary file; returns its path (static buffer
+// per slot).
+static const char *
+temp_log(int slot, const char *text)
+{
+	static char paths[2][64];
+	snprintf(paths[slot], sizeof(paths[slot]), "/tmp/dtx-logs-XXXXXX");
+	int fd = mkstemp(paths[slot]);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return paths[slot];
+}
+
+// The log checker: ERROR lines and the agreed anomaly ids are anomalies
+// with node, file and line; INFO and WARN lines are not.
+static void
+test_logs(void **state)
+{
+	(void)state;
+	const char *clean =
+	    "2026-01-01T00:00:00.000Z INFO participant-1 PART_READY up\n"
+	    "2026-01-01T00:00:01.000Z WARN participant-1 INDOUBT 1 left\n";
+	const char *bad =
+	    "2026-01-01T00:00:00.000Z INFO participant-2 PART_READY up\n"
+	    "2026-01-01T00:00:02.000Z ERROR participant-2 COMMIT_ABORTED "
+	    "COMMIT tx=7 but it was aborted here\n";
+	hx_node_log logs[] = { { 1, temp_log(0, clean) },
+		{ 2, temp_log(1, bad) } };
+	hx_logs_result r;
+	assert_int_equal(hx_check_logs(logs, 1, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.lines, 2);
+	hx_check_fini(&r.c);
+	assert_int_equal(hx_check_logs(logs, 2, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.flagged, 1);
+	assert_int_equal(count_anoms(&r.c, "log-anomaly"), 1);
+	assert_non_null(strstr(r.c.anoms[0].detail, "\"node\":2"));
+	assert_non_null(strstr(r.c.anoms[0].detail, "\"line\":2"));
+	assert_non_null(strstr(r.c.anoms[0].detail, "COMMIT_ABORTED"));
+	assert_true(
+	    hx_json_valid(r.c.anoms[0].detail, strlen(r.c.anoms[0].detail)));
+	hx_check_fini(&r.c);
+	// An anomaly id is flagged at any level.
+	unlink(logs[1].path);
+	logs[1].path = temp_log(1,
+	    "2026-01-01T00:00:00.000Z WARN participant-2 ABORT_COMMITTED x\n");
+	assert_int_equal(hx_check_logs(logs, 2, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	hx_check_fini(&r.c);
+	// No file readable: unknown.
+	hx_node_log none[] = { { 3, "/nonexistent/dtx.log" } };
+	assert_int_equal(hx_check_logs(none, 1, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_UNKNOWN);
+	assert_int_equal(r.unreadable, 1);
+	hx_check_fini(&r.c);
+
+	// Through the verdict: the new checkers are listed, and the logs'
+	// anomaly makes the run invalid.
+	hx_history *h = hx_history_new();
+	xfer_ts(h, 0, 0, 41, 0, 1, HX_OP_OK, 100);
+	read_ts(h, 2, 1, 150, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
+	hx_txn_obs obs[] = { { 41, 1, HX_TXN_COMMITTED } };
+	hx_run_cfg cfg = { "2pc", bank };
+	hx_run_extra x = { .replay = true, .logs = logs, .nlogs = 1 };
+	hx_verdict v;
+	assert_int_equal(
+	    hx_check_run_ex(h, &cfg, &x, obs, 1, NULL, 0, &v), DTX_OK);
+	assert_int_equal(v.valid, HX_VALID_TRUE);
+	assert_int_equal(hx_verdict_count(&v), 6);
+	assert_string_equal(hx_verdict_check(&v, 3)->name, "replay");
+	assert_string_equal(hx_verdict_check(&v, 4)->name, "session");
+	assert_string_equal(hx_verdict_check(&v, 5)->name, "logs");
+	assert_null(hx_verdict_check(&v, 6));
+	hx_verdict_fini(&v);
+	x.nlogs = 2;
+	assert_int_equal(
+	    hx_check_run_ex(h, &cfg, &x, obs, 1, NULL, 0, &v), DTX_OK);
+	assert_int_equal(v.valid, HX_VALID_FALSE);
+	hx_verdict_fini(&v);
+	hx_history_free(h);
+	unlink(logs[0].path);
+	unlink(logs[1].path);
+}
+
 static void
 test_stats_exact(void **state)
 {
@@ -783,6 +1042,10 @@ main(void)
 		cmocka_unit_test(test_saga_transient_totals_not_violations),
 		cmocka_unit_test(test_saga_final_total_wrong),
 		cmocka_unit_test(test_bank_setup_read_never_transient),
+		cmocka_unit_test(test_replay),
+		cmocka_unit_test(test_replay_indeterminate),
+		cmocka_unit_test(test_session_read_your_writes),
+		cmocka_unit_test(test_logs),
 		cmocka_unit_test(test_stats_exact),
 		cmocka_unit_test(test_verdict_merge_and_print),
 		cmocka_unit_test(test_checkers_out_of_memory),
