@@ -274,23 +274,13 @@ hx__bank_logs(hx_bankrun *b, hx_node_log **out, size_t *n)
 		l[k].node = nd->id;
 		l[k].path = dtx_strdup(hx_cluster_log(b->cl, nd->id));
 		if (l[k++].path == NULL) {
-			hx__bank_logs_free(l, k);
+			hx_node_logs_free(l, k);
 			return DTX_ENOMEM;
 		}
 	}
 	*out = l;
 	*n = k;
 	return DTX_OK;
-}
-
-void
-hx__bank_logs_free(hx_node_log *logs, size_t n)
-{
-	if (logs == NULL)
-		return;
-	for (size_t i = 0; i < n; i++)
-		dtx_free((char *)logs[i].path);
-	dtx_free(logs);
 }
 
 uint64_t

@@ -354,7 +354,7 @@ hx_bankrun_check(hx_bankrun *r, hx_bankrun_err *e)
 	if (rv == DTX_OK)
 		rv = hx_check_run_ex(r->h, &rcfg, &x, r->obs, r->nobs, r->sobs,
 		    r->nsobs, &r->out.verdict);
-	hx__bank_logs_free(logs, x.nlogs);
+	hx_node_logs_free(logs, x.nlogs);
 	if (rv != DTX_OK) {
 		FAIL_MSG(e, "the checkers failed");
 		return rv;

@@ -6,7 +6,10 @@
 // daemon that says it contradicted a decision ("COMMIT_ABORTED ... aborted
 // here") has found a bug even when the history looks fine.
 
+#include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness_int.h"
@@ -122,4 +125,71 @@ hx_check_logs(const hx_node_log *logs, size_t n, hx_logs_result *out)
 fail:
 	hx_check_fini(&r.c);
 	return rv;
+}
+
+void
+hx_node_logs_free(hx_node_log *logs, size_t n)
+{
+	if (logs == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		dtx_free((char *)logs[i].path);
+	dtx_free(logs);
+}
+
+// The node id of a report's log file name "<role>-<id>.log"; false for
+// other names.
+static bool
+log_name_id(const char *name, uint32_t *id)
+{
+	size_t n = strlen(name);
+	if (n < 6 || strcmp(name + n - 4, ".log") != 0)
+		return false;
+	const char *dash = strrchr(name, '-');
+	if (dash == NULL || dash[1] < '0' || dash[1] > '9')
+		return false;
+	char *end;
+	unsigned long v = strtoul(dash + 1, &end, 10);
+	if (strcmp(end, ".log") != 0 || v > UINT32_MAX)
+		return false;
+	*id = (uint32_t)v;
+	return true;
+}
+
+dtx_err
+hx_node_logs_in_dir(const char *dir, hx_node_log **out, size_t *n)
+{
+	char ld[PATH_MAX];
+	snprintf(ld, sizeof(ld), "%s/logs", dir);
+	DIR *d = opendir(ld);
+	hx_node_log *logs = NULL;
+	size_t k = 0, cap = 0;
+	dtx_err rv = DTX_OK;
+	if (d == NULL) {
+		*out = NULL;
+		*n = 0;
+		return DTX_OK;
+	}
+	for (struct dirent *e; rv == DTX_OK && (e = readdir(d)) != NULL;) {
+		uint32_t id;
+		char path[PATH_MAX + 256];
+		if (!log_name_id(e->d_name, &id))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", ld, e->d_name);
+		if ((rv = DTX_GROW(logs, k, cap, 8)) != DTX_OK)
+			break;
+		logs[k].node = id;
+		if ((logs[k].path = dtx_strdup(path)) == NULL)
+			rv = DTX_ENOMEM;
+		else
+			k++;
+	}
+	closedir(d);
+	if (rv != DTX_OK) {
+		hx_node_logs_free(logs, k);
+		return rv;
+	}
+	*out = logs;
+	*n = k;
+	return DTX_OK;
 }

@@ -40,6 +40,7 @@ typedef struct ctx {
 	size_t nobs;
 	hx_txn_cts *cts; // sorted by txid
 	size_t ncts;
+	size_t ok, ok_cts; // ok transfers, those with a commit timestamp
 } ctx;
 
 static int
@@ -155,6 +156,7 @@ collect(ctx *c, const hx_history *h, const int64_t *pairs)
 		bool has_txid = hx__op_txid(inv, comp, &txid);
 		if (comp != NULL && comp->type == HX_OP_OK) {
 			x.st = X_APPLIED;
+			c->ok++;
 			uint64_t v;
 			dtx_err rv = comp->value == NULL
 			    ? DTX_EINVAL
@@ -164,8 +166,10 @@ collect(ctx *c, const hx_history *h, const int64_t *pairs)
 				return rv;
 			if (rv == DTX_OK &&
 			    hx_jv_u64(hx_jv_get(hx_jdoc_root(doc), "cts"),
-			        &v) == DTX_OK)
+			        &v) == DTX_OK) {
 				x.cts = v;
+				c->ok_cts++;
+			}
 			if (rv == DTX_OK)
 				hx_jdoc_free(doc);
 		} else if (has_txid) {
@@ -372,37 +376,37 @@ done:
 	return rv;
 }
 
+// skip: why the replay did not run (NULL: it ran).
 static dtx_err
-describe(hx_replay_result *r, bool saga, bool no_initial)
+describe(hx_replay_result *r, const char *skip)
 {
 	hx_sb s = { 0 }, j = { 0 };
-	hx_valid valid = r->wrong > 0                         ? HX_VALID_FALSE
-	    : (r->unknown > 0 || r->reads == 0 || no_initial) ? HX_VALID_UNKNOWN
-	                                                      : HX_VALID_TRUE;
-	if (saga) {
-		valid = HX_VALID_TRUE;
-		hx_sb_printf(&s,
-		    "skipped for sagas: a saga's debit and credit commit at "
-		    "separate timestamps the client never learns, so there "
-		    "is no commit timestamp to replay against");
-	} else if (no_initial) {
-		hx_sb_printf(&s,
-		    "the initial balances are not known (total not a "
-		    "multiple of the accounts)");
-	} else {
+	hx_valid valid = r->wrong > 0           ? HX_VALID_FALSE
+	    : skip != NULL                      ? HX_VALID_TRUE
+	    : (r->unknown > 0 || r->reads == 0) ? HX_VALID_UNKNOWN
+	                                        : HX_VALID_TRUE;
+	r->skipped = skip != NULL;
+	if (skip != NULL)
+		hx_sb_printf(&s, "skipped: %s", skip);
+	else
 		hx_sb_printf(&s,
 		    "%zu reads replayed against %zu committed transfers "
 		    "(%zu uncertain): %zu match, %zu explained by uncertain "
 		    "transfers, %zu wrong, %zu undecided",
 		    r->reads, r->committed, r->uncertain, r->matched,
 		    r->explained, r->wrong, r->unknown);
-	}
+	hx_sb_printf(
+	    &j, "{\"valid\":\"%s\",\"skipped\":", hx_valid_name(valid));
+	if (skip != NULL)
+		hx_sb_json_str(&j, skip);
+	else
+		hx_sb_printf(&j, "false");
 	hx_sb_printf(&j,
-	    "{\"valid\":\"%s\",\"skipped\":%s,\"reads\":%zu,\"matched\":%zu,"
-	    "\"explained\":%zu,\"wrong\":%zu,\"unknown\":%zu,"
-	    "\"committed\":%zu,\"uncertain\":%zu}",
-	    hx_valid_name(valid), saga ? "true" : "false", r->reads, r->matched,
-	    r->explained, r->wrong, r->unknown, r->committed, r->uncertain);
+	    ",\"reads\":%zu,\"matched\":%zu,\"explained\":%zu,"
+	    "\"wrong\":%zu,\"unknown\":%zu,\"committed\":%zu,"
+	    "\"uncertain\":%zu}",
+	    r->reads, r->matched, r->explained, r->wrong, r->unknown,
+	    r->committed, r->uncertain);
 	return hx__check_set(&r->c, valid, &s, &j);
 }
 
@@ -442,14 +446,22 @@ hx_check_replay(const hx_history *h, const hx_bank_cfg *cfg,
 	hx_replay_result r;
 	memset(&r, 0, sizeof(r));
 	hx__check_init(&r.c, "replay");
-	r.skipped = cfg->saga;
 	ctx c;
 	memset(&c, 0, sizeof(c));
 	int64_t *pairs = NULL;
-	bool no_initial =
-	    cfg->naccounts == 0 || cfg->total % (int64_t)cfg->naccounts != 0;
+	const char *skip = NULL;
 	dtx_err rv = DTX_OK;
-	if (!cfg->saga && !no_initial) {
+	if (cfg->saga)
+		skip = "sagas: a saga's debit and credit commit as separate "
+		       "local transactions at timestamps the client never "
+		       "learns, so there is no commit timestamp to replay "
+		       "against (the bank and saga checkers judge its "
+		       "transient and final totals)";
+	else if (cfg->naccounts == 0 ||
+	    cfg->total % (int64_t)cfg->naccounts != 0)
+		skip = "the initial balances are not known (the total is not "
+		       "an equal share per account)";
+	if (skip == NULL) {
 		int64_t initial = cfg->total / (int64_t)cfg->naccounts;
 		if ((rv = setup(&c, cfg, obs, nobs, cts, ncts)) != DTX_OK ||
 		    (rv = hx_history_pairs(h, &pairs)) != DTX_OK ||
@@ -461,10 +473,15 @@ hx_check_replay(const hx_history *h, const hx_bank_cfg *cfg,
 			else
 				r.uncertain++;
 		}
-		if ((rv = replay(&r, &c, h, initial)) != DTX_OK)
+		// A history recorded before transfers carried their commit
+		// timestamps has nothing to replay against.
+		if (c.ok > 0 && c.ok_cts == 0)
+			skip = "no ok transfer in the history carries its "
+			       "commit timestamp";
+		else if ((rv = replay(&r, &c, h, initial)) != DTX_OK)
 			goto done;
 	}
-	rv = describe(&r, cfg->saga, no_initial && !cfg->saga);
+	rv = describe(&r, skip);
 done:
 	dtx_free(pairs);
 	dtx_free(c.ids);

@@ -570,6 +570,11 @@ typedef struct hx_logs_result {
 // line and text; any makes the check invalid. Unknown when no file could
 // be read. out is filled only on success (hx_check_fini releases out->c).
 dtx_err hx_check_logs(const hx_node_log *logs, size_t n, hx_logs_result *out);
+// The node logs a run's report directory holds (dir/logs/<role>-<id>.log,
+// as dtx bank copies them); none when there is no such folder. *out owned
+// (free with hx_node_logs_free, which also frees each path). DTX_ENOMEM.
+dtx_err hx_node_logs_in_dir(const char *dir, hx_node_log **out, size_t *n);
+void hx_node_logs_free(hx_node_log *logs, size_t n);
 
 // What else a run gives its checkers (all optional, borrowed).
 typedef struct hx_run_extra {

@@ -77,9 +77,8 @@ int64_t hx__bank_read(hx_bankrun *r, int64_t proc, const char *f);
 // fails); DTX_EIO when no read succeeds.
 dtx_err hx__bank_setup_read(hx_bankrun *r);
 // The log file of every daemon of the run's cluster, for the log checker
-// (*out owned: free with hx__bank_logs_free).
+// (*out owned: free with hx_node_logs_free).
 dtx_err hx__bank_logs(hx_bankrun *r, hx_node_log **out, size_t *n);
-void hx__bank_logs_free(hx_node_log *logs, size_t n);
 // Waits until every participant answers HEALTH with in_doubt 0 (and, in
 // saga mode, the orchestrator answers at all). Returns the in-doubt count
 // left at the deadline.

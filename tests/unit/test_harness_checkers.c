@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -709,7 +710,26 @@ test_replay(void **state)
 	    hx_check_replay(h, &sagabank, NULL, 0, NULL, 0, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_TRUE);
 	assert_true(r.skipped);
-	assert_non_null(strstr(r.c.summary, "skipped for sagas"));
+	assert_non_null(strstr(r.c.summary, "skipped: sagas"));
+	assert_non_null(strstr(r.c.json, "\"skipped\":\"sagas"));
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+
+	// A history whose ok transfers carry no commit timestamp (recorded
+	// before they did) is skipped, and says so; one with them is not.
+	h = hx_history_new();
+	transfer(h, 0, 0, 1, HX_OP_OK);
+	read_ts(h, 4, 1, 50, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
+	assert_int_equal(
+	    hx_check_replay(h, &bank, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_true(r.skipped);
+	assert_non_null(strstr(r.c.summary, "commit timestamp"));
+	hx_check_fini(&r.c);
+	xfer_ts(h, 6, 0, 2, 0, 1, HX_OP_OK, 100);
+	assert_int_equal(
+	    hx_check_replay(h, &bank, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_false(r.skipped);
 	hx_check_fini(&r.c);
 	hx_history_free(h);
 }
@@ -880,6 +900,35 @@ test_logs(void **state)
 	hx_history_free(h);
 	unlink(logs[0].path);
 	unlink(logs[1].path);
+
+	// A report directory's logs: <role>-<id>.log files only.
+	char dir[] = "/tmp/dtx-rlogs-XXXXXX", sub[64], f1[96], f2[96];
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/logs", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(f1, sizeof(f1), "%s/participant-2.log", sub);
+	snprintf(f2, sizeof(f2), "%s/notes.txt", sub);
+	FILE *f = fopen(f1, "w");
+	fputs(bad, f);
+	fclose(f);
+	f = fopen(f2, "w");
+	fclose(f);
+	hx_node_log *found = NULL;
+	size_t nfound = 9;
+	assert_int_equal(hx_node_logs_in_dir(dir, &found, &nfound), DTX_OK);
+	assert_int_equal(nfound, 1);
+	assert_int_equal(found[0].node, 2);
+	assert_string_equal(found[0].path, f1);
+	assert_int_equal(hx_check_logs(found, nfound, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	hx_check_fini(&r.c);
+	hx_node_logs_free(found, nfound);
+	unlink(f1);
+	unlink(f2);
+	rmdir(sub);
+	rmdir(dir);
+	assert_int_equal(hx_node_logs_in_dir(dir, &found, &nfound), DTX_OK);
+	assert_int_equal(nfound, 0);
 }
 
 static void
@@ -1024,6 +1073,42 @@ test_checkers_out_of_memory(void **state)
 	hx_history_free(h);
 }
 
+// The replay and session checkers under allocation failure: every
+// failure is DTX_ENOMEM, and the first success finds the planted
+// replay mismatch and stale read.
+static void
+test_new_checkers_out_of_memory(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	xfer_ts(h, 0, 0, 51, 0, 1, HX_OP_OK, 100);
+	xfer_ts(h, 2, 1, 52, 2, 3, HX_OP_INFO, 0);
+	read_ts(h, 4, 0, 90, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
+	hx_txn_obs obs[] = { { 51, 1, HX_TXN_COMMITTED },
+		{ 52, 2, HX_TXN_COMMITTED } };
+	hx_txn_cts cts[] = { { 52, 300 } };
+	hx_run_cfg cfg = { "2pc", bank };
+	hx_run_extra x = { .replay = true, .cts = cts, .ncts = 1 };
+	bool done = false;
+	for (long n = 0; !done && n < 5000; n++) {
+		hx_verdict v;
+		dtx_alloc_fail_after(n);
+		dtx_err rv = hx_check_run_ex(h, &cfg, &x, obs, 2, NULL, 0, &v);
+		dtx_alloc_fail_after(-1);
+		if (rv == DTX_OK) {
+			assert_int_equal(v.valid, HX_VALID_FALSE);
+			assert_true(v.has_replay);
+			assert_int_equal(v.session.stale, 1);
+			hx_verdict_fini(&v);
+			done = true;
+		} else {
+			assert_int_equal(rv, DTX_ENOMEM);
+		}
+	}
+	assert_true(done);
+	hx_history_free(h);
+}
+
 int
 main(void)
 {
@@ -1049,6 +1134,7 @@ main(void)
 		cmocka_unit_test(test_stats_exact),
 		cmocka_unit_test(test_verdict_merge_and_print),
 		cmocka_unit_test(test_checkers_out_of_memory),
+		cmocka_unit_test(test_new_checkers_out_of_memory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
