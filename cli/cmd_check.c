@@ -107,8 +107,7 @@ cli_cmd_check(int argc, char **argv)
 		goto out;
 	}
 	rcfg.bank.accounts = accounts;
-	// The replay and session checkers, and the log checker over the
-	// node logs the run's report kept.
+	// Replay, session, and the logs the run's report kept.
 	hx_run_extra x = { .replay = true };
 	hx_node_log *logs = NULL;
 	char rdir[4096];
