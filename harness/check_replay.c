@@ -235,14 +235,19 @@ mismatch_detail(
 }
 
 // Reads op's balances into got; false when the read is not a whole-bank
-// read of exactly the accounts (the bank checker reports those).
+// read of exactly the accounts (the bank checker reports those) or, with
+// *rv DTX_ENOMEM, when memory ran out.
 static bool
-read_balances(const ctx *c, const hx_op *op, int64_t *got, bool *seen)
+read_balances(
+    const ctx *c, const hx_op *op, int64_t *got, bool *seen, dtx_err *rv)
 {
 	hx_jdoc *doc;
-	if (hx_json_parse(op->value, strlen(op->value), &doc, NULL, 0) !=
-	    DTX_OK)
+	*rv = hx_json_parse(op->value, strlen(op->value), &doc, NULL, 0);
+	if (*rv != DTX_OK) {
+		if (*rv != DTX_ENOMEM)
+			*rv = DTX_OK; // collect_reads parsed it: cannot happen
 		return false;
+	}
 	const hx_jv *bal = hx_jv_get(hx_jdoc_root(doc), "balances");
 	bool ok = bal != NULL && bal->type == HX_JV_OBJ && bal->len == c->na;
 	memset(seen, 0, c->na * sizeof(*seen));
@@ -263,8 +268,9 @@ static dtx_err
 check_one(hx_replay_result *r, const ctx *c, const rread *rd,
     const int64_t *want, int64_t *got, int64_t *diff, size_t *cand, bool *seen)
 {
-	if (!read_balances(c, rd->op, got, seen))
-		return DTX_OK;
+	dtx_err rv;
+	if (!read_balances(c, rd->op, got, seen, &rv))
+		return rv;
 	r->reads++;
 	bool same = memcmp(got, want, c->na * sizeof(int64_t)) == 0;
 	if (same) {
