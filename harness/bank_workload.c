@@ -386,7 +386,8 @@ hx__bank_txn_obs(hx_bankrun *b)
 			observe(b, k < 2 ? p[k] : co->id, k == 2, r->txid,
 			    &o[n++], &cts);
 			if (cts != 0)
-				ct[nct++] = (hx_txn_cts) { r->txid, cts };
+				ct[nct++] = (hx_txn_cts) { r->txid,
+					o[n - 1].node, cts };
 		}
 	}
 	b->obs = o;

@@ -109,17 +109,41 @@ resolve(const ctx *c, uint64_t txid)
 	return committed ? X_APPLIED : open ? X_UNCERTAIN : X_NONE;
 }
 
-static clk_ts
-status_cts(const ctx *c, uint64_t txid)
+// The commit timestamp the nodes reported for txid (0: none). Every node
+// must report the one the client was told (want, 0: not told) and all the
+// same one; a node that does not is a "commit-ts-mismatch".
+static dtx_err
+status_cts(hx_replay_result *r, const ctx *c, const hx_op *inv, uint64_t txid,
+    clk_ts want, clk_ts *out)
 {
 	hx_txn_cts *t =
 	    bsearch(&txid, c->cts, c->ncts, sizeof(*c->cts), cmp_u64_first);
-	return t ? t->cts : 0;
+	*out = 0;
+	if (t == NULL)
+		return DTX_OK;
+	while (t > c->cts && t[-1].txid == txid)
+		t--;
+	clk_ts ref = want ? want : t->cts;
+	*out = ref;
+	for (; t < c->cts + c->ncts && t->txid == txid; t++) {
+		if (t->cts == ref)
+			continue;
+		r->cts_mismatch++;
+		hx_sb d = { 0 };
+		hx_sb_printf(&d, "{\"node\":%d,\"node_cts\":%llu,\"%s\":%llu}",
+		    (int)t->node, (unsigned long long)t->cts,
+		    want ? "client_cts" : "other_cts", (unsigned long long)ref);
+		dtx_err rv = hx__check_anomaly(&r->c, "commit-ts-mismatch", inv,
+		    true, txid, NULL, hx_sb_take(&d));
+		if (rv != DTX_OK)
+			return rv;
+	}
+	return DTX_OK;
 }
 
 // Builds the transfer list: what each became and at which timestamp.
 static dtx_err
-collect(ctx *c, const hx_history *h, const int64_t *pairs)
+collect(hx_replay_result *r, ctx *c, const hx_history *h, const int64_t *pairs)
 {
 	size_t n = hx_history_len(h);
 	if ((c->xs = dtx_alloc((n ? n : 1) * sizeof(xfer))) == NULL)
@@ -177,8 +201,14 @@ collect(ctx *c, const hx_history *h, const int64_t *pairs)
 		}
 		if (x.st == X_NONE)
 			continue;
-		if (x.cts == 0 && has_txid)
-			x.cts = status_cts(c, txid);
+		clk_ts node_cts = 0;
+		dtx_err srv = has_txid
+		    ? status_cts(r, c, inv, txid, x.cts, &node_cts)
+		    : DTX_OK;
+		if (srv != DTX_OK)
+			return srv;
+		if (x.cts == 0)
+			x.cts = node_cts;
 		if (x.cts == 0)
 			x.st = X_UNCERTAIN; // committed, at an unknown time
 		c->xs[c->nx++] = x;
@@ -387,10 +417,10 @@ static dtx_err
 describe(hx_replay_result *r, const char *skip)
 {
 	hx_sb s = { 0 }, j = { 0 };
-	hx_valid valid = r->wrong > 0           ? HX_VALID_FALSE
-	    : skip != NULL                      ? HX_VALID_TRUE
-	    : (r->unknown > 0 || r->reads == 0) ? HX_VALID_UNKNOWN
-	                                        : HX_VALID_TRUE;
+	hx_valid valid = r->wrong + r->cts_mismatch > 0 ? HX_VALID_FALSE
+	    : skip != NULL                              ? HX_VALID_TRUE
+	    : (r->unknown > 0 || r->reads == 0)         ? HX_VALID_UNKNOWN
+	                                                : HX_VALID_TRUE;
 	r->skipped = skip != NULL;
 	if (skip != NULL)
 		hx_sb_printf(&s, "skipped: %s", skip);
@@ -398,9 +428,10 @@ describe(hx_replay_result *r, const char *skip)
 		hx_sb_printf(&s,
 		    "%zu reads replayed against %zu committed transfers "
 		    "(%zu uncertain): %zu match, %zu explained by uncertain "
-		    "transfers, %zu wrong, %zu undecided",
+		    "transfers, %zu wrong, %zu undecided; %zu commit "
+		    "timestamps that differ between nodes or from the reply",
 		    r->reads, r->committed, r->uncertain, r->matched,
-		    r->explained, r->wrong, r->unknown);
+		    r->explained, r->wrong, r->unknown, r->cts_mismatch);
 	hx_sb_printf(
 	    &j, "{\"valid\":\"%s\",\"skipped\":", hx_valid_name(valid));
 	if (skip != NULL)
@@ -410,9 +441,9 @@ describe(hx_replay_result *r, const char *skip)
 	hx_sb_printf(&j,
 	    ",\"reads\":%zu,\"matched\":%zu,\"explained\":%zu,"
 	    "\"wrong\":%zu,\"unknown\":%zu,\"committed\":%zu,"
-	    "\"uncertain\":%zu}",
+	    "\"uncertain\":%zu,\"cts_mismatch\":%zu}",
 	    r->reads, r->matched, r->explained, r->wrong, r->unknown,
-	    r->committed, r->uncertain);
+	    r->committed, r->uncertain, r->cts_mismatch);
 	return hx__check_set(&r->c, valid, &s, &j);
 }
 
@@ -471,7 +502,7 @@ hx_check_replay(const hx_history *h, const hx_bank_cfg *cfg,
 		int64_t initial = cfg->total / (int64_t)cfg->naccounts;
 		if ((rv = setup(&c, cfg, obs, nobs, cts, ncts)) != DTX_OK ||
 		    (rv = hx_history_pairs(h, &pairs)) != DTX_OK ||
-		    (rv = collect(&c, h, pairs)) != DTX_OK)
+		    (rv = collect(&r, &c, h, pairs)) != DTX_OK)
 			goto done;
 		for (size_t i = 0; i < c.nx; i++) {
 			if (c.xs[i].st == X_APPLIED)

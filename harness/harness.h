@@ -429,6 +429,7 @@ typedef struct hx_txn_obs {
 // results file.
 typedef struct hx_txn_cts {
 	uint64_t txid;
+	int32_t node;
 	clk_ts cts;
 } hx_txn_cts;
 
@@ -523,7 +524,8 @@ void hx_stats_fini(hx_stats_result *r);
 // equal the initial balances plus every committed transfer with commit
 // timestamp <= T. Ok transfers carry their commit timestamp ("cts" in the
 // completion); indeterminate ones are resolved from the observations and
-// take their timestamp from the nodes' STATUS answers (hx_txn_cts). A read
+// take their timestamp from the nodes' STATUS answers (hx_txn_cts), which
+// must all equal each other and the client's reply. A read
 // that differs is explained when some choice among the transfers that are
 // still uncertain (unresolved, or committed at an unknown timestamp, and
 // invoked before the read completed) accounts for the difference exactly;
@@ -539,6 +541,9 @@ typedef struct hx_replay_result {
 	size_t reads; // ok reads and final-reads replayed
 	size_t matched, explained, wrong, unknown;
 	size_t committed, uncertain; // transfers: applied, uncertain
+	// Nodes' STATUS commit timestamps that differ from the client's
+	// reply or from each other (each a "commit-ts-mismatch").
+	size_t cts_mismatch;
 } hx_replay_result;
 
 // The session checker. dtx bank promises read-your-writes for 2PC/3PC

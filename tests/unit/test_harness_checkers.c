@@ -751,7 +751,7 @@ test_replay_indeterminate(void **state)
 		{ 21, 0, HX_TXN_COMMITTED },
 		{ 22, 2, HX_TXN_IN_DOUBT },
 	};
-	hx_txn_cts cts[] = { { 21, 300 } };
+	hx_txn_cts cts[] = { { 21, 1, 300 } };
 	hx_replay_result r;
 	assert_int_equal(hx_check_replay(h, &bank, obs, 3, cts, 1, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_TRUE);
@@ -766,6 +766,27 @@ test_replay_indeterminate(void **state)
 	assert_int_equal(r.c.valid, HX_VALID_FALSE);
 	assert_int_equal(r.wrong, 1);
 	hx_check_fini(&r.c);
+
+	// Every node must report the commit timestamp the client was told,
+	// and all the same one.
+	hx_history *h2 = hx_history_new();
+	xfer_ts(h2, 0, 0, 61, 0, 1, HX_OP_OK, 100);
+	read_ts(h2, 4, 1, 500, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
+	hx_txn_cts agree[] = { { 61, 1, 100 }, { 61, 2, 100 }, { 61, 0, 100 } };
+	assert_int_equal(
+	    hx_check_replay(h2, &bank, NULL, 0, agree, 3, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.cts_mismatch, 0);
+	hx_check_fini(&r.c);
+	agree[1].cts = 130;
+	assert_int_equal(
+	    hx_check_replay(h2, &bank, NULL, 0, agree, 3, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.cts_mismatch, 1);
+	assert_int_equal(count_anoms(&r.c, "commit-ts-mismatch"), 1);
+	assert_non_null(strstr(r.c.anoms[0].detail, "\"node\":2"));
+	hx_check_fini(&r.c);
+	hx_history_free(h2);
 
 	// 21 committed at 600, after the read: the read must not show it.
 	cts[0].cts = 600;
@@ -1086,7 +1107,7 @@ test_new_checkers_out_of_memory(void **state)
 	read_ts(h, 4, 0, 90, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
 	hx_txn_obs obs[] = { { 51, 1, HX_TXN_COMMITTED },
 		{ 52, 2, HX_TXN_COMMITTED } };
-	hx_txn_cts cts[] = { { 52, 300 } };
+	hx_txn_cts cts[] = { { 52, 2, 300 } };
 	hx_run_cfg cfg = { "2pc", bank };
 	hx_run_extra x = { .replay = true, .cts = cts, .ncts = 1 };
 	bool done = false;
