@@ -170,8 +170,13 @@ const char *hx_cluster_log(hx_cluster *c, uint32_t id);
 //
 //   transfer  {"from":3,"to":7,"amount":5,"mode":"2pc","txid":123,"gid":"g1"}
 //             (txid/gid may appear only in the completion's value; the
-//             checkers look at the completion first, then the invocation)
+//             checkers look at the completion first, then the invocation;
+//             dtx bank puts the txid it chose in the invocation, so an
+//             info completion still names it); an ok 2PC/3PC completion
+//             adds "cts":<hlc uint64>, the commit timestamp
 //   read      invoke: null; ok: {"ts":<hlc uint64>,"balances":{"0":100,...}}
+//             (the first op of a dtx bank history is a read by process
+//             <clients>, taken right after setup, before any transfer)
 //   final-read  the same shape as read, issued after heal, restart and
 //             recovery; the saga checker takes the last ok final-read as the
 //             final state
