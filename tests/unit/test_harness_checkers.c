@@ -702,6 +702,20 @@ test_replay(void **state)
 	hx_check_fini(&r.c);
 	hx_history_free(h);
 
+	// A wrong setup read (the right total, the wrong accounts) is
+	// reported, not adopted: the initial state is what setup wrote.
+	h = hx_history_new();
+	int64_t first =
+	    read_ts(h, 0, 5, 50, "{\"0\":12,\"1\":8,\"2\":10,\"3\":10}");
+	xfer_ts(h, 2, 0, 11, 0, 1, HX_OP_OK, 100);
+	assert_int_equal(
+	    hx_check_replay(h, &bank, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.wrong, 1);
+	assert_int_equal(r.c.anoms[0].op_index, first);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+
 	// Saga mode: skipped, and the result says so.
 	static const hx_bank_cfg sagabank = { accounts, 4, 40, true };
 	h = hx_history_new();
