@@ -107,8 +107,8 @@ cli_cmd_check(int argc, char **argv)
 		goto out;
 	}
 	rcfg.bank.accounts = accounts;
-	// Replay, session, and the logs the run's report kept.
-	hx_run_extra x = { .replay = true };
+	hx_run_extra x = { .replay = true,
+		.adopted = hx_params_adopted(run.params) };
 	hx_node_log *logs = NULL;
 	char rdir[4096];
 	if (hx_results_report_dir(cfg.results, id, rdir, sizeof(rdir)) ==

@@ -228,13 +228,14 @@ params_json(const hx_bankrun *r)
 	    "\"duration\":%g,\"nemesis_interval\":%g,\"nemesis_hold_min\":%g,"
 	    "\"nemesis_gap\":%g,\"partition_onset_ms\":%" PRId64
 	    ",\"targets\":\"%s\","
-	    "\"shapes\":\"%s\",\"netns\":%s,\"participants\":%u}",
+	    "\"shapes\":\"%s\",\"netns\":%s,\"participants\":%u,"
+	    "\"created\":%s}",
 	    r->out.total, cfg->balance, cfg->clients, cfg->rate, cfg->duration,
 	    (double)s->interval_ms / 1e3, (double)s->hold_min_ms / 1e3,
 	    (double)(s->gap_ms ? s->gap_ms : s->interval_ms) / 1e3,
 	    cfg->onset_ms, cfg->targets, s->shapes,
 	    hx_cluster_is_netns(r->cl) ? "true" : "false",
-	    hx_cluster_topo(r->cl)->nparts);
+	    hx_cluster_topo(r->cl)->nparts, r->out.created ? "true" : "false");
 	return hx_sb_take(&params);
 }
 
@@ -347,7 +348,10 @@ hx_bankrun_check(hx_bankrun *r, hx_bankrun_err *e)
 		    .naccounts = r->out.nacct,
 		    .total = r->out.total,
 		    .saga = r->saga } };
-	hx_run_extra x = { .replay = true, .cts = r->cts, .ncts = r->ncts };
+	hx_run_extra x = { .replay = true,
+		.adopted = !r->out.created,
+		.cts = r->cts,
+		.ncts = r->ncts };
 	hx_node_log *logs = NULL;
 	dtx_err rv = r->cc == NULL ? hx__bank_logs(r, &logs, &x.nlogs) : DTX_OK;
 	x.logs = logs;

@@ -213,6 +213,19 @@ fail:
 	return rv;
 }
 
+bool
+hx_params_adopted(const char *params)
+{
+	hx_jdoc *doc;
+	if (params == NULL ||
+	    hx_json_parse(params, strlen(params), &doc, NULL, 0) != DTX_OK)
+		return false;
+	const hx_jv *v = hx_jv_get(hx_jdoc_root(doc), "created");
+	bool adopted = v != NULL && v->type == HX_JV_BOOL && !v->b;
+	hx_jdoc_free(doc);
+	return adopted;
+}
+
 // ---------------------------------------------------------------- verdict
 
 dtx_err
@@ -231,8 +244,8 @@ run_extra(const hx_history *h, const hx_bank_cfg *bank, const hx_run_extra *x,
 	if (x == NULL)
 		return DTX_OK;
 	if (x->replay) {
-		rv = hx_check_replay(
-		    h, bank, obs, nobs, x->cts, x->ncts, &v->replay);
+		rv = hx_check_replay(h, bank, x->adopted, obs, nobs, x->cts,
+		    x->ncts, &v->replay);
 		if (rv != DTX_OK)
 			return rv;
 		rv = hx_check_session(h, bank->saga, &v->session);

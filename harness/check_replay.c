@@ -376,7 +376,8 @@ collect_reads(const hx_history *h, rread **out, size_t *nout)
 // Sweeps the reads in timestamp order over the applied transfers in
 // commit order.
 static dtx_err
-replay(hx_replay_result *r, ctx *c, const hx_history *h, int64_t initial)
+replay(hx_replay_result *r, ctx *c, const hx_history *h, int64_t initial,
+    bool from_first)
 {
 	rread *rs = NULL;
 	size_t nr = 0, na = c->na ? c->na : 1;
@@ -391,6 +392,18 @@ replay(hx_replay_result *r, ctx *c, const hx_history *h, int64_t initial)
 		goto done;
 	for (size_t a = 0; a < c->na; a++)
 		state[a] = initial;
+	// A bank the run did not create: its first read (the setup read)
+	// is the only source of the per-account balances.
+	const rread *first = NULL;
+	for (size_t i = 0; from_first && i < nr; i++)
+		if (first == NULL || rs[i].op->index < first->op->index)
+			first = &rs[i];
+	if (first != NULL && !read_balances(c, first->op, state, seen, &rv)) {
+		if (rv != DTX_OK)
+			goto done;
+		for (size_t a = 0; a < c->na; a++)
+			state[a] = initial;
+	}
 	qsort(c->xs, c->nx, sizeof(*c->xs), cmp_xfer);
 	size_t next = 0;
 	for (size_t i = 0; rv == DTX_OK && i < nr; i++) {
@@ -472,7 +485,7 @@ setup(ctx *c, const hx_bank_cfg *cfg, const hx_txn_obs *obs, size_t nobs,
 }
 
 dtx_err
-hx_check_replay(const hx_history *h, const hx_bank_cfg *cfg,
+hx_check_replay(const hx_history *h, const hx_bank_cfg *cfg, bool from_first,
     const hx_txn_obs *obs, size_t nobs, const hx_txn_cts *cts, size_t ncts,
     hx_replay_result *out)
 {
@@ -515,7 +528,8 @@ hx_check_replay(const hx_history *h, const hx_bank_cfg *cfg,
 		if (c.ok > 0 && c.ok_cts == 0)
 			skip = "no ok transfer in the history carries its "
 			       "commit timestamp";
-		else if ((rv = replay(&r, &c, h, initial)) != DTX_OK)
+		else if ((rv = replay(&r, &c, h, initial, from_first)) !=
+		    DTX_OK)
 			goto done;
 	}
 	rv = describe(&r, skip);

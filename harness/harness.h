@@ -589,15 +589,23 @@ void hx_node_logs_free(hx_node_log *logs, size_t n);
 // What else a run gives its checkers (all optional, borrowed).
 typedef struct hx_run_extra {
 	bool replay; // run the replay and session checkers
+	bool adopted; // the bank existed before the run (hx_check_replay)
 	const hx_txn_cts *cts; // commit timestamps from STATUS answers
 	size_t ncts;
 	const hx_node_log *logs; // run the log checker when nlogs > 0
 	size_t nlogs;
 } hx_run_extra;
 
+// The initial balances are the total's equal share per account (what a
+// bank setup writes); with from_first, for a bank the run found existing
+// rather than created, they are those of the history's first ok read (the
+// setup read, whose total the bank checker holds to the expected one).
 dtx_err hx_check_replay(const hx_history *h, const hx_bank_cfg *cfg,
-    const hx_txn_obs *obs, size_t nobs, const hx_txn_cts *cts, size_t ncts,
-    hx_replay_result *out);
+    bool from_first, const hx_txn_obs *obs, size_t nobs, const hx_txn_cts *cts,
+    size_t ncts, hx_replay_result *out);
+// True when a run's params say its bank existed before it ("created":
+// false), so the replay starts from its first read. params may be NULL.
+bool hx_params_adopted(const char *params);
 dtx_err hx_check_session(
     const hx_history *h, bool saga, hx_session_result *out);
 

@@ -678,7 +678,7 @@ test_replay(void **state)
 	read_ts(h, 10, 3, 250, "{\"0\":9,\"1\":11,\"2\":9,\"3\":11}");
 	hx_replay_result r;
 	assert_int_equal(
-	    hx_check_replay(h, &bank, NULL, 0, NULL, 0, &r), DTX_OK);
+	    hx_check_replay(h, &bank, false, NULL, 0, NULL, 0, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_TRUE);
 	assert_int_equal(r.reads, 3);
 	assert_int_equal(r.matched, 3);
@@ -693,7 +693,7 @@ test_replay(void **state)
 	check_bank(h, HX_VALID_TRUE, &br);
 	hx_check_fini(&br.c);
 	assert_int_equal(
-	    hx_check_replay(h, &bank, NULL, 0, NULL, 0, &r), DTX_OK);
+	    hx_check_replay(h, &bank, false, NULL, 0, NULL, 0, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_FALSE);
 	assert_int_equal(r.wrong, 1);
 	assert_int_equal(count_anoms(&r.c, "replay-mismatch"), 1);
@@ -709,19 +709,37 @@ test_replay(void **state)
 	    read_ts(h, 0, 5, 50, "{\"0\":12,\"1\":8,\"2\":10,\"3\":10}");
 	xfer_ts(h, 2, 0, 11, 0, 1, HX_OP_OK, 100);
 	assert_int_equal(
-	    hx_check_replay(h, &bank, NULL, 0, NULL, 0, &r), DTX_OK);
+	    hx_check_replay(h, &bank, false, NULL, 0, NULL, 0, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_FALSE);
 	assert_int_equal(r.wrong, 1);
 	assert_int_equal(r.c.anoms[0].op_index, first);
 	hx_check_fini(&r.c);
+	// A bank the run found existing (dtx bank --connect to a used
+	// cluster): the setup read is its initial state, and later reads
+	// are replayed from it.
+	read_ts(h, 4, 5, 150, "{\"0\":11,\"1\":9,\"2\":10,\"3\":10}");
+	assert_int_equal(
+	    hx_check_replay(h, &bank, true, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.matched, 2);
+	hx_check_fini(&r.c);
+	read_ts(h, 6, 5, 160, "{\"0\":12,\"1\":8,\"2\":10,\"3\":10}");
+	assert_int_equal(
+	    hx_check_replay(h, &bank, true, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	hx_check_fini(&r.c);
 	hx_history_free(h);
+	assert_true(hx_params_adopted("{\"total\":1,\"created\":false}"));
+	assert_false(hx_params_adopted("{\"total\":1,\"created\":true}"));
+	assert_false(hx_params_adopted("{\"total\":1}"));
+	assert_false(hx_params_adopted(NULL));
 
 	// Saga mode: skipped, and the result says so.
 	static const hx_bank_cfg sagabank = { accounts, 4, 40, true };
 	h = hx_history_new();
 	read_ts(h, 0, 5, 50, "{\"0\":7,\"1\":10,\"2\":10,\"3\":10}");
 	assert_int_equal(
-	    hx_check_replay(h, &sagabank, NULL, 0, NULL, 0, &r), DTX_OK);
+	    hx_check_replay(h, &sagabank, false, NULL, 0, NULL, 0, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_TRUE);
 	assert_true(r.skipped);
 	assert_non_null(strstr(r.c.summary, "skipped: sagas"));
@@ -735,14 +753,14 @@ test_replay(void **state)
 	transfer(h, 0, 0, 1, HX_OP_OK);
 	read_ts(h, 4, 1, 50, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
 	assert_int_equal(
-	    hx_check_replay(h, &bank, NULL, 0, NULL, 0, &r), DTX_OK);
+	    hx_check_replay(h, &bank, false, NULL, 0, NULL, 0, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_TRUE);
 	assert_true(r.skipped);
 	assert_non_null(strstr(r.c.summary, "commit timestamp"));
 	hx_check_fini(&r.c);
 	xfer_ts(h, 6, 0, 2, 0, 1, HX_OP_OK, 100);
 	assert_int_equal(
-	    hx_check_replay(h, &bank, NULL, 0, NULL, 0, &r), DTX_OK);
+	    hx_check_replay(h, &bank, false, NULL, 0, NULL, 0, &r), DTX_OK);
 	assert_false(r.skipped);
 	hx_check_fini(&r.c);
 	hx_history_free(h);
@@ -767,7 +785,8 @@ test_replay_indeterminate(void **state)
 	};
 	hx_txn_cts cts[] = { { 21, 1, 300 } };
 	hx_replay_result r;
-	assert_int_equal(hx_check_replay(h, &bank, obs, 3, cts, 1, &r), DTX_OK);
+	assert_int_equal(
+	    hx_check_replay(h, &bank, false, obs, 3, cts, 1, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_TRUE);
 	assert_int_equal(r.committed, 1);
 	assert_int_equal(r.uncertain, 1);
@@ -776,7 +795,8 @@ test_replay_indeterminate(void **state)
 
 	// 22 resolved aborted: the read shows a transfer that never was.
 	obs[2].outcome = HX_TXN_ABORTED;
-	assert_int_equal(hx_check_replay(h, &bank, obs, 3, cts, 1, &r), DTX_OK);
+	assert_int_equal(
+	    hx_check_replay(h, &bank, false, obs, 3, cts, 1, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_FALSE);
 	assert_int_equal(r.wrong, 1);
 	hx_check_fini(&r.c);
@@ -788,13 +808,13 @@ test_replay_indeterminate(void **state)
 	read_ts(h2, 4, 1, 500, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
 	hx_txn_cts agree[] = { { 61, 1, 100 }, { 61, 2, 100 }, { 61, 0, 100 } };
 	assert_int_equal(
-	    hx_check_replay(h2, &bank, NULL, 0, agree, 3, &r), DTX_OK);
+	    hx_check_replay(h2, &bank, false, NULL, 0, agree, 3, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_TRUE);
 	assert_int_equal(r.cts_mismatch, 0);
 	hx_check_fini(&r.c);
 	agree[1].cts = 130;
 	assert_int_equal(
-	    hx_check_replay(h2, &bank, NULL, 0, agree, 3, &r), DTX_OK);
+	    hx_check_replay(h2, &bank, false, NULL, 0, agree, 3, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_FALSE);
 	assert_int_equal(r.cts_mismatch, 1);
 	assert_int_equal(count_anoms(&r.c, "commit-ts-mismatch"), 1);
@@ -805,7 +825,8 @@ test_replay_indeterminate(void **state)
 	// 21 committed at 600, after the read: the read must not show it.
 	cts[0].cts = 600;
 	obs[2].outcome = HX_TXN_IN_DOUBT;
-	assert_int_equal(hx_check_replay(h, &bank, obs, 3, cts, 1, &r), DTX_OK);
+	assert_int_equal(
+	    hx_check_replay(h, &bank, false, obs, 3, cts, 1, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_FALSE);
 	hx_check_fini(&r.c);
 	hx_history_free(h);
