@@ -107,7 +107,16 @@ cli_cmd_check(int argc, char **argv)
 		goto out;
 	}
 	rcfg.bank.accounts = accounts;
-	e = hx_check_run(h, &rcfg, txns, ntxns, sagas, nsagas, &v);
+	hx_run_extra x = { .replay = true,
+		.adopted = hx_params_adopted(run.params) };
+	hx_node_log *logs = NULL;
+	char rdir[4096];
+	if (hx_results_report_dir(cfg.results, id, rdir, sizeof(rdir)) ==
+	    DTX_OK)
+		(void)hx_node_logs_in_dir(rdir, &logs, &x.nlogs);
+	x.logs = logs;
+	e = hx_check_run_ex(h, &rcfg, &x, txns, ntxns, sagas, nsagas, &v);
+	hx_node_logs_free(logs, x.nlogs);
 	if (e != DTX_OK) {
 		fprintf(stderr, "dtx check: run %lld: %s\n", (long long)id,
 		    e == DTX_EINVAL ? "unknown mode (expected 2pc, 3pc or saga)"

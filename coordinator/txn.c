@@ -10,7 +10,11 @@
 // Transaction ids are the coordinator's HLC timestamps (clk_node_local):
 // strictly increasing within a run and, thanks to the clock's persisted
 // bound in <data>/clock.bound, above every id issued before a restart, so
-// an id is never reused.
+// an id is never reused. A client may choose the id itself (TXN "tx", 64
+// random bits), so that it knows what to ask about after a timeout; an id
+// the table still holds is refused (DTX_EEXIST). An id of a transaction
+// that aborted and was forgotten cannot be recognised (presumed abort
+// keeps no record), which is why client ids must be random.
 
 #include <string.h>
 
@@ -92,8 +96,10 @@ run_new(coord *c, const proto_txn *tx, coord_plan *p, coord_run **out)
 	r->p = *p;
 	p->ops = NULL;
 	proto_msg_init(&r->rep, PROTO_TXN_REPLY);
-	dtx_err rv = clk_node_local(proto_daemon_clock(c->d), &r->txid);
-	if (rv != DTX_OK)
+	r->txid = tx->txid;
+	dtx_err rv = DTX_OK;
+	if (r->txid == 0 &&
+	    (rv = clk_node_local(proto_daemon_clock(c->d), &r->txid)) != DTX_OK)
 		goto fail;
 	pthread_mutex_lock(&c->mu);
 	coord_tx *t;

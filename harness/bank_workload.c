@@ -37,13 +37,23 @@ hist(hx_bankrun *b, int64_t proc, hx_op_type t, const char *f, hx_sb *sb,
 	dtx_free(v);
 }
 
-int64_t
-hx__bank_read(hx_bankrun *b, int64_t proc, const char *f)
+// A snapshot read recorded as op f by process proc, at or after floor
+// (the commit timestamp of the client's own last ok transfer; 0: none).
+// Read-your-writes: the cluster picks the timestamp (the first
+// participant's now); when that is below floor, which happens when the
+// participant's clock is behind the coordinator's, the read is taken
+// again at floor. It costs a second round trip on those reads only.
+static int64_t
+read_at(hx_bankrun *b, int64_t proc, const char *f, clk_ts floor)
 {
 	hx_snapshot s;
+	uint32_t tmo = (uint32_t)b->conf->timeout_ms;
 	hist(b, proc, HX_OP_INVOKE, f, NULL, NULL);
-	dtx_err rv =
-	    hx_snapshot_read(b->conn, 0, (uint32_t)b->conf->timeout_ms, &s);
+	dtx_err rv = hx_snapshot_read(b->conn, 0, tmo, &s);
+	if (rv == DTX_OK && s.ts < floor) {
+		hx_snapshot_fini(&s);
+		rv = hx_snapshot_read(b->conn, floor, tmo, &s);
+	}
 	if (rv != DTX_OK) {
 		// A read changes nothing: it certainly did not happen.
 		hist(b, proc, HX_OP_FAIL, f, NULL, dtx_errname(rv));
@@ -59,9 +69,30 @@ hx__bank_read(hx_bankrun *b, int64_t proc, const char *f)
 	return total;
 }
 
+int64_t
+hx__bank_read(hx_bankrun *b, int64_t proc, const char *f)
+{
+	return read_at(b, proc, f, 0);
+}
+
+// The setup read: the first op of the history, by process conf->clients
+// (the clients are 0..clients-1 and later processes come after it). It is
+// checked like every other read, against the bank the harness wrote.
+dtx_err
+hx__bank_setup_read(hx_bankrun *b)
+{
+	for (int tries = 0; tries < 50; tries++) {
+		if (hx__bank_read(b, b->conf->clients, "read") >= 0)
+			return DTX_OK;
+		dtx_sleep_ms(200);
+	}
+	return DTX_EIO;
+}
+
 // One transfer; returns the process to continue as.
 static int64_t
-do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx)
+do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx,
+    clk_ts *last)
 {
 	size_t fi = dtx_rand_below(rng, b->out.nacct);
 	size_t ti = dtx_rand_below(rng, b->out.nacct - 1);
@@ -76,12 +107,20 @@ do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx)
 	if (b->saga)
 		snprintf(r.gid, sizeof(r.gid), "r%" PRId64 "-c%d-%" PRIu64,
 		    b->out.run_id, idx, (*seq)++);
+	// The client chooses the txid (64 random bits; the coordinator
+	// refuses one it still holds), so a transfer that times out can be
+	// resolved after the run. 0 (no randomness) lets the coordinator
+	// choose, as before.
+	else if (dtx_random_u64(&r.txid) != DTX_OK)
+		r.txid = 0;
 	hx_sb_printf(&sb,
 	    "{\"from\":%" PRId64 ",\"to\":%" PRId64 ",\"amount\":%" PRId64
 	    ",\"mode\":\"%s\"",
 	    from, to, amount, b->conf->mode);
 	if (b->saga)
 		hx_sb_printf(&sb, ",\"gid\":\"%s\"}", r.gid);
+	else if (r.txid != 0)
+		hx_sb_printf(&sb, ",\"txid\":%" PRIu64 "}", r.txid);
 	else
 		hx_sb_printf(&sb, "}");
 	hist(b, proc, HX_OP_INVOKE, "transfer", &sb, NULL);
@@ -90,7 +129,7 @@ do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx)
 		hx_saga_transfer(b->conn, r.gid, from, to, amount,
 		    (uint32_t)b->conf->timeout_ms, &x);
 	else
-		hx_transfer(b->conn, b->mode, from, to, amount,
+		hx_transfer_as(b->conn, b->mode, r.txid, from, to, amount,
 		    (uint32_t)b->conf->timeout_ms, &x);
 
 	hx_op_type t;
@@ -125,6 +164,8 @@ do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx)
 	if (r.txid != 0 || b->saga)
 		add_rec(b, &r);
 	if (t == HX_OP_OK) {
+		if (x.cts > *last)
+			*last = x.cts;
 		atomic_fetch_add(&b->ok, 1);
 		atomic_fetch_add(&b->ok_xfer, 1);
 	} else if (t == HX_OP_FAIL) {
@@ -147,6 +188,7 @@ client(void *arg)
 	    b->conf->seed * UINT64_C(0x9e3779b97f4a7c15) + (uint64_t)w->idx;
 	uint64_t seq = 0;
 	int64_t proc = w->idx;
+	clk_ts last = 0; // commit ts of this client's last ok transfer
 	uint64_t period_ns = b->conf->rate > 0
 	    ? (uint64_t)((double)b->conf->clients / b->conf->rate * 1e9)
 	    : 0;
@@ -160,9 +202,9 @@ client(void *arg)
 				break;
 		}
 		if (dtx_rand_below(&rng, 5) == 0)
-			hx__bank_read(b, proc, "read");
+			read_at(b, proc, "read", last);
 		else
-			proc = do_transfer(b, proc, &rng, &seq, w->idx);
+			proc = do_transfer(b, proc, &rng, &seq, w->idx, &last);
 	}
 	return NULL;
 }
@@ -183,7 +225,7 @@ hx__bank_clients(hx_bankrun *b)
 {
 	const hx_bankrun_conf *cfg = b->conf;
 	atomic_init(&b->stop, false);
-	atomic_init(&b->next_proc, cfg->clients);
+	atomic_init(&b->next_proc, cfg->clients + 1);
 	worker *ws = dtx_calloc((size_t)cfg->clients, sizeof(*ws));
 	if (ws == NULL)
 		return DTX_ENOMEM;
@@ -214,6 +256,30 @@ hx__bank_clients(hx_bankrun *b)
 	b->t_end = dtx_mono_ns();
 	hx_progress_stop(prog);
 	dtx_free(ws);
+	return DTX_OK;
+}
+
+dtx_err
+hx__bank_logs(hx_bankrun *b, hx_node_log **out, size_t *n)
+{
+	const dtx_topo *topo = hx_cluster_topo(b->cl);
+	hx_node_log *l = dtx_calloc(topo->n + 1, sizeof(*l));
+	size_t k = 0;
+	if (l == NULL)
+		return DTX_ENOMEM;
+	for (uint32_t i = 0; i < topo->n; i++) {
+		const dtx_node *nd = &topo->nodes[i];
+		if (nd->role == DTX_ROLE_CLIENT)
+			continue;
+		l[k].node = nd->id;
+		l[k].path = dtx_strdup(hx_cluster_log(b->cl, nd->id));
+		if (l[k++].path == NULL) {
+			hx_node_logs_free(l, k);
+			return DTX_ENOMEM;
+		}
+	}
+	*out = l;
+	*n = k;
 	return DTX_OK;
 }
 
@@ -248,7 +314,7 @@ hx__bank_await_recovery(hx_bankrun *b, uint64_t deadline)
 }
 
 static hx_txn_outcome
-map_state(proto_txn_state st)
+map_state(proto_txn_state st, bool coordinator)
 {
 	switch (st) {
 	case PROTO_TS_COMMITTED:
@@ -259,19 +325,51 @@ map_state(proto_txn_state st)
 	default:
 		// Aborted, never voted, or no record: a participant with no
 		// record never prepared the transaction (or voted no and
-		// forgot it), so it never applied it.
-		return HX_TXN_ABORTED;
+		// forgot it), so it never applied it. The coordinator's
+		// ABORTED is presumed abort: it holds no record, which it
+		// also says of a commit that ended and was forgotten.
+		return coordinator ? HX_TXN_PRESUMED_ABORTED : HX_TXN_ABORTED;
 	}
 }
 
+// STATUS of txid at node id into *o; *cts gets the commit timestamp the
+// node reported (0: none).
+static void
+observe(hx_bankrun *b, uint32_t id, bool coordinator, uint64_t txid,
+    hx_txn_obs *o, clk_ts *cts)
+{
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_STATUS);
+	req.u.txid.txid = txid;
+	o->txid = txid;
+	o->node = (int32_t)id;
+	o->outcome = HX_TXN_UNKNOWN;
+	*cts = 0;
+	if (hx_conn_call(b->conn, id, &req, &rep, 2000, true) != DTX_OK)
+		return;
+	if (rep.hdr.type == PROTO_STATUS_REPLY) {
+		o->outcome = map_state(rep.u.status_reply.state, coordinator);
+		*cts = rep.u.status_reply.commit_ts;
+	}
+	proto_msg_free(&rep);
+}
+
+// Every transfer with a txid, timed-out ones included (their txid is the
+// client's own), is asked about at both participants and at the
+// coordinator.
 dtx_err
 hx__bank_txn_obs(hx_bankrun *b)
 {
 	const dtx_topo *topo = hx_conn_topo(b->conn);
-	hx_txn_obs *o = dtx_calloc(b->nrec * 2 + 1, sizeof(*o));
-	size_t n = 0;
-	if (o == NULL)
+	const dtx_node *co = dtx_topo_first(topo, DTX_ROLE_COORDINATOR);
+	hx_txn_obs *o = dtx_calloc(b->nrec * 3 + 1, sizeof(*o));
+	hx_txn_cts *ct = dtx_calloc(b->nrec * 3 + 1, sizeof(*ct));
+	size_t n = 0, nct = 0;
+	if (o == NULL || ct == NULL) {
+		dtx_free(o);
+		dtx_free(ct);
 		return DTX_ENOMEM;
+	}
 	for (size_t i = 0; i < b->nrec; i++) {
 		const hx__xrec *r = &b->recs[i];
 		char kf[48], kt[48];
@@ -281,21 +379,21 @@ hx__bank_txn_obs(hx_bankrun *b)
 		hx_acct_key(kt, sizeof(kt), r->to);
 		uint32_t p[2] = { dtx_topo_route(topo, kf, strlen(kf)),
 			dtx_topo_route(topo, kt, strlen(kt)) };
-		for (int k = 0; k < 2; k++) {
-			if (k == 1 && p[1] == p[0])
-				break;
-			proto_txn_state st;
-			o[n].txid = r->txid;
-			o[n].node = (int32_t)p[k];
-			o[n].outcome =
-			    hx_txn_status(b->conn, p[k], r->txid, &st) == DTX_OK
-			    ? map_state(st)
-			    : HX_TXN_UNKNOWN;
-			n++;
+		for (int k = 0; k < 3; k++) {
+			if ((k == 1 && p[1] == p[0]) || (k == 2 && co == NULL))
+				continue;
+			clk_ts cts;
+			observe(b, k < 2 ? p[k] : co->id, k == 2, r->txid,
+			    &o[n++], &cts);
+			if (cts != 0)
+				ct[nct++] = (hx_txn_cts) { r->txid,
+					o[n - 1].node, cts };
 		}
 	}
 	b->obs = o;
 	b->nobs = n;
+	b->cts = ct;
+	b->ncts = nct;
 	return DTX_OK;
 }
 

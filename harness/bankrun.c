@@ -162,8 +162,11 @@ open_cluster(hx_bankrun *r, hx_bankrun_err *e)
 	return rv;
 }
 
-// Accounts: created when none exist; else the existing ones are the bank
-// and their snapshot total is what must be kept.
+// Accounts: created when none exist. The bank the checkers hold the run
+// to is what a bank setup writes (accounts 0..n-1, each with the
+// configured balance), never what the system under test reads back: a
+// first read that disagrees is an anomaly the checkers report
+// (hx_bankrun_setup_run records it as the history's first read).
 static dtx_err
 open_accounts(hx_bankrun *r, hx_bankrun_err *e)
 {
@@ -174,20 +177,14 @@ open_accounts(hx_bankrun *r, hx_bankrun_err *e)
 		FAIL_MSG(e, "%s", err);
 		return rv;
 	}
-	hx_snapshot snap;
-	memset(&snap, 0, sizeof(snap));
-	if (hx_snapshot_read(r->conn, 0, 10000, &snap) != DTX_OK ||
-	    snap.n < 2) {
-		FAIL_MSG(e, "cannot read the accounts back");
-		if (snap.ids != NULL)
-			hx_snapshot_fini(&snap);
-		return DTX_EIO;
-	}
-	r->out.nacct = snap.n;
-	r->accts = dtx_memdup(snap.ids, snap.n * sizeof(int64_t));
-	r->out.total = snap.total;
-	hx_snapshot_fini(&snap);
-	return r->accts != NULL ? DTX_OK : DTX_ENOMEM;
+	size_t n = (size_t)r->conf->accounts;
+	if ((r->accts = dtx_alloc(n * sizeof(int64_t))) == NULL)
+		return DTX_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		r->accts[i] = (int64_t)i;
+	r->out.nacct = n;
+	r->out.total = r->conf->accounts * r->conf->balance;
+	return DTX_OK;
 }
 
 dtx_err
@@ -227,17 +224,19 @@ params_json(const hx_bankrun *r)
 	for (size_t i = 0; i < r->out.nacct; i++)
 		hx_sb_printf(&params, "%s%" PRId64, i ? "," : "", r->accts[i]);
 	hx_sb_printf(&params,
-	    "],\"total\":%" PRId64 ",\"clients\":%" PRId64 ",\"rate\":%g,"
+	    "],\"total\":%" PRId64 ",\"balance\":%" PRId64
+	    ",\"clients\":%" PRId64 ",\"rate\":%g,"
 	    "\"duration\":%g,\"nemesis_interval\":%g,\"nemesis_hold_min\":%g,"
 	    "\"nemesis_gap\":%g,\"partition_onset_ms\":%" PRId64
 	    ",\"targets\":\"%s\","
-	    "\"shapes\":\"%s\",\"netns\":%s,\"participants\":%u}",
-	    r->out.total, cfg->clients, cfg->rate, cfg->duration,
+	    "\"shapes\":\"%s\",\"netns\":%s,\"participants\":%u,"
+	    "\"created\":%s}",
+	    r->out.total, cfg->balance, cfg->clients, cfg->rate, cfg->duration,
 	    (double)s->interval_ms / 1e3, (double)s->hold_min_ms / 1e3,
 	    (double)(s->gap_ms ? s->gap_ms : s->interval_ms) / 1e3,
 	    cfg->onset_ms, cfg->targets, s->shapes,
 	    hx_cluster_is_netns(r->cl) ? "true" : "false",
-	    hx_cluster_topo(r->cl)->nparts);
+	    hx_cluster_topo(r->cl)->nparts, r->out.created ? "true" : "false");
 	return hx_sb_take(&params);
 }
 
@@ -267,6 +266,10 @@ hx_bankrun_setup_run(hx_bankrun *r, hx_bankrun_err *e)
 	}
 	if ((r->h = hx_history_new()) == NULL)
 		return DTX_ENOMEM;
+	if ((rv = hx__bank_setup_read(r)) != DTX_OK) {
+		FAIL_MSG(e, "cannot read the accounts back");
+		return rv;
+	}
 	hx_nem_cfg nc = { .kinds = cfg->kinds,
 		.shapes = cfg->shapes,
 		.target = cfg->target,
@@ -346,8 +349,17 @@ hx_bankrun_check(hx_bankrun *r, hx_bankrun_err *e)
 		    .naccounts = r->out.nacct,
 		    .total = r->out.total,
 		    .saga = r->saga } };
-	dtx_err rv = hx_check_run(
-	    r->h, &rcfg, r->obs, r->nobs, r->sobs, r->nsobs, &r->out.verdict);
+	hx_run_extra x = { .replay = true,
+		.adopted = !r->out.created,
+		.cts = r->cts,
+		.ncts = r->ncts };
+	hx_node_log *logs = NULL;
+	dtx_err rv = r->cc == NULL ? hx__bank_logs(r, &logs, &x.nlogs) : DTX_OK;
+	x.logs = logs;
+	if (rv == DTX_OK)
+		rv = hx_check_run_ex(r->h, &rcfg, &x, r->obs, r->nobs, r->sobs,
+		    r->nsobs, &r->out.verdict);
+	hx_node_logs_free(logs, x.nlogs);
 	if (rv != DTX_OK) {
 		FAIL_MSG(e, "the checkers failed");
 		return rv;
@@ -409,6 +421,7 @@ hx_bankrun_free(hx_bankrun *r)
 		hx_verdict_fini(&r->out.verdict);
 	hx_faults_free(r->faults, r->nfaults);
 	dtx_free(r->obs);
+	dtx_free(r->cts);
 	dtx_free(r->sobs);
 	dtx_free(r->plan);
 	dtx_free(r->recs);

@@ -213,11 +213,61 @@ fail:
 	return rv;
 }
 
+bool
+hx_params_adopted(const char *params)
+{
+	hx_jdoc *doc;
+	if (params == NULL ||
+	    hx_json_parse(params, strlen(params), &doc, NULL, 0) != DTX_OK)
+		return false;
+	const hx_jv *v = hx_jv_get(hx_jdoc_root(doc), "created");
+	bool adopted = v != NULL && v->type == HX_JV_BOOL && !v->b;
+	hx_jdoc_free(doc);
+	return adopted;
+}
+
 // ---------------------------------------------------------------- verdict
 
 dtx_err
 hx_check_run(const hx_history *h, const hx_run_cfg *cfg, const hx_txn_obs *obs,
     size_t nobs, const hx_saga_obs *sagas, size_t nsagas, hx_verdict *out)
+{
+	return hx_check_run_ex(h, cfg, NULL, obs, nobs, sagas, nsagas, out);
+}
+
+// The checkers hx_run_extra adds: replay and session, then the logs.
+static dtx_err
+run_extra(const hx_history *h, const hx_bank_cfg *bank, const hx_run_extra *x,
+    const hx_txn_obs *obs, size_t nobs, hx_verdict *v)
+{
+	dtx_err rv;
+	if (x == NULL)
+		return DTX_OK;
+	if (x->replay) {
+		rv = hx_check_replay(h, bank, x->adopted, obs, nobs, x->cts,
+		    x->ncts, &v->replay);
+		if (rv != DTX_OK)
+			return rv;
+		rv = hx_check_session(h, bank->saga, &v->session);
+		if (rv != DTX_OK) {
+			hx_check_fini(&v->replay.c);
+			return rv;
+		}
+		v->has_replay = true;
+	}
+	if (x->nlogs > 0) {
+		rv = hx_check_logs(x->logs, x->nlogs, &v->logs);
+		if (rv != DTX_OK)
+			return rv;
+		v->has_logs = true;
+	}
+	return DTX_OK;
+}
+
+dtx_err
+hx_check_run_ex(const hx_history *h, const hx_run_cfg *cfg,
+    const hx_run_extra *extra, const hx_txn_obs *obs, size_t nobs,
+    const hx_saga_obs *sagas, size_t nsagas, hx_verdict *out)
 {
 	if (h == NULL || cfg == NULL || cfg->mode == NULL || out == NULL)
 		return DTX_EINVAL;
@@ -242,7 +292,8 @@ hx_check_run(const hx_history *h, const hx_run_cfg *cfg, const hx_txn_obs *obs,
 		rv = hx_check_atomicity(h, obs, nobs, &v.atom);
 		v.has_atom = rv == DTX_OK;
 	}
-	if (rv != DTX_OK)
+	if (rv != DTX_OK ||
+	    (rv = run_extra(h, &bank, extra, obs, nobs, &v)) != DTX_OK)
 		goto fail;
 	v.valid = HX_VALID_TRUE;
 	for (size_t i = 0; i < hx_verdict_count(&v); i++)
@@ -266,26 +317,60 @@ hx_verdict_fini(hx_verdict *v)
 		hx_check_fini(&v->atom.c);
 	if (v->has_saga)
 		hx_check_fini(&v->saga.c);
-	memset(v, 0, sizeof(*v));
+	if (v->has_replay) {
+		hx_check_fini(&v->replay.c);
+		hx_check_fini(&v->session.c);
+	}
+	if (v->has_logs)
+		hx_check_fini(&v->logs.c);
+	memset(v, 0, sizeof(v[0]));
 }
+
+// The checker table: each result in the order the verdict lists them,
+// present or not.
+static const hx_check *
+slot(const hx_verdict *v, size_t k)
+{
+	switch (k) {
+	case 0:
+		return &v->bank.c;
+	case 1:
+		return &v->stats.c;
+	case 2:
+		return v->has_atom ? &v->atom.c : NULL;
+	case 3:
+		return v->has_saga ? &v->saga.c : NULL;
+	case 4:
+		return v->has_replay ? &v->replay.c : NULL;
+	case 5:
+		return v->has_replay ? &v->session.c : NULL;
+	case 6:
+		return v->has_logs ? &v->logs.c : NULL;
+	default:
+		return NULL;
+	}
+}
+
+#define NSLOTS 7
 
 size_t
 hx_verdict_count(const hx_verdict *v)
 {
-	return 2 + (v->has_atom ? 1 : 0) + (v->has_saga ? 1 : 0);
+	size_t n = 0;
+	for (size_t k = 0; k < NSLOTS; k++)
+		if (slot(v, k) != NULL)
+			n++;
+	return n;
 }
 
 const hx_check *
 hx_verdict_check(const hx_verdict *v, size_t i)
 {
-	if (i == 0)
-		return &v->bank.c;
-	if (i == 1)
-		return &v->stats.c;
-	if (i == 2 && v->has_atom)
-		return &v->atom.c;
-	if (i == 2 && v->has_saga)
-		return &v->saga.c;
+	for (size_t k = 0; k < NSLOTS; k++) {
+		const hx_check *c = slot(v, k);
+		if (c != NULL && i-- == 0)
+			return c;
+	}
 	return NULL;
 }
 

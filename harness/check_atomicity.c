@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 //
-// The atomicity checker: after a 2PC/3PC run every participant reports what
-// it knows of each transaction. All participants must agree (no split
-// decision), and they must agree with what clients were told: an ok
-// transfer is committed wherever it is known, a failed one nowhere.
+// The atomicity checker: after a 2PC/3PC run every participant and the
+// coordinator report what they know of each transaction, timed-out ones
+// included (the client chose their txids). All must agree (no split
+// decision; the coordinator's presumed abort is no decision), and they
+// must agree with what clients were told: an ok transfer is committed
+// wherever it is known, a failed one nowhere; an indeterminate one is
+// resolved from what they say.
 
 #include <stdlib.h>
 #include <string.h>
@@ -11,18 +14,18 @@
 #include "harness_int.h"
 
 static const char *const outcome_names[] = { "committed", "aborted", "in-doubt",
-	"unknown" };
+	"unknown", "presumed-aborted" };
 
 const char *
 hx_txn_outcome_name(hx_txn_outcome o)
 {
-	return (unsigned)o <= HX_TXN_UNKNOWN ? outcome_names[o] : "?";
+	return (unsigned)o <= HX_TXN_PRESUMED_ABORTED ? outcome_names[o] : "?";
 }
 
 dtx_err
 hx_txn_outcome_parse(const char *s, hx_txn_outcome *out)
 {
-	int i = hx__name_index(outcome_names, HX_TXN_UNKNOWN + 1, s);
+	int i = hx__name_index(outcome_names, HX_TXN_PRESUMED_ABORTED + 1, s);
 	if (i < 0)
 		return DTX_EINVAL;
 	*out = (hx_txn_outcome)i;
@@ -97,6 +100,25 @@ sides_detail(const hx_txn_obs *sorted, const group *g, const char *client)
 	return hx_sb_take(&d);
 }
 
+// An indeterminate transfer is resolved by the nodes: committed when any
+// committed it, aborted when every node answered and none committed or is
+// in doubt, unresolved otherwise.
+static void
+resolve_info(hx_atom_result *r, const hx_txn_obs *sorted, const group *g)
+{
+	r->info++;
+	if (g == NULL)
+		r->info_unobserved++;
+	else if (count_outcome(sorted, g, HX_TXN_COMMITTED) > 0)
+		r->info_committed++;
+	else if (count_outcome(sorted, g, HX_TXN_IN_DOUBT) +
+	        count_outcome(sorted, g, HX_TXN_UNKNOWN) >
+	    0)
+		r->info_unresolved++;
+	else
+		r->info_aborted++;
+}
+
 // What clients saw: a transfer that completed ok must not have aborted
 // anywhere, one that failed must not have committed anywhere. Records in
 // each group the first op that names its txid.
@@ -115,17 +137,23 @@ check_clients(hx_atom_result *r, const hx_history *h, const int64_t *pairs,
 		const hx_op *comp =
 		    pairs[i] >= 0 ? hx_history_get(h, (size_t)pairs[i]) : NULL;
 		uint64_t txid;
-		if (!hx__op_txid(inv, comp, &txid))
+		if (!hx__op_txid(inv, comp, &txid)) {
+			if (comp == NULL || comp->type == HX_OP_INFO)
+				r->info_no_txid++;
 			continue;
+		}
 		group *g =
 		    bsearch(&txid, groups, ngroups, sizeof(*groups), cmp_group);
 		if (g != NULL && g->op < 0)
 			g->op = (int64_t)i;
 		// An info completion or none at all: it may or may not have
-		// happened, so any outcome is allowed.
+		// happened, so any outcome is allowed; what the nodes say
+		// resolves it (and their split decisions are checked below).
 		if (comp == NULL ||
-		    (comp->type != HX_OP_OK && comp->type != HX_OP_FAIL))
+		    (comp->type != HX_OP_OK && comp->type != HX_OP_FAIL)) {
+			resolve_info(r, sorted, g);
 			continue;
+		}
 		if (g == NULL) {
 			r->unobserved++;
 			continue;
@@ -192,15 +220,23 @@ describe(hx_atom_result *r, size_t nobs, hx_valid valid)
 		hx_sb_printf(&s,
 		    "%zu transactions observed: %zu split decisions, %zu ok "
 		    "but aborted, %zu failed but committed, %zu blocked in "
-		    "doubt, %zu completed transfers unobserved",
+		    "doubt, %zu completed transfers unobserved; %zu "
+		    "indeterminate: %zu resolved committed, %zu aborted, %zu "
+		    "unresolved, %zu unobserved, %zu without txid",
 		    r->txns, r->split, r->ok_not_committed, r->fail_committed,
-		    r->in_doubt, r->unobserved);
+		    r->in_doubt, r->unobserved, r->info, r->info_committed,
+		    r->info_aborted, r->info_unresolved, r->info_unobserved,
+		    r->info_no_txid);
 	hx_sb_printf(&j,
 	    "{\"valid\":%s,\"observations\":%zu,\"txns\":%zu,"
 	    "\"split_decisions\":%zu,\"ok_not_committed\":%zu,"
-	    "\"fail_committed\":%zu,\"in_doubt\":%zu,\"unobserved\":%zu}",
+	    "\"fail_committed\":%zu,\"in_doubt\":%zu,\"unobserved\":%zu,"
+	    "\"info\":{\"total\":%zu,\"committed\":%zu,\"aborted\":%zu,"
+	    "\"unresolved\":%zu,\"unobserved\":%zu,\"no_txid\":%zu}}",
 	    hx_valid_json(valid), nobs, r->txns, r->split, r->ok_not_committed,
-	    r->fail_committed, r->in_doubt, r->unobserved);
+	    r->fail_committed, r->in_doubt, r->unobserved, r->info,
+	    r->info_committed, r->info_aborted, r->info_unresolved,
+	    r->info_unobserved, r->info_no_txid);
 	return hx__check_set(&r->c, valid, &s, &j);
 }
 

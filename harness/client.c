@@ -198,10 +198,18 @@ void
 hx_transfer(hx_conn *c, proto_mode mode, int64_t from, int64_t to,
     int64_t amount, uint32_t timeout_ms, hx_xfer *out)
 {
+	hx_transfer_as(c, mode, 0, from, to, amount, timeout_ms, out);
+}
+
+void
+hx_transfer_as(hx_conn *c, proto_mode mode, uint64_t txid, int64_t from,
+    int64_t to, int64_t amount, uint32_t timeout_ms, hx_xfer *out)
+{
 	char kf[48], kt[48];
 	proto_op ops[2];
 	proto_msg req, rep;
 	xfer_begin(out, from, to, kf, kt, sizeof(kf));
+	out->txid = txid;
 	memset(ops, 0, sizeof(ops));
 	hx_op_add(&ops[0], kf, -amount, 0);
 	hx_op_add(&ops[1], kt, amount, 0);
@@ -215,6 +223,7 @@ hx_transfer(hx_conn *c, proto_mode mode, int64_t from, int64_t to,
 	req.u.txn.mode = mode;
 	req.u.txn.n_ops = 2;
 	req.u.txn.ops = ops;
+	req.u.txn.txid = txid;
 	if (!xfer_call(c, co->id, &req, &rep, timeout_ms, PROTO_TXN_REPLY, out))
 		return;
 	out->outcome = rep.u.txn_reply.outcome;

@@ -177,8 +177,13 @@ const char *hx_cluster_log(hx_cluster *c, uint32_t id);
 //
 //   transfer  {"from":3,"to":7,"amount":5,"mode":"2pc","txid":123,"gid":"g1"}
 //             (txid/gid may appear only in the completion's value; the
-//             checkers look at the completion first, then the invocation)
+//             checkers look at the completion first, then the invocation;
+//             dtx bank puts the txid it chose in the invocation, so an
+//             info completion still names it); an ok 2PC/3PC completion
+//             adds "cts":<hlc uint64>, the commit timestamp
 //   read      invoke: null; ok: {"ts":<hlc uint64>,"balances":{"0":100,...}}
+//             (the first op of a dtx bank history is a read by process
+//             <clients>, taken right after setup, before any transfer)
 //   final-read  the same shape as read, issued after heal, restart and
 //             recovery; the saga checker takes the last ok final-read as the
 //             final state
@@ -350,8 +355,11 @@ void hx_check_fini(hx_check *c);
 
 // Bank checker configuration. Accounts are the integer ids accounts[0..n);
 // balances keys are their decimal text. In saga mode wrong totals in `read`
-// ops are transient (reported, not violations); in every mode wrong totals
-// in `final-read` ops are violations.
+// ops are transient (reported, not violations), except in reads that
+// completed before the first transfer was invoked (the setup read: no saga
+// was in flight); in every mode wrong totals in `final-read` ops are
+// violations. A bank run takes accounts and total from what its setup
+// wrote (accounts 0..n-1, each with --balance), never from a read.
 typedef struct hx_bank_cfg {
 	const int64_t *accounts; // borrowed
 	size_t naccounts;
@@ -406,14 +414,19 @@ dtx_err hx_check_bank(
     const hx_history *h, const hx_bank_cfg *cfg, hx_bank_result *out);
 
 // A participant's view of one transaction, gathered after the run.
+// The coordinator is asked too (STATUS): its COMMITTED is a decision;
+// its ABORTED is only the absence of a record (presumed abort: aborted,
+// never seen, or committed, ended and forgotten), so it is recorded as
+// HX_TXN_PRESUMED_ABORTED and never contradicts a commit.
 typedef enum hx_txn_outcome {
 	HX_TXN_COMMITTED = 0,
 	HX_TXN_ABORTED = 1,
 	HX_TXN_IN_DOUBT = 2,
 	HX_TXN_UNKNOWN = 3, // participant could not be asked
+	HX_TXN_PRESUMED_ABORTED = 4, // the coordinator holds no record
 } hx_txn_outcome;
 
-// "committed", "aborted", "in-doubt", "unknown".
+// "committed", "aborted", "in-doubt", "unknown", "presumed-aborted".
 const char *hx_txn_outcome_name(hx_txn_outcome o);
 dtx_err hx_txn_outcome_parse(const char *s, hx_txn_outcome *out);
 
@@ -422,6 +435,15 @@ typedef struct hx_txn_obs {
 	int32_t node;
 	hx_txn_outcome outcome;
 } hx_txn_obs;
+
+// A commit timestamp a node reported for txid in its STATUS answer
+// (committed or pre-committed), for the replay checker. Not kept in the
+// results file.
+typedef struct hx_txn_cts {
+	uint64_t txid;
+	int32_t node;
+	clk_ts cts;
+} hx_txn_cts;
 
 // Split decision (committed at one participant, aborted at another) and
 // history cross-checks (an ok transfer aborted at a participant, a failed
@@ -436,6 +458,11 @@ typedef struct hx_atom_result {
 	size_t fail_committed; // failed transfers committed somewhere
 	size_t in_doubt; // txids in doubt at some participant
 	size_t unobserved; // ok/fail transfers with a txid nobody reported
+	// Indeterminate (info or never completed) transfers, resolved from
+	// the observations: committed somewhere; aborted everywhere asked;
+	// in doubt or unanswered somewhere; not observed at all; no txid.
+	size_t info, info_committed, info_aborted, info_unresolved;
+	size_t info_unobserved, info_no_txid;
 } hx_atom_result;
 
 dtx_err hx_check_atomicity(const hx_history *h, const hx_txn_obs *obs,
@@ -503,6 +530,92 @@ typedef struct hx_stats_result {
 dtx_err hx_check_stats(const hx_history *h, hx_stats_result *out);
 void hx_stats_fini(hx_stats_result *r);
 
+// ------------------------------------------ replay, session and log checkers
+
+// The replay checker: every ok read or final-read at HLC timestamp T must
+// equal the initial balances plus every committed transfer with commit
+// timestamp <= T. Ok transfers carry their commit timestamp ("cts" in the
+// completion); indeterminate ones are resolved from the observations and
+// take their timestamp from the nodes' STATUS answers (hx_txn_cts), which
+// must all equal each other and the client's reply. A read
+// that differs is explained when some choice among the transfers that are
+// still uncertain (unresolved, or committed at an unknown timestamp, and
+// invoked before the read completed) accounts for the difference exactly;
+// it is a violation when none does, unknown when there are too many
+// uncertain transfers to try. In saga mode the replay is skipped and the
+// result says so: a saga's debit and credit commit as separate local
+// transactions whose timestamps the client never learns, so no commit
+// timestamp exists to replay against (the bank and saga checkers judge
+// its transient and final totals).
+typedef struct hx_replay_result {
+	hx_check c;
+	bool skipped; // saga mode
+	size_t reads; // ok reads and final-reads replayed
+	size_t matched, explained, wrong, unknown;
+	size_t committed, uncertain; // transfers: applied, uncertain
+	// Nodes' STATUS commit timestamps that differ from the client's
+	// reply or from each other (each a "commit-ts-mismatch").
+	size_t cts_mismatch;
+} hx_replay_result;
+
+// The session checker. dtx bank promises read-your-writes for 2PC/3PC
+// clients: a client reads at or after the commit timestamp of its own
+// last ok transfer. Every ok read of a process must have ts >= the cts of
+// every ok transfer that process completed before it; a read below is a
+// "stale-read" violation. Sagas promise nothing (no commit timestamp
+// reaches the client): their result says so.
+typedef struct hx_session_result {
+	hx_check c;
+	size_t reads; // ok reads that followed an own ok transfer
+	size_t stale;
+	int64_t max_behind_ms; // largest HLC physical gap (cts - read ts)
+} hx_session_result;
+
+// A node's log file, for the log checker (path borrowed).
+typedef struct hx_node_log {
+	uint32_t node;
+	const char *path;
+} hx_node_log;
+
+typedef struct hx_logs_result {
+	hx_check c;
+	size_t files, unreadable, lines, flagged;
+} hx_logs_result;
+
+// Every line of logs[0..n) at level ERROR or with an anomaly message id
+// (COMMIT_ABORTED, ABORT_COMMITTED) is a "log-anomaly" naming node, file,
+// line and text; any makes the check invalid. Unknown when no file could
+// be read. out is filled only on success (hx_check_fini releases out->c).
+dtx_err hx_check_logs(const hx_node_log *logs, size_t n, hx_logs_result *out);
+// The node logs a run's report directory holds (dir/logs/<role>-<id>.log,
+// as dtx bank copies them); none when there is no such folder. *out owned
+// (free with hx_node_logs_free, which also frees each path). DTX_ENOMEM.
+dtx_err hx_node_logs_in_dir(const char *dir, hx_node_log **out, size_t *n);
+void hx_node_logs_free(hx_node_log *logs, size_t n);
+
+// What else a run gives its checkers (all optional, borrowed).
+typedef struct hx_run_extra {
+	bool replay; // run the replay and session checkers
+	bool adopted; // the bank existed before the run (hx_check_replay)
+	const hx_txn_cts *cts; // commit timestamps from STATUS answers
+	size_t ncts;
+	const hx_node_log *logs; // run the log checker when nlogs > 0
+	size_t nlogs;
+} hx_run_extra;
+
+// The initial balances are the total's equal share per account (what a
+// bank setup writes); with from_first, for a bank the run found existing
+// rather than created, they are those of the history's first ok read (the
+// setup read, whose total the bank checker holds to the expected one).
+dtx_err hx_check_replay(const hx_history *h, const hx_bank_cfg *cfg,
+    bool from_first, const hx_txn_obs *obs, size_t nobs, const hx_txn_cts *cts,
+    size_t ncts, hx_replay_result *out);
+// True when a run's params say its bank existed before it ("created":
+// false), so the replay starts from its first read. params may be NULL.
+bool hx_params_adopted(const char *params);
+dtx_err hx_check_session(
+    const hx_history *h, bool saga, hx_session_result *out);
+
 // What a run checks. mode is "2pc", "3pc" or "saga" (borrowed).
 typedef struct hx_run_cfg {
 	const char *mode;
@@ -519,6 +632,11 @@ typedef struct hx_verdict {
 	hx_atom_result atom;
 	bool has_saga; // saga
 	hx_saga_result saga;
+	bool has_replay; // hx_run_extra.replay: replay and session
+	hx_replay_result replay;
+	hx_session_result session;
+	bool has_logs; // hx_run_extra.nlogs > 0
+	hx_logs_result logs;
 } hx_verdict;
 
 // Runs bank + stats, atomicity (2pc/3pc) or saga (saga mode) and merges
@@ -526,9 +644,14 @@ typedef struct hx_verdict {
 dtx_err hx_check_run(const hx_history *h, const hx_run_cfg *cfg,
     const hx_txn_obs *obs, size_t nobs, const hx_saga_obs *sagas, size_t nsagas,
     hx_verdict *out);
+// As hx_check_run, with the checkers extra asks for (extra may be NULL:
+// then exactly hx_check_run). dtx bank and dtx check run this.
+dtx_err hx_check_run_ex(const hx_history *h, const hx_run_cfg *cfg,
+    const hx_run_extra *extra, const hx_txn_obs *obs, size_t nobs,
+    const hx_saga_obs *sagas, size_t nsagas, hx_verdict *out);
 void hx_verdict_fini(hx_verdict *v);
 // Number of hx_check results in v and the i-th (bank, stats, then
-// atomicity or saga).
+// atomicity or saga, then replay and session, then logs).
 size_t hx_verdict_count(const hx_verdict *v);
 const hx_check *hx_verdict_check(const hx_verdict *v, size_t i);
 // Prints the verdict and each checker's summary and examples.
@@ -793,6 +916,11 @@ typedef struct hx_xfer {
 // of two ADD ops that keep both balances >= 0. Always fills *out.
 void hx_transfer(hx_conn *c, proto_mode mode, int64_t from, int64_t to,
     int64_t amount, uint32_t timeout_ms, hx_xfer *out);
+// The same with the transaction id chosen by the caller (non-zero; sent
+// in the TXN, so out->txid is known even when the call times out); 0
+// lets the coordinator choose, as hx_transfer does.
+void hx_transfer_as(hx_conn *c, proto_mode mode, uint64_t txid, int64_t from,
+    int64_t to, int64_t amount, uint32_t timeout_ms, hx_xfer *out);
 // The same as a saga (gid borrowed): debit `from`, then credit `to`, each
 // with its compensation, submitted to the saga orchestrator.
 void hx_saga_transfer(hx_conn *c, const char *gid, int64_t from, int64_t to,

@@ -53,6 +53,8 @@ struct hx_bankrun {
 	size_t nobs;
 	hx_saga_obs *sobs;
 	size_t nsobs;
+	hx_txn_cts *cts; // commit timestamps the STATUS answers gave
+	size_t ncts;
 	hx_fault *faults;
 	size_t nfaults;
 	uint64_t deadline; // of recovery (settle)
@@ -71,6 +73,12 @@ dtx_err hx__bank_clients(hx_bankrun *r);
 // One snapshot read recorded as op f by process proc; returns the total
 // read, or -1 when the read failed.
 int64_t hx__bank_read(hx_bankrun *r, int64_t proc, const char *f);
+// The first read after setup, recorded in the history (retried while it
+// fails); DTX_EIO when no read succeeds.
+dtx_err hx__bank_setup_read(hx_bankrun *r);
+// The log file of every daemon of the run's cluster, for the log checker
+// (*out owned: free with hx_node_logs_free).
+dtx_err hx__bank_logs(hx_bankrun *r, hx_node_log **out, size_t *n);
 // Waits until every participant answers HEALTH with in_doubt 0 (and, in
 // saga mode, the orchestrator answers at all). Returns the in-doubt count
 // left at the deadline.

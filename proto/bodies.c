@@ -366,14 +366,19 @@ free_fault(proto_msg *m)
 static int
 keys_txn(const proto_msg *m)
 {
-	return (unsigned)m->u.txn.mode > PROTO_MODE_3PC ? -1 : 2;
+	if ((unsigned)m->u.txn.mode > PROTO_MODE_3PC)
+		return -1;
+	return m->u.txn.txid != 0 ? 3 : 2;
 }
 
 static dtx_err
 enc_txn(msgpack_packer *pk, const proto_msg *m)
 {
 	PROTO__TRY(proto__kv_uint(pk, "m", (uint64_t)m->u.txn.mode));
-	return kv_ops(pk, "ops", m->u.txn.ops, m->u.txn.n_ops);
+	PROTO__TRY(kv_ops(pk, "ops", m->u.txn.ops, m->u.txn.n_ops));
+	if (m->u.txn.txid != 0)
+		PROTO__TRY(proto__kv_uint(pk, "tx", m->u.txn.txid));
+	return DTX_OK;
 }
 
 static dtx_err
@@ -382,7 +387,15 @@ dec_txn(rd *r, flds *fs, int depth, proto_msg *m)
 	uint64_t v = 0;
 	PROTO__TRY(proto__f_uint(r, fs, "m", PROTO_MODE_3PC, &v));
 	m->u.txn.mode = (proto_mode)v;
-	return f_ops(r, fs, depth, &m->u.txn.n_ops, &m->u.txn.ops);
+	PROTO__TRY(f_ops(r, fs, depth, &m->u.txn.n_ops, &m->u.txn.ops));
+	rd s;
+	if (!proto__take(r, fs, "tx", &s))
+		return DTX_OK;
+	PROTO__TRY(proto__rd_uint(&s, "tx", UINT64_MAX, &m->u.txn.txid));
+	if (m->u.txn.txid == 0)
+		return PROTO__BAD(
+		    r, "%s: key 'tx': 0 is no transaction id", r->ctx);
+	return DTX_OK;
 }
 
 static void

@@ -171,10 +171,14 @@ typedef enum proto_outcome {
 // TXN (client -> coordinator):
 //   "m"   uint        mode (proto_mode)
 //   "ops" array of op 1..PROTO_MAX_OPS operations
+//   "tx"  uint        transaction id the client chose (optional, non-zero;
+//                     absent: the coordinator draws one), so that a client
+//                     that times out still knows what to ask about
 typedef struct proto_txn {
 	proto_mode mode;
 	uint32_t n_ops;
 	proto_op *ops;
+	uint64_t txid; // 0: not sent
 } proto_txn;
 
 // TXN_REPLY (coordinator -> client):

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// 2PC end to end against real daemons: commit and abort paths, an
+// 2PC end to end against real daemons: commit and abort paths, a
+// client-chosen txid (and a duplicate refused), an
 // insufficient-funds NO vote, two transfers racing for one account (one
 // commits, the other aborts with "conflict", nothing deadlocks), bank
 // conservation after 200 random transfers from 8 threads, and bad input
@@ -68,6 +69,44 @@ test_commit(void **state)
 	// The coordinator's STATUS and every participant agree.
 	expect_settled(fx, txid, 1);
 	tu_pair_moved(fx, &p, 7, 10000);
+}
+
+// A client may choose the txid (TXN "tx"): the coordinator runs the
+// transaction under it, STATUS knows it by it, and a second TXN with an
+// id the coordinator still holds is refused without touching anything.
+static void
+test_client_txid(void **state)
+{
+	tu_fx *fx = *state;
+	tu_pair p = tu_pair_of(fx, 1, 10000);
+	const uint64_t txid = UINT64_C(0x9d2c5680f00dcafe);
+	char kf[32], kt[32];
+	proto_op ops[2];
+	proto_msg req, rep;
+	proto_call_opts o;
+	memset(&o, 0, sizeof(o));
+	o.timeout_ms = 5000;
+	tu_transfer_ops(p.a, p.b, 3, kf, kt, ops);
+	proto_msg_init(&req, PROTO_TXN);
+	req.u.txn.mode = PROTO_MODE_2PC;
+	req.u.txn.n_ops = 2;
+	req.u.txn.ops = ops;
+	req.u.txn.txid = txid;
+	assert_int_equal(proto_client_call(fx->cli[0], &req, &rep, &o), DTX_OK);
+	assert_int_equal(rep.hdr.type, PROTO_TXN_REPLY);
+	assert_int_equal(rep.u.txn_reply.outcome, PROTO_COMMITTED);
+	assert_true(rep.u.txn_reply.txid == txid);
+	proto_msg_free(&rep);
+	expect_settled(fx, txid, 1);
+	tu_pair_moved(fx, &p, 3, 10000);
+
+	// The same id again: refused, nothing moves.
+	assert_int_equal(
+	    proto_client_call(fx->cli[0], &req, &rep, &o), DTX_EREFUSED);
+	assert_int_equal(rep.hdr.type, PROTO_ERROR);
+	assert_int_equal(rep.u.error.code, DTX_EEXIST);
+	proto_msg_free(&rep);
+	tu_pair_moved(fx, &p, 3, 10000);
 }
 
 static void
@@ -497,6 +536,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_commit),
+		cmocka_unit_test(test_client_txid),
 		cmocka_unit_test(test_insufficient_funds),
 		cmocka_unit_test(test_conflict),
 		cmocka_unit_test(test_conservation),

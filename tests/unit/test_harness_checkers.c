@@ -6,8 +6,11 @@
 // statistics are exact on a small known history.
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -280,6 +283,78 @@ test_atomicity_uncertain_transfers(void **state)
 	hx_history_free(h);
 }
 
+// A transfer whose client timed out still has the txid the client chose
+// (in its invocation): its outcome is resolved from the participants and
+// the coordinator, and a split decision on it is a violation. The
+// coordinator's presumed abort (no record) never contradicts a commit;
+// its commit against a participant's abort is a split decision.
+static void
+test_atomicity_info_resolved(void **state)
+{
+	(void)state;
+	const char *inv = "{\"from\":0,\"to\":1,\"amount\":1,"
+	                  "\"mode\":\"2pc\",\"txid\":%d}";
+	hx_history *h = hx_history_new();
+	char v[128];
+	for (int t = 1; t <= 4; t++) {
+		snprintf(v, sizeof(v), inv, t);
+		add(h, t * 10, t, HX_OP_INVOKE, "transfer", v);
+		if (t != 4) // 4 never completes
+			add(h, t * 10 + 5, t, HX_OP_INFO, "transfer",
+			    "{\"from\":0,\"to\":1,\"amount\":1,"
+			    "\"mode\":\"2pc\"}");
+	}
+	hx_txn_obs good[] = {
+		{ 1, 1, HX_TXN_COMMITTED },
+		{ 1, 2, HX_TXN_COMMITTED },
+		{ 1, 0, HX_TXN_PRESUMED_ABORTED }, // ended and forgotten
+		{ 2, 1, HX_TXN_ABORTED },
+		{ 2, 2, HX_TXN_ABORTED },
+		{ 2, 0, HX_TXN_PRESUMED_ABORTED },
+		{ 3, 1, HX_TXN_IN_DOUBT },
+		{ 3, 0, HX_TXN_COMMITTED },
+	};
+	hx_atom_result r;
+	check_atomicity(h, good, 8, HX_VALID_TRUE, &r);
+	assert_int_equal(r.info, 4);
+	assert_int_equal(r.info_committed, 2);
+	assert_int_equal(r.info_aborted, 1);
+	assert_int_equal(r.info_unresolved, 0);
+	assert_int_equal(r.info_unobserved, 1);
+	assert_non_null(strstr(r.c.summary, "2 resolved committed"));
+	assert_true(hx_json_valid(r.c.json, strlen(r.c.json)));
+	hx_check_fini(&r.c);
+
+	// Participants split on a timed-out transfer: a violation.
+	hx_txn_obs split[] = {
+		{ 1, 1, HX_TXN_COMMITTED },
+		{ 1, 2, HX_TXN_ABORTED },
+	};
+	check_atomicity(h, split, 2, HX_VALID_FALSE, &r);
+	assert_int_equal(r.split, 1);
+	assert_int_equal(count_anoms(&r.c, "split-decision"), 1);
+	assert_true(r.c.anoms[0].has_txid);
+	assert_int_equal(r.c.anoms[0].txid, 1);
+	assert_int_equal(r.c.anoms[0].op_index, 0);
+	hx_check_fini(&r.c);
+
+	// The coordinator decided commit, a participant aborted.
+	hx_txn_obs coord[] = {
+		{ 2, 0, HX_TXN_COMMITTED },
+		{ 2, 1, HX_TXN_ABORTED },
+		{ 2, 2, HX_TXN_COMMITTED },
+	};
+	check_atomicity(h, coord, 3, HX_VALID_FALSE, &r);
+	assert_int_equal(r.split, 1);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+
+	hx_txn_outcome o;
+	assert_int_equal(hx_txn_outcome_parse("presumed-aborted", &o), DTX_OK);
+	assert_int_equal(o, HX_TXN_PRESUMED_ABORTED);
+	assert_string_equal(hx_txn_outcome_name(o), "presumed-aborted");
+}
+
 static void
 test_atomicity_split_decision(void **state)
 {
@@ -489,6 +564,38 @@ test_saga_transient_totals_not_violations(void **state)
 	hx_history_free(h);
 }
 
+// The setup read (before any transfer is invoked) is held to the bank the
+// harness wrote: in saga mode too a wrong total there is a violation, not
+// a transient view, while the same total later in the run is transient.
+static void
+test_bank_setup_read_never_transient(void **state)
+{
+	(void)state;
+	static const hx_bank_cfg sagabank = { accounts, 4, 40, true };
+	hx_history *h = hx_history_new();
+	read_op(h, 0, 4, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
+	saga_transfer(h, 2, 0, "g1", HX_OP_OK);
+	read_op(h, 3, 1, "{\"0\":7,\"1\":10,\"2\":10,\"3\":10}");
+	hx_bank_result r;
+	assert_int_equal(hx_check_bank(h, &sagabank, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.kinds[HX_BANK_TRANSIENT_TOTAL].count, 1);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+
+	h = hx_history_new();
+	read_op(h, 0, 4, "{\"0\":7,\"1\":10,\"2\":10,\"3\":10}");
+	saga_transfer(h, 2, 0, "g1", HX_OP_OK);
+	read_op(h, 3, 1, "{\"0\":7,\"1\":10,\"2\":10,\"3\":10}");
+	assert_int_equal(hx_check_bank(h, &sagabank, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.kinds[HX_BANK_WRONG_TOTAL].count, 1);
+	assert_int_equal(r.kinds[HX_BANK_WRONG_TOTAL].first.op_index, 1);
+	assert_int_equal(r.kinds[HX_BANK_TRANSIENT_TOTAL].count, 1);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
 static void
 test_saga_final_total_wrong(void **state)
 {
@@ -517,6 +624,367 @@ test_saga_final_total_wrong(void **state)
 	hx_check_fini(&r.c);
 	hx_history_free(e);
 	hx_history_free(h);
+}
+
+// A 2pc transfer by process p at t ms: invocation with txid, completion
+// of type outcome with the commit timestamp cts (0: none); amount 1 from
+// account `from` to account `to`.
+static void
+xfer_ts(hx_history *h, int64_t t, int64_t p, uint64_t txid, int from, int to,
+    hx_op_type outcome, uint64_t cts)
+{
+	char v[256];
+	snprintf(v, sizeof(v),
+	    "{\"from\":%d,\"to\":%d,\"amount\":1,\"mode\":\"2pc\","
+	    "\"txid\":%llu}",
+	    from, to, (unsigned long long)txid);
+	add(h, t, p, HX_OP_INVOKE, "transfer", v);
+	if (outcome == HX_OP_INVOKE)
+		return;
+	if (cts != 0)
+		snprintf(v, sizeof(v),
+		    "{\"from\":%d,\"to\":%d,\"amount\":1,\"mode\":\"2pc\","
+		    "\"txid\":%llu,\"cts\":%llu}",
+		    from, to, (unsigned long long)txid,
+		    (unsigned long long)cts);
+	add(h, t + 1, p, outcome, "transfer", v);
+}
+
+// A read at HLC timestamp ts by process p at t ms.
+static int64_t
+read_ts(hx_history *h, int64_t t, int64_t p, uint64_t ts, const char *bal)
+{
+	char v[256];
+	add(h, t, p, HX_OP_INVOKE, "read", NULL);
+	snprintf(v, sizeof(v), "{\"ts\":%llu,\"balances\":%s}",
+	    (unsigned long long)ts, bal);
+	return add(h, t + 1, p, HX_OP_OK, "read", v);
+}
+
+// Replay: each read equals the initial balances (10 each) plus exactly
+// the commits at or below its timestamp. A read that keeps the total but
+// misses a commit below its timestamp (or shows one above it) is wrong,
+// though the bank checker sees nothing.
+static void
+test_replay(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	read_ts(h, 0, 5, 50, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
+	xfer_ts(h, 2, 0, 11, 0, 1, HX_OP_OK, 100);
+	xfer_ts(h, 4, 1, 12, 2, 3, HX_OP_OK, 200);
+	xfer_ts(h, 6, 2, 13, 1, 2, HX_OP_FAIL, 0);
+	read_ts(h, 8, 3, 150, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
+	read_ts(h, 10, 3, 250, "{\"0\":9,\"1\":11,\"2\":9,\"3\":11}");
+	hx_replay_result r;
+	assert_int_equal(
+	    hx_check_replay(h, &bank, false, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.reads, 3);
+	assert_int_equal(r.matched, 3);
+	assert_int_equal(r.committed, 2);
+	hx_check_fini(&r.c);
+
+	// Same total, wrong accounts: the commit at 100 is missing at 150
+	// while the one at 200 shows already.
+	int64_t bad =
+	    read_ts(h, 12, 3, 150, "{\"0\":10,\"1\":10,\"2\":9,\"3\":11}");
+	hx_bank_result br;
+	check_bank(h, HX_VALID_TRUE, &br);
+	hx_check_fini(&br.c);
+	assert_int_equal(
+	    hx_check_replay(h, &bank, false, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.wrong, 1);
+	assert_int_equal(count_anoms(&r.c, "replay-mismatch"), 1);
+	assert_int_equal(r.c.anoms[0].op_index, bad);
+	assert_non_null(strstr(r.c.anoms[0].detail, "\"expected\":9"));
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+
+	// A wrong setup read (the right total, the wrong accounts) is
+	// reported, not adopted: the initial state is what setup wrote.
+	h = hx_history_new();
+	int64_t first =
+	    read_ts(h, 0, 5, 50, "{\"0\":12,\"1\":8,\"2\":10,\"3\":10}");
+	xfer_ts(h, 2, 0, 11, 0, 1, HX_OP_OK, 100);
+	assert_int_equal(
+	    hx_check_replay(h, &bank, false, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.wrong, 1);
+	assert_int_equal(r.c.anoms[0].op_index, first);
+	hx_check_fini(&r.c);
+	// A bank the run found existing (dtx bank --connect to a used
+	// cluster): the setup read is its initial state, and later reads
+	// are replayed from it.
+	read_ts(h, 4, 5, 150, "{\"0\":11,\"1\":9,\"2\":10,\"3\":10}");
+	assert_int_equal(
+	    hx_check_replay(h, &bank, true, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.matched, 2);
+	hx_check_fini(&r.c);
+	read_ts(h, 6, 5, 160, "{\"0\":12,\"1\":8,\"2\":10,\"3\":10}");
+	assert_int_equal(
+	    hx_check_replay(h, &bank, true, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+	assert_true(hx_params_adopted("{\"total\":1,\"created\":false}"));
+	assert_false(hx_params_adopted("{\"total\":1,\"created\":true}"));
+	assert_false(hx_params_adopted("{\"total\":1}"));
+	assert_false(hx_params_adopted(NULL));
+
+	// Saga mode: skipped, and the result says so.
+	static const hx_bank_cfg sagabank = { accounts, 4, 40, true };
+	h = hx_history_new();
+	read_ts(h, 0, 5, 50, "{\"0\":7,\"1\":10,\"2\":10,\"3\":10}");
+	assert_int_equal(
+	    hx_check_replay(h, &sagabank, false, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_true(r.skipped);
+	assert_non_null(strstr(r.c.summary, "skipped: sagas"));
+	assert_non_null(strstr(r.c.json, "\"skipped\":\"sagas"));
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+
+	// A history whose ok transfers carry no commit timestamp (recorded
+	// before they did) is skipped, and says so; one with them is not.
+	h = hx_history_new();
+	transfer(h, 0, 0, 1, HX_OP_OK);
+	read_ts(h, 4, 1, 50, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
+	assert_int_equal(
+	    hx_check_replay(h, &bank, false, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_true(r.skipped);
+	assert_non_null(strstr(r.c.summary, "commit timestamp"));
+	hx_check_fini(&r.c);
+	xfer_ts(h, 6, 0, 2, 0, 1, HX_OP_OK, 100);
+	assert_int_equal(
+	    hx_check_replay(h, &bank, false, NULL, 0, NULL, 0, &r), DTX_OK);
+	assert_false(r.skipped);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+// Timed-out transfers: resolved committed from the observations (with
+// the commit timestamp a STATUS answer gave) they are replayed; still
+// uncertain, a read that one of them explains is fine, one that none
+// explains is wrong, and resolved aborted they explain nothing.
+static void
+test_replay_indeterminate(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	xfer_ts(h, 0, 0, 21, 0, 1, HX_OP_INFO, 0);
+	xfer_ts(h, 2, 1, 22, 2, 3, HX_OP_INFO, 0);
+	read_ts(h, 4, 3, 500, "{\"0\":9,\"1\":11,\"2\":9,\"3\":11}");
+	hx_txn_obs obs[] = {
+		{ 21, 1, HX_TXN_COMMITTED },
+		{ 21, 0, HX_TXN_COMMITTED },
+		{ 22, 2, HX_TXN_IN_DOUBT },
+	};
+	hx_txn_cts cts[] = { { 21, 1, 300 } };
+	hx_replay_result r;
+	assert_int_equal(
+	    hx_check_replay(h, &bank, false, obs, 3, cts, 1, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.committed, 1);
+	assert_int_equal(r.uncertain, 1);
+	assert_int_equal(r.explained, 1);
+	hx_check_fini(&r.c);
+
+	// 22 resolved aborted: the read shows a transfer that never was.
+	obs[2].outcome = HX_TXN_ABORTED;
+	assert_int_equal(
+	    hx_check_replay(h, &bank, false, obs, 3, cts, 1, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.wrong, 1);
+	hx_check_fini(&r.c);
+
+	// Every node must report the commit timestamp the client was told,
+	// and all the same one.
+	hx_history *h2 = hx_history_new();
+	xfer_ts(h2, 0, 0, 61, 0, 1, HX_OP_OK, 100);
+	read_ts(h2, 4, 1, 500, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
+	hx_txn_cts agree[] = { { 61, 1, 100 }, { 61, 2, 100 }, { 61, 0, 100 } };
+	assert_int_equal(
+	    hx_check_replay(h2, &bank, false, NULL, 0, agree, 3, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.cts_mismatch, 0);
+	hx_check_fini(&r.c);
+	agree[1].cts = 130;
+	assert_int_equal(
+	    hx_check_replay(h2, &bank, false, NULL, 0, agree, 3, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.cts_mismatch, 1);
+	assert_int_equal(count_anoms(&r.c, "commit-ts-mismatch"), 1);
+	assert_non_null(strstr(r.c.anoms[0].detail, "\"node\":2"));
+	hx_check_fini(&r.c);
+	hx_history_free(h2);
+
+	// 21 committed at 600, after the read: the read must not show it.
+	cts[0].cts = 600;
+	obs[2].outcome = HX_TXN_IN_DOUBT;
+	assert_int_equal(
+	    hx_check_replay(h, &bank, false, obs, 3, cts, 1, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+// Read-your-writes: a process's read after its own ok transfer must be
+// at or after that transfer's commit timestamp; other processes' reads
+// are not held to it.
+static void
+test_session_read_your_writes(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	xfer_ts(h, 0, 0, 31, 0, 1, HX_OP_OK, 1000);
+	read_ts(h, 2, 1, 900, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
+	read_ts(h, 4, 0, 1000, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
+	hx_session_result r;
+	assert_int_equal(hx_check_session(h, false, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.reads, 1);
+	assert_int_equal(r.stale, 0);
+	hx_check_fini(&r.c);
+
+	xfer_ts(h, 6, 0, 32, 0, 1, HX_OP_OK, (uint64_t)9 << 16);
+	int64_t stale = read_ts(
+	    h, 8, 0, (uint64_t)5 << 16, "{\"0\":8,\"1\":12,\"2\":10,\"3\":10}");
+	assert_int_equal(hx_check_session(h, false, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.stale, 1);
+	assert_int_equal(count_anoms(&r.c, "stale-read"), 1);
+	assert_int_equal(r.c.anoms[0].op_index, stale);
+	assert_int_equal(r.max_behind_ms, 4);
+	assert_non_null(strstr(r.c.anoms[0].detail, "\"behind_ms\":4"));
+	hx_check_fini(&r.c);
+
+	// Sagas promise nothing.
+	assert_int_equal(hx_check_session(h, true, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_non_null(strstr(r.c.summary, "no session guarantee"));
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+// Writes text into a temporary file; returns its path (static buffer
+// per slot).
+static const char *
+temp_log(int slot, const char *text)
+{
+	static char paths[2][64];
+	snprintf(paths[slot], sizeof(paths[slot]), "/tmp/dtx-logs-XXXXXX");
+	int fd = mkstemp(paths[slot]);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return paths[slot];
+}
+
+// The log checker: ERROR lines and the agreed anomaly ids are anomalies
+// with node, file and line; INFO and WARN lines are not.
+static void
+test_logs(void **state)
+{
+	(void)state;
+	const char *clean =
+	    "2026-01-01T00:00:00.000Z INFO participant-1 PART_READY up\n"
+	    "2026-01-01T00:00:01.000Z WARN participant-1 INDOUBT 1 left\n";
+	const char *bad =
+	    "2026-01-01T00:00:00.000Z INFO participant-2 PART_READY up\n"
+	    "2026-01-01T00:00:02.000Z ERROR participant-2 COMMIT_ABORTED "
+	    "COMMIT tx=7 but it was aborted here\n";
+	hx_node_log logs[] = { { 1, temp_log(0, clean) },
+		{ 2, temp_log(1, bad) } };
+	hx_logs_result r;
+	assert_int_equal(hx_check_logs(logs, 1, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.lines, 2);
+	hx_check_fini(&r.c);
+	assert_int_equal(hx_check_logs(logs, 2, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.flagged, 1);
+	assert_int_equal(count_anoms(&r.c, "log-anomaly"), 1);
+	assert_non_null(strstr(r.c.anoms[0].detail, "\"node\":2"));
+	assert_non_null(strstr(r.c.anoms[0].detail, "\"line\":2"));
+	assert_non_null(strstr(r.c.anoms[0].detail, "COMMIT_ABORTED"));
+	assert_true(
+	    hx_json_valid(r.c.anoms[0].detail, strlen(r.c.anoms[0].detail)));
+	hx_check_fini(&r.c);
+	// An anomaly id is flagged at any level.
+	unlink(logs[1].path);
+	logs[1].path = temp_log(1,
+	    "2026-01-01T00:00:00.000Z WARN participant-2 ABORT_COMMITTED x\n");
+	assert_int_equal(hx_check_logs(logs, 2, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	hx_check_fini(&r.c);
+	// No file readable: unknown.
+	hx_node_log none[] = { { 3, "/nonexistent/dtx.log" } };
+	assert_int_equal(hx_check_logs(none, 1, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_UNKNOWN);
+	assert_int_equal(r.unreadable, 1);
+	hx_check_fini(&r.c);
+
+	// Through the verdict: the new checkers are listed, and the logs'
+	// anomaly makes the run invalid.
+	hx_history *h = hx_history_new();
+	xfer_ts(h, 0, 0, 41, 0, 1, HX_OP_OK, 100);
+	read_ts(h, 2, 1, 150, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
+	hx_txn_obs obs[] = { { 41, 1, HX_TXN_COMMITTED } };
+	hx_run_cfg cfg = { "2pc", bank };
+	hx_run_extra x = { .replay = true, .logs = logs, .nlogs = 1 };
+	hx_verdict v;
+	assert_int_equal(
+	    hx_check_run_ex(h, &cfg, &x, obs, 1, NULL, 0, &v), DTX_OK);
+	assert_int_equal(v.valid, HX_VALID_TRUE);
+	assert_int_equal(hx_verdict_count(&v), 6);
+	assert_string_equal(hx_verdict_check(&v, 3)->name, "replay");
+	assert_string_equal(hx_verdict_check(&v, 4)->name, "session");
+	assert_string_equal(hx_verdict_check(&v, 5)->name, "logs");
+	assert_null(hx_verdict_check(&v, 6));
+	hx_verdict_fini(&v);
+	x.nlogs = 2;
+	assert_int_equal(
+	    hx_check_run_ex(h, &cfg, &x, obs, 1, NULL, 0, &v), DTX_OK);
+	assert_int_equal(v.valid, HX_VALID_FALSE);
+	hx_verdict_fini(&v);
+	hx_history_free(h);
+	unlink(logs[0].path);
+	unlink(logs[1].path);
+
+	// A report directory's logs: <role>-<id>.log files only.
+	char dir[] = "/tmp/dtx-rlogs-XXXXXX", sub[64], f1[96], f2[96];
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/logs", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(f1, sizeof(f1), "%s/participant-2.log", sub);
+	snprintf(f2, sizeof(f2), "%s/notes.txt", sub);
+	FILE *f = fopen(f1, "w");
+	fputs(bad, f);
+	fclose(f);
+	f = fopen(f2, "w");
+	fclose(f);
+	hx_node_log *found = NULL;
+	size_t nfound = 9;
+	assert_int_equal(hx_node_logs_in_dir(dir, &found, &nfound), DTX_OK);
+	assert_int_equal(nfound, 1);
+	assert_int_equal(found[0].node, 2);
+	assert_string_equal(found[0].path, f1);
+	assert_int_equal(hx_check_logs(found, nfound, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	hx_check_fini(&r.c);
+	hx_node_logs_free(found, nfound);
+	unlink(f1);
+	unlink(f2);
+	rmdir(sub);
+	rmdir(dir);
+	assert_int_equal(hx_node_logs_in_dir(dir, &found, &nfound), DTX_OK);
+	assert_int_equal(nfound, 0);
 }
 
 static void
@@ -661,6 +1129,42 @@ test_checkers_out_of_memory(void **state)
 	hx_history_free(h);
 }
 
+// The replay and session checkers under allocation failure: every
+// failure is DTX_ENOMEM, and the first success finds the planted
+// replay mismatch and stale read.
+static void
+test_new_checkers_out_of_memory(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	xfer_ts(h, 0, 0, 51, 0, 1, HX_OP_OK, 100);
+	xfer_ts(h, 2, 1, 52, 2, 3, HX_OP_INFO, 0);
+	read_ts(h, 4, 0, 90, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
+	hx_txn_obs obs[] = { { 51, 1, HX_TXN_COMMITTED },
+		{ 52, 2, HX_TXN_COMMITTED } };
+	hx_txn_cts cts[] = { { 52, 2, 300 } };
+	hx_run_cfg cfg = { "2pc", bank };
+	hx_run_extra x = { .replay = true, .cts = cts, .ncts = 1 };
+	bool done = false;
+	for (long n = 0; !done && n < 5000; n++) {
+		hx_verdict v;
+		dtx_alloc_fail_after(n);
+		dtx_err rv = hx_check_run_ex(h, &cfg, &x, obs, 2, NULL, 0, &v);
+		dtx_alloc_fail_after(-1);
+		if (rv == DTX_OK) {
+			assert_int_equal(v.valid, HX_VALID_FALSE);
+			assert_true(v.has_replay);
+			assert_int_equal(v.session.stale, 1);
+			hx_verdict_fini(&v);
+			done = true;
+		} else {
+			assert_int_equal(rv, DTX_ENOMEM);
+		}
+	}
+	assert_true(done);
+	hx_history_free(h);
+}
+
 int
 main(void)
 {
@@ -672,14 +1176,21 @@ main(void)
 		cmocka_unit_test(test_bank_missing_balance),
 		cmocka_unit_test(test_bank_no_reads_unknown),
 		cmocka_unit_test(test_atomicity_uncertain_transfers),
+		cmocka_unit_test(test_atomicity_info_resolved),
 		cmocka_unit_test(test_atomicity_split_decision),
 		cmocka_unit_test(test_atomicity_history_cross_check),
 		cmocka_unit_test(test_saga_left_compensating_invalid),
 		cmocka_unit_test(test_saga_transient_totals_not_violations),
 		cmocka_unit_test(test_saga_final_total_wrong),
+		cmocka_unit_test(test_bank_setup_read_never_transient),
+		cmocka_unit_test(test_replay),
+		cmocka_unit_test(test_replay_indeterminate),
+		cmocka_unit_test(test_session_read_your_writes),
+		cmocka_unit_test(test_logs),
 		cmocka_unit_test(test_stats_exact),
 		cmocka_unit_test(test_verdict_merge_and_print),
 		cmocka_unit_test(test_checkers_out_of_memory),
+		cmocka_unit_test(test_new_checkers_out_of_memory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

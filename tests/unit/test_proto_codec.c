@@ -411,6 +411,7 @@ eq_txn(const proto_msg *a, const proto_msg *b)
 	switch (a->hdr.type) {
 	case PROTO_TXN:
 		assert_int_equal(a->u.txn.mode, b->u.txn.mode);
+		assert_true(a->u.txn.txid == b->u.txn.txid);
 		ops_eq(
 		    a->u.txn.ops, a->u.txn.n_ops, b->u.txn.ops, b->u.txn.n_ops);
 		break;
@@ -1147,6 +1148,46 @@ test_invalid_body(void **state)
 }
 
 // The encoder refuses what the decoder would reject.
+// A TXN may carry the client's transaction id ("tx", optional, never 0):
+// it round-trips when present, is absent (0) otherwise, and 0 on the wire
+// is refused.
+static void
+test_txn_client_txid(void **state)
+{
+	(void)state;
+	for (int with = 0; with < 2; with++) {
+		encoded s;
+		encoded_init(&s, PROTO_TXN);
+		if (with) {
+			dtx_free(s.buf);
+			s.m.u.txn.txid = UINT64_C(0xfedcba9876543210);
+			ok(proto_encode_buf(&s.m, &s.buf, &s.len));
+		}
+		proto_msg d;
+		ok(proto_decode(s.buf, s.len, NULL, &d, NULL, 0));
+		assert_true(
+		    d.u.txn.txid == (with ? UINT64_C(0xfedcba9876543210) : 0));
+		msg_eq(&s.m, &d);
+		proto_msg_free(&d);
+		encoded_fini(&s);
+	}
+	raw r;
+	pk_msg(&r, 9, "txn");
+	pk_kv_u(&r, "m", 0);
+	pk_str(&r, "ops");
+	msgpack_pack_array(&r.pk, 1);
+	good_op(&r, 0);
+	pk_kv_u(&r, "tx", 42);
+	expect_accept(&r);
+	pk_msg(&r, 9, "txn");
+	pk_kv_u(&r, "m", 0);
+	pk_str(&r, "ops");
+	msgpack_pack_array(&r.pk, 1);
+	good_op(&r, 0);
+	pk_kv_u(&r, "tx", 0);
+	expect_reject(&r, NULL, "0 is no transaction id");
+}
+
 static void
 test_encoder_checks(void **state)
 {
@@ -1243,6 +1284,7 @@ main(void)
 		cmocka_unit_test(test_invalid_header),
 		cmocka_unit_test(test_invalid_body),
 		cmocka_unit_test(test_encoder_checks),
+		cmocka_unit_test(test_txn_client_txid),
 		cmocka_unit_test(test_random_garbage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: MIT
+//
+// The log checker (Jepsen's log-file-pattern): every line a daemon logged
+// at level ERROR, and every line with one of an agreed list of anomaly
+// message ids, is an anomaly naming the node, the file and the line. A
+// daemon that says it contradicted a decision ("COMMIT_ABORTED ... aborted
+// here") has found a bug even when the history looks fine.
+
+#include <dirent.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness_int.h"
+
+// Message ids that are anomalies at any level: a participant told to
+// commit what it aborted, or to abort what it committed.
+static const char *const anomaly_ids[] = {
+	"COMMIT_ABORTED",
+	"ABORT_COMMITTED",
+};
+
+// Splits a log line "<time> <LEVEL> <name> <MSGID> text" and says whether
+// it is an anomaly.
+static bool
+flagged(const char *line)
+{
+	char level[16], name[64], msgid[64];
+	if (sscanf(line, "%*s %15s %63s %63s", level, name, msgid) != 3)
+		return false;
+	if (strcmp(level, "ERROR") == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(anomaly_ids) / sizeof(anomaly_ids[0]);
+	     i++)
+		if (strcmp(msgid, anomaly_ids[i]) == 0)
+			return true;
+	return false;
+}
+
+static char *
+line_detail(const hx_node_log *l, size_t lineno, const char *line)
+{
+	hx_sb d = { 0 };
+	size_t n = strcspn(line, "\r\n");
+	char *text = dtx_alloc(n + 1);
+	if (text == NULL)
+		return NULL;
+	memcpy(text, line, n);
+	text[n] = '\0';
+	hx_sb_printf(&d, "{\"node\":%u,\"file\":", l->node);
+	hx_sb_json_str(&d, l->path);
+	hx_sb_printf(&d, ",\"line\":%zu,\"text\":", lineno);
+	hx_sb_json_str(&d, text);
+	hx_sb_printf(&d, "}");
+	dtx_free(text);
+	return hx_sb_take(&d);
+}
+
+// Scans one file; a file that cannot be opened is counted, not an error.
+static dtx_err
+scan(hx_logs_result *r, const hx_node_log *l)
+{
+	FILE *f = fopen(l->path, "r");
+	if (f == NULL) {
+		r->unreadable++;
+		return DTX_OK;
+	}
+	r->files++;
+	char line[2048];
+	size_t lineno = 0;
+	dtx_err rv = DTX_OK;
+	while (rv == DTX_OK && fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		r->lines++;
+		if (!flagged(line))
+			continue;
+		r->flagged++;
+		rv = hx__check_anomaly(&r->c, "log-anomaly", NULL, false, 0,
+		    NULL, line_detail(l, lineno, line));
+		// A long line continues in the next buffer: skip the rest.
+		while (rv == DTX_OK && strchr(line, '\n') == NULL &&
+		    fgets(line, sizeof(line), f) != NULL)
+			;
+	}
+	fclose(f);
+	return rv;
+}
+
+dtx_err
+hx_check_logs(const hx_node_log *logs, size_t n, hx_logs_result *out)
+{
+	if (out == NULL || (n > 0 && logs == NULL))
+		return DTX_EINVAL;
+	hx_logs_result r;
+	memset(&r, 0, sizeof(r));
+	hx__check_init(&r.c, "logs");
+	dtx_err rv = DTX_OK;
+	for (size_t i = 0; rv == DTX_OK && i < n; i++)
+		rv = scan(&r, &logs[i]);
+	if (rv != DTX_OK)
+		goto fail;
+	hx_valid valid = r.flagged > 0 ? HX_VALID_FALSE
+	    : r.files == 0             ? HX_VALID_UNKNOWN
+	                               : HX_VALID_TRUE;
+	hx_sb s = { 0 }, j = { 0 };
+	hx_sb_printf(&s,
+	    "%zu node logs (%zu lines): %zu lines at ERROR or with an "
+	    "anomaly id (",
+	    r.files, r.lines, r.flagged);
+	for (size_t i = 0; i < sizeof(anomaly_ids) / sizeof(anomaly_ids[0]);
+	     i++)
+		hx_sb_printf(&s, "%s%s", i ? ", " : "", anomaly_ids[i]);
+	hx_sb_printf(&s, ")");
+	if (r.unreadable > 0)
+		hx_sb_printf(&s, "; %zu could not be read", r.unreadable);
+	hx_sb_printf(&j,
+	    "{\"valid\":%s,\"files\":%zu,\"lines\":%zu,\"flagged\":%zu,"
+	    "\"unreadable\":%zu}",
+	    hx_valid_json(valid), r.files, r.lines, r.flagged, r.unreadable);
+	if ((rv = hx__check_set(&r.c, valid, &s, &j)) != DTX_OK)
+		goto fail;
+	*out = r;
+	return DTX_OK;
+fail:
+	hx_check_fini(&r.c);
+	return rv;
+}
+
+void
+hx_node_logs_free(hx_node_log *logs, size_t n)
+{
+	if (logs == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		dtx_free((char *)logs[i].path);
+	dtx_free(logs);
+}
+
+// The node id of a report's log file name "<role>-<id>.log"; false for
+// other names.
+static bool
+log_name_id(const char *name, uint32_t *id)
+{
+	size_t n = strlen(name);
+	if (n < 6 || strcmp(name + n - 4, ".log") != 0)
+		return false;
+	const char *dash = strrchr(name, '-');
+	if (dash == NULL || dash[1] < '0' || dash[1] > '9')
+		return false;
+	char *end;
+	unsigned long v = strtoul(dash + 1, &end, 10);
+	if (strcmp(end, ".log") != 0 || v > UINT32_MAX)
+		return false;
+	*id = (uint32_t)v;
+	return true;
+}
+
+dtx_err
+hx_node_logs_in_dir(const char *dir, hx_node_log **out, size_t *n)
+{
+	char ld[PATH_MAX];
+	snprintf(ld, sizeof(ld), "%s/logs", dir);
+	DIR *d = opendir(ld);
+	hx_node_log *logs = NULL;
+	size_t k = 0, cap = 0;
+	dtx_err rv = DTX_OK;
+	if (d == NULL) {
+		*out = NULL;
+		*n = 0;
+		return DTX_OK;
+	}
+	for (struct dirent *e; rv == DTX_OK && (e = readdir(d)) != NULL;) {
+		uint32_t id;
+		char path[PATH_MAX + 256];
+		if (!log_name_id(e->d_name, &id))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", ld, e->d_name);
+		if ((rv = DTX_GROW(logs, k, cap, 8)) != DTX_OK)
+			break;
+		logs[k].node = id;
+		if ((logs[k].path = dtx_strdup(path)) == NULL)
+			rv = DTX_ENOMEM;
+		else
+			k++;
+	}
+	closedir(d);
+	if (rv != DTX_OK) {
+		hx_node_logs_free(logs, k);
+		return rv;
+	}
+	*out = logs;
+	*n = k;
+	return DTX_OK;
+}

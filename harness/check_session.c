@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: MIT
+//
+// The session checker: dtx bank promises read-your-writes to 2PC/3PC
+// clients (a client reads at or after the commit timestamp of its own
+// last ok transfer; bank_workload.c re-reads at that timestamp when the
+// cluster's answer was older). Every ok read of a process is held to the
+// largest commit timestamp of the ok transfers that process completed
+// before it.
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness_int.h"
+
+// An op of interest: an ok transfer with its commit timestamp or an ok
+// read with its snapshot timestamp.
+typedef struct sop {
+	int64_t process;
+	size_t index;
+	bool read;
+	clk_ts ts;
+} sop;
+
+static int
+cmp_sop(const void *a, const void *b)
+{
+	const sop *x = a, *y = b;
+	if (x->process != y->process)
+		return x->process < y->process ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+// The uint64 field key of op's value; DTX_EINVAL when it has none.
+static dtx_err
+value_u64(const hx_op *op, const char *key, uint64_t *out)
+{
+	hx_jdoc *doc;
+	if (op->value == NULL)
+		return DTX_EINVAL;
+	dtx_err rv = hx_json_parse(op->value, strlen(op->value), &doc, NULL, 0);
+	if (rv != DTX_OK)
+		return rv;
+	rv = hx_jv_u64(hx_jv_get(hx_jdoc_root(doc), key), out);
+	hx_jdoc_free(doc);
+	return rv;
+}
+
+static dtx_err
+collect(const hx_history *h, sop *ops, size_t *nout)
+{
+	size_t n = hx_history_len(h), k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const hx_op *op = hx_history_get(h, i);
+		if (op->type != HX_OP_OK || op->process == HX_PROC_NEMESIS)
+			continue;
+		bool read = strcmp(op->f, "read") == 0;
+		if (!read && strcmp(op->f, "transfer") != 0)
+			continue;
+		uint64_t ts;
+		dtx_err rv = value_u64(op, read ? "ts" : "cts", &ts);
+		if (rv == DTX_ENOMEM)
+			return rv;
+		if (rv == DTX_OK && ts != 0)
+			ops[k++] = (sop) { op->process, i, read, ts };
+	}
+	*nout = k;
+	return DTX_OK;
+}
+
+static char *
+stale_detail(const sop *rd, clk_ts floor, size_t xfer)
+{
+	hx_sb d = { 0 };
+	hx_sb_printf(&d,
+	    "{\"read_ts\":%llu,\"own_commit_ts\":%llu,\"transfer_op\":%zu,"
+	    "\"behind_ms\":%lld}",
+	    (unsigned long long)rd->ts, (unsigned long long)floor, xfer,
+	    (long long)(clk_ts_l(floor) - clk_ts_l(rd->ts)));
+	return hx_sb_take(&d);
+}
+
+static dtx_err
+describe(hx_session_result *r, bool saga)
+{
+	hx_sb s = { 0 }, j = { 0 };
+	hx_valid valid = r->stale > 0 ? HX_VALID_FALSE : HX_VALID_TRUE;
+	if (saga)
+		hx_sb_printf(&s,
+		    "sagas promise no session guarantee (no commit "
+		    "timestamp reaches the client): nothing to check");
+	else
+		hx_sb_printf(&s,
+		    "read-your-writes: %zu reads after an own ok transfer, "
+		    "%zu stale (largest gap %lld ms)",
+		    r->reads, r->stale, (long long)r->max_behind_ms);
+	hx_sb_printf(&j,
+	    "{\"valid\":%s,\"guarantee\":\"%s\",\"reads\":%zu,"
+	    "\"stale\":%zu,\"max_behind_ms\":%lld}",
+	    hx_valid_json(valid), saga ? "none" : "read-your-writes", r->reads,
+	    r->stale, (long long)r->max_behind_ms);
+	return hx__check_set(&r->c, valid, &s, &j);
+}
+
+dtx_err
+hx_check_session(const hx_history *h, bool saga, hx_session_result *out)
+{
+	if (h == NULL || out == NULL)
+		return DTX_EINVAL;
+	hx_session_result r;
+	memset(&r, 0, sizeof(r));
+	hx__check_init(&r.c, "session");
+	size_t n = hx_history_len(h), k = 0;
+	sop *ops = dtx_alloc((n ? n : 1) * sizeof(*ops));
+	dtx_err rv = ops == NULL ? DTX_ENOMEM : DTX_OK;
+	if (rv == DTX_OK && !saga)
+		rv = collect(h, ops, &k);
+	if (rv != DTX_OK)
+		goto done;
+	qsort(ops, k, sizeof(*ops), cmp_sop);
+	clk_ts floor = 0;
+	size_t from = 0;
+	for (size_t i = 0; rv == DTX_OK && i < k; i++) {
+		if (i == 0 || ops[i].process != ops[i - 1].process)
+			floor = 0;
+		if (!ops[i].read) {
+			if (ops[i].ts > floor) {
+				floor = ops[i].ts;
+				from = ops[i].index;
+			}
+			continue;
+		}
+		if (floor == 0)
+			continue;
+		r.reads++;
+		if (ops[i].ts >= floor)
+			continue;
+		r.stale++;
+		int64_t gap = (int64_t)(clk_ts_l(floor) - clk_ts_l(ops[i].ts));
+		if (gap > r.max_behind_ms)
+			r.max_behind_ms = gap;
+		rv = hx__check_anomaly(&r.c, "stale-read",
+		    hx_history_get(h, ops[i].index), false, 0, NULL,
+		    stale_detail(&ops[i], floor, from));
+	}
+	if (rv == DTX_OK)
+		rv = describe(&r, saga);
+done:
+	dtx_free(ops);
+	if (rv == DTX_OK)
+		*out = r;
+	else
+		hx_check_fini(&r.c);
+	return rv;
+}
