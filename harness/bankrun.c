@@ -168,8 +168,8 @@ lock_cluster_dir(hx_bankrun *r, hx_bankrun_err *e)
 			    r->conf->dir, (long)getpid());
 		dtx_err rv = dtx_mkdir_p(dir);
 		if (rv != DTX_OK) {
-			FAIL_MSG(e, "cannot create %s: %s", dir,
-			    dtx_strerror(rv));
+			FAIL_MSG(
+			    e, "cannot create %s: %s", dir, dtx_strerror(rv));
 			return rv;
 		}
 		snprintf(path, sizeof(path), "%s/bank.lock", dir);

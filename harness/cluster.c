@@ -4,8 +4,8 @@
 // detached processes, wait until they listen, signal them (kill, pause,
 // resume), and stop them again, from this process or a later one. With
 // netns, each daemon runs in its own network namespace (netns.c) and the
-// file DIR/netns names the namespaces' prefix and subnet; DIR/log-level holds the
-// daemons' --log-level, so a later process restarts them with it too.
+// file DIR/netns names the namespaces' prefix and subnet; DIR/log-level holds
+// the daemons' --log-level, so a later process restarts them with it too.
 
 #include <arpa/inet.h>
 #include <dirent.h>

@@ -105,8 +105,7 @@ static const char *const migrations[] = {
 	"ALTER TABLE runs ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE ops ADD COLUMN txid INTEGER;",
 };
-_Static_assert(sizeof(migrations) / sizeof(migrations[0]) + 1 ==
-        SCHEMA_VERSION,
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) + 1 == SCHEMA_VERSION,
     "one migration per schema version after the first");
 
 // Translates an sqlite result code once, where it enters our code, and
@@ -278,8 +277,8 @@ migrate(hx_results *r)
 	int64_t ver = 0;
 	dtx_err e = exec(r, "BEGIN IMMEDIATE", "migrating the schema");
 	if (e == DTX_OK)
-		e = query_int(r, "PRAGMA user_version", &ver,
-		    "migrating the schema");
+		e = query_int(
+		    r, "PRAGMA user_version", &ver, "migrating the schema");
 	for (; e == DTX_OK && ver >= 1 && ver < SCHEMA_VERSION; ver++)
 		e = exec(r, migrations[ver - 1], "migrating the schema");
 	if (e == DTX_OK && ver != SCHEMA_VERSION) {
@@ -475,8 +474,8 @@ hx_results_run_interrupted(hx_results *db, int64_t run_id)
 	if (db == NULL)
 		return DTX_EINVAL;
 	sqlite3_stmt *st;
-	dtx_err e = prepare(
-	    db, "UPDATE runs SET interrupted = 1 WHERE id = ?", &st);
+	dtx_err e =
+	    prepare(db, "UPDATE runs SET interrupted = 1 WHERE id = ?", &st);
 	if (e != DTX_OK)
 		return e;
 	sqlite3_bind_int64(st, 1, run_id);

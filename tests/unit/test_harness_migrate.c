@@ -151,8 +151,8 @@ test_v1_file_is_migrated(void **state)
 	make_v1_file();
 	hx_results *db;
 	char err[512];
-	assert_int_equal(hx_results_open(dbpath, false, &db, err, sizeof(err)),
-	    DTX_OK);
+	assert_int_equal(
+	    hx_results_open(dbpath, false, &db, err, sizeof(err)), DTX_OK);
 	// The old run reads back unchanged, not interrupted.
 	hx_run_record r;
 	assert_int_equal(hx_results_load_run(db, 1, &r), DTX_OK);
@@ -191,8 +191,8 @@ test_v1_file_is_migrated(void **state)
 	assert_int_equal(raw_int("SELECT txid FROM ops WHERE idx = 1"), -1);
 
 	// Opening again changes nothing.
-	assert_int_equal(hx_results_open(dbpath, false, &db, err, sizeof(err)),
-	    DTX_OK);
+	assert_int_equal(
+	    hx_results_open(dbpath, false, &db, err, sizeof(err)), DTX_OK);
 	hx_results_close(db);
 	assert_int_equal(raw_int("PRAGMA user_version"), 2);
 	assert_int_equal(raw_int("SELECT count(*) FROM runs"), 1);
@@ -227,8 +227,8 @@ test_new_file_and_txids(void **state)
 	hx_run_record_fini(&r);
 	hx_results_close(db);
 	assert_int_equal(raw_int("PRAGMA user_version"), 2);
-	assert_int_equal(raw_int("SELECT count(*) FROM ops WHERE txid IS NULL"),
-	    1);
+	assert_int_equal(
+	    raw_int("SELECT count(*) FROM ops WHERE txid IS NULL"), 1);
 	// A uint64 txid is kept as its int64 bits.
 	assert_int_equal(
 	    raw_int("SELECT txid FROM ops WHERE txid IS NOT NULL"), -1);
@@ -263,8 +263,8 @@ test_newer_file_refused(void **state)
 	raw_exec("PRAGMA user_version = 9");
 	hx_results *db = NULL;
 	char err[512] = "";
-	assert_int_equal(hx_results_open(dbpath, false, &db, err, sizeof(err)),
-	    DTX_EINVAL);
+	assert_int_equal(
+	    hx_results_open(dbpath, false, &db, err, sizeof(err)), DTX_EINVAL);
 	assert_non_null(strstr(err, "version 9"));
 	assert_int_equal(raw_int("PRAGMA user_version"), 9);
 }
@@ -282,8 +282,8 @@ test_concurrent_openers(void **state)
 		if (pids[i] == 0) {
 			hx_results *db;
 			char err[512];
-			dtx_err e =
-			    hx_results_open(dbpath, false, &db, err, sizeof(err));
+			dtx_err e = hx_results_open(
+			    dbpath, false, &db, err, sizeof(err));
 			if (e == DTX_OK)
 				hx_results_close(db);
 			_exit(e == DTX_OK ? 0 : 1);

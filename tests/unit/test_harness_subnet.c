@@ -104,8 +104,8 @@ test_parse(void **state)
 		assert_int_equal(out.net, 7); // untouched on failure
 	}
 	char err[256];
-	assert_int_equal(hx_subnet_parse(NULL, &s, err, sizeof(err)),
-	    DTX_EINVAL);
+	assert_int_equal(
+	    hx_subnet_parse(NULL, &s, err, sizeof(err)), DTX_EINVAL);
 }
 
 static void
@@ -172,11 +172,11 @@ claimer(const char *prefix, int go, int fd, int hold)
 	hx_subnet got;
 	char err[256], line[64];
 	wait_eof(go);
-	dtx_err rv = hx_netns_claim(prefix, NULL, leases, &got, err,
-	    sizeof(err));
-	int n = rv == DTX_OK ? snprintf(line, sizeof(line), "%u %u\n",
-	                           got.net, got.len)
-	                     : snprintf(line, sizeof(line), "error\n");
+	dtx_err rv =
+	    hx_netns_claim(prefix, NULL, leases, &got, err, sizeof(err));
+	int n = rv == DTX_OK
+	    ? snprintf(line, sizeof(line), "%u %u\n", got.net, got.len)
+	    : snprintf(line, sizeof(line), "error\n");
 	if (write(fd, line, (size_t)n) != n)
 		_exit(2);
 	wait_eof(hold);
@@ -227,8 +227,8 @@ claim_round(void)
 	// While they live, a forced claim of one of theirs is refused.
 	hx_subnet out;
 	char err[256] = "";
-	assert_int_equal(hx_netns_claim("dxforce0", &got[0], leases, &out,
-	                     err, sizeof(err)),
+	assert_int_equal(
+	    hx_netns_claim("dxforce0", &got[0], leases, &out, err, sizeof(err)),
 	    DTX_EBUSY);
 	assert_non_null(strstr(err, "in use"));
 	close(hold[1]);
@@ -239,8 +239,8 @@ claim_round(void)
 	}
 	// Their processes are gone and they made no bridge: the leases are
 	// dead, so the subnet is free again.
-	assert_int_equal(hx_netns_claim("dxforce0", &got[0], leases, &out,
-	                     err, sizeof(err)),
+	assert_int_equal(
+	    hx_netns_claim("dxforce0", &got[0], leases, &out, err, sizeof(err)),
 	    DTX_OK);
 	assert_true(out.net == got[0].net && out.len == got[0].len);
 	hx_netns_release("dxforce0", leases);
