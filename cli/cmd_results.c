@@ -54,6 +54,7 @@ json_run_fields(hx_json *j, const hx_run_record *r, bool with_params)
 		hx_json_raw(j, "params", r->params);
 	json_valid_field(j, "valid", r);
 	hx_json_int(j, "ops", r->nops);
+	hx_json_bool(j, "interrupted", r->interrupted);
 	hx_json_str(j, "summary", r->summary);
 }
 
@@ -186,6 +187,9 @@ results_show(int argc, char **argv)
 		    (unsigned long long)r.seed);
 		printf("  params    %s\n  ops       %lld\n",
 		    r.params ? r.params : "", (long long)r.nops);
+		if (r.interrupted)
+			printf("  interrupted (a signal cut the run short; "
+			       "the history is partial)\n");
 		if (r.summary)
 			printf("  summary   %s\n", r.summary);
 		if (have_dir)
