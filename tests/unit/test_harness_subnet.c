@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "cli.h"
 #include "harness.h"
 #include "test_util.h"
 
@@ -289,6 +290,24 @@ test_release_and_forced(void **state)
 	assert_non_null(strstr(err, "127.0.0.0/8"));
 }
 
+// dtx bank refuses a bad --subnet, or one without --netns, as a usage
+// error before it starts anything.
+static void
+test_bank_subnet_flag(void **state)
+{
+	(void)state;
+	char *no_netns[] = { "--mode", "2pc", "--subnet", "10.77.9.0/24" };
+	assert_int_equal(cli_cmd_bank(4, no_netns), HX_EXIT_USAGE);
+	char *host_bits[] = { "--mode", "2pc", "--netns", "--subnet",
+		"10.77.9.1/24" };
+	assert_int_equal(cli_cmd_bank(5, host_bits), HX_EXIT_USAGE);
+	char *public[] = { "--mode", "2pc", "--netns", "--subnet",
+		"8.8.8.0/24" };
+	assert_int_equal(cli_cmd_bank(5, public), HX_EXIT_USAGE);
+	char *junk[] = { "--mode", "2pc", "--netns", "--subnet", "lan" };
+	assert_int_equal(cli_cmd_bank(5, junk), HX_EXIT_USAGE);
+}
+
 int
 main(void)
 {
@@ -296,6 +315,7 @@ main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_overlaps),
 		cmocka_unit_test(test_pick),
+		cmocka_unit_test(test_bank_subnet_flag),
 		cmocka_unit_test_setup_teardown(
 		    test_concurrent_claims, setup, teardown),
 		cmocka_unit_test_setup_teardown(
