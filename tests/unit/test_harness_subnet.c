@@ -282,7 +282,13 @@ test_release_and_forced(void **state)
 	hx_netns_release("dxrel003", leases);
 	hx_netns_release("dxrel003", leases); // idempotent
 
-	// A subnet the machine's own interfaces use (loopback) is in use.
+	// A subnet the machine's own interfaces use (loopback) is in use;
+	// that is read with ip(8), which a build machine may lack.
+	const char *ipv[] = { "ip", "-o", "-4", "addr", "show", NULL };
+	if (hx_run(ipv, NULL, 0, true) != 0) {
+		print_message("no ip command: interface subnets untested\n");
+		return;
+	}
 	hx_subnet lo = { 0x7f000000u, 8 };
 	assert_int_equal(
 	    hx_netns_claim("dxrel004", &lo, leases, &out, err, sizeof(err)),
