@@ -457,13 +457,16 @@ hx_bankrun_final_reads(hx_bankrun *r, hx_bankrun_err *e)
 	if (atomic_load(&r->interrupted))
 		return DTX_OK;
 	int64_t fproc = atomic_fetch_add(&r->next_proc, 1);
-	for (int got = 0, tries = 0; got < 2 && tries < 50; tries++) {
+	// A signal taken meanwhile ends the reads; the observations are then
+	// left out, as they are for a run interrupted earlier.
+	for (int got = 0, tries = 0;
+	     got < 2 && tries < 50 && !atomic_load(&r->interrupted); tries++) {
 		if (hx__bank_read(r, fproc, "final-read") >= 0)
 			got++;
 		else
 			dtx_sleep_ms(200);
 	}
-	if (!r->saga)
+	if (!r->saga && !atomic_load(&r->interrupted))
 		return hx__bank_txn_obs(r);
 	return DTX_OK;
 }
