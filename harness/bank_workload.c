@@ -273,7 +273,7 @@ hx__bank_txn_obs(hx_bankrun *b)
 	size_t n = 0;
 	if (o == NULL)
 		return DTX_ENOMEM;
-	for (size_t i = 0; i < b->nrec; i++) {
+	for (size_t i = 0; i < b->nrec && !atomic_load(&b->interrupted); i++) {
 		const hx__xrec *r = &b->recs[i];
 		char kf[48], kt[48];
 		if (r->txid == 0)

@@ -466,9 +466,16 @@ hx_bankrun_final_reads(hx_bankrun *r, hx_bankrun_err *e)
 		else
 			dtx_sleep_ms(200);
 	}
-	if (!r->saga && !atomic_load(&r->interrupted))
-		return hx__bank_txn_obs(r);
-	return DTX_OK;
+	if (r->saga || atomic_load(&r->interrupted))
+		return DTX_OK;
+	dtx_err rv = hx__bank_txn_obs(r);
+	if (rv == DTX_OK && atomic_load(&r->interrupted)) {
+		// Cut short: a partial set would show unobserved transfers.
+		dtx_free(r->obs);
+		r->obs = NULL;
+		r->nobs = 0;
+	}
+	return rv;
 }
 
 dtx_err
