@@ -17,6 +17,7 @@ typedef struct cl_cfg {
 	bool saga;
 	bool json;
 	char *log_level;
+	char *subnet;
 } cl_cfg;
 
 #define OFF(f) offsetof(cl_cfg, f)
@@ -32,6 +33,9 @@ static const dtx_cfg_opt start_opts[] = {
 	{ "json", DTX_CFG_BOOL, OFF(json), 0, 0, "false", "JSON output" },
 	{ "log-level", DTX_CFG_STR, OFF(log_level), 0, 0, "info",
 	    "daemons' log level" },
+	{ "subnet", DTX_CFG_STR, OFF(subnet), 0, 0, NULL,
+	    "with --netns: the subnet (CIDR) of the namespaces; default: a "
+	    "free /24 of " HX_NETNS_POOL },
 };
 static const dtx_cfg_opt dir_opts[] = {
 	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, HX_CLUSTER_DIR_DEFAULT,
@@ -174,12 +178,22 @@ start_body(cl_cfg *cfg, hx_cluster **cl)
 		hx_cluster_free(*cl);
 		*cl = NULL;
 	}
+	hx_subnet sn;
+	if (cfg->subnet != NULL &&
+	    (!cfg->netns ||
+	        hx_subnet_parse(cfg->subnet, &sn, err, sizeof(err)) !=
+	            DTX_OK)) {
+		fprintf(stderr, "dtx cluster start: %s\n",
+		    cfg->netns ? err : "--subnet needs --netns");
+		return HX_EXIT_USAGE;
+	}
 	hx_cluster_stop_dir(cfg->dir, false);
 	hx_cluster_opts o = { .dir = cfg->dir,
 		.participants = (uint32_t)cfg->participants,
 		.saga = cfg->saga,
 		.log_level = cfg->log_level,
-		.netns = cfg->netns };
+		.netns = cfg->netns,
+		.subnet = cfg->subnet != NULL ? &sn : NULL };
 	dtx_err rv = hx_cluster_create(&o, cl, err, sizeof(err));
 	if (rv != DTX_OK) {
 		fprintf(stderr, "dtx cluster start: %s\n", err);

@@ -352,13 +352,18 @@ params_json(const hx_bankrun *r)
 	    "\"duration\":%g,\"nemesis_interval\":%g,\"nemesis_hold_min\":%g,"
 	    "\"nemesis_gap\":%g,\"partition_onset_ms\":%" PRId64
 	    ",\"targets\":\"%s\","
-	    "\"shapes\":\"%s\",\"netns\":%s,\"participants\":%u}",
+	    "\"shapes\":\"%s\",\"netns\":%s,\"participants\":%u",
 	    r->out.total, cfg->clients, cfg->rate, cfg->duration,
 	    (double)s->interval_ms / 1e3, (double)s->hold_min_ms / 1e3,
 	    (double)(s->gap_ms ? s->gap_ms : s->interval_ms) / 1e3,
 	    cfg->onset_ms, cfg->targets, s->shapes,
 	    hx_cluster_is_netns(r->cl) ? "true" : "false",
 	    hx_cluster_topo(r->cl)->nparts);
+	// The netns run's own subnet (digits, dots and a slash only).
+	if (hx_cluster_netns_subnet(r->cl)[0] != '\0')
+		hx_sb_printf(&params, ",\"subnet\":\"%s\"",
+		    hx_cluster_netns_subnet(r->cl));
+	hx_sb_printf(&params, "}");
 	return hx_sb_take(&params);
 }
 

@@ -36,6 +36,7 @@ struct hx_cluster {
 	char log_level[16]; // "" leaves the daemons' default
 	bool netns;
 	char prefix[HX_NETNS_PREFIX_MAX];
+	char subnet[32]; // "a.b.c.d/len", "" when unknown
 };
 
 static void
@@ -305,6 +306,7 @@ hx_cluster_create(
 		char line[HX_NETNS_PREFIX_MAX + 48], cidr[32];
 		hx_subnet_format(&sn, cidr, sizeof(cidr));
 		snprintf(line, sizeof(line), "%s %s", c->prefix, cidr);
+		snprintf(c->subnet, sizeof(c->subnet), "%s", cidr);
 		if ((rv = write_setting(path, line, err, errlen)) != DTX_OK ||
 		    (rv = hx_netns_setup(
 		         c->prefix, &sn, &c->topo, err, errlen)) != DTX_OK)
@@ -355,12 +357,14 @@ hx_cluster_open(const char *dir, hx_cluster **out, char *err, size_t errlen)
 	path_of(c, path, sizeof(path), "netns", 0);
 	f = fopen(path, "r");
 	if (f != NULL) {
-		char pre[HX_NETNS_PREFIX_MAX + 8];
-		if (fscanf(f, "%23s", pre) == 1 &&
-		    strlen(pre) < sizeof(c->prefix)) {
+		char pre[HX_NETNS_PREFIX_MAX + 8], sub[32];
+		int got = fscanf(f, "%23s %31s", pre, sub);
+		if (got >= 1 && strlen(pre) < sizeof(c->prefix)) {
 			snprintf(c->prefix, sizeof(c->prefix), "%s", pre);
 			c->netns = true;
 		}
+		if (got == 2)
+			snprintf(c->subnet, sizeof(c->subnet), "%s", sub);
 		fclose(f);
 	}
 	*out = c;
@@ -377,6 +381,12 @@ const char *
 hx_cluster_netns_prefix(const hx_cluster *c)
 {
 	return c->prefix;
+}
+
+const char *
+hx_cluster_netns_subnet(const hx_cluster *c)
+{
+	return c->subnet;
 }
 
 void

@@ -710,6 +710,9 @@ const char *hx_cluster_data(hx_cluster *c, uint32_t id);
 // of its namespaces, veths and bridge (borrowed, "" without netns).
 bool hx_cluster_is_netns(const hx_cluster *c);
 const char *hx_cluster_netns_prefix(const hx_cluster *c);
+// The subnet of a netns cluster, "a.b.c.d/len" (borrowed; "" without
+// netns, or for a cluster an older dtx made).
+const char *hx_cluster_netns_subnet(const hx_cluster *c);
 
 // Stops whatever runs for cluster directory dir even when its topology or
 // state file is gone: every process whose command line names dir and a
