@@ -27,6 +27,7 @@ typedef struct bank_cfg {
 	int64_t seed;
 	char *results;
 	bool netns;
+	char *subnet;
 	char *connect;
 	char *target;
 	char *compose_project;
@@ -75,6 +76,9 @@ static const dtx_cfg_opt bank_opts[] = {
 	    "sqlite results file" },
 	{ "netns", DTX_CFG_BOOL, OFF(netns), 0, 0, "false",
 	    "run each daemon in its own network namespace (root)" },
+	{ "subnet", DTX_CFG_STR, OFF(subnet), 0, 0, NULL,
+	    "with --netns: the subnet (CIDR, e.g. 10.77.9.0/24) of the "
+	    "run's namespaces; default: a free /24 of " HX_NETNS_POOL },
 	{ "connect", DTX_CFG_STR, OFF(connect), 0, 0, NULL,
 	    "use the running cluster in DIR instead of starting one" },
 	{ "target", DTX_CFG_STR, OFF(target), 0, 0, "local",
@@ -109,7 +113,7 @@ usage_err(const char *msg)
 // Checks the flags and resolves them into *conf without changing cfg.
 // Returns 0, or HX_EXIT_USAGE after saying what is wrong.
 static int
-validate(const bank_cfg *cfg, hx_bankrun_conf *conf)
+validate(const bank_cfg *cfg, hx_bankrun_conf *conf, hx_subnet *sn)
 {
 	char err[512];
 	unsigned kinds = 0, shapes = 0;
@@ -133,6 +137,10 @@ validate(const bank_cfg *cfg, hx_bankrun_conf *conf)
 		                 "participants, saga or any");
 	if (cfg->interval != 0 && cfg->interval < 0.1)
 		return usage_err("--nemesis-interval must be at least 0.1 s");
+	if (cfg->subnet != NULL &&
+	    (!cfg->netns ||
+	        hx_subnet_parse(cfg->subnet, sn, err, sizeof(err)) != DTX_OK))
+		return usage_err(cfg->netns ? err : "--subnet needs --netns");
 	bool compose = strcmp(cfg->target, "compose") == 0;
 	if (strcmp(cfg->target, "local") != 0 && !compose)
 		return usage_err("--target must be local or compose");
@@ -163,6 +171,7 @@ validate(const bank_cfg *cfg, hx_bankrun_conf *conf)
 		.compose = compose,
 		.compose_project = cfg->compose_project,
 		.dir = cfg->dir,
+		.subnet = cfg->subnet != NULL ? sn : NULL,
 		.participants = cfg->participants,
 		.recovery_s = cfg->recovery_s,
 		.max_offset_ms = cfg->max_offset_ms,
@@ -239,13 +248,16 @@ cli_cmd_bank(int argc, char **argv)
 {
 	bank_cfg cfg = { 0 };
 	hx_bankrun_conf conf;
+	hx_subnet sn;
 	hx_bankrun *r = NULL;
 	hx_bankrun_err e = { .usage = false };
 	int rc = hx_parse_flags(
 	    "dtx bank", bank_opts, NOPTS, &cfg, argc, argv, NULL, 0, NULL);
-	if (rc != 0 || (rc = validate(&cfg, &conf)) != 0)
+	if (rc != 0 || (rc = validate(&cfg, &conf, &sn)) != 0)
 		goto out;
-	if (hx_bankrun_new(&conf, &r) != DTX_OK) {
+	// Signals are taken on the run's own thread from here on.
+	if (hx_bankrun_new(&conf, &r) != DTX_OK ||
+	    hx_bankrun_catch_signals(r) != DTX_OK) {
 		rc = HX_EXIT_FAILURE;
 		goto out;
 	}
@@ -259,6 +271,8 @@ cli_cmd_bank(int argc, char **argv)
 	    : v == HX_VALID_FALSE ? HX_EXIT_INVALID
 	                          : HX_EXIT_UNKNOWN;
 out:
+	if (r != NULL && hx_bankrun_interrupted(r) != 0)
+		rc = HX_EXIT_SIGNAL(hx_bankrun_interrupted(r));
 	hx_bankrun_free(r);
 	dtx_cfg_fini(bank_opts, NOPTS, &cfg);
 	return rc < 0 ? HX_EXIT_OK : rc;

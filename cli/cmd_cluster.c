@@ -18,6 +18,7 @@ typedef struct cl_cfg {
 	bool json;
 	bool enable_faults;
 	char *log_level;
+	char *subnet;
 } cl_cfg;
 
 #define OFF(f) offsetof(cl_cfg, f)
@@ -36,6 +37,9 @@ static const dtx_cfg_opt start_opts[] = {
 	{ "enable-faults", DTX_CFG_BOOL, OFF(enable_faults), 0, 0, "false",
 	    "let the harness send FAULT requests (off: every FAULT is "
 	    "refused)" },
+	{ "subnet", DTX_CFG_STR, OFF(subnet), 0, 0, NULL,
+	    "with --netns: the subnet (CIDR) of the namespaces; default: a "
+	    "free /24 of " HX_NETNS_POOL },
 };
 static const dtx_cfg_opt dir_opts[] = {
 	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, HX_CLUSTER_DIR_DEFAULT,
@@ -205,13 +209,23 @@ start_body(cl_cfg *cfg, hx_cluster **cl)
 		hx_cluster_free(*cl);
 		*cl = NULL;
 	}
+	hx_subnet sn;
+	if (cfg->subnet != NULL &&
+	    (!cfg->netns ||
+	        hx_subnet_parse(cfg->subnet, &sn, err, sizeof(err)) !=
+	            DTX_OK)) {
+		fprintf(stderr, "dtx cluster start: %s\n",
+		    cfg->netns ? err : "--subnet needs --netns");
+		return HX_EXIT_USAGE;
+	}
 	hx_cluster_stop_dir(cfg->dir, false);
 	hx_cluster_opts o = { .dir = cfg->dir,
 		.participants = (uint32_t)cfg->participants,
 		.saga = cfg->saga,
 		.log_level = cfg->log_level,
 		.netns = cfg->netns,
-		.enable_faults = cfg->enable_faults };
+		.enable_faults = cfg->enable_faults,
+		.subnet = cfg->subnet != NULL ? &sn : NULL };
 	dtx_err rv = hx_cluster_create(&o, cl, err, sizeof(err));
 	if (rv != DTX_OK) {
 		fprintf(stderr, "dtx cluster start: %s\n", err);

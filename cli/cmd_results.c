@@ -47,6 +47,7 @@ json_run_fields(hx_json *j, const hx_run_record *r, bool with_params)
 	// An unfinished run has no verdict: "unknown", with finished null.
 	hx_json_verdict(j, "valid", r->finished ? r->valid : HX_VALID_UNKNOWN);
 	hx_json_int(j, "ops", r->nops);
+	hx_json_bool(j, "interrupted", r->interrupted);
 	hx_json_str(j, "summary", r->summary);
 }
 
@@ -179,6 +180,9 @@ results_show(int argc, char **argv)
 		    (unsigned long long)r.seed);
 		printf("  params    %s\n  ops       %lld\n",
 		    r.params ? r.params : "", (long long)r.nops);
+		if (r.interrupted)
+			printf("  interrupted (a signal cut the run short; "
+			       "the history is partial)\n");
 		if (r.summary)
 			printf("  summary   %s\n", r.summary);
 		if (have_dir)

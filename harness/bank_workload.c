@@ -248,7 +248,7 @@ hx__bank_clients(hx_bankrun *b)
 			break;
 	}
 	uint64_t end = b->t0 + (uint64_t)(cfg->duration * 1e9);
-	while (dtx_mono_ns() < end)
+	while (dtx_mono_ns() < end && !atomic_load(&b->interrupted))
 		dtx_sleep_ms(50);
 	atomic_store(&b->stop, true);
 	for (int i = 0; i < started; i++)
@@ -307,7 +307,8 @@ hx__bank_await_recovery(hx_bankrun *b, uint64_t deadline)
 			}
 			proto_msg_free(&rep);
 		}
-		if (all || dtx_mono_ns() > deadline)
+		if (all || dtx_mono_ns() > deadline ||
+		    atomic_load(&b->interrupted))
 			return left;
 		dtx_sleep_ms(200);
 	}
@@ -370,7 +371,7 @@ hx__bank_txn_obs(hx_bankrun *b)
 		dtx_free(ct);
 		return DTX_ENOMEM;
 	}
-	for (size_t i = 0; i < b->nrec; i++) {
+	for (size_t i = 0; i < b->nrec && !atomic_load(&b->interrupted); i++) {
 		const hx__xrec *r = &b->recs[i];
 		char kf[48], kt[48];
 		if (r->txid == 0)
@@ -430,7 +431,8 @@ hx__bank_saga_obs(hx_bankrun *b, uint64_t deadline)
 			rv = hx_saga_status(b->conn, r->gid, &st, &fs);
 			bool done = rv == DTX_OK && st != PROTO_SAGA_RUNNING &&
 			    st != PROTO_SAGA_COMPENSATING;
-			if (done || dtx_mono_ns() > deadline)
+			if (done || dtx_mono_ns() > deadline ||
+			    atomic_load(&b->interrupted))
 				break;
 			dtx_sleep_ms(100);
 		}

@@ -2,13 +2,18 @@
 //
 // A bank run's phases: set up the cluster and the run, run the workload,
 // heal, settle, final reads, check, store. Each phase is one call; the
-// command that drives them (dtx bank) only parses flags and prints.
+// command that drives them (dtx bank) only parses flags and prints. A
+// signal taken on the run's own thread cuts the phases short but never
+// skips the cleanup or the storing of what was seen.
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,8 +76,122 @@ hx_bankrun_new(const hx_bankrun_conf *conf, hx_bankrun **out)
 	r->mode =
 	    strcmp(conf->mode, "3pc") == 0 ? PROTO_MODE_3PC : PROTO_MODE_2PC;
 	pthread_mutex_init(&r->mtx, NULL);
+	atomic_init(&r->interrupted, 0);
+	atomic_init(&r->sig_quit, false);
+	r->dir_lock = -1;
 	*out = r;
 	return DTX_OK;
+}
+
+// Takes SIGINT and SIGTERM for the run (see hx_bankrun_catch_signals).
+static void *
+signal_main(void *arg)
+{
+	hx_bankrun *r = arg;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (atomic_load(&r->sig_quit))
+			return NULL;
+		int none = 0;
+		const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+		if (atomic_compare_exchange_strong(&r->interrupted, &none, sig))
+			fprintf(stderr,
+			    "\ndtx bank: %s: stopping; healing the faults, "
+			    "stopping the cluster and storing the partial run "
+			    "(then exit %d)\n",
+			    name, HX_EXIT_SIGNAL(sig));
+		else
+			fprintf(stderr,
+			    "dtx bank: %s ignored: still cleaning up (SIGKILL "
+			    "would leave daemons and namespaces behind)\n",
+			    name);
+	}
+}
+
+dtx_err
+hx_bankrun_catch_signals(hx_bankrun *r)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	if (r->catching)
+		return DTX_OK;
+	if (pthread_sigmask(SIG_BLOCK, &set, &r->sig_old) != 0)
+		return DTX_EIO;
+	if (pthread_create(&r->sig_th, NULL, signal_main, r) != 0) {
+		pthread_sigmask(SIG_SETMASK, &r->sig_old, NULL);
+		return DTX_EIO;
+	}
+	r->catching = true;
+	return DTX_OK;
+}
+
+int
+hx_bankrun_interrupted(const hx_bankrun *r)
+{
+	return atomic_load(&((hx_bankrun *)r)->interrupted);
+}
+
+// Ends the signal thread and gives the caller its signal mask back.
+static void
+stop_catching(hx_bankrun *r)
+{
+	if (!r->catching)
+		return;
+	atomic_store(&r->sig_quit, true);
+	pthread_kill(r->sig_th, SIGTERM);
+	pthread_join(r->sig_th, NULL);
+	pthread_sigmask(SIG_SETMASK, &r->sig_old, NULL);
+	r->catching = false;
+}
+
+// Locks the cluster directory for this run: conf->dir, or when another
+// run holds that, "<conf->dir>-<pid>". The lock is DIR/bank.lock, held
+// (flock) until hx_bankrun_free, so it goes with the process however that
+// ends.
+static dtx_err
+lock_cluster_dir(hx_bankrun *r, hx_bankrun_err *e)
+{
+	char *dir = r->out.dir, path[sizeof(r->out.dir) + 16];
+	for (int i = 0; i < 2; i++) {
+		if (i == 0)
+			snprintf(dir, sizeof(r->out.dir), "%s", r->conf->dir);
+		else
+			snprintf(dir, sizeof(r->out.dir), "%s-%ld",
+			    r->conf->dir, (long)getpid());
+		dtx_err rv = dtx_mkdir_p(dir);
+		if (rv != DTX_OK) {
+			FAIL_MSG(
+			    e, "cannot create %s: %s", dir, dtx_strerror(rv));
+			return rv;
+		}
+		snprintf(path, sizeof(path), "%s/bank.lock", dir);
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			FAIL_MSG(e, "cannot open %s: %s", path,
+			    dtx_strerror(dtx_from_errno(errno)));
+			return DTX_EIO;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			r->dir_lock = fd;
+			if (i > 0)
+				fprintf(stderr,
+				    "dtx bank: %s is in use by another run; "
+				    "this run's cluster is in %s\n",
+				    r->conf->dir, dir);
+			return DTX_OK;
+		}
+		close(fd);
+	}
+	FAIL_MSG(e, "%s is in use by another run", dir);
+	return DTX_EBUSY;
 }
 
 static void
@@ -142,15 +261,18 @@ open_cluster(hx_bankrun *r, hx_bankrun_err *e)
 			FAIL_MSG(e, "%s", err);
 		return rv;
 	}
+	if ((rv = lock_cluster_dir(r, e)) != DTX_OK)
+		return rv;
 	hx_cluster_opts co = {
-		.dir = cfg->dir,
+		.dir = r->out.dir,
 		.participants = (uint32_t)cfg->participants,
 		.saga = r->saga,
 		.netns = cfg->netns,
 		.enable_faults = true, // the nemesis sends FAULT
+		.subnet = cfg->subnet,
 	};
-	hx_cluster_stop_dir(cfg->dir, false);
-	wipe_cluster_dir(cfg->dir);
+	hx_cluster_stop_dir(r->out.dir, false);
+	wipe_cluster_dir(r->out.dir);
 	if ((rv = hx_cluster_create(&co, &r->cl, err, sizeof(err))) != DTX_OK) {
 		FAIL_MSG(e, "%s", err);
 		e->usage = rv == DTX_EPERM;
@@ -230,13 +352,18 @@ params_json(const hx_bankrun *r)
 	    "\"nemesis_gap\":%g,\"partition_onset_ms\":%" PRId64
 	    ",\"targets\":\"%s\","
 	    "\"shapes\":\"%s\",\"netns\":%s,\"participants\":%u,"
-	    "\"created\":%s}",
+	    "\"created\":%s",
 	    r->out.total, cfg->balance, cfg->clients, cfg->rate, cfg->duration,
 	    (double)s->interval_ms / 1e3, (double)s->hold_min_ms / 1e3,
 	    (double)(s->gap_ms ? s->gap_ms : s->interval_ms) / 1e3,
 	    cfg->onset_ms, cfg->targets, s->shapes,
 	    hx_cluster_is_netns(r->cl) ? "true" : "false",
 	    hx_cluster_topo(r->cl)->nparts, r->out.created ? "true" : "false");
+	// The netns run's own subnet (digits, dots and a slash only).
+	if (hx_cluster_netns_subnet(r->cl)[0] != '\0')
+		hx_sb_printf(&params, ",\"subnet\":\"%s\"",
+		    hx_cluster_netns_subnet(r->cl));
+	hx_sb_printf(&params, "}");
 	return hx_sb_take(&params);
 }
 
@@ -309,12 +436,19 @@ void
 hx_bankrun_heal(hx_bankrun *r)
 {
 	hx_nemesis_stop(r->nm);
+	// Interrupted: nothing more is asked of the cluster, so it goes now
+	// (daemons, then namespaces, veths, bridge and firewall rules).
+	if (atomic_load(&r->interrupted) && r->conf->connect == NULL &&
+	    r->cl != NULL)
+		hx_cluster_stop_all(r->cl, 3000);
 }
 
 dtx_err
 hx_bankrun_settle(hx_bankrun *r, hx_bankrun_err *e)
 {
 	(void)e;
+	if (atomic_load(&r->interrupted))
+		return DTX_OK;
 	r->deadline =
 	    dtx_mono_ns() + (uint64_t)r->conf->recovery_s * 1000000000u;
 	r->out.in_doubt = hx__bank_await_recovery(r, r->deadline);
@@ -329,16 +463,28 @@ dtx_err
 hx_bankrun_final_reads(hx_bankrun *r, hx_bankrun_err *e)
 {
 	(void)e;
+	if (atomic_load(&r->interrupted))
+		return DTX_OK;
 	int64_t fproc = atomic_fetch_add(&r->next_proc, 1);
-	for (int got = 0, tries = 0; got < 2 && tries < 50; tries++) {
+	// A signal taken meanwhile ends the reads; the observations are then
+	// left out, as they are for a run interrupted earlier.
+	for (int got = 0, tries = 0;
+	     got < 2 && tries < 50 && !atomic_load(&r->interrupted); tries++) {
 		if (hx__bank_read(r, fproc, "final-read") >= 0)
 			got++;
 		else
 			dtx_sleep_ms(200);
 	}
-	if (!r->saga)
-		return hx__bank_txn_obs(r);
-	return DTX_OK;
+	if (r->saga || atomic_load(&r->interrupted))
+		return DTX_OK;
+	dtx_err rv = hx__bank_txn_obs(r);
+	if (rv == DTX_OK && atomic_load(&r->interrupted)) {
+		// Cut short: a partial set would show unobserved transfers.
+		dtx_free(r->obs);
+		r->obs = NULL;
+		r->nobs = 0;
+	}
+	return rv;
 }
 
 dtx_err
@@ -375,6 +521,7 @@ hx_bankrun_store(hx_bankrun *r, hx_bankrun_err *e)
 	hx_results *db = r->db;
 	int64_t id = r->out.run_id;
 	double secs = r->out.secs;
+	r->out.interrupted = atomic_load(&r->interrupted);
 	if (hx_results_add_ops(db, id, r->h) != DTX_OK ||
 	    hx_results_add_faults(db, id, r->faults, r->nfaults) != DTX_OK ||
 	    hx_results_add_txn_obs(db, id, r->obs, r->nobs) != DTX_OK ||
@@ -383,7 +530,9 @@ hx_bankrun_store(hx_bankrun *r, hx_bankrun_err *e)
 	        secs > 0 ? (double)r->out.ok_transfers / secs : 0) != DTX_OK ||
 	    hx_results_add_metric(db, id, "in_doubt_after_recovery",
 	        (double)r->out.in_doubt) != DTX_OK ||
-	    hx_results_run_finish(db, id, &r->out.verdict) != DTX_OK) {
+	    hx_results_run_finish(db, id, &r->out.verdict) != DTX_OK ||
+	    (r->out.interrupted &&
+	        hx_results_run_interrupted(db, id) != DTX_OK)) {
 		FAIL_MSG(e, "cannot store the run: %s", hx_results_errmsg(db));
 		return DTX_EIO;
 	}
@@ -431,6 +580,10 @@ hx_bankrun_free(hx_bankrun *r)
 	hx_conn_close(r->conn);
 	hx_compose_free(r->cc);
 	hx_cluster_free(r->cl);
+	if (r->dir_lock >= 0)
+		close(r->dir_lock);
+	// Last: a signal during the cleanup above is still taken and noted.
+	stop_catching(r);
 	pthread_mutex_destroy(&r->mtx);
 	dtx_free(r);
 }

@@ -4,8 +4,8 @@
 // detached processes, wait until they listen, signal them (kill, pause,
 // resume), and stop them again, from this process or a later one. With
 // netns, each daemon runs in its own network namespace (netns.c) and the
-// file DIR/netns names the namespaces' prefix; DIR/log-level holds the
-// daemons' --log-level, so a later process restarts them with it too.
+// file DIR/netns names the namespaces' prefix and subnet; DIR/log-level holds
+// the daemons' --log-level, so a later process restarts them with it too.
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -37,6 +37,7 @@ struct hx_cluster {
 	bool enable_faults; // the daemons run with --enable-faults
 	bool netns;
 	char prefix[HX_NETNS_PREFIX_MAX];
+	char subnet[32]; // "a.b.c.d/len", "" when unknown
 };
 
 static void
@@ -184,6 +185,41 @@ save_faults(hx_cluster *c, bool on, char *err, size_t errlen)
 	return DTX_OK;
 }
 
+// The prefix of the netns cluster that ran in absolute directory dir
+// before, from DIR/netns; false when there is none.
+static bool
+read_netns_prefix(const char *dir, char *buf, size_t len)
+{
+	char path[PATH_MAX + 16], pre[HX_NETNS_PREFIX_MAX + 8];
+	snprintf(path, sizeof(path), "%s/netns", dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	bool ok = fscanf(f, "%23s", pre) == 1 && strlen(pre) < len &&
+	    strncmp(pre, "dx", 2) == 0;
+	fclose(f);
+	if (ok)
+		snprintf(buf, len, "%s", pre);
+	return ok;
+}
+
+// Clears what an earlier netns cluster of c's directory left, draws this
+// cluster's prefix and leases its subnet (opts->subnet, or a free one).
+static dtx_err
+netns_claim(hx_cluster *c, const hx_cluster_opts *opts, hx_subnet *sn,
+    char *err, size_t errlen)
+{
+	char old[HX_NETNS_PREFIX_MAX];
+	if (read_netns_prefix(c->dir, old, sizeof(old)))
+		hx_netns_teardown(old);
+	hx_netns_prefix_new(c->dir, c->prefix, sizeof(c->prefix));
+	dtx_err rv =
+	    hx_netns_claim(c->prefix, opts->subnet, NULL, sn, err, errlen);
+	if (rv != DTX_OK)
+		c->prefix[0] = '\0'; // nothing of ours to tear down
+	return rv;
+}
+
 dtx_err
 hx_cluster_create(
     const hx_cluster_opts *opts, hx_cluster **out, char *err, size_t errlen)
@@ -193,6 +229,7 @@ hx_cluster_create(
 	uint32_t n = np + 1 + (opts->saga ? 1 : 0);
 	int ports[DTX_TOPO_MAX];
 	hx_cluster *c;
+	hx_subnet sn = { 0, 0 };
 	dtx_err rv;
 
 	if (np < 1 || np > 16) {
@@ -212,6 +249,8 @@ hx_cluster_create(
 		return rv;
 	}
 	if (opts->netns) {
+		if ((rv = netns_claim(c, opts, &sn, err, errlen)) != DTX_OK)
+			goto fail;
 		// Every daemon has its own address: one fixed port will do.
 		for (uint32_t i = 0; i < n; i++)
 			ports[i] = HX_NETNS_PORT;
@@ -226,10 +265,12 @@ hx_cluster_create(
 		nd->role = i == 0 ? DTX_ROLE_COORDINATOR
 		    : i <= np     ? DTX_ROLE_PARTICIPANT
 		                  : DTX_ROLE_SAGA;
-		if (opts->netns)
-			snprintf(nd->url, sizeof(nd->url),
-			    "tcp://" HX_NETNS_NET ".%u:%d", 10 + i, ports[i]);
-		else
+		if (opts->netns) {
+			char a[32];
+			hx_subnet_host(&sn, 10 + i, a, sizeof(a));
+			snprintf(nd->url, sizeof(nd->url), "tcp://%s:%d", a,
+			    ports[i]);
+		} else
 			snprintf(nd->url, sizeof(nd->url), "tcp://%s:%d", host,
 			    ports[i]);
 		if (nd->role == DTX_ROLE_PARTICIPANT)
@@ -279,17 +320,14 @@ hx_cluster_create(
 	}
 	path_of(c, path, sizeof(path), "netns", 0);
 	if (opts->netns) {
-		// Leftovers of an earlier run of this directory go first.
-		hx_netns_prefix(c->dir, c->prefix, sizeof(c->prefix));
-		hx_netns_teardown(c->prefix);
-		if ((rv = write_setting(path, c->prefix, err, errlen)) !=
-		    DTX_OK)
+		char line[HX_NETNS_PREFIX_MAX + 48], cidr[32];
+		hx_subnet_format(&sn, cidr, sizeof(cidr));
+		snprintf(line, sizeof(line), "%s %s", c->prefix, cidr);
+		snprintf(c->subnet, sizeof(c->subnet), "%s", cidr);
+		if ((rv = write_setting(path, line, err, errlen)) != DTX_OK ||
+		    (rv = hx_netns_setup(
+		         c->prefix, &sn, &c->topo, err, errlen)) != DTX_OK)
 			goto fail;
-		if ((rv = hx_netns_setup(c->prefix, &c->topo, err, errlen)) !=
-		    DTX_OK) {
-			hx_netns_teardown(c->prefix);
-			goto fail;
-		}
 		c->netns = true;
 	} else {
 		unlink(path);
@@ -297,6 +335,9 @@ hx_cluster_create(
 	*out = c;
 	return DTX_OK;
 fail:
+	// Whatever part of the namespaces was made, and the subnet lease.
+	if (c->prefix[0] != '\0')
+		hx_netns_teardown(c->prefix);
 	dtx_free(c);
 	return rv;
 }
@@ -335,12 +376,14 @@ hx_cluster_open(const char *dir, hx_cluster **out, char *err, size_t errlen)
 	path_of(c, path, sizeof(path), "netns", 0);
 	f = fopen(path, "r");
 	if (f != NULL) {
-		char pre[HX_NETNS_PREFIX_MAX + 8];
-		if (fscanf(f, "%23s", pre) == 1 &&
-		    strlen(pre) < sizeof(c->prefix)) {
+		char pre[HX_NETNS_PREFIX_MAX + 8], sub[32];
+		int got = fscanf(f, "%23s %31s", pre, sub);
+		if (got >= 1 && strlen(pre) < sizeof(c->prefix)) {
 			snprintf(c->prefix, sizeof(c->prefix), "%s", pre);
 			c->netns = true;
 		}
+		if (got == 2)
+			snprintf(c->subnet, sizeof(c->subnet), "%s", sub);
 		fclose(f);
 	}
 	*out = c;
@@ -357,6 +400,12 @@ const char *
 hx_cluster_netns_prefix(const hx_cluster *c)
 {
 	return c->prefix;
+}
+
+const char *
+hx_cluster_netns_subnet(const hx_cluster *c)
+{
+	return c->subnet;
 }
 
 void
@@ -535,6 +584,11 @@ hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
 		return rv;
 	}
 	if (pid == 0) {
+		// A caller that takes its signals on a thread (dtx bank) has
+		// them blocked; the daemon starts with none blocked.
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		setsid();
 		int nullfd = open("/dev/null", O_RDONLY);
 		if (nullfd >= 0)
@@ -744,8 +798,13 @@ hx_cluster_stop_dir(const char *dir, bool verbose)
 	if (verbose && n > 0)
 		fprintf(stderr, "dtx cluster stop: killed %d daemon(s) of %s\n",
 		    n, abs);
-	hx_netns_prefix(dir, prefix, sizeof(prefix));
-	if (geteuid() == 0) {
+	// The prefix DIR/netns names, and the one an older dtx derived from
+	// the directory alone.
+	for (int i = 0; i < 2 && geteuid() == 0; i++) {
+		if (i == 0 && !read_netns_prefix(abs, prefix, sizeof(prefix)))
+			continue;
+		if (i == 1)
+			hx_netns_prefix(dir, prefix, sizeof(prefix));
 		int r = hx_netns_teardown(prefix);
 		if (verbose && r > 0)
 			fprintf(stderr,

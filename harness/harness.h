@@ -36,6 +36,9 @@
 #define HX_EXIT_UNKNOWN 2
 #define HX_EXIT_USAGE 64 // bad flags or arguments (sysexits EX_USAGE)
 #define HX_EXIT_FAILURE 70 // could not run (EX_SOFTWARE)
+// A bank run cut short by signal sig (SIGINT 130, SIGTERM 143), after it
+// healed, stopped its cluster and stored its partial history.
+#define HX_EXIT_SIGNAL(sig) (128 + (sig))
 
 // A subcommand: argv holds what follows its name.
 typedef int (*hx_cmd_fn)(int argc, char **argv);
@@ -104,6 +107,8 @@ void hx_json_escape(FILE *out, const char *s);
 //     DIR/logs/<id>.log     each daemon's stderr, appended across restarts
 typedef struct hx_cluster hx_cluster;
 
+typedef struct hx_subnet hx_subnet; // netns.c, below
+
 typedef struct hx_cluster_opts {
 	const char *dir; // created if missing
 	uint32_t participants; // 1 .. 16
@@ -111,12 +116,15 @@ typedef struct hx_cluster_opts {
 	const char *host; // listen address, default "127.0.0.1"
 	const char *log_level; // passed to the daemons, default "info"
 	// Each daemon in its own network namespace (netns.c), reached over
-	// a bridge at HX_NETNS_NET.1; needs root (DTX_EPERM otherwise).
+	// a bridge at the subnet's .1; needs root (DTX_EPERM otherwise).
 	// host is then ignored.
 	bool netns;
 	// The daemons take FAULT requests (--enable-faults) from the harness
 	// role; a cluster for a nemesis run needs it, any other should not.
 	bool enable_faults;
+	// With netns: the subnet to use (borrowed; NULL: a free one of
+	// HX_NETNS_POOL). DTX_EBUSY when it is in use.
+	const hx_subnet *subnet;
 } hx_cluster_opts;
 
 // Creates the directory layout and a topology with free TCP ports
@@ -726,6 +734,9 @@ dtx_err hx_results_add_saga_obs(
     hx_results *db, int64_t run_id, const hx_saga_obs *s, size_t n);
 dtx_err hx_results_add_metric(
     hx_results *db, int64_t run_id, const char *name, double value);
+// Marks run run_id interrupted (runs.interrupted = 1): a signal cut it
+// short and its history is partial. DTX_ENOENT when there is no such run.
+dtx_err hx_results_run_interrupted(hx_results *db, int64_t run_id);
 // Stores the verdict (valid, summary, checker results, anomalies, stats
 // metrics) and sets finished, in one transaction. Replaces any earlier
 // checker results of the run.
@@ -741,6 +752,7 @@ typedef struct hx_run_record {
 	uint64_t seed;
 	hx_valid valid; // UNKNOWN also when unfinished
 	int64_t nops;
+	bool interrupted; // a signal cut the run short
 } hx_run_record;
 
 void hx_run_record_fini(hx_run_record *r);
@@ -828,6 +840,9 @@ const char *hx_cluster_data(hx_cluster *c, uint32_t id);
 // of its namespaces, veths and bridge (borrowed, "" without netns).
 bool hx_cluster_is_netns(const hx_cluster *c);
 const char *hx_cluster_netns_prefix(const hx_cluster *c);
+// The subnet of a netns cluster, "a.b.c.d/len" (borrowed; "" without
+// netns, or for a cluster an older dtx made).
+const char *hx_cluster_netns_subnet(const hx_cluster *c);
 
 // Stops whatever runs for cluster directory dir even when its topology or
 // state file is gone: every process whose command line names dir and a
@@ -837,15 +852,54 @@ const char *hx_cluster_netns_prefix(const hx_cluster *c);
 void hx_cluster_stop_dir(const char *dir, bool verbose);
 
 // Network namespaces (netns.c). Every daemon node id gets namespace
-// "<prefix>-<id>" holding veth "<prefix>c<id>" with address
-// HX_NETNS_NET.<10+id>/24, whose peer "<prefix>h<id>" is a port of
-// bridge "<prefix>br" in the root namespace; the bridge holds
-// HX_NETNS_NET.1 so the CLI reaches every daemon. The prefix is "dx"
-// and six hex digits of CRC32C of the cluster directory's absolute path,
-// so a later stop finds what an earlier start made.
-#define HX_NETNS_NET "10.77.0"
+// "<prefix>-<id>" holding veth "<prefix>c<id>" with address <subnet>+10+id,
+// whose peer "<prefix>h<id>" is a port of bridge "<prefix>br" in the root
+// namespace; the bridge holds <subnet>+1 so the CLI reaches every daemon.
+// The prefix is "dx" and six hex digits drawn per cluster (hx_cluster
+// create), so each run's names are its own and tearing one run down never
+// touches another's; DIR/netns keeps "<prefix> <subnet>" for later stops.
 #define HX_NETNS_PORT 7000
 #define HX_NETNS_PREFIX_MAX 16
+
+// The subnet of a netns cluster (subnet.c): chosen per run from
+// HX_NETNS_POOL, one /HX_NETNS_POOL_LEN each, or forced with --subnet.
+// A lease file per subnet in HX_NETNS_LEASE_DIR (or $DTX_NETNS_LEASE_DIR),
+// written under an exclusive lock on DIR/lock, keeps runs that start at
+// the same time on different subnets; a lease lives while its bridge
+// exists or the process that took it runs.
+#define HX_NETNS_POOL "10.77.0.0/16"
+#define HX_NETNS_POOL_LEN 24
+#define HX_NETNS_LEASE_DIR "/run/dtx-netns"
+#define HX_SUBNET_LEN_MAX 27 // .1 bridge, .10 .. .27 daemons, broadcast
+
+struct hx_subnet {
+	uint32_t net; // network address, host byte order
+	uint32_t len; // prefix length
+};
+
+// Parses a --subnet CIDR "a.b.c.d/len": a network address (no host bits)
+// inside 10/8, 172.16/12 or 192.168/16, len 16 .. HX_SUBNET_LEN_MAX.
+// DTX_EINVAL with a one-line reason in err. Pure.
+dtx_err hx_subnet_parse(
+    const char *cidr, hx_subnet *out, char *err, size_t errlen);
+// True when a and b share an address. Pure.
+bool hx_subnet_overlaps(const hx_subnet *a, const hx_subnet *b);
+// Writes the address net+host ("a.b.c.d"), or "a.b.c.d/len", into buf.
+void hx_subnet_host(const hx_subnet *s, uint32_t host, char *buf, size_t len);
+void hx_subnet_format(const hx_subnet *s, char *buf, size_t len);
+// The first /HX_NETNS_POOL_LEN of HX_NETNS_POOL that overlaps none of
+// used[0..nused) (borrowed); false when there is none. Pure.
+bool hx_subnet_pick(const hx_subnet *used, size_t nused, hx_subnet *out);
+// Takes a lease on a subnet for prefix in lease directory dir (NULL: the
+// default): want (may be NULL) when it overlaps nothing in use, else the
+// first free one of the pool. In use: every IPv4 address and route of the
+// root namespace and every live lease. DTX_EBUSY when want is taken or
+// the pool is full, DTX_EIO/DTX_EPERM when dir cannot be locked; err says
+// which. Thread- and process-safe.
+dtx_err hx_netns_claim(const char *prefix, const hx_subnet *want,
+    const char *dir, hx_subnet *out, char *err, size_t errlen);
+// Drops prefix's leases in dir (NULL: the default). Idempotent.
+void hx_netns_release(const char *prefix, const char *dir);
 
 // A grudge (Jepsen's): drop[a] has bit b set when node a refuses traffic
 // with node b. Applied in both directions for every pair.
@@ -853,19 +907,25 @@ typedef struct hx_grudge {
 	uint32_t drop[DTX_TOPO_MAX];
 } hx_grudge;
 
-// Writes the prefix for cluster directory dir (need not exist) into buf
-// (size >= HX_NETNS_PREFIX_MAX).
+// Writes the prefix clusters of directory dir (need not exist) had before
+// prefixes were drawn per run into buf (size >= HX_NETNS_PREFIX_MAX), so
+// that a stop still finds what an older dtx made.
 void hx_netns_prefix(const char *dir, char *buf, size_t len);
+// Writes a fresh prefix for a cluster in dir: "dx" and six hex digits of
+// CRC32C over dir, this process's id and the time.
+void hx_netns_prefix_new(const char *dir, char *buf, size_t len);
 // DTX_EPERM when not root, DTX_ENOENT when "ip netns" or iptables cannot
 // be run; err says which.
 dtx_err hx_netns_check(char *err, size_t errlen);
-// Creates the bridge, the forward rule, and one namespace per daemon node
-// of topo. DTX_EBUSY when HX_NETNS_NET.0/24 is already in use.
-dtx_err hx_netns_setup(
-    const char *prefix, const dtx_topo *topo, char *err, size_t errlen);
+// Creates the bridge (holding sn+1), the forward rule, and one namespace
+// per daemon node of topo, each with the address of its topology URL
+// (sn+10+id, see hx_cluster_create). The subnet must be claimed first
+// (hx_netns_claim). DTX_EIO names the step that failed.
+dtx_err hx_netns_setup(const char *prefix, const hx_subnet *sn,
+    const dtx_topo *topo, char *err, size_t errlen);
 // Kills every process inside the prefix's namespaces and removes the
-// namespaces, veths, bridge and forward rule. Idempotent; returns the
-// number of objects removed.
+// namespaces, veths, bridge and forward rule, and drops the prefix's
+// subnet lease. Idempotent; returns the number of objects removed.
 int hx_netns_teardown(const char *prefix);
 // Applies g with iptables DROP rules (INPUT from and OUTPUT to each
 // refused peer) inside the namespaces; heal flushes them all.
@@ -1247,6 +1307,7 @@ typedef struct hx_bankrun_conf {
 	bool compose; // the cluster is a compose project's containers
 	const char *compose_project; // NULL: the default
 	const char *dir; // the cluster this run starts
+	const hx_subnet *subnet; // with netns: forced subnet, NULL: a free one
 	int64_t participants;
 	int64_t recovery_s, max_offset_ms, timeout_ms;
 } hx_bankrun_conf;
@@ -1280,6 +1341,10 @@ typedef struct hx_bankrun_out {
 	// store
 	char report_dir[4096];
 	bool report_incomplete; // the report could not be written in full
+	int interrupted; // the signal that cut the run short, 0 when none
+	// setup_cluster: the cluster directory in use; conf->dir, or
+	// "<conf->dir>-<pid>" when another run holds conf->dir
+	char dir[4096];
 } hx_bankrun_out;
 
 typedef struct hx_bankrun hx_bankrun;
@@ -1288,7 +1353,10 @@ typedef struct hx_bankrun hx_bankrun;
 // (owned: free with hx_bankrun_free). DTX_ENOMEM.
 dtx_err hx_bankrun_new(const hx_bankrun_conf *conf, hx_bankrun **out);
 // Starts a fresh cluster in conf->dir (or opens conf->connect), opens the
-// clients, and creates the accounts (or adopts the existing ones).
+// clients, and creates the accounts (or adopts the existing ones). The run
+// holds a lock on the directory (DIR/bank.lock) until hx_bankrun_free;
+// when another run holds it, the cluster goes to "<dir>-<pid>" instead
+// (said on stderr), so two runs never stop each other's daemons.
 dtx_err hx_bankrun_setup_cluster(hx_bankrun *r, hx_bankrun_err *e);
 // Records the run in the results file, starts its history and plans the
 // fault schedule.
@@ -1311,6 +1379,20 @@ dtx_err hx_bankrun_check(hx_bankrun *r, hx_bankrun_err *e);
 dtx_err hx_bankrun_store(hx_bankrun *r, hx_bankrun_err *e);
 // What the run found so far (borrowed from r).
 const hx_bankrun_out *hx_bankrun_result(const hx_bankrun *r);
+// Ctrl-C and kill: blocks SIGINT and SIGTERM in the calling thread (so in
+// every thread started after it: call it before any other thread exists)
+// and takes them on a thread of the run's own. The first one ends the
+// workload at once and marks the run interrupted: heal stops every fault
+// and the cluster the run started (daemons, namespaces, veths, bridge,
+// firewall rules), settle and final_reads do nothing, check and store
+// judge and keep the partial history with runs.interrupted = 1 and write
+// the report, and the command exits HX_EXIT_SIGNAL(sig). Later signals
+// are ignored with a note on stderr while the run cleans up (SIGKILL
+// alone would leave things behind). hx_bankrun_free ends the thread and
+// restores the signal mask. DTX_EIO when the thread cannot start.
+dtx_err hx_bankrun_catch_signals(hx_bankrun *r);
+// The first signal taken (SIGINT or SIGTERM), 0 when none. Thread-safe.
+int hx_bankrun_interrupted(const hx_bankrun *r);
 // Stops the nemesis and a cluster the run started, frees everything. NULL
 // does nothing.
 void hx_bankrun_free(hx_bankrun *r);

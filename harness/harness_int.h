@@ -7,6 +7,7 @@
 #define HARNESS_INT_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 
 #include "harness.h"
@@ -65,6 +66,13 @@ struct hx_bankrun {
 	hx__xrec *recs;
 	size_t nrec, cap;
 	uint64_t t0, t_end;
+	// Signals and the cluster directory's lock (bankrun.c).
+	atomic_int interrupted; // the first SIGINT/SIGTERM taken, 0: none
+	atomic_bool sig_quit; // tells the signal thread to end
+	bool catching; // the signal thread runs
+	pthread_t sig_th;
+	sigset_t sig_old; // the caller's mask, restored by free
+	int dir_lock; // descriptor holding DIR/bank.lock, -1: none
 };
 
 // Runs conf->clients client threads until conf->duration has passed, with

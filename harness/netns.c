@@ -3,8 +3,9 @@
 // Network namespaces for local clusters: one namespace per daemon, joined
 // by veth pairs to a bridge in the root namespace, so that partitions can
 // be made with real packet drops (iptables inside the namespaces), and
-// everything named after the cluster directory so it can always be found
-// and removed again.
+// everything named with the run's own prefix on the run's own subnet
+// (subnet.c) so it can always be found and removed again without touching
+// another run's.
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +48,13 @@ hx_run(const char *const argv[], char *out, size_t outlen, bool quiet)
 		return -1;
 	}
 	if (pid == 0) {
+		// Its own process group, so a Ctrl-C meant for dtx does not
+		// cut a network change in half; and none of the signals a
+		// caller may have blocked for its own handling.
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		setpgid(0, 0);
 		int nullfd = open("/dev/null", O_RDWR);
 		if (nullfd >= 0) {
 			dup2(nullfd, 0);
@@ -106,16 +114,35 @@ hx_netns_prefix(const char *dir, char *buf, size_t len)
 	snprintf(buf, len, "dx%06x", (unsigned)(crc & 0xffffffu));
 }
 
+void
+hx_netns_prefix_new(const char *dir, char *buf, size_t len)
+{
+	char abs[PATH_MAX];
+	hx_netns_prefix(dir, abs, sizeof(abs)); // only to fold dir in
+	uint64_t salt[2] = { (uint64_t)getpid(), dtx_wall_ns() };
+	uint32_t crc = dtx_crc32c(0, abs, strlen(abs));
+	crc = dtx_crc32c(crc, salt, sizeof(salt));
+	snprintf(buf, len, "dx%06x", (unsigned)(crc & 0xffffffu));
+}
+
 static void
 ns_name(const char *prefix, uint32_t id, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s-%u", prefix, id);
 }
 
+// The address of node id: the host of its topology URL ("tcp://A:port"),
+// which hx_cluster_create put in the run's subnet. "" when it has none.
 static void
-node_addr(uint32_t id, char *buf, size_t len)
+node_addr(const dtx_topo *topo, uint32_t id, char *buf, size_t len)
 {
-	snprintf(buf, len, HX_NETNS_NET ".%u", 10 + id);
+	const dtx_node *nd = dtx_topo_find(topo, id);
+	buf[0] = '\0';
+	if (nd == NULL || strncmp(nd->url, "tcp://", 6) != 0)
+		return;
+	const char *host = nd->url + 6, *colon = strrchr(host, ':');
+	if (colon != NULL && (size_t)(colon - host) < len)
+		snprintf(buf, len, "%.*s", (int)(colon - host), host);
 }
 
 dtx_err
@@ -166,26 +193,19 @@ fwd_rule(const char *prefix, char *br, size_t brlen, char *tag, size_t taglen)
 }
 
 dtx_err
-hx_netns_setup(
-    const char *prefix, const dtx_topo *topo, char *err, size_t errlen)
+hx_netns_setup(const char *prefix, const hx_subnet *sn, const dtx_topo *topo,
+    char *err, size_t errlen)
 {
-	char br[32], tag[32], out[4096];
+	char br[32], tag[32], braddr[40];
 	dtx_err rv;
 	fwd_rule(prefix, br, sizeof(br), tag, sizeof(tag));
+	hx_subnet_host(sn, 1, braddr, sizeof(braddr));
+	snprintf(braddr + strlen(braddr), sizeof(braddr) - strlen(braddr),
+	    "/%u", sn->len);
 
-	const char *inuse[] = { "ip", "-o", "addr", "show", "to",
-		HX_NETNS_NET ".0/24", NULL };
-	if (hx_run(inuse, out, sizeof(out), true) == 0 && out[0] != '\0') {
-		seterr(err, errlen,
-		    HX_NETNS_NET ".0/24 is in use (%s): stop the other netns "
-		                 "cluster first",
-		    strtok(out, "\n"));
-		return DTX_EBUSY;
-	}
 	const char *mkbr[] = { "ip", "link", "add", br, "type", "bridge",
 		NULL };
-	const char *addbr[] = { "ip", "addr", "add", HX_NETNS_NET ".1/24",
-		"dev", br, NULL };
+	const char *addbr[] = { "ip", "addr", "add", braddr, "dev", br, NULL };
 	const char *upbr[] = { "ip", "link", "set", br, "up", NULL };
 	// With br_netfilter loaded, bridged packets cross the root
 	// namespace's FORWARD chain, whose policy may be DROP (Docker).
@@ -204,8 +224,8 @@ hx_netns_setup(
 		ns_name(prefix, nd->id, ns, sizeof(ns));
 		snprintf(h, sizeof(h), "%sh%u", prefix, nd->id);
 		snprintf(c, sizeof(c), "%sc%u", prefix, nd->id);
-		node_addr(nd->id, addr, sizeof(addr));
-		snprintf(cidr, sizeof(cidr), "%s/24", addr);
+		node_addr(topo, nd->id, addr, sizeof(addr));
+		snprintf(cidr, sizeof(cidr), "%s/%u", addr, sn->len);
 		const char *a1[] = { "ip", "netns", "add", ns, NULL };
 		const char *a2[] = { "ip", "link", "add", h, "type", "veth",
 			"peer", "name", c, NULL };
@@ -290,6 +310,7 @@ hx_netns_teardown(const char *prefix)
 		"-m", "comment", "--comment", tag, "-j", "ACCEPT", NULL };
 	for (int i = 0; i < 16 && hx_run(unfwd, NULL, 0, true) == 0; i++)
 		removed++;
+	hx_netns_release(prefix, NULL);
 	pthread_mutex_unlock(&mtx);
 	return removed;
 }
@@ -311,7 +332,11 @@ drop_rules(
 			if (!(g->drop[a] & (1u << b)))
 				continue;
 			char addr[32];
-			node_addr(b, addr, sizeof(addr));
+			node_addr(topo, b, addr, sizeof(addr));
+			if (addr[0] == '\0') {
+				rv = DTX_EINVAL;
+				continue;
+			}
 			const char *in[] = { "ip", "netns", "exec", ns,
 				"iptables", "-A", "INPUT", "-s", addr, "-j",
 				"DROP", NULL };

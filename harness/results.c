@@ -5,8 +5,11 @@
 // processes share, and the reading side (a cursor over runs, a run's
 // details) that `dtx results list|show` (cli/cmd_results.c) prints.
 //
-// Schema (version 1, PRAGMA user_version = 1, PRAGMA application_id =
-// 0x64747831, "dtx1"; journal_mode WAL; every write in a transaction):
+// Schema (version 2, PRAGMA user_version = 2, PRAGMA application_id =
+// 0x64747831, "dtx1"; journal_mode WAL; every write in a transaction).
+// A new file is created at version 1 and brought up to date by the same
+// migrations an older file gets (see migrations[] below), so there is one
+// path to the current schema:
 //
 //   runs(id INTEGER PRIMARY KEY AUTOINCREMENT,
 //        started TEXT NOT NULL,     -- UTC "YYYY-MM-DDTHH:MM:SSZ"
@@ -17,12 +20,16 @@
 //        seed INTEGER NOT NULL,     -- uint64 stored as its int64 bits
 //        params TEXT NOT NULL,      -- JSON object: accounts, total, ...
 //        valid INTEGER,             -- 1 valid, 0 invalid, NULL unknown
-//        summary TEXT)              -- one line per checker verdict
-//   ops(run_id, idx, time_ns, process, type, f, value, error)
+//        summary TEXT,              -- one line per checker verdict
+//        interrupted INTEGER NOT NULL DEFAULT 0) -- v2: 1 when a signal
+//                                   -- cut the run short (partial history)
+//   ops(run_id, idx, time_ns, process, type, f, value, error, txid)
 //        -- the history; process -1 is the nemesis; type is invoke, ok,
-//        -- fail or info; value JSON text or NULL; key (run_id, idx)
+//        -- fail or info; value JSON text or NULL; key (run_id, idx);
+//        -- txid (v2) the transaction id in the op's value, else NULL
 //   faults(run_id, idx, start_ns, end_ns, kind, targets, detail)
-//        -- fault windows; end_ns NULL when never healed; detail JSON
+//        -- fault windows; end_ns NULL when never healed; detail JSON;
+//        -- kind is free text, so a new fault kind needs no migration
 //   anomalies(run_id, checker, kind, txid, gid, op_idx, time_ns, detail)
 //        -- txid/gid/op_idx NULL when not known; detail JSON object
 //   metrics(run_id, name, value REAL)       -- key (run_id, name)
@@ -43,7 +50,7 @@
 #include "harness_int.h"
 
 #define APP_ID 0x64747831
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BATCH_ROWS 2000
 #define BUSY_TIMEOUT_MS 30000
 
@@ -89,6 +96,17 @@ static const char schema_sql[] =
     "CREATE INDEX saga_obs_run ON saga_obs(run_id);"
     "PRAGMA application_id = 1685354545;" // APP_ID in decimal
     "PRAGMA user_version = 1;";
+
+// Migrations: migrations[i] takes a file from version i + 1 to i + 2.
+// Append only; never edit one that has shipped. Each runs inside the same
+// transaction as the user_version update that records it.
+static const char *const migrations[] = {
+	// 1 -> 2: interrupted runs; the txid of each op, for queries.
+	"ALTER TABLE runs ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE ops ADD COLUMN txid INTEGER;",
+};
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) + 1 == SCHEMA_VERSION,
+    "one migration per schema version after the first");
 
 // Translates an sqlite result code once, where it enters our code, and
 // records a message naming the file and what was being done.
@@ -249,6 +267,37 @@ create_schema(hx_results *r)
 	return e;
 }
 
+// Brings the file up to SCHEMA_VERSION: every migration from its version
+// on, and the new version, in one write transaction, so a failure leaves
+// the file as it was and two processes opening it at once migrate it
+// once (the second finds the new version inside its own transaction).
+static dtx_err
+migrate(hx_results *r)
+{
+	int64_t ver = 0;
+	dtx_err e = exec(r, "BEGIN IMMEDIATE", "migrating the schema");
+	if (e == DTX_OK)
+		e = query_int(
+		    r, "PRAGMA user_version", &ver, "migrating the schema");
+	for (; e == DTX_OK && ver >= 1 && ver < SCHEMA_VERSION; ver++)
+		e = exec(r, migrations[ver - 1], "migrating the schema");
+	if (e == DTX_OK && ver != SCHEMA_VERSION) {
+		snprintf(r->err, sizeof(r->err),
+		    "%s: results schema version %lld cannot be migrated",
+		    r->path, (long long)ver);
+		e = DTX_EINVAL;
+	}
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+	if (e == DTX_OK)
+		e = exec(r, sql, "migrating the schema");
+	if (e == DTX_OK)
+		e = exec(r, "COMMIT", "migrating the schema");
+	if (e != DTX_OK)
+		rollback(r);
+	return e;
+}
+
 static dtx_err
 check_format(hx_results *r, bool create)
 {
@@ -289,10 +338,12 @@ check_format(hx_results *r, bool create)
 	if ((e = query_int(r, "PRAGMA user_version", &ver, "reading")) !=
 	    DTX_OK)
 		return e;
+	if (ver < SCHEMA_VERSION && ver >= 1)
+		return migrate(r);
 	if (ver != SCHEMA_VERSION) {
 		snprintf(r->err, sizeof(r->err),
-		    "%s: results schema version %lld, this dtx reads version "
-		    "%d",
+		    "%s: results schema version %lld, this dtx reads versions "
+		    "1 to %d",
 		    r->path, (long long)ver, SCHEMA_VERSION);
 		return DTX_EINVAL;
 	}
@@ -417,6 +468,27 @@ hx_results_run_begin(hx_results *db, const hx_run_info *info, int64_t *run_id)
 	return e;
 }
 
+dtx_err
+hx_results_run_interrupted(hx_results *db, int64_t run_id)
+{
+	if (db == NULL)
+		return DTX_EINVAL;
+	sqlite3_stmt *st;
+	dtx_err e =
+	    prepare(db, "UPDATE runs SET interrupted = 1 WHERE id = ?", &st);
+	if (e != DTX_OK)
+		return e;
+	sqlite3_bind_int64(st, 1, run_id);
+	e = step_done(db, st, "marking the run interrupted");
+	if (e == DTX_OK && sqlite3_changes(db->db) != 1) {
+		snprintf(
+		    db->err, sizeof(db->err), "no run %lld", (long long)run_id);
+		e = DTX_ENOENT;
+	}
+	sqlite3_finalize(st);
+	return e;
+}
+
 // Runs one multi-row insert: fill(i) binds row i; a transaction commits
 // every BATCH_ROWS rows so that readers see progress and the WAL stays
 // small.
@@ -468,6 +540,11 @@ bind_op(sqlite3_stmt *st, const void *ctx, size_t i)
 	bind_text(st, 6, op->f);
 	bind_text(st, 7, op->value);
 	bind_text(st, 8, op->error);
+	uint64_t txid;
+	if (op->value != NULL && hx__op_txid(op, NULL, &txid))
+		sqlite3_bind_int64(st, 9, (sqlite3_int64)txid);
+	else
+		sqlite3_bind_null(st, 9);
 }
 
 dtx_err
@@ -478,7 +555,7 @@ hx_results_add_ops(hx_results *db, int64_t run_id, const hx_history *h)
 	ops_ctx c = { run_id, h };
 	return insert_rows(db,
 	    "INSERT INTO ops(run_id, idx, time_ns, process, type, f, value,"
-	    " error) VALUES(?,?,?,?,?,?,?,?)",
+	    " error, txid) VALUES(?,?,?,?,?,?,?,?,?)",
 	    hx_history_len(h), bind_op, &c, "storing the history");
 }
 
@@ -794,8 +871,8 @@ col_valid(sqlite3_stmt *st, int i)
 
 static const char run_cols[] =
     "SELECT id, started, finished, mode, nemesis, seed, params, valid,"
-    " summary, (SELECT count(*) FROM ops WHERE ops.run_id = runs.id)"
-    " FROM runs";
+    " summary, (SELECT count(*) FROM ops WHERE ops.run_id = runs.id),"
+    " interrupted FROM runs";
 
 static dtx_err
 row_to_run(hx_results *db, sqlite3_stmt *st, hx_run_record *out)
@@ -812,6 +889,7 @@ row_to_run(hx_results *db, sqlite3_stmt *st, hx_run_record *out)
 	r.valid = col_valid(st, 7);
 	r.summary = col_str(st, 8, &oom);
 	r.nops = sqlite3_column_int64(st, 9);
+	r.interrupted = sqlite3_column_int(st, 10) != 0;
 	if (!oom && (r.mode == NULL || r.started == NULL)) {
 		snprintf(db->err, sizeof(db->err),
 		    "%s: run %lld has no mode or start time", db->path,
