@@ -38,6 +38,8 @@ typedef enum part_ctr {
 	PART_CTR_REFUSED_PREPARE, // guard.c: a PREPARE against the rules
 	PART_CTR_REFUSED_DECISION, // guard.c: a decision from the wrong node
 	PART_CTR_COMMIT_UNKNOWN, // COMMITs of a txid with no record here
+	PART_CTR_REFUSED_STATUS, // STATUS from a node its record does not name
+	PART_CTR_REFUSED_STALE_STEP, // STEP of a forgotten or too old saga
 	PART_CTR_COUNT
 } part_ctr;
 
