@@ -206,7 +206,12 @@ dtx_err part__handle(
 // saga_step.c: saga STEP and SAGA_FORGET (rules 12-13).
 dtx_err part_saga_step(
     part *p, const proto_msg *req, proto_msg *rep, part__pending *pend);
+// Finishes a STEP or a SAGA_FORGET once its record's sync returned
+// sync_err.
 dtx_err part_saga_step_finish(part *p, dtx_err sync_err, proto_msg *rep);
-dtx_err part_saga_forget(part *p, const proto_msg *req, proto_msg *rep);
+// SAGA_FORGET: a tombstone, then the saga's barriers dropped; answered
+// once the tombstone is durable (pend, as a STEP's commit).
+dtx_err part_saga_forget(
+    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend);
 
 #endif // PARTICIPANT_INT_H

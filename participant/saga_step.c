@@ -43,7 +43,7 @@ failed_branch(uint32_t branch)
 //     barrier (tomb_gid(gid), TOMB_BRANCH, action) in a local commit
 //     before it drops the saga's barriers, so a STEP of that gid meets
 //     the tombstone (WAL order: any crash that keeps the drop keeps the
-//     tombstone, so the forget need not wait for an fsync);
+//     tombstone; the forget is answered once the tombstone is durable);
 //  2. its saga began more than BARRIER_MAX_AGE_MS ago by its barrier id
 //     ("s<begin HLC, 16 hex>-<random, 16 hex>", minted by the
 //     orchestrator, saga/saga_int.h): its barriers, and its tombstone,
@@ -179,6 +179,8 @@ part_saga_step_finish(part *p, dtx_err sync_err, proto_msg *rep)
 		proto_msg_init(rep, PROTO_NONE);
 		return sync_err;
 	}
+	if (rep->hdr.type != PROTO_STEP_REPLY)
+		return DTX_OK; // a SAGA_FORGET's tombstone
 	part__outcome_signal(p);
 	// Durable but not yet answered: the orchestrator must retry and
 	// meet the barrier.
@@ -389,15 +391,15 @@ part_saga_step(
 }
 
 // Writes gid's tombstone (horizon rule 1) as a local commit, appended to
-// the WAL before the caller drops the saga's barriers. An existing one
-// (a repeated forget) is kept.
+// the WAL before the caller drops the saga's barriers; *lsn gets its LSN
+// (0: there already, from a repeated forget).
 static dtx_err
-put_tombstone(part *p, const char *gid)
+put_tombstone(part *p, const char *gid, uint64_t *lsn)
 {
 	char tomb[STOR_GID_MAX + 1];
 	stor_txn *t = NULL;
-	uint64_t lsn = 0;
 	bool there = false;
+	*lsn = 0;
 	tomb_gid(gid, tomb);
 	dtx_err rv = stor_txn_begin(p->kv, CLK_TS_MAX, &t);
 	if (rv != DTX_OK)
@@ -412,19 +414,23 @@ put_tombstone(part *p, const char *gid)
 		// Being made durable by an earlier forget: it is there.
 		return rv == DTX_EAGAIN || rv == DTX_EEXIST ? DTX_OK : rv;
 	}
-	// Not waited for: the drop that follows is appended after it.
-	rv = commit(p, t, &lsn);
+	rv = commit(p, t, lsn);
 	return rv == DTX_ECONFLICT ? DTX_OK : rv; // a concurrent forget
 }
 
 dtx_err
-part_saga_forget(part *p, const proto_msg *req, proto_msg *rep)
+part_saga_forget(
+    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 {
 	size_t n = 0;
+	uint64_t lsn = 0;
 	const char *gid = req->u.gid.gid;
 	if (gid == NULL || gid[0] == '\0' || strlen(gid) > STOR_GID_MAX)
 		return DTX_EINVAL;
-	dtx_err rv = put_tombstone(p, gid);
+	// The forget is answered once the tombstone is durable (one fsync
+	// for a whole BATCH of forgets, as for STEPs); the drop needs no
+	// wait of its own, being appended after it.
+	dtx_err rv = put_tombstone(p, gid, &lsn);
 	if (rv == DTX_OK)
 		rv = stor_kv_barrier_gc(p->kv, gid, 0, &n);
 	if (rv != DTX_OK)
@@ -433,5 +439,9 @@ part_saga_forget(part *p, const proto_msg *req, proto_msg *rep)
 	    req->u.gid.gid, n);
 	rep->hdr.type = PROTO_ACK;
 	rep->u.txid.txid = 0;
+	if (lsn != 0) {
+		pend->kind = PART__PEND_STEP;
+		pend->lsn = lsn;
+	}
 	return DTX_OK;
 }
