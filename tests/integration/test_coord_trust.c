@@ -171,8 +171,9 @@ test_coord_status_members_only(void **state)
 }
 
 // PREPAREs txid at participant p from a client claiming the coordinator's
-// id, naming peer as the other participant.
-static void
+// id, naming peer as the other participant. True for a YES; a NO (the
+// key still held by the COMMIT of an earlier transfer) is printed.
+static bool
 prepare_at(uint32_t p, uint64_t txid, int64_t acct, uint32_t peer)
 {
 	char k[32];
@@ -195,9 +196,13 @@ prepare_at(uint32_t p, uint64_t txid, int64_t acct, uint32_t peer)
 	proto_call_opts o = { .timeout_ms = 5000 };
 	assert_int_equal(proto_client_call(co, &req, &rep, &o), DTX_OK);
 	assert_int_equal(rep.hdr.type, PROTO_VOTE);
-	assert_true(rep.u.vote.yes);
+	bool yes = rep.u.vote.yes;
+	if (!yes)
+		fprintf(stderr, "tx %" PRIu64 " voted NO: %s\n", txid,
+		    rep.u.vote.reason ? rep.u.vote.reason : "");
 	proto_msg_free(&rep);
 	proto_client_close(co);
+	return yes;
 }
 
 static void
@@ -226,7 +231,13 @@ test_part_status_named_only(void **state)
 	pick_pair(&a, &b, &other);
 	uint32_t pa = tu_owner(&F, a), pb = tu_owner(&F, b);
 	uint64_t txid = 0x7e57000000000000ull | (dtx_mono_ns() & 0xffffffff);
-	prepare_at(pa, txid, a, pb);
+	// A NO is remembered as the txid's abort: try again with another.
+	uint64_t end = dtx_mono_ns() + 5000000000ull;
+	while (!prepare_at(pa, txid, a, pb)) {
+		assert_true(dtx_mono_ns() < end);
+		dtx_sleep_ms(50);
+		txid++;
+	}
 	dtx_err code;
 	proto_client *stranger = client_as(pa, other);
 	proto_client *peer = client_as(pa, pb);
