@@ -100,6 +100,8 @@ health(void *arg, proto_health_reply *h)
 		{ "redriven", (int64_t)atomic_load(&c->n_redriven) },
 		{ "recovered", (int64_t)atomic_load(&c->n_recovered) },
 		{ "status_queries", (int64_t)atomic_load(&c->n_status) },
+		{ "refused_status",
+		    (int64_t)atomic_load(&c->n_status_refused) },
 		{ "checkpoints", (int64_t)atomic_load(&c->n_checkpoints) },
 		{ "log_appends", (int64_t)ws.appends },
 		{ "log_syncs", (int64_t)ws.syncs },

@@ -143,11 +143,16 @@ struct coord {
 	atomic_uint_fast64_t n_txns, n_committed, n_aborted, n_unknown;
 	atomic_uint_fast64_t n_batches, n_batch_items, n_redriven;
 	atomic_uint_fast64_t n_status, n_recovered, n_checkpoints;
+	atomic_uint_fast64_t n_status_refused; // STATUS from a non-member
 };
 
 // table.c
 dtx_err coord__table_init(coord *c);
 void coord__table_fini(coord *c);
+// A fresh transaction id: 64 bits from the kernel's CSPRNG, never 0 or
+// UINT64_MAX (reserved). Not ordered, no time in it. DTX_EIO when the
+// kernel has no random bytes to give. Thread-safe.
+dtx_err coord__txid_draw(uint64_t *out);
 // Lookups and changes; the caller holds c->mu.
 coord_tx *coord__tx_find(coord *c, uint64_t txid);
 dtx_err coord__tx_insert(coord *c, uint64_t txid, coord_tx **out);

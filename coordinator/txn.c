@@ -7,14 +7,22 @@
 // handler wait, for the same engine. Also STATUS, which answers from the
 // table with presumed abort (DESIGN rule 2).
 //
-// Transaction ids are the coordinator's HLC timestamps (clk_node_local):
-// strictly increasing within a run and, thanks to the clock's persisted
-// bound in <data>/clock.bound, above every id issued before a restart, so
-// an id is never reused. A client may choose the id itself (TXN "tx", 64
-// random bits), so that it knows what to ask about after a timeout; an id
-// the table still holds is refused (DTX_EEXIST). An id of a transaction
-// that aborted and was forgotten cannot be recognised (presumed abort
-// keeps no record), which is why client ids must be random.
+// Transaction ids are 64 bits from the kernel's CSPRNG (dtx_random_u64),
+// never 0 or UINT64_MAX (reserved): an id names a transaction and says
+// nothing else. It is not ordered and carries no time (the HLC commit
+// timestamp is the transaction's time), so nobody can guess the id of a
+// transaction in flight and forge its decision. A draw that meets an id
+// in the coordinator's table is drawn again: the table holds every id the
+// decision log still needs (in doubt, committed and not yet acknowledged,
+// recovered at open) and the recently ended ones, so an id is never
+// reused while anyone may ask about it. An id forgotten since (ended long
+// ago, or aborted and presumed so) could only meet a participant that
+// still remembers its outcome, which refuses the new PREPARE (a NO vote):
+// at worst one aborted transaction, with odds of 2^-64 per pair.
+//
+// A client may choose the id itself (TXN "tx", 64 random bits), so that it
+// knows what to ask about after a timeout; an id the table still holds is
+// refused (DTX_EEXIST), and so are the reserved 0 and UINT64_MAX.
 
 #include <string.h>
 
@@ -96,20 +104,28 @@ run_new(coord *c, const proto_txn *tx, coord_plan *p, coord_run **out)
 	r->p = *p;
 	p->ops = NULL;
 	proto_msg_init(&r->rep, PROTO_TXN_REPLY);
-	r->txid = tx->txid;
-	dtx_err rv = DTX_OK;
-	if (r->txid == 0 &&
-	    (rv = clk_node_local(proto_daemon_clock(c->d), &r->txid)) != DTX_OK)
+	dtx_err rv;
+	coord_tx *t = NULL;
+	if (tx->txid == UINT64_MAX) {
+		rv = DTX_EINVAL; // reserved, as 0 is (the codec refuses it)
 		goto fail;
-	pthread_mutex_lock(&c->mu);
-	coord_tx *t;
-	rv = coord__tx_insert(c, r->txid, &t);
-	if (rv == DTX_OK) {
-		t->mode = tx->mode;
-		t->nparts = r->p.nparts;
-		memcpy(t->parts, r->p.parts, r->p.nparts * sizeof(uint32_t));
 	}
-	pthread_mutex_unlock(&c->mu);
+	do {
+		// The client's id, once; else a fresh draw until one is free.
+		if (tx->txid != 0)
+			r->txid = tx->txid;
+		else if ((rv = coord__txid_draw(&r->txid)) != DTX_OK)
+			goto fail;
+		pthread_mutex_lock(&c->mu);
+		rv = coord__tx_insert(c, r->txid, &t);
+		if (rv == DTX_OK) {
+			t->mode = tx->mode;
+			t->nparts = r->p.nparts;
+			memcpy(t->parts, r->p.parts,
+			    r->p.nparts * sizeof(uint32_t));
+		}
+		pthread_mutex_unlock(&c->mu);
+	} while (rv == DTX_EEXIST && tx->txid == 0); // taken: draw again
 	if (rv != DTX_OK)
 		goto fail;
 	*out = r;
@@ -181,17 +197,57 @@ fail:
 	return rv;
 }
 
+// Whether from may learn the outcome of t (NULL: a txid this coordinator
+// has no record of). The daemon runtime has already admitted the sender's
+// role for STATUS (proto/authz.c: coordinator, participant, admin,
+// harness) and, over TLS, checked that a node of the topology holds the
+// role the topology gives it and that "from" is the node its certificate
+// names. So a sender on a client line of the topology, or outside it, is
+// an admin or the harness: it may ask about anything. A participant may
+// ask about a transaction it takes part in, and about any id this
+// coordinator does not know: presumed abort answers ABORTED, which a
+// participant in doubt needs and which tells nobody anything. Nobody else
+// (another coordinator, the orchestrator) asks a coordinator.
+static bool
+status_allowed(coord *c, const coord_tx *t, uint32_t from)
+{
+	const dtx_node *nd = dtx_topo_find(proto_daemon_topo(c->d), from);
+	if (nd == NULL || nd->role == DTX_ROLE_CLIENT)
+		return true;
+	if (nd->role != DTX_ROLE_PARTICIPANT)
+		return false;
+	if (t == NULL)
+		return true;
+	for (uint32_t i = 0; i < t->nparts; i++)
+		if (t->parts[i] == from)
+			return true;
+	return false;
+}
+
 dtx_err
 coord__status(coord *c, const proto_msg *req, proto_msg *rep)
 {
 	uint64_t txid = req->u.txid.txid;
 	proto_status_reply *s = &rep->u.status_reply;
-	rep->hdr.type = PROTO_STATUS_REPLY;
-	s->txid = txid;
-	s->state = PROTO_TS_ABORTED; // presumed abort (rule 2)
+	proto_txn_state st = PROTO_TS_ABORTED; // presumed abort (rule 2)
+	clk_ts cts = 0;
 	atomic_fetch_add(&c->n_status, 1);
 	pthread_mutex_lock(&c->mu);
 	coord_tx *t = coord__tx_find(c, txid);
+	if (!status_allowed(c, t, req->hdr.from)) {
+		pthread_mutex_unlock(&c->mu);
+		atomic_fetch_add(&c->n_status_refused, 1);
+		uint64_t held = 0;
+		if (proto_daemon_warn_ok(c->d, req->hdr.from, "STATUS", &held))
+			DTX_LOG(DTX_LOG_WARN, "REFUSED",
+			    "STATUS from node %u: not a participant of txn "
+			    "%llu (%llu more refused in the last second)",
+			    req->hdr.from, (unsigned long long)txid,
+			    (unsigned long long)held);
+		return proto_msg_set_error(rep, DTX_EPERM,
+		    "STATUS refused: node %u is not a participant of txn %llu",
+		    req->hdr.from, (unsigned long long)txid);
+	}
 	if (t != NULL) {
 		switch (t->state) {
 		case COORD_VOTING:
@@ -204,19 +260,23 @@ coord__status(coord *c, const proto_msg *req, proto_msg *rep)
 			// not known yet. PREPARED tells the asker to wait
 			// and ask again (UNKNOWN would read as "no record",
 			// i.e. presumed abort, and could split the decision).
-			s->state = PROTO_TS_PREPARED;
+			st = PROTO_TS_PREPARED;
 			break;
 		case COORD_PRECOMMITTED:
-			s->state = PROTO_TS_PRECOMMITTED;
-			s->commit_ts = t->cts;
+			st = PROTO_TS_PRECOMMITTED;
+			cts = t->cts;
 			break;
 		case COORD_COMMITTED:
 		case COORD_ENDED:
-			s->state = PROTO_TS_COMMITTED;
-			s->commit_ts = t->cts;
+			st = PROTO_TS_COMMITTED;
+			cts = t->cts;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
+	rep->hdr.type = PROTO_STATUS_REPLY;
+	s->txid = txid;
+	s->state = st;
+	s->commit_ts = cts;
 	return DTX_OK;
 }

@@ -254,6 +254,37 @@ wire_state(stor_tx_state st)
 	}
 }
 
+// Whether from may ask about txid here. The daemon runtime has already
+// admitted the sender's role for STATUS (coordinator, participant, admin,
+// harness; proto/authz.c) and, over TLS, checked that a node of the
+// topology holds the role the topology gives it and that "from" is the
+// node its certificate names: a sender on a client line of the topology,
+// or outside it, is therefore an admin or the harness, and may ask about
+// anything. While txid is in doubt here, its PREPARED record names who
+// else may ask: its coordinator and its peers (cooperative termination,
+// 3PC termination, coordinator recovery). Once it is decided the record
+// is gone and the outcome is told to any coordinator or participant (a
+// peer whose COMMIT was lost needs it; it changes nothing). A txid never
+// seen here is answered NEVER_VOTED (aborted first) to them too: the
+// asker's own record names this node, which only the asker can know, and
+// a txid is 64 random bits nobody outside the transaction can guess.
+static bool
+status_allowed(part *p, uint64_t txid, uint32_t from)
+{
+	const dtx_node *nd = dtx_topo_find(proto_daemon_topo(p->d), from);
+	if (nd == NULL || nd->role == DTX_ROLE_CLIENT)
+		return true;
+	part__txmeta m;
+	if (!part__txtab_get(p->txtab, txid, &m))
+		return true;
+	if (from == m.meta.coordinator)
+		return true;
+	for (uint32_t i = 0; i < m.meta.npeers; i++)
+		if (m.meta.peers[i] == from)
+			return true;
+	return false;
+}
+
 dtx_err
 part__status(part *p, const proto_msg *req, proto_msg *rep)
 {
@@ -264,6 +295,18 @@ part__status(part *p, const proto_msg *req, proto_msg *rep)
 
 	if (txid == 0)
 		return DTX_EINVAL;
+	if (!status_allowed(p, txid, req->hdr.from)) {
+		part__count(p, PART_CTR_REFUSED_STATUS);
+		uint64_t held = 0;
+		if (proto_daemon_warn_ok(p->d, req->hdr.from, "STATUS", &held))
+			DTX_LOG(DTX_LOG_WARN, "REFUSED",
+			    "STATUS from node %u: tx=%" PRIu64 " does not name "
+			    "it (%" PRIu64 " more refused in the last second)",
+			    req->hdr.from, txid, held);
+		return proto_msg_set_error(rep, DTX_EPERM,
+		    "STATUS refused: tx %" PRIu64 " does not name node %u",
+		    txid, req->hdr.from);
+	}
 	dtx_err rv = stor_kv_tx_state(p->kv, txid, &st, &cts);
 	bool never = false;
 	if (rv == DTX_ENOENT) {

@@ -59,6 +59,8 @@ const char *const part__ctr_names[PART_CTR_COUNT] = {
 	[PART_CTR_REFUSED_PREPARE] = "refused_prepare",
 	[PART_CTR_REFUSED_DECISION] = "refused_decision",
 	[PART_CTR_COMMIT_UNKNOWN] = "commit_unknown",
+	[PART_CTR_REFUSED_STATUS] = "refused_status",
+	[PART_CTR_REFUSED_STALE_STEP] = "refused_stale_step",
 };
 
 dtx_err

@@ -38,6 +38,8 @@ typedef enum part_ctr {
 	PART_CTR_REFUSED_PREPARE, // guard.c: a PREPARE against the rules
 	PART_CTR_REFUSED_DECISION, // guard.c: a decision from the wrong node
 	PART_CTR_COMMIT_UNKNOWN, // COMMITs of a txid with no record here
+	PART_CTR_REFUSED_STATUS, // STATUS from a node its record does not name
+	PART_CTR_REFUSED_STALE_STEP, // STEP of a forgotten or too old saga
 	PART_CTR_COUNT
 } part_ctr;
 
@@ -204,7 +206,12 @@ dtx_err part__handle(
 // saga_step.c: saga STEP and SAGA_FORGET (rules 12-13).
 dtx_err part_saga_step(
     part *p, const proto_msg *req, proto_msg *rep, part__pending *pend);
+// Finishes a STEP or a SAGA_FORGET once its record's sync returned
+// sync_err.
 dtx_err part_saga_step_finish(part *p, dtx_err sync_err, proto_msg *rep);
-dtx_err part_saga_forget(part *p, const proto_msg *req, proto_msg *rep);
+// SAGA_FORGET: a tombstone, then the saga's barriers dropped; answered
+// once the tombstone is durable (pend, as a STEP's commit).
+dtx_err part_saga_forget(
+    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend);
 
 #endif // PARTICIPANT_INT_H

@@ -6,7 +6,8 @@
 // answers the first result, a compensation whose action never ran (or
 // failed) is a recorded null compensation, and an action arriving after
 // its compensation is refused instead of left hanging. SAGA_FORGET drops a
-// finished saga's barriers.
+// finished saga's barriers and leaves a tombstone, so that a STEP of a
+// forgotten saga is refused rather than applied a second time.
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -34,9 +35,73 @@ failed_branch(uint32_t branch)
 #define BARRIER_MAX_AGE_MS (7u * 24u * 3600u * 1000u)
 #define BARRIER_GC_EVERY_MS (60u * 1000u)
 
+// The barrier horizon: a STEP is refused (answered REFUSED, nothing
+// changed) instead of run when its saga is past what the barriers here
+// can still tell, which is exactly when a duplicate could otherwise be
+// applied twice:
+//  1. its saga was forgotten here: SAGA_FORGET writes a tombstone
+//     barrier (tomb_gid(gid), TOMB_BRANCH, action) in a local commit
+//     before it drops the saga's barriers, so a STEP of that gid meets
+//     the tombstone (WAL order: any crash that keeps the drop keeps the
+//     tombstone; the forget is answered once the tombstone is durable);
+//  2. its saga began more than BARRIER_MAX_AGE_MS ago by its barrier id
+//     ("s<begin HLC, 16 hex>-<random, 16 hex>", minted by the
+//     orchestrator, saga/saga_int.h): its barriers, and its tombstone,
+//     which is never older than the saga, may have been collected by
+//     age. The begin timestamp is the orchestrator's HLC, which is
+//     within max_offset of this node's clock, far below a week.
+// Tombstones go with the age collection, a week after the forget: by
+// then rule 2 covers the saga. A gid not in the orchestrator's form
+// (written by hand, or a saga logged before barrier ids) has no age:
+// only rule 1 applies to it. Only the orchestrator may send STEP and
+// SAGA_FORGET (proto/authz.c).
+#define TOMB_BRANCH INT64_MIN
+
+// The tombstone's gid: "~" and gid (a gid of STOR_GID_MAX bytes loses its
+// last byte). TOMB_BRANCH keeps it apart from any real barrier.
+static void
+tomb_gid(const char *gid, char out[STOR_GID_MAX + 1])
+{
+	snprintf(out, STOR_GID_MAX + 1, "~%s", gid);
+}
+
+// The begin timestamp of an orchestrator's barrier id; false for a gid
+// in another form.
+static bool
+bid_ts(const char *gid, clk_ts *ts)
+{
+	if (strlen(gid) != 34 || gid[0] != 's' || gid[17] != '-')
+		return false;
+	uint64_t v = 0;
+	for (int i = 1; i < 17; i++) {
+		char ch = gid[i];
+		int d = ch >= '0' && ch <= '9' ? ch - '0'
+		    : ch >= 'a' && ch <= 'f'   ? ch - 'a' + 10
+		                               : -1;
+		if (d < 0)
+			return false;
+		v = v << 4 | (uint64_t)d;
+	}
+	*ts = (clk_ts)v;
+	return true;
+}
+
+// Rule 2 of the horizon: true when gid's saga began more than
+// BARRIER_MAX_AGE_MS before this node's clock.
+static bool
+too_old(part *p, const char *gid)
+{
+	clk_ts ts;
+	if (!bid_ts(gid, &ts))
+		return false;
+	uint64_t now = clk_ts_l(clk_node_now(p->clock));
+	return clk_ts_l(ts) + BARRIER_MAX_AGE_MS < now;
+}
+
 typedef struct step_out {
 	proto_step_result res;
 	bool dup;
+	bool stale; // refused by the barrier horizon
 	uint64_t lsn; // of the step's commit (0: nothing committed)
 	char why[PROTO_MAX_STR + 1];
 } step_out;
@@ -114,6 +179,8 @@ part_saga_step_finish(part *p, dtx_err sync_err, proto_msg *rep)
 		proto_msg_init(rep, PROTO_NONE);
 		return sync_err;
 	}
+	if (rep->hdr.type != PROTO_STEP_REPLY)
+		return DTX_OK; // a SAGA_FORGET's tombstone
 	part__outcome_signal(p);
 	// Durable but not yet answered: the orchestrator must retry and
 	// meet the barrier.
@@ -128,11 +195,26 @@ static dtx_err
 run_step(part *p, const proto_step *st, bool barrier_only, step_out *o)
 {
 	stor_txn *t = NULL;
-	bool a = false, c = false, f = false;
+	bool a = false, c = false, f = false, gone = false;
+	char tomb[STOR_GID_MAX + 1];
 	dtx_err rv;
 
+	tomb_gid(st->gid, tomb);
 	if ((rv = stor_txn_begin(p->kv, CLK_TS_MAX, &t)) != DTX_OK)
 		return rv;
+	if ((rv = stor_txn_barrier_get(
+	         t, tomb, TOMB_BRANCH, STOR_BARRIER_ACTION, &gone)) != DTX_OK)
+		goto fail;
+	if (gone) {
+		// Horizon rule 1: the saga was forgotten here.
+		o->res = PROTO_STEP_REFUSED;
+		o->stale = true;
+		snprintf(o->why, sizeof(o->why),
+		    "saga %s was forgotten here: a late or replayed step",
+		    st->gid);
+		stor_txn_abort(t);
+		return DTX_OK;
+	}
 	if ((rv = stor_txn_barrier_get(
 	         t, st->gid, st->branch, STOR_BARRIER_ACTION, &a)) != DTX_OK ||
 	    (rv = stor_txn_barrier_get(t, st->gid, st->branch,
@@ -215,19 +297,12 @@ fail:
 	return rv == DTX_EEXIST ? DTX_EAGAIN : rv;
 }
 
-dtx_err
-part_saga_step(
-    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
+// Runs st (ops checked) into *o: the age collection that is due, then
+// the step, and for an action that failed on business grounds, its
+// barriers alone. Errors of run_step.
+static dtx_err
+step_once(part *p, const proto_step *st, step_out *o)
 {
-	const proto_step *st = &req->u.step;
-	step_out o = { .res = PROTO_STEP_OK };
-	dtx_err rv;
-
-	for (uint32_t i = 0; i < st->n_ops; i++)
-		if (st->ops[i].kind == PROTO_OP_GET)
-			return proto_msg_set_error(rep, DTX_EINVAL,
-			    "step %s/%u: a step's ops must be add or put",
-			    st->gid, st->branch);
 	size_t aged = 0;
 	if (stor_kv_barrier_gc_every(p->kv, BARRIER_MAX_AGE_MS,
 	        BARRIER_GC_EVERY_MS, &aged) == DTX_OK &&
@@ -236,16 +311,43 @@ part_saga_step(
 		    "%zu barriers older than %u ms dropped (their forget was "
 		    "lost)",
 		    aged, BARRIER_MAX_AGE_MS);
-	rv = run_step(p, st, false, &o);
+	dtx_err rv = run_step(p, st, false, o);
 	if (rv == DTX_ECANCELED) {
 		// The action failed on business grounds: record that it
 		// ran and failed (and nothing else) so that duplicates and
 		// its compensation agree.
-		char why[sizeof(o.why)];
-		memcpy(why, o.why, sizeof(why));
-		rv = run_step(p, st, true, &o);
-		if (rv == DTX_OK && !o.dup)
-			memcpy(o.why, why, sizeof(why));
+		char why[sizeof(o->why)];
+		memcpy(why, o->why, sizeof(why));
+		rv = run_step(p, st, true, o);
+		if (rv == DTX_OK && !o->dup)
+			memcpy(o->why, why, sizeof(why));
+	}
+	return rv;
+}
+
+dtx_err
+part_saga_step(
+    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
+{
+	const proto_step *st = &req->u.step;
+	step_out o = { .res = PROTO_STEP_OK };
+	dtx_err rv = DTX_OK;
+
+	for (uint32_t i = 0; i < st->n_ops; i++)
+		if (st->ops[i].kind == PROTO_OP_GET)
+			return proto_msg_set_error(rep, DTX_EINVAL,
+			    "step %s/%u: a step's ops must be add or put",
+			    st->gid, st->branch);
+	if (too_old(p, st->gid)) {
+		// Horizon rule 2: its barriers may be gone.
+		o.res = PROTO_STEP_REFUSED;
+		o.stale = true;
+		snprintf(o.why, sizeof(o.why),
+		    "saga %s began more than %u ms ago: past the barrier "
+		    "horizon",
+		    st->gid, BARRIER_MAX_AGE_MS);
+	} else {
+		rv = step_once(p, st, &o);
 	}
 	if (rv == DTX_EAGAIN)
 		return proto_msg_set_error(rep, DTX_EAGAIN,
@@ -253,6 +355,16 @@ part_saga_step(
 		    st->branch);
 	if (rv != DTX_OK)
 		return rv;
+	if (o.stale) {
+		part__count(p, PART_CTR_REFUSED_STALE_STEP);
+		uint64_t held = 0;
+		if (proto_daemon_warn_ok(
+		        p->d, req->hdr.from, "STALE_STEP", &held))
+			DTX_LOG(DTX_LOG_WARN, "REFUSED",
+			    "STEP %s/%u from node %u: %s (%" PRIu64
+			    " more refused in the last second)",
+			    st->gid, st->branch, req->hdr.from, o.why, held);
+	}
 	DTX_LOG(DTX_LOG_DEBUG, "SAGA_STEP", "%s/%u %s: %s%s%s%s", st->gid,
 	    st->branch,
 	    st->phase == PROTO_PHASE_ACTION ? "action" : "compensation",
@@ -278,16 +390,58 @@ part_saga_step(
 	return DTX_OK;
 }
 
+// Writes gid's tombstone (horizon rule 1) as a local commit, appended to
+// the WAL before the caller drops the saga's barriers; *lsn gets its LSN
+// (0: there already, from a repeated forget).
+static dtx_err
+put_tombstone(part *p, const char *gid, uint64_t *lsn)
+{
+	char tomb[STOR_GID_MAX + 1];
+	stor_txn *t = NULL;
+	bool there = false;
+	*lsn = 0;
+	tomb_gid(gid, tomb);
+	dtx_err rv = stor_txn_begin(p->kv, CLK_TS_MAX, &t);
+	if (rv != DTX_OK)
+		return rv;
+	rv = stor_txn_barrier_get(
+	    t, tomb, TOMB_BRANCH, STOR_BARRIER_ACTION, &there);
+	if (rv == DTX_OK && !there)
+		rv = stor_txn_barrier_put(
+		    t, tomb, TOMB_BRANCH, STOR_BARRIER_ACTION);
+	if (rv != DTX_OK || there) {
+		stor_txn_abort(t);
+		// Being made durable by an earlier forget: it is there.
+		return rv == DTX_EAGAIN || rv == DTX_EEXIST ? DTX_OK : rv;
+	}
+	rv = commit(p, t, lsn);
+	return rv == DTX_ECONFLICT ? DTX_OK : rv; // a concurrent forget
+}
+
 dtx_err
-part_saga_forget(part *p, const proto_msg *req, proto_msg *rep)
+part_saga_forget(
+    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 {
 	size_t n = 0;
-	dtx_err rv = stor_kv_barrier_gc(p->kv, req->u.gid.gid, 0, &n);
+	uint64_t lsn = 0;
+	const char *gid = req->u.gid.gid;
+	if (gid == NULL || gid[0] == '\0' || strlen(gid) > STOR_GID_MAX)
+		return DTX_EINVAL;
+	// The forget is answered once the tombstone is durable (one fsync
+	// for a whole BATCH of forgets, as for STEPs); the drop needs no
+	// wait of its own, being appended after it.
+	dtx_err rv = put_tombstone(p, gid, &lsn);
+	if (rv == DTX_OK)
+		rv = stor_kv_barrier_gc(p->kv, gid, 0, &n);
 	if (rv != DTX_OK)
 		return rv;
 	DTX_LOG(DTX_LOG_DEBUG, "SAGA_FORGET", "%s: %zu barriers dropped",
 	    req->u.gid.gid, n);
 	rep->hdr.type = PROTO_ACK;
 	rep->u.txid.txid = 0;
+	if (lsn != 0) {
+		pend->kind = PART__PEND_STEP;
+		pend->lsn = lsn;
+	}
 	return DTX_OK;
 }

@@ -35,7 +35,7 @@ start_one(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 	case PROTO_STEP:
 		return part_saga_step(p, req, rep, pend);
 	case PROTO_SAGA_FORGET:
-		return part_saga_forget(p, req, rep);
+		return part_saga_forget(p, req, rep, pend);
 	case PROTO_PING:
 		rep->hdr.type = PROTO_PONG;
 		return DTX_OK;

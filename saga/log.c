@@ -7,6 +7,7 @@
 // from the request the record encodes rather than decoding them again),
 // and checkpoints of the table.
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,8 +57,23 @@ saga__enc_end(dtx_buf *b, const char *gid, proto_saga_state st, int32_t failed,
 }
 
 dtx_err
-saga__enc_begin(
-    dtx_buf *b, const proto_saga_submit *sub, uint64_t submit_wall_ms)
+saga__bid_new(saga *s, char *out)
+{
+	clk_ts ts;
+	uint64_t rnd;
+	dtx_err rv = clk_node_local(proto_daemon_clock(s->d), &ts);
+	if (rv == DTX_OK)
+		rv = dtx_random_u64(&rnd);
+	if (rv != DTX_OK)
+		return rv;
+	snprintf(out, SAGA_BID_LEN + 1, "s%016" PRIx64 "-%016" PRIx64,
+	    (uint64_t)ts, rnd);
+	return DTX_OK;
+}
+
+dtx_err
+saga__enc_begin(dtx_buf *b, const proto_saga_submit *sub,
+    uint64_t submit_wall_ms, const char *bid)
 {
 	proto_msg m;
 	uint8_t *enc = NULL;
@@ -73,6 +89,7 @@ saga__enc_begin(
 	dtx_buf_u64(b, submit_wall_ms);
 	dtx_buf_u32(b, (uint32_t)n);
 	dtx_buf_put(b, enc, n);
+	saga__buf_str(b, bid);
 	dtx_free(enc);
 	return b->oom ? DTX_ENOMEM : DTX_OK;
 }
@@ -180,7 +197,12 @@ apply_begin(saga *s, dtx_rd *in, saga__rec **out)
 	uint64_t wall = dtx_rd_u64(in);
 	size_t n = (size_t)dtx_rd_u32(in);
 	const uint8_t *enc = dtx_rd_bytes(in, n);
-	if (in->bad || gid[0] == '\0')
+	char bid[PROTO_MAX_STR + 1];
+	if (in->off < in->len)
+		rd_str(in, bid);
+	else
+		snprintf(bid, sizeof(bid), "%s", gid); // written before bids
+	if (in->bad || gid[0] == '\0' || bid[0] == '\0')
 		return DTX_ECORRUPT;
 	saga__rec *r = saga__find(s, gid);
 	if (r != NULL) {
@@ -190,6 +212,7 @@ apply_begin(saga *s, dtx_rd *in, saga__rec **out)
 	dtx_err rv = rec_new(gid, enc, n, &r);
 	if (rv != DTX_OK)
 		return rv;
+	snprintf(r->bid, sizeof(r->bid), "%s", bid);
 	return begin_insert(s, r, wall, out);
 }
 
@@ -209,8 +232,8 @@ op_copy(proto_op *dst, const proto_op *src)
 }
 
 dtx_err
-saga__apply_begin_live(
-    saga *s, const proto_saga_submit *sub, uint64_t wall, saga__rec **out)
+saga__apply_begin_live(saga *s, const proto_saga_submit *sub, uint64_t wall,
+    const char *bid, saga__rec **out)
 {
 	saga__rec *r = saga__find(s, sub->gid);
 	if (r != NULL) {
@@ -220,6 +243,7 @@ saga__apply_begin_live(
 	dtx_err rv = rec_new(sub->gid, NULL, 0, &r);
 	if (rv != DTX_OK)
 		return rv;
+	snprintf(r->bid, sizeof(r->bid), "%s", bid);
 	r->steps = dtx_calloc(sub->n_steps, sizeof(*r->steps));
 	r->st = dtx_calloc(sub->n_steps, 1);
 	if (r->steps == NULL || r->st == NULL) {
@@ -503,7 +527,7 @@ blob_saga(dtx_buf *blob, const saga__rec *r)
 	proto_saga_submit sub = {
 		.gid = r->gid, .n_steps = r->n_steps, .steps = r->steps
 	};
-	if (saga__enc_begin(&p, &sub, r->submit_wall_ms) != DTX_OK) {
+	if (saga__enc_begin(&p, &sub, r->submit_wall_ms, r->bid) != DTX_OK) {
 		blob->oom = true;
 		dtx_buf_fini(&p);
 		return;

@@ -26,8 +26,12 @@
 // its bytes (0: none):
 //
 //   SAGA__REC_BEGIN (1)  gid, u64 submit wall ms, u32 n, n bytes: the
-//                        SAGA_SUBMIT message as proto_encode writes it.
-//                        Step 0 counts as started once BEGIN is durable.
+//                        SAGA_SUBMIT message as proto_encode writes it,
+//                        then the barrier id (str, see saga__bid_new;
+//                        a record written before barrier ids existed
+//                        ends after the message: its barrier id is its
+//                        gid). Step 0 counts as started once BEGIN is
+//                        durable.
 //   SAGA__REC_STEP  (2)  gid, u32 step, u8 phase (proto_phase), u8 what
 //                        (0 started, 1 finished), u8 result
 //                        (proto_step_result, for finished), reason
@@ -53,6 +57,20 @@ enum {
 	SAGA__REC_COMP = 3,
 	SAGA__REC_END = 4,
 };
+
+// ---------------------------------------------------------------- barrier ids
+//
+// The client names a saga (its gid, for resubmission and SAGA_STATUS);
+// the orchestrator names it to the participants with a barrier id of its
+// own, minted at submission and kept in the BEGIN record: "s", the
+// saga's begin HLC timestamp (clk_ts, 16 lower-case hex digits), "-" and
+// 64 bits from the CSPRNG (16 hex digits). STEP and SAGA_FORGET carry it
+// as their "gid". Nobody can guess it, two sagas never share it (even
+// when a client reuses a gid after the orchestrator forgot the first
+// saga), and a participant reads the saga's age from it
+// (participant/saga_step.c refuses the STEPs of sagas older than its
+// barrier horizon).
+#define SAGA_BID_LEN 34
 
 // ---------------------------------------------------------------- counters
 
@@ -87,6 +105,7 @@ extern const char *const saga__ctr_names[SAGA_CTR_COUNT];
 typedef struct saga__rec saga__rec;
 struct saga__rec {
 	char *gid; // owned
+	char bid[PROTO_MAX_STR + 1]; // barrier id (see SAGA_BID_LEN)
 	uint32_t n_steps;
 	proto_saga_step *steps; // owned (keys, values): from the BEGIN record
 	uint8_t *st; // n_steps proto_step_state values
@@ -199,10 +218,16 @@ void saga__enc_comp(
     dtx_buf *b, const char *gid, int32_t failed, const char *why);
 void saga__enc_end(dtx_buf *b, const char *gid, proto_saga_state st,
     int32_t failed, uint64_t submit_wall_ms, const char *why);
-// Encodes the BEGIN payload of a SAGA_SUBMIT (borrowed). DTX_EINVAL when
-// the message cannot be encoded, DTX_ENOMEM.
-dtx_err saga__enc_begin(
-    dtx_buf *b, const proto_saga_submit *sub, uint64_t submit_wall_ms);
+// Encodes the BEGIN payload of a SAGA_SUBMIT (borrowed) whose barrier id
+// is bid (borrowed). DTX_EINVAL when the message cannot be encoded,
+// DTX_ENOMEM.
+dtx_err saga__enc_begin(dtx_buf *b, const proto_saga_submit *sub,
+    uint64_t submit_wall_ms, const char *bid);
+
+// Mints a barrier id (SAGA_BID_LEN characters and a NUL into
+// out[SAGA_BID_LEN + 1]) at the orchestrator's HLC now. Errors of the
+// clock and of the CSPRNG (dtx_random_u64). Thread-safe.
+dtx_err saga__bid_new(saga *s, char *out);
 
 // Applies one record to the in-memory state (replay and live appends
 // alike). saga->mu held. *rec (may be NULL) gets the saga it touched.
@@ -211,11 +236,11 @@ dtx_err saga__apply(
     saga *s, uint8_t type, const void *payload, size_t len, saga__rec **rec);
 
 // Applies the BEGIN record just appended for sub (borrowed; the request
-// the record encodes) as saga__apply would, copying the steps from sub
-// instead of decoding them from the record again. saga->mu held.
-// DTX_ENOMEM.
+// the record encodes) with barrier id bid (borrowed) as saga__apply
+// would, copying the steps from sub instead of decoding them from the
+// record again. saga->mu held. DTX_ENOMEM.
 dtx_err saga__apply_begin_live(saga *s, const proto_saga_submit *sub,
-    uint64_t submit_wall_ms, saga__rec **rec);
+    uint64_t submit_wall_ms, const char *bid, saga__rec **rec);
 
 // Appends a record (payload borrowed) and applies it, under saga->mu
 // (taken here). With force, returns once it is durable, or, when lsn is

@@ -121,12 +121,12 @@ check_submit(saga *s, const proto_saga_submit *sub, proto_msg *rep)
 // saga->mu held.
 static dtx_err
 append_begin(saga *s, const proto_saga_submit *sub, uint64_t wall,
-    const dtx_buf *b, saga__rec **r, uint64_t *lsn)
+    const char *bid, const dtx_buf *b, saga__rec **r, uint64_t *lsn)
 {
 	dtx_err rv =
 	    stor_wal_append(s->wal, SAGA__REC_BEGIN, b->p, b->len, false, lsn);
 	if (rv == DTX_OK)
-		rv = saga__apply_begin_live(s, sub, wall, r);
+		rv = saga__apply_begin_live(s, sub, wall, bid, r);
 	if (rv != DTX_OK)
 		return rv;
 	(*r)->owned = true;
@@ -157,7 +157,10 @@ submit(saga *s, const proto_msg *req, proto_msg *rep, proto_defer *tok)
 	    rep->hdr.type == PROTO_ERROR)
 		return rv;
 	uint64_t wall = dtx_wall_ns() / 1000000u;
-	rv = saga__enc_begin(&b, sub, wall);
+	char bid[SAGA_BID_LEN + 1];
+	if ((rv = saga__bid_new(s, bid)) != DTX_OK)
+		goto done;
+	rv = saga__enc_begin(&b, sub, wall, bid);
 	if (rv != DTX_OK)
 		goto done;
 	pthread_mutex_lock(&s->mu);
@@ -175,7 +178,7 @@ submit(saga *s, const proto_msg *req, proto_msg *rep, proto_defer *tok)
 		goto done;
 	}
 	if ((rv = saga__job_new(s, &j)) == DTX_OK &&
-	    (rv = append_begin(s, sub, wall, &b, &r, &lsn)) != DTX_OK)
+	    (rv = append_begin(s, sub, wall, bid, &b, &r, &lsn)) != DTX_OK)
 		saga__job_drop(j);
 	if (rv == DTX_OK && tok == NULL)
 		r->waiters++;

@@ -61,7 +61,7 @@ saga__step_req(const saga__rec *r, uint32_t i, proto_phase ph, proto_msg *req)
 	const proto_saga_step *st = &r->steps[i];
 	proto_msg_init(req, PROTO_STEP);
 	req->u.step = (proto_step) {
-		.gid = r->gid,
+		.gid = (char *)r->bid,
 		.branch = i,
 		.phase = ph,
 		.n_ops = 1,
@@ -81,7 +81,7 @@ saga__step_judge(const saga__rec *r, uint32_t i, proto_phase ph, dtx_err rv,
 		const proto_step_reply *sr = &rep->u.step_reply;
 		if (rep->hdr.type == PROTO_STEP_REPLY && sr->branch == i &&
 		    sr->phase == ph && sr->gid != NULL &&
-		    strcmp(sr->gid, r->gid) == 0) {
+		    strcmp(sr->gid, r->bid) == 0) {
 			*res = sr->result;
 			snprintf(why, wlen, "%s",
 			    sr->reason != NULL ? sr->reason : "");

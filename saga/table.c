@@ -127,7 +127,9 @@ queue_forget(saga *s, const saga__rec *r)
 		s->fq_cap = cap;
 		s->fq_head = 0;
 	}
-	char *gid = dtx_strdup(r->gid);
+	// The participants know the saga by its barrier id (one read back
+	// from an END record alone has none: it was never sent again).
+	char *gid = dtx_strdup(r->bid[0] != '\0' ? r->bid : r->gid);
 	if (gid == NULL)
 		return;
 	s->fq[(s->fq_head + s->fq_len) % s->fq_cap] = (saga__forget) {

@@ -109,6 +109,43 @@ test_happy_path(void **state)
 	    PROTO_SAGA_UNKNOWN);
 }
 
+// The orchestrator names a saga to the participants by a barrier id of
+// its own, not by the client's gid (which a client chooses, may reuse
+// after the orchestrator forgot it, and others may guess): a STEP sent
+// with the client's gid meets no barrier at the participant.
+static void
+test_barrier_id_is_not_the_gid(void **state)
+{
+	(void)state;
+	int64_t before[NACCT], after[NACCT];
+	char gid[64], why[300], k[32];
+	int32_t failed = 7;
+	int a = acct_on[1][1], b = acct_on[2][1];
+	total(before);
+	gid_of(gid, sizeof(gid), "bid");
+	assert_int_equal(
+	    ts_transfer(&T, gid, a, b, 10, &failed, why, sizeof(why)),
+	    PROTO_COMMITTED);
+	proto_op op;
+	bool dup = true;
+	ts_key(k, sizeof(k), a);
+	ts_op_add(&op, k, -10, 0);
+	assert_int_equal(ts_step(&T, (uint32_t)ts_owner(&T, a), gid, 0,
+	                     PROTO_PHASE_ACTION, &op, 1, &dup),
+	    PROTO_STEP_OK);
+	assert_false(dup);
+	total(after);
+	assert_int_equal(after[a], before[a] - 20);
+	// Undo the extra debit with its own compensation.
+	ts_op_add(&op, k, 10, INT64_MIN);
+	assert_int_equal(ts_step(&T, (uint32_t)ts_owner(&T, a), gid, 0,
+	                     PROTO_PHASE_COMPENSATE, &op, 1, &dup),
+	    PROTO_STEP_OK);
+	assert_int_equal(total(after), NACCT * INIT);
+	assert_int_equal(after[a], before[a] - 10);
+	assert_int_equal(after[b], before[b] + 10);
+}
+
 static void
 test_second_step_fails(void **state)
 {
@@ -449,6 +486,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_happy_path),
+		cmocka_unit_test(test_barrier_id_is_not_the_gid),
 		cmocka_unit_test(test_second_step_fails),
 		cmocka_unit_test(test_many_concurrent),
 		cmocka_unit_test(test_snapshot_sees_debit_before_credit),

@@ -5,10 +5,14 @@
 // compensations are no-ops that answer the first result, a compensation
 // whose action never ran is a null compensation, an action arriving after
 // its compensation is refused, a failed action's compensation changes
-// nothing, SAGA_FORGET drops the barriers, and bad steps are refused
-// without hurting the daemon.
+// nothing, SAGA_FORGET drops the barriers and leaves a tombstone that
+// refuses any later step of the saga (also after a restart), a step of a
+// saga older than the barrier horizon is refused, and bad steps are
+// refused without hurting the daemon.
 
+#include <inttypes.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <setjmp.h>
@@ -157,14 +161,28 @@ test_forget_drops_barriers(void **state)
 	assert_int_equal(ts_call(&T, 1, &req, &rep), DTX_OK);
 	assert_int_equal(rep.hdr.type, PROTO_ACK);
 	proto_msg_free(&rep);
-	// With its barrier gone the same branch runs as new: this is why
-	// the orchestrator forgets a saga only well after it ended.
-	expect_step(
-	    "g-forget", 0, PROTO_PHASE_ACTION, 3, -1, PROTO_STEP_OK, false);
-	assert_int_equal(balance(3), 98);
+	// Its barriers are gone, but the tombstone the forget left refuses
+	// the same step replayed (and its compensation, and any other
+	// branch): nothing is applied a second time.
+	for (int i = 0; i < 2; i++)
+		expect_step("g-forget", 0, PROTO_PHASE_ACTION, 3, -1,
+		    PROTO_STEP_REFUSED, false);
+	expect_step("g-forget", 1, PROTO_PHASE_ACTION, 3, -1,
+	    PROTO_STEP_REFUSED, false);
+	expect_step("g-forget", 0, PROTO_PHASE_COMPENSATE, 3, 1,
+	    PROTO_STEP_REFUSED, false);
+	assert_int_equal(balance(3), 99);
+	// A second forget of the same saga is answered and changes nothing.
+	proto_msg_init(&rep, PROTO_NONE);
+	assert_int_equal(ts_call(&T, 1, &req, &rep), DTX_OK);
+	assert_int_equal(rep.hdr.type, PROTO_ACK);
+	proto_msg_free(&rep);
+	expect_step("g-forget", 0, PROTO_PHASE_ACTION, 3, -1,
+	    PROTO_STEP_REFUSED, false);
+	assert_int_equal(balance(3), 99);
 	// Restore the account for the other cases.
 	assert_int_equal(
-	    step("g-forget-undo", 0, PROTO_PHASE_ACTION, 3, 2, INT64_MIN, NULL),
+	    step("g-forget-undo", 0, PROTO_PHASE_ACTION, 3, 1, INT64_MIN, NULL),
 	    PROTO_STEP_OK);
 	assert_int_equal(balance(3), 100);
 }
@@ -194,6 +212,55 @@ test_bad_steps_refused(void **state)
 }
 
 static void
+forget(const char *gid)
+{
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_SAGA_FORGET);
+	proto_msg_init(&rep, PROTO_NONE);
+	req.u.gid.gid = (char *)gid;
+	assert_int_equal(ts_call(&T, 1, &req, &rep), DTX_OK);
+	assert_int_equal(rep.hdr.type, PROTO_ACK);
+	proto_msg_free(&rep);
+}
+
+// A barrier id as the orchestrator mints it (saga/saga_int.h), for a
+// saga that began age_ms ago.
+static void
+bid_of_age(char *out, size_t n, uint64_t age_ms)
+{
+	uint64_t now = dtx_wall_ns() / 1000000u;
+	clk_ts ts = clk_ts_make(now - age_ms, 3);
+	snprintf(out, n, "s%016" PRIx64 "-%016" PRIx64, (uint64_t)ts,
+	    UINT64_C(0x5eed5eed5eed5eed));
+}
+
+static void
+test_step_past_horizon_refused(void **state)
+{
+	(void)state;
+	char old[64], young[64];
+	// Eight days old: its barriers (or tombstone) may have been
+	// collected by age, so no step of it runs, first time or not.
+	bid_of_age(old, sizeof(old), 8ull * 24 * 3600 * 1000);
+	expect_step(
+	    old, 0, PROTO_PHASE_ACTION, 2, -5, PROTO_STEP_REFUSED, false);
+	expect_step(
+	    old, 0, PROTO_PHASE_COMPENSATE, 2, 5, PROTO_STEP_REFUSED, false);
+	assert_int_equal(balance(2), 100);
+	// A day old: well inside the horizon, it runs (and is undone).
+	bid_of_age(young, sizeof(young), 24ull * 3600 * 1000);
+	expect_step(young, 0, PROTO_PHASE_ACTION, 2, -5, PROTO_STEP_OK, false);
+	assert_int_equal(balance(2), 95);
+	expect_step(
+	    young, 0, PROTO_PHASE_COMPENSATE, 2, 5, PROTO_STEP_OK, false);
+	assert_int_equal(balance(2), 100);
+	int64_t n = -1;
+	assert_int_equal(
+	    ts_health(&T, 1, NULL, 0, "refused_stale_step", &n), 0);
+	assert_true(n >= 2);
+}
+
+static void
 test_barriers_survive_restart(void **state)
 {
 	(void)state;
@@ -203,9 +270,22 @@ test_barriers_survive_restart(void **state)
 	assert_int_equal(step("g-restart2", 1, PROTO_PHASE_COMPENSATE, 0, 7,
 	                     INT64_MIN, NULL),
 	    PROTO_STEP_OK);
+	// A forgotten saga: its tombstone must survive the crash too.
+	assert_int_equal(
+	    step("g-restart3", 0, PROTO_PHASE_ACTION, 1, -4, 0, NULL),
+	    PROTO_STEP_OK);
+	forget("g-restart3");
+	assert_int_equal(balance(1), 96);
 	assert_int_equal(hx_cluster_signal(T.c, 1, SIGKILL), DTX_OK);
 	ts_drop_client(&T, 1);
 	assert_int_equal(ts_start(&T, 1, NULL), 0);
+	expect_step("g-restart3", 0, PROTO_PHASE_ACTION, 1, -4,
+	    PROTO_STEP_REFUSED, false);
+	assert_int_equal(balance(1), 96);
+	assert_int_equal(step("g-restart3-undo", 0, PROTO_PHASE_ACTION, 1, 4,
+	                     INT64_MIN, NULL),
+	    PROTO_STEP_OK);
+	assert_int_equal(balance(1), 100);
 	// The barriers came back from the participant's WAL.
 	expect_step(
 	    "g-restart", 1, PROTO_PHASE_ACTION, 0, -7, PROTO_STEP_OK, true);
@@ -228,6 +308,7 @@ main(void)
 		cmocka_unit_test(test_failed_action),
 		cmocka_unit_test(test_forget_drops_barriers),
 		cmocka_unit_test(test_bad_steps_refused),
+		cmocka_unit_test(test_step_past_horizon_refused),
 		cmocka_unit_test(test_barriers_survive_restart),
 	};
 	return cmocka_run_group_tests(tests, setup, ts_group_teardown);
