@@ -27,6 +27,9 @@
 //        -- the history; process -1 is the nemesis; type is invoke, ok,
 //        -- fail or info; value JSON text or NULL; key (run_id, idx);
 //        -- txid (v2) the transaction id in the op's value, else NULL
+//        -- (every txid column holds the id's 64 bits as SQLite's
+//        -- signed integer: ids of 2^63 and above read back negative in
+//        -- SQL, and exactly as unsigned through this file's readers)
 //   faults(run_id, idx, start_ns, end_ns, kind, targets, detail)
 //        -- fault windows; end_ns NULL when never healed; detail JSON;
 //        -- kind is free text, so a new fault kind needs no migration
