@@ -38,7 +38,8 @@
 //                distinct)
 //   values       {"index": [invocation value, completion value, error],
 //                ...}: the whole values and error of anomalous ops only
-//   anomalies    [[op index, checker, kind, detail], ...]
+//   anomalies    [[op index, checker, kind, detail], ...]: the first 1000
+//   anomalies_total  how many anomalies the checkers found
 
 #include <stdlib.h>
 #include <string.h>
@@ -523,45 +524,71 @@ json_or_null(FILE *f, const char *s)
 		fputs("null", f);
 }
 
-// The anomalies and the values of the ops they name (both halves).
+// At most this many anomalies go into the data (atomicity reports every
+// one, and a broken run can have thousands); anomalies_total says how
+// many there were.
+#define MAX_ANOMS 1000
+
+// The values of the anomalous ops: one entry per distinct op index, in
+// order, as JSON object keys must be distinct.
+static dtx_err
+write_values(tl *t)
+{
+	FILE *f = t->out;
+	const hx_verdict *v = t->in->v;
+	size_t n = hx_history_len(t->in->h), m = 0, cap = 0;
+	int64_t *idx = NULL;
+	for (size_t c = 0; v != NULL && c < hx_verdict_count(v); c++) {
+		const hx_check *ck = hx_verdict_check(v, c);
+		for (size_t k = 0; k < ck->nanoms && m < MAX_ANOMS; k++) {
+			int64_t i = ck->anoms[k].op_index;
+			if (i < 0 || (size_t)i >= n)
+				continue;
+			if (DTX_GROW(idx, m, cap, 16) != DTX_OK) {
+				dtx_free(idx);
+				return DTX_ENOMEM;
+			}
+			idx[m++] = i;
+		}
+	}
+	if (m > 0)
+		qsort(idx, m, sizeof(*idx), cmp_i64);
+	fputs(",\n\"values\":{", f);
+	for (size_t k = 0; k < m; k++) {
+		int64_t i = idx[k];
+		if (k > 0 && idx[k - 1] == i)
+			continue;
+		int64_t p = t->in->pairs[i];
+		const hx_op *inv =
+		    p >= 0 && p < i ? op_at(t, (size_t)p) : op_at(t, (size_t)i);
+		const hx_op *d = done_of(t, (size_t)inv->index);
+		fprintf(f, "%s\n\"%lld\":[", k ? "," : "", (long long)i);
+		json_or_null(f, inv->value);
+		fputc(',', f);
+		json_or_null(f, d && d != inv ? d->value : NULL);
+		fputc(',', f);
+		json_or_null(f, d && d->error ? d->error : inv->error);
+		fputc(']', f);
+	}
+	fputc('}', f);
+	dtx_free(idx);
+	return DTX_OK;
+}
+
+// The anomalies, the first MAX_ANOMS of them.
 static void
 write_anomalies(tl *t)
 {
 	FILE *f = t->out;
 	const hx_verdict *v = t->in->v;
-	size_t n = hx_history_len(t->in->h);
-	size_t nchecks = v ? hx_verdict_count(v) : 0;
-	bool first = true;
-	fputs(",\n\"values\":{", f);
-	for (size_t c = 0; c < nchecks; c++) {
+	size_t shown = 0, total = 0;
+	fputs(",\n\"anomalies\":[", f);
+	for (size_t c = 0; v != NULL && c < hx_verdict_count(v); c++) {
 		const hx_check *ck = hx_verdict_check(v, c);
-		for (size_t k = 0; k < ck->nanoms; k++) {
-			int64_t i = ck->anoms[k].op_index;
-			if (i < 0 || (size_t)i >= n)
-				continue;
-			int64_t p = t->in->pairs[i];
-			const hx_op *inv = p >= 0 && p < i
-			    ? op_at(t, (size_t)p)
-			    : op_at(t, (size_t)i);
-			const hx_op *d = done_of(t, (size_t)inv->index);
-			fprintf(f, "%s\n\"%lld\":[", first ? "" : ",",
-			    (long long)i);
-			json_or_null(f, inv->value);
-			fputc(',', f);
-			json_or_null(f, d && d != inv ? d->value : NULL);
-			fputc(',', f);
-			json_or_null(f, d && d->error ? d->error : inv->error);
-			fputc(']', f);
-			first = false;
-		}
-	}
-	fputs("},\n\"anomalies\":[", f);
-	first = true;
-	for (size_t c = 0; c < nchecks; c++) {
-		const hx_check *ck = hx_verdict_check(v, c);
-		for (size_t k = 0; k < ck->nanoms; k++) {
+		total += ck->nanoms;
+		for (size_t k = 0; k < ck->nanoms && shown < MAX_ANOMS; k++) {
 			const hx_anomaly *a = &ck->anoms[k];
-			fprintf(f, "%s\n[%lld,", first ? "" : ",",
+			fprintf(f, "%s\n[%lld,", shown ? "," : "",
 			    (long long)a->op_index);
 			hx_json_escape(f, ck->name);
 			fputc(',', f);
@@ -569,10 +596,10 @@ write_anomalies(tl *t)
 			fputc(',', f);
 			hx_json_escape(f, a->detail ? a->detail : "");
 			fputc(']', f);
-			first = false;
+			shown++;
 		}
 	}
-	fputs("]}\n", f);
+	fprintf(f, "],\n\"anomalies_total\":%zu}\n", total);
 }
 
 dtx_err
@@ -588,6 +615,8 @@ hx__timeline_json(const hx__tl_in *in, FILE *out)
 	}
 	if (rv == DTX_OK)
 		rv = write_ops(&t);
+	if (rv == DTX_OK)
+		rv = write_values(&t);
 	if (rv == DTX_OK)
 		write_anomalies(&t);
 	dtx_free(t.procs);

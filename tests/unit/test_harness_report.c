@@ -145,7 +145,8 @@ find_row(const row *r, size_t n, int64_t index)
 // uncertain outcome at 1.5 s and its thread goes on as process 3), a kill
 // of node 2 from 1.0 s to 4.9 s (a 3.9 s fault), a partition of 1,2,3
 // from 2.0 s to 3.0 s, a pause of node 1 never healed, and a read at 6 s
-// whose total is wrong (the anomaly). *bad gets that read's index.
+// whose total is wrong with a negative balance (two anomalies). *bad
+// gets that read's index.
 static hx_history *
 make_history(int64_t *bad)
 {
@@ -181,7 +182,7 @@ make_history(int64_t *bad)
 	hx_history_append(h, 6000 * MS, 3, HX_OP_INVOKE, "read", NULL, NULL);
 	*bad = (int64_t)hx_history_len(h);
 	hx_history_append(h, 6010 * MS, 3, HX_OP_OK, "read",
-	    "{\"ts\":2,\"balances\":{\"0\":10,\"1\":50}}", NULL);
+	    "{\"ts\":2,\"balances\":{\"0\":-10,\"1\":50}}", NULL);
 	hx_history_append(h, 6500 * MS, 0, HX_OP_INVOKE, "transfer", xfer, 0);
 	return h;
 }
@@ -280,16 +281,25 @@ check_ops(const hx_jv *root, const hx_history *h)
 static void
 check_anomaly(const hx_jv *root, int64_t bad)
 {
-	bool found = false;
-	for (const hx_jv *a = member(root, "anomalies")->first; a; a = a->next)
-		if (int_at(a, 0) == bad &&
-		    strcmp(nth(a, 2)->s, "wrong-total") == 0)
-			found = true;
-	assert_true(found);
+	// Two anomalies on the read (a wrong total and a negative balance):
+	// both listed, its value once.
+	bool total = false, neg = false;
+	for (const hx_jv *a = member(root, "anomalies")->first; a;
+	     a = a->next) {
+		if (int_at(a, 0) != bad)
+			continue;
+		total |= strcmp(nth(a, 2)->s, "wrong-total") == 0;
+		neg |= strcmp(nth(a, 2)->s, "negative-balance") == 0;
+	}
+	assert_true(total && neg);
+	int64_t all;
+	assert_int_equal(
+	    hx_jv_int(member(root, "anomalies_total"), &all), DTX_OK);
+	assert_int_equal(all, (int64_t)member(root, "anomalies")->len);
 	char key[24];
 	snprintf(key, sizeof(key), "%lld", (long long)bad);
 	const hx_jv *v = member(member(root, "values"), key);
-	assert_non_null(strstr(nth(v, 1)->s, "\"0\":10"));
+	assert_non_null(strstr(nth(v, 1)->s, "\"0\":-10"));
 	// The error of the uncertain transfer, numbers elided.
 	bool err = false;
 	for (const hx_jv *e = member(root, "errors")->first; e; e = e->next)
