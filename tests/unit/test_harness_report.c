@@ -510,6 +510,51 @@ test_command(void **state)
 	assert_null(hx_report_command(NULL));
 }
 
+// The page itself, in Debian's chromium when it is installed (skipped
+// otherwise): it decodes the data (the title counts the ops and faults),
+// and timeline.html#op-N pins op N's details with its anomaly.
+static void
+test_page_in_browser(void **state)
+{
+	(void)state;
+	if (system("command -v chromium >/dev/null 2>&1") != 0) {
+		print_message("chromium not installed: skipped\n");
+		skip();
+	}
+	int64_t bad;
+	hx_history *h = make_history(&bad);
+	hx_fault *f;
+	size_t nf;
+	assert_int_equal(hx_faults_from_history(h, &f, &nf), DTX_OK);
+	const int64_t acc[] = { 0, 1 };
+	hx_run_cfg cfg = { "2pc", { acc, 2, 100, false } };
+	hx_verdict v;
+	assert_int_equal(hx_check_run(h, &cfg, NULL, 0, NULL, 0, &v), DTX_OK);
+	hx_run_info info = { "2pc", "kill", 3, params };
+	char dir[400], cmd[1400];
+	snprintf(dir, sizeof(dir), "%s/page", tmpdir);
+	assert_int_equal(
+	    hx_report_write_run(dir, 7, &info, h, f, nf, &v), DTX_OK);
+	snprintf(cmd, sizeof(cmd),
+	    "timeout 120 chromium --headless --disable-gpu --no-sandbox "
+	    "--user-data-dir=%s/chromium --dump-dom "
+	    "'file://%s/timeline.html#op-%lld' >%s/dom.html 2>/dev/null",
+	    tmpdir, dir, (long long)bad, tmpdir);
+	assert_int_equal(system(cmd), 0);
+	char *dom = read_text(tmpdir, "dom.html");
+	assert_non_null(
+	    strstr(dom, "dtx run 7 timeline: 6.5 s, 7 operations, 3 faults"));
+	char want[80];
+	snprintf(want, sizeof(want), "op %lld (process 3) read ok",
+	    (long long)bad - 1);
+	assert_non_null(strstr(dom, want));
+	assert_non_null(strstr(dom, "ANOMALY bank wrong-total"));
+	free(dom);
+	hx_verdict_fini(&v);
+	hx_faults_free(f, nf);
+	hx_history_free(h);
+}
+
 int
 main(void)
 {
@@ -519,6 +564,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_timeline_size, setup, teardown),
 		cmocka_unit_test(test_command),
+		cmocka_unit_test_setup_teardown(
+		    test_page_in_browser, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
