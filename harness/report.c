@@ -489,7 +489,8 @@ write_index(const report *r, int64_t run_id, const hx_verdict *v, bool pngs)
 	    "<title>dtx run %lld</title>\n<style>body{font-family:sans-serif}"
 	    "td,th{padding:2px 8px;text-align:left;vertical-align:top}"
 	    ".true{color:#060}.false{color:#b00;font-weight:bold}"
-	    ".unknown{color:#a60}</style></head><body>\n"
+	    ".unknown{color:#a60}pre{white-space:pre-wrap}</style>"
+	    "</head><body>\n"
 	    "<h1>dtx run %lld: <span class=\"%s\">%s</span></h1>\n",
 	    (long long)run_id, (long long)run_id,
 	    v ? hx_valid_name(v->valid) : "unknown", word);
