@@ -555,6 +555,51 @@ test_page_in_browser(void **state)
 	hx_history_free(h);
 }
 
+// Every allocation the report makes may fail: each failure gives
+// DTX_ENOMEM or a report without the part that needed it, never a crash;
+// with no failure it is complete.
+static void
+test_out_of_memory(void **state)
+{
+	(void)state;
+	int64_t bad;
+	hx_history *h = make_history(&bad);
+	hx_fault *f;
+	size_t nf;
+	assert_int_equal(hx_faults_from_history(h, &f, &nf), DTX_OK);
+	const int64_t acc[] = { 0, 1 };
+	hx_run_cfg cfg = { "2pc", { acc, 2, 100, false } };
+	hx_verdict v;
+	assert_int_equal(hx_check_run(h, &cfg, NULL, 0, NULL, 0, &v), DTX_OK);
+	hx_run_info info = { "2pc", "kill", 3, params };
+	char dir[400];
+	snprintf(dir, sizeof(dir), "%s/oom", tmpdir);
+	char *old = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+	setenv("PATH", tmpdir, 1);
+	bool done = false;
+	for (long n = 0; n < 10000 && !done; n++) {
+		dtx_alloc_fail_after(n);
+		dtx_err rv = hx_report_write_run(dir, 7, &info, h, f, nf, &v);
+		bool failed = dtx_alloc_failed();
+		dtx_alloc_fail_after(-1);
+		if (rv != DTX_OK && rv != DTX_ENOMEM)
+			fail_msg(
+			    "failing allocation %ld: %s", n, dtx_errname(rv));
+		done = !failed;
+		if (done)
+			assert_int_equal(rv, DTX_OK);
+	}
+	setenv("PATH", old, 1);
+	free(old);
+	assert_true(done);
+	hx_jdoc *d = load_data(dir, NULL);
+	assert_int_equal(member(hx_jdoc_root(d), "ops")->len, 7);
+	hx_jdoc_free(d);
+	hx_verdict_fini(&v);
+	hx_faults_free(f, nf);
+	hx_history_free(h);
+}
+
 int
 main(void)
 {
@@ -564,6 +609,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_timeline_size, setup, teardown),
 		cmocka_unit_test(test_command),
+		cmocka_unit_test_setup_teardown(
+		    test_out_of_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_page_in_browser, setup, teardown),
 	};
