@@ -132,7 +132,12 @@ cli_cmd_check(int argc, char **argv)
 		if (e == DTX_OK)
 			e = hx_results_load_faults(db, id, &faults, &nfaults);
 		if (e == DTX_OK)
-			e = hx_report_write(dir, id, h, faults, nfaults, &v);
+			e = hx_report_write_run(dir, id,
+			    &(hx_run_info) { .mode = run.mode,
+			        .nemesis = run.nemesis,
+			        .seed = run.seed,
+			        .params = run.params },
+			    h, faults, nfaults, &v);
 		hx_faults_free(faults, nfaults);
 		if (e != DTX_OK) {
 			fprintf(stderr, "dtx check: writing the report: %s\n",

@@ -544,8 +544,15 @@ hx_bankrun_store(hx_bankrun *r, hx_bankrun_err *e)
 		return DTX_EIO;
 	}
 	copy_logs(r->cl, dir);
-	r->out.report_incomplete = hx_report_write(dir, id, r->h, r->faults,
-	                               r->nfaults, &r->out.verdict) != DTX_OK;
+	char *ptxt = params_json(r);
+	hx_run_info ri = { .mode = r->conf->mode,
+		.nemesis = r->conf->kinds ? r->conf->nemesis : "none",
+		.seed = r->conf->seed,
+		.params = ptxt };
+	r->out.report_incomplete =
+	    hx_report_write_run(dir, id, &ri, r->h, r->faults, r->nfaults,
+	        &r->out.verdict) != DTX_OK;
+	dtx_free(ptxt);
 	return DTX_OK;
 }
 

@@ -797,6 +797,20 @@ dtx_err hx_results_report_dir(
 dtx_err hx_report_write(const char *dir, int64_t run_id, const hx_history *h,
     const hx_fault *faults, size_t nfaults, const hx_verdict *v);
 
+// As hx_report_write for a run described by info (borrowed; NULL: not
+// known): index.html then also shows the mode, nemesis, seed and stored
+// parameters and the command that reproduces the run, and the timeline
+// has a lane for every node of the cluster. timeline.html draws
+// timeline-data.js (format in report_timeline.c) on a time axis, offline.
+dtx_err hx_report_write_run(const char *dir, int64_t run_id,
+    const hx_run_info *info, const hx_history *h, const hx_fault *faults,
+    size_t nfaults, const hx_verdict *v);
+
+// The "dtx bank" command line that reproduces a run from its mode,
+// nemesis, seed and stored parameters (info borrowed). Returns owned
+// (free with dtx_free); NULL when info has no mode or out of memory.
+char *hx_report_command(const hx_run_info *info);
+
 // ---------------------------------------------------------------- internal
 
 // Creates directory path and its parents (path is modified in place and

@@ -97,4 +97,27 @@ dtx_err hx__bank_txn_obs(hx_bankrun *r);
 // deadline to finish (r->sobs).
 dtx_err hx__bank_saga_obs(hx_bankrun *r, uint64_t deadline);
 
+// The report's timeline (report_timeline.c): what it is drawn from, all
+// borrowed. participants is the cluster's (from the run's parameters; 0
+// when unknown), saga whether it had an orchestrator (node
+// participants + 1); v may be NULL.
+typedef struct hx__tl_in {
+	int64_t run_id;
+	const hx_history *h;
+	const int64_t *pairs; // hx_history_pairs of h
+	const hx_fault *faults;
+	size_t nfaults;
+	const hx_verdict *v;
+	int64_t end_ns; // the end of the time axis
+	uint32_t participants;
+	bool saga;
+} hx__tl_in;
+// Writes the timeline's JSON object (format in report_timeline.c) to out.
+// DTX_ENOMEM.
+dtx_err hx__timeline_json(const hx__tl_in *in, FILE *out);
+// Writes timeline.html and timeline-data.js into dir. DTX_EIO, DTX_ENOMEM.
+dtx_err hx__timeline_write(const hx__tl_in *in, const char *dir);
+// The fixed colour ("#rrggbb") of a fault kind; grey for unknown kinds.
+const char *hx__fault_color(const char *kind);
+
 #endif // HARNESS_INT_H

@@ -19,13 +19,10 @@
 
 extern char **environ;
 
-// Jepsen's colours for op types and a palette for fault kinds.
+// Jepsen's colours for op types; fault kinds have fixed colours
+// (hx__fault_color), the same as in the timeline.
 static const char *const type_color[] = { "#888888", "#81BFFC", "#FF1E90",
 	"#FFA400" };
-static const char *const fault_palette[] = { "#C0C0C0", "#F2C0C0", "#C0D8F2",
-	"#C8F2C0", "#F2E4C0", "#E0C0F2" };
-#define NPALETTE (sizeof(fault_palette) / sizeof(fault_palette[0]))
-
 typedef struct report {
 	const char *dir;
 	const hx_history *h;
@@ -34,6 +31,8 @@ typedef struct report {
 	int64_t *pairs;
 	size_t n;
 	int64_t end_ns;
+	const hx_run_info *info; // NULL when not known
+	const hx_jv *params; // info's parameters, parsed; NULL when none
 } report;
 
 static FILE *
@@ -120,17 +119,6 @@ gp_str(FILE *f, const char *s)
 	fputc('\'', f);
 }
 
-static size_t
-kind_color(const hx_fault *faults, size_t i)
-{
-	// The colour of a kind is that of its first window.
-	for (size_t k = 0; k <= i; k++)
-		if (strcmp(faults[k].kind ? faults[k].kind : "",
-		        faults[i].kind ? faults[i].kind : "") == 0)
-			return k % NPALETTE;
-	return 0;
-}
-
 // Shaded rectangles for the fault windows and a key entry per kind.
 static void
 gp_faults(FILE *f, const report *r, hx_sb *keys)
@@ -144,17 +132,17 @@ gp_faults(FILE *f, const report *r, hx_sb *keys)
 			x1 = x0 + 0.01;
 		fprintf(f,
 		    "set object %zu rect from %.6f, graph 0 to %.6f, graph 1 "
-		    "fc rgb '%s' fs transparent solid 0.6 noborder behind\n",
-		    i + 1, x0, x1, fault_palette[kind_color(r->faults, i)]);
+		    "fc rgb '%s' fs transparent solid 0.35 noborder behind\n",
+		    i + 1, x0, x1, hx__fault_color(w->kind));
 		bool first = true;
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(r->faults[k].kind, w->kind) == 0)
 				first = false;
 		if (first) {
 			hx_sb_printf(keys,
-			    ", keyentry with boxes fc rgb '%s' fs solid 0.6 "
+			    ", keyentry with boxes fc rgb '%s' fs solid 0.35 "
 			    "noborder title '",
-			    fault_palette[kind_color(r->faults, i)]);
+			    hx__fault_color(w->kind));
 			for (const char *p = w->kind; *p; p++)
 				hx_sb_printf(
 				    keys, *p == '\'' ? "''" : "%c", *p);
@@ -317,141 +305,173 @@ html_esc(FILE *f, const char *s)
 	}
 }
 
-static int
-cmp_proc(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-#define ROW_PX 16
-#define COL_PX 150
-
-static void
-op_title(FILE *f, const hx_op *inv, const hx_op *done)
-{
-	char pb[24];
-	fprintf(f, "process %s %s\n",
-	    hx_process_name(inv->process, pb, sizeof(pb)), inv->f);
-	fprintf(f, "op %lld %s at %.6f s", (long long)inv->index,
-	    hx_op_type_name(inv->type), (double)inv->time_ns / 1e9);
-	if (done != NULL && done != inv)
-		fprintf(f, " -> op %lld %s at %.6f s (%.3f ms)",
-		    (long long)done->index, hx_op_type_name(done->type),
-		    (double)done->time_ns / 1e9,
-		    (double)(done->time_ns - inv->time_ns) / 1e6);
-	else if (done == NULL)
-		fprintf(f, ", never completed");
-	fputc('\n', f);
-	if (inv->value) {
-		fputs("value: ", f);
-		html_esc(f, inv->value);
-		fputc('\n', f);
-	}
-	if (done && done != inv && done->value) {
-		fputs("result: ", f);
-		html_esc(f, done->value);
-		fputc('\n', f);
-	}
-	const char *err = done && done->error ? done->error : inv->error;
-	if (err) {
-		fputs("error: ", f);
-		html_esc(f, err);
-	}
-}
-
-static dtx_err
-write_timeline(const report *r, int64_t run_id)
-{
-	int64_t *procs = dtx_alloc((r->n ? r->n : 1) * sizeof(*procs));
-	if (procs == NULL)
-		return DTX_ENOMEM;
-	size_t np = 0;
-	for (size_t i = 0; i < r->n; i++)
-		procs[np++] = hx_history_get(r->h, i)->process;
-	qsort(procs, np, sizeof(*procs), cmp_proc);
-	size_t u = 0;
-	for (size_t i = 0; i < np; i++)
-		if (u == 0 || procs[u - 1] != procs[i])
-			procs[u++] = procs[i];
-	np = u;
-	FILE *f = open_in(r, "timeline.html");
-	if (f == NULL) {
-		dtx_free(procs);
-		return DTX_EIO;
-	}
-	fprintf(f,
-	    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-	    "<title>dtx run %lld timeline</title>\n<style>\n"
-	    "body{font-family:sans-serif;font-size:12px;margin:8px}\n"
-	    ".tl{position:relative;height:%zupx;width:%zupx}\n"
-	    ".hd{position:absolute;top:0;height:%dpx;font-weight:bold}\n"
-	    ".op{position:absolute;box-sizing:border-box;overflow:hidden;"
-	    "white-space:nowrap;border:1px solid #555;border-radius:2px;"
-	    "padding:0 2px;font-size:11px;line-height:%dpx}\n"
-	    ".ok{background:%s}.fail{background:%s}.info{background:%s}"
-	    ".open{background:#ddd;border-style:dashed}"
-	    ".nemesis{background:#ccc}\n"
-	    "</style></head><body>\n<h1>run %lld timeline</h1>\n"
-	    "<p>One column per process, one box per operation from its "
-	    "invocation to its completion (rows are history indices). "
-	    "Blue ok, pink fail, orange info (uncertain), grey dashed "
-	    "never completed. Hover for the value and error.</p>\n"
-	    "<div class=\"tl\">\n",
-	    (long long)run_id, (r->n + 2) * ROW_PX, (np + 1) * COL_PX, ROW_PX,
-	    ROW_PX - 2, type_color[1], type_color[2], type_color[3],
-	    (long long)run_id);
-	for (size_t c = 0; c < np; c++) {
-		char pb[24];
-		fprintf(f, "<div class=\"hd\" style=\"left:%zupx\">%s</div>\n",
-		    c * COL_PX, hx_process_name(procs[c], pb, sizeof(pb)));
-	}
-	for (size_t i = 0; i < r->n; i++) {
-		const hx_op *op = hx_history_get(r->h, i);
-		int64_t p = r->pairs[i];
-		if (p >= 0 && (size_t)p < i)
-			continue; // drawn with its invocation
-		const hx_op *done = p >= 0     ? hx_history_get(r->h, (size_t)p)
-		    : op->type == HX_OP_INVOKE ? NULL
-		                               : op;
-		size_t last = done ? (size_t)done->index : r->n;
-		const int64_t *col =
-		    bsearch(&op->process, procs, np, sizeof(*procs), cmp_proc);
-		const char *cls = done == NULL ? "open"
-		    : op->process == HX_PROC_NEMESIS
-		    ? "nemesis"
-		    : hx_op_type_name(done->type);
-		fprintf(f,
-		    "<div class=\"op %s\" id=\"op-%lld\" data-done=\"%lld\" "
-		    "style=\"left:%zupx;top:%zupx;width:%dpx;height:%zupx\" "
-		    "title=\"",
-		    cls, (long long)op->index,
-		    done ? (long long)done->index : -1LL,
-		    (size_t)(col - procs) * COL_PX + 2, (i + 1) * ROW_PX,
-		    COL_PX - 6, (last - i + 1) * ROW_PX - 2);
-		op_title(f, op, done);
-		fputs("\">", f);
-		html_esc(f, op->f);
-		if (done && done != op && done->type != HX_OP_OK)
-			fprintf(f, " %s", hx_op_type_name(done->type));
-		fputs("</div>\n", f);
-	}
-	fputs("</div>\n</body></html>\n", f);
-	dtx_free(procs);
-	return close_file(f);
-}
-
 static bool
 generated(const char *name)
 {
 	static const char *const mine[] = { "index.html", "timeline.html",
-		"latency.png", "rate.png", "latency.gp", "rate.gp",
-		"latency-ok.dat", "latency-fail.dat", "latency-info.dat",
-		"rate.dat", "gnuplot.log", ".", ".." };
+		"timeline-data.js", "latency.png", "rate.png", "latency.gp",
+		"rate.gp", "latency-ok.dat", "latency-fail.dat",
+		"latency-info.dat", "rate.dat", "gnuplot.log", ".", ".." };
 	for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
 		if (strcmp(name, mine[i]) == 0)
 			return true;
 	return false;
+}
+
+// Appends s as one POSIX shell word: as it is when it holds only
+// characters a shell leaves alone, else single-quoted.
+static void
+sh_word(hx_sb *sb, const char *s)
+{
+	bool plain = *s != '\0';
+	for (const char *p = s; *p; p++)
+		if (!strchr(
+		        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		        "0123456789,._-+:/=",
+		        *p))
+			plain = false;
+	if (plain) {
+		hx_sb_printf(sb, " %s", s);
+		return;
+	}
+	hx_sb_printf(sb, " '");
+	for (const char *p = s; *p; p++)
+		hx_sb_printf(sb, *p == '\'' ? "'\\''" : "%c", *p);
+	hx_sb_printf(sb, "'");
+}
+
+static double
+param_num(const hx_jv *params, const char *key, double dflt)
+{
+	const hx_jv *v = hx_jv_get(params, key);
+	return v && v->type == HX_JV_NUM ? v->d : dflt;
+}
+
+static const char *
+param_str(const hx_jv *params, const char *key)
+{
+	const hx_jv *v = hx_jv_get(params, key);
+	return v && v->type == HX_JV_STR ? v->s : NULL;
+}
+
+static void
+flag_num(hx_sb *sb, const char *flag, double v)
+{
+	hx_sb_printf(sb, " --%s %.15g", flag, v);
+}
+
+// The flags of the nemesis schedule. The stored interval is the resolved
+// one: it is left out when it is what no flag gives (5 s; in 3pc with
+// partitions, the held 4-6 s faults the stored hold says were in force).
+static void
+nemesis_flags(hx_sb *sb, const hx_run_info *info, const hx_jv *params)
+{
+	const char *s;
+	hx_sb_printf(sb, " --nemesis");
+	sh_word(sb, info->nemesis);
+	bool three = strcmp(info->mode, "3pc") == 0 &&
+	    strstr(info->nemesis, "partition") != NULL;
+	double iv = param_num(params, "nemesis_interval", 5);
+	if (param_num(params, "nemesis_hold_min", 0) == 0 && (iv != 5 || three))
+		flag_num(sb, "nemesis-interval", iv);
+	if ((s = param_str(params, "targets")) != NULL) {
+		hx_sb_printf(sb, " --nemesis-targets");
+		sh_word(sb, s);
+	}
+	if ((s = param_str(params, "shapes")) != NULL) {
+		hx_sb_printf(sb, " --partition-shapes");
+		sh_word(sb, s);
+	}
+	if (hx_jv_get(params, "partition_onset_ms") != NULL)
+		flag_num(sb, "partition-onset-ms",
+		    param_num(params, "partition_onset_ms", 400));
+}
+
+char *
+hx_report_command(const hx_run_info *info)
+{
+	if (info == NULL || info->mode == NULL)
+		return NULL;
+	hx_jdoc *doc = NULL;
+	const hx_jv *p = NULL;
+	if (info->params != NULL &&
+	    hx_json_parse(info->params, strlen(info->params), &doc, NULL, 0) ==
+	        DTX_OK)
+		p = hx_jdoc_root(doc);
+	hx_sb sb = { 0 };
+	hx_sb_printf(&sb, "dtx bank --mode");
+	sh_word(&sb, info->mode);
+	const hx_jv *acc = hx_jv_get(p, "accounts");
+	double naccts = acc && acc->type == HX_JV_ARR ? (double)acc->len
+	    : acc && acc->type == HX_JV_NUM           ? acc->d
+	                                              : 0;
+	if (naccts > 0) {
+		flag_num(&sb, "accounts", naccts);
+		double total = param_num(p, "total", -1);
+		if (total >= 0)
+			flag_num(&sb, "balance", total / naccts);
+	}
+	static const char *const nums[][2] = { { "clients", "clients" },
+		{ "rate", "rate" }, { "duration", "duration" },
+		{ "participants", "participants" } };
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+		if (hx_jv_get(p, nums[i][0]) != NULL)
+			flag_num(&sb, nums[i][1], param_num(p, nums[i][0], 0));
+	if (info->nemesis != NULL && strcmp(info->nemesis, "none") != 0)
+		nemesis_flags(&sb, info, p);
+	const hx_jv *ns = hx_jv_get(p, "netns");
+	if (ns && ns->type == HX_JV_BOOL && ns->b)
+		hx_sb_printf(&sb, " --netns");
+	hx_sb_printf(&sb, " --seed %llu", (unsigned long long)info->seed);
+	hx_jdoc_free(doc);
+	return hx_sb_take(&sb);
+}
+
+// The run's mode, nemesis, seed and parameters, and the command that
+// reproduces it.
+static void
+write_run_params(FILE *f, const report *r)
+{
+	const hx_run_info *info = r->info;
+	if (info == NULL)
+		return;
+	fputs("<h2>run</h2>\n<table>\n<tr><th>mode</th><td>", f);
+	html_esc(f, info->mode);
+	fputs("</td></tr>\n<tr><th>nemesis</th><td>", f);
+	html_esc(f, info->nemesis ? info->nemesis : "none");
+	fprintf(f, "</td></tr>\n<tr><th>seed</th><td>%llu</td></tr>\n",
+	    (unsigned long long)info->seed);
+	for (const hx_jv *m = r->params && r->params->type == HX_JV_OBJ
+	         ? r->params->first
+	         : NULL;
+	     m; m = m->next) {
+		fputs("<tr><th>", f);
+		html_esc(f, m->key);
+		fputs("</th><td>", f);
+		if (m->type == HX_JV_STR)
+			html_esc(f, m->s);
+		else if (m->type == HX_JV_BOOL)
+			fputs(m->b ? "true" : "false", f);
+		else if (m->type == HX_JV_NUM && m->is_int)
+			fprintf(f, "%s%llu", m->neg ? "-" : "",
+			    (unsigned long long)m->mag);
+		else if (m->type == HX_JV_NUM)
+			fprintf(f, "%.15g", m->d);
+		else if (m->type == HX_JV_ARR)
+			fprintf(f, "%zu values", m->len);
+		fputs("</td></tr>\n", f);
+	}
+	fputs("</table>\n", f);
+	char *cmd = hx_report_command(info);
+	if (cmd != NULL) {
+		fputs(
+		    "<p>Reproduce it (the same seed draws the same faults and "
+		    "operations):</p>\n<pre id=\"command\">",
+		    f);
+		html_esc(f, cmd);
+		fputs("</pre>\n", f);
+	}
+	dtx_free(cmd);
 }
 
 static dtx_err
@@ -469,10 +489,12 @@ write_index(const report *r, int64_t run_id, const hx_verdict *v, bool pngs)
 	    "<title>dtx run %lld</title>\n<style>body{font-family:sans-serif}"
 	    "td,th{padding:2px 8px;text-align:left;vertical-align:top}"
 	    ".true{color:#060}.false{color:#b00;font-weight:bold}"
-	    ".unknown{color:#a60}</style></head><body>\n"
+	    ".unknown{color:#a60}pre{white-space:pre-wrap}</style>"
+	    "</head><body>\n"
 	    "<h1>dtx run %lld: <span class=\"%s\">%s</span></h1>\n",
 	    (long long)run_id, (long long)run_id,
 	    v ? hx_valid_name(v->valid) : "unknown", word);
+	write_run_params(f, r);
 	if (v != NULL) {
 		fputs("<h2>checkers</h2>\n<table>\n", f);
 		for (size_t i = 0; i < hx_verdict_count(v); i++) {
@@ -495,8 +517,10 @@ write_index(const report *r, int64_t run_id, const hx_verdict *v, bool pngs)
 				fprintf(f, "<li>%s %s", c->name, a->kind);
 				if (a->op_index >= 0)
 					fprintf(f,
-					    " <a href=\"timeline.html\">op "
-					    "%lld</a>",
+					    " <a "
+					    "href=\"timeline.html#op-%lld\">"
+					    "op %lld</a>",
+					    (long long)a->op_index,
 					    (long long)a->op_index);
 				if (a->has_txid)
 					fprintf(f, " txid %llu",
@@ -515,11 +539,15 @@ write_index(const report *r, int64_t run_id, const hx_verdict *v, bool pngs)
 		fputs("</ul>\n", f);
 	}
 	fputs("<h2>faults</h2>\n<table><tr><th>kind</th><th>from (s)</th>"
-	      "<th>to (s)</th><th>targets</th></tr>\n",
+	      "<th>to (s)</th><th>targets</th><th>detail (shape, "
+	      "grudge)</th></tr>\n",
 	    f);
 	for (size_t i = 0; i < r->nfaults; i++) {
 		const hx_fault *w = &r->faults[i];
-		fputs("<tr><td>", f);
+		fprintf(f,
+		    "<tr><td><span style=\"background:%s\">&nbsp;&nbsp;"
+		    "</span> ",
+		    hx__fault_color(w->kind));
 		html_esc(f, w->kind);
 		fprintf(f, "</td><td>%.3f</td><td>", (double)w->start_ns / 1e9);
 		if (w->end_ns < 0)
@@ -528,7 +556,9 @@ write_index(const report *r, int64_t run_id, const hx_verdict *v, bool pngs)
 			fprintf(f, "%.3f", (double)w->end_ns / 1e9);
 		fputs("</td><td>", f);
 		html_esc(f, w->targets);
-		fputs("</td></tr>\n", f);
+		fputs("</td><td><code>", f);
+		html_esc(f, w->detail);
+		fputs("</code></td></tr>\n", f);
 	}
 	fputs("</table>\n<h2>plots</h2>\n", f);
 	if (pngs)
@@ -541,7 +571,9 @@ write_index(const report *r, int64_t run_id, const hx_verdict *v, bool pngs)
 		fputs("<p>gnuplot was not available: no plots "
 		      "(the data files and scripts are here).</p>\n",
 		    f);
-	fputs("<p><a href=\"timeline.html\">timeline</a></p>\n", f);
+	fputs("<p><a href=\"timeline.html\">timeline</a> (time axis, one "
+	      "lane per node and per client; zoom, filter)</p>\n",
+	    f);
 	DIR *d = opendir(r->dir);
 	if (d != NULL) {
 		fputs("<h2>other files</h2>\n<ul>\n", f);
@@ -566,6 +598,39 @@ dtx_err
 hx_report_write(const char *dir, int64_t run_id, const hx_history *h,
     const hx_fault *faults, size_t nfaults, const hx_verdict *v)
 {
+	return hx_report_write_run(dir, run_id, NULL, h, faults, nfaults, v);
+}
+
+// The plots through gnuplot; *pngs says whether both were drawn.
+static dtx_err
+write_plots(const report *r, bool *pngs)
+{
+	size_t points = 0;
+	dtx_err rv = write_latency(r, &points);
+	if (rv == DTX_OK)
+		rv = write_rate(r);
+	if (rv == DTX_OK && !have_gnuplot()) {
+		fprintf(stderr,
+		    "dtx: gnuplot not found: skipping latency.png and "
+		    "rate.png (install gnuplot-nox)\n");
+	} else if (rv == DTX_OK) {
+		dtx_err g1 = run_gnuplot(r, "latency.gp");
+		dtx_err g2 = run_gnuplot(r, "rate.gp");
+		*pngs = g1 == DTX_OK && g2 == DTX_OK;
+		if (!*pngs)
+			fprintf(stderr,
+			    "dtx: gnuplot failed (see %s/gnuplot.log); the "
+			    "report has no plots\n",
+			    r->dir);
+	}
+	return rv;
+}
+
+dtx_err
+hx_report_write_run(const char *dir, int64_t run_id, const hx_run_info *info,
+    const hx_history *h, const hx_fault *faults, size_t nfaults,
+    const hx_verdict *v)
+{
 	if (dir == NULL || h == NULL || (nfaults > 0 && faults == NULL))
 		return DTX_EINVAL;
 	char path[4096];
@@ -573,38 +638,44 @@ hx_report_write(const char *dir, int64_t run_id, const hx_history *h,
 	dtx_err rv = hx_mkdirs(path);
 	if (rv != DTX_OK)
 		return rv;
-	report r = { .dir = dir, .h = h, .faults = faults, .nfaults = nfaults };
+	report r = { .dir = dir,
+		.h = h,
+		.faults = faults,
+		.nfaults = nfaults,
+		.info = info };
+	hx_jdoc *doc = NULL;
+	if (info != NULL && info->params != NULL &&
+	    hx_json_parse(info->params, strlen(info->params), &doc, NULL, 0) ==
+	        DTX_OK)
+		r.params = hx_jdoc_root(doc);
 	r.n = hx_history_len(h);
-	if ((rv = hx_history_pairs(h, &r.pairs)) != DTX_OK)
+	if ((rv = hx_history_pairs(h, &r.pairs)) != DTX_OK) {
+		hx_jdoc_free(doc);
 		return rv;
+	}
 	if (r.n > 0)
 		r.end_ns = hx_history_get(h, r.n - 1)->time_ns;
 	for (size_t i = 0; i < nfaults; i++)
 		if (faults[i].end_ns > r.end_ns)
 			r.end_ns = faults[i].end_ns;
-	size_t points = 0;
 	bool pngs = false;
-	rv = write_latency(&r, &points);
+	rv = write_plots(&r, &pngs);
+	double parts = param_num(r.params, "participants", 0);
+	hx__tl_in tl = { .run_id = run_id,
+		.h = h,
+		.pairs = r.pairs,
+		.faults = faults,
+		.nfaults = nfaults,
+		.v = v,
+		.end_ns = r.end_ns,
+		.participants = parts > 0 && parts < 1000 ? (uint32_t)parts : 0,
+		.saga = info != NULL && info->mode != NULL &&
+		    strcmp(info->mode, "saga") == 0 };
 	if (rv == DTX_OK)
-		rv = write_rate(&r);
-	if (rv == DTX_OK && !have_gnuplot()) {
-		fprintf(stderr,
-		    "dtx: gnuplot not found: skipping latency.png and "
-		    "rate.png (install gnuplot-nox)\n");
-	} else if (rv == DTX_OK) {
-		dtx_err g1 = run_gnuplot(&r, "latency.gp");
-		dtx_err g2 = run_gnuplot(&r, "rate.gp");
-		pngs = g1 == DTX_OK && g2 == DTX_OK;
-		if (!pngs)
-			fprintf(stderr,
-			    "dtx: gnuplot failed (see %s/gnuplot.log); the "
-			    "report has no plots\n",
-			    dir);
-	}
-	if (rv == DTX_OK)
-		rv = write_timeline(&r, run_id);
+		rv = hx__timeline_write(&tl, dir);
 	if (rv == DTX_OK)
 		rv = write_index(&r, run_id, v, pngs);
 	dtx_free(r.pairs);
+	hx_jdoc_free(doc);
 	return rv;
 }
