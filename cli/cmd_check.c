@@ -49,6 +49,29 @@ cli_run_id_arg(const char *what, const char *flags, char *const *pos, int npos,
 	return DTX_EINVAL;
 }
 
+// Writes run id's report again beside the results file, with the
+// verdict just computed (dtx check --report).
+static dtx_err
+rewrite_report(hx_results *db, const char *results, int64_t id,
+    const hx_run_record *run, const hx_history *h, const hx_verdict *v)
+{
+	char dir[4096];
+	hx_fault *faults = NULL;
+	size_t nfaults = 0;
+	dtx_err e = hx_results_report_dir(results, id, dir, sizeof(dir));
+	if (e == DTX_OK)
+		e = hx_results_load_faults(db, id, &faults, &nfaults);
+	if (e == DTX_OK)
+		e = hx_report_write_run(dir, id,
+		    &(hx_run_info) { .mode = run->mode,
+		        .nemesis = run->nemesis,
+		        .seed = run->seed,
+		        .params = run->params },
+		    h, faults, nfaults, v);
+	hx_faults_free(faults, nfaults);
+	return e;
+}
+
 int
 cli_cmd_check(int argc, char **argv)
 {
@@ -124,26 +147,11 @@ cli_cmd_check(int argc, char **argv)
 		goto out;
 	}
 	have_v = true;
-	if (cfg.report) {
-		char dir[4096];
-		hx_fault *faults = NULL;
-		size_t nfaults = 0;
-		e = hx_results_report_dir(cfg.results, id, dir, sizeof(dir));
-		if (e == DTX_OK)
-			e = hx_results_load_faults(db, id, &faults, &nfaults);
-		if (e == DTX_OK)
-			e = hx_report_write_run(dir, id,
-			    &(hx_run_info) { .mode = run.mode,
-			        .nemesis = run.nemesis,
-			        .seed = run.seed,
-			        .params = run.params },
-			    h, faults, nfaults, &v);
-		hx_faults_free(faults, nfaults);
-		if (e != DTX_OK) {
-			fprintf(stderr, "dtx check: writing the report: %s\n",
-			    dtx_strerror(e));
-			goto out;
-		}
+	if (cfg.report &&
+	    (e = rewrite_report(db, cfg.results, id, &run, h, &v)) != DTX_OK) {
+		fprintf(stderr, "dtx check: writing the report: %s\n",
+		    dtx_strerror(e));
+		goto out;
 	}
 	if (cfg.json) {
 		hx_json j;
