@@ -103,7 +103,9 @@ add(proto__http *h, const char *path, void (*cb)(nng_aio *))
 		rv = nng_http_server_add_handler(h->srv, hd);
 	if (rv != 0 && hd != NULL)
 		nng_http_handler_free(hd);
-	return rv == 0 ? DTX_OK : DTX_ENOMEM;
+	// nng hands out one server per address: a second listener on a
+	// bound address of this process finds its paths taken.
+	return rv == 0 ? DTX_OK : proto_from_nng(rv);
 }
 
 // Writes the bound address to path (through a temporary file, so that
@@ -179,7 +181,8 @@ proto__http_open(
 	if ((rv = add(h, "/metrics", on_metrics)) != DTX_OK ||
 	    (rv = add(h, "/livez", on_livez)) != DTX_OK ||
 	    (rv = add(h, "/readyz", on_readyz)) != DTX_OK) {
-		snprintf(err, errlen, "--http: %s", dtx_strerror(rv));
+		snprintf(
+		    err, errlen, "--http %s: %s", cfg->addr, dtx_strerror(rv));
 		goto fail;
 	}
 	if ((nr = nng_http_server_start(h->srv)) != 0) {
