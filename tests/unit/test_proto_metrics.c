@@ -338,6 +338,24 @@ test_http_listener(void **state)
 		assert_int_equal(
 		    hg_get(addr, "/livez", body, sizeof(body)), 200);
 	}
+	// Random bytes and an oversized header line: same.
+	char *junk2 = malloc(200001);
+	assert_non_null(junk2);
+	srand(7);
+	for (int i = 0; i < 100; i++) {
+		size_t n = 1 + (size_t)rand() % 2000;
+		for (size_t k = 0; k < n; k++)
+			junk2[k] = (char)(1 + rand() % 255);
+		memcpy(junk2 + n, "\r\n\r\n", 5);
+		int code = hg_raw(addr, junk2, body, sizeof(body));
+		assert_true(code == 0 || code >= 400);
+	}
+	int hl = snprintf(junk2, 200001, "GET /metrics HTTP/1.1\r\nX: ");
+	memset(junk2 + hl, 'a', 199000);
+	memcpy(junk2 + hl + 199000, "\r\n\r\n", 5);
+	assert_int_not_equal(hg_raw(addr, junk2, body, sizeof(body)), 200);
+	free(junk2);
+	assert_int_equal(hg_get(addr, "/livez", body, sizeof(body)), 200);
 	// The same address twice is busy; a bad one is refused.
 	proto__http *h2 = NULL;
 	cfg.addr = addr;
