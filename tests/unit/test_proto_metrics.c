@@ -6,8 +6,11 @@
 // the refusals under one reason label; the checker itself refuses each
 // broken rule; the HTTP listener answers /metrics, /livez, /readyz (503
 // with a reason), 404, 405 and malformed requests without dying, writes
-// its bound address, and refuses a bad or busy address.
+// its bound address, and refuses a bad or busy address; a daemon runtime
+// with --http is live at once, ready only from proto_daemon_wait on and
+// while its state is "ok", and stops serving HTTP when the wait ends.
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,6 +378,108 @@ test_http_listener(void **state)
 	rmdir(dir);
 }
 
+// A daemon runtime in this process with --http: its state is what
+// test_state says.
+static const char *test_state = "ok";
+
+static dtx_err
+test_handler(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
+{
+	(void)arg;
+	(void)req;
+	(void)rep;
+	(void)call;
+	return DTX_EINVAL;
+}
+
+static dtx_err
+test_health(void *arg, proto_health_reply *rep)
+{
+	(void)arg;
+	rep->in_doubt = 1;
+	return proto_str_set(&rep->state, test_state);
+}
+
+static void *
+waiter(void *arg)
+{
+	proto_daemon_wait(arg);
+	return NULL;
+}
+
+static void
+test_daemon_http(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dtx-httpd-XXXXXX", topo[64], data[64], path[96];
+	char addr[96], body[8192], err[256];
+	assert_non_null(mkdtemp(dir));
+	snprintf(topo, sizeof(topo), "%s/topology", dir);
+	snprintf(data, sizeof(data), "%s/data", dir);
+	FILE *fp = fopen(topo, "w");
+	assert_non_null(fp);
+	fprintf(fp,
+	    "coordinator 0 ipc://%s/c.sock\nparticipant 1 "
+	    "ipc://%s/p1.sock\nclient 3\n",
+	    dir, dir);
+	fclose(fp);
+	char *argv[] = { "dtx-test", "--node-id", "1", "--topology", topo,
+		"--data", data, "--log-level", "error", "--insecure", "--http",
+		"127.0.0.1:0", NULL };
+	proto_daemon *d = NULL;
+	assert_int_equal(proto_daemon_open("dtx-test", DTX_ROLE_PARTICIPANT, 12,
+	                     argv, NULL, 0, NULL, &d),
+	    DTX_OK);
+	proto_daemon_hooks h = { .role = DTX_ROLE_PARTICIPANT,
+		.handler = test_handler,
+		.health = test_health };
+	assert_int_equal(proto_daemon_serve(d, &h), DTX_OK);
+	snprintf(path, sizeof(path), "%s/http.addr", data);
+	fp = fopen(path, "r");
+	assert_non_null(fp);
+	assert_non_null(fgets(addr, sizeof(addr), fp));
+	fclose(fp);
+	addr[strcspn(addr, "\n")] = '\0';
+
+	// Served, but its start is not complete: not ready.
+	assert_int_equal(hg_get(addr, "/livez", body, sizeof(body)), 200);
+	assert_int_equal(hg_get(addr, "/readyz", body, sizeof(body)), 503);
+	assert_string_equal(body, "starting\n");
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, waiter, d), 0);
+	int code = 0;
+	for (int i = 0; i < 100 && code != 200; i++) {
+		code = hg_get(addr, "/readyz", body, sizeof(body));
+		if (code != 200)
+			dtx_sleep_ms(20);
+	}
+	assert_int_equal(code, 200);
+	assert_string_equal(body, "ready\n");
+	static char page[1 << 16];
+	assert_int_equal(hg_get(addr, "/metrics", page, sizeof(page)), 200);
+	if (!pc_check(page, err, sizeof(err))) {
+		fprintf(stderr, "%s\n%s", err, page);
+		fail();
+	}
+	assert_non_null(strstr(page, "\ndtx_ready 1\n"));
+	assert_non_null(strstr(page, "\ndtx_in_doubt_transactions 1\n"));
+	// A blocked daemon is not ready, and says why in one line.
+	test_state = "blocked";
+	assert_int_equal(hg_get(addr, "/readyz", body, sizeof(body)), 503);
+	assert_non_null(strstr(body, "blocked: in-doubt transactions"));
+	assert_non_null(strstr(body, "in doubt 1"));
+	assert_ptr_equal(strchr(body, '\n'), body + strlen(body) - 1);
+	assert_int_equal(hg_get(addr, "/metrics", page, sizeof(page)), 200);
+	assert_non_null(strstr(page, "\ndtx_ready 0\n"));
+	test_state = "ok";
+	// Stopping ends the HTTP listener with the wait.
+	proto_daemon_stop(d);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(hg_get(addr, "/livez", body, sizeof(body)), -1);
+	proto_daemon_close(d);
+	assert_int_equal(dtx_rmtree(dir), DTX_OK);
+}
+
 int
 main(void)
 {
@@ -383,6 +488,7 @@ main(void)
 		cmocka_unit_test(test_coordinator_and_saga_pages),
 		cmocka_unit_test(test_checker_refuses_broken_pages),
 		cmocka_unit_test(test_http_listener),
+		cmocka_unit_test(test_daemon_http),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
