@@ -105,6 +105,7 @@ health(void *arg, proto_health_reply *h)
 		{ "checkpoints", (int64_t)atomic_load(&c->n_checkpoints) },
 		{ "log_appends", (int64_t)ws.appends },
 		{ "log_syncs", (int64_t)ws.syncs },
+		{ "log_bytes", (int64_t)ws.bytes },
 	};
 	return proto_health_counters(h, ctr, sizeof(ctr) / sizeof(ctr[0]));
 }

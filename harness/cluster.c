@@ -508,6 +508,20 @@ hx_cluster_pid(hx_cluster *c, uint32_t id)
 	return id < DTX_TOPO_MAX && alive(c, id) ? c->pid[id] : 0;
 }
 
+// "HOST:0" for a node whose URL is tcp://HOST:PORT (its own address, so
+// that a node in a network namespace serves where the host can reach
+// it); "127.0.0.1:0" for any other URL.
+static void
+http_addr(const char *url, char *buf, size_t len)
+{
+	const char *h = strncmp(url, "tcp://", 6) == 0 ? url + 6 : NULL;
+	const char *colon = h != NULL ? strrchr(h, ':') : NULL;
+	if (colon == NULL || colon == h)
+		snprintf(buf, len, "127.0.0.1:0");
+	else
+		snprintf(buf, len, "%.*s:0", (int)(colon - h), h);
+}
+
 dtx_err
 hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
 {
@@ -558,10 +572,14 @@ hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
 	snprintf(nsname, sizeof(nsname), "%s-%u", c->prefix, id);
 	// The links of a local cluster are plaintext on this host: the
 	// daemons say so (--insecure) in their log and HEALTH.
+	// Each daemon serves /metrics, /livez and /readyz on a free port of
+	// its own address (written to DATA/http.addr).
+	char http[sizeof(nd->url)];
+	http_addr(nd->url, http, sizeof(http));
 	char *argv[] = { ipbin, netnsw, execw, nsname, bin, "--node-id", idtxt,
-		"--topology", topo, "--data", data, "--insecure", NULL, NULL,
-		NULL, NULL };
-	size_t na = 12;
+		"--topology", topo, "--data", data, "--insecure", "--http",
+		http, NULL, NULL, NULL, NULL };
+	size_t na = 14;
 	if (c->enable_faults)
 		argv[na++] = "--enable-faults";
 	if (c->log_level[0] != '\0') {

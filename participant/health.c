@@ -21,7 +21,23 @@ part__sync_hook(void *arg, int fd)
 		    "failing an fsync of the WAL on purpose");
 		return EIO;
 	}
-	return fdatasync(fd) == 0 ? 0 : errno;
+	uint64_t t0 = dtx_mono_ns();
+	int rv = fdatasync(fd) == 0 ? 0 : errno;
+	proto_daemon_observe_fsync(p->d, dtx_mono_ns() - t0);
+	return rv;
+}
+
+// How long the oldest transaction the resolver tracks has been in doubt.
+static uint64_t
+oldest_doubt_ms(part *p)
+{
+	uint64_t now = dtx_mono_ns(), oldest = now;
+	pthread_mutex_lock(&p->res_mu);
+	for (size_t i = 0; i < p->ndoubts; i++)
+		if (p->doubts[i].seen_ns < oldest)
+			oldest = p->doubts[i].seen_ns;
+	pthread_mutex_unlock(&p->res_mu);
+	return (now - oldest) / 1000000u;
 }
 
 dtx_err
@@ -77,6 +93,8 @@ part__health(void *arg, proto_health_reply *rep)
 		{ "wal_syncs", (int64_t)st.wal.syncs },
 		{ "wal_batches", (int64_t)st.wal.batches },
 		{ "wal_replayed", (int64_t)st.wal.replayed },
+		{ "wal_bytes", (int64_t)st.wal.bytes },
+		{ "oldest_in_doubt_ms", (int64_t)oldest_doubt_ms(p) },
 	};
 	return proto_health_counters(rep, more, sizeof(more) / sizeof(more[0]));
 }

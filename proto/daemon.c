@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "daemon.h"
 #include "proto_int.h"
 
@@ -50,6 +52,10 @@ struct proto_daemon {
 	_Atomic uint64_t refused[PROTO_REFUSED_COUNT];
 	// proto_daemon_warn_ok's limiter: one line a second per (peer, what).
 	dtx_rl warn;
+
+	proto__metrics metrics; // what /metrics adds to HEALTH
+	proto__http *http; // --http, or NULL
+	atomic_bool waiting; // main reached proto_daemon_wait
 };
 
 #define CFG(f) offsetof(proto_daemon_cfg, f)
@@ -84,6 +90,9 @@ static const dtx_cfg_opt common_opts[] = {
 	    "serve FAULT requests from harness certificates" },
 	{ "max-conns", DTX_CFG_INT, CFG(max_conns), 1, 1000000, "512",
 	    "connections at once; more are closed" },
+	{ "http", DTX_CFG_STR, CFG(http), 0, 0, NULL,
+	    "HOST:PORT for GET /metrics, /livez and /readyz (off unless "
+	    "given; port 0 picks one, written to DATA/http.addr)" },
 };
 #define NCOMMON (sizeof(common_opts) / sizeof(common_opts[0]))
 
@@ -282,6 +291,7 @@ proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
 		return DTX_ENOMEM;
 	}
 	d->role = role;
+	d->metrics.role = role;
 	d->extra = extra;
 	d->nextra = nextra;
 	d->extra_cfg = extra_cfg;
@@ -679,6 +689,103 @@ handle(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 	}
 }
 
+static void
+replied(void *arg, const proto_msg *req, const proto_msg *rep, uint64_t ns)
+{
+	proto_daemon *d = arg;
+	proto__metrics_account(&d->metrics, req, rep, ns);
+}
+
+// HEALTH as the daemon would answer it, into *m (free with
+// proto_msg_free, also on error).
+static dtx_err
+health_now(proto_daemon *d, proto_msg *m)
+{
+	proto_msg_init(m, PROTO_NONE);
+	return serve_health(d, m);
+}
+
+// Whether the daemon is ready (see proto_daemon_wait); why says what it
+// is waiting for when not.
+static bool
+daemon_ready(proto_daemon *d, char *why, size_t len)
+{
+	proto_msg m;
+	if (!atomic_load(&d->waiting)) {
+		snprintf(why, len, "starting");
+		return false;
+	}
+	if (atomic_load(&d->stopping)) {
+		snprintf(why, len, "stopping");
+		return false;
+	}
+	dtx_err rv = health_now(d, &m);
+	const proto_health_reply *h = &m.u.health_reply;
+	bool ok = false;
+	if (rv != DTX_OK)
+		snprintf(why, len, "health: %s", dtx_strerror(rv));
+	else if (h->state == NULL || strcmp(h->state, "ok") != 0)
+		snprintf(why, len, "%s%s (in doubt %llu, blocked %u)",
+		    h->state ? h->state : "unknown",
+		    h->state && strcmp(h->state, "blocked") == 0
+		        ? ": in-doubt transactions nobody reachable can resolve"
+		        : "",
+		    (unsigned long long)h->in_doubt, h->n_blocked);
+	else
+		ok = true;
+	if (ok)
+		snprintf(why, len, "ready");
+	proto_msg_free(&m);
+	return ok;
+}
+
+static bool
+http_ready(void *arg, char *why, size_t len)
+{
+	return daemon_ready(arg, why, len);
+}
+
+static dtx_err
+http_metrics(void *arg, proto__buf *out)
+{
+	proto_daemon *d = arg;
+	proto_msg m;
+	char why[256];
+	proto__gauges g;
+	g.ready = daemon_ready(d, why, sizeof(why));
+	uint64_t l = clk_ts_l(clk_node_now(d->clock));
+	uint64_t pt = clk_source_now_ms(d->src);
+	g.hlc_offset_s = ((double)l - (double)pt) / 1000.0;
+	dtx_err rv = health_now(d, &m);
+	if (rv == DTX_OK)
+		proto__metrics_render(&d->metrics, &m.u.health_reply, &g, out);
+	proto_msg_free(&m);
+	return rv;
+}
+
+// Starts --http once the daemon's hooks are in place.
+static dtx_err
+open_http(proto_daemon *d)
+{
+	char file[4096 + 16], err[512];
+	snprintf(file, sizeof(file), "%s/http.addr", d->cfg.data);
+	proto__http_cfg hc = {
+		.addr = d->cfg.http,
+		.addr_file = file,
+		.metrics = http_metrics,
+		.ready = http_ready,
+		.arg = d,
+	};
+	dtx_err rv = proto__http_open(&hc, &d->http, err, sizeof(err));
+	if (rv != DTX_OK) {
+		DTX_LOG(DTX_LOG_ERROR, "HTTP", "%s", err);
+		return rv;
+	}
+	DTX_LOG(DTX_LOG_INFO, "HTTP", "metrics and health on http://%s",
+	    proto__http_addr(d->http));
+	return DTX_OK;
+}
+
 dtx_err
 proto_daemon_serve(proto_daemon *d, const proto_daemon_hooks *hooks)
 {
@@ -696,6 +803,7 @@ proto_daemon_serve(proto_daemon *d, const proto_daemon_hooks *hooks)
 		.arg = d,
 		.tls = d->tls,
 		.max_conns = (uint32_t)d->cfg.max_conns,
+		.replied = replied,
 	};
 	if (d->tls == NULL)
 		DTX_LOG(DTX_LOG_WARN, "INSECURE",
@@ -713,14 +821,27 @@ proto_daemon_serve(proto_daemon *d, const proto_daemon_hooks *hooks)
 	DTX_LOG(DTX_LOG_INFO, "LISTEN", "%s %lld serving on %s",
 	    dtx_role_name(d->role), (long long)d->cfg.node_id,
 	    proto_server_url(srv));
-	return DTX_OK;
+	return d->cfg.http != NULL ? open_http(d) : DTX_OK;
 }
 
 void
 proto_daemon_wait(proto_daemon *d)
 {
 	struct timespec tick = { .tv_sec = 0, .tv_nsec = 100 * 1000000L };
+	bool notified = false;
+	char why[256], told[256] = "";
+	atomic_store(&d->waiting, true);
 	while (!atomic_load(&d->stopping)) {
+		// Until the first time the daemon is ready: tell systemd
+		// why not, then READY=1 (the same test as /readyz).
+		if (!notified && daemon_ready(d, why, sizeof(why))) {
+			sd_notify(0, "READY=1\nSTATUS=ready");
+			DTX_LOG(DTX_LOG_INFO, "READY", "ready");
+			notified = true;
+		} else if (!notified && strcmp(why, told) != 0) {
+			sd_notifyf(0, "STATUS=%s", why);
+			snprintf(told, sizeof(told), "%s", why);
+		}
 		int sig = sigtimedwait(&d->sigs, NULL, &tick);
 		if (sig == SIGTERM || sig == SIGINT) {
 			DTX_LOG(
@@ -729,6 +850,17 @@ proto_daemon_wait(proto_daemon *d)
 		}
 	}
 	atomic_store(&d->stopping, true);
+	sd_notify(0, "STOPPING=1");
+	// No scrape reads the daemon's state while it tears it down.
+	proto__http_close(d->http);
+	d->http = NULL;
+}
+
+void
+proto_daemon_observe_fsync(proto_daemon *d, uint64_t ns)
+{
+	atomic_store(&d->metrics.fsync_timed, true);
+	proto__hist_observe(&d->metrics.fsync, ns);
 }
 
 void
@@ -755,6 +887,7 @@ proto_daemon_close(proto_daemon *d)
 	if (d == NULL)
 		return;
 	atomic_store(&d->stopping, true);
+	proto__http_close(d->http);
 	proto_server_close(atomic_load(&d->server));
 	for (int i = 0; i < DTX_TOPO_MAX; i++)
 		proto_client_close(d->clients[i]);

@@ -63,6 +63,7 @@ typedef struct proto_daemon_cfg {
 	bool insecure; // --insecure: plaintext tcp:// and ipc:// links
 	bool enable_faults; // --enable-faults: serve FAULT (harness only)
 	int64_t max_conns; // --max-conns: connections at once (512)
+	char *http; // --http HOST:PORT: /metrics, /livez, /readyz (off)
 } proto_daemon_cfg;
 
 // What a daemon plugs into the runtime. All hooks run on server worker
@@ -101,8 +102,31 @@ dtx_err proto_daemon_open(const char *prog, dtx_role role, int argc,
 // use, DTX_EINVAL for a bad URL.
 dtx_err proto_daemon_serve(proto_daemon *d, const proto_daemon_hooks *hooks);
 
-// Waits for SIGTERM or SIGINT (or proto_daemon_stop), then returns.
+// Waits for SIGTERM or SIGINT (or proto_daemon_stop), then returns. A
+// daemon calls it once its start is complete (recovery started): from
+// then on it may be ready. Meanwhile it tells systemd (sd_notify, a
+// no-op without NOTIFY_SOCKET) READY=1 the first time the daemon is
+// ready, STATUS= with the reason while it is not, and STOPPING=1 when
+// it returns.
+//
+// Ready (what /readyz answers 200 for and dtx_ready says): the daemon
+// reached proto_daemon_wait, is not stopping, and its HEALTH state is
+// "ok": recovery is done (no reloaded transaction or saga still being
+// resolved), no in-doubt transaction is blocked (a participant whose
+// coordinator and peers cannot tell an outcome is not ready: it holds
+// locks it cannot release, and says so in the reason and in HEALTH),
+// and the store takes writes. Otherwise /readyz answers 503 with the
+// state as its one-line reason.
+//
+// --http HOST:PORT serves GET /metrics (Prometheus text format 0.0.4),
+// /livez and /readyz on nng's HTTP server from proto_daemon_serve until
+// proto_daemon_wait returns; port 0 picks a free port, and the bound
+// HOST:PORT is written to DATA/http.addr either way.
 void proto_daemon_wait(proto_daemon *d);
+
+// Counts one fsync of the daemon's WAL that took ns nanoseconds in the
+// dtx_wal_fsync_duration_seconds histogram. Thread-safe.
+void proto_daemon_observe_fsync(proto_daemon *d, uint64_t ns);
 
 // Makes proto_daemon_wait return (e.g. from a daemon's own thread after
 // a fatal error). Thread-safe.

@@ -171,6 +171,12 @@ typedef struct proto_server_cfg {
 	proto_handler_fn handler; // required
 	proto_stamp_fn stamp; // optional
 	proto_observe_fn observe; // optional (called before the handler)
+	// Optional: called once a request's reply is built (deferred or
+	// not; a BATCH answered element by element is reported element by
+	// element), with the nanoseconds since the request arrived. Borrows
+	// both; runs on the thread that built the reply.
+	void (*replied)(
+	    void *arg, const proto_msg *req, const proto_msg *rep, uint64_t ns);
 	void *arg; // passed to handler, stamp, observe
 	// Required for a tls+tcp:// url, refused for any other (borrowed,
 	// must outlive the server): every connection must then say hello

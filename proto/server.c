@@ -82,6 +82,7 @@ struct proto_defer {
 	// still runs handlers for it.
 	_Atomic uint32_t left;
 	uint64_t id;
+	uint64_t start_ns; // when the request arrived (dtx_mono_ns)
 };
 
 // Contexts kept for reuse at most; more are closed.
@@ -102,6 +103,7 @@ struct proto_call {
 	proto_defer *taken; // the token the handler took, or NULL
 	proto_defer *bt; // the batch's token, or NULL
 	proto_peer peer; // who sent the message
+	uint64_t start_ns; // when the message arrived (dtx_mono_ns)
 };
 
 const proto_peer *
@@ -159,6 +161,9 @@ handle_one(
 			finish_hdr(s, &rep->u.batch.msgs[i],
 			    rep->u.batch.msgs[i].hdr.id);
 	finish_hdr(s, rep, req->hdr.id);
+	if (s->cfg.replied != NULL)
+		s->cfg.replied(
+		    s->cfg.arg, req, rep, dtx_mono_ns() - call->start_ns);
 	return DTX_OK;
 }
 
@@ -278,6 +283,7 @@ proto_server_defer(proto_call *call)
 			return NULL;
 		tok->req = *call->req;
 		tok->id = call->req->hdr.id;
+		tok->start_ns = call->start_ns;
 		proto_msg_init(call->req, PROTO_NONE); // the token owns it now
 		call->taken = tok;
 		return tok;
@@ -301,6 +307,7 @@ proto_server_defer(proto_call *call)
 		return NULL;
 	tok->batch = call->bt;
 	tok->idx = call->idx;
+	tok->start_ns = call->start_ns;
 	atomic_fetch_add(&call->bt->left, 1);
 	call->taken = tok;
 	return tok;
@@ -364,6 +371,9 @@ proto_defer_reply(proto_defer *tok, dtx_err err, proto_msg *rep)
 		    proto_type_name(proto_defer_req(tok)->hdr.type),
 		    dtx_strerror(err));
 	}
+	if (s->cfg.replied != NULL)
+		s->cfg.replied(s->cfg.arg, proto_defer_req(tok), rep,
+		    dtx_mono_ns() - tok->start_ns);
 	proto_defer *bt = tok->batch;
 	if (bt == NULL) {
 		tok_send(tok, rep);
@@ -606,6 +616,7 @@ serve(proto_server *s, nng_ctx ctx, nng_msg *msg)
 {
 	char why[256];
 	proto_msg req, rep;
+	uint64_t t0 = dtx_mono_ns();
 	atomic_fetch_add(&s->requests, 1);
 	dtx_err err = proto_decode_nng(msg, &s->lim, &req, why, sizeof(why));
 	if (err != DTX_OK) {
@@ -624,7 +635,7 @@ serve(proto_server *s, nng_ctx ctx, nng_msg *msg)
 		proto_msg_free(&req);
 		return err;
 	}
-	proto_call call = { .s = s, .ctx = ctx };
+	proto_call call = { .s = s, .ctx = ctx, .start_ns = t0 };
 	bool refused;
 	err = admit(s, pipe, &req, msg, &call.peer, &refused);
 	if (refused || err != DTX_OK) {

@@ -319,6 +319,7 @@ saga__health(void *arg, proto_health_reply *rep)
 		{ "forgets_pending", forgets },
 		{ "log_appends", (int64_t)ws.appends },
 		{ "log_syncs", (int64_t)ws.syncs },
+		{ "log_bytes", (int64_t)ws.bytes },
 	};
 	if ((rv = proto_health_counters(rep, g, sizeof(g) / sizeof(g[0]))) !=
 	    DTX_OK)
