@@ -1035,6 +1035,23 @@ void hx_nemesis_counts(
 // The fault in force now ("partition one [2]" or "none"). Thread-safe.
 void hx_nemesis_current(hx_nemesis *nm, char *buf, size_t len);
 
+// Lost unsynced writes (unsynced/): libdtx-unsynced.so, an LD_PRELOAD shim
+// that journals the bytes every write to a daemon's data dir overwrites
+// until that file is fsynced, so that a SIGKILL loses the unsynced writes
+// (the next start under the shim, or hx_unsynced_rollback, undoes them).
+// unsynced/unsynced.c documents the model.
+
+// Finds libdtx-unsynced.so ($DTX_BIN_DIR, beside the running program or
+// in ../lib, or the build tree's harness/unsynced/) and writes its path
+// into buf. DTX_ENOENT when it is nowhere.
+dtx_err hx_unsynced_shim_path(char *buf, size_t len);
+
+// Undoes the unsynced writes a killed daemon left in data (borrowed; its
+// journal is <data>.unsynced) and empties the journal; *undone (may be
+// NULL) gets how many writes were undone. No journal is not an error.
+// Only while no daemon runs on data.
+dtx_err hx_unsynced_rollback(const char *data, size_t *undone);
+
 // Progress (progress.c): a thread that draws one updating line on a
 // terminal (every 250 ms) or prints a plain line every 5 s otherwise.
 typedef struct hx_progress_sample {
