@@ -134,6 +134,14 @@ const char *hx_cluster_dir(const hx_cluster *c);
 // with NULL). Refuses with DTX_EEXIST when it is already running.
 dtx_err hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[]);
 
+// Adds env (copied; "KEY=VALUE" entries, at most HX_CLUSTER_ENV_MAX, the
+// list ends with NULL) to the environment of every daemon started from
+// now on through c, after hx_cluster_start's own entries (which win).
+// Replaces the previous set; NULL clears it. DTX_ERANGE when too many or
+// too long.
+#define HX_CLUSTER_ENV_MAX 4
+dtx_err hx_cluster_set_env(hx_cluster *c, const char *const env[]);
+
 // Waits until node id accepts connections on its URL, or its process has
 // exited (DTX_ECLOSED), or timeout_ms passed (DTX_ETIMEDOUT).
 dtx_err hx_cluster_wait_ready(hx_cluster *c, uint32_t id, uint64_t timeout_ms);
@@ -859,8 +867,17 @@ typedef enum hx_nem_kind {
 	HX_NEM_PARTITION = 1u << 2,
 	HX_NEM_CLOCK = 1u << 3,
 	HX_NEM_DISK = 1u << 4,
+	// A kill of a daemon run under libdtx-unsynced.so: what it wrote
+	// since its last fsync of each file is lost. Requesting it runs every
+	// daemon of the cluster under the shim, so every kill (and crash
+	// point) of the run loses unsynced writes too.
+	HX_NEM_LOSE_UNSYNCED = 1u << 5,
+	// A named crash point (dtx_crashpoint) armed in a running daemon
+	// through FAULT "crash_at"; when the daemon dies there the hit is
+	// recorded ("crashpoint-hit") and it is restarted unarmed.
+	HX_NEM_CRASHPOINT = 1u << 6,
 } hx_nem_kind;
-#define HX_NEM_NKINDS 5
+#define HX_NEM_NKINDS 7
 
 typedef enum hx_nem_target {
 	HX_TARGET_ANY = 0,
@@ -890,6 +907,15 @@ typedef enum hx_nem_action {
 	// Disk: SIGKILL the target, then tear its WAL's tail as a crash in
 	// the middle of writing the next batch would; RESTART ends it.
 	HX_NA_DISK,
+	// Lose-unsynced: SIGKILL the target, roll back its unsynced writes;
+	// RESTART ends it.
+	HX_NA_LOSE,
+	// Crash point: arm point in the target; CRASH_END at the end of the
+	// window disarms it if it was not reached. CRASH_HIT is recorded, not
+	// planned: the daemon died at the point (and was restarted).
+	HX_NA_CRASH_ARM,
+	HX_NA_CRASH_END,
+	HX_NA_CRASH_HIT,
 	HX_NA_COUNT
 } hx_nem_action;
 
@@ -924,6 +950,7 @@ typedef struct hx_nem_event {
 	uint32_t disk_len; // DISK: payload length of the torn record
 	uint32_t disk_keep; // DISK: bytes of it written, < 20 + len + 4
 	uint64_t disk_seed; // DISK: seed of the torn record's bytes
+	char point[48]; // CRASH_*: the crash point's name
 } hx_nem_event;
 
 typedef struct hx_nem_cfg {
@@ -945,6 +972,15 @@ typedef struct hx_nem_cfg {
 	uint64_t duration_ms; // no fault starts after this
 	int64_t max_offset_ms; // the daemons' HLC max offset
 	const dtx_topo *topo; // borrowed
+	// Faults in force at once, at most (0 or 1: one at a time, each
+	// fault's end followed by a gap). Above 1 a fault starts every
+	// [gap / 2, gap * 1.5) / N ms without waiting for the last one's end
+	// while fewer than N are in force, never two on one node at once
+	// (clock included) and never two partitions.
+	uint32_t max_concurrent;
+	// "2pc", "3pc" or "saga": which crash points can be reached (NULL:
+	// every point of the targets' roles).
+	const char *mode;
 } hx_nem_cfg;
 
 // Parses "kill,pause,partition,clock,disk" (or "none", "") into kind bits;
@@ -984,6 +1020,19 @@ void hx_partition_grudge(
 // of the targets (any target when they include none). *out owned (free
 // with dtx_free); *n may be 0. DTX_EINVAL, DTX_ENOMEM.
 dtx_err hx_nemesis_plan(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n);
+// Kinds of cfg->kinds that the plan ev[0..n) never starts (the run is too
+// short to hold them even after the schedule is compressed, or no target
+// can take them: crash points of a role the targets lack). Pure.
+unsigned hx_nemesis_unplanned(
+    const hx_nem_cfg *cfg, const hx_nem_event *ev, size_t n);
+
+// The crash points a plan for mode (NULL: all) may arm on role, in a
+// fixed order: writes up to max names (static strings) into out and
+// returns how many there are. Every dtx_crashpoint of the daemons is in
+// the table.
+size_t hx_nem_crashpoints(
+    const char *mode, dtx_role role, const char **out, size_t max);
+
 // Appends the JSON value of an event ({"targets":[...],...}) to sb.
 void hx_nem_event_json(const hx_nem_event *e, hx_sb *sb);
 
@@ -1034,6 +1083,13 @@ void hx_nemesis_counts(
     const hx_nemesis *nm, size_t started[HX_NEM_NKINDS], size_t *errors);
 // The fault in force now ("partition one [2]" or "none"). Thread-safe.
 void hx_nemesis_current(hx_nemesis *nm, char *buf, size_t len);
+// The kinds of kinds that did not run: never planned, or every start
+// failed. why (size len) gets "kind: reason; ..." ("" when all ran).
+// Thread-safe.
+unsigned hx_nemesis_not_run(
+    hx_nemesis *nm, unsigned kinds, char *why, size_t len);
+// The name of kind bit index k ("kill" ... "crashpoint").
+const char *hx_nem_kind_name(int k);
 
 // Lost unsynced writes (unsynced/): libdtx-unsynced.so, an LD_PRELOAD shim
 // that journals the bytes every write to a daemon's data dir overwrites
@@ -1131,6 +1187,7 @@ typedef struct hx_bankrun_conf {
 	const char *dir; // the cluster this run starts
 	int64_t participants;
 	int64_t recovery_s, max_offset_ms, timeout_ms;
+	int64_t max_concurrent; // --max-concurrent-faults (0, 1: one)
 } hx_bankrun_conf;
 
 // Why a phase failed.
@@ -1159,6 +1216,8 @@ typedef struct hx_bankrun_out {
 	hx_verdict verdict;
 	size_t started[HX_NEM_NKINDS]; // faults started by kind
 	size_t nem_errors;
+	unsigned not_run; // requested kinds that did not run (bits)
+	char not_run_why[512]; // hx_nemesis_not_run's text
 	// store
 	char report_dir[4096];
 	bool report_incomplete; // the report could not be written in full

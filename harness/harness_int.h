@@ -81,4 +81,11 @@ dtx_err hx__bank_txn_obs(hx_bankrun *r);
 // deadline to finish (r->sobs).
 dtx_err hx__bank_saga_obs(hx_bankrun *r, uint64_t deadline);
 
+// unsynced/preload.c: with HX_NEM_LOSE_UNSYNCED in kinds, puts every
+// daemon cl starts from now on under libdtx-unsynced.so (LD_PRELOAD; the
+// shim guards the daemon's --data). DTX_ENOENT with a reason in err when
+// the shim cannot be found.
+dtx_err hx__unsynced_env(
+    hx_cluster *cl, unsigned kinds, char *err, size_t errlen);
+
 #endif // HARNESS_INT_H

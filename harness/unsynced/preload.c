@@ -57,3 +57,23 @@ hx_unsynced_rollback(const char *data, size_t *undone)
 	int e = dtxu_rollback(j, undone);
 	return e == 0 || e == ENOENT ? DTX_OK : dtx_from_errno(e);
 }
+
+dtx_err
+hx__unsynced_env(hx_cluster *cl, unsigned kinds, char *err, size_t errlen)
+{
+	char so[PATH_MAX], pre[PATH_MAX + 16];
+	if (!(kinds & HX_NEM_LOSE_UNSYNCED))
+		return DTX_OK;
+	if (hx_unsynced_shim_path(so, sizeof(so)) != DTX_OK) {
+		snprintf(err, errlen,
+		    "--nemesis lose-unsynced: cannot find libdtx-unsynced.so "
+		    "(set DTX_BIN_DIR to the folder that holds it)");
+		return DTX_ENOENT;
+	}
+	// ip netns exec hands its environment on to the daemon, so the
+	// preload reaches it in namespace runs too (the shim does nothing in
+	// ip itself but roll back a journal early).
+	snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", so);
+	const char *env[] = { pre, NULL };
+	return hx_cluster_set_env(cl, env);
+}
