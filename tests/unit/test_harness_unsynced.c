@@ -228,6 +228,48 @@ test_other_files_untouched(void **state)
 	unlink(other);
 }
 
+// The harness puts a real daemon under the shim: hx_cluster_set_env's
+// LD_PRELOAD reaches the participant (the library is mapped in it) and
+// the shim guards its --data (the journal beside it exists).
+static void
+test_participant_under_shim(void **state)
+{
+	(void)state;
+	char dir[PATH_MAX], err[256], pre[PATH_MAX + 16], j[PATH_MAX + 64];
+	hx_cluster *c;
+	st_tmpdir(dir, sizeof(dir), "unsynced-cl");
+	hx_cluster_opts o = { .dir = dir, .participants = 1 };
+	assert_int_equal(hx_cluster_create(&o, &c, err, sizeof(err)), DTX_OK);
+	snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", shim);
+	const char *env[] = { pre, NULL };
+	assert_int_equal(hx_cluster_set_env(c, env), DTX_OK);
+	assert_int_equal(hx_cluster_start(c, 1, NULL), DTX_OK);
+	dtx_err ready = hx_cluster_wait_ready(c, 1, 15000);
+	int pid = hx_cluster_pid(c, 1);
+	snprintf(j, sizeof(j), "/proc/%d/maps", pid);
+	// /proc files have no size: read until the end.
+	char *maps = calloc(1, 1 << 20);
+	int fd = open(j, O_RDONLY);
+	for (size_t got = 0; fd >= 0 && got < (1 << 20) - 1;) {
+		ssize_t r = read(fd, maps + got, (1 << 20) - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	if (fd >= 0)
+		close(fd);
+	snprintf(j, sizeof(j), "%s.unsynced", hx_cluster_data(c, 1));
+	struct stat st;
+	bool journal = stat(j, &st) == 0;
+	hx_cluster_stop_all(c, 3000);
+	hx_cluster_free(c);
+	assert_int_equal(ready, DTX_OK);
+	assert_non_null(maps);
+	assert_non_null(strstr(maps, "libdtx-unsynced.so"));
+	assert_true(journal);
+	free(maps);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -245,6 +287,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_truncating_open_is_undone),
 		cmocka_unit_test(test_clean_exit_keeps_writes),
 		cmocka_unit_test(test_other_files_untouched),
+		cmocka_unit_test(test_participant_under_shim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
