@@ -64,7 +64,8 @@ static const struct crashpoint {
 	dtx_role role;
 	const char *modes;
 } crashpoints[] = {
-	{ "coord.before_commit_log", DTX_ROLE_COORDINATOR, "2pc,3pc" },
+	// The 2PC engine's COMMIT record (3PC logs its decision as PRECOMMIT).
+	{ "coord.before_commit_log", DTX_ROLE_COORDINATOR, "2pc" },
 	{ "coord.after_commit_log", DTX_ROLE_COORDINATOR, "2pc,3pc" },
 	{ "coord.after_some_commits", DTX_ROLE_COORDINATOR, "2pc,3pc" },
 	{ "coord.after_precommit_log", DTX_ROLE_COORDINATOR, "3pc" },
