@@ -983,7 +983,8 @@ typedef struct hx_nem_cfg {
 	const char *mode;
 } hx_nem_cfg;
 
-// Parses "kill,pause,partition,clock,disk" (or "none", "") into kind bits;
+// Parses "kill,pause,partition,clock,disk,lose-unsynced,crashpoint" (or
+// "none", "") into kind bits;
 // shapes "halves,one,bridge,ring"; a target name. DTX_EINVAL with the
 // bad word in err.
 dtx_err hx_nem_kinds_parse(
@@ -1013,12 +1014,18 @@ dtx_err hx_nem_targets(const dtx_topo *topo, hx_nem_target t,
 void hx_partition_grudge(
     hx_part_shape shape, const uint32_t *nodes, uint32_t n, hx_grudge *out);
 
-// Plans the whole schedule. One fault at a time: kinds are taken in a
-// seeded shuffle of the enabled ones (reshuffled every round), each held
-// and followed by a quiet time as hx_nem_cfg says; every fault that
-// starts is ended before duration_ms. A disk fault strikes a participant
-// of the targets (any target when they include none). *out owned (free
-// with dtx_free); *n may be 0. DTX_EINVAL, DTX_ENOMEM.
+// Plans the whole schedule. Kinds are taken in a seeded shuffle of the
+// enabled ones (reshuffled every round), each held and followed by a quiet
+// time as hx_nem_cfg says, one at a time or up to max_concurrent at once;
+// every fault that starts is ended before duration_ms, and the events are
+// in time order. When the run is too short for every enabled kind at the
+// configured interval, interval and gap are shortened (by a third at a
+// time, down to 200 and 100 ms) until each kind is planned at least once;
+// hx_nemesis_unplanned names any that still is not. A disk fault strikes
+// a participant of the targets (any target when they include none); a
+// crash point arms the next point of a seeded rotation over the points
+// the targets reach in cfg->mode, for at most 3 s. *out owned (free with
+// dtx_free); *n may be 0. DTX_EINVAL, DTX_ENOMEM.
 dtx_err hx_nemesis_plan(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n);
 // Kinds of cfg->kinds that the plan ev[0..n) never starts (the run is too
 // short to hold them even after the schedule is compressed, or no target

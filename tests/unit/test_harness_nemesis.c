@@ -5,7 +5,10 @@
 // shapes give Jepsen's grudges; targets select nodes by role; every fault
 // that starts also ends before the workload does; holds and gaps follow
 // their settings; disk faults strike participants and tear only bytes
-// past the WAL's last complete record.
+// past the WAL's last complete record; a short run still plans every
+// requested kind; overlapping faults stay within max_concurrent, never
+// share a node and never overlap partitions; crash-point plans name only
+// known points their node's role reaches, and cover them all.
 
 #include <dirent.h>
 #include <fcntl.h>
