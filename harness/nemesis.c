@@ -1142,6 +1142,27 @@ kill_lose(hx_nemesis *nm, uint32_t id, char *extra, size_t len)
 	return rv;
 }
 
+// Whether the last 8 KB of node id's log say it reached crash point name
+// (the CRASHPOINT line dtx_crashpoint writes before its SIGKILL).
+static bool
+log_confirms(hx_nemesis *nm, uint32_t id, const char *name)
+{
+	char buf[8193], want[96];
+	FILE *f = fopen(hx_cluster_log(nm->cl, id), "rb");
+	if (f == NULL)
+		return false;
+	if (fseek(f, -8192, SEEK_END) != 0)
+		rewind(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	snprintf(want, sizeof(want), "crash point %s reached", name);
+	return strstr(buf, want) != NULL;
+}
+
 // A daemon that died with a crash point armed reached it: records the hit
 // (which point, which node, how long after arming), rolls back what it
 // had not synced and restarts it unarmed.
@@ -1157,8 +1178,10 @@ crash_hit(hx_nemesis *nm, uint32_t id)
 	snprintf(e.point, sizeof(e.point), "%s", nm->armed[id]);
 	uint64_t ms = (dtx_mono_ns() - nm->armed_ns[id]) / 1000000u;
 	nm->armed[id][0] = '\0';
-	int len =
-	    snprintf(extra, sizeof(extra), "\"after_ms\":%" PRIu64 ",", ms);
+	// "confirmed": its log says it died there (not of something else).
+	int len = snprintf(extra, sizeof(extra),
+	    "\"after_ms\":%" PRIu64 ",\"confirmed\":%s,", ms,
+	    log_confirms(nm, id, e.point) ? "true" : "false");
 	dtx_err rv =
 	    kill_lose(nm, id, extra + len, sizeof(extra) - (size_t)len);
 	if (rv == DTX_OK)
