@@ -206,6 +206,11 @@ say_run(const hx_bankrun_conf *c, const hx_bankrun_out *o, bool json)
 	        : "");
 	if (c->kinds != 0)
 		bank_print_schedule(c);
+	if (c->kinds != 0 && o->plan_interval_ms < c->sched.interval_ms)
+		printf("dtx bank: schedule compressed to a %.2f s interval and "
+		       "%.2f s gap so that every requested kind fits\n",
+		    (double)o->plan_interval_ms / 1e3,
+		    (double)o->plan_gap_ms / 1e3);
 }
 
 // The run, phase by phase: set up, run, heal, settle, final reads, check,

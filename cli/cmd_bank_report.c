@@ -118,6 +118,9 @@ report_json(
 		hx_json_int(&j, "gap_max_ms", (int64_t)ghi);
 		hx_json_str(&j, "defaults",
 		    c->sched.defaults_3pc ? "3pc partition" : "plain");
+		hx_json_int(
+		    &j, "planned_interval_ms", (int64_t)o->plan_interval_ms);
+		hx_json_int(&j, "planned_gap_ms", (int64_t)o->plan_gap_ms);
 		hx_json_obj_end(&j);
 	}
 	hx_json_obj_begin(&j, "faults");

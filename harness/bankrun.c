@@ -283,7 +283,8 @@ hx_bankrun_setup_run(hx_bankrun *r, hx_bankrun_err *e)
 		.max_concurrent = (uint32_t)cfg->max_concurrent,
 		.mode = cfg->mode };
 	if (cfg->kinds != 0 &&
-	    (rv = hx_nemesis_plan(&nc, &r->plan, &r->nplan)) != DTX_OK) {
+	    (rv = hx_nemesis_plan_ex(&nc, &r->plan, &r->nplan,
+	         &r->out.plan_interval_ms, &r->out.plan_gap_ms)) != DTX_OK) {
 		FAIL_MSG(e,
 		    "no fault schedule: --nemesis-targets "
 		    "%s selects no node of this cluster",

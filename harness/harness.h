@@ -1027,6 +1027,10 @@ void hx_partition_grudge(
 // the targets reach in cfg->mode, for at most 3 s. *out owned (free with
 // dtx_free); *n may be 0. DTX_EINVAL, DTX_ENOMEM.
 dtx_err hx_nemesis_plan(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n);
+// hx_nemesis_plan that also says the interval and gap it used (shorter
+// than cfg's when it compressed the schedule); either may be NULL.
+dtx_err hx_nemesis_plan_ex(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n,
+    uint64_t *interval_ms, uint64_t *gap_ms);
 // Kinds of cfg->kinds that the plan ev[0..n) never starts (the run is too
 // short to hold them even after the schedule is compressed, or no target
 // can take them: crash points of a role the targets lack). Pure.
@@ -1213,6 +1217,9 @@ typedef struct hx_bankrun_out {
 	bool simulated; // partitions are the daemons' in-process FAULT
 	// setup_run
 	int64_t run_id;
+	// The schedule's interval and gap after any compression (equal to
+	// the configured ones when every kind fitted).
+	uint64_t plan_interval_ms, plan_gap_ms;
 	// workload
 	double secs; // how long the clients ran
 	uint64_t ok_transfers;

@@ -704,6 +704,13 @@ plan_once(const plan_in *in, plan *p)
 dtx_err
 hx_nemesis_plan(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n)
 {
+	return hx_nemesis_plan_ex(cfg, out, n, NULL, NULL);
+}
+
+dtx_err
+hx_nemesis_plan_ex(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n,
+    uint64_t *interval_ms, uint64_t *gap_ms)
+{
 	uint32_t tg[DTX_TOPO_MAX], all[DTX_TOPO_MAX];
 	plan_in in = { .cfg = cfg, .tg = tg, .all = all };
 
@@ -736,6 +743,10 @@ hx_nemesis_plan(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n)
 		if (missing == 0 || in.iv <= 200 || attempt == 8) {
 			*out = p.ev;
 			*n = p.n;
+			if (interval_ms != NULL)
+				*interval_ms = in.iv;
+			if (gap_ms != NULL)
+				*gap_ms = in.gv;
 			return DTX_OK;
 		}
 		dtx_free(p.ev);
