@@ -607,12 +607,24 @@ test_every_kind_planned(void **state)
 		for (size_t i = 0; i < n; i++)
 			assert_true(ev[i].at_ms < 20000);
 		dtx_free(ev);
-		// Four kinds at the old settings: all four now.
+		// Four kinds at the old settings: all four now, and the plan
+		// says it compressed the schedule to fit them.
 		c.kinds = HX_NEM_KILL | HX_NEM_PAUSE | HX_NEM_PARTITION |
 		    HX_NEM_CLOCK;
-		assert_int_equal(hx_nemesis_plan(&c, &ev, &n), DTX_OK);
+		uint64_t iv = 0, gv = 0;
+		assert_int_equal(
+		    hx_nemesis_plan_ex(&c, &ev, &n, &iv, &gv), DTX_OK);
 		assert_int_equal(started_kinds(ev, n), c.kinds);
+		assert_true(iv >= 200 && iv < 5000 && gv >= 100 && gv < 5000);
 		dtx_free(ev);
+		// A run long enough keeps the configured interval.
+		c.duration_ms = 600000;
+		assert_int_equal(
+		    hx_nemesis_plan_ex(&c, &ev, &n, &iv, &gv), DTX_OK);
+		assert_int_equal(iv, 5000);
+		assert_int_equal(gv, 5000);
+		dtx_free(ev);
+		c.duration_ms = 20000;
 	}
 	// Saga crash points on a cluster without a saga node in 2pc mode:
 	// nobody can take them, and the plan says so.
