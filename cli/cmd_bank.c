@@ -37,6 +37,7 @@ typedef struct bank_cfg {
 	int64_t recovery_s;
 	int64_t max_offset_ms;
 	int64_t timeout_ms;
+	int64_t max_concurrent;
 } bank_cfg;
 
 #define OFF(f) offsetof(bank_cfg, f)
@@ -52,8 +53,15 @@ static const dtx_cfg_opt bank_opts[] = {
 	{ "duration", DTX_CFG_DOUBLE, OFF(duration), 1, 86400, "60",
 	    "seconds of workload" },
 	{ "nemesis", DTX_CFG_STR, OFF(nemesis), 0, 0, "none",
-	    "faults: kill,pause,partition,clock,disk (or none); disk kills a "
-	    "participant and tears its WAL's tail as a crash mid-write does" },
+	    "faults: kill,pause,partition,clock,disk,lose-unsynced,crashpoint "
+	    "(or none); disk kills a participant and tears its WAL's tail as "
+	    "a crash mid-write does; lose-unsynced runs the daemons under "
+	    "libdtx-unsynced.so so that a kill loses what was not fsynced; "
+	    "crashpoint arms the daemons' named crash points in turn" },
+	{ "max-concurrent-faults", DTX_CFG_INT, OFF(max_concurrent), 1, 16, "1",
+	    "faults in force at once, at most; above 1 faults start N times "
+	    "as often and overlap (never two on one node, never two "
+	    "partitions)" },
 	{ "nemesis-interval", DTX_CFG_DOUBLE, OFF(interval), 0, 3600, "0",
 	    "mean seconds a fault lasts and between faults; 0: 5, except in "
 	    "3pc mode with partitions, where faults are held 4-6 s (past the "
@@ -145,10 +153,13 @@ validate(const bank_cfg *cfg, hx_bankrun_conf *conf, hx_subnet *sn)
 	if (strcmp(cfg->target, "local") != 0 && !compose)
 		return usage_err("--target must be local or compose");
 	if (compose &&
-	    (cfg->connect == NULL || cfg->netns || (kinds & HX_NEM_DISK)))
+	    (cfg->connect == NULL || cfg->netns ||
+	        (kinds &
+	            (HX_NEM_DISK | HX_NEM_LOSE_UNSYNCED | HX_NEM_CRASHPOINT))))
 		return usage_err("--target compose needs --connect DIR (the "
 		                 "host-side topology of the project) and takes "
-		                 "neither --netns nor the disk nemesis");
+		                 "neither --netns nor the disk, lose-unsynced "
+		                 "or crashpoint nemesis");
 	*conf = (hx_bankrun_conf) {
 		.mode = cfg->mode,
 		.accounts = cfg->accounts,
@@ -176,6 +187,7 @@ validate(const bank_cfg *cfg, hx_bankrun_conf *conf, hx_subnet *sn)
 		.recovery_s = cfg->recovery_s,
 		.max_offset_ms = cfg->max_offset_ms,
 		.timeout_ms = cfg->timeout_ms,
+		.max_concurrent = cfg->max_concurrent,
 	};
 	return 0;
 }
@@ -206,6 +218,11 @@ say_run(const hx_bankrun_conf *c, const hx_bankrun_out *o, bool json)
 	        : "");
 	if (c->kinds != 0)
 		bank_print_schedule(c);
+	if (c->kinds != 0 && o->plan_interval_ms < c->sched.interval_ms)
+		printf("dtx bank: schedule compressed to a %.2f s interval and "
+		       "%.2f s gap so that every requested kind fits\n",
+		    (double)o->plan_interval_ms / 1e3,
+		    (double)o->plan_gap_ms / 1e3);
 }
 
 // The run, phase by phase: set up, run, heal, settle, final reads, check,

@@ -9,7 +9,7 @@
 #include "cmd_bank.h"
 
 static const char *const kinds[] = { "kill", "pause", "partition", "clock",
-	"disk" };
+	"disk", "lose-unsynced", "crashpoint" };
 
 static void
 print_anomalies(hx_json *j, const hx_verdict *v, size_t *count)
@@ -115,6 +115,9 @@ report_json(
 		hx_json_int(&j, "gap_max_ms", (int64_t)ghi);
 		hx_json_str(&j, "defaults",
 		    c->sched.defaults_3pc ? "3pc partition" : "plain");
+		hx_json_int(
+		    &j, "planned_interval_ms", (int64_t)o->plan_interval_ms);
+		hx_json_int(&j, "planned_gap_ms", (int64_t)o->plan_gap_ms);
 		hx_json_obj_end(&j);
 	}
 	hx_json_obj_begin(&j, "faults");
@@ -122,6 +125,12 @@ report_json(
 		hx_json_int(&j, kinds[k], (int64_t)o->started[k]);
 	hx_json_obj_end(&j);
 	hx_json_int(&j, "fault_errors", (int64_t)o->nem_errors);
+	hx_json_obj_begin(&j, "faults_not_run");
+	for (int k = 0; k < HX_NEM_NKINDS; k++)
+		if (o->not_run & (1u << k))
+			hx_json_bool(&j, kinds[k], true);
+	hx_json_obj_end(&j);
+	hx_json_str(&j, "faults_not_run_why", o->not_run_why);
 	hx_json_bool(&j, "partitions_simulated", o->simulated);
 	hx_json_int(&j, "in_doubt_after_recovery", (int64_t)o->in_doubt);
 	print_anomalies(&j, v, &na);
@@ -152,6 +161,8 @@ report_text(
 	for (int k = 0; k < HX_NEM_NKINDS; k++)
 		printf(" %s %zu", kinds[k], o->started[k]);
 	printf(" (%zu failed actions)\n", o->nem_errors);
+	if (o->not_run != 0)
+		printf("faults NOT run: %s\n", o->not_run_why);
 	if (o->simulated && o->started[2] > 0)
 		printf("note: partitions were simulated in-process (the "
 		       "daemons' FAULT \"partition\"); use --netns for real "

@@ -278,6 +278,9 @@ open_cluster(hx_bankrun *r, hx_bankrun_err *e)
 		e->usage = rv == DTX_EPERM;
 		return rv;
 	}
+	if ((rv = hx__unsynced_env(
+	         r->cl, cfg->kinds, e->msg, sizeof(e->msg))) != DTX_OK)
+		return rv;
 	if ((rv = hx_cluster_start_all(r->cl, 20000)) != DTX_OK)
 		FAIL_MSG(e, "cluster did not start: %s (logs in %s/logs)",
 		    dtx_strerror(rv), hx_cluster_dir(r->cl));
@@ -407,9 +410,12 @@ hx_bankrun_setup_run(hx_bankrun *r, hx_bankrun_err *e)
 		.onset_max_ms = (uint32_t)cfg->onset_ms,
 		.duration_ms = (uint64_t)(cfg->duration * 1000),
 		.max_offset_ms = cfg->max_offset_ms,
-		.topo = hx_cluster_topo(r->cl) };
+		.topo = hx_cluster_topo(r->cl),
+		.max_concurrent = (uint32_t)cfg->max_concurrent,
+		.mode = cfg->mode };
 	if (cfg->kinds != 0 &&
-	    (rv = hx_nemesis_plan(&nc, &r->plan, &r->nplan)) != DTX_OK) {
+	    (rv = hx_nemesis_plan_ex(&nc, &r->plan, &r->nplan,
+	         &r->out.plan_interval_ms, &r->out.plan_gap_ms)) != DTX_OK) {
 		FAIL_MSG(e,
 		    "no fault schedule: --nemesis-targets "
 		    "%s selects no node of this cluster",
@@ -512,6 +518,8 @@ hx_bankrun_check(hx_bankrun *r, hx_bankrun_err *e)
 	}
 	r->out.have_verdict = true;
 	hx_nemesis_counts(r->nm, r->out.started, &r->out.nem_errors);
+	r->out.not_run = hx_nemesis_not_run(r->nm, r->conf->kinds,
+	    r->out.not_run_why, sizeof(r->out.not_run_why));
 	return hx_faults_from_history(r->h, &r->faults, &r->nfaults);
 }
 

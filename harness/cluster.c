@@ -38,7 +38,28 @@ struct hx_cluster {
 	bool netns;
 	char prefix[HX_NETNS_PREFIX_MAX];
 	char subnet[32]; // "a.b.c.d/len", "" when unknown
+	// hx_cluster_set_env: entries added to every start's environment.
+	char env[HX_CLUSTER_ENV_MAX][PATH_MAX + 32];
+	char *envp[HX_CLUSTER_ENV_MAX + 1];
 };
+
+dtx_err
+hx_cluster_set_env(hx_cluster *c, const char *const env[])
+{
+	size_t n = 0;
+	while (env != NULL && env[n] != NULL)
+		n++;
+	if (n > HX_CLUSTER_ENV_MAX)
+		return DTX_ERANGE;
+	for (size_t i = 0; i < n; i++) {
+		if (snprintf(c->env[i], sizeof(c->env[i]), "%s", env[i]) >=
+		    (int)sizeof(c->env[i]))
+			return DTX_ERANGE;
+		c->envp[i] = c->env[i];
+	}
+	c->envp[n] = NULL;
+	return DTX_OK;
+}
 
 static void
 path_of(
@@ -543,6 +564,16 @@ hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
 	path_of(c, logp, sizeof(logp), "logs/%u.log", id);
 	snprintf(idtxt, sizeof(idtxt), "%u", id);
 
+	// The cluster's own entries (hx_cluster_set_env) come after the
+	// call's, which override them.
+	char *both[32];
+	size_t nb = 0;
+	for (size_t i = 0; env != NULL && env[i] != NULL && nb < 16; i++)
+		both[nb++] = env[i];
+	for (size_t i = 0; c->envp[i] != NULL; i++)
+		both[nb++] = c->envp[i];
+	both[nb] = NULL;
+	env = both;
 	// Build the environment before fork: the child only execs.
 	size_t nenv = 0, nextra = 0;
 	while (environ[nenv] != NULL)

@@ -149,6 +149,14 @@ const char *hx_cluster_dir(const hx_cluster *c);
 // with NULL). Refuses with DTX_EEXIST when it is already running.
 dtx_err hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[]);
 
+// Adds env (copied; "KEY=VALUE" entries, at most HX_CLUSTER_ENV_MAX, the
+// list ends with NULL) to the environment of every daemon started from
+// now on through c, after hx_cluster_start's own entries (which win).
+// Replaces the previous set; NULL clears it. DTX_ERANGE when too many or
+// too long.
+#define HX_CLUSTER_ENV_MAX 4
+dtx_err hx_cluster_set_env(hx_cluster *c, const char *const env[]);
+
 // Waits until node id accepts connections on its URL, or its process has
 // exited (DTX_ECLOSED), or timeout_ms passed (DTX_ETIMEDOUT).
 dtx_err hx_cluster_wait_ready(hx_cluster *c, uint32_t id, uint64_t timeout_ms);
@@ -1068,8 +1076,17 @@ typedef enum hx_nem_kind {
 	HX_NEM_PARTITION = 1u << 2,
 	HX_NEM_CLOCK = 1u << 3,
 	HX_NEM_DISK = 1u << 4,
+	// A kill of a daemon run under libdtx-unsynced.so: what it wrote
+	// since its last fsync of each file is lost. Requesting it runs every
+	// daemon of the cluster under the shim, so every kill (and crash
+	// point) of the run loses unsynced writes too.
+	HX_NEM_LOSE_UNSYNCED = 1u << 5,
+	// A named crash point (dtx_crashpoint) armed in a running daemon
+	// through FAULT "crash_at"; when the daemon dies there the hit is
+	// recorded ("crashpoint-hit") and it is restarted unarmed.
+	HX_NEM_CRASHPOINT = 1u << 6,
 } hx_nem_kind;
-#define HX_NEM_NKINDS 5
+#define HX_NEM_NKINDS 7
 
 typedef enum hx_nem_target {
 	HX_TARGET_ANY = 0,
@@ -1099,6 +1116,15 @@ typedef enum hx_nem_action {
 	// Disk: SIGKILL the target, then tear its WAL's tail as a crash in
 	// the middle of writing the next batch would; RESTART ends it.
 	HX_NA_DISK,
+	// Lose-unsynced: SIGKILL the target, roll back its unsynced writes;
+	// RESTART ends it.
+	HX_NA_LOSE,
+	// Crash point: arm point in the target; CRASH_END at the end of the
+	// window disarms it if it was not reached. CRASH_HIT is recorded, not
+	// planned: the daemon died at the point (and was restarted).
+	HX_NA_CRASH_ARM,
+	HX_NA_CRASH_END,
+	HX_NA_CRASH_HIT,
 	HX_NA_COUNT
 } hx_nem_action;
 
@@ -1133,6 +1159,7 @@ typedef struct hx_nem_event {
 	uint32_t disk_len; // DISK: payload length of the torn record
 	uint32_t disk_keep; // DISK: bytes of it written, < 20 + len + 4
 	uint64_t disk_seed; // DISK: seed of the torn record's bytes
+	char point[48]; // CRASH_*: the crash point's name
 } hx_nem_event;
 
 typedef struct hx_nem_cfg {
@@ -1154,9 +1181,19 @@ typedef struct hx_nem_cfg {
 	uint64_t duration_ms; // no fault starts after this
 	int64_t max_offset_ms; // the daemons' HLC max offset
 	const dtx_topo *topo; // borrowed
+	// Faults in force at once, at most (0 or 1: one at a time, each
+	// fault's end followed by a gap). Above 1 a fault starts every
+	// [gap / 2, gap * 1.5) / N ms without waiting for the last one's end
+	// while fewer than N are in force, never two on one node at once
+	// (clock included) and never two partitions.
+	uint32_t max_concurrent;
+	// "2pc", "3pc" or "saga": which crash points can be reached (NULL:
+	// every point of the targets' roles).
+	const char *mode;
 } hx_nem_cfg;
 
-// Parses "kill,pause,partition,clock,disk" (or "none", "") into kind bits;
+// Parses "kill,pause,partition,clock,disk,lose-unsynced,crashpoint" (or
+// "none", "") into kind bits;
 // shapes "halves,one,bridge,ring"; a target name. DTX_EINVAL with the
 // bad word in err.
 dtx_err hx_nem_kinds_parse(
@@ -1186,13 +1223,36 @@ dtx_err hx_nem_targets(const dtx_topo *topo, hx_nem_target t,
 void hx_partition_grudge(
     hx_part_shape shape, const uint32_t *nodes, uint32_t n, hx_grudge *out);
 
-// Plans the whole schedule. One fault at a time: kinds are taken in a
-// seeded shuffle of the enabled ones (reshuffled every round), each held
-// and followed by a quiet time as hx_nem_cfg says; every fault that
-// starts is ended before duration_ms. A disk fault strikes a participant
-// of the targets (any target when they include none). *out owned (free
-// with dtx_free); *n may be 0. DTX_EINVAL, DTX_ENOMEM.
+// Plans the whole schedule. Kinds are taken in a seeded shuffle of the
+// enabled ones (reshuffled every round), each held and followed by a quiet
+// time as hx_nem_cfg says, one at a time or up to max_concurrent at once;
+// every fault that starts is ended before duration_ms, and the events are
+// in time order. When the run is too short for every enabled kind at the
+// configured interval, interval and gap are shortened (by a third at a
+// time, down to 200 and 100 ms) until each kind is planned at least once;
+// hx_nemesis_unplanned names any that still is not. A disk fault strikes
+// a participant of the targets (any target when they include none); a
+// crash point arms the next point of a seeded rotation over the points
+// the targets reach in cfg->mode, for at most 3 s. *out owned (free with
+// dtx_free); *n may be 0. DTX_EINVAL, DTX_ENOMEM.
 dtx_err hx_nemesis_plan(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n);
+// hx_nemesis_plan that also says the interval and gap it used (shorter
+// than cfg's when it compressed the schedule); either may be NULL.
+dtx_err hx_nemesis_plan_ex(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n,
+    uint64_t *interval_ms, uint64_t *gap_ms);
+// Kinds of cfg->kinds that the plan ev[0..n) never starts (the run is too
+// short to hold them even after the schedule is compressed, or no target
+// can take them: crash points of a role the targets lack). Pure.
+unsigned hx_nemesis_unplanned(
+    const hx_nem_cfg *cfg, const hx_nem_event *ev, size_t n);
+
+// The crash points a plan for mode (NULL: all) may arm on role, in a
+// fixed order: writes up to max names (static strings) into out and
+// returns how many there are. Every dtx_crashpoint of the daemons is in
+// the table.
+size_t hx_nem_crashpoints(
+    const char *mode, dtx_role role, const char **out, size_t max);
+
 // Appends the JSON value of an event ({"targets":[...],...}) to sb.
 void hx_nem_event_json(const hx_nem_event *e, hx_sb *sb);
 
@@ -1243,6 +1303,30 @@ void hx_nemesis_counts(
     const hx_nemesis *nm, size_t started[HX_NEM_NKINDS], size_t *errors);
 // The fault in force now ("partition one [2]" or "none"). Thread-safe.
 void hx_nemesis_current(hx_nemesis *nm, char *buf, size_t len);
+// The kinds of kinds that did not run: never planned, or every start
+// failed. why (size len) gets "kind: reason; ..." ("" when all ran).
+// Thread-safe.
+unsigned hx_nemesis_not_run(
+    hx_nemesis *nm, unsigned kinds, char *why, size_t len);
+// The name of kind bit index k ("kill" ... "crashpoint").
+const char *hx_nem_kind_name(int k);
+
+// Lost unsynced writes (unsynced/): libdtx-unsynced.so, an LD_PRELOAD shim
+// that journals the bytes every write to a daemon's data dir overwrites
+// until that file is fsynced, so that a SIGKILL loses the unsynced writes
+// (the next start under the shim, or hx_unsynced_rollback, undoes them).
+// unsynced/unsynced.c documents the model.
+
+// Finds libdtx-unsynced.so ($DTX_BIN_DIR, beside the running program or
+// in ../lib, or the build tree's harness/unsynced/) and writes its path
+// into buf. DTX_ENOENT when it is nowhere.
+dtx_err hx_unsynced_shim_path(char *buf, size_t len);
+
+// Undoes the unsynced writes a killed daemon left in data (borrowed; its
+// journal is <data>.unsynced) and empties the journal; *undone (may be
+// NULL) gets how many writes were undone. No journal is not an error.
+// Only while no daemon runs on data.
+dtx_err hx_unsynced_rollback(const char *data, size_t *undone);
 
 // Progress (progress.c): a thread that draws one updating line on a
 // terminal (every 250 ms) or prints a plain line every 5 s otherwise.
@@ -1324,6 +1408,7 @@ typedef struct hx_bankrun_conf {
 	const hx_subnet *subnet; // with netns: forced subnet, NULL: a free one
 	int64_t participants;
 	int64_t recovery_s, max_offset_ms, timeout_ms;
+	int64_t max_concurrent; // --max-concurrent-faults (0, 1: one)
 } hx_bankrun_conf;
 
 // Why a phase failed.
@@ -1342,6 +1427,9 @@ typedef struct hx_bankrun_out {
 	bool simulated; // partitions are the daemons' in-process FAULT
 	// setup_run
 	int64_t run_id;
+	// The schedule's interval and gap after any compression (equal to
+	// the configured ones when every kind fitted).
+	uint64_t plan_interval_ms, plan_gap_ms;
 	// workload
 	double secs; // how long the clients ran
 	uint64_t ok_transfers;
@@ -1352,6 +1440,8 @@ typedef struct hx_bankrun_out {
 	hx_verdict verdict;
 	size_t started[HX_NEM_NKINDS]; // faults started by kind
 	size_t nem_errors;
+	unsigned not_run; // requested kinds that did not run (bits)
+	char not_run_why[512]; // hx_nemesis_not_run's text
 	// store
 	char report_dir[4096];
 	bool report_incomplete; // the report could not be written in full

@@ -4,9 +4,11 @@
 // a seed (so a failing run can be replayed), and a thread that applies it
 // to a running cluster: kill/restart, pause/resume, partitions (iptables
 // inside network namespaces, or the daemons' in-process FAULT "partition"),
-// clock bumps and strobes through FAULT "clock", and disk faults (a kill
-// that tears the WAL's tail as a crash mid-write does); every action is
-// recorded in the history as an `info` op of the nemesis process.
+// clock bumps and strobes through FAULT "clock", disk faults (a kill
+// that tears the WAL's tail as a crash mid-write does), lost unsynced
+// writes (a kill of a daemon under libdtx-unsynced.so, unsynced/) and
+// aimed crash points (FAULT "crash_at"); every action is recorded in the
+// history as an `info` op of the nemesis process.
 
 #include <dirent.h>
 #include <inttypes.h>
@@ -29,6 +31,10 @@ static const char *const action_names[HX_NA_COUNT] = {
 	[HX_NA_CLOCK_STROBE] = "clock-strobe",
 	[HX_NA_CLOCK_RESET] = "clock-reset",
 	[HX_NA_DISK] = "disk",
+	[HX_NA_LOSE] = "lose-unsynced",
+	[HX_NA_CRASH_ARM] = "crashpoint",
+	[HX_NA_CRASH_END] = "crashpoint-end",
+	[HX_NA_CRASH_HIT] = "crashpoint-hit",
 };
 
 static const char *const shape_names[HX_SHAPE_COUNT] = {
@@ -44,7 +50,64 @@ static const char *const kind_names[HX_NEM_NKINDS] = {
 	"partition",
 	"clock",
 	"disk",
+	"lose-unsynced",
+	"crashpoint",
 };
+
+enum { K_KILL, K_PAUSE, K_PART, K_CLOCK, K_DISK, K_LOSE, K_CRASH };
+
+// Every crash point of the daemons (grep dtx_crashpoint), the role whose
+// daemon reaches it (DTX_ROLE_CLIENT: every daemon) and the modes that
+// reach it.
+static const struct crashpoint {
+	const char *name;
+	dtx_role role;
+	const char *modes;
+} crashpoints[] = {
+	// The 2PC engine's COMMIT record (3PC logs its decision as PRECOMMIT).
+	{ "coord.before_commit_log", DTX_ROLE_COORDINATOR, "2pc" },
+	{ "coord.after_commit_log", DTX_ROLE_COORDINATOR, "2pc,3pc" },
+	{ "coord.after_some_commits", DTX_ROLE_COORDINATOR, "2pc,3pc" },
+	{ "coord.after_precommit_log", DTX_ROLE_COORDINATOR, "3pc" },
+	{ "coord.after_some_precommits", DTX_ROLE_COORDINATOR, "3pc" },
+	{ "part.before_prepare_log", DTX_ROLE_PARTICIPANT, "2pc,3pc" },
+	{ "part.after_prepare_log", DTX_ROLE_PARTICIPANT, "2pc,3pc" },
+	{ "part.before_commit_log", DTX_ROLE_PARTICIPANT, "2pc,3pc" },
+	{ "part.after_commit_log", DTX_ROLE_PARTICIPANT, "2pc,3pc" },
+	{ "part.after_precommit_log", DTX_ROLE_PARTICIPANT, "3pc" },
+	{ "part.saga_step_after_commit", DTX_ROLE_PARTICIPANT, "saga" },
+	{ "saga.after_begin_log", DTX_ROLE_SAGA, "saga" },
+	{ "saga.after_step_start_log", DTX_ROLE_SAGA, "saga" },
+	{ "saga.after_step_applied", DTX_ROLE_SAGA, "saga" },
+	{ "saga.during_compensation", DTX_ROLE_SAGA, "saga" },
+	{ "clk.bound.before_rename", DTX_ROLE_CLIENT, "2pc,3pc,saga" },
+};
+
+#define NCRASHPOINTS (sizeof(crashpoints) / sizeof(crashpoints[0]))
+
+size_t
+hx_nem_crashpoints(
+    const char *mode, dtx_role role, const char **out, size_t max)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < NCRASHPOINTS; i++) {
+		const struct crashpoint *c = &crashpoints[i];
+		if (c->role != role && c->role != DTX_ROLE_CLIENT)
+			continue;
+		if (mode != NULL && strstr(c->modes, mode) == NULL)
+			continue;
+		if (k < max)
+			out[k] = c->name;
+		k++;
+	}
+	return k;
+}
+
+const char *
+hx_nem_kind_name(int k)
+{
+	return k >= 0 && k < HX_NEM_NKINDS ? kind_names[k] : "?";
+}
 
 static const char *const disk_form_names[] = {
 	"torn",
@@ -90,9 +153,15 @@ action_kind(hx_nem_action a)
 	case HX_NA_HEAL:
 		return 2;
 	case HX_NA_DISK:
-		return 4;
+		return K_DISK;
+	case HX_NA_LOSE:
+		return K_LOSE;
+	case HX_NA_CRASH_ARM:
+	case HX_NA_CRASH_END:
+	case HX_NA_CRASH_HIT:
+		return K_CRASH;
 	default:
-		return 3;
+		return K_CLOCK;
 	}
 }
 
@@ -106,7 +175,8 @@ bool
 hx_nem_action_starts(hx_nem_action a)
 {
 	return a == HX_NA_KILL || a == HX_NA_PAUSE || a == HX_NA_PARTITION ||
-	    a == HX_NA_CLOCK_BUMP || a == HX_NA_CLOCK_STROBE || a == HX_NA_DISK;
+	    a == HX_NA_CLOCK_BUMP || a == HX_NA_CLOCK_STROBE ||
+	    a == HX_NA_DISK || a == HX_NA_LOSE || a == HX_NA_CRASH_ARM;
 }
 
 // Parses a comma-separated list of names[0..n) into bits; "none" and ""
@@ -268,6 +338,10 @@ shuffle(uint64_t *rng, uint32_t *v, uint32_t n)
 typedef struct plan {
 	hx_nem_event *ev;
 	size_t n, cap;
+	// The crash points in a seeded order, taken in turn (reshuffled when
+	// used up) so that each is armed about as often as the others.
+	uint32_t cp[NCRASHPOINTS];
+	size_t cp_i;
 } plan;
 
 // Appends event a at ms on the n nodes of targets; NULL when out of
@@ -284,6 +358,55 @@ push(plan *p, uint64_t at, hx_nem_action a, const uint32_t *targets, uint32_t n)
 	e->ntargets = n;
 	memcpy(e->targets, targets, n * sizeof(uint32_t));
 	return e;
+}
+
+// Whether crash point c can be reached by node id of topo in mode.
+static bool
+reaches(const struct crashpoint *c, const hx_nem_cfg *cfg, uint32_t id)
+{
+	const dtx_node *nd = dtx_topo_find(cfg->topo, id);
+	if (nd == NULL ||
+	    (cfg->mode != NULL && *cfg->mode != '\0' &&
+	        strstr(c->modes, cfg->mode) == NULL))
+		return false;
+	return c->role == DTX_ROLE_CLIENT || c->role == nd->role;
+}
+
+// Plans an armed crash point: the next point in the plan's rotation that
+// one of the targets reaches, on one such target, armed for at most 3 s
+// (a point on the path of every transaction is reached within ms).
+// DTX_ENOENT when no target reaches any point.
+static dtx_err
+plan_crash(plan *p, const hx_nem_cfg *cfg, uint64_t *rng, uint64_t t,
+    uint64_t hold, const uint32_t *tg, uint32_t ntg)
+{
+	for (size_t tries = 0; tries < 2 * NCRASHPOINTS; tries++) {
+		if (p->cp_i >= NCRASHPOINTS) {
+			for (uint32_t i = 0; i < NCRASHPOINTS; i++)
+				p->cp[i] = i;
+			shuffle(rng, p->cp, NCRASHPOINTS);
+			p->cp_i = 0;
+		}
+		const struct crashpoint *c = &crashpoints[p->cp[p->cp_i++]];
+		uint32_t cand[DTX_TOPO_MAX], nc = 0;
+		for (uint32_t i = 0; i < ntg; i++)
+			if (reaches(c, cfg, tg[i]))
+				cand[nc++] = tg[i];
+		if (nc == 0)
+			continue;
+		uint32_t id = cand[dtx_rand_below(rng, nc)];
+		hx_nem_event *s = push(p, t, HX_NA_CRASH_ARM, &id, 1);
+		if (s == NULL)
+			return DTX_ENOMEM;
+		snprintf(s->point, sizeof(s->point), "%s", c->name);
+		hx_nem_event *e = push(p, t + (hold < 3000 ? hold : 3000),
+		    HX_NA_CRASH_END, &id, 1);
+		if (e == NULL)
+			return DTX_ENOMEM;
+		snprintf(e->point, sizeof(e->point), "%s", c->name);
+		return DTX_OK;
+	}
+	return DTX_ENOENT;
 }
 
 // Plans one fault of kind k from t for hold ms: its start and end event.
@@ -320,13 +443,18 @@ plan_fault(plan *p, const hx_nem_cfg *cfg, uint64_t *rng, int k, uint64_t t,
 		e = push(p, t + hold, HX_NA_RESTART, &id, 1);
 		return e != NULL ? DTX_OK : DTX_ENOMEM;
 	}
-	if (k == 0 || k == 1) {
+	if (k == K_CRASH)
+		return plan_crash(p, cfg, rng, t, hold, tg, ntg);
+	if (k == K_KILL || k == K_PAUSE || k == K_LOSE) {
+		static const hx_nem_action first[] = { [K_KILL] = HX_NA_KILL,
+			[K_PAUSE] = HX_NA_PAUSE,
+			[K_LOSE] = HX_NA_LOSE };
 		uint32_t id = tg[dtx_rand_below(rng, ntg)];
-		s = push(p, t, k == 0 ? HX_NA_KILL : HX_NA_PAUSE, &id, 1);
+		s = push(p, t, first[k], &id, 1);
 		if (s == NULL)
 			return DTX_ENOMEM;
-		e = push(
-		    p, t + hold, k == 0 ? HX_NA_RESTART : HX_NA_RESUME, &id, 1);
+		e = push(p, t + hold,
+		    k == K_PAUSE ? HX_NA_RESUME : HX_NA_RESTART, &id, 1);
 		return e != NULL ? DTX_OK : DTX_ENOMEM;
 	}
 	if (k == 2) {
@@ -391,35 +519,148 @@ plan_fault(plan *p, const hx_nem_cfg *cfg, uint64_t *rng, int k, uint64_t t,
 	return e != NULL ? DTX_OK : DTX_ENOMEM;
 }
 
-dtx_err
-hx_nemesis_plan(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n)
+// The kinds some target can take (crash points: one the targets reach).
+static unsigned
+placeable(const hx_nem_cfg *cfg, const uint32_t *tg, uint32_t ntg)
 {
-	plan p = { 0 };
-	uint32_t tg[DTX_TOPO_MAX], ntg, all[DTX_TOPO_MAX], nall;
-	int kinds[HX_NEM_NKINDS], nk = 0;
+	unsigned bits = cfg->kinds & ~(unsigned)HX_NEM_CRASHPOINT;
+	for (size_t i = 0; i < NCRASHPOINTS; i++)
+		for (uint32_t j = 0; j < ntg; j++)
+			if (reaches(&crashpoints[i], cfg, tg[j]))
+				bits |= cfg->kinds & HX_NEM_CRASHPOINT;
+	return bits;
+}
+
+unsigned
+hx_nemesis_unplanned(const hx_nem_cfg *cfg, const hx_nem_event *ev, size_t n)
+{
+	unsigned seen = 0;
+	for (size_t i = 0; i < n; i++)
+		if (hx_nem_action_starts(ev[i].action))
+			seen |= 1u << action_kind(ev[i].action);
+	return cfg->kinds & ~seen;
+}
+
+// What the faults in force occupy: nodes (every fault but a partition) or
+// the network (a partition), each until its end.
+typedef struct busy {
+	uint64_t end[64];
+	uint32_t nodes[64];
+	bool net[64];
+	size_t n;
+} busy;
+
+static void
+busy_expire(busy *b, uint64_t t)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < b->n; i++)
+		if (b->end[i] > t) {
+			b->end[k] = b->end[i];
+			b->nodes[k] = b->nodes[i];
+			b->net[k++] = b->net[i];
+		}
+	b->n = k;
+}
+
+static uint64_t
+busy_first_end(const busy *b)
+{
+	uint64_t m = UINT64_MAX;
+	for (size_t i = 0; i < b->n; i++)
+		if (b->end[i] < m)
+			m = b->end[i];
+	return m;
+}
+
+// Targets of tg not occupied by a fault in force, into free; and whether
+// a partition is in force.
+static uint32_t
+busy_free(
+    const busy *b, const uint32_t *tg, uint32_t ntg, uint32_t *free, bool *net)
+{
+	uint32_t used = 0, nf = 0;
+	*net = false;
+	for (size_t i = 0; i < b->n; i++) {
+		used |= b->nodes[i];
+		*net = *net || b->net[i];
+	}
+	for (uint32_t i = 0; i < ntg; i++)
+		if (!(used & (1u << tg[i])))
+			free[nf++] = tg[i];
+	return nf;
+}
+
+// Sorts ev[0..n) by time, keeping the order of equal times (insertion).
+static void
+sort_events(hx_nem_event *ev, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		hx_nem_event x = ev[i];
+		size_t j = i;
+		for (; j > 0 && ev[j - 1].at_ms > x.at_ms; j--)
+			ev[j] = ev[j - 1];
+		ev[j] = x;
+	}
+}
+
+typedef struct plan_in {
+	const hx_nem_cfg *cfg;
+	const uint32_t *tg, *all;
+	uint32_t ntg, nall;
+	int kinds[HX_NEM_NKINDS], nk;
+	uint64_t iv, gv;
+} plan_in;
+
+// Places one fault of the next kind of the rotation that fits at t (a
+// kind whose targets are all busy waits for the next start); true when
+// one was placed. *res gets what it occupies.
+static dtx_err
+place(const plan_in *in, plan *p, uint64_t *rng, uint32_t *perm, int *pi,
+    uint64_t t, uint64_t hold, const busy *b, bool *placed)
+{
+	uint32_t free[DTX_TOPO_MAX];
+	bool net;
+	uint32_t nf = busy_free(b, in->tg, in->ntg, free, &net);
+	*placed = false;
+	for (int tries = 0; tries < in->nk && !*placed; tries++) {
+		if (*pi == in->nk) {
+			for (int i = 0; i < in->nk; i++)
+				perm[i] = (uint32_t)in->kinds[i];
+			shuffle(rng, perm, (uint32_t)in->nk);
+			*pi = 0;
+		}
+		int k = (int)perm[(*pi)++];
+		if (k == K_PART ? net : nf == 0)
+			continue;
+		dtx_err rv = plan_fault(p, in->cfg, rng, k, t, hold,
+		    k == K_PART ? in->tg : free, k == K_PART ? in->ntg : nf,
+		    in->all, in->nall);
+		if (rv == DTX_ENOENT)
+			continue;
+		if (rv != DTX_OK)
+			return rv;
+		*placed = true;
+	}
+	return DTX_OK;
+}
+
+// One schedule at interval iv and gap gv (see hx_nemesis_plan).
+static dtx_err
+plan_once(const plan_in *in, plan *p)
+{
+	const hx_nem_cfg *cfg = in->cfg;
 	uint64_t rng = cfg->seed ^ UINT64_C(0x6e656d6573697321);
-	uint64_t iv = cfg->interval_ms;
-	dtx_err rv = DTX_OK;
-
-	if (cfg->topo == NULL || iv < 100)
-		return DTX_EINVAL;
-	for (int k = 0; k < HX_NEM_NKINDS; k++)
-		if (cfg->kinds & (1u << k))
-			kinds[nk++] = k;
-	*out = NULL;
-	*n = 0;
-	if (nk == 0)
-		return DTX_OK;
-	if (hx_nem_targets(cfg->topo, cfg->target, tg, &ntg) != DTX_OK ||
-	    hx_nem_targets(cfg->topo, HX_TARGET_ANY, all, &nall) != DTX_OK)
-		return DTX_EINVAL;
-
-	uint32_t perm[HX_NEM_NKINDS];
-	int pi = nk;
-	uint64_t gv = cfg->gap_ms ? cfg->gap_ms : iv;
+	uint64_t iv = in->iv, gv = in->gv;
+	uint32_t perm[HX_NEM_NKINDS], nconc = cfg->max_concurrent;
+	int pi = in->nk;
+	busy b = { .n = 0 };
 	uint64_t hold_lo =
 	    iv / 2 > cfg->hold_min_ms ? iv / 2 : cfg->hold_min_ms;
 	uint64_t t = rnd_range(&rng, gv / 2, gv + gv / 2);
+	p->cp_i = NCRASHPOINTS;
+	if (nconc < 1)
+		nconc = 1;
 	for (;;) {
 		uint64_t hold = rnd_range(&rng, hold_lo, hold_lo + iv);
 		uint64_t gap = rnd_range(&rng, gv / 2, gv + gv / 2);
@@ -430,23 +671,88 @@ hx_nemesis_plan(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n)
 			hold = cfg->duration_ms - 500 - t;
 		if (hold < 200)
 			break;
-		if (pi == nk) {
-			for (int i = 0; i < nk; i++)
-				perm[i] = (uint32_t)kinds[i];
-			shuffle(&rng, perm, (uint32_t)nk);
-			pi = 0;
+		busy_expire(&b, t);
+		if (b.n >= nconc || b.n == 64) {
+			t = busy_first_end(&b);
+			continue;
 		}
-		int k = (int)perm[pi++];
-		rv = plan_fault(&p, cfg, &rng, k, t, hold, tg, ntg, all, nall);
+		size_t n0 = p->n;
+		bool placed;
+		dtx_err rv =
+		    place(in, p, &rng, perm, &pi, t, hold, &b, &placed);
+		if (rv != DTX_OK)
+			return rv;
+		if (!placed) {
+			t = b.n > 0 ? busy_first_end(&b) : t + gap;
+			continue;
+		}
+		const hx_nem_event *s = &p->ev[n0];
+		b.end[b.n] = p->ev[n0 + 1].at_ms;
+		b.net[b.n] = s->action == HX_NA_PARTITION;
+		b.nodes[b.n] = 0;
+		for (uint32_t i = 0; i < s->ntargets && !b.net[b.n]; i++)
+			b.nodes[b.n] |= 1u << s->targets[i];
+		b.n++;
+		// One at a time: the next starts a gap after this one's end.
+		t = nconc == 1 ? p->ev[n0 + 1].at_ms + gap : t + gap / nconc;
+	}
+	if (nconc > 1)
+		sort_events(p->ev, p->n);
+	return DTX_OK;
+}
+
+dtx_err
+hx_nemesis_plan(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n)
+{
+	return hx_nemesis_plan_ex(cfg, out, n, NULL, NULL);
+}
+
+dtx_err
+hx_nemesis_plan_ex(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n,
+    uint64_t *interval_ms, uint64_t *gap_ms)
+{
+	uint32_t tg[DTX_TOPO_MAX], all[DTX_TOPO_MAX];
+	plan_in in = { .cfg = cfg, .tg = tg, .all = all };
+
+	if (cfg->topo == NULL || cfg->interval_ms < 100)
+		return DTX_EINVAL;
+	for (int k = 0; k < HX_NEM_NKINDS; k++)
+		if (cfg->kinds & (1u << k))
+			in.kinds[in.nk++] = k;
+	*out = NULL;
+	*n = 0;
+	if (in.nk == 0)
+		return DTX_OK;
+	if (hx_nem_targets(cfg->topo, cfg->target, tg, &in.ntg) != DTX_OK ||
+	    hx_nem_targets(cfg->topo, HX_TARGET_ANY, all, &in.nall) != DTX_OK)
+		return DTX_EINVAL;
+	in.iv = cfg->interval_ms;
+	in.gv = cfg->gap_ms ? cfg->gap_ms : in.iv;
+	unsigned can = placeable(cfg, tg, in.ntg);
+	// A run too short to hold every kind at this interval gets a
+	// compressed schedule (interval and gap two thirds shorter each
+	// time, down to 200 ms) rather than silently fewer kinds.
+	for (int attempt = 0;; attempt++) {
+		plan p = { 0 };
+		dtx_err rv = plan_once(&in, &p);
 		if (rv != DTX_OK) {
 			dtx_free(p.ev);
 			return rv;
 		}
-		t += hold + gap;
+		unsigned missing = hx_nemesis_unplanned(cfg, p.ev, p.n) & can;
+		if (missing == 0 || in.iv <= 200 || attempt == 8) {
+			*out = p.ev;
+			*n = p.n;
+			if (interval_ms != NULL)
+				*interval_ms = in.iv;
+			if (gap_ms != NULL)
+				*gap_ms = in.gv;
+			return DTX_OK;
+		}
+		dtx_free(p.ev);
+		in.iv = in.iv * 2 / 3 > 200 ? in.iv * 2 / 3 : 200;
+		in.gv = in.gv * 2 / 3 > 100 ? in.gv * 2 / 3 : 100;
 	}
-	*out = p.ev;
-	*n = p.n;
-	return DTX_OK;
 }
 
 // The value of an event's op; extra (may be NULL) is appended inside the
@@ -505,6 +811,11 @@ event_json(const hx_nem_event *e, hx_sb *sb, bool simulated, const char *extra)
 		    disk_form_names[e->disk_form == HX_DISK_TRUNCATED],
 		    20 + e->disk_len + 4, e->disk_keep);
 		break;
+	case HX_NA_CRASH_ARM:
+	case HX_NA_CRASH_END:
+	case HX_NA_CRASH_HIT:
+		hx_sb_printf(sb, ",\"point\":\"%s\"", e->point);
+		break;
 	default:
 		break;
 	}
@@ -537,12 +848,17 @@ struct hx_nemesis {
 	pthread_mutex_t mtx; // guards current, started, errors
 	char current[96];
 	size_t started[HX_NEM_NKINDS];
+	size_t ok_starts[HX_NEM_NKINDS]; // starts that did not fail
 	size_t errors;
+	unsigned planned; // kinds the plan starts
 	// What is in force (only the nemesis thread, then stop, touch it).
 	bool killed[DTX_TOPO_MAX];
 	bool paused[DTX_TOPO_MAX];
 	bool clocked[DTX_TOPO_MAX];
 	bool partitioned;
+	// Crash points armed and not yet reached, and since when.
+	char armed[DTX_TOPO_MAX][48];
+	uint64_t armed_ns[DTX_TOPO_MAX];
 };
 
 static void
@@ -569,6 +885,8 @@ record(
 	pthread_mutex_lock(&nm->mtx);
 	if (hx_nem_action_starts(e->action))
 		nm->started[action_kind(e->action)]++;
+	if (hx_nem_action_starts(e->action) && error == NULL)
+		nm->ok_starts[action_kind(e->action)]++;
 	if (error != NULL)
 		nm->errors++;
 	pthread_mutex_unlock(&nm->mtx);
@@ -633,10 +951,13 @@ set_clock(hx_nemesis *nm, uint32_t id, int64_t off)
 	return hx_send_fault(nm->conn, id, "clock", args, 2, NULL);
 }
 
+static void watch_crashes(hx_nemesis *nm);
+
 static bool
 nap_until(hx_nemesis *nm, uint64_t at_ns)
 {
 	while (!atomic_load(&nm->stop)) {
+		watch_crashes(nm);
 		uint64_t now = dtx_mono_ns();
 		if (now >= at_ns)
 			return true;
@@ -814,6 +1135,125 @@ apply_compose(hx_nemesis *nm, const hx_nem_event *e, dtx_err *rv)
 	}
 }
 
+// ---------------------------------------------------------------- aimed
+
+// Kills id (dead already is fine) and rolls back its unsynced writes;
+// extra gets "undone_writes":N.
+static dtx_err
+kill_lose(hx_nemesis *nm, uint32_t id, char *extra, size_t len)
+{
+	size_t undone = 0;
+	dtx_err rv = DTX_OK;
+	if (hx_cluster_pid(nm->cl, id) != 0)
+		rv = hx_cluster_signal(nm->cl, id, SIGKILL);
+	nm->killed[id] = true;
+	if (rv == DTX_OK)
+		rv = hx_unsynced_rollback(hx_cluster_data(nm->cl, id), &undone);
+	snprintf(extra, len, "\"undone_writes\":%zu", undone);
+	return rv;
+}
+
+// Whether the last 8 KB of node id's log say it reached crash point name
+// (the CRASHPOINT line dtx_crashpoint writes before its SIGKILL).
+static bool
+log_confirms(hx_nemesis *nm, uint32_t id, const char *name)
+{
+	char buf[8193], want[96];
+	FILE *f = fopen(hx_cluster_log(nm->cl, id), "rb");
+	if (f == NULL)
+		return false;
+	if (fseek(f, -8192, SEEK_END) != 0)
+		rewind(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	snprintf(want, sizeof(want), "crash point %s reached", name);
+	return strstr(buf, want) != NULL;
+}
+
+// A daemon that died with a crash point armed reached it: records the hit
+// (which point, which node, how long after arming), rolls back what it
+// had not synced and restarts it unarmed.
+static void
+crash_hit(hx_nemesis *nm, uint32_t id)
+{
+	hx_nem_event e;
+	char extra[128], err[64];
+	memset(&e, 0, sizeof(e));
+	e.action = HX_NA_CRASH_HIT;
+	e.ntargets = 1;
+	e.targets[0] = id;
+	snprintf(e.point, sizeof(e.point), "%s", nm->armed[id]);
+	uint64_t ms = (dtx_mono_ns() - nm->armed_ns[id]) / 1000000u;
+	nm->armed[id][0] = '\0';
+	// "confirmed": its log says it died there (not of something else).
+	int len = snprintf(extra, sizeof(extra),
+	    "\"after_ms\":%" PRIu64 ",\"confirmed\":%s,", ms,
+	    log_confirms(nm, id, e.point) ? "true" : "false");
+	dtx_err rv =
+	    kill_lose(nm, id, extra + len, sizeof(extra) - (size_t)len);
+	if (rv == DTX_OK)
+		rv = restart(nm, id);
+	if (rv == DTX_OK)
+		nm->killed[id] = false;
+	snprintf(err, sizeof(err), "%s", dtx_errname(rv));
+	record(nm, &e, rv == DTX_OK ? NULL : err, extra);
+}
+
+static void
+watch_crashes(hx_nemesis *nm)
+{
+	if (nm->cc != NULL)
+		return;
+	for (uint32_t id = 0; id < DTX_TOPO_MAX; id++)
+		if (nm->armed[id][0] != '\0' && hx_cluster_pid(nm->cl, id) == 0)
+			crash_hit(nm, id);
+}
+
+// Lost unsynced writes and crash points. True when it handled e; *rv is
+// the result and extra gets what it found.
+static bool
+apply_aimed(
+    hx_nemesis *nm, const hx_nem_event *e, dtx_err *rv, char *extra, size_t len)
+{
+	uint32_t id = e->targets[0];
+	int64_t one = 1;
+	switch (e->action) {
+	case HX_NA_LOSE:
+		*rv =
+		    nm->cc != NULL ? DTX_EPERM : kill_lose(nm, id, extra, len);
+		return true;
+	case HX_NA_CRASH_ARM:
+		*rv = nm->cc != NULL ? DTX_EPERM
+		                     : hx_send_fault(nm->conn, id, "crash_at",
+		                           &one, 1, e->point);
+		if (*rv == DTX_OK) {
+			snprintf(nm->armed[id], sizeof(nm->armed[id]), "%s",
+			    e->point);
+			nm->armed_ns[id] = dtx_mono_ns();
+		}
+		return true;
+	case HX_NA_CRASH_END:
+		watch_crashes(nm);
+		*rv = DTX_OK;
+		if (nm->armed[id][0] != '\0') {
+			// Not reached: disarm (no point has this name).
+			nm->armed[id][0] = '\0';
+			*rv = hx_send_fault(
+			    nm->conn, id, "crash_at", &one, 1, "-");
+			snprintf(extra, len, "\"hit\":false");
+		} else {
+			snprintf(extra, len, "\"hit\":true");
+		}
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void
 apply(hx_nemesis *nm, const hx_nem_event *e)
 {
@@ -825,10 +1265,19 @@ apply(hx_nemesis *nm, const hx_nem_event *e)
 		record(nm, e, rv == DTX_OK ? NULL : err, NULL);
 		return;
 	}
+	if (apply_aimed(nm, e, &rv, extra, sizeof(extra))) {
+		snprintf(err, sizeof(err), "%s", dtx_errname(rv));
+		record(nm, e, rv == DTX_OK ? NULL : err, extra);
+		return;
+	}
 	switch (e->action) {
 	case HX_NA_DISK:
 		rv = hx_cluster_signal(nm->cl, e->targets[0], SIGKILL);
 		nm->killed[e->targets[0]] = true;
+		// What the daemon had not synced is gone before the tear.
+		if (rv == DTX_OK)
+			rv = hx_unsynced_rollback(
+			    hx_cluster_data(nm->cl, e->targets[0]), NULL);
 		if (rv == DTX_OK)
 			rv = hx_nem_tear_wal(
 			    hx_cluster_data(nm->cl, e->targets[0]), e, extra,
@@ -942,6 +1391,9 @@ hx_nemesis_start(hx_cluster *cl, hx_compose *cc, bool own, hx_conn *conn,
 	snprintf(nm->current, sizeof(nm->current), "none");
 	pthread_mutex_init(&nm->mtx, NULL);
 	atomic_init(&nm->stop, false);
+	for (size_t i = 0; i < n; i++)
+		if (hx_nem_action_starts(ev[i].action))
+			nm->planned |= 1u << action_kind(ev[i].action);
 	if (n > 0) {
 		nm->ev = dtx_memdup(ev, n * sizeof(*ev));
 		if (nm->ev == NULL) {
@@ -987,6 +1439,14 @@ hx_nemesis_stop(hx_nemesis *nm)
 	const dtx_topo *topo = hx_cluster_topo(nm->cl);
 	uint32_t ids[DTX_TOPO_MAX], k = 0;
 	dtx_err rv = DTX_OK, r;
+	// A crash point still armed is disarmed (or was reached: restart).
+	watch_crashes(nm);
+	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
+		if (nm->armed[i][0] != '\0') {
+			nm->armed[i][0] = '\0';
+			(void)hx_send_fault(
+			    nm->conn, i, "crash_at", (int64_t[]) { 1 }, 1, "-");
+		}
 	// Resume, then restart: a paused daemon must not hold a port.
 	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
 		if (nm->paused[i]) {
@@ -1075,4 +1535,28 @@ hx_nemesis_current(hx_nemesis *nm, char *buf, size_t len)
 	pthread_mutex_lock(&nm->mtx);
 	snprintf(buf, len, "%s", nm->current);
 	pthread_mutex_unlock(&nm->mtx);
+}
+
+unsigned
+hx_nemesis_not_run(hx_nemesis *nm, unsigned kinds, char *why, size_t len)
+{
+	unsigned bits = 0;
+	size_t at = 0;
+	why[0] = '\0';
+	pthread_mutex_lock(&nm->mtx);
+	for (int k = 0; k < HX_NEM_NKINDS; k++) {
+		if (!(kinds & (1u << k)) || nm->ok_starts[k] > 0)
+			continue;
+		const char *r = !(nm->planned & (1u << k))
+		    ? "not planned (the run is too short, or no target can "
+		      "take it)"
+		    : nm->started[k] == 0 ? "planned, but the run ended first"
+		                          : "every attempt failed";
+		bits |= 1u << k;
+		if (at < len)
+			at += (size_t)snprintf(why + at, len - at, "%s%s: %s",
+			    at ? "; " : "", kind_names[k], r);
+	}
+	pthread_mutex_unlock(&nm->mtx);
+	return bits;
 }

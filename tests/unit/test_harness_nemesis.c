@@ -5,7 +5,10 @@
 // shapes give Jepsen's grudges; targets select nodes by role; every fault
 // that starts also ends before the workload does; holds and gaps follow
 // their settings; disk faults strike participants and tear only bytes
-// past the WAL's last complete record.
+// past the WAL's last complete record; a short run still plans every
+// requested kind; overlapping faults stay within max_concurrent, never
+// share a node and never overlap partitions; crash-point plans name only
+// known points their node's role reaches, and cover them all.
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -143,14 +146,16 @@ test_schedule_shape(void **state)
 				assert_int_equal(s->targets[0], e->targets[0]);
 			for (int k = 0; k < HX_NEM_NKINDS; k++) {
 				static const char *names[] = { "kill", "pause",
-					"partition", "clock", "disk" };
+					"partition", "clock", "disk",
+					"lose-unsynced", "crashpoint" };
 				if (strcmp(hx_nem_action_kind(s->action),
 				        names[k]) == 0)
 					seen[k] = true;
 			}
 		}
 		for (int k = 0; k < HX_NEM_NKINDS; k++)
-			assert_true(seen[k]);
+			if (all_kinds & (1u << k))
+				assert_true(seen[k]);
 		dtx_free(ev);
 	}
 }
@@ -558,6 +563,236 @@ test_disk_tear(void **state)
 	rmdir(wal);
 }
 
+// The kinds a plan starts, as bits.
+static unsigned
+started_kinds(const hx_nem_event *ev, size_t n)
+{
+	unsigned bits = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!hx_nem_action_starts(ev[i].action))
+			continue;
+		for (int k = 0; k < HX_NEM_NKINDS; k++)
+			if (strcmp(hx_nem_action_kind(ev[i].action),
+			        hx_nem_kind_name(k)) == 0)
+				bits |= 1u << k;
+	}
+	return bits;
+}
+
+static const unsigned every_kind =
+    all_kinds | HX_NEM_LOSE_UNSYNCED | HX_NEM_CRASHPOINT;
+
+// A 20 s run asking for many kinds at the default 5 s interval used to
+// hold two or three of them: the schedule is now compressed until every
+// kind is planned, and a kind that cannot be is reported as unplanned.
+static void
+test_every_kind_planned(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, false);
+	for (uint64_t seed = 1; seed <= 30; seed++) {
+		hx_nem_cfg c = { .kinds = every_kind & ~(unsigned)HX_NEM_DISK,
+			.seed = seed,
+			.interval_ms = 5000,
+			.duration_ms = 20000,
+			.max_offset_ms = 500,
+			.mode = "2pc",
+			.topo = &t };
+		hx_nem_event *ev;
+		size_t n;
+		assert_int_equal(hx_nemesis_plan(&c, &ev, &n), DTX_OK);
+		assert_int_equal(started_kinds(ev, n), c.kinds);
+		assert_int_equal(hx_nemesis_unplanned(&c, ev, n), 0);
+		for (size_t i = 0; i < n; i++)
+			assert_true(ev[i].at_ms < 20000);
+		dtx_free(ev);
+		// Four kinds at the old settings: all four now, and the plan
+		// says it compressed the schedule to fit them.
+		c.kinds = HX_NEM_KILL | HX_NEM_PAUSE | HX_NEM_PARTITION |
+		    HX_NEM_CLOCK;
+		uint64_t iv = 0, gv = 0;
+		assert_int_equal(
+		    hx_nemesis_plan_ex(&c, &ev, &n, &iv, &gv), DTX_OK);
+		assert_int_equal(started_kinds(ev, n), c.kinds);
+		assert_true(iv >= 200 && iv < 5000 && gv >= 100 && gv < 5000);
+		dtx_free(ev);
+		// A run long enough keeps the configured interval.
+		c.duration_ms = 600000;
+		assert_int_equal(
+		    hx_nemesis_plan_ex(&c, &ev, &n, &iv, &gv), DTX_OK);
+		assert_int_equal(iv, 5000);
+		assert_int_equal(gv, 5000);
+		dtx_free(ev);
+		c.duration_ms = 20000;
+	}
+	// Saga crash points on a cluster without a saga node in 2pc mode:
+	// nobody can take them, and the plan says so.
+	hx_nem_cfg c = { .kinds = HX_NEM_CRASHPOINT | HX_NEM_KILL,
+		.target = HX_TARGET_PARTICIPANTS,
+		.seed = 3,
+		.interval_ms = 1000,
+		.duration_ms = 20000,
+		.mode = "saga",
+		.topo = &t };
+	hx_nem_event *ev;
+	size_t n;
+	make_topo(&t, 3, false);
+	c.target = HX_TARGET_COORDINATOR;
+	assert_int_equal(hx_nemesis_plan(&c, &ev, &n), DTX_OK);
+	// The coordinator reaches clk.bound.before_rename in any mode.
+	assert_int_equal(hx_nemesis_unplanned(&c, ev, n), 0);
+	dtx_free(ev);
+	c.mode = "nomode";
+	assert_int_equal(hx_nemesis_plan(&c, &ev, &n), DTX_OK);
+	assert_int_equal(hx_nemesis_unplanned(&c, ev, n), HX_NEM_CRASHPOINT);
+	dtx_free(ev);
+}
+
+// With max_concurrent N, at no moment are more than N faults in force,
+// two in force never share a node, two partitions never overlap, the
+// events come in time order, and faults do overlap (N > 1 is used).
+static void
+test_overlap_bounded(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 4, true);
+	for (uint32_t N = 1; N <= 4; N++) {
+		size_t most = 0;
+		for (uint64_t seed = 1; seed <= 20; seed++) {
+			hx_nem_cfg c = { .kinds = every_kind,
+				.seed = seed,
+				.interval_ms = 2000,
+				.duration_ms = 60000,
+				.max_offset_ms = 500,
+				.max_concurrent = N,
+				.mode = "saga",
+				.topo = &t };
+			hx_nem_event *ev;
+			size_t n;
+			assert_int_equal(hx_nemesis_plan(&c, &ev, &n), DTX_OK);
+			assert_int_equal(started_kinds(ev, n), c.kinds);
+			// Replay: in force = started and not yet ended.
+			uint32_t node_busy = 0;
+			size_t in_force = 0, parts = 0;
+			for (size_t i = 0; i < n; i++) {
+				hx_nem_event *e = &ev[i];
+				if (i > 0)
+					assert_true(
+					    ev[i - 1].at_ms <= e->at_ms);
+				bool part = e->action == HX_NA_PARTITION ||
+				    e->action == HX_NA_HEAL;
+				uint32_t m = 0;
+				for (uint32_t j = 0; j < e->ntargets && !part;
+				     j++)
+					m |= 1u << e->targets[j];
+				if (hx_nem_action_starts(e->action)) {
+					in_force++;
+					if (part) {
+						assert_int_equal(parts, 0);
+						parts++;
+					} else {
+						assert_int_equal(
+						    node_busy & m, 0);
+						node_busy |= m;
+					}
+				} else {
+					assert_true(in_force > 0);
+					in_force--;
+					if (part)
+						parts--;
+					else
+						node_busy &= ~m;
+				}
+				assert_true(in_force <= N);
+				if (in_force > most)
+					most = in_force;
+			}
+			assert_int_equal(in_force, 0);
+			dtx_free(ev);
+		}
+		assert_int_equal(most, N);
+	}
+}
+
+// Crash points: only known names, each on a node of a role that reaches
+// it in the mode, every point of the mode armed in a long run, each arm
+// ended on the same node with the same point.
+static void
+test_crashpoint_plan(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, true);
+	const char *modes[] = { "2pc", "3pc", "saga" };
+	for (size_t m = 0; m < 3; m++) {
+		const char *known[64];
+		size_t nk = 0;
+		for (dtx_role r = DTX_ROLE_COORDINATOR; r <= DTX_ROLE_SAGA;
+		     r++) {
+			const char *pts[32];
+			size_t np = hx_nem_crashpoints(modes[m], r, pts, 32);
+			assert_true(np > 0 && np <= 32);
+			for (size_t i = 0; i < np; i++) {
+				size_t j = 0;
+				while (j < nk && strcmp(known[j], pts[i]) != 0)
+					j++;
+				if (j == nk)
+					known[nk++] = pts[i];
+			}
+		}
+		hx_nem_cfg c = { .kinds = HX_NEM_CRASHPOINT,
+			.seed = 7 + m,
+			.interval_ms = 1000,
+			.duration_ms = 120000,
+			.mode = modes[m],
+			.topo = &t };
+		hx_nem_event *ev;
+		size_t n;
+		bool armed[64] = { false };
+		assert_int_equal(hx_nemesis_plan(&c, &ev, &n), DTX_OK);
+		for (size_t i = 0; i < n; i += 2) {
+			assert_int_equal(ev[i].action, HX_NA_CRASH_ARM);
+			assert_int_equal(ev[i + 1].action, HX_NA_CRASH_END);
+			assert_int_equal(
+			    ev[i].targets[0], ev[i + 1].targets[0]);
+			assert_string_equal(ev[i].point, ev[i + 1].point);
+			const dtx_node *nd =
+			    dtx_topo_find(&t, ev[i].targets[0]);
+			const char *pts[32];
+			size_t np =
+			    hx_nem_crashpoints(modes[m], nd->role, pts, 32);
+			bool ok = false;
+			for (size_t j = 0; j < np; j++)
+				ok = ok || strcmp(pts[j], ev[i].point) == 0;
+			assert_true(ok);
+			for (size_t j = 0; j < nk; j++)
+				if (strcmp(known[j], ev[i].point) == 0)
+					armed[j] = true;
+		}
+		for (size_t j = 0; j < nk; j++)
+			assert_true(armed[j]);
+		// The recorded op names the point.
+		hx_sb sb = { 0 };
+		hx_nem_event_json(&ev[0], &sb);
+		char *js = hx_sb_take(&sb);
+		assert_non_null(strstr(js, "\"point\":\""));
+		dtx_free(js);
+		dtx_free(ev);
+	}
+	const char *pts[32];
+	assert_int_equal(hx_nem_crashpoints("2pc", DTX_ROLE_SAGA, pts, 32), 1);
+	assert_string_equal(pts[0], "clk.bound.before_rename");
+	unsigned k;
+	char err[64];
+	assert_int_equal(hx_nem_kinds_parse("lose-unsynced,crashpoint,kill", &k,
+	                     err, sizeof(err)),
+	    DTX_OK);
+	assert_int_equal(
+	    k, HX_NEM_LOSE_UNSYNCED | HX_NEM_CRASHPOINT | HX_NEM_KILL);
+}
+
 int
 main(void)
 {
@@ -571,6 +806,9 @@ main(void)
 		cmocka_unit_test(test_hold_and_gap),
 		cmocka_unit_test(test_disk_plan),
 		cmocka_unit_test(test_disk_tear),
+		cmocka_unit_test(test_every_kind_planned),
+		cmocka_unit_test(test_overlap_bounded),
+		cmocka_unit_test(test_crashpoint_plan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
