@@ -156,7 +156,8 @@ typedef dtx_err (*stor_wal_rec_fn)(
 // Opens (creating when missing) the WAL in directory dir, replays it
 // through on_ckpt and on_rec (either may be NULL) and starts the flusher
 // thread. opts may be NULL for the defaults; it is copied. Returns
-// DTX_ECORRUPT for damage before the tail, DTX_EIO / DTX_ENOSPC / DTX_EPERM
+// DTX_ECORRUPT for damage before the tail or a directory that disagrees
+// with its manifest (see "Manifest file"), DTX_EIO / DTX_ENOSPC / DTX_EPERM
 // for file errors, DTX_ENOMEM. On success *out is owned (close with
 // stor_wal_close). dir is borrowed.
 dtx_err stor_wal_open(const char *dir, const stor_wal_opts *opts,
@@ -194,8 +195,9 @@ uint64_t stor_wal_last_lsn(stor_wal *w);
 uint64_t stor_wal_durable_lsn(stor_wal *w);
 
 // Makes everything up to lsn durable, then writes blob (borrowed) as the
-// checkpoint for lsn atomically (write a temp file, fsync, rename, fsync
-// the directory), then deletes every segment whose records all lie below
+// checkpoint for lsn atomically (write a temp file, fsync, name it in the
+// manifest, rename, fsync the directory), then deletes every segment
+// whose records all lie below
 // min(lsn + 1, keep_lsn) (keep_lsn 0: no extra limit), e.g. the oldest
 // in-doubt PREPARED record's LSN. lsn must not exceed stor_wal_last_lsn.
 // Errors: DTX_EINVAL, DTX_EIO, DTX_ENOSPC, DTX_ENOMEM, DTX_EFAILED.

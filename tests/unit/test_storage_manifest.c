@@ -187,7 +187,7 @@ test_foreign_segment(void **state)
 {
 	(void)state;
 	char dir[256], other[256], p[512], q[512];
-	make_wal(dir, sizeof(dir), "manforeign", 400);
+	make_wal(dir, sizeof(dir), "manfrn", 400);
 	// Another log's segment, with records, past this log's end.
 	make_wal(other, sizeof(other), "manother", 1200);
 	uint64_t v[64], ov[64];
@@ -200,13 +200,13 @@ test_foreign_segment(void **state)
 	st_write_file(q, b, len);
 	char name[64];
 	stor_wal_seg_name(name, sizeof(name), ov[on - 1]);
-	refuses(dir, name, "foreign");
+	refuses(dir, name, "(foreign segment)");
 	// One inside the log's range (between two of its segments).
 	assert_int_equal(unlink(q), 0);
 	seg_path(q, sizeof(q), dir, v[1] + 1);
 	st_write_file(q, b, len);
 	stor_wal_seg_name(name, sizeof(name), v[1] + 1);
-	refuses(dir, name, "foreign");
+	refuses(dir, name, "(foreign segment)");
 	free(b);
 	(void)dtx_rmtree(dir);
 	(void)dtx_rmtree(other);
