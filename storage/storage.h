@@ -89,6 +89,11 @@
 // it is a fresh start; with segments or a checkpoint (a log written
 // before manifests existed), what is there is checked as before, a
 // WALMANIFEST warning is logged and the manifest written from it, once.
+// One case is still read as a crash rather than damage: a newest segment
+// the manifest names that is cut to no more than its header is removed as
+// an unfinished creation (WALTAIL), as before manifests
+// (test_storage_wal's test_truncate_every_byte asserts it); with the
+// manifest written only after the header is durable, no crash leaves one.
 //
 // Recovery reads the checkpoint, then scans the segments from the one that
 // holds LSN checkpoint+1 and hands every later record to the caller. A
