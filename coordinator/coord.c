@@ -123,6 +123,10 @@ coord_open(proto_daemon *d, const coord_cfg *cfg, coord **out)
 	dtx_err rv = coord__table_init(c);
 	if (rv != DTX_OK)
 		goto fail;
+	// A data directory of another node or cluster stops the daemon.
+	if ((rv = stor_ident_check(proto_daemon_config(d)->data, c->self,
+	         stor_cluster_id(proto_daemon_topo(d)))) != DTX_OK)
+		goto fail;
 	if ((rv = coord__log_open(c)) != DTX_OK)
 		goto fail;
 	if ((rv = coord__chans_open(c)) != DTX_OK)

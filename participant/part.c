@@ -104,7 +104,12 @@ part_open(proto_daemon *d, const part_cfg *cfg, part **out)
 	ko.wal.hook_arg = p;
 	snprintf(dir, sizeof(dir), "%s/store", proto_daemon_config(d)->data);
 	uint64_t t0 = dtx_mono_ns();
-	if ((rv = stor_kv_open(dir, &ko, &p->kv)) != DTX_OK) {
+	// A data directory of another node or cluster stops the daemon.
+	rv = stor_ident_check(proto_daemon_config(d)->data, p->self,
+	    stor_cluster_id(proto_daemon_topo(d)));
+	if (rv == DTX_OK)
+		rv = stor_kv_open(dir, &ko, &p->kv);
+	if (rv != DTX_OK) {
 		DTX_LOG(DTX_LOG_ERROR, "STORE_OPEN", "cannot open %s: %s", dir,
 		    dtx_strerror(rv));
 		part_close(p);

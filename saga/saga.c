@@ -135,7 +135,11 @@ saga_open(proto_daemon *d, const saga_cfg *cfg, saga **out)
 	if (sync == STOR_SYNC_NONE)
 		DTX_LOG(DTX_LOG_WARN, "NO_SYNC",
 		    "the saga log is not fsynced: a crash may lose sagas");
-	dtx_err rv = saga__log_open(s);
+	// A data directory of another node or cluster stops the daemon.
+	dtx_err rv = stor_ident_check(proto_daemon_config(d)->data, s->self,
+	    stor_cluster_id(proto_daemon_topo(d)));
+	if (rv == DTX_OK)
+		rv = saga__log_open(s);
 	if (rv == DTX_OK)
 		rv = proto_pool_open(
 		    (uint32_t)cfg->submitters, saga__handle, s, &s->submitters);

@@ -23,8 +23,12 @@
 //
 //   wal-<16 hex digits: first LSN>.log   segment files, in LSN order
 //   checkpoint                           the latest checkpoint (optional)
-//   checkpoint.tmp                       a checkpoint being written (ignored
-//                                        and removed on open)
+//   checkpoint.tmp                       a checkpoint being written (removed
+//                                        on open, unless the manifest names
+//                                        it: see below)
+//   MANIFEST                             the live segments and the
+//                                        checkpoint (rule 24)
+//   MANIFEST.tmp                         a manifest being written
 //
 // LSNs number records 1, 2, 3, ... without gaps across segments. All
 // integers are little-endian.
@@ -52,6 +56,44 @@
 //   24  4  CRC32C of bytes 0..23 followed by the blob
 //   28  4  reserved, zero
 //   32  .. blob (the WAL user's own bytes)
+//
+// Manifest file (36 + 8 n bytes), rewritten atomically (MANIFEST.tmp
+// written and fsynced, renamed over MANIFEST, directory fsynced) when a
+// segment is created (after its header is durable, before any record goes
+// into it), when a checkpoint is taken and when open changed the files;
+// never per append, so group commit does not pay for it:
+//   0   8  magic "DTXMAN01"
+//   8   8  checkpoint LSN (0 when there is no checkpoint)
+//   16  4  checkpoint CRC32C: bytes 24..27 of the checkpoint file (0: none)
+//   20  1  flags: bit 0 set when there is a checkpoint; other bits zero
+//   21  3  reserved, zero
+//   24  4  n: live segments (at most STOR_WAL_MAN_MAX)
+//   28  4  reserved, zero
+//   32  8n first LSN of each live segment, ascending
+//   32+8n 4  CRC32C of bytes 0 .. 32+8n-1
+//
+// A checkpoint is written to checkpoint.tmp and fsynced, then named in the
+// manifest (with the segments that stay), then renamed into place; only
+// then are the segments the manifest dropped deleted.
+//
+// Open checks the directory against the manifest before replaying and
+// stops with DTX_ECORRUPT, logging a WALCORRUPT line that names the file,
+// for: a damaged manifest; a segment it names that is missing; a segment
+// on disk it does not name (foreign); a checkpoint it does not name, or
+// one missing or other (LSN, CRC) than it names. Three files a crash can
+// leave are not damage and are repaired, logged: a checkpoint.tmp that the
+// manifest names (renamed into place); segments below the manifest's
+// first one (retired by a checkpoint, removed); a newest segment the
+// manifest does not name that holds no more than its header (created,
+// never named, removed). A directory with no manifest is adopted: empty,
+// it is a fresh start; with segments or a checkpoint (a log written
+// before manifests existed), what is there is checked as before, a
+// WALMANIFEST warning is logged and the manifest written from it, once.
+// One case is still read as a crash rather than damage: a newest segment
+// the manifest names that is cut to no more than its header is removed as
+// an unfinished creation (WALTAIL), as before manifests
+// (test_storage_wal's test_truncate_every_byte asserts it); with the
+// manifest written only after the header is durable, no crash leaves one.
 //
 // Recovery reads the checkpoint, then scans the segments from the one that
 // holds LSN checkpoint+1 and hands every later record to the caller. A
@@ -119,7 +161,8 @@ typedef dtx_err (*stor_wal_rec_fn)(
 // Opens (creating when missing) the WAL in directory dir, replays it
 // through on_ckpt and on_rec (either may be NULL) and starts the flusher
 // thread. opts may be NULL for the defaults; it is copied. Returns
-// DTX_ECORRUPT for damage before the tail, DTX_EIO / DTX_ENOSPC / DTX_EPERM
+// DTX_ECORRUPT for damage before the tail or a directory that disagrees
+// with its manifest (see "Manifest file"), DTX_EIO / DTX_ENOSPC / DTX_EPERM
 // for file errors, DTX_ENOMEM. On success *out is owned (close with
 // stor_wal_close). dir is borrowed.
 dtx_err stor_wal_open(const char *dir, const stor_wal_opts *opts,
@@ -157,8 +200,9 @@ uint64_t stor_wal_last_lsn(stor_wal *w);
 uint64_t stor_wal_durable_lsn(stor_wal *w);
 
 // Makes everything up to lsn durable, then writes blob (borrowed) as the
-// checkpoint for lsn atomically (write a temp file, fsync, rename, fsync
-// the directory), then deletes every segment whose records all lie below
+// checkpoint for lsn atomically (write a temp file, fsync, name it in the
+// manifest, rename, fsync the directory), then deletes every segment
+// whose records all lie below
 // min(lsn + 1, keep_lsn) (keep_lsn 0: no extra limit), e.g. the oldest
 // in-doubt PREPARED record's LSN. lsn must not exceed stor_wal_last_lsn.
 // Errors: DTX_EINVAL, DTX_EIO, DTX_ENOSPC, DTX_ENOMEM, DTX_EFAILED.
@@ -230,6 +274,9 @@ void stor_wal_crash(stor_wal *w);
 #define STOR_WAL_SEG_NAME_LEN 24u // strlen("wal-0000000000000001.log")
 #define STOR_WAL_CKPT_MAGIC "DTXCKPT1" // checkpoint file bytes 0..7
 #define STOR_WAL_CKPT_NAME "checkpoint"
+#define STOR_WAL_MAN_NAME "MANIFEST"
+#define STOR_WAL_MAN_MAGIC "DTXMAN01" // manifest bytes 0..7
+#define STOR_WAL_MAN_MAX 65536u // live segments a manifest may name
 
 // Writes the name of the segment whose first LSN is first into out (n
 // bytes; at least STOR_WAL_SEG_NAME_LEN + 1 for the whole name).
@@ -316,6 +363,37 @@ dtx_err stor_wal_tear_tail(
 // stor_wal_scan. For a WAL that no process has open.
 dtx_err stor_wal_flip_bit(
     const char *dir, uint64_t lsn, uint64_t bit, stor_wal_rec_info *info);
+
+// ================================================================ identity
+//
+// A daemon's data directory knows its node and its cluster (rule 24):
+// the file IDENTITY in it is written on the first start and checked on
+// every later one (stor_ident_check), before the daemon opens its store
+// or log. Layout (32 bytes, little-endian):
+//   0   8  magic "DTXIDNT1"
+//   8   4  node id
+//   12  4  reserved, zero
+//   16  8  cluster id (stor_cluster_id)
+//   24  4  CRC32C of bytes 0..23
+//   28  4  reserved, zero
+// Written as IDENTITY.tmp, fsynced, renamed, directory fsynced.
+
+#define STOR_IDENT_NAME "IDENTITY"
+#define STOR_IDENT_MAGIC "DTXIDNT1"
+
+// The cluster id of a topology, which has no id of its own: FNV-1a 64 over
+// (u32 id, u32 role), little-endian, of every coordinator, participant
+// and saga node in ascending id order. Clients and urls are left out, so
+// a cluster restarted on other ports, or with another client line, keeps
+// its id; adding, removing or re-roling a server node changes it.
+uint64_t stor_cluster_id(const dtx_topo *topo);
+
+// Checks that data directory dir (borrowed; created when missing) belongs
+// to node of cluster: writes IDENTITY when there is none (a fresh
+// directory, or one of a version before identities), else compares.
+// DTX_ECORRUPT, with a DATAID error line naming the file and both
+// identities, for another node or cluster or a damaged file; file errors.
+dtx_err stor_ident_check(const char *dir, uint32_t node, uint64_t cluster);
 
 // ================================================================ MVCC store
 //

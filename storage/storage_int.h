@@ -25,6 +25,9 @@
 //   1  forcer.c    durability for callers that must not block, on wal.c
 //      wal.c       the log; it names, frames and parses through walfile.c
 //      walfile.c   segment names, record framing, scan and fault hooks
+//      manifest.c  the list of live segments and the checkpoint, checked
+//                  against the files on open
+//      ident.c     the data directory's identity (node, cluster)
 //      The log knows nothing of the store: it hands records, the
 //      checkpoint blob and the durable LSN up through the three hooks
 //      passed to stor__wal_open, and takes appends, syncs and
@@ -56,6 +59,50 @@ typedef void (*stor__durable_fn)(void *arg, uint64_t lsn);
 dtx_err stor__wal_open(const char *dir, const stor_wal_opts *opts,
     stor_wal_ckpt_fn on_ckpt, stor_wal_rec_fn on_rec, void *arg,
     stor__durable_fn on_durable, void *durable_arg, stor_wal **out);
+
+// ---------------------------------------------------------------- 1 manifest.c
+
+// A WAL manifest in memory (its file format is in storage.h). segs is
+// owned (stor__man_fini), ascending.
+typedef struct stor__man {
+	bool has_ckpt;
+	uint64_t ckpt_lsn;
+	uint32_t ckpt_crc; // bytes 24..27 of the checkpoint file
+	uint64_t *segs;
+	size_t nsegs;
+} stor__man;
+
+void stor__man_fini(stor__man *m);
+
+// Reads dir's manifest (dirfd open on dir) into *m. *found false and
+// DTX_OK when there is none. DTX_ECORRUPT (logged, naming the file) when
+// it is damaged; DTX_ENOMEM; file errors.
+dtx_err stor__man_read(int dirfd, const char *dir, stor__man *m, bool *found);
+
+// Writes m as the manifest atomically: temp file, write and sync through
+// o's hooks, rename, sync of the directory. DTX_ERANGE for more than
+// STOR_WAL_MAN_MAX segments, DTX_ENOMEM, file errors.
+dtx_err stor__man_write(int dirfd, const stor_wal_opts *o, const stor__man *m);
+
+// Syncs fd through o's sync hook (nothing with STOR_SYNC_NONE).
+dtx_err stor__sync_fd(const stor_wal_opts *o, int fd);
+
+// Checks the checkpoint file against m: DTX_ECORRUPT (logged, naming the
+// file) when it is missing, foreign or not the one m names. A complete
+// checkpoint.tmp that m names is renamed into place (a crash between the
+// two steps of a checkpoint).
+dtx_err stor__man_check_ckpt(
+    int dirfd, const char *dir, const stor_wal_opts *o, const stor__man *m);
+
+// Checks the segments found on disk (segs, *nsegs, ascending) against m:
+// DTX_ECORRUPT (logged, naming the file) for a segment m names that is
+// missing or one on disk that m does not name. Two files left by a crash
+// are removed instead (and dropped from segs, *changed set): segments
+// below m's first one (retired by a checkpoint whose removals did not
+// finish) and a newest segment holding no more than its header (created,
+// not yet named).
+dtx_err stor__man_check_segs(int dirfd, const char *dir, const stor__man *m,
+    uint64_t *segs, size_t *nsegs, bool *changed);
 
 // ---------------------------------------------------------------- MVCC
 

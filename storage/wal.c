@@ -94,6 +94,14 @@ struct stor_wal {
 	size_t nsegs, segcap;
 	uint64_t ckpt_lsn;
 
+	// The manifest (storage.h): man_mu serializes its writes (rotation,
+	// checkpoint) and guards the checkpoint it names. Taken before mu.
+	pthread_mutex_t man_mu;
+	bool man_has;
+	uint64_t man_lsn;
+	uint32_t man_crc;
+	bool man_dirty; // open changed the files: rewrite it
+
 	stor_wal_stats st;
 };
 
@@ -154,6 +162,38 @@ segs_add(stor_wal *w, uint64_t first)
 	return DTX_OK;
 }
 
+// Writes the manifest: the segments from keep_from on and the checkpoint
+// (has, lsn, crc). man_mu held.
+static dtx_err
+man_save(stor_wal *w, uint64_t keep_from, bool has, uint64_t lsn, uint32_t crc)
+{
+	stor__man m = { .has_ckpt = has, .ckpt_lsn = lsn, .ckpt_crc = crc };
+	pthread_mutex_lock(&w->mu);
+	m.segs = dtx_alloc(8u * (w->nsegs > 0 ? w->nsegs : 1));
+	for (size_t i = 0; m.segs != NULL && i < w->nsegs; i++)
+		if (w->segs[i] >= keep_from)
+			m.segs[m.nsegs++] = w->segs[i];
+	pthread_mutex_unlock(&w->mu);
+	if (m.segs == NULL)
+		return DTX_ENOMEM;
+	dtx_err err = stor__man_write(w->dirfd, &w->opts, &m);
+	stor__man_fini(&m);
+	if (err != DTX_OK)
+		DTX_LOG(DTX_LOG_ERROR, "WALMANIFEST", "%s/%s: cannot write: %s",
+		    w->dir, STOR_WAL_MAN_NAME, dtx_strerror(err));
+	return err;
+}
+
+// man_save with the checkpoint the manifest names now.
+static dtx_err
+man_update(stor_wal *w)
+{
+	pthread_mutex_lock(&w->man_mu);
+	dtx_err err = man_save(w, 0, w->man_has, w->man_lsn, w->man_crc);
+	pthread_mutex_unlock(&w->man_mu);
+	return err;
+}
+
 // Creates segment first (header written and synced, directory synced) and
 // makes it the current one.
 static dtx_err
@@ -181,6 +221,14 @@ seg_create(stor_wal *w, uint64_t first)
 	pthread_mutex_lock(&w->mu);
 	err = segs_add(w, first);
 	pthread_mutex_unlock(&w->mu);
+	// Named in the manifest only once its header is durable: a crash
+	// before leaves a segment of no more than a header, which open
+	// removes.
+	if (err == DTX_OK && (err = man_update(w)) != DTX_OK) {
+		pthread_mutex_lock(&w->mu);
+		w->nsegs--;
+		pthread_mutex_unlock(&w->mu);
+	}
 	if (err != DTX_OK) {
 		close(fd);
 		return err;
@@ -434,6 +482,9 @@ load_checkpoint(stor_wal *w, stor_wal_ckpt_fn on_ckpt, void *arg)
 	}
 	w->ckpt_lsn = dtx_get_le64(h + 8);
 	w->st.checkpoint_lsn = w->ckpt_lsn;
+	w->man_has = true;
+	w->man_lsn = w->ckpt_lsn;
+	w->man_crc = crc;
 	if (on_ckpt != NULL)
 		err = on_ckpt(arg, w->ckpt_lsn, blob, n);
 fail:
@@ -506,6 +557,7 @@ seg_header(
 			return dtx_from_errno(errno);
 		segs_remove(w, i);
 		w->st.segments--;
+		w->man_dirty = true;
 		*gone = true;
 		return DTX_OK;
 	}
@@ -575,10 +627,30 @@ resume(stor_wal *w)
 	return DTX_OK;
 }
 
+// Checks the segments on disk against the manifest m (found: there is
+// one); without one, adopts what is there (a log of an older version).
 static dtx_err
-recover(stor_wal *w, stor_wal_rec_fn on_rec, void *arg)
+check_segments(stor_wal *w, const stor__man *m, bool found)
+{
+	if (found)
+		return stor__man_check_segs(
+		    w->dirfd, w->dir, m, w->segs, &w->nsegs, &w->man_dirty);
+	if (w->nsegs > 0 || w->man_has)
+		DTX_LOG(DTX_LOG_WARN, "WALMANIFEST",
+		    "%s: no %s; adopting the %zu segments and %s found on disk "
+		    "(a log written before manifests)",
+		    w->dir, STOR_WAL_MAN_NAME, w->nsegs,
+		    w->man_has ? "the checkpoint" : "no checkpoint");
+	return DTX_OK;
+}
+
+static dtx_err
+recover(stor_wal *w, stor_wal_rec_fn on_rec, void *arg, const stor__man *m,
+    bool found)
 {
 	dtx_err err = list_segments(w);
+	if (err == DTX_OK)
+		err = check_segments(w, m, found);
 	if (err != DTX_OK)
 		return err;
 	w->st.segments = w->nsegs;
@@ -826,6 +898,32 @@ stor_wal_opts_init(stor_wal_opts *o)
 	o->preallocate = true;
 }
 
+// Checks the manifest against the files, loads the checkpoint, replays the
+// segments and writes the manifest when open changed the files or there
+// was none.
+static dtx_err
+open_files(
+    stor_wal *w, stor_wal_ckpt_fn on_ckpt, stor_wal_rec_fn on_rec, void *arg)
+{
+	stor__man m;
+	bool found;
+	dtx_err err = stor__man_read(w->dirfd, w->dir, &m, &found);
+	if (err != DTX_OK)
+		return err;
+	if (found)
+		err = stor__man_check_ckpt(w->dirfd, w->dir, &w->opts, &m);
+	if (err == DTX_OK) {
+		(void)unlinkat(w->dirfd, CKPT_TMP, 0);
+		err = load_checkpoint(w, on_ckpt, arg);
+	}
+	if (err == DTX_OK)
+		err = recover(w, on_rec, arg, &m, found);
+	if (err == DTX_OK && (!found || w->man_dirty))
+		err = man_update(w);
+	stor__man_fini(&m);
+	return err;
+}
+
 dtx_err
 stor__wal_open(const char *dir, const stor_wal_opts *opts,
     stor_wal_ckpt_fn on_ckpt, stor_wal_rec_fn on_rec, void *arg,
@@ -849,6 +947,7 @@ stor__wal_open(const char *dir, const stor_wal_opts *opts,
 	w->durable_arg = durable_arg;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_mutex_init(&w->ckpt_mu, NULL);
+	pthread_mutex_init(&w->man_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -874,11 +973,7 @@ stor__wal_open(const char *dir, const stor_wal_opts *opts,
 		    dtx_strerror(err));
 		goto fail;
 	}
-	(void)unlinkat(w->dirfd, CKPT_TMP, 0);
-	err = load_checkpoint(w, on_ckpt, arg);
-	if (err != DTX_OK)
-		goto fail;
-	err = recover(w, on_rec, arg);
+	err = open_files(w, on_ckpt, on_rec, arg);
 	if (err != DTX_OK)
 		goto fail;
 	if (pthread_create(&w->flusher, NULL, flusher_main, w) != 0) {
@@ -909,6 +1004,7 @@ wal_free(stor_wal *w)
 		close(w->dirfd);
 	pthread_mutex_destroy(&w->mu);
 	pthread_mutex_destroy(&w->ckpt_mu);
+	pthread_mutex_destroy(&w->man_mu);
 	pthread_cond_destroy(&w->work_cv);
 	pthread_cond_destroy(&w->batch_cv[0]);
 	pthread_cond_destroy(&w->batch_cv[1]);
@@ -1079,14 +1175,19 @@ stor_wal_stats_get(stor_wal *w, stor_wal_stats *out)
 	pthread_mutex_unlock(&w->mu);
 }
 
+// Writes blob as the checkpoint for lsn into the temp file and syncs it;
+// *crc gets its header CRC. The rename into place comes after the
+// manifest names it.
 static dtx_err
-write_checkpoint(stor_wal *w, uint64_t lsn, const void *blob, size_t len)
+write_checkpoint(
+    stor_wal *w, uint64_t lsn, const void *blob, size_t len, uint32_t *crc)
 {
 	uint8_t h[32] = { 0 };
 	memcpy(h, CKPT_MAGIC, 8);
 	dtx_put_le64(h + 8, lsn);
 	dtx_put_le64(h + 16, len);
-	dtx_put_le32(h + 24, dtx_crc32c(dtx_crc32c(0, h, 24), blob, len));
+	*crc = dtx_crc32c(dtx_crc32c(0, h, 24), blob, len);
+	dtx_put_le32(h + 24, *crc);
 	int fd = openat(
 	    w->dirfd, CKPT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -1097,14 +1198,49 @@ write_checkpoint(stor_wal *w, uint64_t lsn, const void *blob, size_t len)
 	if (err == DTX_OK)
 		err = do_sync(w, fd);
 	close(fd);
-	if (err == DTX_OK &&
-	    renameat(w->dirfd, CKPT_TMP, w->dirfd, CKPT_NAME) != 0)
-		err = dtx_from_errno(errno);
+	if (err != DTX_OK)
+		(void)unlinkat(w->dirfd, CKPT_TMP, 0);
+	return err;
+}
+
+// Names the checkpoint (lsn, crc) written to the temp file and the
+// segments that stay in the manifest, then renames the checkpoint into
+// place. *keep_from gets the first segment that stays: segment i holds
+// LSNs [segs[i], segs[i+1]) and goes when all of them lie below limit;
+// the current segment always stays. A failure after the manifest was
+// written fails the WAL (open finishes the rename).
+static dtx_err
+publish_checkpoint(stor_wal *w, uint64_t lsn, uint32_t crc, uint64_t limit,
+    uint64_t *keep_from)
+{
+	pthread_mutex_lock(&w->man_mu);
+	pthread_mutex_lock(&w->mu);
+	size_t k = 0;
+	while (k + 1 < w->nsegs && w->segs[k + 1] <= limit)
+		k++;
+	*keep_from = w->nsegs > 0 ? w->segs[k] : 0;
+	pthread_mutex_unlock(&w->mu);
+	dtx_err err = man_save(w, *keep_from, true, lsn, crc);
 	if (err != DTX_OK) {
+		pthread_mutex_unlock(&w->man_mu);
 		(void)unlinkat(w->dirfd, CKPT_TMP, 0);
 		return err;
 	}
-	return do_sync(w, w->dirfd);
+	w->man_has = true;
+	w->man_lsn = lsn;
+	w->man_crc = crc;
+	pthread_mutex_unlock(&w->man_mu);
+	if (renameat(w->dirfd, CKPT_TMP, w->dirfd, CKPT_NAME) != 0)
+		err = dtx_from_errno(errno);
+	if (err == DTX_OK)
+		err = do_sync(w, w->dirfd);
+	if (err != DTX_OK) {
+		pthread_mutex_lock(&w->mu);
+		if (w->fail == DTX_OK)
+			w->fail = err;
+		pthread_mutex_unlock(&w->mu);
+	}
+	return err;
 }
 
 dtx_err
@@ -1114,29 +1250,32 @@ stor_wal_checkpoint(
 	if (w == NULL || (blob == NULL && len > 0))
 		return DTX_EINVAL;
 	pthread_mutex_lock(&w->ckpt_mu);
+	uint64_t limit = lsn + 1, keep_from = 0;
+	if (keep_lsn > 0 && keep_lsn < limit)
+		limit = keep_lsn;
+	uint32_t crc = 0;
 	dtx_err err = stor_wal_status(w);
 	if (err == DTX_OK && lsn > stor_wal_last_lsn(w))
 		err = DTX_EINVAL;
 	if (err == DTX_OK && lsn > 0)
 		err = stor_wal_sync(w, lsn);
 	if (err == DTX_OK)
-		err = write_checkpoint(w, lsn, blob, len);
+		err = write_checkpoint(w, lsn, blob, len, &crc);
+	if (err == DTX_OK)
+		err = publish_checkpoint(w, lsn, crc, limit, &keep_from);
 	if (err != DTX_OK) {
 		DTX_LOG(DTX_LOG_ERROR, "CKPTFAIL",
 		    "%s: checkpoint at LSN %" PRIu64 " failed: %s", w->dir, lsn,
 		    dtx_strerror(err));
 		goto out;
 	}
-	uint64_t limit = lsn + 1;
-	if (keep_lsn > 0 && keep_lsn < limit)
-		limit = keep_lsn;
-	// Segment i holds LSNs [segs[i], segs[i+1]): it can go when all of
-	// them lie below the limit. The current segment always stays.
+	// The manifest no longer names the segments below keep_from: remove
+	// them (a crash first leaves them to open, which removes them).
 	for (;;) {
 		pthread_mutex_lock(&w->mu);
 		w->ckpt_lsn = lsn;
 		uint64_t victim = 0;
-		if (w->nsegs >= 2 && w->segs[1] <= limit) {
+		if (w->nsegs >= 2 && w->segs[0] < keep_from) {
 			victim = w->segs[0];
 			segs_remove(w, 0);
 		}
