@@ -289,9 +289,11 @@ run_bench(const void *arg)
 		run.mode = PROTO_MODE_2PC;
 	} else if (strcmp(cfg->mode, "3pc") == 0) {
 		run.mode = PROTO_MODE_3PC;
+	} else if (strcmp(cfg->mode, "pc") == 0) {
+		run.mode = PROTO_MODE_PC;
 	} else {
 		fprintf(stderr,
-		    "dtx bench 2pc: --mode must be 2pc or 3pc, not "
+		    "dtx bench 2pc: --mode must be 2pc, 3pc or pc, not "
 		    "%s\n",
 		    cfg->mode);
 		return HX_EXIT_USAGE;

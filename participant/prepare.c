@@ -206,7 +206,8 @@ fill_meta(part *p, const proto_msg *req, stor_prep_meta *m)
 		.mode = req->hdr.type == PROTO_CAN_COMMIT ||
 		        pr->mode == PROTO_MODE_3PC
 		    ? STOR_MODE_3PC
-		    : STOR_MODE_2PC };
+		    : pr->mode == PROTO_MODE_PC ? STOR_MODE_PC
+		                                : STOR_MODE_2PC };
 	for (uint32_t i = 0; i < pr->n_peers; i++) {
 		uint32_t id = pr->peers[i];
 		bool dup = id == p->self || id == pr->coord;
@@ -217,9 +218,8 @@ fill_meta(part *p, const proto_msg *req, stor_prep_meta *m)
 	}
 }
 
-dtx_err
-part__prepare_start(
-    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
+static dtx_err
+prepare_vote(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 {
 	const proto_prepare *pr = &req->u.prepare;
 	char why[PROTO_MAX_STR + 1];
@@ -300,6 +300,32 @@ part__prepare_start(
 		return vote_no(p, pr->txid, true, rep, "cannot prepare: %s",
 		    dtx_strerror(rv));
 	}
+}
+
+// A pc NO vote is a decision (rule 25): the abort it remembered is made
+// durable before the vote leaves, so no later PREPARE of the same txid
+// can turn it into a YES after a crash.
+dtx_err
+part__prepare_start(
+    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
+{
+	dtx_err rv = prepare_vote(p, req, rep, pend);
+	if (rv != DTX_OK || req->u.prepare.mode != PROTO_MODE_PC ||
+	    pend->kind != PART__PEND_NONE || rep->hdr.type != PROTO_VOTE ||
+	    rep->u.vote.yes)
+		return rv;
+	stor_tx_state st;
+	if (stor_kv_tx_state(p->kv, req->u.prepare.txid, &st, NULL) == DTX_OK &&
+	    st == STOR_TX_ABORTED) {
+		rv = stor_kv_sync(p->kv, stor_wal_last_lsn(stor_kv_wal(p->kv)));
+		if (rv != DTX_OK) {
+			// Not durable: no vote at all (the peers decide).
+			proto_msg_free(rep);
+			proto_msg_init(rep, PROTO_NONE);
+			return rv;
+		}
+	}
+	return DTX_OK;
 }
 
 dtx_err
