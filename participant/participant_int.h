@@ -152,7 +152,7 @@ typedef struct part__pending {
 	part__pend_kind kind;
 	uint64_t lsn;
 	uint64_t txid;
-	clk_ts ts; // prepare ts (vote) or commit ts
+	clk_ts ts; // prepare ts (vote; 0: a pc NO) or commit ts
 	bool fresh; // this message made the record (crash points apply)
 } part__pending;
 

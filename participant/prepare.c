@@ -303,8 +303,9 @@ prepare_vote(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 }
 
 // A pc NO vote is a decision (rule 25): the abort it remembered is made
-// durable before the vote leaves, so no later PREPARE of the same txid
-// can turn it into a YES after a crash.
+// durable before the vote leaves (with the batch's fsync: a pending vote
+// with prepare ts 0), so no later PREPARE of the same txid can turn it
+// into a YES after a crash.
 dtx_err
 part__prepare_start(
     part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
@@ -316,15 +317,11 @@ part__prepare_start(
 		return rv;
 	stor_tx_state st;
 	if (stor_kv_tx_state(p->kv, req->u.prepare.txid, &st, NULL) == DTX_OK &&
-	    st == STOR_TX_ABORTED) {
-		rv = stor_kv_sync(p->kv, stor_wal_last_lsn(stor_kv_wal(p->kv)));
-		if (rv != DTX_OK) {
-			// Not durable: no vote at all (the peers decide).
-			proto_msg_free(rep);
-			proto_msg_init(rep, PROTO_NONE);
-			return rv;
-		}
-	}
+	    st == STOR_TX_ABORTED)
+		*pend = (part__pending) { .kind = PART__PEND_VOTE,
+			.lsn = stor_wal_last_lsn(stor_kv_wal(p->kv)),
+			.txid = req->u.prepare.txid,
+			.ts = 0 };
 	return DTX_OK;
 }
 
@@ -332,6 +329,15 @@ dtx_err
 part__prepare_finish(
     part *p, const part__pending *pend, dtx_err sync_err, proto_msg *rep)
 {
+	if (pend->ts == 0) {
+		// A pc NO (rep holds it): sent only once its abort is
+		// durable; otherwise no vote at all (the peers decide).
+		if (sync_err == DTX_OK)
+			return DTX_OK;
+		return proto_msg_set_error(rep, sync_err,
+		    "tx %" PRIu64 ": the abort of a pc NO is not durable: %s",
+		    pend->txid, dtx_strerror(sync_err));
+	}
 	if (sync_err != DTX_OK) {
 		DTX_LOG(DTX_LOG_ERROR, "PREPARE_SYNC",
 		    "tx=%" PRIu64 " PREPARED record not durable: %s",

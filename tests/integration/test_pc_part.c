@@ -203,6 +203,32 @@ test_pc_vote_once(void **state)
 	}
 }
 
+// Rule 25: a pc NO is a decision, so it leaves only once its abort is
+// durable. With the next fsync failing, the participant sends no vote at
+// all (an ERROR: the coordinator counts nothing and the peers decide). A
+// 2PC NO needs no fsync (presumed abort) and would be a VOTE here.
+static void
+test_pc_no_is_durable(void **state)
+{
+	harness *h = *state;
+	uint64_t txid = 7005;
+	char key[48];
+	pkey(key, sizeof(key), txid, 1);
+	assert_true(h_put(h, 1, txid * 10 + 1000000, key, 10));
+	assert_int_equal(h_fault(h, 1, "wal_sync", 1), PROTO_ACK);
+	proto_op op = add1(key);
+	op.delta = -100; // insufficient funds: NO
+	proto_msg rep;
+	assert_int_equal(
+	    h_prepare(h, 1, txid, PROTO_MODE_PC, peers, NP, &op, 1, &rep),
+	    DTX_EREFUSED);
+	assert_int_equal(rep.hdr.type, PROTO_ERROR);
+	proto_msg_free(&rep);
+	// The store stopped taking writes (rule 18): start it afresh.
+	assert_int_equal(hx_cluster_signal(h->c, 1, SIGKILL), DTX_OK);
+	assert_int_equal(h_start(h, 1, NULL), DTX_OK);
+}
+
 int
 main(void)
 {
@@ -211,6 +237,7 @@ main(void)
 		cmocka_unit_test(test_pc_fence_before_late_prepare),
 		cmocka_unit_test(test_pc_vote_once),
 		cmocka_unit_test(test_pc_unreachable_keeps_doubt),
+		cmocka_unit_test(test_pc_no_is_durable),
 	};
 	return cmocka_run_group_tests(tests, setup3, h_teardown);
 }
