@@ -39,7 +39,7 @@ typedef struct b2_cfg {
 
 static const dtx_cfg_opt b2_opts[] = {
 	{ "mode", DTX_CFG_STR, offsetof(b2_cfg, mode), 0, 0, "2pc",
-	    "2pc or 3pc" },
+	    "2pc, 3pc or pc" },
 	{ "participants", DTX_CFG_INT, offsetof(b2_cfg, participants), 2, 16,
 	    "3", "participant daemons" },
 	{ "clients", DTX_CFG_INT, offsetof(b2_cfg, clients), 1, 1024, "64",
@@ -289,9 +289,11 @@ run_bench(const void *arg)
 		run.mode = PROTO_MODE_2PC;
 	} else if (strcmp(cfg->mode, "3pc") == 0) {
 		run.mode = PROTO_MODE_3PC;
+	} else if (strcmp(cfg->mode, "pc") == 0) {
+		run.mode = PROTO_MODE_PC;
 	} else {
 		fprintf(stderr,
-		    "dtx bench 2pc: --mode must be 2pc or 3pc, not "
+		    "dtx bench 2pc: --mode must be 2pc, 3pc or pc, not "
 		    "%s\n",
 		    cfg->mode);
 		return HX_EXIT_USAGE;

@@ -42,7 +42,7 @@ typedef struct bank_cfg {
 
 #define OFF(f) offsetof(bank_cfg, f)
 static const dtx_cfg_opt bank_opts[] = {
-	{ "mode", DTX_CFG_STR, OFF(mode), 0, 0, NULL, "2pc, 3pc or saga" },
+	{ "mode", DTX_CFG_STR, OFF(mode), 0, 0, NULL, "2pc, 3pc, pc or saga" },
 	{ "accounts", DTX_CFG_INT, OFF(accounts), 2, HX_ACCOUNTS_MAX, "10",
 	    "number of accounts" },
 	{ "balance", DTX_CFG_INT, OFF(balance), 0, 1000000000, "100",
@@ -128,10 +128,10 @@ validate(const bank_cfg *cfg, hx_bankrun_conf *conf, hx_subnet *sn)
 	hx_nem_target target;
 	hx_bankrun_sched sched;
 	if (cfg->mode == NULL)
-		return usage_err("--mode is required (2pc, 3pc or saga)");
+		return usage_err("--mode is required (2pc, 3pc, pc or saga)");
 	if (strcmp(cfg->mode, "2pc") && strcmp(cfg->mode, "3pc") &&
-	    strcmp(cfg->mode, "saga"))
-		return usage_err("--mode must be 2pc, 3pc or saga");
+	    strcmp(cfg->mode, "pc") && strcmp(cfg->mode, "saga"))
+		return usage_err("--mode must be 2pc, 3pc, pc or saga");
 	if (hx_nem_kinds_parse(cfg->nemesis, &kinds, err, sizeof(err)) !=
 	    DTX_OK)
 		return usage_err(err);

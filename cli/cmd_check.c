@@ -142,7 +142,7 @@ cli_cmd_check(int argc, char **argv)
 	hx_node_logs_free(logs, x.nlogs);
 	if (e != DTX_OK) {
 		fprintf(stderr, "dtx check: run %lld: %s\n", (long long)id,
-		    e == DTX_EINVAL ? "unknown mode (expected 2pc, 3pc or saga)"
+		    e == DTX_EINVAL ? "unknown mode (want 2pc, 3pc, pc or saga)"
 		                    : dtx_strerror(e));
 		goto out;
 	}

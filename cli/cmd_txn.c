@@ -21,7 +21,7 @@ typedef struct txn_cfg {
 
 #define OFF(f) offsetof(txn_cfg, f)
 static const dtx_cfg_opt transfer_opts[] = {
-	{ "mode", DTX_CFG_STR, OFF(mode), 0, 0, "2pc", "2pc, 3pc or saga" },
+	{ "mode", DTX_CFG_STR, OFF(mode), 0, 0, "2pc", "2pc, 3pc, pc or saga" },
 	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, HX_CLUSTER_DIR_DEFAULT,
 	    "cluster directory" },
 	{ "json", DTX_CFG_BOOL, OFF(json), 0, 0, "false", "JSON output" },
@@ -83,9 +83,10 @@ cli_cmd_transfer(int argc, char **argv)
 		goto out;
 	}
 	bool saga = strcmp(cfg.mode, "saga") == 0;
-	if (!saga && strcmp(cfg.mode, "2pc") && strcmp(cfg.mode, "3pc")) {
+	if (!saga && strcmp(cfg.mode, "2pc") && strcmp(cfg.mode, "3pc") &&
+	    strcmp(cfg.mode, "pc")) {
 		fprintf(stderr,
-		    "dtx transfer: --mode must be 2pc, 3pc or "
+		    "dtx transfer: --mode must be 2pc, 3pc, pc or "
 		    "saga\n");
 		goto out;
 	}
@@ -114,8 +115,9 @@ cli_cmd_transfer(int argc, char **argv)
 		    conn, gid, from, to, amount, (uint32_t)cfg.timeout_ms, &x);
 	else
 		hx_transfer(conn,
-		    strcmp(cfg.mode, "3pc") == 0 ? PROTO_MODE_3PC
-		                                 : PROTO_MODE_2PC,
+		    strcmp(cfg.mode, "3pc") == 0      ? PROTO_MODE_3PC
+		        : strcmp(cfg.mode, "pc") == 0 ? PROTO_MODE_PC
+		                                      : PROTO_MODE_2PC,
 		    from, to, amount, (uint32_t)cfg.timeout_ms, &x);
 	// Exit 0 committed, 1 certainly not done, 2 unknown; 69 certainly
 	// not done because the coordinator (or orchestrator) could not be

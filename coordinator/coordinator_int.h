@@ -304,6 +304,12 @@ void coord__3pc_precommit(coord_run *r);
 // The type of the final message to parts[idx] of t (caller holds c->mu).
 proto_type coord__3pc_commit_type(const coord_tx *t, uint32_t idx);
 
+// pc.c: parallel commit (rule 25). Every vote is in: answers the client
+// (committed at the largest prepare ts, aborted on a NO, unknown when a
+// vote is missing), then queues COMMIT or ABORT without logging anything.
+// Takes r.
+void coord__pc_decide(coord_run *r);
+
 // recover.c: the upkeep thread (re-drive, 3PC resolution, checkpoints).
 dtx_err coord__upkeep_start(coord *c);
 void coord__upkeep_stop(coord *c);

@@ -203,6 +203,10 @@ decide(coord_run *r)
 	bool nack[COORD_MAX_PARTS];
 	clk_ts pts = 0;
 	dtx_err rv;
+	if (r->mode == PROTO_MODE_PC) {
+		coord__pc_decide(r);
+		return;
+	}
 	if (!tally_votes(r, &pts, reason, sizeof(reason), nack)) {
 		coord__abort(
 		    c, r->txid, r->p.parts, r->p.nparts, nack, reason, rep);

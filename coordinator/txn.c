@@ -180,7 +180,10 @@ coord__txn(coord *c, const proto_msg *req, proto_msg *rep, proto_call *call)
 	atomic_fetch_add(&c->n_txns, 1);
 	DTX_LOG(DTX_LOG_DEBUG, "TXN_START", "txn %llu: %s over %u participants",
 	    (unsigned long long)r->txid,
-	    tx->mode == PROTO_MODE_3PC ? "3pc" : "2pc", r->p.nparts);
+	    tx->mode == PROTO_MODE_3PC      ? "3pc"
+	        : tx->mode == PROTO_MODE_PC ? "pc"
+	                                    : "2pc",
+	    r->p.nparts);
 	if (tok == NULL) {
 		run_wait(r, rep);
 		return DTX_OK;
@@ -248,7 +251,11 @@ coord__status(coord *c, const proto_msg *req, proto_msg *rep)
 		    "STATUS refused: node %u is not a participant of txn %llu",
 		    req->hdr.from, (unsigned long long)txid);
 	}
-	if (t != NULL) {
+	if (t != NULL && t->mode == PROTO_MODE_PC) {
+		// pc: the votes decide, not this coordinator (rule 25);
+		// it has no record to answer from.
+		st = PROTO_TS_UNKNOWN;
+	} else if (t != NULL) {
 		switch (t->state) {
 		case COORD_VOTING:
 			// Not decided yet: decide abort now, so the answer

@@ -73,8 +73,9 @@ hx_bankrun_new(const hx_bankrun_conf *conf, hx_bankrun **out)
 		return DTX_ENOMEM;
 	r->conf = conf;
 	r->saga = strcmp(conf->mode, "saga") == 0;
-	r->mode =
-	    strcmp(conf->mode, "3pc") == 0 ? PROTO_MODE_3PC : PROTO_MODE_2PC;
+	r->mode = strcmp(conf->mode, "3pc") == 0 ? PROTO_MODE_3PC
+	    : strcmp(conf->mode, "pc") == 0      ? PROTO_MODE_PC
+	                                         : PROTO_MODE_2PC;
 	pthread_mutex_init(&r->mtx, NULL);
 	atomic_init(&r->interrupted, 0);
 	atomic_init(&r->sig_quit, false);

@@ -273,7 +273,7 @@ hx_check_run_ex(const hx_history *h, const hx_run_cfg *cfg,
 		return DTX_EINVAL;
 	bool saga = strcmp(cfg->mode, "saga") == 0;
 	if (!saga && strcmp(cfg->mode, "2pc") != 0 &&
-	    strcmp(cfg->mode, "3pc") != 0)
+	    strcmp(cfg->mode, "3pc") != 0 && strcmp(cfg->mode, "pc") != 0)
 		return DTX_EINVAL;
 	hx_verdict v;
 	memset(&v, 0, sizeof(v));

@@ -143,6 +143,7 @@ part__prepare_digest(const proto_msg *req)
 	uint32_t c = dtx_crc32c(0, &pr->coord, sizeof(pr->coord));
 	uint32_t mode =
 	    req->hdr.type == PROTO_CAN_COMMIT || pr->mode == PROTO_MODE_3PC ? 3
+	    : pr->mode == PROTO_MODE_PC                                     ? 4
 	                                                                    : 2;
 	c = dtx_crc32c(c, &mode, sizeof(mode));
 	for (uint32_t i = 0; i < pr->n_ops; i++) {

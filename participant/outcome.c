@@ -340,6 +340,11 @@ part__status(part *p, const proto_msg *req, proto_msg *rep)
 		if (ws != PROTO_TS_COMMITTED && ws != PROTO_TS_PRECOMMITTED)
 			cts = 0;
 	}
+	clk_ts pts = 0;
+	if (ws == PROTO_TS_PREPARED &&
+	    (rv = part__pc_vote(p, txid, &pts)) != DTX_OK)
+		return rv;
+	rep->u.status_reply.prepare_ts = pts;
 	rep->hdr.type = PROTO_STATUS_REPLY;
 	rep->u.status_reply.txid = txid;
 	rep->u.status_reply.state = ws;

@@ -152,7 +152,7 @@ typedef struct part__pending {
 	part__pend_kind kind;
 	uint64_t lsn;
 	uint64_t txid;
-	clk_ts ts; // prepare ts (vote) or commit ts
+	clk_ts ts; // prepare ts (vote; 0: a pc NO) or commit ts
 	bool fresh; // this message made the record (crash points apply)
 } part__pending;
 
@@ -190,6 +190,12 @@ void part__resolver_stop(part *p);
 // still being resolved for the first time.
 size_t part__resolver_blocked(
     part *p, uint64_t *out, size_t max, bool *recovering);
+
+// resolve.c: *pts gets txid's prepare ts when it is a pc transaction
+// prepared here, once its PREPARED record is durable (a YES a peer may
+// count, rule 26); 0 otherwise. An error when the record cannot be made
+// durable.
+dtx_err part__pc_vote(part *p, uint64_t txid, clk_ts *pts);
 
 // guard.c: the per-transaction rules. True when req may go on; false
 // when it is refused: *rv is then an error for the caller to return, or

@@ -206,7 +206,8 @@ fill_meta(part *p, const proto_msg *req, stor_prep_meta *m)
 		.mode = req->hdr.type == PROTO_CAN_COMMIT ||
 		        pr->mode == PROTO_MODE_3PC
 		    ? STOR_MODE_3PC
-		    : STOR_MODE_2PC };
+		    : pr->mode == PROTO_MODE_PC ? STOR_MODE_PC
+		                                : STOR_MODE_2PC };
 	for (uint32_t i = 0; i < pr->n_peers; i++) {
 		uint32_t id = pr->peers[i];
 		bool dup = id == p->self || id == pr->coord;
@@ -217,9 +218,8 @@ fill_meta(part *p, const proto_msg *req, stor_prep_meta *m)
 	}
 }
 
-dtx_err
-part__prepare_start(
-    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
+static dtx_err
+prepare_vote(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 {
 	const proto_prepare *pr = &req->u.prepare;
 	char why[PROTO_MAX_STR + 1];
@@ -302,10 +302,42 @@ part__prepare_start(
 	}
 }
 
+// A pc NO vote is a decision (rule 25): the abort it remembered is made
+// durable before the vote leaves (with the batch's fsync: a pending vote
+// with prepare ts 0), so no later PREPARE of the same txid can turn it
+// into a YES after a crash.
+dtx_err
+part__prepare_start(
+    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
+{
+	dtx_err rv = prepare_vote(p, req, rep, pend);
+	if (rv != DTX_OK || req->u.prepare.mode != PROTO_MODE_PC ||
+	    pend->kind != PART__PEND_NONE || rep->hdr.type != PROTO_VOTE ||
+	    rep->u.vote.yes)
+		return rv;
+	stor_tx_state st;
+	if (stor_kv_tx_state(p->kv, req->u.prepare.txid, &st, NULL) == DTX_OK &&
+	    st == STOR_TX_ABORTED)
+		*pend = (part__pending) { .kind = PART__PEND_VOTE,
+			.lsn = stor_wal_last_lsn(stor_kv_wal(p->kv)),
+			.txid = req->u.prepare.txid,
+			.ts = 0 };
+	return DTX_OK;
+}
+
 dtx_err
 part__prepare_finish(
     part *p, const part__pending *pend, dtx_err sync_err, proto_msg *rep)
 {
+	if (pend->ts == 0) {
+		// A pc NO (rep holds it): sent only once its abort is
+		// durable; otherwise no vote at all (the peers decide).
+		if (sync_err == DTX_OK)
+			return DTX_OK;
+		return proto_msg_set_error(rep, sync_err,
+		    "tx %" PRIu64 ": the abort of a pc NO is not durable: %s",
+		    pend->txid, dtx_strerror(sync_err));
+	}
 	if (sync_err != DTX_OK) {
 		DTX_LOG(DTX_LOG_ERROR, "PREPARE_SYNC",
 		    "tx=%" PRIu64 " PREPARED record not durable: %s",

@@ -3,12 +3,14 @@
 // The in-doubt resolver: a thread that finds every transaction this
 // participant voted YES for and has no outcome of, both those reloaded
 // from the WAL at start and those left PREPARED too long while running,
-// and learns its outcome. It asks the coordinator first (presumed abort:
-// no record means aborted); when the coordinator cannot be reached it asks
-// the peers (cooperative termination, rule 8): a peer that knows the
-// outcome tells it, a peer that never voted aborts and says so. When every
-// peer is in doubt too it never guesses (rule 9): it stays blocked, says so
-// in HEALTH and in the log, and retries with capped exponential backoff.
+// and learns its outcome. A parallel-commit (pc) transaction is settled
+// by its peers' votes alone (resolve_pc). Any other asks the coordinator
+// first (presumed abort: no record means aborted); when the coordinator
+// cannot be reached it asks the peers (cooperative termination, rule 8): a peer
+// that knows the outcome tells it, a peer that never voted aborts and says so.
+// When every peer is in doubt too it never guesses (rule 9): it stays blocked,
+// says so in HEALTH and in the log, and retries with capped exponential
+// backoff.
 //
 // 3PC transactions whose coordinator is unreachable run the termination
 // protocol instead (rule 11): the reachable participant with the lowest
@@ -59,10 +61,11 @@ call_txid(part *p, uint32_t node, proto_type type, uint64_t txid, clk_ts cts,
 	return proto_daemon_call(p->d, node, &req, rep, &o);
 }
 
-// Sends STATUS{txid} to node; on DTX_OK *st and *cts hold the answer.
+// Sends STATUS{txid} to node; on DTX_OK *st and *cts hold the answer
+// (and *pts, when not NULL, a pc peer's durable prepare ts).
 static dtx_err
-ask_status(
-    part *p, uint32_t node, uint64_t txid, proto_txn_state *st, clk_ts *cts)
+ask_status_pts(part *p, uint32_t node, uint64_t txid, proto_txn_state *st,
+    clk_ts *cts, clk_ts *pts)
 {
 	proto_msg rep;
 	dtx_err rv = call_txid(p, node, PROTO_STATUS, txid, 0, &rep);
@@ -71,6 +74,8 @@ ask_status(
 		    rep.u.status_reply.txid == txid) {
 			*st = rep.u.status_reply.state;
 			*cts = rep.u.status_reply.commit_ts;
+			if (pts != NULL)
+				*pts = rep.u.status_reply.prepare_ts;
 		} else {
 			rv = DTX_EPROTO;
 		}
@@ -82,6 +87,13 @@ ask_status(
 		proto_msg_free(&rep);
 	}
 	return rv;
+}
+
+static dtx_err
+ask_status(
+    part *p, uint32_t node, uint64_t txid, proto_txn_state *st, clk_ts *cts)
+{
+	return ask_status_pts(p, node, txid, st, cts, NULL);
 }
 
 // Sends a decision (COMMIT, ABORT, PRE_COMMIT, DO_COMMIT) to node.
@@ -221,6 +233,59 @@ terminate_3pc(part *p, const stor_indoubt *x)
 	return RES_DECIDED;
 }
 
+// Parallel commit (rules 25, 26): the votes are the decision, so ask
+// every peer named in the record and never the coordinator. A peer that
+// committed tells the ts; one that aborted, voted NO or never prepared
+// (it records the abort fence before it answers NEVER_VOTED, so its
+// PREPARE can no longer arrive) means abort; a peer PREPARED here has
+// voted YES durably (it syncs before it answers) and tells its prepare
+// ts. Every YES: commit at the largest prepare ts, which every
+// participant derives alike. A peer that cannot be asked keeps it in
+// doubt: its vote could go either way.
+static res_out
+resolve_pc(part *p, const stor_indoubt *x)
+{
+	clk_ts cts = x->meta.prepare_ts;
+	bool missing = false;
+	for (uint32_t i = 0; i < x->meta.npeers; i++) {
+		uint32_t peer = x->meta.peers[i];
+		proto_txn_state st;
+		clk_ts pcts = 0, pts = 0;
+		res_out out;
+		if (ask_status_pts(p, peer, x->txid, &st, &pcts, &pts) !=
+		    DTX_OK) {
+			missing = true; // a NO from another still decides
+			continue;
+		}
+		if (peer_decided(p, x->txid, peer, st, pcts, &out))
+			return out;
+		if (st == PROTO_TS_PREPARED && pts != 0) {
+			if (pts > cts)
+				cts = pts;
+		} else {
+			missing = true;
+		}
+	}
+	if (missing)
+		return RES_UNDECIDED;
+	return decided(decide(p, x->txid, true, cts, PART_CTR_RESOLVED_BY_PEERS,
+	    "pc: every participant voted yes"));
+}
+
+dtx_err
+part__pc_vote(part *p, uint64_t txid, clk_ts *pts)
+{
+	stor_indoubt x;
+	*pts = 0;
+	if (stor_kv_indoubt_find(p->kv, txid, &x) != DTX_OK ||
+	    x.meta.mode != STOR_MODE_PC || x.state != STOR_TX_PREPARED)
+		return DTX_OK;
+	dtx_err rv = stor_kv_sync(p->kv, x.lsn);
+	if (rv == DTX_OK)
+		*pts = x.meta.prepare_ts;
+	return rv;
+}
+
 static res_out
 resolve_one(part *p, const stor_indoubt *x)
 {
@@ -229,6 +294,8 @@ resolve_one(part *p, const stor_indoubt *x)
 	char who[64];
 
 	part__count(p, PART_CTR_RESOLVE_ATTEMPTS);
+	if (x->meta.mode == STOR_MODE_PC)
+		return resolve_pc(p, x);
 	dtx_err rv = ask_status(p, x->meta.coordinator, x->txid, &st, &cts);
 	if (rv == DTX_OK) {
 		snprintf(

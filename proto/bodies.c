@@ -366,7 +366,7 @@ free_fault(proto_msg *m)
 static int
 keys_txn(const proto_msg *m)
 {
-	if ((unsigned)m->u.txn.mode > PROTO_MODE_3PC)
+	if ((unsigned)m->u.txn.mode > PROTO_MODE_PC)
 		return -1;
 	return m->u.txn.txid != 0 ? 3 : 2;
 }
@@ -385,7 +385,7 @@ static dtx_err
 dec_txn(rd *r, flds *fs, int depth, proto_msg *m)
 {
 	uint64_t v = 0;
-	PROTO__TRY(proto__f_uint(r, fs, "m", PROTO_MODE_3PC, &v));
+	PROTO__TRY(proto__f_uint(r, fs, "m", PROTO_MODE_PC, &v));
 	m->u.txn.mode = (proto_mode)v;
 	PROTO__TRY(f_ops(r, fs, depth, &m->u.txn.n_ops, &m->u.txn.ops));
 	rd s;
@@ -467,8 +467,7 @@ static int
 keys_prepare(const proto_msg *m)
 {
 	const proto_prepare *p = &m->u.prepare;
-	if ((unsigned)p->mode > PROTO_MODE_3PC ||
-	    p->n_peers > PROTO_MAX_PEERS ||
+	if ((unsigned)p->mode > PROTO_MODE_PC || p->n_peers > PROTO_MAX_PEERS ||
 	    (p->n_peers > 0 && p->peers == NULL))
 		return -1;
 	return 5;
@@ -494,7 +493,7 @@ dec_prepare(rd *r, flds *fs, int depth, proto_msg *m)
 	proto_prepare *p = &m->u.prepare;
 	uint64_t v = 0;
 	PROTO__TRY(proto__f_uint(r, fs, "tx", UINT64_MAX, &p->txid));
-	PROTO__TRY(proto__f_uint(r, fs, "m", PROTO_MODE_3PC, &v));
+	PROTO__TRY(proto__f_uint(r, fs, "m", PROTO_MODE_PC, &v));
 	p->mode = (proto_mode)v;
 	PROTO__TRY(proto__f_u32(r, fs, "co", UINT32_MAX, &p->coord));
 	rd s;
@@ -599,8 +598,9 @@ dec_txid(rd *r, flds *fs, int depth, proto_msg *m)
 static int
 keys_status_reply(const proto_msg *m)
 {
-	return (unsigned)m->u.status_reply.state > PROTO_TS_NEVER_VOTED ? -1
-	                                                                : 3;
+	if ((unsigned)m->u.status_reply.state > PROTO_TS_NEVER_VOTED)
+		return -1;
+	return m->u.status_reply.prepare_ts != 0 ? 4 : 3;
 }
 
 static dtx_err
@@ -608,7 +608,22 @@ enc_status_reply(msgpack_packer *pk, const proto_msg *m)
 {
 	PROTO__TRY(proto__kv_uint(pk, "tx", m->u.status_reply.txid));
 	PROTO__TRY(proto__kv_uint(pk, "st", (uint64_t)m->u.status_reply.state));
-	return proto__kv_ts(pk, "cts", m->u.status_reply.commit_ts);
+	PROTO__TRY(proto__kv_ts(pk, "cts", m->u.status_reply.commit_ts));
+	if (m->u.status_reply.prepare_ts != 0)
+		PROTO__TRY(
+		    proto__kv_ts(pk, "pts", m->u.status_reply.prepare_ts));
+	return DTX_OK;
+}
+
+// Whether fs holds key k (an optional key, not yet taken).
+static bool
+has_key(const flds *fs, const char *k)
+{
+	size_t kn = strlen(k);
+	for (uint32_t i = 0; i < fs->n; i++)
+		if (fs->f[i].kn == kn && memcmp(fs->f[i].k, k, kn) == 0)
+			return true;
+	return false;
 }
 
 static dtx_err
@@ -620,7 +635,11 @@ dec_status_reply(rd *r, flds *fs, int depth, proto_msg *m)
 	    proto__f_uint(r, fs, "tx", UINT64_MAX, &m->u.status_reply.txid));
 	PROTO__TRY(proto__f_uint(r, fs, "st", PROTO_TS_NEVER_VOTED, &v));
 	m->u.status_reply.state = (proto_txn_state)v;
-	return proto__f_ts(r, fs, "cts", &m->u.status_reply.commit_ts);
+	PROTO__TRY(proto__f_ts(r, fs, "cts", &m->u.status_reply.commit_ts));
+	m->u.status_reply.prepare_ts = 0;
+	if (!has_key(fs, "pts"))
+		return DTX_OK;
+	return proto__f_ts(r, fs, "pts", &m->u.status_reply.prepare_ts);
 }
 
 // ---------------------------------------------------------------- READ

@@ -160,6 +160,9 @@ typedef struct proto_op {
 typedef enum proto_mode {
 	PROTO_MODE_2PC = 0,
 	PROTO_MODE_3PC = 1,
+	// Parallel commit: committed iff every participant durably voted
+	// YES, at the largest prepare ts; no coordinator record (rule 25).
+	PROTO_MODE_PC = 2,
 } proto_mode;
 
 typedef enum proto_outcome {
@@ -247,10 +250,13 @@ typedef enum proto_txn_state {
 //   "tx"  uint  transaction id
 //   "st"  uint  state (proto_txn_state)
 //   "cts" ts    commit timestamp (0 unless committed or precommitted)
+//   "pts" ts    prepare ts of a parallel-commit (pc) transaction PREPARED
+//               at the sender, its YES vote durable (optional; 0: absent)
 typedef struct proto_status_reply {
 	uint64_t txid;
 	proto_txn_state state;
 	clk_ts commit_ts;
+	clk_ts prepare_ts;
 } proto_status_reply;
 
 // READ (snapshot read on one participant):

@@ -42,7 +42,7 @@ stor__dec_meta(dtx_rd *r, stor_prep_meta *m)
 	m->prepare_ts = dtx_rd_u64(r);
 	m->npeers = dtx_rd_u32(r);
 	if (r->bad || m->npeers > STOR_PEERS_MAX ||
-	    (m->mode != STOR_MODE_2PC && m->mode != STOR_MODE_3PC) ||
+	    (m->mode < STOR_MODE_2PC || m->mode > STOR_MODE_PC) ||
 	    m->prepare_ts == 0)
 		return DTX_ECORRUPT;
 	for (uint32_t i = 0; i < m->npeers; i++)

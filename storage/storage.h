@@ -421,6 +421,7 @@ typedef struct stor_txn stor_txn;
 typedef enum stor_mode {
 	STOR_MODE_2PC = 2,
 	STOR_MODE_3PC = 3,
+	STOR_MODE_PC = 4, // parallel commit: the votes decide, no coordinator
 } stor_mode;
 
 // States of a distributed transaction as the store knows it.
@@ -438,7 +439,7 @@ const char *stor_tx_state_name(stor_tx_state s);
 // What a PREPARED record holds besides the write set. A plain value type.
 typedef struct stor_prep_meta {
 	uint32_t coordinator; // node id of the coordinator
-	uint32_t mode; // STOR_MODE_2PC or STOR_MODE_3PC
+	uint32_t mode; // STOR_MODE_2PC, STOR_MODE_3PC or STOR_MODE_PC
 	clk_ts prepare_ts; // > 0
 	uint32_t npeers; // <= STOR_PEERS_MAX
 	uint32_t peers[STOR_PEERS_MAX]; // the other participants' node ids

@@ -29,7 +29,7 @@ static bool
 meta_ok(const stor_prep_meta *m)
 {
 	return m != NULL && m->prepare_ts != 0 && m->prepare_ts != CLK_TS_MAX &&
-	    (m->mode == STOR_MODE_2PC || m->mode == STOR_MODE_3PC) &&
+	    m->mode >= STOR_MODE_2PC && m->mode <= STOR_MODE_PC &&
 	    m->npeers <= STOR_PEERS_MAX;
 }
 
