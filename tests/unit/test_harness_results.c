@@ -23,6 +23,7 @@
 
 #include <sqlite3.h>
 
+#include "../capture.h"
 #include "cli.h"
 #include "harness.h"
 #include "test_util.h"
@@ -156,23 +157,8 @@ capture(int (*fn)(int, char **), char **argv, int argc, char **out)
 {
 	char path[600];
 	snprintf(path, sizeof(path), "%s/out.txt", tmpdir);
-	fflush(stdout);
-	int saved = dup(1);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	dup2(fd, 1);
-	close(fd);
-	int rc = fn(argc, argv);
-	fflush(stdout);
-	dup2(saved, 1);
-	close(saved);
-	FILE *f = fopen(path, "r");
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	*out = malloc((size_t)n + 1);
-	size_t got = fread(*out, 1, (size_t)n, f);
-	(*out)[got] = '\0';
-	fclose(f);
+	int rc = tc_capture(path, false, fn, argc, argv, out);
+	assert_non_null(*out);
 	return rc;
 }
 
