@@ -308,6 +308,20 @@ check_anomaly(const hx_jv *root, int64_t bad)
 	assert_true(err);
 }
 
+// make_history, its faults (*f, *nf: owned, hx_faults_free) and its
+// verdict as a 2pc bank run over accounts 0 and 1 (*v: hx_verdict_fini).
+// Returns the history (owned, hx_history_free).
+static hx_history *
+checked_history(int64_t *bad, hx_fault **f, size_t *nf, hx_verdict *v)
+{
+	hx_history *h = make_history(bad);
+	assert_int_equal(hx_faults_from_history(h, f, nf), DTX_OK);
+	const int64_t acc[] = { 0, 1 };
+	hx_run_cfg cfg = { "2pc", { acc, 2, 100, false } };
+	assert_int_equal(hx_check_run(h, &cfg, NULL, 0, NULL, 0, v), DTX_OK);
+	return h;
+}
+
 static char *
 read_text(const char *dir, const char *name)
 {
@@ -324,14 +338,10 @@ test_timeline_data(void **state)
 {
 	(void)state;
 	int64_t bad;
-	hx_history *h = make_history(&bad);
 	hx_fault *f;
 	size_t nf;
-	assert_int_equal(hx_faults_from_history(h, &f, &nf), DTX_OK);
-	const int64_t acc[] = { 0, 1 };
-	hx_run_cfg cfg = { "2pc", { acc, 2, 100, false } };
 	hx_verdict v;
-	assert_int_equal(hx_check_run(h, &cfg, NULL, 0, NULL, 0, &v), DTX_OK);
+	hx_history *h = checked_history(&bad, &f, &nf, &v);
 	assert_int_equal(v.valid, HX_VALID_FALSE);
 	hx_run_info info = { .mode = "2pc",
 		.nemesis = "kill,pause,partition",
@@ -522,14 +532,10 @@ test_page_in_browser(void **state)
 		skip();
 	}
 	int64_t bad;
-	hx_history *h = make_history(&bad);
 	hx_fault *f;
 	size_t nf;
-	assert_int_equal(hx_faults_from_history(h, &f, &nf), DTX_OK);
-	const int64_t acc[] = { 0, 1 };
-	hx_run_cfg cfg = { "2pc", { acc, 2, 100, false } };
 	hx_verdict v;
-	assert_int_equal(hx_check_run(h, &cfg, NULL, 0, NULL, 0, &v), DTX_OK);
+	hx_history *h = checked_history(&bad, &f, &nf, &v);
 	hx_run_info info = { "2pc", "kill", 3, params };
 	char dir[400], cmd[1400];
 	snprintf(dir, sizeof(dir), "%s/page", tmpdir);
@@ -563,14 +569,10 @@ test_out_of_memory(void **state)
 {
 	(void)state;
 	int64_t bad;
-	hx_history *h = make_history(&bad);
 	hx_fault *f;
 	size_t nf;
-	assert_int_equal(hx_faults_from_history(h, &f, &nf), DTX_OK);
-	const int64_t acc[] = { 0, 1 };
-	hx_run_cfg cfg = { "2pc", { acc, 2, 100, false } };
 	hx_verdict v;
-	assert_int_equal(hx_check_run(h, &cfg, NULL, 0, NULL, 0, &v), DTX_OK);
+	hx_history *h = checked_history(&bad, &f, &nf, &v);
 	hx_run_info info = { "2pc", "kill", 3, params };
 	char dir[400];
 	snprintf(dir, sizeof(dir), "%s/oom", tmpdir);
