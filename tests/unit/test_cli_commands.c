@@ -36,17 +36,15 @@ static int
 setup(void **state)
 {
 	(void)state;
-	st_tmpdir(tmpdir, sizeof(tmpdir), "cli");
-	snprintf(dbpath, sizeof(dbpath), "%s/res/dtx.sqlite", tmpdir);
-	return 0;
+	return st_setup_tmp(tmpdir, sizeof(tmpdir), "cli", dbpath,
+	    sizeof(dbpath), "res/dtx.sqlite");
 }
 
 static int
 teardown(void **state)
 {
 	(void)state;
-	(void)dtx_rmtree(tmpdir);
-	return 0;
+	return st_teardown_tmp(tmpdir);
 }
 
 // Runs `dtx ARGS...` (args NULL-terminated) with stdout and stderr

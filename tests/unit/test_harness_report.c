@@ -32,16 +32,14 @@ static int
 setup(void **state)
 {
 	(void)state;
-	st_tmpdir(tmpdir, sizeof(tmpdir), "report");
-	return 0;
+	return st_setup_tmp(tmpdir, sizeof(tmpdir), "report", NULL, 0, NULL);
 }
 
 static int
 teardown(void **state)
 {
 	(void)state;
-	(void)dtx_rmtree(tmpdir);
-	return 0;
+	return st_teardown_tmp(tmpdir);
 }
 
 // Reads dir/timeline-data.js, checks its framing and parses the JSON in

@@ -37,17 +37,15 @@ static int
 setup(void **state)
 {
 	(void)state;
-	st_tmpdir(tmpdir, sizeof(tmpdir), "results");
-	snprintf(dbpath, sizeof(dbpath), "%s/nested/dir/dtx.sqlite", tmpdir);
-	return 0;
+	return st_setup_tmp(tmpdir, sizeof(tmpdir), "results", dbpath,
+	    sizeof(dbpath), "nested/dir/dtx.sqlite");
 }
 
 static int
 teardown(void **state)
 {
 	(void)state;
-	(void)dtx_rmtree(tmpdir);
-	return 0;
+	return st_teardown_tmp(tmpdir);
 }
 
 // A 2pc run: transfers, reads, a kill window; balances over 2 accounts.

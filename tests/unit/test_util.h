@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// Helpers shared by the unit tests: temporary directories, whole-file
+// Helpers shared by the unit tests: temporary directories (and a test
+// file's setup and teardown around one), whole-file
 // reads and writes, capturing stderr, counting substrings, and running a
 // function on several threads.
 
@@ -29,6 +30,28 @@ st_tmpdir(char *buf, size_t n, const char *tag)
 		perror("mkdtemp");
 		abort();
 	}
+}
+
+// A test file's setup: a fresh temporary directory into dir (st_tmpdir)
+// and, when path is not NULL, dir/rel into path. Returns 0 (cmocka's
+// success).
+static inline int
+st_setup_tmp(char *dir, size_t dn, const char *tag, char *path, size_t pn,
+    const char *rel)
+{
+	st_tmpdir(dir, dn, tag);
+	if (path != NULL)
+		snprintf(path, pn, "%s/%s", dir, rel);
+	return 0;
+}
+
+// A test file's teardown: removes dir (st_setup_tmp's) and all in it.
+// Returns 0.
+static inline int
+st_teardown_tmp(const char *dir)
+{
+	(void)dtx_rmtree(dir);
+	return 0;
 }
 
 // Reads a whole file into a malloc'd buffer, with a NUL after its *len
