@@ -127,11 +127,7 @@ test_blocked_status(void **state)
 	const char *d = fx->dir;
 	assert_int_equal(tu_init_accounts(fx, 8, 1000), DTX_OK);
 	int64_t a = tu_acct_on(fx, 1, 0), b = tu_acct_on(fx, 2, 0);
-	assert_int_equal(tu_arm(fx, 0, "coord.after_commit_log"), DTX_OK);
-	proto_msg rep;
-	if (tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, 5, &rep, 3000) ==
-	    DTX_OK)
-		proto_msg_free(&rep);
+	tu_transfer_armed(fx, "coord.after_commit_log", a, b);
 	assert_int_equal(hx_cluster_wait_exit(fx->cl, 0, 20000, NULL), DTX_OK);
 	uint64_t end = dtx_mono_ns() + 60000000000u;
 	bool both = false;
