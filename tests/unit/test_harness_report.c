@@ -451,12 +451,10 @@ test_timeline_size(void **state)
 	char dir[400];
 	snprintf(dir, sizeof(dir), "%s/big", tmpdir);
 	// Without gnuplot: the plots are not what this measures.
-	char *old = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
-	setenv("PATH", tmpdir, 1);
+	char *old = st_path_to(tmpdir);
 	hx_run_info info = { "2pc", "kill", 1, params };
 	dtx_err rv = hx_report_write_run(dir, 1, &info, h, f, nf, NULL);
-	setenv("PATH", old, 1);
-	free(old);
+	st_path_back(old);
 	assert_int_equal(rv, DTX_OK);
 	size_t data;
 	hx_jdoc *d = load_data(dir, &data);
@@ -574,8 +572,7 @@ test_out_of_memory(void **state)
 	hx_run_info info = { "2pc", "kill", 3, params };
 	char dir[400];
 	snprintf(dir, sizeof(dir), "%s/oom", tmpdir);
-	char *old = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
-	setenv("PATH", tmpdir, 1);
+	char *old = st_path_to(tmpdir);
 	bool done = false;
 	for (long n = 0; n < 10000 && !done; n++) {
 		dtx_alloc_fail_after(n);
@@ -589,8 +586,7 @@ test_out_of_memory(void **state)
 		if (done)
 			assert_int_equal(rv, DTX_OK);
 	}
-	setenv("PATH", old, 1);
-	free(old);
+	st_path_back(old);
 	assert_true(done);
 	hx_jdoc *d = load_data(dir, NULL);
 	assert_int_equal(member(hx_jdoc_root(d), "ops")->len, 7);

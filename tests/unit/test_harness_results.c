@@ -627,11 +627,9 @@ test_report_files(void **state)
 	assert_int_equal(mkdir(dir, 0777), 0);
 	snprintf(logp, sizeof(logp), "%s/node-1.log", dir);
 	st_write_file(logp, "log\n", 4);
-	char *old = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
-	setenv("PATH", tmpdir, 1);
+	char *old = st_path_to(tmpdir);
 	assert_int_equal(hx_report_write(dir, 5, h, f, nf, NULL), DTX_OK);
-	setenv("PATH", old, 1);
-	free(old);
+	st_path_back(old);
 	check_report(dir, h, false);
 	// An empty history still gives a report.
 	hx_history *e = hx_history_new();

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // Helpers shared by the unit tests: temporary directories (and a test
-// file's setup and teardown around one), whole-file
-// reads and writes, capturing stderr, counting substrings, and running a
+// file's setup and teardown around one), whole-file reads and writes,
+// capturing stderr, hiding PATH, counting substrings, and running a
 // function on several threads.
 
 #ifndef TEST_UTIL_H
@@ -140,6 +140,24 @@ st_stderr_back(int saved, const char *path)
 	}
 	size_t len;
 	return (char *)st_read_file(path, &len);
+}
+
+// Points PATH at dir alone, so that no helper program (gnuplot, say) is
+// found, until st_path_back. Returns the old PATH (malloc'd) for it.
+static inline char *
+st_path_to(const char *dir)
+{
+	char *old = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+	setenv("PATH", dir, 1);
+	return old;
+}
+
+// Restores PATH from old (st_path_to's result) and frees old.
+static inline void
+st_path_back(char *old)
+{
+	setenv("PATH", old, 1);
+	free(old);
 }
 
 // How many times what occurs in text (occurrences may overlap).
