@@ -306,18 +306,34 @@ check_anomaly(const hx_jv *root, int64_t bad)
 	assert_true(err);
 }
 
-// make_history, its faults (*f, *nf: owned, hx_faults_free) and its
-// verdict as a 2pc bank run over accounts 0 and 1 (*v: hx_verdict_fini).
-// Returns the history (owned, hx_history_free).
-static hx_history *
-checked_history(int64_t *bad, hx_fault **f, size_t *nf, hx_verdict *v)
+// make_history checked as a 2pc bank run over accounts 0 and 1: the
+// history, its planted bad read's op index, its faults and its verdict,
+// all owned (checked_free).
+typedef struct checked {
+	hx_history *h;
+	int64_t bad;
+	hx_fault *f;
+	size_t nf;
+	hx_verdict v;
+} checked;
+
+static void
+checked_make(checked *c)
 {
-	hx_history *h = make_history(bad);
-	assert_int_equal(hx_faults_from_history(h, f, nf), DTX_OK);
+	c->h = make_history(&c->bad);
+	assert_int_equal(hx_faults_from_history(c->h, &c->f, &c->nf), DTX_OK);
 	const int64_t acc[] = { 0, 1 };
 	hx_run_cfg cfg = { "2pc", { acc, 2, 100, false } };
-	assert_int_equal(hx_check_run(h, &cfg, NULL, 0, NULL, 0, v), DTX_OK);
-	return h;
+	assert_int_equal(
+	    hx_check_run(c->h, &cfg, NULL, 0, NULL, 0, &c->v), DTX_OK);
+}
+
+static void
+checked_free(checked *c)
+{
+	hx_verdict_fini(&c->v);
+	hx_faults_free(c->f, c->nf);
+	hx_history_free(c->h);
 }
 
 static char *
@@ -335,12 +351,9 @@ static void
 test_timeline_data(void **state)
 {
 	(void)state;
-	int64_t bad;
-	hx_fault *f;
-	size_t nf;
-	hx_verdict v;
-	hx_history *h = checked_history(&bad, &f, &nf, &v);
-	assert_int_equal(v.valid, HX_VALID_FALSE);
+	checked c;
+	checked_make(&c);
+	assert_int_equal(c.v.valid, HX_VALID_FALSE);
 	hx_run_info info = { .mode = "2pc",
 		.nemesis = "kill,pause,partition",
 		.seed = 176577581,
@@ -348,15 +361,15 @@ test_timeline_data(void **state)
 	char dir[400];
 	snprintf(dir, sizeof(dir), "%s/run", tmpdir);
 	assert_int_equal(
-	    hx_report_write_run(dir, 7, &info, h, f, nf, &v), DTX_OK);
+	    hx_report_write_run(dir, 7, &info, c.h, c.f, c.nf, &c.v), DTX_OK);
 	hx_jdoc *d = load_data(dir, NULL);
 	const hx_jv *root = hx_jdoc_root(d);
 	int64_t run;
 	assert_int_equal(hx_jv_int(member(root, "run"), &run), DTX_OK);
 	assert_int_equal(run, 7);
 	check_faults(root);
-	check_ops(root, h);
-	check_anomaly(root, bad);
+	check_ops(root, c.h);
+	check_anomaly(root, c.bad);
 	hx_jdoc_free(d);
 
 	// The page: offline (no address to fetch), drawing the data file,
@@ -381,13 +394,11 @@ test_timeline_data(void **state)
 	    "176577581"));
 	char link[64];
 	snprintf(link, sizeof(link), "href=\"timeline.html#op-%lld\"",
-	    (long long)bad);
+	    (long long)c.bad);
 	assert_non_null(strstr(idx, link));
 	assert_non_null(strstr(idx, "grudge"));
 	free(idx);
-	hx_verdict_fini(&v);
-	hx_faults_free(f, nf);
-	hx_history_free(h);
+	checked_free(&c);
 }
 
 // 60 s, 8 client threads, 60,000 operations (one every ms), errors that
@@ -527,34 +538,29 @@ test_page_in_browser(void **state)
 		print_message("chromium not installed: skipped\n");
 		skip();
 	}
-	int64_t bad;
-	hx_fault *f;
-	size_t nf;
-	hx_verdict v;
-	hx_history *h = checked_history(&bad, &f, &nf, &v);
+	checked c;
+	checked_make(&c);
 	hx_run_info info = { "2pc", "kill", 3, params };
 	char dir[400], cmd[1400];
 	snprintf(dir, sizeof(dir), "%s/page", tmpdir);
 	assert_int_equal(
-	    hx_report_write_run(dir, 7, &info, h, f, nf, &v), DTX_OK);
+	    hx_report_write_run(dir, 7, &info, c.h, c.f, c.nf, &c.v), DTX_OK);
 	snprintf(cmd, sizeof(cmd),
 	    "timeout 120 chromium --headless --disable-gpu --no-sandbox "
 	    "--user-data-dir=%s/chromium --dump-dom "
 	    "'file://%s/timeline.html#op-%lld' >%s/dom.html 2>/dev/null",
-	    tmpdir, dir, (long long)bad, tmpdir);
+	    tmpdir, dir, (long long)c.bad, tmpdir);
 	assert_int_equal(system(cmd), 0);
 	char *dom = read_text(tmpdir, "dom.html");
 	assert_non_null(
 	    strstr(dom, "dtx run 7 timeline: 6.5 s, 7 operations, 3 faults"));
 	char want[80];
 	snprintf(want, sizeof(want), "op %lld (process 3) read ok",
-	    (long long)bad - 1);
+	    (long long)c.bad - 1);
 	assert_non_null(strstr(dom, want));
 	assert_non_null(strstr(dom, "ANOMALY bank wrong-total"));
 	free(dom);
-	hx_verdict_fini(&v);
-	hx_faults_free(f, nf);
-	hx_history_free(h);
+	checked_free(&c);
 }
 
 // Every allocation the report makes may fail: each failure gives
@@ -564,11 +570,8 @@ static void
 test_out_of_memory(void **state)
 {
 	(void)state;
-	int64_t bad;
-	hx_fault *f;
-	size_t nf;
-	hx_verdict v;
-	hx_history *h = checked_history(&bad, &f, &nf, &v);
+	checked c;
+	checked_make(&c);
 	hx_run_info info = { "2pc", "kill", 3, params };
 	char dir[400];
 	snprintf(dir, sizeof(dir), "%s/oom", tmpdir);
@@ -576,7 +579,8 @@ test_out_of_memory(void **state)
 	bool done = false;
 	for (long n = 0; n < 10000 && !done; n++) {
 		dtx_alloc_fail_after(n);
-		dtx_err rv = hx_report_write_run(dir, 7, &info, h, f, nf, &v);
+		dtx_err rv =
+		    hx_report_write_run(dir, 7, &info, c.h, c.f, c.nf, &c.v);
 		bool failed = dtx_alloc_failed();
 		dtx_alloc_fail_after(-1);
 		if (rv != DTX_OK && rv != DTX_ENOMEM)
@@ -591,9 +595,7 @@ test_out_of_memory(void **state)
 	hx_jdoc *d = load_data(dir, NULL);
 	assert_int_equal(member(hx_jdoc_root(d), "ops")->len, 7);
 	hx_jdoc_free(d);
-	hx_verdict_fini(&v);
-	hx_faults_free(f, nf);
-	hx_history_free(h);
+	checked_free(&c);
 }
 
 int
