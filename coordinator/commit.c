@@ -24,17 +24,26 @@ coord__reason(proto_txn_reply *r, const char *fmt, ...)
 }
 
 void
-coord__send_abort(coord *c, uint64_t txid, uint32_t peer)
+coord__send_outcome(
+    coord *c, uint64_t txid, uint32_t peer, proto_type type, clk_ts cts)
 {
 	coord_item *it = coord__item_new();
 	if (it == NULL)
-		return; // the participant learns ABORTED through STATUS
-	proto_msg_init(&it->req, PROTO_ABORT);
+		return; // the participant finds the outcome itself
+	proto_msg_init(&it->req, type);
 	it->req.u.txid.txid = txid;
+	if (type == PROTO_COMMIT)
+		it->req.u.txid.commit_ts = cts;
 	it->peer = peer;
 	it->timeout_ms = (uint32_t)c->cfg.ack_timeout_ms;
 	if (coord__send(c, it) != DTX_OK)
 		coord__item_free(it);
+}
+
+void
+coord__send_abort(coord *c, uint64_t txid, uint32_t peer)
+{
+	coord__send_outcome(c, txid, peer, PROTO_ABORT, 0);
 }
 
 void

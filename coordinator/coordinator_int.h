@@ -273,9 +273,19 @@ void coord__run_commit_forced(stor_force *f, dtx_err rv);
 // sent once it completes. Caller must not hold c->mu.
 void coord__send_commit(coord *c, uint64_t txid, clk_ts cts, uint32_t peer,
     uint32_t idx, proto_type type, bool chain);
+// Queues one COMMIT (at cts) or ABORT (cts unused) of txid to peer, fire
+// and forget: a lost one is recovered by the participant (STATUS and
+// presumed abort, or pc's resolver).
+void coord__send_outcome(
+    coord *c, uint64_t txid, uint32_t peer, proto_type type, clk_ts cts);
 // Queues ABORT to peer (fire and forget; a lost ABORT is recovered by the
 // participant asking STATUS: presumed abort).
 void coord__send_abort(coord *c, uint64_t txid, uint32_t peer);
+// engine.c: parts[i]'s VOTE for r's transaction, or NULL when item i holds
+// no such vote (an error, another message, another txid). Borrowed from r.
+const proto_vote *coord__vote_of(const coord_run *r, uint32_t i);
+// Writes why v (a NO vote) said no into why[n].
+void coord__no_reason(const proto_vote *v, char *why, size_t n);
 // Starts the COMMIT phase of a durable commit: the first participant,
 // then (once it answered) the crash point coord.after_some_commits, then
 // the others. Caller must not hold c->mu.

@@ -73,6 +73,24 @@ vote_reason(const coord *c, const coord_item *it, char *reason, size_t rlen)
 	}
 }
 
+const proto_vote *
+coord__vote_of(const coord_run *r, uint32_t i)
+{
+	const coord_item *it = &r->items[i];
+	const proto_msg *m = &it->rep;
+	if (it->err != DTX_OK || m->hdr.type != PROTO_VOTE ||
+	    m->u.vote.txid != r->txid)
+		return NULL;
+	return &m->u.vote;
+}
+
+void
+coord__no_reason(const proto_vote *v, char *why, size_t n)
+{
+	snprintf(why, n, "%s",
+	    v->reason != NULL ? v->reason : "participant voted no");
+}
+
 // Reads r's votes. On a commit vote *pts gets the largest prepare
 // timestamp; on abort reason gets why and nack[i] says parts[i] voted NO.
 static bool
@@ -82,28 +100,22 @@ tally_votes(
 	bool yes = true, have_no = false;
 	clk_ts maxpts = 0;
 	for (uint32_t i = 0; i < r->p.nparts; i++) {
-		const coord_item *it = &r->items[i];
-		const proto_msg *m = &it->rep;
-		bool vote = it->err == DTX_OK && m->hdr.type == PROTO_VOTE &&
-		    m->u.vote.txid == r->txid;
+		const proto_vote *v = coord__vote_of(r, i);
 		nack[i] = false;
-		if (vote && m->u.vote.yes) {
-			if (m->u.vote.prepare_ts > maxpts)
-				maxpts = m->u.vote.prepare_ts;
+		if (v != NULL && v->yes) {
+			if (v->prepare_ts > maxpts)
+				maxpts = v->prepare_ts;
 			continue;
 		}
 		bool first = yes;
 		yes = false;
-		if (vote) {
+		if (v != NULL) {
 			nack[i] = true;
 			if (!have_no)
-				snprintf(reason, rlen, "%s",
-				    m->u.vote.reason != NULL
-				        ? m->u.vote.reason
-				        : "participant voted no");
+				coord__no_reason(v, reason, rlen);
 			have_no = true;
 		} else if (first && !have_no) {
-			vote_reason(r->c, it, reason, rlen);
+			vote_reason(r->c, &r->items[i], reason, rlen);
 		}
 	}
 	*pts = maxpts;

@@ -40,19 +40,14 @@ pc_tally_votes(const coord_run *r, clk_ts *cts, char *why, size_t n, bool *nack)
 	clk_ts maxpts = 0;
 	for (uint32_t i = 0; i < r->p.nparts; i++) {
 		const coord_item *it = &r->items[i];
-		const proto_msg *m = &it->rep;
-		bool vote = it->err == DTX_OK && m->hdr.type == PROTO_VOTE &&
-		    m->u.vote.txid == r->txid;
-		nack[i] = vote && !m->u.vote.yes;
-		if (vote && m->u.vote.yes && m->u.vote.prepare_ts != 0) {
-			if (m->u.vote.prepare_ts > maxpts)
-				maxpts = m->u.vote.prepare_ts;
+		const proto_vote *v = coord__vote_of(r, i);
+		nack[i] = v != NULL && !v->yes;
+		if (v != NULL && v->yes && v->prepare_ts != 0) {
+			if (v->prepare_ts > maxpts)
+				maxpts = v->prepare_ts;
 		} else if (nack[i]) {
 			if (!no)
-				snprintf(why, n, "%s",
-				    m->u.vote.reason != NULL
-				        ? m->u.vote.reason
-				        : "participant voted no");
+				coord__no_reason(v, why, n);
 			no = true;
 		} else if (!missing) {
 			missing = true;
@@ -63,28 +58,11 @@ pc_tally_votes(const coord_run *r, clk_ts *cts, char *why, size_t n, bool *nack)
 				    it->peer,
 				    it->err != DTX_OK
 				        ? dtx_strerror(it->err)
-				        : proto_type_name(m->hdr.type));
+				        : proto_type_name(it->rep.hdr.type));
 		}
 	}
 	*cts = maxpts;
 	return no ? PC_SOME_NO : missing ? PC_MISSING : PC_ALL_YES;
-}
-
-// Queues one COMMIT or ABORT to peer, fire and forget.
-static void
-pc_tell(coord *c, uint64_t txid, uint32_t peer, proto_type type, clk_ts cts)
-{
-	coord_item *it = coord__item_new();
-	if (it == NULL)
-		return; // the participant's resolver finds the outcome
-	proto_msg_init(&it->req, type);
-	it->req.u.txid.txid = txid;
-	if (type == PROTO_COMMIT)
-		it->req.u.txid.commit_ts = cts;
-	it->peer = peer;
-	it->timeout_ms = (uint32_t)c->cfg.ack_timeout_ms;
-	if (coord__send(c, it) != DTX_OK)
-		coord__item_free(it);
 }
 
 void
@@ -129,8 +107,9 @@ coord__pc_decide(coord_run *r)
 	dtx_crashpoint("coord.pc_after_reply");
 	for (uint32_t i = 0; i < nparts; i++) {
 		if (out == PC_ALL_YES)
-			pc_tell(c, txid, parts[i], PROTO_COMMIT, cts);
+			coord__send_outcome(
+			    c, txid, parts[i], PROTO_COMMIT, cts);
 		else if (!nack[i])
-			pc_tell(c, txid, parts[i], PROTO_ABORT, 0);
+			coord__send_abort(c, txid, parts[i]);
 	}
 }

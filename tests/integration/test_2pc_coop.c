@@ -34,11 +34,7 @@ crash_coord(tu_fx *fx, const char *point, int n)
 {
 	int64_t a = tu_acct_on(fx, 1, n), b = tu_acct_on(fx, 2, n);
 	uint64_t before = tu_last_txid(fx);
-	assert_int_equal(tu_arm(fx, 0, point), DTX_OK);
-	proto_msg rep;
-	if (tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, 5, &rep, 3000) ==
-	    DTX_OK)
-		proto_msg_free(&rep);
+	tu_transfer_armed(fx, point, a, b);
 	assert_int_equal(hx_cluster_wait_exit(fx->cl, 0, 20000, NULL), DTX_OK);
 	uint64_t txid = tu_last_txid(fx);
 	assert_true(txid != 0 && txid != before);

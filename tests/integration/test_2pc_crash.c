@@ -60,12 +60,7 @@ crash_case(tu_fx *fx, uint32_t victim, const char *point, int expect, int n)
 		}
 		proto_msg_free(&rep);
 	}
-	int status = 0;
-	assert_int_equal(
-	    hx_cluster_wait_exit(fx->cl, victim, 20000, &status), DTX_OK);
-	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-	uint64_t txid = tu_last_txid(fx);
-	assert_true(txid != 0 && txid != before);
+	uint64_t txid = tu_crashed_txid(fx, victim, before);
 
 	assert_int_equal(tu_restart(fx, victim), DTX_OK);
 	tu_settle(fx, true, 60000, "%s: still in doubt after 60 s", point);

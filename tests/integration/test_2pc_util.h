@@ -604,6 +604,35 @@ tu_last_txid(tu_fx *fx)
 	return txid;
 }
 
+// Arms point at the coordinator and runs a 2PC transfer of 5 from
+// account a to account b through it, its reply (if any) dropped: the
+// crash point is expected to kill the coordinator on the way.
+static TU_UNUSED void
+tu_transfer_armed(tu_fx *fx, const char *point, int64_t a, int64_t b)
+{
+	assert_int_equal(tu_arm(fx, 0, point), DTX_OK);
+	proto_msg rep;
+	if (tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, 5, &rep, 3000) ==
+	    DTX_OK)
+		proto_msg_free(&rep);
+}
+
+// Waits (20 s) for daemon victim to be killed by the crash point armed
+// in it, asserts SIGKILL, and returns the txid of the transaction it was
+// running: the coordinator log's last one, asserted new since before
+// (tu_last_txid's answer before it started).
+static TU_UNUSED uint64_t
+tu_crashed_txid(tu_fx *fx, uint32_t victim, uint64_t before)
+{
+	int status = 0;
+	assert_int_equal(
+	    hx_cluster_wait_exit(fx->cl, victim, 20000, &status), DTX_OK);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	uint64_t txid = tu_last_txid(fx);
+	assert_true(txid != 0 && txid != before);
+	return txid;
+}
+
 // Waits (bounded) until node id answers PING.
 static TU_UNUSED dtx_err
 tu_await_pong(tu_fx *fx, uint32_t id)

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "../capture.h"
 #include "cli.h"
 #include "test_2pc_util.h"
 
@@ -24,37 +25,12 @@
 static int
 run_dtx(tu_fx *fx, char **out, const char *const *args)
 {
-	char *argv[32] = { "dtx" };
-	int argc = 1;
-	while (args[argc - 1] != NULL && argc < 31) {
-		argv[argc] = (char *)args[argc - 1];
-		argc++;
-	}
+	char *argv[32];
+	int argc = tc_argv(argv, 32, "dtx", args);
 	char path[400];
 	snprintf(path, sizeof(path), "%s/cli-out.txt", fx->dir);
-	fflush(stdout);
-	fflush(stderr);
-	int s1 = dup(1), s2 = dup(2);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	dup2(fd, 1);
-	dup2(fd, 2);
-	close(fd);
-	int rc = cli_main(argc, argv);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(s1, 1);
-	dup2(s2, 2);
-	close(s1);
-	close(s2);
-	FILE *f = fopen(path, "r");
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	*out = malloc((size_t)n + 1);
-	size_t got = fread(*out, 1, (size_t)n, f);
-	(*out)[got] = '\0';
-	fclose(f);
+	int rc = tc_capture(path, true, cli_main, argc, argv, out);
+	assert_non_null(*out);
 	printf("$ dtx");
 	for (int i = 1; i < argc; i++)
 		printf(" %s", argv[i]);
@@ -151,11 +127,7 @@ test_blocked_status(void **state)
 	const char *d = fx->dir;
 	assert_int_equal(tu_init_accounts(fx, 8, 1000), DTX_OK);
 	int64_t a = tu_acct_on(fx, 1, 0), b = tu_acct_on(fx, 2, 0);
-	assert_int_equal(tu_arm(fx, 0, "coord.after_commit_log"), DTX_OK);
-	proto_msg rep;
-	if (tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, 5, &rep, 3000) ==
-	    DTX_OK)
-		proto_msg_free(&rep);
+	tu_transfer_armed(fx, "coord.after_commit_log", a, b);
 	assert_int_equal(hx_cluster_wait_exit(fx->cl, 0, 20000, NULL), DTX_OK);
 	uint64_t end = dtx_mono_ns() + 60000000000u;
 	bool both = false;

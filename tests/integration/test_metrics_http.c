@@ -195,11 +195,7 @@ test_readyz_blocked_in_doubt(void **state)
 	// The coordinator dies right after forcing COMMIT: both
 	// participants are in doubt and nobody reachable knows.
 	int64_t a = tu_acct_on(fx, 1, 3), b = tu_acct_on(fx, 2, 3);
-	assert_int_equal(tu_arm(fx, 0, "coord.after_commit_log"), DTX_OK);
-	proto_msg rep;
-	if (tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, 5, &rep, 3000) ==
-	    DTX_OK)
-		proto_msg_free(&rep);
+	tu_transfer_armed(fx, "coord.after_commit_log", a, b);
 	assert_int_equal(hx_cluster_wait_exit(fx->cl, 0, 20000, NULL), DTX_OK);
 	if (await_ready(a1, 503, 60000, why, sizeof(why)) != 503)
 		tu_dump_logs(fx);

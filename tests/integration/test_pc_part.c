@@ -88,6 +88,28 @@ seed_keys(harness *h, uint64_t txid, char keys[NP][48])
 	}
 }
 
+// Every participant votes YES on txid (pc_prepare): pts[i] gets
+// peers[i]'s prepare ts; returns the largest.
+static clk_ts
+pc_prepare_all(harness *h, uint64_t txid, char keys[NP][48], clk_ts *pts)
+{
+	clk_ts max = 0;
+	for (uint32_t i = 0; i < NP; i++) {
+		pts[i] = pc_prepare(h, peers[i], txid, keys[i]);
+		if (pts[i] > max)
+			max = pts[i];
+	}
+	return max;
+}
+
+// Asserts that every participant reaches state st for txid within ms.
+static void
+await_all(harness *h, uint64_t txid, int st, uint64_t ms)
+{
+	for (uint32_t i = 0; i < NP; i++)
+		assert_true(h_await_status(h, peers[i], txid, st, ms));
+}
+
 // Rule 25: every YES -> committed at the largest prepare ts, derived
 // alike by each participant on its own (no COMMIT is ever sent), and a
 // read below that ts at a participant whose own prepare ts is lower does
@@ -99,20 +121,14 @@ test_pc_derived_ts(void **state)
 	uint64_t txid = 7001;
 	char keys[NP][48];
 	seed_keys(h, txid, keys);
-	clk_ts pts[NP], max = 0;
-	for (uint32_t i = 0; i < NP; i++) {
-		pts[i] = pc_prepare(h, peers[i], txid, keys[i]);
-		if (pts[i] > max)
-			max = pts[i];
-	}
+	clk_ts pts[NP];
+	clk_ts max = pc_prepare_all(h, txid, keys, pts);
 	// A PREPARED pc participant reports its durable prepare ts.
 	clk_ts got = 0;
 	int st = status_pts(h, peers[0], txid, &got);
 	if (st == PROTO_TS_PREPARED)
 		assert_true(got == pts[0]);
-	for (uint32_t i = 0; i < NP; i++)
-		assert_true(h_await_status(
-		    h, peers[i], txid, PROTO_TS_COMMITTED, 10000));
+	await_all(h, txid, PROTO_TS_COMMITTED, 10000);
 	for (uint32_t i = 0; i < NP; i++) {
 		h_expect_committed(h, peers[i], txid, max);
 		h_expect(h, peers[i], 0, keys[i], 11);
@@ -186,17 +202,11 @@ test_pc_vote_once(void **state)
 	char keys[NP][48];
 	seed_keys(h, txid, keys);
 	int64_t before = h_health_counter(h, 2, "prepared");
-	clk_ts pts[NP], max = 0;
-	for (uint32_t i = 0; i < NP; i++) {
-		pts[i] = pc_prepare(h, peers[i], txid, keys[i]);
-		if (pts[i] > max)
-			max = pts[i];
-	}
+	clk_ts pts[NP];
+	clk_ts max = pc_prepare_all(h, txid, keys, pts);
 	assert_true(pc_prepare(h, 2, txid, keys[1]) == pts[1]);
 	assert_int_equal(h_health_counter(h, 2, "prepared"), before + 1);
-	for (uint32_t i = 0; i < NP; i++)
-		assert_true(h_await_status(
-		    h, peers[i], txid, PROTO_TS_COMMITTED, 10000));
+	await_all(h, txid, PROTO_TS_COMMITTED, 10000);
 	for (uint32_t i = 0; i < NP; i++) {
 		h_expect_committed(h, peers[i], txid, max);
 		h_expect(h, peers[i], 0, keys[i], 11);

@@ -98,17 +98,8 @@ test_restart_resends_commit_then_end(void **state)
 	tu_fx *fx = *state;
 	int64_t a = tu_acct_on(fx, 1, 1), b = tu_acct_on(fx, 2, 1);
 	uint64_t before = tu_last_txid(fx);
-	assert_int_equal(tu_arm(fx, 0, "coord.after_commit_log"), DTX_OK);
-	proto_msg rep;
-	if (tu_transfer(fx, NULL, PROTO_MODE_2PC, a, b, 5, &rep, 3000) ==
-	    DTX_OK)
-		proto_msg_free(&rep);
-	int status = 0;
-	assert_int_equal(
-	    hx_cluster_wait_exit(fx->cl, 0, 20000, &status), DTX_OK);
-	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-	uint64_t txid = tu_last_txid(fx);
-	assert_true(txid != 0 && txid != before);
+	tu_transfer_armed(fx, "coord.after_commit_log", a, b);
+	uint64_t txid = tu_crashed_txid(fx, 0, before);
 	// Nobody has heard the decision.
 	assert_true(stays_prepared(fx, txid, 300));
 

@@ -24,6 +24,7 @@
 
 #include <sqlite3.h>
 
+#include "../capture.h"
 #include "cli.h"
 #include "harness.h"
 #include "test_util.h"
@@ -35,17 +36,15 @@ static int
 setup(void **state)
 {
 	(void)state;
-	st_tmpdir(tmpdir, sizeof(tmpdir), "cli");
-	snprintf(dbpath, sizeof(dbpath), "%s/res/dtx.sqlite", tmpdir);
-	return 0;
+	return st_setup_tmp(tmpdir, sizeof(tmpdir), "cli", dbpath,
+	    sizeof(dbpath), "res/dtx.sqlite");
 }
 
 static int
 teardown(void **state)
 {
 	(void)state;
-	(void)dtx_rmtree(tmpdir);
-	return 0;
+	return st_teardown_tmp(tmpdir);
 }
 
 // Runs `dtx ARGS...` (args NULL-terminated) with stdout and stderr
@@ -53,30 +52,11 @@ teardown(void **state)
 static int
 run_dtx(char **out, const char *const *args)
 {
-	char *argv[32] = { "dtx" };
-	int argc = 1;
-	while (args[argc - 1] != NULL && argc < 31) {
-		argv[argc] = (char *)args[argc - 1];
-		argc++;
-	}
+	char *argv[32];
+	int argc = tc_argv(argv, 32, "dtx", args);
 	char path[600];
 	snprintf(path, sizeof(path), "%s/out.txt", tmpdir);
-	fflush(stdout);
-	fflush(stderr);
-	int s1 = dup(1), s2 = dup(2);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	dup2(fd, 1);
-	dup2(fd, 2);
-	close(fd);
-	int rc = cli_main(argc, argv);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(s1, 1);
-	dup2(s2, 2);
-	close(s1);
-	close(s2);
-	size_t len;
-	*out = (char *)st_read_file(path, &len);
+	int rc = tc_capture(path, true, cli_main, argc, argv, out);
 	assert_non_null(*out);
 	return rc;
 }

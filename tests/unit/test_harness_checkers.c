@@ -661,6 +661,27 @@ read_ts(hx_history *h, int64_t t, int64_t p, uint64_t ts, const char *bal)
 	return add(h, t + 1, p, HX_OP_OK, "read", v);
 }
 
+// Runs the replay checker on h (the bank of 4 accounts; adopt: the setup
+// read is the initial state) with the nobs observations obs and ncts
+// commit timestamps cts into *r and asserts that its verdict is valid.
+static void
+check_replay(hx_history *h, bool adopt, const hx_txn_obs *obs, size_t nobs,
+    const hx_txn_cts *cts, size_t ncts, hx_valid valid, hx_replay_result *r)
+{
+	assert_int_equal(
+	    hx_check_replay(h, &bank, adopt, obs, nobs, cts, ncts, r), DTX_OK);
+	assert_int_equal(r->c.valid, valid);
+}
+
+// Runs the session checker on h into *r and asserts that its verdict is
+// valid.
+static void
+check_session(hx_history *h, bool saga, hx_valid valid, hx_session_result *r)
+{
+	assert_int_equal(hx_check_session(h, saga, r), DTX_OK);
+	assert_int_equal(r->c.valid, valid);
+}
+
 // Replay: each read equals the initial balances (10 each) plus exactly
 // the commits at or below its timestamp. A read that keeps the total but
 // misses a commit below its timestamp (or shows one above it) is wrong,
@@ -677,9 +698,7 @@ test_replay(void **state)
 	read_ts(h, 8, 3, 150, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
 	read_ts(h, 10, 3, 250, "{\"0\":9,\"1\":11,\"2\":9,\"3\":11}");
 	hx_replay_result r;
-	assert_int_equal(
-	    hx_check_replay(h, &bank, false, NULL, 0, NULL, 0, &r), DTX_OK);
-	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	check_replay(h, false, NULL, 0, NULL, 0, HX_VALID_TRUE, &r);
 	assert_int_equal(r.reads, 3);
 	assert_int_equal(r.matched, 3);
 	assert_int_equal(r.committed, 2);
@@ -692,9 +711,7 @@ test_replay(void **state)
 	hx_bank_result br;
 	check_bank(h, HX_VALID_TRUE, &br);
 	hx_check_fini(&br.c);
-	assert_int_equal(
-	    hx_check_replay(h, &bank, false, NULL, 0, NULL, 0, &r), DTX_OK);
-	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	check_replay(h, false, NULL, 0, NULL, 0, HX_VALID_FALSE, &r);
 	assert_int_equal(r.wrong, 1);
 	assert_int_equal(count_anoms(&r.c, "replay-mismatch"), 1);
 	assert_int_equal(r.c.anoms[0].op_index, bad);
@@ -708,9 +725,7 @@ test_replay(void **state)
 	int64_t first =
 	    read_ts(h, 0, 5, 50, "{\"0\":12,\"1\":8,\"2\":10,\"3\":10}");
 	xfer_ts(h, 2, 0, 11, 0, 1, HX_OP_OK, 100);
-	assert_int_equal(
-	    hx_check_replay(h, &bank, false, NULL, 0, NULL, 0, &r), DTX_OK);
-	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	check_replay(h, false, NULL, 0, NULL, 0, HX_VALID_FALSE, &r);
 	assert_int_equal(r.wrong, 1);
 	assert_int_equal(r.c.anoms[0].op_index, first);
 	hx_check_fini(&r.c);
@@ -718,15 +733,11 @@ test_replay(void **state)
 	// cluster): the setup read is its initial state, and later reads
 	// are replayed from it.
 	read_ts(h, 4, 5, 150, "{\"0\":11,\"1\":9,\"2\":10,\"3\":10}");
-	assert_int_equal(
-	    hx_check_replay(h, &bank, true, NULL, 0, NULL, 0, &r), DTX_OK);
-	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	check_replay(h, true, NULL, 0, NULL, 0, HX_VALID_TRUE, &r);
 	assert_int_equal(r.matched, 2);
 	hx_check_fini(&r.c);
 	read_ts(h, 6, 5, 160, "{\"0\":12,\"1\":8,\"2\":10,\"3\":10}");
-	assert_int_equal(
-	    hx_check_replay(h, &bank, true, NULL, 0, NULL, 0, &r), DTX_OK);
-	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	check_replay(h, true, NULL, 0, NULL, 0, HX_VALID_FALSE, &r);
 	hx_check_fini(&r.c);
 	hx_history_free(h);
 	assert_true(hx_params_adopted("{\"total\":1,\"created\":false}"));
@@ -752,9 +763,7 @@ test_replay(void **state)
 	h = hx_history_new();
 	transfer(h, 0, 0, 1, HX_OP_OK);
 	read_ts(h, 4, 1, 50, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
-	assert_int_equal(
-	    hx_check_replay(h, &bank, false, NULL, 0, NULL, 0, &r), DTX_OK);
-	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	check_replay(h, false, NULL, 0, NULL, 0, HX_VALID_TRUE, &r);
 	assert_true(r.skipped);
 	assert_non_null(strstr(r.c.summary, "commit timestamp"));
 	hx_check_fini(&r.c);
@@ -785,9 +794,7 @@ test_replay_indeterminate(void **state)
 	};
 	hx_txn_cts cts[] = { { 21, 1, 300 } };
 	hx_replay_result r;
-	assert_int_equal(
-	    hx_check_replay(h, &bank, false, obs, 3, cts, 1, &r), DTX_OK);
-	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	check_replay(h, false, obs, 3, cts, 1, HX_VALID_TRUE, &r);
 	assert_int_equal(r.committed, 1);
 	assert_int_equal(r.uncertain, 1);
 	assert_int_equal(r.explained, 1);
@@ -795,9 +802,7 @@ test_replay_indeterminate(void **state)
 
 	// 22 resolved aborted: the read shows a transfer that never was.
 	obs[2].outcome = HX_TXN_ABORTED;
-	assert_int_equal(
-	    hx_check_replay(h, &bank, false, obs, 3, cts, 1, &r), DTX_OK);
-	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	check_replay(h, false, obs, 3, cts, 1, HX_VALID_FALSE, &r);
 	assert_int_equal(r.wrong, 1);
 	hx_check_fini(&r.c);
 
@@ -807,15 +812,11 @@ test_replay_indeterminate(void **state)
 	xfer_ts(h2, 0, 0, 61, 0, 1, HX_OP_OK, 100);
 	read_ts(h2, 4, 1, 500, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
 	hx_txn_cts agree[] = { { 61, 1, 100 }, { 61, 2, 100 }, { 61, 0, 100 } };
-	assert_int_equal(
-	    hx_check_replay(h2, &bank, false, NULL, 0, agree, 3, &r), DTX_OK);
-	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	check_replay(h2, false, NULL, 0, agree, 3, HX_VALID_TRUE, &r);
 	assert_int_equal(r.cts_mismatch, 0);
 	hx_check_fini(&r.c);
 	agree[1].cts = 130;
-	assert_int_equal(
-	    hx_check_replay(h2, &bank, false, NULL, 0, agree, 3, &r), DTX_OK);
-	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	check_replay(h2, false, NULL, 0, agree, 3, HX_VALID_FALSE, &r);
 	assert_int_equal(r.cts_mismatch, 1);
 	assert_int_equal(count_anoms(&r.c, "commit-ts-mismatch"), 1);
 	assert_non_null(strstr(r.c.anoms[0].detail, "\"node\":2"));
@@ -825,9 +826,7 @@ test_replay_indeterminate(void **state)
 	// 21 committed at 600, after the read: the read must not show it.
 	cts[0].cts = 600;
 	obs[2].outcome = HX_TXN_IN_DOUBT;
-	assert_int_equal(
-	    hx_check_replay(h, &bank, false, obs, 3, cts, 1, &r), DTX_OK);
-	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	check_replay(h, false, obs, 3, cts, 1, HX_VALID_FALSE, &r);
 	hx_check_fini(&r.c);
 	hx_history_free(h);
 }
@@ -844,8 +843,7 @@ test_session_read_your_writes(void **state)
 	read_ts(h, 2, 1, 900, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
 	read_ts(h, 4, 0, 1000, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
 	hx_session_result r;
-	assert_int_equal(hx_check_session(h, false, &r), DTX_OK);
-	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	check_session(h, false, HX_VALID_TRUE, &r);
 	assert_int_equal(r.reads, 1);
 	assert_int_equal(r.stale, 0);
 	hx_check_fini(&r.c);
@@ -853,8 +851,7 @@ test_session_read_your_writes(void **state)
 	xfer_ts(h, 6, 0, 32, 0, 1, HX_OP_OK, (uint64_t)9 << 16);
 	int64_t stale = read_ts(
 	    h, 8, 0, (uint64_t)5 << 16, "{\"0\":8,\"1\":12,\"2\":10,\"3\":10}");
-	assert_int_equal(hx_check_session(h, false, &r), DTX_OK);
-	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	check_session(h, false, HX_VALID_FALSE, &r);
 	assert_int_equal(r.stale, 1);
 	assert_int_equal(count_anoms(&r.c, "stale-read"), 1);
 	assert_int_equal(r.c.anoms[0].op_index, stale);
@@ -863,8 +860,7 @@ test_session_read_your_writes(void **state)
 	hx_check_fini(&r.c);
 
 	// Sagas promise nothing.
-	assert_int_equal(hx_check_session(h, true, &r), DTX_OK);
-	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	check_session(h, true, HX_VALID_TRUE, &r);
 	assert_non_null(strstr(r.c.summary, "no session guarantee"));
 	hx_check_fini(&r.c);
 	hx_history_free(h);
@@ -1098,6 +1094,28 @@ test_verdict_merge_and_print(void **state)
 	hx_history_free(h);
 }
 
+// Runs hx_check_run_ex on its arguments with the n-th allocation
+// failing, for n = 0, 1, ... below 5000: every failure must be
+// DTX_ENOMEM, and a run must succeed; *v gets that first success
+// (hx_verdict_fini).
+static void
+run_under_oom(hx_history *h, const hx_run_cfg *cfg, const hx_run_extra *x,
+    const hx_txn_obs *obs, size_t nobs, const hx_saga_obs *s, size_t ns,
+    hx_verdict *v)
+{
+	bool done = false;
+	for (long n = 0; !done && n < 5000; n++) {
+		dtx_alloc_fail_after(n);
+		dtx_err rv = hx_check_run_ex(h, cfg, x, obs, nobs, s, ns, v);
+		dtx_alloc_fail_after(-1);
+		if (rv == DTX_OK)
+			done = true;
+		else
+			assert_int_equal(rv, DTX_ENOMEM);
+	}
+	assert_true(done);
+}
+
 static void
 test_checkers_out_of_memory(void **state)
 {
@@ -1110,21 +1128,10 @@ test_checkers_out_of_memory(void **state)
 	const char *modes[] = { "2pc", "saga" };
 	for (int m = 0; m < 2; m++) {
 		hx_run_cfg cfg = { modes[m], bank };
-		bool done = false;
-		for (long n = 0; !done && n < 5000; n++) {
-			hx_verdict v;
-			dtx_alloc_fail_after(n);
-			dtx_err rv = hx_check_run(h, &cfg, obs, 2, s, 1, &v);
-			dtx_alloc_fail_after(-1);
-			if (rv == DTX_OK) {
-				assert_int_equal(v.valid, HX_VALID_FALSE);
-				hx_verdict_fini(&v);
-				done = true;
-			} else {
-				assert_int_equal(rv, DTX_ENOMEM);
-			}
-		}
-		assert_true(done);
+		hx_verdict v;
+		run_under_oom(h, &cfg, NULL, obs, 2, s, 1, &v);
+		assert_int_equal(v.valid, HX_VALID_FALSE);
+		hx_verdict_fini(&v);
 	}
 	hx_history_free(h);
 }
@@ -1145,23 +1152,12 @@ test_new_checkers_out_of_memory(void **state)
 	hx_txn_cts cts[] = { { 52, 2, 300 } };
 	hx_run_cfg cfg = { "2pc", bank };
 	hx_run_extra x = { .replay = true, .cts = cts, .ncts = 1 };
-	bool done = false;
-	for (long n = 0; !done && n < 5000; n++) {
-		hx_verdict v;
-		dtx_alloc_fail_after(n);
-		dtx_err rv = hx_check_run_ex(h, &cfg, &x, obs, 2, NULL, 0, &v);
-		dtx_alloc_fail_after(-1);
-		if (rv == DTX_OK) {
-			assert_int_equal(v.valid, HX_VALID_FALSE);
-			assert_true(v.has_replay);
-			assert_int_equal(v.session.stale, 1);
-			hx_verdict_fini(&v);
-			done = true;
-		} else {
-			assert_int_equal(rv, DTX_ENOMEM);
-		}
-	}
-	assert_true(done);
+	hx_verdict v;
+	run_under_oom(h, &cfg, &x, obs, 2, NULL, 0, &v);
+	assert_int_equal(v.valid, HX_VALID_FALSE);
+	assert_true(v.has_replay);
+	assert_int_equal(v.session.stale, 1);
+	hx_verdict_fini(&v);
 	hx_history_free(h);
 }
 

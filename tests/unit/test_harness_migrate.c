@@ -82,17 +82,15 @@ static int
 setup(void **state)
 {
 	(void)state;
-	st_tmpdir(tmpdir, sizeof(tmpdir), "migrate");
-	snprintf(dbpath, sizeof(dbpath), "%s/old.sqlite", tmpdir);
-	return 0;
+	return st_setup_tmp(tmpdir, sizeof(tmpdir), "migrate", dbpath,
+	    sizeof(dbpath), "old.sqlite");
 }
 
 static int
 teardown(void **state)
 {
 	(void)state;
-	(void)dtx_rmtree(tmpdir);
-	return 0;
+	return st_teardown_tmp(tmpdir);
 }
 
 // Runs sql on the file directly, as another program (or an older dtx)

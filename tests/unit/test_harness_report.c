@@ -32,16 +32,14 @@ static int
 setup(void **state)
 {
 	(void)state;
-	st_tmpdir(tmpdir, sizeof(tmpdir), "report");
-	return 0;
+	return st_setup_tmp(tmpdir, sizeof(tmpdir), "report", NULL, 0, NULL);
 }
 
 static int
 teardown(void **state)
 {
 	(void)state;
-	(void)dtx_rmtree(tmpdir);
-	return 0;
+	return st_teardown_tmp(tmpdir);
 }
 
 // Reads dir/timeline-data.js, checks its framing and parses the JSON in
@@ -308,6 +306,36 @@ check_anomaly(const hx_jv *root, int64_t bad)
 	assert_true(err);
 }
 
+// make_history checked as a 2pc bank run over accounts 0 and 1: the
+// history, its planted bad read's op index, its faults and its verdict,
+// all owned (checked_free).
+typedef struct checked {
+	hx_history *h;
+	int64_t bad;
+	hx_fault *f;
+	size_t nf;
+	hx_verdict v;
+} checked;
+
+static void
+checked_make(checked *c)
+{
+	c->h = make_history(&c->bad);
+	assert_int_equal(hx_faults_from_history(c->h, &c->f, &c->nf), DTX_OK);
+	const int64_t acc[] = { 0, 1 };
+	hx_run_cfg cfg = { "2pc", { acc, 2, 100, false } };
+	assert_int_equal(
+	    hx_check_run(c->h, &cfg, NULL, 0, NULL, 0, &c->v), DTX_OK);
+}
+
+static void
+checked_free(checked *c)
+{
+	hx_verdict_fini(&c->v);
+	hx_faults_free(c->f, c->nf);
+	hx_history_free(c->h);
+}
+
 static char *
 read_text(const char *dir, const char *name)
 {
@@ -323,16 +351,9 @@ static void
 test_timeline_data(void **state)
 {
 	(void)state;
-	int64_t bad;
-	hx_history *h = make_history(&bad);
-	hx_fault *f;
-	size_t nf;
-	assert_int_equal(hx_faults_from_history(h, &f, &nf), DTX_OK);
-	const int64_t acc[] = { 0, 1 };
-	hx_run_cfg cfg = { "2pc", { acc, 2, 100, false } };
-	hx_verdict v;
-	assert_int_equal(hx_check_run(h, &cfg, NULL, 0, NULL, 0, &v), DTX_OK);
-	assert_int_equal(v.valid, HX_VALID_FALSE);
+	checked c;
+	checked_make(&c);
+	assert_int_equal(c.v.valid, HX_VALID_FALSE);
 	hx_run_info info = { .mode = "2pc",
 		.nemesis = "kill,pause,partition",
 		.seed = 176577581,
@@ -340,15 +361,15 @@ test_timeline_data(void **state)
 	char dir[400];
 	snprintf(dir, sizeof(dir), "%s/run", tmpdir);
 	assert_int_equal(
-	    hx_report_write_run(dir, 7, &info, h, f, nf, &v), DTX_OK);
+	    hx_report_write_run(dir, 7, &info, c.h, c.f, c.nf, &c.v), DTX_OK);
 	hx_jdoc *d = load_data(dir, NULL);
 	const hx_jv *root = hx_jdoc_root(d);
 	int64_t run;
 	assert_int_equal(hx_jv_int(member(root, "run"), &run), DTX_OK);
 	assert_int_equal(run, 7);
 	check_faults(root);
-	check_ops(root, h);
-	check_anomaly(root, bad);
+	check_ops(root, c.h);
+	check_anomaly(root, c.bad);
 	hx_jdoc_free(d);
 
 	// The page: offline (no address to fetch), drawing the data file,
@@ -373,13 +394,11 @@ test_timeline_data(void **state)
 	    "176577581"));
 	char link[64];
 	snprintf(link, sizeof(link), "href=\"timeline.html#op-%lld\"",
-	    (long long)bad);
+	    (long long)c.bad);
 	assert_non_null(strstr(idx, link));
 	assert_non_null(strstr(idx, "grudge"));
 	free(idx);
-	hx_verdict_fini(&v);
-	hx_faults_free(f, nf);
-	hx_history_free(h);
+	checked_free(&c);
 }
 
 // 60 s, 8 client threads, 60,000 operations (one every ms), errors that
@@ -443,12 +462,10 @@ test_timeline_size(void **state)
 	char dir[400];
 	snprintf(dir, sizeof(dir), "%s/big", tmpdir);
 	// Without gnuplot: the plots are not what this measures.
-	char *old = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
-	setenv("PATH", tmpdir, 1);
+	char *old = st_path_to(tmpdir);
 	hx_run_info info = { "2pc", "kill", 1, params };
 	dtx_err rv = hx_report_write_run(dir, 1, &info, h, f, nf, NULL);
-	setenv("PATH", old, 1);
-	free(old);
+	st_path_back(old);
 	assert_int_equal(rv, DTX_OK);
 	size_t data;
 	hx_jdoc *d = load_data(dir, &data);
@@ -521,38 +538,29 @@ test_page_in_browser(void **state)
 		print_message("chromium not installed: skipped\n");
 		skip();
 	}
-	int64_t bad;
-	hx_history *h = make_history(&bad);
-	hx_fault *f;
-	size_t nf;
-	assert_int_equal(hx_faults_from_history(h, &f, &nf), DTX_OK);
-	const int64_t acc[] = { 0, 1 };
-	hx_run_cfg cfg = { "2pc", { acc, 2, 100, false } };
-	hx_verdict v;
-	assert_int_equal(hx_check_run(h, &cfg, NULL, 0, NULL, 0, &v), DTX_OK);
+	checked c;
+	checked_make(&c);
 	hx_run_info info = { "2pc", "kill", 3, params };
 	char dir[400], cmd[1400];
 	snprintf(dir, sizeof(dir), "%s/page", tmpdir);
 	assert_int_equal(
-	    hx_report_write_run(dir, 7, &info, h, f, nf, &v), DTX_OK);
+	    hx_report_write_run(dir, 7, &info, c.h, c.f, c.nf, &c.v), DTX_OK);
 	snprintf(cmd, sizeof(cmd),
 	    "timeout 120 chromium --headless --disable-gpu --no-sandbox "
 	    "--user-data-dir=%s/chromium --dump-dom "
 	    "'file://%s/timeline.html#op-%lld' >%s/dom.html 2>/dev/null",
-	    tmpdir, dir, (long long)bad, tmpdir);
+	    tmpdir, dir, (long long)c.bad, tmpdir);
 	assert_int_equal(system(cmd), 0);
 	char *dom = read_text(tmpdir, "dom.html");
 	assert_non_null(
 	    strstr(dom, "dtx run 7 timeline: 6.5 s, 7 operations, 3 faults"));
 	char want[80];
 	snprintf(want, sizeof(want), "op %lld (process 3) read ok",
-	    (long long)bad - 1);
+	    (long long)c.bad - 1);
 	assert_non_null(strstr(dom, want));
 	assert_non_null(strstr(dom, "ANOMALY bank wrong-total"));
 	free(dom);
-	hx_verdict_fini(&v);
-	hx_faults_free(f, nf);
-	hx_history_free(h);
+	checked_free(&c);
 }
 
 // Every allocation the report makes may fail: each failure gives
@@ -562,24 +570,17 @@ static void
 test_out_of_memory(void **state)
 {
 	(void)state;
-	int64_t bad;
-	hx_history *h = make_history(&bad);
-	hx_fault *f;
-	size_t nf;
-	assert_int_equal(hx_faults_from_history(h, &f, &nf), DTX_OK);
-	const int64_t acc[] = { 0, 1 };
-	hx_run_cfg cfg = { "2pc", { acc, 2, 100, false } };
-	hx_verdict v;
-	assert_int_equal(hx_check_run(h, &cfg, NULL, 0, NULL, 0, &v), DTX_OK);
+	checked c;
+	checked_make(&c);
 	hx_run_info info = { "2pc", "kill", 3, params };
 	char dir[400];
 	snprintf(dir, sizeof(dir), "%s/oom", tmpdir);
-	char *old = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
-	setenv("PATH", tmpdir, 1);
+	char *old = st_path_to(tmpdir);
 	bool done = false;
 	for (long n = 0; n < 10000 && !done; n++) {
 		dtx_alloc_fail_after(n);
-		dtx_err rv = hx_report_write_run(dir, 7, &info, h, f, nf, &v);
+		dtx_err rv =
+		    hx_report_write_run(dir, 7, &info, c.h, c.f, c.nf, &c.v);
 		bool failed = dtx_alloc_failed();
 		dtx_alloc_fail_after(-1);
 		if (rv != DTX_OK && rv != DTX_ENOMEM)
@@ -589,15 +590,12 @@ test_out_of_memory(void **state)
 		if (done)
 			assert_int_equal(rv, DTX_OK);
 	}
-	setenv("PATH", old, 1);
-	free(old);
+	st_path_back(old);
 	assert_true(done);
 	hx_jdoc *d = load_data(dir, NULL);
 	assert_int_equal(member(hx_jdoc_root(d), "ops")->len, 7);
 	hx_jdoc_free(d);
-	hx_verdict_fini(&v);
-	hx_faults_free(f, nf);
-	hx_history_free(h);
+	checked_free(&c);
 }
 
 int

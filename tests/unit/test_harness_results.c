@@ -23,6 +23,7 @@
 
 #include <sqlite3.h>
 
+#include "../capture.h"
 #include "cli.h"
 #include "harness.h"
 #include "test_util.h"
@@ -36,17 +37,15 @@ static int
 setup(void **state)
 {
 	(void)state;
-	st_tmpdir(tmpdir, sizeof(tmpdir), "results");
-	snprintf(dbpath, sizeof(dbpath), "%s/nested/dir/dtx.sqlite", tmpdir);
-	return 0;
+	return st_setup_tmp(tmpdir, sizeof(tmpdir), "results", dbpath,
+	    sizeof(dbpath), "nested/dir/dtx.sqlite");
 }
 
 static int
 teardown(void **state)
 {
 	(void)state;
-	(void)dtx_rmtree(tmpdir);
-	return 0;
+	return st_teardown_tmp(tmpdir);
 }
 
 // A 2pc run: transfers, reads, a kill window; balances over 2 accounts.
@@ -156,23 +155,8 @@ capture(int (*fn)(int, char **), char **argv, int argc, char **out)
 {
 	char path[600];
 	snprintf(path, sizeof(path), "%s/out.txt", tmpdir);
-	fflush(stdout);
-	int saved = dup(1);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	dup2(fd, 1);
-	close(fd);
-	int rc = fn(argc, argv);
-	fflush(stdout);
-	dup2(saved, 1);
-	close(saved);
-	FILE *f = fopen(path, "r");
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	*out = malloc((size_t)n + 1);
-	size_t got = fread(*out, 1, (size_t)n, f);
-	(*out)[got] = '\0';
-	fclose(f);
+	int rc = tc_capture(path, false, fn, argc, argv, out);
+	assert_non_null(*out);
 	return rc;
 }
 
@@ -643,11 +627,9 @@ test_report_files(void **state)
 	assert_int_equal(mkdir(dir, 0777), 0);
 	snprintf(logp, sizeof(logp), "%s/node-1.log", dir);
 	st_write_file(logp, "log\n", 4);
-	char *old = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
-	setenv("PATH", tmpdir, 1);
+	char *old = st_path_to(tmpdir);
 	assert_int_equal(hx_report_write(dir, 5, h, f, nf, NULL), DTX_OK);
-	setenv("PATH", old, 1);
-	free(old);
+	st_path_back(old);
 	check_report(dir, h, false);
 	// An empty history still gives a report.
 	hx_history *e = hx_history_new();

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// Helpers shared by the unit tests: temporary directories, whole-file
-// reads and writes, capturing stderr, counting substrings, and running a
+// Helpers shared by the unit tests: temporary directories (and a test
+// file's setup and teardown around one), whole-file reads and writes,
+// capturing stderr, hiding PATH, counting substrings, and running a
 // function on several threads.
 
 #ifndef TEST_UTIL_H
@@ -29,6 +30,28 @@ st_tmpdir(char *buf, size_t n, const char *tag)
 		perror("mkdtemp");
 		abort();
 	}
+}
+
+// A test file's setup: a fresh temporary directory into dir (st_tmpdir)
+// and, when path is not NULL, dir/rel into path. Returns 0 (cmocka's
+// success).
+static inline int
+st_setup_tmp(char *dir, size_t dn, const char *tag, char *path, size_t pn,
+    const char *rel)
+{
+	st_tmpdir(dir, dn, tag);
+	if (path != NULL)
+		snprintf(path, pn, "%s/%s", dir, rel);
+	return 0;
+}
+
+// A test file's teardown: removes dir (st_setup_tmp's) and all in it.
+// Returns 0.
+static inline int
+st_teardown_tmp(const char *dir)
+{
+	(void)dtx_rmtree(dir);
+	return 0;
 }
 
 // Reads a whole file into a malloc'd buffer, with a NUL after its *len
@@ -117,6 +140,24 @@ st_stderr_back(int saved, const char *path)
 	}
 	size_t len;
 	return (char *)st_read_file(path, &len);
+}
+
+// Points PATH at dir alone, so that no helper program (gnuplot, say) is
+// found, until st_path_back. Returns the old PATH (malloc'd) for it.
+static inline char *
+st_path_to(const char *dir)
+{
+	char *old = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+	setenv("PATH", dir, 1);
+	return old;
+}
+
+// Restores PATH from old (st_path_to's result) and frees old.
+static inline void
+st_path_back(char *old)
+{
+	setenv("PATH", old, 1);
+	free(old);
 }
 
 // How many times what occurs in text (occurrences may overlap).
