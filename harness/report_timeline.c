@@ -272,7 +272,8 @@ find_nodes(tl *t)
 		if (intern(&t->kinds, in->faults[i].kind) < 0)
 			return DTX_ENOMEM;
 	}
-	qsort(t->nodes, t->nnodes, sizeof(*t->nodes), cmp_i64);
+	if (t->nnodes > 1) // qsort takes no NULL array, even of length 0
+		qsort(t->nodes, t->nnodes, sizeof(*t->nodes), cmp_i64);
 	return DTX_OK;
 }
 
