@@ -50,13 +50,21 @@ parse_i64(const char *s, int64_t min, int64_t *out)
 	return true;
 }
 
+// Connects to the cluster in dir (DTX_ENOENT when there is none). When
+// no_saga is given, a cluster without an orchestrator sets it and dials
+// nothing (*conn stays NULL).
 static dtx_err
-open_conn(const char *what, const char *dir, hx_conn **conn)
+open_conn(const char *what, const char *dir, bool *no_saga, hx_conn **conn)
 {
 	hx_cluster *cl;
 	if (cli_cluster_open(what, dir, &cl) != 0)
 		return DTX_ENOENT;
-	dtx_err rv = hx_conn_open(hx_cluster_topo(cl), conn);
+	dtx_err rv = DTX_OK;
+	const dtx_topo *t = hx_cluster_topo(cl);
+	if (no_saga != NULL)
+		*no_saga = dtx_topo_first(t, DTX_ROLE_SAGA) == NULL;
+	if (no_saga == NULL || !*no_saga)
+		rv = hx_conn_open(t, conn);
 	hx_cluster_free(cl);
 	return rv;
 }
@@ -90,14 +98,16 @@ cli_cmd_transfer(int argc, char **argv)
 		    "saga\n");
 		goto out;
 	}
-	dtx_err rv = open_conn("dtx transfer", cfg.dir, &conn);
+	bool no_saga = false;
+	dtx_err rv =
+	    open_conn("dtx transfer", cfg.dir, saga ? &no_saga : NULL, &conn);
 	if (rv != DTX_OK) {
 		rc = rv == DTX_ENOENT ? HX_EXIT_UNAVAILABLE : cli_exit_for(rv);
 		goto out;
 	}
 	// Without an orchestrator nothing can be sent, so the outcome is
 	// not unknown: nothing happened.
-	if (saga && hx_conn_saga_id(conn) == UINT32_MAX) {
+	if (no_saga) {
 		fprintf(stderr,
 		    "dtx transfer: --mode saga needs a saga orchestrator and "
 		    "the cluster in %s has none (start one with dtx cluster "
@@ -217,7 +227,7 @@ cli_cmd_balances(int argc, char **argv)
 		rc = HX_EXIT_USAGE;
 		goto out;
 	}
-	dtx_err rv = open_conn("dtx balances", cfg.dir, &conn);
+	dtx_err rv = open_conn("dtx balances", cfg.dir, NULL, &conn);
 	if (rv != DTX_OK) {
 		rc = rv == DTX_ENOENT ? HX_EXIT_UNAVAILABLE : cli_exit_for(rv);
 		goto out;
