@@ -92,10 +92,10 @@ init_body(const acct_cfg *cfg, int64_t n)
 	int rc;
 	if ((rc = cli_cluster_open("dtx accounts init", cfg->dir, &cl)) != 0)
 		return rc;
-	dtx_err rv = hx_conn_open(hx_cluster_topo(cl), &conn);
+	dtx_err rv = hx_cluster_conn(cl, false, &conn, err, sizeof(err));
 	hx_cluster_free(cl);
 	if (rv != DTX_OK) {
-		fprintf(stderr, "dtx accounts init: %s\n", dtx_strerror(rv));
+		fprintf(stderr, "dtx accounts init: %s\n", err);
 		return cli_exit_for(rv);
 	}
 	bool created = false;

@@ -27,6 +27,7 @@ typedef struct bank_cfg {
 	int64_t seed;
 	char *results;
 	bool netns;
+	bool insecure;
 	char *subnet;
 	char *connect;
 	char *target;
@@ -87,6 +88,9 @@ static const dtx_cfg_opt bank_opts[] = {
 	{ "subnet", DTX_CFG_STR, OFF(subnet), 0, 0, NULL,
 	    "with --netns: the subnet (CIDR, e.g. 10.77.9.0/24) of the "
 	    "run's namespaces; default: a free /24 of " HX_NETNS_POOL },
+	{ "insecure", DTX_CFG_BOOL, OFF(insecure), 0, 0, "false",
+	    "the cluster it starts: plaintext links, no certificates (a "
+	    "single trusted host; default: mutual TLS)" },
 	{ "connect", DTX_CFG_STR, OFF(connect), 0, 0, NULL,
 	    "use the running cluster in DIR instead of starting one" },
 	{ "target", DTX_CFG_STR, OFF(target), 0, 0, "local",
@@ -178,6 +182,7 @@ validate(const bank_cfg *cfg, hx_bankrun_conf *conf, hx_subnet *sn)
 		                  : (dtx_wall_ns() % 1000000000u) + 1,
 		.results = cfg->results,
 		.netns = cfg->netns,
+		.insecure = cfg->insecure,
 		.connect = cfg->connect,
 		.compose = compose,
 		.compose_project = cfg->compose_project,

@@ -17,6 +17,7 @@ typedef struct cl_cfg {
 	bool saga;
 	bool json;
 	bool enable_faults;
+	bool insecure;
 	char *log_level;
 	char *subnet;
 } cl_cfg;
@@ -37,6 +38,9 @@ static const dtx_cfg_opt start_opts[] = {
 	{ "enable-faults", DTX_CFG_BOOL, OFF(enable_faults), 0, 0, "false",
 	    "let the harness send FAULT requests (off: every FAULT is "
 	    "refused)" },
+	{ "insecure", DTX_CFG_BOOL, OFF(insecure), 0, 0, "false",
+	    "plaintext tcp:// links, no certificates: only for a single "
+	    "trusted host (default: mutual TLS with DIR/certs)" },
 	{ "subnet", DTX_CFG_STR, OFF(subnet), 0, 0, NULL,
 	    "with --netns: the subnet (CIDR) of the namespaces; default: a "
 	    "free /24 of " HX_NETNS_POOL },
@@ -58,14 +62,19 @@ show(hx_cluster *cl, bool json)
 	const dtx_topo *topo = hx_cluster_topo(cl);
 	hx_conn *conn = NULL;
 	hx_json j;
-	hx_conn_open(topo, &conn);
+	char err[512];
+	if (hx_cluster_conn(cl, false, &conn, err, sizeof(err)) != DTX_OK)
+		fprintf(stderr, "dtx cluster: %s\n", err);
 	if (json) {
 		hx_json_begin(&j, stdout);
 		hx_json_str(&j, "dir", hx_cluster_dir(cl));
 		hx_json_bool(&j, "netns", hx_cluster_is_netns(cl));
+		hx_json_bool(&j, "tls", hx_cluster_is_tls(cl));
 		hx_json_arr_begin(&j, "nodes");
 	} else {
-		printf("cluster %s%s\n", hx_cluster_dir(cl),
+		printf("cluster %s%s%s\n", hx_cluster_dir(cl),
+		    hx_cluster_is_tls(cl) ? " (mutual TLS)"
+		                          : " (insecure: plaintext)",
 		    hx_cluster_is_netns(cl) ? " (network namespaces)" : "");
 		printf("%-4s %-12s %-26s %-8s %-10s %s\n", "id", "role", "url",
 		    "pid", "health", "in-doubt");
@@ -125,9 +134,12 @@ wait_healthy(hx_cluster *cl, uint64_t timeout_ms)
 {
 	hx_conn *conn;
 	const dtx_topo *topo = hx_cluster_topo(cl);
-	dtx_err rv = hx_conn_open(topo, &conn);
-	if (rv != DTX_OK)
+	char err[512];
+	dtx_err rv = hx_cluster_conn(cl, false, &conn, err, sizeof(err));
+	if (rv != DTX_OK) {
+		fprintf(stderr, "dtx cluster start: %s\n", err);
 		return rv;
+	}
 	uint64_t deadline = dtx_mono_ns() + timeout_ms * 1000000u;
 	for (uint32_t i = 0; i < topo->n; i++) {
 		const dtx_node *nd = &topo->nodes[i];
@@ -225,6 +237,7 @@ start_body(cl_cfg *cfg, hx_cluster **cl)
 		.log_level = cfg->log_level,
 		.netns = cfg->netns,
 		.enable_faults = cfg->enable_faults,
+		.insecure = cfg->insecure,
 		.subnet = cfg->subnet != NULL ? &sn : NULL };
 	dtx_err rv = hx_cluster_create(&o, cl, err, sizeof(err));
 	if (rv != DTX_OK) {

@@ -16,6 +16,8 @@ typedef struct health_cfg {
 	int64_t from;
 	bool json;
 	bool counters;
+	char *tls_ca, *tls_cert, *tls_key;
+	char *dir;
 } health_cfg;
 
 static const dtx_cfg_opt health_opts[] = {
@@ -27,6 +29,16 @@ static const dtx_cfg_opt health_opts[] = {
 	    "print one JSON object" },
 	{ "counters", DTX_CFG_BOOL, offsetof(health_cfg, counters), 0, 0,
 	    "false", "also print the node's counters" },
+	{ "tls-ca", DTX_CFG_STR, offsetof(health_cfg, tls_ca), 0, 0, NULL,
+	    "for a tls+tcp:// URL: the cluster CA (default $DTX_TLS_CA, else "
+	    "--dir's)" },
+	{ "tls-cert", DTX_CFG_STR, offsetof(health_cfg, tls_cert), 0, 0, NULL,
+	    "our certificate (default $DTX_TLS_CERT, else --dir's admin)" },
+	{ "tls-key", DTX_CFG_STR, offsetof(health_cfg, tls_key), 0, 0, NULL,
+	    "its key (default $DTX_TLS_KEY)" },
+	{ "dir", DTX_CFG_STR, offsetof(health_cfg, dir), 0, 0,
+	    HX_CLUSTER_DIR_DEFAULT,
+	    "cluster directory whose certs/ has the admin certificate" },
 };
 #define NHEALTH_OPTS (sizeof(health_opts) / sizeof(health_opts[0]))
 
@@ -42,7 +54,7 @@ dial_url(const char *listen, char *buf, size_t len)
 		return DTX_EINVAL;
 	hostp += 3;
 	const char *colon = strrchr(hostp, ':');
-	if (strncmp(listen, "tcp", 3) != 0 || colon == NULL) {
+	if (hx_url_hostport(listen) == NULL || colon == NULL) {
 		if ((size_t)snprintf(buf, len, "%s", listen) >= len)
 			return DTX_EINVAL;
 		return DTX_OK;
@@ -125,6 +137,43 @@ print_failure(const health_cfg *cfg, const char *url, const char *why)
 	printf("%s: %s\n", url, why);
 }
 
+// The identity to say hello with to a tls+tcp:// URL: the --tls-*
+// flags, else $DTX_TLS_CA, $DTX_TLS_CERT and $DTX_TLS_KEY (a daemon's own,
+// in its container), else the admin certificate of the cluster in --dir.
+static dtx_err
+open_tls(const health_cfg *cfg, proto_tls **out)
+{
+	const char *ca = cfg->tls_ca ? cfg->tls_ca : getenv("DTX_TLS_CA");
+	const char *crt =
+	    cfg->tls_cert ? cfg->tls_cert : getenv("DTX_TLS_CERT");
+	const char *key = cfg->tls_key ? cfg->tls_key : getenv("DTX_TLS_KEY");
+	char why[512];
+	dtx_err rv;
+	if (ca != NULL || crt != NULL || key != NULL) {
+		rv = proto_tls_open(ca, crt, key, why, sizeof(why), out);
+	} else {
+		hx_cluster *cl = NULL;
+		rv = hx_cluster_open(cfg->dir, &cl, why, sizeof(why));
+		if (rv == DTX_OK) {
+			char dir[PATH_MAX + 8];
+			const dtx_topo *t = hx_cluster_topo(cl);
+			const dtx_node *me = dtx_topo_first(t, DTX_ROLE_CLIENT);
+			snprintf(dir, sizeof(dir), "%s/certs", hx_cluster_dir(cl));
+			rv = hx_certs_open(dir, PROTO_ROLE_ADMIN,
+			    me != NULL ? me->id : t->max_id, out, why,
+			    sizeof(why));
+		}
+		hx_cluster_free(cl);
+	}
+	if (rv != DTX_OK)
+		fprintf(stderr,
+		    "dtx health: a tls+tcp:// URL needs a certificate "
+		    "(--tls-ca, --tls-cert, --tls-key, or --dir of a cluster "
+		    "with certs/): %s\n",
+		    why);
+	return rv;
+}
+
 // Sends one HEALTH to url; returns the exit code.
 static int
 check(const health_cfg *cfg, const char *url)
@@ -135,11 +184,17 @@ check(const health_cfg *cfg, const char *url)
 		.timeout_ms = (uint32_t)cfg->timeout_ms,
 		.connect_wait_ms = (uint32_t)cfg->timeout_ms,
 	};
+	proto_tls *tls = NULL;
+	if (strncmp(url, "tls+tcp://", 10) == 0 &&
+	    open_tls(cfg, &tls) != DTX_OK)
+		return HX_EXIT_USAGE;
+	ccfg.tls = tls;
 	proto_client *client = NULL;
 	dtx_err err = proto_client_open(&ccfg, &client);
 	if (err != DTX_OK) {
 		fprintf(stderr, "dtx health: cannot use '%s': %s\n", url,
 		    dtx_strerror(err));
+		proto_tls_close(tls);
 		return err == DTX_EINVAL ? HX_EXIT_USAGE : HX_EXIT_FAILURE;
 	}
 	proto_msg req, rep;
@@ -173,6 +228,7 @@ check(const health_cfg *cfg, const char *url)
 	if (err == DTX_OK || err == DTX_EREFUSED)
 		proto_msg_free(&rep);
 	proto_client_close(client);
+	proto_tls_close(tls);
 	return rc;
 }
 

@@ -63,8 +63,10 @@ open_conn(const char *what, const char *dir, bool *no_saga, hx_conn **conn)
 	const dtx_topo *t = hx_cluster_topo(cl);
 	if (no_saga != NULL)
 		*no_saga = dtx_topo_first(t, DTX_ROLE_SAGA) == NULL;
-	if (no_saga == NULL || !*no_saga)
-		rv = hx_conn_open(t, conn);
+	char err[512];
+	if ((no_saga == NULL || !*no_saga) &&
+	    (rv = hx_cluster_conn(cl, false, conn, err, sizeof(err))) != DTX_OK)
+		fprintf(stderr, "%s: %s\n", what, err);
 	hx_cluster_free(cl);
 	return rv;
 }

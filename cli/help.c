@@ -190,6 +190,24 @@ static const cli_help helps[] = {
 	            "no answer, blocked, failed or refused" },
 	        USAGE_ROW },
 	    false },
+	{ "dtx certs", NULL, "make a cluster's CA and certificates",
+	    "The TLS material of a cluster: its CA and one key and "
+	    "certificate per node.",
+	    NULL, GROUP_EXITS, false },
+	{ "dtx certs init", "DIR",
+	    "make a cluster CA and every node's key and certificate",
+	    "Makes DIR/ca.crt and DIR/ca.key (EC P-256, mbedTLS) and, per "
+	    "node, DIR/ROLE-ID.crt and DIR/ROLE-ID.key (keys 0600) with the "
+	    "subject CN=ROLE-ID, OU=ROLE, for the nodes of --topology or of "
+	    "the counts (ids as dtx cluster start numbers them), plus the "
+	    "client, admin and harness certificates. Refuses to replace a CA "
+	    "without --force; --keep-ca [--only ROLE-ID] reissues with it.",
+	    "  DIR    where the files go (created if missing)\n",
+	    { { HX_EXIT_OK, NULL, "written" }, USAGE_ROW,
+	        { HX_EXIT_CONFLICT, NULL,
+	            "DIR already holds a CA (give --force or --keep-ca)" },
+	        FAILED_ROW },
+	    false },
 	{ "dtx bench", NULL, "measure throughput and latency",
 	    "Benchmarks that print one line of numbers, or one JSON object "
 	    "with --json.",

@@ -270,6 +270,7 @@ open_cluster(hx_bankrun *r, hx_bankrun_err *e)
 		.saga = r->saga,
 		.netns = cfg->netns,
 		.enable_faults = true, // the nemesis sends FAULT
+		.insecure = cfg->insecure,
 		.subnet = cfg->subnet,
 	};
 	hx_cluster_stop_dir(r->out.dir, false);
@@ -327,8 +328,11 @@ hx_bankrun_setup_cluster(hx_bankrun *r, hx_bankrun_err *e)
 		FAIL_MSG(e, "--target compose: %s", err);
 		return rv;
 	}
-	if ((rv = hx_conn_open(hx_cluster_topo(r->cl), &r->conn)) != DTX_OK) {
-		FAIL_MSG(e, "cannot open clients");
+	// The workload speaks as the client; FAULT and STATUS as the
+	// harness.
+	if ((rv = hx_cluster_conn(r->cl, true, &r->conn, err, sizeof(err))) !=
+	    DTX_OK) {
+		FAIL_MSG(e, "%s", err);
 		return rv;
 	}
 	if (r->saga && hx_conn_saga_id(r->conn) == UINT32_MAX) {

@@ -16,41 +16,67 @@ struct hx_conn {
 	uint32_t self;
 	uint32_t saga;
 	proto_client *cl[DTX_TOPO_MAX];
+	// Over TLS: STATUS and FAULT go through these (an admin or harness
+	// certificate); NULL: through cl.
+	proto_client *priv[DTX_TOPO_MAX];
+	proto_tls *tls, *priv_tls; // owned; NULL over plaintext
 };
 
 #define DEFAULT_TIMEOUT_MS 5000
 
-dtx_err
-hx_conn_open(const dtx_topo *topo, hx_conn **out)
+// Opens a client to every daemon of c->topo into cls, as tls (may be
+// NULL: plaintext).
+static dtx_err
+open_clients(hx_conn *c, proto_tls *tls, proto_client **cls)
 {
-	hx_conn *c = dtx_calloc(1, sizeof(*c));
 	dtx_err rv = DTX_OK;
-	if (c == NULL)
-		return DTX_ENOMEM;
-	c->topo = *topo;
-	c->saga = UINT32_MAX;
-	c->self = topo->max_id > 0 ? topo->max_id - 1 : 0;
-	const dtx_node *me = dtx_topo_first(topo, DTX_ROLE_CLIENT);
-	if (me != NULL)
-		c->self = me->id;
-	const dtx_node *sg = dtx_topo_first(topo, DTX_ROLE_SAGA);
-	if (sg != NULL)
-		c->saga = sg->id;
-	for (uint32_t i = 0; i < topo->n && rv == DTX_OK; i++) {
-		const dtx_node *nd = &topo->nodes[i];
+	for (uint32_t i = 0; i < c->topo.n && rv == DTX_OK; i++) {
+		const dtx_node *nd = &c->topo.nodes[i];
 		if (nd->role == DTX_ROLE_CLIENT || nd->id >= DTX_TOPO_MAX)
 			continue;
 		// The CLI stamps no clocks: a skewed daemon's HLC must not
 		// travel through it to the others.
 		proto_client_cfg cc = {
 			.url = nd->url,
-			.vc_nodes = topo->max_id,
+			.vc_nodes = c->topo.max_id,
 			.node_id = c->self,
 			.timeout_ms = DEFAULT_TIMEOUT_MS,
-			.connect_wait_ms = 300,
+			.connect_wait_ms = tls != NULL ? 2000 : 300,
+			.tls = tls,
+			.check_server = tls != NULL,
+			.server_node = nd->id,
 		};
-		rv = proto_client_open(&cc, &c->cl[nd->id]);
+		rv = proto_client_open(&cc, &cls[nd->id]);
 	}
+	return rv;
+}
+
+dtx_err
+hx_conn_open_as(
+    const dtx_topo *topo, proto_tls *tls, proto_tls *priv, hx_conn **out)
+{
+	hx_conn *c = dtx_calloc(1, sizeof(*c));
+	if (c == NULL) {
+		proto_tls_close(tls);
+		proto_tls_close(priv);
+		return DTX_ENOMEM;
+	}
+	c->topo = *topo;
+	c->saga = UINT32_MAX;
+	c->self = topo->max_id > 0 ? topo->max_id - 1 : 0;
+	c->tls = tls;
+	c->priv_tls = tls != NULL ? priv : NULL;
+	if (tls == NULL)
+		proto_tls_close(priv);
+	const dtx_node *me = dtx_topo_first(topo, DTX_ROLE_CLIENT);
+	if (me != NULL)
+		c->self = me->id;
+	const dtx_node *sg = dtx_topo_first(topo, DTX_ROLE_SAGA);
+	if (sg != NULL)
+		c->saga = sg->id;
+	dtx_err rv = open_clients(c, c->tls, c->cl);
+	if (rv == DTX_OK && c->priv_tls != NULL)
+		rv = open_clients(c, c->priv_tls, c->priv);
 	if (rv != DTX_OK) {
 		hx_conn_close(c);
 		return rv;
@@ -59,13 +85,23 @@ hx_conn_open(const dtx_topo *topo, hx_conn **out)
 	return DTX_OK;
 }
 
+dtx_err
+hx_conn_open(const dtx_topo *topo, hx_conn **out)
+{
+	return hx_conn_open_as(topo, NULL, NULL, out);
+}
+
 void
 hx_conn_close(hx_conn *c)
 {
 	if (c == NULL)
 		return;
-	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
+	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++) {
 		proto_client_close(c->cl[i]);
+		proto_client_close(c->priv[i]);
+	}
+	proto_tls_close(c->tls);
+	proto_tls_close(c->priv_tls);
 	dtx_free(c);
 }
 
@@ -91,7 +127,12 @@ hx_conn_call(hx_conn *c, uint32_t id, proto_msg *req, proto_msg *rep,
 		.timeout_ms = timeout_ms ? timeout_ms : DEFAULT_TIMEOUT_MS,
 		.idempotent = idempotent,
 	};
-	return proto_client_call(c->cl[id], req, rep, &o);
+	// Only an admin or the harness may ask STATUS or send FAULT.
+	bool priv = req->hdr.type == PROTO_STATUS ||
+	    req->hdr.type == PROTO_FAULT;
+	proto_client *cl =
+	    priv && c->priv[id] != NULL ? c->priv[id] : c->cl[id];
+	return proto_client_call(cl, req, rep, &o);
 }
 
 // An idempotent call to node id that wants a reply of type want. On

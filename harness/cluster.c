@@ -35,6 +35,7 @@ struct hx_cluster {
 	char databuf[PATH_MAX + 32];
 	char log_level[16]; // "" leaves the daemons' default
 	bool enable_faults; // the daemons run with --enable-faults
+	bool tls; // tls+tcp:// links, certificates in DIR/certs
 	bool netns;
 	char prefix[HX_NETNS_PREFIX_MAX];
 	char subnet[32]; // "a.b.c.d/len", "" when unknown
@@ -286,14 +287,15 @@ hx_cluster_create(
 		nd->role = i == 0 ? DTX_ROLE_COORDINATOR
 		    : i <= np     ? DTX_ROLE_PARTICIPANT
 		                  : DTX_ROLE_SAGA;
+		const char *scheme = opts->insecure ? "tcp" : "tls+tcp";
 		if (opts->netns) {
 			char a[32];
 			hx_subnet_host(&sn, 10 + i, a, sizeof(a));
-			snprintf(nd->url, sizeof(nd->url), "tcp://%s:%d", a,
-			    ports[i]);
+			snprintf(nd->url, sizeof(nd->url), "%s://%s:%d", scheme,
+			    a, ports[i]);
 		} else
-			snprintf(nd->url, sizeof(nd->url), "tcp://%s:%d", host,
-			    ports[i]);
+			snprintf(nd->url, sizeof(nd->url), "%s://%s:%d",
+			    scheme, host, ports[i]);
 		if (nd->role == DTX_ROLE_PARTICIPANT)
 			c->topo.parts[c->topo.nparts++] = i;
 	}
@@ -319,6 +321,11 @@ hx_cluster_create(
 		    dtx_strerror(rv));
 		goto fail;
 	}
+	c->tls = !opts->insecure;
+	path_of(c, path, sizeof(path), "certs", 0);
+	if (c->tls &&
+	    (rv = hx_certs_ensure(path, &c->topo, err, errlen)) != DTX_OK)
+		goto fail;
 	if ((rv = save_faults(c, opts->enable_faults, err, errlen)) != DTX_OK)
 		goto fail;
 	path_of(c, path, sizeof(path), "log-level", 0);
@@ -382,6 +389,8 @@ hx_cluster_open(const char *dir, hx_cluster **out, char *err, size_t errlen)
 		return rv;
 	}
 	load_state(c);
+	for (uint32_t i = 0; i < c->topo.n; i++)
+		c->tls |= strncmp(c->topo.nodes[i].url, "tls+tcp://", 10) == 0;
 	path_of(c, path, sizeof(path), "enable-faults", 0);
 	c->enable_faults = access(path, F_OK) == 0;
 	path_of(c, path, sizeof(path), "log-level", 0);
@@ -409,6 +418,12 @@ hx_cluster_open(const char *dir, hx_cluster **out, char *err, size_t errlen)
 	}
 	*out = c;
 	return DTX_OK;
+}
+
+bool
+hx_cluster_is_tls(const hx_cluster *c)
+{
+	return c->tls;
 }
 
 bool
@@ -535,7 +550,7 @@ hx_cluster_pid(hx_cluster *c, uint32_t id)
 static void
 http_addr(const char *url, char *buf, size_t len)
 {
-	const char *h = strncmp(url, "tcp://", 6) == 0 ? url + 6 : NULL;
+	const char *h = hx_url_hostport(url);
 	const char *colon = h != NULL ? strrchr(h, ':') : NULL;
 	if (colon == NULL || colon == h)
 		snprintf(buf, len, "127.0.0.1:0");
@@ -572,6 +587,11 @@ hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
 		both[nb++] = env[i];
 	for (size_t i = 0; c->envp[i] != NULL; i++)
 		both[nb++] = c->envp[i];
+	// A TLS cluster's daemons take no --insecure from the environment
+	// (the two exclude each other).
+	char no_insecure[] = "DTX_INSECURE=0";
+	if (c->tls)
+		both[nb++] = no_insecure;
 	both[nb] = NULL;
 	env = both;
 	// Build the environment before fork: the child only execs.
@@ -601,16 +621,34 @@ hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
 	char nsname[HX_NETNS_PREFIX_MAX + 16],
 	    ipbin[] = "ip", netnsw[] = "netns", execw[] = "exec";
 	snprintf(nsname, sizeof(nsname), "%s-%u", c->prefix, id);
-	// The links of a local cluster are plaintext on this host: the
-	// daemons say so (--insecure) in their log and HEALTH.
 	// Each daemon serves /metrics, /livez and /readyz on a free port of
 	// its own address (written to DATA/http.addr).
 	char http[sizeof(nd->url)];
 	http_addr(nd->url, http, sizeof(http));
 	char *argv[] = { ipbin, netnsw, execw, nsname, bin, "--node-id", idtxt,
-		"--topology", topo, "--data", data, "--insecure", "--http",
-		http, NULL, NULL, NULL, NULL };
-	size_t na = 14;
+		"--topology", topo, "--data", data, "--http", http, NULL, NULL,
+		NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+	size_t na = 13;
+	// Mutual TLS with the node's certificate from DIR/certs; an
+	// --insecure cluster's plaintext links the daemons announce in their
+	// log and HEALTH.
+	char ca[PATH_MAX + 16], cakey[PATH_MAX + 16];
+	char crt[PATH_MAX + 16], key[PATH_MAX + 16];
+	if (c->tls) {
+		path_of(c, data, sizeof(data), "certs", 0);
+		hx_certs_paths(data, PROTO_ROLE_NONE, 0, ca, cakey, sizeof(ca));
+		hx_certs_paths(data, hx_proto_role(nd->role), id, crt, key,
+		    sizeof(crt));
+		path_of(c, data, sizeof(data), "data/%u", id);
+		argv[na++] = "--tls-ca";
+		argv[na++] = ca;
+		argv[na++] = "--tls-cert";
+		argv[na++] = crt;
+		argv[na++] = "--tls-key";
+		argv[na++] = key;
+	} else {
+		argv[na++] = "--insecure";
+	}
 	if (c->enable_faults)
 		argv[na++] = "--enable-faults";
 	if (c->log_level[0] != '\0') {
@@ -663,9 +701,9 @@ can_connect(const char *url)
 {
 	int fd = -1;
 	bool ok = false;
-	if (strncmp(url, "tcp://", 6) == 0) {
+	const char *hp = hx_url_hostport(url);
+	if (hp != NULL) {
 		char host[256];
-		const char *hp = url + 6;
 		const char *colon = strrchr(hp, ':');
 		if (colon == NULL || (size_t)(colon - hp) >= sizeof(host))
 			return false;

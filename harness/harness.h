@@ -105,6 +105,8 @@ void hx_json_escape(FILE *out, const char *s);
 //     DIR/cluster.state     "id pid" lines of the running daemons
 //     DIR/data/<id>/        each daemon's --data
 //     DIR/logs/<id>.log     each daemon's stderr, appended across restarts
+//     DIR/certs/            the CA and every node's key and certificate
+//                           (certs.c; not with --insecure)
 typedef struct hx_cluster hx_cluster;
 
 typedef struct hx_subnet hx_subnet; // netns.c, below
@@ -125,6 +127,11 @@ typedef struct hx_cluster_opts {
 	// With netns: the subnet to use (borrowed; NULL: a free one of
 	// HX_NETNS_POOL). DTX_EBUSY when it is in use.
 	const hx_subnet *subnet;
+	// Plaintext tcp:// links and daemons started with --insecure (for a
+	// single trusted host). false (the default): every link is mutual
+	// TLS (tls+tcp://) with the certificates in DIR/certs, made there by
+	// hx_certs_ensure (a CA already there is kept).
+	bool insecure;
 } hx_cluster_opts;
 
 // Creates the directory layout and a topology with free TCP ports
@@ -182,6 +189,73 @@ dtx_err hx_cluster_stop_all(hx_cluster *c, uint64_t grace_ms);
 
 // Path of node id's log file (borrowed until the next call).
 const char *hx_cluster_log(hx_cluster *c, uint32_t id);
+
+// True when the cluster's links are mutual TLS (its topology's URLs are
+// tls+tcp://); false for an --insecure one.
+bool hx_cluster_is_tls(const hx_cluster *c);
+
+// ---------------------------------------------------------------- certificates
+//
+// A cluster's TLS material (certs.c), made with mbedTLS's x509write API:
+// DIR/ca.crt and DIR/ca.key (the cluster CA, EC P-256, self-signed), and
+// per node DIR/<role>-<id>.crt and .key, the subject CN=<role>-<id>,
+// OU=<role>, O=dtx (proto_subject_identity). Keys are 0600. The client,
+// admin and harness certificates carry the topology's client id.
+#define HX_CA_DAYS 3650 // a CA's validity
+#define HX_CERT_DAYS 825 // a node certificate's
+
+typedef struct hx_cert_node {
+	uint32_t id;
+	proto_role role;
+} hx_cert_node;
+
+typedef struct hx_certs_opts {
+	const char *dir; // created if missing (borrowed)
+	const hx_cert_node *nodes; // whose certificates to issue (borrowed)
+	size_t n;
+	bool force; // replace a CA that is there (and reissue every cert)
+	bool keep_ca; // sign with the CA that is there (it must be)
+	bool missing_only; // issue only the certificates that are not there
+	const char *only; // issue only "<role>-<id>" (with the CA there)
+	uint32_t days, ca_days; // 0: HX_CERT_DAYS, HX_CA_DAYS
+} hx_certs_opts;
+
+// Issues the certificates o asks for: a new CA unless keep_ca or only,
+// refused with DTX_EEXIST when one is there and not force. Names each file
+// written on out (may be NULL). err gets a one-line reason: DTX_EEXIST,
+// DTX_EINVAL (a CA that cannot be read), DTX_ENOENT (only names no node),
+// DTX_EIO and errno codes. Not thread-safe for one dir.
+dtx_err hx_certs_init(
+    const hx_certs_opts *o, FILE *out, char *err, size_t errlen);
+
+// Makes what a cluster of topology t needs in dir: the CA when there is
+// none (one there is kept), and every missing certificate.
+dtx_err hx_certs_ensure(
+    const char *dir, const dtx_topo *t, char *err, size_t errlen);
+
+// The nodes of t (coordinators, participants, sagas) then client, admin
+// and harness at t's client id (max_id when it has no client line), up to
+// max; returns how many.
+size_t hx_certs_nodes_of(const dtx_topo *t, hx_cert_node *out, size_t max);
+
+// "<role>-<id>" into *out; DTX_EINVAL when s is not one.
+dtx_err hx_cert_name_parse(const char *s, hx_cert_node *out);
+
+// The paths of (role, id)'s certificate and key in dir; PROTO_ROLE_NONE:
+// the CA's. Each buffer holds len bytes.
+void hx_certs_paths(const char *dir, proto_role role, uint32_t id, char *cert,
+    char *key, size_t len);
+
+// Opens the CA of dir with (role, id)'s certificate and key: *out owned
+// (proto_tls_close). err says which file is wrong.
+dtx_err hx_certs_open(const char *dir, proto_role role, uint32_t id,
+    proto_tls **out, char *err, size_t errlen);
+
+// The certificate role of a topology role.
+proto_role hx_proto_role(dtx_role r);
+
+// "host:port" of a tcp:// or tls+tcp:// URL (borrowed from url), or NULL.
+const char *hx_url_hostport(const char *url);
 
 // History, checkers, results and reports.
 //
@@ -975,6 +1049,17 @@ typedef struct hx_conn hx_conn;
 // Opens clients to every daemon of topo (copied). *out is owned (close
 // with hx_conn_close). DTX_ENOMEM, DTX_EINVAL.
 dtx_err hx_conn_open(const dtx_topo *topo, hx_conn **out);
+// The same over mutual TLS: every call goes out with tls's identity
+// except STATUS and FAULT, which go with priv's (an admin or harness
+// certificate) when priv is not NULL. Takes tls and priv (closed by
+// hx_conn_close, or here when it fails). tls NULL: hx_conn_open.
+dtx_err hx_conn_open_as(
+    const dtx_topo *topo, proto_tls *tls, proto_tls *priv, hx_conn **out);
+// Opens clients to cluster c as its client node: over TLS with the
+// client certificate of DIR/certs, STATUS and FAULT with the harness's
+// (harness) or the admin's certificate. err says why it failed.
+dtx_err hx_cluster_conn(
+    hx_cluster *c, bool harness, hx_conn **out, char *err, size_t errlen);
 void hx_conn_close(hx_conn *c);
 const dtx_topo *hx_conn_topo(const hx_conn *c);
 // One call to node id (timeout_ms 0: 5 s). Contract of proto_client_call.
@@ -1401,6 +1486,7 @@ typedef struct hx_bankrun_conf {
 	uint64_t seed; // non-zero
 	const char *results; // results file
 	bool netns;
+	bool insecure; // the cluster it starts: plaintext, no certificates
 	const char *connect; // a running cluster's dir, or NULL: start one
 	bool compose; // the cluster is a compose project's containers
 	const char *compose_project; // NULL: the default

@@ -131,16 +131,18 @@ ns_name(const char *prefix, uint32_t id, char *buf, size_t len)
 	snprintf(buf, len, "%s-%u", prefix, id);
 }
 
-// The address of node id: the host of its topology URL ("tcp://A:port"),
-// which hx_cluster_create put in the run's subnet. "" when it has none.
+// The address of node id: the host of its topology URL ("tcp://A:port"
+// or "tls+tcp://A:port"), which hx_cluster_create put in the run's
+// subnet. "" when it has none.
 static void
 node_addr(const dtx_topo *topo, uint32_t id, char *buf, size_t len)
 {
 	const dtx_node *nd = dtx_topo_find(topo, id);
 	buf[0] = '\0';
-	if (nd == NULL || strncmp(nd->url, "tcp://", 6) != 0)
+	const char *host = nd != NULL ? hx_url_hostport(nd->url) : NULL;
+	if (host == NULL)
 		return;
-	const char *host = nd->url + 6, *colon = strrchr(host, ':');
+	const char *colon = strrchr(host, ':');
 	if (colon != NULL && (size_t)(colon - host) < len)
 		snprintf(buf, len, "%.*s", (int)(colon - host), host);
 }
