@@ -36,9 +36,12 @@ dtx_err bench_rpc_measure(int n, int conns, int workers, int64_t seconds,
 int bench_storage(int argc, char **argv); // bench_storage.c
 int bench_2pc(int argc, char **argv); // bench_2pc.c
 int bench_saga(int argc, char **argv); // bench_saga.c
-// Opens a client to url as node id (30 s calls, 2 s connect wait).
-// *out returns owned (proto_client_close) on success.
-dtx_err bench_open_client(const char *url, uint32_t id, proto_client **out);
+// Opens a client to url as node id (30 s calls, 2 s connect wait), over
+// mutual TLS with tls's identity when tls is not NULL (borrowed: it must
+// outlive the client). *out returns owned (proto_client_close) on
+// success.
+dtx_err bench_open_client(
+    const char *url, uint32_t id, proto_tls *tls, proto_client **out);
 // One call with a timeout; *rep owned on success (proto_msg_free), and
 // freed here on DTX_EREFUSED. Borrows cl and req.
 dtx_err bench_call(
@@ -132,13 +135,13 @@ struct bench_fleet {
 // and seeds each client, gives it ctx, opens a batcher of
 // batch requests per message (inflight messages at once) over shared
 // when batch > 1, or else a connection of each client's own to url as
-// client_id. next and count are the clients' hooks (bench_async);
+// client_id (with tls, which may be NULL: bench_open_client). next and count are the clients' hooks (bench_async);
 // each call gets timeout_ms. Close f with bench_fleet_close even on
 // error. DTX_ENOMEM, errors of proto_batcher_open and
 // bench_open_client.
 dtx_err bench_fleet_open(bench_fleet *f, size_t stride, int n, void *ctx,
-    proto_client *shared, const char *url, uint32_t client_id, int64_t batch,
-    int64_t inflight, uint32_t timeout_ms, proto_msg *(*next)(void *owner),
+    proto_client *shared, const char *url, uint32_t client_id,
+    proto_tls *tls, int64_t batch, int64_t inflight, uint32_t timeout_ms, proto_msg *(*next)(void *owner),
     void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns));
 // Runs the clients for seconds, each until its first answer after that,
 // and returns how long it took (s); -1 when a thread cannot start (said
@@ -184,18 +187,21 @@ typedef struct bench_env {
 	int64_t **owned; // owned[k]: the accounts of the k-th participant
 	size_t *nowned;
 	uint32_t nparts;
+	// The client certificate of the cluster's certs/ every connection
+	// above speaks with; NULL for an --insecure cluster. Owned.
+	proto_tls *tls;
 } bench_env;
 // Sets *e up: refuses a dir in memory (fsync timings on tmpfs say nothing
 // about a disk), creates a cluster of `participants` participants and a
 // head of role head (DTX_ROLE_COORDINATOR, or DTX_ROLE_SAGA: then only
 // the participants and the orchestrator run) with the daemons' log_level,
-// starts it, opens the clients and splits `accounts` accounts. On failure
+// over mutual TLS unless insecure (plaintext, no certificates), starts it, opens the clients and splits `accounts` accounts. On failure
 // prints why on stderr, prefixed by what, and returns HX_EXIT_USAGE (a
 // bad setting) or HX_EXIT_FAILURE; HX_EXIT_OK on success. Call
 // bench_env_close either way.
 int bench_env_open(bench_env *e, const char *what, const char *dir,
     int64_t participants, dtx_role head, const char *log_level,
-    int64_t accounts);
+    int64_t accounts, bool insecure);
 // Picks a transfer between two of e's participants with the PRNG at
 // seed: their indexes *p != *q (e->nparts >= 2) and the keys of an
 // account of the p-th into kf and of the q-th into kt (klen bytes each).
@@ -229,7 +235,7 @@ typedef struct bench_run {
 // on success. Call bench_run_close either way. Borrows what and ctx.
 int bench_run_open(bench_run *br, const char *what, const char *dir,
     int64_t participants, dtx_role head, const char *log_level,
-    int64_t accounts, dtx_err (*init)(void *ctx), void *ctx);
+    int64_t accounts, bool insecure, dtx_err (*init)(void *ctx), void *ctx);
 // Runs n clients for seconds against br's head (a bench_fleet of
 // workers of stride bytes, with ctx, batch, inflight, timeout_ms, next and
 // count as bench_fleet_open takes them), then fills br->secs, the

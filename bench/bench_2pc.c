@@ -33,6 +33,7 @@ typedef struct b2_cfg {
 	bool json;
 	bool keep;
 	char *log_level;
+	bool insecure;
 	int64_t client_batch;
 	int64_t client_inflight;
 } b2_cfg;
@@ -67,6 +68,8 @@ static const dtx_cfg_opt b2_opts[] = {
 	    "leave the stopped cluster's directory (logs, data) in place" },
 	{ "log-level", DTX_CFG_STR, offsetof(b2_cfg, log_level), 0, 0, "warn",
 	    "the daemons' log level" },
+	{ "insecure", DTX_CFG_BOOL, offsetof(b2_cfg, insecure), 0, 0, "false",
+	    "plaintext links, no certificates (default: mutual TLS)" },
 };
 #define NB2_OPTS (sizeof(b2_opts) / sizeof(b2_opts[0]))
 
@@ -221,6 +224,7 @@ print_json(const b2_cfg *cfg, const bench_run *br, const b2_numbers *m)
 	hx_json_begin(&j, stdout);
 	hx_json_str(&j, "bench", "2pc");
 	hx_json_str(&j, "mode", cfg->mode);
+	hx_json_bool(&j, "tls", !cfg->insecure);
 	bench_json_counts(&j, cfg->participants, cfg->clients, cfg->accounts,
 	    br->secs, &br->sum, "aborted");
 	hx_json_num(&j, "txn_per_s", m->tps);
@@ -247,8 +251,9 @@ print_text(const b2_cfg *cfg, const bench_run *br, const b2_numbers *m)
 {
 	int n = (int)cfg->clients;
 	printf("dtx bench 2pc: %s, %" PRId64 " participants, %d "
-	       "clients, %" PRId64 " accounts, fsync on, %.1f s\n",
-	    cfg->mode, cfg->participants, n, cfg->accounts, br->secs);
+	       "clients, %" PRId64 " accounts, fsync on, %s, %.1f s\n",
+	    cfg->mode, cfg->participants, n, cfg->accounts,
+	    cfg->insecure ? "plaintext (--insecure)" : "mutual TLS", br->secs);
 	printf("  %" PRIu64 " committed, %" PRIu64 " aborted (%.2f%%), "
 	       "%" PRIu64 " unknown, %" PRIu64 " errors\n",
 	    m->committed, m->aborted, m->abort_rate * 100, br->sum.unknown,
@@ -300,7 +305,7 @@ run_bench(const void *arg)
 	}
 	int rc = bench_run_open(&br, "dtx bench 2pc", cfg->dir,
 	    cfg->participants, DTX_ROLE_COORDINATOR, cfg->log_level,
-	    cfg->accounts, init_accounts, &run);
+	    cfg->accounts, cfg->insecure, init_accounts, &run);
 	if (rc != HX_EXIT_OK)
 		goto out;
 	proto_client *coord = br.env.head;

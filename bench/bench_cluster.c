@@ -17,12 +17,14 @@
 #include "proto.h"
 
 dtx_err
-bench_open_client(const char *url, uint32_t id, proto_client **out)
+bench_open_client(
+    const char *url, uint32_t id, proto_tls *tls, proto_client **out)
 {
 	proto_client_cfg cc;
 	memset(&cc, 0, sizeof(cc));
 	cc.url = url;
 	cc.node_id = id;
+	cc.tls = tls;
 	cc.timeout_ms = 30000;
 	cc.connect_wait_ms = 2000;
 	return proto_client_open(&cc, out);
@@ -182,7 +184,7 @@ bench_tally_merge(
 
 static dtx_err
 bench_split(const char *who, const dtx_topo *topo, uint32_t client_id,
-    int64_t accounts, proto_client **parts, int64_t ***owned, size_t **nowned)
+    proto_tls *tls, int64_t accounts, proto_client **parts, int64_t ***owned, size_t **nowned)
 {
 	uint32_t nparts = topo->nparts;
 	dtx_err rv;
@@ -192,8 +194,8 @@ bench_split(const char *who, const dtx_topo *topo, uint32_t client_id,
 		return DTX_ENOMEM;
 	for (uint32_t k = 0; k < nparts; k++) {
 		const dtx_node *nd = dtx_topo_find(topo, topo->parts[k]);
-		if ((rv = bench_open_client(nd->url, client_id, &parts[k])) !=
-		    DTX_OK)
+		if ((rv = bench_open_client(
+		         nd->url, client_id, tls, &parts[k])) != DTX_OK)
 			return rv;
 		(*owned)[k] = dtx_calloc((size_t)accounts, sizeof(int64_t));
 		if ((*owned)[k] == NULL)
@@ -367,8 +369,8 @@ fleet_client(const bench_fleet *f, int i)
 
 dtx_err
 bench_fleet_open(bench_fleet *f, size_t stride, int n, void *ctx,
-    proto_client *shared, const char *url, uint32_t client_id, int64_t batch,
-    int64_t inflight, uint32_t timeout_ms, proto_msg *(*next)(void *owner),
+    proto_client *shared, const char *url, uint32_t client_id,
+    proto_tls *tls, int64_t batch, int64_t inflight, uint32_t timeout_ms, proto_msg *(*next)(void *owner),
     void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns))
 {
 	memset(f, 0, sizeof(*f));
@@ -400,7 +402,7 @@ bench_fleet_open(bench_fleet *f, size_t stride, int n, void *ctx,
 			.next = next,
 			.count = count };
 		if (rv == DTX_OK && batch <= 1)
-			rv = bench_open_client(url, client_id, &c->cl);
+			rv = bench_open_client(url, client_id, tls, &c->cl);
 	}
 	return rv;
 }
@@ -506,7 +508,7 @@ start_head_and_parts(hx_cluster *cl, const dtx_topo *topo, dtx_role head)
 int
 bench_env_open(bench_env *e, const char *what, const char *dir,
     int64_t participants, dtx_role head, const char *log_level,
-    int64_t accounts)
+    int64_t accounts, bool insecure)
 {
 	char err[256];
 	memset(e, 0, sizeof(*e));
@@ -535,6 +537,7 @@ bench_env_open(bench_env *e, const char *what, const char *dir,
 	co.participants = (uint32_t)participants;
 	co.saga = head == DTX_ROLE_SAGA;
 	co.log_level = log_level;
+	co.insecure = insecure;
 	dtx_err rv = hx_cluster_create(&co, &e->cl, err, sizeof(err));
 	if (rv != DTX_OK) {
 		fprintf(stderr, "%s: %s\n", what, err);
@@ -544,6 +547,13 @@ bench_env_open(bench_env *e, const char *what, const char *dir,
 	e->nparts = e->topo->nparts;
 	const dtx_node *cn = dtx_topo_first(e->topo, DTX_ROLE_CLIENT);
 	e->client_id = cn != NULL ? cn->id : 0;
+	char certs[sizeof(e->dir) + 8];
+	snprintf(certs, sizeof(certs), "%s/certs", e->dir);
+	if (!insecure && hx_certs_open(certs, PROTO_ROLE_CLIENT, e->client_id,
+	                     &e->tls, err, sizeof(err)) != DTX_OK) {
+		fprintf(stderr, "%s: %s\n", what, err);
+		return HX_EXIT_FAILURE;
+	}
 	rv = head == DTX_ROLE_SAGA ? start_head_and_parts(e->cl, e->topo, head)
 	                           : hx_cluster_start_all(e->cl, 30000);
 	if (rv != DTX_OK) {
@@ -557,9 +567,9 @@ bench_env_open(bench_env *e, const char *what, const char *dir,
 	if (hn == NULL)
 		rv = DTX_EINVAL;
 	else
-		rv = bench_open_client(hn->url, e->client_id, &e->head);
+		rv = bench_open_client(hn->url, e->client_id, e->tls, &e->head);
 	if (rv == DTX_OK)
-		rv = bench_split(what, e->topo, e->client_id, accounts,
+		rv = bench_split(what, e->topo, e->client_id, e->tls, accounts,
 		    e->parts, &e->owned, &e->nowned);
 	if (rv == DTX_ERANGE)
 		return HX_EXIT_USAGE; // bench_split said why
@@ -580,6 +590,8 @@ bench_env_close(bench_env *e, const char *what, bool keep)
 	e->cl = NULL;
 	e->owned = NULL;
 	e->nowned = NULL;
+	proto_tls_close(e->tls);
+	e->tls = NULL;
 	if (e->dir[0] == '\0')
 		return;
 	if (keep)
@@ -592,13 +604,13 @@ bench_env_close(bench_env *e, const char *what, bool keep)
 int
 bench_run_open(bench_run *br, const char *what, const char *dir,
     int64_t participants, dtx_role head, const char *log_level,
-    int64_t accounts, dtx_err (*init)(void *ctx), void *ctx)
+    int64_t accounts, bool insecure, dtx_err (*init)(void *ctx), void *ctx)
 {
 	memset(br, 0, sizeof(*br));
 	br->what = what;
 	br->head = head;
-	int rc = bench_env_open(
-	    &br->env, what, dir, participants, head, log_level, accounts);
+	int rc = bench_env_open(&br->env, what, dir, participants, head,
+	    log_level, accounts, insecure);
 	if (rc != HX_EXIT_OK)
 		return rc;
 	dtx_err rv = init(ctx);
@@ -619,7 +631,7 @@ bench_run_clients(bench_run *br, size_t stride, int n, void *ctx,
 	const bench_env *e = &br->env;
 	dtx_err rv =
 	    bench_fleet_open(&br->fleet, stride, n, ctx, e->head, e->head_url,
-	        e->client_id, batch, inflight, timeout_ms, next, count);
+	        e->client_id, e->tls, batch, inflight, timeout_ms, next, count);
 	if (rv != DTX_OK) {
 		fprintf(stderr, "%s: %s\n", br->what, dtx_strerror(rv));
 		return HX_EXIT_FAILURE;

@@ -28,6 +28,7 @@ typedef struct bs_cfg {
 	int64_t max_amount;
 	char *dir;
 	bool json;
+	bool insecure;
 	int64_t client_batch;
 	int64_t client_inflight;
 } bs_cfg;
@@ -60,6 +61,8 @@ static const dtx_cfg_opt bs_opts[] = {
 	    "where to create the cluster (a real disk, not tmpfs)" },
 	{ "json", DTX_CFG_BOOL, offsetof(bs_cfg, json), 0, 0, "false",
 	    "print one JSON object" },
+	{ "insecure", DTX_CFG_BOOL, offsetof(bs_cfg, insecure), 0, 0, "false",
+	    "plaintext links, no certificates (default: mutual TLS)" },
 };
 #define NBS_OPTS (sizeof(bs_opts) / sizeof(bs_opts[0]))
 
@@ -123,7 +126,8 @@ init_owned(bs_run *r, uint32_t k, proto_client *cl)
 
 // Creates the accounts on their owners (the coordinator is not part of a
 // saga cluster). Participants take STEP only from the orchestrator, so
-// these connections speak as its node id.
+// these connections speak as its node id (over TLS with its certificate
+// from the cluster's certs/: the bench owns the cluster).
 static dtx_err
 init_accounts(void *ctx)
 {
@@ -132,15 +136,25 @@ init_accounts(void *ctx)
 	if (sn == NULL)
 		return DTX_EINVAL;
 	dtx_err rv = DTX_OK;
+	proto_tls *tls = NULL;
+	if (r->env->tls != NULL) {
+		char dir[sizeof(r->env->dir) + 8], err[512];
+		snprintf(dir, sizeof(dir), "%s/certs", r->env->dir);
+		rv = hx_certs_open(
+		    dir, PROTO_ROLE_SAGA, sn->id, &tls, err, sizeof(err));
+		if (rv != DTX_OK)
+			fprintf(stderr, "dtx bench saga: %s\n", err);
+	}
 	for (uint32_t k = 0; k < r->env->nparts && rv == DTX_OK; k++) {
 		const dtx_node *nd =
 		    dtx_topo_find(r->env->topo, r->env->topo->parts[k]);
 		proto_client *cl = NULL;
-		rv = bench_open_client(nd->url, sn->id, &cl);
+		rv = bench_open_client(nd->url, sn->id, tls, &cl);
 		if (rv == DTX_OK)
 			rv = init_owned(r, k, cl);
 		proto_client_close(cl);
 	}
+	proto_tls_close(tls);
 	return rv;
 }
 
@@ -249,7 +263,8 @@ run_bench(const void *arg)
 
 	int rc =
 	    bench_run_open(&br, "dtx bench saga", cfg->dir, cfg->participants,
-	        DTX_ROLE_SAGA, "warn", cfg->accounts, init_accounts, &run);
+	        DTX_ROLE_SAGA, "warn", cfg->accounts, cfg->insecure,
+	        init_accounts, &run);
 	if (rc != HX_EXIT_OK)
 		goto out;
 	proto_client *sagac = br.env.head, **parts = br.env.parts;
@@ -290,6 +305,7 @@ run_bench(const void *arg)
 		hx_json j;
 		hx_json_begin(&j, stdout);
 		hx_json_str(&j, "bench", "saga");
+		hx_json_bool(&j, "tls", !cfg->insecure);
 		bench_json_counts(&j, cfg->participants, cfg->clients,
 		    cfg->accounts, br.secs, &br.sum, "compensated");
 		hx_json_num(&j, "saga_per_s", sps);
@@ -312,8 +328,10 @@ run_bench(const void *arg)
 		hx_json_end(&j);
 	} else {
 		printf("dtx bench saga: %" PRId64 " participants, %d clients, "
-		       "%" PRId64 " accounts, fsync on, %.1f s\n",
-		    cfg->participants, n, cfg->accounts, br.secs);
+		       "%" PRId64 " accounts, fsync on, %s, %.1f s\n",
+		    cfg->participants, n, cfg->accounts,
+		    cfg->insecure ? "plaintext (--insecure)" : "mutual TLS",
+		    br.secs);
 		printf("  %" PRIu64 " committed, %" PRIu64
 		       " compensated (%.2f%%), %" PRIu64 " unknown, %" PRIu64
 		       " errors\n",

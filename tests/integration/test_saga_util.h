@@ -79,6 +79,7 @@ ts_create(tsaga *t, uint32_t nparts)
 		.participants = nparts,
 		.saga = true,
 		.log_level = "info",
+		.insecure = true,
 	};
 	if (hx_cluster_create(&o, &t->c, err, sizeof(err)) != DTX_OK) {
 		fprintf(stderr, "cluster: %s\n", err);
