@@ -7,6 +7,7 @@
 // reissued (--keep-ca --only ROLE-ID) and a CA replaced (--force).
 
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -15,7 +16,7 @@ typedef struct certs_cfg {
 	int64_t coordinators, participants, sagas;
 	int64_t client_id;
 	int64_t days, ca_days;
-	bool force, keep_ca;
+	bool force, keep_ca, if_missing;
 	char *only;
 	bool json;
 } certs_cfg;
@@ -41,6 +42,9 @@ static const dtx_cfg_opt init_opts[] = {
 	    "replace a CA already in DIR (every certificate is reissued)" },
 	{ "keep-ca", DTX_CFG_BOOL, OFF(keep_ca), 0, 0, "false",
 	    "reissue the certificates with the CA already in DIR" },
+	{ "if-missing", DTX_CFG_BOOL, OFF(if_missing), 0, 0, "false",
+	    "keep what is there: make the CA when there is none and only the "
+	    "certificates that are missing (for scripts run at every start)" },
 	{ "only", DTX_CFG_STR, OFF(only), 0, 0, NULL,
 	    "reissue only this one, ROLE-ID (participant-2), with DIR's CA" },
 	{ "json", DTX_CFG_BOOL, OFF(json), 0, 0, "false",
@@ -108,8 +112,10 @@ check_flags(const certs_cfg *cfg, int npos)
 	hx_cert_node one;
 	if (npos != 1)
 		why = "want one directory: dtx certs init DIR";
-	else if (cfg->force && (cfg->keep_ca || cfg->only != NULL))
-		why = "--force makes a new CA: it excludes --keep-ca and --only";
+	else if (cfg->force &&
+	    (cfg->keep_ca || cfg->only != NULL || cfg->if_missing))
+		why = "--force makes a new CA: it excludes --keep-ca, --only and "
+		      "--if-missing";
 	else if (cfg->only != NULL &&
 	    hx_cert_name_parse(cfg->only, &one) != DTX_OK)
 		why = "--only wants ROLE-ID, e.g. participant-2 or admin-5";
@@ -140,11 +146,15 @@ init_body(certs_cfg *cfg, const char *dir)
 	}
 	if (rc != 0)
 		return rc;
+	char crt[PATH_MAX + 16], key[PATH_MAX + 16];
+	hx_certs_paths(dir, PROTO_ROLE_NONE, 0, crt, key, sizeof(crt));
+	bool have_ca = access(crt, F_OK) == 0 || access(key, F_OK) == 0;
 	hx_certs_opts o = { .dir = dir,
 		.nodes = nodes,
 		.n = n,
 		.force = cfg->force,
-		.keep_ca = cfg->keep_ca,
+		.keep_ca = cfg->keep_ca || (cfg->if_missing && have_ca),
+		.missing_only = cfg->if_missing,
 		.only = cfg->only,
 		.days = (uint32_t)cfg->days,
 		.ca_days = (uint32_t)cfg->ca_days };

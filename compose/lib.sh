@@ -25,20 +25,25 @@ dtx_compose() {
 }
 
 # Writes the host's view of the topology (127.0.0.1 and the published
-# ports) into directory $1/topology.
+# ports) into directory $1/topology, and copies the project's
+# certificates (the certs volume, through the coordinator's container)
+# into $1/certs, owned by the caller, keys 0600.
 dtx_host_topology() {
 	mkdir -p "$1"
 	cat >"$1/topology.tmp" <<X
 # dtx compose project "$COMPOSE_PROJECT_NAME" as seen from the host
 # (written by compose/up; the ports are published on 127.0.0.1).
-coordinator    0   tcp://127.0.0.1:$DTX_COORDINATOR_PORT
-participant    1   tcp://127.0.0.1:$DTX_PARTICIPANT1_PORT
-participant    2   tcp://127.0.0.1:$DTX_PARTICIPANT2_PORT
-participant    3   tcp://127.0.0.1:$DTX_PARTICIPANT3_PORT
-saga           4   tcp://127.0.0.1:$DTX_SAGA_PORT
+coordinator    0   tls+tcp://127.0.0.1:$DTX_COORDINATOR_PORT
+participant    1   tls+tcp://127.0.0.1:$DTX_PARTICIPANT1_PORT
+participant    2   tls+tcp://127.0.0.1:$DTX_PARTICIPANT2_PORT
+participant    3   tls+tcp://127.0.0.1:$DTX_PARTICIPANT3_PORT
+saga           4   tls+tcp://127.0.0.1:$DTX_SAGA_PORT
 client         5
 X
 	mv "$1/topology.tmp" "$1/topology"
+	rm -rf "$1/certs"
+	docker cp "$(dtx_compose ps -q coordinator)":/etc/dtx/certs "$1/certs" &&
+	    chmod 0700 "$1/certs" && chmod 0600 "$1/certs"/*.key
 }
 
 # Waits until every container of the project runs and is healthy, at most
@@ -52,10 +57,12 @@ dtx_wait_healthy() {
 		for id in $ids; do
 			n=$((n + 1))
 			st=$(docker inspect -f \
-			    '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' \
-			    "$id" 2>/dev/null || echo gone/gone)
+			    '{{index .Config.Labels "com.docker.compose.service"}}:{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}/{{.State.ExitCode}}' \
+			    "$id" 2>/dev/null || echo gone:gone/gone/1)
 			case "$st" in
-			running/healthy | running/none) ;;
+			# The one-shot certs service is done once it exited 0.
+			certs:exited/none/0) n=$((n - 1)) ;;
+			*:running/healthy/* | *:running/none/*) ;;
 			*) bad="$bad $id" ;;
 			esac
 		done
