@@ -135,13 +135,14 @@ struct bench_fleet {
 // and seeds each client, gives it ctx, opens a batcher of
 // batch requests per message (inflight messages at once) over shared
 // when batch > 1, or else a connection of each client's own to url as
-// client_id (with tls, which may be NULL: bench_open_client). next and count are the clients' hooks (bench_async);
-// each call gets timeout_ms. Close f with bench_fleet_close even on
-// error. DTX_ENOMEM, errors of proto_batcher_open and
+// client_id (with tls, which may be NULL: bench_open_client). next and count
+// are the clients' hooks (bench_async); each call gets timeout_ms. Close f with
+// bench_fleet_close even on error. DTX_ENOMEM, errors of proto_batcher_open and
 // bench_open_client.
 dtx_err bench_fleet_open(bench_fleet *f, size_t stride, int n, void *ctx,
-    proto_client *shared, const char *url, uint32_t client_id,
-    proto_tls *tls, int64_t batch, int64_t inflight, uint32_t timeout_ms, proto_msg *(*next)(void *owner),
+    proto_client *shared, const char *url, uint32_t client_id, proto_tls *tls,
+    int64_t batch, int64_t inflight, uint32_t timeout_ms,
+    proto_msg *(*next)(void *owner),
     void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns));
 // Runs the clients for seconds, each until its first answer after that,
 // and returns how long it took (s); -1 when a thread cannot start (said
@@ -195,10 +196,10 @@ typedef struct bench_env {
 // about a disk), creates a cluster of `participants` participants and a
 // head of role head (DTX_ROLE_COORDINATOR, or DTX_ROLE_SAGA: then only
 // the participants and the orchestrator run) with the daemons' log_level,
-// over mutual TLS unless insecure (plaintext, no certificates), starts it, opens the clients and splits `accounts` accounts. On failure
-// prints why on stderr, prefixed by what, and returns HX_EXIT_USAGE (a
-// bad setting) or HX_EXIT_FAILURE; HX_EXIT_OK on success. Call
-// bench_env_close either way.
+// over mutual TLS unless insecure (plaintext, no certificates), starts it,
+// opens the clients and splits `accounts` accounts. On failure prints why on
+// stderr, prefixed by what, and returns HX_EXIT_USAGE (a bad setting) or
+// HX_EXIT_FAILURE; HX_EXIT_OK on success. Call bench_env_close either way.
 int bench_env_open(bench_env *e, const char *what, const char *dir,
     int64_t participants, dtx_role head, const char *log_level,
     int64_t accounts, bool insecure);

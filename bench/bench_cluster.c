@@ -184,7 +184,8 @@ bench_tally_merge(
 
 static dtx_err
 bench_split(const char *who, const dtx_topo *topo, uint32_t client_id,
-    proto_tls *tls, int64_t accounts, proto_client **parts, int64_t ***owned, size_t **nowned)
+    proto_tls *tls, int64_t accounts, proto_client **parts, int64_t ***owned,
+    size_t **nowned)
 {
 	uint32_t nparts = topo->nparts;
 	dtx_err rv;
@@ -369,8 +370,9 @@ fleet_client(const bench_fleet *f, int i)
 
 dtx_err
 bench_fleet_open(bench_fleet *f, size_t stride, int n, void *ctx,
-    proto_client *shared, const char *url, uint32_t client_id,
-    proto_tls *tls, int64_t batch, int64_t inflight, uint32_t timeout_ms, proto_msg *(*next)(void *owner),
+    proto_client *shared, const char *url, uint32_t client_id, proto_tls *tls,
+    int64_t batch, int64_t inflight, uint32_t timeout_ms,
+    proto_msg *(*next)(void *owner),
     void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns))
 {
 	memset(f, 0, sizeof(*f));
@@ -549,8 +551,9 @@ bench_env_open(bench_env *e, const char *what, const char *dir,
 	e->client_id = cn != NULL ? cn->id : 0;
 	char certs[sizeof(e->dir) + 8];
 	snprintf(certs, sizeof(certs), "%s/certs", e->dir);
-	if (!insecure && hx_certs_open(certs, PROTO_ROLE_CLIENT, e->client_id,
-	                     &e->tls, err, sizeof(err)) != DTX_OK) {
+	if (!insecure &&
+	    hx_certs_open(certs, PROTO_ROLE_CLIENT, e->client_id, &e->tls, err,
+	        sizeof(err)) != DTX_OK) {
 		fprintf(stderr, "%s: %s\n", what, err);
 		return HX_EXIT_FAILURE;
 	}

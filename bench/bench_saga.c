@@ -261,10 +261,9 @@ run_bench(const void *arg)
 	run.env = &br.env;
 	run.nonce = dtx_wall_ns();
 
-	int rc =
-	    bench_run_open(&br, "dtx bench saga", cfg->dir, cfg->participants,
-	        DTX_ROLE_SAGA, "warn", cfg->accounts, cfg->insecure,
-	        init_accounts, &run);
+	int rc = bench_run_open(&br, "dtx bench saga", cfg->dir,
+	    cfg->participants, DTX_ROLE_SAGA, "warn", cfg->accounts,
+	    cfg->insecure, init_accounts, &run);
 	if (rc != HX_EXIT_OK)
 		goto out;
 	proto_client *sagac = br.env.head, **parts = br.env.parts;

@@ -114,8 +114,9 @@ check_flags(const certs_cfg *cfg, int npos)
 		why = "want one directory: dtx certs init DIR";
 	else if (cfg->force &&
 	    (cfg->keep_ca || cfg->only != NULL || cfg->if_missing))
-		why = "--force makes a new CA: it excludes --keep-ca, --only and "
-		      "--if-missing";
+		why =
+		    "--force makes a new CA: it excludes --keep-ca, --only and "
+		    "--if-missing";
 	else if (cfg->only != NULL &&
 	    hx_cert_name_parse(cfg->only, &one) != DTX_OK)
 		why = "--only wants ROLE-ID, e.g. participant-2 or admin-5";
@@ -124,8 +125,8 @@ check_flags(const certs_cfg *cfg, int npos)
 		why = "no nodes: give --topology or some --participants";
 	if (why == NULL)
 		return 0;
-	fprintf(stderr, "dtx certs init: %s (see: dtx certs init --help)\n",
-	    why);
+	fprintf(
+	    stderr, "dtx certs init: %s (see: dtx certs init --help)\n", why);
 	return HX_EXIT_USAGE;
 }
 
@@ -160,16 +161,16 @@ init_body(certs_cfg *cfg, const char *dir)
 		.ca_days = (uint32_t)cfg->ca_days };
 	FILE *out = cfg->json ? tmpfile() : stdout;
 	if (out == NULL) {
-		fprintf(stderr, "dtx certs init: cannot make a temporary file\n");
+		fprintf(
+		    stderr, "dtx certs init: cannot make a temporary file\n");
 		return HX_EXIT_INTERNAL;
 	}
 	dtx_err rv = hx_certs_init(&o, out, err, sizeof(err));
 	if (rv != DTX_OK) {
 		fprintf(stderr, "dtx certs init: %s\n", err);
-		rc = rv == DTX_EEXIST ? HX_EXIT_CONFLICT
-		    : rv == DTX_ENOENT || rv == DTX_EINVAL
-		    ? HX_EXIT_USAGE
-		    : HX_EXIT_INTERNAL;
+		rc = rv == DTX_EEXIST                      ? HX_EXIT_CONFLICT
+		    : rv == DTX_ENOENT || rv == DTX_EINVAL ? HX_EXIT_USAGE
+		                                           : HX_EXIT_INTERNAL;
 	}
 	if (cfg->json) {
 		char line[PATH_MAX + 32];
@@ -196,8 +197,8 @@ cmd_init(int argc, char **argv)
 	certs_cfg cfg = { 0 };
 	char *pos[2];
 	int npos = 0;
-	int rc = hx_parse_flags("dtx certs init", init_opts, N(init_opts),
-	    &cfg, argc, argv, pos, 2, &npos);
+	int rc = hx_parse_flags("dtx certs init", init_opts, N(init_opts), &cfg,
+	    argc, argv, pos, 2, &npos);
 	if (rc == 0)
 		rc = check_flags(&cfg, npos);
 	if (rc == 0)

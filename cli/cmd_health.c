@@ -158,7 +158,8 @@ open_tls(const health_cfg *cfg, proto_tls **out)
 			char dir[PATH_MAX + 8];
 			const dtx_topo *t = hx_cluster_topo(cl);
 			const dtx_node *me = dtx_topo_first(t, DTX_ROLE_CLIENT);
-			snprintf(dir, sizeof(dir), "%s/certs", hx_cluster_dir(cl));
+			snprintf(
+			    dir, sizeof(dir), "%s/certs", hx_cluster_dir(cl));
 			rv = hx_certs_open(dir, PROTO_ROLE_ADMIN,
 			    me != NULL ? me->id : t->max_id, out, why,
 			    sizeof(why));

@@ -184,28 +184,23 @@ static const cli_help helps[] = {
 	{ "dtx health", "[URL]", "ask one daemon whether it is healthy",
 	    "Sends HEALTH to the daemon at URL (default: $DTX_LISTEN with a "
 	    "wildcard host read as 127.0.0.1).",
-	    "  URL    the daemon's address, tcp://host:port\n",
+	    "  URL    the daemon's address, tcp:// or tls+tcp://host:port\n",
 	    { { HX_EXIT_OK, NULL, "state ok or recovering" },
 	        { HX_EXIT_INVALID, NULL,
 	            "no answer, blocked, failed or refused" },
 	        USAGE_ROW },
 	    false },
 	{ "dtx certs", NULL, "make a cluster's CA and certificates",
-	    "The TLS material of a cluster: its CA and one key and "
-	    "certificate per node.",
-	    NULL, GROUP_EXITS, false },
+	    "A cluster's CA and one key and certificate per node.", NULL,
+	    GROUP_EXITS, false },
 	{ "dtx certs init", "DIR",
 	    "make a cluster CA and every node's key and certificate",
-	    "Makes DIR/ca.crt and DIR/ca.key (EC P-256, mbedTLS) and, per "
-	    "node, DIR/ROLE-ID.crt and DIR/ROLE-ID.key (keys 0600) with the "
-	    "subject CN=ROLE-ID, OU=ROLE, for the nodes of --topology or of "
-	    "the counts (ids as dtx cluster start numbers them), plus the "
-	    "client, admin and harness certificates. Refuses to replace a CA "
-	    "without --force; --keep-ca [--only ROLE-ID] reissues with it.",
+	    "DIR/ca.crt, ca.key (EC P-256), per node ROLE-ID.crt and .key "
+	    "(0600; CN=ROLE-ID, OU=ROLE), plus client, admin and harness. "
+	    "A CA is replaced only with --force.",
 	    "  DIR    where the files go (created if missing)\n",
 	    { { HX_EXIT_OK, NULL, "written" }, USAGE_ROW,
-	        { HX_EXIT_CONFLICT, NULL,
-	            "DIR already holds a CA (give --force or --keep-ca)" },
+	        { HX_EXIT_CONFLICT, NULL, "DIR already holds a CA" },
 	        FAILED_ROW },
 	    false },
 	{ "dtx bench", NULL, "measure throughput and latency",

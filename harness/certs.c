@@ -82,16 +82,16 @@ hx_certs_nodes_of(const dtx_topo *t, hx_cert_node *out, size_t max)
 // Writes len bytes of data to path through path.tmp with mode, fsynced,
 // then renamed into place.
 static dtx_err
-write_file(const char *path, const unsigned char *data, size_t len,
-    mode_t mode, char *err, size_t errlen)
+write_file(const char *path, const unsigned char *data, size_t len, mode_t mode,
+    char *err, size_t errlen)
 {
 	char tmp[PATH_MAX + 8];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	unlink(tmp);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0) {
-		dtx_errf(err, errlen, "cannot create %s: %s", tmp,
-		    strerror(errno));
+		dtx_errf(
+		    err, errlen, "cannot create %s: %s", tmp, strerror(errno));
 		return dtx_from_errno(errno);
 	}
 	bool ok = fchmod(fd, mode) == 0 &&
@@ -120,8 +120,8 @@ stamp(char *buf, size_t len, double days)
 static dtx_err
 gen_key(certs_ctx *x, mbedtls_pk_context *key)
 {
-	if (mbedtls_pk_setup(key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) !=
-	        0 ||
+	if (mbedtls_pk_setup(
+	        key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0 ||
 	    mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(*key),
 	        mbedtls_ctr_drbg_random, &x->drbg) != 0)
 		return DTX_EIO;
@@ -155,8 +155,8 @@ sign_cert(certs_ctx *x, mbedtls_pk_context *key, const char *subj, bool ca,
 	if (mbedtls_mpi_read_binary(&serial, sb, sizeof(sb)) != 0 ||
 	    mbedtls_x509write_crt_set_serial(&w, &serial) != 0 ||
 	    mbedtls_x509write_crt_set_subject_name(&w, subj) != 0 ||
-	    mbedtls_x509write_crt_set_issuer_name(
-	        &w, ca ? subj : x->ca_name) != 0 ||
+	    mbedtls_x509write_crt_set_issuer_name(&w, ca ? subj : x->ca_name) !=
+	        0 ||
 	    mbedtls_x509write_crt_set_validity(&w, from, to) != 0 ||
 	    mbedtls_x509write_crt_set_basic_constraints(&w, ca ? 1 : 0, -1) !=
 	        0 ||
@@ -194,11 +194,11 @@ issue(certs_ctx *x, const char *subj, bool ca, uint32_t days,
 		dtx_errf(err, errlen, "mbedTLS cannot make the certificate %s",
 		    subj);
 	if (rv == DTX_OK)
-		rv = write_file(key_path, kpem, strlen((char *)kpem), 0600, err,
-		    errlen);
+		rv = write_file(
+		    key_path, kpem, strlen((char *)kpem), 0600, err, errlen);
 	if (rv == DTX_OK)
-		rv = write_file(cert_path, pem, strlen((char *)pem), 0644, err,
-		    errlen);
+		rv = write_file(
+		    cert_path, pem, strlen((char *)pem), 0644, err, errlen);
 	if (rv == DTX_OK && ca) {
 		mbedtls_pk_free(&x->ca_key);
 		x->ca_key = key; // x owns it now
@@ -326,9 +326,8 @@ hx_certs_init(const hx_certs_opts *o, FILE *out, char *err, size_t errlen)
 		(void)mbedtls_ctr_drbg_random(&x.drbg, tag, sizeof(tag));
 		snprintf(subj, sizeof(subj), "CN=dtx-ca %02x%02x%02x%02x,O=dtx",
 		    tag[0], tag[1], tag[2], tag[3]);
-		rv = issue(&x, subj, true,
-		    o->ca_days ? o->ca_days : HX_CA_DAYS, crt, key, err,
-		    errlen);
+		rv = issue(&x, subj, true, o->ca_days ? o->ca_days : HX_CA_DAYS,
+		    crt, key, err, errlen);
 		if (rv == DTX_OK && out != NULL)
 			fprintf(out, "%s\n", crt);
 	} else {
@@ -431,7 +430,7 @@ hx_cluster_conn(
 	}
 	rv = hx_conn_open_as(t, tls, priv, out);
 	if (rv != DTX_OK)
-		dtx_errf(err, errlen, "cannot open clients: %s",
-		    dtx_strerror(rv));
+		dtx_errf(
+		    err, errlen, "cannot open clients: %s", dtx_strerror(rv));
 	return rv;
 }

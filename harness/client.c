@@ -128,8 +128,8 @@ hx_conn_call(hx_conn *c, uint32_t id, proto_msg *req, proto_msg *rep,
 		.idempotent = idempotent,
 	};
 	// Only an admin or the harness may ask STATUS or send FAULT.
-	bool priv = req->hdr.type == PROTO_STATUS ||
-	    req->hdr.type == PROTO_FAULT;
+	bool priv =
+	    req->hdr.type == PROTO_STATUS || req->hdr.type == PROTO_FAULT;
 	proto_client *cl =
 	    priv && c->priv[id] != NULL ? c->priv[id] : c->cl[id];
 	return proto_client_call(cl, req, rep, &o);

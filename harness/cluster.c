@@ -242,6 +242,33 @@ netns_claim(hx_cluster *c, const hx_cluster_opts *opts, hx_subnet *sn,
 	return rv;
 }
 
+// Makes DIR/data/<id> for the n daemons, DIR/logs, DIR/topology and,
+// for a TLS cluster, the certificates in DIR/certs.
+static dtx_err
+lay_out(hx_cluster *c, uint32_t n, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 32];
+	dtx_err rv = DTX_OK;
+	for (uint32_t i = 0; i < n; i++) {
+		path_of(c, path, sizeof(path), "data/%u", i);
+		if ((rv = dtx_mkdir_p(path)) != DTX_OK)
+			break;
+	}
+	path_of(c, path, sizeof(path), "logs", 0);
+	if (rv == DTX_OK)
+		rv = dtx_mkdir_p(path);
+	path_of(c, path, sizeof(path), "topology", 0);
+	if (rv == DTX_OK)
+		rv = dtx_topo_save(&c->topo, path);
+	if (rv != DTX_OK) {
+		dtx_errf(err, errlen, "cannot lay out %s: %s", c->dir,
+		    dtx_strerror(rv));
+		return rv;
+	}
+	path_of(c, path, sizeof(path), "certs", 0);
+	return c->tls ? hx_certs_ensure(path, &c->topo, err, errlen) : DTX_OK;
+}
+
 dtx_err
 hx_cluster_create(
     const hx_cluster_opts *opts, hx_cluster **out, char *err, size_t errlen)
@@ -294,8 +321,8 @@ hx_cluster_create(
 			snprintf(nd->url, sizeof(nd->url), "%s://%s:%d", scheme,
 			    a, ports[i]);
 		} else
-			snprintf(nd->url, sizeof(nd->url), "%s://%s:%d",
-			    scheme, host, ports[i]);
+			snprintf(nd->url, sizeof(nd->url), "%s://%s:%d", scheme,
+			    host, ports[i]);
 		if (nd->role == DTX_ROLE_PARTICIPANT)
 			c->topo.parts[c->topo.nparts++] = i;
 	}
@@ -305,26 +332,8 @@ hx_cluster_create(
 	c->topo.max_id = n + 1;
 
 	char path[PATH_MAX + 32];
-	for (uint32_t i = 0; i < n; i++) {
-		path_of(c, path, sizeof(path), "data/%u", i);
-		if ((rv = dtx_mkdir_p(path)) != DTX_OK)
-			break;
-	}
-	path_of(c, path, sizeof(path), "logs", 0);
-	if (rv == DTX_OK)
-		rv = dtx_mkdir_p(path);
-	path_of(c, path, sizeof(path), "topology", 0);
-	if (rv == DTX_OK)
-		rv = dtx_topo_save(&c->topo, path);
-	if (rv != DTX_OK) {
-		dtx_errf(err, errlen, "cannot lay out %s: %s", c->dir,
-		    dtx_strerror(rv));
-		goto fail;
-	}
 	c->tls = !opts->insecure;
-	path_of(c, path, sizeof(path), "certs", 0);
-	if (c->tls &&
-	    (rv = hx_certs_ensure(path, &c->topo, err, errlen)) != DTX_OK)
+	if ((rv = lay_out(c, n, err, errlen)) != DTX_OK)
 		goto fail;
 	if ((rv = save_faults(c, opts->enable_faults, err, errlen)) != DTX_OK)
 		goto fail;
@@ -558,6 +567,35 @@ http_addr(const char *url, char *buf, size_t len)
 		snprintf(buf, len, "%.*s:0", (int)(colon - h), h);
 }
 
+// A daemon's trust flags: mutual TLS with its certificate from
+// DIR/certs, or --insecure (plaintext links, which the daemon announces in
+// its log and HEALTH).
+typedef struct tls_args {
+	char ca[PATH_MAX + 16], cakey[PATH_MAX + 16];
+	char crt[PATH_MAX + 16], key[PATH_MAX + 16];
+} tls_args;
+
+// Puts node nd's trust flags into out (pointing into t) and returns how
+// many.
+static size_t
+tls_argv(hx_cluster *c, const dtx_node *nd, tls_args *t, char **out)
+{
+	static char insecure[] = "--insecure", ca[] = "--tls-ca",
+	            crt[] = "--tls-cert", key[] = "--tls-key";
+	char dir[PATH_MAX + 16];
+	if (!c->tls) {
+		out[0] = insecure;
+		return 1;
+	}
+	path_of(c, dir, sizeof(dir), "certs", 0);
+	hx_certs_paths(dir, PROTO_ROLE_NONE, 0, t->ca, t->cakey, sizeof(t->ca));
+	hx_certs_paths(dir, hx_proto_role(nd->role), nd->id, t->crt, t->key,
+	    sizeof(t->crt));
+	char *a[] = { ca, t->ca, crt, t->crt, key, t->key };
+	memcpy(out, a, sizeof(a));
+	return 6;
+}
+
 dtx_err
 hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
 {
@@ -629,26 +667,8 @@ hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
 		"--topology", topo, "--data", data, "--http", http, NULL, NULL,
 		NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 	size_t na = 13;
-	// Mutual TLS with the node's certificate from DIR/certs; an
-	// --insecure cluster's plaintext links the daemons announce in their
-	// log and HEALTH.
-	char ca[PATH_MAX + 16], cakey[PATH_MAX + 16];
-	char crt[PATH_MAX + 16], key[PATH_MAX + 16];
-	if (c->tls) {
-		path_of(c, data, sizeof(data), "certs", 0);
-		hx_certs_paths(data, PROTO_ROLE_NONE, 0, ca, cakey, sizeof(ca));
-		hx_certs_paths(data, hx_proto_role(nd->role), id, crt, key,
-		    sizeof(crt));
-		path_of(c, data, sizeof(data), "data/%u", id);
-		argv[na++] = "--tls-ca";
-		argv[na++] = ca;
-		argv[na++] = "--tls-cert";
-		argv[na++] = crt;
-		argv[na++] = "--tls-key";
-		argv[na++] = key;
-	} else {
-		argv[na++] = "--insecure";
-	}
+	tls_args tls;
+	na += tls_argv(c, nd, &tls, argv + na);
 	if (c->enable_faults)
 		argv[na++] = "--enable-faults";
 	if (c->log_level[0] != '\0') {

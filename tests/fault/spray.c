@@ -57,8 +57,8 @@ refusals(spray *s)
 		if (rv != DTX_OK)
 			return -1;
 		const proto_health_reply *h = &rep.u.health_reply;
-		for (uint32_t k = 0; rep.hdr.type == PROTO_HEALTH_REPLY &&
-		     k < h->n_counters;
+		for (uint32_t k = 0;
+		     rep.hdr.type == PROTO_HEALTH_REPLY && k < h->n_counters;
 		     k++)
 			if (strncmp(h->counters[k].name, "refused_", 8) == 0)
 				sum += h->counters[k].value;
@@ -127,8 +127,8 @@ round_of(spray *s)
 		for (uint64_t back = 0; back < 30; back += 3)
 			for (uint32_t n = 0; n < 4; n++) {
 				uint64_t tx = clk_ts_make(ms - back, n);
-				forge(s, i, back % 2 ? PROTO_ABORT : PROTO_COMMIT,
-				    tx);
+				forge(s, i,
+				    back % 2 ? PROTO_ABORT : PROTO_COMMIT, tx);
 			}
 		for (uint64_t tx = 1; tx <= 8; tx++)
 			forge(s, i, PROTO_COMMIT, tx);

@@ -157,8 +157,8 @@ test_certs_init(void **state)
 	char *p1b = slurp(path);
 	assert_string_not_equal(p2, p2b);
 	assert_string_equal(p1, p1b);
-	assert_int_equal(open_as(d, "ca.crt", "participant-2",
-	                     PROTO_ROLE_PARTICIPANT, 2),
+	assert_int_equal(
+	    open_as(d, "ca.crt", "participant-2", PROTO_ROLE_PARTICIPANT, 2),
 	    DTX_OK);
 	snprintf(path, sizeof(path), "%s/ca.crt", d);
 	ca1 = slurp(path);
@@ -173,9 +173,8 @@ test_certs_init(void **state)
 	fclose(f);
 	EXPECT(HX_EXIT_OK, NULL, "certs", "init", d, "--participants", "2",
 	    "--force");
-	assert_int_not_equal(
-	    open_as(d, "old-ca.crt", "participant-1", PROTO_ROLE_PARTICIPANT,
-	        1),
+	assert_int_not_equal(open_as(d, "old-ca.crt", "participant-1",
+	                         PROTO_ROLE_PARTICIPANT, 1),
 	    DTX_OK);
 	assert_int_equal(
 	    open_as(d, "ca.crt", "participant-1", PROTO_ROLE_PARTICIPANT, 1),
@@ -203,9 +202,9 @@ plaintext_refused(const char *tls_url)
 {
 	char url[256];
 	snprintf(url, sizeof(url), "tcp://%s", strstr(tls_url, "://") + 3);
-	proto_client_cfg cc = { .url = url,
-		.timeout_ms = 1000,
-		.connect_wait_ms = 1000 };
+	proto_client_cfg cc = {
+		.url = url, .timeout_ms = 1000, .connect_wait_ms = 1000
+	};
 	proto_client *c = NULL;
 	assert_int_equal(proto_client_open(&cc, &c), DTX_OK);
 	proto_msg req, rep;
@@ -246,8 +245,8 @@ test_cluster_tls_default(void **state)
 	// Without a certificate dtx health says so; a plaintext client
 	// gets nothing from a TLS port.
 	snprintf(path, sizeof(path), "%s/nowhere", tmp);
-	EXPECT(HX_EXIT_USAGE, "needs a certificate", "health", p1->url,
-	    "--dir", path);
+	EXPECT(HX_EXIT_USAGE, "needs a certificate", "health", p1->url, "--dir",
+	    path);
 	plaintext_refused(p1->url);
 	hx_cluster_free(cl);
 	EXPECT(HX_EXIT_OK, "stopped", "cluster", "stop", "--dir", d);
@@ -260,7 +259,8 @@ test_cluster_tls_default(void **state)
 	topo = slurp(path);
 	assert_null(strstr(topo, "tls+tcp://"));
 	free(topo);
-	EXPECT(HX_EXIT_OK, "created 2 accounts", "accounts", "init", "2", "--dir", d);
+	EXPECT(HX_EXIT_OK, "created 2 accounts", "accounts", "init", "2",
+	    "--dir", d);
 	snprintf(path, sizeof(path), "%s/logs/1.log", d);
 	char *log = slurp(path);
 	assert_non_null(strstr(log, "INSECURE"));
