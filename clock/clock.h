@@ -188,6 +188,18 @@ void clk_source_get(clk_source *src, int64_t *offset_ms, double *rate);
 // no drift, so pt == wall (or the manual base) again. A jump, in general.
 void clk_source_reset(clk_source *src);
 
+// Puts the source back on the settings it was created with (the offset
+// and rate of clk_source_new or the environment), the drift any other
+// rate built up since undone: it reads what it would have read had it
+// never been changed.
+void clk_source_restore(clk_source *src);
+
+// Holds every later reading within max_ms of what the settings the source
+// was created with give (0: no limit, the default), whatever offset or
+// rate clk_source_set applies: a clock fault moves physical time at most
+// this far, so that its effect on the HLC is bounded (see clk_hlc).
+void clk_source_limit(clk_source *src, uint64_t max_ms);
+
 // Moves a manual source's base time by delta_ms (negative moves it back);
 // its physical time moves by rate * delta_ms. DTX_EINVAL for a real source
 // or when the base would leave [0, CLK_L_MAX].
@@ -244,10 +256,20 @@ dtx_err clk_source_advance(clk_source *src, int64_t delta_ms);
 // starts ahead (converging as above) for one up to
 // CLK_HLC_BOUND_AHEAD_MS, and refuses to start, naming the file, beyond.
 // The nemesis's bumps are at most 2 x max_offset + 1 ms, so a node
-// converges within max_offset + 1 ms of the reset.
+// converges within max_offset + 1 ms of the reset. A daemon holds every
+// clock fault to that size (CLK_FAULT_MAX_MS): a FAULT "clock" with a
+// larger offset is refused, and its clock source is limited
+// (clk_source_limit) so that no rate drifts it further either; the reset
+// (offset 0, rate 1000/1000) restores the configured clock, drift undone
+// (clk_source_restore). So after any clock fault is reset, every clock is
+// back within max_offset of its physical time within max_offset + 1 ms.
 typedef struct clk_hlc clk_hlc;
 
 #define CLK_HLC_BOUND_WINDOW_MS 1000
+
+// The largest clock fault a daemon takes, in ms of physical time away
+// from its configured clock: the nemesis's largest bump.
+#define CLK_FAULT_MAX_MS(max_offset_ms) (2 * (uint64_t)(max_offset_ms) + 1)
 
 // The top of the l range no remote timestamp may reach (one day short of
 // CLK_L_MAX): a clock there would soon have no value left to issue.

@@ -24,6 +24,13 @@ struct clk_source {
 	int64_t anchor_pt_us;
 	int64_t offset_ms; // sum of the bumps made, as last set
 	double rate;
+	// The settings it was created with (clk_source_restore) and the
+	// most a reading may stray from what they give (0: no limit).
+	int64_t cfg_base_us;
+	int64_t cfg_pt_us;
+	int64_t cfg_offset_ms;
+	double cfg_rate;
+	int64_t limit_us;
 };
 
 static bool
@@ -80,6 +87,23 @@ pt_us_at(const clk_source *src, int64_t b)
 	return add_us(src->anchor_pt_us, clamp_us(d));
 }
 
+// What the source reads at base time b: its settings, held within
+// limit_us of what the settings it was created with give. mu held.
+static int64_t
+read_us(const clk_source *src, int64_t b)
+{
+	int64_t pt = pt_us_at(src, b);
+	if (src->limit_us == 0)
+		return pt;
+	double d = (double)(b - src->cfg_base_us) * src->cfg_rate;
+	int64_t ref = add_us(src->cfg_pt_us, clamp_us(d));
+	if (pt > ref + src->limit_us)
+		return ref + src->limit_us;
+	if (pt < ref - src->limit_us)
+		return ref - src->limit_us;
+	return pt;
+}
+
 static dtx_err
 source_new(clk_source **out, bool manual, int64_t start_us, int64_t offset_ms,
     double rate)
@@ -99,6 +123,10 @@ source_new(clk_source **out, bool manual, int64_t start_us, int64_t offset_ms,
 	src->anchor_pt_us = src->anchor_base_us + offset_ms * US_PER_MS;
 	src->offset_ms = offset_ms;
 	src->rate = rate;
+	src->cfg_base_us = src->anchor_base_us;
+	src->cfg_pt_us = src->anchor_pt_us;
+	src->cfg_offset_ms = offset_ms;
+	src->cfg_rate = rate;
 	*out = src;
 	return DTX_OK;
 }
@@ -174,7 +202,7 @@ uint64_t
 clk_source_now_ms(clk_source *src)
 {
 	pthread_mutex_lock(&src->mu);
-	int64_t pt = pt_us_at(src, base_us(src));
+	int64_t pt = read_us(src, base_us(src));
 	pthread_mutex_unlock(&src->mu);
 	if (pt <= 0)
 		return 0;
@@ -189,6 +217,8 @@ clk_source_set(clk_source *src, int64_t offset_ms, double rate)
 		return DTX_EINVAL;
 	pthread_mutex_lock(&src->mu);
 	int64_t b = base_us(src);
+	// From the settings' own reading, not the limited one: the offset
+	// stays the sum of the bumps, and only readings are held.
 	int64_t pt = pt_us_at(src, b);
 	src->anchor_base_us = b;
 	src->anchor_pt_us =
@@ -219,6 +249,27 @@ clk_source_reset(clk_source *src)
 	src->anchor_pt_us = b;
 	src->offset_ms = 0;
 	src->rate = 1.0;
+	pthread_mutex_unlock(&src->mu);
+}
+
+void
+clk_source_restore(clk_source *src)
+{
+	pthread_mutex_lock(&src->mu);
+	src->anchor_base_us = src->cfg_base_us;
+	src->anchor_pt_us = src->cfg_pt_us;
+	src->offset_ms = src->cfg_offset_ms;
+	src->rate = src->cfg_rate;
+	pthread_mutex_unlock(&src->mu);
+}
+
+void
+clk_source_limit(clk_source *src, uint64_t max_ms)
+{
+	if (max_ms > (uint64_t)CLK_SOURCE_OFFSET_MAX_MS)
+		max_ms = (uint64_t)CLK_SOURCE_OFFSET_MAX_MS;
+	pthread_mutex_lock(&src->mu);
+	src->limit_us = (int64_t)max_ms * US_PER_MS;
 	pthread_mutex_unlock(&src->mu);
 }
 

@@ -243,6 +243,8 @@ coord_tx *coord__run_tx_locked(coord_run *r);
 // txn.c: TXN and STATUS requests.
 dtx_err coord__txn(
     coord *c, const proto_msg *req, proto_msg *rep, proto_call *call);
+// STATUS of the reserved txids 0 and UINT64_MAX is an ERROR DTX_EINVAL,
+// as at the participants.
 dtx_err coord__status(coord *c, const proto_msg *req, proto_msg *rep);
 // The end of every run: sends r's reply (or wakes the thread waiting for
 // it, which then frees r). Takes r.

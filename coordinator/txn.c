@@ -235,6 +235,10 @@ coord__status(coord *c, const proto_msg *req, proto_msg *rep)
 	proto_txn_state st = PROTO_TS_ABORTED; // presumed abort (rule 2)
 	clk_ts cts = 0;
 	atomic_fetch_add(&c->n_status, 1);
+	if (txid == 0 || txid == UINT64_MAX)
+		return proto_msg_set_error(rep, DTX_EINVAL,
+		    "txid %llu is reserved and names no transaction",
+		    (unsigned long long)txid);
 	pthread_mutex_lock(&c->mu);
 	coord_tx *t = coord__tx_find(c, txid);
 	if (!status_allowed(c, t, req->hdr.from)) {

@@ -366,63 +366,118 @@ cmp_ent(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+// What a snapshot read gathers.
+typedef struct snap_acc {
+	acct_ent *ents;
+	size_t n, cap, other;
+} snap_acc;
+
+static dtx_err
+snap_add(snap_acc *a, const proto_read_reply *rr)
+{
+	for (uint32_t i = 0; i < rr->n_entries; i++) {
+		const proto_entry *e = &rr->entries[i];
+		int64_t aid, bal;
+		if (!e->found)
+			continue;
+		if (!parse_acct(&e->key, &aid) || !hx_entry_i64(e, &bal)) {
+			a->other++;
+			continue;
+		}
+		if (DTX_GROW(a->ents, a->n, a->cap, 64) != DTX_OK)
+			return DTX_ENOMEM;
+		a->ents[a->n].id = aid;
+		a->ents[a->n].bal = bal;
+		a->n++;
+	}
+	return DTX_OK;
+}
+
+// One page of participant id's keys at *ts (0: now) after the cursor
+// *after (empty: from the start), retried while an intent blocks it.
+// On success *rep holds the page. DTX_ERANGE: the participant collected
+// the snapshot (too old).
+static dtx_err
+read_page(hx_conn *c, uint32_t id, clk_ts ts, const proto_bytes *after,
+    uint64_t deadline, proto_msg *rep)
+{
+	for (;;) {
+		uint64_t now = dtx_mono_ns();
+		if (now >= deadline)
+			return DTX_ETIMEDOUT;
+		uint32_t left = (uint32_t)((deadline - now) / 1000000u) + 1;
+		proto_msg req;
+		proto_msg_init(&req, PROTO_READ);
+		req.u.read.ts = ts;
+		req.u.read.page = PROTO_READ_PAGE_DEFAULT;
+		req.u.read.after = *after; // borrowed
+		dtx_err rv = hx_conn_call(c, id, &req, rep, left, true);
+		if (rv == DTX_EREFUSED) {
+			rv = rep->u.error.code == DTX_ERANGE ? DTX_ERANGE
+			                                     : DTX_EREFUSED;
+			proto_msg_free(rep);
+			return rv;
+		}
+		if (rv != DTX_OK)
+			return rv;
+		if (rep->hdr.type != PROTO_READ_REPLY) {
+			proto_msg_free(rep);
+			return DTX_EPROTO;
+		}
+		if (rep->u.read_reply.status != PROTO_READ_RETRY)
+			return DTX_OK;
+		proto_msg_free(rep);
+		dtx_sleep_ms(10);
+	}
+}
+
+// Every participant's keys at *ts (0: now, then the first page's ts),
+// page after page, all at that one ts.
+static dtx_err
+read_all_pages(hx_conn *c, clk_ts *ts, uint64_t deadline, snap_acc *a)
+{
+	dtx_err rv = DTX_OK;
+	for (uint32_t pi = 0; pi < c->topo.nparts && rv == DTX_OK; pi++) {
+		proto_bytes after = { 0 };
+		for (;;) {
+			proto_msg rep;
+			rv = read_page(
+			    c, c->topo.parts[pi], *ts, &after, deadline, &rep);
+			if (rv != DTX_OK)
+				break;
+			if (*ts == 0)
+				*ts = rep.u.read_reply.ts;
+			rv = snap_add(a, &rep.u.read_reply);
+			dtx_free(after.p);
+			// The reply's cursor becomes the next request's.
+			after = rep.u.read_reply.next;
+			rep.u.read_reply.next = (proto_bytes) { 0 };
+			proto_msg_free(&rep);
+			if (rv != DTX_OK || after.n == 0)
+				break;
+		}
+		dtx_free(after.p);
+	}
+	return rv;
+}
+
 dtx_err
 hx_snapshot_read(hx_conn *c, clk_ts at, uint32_t timeout_ms, hx_snapshot *out)
 {
 	uint64_t deadline = dtx_mono_ns() + (uint64_t)timeout_ms * 1000000u;
-	acct_ent *ents = NULL;
-	size_t n = 0, cap = 0, other = 0;
+	snap_acc a = { 0 };
 	clk_ts ts = at;
-	dtx_err rv = DTX_OK;
-
-	for (uint32_t pi = 0; pi < c->topo.nparts && rv == DTX_OK; pi++) {
-		uint32_t id = c->topo.parts[pi];
-		proto_msg req, rep;
-		for (;;) {
-			uint64_t now = dtx_mono_ns();
-			if (now >= deadline) {
-				rv = DTX_ETIMEDOUT;
-				break;
-			}
-			uint32_t left =
-			    (uint32_t)((deadline - now) / 1000000u) + 1;
-			proto_msg_init(&req, PROTO_READ);
-			req.u.read.ts = ts;
-			rv =
-			    call_for(c, id, &req, left, PROTO_READ_REPLY, &rep);
-			if (rv != DTX_OK)
-				break;
-			if (rep.u.read_reply.status == PROTO_READ_RETRY) {
-				proto_msg_free(&rep);
-				dtx_sleep_ms(10);
-				continue;
-			}
+	dtx_err rv;
+	for (;;) {
+		rv = read_all_pages(c, &ts, deadline, &a);
+		// A snapshot "now" collected between two pages: take a new one.
+		if (rv != DTX_ERANGE || at != 0 || dtx_mono_ns() >= deadline)
 			break;
-		}
-		if (rv != DTX_OK)
-			break;
-		if (ts == 0)
-			ts = rep.u.read_reply.ts;
-		for (uint32_t i = 0; i < rep.u.read_reply.n_entries; i++) {
-			const proto_entry *e = &rep.u.read_reply.entries[i];
-			int64_t aid, bal;
-			if (!e->found)
-				continue;
-			if (!parse_acct(&e->key, &aid) ||
-			    !hx_entry_i64(e, &bal)) {
-				other++;
-				continue;
-			}
-			if (DTX_GROW(ents, n, cap, 64) != DTX_OK) {
-				rv = DTX_ENOMEM;
-				break;
-			}
-			ents[n].id = aid;
-			ents[n].bal = bal;
-			n++;
-		}
-		proto_msg_free(&rep);
+		a.n = a.other = 0;
+		ts = 0;
 	}
+	acct_ent *ents = a.ents;
+	size_t n = a.n;
 	if (rv != DTX_OK) {
 		dtx_free(ents);
 		return rv;
@@ -444,7 +499,7 @@ hx_snapshot_read(hx_conn *c, clk_ts at, uint32_t timeout_ms, hx_snapshot *out)
 	}
 	out->n = n;
 	out->ts = ts;
-	out->other_keys = other;
+	out->other_keys = a.other;
 	dtx_free(ents);
 	return DTX_OK;
 }

@@ -1106,7 +1106,11 @@ typedef struct hx_snapshot {
 
 // Reads every participant at `at` (0: the timestamp the first
 // participant answers with), retrying RETRY answers until timeout_ms has
-// passed (DTX_ETIMEDOUT). Errors of the calls otherwise.
+// passed (DTX_ETIMEDOUT). Errors of the calls otherwise. Each participant
+// is read in pages of PROTO_READ_PAGE_DEFAULT bytes, all at that one
+// timestamp, so any bank size is read as one consistent snapshot; when a
+// participant collected the snapshot between two pages (DTX_ERANGE) a
+// read "now" (at 0) starts over at a new timestamp.
 dtx_err hx_snapshot_read(
     hx_conn *c, clk_ts at, uint32_t timeout_ms, hx_snapshot *out);
 void hx_snapshot_fini(hx_snapshot *s);

@@ -647,10 +647,10 @@ dec_status_reply(rd *r, flds *fs, int depth, proto_msg *m)
 static int
 keys_read(const proto_msg *m)
 {
-	if (m->u.read.n_keys > PROTO_MAX_KEYS ||
-	    (m->u.read.n_keys > 0 && m->u.read.keys == NULL))
+	const proto_read *q = &m->u.read;
+	if (q->n_keys > PROTO_MAX_KEYS || (q->n_keys > 0 && q->keys == NULL))
 		return -1;
-	return 2;
+	return 2 + (q->page != 0) + (q->after.n > 0);
 }
 
 static dtx_err
@@ -662,6 +662,13 @@ enc_read(msgpack_packer *pk, const proto_msg *m)
 	for (uint32_t i = 0; i < m->u.read.n_keys; i++) {
 		PROTO__TRY(proto__check_key(&m->u.read.keys[i]));
 		PROTO__TRY(proto__pack_bin(pk, &m->u.read.keys[i]));
+	}
+	if (m->u.read.page != 0)
+		PROTO__TRY(proto__kv_uint(pk, "pg", m->u.read.page));
+	if (m->u.read.after.n > 0) {
+		PROTO__TRY(proto__check_key(&m->u.read.after));
+		PROTO__TRY(proto__key(pk, "aft"));
+		PROTO__TRY(proto__pack_bin(pk, &m->u.read.after));
 	}
 	return DTX_OK;
 }
@@ -678,12 +685,21 @@ dec_read(rd *r, flds *fs, int depth, proto_msg *m)
 	for (uint32_t i = 0; i < q->n_keys; i++)
 		PROTO__TRY(
 		    proto__rd_bytes(&s, "keys", 1, PROTO_MAX_KEY, &q->keys[i]));
+	if (has_key(fs, "pg")) {
+		uint64_t v = 0;
+		PROTO__TRY(proto__f_uint(r, fs, "pg", UINT32_MAX, &v));
+		q->page = (uint32_t)v;
+	}
+	if (has_key(fs, "aft"))
+		PROTO__TRY(
+		    proto__f_bytes(r, fs, "aft", 1, PROTO_MAX_KEY, &q->after));
 	return DTX_OK;
 }
 
 static void
 free_read(proto_msg *m)
 {
+	dtx_free(m->u.read.after.p);
 	if (m->u.read.keys == NULL)
 		return;
 	for (uint32_t i = 0; i < m->u.read.n_keys; i++)
@@ -701,7 +717,7 @@ keys_read_reply(const proto_msg *m)
 	    r->n_entries > PROTO_MAX_KEYS ||
 	    (r->n_entries > 0 && r->entries == NULL))
 		return -1;
-	return 4;
+	return 4 + (r->next.n > 0);
 }
 
 static dtx_err
@@ -734,6 +750,11 @@ enc_read_reply(msgpack_packer *pk, const proto_msg *m)
 	PROTO__PACK(msgpack_pack_array(pk, r->n_entries));
 	for (uint32_t i = 0; i < r->n_entries; i++)
 		PROTO__TRY(enc_entry(pk, &r->entries[i]));
+	if (r->next.n > 0) {
+		PROTO__TRY(proto__check_key(&r->next));
+		PROTO__TRY(proto__key(pk, "nxt"));
+		PROTO__TRY(proto__pack_bin(pk, &r->next));
+	}
 	return DTX_OK;
 }
 
@@ -779,6 +800,9 @@ dec_read_reply(rd *r, flds *fs, int depth, proto_msg *m)
 	    r, fs, "ents", 0, PROTO_MAX_KEYS, &s, q->entries, q->n_entries));
 	for (uint32_t i = 0; i < q->n_entries; i++)
 		PROTO__TRY(rd_entry(&s, depth + 2, &q->entries[i]));
+	if (has_key(fs, "nxt"))
+		PROTO__TRY(
+		    proto__f_bytes(r, fs, "nxt", 1, PROTO_MAX_KEY, &q->next));
 	return DTX_OK;
 }
 
@@ -786,6 +810,7 @@ static void
 free_read_reply(proto_msg *m)
 {
 	proto_read_reply *r = &m->u.read_reply;
+	dtx_free(r->next.p);
 	if (r->entries == NULL)
 		return;
 	for (uint32_t i = 0; i < r->n_entries; i++) {

@@ -356,6 +356,9 @@ proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
 		    stderr, "%s: clock source: %s\n", prog, dtx_strerror(rv));
 		goto fail;
 	}
+	// No clock fault moves it further than the HLC recovers from in
+	// max_offset + 1 ms after the reset (clock.h).
+	clk_source_limit(d->src, CLK_FAULT_MAX_MS(d->cfg.max_offset_ms));
 	snprintf(path, sizeof(path), "%s/clock.bound", d->cfg.data);
 	rv = clk_node_open(&d->clock, d->src, (uint32_t)d->cfg.node_id,
 	    d->topo.max_id, (uint64_t)d->cfg.max_offset_ms, path);
@@ -534,7 +537,19 @@ serve_fault(proto_daemon *d, const proto_fault *f, proto_msg *rep)
 	if (strcmp(f->kind, "clock") == 0) {
 		int64_t off = f->n_args > 0 ? f->args[0] : 0;
 		int64_t permille = f->n_args > 1 ? f->args[1] : 1000;
-		rv = clk_source_set(d->src, off, (double)permille / 1000.0);
+		uint64_t max = CLK_FAULT_MAX_MS(d->cfg.max_offset_ms);
+		if (off > (int64_t)max || off < -(int64_t)max)
+			return proto_msg_set_error(rep, DTX_EINVAL,
+			    "a clock fault moves the clock at most 2 x "
+			    "max_offset + 1 = %llu ms (asked %lld ms): after "
+			    "the reset a larger one would leave this node's "
+			    "HLC ahead of its clock for that long",
+			    (unsigned long long)max, (long long)off);
+		if (off == 0 && permille == 1000)
+			clk_source_restore(d->src);
+		else
+			rv = clk_source_set(
+			    d->src, off, (double)permille / 1000.0);
 		if (rv == DTX_OK)
 			DTX_LOG(DTX_LOG_WARN, "FAULT_CLOCK",
 			    "clock offset %lld ms, rate %lld/1000",

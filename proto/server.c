@@ -226,6 +226,28 @@ error_reply(proto_server *s, nng_msg *msg, dtx_err code, const char *why)
 	return err;
 }
 
+// msg holds an encoded reply to request id that is over the body limit,
+// which the client's socket would drop (it would time out): replaces it
+// with an ERROR DTX_EPROTO that says so.
+static dtx_err
+oversized_reply(proto_server *s, nng_msg *msg, uint64_t id)
+{
+	size_t n = nng_msg_len(msg);
+	proto_msg rep;
+	proto_msg_init(&rep, PROTO_NONE);
+	dtx_err err = proto_msg_set_error(&rep, DTX_EPROTO,
+	    "the reply (%zu bytes) is over the body limit of %zu bytes; read "
+	    "many keys in pages ('pg')",
+	    n, s->lim.max_msg);
+	if (err != DTX_OK)
+		return err;
+	finish_hdr(s, &rep, id);
+	nng_msg_clear(msg);
+	err = proto_encode(&rep, msg);
+	proto_msg_free(&rep);
+	return err;
+}
+
 // The reply of a deferred request went out (or failed): gives the
 // context back and ends the token.
 static void
@@ -333,6 +355,8 @@ tok_send(proto_defer *tok, proto_msg *rep)
 	dtx_err e =
 	    nng_msg_alloc(&msg, 0) == 0 ? proto_encode(rep, msg) : DTX_ENOMEM;
 	proto_msg_free(rep);
+	if (e == DTX_OK && nng_msg_len(msg) > s->lim.max_msg)
+		e = oversized_reply(s, msg, tok->id);
 	if (e != DTX_OK) {
 		// Nothing can be sent: the client times out.
 		DTX_LOG(DTX_LOG_WARN, "PROTO_BADREPLY",
@@ -657,6 +681,7 @@ serve(proto_server *s, nng_ctx ctx, nng_msg *msg)
 		proto_msg_free(&rep);
 		return DTX_EAGAIN;
 	}
+	uint64_t id = req.hdr.id;
 	proto_msg_free(&req);
 	if (err != DTX_OK)
 		return err;
@@ -669,6 +694,8 @@ serve(proto_server *s, nng_ctx ctx, nng_msg *msg)
 		return error_reply(
 		    s, msg, DTX_EINVAL, "server built an invalid reply");
 	}
+	if (err == DTX_OK && nng_msg_len(msg) > s->lim.max_msg)
+		return oversized_reply(s, msg, id);
 	return err;
 }
 

@@ -262,11 +262,41 @@ typedef struct proto_status_reply {
 // READ (snapshot read on one participant):
 //   "ts"   ts         snapshot timestamp; 0 means "now"
 //   "keys" array bin  0..PROTO_MAX_KEYS keys; empty means all keys
+//   "pg"   uint       optional (0: absent): ask for one page of at most
+//                     this many bytes of entries (uint32; the participant
+//                     lowers it to PROTO_READ_PAGE_MAX). A page holds at
+//                     least one entry when any is left, whatever its size.
+//   "aft"  bin        optional (empty: absent), only with "pg" and no
+//                     "keys": the cursor, the "nxt" of the previous page
+//                     (1..PROTO_MAX_KEY bytes)
+//
+// Paging (added compatibly: a READ without "pg" is answered as before,
+// in one reply, which fails with an ERROR once it cannot be encoded
+// within the body limit). With "pg" a read of all keys returns the
+// visible keys in key order (bytewise, a prefix first), starting after
+// "aft" when it is given, and as many as the page holds; when keys are
+// left the reply names the last one in "nxt". The client sends the next
+// READ with the same "pg", "aft" = that "nxt" and "ts" = the first
+// reply's "ts", so every page is read at one timestamp and the pages
+// together are one consistent snapshot (versions at a timestamp the HLC
+// has passed never change; a page whose snapshot was garbage-collected
+// in between is an ERROR DTX_ERANGE, and the client starts over). A
+// paged read of listed keys answers them in order, as many as the page
+// holds; the client asks again for the keys after the answered prefix.
+// "aft" with "keys" is refused with an ERROR DTX_EINVAL.
 typedef struct proto_read {
 	clk_ts ts;
 	uint32_t n_keys;
 	proto_bytes *keys;
+	uint32_t page; // "pg"
+	proto_bytes after; // "aft"
 } proto_read;
+
+// The largest page a participant returns (bytes of entries), leaving
+// room under the default body limit for the header and one entry past
+// the bound; and the page the project's own readers ask for.
+#define PROTO_READ_PAGE_MAX (PROTO_MAX_MSG_DEFAULT / 2u)
+#define PROTO_READ_PAGE_DEFAULT (256u * 1024u)
 
 typedef enum proto_read_status {
 	PROTO_READ_OK = 0,
@@ -292,12 +322,16 @@ typedef struct proto_entry {
 //   "st"   uint          status (proto_read_status)
 //   "btx"  uint          txid that blocked the read (0 unless RETRY)
 //   "ents" array entry   0..PROTO_MAX_KEYS entries
+//   "nxt"  bin           optional (empty: absent), only in a reply to a
+//                        paged read of all keys with keys left: the
+//                        cursor for the next page (see READ)
 typedef struct proto_read_reply {
 	clk_ts ts;
 	proto_read_status status;
 	uint64_t blocked_txid;
 	uint32_t n_entries;
 	proto_entry *entries;
+	proto_bytes next; // "nxt"
 } proto_read_reply;
 
 // One saga step. Wire: a map

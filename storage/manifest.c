@@ -78,11 +78,12 @@ stor__man_read(int dirfd, const char *dir, stor__man *m, bool *found)
 	else if (dtx_get_le32(p + n - 4) != dtx_crc32c(0, p, n - 4))
 		why = "CRC32C mismatch";
 	else if (dtx_get_le32(p + 24) > STOR_WAL_MAN_MAX ||
-	    n != MAN_HDR + 8u * dtx_get_le32(p + 24) + 4 || (p[20] & ~1u) ||
+	    n != MAN_HDR + 8u * dtx_get_le32(p + 24) + 4 || (p[20] & ~3u) ||
 	    p[21] || p[22] || p[23] || dtx_get_le32(p + 28) != 0)
 		why = "bad length, flags or reserved bytes";
 	if (why == NULL) {
 		m->has_ckpt = (p[20] & 1u) != 0;
+		m->newest_used = (p[20] & 2u) != 0;
 		m->ckpt_lsn = dtx_get_le64(p + 8);
 		m->ckpt_crc = dtx_get_le32(p + 16);
 		m->nsegs = dtx_get_le32(p + 24);
@@ -157,7 +158,7 @@ stor__man_write(int dirfd, const stor_wal_opts *o, const stor__man *m)
 	memcpy(p, STOR_WAL_MAN_MAGIC, 8);
 	dtx_put_le64(p + 8, m->has_ckpt ? m->ckpt_lsn : 0);
 	dtx_put_le32(p + 16, m->has_ckpt ? m->ckpt_crc : 0);
-	p[20] = m->has_ckpt ? 1 : 0;
+	p[20] = (uint8_t)((m->has_ckpt ? 1 : 0) | (m->newest_used ? 2 : 0));
 	dtx_put_le32(p + 24, (uint32_t)m->nsegs);
 	for (size_t i = 0; i < m->nsegs; i++)
 		dtx_put_le64(p + MAN_HDR + 8 * i, m->segs[i]);

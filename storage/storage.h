@@ -60,12 +60,15 @@
 // Manifest file (36 + 8 n bytes), rewritten atomically (MANIFEST.tmp
 // written and fsynced, renamed over MANIFEST, directory fsynced) when a
 // segment is created (after its header is durable, before any record goes
-// into it), when a checkpoint is taken and when open changed the files;
-// never per append, so group commit does not pay for it:
+// into it), when the first records of a segment are durable (flag bit 1,
+// before any of them is acknowledged), when a checkpoint is taken and
+// when open changed the files; never per append, so group commit pays
+// for it once per segment:
 //   0   8  magic "DTXMAN01"
 //   8   8  checkpoint LSN (0 when there is no checkpoint)
 //   16  4  checkpoint CRC32C: bytes 24..27 of the checkpoint file (0: none)
-//   20  1  flags: bit 0 set when there is a checkpoint; other bits zero
+//   20  1  flags: bit 0 set when there is a checkpoint; bit 1 set when
+//          the newest segment has held a durable record; other bits zero
 //   21  3  reserved, zero
 //   24  4  n: live segments (at most STOR_WAL_MAN_MAX)
 //   28  4  reserved, zero
@@ -89,11 +92,17 @@
 // it is a fresh start; with segments or a checkpoint (a log written
 // before manifests existed), what is there is checked as before, a
 // WALMANIFEST warning is logged and the manifest written from it, once.
-// One case is still read as a crash rather than damage: a newest segment
-// the manifest names that is cut to no more than its header is removed as
-// an unfinished creation (WALTAIL), as before manifests
-// (test_storage_wal's test_truncate_every_byte asserts it); with the
-// manifest written only after the header is durable, no crash leaves one.
+// A newest segment the manifest names that holds no record (cut to its
+// header, within it, or within its first record) is DTX_ECORRUPT, the
+// file named and left alone, when it provably held durable records: flag
+// bit 1 says so, or the checkpoint's LSN is at or past its first LSN
+// (those records were synced into it before the checkpoint). Otherwise
+// it provably never held an acknowledged record (bit 1 is written before
+// the first one is acknowledged): a creation or rotation the process
+// stopped right after, kept as it is (or removed, logged WALTAIL, when
+// even its header is short) and written into. A manifest without bit 1
+// (written before it existed) gets it on open when the newest segment
+// holds records.
 //
 // Recovery reads the checkpoint, then scans the segments from the one that
 // holds LSN checkpoint+1 and hands every later record to the caller. A

@@ -70,6 +70,9 @@ typedef struct stor__man {
 	uint32_t ckpt_crc; // bytes 24..27 of the checkpoint file
 	uint64_t *segs;
 	size_t nsegs;
+	// The newest segment has held a durable record (flags bit 1): a
+	// newest segment found with no record then lost records.
+	bool newest_used;
 } stor__man;
 
 void stor__man_fini(stor__man *m);

@@ -101,6 +101,9 @@ struct stor_wal {
 	uint64_t man_lsn;
 	uint32_t man_crc;
 	bool man_dirty; // open changed the files: rewrite it
+	// The newest segment has held a durable record (the manifest's
+	// flag, set before the first record in it is acknowledged).
+	bool man_used;
 
 	stor_wal_stats st;
 };
@@ -167,7 +170,10 @@ segs_add(stor_wal *w, uint64_t first)
 static dtx_err
 man_save(stor_wal *w, uint64_t keep_from, bool has, uint64_t lsn, uint32_t crc)
 {
-	stor__man m = { .has_ckpt = has, .ckpt_lsn = lsn, .ckpt_crc = crc };
+	stor__man m = { .has_ckpt = has,
+		.ckpt_lsn = lsn,
+		.ckpt_crc = crc,
+		.newest_used = w->man_used };
 	pthread_mutex_lock(&w->mu);
 	m.segs = dtx_alloc(8u * (w->nsegs > 0 ? w->nsegs : 1));
 	for (size_t i = 0; m.segs != NULL && i < w->nsegs; i++)
@@ -190,6 +196,26 @@ man_update(stor_wal *w)
 {
 	pthread_mutex_lock(&w->man_mu);
 	dtx_err err = man_save(w, 0, w->man_has, w->man_lsn, w->man_crc);
+	pthread_mutex_unlock(&w->man_mu);
+	return err;
+}
+
+// Writes the manifest with the newest segment's flag "used" (it has held
+// a durable record): for a new segment (used false) always, for its
+// first durable records (used true) only when the flag was clear. On
+// failure the flag stays as it was.
+static dtx_err
+man_set_used(stor_wal *w, bool used)
+{
+	pthread_mutex_lock(&w->man_mu);
+	dtx_err err = DTX_OK;
+	bool was = w->man_used;
+	if (was != used || !used) {
+		w->man_used = used;
+		err = man_save(w, 0, w->man_has, w->man_lsn, w->man_crc);
+		if (err != DTX_OK)
+			w->man_used = was;
+	}
 	pthread_mutex_unlock(&w->man_mu);
 	return err;
 }
@@ -224,7 +250,7 @@ seg_create(stor_wal *w, uint64_t first)
 	// Named in the manifest only once its header is durable: a crash
 	// before leaves a segment of no more than a header, which open
 	// removes.
-	if (err == DTX_OK && (err = man_update(w)) != DTX_OK) {
+	if (err == DTX_OK && (err = man_set_used(w, false)) != DTX_OK) {
 		pthread_mutex_lock(&w->mu);
 		w->nsegs--;
 		pthread_mutex_unlock(&w->mu);
@@ -533,12 +559,41 @@ segs_remove(stor_wal *w, size_t i)
 	w->nsegs--;
 }
 
+// A newest segment found with no record (cut to its header or within
+// it) that must have held some: DTX_ECORRUPT, logged naming the file.
+// held: the manifest's flag says it held durable records. A checkpoint
+// at or past its first LSN proves it too (those records were synced into
+// it before the checkpoint was written).
+static dtx_err
+newest_empty(stor_wal *w, const char *name, uint64_t first, bool held)
+{
+	if (held) {
+		DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT",
+		    "%s/%s: holds no record, but the manifest records that it "
+		    "held durable (acknowledged) records from LSN %" PRIu64
+		    ": the file was cut; restore it or the data directory",
+		    w->dir, name, first);
+		return DTX_ECORRUPT;
+	}
+	if (w->ckpt_lsn >= first) {
+		DTX_LOG(DTX_LOG_ERROR, "WALCORRUPT",
+		    "%s/%s: holds no record, but the checkpoint at LSN %" PRIu64
+		    " covers records from LSN %" PRIu64
+		    " that were in it: the file was cut; restore it or the "
+		    "data directory",
+		    w->dir, name, w->ckpt_lsn, first);
+		return DTX_ECORRUPT;
+	}
+	return DTX_OK;
+}
+
 // Checks the header of segment segs[i] (open as fd, size bytes). A last
 // segment whose creation was cut short (no more than a header's bytes) is
-// removed and *gone set; any other bad header is DTX_ECORRUPT.
+// removed and *gone set, unless it held records (held, newest_empty);
+// any other bad header is DTX_ECORRUPT.
 static dtx_err
-seg_header(
-    stor_wal *w, int fd, size_t i, uint64_t size, const char *name, bool *gone)
+seg_header(stor_wal *w, int fd, size_t i, uint64_t size, const char *name,
+    bool held, bool *gone)
 {
 	*gone = false;
 	bool last = i + 1 == w->nsegs;
@@ -550,6 +605,9 @@ seg_header(
 	if (hdr_ok)
 		return DTX_OK;
 	if (last && size <= SEG_HDR) {
+		dtx_err err = newest_empty(w, name, w->segs[i], held);
+		if (err != DTX_OK)
+			return err;
 		// A segment whose creation was cut short: it holds no record.
 		DTX_LOG(DTX_LOG_WARN, "WALTAIL",
 		    "%s: removing unfinished segment %s", w->dir, name);
@@ -644,10 +702,26 @@ check_segments(stor_wal *w, const stor__man *m, bool found)
 	return DTX_OK;
 }
 
+// After the scan of the newest segment: with no record in it, it must be
+// one that never held any (newest_empty); with records, the manifest is
+// to say so (rewritten at the end of open when it does not yet).
+static dtx_err
+newest_scanned(stor_wal *w, const char *name, bool has_recs, bool held)
+{
+	if (!has_recs)
+		return newest_empty(w, name, w->seg_first, held);
+	w->man_used = true;
+	if (!held)
+		w->man_dirty = true;
+	return DTX_OK;
+}
+
 static dtx_err
 recover(stor_wal *w, stor_wal_rec_fn on_rec, void *arg, const stor__man *m,
     bool found)
 {
+	// What the manifest says of its newest segment.
+	bool held = found && m->newest_used;
 	dtx_err err = list_segments(w);
 	if (err == DTX_OK)
 		err = check_segments(w, m, found);
@@ -686,7 +760,7 @@ recover(stor_wal *w, stor_wal_rec_fn on_rec, void *arg, const stor__man *m,
 		}
 		uint64_t size = (uint64_t)sb.st_size;
 		bool gone;
-		err = seg_header(w, fd, i, size, name, &gone);
+		err = seg_header(w, fd, i, size, name, held, &gone);
 		if (err != DTX_OK)
 			goto fail;
 		if (gone) {
@@ -697,6 +771,9 @@ recover(stor_wal *w, stor_wal_rec_fn on_rec, void *arg, const stor__man *m,
 		w->seg_first = w->segs[i];
 		uint64_t torn, end;
 		err = scan_segment(&s, fd, size, last, &torn, &end);
+		if (err == DTX_OK && last)
+			err = newest_scanned(
+			    w, name, s.expect > w->segs[i], held);
 		if (err != DTX_OK)
 			goto fail;
 		if (torn != UINT64_MAX) {
@@ -790,6 +867,10 @@ flush_batch(stor_wal *w, bool by_flusher)
 		w->seg_size += n;
 		err = do_sync(w, w->seg_fd);
 	}
+	// The first durable records of a segment: the manifest says so
+	// before any of them is acknowledged (once per segment).
+	if (err == DTX_OK)
+		err = man_set_used(w, true);
 	if (err == DTX_OK) {
 		w->seg_synced = w->seg_size;
 		if (w->on_durable != NULL)

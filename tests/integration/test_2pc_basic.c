@@ -107,6 +107,25 @@ test_client_txid(void **state)
 	assert_int_equal(rep.u.error.code, DTX_EEXIST);
 	proto_msg_free(&rep);
 	tu_pair_moved(fx, &p, 3, 10000);
+
+	// The reserved UINT64_MAX: refused, nothing moves (0 never reaches
+	// the coordinator: the codec refuses "tx" 0).
+	req.u.txn.txid = UINT64_MAX;
+	assert_int_equal(
+	    proto_client_call(fx->cli[0], &req, &rep, &o), DTX_EREFUSED);
+	assert_int_equal(rep.u.error.code, DTX_EINVAL);
+	proto_msg_free(&rep);
+	// Nor does STATUS know either id.
+	for (int i = 0; i < 2; i++) {
+		proto_msg st;
+		proto_msg_init(&st, PROTO_STATUS);
+		st.u.txid.txid = i ? UINT64_MAX : 0;
+		assert_int_equal(
+		    proto_client_call(fx->cli[0], &st, &rep, &o), DTX_EREFUSED);
+		assert_int_equal(rep.u.error.code, DTX_EINVAL);
+		proto_msg_free(&rep);
+	}
+	tu_pair_moved(fx, &p, 3, 10000);
 }
 
 static void

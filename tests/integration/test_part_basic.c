@@ -497,6 +497,34 @@ test_malformed_requests(void **state)
 	assert_int_equal(h_call(h, P1, &req, &rep), DTX_EREFUSED);
 	assert_int_equal(rep.u.error.code, DTX_EINVAL);
 	proto_msg_free(&rep);
+	// So are 0 and the reserved UINT64_MAX in every message that names
+	// a transaction, from its coordinator too; nothing is prepared or
+	// locked by them.
+	const uint64_t reserved[] = { 0, UINT64_MAX };
+	const proto_type decisions[] = { PROTO_COMMIT, PROTO_ABORT,
+		PROTO_PRE_COMMIT, PROTO_DO_COMMIT, PROTO_STATUS };
+	for (size_t i = 0; i < 2; i++) {
+		for (int mode = 0; mode < 2; mode++) {
+			assert_int_equal(
+			    h_prepare(h, P1, reserved[i],
+			        mode ? PROTO_MODE_3PC : PROTO_MODE_2PC, NULL, 0,
+			        &op, 1, &rep),
+			    DTX_EREFUSED);
+			assert_int_equal(rep.u.error.code, DTX_EINVAL);
+			proto_msg_free(&rep);
+		}
+		for (size_t d = 0; d < sizeof(decisions) / sizeof(*decisions);
+		     d++) {
+			assert_int_equal(
+			    h_txid(h, P1, decisions[d], reserved[i], 5, &rep),
+			    PROTO_ERROR);
+			assert_int_equal(rep.u.error.code, DTX_EINVAL);
+			proto_msg_free(&rep);
+		}
+	}
+	// The key the refused PREPAREs named is free.
+	assert_true(h_put(h, P1, 4242, "acct:1", 5));
+	h_expect(h, P1, 0, "acct:1", 5);
 	assert_alive(h);
 }
 

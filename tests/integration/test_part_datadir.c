@@ -1,15 +1,19 @@
 // SPDX-License-Identifier: MIT
 //
 // Rule 24 with a real dtx-participant: after committed transfers and a
-// stop, a deleted WAL segment or another node's data directory makes the
-// restart fail (non-zero exit, a log line naming the file) instead of
-// coming back empty; the untouched directory restarts with its data.
+// stop, a deleted WAL segment, a newest segment cut to its header, a
+// damaged or poisoned clock bound or another node's data directory makes
+// the restart fail (non-zero exit, a
+// log line naming the file) instead of coming back empty; the untouched
+// directory restarts with its data.
 
 #include <dirent.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -123,6 +127,78 @@ test_deleted_segment(void **state)
 	refuses(h, P1, name, "missing");
 }
 
+// The newest segment cut to its header after acknowledged commits went
+// into it: the restart fails naming the file, twice, and the file is left
+// as it was; a participant that never wrote (its segment only a header)
+// restarts.
+static void
+test_segment_cut_to_header(void **state)
+{
+	harness *h = *state;
+	char store[4200], name[64], path[4300];
+	// Node 2 never wrote a record: header-only segment, restarts.
+	stop(h, P2);
+	assert_int_equal(h_start(h, P2, NULL), DTX_OK);
+	transfers(h, P1, 100);
+	stop(h, P1);
+	snprintf(store, sizeof(store), "%s/store", hx_cluster_data(h->c, P1));
+	newest_segment(store, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/%s", store, name);
+	assert_int_equal(truncate(path, STOR_WAL_SEG_HDR), 0);
+	refuses(h, P1, name, "held durable");
+	refuses(h, P1, name, "held durable");
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, STOR_WAL_SEG_HDR);
+	// Node 2 serves and writes after its restart.
+	assert_true(h_put(h, P2, 500, "acct:9", 5));
+	h_expect(h, P2, 0, "acct:9", 5);
+}
+
+// Writes a well-formed clock bound file (magic, l, CRC32C) to path.
+static void
+write_bound(const char *path, uint64_t l)
+{
+	uint8_t b[20];
+	memcpy(b, "DTXHLCB1", 8);
+	dtx_put_le64(b + 8, l);
+	dtx_put_le32(b + 16, dtx_crc32c(0, b, 16));
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(b, 1, sizeof(b), f), sizeof(b));
+	assert_int_equal(fclose(f), 0);
+}
+
+// A damaged clock bound file, one poisoned far ahead of this machine's
+// clock and one in the reserved top of the HLC range each stop the
+// restart (non-zero exit, never "serving on") with a line naming the file
+// and the fix; with the file removed, as the message says, it restarts
+// with its data.
+static void
+test_bad_clock_bound(void **state)
+{
+	harness *h = *state;
+	transfers(h, P1, 100);
+	stop(h, P1);
+	char path[4300];
+	snprintf(
+	    path, sizeof(path), "%s/clock.bound", hx_cluster_data(h->c, P1));
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	fputs("DTXHLCB1 garbage, not a bound", f);
+	assert_int_equal(fclose(f), 0);
+	refuses(h, P1, path, "remove the file");
+	uint64_t now_ms = dtx_wall_ns() / 1000000u;
+	write_bound(path, now_ms + 10ull * 365 * 24 * 3600 * 1000);
+	refuses(h, P1, path, "ahead of this machine's clock");
+	write_bound(path, CLK_L_MAX);
+	refuses(h, P1, path, "reserved top");
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
+	h_expect(h, P1, 0, "acct:1", 70);
+	h_expect(h, P1, 0, "acct:2", 130);
+}
+
 static void
 test_foreign_data_dir(void **state)
 {
@@ -152,6 +228,10 @@ main(void)
 		    test_deleted_segment, setup2, h_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_foreign_data_dir, setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_segment_cut_to_header, setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_bad_clock_bound, setup2, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -247,6 +247,49 @@ test_rate_race(void **state)
 	clk_source_free(r.s);
 }
 
+// clk_source_limit holds readings within max of what the creation
+// settings give, whatever offset or rate is set; clk_source_restore puts
+// the source back on those settings, drift undone; no limit (0) lets
+// both through as before.
+static void
+test_limit_restore(void **state)
+{
+	(void)state;
+	const uint64_t T = 1700000000000ull;
+	clk_source *s;
+	assert_int_equal(clk_source_new_manual(&s, T), DTX_OK);
+	clk_source_limit(s, 1001);
+	// A bump within the limit moves it all the way.
+	assert_int_equal(clk_source_set(s, 1001, 1.0), DTX_OK);
+	assert_int_equal(clk_source_now_ms(s), T + 1001);
+	// Beyond it, it reads the limit, both ways.
+	assert_int_equal(clk_source_set(s, 5000, 1.0), DTX_OK);
+	assert_int_equal(clk_source_now_ms(s), T + 1001);
+	assert_int_equal(clk_source_set(s, -5000, 1.0), DTX_OK);
+	assert_int_equal(clk_source_now_ms(s), T - 1001);
+	// A rate drifts up to the limit and no further.
+	assert_int_equal(clk_source_set(s, 0, 3.0), DTX_OK);
+	assert_int_equal(clk_source_advance(s, 200), DTX_OK);
+	assert_int_equal(clk_source_now_ms(s), T + 600);
+	assert_int_equal(clk_source_advance(s, 10000), DTX_OK);
+	assert_int_equal(clk_source_now_ms(s), T + 10200 + 1001);
+	// Restored: the base time again, offset 0, rate 1.
+	clk_source_restore(s);
+	assert_int_equal(clk_source_now_ms(s), T + 10200);
+	int64_t off;
+	double rate;
+	clk_source_get(s, &off, &rate);
+	assert_int_equal(off, 0);
+	assert_true(rate == 1.0);
+	assert_int_equal(clk_source_advance(s, 100), DTX_OK);
+	assert_int_equal(clk_source_now_ms(s), T + 10300);
+	// Without a limit a bump goes through whole.
+	clk_source_limit(s, 0);
+	assert_int_equal(clk_source_set(s, 5000, 1.0), DTX_OK);
+	assert_int_equal(clk_source_now_ms(s), T + 15300);
+	clk_source_free(s);
+}
+
 int
 main(void)
 {
@@ -256,6 +299,7 @@ main(void)
 		cmocka_unit_test(test_real_source),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_rate_race),
+		cmocka_unit_test(test_limit_restore),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -192,22 +192,56 @@ fault(fixture *f, const char *kind, const int64_t *args, uint32_t n,
 	return rv;
 }
 
+// How far src reads from this machine's wall clock, in ms.
+static int64_t
+skew_ms(clk_source *src)
+{
+	int64_t wall = (int64_t)(dtx_wall_ns() / 1000000u);
+	return (int64_t)clk_source_now_ms(src) - wall;
+}
+
+// FAULT "clock" (max offset 1000 ms here): a bump of up to 2 x max_offset
+// + 1 ms moves physical time by it; a larger one is refused and changes
+// nothing; a rate drifts it no further than that; the reset (0, 1000)
+// puts it back on the configured clock, the drift undone.
 static void
 test_fault_clock(void **state)
 {
 	fixture *f = *state;
 	clk_source *src = clk_node_source(proto_daemon_clock(f->d));
-	uint64_t before = clk_source_now_ms(src);
-	int64_t a[] = { 60000, 1000 };
-	assert_int_equal(fault(f, "clock", a, 2, NULL), DTX_OK);
-	uint64_t after = clk_source_now_ms(src);
-	assert_true(after >= before + 59000);
+	const int64_t max = 2 * 1000 + 1;
+	proto_msg req, rep;
+	int64_t big[] = { 60000, 1000 };
+	assert_int_equal(proto_fault_init(&req, "clock", big, 2, NULL), DTX_OK);
+	assert_int_equal(call(f, &req, &rep), DTX_EREFUSED);
+	assert_int_equal(rep.u.error.code, DTX_EINVAL);
+	assert_non_null(
+	    strstr(rep.u.error.reason, "2 x max_offset + 1 = 2001"));
+	proto_msg_free(&rep);
 	int64_t off;
 	double rate;
 	clk_source_get(src, &off, &rate);
-	assert_int_equal(off, 60000);
+	assert_int_equal(off, 0);
+	assert_true(llabs(skew_ms(src)) < 50);
+	int64_t a[] = { max, 1000 };
+	assert_int_equal(fault(f, "clock", a, 2, NULL), DTX_OK);
+	clk_source_get(src, &off, &rate);
+	assert_int_equal(off, max);
+	assert_true(skew_ms(src) > max - 50 && skew_ms(src) <= max);
+	int64_t back[] = { -max, 1000 };
+	assert_int_equal(fault(f, "clock", back, 2, NULL), DTX_OK);
+	assert_true(skew_ms(src) < -max + 50 && skew_ms(src) >= -max);
+	// Twenty times as fast: 300 ms would drift it 5.7 s; held to max.
+	int64_t fast[] = { 0, 20000 };
+	assert_int_equal(fault(f, "clock", fast, 2, NULL), DTX_OK);
+	dtx_sleep_ms(300);
+	assert_true(skew_ms(src) > max - 50 && skew_ms(src) <= max);
 	int64_t z[] = { 0, 1000 };
 	assert_int_equal(fault(f, "clock", z, 2, NULL), DTX_OK);
+	assert_true(llabs(skew_ms(src)) < 50);
+	clk_source_get(src, &off, &rate);
+	assert_int_equal(off, 0);
+	assert_true(rate == 1.0);
 	assert_int_equal(
 	    fault(f, "no-such-fault", NULL, 0, NULL), DTX_EREFUSED);
 	int64_t bad[] = { -1, 5 };

@@ -441,9 +441,12 @@ test_manifest_not_per_append(void **state)
 	path_of(p, sizeof(p), dir, STOR_WAL_MAN_NAME);
 	// An open descriptor on the manifest as it is: replaced by a rename,
 	// its file is unlinked (inode numbers may be reused; links are not).
+	// The first durable record of a segment rewrites it once (the
+	// segment has held records); later appends never do.
+	append_range(w, 1, 1);
 	int fd = open(p, O_RDONLY);
 	assert_true(fd >= 0);
-	append_range(w, 1, 300);
+	append_range(w, 2, 300);
 	assert_int_equal(links(fd), 1); // never replaced
 	assert_int_equal(stor_wal_checkpoint(w, 300, 0, "c", 1), DTX_OK);
 	assert_int_equal(links(fd), 0); // a checkpoint rewrites it
@@ -468,8 +471,147 @@ test_manifest_not_per_append(void **state)
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(dtx_get_le64(m + 32 + 8 * i), v[i]);
 	assert_int_equal(dtx_get_le64(m + 8), 300);
-	assert_int_equal(m[20], 1);
+	// Bit 0: a checkpoint; bit 1: the newest segment has held a record.
+	char newest[512];
+	seg_path(newest, sizeof(newest), dir, v[n - 1]);
+	struct stat sb;
+	assert_int_equal(stat(newest, &sb), 0);
+	assert_int_equal(m[20], sb.st_size > 32 ? 3 : 1);
 	free(m);
+	(void)dtx_rmtree(dir);
+}
+
+// Clears the manifest's "newest segment held records" flag (as a
+// manifest written before the flag existed has it), CRC fixed.
+static void
+clear_used_flag(const char *dir)
+{
+	char p[512];
+	path_of(p, sizeof(p), dir, STOR_WAL_MAN_NAME);
+	size_t len = 0;
+	unsigned char *m = st_read_file(p, &len);
+	assert_true((m[20] & 2) != 0);
+	m[20] &= (unsigned char)~2u;
+	dtx_put_le32(m + len - 4, dtx_crc32c(0, m, len - 4));
+	st_write_file(p, m, len);
+	free(m);
+}
+
+// Cuts file p to n bytes.
+static void
+cut_to(const char *p, size_t n)
+{
+	assert_int_equal(truncate(p, (off_t)n), 0);
+}
+
+static uint8_t
+man_flags(const char *dir)
+{
+	char p[512];
+	path_of(p, sizeof(p), dir, STOR_WAL_MAN_NAME);
+	size_t len = 0;
+	unsigned char *m = st_read_file(p, &len);
+	uint8_t f = m[20];
+	free(m);
+	return f;
+}
+
+// A newest segment the manifest names, found with no record (cut to its
+// header, within it, or to nothing), is refused naming the file when it
+// provably held durable records: the manifest's flag says so (written
+// before the first record in it was acknowledged), or a checkpoint lies
+// at or past its first LSN. One that provably never held a record (the
+// flag clear, the checkpoint below it) is a creation a crash cut short:
+// kept, or removed when even its header is short.
+static void
+test_newest_cut_to_header(void **state)
+{
+	(void)state;
+	char dir[256], p[512];
+	char *log;
+	uint64_t nrec;
+	stor_wal_opts o;
+	stor_wal_opts_init(&o);
+	// Held records: cut to the header, inside the header, to nothing,
+	// inside the first record. Each is refused, the file left alone.
+	st_tmpdir(dir, sizeof(dir), "mancut");
+	stor_wal *w = st_wal_open(dir, &o);
+	append_range(w, 1, 10);
+	stor_wal_close(w);
+	assert_int_equal(man_flags(dir), 2);
+	seg_path(p, sizeof(p), dir, 1);
+	const size_t cuts[] = { 40, STOR_WAL_SEG_HDR, 20, 0 };
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		cut_to(p, cuts[i]);
+		refuses(dir, "wal-0000000000000001.log",
+		    "the manifest records that it held durable");
+		struct stat sb;
+		assert_int_equal(stat(p, &sb), 0);
+		assert_int_equal(sb.st_size, cuts[i]);
+	}
+	(void)dtx_rmtree(dir);
+
+	// Never held a record: a fresh log opened and closed, twice, then
+	// its header cut short (removed, a new one made).
+	st_tmpdir(dir, sizeof(dir), "manfresh");
+	w = st_wal_open(dir, &o);
+	stor_wal_close(w);
+	assert_int_equal(man_flags(dir), 0);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(open_logged(dir, &log, &nrec), DTX_OK);
+		assert_int_equal(nrec, 0);
+		assert_int_equal(st_count(log, "WALCORRUPT"), 0);
+		free(log);
+	}
+	seg_path(p, sizeof(p), dir, 1);
+	cut_to(p, 10);
+	assert_int_equal(open_logged(dir, &log, &nrec), DTX_OK);
+	assert_int_equal(st_count(log, "removing unfinished segment"), 1);
+	free(log);
+	(void)dtx_rmtree(dir);
+
+	// A rotation whose new segment got no record before the stop: the
+	// manifest names it with the flag clear, and it opens. One record
+	// in it sets the flag; cut to its header it is then refused.
+	st_tmpdir(dir, sizeof(dir), "manrot");
+	stor_wal_opts so = small_segs();
+	w = st_wal_open(dir, &so);
+	uint64_t l = 0, v[64];
+	while (segs_of(dir, v, 64) < 2)
+		append_range(w, l + 1, l + 1), l++;
+	stor_wal_close(w);
+	assert_int_equal(man_flags(dir), 0);
+	assert_int_equal(open_logged(dir, &log, &nrec), DTX_OK);
+	assert_int_equal(nrec, l);
+	assert_int_equal(st_count(log, "WALCORRUPT"), 0);
+	free(log);
+	w = st_wal_open(dir, &so);
+	append_range(w, l + 1, l + 1);
+	stor_wal_close(w);
+	assert_int_equal(man_flags(dir), 2);
+	seg_path(p, sizeof(p), dir, v[1]);
+	cut_to(p, STOR_WAL_SEG_HDR);
+	char name[64];
+	stor_wal_seg_name(name, sizeof(name), v[1]);
+	refuses(dir, name, "held durable");
+	(void)dtx_rmtree(dir);
+
+	// A manifest without the flag (written before it existed): records
+	// found in the newest segment set it on open; and a checkpoint at
+	// or past the segment's first LSN proves it held records.
+	st_tmpdir(dir, sizeof(dir), "manold");
+	w = st_wal_open(dir, &o);
+	append_range(w, 1, 10);
+	assert_int_equal(stor_wal_checkpoint(w, 10, 0, "ck", 2), DTX_OK);
+	stor_wal_close(w);
+	clear_used_flag(dir);
+	assert_int_equal(open_logged(dir, &log, &nrec), DTX_OK);
+	free(log);
+	assert_int_equal(man_flags(dir), 3);
+	clear_used_flag(dir);
+	seg_path(p, sizeof(p), dir, 1);
+	cut_to(p, STOR_WAL_SEG_HDR);
+	refuses(dir, "wal-0000000000000001.log", "the checkpoint at LSN 10");
 	(void)dtx_rmtree(dir);
 }
 
@@ -582,6 +724,7 @@ main(void)
 		cmocka_unit_test(test_crash_leftovers),
 		cmocka_unit_test(test_adopt_old_log),
 		cmocka_unit_test(test_manifest_not_per_append),
+		cmocka_unit_test(test_newest_cut_to_header),
 		cmocka_unit_test(test_identity),
 		cmocka_unit_test(test_cluster_id),
 	};

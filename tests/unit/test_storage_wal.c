@@ -299,6 +299,21 @@ test_truncate_every_byte(void **state)
 		got g;
 		stor_wal *w;
 		dtx_err err = small_reopen(&s, s.orig, cut, &g, &w);
+		if (cut < s.ends[0]) {
+			// No record left: the segment is cut to its header or
+			// within it. It is the newest segment the manifest
+			// names, and the manifest records that it held durable
+			// records (they were acknowledged): this is lost data,
+			// not a creation that a crash cut short, so open
+			// refuses and leaves the file as it is. (A segment
+			// that never held a record is repaired instead:
+			// test_storage_manifest's test_newest_cut_to_header.)
+			assert_int_equal(err, DTX_ECORRUPT);
+			size_t flen = 0;
+			free(st_read_file(s.seg, &flen));
+			assert_int_equal(flen, cut);
+			continue;
+		}
 		assert_int_equal(err, DTX_OK);
 		assert_false(g.bad);
 		uint64_t want = 0;
