@@ -226,6 +226,20 @@ hx_params_adopted(const char *params)
 	return adopted;
 }
 
+bool
+hx_params_list_append(const char *params)
+{
+	hx_jdoc *doc;
+	if (params == NULL ||
+	    hx_json_parse(params, strlen(params), &doc, NULL, 0) != DTX_OK)
+		return false;
+	const hx_jv *v = hx_jv_get(hx_jdoc_root(doc), "workload");
+	bool la = v != NULL && v->type == HX_JV_STR &&
+	    strcmp(v->s, "list-append") == 0;
+	hx_jdoc_free(doc);
+	return la;
+}
+
 // ---------------------------------------------------------------- verdict
 
 dtx_err

@@ -633,6 +633,9 @@ dtx_err hx_check_replay(const hx_history *h, const hx_bank_cfg *cfg,
 // True when a run's params say its bank existed before it ("created":
 // false), so the replay starts from its first read. params may be NULL.
 bool hx_params_adopted(const char *params);
+// True when a run's params name the list-append workload ("workload":
+// "list-append"). params may be NULL.
+bool hx_params_list_append(const char *params);
 dtx_err hx_check_session(
     const hx_history *h, bool saga, hx_session_result *out);
 
@@ -1474,6 +1477,10 @@ typedef struct hx_bankrun_conf {
 	int64_t participants;
 	int64_t recovery_s, max_offset_ms, timeout_ms;
 	int64_t max_concurrent; // --max-concurrent-faults (0, 1: one)
+	// NULL or "bank": transfers and whole-bank reads; "list-append":
+	// appends to lists and snapshot reads of them, checked by the
+	// list-append checker (2pc, 3pc and pc modes only).
+	const char *workload;
 } hx_bankrun_conf;
 
 // Why a phase failed.
