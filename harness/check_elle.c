@@ -588,11 +588,11 @@ finish(ctx *x)
 	if (bad == 0 && r->reads > 0)
 		hx_sb_printf(&sum, "; no anomaly");
 	hx_sb_printf(&js,
-	    "{\"valid\":\"%s\",\"txns\":%zu,\"committed\":%zu,"
+	    "{\"valid\":%s,\"txns\":%zu,\"committed\":%zu,"
 	    "\"indeterminate\":%zu,\"aborted\":%zu,\"reads\":%zu,"
 	    "\"appends\":%zu,\"keys\":%zu,\"edges\":{\"ww\":%zu,\"wr\":%zu,"
 	    "\"rw\":%zu},\"anomalies\":{",
-	    hx_valid_name(valid), r->txns, r->committed, r->indeterminate,
+	    hx_valid_json(valid), r->txns, r->committed, r->indeterminate,
 	    r->aborted, r->reads, r->appends, r->keys, r->edges[0], r->edges[1],
 	    r->edges[2]);
 	for (int k = 0; k < HX_ELLE_NKINDS; k++)

@@ -116,6 +116,8 @@ test_valid(void **state)
 	assert_int_equal(r.edges[2], 2); // rw: [1] -> T3, [] -> T1
 	assert_int_equal(r.c.nanoms, 0);
 	assert_non_null(strstr(r.c.summary, "no anomaly"));
+	assert_true(hx_json_valid(r.c.json, strlen(r.c.json)));
+	assert_non_null(strstr(r.c.json, "\"valid\":true,"));
 	hx_check_fini(&r.c);
 	hx_history_free(h);
 }
@@ -136,6 +138,7 @@ test_g0(void **state)
 	has(a, "\"type\":\"ww\",\"key\":1");
 	has(a, "\"type\":\"ww\",\"key\":2");
 	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_non_null(strstr(r.c.json, "\"valid\":false,"));
 	hx_check_fini(&r.c);
 	hx_history_free(h);
 }
