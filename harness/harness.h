@@ -203,6 +203,12 @@ const char *hx_cluster_log(hx_cluster *c, uint32_t id);
 //   final-read  the same shape as read, issued after heal, restart and
 //             recovery; the saga checker takes the last ok final-read as the
 //             final state
+//   txn       the list-append workload (--workload list-append): invoke
+//             {"mops":[["append",K,V],...],"txid":N,"mode":"2pc"} or
+//             {"mops":[["r",K,null],...]}; ok: the same with each read's
+//             list ([V,...], oldest first), "cts" for appends, "ts" (the
+//             snapshot) for reads; the final reads after recovery add
+//             "final":true (see hx_check_elle)
 //   nemesis   f is kill, restart, pause, resume, partition, heal, clock-bump,
 //             clock-reset, clock-strobe, or disk (a kill whose WAL tail is
 //             torn before the restart); the value is a JSON description:
