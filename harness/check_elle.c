@@ -335,15 +335,49 @@ index_writers(ctx *x)
 // The anomalies one ok read shows by itself: an element twice, one
 // nobody appended, one a failed transaction appended (G1a), and a last
 // element that its writer followed with another append to the key (G1b).
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+// Whether l[0..n) holds some element twice (sorting a copy: lists may be
+// long in a stored history). DTX_ENOMEM.
+static dtx_err
+has_dup(const int64_t *l, size_t n, bool *dup, int64_t *which)
+{
+	*dup = false;
+	if (n < 2)
+		return DTX_OK;
+	int64_t *c = dtx_alloc(n * sizeof(*c));
+	if (c == NULL)
+		return DTX_ENOMEM;
+	memcpy(c, l, n * sizeof(*c));
+	qsort(c, n, sizeof(*c), cmp_i64);
+	for (size_t i = 1; i < n && !*dup; i++)
+		if (c[i] == c[i - 1]) {
+			*dup = true;
+			*which = c[i];
+		}
+	dtx_free(c);
+	return DTX_OK;
+}
+
 static dtx_err
 check_read(ctx *x, uint32_t ti, const la_mop *m)
 {
 	const la_txn *t = &x->t[ti];
-	dtx_err rv = DTX_OK;
+	bool dups;
+	int64_t twice = 0;
+	dtx_err rv = has_dup(m->list, m->n, &dups, &twice);
 	for (size_t i = 0; i < m->n && rv == DTX_OK; i++) {
+		// The element's second occurrence is the one reported.
 		bool dup = false;
-		for (size_t j = 0; j < i && !dup; j++)
-			dup = m->list[j] == m->list[i];
+		if (dups && m->list[i] == twice) {
+			for (size_t j = 0; j < i && !dup; j++)
+				dup = m->list[j] == twice;
+		}
 		const wslot *s = wfind(&x->w, m->key, m->list[i]);
 		hx_elle_kind k = dup                ? HX_ELLE_DUP_ELEMENTS
 		    : s->txn == UINT32_MAX          ? HX_ELLE_UNKNOWN_ELEMENT
