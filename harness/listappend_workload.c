@@ -328,17 +328,16 @@ read_lists(hx_bankrun *b, const int64_t *keys, size_t n, clk_ts floor,
 		key_name(name, sizeof(name), keys[i]);
 		uint32_t id = dtx_topo_route(topo, name, strlen(name));
 		dtx_err rv = read_key(b, id, name, T, deadline, &rep);
+		if (rv == DTX_OK && i == 0 && rep.u.read_reply.ts < floor) {
+			// The first participant picks T; below the client's
+			// own last commit it reads again at that commit
+			// (read-your-writes), as the bank's reads do.
+			proto_msg_free(&rep);
+			rv = read_key(b, id, name, floor, deadline, &rep);
+		}
 		if (rv != DTX_OK) {
 			snprintf(why, wn, "%s", dtx_errname(rv));
 			return rv;
-		}
-		if (T == 0 && rep.u.read_reply.ts < floor) {
-			// Below the client's own last commit: read again at
-			// it (read-your-writes), as the bank's reads do.
-			proto_msg_free(&rep);
-			T = floor;
-			i--;
-			continue;
 		}
 		T = rep.u.read_reply.ts;
 		hx_sb_printf(
