@@ -39,6 +39,7 @@ typedef struct bank_cfg {
 	int64_t max_offset_ms;
 	int64_t timeout_ms;
 	int64_t max_concurrent;
+	char *workload;
 } bank_cfg;
 
 #define OFF(f) offsetof(bank_cfg, f)
@@ -112,6 +113,11 @@ static const dtx_cfg_opt bank_opts[] = {
 	    "the daemons' HLC max offset (sizes clock bumps)" },
 	{ "timeout-ms", DTX_CFG_INT, OFF(timeout_ms), 100, 600000, "5000",
 	    "client call timeout" },
+	{ "workload", DTX_CFG_STR, OFF(workload), 0, 0, "bank",
+	    "bank (transfers, checked by the bank, replay and session "
+	    "checkers) or list-append (appends to lists and snapshot reads, "
+	    "checked for Elle's G0, G1a-c, G-single and G2; not in saga "
+	    "mode)" },
 };
 #define NOPTS (sizeof(bank_opts) / sizeof(bank_opts[0]))
 
@@ -136,6 +142,14 @@ validate(const bank_cfg *cfg, hx_bankrun_conf *conf, hx_subnet *sn)
 	if (strcmp(cfg->mode, "2pc") && strcmp(cfg->mode, "3pc") &&
 	    strcmp(cfg->mode, "pc") && strcmp(cfg->mode, "saga"))
 		return usage_err("--mode must be 2pc, 3pc, pc or saga");
+	bool list = strcmp(cfg->workload, "list-append") == 0;
+	if (!list && strcmp(cfg->workload, "bank") != 0)
+		return usage_err("--workload must be bank or list-append");
+	if (list && strcmp(cfg->mode, "saga") == 0)
+		return usage_err(
+		    "--workload list-append needs --mode 2pc, 3pc or pc: a "
+		    "saga commits its steps one at a time with no isolation, "
+		    "and an append has no compensation");
 	if (hx_nem_kinds_parse(cfg->nemesis, &kinds, err, sizeof(err)) !=
 	    DTX_OK)
 		return usage_err(err);
@@ -193,6 +207,7 @@ validate(const bank_cfg *cfg, hx_bankrun_conf *conf, hx_subnet *sn)
 		.max_offset_ms = cfg->max_offset_ms,
 		.timeout_ms = cfg->timeout_ms,
 		.max_concurrent = cfg->max_concurrent,
+		.workload = list ? "list-append" : NULL,
 	};
 	return 0;
 }
@@ -214,10 +229,10 @@ say_run(const hx_bankrun_conf *c, const hx_bankrun_out *o, bool json)
 {
 	if (json)
 		return;
-	printf("dtx bank: run %" PRId64 ", %s, %" PRId64
+	printf("dtx bank: run %" PRId64 ", %s%s, %" PRId64
 	       " clients, %.0f s, nemesis %s, seed %" PRIu64 "%s\n",
-	    o->run_id, c->mode, c->clients, c->duration,
-	    c->kinds ? c->nemesis : "none", c->seed,
+	    o->run_id, c->mode, c->workload ? " list-append" : "", c->clients,
+	    c->duration, c->kinds ? c->nemesis : "none", c->seed,
 	    c->kinds & HX_NEM_PARTITION && o->simulated
 	        ? " (partitions simulated in-process)"
 	        : "");

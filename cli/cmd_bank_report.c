@@ -179,7 +179,9 @@ report_text(
 void
 bank_report(const hx_bankrun_conf *c, const hx_bankrun_out *o, bool json)
 {
-	xfer_stats x = { .tf = stats_f(&o->verdict, "transfer"),
+	// The list-append workload's transactions are its "txn" ops.
+	xfer_stats x = { .tf = stats_f(&o->verdict,
+		             c->workload != NULL ? "txn" : "transfer"),
 		.ok = o->ok_transfers };
 	x.fail = x.tf ? x.tf->counts[HX_OP_FAIL] : 0;
 	x.info = x.tf ? x.tf->counts[HX_OP_INFO] : 0;

@@ -130,8 +130,10 @@ cli_cmd_check(int argc, char **argv)
 		goto out;
 	}
 	rcfg.bank.accounts = accounts;
-	hx_run_extra x = { .replay = true,
-		.adopted = hx_params_adopted(run.params) };
+	bool la = hx_params_list_append(run.params);
+	hx_run_extra x = { .replay = !la,
+		.adopted = hx_params_adopted(run.params),
+		.workload = la ? "list-append" : NULL };
 	hx_node_log *logs = NULL;
 	char rdir[4096];
 	if (hx_results_report_dir(cfg.results, id, rdir, sizeof(rdir)) ==

@@ -143,7 +143,9 @@ static const cli_help helps[] = {
 	    false },
 	{ "dtx bank", "", "run the bank workload under faults and check it",
 	    "Jepsen's bank workload: random transfers and snapshot reads "
-	    "under a nemesis, then the checkers.",
+	    "under a nemesis, then the checkers. With --workload "
+	    "list-append, Elle's list-append test instead: appends and "
+	    "snapshot reads of lists, checked for dependency cycles.",
 	    NULL,
 	    { { HX_EXIT_OK, NULL, "valid" },
 	        { HX_EXIT_INVALID, NULL, "invalid" },

@@ -17,8 +17,8 @@ typedef struct worker {
 	pthread_t th;
 } worker;
 
-static void
-add_rec(hx_bankrun *b, const hx__xrec *r)
+void
+hx__bank_add_rec(hx_bankrun *b, const hx__xrec *r)
 {
 	pthread_mutex_lock(&b->mtx);
 	if (DTX_GROW(b->recs, b->nrec, b->cap, 1024) != DTX_OK) {
@@ -163,7 +163,7 @@ do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx,
 	hist(b, proc, t, "transfer", &sb, t == HX_OP_OK ? NULL : err);
 	r.txid = x.txid;
 	if (r.txid != 0 || b->saga)
-		add_rec(b, &r);
+		hx__bank_add_rec(b, &r);
 	if (t == HX_OP_OK) {
 		if (x.cts > *last)
 			*last = x.cts;
@@ -202,7 +202,9 @@ client(void *arg)
 			if (atomic_load(&b->stop))
 				break;
 		}
-		if (dtx_rand_below(&rng, 5) == 0)
+		if (b->list)
+			proc = hx__la_step(b, proc, &rng, &last);
+		else if (dtx_rand_below(&rng, 5) == 0)
 			read_at(b, proc, "read", last);
 		else
 			proc = do_transfer(b, proc, &rng, &seq, w->idx, &last);
@@ -376,8 +378,9 @@ hx__bank_txn_obs(hx_bankrun *b)
 {
 	const dtx_topo *topo = hx_conn_topo(b->conn);
 	const dtx_node *co = dtx_topo_first(topo, DTX_ROLE_COORDINATOR);
-	hx_txn_obs *o = dtx_calloc(b->nrec * 3 + 1, sizeof(*o));
-	hx_txn_cts *ct = dtx_calloc(b->nrec * 3 + 1, sizeof(*ct));
+	size_t per = HX__XREC_PARTS + 1;
+	hx_txn_obs *o = dtx_calloc(b->nrec * per + 1, sizeof(*o));
+	hx_txn_cts *ct = dtx_calloc(b->nrec * per + 1, sizeof(*ct));
 	size_t n = 0, nct = 0;
 	if (o == NULL || ct == NULL) {
 		dtx_free(o);
@@ -391,14 +394,20 @@ hx__bank_txn_obs(hx_bankrun *b)
 			continue;
 		hx_acct_key(kf, sizeof(kf), r->from);
 		hx_acct_key(kt, sizeof(kt), r->to);
-		uint32_t p[2] = { dtx_topo_route(topo, kf, strlen(kf)),
+		uint32_t p[HX__XREC_PARTS + 1] = { dtx_topo_route(
+			                               topo, kf, strlen(kf)),
 			dtx_topo_route(topo, kt, strlen(kt)) };
-		for (int k = 0; k < 3; k++) {
-			if ((k == 1 && p[1] == p[0]) || (k == 2 && co == NULL))
-				continue;
+		uint32_t np = p[1] == p[0] ? 1 : 2;
+		if (r->nparts > 0) {
+			np = r->nparts;
+			memcpy(p, r->parts, np * sizeof(p[0]));
+		}
+		if (co != NULL)
+			p[np++] = co->id;
+		for (uint32_t k = 0; k < np; k++) {
+			bool is_co = co != NULL && k + 1 == np;
 			clk_ts cts;
-			observe(b, k < 2 ? p[k] : co->id, k == 2, r->txid,
-			    &o[n++], &cts);
+			observe(b, p[k], is_co, r->txid, &o[n++], &cts);
 			if (cts != 0)
 				ct[nct++] = (hx_txn_cts) { r->txid,
 					o[n - 1].node, cts };

@@ -77,6 +77,13 @@ hx_bankrun_new(const hx_bankrun_conf *conf, hx_bankrun **out)
 	    : strcmp(conf->mode, "pc") == 0      ? PROTO_MODE_PC
 	                                         : PROTO_MODE_2PC;
 	pthread_mutex_init(&r->mtx, NULL);
+	r->list = conf->workload != NULL &&
+	    strcmp(conf->workload, "list-append") == 0;
+	if (r->list && hx__la_new(r) != DTX_OK) {
+		pthread_mutex_destroy(&r->mtx);
+		dtx_free(r);
+		return DTX_ENOMEM;
+	}
 	atomic_init(&r->interrupted, 0);
 	atomic_init(&r->sig_quit, false);
 	r->dir_lock = -1;
@@ -367,6 +374,8 @@ params_json(const hx_bankrun *r)
 	    cfg->onset_ms, cfg->targets, s->shapes,
 	    hx_cluster_is_netns(r->cl) ? "true" : "false",
 	    hx_cluster_topo(r->cl)->nparts, r->out.created ? "true" : "false");
+	if (r->list)
+		hx_sb_printf(&params, ",\"workload\":\"list-append\"");
 	// The netns run's own subnet (digits, dots and a slash only).
 	if (hx_cluster_netns_subnet(r->cl)[0] != '\0')
 		hx_sb_printf(&params, ",\"subnet\":\"%s\"",
@@ -470,12 +479,30 @@ hx_bankrun_settle(hx_bankrun *r, hx_bankrun_err *e)
 	return DTX_OK;
 }
 
+// The list-append workload asks about every transaction first, so that
+// its final reads can be taken at or above every commit ts learnt.
+static dtx_err
+list_final_reads(hx_bankrun *r)
+{
+	dtx_err rv = hx__bank_txn_obs(r);
+	if (rv == DTX_OK && !atomic_load(&r->interrupted))
+		rv = hx__la_final_reads(r);
+	if (rv == DTX_OK && atomic_load(&r->interrupted)) {
+		dtx_free(r->obs);
+		r->obs = NULL;
+		r->nobs = 0;
+	}
+	return rv;
+}
+
 dtx_err
 hx_bankrun_final_reads(hx_bankrun *r, hx_bankrun_err *e)
 {
 	(void)e;
 	if (atomic_load(&r->interrupted))
 		return DTX_OK;
+	if (r->list)
+		return list_final_reads(r);
 	int64_t fproc = atomic_fetch_add(&r->next_proc, 1);
 	// A signal taken meanwhile ends the reads; the observations are then
 	// left out, as they are for a run interrupted earlier.
@@ -506,10 +533,11 @@ hx_bankrun_check(hx_bankrun *r, hx_bankrun_err *e)
 		    .naccounts = r->out.nacct,
 		    .total = r->out.total,
 		    .saga = r->saga } };
-	hx_run_extra x = { .replay = true,
+	hx_run_extra x = { .replay = !r->list,
 		.adopted = !r->out.created,
 		.cts = r->cts,
-		.ncts = r->ncts };
+		.ncts = r->ncts,
+		.workload = r->list ? "list-append" : NULL };
 	hx_node_log *logs = NULL;
 	dtx_err rv = r->cc == NULL ? hx__bank_logs(r, &logs, &x.nlogs) : DTX_OK;
 	x.logs = logs;
@@ -595,6 +623,7 @@ hx_bankrun_free(hx_bankrun *r)
 	dtx_free(r->plan);
 	dtx_free(r->recs);
 	dtx_free(r->accts);
+	hx__la_free(r->la);
 	hx_history_free(r->h);
 	hx_results_close(r->db);
 	hx_conn_close(r->conn);

@@ -226,6 +226,20 @@ hx_params_adopted(const char *params)
 	return adopted;
 }
 
+bool
+hx_params_list_append(const char *params)
+{
+	hx_jdoc *doc;
+	if (params == NULL ||
+	    hx_json_parse(params, strlen(params), &doc, NULL, 0) != DTX_OK)
+		return false;
+	const hx_jv *v = hx_jv_get(hx_jdoc_root(doc), "workload");
+	bool la = v != NULL && v->type == HX_JV_STR &&
+	    strcmp(v->s, "list-append") == 0;
+	hx_jdoc_free(doc);
+	return la;
+}
+
 // ---------------------------------------------------------------- verdict
 
 dtx_err
@@ -264,6 +278,41 @@ run_extra(const hx_history *h, const hx_bank_cfg *bank, const hx_run_extra *x,
 	return DTX_OK;
 }
 
+// The list-append workload's checkers: stats, atomicity (its "txn" ops
+// carry client txids), the list-append checker, and the logs. The bank,
+// replay and session checkers look at balances, which it has none of.
+static dtx_err
+check_list_append(const hx_history *h, const hx_run_extra *extra,
+    const hx_txn_obs *obs, size_t nobs, hx_verdict *out)
+{
+	hx_verdict v;
+	memset(&v, 0, sizeof(v));
+	v.list_append = true;
+	dtx_err rv = hx_check_stats(h, &v.stats);
+	if (rv != DTX_OK)
+		return rv;
+	if ((rv = hx_check_atomicity(h, obs, nobs, &v.atom)) != DTX_OK)
+		goto fail;
+	v.has_atom = true;
+	if ((rv = hx_check_elle(h, obs, nobs, &v.elle)) != DTX_OK)
+		goto fail;
+	if (extra != NULL && extra->nlogs > 0) {
+		if ((rv = hx_check_logs(extra->logs, extra->nlogs, &v.logs)) !=
+		    DTX_OK)
+			goto fail;
+		v.has_logs = true;
+	}
+	v.valid = HX_VALID_TRUE;
+	for (size_t i = 0; i < hx_verdict_count(&v); i++)
+		v.valid =
+		    hx_valid_merge(v.valid, hx_verdict_check(&v, i)->valid);
+	*out = v;
+	return DTX_OK;
+fail:
+	hx_verdict_fini(&v);
+	return rv;
+}
+
 dtx_err
 hx_check_run_ex(const hx_history *h, const hx_run_cfg *cfg,
     const hx_run_extra *extra, const hx_txn_obs *obs, size_t nobs,
@@ -279,6 +328,12 @@ hx_check_run_ex(const hx_history *h, const hx_run_cfg *cfg,
 	memset(&v, 0, sizeof(v));
 	hx_bank_cfg bank = cfg->bank;
 	bank.saga = saga;
+	const char *wl = extra != NULL ? extra->workload : NULL;
+	bool la = wl != NULL && strcmp(wl, "bank") != 0;
+	if (la && (strcmp(wl, "list-append") != 0 || saga))
+		return DTX_EINVAL;
+	if (la)
+		return check_list_append(h, extra, obs, nobs, out);
 	dtx_err rv = hx_check_bank(h, &bank, &v.bank);
 	if (rv != DTX_OK)
 		return rv;
@@ -323,6 +378,8 @@ hx_verdict_fini(hx_verdict *v)
 	}
 	if (v->has_logs)
 		hx_check_fini(&v->logs.c);
+	if (v->list_append)
+		hx_check_fini(&v->elle.c);
 	memset(v, 0, sizeof(v[0]));
 }
 
@@ -333,13 +390,15 @@ slot(const hx_verdict *v, size_t k)
 {
 	switch (k) {
 	case 0:
-		return &v->bank.c;
+		return v->list_append ? NULL : &v->bank.c;
 	case 1:
 		return &v->stats.c;
 	case 2:
 		return v->has_atom ? &v->atom.c : NULL;
 	case 3:
-		return v->has_saga ? &v->saga.c : NULL;
+		return v->has_saga   ? &v->saga.c
+		    : v->list_append ? &v->elle.c
+		                     : NULL;
 	case 4:
 		return v->has_replay ? &v->replay.c : NULL;
 	case 5:

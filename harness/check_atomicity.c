@@ -132,13 +132,17 @@ check_clients(hx_atom_result *r, const hx_history *h, const int64_t *pairs,
 		const hx_op *inv = hx_history_get(h, i);
 		if (inv->type != HX_OP_INVOKE ||
 		    inv->process == HX_PROC_NEMESIS ||
-		    strcmp(inv->f, "transfer") != 0)
+		    (strcmp(inv->f, "transfer") != 0 &&
+		        strcmp(inv->f, "txn") != 0))
 			continue;
 		const hx_op *comp =
 		    pairs[i] >= 0 ? hx_history_get(h, (size_t)pairs[i]) : NULL;
 		uint64_t txid;
 		if (!hx__op_txid(inv, comp, &txid)) {
-			if (comp == NULL || comp->type == HX_OP_INFO)
+			// A list-append read-only "txn" has no txid: it
+			// changes nothing, so it has no outcome to resolve.
+			if ((comp == NULL || comp->type == HX_OP_INFO) &&
+			    strcmp(inv->f, "transfer") == 0)
 				r->info_no_txid++;
 			continue;
 		}

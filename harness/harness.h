@@ -277,6 +277,12 @@ const char *hx_url_hostport(const char *url);
 //   final-read  the same shape as read, issued after heal, restart and
 //             recovery; the saga checker takes the last ok final-read as the
 //             final state
+//   txn       the list-append workload (--workload list-append): invoke
+//             {"mops":[["append",K,V],...],"txid":N,"mode":"2pc"} or
+//             {"mops":[["r",K,null],...]}; ok: the same with each read's
+//             list ([V,...], oldest first), "cts" for appends, "ts" (the
+//             snapshot) for reads; the final reads after recovery add
+//             "final":true (see hx_check_elle)
 //   nemesis   f is kill, restart, pause, resume, partition, heal, clock-bump,
 //             clock-reset, clock-strobe, or disk (a kill whose WAL tail is
 //             torn before the restart); the value is a JSON description:
@@ -691,6 +697,10 @@ typedef struct hx_run_extra {
 	size_t ncts;
 	const hx_node_log *logs; // run the log checker when nlogs > 0
 	size_t nlogs;
+	// NULL or "bank": the bank checkers; "list-append": stats,
+	// atomicity, the list-append checker (hx_check_elle) and the logs
+	// instead (not in saga mode: DTX_EINVAL).
+	const char *workload;
 } hx_run_extra;
 
 // The initial balances are the total's equal share per account (what a
@@ -703,8 +713,70 @@ dtx_err hx_check_replay(const hx_history *h, const hx_bank_cfg *cfg,
 // True when a run's params say its bank existed before it ("created":
 // false), so the replay starts from its first read. params may be NULL.
 bool hx_params_adopted(const char *params);
+// True when a run's params name the list-append workload ("workload":
+// "list-append"). params may be NULL.
+bool hx_params_list_append(const char *params);
 dtx_err hx_check_session(
     const hx_history *h, bool saga, hx_session_result *out);
+
+// The list-append checker (Elle's method, check_elle.c). Its history
+// ops have f "txn" and a value
+//   {"mops":[["append",K,V],["r",K,L],...],"txid":N,"final":true}
+// K and V integers, L the list read (an array of integers, null in an
+// invocation); "txid" (the client's) and "final" (a read taken after
+// recovery) are optional. Every V is unique per K. Status: ok is
+// committed, fail aborted; info or no completion is resolved from the
+// observations like the atomicity checker does (committed anywhere:
+// committed; aborted everywhere asked: aborted), else indeterminate
+// (Elle's :info: in the graph, constrained only by what reads show).
+// Version orders come from reads: each ok read of K is a prefix of the
+// longest one (else incompatible-order); a key never read non-empty but
+// appended once has that one element. Edges: ww between neighbours of a
+// version order, wr from the writer of a read's last element, rw from a
+// read to the writer of the element after its last. Reported: G0, G1c,
+// G-single, G2 (the shortest cycle per strongly connected component,
+// with its transactions and edges), G1a (a read saw an aborted append),
+// G1b (a read ended at an append its transaction followed with another
+// to the same key), duplicate-elements, unknown-element (never
+// appended), lost-append (a committed append missing from a final read
+// that began after it completed... see check_elle.c), and, making the
+// result unknown, duplicate-append and malformed-txn.
+typedef enum hx_elle_kind {
+	HX_ELLE_G0 = 0,
+	HX_ELLE_G1A,
+	HX_ELLE_G1B,
+	HX_ELLE_G1C,
+	HX_ELLE_GSINGLE,
+	HX_ELLE_G2,
+	HX_ELLE_INCOMPATIBLE,
+	HX_ELLE_DUP_ELEMENTS,
+	HX_ELLE_UNKNOWN_ELEMENT,
+	HX_ELLE_LOST_APPEND,
+	HX_ELLE_DUP_APPEND, // unknown, not invalid
+	HX_ELLE_MALFORMED, // unknown, not invalid
+	HX_ELLE_NKINDS,
+} hx_elle_kind;
+
+// "G0", "G1a", "G1b", "G1c", "G-single", "G2", "incompatible-order",
+// "duplicate-elements", "unknown-element", "lost-append",
+// "duplicate-append", "malformed-txn".
+const char *hx_elle_kind_name(hx_elle_kind k);
+
+typedef struct hx_elle_result {
+	hx_check c;
+	size_t txns, committed, indeterminate, aborted;
+	size_t reads, appends, keys; // ok read micro-ops, appends, keys read
+	size_t edges[3]; // ww, wr, rw (distinct transaction pairs)
+	size_t counts[HX_ELLE_NKINDS]; // cycles: components holding one
+} hx_elle_result;
+
+// Checks h's "txn" ops. obs (may be NULL) resolves indeterminate ones by
+// txid. Valid when nothing is found, unknown when no transaction
+// committed a read, or for duplicate-append / malformed-txn. Call when no
+// thread is appending. DTX_ENOMEM; *out filled only on success
+// (hx_check_fini releases out->c).
+dtx_err hx_check_elle(const hx_history *h, const hx_txn_obs *obs, size_t nobs,
+    hx_elle_result *out);
 
 // What a run checks. mode is "2pc", "3pc" or "saga" (borrowed).
 typedef struct hx_run_cfg {
@@ -727,6 +799,8 @@ typedef struct hx_verdict {
 	hx_session_result session;
 	bool has_logs; // hx_run_extra.nlogs > 0
 	hx_logs_result logs;
+	bool list_append; // workload list-append: elle, and no bank result
+	hx_elle_result elle;
 } hx_verdict;
 
 // Runs bank + stats, atomicity (2pc/3pc) or saga (saga mode) and merges
@@ -1499,6 +1573,10 @@ typedef struct hx_bankrun_conf {
 	int64_t participants;
 	int64_t recovery_s, max_offset_ms, timeout_ms;
 	int64_t max_concurrent; // --max-concurrent-faults (0, 1: one)
+	// NULL or "bank": transfers and whole-bank reads; "list-append":
+	// appends to lists and snapshot reads of them, checked by the
+	// list-append checker (2pc, 3pc and pc modes only).
+	const char *workload;
 } hx_bankrun_conf;
 
 // Why a phase failed.

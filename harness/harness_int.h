@@ -29,12 +29,20 @@ int hx__name_index(const char *const *names, size_t n, const char *s);
 // A bank run's state (bankrun.c runs the phases, bank_workload.c the
 // clients and the observations).
 
-// A transfer whose txid or gid is known, for the STATUS sweep.
+// A transfer whose txid or gid is known, for the STATUS sweep. A
+// list-append transaction names its participants instead (nparts > 0:
+// parts[0..nparts) are asked, from and to are not used).
+#define HX__XREC_PARTS 4
 typedef struct hx__xrec {
 	uint64_t txid;
 	int64_t from, to;
 	char gid[HX_GID_MAX];
+	uint8_t nparts;
+	uint32_t parts[HX__XREC_PARTS];
 } hx__xrec;
+
+// The list-append workload's shared state (listappend_workload.c).
+typedef struct hx__la hx__la;
 
 struct hx_bankrun {
 	const hx_bankrun_conf *conf; // borrowed
@@ -73,6 +81,9 @@ struct hx_bankrun {
 	pthread_t sig_th;
 	sigset_t sig_old; // the caller's mask, restored by free
 	int dir_lock; // descriptor holding DIR/bank.lock, -1: none
+	// The list-append workload (conf->workload "list-append").
+	bool list;
+	hx__la *la;
 };
 
 // Runs conf->clients client threads until conf->duration has passed, with
@@ -93,6 +104,18 @@ dtx_err hx__bank_logs(hx_bankrun *r, hx_node_log **out, size_t *n);
 uint64_t hx__bank_await_recovery(hx_bankrun *r, uint64_t deadline);
 // Asks the participants about every transfer with a txid (r->obs).
 dtx_err hx__bank_txn_obs(hx_bankrun *r);
+// The list-append workload (listappend_workload.c): its state, one
+// client step (a transaction of appends or a snapshot read of lists;
+// returns the process to continue as), the final reads of every key it
+// used (after the STATUS sweep, at or above every commit ts seen), and
+// its cleanup. Keys are "la:<n>"; elements are unique over the run.
+dtx_err hx__la_new(hx_bankrun *r);
+int64_t hx__la_step(hx_bankrun *r, int64_t proc, uint64_t *rng, clk_ts *last);
+dtx_err hx__la_final_reads(hx_bankrun *r);
+void hx__la_free(hx__la *la);
+// Records xrec r for the STATUS sweep (bank_workload.c).
+void hx__bank_add_rec(hx_bankrun *b, const hx__xrec *r);
+
 // Asks the orchestrator about every saga, giving running ones until
 // deadline to finish (r->sobs).
 dtx_err hx__bank_saga_obs(hx_bankrun *r, uint64_t deadline);

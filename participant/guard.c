@@ -155,6 +155,8 @@ part__prepare_digest(const proto_msg *req)
 		if (op->kind == PROTO_OP_ADD) {
 			c = dtx_crc32c(c, &op->delta, sizeof(op->delta));
 			c = dtx_crc32c(c, &op->min, sizeof(op->min));
+		} else if (op->kind == PROTO_OP_APPEND) {
+			c = dtx_crc32c(c, &op->delta, sizeof(op->delta));
 		} else if (op->kind == PROTO_OP_PUT) {
 			c = dtx_crc32c(c, &op->value.n, sizeof(op->value.n));
 			c = dtx_crc32c(c, op->value.p, op->value.n);

@@ -72,6 +72,11 @@ typedef struct part__txmeta {
 // set: far above any balance, far from overflow.
 #define PART_MAX_AMOUNT 1000000000000000LL
 
+// The most elements an APPEND lets a list hold (4 + 8 * 4096 bytes, well
+// under PROTO_MAX_VALUE so that a READ can return the whole list): an
+// APPEND to a full list votes NO, naming the key.
+#define PART_MAX_LIST 4096u
+
 // txid -> part__txmeta, thread-safe.
 typedef struct part__txtab part__txtab;
 dtx_err part__txtab_new(part__txtab **out);

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "participant_int.h"
 
@@ -96,6 +97,66 @@ lock_msg(part *p, const proto_bytes *key, const stor_blocker *blk,
 	return OP_NO;
 }
 
+// APPEND: the key's list (see PROTO_OP_APPEND) with op->delta added at
+// the end; a missing key starts an empty list. Refused for a value that
+// is not a list and for a list already holding PART_MAX_LIST elements.
+static op_res
+append_op(part *p, stor_txn *t, uint64_t txid, const proto_op *op, char *why,
+    size_t n)
+{
+	char k[KEYTXT];
+	stor_blocker blk = { 0 };
+	uint8_t *val = NULL, *nv = NULL;
+	size_t vlen = 0;
+	dtx_err rv =
+	    stor_txn_get(t, op->key.p, op->key.n, (void **)&val, &vlen, &blk);
+	op_res res = OP_NO;
+
+	part__key_fmt(op->key.p, op->key.n, k, sizeof(k));
+	if (rv == DTX_EAGAIN)
+		return lock_msg(p, &op->key, &blk, txid, why, n);
+	if (rv == DTX_ENOENT) {
+		vlen = 0;
+	} else if (rv != DTX_OK) {
+		snprintf(why, n, "cannot read %s: %s", k, dtx_strerror(rv));
+		goto done;
+	} else if (vlen < PROTO_LIST_HDR ||
+	    memcmp(val, PROTO_LIST_MAGIC, PROTO_LIST_HDR) != 0 ||
+	    (vlen - PROTO_LIST_HDR) % 8 != 0) {
+		snprintf(why, n, "not a list: %s", k);
+		goto done;
+	}
+	size_t elems = vlen ? (vlen - PROTO_LIST_HDR) / 8 : 0;
+	if (elems >= PART_MAX_LIST) {
+		snprintf(why, n,
+		    "list full: %s holds %zu elements (at most %u)", k, elems,
+		    PART_MAX_LIST);
+		goto done;
+	}
+	size_t nlen = PROTO_LIST_HDR + (elems + 1) * 8;
+	if ((nv = dtx_alloc(nlen)) == NULL) {
+		snprintf(
+		    why, n, "cannot write %s: %s", k, dtx_strerror(DTX_ENOMEM));
+		goto done;
+	}
+	memcpy(nv, PROTO_LIST_MAGIC, PROTO_LIST_HDR);
+	if (elems > 0)
+		memcpy(nv + PROTO_LIST_HDR, val + PROTO_LIST_HDR, elems * 8);
+	uint64_t u = (uint64_t)op->delta;
+	for (int b = 0; b < 8; b++)
+		nv[PROTO_LIST_HDR + elems * 8 + (size_t)b] =
+		    (uint8_t)(u >> (8 * b));
+	rv = stor_txn_put(t, op->key.p, op->key.n, nv, nlen);
+	if (rv != DTX_OK)
+		snprintf(why, n, "cannot write %s: %s", k, dtx_strerror(rv));
+	else
+		res = OP_OK;
+done:
+	dtx_free(val);
+	dtx_free(nv);
+	return res;
+}
+
 // Applies one operation to t. Returns OP_NO with the reason in why.
 static op_res
 apply_op(part *p, stor_txn *t, uint64_t txid, const proto_op *op, bool *wrote,
@@ -107,6 +168,10 @@ apply_op(part *p, stor_txn *t, uint64_t txid, const proto_op *op, bool *wrote,
 	size_t vlen = 0;
 	dtx_err rv;
 
+	if (op->kind == PROTO_OP_APPEND) {
+		*wrote = true;
+		return append_op(p, t, txid, op, why, n);
+	}
 	part__key_fmt(op->key.p, op->key.n, k, sizeof(k));
 	if (op->kind == PROTO_OP_ADD) {
 		int64_t old, sum;

@@ -334,7 +334,8 @@ part_saga_step(
 	dtx_err rv = DTX_OK;
 
 	for (uint32_t i = 0; i < st->n_ops; i++)
-		if (st->ops[i].kind == PROTO_OP_GET)
+		if (st->ops[i].kind != PROTO_OP_ADD &&
+		    st->ops[i].kind != PROTO_OP_PUT)
 			return proto_msg_set_error(rep, DTX_EINVAL,
 			    "step %s/%u: a step's ops must be add or put",
 			    st->gid, st->branch);

@@ -40,6 +40,9 @@ enc_op(msgpack_packer *pk, const proto_op *op)
 	case PROTO_OP_GET:
 		PROTO__PACK(msgpack_pack_map(pk, 2));
 		break;
+	case PROTO_OP_APPEND:
+		PROTO__PACK(msgpack_pack_map(pk, 3));
+		break;
 	default:
 		return DTX_EINVAL;
 	}
@@ -52,6 +55,8 @@ enc_op(msgpack_packer *pk, const proto_op *op)
 	} else if (op->kind == PROTO_OP_PUT) {
 		PROTO__TRY(proto__key(pk, "b"));
 		PROTO__TRY(proto__pack_bin(pk, &op->value));
+	} else if (op->kind == PROTO_OP_APPEND) {
+		PROTO__TRY(proto__kv_int(pk, "d", op->delta));
 	}
 	return DTX_OK;
 }
@@ -76,7 +81,7 @@ rd_op(rd *r, const char *k, int depth, proto_op *op)
 	r->ctx = "op";
 	PROTO__TRY(proto__rd_fields(r, k, depth, &fs));
 	uint64_t kind;
-	PROTO__TRY(proto__f_uint(r, &fs, "o", PROTO_OP_GET, &kind));
+	PROTO__TRY(proto__f_uint(r, &fs, "o", PROTO_OP_APPEND, &kind));
 	op->kind = (proto_op_kind)kind;
 	PROTO__TRY(proto__f_bytes(r, &fs, "k", 1, PROTO_MAX_KEY, &op->key));
 	if (op->kind == PROTO_OP_ADD) {
@@ -85,6 +90,8 @@ rd_op(rd *r, const char *k, int depth, proto_op *op)
 	} else if (op->kind == PROTO_OP_PUT) {
 		PROTO__TRY(proto__f_bytes(
 		    r, &fs, "b", 0, PROTO_MAX_VALUE, &op->value));
+	} else if (op->kind == PROTO_OP_APPEND) {
+		PROTO__TRY(proto__f_int(r, &fs, "d", &op->delta));
 	}
 	PROTO__TRY(proto__done(r, &fs));
 	r->ctx = ctx;

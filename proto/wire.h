@@ -141,12 +141,21 @@ typedef enum proto_op_kind {
 	PROTO_OP_ADD = 0, // value += delta; the result must stay >= min
 	PROTO_OP_PUT = 1, // value = bytes
 	PROTO_OP_GET = 2, // read the value
+	// Append the element delta to the key's list (created when the key
+	// is missing). A list is stored as a byte value: the 4 bytes "DTXL"
+	// then each element as 8 bytes little-endian, oldest first
+	// (PROTO_LIST_MAGIC); a key holding anything else refuses it.
+	PROTO_OP_APPEND = 3,
 } proto_op_kind;
+
+#define PROTO_LIST_MAGIC "DTXL" // first 4 bytes of a list value
+#define PROTO_LIST_HDR 4u // bytes before the first element
 
 // One per-key operation. Wire: a map
 //   "o" uint  kind (proto_op_kind)
 //   "k" bin   key, 1..PROTO_MAX_KEY bytes
-//   "d" int   delta           (ADD only, required there)
+//   "d" int   delta           (ADD only, required there), or the element
+//             (APPEND only, required there)
 //   "m" int   minimum result  (ADD only, required there)
 //   "b" bin   value, 0..PROTO_MAX_VALUE bytes (PUT only, required there)
 typedef struct proto_op {

@@ -106,8 +106,12 @@ check_submit(saga *s, const proto_saga_submit *sub, proto_msg *rep)
 			return proto_msg_set_error(rep, DTX_EINVAL,
 			    "step %u: node %u is not a participant", i,
 			    st->participant);
-		if (st->action.kind == PROTO_OP_GET ||
-		    st->compensate.kind == PROTO_OP_GET)
+		// An APPEND has no compensation (nothing removes an
+		// element), so a saga cannot undo one.
+		if ((st->action.kind != PROTO_OP_ADD &&
+		        st->action.kind != PROTO_OP_PUT) ||
+		    (st->compensate.kind != PROTO_OP_ADD &&
+		        st->compensate.kind != PROTO_OP_PUT))
 			return proto_msg_set_error(rep, DTX_EINVAL,
 			    "step %u: a step's action and compensation must "
 			    "be add or put",

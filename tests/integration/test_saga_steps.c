@@ -204,6 +204,16 @@ test_bad_steps_refused(void **state)
 	assert_int_equal(ts_call(&T, 1, &req, &rep), DTX_EREFUSED);
 	assert_int_equal(rep.u.error.code, DTX_EINVAL);
 	proto_msg_free(&rep);
+	// An APPEND has no compensation: a step refuses it too (it would
+	// otherwise be taken for an ADD of the element to the balance).
+	op = (proto_op) {
+		.kind = PROTO_OP_APPEND, .key = { (uint8_t *)k, 6 }, .delta = 7
+	};
+	proto_msg_init(&rep, PROTO_NONE);
+	assert_int_equal(ts_call(&T, 1, &req, &rep), DTX_EREFUSED);
+	assert_int_equal(rep.u.error.code, DTX_EINVAL);
+	assert_non_null(strstr(rep.u.error.reason, "add or put"));
+	proto_msg_free(&rep);
 	// Still serving, balances intact.
 	assert_int_equal(balance(0), 100);
 	char state_s[64];

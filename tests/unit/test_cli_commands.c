@@ -146,6 +146,17 @@ test_help_every_level(void **state)
 	                     "--duration", "1", "--results", dbpath),
 	    HX_EXIT_UNAVAILABLE);
 	free(out);
+	// The list-append workload refuses sagas, and a workload must be
+	// one dtx bank knows: usage errors, before anything starts.
+	assert_int_equal(
+	    RUN(&out, "bank", "--workload", "list-append", "--mode", "saga",
+	        "--connect", none, "--results", dbpath),
+	    HX_EXIT_USAGE);
+	free(out);
+	assert_int_equal(RUN(&out, "bank", "--workload", "register", "--mode",
+	                     "2pc", "--connect", none, "--results", dbpath),
+	    HX_EXIT_USAGE);
+	free(out);
 	// No subcommand, or an unknown one, is still a usage error.
 	assert_int_equal(RUN(&out, "cluster"), HX_EXIT_USAGE);
 	free(out);

@@ -51,9 +51,14 @@ sample_ops(uint32_t n)
 	for (uint32_t i = 0; i < n; i++) {
 		char k[32];
 		snprintf(k, sizeof(k), "acct-%u", i);
-		switch (i % 3) {
+		switch (i % 4) {
 		case 0:
 			op_add(&ops[i], k, -(int64_t)i - 5, INT64_MIN + i);
+			break;
+		case 3:
+			ops[i].kind = PROTO_OP_APPEND;
+			key(&ops[i].key, k);
+			ops[i].delta = INT64_MAX - i;
 			break;
 		case 1:
 			ops[i].kind = PROTO_OP_PUT;
@@ -1076,6 +1081,42 @@ add_without_min_op(raw *r, uint32_t i)
 }
 
 static void
+append_op(raw *r, uint32_t i)
+{
+	(void)i;
+	pk_op_kd(r, 3, PROTO_OP_APPEND, 42);
+}
+
+static void
+append_without_elem_op(raw *r, uint32_t i)
+{
+	(void)i;
+	msgpack_pack_map(&r->pk, 2);
+	pk_kv_u(r, "o", PROTO_OP_APPEND);
+	pk_str(r, "k");
+	msgpack_pack_bin_with_body(&r->pk, "k", 1);
+}
+
+static void
+append_with_min_op(raw *r, uint32_t i)
+{
+	(void)i;
+	pk_op_kd(r, 4, PROTO_OP_APPEND, 1);
+	pk_str(r, "m");
+	msgpack_pack_int64(&r->pk, 0);
+}
+
+static void
+kind_past_append_op(raw *r, uint32_t i)
+{
+	(void)i;
+	msgpack_pack_map(&r->pk, 2);
+	pk_kv_u(r, "o", PROTO_OP_APPEND + 1);
+	pk_str(r, "k");
+	msgpack_pack_bin_with_body(&r->pk, "k", 1);
+}
+
+static void
 str_key_op(raw *r, uint32_t i)
 {
 	(void)i;
@@ -1106,6 +1147,15 @@ test_invalid_body(void **state)
 	expect_reject(&r, NULL, "op: missing key 'm'");
 	pk_txn(&r, 1, str_key_op);
 	expect_reject(&r, NULL, "'k': expected bin, got str");
+	// APPEND: "o" 3 with the element in "d", nothing else.
+	pk_txn(&r, 3, append_op);
+	expect_accept(&r);
+	pk_txn(&r, 1, append_without_elem_op);
+	expect_reject(&r, NULL, "op: missing key 'd'");
+	pk_txn(&r, 1, append_with_min_op);
+	expect_reject(&r, NULL, "op: unknown key 'm'");
+	pk_txn(&r, 1, kind_past_append_op);
+	expect_reject(&r, NULL, "'o'");
 
 	// A count larger than the bytes that follow.
 	pk_txn_n(&r, 60000, 10, good_op);
