@@ -8,9 +8,6 @@
 
 #include "cmd_bank.h"
 
-static const char *const kinds[] = { "kill", "pause", "partition", "clock",
-	"disk", "lose-unsynced", "crashpoint" };
-
 static void
 print_anomalies(hx_json *j, const hx_verdict *v, size_t *count)
 {
@@ -122,13 +119,13 @@ report_json(
 	}
 	hx_json_obj_begin(&j, "faults");
 	for (int k = 0; k < HX_NEM_NKINDS; k++)
-		hx_json_int(&j, kinds[k], (int64_t)o->started[k]);
+		hx_json_int(&j, hx_nem_kind_name(k), (int64_t)o->started[k]);
 	hx_json_obj_end(&j);
 	hx_json_int(&j, "fault_errors", (int64_t)o->nem_errors);
 	hx_json_obj_begin(&j, "faults_not_run");
 	for (int k = 0; k < HX_NEM_NKINDS; k++)
 		if (o->not_run & (1u << k))
-			hx_json_bool(&j, kinds[k], true);
+			hx_json_bool(&j, hx_nem_kind_name(k), true);
 	hx_json_obj_end(&j);
 	hx_json_str(&j, "faults_not_run_why", o->not_run_why);
 	hx_json_bool(&j, "partitions_simulated", o->simulated);
@@ -159,7 +156,7 @@ report_text(
 		    (double)tf->p99 / 1e6, (double)tf->max / 1e6);
 	printf("faults:");
 	for (int k = 0; k < HX_NEM_NKINDS; k++)
-		printf(" %s %zu", kinds[k], o->started[k]);
+		printf(" %s %zu", hx_nem_kind_name(k), o->started[k]);
 	printf(" (%zu failed actions)\n", o->nem_errors);
 	if (o->not_run != 0)
 		printf("faults NOT run: %s\n", o->not_run_why);

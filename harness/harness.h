@@ -204,9 +204,13 @@ const char *hx_cluster_log(hx_cluster *c, uint32_t id);
 //             recovery; the saga checker takes the last ok final-read as the
 //             final state
 //   nemesis   f is kill, restart, pause, resume, partition, heal, clock-bump,
-//             clock-reset, clock-strobe, or disk (a kill whose WAL tail is
-//             torn before the restart); the value is a JSON description:
-//             {"targets":[1,2],"shape":"halves",...}
+//             clock-reset, clock-strobe, disk (a kill whose WAL tail is
+//             torn before the restart), lose-unsynced, crashpoint,
+//             crashpoint-end, crashpoint-hit, packet, packet-end, corrupt
+//             or kill-forever; the value is a JSON description:
+//             {"targets":[1,2],"fault":7,"shape":"halves",...} ("fault":
+//             the id the start and the end of one fault share; an end
+//             recorded by the final heal names "faults":[...])
 //
 // Nemesis ops are `info` (or `invoke` then `info`): the first op of an f
 // opens it and the next op with the same f completes it.
@@ -692,11 +696,17 @@ typedef struct hx_fault {
 	char *detail; // JSON text of the starting op's value, or NULL
 } hx_fault;
 
-// Derives fault windows from the nemesis ops of h: kill..restart,
-// pause..resume, partition..heal, netem..heal, clock-bump or
-// clock-strobe..clock-reset; any other nemesis f is an instant window. A
-// closing op ends every open window of its kinds. Returns an owned array
-// (free with hx_faults_free). DTX_ENOMEM.
+// Derives fault windows from the nemesis ops of h: kill, disk,
+// lose-unsynced or corrupt..restart, pause..resume, partition..heal,
+// netem..heal, packet..packet-end, crashpoint..crashpoint-end or
+// crashpoint-hit, clock-bump or clock-strobe..clock-reset; kill-forever
+// never ends (end_ns -1); any other nemesis f is an instant window. A
+// window whose opening op names its fault ("fault":N in the value) is
+// closed only by a closing op that names the same id ("fault":N or
+// "faults":[...]), so overlapping faults of one kind get their own
+// windows; without ids (histories written before them) a closing op ends
+// every open window of its kinds. Returns an owned array (free with
+// hx_faults_free). DTX_ENOMEM.
 dtx_err hx_faults_from_history(const hx_history *h, hx_fault **out, size_t *n);
 void hx_faults_free(hx_fault *f, size_t n);
 
@@ -958,6 +968,22 @@ dtx_err hx_netns_partition(
 dtx_err hx_netns_cut_sends(
     const char *prefix, const dtx_topo *topo, const hx_grudge *g);
 dtx_err hx_netns_heal(const char *prefix, const dtx_topo *topo);
+// Packet faults on node id's link (its veth inside its namespace), in
+// the mangle table so that a partition's heal (the filter table) leaves
+// them alone: loss_pct % of what it sends and receives dropped
+// (statistic match), dup_pct % of what it sends to each other daemon
+// duplicated (TEE towards that daemon). DTX_EIO when a rule failed.
+dtx_err hx_netns_packet(const char *prefix, const dtx_topo *topo, uint32_t id,
+    uint32_t loss_pct, uint32_t dup_pct);
+// tc netem on node id's link: delay_ms +- jitter_ms, reorder_pct %
+// reordered. DTX_ENOENT when tc refuses (no sch_netem in the kernel).
+dtx_err hx_netns_netem(const char *prefix, uint32_t id, uint32_t delay_ms,
+    uint32_t jitter_ms, uint32_t reorder_pct);
+// Removes node id's packet rules (and its netem qdisc with netem);
+// *dropped and *duplicated get how many packets the rules dropped and
+// duplicated. DTX_EIO when a removal failed.
+dtx_err hx_netns_packet_clear(const char *prefix, uint32_t id, bool netem,
+    uint64_t *dropped, uint64_t *duplicated);
 // Runs argv (argv[0] looked up in PATH, then /usr/sbin and /sbin) and
 // returns its exit status (-1 when it could not run). Its stdout goes
 // into out (may be NULL) and stderr is discarded when quiet.
@@ -1085,8 +1111,21 @@ typedef enum hx_nem_kind {
 	// through FAULT "crash_at"; when the daemon dies there the hit is
 	// recorded ("crashpoint-hit") and it is restarted unarmed.
 	HX_NEM_CRASHPOINT = 1u << 6,
+	// Packet loss and duplication (iptables' statistic match inside the
+	// namespaces; needs --netns) and delay with reordering (tc netem
+	// where the kernel has sch_netem, else the daemons' FAULT "delay")
+	// on the links of one node; the op says which mechanism ran.
+	HX_NEM_PACKET = 1u << 7,
+	// A stopped node's acknowledged WAL records or checkpoint damaged
+	// (a bit flipped, or a file cut short); the restart must refuse with
+	// a clear error. The data dir is copied first and restored after the
+	// refusal, so the run continues (corrupt.c).
+	HX_NEM_CORRUPT = 1u << 8,
+	// One node of the targets killed and never restarted (not even at
+	// the end of the run).
+	HX_NEM_KILL_FOREVER = 1u << 9,
 } hx_nem_kind;
-#define HX_NEM_NKINDS 7
+#define HX_NEM_NKINDS 10
 
 typedef enum hx_nem_target {
 	HX_TARGET_ANY = 0,
@@ -1125,6 +1164,15 @@ typedef enum hx_nem_action {
 	HX_NA_CRASH_ARM,
 	HX_NA_CRASH_END,
 	HX_NA_CRASH_HIT,
+	// Packet faults on the target's links; PACKET_END removes them.
+	HX_NA_PACKET,
+	HX_NA_PACKET_END,
+	// Corrupt: SIGKILL the target, copy its data dir, damage an
+	// acknowledged record or the checkpoint, try to start it (a refusal
+	// is the expected outcome); RESTART restores the copy and starts it.
+	HX_NA_CORRUPT,
+	// SIGKILL the target for the rest of the run: nothing restarts it.
+	HX_NA_KILL_FOREVER,
 	HX_NA_COUNT
 } hx_nem_action;
 
@@ -1160,6 +1208,17 @@ typedef struct hx_nem_event {
 	uint32_t disk_keep; // DISK: bytes of it written, < 20 + len + 4
 	uint64_t disk_seed; // DISK: seed of the torn record's bytes
 	char point[48]; // CRASH_*: the crash point's name
+	// PACKET: percent of packets dropped and duplicated, delay and its
+	// jitter (ms) and percent reordered (netem only).
+	uint32_t loss_pct, dup_pct, delay_ms, jitter_ms, reorder_pct;
+	// CORRUPT: truncate (else flip a bit) and the seed that picks the
+	// file, the record and the bit or the cut.
+	bool corrupt_truncate;
+	uint64_t corrupt_seed;
+	// The fault this event starts or ends: the start and the end of one
+	// fault share it (from 1, unique within a plan; 0: none). Recorded
+	// as "fault" in the op's value so that a window closes by its id.
+	uint32_t fault_id;
 } hx_nem_event;
 
 typedef struct hx_nem_cfg {
@@ -1272,6 +1331,25 @@ void hx_nem_event_json(const hx_nem_event *e, hx_sb *sb);
 dtx_err hx_nem_tear_wal(
     const char *data, const hx_nem_event *e, char *extra, size_t len);
 
+// The corrupt fault on a node that is not running (corrupt.c): damages
+// acknowledged data in data's WAL directories (data and the folders right
+// below it), chosen by seed among the places recovery must refuse: every
+// good record above its WAL's checkpoint except the newest segment's last
+// one (damage there is a torn tail by design, rule 17), and the
+// checkpoint. A flip inverts one bit (of a record, or of a checkpoint
+// outside its unchecked reserved bytes); truncate cuts a checkpoint, or
+// an older segment inside a record (a cut of the newest segment would be
+// a torn tail); with neither to cut it flips instead. extra (len bytes)
+// gets what was done as JSON members ("done", "file", "damaged", and
+// "lsn"/"bit"/"offset"/"cut_at"). DTX_ENOENT when there is nothing to
+// damage, file errors, DTX_ENOMEM.
+dtx_err hx_corrupt_store(const char *data, bool truncate, uint64_t seed,
+    char *extra, size_t len);
+// cp -a from to (to removed first); DTX_EIO when it failed.
+dtx_err hx_dir_copy(const char *from, const char *to);
+// Replaces data by saved (rm -rf data, rename saved to data).
+dtx_err hx_dir_restore(const char *saved, const char *data);
+
 typedef struct hx_nemesis hx_nemesis;
 
 // Starts a thread that applies ev[0..n) (copied) at their times to the
@@ -1301,6 +1379,9 @@ void hx_nemesis_free(hx_nemesis *nm);
 // partition, clock, disk), and how many actions failed. Thread-safe.
 void hx_nemesis_counts(
     const hx_nemesis *nm, size_t started[HX_NEM_NKINDS], size_t *errors);
+// The nodes killed for good (kill-forever), a bit per node id.
+// Thread-safe; 0 for NULL.
+uint32_t hx_nemesis_gone(const hx_nemesis *nm);
 // The fault in force now ("partition one [2]" or "none"). Thread-safe.
 void hx_nemesis_current(hx_nemesis *nm, char *buf, size_t len);
 // The kinds of kinds that did not run: never planned, or every start

@@ -145,11 +145,8 @@ test_schedule_shape(void **state)
 			    s->action == HX_NA_PAUSE || s->action == HX_NA_DISK)
 				assert_int_equal(s->targets[0], e->targets[0]);
 			for (int k = 0; k < HX_NEM_NKINDS; k++) {
-				static const char *names[] = { "kill", "pause",
-					"partition", "clock", "disk",
-					"lose-unsynced", "crashpoint" };
 				if (strcmp(hx_nem_action_kind(s->action),
-				        names[k]) == 0)
+				        hx_nem_kind_name(k)) == 0)
 					seen[k] = true;
 			}
 		}
