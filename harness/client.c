@@ -328,15 +328,25 @@ cmp_ent(const void *a, const void *b)
 dtx_err
 hx_snapshot_read(hx_conn *c, clk_ts at, uint32_t timeout_ms, hx_snapshot *out)
 {
+	return hx_snapshot_read_skip(c, at, timeout_ms, 0, out);
+}
+
+dtx_err
+hx_snapshot_read_skip(hx_conn *c, clk_ts at, uint32_t timeout_ms,
+    uint32_t skip, hx_snapshot *out)
+{
 	uint64_t deadline = dtx_mono_ns() + (uint64_t)timeout_ms * 1000000u;
 	acct_ent *ents = NULL;
 	size_t n = 0, cap = 0, other = 0;
 	clk_ts ts = at;
 	dtx_err rv = DTX_OK;
+	int64_t by = -1;
 
 	for (uint32_t pi = 0; pi < c->topo.nparts && rv == DTX_OK; pi++) {
 		uint32_t id = c->topo.parts[pi];
 		proto_msg req, rep;
+		if (id < 32 && (skip & (1u << id)))
+			continue;
 		for (;;) {
 			uint64_t now = dtx_mono_ns();
 			if (now >= deadline) {
@@ -360,8 +370,10 @@ hx_snapshot_read(hx_conn *c, clk_ts at, uint32_t timeout_ms, hx_snapshot *out)
 		}
 		if (rv != DTX_OK)
 			break;
-		if (ts == 0)
+		if (ts == 0) {
 			ts = rep.u.read_reply.ts;
+			by = id;
+		}
 		for (uint32_t i = 0; i < rep.u.read_reply.n_entries; i++) {
 			const proto_entry *e = &rep.u.read_reply.entries[i];
 			int64_t aid, bal;
@@ -403,6 +415,7 @@ hx_snapshot_read(hx_conn *c, clk_ts at, uint32_t timeout_ms, hx_snapshot *out)
 	}
 	out->n = n;
 	out->ts = ts;
+	out->picked_by = by;
 	out->other_keys = other;
 	dtx_free(ents);
 	return DTX_OK;

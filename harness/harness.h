@@ -394,7 +394,12 @@ typedef enum hx_bank_kind {
 	HX_BANK_MISSING_BALANCE = 3,
 	HX_BANK_TRANSIENT_TOTAL = 4, // saga mode only: not a violation
 	HX_BANK_MALFORMED = 5, // an ok read whose value has no balances
-	HX_BANK_NKINDS = 6,
+	// Accounts a final read could not show because the participant that
+	// holds them is down for good ("unreadable_nodes" in the value, a
+	// kill-forever run): not a violation, and that read's total is not
+	// checked; the summary says how many.
+	HX_BANK_UNREADABLE = 6,
+	HX_BANK_NKINDS = 7,
 } hx_bank_kind;
 
 // "wrong-total", "negative-balance", "unexpected-key", "missing-balance",
@@ -510,12 +515,20 @@ typedef struct hx_saga_obs {
 // At quiescence every saga must be committed or aborted; the last ok
 // final-read must show the configured total; a transfer the client saw ok
 // must belong to a committed saga and a failed one to an aborted saga.
-// Wrong totals in `read` ops during the run are counted as transient.
+// Totals below the bank in `read` ops during the run are counted as
+// transient; totals above it are violations ("total-above-bank"). A final
+// read that names "unreadable_nodes" leaves conservation unchecked
+// (unknown unless something else is wrong).
 // Unknown when there are neither saga states nor a final read.
 typedef struct hx_saga_result {
 	hx_check c;
 	size_t sagas, committed, aborted, stuck;
-	size_t transient; // reads during the run with a wrong total
+	size_t transient; // reads during the run with a total below the bank
+	// Reads during the run with a total above the configured bank: a
+	// violation (a saga debits before it credits and compensates in
+	// reverse, so no transient view holds more money than the bank).
+	size_t above;
+	bool final_partial; // the final read lacks a node down for good
 	size_t final_reads; // ok final-reads
 	bool final_ok; // last ok final-read shows the total
 	int64_t final_total;
@@ -1043,6 +1056,8 @@ typedef struct hx_snapshot {
 	int64_t *bal;
 	int64_t total;
 	size_t other_keys; // keys that are not accounts
+	// The participant that chose ts (a read at 0), or -1 (ts was given).
+	int64_t picked_by;
 } hx_snapshot;
 
 // Reads every participant at `at` (0: the timestamp the first
@@ -1050,6 +1065,10 @@ typedef struct hx_snapshot {
 // passed (DTX_ETIMEDOUT). Errors of the calls otherwise.
 dtx_err hx_snapshot_read(
     hx_conn *c, clk_ts at, uint32_t timeout_ms, hx_snapshot *out);
+// hx_snapshot_read of the participants whose id bit is not in skip (the
+// accounts they hold are then missing from the snapshot).
+dtx_err hx_snapshot_read_skip(hx_conn *c, clk_ts at, uint32_t timeout_ms,
+    uint32_t skip, hx_snapshot *out);
 void hx_snapshot_fini(hx_snapshot *s);
 // Appends {"ts":T,"balances":{"<id>":<balance>,...}} to sb.
 void hx_snapshot_json(const hx_snapshot *s, hx_sb *sb);
