@@ -597,11 +597,20 @@ typedef struct hx_replay_result {
 // every ok transfer that process completed before it; a read below is a
 // "stale-read" violation. Sagas promise nothing (no commit timestamp
 // reaches the client): their result says so.
+//
+// In every mode it also holds each node's timestamps to real time (rule
+// 14: a node never issues a timestamp at or below one it issued before,
+// restarts included): of two ok reads whose ts the same participant chose
+// ("by" in the value), the one invoked after the other completed must
+// have the larger ts; a smaller one is a "ts-regression" violation.
 typedef struct hx_session_result {
 	hx_check c;
 	size_t reads; // ok reads that followed an own ok transfer
 	size_t stale;
 	int64_t max_behind_ms; // largest HLC physical gap (cts - read ts)
+	size_t node_reads; // ok reads whose ts a participant chose
+	size_t regressions; // of those, below an earlier one of that node
+	int64_t max_back_ms; // largest HLC physical step back
 } hx_session_result;
 
 // A node's log file, for the log checker (path borrowed).

@@ -936,6 +936,53 @@ test_session_read_your_writes(void **state)
 	hx_history_free(h);
 }
 
+// A read by process p invoked at t ms and completed at t + len ms, whose
+// timestamp (HLC physical ms) participant `by` chose.
+static int64_t
+read_by(hx_history *h, int64_t t, int64_t len, int64_t p, int by, uint64_t ms)
+{
+	char v[160];
+	add(h, t, p, HX_OP_INVOKE, "read", NULL);
+	snprintf(v, sizeof(v),
+	    "{\"by\":%d,\"ts\":%llu,\"balances\":{\"0\":10,\"1\":10,"
+	    "\"2\":10,\"3\":10}}",
+	    by, (unsigned long long)(ms << 16));
+	return add(h, t + len, p, HX_OP_OK, "read", v);
+}
+
+// Node timestamp order (rule 14): a read invoked after another read that
+// the same participant timed has completed gets a larger timestamp, in
+// every mode. Overlapping reads, reads of two nodes and reads whose
+// timestamp the client gave ("by" absent) are not compared.
+static void
+test_session_node_order(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	read_by(h, 0, 2, 0, 1, 500);
+	read_by(h, 1, 5, 1, 1, 400); // overlaps the first: any order
+	read_by(h, 3, 1, 2, 2, 100); // another node
+	read_ts(h, 4, 3, (uint64_t)100 << 16,
+	    "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
+	read_by(h, 10, 1, 0, 1, 600);
+	hx_session_result r;
+	check_session(h, true, HX_VALID_TRUE, &r);
+	assert_int_equal(r.node_reads, 4);
+	assert_int_equal(r.regressions, 0);
+	hx_check_fini(&r.c);
+	// Node 1 restarted and forgot its clock: 450 < 600 seen before.
+	int64_t back = read_by(h, 20, 1, 2, 1, 450);
+	check_session(h, true, HX_VALID_FALSE, &r);
+	assert_int_equal(r.regressions, 1);
+	assert_int_equal(r.max_back_ms, 150);
+	assert_int_equal(count_anoms(&r.c, "ts-regression"), 1);
+	assert_int_equal(r.c.anoms[0].op_index, back);
+	assert_non_null(strstr(r.c.anoms[0].detail, "\"node\":1"));
+	assert_non_null(strstr(r.c.summary, "1 went back"));
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
 // Writes text into a temporary file; returns its path (static buffer
 // per slot).
 static const char *
@@ -1254,6 +1301,7 @@ main(void)
 		cmocka_unit_test(test_replay),
 		cmocka_unit_test(test_replay_indeterminate),
 		cmocka_unit_test(test_session_read_your_writes),
+		cmocka_unit_test(test_session_node_order),
 		cmocka_unit_test(test_logs),
 		cmocka_unit_test(test_stats_exact),
 		cmocka_unit_test(test_verdict_merge_and_print),
