@@ -130,6 +130,11 @@ report_json(
 	hx_json_str(&j, "faults_not_run_why", o->not_run_why);
 	hx_json_bool(&j, "partitions_simulated", o->simulated);
 	hx_json_int(&j, "in_doubt_after_recovery", (int64_t)o->in_doubt);
+	hx_json_arr_begin(&j, "down_forever");
+	for (uint32_t i = 0; i < 32; i++)
+		if (o->gone & (1u << i))
+			hx_json_int(&j, NULL, i);
+	hx_json_arr_end(&j);
 	print_anomalies(&j, v, &na);
 	hx_json_str(&j, "results", c->results);
 	hx_json_str(&j, "report_dir", o->report_dir);
@@ -164,10 +169,15 @@ report_text(
 		printf("note: partitions were simulated in-process (the "
 		       "daemons' FAULT \"partition\"); use --netns for real "
 		       "packet drops\n");
-	if (o->in_doubt > 0)
+	if (o->in_doubt > 0 || o->gone != 0)
 		printf("recovery: %" PRIu64
 		       " transaction(s) still in doubt at the deadline\n",
 		    o->in_doubt);
+	for (uint32_t i = 0; i < 32; i++)
+		if (o->gone & (1u << i))
+			printf("kill-forever: node %u was down for the rest of "
+			       "the run (never restarted)\n",
+			    i);
 	hx_verdict_print(stdout, v);
 	printf("results: %s (run %" PRId64 ")\nreport: %s/index.html\n",
 	    c->results, o->run_id, o->report_dir);

@@ -314,6 +314,11 @@ hx__bank_logs(hx_bankrun *b, hx_node_log **out, size_t *n)
 		l = NULL;
 		k = 0;
 	}
+	// The refusals a corrupt fault provoked are expected.
+	if (hx_node_logs_expect(b->h, l, k) != DTX_OK) {
+		hx_node_logs_free(l, k);
+		return DTX_ENOMEM;
+	}
 	*out = l;
 	*n = k;
 	return DTX_OK;

@@ -614,14 +614,23 @@ typedef struct hx_session_result {
 } hx_session_result;
 
 // A node's log file, for the log checker (path borrowed).
+typedef struct hx_byte_range {
+	uint64_t from, to; // [from, to) bytes of a file
+} hx_byte_range;
+
 typedef struct hx_node_log {
 	uint32_t node;
 	const char *path;
+	// Parts of the file a fault provoked on purpose (a corrupt fault's
+	// refused start): their lines are counted as expected, not flagged.
+	hx_byte_range *expected;
+	size_t nexpected;
 } hx_node_log;
 
 typedef struct hx_logs_result {
 	hx_check c;
 	size_t files, unreadable, lines, flagged;
+	size_t expected; // lines that would be flagged but were expected
 } hx_logs_result;
 
 // Every line of logs[0..n) at level ERROR or with an anomaly message id
@@ -634,6 +643,11 @@ dtx_err hx_check_logs(const hx_node_log *logs, size_t n, hx_logs_result *out);
 // (free with hx_node_logs_free, which also frees each path). DTX_ENOMEM.
 dtx_err hx_node_logs_in_dir(const char *dir, hx_node_log **out, size_t *n);
 void hx_node_logs_free(hx_node_log *logs, size_t n);
+// Marks the log bytes of every refused start a corrupt fault of h
+// provoked (its op's "log_from".."log_to" on its target) as expected in
+// the matching entries of logs[0..n) (expected arrays owned, freed by
+// hx_node_logs_free). DTX_ENOMEM.
+dtx_err hx_node_logs_expect(const hx_history *h, hx_node_log *logs, size_t n);
 
 // What else a run gives its checkers (all optional, borrowed).
 typedef struct hx_run_extra {
@@ -1550,6 +1564,7 @@ typedef struct hx_bankrun_out {
 	size_t started[HX_NEM_NKINDS]; // faults started by kind
 	size_t nem_errors;
 	unsigned not_run; // requested kinds that did not run (bits)
+	uint32_t gone; // nodes killed for good (kill-forever), a bit each
 	char not_run_why[512]; // hx_nemesis_not_run's text
 	// store
 	char report_dir[4096];

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness_int.h"
 #include "storage.h"
@@ -1546,6 +1547,14 @@ refusal_line(hx_nemesis *nm, uint32_t id, hx_sb *sb)
 		hx_sb_json_str(sb, best);
 }
 
+static uint64_t
+log_size(hx_nemesis *nm, uint32_t id)
+{
+	struct stat st;
+	return stat(hx_cluster_log(nm->cl, id), &st) == 0 ? (uint64_t)st.st_size
+	                                                  : 0;
+}
+
 // The corrupt fault: kill, roll back what was not synced, copy the data
 // dir, damage it, and try to start the daemon. A refusal is the expected
 // outcome (the copy is restored by the fault's RESTART); a daemon that
@@ -1575,16 +1584,22 @@ corrupt(hx_nemesis *nm, const hx_nem_event *e, char *extra, size_t len)
 		    what[0] ? "," : "");
 		return rv;
 	}
-	uint64_t t0 = dtx_mono_ns();
+	uint64_t t0 = dtx_mono_ns(), from = log_size(nm, id);
 	dtx_err st = hx_cluster_start(nm->cl, id, NULL);
 	if (st == DTX_OK)
 		st = hx_cluster_wait_ready(nm->cl, id, 10000);
+	if (st != DTX_OK && hx_cluster_pid(nm->cl, id) != 0)
+		(void)hx_cluster_signal(nm->cl, id, SIGKILL);
 	hx_sb sb = { 0 };
-	hx_sb_printf(&sb, "%s,\"outcome\":\"%s\",\"start_ms\":%" PRIu64, what,
+	// The log bytes of the attempt: the refusal the checkers expect.
+	hx_sb_printf(&sb,
+	    "%s,\"outcome\":\"%s\",\"start_ms\":%" PRIu64
+	    ",\"log_from\":%" PRIu64 ",\"log_to\":%" PRIu64,
+	    what,
 	    st == DTX_OK       ? "started"
 	        : st == DTX_ECLOSED ? "refused"
 	                            : "no answer",
-	    (dtx_mono_ns() - t0) / 1000000u);
+	    (dtx_mono_ns() - t0) / 1000000u, from, log_size(nm, id));
 	if (st == DTX_OK) {
 		// It took the damage: that is what runs from now on.
 		nm->killed[id] = false;
@@ -1592,8 +1607,6 @@ corrupt(hx_nemesis *nm, const hx_nem_event *e, char *extra, size_t len)
 		const char *rm[] = { "rm", "-rf", saved, NULL };
 		(void)hx_run(rm, NULL, 0, true);
 	} else {
-		if (hx_cluster_pid(nm->cl, id) != 0)
-			(void)hx_cluster_signal(nm->cl, id, SIGKILL);
 		hx_sb_printf(&sb, ",\"refusal\":");
 		refusal_line(nm, id, &sb);
 	}

@@ -999,6 +999,62 @@ temp_log(int slot, const char *text)
 	return paths[slot];
 }
 
+// A corrupt fault's refused start writes ERROR lines on purpose: the
+// bytes its op names ("log_from".."log_to" on its target) are expected,
+// counted apart and not flagged; the same line outside them, on another
+// node, or after a start that was not refused is still an anomaly.
+static void
+test_logs_expected_refusal(void **state)
+{
+	(void)state;
+	const char *first =
+	    "2026-01-01T00:00:00.000Z INFO part-1 PART_READY up\n";
+	const char *refusal =
+	    "2026-01-01T00:00:01.000Z ERROR part-1 WALCORRUPT damaged record\n"
+	    "2026-01-01T00:00:01.000Z ERROR part-1 STORE_OPEN cannot open\n";
+	char text[512];
+	snprintf(text, sizeof(text), "%s%s%s", first, refusal, refusal);
+	size_t from = strlen(first), to = from + strlen(refusal);
+	hx_node_log logs[] = { { 1, temp_log(0, text), NULL, 0 },
+		{ 2, temp_log(1, text), NULL, 0 } };
+	hx_history *h = hx_history_new();
+	char v[256];
+	snprintf(v, sizeof(v),
+	    "{\"targets\":[1],\"fault\":3,\"outcome\":\"refused\","
+	    "\"log_from\":%zu,\"log_to\":%zu}",
+	    from, to);
+	add(h, 5, HX_PROC_NEMESIS, HX_OP_INFO, "corrupt", v);
+	snprintf(v, sizeof(v),
+	    "{\"targets\":[1],\"fault\":4,\"outcome\":\"started\","
+	    "\"log_from\":%zu,\"log_to\":%zu}",
+	    to, 2 * to);
+	add(h, 6, HX_PROC_NEMESIS, HX_OP_INFO, "corrupt", v);
+	assert_int_equal(hx_node_logs_expect(h, logs, 2), DTX_OK);
+	assert_int_equal(logs[0].nexpected, 1);
+	assert_int_equal(logs[1].nexpected, 0);
+	hx_logs_result r;
+	assert_int_equal(hx_check_logs(logs, 1, &r), DTX_OK);
+	// The second refusal is outside the range: flagged.
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.expected, 2);
+	assert_int_equal(r.flagged, 2);
+	assert_non_null(strstr(r.c.summary, "2 more were expected"));
+	hx_check_fini(&r.c);
+	logs[0].expected[0].to = 2 * to - from;
+	assert_int_equal(hx_check_logs(logs, 1, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.expected, 4);
+	hx_check_fini(&r.c);
+	// Node 2 had no refusal: its lines are anomalies.
+	assert_int_equal(hx_check_logs(&logs[1], 1, &r), DTX_OK);
+	assert_int_equal(r.flagged, 4);
+	hx_check_fini(&r.c);
+	unlink(logs[0].path);
+	unlink(logs[1].path);
+	dtx_free(logs[0].expected);
+	hx_history_free(h);
+}
+
 // The log checker: ERROR lines and the agreed anomaly ids are anomalies
 // with node, file and line; INFO and WARN lines are not.
 static void
@@ -1012,8 +1068,8 @@ test_logs(void **state)
 	    "2026-01-01T00:00:00.000Z INFO participant-2 PART_READY up\n"
 	    "2026-01-01T00:00:02.000Z ERROR participant-2 COMMIT_ABORTED "
 	    "COMMIT tx=7 but it was aborted here\n";
-	hx_node_log logs[] = { { 1, temp_log(0, clean) },
-		{ 2, temp_log(1, bad) } };
+	hx_node_log logs[] = { { 1, temp_log(0, clean), NULL, 0 },
+		{ 2, temp_log(1, bad), NULL, 0 } };
 	hx_logs_result r;
 	assert_int_equal(hx_check_logs(logs, 1, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_TRUE);
@@ -1037,7 +1093,7 @@ test_logs(void **state)
 	assert_int_equal(r.c.valid, HX_VALID_FALSE);
 	hx_check_fini(&r.c);
 	// No file readable: unknown.
-	hx_node_log none[] = { { 3, "/nonexistent/dtx.log" } };
+	hx_node_log none[] = { { 3, "/nonexistent/dtx.log", NULL, 0 } };
 	assert_int_equal(hx_check_logs(none, 1, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_UNKNOWN);
 	assert_int_equal(r.unreadable, 1);
@@ -1302,6 +1358,7 @@ main(void)
 		cmocka_unit_test(test_replay_indeterminate),
 		cmocka_unit_test(test_session_read_your_writes),
 		cmocka_unit_test(test_session_node_order),
+		cmocka_unit_test(test_logs_expected_refusal),
 		cmocka_unit_test(test_logs),
 		cmocka_unit_test(test_stats_exact),
 		cmocka_unit_test(test_verdict_merge_and_print),
