@@ -264,6 +264,8 @@ static const struct {
 	{ "crashpoint", "crashpoint-end" },
 	{ "crashpoint", "crashpoint-hit" },
 	{ "packet", "packet-end" },
+	// Never ends: no op has an empty f.
+	{ "kill-forever", "" },
 };
 #define NWINDOWS (sizeof(windows) / sizeof(windows[0]))
 
