@@ -55,11 +55,15 @@ static const dtx_cfg_opt bank_opts[] = {
 	{ "duration", DTX_CFG_DOUBLE, OFF(duration), 1, 86400, "60",
 	    "seconds of workload" },
 	{ "nemesis", DTX_CFG_STR, OFF(nemesis), 0, 0, "none",
-	    "faults: kill,pause,partition,clock,disk,lose-unsynced,crashpoint "
-	    "(or none); disk kills a participant and tears its WAL's tail as "
-	    "a crash mid-write does; lose-unsynced runs the daemons under "
-	    "libdtx-unsynced.so so that a kill loses what was not fsynced; "
-	    "crashpoint arms the daemons' named crash points in turn" },
+	    "faults: kill,pause,partition,clock,disk,lose-unsynced,crashpoint,"
+	    "packet,corrupt,kill-forever (or none); disk kills a participant "
+	    "and tears its WAL's tail as a crash mid-write does; "
+	    "lose-unsynced runs the daemons under libdtx-unsynced.so so that "
+	    "a kill loses what was not fsynced; crashpoint arms the daemons' "
+	    "named crash points in turn; packet drops, duplicates and delays "
+	    "a node's packets; corrupt damages a stopped node's acknowledged "
+	    "WAL records or checkpoint (the restart must refuse); "
+	    "kill-forever stops one target for the rest of the run" },
 	{ "max-concurrent-faults", DTX_CFG_INT, OFF(max_concurrent), 1, 16, "1",
 	    "faults in force at once, at most; above 1 faults start N times "
 	    "as often and overlap (never two on one node, never two "
@@ -173,11 +177,12 @@ validate(const bank_cfg *cfg, hx_bankrun_conf *conf, hx_subnet *sn)
 	if (compose &&
 	    (cfg->connect == NULL || cfg->netns ||
 	        (kinds &
-	            (HX_NEM_DISK | HX_NEM_LOSE_UNSYNCED | HX_NEM_CRASHPOINT))))
+	            (HX_NEM_DISK | HX_NEM_LOSE_UNSYNCED | HX_NEM_CRASHPOINT |
+	                HX_NEM_CORRUPT))))
 		return usage_err("--target compose needs --connect DIR (the "
 		                 "host-side topology of the project) and takes "
-		                 "neither --netns nor the disk, lose-unsynced "
-		                 "or crashpoint nemesis");
+		                 "neither --netns nor the disk, lose-unsynced, "
+		                 "crashpoint or corrupt nemesis");
 	*conf = (hx_bankrun_conf) {
 		.mode = cfg->mode,
 		.accounts = cfg->accounts,

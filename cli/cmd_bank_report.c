@@ -8,9 +8,6 @@
 
 #include "cmd_bank.h"
 
-static const char *const kinds[] = { "kill", "pause", "partition", "clock",
-	"disk", "lose-unsynced", "crashpoint" };
-
 static void
 print_anomalies(hx_json *j, const hx_verdict *v, size_t *count)
 {
@@ -122,17 +119,22 @@ report_json(
 	}
 	hx_json_obj_begin(&j, "faults");
 	for (int k = 0; k < HX_NEM_NKINDS; k++)
-		hx_json_int(&j, kinds[k], (int64_t)o->started[k]);
+		hx_json_int(&j, hx_nem_kind_name(k), (int64_t)o->started[k]);
 	hx_json_obj_end(&j);
 	hx_json_int(&j, "fault_errors", (int64_t)o->nem_errors);
 	hx_json_obj_begin(&j, "faults_not_run");
 	for (int k = 0; k < HX_NEM_NKINDS; k++)
 		if (o->not_run & (1u << k))
-			hx_json_bool(&j, kinds[k], true);
+			hx_json_bool(&j, hx_nem_kind_name(k), true);
 	hx_json_obj_end(&j);
 	hx_json_str(&j, "faults_not_run_why", o->not_run_why);
 	hx_json_bool(&j, "partitions_simulated", o->simulated);
 	hx_json_int(&j, "in_doubt_after_recovery", (int64_t)o->in_doubt);
+	hx_json_arr_begin(&j, "down_forever");
+	for (uint32_t i = 0; i < 32; i++)
+		if (o->gone & (1u << i))
+			hx_json_int(&j, NULL, i);
+	hx_json_arr_end(&j);
 	print_anomalies(&j, v, &na);
 	hx_json_str(&j, "results", c->results);
 	hx_json_str(&j, "report_dir", o->report_dir);
@@ -159,7 +161,7 @@ report_text(
 		    (double)tf->p99 / 1e6, (double)tf->max / 1e6);
 	printf("faults:");
 	for (int k = 0; k < HX_NEM_NKINDS; k++)
-		printf(" %s %zu", kinds[k], o->started[k]);
+		printf(" %s %zu", hx_nem_kind_name(k), o->started[k]);
 	printf(" (%zu failed actions)\n", o->nem_errors);
 	if (o->not_run != 0)
 		printf("faults NOT run: %s\n", o->not_run_why);
@@ -167,10 +169,15 @@ report_text(
 		printf("note: partitions were simulated in-process (the "
 		       "daemons' FAULT \"partition\"); use --netns for real "
 		       "packet drops\n");
-	if (o->in_doubt > 0)
+	if (o->in_doubt > 0 || o->gone != 0)
 		printf("recovery: %" PRIu64
 		       " transaction(s) still in doubt at the deadline\n",
 		    o->in_doubt);
+	for (uint32_t i = 0; i < 32; i++)
+		if (o->gone & (1u << i))
+			printf("kill-forever: node %u was down for the rest of "
+			       "the run (never restarted)\n",
+			    i);
 	hx_verdict_print(stdout, v);
 	printf("results: %s (run %" PRId64 ")\nreport: %s/index.html\n",
 	    c->results, o->run_id, o->report_dir);

@@ -139,6 +139,7 @@ cli_cmd_check(int argc, char **argv)
 	if (hx_results_report_dir(cfg.results, id, rdir, sizeof(rdir)) ==
 	    DTX_OK)
 		(void)hx_node_logs_in_dir(rdir, &logs, &x.nlogs);
+	(void)hx_node_logs_expect(h, logs, x.nlogs);
 	x.logs = logs;
 	e = hx_check_run_ex(h, &rcfg, &x, txns, ntxns, sagas, nsagas, &v);
 	hx_node_logs_free(logs, x.nlogs);

@@ -44,16 +44,21 @@ hist(hx_bankrun *b, int64_t proc, hx_op_type t, const char *f, hx_sb *sb,
 // participant's now); when that is below floor, which happens when the
 // participant's clock is behind the coordinator's, the read is taken
 // again at floor. It costs a second round trip on those reads only.
+//
+// The value names the participant that chose the timestamp ("by"), when
+// one did, so the session checker can hold each node's timestamps to
+// real-time order; with participants in skip (down for good) they are
+// not asked and the value lists them as "unreadable_nodes".
 static int64_t
-read_at(hx_bankrun *b, int64_t proc, const char *f, clk_ts floor)
+read_at(hx_bankrun *b, int64_t proc, const char *f, clk_ts floor, uint32_t skip)
 {
 	hx_snapshot s;
 	uint32_t tmo = (uint32_t)b->conf->timeout_ms;
 	hist(b, proc, HX_OP_INVOKE, f, NULL, NULL);
-	dtx_err rv = hx_snapshot_read(b->conn, 0, tmo, &s);
+	dtx_err rv = hx_snapshot_read_skip(b->conn, 0, tmo, skip, &s);
 	if (rv == DTX_OK && s.ts < floor) {
 		hx_snapshot_fini(&s);
-		rv = hx_snapshot_read(b->conn, floor, tmo, &s);
+		rv = hx_snapshot_read_skip(b->conn, floor, tmo, skip, &s);
 	}
 	if (rv != DTX_OK) {
 		// A read changes nothing: it certainly did not happen.
@@ -61,8 +66,23 @@ read_at(hx_bankrun *b, int64_t proc, const char *f, clk_ts floor)
 		atomic_fetch_add(&b->fail, 1);
 		return -1;
 	}
-	hx_sb sb = { 0 };
-	hx_snapshot_json(&s, &sb);
+	hx_sb sb = { 0 }, js = { 0 };
+	hx_snapshot_json(&s, &js);
+	char *snap = hx_sb_take(&js);
+	hx_sb_printf(&sb, "{");
+	if (s.picked_by >= 0)
+		hx_sb_printf(&sb, "\"by\":%" PRId64 ",", s.picked_by);
+	if (skip != 0) {
+		hx_sb_printf(&sb, "\"unreadable_nodes\":[");
+		for (uint32_t i = 0, first = 1; i < 32; i++)
+			if (skip & (1u << i)) {
+				hx_sb_printf(&sb, "%s%u", first ? "" : ",", i);
+				first = 0;
+			}
+		hx_sb_printf(&sb, "],");
+	}
+	hx_sb_printf(&sb, "%s", snap ? snap + 1 : "}");
+	dtx_free(snap);
 	hist(b, proc, HX_OP_OK, f, &sb, NULL);
 	atomic_fetch_add(&b->ok, 1);
 	int64_t total = s.total;
@@ -73,7 +93,11 @@ read_at(hx_bankrun *b, int64_t proc, const char *f, clk_ts floor)
 int64_t
 hx__bank_read(hx_bankrun *b, int64_t proc, const char *f)
 {
-	return read_at(b, proc, f, 0);
+	// A participant killed for good cannot be read: the final reads
+	// take the others and say which are missing.
+	uint32_t skip =
+	    strcmp(f, "final-read") == 0 ? hx_nemesis_gone(b->nm) : 0;
+	return read_at(b, proc, f, 0, skip);
 }
 
 // The setup read: the first op of the history, by process conf->clients
@@ -205,7 +229,7 @@ client(void *arg)
 		if (b->list)
 			proc = hx__la_step(b, proc, &rng, &last);
 		else if (dtx_rand_below(&rng, 5) == 0)
-			read_at(b, proc, "read", last);
+			read_at(b, proc, "read", last, 0);
 		else
 			proc = do_transfer(b, proc, &rng, &seq, w->idx, &last);
 	}
@@ -293,6 +317,11 @@ hx__bank_logs(hx_bankrun *b, hx_node_log **out, size_t *n)
 		l = NULL;
 		k = 0;
 	}
+	// The refusals a corrupt fault provoked are expected.
+	if (hx_node_logs_expect(b->h, l, k) != DTX_OK) {
+		hx_node_logs_free(l, k);
+		return DTX_ENOMEM;
+	}
 	*out = l;
 	*n = k;
 	return DTX_OK;
@@ -308,7 +337,9 @@ hx__bank_await_recovery(hx_bankrun *b, uint64_t deadline)
 		left = 0;
 		for (uint32_t i = 0; i < topo->n; i++) {
 			const dtx_node *nd = &topo->nodes[i];
-			if (nd->role == DTX_ROLE_CLIENT)
+			// A node killed for good never answers.
+			if (nd->role == DTX_ROLE_CLIENT ||
+			    (hx_nemesis_gone(b->nm) & (1u << nd->id)))
 				continue;
 			proto_msg rep;
 			if (hx_health(b->conn, nd->id, 1000, &rep) != DTX_OK) {

@@ -551,6 +551,7 @@ hx_bankrun_check(hx_bankrun *r, hx_bankrun_err *e)
 	}
 	r->out.have_verdict = true;
 	hx_nemesis_counts(r->nm, r->out.started, &r->out.nem_errors);
+	r->out.gone = hx_nemesis_gone(r->nm);
 	r->out.not_run = hx_nemesis_not_run(r->nm, r->conf->kinds,
 	    r->out.not_run_why, sizeof(r->out.not_run_why));
 	return hx_faults_from_history(r->h, &r->faults, &r->nfaults);

@@ -17,6 +17,7 @@ static const char *const kind_names[HX_BANK_NKINDS] = {
 	"missing-balance",
 	"transient-total",
 	"malformed-read",
+	"unreadable",
 };
 
 const char *
@@ -76,6 +77,13 @@ note(hx_bank_result *r, hx_bank_kind k, const hx_op *op, int64_t total,
 	st->count++;
 }
 
+// Kinds that are reported but are not violations.
+static bool
+benign(int k)
+{
+	return k == HX_BANK_TRANSIENT_TOTAL || k == HX_BANK_UNREADABLE;
+}
+
 // Examines one ok read. Returns true when it had a violation.
 static bool
 check_read(hx_bank_result *r, const hx_bank_cfg *cfg, const int64_t *sorted,
@@ -95,6 +103,11 @@ check_read(hx_bank_result *r, const hx_bank_cfg *cfg, const int64_t *sorted,
 		hx_jdoc_free(doc);
 		return true;
 	}
+	// A final read without the nodes killed for good: their accounts
+	// are unreadable, not missing, and the total cannot be checked.
+	const hx_jv *gone = hx_jv_get(hx_jdoc_root(doc), "unreadable_nodes");
+	bool partial = gone != NULL && gone->type == HX_JV_ARR &&
+	    gone->first != NULL && strcmp(op->f, "final-read") == 0;
 	memset(seen, 0, cfg->naccounts * sizeof(*seen));
 	int64_t unexpected = 0, missing = 0, negsum = 0, total = 0;
 	bool overflow = false;
@@ -127,12 +140,17 @@ check_read(hx_bank_result *r, const hx_bank_cfg *cfg, const int64_t *sorted,
 	if (unexpected > 0)
 		note(r, HX_BANK_UNEXPECTED_KEY, op, total, unexpected);
 	if (missing > 0)
-		note(r, HX_BANK_MISSING_BALANCE, op, total, missing);
-	if (unexpected == 0 && missing == 0 && total != cfg->total) {
+		note(r,
+		    partial ? HX_BANK_UNREADABLE : HX_BANK_MISSING_BALANCE, op,
+		    total, missing);
+	if (unexpected == 0 && !partial && missing == 0 &&
+	    total != cfg->total) {
 		int64_t dev = total > cfg->total ? total - cfg->total
 		                                 : cfg->total - total;
-		bool transient =
-		    cfg->saga && !quiet && strcmp(op->f, "read") == 0;
+		// A saga's transient view holds less money than the bank,
+		// never more: it debits first and compensates in reverse.
+		bool transient = cfg->saga && !quiet &&
+		    strcmp(op->f, "read") == 0 && total < cfg->total;
 		note(r,
 		    transient ? HX_BANK_TRANSIENT_TOTAL : HX_BANK_WRONG_TOTAL,
 		    op, total, dev);
@@ -144,8 +162,7 @@ check_read(hx_bank_result *r, const hx_bank_cfg *cfg, const int64_t *sorted,
 	if (negsum > 0)
 		note(r, HX_BANK_NEGATIVE, op, total, negsum);
 	for (int k = 0; k < HX_BANK_NKINDS; k++)
-		if (k != HX_BANK_TRANSIENT_TOTAL &&
-		    r->kinds[k].count != before[k])
+		if (!benign(k) && r->kinds[k].count != before[k])
 			return true;
 	return false;
 }
@@ -204,7 +221,7 @@ finish(hx_bank_result *r, const hx_history *h, const hx_bank_cfg *cfg)
 {
 	size_t violations = 0;
 	for (int k = 0; k < HX_BANK_NKINDS; k++)
-		if (k != HX_BANK_TRANSIENT_TOTAL)
+		if (!benign(k))
 			violations += r->kinds[k].count;
 	hx_valid valid = r->reads == 0 ? HX_VALID_UNKNOWN
 	    : violations > 0           ? HX_VALID_FALSE
@@ -237,7 +254,10 @@ finish(hx_bank_result *r, const hx_history *h, const hx_bank_cfg *cfg)
 		hx_sb_printf(&s, ")%s",
 		    k == HX_BANK_TRANSIENT_TOTAL ? " transient, expected for "
 		                                   "sagas"
-		                                 : "");
+		    : k == HX_BANK_UNREADABLE
+		        ? " accounts on nodes down for good: their balances "
+		          "and the total of that final read are unchecked"
+		        : "");
 	}
 	hx_sb_printf(&j,
 	    "{\"valid\":%s,\"reads\":%zu,\"bad_reads\":%zu,"

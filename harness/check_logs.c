@@ -70,18 +70,29 @@ scan(hx_logs_result *r, const hx_node_log *l)
 	char line[2048];
 	size_t lineno = 0;
 	dtx_err rv = DTX_OK;
+	long at = ftell(f);
 	while (rv == DTX_OK && fgets(line, sizeof(line), f) != NULL) {
+		uint64_t off = at < 0 ? 0 : (uint64_t)at;
+		at = ftell(f);
 		lineno++;
 		r->lines++;
 		if (!flagged(line))
 			continue;
+		bool expected = false;
+		for (size_t i = 0; i < l->nexpected && !expected; i++)
+			expected = off >= l->expected[i].from &&
+			    off < l->expected[i].to;
+		if (expected) {
+			r->expected++;
+			continue;
+		}
 		r->flagged++;
 		rv = hx__check_anomaly(&r->c, "log-anomaly", NULL, false, 0,
 		    NULL, line_detail(l, lineno, line));
 		// A long line continues in the next buffer: skip the rest.
 		while (rv == DTX_OK && strchr(line, '\n') == NULL &&
 		    fgets(line, sizeof(line), f) != NULL)
-			;
+			at = ftell(f);
 	}
 	fclose(f);
 	return rv;
@@ -112,12 +123,18 @@ hx_check_logs(const hx_node_log *logs, size_t n, hx_logs_result *out)
 	     i++)
 		hx_sb_printf(&s, "%s%s", i ? ", " : "", anomaly_ids[i]);
 	hx_sb_printf(&s, ")");
+	if (r.expected > 0)
+		hx_sb_printf(&s,
+		    "; %zu more were expected (daemons refusing to start on "
+		    "data a corrupt fault damaged)",
+		    r.expected);
 	if (r.unreadable > 0)
 		hx_sb_printf(&s, "; %zu could not be read", r.unreadable);
 	hx_sb_printf(&j,
 	    "{\"valid\":%s,\"files\":%zu,\"lines\":%zu,\"flagged\":%zu,"
-	    "\"unreadable\":%zu}",
-	    hx_valid_json(valid), r.files, r.lines, r.flagged, r.unreadable);
+	    "\"expected\":%zu,\"unreadable\":%zu}",
+	    hx_valid_json(valid), r.files, r.lines, r.flagged, r.expected,
+	    r.unreadable);
 	if ((rv = hx__check_set(&r.c, valid, &s, &j)) != DTX_OK)
 		goto fail;
 	*out = r;
@@ -132,9 +149,63 @@ hx_node_logs_free(hx_node_log *logs, size_t n)
 {
 	if (logs == NULL)
 		return;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		dtx_free((char *)logs[i].path);
+		dtx_free(logs[i].expected);
+	}
 	dtx_free(logs);
+}
+
+// A corrupt fault's refused start: its node and the log bytes it wrote.
+static bool
+refusal(const hx_op *op, uint32_t *node, hx_byte_range *r)
+{
+	hx_jdoc *doc = NULL;
+	bool yes = false;
+	uint64_t id, from, to;
+	if (op->process != HX_PROC_NEMESIS || strcmp(op->f, "corrupt") != 0 ||
+	    op->value == NULL ||
+	    hx_json_parse(op->value, strlen(op->value), &doc, NULL, 0) != DTX_OK)
+		return false;
+	const hx_jv *root = hx_jdoc_root(doc);
+	const hx_jv *out = hx_jv_get(root, "outcome");
+	const hx_jv *tg = hx_jv_get(root, "targets");
+	if (out != NULL && out->type == HX_JV_STR &&
+	    strcmp(out->s, "refused") == 0 && tg != NULL &&
+	    tg->type == HX_JV_ARR && hx_jv_u64(tg->first, &id) == DTX_OK &&
+	    hx_jv_u64(hx_jv_get(root, "log_from"), &from) == DTX_OK &&
+	    hx_jv_u64(hx_jv_get(root, "log_to"), &to) == DTX_OK) {
+		*node = (uint32_t)id;
+		r->from = from;
+		r->to = to;
+		yes = true;
+	}
+	hx_jdoc_free(doc);
+	return yes;
+}
+
+dtx_err
+hx_node_logs_expect(const hx_history *h, hx_node_log *logs, size_t n)
+{
+	size_t len = hx_history_len(h);
+	for (size_t i = 0; i < len; i++) {
+		uint32_t node;
+		hx_byte_range r;
+		if (!refusal(hx_history_get(h, i), &node, &r))
+			continue;
+		for (size_t k = 0; k < n; k++) {
+			hx_node_log *l = &logs[k];
+			if (l->node != node)
+				continue;
+			hx_byte_range *v = dtx_realloc(
+			    l->expected, (l->nexpected + 1) * sizeof(*v));
+			if (v == NULL)
+				return DTX_ENOMEM;
+			v[l->nexpected++] = r;
+			l->expected = v;
+		}
+	}
+	return DTX_OK;
 }
 
 // The node id of a report's log file name "<role>-<id>.log"; false for
@@ -178,6 +249,7 @@ hx_node_logs_in_dir(const char *dir, hx_node_log **out, size_t *n)
 		snprintf(path, sizeof(path), "%s/%s", ld, e->d_name);
 		if ((rv = DTX_GROW(logs, k, cap, 8)) != DTX_OK)
 			break;
+		memset(&logs[k], 0, sizeof(logs[k]));
 		logs[k].node = id;
 		if ((logs[k].path = dtx_strdup(path)) == NULL)
 			rv = DTX_ENOMEM;

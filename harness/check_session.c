@@ -79,11 +79,121 @@ stale_detail(const sop *rd, clk_ts floor, size_t xfer)
 	return hx_sb_take(&d);
 }
 
+// ---------------------------------------------------- node timestamp order
+
+// An ok read whose ts a participant chose: node, real-time interval, ts.
+typedef struct nread {
+	int64_t node, inv_ns, done_ns;
+	size_t index;
+	clk_ts ts;
+} nread;
+
+static int
+cmp_inv(const void *a, const void *b)
+{
+	const nread *x = a, *y = b;
+	if (x->node != y->node)
+		return x->node < y->node ? -1 : 1;
+	return x->inv_ns < y->inv_ns ? -1 : x->inv_ns > y->inv_ns;
+}
+
+static int
+cmp_done(const void *a, const void *b)
+{
+	const nread *x = a, *y = b;
+	if (x->node != y->node)
+		return x->node < y->node ? -1 : 1;
+	return x->done_ns < y->done_ns ? -1 : x->done_ns > y->done_ns;
+}
+
+static dtx_err
+collect_nodes(const hx_history *h, const int64_t *pairs, nread *v, size_t *k)
+{
+	size_t n = hx_history_len(h);
+	*k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const hx_op *op = hx_history_get(h, i);
+		uint64_t by, ts;
+		if (op->type != HX_OP_OK || op->process == HX_PROC_NEMESIS ||
+		    pairs[i] < 0 || (size_t)pairs[i] > i ||
+		    (strcmp(op->f, "read") != 0 &&
+		        strcmp(op->f, "final-read") != 0))
+			continue;
+		dtx_err rv = value_u64(op, "by", &by);
+		if (rv == DTX_ENOMEM)
+			return rv;
+		if (rv != DTX_OK || value_u64(op, "ts", &ts) != DTX_OK)
+			continue;
+		v[(*k)++] = (nread) { (int64_t)by,
+			hx_history_get(h, (size_t)pairs[i])->time_ns,
+			op->time_ns, i, ts };
+	}
+	return DTX_OK;
+}
+
+// Every read of a node is held to the largest ts of the reads of that
+// node that completed before it was invoked.
+static dtx_err
+node_order(const hx_history *h, hx_session_result *r)
+{
+	int64_t *pairs = NULL;
+	size_t n = hx_history_len(h), k = 0;
+	nread *inv = dtx_alloc((n ? n : 1) * sizeof(*inv));
+	nread *done = dtx_alloc((n ? n : 1) * sizeof(*done));
+	dtx_err rv = inv && done ? hx_history_pairs(h, &pairs) : DTX_ENOMEM;
+	if (rv == DTX_OK)
+		rv = collect_nodes(h, pairs, inv, &k);
+	if (rv != DTX_OK)
+		goto out;
+	memcpy(done, inv, k * sizeof(*inv));
+	qsort(inv, k, sizeof(*inv), cmp_inv);
+	qsort(done, k, sizeof(*done), cmp_done);
+	r->node_reads = k;
+	clk_ts best = 0;
+	size_t best_at = 0;
+	for (size_t i = 0, d = 0; i < k && rv == DTX_OK; i++) {
+		if (i == 0 || inv[i].node != inv[i - 1].node)
+			best = 0;
+		while (d < k && (done[d].node < inv[i].node ||
+		                    (done[d].node == inv[i].node &&
+		                        done[d].done_ns < inv[i].inv_ns))) {
+			if (done[d].node == inv[i].node && done[d].ts > best) {
+				best = done[d].ts;
+				best_at = done[d].index;
+			}
+			d++;
+		}
+		if (inv[i].ts >= best)
+			continue;
+		r->regressions++;
+		int64_t back = (int64_t)(clk_ts_l(best) - clk_ts_l(inv[i].ts));
+		if (back > r->max_back_ms)
+			r->max_back_ms = back;
+		if (r->regressions > 20)
+			continue; // counted; the first 20 are examples enough
+		hx_sb dd = { 0 };
+		hx_sb_printf(&dd,
+		    "{\"node\":%lld,\"read_ts\":%llu,\"earlier_ts\":%llu,"
+		    "\"earlier_op\":%zu,\"back_ms\":%lld}",
+		    (long long)inv[i].node, (unsigned long long)inv[i].ts,
+		    (unsigned long long)best, best_at, (long long)back);
+		rv = hx__check_anomaly(&r->c, "ts-regression",
+		    hx_history_get(h, inv[i].index), false, 0, NULL,
+		    hx_sb_take(&dd));
+	}
+out:
+	dtx_free(pairs);
+	dtx_free(inv);
+	dtx_free(done);
+	return rv;
+}
+
 static dtx_err
 describe(hx_session_result *r, bool saga)
 {
 	hx_sb s = { 0 }, j = { 0 };
-	hx_valid valid = r->stale > 0 ? HX_VALID_FALSE : HX_VALID_TRUE;
+	hx_valid valid = r->stale + r->regressions > 0 ? HX_VALID_FALSE
+	                                               : HX_VALID_TRUE;
 	if (saga)
 		hx_sb_printf(&s,
 		    "sagas promise no session guarantee (no commit "
@@ -93,11 +203,17 @@ describe(hx_session_result *r, bool saga)
 		    "read-your-writes: %zu reads after an own ok transfer, "
 		    "%zu stale (largest gap %lld ms)",
 		    r->reads, r->stale, (long long)r->max_behind_ms);
+	hx_sb_printf(&s,
+	    "; node timestamps: %zu reads a participant timed, %zu went "
+	    "back (largest %lld ms)",
+	    r->node_reads, r->regressions, (long long)r->max_back_ms);
 	hx_sb_printf(&j,
 	    "{\"valid\":%s,\"guarantee\":\"%s\",\"reads\":%zu,"
-	    "\"stale\":%zu,\"max_behind_ms\":%lld}",
+	    "\"stale\":%zu,\"max_behind_ms\":%lld,\"node_reads\":%zu,"
+	    "\"ts_regressions\":%zu,\"max_back_ms\":%lld}",
 	    hx_valid_json(valid), saga ? "none" : "read-your-writes", r->reads,
-	    r->stale, (long long)r->max_behind_ms);
+	    r->stale, (long long)r->max_behind_ms, r->node_reads,
+	    r->regressions, (long long)r->max_back_ms);
 	return hx__check_set(&r->c, valid, &s, &j);
 }
 
@@ -142,6 +258,8 @@ hx_check_session(const hx_history *h, bool saga, hx_session_result *out)
 		    hx_history_get(h, ops[i].index), false, 0, NULL,
 		    stale_detail(&ops[i], floor, from));
 	}
+	if (rv == DTX_OK)
+		rv = node_order(h, &r);
 	if (rv == DTX_OK)
 		rv = describe(&r, saga);
 done:

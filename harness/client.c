@@ -432,21 +432,27 @@ read_page(hx_conn *c, uint32_t id, clk_ts ts, const proto_bytes *after,
 }
 
 // Every participant's keys at *ts (0: now, then the first page's ts),
-// page after page, all at that one ts.
+// page after page, all at that one ts; participants whose bit is set in
+// skip are left out. *by: the participant that picked ts (-1: given).
 static dtx_err
-read_all_pages(hx_conn *c, clk_ts *ts, uint64_t deadline, snap_acc *a)
+read_all_pages(hx_conn *c, clk_ts *ts, uint64_t deadline, uint32_t skip,
+    snap_acc *a, int64_t *by)
 {
 	dtx_err rv = DTX_OK;
 	for (uint32_t pi = 0; pi < c->topo.nparts && rv == DTX_OK; pi++) {
+		uint32_t id = c->topo.parts[pi];
 		proto_bytes after = { 0 };
+		if (id < 32 && (skip & (1u << id)))
+			continue;
 		for (;;) {
 			proto_msg rep;
-			rv = read_page(
-			    c, c->topo.parts[pi], *ts, &after, deadline, &rep);
+			rv = read_page(c, id, *ts, &after, deadline, &rep);
 			if (rv != DTX_OK)
 				break;
-			if (*ts == 0)
+			if (*ts == 0) {
 				*ts = rep.u.read_reply.ts;
+				*by = id;
+			}
 			rv = snap_add(a, &rep.u.read_reply);
 			dtx_free(after.p);
 			// The reply's cursor becomes the next request's.
@@ -464,17 +470,26 @@ read_all_pages(hx_conn *c, clk_ts *ts, uint64_t deadline, snap_acc *a)
 dtx_err
 hx_snapshot_read(hx_conn *c, clk_ts at, uint32_t timeout_ms, hx_snapshot *out)
 {
+	return hx_snapshot_read_skip(c, at, timeout_ms, 0, out);
+}
+
+dtx_err
+hx_snapshot_read_skip(
+    hx_conn *c, clk_ts at, uint32_t timeout_ms, uint32_t skip, hx_snapshot *out)
+{
 	uint64_t deadline = dtx_mono_ns() + (uint64_t)timeout_ms * 1000000u;
 	snap_acc a = { 0 };
 	clk_ts ts = at;
+	int64_t by = -1;
 	dtx_err rv;
 	for (;;) {
-		rv = read_all_pages(c, &ts, deadline, &a);
+		rv = read_all_pages(c, &ts, deadline, skip, &a, &by);
 		// A snapshot "now" collected between two pages: take a new one.
 		if (rv != DTX_ERANGE || at != 0 || dtx_mono_ns() >= deadline)
 			break;
 		a.n = a.other = 0;
 		ts = 0;
+		by = -1;
 	}
 	acct_ent *ents = a.ents;
 	size_t n = a.n;
@@ -499,6 +514,7 @@ hx_snapshot_read(hx_conn *c, clk_ts at, uint32_t timeout_ms, hx_snapshot *out)
 	}
 	out->n = n;
 	out->ts = ts;
+	out->picked_by = by;
 	out->other_keys = a.other;
 	dtx_free(ents);
 	return DTX_OK;

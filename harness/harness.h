@@ -284,9 +284,13 @@ const char *hx_url_hostport(const char *url);
 //             snapshot) for reads; the final reads after recovery add
 //             "final":true (see hx_check_elle)
 //   nemesis   f is kill, restart, pause, resume, partition, heal, clock-bump,
-//             clock-reset, clock-strobe, or disk (a kill whose WAL tail is
-//             torn before the restart); the value is a JSON description:
-//             {"targets":[1,2],"shape":"halves",...}
+//             clock-reset, clock-strobe, disk (a kill whose WAL tail is
+//             torn before the restart), lose-unsynced, crashpoint,
+//             crashpoint-end, crashpoint-hit, packet, packet-end, corrupt
+//             or kill-forever; the value is a JSON description:
+//             {"targets":[1,2],"fault":7,"shape":"halves",...} ("fault":
+//             the id the start and the end of one fault share; an end
+//             recorded by the final heal names "faults":[...])
 //
 // Nemesis ops are `info` (or `invoke` then `info`): the first op of an f
 // opens it and the next op with the same f completes it.
@@ -470,7 +474,12 @@ typedef enum hx_bank_kind {
 	HX_BANK_MISSING_BALANCE = 3,
 	HX_BANK_TRANSIENT_TOTAL = 4, // saga mode only: not a violation
 	HX_BANK_MALFORMED = 5, // an ok read whose value has no balances
-	HX_BANK_NKINDS = 6,
+	// Accounts a final read could not show because the participant that
+	// holds them is down for good ("unreadable_nodes" in the value, a
+	// kill-forever run): not a violation, and that read's total is not
+	// checked; the summary says how many.
+	HX_BANK_UNREADABLE = 6,
+	HX_BANK_NKINDS = 7,
 } hx_bank_kind;
 
 // "wrong-total", "negative-balance", "unexpected-key", "missing-balance",
@@ -586,12 +595,20 @@ typedef struct hx_saga_obs {
 // At quiescence every saga must be committed or aborted; the last ok
 // final-read must show the configured total; a transfer the client saw ok
 // must belong to a committed saga and a failed one to an aborted saga.
-// Wrong totals in `read` ops during the run are counted as transient.
+// Totals below the bank in `read` ops during the run are counted as
+// transient; totals above it are violations ("total-above-bank"). A final
+// read that names "unreadable_nodes" leaves conservation unchecked
+// (unknown unless something else is wrong).
 // Unknown when there are neither saga states nor a final read.
 typedef struct hx_saga_result {
 	hx_check c;
 	size_t sagas, committed, aborted, stuck;
-	size_t transient; // reads during the run with a wrong total
+	size_t transient; // reads during the run with a total below the bank
+	// Reads during the run with a total above the configured bank: a
+	// violation (a saga debits before it credits and compensates in
+	// reverse, so no transient view holds more money than the bank).
+	size_t above;
+	bool final_partial; // the final read lacks a node down for good
 	size_t final_reads; // ok final-reads
 	bool final_ok; // last ok final-read shows the total
 	int64_t final_total;
@@ -660,22 +677,40 @@ typedef struct hx_replay_result {
 // every ok transfer that process completed before it; a read below is a
 // "stale-read" violation. Sagas promise nothing (no commit timestamp
 // reaches the client): their result says so.
+//
+// In every mode it also holds each node's timestamps to real time (rule
+// 14: a node never issues a timestamp at or below one it issued before,
+// restarts included): of two ok reads whose ts the same participant chose
+// ("by" in the value), the one invoked after the other completed must
+// have the larger ts; a smaller one is a "ts-regression" violation.
 typedef struct hx_session_result {
 	hx_check c;
 	size_t reads; // ok reads that followed an own ok transfer
 	size_t stale;
 	int64_t max_behind_ms; // largest HLC physical gap (cts - read ts)
+	size_t node_reads; // ok reads whose ts a participant chose
+	size_t regressions; // of those, below an earlier one of that node
+	int64_t max_back_ms; // largest HLC physical step back
 } hx_session_result;
 
 // A node's log file, for the log checker (path borrowed).
+typedef struct hx_byte_range {
+	uint64_t from, to; // [from, to) bytes of a file
+} hx_byte_range;
+
 typedef struct hx_node_log {
 	uint32_t node;
 	const char *path;
+	// Parts of the file a fault provoked on purpose (a corrupt fault's
+	// refused start): their lines are counted as expected, not flagged.
+	hx_byte_range *expected;
+	size_t nexpected;
 } hx_node_log;
 
 typedef struct hx_logs_result {
 	hx_check c;
 	size_t files, unreadable, lines, flagged;
+	size_t expected; // lines that would be flagged but were expected
 } hx_logs_result;
 
 // Every line of logs[0..n) at level ERROR or with an anomaly message id
@@ -688,6 +723,11 @@ dtx_err hx_check_logs(const hx_node_log *logs, size_t n, hx_logs_result *out);
 // (free with hx_node_logs_free, which also frees each path). DTX_ENOMEM.
 dtx_err hx_node_logs_in_dir(const char *dir, hx_node_log **out, size_t *n);
 void hx_node_logs_free(hx_node_log *logs, size_t n);
+// Marks the log bytes of every refused start a corrupt fault of h
+// provoked (its op's "log_from".."log_to" on its target) as expected in
+// the matching entries of logs[0..n) (expected arrays owned, freed by
+// hx_node_logs_free). DTX_ENOMEM.
+dtx_err hx_node_logs_expect(const hx_history *h, hx_node_log *logs, size_t n);
 
 // What else a run gives its checkers (all optional, borrowed).
 typedef struct hx_run_extra {
@@ -840,11 +880,17 @@ typedef struct hx_fault {
 	char *detail; // JSON text of the starting op's value, or NULL
 } hx_fault;
 
-// Derives fault windows from the nemesis ops of h: kill..restart,
-// pause..resume, partition..heal, netem..heal, clock-bump or
-// clock-strobe..clock-reset; any other nemesis f is an instant window. A
-// closing op ends every open window of its kinds. Returns an owned array
-// (free with hx_faults_free). DTX_ENOMEM.
+// Derives fault windows from the nemesis ops of h: kill, disk,
+// lose-unsynced or corrupt..restart, pause..resume, partition..heal,
+// netem..heal, packet..packet-end, crashpoint..crashpoint-end or
+// crashpoint-hit, clock-bump or clock-strobe..clock-reset; kill-forever
+// never ends (end_ns -1); any other nemesis f is an instant window. A
+// window whose opening op names its fault ("fault":N in the value) is
+// closed only by a closing op that names the same id ("fault":N or
+// "faults":[...]), so overlapping faults of one kind get their own
+// windows; without ids (histories written before them) a closing op ends
+// every open window of its kinds. Returns an owned array (free with
+// hx_faults_free). DTX_ENOMEM.
 dtx_err hx_faults_from_history(const hx_history *h, hx_fault **out, size_t *n);
 void hx_faults_free(hx_fault *f, size_t n);
 
@@ -1106,6 +1152,22 @@ dtx_err hx_netns_partition(
 dtx_err hx_netns_cut_sends(
     const char *prefix, const dtx_topo *topo, const hx_grudge *g);
 dtx_err hx_netns_heal(const char *prefix, const dtx_topo *topo);
+// Packet faults on node id's link (its veth inside its namespace), in
+// the mangle table so that a partition's heal (the filter table) leaves
+// them alone: loss_pct % of what it sends and receives dropped
+// (statistic match), dup_pct % of what it sends to each other daemon
+// duplicated (TEE towards that daemon). DTX_EIO when a rule failed.
+dtx_err hx_netns_packet(const char *prefix, const dtx_topo *topo, uint32_t id,
+    uint32_t loss_pct, uint32_t dup_pct);
+// tc netem on node id's link: delay_ms +- jitter_ms, reorder_pct %
+// reordered. DTX_ENOENT when tc refuses (no sch_netem in the kernel).
+dtx_err hx_netns_netem(const char *prefix, uint32_t id, uint32_t delay_ms,
+    uint32_t jitter_ms, uint32_t reorder_pct);
+// Removes node id's packet rules (and its netem qdisc with netem);
+// *dropped and *duplicated get how many packets the rules dropped and
+// duplicated. DTX_EIO when a removal failed.
+dtx_err hx_netns_packet_clear(const char *prefix, uint32_t id, bool netem,
+    uint64_t *dropped, uint64_t *duplicated);
 // Runs argv (argv[0] looked up in PATH, then /usr/sbin and /sbin) and
 // returns its exit status (-1 when it could not run). Its stdout goes
 // into out (may be NULL) and stderr is discarded when quiet.
@@ -1176,6 +1238,8 @@ typedef struct hx_snapshot {
 	int64_t *bal;
 	int64_t total;
 	size_t other_keys; // keys that are not accounts
+	// The participant that chose ts (a read at 0), or -1 (ts was given).
+	int64_t picked_by;
 } hx_snapshot;
 
 // Reads every participant at `at` (0: the timestamp the first
@@ -1187,6 +1251,10 @@ typedef struct hx_snapshot {
 // read "now" (at 0) starts over at a new timestamp.
 dtx_err hx_snapshot_read(
     hx_conn *c, clk_ts at, uint32_t timeout_ms, hx_snapshot *out);
+// hx_snapshot_read of the participants whose id bit is not in skip (the
+// accounts they hold are then missing from the snapshot).
+dtx_err hx_snapshot_read_skip(hx_conn *c, clk_ts at, uint32_t timeout_ms,
+    uint32_t skip, hx_snapshot *out);
 void hx_snapshot_fini(hx_snapshot *s);
 // Appends {"ts":T,"balances":{"<id>":<balance>,...}} to sb.
 void hx_snapshot_json(const hx_snapshot *s, hx_sb *sb);
@@ -1248,8 +1316,21 @@ typedef enum hx_nem_kind {
 	// through FAULT "crash_at"; when the daemon dies there the hit is
 	// recorded ("crashpoint-hit") and it is restarted unarmed.
 	HX_NEM_CRASHPOINT = 1u << 6,
+	// Packet loss and duplication (iptables' statistic match inside the
+	// namespaces; needs --netns) and delay with reordering (tc netem
+	// where the kernel has sch_netem, else the daemons' FAULT "delay")
+	// on the links of one node; the op says which mechanism ran.
+	HX_NEM_PACKET = 1u << 7,
+	// A stopped node's acknowledged WAL records or checkpoint damaged
+	// (a bit flipped, or a file cut short); the restart must refuse with
+	// a clear error. The data dir is copied first and restored after the
+	// refusal, so the run continues (corrupt.c).
+	HX_NEM_CORRUPT = 1u << 8,
+	// One node of the targets killed and never restarted (not even at
+	// the end of the run).
+	HX_NEM_KILL_FOREVER = 1u << 9,
 } hx_nem_kind;
-#define HX_NEM_NKINDS 7
+#define HX_NEM_NKINDS 10
 
 typedef enum hx_nem_target {
 	HX_TARGET_ANY = 0,
@@ -1288,6 +1369,15 @@ typedef enum hx_nem_action {
 	HX_NA_CRASH_ARM,
 	HX_NA_CRASH_END,
 	HX_NA_CRASH_HIT,
+	// Packet faults on the target's links; PACKET_END removes them.
+	HX_NA_PACKET,
+	HX_NA_PACKET_END,
+	// Corrupt: SIGKILL the target, copy its data dir, damage an
+	// acknowledged record or the checkpoint, try to start it (a refusal
+	// is the expected outcome); RESTART restores the copy and starts it.
+	HX_NA_CORRUPT,
+	// SIGKILL the target for the rest of the run: nothing restarts it.
+	HX_NA_KILL_FOREVER,
 	HX_NA_COUNT
 } hx_nem_action;
 
@@ -1323,6 +1413,17 @@ typedef struct hx_nem_event {
 	uint32_t disk_keep; // DISK: bytes of it written, < 20 + len + 4
 	uint64_t disk_seed; // DISK: seed of the torn record's bytes
 	char point[48]; // CRASH_*: the crash point's name
+	// PACKET: percent of packets dropped and duplicated, delay and its
+	// jitter (ms) and percent reordered (netem only).
+	uint32_t loss_pct, dup_pct, delay_ms, jitter_ms, reorder_pct;
+	// CORRUPT: truncate (else flip a bit) and the seed that picks the
+	// file, the record and the bit or the cut.
+	bool corrupt_truncate;
+	uint64_t corrupt_seed;
+	// The fault this event starts or ends: the start and the end of one
+	// fault share it (from 1, unique within a plan; 0: none). Recorded
+	// as "fault" in the op's value so that a window closes by its id.
+	uint32_t fault_id;
 } hx_nem_event;
 
 typedef struct hx_nem_cfg {
@@ -1435,6 +1536,25 @@ void hx_nem_event_json(const hx_nem_event *e, hx_sb *sb);
 dtx_err hx_nem_tear_wal(
     const char *data, const hx_nem_event *e, char *extra, size_t len);
 
+// The corrupt fault on a node that is not running (corrupt.c): damages
+// acknowledged data in data's WAL directories (data and the folders right
+// below it), chosen by seed among the places recovery must refuse: every
+// good record above its WAL's checkpoint except the newest segment's last
+// one (damage there is a torn tail by design, rule 17), and the
+// checkpoint. A flip inverts one bit (of a record, or of a checkpoint
+// outside its unchecked reserved bytes); truncate cuts a checkpoint, or
+// an older segment inside a record (a cut of the newest segment would be
+// a torn tail); with neither to cut it flips instead. extra (len bytes)
+// gets what was done as JSON members ("done", "file", "damaged", and
+// "lsn"/"bit"/"offset"/"cut_at"). DTX_ENOENT when there is nothing to
+// damage, file errors, DTX_ENOMEM.
+dtx_err hx_corrupt_store(const char *data, bool truncate, uint64_t seed,
+    char *extra, size_t len);
+// cp -a from to (to removed first); DTX_EIO when it failed.
+dtx_err hx_dir_copy(const char *from, const char *to);
+// Replaces data by saved (rm -rf data, rename saved to data).
+dtx_err hx_dir_restore(const char *saved, const char *data);
+
 typedef struct hx_nemesis hx_nemesis;
 
 // Starts a thread that applies ev[0..n) (copied) at their times to the
@@ -1464,6 +1584,9 @@ void hx_nemesis_free(hx_nemesis *nm);
 // partition, clock, disk), and how many actions failed. Thread-safe.
 void hx_nemesis_counts(
     const hx_nemesis *nm, size_t started[HX_NEM_NKINDS], size_t *errors);
+// The nodes killed for good (kill-forever), a bit per node id.
+// Thread-safe; 0 for NULL.
+uint32_t hx_nemesis_gone(const hx_nemesis *nm);
 // The fault in force now ("partition one [2]" or "none"). Thread-safe.
 void hx_nemesis_current(hx_nemesis *nm, char *buf, size_t len);
 // The kinds of kinds that did not run: never planned, or every start
@@ -1609,6 +1732,7 @@ typedef struct hx_bankrun_out {
 	size_t started[HX_NEM_NKINDS]; // faults started by kind
 	size_t nem_errors;
 	unsigned not_run; // requested kinds that did not run (bits)
+	uint32_t gone; // nodes killed for good (kill-forever), a bit each
 	char not_run_why[512]; // hx_nemesis_not_run's text
 	// store
 	char report_dir[4096];

@@ -258,6 +258,14 @@ static const struct {
 	{ "netem", "heal" },
 	{ "clock-bump", "clock-reset" },
 	{ "clock-strobe", "clock-reset" },
+	{ "disk", "restart" },
+	{ "lose-unsynced", "restart" },
+	{ "corrupt", "restart" },
+	{ "crashpoint", "crashpoint-end" },
+	{ "crashpoint", "crashpoint-hit" },
+	{ "packet", "packet-end" },
+	// Never ends: no op has an empty f.
+	{ "kill-forever", "" },
 };
 #define NWINDOWS (sizeof(windows) / sizeof(windows[0]))
 
@@ -317,11 +325,46 @@ targets_text(const char *value)
 	return hx_sb_take(&sb);
 }
 
+// The fault ids a nemesis value names ("fault":N when it starts or ends
+// one fault, "faults":[N,...] when it ends several), up to max of them.
+static size_t
+value_ids(const char *value, uint32_t *ids, size_t max)
+{
+	hx_jdoc *doc = NULL;
+	size_t k = 0;
+	uint64_t v;
+	if (value == NULL ||
+	    hx_json_parse(value, strlen(value), &doc, NULL, 0) != DTX_OK)
+		return 0;
+	const hx_jv *root = hx_jdoc_root(doc);
+	if (hx_jv_u64(hx_jv_get(root, "fault"), &v) == DTX_OK && v > 0 &&
+	    v <= UINT32_MAX)
+		ids[k++] = (uint32_t)v;
+	const hx_jv *arr = hx_jv_get(root, "faults");
+	for (const hx_jv *m = arr && arr->type == HX_JV_ARR ? arr->first
+	                                                  : NULL;
+	     m != NULL && k < max; m = m->next)
+		if (hx_jv_u64(m, &v) == DTX_OK && v > 0 && v <= UINT32_MAX)
+			ids[k++] = (uint32_t)v;
+	hx_jdoc_free(doc);
+	return k;
+}
+
+static bool
+has_id(const uint32_t *ids, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
 dtx_err
 hx_faults_from_history(const hx_history *h, hx_fault **out, size_t *nout)
 {
 	hx_fault *f = NULL;
-	size_t n = 0, cap = 0;
+	uint32_t *wid = NULL; // each window's fault id (0: none recorded)
+	size_t n = 0, cap = 0, wcap = 0;
 	int64_t *pairs = NULL;
 	dtx_err rv = hx_history_pairs(h, &pairs);
 	if (rv != DTX_OK)
@@ -329,21 +372,34 @@ hx_faults_from_history(const hx_history *h, hx_fault **out, size_t *nout)
 	size_t len = hx_history_len(h);
 	for (size_t i = 0; i < len; i++) {
 		const hx_op *op = hx_history_get(h, i);
-		// Only a nemesis op's opening half starts or ends a window.
+		uint32_t ids[64];
+		size_t nid = op->process == HX_PROC_NEMESIS
+		    ? value_ids(op->value, ids, 64)
+		    : 0;
+		// Only a nemesis op's opening half starts or ends a window;
+		// an op that names its fault stands alone (two kills in a row
+		// are two faults, not an invocation and its completion).
 		if (op->process != HX_PROC_NEMESIS ||
-		    (pairs[i] >= 0 && (size_t)pairs[i] < i))
+		    (nid == 0 && pairs[i] >= 0 && (size_t)pairs[i] < i))
 			continue;
-		const hx_op *done =
-		    pairs[i] >= 0 ? hx_history_get(h, (size_t)pairs[i]) : op;
+		const hx_op *done = nid == 0 && pairs[i] >= 0
+		    ? hx_history_get(h, (size_t)pairs[i])
+		    : op;
 		if (is_window(NULL, op->f)) {
+			// By id when both sides have one, else (histories
+			// written before ids) every open window of its kinds.
 			for (size_t k = 0; k < n; k++)
 				if (f[k].end_ns < 0 &&
-				    is_window(f[k].kind, op->f))
+				    is_window(f[k].kind, op->f) &&
+				    (nid == 0 || wid[k] == 0 ||
+				        has_id(ids, nid, wid[k])))
 					f[k].end_ns = done->time_ns;
 			continue;
 		}
-		if (DTX_GROW(f, n, cap, 16) != DTX_OK)
+		if (DTX_GROW(f, n, cap, 16) != DTX_OK ||
+		    DTX_GROW(wid, n, wcap, 16) != DTX_OK)
 			goto nomem;
+		wid[n] = nid > 0 ? ids[0] : 0;
 		hx_fault *w = &f[n];
 		memset(w, 0, sizeof(*w));
 		w->start_ns = op->time_ns;
@@ -358,11 +414,13 @@ hx_faults_from_history(const hx_history *h, hx_fault **out, size_t *nout)
 			goto nomem;
 	}
 	dtx_free(pairs);
+	dtx_free(wid);
 	*out = f;
 	*nout = n;
 	return DTX_OK;
 nomem:
 	dtx_free(pairs);
+	dtx_free(wid);
 	hx_faults_free(f, n);
 	return DTX_ENOMEM;
 }

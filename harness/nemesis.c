@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness_int.h"
 #include "storage.h"
@@ -35,6 +36,10 @@ static const char *const action_names[HX_NA_COUNT] = {
 	[HX_NA_CRASH_ARM] = "crashpoint",
 	[HX_NA_CRASH_END] = "crashpoint-end",
 	[HX_NA_CRASH_HIT] = "crashpoint-hit",
+	[HX_NA_PACKET] = "packet",
+	[HX_NA_PACKET_END] = "packet-end",
+	[HX_NA_CORRUPT] = "corrupt",
+	[HX_NA_KILL_FOREVER] = "kill-forever",
 };
 
 static const char *const shape_names[HX_SHAPE_COUNT] = {
@@ -52,9 +57,23 @@ static const char *const kind_names[HX_NEM_NKINDS] = {
 	"disk",
 	"lose-unsynced",
 	"crashpoint",
+	"packet",
+	"corrupt",
+	"kill-forever",
 };
 
-enum { K_KILL, K_PAUSE, K_PART, K_CLOCK, K_DISK, K_LOSE, K_CRASH };
+enum {
+	K_KILL,
+	K_PAUSE,
+	K_PART,
+	K_CLOCK,
+	K_DISK,
+	K_LOSE,
+	K_CRASH,
+	K_PACKET,
+	K_CORRUPT,
+	K_FOREVER
+};
 
 // Every crash point of the daemons (grep dtx_crashpoint), the role whose
 // daemon reaches it (DTX_ROLE_CLIENT: every daemon) and the modes that
@@ -160,6 +179,13 @@ action_kind(hx_nem_action a)
 	case HX_NA_CRASH_END:
 	case HX_NA_CRASH_HIT:
 		return K_CRASH;
+	case HX_NA_PACKET:
+	case HX_NA_PACKET_END:
+		return K_PACKET;
+	case HX_NA_CORRUPT:
+		return K_CORRUPT;
+	case HX_NA_KILL_FOREVER:
+		return K_FOREVER;
 	default:
 		return K_CLOCK;
 	}
@@ -176,7 +202,9 @@ hx_nem_action_starts(hx_nem_action a)
 {
 	return a == HX_NA_KILL || a == HX_NA_PAUSE || a == HX_NA_PARTITION ||
 	    a == HX_NA_CLOCK_BUMP || a == HX_NA_CLOCK_STROBE ||
-	    a == HX_NA_DISK || a == HX_NA_LOSE || a == HX_NA_CRASH_ARM;
+	    a == HX_NA_DISK || a == HX_NA_LOSE || a == HX_NA_CRASH_ARM ||
+	    a == HX_NA_PACKET || a == HX_NA_CORRUPT ||
+	    a == HX_NA_KILL_FOREVER;
 }
 
 // Parses a comma-separated list of names[0..n) into bits; "none" and ""
@@ -342,6 +370,7 @@ typedef struct plan {
 	// used up) so that each is armed about as often as the others.
 	uint32_t cp[NCRASHPOINTS];
 	size_t cp_i;
+	uint32_t next_id; // the last fault id given out
 } plan;
 
 // Appends event a at ms on the n nodes of targets; NULL when out of
@@ -409,6 +438,53 @@ plan_crash(plan *p, const hx_nem_cfg *cfg, uint64_t *rng, uint64_t t,
 	return DTX_ENOENT;
 }
 
+// The stores are the participants': one of those among the targets, or
+// any target when they include none.
+static uint32_t
+pick_store(
+    const hx_nem_cfg *cfg, uint64_t *rng, const uint32_t *tg, uint32_t ntg)
+{
+	uint32_t cand[DTX_TOPO_MAX], nc = 0;
+	for (uint32_t i = 0; i < ntg; i++) {
+		const dtx_node *nd = dtx_topo_find(cfg->topo, tg[i]);
+		if (nd != NULL && nd->role == DTX_ROLE_PARTICIPANT)
+			cand[nc++] = tg[i];
+	}
+	if (nc == 0)
+		return tg[dtx_rand_below(rng, ntg)];
+	return cand[dtx_rand_below(rng, nc)];
+}
+
+// Plans a packet fault on one target (loss and duplication 1-10 %, delay
+// 10-100 ms with half of it as jitter, 10-40 % reordered) or a corruption
+// of one store (a bit flip or a cut, with its seed): start and end.
+static dtx_err
+plan_damage(plan *p, const hx_nem_cfg *cfg, uint64_t *rng, int k, uint64_t t,
+    uint64_t hold, const uint32_t *tg, uint32_t ntg)
+{
+	hx_nem_event *s;
+	uint32_t id = k == K_CORRUPT ? pick_store(cfg, rng, tg, ntg)
+	                             : tg[dtx_rand_below(rng, ntg)];
+	s = push(p, t, k == K_CORRUPT ? HX_NA_CORRUPT : HX_NA_PACKET, &id, 1);
+	if (s == NULL)
+		return DTX_ENOMEM;
+	if (k == K_CORRUPT) {
+		s->corrupt_truncate = dtx_rand_below(rng, 2) == 0;
+		s->corrupt_seed = dtx_rand_next(rng);
+	} else {
+		s->loss_pct = (uint32_t)rnd_range(rng, 1, 11);
+		s->dup_pct = (uint32_t)rnd_range(rng, 1, 11);
+		s->delay_ms = (uint32_t)rnd_range(rng, 10, 101);
+		s->jitter_ms = s->delay_ms / 2;
+		s->reorder_pct = (uint32_t)rnd_range(rng, 10, 41);
+	}
+	return push(p, t + hold,
+	           k == K_CORRUPT ? HX_NA_RESTART : HX_NA_PACKET_END, &id,
+	           1) != NULL
+	    ? DTX_OK
+	    : DTX_ENOMEM;
+}
+
 // Plans one fault of kind k from t for hold ms: its start and end event.
 static dtx_err
 plan_fault(plan *p, const hx_nem_cfg *cfg, uint64_t *rng, int k, uint64_t t,
@@ -417,20 +493,8 @@ plan_fault(plan *p, const hx_nem_cfg *cfg, uint64_t *rng, int k, uint64_t t,
 {
 	hx_nem_event *s, *e;
 	int64_t mo = cfg->max_offset_ms > 0 ? cfg->max_offset_ms : 500;
-	if (k == 4) {
-		// The stores are the participants': strike one of those among
-		// the targets, or any target when they include none.
-		uint32_t cand[DTX_TOPO_MAX], nc = 0;
-		for (uint32_t i = 0; i < ntg; i++) {
-			const dtx_node *nd = dtx_topo_find(cfg->topo, tg[i]);
-			if (nd != NULL && nd->role == DTX_ROLE_PARTICIPANT)
-				cand[nc++] = tg[i];
-		}
-		if (nc == 0) {
-			memcpy(cand, tg, ntg * sizeof(uint32_t));
-			nc = ntg;
-		}
-		uint32_t id = cand[dtx_rand_below(rng, nc)];
+	if (k == K_DISK) {
+		uint32_t id = pick_store(cfg, rng, tg, ntg);
 		s = push(p, t, HX_NA_DISK, &id, 1);
 		if (s == NULL)
 			return DTX_ENOMEM;
@@ -445,6 +509,8 @@ plan_fault(plan *p, const hx_nem_cfg *cfg, uint64_t *rng, int k, uint64_t t,
 	}
 	if (k == K_CRASH)
 		return plan_crash(p, cfg, rng, t, hold, tg, ntg);
+	if (k == K_PACKET || k == K_CORRUPT)
+		return plan_damage(p, cfg, rng, k, t, hold, tg, ntg);
 	if (k == K_KILL || k == K_PAUSE || k == K_LOSE) {
 		static const hx_nem_action first[] = { [K_KILL] = HX_NA_KILL,
 			[K_PAUSE] = HX_NA_PAUSE,
@@ -622,6 +688,7 @@ place(const plan_in *in, plan *p, uint64_t *rng, uint32_t *perm, int *pi,
 	uint32_t free[DTX_TOPO_MAX];
 	bool net;
 	uint32_t nf = busy_free(b, in->tg, in->ntg, free, &net);
+	size_t n0 = p->n;
 	*placed = false;
 	for (int tries = 0; tries < in->nk && !*placed; tries++) {
 		if (*pi == in->nk) {
@@ -640,18 +707,53 @@ place(const plan_in *in, plan *p, uint64_t *rng, uint32_t *perm, int *pi,
 			continue;
 		if (rv != DTX_OK)
 			return rv;
+		// Its start and end share one fault id.
+		p->next_id++;
+		for (size_t i = n0; i < p->n; i++)
+			p->ev[i].fault_id = p->next_id;
 		*placed = true;
 	}
 	return DTX_OK;
 }
 
-// One schedule at interval iv and gap gv (see hx_nemesis_plan).
+// Kill-forever: one target killed once, between a quarter and a half of
+// the run in (so the run shows both sides), and never restarted; the
+// other kinds leave it alone from the start. *victim gets it.
 static dtx_err
-plan_once(const plan_in *in, plan *p)
+plan_forever(const plan_in *in, plan *p, uint64_t *rng, uint32_t *victim)
 {
 	const hx_nem_cfg *cfg = in->cfg;
+	uint64_t d = cfg->duration_ms;
+	uint32_t id = in->tg[dtx_rand_below(rng, in->ntg)];
+	uint64_t at = d >= 2000 ? rnd_range(rng, d / 4, d / 2) : d / 4;
+	hx_nem_event *e = push(p, at, HX_NA_KILL_FOREVER, &id, 1);
+	if (e == NULL)
+		return DTX_ENOMEM;
+	e->fault_id = ++p->next_id;
+	*victim = id;
+	return DTX_OK;
+}
+
+// One schedule at interval iv and gap gv (see hx_nemesis_plan).
+static dtx_err
+plan_once(const plan_in *in0, plan *p)
+{
+	const hx_nem_cfg *cfg = in0->cfg;
 	uint64_t rng = cfg->seed ^ UINT64_C(0x6e656d6573697321);
-	uint64_t iv = in->iv, gv = in->gv;
+	uint64_t iv = in0->iv, gv = in0->gv;
+	plan_in local = *in0, *in = &local;
+	uint32_t tg[DTX_TOPO_MAX];
+	if (cfg->kinds & HX_NEM_KILL_FOREVER) {
+		uint32_t victim, k = 0;
+		dtx_err rv = plan_forever(in0, p, &rng, &victim);
+		if (rv != DTX_OK)
+			return rv;
+		for (uint32_t i = 0; i < in0->ntg; i++)
+			if (in0->tg[i] != victim)
+				tg[k++] = in0->tg[i];
+		local.tg = tg;
+		local.ntg = k;
+	}
 	uint32_t perm[HX_NEM_NKINDS], nconc = cfg->max_concurrent;
 	int pi = in->nk;
 	busy b = { .n = 0 };
@@ -661,7 +763,7 @@ plan_once(const plan_in *in, plan *p)
 	p->cp_i = NCRASHPOINTS;
 	if (nconc < 1)
 		nconc = 1;
-	for (;;) {
+	for (; in->nk > 0 && in->ntg > 0;) {
 		uint64_t hold = rnd_range(&rng, hold_lo, hold_lo + iv);
 		uint64_t gap = rnd_range(&rng, gv / 2, gv + gv / 2);
 		// Every fault ends half a second before the workload does.
@@ -696,7 +798,7 @@ plan_once(const plan_in *in, plan *p)
 		// One at a time: the next starts a gap after this one's end.
 		t = nconc == 1 ? p->ev[n0 + 1].at_ms + gap : t + gap / nconc;
 	}
-	if (nconc > 1)
+	if (nconc > 1 || (cfg->kinds & HX_NEM_KILL_FOREVER))
 		sort_events(p->ev, p->n);
 	return DTX_OK;
 }
@@ -717,11 +819,11 @@ hx_nemesis_plan_ex(const hx_nem_cfg *cfg, hx_nem_event **out, size_t *n,
 	if (cfg->topo == NULL || cfg->interval_ms < 100)
 		return DTX_EINVAL;
 	for (int k = 0; k < HX_NEM_NKINDS; k++)
-		if (cfg->kinds & (1u << k))
+		if ((cfg->kinds & (1u << k)) && k != K_FOREVER)
 			in.kinds[in.nk++] = k;
 	*out = NULL;
 	*n = 0;
-	if (in.nk == 0)
+	if (cfg->kinds == 0)
 		return DTX_OK;
 	if (hx_nem_targets(cfg->topo, cfg->target, tg, &in.ntg) != DTX_OK ||
 	    hx_nem_targets(cfg->topo, HX_TARGET_ANY, all, &in.nall) != DTX_OK)
@@ -764,7 +866,20 @@ event_json(const hx_nem_event *e, hx_sb *sb, bool simulated, const char *extra)
 	for (uint32_t i = 0; i < e->ntargets; i++)
 		hx_sb_printf(sb, "%s%u", i ? "," : "", e->targets[i]);
 	hx_sb_printf(sb, "]");
+	if (e->fault_id != 0)
+		hx_sb_printf(sb, ",\"fault\":%u", e->fault_id);
 	switch (e->action) {
+	case HX_NA_PACKET:
+		hx_sb_printf(sb,
+		    ",\"loss_pct\":%u,\"dup_pct\":%u,\"delay_ms\":%u,"
+		    "\"jitter_ms\":%u,\"reorder_pct\":%u",
+		    e->loss_pct, e->dup_pct, e->delay_ms, e->jitter_ms,
+		    e->reorder_pct);
+		break;
+	case HX_NA_CORRUPT:
+		hx_sb_printf(sb, ",\"form\":\"%s\"",
+		    e->corrupt_truncate ? "truncate" : "flip");
+		break;
 	case HX_NA_PARTITION:
 		hx_sb_printf(sb, ",\"shape\":\"%s\",\"grudge\":{",
 		    hx_part_shape_name(e->shape));
@@ -859,7 +974,46 @@ struct hx_nemesis {
 	// Crash points armed and not yet reached, and since when.
 	char armed[DTX_TOPO_MAX][48];
 	uint64_t armed_ns[DTX_TOPO_MAX];
+	uint32_t armed_id[DTX_TOPO_MAX];
+	// Killed for good (kill-forever): never restarted.
+	bool gone[DTX_TOPO_MAX];
+	// Packet faults in force, per node: what was installed.
+	bool pk_rules[DTX_TOPO_MAX], pk_netem[DTX_TOPO_MAX];
+	bool pk_delay[DTX_TOPO_MAX];
+	uint32_t pk_delay_ms[DTX_TOPO_MAX];
+	// Corrupt: a copy of the node's data dir waits to be restored.
+	bool saved[DTX_TOPO_MAX];
+	// Faults started and not ended: id, kind and nodes (a bit each).
+	struct open_fault {
+		uint32_t id, nodes;
+		int kind;
+	} open[64];
+	size_t nopen;
 };
+
+// Keeps the open-fault list as e starts or ends a fault.
+static void
+track(hx_nemesis *nm, const hx_nem_event *e)
+{
+	if (e->fault_id == 0)
+		return;
+	if (hx_nem_action_starts(e->action)) {
+		if (nm->nopen == 64)
+			return;
+		struct open_fault *o = &nm->open[nm->nopen++];
+		o->id = e->fault_id;
+		o->kind = action_kind(e->action);
+		o->nodes = 0;
+		for (uint32_t i = 0; i < e->ntargets; i++)
+			o->nodes |= 1u << e->targets[i];
+		return;
+	}
+	for (size_t i = 0; i < nm->nopen; i++)
+		if (nm->open[i].id == e->fault_id) {
+			nm->open[i] = nm->open[--nm->nopen];
+			return;
+		}
+}
 
 static void
 set_current(hx_nemesis *nm, const char *s)
@@ -882,6 +1036,7 @@ record(
 	hx_history_add(nm->h, HX_PROC_NEMESIS, HX_OP_INFO,
 	    hx_nem_action_name(e->action), v, error);
 	dtx_free(v);
+	track(nm, e);
 	pthread_mutex_lock(&nm->mtx);
 	if (hx_nem_action_starts(e->action))
 		nm->started[action_kind(e->action)]++;
@@ -1034,11 +1189,30 @@ hx_nem_tear_wal(
 	return rv;
 }
 
+// Where a corrupt fault keeps the copy of node id's data dir.
+static void
+saved_path(hx_nemesis *nm, uint32_t id, char *data, char *saved, size_t len)
+{
+	snprintf(data, len, "%s", hx_cluster_data(nm->cl, id));
+	snprintf(saved, len, "%s.pre-corrupt", data);
+}
+
 static dtx_err
 restart(hx_nemesis *nm, uint32_t id)
 {
 	if (nm->cc != NULL)
 		return hx_compose_start(nm->cc, id);
+	if (nm->gone[id])
+		return DTX_OK;
+	// After a corrupt fault's refusal: the data dir as it was before.
+	if (nm->saved[id] && hx_cluster_pid(nm->cl, id) == 0) {
+		char data[PATH_MAX], saved[PATH_MAX];
+		saved_path(nm, id, data, saved, sizeof(data));
+		dtx_err r = hx_dir_restore(saved, data);
+		if (r != DTX_OK)
+			return r;
+		nm->saved[id] = false;
+	}
 	dtx_err rv = hx_cluster_start(nm->cl, id, NULL);
 	if (rv == DTX_EEXIST)
 		return DTX_OK;
@@ -1187,6 +1361,7 @@ crash_hit(hx_nemesis *nm, uint32_t id)
 	e.ntargets = 1;
 	e.targets[0] = id;
 	snprintf(e.point, sizeof(e.point), "%s", nm->armed[id]);
+	e.fault_id = nm->armed_id[id];
 	uint64_t ms = (dtx_mono_ns() - nm->armed_ns[id]) / 1000000u;
 	nm->armed[id][0] = '\0';
 	// "confirmed": its log says it died there (not of something else).
@@ -1234,6 +1409,7 @@ apply_aimed(
 			snprintf(nm->armed[id], sizeof(nm->armed[id]), "%s",
 			    e->point);
 			nm->armed_ns[id] = dtx_mono_ns();
+			nm->armed_id[id] = e->fault_id;
 		}
 		return true;
 	case HX_NA_CRASH_END:
@@ -1254,6 +1430,224 @@ apply_aimed(
 	}
 }
 
+// ---------------------------------------------------------------- packets
+
+// The daemons' FAULT "delay" both ways between id and every other daemon
+// (ms 0 clears). A peer that is down is skipped; only the target's own
+// refusal is an error.
+static dtx_err
+delay_both(hx_nemesis *nm, uint32_t id, uint32_t ms)
+{
+	const dtx_topo *topo = hx_cluster_topo(nm->cl);
+	dtx_err rv = DTX_OK;
+	for (uint32_t i = 0; i < topo->n; i++) {
+		const dtx_node *nd = &topo->nodes[i];
+		if (nd->role == DTX_ROLE_CLIENT || nd->id == id)
+			continue;
+		int64_t to_peer[2] = { nd->id, ms }, to_id[2] = { id, ms };
+		dtx_err r = hx_send_fault(nm->conn, id, "delay", to_peer, 2, NULL);
+		if (r != DTX_OK)
+			rv = r;
+		if (!nm->gone[nd->id])
+			(void)hx_send_fault(
+			    nm->conn, nd->id, "delay", to_id, 2, NULL);
+	}
+	return rv;
+}
+
+// Starts a packet fault: loss and duplication by iptables in the node's
+// namespace (netns runs only), delay and reordering by tc netem when the
+// kernel has it, else delay by the daemons' FAULT "delay" (no
+// reordering). extra says which mechanism ran for each.
+static dtx_err
+packet_on(hx_nemesis *nm, const hx_nem_event *e, char *extra, size_t len)
+{
+	uint32_t id = e->targets[0];
+	bool ns = nm->cc == NULL && hx_cluster_is_netns(nm->cl);
+	const char *prefix = ns ? hx_cluster_netns_prefix(nm->cl) : "";
+	const char *loss = "not run: needs --netns (iptables inside the "
+	                   "node's namespace)";
+	dtx_err rv = DTX_OK;
+	if (ns) {
+		nm->pk_rules[id] = true;
+		rv = hx_netns_packet(prefix, hx_cluster_topo(nm->cl), id,
+		    e->loss_pct, e->dup_pct);
+		loss = rv == DTX_OK ? "iptables statistic" : "iptables failed";
+	}
+	nm->pk_netem[id] = ns &&
+	    hx_netns_netem(prefix, id, e->delay_ms, e->jitter_ms,
+	        e->reorder_pct) == DTX_OK;
+	if (!nm->pk_netem[id]) {
+		nm->pk_delay[id] = true;
+		nm->pk_delay_ms[id] = e->delay_ms;
+		dtx_err r = delay_both(nm, id, e->delay_ms);
+		if (rv == DTX_OK)
+			rv = r;
+	}
+	snprintf(extra, len,
+	    "\"mechanism\":{\"loss\":\"%s\",\"duplicate\":\"%s\","
+	    "\"delay\":\"%s\",\"reorder\":\"%s\"}",
+	    loss, ns ? (rv == DTX_OK ? "iptables statistic + TEE" : loss) : loss,
+	    nm->pk_netem[id] ? "tc netem"
+	    : ns ? "daemon FAULT delay (no sch_netem in this kernel)"
+	         : "daemon FAULT delay (no --netns)",
+	    nm->pk_netem[id] ? "tc netem" : "not run: needs sch_netem");
+	return rv;
+}
+
+// Ends node id's packet fault; extra gets the packets the rules dropped
+// and duplicated.
+static dtx_err
+packet_off(hx_nemesis *nm, uint32_t id, char *extra, size_t len)
+{
+	dtx_err rv = DTX_OK;
+	uint64_t dropped = 0, dup = 0;
+	if (nm->pk_rules[id] || nm->pk_netem[id])
+		rv = hx_netns_packet_clear(hx_cluster_netns_prefix(nm->cl), id,
+		    nm->pk_netem[id], &dropped, &dup);
+	if (nm->pk_delay[id]) {
+		dtx_err r = delay_both(nm, id, 0);
+		if (rv == DTX_OK && r != DTX_OK && !nm->killed[id])
+			rv = r;
+	}
+	if (nm->pk_rules[id])
+		snprintf(extra, len,
+		    "\"dropped_packets\":%" PRIu64
+		    ",\"duplicated_packets\":%" PRIu64,
+		    dropped, dup);
+	nm->pk_rules[id] = nm->pk_netem[id] = nm->pk_delay[id] = false;
+	return rv;
+}
+
+// ---------------------------------------------------------------- corrupt
+
+// The last ERROR line of node id's log (the refusal), JSON-escaped into
+// sb as a string; null when there is none.
+static void
+refusal_line(hx_nemesis *nm, uint32_t id, hx_sb *sb)
+{
+	char buf[8193];
+	FILE *f = fopen(hx_cluster_log(nm->cl, id), "rb");
+	size_t n = 0;
+	if (f != NULL) {
+		if (fseek(f, -8192, SEEK_END) != 0)
+			rewind(f);
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+	char *best = NULL;
+	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l != NULL;
+	     l = strtok_r(NULL, "\n", &save))
+		if (strstr(l, "ERROR") != NULL || strstr(l, "CORRUPT") != NULL)
+			best = l;
+	if (best == NULL)
+		hx_sb_printf(sb, "null");
+	else
+		hx_sb_json_str(sb, best);
+}
+
+static uint64_t
+log_size(hx_nemesis *nm, uint32_t id)
+{
+	struct stat st;
+	return stat(hx_cluster_log(nm->cl, id), &st) == 0 ? (uint64_t)st.st_size
+	                                                  : 0;
+}
+
+// The corrupt fault: kill, roll back what was not synced, copy the data
+// dir, damage it, and try to start the daemon. A refusal is the expected
+// outcome (the copy is restored by the fault's RESTART); a daemon that
+// starts on damaged acknowledged data is recorded as "started", left
+// running, and the checkers judge what it serves.
+static dtx_err
+corrupt(hx_nemesis *nm, const hx_nem_event *e, char *extra, size_t len)
+{
+	uint32_t id = e->targets[0];
+	char data[PATH_MAX], saved[PATH_MAX], what[1024] = "";
+	if (nm->cc != NULL)
+		return DTX_EPERM;
+	dtx_err rv = DTX_OK;
+	if (hx_cluster_pid(nm->cl, id) != 0)
+		rv = hx_cluster_signal(nm->cl, id, SIGKILL);
+	nm->killed[id] = true;
+	saved_path(nm, id, data, saved, sizeof(data));
+	if (rv == DTX_OK)
+		rv = hx_unsynced_rollback(data, NULL);
+	if (rv == DTX_OK && (rv = hx_dir_copy(data, saved)) == DTX_OK)
+		nm->saved[id] = true;
+	if (rv == DTX_OK)
+		rv = hx_corrupt_store(
+		    data, e->corrupt_truncate, e->corrupt_seed, what, sizeof(what));
+	if (rv != DTX_OK) {
+		snprintf(extra, len, "%s%s\"outcome\":\"not damaged\"", what,
+		    what[0] ? "," : "");
+		return rv;
+	}
+	uint64_t t0 = dtx_mono_ns(), from = log_size(nm, id);
+	dtx_err st = hx_cluster_start(nm->cl, id, NULL);
+	if (st == DTX_OK)
+		st = hx_cluster_wait_ready(nm->cl, id, 10000);
+	if (st != DTX_OK && hx_cluster_pid(nm->cl, id) != 0)
+		(void)hx_cluster_signal(nm->cl, id, SIGKILL);
+	hx_sb sb = { 0 };
+	// The log bytes of the attempt: the refusal the checkers expect.
+	hx_sb_printf(&sb,
+	    "%s,\"outcome\":\"%s\",\"start_ms\":%" PRIu64
+	    ",\"log_from\":%" PRIu64 ",\"log_to\":%" PRIu64,
+	    what,
+	    st == DTX_OK       ? "started"
+	        : st == DTX_ECLOSED ? "refused"
+	                            : "no answer",
+	    (dtx_mono_ns() - t0) / 1000000u, from, log_size(nm, id));
+	if (st == DTX_OK) {
+		// It took the damage: that is what runs from now on.
+		nm->killed[id] = false;
+		nm->saved[id] = false;
+		const char *rm[] = { "rm", "-rf", saved, NULL };
+		(void)hx_run(rm, NULL, 0, true);
+	} else {
+		hx_sb_printf(&sb, ",\"refusal\":");
+		refusal_line(nm, id, &sb);
+	}
+	char *v = hx_sb_take(&sb);
+	snprintf(extra, len, "%s", v ? v : "");
+	dtx_free(v);
+	return DTX_OK;
+}
+
+// Packet, corrupt and kill-forever faults. True when it handled e; *rv is
+// the result and extra gets what it found.
+static bool
+apply_more(
+    hx_nemesis *nm, const hx_nem_event *e, dtx_err *rv, char *extra, size_t len)
+{
+	uint32_t id = e->targets[0];
+	switch (e->action) {
+	case HX_NA_PACKET:
+		*rv = packet_on(nm, e, extra, len);
+		return true;
+	case HX_NA_PACKET_END:
+		*rv = packet_off(nm, id, extra, len);
+		return true;
+	case HX_NA_CORRUPT:
+		*rv = corrupt(nm, e, extra, len);
+		return true;
+	case HX_NA_KILL_FOREVER:
+		*rv = nm->cc != NULL ? hx_compose_kill(nm->cc, id)
+		    : hx_cluster_pid(nm->cl, id) != 0
+		    ? hx_cluster_signal(nm->cl, id, SIGKILL)
+		    : DTX_OK;
+		pthread_mutex_lock(&nm->mtx);
+		nm->gone[id] = true;
+		pthread_mutex_unlock(&nm->mtx);
+		snprintf(extra, len, "\"forever\":true");
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void
 apply(hx_nemesis *nm, const hx_nem_event *e)
 {
@@ -1265,7 +1659,8 @@ apply(hx_nemesis *nm, const hx_nem_event *e)
 		record(nm, e, rv == DTX_OK ? NULL : err, NULL);
 		return;
 	}
-	if (apply_aimed(nm, e, &rv, extra, sizeof(extra))) {
+	if (apply_aimed(nm, e, &rv, extra, sizeof(extra)) ||
+	    apply_more(nm, e, &rv, extra, sizeof(extra))) {
 		snprintf(err, sizeof(err), "%s", dtx_errname(rv));
 		record(nm, e, rv == DTX_OK ? NULL : err, extra);
 		return;
@@ -1411,18 +1806,60 @@ hx_nemesis_start(hx_cluster *cl, hx_compose *cc, bool own, hx_conn *conn,
 	return DTX_OK;
 }
 
+// Records the end of the faults of the kinds (bits of kind indexes) still
+// open on the nodes ids[0..n): "faults":[their ids] in the value, so each
+// window closes by its own id; more (may be NULL) is appended.
 static void
-heal_record(hx_nemesis *nm, hx_nem_action a, const uint32_t *ids, uint32_t n,
-    dtx_err rv)
+heal_record_ex(hx_nemesis *nm, hx_nem_action a, const uint32_t *ids,
+    uint32_t n, dtx_err rv, unsigned kinds, const char *more)
 {
 	hx_nem_event e;
-	char err[64];
+	char err[64], extra[1024];
+	uint32_t mask = 0;
+	int at = snprintf(extra, sizeof(extra), "\"faults\":[");
 	memset(&e, 0, sizeof(e));
 	e.action = a;
 	e.ntargets = n;
 	memcpy(e.targets, ids, n * sizeof(uint32_t));
+	for (uint32_t i = 0; i < n; i++)
+		mask |= 1u << ids[i];
+	for (size_t i = 0, first = 1; i < nm->nopen;) {
+		const struct open_fault *o = &nm->open[i];
+		if (!(kinds & (1u << o->kind)) || !(o->nodes & mask)) {
+			i++;
+			continue;
+		}
+		if (at < (int)sizeof(extra) - 16)
+			at += snprintf(extra + at, sizeof(extra) - (size_t)at,
+			    "%s%u", first ? "" : ",", o->id);
+		first = 0;
+		nm->open[i] = nm->open[--nm->nopen];
+	}
+	snprintf(extra + at, sizeof(extra) - (size_t)at, "]%s%s",
+	    more && more[0] ? "," : "", more ? more : "");
 	snprintf(err, sizeof(err), "%s", dtx_errname(rv));
-	record(nm, &e, rv == DTX_OK ? NULL : err, NULL);
+	record(nm, &e, rv == DTX_OK ? NULL : err, extra);
+}
+
+static void
+heal_record(hx_nemesis *nm, hx_nem_action a, const uint32_t *ids, uint32_t n,
+    dtx_err rv, unsigned kinds)
+{
+	heal_record_ex(nm, a, ids, n, rv, kinds, NULL);
+}
+
+// Ends the packet faults still in force, each recorded with its id.
+static void
+heal_packets(hx_nemesis *nm)
+{
+	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++) {
+		if (!nm->pk_rules[i] && !nm->pk_netem[i] && !nm->pk_delay[i])
+			continue;
+		char extra[256] = "";
+		dtx_err rv = packet_off(nm, i, extra, sizeof(extra));
+		heal_record_ex(nm, HX_NA_PACKET_END, &i, 1, rv,
+		    1u << K_PACKET, extra);
+	}
 }
 
 void
@@ -1444,9 +1881,13 @@ hx_nemesis_stop(hx_nemesis *nm)
 	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
 		if (nm->armed[i][0] != '\0') {
 			nm->armed[i][0] = '\0';
-			(void)hx_send_fault(
+			rv = hx_send_fault(
 			    nm->conn, i, "crash_at", (int64_t[]) { 1 }, 1, "-");
+			heal_record_ex(nm, HX_NA_CRASH_END, &i, 1, rv,
+			    1u << K_CRASH, "\"hit\":false");
 		}
+	rv = DTX_OK;
+	heal_packets(nm);
 	// Resume, then restart: a paused daemon must not hold a port.
 	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
 		if (nm->paused[i]) {
@@ -1459,7 +1900,7 @@ hx_nemesis_stop(hx_nemesis *nm)
 			ids[k++] = i;
 		}
 	if (k > 0)
-		heal_record(nm, HX_NA_RESUME, ids, k, rv);
+		heal_record(nm, HX_NA_RESUME, ids, k, rv, 1u << K_PAUSE);
 	k = 0;
 	rv = DTX_OK;
 	for (uint32_t i = 0; i < topo->n; i++) {
@@ -1469,7 +1910,7 @@ hx_nemesis_stop(hx_nemesis *nm)
 		// connected to has processes we do not manage.
 		bool dead = nm->cc == NULL && nm->own &&
 		    hx_cluster_pid(nm->cl, nd->id) == 0;
-		if (nd->role == DTX_ROLE_CLIENT ||
+		if (nd->role == DTX_ROLE_CLIENT || nm->gone[nd->id] ||
 		    !(nm->killed[nd->id] || dead))
 			continue;
 		if ((r = restart(nm, nd->id)) != DTX_OK)
@@ -1478,7 +1919,9 @@ hx_nemesis_stop(hx_nemesis *nm)
 		ids[k++] = nd->id;
 	}
 	if (k > 0)
-		heal_record(nm, HX_NA_RESTART, ids, k, rv);
+		heal_record(nm, HX_NA_RESTART, ids, k, rv,
+		    1u << K_KILL | 1u << K_DISK | 1u << K_LOSE |
+		        1u << K_CRASH | 1u << K_CORRUPT);
 	if (nm->partitioned) {
 		k = 0;
 		hx_nem_targets(topo, HX_TARGET_ANY, ids, &k);
@@ -1487,7 +1930,7 @@ hx_nemesis_stop(hx_nemesis *nm)
 		    ? hx_netns_heal(hx_cluster_netns_prefix(nm->cl), topo)
 		    : partition_inproc(nm, NULL);
 		nm->partitioned = false;
-		heal_record(nm, HX_NA_HEAL, ids, k, rv);
+		heal_record(nm, HX_NA_HEAL, ids, k, rv, 1u << K_PART);
 	}
 	k = 0;
 	rv = DTX_OK;
@@ -1499,7 +1942,7 @@ hx_nemesis_stop(hx_nemesis *nm)
 			ids[k++] = i;
 		}
 	if (k > 0)
-		heal_record(nm, HX_NA_CLOCK_RESET, ids, k, rv);
+		heal_record(nm, HX_NA_CLOCK_RESET, ids, k, rv, 1u << K_CLOCK);
 	set_current(nm, "none");
 }
 
@@ -1515,6 +1958,21 @@ hx_nemesis_free(hx_nemesis *nm)
 	pthread_mutex_destroy(&nm->mtx);
 	dtx_free(nm->ev);
 	dtx_free(nm);
+}
+
+uint32_t
+hx_nemesis_gone(const hx_nemesis *nm)
+{
+	uint32_t bits = 0;
+	if (nm == NULL)
+		return 0;
+	hx_nemesis *m = (hx_nemesis *)nm;
+	pthread_mutex_lock(&m->mtx);
+	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
+		if (m->gone[i])
+			bits |= 1u << i;
+	pthread_mutex_unlock(&m->mtx);
+	return bits;
 }
 
 void

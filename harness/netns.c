@@ -382,3 +382,123 @@ hx_netns_heal(const char *prefix, const dtx_topo *topo)
 	}
 	return rv;
 }
+
+// ---------------------------------------------------------------- packets
+
+// Runs iptables or tc (argv from its third word on) inside node id's
+// namespace; 0 when it succeeded.
+static int
+in_ns(const char *prefix, uint32_t id, const char *const *args, char *out,
+    size_t outlen)
+{
+	char ns[32];
+	const char *argv[24] = { "ip", "netns", "exec", ns };
+	size_t k = 4;
+	ns_name(prefix, id, ns, sizeof(ns));
+	for (size_t i = 0; args[i] != NULL && k < 23; i++)
+		argv[k++] = args[i];
+	argv[k] = NULL;
+	return hx_run(argv, out, outlen, true);
+}
+
+dtx_err
+hx_netns_packet(const char *prefix, const dtx_topo *topo, uint32_t id,
+    uint32_t loss_pct, uint32_t dup_pct)
+{
+	char dev[32], lp[16], dp[16];
+	dtx_err rv = DTX_OK;
+	snprintf(dev, sizeof(dev), "%sc%u", prefix, id);
+	snprintf(lp, sizeof(lp), "%.4f", loss_pct / 100.0);
+	snprintf(dp, sizeof(dp), "%.4f", dup_pct / 100.0);
+	// Loss both ways on the node's link (the mangle table: a partition's
+	// rules live in the filter table and heal on their own).
+	const char *out[] = { "iptables", "-t", "mangle", "-A", "OUTPUT", "-o",
+		dev, "-m", "statistic", "--mode", "random", "--probability",
+		lp, "-j", "DROP", NULL };
+	const char *in[] = { "iptables", "-t", "mangle", "-A", "PREROUTING",
+		"-i", dev, "-m", "statistic", "--mode", "random",
+		"--probability", lp, "-j", "DROP", NULL };
+	if (loss_pct > 0 && (in_ns(prefix, id, out, NULL, 0) != 0 ||
+	                        in_ns(prefix, id, in, NULL, 0) != 0))
+		rv = DTX_EIO;
+	// Duplication: a copy of what survived, sent to the same daemon
+	// (TEE clones the packet towards the gateway, here its destination).
+	for (uint32_t i = 0; i < topo->n && dup_pct > 0; i++) {
+		const dtx_node *nd = &topo->nodes[i];
+		char addr[32];
+		if (nd->role == DTX_ROLE_CLIENT || nd->id == id)
+			continue;
+		node_addr(topo, nd->id, addr, sizeof(addr));
+		if (addr[0] == '\0')
+			continue;
+		const char *tee[] = { "iptables", "-t", "mangle", "-A",
+			"POSTROUTING", "-o", dev, "-d", addr, "-m", "statistic",
+			"--mode", "random", "--probability", dp, "-j", "TEE",
+			"--gateway", addr, NULL };
+		if (in_ns(prefix, id, tee, NULL, 0) != 0)
+			rv = DTX_EIO;
+	}
+	return rv;
+}
+
+dtx_err
+hx_netns_netem(const char *prefix, uint32_t id, uint32_t delay_ms,
+    uint32_t jitter_ms, uint32_t reorder_pct)
+{
+	char dev[32], d[16], j[16], r[16];
+	snprintf(dev, sizeof(dev), "%sc%u", prefix, id);
+	snprintf(d, sizeof(d), "%ums", delay_ms);
+	snprintf(j, sizeof(j), "%ums", jitter_ms);
+	snprintf(r, sizeof(r), "%u%%", reorder_pct);
+	const char *add[] = { "tc", "qdisc", "add", "dev", dev, "root",
+		"netem", "delay", d, j, "reorder", r, "50%", NULL };
+	// No sch_netem in the kernel: "Specified qdisc kind is unknown".
+	return in_ns(prefix, id, add, NULL, 0) == 0 ? DTX_OK : DTX_ENOENT;
+}
+
+// Sums the packet counters of the mangle table's DROP and TEE rules in
+// node id's namespace ("iptables -L -v -x -n": pkts bytes target ...).
+static void
+packet_counts(
+    const char *prefix, uint32_t id, uint64_t *dropped, uint64_t *duplicated)
+{
+	static char out[16384];
+	static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
+	const char *ls[] = { "iptables", "-t", "mangle", "-L", "-v", "-x", "-n",
+		NULL };
+	*dropped = *duplicated = 0;
+	pthread_mutex_lock(&mtx);
+	if (in_ns(prefix, id, ls, out, sizeof(out)) == 0) {
+		char *save = NULL;
+		for (char *line = strtok_r(out, "\n", &save); line != NULL;
+		     line = strtok_r(NULL, "\n", &save)) {
+			unsigned long long pk, by;
+			char target[32];
+			if (sscanf(line, "%llu %llu %31s", &pk, &by, target) !=
+			    3)
+				continue;
+			if (strcmp(target, "DROP") == 0)
+				*dropped += pk;
+			else if (strcmp(target, "TEE") == 0)
+				*duplicated += pk;
+		}
+	}
+	pthread_mutex_unlock(&mtx);
+}
+
+dtx_err
+hx_netns_packet_clear(const char *prefix, uint32_t id, bool netem,
+    uint64_t *dropped, uint64_t *duplicated)
+{
+	char dev[32];
+	dtx_err rv = DTX_OK;
+	snprintf(dev, sizeof(dev), "%sc%u", prefix, id);
+	packet_counts(prefix, id, dropped, duplicated);
+	const char *fl[] = { "iptables", "-t", "mangle", "-F", NULL };
+	if (in_ns(prefix, id, fl, NULL, 0) != 0)
+		rv = DTX_EIO;
+	const char *del[] = { "tc", "qdisc", "del", "dev", dev, "root", NULL };
+	if (netem && in_ns(prefix, id, del, NULL, 0) != 0)
+		rv = DTX_EIO;
+	return rv;
+}

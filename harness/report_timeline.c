@@ -60,6 +60,9 @@ static const struct {
 	{ "netem", "#1B9E77" },
 	{ "clock-bump", "#377EB8" },
 	{ "clock-strobe", "#4DAFEA" },
+	{ "packet", "#66A61E" },
+	{ "corrupt", "#E7298A" },
+	{ "kill-forever", "#1A1A1A" },
 };
 #define NKINDS (sizeof(kind_colors) / sizeof(kind_colors[0]))
 

@@ -532,7 +532,8 @@ test_saga_transient_totals_not_violations(void **state)
 	assert_int_equal(r.final_reads, 1);
 	assert_true(r.final_ok);
 	assert_int_equal(r.final_total, 40);
-	assert_non_null(strstr(r.c.summary, "2 reads saw a wrong total"));
+	assert_non_null(
+	    strstr(r.c.summary, "2 reads saw a total below the bank"));
 	assert_non_null(strstr(r.c.summary, "transient"));
 	hx_check_fini(&r.c);
 
@@ -593,6 +594,75 @@ test_bank_setup_read_never_transient(void **state)
 	assert_int_equal(r.kinds[HX_BANK_WRONG_TOTAL].first.op_index, 1);
 	assert_int_equal(r.kinds[HX_BANK_TRANSIENT_TOTAL].count, 1);
 	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
+// A saga debits before it credits and compensates in reverse, so no read
+// during the run may hold more money than the bank: both the saga and the
+// bank checker call that a violation (compensation in forward order shows
+// it), while totals below the bank stay transient.
+static void
+test_saga_total_above_bank(void **state)
+{
+	(void)state;
+	hx_history *h = saga_history("{\"0\":7,\"1\":13,\"2\":10,\"3\":10}");
+	read_op(h, 20, 2, "{\"0\":10,\"1\":13,\"2\":10,\"3\":10}");
+	hx_saga_obs s[] = { saga("g1", HX_SAGA_COMMITTED, -1),
+		saga("g2", HX_SAGA_ABORTED, 2) };
+	hx_saga_result r;
+	check_saga(h, s, 2, HX_VALID_FALSE, &r);
+	assert_int_equal(r.above, 1);
+	assert_int_equal(r.transient, 2);
+	assert_int_equal(count_anoms(&r.c, "total-above-bank"), 1);
+	assert_non_null(strstr(r.c.summary, "MORE money than the bank"));
+	hx_check_fini(&r.c);
+	hx_bank_cfg sb = bank;
+	sb.saga = true;
+	hx_bank_result b;
+	assert_int_equal(hx_check_bank(h, &sb, &b), DTX_OK);
+	assert_int_equal(b.c.valid, HX_VALID_FALSE);
+	assert_int_equal(b.kinds[HX_BANK_WRONG_TOTAL].count, 1);
+	assert_int_equal(b.kinds[HX_BANK_WRONG_TOTAL].first.total, 43);
+	assert_int_equal(b.kinds[HX_BANK_TRANSIENT_TOTAL].count, 2);
+	hx_check_fini(&b.c);
+	hx_history_free(h);
+}
+
+// A final read taken without a participant that is down for good names it
+// ("unreadable_nodes"): its missing accounts are reported as unreadable,
+// not as a violation, and its total is not held to the bank; the saga
+// checker leaves conservation unknown. A read during the run that lacks
+// accounts is still a violation.
+static void
+test_final_read_unreadable(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	read_op(h, 0, 1, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
+	add(h, 100, 3, HX_OP_INVOKE, "final-read", NULL);
+	add(h, 101, 3, HX_OP_OK, "final-read",
+	    "{\"unreadable_nodes\":[2],\"ts\":9,"
+	    "\"balances\":{\"0\":10,\"1\":12}}");
+	hx_bank_result b;
+	assert_int_equal(hx_check_bank(h, &bank, &b), DTX_OK);
+	assert_int_equal(b.c.valid, HX_VALID_TRUE);
+	assert_int_equal(b.kinds[HX_BANK_UNREADABLE].count, 1);
+	assert_int_equal(b.kinds[HX_BANK_UNREADABLE].first.badness, 2);
+	assert_int_equal(b.kinds[HX_BANK_MISSING_BALANCE].count, 0);
+	assert_int_equal(b.kinds[HX_BANK_WRONG_TOTAL].count, 0);
+	assert_non_null(strstr(b.c.summary, "down for good"));
+	hx_check_fini(&b.c);
+	hx_saga_result r;
+	check_saga(h, NULL, 0, HX_VALID_UNKNOWN, &r);
+	assert_true(r.final_partial);
+	assert_non_null(strstr(r.c.summary, "conservation unchecked"));
+	hx_check_fini(&r.c);
+	// The same shape in a read during the run is missing data.
+	read_op(h, 200, 1, "{\"0\":10,\"1\":12}");
+	assert_int_equal(hx_check_bank(h, &bank, &b), DTX_OK);
+	assert_int_equal(b.c.valid, HX_VALID_FALSE);
+	assert_int_equal(b.kinds[HX_BANK_MISSING_BALANCE].count, 1);
+	hx_check_fini(&b.c);
 	hx_history_free(h);
 }
 
@@ -866,6 +936,53 @@ test_session_read_your_writes(void **state)
 	hx_history_free(h);
 }
 
+// A read by process p invoked at t ms and completed at t + len ms, whose
+// timestamp (HLC physical ms) participant `by` chose.
+static int64_t
+read_by(hx_history *h, int64_t t, int64_t len, int64_t p, int by, uint64_t ms)
+{
+	char v[160];
+	add(h, t, p, HX_OP_INVOKE, "read", NULL);
+	snprintf(v, sizeof(v),
+	    "{\"by\":%d,\"ts\":%llu,\"balances\":{\"0\":10,\"1\":10,"
+	    "\"2\":10,\"3\":10}}",
+	    by, (unsigned long long)(ms << 16));
+	return add(h, t + len, p, HX_OP_OK, "read", v);
+}
+
+// Node timestamp order (rule 14): a read invoked after another read that
+// the same participant timed has completed gets a larger timestamp, in
+// every mode. Overlapping reads, reads of two nodes and reads whose
+// timestamp the client gave ("by" absent) are not compared.
+static void
+test_session_node_order(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	read_by(h, 0, 2, 0, 1, 500);
+	read_by(h, 1, 5, 1, 1, 400); // overlaps the first: any order
+	read_by(h, 3, 1, 2, 2, 100); // another node
+	read_ts(h, 4, 3, (uint64_t)100 << 16,
+	    "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
+	read_by(h, 10, 1, 0, 1, 600);
+	hx_session_result r;
+	check_session(h, true, HX_VALID_TRUE, &r);
+	assert_int_equal(r.node_reads, 4);
+	assert_int_equal(r.regressions, 0);
+	hx_check_fini(&r.c);
+	// Node 1 restarted and forgot its clock: 450 < 600 seen before.
+	int64_t back = read_by(h, 20, 1, 2, 1, 450);
+	check_session(h, true, HX_VALID_FALSE, &r);
+	assert_int_equal(r.regressions, 1);
+	assert_int_equal(r.max_back_ms, 150);
+	assert_int_equal(count_anoms(&r.c, "ts-regression"), 1);
+	assert_int_equal(r.c.anoms[0].op_index, back);
+	assert_non_null(strstr(r.c.anoms[0].detail, "\"node\":1"));
+	assert_non_null(strstr(r.c.summary, "1 went back"));
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
 // Writes text into a temporary file; returns its path (static buffer
 // per slot).
 static const char *
@@ -882,6 +999,62 @@ temp_log(int slot, const char *text)
 	return paths[slot];
 }
 
+// A corrupt fault's refused start writes ERROR lines on purpose: the
+// bytes its op names ("log_from".."log_to" on its target) are expected,
+// counted apart and not flagged; the same line outside them, on another
+// node, or after a start that was not refused is still an anomaly.
+static void
+test_logs_expected_refusal(void **state)
+{
+	(void)state;
+	const char *first =
+	    "2026-01-01T00:00:00.000Z INFO part-1 PART_READY up\n";
+	const char *refusal =
+	    "2026-01-01T00:00:01.000Z ERROR part-1 WALCORRUPT damaged record\n"
+	    "2026-01-01T00:00:01.000Z ERROR part-1 STORE_OPEN cannot open\n";
+	char text[512];
+	snprintf(text, sizeof(text), "%s%s%s", first, refusal, refusal);
+	size_t from = strlen(first), to = from + strlen(refusal);
+	hx_node_log logs[] = { { 1, temp_log(0, text), NULL, 0 },
+		{ 2, temp_log(1, text), NULL, 0 } };
+	hx_history *h = hx_history_new();
+	char v[256];
+	snprintf(v, sizeof(v),
+	    "{\"targets\":[1],\"fault\":3,\"outcome\":\"refused\","
+	    "\"log_from\":%zu,\"log_to\":%zu}",
+	    from, to);
+	add(h, 5, HX_PROC_NEMESIS, HX_OP_INFO, "corrupt", v);
+	snprintf(v, sizeof(v),
+	    "{\"targets\":[1],\"fault\":4,\"outcome\":\"started\","
+	    "\"log_from\":%zu,\"log_to\":%zu}",
+	    to, 2 * to);
+	add(h, 6, HX_PROC_NEMESIS, HX_OP_INFO, "corrupt", v);
+	assert_int_equal(hx_node_logs_expect(h, logs, 2), DTX_OK);
+	assert_int_equal(logs[0].nexpected, 1);
+	assert_int_equal(logs[1].nexpected, 0);
+	hx_logs_result r;
+	assert_int_equal(hx_check_logs(logs, 1, &r), DTX_OK);
+	// The second refusal is outside the range: flagged.
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.expected, 2);
+	assert_int_equal(r.flagged, 2);
+	assert_non_null(strstr(r.c.summary, "2 more were expected"));
+	hx_check_fini(&r.c);
+	logs[0].expected[0].to = 2 * to - from;
+	assert_int_equal(hx_check_logs(logs, 1, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.expected, 4);
+	hx_check_fini(&r.c);
+	// Node 2 had no refusal: its lines are anomalies.
+	assert_int_equal(hx_check_logs(&logs[1], 1, &r), DTX_OK);
+	assert_int_equal(r.flagged, 4);
+	hx_check_fini(&r.c);
+	unlink(logs[0].path);
+	unlink(logs[1].path);
+	dtx_free(logs[0].expected);
+	hx_history_free(h);
+}
+
 // The log checker: ERROR lines and the agreed anomaly ids are anomalies
 // with node, file and line; INFO and WARN lines are not.
 static void
@@ -895,8 +1068,8 @@ test_logs(void **state)
 	    "2026-01-01T00:00:00.000Z INFO participant-2 PART_READY up\n"
 	    "2026-01-01T00:00:02.000Z ERROR participant-2 COMMIT_ABORTED "
 	    "COMMIT tx=7 but it was aborted here\n";
-	hx_node_log logs[] = { { 1, temp_log(0, clean) },
-		{ 2, temp_log(1, bad) } };
+	hx_node_log logs[] = { { 1, temp_log(0, clean), NULL, 0 },
+		{ 2, temp_log(1, bad), NULL, 0 } };
 	hx_logs_result r;
 	assert_int_equal(hx_check_logs(logs, 1, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_TRUE);
@@ -920,7 +1093,7 @@ test_logs(void **state)
 	assert_int_equal(r.c.valid, HX_VALID_FALSE);
 	hx_check_fini(&r.c);
 	// No file readable: unknown.
-	hx_node_log none[] = { { 3, "/nonexistent/dtx.log" } };
+	hx_node_log none[] = { { 3, "/nonexistent/dtx.log", NULL, 0 } };
 	assert_int_equal(hx_check_logs(none, 1, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_UNKNOWN);
 	assert_int_equal(r.unreadable, 1);
@@ -1178,10 +1351,14 @@ main(void)
 		cmocka_unit_test(test_saga_left_compensating_invalid),
 		cmocka_unit_test(test_saga_transient_totals_not_violations),
 		cmocka_unit_test(test_saga_final_total_wrong),
+		cmocka_unit_test(test_saga_total_above_bank),
+		cmocka_unit_test(test_final_read_unreadable),
 		cmocka_unit_test(test_bank_setup_read_never_transient),
 		cmocka_unit_test(test_replay),
 		cmocka_unit_test(test_replay_indeterminate),
 		cmocka_unit_test(test_session_read_your_writes),
+		cmocka_unit_test(test_session_node_order),
+		cmocka_unit_test(test_logs_expected_refusal),
 		cmocka_unit_test(test_logs),
 		cmocka_unit_test(test_stats_exact),
 		cmocka_unit_test(test_verdict_merge_and_print),

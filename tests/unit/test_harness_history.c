@@ -245,6 +245,67 @@ test_faults_from_history(void **state)
 	hx_history_free(h);
 }
 
+// Appends a nemesis info op f with value v at t ns.
+static void
+nem(hx_history *h, int64_t t, const char *f, const char *v)
+{
+	assert_int_equal(
+	    hx_history_append(h, t, HX_PROC_NEMESIS, HX_OP_INFO, f, v, NULL),
+	    DTX_OK);
+}
+
+// Windows that name their fault close by their own id: two overlapping
+// kills (max-concurrent-faults) get their own ends, in either order; a
+// disk fault lasts until its restart; the final heal's "faults":[...]
+// ends exactly the faults it names; kill-forever never ends; a closing op
+// for a fault that is no longer open changes nothing; a start without an
+// id (a history written before ids) is still closed by name, by the next
+// closing op of its kind.
+static void
+test_fault_windows_by_id(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	nem(h, 1000, "kill", "{\"targets\":[1],\"fault\":1}");
+	nem(h, 1500, "kill", "{\"targets\":[2],\"fault\":2}");
+	nem(h, 2000, "restart", "{\"targets\":[2],\"fault\":2}");
+	nem(h, 3000, "restart", "{\"targets\":[1],\"fault\":1}");
+	nem(h, 4000, "disk", "{\"targets\":[3],\"fault\":3}");
+	nem(h, 4100, "packet", "{\"targets\":[1],\"fault\":4}");
+	nem(h, 4200, "crashpoint", "{\"targets\":[2],\"fault\":5}");
+	nem(h, 4300, "kill-forever", "{\"targets\":[0],\"fault\":6}");
+	nem(h, 4400, "kill", "{\"targets\":[2]}");
+	nem(h, 6000, "restart", "{\"targets\":[3],\"fault\":3}");
+	nem(h, 6500, "restart", "{\"targets\":[3],\"fault\":3}");
+	nem(h, 7000, "crashpoint-hit", "{\"targets\":[2],\"fault\":5}");
+	nem(h, 7500, "crashpoint-end", "{\"targets\":[2],\"fault\":5}");
+	nem(h, 8000, "packet-end", "{\"targets\":[1],\"faults\":[4]}");
+	nem(h, 9000, "restart", "{\"targets\":[2],\"faults\":[]}");
+	hx_fault *f;
+	size_t n;
+	assert_int_equal(hx_faults_from_history(h, &f, &n), DTX_OK);
+	assert_int_equal(n, 7);
+	static const struct {
+		const char *kind;
+		int64_t start, end;
+	} want[] = {
+		{ "kill", 1000, 3000 },
+		{ "kill", 1500, 2000 },
+		{ "disk", 4000, 6000 },
+		{ "packet", 4100, 8000 },
+		{ "crashpoint", 4200, 7000 },
+		{ "kill-forever", 4300, -1 },
+		{ "kill", 4400, 6000 },
+	};
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(f[i].kind, want[i].kind);
+		assert_int_equal(f[i].start_ns, want[i].start);
+		assert_int_equal(f[i].end_ns, want[i].end);
+	}
+	hx_faults_free(f, n);
+	hx_history_free(h);
+}
+
 static hx_jdoc *
 parse_ok(const char *s)
 {
@@ -473,6 +534,7 @@ main(void)
 		cmocka_unit_test(test_concurrent_appends),
 		cmocka_unit_test(test_pairs),
 		cmocka_unit_test(test_faults_from_history),
+		cmocka_unit_test(test_fault_windows_by_id),
 		cmocka_unit_test(test_json_accepts_valid),
 		cmocka_unit_test(test_json_rejects_malformed),
 		cmocka_unit_test(test_json_out_of_memory),

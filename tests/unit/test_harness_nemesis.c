@@ -145,11 +145,8 @@ test_schedule_shape(void **state)
 			    s->action == HX_NA_PAUSE || s->action == HX_NA_DISK)
 				assert_int_equal(s->targets[0], e->targets[0]);
 			for (int k = 0; k < HX_NEM_NKINDS; k++) {
-				static const char *names[] = { "kill", "pause",
-					"partition", "clock", "disk",
-					"lose-unsynced", "crashpoint" };
 				if (strcmp(hx_nem_action_kind(s->action),
-				        names[k]) == 0)
+				        hx_nem_kind_name(k)) == 0)
 					seen[k] = true;
 			}
 		}
@@ -793,6 +790,164 @@ test_crashpoint_plan(void **state)
 	    k, HX_NEM_LOSE_UNSYNCED | HX_NEM_CRASHPOINT | HX_NEM_KILL);
 }
 
+// Packet, corrupt and kill-forever plans: one kill-forever, between a
+// quarter and a half of the run, on a target that no other fault touches
+// and that nothing restarts; packet faults with their parameters in range
+// and a PACKET_END; corrupt faults on participants ended by a RESTART;
+// the start and the end of every fault share one fault id, and no two
+// faults share one.
+static void
+test_packet_corrupt_forever_plan(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, false);
+	unsigned kinds = HX_NEM_PACKET | HX_NEM_CORRUPT |
+	    HX_NEM_KILL_FOREVER | HX_NEM_KILL;
+	for (uint64_t seed = 1; seed <= 20; seed++) {
+		hx_nem_event *ev;
+		size_t n, forever = 0;
+		uint32_t victim = 99;
+		plan(&t, seed, kinds, HX_TARGET_PARTICIPANTS, &ev, &n);
+		assert_int_equal(hx_nemesis_unplanned(
+		                     &(hx_nem_cfg) { .kinds = kinds }, ev, n),
+		    0);
+		for (size_t i = 0; i < n; i++)
+			if (ev[i].action == HX_NA_KILL_FOREVER) {
+				forever++;
+				victim = ev[i].targets[0];
+				assert_true(ev[i].at_ms >= 15000);
+				assert_true(ev[i].at_ms <= 30000);
+				assert_true(ev[i].fault_id > 0);
+			}
+		assert_int_equal(forever, 1);
+		assert_true(victim >= 1 && victim <= 3);
+		for (size_t i = 0; i < n; i++) {
+			const hx_nem_event *e = &ev[i];
+			if (i > 0)
+				assert_true(ev[i - 1].at_ms <= e->at_ms);
+			if (e->action == HX_NA_KILL_FOREVER)
+				continue;
+			assert_int_not_equal(e->targets[0], victim);
+			assert_true(e->fault_id > 0);
+			if (!hx_nem_action_starts(e->action))
+				continue;
+			// Exactly one end with its id, later, same target.
+			size_t ends = 0;
+			for (size_t j = 0; j < n; j++)
+				if (j != i && ev[j].fault_id == e->fault_id) {
+					assert_false(
+					    hx_nem_action_starts(ev[j].action));
+					assert_true(ev[j].at_ms > e->at_ms);
+					assert_int_equal(
+					    ev[j].targets[0], e->targets[0]);
+					assert_int_equal(ev[j].action,
+					    e->action == HX_NA_PACKET
+					        ? HX_NA_PACKET_END
+					        : HX_NA_RESTART);
+					ends++;
+				}
+			assert_int_equal(ends, 1);
+			if (e->action == HX_NA_PACKET) {
+				assert_true(e->loss_pct >= 1 && e->loss_pct <= 10);
+				assert_true(e->dup_pct >= 1 && e->dup_pct <= 10);
+				assert_true(
+				    e->delay_ms >= 10 && e->delay_ms <= 100);
+				assert_int_equal(e->jitter_ms, e->delay_ms / 2);
+				assert_true(e->reorder_pct >= 10 &&
+				    e->reorder_pct <= 40);
+				hx_sb sb = { 0 };
+				hx_nem_event_json(e, &sb);
+				char *j = hx_sb_take(&sb);
+				assert_non_null(strstr(j, "\"loss_pct\":"));
+				assert_non_null(strstr(j, "\"fault\":"));
+				dtx_free(j);
+			}
+			if (e->action == HX_NA_CORRUPT)
+				assert_true(
+				    e->targets[0] >= 1 && e->targets[0] <= 3);
+		}
+		dtx_free(ev);
+	}
+	// Kill-forever alone plans just that; aimed at the coordinator it
+	// takes node 0.
+	hx_nem_event *ev;
+	size_t n;
+	plan(&t, 7, HX_NEM_KILL_FOREVER, HX_TARGET_COORDINATOR, &ev, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(ev[0].action, HX_NA_KILL_FOREVER);
+	assert_int_equal(ev[0].targets[0], 0);
+	dtx_free(ev);
+	unsigned k;
+	char err[64];
+	assert_int_equal(hx_nem_kinds_parse("packet,corrupt,kill-forever", &k,
+	                     err, sizeof(err)),
+	    DTX_OK);
+	assert_int_equal(
+	    k, HX_NEM_PACKET | HX_NEM_CORRUPT | HX_NEM_KILL_FOREVER);
+}
+
+// Opens the WAL in dir and returns what open says (the log is closed).
+static dtx_err
+open_wal(const char *dir)
+{
+	stor_wal_opts o;
+	stor_wal *w = NULL;
+	stor_wal_opts_init(&o);
+	o.preallocate = false;
+	dtx_err rv = stor_wal_open(dir, &o, NULL, NULL, NULL, &w);
+	stor_wal_close(w);
+	return rv;
+}
+
+// The corrupt fault's damage: over many seeds, each form lands on an
+// acknowledged record (never the newest segment's last one, which would
+// be a torn tail) and the WAL then refuses to open (ECORRUPT); a cut is
+// aimed at the older segment. The copy taken first restores a WAL that
+// opens with every record.
+static void
+test_corrupt_store(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dtx-corrupt-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char data[PATH_MAX], store[PATH_MAX + 16], saved[PATH_MAX + 16];
+	char extra[1024];
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(store, sizeof(store), "%s/store", data);
+	snprintf(saved, sizeof(saved), "%s.pre", data);
+	for (uint64_t seed = 1; seed <= 8; seed++) {
+		bool cut = seed % 2 == 0;
+		const char *rm[] = { "rm", "-rf", data, saved, NULL };
+		assert_int_equal(hx_run(rm, NULL, 0, true), 0);
+		assert_int_equal(mkdir(data, 0755), 0);
+		assert_int_equal(mkdir(store, 0755), 0);
+		make_wal(store);
+		assert_int_equal(hx_dir_copy(data, saved), DTX_OK);
+		assert_int_equal(
+		    hx_corrupt_store(data, cut, seed, extra, sizeof(extra)),
+		    DTX_OK);
+		assert_non_null(strstr(extra, "\"file\":\"store/wal-"));
+		assert_null(strstr(extra, "\"lsn\":9,"));
+		if (cut) {
+			assert_non_null(strstr(extra, "\"done\":\"truncate\""));
+			assert_non_null(strstr(extra, "wal-0000000000000001"));
+		} else {
+			assert_non_null(strstr(extra, "\"bit\":"));
+		}
+		assert_int_equal(open_wal(store), DTX_ECORRUPT);
+		assert_int_equal(hx_dir_restore(saved, data), DTX_OK);
+		assert_int_equal(open_wal(store), DTX_OK);
+	}
+	// Nothing to damage: a data dir without a WAL.
+	const char *rm[] = { "rm", "-rf", dir, NULL };
+	assert_int_equal(hx_run(rm, NULL, 0, true), 0);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(
+	    hx_corrupt_store(dir, false, 1, extra, sizeof(extra)), DTX_ENOENT);
+	assert_int_equal(hx_run(rm, NULL, 0, true), 0);
+}
+
 int
 main(void)
 {
@@ -809,6 +964,8 @@ main(void)
 		cmocka_unit_test(test_every_kind_planned),
 		cmocka_unit_test(test_overlap_bounded),
 		cmocka_unit_test(test_crashpoint_plan),
+		cmocka_unit_test(test_packet_corrupt_forever_plan),
+		cmocka_unit_test(test_corrupt_store),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
