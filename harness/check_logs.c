@@ -19,6 +19,7 @@
 static const char *const anomaly_ids[] = {
 	"COMMIT_ABORTED",
 	"ABORT_COMMITTED",
+	"HEURHAZARD", // a decision by hand the coordinator contradicted
 };
 
 // Splits a log line "<time> <LEVEL> <name> <MSGID> text" and says whether
