@@ -23,6 +23,14 @@ struct hx_conn {
 dtx_err
 hx_conn_open(const dtx_topo *topo, hx_conn **out)
 {
+	return hx_conn_open_as(topo, -1, out);
+}
+
+dtx_err
+hx_conn_open_as(const dtx_topo *topo, int64_t self, hx_conn **out)
+{
+	if (self >= DTX_TOPO_MAX)
+		return DTX_EINVAL;
 	hx_conn *c = dtx_calloc(1, sizeof(*c));
 	dtx_err rv = DTX_OK;
 	if (c == NULL)
@@ -33,6 +41,8 @@ hx_conn_open(const dtx_topo *topo, hx_conn **out)
 	const dtx_node *me = dtx_topo_first(topo, DTX_ROLE_CLIENT);
 	if (me != NULL)
 		c->self = me->id;
+	if (self >= 0)
+		c->self = (uint32_t)self;
 	const dtx_node *sg = dtx_topo_first(topo, DTX_ROLE_SAGA);
 	if (sg != NULL)
 		c->saga = sg->id;

@@ -988,6 +988,10 @@ typedef struct hx_conn hx_conn;
 // Opens clients to every daemon of topo (copied). *out is owned (close
 // with hx_conn_close). DTX_ENOMEM, DTX_EINVAL.
 dtx_err hx_conn_open(const dtx_topo *topo, hx_conn **out);
+// The same, sending as node id self (>= 0; -1: the topology's client id,
+// as hx_conn_open). With --insecure that id's role in the topology is the
+// sender's. DTX_EINVAL for self >= DTX_TOPO_MAX.
+dtx_err hx_conn_open_as(const dtx_topo *topo, int64_t self, hx_conn **out);
 void hx_conn_close(hx_conn *c);
 const dtx_topo *hx_conn_topo(const hx_conn *c);
 // One call to node id (timeout_ms 0: 5 s). Contract of proto_client_call.
@@ -1568,6 +1572,7 @@ dtx_err hx_compose_wait_healthy(hx_compose *c, uint64_t timeout_ms);
 // Exit codes beyond the five above; cli/help.c holds the one table that
 // says what each means (`dtx help exit-codes`, every --help, the README).
 #define HX_EXIT_CONFLICT 65 // existing data contradicts the request
+#define HX_EXIT_NOT_FOUND 66 // no node knows the transaction named
 #define HX_EXIT_UNAVAILABLE 69 // the cluster or a node it needs is not up
 #define HX_EXIT_INTERNAL HX_EXIT_FAILURE // could not run (70)
 
