@@ -207,8 +207,12 @@ static const cli_help helps[] = {
 	            "reached" },
 	        FAILED_ROW },
 	    false },
-	{ "dtx check", "ID", "re-check a recorded run",
-	    "Runs the checkers again on run ID's stored history.",
+	{ "dtx check", "ID | --live", "re-check a recorded run",
+	    "Runs the checkers again on run ID's stored history. With --live "
+	    "(and no ID) runs the atomicity checker on the running cluster "
+	    "in --dir instead: every transaction in doubt or decided by hand, "
+	    "as each participant and the coordinator know it; a heuristic "
+	    "hazard is a violation.",
 	    "  ID     run id (see dtx results list)\n", VERDICT_EXITS, false },
 	{ "dtx results", NULL, "list, show, prune and export recorded runs",
 	    "The runs recorded in the results file.", NULL, GROUP_EXITS,
