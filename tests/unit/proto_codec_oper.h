@@ -54,6 +54,8 @@ sample_oper(proto_type t, proto_msg *m)
 		h->coord_outcome = PROTO_TS_COMMITTED;
 		h->verdict_ms = 1700000000400ULL;
 		l->more = 5;
+		l->state = PROTO_TS_COMMITTED;
+		l->commit_ts = clk_ts_make(1700000000500ULL, 3);
 		break;
 	}
 	case PROTO_TXN_RESOLVE:
@@ -125,6 +127,8 @@ eq_oper(const proto_msg *a, const proto_msg *b)
 		for (uint32_t i = 0; i < x->n_heur; i++)
 			eq_heur(&x->heur[i], &y->heur[i]);
 		assert_true(x->more == y->more);
+		assert_int_equal(x->state, y->state);
+		assert_true(x->commit_ts == y->commit_ts);
 		break;
 	}
 	case PROTO_TXN_RESOLVE:
