@@ -1,18 +1,21 @@
 // SPDX-License-Identifier: MIT
 //
-// The operator's view of and hand on transactions in doubt here.
+// The operator's view of and hand on transactions in doubt here (rule 27).
 //
 // TXN_LIST answers what this participant holds in doubt (state, age,
 // coordinator, peers, the keys it locks, what it waits for) and every
 // heuristic decision it ever made. TXN_RESOLVE decides a transaction in
 // doubt by hand, as XA's heuristic completion and PostgreSQL's COMMIT /
-// ROLLBACK PREPARED do, but only when the protocol cannot: it first asks
-// as the resolver does (the coordinator; then the peers, or for a pc
-// transaction the peers alone). A coordinator or peer that answers
-// decides, and the operator's wish is not applied (the reply says so); a
-// coordinator still deciding refuses it (try again). Only when nobody
-// reachable can decide is the operator's decision applied, force-logged as
-// heuristic with who, when and why (storage.h, "heuristic decisions").
+// ROLLBACK PREPARED do, but only when the protocol cannot: it asks the
+// coordinator first (a pc transaction has none: its peers' votes, as the
+// resolver asks them). A coordinator that answers with a decision (a
+// COMMIT record, or no record: presumed abort) decides, and the operator's
+// wish is not applied (the reply says so); one still deciding refuses it
+// (ask again). Only when the coordinator cannot be reached is the
+// operator's decision applied, force-logged as heuristic with who, when
+// and why (storage.h, "heuristic decisions"). It stays this node's alone:
+// STATUS tells the protocol's other nodes "prepared" (part__heur_status),
+// so that cooperative termination does not spread it.
 //
 // A decision is then watched until the coordinator's is known: a COMMIT,
 // DO_COMMIT or ABORT that arrives for it, or the coordinator's answer to
@@ -170,9 +173,17 @@ part__txn_list(part *p, const proto_msg *req, proto_msg *rep)
 	if (rv == DTX_OK)
 		rv = stor_kv_heur_list(p->kv, &hl, &nh);
 	if (rv == DTX_OK) {
+		proto_txn_list_reply *l = &rep->u.txn_list_reply;
+		uint64_t only = req->u.txid.txid;
+		stor_tx_state st;
+		clk_ts cts = 0;
 		rep->hdr.type = PROTO_TXN_LIST_REPLY;
-		rv = list_fill(p, req->u.txid.txid, list, n, hl, nh,
-		    &rep->u.txn_list_reply);
+		if (only != 0 &&
+		    stor_kv_tx_state(p->kv, only, &st, &cts) == DTX_OK) {
+			l->state = wire_state(st);
+			l->commit_ts = cts;
+		}
+		rv = list_fill(p, only, list, n, hl, nh, l);
 	}
 	dtx_free(list);
 	dtx_free(hl);
@@ -261,6 +272,26 @@ part__heur_decision(part *p, const proto_msg *req, proto_msg *rep, dtx_err *rv)
 	rep->u.txid.commit_ts = 0;
 	*rv = DTX_OK;
 	return true;
+}
+
+void
+part__heur_status(
+    part *p, uint64_t txid, uint32_t from, proto_txn_state *ws, clk_ts *cts)
+{
+	const dtx_node *nd = dtx_topo_find(proto_daemon_topo(p->d), from);
+	stor_heur h;
+	if (nd == NULL || nd->role == DTX_ROLE_CLIENT ||
+	    stor_kv_heur_get(p->kv, txid, &h) != DTX_OK)
+		return; // admins and the harness see what was done
+	// Spreading a decision by hand through cooperative termination
+	// would make it the peers' too, decided by nobody's protocol.
+	if (h.verdict != STOR_HEUR_UNCONFIRMED &&
+	    h.coord_outcome == STOR_TX_ABORTED) {
+		*ws = PROTO_TS_ABORTED;
+	} else {
+		*ws = PROTO_TS_PREPARED;
+	}
+	*cts = 0;
 }
 
 // Asks h's coordinator (a pc transaction: its peers) for its decision;
@@ -386,6 +417,63 @@ apply_heuristic(part *p, const proto_msg *req, const stor_indoubt *x,
 	return reply(rep, x->txid, h.outcome, h.commit_ts, true, why);
 }
 
+// Asks x's coordinator first: on its decision, applies it and answers
+// (true, *rv). A pc transaction has no coordinator to ask: its peers'
+// votes decide, as the resolver asks them. False when nobody reachable
+// decides: *why says so.
+static bool
+ask_first(part *p, const stor_indoubt *x, proto_msg *rep, dtx_err *rv,
+    char *why, size_t n)
+{
+	char who[PROTO_MAX_STR];
+	stor_tx_state st;
+	clk_ts cts = 0;
+	if (x->meta.mode == STOR_MODE_PC) {
+		int r = part__resolve_once(p, x);
+		if (r == 0 &&
+		    stor_kv_tx_state(p->kv, x->txid, &st, &cts) == DTX_OK &&
+		    (st == STOR_TX_COMMITTED || st == STOR_TX_ABORTED)) {
+			snprintf(who, sizeof(who),
+			    "the peers' votes decided it: %s (not decided "
+			    "by hand)",
+			    done_name(st));
+			*rv = reply(rep, x->txid, st, cts, false, who);
+			return true;
+		}
+		snprintf(why, n, "a peer's vote cannot be learned");
+		return false;
+	}
+	proto_txn_state cst;
+	dtx_err crv = status_of(p, x->meta.coordinator, x->txid, &cst, &cts);
+	if (crv != DTX_OK) {
+		snprintf(why, n, "coordinator %u cannot be reached (%s)",
+		    x->meta.coordinator, dtx_strerror(crv));
+		return false;
+	}
+	bool commit = cst == PROTO_TS_COMMITTED && cts != 0;
+	if (!commit && cst != PROTO_TS_ABORTED && cst != PROTO_TS_UNKNOWN &&
+	    cst != PROTO_TS_NEVER_VOTED) {
+		*rv = proto_msg_set_error(rep, DTX_EAGAIN,
+		    "tx %" PRIu64 ": coordinator %u is still deciding it; not "
+		    "decided by hand, ask again",
+		    x->txid, x->meta.coordinator);
+		return true;
+	}
+	// Presumed abort: a coordinator without a record aborted.
+	snprintf(who, sizeof(who), "coordinator %u answered: %s (not decided "
+	    "by hand)", x->meta.coordinator, commit ? "committed" : "aborted");
+	if (!part__decide(p, x->txid, commit, cts, who)) {
+		*rv = proto_msg_set_error(rep, DTX_EFAILED,
+		    "tx %" PRIu64 ": cannot apply what coordinator %u "
+		    "answered (see the log)",
+		    x->txid, x->meta.coordinator);
+		return true;
+	}
+	*rv = reply(rep, x->txid, commit ? STOR_TX_COMMITTED : STOR_TX_ABORTED,
+	    cts, false, who);
+	return true;
+}
+
 dtx_err
 part__txn_resolve(part *p, const proto_msg *req, proto_msg *rep)
 {
@@ -396,43 +484,8 @@ part__txn_resolve(part *p, const proto_msg *req, proto_msg *rep)
 		return not_in_doubt(p, txid, rep);
 	if (rv != DTX_OK)
 		return rv;
-	// Ask first, as the resolver does.
-	bool pc = x.meta.mode == STOR_MODE_PC;
-	proto_txn_state cst = PROTO_TS_UNKNOWN;
-	clk_ts ccts = 0;
-	dtx_err crv = pc ? DTX_EUNREACH
-	                 : status_of(p, x.meta.coordinator, txid, &cst, &ccts);
-	int r = part__resolve_once(p, &x);
 	char why[PROTO_MAX_STR];
-	stor_tx_state st;
-	clk_ts cts = 0;
-	if (r == 0 && stor_kv_tx_state(p->kv, txid, &st, &cts) == DTX_OK &&
-	    (st == STOR_TX_COMMITTED || st == STOR_TX_ABORTED)) {
-		if (crv == DTX_OK)
-			snprintf(why, sizeof(why),
-			    "coordinator %u answered: %s (not decided by hand)",
-			    x.meta.coordinator, done_name(st));
-		else
-			snprintf(why, sizeof(why),
-			    "%s decided it: %s (not decided by hand)",
-			    pc ? "the peers' votes"
-			       : "a peer or the 3pc termination protocol",
-			    done_name(st));
-		return reply(rep, txid, st, cts, false, why);
-	}
-	if (r == 2 || crv == DTX_OK)
-		return proto_msg_set_error(rep, DTX_EAGAIN,
-		    "tx %" PRIu64 ": %s is still deciding it; not decided by "
-		    "hand, ask again",
-		    txid,
-		    crv == DTX_OK ? "its coordinator"
-		                  : "another participant (3pc termination)");
-	if (pc)
-		snprintf(why, sizeof(why), "a peer's vote cannot be learned");
-	else
-		snprintf(why, sizeof(why),
-		    "coordinator %u cannot be reached (%s) and no peer knows "
-		    "the outcome",
-		    x.meta.coordinator, dtx_strerror(crv));
+	if (ask_first(p, &x, rep, &rv, why, sizeof(why)))
+		return rv;
 	return apply_heuristic(p, req, &x, why, rep);
 }

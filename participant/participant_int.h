@@ -197,6 +197,10 @@ size_t part__resolver_blocked(
 // Returns 0 when an outcome was applied, 1 when nobody reachable knows,
 // 2 when someone reachable is still deciding.
 int part__resolve_once(part *p, const stor_indoubt *x);
+// resolve.c: applies the outcome its coordinator (who, in words) told
+// (counted as resolved by the coordinator). False when the store refused.
+bool part__decide(
+    part *p, uint64_t txid, bool commit, clk_ts cts, const char *who);
 // resolve.c: what x waits for, as the resolver sees it, in words (out
 // of n bytes).
 void part__resolver_describe(
@@ -211,6 +215,13 @@ dtx_err part__txn_list(part *p, const proto_msg *req, proto_msg *rep);
 dtx_err part__txn_resolve(part *p, const proto_msg *req, proto_msg *rep);
 bool part__heur_decision(
     part *p, const proto_msg *req, proto_msg *rep, dtx_err *rv);
+// heuristic.c: what STATUS tells a coordinator or participant (from)
+// about txid when it was decided by hand here (*ws, *cts: the answer so
+// far, changed only then): a decision by hand is this node's alone, so
+// the protocol is told "prepared" (no decision known) until the
+// coordinator's own is learned, and an abort once it is that.
+void part__heur_status(
+    part *p, uint64_t txid, uint32_t from, proto_txn_state *ws, clk_ts *cts);
 void part__heur_check(part *p);
 
 // resolve.c: *pts gets txid's prepare ts when it is a pc transaction

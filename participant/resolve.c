@@ -333,6 +333,12 @@ resolve_one(part *p, const stor_indoubt *x)
 	return RES_UNDECIDED;
 }
 
+bool
+part__decide(part *p, uint64_t txid, bool commit, clk_ts cts, const char *who)
+{
+	return decide(p, txid, commit, cts, PART_CTR_RESOLVED_BY_COORDINATOR, who);
+}
+
 int
 part__resolve_once(part *p, const stor_indoubt *x)
 {

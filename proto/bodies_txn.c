@@ -188,7 +188,7 @@ proto__keys_txn_list_reply(const proto_msg *m)
 	for (uint32_t i = 0; i < l->n_heur; i++)
 		if (!heur_ok(&l->heur[i]))
 			return -1;
-	return 3;
+	return (unsigned)l->state <= PROTO_TS_ABORTED ? 5 : -1;
 }
 
 dtx_err
@@ -203,7 +203,9 @@ proto__enc_txn_list_reply(msgpack_packer *pk, const proto_msg *m)
 	PROTO__PACK(msgpack_pack_array(pk, l->n_heur));
 	for (uint32_t i = 0; i < l->n_heur; i++)
 		PROTO__TRY(enc_heur(pk, &l->heur[i]));
-	return proto__kv_uint(pk, "more", l->more);
+	PROTO__TRY(proto__kv_uint(pk, "more", l->more));
+	PROTO__TRY(proto__kv_uint(pk, "st", (uint64_t)l->state));
+	return proto__kv_ts(pk, "cts", l->commit_ts);
 }
 
 dtx_err
@@ -219,7 +221,11 @@ proto__dec_txn_list_reply(rd *r, flds *fs, int depth, proto_msg *m)
 	    r, fs, "heur", 0, PROTO_MAX_LIST, &s, l->heur, l->n_heur));
 	for (uint32_t i = 0; i < l->n_heur; i++)
 		PROTO__TRY(rd_heur(&s, depth + 2, &l->heur[i]));
-	return proto__f_uint(r, fs, "more", UINT64_MAX, &l->more);
+	uint64_t v = 0;
+	PROTO__TRY(proto__f_uint(r, fs, "more", UINT64_MAX, &l->more));
+	PROTO__TRY(proto__f_uint(r, fs, "st", PROTO_TS_ABORTED, &v));
+	l->state = (proto_txn_state)v;
+	return proto__f_ts(r, fs, "cts", &l->commit_ts);
 }
 
 void

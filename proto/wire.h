@@ -559,17 +559,24 @@ typedef struct proto_heur {
 //   "heur" array  0..PROTO_MAX_LIST heuristic decisions (proto_heur),
 //                 oldest first
 //   "more" uint   entries left out of the two lists for their limit
+//   "st"   uint   for one asked txid: its state at the sender
+//                 (proto_txn_state; UNKNOWN: no record), read without
+//                 recording anything (unlike STATUS, whose NEVER_VOTED
+//                 fences the txid); UNKNOWN when all were asked for
+//   "cts"  ts     its commit ts when COMMITTED or PRECOMMITTED, else 0
 typedef struct proto_txn_list_reply {
 	uint32_t n_txs;
 	proto_indoubt *txs;
 	uint32_t n_heur;
 	proto_heur *heur;
 	uint64_t more;
+	proto_txn_state state;
+	clk_ts commit_ts;
 } proto_txn_list_reply;
 
 // TXN_RESOLVE (admin -> participant): decide a transaction in doubt by
-// hand, applied only when its coordinator (and, by the protocol, its
-// peers) cannot decide it; see participant/heuristic.c.
+// hand, applied only when its coordinator (a pc transaction: its peers)
+// cannot be reached; see participant/heuristic.c (rule 27).
 //   "tx"  uint  transaction id (non-zero)
 //   "c"   bool  commit (true) or abort (false)
 //   "why" str   the operator's reason (optional)
