@@ -277,6 +277,29 @@ check_refusals(tu_fx *fx, const char *tx)
 	assert_int_equal(tu_counter(fx, 2, "in_doubt"), 1);
 }
 
+// STATUS of txid at participant at, asked as node as.
+static proto_txn_state
+status_as(tu_fx *fx, uint32_t at, uint32_t as, uint64_t txid)
+{
+	proto_client *c;
+	proto_client_cfg cc;
+	memset(&cc, 0, sizeof(cc));
+	cc.url = dtx_topo_find(fx->topo, at)->url;
+	cc.node_id = as;
+	cc.timeout_ms = 5000;
+	assert_int_equal(proto_client_open(&cc, &c), DTX_OK);
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_STATUS);
+	req.u.txid.txid = txid;
+	proto_call_opts o = { .timeout_ms = 5000, .idempotent = true };
+	assert_int_equal(proto_client_call(c, &req, &rep, &o), DTX_OK);
+	assert_int_equal(rep.hdr.type, PROTO_STATUS_REPLY);
+	proto_txn_state st = rep.u.status_reply.state;
+	proto_msg_free(&rep);
+	proto_client_close(c);
+	return st;
+}
+
 // What shows the hazard once the coordinator is back.
 static void
 check_hazard(tu_fx *fx, const char *tx)
@@ -354,6 +377,10 @@ test_indoubt_resolve_hazard(void **state)
 		assert_int_equal(tu_counter(fx, id, "in_doubt"), 0);
 	}
 	assert_int_equal(tu_must_balance(fx, p.a, 20000), p.ba);
+	// The decision by hand is participant 1's alone: its peer hears
+	// "prepared" (no decision known), an admin the abort.
+	assert_int_equal(status_as(fx, 1, 2, txid), PROTO_TS_PREPARED);
+	assert_int_equal(status_as(fx, 1, fx->client_id, txid), PROTO_TS_ABORTED);
 	rc = DTX(fx, &out, "txn", "list", "--json", "--dir", d);
 	assert_int_equal(rc, HX_EXIT_OK);
 	assert_non_null(strstr(out, "\"reason\":\"coordinator host lost\""));
