@@ -404,11 +404,59 @@ test_indoubt_resolve_hazard(void **state)
 	assert_true(tu_wait_resolved(fx, true, 30000));
 }
 
+// The coordinator dies before it logs COMMIT; both participants are
+// committed by hand; the restarted coordinator has no record (presumed
+// abort) and sends nothing, so only the participants' own STATUS check
+// finds the hazard.
+static void
+test_heuristic_commit_presumed_abort(void **state)
+{
+	tu_fx *fx = *state;
+	const char *d = fx->dir;
+	tu_pair p = tu_pair_of(fx, 2, 20000);
+	int64_t hz[3], hc[3];
+	for (uint32_t id = 1; id <= 2; id++) {
+		hz[id] = tu_counter(fx, id, "heuristic_hazards");
+		hc[id] = tu_counter(fx, id, "heuristic_commits");
+	}
+	uint64_t before = tu_last_txid(fx);
+	assert_int_equal(tu_arm(fx, 0, "coord.before_commit_log"), DTX_OK);
+	proto_msg rep;
+	if (tu_transfer(fx, NULL, PROTO_MODE_2PC, p.a, p.b, 10, &rep, 3000) ==
+	    DTX_OK)
+		proto_msg_free(&rep);
+	uint64_t txid = tu_crashed_txid(fx, 0, before);
+	char tx[24], *out;
+	snprintf(tx, sizeof(tx), "%" PRIu64, txid);
+	int rc = DTX(fx, &out, "txn", "resolve", tx, "--commit", "--dir", d);
+	assert_int_equal(rc, HX_EXIT_OK);
+	assert_non_null(strstr(out, "committed by hand"));
+	free(out);
+	tu_pair_moved(fx, &p, 10, 20000);
+	assert_int_equal(tu_restart(fx, 0), DTX_OK);
+	uint64_t end = dtx_mono_ns() + 30000000000ull;
+	while ((tu_counter(fx, 1, "heuristic_hazards") != hz[1] + 1 ||
+	           tu_counter(fx, 2, "heuristic_hazards") != hz[2] + 1) &&
+	    dtx_mono_ns() < end)
+		dtx_sleep_ms(100);
+	for (uint32_t id = 1; id <= 2; id++) {
+		assert_int_equal(
+		    tu_counter(fx, id, "heuristic_hazards"), hz[id] + 1);
+		assert_int_equal(
+		    tu_counter(fx, id, "heuristic_commits"), hc[id] + 1);
+	}
+	rc = DTX(fx, &out, "txn", "status", tx, "--dir", d);
+	assert_int_equal(rc, HX_EXIT_INVALID);
+	assert_non_null(strstr(out, "coordinator 0 decided aborted"));
+	free(out);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_indoubt_resolve_hazard),
+		cmocka_unit_test(test_heuristic_commit_presumed_abort),
 		cmocka_unit_test(test_resolve_follows_coordinator),
 	};
 	return cmocka_run_group_tests(tests, setup, tu_group_teardown);
