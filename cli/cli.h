@@ -38,11 +38,11 @@ typedef struct cli_txn_cfg {
 } cli_txn_cfg;
 #define CLI_TXN_COMMON_OPTS                                                    \
 	{ "dir", DTX_CFG_STR, offsetof(cli_txn_cfg, dir), 0, 0,                \
-	    HX_CLUSTER_DIR_DEFAULT, "cluster directory" },                     \
+		HX_CLUSTER_DIR_DEFAULT, "cluster directory" },                 \
 	    { "json", DTX_CFG_BOOL, offsetof(cli_txn_cfg, json), 0, 0,         \
-	        "false", "JSON output" },                                      \
+		    "false", "JSON output" },                                  \
 	    { "timeout-ms", DTX_CFG_INT, offsetof(cli_txn_cfg, timeout_ms),    \
-	        100, 600000, "5000", "timeout of each call to a node" },       \
+		    100, 600000, "5000", "timeout of each call to a node" },   \
 	{                                                                      \
 		"from", DTX_CFG_INT, offsetof(cli_txn_cfg, from), -1,          \
 		    DTX_TOPO_MAX - 1, "-1",                                    \
@@ -53,8 +53,7 @@ typedef struct cli_txn_cfg {
 // Parses a txn subcommand's flags (hx_parse_flags): 0 to go on, -1 when
 // help was shown, else the exit code.
 int cli_txn_flags(const char *what, const dtx_cfg_opt *opts, size_t nopts,
-    cli_txn_cfg *cfg, int argc, char **argv, char **pos, int maxpos,
-    int *npos);
+    cli_txn_cfg *cfg, int argc, char **argv, char **pos, int maxpos, int *npos);
 // Connects to the cluster in cfg->dir as cfg->from: 0 with *out owned
 // (hx_conn_close), else the exit code after saying why on stderr.
 int cli_txn_conn(const char *what, const cli_txn_cfg *cfg, hx_conn **out);
@@ -107,6 +106,10 @@ typedef struct cli_help {
 	cli_exit_code exits[8];
 	bool no_flags; // the command takes no flags (no flag table to print)
 } cli_help;
+
+// The pages of dtx txn (help_txn.c), served after help.c's own.
+extern const cli_help cli_help_txn[];
+extern const size_t cli_help_ntxn;
 
 // The i-th page, NULL past the last (borrowed, static).
 const cli_help *cli_help_at(size_t i);

@@ -4,7 +4,8 @@
 // holds in doubt, with their age, coordinator, peers, locked keys and what
 // they wait for, and the decisions made by hand (heuristic decisions);
 // and what every node and the coordinator know of one transaction.
-// dtx txn resolve is in cmd_txn_resolve.c.
+// The body of dtx txn status is in cmd_txn_status.c, dtx txn resolve in
+// cmd_txn_resolve.c.
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -138,8 +139,8 @@ cli_heur_json(hx_json *j, uint32_t node, const proto_heur *h)
 	hx_json_str(j, "verdict", hx_heur_verdict_name(h->verdict));
 	hx_json_bool(j, "hazard", h->verdict == PROTO_HEUR_HAZARD);
 	if (h->verdict != PROTO_HEUR_UNCONFIRMED)
-		hx_json_str(j, "coordinator_outcome",
-		    cli_state_name(h->coord_outcome));
+		hx_json_str(
+		    j, "coordinator_outcome", cli_state_name(h->coord_outcome));
 	hx_json_obj_end(j);
 }
 
@@ -186,8 +187,8 @@ list_json(const cli_txn_cfg *cfg, const hx_txn_node *l, size_t n)
 	hx_json_begin(&j, stdout);
 	hx_json_arr_begin(&j, "in_doubt");
 	for (size_t i = 0; i < n; i++)
-		for (uint32_t k = 0; l[i].err == DTX_OK &&
-		     k < l[i].rep.u.txn_list_reply.n_txs;
+		for (uint32_t k = 0;
+		     l[i].err == DTX_OK && k < l[i].rep.u.txn_list_reply.n_txs;
 		     k++)
 			cli_indoubt_json(
 			    &j, l[i].node, &l[i].rep.u.txn_list_reply.txs[k]);
@@ -232,7 +233,8 @@ list_text(const cli_txn_cfg *cfg, const hx_txn_node *l, size_t n)
 		for (uint32_t k = 0;
 		     l[i].err == DTX_OK && k < l[i].rep.u.txn_list_reply.n_txs;
 		     k++)
-			print_indoubt(l[i].node, &l[i].rep.u.txn_list_reply.txs[k]);
+			print_indoubt(
+			    l[i].node, &l[i].rep.u.txn_list_reply.txs[k]);
 	if (!cfg->in_doubt) {
 		printf("decided by hand (heuristic): %zu\n", nh);
 		for (size_t i = 0; i < n; i++)
@@ -253,8 +255,7 @@ list_text(const cli_txn_cfg *cfg, const hx_txn_node *l, size_t n)
 // maxpos, *npos of them). 0 to go on, else the exit code.
 int
 cli_txn_flags(const char *what, const dtx_cfg_opt *opts, size_t nopts,
-    cli_txn_cfg *cfg, int argc, char **argv, char **pos, int maxpos,
-    int *npos)
+    cli_txn_cfg *cfg, int argc, char **argv, char **pos, int maxpos, int *npos)
 {
 	cfg->from = -1;
 	int rc = hx_parse_flags(
@@ -292,10 +293,10 @@ cmd_list(int argc, char **argv)
 	}
 	// Every participant refused (not an admin) or none answered: the
 	// list is not there at all; some missing: it is incomplete.
-	rc = bad == 0       ? HX_EXIT_OK
-	    : refused == n  ? HX_EXIT_INVALID
-	    : bad == n      ? HX_EXIT_UNAVAILABLE
-	                    : HX_EXIT_INVALID;
+	rc = bad == 0      ? HX_EXIT_OK
+	    : refused == n ? HX_EXIT_INVALID
+	    : bad == n     ? HX_EXIT_UNAVAILABLE
+	                   : HX_EXIT_INVALID;
 out:
 	hx_txn_nodes_free(l, n);
 	hx_conn_close(conn);
@@ -316,8 +317,9 @@ cmd_status(int argc, char **argv)
 	if (rc != 0)
 		goto out;
 	if (npos != 1 || cli_txid_arg(pos[0], &txid) != DTX_OK) {
-		fprintf(stderr, "dtx txn status: want one TXID (a transaction "
-		                "id, a decimal integer >= 1)\n");
+		fprintf(stderr,
+		    "dtx txn status: want one TXID (a transaction "
+		    "id, a decimal integer >= 1)\n");
 		rc = HX_EXIT_USAGE;
 		goto out;
 	}
@@ -334,7 +336,8 @@ int
 cli_cmd_txn(int argc, char **argv)
 {
 	static const hx_cmd cmds[] = {
-		{ "list", cmd_list, "transactions in doubt, decisions by hand" },
+		{ "list", cmd_list,
+		    "transactions in doubt, decisions by hand" },
 		{ "status", cmd_status, "what every node knows of one" },
 		{ "resolve", cli_txn_resolve, "decide one by hand" },
 	};

@@ -144,57 +144,6 @@ static const cli_help helps[] = {
 	    { { HX_EXIT_OK, NULL, "read" }, USAGE_ROW, NOCLUSTER_ROW,
 	        FAILED_ROW },
 	    false },
-	{ "dtx txn", NULL, "list, inspect and resolve transactions in doubt",
-	    "What a running cluster's participants hold in doubt, and the "
-	    "decisions an admin made by hand (heuristic decisions).",
-	    NULL, GROUP_EXITS, false },
-	{ "dtx txn list", "", "transactions in doubt, decisions by hand",
-	    "Every transaction a participant holds prepared or pre-committed, "
-	    "with its age, coordinator, peers, locked keys and what it waits "
-	    "for, and (without --in-doubt) every decision made by hand with "
-	    "who, when, why and whether the coordinator agreed.",
-	    NULL,
-	    { { HX_EXIT_OK, NULL, "every participant answered" },
-	        { HX_EXIT_INVALID, NULL,
-	            "a participant did not answer (the list is incomplete), "
-	            "or refused: listing is the admin role's" },
-	        USAGE_ROW, NOCLUSTER_ROW, FAILED_ROW },
-	    false },
-	{ "dtx txn status", "TXID", "what every node knows of one",
-	    "The coordinator's answer to STATUS and each participant's state "
-	    "of TXID, its time in doubt, and any decision made by hand and "
-	    "its verdict (a heuristic hazard when the coordinator decided "
-	    "the other way).",
-	    "  TXID  a transaction id (decimal)\n",
-	    { { HX_EXIT_OK, NULL, "decided alike everywhere" },
-	        { HX_EXIT_INVALID, NULL,
-	            "a heuristic hazard or split: the outcome differs" },
-	        { HX_EXIT_UNKNOWN, NULL,
-	            "still in doubt, or a node could not be asked" },
-	        USAGE_ROW, { HX_EXIT_NOT_FOUND, NULL, "no node knows TXID" },
-	        NOCLUSTER_ROW, FAILED_ROW },
-	    false },
-	{ "dtx txn resolve", "TXID", "decide one by hand (admin only)",
-	    "Decides TXID at every participant holding it in doubt. Each asks "
-	    "the coordinator first: if it answers, its decision is applied "
-	    "instead and the reply says so; only when it cannot be reached "
-	    "is --commit or --abort applied, recorded as a heuristic decision "
-	    "(who, when, --reason) and later checked against the "
-	    "coordinator's.",
-	    "  TXID  a transaction id (decimal)\n",
-	    { { HX_EXIT_OK, NULL, "decided as asked everywhere" },
-	        { HX_EXIT_INVALID, NULL, "refused: not the admin role" },
-	        { HX_EXIT_UNKNOWN, NULL,
-	            "the coordinator is still deciding; ask again" },
-	        USAGE_ROW,
-	        { HX_EXIT_CONFLICT, NULL,
-	            "decided the other way (by its coordinator, or before)" },
-	        { HX_EXIT_NOT_FOUND, NULL, "no node knows TXID" },
-	        { HX_EXIT_UNAVAILABLE, NULL,
-	            "no cluster in DIR, or a participant holding it cannot "
-	            "be reached" },
-	        FAILED_ROW },
-	    false },
 	{ "dtx bank", "", "run the bank workload under faults and check it",
 	    "Jepsen's bank workload: random transfers and snapshot reads "
 	    "under a nemesis, then the checkers.",
@@ -307,15 +256,17 @@ wrap(FILE *out, size_t col, size_t indent, const char *text)
 const cli_help *
 cli_help_at(size_t i)
 {
-	return i < NHELPS ? &helps[i] : NULL;
+	if (i < NHELPS)
+		return &helps[i];
+	return i - NHELPS < cli_help_ntxn ? &cli_help_txn[i - NHELPS] : NULL;
 }
 
 static const cli_help *
 find(const char *path)
 {
-	for (size_t i = 0; i < NHELPS; i++)
-		if (strcmp(helps[i].path, path) == 0)
-			return &helps[i];
+	for (size_t i = 0; cli_help_at(i) != NULL; i++)
+		if (strcmp(cli_help_at(i)->path, path) == 0)
+			return cli_help_at(i);
 	return NULL;
 }
 
@@ -364,12 +315,12 @@ print_group(const cli_help *h)
 	printf("usage: %s COMMAND [ARGS...] [FLAGS]\n\n", h->path);
 	wrap(stdout, 0, 0, h->about);
 	printf("\ncommands:\n");
-	for (size_t i = 0; i < NHELPS; i++) {
-		const char *p = helps[i].path;
+	for (size_t i = 0; cli_help_at(i) != NULL; i++) {
+		const char *p = cli_help_at(i)->path;
 		if (strncmp(p, h->path, plen) != 0 || p[plen] != ' ' ||
 		    strchr(p + plen + 1, ' ') != NULL)
 			continue;
-		printf("  %-10s %s\n", p + plen + 1, helps[i].summary);
+		printf("  %-10s %s\n", p + plen + 1, cli_help_at(i)->summary);
 	}
 	printf("\n%s COMMAND --help shows a command's arguments, flags and "
 	       "exit codes.\n",

@@ -14,8 +14,8 @@
 #include "harness_int.h"
 
 static const char *const outcome_names[] = { "committed", "aborted", "in-doubt",
-	"unknown", "presumed-aborted", "heuristic-committed", "heuristic-aborted",
-	"heuristic-hazard" };
+	"unknown", "presumed-aborted", "heuristic-committed",
+	"heuristic-aborted", "heuristic-hazard" };
 
 const char *
 hx_txn_outcome_name(hx_txn_outcome o)
@@ -275,8 +275,7 @@ describe(hx_atom_result *r, size_t nobs, hx_valid valid)
 	    hx_valid_json(valid), nobs, r->txns, r->split, r->ok_not_committed,
 	    r->fail_committed, r->in_doubt, r->unobserved, r->info,
 	    r->info_committed, r->info_aborted, r->info_unresolved,
-	    r->info_unobserved, r->info_no_txid, r->heuristic,
-	    r->heur_hazards);
+	    r->info_unobserved, r->info_no_txid, r->heuristic, r->heur_hazards);
 	return hx__check_set(&r->c, valid, &s, &j);
 }
 
@@ -314,8 +313,8 @@ hx_check_atomicity(const hx_history *h, const hx_txn_obs *obs, size_t nobs,
 	        DTX_OK ||
 	    (rv = check_decisions(&r, h, sorted, groups, ngroups)) != DTX_OK)
 		goto done;
-	size_t bad = r.split + r.ok_not_committed + r.fail_committed +
-	    r.heur_hazards;
+	size_t bad =
+	    r.split + r.ok_not_committed + r.fail_committed + r.heur_hazards;
 	hx_valid valid = bad > 0 ? HX_VALID_FALSE
 	    : nobs == 0          ? HX_VALID_UNKNOWN
 	                         : HX_VALID_TRUE;

@@ -1638,8 +1638,7 @@ void hx_txn_nodes_free(hx_txn_node *l, size_t n);
 // ABORTED, presumed abort). *st and *cts on DTX_OK; DTX_EREFUSED with the
 // reason in why (n bytes); the call's errors.
 dtx_err hx_txn_coord_status(hx_conn *c, uint32_t id, uint64_t txid,
-    uint32_t timeout_ms, proto_txn_state *st, clk_ts *cts, char *why,
-    size_t n);
+    uint32_t timeout_ms, proto_txn_state *st, clk_ts *cts, char *why, size_t n);
 
 // TXN_RESOLVE{txid, commit, reason (may be NULL)} to participant id. On
 // DTX_OK *rep is its TXN_RESOLVE_REPLY (owned: proto_msg_free). On
@@ -1661,8 +1660,8 @@ const char *hx_heur_verdict_name(proto_heur_verdict v);
 // a decision the node found contradicted adds HX_TXN_HEUR_HAZARD. With
 // only_known, decisions of txids not already in *obs are left out.
 // DTX_ENOMEM; a node that cannot be asked is skipped.
-dtx_err hx_txn_heur_obs(hx_conn *c, bool only_known, hx_txn_obs **obs,
-    size_t *n);
+dtx_err hx_txn_heur_obs(
+    hx_conn *c, bool only_known, hx_txn_obs **obs, size_t *n);
 
 // Observations of every transaction in doubt or decided by hand anywhere
 // in the cluster, for dtx check --live: each participant's state of the

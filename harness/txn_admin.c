@@ -39,8 +39,8 @@ hx_txn_list_all(hx_conn *c, uint64_t txid, uint32_t timeout_ms,
 		l[i].err = hx_conn_call(c, t->parts[i], &req, &l[i].rep,
 		    timeout_ms ? timeout_ms : DEFAULT_TIMEOUT_MS, true);
 		if (l[i].err == DTX_EREFUSED)
-			note_refusal(&l[i].rep, NULL, l[i].why,
-			    sizeof(l[i].why));
+			note_refusal(
+			    &l[i].rep, NULL, l[i].why, sizeof(l[i].why));
 		else if (l[i].err == DTX_OK &&
 		    l[i].rep.hdr.type != PROTO_TXN_LIST_REPLY) {
 			proto_msg_free(&l[i].rep);
@@ -64,9 +64,8 @@ hx_txn_nodes_free(hx_txn_node *l, size_t n)
 }
 
 dtx_err
-hx_txn_coord_status(hx_conn *c, uint32_t id, uint64_t txid,
-    uint32_t timeout_ms, proto_txn_state *st, clk_ts *cts, char *why,
-    size_t n)
+hx_txn_coord_status(hx_conn *c, uint32_t id, uint64_t txid, uint32_t timeout_ms,
+    proto_txn_state *st, clk_ts *cts, char *why, size_t n)
 {
 	proto_msg req, rep;
 	proto_msg_init(&req, PROTO_STATUS);
@@ -162,8 +161,8 @@ has_txid(const hx_txn_obs *obs, size_t n, uint64_t txid)
 
 // Applies one node's heuristic decision h to the observations.
 static dtx_err
-heur_apply(hx_txn_obs **obs, size_t *n, size_t *cap, int32_t node,
-    const proto_heur *h)
+heur_apply(
+    hx_txn_obs **obs, size_t *n, size_t *cap, int32_t node, const proto_heur *h)
 {
 	hx_txn_outcome o = h->outcome == PROTO_TS_COMMITTED
 	    ? HX_TXN_HEUR_COMMITTED
@@ -243,8 +242,9 @@ live_txids(const hx_txn_node *l, size_t nl, uint64_t **ids, uint32_t **coords,
 		for (uint32_t k = 0; k < r->n_txs + r->n_heur; k++) {
 			uint64_t id = k < r->n_txs ? r->txs[k].txid
 			                           : r->heur[k - r->n_txs].txid;
-			uint32_t co = k < r->n_txs ? r->txs[k].coord
-			                           : r->heur[k - r->n_txs].coord;
+			uint32_t co = k < r->n_txs
+			    ? r->txs[k].coord
+			    : r->heur[k - r->n_txs].coord;
 			bool dup = false;
 			for (size_t j = 0; j < n && !dup; j++)
 				dup = (*ids)[j] == id;
@@ -270,7 +270,7 @@ observe_txid(hx_conn *c, uint64_t txid, uint32_t coord, uint32_t timeout_ms,
 		const proto_txn_list_reply *r = &l[i].rep.u.txn_list_reply;
 		hx_txn_outcome o = l[i].err != DTX_OK ? HX_TXN_UNKNOWN
 		    : r->state == PROTO_TS_UNKNOWN    ? HX_TXN_ABORTED
-		                                      : map_state(r->state, false);
+		                                   : map_state(r->state, false);
 		rv = obs_push(
 		    obs, n, cap, (hx_txn_obs) { txid, (int32_t)l[i].node, o });
 	}
@@ -284,7 +284,8 @@ observe_txid(hx_conn *c, uint64_t txid, uint32_t coord, uint32_t timeout_ms,
 		if (hx_txn_coord_status(c, coord, txid, timeout_ms, &st, &cts,
 		        why, sizeof(why)) == DTX_OK)
 			o = map_state(st, true);
-		rv = obs_push(obs, n, cap, (hx_txn_obs) { txid, (int32_t)coord, o });
+		rv = obs_push(
+		    obs, n, cap, (hx_txn_obs) { txid, (int32_t)coord, o });
 	}
 	return rv;
 }
@@ -307,7 +308,8 @@ hx_txn_live_obs(hx_conn *c, uint32_t timeout_ms, hx_txn_obs **obs, size_t *n,
 		*unreachable += l[i].err != DTX_OK;
 	hx_txn_nodes_free(l, nl);
 	for (size_t i = 0; i < nids && rv == DTX_OK; i++)
-		rv = observe_txid(c, ids[i], coords[i], timeout_ms, obs, n, &cap);
+		rv = observe_txid(
+		    c, ids[i], coords[i], timeout_ms, obs, n, &cap);
 	if (rv == DTX_OK)
 		rv = hx_txn_heur_obs(c, false, obs, n);
 	dtx_free(ids);

@@ -198,13 +198,15 @@ status_of(
     part *p, uint32_t node, uint64_t txid, proto_txn_state *st, clk_ts *cts)
 {
 	proto_msg req, rep;
-	proto_call_opts o = { .timeout_ms = (uint32_t)p->cfg->resolve_timeout_ms,
+	proto_call_opts o = { .timeout_ms =
+		                  (uint32_t)p->cfg->resolve_timeout_ms,
 		.idempotent = true };
 	proto_msg_init(&req, PROTO_STATUS);
 	req.u.txid.txid = txid;
 	dtx_err rv = proto_daemon_call(p->d, node, &req, &rep, &o);
-	if (rv == DTX_OK && (rep.hdr.type != PROTO_STATUS_REPLY ||
-	                        rep.u.status_reply.txid != txid))
+	if (rv == DTX_OK &&
+	    (rep.hdr.type != PROTO_STATUS_REPLY ||
+	        rep.u.status_reply.txid != txid))
 		rv = DTX_EPROTO;
 	if (rv == DTX_OK) {
 		*st = rep.u.status_reply.state;
@@ -257,8 +259,8 @@ part__heur_decision(part *p, const proto_msg *req, proto_msg *rep, dtx_err *rv)
 	stor_heur h;
 	if (txid == 0 || stor_kv_heur_get(p->kv, txid, &h) != DTX_OK)
 		return false;
-	stor_tx_state coord = req->hdr.type == PROTO_ABORT ? STOR_TX_ABORTED
-	                                                   : STOR_TX_COMMITTED;
+	stor_tx_state coord =
+	    req->hdr.type == PROTO_ABORT ? STOR_TX_ABORTED : STOR_TX_COMMITTED;
 	char by[64];
 	snprintf(by, sizeof(by), "node %u's %s", req->hdr.from,
 	    proto_type_name(req->hdr.type));
@@ -297,8 +299,8 @@ part__heur_status(
 // Asks h's coordinator (a pc transaction: its peers) for its decision;
 // true with *out when one answered with one.
 static bool
-ask_decision(part *p, const stor_heur *h, stor_tx_state *out, char *by,
-    size_t n)
+ask_decision(
+    part *p, const stor_heur *h, stor_tx_state *out, char *by, size_t n)
 {
 	proto_txn_state st;
 	clk_ts cts = 0;
@@ -460,8 +462,10 @@ ask_first(part *p, const stor_indoubt *x, proto_msg *rep, dtx_err *rv,
 		return true;
 	}
 	// Presumed abort: a coordinator without a record aborted.
-	snprintf(who, sizeof(who), "coordinator %u answered: %s (not decided "
-	    "by hand)", x->meta.coordinator, commit ? "committed" : "aborted");
+	snprintf(who, sizeof(who),
+	    "coordinator %u answered: %s (not decided "
+	    "by hand)",
+	    x->meta.coordinator, commit ? "committed" : "aborted");
 	if (!part__decide(p, x->txid, commit, cts, who)) {
 		*rv = proto_msg_set_error(rep, DTX_EFAILED,
 		    "tx %" PRIu64 ": cannot apply what coordinator %u "

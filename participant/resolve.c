@@ -336,7 +336,8 @@ resolve_one(part *p, const stor_indoubt *x)
 bool
 part__decide(part *p, uint64_t txid, bool commit, clk_ts cts, const char *who)
 {
-	return decide(p, txid, commit, cts, PART_CTR_RESOLVED_BY_COORDINATOR, who);
+	return decide(
+	    p, txid, commit, cts, PART_CTR_RESOLVED_BY_COORDINATOR, who);
 }
 
 int

@@ -17,7 +17,8 @@ start_one(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 	dtx_err rv;
 	if (!part__guard(p, req, rep, &rv))
 		return rv;
-	if ((req->hdr.type == PROTO_COMMIT || req->hdr.type == PROTO_DO_COMMIT ||
+	if ((req->hdr.type == PROTO_COMMIT ||
+	        req->hdr.type == PROTO_DO_COMMIT ||
 	        req->hdr.type == PROTO_ABORT) &&
 	    part__heur_decision(p, req, rep, &rv))
 		return rv;

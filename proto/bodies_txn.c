@@ -71,8 +71,8 @@ rd_indoubt(rd *r, int depth, proto_indoubt *x)
 	PROTO__TRY(proto__f_uint(r, &fs, "st", PROTO_TS_NEVER_VOTED, &v));
 	x->state = (proto_txn_state)v;
 	if (!state_ok(x->state, false))
-		return PROTO__BAD(r, "indoubt: key 'st': %u is not in doubt",
-		    (unsigned)v);
+		return PROTO__BAD(
+		    r, "indoubt: key 'st': %u is not in doubt", (unsigned)v);
 	PROTO__TRY(proto__f_uint(r, &fs, "m", PROTO_MODE_PC, &v));
 	x->mode = (proto_mode)v;
 	PROTO__TRY(proto__f_u32(r, &fs, "co", UINT32_MAX, &x->coord));
@@ -111,7 +111,8 @@ static bool
 heur_ok(const proto_heur *h)
 {
 	bool known = h->verdict != PROTO_HEUR_UNCONFIRMED;
-	return state_ok(h->outcome, true) && (unsigned)h->mode <= PROTO_MODE_PC &&
+	return state_ok(h->outcome, true) &&
+	    (unsigned)h->mode <= PROTO_MODE_PC &&
 	    (unsigned)h->verdict <= PROTO_HEUR_HAZARD &&
 	    (known ? state_ok(h->coord_outcome, true)
 	           : h->coord_outcome == PROTO_TS_UNKNOWN) &&
@@ -172,7 +173,8 @@ rd_heur(rd *r, int depth, proto_heur *h)
 	return DTX_OK;
 }
 
-// ---------------------------------------------------------------- TXN_LIST_REPLY
+// ----------------------------------------------------------------
+// TXN_LIST_REPLY
 
 int
 proto__keys_txn_list_reply(const proto_msg *m)
@@ -287,7 +289,8 @@ proto__free_txn_resolve(proto_msg *m)
 	dtx_free(m->u.txn_resolve.reason);
 }
 
-// ---------------------------------------------------------------- TXN_RESOLVE_REPLY
+// ----------------------------------------------------------------
+// TXN_RESOLVE_REPLY
 
 int
 proto__keys_txn_resolve_reply(const proto_msg *m)

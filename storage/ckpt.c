@@ -152,7 +152,7 @@ load_heurs(stor_kv *kv, dtx_rd *r)
 		h.verdict_wall_ms = dtx_rd_u64(r);
 		bool known = co == STOR_TX_COMMITTED || co == STOR_TX_ABORTED;
 		if (r->bad ||
-		    (v == STOR_HEUR_UNCONFIRMED ? co != STOR_TX_UNKNOWN
+		    (v == STOR_HEUR_UNCONFIRMED     ? co != STOR_TX_UNKNOWN
 		            : v == STOR_HEUR_AGREED ? !known || co != h.outcome
 		            : v == STOR_HEUR_HAZARD ? !known || co == h.outcome
 		                                    : true))

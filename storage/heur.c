@@ -68,8 +68,8 @@ stor_kv_heuristic(stor_kv *kv, uint64_t txid, bool commit, clk_ts commit_ts,
 	// record is in the log.
 	if ((err = stor__heur_add(kv, &h)) != DTX_OK)
 		goto unlock;
-	err = stor_wal_append(kv->wal, STOR__REC_HEUR, rec.p, rec.len, false,
-	    &lsn);
+	err = stor_wal_append(
+	    kv->wal, STOR__REC_HEUR, rec.p, rec.len, false, &lsn);
 	if (err != DTX_OK) {
 		stor__map_del(&kv->heurmap, txid);
 		kv->nheurs--;

@@ -104,8 +104,9 @@ stor__heur_replay(stor_kv *kv, dtx_rd *r)
 		stor_heur *h = stor__heur_find(kv, txid);
 		if (r->bad || h == NULL ||
 		    (co != STOR_TX_COMMITTED && co != STOR_TX_ABORTED) ||
-		    v != (co == h->outcome ? STOR_HEUR_AGREED
-		                           : STOR_HEUR_HAZARD))
+		    v !=
+		        (co == h->outcome ? STOR_HEUR_AGREED
+		                          : STOR_HEUR_HAZARD))
 			return DTX_ECORRUPT;
 		h->coord_outcome = (stor_tx_state)co;
 		h->verdict = (stor_heur_verdict)v;

@@ -169,11 +169,12 @@ stor_kv_commit_async(
 	if (tx == NULL) {
 		// A heuristic decision outlives the remembered outcome.
 		const stor__out *o = stor__outcome_get(kv, txid);
-		const stor_heur *h = o == NULL ? stor__heur_find(kv, txid) : NULL;
+		const stor_heur *h =
+		    o == NULL ? stor__heur_find(kv, txid) : NULL;
 		stor_tx_state st = o != NULL ? (stor_tx_state)o->state
 		    : h != NULL              ? h->outcome
 		                             : STOR_TX_UNKNOWN;
-		err = st == STOR_TX_UNKNOWN       ? DTX_ENOENT
+		err = st == STOR_TX_UNKNOWN ? DTX_ENOENT
 		    : st == STOR_TX_ABORTED ? DTX_ECONFLICT
 		                            : DTX_OK;
 	} else if (tx->committing) {

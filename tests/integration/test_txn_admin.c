@@ -68,8 +68,7 @@ parse(const char *text)
 	char err[128];
 	const char *brace = strchr(text, '{');
 	assert_non_null(brace);
-	if (hx_json_parse(brace, strlen(brace), &d, err, sizeof(err)) !=
-	    DTX_OK)
+	if (hx_json_parse(brace, strlen(brace), &d, err, sizeof(err)) != DTX_OK)
 		fail_msg("bad JSON (%s): %s", err, text);
 	return d;
 }
@@ -213,8 +212,8 @@ static void
 check_list(tu_fx *fx, uint64_t txid, int64_t a, int64_t b)
 {
 	char *out;
-	int rc = DTX(fx, &out, "txn", "list", "--in-doubt", "--json", "--dir",
-	    fx->dir);
+	int rc = DTX(
+	    fx, &out, "txn", "list", "--in-doubt", "--json", "--dir", fx->dir);
 	assert_int_equal(rc, HX_EXIT_OK);
 	hx_jdoc *doc = parse(out);
 	const hx_jv *root = hx_jdoc_root(doc);
@@ -258,8 +257,8 @@ check_refusals(tu_fx *fx, const char *tx)
 	rc = DTX(fx, &out, "txn", "list", "--from", "2", "--dir", d);
 	assert_int_equal(rc, HX_EXIT_INVALID);
 	free(out);
-	rc = DTX(fx, &out, "txn", "resolve", "4242424242", "--abort", "--dir",
-	    d);
+	rc = DTX(
+	    fx, &out, "txn", "resolve", "4242424242", "--abort", "--dir", d);
 	assert_int_equal(rc, HX_EXIT_NOT_FOUND);
 	assert_non_null(strstr(out, "no node holds a record"));
 	free(out);
@@ -325,7 +324,8 @@ check_hazard(tu_fx *fx, const char *tx)
 	for (uint32_t id = 1; id <= 2; id++) {
 		assert_int_equal(tu_counter(fx, id, "heuristic_hazards"), 1);
 		assert_int_equal(tu_counter(fx, id, "heuristic_aborts"), 1);
-		assert_int_equal(tu_counter(fx, id, "heuristic_unconfirmed"), 0);
+		assert_int_equal(
+		    tu_counter(fx, id, "heuristic_unconfirmed"), 0);
 		assert_true(file_has(
 		    hx_cluster_log(fx->cl, id), "HEURHAZARD", "ERROR"));
 		char addr[128], err[256];
@@ -372,7 +372,8 @@ test_indoubt_resolve_hazard(void **state)
 	free(out);
 	for (uint32_t id = 1; id <= 2; id++) {
 		assert_int_equal(tu_counter(fx, id, "heuristic_aborts"), 1);
-		assert_int_equal(tu_counter(fx, id, "heuristic_unconfirmed"), 1);
+		assert_int_equal(
+		    tu_counter(fx, id, "heuristic_unconfirmed"), 1);
 		assert_int_equal(tu_counter(fx, id, "heuristic_hazards"), 0);
 		assert_int_equal(tu_counter(fx, id, "in_doubt"), 0);
 	}
@@ -380,7 +381,8 @@ test_indoubt_resolve_hazard(void **state)
 	// The decision by hand is participant 1's alone: its peer hears
 	// "prepared" (no decision known), an admin the abort.
 	assert_int_equal(status_as(fx, 1, 2, txid), PROTO_TS_PREPARED);
-	assert_int_equal(status_as(fx, 1, fx->client_id, txid), PROTO_TS_ABORTED);
+	assert_int_equal(
+	    status_as(fx, 1, fx->client_id, txid), PROTO_TS_ABORTED);
 	rc = DTX(fx, &out, "txn", "list", "--json", "--dir", d);
 	assert_int_equal(rc, HX_EXIT_OK);
 	assert_non_null(strstr(out, "\"reason\":\"coordinator host lost\""));

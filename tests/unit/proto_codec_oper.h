@@ -22,7 +22,8 @@ sample_oper(proto_type t, proto_msg *m)
 		for (uint32_t i = 0; i < 2; i++) {
 			proto_indoubt *x = &l->txs[i];
 			x->txid = 1ULL << (40 + i);
-			x->state = i ? PROTO_TS_PRECOMMITTED : PROTO_TS_PREPARED;
+			x->state =
+			    i ? PROTO_TS_PRECOMMITTED : PROTO_TS_PREPARED;
 			x->mode = i ? PROTO_MODE_3PC : PROTO_MODE_2PC;
 			x->coord = 0;
 			x->n_peers = 2;
@@ -36,7 +37,8 @@ sample_oper(proto_type t, proto_msg *m)
 			if (i)
 				key(&x->keys[1], "acct:22");
 			x->keys_total = 3;
-			ok(proto_str_set(&x->wait, "coordinator 0 unreachable"));
+			ok(proto_str_set(
+			    &x->wait, "coordinator 0 unreachable"));
 		}
 		l->n_heur = 1;
 		l->heur = dtx_calloc(1, sizeof(proto_heur));

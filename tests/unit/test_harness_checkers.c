@@ -427,7 +427,8 @@ test_atomicity_heuristic(void **state)
 	assert_int_equal(r.split, 0);
 	assert_int_equal(count_anoms(&r.c, "heuristic-hazard"), 1);
 	assert_int_equal(count_anoms(&r.c, "split-decision"), 0);
-	assert_non_null(strstr(r.c.anoms[0].detail, "\"heuristic_aborted\":[1]"));
+	assert_non_null(
+	    strstr(r.c.anoms[0].detail, "\"heuristic_aborted\":[1]"));
 	assert_non_null(strstr(r.c.summary, "1 heuristic hazards"));
 	hx_check_fini(&r.c);
 	hx_txn_obs own[] = {
@@ -447,8 +448,9 @@ test_atomicity_heuristic(void **state)
 	// The names round-trip (the results file stores them).
 	for (int o = HX_TXN_COMMITTED; o <= HX_TXN_HEUR_HAZARD; o++) {
 		hx_txn_outcome back;
-		assert_int_equal(hx_txn_outcome_parse(
-		                     hx_txn_outcome_name((hx_txn_outcome)o), &back),
+		assert_int_equal(
+		    hx_txn_outcome_parse(
+		        hx_txn_outcome_name((hx_txn_outcome)o), &back),
 		    DTX_OK);
 		assert_int_equal(back, o);
 	}

@@ -88,8 +88,8 @@ test_heuristic_abort_kept(void **state)
 	                     "coordinator lost", &h),
 	    DTX_OK);
 	assert_int_equal(h.verdict, STOR_HEUR_UNCONFIRMED);
-	assert_int_equal(stor_kv_indoubt_keys(kv, 7, count_key, &nk),
-	    DTX_ENOENT);
+	assert_int_equal(
+	    stor_kv_indoubt_keys(kv, 7, count_key, &nk), DTX_ENOENT);
 	// Not in doubt any more: a second decision is refused.
 	assert_int_equal(
 	    stor_kv_heuristic(kv, 7, true, T(30), 5, "x", "y", NULL),
@@ -172,12 +172,11 @@ test_heuristic_commit_agreed(void **state)
 	stor_heur h;
 	assert_int_equal(stor_kv_heur_get(kv, 99, &h), DTX_ENOENT);
 	assert_int_equal(
-	    stor_kv_heuristic(kv, 99, false, 0, 1, "a", "b", NULL),
-	    DTX_ENOENT);
-	assert_int_equal(stor_kv_heur_verdict(kv, 99, STOR_TX_ABORTED, NULL),
-	    DTX_ENOENT);
-	assert_int_equal(stor_kv_heur_verdict(kv, 8, STOR_TX_PREPARED, NULL),
-	    DTX_EINVAL);
+	    stor_kv_heuristic(kv, 99, false, 0, 1, "a", "b", NULL), DTX_ENOENT);
+	assert_int_equal(
+	    stor_kv_heur_verdict(kv, 99, STOR_TX_ABORTED, NULL), DTX_ENOENT);
+	assert_int_equal(
+	    stor_kv_heur_verdict(kv, 8, STOR_TX_PREPARED, NULL), DTX_EINVAL);
 	st_kv_done(kv, dir);
 }
 
