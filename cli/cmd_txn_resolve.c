@@ -196,7 +196,8 @@ cli_txn_resolve(int argc, char **argv)
 		// Nobody holds it in doubt: decided already, or unknown.
 		proto_txn_state st = PROTO_TS_UNKNOWN;
 		for (size_t i = 0; i < n; i++)
-			if (l[i].rep.u.txn_list_reply.state != PROTO_TS_UNKNOWN)
+			if (l[i].err == DTX_OK &&
+			    l[i].rep.u.txn_list_reply.state != PROTO_TS_UNKNOWN)
 				st = l[i].rep.u.txn_list_reply.state;
 		snprintf(msg, sizeof(msg),
 		    st == PROTO_TS_UNKNOWN ? "no node holds a record of it"
