@@ -24,6 +24,55 @@ int cli_results_export(int argc, char **argv);
 // Writes op as one line of Jepsen's history.edn (cmd_export.c).
 void cli_edn_op(FILE *out, const hx_op *op);
 
+// dtx txn list | status | resolve (cmd_txn_admin.c, cmd_txn_resolve.c).
+int cli_cmd_txn(int argc, char **argv);
+int cli_txn_resolve(int argc, char **argv);
+// Their flags.
+typedef struct cli_txn_cfg {
+	char *dir;
+	bool json;
+	int64_t timeout_ms;
+	int64_t from;
+	bool in_doubt; // list
+	bool commit, abort; // resolve
+	char *reason; // resolve
+} cli_txn_cfg;
+#define CLI_TXN_COMMON_OPTS                                                    \
+	{ "dir", DTX_CFG_STR, offsetof(cli_txn_cfg, dir), 0, 0,                \
+		HX_CLUSTER_DIR_DEFAULT, "cluster directory" },                 \
+	    { "json", DTX_CFG_BOOL, offsetof(cli_txn_cfg, json), 0, 0,         \
+		    "false", "JSON output" },                                  \
+	    { "timeout-ms", DTX_CFG_INT, offsetof(cli_txn_cfg, timeout_ms),    \
+		    100, 600000, "5000", "timeout of each call to a node" },   \
+	{                                                                      \
+		"from", DTX_CFG_INT, offsetof(cli_txn_cfg, from), -1,          \
+		    DTX_TOPO_MAX - 1, "-1",                                    \
+		    "node id to send as (-1: the topology's client id; with "  \
+		    "--insecure the sender's role is that id's in the "        \
+		    "topology)"                                                \
+	}
+// Parses a txn subcommand's flags (hx_parse_flags): 0 to go on, -1 when
+// help was shown, else the exit code.
+int cli_txn_flags(const char *what, const dtx_cfg_opt *opts, size_t nopts,
+    cli_txn_cfg *cfg, int argc, char **argv, char **pos, int maxpos, int *npos);
+// Connects to the cluster in cfg->dir as cfg->from: 0 with *out owned
+// (hx_conn_close), else the exit code after saying why on stderr.
+int cli_txn_conn(const char *what, const cli_txn_cfg *cfg, hx_conn **out);
+// A transaction id argument: decimal, 1 .. UINT64_MAX-1. DTX_EINVAL.
+dtx_err cli_txid_arg(const char *s, uint64_t *out);
+// A key as text: printable bytes as they are, others as \xNN.
+void cli_key_fmt(const proto_bytes *k, char *out, size_t n);
+// ms since the epoch as "YYYY-MM-DDTHH:MM:SS.mmmZ".
+void cli_utc_ms(uint64_t ms, char *out, size_t n);
+// "prepared", "committed", ... for a proto_txn_state.
+const char *cli_state_name(proto_txn_state st);
+// One transaction in doubt, one decision by hand (JSON object, text line).
+void cli_indoubt_json(hx_json *j, uint32_t node, const proto_indoubt *x);
+void cli_heur_json(hx_json *j, uint32_t node, const proto_heur *h);
+void cli_heur_print(uint32_t node, const proto_heur *h);
+// dtx txn status TXID once connected: prints, returns the exit code.
+int cli_txn_status_run(const cli_txn_cfg *cfg, hx_conn *conn, uint64_t txid);
+
 // The whole command (dtx.c): argv[0] is the program name. Returns the
 // exit code.
 int cli_main(int argc, char **argv);
@@ -58,6 +107,10 @@ typedef struct cli_help {
 	cli_exit_code exits[8];
 	bool no_flags; // the command takes no flags (no flag table to print)
 } cli_help;
+
+// The pages of dtx txn (help_txn.c), served after help.c's own.
+extern const cli_help cli_help_txn[];
+extern const size_t cli_help_ntxn;
 
 // The i-th page, NULL past the last (borrowed, static).
 const cli_help *cli_help_at(size_t i);

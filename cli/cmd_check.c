@@ -11,6 +11,8 @@ typedef struct check_cfg {
 	char *results;
 	bool json;
 	bool report;
+	bool live;
+	char *dir;
 } check_cfg;
 
 static const dtx_cfg_opt check_opts[] = {
@@ -20,6 +22,12 @@ static const dtx_cfg_opt check_opts[] = {
 	    "print the verdict as one JSON object" },
 	{ "report", DTX_CFG_BOOL, offsetof(check_cfg, report), 0, 0, "false",
 	    "also rewrite the run's report directory" },
+	{ "live", DTX_CFG_BOOL, offsetof(check_cfg, live), 0, 0, "false",
+	    "instead of a recorded run (no ID), check atomicity of every "
+	    "transaction in doubt or decided by hand on the running cluster "
+	    "in --dir (heuristic hazards included)" },
+	{ "dir", DTX_CFG_STR, offsetof(check_cfg, dir), 0, 0,
+	    HX_CLUSTER_DIR_DEFAULT, "cluster directory (with --live)" },
 };
 #define NCHECK_OPTS (sizeof(check_opts) / sizeof(check_opts[0]))
 
@@ -72,6 +80,71 @@ rewrite_report(hx_results *db, const char *results, int64_t id,
 	return e;
 }
 
+// dtx check --live: the atomicity checker over what the running cluster's
+// nodes know of every transaction in doubt or decided by hand.
+static int
+check_live(const check_cfg *cfg)
+{
+	hx_cluster *cl;
+	hx_conn *conn = NULL;
+	int rc = cli_cluster_open("dtx check", cfg->dir, &cl);
+	if (rc != 0)
+		return rc;
+	dtx_err e = hx_conn_open(hx_cluster_topo(cl), &conn);
+	hx_cluster_free(cl);
+	hx_txn_obs *obs = NULL;
+	size_t n = 0, unreach = 0;
+	hx_history *h = hx_history_new();
+	hx_atom_result r;
+	if (e == DTX_OK)
+		e = h == NULL ? DTX_ENOMEM
+		              : hx_txn_live_obs(conn, 5000, &obs, &n, &unreach);
+	if (e == DTX_OK)
+		e = hx_check_atomicity(h, obs, n, &r);
+	hx_conn_close(conn);
+	dtx_free(obs);
+	hx_history_free(h);
+	if (e != DTX_OK) {
+		fprintf(stderr, "dtx check --live: %s\n", dtx_strerror(e));
+		return cli_exit_for(e);
+	}
+	// Nothing in doubt nor decided by hand, every node asked: nothing
+	// can be wrong.
+	hx_valid v = n == 0 && unreach == 0 ? HX_VALID_TRUE : r.c.valid;
+	if (v == HX_VALID_TRUE && unreach > 0)
+		v = HX_VALID_UNKNOWN;
+	if (cfg->json) {
+		hx_json j;
+		hx_json_begin(&j, stdout);
+		hx_json_str(&j, "cluster", cfg->dir);
+		hx_json_verdict(&j, "valid", v);
+		hx_json_int(&j, "unreachable", (int64_t)unreach);
+		hx_json_raw(&j, "atomicity", r.c.json);
+		hx_json_arr_begin(&j, "anomalies");
+		for (size_t i = 0; i < r.c.nanoms; i++) {
+			hx_json_obj_begin(&j, NULL);
+			hx_json_str(&j, "kind", r.c.anoms[i].kind);
+			hx_json_u64(&j, "txid", r.c.anoms[i].txid);
+			hx_json_raw(&j, "detail", r.c.anoms[i].detail);
+			hx_json_obj_end(&j);
+		}
+		hx_json_arr_end(&j);
+		hx_json_end(&j);
+	} else {
+		printf("live cluster %s: %s (%zu participants not asked)\n",
+		    cfg->dir, hx_valid_name(v), unreach);
+		printf("atomicity: %s\n", r.c.summary);
+		for (size_t i = 0; i < r.c.nanoms; i++)
+			printf("  %s tx %llu: %s\n", r.c.anoms[i].kind,
+			    (unsigned long long)r.c.anoms[i].txid,
+			    r.c.anoms[i].detail);
+	}
+	hx_check_fini(&r.c);
+	return v == HX_VALID_TRUE ? HX_EXIT_OK
+	    : v == HX_VALID_FALSE ? HX_EXIT_INVALID
+	                          : HX_EXIT_UNKNOWN;
+}
+
 int
 cli_cmd_check(int argc, char **argv)
 {
@@ -95,6 +168,13 @@ cli_cmd_check(int argc, char **argv)
 	if (rc != 0) {
 		dtx_cfg_fini(check_opts, NCHECK_OPTS, &cfg);
 		return rc < 0 ? HX_EXIT_OK : rc;
+	}
+	if (cfg.live) {
+		rc = npos == 0 ? check_live(&cfg) : HX_EXIT_USAGE;
+		if (npos != 0)
+			fprintf(stderr, "dtx check: --live takes no run ID\n");
+		dtx_cfg_fini(check_opts, NCHECK_OPTS, &cfg);
+		return rc;
 	}
 	if (cli_run_id_arg("dtx check", "[--results FILE] [--json] [--report]",
 	        pos, npos, &id) != DTX_OK) {

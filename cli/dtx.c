@@ -23,6 +23,8 @@ static const hx_cmd commands[] = {
 	{ "transfer", cli_cmd_transfer, "move money between two accounts" },
 	{ "balances", cli_cmd_balances,
 	    "a consistent snapshot of all accounts" },
+	{ "txn", cli_cmd_txn,
+	    "list, inspect and resolve transactions in doubt" },
 	{ "bank", cli_cmd_bank,
 	    "run the bank workload under faults and check it" },
 	{ "health", cli_cmd_health, "ask one daemon whether it is healthy" },

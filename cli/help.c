@@ -27,6 +27,9 @@ const cli_exit_code cli_exit_codes[] = {
 	{ HX_EXIT_CONFLICT, "conflict",
 	    "what exists contradicts the request: accounts with other "
 	    "balances, a cluster already running in the directory" },
+	{ HX_EXIT_NOT_FOUND, "not-found",
+	    "the transaction named is known to no node (dtx txn status, "
+	    "dtx txn resolve); nothing was done" },
 	{ HX_EXIT_UNAVAILABLE, "unavailable",
 	    "the cluster, or a node the command needs, is not running or "
 	    "cannot be reached (no cluster in DIR, no saga orchestrator); "
@@ -155,8 +158,12 @@ static const cli_help helps[] = {
 	            "reached" },
 	        FAILED_ROW },
 	    false },
-	{ "dtx check", "ID", "re-check a recorded run",
-	    "Runs the checkers again on run ID's stored history.",
+	{ "dtx check", "ID | --live", "re-check a recorded run",
+	    "Runs the checkers again on run ID's stored history. With --live "
+	    "(and no ID) runs the atomicity checker on the running cluster "
+	    "in --dir instead: every transaction in doubt or decided by hand, "
+	    "as each participant and the coordinator know it; a heuristic "
+	    "hazard is a violation.",
 	    "  ID     run id (see dtx results list)\n", VERDICT_EXITS, false },
 	{ "dtx results", NULL, "list, show, prune and export recorded runs",
 	    "The runs recorded in the results file.", NULL, GROUP_EXITS,
@@ -264,15 +271,17 @@ wrap(FILE *out, size_t col, size_t indent, const char *text)
 const cli_help *
 cli_help_at(size_t i)
 {
-	return i < NHELPS ? &helps[i] : NULL;
+	if (i < NHELPS)
+		return &helps[i];
+	return i - NHELPS < cli_help_ntxn ? &cli_help_txn[i - NHELPS] : NULL;
 }
 
 static const cli_help *
 find(const char *path)
 {
-	for (size_t i = 0; i < NHELPS; i++)
-		if (strcmp(helps[i].path, path) == 0)
-			return &helps[i];
+	for (size_t i = 0; cli_help_at(i) != NULL; i++)
+		if (strcmp(cli_help_at(i)->path, path) == 0)
+			return cli_help_at(i);
 	return NULL;
 }
 
@@ -321,12 +330,12 @@ print_group(const cli_help *h)
 	printf("usage: %s COMMAND [ARGS...] [FLAGS]\n\n", h->path);
 	wrap(stdout, 0, 0, h->about);
 	printf("\ncommands:\n");
-	for (size_t i = 0; i < NHELPS; i++) {
-		const char *p = helps[i].path;
+	for (size_t i = 0; cli_help_at(i) != NULL; i++) {
+		const char *p = cli_help_at(i)->path;
 		if (strncmp(p, h->path, plen) != 0 || p[plen] != ' ' ||
 		    strchr(p + plen + 1, ' ') != NULL)
 			continue;
-		printf("  %-10s %s\n", p + plen + 1, helps[i].summary);
+		printf("  %-10s %s\n", p + plen + 1, cli_help_at(i)->summary);
 	}
 	printf("\n%s COMMAND --help shows a command's arguments, flags and "
 	       "exit codes.\n",

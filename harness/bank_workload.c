@@ -444,6 +444,14 @@ hx__bank_txn_obs(hx_bankrun *b)
 					o[n - 1].node, cts };
 		}
 	}
+	// Decisions by hand at any participant, so that a hazard is a
+	// heuristic hazard in the verdict, not an unexplained split.
+	dtx_err rv = hx_txn_heur_obs(b->conn, true, &o, &n);
+	if (rv != DTX_OK) {
+		dtx_free(o);
+		dtx_free(ct);
+		return rv;
+	}
 	b->obs = o;
 	b->nobs = n;
 	b->cts = ct;

@@ -14,18 +14,19 @@
 #include "harness_int.h"
 
 static const char *const outcome_names[] = { "committed", "aborted", "in-doubt",
-	"unknown", "presumed-aborted" };
+	"unknown", "presumed-aborted", "heuristic-committed",
+	"heuristic-aborted", "heuristic-hazard" };
 
 const char *
 hx_txn_outcome_name(hx_txn_outcome o)
 {
-	return (unsigned)o <= HX_TXN_PRESUMED_ABORTED ? outcome_names[o] : "?";
+	return (unsigned)o <= HX_TXN_HEUR_HAZARD ? outcome_names[o] : "?";
 }
 
 dtx_err
 hx_txn_outcome_parse(const char *s, hx_txn_outcome *out)
 {
-	int i = hx__name_index(outcome_names, HX_TXN_PRESUMED_ABORTED + 1, s);
+	int i = hx__name_index(outcome_names, HX_TXN_HEUR_HAZARD + 1, s);
 	if (i < 0)
 		return DTX_EINVAL;
 	*out = (hx_txn_outcome)i;
@@ -83,6 +84,21 @@ count_outcome(const hx_txn_obs *sorted, const group *g, hx_txn_outcome o)
 	return n;
 }
 
+// Committed (aborted) anywhere, by the protocol or by hand.
+static size_t
+count_committed(const hx_txn_obs *sorted, const group *g)
+{
+	return count_outcome(sorted, g, HX_TXN_COMMITTED) +
+	    count_outcome(sorted, g, HX_TXN_HEUR_COMMITTED);
+}
+
+static size_t
+count_aborted(const hx_txn_obs *sorted, const group *g)
+{
+	return count_outcome(sorted, g, HX_TXN_ABORTED) +
+	    count_outcome(sorted, g, HX_TXN_HEUR_ABORTED);
+}
+
 static char *
 sides_detail(const hx_txn_obs *sorted, const group *g, const char *client)
 {
@@ -96,6 +112,16 @@ sides_detail(const hx_txn_obs *sorted, const group *g, const char *client)
 	nodes_json(&d, sorted, g, HX_TXN_ABORTED);
 	hx_sb_printf(&d, ",\"in_doubt\":");
 	nodes_json(&d, sorted, g, HX_TXN_IN_DOUBT);
+	if (count_outcome(sorted, g, HX_TXN_HEUR_COMMITTED) +
+	        count_outcome(sorted, g, HX_TXN_HEUR_ABORTED) >
+	    0) {
+		hx_sb_printf(&d, ",\"heuristic_committed\":");
+		nodes_json(&d, sorted, g, HX_TXN_HEUR_COMMITTED);
+		hx_sb_printf(&d, ",\"heuristic_aborted\":");
+		nodes_json(&d, sorted, g, HX_TXN_HEUR_ABORTED);
+		hx_sb_printf(&d, ",\"heuristic_hazard\":");
+		nodes_json(&d, sorted, g, HX_TXN_HEUR_HAZARD);
+	}
 	hx_sb_printf(&d, "}");
 	return hx_sb_take(&d);
 }
@@ -109,7 +135,7 @@ resolve_info(hx_atom_result *r, const hx_txn_obs *sorted, const group *g)
 	r->info++;
 	if (g == NULL)
 		r->info_unobserved++;
-	else if (count_outcome(sorted, g, HX_TXN_COMMITTED) > 0)
+	else if (count_committed(sorted, g) > 0)
 		r->info_committed++;
 	else if (count_outcome(sorted, g, HX_TXN_IN_DOUBT) +
 	        count_outcome(sorted, g, HX_TXN_UNKNOWN) >
@@ -163,12 +189,11 @@ check_clients(hx_atom_result *r, const hx_history *h, const int64_t *pairs,
 			continue;
 		}
 		bool ok = comp->type == HX_OP_OK;
-		if (ok && count_outcome(sorted, g, HX_TXN_ABORTED) > 0) {
+		if (ok && count_aborted(sorted, g) > 0) {
 			r->ok_not_committed++;
 			rv = hx__check_anomaly(&r->c, "ok-not-committed", inv,
 			    true, txid, NULL, sides_detail(sorted, g, "ok"));
-		} else if (!ok &&
-		    count_outcome(sorted, g, HX_TXN_COMMITTED) > 0) {
+		} else if (!ok && count_committed(sorted, g) > 0) {
 			r->fail_committed++;
 			rv = hx__check_anomaly(&r->c, "fail-committed", inv,
 			    true, txid, NULL, sides_detail(sorted, g, "fail"));
@@ -190,10 +215,22 @@ check_decisions(hx_atom_result *r, const hx_history *h,
 		const group *g = &groups[k];
 		const hx_op *op =
 		    g->op >= 0 ? hx_history_get(h, (size_t)g->op) : NULL;
-		size_t c = count_outcome(sorted, g, HX_TXN_COMMITTED);
-		size_t a = count_outcome(sorted, g, HX_TXN_ABORTED);
+		size_t c = count_committed(sorted, g);
+		size_t a = count_aborted(sorted, g);
 		size_t d = count_outcome(sorted, g, HX_TXN_IN_DOUBT);
-		if (c > 0 && a > 0) {
+		size_t hand = count_outcome(sorted, g, HX_TXN_HEUR_COMMITTED) +
+		    count_outcome(sorted, g, HX_TXN_HEUR_ABORTED);
+		size_t hz = count_outcome(sorted, g, HX_TXN_HEUR_HAZARD);
+		r->heuristic += hand > 0;
+		// A disagreement a decision by hand made, or one the node
+		// found itself: a heuristic hazard, never hidden.
+		if ((c > 0 && a > 0 && hand > 0) || hz > 0) {
+			r->heur_hazards++;
+			rv = hx__check_anomaly(&r->c, "heuristic-hazard", op,
+			    true, g->txid, NULL, sides_detail(sorted, g, NULL));
+			if (rv != DTX_OK)
+				return rv;
+		} else if (c > 0 && a > 0) {
 			r->split++;
 			rv = hx__check_anomaly(&r->c, "split-decision", op,
 			    true, g->txid, NULL, sides_detail(sorted, g, NULL));
@@ -226,21 +263,23 @@ describe(hx_atom_result *r, size_t nobs, hx_valid valid)
 		    "but aborted, %zu failed but committed, %zu blocked in "
 		    "doubt, %zu completed transfers unobserved; %zu "
 		    "indeterminate: %zu resolved committed, %zu aborted, %zu "
-		    "unresolved, %zu unobserved, %zu without txid",
+		    "unresolved, %zu unobserved, %zu without txid; %zu "
+		    "decided by hand, %zu heuristic hazards",
 		    r->txns, r->split, r->ok_not_committed, r->fail_committed,
 		    r->in_doubt, r->unobserved, r->info, r->info_committed,
 		    r->info_aborted, r->info_unresolved, r->info_unobserved,
-		    r->info_no_txid);
+		    r->info_no_txid, r->heuristic, r->heur_hazards);
 	hx_sb_printf(&j,
 	    "{\"valid\":%s,\"observations\":%zu,\"txns\":%zu,"
 	    "\"split_decisions\":%zu,\"ok_not_committed\":%zu,"
 	    "\"fail_committed\":%zu,\"in_doubt\":%zu,\"unobserved\":%zu,"
 	    "\"info\":{\"total\":%zu,\"committed\":%zu,\"aborted\":%zu,"
-	    "\"unresolved\":%zu,\"unobserved\":%zu,\"no_txid\":%zu}}",
+	    "\"unresolved\":%zu,\"unobserved\":%zu,\"no_txid\":%zu},"
+	    "\"heuristic\":%zu,\"heuristic_hazards\":%zu}",
 	    hx_valid_json(valid), nobs, r->txns, r->split, r->ok_not_committed,
 	    r->fail_committed, r->in_doubt, r->unobserved, r->info,
 	    r->info_committed, r->info_aborted, r->info_unresolved,
-	    r->info_unobserved, r->info_no_txid);
+	    r->info_unobserved, r->info_no_txid, r->heuristic, r->heur_hazards);
 	return hx__check_set(&r->c, valid, &s, &j);
 }
 
@@ -278,7 +317,8 @@ hx_check_atomicity(const hx_history *h, const hx_txn_obs *obs, size_t nobs,
 	        DTX_OK ||
 	    (rv = check_decisions(&r, h, sorted, groups, ngroups)) != DTX_OK)
 		goto done;
-	size_t bad = r.split + r.ok_not_committed + r.fail_committed;
+	size_t bad =
+	    r.split + r.ok_not_committed + r.fail_committed + r.heur_hazards;
 	hx_valid valid = bad > 0 ? HX_VALID_FALSE
 	    : nobs == 0          ? HX_VALID_UNKNOWN
 	                         : HX_VALID_TRUE;

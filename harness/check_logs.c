@@ -17,8 +17,8 @@
 // Message ids that are anomalies at any level: a participant told to
 // commit what it aborted, or to abort what it committed.
 static const char *const anomaly_ids[] = {
-	"COMMIT_ABORTED",
-	"ABORT_COMMITTED",
+	"COMMIT_ABORTED", "ABORT_COMMITTED",
+	"HEURHAZARD", // a decision by hand the coordinator contradicted
 };
 
 // Splits a log line "<time> <LEVEL> <name> <MSGID> text" and says whether

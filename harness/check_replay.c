@@ -102,7 +102,8 @@ resolve(const ctx *c, uint64_t txid)
 		o--;
 	bool committed = false, open = false;
 	for (; o < c->obs + c->nobs && o->txid == txid; o++) {
-		committed |= o->outcome == HX_TXN_COMMITTED;
+		committed |= o->outcome == HX_TXN_COMMITTED ||
+		    o->outcome == HX_TXN_HEUR_COMMITTED;
 		open |= o->outcome == HX_TXN_IN_DOUBT ||
 		    o->outcome == HX_TXN_UNKNOWN;
 	}

@@ -55,11 +55,18 @@ dtx_err
 hx_conn_open_as(
     const dtx_topo *topo, proto_tls *tls, proto_tls *priv, hx_conn **out)
 {
-	hx_conn *c = dtx_calloc(1, sizeof(*c));
+	return hx_conn_open_from(topo, -1, tls, priv, out);
+}
+
+dtx_err
+hx_conn_open_from(const dtx_topo *topo, int64_t self, proto_tls *tls,
+    proto_tls *priv, hx_conn **out)
+{
+	hx_conn *c = self < DTX_TOPO_MAX ? dtx_calloc(1, sizeof(*c)) : NULL;
 	if (c == NULL) {
 		proto_tls_close(tls);
 		proto_tls_close(priv);
-		return DTX_ENOMEM;
+		return self < DTX_TOPO_MAX ? DTX_ENOMEM : DTX_EINVAL;
 	}
 	c->topo = *topo;
 	c->saga = UINT32_MAX;
@@ -71,6 +78,8 @@ hx_conn_open_as(
 	const dtx_node *me = dtx_topo_first(topo, DTX_ROLE_CLIENT);
 	if (me != NULL)
 		c->self = me->id;
+	if (self >= 0)
+		c->self = (uint32_t)self;
 	const dtx_node *sg = dtx_topo_first(topo, DTX_ROLE_SAGA);
 	if (sg != NULL)
 		c->saga = sg->id;
@@ -127,9 +136,11 @@ hx_conn_call(hx_conn *c, uint32_t id, proto_msg *req, proto_msg *rep,
 		.timeout_ms = timeout_ms ? timeout_ms : DEFAULT_TIMEOUT_MS,
 		.idempotent = idempotent,
 	};
-	// Only an admin or the harness may ask STATUS or send FAULT.
-	bool priv =
-	    req->hdr.type == PROTO_STATUS || req->hdr.type == PROTO_FAULT;
+	// Only an admin or the harness may ask STATUS, list or resolve
+	// transactions in doubt, fetch traces or send FAULT.
+	proto_type t = req->hdr.type;
+	bool priv = t == PROTO_STATUS || t == PROTO_FAULT ||
+	    t == PROTO_TXN_LIST || t == PROTO_TXN_RESOLVE;
 	proto_client *cl =
 	    priv && c->priv[id] != NULL ? c->priv[id] : c->cl[id];
 	return proto_client_call(cl, req, rep, &o);

@@ -529,9 +529,18 @@ typedef enum hx_txn_outcome {
 	HX_TXN_IN_DOUBT = 2,
 	HX_TXN_UNKNOWN = 3, // participant could not be asked
 	HX_TXN_PRESUMED_ABORTED = 4, // the coordinator holds no record
+	// Decided by hand at the node (a heuristic decision, storage.h);
+	// they count as committed / aborted, and a disagreement that
+	// involves one is a heuristic hazard rather than a split decision.
+	HX_TXN_HEUR_COMMITTED = 5,
+	HX_TXN_HEUR_ABORTED = 6,
+	// The node found its heuristic decision contradicted by the
+	// coordinator's (an extra observation beside the one above).
+	HX_TXN_HEUR_HAZARD = 7,
 } hx_txn_outcome;
 
-// "committed", "aborted", "in-doubt", "unknown", "presumed-aborted".
+// "committed", "aborted", "in-doubt", "unknown", "presumed-aborted",
+// "heuristic-committed", "heuristic-aborted", "heuristic-hazard".
 const char *hx_txn_outcome_name(hx_txn_outcome o);
 dtx_err hx_txn_outcome_parse(const char *s, hx_txn_outcome *out);
 
@@ -568,6 +577,10 @@ typedef struct hx_atom_result {
 	// in doubt or unanswered somewhere; not observed at all; no txid.
 	size_t info, info_committed, info_aborted, info_unresolved;
 	size_t info_unobserved, info_no_txid;
+	// Txids decided by hand somewhere, and those whose hand decision
+	// the others' (or the coordinator's) contradicts: heuristic hazards,
+	// violations like split decisions.
+	size_t heuristic, heur_hazards;
 } hx_atom_result;
 
 dtx_err hx_check_atomicity(const hx_history *h, const hx_txn_obs *obs,
@@ -1196,6 +1209,11 @@ dtx_err hx_conn_open_as(
 // (harness) or the admin's certificate. err says why it failed.
 dtx_err hx_cluster_conn(
     hx_cluster *c, bool harness, hx_conn **out, char *err, size_t errlen);
+// hx_conn_open_as sending as node id self (>= 0; -1: the topology's
+// client id). With --insecure that id's role in the topology is the
+// sender's. DTX_EINVAL for self >= DTX_TOPO_MAX.
+dtx_err hx_conn_open_from(const dtx_topo *topo, int64_t self, proto_tls *tls,
+    proto_tls *priv, hx_conn **out);
 void hx_conn_close(hx_conn *c);
 const dtx_topo *hx_conn_topo(const hx_conn *c);
 // One call to node id (timeout_ms 0: 5 s). Contract of proto_client_call.
@@ -1548,8 +1566,8 @@ dtx_err hx_nem_tear_wal(
 // gets what was done as JSON members ("done", "file", "damaged", and
 // "lsn"/"bit"/"offset"/"cut_at"). DTX_ENOENT when there is nothing to
 // damage, file errors, DTX_ENOMEM.
-dtx_err hx_corrupt_store(const char *data, bool truncate, uint64_t seed,
-    char *extra, size_t len);
+dtx_err hx_corrupt_store(
+    const char *data, bool truncate, uint64_t seed, char *extra, size_t len);
 // cp -a from to (to removed first); DTX_EIO when it failed.
 dtx_err hx_dir_copy(const char *from, const char *to);
 // Replaces data by saved (rm -rf data, rename saved to data).
@@ -1847,6 +1865,7 @@ dtx_err hx_compose_wait_healthy(hx_compose *c, uint64_t timeout_ms);
 // Exit codes beyond the five above; cli/help.c holds the one table that
 // says what each means (`dtx help exit-codes`, every --help, the README).
 #define HX_EXIT_CONFLICT 65 // existing data contradicts the request
+#define HX_EXIT_NOT_FOUND 66 // no node knows the transaction named
 #define HX_EXIT_UNAVAILABLE 69 // the cluster or a node it needs is not up
 #define HX_EXIT_INTERNAL HX_EXIT_FAILURE // could not run (70)
 
@@ -1883,5 +1902,66 @@ bool hx_utc_date_ok(const char *s);
 dtx_err hx_results_prune(const char *path, int64_t keep, const char *before,
     hx_prune_result *out, char *err, size_t errlen);
 void hx_prune_result_fini(hx_prune_result *r);
+
+// ---------------------------------------------------------------- in-doubt
+// transactions and heuristic decisions (txn_admin.c): what dtx txn list,
+// status and resolve, dtx check --live and the atomicity observations ask
+// the nodes. Every call is idempotent except hx_txn_resolve; none records
+// anything at a participant (TXN_LIST reads; STATUS goes only to
+// coordinators, since a participant's STATUS of an unknown txid fences it).
+
+// What one participant answered to TXN_LIST: err DTX_OK and rep its
+// TXN_LIST_REPLY (owned), or the call's error (why: the node's reason for
+// a refusal, else "").
+typedef struct hx_txn_node {
+	uint32_t node;
+	dtx_err err;
+	char why[PROTO_MAX_STR + 1];
+	proto_msg rep;
+} hx_txn_node;
+
+// TXN_LIST{txid} (0: everything) to every participant of c's topology, in
+// topology order. *out is owned (hx_txn_nodes_free), *n its length (the
+// participants). DTX_ENOMEM; the calls' errors are in the entries.
+dtx_err hx_txn_list_all(hx_conn *c, uint64_t txid, uint32_t timeout_ms,
+    hx_txn_node **out, size_t *n);
+void hx_txn_nodes_free(hx_txn_node *l, size_t n);
+
+// STATUS of txid at coordinator id, as the protocol answers it (no record:
+// ABORTED, presumed abort). *st and *cts on DTX_OK; DTX_EREFUSED with the
+// reason in why (n bytes); the call's errors.
+dtx_err hx_txn_coord_status(hx_conn *c, uint32_t id, uint64_t txid,
+    uint32_t timeout_ms, proto_txn_state *st, clk_ts *cts, char *why, size_t n);
+
+// TXN_RESOLVE{txid, commit, reason (may be NULL)} to participant id. On
+// DTX_OK *rep is its TXN_RESOLVE_REPLY (owned: proto_msg_free). On
+// DTX_EREFUSED *code is the node's error code (DTX_ENOENT: not in doubt
+// there, no record; DTX_EEXIST: decided there; DTX_EAGAIN: the
+// coordinator is still deciding; DTX_EPERM: not an admin) and why its
+// reason. Other errors: the call's.
+dtx_err hx_txn_resolve(hx_conn *c, uint32_t id, uint64_t txid, bool commit,
+    const char *reason, uint32_t timeout_ms, proto_msg *rep, dtx_err *code,
+    char *why, size_t n);
+
+// "unconfirmed", "agreed", "hazard".
+const char *hx_heur_verdict_name(proto_heur_verdict v);
+
+// Adds what the participants know of heuristic decisions to atomicity
+// observations (*obs, *n: owned, grown with dtx_realloc): for each
+// decision, the deciding node's observation of its txid becomes
+// HX_TXN_HEUR_COMMITTED or HX_TXN_HEUR_ABORTED (added when missing), and
+// a decision the node found contradicted adds HX_TXN_HEUR_HAZARD. With
+// only_known, decisions of txids not already in *obs are left out.
+// DTX_ENOMEM; a node that cannot be asked is skipped.
+dtx_err hx_txn_heur_obs(
+    hx_conn *c, bool only_known, hx_txn_obs **obs, size_t *n);
+
+// Observations of every transaction in doubt or decided by hand anywhere
+// in the cluster, for dtx check --live: each participant's state of the
+// txid (TXN_LIST, read only), the coordinator's (STATUS), and the
+// heuristic outcomes as hx_txn_heur_obs adds them. *obs owned (dtx_free).
+// *unreachable gets the participants that could not be asked.
+dtx_err hx_txn_live_obs(hx_conn *c, uint32_t timeout_ms, hx_txn_obs **obs,
+    size_t *n, size_t *unreachable);
 
 #endif // HARNESS_H

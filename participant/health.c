@@ -95,6 +95,12 @@ part__health(void *arg, proto_health_reply *rep)
 		{ "wal_replayed", (int64_t)st.wal.replayed },
 		{ "wal_bytes", (int64_t)st.wal.bytes },
 		{ "oldest_in_doubt_ms", (int64_t)oldest_doubt_ms(p) },
+		// Heuristic decisions (heuristic.c) are kept for good, so
+		// these never go down: a hazard stays reported.
+		{ "heuristic_commits", (int64_t)st.heur_commits },
+		{ "heuristic_aborts", (int64_t)st.heur_aborts },
+		{ "heuristic_hazards", (int64_t)st.heur_hazards },
+		{ "heuristic_unconfirmed", (int64_t)st.heur_unconfirmed },
 	};
 	return proto_health_counters(rep, more, sizeof(more) / sizeof(more[0]));
 }

@@ -339,6 +339,7 @@ part__status(part *p, const proto_msg *req, proto_msg *rep)
 		ws = wire_state(st);
 		if (ws != PROTO_TS_COMMITTED && ws != PROTO_TS_PRECOMMITTED)
 			cts = 0;
+		part__heur_status(p, txid, req->hdr.from, &ws, &cts);
 	}
 	clk_ts pts = 0;
 	if (ws == PROTO_TS_PREPARED &&

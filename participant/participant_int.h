@@ -122,6 +122,7 @@ struct part {
 	size_t ndoubts;
 	uint64_t *recovered; // txids in doubt when the store was opened
 	size_t nrecovered;
+	uint64_t heur_next_ns; // heuristic.c: next look for verdicts
 };
 
 static inline void
@@ -195,6 +196,38 @@ void part__resolver_stop(part *p);
 // still being resolved for the first time.
 size_t part__resolver_blocked(
     part *p, uint64_t *out, size_t max, bool *recovering);
+
+// resolve.c: one attempt to learn x's outcome as the resolver makes it
+// (the coordinator, then the peers; a pc transaction from its peers).
+// Returns 0 when an outcome was applied, 1 when nobody reachable knows,
+// 2 when someone reachable is still deciding.
+int part__resolve_once(part *p, const stor_indoubt *x);
+// resolve.c: applies the outcome its coordinator (who, in words) told
+// (counted as resolved by the coordinator). False when the store refused.
+bool part__decide(
+    part *p, uint64_t txid, bool commit, clk_ts cts, const char *who);
+// resolve.c: what x waits for, as the resolver sees it, in words (out
+// of n bytes).
+void part__resolver_describe(
+    part *p, const stor_indoubt *x, char *out, size_t n);
+
+// heuristic.c: TXN_LIST and TXN_RESOLVE (the operator's view and hand),
+// the hazard check of a decision that arrives for a transaction decided
+// heuristically here (true when it handled req: *rv and rep are then the
+// answer), and the resolver's periodic look for the coordinator's
+// decision of each heuristic decision not yet confirmed.
+dtx_err part__txn_list(part *p, const proto_msg *req, proto_msg *rep);
+dtx_err part__txn_resolve(part *p, const proto_msg *req, proto_msg *rep);
+bool part__heur_decision(
+    part *p, const proto_msg *req, proto_msg *rep, dtx_err *rv);
+// heuristic.c: what STATUS tells a coordinator or participant (from)
+// about txid when it was decided by hand here (*ws, *cts: the answer so
+// far, changed only then): a decision by hand is this node's alone, so
+// the protocol is told "prepared" (no decision known) until the
+// coordinator's own is learned, and an abort once it is that.
+void part__heur_status(
+    part *p, uint64_t txid, uint32_t from, proto_txn_state *ws, clk_ts *cts);
+void part__heur_check(part *p);
 
 // resolve.c: *pts gets txid's prepare ts when it is a pc transaction
 // prepared here, once its PREPARED record is durable (a YES a peer may

@@ -333,6 +333,20 @@ resolve_one(part *p, const stor_indoubt *x)
 	return RES_UNDECIDED;
 }
 
+bool
+part__decide(part *p, uint64_t txid, bool commit, clk_ts cts, const char *who)
+{
+	return decide(
+	    p, txid, commit, cts, PART_CTR_RESOLVED_BY_COORDINATOR, who);
+}
+
+int
+part__resolve_once(part *p, const stor_indoubt *x)
+{
+	res_out r = resolve_one(p, x);
+	return r == RES_DECIDED ? 0 : r == RES_UNDECIDED ? 1 : 2;
+}
+
 static bool
 was_recovered(const part *p, uint64_t txid)
 {
@@ -427,6 +441,37 @@ mark_blocked(part *p, uint64_t now)
 	}
 }
 
+void
+part__resolver_describe(part *p, const stor_indoubt *x, char *out, size_t n)
+{
+	uint64_t now = dtx_mono_ns();
+	bool pc = x->meta.mode == STOR_MODE_PC;
+	pthread_mutex_lock(&p->res_mu);
+	const part__doubt *e = find_doubt(p, x->txid);
+	if (e == NULL || e->attempts == 0)
+		snprintf(out, n,
+		    "%s; the resolver asks after %" PRId64 " ms in doubt",
+		    pc ? "the peers' votes" : "the coordinator's decision",
+		    p->cfg->indoubt_timeout_ms);
+	else if (e->blocked)
+		snprintf(out, n,
+		    "%s; blocked for %.1f s (%u attempts): only its "
+		    "coordinator's return or dtx txn resolve can decide it",
+		    pc ? "a peer's vote that cannot be asked"
+		       : "coordinator unreachable and every peer in doubt",
+		    (double)(now - e->fail_since_ns) / 1e9, e->attempts);
+	else if (e->fail_since_ns != 0)
+		snprintf(out, n, "%s (%u attempts)",
+		    pc ? "a peer's vote that cannot be asked yet"
+		       : "coordinator unreachable, asking the peers",
+		    e->attempts);
+	else
+		snprintf(out, n, "%s (%u attempts)",
+		    pc ? "the peers' votes" : "the coordinator, still deciding",
+		    e->attempts);
+	pthread_mutex_unlock(&p->res_mu);
+}
+
 // One pass: refresh the table, try every transaction that is due.
 static void
 res_pass(part *p)
@@ -504,6 +549,7 @@ res_main(void *arg)
 	uint64_t last_maint = dtx_mono_ns(), last_gc = last_maint;
 	for (;;) {
 		res_pass(p);
+		part__heur_check(p);
 		maintain(p, &last_maint, &last_gc);
 		struct timespec ts =
 		    dtx_time_after(CLOCK_MONOTONIC, TICK_MS * 1000000u);

@@ -17,6 +17,11 @@ start_one(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 	dtx_err rv;
 	if (!part__guard(p, req, rep, &rv))
 		return rv;
+	if ((req->hdr.type == PROTO_COMMIT ||
+	        req->hdr.type == PROTO_DO_COMMIT ||
+	        req->hdr.type == PROTO_ABORT) &&
+	    part__heur_decision(p, req, rep, &rv))
+		return rv;
 	switch (req->hdr.type) {
 	case PROTO_PREPARE:
 	case PROTO_CAN_COMMIT:
@@ -39,6 +44,10 @@ start_one(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 	case PROTO_PING:
 		rep->hdr.type = PROTO_PONG;
 		return DTX_OK;
+	case PROTO_TXN_LIST:
+		return part__txn_list(p, req, rep);
+	case PROTO_TXN_RESOLVE:
+		return part__txn_resolve(p, req, rep);
 	default:
 		return proto_msg_set_error(rep, DTX_EINVAL,
 		    "a participant does not serve %s%s",

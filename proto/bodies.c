@@ -1212,6 +1212,13 @@ free_challenge(proto_msg *m)
 		name, keys_##f, enc_##f, dec_##f, NULL                         \
 	}
 
+// A body whose functions live in bodies_txn.c.
+#define BODY_EXT(name, f)                                                      \
+	{                                                                      \
+		name, proto__keys_##f, proto__enc_##f, proto__dec_##f,         \
+		    proto__free_##f                                            \
+	}
+
 static const proto__body bodies[PROTO_TYPE_COUNT] = {
 	[PROTO_ERROR] = BODY("error", error),
 	[PROTO_BATCH] = BODY("batch", batch),
@@ -1245,6 +1252,11 @@ static const proto__body bodies[PROTO_TYPE_COUNT] = {
 	[PROTO_HELLO] = { "hello", keys_none, NULL, NULL, NULL },
 	[PROTO_CHALLENGE] = BODY("challenge", challenge),
 	[PROTO_AUTH] = BODY("auth", auth),
+	[PROTO_TXN_LIST] = BODY_NOFREE("txn_list", txid),
+	[PROTO_TXN_LIST_REPLY] = BODY_EXT("txn_list_reply", txn_list_reply),
+	[PROTO_TXN_RESOLVE] = BODY_EXT("txn_resolve", txn_resolve),
+	[PROTO_TXN_RESOLVE_REPLY] =
+	    BODY_EXT("txn_resolve_reply", txn_resolve_reply),
 };
 
 const proto__body *

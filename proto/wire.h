@@ -118,6 +118,10 @@ typedef enum proto_type {
 	PROTO_HELLO, // "hello"            (no body): asks for a CHALLENGE
 	PROTO_CHALLENGE, // "challenge"    proto_auth {nonce}
 	PROTO_AUTH, // "auth"              proto_auth {cert, sig} (ACK)
+	PROTO_TXN_LIST, // "txn_list"      proto_txid {tx} (admin, harness)
+	PROTO_TXN_LIST_REPLY, // "txn_list_reply" proto_txn_list_reply
+	PROTO_TXN_RESOLVE, // "txn_resolve" proto_txn_resolve (admin)
+	PROTO_TXN_RESOLVE_REPLY, // "txn_resolve_reply" proto_txn_resolve_reply
 	PROTO_TYPE_COUNT
 } proto_type;
 
@@ -519,6 +523,129 @@ typedef struct proto_auth {
 	proto_bytes sig;
 } proto_auth;
 
+// ---------------------------------------------------------------- operator
+// messages: transactions in doubt, and heuristic decisions
+//
+// TXN_LIST (admin or harness -> participant): "tx" uint, one transaction
+// id, or 0 for all of them (proto_txid {tx}). Answered with
+// TXN_LIST_REPLY: what the participant holds in doubt, and every
+// heuristic decision it ever made.
+
+#define PROTO_MAX_LIST 256 // entries of each list in a TXN_LIST_REPLY
+#define PROTO_MAX_LIST_KEYS 8 // keys shown per transaction in doubt
+
+// One transaction in doubt at the sender. Wire: a map
+//   "tx"    uint        transaction id
+//   "st"    uint        state (proto_txn_state: PREPARED or PRECOMMITTED)
+//   "m"     uint        mode (proto_mode)
+//   "co"    uint        the coordinator's node id
+//   "peers" array uint  0..PROTO_MAX_PEERS other participants' node ids
+//   "age"   uint        ms from its prepare ts to the sender's clock now
+//   "pts"   ts          prepare timestamp
+//   "cts"   ts          commit timestamp when PRECOMMITTED, else 0
+//   "keys"  array bin   0..PROTO_MAX_LIST_KEYS of the keys it locks
+//   "nk"    uint        how many keys it locks in all
+//   "wait"  str         what it waits for, in words (1..PROTO_MAX_STR)
+typedef struct proto_indoubt {
+	uint64_t txid;
+	proto_txn_state state;
+	proto_mode mode;
+	uint32_t coord;
+	uint32_t n_peers;
+	uint32_t peers[PROTO_MAX_PEERS];
+	uint64_t age_ms;
+	clk_ts prepare_ts;
+	clk_ts commit_ts;
+	uint32_t n_keys;
+	proto_bytes keys[PROTO_MAX_LIST_KEYS];
+	uint64_t keys_total;
+	char *wait;
+} proto_indoubt;
+
+typedef enum proto_heur_verdict {
+	PROTO_HEUR_UNCONFIRMED = 0, // the coordinator's decision not known
+	PROTO_HEUR_AGREED = 1, // the coordinator decided the same
+	PROTO_HEUR_HAZARD = 2, // it decided the other way: a heuristic hazard
+} proto_heur_verdict;
+
+// One heuristic decision at the sender. Wire: a map
+//   "tx"   uint  transaction id
+//   "out"  uint  what was done (proto_txn_state COMMITTED or ABORTED)
+//   "cts"  ts    commit timestamp when COMMITTED, else 0
+//   "at"   uint  when: ms since the Unix epoch
+//   "by"   uint  the node id that asked for it
+//   "who"  str   who asked, as recorded ("admin 7"), 1..PROTO_MAX_STR
+//   "why"  str   the reason given, 0..PROTO_MAX_STR bytes
+//   "co"   uint  the transaction's coordinator
+//   "m"    uint  mode (proto_mode)
+//   "v"    uint  verdict (proto_heur_verdict)
+//   "cout" uint  the coordinator's decision once known (proto_txn_state
+//                COMMITTED or ABORTED; UNKNOWN while unconfirmed)
+//   "vat"  uint  when the verdict was learned, ms since the epoch (0: not)
+typedef struct proto_heur {
+	uint64_t txid;
+	proto_txn_state outcome;
+	clk_ts commit_ts;
+	uint64_t at_ms;
+	uint32_t by;
+	char *who;
+	char *why;
+	uint32_t coord;
+	proto_mode mode;
+	proto_heur_verdict verdict;
+	proto_txn_state coord_outcome;
+	uint64_t verdict_ms;
+} proto_heur;
+
+// TXN_LIST_REPLY:
+//   "txs"  array  0..PROTO_MAX_LIST transactions in doubt (proto_indoubt)
+//   "heur" array  0..PROTO_MAX_LIST heuristic decisions (proto_heur),
+//                 oldest first
+//   "more" uint   entries left out of the two lists for their limit
+//   "st"   uint   for one asked txid: its state at the sender
+//                 (proto_txn_state; UNKNOWN: no record), read without
+//                 recording anything (unlike STATUS, whose NEVER_VOTED
+//                 fences the txid); UNKNOWN when all were asked for
+//   "cts"  ts     its commit ts when COMMITTED or PRECOMMITTED, else 0
+typedef struct proto_txn_list_reply {
+	uint32_t n_txs;
+	proto_indoubt *txs;
+	uint32_t n_heur;
+	proto_heur *heur;
+	uint64_t more;
+	proto_txn_state state;
+	clk_ts commit_ts;
+} proto_txn_list_reply;
+
+// TXN_RESOLVE (admin -> participant): decide a transaction in doubt by
+// hand, applied only when its coordinator (a pc transaction: its peers)
+// cannot be reached; see participant/heuristic.c (rule 27).
+//   "tx"  uint  transaction id (non-zero)
+//   "c"   bool  commit (true) or abort (false)
+//   "why" str   the operator's reason (optional)
+typedef struct proto_txn_resolve {
+	uint64_t txid;
+	bool commit;
+	char *reason;
+} proto_txn_resolve;
+
+// TXN_RESOLVE_REPLY:
+//   "tx"  uint  transaction id
+//   "out" uint  its outcome here now (proto_txn_state COMMITTED or
+//               ABORTED)
+//   "cts" ts    commit timestamp when COMMITTED, else 0
+//   "h"   bool  true: decided heuristically, as asked; false: the
+//               protocol decided it (the coordinator or the peers
+//               answered) and the request was not applied
+//   "why" str   who decided, in words (1..PROTO_MAX_STR bytes)
+typedef struct proto_txn_resolve_reply {
+	uint64_t txid;
+	proto_txn_state outcome;
+	clk_ts commit_ts;
+	bool heuristic;
+	char *reason;
+} proto_txn_resolve_reply;
+
 // ================================================================ messages
 
 // The header every message carries. All fields are decoded, so a daemon
@@ -557,6 +684,9 @@ struct proto_msg {
 		proto_gid gid; // SAGA_STATUS, SAGA_FORGET
 		proto_saga_status_reply saga_status_reply;
 		proto_auth auth; // CHALLENGE, AUTH
+		proto_txn_list_reply txn_list_reply;
+		proto_txn_resolve txn_resolve;
+		proto_txn_resolve_reply txn_resolve_reply;
 	} u;
 };
 

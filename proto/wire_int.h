@@ -182,4 +182,22 @@ typedef struct proto__body {
 // The descriptor of type; NULL for PROTO_NONE and out of range.
 const proto__body *proto__body_of(proto_type type);
 
+// The operator's bodies (bodies_txn.c), as the table in bodies.c names
+// them: see proto__body for what each does.
+int proto__keys_txn_list_reply(const proto_msg *m);
+dtx_err proto__enc_txn_list_reply(msgpack_packer *pk, const proto_msg *m);
+dtx_err proto__dec_txn_list_reply(
+    proto__rd *r, proto__flds *fs, int depth, proto_msg *m);
+void proto__free_txn_list_reply(proto_msg *m);
+int proto__keys_txn_resolve(const proto_msg *m);
+dtx_err proto__enc_txn_resolve(msgpack_packer *pk, const proto_msg *m);
+dtx_err proto__dec_txn_resolve(
+    proto__rd *r, proto__flds *fs, int depth, proto_msg *m);
+void proto__free_txn_resolve(proto_msg *m);
+int proto__keys_txn_resolve_reply(const proto_msg *m);
+dtx_err proto__enc_txn_resolve_reply(msgpack_packer *pk, const proto_msg *m);
+dtx_err proto__dec_txn_resolve_reply(
+    proto__rd *r, proto__flds *fs, int depth, proto_msg *m);
+void proto__free_txn_resolve_reply(proto_msg *m);
+
 #endif // PROTO_WIRE_INT_H

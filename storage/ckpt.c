@@ -13,7 +13,7 @@
 #define KVC_MAGIC "KVC1"
 
 // Blob layout (little-endian):
-//   "KVC1", u32 version 1, u64 gc horizon
+//   "KVC1", u32 version (1 or 2; written: 2), u64 gc horizon
 //   u64 nkeys, nkeys x (u32 klen, key, u32 nver, nver x (u64 ts, u8 tomb,
 //       u32 len, value)), versions newest first
 //   u64 nextra, nextra x (u32 klen, key, u64 ts, u8 tomb, u32 len, value):
@@ -23,12 +23,16 @@
 //   u64 nout, nout x (u64 txid, u8 state, u64 commit ts, u64 wall ms),
 //       oldest first
 //   u64 nbar, nbar x (u32 glen, gid, u64 branch, u8 op, u64 wall ms)
+//   version 2 only: u32 nheur, nheur x (u64 txid, decision (as in a HEUR
+//       record, storage_int.h), u8 verdict, u8 coordinator's outcome, u64
+//       verdict wall ms), oldest first; version 1 has no heuristic
+//       decisions
 
 static void
 enc_ckpt(stor_kv *kv, dtx_buf *b, uint64_t *keep)
 {
 	dtx_buf_put(b, KVC_MAGIC, 4);
-	dtx_buf_u32(b, 1);
+	dtx_buf_u32(b, 2);
 	dtx_buf_u64(b, kv->gc_horizon);
 	// Keys without versions (only an intent) are not part of the
 	// committed state.
@@ -122,6 +126,44 @@ enc_ckpt(stor_kv *kv, dtx_buf *b, uint64_t *keep)
 		dtx_buf_u8(b, r->op);
 		dtx_buf_u64(b, r->wall_ms);
 	}
+	dtx_buf_u32(b, (uint32_t)kv->nheurs);
+	for (size_t i = 0; i < kv->nheurs; i++) {
+		const stor_heur *h = &kv->heurs[i];
+		dtx_buf_u64(b, h->txid);
+		stor__heur_enc(b, h);
+		dtx_buf_u8(b, (uint8_t)h->verdict);
+		dtx_buf_u8(b, (uint8_t)h->coord_outcome);
+		dtx_buf_u64(b, h->verdict_wall_ms);
+	}
+}
+
+// The heuristic decisions of a version 2 checkpoint.
+static dtx_err
+load_heurs(stor_kv *kv, dtx_rd *r)
+{
+	uint32_t n = dtx_rd_u32(r);
+	if (r->bad || n > (r->len - r->off) / 40)
+		return DTX_ECORRUPT;
+	for (uint32_t i = 0; i < n; i++) {
+		stor_heur h = { .txid = dtx_rd_u64(r) };
+		if (r->bad || stor__heur_dec(r, &h) != DTX_OK)
+			return DTX_ECORRUPT;
+		uint8_t v = dtx_rd_u8(r), co = dtx_rd_u8(r);
+		h.verdict_wall_ms = dtx_rd_u64(r);
+		bool known = co == STOR_TX_COMMITTED || co == STOR_TX_ABORTED;
+		if (r->bad ||
+		    (v == STOR_HEUR_UNCONFIRMED     ? co != STOR_TX_UNKNOWN
+		            : v == STOR_HEUR_AGREED ? !known || co != h.outcome
+		            : v == STOR_HEUR_HAZARD ? !known || co == h.outcome
+		                                    : true))
+			return DTX_ECORRUPT;
+		h.verdict = (stor_heur_verdict)v;
+		h.coord_outcome = (stor_tx_state)co;
+		dtx_err err = stor__heur_add(kv, &h);
+		if (err != DTX_OK)
+			return err;
+	}
+	return DTX_OK;
 }
 
 static dtx_err
@@ -199,7 +241,7 @@ stor__load_ckpt(void *arg, uint64_t lsn, const void *p, size_t len)
 	uint32_t ver = dtx_rd_u32(&r);
 	kv->gc_horizon = dtx_rd_u64(&r);
 	dtx_err err = DTX_OK;
-	if (r.bad || memcmp(magic, KVC_MAGIC, 4) != 0 || ver != 1)
+	if (r.bad || memcmp(magic, KVC_MAGIC, 4) != 0 || ver < 1 || ver > 2)
 		err = DTX_ECORRUPT;
 	if (err == DTX_OK)
 		err = load_versions(kv, &r);
@@ -245,6 +287,8 @@ stor__load_ckpt(void *arg, uint64_t lsn, const void *p, size_t len)
 		if (err == DTX_OK)
 			err = stor__bar_add(kv, &b);
 	}
+	if (err == DTX_OK && ver >= 2)
+		err = load_heurs(kv, &r);
 	if (err == DTX_OK && r.off != r.len)
 		err = DTX_ECORRUPT;
 	if (err == DTX_ECORRUPT)

@@ -92,6 +92,49 @@ stor__load_prepared(stor_kv *kv, dtx_rd *r, uint64_t txid, stor_tx_state st,
 }
 
 dtx_err
+stor__heur_replay(stor_kv *kv, dtx_rd *r)
+{
+	uint64_t txid = dtx_rd_u64(r);
+	uint8_t kind = dtx_rd_u8(r);
+	if (r->bad || txid == 0)
+		return DTX_ECORRUPT;
+	if (kind == 2) {
+		uint8_t co = dtx_rd_u8(r), v = dtx_rd_u8(r);
+		uint64_t wall = dtx_rd_u64(r);
+		stor_heur *h = stor__heur_find(kv, txid);
+		if (r->bad || h == NULL ||
+		    (co != STOR_TX_COMMITTED && co != STOR_TX_ABORTED) ||
+		    v !=
+		        (co == h->outcome ? STOR_HEUR_AGREED
+		                          : STOR_HEUR_HAZARD))
+			return DTX_ECORRUPT;
+		h->coord_outcome = (stor_tx_state)co;
+		h->verdict = (stor_heur_verdict)v;
+		h->verdict_wall_ms = wall;
+		return DTX_OK;
+	}
+	stor_heur h = { .txid = txid };
+	if (kind != 1 || stor__heur_dec(r, &h) != DTX_OK)
+		return DTX_ECORRUPT;
+	stor__tx *tx = stor__tx_get(kv, txid);
+	bool commit = h.outcome == STOR_TX_COMMITTED;
+	if (tx == NULL || tx->committing ||
+	    (commit && h.commit_ts < tx->meta.prepare_ts))
+		return DTX_ECORRUPT;
+	dtx_err err = stor__heur_add(kv, &h);
+	if (err != DTX_OK)
+		return err;
+	if (commit) {
+		tx->commit_ts = h.commit_ts;
+		stor__tx_apply(kv, tx);
+	} else {
+		stor__tx_drop(kv, tx);
+		stor__outcome_put(kv, txid, STOR_TX_ABORTED, 0, h.wall_ms);
+	}
+	return DTX_OK;
+}
+
+dtx_err
 stor__replay(void *arg, uint64_t lsn, uint8_t type, const void *p, size_t len)
 {
 	stor_kv *kv = arg;
@@ -147,6 +190,9 @@ stor__replay(void *arg, uint64_t lsn, uint8_t type, const void *p, size_t len)
 			stor__bar_gc_apply(kv, gid, glen, cutoff, NULL);
 		break;
 	}
+	case STOR__REC_HEUR:
+		err = stor__heur_replay(kv, &r);
+		break;
 	default:
 		err = DTX_ECORRUPT;
 	}

@@ -660,6 +660,79 @@ dtx_err stor_kv_indoubt(stor_kv *kv, stor_indoubt **list, size_t *n);
 // for txid 0.
 dtx_err stor_kv_indoubt_find(stor_kv *kv, uint64_t txid, stor_indoubt *out);
 
+// ---------------------------------------------------------------- heuristic
+// decisions
+//
+// An operator may decide an in-doubt transaction by hand when its
+// coordinator cannot be reached (XA's heuristic completion; PostgreSQL's
+// COMMIT PREPARED / ROLLBACK PREPARED). The decision is force-logged as
+// heuristic, with who made it, when and why, in one HEUR record that also
+// commits or aborts the transaction, and is kept for good: checkpoints
+// carry it, outcome collection never drops it. Once the coordinator's own
+// decision is learned it is recorded beside it (a second HEUR record):
+// agreed, or a heuristic hazard when the two differ.
+
+#define STOR_HEUR_STR_MAX 256u // bytes of who and why
+
+typedef enum stor_heur_verdict {
+	STOR_HEUR_UNCONFIRMED = 0, // the coordinator's decision is not known
+	STOR_HEUR_AGREED = 1, // the coordinator decided the same
+	STOR_HEUR_HAZARD = 2, // the coordinator decided the other way
+} stor_heur_verdict;
+
+// Returns "unconfirmed", "agreed", "hazard". Never NULL.
+const char *stor_heur_verdict_name(stor_heur_verdict v);
+
+// One heuristic decision. A plain value type.
+typedef struct stor_heur {
+	uint64_t txid;
+	stor_tx_state outcome; // COMMITTED or ABORTED: what was done here
+	clk_ts commit_ts; // for COMMITTED, else 0
+	uint64_t wall_ms; // when (wall clock, ms since the epoch)
+	uint32_t by_node; // the node id of whoever asked for it
+	char who[STOR_HEUR_STR_MAX + 1]; // "admin 7", NUL-terminated
+	char why[STOR_HEUR_STR_MAX + 1]; // the operator's reason, or ""
+	stor_prep_meta meta; // the transaction's coordinator, mode, peers
+	stor_heur_verdict verdict;
+	stor_tx_state coord_outcome; // the coordinator's, once known
+	uint64_t verdict_wall_ms; // when it was learned (0: not yet)
+} stor_heur;
+
+// Decides in-doubt txid heuristically: commit at commit_ts (>= its
+// prepare ts) or abort, force-logging one HEUR record with who and why
+// (borrowed, cut to STOR_HEUR_STR_MAX bytes) and by_node, and returns once
+// it is durable. DTX_ENOENT when txid is not in doubt here (unknown,
+// decided, or its COMMIT is queued), DTX_EINVAL for a bad commit ts,
+// errors of the WAL. *out (may be NULL) gets the record as kept.
+dtx_err stor_kv_heuristic(stor_kv *kv, uint64_t txid, bool commit,
+    clk_ts commit_ts, uint32_t by_node, const char *who, const char *why,
+    stor_heur *out);
+
+// Records the coordinator's decision coord (COMMITTED or ABORTED) for
+// heuristically decided txid, force-logged, and sets *verdict (may be
+// NULL): AGREED or HAZARD. A verdict already recorded is kept and
+// returned (nothing is logged). DTX_ENOENT when txid has no heuristic
+// decision here, DTX_EINVAL for another coord, errors of the WAL.
+dtx_err stor_kv_heur_verdict(stor_kv *kv, uint64_t txid, stor_tx_state coord,
+    stor_heur_verdict *verdict);
+
+// The heuristic decision of txid, copied into *out. DTX_ENOENT when none.
+dtx_err stor_kv_heur_get(stor_kv *kv, uint64_t txid, stor_heur *out);
+
+// Every heuristic decision, oldest first. *list is returned owned (free
+// with dtx_free; NULL when *n is 0).
+dtx_err stor_kv_heur_list(stor_kv *kv, stor_heur **list, size_t *n);
+
+// Called by stor_kv_indoubt_keys for each key an in-doubt transaction
+// writes (key borrowed, valid during the call; the store is locked: do
+// not call into it). A non-OK return stops the walk, which returns it.
+typedef dtx_err (*stor_key_fn)(void *arg, const void *key, size_t klen);
+
+// Calls fn for each key in-doubt txid holds an intent on, in the order
+// of its write set. DTX_ENOENT when txid is not in doubt here.
+dtx_err stor_kv_indoubt_keys(
+    stor_kv *kv, uint64_t txid, stor_key_fn fn, void *arg);
+
 // ---------------------------------------------------------------- upkeep
 
 // Pins snapshot ts against garbage collection; *pin identifies the pin for
@@ -715,6 +788,10 @@ typedef struct stor_kv_stats {
 	uint64_t outcomes; // remembered outcomes
 	uint64_t barriers;
 	clk_ts gc_horizon;
+	uint64_t heur_commits; // heuristic decisions kept, by outcome
+	uint64_t heur_aborts;
+	uint64_t heur_hazards; // those the coordinator contradicted
+	uint64_t heur_unconfirmed; // those whose coordinator is not heard yet
 	stor_wal_stats wal;
 } stor_kv_stats;
 

@@ -12,6 +12,8 @@
 //                  the store's three hooks (replay, checkpoint, durable)
 //   7  txdist.c    PREPARE / PRECOMMIT / COMMIT / ABORT, in-doubt list;
 //                  uses txlocal.c's validation and hand-over
+//      heur.c      heuristic decisions of in-doubt transactions and
+//                  their verdicts
 //      txlocal.c   stor_txn: snapshot reads, buffered writes, local commit
 //   6  ckpt.c      checkpoint blob (the WAL's checkpoint hook); reloads
 //                  prepared transactions through kvlog.c
@@ -19,6 +21,7 @@
 //   5  txtab.c     transactions holding intents, the commit queue and the
 //                  WAL's durability hook that applies it
 //   4  outcome.c   remembered outcomes
+//      heurtab.c   heuristic decisions, kept for good, and their codec
 //      barrier.c   saga barriers (its BARGC record goes to the WAL)
 //   3  kvrec.c     record payload codecs
 //   2  kv.c        u64 maps, key table, versions, reads, pins, version GC
@@ -247,6 +250,10 @@ struct stor_kv {
 	uint64_t next_pin;
 	uint64_t ckpt_wal_bytes; // WAL bytes written when last checkpointed
 	uint64_t bar_gc_wall_ms; // last stor_kv_barrier_gc_every collection
+	// heuristic decisions, oldest first, kept for good; txid -> index + 1
+	stor_heur *heurs;
+	size_t nheurs, heur_cap;
+	stor__map heurmap;
 };
 
 // ---------------------------------------------------------------- 2 kv.c
@@ -283,6 +290,13 @@ uint64_t stor__wall_ms(void);
 //   COMMIT     u64 txid, u64 commit ts
 //   ABORT      u64 txid, u64 zero
 //   BARGC      u32 glen, gid (glen 0: by age), u64 cut-off wall ms
+//   HEUR       u64 txid, u8 kind, then for kind 1 (a heuristic decision,
+//              which also commits or aborts the in-doubt txid): "decision"
+//              = u8 outcome (3 committed, 4 aborted), u64 commit ts (0 for
+//              an abort), u64 wall ms, u32 by node, u32 len + who, u32 len
+//              + why (each <= STOR_HEUR_STR_MAX), meta; for kind 2 (the
+//              coordinator's decision learned later): u8 its outcome (3,
+//              4), u8 verdict (1 agreed, 2 hazard), u64 wall ms
 enum {
 	STOR__REC_LOCAL = 1, // a local commit: writes and barriers
 	STOR__REC_PREPARE = 2, // PREPARED: txid, meta, writes
@@ -290,6 +304,7 @@ enum {
 	STOR__REC_COMMIT = 4, // txid, commit ts
 	STOR__REC_ABORT = 5, // txid
 	STOR__REC_BARGC = 6, // barrier deletion: gid or age cut-off
+	STOR__REC_HEUR = 7, // a heuristic decision, or its verdict
 };
 
 void stor__enc_writes(dtx_buf *b, const stor__w *w, size_t nw);
@@ -312,6 +327,16 @@ void stor__outcome_put(
     stor_kv *kv, uint64_t txid, stor_tx_state st, clk_ts ts, uint64_t wall);
 const stor__out *stor__outcome_get(stor_kv *kv, uint64_t txid);
 
+// ---------------------------------------------------------------- 4 heurtab.c
+
+// The heuristic decision of txid in the table, or NULL. kv->mu held.
+stor_heur *stor__heur_find(stor_kv *kv, uint64_t txid);
+// Adds a copy of h (its txid not yet in the table). kv->mu held.
+dtx_err stor__heur_add(stor_kv *kv, const stor_heur *h);
+void stor__heur_fini(stor_kv *kv);
+// The "decision" part of a HEUR record or checkpoint entry (layout above).
+void stor__heur_enc(dtx_buf *b, const stor_heur *h);
+dtx_err stor__heur_dec(dtx_rd *r, stor_heur *h);
 // ---------------------------------------------------------------- 4 barrier.c
 
 bool stor__bar_is(const stor__bar *b, const uint8_t *gid, size_t glen,
@@ -361,6 +386,9 @@ void stor__on_durable(void *arg, uint64_t lsn);
 // The WAL's record hook: replays one of the store's records.
 dtx_err stor__replay(
     void *arg, uint64_t lsn, uint8_t type, const void *p, size_t len);
+// Replays one HEUR record (kvlog.c): applies a decision to its
+// transaction, or a verdict to its entry.
+dtx_err stor__heur_replay(stor_kv *kv, dtx_rd *r);
 // Reloads one prepared transaction (meta and writes read from r) with its
 // intents.
 dtx_err stor__load_prepared(stor_kv *kv, dtx_rd *r, uint64_t txid,

@@ -38,6 +38,7 @@ kv_free(stor_kv *kv)
 	for (size_t i = 0; i < kv->nbars; i++)
 		dtx_free(kv->bars[i].gid);
 	dtx_free(kv->bars);
+	stor__heur_fini(kv);
 	pthread_mutex_destroy(&kv->mu);
 	dtx_free(kv);
 }
@@ -116,6 +117,13 @@ stor_kv_stats_get(stor_kv *kv, stor_kv_stats *out)
 	out->outcomes = kv->outmap.n;
 	out->barriers = kv->nbars;
 	out->gc_horizon = kv->gc_horizon;
+	for (size_t i = 0; i < kv->nheurs; i++) {
+		const stor_heur *h = &kv->heurs[i];
+		out->heur_commits += h->outcome == STOR_TX_COMMITTED;
+		out->heur_aborts += h->outcome == STOR_TX_ABORTED;
+		out->heur_hazards += h->verdict == STOR_HEUR_HAZARD;
+		out->heur_unconfirmed += h->verdict == STOR_HEUR_UNCONFIRMED;
+	}
 	pthread_mutex_unlock(&kv->mu);
 	stor_wal_stats_get(kv->wal, &out->wal);
 }

@@ -167,10 +167,16 @@ stor_kv_commit_async(
 	dtx_err err = DTX_OK;
 	stor__tx *tx = stor__tx_get(kv, txid);
 	if (tx == NULL) {
+		// A heuristic decision outlives the remembered outcome.
 		const stor__out *o = stor__outcome_get(kv, txid);
-		err = o == NULL                   ? DTX_ENOENT
-		    : o->state == STOR_TX_ABORTED ? DTX_ECONFLICT
-		                                  : DTX_OK;
+		const stor_heur *h =
+		    o == NULL ? stor__heur_find(kv, txid) : NULL;
+		stor_tx_state st = o != NULL ? (stor_tx_state)o->state
+		    : h != NULL              ? h->outcome
+		                             : STOR_TX_UNKNOWN;
+		err = st == STOR_TX_UNKNOWN ? DTX_ENOENT
+		    : st == STOR_TX_ABORTED ? DTX_ECONFLICT
+		                            : DTX_OK;
 	} else if (tx->committing) {
 		l = tx->commit_lsn;
 	} else if (commit_ts < tx->meta.prepare_ts) {
@@ -213,6 +219,10 @@ stor_kv_abort(stor_kv *kv, uint64_t txid)
 		err = DTX_ECONFLICT;
 	} else if (o != NULL) {
 		err = o->state == STOR_TX_COMMITTED ? DTX_ECONFLICT : DTX_OK;
+	} else if (tx == NULL && stor__heur_find(kv, txid) != NULL) {
+		err = stor__heur_find(kv, txid)->outcome == STOR_TX_COMMITTED
+		    ? DTX_ECONFLICT
+		    : DTX_OK;
 	} else {
 		err = log_txid_ts(kv, STOR__REC_ABORT, txid, 0, NULL);
 		if (err == DTX_OK) {
@@ -243,7 +253,11 @@ stor_kv_tx_state(
 		ts = st == STOR_TX_PREPARED ? 0 : tx->commit_ts;
 	} else {
 		const stor__out *o = stor__outcome_get(kv, txid);
-		if (o == NULL) {
+		const stor_heur *h = stor__heur_find(kv, txid);
+		if (o == NULL && h != NULL) {
+			st = h->outcome;
+			ts = h->commit_ts;
+		} else if (o == NULL) {
 			err = DTX_ENOENT;
 		} else {
 			st = (stor_tx_state)o->state;

@@ -394,6 +394,69 @@ test_atomicity_split_decision(void **state)
 	hx_history_free(h);
 }
 
+// Decisions by hand: one the others agree with is valid (and counted);
+// one the others contradict is a heuristic hazard, not a split; one the
+// node itself found contradicted (heuristic-hazard) is a hazard even
+// with nothing else observed; an ok transfer aborted by hand is caught
+// as ok-not-committed.
+static void
+test_atomicity_heuristic(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	transfer(h, 0, 0, 7, HX_OP_INFO);
+	transfer(h, 10, 1, 8, HX_OP_OK);
+	hx_txn_obs agreed[] = {
+		{ 7, 1, HX_TXN_HEUR_ABORTED },
+		{ 7, 2, HX_TXN_ABORTED },
+		{ 7, 0, HX_TXN_PRESUMED_ABORTED },
+	};
+	hx_atom_result r;
+	check_atomicity(h, agreed, 3, HX_VALID_TRUE, &r);
+	assert_int_equal(r.heuristic, 1);
+	assert_int_equal(r.heur_hazards, 0);
+	assert_int_equal(r.info_aborted, 1);
+	hx_check_fini(&r.c);
+	hx_txn_obs hazard[] = {
+		{ 7, 1, HX_TXN_HEUR_ABORTED },
+		{ 7, 2, HX_TXN_COMMITTED },
+		{ 7, 0, HX_TXN_COMMITTED },
+	};
+	check_atomicity(h, hazard, 3, HX_VALID_FALSE, &r);
+	assert_int_equal(r.heur_hazards, 1);
+	assert_int_equal(r.split, 0);
+	assert_int_equal(count_anoms(&r.c, "heuristic-hazard"), 1);
+	assert_int_equal(count_anoms(&r.c, "split-decision"), 0);
+	assert_non_null(
+	    strstr(r.c.anoms[0].detail, "\"heuristic_aborted\":[1]"));
+	assert_non_null(strstr(r.c.summary, "1 heuristic hazards"));
+	hx_check_fini(&r.c);
+	hx_txn_obs own[] = {
+		{ 9, 1, HX_TXN_HEUR_COMMITTED },
+		{ 9, 1, HX_TXN_HEUR_HAZARD },
+	};
+	check_atomicity(h, own, 2, HX_VALID_FALSE, &r);
+	assert_int_equal(r.heur_hazards, 1);
+	hx_check_fini(&r.c);
+	hx_txn_obs ok_aborted[] = {
+		{ 8, 1, HX_TXN_HEUR_ABORTED },
+		{ 8, 2, HX_TXN_HEUR_ABORTED },
+	};
+	check_atomicity(h, ok_aborted, 2, HX_VALID_FALSE, &r);
+	assert_int_equal(r.ok_not_committed, 1);
+	hx_check_fini(&r.c);
+	// The names round-trip (the results file stores them).
+	for (int o = HX_TXN_COMMITTED; o <= HX_TXN_HEUR_HAZARD; o++) {
+		hx_txn_outcome back;
+		assert_int_equal(
+		    hx_txn_outcome_parse(
+		        hx_txn_outcome_name((hx_txn_outcome)o), &back),
+		    DTX_OK);
+		assert_int_equal(back, o);
+	}
+	hx_history_free(h);
+}
+
 static void
 test_atomicity_history_cross_check(void **state)
 {
@@ -1347,6 +1410,7 @@ main(void)
 		cmocka_unit_test(test_atomicity_uncertain_transfers),
 		cmocka_unit_test(test_atomicity_info_resolved),
 		cmocka_unit_test(test_atomicity_split_decision),
+		cmocka_unit_test(test_atomicity_heuristic),
 		cmocka_unit_test(test_atomicity_history_cross_check),
 		cmocka_unit_test(test_saga_left_compensating_invalid),
 		cmocka_unit_test(test_saga_transient_totals_not_violations),

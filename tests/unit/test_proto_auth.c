@@ -63,6 +63,10 @@ expected(proto_type t)
 	case PROTO_STEP:
 	case PROTO_SAGA_FORGET:
 		return RB(SAGA);
+	case PROTO_TXN_LIST:
+		return RB(ADMIN) | RB(HARNESS);
+	case PROTO_TXN_RESOLVE:
+		return RB(ADMIN);
 	default:
 		return 0; // replies, NONE, HELLO/CHALLENGE/AUTH
 	}

@@ -304,6 +304,8 @@ sample_data(proto_type t, proto_msg *m)
 	}
 }
 
+static void sample_oper(proto_type t, proto_msg *m);
+
 static void
 sample(proto_type t, proto_msg *m)
 {
@@ -317,6 +319,8 @@ sample(proto_type t, proto_msg *m)
 	m->hdr.vc.c[CLK_VC_MAX - 1] = 3;
 	if (t <= PROTO_FAULT)
 		sample_admin(t, m);
+	else if (t >= PROTO_TXN_LIST)
+		sample_oper(t, m);
 	else if (t <= PROTO_STATUS_REPLY)
 		sample_txn(t, m);
 	else
@@ -578,11 +582,15 @@ eq_data(const proto_msg *a, const proto_msg *b)
 	}
 }
 
+#include "proto_codec_oper.h"
+
 static void
 body_eq(const proto_msg *a, const proto_msg *b)
 {
 	if (a->hdr.type <= PROTO_FAULT)
 		eq_admin(a, b);
+	else if (a->hdr.type >= PROTO_TXN_LIST)
+		eq_oper(a, b);
 	else if (a->hdr.type <= PROTO_STATUS_REPLY)
 		eq_txn(a, b);
 	else
