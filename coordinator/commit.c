@@ -212,9 +212,10 @@ coord__commit_forced(
 		// until the log is read again. STATUS answers unknown.
 		atomic_store(&c->failed, true);
 		atomic_fetch_add(&c->n_unknown, 1);
-		DTX_LOG(DTX_LOG_ERROR, "LOG_FAILED",
-		    "txn %llu: forcing the commit failed: %s",
-		    (unsigned long long)txid, dtx_strerror(rv));
+		DTX_LOGF(DTX_LOG_ERROR, "LOG_FAILED",
+		    DTX_FIELDS(DTX_LF_TXID(txid),
+		        DTX_LF_S("why", dtx_strerror(rv))),
+		    "forcing the commit failed");
 		r->outcome = PROTO_UNKNOWN;
 		r->txid = txid;
 		return coord__reason(

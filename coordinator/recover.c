@@ -125,9 +125,9 @@ resolve_one(coord *c, uint64_t txid, const uint32_t *parts, uint32_t nparts)
 			atomic_store(&c->failed, true);
 			return;
 		}
-		DTX_LOG(DTX_LOG_INFO, "RESOLVE_COMMIT",
-		    "txn %llu: a participant pre-committed: commit",
-		    (unsigned long long)txid);
+		DTX_LOGF(DTX_LOG_INFO, "RESOLVE_COMMIT",
+		    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_S("state", "committed")),
+		    "a participant pre-committed: commit");
 		pthread_mutex_lock(&c->mu);
 		t = coord__tx_find(c, txid);
 		if (t != NULL) {
@@ -146,9 +146,9 @@ resolve_one(coord *c, uint64_t txid, const uint32_t *parts, uint32_t nparts)
 		return;
 	}
 	pthread_mutex_unlock(&c->mu);
-	DTX_LOG(DTX_LOG_INFO, "RESOLVE_ABORT",
-	    "txn %llu: no participant pre-committed: abort",
-	    (unsigned long long)txid);
+	DTX_LOGF(DTX_LOG_INFO, "RESOLVE_ABORT",
+	    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_S("state", "aborted")),
+	    "no participant pre-committed: abort");
 	proto_txn_reply dummy;
 	memset(&dummy, 0, sizeof(dummy));
 	coord__abort(c, txid, parts, nparts, NULL, "resolved", &dummy);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// The log checker (Jepsen's log-file-pattern): every line a daemon logged
-// at level ERROR, and every line with one of an agreed list of anomaly
+// The log checker (Jepsen's log-file-pattern): every record a daemon logged
+// at level error, and every line with one of an agreed list of anomaly
 // message ids, is an anomaly naming the node, the file and the line. A
 // daemon that says it contradicted a decision ("COMMIT_ABORTED ... aborted
 // here") has found a bug even when the history looks fine.
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "harness_int.h"
 
@@ -21,15 +22,26 @@ static const char *const anomaly_ids[] = {
 	"ABORT_COMMITTED",
 };
 
-// Splits a log line "<time> <LEVEL> <name> <MSGID> text" and says whether
-// it is an anomaly.
+// Whether a log line is an anomaly: level error, or an anomaly message
+// id. A line is a logfmt or JSON record (common.h: level= and msg=); a line
+// of the older "<time> <LEVEL> <name> <MSGID> text" layout (runs stored
+// before records) is read by position.
 static bool
 flagged(const char *line)
 {
-	char level[16], name[64], msgid[64];
-	if (sscanf(line, "%*s %15s %63s %63s", level, name, msgid) != 3)
+	char level[16] = "", msgid[64] = "", scratch[2048];
+	dtx_log_kv kv[32];
+	int n = dtx_log_parse(line, strcspn(line, "\r\n"), kv, 32, scratch,
+	    sizeof(scratch));
+	if (n > 0) {
+		const char *lv = dtx_log_get(kv, n, "level");
+		const char *id = dtx_log_get(kv, n, "msg");
+		snprintf(level, sizeof(level), "%s", lv != NULL ? lv : "");
+		snprintf(msgid, sizeof(msgid), "%s", id != NULL ? id : "");
+	} else if (sscanf(line, "%*s %15s %*s %63s", level, msgid) != 2) {
 		return false;
-	if (strcmp(level, "ERROR") == 0)
+	}
+	if (strcasecmp(level, "error") == 0)
 		return true;
 	for (size_t i = 0; i < sizeof(anomaly_ids) / sizeof(anomaly_ids[0]);
 	     i++)

@@ -339,9 +339,10 @@ part__prepare_finish(
 		    pend->txid, dtx_strerror(sync_err));
 	}
 	if (sync_err != DTX_OK) {
-		DTX_LOG(DTX_LOG_ERROR, "PREPARE_SYNC",
-		    "tx=%" PRIu64 " PREPARED record not durable: %s",
-		    pend->txid, dtx_strerror(sync_err));
+		DTX_LOGF(DTX_LOG_ERROR, "PREPARE_SYNC",
+		    DTX_FIELDS(DTX_LF_TXID(pend->txid),
+		        DTX_LF_S("why", dtx_strerror(sync_err))),
+		    "PREPARED record not durable");
 		return vote_no(p, pend->txid, false, rep, "store failed: %s",
 		    dtx_strerror(sync_err));
 	}

@@ -50,8 +50,6 @@ struct proto_daemon {
 
 	proto_tls *tls; // NULL with --insecure
 	_Atomic uint64_t refused[PROTO_REFUSED_COUNT];
-	// proto_daemon_warn_ok's limiter: one line a second per (peer, what).
-	dtx_rl warn;
 
 	proto__metrics metrics; // what /metrics adds to HEALTH
 	proto__http *http; // --http, or NULL
@@ -93,6 +91,8 @@ static const dtx_cfg_opt common_opts[] = {
 	{ "http", DTX_CFG_STR, CFG(http), 0, 0, NULL,
 	    "HOST:PORT for GET /metrics, /livez and /readyz (off unless "
 	    "given; port 0 picks one, written to DATA/http.addr)" },
+	{ "log-format", DTX_CFG_STR, CFG(log_format), 0, 0, "logfmt",
+	    "log records as logfmt or json lines" },
 };
 #define NCOMMON (sizeof(common_opts) / sizeof(common_opts[0]))
 
@@ -285,11 +285,6 @@ proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
 	sigaddset(&d->sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &d->sigs, NULL);
 	pthread_mutex_init(&d->mtx, NULL);
-	if (dtx_rl_init(&d->warn, 1000000000ULL) != DTX_OK) {
-		pthread_mutex_destroy(&d->mtx);
-		dtx_free(d);
-		return DTX_ENOMEM;
-	}
 	d->role = role;
 	d->metrics.role = role;
 	d->extra = extra;
@@ -316,6 +311,14 @@ proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
 		rv = DTX_EINVAL;
 		goto fail;
 	}
+	dtx_log_format lf;
+	if (dtx_log_format_parse(d->cfg.log_format, &lf) != DTX_OK) {
+		fprintf(stderr, "%s: --log-format '%s' is not logfmt or json\n",
+		    prog, d->cfg.log_format);
+		rv = DTX_EINVAL;
+		goto fail;
+	}
+	dtx_log_set_format(lf);
 	char name[32];
 	snprintf(name, sizeof(name), "%s-%lld",
 	    role == DTX_ROLE_COORDINATOR       ? "coord"
@@ -386,12 +389,12 @@ observe_hdr(proto_daemon *d, const proto_hdr *hdr)
 	dtx_err rv = clk_node_recv(d->clock, hdr->hlc, &hdr->vc, NULL);
 	if (rv == DTX_ECLOCK) {
 		atomic_fetch_add(&d->clock_rejected, 1);
-		DTX_LOG_RL(DTX_LOG_WARN, "CLOCK_REJECT", hdr->from,
-		    "%s from node %u: its clock %llu ms is more than %lld ms "
-		    "ahead of ours",
-		    proto_type_name(hdr->type), hdr->from,
-		    (unsigned long long)clk_ts_l(hdr->hlc),
-		    (long long)d->cfg.max_offset_ms);
+		DTX_LOGF_RL(DTX_LOG_WARN, "CLOCK_REJECT", hdr->from,
+		    DTX_FIELDS(DTX_LF_PEER(hdr->from),
+		        DTX_LF_S("type", proto_type_name(hdr->type)),
+		        DTX_LF_U("peer_ms", clk_ts_l(hdr->hlc)),
+		        DTX_LF_I("max_offset_ms", d->cfg.max_offset_ms)),
+		    "the sender's clock is too far ahead of ours");
 	}
 	return rv;
 }
@@ -581,18 +584,6 @@ serve_fault(proto_daemon *d, const proto_fault *f, proto_msg *rep)
 	return DTX_OK;
 }
 
-bool
-proto_daemon_warn_ok(
-    proto_daemon *d, uint32_t peer, const char *what, uint64_t *suppressed)
-{
-	uint64_t held = 0, others = 0;
-	bool ok =
-	    dtx_rl_pass(&d->warn, what, peer, dtx_mono_ns(), &held, &others);
-	if (ok)
-		*suppressed = held + others;
-	return ok;
-}
-
 // The roles (bits) of a request's sender, or PROTO_REFUSED_IDENTITY when
 // its certificate names a role the topology does not give its node id.
 static proto_refusal
@@ -645,13 +636,11 @@ authorise(proto_daemon *d, const proto_msg *req, proto_msg *rep,
 	const char *what = proto_refusal_name(why);
 	const char *role =
 	    peer->authenticated ? proto_role_name(peer->role) : "plaintext";
-	uint64_t held = 0;
-	if (proto_daemon_warn_ok(d, peer->node, what, &held))
-		DTX_LOG(DTX_LOG_WARN, "REFUSED",
-		    "%s from node %u (%s): %s (%llu more refused in the last "
-		    "second)",
-		    proto_type_name(bad), peer->node, role, what,
-		    (unsigned long long)held);
+	DTX_LOGF_RL(DTX_LOG_WARN, "REFUSED", dtx_log_rl_key(peer->node, what),
+	    DTX_FIELDS(DTX_LF_PEER(peer->node), DTX_LF_S("type",
+	                   proto_type_name(bad)),
+	        DTX_LF_S("role", role), DTX_LF_S("why", what)),
+	    "%s from node %u refused", proto_type_name(bad), peer->node);
 	return proto_msg_set_error(rep, DTX_EPERM, "%s from %s %u: %s",
 	    proto_type_name(bad), role, peer->node, what);
 }
@@ -894,7 +883,6 @@ proto_daemon_close(proto_daemon *d)
 	clk_node_close(d->clock);
 	clk_source_free(d->src);
 	proto_tls_close(d->tls);
-	dtx_rl_fini(&d->warn);
 	if (d->nextra > 0 && d->extra_cfg != NULL)
 		dtx_cfg_fini(d->extra, d->nextra, d->extra_cfg);
 	dtx_cfg_fini(common_opts, NCOMMON, &d->cfg);

@@ -64,6 +64,7 @@ typedef struct proto_daemon_cfg {
 	bool enable_faults; // --enable-faults: serve FAULT (harness only)
 	int64_t max_conns; // --max-conns: connections at once (512)
 	char *http; // --http HOST:PORT: /metrics, /livez, /readyz (off)
+	char *log_format; // --log-format logfmt|json (logfmt)
 } proto_daemon_cfg;
 
 // What a daemon plugs into the runtime. All hooks run on server worker
@@ -204,14 +205,6 @@ proto_refusal proto_authz_check(
 
 // "refused_role", ... (the HEALTH counter names); "?" out of range.
 const char *proto_refusal_name(proto_refusal r);
-
-// A rate limit for a repeated warning: true at most once a second per
-// (peer, what) (what is compared by its text), with *suppressed set to
-// how many were held back since the last true. The daemon's own dtx_rl
-// (common.h), so a flood from one peer cannot hide another's line.
-// Thread-safe.
-bool proto_daemon_warn_ok(
-    proto_daemon *d, uint32_t peer, const char *what, uint64_t *suppressed);
 
 // Appends a counter to a HEALTH reply being built (name copied).
 // DTX_ENOMEM, DTX_EINVAL when the reply already holds PROTO_MAX_COUNTERS.

@@ -141,7 +141,9 @@ give_up(job *j, const char *err)
 	saga__count(s, SAGA_CTR_GAVE_UP);
 	snprintf(
 	    text, sizeof(text), "step %u: retries exhausted: %s", j->step, err);
-	DTX_LOG(DTX_LOG_WARN, "SAGA_GIVE_UP", "saga %s %s", r->gid, text);
+	DTX_LOGF(DTX_LOG_WARN, "SAGA_GIVE_UP",
+	    DTX_FIELDS(DTX_LF_GID(r->gid), DTX_LF_U("step", j->step)), "%s",
+	    text);
 	dtx_err rv = saga__log_comp(s, r, (int32_t)j->step, text);
 	if (rv != DTX_OK)
 		log_failed(j, rv);

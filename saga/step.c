@@ -208,7 +208,8 @@ saga__comp_failed(
 	snprintf(err, sizeof(err), "compensation of step %u %s: %s", i,
 	    res == PROTO_STEP_REFUSED ? "refused" : "failed", why);
 	saga__set_error(s, r, err);
-	DTX_LOG(DTX_LOG_WARN, "SAGA_COMP_FAILED", "saga %s: %s", r->gid, err);
+	DTX_LOGF(DTX_LOG_WARN, "SAGA_COMP_FAILED",
+	    DTX_FIELDS(DTX_LF_GID(r->gid), DTX_LF_U("step", i)), "%s", err);
 }
 
 dtx_err

@@ -889,12 +889,15 @@ test_logs(void **state)
 {
 	(void)state;
 	const char *clean =
-	    "2026-01-01T00:00:00.000Z INFO participant-1 PART_READY up\n"
-	    "2026-01-01T00:00:01.000Z WARN participant-1 INDOUBT 1 left\n";
+	    "ts=2026-01-01T00:00:00.000Z level=info node=part-1 msg=READY "
+	    "text=\"level=error msg=COMMIT_ABORTED\"\n"
+	    "{\"ts\":\"2026-01-01T00:00:01.000Z\",\"level\":\"warn\","
+	    "\"node\":\"part-1\",\"msg\":\"INDOUBT\",\"txid\":3}\n";
 	const char *bad =
-	    "2026-01-01T00:00:00.000Z INFO participant-2 PART_READY up\n"
-	    "2026-01-01T00:00:02.000Z ERROR participant-2 COMMIT_ABORTED "
-	    "COMMIT tx=7 but it was aborted here\n";
+	    "ts=2026-01-01T00:00:00.000Z level=info node=part-2 msg=READY\n"
+	    "ts=2026-01-01T00:00:02.000Z level=error node=part-2 "
+	    "msg=COMMIT_ABORTED txid=7 type=commit text=\"told to commit but "
+	    "it was aborted here\"\n";
 	hx_node_log logs[] = { { 1, temp_log(0, clean) },
 		{ 2, temp_log(1, bad) } };
 	hx_logs_result r;
@@ -915,9 +918,18 @@ test_logs(void **state)
 	// An anomaly id is flagged at any level.
 	unlink(logs[1].path);
 	logs[1].path = temp_log(1,
-	    "2026-01-01T00:00:00.000Z WARN participant-2 ABORT_COMMITTED x\n");
+	    "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"level\":\"warn\","
+	    "\"node\":\"part-2\",\"msg\":\"ABORT_COMMITTED\"}\n");
 	assert_int_equal(hx_check_logs(logs, 2, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	hx_check_fini(&r.c);
+	// The layout of runs stored before log records is still read.
+	unlink(logs[1].path);
+	logs[1].path = temp_log(1,
+	    "2026-01-01T00:00:00.000Z WARN participant-2 ABORT_COMMITTED x\n"
+	    "2026-01-01T00:00:00.000Z ERROR participant-2 WALFAIL x\n");
+	assert_int_equal(hx_check_logs(logs, 2, &r), DTX_OK);
+	assert_int_equal(r.flagged, 2);
 	hx_check_fini(&r.c);
 	// No file readable: unknown.
 	hx_node_log none[] = { { 3, "/nonexistent/dtx.log" } };
