@@ -178,14 +178,7 @@ coord__txn(coord *c, const proto_msg *req, proto_msg *rep, proto_call *call)
 	if ((rv = run_new(c, tx, &p, &r)) != DTX_OK)
 		goto fail;
 	atomic_fetch_add(&c->n_txns, 1);
-	DTX_LOGF(DTX_LOG_DEBUG, "TXN_START",
-	    DTX_FIELDS(DTX_LF_TXID(r->txid),
-	        DTX_LF_S("mode",
-	            tx->mode == PROTO_MODE_3PC      ? "3pc"
-	                : tx->mode == PROTO_MODE_PC ? "pc"
-	                                            : "2pc"),
-	        DTX_LF_U("participants", r->p.nparts)),
-	    NULL);
+	proto_daemon_trace(c->d, PROTO_EV_BEGIN, r->txid, NULL, "TXN_START", 0);
 	if (tok == NULL) {
 		run_wait(r, rep);
 		return DTX_OK;

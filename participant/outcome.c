@@ -147,12 +147,11 @@ part__commit_finish(
 	}
 	if (pend->fresh) {
 		// Durable, ACK not yet sent.
+		proto_daemon_trace(p->d, PROTO_EV_APPLY, pend->txid, NULL,
+		    "COMMITTED", pend->ts);
 		dtx_crashpoint("part.after_commit_log");
 		part__count(p, PART_CTR_COMMITTED);
 		part__outcome_signal(p);
-		DTX_LOG(DTX_LOG_DEBUG, "COMMITTED",
-		    "tx=%" PRIu64 " cts=%" PRIu64 ".%u", pend->txid,
-		    clk_ts_l(pend->ts), clk_ts_c(pend->ts));
 	}
 	ack(rep, pend->txid);
 	return DTX_OK;
@@ -169,8 +168,9 @@ part__abort(part *p, const proto_msg *req, proto_msg *rep)
 	    (st == STOR_TX_PREPARED || st == STOR_TX_PRECOMMITTED);
 	dtx_err rv = stor_kv_abort(p->kv, txid);
 	if (rv == DTX_ECONFLICT) {
-		DTX_LOG(DTX_LOG_ERROR, "ABORT_COMMITTED",
-		    "ABORT tx=%" PRIu64 " but it was committed here", txid);
+		DTX_LOGF(DTX_LOG_ERROR, "ABORT_COMMITTED",
+		    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_PEER(req->hdr.from)),
+		    "told to abort but it was committed here");
 		return proto_msg_set_error(rep, DTX_ECONFLICT,
 		    "tx %" PRIu64 " was committed here", txid);
 	}
@@ -178,6 +178,7 @@ part__abort(part *p, const proto_msg *req, proto_msg *rep)
 		return rv;
 	part__txtab_del(p->txtab, txid);
 	if (in_doubt) {
+		proto_daemon_trace(p->d, PROTO_EV_APPLY, txid, NULL, "ABORTED", 0);
 		part__count(p, PART_CTR_ABORTED);
 		part__outcome_signal(p);
 	}

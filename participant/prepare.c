@@ -31,7 +31,9 @@ vote_no(
 	if (record && stor_kv_tx_state(p->kv, txid, &st, NULL) == DTX_ENOENT)
 		(void)stor_kv_abort(p->kv, txid);
 	part__count(p, PART_CTR_VOTES_NO);
-	DTX_LOG(DTX_LOG_DEBUG, "VOTE_NO", "tx=%" PRIu64 " %s", txid, why);
+	proto_daemon_trace(p->d, PROTO_EV_DECIDE, txid, NULL, "VOTE_NO", 0);
+	DTX_LOGF(DTX_LOG_DEBUG, "VOTE_NO_WHY",
+	    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_S("why", why)), NULL);
 	rep->hdr.type = PROTO_VOTE;
 	rep->u.vote.txid = txid;
 	rep->u.vote.yes = false;
@@ -348,11 +350,10 @@ part__prepare_finish(
 	}
 	if (pend->fresh) {
 		// Durable, vote not yet sent.
+		proto_daemon_trace(p->d, PROTO_EV_FORCE, pend->txid, NULL,
+		    "PREPARED", pend->ts);
 		dtx_crashpoint("part.after_prepare_log");
 		part__count(p, PART_CTR_PREPARED);
-		DTX_LOG(DTX_LOG_DEBUG, "PREPARED",
-		    "tx=%" PRIu64 " pts=%" PRIu64 ".%u", pend->txid,
-		    clk_ts_l(pend->ts), clk_ts_c(pend->ts));
 	}
 	rep->hdr.type = PROTO_VOTE;
 	rep->u.vote.txid = pend->txid;

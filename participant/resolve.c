@@ -144,13 +144,16 @@ decide(part *p, uint64_t txid, bool commit, clk_ts cts, part_ctr by,
 	part__count(p, by);
 	part__count(p, commit ? PART_CTR_COMMITTED : PART_CTR_ABORTED);
 	part__outcome_signal(p);
-	if (commit)
-		DTX_LOG(DTX_LOG_INFO, "RESOLVED",
-		    "tx=%" PRIu64 " committed at %" PRIu64 ".%u (%s)", txid,
-		    clk_ts_l(cts), clk_ts_c(cts), who);
-	else
-		DTX_LOG(DTX_LOG_INFO, "RESOLVED", "tx=%" PRIu64 " aborted (%s)",
-		    txid, who);
+	proto_daemon_trace(p->d, PROTO_EV_RECOVER, txid, NULL,
+	    commit ? "RESOLVED_COMMIT" : "RESOLVED_ABORT", cts);
+	char cts_s[32];
+	snprintf(cts_s, sizeof(cts_s), "%" PRIu64 ".%u", clk_ts_l(cts),
+	    clk_ts_c(cts));
+	DTX_LOGF(DTX_LOG_INFO, "RESOLVED",
+	    DTX_FIELDS(DTX_LF_TXID(txid),
+	        DTX_LF_S("state", commit ? "committed" : "aborted"),
+	        DTX_LF_S("cts", commit ? cts_s : NULL), DTX_LF_S("by", who)),
+	    NULL);
 	return true;
 }
 

@@ -364,6 +364,10 @@ part_saga_step(
 		        DTX_LF_S("why", o.why)),
 		    "stale STEP refused");
 	}
+	proto_daemon_trace(p->d, PROTO_EV_APPLY, 0, st->gid,
+	    st->phase == PROTO_PHASE_ACTION ? "STEP_APPLIED"
+	                                    : "COMP_APPLIED",
+	    0);
 	DTX_LOGF(DTX_LOG_DEBUG, "SAGA_STEP",
 	    DTX_FIELDS(DTX_LF_GID(st->gid), DTX_LF_U("branch", st->branch),
 	        DTX_LF_S("phase",

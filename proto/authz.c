@@ -57,6 +57,9 @@ static const uint32_t allowed[PROTO_TYPE_COUNT] = {
 	[PROTO_HELLO] = 0,
 	[PROTO_CHALLENGE] = 0,
 	[PROTO_AUTH] = 0,
+	// A daemon's recent transaction events: operators and the harness.
+	[PROTO_TRACE] = R(ADMIN) | R(HARNESS),
+	[PROTO_TRACE_REPLY] = 0,
 };
 
 uint32_t

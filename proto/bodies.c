@@ -1213,6 +1213,11 @@ static const proto__body bodies[PROTO_TYPE_COUNT] = {
 	[PROTO_HELLO] = { "hello", keys_none, NULL, NULL, NULL },
 	[PROTO_CHALLENGE] = BODY("challenge", challenge),
 	[PROTO_AUTH] = BODY("auth", auth),
+	[PROTO_TRACE] = { "trace", proto__keys_trace, proto__enc_trace,
+	    proto__dec_trace, proto__free_trace },
+	[PROTO_TRACE_REPLY] = { "trace_reply", proto__keys_trace_reply,
+	    proto__enc_trace_reply, proto__dec_trace_reply,
+	    proto__free_trace_reply },
 };
 
 const proto__body *

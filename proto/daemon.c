@@ -51,6 +51,9 @@ struct proto_daemon {
 	proto_tls *tls; // NULL with --insecure
 	_Atomic uint64_t refused[PROTO_REFUSED_COUNT];
 
+	proto__trace *trace; // --trace-events, or NULL
+	uint64_t boot_l; // the HLC's l when the daemon started
+
 	proto__metrics metrics; // what /metrics adds to HEALTH
 	proto__http *http; // --http, or NULL
 	atomic_bool waiting; // main reached proto_daemon_wait
@@ -93,6 +96,8 @@ static const dtx_cfg_opt common_opts[] = {
 	    "given; port 0 picks one, written to DATA/http.addr)" },
 	{ "log-format", DTX_CFG_STR, CFG(log_format), 0, 0, "logfmt",
 	    "log records as logfmt or json lines" },
+	{ "trace-events", DTX_CFG_INT, CFG(trace_events), 0, 65536, "2048",
+	    "transaction events kept for TRACE (dtx trace); 0 keeps none" },
 };
 #define NCOMMON (sizeof(common_opts) / sizeof(common_opts[0]))
 
@@ -367,6 +372,14 @@ proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
 		    dtx_strerror(rv));
 		goto fail;
 	}
+	// Our vector clock entry starts above any an earlier incarnation of
+	// this node issued: the HLC's l never goes back (its bound is
+	// persisted), and no daemon records 2^20 events per millisecond.
+	d->boot_l = clk_ts_l(clk_node_now(d->clock));
+	clk_node_vc_floor(d->clock, (d->boot_l + 1) << 20);
+	if ((rv = proto__trace_new((size_t)d->cfg.trace_events, &d->trace)) !=
+	    DTX_OK)
+		goto fail;
 	*out = d;
 	return DTX_OK;
 fail:
@@ -374,11 +387,54 @@ fail:
 	return rv;
 }
 
+// Records a send or receive event of m (one that names a transaction or
+// saga) in the trace ring and, at debug level, the log.
+static void
+trace_msg(proto_daemon *d, proto_ev_kind kind, const proto_msg *m,
+    clk_ts hlc, const clk_vc *vc)
+{
+	proto_trace_ev e = { .kind = kind, .type = m->hdr.type, .hlc = hlc };
+	const char *gid;
+	if ((d->trace == NULL && !dtx_log_enabled(DTX_LOG_DEBUG)) ||
+	    !proto_msg_ref(m, &e.txid, &gid))
+		return;
+	e.gid = (char *)gid;
+	e.vc = *vc;
+	if (kind == PROTO_EV_RECV) {
+		e.peer = m->hdr.from;
+		e.peer_c = m->hdr.from < m->hdr.vc.n && m->hdr.from < CLK_VC_MAX
+		    ? m->hdr.vc.c[m->hdr.from]
+		    : 0;
+	}
+	proto__trace_add(d->trace, &e);
+	if (!dtx_log_enabled(DTX_LOG_DEBUG))
+		return;
+	char h[32], v[CLK_VC_MAX * 24];
+	proto__fmt_hlc(h, sizeof(h), hlc);
+	proto__fmt_vc(v, sizeof(v), vc);
+	DTX_LOGF(DTX_LOG_DEBUG, kind == PROTO_EV_SEND ? "MSG_SEND" : "MSG_RECV",
+	    DTX_FIELDS(DTX_LF_U("txid", e.txid), DTX_LF_GID(gid),
+	        DTX_LF_S("ev", proto_ev_name(kind)),
+	        DTX_LF_S("type", proto_type_name(m->hdr.type)),
+	        DTX_LF_U("peer", e.peer), DTX_LF_U("pc", e.peer_c),
+	        DTX_LF_S("hlc", h), DTX_LF_S("vc", v)),
+	    NULL);
+}
+
+// The hooks' hdr is always the header of a whole message, its first
+// member (rpc.h), so the message is reached from it.
+static const proto_msg *
+msg_of(const proto_hdr *hdr)
+{
+	return (const proto_msg *)(const void *)hdr;
+}
+
 static void
 stamp(void *arg, proto_hdr *hdr)
 {
 	proto_daemon *d = arg;
-	clk_node_send(d->clock, &hdr->hlc, &hdr->vc);
+	if (clk_node_send(d->clock, &hdr->hlc, &hdr->vc) == DTX_OK)
+		trace_msg(d, PROTO_EV_SEND, msg_of(hdr), hdr->hlc, &hdr->vc);
 }
 
 // Merges an incoming header into our clocks; DTX_ECLOCK (counted, clocks
@@ -386,7 +442,11 @@ stamp(void *arg, proto_hdr *hdr)
 static dtx_err
 observe_hdr(proto_daemon *d, const proto_hdr *hdr)
 {
-	dtx_err rv = clk_node_recv(d->clock, hdr->hlc, &hdr->vc, NULL);
+	clk_ts now;
+	clk_vc vc;
+	dtx_err rv = clk_node_recv_vc(d->clock, hdr->hlc, &hdr->vc, &now, &vc);
+	if (rv == DTX_OK)
+		trace_msg(d, PROTO_EV_RECV, msg_of(hdr), now, &vc);
 	if (rv == DTX_ECLOCK) {
 		atomic_fetch_add(&d->clock_rejected, 1);
 		DTX_LOGF_RL(DTX_LOG_WARN, "CLOCK_REJECT", hdr->from,
@@ -673,6 +733,12 @@ handle(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 		return serve_health(d, rep);
 	case PROTO_FAULT:
 		return serve_fault(d, &req->u.fault, rep);
+	case PROTO_TRACE:
+		rep->hdr.type = PROTO_TRACE_REPLY;
+		rep->u.trace_reply.node = proto_daemon_id(d);
+		rep->u.trace_reply.boot = d->boot_l;
+		return proto__trace_collect(d->trace, req->u.trace.txid,
+		    req->u.trace.gid, &rep->u.trace_reply);
 	default:
 		return d->hooks.handler(d->hooks.arg, req, rep, call);
 	}
@@ -846,6 +912,34 @@ proto_daemon_wait(proto_daemon *d)
 }
 
 void
+proto_daemon_trace(proto_daemon *d, proto_ev_kind kind, uint64_t txid,
+    const char *gid, const char *what, clk_ts ts)
+{
+	proto_trace_ev e = { .kind = kind,
+		.txid = txid,
+		.gid = (char *)gid,
+		.what = (char *)what };
+	if (d == NULL || (d->trace == NULL && !dtx_log_enabled(DTX_LOG_DEBUG)))
+		return;
+	if (clk_node_send(d->clock, &e.hlc, &e.vc) != DTX_OK)
+		return;
+	proto__trace_add(d->trace, &e);
+	if (!dtx_log_enabled(DTX_LOG_DEBUG))
+		return;
+	char h[32], t[32] = "", v[CLK_VC_MAX * 24];
+	proto__fmt_hlc(h, sizeof(h), e.hlc);
+	if (ts != 0)
+		proto__fmt_hlc(t, sizeof(t), ts);
+	proto__fmt_vc(v, sizeof(v), &e.vc);
+	DTX_LOGF(DTX_LOG_DEBUG, what,
+	    DTX_FIELDS(DTX_LF_U("txid", txid), DTX_LF_GID(gid),
+	        DTX_LF_S("ev", proto_ev_name(kind)),
+	        DTX_LF_S("ts", ts != 0 ? t : NULL), DTX_LF_S("hlc", h),
+	        DTX_LF_S("vc", v)),
+	    NULL);
+}
+
+void
 proto_daemon_observe_fsync(proto_daemon *d, uint64_t ns)
 {
 	atomic_store(&d->metrics.fsync_timed, true);
@@ -882,6 +976,7 @@ proto_daemon_close(proto_daemon *d)
 		proto_client_close(d->clients[i]);
 	clk_node_close(d->clock);
 	clk_source_free(d->src);
+	proto__trace_free(d->trace);
 	proto_tls_close(d->tls);
 	if (d->nextra > 0 && d->extra_cfg != NULL)
 		dtx_cfg_fini(d->extra, d->nextra, d->extra_cfg);

@@ -65,6 +65,7 @@ typedef struct proto_daemon_cfg {
 	int64_t max_conns; // --max-conns: connections at once (512)
 	char *http; // --http HOST:PORT: /metrics, /livez, /readyz (off)
 	char *log_format; // --log-format logfmt|json (logfmt)
+	int64_t trace_events; // --trace-events: the trace ring's size (2048)
 } proto_daemon_cfg;
 
 // What a daemon plugs into the runtime. All hooks run on server worker
@@ -124,6 +125,25 @@ dtx_err proto_daemon_serve(proto_daemon *d, const proto_daemon_hooks *hooks);
 // proto_daemon_wait returns; port 0 picks a free port, and the bound
 // HOST:PORT is written to DATA/http.addr either way.
 void proto_daemon_wait(proto_daemon *d);
+
+// Records a state change of transaction txid (0: none) or saga gid (NULL:
+// none) as a trace event of kind, named what (a message id, borrowed; the
+// event's "w" and its log line's msg), with ts (0: none) the timestamp it
+// carries (a prepare or commit ts). It is a local event of the node's
+// clocks (both tick) and goes into the trace ring (--trace-events) and, at
+// debug level, the log as msg=WHAT ev=KIND txid= gid= ts= hlc= vc=.
+//
+// The runtime itself records a send and a receive event for each message
+// that names a transaction or saga (proto_msg_ref): ev=send/recv with its
+// type, and for a receive the sender (peer=) and the sender's own vector
+// clock entry (pc=), which names the send event; at debug level they are
+// logged as msg=MSG_SEND / MSG_RECV. TRACE (admin and harness roles)
+// returns the ring's events about one transaction or saga; the ring
+// keeps the last --trace-events of them. The node's own vector clock
+// entry starts at (HLC l at start + 1) * 2^20, so that an incarnation's
+// events follow its predecessor's. Thread-safe; NULL d does nothing.
+void proto_daemon_trace(proto_daemon *d, proto_ev_kind kind, uint64_t txid,
+    const char *gid, const char *what, clk_ts ts);
 
 // Counts one fsync of the daemon's WAL that took ns nanoseconds in the
 // dtx_wal_fsync_duration_seconds histogram. Thread-safe.

@@ -161,6 +161,8 @@ retry(job *j, const char *err)
 	saga__rec *r = j->r;
 
 	saga__set_error(s, r, err);
+	proto_daemon_trace(s->d, PROTO_EV_RETRY, 0, r->gid,
+	    j->ph == PROTO_PHASE_ACTION ? "STEP_RETRY" : "COMP_RETRY", 0);
 	uint64_t d = backoff_ms(j);
 	j->attempt++;
 	if (j->ph == PROTO_PHASE_ACTION) {
@@ -295,6 +297,7 @@ send_step(job *j)
 static void
 action_started(job *j)
 {
+	proto_daemon_trace(j->s->d, PROTO_EV_FORCE, 0, j->r->gid, "STEP_START", 0);
 	dtx_crashpoint("saga.after_step_start_log");
 	send_step(j);
 }
@@ -370,6 +373,7 @@ advance(job *j)
 static void
 begun(job *j)
 {
+	proto_daemon_trace(j->s->d, PROTO_EV_FORCE, 0, j->r->gid, "SAGA_BEGIN", 0);
 	dtx_crashpoint("saga.after_begin_log");
 	advance(j);
 }
@@ -388,7 +392,8 @@ void
 saga__resume(saga__job *j, saga__rec *r)
 {
 	j->r = r;
-	DTX_LOG(DTX_LOG_DEBUG, "SAGA_RESUME", "saga %s (%s)", r->gid,
-	    r->state == PROTO_SAGA_RUNNING ? "forward" : "compensating");
+	proto_daemon_trace(j->s->d, PROTO_EV_RECOVER, 0, r->gid,
+	    r->state == PROTO_SAGA_RUNNING ? "SAGA_RESUME" : "SAGA_RESUME_COMP",
+	    0);
 	advance(j);
 }

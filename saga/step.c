@@ -156,8 +156,10 @@ saga__log_end(saga *s, saga__rec *r, proto_saga_state st, const dtx_buf *pre)
 		saga__count(s,
 		    st == PROTO_SAGA_COMMITTED ? SAGA_CTR_COMMITTED
 		                               : SAGA_CTR_ABORTED);
-		DTX_LOG(DTX_LOG_DEBUG, "SAGA_END", "saga %s %s", r->gid,
-		    st == PROTO_SAGA_COMMITTED ? "committed" : "aborted");
+		proto_daemon_trace(s->d, PROTO_EV_DECIDE, 0, r->gid,
+		    st == PROTO_SAGA_COMMITTED ? "SAGA_COMMITTED"
+		                               : "SAGA_ABORTED",
+		    0);
 	}
 	return rv;
 }
