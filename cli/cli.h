@@ -18,6 +18,7 @@ int cli_cmd_balances(int argc, char **argv); // cmd_txn.c
 int cli_cmd_bank(int argc, char **argv); // cmd_bank.c
 int cli_cmd_health(int argc, char **argv); // cmd_health.c
 int cli_cmd_accounts(int argc, char **argv); // cmd_accounts.c
+int cli_cmd_trace(int argc, char **argv); // cmd_trace.c
 // dtx results export (cmd_export.c), called by cli_cmd_results.
 int cli_results_export(int argc, char **argv);
 // Writes op as one line of Jepsen's history.edn (cmd_export.c).

@@ -26,6 +26,8 @@ static const hx_cmd commands[] = {
 	{ "bank", cli_cmd_bank,
 	    "run the bank workload under faults and check it" },
 	{ "health", cli_cmd_health, "ask one daemon whether it is healthy" },
+	{ "trace", cli_cmd_trace,
+	    "one transaction's events on every node, in causal order" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "list the commands, or explain the exit codes" },
 };

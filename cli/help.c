@@ -190,6 +190,21 @@ static const cli_help helps[] = {
 	            "no answer, blocked, failed or refused" },
 	        USAGE_ROW },
 	    false },
+	{ "dtx trace", "TXID|GID",
+	    "one transaction's events on every node, in causal order",
+	    "The causal history of transaction TXID or saga GID: each send, "
+	    "receive, force, decision, apply, retry and recovery on every "
+	    "node with its HLC and vector clock, ordered by happened-before "
+	    "and grouped into steps of concurrent events. From a running "
+	    "cluster (each daemon's TRACE ring, and its log in DIR/logs) or, "
+	    "with --run ID, from a stored run's logs (daemons log the events "
+	    "at --log-level debug).",
+	    "  TXID   a transaction id (decimal)\n"
+	    "  GID    a saga's global id\n",
+	    { { HX_EXIT_OK, NULL, "traced" },
+	        { HX_EXIT_UNKNOWN, NULL, "no event of it was found" },
+	        USAGE_ROW, NOCLUSTER_ROW, FAILED_ROW },
+	    false },
 	{ "dtx bench", NULL, "measure throughput and latency",
 	    "Benchmarks that print one line of numbers, or one JSON object "
 	    "with --json.",

@@ -915,10 +915,18 @@ void
 proto_daemon_trace(proto_daemon *d, proto_ev_kind kind, uint64_t txid,
     const char *gid, const char *what, clk_ts ts)
 {
+	proto_daemon_trace_saga(d, kind, txid, gid, NULL, what, ts);
+}
+
+void
+proto_daemon_trace_saga(proto_daemon *d, proto_ev_kind kind, uint64_t txid,
+    const char *gid, const char *alias, const char *what, clk_ts ts)
+{
 	proto_trace_ev e = { .kind = kind,
 		.txid = txid,
 		.gid = (char *)gid,
-		.what = (char *)what };
+		.what = (char *)what,
+		.alias = (char *)alias };
 	if (d == NULL || (d->trace == NULL && !dtx_log_enabled(DTX_LOG_DEBUG)))
 		return;
 	if (clk_node_send(d->clock, &e.hlc, &e.vc) != DTX_OK)
@@ -933,7 +941,7 @@ proto_daemon_trace(proto_daemon *d, proto_ev_kind kind, uint64_t txid,
 	proto__fmt_vc(v, sizeof(v), &e.vc);
 	DTX_LOGF(DTX_LOG_DEBUG, what,
 	    DTX_FIELDS(DTX_LF_U("txid", txid), DTX_LF_GID(gid),
-	        DTX_LF_S("ev", proto_ev_name(kind)),
+	        DTX_LF_S("alias", alias), DTX_LF_S("ev", proto_ev_name(kind)),
 	        DTX_LF_S("ts", ts != 0 ? t : NULL), DTX_LF_S("hlc", h),
 	        DTX_LF_S("vc", v)),
 	    NULL);

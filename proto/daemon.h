@@ -145,6 +145,13 @@ void proto_daemon_wait(proto_daemon *d);
 void proto_daemon_trace(proto_daemon *d, proto_ev_kind kind, uint64_t txid,
     const char *gid, const char *what, clk_ts ts);
 
+// As proto_daemon_trace, also naming alias (borrowed; NULL: none): the
+// other name the saga gid goes by (the orchestrator's barrier id, which
+// is what the participants' events name it), logged as alias=.
+void proto_daemon_trace_saga(proto_daemon *d, proto_ev_kind kind,
+    uint64_t txid, const char *gid, const char *alias, const char *what,
+    clk_ts ts);
+
 // Counts one fsync of the daemon's WAL that took ns nanoseconds in the
 // dtx_wal_fsync_duration_seconds histogram. Thread-safe.
 void proto_daemon_observe_fsync(proto_daemon *d, uint64_t ns);

@@ -21,6 +21,7 @@ typedef struct slot {
 	proto_trace_ev e; // gid and what point into the arrays below
 	char gid[PROTO_MAX_STR + 1];
 	char what[32];
+	char alias[PROTO_MAX_STR + 1];
 } slot;
 
 struct proto__trace {
@@ -70,8 +71,11 @@ proto__trace_add(proto__trace *t, const proto_trace_ev *e)
 	s->e.seq = ++t->seq;
 	snprintf(s->gid, sizeof(s->gid), "%s", e->gid != NULL ? e->gid : "");
 	snprintf(s->what, sizeof(s->what), "%s", e->what != NULL ? e->what : "");
+	snprintf(
+	    s->alias, sizeof(s->alias), "%s", e->alias != NULL ? e->alias : "");
 	s->e.gid = NULL;
 	s->e.what = NULL;
+	s->e.alias = NULL;
 	t->head = (t->head + 1) % t->cap;
 	if (t->n < t->cap)
 		t->n++;
@@ -86,14 +90,16 @@ matches(const slot *s, uint64_t txid, const char *gid)
 	if (txid == 0 && gid == NULL)
 		return true;
 	return (txid != 0 && s->e.txid == txid) ||
-	    (gid != NULL && strcmp(s->gid, gid) == 0);
+	    (gid != NULL &&
+	        (strcmp(s->gid, gid) == 0 || strcmp(s->alias, gid) == 0));
 }
 
 // An event's encoded size, from above.
 static size_t
 ev_size(const slot *s)
 {
-	return 96 + strlen(s->gid) + strlen(s->what) + 20u * s->e.vc.n;
+	return 96 + strlen(s->gid) + strlen(s->what) + strlen(s->alias) +
+	    20u * s->e.vc.n;
 }
 
 // Copies slot s into e with owned strings. DTX_ENOMEM.
@@ -103,7 +109,10 @@ copy_out(const slot *s, proto_trace_ev *e)
 	*e = s->e;
 	e->gid = NULL;
 	e->what = NULL;
+	e->alias = NULL;
 	if (s->gid[0] != '\0' && (e->gid = dtx_strdup(s->gid)) == NULL)
+		return DTX_ENOMEM;
+	if (s->alias[0] != '\0' && (e->alias = dtx_strdup(s->alias)) == NULL)
 		return DTX_ENOMEM;
 	if (s->what[0] != '\0' && (e->what = dtx_strdup(s->what)) == NULL)
 		return DTX_ENOMEM;

@@ -123,9 +123,10 @@ ev_keys(const proto_trace_ev *e)
 	    (unsigned)e->type >= PROTO_TYPE_COUNT || e->vc.n > CLK_VC_MAX)
 		return -1;
 	if ((e->gid != NULL && proto__check_str(e->gid, 1) != DTX_OK) ||
-	    (e->what != NULL && proto__check_str(e->what, 0) != DTX_OK))
+	    (e->what != NULL && proto__check_str(e->what, 0) != DTX_OK) ||
+	    (e->alias != NULL && proto__check_str(e->alias, 1) != DTX_OK))
 		return -1;
-	return 8 + (e->gid != NULL) + (e->what != NULL);
+	return 8 + (e->gid != NULL) + (e->what != NULL) + (e->alias != NULL);
 }
 
 int
@@ -158,6 +159,8 @@ enc_ev(msgpack_packer *pk, const proto_trace_ev *e)
 	PROTO__TRY(clk_vc_pack(pk, &e->vc));
 	if (e->what != NULL)
 		PROTO__TRY(proto__kv_str(pk, "w", e->what));
+	if (e->alias != NULL)
+		PROTO__TRY(proto__kv_str(pk, "al", e->alias));
 	return DTX_OK;
 }
 
@@ -198,6 +201,7 @@ rd_ev(rd *r, int depth, proto_trace_ev *e)
 	s.ctx = r->ctx;
 	PROTO__TRY(proto__rd_vc(&s, &e->vc));
 	PROTO__TRY(proto__f_str(r, &fs, "w", false, 0, &e->what));
+	PROTO__TRY(proto__f_str(r, &fs, "al", false, 1, &e->alias));
 	PROTO__TRY(proto__done(r, &fs));
 	r->ctx = ctx;
 	return DTX_OK;
@@ -227,6 +231,7 @@ proto__free_trace_reply(proto_msg *m)
 	for (uint32_t i = 0; i < t->n_events; i++) {
 		dtx_free(t->events[i].gid);
 		dtx_free(t->events[i].what);
+		dtx_free(t->events[i].alias);
 	}
 	dtx_free(t->events);
 }

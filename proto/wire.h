@@ -521,6 +521,8 @@ typedef struct proto_trace {
 //   "hlc" ts    the node's HLC at the event
 //   "vc"  map   the node's vector clock at the event (as the header's)
 //   "w"   str   what happened, a message id such as "PREPARED" (optional)
+//   "al"  str   another name of the same saga (optional): the barrier id
+//               the orchestrator gives the participants for gid
 typedef struct proto_trace_ev {
 	uint64_t seq;
 	proto_ev_kind kind;
@@ -532,6 +534,7 @@ typedef struct proto_trace_ev {
 	clk_ts hlc;
 	clk_vc vc;
 	char *what;
+	char *alias;
 } proto_trace_ev;
 
 // TRACE_REPLY:

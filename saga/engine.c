@@ -161,7 +161,7 @@ retry(job *j, const char *err)
 	saga__rec *r = j->r;
 
 	saga__set_error(s, r, err);
-	proto_daemon_trace(s->d, PROTO_EV_RETRY, 0, r->gid,
+	proto_daemon_trace_saga(s->d, PROTO_EV_RETRY, 0, r->gid, r->bid,
 	    j->ph == PROTO_PHASE_ACTION ? "STEP_RETRY" : "COMP_RETRY", 0);
 	uint64_t d = backoff_ms(j);
 	j->attempt++;
@@ -297,7 +297,7 @@ send_step(job *j)
 static void
 action_started(job *j)
 {
-	proto_daemon_trace(j->s->d, PROTO_EV_FORCE, 0, j->r->gid, "STEP_START", 0);
+	proto_daemon_trace_saga(j->s->d, PROTO_EV_FORCE, 0, j->r->gid, j->r->bid, "STEP_START", 0);
 	dtx_crashpoint("saga.after_step_start_log");
 	send_step(j);
 }
@@ -373,7 +373,7 @@ advance(job *j)
 static void
 begun(job *j)
 {
-	proto_daemon_trace(j->s->d, PROTO_EV_FORCE, 0, j->r->gid, "SAGA_BEGIN", 0);
+	proto_daemon_trace_saga(j->s->d, PROTO_EV_FORCE, 0, j->r->gid, j->r->bid, "SAGA_BEGIN", 0);
 	dtx_crashpoint("saga.after_begin_log");
 	advance(j);
 }
@@ -392,7 +392,7 @@ void
 saga__resume(saga__job *j, saga__rec *r)
 {
 	j->r = r;
-	proto_daemon_trace(j->s->d, PROTO_EV_RECOVER, 0, r->gid,
+	proto_daemon_trace_saga(j->s->d, PROTO_EV_RECOVER, 0, r->gid, r->bid,
 	    r->state == PROTO_SAGA_RUNNING ? "SAGA_RESUME" : "SAGA_RESUME_COMP",
 	    0);
 	advance(j);

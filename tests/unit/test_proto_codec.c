@@ -327,6 +327,7 @@ sample_trace(proto_type t, proto_msg *m)
 		if (i == 1) {
 			e->gid = dtx_strdup("g-1");
 			e->what = dtx_strdup("PREPARED");
+			e->alias = dtx_strdup("s0123-abcd");
 		}
 	}
 }
@@ -627,6 +628,7 @@ eq_trace(const proto_msg *a, const proto_msg *b)
 		SCALARS_EQ(e->vc.c, CLK_VC_MAX, f->vc.c, CLK_VC_MAX);
 		str_eq(e->gid, f->gid);
 		str_eq(e->what, f->what);
+		str_eq(e->alias, f->alias);
 	}
 }
 
