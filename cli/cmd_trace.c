@@ -151,8 +151,10 @@ cli_cmd_trace(int argc, char **argv)
 	int npos = 0;
 	int rc = hx_parse_flags("dtx trace", trace_opts, NOPTS, &cfg, argc,
 	    argv, pos, 2, &npos);
-	if (rc != 0)
+	if (rc != 0) {
+		rc = rc < 0 ? HX_EXIT_OK : rc;
 		goto out;
+	}
 	uint64_t txid;
 	const char *gid;
 	if (npos != 1 || !parse_target(pos[0], &txid, &gid)) {
@@ -167,8 +169,8 @@ cli_cmd_trace(int argc, char **argv)
 	hx_trace_init(&t, txid, gid);
 	rc = cfg.run > 0 ? from_run(&cfg, &t) : from_cluster(&cfg, &t);
 	if (rc == HX_EXIT_OK) {
-		hx_trace_order(&t);
-		if (hx_trace_text(&t, stdout) != DTX_OK)
+		if (hx_trace_order(&t) != DTX_OK ||
+		    hx_trace_text(&t, stdout) != DTX_OK)
 			rc = HX_EXIT_FAILURE;
 		if (rc == HX_EXIT_OK && cfg.html != NULL)
 			rc = write_html(cfg.html, &t);

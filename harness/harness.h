@@ -1086,6 +1086,7 @@ typedef struct hx_trace {
 	size_t n, cap;
 	size_t steps; // after hx_trace_order
 	uint64_t lost; // events the rings asked no longer held
+	uint64_t *reach; // after hx_trace_order: n bitsets of n bits
 } hx_trace;
 
 // Starts an empty trace of txid (non-zero) or gid (txid 0).
@@ -1117,11 +1118,19 @@ dtx_err hx_trace_add_logs(hx_trace *t, const char *const *paths, size_t n);
 dtx_err hx_trace_fetch(hx_conn *c, hx_trace *t, uint32_t timeout_ms,
     size_t *answered);
 
-// Orders the events by happened-before (a linear extension of the
-// vector clocks' partial order: an event that happened before another
-// comes first), matches each receive with its send, and groups them into
-// steps: consecutive events none of which happened before another.
-void hx_trace_order(hx_trace *t);
+// Orders the events by happened-before, matches each receive with its
+// send, and groups them into steps: consecutive events none of which
+// happened before another. Happened-before here is the transitive
+// closure of the vector clocks' order and each node's program order,
+// which a restart does not break: a restarted daemon's vector clock has
+// forgotten what its predecessor knew, but its own entry starts above
+// the predecessor's (proto_daemon_trace) and its log carries what the
+// predecessor decided. The order is a linear extension of it: no event
+// comes after one that happened after it. DTX_ENOMEM.
+dtx_err hx_trace_order(hx_trace *t);
+
+// After hx_trace_order: whether event i happened before event j.
+bool hx_trace_before(const hx_trace *t, size_t i, size_t j);
 
 // Writes an ordered trace as text (one line per event: step, node, HLC,
 // event, what, vector clock) or as a self-contained HTML page (one lane

@@ -26,6 +26,7 @@ hx_trace_fini(hx_trace *t)
 	if (t == NULL)
 		return;
 	dtx_free(t->ev);
+	dtx_free(t->reach);
 	memset(t, 0, sizeof(*t));
 }
 

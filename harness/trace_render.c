@@ -42,11 +42,95 @@ full(const clk_vc *v)
 	return x;
 }
 
-void
+// The direct order of two events: a's vector clock before b's, or both
+// on one node with a's own entry smaller (program order, kept across
+// restarts by the daemons' seeded entries).
+static bool
+direct(const hx_trace_ev *a, const hx_trace_ev *b)
+{
+	if (a->node == b->node && a->node < CLK_VC_MAX)
+		return a->vc.c[a->node] < b->vc.c[b->node];
+	clk_vc x = full(&a->vc), y = full(&b->vc);
+	return clk_vc_compare(&x, &y) == CLK_VC_BEFORE;
+}
+
+#define WORDS(n) (((n) + 63) / 64)
+#define BIT(r, i, j, w) (((r)[(i) * (w) + (j) / 64] >> ((j) % 64)) & 1u)
+
+// Kahn's topological sort of the sorted events under `direct`, taking
+// among the ready events the first in (clock sum, hlc, node) order; then
+// each event's reach (what it happened before) as bitsets.
+static dtx_err
+toposort(hx_trace *t)
+{
+	size_t n = t->n, w = WORDS(n);
+	size_t *indeg = dtx_calloc(n + 1, sizeof(size_t));
+	size_t *order = dtx_calloc(n + 1, sizeof(size_t));
+	bool *done = dtx_calloc(n + 1, sizeof(bool));
+	hx_trace_ev *ev = dtx_calloc(n + 1, sizeof(*ev));
+	uint64_t *reach = dtx_calloc(n * w + 1, sizeof(uint64_t));
+	dtx_err rv = DTX_ENOMEM;
+	if (indeg == NULL || order == NULL || done == NULL || ev == NULL ||
+	    reach == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < n; j++)
+			indeg[j] += i != j && direct(&t->ev[i], &t->ev[j]);
+	for (size_t k = 0; k < n; k++) {
+		size_t pick = 0;
+		while (pick < n && (done[pick] || indeg[pick] != 0))
+			pick++;
+		if (pick == n)
+			pick = 0; // a cycle (clocks that cannot be): keep going
+		while (done[pick])
+			pick++;
+		done[pick] = true;
+		order[k] = pick;
+		for (size_t j = 0; j < n; j++)
+			if (!done[j] && direct(&t->ev[pick], &t->ev[j]))
+				indeg[j]--;
+	}
+	for (size_t k = 0; k < n; k++)
+		ev[k] = t->ev[order[k]];
+	memcpy(t->ev, ev, n * sizeof(*ev));
+	// Reach, from the last event back: a direct successor and all it
+	// reaches.
+	for (size_t i = n; i-- > 0;)
+		for (size_t j = i + 1; j < n; j++)
+			if (direct(&t->ev[i], &t->ev[j])) {
+				reach[i * w + j / 64] |= UINT64_C(1) << (j % 64);
+				for (size_t x = 0; x < w; x++)
+					reach[i * w + x] |= reach[j * w + x];
+			}
+	dtx_free(t->reach);
+	t->reach = reach;
+	reach = NULL;
+	rv = DTX_OK;
+out:
+	dtx_free(indeg);
+	dtx_free(order);
+	dtx_free(done);
+	dtx_free(ev);
+	dtx_free(reach);
+	return rv;
+}
+
+bool
+hx_trace_before(const hx_trace *t, size_t i, size_t j)
+{
+	if (t->reach == NULL || i >= t->n || j >= t->n)
+		return false;
+	return BIT(t->reach, i, j, WORDS(t->n));
+}
+
+dtx_err
 hx_trace_order(hx_trace *t)
 {
 	if (t->n > 1)
 		qsort(t->ev, t->n, sizeof(t->ev[0]), cmp_ev);
+	dtx_err rv = toposort(t);
+	if (rv != DTX_OK)
+		return rv;
 	// Receives and their sends: the sender's own entry names its send.
 	for (size_t i = 0; i < t->n; i++) {
 		hx_trace_ev *r = &t->ev[i];
@@ -64,11 +148,8 @@ hx_trace_order(hx_trace *t)
 	size_t step = 0, first = 0;
 	for (size_t i = 0; i < t->n; i++) {
 		bool after = i == 0;
-		clk_vc b = full(&t->ev[i].vc);
-		for (size_t j = first; j < i && !after; j++) {
-			clk_vc a = full(&t->ev[j].vc);
-			after = clk_vc_compare(&a, &b) == CLK_VC_BEFORE;
-		}
+		for (size_t j = first; j < i && !after; j++)
+			after = hx_trace_before(t, j, i);
 		if (after) {
 			step++;
 			first = i;
@@ -76,6 +157,7 @@ hx_trace_order(hx_trace *t)
 		t->ev[i].step = step;
 	}
 	t->steps = step;
+	return DTX_OK;
 }
 
 // The smallest non-zero value of each vector clock entry in the trace:
