@@ -117,8 +117,9 @@ find_flag(const dtx_cfg_opt *t, size_t n, const char *arg)
 static void
 usage(const char *prog, const dtx_cfg_opt *extra, size_t nextra)
 {
-	printf(
-	    "usage: %s --node-id N --topology FILE --data DIR [FLAGS]\n", prog);
+	printf("usage: %s --node-id N --topology FILE --data DIR [FLAGS]\n"
+	       "       %s --help | --man (this, or the manual page in roff)\n",
+	    prog, prog);
 	dtx_cfg_usage(stdout, common_opts, NCOMMON);
 	dtx_cfg_usage(stdout, extra, nextra);
 }
@@ -142,6 +143,13 @@ parse_flags(
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(prog, d->extra, d->nextra);
+			*help = true;
+			rv = DTX_OK;
+			goto done;
+		}
+		if (strcmp(a, "--man") == 0) {
+			proto__daemon_man(stdout, d->role, common_opts, NCOMMON,
+			    d->extra, d->nextra);
 			*help = true;
 			rv = DTX_OK;
 			goto done;

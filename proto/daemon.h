@@ -94,8 +94,10 @@ typedef struct proto_daemon_hooks {
 // sets up logging as "<role>-<id>", loads the topology and opens the
 // clocks. On a bad flag or file prints one line saying what is wrong and
 // returns DTX_EINVAL. *out returns owned (close with proto_daemon_close).
-// On --help (or -h) prints the usage and returns DTX_OK with *out NULL:
-// main() then has nothing to run and ends with success. Never exits.
+// On --help (or -h) prints the usage, and on --man the manual page (roff,
+// section 8, from the same flag tables), and returns DTX_OK with *out
+// NULL: main() then has nothing to run and ends with success. Never
+// exits.
 dtx_err proto_daemon_open(const char *prog, dtx_role role, int argc,
     char **argv, const dtx_cfg_opt *extra, size_t nextra, void *extra_cfg,
     proto_daemon **out);

@@ -39,6 +39,11 @@ bool proto__once_a_second(_Atomic uint64_t *last);
 // n bytes from the kernel's CSPRNG. DTX_EIO.
 dtx_err proto__random(void *buf, size_t n);
 
+// Writes the daemon's manual page (section 8, roff) for role from the
+// flag tables its --help prints (manpage.c).
+void proto__daemon_man(FILE *out, dtx_role role, const dtx_cfg_opt *common,
+    size_t ncommon, const dtx_cfg_opt *extra, size_t nextra);
+
 // ================================================================
 // the trace ring (trace.c): the last events of a daemon's transactions
 // and sagas, fixed memory, one mutex.
