@@ -50,6 +50,22 @@ flagged(const char *line)
 	return false;
 }
 
+// The txid= or gid= a record names, if any.
+static void
+line_ref(const char *line, uint64_t *txid, char *gid, size_t len)
+{
+	char scratch[2048];
+	dtx_log_kv kv[32];
+	int n = dtx_log_parse(line, strcspn(line, "\r\n"), kv, 32, scratch,
+	    sizeof(scratch));
+	const char *t = n > 0 ? dtx_log_get(kv, n, "txid") : NULL;
+	const char *g = n > 0 ? dtx_log_get(kv, n, "gid") : NULL;
+	if (t != NULL)
+		*txid = strtoull(t, NULL, 10);
+	if (g != NULL && *g != '\0')
+		snprintf(gid, len, "%s", g);
+}
+
 static char *
 line_detail(const hx_node_log *l, size_t lineno, const char *line)
 {
@@ -88,8 +104,11 @@ scan(hx_logs_result *r, const hx_node_log *l)
 		if (!flagged(line))
 			continue;
 		r->flagged++;
-		rv = hx__check_anomaly(&r->c, "log-anomaly", NULL, false, 0,
-		    NULL, line_detail(l, lineno, line));
+		uint64_t txid = 0;
+		char gid[PROTO_MAX_STR + 1] = "";
+		line_ref(line, &txid, gid, sizeof(gid));
+		rv = hx__check_anomaly(&r->c, "log-anomaly", NULL, txid != 0,
+		    txid, gid[0] ? gid : NULL, line_detail(l, lineno, line));
 		// A long line continues in the next buffer: skip the rest.
 		while (rv == DTX_OK && strchr(line, '\n') == NULL &&
 		    fgets(line, sizeof(line), f) != NULL)

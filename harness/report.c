@@ -23,6 +23,10 @@ extern char **environ;
 // (hx__fault_color), the same as in the timeline.
 static const char *const type_color[] = { "#888888", "#81BFFC", "#FF1E90",
 	"#FFA400" };
+// The anomalies of one report that get a trace page (each reads every
+// node log of the run).
+#define HX_REPORT_TRACES 20
+
 typedef struct report {
 	const char *dir;
 	const hx_history *h;
@@ -508,7 +512,7 @@ write_index(const report *r, int64_t run_id, const hx_verdict *v, bool pngs)
 		}
 		fputs("</table>\n", f);
 		fputs("<h2>anomalies</h2>\n<ul>\n", f);
-		size_t shown = 0;
+		size_t shown = 0, traced = 0;
 		for (size_t i = 0; i < hx_verdict_count(v); i++) {
 			const hx_check *c = hx_verdict_check(v, i);
 			for (size_t k = 0; k < c->nanoms && shown < 200;
@@ -528,6 +532,14 @@ write_index(const report *r, int64_t run_id, const hx_verdict *v, bool pngs)
 				if (a->gid) {
 					fputs(" gid ", f);
 					html_esc(f, a->gid);
+				}
+				char tp[64];
+				if (traced < HX_REPORT_TRACES &&
+				    hx__report_trace(
+				        r->dir, run_id, a, tp, sizeof(tp))) {
+					fprintf(f, " <a href=\"%s\">trace</a>",
+					    tp);
+					traced++;
 				}
 				fputs(": <code>", f);
 				html_esc(f, a->detail);

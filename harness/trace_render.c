@@ -347,6 +347,12 @@ hx_trace_html(const hx_trace *t, FILE *out)
 	    "orient=\"auto\"><path d=\"M0,0L10,5L0,10z\" fill=\"#555\"/>"
 	    "</marker></defs>\n",
 	    t->n, nl, t->steps, w, h);
+	if (t->n == 0)
+		fputs("<p>No event of it was recorded. Daemons log their trace "
+		      "events at <code>--log-level debug</code> (dtx bank "
+		      "--log-level debug); on a running cluster <code>dtx "
+		      "trace</code> also asks each daemon's ring.</p>\n",
+		    out);
 	for (size_t l = 0; l < nl; l++) {
 		int x = 40 + (int)l * LANE_W + LANE_W / 2;
 		const char *name = "node";

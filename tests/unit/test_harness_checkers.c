@@ -1173,6 +1173,89 @@ test_new_checkers_out_of_memory(void **state)
 	hx_history_free(h);
 }
 
+// Writes text into dir/logs/name.
+static void
+put_log(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/logs", dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/logs/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static char *
+slurp(const char *dir, const char *name)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return NULL;
+	char *buf = calloc(1, 1 << 20);
+	assert_non_null(buf);
+	fread(buf, 1, (1 << 20) - 1, f);
+	fclose(f);
+	return buf;
+}
+
+// The run report links a log anomaly naming txid 7 to its trace page,
+// drawn from the run's node logs (their debug trace records).
+static void
+test_report_links_trace(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dtx-rtrace-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	put_log(dir, "coordinator-0.log",
+	    "ts=2026-01-01T00:00:00.000Z level=debug node=coord-0 "
+	    "msg=TXN_START txid=7 ev=begin hlc=100.0 vc=0:10\n"
+	    "ts=2026-01-01T00:00:00.001Z level=debug node=coord-0 "
+	    "msg=MSG_SEND txid=7 ev=send type=prepare peer=0 pc=0 hlc=100.1 "
+	    "vc=0:11\n");
+	put_log(dir, "participant-2.log",
+	    "ts=2026-01-01T00:00:00.002Z level=debug node=part-2 "
+	    "msg=MSG_RECV txid=7 ev=recv type=prepare peer=0 pc=11 "
+	    "hlc=100.2 vc=0:11,2:5\n"
+	    "ts=2026-01-01T00:00:02.000Z level=error node=part-2 "
+	    "msg=COMMIT_ABORTED txid=7 type=commit\n");
+	hx_node_log *logs = NULL;
+	size_t nlogs = 0;
+	assert_int_equal(hx_node_logs_in_dir(dir, &logs, &nlogs), DTX_OK);
+	assert_int_equal(nlogs, 2);
+	hx_history *h = hx_history_new();
+	xfer_ts(h, 0, 0, 41, 0, 1, HX_OP_OK, 100);
+	read_ts(h, 2, 1, 150, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
+	hx_txn_obs obs[] = { { 41, 1, HX_TXN_COMMITTED } };
+	hx_run_cfg cfg = { "2pc", bank };
+	hx_run_extra x = { .replay = true, .logs = logs, .nlogs = nlogs };
+	hx_verdict v;
+	assert_int_equal(
+	    hx_check_run_ex(h, &cfg, &x, obs, 1, NULL, 0, &v), DTX_OK);
+	assert_int_equal(v.valid, HX_VALID_FALSE);
+	const hx_check *lc = hx_verdict_check(&v, 5);
+	assert_int_equal(lc->nanoms, 1);
+	assert_true(lc->anoms[0].has_txid && lc->anoms[0].txid == 7);
+	assert_int_equal(hx_report_write(dir, 3, h, NULL, 0, &v), DTX_OK);
+	char *index = slurp(dir, "index.html");
+	assert_non_null(index);
+	assert_non_null(strstr(index, "<a href=\"trace-tx7.html\">trace</a>"));
+	char *page = slurp(dir, "trace-tx7.html");
+	assert_non_null(page);
+	assert_non_null(strstr(page, "Transaction 7"));
+	assert_non_null(strstr(page, "3 events on 2 nodes"));
+	assert_non_null(strstr(page, "marker-end")); // the PREPARE's arrow
+	free(index);
+	free(page);
+	hx_verdict_fini(&v);
+	hx_history_free(h);
+	hx_node_logs_free(logs, nlogs);
+	assert_int_equal(dtx_rmtree(dir), DTX_OK);
+}
+
 int
 main(void)
 {
@@ -1195,6 +1278,7 @@ main(void)
 		cmocka_unit_test(test_replay_indeterminate),
 		cmocka_unit_test(test_session_read_your_writes),
 		cmocka_unit_test(test_logs),
+		cmocka_unit_test(test_report_links_trace),
 		cmocka_unit_test(test_stats_exact),
 		cmocka_unit_test(test_verdict_merge_and_print),
 		cmocka_unit_test(test_checkers_out_of_memory),
