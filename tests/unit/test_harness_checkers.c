@@ -1256,6 +1256,75 @@ test_report_links_trace(void **state)
 	assert_int_equal(dtx_rmtree(dir), DTX_OK);
 }
 
+// A saga's trace from logs in both formats: the participants name it by
+// the orchestrator's barrier id (learnt from the orchestrator's records
+// whatever the file order), one event read twice is kept once, and two
+// participants' applies with no message between them are one step.
+static void
+test_trace_saga_logs(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dtx-tsaga-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	const char *part =
+	    "{\"ts\":\"2026-01-01T00:00:00.010Z\",\"level\":\"debug\","
+	    "\"node\":\"part-1\",\"msg\":\"MSG_RECV\",\"txid\":0,"
+	    "\"gid\":\"b-1\",\"ev\":\"recv\",\"type\":\"step\","
+	    "\"peer\":3,\"pc\":21,\"hlc\":\"10.1\","
+	    "\"vc\":\"1:4,3:21\"}\n"
+	    "ts=2026-01-01T00:00:00.011Z level=debug node=part-1 "
+	    "msg=STEP_APPLIED txid=0 gid=b-1 ev=apply hlc=10.2 vc=1:5,3:21\n"
+	    "ts=2026-01-01T00:00:00.011Z level=debug node=part-1 "
+	    "msg=STEP_APPLIED txid=0 gid=other ev=apply hlc=10.2 vc=1:6\n";
+	const char *part2 = "ts=2026-01-01T00:00:00.011Z level=debug "
+	                    "node=part-2 msg=STEP_APPLIED txid=0 gid=b-1 "
+	                    "ev=apply hlc=10.3 vc=2:9,3:21\n";
+	const char *saga =
+	    "ts=2026-01-01T00:00:00.000Z level=debug node=saga-3 "
+	    "msg=SAGA_BEGIN txid=0 gid=\"g 1\" alias=b-1 ev=force hlc=9.0 "
+	    "vc=3:20\n"
+	    "ts=2026-01-01T00:00:00.001Z level=debug node=saga-3 "
+	    "msg=MSG_SEND txid=0 gid=b-1 ev=send type=step peer=0 pc=0 "
+	    "hlc=9.1 vc=3:21\n"
+	    "ts=2026-01-01T00:00:00.001Z level=info node=saga-3 msg=X\n";
+	put_log(dir, "participant-1.log", part);
+	put_log(dir, "participant-2.log", part2);
+	put_log(dir, "saga-3.log", saga);
+	char p1[128], p2[128], p3[128];
+	snprintf(p1, sizeof(p1), "%s/logs/participant-1.log", dir);
+	snprintf(p2, sizeof(p2), "%s/logs/participant-2.log", dir);
+	snprintf(p3, sizeof(p3), "%s/logs/saga-3.log", dir);
+	const char *paths[] = { p1, p2, p3, p1, "/nonexistent/x.log" };
+	hx_trace t;
+	hx_trace_init(&t, 0, "g 1");
+	assert_int_equal(hx_trace_add_logs(&t, paths, 5), DTX_OK);
+	assert_int_equal(t.n, 5);
+	assert_int_equal(hx_trace_order(&t), DTX_OK);
+	assert_string_equal(t.ev[0].what, "SAGA_BEGIN");
+	assert_int_equal(t.ev[1].kind, PROTO_EV_SEND);
+	assert_int_equal(t.ev[2].kind, PROTO_EV_RECV);
+	assert_int_equal(t.ev[2].send, 1);
+	assert_true(hx_trace_before(&t, 0, 4));
+	// part-1's apply and part-2's: concurrent, one step.
+	size_t a = t.ev[3].node == 1 ? 3 : 4, b = 7 - a;
+	assert_int_equal(t.ev[a].node, 1);
+	assert_int_equal(t.ev[b].node, 2);
+	assert_false(hx_trace_before(&t, a, b) || hx_trace_before(&t, b, a));
+	assert_int_equal(t.ev[3].step, t.ev[4].step);
+	assert_int_equal(t.steps, 4);
+	char *out = NULL;
+	size_t outlen = 0;
+	FILE *mf = open_memstream(&out, &outlen);
+	assert_int_equal(hx_trace_text(&t, mf), DTX_OK);
+	fclose(mf);
+	assert_non_null(strstr(out, "trace of saga g 1: 5 events, 4 steps"));
+	assert_non_null(strstr(out, "step <- saga-3 (step 2)"));
+	assert_non_null(strstr(out, "   4 || part-"));
+	free(out);
+	hx_trace_fini(&t);
+	assert_int_equal(dtx_rmtree(dir), DTX_OK);
+}
+
 int
 main(void)
 {
@@ -1279,6 +1348,7 @@ main(void)
 		cmocka_unit_test(test_session_read_your_writes),
 		cmocka_unit_test(test_logs),
 		cmocka_unit_test(test_report_links_trace),
+		cmocka_unit_test(test_trace_saga_logs),
 		cmocka_unit_test(test_stats_exact),
 		cmocka_unit_test(test_verdict_merge_and_print),
 		cmocka_unit_test(test_checkers_out_of_memory),
