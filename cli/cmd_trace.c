@@ -83,8 +83,8 @@ from_run(const trace_cfg *cfg, hx_trace *t)
 	char dir[4096];
 	hx_node_log *logs = NULL;
 	size_t n = 0;
-	dtx_err rv = hx_results_report_dir(cfg->results, cfg->run, dir,
-	    sizeof(dir));
+	dtx_err rv =
+	    hx_results_report_dir(cfg->results, cfg->run, dir, sizeof(dir));
 	if (rv == DTX_OK)
 		rv = hx_node_logs_in_dir(dir, &logs, &n);
 	if (rv == DTX_OK && n == 0) {
@@ -149,8 +149,8 @@ cli_cmd_trace(int argc, char **argv)
 	trace_cfg cfg = { 0 };
 	char *pos[2];
 	int npos = 0;
-	int rc = hx_parse_flags("dtx trace", trace_opts, NOPTS, &cfg, argc,
-	    argv, pos, 2, &npos);
+	int rc = hx_parse_flags(
+	    "dtx trace", trace_opts, NOPTS, &cfg, argc, argv, pos, 2, &npos);
 	if (rc != 0) {
 		rc = rc < 0 ? HX_EXIT_OK : rc;
 		goto out;

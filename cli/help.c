@@ -194,13 +194,10 @@ static const cli_help helps[] = {
 	    "one transaction's events on every node, in causal order",
 	    "The causal history of transaction TXID or saga GID: each send, "
 	    "receive, force, decision, apply, retry and recovery on every "
-	    "node with its HLC and vector clock, ordered by happened-before "
-	    "and grouped into steps of concurrent events. From a running "
-	    "cluster (each daemon's TRACE ring, and its log in DIR/logs) or, "
-	    "with --run ID, from a stored run's logs (daemons log the events "
-	    "at --log-level debug).",
-	    "  TXID   a transaction id (decimal)\n"
-	    "  GID    a saga's global id\n",
+	    "node with its HLC and vector clock, in happened-before order, "
+	    "concurrent events grouped in steps; from a running cluster (the "
+	    "daemons' TRACE rings and logs) or a stored run's logs (--run).",
+	    "  TXID   a transaction id (decimal)\n  GID    a saga's id\n",
 	    { { HX_EXIT_OK, NULL, "traced" },
 	        { HX_EXIT_UNKNOWN, NULL, "no event of it was found" },
 	        USAGE_ROW, NOCLUSTER_ROW, FAILED_ROW },

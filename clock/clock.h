@@ -364,8 +364,8 @@ dtx_err clk_node_recv(
 
 // As clk_node_recv, also copying the vector clock as it is after the
 // receive into *vc (may be NULL), in the same step.
-dtx_err clk_node_recv_vc(clk_node *n, clk_ts remote_ts,
-    const clk_vc *remote_vc, clk_ts *out, clk_vc *vc);
+dtx_err clk_node_recv_vc(clk_node *n, clk_ts remote_ts, const clk_vc *remote_vc,
+    clk_ts *out, clk_vc *vc);
 
 // Raises this node's own vector clock entry to at least floor (no event).
 // A daemon calls it at start with a value above any its earlier

@@ -143,7 +143,10 @@ typedef struct dtx_log_field {
 #define DTX_LF_GID(v) DTX_LF_S("gid", (v))
 #define DTX_LF_PEER(v) DTX_LF_U("peer", (v))
 // The field list argument of DTX_LOGF: DTX_FIELDS(DTX_LF_TXID(t), ...).
-#define DTX_FIELDS(...) { __VA_ARGS__ }
+#define DTX_FIELDS(...)                                                        \
+	{                                                                      \
+		__VA_ARGS__                                                    \
+	}
 
 // What one record holds, for dtx_log_format_record.
 typedef struct dtx_log_record {
@@ -269,8 +272,8 @@ uint64_t dtx_log_rl_key(uint32_t peer, const char *what);
 #define DTX_LOG_RL(level, msgid, key, ...)                                     \
 	do {                                                                   \
 		if (dtx_log_enabled(level))                                    \
-			dtx_log_emit_rl((level), (msgid), (key), NULL, 0,      \
-			    __VA_ARGS__);                                      \
+			dtx_log_emit_rl(                                       \
+			    (level), (msgid), (key), NULL, 0, __VA_ARGS__);    \
 	} while (0)
 
 #define DTX_LOGF_RL(level, msgid, key, fields, ...)                            \

@@ -65,12 +65,12 @@ static size_t
 utf8_len(const unsigned char *c)
 {
 	size_t n = (*c & 0xe0) == 0xc0 ? 2
-	    : (*c & 0xf0) == 0xe0       ? 3
-	    : (*c & 0xf8) == 0xf0       ? 4
-	                                : 0;
-	if ((n == 2 && *c < 0xc2) || *c > 0xf4 ||
-	    (*c == 0xe0 && c[1] < 0xa0) || (*c == 0xed && c[1] >= 0xa0) ||
-	    (*c == 0xf0 && c[1] < 0x90) || (*c == 0xf4 && c[1] >= 0x90))
+	    : (*c & 0xf0) == 0xe0      ? 3
+	    : (*c & 0xf8) == 0xf0      ? 4
+	                               : 0;
+	if ((n == 2 && *c < 0xc2) || *c > 0xf4 || (*c == 0xe0 && c[1] < 0xa0) ||
+	    (*c == 0xed && c[1] >= 0xa0) || (*c == 0xf0 && c[1] < 0x90) ||
+	    (*c == 0xf4 && c[1] >= 0x90))
 		return 0;
 	for (size_t i = 1; i < n; i++)
 		if ((c[i] & 0xc0) != 0x80)
@@ -275,7 +275,8 @@ read_quoted(in *x)
 			else if (e == 'u' && x->end - x->p >= 4 &&
 			    x->p[0] == '0' && x->p[1] == '0' &&
 			    hexval(x->p[2]) >= 0 && hexval(x->p[3]) >= 0) {
-				c = (char)(hexval(x->p[2]) * 16 + hexval(x->p[3]));
+				c = (char)(hexval(x->p[2]) * 16 +
+				    hexval(x->p[3]));
 				x->p += 4;
 			} else
 				return false;

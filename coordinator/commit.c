@@ -220,15 +220,16 @@ coord__commit_forced(
 		atomic_store(&c->failed, true);
 		atomic_fetch_add(&c->n_unknown, 1);
 		DTX_LOGF(DTX_LOG_ERROR, "LOG_FAILED",
-		    DTX_FIELDS(DTX_LF_TXID(txid),
-		        DTX_LF_S("why", dtx_strerror(rv))),
+		    DTX_FIELDS(
+		        DTX_LF_TXID(txid), DTX_LF_S("why", dtx_strerror(rv))),
 		    "forcing the commit failed");
 		r->outcome = PROTO_UNKNOWN;
 		r->txid = txid;
 		return coord__reason(
 		    r, "decision log failed: %s", dtx_strerror(rv));
 	}
-	proto_daemon_trace(c->d, PROTO_EV_FORCE, txid, NULL, "COMMIT_LOGGED", cts);
+	proto_daemon_trace(
+	    c->d, PROTO_EV_FORCE, txid, NULL, "COMMIT_LOGGED", cts);
 	dtx_crashpoint("coord.after_commit_log");
 	return committed(c, txid, cts, r);
 }

@@ -139,7 +139,8 @@ resolve_one(coord *c, uint64_t txid, const uint32_t *parts, uint32_t nparts)
 		proto_daemon_trace(
 		    c->d, PROTO_EV_RECOVER, txid, NULL, "RESOLVE_COMMIT", 0);
 		DTX_LOGF(DTX_LOG_INFO, "RESOLVE_COMMIT",
-		    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_S("state", "committed")),
+		    DTX_FIELDS(
+		        DTX_LF_TXID(txid), DTX_LF_S("state", "committed")),
 		    "a participant pre-committed: commit");
 		pthread_mutex_lock(&c->mu);
 		t = coord__tx_find(c, txid);
@@ -159,7 +160,8 @@ resolve_one(coord *c, uint64_t txid, const uint32_t *parts, uint32_t nparts)
 		return;
 	}
 	pthread_mutex_unlock(&c->mu);
-	proto_daemon_trace(c->d, PROTO_EV_RECOVER, txid, NULL, "RESOLVE_ABORT", 0);
+	proto_daemon_trace(
+	    c->d, PROTO_EV_RECOVER, txid, NULL, "RESOLVE_ABORT", 0);
 	DTX_LOGF(DTX_LOG_INFO, "RESOLVE_ABORT",
 	    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_S("state", "aborted")),
 	    "no participant pre-committed: abort");

@@ -31,8 +31,8 @@ flagged(const char *line)
 {
 	char level[16] = "", msgid[64] = "", scratch[2048];
 	dtx_log_kv kv[32];
-	int n = dtx_log_parse(line, strcspn(line, "\r\n"), kv, 32, scratch,
-	    sizeof(scratch));
+	int n = dtx_log_parse(
+	    line, strcspn(line, "\r\n"), kv, 32, scratch, sizeof(scratch));
 	if (n > 0) {
 		const char *lv = dtx_log_get(kv, n, "level");
 		const char *id = dtx_log_get(kv, n, "msg");
@@ -56,8 +56,8 @@ line_ref(const char *line, uint64_t *txid, char *gid, size_t len)
 {
 	char scratch[2048];
 	dtx_log_kv kv[32];
-	int n = dtx_log_parse(line, strcspn(line, "\r\n"), kv, 32, scratch,
-	    sizeof(scratch));
+	int n = dtx_log_parse(
+	    line, strcspn(line, "\r\n"), kv, 32, scratch, sizeof(scratch));
 	const char *t = n > 0 ? dtx_log_get(kv, n, "txid") : NULL;
 	const char *g = n > 0 ? dtx_log_get(kv, n, "gid") : NULL;
 	if (t != NULL)

@@ -1115,8 +1115,8 @@ dtx_err hx_trace_add_logs(hx_trace *t, const char *const *paths, size_t n);
 
 // Asks every daemon of c's topology for its events (TRACE) and adds
 // them; *answered (may be NULL) gets how many answered. DTX_ENOMEM.
-dtx_err hx_trace_fetch(hx_conn *c, hx_trace *t, uint32_t timeout_ms,
-    size_t *answered);
+dtx_err hx_trace_fetch(
+    hx_conn *c, hx_trace *t, uint32_t timeout_ms, size_t *answered);
 
 // Orders the events by happened-before, matches each receive with its
 // send, and groups them into steps: consecutive events none of which

@@ -273,10 +273,10 @@ static void
 node_name(const dtx_topo *topo, uint32_t id, char *buf, size_t len)
 {
 	const dtx_node *nd = dtx_topo_find(topo, id);
-	const char *role = nd == NULL               ? "node"
-	    : nd->role == DTX_ROLE_COORDINATOR      ? "coord"
-	    : nd->role == DTX_ROLE_PARTICIPANT      ? "part"
-	                                            : dtx_role_name(nd->role);
+	const char *role = nd == NULL          ? "node"
+	    : nd->role == DTX_ROLE_COORDINATOR ? "coord"
+	    : nd->role == DTX_ROLE_PARTICIPANT ? "part"
+	                                       : dtx_role_name(nd->role);
 	snprintf(buf, len, "%s-%u", role, id);
 }
 

@@ -98,7 +98,8 @@ toposort(hx_trace *t)
 	for (size_t i = n; i-- > 0;)
 		for (size_t j = i + 1; j < n; j++)
 			if (direct(&t->ev[i], &t->ev[j])) {
-				reach[i * w + j / 64] |= UINT64_C(1) << (j % 64);
+				reach[i * w + j / 64] |= UINT64_C(1)
+				    << (j % 64);
 				for (size_t x = 0; x < w; x++)
 					reach[i * w + x] |= reach[j * w + x];
 			}
@@ -178,8 +179,8 @@ vc_base(const hx_trace *t, uint64_t base[CLK_VC_MAX], bool used[CLK_VC_MAX])
 }
 
 static void
-vc_text(const hx_trace_ev *e, const uint64_t *base, const bool *used,
-    char *buf, size_t len)
+vc_text(const hx_trace_ev *e, const uint64_t *base, const bool *used, char *buf,
+    size_t len)
 {
 	size_t n = 0;
 	buf[0] = '\0';
@@ -235,7 +236,8 @@ hx_trace_text(const hx_trace *t, FILE *out)
 	    "concurrent, none happened before another)\n",
 	    t->n, t->steps);
 	if (t->lost > 0)
-		fprintf(out, "(the rings had dropped %" PRIu64 " older events)\n",
+		fprintf(out,
+		    "(the rings had dropped %" PRIu64 " older events)\n",
 		    t->lost);
 	fprintf(out, "%-7s %-10s %-18s %-8s %-34s %s\n", "step", "node", "hlc",
 	    "event", "what", "vector clock (from each entry's lowest here)");
@@ -272,9 +274,8 @@ esc(FILE *out, const char *s)
 	}
 }
 
-static const char *const kind_colour[PROTO_EV_COUNT] = { "#4a7bd0",
-	"#2aa198", "#6c71c4", "#b58900", "#d33682", "#859900", "#cb4b16",
-	"#dc322f" };
+static const char *const kind_colour[PROTO_EV_COUNT] = { "#4a7bd0", "#2aa198",
+	"#6c71c4", "#b58900", "#d33682", "#859900", "#cb4b16", "#dc322f" };
 
 #define LANE_W 230
 #define STEP_H 44
@@ -312,8 +313,7 @@ html_event(const hx_trace *t, const hx_trace_ev *e, const int *lane_of,
 	fprintf(out,
 	    "</title><circle cx=\"%d\" cy=\"%d\" r=\"7\" fill=\"%s\"/>"
 	    "<text x=\"%d\" y=\"%d\" font-size=\"12\">%s ",
-	    x, y, kind_colour[e->kind], x + 11, y + 4,
-	    proto_ev_name(e->kind));
+	    x, y, kind_colour[e->kind], x + 11, y + 4, proto_ev_name(e->kind));
 	esc(out, e->kind == PROTO_EV_RECV ? e->type : what);
 	fprintf(out, "</text></g>\n");
 }
@@ -328,9 +328,10 @@ hx_trace_html(const hx_trace *t, FILE *out)
 	size_t nl = lanes(t, ids, lane_of);
 	vc_base(t, base, used);
 	int w = 80 + (int)nl * LANE_W, h = TOP + (int)(t->steps + 1) * STEP_H;
-	fprintf(out, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-	             "<title>dtx trace</title><style>body{font-family:sans-"
-	             "serif;margin:1em}</style></head><body>\n<h1>");
+	fprintf(out,
+	    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+	    "<title>dtx trace</title><style>body{font-family:sans-"
+	    "serif;margin:1em}</style></head><body>\n<h1>");
 	if (t->txid != 0)
 		fprintf(out, "Transaction %" PRIu64, t->txid);
 	else {

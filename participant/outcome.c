@@ -178,7 +178,8 @@ part__abort(part *p, const proto_msg *req, proto_msg *rep)
 		return rv;
 	part__txtab_del(p->txtab, txid);
 	if (in_doubt) {
-		proto_daemon_trace(p->d, PROTO_EV_APPLY, txid, NULL, "ABORTED", 0);
+		proto_daemon_trace(
+		    p->d, PROTO_EV_APPLY, txid, NULL, "ABORTED", 0);
 		part__count(p, PART_CTR_ABORTED);
 		part__outcome_signal(p);
 	}

@@ -113,8 +113,8 @@ tell(part *p, uint32_t node, proto_type type, uint64_t txid, clk_ts cts)
 	DTX_LOGF(rv == DTX_OK ? DTX_LOG_INFO : DTX_LOG_WARN, "TERMINATE_SEND",
 	    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_PEER(node),
 	        DTX_LF_S("type", proto_type_name(type)),
-	        DTX_LF_S("state",
-	            rv == DTX_OK ? "acknowledged" : dtx_strerror(rv))),
+	        DTX_LF_S(
+	            "state", rv == DTX_OK ? "acknowledged" : dtx_strerror(rv))),
 	    NULL);
 	return rv;
 }
@@ -329,7 +329,8 @@ resolve_one(part *p, const stor_indoubt *x)
 	DTX_LOGF(DTX_LOG_DEBUG, "RESOLVE_COORD",
 	    DTX_FIELDS(DTX_LF_TXID(x->txid), DTX_LF_PEER(x->meta.coordinator),
 	        DTX_LF_S("why",
-	            rv == DTX_OK ? "committed without a ts" : dtx_strerror(rv))),
+	            rv == DTX_OK ? "committed without a ts"
+	                         : dtx_strerror(rv))),
 	    NULL);
 	if (x->meta.mode == STOR_MODE_3PC)
 		return terminate_3pc(p, x);

@@ -398,8 +398,8 @@ fail:
 // Records a send or receive event of m (one that names a transaction or
 // saga) in the trace ring and, at debug level, the log.
 static void
-trace_msg(proto_daemon *d, proto_ev_kind kind, const proto_msg *m,
-    clk_ts hlc, const clk_vc *vc)
+trace_msg(proto_daemon *d, proto_ev_kind kind, const proto_msg *m, clk_ts hlc,
+    const clk_vc *vc)
 {
 	proto_trace_ev e = { .kind = kind, .type = m->hdr.type, .hlc = hlc };
 	const char *gid;
@@ -705,9 +705,9 @@ authorise(proto_daemon *d, const proto_msg *req, proto_msg *rep,
 	const char *role =
 	    peer->authenticated ? proto_role_name(peer->role) : "plaintext";
 	DTX_LOGF_RL(DTX_LOG_WARN, "REFUSED", dtx_log_rl_key(peer->node, what),
-	    DTX_FIELDS(DTX_LF_PEER(peer->node), DTX_LF_S("type",
-	                   proto_type_name(bad)),
-	        DTX_LF_S("role", role), DTX_LF_S("why", what)),
+	    DTX_FIELDS(DTX_LF_PEER(peer->node),
+	        DTX_LF_S("type", proto_type_name(bad)), DTX_LF_S("role", role),
+	        DTX_LF_S("why", what)),
 	    "%s from node %u refused", proto_type_name(bad), peer->node);
 	return proto_msg_set_error(rep, DTX_EPERM, "%s from %s %u: %s",
 	    proto_type_name(bad), role, peer->node, what);

@@ -150,9 +150,8 @@ void proto_daemon_trace(proto_daemon *d, proto_ev_kind kind, uint64_t txid,
 // As proto_daemon_trace, also naming alias (borrowed; NULL: none): the
 // other name the saga gid goes by (the orchestrator's barrier id, which
 // is what the participants' events name it), logged as alias=.
-void proto_daemon_trace_saga(proto_daemon *d, proto_ev_kind kind,
-    uint64_t txid, const char *gid, const char *alias, const char *what,
-    clk_ts ts);
+void proto_daemon_trace_saga(proto_daemon *d, proto_ev_kind kind, uint64_t txid,
+    const char *gid, const char *alias, const char *what, clk_ts ts);
 
 // Counts one fsync of the daemon's WAL that took ns nanoseconds in the
 // dtx_wal_fsync_duration_seconds histogram. Thread-safe.

@@ -91,9 +91,9 @@ options(FILE *out, const dtx_cfg_opt *t, size_t n)
 		}
 		fputs(".\nEnvironment: DTX_", out);
 		for (const char *c = t[i].name; *c; c++)
-			fputc(*c == '-' ? '_' : (*c >= 'a' && *c <= 'z')
-			            ? *c - 'a' + 'A'
-			            : *c,
+			fputc(*c == '-'                    ? '_'
+			        : (*c >= 'a' && *c <= 'z') ? *c - 'a' + 'A'
+			                                   : *c,
 			    out);
 		fputs("\n", out);
 	}

@@ -63,8 +63,8 @@ void proto__trace_add(proto__trace *t, const proto_trace_ev *e);
 // oldest first, into out (events owned: free with the message), as many
 // as fit a reply; lost counts the ring's overwritten events plus those
 // left out. DTX_ENOMEM. Thread-safe.
-dtx_err proto__trace_collect(proto__trace *t, uint64_t txid, const char *gid,
-    proto_trace_reply *out);
+dtx_err proto__trace_collect(
+    proto__trace *t, uint64_t txid, const char *gid, proto_trace_reply *out);
 
 // "L.C" for an HLC timestamp and "id:count,..." (non-zero entries) for a
 // vector clock, as the log and dtx trace write them.

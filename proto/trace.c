@@ -70,7 +70,8 @@ proto__trace_add(proto__trace *t, const proto_trace_ev *e)
 	s->e = *e;
 	s->e.seq = ++t->seq;
 	snprintf(s->gid, sizeof(s->gid), "%s", e->gid != NULL ? e->gid : "");
-	snprintf(s->what, sizeof(s->what), "%s", e->what != NULL ? e->what : "");
+	snprintf(
+	    s->what, sizeof(s->what), "%s", e->what != NULL ? e->what : "");
 	snprintf(
 	    s->alias, sizeof(s->alias), "%s", e->alias != NULL ? e->alias : "");
 	s->e.gid = NULL;
@@ -120,8 +121,8 @@ copy_out(const slot *s, proto_trace_ev *e)
 }
 
 dtx_err
-proto__trace_collect(proto__trace *t, uint64_t txid, const char *gid,
-    proto_trace_reply *out)
+proto__trace_collect(
+    proto__trace *t, uint64_t txid, const char *gid, proto_trace_reply *out)
 {
 	out->n_events = 0;
 	out->events = NULL;

@@ -215,8 +215,8 @@ proto__dec_trace_reply(rd *r, flds *fs, int depth, proto_msg *m)
 	PROTO__TRY(proto__f_uint(r, fs, "boot", UINT64_MAX, &t->boot));
 	PROTO__TRY(proto__f_uint(r, fs, "lost", UINT64_MAX, &t->lost));
 	rd s;
-	PROTO__TRY(PROTO__F_ARRAY_NEW(r, fs, "evs", 0, PROTO_MAX_TRACE, &s,
-	    t->events, t->n_events));
+	PROTO__TRY(PROTO__F_ARRAY_NEW(
+	    r, fs, "evs", 0, PROTO_MAX_TRACE, &s, t->events, t->n_events));
 	for (uint32_t i = 0; i < t->n_events; i++)
 		PROTO__TRY(rd_ev(&s, depth + 2, &t->events[i]));
 	return DTX_OK;

@@ -182,7 +182,8 @@ typedef struct proto__body {
 // The body functions of TRACE and TRACE_REPLY (trace_wire.c).
 int proto__keys_trace(const proto_msg *m);
 dtx_err proto__enc_trace(msgpack_packer *pk, const proto_msg *m);
-dtx_err proto__dec_trace(proto__rd *r, proto__flds *fs, int depth, proto_msg *m);
+dtx_err proto__dec_trace(
+    proto__rd *r, proto__flds *fs, int depth, proto_msg *m);
 void proto__free_trace(proto_msg *m);
 int proto__keys_trace_reply(const proto_msg *m);
 dtx_err proto__enc_trace_reply(msgpack_packer *pk, const proto_msg *m);

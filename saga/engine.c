@@ -297,7 +297,8 @@ send_step(job *j)
 static void
 action_started(job *j)
 {
-	proto_daemon_trace_saga(j->s->d, PROTO_EV_FORCE, 0, j->r->gid, j->r->bid, "STEP_START", 0);
+	proto_daemon_trace_saga(
+	    j->s->d, PROTO_EV_FORCE, 0, j->r->gid, j->r->bid, "STEP_START", 0);
 	dtx_crashpoint("saga.after_step_start_log");
 	send_step(j);
 }
@@ -373,7 +374,8 @@ advance(job *j)
 static void
 begun(job *j)
 {
-	proto_daemon_trace_saga(j->s->d, PROTO_EV_FORCE, 0, j->r->gid, j->r->bid, "SAGA_BEGIN", 0);
+	proto_daemon_trace_saga(
+	    j->s->d, PROTO_EV_FORCE, 0, j->r->gid, j->r->bid, "SAGA_BEGIN", 0);
 	dtx_crashpoint("saga.after_begin_log");
 	advance(j);
 }

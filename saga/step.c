@@ -156,7 +156,8 @@ saga__log_end(saga *s, saga__rec *r, proto_saga_state st, const dtx_buf *pre)
 		saga__count(s,
 		    st == PROTO_SAGA_COMMITTED ? SAGA_CTR_COMMITTED
 		                               : SAGA_CTR_ABORTED);
-		proto_daemon_trace_saga(s->d, PROTO_EV_DECIDE, 0, r->gid, r->bid,
+		proto_daemon_trace_saga(s->d, PROTO_EV_DECIDE, 0, r->gid,
+		    r->bid,
 		    st == PROTO_SAGA_COMMITTED ? "SAGA_COMMITTED"
 		                               : "SAGA_ABORTED",
 		    0);

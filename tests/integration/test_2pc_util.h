@@ -597,8 +597,7 @@ tu_last_txid(tu_fx *fx)
 	while (fgets(line, sizeof(line), f) != NULL) {
 		const char *p = strstr(line, " msg=TXN_START txid=");
 		unsigned long long v;
-		if (p != NULL &&
-		    sscanf(p, " msg=TXN_START txid=%llu", &v) == 1)
+		if (p != NULL && sscanf(p, " msg=TXN_START txid=%llu", &v) == 1)
 			txid = v;
 	}
 	fclose(f);

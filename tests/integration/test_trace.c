@@ -133,8 +133,8 @@ test_trace_across_coordinator_kill(void **state)
 	char logs[3][512];
 	const char *paths[3];
 	for (uint32_t i = 0; i < 3; i++) {
-		snprintf(logs[i], sizeof(logs[i]), "%s",
-		    hx_cluster_log(fx->cl, i));
+		snprintf(
+		    logs[i], sizeof(logs[i]), "%s", hx_cluster_log(fx->cl, i));
 		paths[i] = logs[i];
 	}
 	assert_int_equal(hx_trace_add_logs(&t, paths, 3), DTX_OK);

@@ -86,10 +86,11 @@ test_logfmt_quoting(void **state)
 		assert_int_equal(strchr(line, '\n'), line + n - 1);
 		char scratch[2048];
 		dtx_log_kv kv[16];
-		int k = dtx_log_parse(line, n, kv, 16, scratch, sizeof(scratch));
+		int k =
+		    dtx_log_parse(line, n, kv, 16, scratch, sizeof(scratch));
 		assert_true(k >= 8);
-		assert_string_equal(dtx_log_get(kv, k, "ts"),
-		    "2026-12-05T01:13:51.123Z");
+		assert_string_equal(
+		    dtx_log_get(kv, k, "ts"), "2026-12-05T01:13:51.123Z");
 		assert_string_equal(dtx_log_get(kv, k, "level"), "warn");
 		assert_string_equal(dtx_log_get(kv, k, "msg"), "REFUSED");
 		assert_string_equal(dtx_log_get(kv, k, "txid"), "42");
@@ -107,7 +108,8 @@ test_json_valid(void **state)
 	(void)state;
 	char line[1024];
 	for (size_t i = 0; i < NHOSTILE; i++) {
-		size_t n = fmt(line, sizeof(line), DTX_LOG_FMT_JSON, hostile[i]);
+		size_t n =
+		    fmt(line, sizeof(line), DTX_LOG_FMT_JSON, hostile[i]);
 		assert_int_equal(strchr(line, '\n'), line + n - 1);
 		hx_jdoc *doc = NULL;
 		char err[128];
@@ -130,7 +132,8 @@ test_json_valid(void **state)
 		// The log's own parser reads JSON records too.
 		char scratch[2048];
 		dtx_log_kv kv[16];
-		int k = dtx_log_parse(line, n, kv, 16, scratch, sizeof(scratch));
+		int k =
+		    dtx_log_parse(line, n, kv, 16, scratch, sizeof(scratch));
 		assert_true(k >= 8);
 		assert_string_equal(dtx_log_get(kv, k, "why"), hostile[i]);
 		assert_string_equal(dtx_log_get(kv, k, "txid"), "42");
@@ -160,8 +163,8 @@ test_cut(void **state)
 			                sizeof(scratch)) >= 1);
 			if (f == DTX_LOG_FMT_JSON) {
 				hx_jdoc *doc = NULL;
-				assert_int_equal(hx_json_parse(line, n - 1,
-				                     &doc, NULL, 0),
+				assert_int_equal(
+				    hx_json_parse(line, n - 1, &doc, NULL, 0),
 				    DTX_OK);
 				hx_jdoc_free(doc);
 			}
@@ -192,8 +195,8 @@ test_parse_refuses(void **state)
 		    -1);
 	// Too many pairs or too little scratch: refused, not overrun.
 	const char *many = "ts=1 a=1 b=2 c=3 d=4 e=5 f=6 g=7 h=8 i=9";
-	assert_int_equal(dtx_log_parse(many, strlen(many), kv, 8, scratch,
-	                     sizeof(scratch)),
+	assert_int_equal(
+	    dtx_log_parse(many, strlen(many), kv, 8, scratch, sizeof(scratch)),
 	    -1);
 	assert_int_equal(
 	    dtx_log_parse(many, strlen(many), kv, 8, scratch, 8), -1);
