@@ -63,6 +63,8 @@ expected(proto_type t)
 	case PROTO_STEP:
 	case PROTO_SAGA_FORGET:
 		return RB(SAGA);
+	case PROTO_TRACE:
+		return RB(ADMIN) | RB(HARNESS);
 	default:
 		return 0; // replies, NONE, HELLO/CHALLENGE/AUTH
 	}
