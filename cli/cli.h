@@ -19,6 +19,7 @@ int cli_cmd_bank(int argc, char **argv); // cmd_bank.c
 int cli_cmd_health(int argc, char **argv); // cmd_health.c
 int cli_cmd_accounts(int argc, char **argv); // cmd_accounts.c
 int cli_cmd_certs(int argc, char **argv); // cmd_certs.c
+int cli_cmd_trace(int argc, char **argv); // cmd_trace.c
 // dtx results export (cmd_export.c), called by cli_cmd_results.
 int cli_results_export(int argc, char **argv);
 // Writes op as one line of Jepsen's history.edn (cmd_export.c).
@@ -108,9 +109,45 @@ typedef struct cli_help {
 	bool no_flags; // the command takes no flags (no flag table to print)
 } cli_help;
 
-// The pages of dtx txn (help_txn.c), served after help.c's own.
+// The pages of dtx txn (help_txn.c), served after help.c's own, then
+// those of dtx certs and dtx trace (help_ops.c).
 extern const cli_help cli_help_txn[];
 extern const size_t cli_help_ntxn;
+extern const cli_help cli_help_ops[];
+extern const size_t cli_help_nops;
+
+// Exit rows the help tables share.
+#define USAGE_ROW                                                              \
+	{                                                                      \
+		HX_EXIT_USAGE, NULL, "bad flag or argument"                    \
+	}
+#define FAILED_ROW                                                             \
+	{                                                                      \
+		HX_EXIT_INTERNAL, NULL, "could not run (stderr says why)"      \
+	}
+#define NOCLUSTER_ROW                                                          \
+	{                                                                      \
+		HX_EXIT_UNAVAILABLE, NULL,                                     \
+		    "no cluster in DIR, or a node it needs is down"            \
+	}
+#define GROUP_EXITS                                                            \
+	{                                                                      \
+		{ HX_EXIT_OK, NULL, "help shown" },                            \
+		{                                                              \
+			HX_EXIT_USAGE, NULL, "missing or unknown command"      \
+		}                                                              \
+	}
+#define VERDICT_EXITS                                                          \
+	{                                                                      \
+		{ HX_EXIT_OK, NULL, "valid" },                                 \
+		    { HX_EXIT_INVALID, NULL, "invalid" },                      \
+		    { HX_EXIT_UNKNOWN, NULL, "unknown" }, USAGE_ROW,           \
+		    FAILED_ROW                                                 \
+	}
+#define BENCH_EXITS                                                            \
+	{                                                                      \
+		{ HX_EXIT_OK, NULL, "measured" }, USAGE_ROW, FAILED_ROW        \
+	}
 
 // The i-th page, NULL past the last (borrowed, static).
 const cli_help *cli_help_at(size_t i);

@@ -29,6 +29,8 @@ static const hx_cmd commands[] = {
 	    "run the bank workload under faults and check it" },
 	{ "health", cli_cmd_health, "ask one daemon whether it is healthy" },
 	{ "certs", cli_cmd_certs, "make a cluster's CA and certificates" },
+	{ "trace", cli_cmd_trace,
+	    "one transaction's events on every node, in causal order" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "list the commands, or explain the exit codes" },
 };

@@ -42,38 +42,6 @@ const cli_exit_code cli_exit_codes[] = {
 const size_t cli_nexit_codes =
     sizeof(cli_exit_codes) / sizeof(cli_exit_codes[0]);
 
-#define USAGE_ROW                                                              \
-	{                                                                      \
-		HX_EXIT_USAGE, NULL, "bad flag or argument"                    \
-	}
-#define FAILED_ROW                                                             \
-	{                                                                      \
-		HX_EXIT_INTERNAL, NULL, "could not run (stderr says why)"      \
-	}
-#define NOCLUSTER_ROW                                                          \
-	{                                                                      \
-		HX_EXIT_UNAVAILABLE, NULL,                                     \
-		    "no cluster in DIR, or a node it needs is down"            \
-	}
-#define GROUP_EXITS                                                            \
-	{                                                                      \
-		{ HX_EXIT_OK, NULL, "help shown" },                            \
-		{                                                              \
-			HX_EXIT_USAGE, NULL, "missing or unknown command"      \
-		}                                                              \
-	}
-#define VERDICT_EXITS                                                          \
-	{                                                                      \
-		{ HX_EXIT_OK, NULL, "valid" },                                 \
-		    { HX_EXIT_INVALID, NULL, "invalid" },                      \
-		    { HX_EXIT_UNKNOWN, NULL, "unknown" }, USAGE_ROW,           \
-		    FAILED_ROW                                                 \
-	}
-#define BENCH_EXITS                                                            \
-	{                                                                      \
-		{ HX_EXIT_OK, NULL, "measured" }, USAGE_ROW, FAILED_ROW        \
-	}
-
 static const cli_help helps[] = {
 	{ "dtx", NULL, NULL,
 	    "Distributed transactions (2PC, 3PC, sagas) and a Jepsen-style "
@@ -199,19 +167,6 @@ static const cli_help helps[] = {
 	            "no answer, blocked, failed or refused" },
 	        USAGE_ROW },
 	    false },
-	{ "dtx certs", NULL, "make a cluster's CA and certificates",
-	    "A cluster's CA and one key and certificate per node.", NULL,
-	    GROUP_EXITS, false },
-	{ "dtx certs init", "DIR",
-	    "make a cluster CA and every node's key and certificate",
-	    "DIR/ca.crt, ca.key (EC P-256), per node ROLE-ID.crt and .key "
-	    "(0600; CN=ROLE-ID, OU=ROLE), plus client, admin and harness. "
-	    "A CA is replaced only with --force.",
-	    "  DIR    where the files go (created if missing)\n",
-	    { { HX_EXIT_OK, NULL, "written" }, USAGE_ROW,
-	        { HX_EXIT_CONFLICT, NULL, "DIR already holds a CA" },
-	        FAILED_ROW },
-	    false },
 	{ "dtx bench", NULL, "measure throughput and latency",
 	    "Benchmarks that print one line of numbers, or one JSON object "
 	    "with --json.",
@@ -273,7 +228,11 @@ cli_help_at(size_t i)
 {
 	if (i < NHELPS)
 		return &helps[i];
-	return i - NHELPS < cli_help_ntxn ? &cli_help_txn[i - NHELPS] : NULL;
+	i -= NHELPS;
+	if (i < cli_help_ntxn)
+		return &cli_help_txn[i];
+	i -= cli_help_ntxn;
+	return i < cli_help_nops ? &cli_help_ops[i] : NULL;
 }
 
 static const cli_help *

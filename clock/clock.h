@@ -384,6 +384,18 @@ dtx_err clk_node_send(clk_node *n, clk_ts *ts, clk_vc *vc);
 dtx_err clk_node_recv(
     clk_node *n, clk_ts remote_ts, const clk_vc *remote_vc, clk_ts *out);
 
+// As clk_node_recv, also copying the vector clock as it is after the
+// receive into *vc (may be NULL), in the same step.
+dtx_err clk_node_recv_vc(clk_node *n, clk_ts remote_ts, const clk_vc *remote_vc,
+    clk_ts *out, clk_vc *vc);
+
+// Raises this node's own vector clock entry to at least floor (no event).
+// A daemon calls it at start with a value above any its earlier
+// incarnations issued, so that its events after a restart come after
+// those before it in happened-before order (a vector clock that began at
+// zero again would order them before).
+void clk_node_vc_floor(clk_node *n, uint64_t floor);
+
 // Witness event: moves the HLC past ts as a receive does, for a timestamp
 // this node must cover before it applies data stamped with it: a commit
 // or pre-commit timestamp. (Applied but not covered, a later local

@@ -80,6 +80,22 @@ dtx_err
 clk_node_recv(
     clk_node *n, clk_ts remote_ts, const clk_vc *remote_vc, clk_ts *out)
 {
+	return clk_node_recv_vc(n, remote_ts, remote_vc, out, NULL);
+}
+
+void
+clk_node_vc_floor(clk_node *n, uint64_t floor)
+{
+	pthread_mutex_lock(&n->mu);
+	if (n->vc.c[n->self] < floor)
+		n->vc.c[n->self] = floor;
+	pthread_mutex_unlock(&n->mu);
+}
+
+dtx_err
+clk_node_recv_vc(clk_node *n, clk_ts remote_ts, const clk_vc *remote_vc,
+    clk_ts *out, clk_vc *vc)
+{
 	if (remote_vc != NULL && remote_vc->n > n->n_nodes)
 		return DTX_EINVAL;
 	clk_ts t;
@@ -91,6 +107,8 @@ clk_node_recv(
 		n->vc.c[n->self]++;
 		if (out != NULL)
 			*out = t;
+		if (vc != NULL)
+			*vc = n->vc;
 	}
 	pthread_mutex_unlock(&n->mu);
 	return err;

@@ -91,8 +91,108 @@ dtx_err dtx_log_level_parse(const char *s, dtx_log_level *out);
 // True when a message of this level would be printed.
 bool dtx_log_enabled(dtx_log_level level);
 
-// Writes one line to stderr: "<utc time> <LEVEL> <name> <MSGID> <text>".
+// A log record is one line: logfmt (the default) or one JSON object,
+//   ts=2026-12-05T01:07:11.123Z level=info node=participant-1 msg=PREPARED
+//     txid=42 text="voted yes" suppressed=3
+//   {"ts":"2026-12-05T01:07:11.123Z","level":"info","node":"participant-1",
+//    "msg":"PREPARED","txid":42,"text":"voted yes","suppressed":3}
+// in this order: ts (UTC, milliseconds), level (debug, info, warn, error),
+// node (the name given to dtx_log_init), msg (the message id, a constant
+// per event), then the caller's fields, then text (the free-form
+// sentence, absent when empty), then suppressed/suppressed_other (a rate
+// limited line, see DTX_LOG_RL). The same thing has the same key
+// everywhere: txid (a 2PC/3PC/pc transaction id, decimal), gid (a saga's
+// global id), peer (another node's id), state, why. A logfmt value is bare
+// when it is non-empty and has no space, '"', '=' or control character,
+// else quoted with \" \\ \n \r \t and \u00XX escapes; one record never
+// spans two lines in either format.
+typedef enum dtx_log_format {
+	DTX_LOG_FMT_LOGFMT = 0,
+	DTX_LOG_FMT_JSON = 1,
+} dtx_log_format;
+
+// Parses "logfmt" or "json"; DTX_EINVAL otherwise.
+dtx_err dtx_log_format_parse(const char *s, dtx_log_format *out);
+
+// Sets the process's record format (logfmt until called). Call from main()
+// before starting threads.
+void dtx_log_set_format(dtx_log_format f);
+
+typedef enum dtx_log_kind {
+	DTX_LF_STR = 0, // s (NULL: the field is left out)
+	DTX_LF_U64 = 1, // u
+	DTX_LF_I64 = 2, // i
+} dtx_log_kind;
+
+// One field of a record: key (a constant [a-z0-9_]+ name) and a value.
+typedef struct dtx_log_field {
+	const char *key;
+	dtx_log_kind kind;
+	const char *s;
+	uint64_t u;
+	int64_t i;
+} dtx_log_field;
+
+#define DTX_LF_S(k, v)                                                         \
+	((dtx_log_field) { .key = (k), .kind = DTX_LF_STR, .s = (v) })
+#define DTX_LF_U(k, v)                                                         \
+	((dtx_log_field) { .key = (k), .kind = DTX_LF_U64, .u = (uint64_t)(v) })
+#define DTX_LF_I(k, v)                                                         \
+	((dtx_log_field) { .key = (k), .kind = DTX_LF_I64, .i = (int64_t)(v) })
+#define DTX_LF_TXID(v) DTX_LF_U("txid", (v))
+#define DTX_LF_GID(v) DTX_LF_S("gid", (v))
+#define DTX_LF_PEER(v) DTX_LF_U("peer", (v))
+// The field list argument of DTX_LOGF: DTX_FIELDS(DTX_LF_TXID(t), ...).
+#define DTX_FIELDS(...)                                                        \
+	{                                                                      \
+		__VA_ARGS__                                                    \
+	}
+
+// What one record holds, for dtx_log_format_record.
+typedef struct dtx_log_record {
+	uint64_t realtime_ns; // wall-clock time of the event
+	dtx_log_level level;
+	const char *node; // borrowed
+	const char *msgid; // borrowed
+	const dtx_log_field *fields; // borrowed, nfields of them
+	size_t nfields;
+	const char *text; // borrowed; NULL or "" for none
+	uint64_t suppressed, suppressed_other; // 0: left out
+} dtx_log_record;
+
+// Formats r as one line ending in '\n' into buf[0..cap) (cap >= 64),
+// NUL-terminated; returns the line's length. A record longer than the
+// buffer is cut inside a value, which is still closed (the line stays
+// valid logfmt or JSON) and ends in "..."; later fields are dropped.
+// Pure and thread-safe.
+size_t dtx_log_format_record(
+    char *buf, size_t cap, dtx_log_format fmt, const dtx_log_record *r);
+
+// One key/value of a parsed record: both point into the caller's scratch.
+typedef struct dtx_log_kv {
+	const char *key;
+	const char *val;
+} dtx_log_kv;
+
+// Parses one log line (logfmt or, when it starts with '{', a flat JSON
+// object of strings and integers as dtx_log_format_record writes) into at
+// most max pairs, keys and unescaped values copied into scratch[0..cap).
+// Returns the number of pairs, or -1 when the line is not a record (no
+// "ts" first, bad quoting, scratch too small). Pure and thread-safe.
+int dtx_log_parse(const char *line, size_t len, dtx_log_kv *kv, size_t max,
+    char *scratch, size_t cap);
+
+// The value of key among kv[0..n), or NULL.
+const char *dtx_log_get(const dtx_log_kv *kv, int n, const char *key);
+
+// Writes one record at level with msgid, the nf fields f and the text
+// formatted from fmt (may be NULL) to stderr in the process's format.
 // Thread-safe; the line is written with a single write(2).
+void dtx_log_emit(dtx_log_level level, const char *msgid,
+    const dtx_log_field *f, size_t nf, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+// As dtx_log_emit with no fields: "text" is the formatted fmt.
 void dtx_log_write(dtx_log_level level, const char *msgid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -101,6 +201,18 @@ void dtx_log_write(dtx_log_level level, const char *msgid, const char *fmt, ...)
 	do {                                                                   \
 		if (dtx_log_enabled(level))                                    \
 			dtx_log_write((level), (msgid), __VA_ARGS__);          \
+	} while (0)
+
+// A record with fields: DTX_LOGF(DTX_LOG_DEBUG, "PREPARED",
+// DTX_FIELDS(DTX_LF_TXID(t), DTX_LF_S("state", "prepared")), "fmt", ...).
+#define DTX_LOGF(level, msgid, fields, ...)                                    \
+	do {                                                                   \
+		if (dtx_log_enabled(level)) {                                  \
+			const dtx_log_field dtx_lf_[] = fields;                \
+			dtx_log_emit((level), (msgid), dtx_lf_,                \
+			    sizeof(dtx_lf_) / sizeof(dtx_lf_[0]),              \
+			    __VA_ARGS__);                                      \
+		}                                                              \
 	} while (0)
 
 // A rate limiter for repeated lines: each (reason, key) may pass once per
@@ -142,20 +254,36 @@ void dtx_rl_fini(dtx_rl *rl);
 bool dtx_rl_pass(dtx_rl *rl, const char *reason, uint64_t key, uint64_t now_ns,
     uint64_t *suppressed, uint64_t *others);
 
-// As dtx_log_write for a warning that may repeat in a flood (a refused
-// message, a forged or stale request): the process's own limiter lets one
-// line per second through for each (msgid, key) (key: the peer's node id,
-// say) and appends " suppressed=N" to a line when N like it were held back
-// (" suppressed_other=M" for the counts of evicted keys). Lines held back
-// are not formatted. Thread-safe.
-void dtx_log_write_rl(dtx_log_level level, const char *msgid, uint64_t key,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+// The one rate limit of the log, for a warning that may repeat in a flood
+// (a refused message, a forged or stale request, a clock rejection): the
+// process's own limiter lets one line per second through for each (msgid,
+// key) and gives the next line that passes suppressed=N for the N like it
+// held back (suppressed_other=M for the counts of evicted keys). Lines
+// held back are not formatted. key tells apart what should not hide each
+// other: a peer's node id, or dtx_log_rl_key(peer, what). Thread-safe.
+void dtx_log_emit_rl(dtx_log_level level, const char *msgid, uint64_t key,
+    const dtx_log_field *f, size_t nf, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+// A rate-limit key for (peer, what): peer in the high 32 bits, a hash of
+// what (NULL: "") in the low ones.
+uint64_t dtx_log_rl_key(uint32_t peer, const char *what);
 
 #define DTX_LOG_RL(level, msgid, key, ...)                                     \
 	do {                                                                   \
 		if (dtx_log_enabled(level))                                    \
-			dtx_log_write_rl(                                      \
-			    (level), (msgid), (key), __VA_ARGS__);             \
+			dtx_log_emit_rl(                                       \
+			    (level), (msgid), (key), NULL, 0, __VA_ARGS__);    \
+	} while (0)
+
+#define DTX_LOGF_RL(level, msgid, key, fields, ...)                            \
+	do {                                                                   \
+		if (dtx_log_enabled(level)) {                                  \
+			const dtx_log_field dtx_lf_[] = fields;                \
+			dtx_log_emit_rl((level), (msgid), (key), dtx_lf_,      \
+			    sizeof(dtx_lf_) / sizeof(dtx_lf_[0]),              \
+			    __VA_ARGS__);                                      \
+		}                                                              \
 	} while (0)
 
 // ---------------------------------------------------------------- memory

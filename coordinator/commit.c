@@ -56,6 +56,7 @@ coord__abort(coord *c, uint64_t txid, const uint32_t *parts, uint32_t nparts,
 		coord__tx_remove(c, t);
 	(void)coord__log_abort(c, txid); // unforced: presumed abort
 	pthread_mutex_unlock(&c->mu);
+	proto_daemon_trace(c->d, PROTO_EV_DECIDE, txid, NULL, "ABORT", 0);
 	for (uint32_t i = 0; i < nparts; i++)
 		if (skip == NULL || !skip[i])
 			coord__send_abort(c, txid, parts[i]);
@@ -75,9 +76,12 @@ commit_done(coord *c, coord_item *it)
 		    : it->rep.hdr.type == PROTO_ERROR && it->rep.u.error.reason
 		    ? it->rep.u.error.reason
 		    : proto_type_name(it->rep.hdr.type);
-		DTX_LOG(DTX_LOG_DEBUG, "COMMIT_RETRY",
-		    "txn %llu: participant %u did not ack the commit: %s",
-		    (unsigned long long)it->txid, it->peer, why);
+		proto_daemon_trace(
+		    c->d, PROTO_EV_RETRY, it->txid, NULL, "COMMIT_RETRY", 0);
+		DTX_LOGF(DTX_LOG_DEBUG, "COMMIT_UNACKED",
+		    DTX_FIELDS(DTX_LF_TXID(it->txid), DTX_LF_PEER(it->peer),
+		        DTX_LF_S("why", why)),
+		    NULL);
 	}
 	uint64_t rng = it->txid ^ dtx_mono_ns();
 	clk_ts cts = 0;
@@ -100,6 +104,8 @@ commit_done(coord *c, coord_item *it)
 		if (t->acked == all) {
 			(void)coord__log_end(c, t->txid);
 			coord__tx_end(c, t);
+			proto_daemon_trace(
+			    c->d, PROTO_EV_APPLY, it->txid, NULL, "END", 0);
 		} else if (it->chain) {
 			cts = t->cts;
 			nparts = t->nparts;
@@ -196,6 +202,7 @@ committed(coord *c, uint64_t txid, clk_ts cts, proto_txn_reply *r)
 		coord__tx_state(c, t, COORD_COMMITTED);
 	pthread_mutex_unlock(&c->mu);
 	atomic_fetch_add(&c->n_committed, 1);
+	proto_daemon_trace(c->d, PROTO_EV_DECIDE, txid, NULL, "COMMIT", cts);
 	coord__commit_phase(c, txid);
 	r->outcome = PROTO_COMMITTED;
 	r->txid = txid;
@@ -212,14 +219,17 @@ coord__commit_forced(
 		// until the log is read again. STATUS answers unknown.
 		atomic_store(&c->failed, true);
 		atomic_fetch_add(&c->n_unknown, 1);
-		DTX_LOG(DTX_LOG_ERROR, "LOG_FAILED",
-		    "txn %llu: forcing the commit failed: %s",
-		    (unsigned long long)txid, dtx_strerror(rv));
+		DTX_LOGF(DTX_LOG_ERROR, "LOG_FAILED",
+		    DTX_FIELDS(
+		        DTX_LF_TXID(txid), DTX_LF_S("why", dtx_strerror(rv))),
+		    "forcing the commit failed");
 		r->outcome = PROTO_UNKNOWN;
 		r->txid = txid;
 		return coord__reason(
 		    r, "decision log failed: %s", dtx_strerror(rv));
 	}
+	proto_daemon_trace(
+	    c->d, PROTO_EV_FORCE, txid, NULL, "COMMIT_LOGGED", cts);
 	dtx_crashpoint("coord.after_commit_log");
 	return committed(c, txid, cts, r);
 }

@@ -40,6 +40,7 @@ typedef struct resend {
 	uint64_t txid;
 	clk_ts cts;
 	uint32_t peer, idx;
+	int ev; // -1, or the trace event of this transaction's re-drive
 } resend;
 
 // Resends the COMMITs that are due. Returns how many went out.
@@ -64,6 +65,10 @@ redrive_due(coord *c)
 		t->redrive = false;
 		t->attempts++;
 		atomic_fetch_add(&c->n_redriven, 1);
+		// The first re-drive of a decision found in the log at open
+		// is its recovery; any later one a retry.
+		int ev = t->recovered && t->attempts == 1 ? PROTO_EV_RECOVER
+		                                          : PROTO_EV_RETRY;
 		for (uint32_t i = 0; i < t->nparts && n < cap; i++) {
 			if ((t->acked >> i) & 1u)
 				continue;
@@ -71,13 +76,19 @@ redrive_due(coord *c)
 			rs[n].cts = t->cts;
 			rs[n].peer = t->parts[i];
 			rs[n].idx = i;
+			rs[n].ev = ev;
+			ev = -1;
 			n++;
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (rs[i].ev >= 0)
+			proto_daemon_trace(c->d, (proto_ev_kind)rs[i].ev,
+			    rs[i].txid, NULL, "REDRIVE", rs[i].cts);
 		coord__send_commit(c, rs[i].txid, rs[i].cts, rs[i].peer,
 		    rs[i].idx, PROTO_COMMIT, false);
+	}
 	dtx_free(rs);
 	return n;
 }
@@ -125,9 +136,12 @@ resolve_one(coord *c, uint64_t txid, const uint32_t *parts, uint32_t nparts)
 			atomic_store(&c->failed, true);
 			return;
 		}
-		DTX_LOG(DTX_LOG_INFO, "RESOLVE_COMMIT",
-		    "txn %llu: a participant pre-committed: commit",
-		    (unsigned long long)txid);
+		proto_daemon_trace(
+		    c->d, PROTO_EV_RECOVER, txid, NULL, "RESOLVE_COMMIT", 0);
+		DTX_LOGF(DTX_LOG_INFO, "RESOLVE_COMMIT",
+		    DTX_FIELDS(
+		        DTX_LF_TXID(txid), DTX_LF_S("state", "committed")),
+		    "a participant pre-committed: commit");
 		pthread_mutex_lock(&c->mu);
 		t = coord__tx_find(c, txid);
 		if (t != NULL) {
@@ -146,9 +160,11 @@ resolve_one(coord *c, uint64_t txid, const uint32_t *parts, uint32_t nparts)
 		return;
 	}
 	pthread_mutex_unlock(&c->mu);
-	DTX_LOG(DTX_LOG_INFO, "RESOLVE_ABORT",
-	    "txn %llu: no participant pre-committed: abort",
-	    (unsigned long long)txid);
+	proto_daemon_trace(
+	    c->d, PROTO_EV_RECOVER, txid, NULL, "RESOLVE_ABORT", 0);
+	DTX_LOGF(DTX_LOG_INFO, "RESOLVE_ABORT",
+	    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_S("state", "aborted")),
+	    "no participant pre-committed: abort");
 	proto_txn_reply dummy;
 	memset(&dummy, 0, sizeof(dummy));
 	coord__abort(c, txid, parts, nparts, NULL, "resolved", &dummy);

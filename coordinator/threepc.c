@@ -48,11 +48,11 @@ precommits_done(coord_run *r)
 	uint32_t acked = atomic_load(&r->pre_acked);
 	for (uint32_t i = 0; i < r->p.nparts; i++)
 		if (!((acked >> i) & 1u))
-			DTX_LOG(DTX_LOG_WARN, "PRECOMMIT_TIMEOUT",
-			    "txn %llu: participant %u did not ack PRE_COMMIT "
-			    "in %lld ms: presumed crashed",
-			    (unsigned long long)r->txid, r->p.parts[i],
-			    (long long)c->cfg.ack_timeout_ms);
+			DTX_LOGF(DTX_LOG_WARN, "PRECOMMIT_TIMEOUT",
+			    DTX_FIELDS(DTX_LF_TXID(r->txid),
+			        DTX_LF_PEER(r->p.parts[i]),
+			        DTX_LF_I("timeout_ms", c->cfg.ack_timeout_ms)),
+			    "no ack of PRE_COMMIT in time: presumed crashed");
 	pthread_mutex_lock(&c->mu);
 	coord_tx *t = coord__tx_find(c, r->txid);
 	dtx_err rv = DTX_ENOENT;
@@ -95,11 +95,13 @@ precommit_done(coord *c, coord_item *it)
 	if (it->err == DTX_OK && it->rep.hdr.type == PROTO_ACK)
 		atomic_fetch_or(&r->pre_acked, UINT32_C(1) << it->idx);
 	else
-		DTX_LOG(DTX_LOG_WARN, "PRECOMMIT_LOST",
-		    "txn %llu: participant %u did not ack PRE_COMMIT (%s)",
-		    (unsigned long long)r->txid, it->peer,
-		    it->err != DTX_OK ? dtx_strerror(it->err)
-		                      : proto_type_name(it->rep.hdr.type));
+		DTX_LOGF(DTX_LOG_WARN, "PRECOMMIT_LOST",
+		    DTX_FIELDS(DTX_LF_TXID(r->txid), DTX_LF_PEER(it->peer),
+		        DTX_LF_S("why",
+		            it->err != DTX_OK
+		                ? dtx_strerror(it->err)
+		                : proto_type_name(it->rep.hdr.type))),
+		    "no ack of PRE_COMMIT");
 	if (atomic_fetch_sub(&r->pending, 1) == 1)
 		round_done(r);
 }

@@ -178,12 +178,7 @@ coord__txn(coord *c, const proto_msg *req, proto_msg *rep, proto_call *call)
 	if ((rv = run_new(c, tx, &p, &r)) != DTX_OK)
 		goto fail;
 	atomic_fetch_add(&c->n_txns, 1);
-	DTX_LOG(DTX_LOG_DEBUG, "TXN_START", "txn %llu: %s over %u participants",
-	    (unsigned long long)r->txid,
-	    tx->mode == PROTO_MODE_3PC      ? "3pc"
-	        : tx->mode == PROTO_MODE_PC ? "pc"
-	                                    : "2pc",
-	    r->p.nparts);
+	proto_daemon_trace(c->d, PROTO_EV_BEGIN, r->txid, NULL, "TXN_START", 0);
 	if (tok == NULL) {
 		run_wait(r, rep);
 		return DTX_OK;
@@ -244,13 +239,14 @@ coord__status(coord *c, const proto_msg *req, proto_msg *rep)
 	if (!status_allowed(c, t, req->hdr.from)) {
 		pthread_mutex_unlock(&c->mu);
 		atomic_fetch_add(&c->n_status_refused, 1);
-		uint64_t held = 0;
-		if (proto_daemon_warn_ok(c->d, req->hdr.from, "STATUS", &held))
-			DTX_LOG(DTX_LOG_WARN, "REFUSED",
-			    "STATUS from node %u: not a participant of txn "
-			    "%llu (%llu more refused in the last second)",
-			    req->hdr.from, (unsigned long long)txid,
-			    (unsigned long long)held);
+		DTX_LOGF_RL(DTX_LOG_WARN, "REFUSED",
+		    dtx_log_rl_key(req->hdr.from, "STATUS"),
+		    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_PEER(req->hdr.from),
+		        DTX_LF_S("type", "status"),
+		        DTX_LF_S("why", "not a participant")),
+		    "STATUS from node %u: not a participant of the "
+		    "transaction",
+		    req->hdr.from);
 		return proto_msg_set_error(rep, DTX_EPERM,
 		    "STATUS refused: node %u is not a participant of txn %llu",
 		    req->hdr.from, (unsigned long long)txid);

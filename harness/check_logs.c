@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// The log checker (Jepsen's log-file-pattern): every line a daemon logged
-// at level ERROR, and every line with one of an agreed list of anomaly
+// The log checker (Jepsen's log-file-pattern): every record a daemon logged
+// at level error, and every line with one of an agreed list of anomaly
 // message ids, is an anomaly naming the node, the file and the line. A
 // daemon that says it contradicted a decision ("COMMIT_ABORTED ... aborted
 // here") has found a bug even when the history looks fine.
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "harness_int.h"
 
@@ -21,21 +22,48 @@ static const char *const anomaly_ids[] = {
 	"HEURHAZARD", // a decision by hand the coordinator contradicted
 };
 
-// Splits a log line "<time> <LEVEL> <name> <MSGID> text" and says whether
-// it is an anomaly.
+// Whether a log line is an anomaly: level error, or an anomaly message
+// id. A line is a logfmt or JSON record (common.h: level= and msg=); a line
+// of the older "<time> <LEVEL> <name> <MSGID> text" layout (runs stored
+// before records) is read by position.
 static bool
 flagged(const char *line)
 {
-	char level[16], name[64], msgid[64];
-	if (sscanf(line, "%*s %15s %63s %63s", level, name, msgid) != 3)
+	char level[16] = "", msgid[64] = "", scratch[2048];
+	dtx_log_kv kv[32];
+	int n = dtx_log_parse(
+	    line, strcspn(line, "\r\n"), kv, 32, scratch, sizeof(scratch));
+	if (n > 0) {
+		const char *lv = dtx_log_get(kv, n, "level");
+		const char *id = dtx_log_get(kv, n, "msg");
+		snprintf(level, sizeof(level), "%s", lv != NULL ? lv : "");
+		snprintf(msgid, sizeof(msgid), "%s", id != NULL ? id : "");
+	} else if (sscanf(line, "%*s %15s %*s %63s", level, msgid) != 2) {
 		return false;
-	if (strcmp(level, "ERROR") == 0)
+	}
+	if (strcasecmp(level, "error") == 0)
 		return true;
 	for (size_t i = 0; i < sizeof(anomaly_ids) / sizeof(anomaly_ids[0]);
 	     i++)
 		if (strcmp(msgid, anomaly_ids[i]) == 0)
 			return true;
 	return false;
+}
+
+// The txid= or gid= a record names, if any.
+static void
+line_ref(const char *line, uint64_t *txid, char *gid, size_t len)
+{
+	char scratch[2048];
+	dtx_log_kv kv[32];
+	int n = dtx_log_parse(
+	    line, strcspn(line, "\r\n"), kv, 32, scratch, sizeof(scratch));
+	const char *t = n > 0 ? dtx_log_get(kv, n, "txid") : NULL;
+	const char *g = n > 0 ? dtx_log_get(kv, n, "gid") : NULL;
+	if (t != NULL)
+		*txid = strtoull(t, NULL, 10);
+	if (g != NULL && *g != '\0')
+		snprintf(gid, len, "%s", g);
 }
 
 static char *
@@ -87,8 +115,11 @@ scan(hx_logs_result *r, const hx_node_log *l)
 			continue;
 		}
 		r->flagged++;
-		rv = hx__check_anomaly(&r->c, "log-anomaly", NULL, false, 0,
-		    NULL, line_detail(l, lineno, line));
+		uint64_t txid = 0;
+		char gid[PROTO_MAX_STR + 1] = "";
+		line_ref(line, &txid, gid, sizeof(gid));
+		rv = hx__check_anomaly(&r->c, "log-anomaly", NULL, txid != 0,
+		    txid, gid[0] ? gid : NULL, line_detail(l, lineno, line));
 		// A long line continues in the next buffer: skip the rest.
 		while (rv == DTX_OK && strchr(line, '\n') == NULL &&
 		    fgets(line, sizeof(line), f) != NULL)

@@ -1297,6 +1297,96 @@ dtx_err hx_saga_status(
     hx_conn *c, const char *gid, proto_saga_state *st, int32_t *failed_step);
 // Node id of the saga orchestrator, or UINT32_MAX when there is none.
 uint32_t hx_conn_saga_id(const hx_conn *c);
+
+// ---------------------------------------------------------------- trace
+
+// The causal history of one transaction or saga across every node
+// (trace.c): the events the daemons recorded (proto_daemon_trace), from
+// their TRACE rings and from the debug records in their logs, ordered by
+// happened-before over their vector clocks.
+#define HX_TRACE_ALIASES 4
+
+typedef struct hx_trace_ev {
+	uint32_t node;
+	char name[32]; // the node's log name ("coord-0")
+	proto_ev_kind kind;
+	char type[24]; // send/recv: the message's type ("prepare")
+	uint32_t peer; // recv: the sender
+	uint64_t peer_c; // recv: the sender's own vector clock entry
+	uint64_t txid;
+	char gid[PROTO_MAX_STR + 1];
+	clk_ts hlc;
+	clk_vc vc;
+	char what[32]; // the event's message id ("PREPARED")
+	char alias[PROTO_MAX_STR + 1]; // the saga's other name, or ""
+	// Set by hx_trace_order:
+	size_t step; // 1-based; the events of one step are concurrent
+	long send; // recv: the index of its send event, or -1
+} hx_trace_ev;
+
+typedef struct hx_trace {
+	uint64_t txid; // what is traced: txid, or gid when txid is 0
+	char gid[PROTO_MAX_STR + 1];
+	// The saga's other names, learnt from events that carry an alias
+	// (the orchestrator's barrier id, which the participants know).
+	char alias[HX_TRACE_ALIASES][PROTO_MAX_STR + 1];
+	size_t naliases;
+	hx_trace_ev *ev; // owned
+	size_t n, cap;
+	size_t steps; // after hx_trace_order
+	uint64_t lost; // events the rings asked no longer held
+	uint64_t *reach; // after hx_trace_order: n bitsets of n bits
+} hx_trace;
+
+// Starts an empty trace of txid (non-zero) or gid (txid 0).
+void hx_trace_init(hx_trace *t, uint64_t txid, const char *gid);
+void hx_trace_fini(hx_trace *t);
+
+// Adds e (copied) unless it is about something else or already there
+// (one event per node and own vector clock entry: the same event read
+// from a ring and from a log). DTX_ENOMEM.
+dtx_err hx_trace_add(hx_trace *t, const hx_trace_ev *e);
+
+// Adds the events of a TRACE_REPLY, naming its node name (borrowed).
+dtx_err hx_trace_add_reply(
+    hx_trace *t, const proto_trace_reply *r, const char *name);
+
+// Adds the trace events among the records of the log file at path
+// (records with ev=, written at debug level; other lines are skipped).
+// DTX_ENOENT when it cannot be read, DTX_ENOMEM.
+dtx_err hx_trace_add_log(hx_trace *t, const char *path);
+
+// Adds the trace events of the n log files at paths, having first learnt
+// from all of them the saga's other names (so that a participant's
+// events, which name the barrier id, are kept whatever the file order).
+// Files that cannot be read are skipped. DTX_ENOMEM.
+dtx_err hx_trace_add_logs(hx_trace *t, const char *const *paths, size_t n);
+
+// Asks every daemon of c's topology for its events (TRACE) and adds
+// them; *answered (may be NULL) gets how many answered. DTX_ENOMEM.
+dtx_err hx_trace_fetch(
+    hx_conn *c, hx_trace *t, uint32_t timeout_ms, size_t *answered);
+
+// Orders the events by happened-before, matches each receive with its
+// send, and groups them into steps: consecutive events none of which
+// happened before another. Happened-before here is the transitive
+// closure of the vector clocks' order and each node's program order,
+// which a restart does not break: a restarted daemon's vector clock has
+// forgotten what its predecessor knew, but its own entry starts above
+// the predecessor's (proto_daemon_trace) and its log carries what the
+// predecessor decided. The order is a linear extension of it: no event
+// comes after one that happened after it. DTX_ENOMEM.
+dtx_err hx_trace_order(hx_trace *t);
+
+// After hx_trace_order: whether event i happened before event j.
+bool hx_trace_before(const hx_trace *t, size_t i, size_t j);
+
+// Writes an ordered trace as text (one line per event: step, node, HLC,
+// event, what, vector clock) or as a self-contained HTML page (one lane
+// per node, an arrow per message, no script or network). DTX_EIO.
+dtx_err hx_trace_text(const hx_trace *t, FILE *out);
+dtx_err hx_trace_html(const hx_trace *t, FILE *out);
+
 // "committed", "aborted", "unknown".
 const char *hx_outcome_name(proto_outcome o);
 // The value of counter name in rep, a HEALTH reply (borrowed); -1 when

@@ -142,6 +142,13 @@ dtx_err hx__timeline_json(const hx__tl_in *in, FILE *out);
 dtx_err hx__timeline_write(const hx__tl_in *in, const char *dir);
 // The fixed colour ("#rrggbb") of a fault kind; grey for unknown kinds.
 const char *hx__fault_color(const char *kind);
+
+// Writes the trace page of anomaly a (one naming a txid or gid) into
+// dir from the node logs in dir/logs, unless it is there already, and
+// puts its file name into name. false when a names neither or the page
+// cannot be written (report_trace.c).
+bool hx__report_trace(const char *dir, int64_t run_id, const hx_anomaly *a,
+    char *name, size_t len);
 // unsynced/preload.c: with HX_NEM_LOSE_UNSYNCED in kinds, puts every
 // daemon cl starts from now on under libdtx-unsynced.so (LD_PRELOAD; the
 // shim guards the daemon's --data). DTX_ENOENT with a reason in err when

@@ -23,6 +23,10 @@ extern char **environ;
 // (hx__fault_color), the same as in the timeline.
 static const char *const type_color[] = { "#888888", "#81BFFC", "#FF1E90",
 	"#FFA400" };
+// The anomalies of one report that get a trace page (each reads every
+// node log of the run).
+#define HX_REPORT_TRACES 20
+
 typedef struct report {
 	const char *dir;
 	const hx_history *h;
@@ -474,6 +478,49 @@ write_run_params(FILE *f, const report *r)
 	dtx_free(cmd);
 }
 
+// The anomalies (the first 200), each linked to its op on the timeline
+// and, when it names a transaction or saga, to its trace page.
+static void
+write_anomalies(FILE *f, const report *r, int64_t run_id, const hx_verdict *v)
+{
+	fputs("<h2>anomalies</h2>\n<ul>\n", f);
+	size_t shown = 0, traced = 0;
+	for (size_t i = 0; i < hx_verdict_count(v); i++) {
+		const hx_check *c = hx_verdict_check(v, i);
+		for (size_t k = 0; k < c->nanoms && shown < 200; k++, shown++) {
+			const hx_anomaly *a = &c->anoms[k];
+			fprintf(f, "<li>%s %s", c->name, a->kind);
+			if (a->op_index >= 0)
+				fprintf(f,
+				    " <a "
+				    "href=\"timeline.html#op-%lld\">"
+				    "op %lld</a>",
+				    (long long)a->op_index,
+				    (long long)a->op_index);
+			if (a->has_txid)
+				fprintf(f, " txid %llu",
+				    (unsigned long long)a->txid);
+			if (a->gid) {
+				fputs(" gid ", f);
+				html_esc(f, a->gid);
+			}
+			char tp[64];
+			if (traced < HX_REPORT_TRACES &&
+			    hx__report_trace(
+			        r->dir, run_id, a, tp, sizeof(tp))) {
+				fprintf(f, " <a href=\"%s\">trace</a>", tp);
+				traced++;
+			}
+			fputs(": <code>", f);
+			html_esc(f, a->detail);
+			fputs("</code></li>\n", f);
+		}
+	}
+	if (shown == 0)
+		fputs("<li>none</li>\n", f);
+	fputs("</ul>\n", f);
+}
+
 static dtx_err
 write_index(const report *r, int64_t run_id, const hx_verdict *v, bool pngs)
 {
@@ -507,36 +554,7 @@ write_index(const report *r, int64_t run_id, const hx_verdict *v, bool pngs)
 			fputs("</td></tr>\n", f);
 		}
 		fputs("</table>\n", f);
-		fputs("<h2>anomalies</h2>\n<ul>\n", f);
-		size_t shown = 0;
-		for (size_t i = 0; i < hx_verdict_count(v); i++) {
-			const hx_check *c = hx_verdict_check(v, i);
-			for (size_t k = 0; k < c->nanoms && shown < 200;
-			     k++, shown++) {
-				const hx_anomaly *a = &c->anoms[k];
-				fprintf(f, "<li>%s %s", c->name, a->kind);
-				if (a->op_index >= 0)
-					fprintf(f,
-					    " <a "
-					    "href=\"timeline.html#op-%lld\">"
-					    "op %lld</a>",
-					    (long long)a->op_index,
-					    (long long)a->op_index);
-				if (a->has_txid)
-					fprintf(f, " txid %llu",
-					    (unsigned long long)a->txid);
-				if (a->gid) {
-					fputs(" gid ", f);
-					html_esc(f, a->gid);
-				}
-				fputs(": <code>", f);
-				html_esc(f, a->detail);
-				fputs("</code></li>\n", f);
-			}
-		}
-		if (shown == 0)
-			fputs("<li>none</li>\n", f);
-		fputs("</ul>\n", f);
+		write_anomalies(f, r, run_id, v);
 	}
 	fputs("<h2>faults</h2>\n<table><tr><th>kind</th><th>from (s)</th>"
 	      "<th>to (s)</th><th>targets</th><th>detail (shape, "

@@ -319,12 +319,13 @@ part__guard(part *p, const proto_msg *req, proto_msg *rep, dtx_err *rv)
 	    req->hdr.type == PROTO_PREPARE || req->hdr.type == PROTO_CAN_COMMIT
 	        ? PART_CTR_REFUSED_PREPARE
 	        : PART_CTR_REFUSED_DECISION);
-	uint64_t held = 0;
-	if (proto_daemon_warn_ok(p->d, req->hdr.from, "GUARD", &held))
-		DTX_LOG(DTX_LOG_WARN, "REFUSED",
-		    "%s from node %u: %s (%" PRIu64
-		    " more refused in the last second)",
-		    proto_type_name(req->hdr.type), req->hdr.from, why, held);
+	DTX_LOGF_RL(DTX_LOG_WARN, "REFUSED",
+	    dtx_log_rl_key(req->hdr.from, "GUARD"),
+	    DTX_FIELDS(DTX_LF_PEER(req->hdr.from),
+	        DTX_LF_S("type", proto_type_name(req->hdr.type)),
+	        DTX_LF_S("why", why)),
+	    "%s from node %u refused", proto_type_name(req->hdr.type),
+	    req->hdr.from);
 	*rv = proto_msg_set_error(rep, DTX_EPERM, "%s refused: %s",
 	    proto_type_name(req->hdr.type), why);
 	return false;

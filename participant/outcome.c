@@ -29,11 +29,15 @@ observe_cts(
 	if (*rv != DTX_ECLOCK && *rv != DTX_ERANGE)
 		return false;
 	uint64_t txid = req->u.txid.txid;
-	DTX_LOG_RL(DTX_LOG_WARN, "COMMIT_TS_REFUSED", req->hdr.from,
-	    "%s tx=%" PRIu64 " from node %u: commit ts %" PRIu64
-	    ".%u is too far ahead of this node's clock (%s); tx stays in doubt",
-	    proto_type_name(req->hdr.type), txid, req->hdr.from, clk_ts_l(cts),
-	    clk_ts_c(cts), dtx_strerror(*rv));
+	char cts_s[32];
+	snprintf(cts_s, sizeof(cts_s), "%" PRIu64 ".%u", clk_ts_l(cts),
+	    clk_ts_c(cts));
+	DTX_LOGF_RL(DTX_LOG_WARN, "COMMIT_TS_REFUSED", req->hdr.from,
+	    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_PEER(req->hdr.from),
+	        DTX_LF_S("type", proto_type_name(req->hdr.type)),
+	        DTX_LF_S("cts", cts_s), DTX_LF_S("why", dtx_strerror(*rv))),
+	    "commit ts too far ahead of this node's clock; the transaction "
+	    "stays in doubt");
 	*rv = proto_msg_set_error(rep, *rv,
 	    "commit ts %" PRIu64 ".%u of tx %" PRIu64
 	    " is too far ahead of this node's clock: refused, the transaction "
@@ -67,9 +71,10 @@ part__commit_start(
 		// The coordinator commits only after every YES, so a txid
 		// we do not know was committed and its outcome collected.
 		part__count(p, PART_CTR_COMMIT_UNKNOWN);
-		DTX_LOG_RL(DTX_LOG_WARN, "COMMIT_UNKNOWN", req->hdr.from,
-		    "%s tx=%" PRIu64 ": no record here (already collected)",
-		    proto_type_name(req->hdr.type), txid);
+		DTX_LOGF_RL(DTX_LOG_WARN, "COMMIT_UNKNOWN", req->hdr.from,
+		    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_PEER(req->hdr.from),
+		        DTX_LF_S("type", proto_type_name(req->hdr.type))),
+		    "no record here (already collected)");
 		ack(rep, txid);
 		return DTX_OK;
 	}
@@ -77,9 +82,10 @@ part__commit_start(
 		return rv;
 	switch (st) {
 	case STOR_TX_ABORTED:
-		DTX_LOG(DTX_LOG_ERROR, "COMMIT_ABORTED",
-		    "%s tx=%" PRIu64 " but it was aborted here",
-		    proto_type_name(req->hdr.type), txid);
+		DTX_LOGF(DTX_LOG_ERROR, "COMMIT_ABORTED",
+		    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_PEER(req->hdr.from),
+		        DTX_LF_S("type", proto_type_name(req->hdr.type))),
+		    "told to commit but it was aborted here");
 		return proto_msg_set_error(rep, DTX_ECONFLICT,
 		    "tx %" PRIu64 " was aborted here", txid);
 	case STOR_TX_PREPARED:
@@ -131,21 +137,21 @@ part__commit_finish(
     part *p, const part__pending *pend, dtx_err sync_err, proto_msg *rep)
 {
 	if (sync_err != DTX_OK) {
-		DTX_LOG(DTX_LOG_ERROR, "COMMIT_SYNC",
-		    "tx=%" PRIu64 " COMMIT record not durable: %s", pend->txid,
-		    dtx_strerror(sync_err));
+		DTX_LOGF(DTX_LOG_ERROR, "COMMIT_SYNC",
+		    DTX_FIELDS(DTX_LF_TXID(pend->txid),
+		        DTX_LF_S("why", dtx_strerror(sync_err))),
+		    "COMMIT record not durable");
 		return proto_msg_set_error(rep, sync_err,
 		    "commit of tx %" PRIu64 " is not durable: %s", pend->txid,
 		    dtx_strerror(sync_err));
 	}
 	if (pend->fresh) {
 		// Durable, ACK not yet sent.
+		proto_daemon_trace(p->d, PROTO_EV_APPLY, pend->txid, NULL,
+		    "COMMITTED", pend->ts);
 		dtx_crashpoint("part.after_commit_log");
 		part__count(p, PART_CTR_COMMITTED);
 		part__outcome_signal(p);
-		DTX_LOG(DTX_LOG_DEBUG, "COMMITTED",
-		    "tx=%" PRIu64 " cts=%" PRIu64 ".%u", pend->txid,
-		    clk_ts_l(pend->ts), clk_ts_c(pend->ts));
 	}
 	ack(rep, pend->txid);
 	return DTX_OK;
@@ -162,8 +168,9 @@ part__abort(part *p, const proto_msg *req, proto_msg *rep)
 	    (st == STOR_TX_PREPARED || st == STOR_TX_PRECOMMITTED);
 	dtx_err rv = stor_kv_abort(p->kv, txid);
 	if (rv == DTX_ECONFLICT) {
-		DTX_LOG(DTX_LOG_ERROR, "ABORT_COMMITTED",
-		    "ABORT tx=%" PRIu64 " but it was committed here", txid);
+		DTX_LOGF(DTX_LOG_ERROR, "ABORT_COMMITTED",
+		    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_PEER(req->hdr.from)),
+		    "told to abort but it was committed here");
 		return proto_msg_set_error(rep, DTX_ECONFLICT,
 		    "tx %" PRIu64 " was committed here", txid);
 	}
@@ -171,6 +178,8 @@ part__abort(part *p, const proto_msg *req, proto_msg *rep)
 		return rv;
 	part__txtab_del(p->txtab, txid);
 	if (in_doubt) {
+		proto_daemon_trace(
+		    p->d, PROTO_EV_APPLY, txid, NULL, "ABORTED", 0);
 		part__count(p, PART_CTR_ABORTED);
 		part__outcome_signal(p);
 	}
@@ -189,8 +198,9 @@ part__precommit_start(
 		return DTX_EINVAL;
 	dtx_err rv = stor_kv_tx_state(p->kv, txid, &st, NULL);
 	if (rv == DTX_ENOENT) {
-		DTX_LOG_RL(DTX_LOG_WARN, "PRECOMMIT_UNKNOWN", req->hdr.from,
-		    "PRE_COMMIT tx=%" PRIu64 ": no record here", txid);
+		DTX_LOGF_RL(DTX_LOG_WARN, "PRECOMMIT_UNKNOWN", req->hdr.from,
+		    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_PEER(req->hdr.from)),
+		    "PRE_COMMIT with no record here");
 		ack(rep, txid);
 		return DTX_OK;
 	}
@@ -297,12 +307,12 @@ part__status(part *p, const proto_msg *req, proto_msg *rep)
 		return DTX_EINVAL;
 	if (!status_allowed(p, txid, req->hdr.from)) {
 		part__count(p, PART_CTR_REFUSED_STATUS);
-		uint64_t held = 0;
-		if (proto_daemon_warn_ok(p->d, req->hdr.from, "STATUS", &held))
-			DTX_LOG(DTX_LOG_WARN, "REFUSED",
-			    "STATUS from node %u: tx=%" PRIu64 " does not name "
-			    "it (%" PRIu64 " more refused in the last second)",
-			    req->hdr.from, txid, held);
+		DTX_LOGF_RL(DTX_LOG_WARN, "REFUSED",
+		    dtx_log_rl_key(req->hdr.from, "STATUS"),
+		    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_PEER(req->hdr.from),
+		        DTX_LF_S("type", "status"),
+		        DTX_LF_S("why", "the transaction does not name it")),
+		    "STATUS from node %u refused", req->hdr.from);
 		return proto_msg_set_error(rep, DTX_EPERM,
 		    "STATUS refused: tx %" PRIu64 " does not name node %u",
 		    txid, req->hdr.from);
@@ -330,9 +340,10 @@ part__status(part *p, const proto_msg *req, proto_msg *rep)
 		return rv;
 	if (never) {
 		part__count(p, PART_CTR_STATUS_NEVER_VOTED);
-		DTX_LOG(DTX_LOG_INFO, "NEVER_VOTED",
-		    "STATUS tx=%" PRIu64 " from node %u: never voted, aborted",
-		    txid, req->hdr.from);
+		DTX_LOGF(DTX_LOG_INFO, "NEVER_VOTED",
+		    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_PEER(req->hdr.from),
+		        DTX_LF_S("state", "aborted")),
+		    "STATUS for a transaction never voted on: aborted");
 		ws = PROTO_TS_NEVER_VOTED;
 		cts = 0;
 	} else {

@@ -32,7 +32,9 @@ vote_no(
 	if (record && stor_kv_tx_state(p->kv, txid, &st, NULL) == DTX_ENOENT)
 		(void)stor_kv_abort(p->kv, txid);
 	part__count(p, PART_CTR_VOTES_NO);
-	DTX_LOG(DTX_LOG_DEBUG, "VOTE_NO", "tx=%" PRIu64 " %s", txid, why);
+	proto_daemon_trace(p->d, PROTO_EV_DECIDE, txid, NULL, "VOTE_NO", 0);
+	DTX_LOGF(DTX_LOG_DEBUG, "VOTE_NO_WHY",
+	    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_S("why", why)), NULL);
 	rep->hdr.type = PROTO_VOTE;
 	rep->u.vote.txid = txid;
 	rep->u.vote.yes = false;
@@ -404,19 +406,19 @@ part__prepare_finish(
 		    pend->txid, dtx_strerror(sync_err));
 	}
 	if (sync_err != DTX_OK) {
-		DTX_LOG(DTX_LOG_ERROR, "PREPARE_SYNC",
-		    "tx=%" PRIu64 " PREPARED record not durable: %s",
-		    pend->txid, dtx_strerror(sync_err));
+		DTX_LOGF(DTX_LOG_ERROR, "PREPARE_SYNC",
+		    DTX_FIELDS(DTX_LF_TXID(pend->txid),
+		        DTX_LF_S("why", dtx_strerror(sync_err))),
+		    "PREPARED record not durable");
 		return vote_no(p, pend->txid, false, rep, "store failed: %s",
 		    dtx_strerror(sync_err));
 	}
 	if (pend->fresh) {
 		// Durable, vote not yet sent.
+		proto_daemon_trace(p->d, PROTO_EV_FORCE, pend->txid, NULL,
+		    "PREPARED", pend->ts);
 		dtx_crashpoint("part.after_prepare_log");
 		part__count(p, PART_CTR_PREPARED);
-		DTX_LOG(DTX_LOG_DEBUG, "PREPARED",
-		    "tx=%" PRIu64 " pts=%" PRIu64 ".%u", pend->txid,
-		    clk_ts_l(pend->ts), clk_ts_c(pend->ts));
 	}
 	rep->hdr.type = PROTO_VOTE;
 	rep->u.vote.txid = pend->txid;

@@ -81,9 +81,11 @@ ask_status_pts(part *p, uint32_t node, uint64_t txid, proto_txn_state *st,
 		}
 		proto_msg_free(&rep);
 	} else if (rv == DTX_EREFUSED) {
-		DTX_LOG(DTX_LOG_DEBUG, "RESOLVE_REFUSED",
-		    "STATUS tx=%" PRIu64 " to node %u: %s", txid, node,
-		    rep.u.error.reason ? rep.u.error.reason : "error");
+		DTX_LOGF(DTX_LOG_DEBUG, "RESOLVE_REFUSED",
+		    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_PEER(node),
+		        DTX_LF_S("why",
+		            rep.u.error.reason ? rep.u.error.reason : "error")),
+		    "STATUS refused");
 		proto_msg_free(&rep);
 	}
 	return rv;
@@ -108,9 +110,12 @@ tell(part *p, uint32_t node, proto_type type, uint64_t txid, clk_ts cts)
 			rv = DTX_EPROTO;
 		proto_msg_free(&rep);
 	}
-	DTX_LOG(rv == DTX_OK ? DTX_LOG_INFO : DTX_LOG_WARN, "TERMINATE_SEND",
-	    "%s tx=%" PRIu64 " to node %u: %s", proto_type_name(type), txid,
-	    node, rv == DTX_OK ? "acknowledged" : dtx_strerror(rv));
+	DTX_LOGF(rv == DTX_OK ? DTX_LOG_INFO : DTX_LOG_WARN, "TERMINATE_SEND",
+	    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_PEER(node),
+	        DTX_LF_S("type", proto_type_name(type)),
+	        DTX_LF_S(
+	            "state", rv == DTX_OK ? "acknowledged" : dtx_strerror(rv))),
+	    NULL);
 	return rv;
 }
 
@@ -130,21 +135,25 @@ decide(part *p, uint64_t txid, bool commit, clk_ts cts, part_ctr by,
 	if (rv == DTX_OK)
 		part__txtab_del(p->txtab, txid);
 	if (rv != DTX_OK) {
-		DTX_LOG(DTX_LOG_ERROR, "RESOLVE_APPLY",
-		    "tx=%" PRIu64 ": cannot %s as %s says: %s", txid,
-		    commit ? "commit" : "abort", who, dtx_strerror(rv));
+		DTX_LOGF(DTX_LOG_ERROR, "RESOLVE_APPLY",
+		    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_S("by", who),
+		        DTX_LF_S("why", dtx_strerror(rv))),
+		    "cannot %s", commit ? "commit" : "abort");
 		return false;
 	}
 	part__count(p, by);
 	part__count(p, commit ? PART_CTR_COMMITTED : PART_CTR_ABORTED);
 	part__outcome_signal(p);
-	if (commit)
-		DTX_LOG(DTX_LOG_INFO, "RESOLVED",
-		    "tx=%" PRIu64 " committed at %" PRIu64 ".%u (%s)", txid,
-		    clk_ts_l(cts), clk_ts_c(cts), who);
-	else
-		DTX_LOG(DTX_LOG_INFO, "RESOLVED", "tx=%" PRIu64 " aborted (%s)",
-		    txid, who);
+	proto_daemon_trace(p->d, PROTO_EV_RECOVER, txid, NULL,
+	    commit ? "RESOLVED_COMMIT" : "RESOLVED_ABORT", cts);
+	char cts_s[32];
+	snprintf(cts_s, sizeof(cts_s), "%" PRIu64 ".%u", clk_ts_l(cts),
+	    clk_ts_c(cts));
+	DTX_LOGF(DTX_LOG_INFO, "RESOLVED",
+	    DTX_FIELDS(DTX_LF_TXID(txid),
+	        DTX_LF_S("state", commit ? "committed" : "aborted"),
+	        DTX_LF_S("cts", commit ? cts_s : NULL), DTX_LF_S("by", who)),
+	    NULL);
 	return true;
 }
 
@@ -202,9 +211,9 @@ terminate_3pc(part *p, const stor_indoubt *x)
 			leader = peer;
 	}
 	if (leader != p->self) {
-		DTX_LOG(DTX_LOG_DEBUG, "TERMINATE_DEFER",
-		    "tx=%" PRIu64 ": node %u leads the termination", x->txid,
-		    leader);
+		DTX_LOGF(DTX_LOG_DEBUG, "TERMINATE_DEFER",
+		    DTX_FIELDS(DTX_LF_TXID(x->txid), DTX_LF_PEER(leader)),
+		    "the peer leads the termination");
 		return RES_WAIT;
 	}
 	if (pre_cts != 0) {
@@ -317,9 +326,12 @@ resolve_one(part *p, const stor_indoubt *x)
 			return RES_WAIT;
 		}
 	}
-	DTX_LOG(DTX_LOG_DEBUG, "RESOLVE_COORD",
-	    "tx=%" PRIu64 ": coordinator %u: %s", x->txid, x->meta.coordinator,
-	    rv == DTX_OK ? "committed without a ts" : dtx_strerror(rv));
+	DTX_LOGF(DTX_LOG_DEBUG, "RESOLVE_COORD",
+	    DTX_FIELDS(DTX_LF_TXID(x->txid), DTX_LF_PEER(x->meta.coordinator),
+	        DTX_LF_S("why",
+	            rv == DTX_OK ? "committed without a ts"
+	                         : dtx_strerror(rv))),
+	    NULL);
 	if (x->meta.mode == STOR_MODE_3PC)
 		return terminate_3pc(p, x);
 	for (uint32_t i = 0; i < x->meta.npeers; i++) {
@@ -433,11 +445,12 @@ mark_blocked(part *p, uint64_t now)
 		if (!e->blocked || (was && now - e->logged_ns < every))
 			continue;
 		e->logged_ns = now;
-		DTX_LOG(DTX_LOG_WARN, "INDOUBT",
-		    "tx=%" PRIu64 " state=%s age=%.1fs coordinator "
-		    "unreachable, peers in doubt (attempts %u)",
-		    e->txid, stor_tx_state_name(e->state),
-		    (double)(now - e->seen_ns) / 1e9, e->attempts);
+		DTX_LOGF(DTX_LOG_WARN, "INDOUBT",
+		    DTX_FIELDS(DTX_LF_TXID(e->txid),
+		        DTX_LF_S("state", stor_tx_state_name(e->state)),
+		        DTX_LF_U("age_ms", (now - e->seen_ns) / 1000000u),
+		        DTX_LF_U("attempts", e->attempts)),
+		    "coordinator unreachable, peers in doubt");
 	}
 }
 

@@ -358,21 +358,29 @@ part_saga_step(
 		return rv;
 	if (o.stale) {
 		part__count(p, PART_CTR_REFUSED_STALE_STEP);
-		uint64_t held = 0;
-		if (proto_daemon_warn_ok(
-		        p->d, req->hdr.from, "STALE_STEP", &held))
-			DTX_LOG(DTX_LOG_WARN, "REFUSED",
-			    "STEP %s/%u from node %u: %s (%" PRIu64
-			    " more refused in the last second)",
-			    st->gid, st->branch, req->hdr.from, o.why, held);
+		DTX_LOGF_RL(DTX_LOG_WARN, "REFUSED",
+		    dtx_log_rl_key(req->hdr.from, "STALE_STEP"),
+		    DTX_FIELDS(DTX_LF_GID(st->gid),
+		        DTX_LF_U("branch", st->branch),
+		        DTX_LF_PEER(req->hdr.from), DTX_LF_S("type", "step"),
+		        DTX_LF_S("why", o.why)),
+		    "stale STEP refused");
 	}
-	DTX_LOG(DTX_LOG_DEBUG, "SAGA_STEP", "%s/%u %s: %s%s%s%s", st->gid,
-	    st->branch,
-	    st->phase == PROTO_PHASE_ACTION ? "action" : "compensation",
-	    o.res == PROTO_STEP_OK           ? "ok"
-	        : o.res == PROTO_STEP_FAILED ? "failed"
-	                                     : "refused",
-	    o.dup ? " (duplicate)" : "", o.why[0] ? ": " : "", o.why);
+	proto_daemon_trace(p->d, PROTO_EV_APPLY, 0, st->gid,
+	    st->phase == PROTO_PHASE_ACTION ? "STEP_APPLIED" : "COMP_APPLIED",
+	    0);
+	DTX_LOGF(DTX_LOG_DEBUG, "SAGA_STEP",
+	    DTX_FIELDS(DTX_LF_GID(st->gid), DTX_LF_U("branch", st->branch),
+	        DTX_LF_S("phase",
+	            st->phase == PROTO_PHASE_ACTION ? "action"
+	                                            : "compensation"),
+	        DTX_LF_S("state",
+	            o.res == PROTO_STEP_OK           ? "ok"
+	                : o.res == PROTO_STEP_FAILED ? "failed"
+	                                             : "refused"),
+	        DTX_LF_U("dup", o.dup),
+	        DTX_LF_S("why", o.why[0] ? o.why : NULL)),
+	    NULL);
 	rep->hdr.type = PROTO_STEP_REPLY;
 	proto_step_reply *sr = &rep->u.step_reply;
 	sr->branch = st->branch;

@@ -64,6 +64,9 @@ static const uint32_t allowed[PROTO_TYPE_COUNT] = {
 	[PROTO_TXN_LIST_REPLY] = 0,
 	[PROTO_TXN_RESOLVE] = R(ADMIN),
 	[PROTO_TXN_RESOLVE_REPLY] = 0,
+	// A daemon's recent transaction events: operators and the harness.
+	[PROTO_TRACE] = R(ADMIN) | R(HARNESS),
+	[PROTO_TRACE_REPLY] = 0,
 };
 
 uint32_t

@@ -1257,6 +1257,11 @@ static const proto__body bodies[PROTO_TYPE_COUNT] = {
 	[PROTO_TXN_RESOLVE] = BODY_EXT("txn_resolve", txn_resolve),
 	[PROTO_TXN_RESOLVE_REPLY] =
 	    BODY_EXT("txn_resolve_reply", txn_resolve_reply),
+	[PROTO_TRACE] = { "trace", proto__keys_trace, proto__enc_trace,
+	    proto__dec_trace, proto__free_trace },
+	[PROTO_TRACE_REPLY] = { "trace_reply", proto__keys_trace_reply,
+	    proto__enc_trace_reply, proto__dec_trace_reply,
+	    proto__free_trace_reply },
 };
 
 const proto__body *

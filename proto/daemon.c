@@ -50,8 +50,9 @@ struct proto_daemon {
 
 	proto_tls *tls; // NULL with --insecure
 	_Atomic uint64_t refused[PROTO_REFUSED_COUNT];
-	// proto_daemon_warn_ok's limiter: one line a second per (peer, what).
-	dtx_rl warn;
+
+	proto__trace *trace; // --trace-events, or NULL
+	uint64_t boot_l; // the HLC's l when the daemon started
 
 	proto__metrics metrics; // what /metrics adds to HEALTH
 	proto__http *http; // --http, or NULL
@@ -93,6 +94,10 @@ static const dtx_cfg_opt common_opts[] = {
 	{ "http", DTX_CFG_STR, CFG(http), 0, 0, NULL,
 	    "HOST:PORT for GET /metrics, /livez and /readyz (off unless "
 	    "given; port 0 picks one, written to DATA/http.addr)" },
+	{ "log-format", DTX_CFG_STR, CFG(log_format), 0, 0, "logfmt",
+	    "log records as logfmt or json lines" },
+	{ "trace-events", DTX_CFG_INT, CFG(trace_events), 0, 65536, "2048",
+	    "transaction events kept for TRACE (dtx trace); 0 keeps none" },
 };
 #define NCOMMON (sizeof(common_opts) / sizeof(common_opts[0]))
 
@@ -112,8 +117,9 @@ find_flag(const dtx_cfg_opt *t, size_t n, const char *arg)
 static void
 usage(const char *prog, const dtx_cfg_opt *extra, size_t nextra)
 {
-	printf(
-	    "usage: %s --node-id N --topology FILE --data DIR [FLAGS]\n", prog);
+	printf("usage: %s --node-id N --topology FILE --data DIR [FLAGS]\n"
+	       "       %s --help | --man (this, or the manual page in roff)\n",
+	    prog, prog);
 	dtx_cfg_usage(stdout, common_opts, NCOMMON);
 	dtx_cfg_usage(stdout, extra, nextra);
 }
@@ -137,6 +143,13 @@ parse_flags(
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(prog, d->extra, d->nextra);
+			*help = true;
+			rv = DTX_OK;
+			goto done;
+		}
+		if (strcmp(a, "--man") == 0) {
+			proto__daemon_man(stdout, d->role, common_opts, NCOMMON,
+			    d->extra, d->nextra);
 			*help = true;
 			rv = DTX_OK;
 			goto done;
@@ -285,11 +298,6 @@ proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
 	sigaddset(&d->sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &d->sigs, NULL);
 	pthread_mutex_init(&d->mtx, NULL);
-	if (dtx_rl_init(&d->warn, 1000000000ULL) != DTX_OK) {
-		pthread_mutex_destroy(&d->mtx);
-		dtx_free(d);
-		return DTX_ENOMEM;
-	}
 	d->role = role;
 	d->metrics.role = role;
 	d->extra = extra;
@@ -316,6 +324,14 @@ proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
 		rv = DTX_EINVAL;
 		goto fail;
 	}
+	dtx_log_format lf;
+	if (dtx_log_format_parse(d->cfg.log_format, &lf) != DTX_OK) {
+		fprintf(stderr, "%s: --log-format '%s' is not logfmt or json\n",
+		    prog, d->cfg.log_format);
+		rv = DTX_EINVAL;
+		goto fail;
+	}
+	dtx_log_set_format(lf);
 	char name[32];
 	snprintf(name, sizeof(name), "%s-%lld",
 	    role == DTX_ROLE_COORDINATOR       ? "coord"
@@ -367,6 +383,14 @@ proto_daemon_open(const char *prog, dtx_role role, int argc, char **argv,
 		    dtx_strerror(rv));
 		goto fail;
 	}
+	// Our vector clock entry starts above any an earlier incarnation of
+	// this node issued: the HLC's l never goes back (its bound is
+	// persisted), and no daemon records 2^20 events per millisecond.
+	d->boot_l = clk_ts_l(clk_node_now(d->clock));
+	clk_node_vc_floor(d->clock, (d->boot_l + 1) << 20);
+	if ((rv = proto__trace_new((size_t)d->cfg.trace_events, &d->trace)) !=
+	    DTX_OK)
+		goto fail;
 	*out = d;
 	return DTX_OK;
 fail:
@@ -374,11 +398,54 @@ fail:
 	return rv;
 }
 
+// Records a send or receive event of m (one that names a transaction or
+// saga) in the trace ring and, at debug level, the log.
+static void
+trace_msg(proto_daemon *d, proto_ev_kind kind, const proto_msg *m, clk_ts hlc,
+    const clk_vc *vc)
+{
+	proto_trace_ev e = { .kind = kind, .type = m->hdr.type, .hlc = hlc };
+	const char *gid;
+	if ((d->trace == NULL && !dtx_log_enabled(DTX_LOG_DEBUG)) ||
+	    !proto_msg_ref(m, &e.txid, &gid))
+		return;
+	e.gid = (char *)gid;
+	e.vc = *vc;
+	if (kind == PROTO_EV_RECV) {
+		e.peer = m->hdr.from;
+		e.peer_c = m->hdr.from < m->hdr.vc.n && m->hdr.from < CLK_VC_MAX
+		    ? m->hdr.vc.c[m->hdr.from]
+		    : 0;
+	}
+	proto__trace_add(d->trace, &e);
+	if (!dtx_log_enabled(DTX_LOG_DEBUG))
+		return;
+	char h[32], v[CLK_VC_MAX * 24];
+	proto__fmt_hlc(h, sizeof(h), hlc);
+	proto__fmt_vc(v, sizeof(v), vc);
+	DTX_LOGF(DTX_LOG_DEBUG, kind == PROTO_EV_SEND ? "MSG_SEND" : "MSG_RECV",
+	    DTX_FIELDS(DTX_LF_U("txid", e.txid), DTX_LF_GID(gid),
+	        DTX_LF_S("ev", proto_ev_name(kind)),
+	        DTX_LF_S("type", proto_type_name(m->hdr.type)),
+	        DTX_LF_U("peer", e.peer), DTX_LF_U("pc", e.peer_c),
+	        DTX_LF_S("hlc", h), DTX_LF_S("vc", v)),
+	    NULL);
+}
+
+// The hooks' hdr is always the header of a whole message, its first
+// member (rpc.h), so the message is reached from it.
+static const proto_msg *
+msg_of(const proto_hdr *hdr)
+{
+	return (const proto_msg *)(const void *)hdr;
+}
+
 static void
 stamp(void *arg, proto_hdr *hdr)
 {
 	proto_daemon *d = arg;
-	clk_node_send(d->clock, &hdr->hlc, &hdr->vc);
+	if (clk_node_send(d->clock, &hdr->hlc, &hdr->vc) == DTX_OK)
+		trace_msg(d, PROTO_EV_SEND, msg_of(hdr), hdr->hlc, &hdr->vc);
 }
 
 // Merges an incoming header into our clocks; DTX_ECLOCK (counted, clocks
@@ -386,15 +453,19 @@ stamp(void *arg, proto_hdr *hdr)
 static dtx_err
 observe_hdr(proto_daemon *d, const proto_hdr *hdr)
 {
-	dtx_err rv = clk_node_recv(d->clock, hdr->hlc, &hdr->vc, NULL);
+	clk_ts now;
+	clk_vc vc;
+	dtx_err rv = clk_node_recv_vc(d->clock, hdr->hlc, &hdr->vc, &now, &vc);
+	if (rv == DTX_OK)
+		trace_msg(d, PROTO_EV_RECV, msg_of(hdr), now, &vc);
 	if (rv == DTX_ECLOCK) {
 		atomic_fetch_add(&d->clock_rejected, 1);
-		DTX_LOG_RL(DTX_LOG_WARN, "CLOCK_REJECT", hdr->from,
-		    "%s from node %u: its clock %llu ms is more than %lld ms "
-		    "ahead of ours",
-		    proto_type_name(hdr->type), hdr->from,
-		    (unsigned long long)clk_ts_l(hdr->hlc),
-		    (long long)d->cfg.max_offset_ms);
+		DTX_LOGF_RL(DTX_LOG_WARN, "CLOCK_REJECT", hdr->from,
+		    DTX_FIELDS(DTX_LF_PEER(hdr->from),
+		        DTX_LF_S("type", proto_type_name(hdr->type)),
+		        DTX_LF_U("peer_ms", clk_ts_l(hdr->hlc)),
+		        DTX_LF_I("max_offset_ms", d->cfg.max_offset_ms)),
+		    "the sender's clock is too far ahead of ours");
 	}
 	return rv;
 }
@@ -596,18 +667,6 @@ serve_fault(proto_daemon *d, const proto_fault *f, proto_msg *rep)
 	return DTX_OK;
 }
 
-bool
-proto_daemon_warn_ok(
-    proto_daemon *d, uint32_t peer, const char *what, uint64_t *suppressed)
-{
-	uint64_t held = 0, others = 0;
-	bool ok =
-	    dtx_rl_pass(&d->warn, what, peer, dtx_mono_ns(), &held, &others);
-	if (ok)
-		*suppressed = held + others;
-	return ok;
-}
-
 // The roles (bits) of a request's sender, or PROTO_REFUSED_IDENTITY when
 // its certificate names a role the topology does not give its node id.
 static proto_refusal
@@ -660,13 +719,11 @@ authorise(proto_daemon *d, const proto_msg *req, proto_msg *rep,
 	const char *what = proto_refusal_name(why);
 	const char *role =
 	    peer->authenticated ? proto_role_name(peer->role) : "plaintext";
-	uint64_t held = 0;
-	if (proto_daemon_warn_ok(d, peer->node, what, &held))
-		DTX_LOG(DTX_LOG_WARN, "REFUSED",
-		    "%s from node %u (%s): %s (%llu more refused in the last "
-		    "second)",
-		    proto_type_name(bad), peer->node, role, what,
-		    (unsigned long long)held);
+	DTX_LOGF_RL(DTX_LOG_WARN, "REFUSED", dtx_log_rl_key(peer->node, what),
+	    DTX_FIELDS(DTX_LF_PEER(peer->node),
+	        DTX_LF_S("type", proto_type_name(bad)), DTX_LF_S("role", role),
+	        DTX_LF_S("why", what)),
+	    "%s from node %u refused", proto_type_name(bad), peer->node);
 	return proto_msg_set_error(rep, DTX_EPERM, "%s from %s %u: %s",
 	    proto_type_name(bad), role, peer->node, what);
 }
@@ -699,6 +756,12 @@ handle(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 		return serve_health(d, rep);
 	case PROTO_FAULT:
 		return serve_fault(d, &req->u.fault, rep);
+	case PROTO_TRACE:
+		rep->hdr.type = PROTO_TRACE_REPLY;
+		rep->u.trace_reply.node = proto_daemon_id(d);
+		rep->u.trace_reply.boot = d->boot_l;
+		return proto__trace_collect(d->trace, req->u.trace.txid,
+		    req->u.trace.gid, &rep->u.trace_reply);
 	default:
 		return d->hooks.handler(d->hooks.arg, req, rep, call);
 	}
@@ -872,6 +935,42 @@ proto_daemon_wait(proto_daemon *d)
 }
 
 void
+proto_daemon_trace(proto_daemon *d, proto_ev_kind kind, uint64_t txid,
+    const char *gid, const char *what, clk_ts ts)
+{
+	proto_daemon_trace_saga(d, kind, txid, gid, NULL, what, ts);
+}
+
+void
+proto_daemon_trace_saga(proto_daemon *d, proto_ev_kind kind, uint64_t txid,
+    const char *gid, const char *alias, const char *what, clk_ts ts)
+{
+	proto_trace_ev e = { .kind = kind,
+		.txid = txid,
+		.gid = (char *)gid,
+		.what = (char *)what,
+		.alias = (char *)alias };
+	if (d == NULL || (d->trace == NULL && !dtx_log_enabled(DTX_LOG_DEBUG)))
+		return;
+	if (clk_node_send(d->clock, &e.hlc, &e.vc) != DTX_OK)
+		return;
+	proto__trace_add(d->trace, &e);
+	if (!dtx_log_enabled(DTX_LOG_DEBUG))
+		return;
+	char h[32], t[32] = "", v[CLK_VC_MAX * 24];
+	proto__fmt_hlc(h, sizeof(h), e.hlc);
+	if (ts != 0)
+		proto__fmt_hlc(t, sizeof(t), ts);
+	proto__fmt_vc(v, sizeof(v), &e.vc);
+	DTX_LOGF(DTX_LOG_DEBUG, what,
+	    DTX_FIELDS(DTX_LF_U("txid", txid), DTX_LF_GID(gid),
+	        DTX_LF_S("alias", alias), DTX_LF_S("ev", proto_ev_name(kind)),
+	        DTX_LF_S("ts", ts != 0 ? t : NULL), DTX_LF_S("hlc", h),
+	        DTX_LF_S("vc", v)),
+	    NULL);
+}
+
+void
 proto_daemon_observe_fsync(proto_daemon *d, uint64_t ns)
 {
 	atomic_store(&d->metrics.fsync_timed, true);
@@ -908,8 +1007,8 @@ proto_daemon_close(proto_daemon *d)
 		proto_client_close(d->clients[i]);
 	clk_node_close(d->clock);
 	clk_source_free(d->src);
+	proto__trace_free(d->trace);
 	proto_tls_close(d->tls);
-	dtx_rl_fini(&d->warn);
 	if (d->nextra > 0 && d->extra_cfg != NULL)
 		dtx_cfg_fini(d->extra, d->nextra, d->extra_cfg);
 	dtx_cfg_fini(common_opts, NCOMMON, &d->cfg);

@@ -64,6 +64,8 @@ typedef struct proto_daemon_cfg {
 	bool enable_faults; // --enable-faults: serve FAULT (harness only)
 	int64_t max_conns; // --max-conns: connections at once (512)
 	char *http; // --http HOST:PORT: /metrics, /livez, /readyz (off)
+	char *log_format; // --log-format logfmt|json (logfmt)
+	int64_t trace_events; // --trace-events: the trace ring's size (2048)
 } proto_daemon_cfg;
 
 // What a daemon plugs into the runtime. All hooks run on server worker
@@ -92,8 +94,10 @@ typedef struct proto_daemon_hooks {
 // sets up logging as "<role>-<id>", loads the topology and opens the
 // clocks. On a bad flag or file prints one line saying what is wrong and
 // returns DTX_EINVAL. *out returns owned (close with proto_daemon_close).
-// On --help (or -h) prints the usage and returns DTX_OK with *out NULL:
-// main() then has nothing to run and ends with success. Never exits.
+// On --help (or -h) prints the usage, and on --man the manual page (roff,
+// section 8, from the same flag tables), and returns DTX_OK with *out
+// NULL: main() then has nothing to run and ends with success. Never
+// exits.
 dtx_err proto_daemon_open(const char *prog, dtx_role role, int argc,
     char **argv, const dtx_cfg_opt *extra, size_t nextra, void *extra_cfg,
     proto_daemon **out);
@@ -123,6 +127,31 @@ dtx_err proto_daemon_serve(proto_daemon *d, const proto_daemon_hooks *hooks);
 // proto_daemon_wait returns; port 0 picks a free port, and the bound
 // HOST:PORT is written to DATA/http.addr either way.
 void proto_daemon_wait(proto_daemon *d);
+
+// Records a state change of transaction txid (0: none) or saga gid (NULL:
+// none) as a trace event of kind, named what (a message id, borrowed; the
+// event's "w" and its log line's msg), with ts (0: none) the timestamp it
+// carries (a prepare or commit ts). It is a local event of the node's
+// clocks (both tick) and goes into the trace ring (--trace-events) and, at
+// debug level, the log as msg=WHAT ev=KIND txid= gid= ts= hlc= vc=.
+//
+// The runtime itself records a send and a receive event for each message
+// that names a transaction or saga (proto_msg_ref): ev=send/recv with its
+// type, and for a receive the sender (peer=) and the sender's own vector
+// clock entry (pc=), which names the send event; at debug level they are
+// logged as msg=MSG_SEND / MSG_RECV. TRACE (admin and harness roles)
+// returns the ring's events about one transaction or saga; the ring
+// keeps the last --trace-events of them. The node's own vector clock
+// entry starts at (HLC l at start + 1) * 2^20, so that an incarnation's
+// events follow its predecessor's. Thread-safe; NULL d does nothing.
+void proto_daemon_trace(proto_daemon *d, proto_ev_kind kind, uint64_t txid,
+    const char *gid, const char *what, clk_ts ts);
+
+// As proto_daemon_trace, also naming alias (borrowed; NULL: none): the
+// other name the saga gid goes by (the orchestrator's barrier id, which
+// is what the participants' events name it), logged as alias=.
+void proto_daemon_trace_saga(proto_daemon *d, proto_ev_kind kind, uint64_t txid,
+    const char *gid, const char *alias, const char *what, clk_ts ts);
 
 // Counts one fsync of the daemon's WAL that took ns nanoseconds in the
 // dtx_wal_fsync_duration_seconds histogram. Thread-safe.
@@ -204,14 +233,6 @@ proto_refusal proto_authz_check(
 
 // "refused_role", ... (the HEALTH counter names); "?" out of range.
 const char *proto_refusal_name(proto_refusal r);
-
-// A rate limit for a repeated warning: true at most once a second per
-// (peer, what) (what is compared by its text), with *suppressed set to
-// how many were held back since the last true. The daemon's own dtx_rl
-// (common.h), so a flood from one peer cannot hide another's line.
-// Thread-safe.
-bool proto_daemon_warn_ok(
-    proto_daemon *d, uint32_t peer, const char *what, uint64_t *suppressed);
 
 // Appends a counter to a HEALTH reply being built (name copied).
 // DTX_ENOMEM, DTX_EINVAL when the reply already holds PROTO_MAX_COUNTERS.

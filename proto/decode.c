@@ -487,6 +487,23 @@ rd_vc(rd *r, clk_vc *out)
 	return DTX_OK;
 }
 
+dtx_err
+proto__rd_vc(proto__rd *r, clk_vc *out)
+{
+	return rd_vc(r, out);
+}
+
+bool
+proto__has(const proto__flds *fs, const char *k)
+{
+	size_t kn = strlen(k);
+	for (uint32_t i = 0; i < fs->n; i++)
+		if (!fs->f[i].used && fs->f[i].kn == kn &&
+		    memcmp(fs->f[i].k, k, kn) == 0)
+			return true;
+	return false;
+}
+
 // A str into an owned C string (min..PROTO_MAX_STR bytes, no NUL inside).
 dtx_err
 proto__rd_cstr(rd *r, const char *k, uint32_t min, char **out)

@@ -39,6 +39,38 @@ bool proto__once_a_second(_Atomic uint64_t *last);
 // n bytes from the kernel's CSPRNG. DTX_EIO.
 dtx_err proto__random(void *buf, size_t n);
 
+// Writes the daemon's manual page (section 8, roff) for role from the
+// flag tables its --help prints (manpage.c).
+void proto__daemon_man(FILE *out, dtx_role role, const dtx_cfg_opt *common,
+    size_t ncommon, const dtx_cfg_opt *extra, size_t nextra);
+
+// ================================================================
+// the trace ring (trace.c): the last events of a daemon's transactions
+// and sagas, fixed memory, one mutex.
+
+typedef struct proto__trace proto__trace;
+
+// A ring of cap events (cap 0: *out NULL, tracing off). DTX_ENOMEM.
+dtx_err proto__trace_new(size_t cap, proto__trace **out);
+void proto__trace_free(proto__trace *t);
+
+// Appends e (gid and what copied, truncated to fit), giving it the next
+// sequence number; the oldest event is overwritten when the ring is full.
+// NULL t does nothing. Thread-safe.
+void proto__trace_add(proto__trace *t, const proto_trace_ev *e);
+
+// The events about txid (0: any) and gid (NULL: any; both unset: all),
+// oldest first, into out (events owned: free with the message), as many
+// as fit a reply; lost counts the ring's overwritten events plus those
+// left out. DTX_ENOMEM. Thread-safe.
+dtx_err proto__trace_collect(
+    proto__trace *t, uint64_t txid, const char *gid, proto_trace_reply *out);
+
+// "L.C" for an HLC timestamp and "id:count,..." (non-zero entries) for a
+// vector clock, as the log and dtx trace write them.
+void proto__fmt_hlc(char *buf, size_t len, clk_ts ts);
+void proto__fmt_vc(char *buf, size_t len, const clk_vc *vc);
+
 // ================================================================
 // metrics and HTTP (metrics.c, http.c): the daemon runtime's /metrics,
 // /livez and /readyz.

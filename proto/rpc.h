@@ -123,7 +123,9 @@ dtx_err proto_tls_verify_hello(proto_tls *t, uint32_t server,
 
 // Stamps an outgoing message's clock fields (hdr->hlc, hdr->vc): called
 // once per message the server or client encodes (each BATCH element too),
-// from the calling thread. Must be thread-safe.
+// from the calling thread. Must be thread-safe. hdr (here and in the
+// observe hook) is always the header of a whole proto_msg, its first
+// member, with the body filled: a hook may read the message through it.
 typedef void (*proto_stamp_fn)(void *arg, proto_hdr *hdr);
 
 // Observes an incoming message's header (to merge its clocks): called once

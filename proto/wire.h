@@ -122,6 +122,8 @@ typedef enum proto_type {
 	PROTO_TXN_LIST_REPLY, // "txn_list_reply" proto_txn_list_reply
 	PROTO_TXN_RESOLVE, // "txn_resolve" proto_txn_resolve (admin)
 	PROTO_TXN_RESOLVE_REPLY, // "txn_resolve_reply" proto_txn_resolve_reply
+	PROTO_TRACE, // "trace"            proto_trace (admin, harness)
+	PROTO_TRACE_REPLY, // "trace_reply" proto_trace_reply
 	PROTO_TYPE_COUNT
 } proto_type;
 
@@ -645,6 +647,84 @@ typedef struct proto_txn_resolve_reply {
 	bool heuristic;
 	char *reason;
 } proto_txn_resolve_reply;
+// ---------------------------------------------------------------- trace
+// A daemon keeps the last events of its transactions and sagas in a
+// bounded ring (proto/daemon.h, proto_daemon_trace): each message it
+// sends or receives that names a transaction or saga, and each state
+// change its engine records, stamped with the node's HLC and vector
+// clock. TRACE asks for them; `dtx trace` orders them by happened-before.
+
+#define PROTO_MAX_TRACE 4096 // events in a TRACE_REPLY
+
+typedef enum proto_ev_kind {
+	PROTO_EV_SEND = 0, // a message left (ty: its type)
+	PROTO_EV_RECV = 1, // a message arrived (ty, p and pc: its send)
+	PROTO_EV_BEGIN = 2, // a transaction or saga started here
+	PROTO_EV_FORCE = 3, // a record was forced to the log
+	PROTO_EV_DECIDE = 4, // the outcome was decided
+	PROTO_EV_APPLY = 5, // the outcome (or a step) was applied
+	PROTO_EV_RETRY = 6, // something is tried again
+	PROTO_EV_RECOVER = 7, // recovery found or resolved it
+	PROTO_EV_COUNT
+} proto_ev_kind;
+
+// "send", "recv", ...; "?" out of range.
+const char *proto_ev_name(proto_ev_kind k);
+
+// TRACE: "tx" uint the transaction id (0: any), "gid" str a saga's global
+// id (optional). With tx 0 and no gid: every event the ring holds.
+typedef struct proto_trace {
+	uint64_t txid;
+	char *gid; // NULL: not sent
+} proto_trace;
+
+// One event. Wire: a map
+//   "seq" uint  the daemon's event number (1, 2, ... since it started)
+//   "k"   uint  kind (proto_ev_kind)
+//   "ty"  uint  the message's type (proto_type) for send/recv, else 0
+//   "p"   uint  recv: the sender's node id, else 0
+//   "pc"  uint  recv: the sender's own vector clock entry in the message
+//               (which names the sender's send event), else 0
+//   "tx"  uint  transaction id (0: a saga's event)
+//   "gid" str   saga global id (optional)
+//   "hlc" ts    the node's HLC at the event
+//   "vc"  map   the node's vector clock at the event (as the header's)
+//   "w"   str   what happened, a message id such as "PREPARED" (optional)
+//   "al"  str   another name of the same saga (optional): the barrier id
+//               the orchestrator gives the participants for gid
+typedef struct proto_trace_ev {
+	uint64_t seq;
+	proto_ev_kind kind;
+	proto_type type;
+	uint32_t peer;
+	uint64_t peer_c;
+	uint64_t txid;
+	char *gid;
+	clk_ts hlc;
+	clk_vc vc;
+	char *what;
+	char *alias;
+} proto_trace_ev;
+
+// TRACE_REPLY:
+//   "node" uint        the daemon's node id
+//   "boot" uint        when the daemon started (HLC l, ms): tells its
+//                      incarnations apart
+//   "lost" uint        events the ring no longer holds (overwritten), or
+//                      that did not fit this reply
+//   "evs"  array event 0..PROTO_MAX_TRACE events, oldest first
+typedef struct proto_trace_reply {
+	uint32_t node;
+	uint64_t boot;
+	uint64_t lost;
+	uint32_t n_events;
+	proto_trace_ev *events;
+} proto_trace_reply;
+
+// The transaction id (0: none) and saga gid (NULL: none, borrowed from m)
+// a message names: the id of PREPARE, VOTE, COMMIT, ..., TXN_REPLY, the
+// gid of STEP, SAGA_SUBMIT, .... False when it names neither.
+bool proto_msg_ref(const proto_msg *m, uint64_t *txid, const char **gid);
 
 // ================================================================ messages
 
@@ -687,6 +767,8 @@ struct proto_msg {
 		proto_txn_list_reply txn_list_reply;
 		proto_txn_resolve txn_resolve;
 		proto_txn_resolve_reply txn_resolve_reply;
+		proto_trace trace;
+		proto_trace_reply trace_reply;
 	} u;
 };
 

@@ -179,6 +179,22 @@ typedef struct proto__body {
 	void (*free)(proto_msg *m);
 } proto__body;
 
+// The body functions of TRACE and TRACE_REPLY (trace_wire.c).
+int proto__keys_trace(const proto_msg *m);
+dtx_err proto__enc_trace(msgpack_packer *pk, const proto_msg *m);
+dtx_err proto__dec_trace(
+    proto__rd *r, proto__flds *fs, int depth, proto_msg *m);
+void proto__free_trace(proto_msg *m);
+int proto__keys_trace_reply(const proto_msg *m);
+dtx_err proto__enc_trace_reply(msgpack_packer *pk, const proto_msg *m);
+dtx_err proto__dec_trace_reply(
+    proto__rd *r, proto__flds *fs, int depth, proto_msg *m);
+void proto__free_trace_reply(proto_msg *m);
+// A vector clock map (the header's "vc") at the cursor.
+dtx_err proto__rd_vc(proto__rd *r, clk_vc *out);
+// Whether fs holds key k, not yet taken (an optional key).
+bool proto__has(const proto__flds *fs, const char *k);
+
 // The descriptor of type; NULL for PROTO_NONE and out of range.
 const proto__body *proto__body_of(proto_type type);
 

@@ -141,7 +141,9 @@ give_up(job *j, const char *err)
 	saga__count(s, SAGA_CTR_GAVE_UP);
 	snprintf(
 	    text, sizeof(text), "step %u: retries exhausted: %s", j->step, err);
-	DTX_LOG(DTX_LOG_WARN, "SAGA_GIVE_UP", "saga %s %s", r->gid, text);
+	DTX_LOGF(DTX_LOG_WARN, "SAGA_GIVE_UP",
+	    DTX_FIELDS(DTX_LF_GID(r->gid), DTX_LF_U("step", j->step)), "%s",
+	    text);
 	dtx_err rv = saga__log_comp(s, r, (int32_t)j->step, text);
 	if (rv != DTX_OK)
 		log_failed(j, rv);
@@ -159,6 +161,8 @@ retry(job *j, const char *err)
 	saga__rec *r = j->r;
 
 	saga__set_error(s, r, err);
+	proto_daemon_trace_saga(s->d, PROTO_EV_RETRY, 0, r->gid, r->bid,
+	    j->ph == PROTO_PHASE_ACTION ? "STEP_RETRY" : "COMP_RETRY", 0);
 	uint64_t d = backoff_ms(j);
 	j->attempt++;
 	if (j->ph == PROTO_PHASE_ACTION) {
@@ -293,6 +297,8 @@ send_step(job *j)
 static void
 action_started(job *j)
 {
+	proto_daemon_trace_saga(
+	    j->s->d, PROTO_EV_FORCE, 0, j->r->gid, j->r->bid, "STEP_START", 0);
 	dtx_crashpoint("saga.after_step_start_log");
 	send_step(j);
 }
@@ -368,6 +374,8 @@ advance(job *j)
 static void
 begun(job *j)
 {
+	proto_daemon_trace_saga(
+	    j->s->d, PROTO_EV_FORCE, 0, j->r->gid, j->r->bid, "SAGA_BEGIN", 0);
 	dtx_crashpoint("saga.after_begin_log");
 	advance(j);
 }
@@ -386,7 +394,8 @@ void
 saga__resume(saga__job *j, saga__rec *r)
 {
 	j->r = r;
-	DTX_LOG(DTX_LOG_DEBUG, "SAGA_RESUME", "saga %s (%s)", r->gid,
-	    r->state == PROTO_SAGA_RUNNING ? "forward" : "compensating");
+	proto_daemon_trace_saga(j->s->d, PROTO_EV_RECOVER, 0, r->gid, r->bid,
+	    r->state == PROTO_SAGA_RUNNING ? "SAGA_RESUME" : "SAGA_RESUME_COMP",
+	    0);
 	advance(j);
 }

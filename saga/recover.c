@@ -257,9 +257,10 @@ send_forgets(saga *s)
 	pthread_mutex_unlock(&s->mu);
 	for (uint32_t p = 0; p < 32; p++)
 		if (failed[p] > 0)
-			DTX_LOG(DTX_LOG_INFO, "SAGA_FORGET",
-			    "node %u: %u forget batches failed; retrying later",
-			    p, failed[p]);
+			DTX_LOGF(DTX_LOG_INFO, "SAGA_FORGET",
+			    DTX_FIELDS(
+			        DTX_LF_PEER(p), DTX_LF_U("failed", failed[p])),
+			    "forget batches failed; retrying later");
 	dtx_free(idx);
 	dtx_free(fs);
 }

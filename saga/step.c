@@ -156,8 +156,11 @@ saga__log_end(saga *s, saga__rec *r, proto_saga_state st, const dtx_buf *pre)
 		saga__count(s,
 		    st == PROTO_SAGA_COMMITTED ? SAGA_CTR_COMMITTED
 		                               : SAGA_CTR_ABORTED);
-		DTX_LOG(DTX_LOG_DEBUG, "SAGA_END", "saga %s %s", r->gid,
-		    st == PROTO_SAGA_COMMITTED ? "committed" : "aborted");
+		proto_daemon_trace_saga(s->d, PROTO_EV_DECIDE, 0, r->gid,
+		    r->bid,
+		    st == PROTO_SAGA_COMMITTED ? "SAGA_COMMITTED"
+		                               : "SAGA_ABORTED",
+		    0);
 	}
 	return rv;
 }
@@ -208,7 +211,8 @@ saga__comp_failed(
 	snprintf(err, sizeof(err), "compensation of step %u %s: %s", i,
 	    res == PROTO_STEP_REFUSED ? "refused" : "failed", why);
 	saga__set_error(s, r, err);
-	DTX_LOG(DTX_LOG_WARN, "SAGA_COMP_FAILED", "saga %s: %s", r->gid, err);
+	DTX_LOGF(DTX_LOG_WARN, "SAGA_COMP_FAILED",
+	    DTX_FIELDS(DTX_LF_GID(r->gid), DTX_LF_U("step", i)), "%s", err);
 }
 
 dtx_err

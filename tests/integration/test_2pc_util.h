@@ -596,9 +596,9 @@ tu_last_txid(tu_fx *fx)
 	if (f == NULL)
 		return 0;
 	while (fgets(line, sizeof(line), f) != NULL) {
-		const char *p = strstr(line, "TXN_START txn ");
+		const char *p = strstr(line, " msg=TXN_START txid=");
 		unsigned long long v;
-		if (p != NULL && sscanf(p, "TXN_START txn %llu", &v) == 1)
+		if (p != NULL && sscanf(p, " msg=TXN_START txid=%llu", &v) == 1)
 			txid = v;
 	}
 	fclose(f);
@@ -664,7 +664,7 @@ tu_serving_count(tu_fx *fx, uint32_t id)
 	if (f == NULL)
 		return 0;
 	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, " LISTEN ") != NULL &&
+		if (strstr(line, " msg=LISTEN ") != NULL &&
 		    strstr(line, " serving on ") != NULL)
 			n++;
 	fclose(f);

@@ -211,10 +211,13 @@ test_log_rl(void **state)
 	assert_int_equal(st_count(text, "TEST_SPRAY"), 3);
 	assert_int_equal(st_count(text, "TEST_PLAIN"), 2);
 	assert_int_equal(st_count(text, "\n"), 5);
-	assert_non_null(strstr(text, "WARN test TEST_SPRAY COMMIT tx=0\n"));
-	assert_non_null(strstr(text, "TEST_SPRAY from another peer\n"));
+	assert_non_null(strstr(text,
+	    " level=warn node=test msg=TEST_SPRAY text=\"COMMIT tx=0\"\n"));
+	assert_non_null(
+	    strstr(text, "msg=TEST_SPRAY text=\"from another peer\"\n"));
 	// The line after the second reports the 499 held back.
-	assert_non_null(strstr(text, "COMMIT tx=500 suppressed=499\n"));
+	assert_non_null(
+	    strstr(text, "text=\"COMMIT tx=500\" suppressed=499\n"));
 	assert_null(strstr(text, "debug"));
 	free(text);
 }

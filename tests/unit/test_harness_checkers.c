@@ -1125,12 +1125,15 @@ test_logs(void **state)
 {
 	(void)state;
 	const char *clean =
-	    "2026-01-01T00:00:00.000Z INFO participant-1 PART_READY up\n"
-	    "2026-01-01T00:00:01.000Z WARN participant-1 INDOUBT 1 left\n";
+	    "ts=2026-01-01T00:00:00.000Z level=info node=part-1 msg=READY "
+	    "text=\"level=error msg=COMMIT_ABORTED\"\n"
+	    "{\"ts\":\"2026-01-01T00:00:01.000Z\",\"level\":\"warn\","
+	    "\"node\":\"part-1\",\"msg\":\"INDOUBT\",\"txid\":3}\n";
 	const char *bad =
-	    "2026-01-01T00:00:00.000Z INFO participant-2 PART_READY up\n"
-	    "2026-01-01T00:00:02.000Z ERROR participant-2 COMMIT_ABORTED "
-	    "COMMIT tx=7 but it was aborted here\n";
+	    "ts=2026-01-01T00:00:00.000Z level=info node=part-2 msg=READY\n"
+	    "ts=2026-01-01T00:00:02.000Z level=error node=part-2 "
+	    "msg=COMMIT_ABORTED txid=7 type=commit text=\"told to commit but "
+	    "it was aborted here\"\n";
 	hx_node_log logs[] = { { 1, temp_log(0, clean), NULL, 0 },
 		{ 2, temp_log(1, bad), NULL, 0 } };
 	hx_logs_result r;
@@ -1151,9 +1154,18 @@ test_logs(void **state)
 	// An anomaly id is flagged at any level.
 	unlink(logs[1].path);
 	logs[1].path = temp_log(1,
-	    "2026-01-01T00:00:00.000Z WARN participant-2 ABORT_COMMITTED x\n");
+	    "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"level\":\"warn\","
+	    "\"node\":\"part-2\",\"msg\":\"ABORT_COMMITTED\"}\n");
 	assert_int_equal(hx_check_logs(logs, 2, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	hx_check_fini(&r.c);
+	// The layout of runs stored before log records is still read.
+	unlink(logs[1].path);
+	logs[1].path = temp_log(1,
+	    "2026-01-01T00:00:00.000Z WARN participant-2 ABORT_COMMITTED x\n"
+	    "2026-01-01T00:00:00.000Z ERROR participant-2 WALFAIL x\n");
+	assert_int_equal(hx_check_logs(logs, 2, &r), DTX_OK);
+	assert_int_equal(r.flagged, 2);
 	hx_check_fini(&r.c);
 	// No file readable: unknown.
 	hx_node_log none[] = { { 3, "/nonexistent/dtx.log", NULL, 0 } };
@@ -1397,6 +1409,158 @@ test_new_checkers_out_of_memory(void **state)
 	hx_history_free(h);
 }
 
+// Writes text into dir/logs/name.
+static void
+put_log(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/logs", dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/logs/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static char *
+slurp(const char *dir, const char *name)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return NULL;
+	char *buf = calloc(1, 1 << 20);
+	assert_non_null(buf);
+	fread(buf, 1, (1 << 20) - 1, f);
+	fclose(f);
+	return buf;
+}
+
+// The run report links a log anomaly naming txid 7 to its trace page,
+// drawn from the run's node logs (their debug trace records).
+static void
+test_report_links_trace(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dtx-rtrace-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	put_log(dir, "coordinator-0.log",
+	    "ts=2026-01-01T00:00:00.000Z level=debug node=coord-0 "
+	    "msg=TXN_START txid=7 ev=begin hlc=100.0 vc=0:10\n"
+	    "ts=2026-01-01T00:00:00.001Z level=debug node=coord-0 "
+	    "msg=MSG_SEND txid=7 ev=send type=prepare peer=0 pc=0 hlc=100.1 "
+	    "vc=0:11\n");
+	put_log(dir, "participant-2.log",
+	    "ts=2026-01-01T00:00:00.002Z level=debug node=part-2 "
+	    "msg=MSG_RECV txid=7 ev=recv type=prepare peer=0 pc=11 "
+	    "hlc=100.2 vc=0:11,2:5\n"
+	    "ts=2026-01-01T00:00:02.000Z level=error node=part-2 "
+	    "msg=COMMIT_ABORTED txid=7 type=commit\n");
+	hx_node_log *logs = NULL;
+	size_t nlogs = 0;
+	assert_int_equal(hx_node_logs_in_dir(dir, &logs, &nlogs), DTX_OK);
+	assert_int_equal(nlogs, 2);
+	hx_history *h = hx_history_new();
+	xfer_ts(h, 0, 0, 41, 0, 1, HX_OP_OK, 100);
+	read_ts(h, 2, 1, 150, "{\"0\":9,\"1\":11,\"2\":10,\"3\":10}");
+	hx_txn_obs obs[] = { { 41, 1, HX_TXN_COMMITTED } };
+	hx_run_cfg cfg = { "2pc", bank };
+	hx_run_extra x = { .replay = true, .logs = logs, .nlogs = nlogs };
+	hx_verdict v;
+	assert_int_equal(
+	    hx_check_run_ex(h, &cfg, &x, obs, 1, NULL, 0, &v), DTX_OK);
+	assert_int_equal(v.valid, HX_VALID_FALSE);
+	const hx_check *lc = hx_verdict_check(&v, 5);
+	assert_int_equal(lc->nanoms, 1);
+	assert_true(lc->anoms[0].has_txid && lc->anoms[0].txid == 7);
+	assert_int_equal(hx_report_write(dir, 3, h, NULL, 0, &v), DTX_OK);
+	char *index = slurp(dir, "index.html");
+	assert_non_null(index);
+	assert_non_null(strstr(index, "<a href=\"trace-tx7.html\">trace</a>"));
+	char *page = slurp(dir, "trace-tx7.html");
+	assert_non_null(page);
+	assert_non_null(strstr(page, "Transaction 7"));
+	assert_non_null(strstr(page, "3 events on 2 nodes"));
+	assert_non_null(strstr(page, "marker-end")); // the PREPARE's arrow
+	free(index);
+	free(page);
+	hx_verdict_fini(&v);
+	hx_history_free(h);
+	hx_node_logs_free(logs, nlogs);
+	assert_int_equal(dtx_rmtree(dir), DTX_OK);
+}
+
+// A saga's trace from logs in both formats: the participants name it by
+// the orchestrator's barrier id (learnt from the orchestrator's records
+// whatever the file order), one event read twice is kept once, and two
+// participants' applies with no message between them are one step.
+static void
+test_trace_saga_logs(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dtx-tsaga-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	const char *part =
+	    "{\"ts\":\"2026-01-01T00:00:00.010Z\",\"level\":\"debug\","
+	    "\"node\":\"part-1\",\"msg\":\"MSG_RECV\",\"txid\":0,"
+	    "\"gid\":\"b-1\",\"ev\":\"recv\",\"type\":\"step\","
+	    "\"peer\":3,\"pc\":21,\"hlc\":\"10.1\","
+	    "\"vc\":\"1:4,3:21\"}\n"
+	    "ts=2026-01-01T00:00:00.011Z level=debug node=part-1 "
+	    "msg=STEP_APPLIED txid=0 gid=b-1 ev=apply hlc=10.2 vc=1:5,3:21\n"
+	    "ts=2026-01-01T00:00:00.011Z level=debug node=part-1 "
+	    "msg=STEP_APPLIED txid=0 gid=other ev=apply hlc=10.2 vc=1:6\n";
+	const char *part2 = "ts=2026-01-01T00:00:00.011Z level=debug "
+	                    "node=part-2 msg=STEP_APPLIED txid=0 gid=b-1 "
+	                    "ev=apply hlc=10.3 vc=2:9,3:21\n";
+	const char *saga =
+	    "ts=2026-01-01T00:00:00.000Z level=debug node=saga-3 "
+	    "msg=SAGA_BEGIN txid=0 gid=\"g 1\" alias=b-1 ev=force hlc=9.0 "
+	    "vc=3:20\n"
+	    "ts=2026-01-01T00:00:00.001Z level=debug node=saga-3 "
+	    "msg=MSG_SEND txid=0 gid=b-1 ev=send type=step peer=0 pc=0 "
+	    "hlc=9.1 vc=3:21\n"
+	    "ts=2026-01-01T00:00:00.001Z level=info node=saga-3 msg=X\n";
+	put_log(dir, "participant-1.log", part);
+	put_log(dir, "participant-2.log", part2);
+	put_log(dir, "saga-3.log", saga);
+	char p1[128], p2[128], p3[128];
+	snprintf(p1, sizeof(p1), "%s/logs/participant-1.log", dir);
+	snprintf(p2, sizeof(p2), "%s/logs/participant-2.log", dir);
+	snprintf(p3, sizeof(p3), "%s/logs/saga-3.log", dir);
+	const char *paths[] = { p1, p2, p3, p1, "/nonexistent/x.log" };
+	hx_trace t;
+	hx_trace_init(&t, 0, "g 1");
+	assert_int_equal(hx_trace_add_logs(&t, paths, 5), DTX_OK);
+	assert_int_equal(t.n, 5);
+	assert_int_equal(hx_trace_order(&t), DTX_OK);
+	assert_string_equal(t.ev[0].what, "SAGA_BEGIN");
+	assert_int_equal(t.ev[1].kind, PROTO_EV_SEND);
+	assert_int_equal(t.ev[2].kind, PROTO_EV_RECV);
+	assert_int_equal(t.ev[2].send, 1);
+	assert_true(hx_trace_before(&t, 0, 4));
+	// part-1's apply and part-2's: concurrent, one step.
+	size_t a = t.ev[3].node == 1 ? 3 : 4, b = 7 - a;
+	assert_int_equal(t.ev[a].node, 1);
+	assert_int_equal(t.ev[b].node, 2);
+	assert_false(hx_trace_before(&t, a, b) || hx_trace_before(&t, b, a));
+	assert_int_equal(t.ev[3].step, t.ev[4].step);
+	assert_int_equal(t.steps, 4);
+	char *out = NULL;
+	size_t outlen = 0;
+	FILE *mf = open_memstream(&out, &outlen);
+	assert_int_equal(hx_trace_text(&t, mf), DTX_OK);
+	fclose(mf);
+	assert_non_null(strstr(out, "trace of saga g 1: 5 events, 4 steps"));
+	assert_non_null(strstr(out, "step <- saga-3 (step 2)"));
+	assert_non_null(strstr(out, "   4 || part-"));
+	free(out);
+	hx_trace_fini(&t);
+	assert_int_equal(dtx_rmtree(dir), DTX_OK);
+}
+
 int
 main(void)
 {
@@ -1424,6 +1588,8 @@ main(void)
 		cmocka_unit_test(test_session_node_order),
 		cmocka_unit_test(test_logs_expected_refusal),
 		cmocka_unit_test(test_logs),
+		cmocka_unit_test(test_report_links_trace),
+		cmocka_unit_test(test_trace_saga_logs),
 		cmocka_unit_test(test_stats_exact),
 		cmocka_unit_test(test_verdict_merge_and_print),
 		cmocka_unit_test(test_checkers_out_of_memory),

@@ -67,6 +67,8 @@ expected(proto_type t)
 		return RB(ADMIN) | RB(HARNESS);
 	case PROTO_TXN_RESOLVE:
 		return RB(ADMIN);
+	case PROTO_TRACE:
+		return RB(ADMIN) | RB(HARNESS);
 	default:
 		return 0; // replies, NONE, HELLO/CHALLENGE/AUTH
 	}

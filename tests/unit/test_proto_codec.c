@@ -305,6 +305,41 @@ sample_data(proto_type t, proto_msg *m)
 }
 
 static void sample_oper(proto_type t, proto_msg *m);
+// The body of a sample TRACE or TRACE_REPLY.
+static void
+sample_trace(proto_type t, proto_msg *m)
+{
+	if (t == PROTO_TRACE) {
+		m->u.trace.txid = 77;
+		ok(proto_str_set(&m->u.trace.gid, "g-1"));
+		return;
+	}
+	proto_trace_reply *r = &m->u.trace_reply;
+	r->node = 3;
+	r->boot = 1700000000000ULL;
+	r->lost = 9;
+	r->n_events = 2;
+	r->events = dtx_calloc(2, sizeof(*r->events));
+	assert_non_null(r->events);
+	for (uint32_t i = 0; i < 2; i++) {
+		proto_trace_ev *e = &r->events[i];
+		e->seq = 10 + i;
+		e->kind = i == 0 ? PROTO_EV_RECV : PROTO_EV_FORCE;
+		e->type = i == 0 ? PROTO_PREPARE : PROTO_NONE;
+		e->peer = i == 0 ? 1 : 0;
+		e->peer_c = i == 0 ? (1ULL << 61) + 5 : 0;
+		e->txid = 77;
+		e->hlc = clk_ts_make(1700000000123ULL, i);
+		e->vc.n = CLK_VC_MAX;
+		e->vc.c[1] = (1ULL << 61) + 5;
+		e->vc.c[3] = 12 + i;
+		if (i == 1) {
+			e->gid = dtx_strdup("g-1");
+			e->what = dtx_strdup("PREPARED");
+			e->alias = dtx_strdup("s0123-abcd");
+		}
+	}
+}
 
 static void
 sample(proto_type t, proto_msg *m)
@@ -323,6 +358,8 @@ sample(proto_type t, proto_msg *m)
 		sample_oper(t, m);
 	else if (t <= PROTO_STATUS_REPLY)
 		sample_txn(t, m);
+	else if (t == PROTO_TRACE || t == PROTO_TRACE_REPLY)
+		sample_trace(t, m);
 	else
 		sample_data(t, m);
 }
@@ -585,9 +622,38 @@ eq_data(const proto_msg *a, const proto_msg *b)
 #include "proto_codec_oper.h"
 
 static void
+eq_trace(const proto_msg *a, const proto_msg *b)
+{
+	if (a->hdr.type == PROTO_TRACE) {
+		assert_true(a->u.trace.txid == b->u.trace.txid);
+		str_eq(a->u.trace.gid, b->u.trace.gid);
+		return;
+	}
+	const proto_trace_reply *x = &a->u.trace_reply, *y = &b->u.trace_reply;
+	assert_int_equal(x->node, y->node);
+	assert_true(x->boot == y->boot && x->lost == y->lost);
+	assert_int_equal(x->n_events, y->n_events);
+	for (uint32_t i = 0; i < x->n_events; i++) {
+		const proto_trace_ev *e = &x->events[i], *f = &y->events[i];
+		assert_true(e->seq == f->seq && e->peer_c == f->peer_c &&
+		    e->txid == f->txid && e->hlc == f->hlc);
+		assert_int_equal(e->kind, f->kind);
+		assert_int_equal(e->type, f->type);
+		assert_int_equal(e->peer, f->peer);
+		assert_int_equal(e->vc.n, f->vc.n);
+		SCALARS_EQ(e->vc.c, CLK_VC_MAX, f->vc.c, CLK_VC_MAX);
+		str_eq(e->gid, f->gid);
+		str_eq(e->what, f->what);
+		str_eq(e->alias, f->alias);
+	}
+}
+
+static void
 body_eq(const proto_msg *a, const proto_msg *b)
 {
-	if (a->hdr.type <= PROTO_FAULT)
+	if (a->hdr.type == PROTO_TRACE || a->hdr.type == PROTO_TRACE_REPLY)
+		eq_trace(a, b);
+	else if (a->hdr.type <= PROTO_FAULT)
 		eq_admin(a, b);
 	else if (a->hdr.type >= PROTO_TXN_LIST)
 		eq_oper(a, b);
