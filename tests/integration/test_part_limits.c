@@ -6,7 +6,8 @@
 // log says so; 150 idle connections are held to the cap, the rest closed
 // and counted; with the cap full, commits still go through (the WAL and
 // the clock bound get their descriptors, nothing runs out of them); once
-// the idle connections close, new ones are served.
+// the idle connections close, new ones are served. And a spray of
+// COMMITs for unknown txids leaves the log bounded.
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -143,12 +144,62 @@ test_cap_keeps_descriptors(void **state)
 	assert_true(h_health_counter(h, P1, "conns") <= 3);
 }
 
+// Sends n COMMITs for txids nobody prepared through c; returns how many
+// got an ACK (the rest an ERROR).
+static int
+spray(proto_client *c, uint64_t base, int n)
+{
+	int acked = 0;
+	for (int i = 0; i < n; i++) {
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_COMMIT);
+		req.u.txid.txid = base + (uint64_t)i;
+		req.u.txid.commit_ts = clk_ts_make(dtx_wall_ns() / 1000000u, 0);
+		dtx_err rv = proto_client_call(c, &req, &rep, NULL);
+		assert_true(rv == DTX_OK || rv == DTX_EREFUSED);
+		acked += rep.hdr.type == PROTO_ACK;
+		proto_msg_free(&rep);
+	}
+	return acked;
+}
+
+// COMMITs for unknown txids, sprayed: from the coordinator each is
+// ACKed (the outcome of a transaction collected long ago) and counted,
+// from a client each is refused and counted; either way the log gets at
+// most a line a second per sender and reason, each saying how many it
+// stands for, not a line per message.
+static void
+test_unknown_commits_log_bounded(void **state)
+{
+	harness *h = *state;
+	const int n = 2000;
+	uint64_t t0 = dtx_mono_ns();
+	proto_client *coord = h_client(h, P1);
+	assert_non_null(coord);
+	assert_int_equal(spray(coord, 900000, n), n);
+	proto_client *cl = idle_client(h);
+	assert_int_equal(spray(cl, 950000, n), 0);
+	proto_client_close(cl);
+	uint64_t secs = (dtx_mono_ns() - t0) / 1000000000u + 1;
+	int unknown = h_log_count(h, P1, "COMMIT_UNKNOWN");
+	int refused = h_log_count(h, P1, "REFUSED");
+	printf("%d + %d COMMITs in %llu s: %d COMMIT_UNKNOWN and %d REFUSED "
+	       "lines\n",
+	    n, n, (unsigned long long)secs, unknown, refused);
+	assert_true(unknown >= 1 && (uint64_t)unknown <= secs + 1);
+	assert_true(refused >= 1 && (uint64_t)refused <= secs + 1);
+	assert_int_equal(h_health_counter(h, P1, "commit_unknown"), n);
+	assert_true(h_health_counter(h, P1, "refused_role") >= n);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 		    test_cap_keeps_descriptors, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_unknown_commits_log_bounded, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
