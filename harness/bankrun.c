@@ -287,8 +287,14 @@ open_cluster(hx_bankrun *r, hx_bankrun_err *e)
 		e->usage = rv == DTX_EPERM;
 		return rv;
 	}
-	if ((rv = hx__unsynced_env(
-	         r->cl, cfg->kinds, e->msg, sizeof(e->msg))) != DTX_OK)
+	// The daemons run with the max offset the clock faults are sized
+	// for (a daemon refuses a clock fault beyond 2 x its max offset + 1).
+	char mo[48];
+	snprintf(mo, sizeof(mo), "DTX_MAX_OFFSET_MS=%lld",
+	    (long long)cfg->max_offset_ms);
+	if ((rv = hx__unsynced_env(r->cl, cfg->kinds,
+	         cfg->max_offset_ms > 0 ? mo : NULL, e->msg, sizeof(e->msg))) !=
+	    DTX_OK)
 		return rv;
 	if ((rv = hx_cluster_start_all(r->cl, 20000)) != DTX_OK)
 		FAIL_MSG(e, "cluster did not start: %s (logs in %s/logs)",

@@ -149,11 +149,11 @@ const char *hx__fault_color(const char *kind);
 // cannot be written (report_trace.c).
 bool hx__report_trace(const char *dir, int64_t run_id, const hx_anomaly *a,
     char *name, size_t len);
-// unsynced/preload.c: with HX_NEM_LOSE_UNSYNCED in kinds, puts every
-// daemon cl starts from now on under libdtx-unsynced.so (LD_PRELOAD; the
-// shim guards the daemon's --data). DTX_ENOENT with a reason in err when
-// the shim cannot be found.
-dtx_err hx__unsynced_env(
-    hx_cluster *cl, unsigned kinds, char *err, size_t errlen);
+// unsynced/preload.c: sets the environment of every daemon cl starts from
+// now on: extra ("KEY=VALUE", may be NULL) and, with HX_NEM_LOSE_UNSYNCED
+// in kinds, libdtx-unsynced.so (LD_PRELOAD; the shim guards the daemon's
+// --data). DTX_ENOENT with a reason in err when the shim cannot be found.
+dtx_err hx__unsynced_env(hx_cluster *cl, unsigned kinds, const char *extra,
+    char *err, size_t errlen);
 
 #endif // HARNESS_INT_H

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <systemd/sd-daemon.h>
@@ -32,6 +33,7 @@ struct proto_daemon {
 	// serve a HEALTH before that, so readers load it atomically.
 	proto_server *_Atomic server;
 	proto_daemon_hooks hooks;
+	uint32_t max_conns; // the cap in force (conn_cap)
 	sigset_t sigs;
 	uint64_t started_ns;
 
@@ -584,6 +586,7 @@ serve_health(proto_daemon *d, proto_msg *rep)
 		{ "insecure", d->tls == NULL },
 		{ "faults_enabled", d->cfg.enable_faults },
 		{ "conns", (int64_t)ss.conns },
+		{ "max_conns", (int64_t)d->max_conns },
 		{ "conns_refused", (int64_t)ss.conns_refused },
 		{ "hellos", (int64_t)ss.hellos },
 		{ "refused_hello", (int64_t)ss.hello_failed },
@@ -864,12 +867,48 @@ open_http(proto_daemon *d)
 	return DTX_OK;
 }
 
+// File descriptors the connection cap leaves free: the WAL's (a segment,
+// its directory, a manifest or checkpoint being written), the clock
+// bound's (its temp file and directory), the log, the metrics listener,
+// nng's own, and a dialed connection to every possible peer.
+#define FD_RESERVE (64 + DTX_TOPO_MAX)
+
+// The connection cap: --max-conns, lowered (and said so, once) when the
+// file descriptor limit, raised to its hard limit first, cannot hold that
+// many connections and still keep FD_RESERVE free. So a flood of
+// connections is refused before it can starve the WAL or the clock bound.
+static uint32_t
+conn_cap(const proto_daemon *d)
+{
+	uint32_t want = (uint32_t)d->cfg.max_conns;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return want;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit up = { rl.rlim_max, rl.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl.rlim_cur = rl.rlim_max;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= (rlim_t)want + FD_RESERVE)
+		return want;
+	uint32_t cap = rl.rlim_cur > FD_RESERVE + 1
+	    ? (uint32_t)(rl.rlim_cur - FD_RESERVE)
+	    : 1;
+	DTX_LOG(DTX_LOG_WARN, "MAXCONNS",
+	    "--max-conns %u lowered to %u: the file descriptor limit is %llu "
+	    "and %d are kept for the WAL, the clock bound, peers and the log",
+	    want, cap, (unsigned long long)rl.rlim_cur, FD_RESERVE);
+	return cap;
+}
+
 dtx_err
 proto_daemon_serve(proto_daemon *d, const proto_daemon_hooks *hooks)
 {
 	if (hooks == NULL || hooks->handler == NULL)
 		return DTX_EINVAL;
 	d->hooks = *hooks;
+	d->max_conns = conn_cap(d);
 	proto_server_cfg sc = {
 		.url = d->cfg.listen,
 		.workers = (uint32_t)d->cfg.workers,
@@ -880,7 +919,7 @@ proto_daemon_serve(proto_daemon *d, const proto_daemon_hooks *hooks)
 		.stamp = stamp,
 		.arg = d,
 		.tls = d->tls,
-		.max_conns = (uint32_t)d->cfg.max_conns,
+		.max_conns = d->max_conns,
 		.replied = replied,
 	};
 	if (d->tls == NULL)

@@ -62,7 +62,8 @@ typedef struct proto_daemon_cfg {
 	char *tls_key; // --tls-key FILE: its private key (PEM, unencrypted)
 	bool insecure; // --insecure: plaintext tcp:// and ipc:// links
 	bool enable_faults; // --enable-faults: serve FAULT (harness only)
-	int64_t max_conns; // --max-conns: connections at once (512)
+	int64_t max_conns; // --max-conns: connections at once (512; lowered
+	                   // to keep descriptors for the store, daemon.c)
 	char *http; // --http HOST:PORT: /metrics, /livez, /readyz (off)
 	char *log_format; // --log-format logfmt|json (logfmt)
 	int64_t trace_events; // --trace-events: the trace ring's size (2048)

@@ -93,8 +93,38 @@ wait_outcome(saga *s, saga__rec *r, proto_msg *rep)
 	return saga__reply_of(s, r, rep);
 }
 
+// The largest amount one ADD moves (as the participants' PREPARE check).
+#define SAGA_MAX_AMOUNT 1000000000000000LL
+
+// Why step st's ops mean nothing a client may ask for, or NULL. An ADD
+// moves 1..SAGA_MAX_AMOUNT; an action that debits keeps a floor a balance
+// can have (no INT64_MIN that lets it overdraw); a compensation that is
+// an ADD is the exact inverse of an ADD action (same key, opposite
+// amount): its floor is ignored, since a compensation must apply, so it
+// must not be free to debit anything else.
+static const char *
+step_ops_bad(const proto_saga_step *st)
+{
+	const proto_op *a = &st->action, *c = &st->compensate;
+	if (a->kind == PROTO_OP_ADD &&
+	    (a->delta == 0 || a->delta > SAGA_MAX_AMOUNT ||
+	        a->delta < -SAGA_MAX_AMOUNT))
+		return "the action's amount is 0 or too large";
+	if (a->kind == PROTO_OP_ADD && a->delta < 0 &&
+	    a->min < -SAGA_MAX_AMOUNT)
+		return "the action debits with a floor no balance can have";
+	if (c->kind != PROTO_OP_ADD)
+		return NULL;
+	if (a->kind != PROTO_OP_ADD || a->key.n != c->key.n ||
+	    memcmp(a->key.p, c->key.p, a->key.n) != 0 || c->delta != -a->delta)
+		return "an add compensation must undo its add action exactly "
+		       "(same key, opposite amount)";
+	return NULL;
+}
+
 // Checks what the participants could not: that every step names a
-// participant of the topology and uses ops a step can carry.
+// participant of the topology and uses ops a step can carry, meaning what
+// a saga can mean (step_ops_bad).
 static dtx_err
 check_submit(saga *s, const proto_saga_submit *sub, proto_msg *rep)
 {
@@ -116,6 +146,10 @@ check_submit(saga *s, const proto_saga_submit *sub, proto_msg *rep)
 			    "step %u: a step's action and compensation must "
 			    "be add or put",
 			    i);
+		const char *bad = step_ops_bad(st);
+		if (bad != NULL)
+			return proto_msg_set_error(
+			    rep, DTX_EINVAL, "step %u: %s", i, bad);
 	}
 	return DTX_OK;
 }

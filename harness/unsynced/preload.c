@@ -59,11 +59,13 @@ hx_unsynced_rollback(const char *data, size_t *undone)
 }
 
 dtx_err
-hx__unsynced_env(hx_cluster *cl, unsigned kinds, char *err, size_t errlen)
+hx__unsynced_env(
+    hx_cluster *cl, unsigned kinds, const char *extra, char *err, size_t errlen)
 {
 	char so[PATH_MAX], pre[PATH_MAX + 16];
+	const char *env[3] = { extra, NULL, NULL };
 	if (!(kinds & HX_NEM_LOSE_UNSYNCED))
-		return DTX_OK;
+		return hx_cluster_set_env(cl, extra != NULL ? env : NULL);
 	if (hx_unsynced_shim_path(so, sizeof(so)) != DTX_OK) {
 		snprintf(err, errlen,
 		    "--nemesis lose-unsynced: cannot find libdtx-unsynced.so "
@@ -74,6 +76,6 @@ hx__unsynced_env(hx_cluster *cl, unsigned kinds, char *err, size_t errlen)
 	// preload reaches it in namespace runs too (the shim does nothing in
 	// ip itself but roll back a journal early).
 	snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", so);
-	const char *env[] = { pre, NULL };
+	env[extra != NULL ? 1 : 0] = pre;
 	return hx_cluster_set_env(cl, env);
 }

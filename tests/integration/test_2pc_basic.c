@@ -128,6 +128,37 @@ test_client_txid(void **state)
 	tu_pair_moved(fx, &p, 3, 10000);
 }
 
+// A client's transfer whose debit carries a floor no balance can have
+// (INT64_MIN: "overdraw as far as you like") or an amount of INT64_MIN is
+// not committed, in 2PC and 3PC, and moves nothing.
+static void
+test_absurd_floor_refused(void **state)
+{
+	tu_fx *fx = *state;
+	tu_pair p = tu_pair_of(fx, 2, 10000);
+	for (int mode = 0; mode < 2; mode++) {
+		for (int kind = 0; kind < 2; kind++) {
+			char kf[32], kt[32];
+			proto_op ops[2];
+			tu_transfer_ops(p.a, p.b, p.ba + 500, kf, kt, ops);
+			if (kind == 0)
+				ops[0].min = INT64_MIN;
+			else
+				ops[0].delta = INT64_MIN;
+			proto_msg rep;
+			dtx_err rv = tu_txn(fx, NULL,
+			    mode ? PROTO_MODE_3PC : PROTO_MODE_2PC, ops, 2,
+			    &rep, 10000);
+			assert_true(rv == DTX_OK || rv == DTX_EREFUSED);
+			if (rv == DTX_OK)
+				assert_int_equal(
+				    rep.u.txn_reply.outcome, PROTO_ABORTED);
+			proto_msg_free(&rep);
+			tu_pair_moved(fx, &p, 0, 10000);
+		}
+	}
+}
+
 static void
 test_insufficient_funds(void **state)
 {
@@ -557,6 +588,7 @@ main(void)
 		cmocka_unit_test(test_commit),
 		cmocka_unit_test(test_client_txid),
 		cmocka_unit_test(test_insufficient_funds),
+		cmocka_unit_test(test_absurd_floor_refused),
 		cmocka_unit_test(test_conflict),
 		cmocka_unit_test(test_conservation),
 		cmocka_unit_test(test_batched_clients),

@@ -83,7 +83,9 @@ test_converge_after_clock_faults(void **state)
 		int64_t d = ahead(fx, id);
 		printf("node %u during the fault: %lld ms ahead\n", id,
 		    (long long)d);
-		assert_true(d > FAULT_MAX - 100 && d <= FAULT_MAX + 20);
+		// (The PONG's way back is not counted: under load it
+		// makes the figure smaller, never larger.)
+		assert_true(d > FAULT_MAX - 400 && d <= FAULT_MAX + 20);
 	}
 
 	// Reset: both clocks within max_offset of this machine's within

@@ -481,6 +481,67 @@ test_participant_killed_mid_step(void **state)
 	assert_int_equal(after[b.to], before[b.to] + 4);
 }
 
+// Submits one saga of the n steps st and expects an ERROR DTX_EINVAL
+// whose reason holds want.
+static void
+submit_refused(proto_saga_step *st, uint32_t n, const char *want)
+{
+	char gid[64];
+	gid_of(gid, sizeof(gid), "refused");
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_SAGA_SUBMIT);
+	req.u.saga_submit =
+	    (proto_saga_submit) { .gid = gid, .n_steps = n, .steps = st };
+	assert_int_equal(ts_call(&T, T.saga_id, &req, &rep), DTX_EREFUSED);
+	assert_int_equal(rep.u.error.code, DTX_EINVAL);
+	if (strstr(rep.u.error.reason, want) == NULL)
+		fail_msg(
+		    "reason \"%s\" lacks \"%s\"", rep.u.error.reason, want);
+	proto_msg_free(&rep);
+}
+
+// A client's saga means what a saga can mean: a debit with the floor
+// INT64_MIN (overdraw at will), an amount of 0 or beyond the limit, and a
+// compensation that is not its action's exact inverse (a credit of 1
+// "compensated" by a debit of a million, floor INT64_MIN, on another key)
+// are each refused before anything runs; the balances do not move.
+static void
+test_submit_means_something(void **state)
+{
+	(void)state;
+	int64_t before[NACCT], after[NACCT];
+	int a = acct_on[1][1], b = acct_on[2][1];
+	total(before);
+	char k0[32], k1[32];
+	proto_saga_step st[2];
+	ts_add_step(&T, &st[0], k0, a, -(before[a] + 500), INT64_MIN);
+	ts_add_step(&T, &st[1], k1, b, before[a] + 500, INT64_MIN);
+	submit_refused(st, 2, "step 0: the action debits with a floor");
+	ts_add_step(&T, &st[0], k0, a, 0, 0);
+	submit_refused(st, 2, "step 0: the action's amount");
+	ts_add_step(&T, &st[0], k0, a, -3, 0);
+	ts_add_step(&T, &st[1], k1, b, 3, 0);
+	st[1].action.delta = INT64_MIN;
+	submit_refused(st, 2, "step 1: the action's amount");
+	ts_add_step(&T, &st[1], k1, b, 1, INT64_MIN);
+	st[1].compensate.delta = -1000000;
+	submit_refused(st, 2, "step 1: an add compensation must undo");
+	st[1].compensate.delta = -1;
+	st[1].compensate.key = st[0].action.key;
+	submit_refused(st, 2, "step 1: an add compensation must undo");
+	assert_int_equal(total(after), NACCT * INIT);
+	assert_memory_equal(after, before, sizeof(before));
+	// The same transfer, well formed, commits.
+	char gid[64], why[200];
+	int32_t failed = -1;
+	gid_of(gid, sizeof(gid), "meant");
+	assert_int_equal(
+	    ts_transfer(&T, gid, a, b, 3, &failed, why, sizeof(why)),
+	    PROTO_COMMITTED);
+	assert_int_equal(total(after), NACCT * INIT);
+	assert_int_equal(after[a], before[a] - 3);
+}
+
 int
 main(void)
 {
@@ -488,6 +549,7 @@ main(void)
 		cmocka_unit_test(test_happy_path),
 		cmocka_unit_test(test_barrier_id_is_not_the_gid),
 		cmocka_unit_test(test_second_step_fails),
+		cmocka_unit_test(test_submit_means_something),
 		cmocka_unit_test(test_many_concurrent),
 		cmocka_unit_test(test_snapshot_sees_debit_before_credit),
 		cmocka_unit_test(test_unreachable_participant_compensates),
