@@ -162,6 +162,7 @@ do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx,
 		    x.reason[0] ? ": " : "", x.reason);
 	hist(b, proc, t, "transfer", &sb, t == HX_OP_OK ? NULL : err);
 	r.txid = x.txid;
+	r.coord = x.coord;
 	if (r.txid != 0 || b->saga)
 		add_rec(b, &r);
 	if (t == HX_OP_OK) {
@@ -370,12 +371,11 @@ observe(hx_bankrun *b, uint32_t id, bool coordinator, uint64_t txid,
 
 // Every transfer with a txid, timed-out ones included (their txid is the
 // client's own), is asked about at both participants and at the
-// coordinator.
+// coordinator that ran it.
 dtx_err
 hx__bank_txn_obs(hx_bankrun *b)
 {
 	const dtx_topo *topo = hx_conn_topo(b->conn);
-	const dtx_node *co = dtx_topo_first(topo, DTX_ROLE_COORDINATOR);
 	hx_txn_obs *o = dtx_calloc(b->nrec * 3 + 1, sizeof(*o));
 	hx_txn_cts *ct = dtx_calloc(b->nrec * 3 + 1, sizeof(*ct));
 	size_t n = 0, nct = 0;
@@ -394,10 +394,11 @@ hx__bank_txn_obs(hx_bankrun *b)
 		uint32_t p[2] = { dtx_topo_route(topo, kf, strlen(kf)),
 			dtx_topo_route(topo, kt, strlen(kt)) };
 		for (int k = 0; k < 3; k++) {
-			if ((k == 1 && p[1] == p[0]) || (k == 2 && co == NULL))
+			if ((k == 1 && p[1] == p[0]) ||
+			    (k == 2 && r->coord == UINT32_MAX))
 				continue;
 			clk_ts cts;
-			observe(b, k < 2 ? p[k] : co->id, k == 2, r->txid,
+			observe(b, k < 2 ? p[k] : r->coord, k == 2, r->txid,
 			    &o[n++], &cts);
 			if (cts != 0)
 				ct[nct++] = (hx_txn_cts) { r->txid,

@@ -247,7 +247,9 @@ hx_cluster_create(
 {
 	const char *host = opts->host ? opts->host : "127.0.0.1";
 	uint32_t np = opts->participants;
-	uint32_t n = np + 1 + (opts->saga ? 1 : 0);
+	uint32_t nco = opts->coordinators ? opts->coordinators : 1;
+	uint32_t nsg = !opts->saga ? 0 : opts->sagas ? opts->sagas : 1;
+	uint32_t n = np + nco + nsg;
 	int ports[DTX_TOPO_MAX];
 	hx_cluster *c;
 	hx_subnet sn = { 0, 0 };
@@ -256,6 +258,17 @@ hx_cluster_create(
 	if (np < 1 || np > 16) {
 		dtx_errf(
 		    err, errlen, "participants must be 1 to 16, not %u", np);
+		return DTX_EINVAL;
+	}
+	if (nco > HX_COORDINATORS_MAX || nsg > HX_COORDINATORS_MAX) {
+		dtx_errf(err, errlen,
+		    "coordinators and saga orchestrators must be 1 to %d",
+		    HX_COORDINATORS_MAX);
+		return DTX_EINVAL;
+	}
+	if (n + 1 > DTX_TOPO_MAX) {
+		dtx_errf(err, errlen, "%u nodes and a client exceed %d", n,
+		    DTX_TOPO_MAX);
 		return DTX_EINVAL;
 	}
 	if (opts->netns && (rv = hx_netns_check(err, errlen)) != DTX_OK)
@@ -283,9 +296,10 @@ hx_cluster_create(
 	for (uint32_t i = 0; i < n; i++) {
 		dtx_node *nd = &c->topo.nodes[i];
 		nd->id = i;
-		nd->role = i == 0 ? DTX_ROLE_COORDINATOR
-		    : i <= np     ? DTX_ROLE_PARTICIPANT
-		                  : DTX_ROLE_SAGA;
+		nd->role = i == 0   ? DTX_ROLE_COORDINATOR
+		    : i <= np       ? DTX_ROLE_PARTICIPANT
+		    : i <= np + nsg ? DTX_ROLE_SAGA
+		                    : DTX_ROLE_COORDINATOR;
 		if (opts->netns) {
 			char a[32];
 			hx_subnet_host(&sn, 10 + i, a, sizeof(a));
