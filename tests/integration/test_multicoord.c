@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <ftw.h>
@@ -159,6 +160,22 @@ xfer_commit(mc_fx *fx, proto_mode mode, uint32_t co, int64_t from, int64_t to,
 	assert_int_equal(x->outcome, PROTO_COMMITTED);
 }
 
+// Waits until node id answers HEALTH through the harness's connection
+// (which redials a restarted daemon with backoff).
+static void
+await_health(mc_fx *fx, uint32_t id)
+{
+	for (int i = 0; i < 200; i++) {
+		proto_msg rep;
+		if (hx_health(fx->conn, id, 1000, &rep) == DTX_OK) {
+			proto_msg_free(&rep);
+			return;
+		}
+		dtx_sleep_ms(100);
+	}
+	fail_msg("node %u does not answer HEALTH", id);
+}
+
 static int64_t
 coord_counter(mc_fx *fx, uint32_t id, const char *name)
 {
@@ -214,6 +231,7 @@ test_spread_and_kill(void **state)
 	assert_int_equal(total(fx), t0);
 	assert_int_equal(hx_cluster_start(fx->cl, CO_B, NULL), DTX_OK);
 	assert_int_equal(hx_cluster_wait_ready(fx->cl, CO_B, 20000), DTX_OK);
+	await_health(fx, CO_B);
 }
 
 // The state of txid at participant id (PROTO_TS_UNKNOWN when it cannot
@@ -272,15 +290,58 @@ test_in_doubt_asks_own_coordinator(void **state)
 	assert_true(done);
 	// Coordinator 0 never heard of it; 3 has the commit.
 	proto_txn_state st = PROTO_TS_UNKNOWN;
-	for (int i = 0; i < 100; i++) { // until the harness reconnects
-		if (hx_txn_status(fx->conn, CO_B, txid, &st) == DTX_OK)
-			break;
-		dtx_sleep_ms(100);
-	}
+	await_health(fx, CO_B);
+	assert_int_equal(hx_txn_status(fx->conn, CO_B, txid, &st), DTX_OK);
 	assert_int_equal(st, PROTO_TS_COMMITTED);
 	assert_int_equal(hx_txn_status(fx->conn, CO_A, txid, &st), DTX_OK);
 	assert_int_not_equal(st, PROTO_TS_COMMITTED);
 	assert_int_equal(total(fx), t0);
+}
+
+// dtx bench 2pc --coordinators 2 drives both coordinators: each counts
+// commits of its own, and the bench reports two.
+static void
+test_bench_two_coordinators(void **state)
+{
+	(void)state;
+	const char *root = getenv("DTX_BUILD_ROOT");
+	char cmd[1024], dir[64] = "/var/tmp/dtx-mcb-XXXXXX";
+	if (root == NULL) {
+		skip();
+		return;
+	}
+	assert_non_null(mkdtemp(dir)); // a disk: the bench refuses tmpfs
+	snprintf(cmd, sizeof(cmd),
+	    "'%s/cli/dtx' bench 2pc --mode pc --coordinators 2 "
+	    "--participants 2 --clients 4 --client-batch 1 --seconds 2 "
+	    "--rpc-seconds 1 --accounts 64 --json --dir '%s'",
+	    root, dir);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	char out[8192];
+	size_t n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	int st = pclose(f);
+	rmdir(dir);
+	assert_int_equal(st, 0);
+	hx_jdoc *d;
+	char err[128];
+	assert_int_equal(hx_json_parse(out, n, &d, err, sizeof(err)), DTX_OK);
+	const hx_jv *root_v = hx_jdoc_root(d);
+	int64_t v = 0;
+	assert_int_equal(
+	    hx_jv_int(hx_jv_get(root_v, "coordinators"), &v), DTX_OK);
+	assert_int_equal(v, 2);
+	const hx_jv *by = hx_jv_get(root_v, "committed_by_coordinator");
+	assert_non_null(by);
+	assert_int_equal(by->len, 2);
+	for (const hx_jv *e = by->first; e != NULL; e = e->next) {
+		assert_int_equal(hx_jv_int(e, &v), DTX_OK);
+		assert_true(v > 0);
+	}
+	assert_int_equal(hx_jv_int(hx_jv_get(root_v, "errors"), &v), DTX_OK);
+	assert_int_equal(v, 0);
+	hx_jdoc_free(d);
 }
 
 int
@@ -289,6 +350,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_spread_and_kill),
 		cmocka_unit_test(test_in_doubt_asks_own_coordinator),
+		cmocka_unit_test(test_bench_two_coordinators),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
