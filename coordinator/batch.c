@@ -10,14 +10,16 @@
 // and COMMITs share one round trip and one participant fsync, and no
 // message is handed to another thread just to be sent.
 //
-// A message a client waits for (PREPARE, CAN_COMMIT, PRE_COMMIT) does not
-// wait behind batches that carry none: while fewer than cfg.senders
-// batches with such a message are on the wire, it leaves at once, with
-// whatever else is queued. Otherwise, at one client, every PREPARE would
-// wait for the previous transaction's COMMIT batch to come back (a round
-// trip and the participant's fsync of the commit), which the client only
-// pays for because it is fast enough to send the next transaction before
-// that.
+// So at one client every PREPARE waits for the previous transaction's
+// COMMIT batch to come back (a round trip and the participant's fsync of
+// the commit), which also keeps a client's transactions in order: the
+// next one never finds the previous one's locks still held. With
+// cfg.votes_overtake a message a client waits for (PREPARE, CAN_COMMIT,
+// PRE_COMMIT) does not wait behind batches that carry none: while fewer
+// than cfg.senders batches with such a message are on the wire, it leaves
+// at once, with whatever else is queued; a client's next transaction on
+// the same keys may then be refused (the participant locks without
+// waiting).
 
 #include <string.h>
 
@@ -182,15 +184,16 @@ launch(flight *f)
 }
 
 // Whether the channel may send a batch now: fewer than cfg.senders on
-// the wire, or a vote queued and fewer than cfg.senders with votes on
-// the wire. Caller holds ch->mu.
+// the wire, or (votes_overtake) a vote queued and fewer than cfg.senders
+// with votes on the wire. Caller holds ch->mu.
 static bool
 may_send(const coord_chan *ch)
 {
 	uint32_t s = (uint32_t)ch->c->cfg.senders;
 	return !ch->stop && ch->head != NULL &&
 	    (ch->inflight < s ||
-	        (ch->queued_votes > 0 && ch->vote_inflight < s));
+	        (ch->c->cfg.votes_overtake && ch->queued_votes > 0 &&
+	            ch->vote_inflight < s));
 }
 
 // Sends what is queued while may_send. The thread that finds the channel
