@@ -138,13 +138,15 @@ total(mc_fx *fx)
 static uint64_t
 txid_for(mc_fx *fx, uint32_t co)
 {
-	for (;;) {
+	for (int i = 0; i < 100000; i++) {
 		uint64_t t;
 		assert_int_equal(dtx_random_u64(&t), DTX_OK);
 		if (t != 0 && t != UINT64_MAX &&
 		    hx_conn_coord_for(fx->conn, t) == co)
 			return t;
 	}
+	fail_msg("no txid goes to coordinator %u", co);
+	return 0;
 }
 
 // One transfer through coordinator co (co UINT32_MAX: round robin,
