@@ -127,6 +127,10 @@ struct bench_fleet {
 	size_t stride;
 	int n, started;
 	proto_batcher *batcher; // owned; NULL: a thread per client
+	// With several heads: a batcher to each (batcher is the first);
+	// client i uses batchers[i % nbatchers].
+	proto_batcher *batchers[HX_COORDINATORS_MAX];
+	uint32_t nbatchers;
 	atomic_int ready, finished;
 	atomic_bool go;
 	_Atomic uint64_t deadline_ns;
@@ -143,6 +147,13 @@ dtx_err bench_fleet_open(bench_fleet *f, size_t stride, int n, void *ctx,
     proto_client *shared, const char *url, uint32_t client_id, proto_tls *tls,
     int64_t batch, int64_t inflight, uint32_t timeout_ms,
     proto_msg *(*next)(void *owner),
+    void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns));
+// The same against nheads heads (shared[k] at urls[k]): client i talks to
+// head i % nheads, through a batcher of its own per head when batch > 1.
+dtx_err bench_fleet_open_heads(bench_fleet *f, size_t stride, int n, void *ctx,
+    proto_client *const *shared, const char *const *urls, uint32_t nheads,
+    uint32_t client_id, proto_tls *tls, int64_t batch, int64_t inflight,
+    uint32_t timeout_ms, proto_msg *(*next)(void *owner),
     void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns));
 // Runs the clients for seconds, each until its first answer after that,
 // and returns how long it took (s); -1 when a thread cannot start (said
@@ -184,6 +195,11 @@ typedef struct bench_env {
 	uint32_t client_id; // the topology's client node
 	const char *head_url; // the first node of role head's URL
 	proto_client *head; // to it
+	// Every node of role head (heads[0] is head), the clients spread
+	// across them.
+	uint32_t nheads;
+	const char *head_urls[HX_COORDINATORS_MAX];
+	proto_client *heads[HX_COORDINATORS_MAX];
 	proto_client *parts[DTX_TOPO_MAX]; // in topo's participant order
 	int64_t **owned; // owned[k]: the accounts of the k-th participant
 	size_t *nowned;
@@ -202,6 +218,10 @@ typedef struct bench_env {
 // HX_EXIT_FAILURE; HX_EXIT_OK on success. Call bench_env_close either way.
 int bench_env_open(bench_env *e, const char *what, const char *dir,
     int64_t participants, dtx_role head, const char *log_level,
+    int64_t accounts, bool insecure);
+// The same with nheads nodes of role head (1 .. HX_COORDINATORS_MAX).
+int bench_env_open_heads(bench_env *e, const char *what, const char *dir,
+    int64_t participants, dtx_role head, uint32_t nheads, const char *log_level,
     int64_t accounts, bool insecure);
 // Picks a transfer between two of e's participants with the PRNG at
 // seed: their indexes *p != *q (e->nparts >= 2) and the keys of an
@@ -236,6 +256,11 @@ typedef struct bench_run {
 // on success. Call bench_run_close either way. Borrows what and ctx.
 int bench_run_open(bench_run *br, const char *what, const char *dir,
     int64_t participants, dtx_role head, const char *log_level,
+    int64_t accounts, bool insecure, dtx_err (*init)(void *ctx), void *ctx);
+// The same with nheads nodes of role head (bench_env_open_heads); the
+// clients of bench_run_clients spread across them.
+int bench_run_open_heads(bench_run *br, const char *what, const char *dir,
+    int64_t participants, dtx_role head, uint32_t nheads, const char *log_level,
     int64_t accounts, bool insecure, dtx_err (*init)(void *ctx), void *ctx);
 // Runs n clients for seconds against br's head (a bench_fleet of
 // workers of stride bytes, with ctx, batch, inflight, timeout_ms, next and

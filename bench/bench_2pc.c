@@ -36,6 +36,7 @@ typedef struct b2_cfg {
 	bool insecure;
 	int64_t client_batch;
 	int64_t client_inflight;
+	int64_t coordinators;
 } b2_cfg;
 
 static const dtx_cfg_opt b2_opts[] = {
@@ -56,6 +57,10 @@ static const dtx_cfg_opt b2_opts[] = {
 	    "(requests queue meanwhile and leave together as the next)" },
 	{ "seconds", DTX_CFG_INT, offsetof(b2_cfg, seconds), 1, 3600, "10",
 	    "how long to run transfers" },
+	{ "coordinators", DTX_CFG_INT, offsetof(b2_cfg, coordinators), 1,
+	    HX_COORDINATORS_MAX, "1",
+	    "coordinator daemons, each with its own log; client i drives "
+	    "coordinator i mod N (the CPU reported is theirs summed)" },
 	{ "accounts", DTX_CFG_INT, offsetof(b2_cfg, accounts), 4, 1000000,
 	    "1000", "bank accounts" },
 	{ "rpc-seconds", DTX_CFG_INT, offsetof(b2_cfg, rpc_seconds), 1, 3600,
@@ -225,6 +230,14 @@ print_json(const b2_cfg *cfg, const bench_run *br, const b2_numbers *m)
 	hx_json_str(&j, "bench", "2pc");
 	hx_json_str(&j, "mode", cfg->mode);
 	hx_json_bool(&j, "tls", !cfg->insecure);
+	hx_json_int(&j, "coordinators", cfg->coordinators);
+	// What each coordinator counts committed since it started (the
+	// first one's count includes the accounts' creation).
+	hx_json_arr_begin(&j, "committed_by_coordinator");
+	for (uint32_t k = 0; k < br->env.nheads; k++)
+		hx_json_int(
+		    &j, NULL, bench_counter(br->env.heads[k], "committed"));
+	hx_json_arr_end(&j);
 	bench_json_counts(&j, cfg->participants, cfg->clients, cfg->accounts,
 	    br->secs, &br->sum, "aborted");
 	hx_json_num(&j, "txn_per_s", m->tps);
@@ -279,6 +292,19 @@ print_text(const b2_cfg *cfg, const bench_run *br, const b2_numbers *m)
 		}
 }
 
+// A counter summed over every coordinator of e.
+static int64_t
+heads_counter(const bench_env *e, const char *name)
+{
+	int64_t sum = 0;
+	for (uint32_t k = 0; k < e->nheads; k++) {
+		int64_t v = bench_counter(e->heads[k], name);
+		if (v > 0)
+			sum += v;
+	}
+	return sum;
+}
+
 static int
 run_bench(const void *arg)
 {
@@ -303,15 +329,15 @@ run_bench(const void *arg)
 		    cfg->mode);
 		return HX_EXIT_USAGE;
 	}
-	int rc = bench_run_open(&br, "dtx bench 2pc", cfg->dir,
-	    cfg->participants, DTX_ROLE_COORDINATOR, cfg->log_level,
-	    cfg->accounts, cfg->insecure, init_accounts, &run);
+	int rc = bench_run_open_heads(&br, "dtx bench 2pc", cfg->dir,
+	    cfg->participants, DTX_ROLE_COORDINATOR,
+	    (uint32_t)cfg->coordinators, cfg->log_level, cfg->accounts,
+	    cfg->insecure, init_accounts, &run);
 	if (rc != HX_EXIT_OK)
 		goto out;
-	proto_client *coord = br.env.head;
-	int64_t batches0 = bench_counter(coord, "batches_sent");
-	int64_t items0 = bench_counter(coord, "batch_items");
-	int64_t syncs0 = bench_counter(coord, "log_syncs");
+	int64_t batches0 = heads_counter(&br.env, "batches_sent");
+	int64_t items0 = heads_counter(&br.env, "batch_items");
+	int64_t syncs0 = heads_counter(&br.env, "log_syncs");
 
 	rc = bench_run_clients(&br, sizeof(b2_worker), n, &run, cfg->seconds,
 	    cfg->client_batch, cfg->client_inflight, 10000, next_transfer,
@@ -322,12 +348,16 @@ run_bench(const void *arg)
 	b2_numbers m = { .committed = br.sum.committed,
 		.aborted = br.sum.aborted };
 	uint64_t cmsgs = 0, ctxns = 0;
-	if (br.fleet.batcher != NULL)
-		proto_batcher_stats(br.fleet.batcher, &cmsgs, &ctxns);
+	for (uint32_t k = 0; k < br.fleet.nbatchers; k++) {
+		uint64_t a = 0, b = 0;
+		proto_batcher_stats(br.fleet.batchers[k], &a, &b);
+		cmsgs += a;
+		ctxns += b;
+	}
 	m.avg_cbatch = cmsgs > 0 ? (double)ctxns / (double)cmsgs : 1;
-	int64_t batches = bench_counter(coord, "batches_sent") - batches0;
-	int64_t items = bench_counter(coord, "batch_items") - items0;
-	int64_t syncs = bench_counter(coord, "log_syncs") - syncs0;
+	int64_t batches = heads_counter(&br.env, "batches_sent") - batches0;
+	int64_t items = heads_counter(&br.env, "batch_items") - items0;
+	int64_t syncs = heads_counter(&br.env, "log_syncs") - syncs0;
 
 	// The cluster is idle now: measure the RPC ceiling on this box.
 	bench_rpc_result rr;

@@ -302,8 +302,15 @@ void
 bench_cpu_read(
     hx_cluster *cl, const dtx_topo *topo, dtx_role head, bench_cpu *out)
 {
-	const dtx_node *hn = dtx_topo_first(topo, head);
-	out->head = hn != NULL ? proc_cpu_ms(hx_cluster_pid(cl, hn->id)) : -1;
+	// Every running node of role head, summed.
+	out->head = -1;
+	for (uint32_t i = 0; i < topo->n; i++) {
+		double v = topo->nodes[i].role != head
+		    ? -1
+		    : proc_cpu_ms(hx_cluster_pid(cl, topo->nodes[i].id));
+		if (v >= 0)
+			out->head = (out->head < 0 ? 0 : out->head) + v;
+	}
 	out->parts = 0;
 	for (uint32_t k = 0; k < topo->nparts; k++) {
 		double v = proc_cpu_ms(hx_cluster_pid(cl, topo->parts[k]));
@@ -375,16 +382,33 @@ bench_fleet_open(bench_fleet *f, size_t stride, int n, void *ctx,
     proto_msg *(*next)(void *owner),
     void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns))
 {
+	return bench_fleet_open_heads(f, stride, n, ctx, &shared, &url, 1,
+	    client_id, tls, batch, inflight, timeout_ms, next, count);
+}
+
+dtx_err
+bench_fleet_open_heads(bench_fleet *f, size_t stride, int n, void *ctx,
+    proto_client *const *shared, const char *const *urls, uint32_t nheads,
+    uint32_t client_id, proto_tls *tls, int64_t batch, int64_t inflight,
+    uint32_t timeout_ms, proto_msg *(*next)(void *owner),
+    void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns))
+{
 	memset(f, 0, sizeof(*f));
+	if (nheads < 1 || nheads > HX_COORDINATORS_MAX)
+		return DTX_EINVAL;
 	if ((f->workers = dtx_calloc((size_t)n, stride)) == NULL)
 		return DTX_ENOMEM;
 	f->stride = stride;
 	f->n = n;
 	f->deadline_ns = UINT64_MAX;
 	dtx_err rv = DTX_OK;
-	if (batch > 1)
-		rv = proto_batcher_open(
-		    shared, (uint32_t)batch, (uint32_t)inflight, &f->batcher);
+	for (uint32_t k = 0; batch > 1 && k < nheads && rv == DTX_OK; k++) {
+		rv = proto_batcher_open(shared[k], (uint32_t)batch,
+		    (uint32_t)inflight, &f->batchers[k]);
+		if (rv == DTX_OK)
+			f->nbatchers++;
+	}
+	f->batcher = f->batchers[0];
 	for (int i = 0; i < n; i++) {
 		bench_client *c = fleet_client(f, i);
 		// splitmix64 states that differ by multiples of its increment
@@ -397,14 +421,17 @@ bench_fleet_open(bench_fleet *f, size_t stride, int n, void *ctx,
 		c->ctx = ctx;
 		c->id = i;
 		c->as = (bench_async) { .owner = c,
-			.b = f->batcher,
+			.b = f->nbatchers
+			    ? f->batchers[(uint32_t)i % f->nbatchers]
+			    : NULL,
 			.deadline_ns = &f->deadline_ns,
 			.finished = &f->finished,
 			.timeout_ms = timeout_ms,
 			.next = next,
 			.count = count };
 		if (rv == DTX_OK && batch <= 1)
-			rv = bench_open_client(url, client_id, tls, &c->cl);
+			rv = bench_open_client(
+			    urls[(uint32_t)i % nheads], client_id, tls, &c->cl);
 	}
 	return rv;
 }
@@ -461,7 +488,9 @@ bench_fleet_close(bench_fleet *f)
 		dtx_free(c->t.lat);
 		c->t.lat = NULL;
 	}
-	proto_batcher_close(f->batcher);
+	for (uint32_t k = 0; k < f->nbatchers; k++)
+		proto_batcher_close(f->batchers[k]);
+	f->nbatchers = 0;
 	f->batcher = NULL;
 	dtx_free(f->workers);
 	f->workers = NULL;
@@ -492,11 +521,11 @@ bench_main(const char *what, const dtx_cfg_opt *table, size_t n, void *cfg,
 static dtx_err
 start_head_and_parts(hx_cluster *cl, const dtx_topo *topo, dtx_role head)
 {
-	const dtx_node *hn = dtx_topo_first(topo, head);
 	for (int pass = 0; pass < 2; pass++)
 		for (uint32_t i = 0; i < topo->n; i++) {
 			const dtx_node *nd = &topo->nodes[i];
-			if (nd->role != DTX_ROLE_PARTICIPANT && nd != hn)
+			if (nd->role != DTX_ROLE_PARTICIPANT &&
+			    nd->role != head)
 				continue;
 			dtx_err rv = pass == 0
 			    ? hx_cluster_start(cl, nd->id, NULL)
@@ -510,6 +539,43 @@ start_head_and_parts(hx_cluster *cl, const dtx_topo *topo, dtx_role head)
 int
 bench_env_open(bench_env *e, const char *what, const char *dir,
     int64_t participants, dtx_role head, const char *log_level,
+    int64_t accounts, bool insecure)
+{
+	return bench_env_open_heads(
+	    e, what, dir, participants, head, 1, log_level, accounts, insecure);
+}
+
+// Opens a client to every node of role head after the first (e->head).
+static dtx_err
+open_more_heads(bench_env *e, dtx_role head)
+{
+	e->heads[0] = e->head;
+	e->head_urls[0] = e->head_url;
+	e->nheads = 1;
+	bool first = true;
+	for (uint32_t i = 0; i < e->topo->n; i++) {
+		const dtx_node *nd = &e->topo->nodes[i];
+		if (nd->role != head)
+			continue;
+		if (first) {
+			first = false;
+			continue;
+		}
+		if (e->nheads == HX_COORDINATORS_MAX)
+			return DTX_ERANGE;
+		e->head_urls[e->nheads] = nd->url;
+		dtx_err rv = bench_open_client(
+		    nd->url, e->client_id, e->tls, &e->heads[e->nheads]);
+		if (rv != DTX_OK)
+			return rv;
+		e->nheads++;
+	}
+	return DTX_OK;
+}
+
+int
+bench_env_open_heads(bench_env *e, const char *what, const char *dir,
+    int64_t participants, dtx_role head, uint32_t nheads, const char *log_level,
     int64_t accounts, bool insecure)
 {
 	char err[256];
@@ -538,6 +604,10 @@ bench_env_open(bench_env *e, const char *what, const char *dir,
 	co.dir = e->dir;
 	co.participants = (uint32_t)participants;
 	co.saga = head == DTX_ROLE_SAGA;
+	if (head == DTX_ROLE_SAGA)
+		co.sagas = nheads;
+	else
+		co.coordinators = nheads;
 	co.log_level = log_level;
 	co.insecure = insecure;
 	dtx_err rv = hx_cluster_create(&co, &e->cl, err, sizeof(err));
@@ -572,6 +642,8 @@ bench_env_open(bench_env *e, const char *what, const char *dir,
 	else
 		rv = bench_open_client(hn->url, e->client_id, e->tls, &e->head);
 	if (rv == DTX_OK)
+		rv = open_more_heads(e, head);
+	if (rv == DTX_OK)
 		rv = bench_split(what, e->topo, e->client_id, e->tls, accounts,
 		    e->parts, &e->owned, &e->nowned);
 	if (rv == DTX_ERANGE)
@@ -586,6 +658,10 @@ bench_env_open(bench_env *e, const char *what, const char *dir,
 void
 bench_env_close(bench_env *e, const char *what, bool keep)
 {
+	for (uint32_t k = 1; k < e->nheads; k++)
+		proto_client_close(e->heads[k]);
+	memset(e->heads, 0, sizeof(e->heads));
+	e->nheads = 0;
 	proto_client_close(e->head);
 	e->head = NULL;
 	bench_cluster_free(e->cl, e->parts, e->owned, e->nowned, e->nparts);
@@ -609,11 +685,20 @@ bench_run_open(bench_run *br, const char *what, const char *dir,
     int64_t participants, dtx_role head, const char *log_level,
     int64_t accounts, bool insecure, dtx_err (*init)(void *ctx), void *ctx)
 {
+	return bench_run_open_heads(br, what, dir, participants, head, 1,
+	    log_level, accounts, insecure, init, ctx);
+}
+
+int
+bench_run_open_heads(bench_run *br, const char *what, const char *dir,
+    int64_t participants, dtx_role head, uint32_t nheads, const char *log_level,
+    int64_t accounts, bool insecure, dtx_err (*init)(void *ctx), void *ctx)
+{
 	memset(br, 0, sizeof(*br));
 	br->what = what;
 	br->head = head;
-	int rc = bench_env_open(&br->env, what, dir, participants, head,
-	    log_level, accounts, insecure);
+	int rc = bench_env_open_heads(&br->env, what, dir, participants, head,
+	    nheads, log_level, accounts, insecure);
 	if (rc != HX_EXIT_OK)
 		return rc;
 	dtx_err rv = init(ctx);
@@ -632,9 +717,9 @@ bench_run_clients(bench_run *br, size_t stride, int n, void *ctx,
     void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns))
 {
 	const bench_env *e = &br->env;
-	dtx_err rv =
-	    bench_fleet_open(&br->fleet, stride, n, ctx, e->head, e->head_url,
-	        e->client_id, e->tls, batch, inflight, timeout_ms, next, count);
+	dtx_err rv = bench_fleet_open_heads(&br->fleet, stride, n, ctx,
+	    e->heads, e->head_urls, e->nheads, e->client_id, e->tls, batch,
+	    inflight, timeout_ms, next, count);
 	if (rv != DTX_OK) {
 		fprintf(stderr, "%s: %s\n", br->what, dtx_strerror(rv));
 		return HX_EXIT_FAILURE;

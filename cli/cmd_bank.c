@@ -34,6 +34,7 @@ typedef struct bank_cfg {
 	char *compose_project;
 	char *dir;
 	int64_t participants;
+	int64_t coordinators;
 	bool json;
 	int64_t recovery_s;
 	int64_t max_offset_ms;
@@ -109,6 +110,11 @@ static const dtx_cfg_opt bank_opts[] = {
 	    "directory of the cluster this run starts" },
 	{ "participants", DTX_CFG_INT, OFF(participants), 1, 16, "3",
 	    "participants of the cluster this run starts" },
+	{ "coordinators", DTX_CFG_INT, OFF(coordinators), 1,
+	    HX_COORDINATORS_MAX, "1",
+	    "coordinators (saga orchestrators with --mode saga) of the "
+	    "cluster this run starts; the clients spread the transfers "
+	    "across them" },
 	{ "json", DTX_CFG_BOOL, OFF(json), 0, 0, "false",
 	    "print the verdict as one JSON object" },
 	{ "recovery-timeout", DTX_CFG_INT, OFF(recovery_s), 1, 3600, "30",
@@ -208,6 +214,7 @@ validate(const bank_cfg *cfg, hx_bankrun_conf *conf, hx_subnet *sn)
 		.dir = cfg->dir,
 		.subnet = cfg->subnet != NULL ? sn : NULL,
 		.participants = cfg->participants,
+		.coordinators = cfg->coordinators,
 		.recovery_s = cfg->recovery_s,
 		.max_offset_ms = cfg->max_offset_ms,
 		.timeout_ms = cfg->timeout_ms,

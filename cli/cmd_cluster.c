@@ -12,6 +12,7 @@
 
 typedef struct cl_cfg {
 	int64_t participants;
+	int64_t coordinators, sagas;
 	char *dir;
 	bool netns;
 	bool saga;
@@ -26,6 +27,12 @@ typedef struct cl_cfg {
 static const dtx_cfg_opt start_opts[] = {
 	{ "participants", DTX_CFG_INT, OFF(participants), 1, 16, "3",
 	    "number of participants" },
+	{ "coordinators", DTX_CFG_INT, OFF(coordinators), 1,
+	    HX_COORDINATORS_MAX, "1",
+	    "number of coordinators (each with its own log); transfers are "
+	    "spread across them" },
+	{ "sagas", DTX_CFG_INT, OFF(sagas), 1, HX_COORDINATORS_MAX, "1",
+	    "with --saga: number of saga orchestrators" },
 	{ "dir", DTX_CFG_STR, OFF(dir), 0, 0, HX_CLUSTER_DIR_DEFAULT,
 	    "cluster directory" },
 	{ "netns", DTX_CFG_BOOL, OFF(netns), 0, 0, "false",
@@ -233,7 +240,9 @@ start_body(cl_cfg *cfg, hx_cluster **cl)
 	hx_cluster_stop_dir(cfg->dir, false);
 	hx_cluster_opts o = { .dir = cfg->dir,
 		.participants = (uint32_t)cfg->participants,
+		.coordinators = (uint32_t)cfg->coordinators,
 		.saga = cfg->saga,
+		.sagas = cfg->saga ? (uint32_t)cfg->sagas : 0,
 		.log_level = cfg->log_level,
 		.netns = cfg->netns,
 		.enable_faults = cfg->enable_faults,

@@ -13,6 +13,7 @@ export DTX_PARTICIPANT1_PORT="${DTX_PARTICIPANT1_PORT:-17101}"
 export DTX_PARTICIPANT2_PORT="${DTX_PARTICIPANT2_PORT:-17102}"
 export DTX_PARTICIPANT3_PORT="${DTX_PARTICIPANT3_PORT:-17103}"
 export DTX_SAGA_PORT="${DTX_SAGA_PORT:-17104}"
+export DTX_COORDINATOR2_PORT="${DTX_COORDINATOR2_PORT:-17106}"
 DTX_COMPOSE_FILE="$DTX_COMPOSE_DIR/docker-compose.yml"
 
 # Runs docker-compose 1.x when installed, else `docker compose` v2.
@@ -39,6 +40,7 @@ participant    2   tls+tcp://127.0.0.1:$DTX_PARTICIPANT2_PORT
 participant    3   tls+tcp://127.0.0.1:$DTX_PARTICIPANT3_PORT
 saga           4   tls+tcp://127.0.0.1:$DTX_SAGA_PORT
 client         5
+coordinator    6   tls+tcp://127.0.0.1:$DTX_COORDINATOR2_PORT
 X
 	mv "$1/topology.tmp" "$1/topology"
 	rm -rf "$1/certs"

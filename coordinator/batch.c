@@ -9,6 +9,17 @@
 // queued up meanwhile as the next BATCH. So many transactions' PREPAREs
 // and COMMITs share one round trip and one participant fsync, and no
 // message is handed to another thread just to be sent.
+//
+// So at one client every PREPARE waits for the previous transaction's
+// COMMIT batch to come back (a round trip and the participant's fsync of
+// the commit), which also keeps a client's transactions in order: the
+// next one never finds the previous one's locks still held. With
+// cfg.votes_overtake a message a client waits for (PREPARE, CAN_COMMIT,
+// PRE_COMMIT) does not wait behind batches that carry none: while fewer
+// than cfg.senders batches with such a message are on the wire, it leaves
+// at once, with whatever else is queued; a client's next transaction on
+// the same keys may then be refused (the participant locks without
+// waiting).
 
 #include <string.h>
 
@@ -78,6 +89,7 @@ complete(coord *c, coord_item *it, dtx_err err)
 typedef struct flight {
 	coord_chan *ch;
 	uint32_t n;
+	uint32_t votes; // items a client waits for (is_vote)
 	proto_msg req; // a BATCH of msgs, or the single item's own request
 	coord_item **items; // n entries, after the struct
 	proto_msg *msgs; // n entries (unused for n == 1)
@@ -92,8 +104,18 @@ typedef struct flight {
 
 static void flight_done(void *arg, dtx_err err, proto_msg *rep);
 
+// Whether a client waits for this message's answer before it hears its
+// transaction's outcome.
+static bool
+is_vote(const coord_item *it)
+{
+	proto_type t = it->req.hdr.type;
+	return t == PROTO_PREPARE || t == PROTO_CAN_COMMIT ||
+	    t == PROTO_PRE_COMMIT;
+}
+
 // Takes up to max_batch queued items into a new flight. Caller holds
-// ch->mu and has counted the flight in ch->inflight. NULL when the queue
+// ch->mu and counts the flight once it has it. NULL when the queue
 // is empty or memory ran out (the items stay queued: the next send or
 // completion tries again).
 static flight *
@@ -111,6 +133,7 @@ take_flight(coord_chan *ch)
 		return NULL;
 	f->ch = ch;
 	f->n = n;
+	f->votes = 0;
 	f->items = (coord_item **)(f + 1);
 	f->msgs = n > 1 ? (proto_msg *)(f->items + n) : NULL;
 	for (uint32_t i = 0; i < n; i++) {
@@ -118,7 +141,9 @@ take_flight(coord_chan *ch)
 		ch->head = it->next;
 		it->next = NULL;
 		f->items[i] = it;
+		f->votes += is_vote(it);
 	}
+	ch->queued_votes -= f->votes;
 	if (ch->head == NULL)
 		ch->tail = NULL;
 	return f;
@@ -158,21 +183,31 @@ launch(flight *f)
 		flight_done(f, err, NULL);
 }
 
-// Sends what is queued while fewer than cfg.senders batches are on the
-// wire. The thread that finds the channel idle sends the batch itself:
-// no hand-off to another thread.
+// Whether the channel may send a batch now: fewer than cfg.senders on
+// the wire, or (votes_overtake) a vote queued and fewer than cfg.senders
+// with votes on the wire. Caller holds ch->mu.
+static bool
+may_send(const coord_chan *ch)
+{
+	uint32_t s = (uint32_t)ch->c->cfg.senders;
+	return !ch->stop && ch->head != NULL &&
+	    (ch->inflight < s ||
+	        (ch->c->cfg.votes_overtake && ch->queued_votes > 0 &&
+	            ch->vote_inflight < s));
+}
+
+// Sends what is queued while may_send. The thread that finds the channel
+// idle sends the batch itself: no hand-off to another thread.
 static void
 pump(coord_chan *ch)
 {
 	pthread_mutex_lock(&ch->mu);
-	while (!ch->stop && ch->head != NULL &&
-	    ch->inflight < (uint32_t)ch->c->cfg.senders) {
-		ch->inflight++;
+	while (may_send(ch)) {
 		flight *f = take_flight(ch);
-		if (f == NULL) {
-			ch->inflight--;
+		if (f == NULL)
 			break;
-		}
+		ch->inflight++;
+		ch->vote_inflight += f->votes > 0;
 		pthread_mutex_unlock(&ch->mu);
 		launch(f);
 		pthread_mutex_lock(&ch->mu);
@@ -224,11 +259,13 @@ flight_done(void *arg, dtx_err err, proto_msg *rep)
 		proto_msg_free(rep);
 	}
 	// An item may be freed by its completion: none is touched after.
+	bool votes = f->votes > 0;
 	for (uint32_t i = 0; i < n; i++)
 		complete(c, f->items[i], err);
 	dtx_free(f);
 	pthread_mutex_lock(&ch->mu);
 	ch->inflight--;
+	ch->vote_inflight -= votes;
 	bool more = ch->head != NULL && !ch->stop;
 	if (ch->stop && ch->inflight == 0)
 		pthread_cond_broadcast(&ch->cv);
@@ -249,7 +286,8 @@ coord__send(coord *c, coord_item *it)
 		return DTX_ECLOSED;
 	}
 	DTX_QUEUE_PUSH(ch->head, ch->tail, it, next);
-	bool idle = ch->inflight < (uint32_t)c->cfg.senders;
+	ch->queued_votes += is_vote(it);
+	bool idle = may_send(ch);
 	pthread_mutex_unlock(&ch->mu);
 	if (idle)
 		pump(ch);
@@ -284,6 +322,7 @@ coord__chans_stop(coord *c)
 		// Whatever is still queued fails: nothing more goes out.
 		coord_item *it = ch->head;
 		ch->head = ch->tail = NULL;
+		ch->queued_votes = 0;
 		pthread_mutex_unlock(&ch->mu);
 		while (it != NULL) {
 			coord_item *n = it->next;

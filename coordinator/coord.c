@@ -33,6 +33,12 @@ const dtx_cfg_opt coord_cfg_table[] = {
 	    1, 1024, "64",
 	    "ignored: 3PC transactions no longer hold threads (accepted so "
 	    "that older command lines still start)" },
+	{ "votes-overtake", DTX_CFG_BOOL, offsetof(coord_cfg, votes_overtake),
+	    0, 0, "false",
+	    "a PREPARE, CAN_COMMIT or PRE_COMMIT leaves at once while only "
+	    "batches of decisions (COMMIT, ABORT) are on the wire: a client "
+	    "waits one round trip less, but its next transaction on the "
+	    "same keys may find them still locked and be refused" },
 };
 const size_t coord_cfg_count =
     sizeof(coord_cfg_table) / sizeof(coord_cfg_table[0]);

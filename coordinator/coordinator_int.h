@@ -99,7 +99,10 @@ typedef struct coord_chan {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; // stop: the last batch on the wire came back
 	coord_item *head, *tail; // queued, not yet sent
-	uint32_t inflight; // batches on the wire, at most cfg.senders
+	uint32_t inflight; // batches on the wire
+	// Of them, those that carry a message a client waits for (PREPARE,
+	// CAN_COMMIT, PRE_COMMIT), and how many such messages are queued.
+	uint32_t vote_inflight, queued_votes;
 	bool stop;
 } coord_chan;
 

@@ -186,6 +186,7 @@ do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx,
 		    x.reason[0] ? ": " : "", x.reason);
 	hist(b, proc, t, "transfer", &sb, t == HX_OP_OK ? NULL : err);
 	r.txid = x.txid;
+	r.coord = x.coord;
 	if (r.txid != 0 || b->saga)
 		hx__bank_add_rec(b, &r);
 	if (t == HX_OP_OK) {
@@ -403,12 +404,11 @@ observe(hx_bankrun *b, uint32_t id, bool coordinator, uint64_t txid,
 
 // Every transfer with a txid, timed-out ones included (their txid is the
 // client's own), is asked about at both participants and at the
-// coordinator.
+// coordinator that ran it.
 dtx_err
 hx__bank_txn_obs(hx_bankrun *b)
 {
 	const dtx_topo *topo = hx_conn_topo(b->conn);
-	const dtx_node *co = dtx_topo_first(topo, DTX_ROLE_COORDINATOR);
 	size_t per = HX__XREC_PARTS + 1;
 	hx_txn_obs *o = dtx_calloc(b->nrec * per + 1, sizeof(*o));
 	hx_txn_cts *ct = dtx_calloc(b->nrec * per + 1, sizeof(*ct));
@@ -433,10 +433,11 @@ hx__bank_txn_obs(hx_bankrun *b)
 			np = r->nparts;
 			memcpy(p, r->parts, np * sizeof(p[0]));
 		}
-		if (co != NULL)
-			p[np++] = co->id;
+		bool has_co = r->coord != UINT32_MAX;
+		if (has_co)
+			p[np++] = r->coord;
 		for (uint32_t k = 0; k < np; k++) {
-			bool is_co = co != NULL && k + 1 == np;
+			bool is_co = has_co && k + 1 == np;
 			clk_ts cts;
 			observe(b, p[k], is_co, r->txid, &o[n++], &cts);
 			if (cts != 0)

@@ -275,6 +275,8 @@ open_cluster(hx_bankrun *r, hx_bankrun_err *e)
 		.dir = r->out.dir,
 		.participants = (uint32_t)cfg->participants,
 		.saga = r->saga,
+		.coordinators = r->saga ? 1 : (uint32_t)cfg->coordinators,
+		.sagas = r->saga ? (uint32_t)cfg->coordinators : 0,
 		.netns = cfg->netns,
 		.enable_faults = true, // the nemesis sends FAULT
 		.insecure = cfg->insecure,
@@ -373,13 +375,14 @@ params_json(const hx_bankrun *r)
 	    "\"nemesis_gap\":%g,\"partition_onset_ms\":%" PRId64
 	    ",\"targets\":\"%s\","
 	    "\"shapes\":\"%s\",\"netns\":%s,\"participants\":%u,"
-	    "\"created\":%s",
+	    "\"coordinators\":%u,\"created\":%s",
 	    r->out.total, cfg->balance, cfg->clients, cfg->rate, cfg->duration,
 	    (double)s->interval_ms / 1e3, (double)s->hold_min_ms / 1e3,
 	    (double)(s->gap_ms ? s->gap_ms : s->interval_ms) / 1e3,
 	    cfg->onset_ms, cfg->targets, s->shapes,
 	    hx_cluster_is_netns(r->cl) ? "true" : "false",
-	    hx_cluster_topo(r->cl)->nparts, r->out.created ? "true" : "false");
+	    hx_cluster_topo(r->cl)->nparts, hx_conn_ncoords(r->conn),
+	    r->out.created ? "true" : "false");
 	if (r->list)
 		hx_sb_printf(&params, ",\"workload\":\"list-append\"");
 	// The netns run's own subnet (digits, dots and a slash only).

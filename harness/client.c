@@ -6,6 +6,7 @@
 // the atomicity and saga checkers need.
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,11 @@ struct hx_conn {
 	dtx_topo topo;
 	uint32_t self;
 	uint32_t saga;
+	// Every coordinator and saga orchestrator, in topology order: the
+	// transfers are spread across them (hx_conn_coord_for).
+	uint32_t coords[DTX_TOPO_MAX], ncoords;
+	uint32_t sagas[DTX_TOPO_MAX], nsagas;
+	atomic_uint rr; // the next coordinator for a txid of 0
 	proto_client *cl[DTX_TOPO_MAX];
 	// Over TLS: STATUS and FAULT go through these (an admin or harness
 	// certificate); NULL: through cl.
@@ -83,6 +89,18 @@ hx_conn_open_from(const dtx_topo *topo, int64_t self, proto_tls *tls,
 	const dtx_node *sg = dtx_topo_first(topo, DTX_ROLE_SAGA);
 	if (sg != NULL)
 		c->saga = sg->id;
+	for (uint32_t i = 0; i < topo->n; i++) {
+		const dtx_node *nd = &topo->nodes[i];
+		if (nd->role == DTX_ROLE_COORDINATOR)
+			c->coords[c->ncoords++] = nd->id;
+		else if (nd->role == DTX_ROLE_SAGA)
+			c->sagas[c->nsagas++] = nd->id;
+	}
+	// Round robin from a random start, so that one-shot commands
+	// (dtx transfer) spread too.
+	uint64_t r0 = 0;
+	(void)dtx_random_u64(&r0);
+	atomic_init(&c->rr, (unsigned)r0);
 	dtx_err rv = open_clients(c, c->tls, c->cl);
 	if (rv == DTX_OK && c->priv_tls != NULL)
 		rv = open_clients(c, c->priv_tls, c->priv);
@@ -124,6 +142,30 @@ uint32_t
 hx_conn_saga_id(const hx_conn *c)
 {
 	return c->saga;
+}
+
+uint32_t
+hx_conn_ncoords(const hx_conn *c)
+{
+	return c->ncoords;
+}
+
+uint32_t
+hx_conn_coord_for(hx_conn *c, uint64_t txid)
+{
+	if (c->ncoords == 0)
+		return UINT32_MAX;
+	if (txid != 0)
+		return c->coords[txid % c->ncoords];
+	return c->coords[atomic_fetch_add(&c->rr, 1) % c->ncoords];
+}
+
+uint32_t
+hx_conn_saga_for(const hx_conn *c, const char *gid)
+{
+	if (c->nsagas == 0)
+		return UINT32_MAX;
+	return c->sagas[dtx_crc32c(0, gid, strlen(gid)) % c->nsagas];
 }
 
 dtx_err
@@ -242,6 +284,7 @@ xfer_begin(
 	memset(out, 0, sizeof(*out));
 	out->outcome = PROTO_UNKNOWN;
 	out->failed_step = -1;
+	out->coord = UINT32_MAX;
 	hx_acct_key(kf, klen, from);
 	hx_acct_key(kt, klen, to);
 }
@@ -265,8 +308,8 @@ hx_transfer_as(hx_conn *c, proto_mode mode, uint64_t txid, int64_t from,
 	memset(ops, 0, sizeof(ops));
 	hx_op_add(&ops[0], kf, -amount, 0);
 	hx_op_add(&ops[1], kt, amount, 0);
-	const dtx_node *co = dtx_topo_first(&c->topo, DTX_ROLE_COORDINATOR);
-	if (co == NULL) {
+	out->coord = hx_conn_coord_for(c, txid);
+	if (out->coord == UINT32_MAX) {
 		out->err = DTX_EINVAL;
 		set_reason(out, "no coordinator in the topology");
 		return;
@@ -276,7 +319,22 @@ hx_transfer_as(hx_conn *c, proto_mode mode, uint64_t txid, int64_t from,
 	req.u.txn.n_ops = 2;
 	req.u.txn.ops = ops;
 	req.u.txn.txid = txid;
-	if (!xfer_call(c, co->id, &req, &rep, timeout_ms, PROTO_TXN_REPLY, out))
+	// A coordinator that certainly did not get the TXN (DTX_EUNREACH:
+	// down, or never connected) hands it to the next one, same txid:
+	// it happened nowhere yet. Any other failure may have reached it,
+	// so it is the caller's to resolve there (out->coord says where).
+	uint32_t first = 0;
+	while (c->coords[first] != out->coord)
+		first++;
+	bool ok = false;
+	for (uint32_t k = 0; k < c->ncoords; k++) {
+		out->coord = c->coords[(first + k) % c->ncoords];
+		ok = xfer_call(c, out->coord, &req, &rep, timeout_ms,
+		    PROTO_TXN_REPLY, out);
+		if (ok || out->err != DTX_EUNREACH)
+			break;
+	}
+	if (!ok)
 		return;
 	out->outcome = rep.u.txn_reply.outcome;
 	out->txid = rep.u.txn_reply.txid;
@@ -293,7 +351,8 @@ hx_saga_transfer(hx_conn *c, const char *gid, int64_t from, int64_t to,
 	proto_saga_step steps[2];
 	proto_msg req, rep;
 	xfer_begin(out, from, to, kf, kt, sizeof(kf));
-	if (c->saga == UINT32_MAX || c->topo.nparts == 0) {
+	out->coord = hx_conn_saga_for(c, gid);
+	if (out->coord == UINT32_MAX || c->topo.nparts == 0) {
 		out->err = DTX_EINVAL;
 		set_reason(out, "no saga orchestrator in the topology");
 		return;
@@ -312,7 +371,7 @@ hx_saga_transfer(hx_conn *c, const char *gid, int64_t from, int64_t to,
 	req.u.saga_submit.n_steps = 2;
 	req.u.saga_submit.steps = steps;
 	if (!xfer_call(
-	        c, c->saga, &req, &rep, timeout_ms, PROTO_SAGA_REPLY, out))
+	        c, out->coord, &req, &rep, timeout_ms, PROTO_SAGA_REPLY, out))
 		return;
 	out->outcome = rep.u.saga_reply.outcome;
 	out->failed_step = rep.u.saga_reply.failed_step;
@@ -688,12 +747,12 @@ hx_saga_status(
     hx_conn *c, const char *gid, proto_saga_state *st, int32_t *failed_step)
 {
 	proto_msg req, rep;
-	if (c->saga == UINT32_MAX)
+	uint32_t sg = hx_conn_saga_for(c, gid);
+	if (sg == UINT32_MAX)
 		return DTX_EINVAL;
 	proto_msg_init(&req, PROTO_SAGA_STATUS);
 	req.u.gid.gid = (char *)gid;
-	dtx_err rv =
-	    call_for(c, c->saga, &req, 2000, PROTO_SAGA_STATUS_REPLY, &rep);
+	dtx_err rv = call_for(c, sg, &req, 2000, PROTO_SAGA_STATUS_REPLY, &rep);
 	if (rv != DTX_OK)
 		return rv;
 	*st = rep.u.saga_status_reply.state;

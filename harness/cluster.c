@@ -269,23 +269,47 @@ lay_out(hx_cluster *c, uint32_t n, char *err, size_t errlen)
 	return c->tls ? hx_certs_ensure(path, &c->topo, err, errlen) : DTX_OK;
 }
 
+// The numbers of participants, coordinators and saga orchestrators of
+// opts, checked: DTX_EINVAL with err set when out of range.
+static dtx_err
+node_counts(const hx_cluster_opts *opts, uint32_t *np, uint32_t *nco,
+    uint32_t *nsg, char *err, size_t errlen)
+{
+	*np = opts->participants;
+	*nco = opts->coordinators ? opts->coordinators : 1;
+	*nsg = !opts->saga ? 0 : opts->sagas ? opts->sagas : 1;
+	if (*np < 1 || *np > 16) {
+		dtx_errf(
+		    err, errlen, "participants must be 1 to 16, not %u", *np);
+		return DTX_EINVAL;
+	}
+	if (*nco > HX_COORDINATORS_MAX || *nsg > HX_COORDINATORS_MAX) {
+		dtx_errf(err, errlen,
+		    "coordinators and saga orchestrators must be 1 to %d",
+		    HX_COORDINATORS_MAX);
+		return DTX_EINVAL;
+	}
+	if (*np + *nco + *nsg + 1 > DTX_TOPO_MAX) {
+		dtx_errf(err, errlen, "%u nodes and a client exceed %d",
+		    *np + *nco + *nsg, DTX_TOPO_MAX);
+		return DTX_EINVAL;
+	}
+	return DTX_OK;
+}
+
 dtx_err
 hx_cluster_create(
     const hx_cluster_opts *opts, hx_cluster **out, char *err, size_t errlen)
 {
 	const char *host = opts->host ? opts->host : "127.0.0.1";
-	uint32_t np = opts->participants;
-	uint32_t n = np + 1 + (opts->saga ? 1 : 0);
+	uint32_t np, nco, nsg;
 	int ports[DTX_TOPO_MAX];
 	hx_cluster *c;
 	hx_subnet sn = { 0, 0 };
-	dtx_err rv;
-
-	if (np < 1 || np > 16) {
-		dtx_errf(
-		    err, errlen, "participants must be 1 to 16, not %u", np);
-		return DTX_EINVAL;
-	}
+	dtx_err rv = node_counts(opts, &np, &nco, &nsg, err, errlen);
+	if (rv != DTX_OK)
+		return rv;
+	uint32_t n = np + nco + nsg;
 	if (opts->netns && (rv = hx_netns_check(err, errlen)) != DTX_OK)
 		return rv;
 	if ((rv = dtx_mkdir_p(opts->dir)) != DTX_OK) {
@@ -311,9 +335,10 @@ hx_cluster_create(
 	for (uint32_t i = 0; i < n; i++) {
 		dtx_node *nd = &c->topo.nodes[i];
 		nd->id = i;
-		nd->role = i == 0 ? DTX_ROLE_COORDINATOR
-		    : i <= np     ? DTX_ROLE_PARTICIPANT
-		                  : DTX_ROLE_SAGA;
+		nd->role = i == 0   ? DTX_ROLE_COORDINATOR
+		    : i <= np       ? DTX_ROLE_PARTICIPANT
+		    : i <= np + nsg ? DTX_ROLE_SAGA
+		                    : DTX_ROLE_COORDINATOR;
 		const char *scheme = opts->insecure ? "tcp" : "tls+tcp";
 		if (opts->netns) {
 			char a[32];

@@ -81,13 +81,18 @@ hx_compose_open(const char *project, const dtx_topo *topo, hx_compose **out,
 		return DTX_ENOMEM;
 	snprintf(c->project, sizeof(c->project), "%s", project);
 	c->topo = *topo;
-	uint32_t part = 0;
+	uint32_t part = 0, coords = 0;
 	for (uint32_t i = 0; i < topo->n; i++) {
 		const dtx_node *nd = &topo->nodes[i];
 		char *s = c->service[nd->id];
 		switch (nd->role) {
 		case DTX_ROLE_COORDINATOR:
-			snprintf(s, HX_COMPOSE_NAME_MAX, "coordinator");
+			// coordinator, coordinator2, ... (compose/).
+			if (coords++ == 0)
+				snprintf(s, HX_COMPOSE_NAME_MAX, "coordinator");
+			else
+				snprintf(s, HX_COMPOSE_NAME_MAX,
+				    "coordinator%u", (unsigned)coords);
 			break;
 		case DTX_ROLE_PARTICIPANT:
 			snprintf(s, HX_COMPOSE_NAME_MAX, "participant%u",

@@ -115,6 +115,12 @@ typedef struct hx_cluster_opts {
 	const char *dir; // created if missing
 	uint32_t participants; // 1 .. 16
 	bool saga; // also run dtx-saga
+	// Coordinators and saga orchestrators (0: one). Node ids: the first
+	// coordinator 0, participants 1..N, orchestrators N+1.. (with saga),
+	// then the further coordinators; each daemon has its own data dir,
+	// so each coordinator keeps its own log and its own transactions.
+	uint32_t coordinators; // 0 .. HX_COORDINATORS_MAX
+	uint32_t sagas; // 0 .. HX_COORDINATORS_MAX, only with saga
 	const char *host; // listen address, default "127.0.0.1"
 	const char *log_level; // passed to the daemons, default "info"
 	// Each daemon in its own network namespace (netns.c), reached over
@@ -134,8 +140,11 @@ typedef struct hx_cluster_opts {
 	bool insecure;
 } hx_cluster_opts;
 
+#define HX_COORDINATORS_MAX 8
+
 // Creates the directory layout and a topology with free TCP ports
-// (coordinator id 0, participants 1..N, saga N+1, the harness as client).
+// (coordinator id 0, participants 1..N, saga N+1, the harness as client;
+// further coordinators and orchestrators as hx_cluster_opts says).
 // Returns owned (free with hx_cluster_free). err gets a one-line reason.
 dtx_err hx_cluster_create(
     const hx_cluster_opts *opts, hx_cluster **out, char *err, size_t errlen);
@@ -1230,11 +1239,17 @@ typedef struct hx_xfer {
 	uint64_t txid;
 	clk_ts cts;
 	int32_t failed_step;
+	// The coordinator (or orchestrator) that answered, or the last one
+	// tried; UINT32_MAX when there is none.
+	uint32_t coord;
 	char reason[PROTO_MAX_STR + 1];
 } hx_xfer;
 
-// Moves amount from account `from` to `to` in one TXN (mode 2PC or 3PC)
-// of two ADD ops that keep both balances >= 0. Always fills *out.
+// Moves amount from account `from` to `to` in one TXN (mode 2PC, 3PC or
+// pc) of two ADD ops that keep both balances >= 0. Always fills *out.
+// With several coordinators the TXN goes to hx_conn_coord_for(txid), and
+// on to the next in topology order while one is certainly not reached
+// (DTX_EUNREACH); out->coord names the one that answered.
 void hx_transfer(hx_conn *c, proto_mode mode, int64_t from, int64_t to,
     int64_t amount, uint32_t timeout_ms, hx_xfer *out);
 // The same with the transaction id chosen by the caller (non-zero; sent
@@ -1387,6 +1402,14 @@ bool hx_trace_before(const hx_trace *t, size_t i, size_t j);
 dtx_err hx_trace_text(const hx_trace *t, FILE *out);
 dtx_err hx_trace_html(const hx_trace *t, FILE *out);
 
+// The coordinators of the topology and the one a transaction starts at:
+// txid modulo their number for a chosen txid (so anyone can find it
+// again), round robin for 0. UINT32_MAX when there is none.
+uint32_t hx_conn_ncoords(const hx_conn *c);
+uint32_t hx_conn_coord_for(hx_conn *c, uint64_t txid);
+// The saga orchestrator of gid: the CRC-32C of gid modulo their number
+// (submit and SAGA_STATUS go to the same one). UINT32_MAX when none.
+uint32_t hx_conn_saga_for(const hx_conn *c, const char *gid);
 // "committed", "aborted", "unknown".
 const char *hx_outcome_name(proto_outcome o);
 // The value of counter name in rep, a HEALTH reply (borrowed); -1 when
@@ -1802,6 +1825,7 @@ typedef struct hx_bankrun_conf {
 	const char *dir; // the cluster this run starts
 	const hx_subnet *subnet; // with netns: forced subnet, NULL: a free one
 	int64_t participants;
+	int64_t coordinators; // 0, 1: one; saga mode: orchestrators
 	int64_t recovery_s, max_offset_ms, timeout_ms;
 	int64_t max_concurrent; // --max-concurrent-faults (0, 1: one)
 	// NULL or "bank": transfers and whole-bank reads; "list-append":

@@ -36,6 +36,7 @@ int hx__name_index(const char *const *names, size_t n, const char *s);
 typedef struct hx__xrec {
 	uint64_t txid;
 	int64_t from, to;
+	uint32_t coord; // the coordinator that ran it (hx_xfer.coord)
 	char gid[HX_GID_MAX];
 	uint8_t nparts;
 	uint32_t parts[HX__XREC_PARTS];

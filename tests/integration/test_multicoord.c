@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: MIT
+//
+// A cluster with two coordinators (node 0 and node 3, beside participants
+// 1 and 2): the harness client spreads transfers across both (by txid),
+// each coordinator keeps its own transactions, a killed coordinator
+// leaves the other serving (a TXN it certainly did not get moves on to
+// the next), and a participant in doubt asks the coordinator its PREPARED
+// record names, not another one: a 2PC transaction that coordinator 3
+// logged as committed and then died on is committed once 3 is back, and
+// stays in doubt while 3 is down (coordinator 0, which has no record of
+// it, would have said presumed abort).
+
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <ftw.h>
+
+#include "harness.h"
+
+#define NACCT 8
+#define BAL 1000
+#define CO_A 0u // the first coordinator
+#define CO_B 3u // the second: after participants 1 and 2
+
+typedef struct mc_fx {
+	char dir[256];
+	hx_cluster *cl;
+	hx_conn *conn;
+} mc_fx;
+
+static int
+rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(p);
+	return 0;
+}
+
+static void
+dump_logs(mc_fx *fx)
+{
+	for (uint32_t id = 0; id <= CO_B; id++) {
+		char cmd[600];
+		snprintf(cmd, sizeof(cmd),
+		    "echo '--- node %u'; tail -n 20 '%s'", id,
+		    hx_cluster_log(fx->cl, id));
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot show log of node %u\n", id);
+	}
+}
+
+static int
+setup(void **state)
+{
+	static mc_fx fx;
+	char err[256];
+	bool created;
+	memset(&fx, 0, sizeof(fx));
+	snprintf(fx.dir, sizeof(fx.dir), "/tmp/dtx-mc-XXXXXX");
+	if (mkdtemp(fx.dir) == NULL)
+		return -1;
+	setenv("DTX_INSECURE", "1", 1);
+	setenv("DTX_ENABLE_FAULTS", "1", 1);
+	hx_cluster_opts o = {
+		.dir = fx.dir, .participants = 2, .coordinators = 2
+	};
+	if (hx_cluster_create(&o, &fx.cl, err, sizeof(err)) != DTX_OK) {
+		fprintf(stderr, "cluster: %s\n", err);
+		return -1;
+	}
+	const dtx_topo *t = hx_cluster_topo(fx.cl);
+	if (dtx_topo_find(t, CO_A)->role != DTX_ROLE_COORDINATOR ||
+	    dtx_topo_find(t, CO_B)->role != DTX_ROLE_COORDINATOR ||
+	    t->nparts != 2)
+		return -1;
+	// Coordinator 0 lets votes overtake decisions; 3 keeps the default.
+	static char *const overtake[] = { "DTX_VOTES_OVERTAKE=1", NULL };
+	dtx_err rv = DTX_OK;
+	for (uint32_t i = 0; i < t->n && rv == DTX_OK; i++)
+		if (t->nodes[i].role != DTX_ROLE_CLIENT)
+			rv = hx_cluster_start(fx.cl, t->nodes[i].id,
+			    t->nodes[i].id == CO_A ? overtake : NULL);
+	for (uint32_t i = 0; i < t->n && rv == DTX_OK; i++)
+		if (t->nodes[i].role != DTX_ROLE_CLIENT)
+			rv =
+			    hx_cluster_wait_ready(fx.cl, t->nodes[i].id, 30000);
+	if (rv != DTX_OK || hx_conn_open(t, &fx.conn) != DTX_OK ||
+	    hx_conn_ncoords(fx.conn) != 2 ||
+	    hx_bank_init(fx.conn, NACCT, BAL, &created, err, sizeof(err)) !=
+	        DTX_OK) {
+		fprintf(stderr, "setup: %s\n", err);
+		dump_logs(&fx);
+		return -1;
+	}
+	*state = &fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	mc_fx *fx = *state;
+	if (fx == NULL)
+		return 0;
+	hx_conn_close(fx->conn);
+	if (fx->cl != NULL) {
+		hx_cluster_stop_all(fx->cl, 10000);
+		hx_cluster_free(fx->cl);
+	}
+	if (getenv("DTX_KEEP_TEST_DIR") == NULL)
+		nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}
+
+static int64_t
+total(mc_fx *fx)
+{
+	hx_snapshot s;
+	assert_int_equal(hx_snapshot_read(fx->conn, 0, 20000, &s), DTX_OK);
+	int64_t t = s.total;
+	assert_int_equal(s.n, NACCT);
+	hx_snapshot_fini(&s);
+	return t;
+}
+
+// A txid that hx_conn_coord_for sends to coordinator co.
+static uint64_t
+txid_for(mc_fx *fx, uint32_t co)
+{
+	for (int i = 0; i < 100000; i++) {
+		uint64_t t;
+		assert_int_equal(dtx_random_u64(&t), DTX_OK);
+		if (t != 0 && t != UINT64_MAX &&
+		    hx_conn_coord_for(fx->conn, t) == co)
+			return t;
+	}
+	fail_msg("no txid goes to coordinator %u", co);
+	return 0;
+}
+
+// One transfer through coordinator co (co UINT32_MAX: round robin,
+// txid 0) that commits: an abort (a lock still held by an earlier
+// transfer whose COMMIT is on its way) is retried with a new txid.
+static void
+xfer_commit(mc_fx *fx, proto_mode mode, uint32_t co, int64_t from, int64_t to,
+    hx_xfer *x)
+{
+	for (int attempt = 0; attempt < 100; attempt++) {
+		uint64_t txid = co == UINT32_MAX ? 0 : txid_for(fx, co);
+		hx_transfer_as(fx->conn, mode, txid, from, to, 1, 10000, x);
+		if (x->err != DTX_OK || x->outcome != PROTO_ABORTED)
+			break;
+		dtx_sleep_ms(20);
+	}
+	if (x->err != DTX_OK || x->outcome != PROTO_COMMITTED) {
+		fprintf(stderr, "transfer %" PRId64 "->%" PRId64 ": %s %s\n",
+		    from, to, dtx_errname(x->err), x->reason);
+		dump_logs(fx);
+	}
+	assert_int_equal(x->err, DTX_OK);
+	assert_int_equal(x->outcome, PROTO_COMMITTED);
+}
+
+// Waits until node id answers HEALTH through the harness's connection
+// (which redials a restarted daemon with backoff).
+static void
+await_health(mc_fx *fx, uint32_t id)
+{
+	for (int i = 0; i < 200; i++) {
+		proto_msg rep;
+		if (hx_health(fx->conn, id, 1000, &rep) == DTX_OK) {
+			proto_msg_free(&rep);
+			return;
+		}
+		dtx_sleep_ms(100);
+	}
+	fail_msg("node %u does not answer HEALTH", id);
+}
+
+static int64_t
+coord_counter(mc_fx *fx, uint32_t id, const char *name)
+{
+	proto_msg rep;
+	assert_int_equal(hx_health(fx->conn, id, 5000, &rep), DTX_OK);
+	int64_t v = hx_health_counter(&rep, name);
+	proto_msg_free(&rep);
+	return v;
+}
+
+// Transfers in 2PC and pc go through both coordinators, each of which
+// commits its own share; with coordinator 3 killed every transfer still
+// commits, through coordinator 0, and the bank's total is kept.
+static void
+test_spread_and_kill(void **state)
+{
+	mc_fx *fx = *state;
+	int64_t t0 = total(fx);
+	int64_t a0 = coord_counter(fx, CO_A, "committed");
+	int64_t b0 = coord_counter(fx, CO_B, "committed");
+	int by[2] = { 0, 0 };
+	const proto_mode modes[] = { PROTO_MODE_2PC, PROTO_MODE_PC };
+	for (int i = 0; i < 24; i++) {
+		hx_xfer x;
+		xfer_commit(fx, modes[(i / 2) % 2], i % 2 ? CO_B : CO_A,
+		    i % NACCT, (i + 3) % NACCT, &x);
+		assert_true(hx_conn_coord_for(fx->conn, x.txid) == x.coord);
+		assert_int_equal(x.coord, i % 2 ? CO_B : CO_A);
+		by[i % 2]++;
+	}
+	// Each coordinator counted exactly its own.
+	assert_int_equal(coord_counter(fx, CO_A, "committed") - a0, by[0]);
+	assert_int_equal(coord_counter(fx, CO_B, "committed") - b0, by[1]);
+	// Round robin (txid 0) reaches both too.
+	bool seen[2] = { false, false };
+	for (int i = 0; i < 8; i++) {
+		hx_xfer x;
+		xfer_commit(fx, PROTO_MODE_2PC, UINT32_MAX, 1, 2, &x);
+		seen[x.coord == CO_B] = true;
+	}
+	assert_true(seen[0] && seen[1]);
+	assert_int_equal(total(fx), t0);
+
+	assert_int_equal(hx_cluster_signal(fx->cl, CO_B, SIGKILL), DTX_OK);
+	for (int i = 0; i < 12; i++) {
+		// Half of them start at the dead coordinator 3, which
+		// certainly does not get them: they move on to 0.
+		hx_xfer x;
+		xfer_commit(fx, modes[i % 2], i % 2 ? CO_B : CO_A,
+		    (i + 1) % NACCT, (i + 5) % NACCT, &x);
+		assert_int_equal(x.coord, CO_A);
+	}
+	assert_int_equal(total(fx), t0);
+	assert_int_equal(hx_cluster_start(fx->cl, CO_B, NULL), DTX_OK);
+	assert_int_equal(hx_cluster_wait_ready(fx->cl, CO_B, 20000), DTX_OK);
+	await_health(fx, CO_B);
+}
+
+// The state of txid at participant id (PROTO_TS_UNKNOWN when it cannot
+// be asked).
+static proto_txn_state
+part_state(mc_fx *fx, uint32_t id, uint64_t txid)
+{
+	proto_txn_state st;
+	if (hx_txn_status(fx->conn, id, txid, &st) != DTX_OK)
+		return PROTO_TS_UNKNOWN;
+	return st;
+}
+
+// Coordinator 3 logs a 2PC commit and dies before telling anyone: the
+// participants hold the transaction in doubt. Their records name
+// coordinator 3, so while it is down they stay in doubt (coordinator 0
+// would answer "no record": presumed abort, the wrong outcome); once it is
+// back they learn COMMITTED from it.
+static void
+test_in_doubt_asks_own_coordinator(void **state)
+{
+	mc_fx *fx = *state;
+	int64_t t0 = total(fx);
+	int64_t one = 1;
+	assert_int_equal(hx_send_fault(fx->conn, CO_B, "crash_at", &one, 1,
+	                     "coord.after_commit_log"),
+	    DTX_OK);
+	uint64_t txid = txid_for(fx, CO_B);
+	hx_xfer x;
+	hx_transfer_as(fx->conn, PROTO_MODE_2PC, txid, 0, 1, 7, 3000, &x);
+	assert_int_not_equal(x.err, DTX_OK); // the coordinator died
+	assert_int_equal(x.coord, CO_B);
+	assert_int_equal(
+	    hx_cluster_wait_exit(fx->cl, CO_B, 10000, NULL), DTX_OK);
+	// Past the participants' in-doubt timeout and several resolver
+	// rounds: still in doubt at both (never aborted through node 0).
+	dtx_sleep_ms(4000);
+	for (uint32_t id = 1; id <= 2; id++) {
+		proto_txn_state st = part_state(fx, id, txid);
+		if (st != PROTO_TS_PREPARED)
+			dump_logs(fx);
+		assert_int_equal(st, PROTO_TS_PREPARED);
+	}
+	assert_int_equal(hx_cluster_start(fx->cl, CO_B, NULL), DTX_OK);
+	assert_int_equal(hx_cluster_wait_ready(fx->cl, CO_B, 20000), DTX_OK);
+	uint64_t end = dtx_mono_ns() + 60000000000ull;
+	bool done = false;
+	while (!done && dtx_mono_ns() < end) {
+		done = part_state(fx, 1, txid) == PROTO_TS_COMMITTED &&
+		    part_state(fx, 2, txid) == PROTO_TS_COMMITTED;
+		if (!done)
+			dtx_sleep_ms(100);
+	}
+	if (!done)
+		dump_logs(fx);
+	assert_true(done);
+	// Coordinator 0 never heard of it; 3 has the commit.
+	proto_txn_state st = PROTO_TS_UNKNOWN;
+	await_health(fx, CO_B);
+	assert_int_equal(hx_txn_status(fx->conn, CO_B, txid, &st), DTX_OK);
+	assert_int_equal(st, PROTO_TS_COMMITTED);
+	assert_int_equal(hx_txn_status(fx->conn, CO_A, txid, &st), DTX_OK);
+	assert_int_not_equal(st, PROTO_TS_COMMITTED);
+	assert_int_equal(total(fx), t0);
+}
+
+// An account owned by participant part, other than skip.
+static int64_t
+acct_on(mc_fx *fx, uint32_t part, int64_t skip)
+{
+	const dtx_topo *t = hx_cluster_topo(fx->cl);
+	for (int64_t a = 0; a < NACCT; a++) {
+		char k[32];
+		hx_acct_key(k, sizeof(k), a);
+		if (a != skip && dtx_topo_route(t, k, strlen(k)) == part)
+			return a;
+	}
+	fail_msg("no second account on participant %u", part);
+	return -1;
+}
+
+// The milliseconds a transfer of mode through co from a to b takes
+// right after one from a0 to b0 (both answered, and committed; an abort
+// of the first is retried).
+static uint64_t
+second_ms(mc_fx *fx, proto_mode mode, uint32_t co, int64_t a0, int64_t b0,
+    int64_t a, int64_t b)
+{
+	hx_xfer x;
+	xfer_commit(fx, mode, co, a0, b0, &x);
+	uint64_t t0 = dtx_mono_ns();
+	hx_transfer_as(fx->conn, mode, txid_for(fx, co), a, b, 1, 10000, &x);
+	uint64_t ms = (dtx_mono_ns() - t0) / 1000000u;
+	if (x.err != DTX_OK || x.outcome != PROTO_COMMITTED)
+		fprintf(stderr, "second transfer: %s %s\n", dtx_errname(x.err),
+		    x.reason);
+	assert_int_equal(x.err, DTX_OK);
+	assert_int_equal(x.outcome, PROTO_COMMITTED);
+	dtx_sleep_ms(400); // the COMMITs land
+	return ms;
+}
+
+// With every call from a coordinator to participant 1 held back 300 ms,
+// a transfer answered (pc: before its COMMIT leaves) is followed at once
+// by another. By default (coordinator 3) the second's PREPARE waits for
+// the first's COMMIT batch: two delays, but the same accounts are free
+// again when it arrives, so it commits the first time. With
+// --votes-overtake (coordinator 0) it leaves at once, on other accounts:
+// one delay.
+static void
+test_vote_not_behind_commit(void **state)
+{
+	mc_fx *fx = *state;
+	int64_t a1 = acct_on(fx, 1, -1), a2 = acct_on(fx, 1, a1);
+	int64_t b1 = acct_on(fx, 2, -1), b2 = acct_on(fx, 2, b1);
+	int64_t args[2] = { 1, 300 };
+	assert_int_equal(
+	    hx_send_fault(fx->conn, CO_A, "delay", args, 2, NULL), DTX_OK);
+	assert_int_equal(
+	    hx_send_fault(fx->conn, CO_B, "delay", args, 2, NULL), DTX_OK);
+	const proto_mode modes[] = { PROTO_MODE_PC, PROTO_MODE_2PC };
+	for (int m = 0; m < 2; m++) {
+		uint64_t fast = second_ms(fx, modes[m], CO_A, a1, b1, a2, b2);
+		uint64_t kept = second_ms(fx, modes[m], CO_B, a1, b1, a1, b1);
+		fprintf(stderr,
+		    "%s: second transfer %" PRIu64 " ms overtaking, %" PRIu64
+		    " ms in order\n",
+		    m ? "2pc" : "pc", fast, kept);
+		assert_true(fast >= 300 && fast < 550);
+		assert_true(kept >= 550);
+	}
+	args[1] = 0;
+	assert_int_equal(
+	    hx_send_fault(fx->conn, CO_A, "delay", args, 2, NULL), DTX_OK);
+	assert_int_equal(
+	    hx_send_fault(fx->conn, CO_B, "delay", args, 2, NULL), DTX_OK);
+}
+
+// dtx bench 2pc --coordinators 2 drives both coordinators: each counts
+// commits of its own, and the bench reports two.
+static void
+test_bench_two_coordinators(void **state)
+{
+	(void)state;
+	const char *root = getenv("DTX_BUILD_ROOT");
+	char cmd[1024], dir[64] = "/var/tmp/dtx-mcb-XXXXXX";
+	if (root == NULL) {
+		skip();
+		return;
+	}
+	assert_non_null(mkdtemp(dir)); // a disk: the bench refuses tmpfs
+	snprintf(cmd, sizeof(cmd),
+	    "'%s/cli/dtx' bench 2pc --mode pc --coordinators 2 "
+	    "--participants 2 --clients 4 --client-batch 1 --seconds 2 "
+	    "--rpc-seconds 1 --accounts 64 --json --dir '%s'",
+	    root, dir);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	char out[8192];
+	size_t n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	int st = pclose(f);
+	rmdir(dir);
+	assert_int_equal(st, 0);
+	hx_jdoc *d;
+	char err[128];
+	assert_int_equal(hx_json_parse(out, n, &d, err, sizeof(err)), DTX_OK);
+	const hx_jv *root_v = hx_jdoc_root(d);
+	int64_t v = 0;
+	assert_int_equal(
+	    hx_jv_int(hx_jv_get(root_v, "coordinators"), &v), DTX_OK);
+	assert_int_equal(v, 2);
+	const hx_jv *by = hx_jv_get(root_v, "committed_by_coordinator");
+	assert_non_null(by);
+	assert_int_equal(by->len, 2);
+	for (const hx_jv *e = by->first; e != NULL; e = e->next) {
+		assert_int_equal(hx_jv_int(e, &v), DTX_OK);
+		assert_true(v > 0);
+	}
+	assert_int_equal(hx_jv_int(hx_jv_get(root_v, "errors"), &v), DTX_OK);
+	assert_int_equal(v, 0);
+	hx_jdoc_free(d);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_spread_and_kill),
+		cmocka_unit_test(test_in_doubt_asks_own_coordinator),
+		cmocka_unit_test(test_bench_two_coordinators),
+		cmocka_unit_test(test_vote_not_behind_commit),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
