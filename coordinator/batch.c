@@ -282,6 +282,16 @@ flight_done(void *arg, dtx_err err, proto_msg *rep)
 }
 
 void
+coord__send_queued(coord *c, const uint32_t *peers, uint32_t n)
+{
+	if (atomic_load(&c->plugs) == 0)
+		return; // nothing is held back
+	for (uint32_t i = 0; i < n; i++)
+		if (peers[i] < DTX_TOPO_MAX && c->chan_open[peers[i]])
+			pump(&c->chans[peers[i]], false);
+}
+
+void
 coord__plug(coord *c)
 {
 	atomic_fetch_add(&c->plugs, 1);

@@ -196,6 +196,9 @@ dtx_err coord__send(coord *c, coord_item *it);
 // matching coord__unplug, which sends them (see coord.plugs).
 void coord__plug(coord *c);
 void coord__unplug(coord *c);
+// Sends what is queued for the participants peers[0..n), plugged or not
+// (lazy items still wait for a batch to ride).
+void coord__send_queued(coord *c, const uint32_t *peers, uint32_t n);
 // Allocates a zeroed item (DTX_ENOMEM: NULL).
 coord_item *coord__item_new(void);
 // Frees the item and its reply.

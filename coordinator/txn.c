@@ -82,6 +82,10 @@ coord__run_free(coord_run *r)
 void
 coord__run_done(coord_run *r)
 {
+	// The reply leaves after the transaction's COMMITs or ABORTs, as it
+	// would without a plug: a client that acts on it at once (or a
+	// coordinator killed right after) finds them on their way.
+	coord__send_queued(r->c, r->p.parts, r->p.nparts);
 	if (r->w != NULL) {
 		coord__waiter_done(r->w); // coord__txn takes r over
 		return;
