@@ -124,9 +124,9 @@ commit_done(coord *c, coord_item *it)
 	coord__item_free(it);
 }
 
-void
-coord__send_commit(coord *c, uint64_t txid, clk_ts cts, uint32_t peer,
-    uint32_t idx, proto_type type, bool chain)
+static void
+send_commit(coord *c, uint64_t txid, clk_ts cts, uint32_t peer, uint32_t idx,
+    proto_type type, bool chain, bool lazy)
 {
 	coord_item *it = coord__item_new();
 	if (it == NULL) {
@@ -148,6 +148,7 @@ coord__send_commit(coord *c, uint64_t txid, clk_ts cts, uint32_t peer,
 	it->idx = idx;
 	it->txid = txid;
 	it->chain = chain;
+	it->lazy = lazy;
 	it->timeout_ms = (uint32_t)c->cfg.ack_timeout_ms;
 	it->done = commit_done;
 	pthread_mutex_lock(&c->mu);
@@ -160,6 +161,13 @@ coord__send_commit(coord *c, uint64_t txid, clk_ts cts, uint32_t peer,
 		it->err = rv;
 		commit_done(c, it);
 	}
+}
+
+void
+coord__send_commit(coord *c, uint64_t txid, clk_ts cts, uint32_t peer,
+    uint32_t idx, proto_type type, bool chain)
+{
+	send_commit(c, txid, cts, peer, idx, type, chain, false);
 }
 
 void
@@ -187,8 +195,15 @@ coord__commit_phase(coord *c, uint64_t txid)
 		coord__send_commit(c, txid, cts, parts[0], 0, types[0], true);
 		return;
 	}
+	// A DO_COMMIT is lazy (batch.c): the client has its answer already,
+	// and the participant holds the outcome durably (PRECOMMITTED), so
+	// it can wait for the next batch its participant gets anyway, up to
+	// COORD_LINGER_MS, instead of taking a round trip and an fsync of its
+	// own. A COMMIT goes at once: it is what a 2PC participant (or a 3PC
+	// one that missed the PRE_COMMIT) waits for to leave doubt.
 	for (uint32_t i = 0; i < nparts; i++)
-		coord__send_commit(c, txid, cts, parts[i], i, types[i], false);
+		send_commit(c, txid, cts, parts[i], i, types[i], false,
+		    types[i] == PROTO_DO_COMMIT);
 }
 
 // Marks txid COMMITTED (if still tracked), counts it, starts the COMMIT

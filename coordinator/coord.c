@@ -116,6 +116,20 @@ health(void *arg, proto_health_reply *h)
 	return proto_health_counters(h, ctr, sizeof(ctr) / sizeof(ctr[0]));
 }
 
+// The group hook of the forcer and of the server: the PRE_COMMITs and
+// COMMITs that one group of durable decision records releases, and the
+// votes of the transactions in one client BATCH, leave as one batch per
+// participant (batch.c).
+static void
+group_hook(void *arg, bool begin)
+{
+	coord *c = arg;
+	if (begin)
+		coord__plug(c);
+	else
+		coord__unplug(c);
+}
+
 dtx_err
 coord_open(proto_daemon *d, const coord_cfg *cfg, coord **out)
 {
@@ -139,6 +153,7 @@ coord_open(proto_daemon *d, const coord_cfg *cfg, coord **out)
 		goto fail;
 	if ((rv = stor_forcer_open(c->wal, &c->forcer)) != DTX_OK)
 		goto fail;
+	stor_forcer_group_hook(c->forcer, group_hook, c);
 	if ((rv = coord__upkeep_start(c)) != DTX_OK)
 		goto fail;
 	*out = c;
@@ -156,6 +171,7 @@ coord_hooks(coord *c, proto_daemon_hooks *hooks)
 	hooks->role = DTX_ROLE_COORDINATOR;
 	hooks->handler = handler;
 	hooks->whole_batches = false;
+	hooks->batch = group_hook;
 	hooks->health = health;
 	hooks->fault = fault;
 	hooks->arg = c;

@@ -21,6 +21,8 @@
 #define COORD_MAX_PARTS PROTO_MAX_PEERS
 #define COORD_MAX_SENDERS 8
 #define COORD_HASH_BUCKETS 65536u
+// How long a lazy item waits on an idle channel for a batch to ride.
+#define COORD_LINGER_MS 1
 
 // ---------------------------------------------------------------- table
 
@@ -89,6 +91,10 @@ struct coord_item {
 	uint64_t txid; // for done
 	uint32_t idx; // for done: index of peer in the txn's parts
 	bool chain; // first COMMIT of a commit phase: send the rest after
+	// Rides the next batch to its participant instead of starting one
+	// (3PC's DO_COMMIT): one that finds the channel idle waits for the
+	// next item that starts a batch, or at most COORD_LINGER_MS.
+	bool lazy;
 	void *arg; // for done
 	coord_item *next;
 };
@@ -103,6 +109,7 @@ typedef struct coord_chan {
 	// Of them, those that carry a message a client waits for (PREPARE,
 	// CAN_COMMIT, PRE_COMMIT), and how many such messages are queued.
 	uint32_t vote_inflight, queued_votes;
+	uint32_t eager; // queued items that are not lazy
 	bool stop;
 } coord_chan;
 
@@ -139,6 +146,20 @@ struct coord {
 	// (started after the channels, stopped after them, so that it
 	// finishes every queued one).
 	stor_forcer *forcer;
+	// Threads between coord__plug and coord__unplug: while any is, a
+	// queued item does not start a batch; each unplug sends what queued
+	// up meanwhile, so the messages one group of completions produces
+	// (a batch's replies, a group of forced records) leave together.
+	atomic_uint plugs;
+	// Lazy items wait on an idle channel: the linger thread sends them
+	// at linger_ns (dtx_mono_ns), 0 when none waits (batch.c).
+	_Atomic uint64_t linger_ns;
+	pthread_mutex_t lg_mu;
+	pthread_cond_t lg_cv;
+	bool lg_stop;
+	bool lg_init; // lg_mu and lg_cv initialised
+	bool lg_started;
+	pthread_t lg_th;
 
 	_Atomic int64_t fail_syncs; // FAULT wal_sync: fsyncs left to fail
 
@@ -174,6 +195,13 @@ void coord__chans_fini(coord *c);
 // Queues it on peer's channel. DTX_ECLOSED when stopping (it not taken);
 // on success the channel owns it until completion.
 dtx_err coord__send(coord *c, coord_item *it);
+// Holds back the batches that queued items would start, until the
+// matching coord__unplug, which sends them (see coord.plugs).
+void coord__plug(coord *c);
+void coord__unplug(coord *c);
+// Sends what is queued for the participants peers[0..n), plugged or not
+// (lazy items still wait for a batch to ride).
+void coord__send_queued(coord *c, const uint32_t *peers, uint32_t n);
 // Allocates a zeroed item (DTX_ENOMEM: NULL).
 coord_item *coord__item_new(void);
 // Frees the item and its reply.

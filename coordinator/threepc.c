@@ -41,6 +41,18 @@ coord__3pc_commit_type(const coord_tx *t, uint32_t idx)
 // later forces (or the next checkpoint) make the COMMIT record durable.
 // With no ACK nobody holds the decision but this log, so it is forced
 // before anyone hears it, as 2PC does (rule 1).
+//
+// The client is answered here, once the whole round is in, and never at
+// the first ACK, although that one ACK already rules out an abort by
+// this coordinator's recovery. The termination protocol runs among the
+// participants that are reachable: with the coordinator gone, the one
+// that acknowledged unreachable too, and the others merely PREPARED
+// (their PRE_COMMIT still on the wire), it finds all of them uncertain
+// and aborts a transaction the client was told had committed. Once every
+// PRE_COMMIT is acknowledged or its participant presumed crashed (3PC's
+// crash-stop model: it does not come back to vote), every participant
+// the protocol can reach holds PRECOMMITTED durably, so it commits. The
+// DO_COMMITs that follow change none of this: they are lazy (commit.c).
 static void
 precommits_done(coord_run *r)
 {

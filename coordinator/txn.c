@@ -82,6 +82,16 @@ coord__run_free(coord_run *r)
 void
 coord__run_done(coord_run *r)
 {
+	// The reply leaves after the transaction's COMMITs or ABORTs, as it
+	// would without a plug: a client that acts on it at once (or a
+	// coordinator killed right after) finds them on their way. A 3PC
+	// commit that every participant pre-committed queued only lazy
+	// DO_COMMITs, which wait for a batch to ride anyway (commit.c).
+	uint32_t all = (uint32_t)((UINT64_C(1) << r->p.nparts) - 1);
+	if (r->mode != PROTO_MODE_3PC ||
+	    r->rep.u.txn_reply.outcome != PROTO_COMMITTED ||
+	    atomic_load(&r->pre_acked) != all)
+		coord__send_queued(r->c, r->p.parts, r->p.nparts);
 	if (r->w != NULL) {
 		coord__waiter_done(r->w); // coord__txn takes r over
 		return;

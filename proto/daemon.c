@@ -771,6 +771,13 @@ handle(void *arg, const proto_msg *req, proto_msg *rep, proto_call *call)
 }
 
 static void
+batch_hook(void *arg, bool begin)
+{
+	proto_daemon *d = arg;
+	d->hooks.batch(d->hooks.arg, begin);
+}
+
+static void
 replied(void *arg, const proto_msg *req, const proto_msg *rep, uint64_t ns)
 {
 	proto_daemon *d = arg;
@@ -921,6 +928,7 @@ proto_daemon_serve(proto_daemon *d, const proto_daemon_hooks *hooks)
 		.tls = d->tls,
 		.max_conns = d->max_conns,
 		.replied = replied,
+		.batch = hooks->batch != NULL ? batch_hook : NULL,
 	};
 	if (d->tls == NULL)
 		DTX_LOG(DTX_LOG_WARN, "INSECURE",

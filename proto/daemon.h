@@ -78,6 +78,10 @@ typedef struct proto_daemon_hooks {
 	// observed) and must be answered with a BATCH of replies in order.
 	proto_handler_fn handler;
 	bool whole_batches;
+	// Optional, without whole_batches: runs with true before the handler
+	// calls for one BATCH's elements and with false after them (on the
+	// same thread), so the daemon can treat what they start as a group.
+	void (*batch)(void *arg, bool begin);
 	// Fills the daemon's part of a HEALTH reply: state, in_doubt,
 	// blocked, and any counters it adds with proto_health_counter.
 	// Optional.

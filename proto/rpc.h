@@ -179,7 +179,12 @@ typedef struct proto_server_cfg {
 	// both; runs on the thread that built the reply.
 	void (*replied)(
 	    void *arg, const proto_msg *req, const proto_msg *rep, uint64_t ns);
-	void *arg; // passed to handler, stamp, observe
+	// Optional, without whole_batches: called with true before the
+	// handler calls for the elements of one BATCH and with false after
+	// them, on the same worker thread, so that a handler can treat what
+	// the elements start as one group.
+	void (*batch)(void *arg, bool begin);
+	void *arg; // passed to handler, stamp, observe, batch
 	// Required for a tls+tcp:// url, refused for any other (borrowed,
 	// must outlive the server): every connection must then say hello
 	// (above) before anything else.

@@ -188,12 +188,16 @@ handle_batch(proto_server *s, proto_call *call, proto_msg *req, proto_msg *rep)
 	call->breq = req;
 	call->brep = rep;
 	dtx_err err = DTX_OK;
+	if (s->cfg.batch != NULL)
+		s->cfg.batch(s->cfg.arg, true);
 	for (uint32_t i = 0; i < n && err == DTX_OK; i++) {
 		call->req = &msgs[i];
 		call->idx = i;
 		err = handle_one(s, call, &msgs[i], &out[i]);
 		call->taken = NULL;
 	}
+	if (s->cfg.batch != NULL)
+		s->cfg.batch(s->cfg.arg, false);
 	proto_defer *bt = call->bt;
 	if (bt != NULL) {
 		// Elements that could not even get an ERROR stay empty and

@@ -15,26 +15,33 @@ struct stor_forcer {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	stor_force *head, *tail;
+	void (*group)(void *arg, bool begin); // optional, around each group
+	void *group_arg;
 	bool stop;
 	bool started;
 	pthread_t th;
 };
 
 // Syncs up to the highest LSN of list (linked through next), then calls
-// each one's done in queue order.
+// each one's done in queue order, between the group hook's begin and end.
 static void
-force_list(stor_wal *wal, stor_force *list)
+force_list(stor_forcer *fc, stor_force *list)
 {
+	stor_wal *wal = fc->wal;
 	uint64_t lsn = 0;
 	for (stor_force *f = list; f != NULL; f = f->next)
 		if (f->lsn > lsn)
 			lsn = f->lsn;
 	dtx_err rv = stor_wal_sync(wal, lsn);
+	if (fc->group != NULL)
+		fc->group(fc->group_arg, true);
 	while (list != NULL) {
 		stor_force *next = list->next;
 		list->done(list, rv);
 		list = next;
 	}
+	if (fc->group != NULL)
+		fc->group(fc->group_arg, false);
 }
 
 static void *
@@ -50,7 +57,7 @@ forcer_main(void *arg)
 			break; // stopping, and nothing queued
 		fc->head = fc->tail = NULL;
 		pthread_mutex_unlock(&fc->mu);
-		force_list(fc->wal, list);
+		force_list(fc, list);
 		pthread_mutex_lock(&fc->mu);
 	}
 	pthread_mutex_unlock(&fc->mu);
@@ -86,11 +93,21 @@ stor_forcer_force(stor_forcer *fc, stor_force *f)
 	pthread_mutex_lock(&fc->mu);
 	if (fc->stop) {
 		pthread_mutex_unlock(&fc->mu);
-		force_list(fc->wal, f);
+		force_list(fc, f);
 		return;
 	}
 	DTX_QUEUE_PUSH(fc->head, fc->tail, f, next);
 	pthread_cond_signal(&fc->cv);
+	pthread_mutex_unlock(&fc->mu);
+}
+
+void
+stor_forcer_group_hook(
+    stor_forcer *fc, void (*group)(void *arg, bool begin), void *arg)
+{
+	pthread_mutex_lock(&fc->mu);
+	fc->group = group;
+	fc->group_arg = arg;
 	pthread_mutex_unlock(&fc->mu);
 }
 

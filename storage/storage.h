@@ -256,6 +256,13 @@ dtx_err stor_forcer_open(stor_wal *wal, stor_forcer **out);
 // called on the calling thread. Thread-safe.
 void stor_forcer_force(stor_forcer *fc, stor_force *f);
 
+// Optional: group(arg, true) runs before the done hooks of one sync's
+// group and group(arg, false) after them, on the same thread, so that a
+// caller can treat what the group's hooks produce as one batch. Set it
+// before the first stor_forcer_force.
+void stor_forcer_group_hook(
+    stor_forcer *fc, void (*group)(void *arg, bool begin), void *arg);
+
 // Forces what is queued, runs its hooks and joins the thread; later
 // forces run on their callers' threads. NULL or a second call does nothing.
 void stor_forcer_stop(stor_forcer *fc);

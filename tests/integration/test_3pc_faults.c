@@ -218,6 +218,84 @@ test_partition_split_decision(void **state)
 	hx_history_free(h);
 }
 
+// A DO_COMMIT does not start a batch of its own: it rides the next one to
+// its participant (coordinator/batch.c). On an idle cluster there is no
+// next one, and the linger thread sends it within a millisecond: every
+// participant leaves doubt long before it would ask the coordinator for
+// the outcome itself (indoubt-timeout-ms, 2000), and none asks.
+static void
+test_do_commit_on_idle_cluster(void **state)
+{
+	tu_fx *fx = *state;
+	assert_true(tu_wait_resolved(fx, true, 20000));
+	int64_t asked0 = tu_counter(fx, 0, "status_queries");
+	int64_t redriven0 = tu_counter(fx, 0, "redriven");
+	int64_t total0 = tu_sum(fx);
+	for (int n = 0; n < 3; n++) {
+		proto_msg rep;
+		assert_int_equal(transfer3(fx, NULL, n, &rep, 10000), DTX_OK);
+		assert_int_equal(rep.hdr.type, PROTO_TXN_REPLY);
+		assert_int_equal(rep.u.txn_reply.outcome, PROTO_COMMITTED);
+		proto_msg_free(&rep);
+		assert_true(tu_wait_resolved(fx, true, 1000));
+	}
+	assert_int_equal(tu_counter(fx, 0, "status_queries"), asked0);
+	assert_int_equal(tu_counter(fx, 0, "redriven"), redriven0);
+	assert_int_equal(tu_sum(fx), total0);
+}
+
+// Rule 4: the CAN_COMMITs of the transactions in one client BATCH leave
+// in one batch per participant, not the first one alone and the rest a
+// round trip later. Every vote here is NO (each transfer takes more than
+// the balance on both sides), so the votes are all the coordinator sends.
+static void
+test_client_batch_shares_votes(void **state)
+{
+	tu_fx *fx = *state;
+	assert_true(tu_wait_resolved(fx, true, 20000));
+	enum { N = 6 };
+	char k[N][2][32];
+	proto_op ops[N][2];
+	proto_msg el[N];
+	memset(ops, 0, sizeof(ops));
+	for (int i = 0; i < N; i++) {
+		for (uint32_t j = 0; j < 2; j++) {
+			tu_key(k[i][j], sizeof(k[i][j]),
+			    tu_acct_on(fx, j + 1, i % 4));
+			ops[i][j].kind = PROTO_OP_ADD;
+			ops[i][j].key.p = (uint8_t *)k[i][j];
+			ops[i][j].key.n = (uint32_t)strlen(k[i][j]);
+			ops[i][j].delta = -(BAL + 1);
+			ops[i][j].min = 0;
+		}
+		proto_msg_init(&el[i], PROTO_TXN);
+		el[i].u.txn.mode = PROTO_MODE_3PC;
+		el[i].u.txn.n_ops = 2;
+		el[i].u.txn.ops = ops[i];
+	}
+	int64_t batches0 = tu_counter(fx, 0, "batches_sent");
+	int64_t items0 = tu_counter(fx, 0, "batch_items");
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_BATCH);
+	req.u.batch.n = N;
+	req.u.batch.msgs = el;
+	assert_int_equal(tu_call(fx, 0, &req, &rep, 10000), DTX_OK);
+	assert_int_equal(rep.hdr.type, PROTO_BATCH);
+	assert_int_equal(rep.u.batch.n, N);
+	for (int i = 0; i < N; i++) {
+		const proto_msg *m = &rep.u.batch.msgs[i];
+		assert_int_equal(m->hdr.type, PROTO_TXN_REPLY);
+		assert_int_equal(m->u.txn_reply.outcome, PROTO_ABORTED);
+	}
+	proto_msg_free(&rep);
+	int64_t batches = tu_counter(fx, 0, "batches_sent") - batches0;
+	int64_t items = tu_counter(fx, 0, "batch_items") - items0;
+	print_message("%d transactions: %lld messages in %lld batches\n", N,
+	    (long long)items, (long long)batches);
+	assert_int_equal(items, 2 * N);
+	assert_int_equal(batches, 2);
+}
+
 int
 main(void)
 {
@@ -229,6 +307,10 @@ main(void)
 		    tu_group_teardown),
 		cmocka_unit_test_setup_teardown(test_partition_split_decision,
 		    setup_slow_p1, tu_group_teardown),
+		cmocka_unit_test_setup_teardown(test_do_commit_on_idle_cluster,
+		    setup_plain, tu_group_teardown),
+		cmocka_unit_test_setup_teardown(test_client_batch_shares_votes,
+		    setup_plain, tu_group_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -746,6 +746,32 @@ fc_done(stor_force *f, dtx_err rv)
 	atomic_fetch_add(&r->calls, 1);
 }
 
+// The group hook's view: how many groups began and ended, whether one is
+// open now, and whether some done ran outside a group.
+static _Atomic int gh_begins, gh_ends, gh_outside;
+static _Atomic bool gh_open;
+
+static void
+gh_hook(void *arg, bool begin)
+{
+	assert_ptr_equal(arg, &gh_begins);
+	if (begin) {
+		assert_false(atomic_exchange(&gh_open, true));
+		atomic_fetch_add(&gh_begins, 1);
+	} else {
+		assert_true(atomic_exchange(&gh_open, false));
+		atomic_fetch_add(&gh_ends, 1);
+	}
+}
+
+static void
+gh_done(stor_force *f, dtx_err rv)
+{
+	if (!atomic_load(&gh_open))
+		atomic_fetch_add(&gh_outside, 1);
+	fc_done(f, rv);
+}
+
 static void
 fc_wait(fc_req *r, int n)
 {
@@ -757,6 +783,47 @@ fc_wait(fc_req *r, int n)
 			return;
 		dtx_sleep_ms(1);
 	}
+}
+
+// The group hook runs before and after the done hooks of every sync's
+// group, so each done runs inside a group, and there are fewer groups
+// than forces.
+static void
+test_forcer_group_hook(void **state)
+{
+	(void)state;
+	char dir[256];
+	st_tmpdir(dir, sizeof(dir), "walgroup");
+	st_sync_hook h;
+	stor_wal *w = open_hooked(dir, &h);
+	stor_forcer *fc;
+	assert_int_equal(stor_forcer_open(w, &fc), 0);
+	stor_forcer_group_hook(fc, gh_hook, &gh_begins);
+	enum { N = 200 };
+	static fc_req r[N];
+	unsigned char p[64];
+	for (int i = 0; i < N; i++) {
+		size_t n = st_payload(i, p);
+		r[i] = (fc_req) { .w = w, .caller = pthread_self() };
+		r[i].f.done = gh_done;
+		assert_int_equal(
+		    stor_wal_append(w, st_type(i), p, n, false, &r[i].f.lsn),
+		    0);
+		stor_forcer_force(fc, &r[i].f);
+	}
+	fc_wait(r, N);
+	// The last done returned before its group ended: stop joins it.
+	stor_forcer_stop(fc);
+	for (int i = 0; i < N; i++)
+		assert_true(r[i].durable);
+	assert_int_equal(atomic_load(&gh_outside), 0);
+	assert_false(atomic_load(&gh_open));
+	int g = atomic_load(&gh_begins);
+	assert_int_equal(atomic_load(&gh_ends), g);
+	assert_true(g >= 1 && g < N);
+	stor_forcer_close(fc);
+	stor_wal_close(w);
+	(void)dtx_rmtree(dir);
 }
 
 // The forcer makes each queued record durable before its done runs, on
@@ -1004,6 +1071,7 @@ main(void)
 		cmocka_unit_test(test_middle_segment_damage),
 		cmocka_unit_test(test_fsync_failure),
 		cmocka_unit_test(test_forcer),
+		cmocka_unit_test(test_forcer_group_hook),
 		cmocka_unit_test(test_write_failure),
 		cmocka_unit_test(test_oom),
 		cmocka_unit_test(test_file_oom),
