@@ -1499,6 +1499,7 @@ typedef struct hx_bankrun_conf {
 	int64_t participants;
 	int64_t recovery_s, max_offset_ms, timeout_ms;
 	int64_t max_concurrent; // --max-concurrent-faults (0, 1: one)
+	const char *log_level; // the started daemons' --log-level, or NULL
 } hx_bankrun_conf;
 
 // Why a phase failed.
