@@ -41,6 +41,7 @@ typedef struct bank_cfg {
 	int64_t timeout_ms;
 	int64_t max_concurrent;
 	char *workload;
+	char *log_level;
 } bank_cfg;
 
 #define OFF(f) offsetof(bank_cfg, f)
@@ -115,6 +116,9 @@ static const dtx_cfg_opt bank_opts[] = {
 	    "coordinators (saga orchestrators with --mode saga) of the "
 	    "cluster this run starts; the clients spread the transfers "
 	    "across them" },
+	{ "log-level", DTX_CFG_STR, OFF(log_level), 0, 0, NULL,
+	    "the started daemons' log level (debug keeps every transaction "
+	    "event for dtx trace --run; default: theirs, info)" },
 	{ "json", DTX_CFG_BOOL, OFF(json), 0, 0, "false",
 	    "print the verdict as one JSON object" },
 	{ "recovery-timeout", DTX_CFG_INT, OFF(recovery_s), 1, 3600, "30",
@@ -220,6 +224,7 @@ validate(const bank_cfg *cfg, hx_bankrun_conf *conf, hx_subnet *sn)
 		.timeout_ms = cfg->timeout_ms,
 		.max_concurrent = cfg->max_concurrent,
 		.workload = list ? "list-append" : NULL,
+		.log_level = cfg->log_level,
 	};
 	return 0;
 }

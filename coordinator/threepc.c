@@ -167,6 +167,8 @@ precommit_forced(stor_force *f, dtx_err rv)
 		coord__run_done(r);
 		return;
 	}
+	proto_daemon_trace(
+	    c->d, PROTO_EV_FORCE, r->txid, NULL, "PRECOMMIT_LOGGED", 0);
 	dtx_crashpoint("coord.after_precommit_log");
 	// The crash point coord.after_some_precommits needs a moment when
 	// the first participant has the PRE_COMMIT and the others do not:

@@ -281,6 +281,7 @@ open_cluster(hx_bankrun *r, hx_bankrun_err *e)
 		.enable_faults = true, // the nemesis sends FAULT
 		.insecure = cfg->insecure,
 		.subnet = cfg->subnet,
+		.log_level = cfg->log_level,
 	};
 	hx_cluster_stop_dir(r->out.dir, false);
 	wipe_cluster_dir(r->out.dir);

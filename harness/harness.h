@@ -1832,6 +1832,7 @@ typedef struct hx_bankrun_conf {
 	// appends to lists and snapshot reads of them, checked by the
 	// list-append checker (2pc, 3pc and pc modes only).
 	const char *workload;
+	const char *log_level; // the started daemons' --log-level, or NULL
 } hx_bankrun_conf;
 
 // Why a phase failed.

@@ -240,6 +240,8 @@ part__precommit_finish(
 		return sync_err;
 	if (pend->fresh) {
 		// Durable, ACK not yet sent.
+		proto_daemon_trace(p->d, PROTO_EV_FORCE, pend->txid, NULL,
+		    "PRECOMMITTED", pend->ts);
 		dtx_crashpoint("part.after_precommit_log");
 		part__count(p, PART_CTR_PRECOMMITTED);
 	}

@@ -134,12 +134,16 @@ part_open(proto_daemon *d, const part_cfg *cfg, part **out)
 			part_close(p);
 			return rv;
 		}
-		DTX_LOG(DTX_LOG_INFO, "RELOADED",
-		    "tx=%llu state=%s coordinator=%u peers=%u mode=%upc "
-		    "writes=%u",
-		    (unsigned long long)list[i].txid,
-		    stor_tx_state_name(list[i].state), list[i].meta.coordinator,
-		    list[i].meta.npeers, list[i].meta.mode, list[i].nwrites);
+		proto_daemon_trace(
+		    p->d, PROTO_EV_RECOVER, list[i].txid, NULL, "RELOADED", 0);
+		DTX_LOGF(DTX_LOG_INFO, "RELOADED",
+		    DTX_FIELDS(DTX_LF_TXID(list[i].txid),
+		        DTX_LF_S("state", stor_tx_state_name(list[i].state)),
+		        DTX_LF_U("coordinator", list[i].meta.coordinator),
+		        DTX_LF_U("peers", list[i].meta.npeers),
+		        DTX_LF_U("mode", list[i].meta.mode),
+		        DTX_LF_U("writes", list[i].nwrites)),
+		    "prepared transaction reloaded with its locks");
 	}
 	p->nrecovered = n;
 	dtx_free(list);

@@ -444,8 +444,9 @@ part_saga_forget(
 		rv = stor_kv_barrier_gc(p->kv, gid, 0, &n);
 	if (rv != DTX_OK)
 		return rv;
-	DTX_LOG(DTX_LOG_DEBUG, "SAGA_FORGET", "%s: %zu barriers dropped",
-	    req->u.gid.gid, n);
+	DTX_LOGF(DTX_LOG_DEBUG, "SAGA_FORGET",
+	    DTX_FIELDS(DTX_LF_GID(req->u.gid.gid), DTX_LF_U("barriers", n)),
+	    "barriers dropped");
 	rep->hdr.type = PROTO_ACK;
 	rep->u.txid.txid = 0;
 	if (lsn != 0) {

@@ -54,9 +54,9 @@ stor__outcome_put(
 		outcome_pop(kv);
 	uint64_t seq = kv->out_seq + kv->out_n;
 	if (stor__map_put(&kv->outmap, txid, seq) != DTX_OK) {
-		DTX_LOG(DTX_LOG_WARN, "OUTCOMEOOM",
-		    "cannot remember the outcome of txn %llu: out of memory",
-		    (unsigned long long)txid);
+		DTX_LOGF(DTX_LOG_WARN, "OUTCOMEOOM",
+		    DTX_FIELDS(DTX_LF_TXID(txid)),
+		    "cannot remember the outcome: out of memory");
 		return;
 	}
 	size_t i = (kv->out_head + kv->out_n) % kv->out_cap;
