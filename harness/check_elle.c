@@ -112,33 +112,34 @@ list_json(hx_sb *sb, const int64_t *l, size_t n)
 
 // ---------------------------------------------------------------- parsing
 
-static bool
+// DTX_EINVAL when m is not a micro-op, DTX_ENOMEM.
+static dtx_err
 parse_mop(const hx_jv *m, bool comp_ok, la_mop *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (m->type != HX_JV_ARR || m->len != 3 ||
 	    m->first->type != HX_JV_STR ||
 	    hx_jv_int(m->first->next, &out->key) != DTX_OK)
-		return false;
+		return DTX_EINVAL;
 	const hx_jv *v = m->first->next->next;
 	if (strcmp(m->first->s, "append") == 0) {
 		out->append = true;
-		return hx_jv_int(v, &out->val) == DTX_OK;
+		return hx_jv_int(v, &out->val);
 	}
 	if (strcmp(m->first->s, "r") != 0)
-		return false;
+		return DTX_EINVAL;
 	if (v->type == HX_JV_NULL || !comp_ok)
-		return true; // not known: an invocation, or not ok
+		return DTX_OK; // not known: an invocation, or not ok
 	if (v->type != HX_JV_ARR)
-		return false;
+		return DTX_EINVAL;
 	out->known = true;
 	out->list = dtx_calloc(v->len ? v->len : 1, sizeof(int64_t));
 	if (out->list == NULL)
-		return false;
+		return DTX_ENOMEM;
 	for (const hx_jv *e = v->first; e; e = e->next)
 		if (hx_jv_int(e, &out->list[out->n++]) != DTX_OK)
-			return false;
-	return true;
+			return DTX_EINVAL;
+	return DTX_OK;
 }
 
 // Fills t's micro-ops and flags from the JSON text value.
@@ -160,7 +161,8 @@ parse_value(const char *value, bool comp_ok, la_txn *t)
 	    (t->mops = dtx_calloc(m->len, sizeof(*t->mops))) != NULL) {
 		rv = DTX_OK;
 		for (const hx_jv *e = m->first; e && rv == DTX_OK; e = e->next)
-			if (!parse_mop(e, comp_ok, &t->mops[t->nmops++]))
+			if ((rv = parse_mop(e, comp_ok,
+			         &t->mops[t->nmops++])) == DTX_ERANGE)
 				rv = DTX_EINVAL;
 	} else if (m != NULL && m->type == HX_JV_ARR && m->len > 0) {
 		rv = DTX_ENOMEM;
