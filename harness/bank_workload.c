@@ -409,6 +409,9 @@ hx__bank_txn_obs(hx_bankrun *b)
 	hx_txn_obs *o = dtx_calloc(b->nrec * 3 + 1, sizeof(*o));
 	hx_txn_cts *ct = dtx_calloc(b->nrec * 3 + 1, sizeof(*ct));
 	size_t n = 0, nct = 0;
+	// A node killed for good is not asked (each call would wait out its
+	// timeout): its observations stay unknown.
+	uint32_t gone = hx_nemesis_gone(b->nm);
 	if (o == NULL || ct == NULL) {
 		dtx_free(o);
 		dtx_free(ct);
@@ -426,9 +429,14 @@ hx__bank_txn_obs(hx_bankrun *b)
 		for (int k = 0; k < 3; k++) {
 			if ((k == 1 && p[1] == p[0]) || (k == 2 && co == NULL))
 				continue;
-			clk_ts cts;
-			observe(b, k < 2 ? p[k] : co->id, k == 2, r->txid,
-			    &o[n++], &cts);
+			clk_ts cts = 0;
+			uint32_t id = k < 2 ? p[k] : co->id;
+			if (id < 32 && (gone & (1u << id)))
+				o[n++] = (hx_txn_obs) { .txid = r->txid,
+					.node = (int32_t)id,
+					.outcome = HX_TXN_UNKNOWN };
+			else
+				observe(b, id, k == 2, r->txid, &o[n++], &cts);
 			if (cts != 0)
 				ct[nct++] = (hx_txn_cts) { r->txid,
 					o[n - 1].node, cts };
