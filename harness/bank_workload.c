@@ -95,7 +95,8 @@ hx__bank_read(hx_bankrun *b, int64_t proc, const char *f)
 {
 	// A participant killed for good cannot be read: the final reads
 	// take the others and say which are missing.
-	uint32_t skip = strcmp(f, "final-read") == 0 ? hx_nemesis_gone(b->nm) : 0;
+	uint32_t skip =
+	    strcmp(f, "final-read") == 0 ? hx_nemesis_gone(b->nm) : 0;
 	return read_at(b, proc, f, 0, skip);
 }
 

@@ -140,9 +140,8 @@ check_read(hx_bank_result *r, const hx_bank_cfg *cfg, const int64_t *sorted,
 	if (unexpected > 0)
 		note(r, HX_BANK_UNEXPECTED_KEY, op, total, unexpected);
 	if (missing > 0)
-		note(r,
-		    partial ? HX_BANK_UNREADABLE : HX_BANK_MISSING_BALANCE, op,
-		    total, missing);
+		note(r, partial ? HX_BANK_UNREADABLE : HX_BANK_MISSING_BALANCE,
+		    op, total, missing);
 	if (unexpected == 0 && !partial && missing == 0 &&
 	    total != cfg->total) {
 		int64_t dev = total > cfg->total ? total - cfg->total
@@ -254,7 +253,7 @@ finish(hx_bank_result *r, const hx_history *h, const hx_bank_cfg *cfg)
 		hx_sb_printf(&s, ")%s",
 		    k == HX_BANK_TRANSIENT_TOTAL ? " transient, expected for "
 		                                   "sagas"
-		    : k == HX_BANK_UNREADABLE
+		        : k == HX_BANK_UNREADABLE
 		        ? " accounts on nodes down for good: their balances "
 		          "and the total of that final read are unchecked"
 		        : "");

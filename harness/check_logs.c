@@ -165,7 +165,8 @@ refusal(const hx_op *op, uint32_t *node, hx_byte_range *r)
 	uint64_t id, from, to;
 	if (op->process != HX_PROC_NEMESIS || strcmp(op->f, "corrupt") != 0 ||
 	    op->value == NULL ||
-	    hx_json_parse(op->value, strlen(op->value), &doc, NULL, 0) != DTX_OK)
+	    hx_json_parse(op->value, strlen(op->value), &doc, NULL, 0) !=
+	        DTX_OK)
 		return false;
 	const hx_jv *root = hx_jdoc_root(doc);
 	const hx_jv *out = hx_jv_get(root, "outcome");

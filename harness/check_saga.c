@@ -149,9 +149,9 @@ check_history(hx_saga_result *r, const hx_history *h, const hx_bank_cfg *cfg,
 				    "\"value\":%s}",
 				    (long long)t, (long long)cfg->total,
 				    op->value);
-				dtx_err rv = hx__check_anomaly(&r->c,
-				    "total-above-bank", op, false, 0, NULL,
-				    hx_sb_take(&d));
+				dtx_err rv =
+				    hx__check_anomaly(&r->c, "total-above-bank",
+				        op, false, 0, NULL, hx_sb_take(&d));
 				if (rv != DTX_OK)
 					return rv;
 			}
@@ -279,9 +279,9 @@ hx_check_saga(const hx_history *h, const hx_bank_cfg *cfg,
 	        DTX_OK ||
 	    (rv = check_final(&r, cfg, final, &final_bad)) != DTX_OK)
 		goto done;
-	size_t bad = r.stuck + r.ok_not_committed + r.fail_committed +
-	    r.above + (final_bad ? 1 : 0);
-	hx_valid valid = bad > 0                     ? HX_VALID_FALSE
+	size_t bad = r.stuck + r.ok_not_committed + r.fail_committed + r.above +
+	    (final_bad ? 1 : 0);
+	hx_valid valid = bad > 0               ? HX_VALID_FALSE
 	    : final == NULL || r.final_partial ? HX_VALID_UNKNOWN
 	                                       : HX_VALID_TRUE;
 	rv = describe(&r, cfg, final, valid);

@@ -154,9 +154,10 @@ node_order(const hx_history *h, hx_session_result *r)
 	for (size_t i = 0, d = 0; i < k && rv == DTX_OK; i++) {
 		if (i == 0 || inv[i].node != inv[i - 1].node)
 			best = 0;
-		while (d < k && (done[d].node < inv[i].node ||
-		                    (done[d].node == inv[i].node &&
-		                        done[d].done_ns < inv[i].inv_ns))) {
+		while (d < k &&
+		    (done[d].node < inv[i].node ||
+		        (done[d].node == inv[i].node &&
+		            done[d].done_ns < inv[i].inv_ns))) {
 			if (done[d].node == inv[i].node && done[d].ts > best) {
 				best = done[d].ts;
 				best_at = done[d].index;
@@ -192,8 +193,8 @@ static dtx_err
 describe(hx_session_result *r, bool saga)
 {
 	hx_sb s = { 0 }, j = { 0 };
-	hx_valid valid = r->stale + r->regressions > 0 ? HX_VALID_FALSE
-	                                               : HX_VALID_TRUE;
+	hx_valid valid =
+	    r->stale + r->regressions > 0 ? HX_VALID_FALSE : HX_VALID_TRUE;
 	if (saga)
 		hx_sb_printf(&s,
 		    "sagas promise no session guarantee (no commit "

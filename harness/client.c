@@ -332,8 +332,8 @@ hx_snapshot_read(hx_conn *c, clk_ts at, uint32_t timeout_ms, hx_snapshot *out)
 }
 
 dtx_err
-hx_snapshot_read_skip(hx_conn *c, clk_ts at, uint32_t timeout_ms,
-    uint32_t skip, hx_snapshot *out)
+hx_snapshot_read_skip(
+    hx_conn *c, clk_ts at, uint32_t timeout_ms, uint32_t skip, hx_snapshot *out)
 {
 	uint64_t deadline = dtx_mono_ns() + (uint64_t)timeout_ms * 1000000u;
 	acct_ent *ents = NULL;

@@ -194,8 +194,8 @@ cut(const char *path, uint64_t at)
 
 // Damages spot p as the form says; extra gets where, as JSON members.
 static dtx_err
-damage(const spots *s, const spot *p, bool truncate, uint64_t *rng,
-    char *extra, size_t len)
+damage(const spots *s, const spot *p, bool truncate, uint64_t *rng, char *extra,
+    size_t len)
 {
 	char path[PATH_MAX + 40];
 	const char *file = p->ckpt ? STOR_WAL_CKPT_NAME : p->rec.segment;
@@ -226,8 +226,10 @@ damage(const spots *s, const spot *p, bool truncate, uint64_t *rng,
 	    r->lsn, r->offset, r->length);
 	at += (int)strlen(extra + at);
 	if (truncate) {
-		uint64_t to = r->offset + 1 + dtx_rand_below(rng, r->length - 1);
-		snprintf(extra + at, len - (size_t)at, ",\"cut_at\":%" PRIu64, to);
+		uint64_t to =
+		    r->offset + 1 + dtx_rand_below(rng, r->length - 1);
+		snprintf(
+		    extra + at, len - (size_t)at, ",\"cut_at\":%" PRIu64, to);
 		return cut(path, to);
 	}
 	uint64_t bit = dtx_rand_below(rng, 8 * r->length);
@@ -236,8 +238,8 @@ damage(const spots *s, const spot *p, bool truncate, uint64_t *rng,
 }
 
 dtx_err
-hx_corrupt_store(const char *data, bool truncate, uint64_t seed, char *extra,
-    size_t len)
+hx_corrupt_store(
+    const char *data, bool truncate, uint64_t seed, char *extra, size_t len)
 {
 	spots *s = dtx_calloc(1, sizeof(*s));
 	dtx_err rv = DTX_OK;
@@ -266,11 +268,11 @@ hx_corrupt_store(const char *data, bool truncate, uint64_t seed, char *extra,
 			}
 		int at = snprintf(extra, len, "\"done\":\"%s\",",
 		    as_cut ? "truncate"
-		    : truncate
+		        : truncate
 		        ? "flip (nothing to cut: one segment, no checkpoint)"
 		        : "flip");
-		rv = damage(s, &s->v[k], as_cut, &rng, extra + at,
-		    len - (size_t)at);
+		rv = damage(
+		    s, &s->v[k], as_cut, &rng, extra + at, len - (size_t)at);
 	}
 	dtx_free(s->v);
 	dtx_free(s);

@@ -1385,8 +1385,8 @@ dtx_err hx_nem_tear_wal(
 // gets what was done as JSON members ("done", "file", "damaged", and
 // "lsn"/"bit"/"offset"/"cut_at"). DTX_ENOENT when there is nothing to
 // damage, file errors, DTX_ENOMEM.
-dtx_err hx_corrupt_store(const char *data, bool truncate, uint64_t seed,
-    char *extra, size_t len);
+dtx_err hx_corrupt_store(
+    const char *data, bool truncate, uint64_t seed, char *extra, size_t len);
 // cp -a from to (to removed first); DTX_EIO when it failed.
 dtx_err hx_dir_copy(const char *from, const char *to);
 // Replaces data by saved (rm -rf data, rename saved to data).

@@ -341,8 +341,7 @@ value_ids(const char *value, uint32_t *ids, size_t max)
 	    v <= UINT32_MAX)
 		ids[k++] = (uint32_t)v;
 	const hx_jv *arr = hx_jv_get(root, "faults");
-	for (const hx_jv *m = arr && arr->type == HX_JV_ARR ? arr->first
-	                                                  : NULL;
+	for (const hx_jv *m = arr && arr->type == HX_JV_ARR ? arr->first : NULL;
 	     m != NULL && k < max; m = m->next)
 		if (hx_jv_u64(m, &v) == DTX_OK && v > 0 && v <= UINT32_MAX)
 			ids[k++] = (uint32_t)v;

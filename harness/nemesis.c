@@ -203,8 +203,7 @@ hx_nem_action_starts(hx_nem_action a)
 	return a == HX_NA_KILL || a == HX_NA_PAUSE || a == HX_NA_PARTITION ||
 	    a == HX_NA_CLOCK_BUMP || a == HX_NA_CLOCK_STROBE ||
 	    a == HX_NA_DISK || a == HX_NA_LOSE || a == HX_NA_CRASH_ARM ||
-	    a == HX_NA_PACKET || a == HX_NA_CORRUPT ||
-	    a == HX_NA_KILL_FOREVER;
+	    a == HX_NA_PACKET || a == HX_NA_CORRUPT || a == HX_NA_KILL_FOREVER;
 }
 
 // Parses a comma-separated list of names[0..n) into bits; "none" and ""
@@ -1445,7 +1444,8 @@ delay_both(hx_nemesis *nm, uint32_t id, uint32_t ms)
 		if (nd->role == DTX_ROLE_CLIENT || nd->id == id)
 			continue;
 		int64_t to_peer[2] = { nd->id, ms }, to_id[2] = { id, ms };
-		dtx_err r = hx_send_fault(nm->conn, id, "delay", to_peer, 2, NULL);
+		dtx_err r =
+		    hx_send_fault(nm->conn, id, "delay", to_peer, 2, NULL);
 		if (r != DTX_OK)
 			rv = r;
 		if (!nm->gone[nd->id])
@@ -1487,10 +1487,11 @@ packet_on(hx_nemesis *nm, const hx_nem_event *e, char *extra, size_t len)
 	snprintf(extra, len,
 	    "\"mechanism\":{\"loss\":\"%s\",\"duplicate\":\"%s\","
 	    "\"delay\":\"%s\",\"reorder\":\"%s\"}",
-	    loss, ns ? (rv == DTX_OK ? "iptables statistic + TEE" : loss) : loss,
+	    loss,
+	    ns ? (rv == DTX_OK ? "iptables statistic + TEE" : loss) : loss,
 	    nm->pk_netem[id] ? "tc netem"
-	    : ns ? "daemon FAULT delay (no sch_netem in this kernel)"
-	         : "daemon FAULT delay (no --netns)",
+	        : ns ? "daemon FAULT delay (no sch_netem in this kernel)"
+	             : "daemon FAULT delay (no --netns)",
 	    nm->pk_netem[id] ? "tc netem" : "not run: needs sch_netem");
 	return rv;
 }
@@ -1577,8 +1578,8 @@ corrupt(hx_nemesis *nm, const hx_nem_event *e, char *extra, size_t len)
 	if (rv == DTX_OK && (rv = hx_dir_copy(data, saved)) == DTX_OK)
 		nm->saved[id] = true;
 	if (rv == DTX_OK)
-		rv = hx_corrupt_store(
-		    data, e->corrupt_truncate, e->corrupt_seed, what, sizeof(what));
+		rv = hx_corrupt_store(data, e->corrupt_truncate,
+		    e->corrupt_seed, what, sizeof(what));
 	if (rv != DTX_OK) {
 		snprintf(extra, len, "%s%s\"outcome\":\"not damaged\"", what,
 		    what[0] ? "," : "");
@@ -1596,7 +1597,7 @@ corrupt(hx_nemesis *nm, const hx_nem_event *e, char *extra, size_t len)
 	    "%s,\"outcome\":\"%s\",\"start_ms\":%" PRIu64
 	    ",\"log_from\":%" PRIu64 ",\"log_to\":%" PRIu64,
 	    what,
-	    st == DTX_OK       ? "started"
+	    st == DTX_OK            ? "started"
 	        : st == DTX_ECLOSED ? "refused"
 	                            : "no answer",
 	    (dtx_mono_ns() - t0) / 1000000u, from, log_size(nm, id));
@@ -1810,8 +1811,8 @@ hx_nemesis_start(hx_cluster *cl, hx_compose *cc, bool own, hx_conn *conn,
 // open on the nodes ids[0..n): "faults":[their ids] in the value, so each
 // window closes by its own id; more (may be NULL) is appended.
 static void
-heal_record_ex(hx_nemesis *nm, hx_nem_action a, const uint32_t *ids,
-    uint32_t n, dtx_err rv, unsigned kinds, const char *more)
+heal_record_ex(hx_nemesis *nm, hx_nem_action a, const uint32_t *ids, uint32_t n,
+    dtx_err rv, unsigned kinds, const char *more)
 {
 	hx_nem_event e;
 	char err[64], extra[1024];
@@ -1857,8 +1858,8 @@ heal_packets(hx_nemesis *nm)
 			continue;
 		char extra[256] = "";
 		dtx_err rv = packet_off(nm, i, extra, sizeof(extra));
-		heal_record_ex(nm, HX_NA_PACKET_END, &i, 1, rv,
-		    1u << K_PACKET, extra);
+		heal_record_ex(
+		    nm, HX_NA_PACKET_END, &i, 1, rv, 1u << K_PACKET, extra);
 	}
 }
 
@@ -1920,8 +1921,8 @@ hx_nemesis_stop(hx_nemesis *nm)
 	}
 	if (k > 0)
 		heal_record(nm, HX_NA_RESTART, ids, k, rv,
-		    1u << K_KILL | 1u << K_DISK | 1u << K_LOSE |
-		        1u << K_CRASH | 1u << K_CORRUPT);
+		    1u << K_KILL | 1u << K_DISK | 1u << K_LOSE | 1u << K_CRASH |
+		        1u << K_CORRUPT);
 	if (nm->partitioned) {
 		k = 0;
 		hx_nem_targets(topo, HX_TARGET_ANY, ids, &k);

@@ -411,13 +411,14 @@ hx_netns_packet(const char *prefix, const dtx_topo *topo, uint32_t id,
 	// Loss both ways on the node's link (the mangle table: a partition's
 	// rules live in the filter table and heal on their own).
 	const char *out[] = { "iptables", "-t", "mangle", "-A", "OUTPUT", "-o",
-		dev, "-m", "statistic", "--mode", "random", "--probability",
-		lp, "-j", "DROP", NULL };
+		dev, "-m", "statistic", "--mode", "random", "--probability", lp,
+		"-j", "DROP", NULL };
 	const char *in[] = { "iptables", "-t", "mangle", "-A", "PREROUTING",
 		"-i", dev, "-m", "statistic", "--mode", "random",
 		"--probability", lp, "-j", "DROP", NULL };
-	if (loss_pct > 0 && (in_ns(prefix, id, out, NULL, 0) != 0 ||
-	                        in_ns(prefix, id, in, NULL, 0) != 0))
+	if (loss_pct > 0 &&
+	    (in_ns(prefix, id, out, NULL, 0) != 0 ||
+	        in_ns(prefix, id, in, NULL, 0) != 0))
 		rv = DTX_EIO;
 	// Duplication: a copy of what survived, sent to the same daemon
 	// (TEE clones the packet towards the gateway, here its destination).
@@ -448,8 +449,8 @@ hx_netns_netem(const char *prefix, uint32_t id, uint32_t delay_ms,
 	snprintf(d, sizeof(d), "%ums", delay_ms);
 	snprintf(j, sizeof(j), "%ums", jitter_ms);
 	snprintf(r, sizeof(r), "%u%%", reorder_pct);
-	const char *add[] = { "tc", "qdisc", "add", "dev", dev, "root",
-		"netem", "delay", d, j, "reorder", r, "50%", NULL };
+	const char *add[] = { "tc", "qdisc", "add", "dev", dev, "root", "netem",
+		"delay", d, j, "reorder", r, "50%", NULL };
 	// No sch_netem in the kernel: "Specified qdisc kind is unknown".
 	return in_ns(prefix, id, add, NULL, 0) == 0 ? DTX_OK : DTX_ENOENT;
 }
