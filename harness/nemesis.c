@@ -1884,7 +1884,7 @@ hx_nemesis_stop(hx_nemesis *nm)
 	uint32_t ids[DTX_TOPO_MAX], k = 0;
 	dtx_err rv = DTX_OK, r;
 	char died[256] = "\"died_unexpectedly\":[";
-	size_t dl = strlen(died);
+	size_t dl = strlen(died), d0 = dl;
 	// A crash point still armed is disarmed (or was reached: restart).
 	watch_crashes(nm);
 	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
@@ -1925,7 +1925,7 @@ hx_nemesis_stop(hx_nemesis *nm)
 		// Dead though no fault killed it: a crash of its own.
 		if (!nm->killed[nd->id] && dl < sizeof(died) - 16)
 			dl += (size_t)snprintf(died + dl, sizeof(died) - dl,
-			    "%s%u", dl > 20 ? "," : "", nd->id);
+			    "%s%u", dl > d0 ? "," : "", nd->id);
 		if ((r = restart(nm, nd->id)) != DTX_OK)
 			rv = r;
 		nm->killed[nd->id] = false;
@@ -1935,7 +1935,7 @@ hx_nemesis_stop(hx_nemesis *nm)
 		heal_record_ex(nm, HX_NA_RESTART, ids, k, rv,
 		    1u << K_KILL | 1u << K_DISK | 1u << K_LOSE | 1u << K_CRASH |
 		        1u << K_CORRUPT,
-		    dl > 20 ? strcat(died, "]") : NULL);
+		    dl > d0 ? strcat(died, "]") : NULL);
 	if (nm->partitioned) {
 		k = 0;
 		hx_nem_targets(topo, HX_TARGET_ANY, ids, &k);
