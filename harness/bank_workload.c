@@ -413,6 +413,9 @@ hx__bank_txn_obs(hx_bankrun *b)
 	hx_txn_obs *o = dtx_calloc(b->nrec * per + 1, sizeof(*o));
 	hx_txn_cts *ct = dtx_calloc(b->nrec * per + 1, sizeof(*ct));
 	size_t n = 0, nct = 0;
+	// A node killed for good is not asked (each call would wait out its
+	// timeout): its observations stay unknown.
+	uint32_t gone = hx_nemesis_gone(b->nm);
 	if (o == NULL || ct == NULL) {
 		dtx_free(o);
 		dtx_free(ct);
@@ -438,8 +441,14 @@ hx__bank_txn_obs(hx_bankrun *b)
 			p[np++] = r->coord;
 		for (uint32_t k = 0; k < np; k++) {
 			bool is_co = has_co && k + 1 == np;
-			clk_ts cts;
-			observe(b, p[k], is_co, r->txid, &o[n++], &cts);
+			clk_ts cts = 0;
+			uint32_t id = p[k];
+			if (id < 32 && (gone & (1u << id)))
+				o[n++] = (hx_txn_obs) { .txid = r->txid,
+					.node = (int32_t)id,
+					.outcome = HX_TXN_UNKNOWN };
+			else
+				observe(b, id, is_co, r->txid, &o[n++], &cts);
 			if (cts != 0)
 				ct[nct++] = (hx_txn_cts) { r->txid,
 					o[n - 1].node, cts };

@@ -516,8 +516,12 @@ hx_bankrun_final_reads(hx_bankrun *r, hx_bankrun_err *e)
 	int64_t fproc = atomic_fetch_add(&r->next_proc, 1);
 	// A signal taken meanwhile ends the reads; the observations are then
 	// left out, as they are for a run interrupted earlier.
+	// With a node killed for good, a read may wait on its in-doubt
+	// transactions for ever: a few tries say so.
+	int most = hx_nemesis_gone(r->nm) != 0 ? 5 : 50;
 	for (int got = 0, tries = 0;
-	     got < 2 && tries < 50 && !atomic_load(&r->interrupted); tries++) {
+	     got < 2 && tries < most && !atomic_load(&r->interrupted);
+	     tries++) {
 		if (hx__bank_read(r, fproc, "final-read") >= 0)
 			got++;
 		else

@@ -273,6 +273,10 @@ run_extra(const hx_history *h, const hx_bank_cfg *bank, const hx_run_extra *x,
 		rv = hx_check_logs(x->logs, x->nlogs, &v->logs);
 		if (rv != DTX_OK)
 			return rv;
+		if ((rv = hx_check_logs_deaths(h, &v->logs)) != DTX_OK) {
+			hx_check_fini(&v->logs.c);
+			return rv;
+		}
 		v->has_logs = true;
 	}
 	return DTX_OK;

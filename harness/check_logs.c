@@ -175,6 +175,49 @@ fail:
 	return rv;
 }
 
+dtx_err
+hx_check_logs_deaths(const hx_history *h, hx_logs_result *r)
+{
+	size_t n = hx_history_len(h), before = r->died;
+	for (size_t i = 0; i < n; i++) {
+		const hx_op *op = hx_history_get(h, i);
+		const char *at;
+		if (op->process != HX_PROC_NEMESIS || op->value == NULL ||
+		    (at = strstr(op->value, "\"died_unexpectedly\":[")) == NULL)
+			continue;
+		// Each id of the list (the value is valid JSON: digits and
+		// commas up to the bracket).
+		for (at = strchr(at, '[') + 1; *at >= '0' && *at <= '9';) {
+			char *end;
+			unsigned long id = strtoul(at, &end, 10);
+			hx_sb d = { 0 };
+			hx_sb_printf(&d,
+			    "{\"node\":%lu,\"found_dead_at_ns\":%lld}", id,
+			    (long long)op->time_ns);
+			dtx_err rv = hx__check_anomaly(&r->c, "daemon-died", op,
+			    false, 0, NULL, hx_sb_take(&d));
+			if (rv != DTX_OK)
+				return rv;
+			r->died++;
+			at = *end == ',' ? end + 1 : end;
+		}
+	}
+	if (r->died == before)
+		return DTX_OK;
+	hx_sb s = { 0 }, j = { 0 };
+	hx_sb_printf(&s,
+	    "%s; %zu daemon(s) died though no fault killed them (a crash: "
+	    "see the system log)",
+	    r->c.summary ? r->c.summary : "", r->died);
+	size_t jl = r->c.json ? strlen(r->c.json) : 0;
+	if (jl > 1)
+		hx_sb_printf(&j, "%.*s,\"died\":%zu}", (int)(jl - 1), r->c.json,
+		    r->died);
+	else
+		hx_sb_printf(&j, "{\"died\":%zu}", r->died);
+	return hx__check_set(&r->c, HX_VALID_FALSE, &s, &j);
+}
+
 void
 hx_node_logs_free(hx_node_log *logs, size_t n)
 {

@@ -733,6 +733,7 @@ typedef struct hx_logs_result {
 	hx_check c;
 	size_t files, unreadable, lines, flagged;
 	size_t expected; // lines that would be flagged but were expected
+	size_t died; // daemons found dead that no fault had killed
 } hx_logs_result;
 
 // Every line of logs[0..n) at level ERROR or with an anomaly message id
@@ -740,6 +741,11 @@ typedef struct hx_logs_result {
 // line and text; any makes the check invalid. Unknown when no file could
 // be read. out is filled only on success (hx_check_fini releases out->c).
 dtx_err hx_check_logs(const hx_node_log *logs, size_t n, hx_logs_result *out);
+// Adds to a log result what the nemesis found at the end: every daemon
+// that was dead though no fault had killed it (a crash of its own, e.g. a
+// segfault, which its log cannot say; "died_unexpectedly" in the final
+// restart op) is a "daemon-died" anomaly and makes the check invalid.
+dtx_err hx_check_logs_deaths(const hx_history *h, hx_logs_result *r);
 // The node logs a run's report directory holds (dir/logs/<role>-<id>.log,
 // as dtx bank copies them); none when there is no such folder. *out owned
 // (free with hx_node_logs_free, which also frees each path). DTX_ENOMEM.

@@ -974,6 +974,7 @@ struct hx_nemesis {
 	char armed[DTX_TOPO_MAX][48];
 	uint64_t armed_ns[DTX_TOPO_MAX];
 	uint32_t armed_id[DTX_TOPO_MAX];
+	uint32_t hit_id[DTX_TOPO_MAX]; // the fault of the last point reached
 	// Killed for good (kill-forever): never restarted.
 	bool gone[DTX_TOPO_MAX];
 	// Packet faults in force, per node: what was installed.
@@ -1361,6 +1362,7 @@ crash_hit(hx_nemesis *nm, uint32_t id)
 	e.targets[0] = id;
 	snprintf(e.point, sizeof(e.point), "%s", nm->armed[id]);
 	e.fault_id = nm->armed_id[id];
+	nm->hit_id[id] = e.fault_id;
 	uint64_t ms = (dtx_mono_ns() - nm->armed_ns[id]) / 1000000u;
 	nm->armed[id][0] = '\0';
 	// "confirmed": its log says it died there (not of something else).
@@ -1421,7 +1423,11 @@ apply_aimed(
 			    nm->conn, id, "crash_at", &one, 1, "-");
 			snprintf(extra, len, "\"hit\":false");
 		} else {
-			snprintf(extra, len, "\"hit\":true");
+			// Reached, or never armed (the arming failed).
+			snprintf(extra, len, "\"hit\":%s",
+			    nm->hit_id[id] == e->fault_id && e->fault_id != 0
+			        ? "true"
+			        : "false");
 		}
 		return true;
 	default:
@@ -1877,6 +1883,8 @@ hx_nemesis_stop(hx_nemesis *nm)
 	const dtx_topo *topo = hx_cluster_topo(nm->cl);
 	uint32_t ids[DTX_TOPO_MAX], k = 0;
 	dtx_err rv = DTX_OK, r;
+	char died[256] = "\"died_unexpectedly\":[";
+	size_t dl = strlen(died), d0 = dl;
 	// A crash point still armed is disarmed (or was reached: restart).
 	watch_crashes(nm);
 	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
@@ -1914,15 +1922,20 @@ hx_nemesis_stop(hx_nemesis *nm)
 		if (nd->role == DTX_ROLE_CLIENT || nm->gone[nd->id] ||
 		    !(nm->killed[nd->id] || dead))
 			continue;
+		// Dead though no fault killed it: a crash of its own.
+		if (!nm->killed[nd->id] && dl < sizeof(died) - 16)
+			dl += (size_t)snprintf(died + dl, sizeof(died) - dl,
+			    "%s%u", dl > d0 ? "," : "", nd->id);
 		if ((r = restart(nm, nd->id)) != DTX_OK)
 			rv = r;
 		nm->killed[nd->id] = false;
 		ids[k++] = nd->id;
 	}
 	if (k > 0)
-		heal_record(nm, HX_NA_RESTART, ids, k, rv,
+		heal_record_ex(nm, HX_NA_RESTART, ids, k, rv,
 		    1u << K_KILL | 1u << K_DISK | 1u << K_LOSE | 1u << K_CRASH |
-		        1u << K_CORRUPT);
+		        1u << K_CORRUPT,
+		    dl > d0 ? strcat(died, "]") : NULL);
 	if (nm->partitioned) {
 		k = 0;
 		hx_nem_targets(topo, HX_TARGET_ANY, ids, &k);

@@ -1112,6 +1112,24 @@ test_logs_expected_refusal(void **state)
 	assert_int_equal(hx_check_logs(&logs[1], 1, &r), DTX_OK);
 	assert_int_equal(r.flagged, 4);
 	hx_check_fini(&r.c);
+	// A daemon the nemesis found dead though no fault killed it (a
+	// segfault leaves nothing in its log) is an anomaly of its own.
+	logs[0].expected[0].to = 2 * to - from;
+	assert_int_equal(hx_check_logs(logs, 1, &r), DTX_OK);
+	assert_int_equal(hx_check_logs_deaths(h, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_TRUE);
+	assert_int_equal(r.died, 0);
+	add(h, 9, HX_PROC_NEMESIS, HX_OP_INFO, "restart",
+	    "{\"targets\":[2,4],\"faults\":[],"
+	    "\"died_unexpectedly\":[4,2]}");
+	assert_int_equal(hx_check_logs_deaths(h, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.died, 2);
+	assert_int_equal(count_anoms(&r.c, "daemon-died"), 2);
+	assert_non_null(strstr(r.c.summary, "2 daemon(s) died"));
+	assert_true(hx_json_valid(r.c.json, strlen(r.c.json)));
+	assert_non_null(strstr(r.c.json, "\"died\":2"));
+	hx_check_fini(&r.c);
 	unlink(logs[0].path);
 	unlink(logs[1].path);
 	dtx_free(logs[0].expected);

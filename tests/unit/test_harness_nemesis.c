@@ -802,8 +802,8 @@ test_packet_corrupt_forever_plan(void **state)
 	(void)state;
 	dtx_topo t;
 	make_topo(&t, 3, false);
-	unsigned kinds = HX_NEM_PACKET | HX_NEM_CORRUPT |
-	    HX_NEM_KILL_FOREVER | HX_NEM_KILL;
+	unsigned kinds =
+	    HX_NEM_PACKET | HX_NEM_CORRUPT | HX_NEM_KILL_FOREVER | HX_NEM_KILL;
 	for (uint64_t seed = 1; seed <= 20; seed++) {
 		hx_nem_event *ev;
 		size_t n, forever = 0;
@@ -849,8 +849,10 @@ test_packet_corrupt_forever_plan(void **state)
 				}
 			assert_int_equal(ends, 1);
 			if (e->action == HX_NA_PACKET) {
-				assert_true(e->loss_pct >= 1 && e->loss_pct <= 10);
-				assert_true(e->dup_pct >= 1 && e->dup_pct <= 10);
+				assert_true(
+				    e->loss_pct >= 1 && e->loss_pct <= 10);
+				assert_true(
+				    e->dup_pct >= 1 && e->dup_pct <= 10);
 				assert_true(
 				    e->delay_ms >= 10 && e->delay_ms <= 100);
 				assert_int_equal(e->jitter_ms, e->delay_ms / 2);
