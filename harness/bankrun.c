@@ -351,6 +351,13 @@ hx_bankrun_setup_cluster(hx_bankrun *r, hx_bankrun_err *e)
 		FAIL_MSG(e, "%s", err);
 		return rv;
 	}
+	// A fresh TLS cluster: every handshake and hello done before the
+	// accounts are read.
+	if ((rv = hx_conn_wait_ready(r->conn, 20000)) != DTX_OK) {
+		FAIL_MSG(
+		    e, "the cluster does not answer: %s", dtx_strerror(rv));
+		return rv;
+	}
 	if (r->saga && hx_conn_saga_id(r->conn) == UINT32_MAX) {
 		FAIL_MSG(e, "the cluster has no saga orchestrator");
 		return DTX_EINVAL;

@@ -715,6 +715,30 @@ hx_health(hx_conn *c, uint32_t id, uint32_t timeout_ms, proto_msg *rep)
 }
 
 dtx_err
+hx_conn_wait_ready(hx_conn *c, uint64_t timeout_ms)
+{
+	uint64_t deadline = dtx_mono_ns() + timeout_ms * 1000000u;
+	dtx_err rv = DTX_OK;
+	for (uint32_t i = 0; i < c->topo.n; i++) {
+		const dtx_node *nd = &c->topo.nodes[i];
+		if (nd->role == DTX_ROLE_CLIENT || nd->id >= DTX_TOPO_MAX)
+			continue;
+		for (;;) {
+			proto_msg rep;
+			rv = hx_health(c, nd->id, 2000, &rep);
+			if (rv == DTX_OK) {
+				proto_msg_free(&rep);
+				break;
+			}
+			if (dtx_mono_ns() > deadline)
+				return rv;
+			dtx_sleep_ms(50);
+		}
+	}
+	return rv;
+}
+
+dtx_err
 hx_send_fault(hx_conn *c, uint32_t id, const char *kind, const int64_t *args,
     uint32_t nargs, const char *s)
 {

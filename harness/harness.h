@@ -1231,6 +1231,10 @@ dtx_err hx_conn_open_from(const dtx_topo *topo, int64_t self, proto_tls *tls,
     proto_tls *priv, hx_conn **out);
 void hx_conn_close(hx_conn *c);
 const dtx_topo *hx_conn_topo(const hx_conn *c);
+// Waits until every daemon of c's topology answers HEALTH (over TLS its
+// first answer also means the handshake and the hello are done), at most
+// timeout_ms: DTX_OK, or the last error (DTX_EUNREACH, DTX_ETIMEDOUT...).
+dtx_err hx_conn_wait_ready(hx_conn *c, uint64_t timeout_ms);
 // One call to node id (timeout_ms 0: 5 s). Contract of proto_client_call.
 dtx_err hx_conn_call(hx_conn *c, uint32_t id, proto_msg *req, proto_msg *rep,
     uint32_t timeout_ms, bool idempotent);

@@ -248,7 +248,7 @@ prepare_ok(part *p, const proto_msg *req, char *why, size_t n)
 // A decision: from the coordinator the PREPARED record names, or in 3PC
 // from a peer named there (termination: ABORT, PRE_COMMIT, DO_COMMIT).
 // For a transaction not in doubt here only a coordinator may say
-// anything that could record an outcome.
+// anything that could record an outcome, or contradict a commit.
 static bool
 decision_ok(part *p, const proto_msg *req, char *why, size_t n)
 {
@@ -271,8 +271,19 @@ decision_ok(part *p, const proto_msg *req, char *why, size_t n)
 		return true; // (NONE: outside the topology, --insecure only)
 	stor_tx_state st;
 	if (stor_kv_tx_state(p->kv, txid, &st, NULL) == DTX_OK &&
-	    st != STOR_TX_PREPARED && st != STOR_TX_PRECOMMITTED)
-		return true; // decided: the answer changes nothing
+	    st != STOR_TX_PREPARED && st != STOR_TX_PRECOMMITTED) {
+		// Decided: the answer changes nothing, but an ABORT of a
+		// committed transaction would be logged as the anomaly it is
+		// when its coordinator sends it; from anyone else it is
+		// refused (counted, logged rate-limited).
+		if (req->hdr.type != PROTO_ABORT || st != STOR_TX_COMMITTED)
+			return true;
+		snprintf(why, n,
+		    "tx %" PRIu64 " was committed here: only its coordinator "
+		    "may say otherwise",
+		    txid);
+		return false;
+	}
 	snprintf(why, n, "tx %" PRIu64 " is not in doubt here", txid);
 	return false;
 }
