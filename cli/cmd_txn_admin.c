@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 //
-// dtx txn list and dtx txn status: the transactions a running cluster
-// holds in doubt, with their age, coordinator, peers, locked keys and what
-// they wait for, and the decisions made by hand (heuristic decisions);
-// and what every node and the coordinator know of one transaction.
-// The body of dtx txn status is in cmd_txn_status.c, dtx txn resolve in
-// cmd_txn_resolve.c.
+// dtx txn list: the transactions a running cluster's participants hold in
+// doubt, with their age, coordinator, peers, locked keys and what they
+// wait for, the decisions made by hand (heuristic decisions), and each
+// coordinator's count of decisions not yet acknowledged; and the dtx txn
+// group itself. dtx txn status (with the formatting helpers both use) is
+// in cmd_txn_status.c, dtx txn resolve in cmd_txn_resolve.c.
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -49,51 +49,6 @@ cli_txn_conn(const char *what, const cli_txn_cfg *cfg, hx_conn **out)
 		return cli_exit_for(rv);
 	}
 	return 0;
-}
-
-dtx_err
-cli_txid_arg(const char *s, uint64_t *out)
-{
-	char *end;
-	if (s == NULL || *s < '1' || *s > '9')
-		return DTX_EINVAL;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (*end != '\0' || v == 0 || v == UINT64_MAX)
-		return DTX_EINVAL;
-	*out = v;
-	return DTX_OK;
-}
-
-void
-cli_key_fmt(const proto_bytes *k, char *out, size_t n)
-{
-	size_t o = 0;
-	for (uint32_t i = 0; i < k->n && o + 5 < n; i++) {
-		uint8_t c = k->p[i];
-		if (c >= 0x20 && c < 0x7f && c != '\\')
-			out[o++] = (char)c;
-		else
-			o += (size_t)snprintf(out + o, n - o, "\\x%02x", c);
-	}
-	out[o] = '\0';
-}
-
-void
-cli_utc_ms(uint64_t ms, char *out, size_t n)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	size_t k = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + k, n - k, ".%03uZ", (unsigned)(ms % 1000));
-}
-
-const char *
-cli_state_name(proto_txn_state st)
-{
-	static const char *const names[] = { "unknown", "prepared",
-		"precommitted", "committed", "aborted", "never-voted" };
-	return (unsigned)st <= PROTO_TS_NEVER_VOTED ? names[st] : "?";
 }
 
 static const char *
@@ -192,11 +147,73 @@ print_indoubt(uint32_t node, const proto_indoubt *x)
 	printf("\n           waiting for: %s\n", x->wait);
 }
 
+// A coordinator's HEALTH: its in_doubt is the decisions it logged that
+// not every participant has acknowledged yet (it re-sends them).
+typedef struct coord_health {
+	uint32_t node;
+	dtx_err err;
+	uint64_t pending;
+	char state[32];
+} coord_health;
+
+static size_t
+coords_health(hx_conn *conn, uint32_t timeout_ms, coord_health *out, size_t max)
+{
+	const dtx_topo *t = hx_conn_topo(conn);
+	size_t n = 0;
+	for (uint32_t i = 0; i < t->n && n < max; i++) {
+		if (t->nodes[i].role != DTX_ROLE_COORDINATOR)
+			continue;
+		coord_health *c = &out[n++];
+		proto_msg rep;
+		*c = (coord_health) { .node = t->nodes[i].id };
+		c->err = hx_health(conn, c->node, timeout_ms, &rep);
+		if (c->err != DTX_OK)
+			continue;
+		c->pending = rep.u.health_reply.in_doubt;
+		snprintf(c->state, sizeof(c->state), "%s",
+		    rep.u.health_reply.state ? rep.u.health_reply.state : "?");
+		proto_msg_free(&rep);
+	}
+	return n;
+}
+
 static void
-list_json(const cli_txn_cfg *cfg, const hx_txn_node *l, size_t n)
+coords_out(hx_json *j, const coord_health *c, size_t n)
+{
+	if (j != NULL)
+		hx_json_arr_begin(j, "coordinators");
+	for (size_t i = 0; i < n; i++) {
+		if (j == NULL && c[i].err != DTX_OK)
+			printf("coordinator %u: not answering: %s\n", c[i].node,
+			    dtx_strerror(c[i].err));
+		else if (j == NULL)
+			printf("coordinator %u: %s, %" PRIu64 " decisions not "
+			       "yet acknowledged by every participant\n",
+			    c[i].node, c[i].state, c[i].pending);
+		if (j == NULL)
+			continue;
+		hx_json_obj_begin(j, NULL);
+		hx_json_int(j, "node", c[i].node);
+		if (c[i].err != DTX_OK) {
+			hx_json_str(j, "error", dtx_errname(c[i].err));
+		} else {
+			hx_json_str(j, "state", c[i].state);
+			hx_json_u64(j, "pending_decisions", c[i].pending);
+		}
+		hx_json_obj_end(j);
+	}
+	if (j != NULL)
+		hx_json_arr_end(j);
+}
+
+static void
+list_json(const cli_txn_cfg *cfg, const hx_txn_node *l, size_t n,
+    const coord_health *c, size_t nc)
 {
 	hx_json j;
 	hx_json_begin(&j, stdout);
+	coords_out(&j, c, nc);
 	hx_json_arr_begin(&j, "in_doubt");
 	for (size_t i = 0; i < n; i++)
 		for (uint32_t k = 0;
@@ -231,8 +248,10 @@ list_json(const cli_txn_cfg *cfg, const hx_txn_node *l, size_t n)
 }
 
 static void
-list_text(const cli_txn_cfg *cfg, const hx_txn_node *l, size_t n)
+list_text(const cli_txn_cfg *cfg, const hx_txn_node *l, size_t n,
+    const coord_health *c, size_t nc)
 {
+	coords_out(NULL, c, nc);
 	size_t nd = 0, nh = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (l[i].err != DTX_OK)
@@ -294,10 +313,12 @@ cmd_list(int argc, char **argv)
 		rc = cli_exit_for(rv);
 		goto out;
 	}
+	coord_health ch[DTX_TOPO_MAX];
+	size_t nc = coords_health(conn, 2000, ch, DTX_TOPO_MAX);
 	if (cfg.json)
-		list_json(&cfg, l, n);
+		list_json(&cfg, l, n, ch, nc);
 	else
-		list_text(&cfg, l, n);
+		list_text(&cfg, l, n, ch, nc);
 	size_t bad = 0, refused = 0;
 	for (size_t i = 0; i < n; i++) {
 		bad += l[i].err != DTX_OK;

@@ -6,9 +6,56 @@
 // hazard).
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
+
+dtx_err
+cli_txid_arg(const char *s, uint64_t *out)
+{
+	char *end;
+	if (s == NULL || *s < '1' || *s > '9')
+		return DTX_EINVAL;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*end != '\0' || v == 0 || v == UINT64_MAX)
+		return DTX_EINVAL;
+	*out = v;
+	return DTX_OK;
+}
+
+void
+cli_key_fmt(const proto_bytes *k, char *out, size_t n)
+{
+	size_t o = 0;
+	for (uint32_t i = 0; i < k->n && o + 5 < n; i++) {
+		uint8_t c = k->p[i];
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, n - o, "\\x%02x", c);
+	}
+	out[o] = '\0';
+}
+
+void
+cli_utc_ms(uint64_t ms, char *out, size_t n)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	size_t k = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + k, n - k, ".%03uZ", (unsigned)(ms % 1000));
+}
+
+const char *
+cli_state_name(proto_txn_state st)
+{
+	static const char *const names[] = { "unknown", "prepared",
+		"precommitted", "committed", "aborted", "never-voted" };
+	return (unsigned)st <= PROTO_TS_NEVER_VOTED ? names[st] : "?";
+}
 
 // ---------------------------------------------------------------- status
 

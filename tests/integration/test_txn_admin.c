@@ -218,6 +218,10 @@ check_list(tu_fx *fx, uint64_t txid, int64_t a, int64_t b)
 	hx_jdoc *doc = parse(out);
 	const hx_jv *root = hx_jdoc_root(doc);
 	assert_null(hx_jv_get(root, "heuristic"));
+	// The coordinator is down: listed as not answering.
+	const hx_jv *co = hx_jv_get(root, "coordinators");
+	assert_int_equal(co->len, 1);
+	assert_non_null(hx_jv_get(co->first, "error"));
 	const hx_jv *l = hx_jv_get(root, "in_doubt");
 	assert_non_null(l);
 	assert_int_equal(l->len, 2);
