@@ -354,12 +354,12 @@ sample(proto_type t, proto_msg *m)
 	m->hdr.vc.c[CLK_VC_MAX - 1] = 3;
 	if (t <= PROTO_FAULT)
 		sample_admin(t, m);
+	else if (t == PROTO_TRACE || t == PROTO_TRACE_REPLY)
+		sample_trace(t, m);
 	else if (t >= PROTO_TXN_LIST)
 		sample_oper(t, m);
 	else if (t <= PROTO_STATUS_REPLY)
 		sample_txn(t, m);
-	else if (t == PROTO_TRACE || t == PROTO_TRACE_REPLY)
-		sample_trace(t, m);
 	else
 		sample_data(t, m);
 }
