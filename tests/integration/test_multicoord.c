@@ -72,9 +72,12 @@ setup(void **state)
 		return -1;
 	setenv("DTX_INSECURE", "1", 1);
 	setenv("DTX_ENABLE_FAULTS", "1", 1);
-	hx_cluster_opts o = {
-		.dir = fx.dir, .participants = 2, .coordinators = 2
-	};
+	hx_cluster_opts o = { .dir = fx.dir,
+		.participants = 2,
+		.coordinators = 2,
+		// Plaintext links on this host: the test's own clients speak
+		// as the topology's client node (see test_2pc_util.h).
+		.insecure = true };
 	if (hx_cluster_create(&o, &fx.cl, err, sizeof(err)) != DTX_OK) {
 		fprintf(stderr, "cluster: %s\n", err);
 		return -1;

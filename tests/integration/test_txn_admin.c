@@ -330,8 +330,8 @@ check_hazard(tu_fx *fx, const char *tx)
 		assert_int_equal(tu_counter(fx, id, "heuristic_aborts"), 1);
 		assert_int_equal(
 		    tu_counter(fx, id, "heuristic_unconfirmed"), 0);
-		assert_true(file_has(
-		    hx_cluster_log(fx->cl, id), "HEURHAZARD", "ERROR"));
+		assert_true(file_has(hx_cluster_log(fx->cl, id),
+		    "msg=HEURHAZARD", "level=error"));
 		char addr[128], err[256];
 		http_addr(fx->cl, id, addr, sizeof(addr));
 		char *page = malloc(PAGE);
