@@ -361,8 +361,8 @@ hx__bank_await_recovery(hx_bankrun *b, uint64_t deadline)
 	}
 }
 
-static hx_txn_outcome
-map_state(proto_txn_state st, bool coordinator)
+hx_txn_outcome
+hx__txn_outcome_of(proto_txn_state st, bool coordinator)
 {
 	switch (st) {
 	case PROTO_TS_COMMITTED:
@@ -396,7 +396,8 @@ observe(hx_bankrun *b, uint32_t id, bool coordinator, uint64_t txid,
 	if (hx_conn_call(b->conn, id, &req, &rep, 2000, true) != DTX_OK)
 		return;
 	if (rep.hdr.type == PROTO_STATUS_REPLY) {
-		o->outcome = map_state(rep.u.status_reply.state, coordinator);
+		o->outcome =
+		    hx__txn_outcome_of(rep.u.status_reply.state, coordinator);
 		*cts = rep.u.status_reply.commit_ts;
 	}
 	proto_msg_free(&rep);

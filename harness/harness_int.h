@@ -157,4 +157,9 @@ bool hx__report_trace(const char *dir, int64_t run_id, const hx_anomaly *a,
 dtx_err hx__unsynced_env(hx_cluster *cl, unsigned kinds, const char *extra,
     char *err, size_t errlen);
 
+// What a STATUS answer's state says of a transaction's outcome at a
+// participant, or at its coordinator (coordinator: no record is presumed
+// abort) (bank_workload.c).
+hx_txn_outcome hx__txn_outcome_of(proto_txn_state st, bool coordinator);
+
 #endif // HARNESS_INT_H

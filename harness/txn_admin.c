@@ -206,20 +206,6 @@ hx_txn_heur_obs(hx_conn *c, bool only_known, hx_txn_obs **obs, size_t *n)
 	return rv;
 }
 
-static hx_txn_outcome
-map_state(proto_txn_state st, bool coordinator)
-{
-	switch (st) {
-	case PROTO_TS_COMMITTED:
-		return HX_TXN_COMMITTED;
-	case PROTO_TS_PREPARED:
-	case PROTO_TS_PRECOMMITTED:
-		return HX_TXN_IN_DOUBT;
-	default:
-		return coordinator ? HX_TXN_PRESUMED_ABORTED : HX_TXN_ABORTED;
-	}
-}
-
 // The txids in doubt or decided by hand in the lists l, each once, with
 // the coordinator each names.
 static dtx_err
@@ -269,8 +255,9 @@ observe_txid(hx_conn *c, uint64_t txid, uint32_t coord, uint32_t timeout_ms,
 	for (size_t i = 0; i < nl && rv == DTX_OK; i++) {
 		const proto_txn_list_reply *r = &l[i].rep.u.txn_list_reply;
 		hx_txn_outcome o = l[i].err != DTX_OK ? HX_TXN_UNKNOWN
-		    : r->state == PROTO_TS_UNKNOWN    ? HX_TXN_ABORTED
-		                                   : map_state(r->state, false);
+		    : r->state == PROTO_TS_UNKNOWN
+		    ? HX_TXN_ABORTED
+		    : hx__txn_outcome_of(r->state, false);
 		rv = obs_push(
 		    obs, n, cap, (hx_txn_obs) { txid, (int32_t)l[i].node, o });
 	}
@@ -283,7 +270,7 @@ observe_txid(hx_conn *c, uint64_t txid, uint32_t coord, uint32_t timeout_ms,
 		hx_txn_outcome o = HX_TXN_UNKNOWN;
 		if (hx_txn_coord_status(c, coord, txid, timeout_ms, &st, &cts,
 		        why, sizeof(why)) == DTX_OK)
-			o = map_state(st, true);
+			o = hx__txn_outcome_of(st, true);
 		rv = obs_push(
 		    obs, n, cap, (hx_txn_obs) { txid, (int32_t)coord, o });
 	}

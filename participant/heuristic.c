@@ -34,23 +34,6 @@
 #define CHECK_EVERY_NS (2000u * 1000000ull)
 #define CHECK_MAX 32 // heuristic decisions looked at per check
 
-static proto_txn_state
-wire_state(stor_tx_state s)
-{
-	switch (s) {
-	case STOR_TX_PREPARED:
-		return PROTO_TS_PREPARED;
-	case STOR_TX_PRECOMMITTED:
-		return PROTO_TS_PRECOMMITTED;
-	case STOR_TX_COMMITTED:
-		return PROTO_TS_COMMITTED;
-	case STOR_TX_ABORTED:
-		return PROTO_TS_ABORTED;
-	default:
-		return PROTO_TS_UNKNOWN;
-	}
-}
-
 static proto_mode
 wire_mode(uint32_t m)
 {
@@ -82,7 +65,7 @@ fill_indoubt(part *p, const stor_indoubt *s, proto_indoubt *x)
 	uint64_t now = clk_ts_l(clk_node_now(p->clock));
 	uint64_t then = clk_ts_l(s->meta.prepare_ts);
 	*x = (proto_indoubt) { .txid = s->txid,
-		.state = wire_state(s->state),
+		.state = part__wire_state(s->state),
 		.mode = wire_mode(s->meta.mode),
 		.coord = s->meta.coordinator,
 		.n_peers = s->meta.npeers,
@@ -102,7 +85,7 @@ static dtx_err
 fill_heur(const stor_heur *h, proto_heur *o)
 {
 	*o = (proto_heur) { .txid = h->txid,
-		.outcome = wire_state(h->outcome),
+		.outcome = part__wire_state(h->outcome),
 		.commit_ts = h->commit_ts,
 		.at_ms = h->wall_ms,
 		.by = h->by_node,
@@ -111,7 +94,7 @@ fill_heur(const stor_heur *h, proto_heur *o)
 		.verdict = (proto_heur_verdict)h->verdict,
 		.coord_outcome = h->verdict == STOR_HEUR_UNCONFIRMED
 		    ? PROTO_TS_UNKNOWN
-		    : wire_state(h->coord_outcome),
+		    : part__wire_state(h->coord_outcome),
 		.verdict_ms = h->verdict_wall_ms };
 	dtx_err rv = proto_str_set(&o->who, h->who[0] ? h->who : "?");
 	if (rv == DTX_OK)
@@ -180,7 +163,7 @@ part__txn_list(part *p, const proto_msg *req, proto_msg *rep)
 		rep->hdr.type = PROTO_TXN_LIST_REPLY;
 		if (only != 0 &&
 		    stor_kv_tx_state(p->kv, only, &st, &cts) == DTX_OK) {
-			l->state = wire_state(st);
+			l->state = part__wire_state(st);
 			l->commit_ts = cts;
 		}
 		rv = list_fill(p, only, list, n, hl, nh, l);
@@ -358,7 +341,7 @@ reply(proto_msg *rep, uint64_t txid, stor_tx_state st, clk_ts cts, bool heur,
 	proto_txn_resolve_reply *r = &rep->u.txn_resolve_reply;
 	rep->hdr.type = PROTO_TXN_RESOLVE_REPLY;
 	r->txid = txid;
-	r->outcome = wire_state(st);
+	r->outcome = part__wire_state(st);
 	r->commit_ts = st == STOR_TX_COMMITTED ? cts : 0;
 	r->heuristic = heur;
 	return proto_str_set(&r->reason, why);

@@ -249,8 +249,8 @@ part__precommit_finish(
 	return DTX_OK;
 }
 
-static proto_txn_state
-wire_state(stor_tx_state st)
+proto_txn_state
+part__wire_state(stor_tx_state st)
 {
 	switch (st) {
 	case STOR_TX_PREPARED:
@@ -349,7 +349,7 @@ part__status(part *p, const proto_msg *req, proto_msg *rep)
 		ws = PROTO_TS_NEVER_VOTED;
 		cts = 0;
 	} else {
-		ws = wire_state(st);
+		ws = part__wire_state(st);
 		if (ws != PROTO_TS_COMMITTED && ws != PROTO_TS_PRECOMMITTED)
 			cts = 0;
 		part__heur_status(p, txid, req->hdr.from, &ws, &cts);

@@ -258,4 +258,7 @@ dtx_err part_saga_step_finish(part *p, dtx_err sync_err, proto_msg *rep);
 dtx_err part_saga_forget(
     part *p, const proto_msg *req, proto_msg *rep, part__pending *pend);
 
+// The wire name of a stored transaction state (outcome.c).
+proto_txn_state part__wire_state(stor_tx_state st);
+
 #endif // PARTICIPANT_INT_H
