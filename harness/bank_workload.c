@@ -189,9 +189,16 @@ do_transfer(hx_bankrun *b, int64_t proc, uint64_t *rng, uint64_t *seq, int idx,
 	r.coord = x.coord;
 	if (r.txid != 0 || b->saga)
 		hx__bank_add_rec(b, &r);
+	return hx__bank_tally(b, t, x.cts, last, proc);
+}
+
+int64_t
+hx__bank_tally(
+    hx_bankrun *b, hx_op_type t, clk_ts cts, clk_ts *last, int64_t proc)
+{
 	if (t == HX_OP_OK) {
-		if (x.cts > *last)
-			*last = x.cts;
+		if (cts > *last)
+			*last = cts;
 		atomic_fetch_add(&b->ok, 1);
 		atomic_fetch_add(&b->ok_xfer, 1);
 	} else if (t == HX_OP_FAIL) {

@@ -157,6 +157,11 @@ bool hx__report_trace(const char *dir, int64_t run_id, const hx_anomaly *a,
 dtx_err hx__unsynced_env(hx_cluster *cl, unsigned kinds, const char *extra,
     char *err, size_t errlen);
 
+// Counts a finished op of type t (commit ts cts) in b's totals and moves
+// *last up to cts when it is ok; returns the process that runs next:
+// proc, or a fresh one after an indeterminate op (bank_workload.c).
+int64_t hx__bank_tally(
+    hx_bankrun *b, hx_op_type t, clk_ts cts, clk_ts *last, int64_t proc);
 // What a STATUS answer's state says of a transaction's outcome at a
 // participant, or at its coordinator (coordinator: no record is presumed
 // abort) (bank_workload.c).

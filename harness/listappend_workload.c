@@ -236,18 +236,8 @@ append_txn(hx_bankrun *b, int64_t proc, uint64_t *rng, clk_ts *last)
 		if (x.cts > b->la->max_cts)
 			b->la->max_cts = x.cts;
 		pthread_mutex_unlock(&b->la->mu);
-		if (x.cts > *last)
-			*last = x.cts;
-		atomic_fetch_add(&b->ok, 1);
-		atomic_fetch_add(&b->ok_xfer, 1);
-	} else if (t == HX_OP_FAIL) {
-		atomic_fetch_add(&b->fail, 1);
-	} else {
-		atomic_fetch_add(&b->info, 1);
-		// Jepsen: an indeterminate process never runs another op.
-		return atomic_fetch_add(&b->next_proc, 1);
 	}
-	return proc;
+	return hx__bank_tally(b, t, x.cts, last, proc);
 }
 
 // ---------------------------------------------------------------- reads
