@@ -1189,18 +1189,40 @@ proto_daemon_call(proto_daemon *d, uint32_t peer, proto_msg *req,
 // the call or (when cut off) the caller's timeout, then ETIMEDOUT.
 typedef enum dcall_state { DC_DELAY, DC_CUT } dcall_state;
 
+// The call owns a deep copy of the request and of the retry policy: the
+// caller's (a batcher's BATCH on its stack, a retry policy on the
+// caller's stack) may be gone by the time the delay ends.
 typedef struct dcall {
 	proto_daemon *d;
 	proto_client *c;
 	uint32_t peer;
 	dcall_state state;
-	proto_msg *req; // borrowed until done is called
+	proto_msg req; // owned; empty when the call is cut off at once
 	proto_call_opts opts;
+	proto_retry retry; // opts.retry points here when the caller gave one
 	bool have_opts;
 	proto_done_fn done;
 	void *arg;
 	nng_aio *aio;
 } dcall;
+
+// *out returns an owned deep copy of req (through the codec, so that
+// every body kind is covered), for proto_msg_free.
+static dtx_err
+msg_copy(const proto_msg *req, proto_msg *out)
+{
+	proto_msg top = *req; // shallow: only the header is changed
+	top.hdr.version = PROTO_VERSION;
+	uint8_t *buf;
+	size_t len;
+	dtx_err rv = proto_encode_buf(&top, &buf, &len);
+	if (rv != DTX_OK)
+		return rv;
+	proto_limits lim = { .max_msg = len };
+	rv = proto_decode(buf, len, &lim, out, NULL, 0);
+	dtx_free(buf);
+	return rv == DTX_EPROTO ? DTX_EINVAL : rv;
+}
 
 // Ends a held-back call: frees it (its aio once the callback returns),
 // then reports err unless the call was handed on.
@@ -1210,6 +1232,7 @@ dcall_end(dcall *dc, bool report, dtx_err err)
 	proto_done_fn done = dc->done;
 	void *arg = dc->arg;
 	nng_aio_reap(dc->aio);
+	proto_msg_free(&dc->req);
 	dtx_free(dc);
 	if (report)
 		done(arg, err, NULL);
@@ -1240,7 +1263,8 @@ dcall_cb(void *arg)
 		dcall_cut(dc);
 		return;
 	}
-	dtx_err rv = proto_client_call_async(dc->c, dc->req,
+	// The client encodes the copy before this returns.
+	dtx_err rv = proto_client_call_async(dc->c, &dc->req,
 	    dc->have_opts ? &dc->opts : NULL, dc->done, dc->arg);
 	dcall_end(dc, rv != DTX_OK, rv);
 }
@@ -1263,14 +1287,25 @@ proto_daemon_call_async(proto_daemon *d, uint32_t peer, proto_msg *req,
 	*dc = (dcall) { .d = d,
 		.c = rt.c,
 		.peer = peer,
-		.req = req,
 		.have_opts = opts != NULL,
 		.done = done,
 		.arg = arg };
-	if (opts != NULL)
+	if (opts != NULL) {
 		dc->opts = *opts;
+		dc->opts.why = NULL; // not used by asynchronous calls
+		dc->opts.why_len = 0;
+		if (opts->retry != NULL) {
+			dc->retry = *opts->retry;
+			dc->opts.retry = &dc->retry;
+		}
+	}
+	if (!rt.cut && (rv = msg_copy(req, &dc->req)) != DTX_OK) {
+		dtx_free(dc);
+		return rv;
+	}
 	int r = nng_aio_alloc(&dc->aio, dcall_cb, dc);
 	if (r != 0) {
+		proto_msg_free(&dc->req);
 		dtx_free(dc);
 		return proto_from_nng(r);
 	}

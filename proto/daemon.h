@@ -195,10 +195,12 @@ dtx_err proto_daemon_call(proto_daemon *d, uint32_t peer, proto_msg *req,
 
 // The asynchronous twin of proto_daemon_call: the contract of
 // proto_client_call_async, with the partition and delay faults applied
-// (a delayed call waits on an nng timer, not on a thread). req and what
-// it points to are borrowed until done is called (a delayed call encodes
-// it only after its delay). DTX_EINVAL for an unknown peer. Every started
-// call must have completed before proto_daemon_close. Thread-safe.
+// (a delayed call waits on an nng timer, not on a thread). As there, req,
+// what it points to and opts (with opts->retry) are borrowed only during
+// this call: a delayed call keeps its own deep copy until its delay ends
+// (a batcher's BATCH lives on the batcher's stack). DTX_EINVAL for an
+// unknown peer or a request that cannot be encoded. Every started call
+// must have completed before proto_daemon_close. Thread-safe.
 dtx_err proto_daemon_call_async(proto_daemon *d, uint32_t peer, proto_msg *req,
     const proto_call_opts *opts, proto_done_fn done, void *arg);
 

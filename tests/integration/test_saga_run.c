@@ -2,7 +2,8 @@
 //
 // Sagas end to end on real daemons (two participants and dtx-saga): the
 // happy path, a failing second step compensating the first, idempotent
-// resubmission, many sagas at once with the total conserved, a snapshot
+// resubmission, many sagas at once with the total conserved (also with the
+// orchestrator's calls delayed, so that STEPs leave in BATCHes), a snapshot
 // read seeing a debit before its credit (sagas give up isolation), a
 // participant unreachable past the retry budget (compensation), a saga
 // stuck in compensation visible in SAGA_STATUS and HEALTH, and a
@@ -263,6 +264,51 @@ test_many_concurrent(void **state)
 	assert_int_equal(total(now), NACCT * INIT);
 	for (int i = 0; i < NACCT; i++)
 		assert_int_equal(now[i], INIT);
+}
+
+// Many sagas at once while every call of the orchestrator to the
+// participants is delayed: the STEPs of concurrent sagas queue behind the
+// one batch in flight and leave together as a BATCH, each after the
+// delay. The orchestrator must survive (it once stamped a BATCH freed
+// before the delay ended) and every saga still finish.
+static void
+test_many_under_delay(void **state)
+{
+	(void)state;
+	enum { NW = 8 };
+	for (int64_t p = 1; p <= 2; p++) {
+		int64_t delay[2] = { p, 40 };
+		assert_int_equal(
+		    ts_fault(&T, T.saga_id, "delay", delay, 2, NULL), 0);
+	}
+	pthread_t th[NW];
+	worker_arg w[NW];
+	for (int i = 0; i < NW; i++) {
+		w[i] = (worker_arg) { .id = 100 + i, .n = 8 };
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, worker, &w[i]), 0);
+	}
+	int c = 0, o = 0;
+	for (int i = 0; i < NW; i++) {
+		pthread_join(th[i], NULL);
+		c += w[i].committed;
+		o += w[i].other;
+	}
+	for (int64_t p = 1; p <= 2; p++) {
+		int64_t zero[2] = { p, 0 };
+		assert_int_equal(
+		    ts_fault(&T, T.saga_id, "delay", zero, 2, NULL), 0);
+	}
+	fprintf(stderr, "# under delay: %d committed, %d other\n", c, o);
+	assert_int_equal(o, 0);
+	assert_true(c > 0);
+	// The orchestrator is alive and made every STEP call.
+	int64_t calls = 0;
+	assert_int_equal(
+	    ts_health(&T, T.saga_id, NULL, 0, "step_calls", &calls), 0);
+	assert_true(calls >= 2 * c);
+	int64_t bal[NACCT];
+	ts_expect_conserved(&T, NACCT, INIT, bal);
 }
 
 typedef struct bg_submit {
@@ -550,6 +596,7 @@ main(void)
 		cmocka_unit_test(test_barrier_id_is_not_the_gid),
 		cmocka_unit_test(test_second_step_fails),
 		cmocka_unit_test(test_submit_means_something),
+		cmocka_unit_test(test_many_under_delay),
 		cmocka_unit_test(test_many_concurrent),
 		cmocka_unit_test(test_snapshot_sees_debit_before_credit),
 		cmocka_unit_test(test_unreachable_participant_compensates),

@@ -5,6 +5,7 @@
 // far ahead refused, and the daemon's own handler reached for the rest.
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +282,106 @@ test_partition_and_delay(void **state)
 	    proto_daemon_call(f->d, 9, &req, &rep, NULL), DTX_EINVAL);
 }
 
+// Replies of asynchronous calls, counted as they come in.
+typedef struct answers {
+	_Atomic int n; // answered
+	_Atomic int pongs; // DTX_OK with a PONG
+} answers;
+
+static void
+answer(void *arg, dtx_err err, proto_msg *rep)
+{
+	answers *a = arg;
+	if (err == DTX_OK && rep->hdr.type == PROTO_PONG)
+		atomic_fetch_add(&a->pongs, 1);
+	if (rep != NULL)
+		proto_msg_free(rep);
+	atomic_fetch_add(&a->n, 1);
+}
+
+static void
+await_answers(answers *a, int n)
+{
+	for (int i = 0; i < 500 && atomic_load(&a->n) < n; i++)
+		dtx_sleep_ms(10);
+	assert_int_equal(atomic_load(&a->n), n);
+}
+
+// A sender of a batcher over the daemon's delayed peer calls, as the
+// saga orchestrator's step batchers are.
+static dtx_err
+send_to_self(void *arg, proto_msg *req, const proto_call_opts *opts,
+    proto_done_fn done, void *done_arg)
+{
+	return proto_daemon_call_async(arg, 1, req, opts, done, done_arg);
+}
+
+// Queues a STEP-like burst on a batcher with one batch in flight: the
+// first call goes alone, the rest leave as one BATCH from the batcher's
+// stack when its reply comes in.
+static void
+batch_under_delay(fixture *f)
+{
+	proto_batcher *b;
+	assert_int_equal(
+	    proto_batcher_open_send(send_to_self, f->d, 8, 1, &b), DTX_OK);
+	answers a = { 0 };
+	proto_msg reqs[5];
+	for (int i = 0; i < 5; i++) {
+		proto_msg_init(&reqs[i], PROTO_PING);
+		assert_int_equal(
+		    proto_batcher_call_async(b, &reqs[i], 2000, answer, &a),
+		    DTX_OK);
+	}
+	await_answers(&a, 5);
+	assert_int_equal(atomic_load(&a.pongs), 5);
+	uint64_t batches, items;
+	proto_batcher_stats(b, &batches, &items);
+	assert_int_equal(items, 5);
+	assert_true(batches < 5); // a BATCH did carry several
+	proto_batcher_close(b);
+}
+
+static void
+test_delayed_async_call(void **state)
+{
+	fixture *f = *state;
+	int64_t dl[] = { 1, 100 };
+	assert_int_equal(fault(f, "delay", dl, 2, NULL), DTX_OK);
+	// The request and the retry policy are the caller's only during the
+	// call: the delayed call sends what they were then.
+	answers a = { 0 };
+	proto_msg req;
+	proto_msg_init(&req, PROTO_PING);
+	{
+		proto_retry once = { .attempts = 1 };
+		proto_call_opts o = { .timeout_ms = 2000, .retry = &once };
+		uint64_t t0 = dtx_mono_ns();
+		assert_int_equal(
+		    proto_daemon_call_async(f->d, 1, &req, &o, answer, &a),
+		    DTX_OK);
+		// Reused at once, as a caller may.
+		proto_msg_init(&req, PROTO_STATUS);
+		req.u.txid.txid = 7;
+		memset(&once, 0xa5, sizeof(once));
+		await_answers(&a, 1);
+		assert_true(dtx_mono_ns() - t0 >= 100 * 1000000ull);
+	}
+	assert_int_equal(atomic_load(&a.pongs), 1);
+	assert_int_equal(f->handled, 0);
+	batch_under_delay(f);
+	// A call cut off by a partition is still dropped (no copy made).
+	int64_t cut[] = { 1 };
+	assert_int_equal(fault(f, "partition", cut, 1, NULL), DTX_OK);
+	answers c = { 0 };
+	proto_msg_init(&req, PROTO_PING);
+	assert_int_equal(
+	    proto_daemon_call_async(f->d, 1, &req, NULL, answer, &c), DTX_OK);
+	await_answers(&c, 1);
+	assert_int_equal(atomic_load(&c.pongs), 0);
+	assert_int_equal(fault(f, "partition", NULL, 0, NULL), DTX_OK);
+}
+
 static void
 test_clock_too_far_ahead(void **state)
 {
@@ -355,6 +456,8 @@ main(void)
 		    test_fault_clock, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_partition_and_delay, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_delayed_async_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_clock_too_far_ahead, setup, teardown),
 		cmocka_unit_test(test_bad_flags),
