@@ -571,54 +571,6 @@ test_max_conns(void **state)
 	proto_server_close(srv);
 }
 
-// A client the cap refuses redials less and less often, not in a loop
-// (each attempt costs the server a descriptor while it lasts), and is
-// served within a second or so of a place coming free.
-static void
-test_refused_client_backs_off(void **state)
-{
-	(void)state;
-	seen s = { 0 };
-	char url[128];
-	snprintf(
-	    url, sizeof(url), "ipc:///tmp/dtx-backoff-%d.sock", (int)getpid());
-	proto_server_cfg sc = { .url = url,
-		.workers = 2,
-		.node_id = 1,
-		.handler = who_handler,
-		.arg = &s,
-		.max_conns = 1 };
-	proto_server *srv = NULL;
-	ok(proto_server_open(&sc, &srv));
-	proto_client_cfg cc = { .url = url,
-		.node_id = 3,
-		.timeout_ms = 3000,
-		.connect_wait_ms = 3000 };
-	proto_client *a = NULL, *b = NULL;
-	ok(proto_client_open(&cc, &a));
-	proto_msg req, rep;
-	proto_msg_init(&req, PROTO_PING);
-	ok(proto_client_call(a, &req, &rep, NULL));
-	proto_msg_free(&rep);
-	ok(proto_client_open(&cc, &b));
-	dtx_sleep_ms(3000);
-	proto_server_stats ss;
-	proto_server_stats_get(srv, &ss);
-	printf("refused in 3 s: %llu\n", (unsigned long long)ss.conns_refused);
-	// Delays of 10, 20, ... 1000 ms (drawn below each): some 15
-	// attempts; without the backoff, hundreds.
-	assert_true(ss.conns_refused >= 2);
-	assert_true(ss.conns_refused <= 40);
-	proto_client_close(a);
-	uint64_t t0 = dtx_mono_ns();
-	ok(proto_client_call(b, &req, &rep, NULL));
-	assert_int_equal(rep.hdr.type, PROTO_PONG);
-	proto_msg_free(&rep);
-	assert_true(dtx_mono_ns() - t0 < 2500000000ull);
-	proto_client_close(b);
-	proto_server_close(srv);
-}
-
 int
 main(void)
 {
@@ -626,7 +578,6 @@ main(void)
 		cmocka_unit_test(test_authz_table),
 		cmocka_unit_test(test_subject),
 		cmocka_unit_test(test_max_conns),
-		cmocka_unit_test(test_refused_client_backs_off),
 		cmocka_unit_test(test_tls_open),
 		cmocka_unit_test(test_hello),
 		cmocka_unit_test(test_tls_rpc),
