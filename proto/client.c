@@ -56,11 +56,6 @@ struct proto_client {
 	bool sock_open;
 	_Atomic uint64_t next_id;
 	_Atomic int pipes; // live connections
-	// Redialing (see redial_backoff): the dialer, when the connection
-	// came, and the first redial delay in force.
-	nng_dialer dialer;
-	_Atomic uint64_t pipe_up_ns;
-	_Atomic uint32_t redial_ms;
 	pthread_mutex_t mu;
 	slot *idle; // singly linked through next
 	slot *busy; // doubly linked
@@ -291,40 +286,12 @@ wait_ready(proto_client *c, uint32_t ms)
 	return ok;
 }
 
-// Reconnect delays: the first redial after a connection that lasted a
-// while comes within REDIAL_MIN_MS (a restarted peer is back at once).
-// A connection the peer closed within SHORT_LIVED_MS of accepting it
-// (its connection cap refused it) doubles that delay, up to
-// REDIAL_MAX_MS: nng resets its own backoff on every connection it
-// makes, so without this a refused client would redial in a loop,
-// hundreds of times a second, each attempt costing the peer a descriptor
-// and an accept while it lasts.
-#define REDIAL_MIN_MS 10u
-#define REDIAL_MAX_MS 1000u
-#define SHORT_LIVED_MS 1000u
-
-// A connection went: sets the dialer's first redial delay for the next
-// one from how long this one lived.
-static void
-redial_backoff(proto_client *c)
-{
-	uint64_t lived = dtx_mono_ns() - atomic_load(&c->pipe_up_ns);
-	uint32_t ms = atomic_load(&c->redial_ms);
-	if (lived >= (uint64_t)SHORT_LIVED_MS * 1000000u)
-		ms = REDIAL_MIN_MS;
-	else
-		ms = ms * 2 > REDIAL_MAX_MS ? REDIAL_MAX_MS : ms * 2;
-	if (atomic_exchange(&c->redial_ms, ms) != ms)
-		(void)nng_dialer_set_ms(c->dialer, NNG_OPT_RECONNMINT, (int)ms);
-}
-
 static void
 on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	(void)p;
 	proto_client *c = arg;
 	if (ev == NNG_PIPE_EV_ADD_POST) {
-		atomic_store(&c->pipe_up_ns, dtx_mono_ns());
 		atomic_fetch_add(&c->pipes, 1);
 		if (c->cfg.tls == NULL)
 			return;
@@ -341,7 +308,6 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 	int n = atomic_load(&c->pipes);
 	while (n > 0 && !atomic_compare_exchange_weak(&c->pipes, &n, n - 1))
 		;
-	redial_backoff(c);
 	// nng would move the requests of this connection to the next one;
 	// abort them instead: their outcome is unknown and the caller
 	// decides whether resending is safe. The next connection needs a
@@ -409,8 +375,7 @@ proto_client_open(const proto_client_cfg *cfg, proto_client **out)
 	// quick reconnects after a peer restarts.
 	if ((rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
 	         NNG_DURATION_INFINITE)) != 0 ||
-	    (rv = nng_socket_set_ms(
-	         c->sock, NNG_OPT_RECONNMINT, (int)REDIAL_MIN_MS)) != 0 ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 10)) != 0 ||
 	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500)) != 0 ||
 	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe, c)) !=
 	        0 ||
@@ -426,11 +391,9 @@ proto_client_open(const proto_client_cfg *cfg, proto_client **out)
 		err = proto_from_nng(rv);
 		goto fail;
 	}
-	atomic_store(&c->redial_ms, REDIAL_MIN_MS);
 	nng_dialer dl;
-	if ((rv = nng_dialer_create(&dl, c->sock, cfg->url)) == 0)
-		c->dialer = dl;
-	if (rv == 0 && cfg->tls != NULL)
+	if ((rv = nng_dialer_create(&dl, c->sock, cfg->url)) == 0 &&
+	    cfg->tls != NULL)
 		rv = nng_dialer_set_ptr(
 		    dl, NNG_OPT_TLS_CONFIG, proto__tls_nng(cfg->tls, false));
 	if (rv == 0)
