@@ -191,7 +191,8 @@ empty_blob(uint8_t *b, uint32_t v, const uint8_t *extra, size_t nextra)
 	n += 4;
 	memset(b + n, 0, 8 + 8 + 8 + 4 + 8 + 8); // horizon .. nbar
 	n += 44;
-	memcpy(b + n, extra, nextra);
+	if (nextra > 0)
+		memcpy(b + n, extra, nextra);
 	return n + nextra;
 }
 
