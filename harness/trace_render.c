@@ -92,7 +92,8 @@ toposort(hx_trace *t)
 	}
 	for (size_t k = 0; k < n; k++)
 		ev[k] = t->ev[order[k]];
-	memcpy(t->ev, ev, n * sizeof(*ev));
+	if (n > 0)
+		memcpy(t->ev, ev, n * sizeof(*ev));
 	// Reach, from the last event back: a direct successor and all it
 	// reaches.
 	for (size_t i = n; i-- > 0;)
