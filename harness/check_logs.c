@@ -209,12 +209,15 @@ hx_check_logs_deaths(const hx_history *h, hx_logs_result *r)
 	    "%s; %zu daemon(s) died though no fault killed them (a crash: "
 	    "see the system log)",
 	    r->c.summary ? r->c.summary : "", r->died);
-	size_t jl = r->c.json ? strlen(r->c.json) : 0;
-	if (jl > 1)
-		hx_sb_printf(&j, "%.*s,\"died\":%zu}", (int)(jl - 1), r->c.json,
-		    r->died);
+	// The same object with "valid" false and the count added (its
+	// "valid" member comes first, as hx_check_logs writes it).
+	const char *rest = r->c.json ? strchr(r->c.json, ',') : NULL;
+	size_t rl = rest ? strlen(rest) : 0;
+	if (rl > 1)
+		hx_sb_printf(&j, "{\"valid\":false%.*s,\"died\":%zu}",
+		    (int)(rl - 1), rest, r->died);
 	else
-		hx_sb_printf(&j, "{\"died\":%zu}", r->died);
+		hx_sb_printf(&j, "{\"valid\":false,\"died\":%zu}", r->died);
 	return hx__check_set(&r->c, HX_VALID_FALSE, &s, &j);
 }
 

@@ -1129,6 +1129,7 @@ test_logs_expected_refusal(void **state)
 	assert_non_null(strstr(r.c.summary, "2 daemon(s) died"));
 	assert_true(hx_json_valid(r.c.json, strlen(r.c.json)));
 	assert_non_null(strstr(r.c.json, "\"died\":2"));
+	assert_non_null(strstr(r.c.json, "{\"valid\":false,\"files\":1,"));
 	hx_check_fini(&r.c);
 	unlink(logs[0].path);
 	unlink(logs[1].path);
