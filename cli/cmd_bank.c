@@ -58,14 +58,17 @@ static const dtx_cfg_opt bank_opts[] = {
 	    "seconds of workload" },
 	{ "nemesis", DTX_CFG_STR, OFF(nemesis), 0, 0, "none",
 	    "faults: kill,pause,partition,clock,disk,lose-unsynced,crashpoint,"
-	    "packet,corrupt,kill-forever (or none); disk kills a participant "
-	    "and tears its WAL's tail as a crash mid-write does; "
+	    "packet,corrupt,kill-forever,slow-link (or none); disk kills a "
+	    "participant and tears its WAL's tail as a crash mid-write does; "
 	    "lose-unsynced runs the daemons under libdtx-unsynced.so so that "
 	    "a kill loses what was not fsynced; crashpoint arms the daemons' "
 	    "named crash points in turn; packet drops, duplicates and delays "
 	    "a node's packets; corrupt damages a stopped node's acknowledged "
 	    "WAL records or checkpoint (the restart must refuse); "
-	    "kill-forever stops one target for the rest of the run" },
+	    "kill-forever stops one target for the rest of the run; "
+	    "slow-link holds one daemon's calls to one target 2-5 s before "
+	    "they leave (another role's daemon when there is one), the "
+	    "target staying reachable by the others" },
 	{ "max-concurrent-faults", DTX_CFG_INT, OFF(max_concurrent), 1, 16, "1",
 	    "faults in force at once, at most; above 1 faults start N times "
 	    "as often and overlap (never two on one node, never two "

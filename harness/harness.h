@@ -295,8 +295,9 @@ const char *hx_url_hostport(const char *url);
 //   nemesis   f is kill, restart, pause, resume, partition, heal, clock-bump,
 //             clock-reset, clock-strobe, disk (a kill whose WAL tail is
 //             torn before the restart), lose-unsynced, crashpoint,
-//             crashpoint-end, crashpoint-hit, packet, packet-end, corrupt
-//             or kill-forever; the value is a JSON description:
+//             crashpoint-end, crashpoint-hit, packet, packet-end, corrupt,
+//             kill-forever, slow-link or slow-link-end; the value is a JSON
+//             description:
 //             {"targets":[1,2],"fault":7,"shape":"halves",...} ("fault":
 //             the id the start and the end of one fault share; an end
 //             recorded by the final heal names "faults":[...])
@@ -910,13 +911,13 @@ typedef struct hx_fault {
 
 // Derives fault windows from the nemesis ops of h: kill, disk,
 // lose-unsynced or corrupt..restart, pause..resume, partition..heal,
-// netem..heal, packet..packet-end, crashpoint..crashpoint-end or
-// crashpoint-hit, clock-bump or clock-strobe..clock-reset; kill-forever
-// never ends (end_ns -1); any other nemesis f is an instant window. A
-// window whose opening op names its fault ("fault":N in the value) is
-// closed only by a closing op that names the same id ("fault":N or
-// "faults":[...]), so overlapping faults of one kind get their own
-// windows; without ids (histories written before them) a closing op ends
+// netem..heal, packet..packet-end, slow-link..slow-link-end,
+// crashpoint..crashpoint-end or crashpoint-hit, clock-bump or
+// clock-strobe..clock-reset; kill-forever never ends (end_ns -1); any other
+// nemesis f is an instant window. A window whose opening op names its fault
+// ("fault":N in the value) is closed only by a closing op that names the same
+// id ("fault":N or "faults":[...]), so overlapping faults of one kind get their
+// own windows; without ids (histories written before them) a closing op ends
 // every open window of its kinds. Returns an owned array (free with
 // hx_faults_free). DTX_ENOMEM.
 dtx_err hx_faults_from_history(const hx_history *h, hx_fault **out, size_t *n);
@@ -1470,8 +1471,13 @@ typedef enum hx_nem_kind {
 	// One node of the targets killed and never restarted (not even at
 	// the end of the run).
 	HX_NEM_KILL_FOREVER = 1u << 9,
+	// One link slowed: the calls one daemon makes to one node of the
+	// targets are held 2-5 s before they leave (the sender's FAULT
+	// "delay"), so they arrive after the daemons' 1 s call and 2 s
+	// in-doubt timeouts while the node stays reachable by everyone else.
+	HX_NEM_SLOW_LINK = 1u << 10,
 } hx_nem_kind;
-#define HX_NEM_NKINDS 10
+#define HX_NEM_NKINDS 11
 
 typedef enum hx_nem_target {
 	HX_TARGET_ANY = 0,
@@ -1519,6 +1525,10 @@ typedef enum hx_nem_action {
 	HX_NA_CORRUPT,
 	// SIGKILL the target for the rest of the run: nothing restarts it.
 	HX_NA_KILL_FOREVER,
+	// Slow link: link_from's calls to the target wait delay_ms before
+	// they leave; SLOW_LINK_END clears the delay.
+	HX_NA_SLOW_LINK,
+	HX_NA_SLOW_LINK_END,
 	HX_NA_COUNT
 } hx_nem_action;
 
@@ -1555,8 +1565,10 @@ typedef struct hx_nem_event {
 	uint64_t disk_seed; // DISK: seed of the torn record's bytes
 	char point[48]; // CRASH_*: the crash point's name
 	// PACKET: percent of packets dropped and duplicated, delay and its
-	// jitter (ms) and percent reordered (netem only).
+	// jitter (ms) and percent reordered (netem only). SLOW_LINK*: the
+	// delay too.
 	uint32_t loss_pct, dup_pct, delay_ms, jitter_ms, reorder_pct;
+	uint32_t link_from; // SLOW_LINK*: the sender of the slowed link
 	// CORRUPT: truncate (else flip a bit) and the seed that picks the
 	// file, the record and the bit or the cut.
 	bool corrupt_truncate;
@@ -1597,8 +1609,8 @@ typedef struct hx_nem_cfg {
 	const char *mode;
 } hx_nem_cfg;
 
-// Parses "kill,pause,partition,clock,disk,lose-unsynced,crashpoint" (or
-// "none", "") into kind bits;
+// Parses "kill,pause,partition,clock,disk,lose-unsynced,crashpoint,packet,
+// corrupt,kill-forever,slow-link" (or "none", "") into kind bits;
 // shapes "halves,one,bridge,ring"; a target name. DTX_EINVAL with the
 // bad word in err.
 dtx_err hx_nem_kinds_parse(

@@ -264,6 +264,7 @@ static const struct {
 	{ "crashpoint", "crashpoint-end" },
 	{ "crashpoint", "crashpoint-hit" },
 	{ "packet", "packet-end" },
+	{ "slow-link", "slow-link-end" },
 	// Never ends: no op has an empty f.
 	{ "kill-forever", "" },
 };

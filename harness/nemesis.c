@@ -40,6 +40,8 @@ static const char *const action_names[HX_NA_COUNT] = {
 	[HX_NA_PACKET_END] = "packet-end",
 	[HX_NA_CORRUPT] = "corrupt",
 	[HX_NA_KILL_FOREVER] = "kill-forever",
+	[HX_NA_SLOW_LINK] = "slow-link",
+	[HX_NA_SLOW_LINK_END] = "slow-link-end",
 };
 
 static const char *const shape_names[HX_SHAPE_COUNT] = {
@@ -60,6 +62,7 @@ static const char *const kind_names[HX_NEM_NKINDS] = {
 	"packet",
 	"corrupt",
 	"kill-forever",
+	"slow-link",
 };
 
 enum {
@@ -72,7 +75,8 @@ enum {
 	K_CRASH,
 	K_PACKET,
 	K_CORRUPT,
-	K_FOREVER
+	K_FOREVER,
+	K_SLOW
 };
 
 // Every crash point of the daemons (grep dtx_crashpoint), the role whose
@@ -186,6 +190,9 @@ action_kind(hx_nem_action a)
 		return K_CORRUPT;
 	case HX_NA_KILL_FOREVER:
 		return K_FOREVER;
+	case HX_NA_SLOW_LINK:
+	case HX_NA_SLOW_LINK_END:
+		return K_SLOW;
 	default:
 		return K_CLOCK;
 	}
@@ -203,7 +210,8 @@ hx_nem_action_starts(hx_nem_action a)
 	return a == HX_NA_KILL || a == HX_NA_PAUSE || a == HX_NA_PARTITION ||
 	    a == HX_NA_CLOCK_BUMP || a == HX_NA_CLOCK_STROBE ||
 	    a == HX_NA_DISK || a == HX_NA_LOSE || a == HX_NA_CRASH_ARM ||
-	    a == HX_NA_PACKET || a == HX_NA_CORRUPT || a == HX_NA_KILL_FOREVER;
+	    a == HX_NA_PACKET || a == HX_NA_CORRUPT ||
+	    a == HX_NA_KILL_FOREVER || a == HX_NA_SLOW_LINK;
 }
 
 // Parses a comma-separated list of names[0..n) into bits; "none" and ""
@@ -675,7 +683,51 @@ typedef struct plan_in {
 	uint32_t ntg, nall;
 	int kinds[HX_NEM_NKINDS], nk;
 	uint64_t iv, gv;
+	uint32_t gone; // the kill-forever victim, a bit
 } plan_in;
+
+// Plans a slow link to one of the free targets tg[0..ntg): the sender is
+// a daemon of another role when there is one (the coordinator's or the
+// saga orchestrator's calls to a participant carry the protocol; a
+// participant's calls to its peers only termination), else any other
+// daemon; never the kill-forever victim. The delay, 2-5 s, outlasts the
+// daemons' 1 s call timeouts and the participants' 2 s in-doubt timeout,
+// so what the link carries arrives after its peers have moved on.
+// DTX_ENOENT when the target has no sender.
+static dtx_err
+plan_slow(const plan_in *in, plan *p, uint64_t *rng, uint64_t t, uint64_t hold,
+    const uint32_t *tg, uint32_t ntg)
+{
+	uint32_t id = tg[dtx_rand_below(rng, ntg)];
+	const dtx_node *to = dtx_topo_find(in->cfg->topo, id);
+	uint32_t other[DTX_TOPO_MAX], same[DTX_TOPO_MAX], no = 0, ns = 0;
+	for (uint32_t i = 0; i < in->nall; i++) {
+		uint32_t from = in->all[i];
+		const dtx_node *nd = dtx_topo_find(in->cfg->topo, from);
+		if (from == id || nd == NULL || (in->gone & (1u << from)))
+			continue;
+		if (to == NULL || nd->role != to->role)
+			other[no++] = from;
+		else
+			same[ns++] = from;
+	}
+	if (no + ns == 0)
+		return DTX_ENOENT;
+	uint32_t from = no > 0 ? other[dtx_rand_below(rng, no)]
+	                       : same[dtx_rand_below(rng, ns)];
+	uint32_t ms = (uint32_t)rnd_range(rng, 2000, 5001);
+	hx_nem_event *s = push(p, t, HX_NA_SLOW_LINK, &id, 1);
+	if (s == NULL)
+		return DTX_ENOMEM;
+	s->link_from = from;
+	s->delay_ms = ms;
+	hx_nem_event *e = push(p, t + hold, HX_NA_SLOW_LINK_END, &id, 1);
+	if (e == NULL)
+		return DTX_ENOMEM;
+	e->link_from = from;
+	e->delay_ms = ms;
+	return DTX_OK;
+}
 
 // Places one fault of the next kind of the rotation that fits at t (a
 // kind whose targets are all busy waits for the next start); true when
@@ -699,9 +751,11 @@ place(const plan_in *in, plan *p, uint64_t *rng, uint32_t *perm, int *pi,
 		int k = (int)perm[(*pi)++];
 		if (k == K_PART ? net : nf == 0)
 			continue;
-		dtx_err rv = plan_fault(p, in->cfg, rng, k, t, hold,
-		    k == K_PART ? in->tg : free, k == K_PART ? in->ntg : nf,
-		    in->all, in->nall);
+		dtx_err rv = k == K_SLOW
+		    ? plan_slow(in, p, rng, t, hold, free, nf)
+		    : plan_fault(p, in->cfg, rng, k, t, hold,
+		          k == K_PART ? in->tg : free,
+		          k == K_PART ? in->ntg : nf, in->all, in->nall);
 		if (rv == DTX_ENOENT)
 			continue;
 		if (rv != DTX_OK)
@@ -752,6 +806,7 @@ plan_once(const plan_in *in0, plan *p)
 				tg[k++] = in0->tg[i];
 		local.tg = tg;
 		local.ntg = k;
+		local.gone = 1u << victim;
 	}
 	uint32_t perm[HX_NEM_NKINDS], nconc = cfg->max_concurrent;
 	int pi = in->nk;
@@ -793,6 +848,10 @@ plan_once(const plan_in *in0, plan *p)
 		b.nodes[b.n] = 0;
 		for (uint32_t i = 0; i < s->ntargets && !b.net[b.n]; i++)
 			b.nodes[b.n] |= 1u << s->targets[i];
+		// A slow link occupies its sender too: a kill would end it
+		// early, a packet fault's delays would overwrite it.
+		if (s->action == HX_NA_SLOW_LINK)
+			b.nodes[b.n] |= 1u << s->link_from;
 		b.n++;
 		// One at a time: the next starts a gap after this one's end.
 		t = nconc == 1 ? p->ev[n0 + 1].at_ms + gap : t + gap / nconc;
@@ -878,6 +937,11 @@ event_json(const hx_nem_event *e, hx_sb *sb, bool simulated, const char *extra)
 	case HX_NA_CORRUPT:
 		hx_sb_printf(sb, ",\"form\":\"%s\"",
 		    e->corrupt_truncate ? "truncate" : "flip");
+		break;
+	case HX_NA_SLOW_LINK:
+	case HX_NA_SLOW_LINK_END:
+		hx_sb_printf(sb, ",\"from\":%u,\"delay_ms\":%u", e->link_from,
+		    e->delay_ms);
 		break;
 	case HX_NA_PARTITION:
 		hx_sb_printf(sb, ",\"shape\":\"%s\",\"grudge\":{",
@@ -981,6 +1045,11 @@ struct hx_nemesis {
 	bool pk_rules[DTX_TOPO_MAX], pk_netem[DTX_TOPO_MAX];
 	bool pk_delay[DTX_TOPO_MAX];
 	uint32_t pk_delay_ms[DTX_TOPO_MAX];
+	// Slow links in force, by the node they lead to: the sender and the
+	// fault's id.
+	bool slow[DTX_TOPO_MAX];
+	uint32_t slow_from[DTX_TOPO_MAX], slow_id[DTX_TOPO_MAX];
+	uint32_t slow_ms[DTX_TOPO_MAX];
 	// Corrupt: a copy of the node's data dir waits to be restored.
 	bool saved[DTX_TOPO_MAX];
 	// Faults started and not ended: id, kind and nodes (a bit each).
@@ -1526,6 +1595,68 @@ packet_off(hx_nemesis *nm, uint32_t id, char *extra, size_t len)
 	return rv;
 }
 
+// ---------------------------------------------------------------- slow link
+
+// Starts a slow link: the sender's FAULT "delay" for its calls to the
+// target. The delay lives in the sender's memory, so a restart of the
+// sender ends it early; the op's "mechanism" says so.
+static dtx_err
+slow_on(hx_nemesis *nm, const hx_nem_event *e, char *extra, size_t len)
+{
+	uint32_t id = e->targets[0], from = e->link_from;
+	int64_t args[2] = { id, e->delay_ms };
+	dtx_err rv = hx_send_fault(nm->conn, from, "delay", args, 2, NULL);
+	if (rv == DTX_OK) {
+		nm->slow[id] = true;
+		nm->slow_from[id] = from;
+		nm->slow_id[id] = e->fault_id;
+		nm->slow_ms[id] = e->delay_ms;
+	}
+	snprintf(extra, len,
+	    "\"mechanism\":\"daemon FAULT delay in the sender (its calls "
+	    "to the target wait, then leave; a restart of the sender ends "
+	    "it)\"");
+	return rv;
+}
+
+// Ends the slow link to node id. A sender that is down (killed since)
+// lost the delay with its memory: nothing to clear.
+static dtx_err
+slow_off(hx_nemesis *nm, uint32_t id)
+{
+	if (!nm->slow[id])
+		return DTX_OK;
+	uint32_t from = nm->slow_from[id];
+	int64_t args[2] = { id, 0 };
+	dtx_err rv = hx_send_fault(nm->conn, from, "delay", args, 2, NULL);
+	nm->slow[id] = false;
+	if (rv != DTX_OK && (nm->killed[from] || nm->gone[from]))
+		rv = DTX_OK;
+	return rv;
+}
+
+// Ends the slow links still in force, each recorded with its id.
+static void
+heal_slow(hx_nemesis *nm)
+{
+	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++) {
+		if (!nm->slow[i])
+			continue;
+		hx_nem_event e;
+		char err[64];
+		memset(&e, 0, sizeof(e));
+		e.action = HX_NA_SLOW_LINK_END;
+		e.ntargets = 1;
+		e.targets[0] = i;
+		e.link_from = nm->slow_from[i];
+		e.fault_id = nm->slow_id[i];
+		e.delay_ms = nm->slow_ms[i];
+		dtx_err rv = slow_off(nm, i);
+		snprintf(err, sizeof(err), "%s", dtx_errname(rv));
+		record(nm, &e, rv == DTX_OK ? NULL : err, NULL);
+	}
+}
+
 // ---------------------------------------------------------------- corrupt
 
 // The last ERROR line of node id's log (the refusal), JSON-escaped into
@@ -1623,8 +1754,8 @@ corrupt(hx_nemesis *nm, const hx_nem_event *e, char *extra, size_t len)
 	return DTX_OK;
 }
 
-// Packet, corrupt and kill-forever faults. True when it handled e; *rv is
-// the result and extra gets what it found.
+// Packet, slow-link, corrupt and kill-forever faults. True when it
+// handled e; *rv is the result and extra gets what it found.
 static bool
 apply_more(
     hx_nemesis *nm, const hx_nem_event *e, dtx_err *rv, char *extra, size_t len)
@@ -1636,6 +1767,12 @@ apply_more(
 		return true;
 	case HX_NA_PACKET_END:
 		*rv = packet_off(nm, id, extra, len);
+		return true;
+	case HX_NA_SLOW_LINK:
+		*rv = slow_on(nm, e, extra, len);
+		return true;
+	case HX_NA_SLOW_LINK_END:
+		*rv = slow_off(nm, id);
 		return true;
 	case HX_NA_CORRUPT:
 		*rv = corrupt(nm, e, extra, len);
@@ -1897,6 +2034,7 @@ hx_nemesis_stop(hx_nemesis *nm)
 		}
 	rv = DTX_OK;
 	heal_packets(nm);
+	heal_slow(nm);
 	// Resume, then restart: a paused daemon must not hold a port.
 	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
 		if (nm->paused[i]) {

@@ -63,6 +63,7 @@ static const struct {
 	{ "packet", "#66A61E" },
 	{ "corrupt", "#E7298A" },
 	{ "kill-forever", "#1A1A1A" },
+	{ "slow-link", "#D95F02" },
 };
 #define NKINDS (sizeof(kind_colors) / sizeof(kind_colors[0]))
 

@@ -32,6 +32,9 @@
 //                 DTX_ETIMEDOUT; DTX_EUNREACH if never connected); no
 //                 args heals;
 //     "delay"     args [id, ms]: calls to id wait ms first (ms 0 clears);
+//                 the call's timeout starts when it leaves, as with a
+//                 stalled send queue (the packet nemesis without
+//                 sch_netem, and the slow-link nemesis, one link);
 //     "crash_at"  s NAME, args [nth]: arm crash point NAME (dtx_crashpoint);
 //   other kinds go to the daemon's fault hook;
 // - clients to every peer, created on first use and shared by all threads;

@@ -889,6 +889,80 @@ test_packet_corrupt_forever_plan(void **state)
 	    k, HX_NEM_PACKET | HX_NEM_CORRUPT | HX_NEM_KILL_FOREVER);
 }
 
+// Slow-link plans: aimed at the participants, the coordinator's calls to
+// one of them are held 2-5 s (another role's sender first), the end
+// names the same link and id, and the op's value says from where; with
+// a kill-forever of a participant, links never start from or lead to
+// the victim; aimed at the coordinator, a participant sends.
+static void
+test_slow_link_plan(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, false);
+	for (uint64_t seed = 1; seed <= 20; seed++) {
+		hx_nem_event *ev;
+		size_t n, starts = 0;
+		uint32_t victim = 99;
+		plan(&t, seed, HX_NEM_SLOW_LINK | HX_NEM_KILL_FOREVER,
+		    HX_TARGET_PARTICIPANTS, &ev, &n);
+		for (size_t i = 0; i < n; i++)
+			if (ev[i].action == HX_NA_KILL_FOREVER)
+				victim = ev[i].targets[0];
+		assert_true(victim >= 1 && victim <= 3);
+		for (size_t i = 0; i < n; i++) {
+			const hx_nem_event *e = &ev[i];
+			if (e->action != HX_NA_SLOW_LINK)
+				continue;
+			starts++;
+			assert_true(e->targets[0] >= 1 && e->targets[0] <= 3);
+			assert_int_not_equal(e->targets[0], victim);
+			assert_int_equal(e->link_from, 0);
+			assert_true(e->delay_ms >= 2000 && e->delay_ms <= 5000);
+			size_t ends = 0;
+			for (size_t j = 0; j < n; j++)
+				if (j != i && ev[j].fault_id == e->fault_id) {
+					assert_int_equal(
+					    ev[j].action, HX_NA_SLOW_LINK_END);
+					assert_true(ev[j].at_ms > e->at_ms);
+					assert_int_equal(
+					    ev[j].targets[0], e->targets[0]);
+					assert_int_equal(
+					    ev[j].link_from, e->link_from);
+					ends++;
+				}
+			assert_int_equal(ends, 1);
+			hx_sb sb = { 0 };
+			hx_nem_event_json(e, &sb);
+			char *j = hx_sb_take(&sb);
+			assert_non_null(strstr(j, "\"from\":0,\"delay_ms\":"));
+			dtx_free(j);
+		}
+		assert_true(starts > 5);
+		dtx_free(ev);
+	}
+	hx_nem_event *ev;
+	size_t n;
+	plan(&t, 3, HX_NEM_SLOW_LINK, HX_TARGET_COORDINATOR, &ev, &n);
+	assert_true(n >= 2);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(ev[i].targets[0], 0);
+		assert_true(ev[i].link_from >= 1 && ev[i].link_from <= 3);
+	}
+	dtx_free(ev);
+	unsigned k;
+	char err[64];
+	assert_int_equal(
+	    hx_nem_kinds_parse("slow-link", &k, err, sizeof(err)), DTX_OK);
+	assert_int_equal(k, HX_NEM_SLOW_LINK);
+	assert_string_equal(
+	    hx_nem_action_name(HX_NA_SLOW_LINK_END), "slow-link-end");
+	assert_string_equal(
+	    hx_nem_action_kind(HX_NA_SLOW_LINK_END), "slow-link");
+	assert_true(hx_nem_action_starts(HX_NA_SLOW_LINK));
+	assert_false(hx_nem_action_starts(HX_NA_SLOW_LINK_END));
+}
+
 // Opens the WAL in dir and returns what open says (the log is closed).
 static dtx_err
 open_wal(const char *dir)
@@ -967,6 +1041,7 @@ main(void)
 		cmocka_unit_test(test_overlap_bounded),
 		cmocka_unit_test(test_crashpoint_plan),
 		cmocka_unit_test(test_packet_corrupt_forever_plan),
+		cmocka_unit_test(test_slow_link_plan),
 		cmocka_unit_test(test_corrupt_store),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
