@@ -257,7 +257,8 @@ nem(hx_history *h, int64_t t, const char *f, const char *v)
 // Windows that name their fault close by their own id: two overlapping
 // kills (max-concurrent-faults) get their own ends, in either order; a
 // disk fault lasts until its restart; the final heal's "faults":[...]
-// ends exactly the faults it names; kill-forever never ends; a closing op
+// ends exactly the faults it names; kill-forever never ends; a slow link
+// lasts until its slow-link-end; a closing op
 // for a fault that is no longer open changes nothing; a start without an
 // id (a history written before ids) is still closed by name, by the next
 // closing op of its kind.
@@ -274,17 +275,21 @@ test_fault_windows_by_id(void **state)
 	nem(h, 4100, "packet", "{\"targets\":[1],\"fault\":4}");
 	nem(h, 4200, "crashpoint", "{\"targets\":[2],\"fault\":5}");
 	nem(h, 4300, "kill-forever", "{\"targets\":[0],\"fault\":6}");
+	nem(h, 4350, "slow-link",
+	    "{\"targets\":[3],\"fault\":7,\"from\":0,\"delay_ms\":3000}");
 	nem(h, 4400, "kill", "{\"targets\":[2]}");
 	nem(h, 6000, "restart", "{\"targets\":[3],\"fault\":3}");
 	nem(h, 6500, "restart", "{\"targets\":[3],\"fault\":3}");
 	nem(h, 7000, "crashpoint-hit", "{\"targets\":[2],\"fault\":5}");
 	nem(h, 7500, "crashpoint-end", "{\"targets\":[2],\"fault\":5}");
 	nem(h, 8000, "packet-end", "{\"targets\":[1],\"faults\":[4]}");
+	nem(h, 8500, "slow-link-end",
+	    "{\"targets\":[3],\"fault\":7,\"from\":0,\"delay_ms\":3000}");
 	nem(h, 9000, "restart", "{\"targets\":[2],\"faults\":[]}");
 	hx_fault *f;
 	size_t n;
 	assert_int_equal(hx_faults_from_history(h, &f, &n), DTX_OK);
-	assert_int_equal(n, 7);
+	assert_int_equal(n, 8);
 	static const struct {
 		const char *kind;
 		int64_t start, end;
@@ -295,6 +300,7 @@ test_fault_windows_by_id(void **state)
 		{ "packet", 4100, 8000 },
 		{ "crashpoint", 4200, 7000 },
 		{ "kill-forever", 4300, -1 },
+		{ "slow-link", 4350, 8500 },
 		{ "kill", 4400, 6000 },
 	};
 	for (size_t i = 0; i < n; i++) {
