@@ -664,6 +664,16 @@ busy_free(
 	return nf;
 }
 
+// The nodes the faults in force occupy, a bit each.
+static uint32_t
+busy_nodes(const busy *b)
+{
+	uint32_t used = 0;
+	for (size_t i = 0; i < b->n; i++)
+		used |= b->nodes[i];
+	return used;
+}
+
 // Sorts ev[0..n) by time, keeping the order of equal times (insertion).
 static void
 sort_events(hx_nem_event *ev, size_t n)
@@ -690,13 +700,14 @@ typedef struct plan_in {
 // a daemon of another role when there is one (the coordinator's or the
 // saga orchestrator's calls to a participant carry the protocol; a
 // participant's calls to its peers only termination), else any other
-// daemon; never the kill-forever victim. The delay, 2-5 s, outlasts the
+// daemon; never the kill-forever victim nor a node another fault in
+// force occupies (the bits of used). The delay, 2-5 s, outlasts the
 // daemons' 1 s call timeouts and the participants' 2 s in-doubt timeout,
 // so what the link carries arrives after its peers have moved on.
 // DTX_ENOENT when the target has no sender.
 static dtx_err
 plan_slow(const plan_in *in, plan *p, uint64_t *rng, uint64_t t, uint64_t hold,
-    const uint32_t *tg, uint32_t ntg)
+    const uint32_t *tg, uint32_t ntg, uint32_t used)
 {
 	uint32_t id = tg[dtx_rand_below(rng, ntg)];
 	const dtx_node *to = dtx_topo_find(in->cfg->topo, id);
@@ -704,7 +715,8 @@ plan_slow(const plan_in *in, plan *p, uint64_t *rng, uint64_t t, uint64_t hold,
 	for (uint32_t i = 0; i < in->nall; i++) {
 		uint32_t from = in->all[i];
 		const dtx_node *nd = dtx_topo_find(in->cfg->topo, from);
-		if (from == id || nd == NULL || (in->gone & (1u << from)))
+		if (from == id || nd == NULL ||
+		    ((in->gone | used) & (1u << from)))
 			continue;
 		if (to == NULL || nd->role != to->role)
 			other[no++] = from;
@@ -752,7 +764,7 @@ place(const plan_in *in, plan *p, uint64_t *rng, uint32_t *perm, int *pi,
 		if (k == K_PART ? net : nf == 0)
 			continue;
 		dtx_err rv = k == K_SLOW
-		    ? plan_slow(in, p, rng, t, hold, free, nf)
+		    ? plan_slow(in, p, rng, t, hold, free, nf, busy_nodes(b))
 		    : plan_fault(p, in->cfg, rng, k, t, hold,
 		          k == K_PART ? in->tg : free,
 		          k == K_PART ? in->ntg : nf, in->all, in->nall);

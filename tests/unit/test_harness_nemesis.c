@@ -943,6 +943,38 @@ test_slow_link_plan(void **state)
 	}
 	hx_nem_event *ev;
 	size_t n;
+	// Overlapping faults leave both ends of a slow link alone.
+	for (uint64_t seed = 1; seed <= 20; seed++) {
+		hx_nem_cfg c = { .kinds = HX_NEM_SLOW_LINK | HX_NEM_KILL |
+			    HX_NEM_PAUSE,
+			.target = HX_TARGET_ANY,
+			.seed = seed,
+			.interval_ms = 2000,
+			.duration_ms = 60000,
+			.max_offset_ms = 500,
+			.max_concurrent = 3,
+			.topo = &t };
+		assert_int_equal(hx_nemesis_plan(&c, &ev, &n), DTX_OK);
+		for (size_t i = 0; i < n; i++) {
+			if (ev[i].action != HX_NA_SLOW_LINK)
+				continue;
+			uint32_t ends =
+			    1u << ev[i].targets[0] | 1u << ev[i].link_from;
+			uint64_t until = 0;
+			for (size_t j = 0; j < n; j++)
+				if (ev[j].fault_id == ev[i].fault_id &&
+				    ev[j].action == HX_NA_SLOW_LINK_END)
+					until = ev[j].at_ms;
+			for (size_t j = 0; j < n; j++)
+				if (j != i &&
+				    hx_nem_action_starts(ev[j].action) &&
+				    ev[j].at_ms >= ev[i].at_ms &&
+				    ev[j].at_ms < until)
+					assert_false(
+					    ends & (1u << ev[j].targets[0]));
+		}
+		dtx_free(ev);
+	}
 	plan(&t, 3, HX_NEM_SLOW_LINK, HX_TARGET_COORDINATOR, &ev, &n);
 	assert_true(n >= 2);
 	for (size_t i = 0; i < n; i++) {
