@@ -540,11 +540,24 @@ take_reply(proto_client *c, nng_msg *reply, uint64_t id, proto_msg *rep,
 		return err;
 	}
 	if (c->cfg.observe != NULL) {
-		c->cfg.observe(c->cfg.arg, &m.hdr);
+		// Every element is observed (each may move the clocks) even
+		// when one was refused; one refused drops the whole reply.
+		dtx_err oe = c->cfg.observe(c->cfg.arg, &m.hdr);
 		if (m.hdr.type == PROTO_BATCH)
-			for (uint32_t i = 0; i < m.u.batch.n; i++)
-				c->cfg.observe(
+			for (uint32_t i = 0; i < m.u.batch.n; i++) {
+				dtx_err e = c->cfg.observe(
 				    c->cfg.arg, &m.u.batch.msgs[i].hdr);
+				if (oe == DTX_OK)
+					oe = e;
+			}
+		if (oe != DTX_OK) {
+			if (why != NULL && why_len > 0)
+				snprintf(why, why_len,
+				    "reply from %s dropped: %s", c->url,
+				    dtx_strerror(oe));
+			proto_msg_free(&m);
+			return oe;
+		}
 	}
 	if (m.hdr.type == PROTO_ERROR && m.u.error.code == DTX_EPERM &&
 	    m.u.error.reason != NULL &&

@@ -472,10 +472,15 @@ observe_hdr(proto_daemon *d, const proto_hdr *hdr)
 	return rv;
 }
 
-static void
+// A reply whose sender's clock is too far ahead is dropped (rpc.h): a
+// step or vote it carries would otherwise be acted on with our clock left
+// behind the sender's, and whatever we send next could be stamped, and
+// committed, before what the reply reports (a saga's credit before its
+// debit).
+static dtx_err
 observe_reply(void *arg, const proto_hdr *hdr)
 {
-	(void)observe_hdr(arg, hdr);
+	return observe_hdr(arg, hdr);
 }
 
 dtx_err

@@ -129,8 +129,13 @@ dtx_err proto_tls_verify_hello(proto_tls *t, uint32_t server,
 typedef void (*proto_stamp_fn)(void *arg, proto_hdr *hdr);
 
 // Observes an incoming message's header (to merge its clocks): called once
-// per decoded message (each BATCH element too). Must be thread-safe.
-typedef void (*proto_observe_fn)(void *arg, const proto_hdr *hdr);
+// per decoded message (each BATCH element too). Must be thread-safe. A
+// client drops a reply for which it returns an error (a daemon's clock
+// refuses a sender too far ahead: DTX_ECLOCK), and the call fails with
+// that error as if the reply had been lost: its sender may have acted on
+// the request, but nothing the reply says may be relied on, since
+// whatever the caller does next would not be ordered after it.
+typedef dtx_err (*proto_observe_fn)(void *arg, const proto_hdr *hdr);
 
 // The request a handler is serving, as the server passes it (the way nng
 // passes an aio): the handler may take the request over with

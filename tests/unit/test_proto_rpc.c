@@ -88,12 +88,13 @@ echo_stamp(void *arg, proto_hdr *hdr)
 	hdr->vc.c[1] = 77;
 }
 
-static void
+static dtx_err
 echo_observe(void *arg, const proto_hdr *hdr)
 {
 	echo *e = arg;
 	(void)hdr;
 	atomic_fetch_add(&e->observed, 1);
+	return DTX_OK;
 }
 
 static proto_server *
@@ -194,6 +195,61 @@ test_echo_ipc(void **state)
 	    (int)getpid());
 	echo_over(url);
 	unlink(url + strlen("ipc://"));
+}
+
+// A client's observe hook that refuses every reply whose header says it
+// came from node 9 (as a daemon refuses a sender whose clock is too far
+// ahead), counting what it saw.
+static dtx_err
+refuse_node9(void *arg, const proto_hdr *hdr)
+{
+	atomic_fetch_add((atomic_int *)arg, 1);
+	return hdr->from == 9 ? DTX_ECLOCK : DTX_OK;
+}
+
+// A reply the client's observer refuses is dropped: the call fails with
+// the observer's error, and no reply reaches the caller, whole or in a
+// BATCH, even though the server did the work.
+static void
+test_reply_refused_by_observer(void **state)
+{
+	(void)state;
+	echo e = { 0 };
+	proto_server *s = start_server("tcp://127.0.0.1:0", &e, 0, false);
+	atomic_int seen = 0;
+	proto_client_cfg cfg = {
+		.url = proto_server_url(s),
+		.node_id = 3,
+		.timeout_ms = 2000,
+		.connect_wait_ms = 1000,
+		.seed = 1,
+		.observe = refuse_node9,
+		.arg = &seen,
+	};
+	proto_client *c = NULL;
+	assert_int_equal(proto_client_open(&cfg, &c), DTX_OK);
+	proto_msg req, rep;
+	memset(&rep, 0, sizeof(rep));
+	proto_msg_init(&req, PROTO_PING);
+	char why[128] = "";
+	proto_call_opts o = { .why = why, .why_len = sizeof(why) };
+	assert_int_equal(proto_client_call(c, &req, &rep, &o), DTX_ECLOCK);
+	assert_int_equal(rep.hdr.type, PROTO_NONE);
+	assert_non_null(strstr(why, "dropped"));
+	assert_int_equal(atomic_load(&e.calls), 1); // served all the same
+	assert_int_equal(atomic_load(&seen), 1);
+	// A BATCH: the whole reply goes, though every element was observed.
+	proto_msg b, elems[2];
+	proto_msg_init(&elems[0], PROTO_PING);
+	proto_msg_init(&elems[1], PROTO_PING);
+	proto_msg_init(&b, PROTO_BATCH);
+	b.u.batch.n = 2;
+	b.u.batch.msgs = elems;
+	assert_int_equal(proto_client_call(c, &b, &rep, NULL), DTX_ECLOCK);
+	assert_int_equal(rep.hdr.type, PROTO_NONE);
+	assert_int_equal(atomic_load(&seen), 4);
+	proto_client_close(c);
+	proto_server_close(s);
 }
 
 static void
@@ -1103,6 +1159,7 @@ main(void)
 		cmocka_unit_test(test_echo_tcp),
 		cmocka_unit_test(test_echo_ipc),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_reply_refused_by_observer),
 		cmocka_unit_test(test_garbage_answered),
 		cmocka_unit_test(test_oversized),
 		cmocka_unit_test(test_body_limit),
