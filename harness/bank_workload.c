@@ -387,11 +387,11 @@ hx__txn_outcome_of(proto_txn_state st, bool coordinator)
 	}
 }
 
-// STATUS of txid at node id into *o; *cts gets the commit timestamp the
-// node reported (0: none).
+// STATUS of txid at node id into *o, within sweep sw; *cts gets the
+// commit timestamp the node reported (0: none).
 static void
-observe(hx_bankrun *b, uint32_t id, bool coordinator, uint64_t txid,
-    hx_txn_obs *o, clk_ts *cts)
+observe(hx_bankrun *b, hx__sweep *sw, uint32_t id, bool coordinator,
+    uint64_t txid, hx_txn_obs *o, clk_ts *cts)
 {
 	proto_msg req, rep;
 	proto_msg_init(&req, PROTO_STATUS);
@@ -400,7 +400,10 @@ observe(hx_bankrun *b, uint32_t id, bool coordinator, uint64_t txid,
 	o->node = (int32_t)id;
 	o->outcome = HX_TXN_UNKNOWN;
 	*cts = 0;
-	if (hx_conn_call(b->conn, id, &req, &rep, 2000, true) != DTX_OK)
+	dtx_err rv = hx__sweep_call(sw, b->conn, id, &req, &rep, 2000);
+	if (rv == DTX_EREFUSED)
+		proto_msg_free(&rep);
+	if (rv != DTX_OK)
 		return;
 	if (rep.hdr.type == PROTO_STATUS_REPLY) {
 		o->outcome =
@@ -410,11 +413,17 @@ observe(hx_bankrun *b, uint32_t id, bool coordinator, uint64_t txid,
 	proto_msg_free(&rep);
 }
 
+// The STATUS sweep's deadline: a healthy node answers a STATUS in about
+// a millisecond, so 120 s plus 10 ms a call leaves ample room under load
+// and sanitizers while still ending a sweep that crawls.
+#define SWEEP_BASE_MS 120000u
+#define SWEEP_PER_CALL_MS 10u
+
 // Every transfer with a txid, timed-out ones included (their txid is the
 // client's own), is asked about at both participants and at the
 // coordinator that ran it.
 dtx_err
-hx__bank_txn_obs(hx_bankrun *b)
+hx__bank_txn_obs(hx_bankrun *b, hx_bankrun_err *e)
 {
 	const dtx_topo *topo = hx_conn_topo(b->conn);
 	size_t per = HX__XREC_PARTS + 1;
@@ -429,7 +438,12 @@ hx__bank_txn_obs(hx_bankrun *b)
 		dtx_free(ct);
 		return DTX_ENOMEM;
 	}
-	for (size_t i = 0; i < b->nrec && !atomic_load(&b->interrupted); i++) {
+	hx__sweep sw;
+	hx__sweep_init(&sw, "final STATUS sweep",
+	    SWEEP_BASE_MS + (uint64_t)b->nrec * per * SWEEP_PER_CALL_MS);
+	for (size_t i = 0; i < b->nrec && !atomic_load(&b->interrupted) &&
+	     !hx__sweep_over(&sw);
+	     i++) {
 		const hx__xrec *r = &b->recs[i];
 		char kf[48], kt[48];
 		if (r->txid == 0)
@@ -456,11 +470,19 @@ hx__bank_txn_obs(hx_bankrun *b)
 					.node = (int32_t)id,
 					.outcome = HX_TXN_UNKNOWN };
 			else
-				observe(b, id, is_co, r->txid, &o[n++], &cts);
+				observe(
+				    b, &sw, id, is_co, r->txid, &o[n++], &cts);
 			if (cts != 0)
 				ct[nct++] = (hx_txn_cts) { r->txid,
 					o[n - 1].node, cts };
 		}
+	}
+	if (hx__sweep_over(&sw)) {
+		// The verdict would rest on observations never made.
+		snprintf(e->msg, sizeof(e->msg), "%s", sw.why);
+		dtx_free(o);
+		dtx_free(ct);
+		return sw.err;
 	}
 	// Decisions by hand at any participant, so that a hazard is a
 	// heuristic hazard in the verdict, not an unexplained split.
@@ -494,23 +516,29 @@ map_saga(proto_saga_state st)
 }
 
 dtx_err
-hx__bank_saga_obs(hx_bankrun *b, uint64_t deadline)
+hx__bank_saga_obs(hx_bankrun *b, uint64_t deadline, hx_bankrun_err *e)
 {
 	hx_saga_obs *o = dtx_calloc(b->nrec + 1, sizeof(*o));
 	size_t n = 0;
 	if (o == NULL)
 		return DTX_ENOMEM;
-	for (size_t i = 0; i < b->nrec; i++) {
+	hx__sweep sw;
+	hx__sweep_init(&sw, "final SAGA_STATUS sweep",
+	    SWEEP_BASE_MS + (uint64_t)b->nrec * SWEEP_PER_CALL_MS);
+	for (size_t i = 0; i < b->nrec && !hx__sweep_over(&sw); i++) {
 		const hx__xrec *r = &b->recs[i];
 		proto_saga_state st = PROTO_SAGA_UNKNOWN;
 		int32_t fs = -1;
 		dtx_err rv;
+		uint32_t sg = hx_conn_saga_for(b->conn, r->gid);
 		// Sagas still running are given until the deadline to finish.
 		for (;;) {
+			uint64_t t = dtx_mono_ns();
 			rv = hx_saga_status(b->conn, r->gid, &st, &fs);
 			bool done = rv == DTX_OK && st != PROTO_SAGA_RUNNING &&
 			    st != PROTO_SAGA_COMPENSATING;
-			if (done || dtx_mono_ns() > deadline ||
+			if (!hx__sweep_note(&sw, sg, t, rv) || done ||
+			    dtx_mono_ns() > deadline ||
 			    atomic_load(&b->interrupted))
 				break;
 			dtx_sleep_ms(100);
@@ -521,6 +549,11 @@ hx__bank_saga_obs(hx_bankrun *b, uint64_t deadline)
 		o[n].state = map_saga(st);
 		o[n].failed_step = fs;
 		n++;
+	}
+	if (hx__sweep_over(&sw)) {
+		snprintf(e->msg, sizeof(e->msg), "%s", sw.why);
+		dtx_free(o);
+		return sw.err;
 	}
 	b->sobs = o;
 	b->nsobs = n;

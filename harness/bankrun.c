@@ -483,7 +483,6 @@ hx_bankrun_heal(hx_bankrun *r)
 dtx_err
 hx_bankrun_settle(hx_bankrun *r, hx_bankrun_err *e)
 {
-	(void)e;
 	if (atomic_load(&r->interrupted))
 		return DTX_OK;
 	r->deadline =
@@ -492,16 +491,27 @@ hx_bankrun_settle(hx_bankrun *r, hx_bankrun_err *e)
 	// Sagas still running (a restarted orchestrator resumes them) must
 	// finish before the final reads can show the final state.
 	if (r->saga)
-		return hx__bank_saga_obs(r, r->deadline);
+		return hx__bank_saga_obs(r, r->deadline, e);
 	return DTX_OK;
+}
+
+// How long the final reads may take in all: a minute, or more when one
+// read's timeout is long.
+static uint64_t
+final_read_budget_ns(const hx_bankrun *r)
+{
+	uint64_t ms = 60000;
+	if ((uint64_t)r->conf->timeout_ms * 4 > ms)
+		ms = (uint64_t)r->conf->timeout_ms * 4;
+	return ms * 1000000u;
 }
 
 // The list-append workload asks about every transaction first, so that
 // its final reads can be taken at or above every commit ts learnt.
 static dtx_err
-list_final_reads(hx_bankrun *r)
+list_final_reads(hx_bankrun *r, hx_bankrun_err *e)
 {
-	dtx_err rv = hx__bank_txn_obs(r);
+	dtx_err rv = hx__bank_txn_obs(r, e);
 	if (rv == DTX_OK && !atomic_load(&r->interrupted))
 		rv = hx__la_final_reads(r);
 	if (rv == DTX_OK && atomic_load(&r->interrupted)) {
@@ -519,24 +529,33 @@ hx_bankrun_final_reads(hx_bankrun *r, hx_bankrun_err *e)
 	if (atomic_load(&r->interrupted))
 		return DTX_OK;
 	if (r->list)
-		return list_final_reads(r);
+		return list_final_reads(r, e);
 	int64_t fproc = atomic_fetch_add(&r->next_proc, 1);
 	// A signal taken meanwhile ends the reads; the observations are then
 	// left out, as they are for a run interrupted earlier.
 	// With a node killed for good, a read may wait on its in-doubt
-	// transactions for ever: a few tries say so.
+	// transactions for ever: a few tries say so. The tries end at a
+	// deadline too: each may wait out two read timeouts.
 	int most = hx_nemesis_gone(r->nm) != 0 ? 5 : 50;
-	for (int got = 0, tries = 0;
-	     got < 2 && tries < most && !atomic_load(&r->interrupted);
+	uint64_t t0 = dtx_mono_ns();
+	uint64_t end = t0 + final_read_budget_ns(r);
+	int got = 0, tries = 0;
+	for (; got < 2 && tries < most && !atomic_load(&r->interrupted) &&
+	     dtx_mono_ns() < end;
 	     tries++) {
 		if (hx__bank_read(r, fproc, "final-read") >= 0)
 			got++;
 		else
 			dtx_sleep_ms(200);
 	}
+	if (got < 2 && !atomic_load(&r->interrupted))
+		fprintf(stderr,
+		    "dtx bank: final reads: %d of 2 succeeded in %d tries "
+		    "over %.1f s (the failures are in the history)\n",
+		    got, tries, (double)(dtx_mono_ns() - t0) / 1e9);
 	if (r->saga || atomic_load(&r->interrupted))
 		return DTX_OK;
-	dtx_err rv = hx__bank_txn_obs(r);
+	dtx_err rv = hx__bank_txn_obs(r, e);
 	if (rv == DTX_OK && atomic_load(&r->interrupted)) {
 		// Cut short: a partial set would show unobserved transfers.
 		dtx_free(r->obs);

@@ -103,8 +103,44 @@ dtx_err hx__bank_logs(hx_bankrun *r, hx_node_log **out, size_t *n);
 // saga mode, the orchestrator answers at all). Returns the in-doubt count
 // left at the deadline.
 uint64_t hx__bank_await_recovery(hx_bankrun *r, uint64_t deadline);
-// Asks the participants about every transfer with a txid (r->obs).
-dtx_err hx__bank_txn_obs(hx_bankrun *r);
+// Asks the participants about every transfer with a txid (r->obs), in a
+// bounded sweep (below): DTX_ETIMEDOUT, with the node and how long it was
+// waited for in e->msg, when a node stops answering or the sweep runs
+// past its deadline.
+dtx_err hx__bank_txn_obs(hx_bankrun *r, hx_bankrun_err *e);
+
+// A bounded sweep (sweep.c): calls one after another to the cluster's
+// nodes that give up on a node once it has failed every call (no
+// connection, no answer) for HX__SWEEP_NODE_WAIT_MS and at least
+// HX__SWEEP_NODE_TRIES calls in a row, and on the whole sweep at its
+// deadline. Once over, err says why (DTX_ETIMEDOUT) and why names the
+// node and how long it was waited for.
+#define HX__SWEEP_NODE_WAIT_MS 10000u
+#define HX__SWEEP_NODE_TRIES 3u
+typedef struct hx__sweep_node {
+	uint32_t fails; // calls in a row without an answer
+	uint64_t since; // when the first of them started (mono ns)
+	dtx_err last;
+} hx__sweep_node;
+typedef struct hx__sweep {
+	char what[64]; // "STATUS sweep"
+	uint64_t t0, deadline; // mono ns
+	hx__sweep_node nodes[DTX_TOPO_MAX];
+	dtx_err err; // DTX_OK while the sweep may go on
+	int32_t node; // the node it gave up on, -1: none or the deadline
+	char why[512];
+} hx__sweep;
+// Starts a sweep that may last budget_ms.
+void hx__sweep_init(hx__sweep *s, const char *what, uint64_t budget_ms);
+// True once the sweep has given up.
+bool hx__sweep_over(const hx__sweep *s);
+// Records the result rv of a call to node id (UINT32_MAX: none) that
+// started at started (mono ns). False when the sweep is over.
+bool hx__sweep_note(hx__sweep *s, uint32_t id, uint64_t started, dtx_err rv);
+// An idempotent hx_conn_call within the sweep (its timeout cut to what is
+// left of the deadline), noted. Once the sweep is over: s->err, no call.
+dtx_err hx__sweep_call(hx__sweep *s, hx_conn *c, uint32_t id, proto_msg *req,
+    proto_msg *rep, uint32_t timeout_ms);
 // The list-append workload (listappend_workload.c): its state, one
 // client step (a transaction of appends or a snapshot read of lists;
 // returns the process to continue as), the final reads of every key it
@@ -119,7 +155,7 @@ void hx__bank_add_rec(hx_bankrun *b, const hx__xrec *r);
 
 // Asks the orchestrator about every saga, giving running ones until
 // deadline to finish (r->sobs).
-dtx_err hx__bank_saga_obs(hx_bankrun *r, uint64_t deadline);
+dtx_err hx__bank_saga_obs(hx_bankrun *r, uint64_t deadline, hx_bankrun_err *e);
 
 // The report's timeline (report_timeline.c): what it is drawn from, all
 // borrowed. participants is the cluster's (from the run's parameters; 0

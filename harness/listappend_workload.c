@@ -413,6 +413,14 @@ hx__la_final_reads(hx_bankrun *b)
 	int64_t nk = b->la->next_key;
 	enum { BATCH = 32 };
 	int64_t keys[BATCH];
+	// All the batches end by a deadline: a minute, and two read
+	// timeouts a batch (a read waits out one at most, and a retry
+	// follows). Reads not taken by then are failed reads in the
+	// history, as those that ran out of tries are.
+	uint64_t t0 = dtx_mono_ns();
+	uint64_t end = t0 +
+	    (60000u + (uint64_t)(nk / BATCH + 1) * 2 * b->conf->timeout_ms) *
+	        1000000u;
 	for (int64_t lo = 0; lo < nk && !atomic_load(&b->interrupted);) {
 		size_t n = 0;
 		for (int64_t k = lo; k < nk && n < BATCH; k++)
@@ -420,14 +428,25 @@ hx__la_final_reads(hx_bankrun *b)
 		// Each batch is tried until it succeeds (a node may still be
 		// restarting), at most 20 times.
 		size_t before = hx_history_len(b->h);
-		for (int tries = 0; tries < 20; tries++) {
+		bool ok = false;
+		int tries = 0;
+		for (; tries < 20 && !ok && dtx_mono_ns() < end; tries++) {
+			if (tries > 0)
+				dtx_sleep_ms(200);
 			read_txn(b, proc, keys, n, floor, true);
 			const hx_op *op = hx_history_get(b->h, before + 1);
 			before = hx_history_len(b->h);
-			if (op->type == HX_OP_OK ||
-			    atomic_load(&b->interrupted))
+			ok = op->type == HX_OP_OK;
+			if (atomic_load(&b->interrupted))
 				break;
-			dtx_sleep_ms(200);
+		}
+		if (!ok && dtx_mono_ns() >= end) {
+			fprintf(stderr,
+			    "dtx bank: final reads of lists: keys la:%" PRId64
+			    " and up not read after %.1f s (%d tries of the "
+			    "last batch; the failures are in the history)\n",
+			    lo, (double)(dtx_mono_ns() - t0) / 1e9, tries);
+			break;
 		}
 		lo += (int64_t)n;
 	}

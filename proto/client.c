@@ -77,6 +77,16 @@ struct proto_client {
 
 static void abort_async(proto_client *c);
 
+// An aio timeout of ms: never one of nng's negative specials (a uint32_t
+// over INT32_MAX cast as it is would read as NNG_DURATION_INFINITE or
+// _DEFAULT, and the operation would wait for ever).
+static nng_duration
+aio_ms(uint32_t ms)
+{
+	return ms > (uint32_t)INT32_MAX ? (nng_duration)INT32_MAX
+	                                : (nng_duration)ms;
+}
+
 // ---------------------------------------------------------------- hello
 //
 // Over TLS every new connection says hello (HELLO, CHALLENGE, AUTH, ACK:
@@ -133,7 +143,7 @@ hello_send(proto_client *c, proto_msg *m, hello_state next)
 	}
 	c->hstate = next;
 	nng_aio_set_msg(c->haio, msg);
-	nng_aio_set_timeout(c->haio, (nng_duration)c->cfg.timeout_ms);
+	nng_aio_set_timeout(c->haio, aio_ms(c->cfg.timeout_ms));
 	nng_ctx_send(c->hctx, c->haio);
 }
 
@@ -230,7 +240,7 @@ hello_cb(void *arg)
 		}
 		c->hstate =
 		    c->hstate == H_HELLO_SENT ? H_HELLO_WAIT : H_AUTH_WAIT;
-		nng_aio_set_timeout(c->haio, (nng_duration)c->cfg.timeout_ms);
+		nng_aio_set_timeout(c->haio, aio_ms(c->cfg.timeout_ms));
 		nng_ctx_recv(c->hctx, c->haio);
 		break;
 	case H_HELLO_WAIT:
@@ -572,13 +582,17 @@ take_reply(proto_client *c, nng_msg *reply, uint64_t id, proto_msg *rep,
 }
 
 // One attempt: msg is consumed. On DTX_OK or DTX_EREFUSED *rep is set.
+// The wait for the hello, the send and the receive share timeout_ms from
+// the start of the attempt: a send given the whole timeout again after a
+// hello that took most of it would let one attempt last twice as long.
 static dtx_err
 attempt(proto_client *c, nng_msg *msg, uint64_t id, uint32_t timeout_ms,
     proto_msg *rep, char *why, size_t why_len)
 {
 	slot *s = NULL;
 	uint64_t t0 = dtx_mono_ns();
-	if (!wait_ready(c, send_ms(c, timeout_ms))) {
+	uint32_t wait_ms = send_ms(c, timeout_ms);
+	if (!wait_ready(c, wait_ms)) {
 		nng_msg_free(msg);
 		return DTX_EUNREACH;
 	}
@@ -587,8 +601,10 @@ attempt(proto_client *c, nng_msg *msg, uint64_t id, uint32_t timeout_ms,
 		nng_msg_free(msg);
 		return err;
 	}
+	uint32_t left = rest_ms(t0, timeout_ms);
+	wait_ms = send_ms(c, timeout_ms);
 	nng_aio_set_msg(s->aio, msg);
-	nng_aio_set_timeout(s->aio, (nng_duration)send_ms(c, timeout_ms));
+	nng_aio_set_timeout(s->aio, aio_ms(wait_ms < left ? wait_ms : left));
 	nng_ctx_send(s->ctx, s->aio);
 	nng_aio_wait(s->aio);
 	int rv = nng_aio_result(s->aio);
@@ -599,7 +615,7 @@ attempt(proto_client *c, nng_msg *msg, uint64_t id, uint32_t timeout_ms,
 		slot_put(c, s);
 		return send_error(rv);
 	}
-	nng_aio_set_timeout(s->aio, (nng_duration)rest_ms(t0, timeout_ms));
+	nng_aio_set_timeout(s->aio, aio_ms(rest_ms(t0, timeout_ms)));
 	nng_ctx_recv(s->ctx, s->aio);
 	nng_aio_wait(s->aio);
 	rv = nng_aio_result(s->aio);
@@ -776,10 +792,14 @@ acall_ready(acall *a)
 	return false;
 }
 
+// Starts an attempt, or goes on with one that waited for the hello: as in
+// attempt(), the wait, the send and the receive share a->timeout_ms.
 static void
 acall_send(acall *a)
 {
 	nng_msg *msg;
+	if (a->wait_until == 0)
+		a->t0 = dtx_mono_ns();
 	if (!acall_ready(a))
 		return;
 	if (nng_msg_dup(&msg, a->req) != 0) {
@@ -787,9 +807,10 @@ acall_send(acall *a)
 		return;
 	}
 	a->state = A_SEND;
-	a->t0 = dtx_mono_ns();
+	uint32_t wait_ms = send_ms(a->c, a->timeout_ms);
+	uint32_t left = rest_ms(a->t0, a->timeout_ms);
 	nng_aio_set_msg(a->aio, msg);
-	nng_aio_set_timeout(a->aio, (nng_duration)send_ms(a->c, a->timeout_ms));
+	nng_aio_set_timeout(a->aio, aio_ms(wait_ms < left ? wait_ms : left));
 	nng_ctx_send(a->ctx, a->aio);
 }
 
@@ -822,7 +843,7 @@ acall_cb(void *arg)
 		}
 		a->state = A_RECV;
 		nng_aio_set_timeout(
-		    a->aio, (nng_duration)rest_ms(a->t0, a->timeout_ms));
+		    a->aio, aio_ms(rest_ms(a->t0, a->timeout_ms)));
 		nng_ctx_recv(a->ctx, a->aio);
 		return;
 	case A_RECV: {
