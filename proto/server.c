@@ -262,16 +262,17 @@ oversized_reply(proto_server *s, nng_msg *msg, uint64_t id)
 // reuse (or closes it), and counts it as answered, which lets close go on.
 // Until then the server's socket must stay open: nng_ctx_send releases
 // the context after the send completed, and a context released after its
-// socket closed locks the freed socket (nng 1.5).
+// socket closed is torn down against the socket's destroyed lock (nng 1.5).
 static void
 tok_end(proto_defer *tok)
 {
 	proto_server *s = tok->s;
 	nng_aio_reap(tok->aio); // may run inside the aio's callback
+	// Only a context whose reply went out is reused: after a failed
+	// send it may still hold its request.
 	bool keep = false;
 	pthread_mutex_lock(&s->dmu);
 	if (tok->rv == 0 && s->nspare < SPARE_MAX) {
-		// A context whose send failed may still hold its request.
 		s->spare[s->nspare++] = tok->ctx;
 		keep = true;
 	}
@@ -952,7 +953,8 @@ proto_server_close(proto_server *s)
 	}
 	// Deferred requests are answered by their handlers' completions
 	// (which end within their own timeouts): wait for the last reply to
-	// be out before the contexts go.
+	// be out, and its sender out of nng (tok_end), before the contexts
+	// go.
 	pthread_mutex_lock(&s->dmu);
 	while (s->deferred > 0)
 		pthread_cond_wait(&s->dcv, &s->dmu);

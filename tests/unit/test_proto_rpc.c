@@ -880,7 +880,7 @@ start_deferring(dfx *d, uint32_t workers, uint32_t delay_ms)
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
 	d->delay_ms = delay_ms;
-	d->after_stop = delay_ms > 0;
+	d->after_stop = delay_ms > 0; // a delayed reply waits for close
 	assert_int_equal(pthread_create(&d->th, NULL, replier_main, d), 0);
 	proto_server_cfg cfg = { .url = "tcp://127.0.0.1:0",
 		.workers = workers,
