@@ -937,6 +937,14 @@ proto_client_close(proto_client *c)
 	c->closing = true;
 	pthread_cond_broadcast(&c->rcv);
 	pthread_mutex_unlock(&c->mu);
+	// Idle slots' aios go before the socket: nng 1.5's expire thread
+	// may still hold one whose send timed out just as it completed, and
+	// call its cancel routine, which locks the socket, later. Freeing
+	// the aio waits for that; closing the socket does not.
+	for (slot *s = c->idle; s != NULL; s = s->next) {
+		nng_aio_free(s->aio);
+		s->aio = NULL;
+	}
 	if (c->sock_open) {
 		nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
 		nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
@@ -953,7 +961,6 @@ proto_client_close(proto_client *c)
 	}
 	for (slot *s = c->idle; s != NULL;) {
 		slot *next = s->next;
-		nng_aio_free(s->aio);
 		dtx_free(s);
 		s = next;
 	}

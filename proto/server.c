@@ -81,6 +81,11 @@ struct proto_defer {
 	// A batch's elements still to answer, plus one while the worker
 	// still runs handlers for it.
 	_Atomic uint32_t left;
+	// While its reply goes out, a token is held by the thread inside
+	// nng_ctx_send and by the send's completion, which nng may run
+	// before nng_ctx_send returns; the last to let go ends the token.
+	_Atomic uint32_t holds;
+	int rv; // the send's result, once it completed
 	uint64_t id;
 	uint64_t start_ns; // when the request arrived (dtx_mono_ns)
 };
@@ -255,28 +260,55 @@ oversized_reply(proto_server *s, nng_msg *msg, uint64_t id)
 	return err;
 }
 
-// The reply of a deferred request went out (or failed): gives the
-// context back and ends the token.
+// Ends a whole request's or a batch's token once its reply went out (or
+// failed) and no thread is inside nng for it: gives its context back for
+// reuse (or closes it), and counts it as answered, which lets close go on.
+// Until then the server's socket must stay open: nng_ctx_send releases
+// the context after the send completed, and a context released after its
+// socket closed is torn down against the socket's destroyed lock (nng 1.5).
 static void
-defer_sent(void *arg)
+tok_end(proto_defer *tok)
 {
-	proto_defer *tok = arg;
 	proto_server *s = tok->s;
-	int rv = nng_aio_result(tok->aio);
-	if (rv != 0)
-		nng_msg_free(nng_aio_get_msg(tok->aio));
-	else
-		atomic_fetch_add(&s->replies, 1);
-	nng_aio_reap(tok->aio);
+	nng_aio_reap(tok->aio); // may run inside the aio's callback
+	// Only a context whose reply went out is reused: after a failed
+	// send it may still hold its request.
+	bool keep = false;
 	pthread_mutex_lock(&s->dmu);
-	if (rv != NNG_ECLOSED && s->nspare < SPARE_MAX)
+	if (tok->rv == 0 && s->nspare < SPARE_MAX) {
 		s->spare[s->nspare++] = tok->ctx;
-	else
+		keep = true;
+	}
+	pthread_mutex_unlock(&s->dmu);
+	if (!keep)
 		nng_ctx_close(tok->ctx);
+	pthread_mutex_lock(&s->dmu);
 	if (--s->deferred == 0)
 		pthread_cond_broadcast(&s->dcv);
 	pthread_mutex_unlock(&s->dmu);
 	dtx_free(tok);
+}
+
+static void
+tok_release(proto_defer *tok)
+{
+	if (atomic_fetch_sub(&tok->holds, 1) == 1)
+		tok_end(tok);
+}
+
+// The reply of a deferred request went out (or failed).
+static void
+defer_sent(void *arg)
+{
+	proto_defer *tok = arg;
+	int rv = nng_aio_result(tok->aio);
+	if (rv != 0)
+		nng_msg_free(nng_aio_get_msg(tok->aio));
+	else
+		atomic_fetch_add(&tok->s->replies, 1);
+	nng_aio_set_msg(tok->aio, NULL);
+	tok->rv = rv;
+	tok_release(tok);
 }
 
 // A new token; with own_ctx it owns the context ctx (the reply goes out
@@ -369,12 +401,14 @@ tok_send(proto_defer *tok, proto_msg *rep)
 		DTX_LOG(DTX_LOG_WARN, "PROTO_BADREPLY",
 		    "a deferred reply cannot be encoded: %s", dtx_strerror(e));
 		nng_msg_free(msg);
-		nng_aio_set_msg(tok->aio, NULL);
-		nng_aio_finish(tok->aio, NNG_ENOMEM); // runs defer_sent
+		tok->rv = NNG_ENOMEM;
+		tok_end(tok);
 		return;
 	}
+	atomic_store(&tok->holds, 2);
 	nng_aio_set_msg(tok->aio, msg);
 	nng_ctx_send(tok->ctx, tok->aio);
+	tok_release(tok);
 }
 
 static void
@@ -922,7 +956,8 @@ proto_server_close(proto_server *s)
 	}
 	// Deferred requests are answered by their handlers' completions
 	// (which end within their own timeouts): wait for the last reply to
-	// be out before the contexts go.
+	// be out, and its sender out of nng (tok_end), before the contexts
+	// go.
 	pthread_mutex_lock(&s->dmu);
 	while (s->deferred > 0)
 		pthread_cond_wait(&s->dcv, &s->dmu);

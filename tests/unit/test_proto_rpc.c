@@ -6,6 +6,7 @@
 // many concurrent callers, and batches answered in order.
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -850,8 +851,12 @@ typedef struct dfx {
 	held q[4096];
 	size_t n;
 	size_t taken; // requests deferred so far
+	size_t started; // proto_defer_reply calls begun so far
 	bool two_seen, stop;
+	bool after_stop; // hold every reply until the server is closing
 	uint32_t delay_ms; // before each reply
+	uint64_t stop_ns, close_ns; // close called, close returned
+	size_t started_at_close; // started when close returned
 	pthread_t th;
 } dfx;
 
@@ -900,7 +905,7 @@ replier_main(void *arg)
 				pick = i;
 				break;
 			}
-		if (pick == d->n) {
+		if (pick == d->n || (d->after_stop && !d->stop)) {
 			if (d->stop && d->n == 0)
 				break;
 			pthread_cond_wait(&d->cv, &d->mu);
@@ -911,6 +916,9 @@ replier_main(void *arg)
 		pthread_mutex_unlock(&d->mu);
 		if (d->delay_ms > 0)
 			dtx_sleep_ms(d->delay_ms);
+		pthread_mutex_lock(&d->mu);
+		d->started++;
+		pthread_mutex_unlock(&d->mu);
 		proto_msg rep;
 		proto_msg_init(&rep, PROTO_ACK);
 		rep.u.txid.txid = h.txid;
@@ -928,6 +936,7 @@ start_deferring(dfx *d, uint32_t workers, uint32_t delay_ms)
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
 	d->delay_ms = delay_ms;
+	d->after_stop = delay_ms > 0; // a delayed reply waits for close
 	assert_int_equal(pthread_create(&d->th, NULL, replier_main, d), 0);
 	proto_server_cfg cfg = { .url = "tcp://127.0.0.1:0",
 		.workers = workers,
@@ -945,12 +954,20 @@ stop_deferring(dfx *d, proto_server *s)
 	pthread_mutex_lock(&d->mu);
 	d->stop = true;
 	d->two_seen = true;
+	d->stop_ns = dtx_mono_ns();
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mu);
 	proto_server_close(s);
+	pthread_mutex_lock(&d->mu);
+	d->close_ns = dtx_mono_ns();
+	d->started_at_close = d->started;
+	size_t taken = d->taken;
+	pthread_mutex_unlock(&d->mu);
 	pthread_join(d->th, NULL);
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->mu);
+	// Close returns only once every deferred request was answered.
+	assert_int_equal(d->started_at_close, taken);
 }
 
 // Waits until the handler deferred a request.
@@ -1124,7 +1141,8 @@ test_deferred_frees_worker(void **state)
 	stop_deferring(&d, s);
 }
 
-// Closing the server waits until deferred requests are answered.
+// Closing the server waits until deferred requests are answered: the
+// reply is held until close was called, then for 300 ms more.
 static void
 test_close_waits_for_deferred(void **state)
 {
@@ -1134,13 +1152,74 @@ test_close_waits_for_deferred(void **state)
 	proto_client *c = start_client(proto_server_url(s), 3000);
 	bcaller k = { .c = c, .txid = 7, .n = 1 };
 	pthread_t th = call_deferred(&d, &k);
-	uint64_t t0 = dtx_mono_ns();
-	stop_deferring(&d, s); // the reply goes out after 300 ms
-	assert_true(dtx_mono_ns() - t0 >= 250000000u);
+	stop_deferring(&d, s);
+	assert_int_equal(d.started_at_close, 1);
+	assert_true(d.close_ns - d.stop_ns >= 300000000u);
 	pthread_join(th, NULL);
 	assert_int_equal(k.err, DTX_OK);
 	assert_int_equal(k.bad, 0);
 	proto_client_close(c);
+}
+
+// Async callers of the close race below: how many got their ACK.
+typedef struct racers {
+	atomic_int done, ok;
+} racers;
+
+static void
+race_done(void *arg, dtx_err err, proto_msg *rep)
+{
+	racers *r = arg;
+	if (err == DTX_OK && rep->hdr.type == PROTO_ACK)
+		atomic_fetch_add(&r->ok, 1);
+	if (rep != NULL)
+		proto_msg_free(rep);
+	atomic_fetch_add(&r->done, 1);
+}
+
+// Deferred replies sent while the server closes: close waits for each of
+// them, including the nng calls that send them (a context released after
+// its socket closed made nng panic), and every caller gets its answer.
+// The replier runs at the lowest priority so that it is preempted inside
+// nng_ctx_send while the completion lets close go on.
+static void
+test_close_races_deferred(void **state)
+{
+	(void)state;
+	enum { ROUNDS = 15, CALLS = 6 };
+	for (int round = 0; round < ROUNDS; round++) {
+		dfx d;
+		proto_server *s = start_deferring(&d, 3, 0);
+		pthread_mutex_lock(&d.mu);
+		d.after_stop = true;
+		pthread_mutex_unlock(&d.mu);
+		struct sched_param sp = { 0 };
+		(void)pthread_setschedparam(d.th, SCHED_IDLE, &sp);
+		proto_client *c = start_client(proto_server_url(s), 5000);
+		racers r = { 0 };
+		proto_msg req[CALLS];
+		for (int i = 0; i < CALLS; i++) {
+			proto_msg_init(&req[i], PROTO_ACK);
+			req[i].u.txid.txid = 2 * (uint64_t)i + 3;
+			assert_int_equal(proto_client_call_async(
+			                     c, &req[i], NULL, race_done, &r),
+			    DTX_OK);
+		}
+		for (int i = 0; i < 400; i++) {
+			pthread_mutex_lock(&d.mu);
+			size_t n = d.taken;
+			pthread_mutex_unlock(&d.mu);
+			if (n == CALLS)
+				break;
+			dtx_sleep_ms(5);
+		}
+		assert_int_equal(d.taken, CALLS);
+		stop_deferring(&d, s);
+		for (int i = 0; i < 400 && atomic_load(&r.done) < CALLS; i++)
+			dtx_sleep_ms(5);
+		assert_int_equal(atomic_load(&r.ok), CALLS);
+		proto_client_close(c);
+	}
 }
 
 static void
@@ -1173,6 +1252,7 @@ main(void)
 		cmocka_unit_test(test_deferred_frees_worker),
 		cmocka_unit_test(test_batcher_async),
 		cmocka_unit_test(test_close_waits_for_deferred),
+		cmocka_unit_test(test_close_races_deferred),
 		cmocka_unit_test(test_close_null),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
