@@ -118,13 +118,28 @@ fresh_wait(const part *p)
 		.seq = UINT64_MAX };
 }
 
+static bool
+is_vote(const proto_msg *m)
+{
+	return m->hdr.type == PROTO_PREPARE ||
+	    m->hdr.type == PROTO_CAN_COMMIT || m->hdr.type == PROTO_PRE_COMMIT;
+}
+
 static dtx_err
 serve_batch(part *p, const proto_msg *req, proto_msg *rep, proto_call *call)
 {
 	const proto_batch *b = &req->u.batch;
 	part__pending *pend = dtx_calloc(b->n, sizeof(*pend));
 	dtx_err rv = DTX_ENOMEM;
-	uint32_t nwait = 0;
+	uint32_t nwait = 0, nvotes = 0;
+	// A held reply holds every vote of its batch, and the coordinator
+	// sends the next votes for this participant only once it is back:
+	// a PREPARE waits only when it is the batch's one vote. Otherwise
+	// the waits of two participants' batches could each hold the vote
+	// the other's holder needs (a cycle through the channels, broken
+	// only by the deadline), and every vote behind them would wait.
+	for (uint32_t i = 0; i < b->n; i++)
+		nvotes += is_vote(&b->msgs[i]);
 
 	rep->hdr.type = PROTO_BATCH;
 	rep->u.batch.msgs = dtx_calloc(b->n, sizeof(proto_msg));
@@ -146,6 +161,7 @@ serve_batch(part *p, const proto_msg *req, proto_msg *rep, proto_call *call)
 			proto_msg_init(r, PROTO_NONE);
 			r->hdr.id = b->msgs[i].hdr.id;
 			part__wait w = fresh_wait(p);
+			w.allow = w.allow && nvotes == 1;
 			rv = part__start_one(p, &b->msgs[i], r, &pend[i], &w);
 			if (rv != DTX_OK)
 				goto done;

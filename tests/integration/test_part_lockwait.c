@@ -46,6 +46,7 @@ typedef struct bg_prep {
 	harness *h;
 	uint64_t txid;
 	proto_op op;
+	proto_msg *req; // sent instead of a PREPARE of op when set
 	pthread_t th;
 	dtx_err err;
 	proto_msg rep;
@@ -72,7 +73,8 @@ bg_main(void *arg)
 			.mode = PROTO_MODE_2PC,
 			.n_ops = 1,
 			.ops = &b->op };
-		b->err = proto_client_call(cl, &req, &b->rep, NULL);
+		b->err = proto_client_call(
+		    cl, b->req ? b->req : &req, &b->rep, NULL);
 		proto_client_close(cl);
 	}
 	b->ms = (dtx_mono_ns() - t0) / 1000000u;
@@ -81,14 +83,21 @@ bg_main(void *arg)
 }
 
 static void
-bg_start(bg_prep *b, harness *h, uint64_t txid, proto_op op)
+bg_start_msg(bg_prep *b, harness *h, uint64_t txid, proto_op op, proto_msg *req)
 {
 	memset(b, 0, sizeof(*b));
 	b->h = h;
 	b->txid = txid;
 	b->op = op;
+	b->req = req;
 	proto_msg_init(&b->rep, PROTO_NONE);
 	assert_int_equal(pthread_create(&b->th, NULL, bg_main, b), 0);
+}
+
+static void
+bg_start(bg_prep *b, harness *h, uint64_t txid, proto_op op)
+{
+	bg_start_msg(b, h, txid, op, NULL);
 }
 
 // Joins b; returns its prepare ts when it voted YES, 0 on NO (with the
@@ -232,6 +241,91 @@ test_wait_times_out(void **state)
 	h_expect(h, P1, 0, "acct:5", 70);
 }
 
+static void
+prepare_msg(proto_msg *m, uint64_t txid, proto_op *op)
+{
+	proto_msg_init(m, PROTO_PREPARE);
+	m->u.prepare = (proto_prepare) {
+		.txid = txid, .mode = PROTO_MODE_2PC, .n_ops = 1, .ops = op
+	};
+}
+
+// A BATCH whose one vote waits is answered whole once it is decided:
+// the COMMIT beside it is acknowledged in the same reply, after the wait.
+static void
+test_batch_lone_vote_waits(void **state)
+{
+	harness *h = *state;
+	assert_true(h_put(h, P1, 60, "acct:7", 100));
+	assert_true(h_put(h, P1, 61, "acct:8", 100));
+	proto_op a = op_add("acct:7", -30, 0), c = op_add("acct:8", -1, 0);
+	clk_ts apts = h_prepare1(h, P1, 62, &a);
+	clk_ts cpts = h_prepare1(h, P1, 63, &c);
+	proto_op bop = op_add("acct:7", -50, 0);
+	proto_msg msgs[2], batch;
+	proto_msg_init(&msgs[0], PROTO_COMMIT);
+	msgs[0].u.txid.txid = 63;
+	msgs[0].u.txid.commit_ts = ts_plus_ms(cpts, 1);
+	prepare_msg(&msgs[1], 64, &bop);
+	proto_msg_init(&batch, PROTO_BATCH);
+	batch.u.batch.n = 2;
+	batch.u.batch.msgs = msgs;
+	bg_prep b;
+	bg_start_msg(&b, h, 64, bop, &batch);
+	dtx_sleep_ms(300);
+	assert_false(atomic_load(&b.done));
+	assert_int_equal(
+	    h_txid(h, P1, PROTO_COMMIT, 62, ts_plus_ms(apts, 1), NULL),
+	    PROTO_ACK);
+	pthread_join(b.th, NULL);
+	assert_int_equal(b.err, DTX_OK);
+	assert_int_equal(b.rep.hdr.type, PROTO_BATCH);
+	assert_int_equal(b.rep.u.batch.n, 2);
+	assert_int_equal(b.rep.u.batch.msgs[0].hdr.type, PROTO_ACK);
+	const proto_msg *v = &b.rep.u.batch.msgs[1];
+	assert_int_equal(v->hdr.type, PROTO_VOTE);
+	assert_true(v->u.vote.yes);
+	clk_ts bpts = v->u.vote.prepare_ts;
+	proto_msg_free(&b.rep);
+	assert_int_equal(
+	    h_txid(h, P1, PROTO_COMMIT, 64, ts_plus_ms(bpts, 1), NULL),
+	    PROTO_ACK);
+	h_expect(h, P1, 0, "acct:7", 20);
+	h_expect(h, P1, 0, "acct:8", 99);
+}
+
+// A PREPARE in a BATCH with other votes does not wait (its wait would
+// hold them all): it is refused at once, the others are answered.
+static void
+test_batch_of_votes_no_wait(void **state)
+{
+	harness *h = *state;
+	assert_true(h_put(h, P1, 70, "acct:10", 100));
+	assert_true(h_put(h, P1, 71, "acct:11", 100));
+	proto_op a = op_add("acct:10", -30, 0);
+	clk_ts apts = h_prepare1(h, P1, 72, &a);
+	proto_op bop = op_add("acct:10", -1, 0), dop = op_add("acct:11", -1, 0);
+	proto_msg msgs[2], batch, rep;
+	prepare_msg(&msgs[0], 73, &bop);
+	prepare_msg(&msgs[1], 74, &dop);
+	proto_msg_init(&batch, PROTO_BATCH);
+	batch.u.batch.n = 2;
+	batch.u.batch.msgs = msgs;
+	uint64_t t0 = dtx_mono_ns();
+	assert_int_equal(h_call(h, P1, &batch, &rep), DTX_OK);
+	assert_true(dtx_mono_ns() - t0 < 2000000000ull); // not 5 s
+	assert_int_equal(rep.hdr.type, PROTO_BATCH);
+	assert_int_equal(rep.u.batch.n, 2);
+	assert_false(rep.u.batch.msgs[0].u.vote.yes);
+	assert_true(rep.u.batch.msgs[1].u.vote.yes);
+	proto_msg_free(&rep);
+	assert_int_equal(h_health_counter(h, P1, "lock_waits"), 0);
+	assert_int_equal(
+	    h_txid(h, P1, PROTO_COMMIT, 72, ts_plus_ms(apts, 1), NULL),
+	    PROTO_ACK);
+	assert_int_equal(h_txid(h, P1, PROTO_ABORT, 74, 0, NULL), PROTO_ACK);
+}
+
 // A participant stopped while a PREPARE waits answers it (NO: it cannot
 // wait any more) and exits cleanly.
 static void
@@ -272,6 +366,10 @@ main(void)
 		    test_waiters_in_order, setup_long, h_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_wait_times_out, setup_short, h_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_batch_lone_vote_waits, setup_long, h_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_batch_of_votes_no_wait, setup_long, h_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_stop_answers_waiters, setup_long, h_teardown),
 	};
