@@ -31,9 +31,10 @@
 // replies, the forcer's group of durable records) plugs the channels
 // while it works (coord__plug), so the messages the group produces leave
 // together when it unplugs instead of the first one alone. And 3PC's
-// DO_COMMIT, which nobody waits for, is lazy: it rides the next batch to
-// its participant and starts none itself, unless the channel stays idle
-// for COORD_LINGER_MS (the linger thread then sends it).
+// DO_COMMIT and pc's COMMIT, which nobody waits for, are lazy: each rides
+// the next batch to its participant and starts none itself, unless the
+// channel stays idle for COORD_LINGER_MS (the linger thread then sends
+// it).
 
 #include <string.h>
 

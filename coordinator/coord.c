@@ -44,6 +44,11 @@ const dtx_cfg_opt coord_cfg_table[] = {
 	    offsetof(coord_cfg, pc_votes_overtake), 0, 0, "true",
 	    "the same for the PREPAREs of pc transactions only (false: they "
 	    "wait behind decisions, unless --votes-overtake)" },
+	{ "pc-lazy-commit", DTX_CFG_BOOL, offsetof(coord_cfg, pc_lazy_commit),
+	    0, 0, "true",
+	    "a pc COMMIT, which nobody waits for, rides the next batch to its "
+	    "participant (or leaves after 1 ms on an idle channel) instead "
+	    "of starting one" },
 };
 const size_t coord_cfg_count =
     sizeof(coord_cfg_table) / sizeof(coord_cfg_table[0]);
