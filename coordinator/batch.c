@@ -10,25 +10,31 @@
 // and COMMITs share one round trip and one participant fsync, and no
 // message is handed to another thread just to be sent.
 //
-// So at one client every PREPARE waits for the previous transaction's
-// COMMIT batch to come back (a round trip and the participant's fsync of
-// the commit), which also keeps a client's transactions in order: the
-// next one never finds the previous one's locks still held. With
-// cfg.votes_overtake a message a client waits for (PREPARE, CAN_COMMIT,
-// PRE_COMMIT) does not wait behind batches that carry none: while fewer
-// than cfg.senders batches with such a message are on the wire, it leaves
-// at once, with whatever else is queued; a client's next transaction on
-// the same keys may then be refused (the participant locks without
-// waiting).
+// A message a client waits for (PREPARE, CAN_COMMIT, PRE_COMMIT) that
+// may overtake (a pc PREPARE by default; every one with
+// cfg.votes_overtake) does not wait behind batches that carry none:
+// while fewer than cfg.senders batches with such a message are on the
+// wire, it leaves at once, with whatever else is queued. Without that,
+// at one client every PREPARE waits for the previous transaction's
+// COMMIT batch to come back (a round trip and the participant's fsync
+// of the commit). A client's next transaction on the same keys may then
+// meet the previous one's locks still held: the participant holds its
+// PREPARE (and the batch's reply) until that decision arrives
+// (participant/lockwait.c). So the other way round, a decision never
+// waits behind batches of votes: while fewer than cfg.senders batches
+// without votes are on the wire, the queued decisions leave at once,
+// without the queued votes. Otherwise a decision the participant waits
+// for could sit behind the very batch that waits for it.
 //
 // Two refinements make the batches larger, each one a round trip and a
 // participant fsync fewer. A thread that completes a group (a batch's
 // replies, the forcer's group of durable records) plugs the channels
 // while it works (coord__plug), so the messages the group produces leave
 // together when it unplugs instead of the first one alone. And 3PC's
-// DO_COMMIT, which nobody waits for, is lazy: it rides the next batch to
-// its participant and starts none itself, unless the channel stays idle
-// for COORD_LINGER_MS (the linger thread then sends it).
+// DO_COMMIT and pc's COMMIT, which nobody waits for, are lazy: each rides
+// the next batch to its participant and starts none itself, unless the
+// channel stays idle for COORD_LINGER_MS (the linger thread then sends
+// it).
 
 #include <string.h>
 
@@ -123,17 +129,29 @@ is_vote(const coord_item *it)
 	    t == PROTO_PRE_COMMIT;
 }
 
-// Takes up to max_batch queued items into a new flight. Caller holds
-// ch->mu and counts the flight once it has it. NULL when the queue
-// is empty or memory ran out (the items stay queued: the next send or
-// completion tries again).
+// Whether a vote may leave while only decisions are on the wire.
+static bool
+is_fast(const coord *c, const coord_item *it)
+{
+	if (!is_vote(it))
+		return false;
+	return c->cfg.votes_overtake ||
+	    (c->cfg.pc_votes_overtake && it->req.hdr.type == PROTO_PREPARE &&
+	        it->req.u.prepare.mode == PROTO_MODE_PC);
+}
+
+// Takes up to max_batch queued items (with decisions_only, only those
+// that are not votes) into a new flight, in queue order. Caller holds
+// ch->mu and counts the flight once it has it. NULL when there is
+// nothing to take or memory ran out (the items stay queued: the next
+// send or completion tries again).
 static flight *
-take_flight(coord_chan *ch)
+take_flight(coord_chan *ch, bool decisions_only)
 {
 	uint32_t max = (uint32_t)ch->c->cfg.max_batch;
 	uint32_t n = 0;
 	for (coord_item *it = ch->head; it != NULL && n < max; it = it->next)
-		n++;
+		n += !decisions_only || !is_vote(it);
 	if (n == 0)
 		return NULL;
 	flight *f = dtx_alloc(sizeof(*f) + n * sizeof(coord_item *) +
@@ -145,18 +163,27 @@ take_flight(coord_chan *ch)
 	f->votes = 0;
 	f->items = (coord_item **)(f + 1);
 	f->msgs = n > 1 ? (proto_msg *)(f->items + n) : NULL;
-	for (uint32_t i = 0; i < n; i++) {
-		coord_item *it = ch->head;
+	uint32_t fast = 0, k = 0;
+	coord_item **pp = &ch->head, *kept = NULL;
+	while (*pp != NULL && k < n) {
+		coord_item *it = *pp;
+		if (decisions_only && is_vote(it)) {
+			kept = it;
+			pp = &it->next;
+			continue;
+		}
+		*pp = it->next;
+		it->next = NULL;
 		if (!it->lazy)
 			ch->eager--;
-		ch->head = it->next;
-		it->next = NULL;
-		f->items[i] = it;
+		f->items[k++] = it;
 		f->votes += is_vote(it);
+		fast += is_fast(ch->c, it);
 	}
+	if (*pp == NULL)
+		ch->tail = kept; // the last item left, or none
 	ch->queued_votes -= f->votes;
-	if (ch->head == NULL)
-		ch->tail = NULL;
+	ch->queued_fast -= fast;
 	return f;
 }
 
@@ -194,18 +221,26 @@ launch(flight *f)
 		flight_done(f, err, NULL);
 }
 
-// Whether the channel may send a batch now: some queued item is not lazy
-// (any item, with lazy), and fewer than cfg.senders batches are on the
-// wire, or (votes_overtake) a vote is queued and fewer than cfg.senders
-// with votes are on the wire. Caller holds ch->mu.
-static bool
+// What the channel may send now (caller holds ch->mu): nothing, when
+// the channel stops, is empty, or holds only lazy items (unless lazy);
+// everything queued, when fewer than cfg.senders batches are on the
+// wire, or a vote that may overtake is queued and fewer than
+// cfg.senders batches with votes are; only decisions, when fewer than
+// cfg.senders batches without votes are on the wire.
+typedef enum send_what { SEND_NONE, SEND_ALL, SEND_DECISIONS } send_what;
+
+static send_what
 may_send(const coord_chan *ch, bool lazy)
 {
 	uint32_t s = (uint32_t)ch->c->cfg.senders;
-	return !ch->stop && ch->head != NULL && (lazy || ch->eager > 0) &&
-	    (ch->inflight < s ||
-	        (ch->c->cfg.votes_overtake && ch->queued_votes > 0 &&
-	            ch->vote_inflight < s));
+	if (ch->stop || ch->head == NULL || (!lazy && ch->eager == 0))
+		return SEND_NONE;
+	if (ch->inflight < s || (ch->queued_fast > 0 && ch->vote_inflight < s))
+		return SEND_ALL;
+	if (ch->inflight - ch->vote_inflight < s &&
+	    (lazy || ch->eager > ch->queued_votes))
+		return SEND_DECISIONS;
+	return SEND_NONE;
 }
 
 // Lazy items wait on an idle channel: the linger thread sends them
@@ -228,8 +263,8 @@ static void
 pump(coord_chan *ch, bool lazy)
 {
 	pthread_mutex_lock(&ch->mu);
-	while (may_send(ch, lazy)) {
-		flight *f = take_flight(ch);
+	for (send_what w; (w = may_send(ch, lazy)) != SEND_NONE;) {
+		flight *f = take_flight(ch, w == SEND_DECISIONS);
 		if (f == NULL)
 			break;
 		ch->inflight++;
@@ -391,9 +426,10 @@ coord__send(coord *c, coord_item *it)
 	}
 	DTX_QUEUE_PUSH(ch->head, ch->tail, it, next);
 	ch->queued_votes += is_vote(it);
+	ch->queued_fast += is_fast(c, it);
 	if (!it->lazy)
 		ch->eager++;
-	bool idle = may_send(ch, false);
+	bool idle = may_send(ch, false) != SEND_NONE;
 	pthread_mutex_unlock(&ch->mu);
 	if (idle && atomic_load(&c->plugs) == 0)
 		pump(ch, false);
@@ -444,6 +480,7 @@ coord__chans_stop(coord *c)
 		coord_item *it = ch->head;
 		ch->head = ch->tail = NULL;
 		ch->queued_votes = 0;
+		ch->queued_fast = 0;
 		ch->eager = 0;
 		pthread_mutex_unlock(&ch->mu);
 		while (it != NULL) {

@@ -35,10 +35,20 @@ const dtx_cfg_opt coord_cfg_table[] = {
 	    "that older command lines still start)" },
 	{ "votes-overtake", DTX_CFG_BOOL, offsetof(coord_cfg, votes_overtake),
 	    0, 0, "false",
-	    "a PREPARE, CAN_COMMIT or PRE_COMMIT leaves at once while only "
-	    "batches of decisions (COMMIT, ABORT) are on the wire: a client "
-	    "waits one round trip less, but its next transaction on the "
-	    "same keys may find them still locked and be refused" },
+	    "a PREPARE, CAN_COMMIT or PRE_COMMIT of any mode leaves at once "
+	    "while only batches of decisions (COMMIT, ABORT) are on the "
+	    "wire: a client waits one round trip less; its next transaction "
+	    "on the same keys may find them still locked, and the "
+	    "participant then waits for the decision (--lock-wait-ms)" },
+	{ "pc-votes-overtake", DTX_CFG_BOOL,
+	    offsetof(coord_cfg, pc_votes_overtake), 0, 0, "true",
+	    "the same for the PREPAREs of pc transactions only (false: they "
+	    "wait behind decisions, unless --votes-overtake)" },
+	{ "pc-lazy-commit", DTX_CFG_BOOL, offsetof(coord_cfg, pc_lazy_commit),
+	    0, 0, "true",
+	    "a pc COMMIT, which nobody waits for, rides the next batch to its "
+	    "participant (or leaves after 1 ms on an idle channel) instead "
+	    "of starting one" },
 };
 const size_t coord_cfg_count =
     sizeof(coord_cfg_table) / sizeof(coord_cfg_table[0]);

@@ -26,6 +26,8 @@ typedef struct coord_cfg {
 	int64_t redrive_cap_ms; // cap of the re-drive backoff
 	int64_t threepc_threads; // ignored (3PC holds no threads)
 	bool votes_overtake; // votes need not wait behind decisions
+	bool pc_votes_overtake; // the same for pc transactions only
+	bool pc_lazy_commit; // pc COMMITs ride the next batch
 } coord_cfg;
 
 extern const dtx_cfg_opt coord_cfg_table[];

@@ -107,8 +107,9 @@ typedef struct coord_chan {
 	coord_item *head, *tail; // queued, not yet sent
 	uint32_t inflight; // batches on the wire
 	// Of them, those that carry a message a client waits for (PREPARE,
-	// CAN_COMMIT, PRE_COMMIT), and how many such messages are queued.
-	uint32_t vote_inflight, queued_votes;
+	// CAN_COMMIT, PRE_COMMIT), and how many such messages are queued;
+	// of those, how many may overtake decisions (is_fast in batch.c).
+	uint32_t vote_inflight, queued_votes, queued_fast;
 	uint32_t eager; // queued items that are not lazy
 	bool stop;
 } coord_chan;

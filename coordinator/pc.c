@@ -6,8 +6,9 @@
 // timestamp, a function of the votes alone (DESIGN rule 25). So the
 // coordinator writes nothing: once it holds every vote it answers the
 // client and only then queues COMMIT (or ABORT) on the batched channels,
-// fire and forget. A lost COMMIT costs nothing: the participant, in doubt
-// too long, asks its peers and derives the same outcome and timestamp
+// fire and forget; a COMMIT is lazy (--pc-lazy-commit): it rides the next
+// batch to its participant. A lost COMMIT costs nothing: the participant, in
+// doubt too long, asks its peers and derives the same outcome and timestamp
 // (participant/resolve.c, rule 26). A restarted or different coordinator
 // has nothing to finish.
 //
@@ -23,6 +24,27 @@
 #include <string.h>
 
 #include "coordinator_int.h"
+
+// A pc COMMIT nobody waits for rides the next batch to its participant
+// (lazy, as 3PC's DO_COMMIT): at one client that is the next
+// transaction's PREPARE, so one message and one fsync there cover both
+// (the PREPARE, served after the COMMIT, waits for that fsync if it needs
+// the same keys); on an idle channel it leaves within COORD_LINGER_MS.
+static void
+pc_send_commit(coord *c, uint64_t txid, uint32_t peer, clk_ts cts)
+{
+	coord_item *it = coord__item_new();
+	if (it == NULL)
+		return; // the participant finds the outcome itself
+	proto_msg_init(&it->req, PROTO_COMMIT);
+	it->req.u.txid.txid = txid;
+	it->req.u.txid.commit_ts = cts;
+	it->peer = peer;
+	it->timeout_ms = (uint32_t)c->cfg.ack_timeout_ms;
+	it->lazy = c->cfg.pc_lazy_commit;
+	if (coord__send(c, it) != DTX_OK)
+		coord__item_free(it);
+}
 
 typedef enum pc_tally {
 	PC_ALL_YES, // *cts: the largest prepare ts
@@ -107,8 +129,7 @@ coord__pc_decide(coord_run *r)
 	dtx_crashpoint("coord.pc_after_reply");
 	for (uint32_t i = 0; i < nparts; i++) {
 		if (out == PC_ALL_YES)
-			coord__send_outcome(
-			    c, txid, parts[i], PROTO_COMMIT, cts);
+			pc_send_commit(c, txid, parts[i], cts);
 		else if (!nack[i])
 			coord__send_abort(c, txid, parts[i]);
 	}

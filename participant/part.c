@@ -35,6 +35,11 @@ const dtx_cfg_opt part_cfg_table[] = {
 	{ "gc-retain-ms", DTX_CFG_INT, offsetof(part_cfg, gc_retain_ms), 1000,
 	    INT64_C(86400000) * 365, "300000",
 	    "keep versions a snapshot this old can see" },
+	{ "lock-wait-ms", DTX_CFG_INT, offsetof(part_cfg, lock_wait_ms), 0,
+	    60000, "50",
+	    "how long a PREPARE that meets a key locked by a prepared "
+	    "transaction waits for its decision before voting no (0: "
+	    "never)" },
 };
 
 const size_t part_cfg_count =
@@ -61,6 +66,8 @@ const char *const part__ctr_names[PART_CTR_COUNT] = {
 	[PART_CTR_COMMIT_UNKNOWN] = "commit_unknown",
 	[PART_CTR_REFUSED_STATUS] = "refused_status",
 	[PART_CTR_REFUSED_STALE_STEP] = "refused_stale_step",
+	[PART_CTR_LOCK_WAITS] = "lock_waits",
+	[PART_CTR_LOCK_WAIT_TIMEOUTS] = "lock_wait_timeouts",
 };
 
 dtx_err
@@ -147,6 +154,12 @@ part_open(proto_daemon *d, const part_cfg *cfg, part **out)
 	}
 	p->nrecovered = n;
 	dtx_free(list);
+	// Reloaded transactions hold locks: waiting for them works from
+	// the first request on.
+	if ((rv = part__lw_start(p)) != DTX_OK) {
+		part_close(p);
+		return rv;
+	}
 	stor_kv_stats st;
 	stor_kv_stats_get(p->kv, &st);
 	DTX_LOG(DTX_LOG_INFO, "STORE_OPEN",
@@ -181,8 +194,10 @@ part_start(part *p)
 void
 part_stop(part *p)
 {
-	if (p != NULL)
-		part__resolver_stop(p);
+	if (p == NULL)
+		return;
+	part__resolver_stop(p);
+	part__lw_stop(p);
 }
 
 void
@@ -191,6 +206,8 @@ part_close(part *p)
 	if (p == NULL)
 		return;
 	part__resolver_stop(p);
+	part__lw_stop(p);
+	part__lw_fini(p);
 	stor_kv_close(p->kv);
 	dtx_free(p->doubts);
 	dtx_free(p->recovered);
@@ -209,6 +226,7 @@ part__outcome_signal(part *p)
 	pthread_mutex_lock(&p->out_mu);
 	pthread_cond_broadcast(&p->out_cv);
 	pthread_mutex_unlock(&p->out_mu);
+	part__lw_kick(p);
 }
 
 void

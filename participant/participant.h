@@ -36,6 +36,9 @@ typedef struct part_cfg {
 	int64_t indoubt_log_ms;
 	// Versions older than this (HLC milliseconds) are garbage collected.
 	int64_t gc_retain_ms;
+	// How long a PREPARE that meets a key locked by a prepared
+	// transaction waits for its decision before voting NO (0: never).
+	int64_t lock_wait_ms;
 } part_cfg;
 
 // The config table for part_cfg (pass it to proto_daemon_open).

@@ -40,6 +40,8 @@ typedef enum part_ctr {
 	PART_CTR_COMMIT_UNKNOWN, // COMMITs of a txid with no record here
 	PART_CTR_REFUSED_STATUS, // STATUS from a node its record does not name
 	PART_CTR_REFUSED_STALE_STEP, // STEP of a forgotten or too old saga
+	PART_CTR_LOCK_WAITS, // PREPAREs that waited for a prepared holder
+	PART_CTR_LOCK_WAIT_TIMEOUTS, // ... until --lock-wait-ms ran out
 	PART_CTR_COUNT
 } part_ctr;
 
@@ -76,6 +78,19 @@ typedef struct part__txmeta {
 // under PROTO_MAX_VALUE so that a READ can return the whole list): an
 // APPEND to a full list votes NO, naming the key.
 #define PART_MAX_LIST 4096u
+
+// lockwait.c: PREPAREs waiting for the decision of the prepared
+// transaction that holds one of their keys, their replies deferred.
+typedef struct part__waiter part__waiter;
+typedef struct part__lw {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; // CLOCK_MONOTONIC
+	pthread_t th;
+	bool init, started, stop, kick;
+	part__waiter *head, *tail; // in arrival order
+	uint64_t seq; // the next waiter's arrival number
+	_Atomic uint32_t n; // waiters in the list
+} part__lw;
 
 // txid -> part__txmeta, thread-safe.
 typedef struct part__txtab part__txtab;
@@ -123,6 +138,8 @@ struct part {
 	uint64_t *recovered; // txids in doubt when the store was opened
 	size_t nrecovered;
 	uint64_t heur_next_ns; // heuristic.c: next look for verdicts
+
+	part__lw lw; // lockwait.c
 };
 
 static inline void
@@ -152,6 +169,7 @@ typedef enum part__pend_kind {
 	PART__PEND_COMMIT,
 	PART__PEND_STEP,
 	PART__PEND_PRECOMMIT,
+	PART__PEND_WAIT, // a PREPARE that waits for a lock (lockwait.c)
 } part__pend_kind;
 
 typedef struct part__pending {
@@ -162,9 +180,20 @@ typedef struct part__pending {
 	bool fresh; // this message made the record (crash points apply)
 } part__pending;
 
-// prepare.c: PREPARE and CAN_COMMIT (rule 6).
-dtx_err part__prepare_start(
-    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend);
+// Whether and how a PREPARE may wait for a key's lock instead of voting
+// NO (lockwait.c): allow, and its place in the queue (seq, UINT64_MAX
+// for one not queued yet). A PREPARE that would wait leaves pend->kind
+// PART__PEND_WAIT, rep untouched and nothing recorded, and blocker the
+// txid it waits for (0: behind an earlier waiter for the same key).
+typedef struct part__wait {
+	bool allow;
+	uint64_t seq;
+	uint64_t blocker;
+} part__wait;
+
+// prepare.c: PREPARE and CAN_COMMIT (rule 6); w may be NULL (no wait).
+dtx_err part__prepare_start(part *p, const proto_msg *req, proto_msg *rep,
+    part__pending *pend, part__wait *w);
 dtx_err part__prepare_finish(
     part *p, const part__pending *pend, dtx_err sync_err, proto_msg *rep);
 
@@ -242,6 +271,35 @@ bool part__guard(part *p, const proto_msg *req, proto_msg *rep, dtx_err *rv);
 
 // A digest of a PREPARE's coordinator, mode and ops.
 uint32_t part__prepare_digest(const proto_msg *req);
+
+// serve.c: the first stage of one request (w as for prepare), and its
+// second stage once the sync returned sync_err; both turn a failure into
+// an ERROR reply and return an error only when not even that was built.
+dtx_err part__start_one(part *p, const proto_msg *req, proto_msg *rep,
+    part__pending *pend, part__wait *w);
+dtx_err part__finish_one(part *p, const proto_msg *req,
+    const part__pending *pend, dtx_err sync_err, proto_msg *rep);
+
+// serve.c: fills the header of a BATCH element's reply.
+void part__stamp(part *p, proto_msg *r);
+
+// lockwait.c: the waiting PREPAREs. start before serving, stop before
+// the server closes (every waiter is answered: they vote as if they had
+// not waited), fini in part_close. kick after a transaction's intents
+// were released (waiters retry at once; otherwise within 5 ms). hold
+// takes over a request whose elements pend[i] PART__PEND_WAIT wait (rep,
+// a BATCH reply for a BATCH, holds the others' answers): the reply is
+// deferred on call, or, when it cannot be, they are settled now, without
+// waiting, into rep.
+dtx_err part__lw_start(part *p);
+void part__lw_stop(part *p);
+void part__lw_fini(part *p);
+void part__lw_kick(part *p);
+dtx_err part__lw_hold(part *p, proto_call *call, const proto_msg *req,
+    proto_msg *rep, const part__pending *pend);
+// Whether a PREPARE (its request) must queue behind a waiter that came
+// before seq and wants one of the same keys.
+bool part__lw_queued(part *p, const proto_prepare *pr, uint64_t seq);
 
 // serve.c: the request handler given to the daemon runtime.
 dtx_err part__handle(

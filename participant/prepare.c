@@ -79,15 +79,35 @@ typedef enum op_res {
 	OP_OK,
 	OP_NO, // why holds the reason
 	OP_SELF, // the key is locked by this very txid (a racing duplicate)
+	OP_WAIT, // the key is locked by a prepared transaction: w->blocker
 } op_res;
+
+// Whether a PREPARE may wait for the holder blk of a lock: a distributed
+// transaction prepared here (or committing) waits for nothing but its
+// decision (or its commit's fsync), so waiting for it cannot deadlock. A
+// local transaction (txid 0) is not waited for.
+static bool
+may_wait(part *p, const stor_blocker *blk, const part__wait *w)
+{
+	stor_tx_state st;
+	if (w == NULL || !w->allow || blk->txid == 0 ||
+	    stor_kv_tx_state(p->kv, blk->txid, &st, NULL) != DTX_OK)
+		return false;
+	return st == STOR_TX_PREPARED || st == STOR_TX_PRECOMMITTED ||
+	    st == STOR_TX_COMMITTED;
+}
 
 static op_res
 lock_msg(part *p, const proto_bytes *key, const stor_blocker *blk,
-    uint64_t txid, char *why, size_t n)
+    uint64_t txid, part__wait *w, char *why, size_t n)
 {
 	char k[KEYTXT];
 	if (blk->txid == txid)
 		return OP_SELF;
+	if (may_wait(p, blk, w)) {
+		w->blocker = blk->txid;
+		return OP_WAIT;
+	}
 	part__key_fmt(key->p, key->n, k, sizeof(k));
 	part__count(p, PART_CTR_CONFLICTS);
 	if (blk->txid == 0)
@@ -103,8 +123,8 @@ lock_msg(part *p, const proto_bytes *key, const stor_blocker *blk,
 // the end; a missing key starts an empty list. Refused for a value that
 // is not a list and for a list already holding PART_MAX_LIST elements.
 static op_res
-append_op(part *p, stor_txn *t, uint64_t txid, const proto_op *op, char *why,
-    size_t n)
+append_op(part *p, stor_txn *t, uint64_t txid, const proto_op *op,
+    part__wait *w, char *why, size_t n)
 {
 	char k[KEYTXT];
 	stor_blocker blk = { 0 };
@@ -116,7 +136,7 @@ append_op(part *p, stor_txn *t, uint64_t txid, const proto_op *op, char *why,
 
 	part__key_fmt(op->key.p, op->key.n, k, sizeof(k));
 	if (rv == DTX_EAGAIN)
-		return lock_msg(p, &op->key, &blk, txid, why, n);
+		return lock_msg(p, &op->key, &blk, txid, w, why, n);
 	if (rv == DTX_ENOENT) {
 		vlen = 0;
 	} else if (rv != DTX_OK) {
@@ -161,8 +181,8 @@ done:
 
 // Applies one operation to t. Returns OP_NO with the reason in why.
 static op_res
-apply_op(part *p, stor_txn *t, uint64_t txid, const proto_op *op, bool *wrote,
-    char *why, size_t n)
+apply_op(part *p, stor_txn *t, uint64_t txid, const proto_op *op, part__wait *w,
+    bool *wrote, char *why, size_t n)
 {
 	char k[KEYTXT];
 	stor_blocker blk = { 0 };
@@ -172,14 +192,14 @@ apply_op(part *p, stor_txn *t, uint64_t txid, const proto_op *op, bool *wrote,
 
 	if (op->kind == PROTO_OP_APPEND) {
 		*wrote = true;
-		return append_op(p, t, txid, op, why, n);
+		return append_op(p, t, txid, op, w, why, n);
 	}
 	part__key_fmt(op->key.p, op->key.n, k, sizeof(k));
 	if (op->kind == PROTO_OP_ADD) {
 		int64_t old, sum;
 		rv = stor_txn_get_i64(t, op->key.p, op->key.n, &old, &blk);
 		if (rv == DTX_EAGAIN)
-			return lock_msg(p, &op->key, &blk, txid, why, n);
+			return lock_msg(p, &op->key, &blk, txid, w, why, n);
 		if (rv == DTX_ENOENT) {
 			snprintf(why, n, "no such key %s", k);
 			return OP_NO;
@@ -214,7 +234,7 @@ apply_op(part *p, stor_txn *t, uint64_t txid, const proto_op *op, bool *wrote,
 		rv = stor_txn_get(t, op->key.p, op->key.n, &val, &vlen, &blk);
 		dtx_free(val);
 		if (rv == DTX_EAGAIN)
-			return lock_msg(p, &op->key, &blk, txid, why, n);
+			return lock_msg(p, &op->key, &blk, txid, w, why, n);
 		if (rv != DTX_OK && rv != DTX_ENOENT) {
 			snprintf(
 			    why, n, "cannot read %s: %s", k, dtx_strerror(rv));
@@ -286,7 +306,8 @@ fill_meta(part *p, const proto_msg *req, stor_prep_meta *m)
 }
 
 static dtx_err
-prepare_vote(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
+prepare_vote(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend,
+    part__wait *w)
 {
 	const proto_prepare *pr = &req->u.prepare;
 	char why[PROTO_MAX_STR + 1];
@@ -298,6 +319,14 @@ prepare_vote(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 		return DTX_EINVAL;
 	if (known_txid(p, pr->txid, rep, pend, &rv))
 		return rv;
+	// Waiters for a key are served in arrival order: one that came
+	// later queues behind them even when the key is free right now.
+	if (w != NULL && w->allow && part__lw_queued(p, pr, w->seq)) {
+		w->blocker = 0;
+		*pend = (part__pending) { .kind = PART__PEND_WAIT,
+			.txid = pr->txid };
+		return DTX_OK;
+	}
 	fill_meta(p, req, &meta);
 	if ((rv = stor_txn_begin(p->kv, CLK_TS_MAX, &t)) != DTX_OK)
 		return vote_no(
@@ -305,10 +334,16 @@ prepare_vote(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 	bool wrote = false;
 	for (uint32_t i = 0; i < pr->n_ops; i++) {
 		op_res r = apply_op(
-		    p, t, pr->txid, &pr->ops[i], &wrote, why, sizeof(why));
+		    p, t, pr->txid, &pr->ops[i], w, &wrote, why, sizeof(why));
 		if (r == OP_OK)
 			continue;
 		stor_txn_abort(t);
+		if (r == OP_WAIT) {
+			// Nothing recorded: it is tried again as a new one.
+			*pend = (part__pending) { .kind = PART__PEND_WAIT,
+				.txid = pr->txid };
+			return DTX_OK;
+		}
 		if (r == OP_SELF && known_txid(p, pr->txid, rep, pend, &rv))
 			return rv;
 		return vote_no(p, pr->txid, true, rep, "%s", why);
@@ -374,10 +409,10 @@ prepare_vote(part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
 // with prepare ts 0), so no later PREPARE of the same txid can turn it
 // into a YES after a crash.
 dtx_err
-part__prepare_start(
-    part *p, const proto_msg *req, proto_msg *rep, part__pending *pend)
+part__prepare_start(part *p, const proto_msg *req, proto_msg *rep,
+    part__pending *pend, part__wait *w)
 {
-	dtx_err rv = prepare_vote(p, req, rep, pend);
+	dtx_err rv = prepare_vote(p, req, rep, pend, w);
 	if (rv != DTX_OK || req->u.prepare.mode != PROTO_MODE_PC ||
 	    pend->kind != PART__PEND_NONE || rep->hdr.type != PROTO_VOTE ||
 	    rep->u.vote.yes)

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // dtx-participant's direct paths against a real process: prepare, commit
-// and abort; NO votes with their reasons; conflicts refused at once;
+// and abort; NO votes with their reasons; conflicts refused (after the
+// lock wait, 50 ms by default);
 // idempotent duplicates; STATUS of a txid never seen; snapshot reads at a
 // timestamp and around prepared intents; batches sharing fsyncs; the
 // wal_sync fault; and malformed, truncated and oversized requests.
