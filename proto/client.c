@@ -74,6 +74,7 @@ struct proto_client {
 	nng_ctx hctx;
 	nng_aio *haio, *hsleep;
 	_Atomic uint64_t hello_logged_ns;
+	struct proto_client *abandoned_next; // see proto_client_close
 };
 
 static void abort_async(proto_client *c);
@@ -937,6 +938,10 @@ proto_client_call_async(proto_client *c, proto_msg *req,
 // caller goes on. A process that exits loses nothing by it.
 #define CLOSE_WAIT_MS 3000
 
+// The clients whose close did not end (proto_client_close).
+static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
+static proto_client *abandoned;
+
 typedef struct closer {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -1036,7 +1041,12 @@ proto_client_close(proto_client *c)
 		if (!close_bounded(c->sock, c->url)) {
 			// nng still owns everything the socket touches: the
 			// client is left to the process rather than freed
-			// under it.
+			// under it, on a list, so that it stays reachable
+			// (a leak checker reports what is lost, not this).
+			pthread_mutex_lock(&abandoned_mu);
+			c->abandoned_next = abandoned;
+			abandoned = c;
+			pthread_mutex_unlock(&abandoned_mu);
 			return;
 		}
 	}
