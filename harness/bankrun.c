@@ -545,6 +545,10 @@ hx_bankrun_final_reads(hx_bankrun *r, hx_bankrun_err *e)
 	     tries++) {
 		if (hx__bank_read(r, fproc, "final-read") >= 0)
 			got++;
+		else if (tries == 4)
+			// Five failed reads: dial every node afresh once, in
+			// case a link is one nng keeps though it is dead.
+			(void)hx_conn_redial(r->conn, UINT32_MAX);
 		else
 			dtx_sleep_ms(200);
 	}

@@ -30,31 +30,71 @@ struct hx_conn {
 
 #define DEFAULT_TIMEOUT_MS 5000
 
+// Opens a client to daemon nd as tls (may be NULL: plaintext).
+static dtx_err
+open_one(
+    const hx_conn *c, proto_tls *tls, const dtx_node *nd, proto_client **out)
+{
+	// The CLI stamps no clocks: a skewed daemon's HLC must not travel
+	// through it to the others.
+	proto_client_cfg cc = {
+		.url = nd->url,
+		.vc_nodes = c->topo.max_id,
+		.node_id = c->self,
+		.timeout_ms = DEFAULT_TIMEOUT_MS,
+		.connect_wait_ms = tls != NULL ? 2000 : 300,
+		.tls = tls,
+		.check_server = tls != NULL,
+		.server_node = nd->id,
+	};
+	return proto_client_open(&cc, out);
+}
+
+// Whether the harness talks to nd.
+static bool
+served(const dtx_node *nd)
+{
+	return nd->role != DTX_ROLE_CLIENT && nd->id < DTX_TOPO_MAX;
+}
+
 // Opens a client to every daemon of c->topo into cls, as tls (may be
 // NULL: plaintext).
 static dtx_err
 open_clients(hx_conn *c, proto_tls *tls, proto_client **cls)
 {
 	dtx_err rv = DTX_OK;
-	for (uint32_t i = 0; i < c->topo.n && rv == DTX_OK; i++) {
-		const dtx_node *nd = &c->topo.nodes[i];
-		if (nd->role == DTX_ROLE_CLIENT || nd->id >= DTX_TOPO_MAX)
-			continue;
-		// The CLI stamps no clocks: a skewed daemon's HLC must not
-		// travel through it to the others.
-		proto_client_cfg cc = {
-			.url = nd->url,
-			.vc_nodes = c->topo.max_id,
-			.node_id = c->self,
-			.timeout_ms = DEFAULT_TIMEOUT_MS,
-			.connect_wait_ms = tls != NULL ? 2000 : 300,
-			.tls = tls,
-			.check_server = tls != NULL,
-			.server_node = nd->id,
-		};
-		rv = proto_client_open(&cc, &cls[nd->id]);
-	}
+	for (uint32_t i = 0; i < c->topo.n && rv == DTX_OK; i++)
+		if (served(&c->topo.nodes[i]))
+			rv = open_one(c, tls, &c->topo.nodes[i],
+			    &cls[c->topo.nodes[i].id]);
 	return rv;
+}
+
+dtx_err
+hx_conn_redial(hx_conn *c, uint32_t id)
+{
+	if (c == NULL)
+		return DTX_EINVAL;
+	for (uint32_t i = 0; i < c->topo.n; i++) {
+		const dtx_node *nd = &c->topo.nodes[i];
+		if (!served(nd) || (id != UINT32_MAX && nd->id != id))
+			continue;
+		proto_client *cl = NULL, *priv = NULL;
+		dtx_err rv = open_one(c, c->tls, nd, &cl);
+		if (rv == DTX_OK && c->priv_tls != NULL)
+			rv = open_one(c, c->priv_tls, nd, &priv);
+		if (rv != DTX_OK) {
+			proto_client_close(cl);
+			return rv;
+		}
+		// A close that nng cannot end is bounded and left to the
+		// process (proto_client_close).
+		proto_client_close(c->cl[nd->id]);
+		proto_client_close(c->priv[nd->id]);
+		c->cl[nd->id] = cl;
+		c->priv[nd->id] = priv;
+	}
+	return DTX_OK;
 }
 
 dtx_err

@@ -121,6 +121,7 @@ typedef struct hx__sweep_node {
 	uint32_t fails; // calls in a row without an answer
 	uint64_t since; // when the first of them started (mono ns)
 	dtx_err last;
+	bool redialed; // its connection was replaced once already
 } hx__sweep_node;
 typedef struct hx__sweep {
 	char what[64]; // "STATUS sweep"

@@ -10,7 +10,8 @@
 // on a node that has failed every call for HX__SWEEP_NODE_WAIT_MS (and at
 // least HX__SWEEP_NODE_TRIES calls in a row), and ends as a whole at its
 // deadline; either way it stops at once and says which node it waited for
-// and how long.
+// and how long. Before it gives a node up it dials it afresh once (a new
+// socket): nng 1.5.2 can keep a dead TLS link that never closes.
 
 #include <string.h>
 
@@ -101,6 +102,16 @@ hx__sweep_call(hx__sweep *s, hx_conn *c, uint32_t id, proto_msg *req,
 	if (left < timeout_ms)
 		timeout_ms = left > 0 ? (uint32_t)left : 1;
 	dtx_err rv = hx_conn_call(c, id, req, rep, timeout_ms, true);
+	if (id < DTX_TOPO_MAX && no_answer(rv) && !s->nodes[id].redialed &&
+	    s->nodes[id].fails + 1 >= HX__SWEEP_NODE_TRIES) {
+		// Before giving the node up, dial it afresh once: the link
+		// may be one nng cannot tell is dead while the node is fine.
+		// Its wait starts over.
+		s->nodes[id].redialed = true;
+		s->nodes[id].fails = 0;
+		(void)hx_conn_redial(c, id);
+		return rv;
+	}
 	hx__sweep_note(s, id, now, rv);
 	return rv;
 }
