@@ -515,6 +515,16 @@ rest_ms(uint64_t t0, uint32_t timeout_ms)
 	return spent >= timeout_ms ? 1 : timeout_ms - (uint32_t)spent;
 }
 
+// The send's timeout in an attempt started at t0: what a send may wait for
+// a connection, but no more than is left of timeout_ms.
+static nng_duration
+send_timeout(proto_client *c, uint64_t t0, uint32_t timeout_ms)
+{
+	uint32_t wait_ms = send_ms(c, timeout_ms);
+	uint32_t left = rest_ms(t0, timeout_ms);
+	return aio_ms(wait_ms < left ? wait_ms : left);
+}
+
 static dtx_err
 send_error(int rv)
 {
@@ -593,8 +603,7 @@ attempt(proto_client *c, nng_msg *msg, uint64_t id, uint32_t timeout_ms,
 {
 	slot *s = NULL;
 	uint64_t t0 = dtx_mono_ns();
-	uint32_t wait_ms = send_ms(c, timeout_ms);
-	if (!wait_ready(c, wait_ms)) {
+	if (!wait_ready(c, send_ms(c, timeout_ms))) {
 		nng_msg_free(msg);
 		return DTX_EUNREACH;
 	}
@@ -603,10 +612,8 @@ attempt(proto_client *c, nng_msg *msg, uint64_t id, uint32_t timeout_ms,
 		nng_msg_free(msg);
 		return err;
 	}
-	uint32_t left = rest_ms(t0, timeout_ms);
-	wait_ms = send_ms(c, timeout_ms);
 	nng_aio_set_msg(s->aio, msg);
-	nng_aio_set_timeout(s->aio, aio_ms(wait_ms < left ? wait_ms : left));
+	nng_aio_set_timeout(s->aio, send_timeout(c, t0, timeout_ms));
 	nng_ctx_send(s->ctx, s->aio);
 	nng_aio_wait(s->aio);
 	int rv = nng_aio_result(s->aio);
@@ -809,10 +816,8 @@ acall_send(acall *a)
 		return;
 	}
 	a->state = A_SEND;
-	uint32_t wait_ms = send_ms(a->c, a->timeout_ms);
-	uint32_t left = rest_ms(a->t0, a->timeout_ms);
 	nng_aio_set_msg(a->aio, msg);
-	nng_aio_set_timeout(a->aio, aio_ms(wait_ms < left ? wait_ms : left));
+	nng_aio_set_timeout(a->aio, send_timeout(a->c, a->t0, a->timeout_ms));
 	nng_ctx_send(a->ctx, a->aio);
 }
 
