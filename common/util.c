@@ -151,21 +151,75 @@ dtx_crashpoint_arm(const char *name, long nth)
 	pthread_mutex_unlock(&crash_mtx);
 }
 
-void
-dtx_crashpoint(const char *name)
+// True when this reach of name is the armed point's nth.
+static bool
+crash_hit(const char *name)
 {
 	pthread_once(&crash_once, crash_init);
 	if (!atomic_load_explicit(&crash_armed, memory_order_relaxed))
-		return;
+		return false;
 	pthread_mutex_lock(&crash_mtx);
 	bool hit = strcmp(name, crash_name) == 0 && ++crash_hits == crash_nth;
 	pthread_mutex_unlock(&crash_mtx);
-	if (!hit)
+	return hit;
+}
+
+void
+dtx_crashpoint(const char *name)
+{
+	if (!crash_hit(name))
 		return;
 	DTX_LOG(DTX_LOG_WARN, "CRASHPOINT", "crash point %s reached: SIGKILL",
 	    name);
 	kill(getpid(), SIGKILL);
 	_exit(137);
+}
+
+bool
+dtx_crashpoint_armed(void)
+{
+	pthread_once(&crash_once, crash_init);
+	return atomic_load_explicit(&crash_armed, memory_order_relaxed);
+}
+
+static atomic_bool crash_doomed;
+
+static void *
+crash_later(void *arg)
+{
+	dtx_sleep_ms((uint32_t)(uintptr_t)arg);
+	kill(getpid(), SIGKILL);
+	_exit(137);
+}
+
+void
+dtx_crashpoint_soon(const char *name, uint32_t after_ms)
+{
+	if (!crash_hit(name))
+		return;
+	atomic_store(&crash_doomed, true);
+	DTX_LOG(DTX_LOG_WARN, "CRASHPOINT",
+	    "crash point %s reached: SIGKILL in %u ms, no fsync before it",
+	    name, after_ms);
+	pthread_t th;
+	pthread_attr_t at;
+	if (pthread_attr_init(&at) == 0) {
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		int rc = pthread_create(
+		    &th, &at, crash_later, (void *)(uintptr_t)after_ms);
+		pthread_attr_destroy(&at);
+		if (rc == 0)
+			return;
+	}
+	kill(getpid(), SIGKILL); // no thread for the delay: die now
+	_exit(137);
+}
+
+void
+dtx_crash_fsync_gate(void)
+{
+	while (atomic_load_explicit(&crash_doomed, memory_order_relaxed))
+		pause(); // until the SIGKILL of dtx_crashpoint_soon
 }
 
 dtx_err

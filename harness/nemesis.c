@@ -98,6 +98,15 @@ static const struct crashpoint {
 	{ "part.before_commit_log", DTX_ROLE_PARTICIPANT, "2pc,3pc" },
 	{ "part.after_commit_log", DTX_ROLE_PARTICIPANT, "2pc,3pc" },
 	{ "part.after_precommit_log", DTX_ROLE_PARTICIPANT, "3pc" },
+	// Just after a reply went out, with no fsync after it
+	// (dtx_crashpoint_soon in proto/server.c): with lose-unsynced,
+	// what a daemon answered for must have been durable already.
+	{ "rpc.after_reply.prepare", DTX_ROLE_PARTICIPANT, "2pc" },
+	{ "rpc.after_reply.commit", DTX_ROLE_PARTICIPANT, "2pc,3pc" },
+	{ "rpc.after_reply.pre_commit", DTX_ROLE_PARTICIPANT, "3pc" },
+	{ "rpc.after_reply.step", DTX_ROLE_PARTICIPANT, "saga" },
+	{ "rpc.after_reply.txn", DTX_ROLE_COORDINATOR, "2pc,3pc" },
+	{ "rpc.after_reply.saga_submit", DTX_ROLE_SAGA, "saga" },
 	{ "part.saga_step_after_commit", DTX_ROLE_PARTICIPANT, "saga" },
 	{ "saga.after_begin_log", DTX_ROLE_SAGA, "saga" },
 	{ "saga.after_step_start_log", DTX_ROLE_SAGA, "saga" },

@@ -86,6 +86,7 @@ struct proto_defer {
 	// before nng_ctx_send returns; the last to let go ends the token.
 	_Atomic uint32_t holds;
 	int rv; // the send's result, once it completed
+	uint64_t types; // what the reply answers (req_types)
 	uint64_t id;
 	uint64_t start_ns; // when the request arrived (dtx_mono_ns)
 };
@@ -115,6 +116,43 @@ const proto_peer *
 proto_call_peer(const proto_call *call)
 {
 	return call != NULL ? &call->peer : NULL;
+}
+
+// The request types a reply answers, one bit each (1 << type): a BATCH's
+// elements' types, or the request's own.
+static uint64_t
+req_types(const proto_msg *req)
+{
+	_Static_assert(PROTO_TYPE_COUNT <= 64, "a type is a bit of a uint64");
+	if (req->hdr.type != PROTO_BATCH)
+		return 1ull << req->hdr.type;
+	uint64_t t = 0;
+	for (uint32_t i = 0; i < req->u.batch.n; i++)
+		t |= 1ull << req->u.batch.msgs[i].hdr.type;
+	return t;
+}
+
+// How long a process lives on after a reply crash point was reached: time
+// for the reply to leave, with no fsync (dtx_crashpoint_soon).
+#define REPLY_CRASH_MS 50
+
+// A reply went out: the crash points named after what it answers, e.g.
+// "rpc.after_reply.commit" for a COMMIT's ACK, alone or in a BATCH. Armed
+// with lost unsynced writes, they catch a daemon that answers before what
+// it answered for is durable.
+static void
+replied(uint64_t types)
+{
+	if (types == 0 || !dtx_crashpoint_armed())
+		return;
+	for (int t = PROTO_NONE + 1; t < PROTO_TYPE_COUNT; t++) {
+		if ((types & (1ull << t)) == 0)
+			continue;
+		char name[64];
+		snprintf(name, sizeof(name), "rpc.after_reply.%s",
+		    proto_type_name((proto_type)t));
+		dtx_crashpoint_soon(name, REPLY_CRASH_MS);
+	}
 }
 
 // Fills the header of an outgoing reply and stamps its clocks.
@@ -308,6 +346,8 @@ defer_sent(void *arg)
 		atomic_fetch_add(&tok->s->replies, 1);
 	nng_aio_set_msg(tok->aio, NULL);
 	tok->rv = rv;
+	if (rv == 0)
+		replied(tok->types);
 	tok_release(tok);
 }
 
@@ -389,6 +429,7 @@ tok_send(proto_defer *tok, proto_msg *rep)
 {
 	proto_server *s = tok->s;
 	finish_hdr(s, rep, tok->id);
+	tok->types = req_types(&tok->req);
 	proto_msg_free(&tok->req);
 	nng_msg *msg = NULL;
 	dtx_err e =
@@ -673,15 +714,17 @@ admit(proto_server *s, uint32_t pipe, const proto_msg *req, nng_msg *msg,
 	return DTX_OK;
 }
 
-// Turns the request in msg into the reply, reusing the message buffer.
+// Turns the request in msg into the reply, reusing the message buffer;
+// *types gets what a handler answered (req_types; 0 for a refusal).
 // DTX_EAGAIN: the handler deferred it (msg is left alone, ctx, the
 // context it came on, belongs to the token).
 static dtx_err
-serve(proto_server *s, nng_ctx ctx, nng_msg *msg)
+serve(proto_server *s, nng_ctx ctx, nng_msg *msg, uint64_t *types)
 {
 	char why[256];
 	proto_msg req, rep;
 	uint64_t t0 = dtx_mono_ns();
+	*types = 0;
 	atomic_fetch_add(&s->requests, 1);
 	dtx_err err = proto_decode_nng(msg, &s->lim, &req, why, sizeof(why));
 	if (err != DTX_OK) {
@@ -708,6 +751,7 @@ serve(proto_server *s, nng_ctx ctx, nng_msg *msg)
 		return err;
 	}
 	observe(s, &req);
+	*types = req_types(&req);
 	if (req.hdr.type == PROTO_BATCH && !s->cfg.whole_batches) {
 		err = handle_batch(s, &call, &req, &rep);
 	} else {
@@ -759,7 +803,8 @@ worker_main(void *arg)
 		if (rv != 0)
 			continue;
 		nng_msg *msg = nng_aio_get_msg(w->aio);
-		dtx_err err = serve(s, w->ctx, msg);
+		uint64_t types;
+		dtx_err err = serve(s, w->ctx, msg, &types);
 		if (err == DTX_EAGAIN) {
 			// The context belongs to the token now; nng keeps
 			// the request's routing in the context, not in msg.
@@ -795,6 +840,7 @@ worker_main(void *arg)
 			continue;
 		}
 		atomic_fetch_add(&s->replies, 1);
+		replied(types);
 	}
 	return NULL;
 }

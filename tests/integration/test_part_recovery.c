@@ -162,6 +162,27 @@ test_crash_after_commit_log(void **state)
 	resend_commit_and_check(h, cts);
 }
 
+// "rpc.after_reply.commit": the ACK reaches the coordinator, then the
+// participant dies (no fsync after the ACK left); what it acknowledged is
+// there after the restart (rule 7).
+static void
+test_crash_after_commit_ack(void **state)
+{
+	harness *h = *state;
+	start_with_crash(h, "rpc.after_reply.commit");
+	proto_op op = op_add("acct:1", -10, 0);
+	clk_ts pts = h_prepare_yes(h, P1, 5, PROTO_MODE_2PC, NULL, 0, &op, 1);
+	assert_true(pts != 0);
+	clk_ts cts = ts_plus_ms(pts, 3);
+	assert_int_equal(h_txid(h, P1, PROTO_COMMIT, 5, cts, NULL), PROTO_ACK);
+	int st = 0;
+	assert_int_equal(hx_cluster_wait_exit(h->c, P1, 10000, &st), DTX_OK);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
+	h_expect_committed(h, P1, 5, cts);
+	h_expect(h, P1, 0, "acct:1", 90);
+}
+
 static void
 test_crash_after_precommit_log(void **state)
 {
@@ -396,6 +417,8 @@ main(void)
 		    test_crash_before_prepare_log, setup1, h_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_crash_after_prepare_log, setup1, h_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_crash_after_commit_ack, setup1, h_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_crash_before_commit_log, setup1, h_teardown),
 		cmocka_unit_test_setup_teardown(

@@ -342,6 +342,72 @@ test_crash_kv(void **state)
 	    ROUNDS, total);
 }
 
+// The child of test_crashpoint_soon: a forced record, a reach of the point
+// while it is not armed (nothing happens), then the point armed and
+// reached, and an fsync that must never end: it reports each step through
+// fd ('a' before arming, 'b' after the reach, 's' should the sync end).
+static void
+soon_child(const char *dir, int fd)
+{
+	stor_wal_opts o;
+	crash_wal_opts(&o);
+	stor_wal *w = NULL;
+	uint64_t lsn;
+	if (stor_wal_open(dir, &o, NULL, NULL, NULL, &w) != DTX_OK ||
+	    stor_wal_append(w, 7, "one", 3, true, &lsn) != DTX_OK)
+		_exit(2);
+	dtx_crashpoint_soon("test.soon", 1);
+	if (stor_wal_append(w, 7, "two", 3, true, &lsn) != DTX_OK ||
+	    write(fd, "a", 1) != 1)
+		_exit(3);
+	dtx_crashpoint_arm("test.soon", 1);
+	dtx_crashpoint_soon("test.soon", 300);
+	if (write(fd, "b", 1) != 1 ||
+	    stor_wal_append(w, 7, "three", 5, false, &lsn) != DTX_OK)
+		_exit(4);
+	if (stor_wal_sync(w, lsn) == DTX_OK)
+		(void)!write(fd, "s", 1);
+	_exit(5);
+}
+
+// dtx_crashpoint_soon: not armed, it does nothing; reached, it returns,
+// the process lives on for the delay (SIGKILL about 300 ms later), and
+// the fsync asked for in between never ends.
+static void
+test_crashpoint_soon(void **state)
+{
+	(void)state;
+	char dir[256];
+	st_tmpdir(dir, sizeof(dir), "soon");
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	uint64_t t0 = dtx_mono_ns();
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		soon_child(dir, p[1]);
+	}
+	close(p[1]);
+	char got[8] = { 0 };
+	size_t n = 0;
+	ssize_t r;
+	while (n < sizeof(got) - 1 &&
+	    (r = read(p[0], got + n, sizeof(got) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(p[0]);
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	uint64_t ms = (dtx_mono_ns() - t0) / 1000000u;
+	print_message("child said '%s', died after %llu ms\n", got,
+	    (unsigned long long)ms);
+	assert_string_equal(got, "ab");
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGKILL);
+	assert_true(ms >= 250);
+	(void)dtx_rmtree(dir);
+}
+
 int
 main(void)
 {
@@ -349,6 +415,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crash_wal),
 		cmocka_unit_test(test_crash_kv),
+		cmocka_unit_test(test_crashpoint_soon),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
