@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // The dtx command against a real local cluster (started by the 2PC test
-// helpers on free ports), run in-process through cli_main: `cluster
+// helpers on free ports), run as its own process (tc_dtx): `cluster
 // status` exits 1 once a node is down, `cluster stop` on nothing says so
 // and exits 1, `accounts init` creates the accounts once and then changes
 // nothing, refusing other arguments, so that `transfer 1 2 10` works on a
@@ -23,21 +23,13 @@
 #include "cli.h"
 #include "test_2pc_util.h"
 
-// Runs `dtx ARGS...` with stdout and stderr captured into *out
+// Runs `dtx ARGS...` as its own process (tc_dtx), output into *out
 // (malloc'd); returns the exit code.
 static int
 run_dtx(tu_fx *fx, char **out, const char *const *args)
 {
-	char *argv[32];
-	int argc = tc_argv(argv, 32, "dtx", args);
-	char path[400];
-	snprintf(path, sizeof(path), "%s/cli-out.txt", fx->dir);
-	int rc = tc_capture(path, true, cli_main, argc, argv, out);
+	int rc = tc_dtx(fx->dir, out, args);
 	assert_non_null(*out);
-	printf("$ dtx");
-	for (int i = 1; i < argc; i++)
-		printf(" %s", argv[i]);
-	printf("  -> %d\n%s", rc, *out);
 	return rc;
 }
 

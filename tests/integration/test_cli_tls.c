@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// Certificates and TLS by default, through the dtx command run in-process:
+// Certificates and TLS by default, through the built dtx command, run as
+// a user runs it:
 // `certs init` makes a CA and per-node keys (0600) and certificates whose
 // subjects the daemons read, refuses to replace a CA without --force,
 // reissues one node's with --keep-ca --only (signed by the same CA), and
@@ -28,20 +29,14 @@
 
 static char tmp[64];
 
-// Runs `dtx ARGS...` with stdout and stderr captured; returns the exit
-// code and, when out is not NULL, the output (malloc'd).
+// Runs `dtx ARGS...` as its own process (tc_dtx); returns the exit code
+// and, when out is not NULL, the output (malloc'd).
 static int
 run_dtx(char **out, const char *const *args)
 {
-	char *argv[40], path[128], *text = NULL;
-	int argc = tc_argv(argv, 40, "dtx", args);
-	snprintf(path, sizeof(path), "%s/cli-out.txt", tmp);
-	int rc = tc_capture(path, true, cli_main, argc, argv, &text);
+	char *text = NULL;
+	int rc = tc_dtx(tmp, &text, args);
 	assert_non_null(text);
-	printf("$ dtx");
-	for (int i = 1; i < argc; i++)
-		printf(" %s", argv[i]);
-	printf("  -> %d\n%s", rc, text);
 	if (out != NULL)
 		*out = text;
 	else
@@ -63,20 +58,6 @@ expect(int want_rc, const char *want_text, const char *const *args)
 
 #define EXPECT(rc, text, ...)                                                  \
 	expect(rc, text, (const char *const[]) { __VA_ARGS__, NULL })
-
-// The whole of file path (malloc'd), NULL when it cannot be read.
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	if (f == NULL)
-		return NULL;
-	char *buf = calloc(1, 65536);
-	size_t n = fread(buf, 1, 65535, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
 
 // Opens DIR's CA with NAME's certificate and key; on success checks that
 // the certificate names (role, id).
@@ -137,31 +118,31 @@ test_certs_init(void **state)
 
 	// A CA is never replaced by accident.
 	snprintf(path, sizeof(path), "%s/ca.crt", d);
-	char *ca0 = slurp(path);
+	char *ca0 = tc_slurp(path);
 	EXPECT(HX_EXIT_CONFLICT, "--force", "certs", "init", d,
 	    "--participants", "2");
-	char *ca1 = slurp(path);
+	char *ca1 = tc_slurp(path);
 	assert_string_equal(ca0, ca1);
 	free(ca1);
 
 	// One node's certificate reissued with the same CA.
 	snprintf(path, sizeof(path), "%s/participant-2.crt", d);
-	char *p2 = slurp(path);
+	char *p2 = tc_slurp(path);
 	snprintf(path, sizeof(path), "%s/participant-1.crt", d);
-	char *p1 = slurp(path);
+	char *p1 = tc_slurp(path);
 	EXPECT(HX_EXIT_OK, NULL, "certs", "init", d, "--participants", "2",
 	    "--keep-ca", "--only", "participant-2");
 	snprintf(path, sizeof(path), "%s/participant-2.crt", d);
-	char *p2b = slurp(path);
+	char *p2b = tc_slurp(path);
 	snprintf(path, sizeof(path), "%s/participant-1.crt", d);
-	char *p1b = slurp(path);
+	char *p1b = tc_slurp(path);
 	assert_string_not_equal(p2, p2b);
 	assert_string_equal(p1, p1b);
 	assert_int_equal(
 	    open_as(d, "ca.crt", "participant-2", PROTO_ROLE_PARTICIPANT, 2),
 	    DTX_OK);
 	snprintf(path, sizeof(path), "%s/ca.crt", d);
-	ca1 = slurp(path);
+	ca1 = tc_slurp(path);
 	assert_string_equal(ca0, ca1);
 	free(ca1);
 
@@ -225,7 +206,7 @@ test_cluster_tls_default(void **state)
 	EXPECT(HX_EXIT_OK, "mutual TLS", "cluster", "start", "--dir", d,
 	    "--participants", "2");
 	snprintf(path, sizeof(path), "%s/topology", d);
-	char *topo = slurp(path);
+	char *topo = tc_slurp(path);
 	assert_non_null(topo);
 	assert_non_null(strstr(topo, "tls+tcp://"));
 	free(topo);
@@ -266,13 +247,13 @@ test_cluster_tls_default(void **state)
 	EXPECT(HX_EXIT_OK, "insecure", "cluster", "start", "--dir", d,
 	    "--participants", "1", "--insecure");
 	snprintf(path, sizeof(path), "%s/topology", d);
-	topo = slurp(path);
+	topo = tc_slurp(path);
 	assert_null(strstr(topo, "tls+tcp://"));
 	free(topo);
 	EXPECT(HX_EXIT_OK, "created 2 accounts", "accounts", "init", "2",
 	    "--dir", d);
 	snprintf(path, sizeof(path), "%s/logs/1.log", d);
-	char *log = slurp(path);
+	char *log = tc_slurp(path);
 	assert_non_null(strstr(log, "INSECURE"));
 	free(log);
 	EXPECT(HX_EXIT_OK, "stopped", "cluster", "stop", "--dir", d);

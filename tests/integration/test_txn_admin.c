@@ -40,21 +40,13 @@ setup(void **state)
 	return tu_setup_bank(state, &fx, 2, tu_env_debug, NACCT, BAL);
 }
 
-// Runs `dtx ARGS...` with stdout and stderr captured into *out
+// Runs `dtx ARGS...` as its own process (tc_dtx), output into *out
 // (malloc'd); returns the exit code.
 static int
 run_dtx(tu_fx *fx, char **out, const char *const *args)
 {
-	char *argv[32];
-	int argc = tc_argv(argv, 32, "dtx", args);
-	char path[400];
-	snprintf(path, sizeof(path), "%s/cli-out.txt", fx->dir);
-	int rc = tc_capture(path, true, cli_main, argc, argv, out);
+	int rc = tc_dtx(fx->dir, out, args);
 	assert_non_null(*out);
-	printf("$ dtx");
-	for (int i = 1; i < argc; i++)
-		printf(" %s", argv[i]);
-	printf("  -> %d\n%s", rc, *out);
 	return rc;
 }
 
