@@ -114,14 +114,14 @@ tc_dtx(const char *dir, char **out, const char *const *args)
 		int st = 0;
 		pid_t w = 0;
 		for (int i = 0; i < TC_DTX_LIMIT_S * 100 &&
-		    (w = waitpid(pid, &st, WNOHANG)) == 0;
-		    i++)
+		     (w = waitpid(pid, &st, WNOHANG)) == 0;
+		     i++)
 			nanosleep(&(struct timespec) { 0, 10000000 }, NULL);
 		if (w == 0) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
 		} else if (w == pid) {
-			rc = WIFEXITED(st)     ? WEXITSTATUS(st)
+			rc = WIFEXITED(st)    ? WEXITSTATUS(st)
 			    : WIFSIGNALED(st) ? 128 + WTERMSIG(st)
 			                      : -1;
 		}
