@@ -119,6 +119,7 @@ hello_retry(proto_client *c, const char *why)
 		DTX_LOG(DTX_LOG_WARN, "HELLO_FAILED", "to %s: %s", c->url, why);
 	if (c->closing || atomic_load(&c->pipes) == 0) {
 		c->hstate = H_IDLE;
+		pthread_cond_broadcast(&c->rcv); // settle
 		return;
 	}
 	c->hstate = H_BACKOFF;
@@ -223,10 +224,21 @@ hello_cb(void *arg)
 		    c->hstate == H_HELLO_SENT || c->hstate == H_AUTH_SENT;
 		bool got =
 		    c->hstate == H_HELLO_WAIT || c->hstate == H_AUTH_WAIT;
+		if (sent && rv == 0) {
+			// Its answer is on the way: it is let in before the
+			// socket closes (see settle).
+			c->hstate = c->hstate == H_HELLO_SENT ? H_HELLO_WAIT
+			                                      : H_AUTH_WAIT;
+			nng_aio_set_timeout(c->haio, aio_ms(c->cfg.timeout_ms));
+			nng_ctx_recv(c->hctx, c->haio);
+			pthread_mutex_unlock(&c->mu);
+			return;
+		}
 		if ((rv != 0 && sent) || (rv == 0 && got))
 			nng_msg_free(nng_aio_get_msg(c->haio));
 		nng_aio_set_msg(c->haio, NULL);
 		c->hstate = H_IDLE;
+		pthread_cond_broadcast(&c->rcv);
 		pthread_mutex_unlock(&c->mu);
 		return;
 	}
@@ -946,6 +958,16 @@ proto_client_call_async(proto_client *c, proto_msg *req,
 // The clients whose close did not end (proto_client_close).
 static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
 static proto_client *abandoned;
+static size_t nabandoned;
+
+size_t
+proto_client_left_open(void)
+{
+	pthread_mutex_lock(&abandoned_mu);
+	size_t n = nabandoned;
+	pthread_mutex_unlock(&abandoned_mu);
+	return n;
+}
 
 typedef struct closer {
 	pthread_mutex_t mu;
@@ -1023,6 +1045,29 @@ close_bounded(nng_socket sock, const char *url)
 	return done;
 }
 
+// How long a closing client waits for the answer of a hello in flight.
+#define SETTLE_MS 1000
+
+// Waits, at most SETTLE_MS, until no hello message is on its way to or
+// from the server. A message that arrives while the socket closes can
+// stop nng 1.5.2 for good: its transport re-arms a read on an aio the
+// close has just stopped, which never completes, and the reaper thread,
+// shared by every socket of the process, waits on that read for ever
+// (after which no connection of the process is torn down or redialled).
+// A short command closes its clients at once, often while the hello of a
+// client it did not use is still going on. Called with c->mu held and
+// c->closing set.
+static void
+settle(proto_client *c)
+{
+	struct timespec end =
+	    dtx_time_after(CLOCK_MONOTONIC, (uint64_t)SETTLE_MS * 1000000u);
+	while ((c->hstate == H_HELLO_SENT || c->hstate == H_HELLO_WAIT ||
+	           c->hstate == H_AUTH_SENT || c->hstate == H_AUTH_WAIT) &&
+	    pthread_cond_timedwait(&c->rcv, &c->mu, &end) != ETIMEDOUT)
+		;
+}
+
 void
 proto_client_close(proto_client *c)
 {
@@ -1031,6 +1076,7 @@ proto_client_close(proto_client *c)
 	pthread_mutex_lock(&c->mu);
 	c->closing = true;
 	pthread_cond_broadcast(&c->rcv);
+	settle(c);
 	pthread_mutex_unlock(&c->mu);
 	// Idle slots' aios go before the socket: nng 1.5's expire thread
 	// may still hold one whose send timed out just as it completed, and
@@ -1051,6 +1097,7 @@ proto_client_close(proto_client *c)
 			pthread_mutex_lock(&abandoned_mu);
 			c->abandoned_next = abandoned;
 			abandoned = c;
+			nabandoned++;
 			pthread_mutex_unlock(&abandoned_mu);
 			return;
 		}

@@ -423,4 +423,8 @@ bool proto_client_connected(const proto_client *c);
 // nothing.
 void proto_client_close(proto_client *c);
 
+// How many clients of this process were left to the process because
+// their socket's close did not end (PROTO_CLOSE_STUCK).
+size_t proto_client_left_open(void);
+
 #endif // DTX_PROTO_RPC_H
