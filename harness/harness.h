@@ -1232,8 +1232,8 @@ dtx_err hx_conn_open_from(const dtx_topo *topo, int64_t self, proto_tls *tls,
     proto_tls *priv, hx_conn **out);
 void hx_conn_close(hx_conn *c);
 // Replaces the connections to node id (UINT32_MAX: every node) with new
-// ones, whose new sockets dial afresh: for a link that nng 1.5.2 cannot
-// tell is dead (README, "Known limit"). Only while no other thread uses
+// ones, whose new sockets dial afresh: for a link that nng 1.5.2 no
+// longer redials (README, "Known limit"). Only while no other thread uses
 // c. DTX_ENOMEM, DTX_EINVAL.
 dtx_err hx_conn_redial(hx_conn *c, uint32_t id);
 const dtx_topo *hx_conn_topo(const hx_conn *c);

@@ -11,7 +11,9 @@
 // least HX__SWEEP_NODE_TRIES calls in a row), and ends as a whole at its
 // deadline; either way it stops at once and says which node it waited for
 // and how long. Before it gives a node up it dials it afresh once (a new
-// socket): nng 1.5.2 can keep a dead TLS link that never closes.
+// socket): in a process where nng 1.5.2 can no longer tear connections
+// down, an old link to a restarted node is never dialled again (README,
+// "Known limit").
 
 #include <string.h>
 
@@ -105,7 +107,7 @@ hx__sweep_call(hx__sweep *s, hx_conn *c, uint32_t id, proto_msg *req,
 	if (id < DTX_TOPO_MAX && no_answer(rv) && !s->nodes[id].redialed &&
 	    s->nodes[id].fails + 1 >= HX__SWEEP_NODE_TRIES) {
 		// Before giving the node up, dial it afresh once: the link
-		// may be one nng cannot tell is dead while the node is fine.
+		// may be one nng no longer redials while the node is fine.
 		// Its wait starts over.
 		s->nodes[id].redialed = true;
 		s->nodes[id].fails = 0;

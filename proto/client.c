@@ -947,10 +947,11 @@ proto_client_call_async(proto_client *c, proto_msg *req,
 	return DTX_OK;
 }
 
-// nng 1.5.2 can wait for ever to close a socket whose TLS link died while
-// no read was queued on it (README, "Known limit"): the link's teardown
-// waits on a read that never ends. So the close runs on a thread of its
-// own and is waited for CLOSE_WAIT_MS at most; past that the socket (and
+// nng 1.5.2 can wait for ever to close a socket when a message arrived as
+// it closed, and then for every later close of the process (README,
+// "Known limit"; settle avoids the case of the hello): a connection's
+// teardown waits on a read that never ends. So the close runs on a thread
+// of its own and is waited for CLOSE_WAIT_MS at most; past that the socket (and
 // what it refers to) is left to the process, which is said once, and the
 // caller goes on. A process that exits loses nothing by it.
 #define CLOSE_WAIT_MS 3000
@@ -1039,8 +1040,9 @@ close_bounded(nng_socket sock, const char *url)
 	closer_unref(k);
 	if (!done)
 		DTX_LOG(DTX_LOG_WARN, "PROTO_CLOSE_STUCK",
-		    "closing the client of %s did not end in %d ms (a TLS "
-		    "link nng cannot tear down); it is left to the process",
+		    "closing the client of %s did not end in %d ms (nng "
+		    "cannot tear its connection down); it is left to the "
+		    "process",
 		    url, CLOSE_WAIT_MS);
 	return done;
 }
