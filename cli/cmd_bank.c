@@ -22,6 +22,7 @@ typedef struct bank_cfg {
 	char *nemesis;
 	double interval;
 	char *targets;
+	char *crashpoints;
 	char *shapes;
 	int64_t onset_ms;
 	int64_t seed;
@@ -81,6 +82,10 @@ static const dtx_cfg_opt bank_opts[] = {
 	    "0.75-2.25 s between" },
 	{ "nemesis-targets", DTX_CFG_STR, OFF(targets), 0, 0, "any",
 	    "coordinator, participants, saga or any" },
+	{ "crashpoints", DTX_CFG_STR, OFF(crashpoints), 0, 0, NULL,
+	    "with crashpoint: arm only these crash points (comma-separated, "
+	    "e.g. rpc.after_reply.commit); default: every point of the mode "
+	    "and the targets" },
 	{ "partition-shapes", DTX_CFG_STR, OFF(shapes), 0, 0, "auto",
 	    "partition shapes to draw from: halves,one,bridge,ring, or auto: "
 	    "in 3pc mode one,halves (each cuts some participant off from the "
@@ -150,7 +155,7 @@ usage_err(const char *msg)
 static int
 validate(const bank_cfg *cfg, hx_bankrun_conf *conf, hx_subnet *sn)
 {
-	char err[512];
+	char err[1024];
 	unsigned kinds = 0, shapes = 0;
 	hx_nem_target target;
 	hx_bankrun_sched sched;
@@ -178,6 +183,13 @@ validate(const bank_cfg *cfg, hx_bankrun_conf *conf, hx_subnet *sn)
 	if (hx_nem_target_parse(cfg->targets, &target) != DTX_OK)
 		return usage_err("--nemesis-targets must be coordinator, "
 		                 "participants, saga or any");
+	if (cfg->crashpoints != NULL &&
+	    (!(kinds & HX_NEM_CRASHPOINT) ||
+	        hx_nem_crashpoints_check(cfg->crashpoints, err, sizeof(err)) !=
+	            DTX_OK))
+		return usage_err(kinds & HX_NEM_CRASHPOINT
+		        ? err
+		        : "--crashpoints needs --nemesis crashpoint");
 	if (cfg->interval != 0 && cfg->interval < 0.1)
 		return usage_err("--nemesis-interval must be at least 0.1 s");
 	if (cfg->subnet != NULL &&
@@ -208,6 +220,7 @@ validate(const bank_cfg *cfg, hx_bankrun_conf *conf, hx_subnet *sn)
 		.shapes = shapes,
 		.target = target,
 		.targets = cfg->targets,
+		.crashpoints = cfg->crashpoints,
 		.sched = sched,
 		.onset_ms = cfg->onset_ms,
 		.seed = cfg->seed ? (uint64_t)cfg->seed

@@ -393,6 +393,11 @@ params_json(const hx_bankrun *r)
 	    r->out.created ? "true" : "false");
 	if (r->list)
 		hx_sb_printf(&params, ",\"workload\":\"list-append\"");
+	// Names checked against the table: letters, digits, dots, commas
+	// and underscores only.
+	if (cfg->crashpoints != NULL && *cfg->crashpoints != '\0')
+		hx_sb_printf(
+		    &params, ",\"crashpoints\":\"%s\"", cfg->crashpoints);
 	// The netns run's own subnet (digits, dots and a slash only).
 	if (hx_cluster_netns_subnet(r->cl)[0] != '\0')
 		hx_sb_printf(&params, ",\"subnet\":\"%s\"",
@@ -443,7 +448,8 @@ hx_bankrun_setup_run(hx_bankrun *r, hx_bankrun_err *e)
 		.max_offset_ms = cfg->max_offset_ms,
 		.topo = hx_cluster_topo(r->cl),
 		.max_concurrent = (uint32_t)cfg->max_concurrent,
-		.mode = cfg->mode };
+		.mode = cfg->mode,
+		.crashpoints = cfg->crashpoints };
 	if (cfg->kinds != 0 &&
 	    (rv = hx_nemesis_plan_ex(&nc, &r->plan, &r->nplan,
 	         &r->out.plan_interval_ms, &r->out.plan_gap_ms)) != DTX_OK) {

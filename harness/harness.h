@@ -1612,6 +1612,9 @@ typedef struct hx_nem_cfg {
 	// "2pc", "3pc" or "saga": which crash points can be reached (NULL:
 	// every point of the targets' roles).
 	const char *mode;
+	// Comma-separated crash point names the rotation is limited to
+	// (aimed crash points); NULL or "": every point.
+	const char *crashpoints;
 } hx_nem_cfg;
 
 // Parses "kill,pause,partition,clock,disk,lose-unsynced,crashpoint,packet,
@@ -1674,6 +1677,9 @@ unsigned hx_nemesis_unplanned(
 // the table.
 size_t hx_nem_crashpoints(
     const char *mode, dtx_role role, const char **out, size_t max);
+// Checks a comma-separated list of crash point names (hx_nem_cfg's
+// crashpoints): DTX_EINVAL, with the unknown or empty name in err.
+dtx_err hx_nem_crashpoints_check(const char *list, char *err, size_t errlen);
 
 // Appends the JSON value of an event ({"targets":[...],...}) to sb.
 void hx_nem_event_json(const hx_nem_event *e, hx_sb *sb);
@@ -1840,6 +1846,7 @@ typedef struct hx_bankrun_conf {
 	unsigned shapes; // partition shape bits
 	hx_nem_target target;
 	const char *targets; // the --nemesis-targets text
+	const char *crashpoints; // --crashpoints, or NULL: every point
 	hx_bankrun_sched sched;
 	int64_t onset_ms;
 	uint64_t seed; // non-zero

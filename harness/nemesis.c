@@ -405,11 +405,54 @@ push(plan *p, uint64_t at, hx_nem_action a, const uint32_t *targets, uint32_t n)
 	return e;
 }
 
-// Whether crash point c can be reached by node id of topo in mode.
+// Whether name is one of the comma-separated names of list.
+static bool
+in_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; *p != '\0';) {
+		size_t len = strcspn(p, ",");
+		if (len == n && strncmp(p, name, n) == 0)
+			return true;
+		p += len + (p[len] == ',');
+	}
+	return false;
+}
+
+dtx_err
+hx_nem_crashpoints_check(const char *list, char *err, size_t errlen)
+{
+	for (const char *p = list; p != NULL && *p != '\0';) {
+		size_t len = strcspn(p, ",");
+		bool known = false;
+		for (size_t i = 0; i < NCRASHPOINTS && !known; i++)
+			known = strlen(crashpoints[i].name) == len &&
+			    strncmp(p, crashpoints[i].name, len) == 0;
+		if (!known) {
+			int k = snprintf(err, errlen,
+			    "no crash point '%.*s'; there are",
+			    (int)(len < 64 ? len : 64), p);
+			for (size_t i = 0;
+			     i < NCRASHPOINTS && k > 0 && (size_t)k < errlen;
+			     i++)
+				k += snprintf(err + k, errlen - (size_t)k,
+				    "%s %s", i ? "," : "", crashpoints[i].name);
+			return DTX_EINVAL;
+		}
+		p += len + (p[len] == ',');
+	}
+	return DTX_OK;
+}
+
+// Whether crash point c can be reached by node id of topo in mode (and is
+// one of the aimed points, when some are).
 static bool
 reaches(const struct crashpoint *c, const hx_nem_cfg *cfg, uint32_t id)
 {
 	const dtx_node *nd = dtx_topo_find(cfg->topo, id);
+	if (cfg->crashpoints != NULL && *cfg->crashpoints != '\0' &&
+	    !in_list(cfg->crashpoints, c->name))
+		return false;
 	if (nd == NULL ||
 	    (cfg->mode != NULL && *cfg->mode != '\0' &&
 	        strstr(c->modes, cfg->mode) == NULL))
@@ -1438,6 +1481,40 @@ log_confirms(hx_nemesis *nm, uint32_t id, const char *name)
 	return strstr(buf, want) != NULL;
 }
 
+// A participant that died just after it acknowledged a COMMIT asks, as it
+// restarts, what became of the transactions it holds in doubt; a
+// coordinator remembers the recently ended ones in memory, which would
+// answer for a COMMIT record the participant lost. So the coordinators
+// are killed and restarted first (each a kill and a restart in the
+// history): the answer then comes from their logs alone. Their unsynced
+// writes stay (a process crash, not a power failure), so the END records
+// they wrote are read back and a lost COMMIT is not re-driven.
+static void
+restart_coordinators(hx_nemesis *nm)
+{
+	const dtx_topo *topo = hx_cluster_topo(nm->cl);
+	for (uint32_t i = 0; i < topo->n; i++) {
+		if (topo->nodes[i].role != DTX_ROLE_COORDINATOR)
+			continue;
+		hx_nem_event k;
+		char err[64];
+		memset(&k, 0, sizeof(k));
+		k.action = HX_NA_KILL;
+		k.ntargets = 1;
+		k.targets[0] = topo->nodes[i].id;
+		dtx_err rv = hx_cluster_signal(nm->cl, k.targets[0], SIGKILL);
+		nm->killed[k.targets[0]] = true;
+		snprintf(err, sizeof(err), "%s", dtx_errname(rv));
+		record(nm, &k, rv == DTX_OK ? NULL : err, NULL);
+		k.action = HX_NA_RESTART;
+		rv = restart(nm, k.targets[0]);
+		if (rv == DTX_OK)
+			nm->killed[k.targets[0]] = false;
+		snprintf(err, sizeof(err), "%s", dtx_errname(rv));
+		record(nm, &k, rv == DTX_OK ? NULL : err, NULL);
+	}
+}
+
 // A daemon that died with a crash point armed reached it: records the hit
 // (which point, which node, how long after arming), rolls back what it
 // had not synced and restarts it unarmed.
@@ -1461,6 +1538,8 @@ crash_hit(hx_nemesis *nm, uint32_t id)
 	    log_confirms(nm, id, e.point) ? "true" : "false");
 	dtx_err rv =
 	    kill_lose(nm, id, extra + len, sizeof(extra) - (size_t)len);
+	if (rv == DTX_OK && strcmp(e.point, "rpc.after_reply.commit") == 0)
+		restart_coordinators(nm);
 	if (rv == DTX_OK)
 		rv = restart(nm, id);
 	if (rv == DTX_OK)

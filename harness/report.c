@@ -386,6 +386,10 @@ nemesis_flags(hx_sb *sb, const hx_run_info *info, const hx_jv *params)
 		hx_sb_printf(sb, " --partition-shapes");
 		sh_word(sb, s);
 	}
+	if ((s = param_str(params, "crashpoints")) != NULL) {
+		hx_sb_printf(sb, " --crashpoints");
+		sh_word(sb, s);
+	}
 	if (hx_jv_get(params, "partition_onset_ms") != NULL)
 		flag_num(sb, "partition-onset-ms",
 		    param_num(params, "partition_onset_ms", 400));

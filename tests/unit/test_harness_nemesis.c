@@ -790,6 +790,55 @@ test_crashpoint_plan(void **state)
 	    k, HX_NEM_LOSE_UNSYNCED | HX_NEM_CRASHPOINT | HX_NEM_KILL);
 }
 
+// Aimed crash points (--crashpoints): every arm is one of the listed
+// points, on a node that reaches it; a list of names is checked against
+// the table.
+static void
+test_aimed_crashpoints(void **state)
+{
+	(void)state;
+	dtx_topo t;
+	make_topo(&t, 3, true);
+	hx_nem_cfg c = { .kinds = HX_NEM_CRASHPOINT,
+		.seed = 11,
+		.interval_ms = 1000,
+		.duration_ms = 60000,
+		.mode = "2pc",
+		.topo = &t,
+		.crashpoints =
+		    "rpc.after_reply.commit,coord.after_commit_log" };
+	hx_nem_event *ev;
+	size_t n, seen[2] = { 0, 0 };
+	assert_int_equal(hx_nemesis_plan(&c, &ev, &n), DTX_OK);
+	assert_true(n >= 20);
+	for (size_t i = 0; i < n; i += 2) {
+		assert_int_equal(ev[i].action, HX_NA_CRASH_ARM);
+		const dtx_node *nd = dtx_topo_find(&t, ev[i].targets[0]);
+		bool commit =
+		    strcmp(ev[i].point, "rpc.after_reply.commit") == 0;
+		assert_true(commit ||
+		    strcmp(ev[i].point, "coord.after_commit_log") == 0);
+		assert_int_equal(nd->role,
+		    commit ? DTX_ROLE_PARTICIPANT : DTX_ROLE_COORDINATOR);
+		seen[commit]++;
+	}
+	assert_true(seen[0] > 0 && seen[1] > 0);
+	dtx_free(ev);
+	char err[1024];
+	assert_int_equal(hx_nem_crashpoints_check(
+	                     "rpc.after_reply.commit,part.after_commit_log",
+	                     err, sizeof(err)),
+	    DTX_OK);
+	assert_int_equal(hx_nem_crashpoints_check(
+	                     "rpc.after_reply.commit,bogus", err, sizeof(err)),
+	    DTX_EINVAL);
+	assert_non_null(strstr(err, "'bogus'"));
+	assert_non_null(strstr(err, "part.after_commit_log"));
+	assert_int_equal(
+	    hx_nem_crashpoints_check("rpc.after_reply", err, sizeof(err)),
+	    DTX_EINVAL);
+}
+
 // Packet, corrupt and kill-forever plans: one kill-forever, between a
 // quarter and a half of the run, on a target that no other fault touches
 // and that nothing restarts; packet faults with their parameters in range
@@ -1072,6 +1121,7 @@ main(void)
 		cmocka_unit_test(test_every_kind_planned),
 		cmocka_unit_test(test_overlap_bounded),
 		cmocka_unit_test(test_crashpoint_plan),
+		cmocka_unit_test(test_aimed_crashpoints),
 		cmocka_unit_test(test_packet_corrupt_forever_plan),
 		cmocka_unit_test(test_slow_link_plan),
 		cmocka_unit_test(test_corrupt_store),
