@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "unit/test_util.h"
+
 extern char **environ;
 
 // Fills argv with prog and then args (NULL-terminated), at most max - 1
@@ -43,17 +45,8 @@ tc_argv(char **argv, int max, const char *prog, const char *const *args)
 static __attribute__((unused)) char *
 tc_slurp(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *buf = malloc(n > 0 ? (size_t)n + 1 : 1);
-	size_t got = n > 0 ? fread(buf, 1, (size_t)n, f) : 0;
-	buf[got] = '\0';
-	fclose(f);
-	return buf;
+	size_t len;
+	return (char *)st_read_file(path, &len);
 }
 
 // Runs fn(argc, argv) with stdout (and stderr when err_too) written to
