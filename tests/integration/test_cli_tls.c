@@ -208,7 +208,10 @@ short_lived_conns(hx_cluster *cl)
 	char err[256];
 	size_t before = proto_client_left_open();
 	int i;
-	for (i = 0; i < 120 && proto_client_left_open() == before; i++) {
+	uint64_t end = dtx_mono_ns() + 60000000000u;
+	for (i = 0; i < 40 && proto_client_left_open() == before &&
+	     dtx_mono_ns() < end;
+	     i++) {
 		hx_conn *cn = NULL;
 		assert_int_equal(
 		    hx_cluster_conn(cl, false, &cn, err, sizeof(err)), DTX_OK);
