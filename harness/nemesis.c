@@ -1156,6 +1156,18 @@ set_current(hx_nemesis *nm, const char *s)
 	pthread_mutex_unlock(&nm->mtx);
 }
 
+// An unplanned event (fault id 0 unless set after): action a on node id.
+static hx_nem_event
+event1(hx_nem_action a, uint32_t id)
+{
+	hx_nem_event e;
+	memset(&e, 0, sizeof(e));
+	e.action = a;
+	e.ntargets = 1;
+	e.targets[0] = id;
+	return e;
+}
+
 static void
 record(
     hx_nemesis *nm, const hx_nem_event *e, const char *error, const char *extra)
@@ -1193,6 +1205,15 @@ record(
 	} else {
 		set_current(nm, "none");
 	}
+}
+
+// record with rv's name as the error, or none when rv is DTX_OK.
+static void
+record_rv(hx_nemesis *nm, const hx_nem_event *e, dtx_err rv, const char *extra)
+{
+	char err[64];
+	snprintf(err, sizeof(err), "%s", dtx_errname(rv));
+	record(nm, e, rv == DTX_OK ? NULL : err, extra);
 }
 
 // The set a daemon must refuse in-process: the grudge in both directions.
@@ -1496,22 +1517,16 @@ restart_coordinators(hx_nemesis *nm)
 	for (uint32_t i = 0; i < topo->n; i++) {
 		if (topo->nodes[i].role != DTX_ROLE_COORDINATOR)
 			continue;
-		hx_nem_event k;
-		char err[64];
-		memset(&k, 0, sizeof(k));
-		k.action = HX_NA_KILL;
-		k.ntargets = 1;
-		k.targets[0] = topo->nodes[i].id;
-		dtx_err rv = hx_cluster_signal(nm->cl, k.targets[0], SIGKILL);
-		nm->killed[k.targets[0]] = true;
-		snprintf(err, sizeof(err), "%s", dtx_errname(rv));
-		record(nm, &k, rv == DTX_OK ? NULL : err, NULL);
+		uint32_t id = topo->nodes[i].id;
+		hx_nem_event k = event1(HX_NA_KILL, id);
+		dtx_err rv = hx_cluster_signal(nm->cl, id, SIGKILL);
+		nm->killed[id] = true;
+		record_rv(nm, &k, rv, NULL);
 		k.action = HX_NA_RESTART;
-		rv = restart(nm, k.targets[0]);
+		rv = restart(nm, id);
 		if (rv == DTX_OK)
-			nm->killed[k.targets[0]] = false;
-		snprintf(err, sizeof(err), "%s", dtx_errname(rv));
-		record(nm, &k, rv == DTX_OK ? NULL : err, NULL);
+			nm->killed[id] = false;
+		record_rv(nm, &k, rv, NULL);
 	}
 }
 
@@ -1521,12 +1536,8 @@ restart_coordinators(hx_nemesis *nm)
 static void
 crash_hit(hx_nemesis *nm, uint32_t id)
 {
-	hx_nem_event e;
-	char extra[128], err[64];
-	memset(&e, 0, sizeof(e));
-	e.action = HX_NA_CRASH_HIT;
-	e.ntargets = 1;
-	e.targets[0] = id;
+	hx_nem_event e = event1(HX_NA_CRASH_HIT, id);
+	char extra[128];
 	snprintf(e.point, sizeof(e.point), "%s", nm->armed[id]);
 	e.fault_id = nm->armed_id[id];
 	nm->hit_id[id] = e.fault_id;
@@ -1544,8 +1555,7 @@ crash_hit(hx_nemesis *nm, uint32_t id)
 		rv = restart(nm, id);
 	if (rv == DTX_OK)
 		nm->killed[id] = false;
-	snprintf(err, sizeof(err), "%s", dtx_errname(rv));
-	record(nm, &e, rv == DTX_OK ? NULL : err, extra);
+	record_rv(nm, &e, rv, extra);
 }
 
 static void
@@ -1742,18 +1752,11 @@ heal_slow(hx_nemesis *nm)
 	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++) {
 		if (!nm->slow[i])
 			continue;
-		hx_nem_event e;
-		char err[64];
-		memset(&e, 0, sizeof(e));
-		e.action = HX_NA_SLOW_LINK_END;
-		e.ntargets = 1;
-		e.targets[0] = i;
+		hx_nem_event e = event1(HX_NA_SLOW_LINK_END, i);
 		e.link_from = nm->slow_from[i];
 		e.fault_id = nm->slow_id[i];
 		e.delay_ms = nm->slow_ms[i];
-		dtx_err rv = slow_off(nm, i);
-		snprintf(err, sizeof(err), "%s", dtx_errname(rv));
-		record(nm, &e, rv == DTX_OK ? NULL : err, NULL);
+		record_rv(nm, &e, slow_off(nm, i), NULL);
 	}
 }
 
