@@ -950,10 +950,11 @@ proto_client_call_async(proto_client *c, proto_msg *req,
 // nng 1.5.2 can wait for ever to close a socket when a message arrived as
 // it closed, and then for every later close of the process (README,
 // "Known limit"; settle avoids the case of the hello): a connection's
-// teardown waits on a read that never ends. So the close runs on a thread
-// of its own and is waited for CLOSE_WAIT_MS at most; past that the socket (and
-// what it refers to) is left to the process, which is said once, and the
-// caller goes on. A process that exits loses nothing by it.
+// teardown waits on a read that never ends. So the close runs on a
+// thread of its own and is waited for CLOSE_WAIT_MS at most; past that
+// the socket (and what it refers to) is left to the process, which is
+// said once, and the caller goes on. A process that exits loses nothing
+// by it.
 #define CLOSE_WAIT_MS 3000
 
 // The clients whose close did not end (proto_client_close).
