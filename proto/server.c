@@ -118,17 +118,24 @@ proto_call_peer(const proto_call *call)
 	return call != NULL ? &call->peer : NULL;
 }
 
-// The request types a reply answers, one bit each (1 << type): a BATCH's
-// elements' types, or the request's own.
+// The bit of type in req_types (a decoded type is always below 64).
+static uint64_t
+type_bit(proto_type type)
+{
+	_Static_assert(PROTO_TYPE_COUNT <= 64, "a type is a bit of a uint64");
+	return (unsigned)type < PROTO_TYPE_COUNT ? 1ull << type : 0;
+}
+
+// The request types a reply answers, one bit each: a BATCH's elements'
+// types, or the request's own.
 static uint64_t
 req_types(const proto_msg *req)
 {
-	_Static_assert(PROTO_TYPE_COUNT <= 64, "a type is a bit of a uint64");
 	if (req->hdr.type != PROTO_BATCH)
-		return 1ull << req->hdr.type;
+		return type_bit(req->hdr.type);
 	uint64_t t = 0;
 	for (uint32_t i = 0; i < req->u.batch.n; i++)
-		t |= 1ull << req->u.batch.msgs[i].hdr.type;
+		t |= type_bit(req->u.batch.msgs[i].hdr.type);
 	return t;
 }
 
