@@ -80,39 +80,41 @@ enum {
 };
 
 // Every crash point of the daemons (grep dtx_crashpoint), the role whose
-// daemon reaches it (DTX_ROLE_CLIENT: every daemon) and the modes that
-// reach it.
+// daemon reaches it (DTX_ROLE_CLIENT: every daemon), the modes that reach
+// it and whether the coordinators restart before a node that died there
+// comes back (restart_coordinators).
 static const struct crashpoint {
 	const char *name;
 	dtx_role role;
 	const char *modes;
+	bool coords_restart;
 } crashpoints[] = {
 	// The 2PC engine's COMMIT record (3PC logs its decision as PRECOMMIT).
-	{ "coord.before_commit_log", DTX_ROLE_COORDINATOR, "2pc" },
-	{ "coord.after_commit_log", DTX_ROLE_COORDINATOR, "2pc,3pc" },
-	{ "coord.after_some_commits", DTX_ROLE_COORDINATOR, "2pc,3pc" },
-	{ "coord.after_precommit_log", DTX_ROLE_COORDINATOR, "3pc" },
-	{ "coord.after_some_precommits", DTX_ROLE_COORDINATOR, "3pc" },
-	{ "part.before_prepare_log", DTX_ROLE_PARTICIPANT, "2pc,3pc" },
-	{ "part.after_prepare_log", DTX_ROLE_PARTICIPANT, "2pc,3pc" },
-	{ "part.before_commit_log", DTX_ROLE_PARTICIPANT, "2pc,3pc" },
-	{ "part.after_commit_log", DTX_ROLE_PARTICIPANT, "2pc,3pc" },
-	{ "part.after_precommit_log", DTX_ROLE_PARTICIPANT, "3pc" },
+	{ "coord.before_commit_log", DTX_ROLE_COORDINATOR, "2pc", false },
+	{ "coord.after_commit_log", DTX_ROLE_COORDINATOR, "2pc,3pc", false },
+	{ "coord.after_some_commits", DTX_ROLE_COORDINATOR, "2pc,3pc", false },
+	{ "coord.after_precommit_log", DTX_ROLE_COORDINATOR, "3pc", false },
+	{ "coord.after_some_precommits", DTX_ROLE_COORDINATOR, "3pc", false },
+	{ "part.before_prepare_log", DTX_ROLE_PARTICIPANT, "2pc,3pc", false },
+	{ "part.after_prepare_log", DTX_ROLE_PARTICIPANT, "2pc,3pc", false },
+	{ "part.before_commit_log", DTX_ROLE_PARTICIPANT, "2pc,3pc", false },
+	{ "part.after_commit_log", DTX_ROLE_PARTICIPANT, "2pc,3pc", false },
+	{ "part.after_precommit_log", DTX_ROLE_PARTICIPANT, "3pc", false },
 	// Just after a reply went out, with no fsync after it
 	// (dtx_crashpoint_soon in proto/server.c): with lose-unsynced,
 	// what a daemon answered for must have been durable already.
-	{ "rpc.after_reply.prepare", DTX_ROLE_PARTICIPANT, "2pc" },
-	{ "rpc.after_reply.commit", DTX_ROLE_PARTICIPANT, "2pc,3pc" },
-	{ "rpc.after_reply.pre_commit", DTX_ROLE_PARTICIPANT, "3pc" },
-	{ "rpc.after_reply.step", DTX_ROLE_PARTICIPANT, "saga" },
-	{ "rpc.after_reply.txn", DTX_ROLE_COORDINATOR, "2pc,3pc" },
-	{ "rpc.after_reply.saga_submit", DTX_ROLE_SAGA, "saga" },
-	{ "part.saga_step_after_commit", DTX_ROLE_PARTICIPANT, "saga" },
-	{ "saga.after_begin_log", DTX_ROLE_SAGA, "saga" },
-	{ "saga.after_step_start_log", DTX_ROLE_SAGA, "saga" },
-	{ "saga.after_step_applied", DTX_ROLE_SAGA, "saga" },
-	{ "saga.during_compensation", DTX_ROLE_SAGA, "saga" },
-	{ "clk.bound.before_rename", DTX_ROLE_CLIENT, "2pc,3pc,saga" },
+	{ "rpc.after_reply.prepare", DTX_ROLE_PARTICIPANT, "2pc", false },
+	{ "rpc.after_reply.commit", DTX_ROLE_PARTICIPANT, "2pc,3pc", true },
+	{ "rpc.after_reply.pre_commit", DTX_ROLE_PARTICIPANT, "3pc", false },
+	{ "rpc.after_reply.step", DTX_ROLE_PARTICIPANT, "saga", false },
+	{ "rpc.after_reply.txn", DTX_ROLE_COORDINATOR, "2pc,3pc", false },
+	{ "rpc.after_reply.saga_submit", DTX_ROLE_SAGA, "saga", false },
+	{ "part.saga_step_after_commit", DTX_ROLE_PARTICIPANT, "saga", false },
+	{ "saga.after_begin_log", DTX_ROLE_SAGA, "saga", false },
+	{ "saga.after_step_start_log", DTX_ROLE_SAGA, "saga", false },
+	{ "saga.after_step_applied", DTX_ROLE_SAGA, "saga", false },
+	{ "saga.during_compensation", DTX_ROLE_SAGA, "saga", false },
+	{ "clk.bound.before_rename", DTX_ROLE_CLIENT, "2pc,3pc,saga", false },
 };
 
 #define NCRASHPOINTS (sizeof(crashpoints) / sizeof(crashpoints[0]))
@@ -419,16 +421,23 @@ in_list(const char *list, const char *name)
 	return false;
 }
 
+// The crash point of the len bytes at name, or NULL.
+static const struct crashpoint *
+crashpoint_named(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NCRASHPOINTS; i++)
+		if (strlen(crashpoints[i].name) == len &&
+		    strncmp(name, crashpoints[i].name, len) == 0)
+			return &crashpoints[i];
+	return NULL;
+}
+
 dtx_err
 hx_nem_crashpoints_check(const char *list, char *err, size_t errlen)
 {
 	for (const char *p = list; p != NULL && *p != '\0';) {
 		size_t len = strcspn(p, ",");
-		bool known = false;
-		for (size_t i = 0; i < NCRASHPOINTS && !known; i++)
-			known = strlen(crashpoints[i].name) == len &&
-			    strncmp(p, crashpoints[i].name, len) == 0;
-		if (!known) {
+		if (crashpoint_named(p, len) == NULL) {
 			int k = snprintf(err, errlen,
 			    "no crash point '%.*s'; there are",
 			    (int)(len < 64 ? len : 64), p);
@@ -1549,7 +1558,9 @@ crash_hit(hx_nemesis *nm, uint32_t id)
 	    log_confirms(nm, id, e.point) ? "true" : "false");
 	dtx_err rv =
 	    kill_lose(nm, id, extra + len, sizeof(extra) - (size_t)len);
-	if (rv == DTX_OK && strcmp(e.point, "rpc.after_reply.commit") == 0)
+	const struct crashpoint *cp =
+	    crashpoint_named(e.point, strlen(e.point));
+	if (rv == DTX_OK && cp != NULL && cp->coords_restart)
 		restart_coordinators(nm);
 	if (rv == DTX_OK)
 		rv = restart(nm, id);

@@ -109,6 +109,15 @@ typedef enum hello_state {
 
 static void hello_start(proto_client *c);
 
+// Whether a hello message is on its way to or from the server. Called
+// with c->mu held.
+static bool
+hello_in_flight(const proto_client *c)
+{
+	return c->hstate == H_HELLO_SENT || c->hstate == H_HELLO_WAIT ||
+	    c->hstate == H_AUTH_SENT || c->hstate == H_AUTH_WAIT;
+}
+
 // The hello failed or its connection changed: start over after a pause
 // while there is a connection, else rest until the next one. Called with
 // c->mu held.
@@ -339,9 +348,7 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 	pthread_mutex_lock(&c->mu);
 	atomic_store(&c->ready, false);
 	c->gen++;
-	if (c->haio != NULL &&
-	    (c->hstate == H_HELLO_SENT || c->hstate == H_HELLO_WAIT ||
-	        c->hstate == H_AUTH_SENT || c->hstate == H_AUTH_WAIT))
+	if (c->haio != NULL && hello_in_flight(c))
 		nng_aio_abort(c->haio, NNG_ECONNRESET);
 	for (slot *s = c->busy; s != NULL; s = s->next)
 		nng_aio_abort(s->aio, NNG_ECONNRESET);
@@ -960,13 +967,15 @@ proto_client_call_async(proto_client *c, proto_msg *req,
 // The clients whose close did not end (proto_client_close).
 static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
 static proto_client *abandoned;
-static size_t nabandoned;
 
 size_t
 proto_client_left_open(void)
 {
+	size_t n = 0;
 	pthread_mutex_lock(&abandoned_mu);
-	size_t n = nabandoned;
+	for (const proto_client *c = abandoned; c != NULL;
+	     c = c->abandoned_next)
+		n++;
 	pthread_mutex_unlock(&abandoned_mu);
 	return n;
 }
@@ -1065,8 +1074,7 @@ settle(proto_client *c)
 {
 	struct timespec end =
 	    dtx_time_after(CLOCK_MONOTONIC, (uint64_t)SETTLE_MS * 1000000u);
-	while ((c->hstate == H_HELLO_SENT || c->hstate == H_HELLO_WAIT ||
-	           c->hstate == H_AUTH_SENT || c->hstate == H_AUTH_WAIT) &&
+	while (hello_in_flight(c) &&
 	    pthread_cond_timedwait(&c->rcv, &c->mu, &end) != ETIMEDOUT)
 		;
 }
@@ -1100,7 +1108,6 @@ proto_client_close(proto_client *c)
 			pthread_mutex_lock(&abandoned_mu);
 			c->abandoned_next = abandoned;
 			abandoned = c;
-			nabandoned++;
 			pthread_mutex_unlock(&abandoned_mu);
 			return;
 		}
