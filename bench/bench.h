@@ -209,17 +209,14 @@ typedef struct bench_env {
 	proto_tls *tls;
 } bench_env;
 // Sets *e up: refuses a dir in memory (fsync timings on tmpfs say nothing
-// about a disk), creates a cluster of `participants` participants and a
-// head of role head (DTX_ROLE_COORDINATOR, or DTX_ROLE_SAGA: then only
-// the participants and the orchestrator run) with the daemons' log_level,
+// about a disk), creates a cluster of `participants` participants and
+// nheads (1 .. HX_COORDINATORS_MAX) heads of role head
+// (DTX_ROLE_COORDINATOR, or DTX_ROLE_SAGA: then only the participants and
+// the orchestrators run) with the daemons' log_level,
 // over mutual TLS unless insecure (plaintext, no certificates), starts it,
 // opens the clients and splits `accounts` accounts. On failure prints why on
 // stderr, prefixed by what, and returns HX_EXIT_USAGE (a bad setting) or
 // HX_EXIT_FAILURE; HX_EXIT_OK on success. Call bench_env_close either way.
-int bench_env_open(bench_env *e, const char *what, const char *dir,
-    int64_t participants, dtx_role head, const char *log_level,
-    int64_t accounts, bool insecure);
-// The same with nheads nodes of role head (1 .. HX_COORDINATORS_MAX).
 int bench_env_open_heads(bench_env *e, const char *what, const char *dir,
     int64_t participants, dtx_role head, uint32_t nheads, const char *log_level,
     int64_t accounts, bool insecure);
@@ -233,6 +230,9 @@ void bench_pick_keys(const bench_env *e, uint64_t *seed, uint32_t *p,
 void bench_json_counts(hx_json *j, int64_t participants, int64_t clients,
     int64_t accounts, double secs, const bench_tally *sum,
     const char *aborted_key);
+// A counter of HEALTH summed over every head of e (negative ones, the
+// heads that did not answer, left out).
+int64_t bench_heads_counter(const bench_env *e, const char *name);
 // Closes the clients, stops the cluster and removes its directory (or,
 // with keep, says on stderr where it was kept). Safe on a zeroed e.
 void bench_env_close(bench_env *e, const char *what, bool keep);
@@ -250,19 +250,15 @@ typedef struct bench_run {
 	bench_cpu cpu0, cpu1; // just before and after the clients ran
 } bench_run;
 // Sets up *br for the command what: opens its cluster as
-// bench_env_open does (dir through accounts), then creates the
+// bench_env_open_heads does (dir through accounts; the clients of
+// bench_run_clients spread across the heads), then creates the
 // accounts with init(ctx), which may read br->env. On failure prints why
 // on stderr and returns HX_EXIT_USAGE or HX_EXIT_FAILURE; HX_EXIT_OK
 // on success. Call bench_run_close either way. Borrows what and ctx.
-int bench_run_open(bench_run *br, const char *what, const char *dir,
-    int64_t participants, dtx_role head, const char *log_level,
-    int64_t accounts, bool insecure, dtx_err (*init)(void *ctx), void *ctx);
-// The same with nheads nodes of role head (bench_env_open_heads); the
-// clients of bench_run_clients spread across them.
 int bench_run_open_heads(bench_run *br, const char *what, const char *dir,
     int64_t participants, dtx_role head, uint32_t nheads, const char *log_level,
     int64_t accounts, bool insecure, dtx_err (*init)(void *ctx), void *ctx);
-// Runs n clients for seconds against br's head (a bench_fleet of
+// Runs n clients for seconds against br's heads (a bench_fleet of
 // workers of stride bytes, with ctx, batch, inflight, timeout_ms, next and
 // count as bench_fleet_open takes them), then fills br->secs, the
 // CPU readings, br->sum, br->all and the latency quantiles. On failure

@@ -292,19 +292,6 @@ print_text(const b2_cfg *cfg, const bench_run *br, const b2_numbers *m)
 		}
 }
 
-// A counter summed over every coordinator of e.
-static int64_t
-heads_counter(const bench_env *e, const char *name)
-{
-	int64_t sum = 0;
-	for (uint32_t k = 0; k < e->nheads; k++) {
-		int64_t v = bench_counter(e->heads[k], name);
-		if (v > 0)
-			sum += v;
-	}
-	return sum;
-}
-
 static int
 run_bench(const void *arg)
 {
@@ -335,9 +322,9 @@ run_bench(const void *arg)
 	    cfg->insecure, init_accounts, &run);
 	if (rc != HX_EXIT_OK)
 		goto out;
-	int64_t batches0 = heads_counter(&br.env, "batches_sent");
-	int64_t items0 = heads_counter(&br.env, "batch_items");
-	int64_t syncs0 = heads_counter(&br.env, "log_syncs");
+	int64_t batches0 = bench_heads_counter(&br.env, "batches_sent");
+	int64_t items0 = bench_heads_counter(&br.env, "batch_items");
+	int64_t syncs0 = bench_heads_counter(&br.env, "log_syncs");
 
 	rc = bench_run_clients(&br, sizeof(b2_worker), n, &run, cfg->seconds,
 	    cfg->client_batch, cfg->client_inflight, 10000, next_transfer,
@@ -355,9 +342,10 @@ run_bench(const void *arg)
 		ctxns += b;
 	}
 	m.avg_cbatch = cmsgs > 0 ? (double)ctxns / (double)cmsgs : 1;
-	int64_t batches = heads_counter(&br.env, "batches_sent") - batches0;
-	int64_t items = heads_counter(&br.env, "batch_items") - items0;
-	int64_t syncs = heads_counter(&br.env, "log_syncs") - syncs0;
+	int64_t batches =
+	    bench_heads_counter(&br.env, "batches_sent") - batches0;
+	int64_t items = bench_heads_counter(&br.env, "batch_items") - items0;
+	int64_t syncs = bench_heads_counter(&br.env, "log_syncs") - syncs0;
 
 	// The cluster is idle now: measure the RPC ceiling on this box.
 	bench_rpc_result rr;

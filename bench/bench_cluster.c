@@ -536,15 +536,6 @@ start_head_and_parts(hx_cluster *cl, const dtx_topo *topo, dtx_role head)
 	return DTX_OK;
 }
 
-int
-bench_env_open(bench_env *e, const char *what, const char *dir,
-    int64_t participants, dtx_role head, const char *log_level,
-    int64_t accounts, bool insecure)
-{
-	return bench_env_open_heads(
-	    e, what, dir, participants, head, 1, log_level, accounts, insecure);
-}
-
 // Opens a client to every node of role head after the first (e->head).
 static dtx_err
 open_more_heads(bench_env *e, dtx_role head)
@@ -655,6 +646,18 @@ bench_env_open_heads(bench_env *e, const char *what, const char *dir,
 	return HX_EXIT_OK;
 }
 
+int64_t
+bench_heads_counter(const bench_env *e, const char *name)
+{
+	int64_t sum = 0;
+	for (uint32_t k = 0; k < e->nheads; k++) {
+		int64_t v = bench_counter(e->heads[k], name);
+		if (v > 0)
+			sum += v;
+	}
+	return sum;
+}
+
 void
 bench_env_close(bench_env *e, const char *what, bool keep)
 {
@@ -678,15 +681,6 @@ bench_env_close(bench_env *e, const char *what, bool keep)
 	else
 		(void)dtx_rmtree(e->dir);
 	e->dir[0] = '\0';
-}
-
-int
-bench_run_open(bench_run *br, const char *what, const char *dir,
-    int64_t participants, dtx_role head, const char *log_level,
-    int64_t accounts, bool insecure, dtx_err (*init)(void *ctx), void *ctx)
-{
-	return bench_run_open_heads(br, what, dir, participants, head, 1,
-	    log_level, accounts, insecure, init, ctx);
 }
 
 int

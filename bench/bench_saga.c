@@ -31,6 +31,7 @@ typedef struct bs_cfg {
 	bool insecure;
 	int64_t client_batch;
 	int64_t client_inflight;
+	int64_t orchestrators;
 } bs_cfg;
 
 static const dtx_cfg_opt bs_opts[] = {
@@ -49,6 +50,10 @@ static const dtx_cfg_opt bs_opts[] = {
 	    "(requests queue meanwhile and leave together as the next)" },
 	{ "seconds", DTX_CFG_INT, offsetof(bs_cfg, seconds), 1, 3600, "10",
 	    "how long to run sagas" },
+	{ "orchestrators", DTX_CFG_INT, offsetof(bs_cfg, orchestrators), 1,
+	    HX_COORDINATORS_MAX, "1",
+	    "saga orchestrators, each with its own log; client i submits to "
+	    "orchestrator i mod N (the CPU reported is theirs summed)" },
 	{ "accounts", DTX_CFG_INT, offsetof(bs_cfg, accounts), 4, 1000000,
 	    "1000", "bank accounts" },
 	{ "balance", DTX_CFG_INT, offsetof(bs_cfg, balance), 0,
@@ -261,15 +266,15 @@ run_bench(const void *arg)
 	run.env = &br.env;
 	run.nonce = dtx_wall_ns();
 
-	int rc = bench_run_open(&br, "dtx bench saga", cfg->dir,
-	    cfg->participants, DTX_ROLE_SAGA, "warn", cfg->accounts,
-	    cfg->insecure, init_accounts, &run);
+	int rc = bench_run_open_heads(&br, "dtx bench saga", cfg->dir,
+	    cfg->participants, DTX_ROLE_SAGA, (uint32_t)cfg->orchestrators,
+	    "warn", cfg->accounts, cfg->insecure, init_accounts, &run);
 	if (rc != HX_EXIT_OK)
 		goto out;
-	proto_client *sagac = br.env.head, **parts = br.env.parts;
+	proto_client **parts = br.env.parts;
 	uint32_t nparts = br.env.nparts;
-	int64_t calls0 = bench_counter(sagac, "step_calls");
-	int64_t logsync0 = bench_counter(sagac, "log_syncs");
+	int64_t calls0 = bench_heads_counter(&br.env, "step_calls");
+	int64_t logsync0 = bench_heads_counter(&br.env, "log_syncs");
 	int64_t partsync0 = 0;
 	for (uint32_t k = 0; k < nparts; k++)
 		partsync0 += bench_counter(parts[k], "wal_syncs");
@@ -280,17 +285,18 @@ run_bench(const void *arg)
 	if (rc != HX_EXIT_OK)
 		goto out;
 	uint64_t committed = br.sum.committed, aborted = br.sum.aborted;
-	int64_t calls = bench_counter(sagac, "step_calls") - calls0;
+	int64_t calls = bench_heads_counter(&br.env, "step_calls") - calls0;
 	// fsyncs per saga show how well group commit batches: the saga log
 	// forces 3 records per saga and each step's commit one.
-	int64_t logsyncs = bench_counter(sagac, "log_syncs") - logsync0;
+	int64_t logsyncs = bench_heads_counter(&br.env, "log_syncs") - logsync0;
 	int64_t partsyncs = -partsync0;
 	for (uint32_t k = 0; k < nparts; k++)
 		partsyncs += bench_counter(parts[k], "wal_syncs");
 
 	// Every saga answered has ended; unknown ones may still run: wait
-	// for the orchestrator to drain before checking conservation.
-	for (int i = 0; i < 300 && bench_counter(sagac, "in_flight") > 0; i++)
+	// for the orchestrators to drain before checking conservation.
+	for (int i = 0;
+	     i < 300 && bench_heads_counter(&br.env, "in_flight") > 0; i++)
 		dtx_sleep_ms(100);
 	int64_t want = cfg->accounts * cfg->balance, have = 0;
 	dtx_err rv = read_total(&run, parts, &have);
@@ -305,6 +311,13 @@ run_bench(const void *arg)
 		hx_json_begin(&j, stdout);
 		hx_json_str(&j, "bench", "saga");
 		hx_json_bool(&j, "tls", !cfg->insecure);
+		hx_json_int(&j, "orchestrators", cfg->orchestrators);
+		// What each orchestrator counts committed since it started.
+		hx_json_arr_begin(&j, "committed_by_orchestrator");
+		for (uint32_t k = 0; k < br.env.nheads; k++)
+			hx_json_int(&j, NULL,
+			    bench_counter(br.env.heads[k], "committed"));
+		hx_json_arr_end(&j);
 		bench_json_counts(&j, cfg->participants, cfg->clients,
 		    cfg->accounts, br.secs, &br.sum, "compensated");
 		hx_json_num(&j, "saga_per_s", sps);
@@ -326,9 +339,10 @@ run_bench(const void *arg)
 		hx_json_bool(&j, "conserved", conserved);
 		hx_json_end(&j);
 	} else {
-		printf("dtx bench saga: %" PRId64 " participants, %d clients, "
-		       "%" PRId64 " accounts, fsync on, %s, %.1f s\n",
-		    cfg->participants, n, cfg->accounts,
+		printf("dtx bench saga: %" PRId64 " participants, %" PRId64
+		       " orchestrators, %d clients, %" PRId64
+		       " accounts, fsync on, %s, %.1f s\n",
+		    cfg->participants, cfg->orchestrators, n, cfg->accounts,
 		    cfg->insecure ? "plaintext (--insecure)" : "mutual TLS",
 		    br.secs);
 		printf("  %" PRIu64 " committed, %" PRIu64

@@ -390,24 +390,19 @@ test_vote_not_behind_commit(void **state)
 	    hx_send_fault(fx->conn, CO_B, "delay", args, 2, NULL), DTX_OK);
 }
 
-// dtx bench 2pc --coordinators 2 drives both coordinators: each counts
-// commits of its own, and the bench reports two.
-static void
-test_bench_two_coordinators(void **state)
+// Runs `dtx bench KIND ARGS --json` on a fresh directory on disk (the
+// bench refuses tmpfs) and parses its JSON into *d; false when there is
+// no build to run (DTX_BUILD_ROOT unset).
+static bool
+bench_json(const char *kind_args, hx_jdoc **d)
 {
-	(void)state;
 	const char *root = getenv("DTX_BUILD_ROOT");
 	char cmd[1024], dir[64] = "/var/tmp/dtx-mcb-XXXXXX";
-	if (root == NULL) {
-		skip();
-		return;
-	}
-	assert_non_null(mkdtemp(dir)); // a disk: the bench refuses tmpfs
-	snprintf(cmd, sizeof(cmd),
-	    "'%s/cli/dtx' bench 2pc --mode pc --coordinators 2 "
-	    "--participants 2 --clients 4 --client-batch 1 --seconds 2 "
-	    "--rpc-seconds 1 --accounts 64 --json --dir '%s'",
-	    root, dir);
+	if (root == NULL)
+		return false;
+	assert_non_null(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd), "'%s/cli/dtx' bench %s --json --dir '%s'",
+	    root, kind_args, dir);
 	FILE *f = popen(cmd, "r");
 	assert_non_null(f);
 	char out[8192];
@@ -416,23 +411,68 @@ test_bench_two_coordinators(void **state)
 	int st = pclose(f);
 	rmdir(dir);
 	assert_int_equal(st, 0);
-	hx_jdoc *d;
 	char err[128];
-	assert_int_equal(hx_json_parse(out, n, &d, err, sizeof(err)), DTX_OK);
-	const hx_jv *root_v = hx_jdoc_root(d);
+	assert_int_equal(hx_json_parse(out, n, d, err, sizeof(err)), DTX_OK);
+	return true;
+}
+
+// Asserts that the bench's JSON root says it drove two heads (count_key),
+// that each counted commits of its own (by_key) and that no call failed.
+static void
+expect_two_heads(const hx_jv *root, const char *count_key, const char *by_key)
+{
 	int64_t v = 0;
-	assert_int_equal(
-	    hx_jv_int(hx_jv_get(root_v, "coordinators"), &v), DTX_OK);
+	assert_int_equal(hx_jv_int(hx_jv_get(root, count_key), &v), DTX_OK);
 	assert_int_equal(v, 2);
-	const hx_jv *by = hx_jv_get(root_v, "committed_by_coordinator");
+	const hx_jv *by = hx_jv_get(root, by_key);
 	assert_non_null(by);
 	assert_int_equal(by->len, 2);
 	for (const hx_jv *e = by->first; e != NULL; e = e->next) {
 		assert_int_equal(hx_jv_int(e, &v), DTX_OK);
 		assert_true(v > 0);
 	}
-	assert_int_equal(hx_jv_int(hx_jv_get(root_v, "errors"), &v), DTX_OK);
+	assert_int_equal(hx_jv_int(hx_jv_get(root, "errors"), &v), DTX_OK);
 	assert_int_equal(v, 0);
+}
+
+// dtx bench 2pc --coordinators 2 drives both coordinators: each counts
+// commits of its own, and the bench reports two.
+static void
+test_bench_two_coordinators(void **state)
+{
+	(void)state;
+	hx_jdoc *d;
+	if (!bench_json("2pc --mode pc --coordinators 2 --participants 2 "
+	                "--clients 4 --client-batch 1 --seconds 2 "
+	                "--rpc-seconds 1 --accounts 64",
+	        &d)) {
+		skip();
+		return;
+	}
+	expect_two_heads(
+	    hx_jdoc_root(d), "coordinators", "committed_by_coordinator");
+	hx_jdoc_free(d);
+}
+
+// dtx bench saga --orchestrators 2 drives both orchestrators, each
+// finishing sagas of its own, and the total stays conserved.
+static void
+test_bench_two_orchestrators(void **state)
+{
+	(void)state;
+	hx_jdoc *d;
+	if (!bench_json("saga --orchestrators 2 --participants 2 --clients 4 "
+	                "--client-batch 1 --seconds 2 --accounts 64",
+	        &d)) {
+		skip();
+		return;
+	}
+	const hx_jv *root = hx_jdoc_root(d);
+	expect_two_heads(root, "orchestrators", "committed_by_orchestrator");
+	const hx_jv *conserved = hx_jv_get(root, "conserved");
+	assert_non_null(conserved);
+	assert_int_equal(conserved->type, HX_JV_BOOL);
+	assert_true(conserved->b);
 	hx_jdoc_free(d);
 }
 
@@ -443,6 +483,7 @@ main(void)
 		cmocka_unit_test(test_spread_and_kill),
 		cmocka_unit_test(test_in_doubt_asks_own_coordinator),
 		cmocka_unit_test(test_bench_two_coordinators),
+		cmocka_unit_test(test_bench_two_orchestrators),
 		cmocka_unit_test(test_vote_not_behind_commit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
