@@ -135,6 +135,11 @@ report_json(
 		if (o->gone & (1u << i))
 			hx_json_int(&j, NULL, i);
 	hx_json_arr_end(&j);
+	hx_json_arr_begin(&j, "unanswered_after_recovery");
+	for (uint32_t i = 0; i < 32; i++)
+		if (o->unanswered & (1u << i))
+			hx_json_int(&j, NULL, i);
+	hx_json_arr_end(&j);
 	print_anomalies(&j, v, &na);
 	hx_json_str(&j, "results", c->results);
 	hx_json_str(&j, "report_dir", o->report_dir);
@@ -177,6 +182,12 @@ report_text(
 		if (o->gone & (1u << i))
 			printf("kill-forever: node %u was down for the rest of "
 			       "the run (never restarted)\n",
+			    i);
+	for (uint32_t i = 0; i < 32; i++)
+		if (o->unanswered & (1u << i))
+			printf("recovery: node %u did not answer after the "
+			       "faults were healed (see its log); its answers "
+			       "are unknown\n",
 			    i);
 	hx_verdict_print(stdout, v);
 	printf("results: %s (run %" PRId64 ")\nreport: %s/index.html\n",

@@ -415,13 +415,15 @@ bool dtx_crashpoint_armed(void);
 // As dtx_crashpoint, for a point reached after something left the process
 // (a reply handed to the network) that must get out before the kill: the
 // process dies after_ms later, and from the moment the point is reached no
-// log fsync of the process ends (dtx_crash_fsync_gate), so what was not
-// durable then is lost, as if the power failed just after the point.
+// log fsync of the process ends and no request leaves it (dtx_crash_gate),
+// so what was not durable or sent then is lost, as if the power failed
+// just after the point.
 void dtx_crashpoint_soon(const char *name, uint32_t after_ms);
 
-// Called by a log before each fsync: returns at once, unless a
-// dtx_crashpoint_soon was reached, in which case it waits for the kill.
-void dtx_crash_fsync_gate(void);
+// Called by a log before each fsync and by an RPC client before each
+// request it sends: returns at once, unless a dtx_crashpoint_soon was
+// reached, in which case it waits for the kill.
+void dtx_crash_gate(void);
 
 // ---------------------------------------------------------------- config
 

@@ -216,7 +216,7 @@ dtx_crashpoint_soon(const char *name, uint32_t after_ms)
 }
 
 void
-dtx_crash_fsync_gate(void)
+dtx_crash_gate(void)
 {
 	while (atomic_load_explicit(&crash_doomed, memory_order_relaxed))
 		pause(); // until the SIGKILL of dtx_crashpoint_soon

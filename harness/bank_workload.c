@@ -413,6 +413,17 @@ observe(hx_bankrun *b, hx__sweep *sw, uint32_t id, bool coordinator,
 	proto_msg_free(&rep);
 }
 
+// Names on stderr the nodes sweep sw gave up on, and adds them to
+// b->out.unanswered.
+static void
+lost_nodes(hx_bankrun *b, const hx__sweep *sw)
+{
+	if (sw->lost == 0)
+		return;
+	b->out.unanswered |= sw->lost;
+	fprintf(stderr, "dtx bank: %s\n", sw->why);
+}
+
 // The STATUS sweep's deadline: a healthy node answers a STATUS in about
 // a millisecond, so 120 s plus 10 ms a call leaves ample room under load
 // and sanitizers while still ending a sweep that crawls.
@@ -484,6 +495,7 @@ hx__bank_txn_obs(hx_bankrun *b, hx_bankrun_err *e)
 		dtx_free(ct);
 		return sw.err;
 	}
+	lost_nodes(b, &sw);
 	// Decisions by hand at any participant, so that a hazard is a
 	// heuristic hazard in the verdict, not an unexplained split.
 	dtx_err rv = hx_txn_heur_obs(b->conn, true, &o, &n);
@@ -531,6 +543,8 @@ hx__bank_saga_obs(hx_bankrun *b, uint64_t deadline, hx_bankrun_err *e)
 		int32_t fs = -1;
 		dtx_err rv;
 		uint32_t sg = hx_conn_saga_for(b->conn, r->gid);
+		if (hx__sweep_lost(&sw, sg))
+			continue; // its orchestrator was given up on: unknown
 		// Sagas still running are given until the deadline to finish.
 		for (;;) {
 			uint64_t t = dtx_mono_ns();
@@ -555,6 +569,7 @@ hx__bank_saga_obs(hx_bankrun *b, uint64_t deadline, hx_bankrun_err *e)
 		dtx_free(o);
 		return sw.err;
 	}
+	lost_nodes(b, &sw);
 	b->sobs = o;
 	b->nsobs = n;
 	return DTX_OK;

@@ -575,6 +575,21 @@ hx_bankrun_final_reads(hx_bankrun *r, hx_bankrun_err *e)
 	return rv;
 }
 
+// The nodes the final sweeps gave up on whose daemon is not running
+// (in a cluster this run started; a connected one's are not ours to see).
+static uint32_t
+dead_after(const hx_bankrun *r)
+{
+	uint32_t dead = 0;
+	if (r->conf->connect != NULL || r->cc != NULL || r->cl == NULL)
+		return 0;
+	for (uint32_t i = 0; i < 32; i++)
+		if ((r->out.unanswered & (1u << i)) &&
+		    hx_cluster_pid(r->cl, i) == 0)
+			dead |= 1u << i;
+	return dead;
+}
+
 dtx_err
 hx_bankrun_check(hx_bankrun *r, hx_bankrun_err *e)
 {
@@ -590,6 +605,7 @@ hx_bankrun_check(hx_bankrun *r, hx_bankrun_err *e)
 		.workload = r->list ? "list-append" : NULL };
 	hx_node_log *logs = NULL;
 	dtx_err rv = r->cc == NULL ? hx__bank_logs(r, &logs, &x.nlogs) : DTX_OK;
+	x.dead_after = dead_after(r);
 	x.logs = logs;
 	if (rv == DTX_OK)
 		rv = hx_check_run_ex(r->h, &rcfg, &x, r->obs, r->nobs, r->sobs,

@@ -273,7 +273,8 @@ run_extra(const hx_history *h, const hx_bank_cfg *bank, const hx_run_extra *x,
 		rv = hx_check_logs(x->logs, x->nlogs, &v->logs);
 		if (rv != DTX_OK)
 			return rv;
-		if ((rv = hx_check_logs_deaths(h, &v->logs)) != DTX_OK) {
+		if ((rv = hx_check_logs_deaths(h, x->dead_after, &v->logs)) !=
+		    DTX_OK) {
 			hx_check_fini(&v->logs.c);
 			return rv;
 		}
@@ -305,6 +306,9 @@ check_list_append(const hx_history *h, const hx_run_extra *extra,
 		    DTX_OK)
 			goto fail;
 		v.has_logs = true;
+		if ((rv = hx_check_logs_deaths(
+		         h, extra->dead_after, &v.logs)) != DTX_OK)
+			goto fail;
 	}
 	v.valid = HX_VALID_TRUE;
 	for (size_t i = 0; i < hx_verdict_count(&v); i++)

@@ -175,8 +175,24 @@ fail:
 	return rv;
 }
 
+// A "daemon-died" anomaly for node id, found dead at at_ns (op: the
+// history op that found it, or NULL).
+static dtx_err
+died(hx_logs_result *r, const hx_op *op, unsigned long id, int64_t at_ns)
+{
+	hx_sb d = { 0 };
+	hx_sb_printf(&d, "{\"node\":%lu,\"found_dead_at_ns\":%lld}", id,
+	    (long long)at_ns);
+	dtx_err rv = hx__check_anomaly(
+	    &r->c, "daemon-died", op, false, 0, NULL, hx_sb_take(&d));
+	if (rv == DTX_OK)
+		r->died++;
+	return rv;
+}
+
 dtx_err
-hx_check_logs_deaths(const hx_history *h, hx_logs_result *r)
+hx_check_logs_deaths(
+    const hx_history *h, uint32_t dead_after, hx_logs_result *r)
 {
 	size_t n = hx_history_len(h), before = r->died;
 	for (size_t i = 0; i < n; i++) {
@@ -190,24 +206,27 @@ hx_check_logs_deaths(const hx_history *h, hx_logs_result *r)
 		for (at = strchr(at, '[') + 1; *at >= '0' && *at <= '9';) {
 			char *end;
 			unsigned long id = strtoul(at, &end, 10);
-			hx_sb d = { 0 };
-			hx_sb_printf(&d,
-			    "{\"node\":%lu,\"found_dead_at_ns\":%lld}", id,
-			    (long long)op->time_ns);
-			dtx_err rv = hx__check_anomaly(&r->c, "daemon-died", op,
-			    false, 0, NULL, hx_sb_take(&d));
+			dtx_err rv = died(r, op, id, op->time_ns);
 			if (rv != DTX_OK)
 				return rv;
-			r->died++;
 			at = *end == ',' ? end + 1 : end;
 		}
+	}
+	int64_t end_ns =
+	    n > 0 ? hx_history_get(h, n - 1)->time_ns : 0; // after the run
+	for (unsigned long id = 0; id < 32; id++) {
+		dtx_err rv = dead_after & (1u << id) ? died(r, NULL, id, end_ns)
+		                                     : DTX_OK;
+		if (rv != DTX_OK)
+			return rv;
 	}
 	if (r->died == before)
 		return DTX_OK;
 	hx_sb s = { 0 }, j = { 0 };
 	hx_sb_printf(&s,
-	    "%s; %zu daemon(s) died though no fault killed them (a crash: "
-	    "see the system log)",
+	    "%s; %zu daemon(s) died though no fault killed them, or were "
+	    "found dead after recovery (a crash or a refused start: see "
+	    "their logs and the system log)",
 	    r->c.summary ? r->c.summary : "", r->died);
 	// The same object with "valid" false and the count added (its
 	// "valid" member comes first, as hx_check_logs writes it).

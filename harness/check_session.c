@@ -189,6 +189,62 @@ out:
 	return rv;
 }
 
+// One restart's clock (a member of a restart op's "hlc" list): below what
+// the node stamped before its kill is a ts-regression.
+static dtx_err
+restart_clock(const hx_op *op, const hx_jv *m, hx_session_result *r)
+{
+	int64_t node = 0;
+	uint64_t before = 0, after = 0;
+	if (hx_jv_int(hx_jv_get(m, "node"), &node) != DTX_OK ||
+	    hx_jv_u64(hx_jv_get(m, "before"), &before) != DTX_OK ||
+	    hx_jv_u64(hx_jv_get(m, "after"), &after) != DTX_OK)
+		return DTX_OK; // not ours to judge
+	r->restarts++;
+	if (after > before)
+		return DTX_OK;
+	r->regressions++;
+	int64_t back = (int64_t)(clk_ts_l(before) - clk_ts_l(after));
+	if (back > r->max_back_ms)
+		r->max_back_ms = back;
+	hx_sb d = { 0 };
+	hx_sb_printf(&d,
+	    "{\"node\":%lld,\"restart\":true,\"after_restart_ts\":%llu,"
+	    "\"before_kill_ts\":%llu,\"back_ms\":%lld}",
+	    (long long)node, (unsigned long long)after,
+	    (unsigned long long)before, (long long)back);
+	return hx__check_anomaly(
+	    &r->c, "ts-regression", op, false, 0, NULL, hx_sb_take(&d));
+}
+
+// The clocks the nemesis read before each kill and after the restart
+// (its restart ops' "hlc" lists): rule 14, a restarted daemon's clock
+// starts above every timestamp it stamped before.
+static dtx_err
+restart_clocks(const hx_history *h, hx_session_result *r)
+{
+	size_t n = hx_history_len(h);
+	dtx_err rv = DTX_OK;
+	for (size_t i = 0; i < n && rv == DTX_OK; i++) {
+		const hx_op *op = hx_history_get(h, i);
+		if (op->process != HX_PROC_NEMESIS || op->value == NULL ||
+		    strcmp(op->f, "restart") != 0 ||
+		    strstr(op->value, "\"hlc\":[") == NULL)
+			continue;
+		hx_jdoc *d = NULL;
+		char err[64];
+		if (hx_json_parse(op->value, strlen(op->value), &d, err,
+		        sizeof(err)) != DTX_OK)
+			continue;
+		const hx_jv *l = hx_jv_get(hx_jdoc_root(d), "hlc");
+		for (const hx_jv *m = l != NULL ? l->first : NULL;
+		     m != NULL && rv == DTX_OK; m = m->next)
+			rv = restart_clock(op, m, r);
+		hx_jdoc_free(d);
+	}
+	return rv;
+}
+
 static dtx_err
 describe(hx_session_result *r, bool saga)
 {
@@ -205,15 +261,16 @@ describe(hx_session_result *r, bool saga)
 		    "%zu stale (largest gap %lld ms)",
 		    r->reads, r->stale, (long long)r->max_behind_ms);
 	hx_sb_printf(&s,
-	    "; node timestamps: %zu reads a participant timed, %zu went "
-	    "back (largest %lld ms)",
-	    r->node_reads, r->regressions, (long long)r->max_back_ms);
+	    "; node timestamps: %zu reads a participant timed and %zu "
+	    "restarts' clocks, %zu went back (largest %lld ms)",
+	    r->node_reads, r->restarts, r->regressions,
+	    (long long)r->max_back_ms);
 	hx_sb_printf(&j,
 	    "{\"valid\":%s,\"guarantee\":\"%s\",\"reads\":%zu,"
 	    "\"stale\":%zu,\"max_behind_ms\":%lld,\"node_reads\":%zu,"
-	    "\"ts_regressions\":%zu,\"max_back_ms\":%lld}",
+	    "\"restarts\":%zu,\"ts_regressions\":%zu,\"max_back_ms\":%lld}",
 	    hx_valid_json(valid), saga ? "none" : "read-your-writes", r->reads,
-	    r->stale, (long long)r->max_behind_ms, r->node_reads,
+	    r->stale, (long long)r->max_behind_ms, r->node_reads, r->restarts,
 	    r->regressions, (long long)r->max_back_ms);
 	return hx__check_set(&r->c, valid, &s, &j);
 }
@@ -261,6 +318,8 @@ hx_check_session(const hx_history *h, bool saga, hx_session_result *out)
 	}
 	if (rv == DTX_OK)
 		rv = node_order(h, &r);
+	if (rv == DTX_OK)
+		rv = restart_clocks(h, &r);
 	if (rv == DTX_OK)
 		rv = describe(&r, saga);
 done:

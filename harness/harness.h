@@ -712,7 +712,10 @@ typedef struct hx_session_result {
 	size_t stale;
 	int64_t max_behind_ms; // largest HLC physical gap (cts - read ts)
 	size_t node_reads; // ok reads whose ts a participant chose
-	size_t regressions; // of those, below an earlier one of that node
+	// Restarts whose clock the nemesis read before the kill and after.
+	size_t restarts;
+	// Of those reads and restarts, below an earlier one of that node.
+	size_t regressions;
 	int64_t max_back_ms; // largest HLC physical step back
 } hx_session_result;
 
@@ -745,8 +748,12 @@ dtx_err hx_check_logs(const hx_node_log *logs, size_t n, hx_logs_result *out);
 // Adds to a log result what the nemesis found at the end: every daemon
 // that was dead though no fault had killed it (a crash of its own, e.g. a
 // segfault, which its log cannot say; "died_unexpectedly" in the final
-// restart op) is a "daemon-died" anomaly and makes the check invalid.
-dtx_err hx_check_logs_deaths(const hx_history *h, hx_logs_result *r);
+// restart op) is a "daemon-died" anomaly and makes the check invalid; so
+// is every node of dead_after (a bit each, ids < 32): daemons found dead
+// after the run's recovery, though the nemesis had restarted them (one
+// that refused its data directory as it came back, say).
+dtx_err hx_check_logs_deaths(
+    const hx_history *h, uint32_t dead_after, hx_logs_result *r);
 // The node logs a run's report directory holds (dir/logs/<role>-<id>.log,
 // as dtx bank copies them); none when there is no such folder. *out owned
 // (free with hx_node_logs_free, which also frees each path). DTX_ENOMEM.
@@ -770,6 +777,9 @@ typedef struct hx_run_extra {
 	// atomicity, the list-append checker (hx_check_elle) and the logs
 	// instead (not in saga mode: DTX_EINVAL).
 	const char *workload;
+	// Nodes found dead after recovery (hx_check_logs_deaths), a bit
+	// each; only with logs.
+	uint32_t dead_after;
 } hx_run_extra;
 
 // The initial balances are the total's equal share per account (what a
@@ -1900,6 +1910,9 @@ typedef struct hx_bankrun_out {
 	size_t nem_errors;
 	unsigned not_run; // requested kinds that did not run (bits)
 	uint32_t gone; // nodes killed for good (kill-forever), a bit each
+	// Nodes the final sweeps gave up on (no answer after recovery: their
+	// answers are unknown), a bit each.
+	uint32_t unanswered;
 	char not_run_why[512]; // hx_nemesis_not_run's text
 	// store
 	char report_dir[4096];

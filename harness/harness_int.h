@@ -104,17 +104,20 @@ dtx_err hx__bank_logs(hx_bankrun *r, hx_node_log **out, size_t *n);
 // left at the deadline.
 uint64_t hx__bank_await_recovery(hx_bankrun *r, uint64_t deadline);
 // Asks the participants about every transfer with a txid (r->obs), in a
-// bounded sweep (below): DTX_ETIMEDOUT, with the node and how long it was
-// waited for in e->msg, when a node stops answering or the sweep runs
-// past its deadline.
+// bounded sweep (below). A node the sweep gives up on is asked nothing
+// more: its answers stay unknown, it is named on stderr and in
+// r->out.unanswered, and the run goes on to its verdict (a daemon that
+// refused to restart says why at level error, which the log checker
+// reports). DTX_ETIMEDOUT, with why in e->msg, when the sweep as a whole
+// runs past its deadline.
 dtx_err hx__bank_txn_obs(hx_bankrun *r, hx_bankrun_err *e);
 
 // A bounded sweep (sweep.c): calls one after another to the cluster's
-// nodes that give up on a node once it has failed every call (no
+// nodes. It gives up on a node once the node has failed every call (no
 // connection, no answer) for HX__SWEEP_NODE_WAIT_MS and at least
-// HX__SWEEP_NODE_TRIES calls in a row, and on the whole sweep at its
-// deadline. Once over, err says why (DTX_ETIMEDOUT) and why names the
-// node and how long it was waited for.
+// HX__SWEEP_NODE_TRIES calls in a row, and calls it no more (lost; why
+// names the first such node and how long it was waited for); it ends as a
+// whole at its deadline (err DTX_ETIMEDOUT, why says so).
 #define HX__SWEEP_NODE_WAIT_MS 10000u
 #define HX__SWEEP_NODE_TRIES 3u
 typedef struct hx__sweep_node {
@@ -122,24 +125,29 @@ typedef struct hx__sweep_node {
 	uint64_t since; // when the first of them started (mono ns)
 	dtx_err last;
 	bool redialed; // its connection was replaced once already
+	bool lost; // given up: no more calls to it
 } hx__sweep_node;
 typedef struct hx__sweep {
 	char what[64]; // "STATUS sweep"
 	uint64_t t0, deadline; // mono ns
 	hx__sweep_node nodes[DTX_TOPO_MAX];
-	dtx_err err; // DTX_OK while the sweep may go on
-	int32_t node; // the node it gave up on, -1: none or the deadline
-	char why[512];
+	dtx_err err; // DTX_OK until the deadline has passed
+	uint32_t lost; // the nodes given up on (ids < 32), a bit each
+	char why[512]; // the first node given up on, or the deadline
 } hx__sweep;
 // Starts a sweep that may last budget_ms.
 void hx__sweep_init(hx__sweep *s, const char *what, uint64_t budget_ms);
-// True once the sweep has given up.
+// True once the sweep's deadline has passed.
 bool hx__sweep_over(const hx__sweep *s);
+// True when node id was given up on.
+bool hx__sweep_lost(const hx__sweep *s, uint32_t id);
 // Records the result rv of a call to node id (UINT32_MAX: none) that
-// started at started (mono ns). False when the sweep is over.
+// started at started (mono ns). False when the sweep is over or node id
+// is given up on.
 bool hx__sweep_note(hx__sweep *s, uint32_t id, uint64_t started, dtx_err rv);
 // An idempotent hx_conn_call within the sweep (its timeout cut to what is
-// left of the deadline), noted. Once the sweep is over: s->err, no call.
+// left of the deadline), noted. Once the sweep is over: s->err, no call;
+// to a node given up on: DTX_EUNREACH, no call.
 dtx_err hx__sweep_call(hx__sweep *s, hx_conn *c, uint32_t id, proto_msg *req,
     proto_msg *rep, uint32_t timeout_ms);
 // The list-append workload (listappend_workload.c): its state, one

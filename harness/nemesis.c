@@ -79,42 +79,56 @@ enum {
 	K_SLOW
 };
 
+// How long a coordinator that died just after answering a client stays
+// down: past the participants' 2 s in-doubt timeout and their two 0.5 s
+// resolver calls, so that they decide without it (3PC's termination
+// protocol; 2PC's wait in doubt) before it comes back.
+#define CRASH_DOWN_MS 3500u
+
 // Every crash point of the daemons (grep dtx_crashpoint), the role whose
 // daemon reaches it (DTX_ROLE_CLIENT: every daemon), the modes that reach
-// it and whether the coordinators restart before a node that died there
-// comes back (restart_coordinators).
+// it, whether the coordinators restart before a node that died there
+// comes back (restart_coordinators), and how long the node stays down
+// (0: it is restarted at once).
 static const struct crashpoint {
 	const char *name;
 	dtx_role role;
 	const char *modes;
 	bool coords_restart;
+	uint32_t down_ms;
 } crashpoints[] = {
 	// The 2PC engine's COMMIT record (3PC logs its decision as PRECOMMIT).
-	{ "coord.before_commit_log", DTX_ROLE_COORDINATOR, "2pc", false },
-	{ "coord.after_commit_log", DTX_ROLE_COORDINATOR, "2pc,3pc", false },
-	{ "coord.after_some_commits", DTX_ROLE_COORDINATOR, "2pc,3pc", false },
-	{ "coord.after_precommit_log", DTX_ROLE_COORDINATOR, "3pc", false },
-	{ "coord.after_some_precommits", DTX_ROLE_COORDINATOR, "3pc", false },
-	{ "part.before_prepare_log", DTX_ROLE_PARTICIPANT, "2pc,3pc", false },
-	{ "part.after_prepare_log", DTX_ROLE_PARTICIPANT, "2pc,3pc", false },
-	{ "part.before_commit_log", DTX_ROLE_PARTICIPANT, "2pc,3pc", false },
-	{ "part.after_commit_log", DTX_ROLE_PARTICIPANT, "2pc,3pc", false },
-	{ "part.after_precommit_log", DTX_ROLE_PARTICIPANT, "3pc", false },
+	{ "coord.before_commit_log", DTX_ROLE_COORDINATOR, "2pc", false, 0 },
+	{ "coord.after_commit_log", DTX_ROLE_COORDINATOR, "2pc,3pc", false, 0 },
+	{ "coord.after_some_commits", DTX_ROLE_COORDINATOR, "2pc,3pc", false,
+	    0 },
+	{ "coord.after_precommit_log", DTX_ROLE_COORDINATOR, "3pc", false, 0 },
+	{ "coord.after_some_precommits", DTX_ROLE_COORDINATOR, "3pc", false,
+	    0 },
+	{ "part.before_prepare_log", DTX_ROLE_PARTICIPANT, "2pc,3pc", false,
+	    0 },
+	{ "part.after_prepare_log", DTX_ROLE_PARTICIPANT, "2pc,3pc", false, 0 },
+	{ "part.before_commit_log", DTX_ROLE_PARTICIPANT, "2pc,3pc", false, 0 },
+	{ "part.after_commit_log", DTX_ROLE_PARTICIPANT, "2pc,3pc", false, 0 },
+	{ "part.after_precommit_log", DTX_ROLE_PARTICIPANT, "3pc", false, 0 },
 	// Just after a reply went out, with no fsync after it
 	// (dtx_crashpoint_soon in proto/server.c): with lose-unsynced,
 	// what a daemon answered for must have been durable already.
-	{ "rpc.after_reply.prepare", DTX_ROLE_PARTICIPANT, "2pc", false },
-	{ "rpc.after_reply.commit", DTX_ROLE_PARTICIPANT, "2pc,3pc", true },
-	{ "rpc.after_reply.pre_commit", DTX_ROLE_PARTICIPANT, "3pc", false },
-	{ "rpc.after_reply.step", DTX_ROLE_PARTICIPANT, "saga", false },
-	{ "rpc.after_reply.txn", DTX_ROLE_COORDINATOR, "2pc,3pc", false },
-	{ "rpc.after_reply.saga_submit", DTX_ROLE_SAGA, "saga", false },
-	{ "part.saga_step_after_commit", DTX_ROLE_PARTICIPANT, "saga", false },
-	{ "saga.after_begin_log", DTX_ROLE_SAGA, "saga", false },
-	{ "saga.after_step_start_log", DTX_ROLE_SAGA, "saga", false },
-	{ "saga.after_step_applied", DTX_ROLE_SAGA, "saga", false },
-	{ "saga.during_compensation", DTX_ROLE_SAGA, "saga", false },
-	{ "clk.bound.before_rename", DTX_ROLE_CLIENT, "2pc,3pc,saga", false },
+	{ "rpc.after_reply.prepare", DTX_ROLE_PARTICIPANT, "2pc", false, 0 },
+	{ "rpc.after_reply.commit", DTX_ROLE_PARTICIPANT, "2pc,3pc", true, 0 },
+	{ "rpc.after_reply.pre_commit", DTX_ROLE_PARTICIPANT, "3pc", false, 0 },
+	{ "rpc.after_reply.step", DTX_ROLE_PARTICIPANT, "saga", false, 0 },
+	{ "rpc.after_reply.txn", DTX_ROLE_COORDINATOR, "2pc,3pc", false,
+	    CRASH_DOWN_MS },
+	{ "rpc.after_reply.saga_submit", DTX_ROLE_SAGA, "saga", false, 0 },
+	{ "part.saga_step_after_commit", DTX_ROLE_PARTICIPANT, "saga", false,
+	    0 },
+	{ "saga.after_begin_log", DTX_ROLE_SAGA, "saga", false, 0 },
+	{ "saga.after_step_start_log", DTX_ROLE_SAGA, "saga", false, 0 },
+	{ "saga.after_step_applied", DTX_ROLE_SAGA, "saga", false, 0 },
+	{ "saga.during_compensation", DTX_ROLE_SAGA, "saga", false, 0 },
+	{ "clk.bound.before_rename", DTX_ROLE_CLIENT, "2pc,3pc,saga", false,
+	    0 },
 };
 
 #define NCRASHPOINTS (sizeof(crashpoints) / sizeof(crashpoints[0]))
@@ -1112,6 +1126,12 @@ struct hx_nemesis {
 	uint64_t armed_ns[DTX_TOPO_MAX];
 	uint32_t armed_id[DTX_TOPO_MAX];
 	uint32_t hit_id[DTX_TOPO_MAX]; // the fault of the last point reached
+	// A node that died at a crash point with a down time: when it is
+	// restarted (mono ns; 0: not waiting).
+	uint64_t up_at[DTX_TOPO_MAX];
+	// The HLC a node stamped on its last HEALTH answer before a kill
+	// (0: not asked or no answer), for clock_after_restart.
+	clk_ts hlc_before[DTX_TOPO_MAX];
 	// Killed for good (kill-forever): never restarted.
 	bool gone[DTX_TOPO_MAX];
 	// Packet faults in force, per node: what was installed.
@@ -1474,6 +1494,58 @@ apply_compose(hx_nemesis *nm, const hx_nem_event *e, dtx_err *rv)
 
 // ---------------------------------------------------------------- aimed
 
+// Rule 14 at every kill and restart: a daemon's clock starts after a
+// restart at or above every timestamp it stamped before (it persists a
+// bound before it goes past it). Before a kill the nemesis asks the node's
+// HEALTH (its answer is stamped with the node's HLC) unless the node is
+// paused or partitioned away; after the restart it asks again, and the
+// restart op records both ("hlc":[{"node":N,"before":B,"after":A}]), which
+// the session checker holds to after > before.
+static clk_ts
+stamped_hlc(hx_nemesis *nm, uint32_t id, uint32_t timeout_ms)
+{
+	proto_msg rep;
+	if (hx_health(nm->conn, id, timeout_ms, &rep) != DTX_OK)
+		return 0;
+	clk_ts ts = rep.hdr.hlc;
+	proto_msg_free(&rep);
+	return ts;
+}
+
+static void
+clock_before_kill(hx_nemesis *nm, uint32_t id)
+{
+	nm->hlc_before[id] = nm->cc == NULL && !nm->paused[id] &&
+	        !nm->partitioned && hx_cluster_pid(nm->cl, id) != 0
+	    ? stamped_hlc(nm, id, 300)
+	    : 0;
+}
+
+// Appends ,"hlc":[...] to extra (of size len, holding a JSON object's
+// members) for each target of restart event e asked before its kill.
+static void
+clock_after_restart(
+    hx_nemesis *nm, const hx_nem_event *e, char *extra, size_t len)
+{
+	size_t at = strlen(extra);
+	bool first = true;
+	for (uint32_t i = 0; i < e->ntargets; i++) {
+		uint32_t id = e->targets[i];
+		clk_ts before = nm->hlc_before[id], after;
+		nm->hlc_before[id] = 0;
+		if (before == 0 || (after = stamped_hlc(nm, id, 2000)) == 0 ||
+		    at + 96 >= len)
+			continue;
+		at += (size_t)snprintf(extra + at, len - at,
+		    "%s{\"node\":%u,\"before\":%llu,\"after\":%llu}",
+		    first ? (at > 0 ? ",\"hlc\":[" : "\"hlc\":[") : ",", id,
+		    (unsigned long long)before, (unsigned long long)after);
+		first = false;
+	}
+	if (!first)
+		snprintf(extra + at, len - at, "]");
+}
+
 // Kills id (dead already is fine) and rolls back its unsynced writes;
 // extra gets "undone_writes":N.
 static dtx_err
@@ -1481,8 +1553,10 @@ kill_lose(hx_nemesis *nm, uint32_t id, char *extra, size_t len)
 {
 	size_t undone = 0;
 	dtx_err rv = DTX_OK;
-	if (hx_cluster_pid(nm->cl, id) != 0)
+	if (hx_cluster_pid(nm->cl, id) != 0) {
+		clock_before_kill(nm, id);
 		rv = hx_cluster_signal(nm->cl, id, SIGKILL);
+	}
 	nm->killed[id] = true;
 	if (rv == DTX_OK)
 		rv = hx_unsynced_rollback(hx_cluster_data(nm->cl, id), &undone);
@@ -1562,6 +1636,13 @@ crash_hit(hx_nemesis *nm, uint32_t id)
 	    crashpoint_named(e.point, strlen(e.point));
 	if (rv == DTX_OK && cp != NULL && cp->coords_restart)
 		restart_coordinators(nm);
+	if (rv == DTX_OK && cp != NULL && cp->down_ms > 0) {
+		// Down a while: watch_crashes restarts it.
+		nm->up_at[id] =
+		    dtx_mono_ns() + (uint64_t)cp->down_ms * 1000000u;
+		record_rv(nm, &e, rv, extra);
+		return;
+	}
 	if (rv == DTX_OK)
 		rv = restart(nm, id);
 	if (rv == DTX_OK)
@@ -1574,9 +1655,19 @@ watch_crashes(hx_nemesis *nm)
 {
 	if (nm->cc != NULL)
 		return;
-	for (uint32_t id = 0; id < DTX_TOPO_MAX; id++)
+	uint64_t now = dtx_mono_ns();
+	for (uint32_t id = 0; id < DTX_TOPO_MAX; id++) {
 		if (nm->armed[id][0] != '\0' && hx_cluster_pid(nm->cl, id) == 0)
 			crash_hit(nm, id);
+		if (nm->up_at[id] != 0 && now >= nm->up_at[id]) {
+			nm->up_at[id] = 0;
+			hx_nem_event e = event1(HX_NA_RESTART, id);
+			dtx_err rv = restart(nm, id);
+			if (rv == DTX_OK)
+				nm->killed[id] = false;
+			record_rv(nm, &e, rv, NULL);
+		}
+	}
 }
 
 // Lost unsynced writes and crash points. True when it handled e; *rv is
@@ -1938,6 +2029,7 @@ apply(hx_nemesis *nm, const hx_nem_event *e)
 		break;
 	case HX_NA_KILL:
 		for (uint32_t i = 0; i < e->ntargets; i++) {
+			clock_before_kill(nm, e->targets[i]);
 			if ((r = hx_cluster_signal(
 			         nm->cl, e->targets[i], SIGKILL)) != DTX_OK)
 				rv = r;
@@ -1950,6 +2042,8 @@ apply(hx_nemesis *nm, const hx_nem_event *e)
 				rv = r;
 			nm->killed[e->targets[i]] = false;
 		}
+		if (rv == DTX_OK)
+			clock_after_restart(nm, e, extra, sizeof(extra));
 		break;
 	case HX_NA_PAUSE:
 	case HX_NA_RESUME:
@@ -2181,6 +2275,7 @@ hx_nemesis_stop(hx_nemesis *nm)
 		if ((r = restart(nm, nd->id)) != DTX_OK)
 			rv = r;
 		nm->killed[nd->id] = false;
+		nm->up_at[nd->id] = 0;
 		ids[k++] = nd->id;
 	}
 	if (k > 0)

@@ -8,9 +8,12 @@
 // 5,000 transactions at 2 s a call then runs for hours while it looks,
 // from outside, like one call stuck in nng_aio_wait. So a sweep gives up
 // on a node that has failed every call for HX__SWEEP_NODE_WAIT_MS (and at
-// least HX__SWEEP_NODE_TRIES calls in a row), and ends as a whole at its
-// deadline; either way it stops at once and says which node it waited for
-// and how long. Before it gives a node up it dials it afresh once (a new
+// least HX__SWEEP_NODE_TRIES calls in a row) and asks it nothing more,
+// saying which node it waited for and how long; the other nodes are still
+// asked, so a daemon that died (one that refused its data directory as it
+// restarted, say) costs its own answers and not the verdict. The sweep
+// ends as a whole at its deadline. Before it gives a node up it dials it
+// afresh once (a new
 // socket): in a process where nng 1.5.2 can no longer tear connections
 // down, an old link to a restarted node is never dialled again (README,
 // "Known limit").
@@ -26,7 +29,6 @@ hx__sweep_init(hx__sweep *s, const char *what, uint64_t budget_ms)
 	snprintf(s->what, sizeof(s->what), "%s", what);
 	s->t0 = dtx_mono_ns();
 	s->deadline = s->t0 + budget_ms * 1000000u;
-	s->node = -1;
 }
 
 // True when rv says the node did not answer at all (an ERROR reply or a
@@ -43,16 +45,25 @@ hx__sweep_over(const hx__sweep *s)
 	return s->err != DTX_OK;
 }
 
+bool
+hx__sweep_lost(const hx__sweep *s, uint32_t id)
+{
+	return id < DTX_TOPO_MAX && s->nodes[id].lost;
+}
+
 static void
 give_up(hx__sweep *s, uint32_t id, uint64_t now)
 {
-	const hx__sweep_node *n = &s->nodes[id];
-	s->err = DTX_ETIMEDOUT;
-	s->node = (int32_t)id;
+	hx__sweep_node *n = &s->nodes[id];
+	n->lost = true;
+	if (id < 32)
+		s->lost |= 1u << id;
+	if (s->why[0] != '\0')
+		return; // the first one is named
 	snprintf(s->why, sizeof(s->why),
 	    "%s: node %u has not answered for %.1f s (%u calls in a row "
-	    "failed, the last with %s); is it running? (the sweep gave up "
-	    "after %.1f s)",
+	    "failed, the last with %s); is it running? (after %.1f s the "
+	    "sweep asked it nothing more: its answers are unknown)",
 	    s->what, id, (double)(now - n->since) / 1e9, n->fails,
 	    dtx_errname(n->last), (double)(now - s->t0) / 1e9);
 }
@@ -60,7 +71,7 @@ give_up(hx__sweep *s, uint32_t id, uint64_t now)
 bool
 hx__sweep_note(hx__sweep *s, uint32_t id, uint64_t started, dtx_err rv)
 {
-	if (s->err != DTX_OK)
+	if (s->err != DTX_OK || hx__sweep_lost(s, id))
 		return false;
 	uint64_t now = dtx_mono_ns();
 	if (id < DTX_TOPO_MAX) {
@@ -81,7 +92,6 @@ hx__sweep_note(hx__sweep *s, uint32_t id, uint64_t started, dtx_err rv)
 	}
 	if (now >= s->deadline) {
 		s->err = DTX_ETIMEDOUT;
-		s->node = id < DTX_TOPO_MAX ? (int32_t)id : -1;
 		snprintf(s->why, sizeof(s->why),
 		    "%s: not done after %.1f s (its deadline), the last call "
 		    "to node %u %s",
@@ -98,6 +108,8 @@ hx__sweep_call(hx__sweep *s, hx_conn *c, uint32_t id, proto_msg *req,
 {
 	if (s->err != DTX_OK)
 		return s->err;
+	if (hx__sweep_lost(s, id))
+		return DTX_EUNREACH;
 	// No call may run past the sweep's deadline.
 	uint64_t now = dtx_mono_ns();
 	uint64_t left = s->deadline > now ? (s->deadline - now) / 1000000u : 0;

@@ -622,6 +622,7 @@ attempt(proto_client *c, nng_msg *msg, uint64_t id, uint32_t timeout_ms,
 {
 	slot *s = NULL;
 	uint64_t t0 = dtx_mono_ns();
+	dtx_crash_gate();
 	if (!wait_ready(c, send_ms(c, timeout_ms))) {
 		nng_msg_free(msg);
 		return DTX_EUNREACH;
@@ -834,6 +835,7 @@ acall_send(acall *a)
 		acall_finish(a, DTX_ENOMEM, NULL);
 		return;
 	}
+	dtx_crash_gate();
 	a->state = A_SEND;
 	nng_aio_set_msg(a->aio, msg);
 	nng_aio_set_timeout(a->aio, send_timeout(a->c, a->t0, a->timeout_ms));

@@ -151,7 +151,7 @@ do_sync(stor_wal *w, int fd)
 {
 	if (w->opts.sync == STOR_SYNC_NONE)
 		return DTX_OK;
-	dtx_crash_fsync_gate();
+	dtx_crash_gate();
 	int e = w->opts.sync_fn ? w->opts.sync_fn(w->opts.hook_arg, fd)
 	                        : default_sync(NULL, fd);
 	return e == 0 ? DTX_OK : dtx_from_errno(e);

@@ -1046,6 +1046,40 @@ test_session_node_order(void **state)
 	hx_history_free(h);
 }
 
+// Rule 14 at restarts: the nemesis reads a node's clock before it kills
+// it and after the restart; a clock that starts below what it stamped
+// before is a ts-regression, whatever the reads show.
+static void
+test_session_restart_clock(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	read_by(h, 0, 2, 0, 1, 500);
+	add(h, 3, HX_PROC_NEMESIS, HX_OP_INFO, "kill", "{\"targets\":[2]}");
+	add(h, 5, HX_PROC_NEMESIS, HX_OP_INFO, "restart",
+	    "{\"targets\":[2],\"hlc\":[{\"node\":2,\"before\":"
+	    "39321600,\"after\":39387136}]}"); // 600 ms, then 601 ms
+	hx_session_result r;
+	check_session(h, false, HX_VALID_TRUE, &r);
+	assert_int_equal(r.restarts, 1);
+	assert_int_equal(r.regressions, 0);
+	hx_check_fini(&r.c);
+	int64_t at = add(h, 9, HX_PROC_NEMESIS, HX_OP_INFO, "restart",
+	    "{\"targets\":[2,3],\"hlc\":[{\"node\":3,\"before\":"
+	    "39321600,\"after\":39321600},{\"node\":2,\"before\":"
+	    "39387136,\"after\":26214400}]}"); // 600 = 600; 601 > 400
+	check_session(h, false, HX_VALID_FALSE, &r);
+	assert_int_equal(r.restarts, 3);
+	assert_int_equal(r.regressions, 2);
+	assert_int_equal(r.max_back_ms, 201);
+	assert_int_equal(count_anoms(&r.c, "ts-regression"), 2);
+	assert_int_equal(r.c.anoms[0].op_index, at);
+	assert_non_null(strstr(r.c.anoms[1].detail, "\"restart\":true"));
+	assert_non_null(strstr(r.c.summary, "3 restarts' clocks, 2 went back"));
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
 // Writes text into a temporary file; returns its path (static buffer
 // per slot).
 static const char *
@@ -1116,13 +1150,13 @@ test_logs_expected_refusal(void **state)
 	// segfault leaves nothing in its log) is an anomaly of its own.
 	logs[0].expected[0].to = 2 * to - from;
 	assert_int_equal(hx_check_logs(logs, 1, &r), DTX_OK);
-	assert_int_equal(hx_check_logs_deaths(h, &r), DTX_OK);
+	assert_int_equal(hx_check_logs_deaths(h, 0, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_TRUE);
 	assert_int_equal(r.died, 0);
 	add(h, 9, HX_PROC_NEMESIS, HX_OP_INFO, "restart",
 	    "{\"targets\":[2,4],\"faults\":[],"
 	    "\"died_unexpectedly\":[4,2]}");
-	assert_int_equal(hx_check_logs_deaths(h, &r), DTX_OK);
+	assert_int_equal(hx_check_logs_deaths(h, 0, &r), DTX_OK);
 	assert_int_equal(r.c.valid, HX_VALID_FALSE);
 	assert_int_equal(r.died, 2);
 	assert_int_equal(count_anoms(&r.c, "daemon-died"), 2);
@@ -1130,6 +1164,15 @@ test_logs_expected_refusal(void **state)
 	assert_true(hx_json_valid(r.c.json, strlen(r.c.json)));
 	assert_non_null(strstr(r.c.json, "\"died\":2"));
 	assert_non_null(strstr(r.c.json, "{\"valid\":false,\"files\":1,"));
+	hx_check_fini(&r.c);
+	// A node found dead after recovery (restarted by the nemesis, then
+	// gone) is one too.
+	assert_int_equal(hx_check_logs(logs, 1, &r), DTX_OK);
+	assert_int_equal(hx_check_logs_deaths(h, 1u << 3, &r), DTX_OK);
+	assert_int_equal(r.c.valid, HX_VALID_FALSE);
+	assert_int_equal(r.died, 3);
+	assert_int_equal(count_anoms(&r.c, "daemon-died"), 3);
+	assert_non_null(strstr(r.c.summary, "3 daemon(s) died"));
 	hx_check_fini(&r.c);
 	unlink(logs[0].path);
 	unlink(logs[1].path);
@@ -1605,6 +1648,7 @@ main(void)
 		cmocka_unit_test(test_replay_indeterminate),
 		cmocka_unit_test(test_session_read_your_writes),
 		cmocka_unit_test(test_session_node_order),
+		cmocka_unit_test(test_session_restart_clock),
 		cmocka_unit_test(test_logs_expected_refusal),
 		cmocka_unit_test(test_logs),
 		cmocka_unit_test(test_report_links_trace),

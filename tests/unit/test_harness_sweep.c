@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: MIT
 //
-// The STATUS sweep after a bank run ends when a node stops answering. A
-// fake cluster (a coordinator and a participant that answer STATUS, and a
-// participant that is either a listener that takes requests and never
-// answers, or a port nobody listens on) is asked about 300 transfers:
-// every call to the silent node waits its 2 s (or its connection wait)
-// out, so a sweep without a bound would last 600 s (or 90 s); the sweep
-// gives the node up after HX__SWEEP_NODE_WAIT_MS and fails with a message
-// naming it and how long it was waited for. The meson timeout (60 s)
-// turns a sweep that does not end into a failure. With every node
-// answering, the sweep observes every transfer.
+// The STATUS sweep after a bank run gives a node up when it stops
+// answering. A fake cluster (a coordinator and a participant that answer
+// STATUS, and a participant that is either a listener that takes requests
+// and never answers, or a port nobody listens on) is asked about 300
+// transfers: every call to the silent node waits its 2 s (or its
+// connection wait) out, so a sweep without a bound would last 600 s (or
+// 90 s). The sweep gives the node up after HX__SWEEP_NODE_WAIT_MS, asks it
+// nothing more, still asks the others about every transfer, and names the
+// node (the run's verdict then rests on the answers it has; the log
+// checker reports a daemon that died). The meson timeout (60 s) turns a
+// sweep that does not end into a failure. With every node answering, the
+// sweep observes every transfer.
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +80,8 @@ typedef enum third { ANSWERS, NEVER_ANSWERS, NOT_LISTENING } third;
 // by coordinator 0, with participant 2 as third says; *secs gets how
 // long it took.
 static dtx_err
-sweep(third how, hx_bankrun_err *e, size_t *nobs, double *secs)
+sweep(third how, hx_bankrun_err *e, size_t *nobs, double *secs,
+    uint32_t *unanswered)
 {
 	proto_server *s0 = answering(0), *s1 = answering(1), *s2 = NULL;
 	nng_socket quiet = NNG_SOCKET_INITIALIZER;
@@ -115,9 +118,14 @@ sweep(third how, hx_bankrun_err *e, size_t *nobs, double *secs)
 	dtx_err rv = hx__bank_txn_obs(&b, e);
 	*secs = (double)(dtx_mono_ns() - t0) / 1e9;
 	*nobs = b.nobs;
+	*unanswered = b.out.unanswered;
+	// The silent node's answers are unknown, every other one is had.
 	if (rv == DTX_OK)
 		for (size_t i = 0; i < b.nobs; i++)
-			assert_int_equal(b.obs[i].outcome, HX_TXN_COMMITTED);
+			assert_int_equal(b.obs[i].outcome,
+			    how != ANSWERS && b.obs[i].node == 2
+			        ? HX_TXN_UNKNOWN
+			        : HX_TXN_COMMITTED);
 	free(b.obs);
 	free(b.cts);
 	free(b.recs);
@@ -136,15 +144,18 @@ expect_given_up(third how)
 	hx_bankrun_err e = { .usage = false };
 	size_t nobs = 0;
 	double secs = 0;
-	assert_int_equal(sweep(how, &e, &nobs, &secs), DTX_ETIMEDOUT);
-	printf("gave up after %.1f s: %s\n", secs, e.msg);
-	assert_non_null(strstr(e.msg,
-	    "final STATUS sweep: node 2 has not "
-	    "answered for"));
-	// At least the node's wait, and not much more: one call past it.
+	uint32_t lost = 0;
+	assert_int_equal(sweep(how, &e, &nobs, &secs, &lost), DTX_OK);
+	printf("gave node 2 up; the sweep took %.1f s\n", secs);
+	assert_int_equal(lost, 1u << 2);
+	assert_string_equal(e.msg, "");
+	// At least the node's wait, and not much more: the calls before the
+	// redial and one past the wait (2 s each), and the other nodes'
+	// answers to the rest of the transfers (a few ms each).
 	assert_true(secs >= HX__SWEEP_NODE_WAIT_MS / 1e3);
-	assert_true(secs < HX__SWEEP_NODE_WAIT_MS / 1e3 + 8);
-	assert_int_equal(nobs, 0);
+	assert_true(secs < HX__SWEEP_NODE_WAIT_MS / 1e3 + 15);
+	// Every transfer observed at the coordinator and participant 1.
+	assert_int_equal(nobs, NREC * 3);
 }
 
 static void
@@ -168,8 +179,10 @@ test_every_node_answers(void **state)
 	hx_bankrun_err e = { .usage = false };
 	size_t nobs = 0;
 	double secs = 0;
-	assert_int_equal(sweep(ANSWERS, &e, &nobs, &secs), DTX_OK);
+	uint32_t lost = 0;
+	assert_int_equal(sweep(ANSWERS, &e, &nobs, &secs, &lost), DTX_OK);
 	assert_int_equal(nobs, NREC * 3);
+	assert_int_equal(lost, 0);
 	assert_string_equal(e.msg, "");
 }
 
