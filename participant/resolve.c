@@ -17,6 +17,9 @@
 // node id acts as recovery coordinator; any COMMITTED -> commit; any
 // ABORTED or never voted -> abort; any PRECOMMITTED -> PRE_COMMIT all
 // reachable, then DO_COMMIT; all merely PREPARED -> ABORT all reachable.
+// A participant that restarted with the transaction PREPARED aborts only
+// when every peer answered PREPARED (it is a recovering site: the others
+// may have committed without it).
 //
 // That protocol is correct only under crash-stop failures with bounded
 // message delays. Under a network partition it is WRONG: the coordinator
@@ -186,6 +189,8 @@ peer_decided(part *p, uint64_t txid, uint32_t peer, proto_txn_state st,
 	return false;
 }
 
+static bool was_recovered(const part *p, uint64_t txid);
+
 // The 3PC termination protocol, run when the coordinator is unreachable.
 static res_out
 terminate_3pc(part *p, const stor_indoubt *x)
@@ -231,6 +236,22 @@ terminate_3pc(part *p, const stor_indoubt *x)
 		for (size_t i = 0; i < nreach; i++)
 			(void)tell(p, reach[i], PROTO_DO_COMMIT, x->txid, 0);
 		return RES_DECIDED;
+	}
+	// A participant that crashed while uncertain (the transaction was
+	// reloaded at its start) is a failed site of the protocol, not one
+	// of the survivors that terminate it: the coordinator presumes a
+	// participant that does not acknowledge its PRE_COMMIT crashed and
+	// goes on to commit the others. So it learns the outcome from a peer
+	// that knows, and aborts only when every peer answered, all merely
+	// PREPARED (3PC's recovery rule); a peer it cannot reach may have
+	// committed, and it waits.
+	if (nreach < x->meta.npeers && was_recovered(p, x->txid)) {
+		DTX_LOGF(DTX_LOG_DEBUG, "TERMINATE_RECOVERED",
+		    DTX_FIELDS(DTX_LF_TXID(x->txid),
+		        DTX_LF_U("answered", nreach),
+		        DTX_LF_U("peers", x->meta.npeers)),
+		    "reloaded uncertain: waits for every peer");
+		return RES_UNDECIDED;
 	}
 	// Everyone reachable is only PREPARED: nobody can have committed
 	// (under crash-stop; see the top of this file).

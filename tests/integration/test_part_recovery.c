@@ -409,6 +409,33 @@ test_3pc_termination(void **state)
 	h_expect(h, P2, 0, "acct:b", 11);
 }
 
+// Rule 11, recovery: a participant that restarts with a 3PC transaction
+// PREPARED is a failed site, not a survivor. With the coordinator and its
+// peer both gone it must not abort by "all reachable uncertain" (the
+// coordinator may have presumed it crashed and committed the peer); once
+// the peer answers, merely PREPARED too, both abort.
+static void
+test_3pc_recovered_waits_for_peers(void **state)
+{
+	harness *h = *state;
+	clk_ts pts;
+	prepare_both(h, 9, PROTO_MODE_3PC, &pts);
+	// Both die before their 2 s in-doubt timeout; P1 comes back alone.
+	assert_int_equal(hx_cluster_signal(h->c, P2, SIGKILL), DTX_OK);
+	assert_int_equal(hx_cluster_signal(h->c, P1, SIGKILL), DTX_OK);
+	assert_int_equal(h_start(h, P1, NULL), DTX_OK);
+	assert_true(h_await_state(h, P1, "blocked", 10000));
+	dtx_sleep_ms(1500); // a few more resolver rounds: never a guess
+	assert_int_equal(h_status(h, P1, 9, NULL), PROTO_TS_PREPARED);
+	assert_int_equal(h_health_counter(h, P1, "resolved_by_termination"), 0);
+	// The peer is back, as uncertain: now everyone answered.
+	assert_int_equal(h_start(h, P2, NULL), DTX_OK);
+	assert_true(h_await_status(h, P1, 9, PROTO_TS_ABORTED, 15000));
+	assert_true(h_await_status(h, P2, 9, PROTO_TS_ABORTED, 15000));
+	h_expect(h, P1, 0, "acct:a", 10);
+	h_expect(h, P2, 0, "acct:b", 10);
+}
+
 int
 main(void)
 {
@@ -440,6 +467,8 @@ main(void)
 		    test_all_in_doubt_stays_blocked, setup2, h_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_3pc_termination, setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_3pc_recovered_waits_for_peers, setup2, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
