@@ -8,11 +8,15 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "proto_int.h"
 
@@ -74,6 +78,10 @@ struct proto_client {
 	nng_ctx hctx;
 	nng_aio *haio, *hsleep;
 	_Atomic uint64_t hello_logged_ns;
+	// Redialling (see redial_if_stuck); guarded by mu.
+	uint64_t lost_ns; // when the last connection went (0: one is up)
+	uint64_t redial_ns; // when redial_if_stuck last looked
+	int redials; // dialers started besides the first
 	struct proto_client *abandoned_next; // see proto_client_close
 };
 
@@ -319,16 +327,128 @@ wait_ready(proto_client *c, uint32_t ms)
 	return ok;
 }
 
+// nng 1.5.2 can stop tearing connections down in a process (README,
+// "Known limit"); a dialer whose connection went then never dials again,
+// and every call to that server fails for good. A client with TLS whose
+// calls find no connection for REDIAL_AFTER_MS, while the server accepts
+// TCP connections, starts one more dialer (REDIAL_MAX in all). A second
+// live connection is refused as it comes (on_pipe, ADD_PRE): there is one
+// hello per client.
+#define REDIAL_AFTER_MS 5000u
+#define REDIAL_MAX 4
+
+// Starts a dialer of c's socket to its URL.
+static int
+dial(proto_client *c)
+{
+	nng_dialer dl;
+	int rv = nng_dialer_create(&dl, c->sock, c->url);
+	if (rv == 0 && c->cfg.tls != NULL)
+		rv = nng_dialer_set_ptr(
+		    dl, NNG_OPT_TLS_CONFIG, proto__tls_nng(c->cfg.tls, false));
+	if (rv == 0)
+		rv = nng_dialer_start(dl, NNG_FLAG_NONBLOCK);
+	return rv;
+}
+
+// Whether a TCP connection to the host and port of url (tcp:// or
+// tls+tcp://) opens within timeout_ms; it is closed at once.
+static bool
+tcp_accepts(const char *url, int timeout_ms)
+{
+	const char *p = strstr(url, "://");
+	if (p == NULL || strstr(url, "tcp://") == NULL)
+		return false;
+	p += 3;
+	const char *colon = strrchr(p, ':');
+	char host[256], port[16];
+	size_t hl = colon != NULL ? (size_t)(colon - p) : 0;
+	if (colon == NULL || hl == 0 || hl >= sizeof(host) ||
+	    strlen(colon + 1) >= sizeof(port))
+		return false;
+	if (hl >= 2 && p[0] == '[' && p[hl - 1] == ']') {
+		p++;
+		hl -= 2;
+	}
+	memcpy(host, p, hl);
+	host[hl] = '\0';
+	snprintf(port, sizeof(port), "%s", colon + 1);
+	struct addrinfo hints, *ai = NULL;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, port, &hints, &ai) != 0 || ai == NULL)
+		return false;
+	bool ok = false;
+	int fd = socket(
+	    ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd >= 0) {
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+			ok = true;
+		} else if (errno == EINPROGRESS) {
+			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+			int err = 0;
+			socklen_t el = sizeof(err);
+			ok = poll(&pfd, 1, timeout_ms) == 1 &&
+			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) ==
+			        0 &&
+			    err == 0;
+		}
+		close(fd);
+	}
+	freeaddrinfo(ai);
+	return ok;
+}
+
+// Called when a call found no bound connection: one more dialer once the
+// connection has been gone REDIAL_AFTER_MS though the server accepts
+// connections (it is up: a working dialer would have reconnected within
+// NNG_OPT_RECONNMAXT). Looks at most once per REDIAL_AFTER_MS.
+static void
+redial_if_stuck(proto_client *c)
+{
+	uint64_t now = dtx_mono_ns(), wait = REDIAL_AFTER_MS * 1000000ULL;
+	pthread_mutex_lock(&c->mu);
+	uint64_t lost = c->lost_ns;
+	bool due = c->cfg.tls != NULL && !c->closing &&
+	    atomic_load(&c->pipes) == 0 && lost != 0 && now - lost >= wait &&
+	    now - c->redial_ns >= wait && c->redials < REDIAL_MAX;
+	if (due)
+		c->redial_ns = now;
+	pthread_mutex_unlock(&c->mu);
+	if (!due || !tcp_accepts(c->url, 300))
+		return;
+	int rv = dial(c);
+	pthread_mutex_lock(&c->mu);
+	if (rv == 0)
+		c->redials++;
+	pthread_mutex_unlock(&c->mu);
+	DTX_LOGF(DTX_LOG_WARN, "REDIAL",
+	    DTX_FIELDS(DTX_LF_S("why", rv == 0 ? NULL : nng_strerror(rv))),
+	    "no connection to %s for %.1f s though it accepts connections "
+	    "(nng did not dial again): %s",
+	    c->url, (double)(now - lost) / 1e9,
+	    rv == 0 ? "a new dialer started" : "no new dialer");
+}
+
 static void
 on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-	(void)p;
 	proto_client *c = arg;
+	if (ev == NNG_PIPE_EV_ADD_PRE) {
+		// One live connection at a time once a redial started.
+		pthread_mutex_lock(&c->mu);
+		bool extra = c->redials > 0 && atomic_load(&c->pipes) > 0;
+		pthread_mutex_unlock(&c->mu);
+		if (extra)
+			nng_pipe_close(p);
+		return;
+	}
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		atomic_fetch_add(&c->pipes, 1);
 		if (c->cfg.tls == NULL)
 			return;
 		pthread_mutex_lock(&c->mu);
+		c->lost_ns = 0;
 		c->gen++;
 		atomic_store(&c->ready, false);
 		if (c->hstate == H_IDLE && !c->closing)
@@ -348,6 +468,8 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 	pthread_mutex_lock(&c->mu);
 	atomic_store(&c->ready, false);
 	c->gen++;
+	if (atomic_load(&c->pipes) == 0)
+		c->lost_ns = dtx_mono_ns();
 	if (c->haio != NULL && hello_in_flight(c))
 		nng_aio_abort(c->haio, NNG_ECONNRESET);
 	for (slot *s = c->busy; s != NULL; s = s->next)
@@ -408,6 +530,8 @@ proto_client_open(const proto_client_cfg *cfg, proto_client **out)
 	         NNG_DURATION_INFINITE)) != 0 ||
 	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 10)) != 0 ||
 	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500)) != 0 ||
+	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_PRE, on_pipe, c)) !=
+	        0 ||
 	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe, c)) !=
 	        0 ||
 	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe, c)) !=
@@ -422,14 +546,7 @@ proto_client_open(const proto_client_cfg *cfg, proto_client **out)
 		err = proto_from_nng(rv);
 		goto fail;
 	}
-	nng_dialer dl;
-	if ((rv = nng_dialer_create(&dl, c->sock, cfg->url)) == 0 &&
-	    cfg->tls != NULL)
-		rv = nng_dialer_set_ptr(
-		    dl, NNG_OPT_TLS_CONFIG, proto__tls_nng(cfg->tls, false));
-	if (rv == 0)
-		rv = nng_dialer_start(dl, NNG_FLAG_NONBLOCK);
-	if (rv != 0) {
+	if ((rv = dial(c)) != 0) {
 		err = proto_from_nng(rv);
 		goto fail;
 	}
@@ -625,6 +742,7 @@ attempt(proto_client *c, nng_msg *msg, uint64_t id, uint32_t timeout_ms,
 	dtx_crash_gate();
 	if (!wait_ready(c, send_ms(c, timeout_ms))) {
 		nng_msg_free(msg);
+		redial_if_stuck(c);
 		return DTX_EUNREACH;
 	}
 	dtx_err err = slot_get(c, &s);
@@ -817,6 +935,7 @@ acall_ready(acall *a)
 		return false;
 	}
 	a->wait_until = 0;
+	redial_if_stuck(c);
 	acall_failed(a, DTX_EUNREACH);
 	return false;
 }
