@@ -79,10 +79,13 @@ enum {
 	K_SLOW
 };
 
-// How long a coordinator that died just after answering a client stays
-// down: past the participants' 2 s in-doubt timeout and their two 0.5 s
-// resolver calls, so that they decide without it (3PC's termination
-// protocol; 2PC's wait in doubt) before it comes back.
+// How long a node that died at some crash points stays down. A coordinator
+// that died just after answering a client: past the participants' 2 s
+// in-doubt timeout and their two 0.5 s resolver calls, so that they decide
+// without it (3PC's termination protocol; 2PC's wait in doubt). An
+// orchestrator that died between two compensations: long enough for
+// reads to see the half-compensated saga (rule 12: what they see must
+// never hold more money than the bank).
 #define CRASH_DOWN_MS 3500u
 
 // Every crash point of the daemons (grep dtx_crashpoint), the role whose
@@ -126,7 +129,8 @@ static const struct crashpoint {
 	{ "saga.after_begin_log", DTX_ROLE_SAGA, "saga", false, 0 },
 	{ "saga.after_step_start_log", DTX_ROLE_SAGA, "saga", false, 0 },
 	{ "saga.after_step_applied", DTX_ROLE_SAGA, "saga", false, 0 },
-	{ "saga.during_compensation", DTX_ROLE_SAGA, "saga", false, 0 },
+	{ "saga.during_compensation", DTX_ROLE_SAGA, "saga", false,
+	    CRASH_DOWN_MS },
 	{ "clk.bound.before_rename", DTX_ROLE_CLIENT, "2pc,3pc,saga", false,
 	    0 },
 };
@@ -1687,7 +1691,13 @@ apply_aimed(
 		*rv = nm->cc != NULL ? DTX_EPERM
 		                     : hx_send_fault(nm->conn, id, "crash_at",
 		                           &one, 1, e->point);
-		if (*rv == DTX_OK) {
+		// A daemon that reaches the point just after arming it dies
+		// before its answer leaves: an arming sent but not answered
+		// is watched too (crash_hit's "confirmed" says whether its
+		// log shows the point).
+		if (*rv == DTX_OK ||
+		    (nm->up_at[id] == 0 &&
+		        (*rv == DTX_ETIMEDOUT || *rv == DTX_ECLOSED))) {
 			snprintf(nm->armed[id], sizeof(nm->armed[id]), "%s",
 			    e->point);
 			nm->armed_ns[id] = dtx_mono_ns();
