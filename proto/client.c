@@ -81,7 +81,6 @@ struct proto_client {
 	// Redialling (see redial_if_stuck); guarded by mu.
 	uint64_t lost_ns; // when the last connection went (0: one is up)
 	uint64_t redial_ns; // when redial_if_stuck last looked
-	uint64_t up_ns; // since when the server accepts, in this outage
 	int redials; // dialers started besides the first
 	struct proto_client *abandoned_next; // see proto_client_close
 };
@@ -331,14 +330,11 @@ wait_ready(proto_client *c, uint32_t ms)
 // nng 1.5.2 can stop tearing connections down in a process (README,
 // "Known limit"); a dialer whose connection went then never dials again,
 // and every call to that server fails for good. A client with TLS whose
-// calls find no connection for REDIAL_AFTER_MS, while the server has
-// accepted TCP connections for REDIAL_UP_MS (a working dialer reconnects
-// within NNG_OPT_RECONNMAXT, 500 ms, of a server coming back), starts one
-// more dialer (REDIAL_MAX in all). A second live connection is refused as
-// it comes (on_pipe, ADD_PRE): there is one hello per client.
+// calls find no connection for REDIAL_AFTER_MS, while the server accepts
+// TCP connections, starts one more dialer (REDIAL_MAX in all). A second
+// live connection is refused as it comes (on_pipe, ADD_PRE): there is one
+// hello per client.
 #define REDIAL_AFTER_MS 5000u
-#define REDIAL_UP_MS 2000u
-#define REDIAL_LOOK_MS 500u
 #define REDIAL_MAX 4
 
 // Starts a dialer of c's socket to its URL.
@@ -404,34 +400,22 @@ tcp_accepts(const char *url, int timeout_ms)
 }
 
 // Called when a call found no bound connection: one more dialer once the
-// connection has been gone REDIAL_AFTER_MS and the server has accepted
-// connections for REDIAL_UP_MS of it. Looks at most once per
-// REDIAL_LOOK_MS.
+// connection has been gone REDIAL_AFTER_MS though the server accepts
+// connections (it is up: a working dialer would have reconnected within
+// NNG_OPT_RECONNMAXT). Looks at most once per REDIAL_AFTER_MS.
 static void
 redial_if_stuck(proto_client *c)
 {
-	uint64_t now = dtx_mono_ns(), ms = 1000000ULL;
+	uint64_t now = dtx_mono_ns(), wait = REDIAL_AFTER_MS * 1000000ULL;
 	pthread_mutex_lock(&c->mu);
 	uint64_t lost = c->lost_ns;
 	bool due = c->cfg.tls != NULL && !c->closing &&
-	    atomic_load(&c->pipes) == 0 && lost != 0 &&
-	    now - lost >= REDIAL_AFTER_MS * ms &&
-	    now - c->redial_ns >= REDIAL_LOOK_MS * ms &&
-	    c->redials < REDIAL_MAX;
+	    atomic_load(&c->pipes) == 0 && lost != 0 && now - lost >= wait &&
+	    now - c->redial_ns >= wait && c->redials < REDIAL_MAX;
 	if (due)
 		c->redial_ns = now;
 	pthread_mutex_unlock(&c->mu);
-	if (!due)
-		return;
-	bool up = tcp_accepts(c->url, 300);
-	pthread_mutex_lock(&c->mu);
-	if (!up || c->up_ns == 0 || c->lost_ns != lost)
-		c->up_ns = up && c->lost_ns == lost ? now : 0;
-	due = up && c->up_ns != 0 && now - c->up_ns >= REDIAL_UP_MS * ms;
-	if (due)
-		c->up_ns = 0;
-	pthread_mutex_unlock(&c->mu);
-	if (!due)
+	if (!due || !tcp_accepts(c->url, 300))
 		return;
 	int rv = dial(c);
 	pthread_mutex_lock(&c->mu);
@@ -465,7 +449,6 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 			return;
 		pthread_mutex_lock(&c->mu);
 		c->lost_ns = 0;
-		c->up_ns = 0;
 		c->gen++;
 		atomic_store(&c->ready, false);
 		if (c->hstate == H_IDLE && !c->closing)
