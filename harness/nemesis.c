@@ -1692,12 +1692,15 @@ apply_aimed(
 		                     : hx_send_fault(nm->conn, id, "crash_at",
 		                           &one, 1, e->point);
 		// A daemon that reaches the point just after arming it dies
-		// before its answer leaves: an arming sent but not answered
-		// is watched too (crash_hit's "confirmed" says whether its
-		// log shows the point).
+		// before its answer leaves, and a retried call reports its
+		// last attempt's failure though an earlier one arrived: an
+		// arming that failed on the way is watched too, unless the
+		// node is down (crash_hit's "confirmed" says whether its log
+		// shows the point).
 		if (*rv == DTX_OK ||
-		    (nm->up_at[id] == 0 &&
-		        (*rv == DTX_ETIMEDOUT || *rv == DTX_ECLOSED))) {
+		    (nm->up_at[id] == 0 && !nm->killed[id] &&
+		        (*rv == DTX_ETIMEDOUT || *rv == DTX_ECLOSED ||
+		            *rv == DTX_EUNREACH))) {
 			snprintf(nm->armed[id], sizeof(nm->armed[id]), "%s",
 			    e->point);
 			nm->armed_ns[id] = dtx_mono_ns();
