@@ -548,7 +548,8 @@ hx__bank_saga_obs(hx_bankrun *b, uint64_t deadline, hx_bankrun_err *e)
 		// Sagas still running are given until the deadline to finish.
 		for (;;) {
 			uint64_t t = dtx_mono_ns();
-			rv = hx_saga_status(b->conn, r->gid, &st, &fs);
+			rv = hx_saga_status(b->conn, r->gid, &st, &fs,
+			    o[n].comp_ts, HX_SAGA_COMP_STEPS);
 			bool done = rv == DTX_OK && st != PROTO_SAGA_RUNNING &&
 			    st != PROTO_SAGA_COMPENSATING;
 			if (!hx__sweep_note(&sw, sg, t, rv) || done ||

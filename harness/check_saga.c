@@ -89,6 +89,51 @@ check_states(hx_saga_result *r, const hx_saga_obs *sorted, size_t nsagas)
 	return DTX_OK;
 }
 
+// Rule 12: a saga compensates its steps in reverse order, each only after
+// the later one's compensation was answered. That answer carries the
+// later participant's HLC, which the orchestrator's next request carries
+// on, so an earlier step's compensation stamp is above every later
+// step's. Stamps not known (0) are skipped.
+static dtx_err
+check_comp_order(hx_saga_result *r, const hx_saga_obs *sorted, size_t nsagas)
+{
+	for (size_t k = 0; k < nsagas; k++) {
+		const hx_saga_obs *s = &sorted[k];
+		uint32_t stamped = 0;
+		for (uint32_t i = 0; i < HX_SAGA_COMP_STEPS; i++)
+			stamped += s->comp_ts[i] != 0;
+		if (stamped < 2)
+			continue;
+		r->comp_ordered++;
+		for (uint32_t i = 0; i < HX_SAGA_COMP_STEPS; i++) {
+			if (s->comp_ts[i] == 0)
+				continue;
+			uint32_t j = i + 1;
+			while (j < HX_SAGA_COMP_STEPS &&
+			    (s->comp_ts[j] == 0 ||
+			        s->comp_ts[j] < s->comp_ts[i]))
+				j++;
+			if (j == HX_SAGA_COMP_STEPS)
+				continue;
+			if (r->misordered++ >= 3)
+				break; // counted; three are shown
+			hx_sb d = { 0 };
+			hx_sb_printf(&d,
+			    "{\"step\":%u,\"comp_ts\":%llu,"
+			    "\"later_step\":%u,\"later_comp_ts\":%llu}",
+			    i, (unsigned long long)s->comp_ts[i], j,
+			    (unsigned long long)s->comp_ts[j]);
+			dtx_err rv =
+			    hx__check_anomaly(&r->c, "compensation-order", NULL,
+			        false, 0, s->gid, hx_sb_take(&d));
+			if (rv != DTX_OK)
+				return rv;
+			break;
+		}
+	}
+	return DTX_OK;
+}
+
 // Compares a completed transfer (invocation op, completion comp) with
 // what became of its saga.
 static dtx_err
@@ -238,16 +283,26 @@ describe(hx_saga_result *r, const hx_bank_cfg *cfg, const hx_op *final,
 		    "; %zu reads saw MORE money than the bank (no saga "
 		    "order allows that)",
 		    r->above);
+	hx_sb_printf(
+	    &s, "; %zu sagas compensated more than one step", r->comp_ordered);
+	if (r->misordered > 0)
+		hx_sb_printf(&s,
+		    ", %zu of them OUT OF ORDER (an earlier step's "
+		    "compensation before a later one's)",
+		    r->misordered);
 	hx_sb_printf(&j,
 	    "{\"valid\":%s,\"sagas\":%zu,\"committed\":%zu,"
 	    "\"aborted\":%zu,\"unfinished\":%zu,\"transient_wrong_totals\":%zu,"
 	    "\"final_reads\":%zu,\"final_total\":%lld,\"final_ok\":%s,"
 	    "\"ok_not_committed\":%zu,\"fail_committed\":%zu,"
-	    "\"above_bank\":%zu,\"final_partial\":%s}",
+	    "\"above_bank\":%zu,\"final_partial\":%s,"
+	    "\"multi_step_compensations\":%zu,"
+	    "\"compensation_order_violations\":%zu}",
 	    hx_valid_json(valid), r->sagas, r->committed, r->aborted, r->stuck,
 	    r->transient, r->final_reads, (long long)r->final_total,
 	    r->final_ok ? "true" : "false", r->ok_not_committed,
-	    r->fail_committed, r->above, r->final_partial ? "true" : "false");
+	    r->fail_committed, r->above, r->final_partial ? "true" : "false",
+	    r->comp_ordered, r->misordered);
 	return hx__check_set(&r->c, valid, &s, &j);
 }
 
@@ -274,13 +329,14 @@ hx_check_saga(const hx_history *h, const hx_bank_cfg *cfg,
 	qsort(sorted, nsagas, sizeof(*sorted), cmp_saga);
 	r.sagas = nsagas;
 	if ((rv = check_states(&r, sorted, nsagas)) != DTX_OK ||
+	    (rv = check_comp_order(&r, sorted, nsagas)) != DTX_OK ||
 	    (rv = hx_history_pairs(h, &pairs)) != DTX_OK ||
 	    (rv = check_history(&r, h, cfg, pairs, sorted, nsagas, &final)) !=
 	        DTX_OK ||
 	    (rv = check_final(&r, cfg, final, &final_bad)) != DTX_OK)
 		goto done;
 	size_t bad = r.stuck + r.ok_not_committed + r.fail_committed + r.above +
-	    (final_bad ? 1 : 0);
+	    r.misordered + (final_bad ? 1 : 0);
 	hx_valid valid = bad > 0               ? HX_VALID_FALSE
 	    : final == NULL || r.final_partial ? HX_VALID_UNKNOWN
 	                                       : HX_VALID_TRUE;

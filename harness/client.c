@@ -807,8 +807,8 @@ hx_txn_status(hx_conn *c, uint32_t id, uint64_t txid, proto_txn_state *out)
 }
 
 dtx_err
-hx_saga_status(
-    hx_conn *c, const char *gid, proto_saga_state *st, int32_t *failed_step)
+hx_saga_status(hx_conn *c, const char *gid, proto_saga_state *st,
+    int32_t *failed_step, clk_ts *comp_ts, uint32_t ncomp)
 {
 	proto_msg req, rep;
 	uint32_t sg = hx_conn_saga_for(c, gid);
@@ -827,6 +827,10 @@ hx_saga_status(
 			break;
 		}
 	*failed_step = fs;
+	const proto_saga_status_reply *sr = &rep.u.saga_status_reply;
+	for (uint32_t i = 0; i < ncomp; i++)
+		comp_ts[i] =
+		    sr->comp_ts != NULL && i < sr->n_steps ? sr->comp_ts[i] : 0;
 	proto_msg_free(&rep);
 	return DTX_OK;
 }

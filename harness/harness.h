@@ -609,10 +609,16 @@ dtx_err hx_saga_state_parse(const char *s, hx_saga_state *out);
 
 #define HX_GID_MAX 64 // including the NUL
 
+// Compensation stamps kept per saga: its first HX_SAGA_COMP_STEPS steps.
+#define HX_SAGA_COMP_STEPS 16
+
 typedef struct hx_saga_obs {
 	char gid[HX_GID_MAX];
 	hx_saga_state state;
 	int32_t failed_step; // -1 when no step failed
+	// The HLC the participant stamped on the answer that completed each
+	// step's compensation, as the orchestrator reported it (0: not known).
+	clk_ts comp_ts[HX_SAGA_COMP_STEPS];
 } hx_saga_obs;
 
 // At quiescence every saga must be committed or aborted; the last ok
@@ -631,6 +637,10 @@ typedef struct hx_saga_result {
 	// violation (a saga debits before it credits and compensates in
 	// reverse, so no transient view holds more money than the bank).
 	size_t above;
+	// Sagas with two or more compensation stamps (rule 12's order is
+	// checked on them), and those whose stamps show an earlier step
+	// compensated before a later one: a violation.
+	size_t comp_ordered, misordered;
 	bool final_partial; // the final read lacks a node down for good
 	size_t final_reads; // ok final-reads
 	bool final_ok; // last ok final-read shows the total
@@ -1333,9 +1343,11 @@ dtx_err hx_send_fault(hx_conn *c, uint32_t id, const char *kind,
 // STATUS of txid at participant id.
 dtx_err hx_txn_status(
     hx_conn *c, uint32_t id, uint64_t txid, proto_txn_state *out);
-// SAGA_STATUS of gid at the orchestrator; failed_step -1 when none.
-dtx_err hx_saga_status(
-    hx_conn *c, const char *gid, proto_saga_state *st, int32_t *failed_step);
+// SAGA_STATUS of gid at the orchestrator; failed_step -1 when none;
+// comp_ts (ncomp entries, may be NULL) gets each step's compensation
+// stamp, 0 where the orchestrator does not know one.
+dtx_err hx_saga_status(hx_conn *c, const char *gid, proto_saga_state *st,
+    int32_t *failed_step, clk_ts *comp_ts, uint32_t ncomp);
 // Node id of the saga orchestrator, or UINT32_MAX when there is none.
 uint32_t hx_conn_saga_id(const hx_conn *c);
 

@@ -5,7 +5,7 @@
 // processes share, and the reading side (a cursor over runs, a run's
 // details) that `dtx results list|show` (cli/cmd_results.c) prints.
 //
-// Schema (version 2, PRAGMA user_version = 2, PRAGMA application_id =
+// Schema (version 3, PRAGMA user_version = 3, PRAGMA application_id =
 // 0x64747831, "dtx1"; journal_mode WAL; every write in a transaction).
 // A new file is created at version 1 and brought up to date by the same
 // migrations an older file gets (see migrations[] below), so there is one
@@ -40,9 +40,12 @@
 //        -- one row per checker: valid as in runs, result JSON
 //   txn_obs(run_id, txid, node, outcome)    -- atomicity observations:
 //        -- outcome committed, aborted, in-doubt or unknown
-//   saga_obs(run_id, gid, state, failed_step) -- final saga states
+//   saga_obs(run_id, gid, state, failed_step, comp_ts) -- final saga
+//        -- states; comp_ts (v3) a JSON array of each step's compensation
+//        -- stamp (HLC, 0 unknown; trailing zeros left out), or NULL
 
 #include <errno.h>
+#include <inttypes.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +56,7 @@
 #include "harness_int.h"
 
 #define APP_ID 0x64747831
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define BATCH_ROWS 2000
 #define BUSY_TIMEOUT_MS 30000
 
@@ -107,6 +110,8 @@ static const char *const migrations[] = {
 	// 1 -> 2: interrupted runs; the txid of each op, for queries.
 	"ALTER TABLE runs ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE ops ADD COLUMN txid INTEGER;",
+	// 2 -> 3: the stamps that order each saga's compensations.
+	"ALTER TABLE saga_obs ADD COLUMN comp_ts TEXT;",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) + 1 == SCHEMA_VERSION,
     "one migration per schema version after the first");
@@ -638,6 +643,52 @@ hx_results_add_txn_obs(
 	    o, n, bind_txn, "storing observations");
 }
 
+// The comp_ts column of s: a JSON array up to its last known stamp, or
+// NULL when it has none.
+static void
+bind_comp_ts(sqlite3_stmt *st, int col, const hx_saga_obs *s)
+{
+	char text[HX_SAGA_COMP_STEPS * 21 + 3];
+	size_t n = HX_SAGA_COMP_STEPS, at = 0;
+	while (n > 0 && s->comp_ts[n - 1] == 0)
+		n--;
+	if (n == 0) {
+		sqlite3_bind_null(st, col);
+		return;
+	}
+	text[at++] = '[';
+	for (size_t i = 0; i < n; i++)
+		at += (size_t)snprintf(text + at, sizeof(text) - at,
+		    "%s%" PRIu64, i > 0 ? "," : "", (uint64_t)s->comp_ts[i]);
+	text[at++] = ']';
+	sqlite3_bind_text(st, col, text, (int)at, SQLITE_TRANSIENT);
+}
+
+// Parses a comp_ts column (NULL: none) into s->comp_ts.
+static dtx_err
+parse_comp_ts(const char *text, hx_saga_obs *s)
+{
+	if (text == NULL)
+		return DTX_OK;
+	hx_jdoc *doc = NULL;
+	if (hx_json_parse(text, strlen(text), &doc, NULL, 0) != DTX_OK)
+		return DTX_ECORRUPT;
+	const hx_jv *a = hx_jdoc_root(doc);
+	dtx_err e = a->type == HX_JV_ARR && a->len <= HX_SAGA_COMP_STEPS
+	    ? DTX_OK
+	    : DTX_ECORRUPT;
+	size_t i = 0;
+	for (const hx_jv *v = a->first; v != NULL && e == DTX_OK; v = v->next) {
+		uint64_t ts;
+		if (hx_jv_u64(v, &ts) != DTX_OK)
+			e = DTX_ECORRUPT;
+		else
+			s->comp_ts[i++] = (clk_ts)ts;
+	}
+	hx_jdoc_free(doc);
+	return e;
+}
+
 static void
 bind_saga(sqlite3_stmt *st, const void *ctx, size_t i)
 {
@@ -648,6 +699,7 @@ bind_saga(sqlite3_stmt *st, const void *ctx, size_t i)
 	    st, 2, s->gid, (int)strnlen(s->gid, HX_GID_MAX - 1), SQLITE_STATIC);
 	bind_text(st, 3, hx_saga_state_name(s->state));
 	sqlite3_bind_int64(st, 4, s->failed_step);
+	bind_comp_ts(st, 5, s);
 }
 
 dtx_err
@@ -655,8 +707,8 @@ hx_results_add_saga_obs(
     hx_results *db, int64_t run_id, const hx_saga_obs *s, size_t n)
 {
 	return insert_arr(db, run_id,
-	    "INSERT INTO saga_obs(run_id, gid, state, failed_step)"
-	    " VALUES(?,?,?,?)",
+	    "INSERT INTO saga_obs(run_id, gid, state, failed_step, comp_ts)"
+	    " VALUES(?,?,?,?,?)",
 	    s, n, bind_saga, "storing saga states");
 }
 
@@ -1060,7 +1112,7 @@ hx_results_load_obs(hx_results *db, int64_t id, hx_txn_obs **txns,
 	cap = 0;
 	if (e == DTX_OK)
 		e = prepare_run(db,
-		    "SELECT gid, state, failed_step FROM saga_obs"
+		    "SELECT gid, state, failed_step, comp_ts FROM saga_obs"
 		    " WHERE run_id = ? ORDER BY rowid",
 		    id, &st);
 	while (e == DTX_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1076,6 +1128,8 @@ hx_results_load_obs(hx_results *db, int64_t id, hx_txn_obs **txns,
 		}
 		memcpy(o->gid, gid, strlen(gid) + 1);
 		o->failed_step = (int32_t)sqlite3_column_int64(st, 2);
+		if ((e = parse_comp_ts(col_text(st, 3), o)) != DTX_OK)
+			break;
 	}
 	if (e == DTX_OK && st != NULL && rc != SQLITE_DONE)
 		e = db_fail(db, rc, "reading saga states");

@@ -1084,7 +1084,8 @@ keys_saga_status_reply(const proto_msg *m)
 	for (uint32_t i = 0; i < r->n_steps; i++)
 		if (r->step_states[i] > PROTO_SS_COMPENSATED)
 			return -1;
-	return opt_str(4, r->last_error);
+	return opt_str(
+	    r->comp_ts != NULL && r->n_steps > 0 ? 5 : 4, r->last_error);
 }
 
 static dtx_err
@@ -1100,6 +1101,12 @@ enc_saga_status_reply(msgpack_packer *pk, const proto_msg *m)
 	PROTO__TRY(proto__kv_uint(pk, "age", r->age_ms));
 	if (r->last_error != NULL)
 		PROTO__TRY(proto__kv_str(pk, "err", r->last_error));
+	if (r->comp_ts == NULL || r->n_steps == 0)
+		return DTX_OK;
+	PROTO__TRY(proto__key(pk, "cts"));
+	PROTO__PACK(msgpack_pack_array(pk, r->n_steps));
+	for (uint32_t i = 0; i < r->n_steps; i++)
+		PROTO__TRY(clk_ts_pack(pk, r->comp_ts[i]));
 	return DTX_OK;
 }
 
@@ -1125,7 +1132,18 @@ dec_saga_status_reply(rd *r, flds *fs, int depth, proto_msg *m)
 		q->step_states[i] = (uint8_t)v;
 	}
 	PROTO__TRY(proto__f_uint(r, fs, "age", UINT64_MAX, &q->age_ms));
-	return proto__f_str(r, fs, "err", false, 0, &q->last_error);
+	PROTO__TRY(proto__f_str(r, fs, "err", false, 0, &q->last_error));
+	if (!has_key(fs, "cts"))
+		return DTX_OK;
+	PROTO__TRY(proto__f_array(r, fs, "cts", n, n, &s, &n));
+	if (n == 0)
+		return PROTO__BAD(r, "%s: key 'cts': no steps", r->ctx);
+	q->comp_ts = dtx_calloc(n, sizeof(*q->comp_ts));
+	if (q->comp_ts == NULL)
+		return PROTO__OOM(r);
+	for (uint32_t i = 0; i < n; i++)
+		PROTO__TRY(proto__rd_ts(&s, "cts", &q->comp_ts[i]));
+	return DTX_OK;
 }
 
 static void
@@ -1134,6 +1152,7 @@ free_saga_status_reply(proto_msg *m)
 	dtx_free(m->u.saga_status_reply.gid);
 	dtx_free(m->u.saga_status_reply.step_states);
 	dtx_free(m->u.saga_status_reply.last_error);
+	dtx_free(m->u.saga_status_reply.comp_ts);
 }
 
 // ---------------------------------------------------------------- auth

@@ -423,8 +423,8 @@ proto__f_bool(rd *r, flds *fs, const char *k, bool *out)
 	return proto__rd_bool(&s, k, out);
 }
 
-static dtx_err
-rd_ts(rd *r, const char *k, clk_ts *out)
+dtx_err
+proto__rd_ts(rd *r, const char *k, clk_ts *out)
 {
 	uint32_t n;
 	PROTO__TRY(proto__rd_container(r, k, false, &n));
@@ -455,7 +455,7 @@ proto__f_ts(rd *r, flds *fs, const char *k, clk_ts *out)
 {
 	rd s;
 	PROTO__TRY(proto__need(r, fs, k, &s));
-	return rd_ts(&s, k, out);
+	return proto__rd_ts(&s, k, out);
 }
 
 static dtx_err

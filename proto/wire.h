@@ -448,6 +448,10 @@ typedef enum proto_step_state {
 //   "steps" array uint  0..PROTO_MAX_STEPS step states (proto_step_state)
 //   "age"   uint        milliseconds since the saga was submitted
 //   "err"   str         last error (optional)
+//   "cts"   array ts    (optional) n_steps entries: the HLC stamped on the
+//                       answer that completed each step's compensation,
+//                       [0, 0] when not known (not compensated, or
+//                       compensated before the orchestrator last started)
 typedef struct proto_saga_status_reply {
 	char *gid;
 	proto_saga_state state;
@@ -455,6 +459,7 @@ typedef struct proto_saga_status_reply {
 	uint8_t *step_states; // proto_step_state values
 	uint64_t age_ms;
 	char *last_error;
+	clk_ts *comp_ts; // NULL, or n_steps entries (0: not known)
 } proto_saga_status_reply;
 
 // A named counter in a HEALTH_REPLY.

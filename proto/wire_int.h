@@ -137,6 +137,8 @@ dtx_err proto__f_int(
     proto__rd *r, proto__flds *fs, const char *k, int64_t *out);
 dtx_err proto__f_bool(proto__rd *r, proto__flds *fs, const char *k, bool *out);
 dtx_err proto__f_ts(proto__rd *r, proto__flds *fs, const char *k, clk_ts *out);
+// The next element of an array as a timestamp [l, c] (k names it in errors).
+dtx_err proto__rd_ts(proto__rd *r, const char *k, clk_ts *out);
 dtx_err proto__f_str(proto__rd *r, proto__flds *fs, const char *k,
     bool required, uint32_t min, char **out);
 dtx_err proto__f_bytes(proto__rd *r, proto__flds *fs, const char *k,

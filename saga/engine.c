@@ -187,7 +187,8 @@ retry(job *j, const char *err)
 // (a compensation must not), tried again after the longest pause, the
 // failure shown (SAGA_STATUS, HEALTH) until someone fixes it.
 static void
-compensation_answered(job *j, proto_step_result res, const char *why)
+compensation_answered(
+    job *j, proto_step_result res, const char *why, clk_ts hlc)
 {
 	dtx_err rv;
 
@@ -197,7 +198,7 @@ compensation_answered(job *j, proto_step_result res, const char *why)
 		saga__park(j, (uint64_t)j->s->cfg->backoff_max_ms, send_step);
 		return;
 	}
-	if ((rv = saga__comp_done(j->s, j->r, j->step)) != DTX_OK) {
+	if ((rv = saga__comp_done(j->s, j->r, j->step, hlc)) != DTX_OK) {
 		log_failed(j, rv);
 		return;
 	}
@@ -245,12 +246,13 @@ step_done(void *arg, dtx_err err, proto_msg *rep)
 	job *j = arg;
 	proto_step_result res = PROTO_STEP_OK;
 	char why[PROTO_MAX_STR + 1], text[sizeof(j->r->last_error)];
+	clk_ts hlc;
 
 	if (!saga__step_judge(j->r, j->step, j->ph, err, rep, &res, why,
-	        sizeof(why), text, sizeof(text)))
+	        sizeof(why), text, sizeof(text), &hlc))
 		retry(j, text);
 	else if (j->ph == PROTO_PHASE_COMPENSATE)
-		compensation_answered(j, res, why);
+		compensation_answered(j, res, why, hlc);
 	else
 		action_answered(j, res, why);
 }

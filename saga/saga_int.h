@@ -113,6 +113,10 @@ struct saga__rec {
 	int32_t failed_step; // -1 when none
 	char *reason; // owned, failure reason (NULL: none)
 	char last_error[200]; // last error met while retrying ("" none)
+	// NULL, or n_steps entries: the HLC stamped on the answer that
+	// completed each step's compensation (0: not known). Kept in memory
+	// only, for SAGA_STATUS: a checker orders the compensations by it.
+	clk_ts *comp_ts;
 	uint64_t submit_wall_ms; // wall clock at submission (survives restart)
 	uint64_t comp_since_ns; // monotonic: compensation began (0: never)
 	uint64_t end_ns; // monotonic: finished (0: not yet)
@@ -306,10 +310,11 @@ void saga__step_req(
 // rv is DTX_OK or DTX_EREFUSED; freed here). True when it is definite:
 // *res and why hold the participant's result and reason (a definite
 // refusal of an action counts as failed). False when the call should be
-// retried: err says why.
+// retried: err says why. *hlc gets the HLC the participant stamped on a
+// definite answer (0 otherwise).
 bool saga__step_judge(const saga__rec *r, uint32_t i, proto_phase ph,
     dtx_err rv, proto_msg *rep, proto_step_result *res, char *why, size_t wlen,
-    char *err, size_t elen);
+    char *err, size_t elen, clk_ts *hlc);
 
 // The saga's log records, appended and applied (saga__log). A forced one
 // is made durable here when lsn is NULL, or else its LSN is returned in
@@ -333,8 +338,9 @@ dtx_err saga__action_outcome(
 // Compensation i was answered res (not OK): keeps and logs the error.
 void saga__comp_failed(
     saga *s, saga__rec *r, uint32_t i, proto_step_result res, const char *why);
-// Compensation i succeeded: logs it (unforced) and counts it.
-dtx_err saga__comp_done(saga *s, saga__rec *r, uint32_t i);
+// Compensation i succeeded, answered with the participant's HLC hlc:
+// logs it (unforced), counts it and keeps hlc for SAGA_STATUS.
+dtx_err saga__comp_done(saga *s, saga__rec *r, uint32_t i, clk_ts hlc);
 
 // ---------------------------------------------------------------- recover.c
 

@@ -260,6 +260,16 @@ status(saga *s, const proto_msg *req, proto_msg *rep)
 		}
 		memcpy(sr->step_states, r->st, r->n_steps);
 		sr->n_steps = r->n_steps;
+		if (r->comp_ts != NULL) {
+			sr->comp_ts =
+			    dtx_alloc(r->n_steps * sizeof(*sr->comp_ts));
+			if (sr->comp_ts == NULL) {
+				rv = DTX_ENOMEM;
+				goto unlock;
+			}
+			memcpy(sr->comp_ts, r->comp_ts,
+			    r->n_steps * sizeof(*sr->comp_ts));
+		}
 	}
 	uint64_t now = dtx_wall_ns() / 1000000u;
 	sr->age_ms = now > r->submit_wall_ms ? now - r->submit_wall_ms : 0;

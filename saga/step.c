@@ -73,10 +73,11 @@ saga__step_req(const saga__rec *r, uint32_t i, proto_phase ph, proto_msg *req)
 bool
 saga__step_judge(const saga__rec *r, uint32_t i, proto_phase ph, dtx_err rv,
     proto_msg *rep, proto_step_result *res, char *why, size_t wlen, char *err,
-    size_t elen)
+    size_t elen, clk_ts *hlc)
 {
 	uint32_t node = r->steps[i].participant;
 	bool definite = false;
+	*hlc = 0;
 	if (rv == DTX_OK) {
 		const proto_step_reply *sr = &rep->u.step_reply;
 		if (rep->hdr.type == PROTO_STEP_REPLY && sr->branch == i &&
@@ -85,6 +86,7 @@ saga__step_judge(const saga__rec *r, uint32_t i, proto_phase ph, dtx_err rv,
 			*res = sr->result;
 			snprintf(why, wlen, "%s",
 			    sr->reason != NULL ? sr->reason : "");
+			*hlc = rep->hdr.hlc;
 			definite = true;
 		} else {
 			snprintf(err, elen,
@@ -216,8 +218,14 @@ saga__comp_failed(
 }
 
 dtx_err
-saga__comp_done(saga *s, saga__rec *r, uint32_t i)
+saga__comp_done(saga *s, saga__rec *r, uint32_t i, clk_ts hlc)
 {
+	pthread_mutex_lock(&s->mu);
+	if (r->comp_ts == NULL)
+		r->comp_ts = dtx_calloc(r->n_steps, sizeof(*r->comp_ts));
+	if (r->comp_ts != NULL) // without memory the order is only unknown
+		r->comp_ts[i] = hlc;
+	pthread_mutex_unlock(&s->mu);
 	dtx_crashpoint("saga.during_compensation");
 	dtx_err rv = saga__log_step(s, r, i, PROTO_PHASE_COMPENSATE, true,
 	    PROTO_STEP_OK, NULL, false, NULL);

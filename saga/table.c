@@ -96,6 +96,7 @@ saga__rec_free(saga__rec *r)
 		proto_msg_free(&m);
 	}
 	dtx_free(r->st);
+	dtx_free(r->comp_ts);
 	dtx_free(r->gid);
 	dtx_free(r->reason);
 	dtx_free(r);

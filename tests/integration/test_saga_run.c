@@ -98,6 +98,8 @@ test_happy_path(void **state)
 	assert_int_equal(n, 2);
 	assert_int_equal(st[0], PROTO_SS_DONE);
 	assert_int_equal(st[1], PROTO_SS_DONE);
+	clk_ts cts[2];
+	assert_int_equal(ts_comp_ts(&T, gid, cts, 2), 0); // none compensated
 	// Resubmitting the same gid answers the same outcome and moves no
 	// money a second time.
 	assert_int_equal(
@@ -174,6 +176,12 @@ test_second_step_fails(void **state)
 	    ts_status(&T, gid, ss, &n, NULL, NULL, 0), PROTO_SAGA_ABORTED);
 	assert_int_equal(ss[0], PROTO_SS_COMPENSATED);
 	assert_int_equal(ss[1], PROTO_SS_COMPENSATED); // null compensation
+	// Rule 12's reverse order, as the participants' stamps show it:
+	// step 1's compensation was answered before step 0's was sent.
+	clk_ts cts[3];
+	assert_int_equal(ts_comp_ts(&T, gid, cts, 3), 2);
+	assert_true(cts[1] != 0 && cts[0] > cts[1]);
+	assert_true(cts[2] == 0);
 	// A plain transfer with too little money fails at step 0.
 	gid_of(gid, sizeof(gid), "fail1");
 	assert_int_equal(

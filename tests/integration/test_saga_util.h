@@ -438,6 +438,28 @@ ts_status(tsaga *t, const char *gid, uint8_t *steps, uint32_t *nsteps,
 	return st;
 }
 
+// SAGA_STATUS of gid: its compensation stamps copied into out[0..max)
+// (0 where none is known); the number of steps, 0 when the reply has no
+// stamps, -1 when the call failed.
+static inline int
+ts_comp_ts(tsaga *t, const char *gid, clk_ts *out, uint32_t max)
+{
+	proto_msg req, rep;
+	proto_msg_init(&req, PROTO_SAGA_STATUS);
+	proto_msg_init(&rep, PROTO_NONE);
+	req.u.gid.gid = (char *)gid;
+	int n = -1;
+	if (ts_call(t, t->saga_id, &req, &rep) == DTX_OK &&
+	    rep.hdr.type == PROTO_SAGA_STATUS_REPLY) {
+		const proto_saga_status_reply *sr = &rep.u.saga_status_reply;
+		n = sr->comp_ts != NULL ? (int)sr->n_steps : 0;
+		for (uint32_t i = 0; i < max; i++)
+			out[i] = i < (uint32_t)n ? sr->comp_ts[i] : 0;
+	}
+	proto_msg_free(&rep);
+	return n;
+}
+
 // Waits until gid is committed or aborted; returns its state or -1.
 static inline int
 ts_wait_final(tsaga *t, const char *gid, uint64_t timeout_ms)

@@ -563,6 +563,53 @@ test_saga_left_compensating_invalid(void **state)
 	hx_history_free(h);
 }
 
+// Rule 12's order from the compensation stamps: a later step's
+// compensation is answered (stamped) before an earlier one's. Stamps in
+// forward order are a violation; unknown stamps (0) are skipped.
+static void
+test_saga_compensation_order(void **state)
+{
+	(void)state;
+	hx_history *h = hx_history_new();
+	saga_transfer(h, 0, 0, "g1", HX_OP_FAIL);
+	saga_transfer(h, 10, 1, "g2", HX_OP_FAIL);
+	add(h, 100, 2, HX_OP_INVOKE, "final-read", NULL);
+	add(h, 101, 2, HX_OP_OK, "final-read",
+	    "{\"ts\":9,\"balances\":{\"0\":10,\"1\":10,\"2\":10,\"3\":10}}");
+	hx_saga_obs s[] = { saga("g1", HX_SAGA_ABORTED, -1),
+		saga("g2", HX_SAGA_ABORTED, -1) };
+	s[0].comp_ts[0] = 500; // step 1 first (400), then step 0: reverse
+	s[0].comp_ts[1] = 400;
+	s[1].comp_ts[1] = 300; // only one stamp known: nothing to order
+	hx_saga_result r;
+	check_saga(h, s, 2, HX_VALID_TRUE, &r);
+	assert_int_equal(r.comp_ordered, 1);
+	assert_int_equal(r.misordered, 0);
+	assert_non_null(strstr(r.c.summary, "1 sagas compensated more"));
+	hx_check_fini(&r.c);
+	// Step 0 compensated first: out of order, even with an unknown
+	// stamp between them.
+	s[1].comp_ts[0] = 200;
+	s[1].comp_ts[1] = 0;
+	s[1].comp_ts[2] = 300;
+	check_saga(h, s, 2, HX_VALID_FALSE, &r);
+	assert_int_equal(r.comp_ordered, 2);
+	assert_int_equal(r.misordered, 1);
+	assert_int_equal(count_anoms(&r.c, "compensation-order"), 1);
+	assert_string_equal(r.c.anoms[0].gid, "g2");
+	assert_non_null(strstr(r.c.anoms[0].detail, "\"later_step\":2"));
+	assert_non_null(strstr(r.c.summary, "OUT OF ORDER"));
+	assert_non_null(
+	    strstr(r.c.json, "\"compensation_order_violations\":1"));
+	hx_check_fini(&r.c);
+	// Equal stamps cannot come from the protocol either.
+	s[1].comp_ts[2] = 200;
+	check_saga(h, s, 2, HX_VALID_FALSE, &r);
+	assert_int_equal(r.misordered, 1);
+	hx_check_fini(&r.c);
+	hx_history_free(h);
+}
+
 // Reads during a saga run see half-done transfers; a final read after
 // quiescence shows the total again.
 static hx_history *
@@ -1639,6 +1686,7 @@ main(void)
 		cmocka_unit_test(test_atomicity_heuristic),
 		cmocka_unit_test(test_atomicity_history_cross_check),
 		cmocka_unit_test(test_saga_left_compensating_invalid),
+		cmocka_unit_test(test_saga_compensation_order),
 		cmocka_unit_test(test_saga_transient_totals_not_violations),
 		cmocka_unit_test(test_saga_final_total_wrong),
 		cmocka_unit_test(test_saga_total_above_bank),

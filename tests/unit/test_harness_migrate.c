@@ -76,7 +76,8 @@ static const char v1_rows[] =
     " '{\"from\":1,\"to\":2,\"amount\":3}', NULL);"
     "INSERT INTO ops VALUES(1, 1, 20, 0, 'ok', 'transfer',"
     " '{\"from\":1,\"to\":2,\"amount\":3,\"txid\":42}', NULL);"
-    "INSERT INTO faults VALUES(1, 0, 5, 15, 'kill', '[1]', '{}');";
+    "INSERT INTO faults VALUES(1, 0, 5, 15, 'kill', '[1]', '{}');"
+    "INSERT INTO saga_obs VALUES(1, 'g-old', 'aborted', 1);";
 
 static int
 setup(void **state)
@@ -172,6 +173,20 @@ test_v1_file_is_migrated(void **state)
 	assert_int_equal(hx_results_load_faults(db, 1, &f, &nf), DTX_OK);
 	assert_int_equal(nf, 1);
 	hx_faults_free(f, nf);
+	// A saga observation of version 1 loads with no compensation stamps.
+	hx_txn_obs *tx;
+	hx_saga_obs *so;
+	size_t ntx, nso;
+	assert_int_equal(
+	    hx_results_load_obs(db, 1, &tx, &ntx, &so, &nso), DTX_OK);
+	assert_int_equal(ntx, 0);
+	assert_int_equal(nso, 1);
+	assert_string_equal(so[0].gid, "g-old");
+	assert_int_equal(so[0].failed_step, 1);
+	for (int i = 0; i < HX_SAGA_COMP_STEPS; i++)
+		assert_true(so[0].comp_ts[i] == 0);
+	dtx_free(tx);
+	dtx_free(so);
 
 	// The new column is written.
 	assert_int_equal(hx_results_run_interrupted(db, 1), DTX_OK);
@@ -181,9 +196,10 @@ test_v1_file_is_migrated(void **state)
 	hx_run_record_fini(&r);
 	hx_results_close(db);
 
-	assert_int_equal(raw_int("PRAGMA user_version"), 2);
+	assert_int_equal(raw_int("PRAGMA user_version"), 3);
 	assert_true(has_column("runs", "interrupted"));
 	assert_true(has_column("ops", "txid"));
+	assert_true(has_column("saga_obs", "comp_ts"));
 	assert_int_equal(raw_int("SELECT interrupted FROM runs"), 1);
 	// Old ops keep a NULL txid (-1 here).
 	assert_int_equal(raw_int("SELECT txid FROM ops WHERE idx = 1"), -1);
@@ -192,7 +208,7 @@ test_v1_file_is_migrated(void **state)
 	assert_int_equal(
 	    hx_results_open(dbpath, false, &db, err, sizeof(err)), DTX_OK);
 	hx_results_close(db);
-	assert_int_equal(raw_int("PRAGMA user_version"), 2);
+	assert_int_equal(raw_int("PRAGMA user_version"), 3);
 	assert_int_equal(raw_int("SELECT count(*) FROM runs"), 1);
 }
 
@@ -224,7 +240,7 @@ test_new_file_and_txids(void **state)
 	assert_false(r.interrupted);
 	hx_run_record_fini(&r);
 	hx_results_close(db);
-	assert_int_equal(raw_int("PRAGMA user_version"), 2);
+	assert_int_equal(raw_int("PRAGMA user_version"), 3);
 	assert_int_equal(
 	    raw_int("SELECT count(*) FROM ops WHERE txid IS NULL"), 1);
 	// A uint64 txid is kept as its int64 bits.
@@ -232,6 +248,53 @@ test_new_file_and_txids(void **state)
 	    raw_int("SELECT txid FROM ops WHERE txid IS NOT NULL"), -1);
 	assert_int_equal(
 	    raw_int("SELECT count(*) FROM ops WHERE txid IS NOT NULL"), 1);
+}
+
+// Compensation stamps (v3) round-trip through the file; a saga without
+// any stores NULL, and a damaged column is refused, not misread.
+static void
+test_saga_comp_ts(void **state)
+{
+	(void)state;
+	hx_results *db;
+	char err[512];
+	assert_int_equal(
+	    hx_results_open(dbpath, true, &db, err, sizeof(err)), DTX_OK);
+	hx_run_info ri = { .mode = "saga", .nemesis = "none", .seed = 1 };
+	int64_t id;
+	assert_int_equal(hx_results_run_begin(db, &ri, &id), DTX_OK);
+	hx_saga_obs in[2];
+	memset(in, 0, sizeof(in));
+	snprintf(in[0].gid, sizeof(in[0].gid), "g1");
+	in[0].state = HX_SAGA_ABORTED;
+	in[0].failed_step = -1;
+	in[0].comp_ts[0] = (clk_ts)1 << 60;
+	in[0].comp_ts[2] = 7;
+	snprintf(in[1].gid, sizeof(in[1].gid), "g2");
+	in[1].state = HX_SAGA_COMMITTED;
+	in[1].failed_step = -1;
+	assert_int_equal(hx_results_add_saga_obs(db, id, in, 2), DTX_OK);
+	hx_txn_obs *tx;
+	hx_saga_obs *so;
+	size_t ntx, nso;
+	assert_int_equal(
+	    hx_results_load_obs(db, id, &tx, &ntx, &so, &nso), DTX_OK);
+	assert_int_equal(nso, 2);
+	assert_memory_equal(
+	    so[0].comp_ts, in[0].comp_ts, sizeof(in[0].comp_ts));
+	assert_memory_equal(
+	    so[1].comp_ts, in[1].comp_ts, sizeof(in[1].comp_ts));
+	dtx_free(tx);
+	dtx_free(so);
+	hx_results_close(db);
+	assert_int_equal(
+	    raw_int("SELECT count(*) FROM saga_obs WHERE comp_ts IS NULL"), 1);
+	raw_exec("UPDATE saga_obs SET comp_ts = '[1,\"x\"]' WHERE gid = 'g1'");
+	assert_int_equal(
+	    hx_results_open(dbpath, false, &db, err, sizeof(err)), DTX_OK);
+	assert_int_equal(
+	    hx_results_load_obs(db, id, &tx, &ntx, &so, &nso), DTX_ECORRUPT);
+	hx_results_close(db);
 }
 
 static void
@@ -292,7 +355,7 @@ test_concurrent_openers(void **state)
 		assert_int_equal(waitpid(pids[i], &st, 0), pids[i]);
 		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
-	assert_int_equal(raw_int("PRAGMA user_version"), 2);
+	assert_int_equal(raw_int("PRAGMA user_version"), 3);
 	assert_true(has_column("runs", "interrupted"));
 	assert_int_equal(raw_int("SELECT count(*) FROM runs"), 1);
 }
@@ -305,6 +368,8 @@ main(void)
 		    test_v1_file_is_migrated, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_new_file_and_txids, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_saga_comp_ts, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_failed_migration_rolls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(

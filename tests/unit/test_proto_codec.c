@@ -284,6 +284,9 @@ sample_data(proto_type t, proto_msg *m)
 		r->step_states[2] = PROTO_SS_PENDING;
 		r->age_ms = 12345;
 		ok(proto_str_set(&r->last_error, "participant 3 unreachable"));
+		r->comp_ts = dtx_calloc(3, sizeof(*r->comp_ts));
+		assert_non_null(r->comp_ts);
+		r->comp_ts[0] = ((clk_ts)1700000000000 << 16) | 3;
 		break;
 	}
 	case PROTO_HELLO:
@@ -612,6 +615,10 @@ eq_data(const proto_msg *a, const proto_msg *b)
 			    x->step_states, y->step_states, x->n_steps);
 		assert_true(x->age_ms == y->age_ms);
 		str_eq(x->last_error, y->last_error);
+		assert_int_equal(x->comp_ts == NULL, y->comp_ts == NULL);
+		if (x->comp_ts != NULL)
+			assert_memory_equal(x->comp_ts, y->comp_ts,
+			    x->n_steps * sizeof(*x->comp_ts));
 		break;
 	}
 	default:
