@@ -80,6 +80,8 @@ struct proto_client {
 	_Atomic uint64_t hello_logged_ns;
 	// Redialling (see redial_if_stuck); guarded by mu.
 	uint64_t lost_ns; // when the last connection went (0: one is up)
+	nng_pipe pipe; // the latest connection
+	uint64_t unbound_ns; // since when it has no finished hello (0: none)
 	uint64_t redial_ns; // when redial_if_stuck last looked
 	int redials; // dialers started besides the first
 	struct proto_client *abandoned_next; // see proto_client_close
@@ -226,6 +228,7 @@ hello_reply(proto_client *c, nng_msg *reply)
 		return;
 	}
 	c->hstate = H_IDLE;
+	c->unbound_ns = 0;
 	atomic_store(&c->ready, true);
 	pthread_cond_broadcast(&c->rcv);
 }
@@ -265,8 +268,9 @@ hello_cb(void *arg)
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(c->haio));
 			nng_aio_set_msg(c->haio, NULL);
-			hello_retry(
-			    c, rv == NNG_ETIMEDOUT ? NULL : nng_strerror(rv));
+			hello_retry(c,
+			    rv == NNG_ETIMEDOUT ? "send timed out"
+			                        : nng_strerror(rv));
 			break;
 		}
 		c->hstate =
@@ -333,7 +337,10 @@ wait_ready(proto_client *c, uint32_t ms)
 // calls find no connection for REDIAL_AFTER_MS, while the server accepts
 // TCP connections, starts one more dialer (REDIAL_MAX in all). A second
 // live connection is refused as it comes (on_pipe, ADD_PRE): there is one
-// hello per client.
+// hello per client. A connection whose hello has not finished after
+// REDIAL_AFTER_MS (its messages lost with a server that went away
+// unnoticed, or a server that never answers) is closed, so that the
+// dialer connects again and a new hello runs.
 #define REDIAL_AFTER_MS 5000u
 #define REDIAL_MAX 4
 
@@ -408,6 +415,19 @@ redial_if_stuck(proto_client *c)
 {
 	uint64_t now = dtx_mono_ns(), wait = REDIAL_AFTER_MS * 1000000ULL;
 	pthread_mutex_lock(&c->mu);
+	uint64_t unbound = c->unbound_ns;
+	if (c->cfg.tls != NULL && !c->closing && atomic_load(&c->pipes) > 0 &&
+	    !atomic_load(&c->ready) && unbound != 0 && now - unbound >= wait) {
+		nng_pipe p = c->pipe;
+		c->unbound_ns = now; // looked at again after another wait
+		pthread_mutex_unlock(&c->mu);
+		DTX_LOG(DTX_LOG_WARN, "HELLO_STUCK",
+		    "connection to %s has no finished hello after %.1f s: "
+		    "closed, to connect again",
+		    c->url, (double)(now - unbound) / 1e9);
+		nng_pipe_close(p);
+		return;
+	}
 	uint64_t lost = c->lost_ns;
 	bool due = c->cfg.tls != NULL && !c->closing &&
 	    atomic_load(&c->pipes) == 0 && lost != 0 && now - lost >= wait &&
@@ -449,6 +469,8 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 			return;
 		pthread_mutex_lock(&c->mu);
 		c->lost_ns = 0;
+		c->pipe = p;
+		c->unbound_ns = dtx_mono_ns();
 		c->gen++;
 		atomic_store(&c->ready, false);
 		if (c->hstate == H_IDLE && !c->closing)
@@ -468,8 +490,10 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 	pthread_mutex_lock(&c->mu);
 	atomic_store(&c->ready, false);
 	c->gen++;
-	if (atomic_load(&c->pipes) == 0)
+	if (atomic_load(&c->pipes) == 0) {
 		c->lost_ns = dtx_mono_ns();
+		c->unbound_ns = 0;
+	}
 	if (c->haio != NULL && hello_in_flight(c))
 		nng_aio_abort(c->haio, NNG_ECONNRESET);
 	for (slot *s = c->busy; s != NULL; s = s->next)

@@ -8,13 +8,15 @@
 // PREPARED record names coordinator 0 is refused; FAULT from a harness
 // certificate is refused without --enable-faults; the daemon refuses to
 // start on plaintext without --insecure or on tls+tcp without
-// certificates; and a coordinator with two participants, all over mutual
-// TLS, commits a client's transfer.
+// certificates; a client whose connection never finishes its hello closes
+// it and connects again; and a coordinator with two participants, all over
+// mutual TLS, commits a client's transfer.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -30,6 +32,7 @@
 #include "proto.h"
 #include "test_trust_util.h"
 
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 
@@ -658,6 +661,74 @@ test_startup_refusals(void **state)
 	    run_refused(f, "wrongcert", wrong, "names participant 2"), 0);
 }
 
+static void
+count_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	(void)ev;
+	atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+// A server that completes the TLS handshake but never answers the hello
+// (a peer gone quiet on a connection that stays up): the client's calls
+// fail as not delivered, and once the connection has gone 5 s without a
+// finished hello the client closes it, so the dialer connects again and
+// a new hello runs (HELLO_STUCK), instead of waiting on it for ever.
+static void
+test_hello_stuck_reconnects(void **state)
+{
+	NEED_FX();
+	char path[256], url[128];
+	static char crt[8192], key[8192];
+	const char *files[2] = { "p2.crt", "p2.key" };
+	char *bufs[2] = { crt, key };
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
+		FILE *fp = fopen(path, "r");
+		assert_non_null(fp);
+		size_t n = fread(bufs[i], 1, sizeof(crt) - 1, fp);
+		bufs[i][n] = '\0';
+		fclose(fp);
+	}
+	nng_tls_config *tc;
+	assert_int_equal(nng_tls_config_alloc(&tc, NNG_TLS_MODE_SERVER), 0);
+	assert_int_equal(nng_tls_config_own_cert(tc, crt, key, NULL), 0);
+	nng_socket srv;
+	nng_listener l;
+	atomic_int conns = 0;
+	snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", free_port());
+	assert_int_equal(nng_rep0_open_raw(&srv), 0);
+	assert_int_equal(
+	    nng_pipe_notify(srv, NNG_PIPE_EV_ADD_POST, count_pipe, &conns), 0);
+	assert_int_equal(nng_listener_create(&l, srv, url), 0);
+	assert_int_equal(nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tc), 0);
+	assert_int_equal(nng_listener_start(l, 0), 0);
+
+	proto_client_cfg cc = { .url = url,
+		.vc_nodes = 4,
+		.timeout_ms = 300,
+		.connect_wait_ms = 300,
+		.tls = f->client,
+		.check_server = true,
+		.server_node = 2 };
+	proto_client *c = NULL;
+	ok(proto_client_open(&cc, &c));
+	uint64_t end = dtx_mono_ns() + 15000000000ull;
+	while (atomic_load(&conns) < 2 && dtx_mono_ns() < end) {
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_PING);
+		proto_call_opts o = { .timeout_ms = 300 };
+		assert_int_equal(
+		    proto_client_call(c, &req, &rep, &o), DTX_EUNREACH);
+		dtx_sleep_ms(100);
+	}
+	fprintf(stderr, "# %d connections\n", atomic_load(&conns));
+	assert_true(atomic_load(&conns) >= 2);
+	proto_client_close(c);
+	nng_close(srv);
+	nng_tls_config_free(tc);
+}
+
 int
 main(void)
 {
@@ -665,6 +736,7 @@ main(void)
 		cmocka_unit_test(test_mtls_serves),
 		cmocka_unit_test(test_no_certificate),
 		cmocka_unit_test(test_other_ca),
+		cmocka_unit_test(test_hello_stuck_reconnects),
 		cmocka_unit_test(test_client_cannot_decide),
 		cmocka_unit_test(test_forged_decision),
 		cmocka_unit_test(test_fault_needs_flag),
