@@ -1160,7 +1160,10 @@ bool hx_subnet_pick(const hx_subnet *used, size_t nused, hx_subnet *out);
 // first free one of the pool. In use: every IPv4 address and route of the
 // root namespace and every live lease. DTX_EBUSY when want is taken or
 // the pool is full, DTX_EIO/DTX_EPERM when dir cannot be locked; err says
-// which. Thread- and process-safe.
+// which, and for a taken want whether an interface or route of this
+// machine (HX_SUBNET_BY_MACHINE in err) or a lease holds it. Thread- and
+// process-safe.
+#define HX_SUBNET_BY_MACHINE "an address or route of this machine"
 dtx_err hx_netns_claim(const char *prefix, const hx_subnet *want,
     const char *dir, hx_subnet *out, char *err, size_t errlen);
 // Drops prefix's leases in dir (NULL: the default). Idempotent.

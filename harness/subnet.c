@@ -317,6 +317,7 @@ hx_netns_claim(const char *prefix, const hx_subnet *want, const char *dir,
 		goto fail;
 	}
 	used_from_ip(used, &n);
+	size_t nip = n; // used[0..nip): this machine's interfaces and routes
 	scan_leases(dir, NULL, used, &n);
 	hx_subnet got;
 	if (want != NULL) {
@@ -328,7 +329,9 @@ hx_netns_claim(const char *prefix, const hx_subnet *want, const char *dir,
 			hx_subnet_format(want, a, sizeof(a));
 			hx_subnet_format(&used[k], b, sizeof(b));
 			dtx_errf(err, errlen,
-			    "subnet %s overlaps %s, which is in use", a, b);
+			    "subnet %s overlaps %s, which is in use (%s)", a, b,
+			    k < nip ? HX_SUBNET_BY_MACHINE
+			            : "leased by another netns run");
 			rv = DTX_EBUSY;
 			goto fail;
 		}
