@@ -528,16 +528,27 @@ check_saga(hx_history *h, const hx_saga_obs *s, size_t n, hx_valid valid,
 	assert_int_equal(r->c.valid, valid);
 }
 
+// Sagas g1 and g2 (client outcomes a and b), then a final read of
+// balances (a JSON object).
+static hx_history *
+two_sagas(hx_op_type a, hx_op_type b, const char *balances)
+{
+	char v[128];
+	hx_history *h = hx_history_new();
+	saga_transfer(h, 0, 0, "g1", a);
+	saga_transfer(h, 10, 1, "g2", b);
+	add(h, 100, 2, HX_OP_INVOKE, "final-read", NULL);
+	snprintf(v, sizeof(v), "{\"ts\":9,\"balances\":%s}", balances);
+	add(h, 101, 2, HX_OP_OK, "final-read", v);
+	return h;
+}
+
 static void
 test_saga_left_compensating_invalid(void **state)
 {
 	(void)state;
-	hx_history *h = hx_history_new();
-	saga_transfer(h, 0, 0, "g1", HX_OP_OK);
-	saga_transfer(h, 10, 1, "g2", HX_OP_INFO);
-	add(h, 100, 2, HX_OP_INVOKE, "final-read", NULL);
-	add(h, 101, 2, HX_OP_OK, "final-read",
-	    "{\"ts\":9,\"balances\":{\"0\":7,\"1\":13,\"2\":10,\"3\":10}}");
+	hx_history *h = two_sagas(
+	    HX_OP_OK, HX_OP_INFO, "{\"0\":7,\"1\":13,\"2\":10,\"3\":10}");
 	hx_saga_obs s[] = { saga("g1", HX_SAGA_COMMITTED, -1),
 		saga("g2", HX_SAGA_COMPENSATING, 1) };
 	hx_saga_result r;
@@ -570,12 +581,8 @@ static void
 test_saga_compensation_order(void **state)
 {
 	(void)state;
-	hx_history *h = hx_history_new();
-	saga_transfer(h, 0, 0, "g1", HX_OP_FAIL);
-	saga_transfer(h, 10, 1, "g2", HX_OP_FAIL);
-	add(h, 100, 2, HX_OP_INVOKE, "final-read", NULL);
-	add(h, 101, 2, HX_OP_OK, "final-read",
-	    "{\"ts\":9,\"balances\":{\"0\":10,\"1\":10,\"2\":10,\"3\":10}}");
+	hx_history *h = two_sagas(
+	    HX_OP_FAIL, HX_OP_FAIL, "{\"0\":10,\"1\":10,\"2\":10,\"3\":10}");
 	hx_saga_obs s[] = { saga("g1", HX_SAGA_ABORTED, -1),
 		saga("g2", HX_SAGA_ABORTED, -1) };
 	s[0].comp_ts[0] = 500; // step 1 first (400), then step 0: reverse
