@@ -68,6 +68,15 @@ expect(raises(lambda: parse_text("desc: d\n--- anchor\na\n--- replace\n"
        "missing headers are refused")
 expect(raises(lambda: parse_text(HEAD + "bogus: 1\n"), "unknown header"),
        "unknown headers are refused")
+PAIR = "--- anchor\na\n--- replace\nb\n--- end\n"
+expect(good["env_vars"] == {}, "no env header: no settings")
+expect(parse_text(HEAD + "env: DTX_CHECKPOINT_MS=100 DTX_A_B=x\n" + PAIR)
+       ["env_vars"] == {"DTX_CHECKPOINT_MS": "100", "DTX_A_B": "x"},
+       "env settings parsed")
+expect(raises(lambda: parse_text(HEAD + "env: PATH=/x\n" + PAIR),
+              "not DTX_NAME=VALUE"), "env outside DTX_ is refused")
+expect(raises(lambda: parse_text(HEAD + "env: DTX_X\n" + PAIR),
+              "not DTX_NAME=VALUE"), "env without a value is refused")
 expect(raises(lambda: parse_text(HEAD + "--- anchor\na\n--- replace\nb\n"),
               "missing '--- end'"), "a file without '--- end' is refused")
 res = {"name": "n", "caught": True, "seconds": 41, "checker": "atomicity",
