@@ -1218,7 +1218,10 @@ record(
 	pthread_mutex_lock(&nm->mtx);
 	if (hx_nem_action_starts(e->action))
 		nm->started[action_kind(e->action)]++;
-	if (hx_nem_action_starts(e->action) && error == NULL)
+	// A crash point that was reached ran, even when the answer to its
+	// arming was lost (the daemon reached it at once and died first).
+	if ((hx_nem_action_starts(e->action) || e->action == HX_NA_CRASH_HIT) &&
+	    error == NULL)
 		nm->ok_starts[action_kind(e->action)]++;
 	if (error != NULL)
 		nm->errors++;
