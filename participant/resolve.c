@@ -141,9 +141,9 @@ decide(part *p, uint64_t txid, bool commit, clk_ts cts, part_ctr by,
 	    by == PART_CTR_RESOLVED_BY_TERMINATION) {
 		// The 3PC termination read this participant PREPARED, and a
 		// commit arrived since (the coordinator's PRE_COMMIT and
-		// DO_COMMIT: it had every acknowledgement by then). The abort
-		// is applied here before any peer is told, so nothing was
-		// aborted; the next round finds the transaction committed.
+		// DO_COMMIT). The abort is applied here before any peer is
+		// told, so nothing was aborted; the next round finds the
+		// transaction committed.
 		DTX_LOGF(DTX_LOG_WARN, "TERMINATE_OVERTAKEN",
 		    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_S("by", who)),
 		    "committed here meanwhile: nothing aborted, no peer told");
