@@ -1106,6 +1106,10 @@ struct hx_nemesis {
 	hx_compose *cc; // non-NULL: the nodes are containers
 	bool own; // the cluster was started for this run
 	hx_conn *conn;
+	// The nemesis's own clients to the cluster (conn then points at
+	// them), NULL when it shares the caller's: only its own are dialled
+	// afresh (nem_fault).
+	hx_conn *own_conn;
 	hx_history *h;
 	hx_nem_event *ev;
 	size_t n;
@@ -1156,6 +1160,22 @@ struct hx_nemesis {
 	} open[64];
 	size_t nopen;
 };
+
+// FAULT kind to node id. A call that certainly did not arrive
+// (DTX_EUNREACH: no connection) is sent once more on a new socket when
+// the clients are the nemesis's own: nng 1.5.2 can stop redialling a
+// node that restarted (README, "Known limit"), and a fault that never
+// reaches its target would not run.
+static dtx_err
+nem_fault(hx_nemesis *nm, uint32_t id, const char *kind, const int64_t *args,
+    uint32_t nargs, const char *str)
+{
+	dtx_err rv = hx_send_fault(nm->conn, id, kind, args, nargs, str);
+	if (rv != DTX_EUNREACH || nm->own_conn == NULL ||
+	    hx_conn_redial(nm->own_conn, id) != DTX_OK)
+		return rv;
+	return hx_send_fault(nm->conn, id, kind, args, nargs, str);
+}
 
 // Keeps the open-fault list as e starts or ends a fault.
 static void
@@ -1281,8 +1301,7 @@ partition_inproc(hx_nemesis *nm, const hx_grudge *g)
 					return DTX_ERANGE;
 				args[na++] = b;
 			}
-		dtx_err r = hx_send_fault(
-		    nm->conn, nd->id, "partition", args, na, NULL);
+		dtx_err r = nem_fault(nm, nd->id, "partition", args, na, NULL);
 		if (r != DTX_OK)
 			rv = r;
 	}
@@ -1293,7 +1312,7 @@ static dtx_err
 set_clock(hx_nemesis *nm, uint32_t id, int64_t off)
 {
 	int64_t args[2] = { off, 1000 };
-	return hx_send_fault(nm->conn, id, "clock", args, 2, NULL);
+	return nem_fault(nm, id, "clock", args, 2, NULL);
 }
 
 static void watch_crashes(hx_nemesis *nm);
@@ -1691,9 +1710,9 @@ apply_aimed(
 		    nm->cc != NULL ? DTX_EPERM : kill_lose(nm, id, extra, len);
 		return true;
 	case HX_NA_CRASH_ARM:
-		*rv = nm->cc != NULL ? DTX_EPERM
-		                     : hx_send_fault(nm->conn, id, "crash_at",
-		                           &one, 1, e->point);
+		*rv = nm->cc != NULL
+		    ? DTX_EPERM
+		    : nem_fault(nm, id, "crash_at", &one, 1, e->point);
 		// A daemon that reaches the point just after arming it dies
 		// before its answer leaves, and a retried call reports its
 		// last attempt's failure though an earlier one arrived: an
@@ -1716,8 +1735,7 @@ apply_aimed(
 		if (nm->armed[id][0] != '\0') {
 			// Not reached: disarm (no point has this name).
 			nm->armed[id][0] = '\0';
-			*rv = hx_send_fault(
-			    nm->conn, id, "crash_at", &one, 1, "-");
+			*rv = nem_fault(nm, id, "crash_at", &one, 1, "-");
 			snprintf(extra, len, "\"hit\":false");
 		} else {
 			// Reached, or never armed (the arming failed).
@@ -1747,13 +1765,11 @@ delay_both(hx_nemesis *nm, uint32_t id, uint32_t ms)
 		if (nd->role == DTX_ROLE_CLIENT || nd->id == id)
 			continue;
 		int64_t to_peer[2] = { nd->id, ms }, to_id[2] = { id, ms };
-		dtx_err r =
-		    hx_send_fault(nm->conn, id, "delay", to_peer, 2, NULL);
+		dtx_err r = nem_fault(nm, id, "delay", to_peer, 2, NULL);
 		if (r != DTX_OK)
 			rv = r;
 		if (!nm->gone[nd->id])
-			(void)hx_send_fault(
-			    nm->conn, nd->id, "delay", to_id, 2, NULL);
+			(void)nem_fault(nm, nd->id, "delay", to_id, 2, NULL);
 	}
 	return rv;
 }
@@ -1833,7 +1849,7 @@ slow_on(hx_nemesis *nm, const hx_nem_event *e, char *extra, size_t len)
 {
 	uint32_t id = e->targets[0], from = e->link_from;
 	int64_t args[2] = { id, e->delay_ms };
-	dtx_err rv = hx_send_fault(nm->conn, from, "delay", args, 2, NULL);
+	dtx_err rv = nem_fault(nm, from, "delay", args, 2, NULL);
 	if (rv == DTX_OK) {
 		nm->slow[id] = true;
 		nm->slow_from[id] = from;
@@ -1856,7 +1872,7 @@ slow_off(hx_nemesis *nm, uint32_t id)
 		return DTX_OK;
 	uint32_t from = nm->slow_from[id];
 	int64_t args[2] = { id, 0 };
-	dtx_err rv = hx_send_fault(nm->conn, from, "delay", args, 2, NULL);
+	dtx_err rv = nem_fault(nm, from, "delay", args, 2, NULL);
 	nm->slow[id] = false;
 	if (rv != DTX_OK && (nm->killed[from] || nm->gone[from]))
 		rv = DTX_OK;
@@ -2149,6 +2165,16 @@ hx_nemesis_start(hx_cluster *cl, hx_compose *cc, bool own, hx_conn *conn,
 	nm->cc = cc;
 	nm->own = own;
 	nm->conn = conn;
+	// Its own clients, which it may dial afresh (nem_fault): those of
+	// the run are shared with other threads.
+	char cerr[256];
+	if (cl != NULL && cc == NULL &&
+	    hx_cluster_conn(cl, true, &nm->own_conn, cerr, sizeof(cerr)) ==
+	        DTX_OK) {
+		nm->conn = nm->own_conn;
+		// Connected and through the hello before the first fault.
+		(void)hx_conn_wait_ready(nm->own_conn, 5000);
+	}
 	nm->h = h;
 	nm->n = n;
 	snprintf(nm->current, sizeof(nm->current), "none");
@@ -2251,8 +2277,8 @@ hx_nemesis_stop(hx_nemesis *nm)
 	for (uint32_t i = 0; i < DTX_TOPO_MAX; i++)
 		if (nm->armed[i][0] != '\0') {
 			nm->armed[i][0] = '\0';
-			rv = hx_send_fault(
-			    nm->conn, i, "crash_at", (int64_t[]) { 1 }, 1, "-");
+			rv = nem_fault(
+			    nm, i, "crash_at", (int64_t[]) { 1 }, 1, "-");
 			heal_record_ex(nm, HX_NA_CRASH_END, &i, 1, rv,
 			    1u << K_CRASH, "\"hit\":false");
 		}
@@ -2333,6 +2359,7 @@ hx_nemesis_free(hx_nemesis *nm)
 		pthread_join(nm->th, NULL);
 	}
 	pthread_mutex_destroy(&nm->mtx);
+	hx_conn_close(nm->own_conn);
 	dtx_free(nm->ev);
 	dtx_free(nm);
 }
