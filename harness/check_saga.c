@@ -92,44 +92,40 @@ check_states(hx_saga_result *r, const hx_saga_obs *sorted, size_t nsagas)
 // Rule 12: a saga compensates its steps in reverse order, each only after
 // the later one's compensation was answered. That answer carries the
 // later participant's HLC, which the orchestrator's next request carries
-// on, so an earlier step's compensation stamp is above every later
-// step's. Stamps not known (0) are skipped.
+// on, so the known stamps (0: not known) fall strictly from each step to
+// the next; the first pair that does not is reported.
 static dtx_err
 check_comp_order(hx_saga_result *r, const hx_saga_obs *sorted, size_t nsagas)
 {
 	for (size_t k = 0; k < nsagas; k++) {
-		const hx_saga_obs *s = &sorted[k];
-		uint32_t stamped = 0;
-		for (uint32_t i = 0; i < HX_SAGA_COMP_STEPS; i++)
-			stamped += s->comp_ts[i] != 0;
-		if (stamped < 2)
+		const clk_ts *ts = sorted[k].comp_ts;
+		uint32_t nstamps = 0, prev = 0, bad = 0;
+		bool found = false;
+		for (uint32_t i = 0; i < HX_SAGA_COMP_STEPS; i++) {
+			if (ts[i] == 0)
+				continue;
+			if (nstamps++ > 0 && !found && ts[i] >= ts[prev]) {
+				found = true;
+				bad = i;
+			}
+			if (!found)
+				prev = i;
+		}
+		if (nstamps < 2)
 			continue;
 		r->comp_ordered++;
-		for (uint32_t i = 0; i < HX_SAGA_COMP_STEPS; i++) {
-			if (s->comp_ts[i] == 0)
-				continue;
-			uint32_t j = i + 1;
-			while (j < HX_SAGA_COMP_STEPS &&
-			    (s->comp_ts[j] == 0 ||
-			        s->comp_ts[j] < s->comp_ts[i]))
-				j++;
-			if (j == HX_SAGA_COMP_STEPS)
-				continue;
-			if (r->misordered++ >= 3)
-				break; // counted; three are shown
-			hx_sb d = { 0 };
-			hx_sb_printf(&d,
-			    "{\"step\":%u,\"comp_ts\":%llu,"
-			    "\"later_step\":%u,\"later_comp_ts\":%llu}",
-			    i, (unsigned long long)s->comp_ts[i], j,
-			    (unsigned long long)s->comp_ts[j]);
-			dtx_err rv =
-			    hx__check_anomaly(&r->c, "compensation-order", NULL,
-			        false, 0, s->gid, hx_sb_take(&d));
-			if (rv != DTX_OK)
-				return rv;
-			break;
-		}
+		if (!found || r->misordered++ >= 3)
+			continue; // in order, or counted (three are shown)
+		hx_sb d = { 0 };
+		hx_sb_printf(&d,
+		    "{\"step\":%u,\"comp_ts\":%llu,"
+		    "\"later_step\":%u,\"later_comp_ts\":%llu}",
+		    prev, (unsigned long long)ts[prev], bad,
+		    (unsigned long long)ts[bad]);
+		dtx_err rv = hx__check_anomaly(&r->c, "compensation-order",
+		    NULL, false, 0, sorted[k].gid, hx_sb_take(&d));
+		if (rv != DTX_OK)
+			return rv;
 	}
 	return DTX_OK;
 }

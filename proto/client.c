@@ -406,8 +406,30 @@ tcp_accepts(const char *url, int timeout_ms)
 	return ok;
 }
 
-// Called when a call found no bound connection: one more dialer once the
-// connection has been gone REDIAL_AFTER_MS though the server accepts
+// A connection up for REDIAL_AFTER_MS without a finished hello is
+// closed, so that the dialer connects again. True when it was. Called
+// with c->mu held; returns with it released when true.
+static bool
+close_if_unbound(proto_client *c, uint64_t now, uint64_t wait)
+{
+	uint64_t unbound = c->unbound_ns;
+	if (c->cfg.tls == NULL || c->closing || atomic_load(&c->pipes) == 0 ||
+	    atomic_load(&c->ready) || unbound == 0 || now - unbound < wait)
+		return false;
+	nng_pipe p = c->pipe;
+	c->unbound_ns = now; // looked at again after another wait
+	pthread_mutex_unlock(&c->mu);
+	DTX_LOG(DTX_LOG_WARN, "HELLO_STUCK",
+	    "connection to %s has no finished hello after %.1f s: closed, "
+	    "to connect again",
+	    c->url, (double)(now - unbound) / 1e9);
+	nng_pipe_close(p);
+	return true;
+}
+
+// Called when a call found no bound connection: closes a connection
+// whose hello is stuck (close_if_unbound), or starts one more dialer once
+// the connection has been gone REDIAL_AFTER_MS though the server accepts
 // connections (it is up: a working dialer would have reconnected within
 // NNG_OPT_RECONNMAXT). Looks at most once per REDIAL_AFTER_MS.
 static void
@@ -415,19 +437,8 @@ redial_if_stuck(proto_client *c)
 {
 	uint64_t now = dtx_mono_ns(), wait = REDIAL_AFTER_MS * 1000000ULL;
 	pthread_mutex_lock(&c->mu);
-	uint64_t unbound = c->unbound_ns;
-	if (c->cfg.tls != NULL && !c->closing && atomic_load(&c->pipes) > 0 &&
-	    !atomic_load(&c->ready) && unbound != 0 && now - unbound >= wait) {
-		nng_pipe p = c->pipe;
-		c->unbound_ns = now; // looked at again after another wait
-		pthread_mutex_unlock(&c->mu);
-		DTX_LOG(DTX_LOG_WARN, "HELLO_STUCK",
-		    "connection to %s has no finished hello after %.1f s: "
-		    "closed, to connect again",
-		    c->url, (double)(now - unbound) / 1e9);
-		nng_pipe_close(p);
+	if (close_if_unbound(c, now, wait))
 		return;
-	}
 	uint64_t lost = c->lost_ns;
 	bool due = c->cfg.tls != NULL && !c->closing &&
 	    atomic_load(&c->pipes) == 0 && lost != 0 && now - lost >= wait &&

@@ -409,19 +409,28 @@ ts_transfer(tsaga *t, const char *gid, int from, int to, int64_t amount,
 	return ts_submit(t, gid, st, 2, failed, why, wlen);
 }
 
+// SAGA_STATUS of gid: true when *rep is its SAGA_STATUS_REPLY (free it
+// with proto_msg_free either way).
+static inline bool
+ts_status_reply(tsaga *t, const char *gid, proto_msg *rep)
+{
+	proto_msg req;
+	proto_msg_init(&req, PROTO_SAGA_STATUS);
+	proto_msg_init(rep, PROTO_NONE);
+	req.u.gid.gid = (char *)gid;
+	return ts_call(t, t->saga_id, &req, rep) == DTX_OK &&
+	    rep->hdr.type == PROTO_SAGA_STATUS_REPLY;
+}
+
 // SAGA_STATUS of gid: the state (proto_saga_state) or -1; step states and
 // last error copied out when non-NULL.
 static inline int
 ts_status(tsaga *t, const char *gid, uint8_t *steps, uint32_t *nsteps,
     uint64_t *age, char *err, size_t elen)
 {
-	proto_msg req, rep;
-	proto_msg_init(&req, PROTO_SAGA_STATUS);
-	proto_msg_init(&rep, PROTO_NONE);
-	req.u.gid.gid = (char *)gid;
-	dtx_err rv = ts_call(t, t->saga_id, &req, &rep);
+	proto_msg rep;
 	int st = -1;
-	if (rv == DTX_OK && rep.hdr.type == PROTO_SAGA_STATUS_REPLY) {
+	if (ts_status_reply(t, gid, &rep)) {
 		const proto_saga_status_reply *sr = &rep.u.saga_status_reply;
 		st = (int)sr->state;
 		if (steps != NULL)
@@ -444,13 +453,9 @@ ts_status(tsaga *t, const char *gid, uint8_t *steps, uint32_t *nsteps,
 static inline int
 ts_comp_ts(tsaga *t, const char *gid, clk_ts *out, uint32_t max)
 {
-	proto_msg req, rep;
-	proto_msg_init(&req, PROTO_SAGA_STATUS);
-	proto_msg_init(&rep, PROTO_NONE);
-	req.u.gid.gid = (char *)gid;
+	proto_msg rep;
 	int n = -1;
-	if (ts_call(t, t->saga_id, &req, &rep) == DTX_OK &&
-	    rep.hdr.type == PROTO_SAGA_STATUS_REPLY) {
+	if (ts_status_reply(t, gid, &rep)) {
 		const proto_saga_status_reply *sr = &rep.u.saga_status_reply;
 		n = sr->comp_ts != NULL ? (int)sr->n_steps : 0;
 		for (uint32_t i = 0; i < max; i++)
