@@ -84,6 +84,10 @@ struct proto_client {
 	uint64_t unbound_ns; // since when it has no finished hello (0: none)
 	uint64_t redial_ns; // when redial_if_stuck last looked
 	int redials; // dialers started besides the first
+	// When the latest connection last brought anything back (a reply,
+	// or its coming up); see close_if_silent.
+	_Atomic uint64_t heard_ns;
+	_Atomic uint64_t silent_logged_ns;
 	struct proto_client *abandoned_next; // see proto_client_close
 };
 
@@ -185,6 +189,7 @@ hello_reply(proto_client *c, nng_msg *reply)
 {
 	char why[256];
 	proto_msg m;
+	atomic_store(&c->heard_ns, dtx_mono_ns());
 	dtx_err err = proto_decode_nng(reply, &c->lim, &m, why, sizeof(why));
 	nng_msg_free(reply);
 	if (err != DTX_OK) {
@@ -461,6 +466,39 @@ redial_if_stuck(proto_client *c)
 	    rv == 0 ? "a new dialer started" : "no new dialer");
 }
 
+// A connection can look alive to nng and carry nothing: a server killed
+// while a partition dropped its FIN leaves the client's TCP connection
+// retransmitting into the void, with a backoff that reaches tens of
+// seconds after the partition healed, while the server, restarted, would
+// take a new connection at once. So when a call times out on a
+// connection that has brought nothing back (no reply to any call, no
+// hello step) for SILENT_MS, the client closes it and nng dials again
+// (CONN_SILENT at warn level, at most once a second). Calls in flight on
+// it end as they would have: their outcome is unknown.
+#define SILENT_MS 5000u
+
+static void
+close_if_silent(proto_client *c)
+{
+	uint64_t now = dtx_mono_ns();
+	uint64_t heard = atomic_load(&c->heard_ns);
+	if (heard == 0 || now - heard < SILENT_MS * 1000000ULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	bool due = !c->closing && atomic_load(&c->pipes) > 0 &&
+	    atomic_compare_exchange_strong(&c->heard_ns, &heard, now);
+	nng_pipe p = c->pipe;
+	pthread_mutex_unlock(&c->mu);
+	if (!due)
+		return;
+	if (proto__once_a_second(&c->silent_logged_ns))
+		DTX_LOG(DTX_LOG_WARN, "CONN_SILENT",
+		    "connection to %s brought nothing back for %.1f s while "
+		    "calls timed out: closed, to connect again",
+		    c->url, (double)(now - heard) / 1e9);
+	nng_pipe_close(p);
+}
+
 static void
 on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -476,11 +514,14 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 	}
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		atomic_fetch_add(&c->pipes, 1);
-		if (c->cfg.tls == NULL)
-			return;
 		pthread_mutex_lock(&c->mu);
-		c->lost_ns = 0;
 		c->pipe = p;
+		atomic_store(&c->heard_ns, dtx_mono_ns());
+		if (c->cfg.tls == NULL) {
+			pthread_mutex_unlock(&c->mu);
+			return;
+		}
+		c->lost_ns = 0;
 		c->unbound_ns = dtx_mono_ns();
 		c->gen++;
 		atomic_store(&c->ready, false);
@@ -712,6 +753,7 @@ take_reply(proto_client *c, nng_msg *reply, uint64_t id, proto_msg *rep,
 {
 	char reason[256];
 	proto_msg m;
+	atomic_store(&c->heard_ns, dtx_mono_ns());
 	dtx_err err =
 	    proto_decode_nng(reply, &c->lim, &m, reason, sizeof(reason));
 	nng_msg_free(reply);
@@ -804,8 +846,11 @@ attempt(proto_client *c, nng_msg *msg, uint64_t id, uint32_t timeout_ms,
 	nng_msg *reply = rv == 0 ? nng_aio_get_msg(s->aio) : NULL;
 	nng_aio_set_msg(s->aio, NULL);
 	slot_put(c, s);
-	if (rv != 0 || reply == NULL)
+	if (rv != 0 || reply == NULL) {
+		if (rv == NNG_ETIMEDOUT)
+			close_if_silent(c);
 		return rv == NNG_ECLOSED ? DTX_ECLOSED : DTX_ETIMEDOUT;
+	}
 	return take_reply(c, reply, id, rep, why, why_len);
 }
 
@@ -1029,6 +1074,8 @@ acall_cb(void *arg)
 		nng_ctx_recv(a->ctx, a->aio);
 		return;
 	case A_RECV: {
+		if (rv == NNG_ETIMEDOUT)
+			close_if_silent(a->c);
 		if (rv != 0) {
 			acall_failed(
 			    a, rv == NNG_ECLOSED ? DTX_ECLOSED : DTX_ETIMEDOUT);

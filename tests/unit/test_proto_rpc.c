@@ -557,6 +557,119 @@ test_timeout_and_retry_policy(void **state)
 	mute_stop(&m);
 }
 
+// A peer that answers PING and swallows every other request, and counts
+// the connections made to it and closed.
+typedef struct picky {
+	nng_socket sock;
+	atomic_int pings, added, removed;
+	pthread_t th;
+} picky;
+
+static void
+picky_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	picky *k = arg;
+	atomic_fetch_add(
+	    ev == NNG_PIPE_EV_ADD_POST ? &k->added : &k->removed, 1);
+}
+
+static void *
+picky_main(void *arg)
+{
+	picky *k = arg;
+	for (;;) {
+		nng_msg *msg;
+		int rv = nng_recvmsg(k->sock, &msg, 0);
+		if (rv == NNG_ECLOSED)
+			break;
+		if (rv != 0)
+			continue;
+		proto_msg req, rep;
+		char why[128];
+		if (proto_decode_nng(msg, NULL, &req, why, sizeof(why)) !=
+		    DTX_OK) {
+			nng_msg_free(msg);
+			continue;
+		}
+		if (req.hdr.type != PROTO_PING) {
+			proto_msg_free(&req);
+			nng_msg_free(msg);
+			continue;
+		}
+		proto_msg_init(&rep, PROTO_PONG);
+		rep.hdr.version = PROTO_VERSION;
+		rep.hdr.id = req.hdr.id;
+		proto_msg_free(&req);
+		nng_msg_clear(msg);
+		assert_int_equal(proto_encode(&rep, msg), DTX_OK);
+		atomic_fetch_add(&k->pings, 1);
+		if (nng_sendmsg(k->sock, msg, 0) != 0)
+			nng_msg_free(msg);
+	}
+	return NULL;
+}
+
+// Calls ABORT (swallowed: times out after 200 ms) and, with pings, PING
+// (answered) in turn, for ms.
+static void
+picky_calls(proto_client *c, uint32_t ms, bool pings)
+{
+	proto_call_opts opts = { .timeout_ms = 200 };
+	uint64_t end = dtx_mono_ns() + (uint64_t)ms * 1000000ULL;
+	while (dtx_mono_ns() < end) {
+		proto_msg req, rep;
+		proto_msg_init(&req, PROTO_ABORT);
+		req.u.txid.txid = 1;
+		dtx_err err = proto_client_call(c, &req, &rep, &opts);
+		assert_true(err == DTX_ETIMEDOUT || err == DTX_EUNREACH);
+		if (!pings)
+			continue;
+		proto_msg_init(&req, PROTO_PING);
+		if (proto_client_call(c, &req, &rep, &opts) == DTX_OK)
+			proto_msg_free(&rep);
+	}
+}
+
+// A connection that brings nothing back while calls time out is closed
+// and dialled again (CONN_SILENT: a peer that died unnoticed behind a
+// partition); one that answers some calls is kept however many others
+// time out.
+static void
+test_silent_connection_redialled(void **state)
+{
+	(void)state;
+	picky k = { 0 };
+	assert_int_equal(nng_rep0_open(&k.sock), 0);
+	assert_int_equal(
+	    nng_pipe_notify(k.sock, NNG_PIPE_EV_ADD_POST, picky_pipe, &k), 0);
+	assert_int_equal(
+	    nng_pipe_notify(k.sock, NNG_PIPE_EV_REM_POST, picky_pipe, &k), 0);
+	nng_listener l;
+	assert_int_equal(nng_listen(k.sock, "tcp://127.0.0.1:0", &l, 0), 0);
+	int port;
+	assert_int_equal(
+	    nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+	char url[64];
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	assert_int_equal(pthread_create(&k.th, NULL, picky_main, &k), 0);
+	proto_client *c = start_client(url, 1000);
+
+	// Answered now and then: the one connection stays for 7 s.
+	picky_calls(c, 7000, true);
+	assert_true(atomic_load(&k.pings) > 0);
+	assert_int_equal(atomic_load(&k.added), 1);
+	assert_int_equal(atomic_load(&k.removed), 0);
+
+	// Nothing answered: closed after 5 s of silence, and dialled again.
+	picky_calls(c, 6500, false);
+	assert_true(atomic_load(&k.removed) >= 1);
+	assert_true(atomic_load(&k.added) >= 2);
+	proto_client_close(c);
+	nng_close(k.sock);
+	pthread_join(k.th, NULL);
+}
+
 // Unreachable calls are retried even when not idempotent, since the
 // request never left: a server that comes up late is reached.
 typedef struct late {
@@ -1245,6 +1358,7 @@ main(void)
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_timeout_and_retry_policy),
 		cmocka_unit_test(test_retry_unreachable),
+		cmocka_unit_test(test_silent_connection_redialled),
 		cmocka_unit_test(test_concurrent_callers),
 		cmocka_unit_test(test_batch_in_order),
 		cmocka_unit_test(test_async_calls),
