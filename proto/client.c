@@ -65,6 +65,8 @@ struct proto_client {
 	slot *idle; // singly linked through next
 	slot *busy; // doubly linked
 	struct acall *abusy; // asynchronous calls in progress, doubly linked
+	struct acall *aspare; // ended calls kept for reuse, through next
+	uint32_t naspare;
 	uint64_t rng; // guarded by mu
 
 	// The hello (TLS only; see below). mu guards all but ready.
@@ -972,24 +974,104 @@ abort_async(proto_client *c)
 			nng_aio_abort(a->aio, NNG_ECONNRESET);
 }
 
-// Ends the call: unlinks it, releases everything, then reports.
+// Ended calls kept, with their context and aios, for the next calls: a
+// context and two aios made and torn down per call cost nng's reaper
+// thread a wake-up each, several per transaction.
+#define ACALL_SPARE_MAX 64
+
+static void acall_release(proto_client *c, acall *a, bool reusable, bool in_cb);
+
+// Ends the call: unlinks it, releases everything (or, when its reply
+// came back on its context, keeps it for the next call), then reports.
+// A kept call can be taken by another thread before this returns: it is
+// not touched after it was kept, and nng lets an aio start again while
+// its callback still runs.
 static void
-acall_finish(acall *a, dtx_err err, proto_msg *rep)
+acall_finish(acall *a, dtx_err err, proto_msg *rep, bool answered)
 {
 	proto_client *c = a->c;
-	pthread_mutex_lock(&c->mu);
-	LIST_UNLINK(c->abusy, a);
-	pthread_mutex_unlock(&c->mu);
 	proto_done_fn done = a->done;
 	void *arg = a->arg;
 	nng_msg_free(a->req);
-	nng_ctx_close(a->ctx);
-	// The aio is inside its own callback: nng frees it once that
-	// returns.
-	nng_aio_reap(a->aio);
-	nng_aio_reap(a->sleep_aio);
-	dtx_free(a);
+	a->req = NULL;
+	pthread_mutex_lock(&c->mu);
+	LIST_UNLINK(c->abusy, a);
+	pthread_mutex_unlock(&c->mu);
+	acall_release(c, a, answered, true);
 	done(arg, err, rep);
+}
+
+static void acall_cb(void *arg);
+static void acall_wake(void *arg);
+
+// Keeps a call whose context and aios are idle (reusable) for the next
+// call, or releases it: when it is not reusable, when enough are kept,
+// when the client closes. Inside one of the call's own callbacks
+// (in_cb) nng frees its aios once the callback returns. Called without
+// c->mu.
+static void
+acall_release(proto_client *c, acall *a, bool reusable, bool in_cb)
+{
+	pthread_mutex_lock(&c->mu);
+	bool keep = reusable && !c->closing && c->naspare < ACALL_SPARE_MAX;
+	if (keep) {
+		a->next = c->aspare;
+		c->aspare = a;
+		c->naspare++;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (keep)
+		return;
+	nng_ctx_close(a->ctx);
+	if (in_cb) {
+		nng_aio_reap(a->aio);
+		nng_aio_reap(a->sleep_aio);
+	} else {
+		nng_aio_free(a->aio);
+		nng_aio_free(a->sleep_aio);
+	}
+	dtx_free(a);
+}
+
+// A call with its context and aios: a kept one, its fields cleared, or
+// a new one.
+static dtx_err
+acall_new(proto_client *c, acall **out)
+{
+	pthread_mutex_lock(&c->mu);
+	acall *a = c->aspare;
+	if (a != NULL) {
+		c->aspare = a->next;
+		c->naspare--;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (a != NULL) {
+		acall kept = { .c = c,
+			.ctx = a->ctx,
+			.aio = a->aio,
+			.sleep_aio = a->sleep_aio };
+		*a = kept;
+		*out = a;
+		return DTX_OK;
+	}
+	if ((a = dtx_calloc(1, sizeof(*a))) == NULL)
+		return DTX_ENOMEM;
+	a->c = c;
+	int rv;
+	if ((rv = nng_ctx_open(&a->ctx, c->sock)) != 0) {
+		dtx_free(a);
+		return proto_from_nng(rv);
+	}
+	if ((rv = nng_aio_alloc(&a->aio, acall_cb, a)) != 0 ||
+	    (rv = nng_aio_alloc(&a->sleep_aio, acall_wake, a)) != 0) {
+		if (a->aio != NULL)
+			nng_aio_free(a->aio);
+		nng_ctx_close(a->ctx);
+		dtx_free(a);
+		return proto_from_nng(rv);
+	}
+	*out = a;
+	return DTX_OK;
 }
 
 static void acall_failed(acall *a, dtx_err err);
@@ -1031,7 +1113,7 @@ acall_send(acall *a)
 	if (!acall_ready(a))
 		return;
 	if (nng_msg_dup(&msg, a->req) != 0) {
-		acall_finish(a, DTX_ENOMEM, NULL);
+		acall_finish(a, DTX_ENOMEM, NULL, false);
 		return;
 	}
 	dtx_crash_gate();
@@ -1046,7 +1128,7 @@ acall_failed(acall *a, dtx_err err)
 {
 	if (!retryable(err, a->idempotent) || a->n >= a->tries ||
 	    err == DTX_ECLOSED) {
-		acall_finish(a, err, NULL);
+		acall_finish(a, err, NULL, false);
 		return;
 	}
 	a->n++;
@@ -1090,7 +1172,7 @@ acall_cb(void *arg)
 		proto_msg rep;
 		dtx_err err = take_reply(a->c, reply, a->id, &rep, NULL, 0);
 		bool have = err == DTX_OK || err == DTX_EREFUSED;
-		acall_finish(a, err, have ? &rep : NULL);
+		acall_finish(a, err, have ? &rep : NULL, true);
 		return;
 	}
 	case A_SLEEP:
@@ -1103,7 +1185,7 @@ acall_wake(void *arg)
 {
 	acall *a = arg;
 	if (nng_aio_result(a->sleep_aio) == NNG_ECLOSED) {
-		acall_finish(a, DTX_ECLOSED, NULL);
+		acall_finish(a, DTX_ECLOSED, NULL, false);
 		return;
 	}
 	acall_send(a);
@@ -1117,10 +1199,10 @@ proto_client_call_async(proto_client *c, proto_msg *req,
 		return DTX_EINVAL;
 	if (opts == NULL)
 		opts = &no_opts;
-	acall *a = dtx_calloc(1, sizeof(*a));
-	if (a == NULL)
-		return DTX_ENOMEM;
-	a->c = c;
+	acall *a = NULL;
+	dtx_err err = acall_new(c, &a);
+	if (err != DTX_OK)
+		return err;
 	a->retry = opts->retry != NULL ? *opts->retry : c->cfg.retry;
 	a->tries = a->retry.attempts > 1 ? a->retry.attempts : 1;
 	a->n = 1;
@@ -1129,27 +1211,11 @@ proto_client_call_async(proto_client *c, proto_msg *req,
 	a->idempotent = opts->idempotent;
 	a->done = done;
 	a->arg = arg;
-	dtx_err err = encode_req(c, req, &a->req);
-	if (err != DTX_OK) {
-		dtx_free(a);
+	if ((err = encode_req(c, req, &a->req)) != DTX_OK) {
+		acall_release(c, a, true, false);
 		return err;
 	}
 	a->id = req->hdr.id;
-	int rv;
-	if ((rv = nng_ctx_open(&a->ctx, c->sock)) != 0) {
-		nng_msg_free(a->req);
-		dtx_free(a);
-		return proto_from_nng(rv);
-	}
-	if ((rv = nng_aio_alloc(&a->aio, acall_cb, a)) != 0 ||
-	    (rv = nng_aio_alloc(&a->sleep_aio, acall_wake, a)) != 0) {
-		if (a->aio != NULL)
-			nng_aio_free(a->aio);
-		nng_ctx_close(a->ctx);
-		nng_msg_free(a->req);
-		dtx_free(a);
-		return proto_from_nng(rv);
-	}
 	pthread_mutex_lock(&c->mu);
 	LIST_PUSH(c->abusy, a);
 	pthread_mutex_unlock(&c->mu);
@@ -1300,6 +1366,13 @@ proto_client_close(proto_client *c)
 		nng_aio_free(s->aio);
 		s->aio = NULL;
 	}
+	// The same for kept asynchronous calls (a callback that kept its
+	// call may still be running: freeing waits for it).
+	for (acall *a = c->aspare; a != NULL; a = a->next) {
+		nng_aio_free(a->aio);
+		nng_aio_free(a->sleep_aio);
+		a->aio = a->sleep_aio = NULL;
+	}
 	if (c->sock_open) {
 		nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
 		nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
@@ -1328,6 +1401,11 @@ proto_client_close(proto_client *c)
 		slot *next = s->next;
 		dtx_free(s);
 		s = next;
+	}
+	for (acall *a = c->aspare; a != NULL;) {
+		acall *next = a->next;
+		dtx_free(a);
+		a = next;
 	}
 	pthread_cond_destroy(&c->rcv);
 	pthread_mutex_destroy(&c->mu);
