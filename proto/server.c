@@ -55,6 +55,11 @@ struct proto_server {
 	uint32_t deferred;
 	nng_ctx *spare;
 	uint32_t nspare;
+	// Ended tokens kept with their aio for the next deferred request
+	// (through batch): an aio made and reaped per request costs nng's
+	// reaper thread a wake-up each.
+	proto_defer *tspare;
+	uint32_t ntspare;
 
 	// The connections (pmu guards conns and nconns).
 	pthread_mutex_t pmu;
@@ -315,23 +320,35 @@ static void
 tok_end(proto_defer *tok)
 {
 	proto_server *s = tok->s;
-	nng_aio_reap(tok->aio); // may run inside the aio's callback
 	// Only a context whose reply went out is reused: after a failed
-	// send it may still hold its request.
-	bool keep = false;
+	// send it may still hold its request. The token itself is kept
+	// with its aio likewise; another thread may take it before this
+	// returns (nng lets an aio start again while its callback runs), so
+	// it is not touched once kept.
+	bool keep = false, keep_tok = false;
+	nng_ctx ctx = tok->ctx;
 	pthread_mutex_lock(&s->dmu);
 	if (tok->rv == 0 && s->nspare < SPARE_MAX) {
-		s->spare[s->nspare++] = tok->ctx;
+		s->spare[s->nspare++] = ctx;
 		keep = true;
 	}
+	if (tok->rv == 0 && s->ntspare < SPARE_MAX) {
+		tok->batch = s->tspare;
+		s->tspare = tok;
+		s->ntspare++;
+		keep_tok = true;
+	}
 	pthread_mutex_unlock(&s->dmu);
+	if (!keep_tok) {
+		nng_aio_reap(tok->aio); // may run inside the aio's callback
+		dtx_free(tok);
+	}
 	if (!keep)
-		nng_ctx_close(tok->ctx);
+		nng_ctx_close(ctx);
 	pthread_mutex_lock(&s->dmu);
 	if (--s->deferred == 0)
 		pthread_cond_broadcast(&s->dcv);
 	pthread_mutex_unlock(&s->dmu);
-	dtx_free(tok);
 }
 
 static void
@@ -363,12 +380,26 @@ defer_sent(void *arg)
 static proto_defer *
 tok_new(proto_server *s, bool own_ctx, nng_ctx ctx)
 {
-	proto_defer *tok = dtx_calloc(1, sizeof(*tok));
-	if (tok == NULL)
+	proto_defer *tok = NULL;
+	if (own_ctx) {
+		pthread_mutex_lock(&s->dmu);
+		if ((tok = s->tspare) != NULL) {
+			s->tspare = tok->batch;
+			s->ntspare--;
+		}
+		pthread_mutex_unlock(&s->dmu);
+	}
+	if (tok != NULL) {
+		nng_aio *aio = tok->aio;
+		memset(tok, 0, sizeof(*tok));
+		tok->aio = aio;
+	} else if ((tok = dtx_calloc(1, sizeof(*tok))) == NULL) {
 		return NULL;
+	}
 	tok->s = s;
 	if (own_ctx) {
-		if (nng_aio_alloc(&tok->aio, defer_sent, tok) != 0) {
+		if (tok->aio == NULL &&
+		    nng_aio_alloc(&tok->aio, defer_sent, tok) != 0) {
 			dtx_free(tok);
 			return NULL;
 		}
@@ -1015,6 +1046,14 @@ proto_server_close(proto_server *s)
 	while (s->deferred > 0)
 		pthread_cond_wait(&s->dcv, &s->dmu);
 	pthread_mutex_unlock(&s->dmu);
+	// Kept tokens' aios (freeing waits for a callback that kept one
+	// and still runs).
+	while (s->tspare != NULL) {
+		proto_defer *tok = s->tspare;
+		s->tspare = tok->batch;
+		nng_aio_free(tok->aio);
+		dtx_free(tok);
+	}
 	if (s->sock_open) {
 		nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, NULL, NULL);
 		nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
