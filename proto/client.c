@@ -86,9 +86,9 @@ struct proto_client {
 	uint64_t unbound_ns; // since when it has no finished hello (0: none)
 	uint64_t redial_ns; // when redial_if_stuck last looked
 	int redials; // dialers started besides the first
-	// When the latest connection last brought anything back (a reply,
-	// or its coming up); see close_if_silent.
-	_Atomic uint64_t heard_ns;
+	// When a call first timed out since the connection last brought
+	// anything back (0: none did); see close_if_silent.
+	_Atomic uint64_t quiet_ns;
 	_Atomic uint64_t silent_logged_ns;
 	struct proto_client *abandoned_next; // see proto_client_close
 };
@@ -191,7 +191,7 @@ hello_reply(proto_client *c, nng_msg *reply)
 {
 	char why[256];
 	proto_msg m;
-	atomic_store(&c->heard_ns, dtx_mono_ns());
+	atomic_store(&c->quiet_ns, 0);
 	dtx_err err = proto_decode_nng(reply, &c->lim, &m, why, sizeof(why));
 	nng_msg_free(reply);
 	if (err != DTX_OK) {
@@ -472,32 +472,34 @@ redial_if_stuck(proto_client *c)
 // while a partition dropped its FIN leaves the client's TCP connection
 // retransmitting into the void, with a backoff that reaches tens of
 // seconds after the partition healed, while the server, restarted, would
-// take a new connection at once. So when a call times out on a
-// connection that has brought nothing back (no reply to any call, no
-// hello step) for SILENT_MS, the client closes it and nng dials again
-// (CONN_SILENT at warn level, at most once a second). Calls in flight on
-// it end as they would have: their outcome is unknown.
+// take a new connection at once. So when calls have been timing out for
+// SILENT_MS on a connection that brought nothing back meanwhile (no
+// reply to any call, no hello step), the client closes it and nng dials
+// again (CONN_SILENT at warn level, at most once a second). Calls in
+// flight on it end as they would have: their outcome is unknown.
 #define SILENT_MS 5000u
 
+// A call timed out.
 static void
 close_if_silent(proto_client *c)
 {
 	uint64_t now = dtx_mono_ns();
-	uint64_t heard = atomic_load(&c->heard_ns);
-	if (heard == 0 || now - heard < SILENT_MS * 1000000ULL)
-		return;
+	uint64_t quiet = 0;
+	if (atomic_compare_exchange_strong(&c->quiet_ns, &quiet, now) ||
+	    now - quiet < SILENT_MS * 1000000ULL)
+		return; // the first timeout since a reply, or not yet
 	pthread_mutex_lock(&c->mu);
 	bool due = !c->closing && atomic_load(&c->pipes) > 0 &&
-	    atomic_compare_exchange_strong(&c->heard_ns, &heard, now);
+	    atomic_compare_exchange_strong(&c->quiet_ns, &quiet, 0);
 	nng_pipe p = c->pipe;
 	pthread_mutex_unlock(&c->mu);
 	if (!due)
 		return;
 	if (proto__once_a_second(&c->silent_logged_ns))
 		DTX_LOG(DTX_LOG_WARN, "CONN_SILENT",
-		    "connection to %s brought nothing back for %.1f s while "
-		    "calls timed out: closed, to connect again",
-		    c->url, (double)(now - heard) / 1e9);
+		    "calls to %s timed out for %.1f s and nothing came back: "
+		    "connection closed, to connect again",
+		    c->url, (double)(now - quiet) / 1e9);
 	nng_pipe_close(p);
 }
 
@@ -518,7 +520,7 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 		atomic_fetch_add(&c->pipes, 1);
 		pthread_mutex_lock(&c->mu);
 		c->pipe = p;
-		atomic_store(&c->heard_ns, dtx_mono_ns());
+		atomic_store(&c->quiet_ns, 0);
 		if (c->cfg.tls == NULL) {
 			pthread_mutex_unlock(&c->mu);
 			return;
@@ -755,7 +757,7 @@ take_reply(proto_client *c, nng_msg *reply, uint64_t id, proto_msg *rep,
 {
 	char reason[256];
 	proto_msg m;
-	atomic_store(&c->heard_ns, dtx_mono_ns());
+	atomic_store(&c->quiet_ns, 0);
 	dtx_err err =
 	    proto_decode_nng(reply, &c->lim, &m, reason, sizeof(reason));
 	nng_msg_free(reply);
