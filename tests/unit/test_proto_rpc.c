@@ -477,12 +477,41 @@ test_unreachable(void **state)
 	assert_int_not_equal(proto_server_open(&scfg, &s), DTX_OK);
 }
 
-// A peer that takes requests but never answers.
+// A peer that takes requests but never answers them, or with pings,
+// answers PING alone; it counts the connections made to it and closed.
 typedef struct mute {
 	nng_socket sock;
-	atomic_int received;
+	bool pings;
+	atomic_int received, answered, added, removed;
 	pthread_t th;
 } mute;
+
+// Answers a PING in msg (consumed); anything else is dropped.
+static void
+mute_answer(mute *m, nng_msg *msg)
+{
+	proto_msg req, rep;
+	char why[128];
+	if (proto_decode_nng(msg, NULL, &req, why, sizeof(why)) != DTX_OK) {
+		nng_msg_free(msg);
+		return;
+	}
+	bool ping = req.hdr.type == PROTO_PING;
+	uint64_t id = req.hdr.id;
+	proto_msg_free(&req);
+	if (!ping) {
+		nng_msg_free(msg);
+		return;
+	}
+	proto_msg_init(&rep, PROTO_PONG);
+	rep.hdr.version = PROTO_VERSION;
+	rep.hdr.id = id;
+	nng_msg_clear(msg);
+	assert_int_equal(proto_encode(&rep, msg), DTX_OK);
+	atomic_fetch_add(&m->answered, 1);
+	if (nng_sendmsg(m->sock, msg, 0) != 0)
+		nng_msg_free(msg);
+}
 
 static void *
 mute_main(void *arg)
@@ -493,19 +522,38 @@ mute_main(void *arg)
 		int rv = nng_recvmsg(m->sock, &msg, 0);
 		if (rv == NNG_ECLOSED)
 			break;
-		if (rv == 0) {
-			atomic_fetch_add(&m->received, 1);
+		if (rv != 0)
+			continue;
+		atomic_fetch_add(&m->received, 1);
+		if (m->pings)
+			mute_answer(m, msg);
+		else
 			nng_msg_free(msg);
-		}
 	}
 	return NULL;
+}
+
+static void
+mute_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	mute *m = arg;
+	atomic_fetch_add(
+	    ev == NNG_PIPE_EV_ADD_POST ? &m->added : &m->removed, 1);
 }
 
 static void
 mute_start(mute *m, char *url, size_t len)
 {
 	atomic_store(&m->received, 0);
+	atomic_store(&m->answered, 0);
+	atomic_store(&m->added, 0);
+	atomic_store(&m->removed, 0);
 	assert_int_equal(nng_rep0_open(&m->sock), 0);
+	assert_int_equal(
+	    nng_pipe_notify(m->sock, NNG_PIPE_EV_ADD_POST, mute_pipe, m), 0);
+	assert_int_equal(
+	    nng_pipe_notify(m->sock, NNG_PIPE_EV_REM_POST, mute_pipe, m), 0);
 	nng_listener l;
 	assert_int_equal(nng_listen(m->sock, "tcp://127.0.0.1:0", &l, 0), 0);
 	int port;
@@ -526,7 +574,7 @@ static void
 test_timeout_and_retry_policy(void **state)
 {
 	(void)state;
-	mute m;
+	mute m = { 0 };
 	char url[128];
 	mute_start(&m, url, sizeof(url));
 	proto_client *c = start_client(url, 5000);
@@ -557,63 +605,10 @@ test_timeout_and_retry_policy(void **state)
 	mute_stop(&m);
 }
 
-// A peer that answers PING and swallows every other request, and counts
-// the connections made to it and closed.
-typedef struct picky {
-	nng_socket sock;
-	atomic_int pings, added, removed;
-	pthread_t th;
-} picky;
-
-static void
-picky_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	(void)p;
-	picky *k = arg;
-	atomic_fetch_add(
-	    ev == NNG_PIPE_EV_ADD_POST ? &k->added : &k->removed, 1);
-}
-
-static void *
-picky_main(void *arg)
-{
-	picky *k = arg;
-	for (;;) {
-		nng_msg *msg;
-		int rv = nng_recvmsg(k->sock, &msg, 0);
-		if (rv == NNG_ECLOSED)
-			break;
-		if (rv != 0)
-			continue;
-		proto_msg req, rep;
-		char why[128];
-		if (proto_decode_nng(msg, NULL, &req, why, sizeof(why)) !=
-		    DTX_OK) {
-			nng_msg_free(msg);
-			continue;
-		}
-		if (req.hdr.type != PROTO_PING) {
-			proto_msg_free(&req);
-			nng_msg_free(msg);
-			continue;
-		}
-		proto_msg_init(&rep, PROTO_PONG);
-		rep.hdr.version = PROTO_VERSION;
-		rep.hdr.id = req.hdr.id;
-		proto_msg_free(&req);
-		nng_msg_clear(msg);
-		assert_int_equal(proto_encode(&rep, msg), DTX_OK);
-		atomic_fetch_add(&k->pings, 1);
-		if (nng_sendmsg(k->sock, msg, 0) != 0)
-			nng_msg_free(msg);
-	}
-	return NULL;
-}
-
 // Calls ABORT (swallowed: times out after 200 ms) and, with pings, PING
 // (answered) in turn, for ms.
 static void
-picky_calls(proto_client *c, uint32_t ms, bool pings)
+mute_calls(proto_client *c, uint32_t ms, bool pings)
 {
 	proto_call_opts opts = { .timeout_ms = 200 };
 	uint64_t end = dtx_mono_ns() + (uint64_t)ms * 1000000ULL;
@@ -639,35 +634,23 @@ static void
 test_silent_connection_redialled(void **state)
 {
 	(void)state;
-	picky k = { 0 };
-	assert_int_equal(nng_rep0_open(&k.sock), 0);
-	assert_int_equal(
-	    nng_pipe_notify(k.sock, NNG_PIPE_EV_ADD_POST, picky_pipe, &k), 0);
-	assert_int_equal(
-	    nng_pipe_notify(k.sock, NNG_PIPE_EV_REM_POST, picky_pipe, &k), 0);
-	nng_listener l;
-	assert_int_equal(nng_listen(k.sock, "tcp://127.0.0.1:0", &l, 0), 0);
-	int port;
-	assert_int_equal(
-	    nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
-	char url[64];
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
-	assert_int_equal(pthread_create(&k.th, NULL, picky_main, &k), 0);
+	mute m = { .pings = true };
+	char url[128];
+	mute_start(&m, url, sizeof(url));
 	proto_client *c = start_client(url, 1000);
 
 	// Answered now and then: the one connection stays for 7 s.
-	picky_calls(c, 7000, true);
-	assert_true(atomic_load(&k.pings) > 0);
-	assert_int_equal(atomic_load(&k.added), 1);
-	assert_int_equal(atomic_load(&k.removed), 0);
+	mute_calls(c, 7000, true);
+	assert_true(atomic_load(&m.answered) > 0);
+	assert_int_equal(atomic_load(&m.added), 1);
+	assert_int_equal(atomic_load(&m.removed), 0);
 
 	// Nothing answered: closed after 5 s of timeouts, and dialled again.
-	picky_calls(c, 7500, false);
-	assert_true(atomic_load(&k.removed) >= 1);
-	assert_true(atomic_load(&k.added) >= 2);
+	mute_calls(c, 7500, false);
+	assert_true(atomic_load(&m.removed) >= 1);
+	assert_true(atomic_load(&m.added) >= 2);
 	proto_client_close(c);
-	nng_close(k.sock);
-	pthread_join(k.th, NULL);
+	mute_stop(&m);
 }
 
 // Unreachable calls are retried even when not idempotent, since the
@@ -912,7 +895,7 @@ test_async_calls(void **state)
 	proto_server_close(s);
 
 	// Timeouts, with retries only for idempotent calls.
-	mute m;
+	mute m = { 0 };
 	char url[128];
 	mute_start(&m, url, sizeof(url));
 	c = start_client(url, 5000);
