@@ -88,13 +88,17 @@ void bench_async_send(bench_async *a);
 void bench_sync_run(
     bench_async *a, proto_client *cl, atomic_int *ready, atomic_bool *go);
 
-// CPU time (user + system, ms) used so far by the first node of role
-// head in topo, by its participants together and by this process (all
-// its threads); -1 where it cannot be read. Taken before and after a run
-// and reported per operation, it is what a change to the hot path costs
-// or saves, whatever else shares the cores.
+// CPU time (user + system, ms) used so far by the nodes of role head in
+// topo, by its participants together and by this process (all its
+// threads); -1 where it cannot be read. Taken before and after a run and
+// reported per operation, it is what a change to the hot path costs or
+// saves, whatever else shares the cores. The context switches of every
+// thread of the same processes come with it (-1 where unknown): on a
+// virtual machine, where a switch costs microseconds, they are most of
+// what a message costs.
 typedef struct bench_cpu {
 	double head, parts, self;
+	double head_cs, parts_cs, self_cs;
 } bench_cpu;
 void bench_cpu_read(
     hx_cluster *cl, const dtx_topo *topo, dtx_role head, bench_cpu *out);
@@ -103,7 +107,8 @@ void bench_cpu_read(
 void bench_cpu_print(const char *unit, const char *head_name,
     const bench_cpu *a, const bench_cpu *b, uint64_t n);
 // Writes cpu_us_per_<unit>_<head_name>, _participants and _client: the
-// CPU microseconds from a to b per one of n operations.
+// CPU microseconds from a to b per one of n operations; and the same
+// for context switches (switches_per_<unit>_...).
 void bench_cpu_json(hx_json *j, const char *unit, const char *head_name,
     const bench_cpu *a, const bench_cpu *b, uint64_t n);
 // The clients of a cluster bench. Each is a worker struct of the bench's

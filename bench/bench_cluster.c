@@ -4,6 +4,7 @@
 // client connections, HEALTH counters, latency arrays and the split of the
 // bank accounts among the participants that own them.
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <linux/magic.h>
 #include <sched.h>
@@ -298,67 +299,128 @@ proc_cpu_ms(int pid)
 	return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
 
+// Context switches (voluntary and not) of every live thread of process
+// pid ("self" for this one) so far; -1 when they cannot be read.
+static double
+proc_switches(const char *pid)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "/proc/%s/task", pid);
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return -1;
+	double n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/task/%.32s/status", pid,
+		    e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue; // the thread ended meanwhile
+		char line[128];
+		unsigned long long v;
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) ==
+			        1 ||
+			    sscanf(line, "nonvoluntary_ctxt_switches: %llu",
+			        &v) == 1)
+				n += (double)v;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+// Adds v to *sum unless v is unknown (-1); *sum starts unknown.
+static void
+add_known(double *sum, double v)
+{
+	if (v >= 0)
+		*sum = (*sum < 0 ? 0 : *sum) + v;
+}
+
 void
 bench_cpu_read(
     hx_cluster *cl, const dtx_topo *topo, dtx_role head, bench_cpu *out)
 {
+	char pid[32];
 	// Every running node of role head, summed.
-	out->head = -1;
+	out->head = out->head_cs = -1;
 	for (uint32_t i = 0; i < topo->n; i++) {
-		double v = topo->nodes[i].role != head
-		    ? -1
-		    : proc_cpu_ms(hx_cluster_pid(cl, topo->nodes[i].id));
-		if (v >= 0)
-			out->head = (out->head < 0 ? 0 : out->head) + v;
+		if (topo->nodes[i].role != head)
+			continue;
+		int p = hx_cluster_pid(cl, topo->nodes[i].id);
+		snprintf(pid, sizeof(pid), "%d", p);
+		add_known(&out->head, proc_cpu_ms(p));
+		add_known(&out->head_cs, proc_switches(pid));
 	}
-	out->parts = 0;
+	out->parts = out->parts_cs = 0;
 	for (uint32_t k = 0; k < topo->nparts; k++) {
-		double v = proc_cpu_ms(hx_cluster_pid(cl, topo->parts[k]));
+		int p = hx_cluster_pid(cl, topo->parts[k]);
+		snprintf(pid, sizeof(pid), "%d", p);
+		double v = proc_cpu_ms(p);
 		if (v >= 0)
 			out->parts += v;
+		if ((v = proc_switches(pid)) >= 0)
+			out->parts_cs += v;
 	}
 	struct rusage ru;
 	out->self = getrusage(RUSAGE_SELF, &ru) != 0
 	    ? -1
 	    : (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
 	        (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
+	out->self_cs = proc_switches("self");
 }
 
-// The CPU microseconds from a to b per one of n operations: head, the
-// participants and this process.
+// The CPU microseconds (and the context switches) from a to b per one of
+// n operations: head, the participants and this process.
 static void
-cpu_per(const bench_cpu *a, const bench_cpu *b, uint64_t n, double us[3])
+cpu_per(const bench_cpu *a, const bench_cpu *b, uint64_t n, double us[3],
+    double cs[3])
 {
-	double per = n > 0 ? 1000.0 / (double)n : 0;
-	us[0] = (b->head - a->head) * per;
-	us[1] = (b->parts - a->parts) * per;
-	us[2] = (b->self - a->self) * per;
+	double per = n > 0 ? 1.0 / (double)n : 0;
+	us[0] = (b->head - a->head) * 1000.0 * per;
+	us[1] = (b->parts - a->parts) * 1000.0 * per;
+	us[2] = (b->self - a->self) * 1000.0 * per;
+	cs[0] = (b->head_cs - a->head_cs) * per;
+	cs[1] = (b->parts_cs - a->parts_cs) * per;
+	cs[2] = (b->self_cs - a->self_cs) * per;
 }
 
 void
 bench_cpu_print(const char *unit, const char *head_name, const bench_cpu *a,
     const bench_cpu *b, uint64_t n)
 {
-	double us[3];
-	cpu_per(a, b, n, us);
+	double us[3], cs[3];
+	cpu_per(a, b, n, us, cs);
 	printf("  CPU us per %s: %s %.1f, participants %.1f, bench clients "
 	       "%.1f\n",
 	    unit, head_name, us[0], us[1], us[2]);
+	printf("  context switches per %s: %s %.1f, participants %.1f, bench "
+	       "clients %.1f\n",
+	    unit, head_name, cs[0], cs[1], cs[2]);
 }
 
 void
 bench_cpu_json(hx_json *j, const char *unit, const char *head_name,
     const bench_cpu *a, const bench_cpu *b, uint64_t n)
 {
-	double us[3];
-	cpu_per(a, b, n, us);
+	double v[2][3];
+	cpu_per(a, b, n, v[0], v[1]);
+	static const char *const what[2] = { "cpu_us", "switches" };
 	char key[64];
-	snprintf(key, sizeof(key), "cpu_us_per_%s_%s", unit, head_name);
-	hx_json_num(j, key, us[0]);
-	snprintf(key, sizeof(key), "cpu_us_per_%s_participants", unit);
-	hx_json_num(j, key, us[1]);
-	snprintf(key, sizeof(key), "cpu_us_per_%s_client", unit);
-	hx_json_num(j, key, us[2]);
+	for (int k = 0; k < 2; k++) {
+		snprintf(
+		    key, sizeof(key), "%s_per_%s_%s", what[k], unit, head_name);
+		hx_json_num(j, key, v[k][0]);
+		snprintf(
+		    key, sizeof(key), "%s_per_%s_participants", what[k], unit);
+		hx_json_num(j, key, v[k][1]);
+		snprintf(key, sizeof(key), "%s_per_%s_client", what[k], unit);
+		hx_json_num(j, key, v[k][2]);
+	}
 }
 
 static void *

@@ -449,8 +449,21 @@ test_bench_two_coordinators(void **state)
 		skip();
 		return;
 	}
-	expect_two_heads(
-	    hx_jdoc_root(d), "coordinators", "committed_by_coordinator");
+	const hx_jv *root = hx_jdoc_root(d);
+	expect_two_heads(root, "coordinators", "committed_by_coordinator");
+	// Every transfer costs each side context switches (a message in and
+	// out at the least): a count below one per transfer is a broken one.
+	static const char *const per[] = {
+		"switches_per_txn_coordinator",
+		"switches_per_txn_participants",
+		"cpu_us_per_txn_coordinator",
+	};
+	for (size_t i = 0; i < sizeof(per) / sizeof(per[0]); i++) {
+		const hx_jv *v = hx_jv_get(root, per[i]);
+		assert_non_null(v);
+		assert_int_equal(v->type, HX_JV_NUM);
+		assert_true(v->d >= 1.0);
+	}
 	hx_jdoc_free(d);
 }
 
