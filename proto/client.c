@@ -82,7 +82,8 @@ struct proto_client {
 	_Atomic uint64_t hello_logged_ns;
 	// Redialling (see redial_if_stuck); guarded by mu.
 	uint64_t lost_ns; // when the last connection went (0: one is up)
-	nng_pipe pipe; // the latest connection
+	nng_pipe pipe; // the connection (see on_pipe)
+	uint32_t pipe_id; // its nng id, 0 while there is none
 	uint64_t unbound_ns; // since when it has no finished hello (0: none)
 	uint64_t redial_ns; // when redial_if_stuck last looked
 	int redials; // dialers started besides the first
@@ -507,19 +508,31 @@ static void
 on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	proto_client *c = arg;
+	uint32_t id = (uint32_t)nng_pipe_id(p);
 	if (ev == NNG_PIPE_EV_ADD_PRE) {
-		// One live connection at a time once a redial started.
+		// One connection at a time, decided here, before nng lets a
+		// request onto it: a second dialer (REDIAL) that connects as
+		// the first reconnects would otherwise give the socket two,
+		// and nng would send a hello's HELLO on one and its AUTH on
+		// the other, refused for ever ("no HELLO before AUTH").
 		pthread_mutex_lock(&c->mu);
-		bool extra = c->redials > 0 && atomic_load(&c->pipes) > 0;
+		bool extra = c->pipe_id != 0;
+		if (!extra) {
+			c->pipe_id = id;
+			c->pipe = p;
+		}
 		pthread_mutex_unlock(&c->mu);
 		if (extra)
 			nng_pipe_close(p);
 		return;
 	}
 	if (ev == NNG_PIPE_EV_ADD_POST) {
-		atomic_fetch_add(&c->pipes, 1);
 		pthread_mutex_lock(&c->mu);
-		c->pipe = p;
+		if (id != c->pipe_id) {
+			pthread_mutex_unlock(&c->mu);
+			return;
+		}
+		atomic_fetch_add(&c->pipes, 1);
 		atomic_store(&c->quiet_ns, 0);
 		if (c->cfg.tls == NULL) {
 			pthread_mutex_unlock(&c->mu);
@@ -536,6 +549,13 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 	}
 	if (ev != NNG_PIPE_EV_REM_POST)
 		return;
+	pthread_mutex_lock(&c->mu);
+	if (id != c->pipe_id) {
+		// A connection refused as it came: nothing went on it.
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	c->pipe_id = 0;
 	int n = atomic_load(&c->pipes);
 	while (n > 0 && !atomic_compare_exchange_weak(&c->pipes, &n, n - 1))
 		;
@@ -543,7 +563,6 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 	// abort them instead: their outcome is unknown and the caller
 	// decides whether resending is safe. The next connection needs a
 	// hello of its own.
-	pthread_mutex_lock(&c->mu);
 	atomic_store(&c->ready, false);
 	c->gen++;
 	if (atomic_load(&c->pipes) == 0) {
