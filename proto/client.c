@@ -1256,8 +1256,8 @@ proto_client_call_async(proto_client *c, proto_msg *req,
 // Once one close did not end, nng's reaper is stuck and no later close
 // of the process can end either: each later close is waited for only
 // CLOSE_WAIT_STUCK_MS (it still starts, which stops its dialer), and
-// said at most once a second. A harness run that met the stall spent a
-// minute on 24 closes of 3 s each before this.
+// said at most once a second. A harness run that met the stall spent
+// 72 s on 24 closes of 3 s each before this.
 #define CLOSE_WAIT_STUCK_MS 200
 static atomic_bool close_stuck;
 static _Atomic uint64_t close_stuck_logged_ns;
