@@ -300,12 +300,12 @@ proc_cpu_ms(int pid)
 }
 
 // Context switches (voluntary and not) of every live thread of process
-// pid ("self" for this one) so far; -1 when they cannot be read.
+// pid so far; -1 when they cannot be read (pid 0: not running).
 static double
-proc_switches(const char *pid)
+proc_switches(int pid)
 {
 	char path[300];
-	snprintf(path, sizeof(path), "/proc/%s/task", pid);
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	DIR *d = opendir(path);
 	if (d == NULL)
 		return -1;
@@ -314,7 +314,7 @@ proc_switches(const char *pid)
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "/proc/%s/task/%.32s/status", pid,
+		snprintf(path, sizeof(path), "/proc/%d/task/%.32s/status", pid,
 		    e->d_name);
 		FILE *f = fopen(path, "r");
 		if (f == NULL)
@@ -345,25 +345,22 @@ void
 bench_cpu_read(
     hx_cluster *cl, const dtx_topo *topo, dtx_role head, bench_cpu *out)
 {
-	char pid[32];
 	// Every running node of role head, summed.
 	out->head = out->head_cs = -1;
 	for (uint32_t i = 0; i < topo->n; i++) {
 		if (topo->nodes[i].role != head)
 			continue;
 		int p = hx_cluster_pid(cl, topo->nodes[i].id);
-		snprintf(pid, sizeof(pid), "%d", p);
 		add_known(&out->head, proc_cpu_ms(p));
-		add_known(&out->head_cs, proc_switches(pid));
+		add_known(&out->head_cs, proc_switches(p));
 	}
 	out->parts = out->parts_cs = 0;
 	for (uint32_t k = 0; k < topo->nparts; k++) {
 		int p = hx_cluster_pid(cl, topo->parts[k]);
-		snprintf(pid, sizeof(pid), "%d", p);
 		double v = proc_cpu_ms(p);
 		if (v >= 0)
 			out->parts += v;
-		if ((v = proc_switches(pid)) >= 0)
+		if ((v = proc_switches(p)) >= 0)
 			out->parts_cs += v;
 	}
 	struct rusage ru;
@@ -371,7 +368,7 @@ bench_cpu_read(
 	    ? -1
 	    : (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
 	        (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
-	out->self_cs = proc_switches("self");
+	out->self_cs = proc_switches((int)getpid());
 }
 
 // The CPU microseconds (and the context switches) from a to b per one of

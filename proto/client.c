@@ -60,7 +60,7 @@ struct proto_client {
 	nng_socket sock;
 	bool sock_open;
 	_Atomic uint64_t next_id;
-	_Atomic int pipes; // live connections
+	_Atomic int pipes; // 1 while the connection (pipe_id) is up, else 0
 	pthread_mutex_t mu;
 	slot *idle; // singly linked through next
 	slot *busy; // doubly linked
@@ -532,7 +532,7 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 			pthread_mutex_unlock(&c->mu);
 			return;
 		}
-		atomic_fetch_add(&c->pipes, 1);
+		atomic_store(&c->pipes, 1);
 		atomic_store(&c->quiet_ns, 0);
 		if (c->cfg.tls == NULL) {
 			pthread_mutex_unlock(&c->mu);
@@ -556,19 +556,15 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 		return;
 	}
 	c->pipe_id = 0;
-	int n = atomic_load(&c->pipes);
-	while (n > 0 && !atomic_compare_exchange_weak(&c->pipes, &n, n - 1))
-		;
+	atomic_store(&c->pipes, 0);
 	// nng would move the requests of this connection to the next one;
 	// abort them instead: their outcome is unknown and the caller
 	// decides whether resending is safe. The next connection needs a
 	// hello of its own.
 	atomic_store(&c->ready, false);
 	c->gen++;
-	if (atomic_load(&c->pipes) == 0) {
-		c->lost_ns = dtx_mono_ns();
-		c->unbound_ns = 0;
-	}
+	c->lost_ns = dtx_mono_ns();
+	c->unbound_ns = 0;
 	if (c->haio != NULL && hello_in_flight(c))
 		nng_aio_abort(c->haio, NNG_ECONNRESET);
 	for (slot *s = c->busy; s != NULL; s = s->next)
@@ -1014,7 +1010,6 @@ acall_finish(acall *a, dtx_err err, proto_msg *rep, bool answered)
 	proto_done_fn done = a->done;
 	void *arg = a->arg;
 	nng_msg_free(a->req);
-	a->req = NULL;
 	pthread_mutex_lock(&c->mu);
 	LIST_UNLINK(c->abusy, a);
 	pthread_mutex_unlock(&c->mu);
