@@ -14,6 +14,8 @@
 #include "harness.h"
 #include "proto.h"
 
+struct coord; // coordinator.h: an embedded coordinator
+
 // dtx bench: dispatches to the subcommands below (bench.c). Returns the
 // process exit code (HX_EXIT_*).
 int bench_cmd(int argc, char **argv);
@@ -70,21 +72,25 @@ void bench_tally_lat(bench_tally *t, uint64_t ns);
 typedef struct bench_async {
 	void *owner;
 	proto_batcher *b;
+	// An embedded coordinator (bench_env's co) the requests go to
+	// directly, instead of b or a connection; NULL otherwise.
+	struct coord *co;
 	_Atomic uint64_t *deadline_ns;
 	atomic_int *finished; // incremented once the client stops
 	uint32_t timeout_ms;
 	proto_msg *(*next)(void *owner);
 	void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns);
 	uint64_t t0; // when the request in flight was sent
+	atomic_int sends; // bench_async_send calls not yet served
 } bench_async;
 
 // Sends a's next request, or (past the deadline, or when the batcher
 // refuses it) stops a. A failed call stops a too, after counting it.
 void bench_async_send(bench_async *a);
 
-// Runs a's requests one at a time on cl, on the calling thread (a->b is
-// not used): counts itself in *ready, waits for *go, then sends until the
-// deadline.
+// Runs a's requests one at a time on cl (or a->co), on the calling
+// thread (a->b is not used): counts itself in *ready, waits for *go, then sends
+// until the deadline.
 void bench_sync_run(
     bench_async *a, proto_client *cl, atomic_int *ready, atomic_bool *go);
 
@@ -131,7 +137,8 @@ struct bench_fleet {
 	void *workers; // owned: n structs of stride bytes
 	size_t stride;
 	int n, started;
-	proto_batcher *batcher; // owned; NULL: a thread per client
+	proto_batcher *batcher; // owned; NULL: a thread per client, unless
+	bool async; // the clients run from completions (batchers, or co)
 	// With several heads: a batcher to each (batcher is the first);
 	// client i uses batchers[i % nbatchers].
 	proto_batcher *batchers[HX_COORDINATORS_MAX];
@@ -155,10 +162,13 @@ dtx_err bench_fleet_open(bench_fleet *f, size_t stride, int n, void *ctx,
     void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns));
 // The same against nheads heads (shared[k] at urls[k]): client i talks to
 // head i % nheads, through a batcher of its own per head when batch > 1.
+// With co (an embedded coordinator) the clients call it directly, as
+// threads (batch 1) or from its completions (batch above 1); shared,
+// urls and tls are then unused.
 dtx_err bench_fleet_open_heads(bench_fleet *f, size_t stride, int n, void *ctx,
     proto_client *const *shared, const char *const *urls, uint32_t nheads,
-    uint32_t client_id, proto_tls *tls, int64_t batch, int64_t inflight,
-    uint32_t timeout_ms, proto_msg *(*next)(void *owner),
+    struct coord *co, uint32_t client_id, proto_tls *tls, int64_t batch,
+    int64_t inflight, uint32_t timeout_ms, proto_msg *(*next)(void *owner),
     void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns));
 // Runs the clients for seconds, each until its first answer after that,
 // and returns how long it took (s); -1 when a thread cannot start (said
@@ -212,6 +222,13 @@ typedef struct bench_env {
 	// The client certificate of the cluster's certs/ every connection
 	// above speaks with; NULL for an --insecure cluster. Owned.
 	proto_tls *tls;
+	// With embed (bench_env_open_heads): the first coordinator, run in
+	// this process instead of as a daemon (it still serves its URL, for
+	// HEALTH and the participants); the bench's clients call it
+	// directly. NULL otherwise. Owned, as the runtime under it.
+	struct coord *co;
+	proto_daemon *co_d;
+	void *co_cfg;
 } bench_env;
 // Sets *e up: refuses a dir in memory (fsync timings on tmpfs say nothing
 // about a disk), creates a cluster of `participants` participants and
@@ -219,12 +236,14 @@ typedef struct bench_env {
 // (DTX_ROLE_COORDINATOR, or DTX_ROLE_SAGA: then only the participants and
 // the orchestrators run) with the daemons' log_level,
 // over mutual TLS unless insecure (plaintext, no certificates), starts it,
-// opens the clients and splits `accounts` accounts. On failure prints why on
-// stderr, prefixed by what, and returns HX_EXIT_USAGE (a bad setting) or
-// HX_EXIT_FAILURE; HX_EXIT_OK on success. Call bench_env_close either way.
+// opens the clients and splits `accounts` accounts. With embed (one
+// coordinator head only) that coordinator runs in this process (e->co).
+// On failure prints why on stderr, prefixed by what, and returns
+// HX_EXIT_USAGE (a bad setting) or HX_EXIT_FAILURE; HX_EXIT_OK on
+// success. Call bench_env_close either way.
 int bench_env_open_heads(bench_env *e, const char *what, const char *dir,
     int64_t participants, dtx_role head, uint32_t nheads, const char *log_level,
-    int64_t accounts, bool insecure);
+    int64_t accounts, bool insecure, bool embed);
 // Picks a transfer between two of e's participants with the PRNG at
 // seed: their indexes *p != *q (e->nparts >= 2) and the keys of an
 // account of the p-th into kf and of the q-th into kt (klen bytes each).
@@ -262,7 +281,8 @@ typedef struct bench_run {
 // on success. Call bench_run_close either way. Borrows what and ctx.
 int bench_run_open_heads(bench_run *br, const char *what, const char *dir,
     int64_t participants, dtx_role head, uint32_t nheads, const char *log_level,
-    int64_t accounts, bool insecure, dtx_err (*init)(void *ctx), void *ctx);
+    int64_t accounts, bool insecure, bool embed, dtx_err (*init)(void *ctx),
+    void *ctx);
 // Runs n clients for seconds against br's heads (a bench_fleet of
 // workers of stride bytes, with ctx, batch, inflight, timeout_ms, next and
 // count as bench_fleet_open takes them), then fills br->secs, the

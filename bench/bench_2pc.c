@@ -37,6 +37,7 @@ typedef struct b2_cfg {
 	int64_t client_batch;
 	int64_t client_inflight;
 	int64_t coordinators;
+	char *coordinator; // where: auto, daemon or embedded
 } b2_cfg;
 
 static const dtx_cfg_opt b2_opts[] = {
@@ -61,6 +62,13 @@ static const dtx_cfg_opt b2_opts[] = {
 	    HX_COORDINATORS_MAX, "1",
 	    "coordinator daemons, each with its own log; client i drives "
 	    "coordinator i mod N (the CPU reported is theirs summed)" },
+	{ "coordinator", DTX_CFG_STR, offsetof(b2_cfg, coordinator), 0, 0,
+	    "auto",
+	    "where the coordinator runs: daemon (its own process, the "
+	    "clients reach it over the network), embedded (in the bench's "
+	    "process, the clients call it directly: pc only, whose "
+	    "coordinator holds nothing that must outlive it) or auto "
+	    "(embedded for pc with one coordinator, else daemon)" },
 	{ "accounts", DTX_CFG_INT, offsetof(b2_cfg, accounts), 4, 1000000,
 	    "1000", "bank accounts" },
 	{ "rpc-seconds", DTX_CFG_INT, offsetof(b2_cfg, rpc_seconds), 1, 3600,
@@ -231,6 +239,8 @@ print_json(const b2_cfg *cfg, const bench_run *br, const b2_numbers *m)
 	hx_json_str(&j, "mode", cfg->mode);
 	hx_json_bool(&j, "tls", !cfg->insecure);
 	hx_json_int(&j, "coordinators", cfg->coordinators);
+	hx_json_str(
+	    &j, "coordinator", br->env.co != NULL ? "embedded" : "daemon");
 	// What each coordinator counts committed since it started (the
 	// first one's count includes the accounts' creation).
 	hx_json_arr_begin(&j, "committed_by_coordinator");
@@ -267,6 +277,9 @@ print_text(const b2_cfg *cfg, const bench_run *br, const b2_numbers *m)
 	       "clients, %" PRId64 " accounts, fsync on, %s, %.1f s\n",
 	    cfg->mode, cfg->participants, n, cfg->accounts,
 	    cfg->insecure ? "plaintext (--insecure)" : "mutual TLS", br->secs);
+	if (br->env.co != NULL)
+		printf("  coordinator embedded: it runs in the clients' "
+		       "process, which call it directly\n");
 	printf("  %" PRIu64 " committed, %" PRIu64 " aborted (%.2f%%), "
 	       "%" PRIu64 " unknown, %" PRIu64 " errors\n",
 	    m->committed, m->aborted, m->abort_rate * 100, br->sum.unknown,
@@ -316,10 +329,41 @@ run_bench(const void *arg)
 		    cfg->mode);
 		return HX_EXIT_USAGE;
 	}
+	bool embed;
+	if (strcmp(cfg->coordinator, "auto") == 0) {
+		embed = run.mode == PROTO_MODE_PC && cfg->coordinators == 1;
+	} else if (strcmp(cfg->coordinator, "daemon") == 0) {
+		embed = false;
+	} else if (strcmp(cfg->coordinator, "embedded") == 0) {
+		embed = true;
+	} else {
+		fprintf(stderr,
+		    "dtx bench 2pc: --coordinator must be auto, daemon or "
+		    "embedded, not %s\n",
+		    cfg->coordinator);
+		return HX_EXIT_USAGE;
+	}
+	if (embed && run.mode != PROTO_MODE_PC) {
+		// A 2PC or 3PC coordinator's log decides: in a client's
+		// process, the client's end would leave its transactions in
+		// doubt until that very process came back.
+		fprintf(stderr,
+		    "dtx bench 2pc: --coordinator embedded is for pc only: a "
+		    "%s coordinator keeps a decision log that must outlive "
+		    "its clients\n",
+		    cfg->mode);
+		return HX_EXIT_USAGE;
+	}
+	if (embed && cfg->coordinators != 1) {
+		fprintf(stderr,
+		    "dtx bench 2pc: --coordinator embedded runs one "
+		    "coordinator (--coordinators 1)\n");
+		return HX_EXIT_USAGE;
+	}
 	int rc = bench_run_open_heads(&br, "dtx bench 2pc", cfg->dir,
 	    cfg->participants, DTX_ROLE_COORDINATOR,
 	    (uint32_t)cfg->coordinators, cfg->log_level, cfg->accounts,
-	    cfg->insecure, init_accounts, &run);
+	    cfg->insecure, embed, init_accounts, &run);
 	if (rc != HX_EXIT_OK)
 		goto out;
 	int64_t batches0 = bench_heads_counter(&br.env, "batches_sent");

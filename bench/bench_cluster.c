@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <linux/magic.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "coordinator.h"
 #include "proto.h"
 
 dtx_err
@@ -63,8 +65,16 @@ async_done(void *arg, dtx_err err, proto_msg *rep)
 	bench_async_send(a);
 }
 
-void
-bench_async_send(bench_async *a)
+// The answer of an embedded coordinator (coord_txn_done).
+static void
+embedded_done(void *arg, dtx_err err, proto_msg *rep)
+{
+	async_done(arg, err, rep);
+}
+
+// Sends a's next request, or stops a: one step of bench_async_send.
+static void
+async_send_one(bench_async *a)
 {
 	if (dtx_mono_ns() >= atomic_load(a->deadline_ns)) {
 		atomic_fetch_add(a->finished, 1);
@@ -72,14 +82,29 @@ bench_async_send(bench_async *a)
 	}
 	proto_msg *req = a->next(a->owner);
 	a->t0 = dtx_mono_ns();
-	dtx_err rv =
-	    proto_batcher_call_async(a->b, req, a->timeout_ms, async_done, a);
+	dtx_err rv = a->co != NULL
+	    ? coord_txn_async(a->co, req, embedded_done, a)
+	    : proto_batcher_call_async(a->b, req, a->timeout_ms, async_done, a);
 	if (rv != DTX_OK) {
 		proto_msg none;
 		memset(&none, 0, sizeof(none));
 		a->count(a->owner, rv, &none, 0);
 		atomic_fetch_add(a->finished, 1);
 	}
+}
+
+void
+bench_async_send(bench_async *a)
+{
+	// An answer may come back before the call that sent it returns (an
+	// embedded coordinator that cannot reach a participant answers at
+	// once): its send then falls to the loop already running here, so
+	// the stack does not grow with every such answer.
+	if (atomic_fetch_add(&a->sends, 1) > 0)
+		return;
+	do
+		async_send_one(a);
+	while (atomic_fetch_sub(&a->sends, 1) > 1);
 }
 
 void
@@ -93,7 +118,13 @@ bench_sync_run(
 		proto_msg *req = a->next(a->owner);
 		proto_msg rep;
 		a->t0 = dtx_mono_ns();
-		dtx_err rv = bench_call(cl, req, &rep, a->timeout_ms);
+		dtx_err rv;
+		if (a->co != NULL) {
+			memset(&rep, 0, sizeof(rep));
+			rv = coord_txn(a->co, req, &rep);
+		} else {
+			rv = bench_call(cl, req, &rep, a->timeout_ms);
+		}
 		a->count(a->owner, rv, &rep, dtx_mono_ns() - a->t0);
 	}
 }
@@ -378,10 +409,13 @@ cpu_per(const bench_cpu *a, const bench_cpu *b, uint64_t n, double us[3],
     double cs[3])
 {
 	double per = n > 0 ? 1.0 / (double)n : 0;
-	us[0] = (b->head - a->head) * 1000.0 * per;
+	// A head this process runs (embedded) has no figures of its own:
+	// its CPU and switches are the clients'. -1 says so.
+	bool head = a->head >= 0 && b->head >= 0;
+	us[0] = head ? (b->head - a->head) * 1000.0 * per : -1;
 	us[1] = (b->parts - a->parts) * 1000.0 * per;
 	us[2] = (b->self - a->self) * 1000.0 * per;
-	cs[0] = (b->head_cs - a->head_cs) * per;
+	cs[0] = head ? (b->head_cs - a->head_cs) * per : -1;
 	cs[1] = (b->parts_cs - a->parts_cs) * per;
 	cs[2] = (b->self_cs - a->self_cs) * per;
 }
@@ -392,12 +426,17 @@ bench_cpu_print(const char *unit, const char *head_name, const bench_cpu *a,
 {
 	double us[3], cs[3];
 	cpu_per(a, b, n, us, cs);
-	printf("  CPU us per %s: %s %.1f, participants %.1f, bench clients "
+	char h[2][64];
+	snprintf(h[0], sizeof(h[0]), "%.1f", us[0]);
+	snprintf(h[1], sizeof(h[1]), "%.1f", cs[0]);
+	for (int k = 0; k < 2 && us[0] < 0; k++)
+		snprintf(h[k], sizeof(h[k]), "in the clients'");
+	printf("  CPU us per %s: %s %s, participants %.1f, bench clients "
 	       "%.1f\n",
-	    unit, head_name, us[0], us[1], us[2]);
-	printf("  context switches per %s: %s %.1f, participants %.1f, bench "
+	    unit, head_name, h[0], us[1], us[2]);
+	printf("  context switches per %s: %s %s, participants %.1f, bench "
 	       "clients %.1f\n",
-	    unit, head_name, cs[0], cs[1], cs[2]);
+	    unit, head_name, h[1], cs[1], cs[2]);
 }
 
 void
@@ -441,15 +480,15 @@ bench_fleet_open(bench_fleet *f, size_t stride, int n, void *ctx,
     proto_msg *(*next)(void *owner),
     void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns))
 {
-	return bench_fleet_open_heads(f, stride, n, ctx, &shared, &url, 1,
+	return bench_fleet_open_heads(f, stride, n, ctx, &shared, &url, 1, NULL,
 	    client_id, tls, batch, inflight, timeout_ms, next, count);
 }
 
 dtx_err
 bench_fleet_open_heads(bench_fleet *f, size_t stride, int n, void *ctx,
     proto_client *const *shared, const char *const *urls, uint32_t nheads,
-    uint32_t client_id, proto_tls *tls, int64_t batch, int64_t inflight,
-    uint32_t timeout_ms, proto_msg *(*next)(void *owner),
+    struct coord *co, uint32_t client_id, proto_tls *tls, int64_t batch,
+    int64_t inflight, uint32_t timeout_ms, proto_msg *(*next)(void *owner),
     void (*count)(void *owner, dtx_err rv, proto_msg *rep, uint64_t ns))
 {
 	memset(f, 0, sizeof(*f));
@@ -461,7 +500,9 @@ bench_fleet_open_heads(bench_fleet *f, size_t stride, int n, void *ctx,
 	f->n = n;
 	f->deadline_ns = UINT64_MAX;
 	dtx_err rv = DTX_OK;
-	for (uint32_t k = 0; batch > 1 && k < nheads && rv == DTX_OK; k++) {
+	f->async = batch > 1;
+	for (uint32_t k = 0;
+	     batch > 1 && co == NULL && k < nheads && rv == DTX_OK; k++) {
 		rv = proto_batcher_open(shared[k], (uint32_t)batch,
 		    (uint32_t)inflight, &f->batchers[k]);
 		if (rv == DTX_OK)
@@ -480,6 +521,7 @@ bench_fleet_open_heads(bench_fleet *f, size_t stride, int n, void *ctx,
 		c->ctx = ctx;
 		c->id = i;
 		c->as = (bench_async) { .owner = c,
+			.co = co,
 			.b = f->nbatchers
 			    ? f->batchers[(uint32_t)i % f->nbatchers]
 			    : NULL,
@@ -488,7 +530,7 @@ bench_fleet_open_heads(bench_fleet *f, size_t stride, int n, void *ctx,
 			.timeout_ms = timeout_ms,
 			.next = next,
 			.count = count };
-		if (rv == DTX_OK && batch <= 1)
+		if (rv == DTX_OK && batch <= 1 && co == NULL)
 			rv = bench_open_client(
 			    urls[(uint32_t)i % nheads], client_id, tls, &c->cl);
 	}
@@ -501,14 +543,14 @@ bench_fleet_run(bench_fleet *f, const char *what, int64_t seconds,
 {
 	const dtx_topo *topo = hx_cluster_topo(cl);
 	int n = f->n;
-	for (; f->batcher == NULL && f->started < n; f->started++) {
+	for (; !f->async && f->started < n; f->started++) {
 		bench_client *c = fleet_client(f, f->started);
 		if (pthread_create(&c->th, NULL, fleet_thread, c) != 0) {
 			fprintf(stderr, "%s: cannot start a thread\n", what);
 			return -1;
 		}
 	}
-	while (f->batcher == NULL && atomic_load(&f->ready) < n)
+	while (!f->async && atomic_load(&f->ready) < n)
 		sched_yield();
 	bench_cpu_read(cl, topo, head, cpu0);
 	uint64_t t0 = dtx_mono_ns();
@@ -517,7 +559,7 @@ bench_fleet_run(bench_fleet *f, const char *what, int64_t seconds,
 	for (int i = 0; i < f->started; i++)
 		pthread_join(fleet_client(f, i)->th, NULL);
 	f->started = 0;
-	if (f->batcher != NULL) {
+	if (f->async) {
 		for (int i = 0; i < n; i++)
 			bench_async_send(&fleet_client(f, i)->as);
 		// Each client ends with its first answer after the deadline
@@ -595,6 +637,79 @@ start_head_and_parts(hx_cluster *cl, const dtx_topo *topo, dtx_role head)
 	return DTX_OK;
 }
 
+// Runs the topology's first coordinator in this process, as its daemon
+// would run (the same command line, so the same identity, data directory
+// and certificate), serving its URL.
+static dtx_err
+embed_open(bench_env *e, const char *what)
+{
+	const dtx_node *hn = dtx_topo_first(e->topo, DTX_ROLE_COORDINATOR);
+	hx_daemon_args *a = dtx_alloc(sizeof(*a));
+	e->co_cfg = dtx_calloc(1, sizeof(coord_cfg));
+	if (a == NULL || e->co_cfg == NULL) {
+		dtx_free(a);
+		return DTX_ENOMEM;
+	}
+	dtx_err rv =
+	    hn == NULL ? DTX_EINVAL : hx_cluster_daemon_args(e->cl, hn->id, a);
+	if (rv == DTX_OK) {
+		// The runtime blocks SIGINT and SIGTERM for a daemon's
+		// sigwait; this process keeps taking them as before.
+		sigset_t old;
+		pthread_sigmask(SIG_SETMASK, NULL, &old);
+		rv = proto_daemon_open("dtx-coordinator", DTX_ROLE_COORDINATOR,
+		    a->argc, a->argv, coord_cfg_table, coord_cfg_count,
+		    e->co_cfg, &e->co_d);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		dtx_log_init("dtx", DTX_LOG_WARN);
+	}
+	dtx_free(a);
+	if (rv == DTX_OK)
+		rv = coord_open(e->co_d, e->co_cfg, &e->co);
+	if (rv == DTX_OK) {
+		proto_daemon_hooks hooks;
+		coord_hooks(e->co, &hooks);
+		rv = proto_daemon_serve(e->co_d, &hooks);
+	}
+	if (rv != DTX_OK)
+		fprintf(stderr, "%s: cannot run the coordinator here: %s\n",
+		    what, dtx_strerror(rv));
+	return rv;
+}
+
+static void
+embed_close(bench_env *e)
+{
+	coord_stop(e->co);
+	proto_daemon_close(e->co_d);
+	coord_close(e->co);
+	e->co = NULL;
+	e->co_d = NULL;
+	if (e->co_cfg != NULL)
+		dtx_free(e->co_cfg); // its strings went with the runtime
+	e->co_cfg = NULL;
+}
+
+// Starts every node but the first coordinator and waits until they are
+// ready.
+static dtx_err
+start_but_head(hx_cluster *cl, const dtx_topo *topo)
+{
+	const dtx_node *hn = dtx_topo_first(topo, DTX_ROLE_COORDINATOR);
+	for (int pass = 0; pass < 2; pass++)
+		for (uint32_t i = 0; i < topo->n; i++) {
+			const dtx_node *nd = &topo->nodes[i];
+			if (nd == hn || nd->role == DTX_ROLE_CLIENT)
+				continue;
+			dtx_err rv = pass == 0
+			    ? hx_cluster_start(cl, nd->id, NULL)
+			    : hx_cluster_wait_ready(cl, nd->id, 30000);
+			if (rv != DTX_OK)
+				return rv;
+		}
+	return DTX_OK;
+}
+
 // Opens a client to every node of role head after the first (e->head).
 static dtx_err
 open_more_heads(bench_env *e, dtx_role head)
@@ -626,10 +741,15 @@ open_more_heads(bench_env *e, dtx_role head)
 int
 bench_env_open_heads(bench_env *e, const char *what, const char *dir,
     int64_t participants, dtx_role head, uint32_t nheads, const char *log_level,
-    int64_t accounts, bool insecure)
+    int64_t accounts, bool insecure, bool embed)
 {
 	char err[256];
 	memset(e, 0, sizeof(*e));
+	if (embed && (head != DTX_ROLE_COORDINATOR || nheads != 1)) {
+		fprintf(stderr, "%s: only a single coordinator runs embedded\n",
+		    what);
+		return HX_EXIT_USAGE;
+	}
 	struct statfs sfs;
 	if (statfs(dir, &sfs) != 0) {
 		fprintf(stderr, "%s: cannot stat %s\n", what, dir);
@@ -677,14 +797,20 @@ bench_env_open_heads(bench_env *e, const char *what, const char *dir,
 		fprintf(stderr, "%s: %s\n", what, err);
 		return HX_EXIT_FAILURE;
 	}
-	rv = head == DTX_ROLE_SAGA ? start_head_and_parts(e->cl, e->topo, head)
-	                           : hx_cluster_start_all(e->cl, 30000);
+	if (embed)
+		rv = start_but_head(e->cl, e->topo);
+	else if (head == DTX_ROLE_SAGA)
+		rv = start_head_and_parts(e->cl, e->topo, head);
+	else
+		rv = hx_cluster_start_all(e->cl, 30000);
 	if (rv != DTX_OK) {
 		fprintf(stderr,
 		    "%s: cannot start the cluster: %s (logs in %s/logs)\n",
 		    what, dtx_strerror(rv), e->dir);
 		return HX_EXIT_FAILURE;
 	}
+	if (embed && embed_open(e, what) != DTX_OK)
+		return HX_EXIT_FAILURE; // embed_open said why
 	const dtx_node *hn = dtx_topo_first(e->topo, head);
 	e->head_url = hn != NULL ? hn->url : NULL;
 	if (hn == NULL)
@@ -726,6 +852,7 @@ bench_env_close(bench_env *e, const char *what, bool keep)
 	e->nheads = 0;
 	proto_client_close(e->head);
 	e->head = NULL;
+	embed_close(e);
 	bench_cluster_free(e->cl, e->parts, e->owned, e->nowned, e->nparts);
 	memset(e->parts, 0, sizeof(e->parts));
 	e->cl = NULL;
@@ -745,13 +872,14 @@ bench_env_close(bench_env *e, const char *what, bool keep)
 int
 bench_run_open_heads(bench_run *br, const char *what, const char *dir,
     int64_t participants, dtx_role head, uint32_t nheads, const char *log_level,
-    int64_t accounts, bool insecure, dtx_err (*init)(void *ctx), void *ctx)
+    int64_t accounts, bool insecure, bool embed, dtx_err (*init)(void *ctx),
+    void *ctx)
 {
 	memset(br, 0, sizeof(*br));
 	br->what = what;
 	br->head = head;
 	int rc = bench_env_open_heads(&br->env, what, dir, participants, head,
-	    nheads, log_level, accounts, insecure);
+	    nheads, log_level, accounts, insecure, embed);
 	if (rc != HX_EXIT_OK)
 		return rc;
 	dtx_err rv = init(ctx);
@@ -771,8 +899,8 @@ bench_run_clients(bench_run *br, size_t stride, int n, void *ctx,
 {
 	const bench_env *e = &br->env;
 	dtx_err rv = bench_fleet_open_heads(&br->fleet, stride, n, ctx,
-	    e->heads, e->head_urls, e->nheads, e->client_id, e->tls, batch,
-	    inflight, timeout_ms, next, count);
+	    e->heads, e->head_urls, e->nheads, e->co, e->client_id, e->tls,
+	    batch, inflight, timeout_ms, next, count);
 	if (rv != DTX_OK) {
 		fprintf(stderr, "%s: %s\n", br->what, dtx_strerror(rv));
 		return HX_EXIT_FAILURE;

@@ -268,7 +268,7 @@ run_bench(const void *arg)
 
 	int rc = bench_run_open_heads(&br, "dtx bench saga", cfg->dir,
 	    cfg->participants, DTX_ROLE_SAGA, (uint32_t)cfg->orchestrators,
-	    "warn", cfg->accounts, cfg->insecure, init_accounts, &run);
+	    "warn", cfg->accounts, cfg->insecure, false, init_accounts, &run);
 	if (rc != HX_EXIT_OK)
 		goto out;
 	proto_client **parts = br.env.parts;

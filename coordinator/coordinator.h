@@ -46,6 +46,21 @@ dtx_err coord_open(proto_daemon *d, const coord_cfg *cfg, coord **out);
 // Fills hooks (handler, health) for proto_daemon_serve. Borrows c.
 void coord_hooks(coord *c, proto_daemon_hooks *hooks);
 
+// A transaction from an in-process client, bypassing the network (a pc
+// coordinator embedded in the application: it holds no state that must
+// outlive the process, see pc.c). req (a PROTO_TXN) is borrowed until the
+// answer. coord_txn waits for it: *rep gets the TXN_REPLY (owned:
+// proto_msg_free). coord_txn_async returns at once and later calls
+// done(arg, DTX_OK, rep) once, from a thread of the coordinator, with the
+// TXN_REPLY, which done takes over (proto_msg_free). Both refuse at once,
+// without calling done: DTX_EINVAL (no operation, no participant, a
+// reserved txid), DTX_EEXIST (a txid still known), DTX_ECLOSED (stopped),
+// DTX_EFAILED (the decision log failed), DTX_ENOMEM.
+typedef void (*coord_txn_done)(void *arg, dtx_err rv, proto_msg *rep);
+dtx_err coord_txn(coord *c, const proto_msg *req, proto_msg *rep);
+dtx_err coord_txn_async(
+    coord *c, const proto_msg *req, coord_txn_done done, void *arg);
+
 // Stops the background threads (calls into the runtime end here):
 // call it before proto_daemon_close. Requests still being served then
 // fail fast. Idempotent; NULL does nothing.

@@ -250,7 +250,9 @@ typedef struct coord_plan {
 typedef struct coord_run {
 	coord *c;
 	proto_defer *tok; // the deferred TXN to answer, or NULL:
-	coord_waiter *w; // the thread in coord__txn waiting for it
+	coord_waiter *w; // the thread in coord__txn waiting for it, or NULL:
+	coord_txn_done done; // an in-process caller (coord_txn_async)
+	void *done_arg;
 	uint64_t txid;
 	proto_mode mode;
 	coord_plan p; // p.ops owned

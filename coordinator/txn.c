@@ -96,6 +96,12 @@ coord__run_done(coord_run *r)
 		coord__waiter_done(r->w); // coord__txn takes r over
 		return;
 	}
+	if (r->done != NULL) {
+		r->done(r->done_arg, DTX_OK, &r->rep); // takes r->rep
+		proto_msg_init(&r->rep, PROTO_NONE);
+		coord__run_free(r);
+		return;
+	}
 	proto_defer_reply(r->tok, DTX_OK, &r->rep); // consumes r->rep
 	proto_msg_init(&r->rep, PROTO_NONE);
 	coord__run_free(r);
@@ -162,14 +168,12 @@ run_wait(coord_run *r, proto_msg *rep)
 	coord__run_free(r);
 }
 
-dtx_err
-coord__txn(coord *c, const proto_msg *req, proto_msg *rep, proto_call *call)
+// Checks tx and makes its run (*out, owned) with its plan and table entry.
+static dtx_err
+txn_begin(coord *c, const proto_txn *tx, coord_run **out)
 {
-	const proto_txn *tx = &req->u.txn;
 	coord_plan p = { .ops = NULL };
-	coord_run *r = NULL;
 	dtx_err rv;
-
 	if (atomic_load(&c->failed))
 		return DTX_EFAILED;
 	if (atomic_load(&c->stopped))
@@ -177,18 +181,37 @@ coord__txn(coord *c, const proto_msg *req, proto_msg *rep, proto_call *call)
 	if (tx->n_ops < 1 || tx->ops == NULL ||
 	    proto_daemon_topo(c->d)->nparts == 0)
 		return DTX_EINVAL;
+	if ((rv = make_plan(c, tx, &p)) != DTX_OK)
+		return rv;
+	if ((rv = run_new(c, tx, &p, out)) != DTX_OK) {
+		dtx_free(p.ops);
+		return rv;
+	}
+	atomic_fetch_add(&c->n_txns, 1);
+	proto_daemon_trace(
+	    c->d, PROTO_EV_BEGIN, (*out)->txid, NULL, "TXN_START", 0);
+	return DTX_OK;
+}
+
+dtx_err
+coord__txn(coord *c, const proto_msg *req, proto_msg *rep, proto_call *call)
+{
+	const proto_txn *tx = &req->u.txn;
+	coord_run *r = NULL;
+	dtx_err rv;
+
+	if (atomic_load(&c->failed))
+		return DTX_EFAILED;
+	if (atomic_load(&c->stopped))
+		return DTX_ECLOSED;
 	// A transaction does not hold this worker while it waits: the
 	// request moves to a token (and tx with it), which the run answers.
 	// Only a request that cannot be deferred waits here.
 	proto_defer *tok = proto_server_defer(call);
 	if (tok != NULL)
 		tx = &proto_defer_req(tok)->u.txn;
-	if ((rv = make_plan(c, tx, &p)) != DTX_OK)
+	if ((rv = txn_begin(c, tx, &r)) != DTX_OK)
 		goto fail;
-	if ((rv = run_new(c, tx, &p, &r)) != DTX_OK)
-		goto fail;
-	atomic_fetch_add(&c->n_txns, 1);
-	proto_daemon_trace(c->d, PROTO_EV_BEGIN, r->txid, NULL, "TXN_START", 0);
 	if (tok == NULL) {
 		run_wait(r, rep);
 		return DTX_OK;
@@ -197,12 +220,38 @@ coord__txn(coord *c, const proto_msg *req, proto_msg *rep, proto_call *call)
 	coord__run_start(r);
 	return DTX_OK;
 fail:
-	dtx_free(p.ops);
 	if (tok != NULL) {
 		proto_defer_reply(tok, rv, NULL);
 		return DTX_OK;
 	}
 	return rv;
+}
+
+dtx_err
+coord_txn(coord *c, const proto_msg *req, proto_msg *rep)
+{
+	coord_run *r = NULL;
+	if (req->hdr.type != PROTO_TXN)
+		return DTX_EINVAL;
+	dtx_err rv = txn_begin(c, &req->u.txn, &r);
+	if (rv == DTX_OK)
+		run_wait(r, rep);
+	return rv;
+}
+
+dtx_err
+coord_txn_async(coord *c, const proto_msg *req, coord_txn_done done, void *arg)
+{
+	coord_run *r = NULL;
+	if (req->hdr.type != PROTO_TXN || done == NULL)
+		return DTX_EINVAL;
+	dtx_err rv = txn_begin(c, &req->u.txn, &r);
+	if (rv != DTX_OK)
+		return rv;
+	r->done = done;
+	r->done_arg = arg;
+	coord__run_start(r);
+	return DTX_OK;
 }
 
 // Whether from may learn the outcome of t (NULL: a txid this coordinator

@@ -592,56 +592,76 @@ http_addr(const char *url, char *buf, size_t len)
 		snprintf(buf, len, "%.*s:0", (int)(colon - h), h);
 }
 
-// A daemon's trust flags: mutual TLS with its certificate from
-// DIR/certs, or --insecure (plaintext links, which the daemon announces in
-// its log and HEALTH).
-typedef struct tls_args {
-	char ca[PATH_MAX + 16], cakey[PATH_MAX + 16];
-	char crt[PATH_MAX + 16], key[PATH_MAX + 16];
-} tls_args;
-
-// Puts node nd's trust flags into out (pointing into t) and returns how
-// many.
+// Puts node nd's trust flags into out (pointing into a) and returns how
+// many: mutual TLS with its certificate from DIR/certs, or --insecure
+// (plaintext links, which the daemon announces in its log and HEALTH).
 static size_t
-tls_argv(hx_cluster *c, const dtx_node *nd, tls_args *t, char **out)
+tls_argv(hx_cluster *c, const dtx_node *nd, hx_daemon_args *a, char **out)
 {
 	static char insecure[] = "--insecure", ca[] = "--tls-ca",
-	            crt[] = "--tls-cert", key[] = "--tls-key";
+	            crt[] = "--tls-cert", key[] = "--tls-key",
+	            secure[] = "--insecure=false";
 	char dir[PATH_MAX + 16];
 	if (!c->tls) {
 		out[0] = insecure;
 		return 1;
 	}
 	path_of(c, dir, sizeof(dir), "certs", 0);
-	hx_certs_paths(dir, PROTO_ROLE_NONE, 0, t->ca, t->cakey, sizeof(t->ca));
-	hx_certs_paths(dir, hx_proto_role(nd->role), nd->id, t->crt, t->key,
-	    sizeof(t->crt));
-	char *a[] = { ca, t->ca, crt, t->crt, key, t->key };
-	memcpy(out, a, sizeof(a));
-	return 6;
+	hx_certs_paths(dir, PROTO_ROLE_NONE, 0, a->ca, a->cakey, sizeof(a->ca));
+	hx_certs_paths(dir, hx_proto_role(nd->role), nd->id, a->crt, a->key,
+	    sizeof(a->crt));
+	// A TLS cluster's daemons take no --insecure from the environment
+	// (the two exclude each other).
+	char *v[] = { secure, ca, a->ca, crt, a->crt, key, a->key };
+	memcpy(out, v, sizeof(v));
+	return sizeof(v) / sizeof(v[0]);
 }
 
 dtx_err
-hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
+hx_cluster_daemon_args(hx_cluster *c, uint32_t id, hx_daemon_args *a)
 {
+	static char nodeid[] = "--node-id", topo[] = "--topology",
+	            data[] = "--data", http[] = "--http",
+	            faults[] = "--enable-faults", level[] = "--log-level";
 	const dtx_node *nd = dtx_topo_find(&c->topo, id);
-	char bin[PATH_MAX], data[PATH_MAX + 32], topo[PATH_MAX + 32];
-	char idtxt[16], logp[PATH_MAX + 32];
+	memset(a, 0, sizeof(*a));
 	if (nd == NULL || nd->role == DTX_ROLE_CLIENT)
 		return DTX_EINVAL;
-	if (alive(c, id))
-		return DTX_EEXIST;
-	if (find_daemon(nd->role, bin, sizeof(bin)) != DTX_OK) {
+	if (find_daemon(nd->role, a->bin, sizeof(a->bin)) != DTX_OK) {
 		DTX_LOG(DTX_LOG_ERROR, "CLUSTER_NOBIN",
 		    "cannot find dtx-%s (set DTX_BIN_DIR)",
 		    dtx_role_name(nd->role));
 		return DTX_ENOENT;
 	}
-	path_of(c, data, sizeof(data), "data/%u", id);
-	path_of(c, topo, sizeof(topo), "topology", 0);
-	path_of(c, logp, sizeof(logp), "logs/%u.log", id);
-	snprintf(idtxt, sizeof(idtxt), "%u", id);
+	path_of(c, a->data, sizeof(a->data), "data/%u", id);
+	path_of(c, a->topo, sizeof(a->topo), "topology", 0);
+	snprintf(a->id, sizeof(a->id), "%u", id);
+	snprintf(a->level, sizeof(a->level), "%s", c->log_level);
+	// Each daemon serves /metrics, /livez and /readyz on a free port of
+	// its own address (written to DATA/http.addr).
+	http_addr(nd->url, a->http, sizeof(a->http));
+	char *v[] = { a->bin, nodeid, a->id, topo, a->topo, data, a->data, http,
+		a->http };
+	size_t n = sizeof(v) / sizeof(v[0]);
+	memcpy(a->argv, v, sizeof(v));
+	n += tls_argv(c, nd, a, a->argv + n);
+	if (c->enable_faults)
+		a->argv[n++] = faults;
+	if (a->level[0] != '\0') {
+		a->argv[n++] = level;
+		a->argv[n++] = a->level;
+	}
+	a->argv[n] = NULL;
+	a->argc = (int)n;
+	return DTX_OK;
+}
 
+// Starts node id's daemon with a's command line, its output appended to
+// logp.
+static dtx_err
+spawn(hx_cluster *c, uint32_t id, char *const env[], hx_daemon_args *a,
+    const char *logp)
+{
 	// The cluster's own entries (hx_cluster_set_env) come after the
 	// call's, which override them.
 	char *both[32];
@@ -650,11 +670,6 @@ hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
 		both[nb++] = env[i];
 	for (size_t i = 0; c->envp[i] != NULL; i++)
 		both[nb++] = c->envp[i];
-	// A TLS cluster's daemons take no --insecure from the environment
-	// (the two exclude each other).
-	char no_insecure[] = "DTX_INSECURE=0";
-	if (c->tls)
-		both[nb++] = no_insecure;
 	both[nb] = NULL;
 	env = both;
 	// Build the environment before fork: the child only execs.
@@ -684,23 +699,10 @@ hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
 	char nsname[HX_NETNS_PREFIX_MAX + 16],
 	    ipbin[] = "ip", netnsw[] = "netns", execw[] = "exec";
 	snprintf(nsname, sizeof(nsname), "%s-%u", c->prefix, id);
-	// Each daemon serves /metrics, /livez and /readyz on a free port of
-	// its own address (written to DATA/http.addr).
-	char http[sizeof(nd->url)];
-	http_addr(nd->url, http, sizeof(http));
-	char *argv[] = { ipbin, netnsw, execw, nsname, bin, "--node-id", idtxt,
-		"--topology", topo, "--data", data, "--http", http, NULL, NULL,
-		NULL, NULL, NULL, NULL, NULL, NULL, NULL };
-	size_t na = 13;
-	tls_args tls;
-	na += tls_argv(c, nd, &tls, argv + na);
-	if (c->enable_faults)
-		argv[na++] = "--enable-faults";
-	if (c->log_level[0] != '\0') {
-		argv[na++] = "--log-level";
-		argv[na++] = c->log_level;
-	}
+	char *argv[4 + HX_DAEMON_ARGV_MAX] = { ipbin, netnsw, execw, nsname };
+	memcpy(argv + 4, a->argv, sizeof(a->argv));
 	char **av = c->netns ? argv : argv + 4;
+	const char *bin = a->bin;
 	char ippath[3][32] = { "/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip" };
 	int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (logfd < 0) {
@@ -739,6 +741,26 @@ hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
 	c->pid[id] = pid;
 	c->child[id] = true;
 	return save_state(c);
+}
+
+dtx_err
+hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
+{
+	char logp[PATH_MAX + 32];
+	if (alive(c, id))
+		return DTX_EEXIST;
+	hx_daemon_args *a = dtx_alloc(sizeof(*a));
+	if (a == NULL)
+		return DTX_ENOMEM;
+	dtx_err rv = hx_cluster_daemon_args(c, id, a);
+	if (rv != DTX_OK) {
+		dtx_free(a);
+		return rv;
+	}
+	path_of(c, logp, sizeof(logp), "logs/%u.log", id);
+	rv = spawn(c, id, env, a, logp);
+	dtx_free(a);
+	return rv;
 }
 
 static bool

@@ -165,6 +165,22 @@ const char *hx_cluster_dir(const hx_cluster *c);
 // with NULL). Refuses with DTX_EEXIST when it is already running.
 dtx_err hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[]);
 
+// Node id's daemon command line as hx_cluster_start runs it (without the
+// netns wrapper): the executable, --node-id, --topology, --data, --http,
+// the trust flags, --enable-faults and --log-level as the cluster has
+// them. argv[0] is the executable's path, argv[argc] is NULL; every
+// string lives in *a. DTX_EINVAL (no such node, or a client),
+// DTX_ENOENT (no daemon executable found).
+#define HX_DAEMON_ARGV_MAX 24
+typedef struct hx_daemon_args {
+	int argc;
+	char *argv[HX_DAEMON_ARGV_MAX];
+	char bin[4096], data[4096 + 32], topo[4096 + 32], http[320];
+	char ca[4096 + 16], cakey[4096 + 16], crt[4096 + 16], key[4096 + 16];
+	char id[16], level[16];
+} hx_daemon_args;
+dtx_err hx_cluster_daemon_args(hx_cluster *c, uint32_t id, hx_daemon_args *a);
+
 // Adds env (copied; "KEY=VALUE" entries, at most HX_CLUSTER_ENV_MAX, the
 // list ends with NULL) to the environment of every daemon started from
 // now on through c, after hx_cluster_start's own entries (which win).

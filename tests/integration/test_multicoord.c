@@ -19,9 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 
 #include "harness.h"
@@ -489,6 +492,203 @@ test_bench_two_orchestrators(void **state)
 	hx_jdoc_free(d);
 }
 
+// The exit status of `dtx bench ARGS` (its output dropped), or -1 when
+// the build tree is not known.
+static int
+bench_status(const char *args)
+{
+	const char *root = getenv("DTX_BUILD_ROOT");
+	char cmd[1024];
+	if (root == NULL)
+		return -1;
+	snprintf(cmd, sizeof(cmd),
+	    "'%s/cli/dtx' bench %s --dir /var/tmp >/dev/null 2>&1", root, args);
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+// A pc coordinator holds nothing that must outlive it, so dtx bench runs
+// it in its own process by default: the clients call it directly (one
+// thread each, or from its completions), it still serves its URL (its
+// HEALTH counts every transfer they made) and reports no CPU of its
+// own. A 2PC or 3PC coordinator, whose log decides, is refused there.
+static void
+test_bench_embedded_pc(void **state)
+{
+	(void)state;
+	static const char *const runs[] = {
+		"2pc --mode pc --participants 2 --clients 2 --client-batch 1 "
+		"--seconds 2 --rpc-seconds 1 --accounts 256",
+		"2pc --mode pc --participants 2 --clients 8 --client-batch 8 "
+		"--seconds 2 --rpc-seconds 1 --accounts 256",
+	};
+	for (size_t r = 0; r < sizeof(runs) / sizeof(runs[0]); r++) {
+		hx_jdoc *d;
+		if (!bench_json(runs[r], &d)) {
+			skip();
+			return;
+		}
+		const hx_jv *root = hx_jdoc_root(d);
+		const hx_jv *where = hx_jv_get(root, "coordinator");
+		assert_non_null(where);
+		assert_string_equal(where->s, "embedded");
+		int64_t committed = 0, errors = 1, unknown = 1, counted = 0;
+		assert_int_equal(
+		    hx_jv_int(hx_jv_get(root, "committed"), &committed),
+		    DTX_OK);
+		assert_int_equal(
+		    hx_jv_int(hx_jv_get(root, "errors"), &errors), DTX_OK);
+		assert_int_equal(
+		    hx_jv_int(hx_jv_get(root, "unknown"), &unknown), DTX_OK);
+		assert_true(committed > 0);
+		assert_int_equal(errors, 0);
+		assert_int_equal(unknown, 0);
+		const hx_jv *by = hx_jv_get(root, "committed_by_coordinator");
+		assert_non_null(by);
+		assert_int_equal(by->len, 1);
+		assert_int_equal(hx_jv_int(by->first, &counted), DTX_OK);
+		assert_true(counted >= committed);
+		const hx_jv *cs =
+		    hx_jv_get(root, "switches_per_txn_coordinator");
+		assert_non_null(cs);
+		assert_true(cs->d < 0);
+		hx_jdoc_free(d);
+	}
+	assert_int_equal(bench_status("2pc --mode 2pc --coordinator embedded "
+	                              "--seconds 1"),
+	    64);
+	assert_int_equal(bench_status("2pc --mode 3pc --coordinator embedded "
+	                              "--seconds 1"),
+	    64);
+	assert_int_equal(bench_status("2pc --mode pc --coordinator elsewhere "
+	                              "--seconds 1"),
+	    64);
+}
+
+// The cluster directory dtx bench made under dir (out: its path), once
+// its state file is there.
+static bool
+bench_cluster_dir(const char *dir, char *out, size_t len)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return false;
+	bool found = false;
+	struct dirent *e;
+	while (!found && (e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, ".dtx-bench-", 11) != 0)
+			continue;
+		char st[512];
+		snprintf(st, sizeof(st), "%s/%s/cluster.state", dir, e->d_name);
+		found = access(st, F_OK) == 0;
+		if (found)
+			snprintf(out, len, "%s/%s", dir, e->d_name);
+	}
+	closedir(d);
+	return found;
+}
+
+// A HEALTH counter of node id (-1 when it does not answer).
+static int64_t
+node_counter(hx_conn *conn, uint32_t id, const char *name)
+{
+	proto_msg rep;
+	if (hx_health(conn, id, 2000, &rep) != DTX_OK)
+		return -1;
+	int64_t v = hx_health_counter(&rep, name);
+	proto_msg_free(&rep);
+	return v;
+}
+
+// The process that embeds a pc coordinator dies for good in the middle
+// of its transfers, some of which only one participant has voted on
+// (the other is paused): nobody is left to finish them, and nobody needs
+// to. The participants resolve every one among themselves (in doubt:
+// none left, some resolved by peers) and the bank's total is what it was.
+static void
+test_embedded_pc_client_killed(void **state)
+{
+	(void)state;
+	const char *root = getenv("DTX_BUILD_ROOT");
+	if (root == NULL) {
+		skip();
+		return;
+	}
+	char dir[64] = "/var/tmp/dtx-emb-XXXXXX", cdir[512], bin[512];
+	assert_non_null(mkdtemp(dir));
+	snprintf(bin, sizeof(bin), "%s/cli/dtx", root);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		execl(bin, "dtx", "bench", "2pc", "--mode", "pc", "--insecure",
+		    "--participants", "2", "--clients", "8", "--client-batch",
+		    "1", "--seconds", "120", "--rpc-seconds", "1", "--accounts",
+		    "64", "--dir", dir, (char *)NULL);
+		_exit(127);
+	}
+	uint64_t end = dtx_mono_ns() + 30000000000ull;
+	while (
+	    !bench_cluster_dir(dir, cdir, sizeof(cdir)) && dtx_mono_ns() < end)
+		dtx_sleep_ms(50);
+	hx_cluster *cl = NULL;
+	char err[256];
+	assert_int_equal(hx_cluster_open(cdir, &cl, err, sizeof(err)), DTX_OK);
+	const dtx_topo *t = hx_cluster_topo(cl);
+	assert_int_equal(t->nparts, 2);
+	uint32_t p1 = t->parts[0], p2 = t->parts[1];
+	hx_conn *conn = NULL;
+	assert_int_equal(hx_conn_open(t, &conn), DTX_OK);
+	// Transfers flow (the accounts are made first), then participant 2
+	// stops answering: participant 1 votes YES on what 2 never saw.
+	while (node_counter(conn, p1, "committed") < 500 && dtx_mono_ns() < end)
+		dtx_sleep_ms(50);
+	assert_true(node_counter(conn, p1, "committed") >= 500);
+	int pp2 = hx_cluster_pid(cl, p2);
+	assert_true(pp2 > 0);
+	assert_int_equal(kill(pp2, SIGSTOP), 0);
+	dtx_sleep_ms(300);
+	int64_t prepared = node_counter(conn, p1, "in_doubt");
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_int_equal(kill(pp2, SIGCONT), 0);
+	// Past the in-doubt timeout (2 s) and a few resolver rounds.
+	end = dtx_mono_ns() + 30000000000ull;
+	int64_t left = -1;
+	while (dtx_mono_ns() < end) {
+		int64_t a = node_counter(conn, p1, "in_doubt");
+		int64_t b = node_counter(conn, p2, "in_doubt");
+		left = a < 0 || b < 0 ? -1 : a + b;
+		if (left == 0)
+			break;
+		dtx_sleep_ms(200);
+	}
+	int64_t by_peers = node_counter(conn, p1, "resolved_by_peers") +
+	    node_counter(conn, p2, "resolved_by_peers");
+	hx_snapshot s;
+	dtx_err rv = hx_snapshot_read(conn, 0, 20000, &s);
+	int64_t total = rv == DTX_OK ? s.total : -1;
+	size_t n = rv == DTX_OK ? s.n : 0;
+	if (rv == DTX_OK)
+		hx_snapshot_fini(&s);
+	hx_conn_close(conn);
+	hx_cluster_stop_all(cl, 10000);
+	hx_cluster_free(cl);
+	if (getenv("DTX_KEEP_TEST_DIR") == NULL)
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fprintf(stderr,
+	    "in doubt at participant %u when the bench died: %" PRId64
+	    "; resolved by peers since: %" PRId64 "; left: %" PRId64 "\n",
+	    p1, prepared, by_peers, left);
+	assert_true(prepared >= 1);
+	assert_int_equal(left, 0);
+	assert_true(by_peers >= 1);
+	assert_int_equal(rv, DTX_OK);
+	assert_int_equal(n, 64);
+	assert_int_equal(total, 64 * INT64_C(1000000000));
+}
+
 int
 main(void)
 {
@@ -497,6 +697,8 @@ main(void)
 		cmocka_unit_test(test_in_doubt_asks_own_coordinator),
 		cmocka_unit_test(test_bench_two_coordinators),
 		cmocka_unit_test(test_bench_two_orchestrators),
+		cmocka_unit_test(test_bench_embedded_pc),
+		cmocka_unit_test(test_embedded_pc_client_killed),
 		cmocka_unit_test(test_vote_not_behind_commit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
