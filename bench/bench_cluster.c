@@ -617,16 +617,18 @@ bench_main(const char *what, const dtx_cfg_opt *table, size_t n, void *cfg,
 	return rc;
 }
 
-// Starts the participants and the first node of role head, then waits for
-// them to be ready.
+// Starts the participants and the nodes of role head but skip (NULL:
+// none), then waits for them to be ready.
 static dtx_err
-start_head_and_parts(hx_cluster *cl, const dtx_topo *topo, dtx_role head)
+start_head_and_parts(
+    hx_cluster *cl, const dtx_topo *topo, dtx_role head, const dtx_node *skip)
 {
 	for (int pass = 0; pass < 2; pass++)
 		for (uint32_t i = 0; i < topo->n; i++) {
 			const dtx_node *nd = &topo->nodes[i];
-			if (nd->role != DTX_ROLE_PARTICIPANT &&
-			    nd->role != head)
+			if ((nd->role != DTX_ROLE_PARTICIPANT &&
+			        nd->role != head) ||
+			    nd == skip)
 				continue;
 			dtx_err rv = pass == 0
 			    ? hx_cluster_start(cl, nd->id, NULL)
@@ -688,26 +690,6 @@ embed_close(bench_env *e)
 	if (e->co_cfg != NULL)
 		dtx_free(e->co_cfg); // its strings went with the runtime
 	e->co_cfg = NULL;
-}
-
-// Starts every node but the first coordinator and waits until they are
-// ready.
-static dtx_err
-start_but_head(hx_cluster *cl, const dtx_topo *topo)
-{
-	const dtx_node *hn = dtx_topo_first(topo, DTX_ROLE_COORDINATOR);
-	for (int pass = 0; pass < 2; pass++)
-		for (uint32_t i = 0; i < topo->n; i++) {
-			const dtx_node *nd = &topo->nodes[i];
-			if (nd == hn || nd->role == DTX_ROLE_CLIENT)
-				continue;
-			dtx_err rv = pass == 0
-			    ? hx_cluster_start(cl, nd->id, NULL)
-			    : hx_cluster_wait_ready(cl, nd->id, 30000);
-			if (rv != DTX_OK)
-				return rv;
-		}
-	return DTX_OK;
 }
 
 // Opens a client to every node of role head after the first (e->head).
@@ -797,10 +779,11 @@ bench_env_open_heads(bench_env *e, const char *what, const char *dir,
 		fprintf(stderr, "%s: %s\n", what, err);
 		return HX_EXIT_FAILURE;
 	}
-	if (embed)
-		rv = start_but_head(e->cl, e->topo);
+	if (embed) // all but the first coordinator, which runs here
+		rv = start_head_and_parts(e->cl, e->topo, head,
+		    dtx_topo_first(e->topo, DTX_ROLE_COORDINATOR));
 	else if (head == DTX_ROLE_SAGA)
-		rv = start_head_and_parts(e->cl, e->topo, head);
+		rv = start_head_and_parts(e->cl, e->topo, head, NULL);
 	else
 		rv = hx_cluster_start_all(e->cl, 30000);
 	if (rv != DTX_OK) {
