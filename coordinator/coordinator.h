@@ -50,9 +50,11 @@ void coord_hooks(coord *c, proto_daemon_hooks *hooks);
 // coordinator embedded in the application: it holds no state that must
 // outlive the process, see pc.c). req (a PROTO_TXN) is borrowed until the
 // answer. coord_txn waits for it: *rep gets the TXN_REPLY (owned:
-// proto_msg_free). coord_txn_async returns at once and later calls
-// done(arg, DTX_OK, rep) once, from a thread of the coordinator, with the
-// TXN_REPLY, which done takes over (proto_msg_free). Both refuse at once,
+// proto_msg_free). coord_txn_async returns at once and calls
+// done(arg, DTX_OK, rep) once with the TXN_REPLY, which done takes over
+// (proto_msg_free): from a thread of the coordinator, or from the calling
+// thread before it returns when no vote could even be sent. done may
+// start the next transaction. Both refuse at once,
 // without calling done: DTX_EINVAL (no operation, no participant, a
 // reserved txid), DTX_EEXIST (a txid still known), DTX_ECLOSED (stopped),
 // DTX_EFAILED (the decision log failed), DTX_ENOMEM.
