@@ -310,7 +310,7 @@ flight_done(void *arg, dtx_err err, proto_msg *rep)
 	} else {
 		if (err == DTX_OK &&
 		    (rep->hdr.type != PROTO_BATCH || rep->u.batch.n != n)) {
-			DTX_LOG(DTX_LOG_WARN, "BATCH_REPLY",
+			DTX_LOG_RL(DTX_LOG_WARN, "BATCH_REPLY", ch->peer,
 			    "participant %u answered a batch of %u with %s of "
 			    "%u",
 			    ch->peer, n, proto_type_name(rep->hdr.type),
@@ -318,7 +318,9 @@ flight_done(void *arg, dtx_err err, proto_msg *rep)
 			err = DTX_EPROTO;
 		}
 		if (err == DTX_EREFUSED) {
-			DTX_LOG(DTX_LOG_WARN, "BATCH_REFUSED",
+			// One line a second for each participant: while its
+			// clock lags this one's, every batch is refused.
+			DTX_LOG_RL(DTX_LOG_WARN, "BATCH_REFUSED", ch->peer,
 			    "participant %u refused a batch: %s", ch->peer,
 			    rep->u.error.reason ? rep->u.error.reason
 			                        : "(no reason)");

@@ -342,7 +342,11 @@ part__status(part *p, const proto_msg *req, proto_msg *rep)
 		return rv;
 	if (never) {
 		part__count(p, PART_CTR_STATUS_NEVER_VOTED);
-		DTX_LOGF(DTX_LOG_INFO, "NEVER_VOTED",
+		// One line a second for each asker: a peer resolving many
+		// transactions at once (the coordinator's batches to this
+		// node were refused) asks about each; the counter has them
+		// all, the trace ring each one.
+		DTX_LOGF_RL(DTX_LOG_INFO, "NEVER_VOTED", req->hdr.from,
 		    DTX_FIELDS(DTX_LF_TXID(txid), DTX_LF_PEER(req->hdr.from),
 		        DTX_LF_S("state", "aborted")),
 		    "STATUS for a transaction never voted on: aborted");

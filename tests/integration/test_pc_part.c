@@ -167,6 +167,28 @@ test_pc_fence_before_late_prepare(void **state)
 		h_expect(h, peers[i], 0, keys[i], 10);
 }
 
+// Asked about many transactions it never saw (as when the coordinator's
+// batches to it were refused and its peers resolve every transfer), a
+// participant fences each one, counts each, and logs about one line a
+// second for the asker, not one per transaction.
+static void
+test_pc_never_voted_not_flooding(void **state)
+{
+	harness *h = *state;
+	const int n = 200;
+	int64_t c0 = h_health_counter(h, 3, "status_never_voted");
+	int l0 = h_log_count(h, 3, "msg=NEVER_VOTED");
+	uint64_t t0 = dtx_mono_ns();
+	for (int i = 0; i < n; i++)
+		assert_int_equal(h_status(h, 3, 9100000 + (uint64_t)i, NULL),
+		    PROTO_TS_NEVER_VOTED);
+	uint64_t secs = (dtx_mono_ns() - t0) / 1000000000u;
+	assert_int_equal(h_health_counter(h, 3, "status_never_voted") - c0, n);
+	int lines = h_log_count(h, 3, "msg=NEVER_VOTED") - l0;
+	assert_true(lines >= 1);
+	assert_true(lines <= (int)secs + 2);
+}
+
 // Rule 26: a peer that cannot be reached keeps the transaction in doubt
 // (its vote could be either); once it is back it is fenced, and the
 // others abort.
@@ -245,6 +267,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pc_derived_ts),
 		cmocka_unit_test(test_pc_fence_before_late_prepare),
+		cmocka_unit_test(test_pc_never_voted_not_flooding),
 		cmocka_unit_test(test_pc_vote_once),
 		cmocka_unit_test(test_pc_unreachable_keeps_doubt),
 		cmocka_unit_test(test_pc_no_is_durable),
