@@ -47,6 +47,8 @@ bench_call(
 	return rv;
 }
 
+// The answer of a's request: from the batcher, or from an embedded
+// coordinator (a coord_txn_done).
 static void
 async_done(void *arg, dtx_err err, proto_msg *rep)
 {
@@ -65,13 +67,6 @@ async_done(void *arg, dtx_err err, proto_msg *rep)
 	bench_async_send(a);
 }
 
-// The answer of an embedded coordinator (coord_txn_done).
-static void
-embedded_done(void *arg, dtx_err err, proto_msg *rep)
-{
-	async_done(arg, err, rep);
-}
-
 // Sends a's next request, or stops a: one step of bench_async_send.
 static void
 async_send_one(bench_async *a)
@@ -83,7 +78,7 @@ async_send_one(bench_async *a)
 	proto_msg *req = a->next(a->owner);
 	a->t0 = dtx_mono_ns();
 	dtx_err rv = a->co != NULL
-	    ? coord_txn_async(a->co, req, embedded_done, a)
+	    ? coord_txn_async(a->co, req, async_done, a)
 	    : proto_batcher_call_async(a->b, req, a->timeout_ms, async_done, a);
 	if (rv != DTX_OK) {
 		proto_msg none;
