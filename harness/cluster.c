@@ -747,12 +747,14 @@ dtx_err
 hx_cluster_start(hx_cluster *c, uint32_t id, char *const env[])
 {
 	char logp[PATH_MAX + 32];
-	if (alive(c, id))
-		return DTX_EEXIST;
 	hx_daemon_args *a = dtx_alloc(sizeof(*a));
 	if (a == NULL)
 		return DTX_ENOMEM;
+	// The node's command line first: it refuses an id the topology
+	// does not have, before alive() looks it up.
 	dtx_err rv = hx_cluster_daemon_args(c, id, a);
+	if (rv == DTX_OK && alive(c, id))
+		rv = DTX_EEXIST;
 	if (rv != DTX_OK) {
 		dtx_free(a);
 		return rv;

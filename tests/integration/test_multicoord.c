@@ -212,6 +212,15 @@ static void
 test_spread_and_kill(void **state)
 {
 	mc_fx *fx = *state;
+	// No daemon for an id the topology lacks, nor for its client node.
+	assert_int_equal(
+	    hx_cluster_start(fx->cl, DTX_TOPO_MAX, NULL), DTX_EINVAL);
+	assert_int_equal(
+	    hx_cluster_start(fx->cl, UINT32_MAX, NULL), DTX_EINVAL);
+	const dtx_node *cn =
+	    dtx_topo_first(hx_cluster_topo(fx->cl), DTX_ROLE_CLIENT);
+	assert_non_null(cn);
+	assert_int_equal(hx_cluster_start(fx->cl, cn->id, NULL), DTX_EINVAL);
 	int64_t t0 = total(fx);
 	int64_t a0 = coord_counter(fx, CO_A, "committed");
 	int64_t b0 = coord_counter(fx, CO_B, "committed");
