@@ -137,10 +137,11 @@ struct bench_fleet {
 	void *workers; // owned: n structs of stride bytes
 	size_t stride;
 	int n, started;
-	proto_batcher *batcher; // owned; NULL: a thread per client, unless
-	bool async; // the clients run from completions (batchers, or co)
-	// With several heads: a batcher to each (batcher is the first);
-	// client i uses batchers[i % nbatchers].
+	// false: a thread per client; true: the clients run from
+	// completions (of batchers, or of an embedded coordinator).
+	bool async;
+	// Batchers (owned), one to each head; client i uses
+	// batchers[i % nbatchers].
 	proto_batcher *batchers[HX_COORDINATORS_MAX];
 	uint32_t nbatchers;
 	atomic_int ready, finished;

@@ -354,12 +354,6 @@ run_bench(const void *arg)
 		    cfg->mode);
 		return HX_EXIT_USAGE;
 	}
-	if (embed && cfg->coordinators != 1) {
-		fprintf(stderr,
-		    "dtx bench 2pc: --coordinator embedded runs one "
-		    "coordinator (--coordinators 1)\n");
-		return HX_EXIT_USAGE;
-	}
 	int rc = bench_run_open_heads(&br, "dtx bench 2pc", cfg->dir,
 	    cfg->participants, DTX_ROLE_COORDINATOR,
 	    (uint32_t)cfg->coordinators, cfg->log_level, cfg->accounts,

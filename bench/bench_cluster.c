@@ -503,7 +503,6 @@ bench_fleet_open_heads(bench_fleet *f, size_t stride, int n, void *ctx,
 		if (rv == DTX_OK)
 			f->nbatchers++;
 	}
-	f->batcher = f->batchers[0];
 	for (int i = 0; i < n; i++) {
 		bench_client *c = fleet_client(f, i);
 		// splitmix64 states that differ by multiples of its increment
@@ -587,7 +586,6 @@ bench_fleet_close(bench_fleet *f)
 	for (uint32_t k = 0; k < f->nbatchers; k++)
 		proto_batcher_close(f->batchers[k]);
 	f->nbatchers = 0;
-	f->batcher = NULL;
 	dtx_free(f->workers);
 	f->workers = NULL;
 }
@@ -682,8 +680,7 @@ embed_close(bench_env *e)
 	coord_close(e->co);
 	e->co = NULL;
 	e->co_d = NULL;
-	if (e->co_cfg != NULL)
-		dtx_free(e->co_cfg); // its strings went with the runtime
+	dtx_free(e->co_cfg); // its strings went with the runtime
 	e->co_cfg = NULL;
 }
 
@@ -723,7 +720,9 @@ bench_env_open_heads(bench_env *e, const char *what, const char *dir,
 	char err[256];
 	memset(e, 0, sizeof(*e));
 	if (embed && (head != DTX_ROLE_COORDINATOR || nheads != 1)) {
-		fprintf(stderr, "%s: only a single coordinator runs embedded\n",
+		fprintf(stderr,
+		    "%s: an embedded coordinator runs alone (one "
+		    "coordinator, no other head)\n",
 		    what);
 		return HX_EXIT_USAGE;
 	}
